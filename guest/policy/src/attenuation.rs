@@ -1,0 +1,483 @@
+//! Authority attenuation: a child's mandate lies within its parent's in every dimension
+//! (AG-001; AG-396 4.7; the authority-attenuation pattern of sub-budgets, action masks and
+//! depth limits).
+//!
+//! [`check_within`] refuses a widening request and names the dimension; [`narrow`] computes
+//! the narrowest mandate valid for both the parent and the request.
+
+use alloc::format;
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+
+use crate::action;
+use crate::model::{Budget, Denial, Mandate, Task};
+use crate::reasons::Reason;
+
+/// Whether counterparty pattern `outer` covers `inner` (`*` covers all).
+fn counterparty_covers(outer: &str, inner: &str) -> bool {
+    outer == "*" || outer == inner
+}
+
+fn denial(reason: Reason, message: String) -> Denial {
+    Denial { reason, message }
+}
+
+/// Checks that `child` is within `parent` in every dimension: budget per unit, action kinds,
+/// counterparties, value ceiling, expiry, and strictly smaller remaining depth.
+pub fn check_within(parent: &Mandate, child: &Mandate) -> Result<(), Denial> {
+    for budget in &child.budgets {
+        match parent.budget(budget.unit) {
+            Some(available) if budget.amount <= available => {}
+            Some(available) => {
+                return Err(denial(
+                    Reason::BudgetWidened,
+                    format!(
+                        "`budgets`: {:?} {} exceeds the parent's remaining {available}",
+                        budget.unit, budget.amount
+                    ),
+                ));
+            }
+            None => {
+                return Err(denial(
+                    Reason::BudgetWidened,
+                    format!(
+                        "`budgets`: the parent holds no {:?} budget to pass on",
+                        budget.unit
+                    ),
+                ));
+            }
+        }
+    }
+    if let Some(kind) = child
+        .action_kinds
+        .iter()
+        .find(|kind| !parent.action_kinds.iter().any(|p| action::covers(p, kind)))
+    {
+        return Err(denial(
+            Reason::ActionKindsWidened,
+            format!(
+                "`action_kinds`: `{kind}` is not within the parent's {:?}",
+                parent.action_kinds
+            ),
+        ));
+    }
+    if let Some(party) = child.counterparties.iter().find(|party| {
+        !parent
+            .counterparties
+            .iter()
+            .any(|p| counterparty_covers(p, party))
+    }) {
+        return Err(denial(
+            Reason::CounterpartiesWidened,
+            format!(
+                "`counterparties`: `{party}` is not within the parent's {:?}",
+                parent.counterparties
+            ),
+        ));
+    }
+    if child.value_ceiling > parent.value_ceiling {
+        return Err(denial(
+            Reason::ValueCeilingWidened,
+            format!(
+                "`value_ceiling`: {} exceeds the parent's {}",
+                child.value_ceiling, parent.value_ceiling
+            ),
+        ));
+    }
+    if child.expires_at > parent.expires_at {
+        return Err(denial(
+            Reason::ExpiryWidened,
+            format!(
+                "`expires_at`: {} is later than the parent's {}",
+                child.expires_at, parent.expires_at
+            ),
+        ));
+    }
+    if child.remaining_depth >= parent.remaining_depth {
+        return Err(denial(
+            Reason::DepthNotNarrowed,
+            format!(
+                "`remaining_depth`: {} must be smaller than the parent's {}",
+                child.remaining_depth, parent.remaining_depth
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Checks that the task can be carried out under `mandate`: its action kind, value and
+/// counterparty are all permitted.
+pub fn check_task(mandate: &Mandate, task: &Task) -> Result<(), Denial> {
+    if !action::any_permits(&mandate.action_kinds, &task.action_kind) {
+        return Err(denial(
+            Reason::ActionNotPermitted,
+            format!(
+                "`task.action_kind`: `{}` is not within {:?}",
+                task.action_kind, mandate.action_kinds
+            ),
+        ));
+    }
+    if task.value > mandate.value_ceiling {
+        return Err(denial(
+            Reason::ValueOverCeiling,
+            format!(
+                "`task.value`: {} exceeds the value ceiling {}",
+                task.value, mandate.value_ceiling
+            ),
+        ));
+    }
+    if let Some(party) = &task.counterparty
+        && !mandate
+            .counterparties
+            .iter()
+            .any(|p| counterparty_covers(p, party))
+    {
+        return Err(denial(
+            Reason::CounterpartyNotPermitted,
+            format!(
+                "`task.counterparty`: `{party}` is not within {:?}",
+                mandate.counterparties
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn push_unique(list: &mut Vec<String>, item: &str) {
+    if !list.iter().any(|x| x == item) {
+        list.push(item.to_string());
+    }
+}
+
+/// The narrowest mandate within both `parent` and `requested`: the per-dimension intersection,
+/// with remaining depth at most the parent's minus one.
+///
+/// The result is always within `parent` by [`check_within`] when the parent may delegate at
+/// all (`parent.remaining_depth > 0`), and never wider than `requested`.
+pub fn narrow(parent: &Mandate, requested: &Mandate) -> Mandate {
+    let mut action_kinds = Vec::new();
+    for wanted in &requested.action_kinds {
+        for held in &parent.action_kinds {
+            if let Some(common) = action::intersect(held, wanted) {
+                push_unique(&mut action_kinds, common);
+            }
+        }
+    }
+    let mut counterparties = Vec::new();
+    for wanted in &requested.counterparties {
+        for held in &parent.counterparties {
+            if counterparty_covers(held, wanted) {
+                push_unique(&mut counterparties, wanted);
+            } else if counterparty_covers(wanted, held) {
+                push_unique(&mut counterparties, held);
+            }
+        }
+    }
+    let mut budgets: Vec<Budget> = Vec::new();
+    for wanted in &requested.budgets {
+        if budgets.iter().any(|b| b.unit == wanted.unit) {
+            continue;
+        }
+        let asked = requested.budget(wanted.unit).unwrap_or(wanted.amount);
+        if let Some(available) = parent.budget(wanted.unit) {
+            budgets.push(Budget {
+                unit: wanted.unit,
+                amount: asked.min(available),
+            });
+        }
+    }
+    Mandate {
+        value_ceiling: parent.value_ceiling.min(requested.value_ceiling),
+        action_kinds,
+        counterparties,
+        budgets,
+        remaining_depth: requested
+            .remaining_depth
+            .min(parent.remaining_depth.saturating_sub(1)),
+        expires_at: parent.expires_at.min(requested.expires_at),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{BudgetUnit, RiskLevel};
+    use alloc::vec;
+    use proptest::prelude::*;
+
+    fn strings(items: &[&str]) -> Vec<String> {
+        items.iter().map(|s| s.to_string()).collect()
+    }
+
+    fn parent() -> Mandate {
+        Mandate {
+            value_ceiling: 100_000,
+            action_kinds: strings(&["crm.*", "payment.refund"]),
+            counterparties: strings(&["acme", "globex"]),
+            budgets: vec![
+                Budget {
+                    unit: BudgetUnit::UsdMicrocents,
+                    amount: 50_000_000,
+                },
+                Budget {
+                    unit: BudgetUnit::Tokens,
+                    amount: 10_000,
+                },
+            ],
+            remaining_depth: 3,
+            expires_at: 10_000,
+        }
+    }
+
+    fn child() -> Mandate {
+        Mandate {
+            value_ceiling: 10_000,
+            action_kinds: strings(&["crm.read", "payment.refund"]),
+            counterparties: strings(&["acme"]),
+            budgets: vec![Budget {
+                unit: BudgetUnit::UsdMicrocents,
+                amount: 5_000_000,
+            }],
+            remaining_depth: 1,
+            expires_at: 5_000,
+        }
+    }
+
+    fn reason_of(result: Result<(), Denial>) -> Option<Reason> {
+        result.err().map(|d| d.reason)
+    }
+
+    #[test]
+    fn a_narrower_child_is_within() {
+        assert_eq!(check_within(&parent(), &child()), Ok(()));
+    }
+
+    #[test]
+    fn each_widened_dimension_is_named() {
+        let cases: [(fn(&mut Mandate), Reason, &str); 8] = [
+            (
+                |m| m.budgets[0].amount = 60_000_000,
+                Reason::BudgetWidened,
+                "`budgets`",
+            ),
+            (
+                |m| {
+                    m.budgets.push(Budget {
+                        unit: BudgetUnit::Credits,
+                        amount: 1,
+                    })
+                },
+                Reason::BudgetWidened,
+                "Credits",
+            ),
+            (
+                |m| m.action_kinds.push("payment.*".into()),
+                Reason::ActionKindsWidened,
+                "`payment.*`",
+            ),
+            (
+                |m| m.action_kinds.push("email.send".into()),
+                Reason::ActionKindsWidened,
+                "`action_kinds`",
+            ),
+            (
+                |m| m.counterparties.push("initech".into()),
+                Reason::CounterpartiesWidened,
+                "`initech`",
+            ),
+            (
+                |m| m.value_ceiling = 100_001,
+                Reason::ValueCeilingWidened,
+                "`value_ceiling`",
+            ),
+            (
+                |m| m.expires_at = 10_001,
+                Reason::ExpiryWidened,
+                "`expires_at`",
+            ),
+            (
+                |m| m.remaining_depth = 3,
+                Reason::DepthNotNarrowed,
+                "`remaining_depth`",
+            ),
+        ];
+        for (widen, reason, named) in cases {
+            let mut wide = child();
+            widen(&mut wide);
+            let denial = check_within(&parent(), &wide).err();
+            assert_eq!(denial.as_ref().map(|d| d.reason), Some(reason));
+            let message = denial.map(|d| d.message).unwrap_or_default();
+            assert!(message.contains(named), "{message} should name {named}");
+        }
+    }
+
+    #[test]
+    fn a_star_counterparty_in_the_parent_admits_any() {
+        let mut p = parent();
+        p.counterparties = strings(&["*"]);
+        let mut c = child();
+        c.counterparties = strings(&["anyone"]);
+        assert_eq!(check_within(&p, &c), Ok(()));
+        c.counterparties = strings(&["*"]);
+        assert_eq!(check_within(&p, &c), Ok(()));
+        assert_eq!(
+            reason_of(check_within(&parent(), &c)),
+            Some(Reason::CounterpartiesWidened)
+        );
+    }
+
+    fn task(action: &str, value: u64, party: Option<&str>) -> Task {
+        Task {
+            id: "t".into(),
+            action_kind: action.into(),
+            risk: RiskLevel::Low,
+            value,
+            counterparty: party.map(Into::into),
+            completable_locally: true,
+        }
+    }
+
+    #[test]
+    fn the_task_must_fit_the_child_mandate() {
+        let c = child();
+        assert_eq!(check_task(&c, &task("crm.read", 10, Some("acme"))), Ok(()));
+        assert_eq!(
+            reason_of(check_task(&c, &task("crm.write", 10, None))),
+            Some(Reason::ActionNotPermitted)
+        );
+        assert_eq!(
+            reason_of(check_task(&c, &task("crm.read", 10_001, None))),
+            Some(Reason::ValueOverCeiling)
+        );
+        assert_eq!(
+            reason_of(check_task(&c, &task("crm.read", 1, Some("globex")))),
+            Some(Reason::CounterpartyNotPermitted)
+        );
+    }
+
+    #[test]
+    fn narrow_intersects_every_dimension() {
+        let mut wide = child();
+        wide.action_kinds = strings(&["crm.*", "payment.*", "email.send"]);
+        wide.counterparties = strings(&["*"]);
+        wide.budgets = vec![
+            Budget {
+                unit: BudgetUnit::UsdMicrocents,
+                amount: 90_000_000,
+            },
+            Budget {
+                unit: BudgetUnit::Credits,
+                amount: 5,
+            },
+        ];
+        wide.value_ceiling = u64::MAX;
+        wide.expires_at = u64::MAX;
+        wide.remaining_depth = 9;
+        let narrowed = narrow(&parent(), &wide);
+        assert_eq!(narrowed.action_kinds, strings(&["crm.*", "payment.refund"]));
+        assert_eq!(narrowed.counterparties, strings(&["acme", "globex"]));
+        assert_eq!(
+            narrowed.budgets,
+            vec![Budget {
+                unit: BudgetUnit::UsdMicrocents,
+                amount: 50_000_000
+            }]
+        );
+        assert_eq!(narrowed.value_ceiling, 100_000);
+        assert_eq!(narrowed.expires_at, 10_000);
+        assert_eq!(narrowed.remaining_depth, 2);
+        assert_eq!(check_within(&parent(), &narrowed), Ok(()));
+    }
+
+    // ---- property tests -------------------------------------------------------------------
+
+    fn action_strategy() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just("*".to_string()),
+            "(crm|payment|email)".prop_map(|f| format!("{f}.*")),
+            "(crm|payment|email)\\.(read|write|refund)".prop_map(|s| s.to_string()),
+            "(crm|payment)\\.(read|refund)\\.\\*".prop_map(|s| s.to_string()),
+        ]
+    }
+
+    fn mandate_strategy() -> impl Strategy<Value = Mandate> {
+        (
+            0u64..1_000,
+            proptest::collection::vec(action_strategy(), 0..4),
+            proptest::collection::vec("(\\*|acme|globex|initech)", 0..3),
+            proptest::collection::vec((0usize..4, 0u64..1_000), 0..4),
+            0u8..6,
+            0u64..1_000,
+        )
+            .prop_map(
+                |(
+                    value_ceiling,
+                    action_kinds,
+                    counterparties,
+                    budgets,
+                    remaining_depth,
+                    expires_at,
+                )| {
+                    let units = [
+                        BudgetUnit::UsdMicrocents,
+                        BudgetUnit::Tokens,
+                        BudgetUnit::Credits,
+                        BudgetUnit::RiskPoints,
+                    ];
+                    Mandate {
+                        value_ceiling,
+                        action_kinds,
+                        counterparties,
+                        budgets: budgets
+                            .into_iter()
+                            .map(|(u, amount)| Budget {
+                                unit: units[u % units.len()],
+                                amount,
+                            })
+                            .collect(),
+                        remaining_depth,
+                        expires_at,
+                    }
+                },
+            )
+    }
+
+    proptest! {
+        /// Attenuation only narrows: whatever is requested, the narrowed mandate is within the
+        /// parent and within the request.
+        #[test]
+        fn attenuation_only_narrows(parent in mandate_strategy(), requested in mandate_strategy()) {
+            let narrowed = narrow(&parent, &requested);
+            if parent.remaining_depth > 0 {
+                prop_assert_eq!(check_within(&parent, &narrowed), Ok(()));
+            }
+            let mut as_request = requested.clone();
+            as_request.remaining_depth = as_request.remaining_depth.saturating_add(1);
+            prop_assert_eq!(check_within(&as_request, &narrowed), Ok(()));
+        }
+
+        /// A request that is already within the parent survives narrowing unchanged in what it
+        /// permits: narrowing it again changes nothing.
+        #[test]
+        fn narrowing_is_idempotent(parent in mandate_strategy(), requested in mandate_strategy()) {
+            let once = narrow(&parent, &requested);
+            let twice = narrow(&parent, &once);
+            prop_assert_eq!(once, twice);
+        }
+
+        /// Every concrete action the narrowed mandate permits, both the parent and the request
+        /// permit too.
+        #[test]
+        fn narrowed_actions_are_permitted_by_both(
+            parent in mandate_strategy(),
+            requested in mandate_strategy(),
+            action in "(crm|payment|email)\\.(read|write|refund)(\\.partial)?",
+        ) {
+            let narrowed = narrow(&parent, &requested);
+            if action::any_permits(&narrowed.action_kinds, &action) {
+                prop_assert!(action::any_permits(&parent.action_kinds, &action));
+                prop_assert!(action::any_permits(&requested.action_kinds, &action));
+            }
+        }
+    }
+}

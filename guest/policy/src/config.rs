@@ -1,0 +1,414 @@
+//! Policy configuration: depth limits, trust requirements, escalation targets and the SBD
+//! constraint set. Written as TOML by people, carried to the component as postcard bytes.
+
+use alloc::format;
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+use core::fmt;
+use serde::{Deserialize, Serialize};
+
+use crate::model::{RiskLevel, TrustTier};
+
+/// One value per risk level.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RiskTable<T> {
+    /// For low-risk tasks.
+    pub low: T,
+    /// For medium-risk tasks.
+    pub medium: T,
+    /// For high-risk tasks.
+    pub high: T,
+    /// For critical tasks.
+    pub critical: T,
+}
+
+impl<T: Copy> RiskTable<T> {
+    /// The value for `risk`.
+    pub fn get(&self, risk: RiskLevel) -> T {
+        match risk {
+            RiskLevel::Low => self.low,
+            RiskLevel::Medium => self.medium,
+            RiskLevel::High => self.high,
+            RiskLevel::Critical => self.critical,
+        }
+    }
+
+    fn each(&self) -> [(&'static str, T); 4] {
+        [
+            ("low", self.low),
+            ("medium", self.medium),
+            ("high", self.high),
+            ("critical", self.critical),
+        ]
+    }
+}
+
+/// Depth governance (AG-396 4.1, 4.8-4.10, 4.12).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DepthConfig {
+    /// Maximum hops from the originator (4.1). Default 5, as in Vorion.
+    pub max_depth: u8,
+    /// Lower maxima per task risk (4.8); the effective limit is the smaller of the two.
+    pub max_depth_by_risk: RiskTable<u8>,
+    /// Warn once a hop reaches this fraction of the limit (4.9). Default 0.75.
+    pub warning_ratio: f64,
+    /// The most extra hops a human-approved exception may add (4.12).
+    pub max_exception_extra: u8,
+    /// Wall-clock limit for the whole chain, from its first hop (4.10). Default 15 minutes.
+    pub chain_deadline_ms: u64,
+}
+
+impl Default for DepthConfig {
+    fn default() -> Self {
+        DepthConfig {
+            max_depth: 5,
+            // AG-396 section 5: financial chains of 3, clinical and physical chains of 2.
+            max_depth_by_risk: RiskTable {
+                low: 5,
+                medium: 4,
+                high: 3,
+                critical: 2,
+            },
+            warning_ratio: 0.75,
+            max_exception_extra: 2,
+            chain_deadline_ms: 15 * 60 * 1000,
+        }
+    }
+}
+
+/// What to do when the executor's tier is below the task's requirement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InsufficientTrust {
+    /// Refuse with `trust-insufficient`.
+    Deny,
+    /// Escalate upward to a qualified agent, or a human when none qualifies.
+    Escalate,
+}
+
+/// Trust requirements (Vorion delegation docs).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrustConfig {
+    /// The lowest executor tier that may perform a task of each risk.
+    pub required_tier: RiskTable<TrustTier>,
+    /// Deny or escalate when the executor falls short.
+    pub on_insufficient: InsufficientTrust,
+    /// On failure, penalise every agent in the chain (true) or only the executor (false).
+    pub penalty_propagation: bool,
+}
+
+impl Default for TrustConfig {
+    fn default() -> Self {
+        TrustConfig {
+            // Vorion: a HIGH-risk action requires T4+.
+            required_tier: RiskTable {
+                low: TrustTier::T1,
+                medium: TrustTier::T3,
+                high: TrustTier::T4,
+                critical: TrustTier::T5,
+            },
+            on_insufficient: InsufficientTrust::Escalate,
+            penalty_propagation: true,
+        }
+    }
+}
+
+/// An agent registered to receive upward escalations.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EscalationAgent {
+    /// Identifier.
+    pub id: String,
+    /// Its own trust score.
+    pub trust: u16,
+}
+
+/// Where escalations go.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EscalationConfig {
+    /// The designated human authority (AG-396 4.4).
+    pub human: String,
+    /// Agents that accept upward escalations, tried highest trust first.
+    pub agents: Vec<EscalationAgent>,
+}
+
+impl Default for EscalationConfig {
+    fn default() -> Self {
+        EscalationConfig {
+            human: "human-oversight".to_string(),
+            agents: Vec::new(),
+        }
+    }
+}
+
+/// One clause of the safe set: when `state[feature] > above`, alpha may not exceed `alpha_max`
+/// (SBD section 5.3).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlphaCap {
+    /// Index into the state vector.
+    pub feature: u32,
+    /// The threshold above which the cap applies.
+    pub above: f64,
+    /// The cap, in [0, 1].
+    pub alpha_max: f64,
+}
+
+/// The SBD runtime pieces before trained networks exist: degree and safety weight per risk
+/// tier, the safe set, and the review threshold.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SbdConfig {
+    /// Delegation degree alpha proposed per risk level.
+    pub alpha: RiskTable<f64>,
+    /// Safety weight lambda per risk level.
+    pub lambda: RiskTable<f64>,
+    /// A projected alpha below this goes to a human reviewer.
+    pub review_threshold: f64,
+    /// Required state-vector length, if fixed.
+    pub state_dim: Option<u32>,
+    /// The safe set as alpha caps on the state (SBD 5.3).
+    pub alpha_caps: Vec<AlphaCap>,
+}
+
+impl Default for SbdConfig {
+    fn default() -> Self {
+        SbdConfig {
+            alpha: RiskTable {
+                low: 0.9,
+                medium: 0.7,
+                high: 0.5,
+                critical: 0.3,
+            },
+            lambda: RiskTable {
+                low: 0.2,
+                medium: 0.4,
+                high: 0.7,
+                critical: 0.9,
+            },
+            review_threshold: 0.25,
+            state_dim: None,
+            alpha_caps: Vec::new(),
+        }
+    }
+}
+
+/// A whole policy configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyConfig {
+    /// Policy name.
+    pub name: String,
+    /// Policy version.
+    pub version: String,
+    /// Depth governance.
+    #[serde(default)]
+    pub depth: DepthConfig,
+    /// Trust requirements.
+    #[serde(default)]
+    pub trust: TrustConfig,
+    /// Escalation targets.
+    #[serde(default)]
+    pub escalation: EscalationConfig,
+    /// SBD runtime pieces.
+    #[serde(default)]
+    pub sbd: SbdConfig,
+}
+
+impl PolicyConfig {
+    /// A configuration with every default and this name and version.
+    pub fn named(name: &str, version: &str) -> PolicyConfig {
+        PolicyConfig {
+            name: name.to_string(),
+            version: version.to_string(),
+            depth: DepthConfig::default(),
+            trust: TrustConfig::default(),
+            escalation: EscalationConfig::default(),
+            sbd: SbdConfig::default(),
+        }
+    }
+
+    /// The postcard bytes the component is built from.
+    pub fn to_bytes(&self) -> Result<Vec<u8>, ConfigError> {
+        postcard::to_allocvec(self)
+            .map_err(|e| ConfigError::new(format!("cannot encode configuration: {e}")))
+    }
+
+    /// Decodes and validates postcard bytes.
+    pub fn from_bytes(bytes: &[u8]) -> Result<PolicyConfig, ConfigError> {
+        let config: PolicyConfig = postcard::from_bytes(bytes).map_err(|e| {
+            ConfigError::new(format!(
+                "configuration bytes are not a postcard policy configuration: {e}"
+            ))
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks every field against its documented range.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let d = &self.depth;
+        if self.name.is_empty() {
+            return Err(ConfigError::new("`name` must not be empty"));
+        }
+        if !(1..=32).contains(&d.max_depth) {
+            return Err(ConfigError::new(format!(
+                "`depth.max_depth` must be 1-32, got {}",
+                d.max_depth
+            )));
+        }
+        for (risk, max) in d.max_depth_by_risk.each() {
+            if max > d.max_depth {
+                return Err(ConfigError::new(format!(
+                    "`depth.max_depth_by_risk.{risk}` ({max}) exceeds `depth.max_depth` ({})",
+                    d.max_depth
+                )));
+            }
+        }
+        unit_interval("depth.warning_ratio", d.warning_ratio)?;
+        if d.chain_deadline_ms == 0 {
+            return Err(ConfigError::new(
+                "`depth.chain_deadline_ms` must be positive",
+            ));
+        }
+        if self.escalation.human.is_empty() {
+            return Err(ConfigError::new(
+                "`escalation.human` must name a human authority",
+            ));
+        }
+        for agent in &self.escalation.agents {
+            if agent.id.is_empty() || agent.trust > 1000 {
+                return Err(ConfigError::new(format!(
+                    "escalation agent `{}` needs a non-empty id and a trust score of 0-1000",
+                    agent.id
+                )));
+            }
+        }
+        let s = &self.sbd;
+        for (risk, alpha) in s.alpha.each() {
+            unit_interval(&format!("sbd.alpha.{risk}"), alpha)?;
+        }
+        for (risk, lambda) in s.lambda.each() {
+            unit_interval(&format!("sbd.lambda.{risk}"), lambda)?;
+        }
+        unit_interval("sbd.review_threshold", s.review_threshold)?;
+        for (i, cap) in s.alpha_caps.iter().enumerate() {
+            unit_interval(&format!("sbd.alpha_caps[{i}].alpha_max"), cap.alpha_max)?;
+            if !cap.above.is_finite() {
+                return Err(ConfigError::new(format!(
+                    "`sbd.alpha_caps[{i}].above` must be finite"
+                )));
+            }
+            if let Some(dim) = s.state_dim
+                && cap.feature >= dim
+            {
+                return Err(ConfigError::new(format!(
+                    "`sbd.alpha_caps[{i}].feature` ({}) is outside the state vector of length {dim}",
+                    cap.feature
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn unit_interval(field: &str, value: f64) -> Result<(), ConfigError> {
+    if (0.0..=1.0).contains(&value) {
+        Ok(())
+    } else {
+        Err(ConfigError::new(format!(
+            "`{field}` must be in [0, 1], got {value}"
+        )))
+    }
+}
+
+/// A configuration that cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    message: String,
+}
+
+impl ConfigError {
+    fn new(message: impl Into<String>) -> ConfigError {
+        ConfigError {
+            message: message.into(),
+        }
+    }
+
+    /// The explanation.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+impl From<String> for ConfigError {
+    fn from(message: String) -> Self {
+        ConfigError { message }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl core::error::Error for ConfigError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_validate_and_round_trip_through_postcard() {
+        let config = PolicyConfig::named("default", "1");
+        assert_eq!(config.validate(), Ok(()));
+        let bytes = config.to_bytes().unwrap_or_default();
+        assert_eq!(PolicyConfig::from_bytes(&bytes), Ok(config));
+    }
+
+    #[test]
+    fn out_of_range_fields_are_named() {
+        let mut config = PolicyConfig::named("p", "1");
+        config.depth.max_depth_by_risk.high = 9;
+        let err = config
+            .validate()
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("depth.max_depth_by_risk.high"), "{err}");
+
+        let mut config = PolicyConfig::named("p", "1");
+        config.sbd.alpha.low = 1.5;
+        let err = config
+            .validate()
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("sbd.alpha.low"), "{err}");
+
+        let mut config = PolicyConfig::named("p", "1");
+        config.sbd.state_dim = Some(2);
+        config.sbd.alpha_caps.push(AlphaCap {
+            feature: 2,
+            above: 0.0,
+            alpha_max: 0.5,
+        });
+        let err = config
+            .validate()
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("alpha_caps[0].feature"), "{err}");
+    }
+
+    #[test]
+    fn garbage_bytes_are_rejected_not_panicked_on() {
+        assert!(PolicyConfig::from_bytes(&[0xff, 0xff, 0xff]).is_err());
+        assert!(PolicyConfig::from_bytes(&[]).is_err());
+    }
+}

@@ -1,0 +1,183 @@
+//! The decision pipeline: structural rules, attenuation, trust, SBD, routing, then the grant.
+
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+use sha2::{Digest, Sha256};
+
+use crate::config::{ConfigError, PolicyConfig};
+use crate::model::{
+    AccountabilityShare, EscalationTarget, Grant, Mandate, Outcome, PolicyInfo, Request,
+    TrustDelta, Verdict,
+};
+use crate::reasons::Reason;
+use crate::{attenuation, sbd, structural, trust};
+
+/// A configured policy, ready to decide.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    config: PolicyConfig,
+    digest: String,
+}
+
+impl Policy {
+    /// Builds a policy from postcard configuration bytes; the digest is over these bytes.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Policy, ConfigError> {
+        let config = PolicyConfig::from_bytes(bytes)?;
+        Ok(Policy {
+            config,
+            digest: hex_sha256(bytes),
+        })
+    }
+
+    /// Builds a policy from a configuration; the digest is over its postcard encoding, so it
+    /// equals the digest of the same configuration loaded with [`Policy::from_bytes`].
+    pub fn new(config: PolicyConfig) -> Result<Policy, ConfigError> {
+        config.validate()?;
+        let bytes = config.to_bytes()?;
+        Ok(Policy {
+            config,
+            digest: hex_sha256(&bytes),
+        })
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &PolicyConfig {
+        &self.config
+    }
+
+    /// Name, version and configuration digest.
+    pub fn info(&self) -> PolicyInfo {
+        PolicyInfo {
+            name: self.config.name.clone(),
+            version: self.config.version.clone(),
+            config_digest: self.digest.clone(),
+            max_depth: self.config.depth.max_depth,
+        }
+    }
+
+    /// Decides one delegation. Never panics; every refusal carries a reason code.
+    pub fn evaluate(&self, req: &Request) -> Verdict {
+        match self.decide(req) {
+            Ok(grant) => Verdict::Allow(grant),
+            Err(verdict) => verdict,
+        }
+    }
+
+    /// Decides many delegations; verdict i answers request i.
+    pub fn evaluate_batch(&self, requests: &[Request]) -> Vec<Verdict> {
+        requests.iter().map(|r| self.evaluate(r)).collect()
+    }
+
+    /// The narrowest child mandate within `parent` and `requested`.
+    pub fn narrow(&self, parent: &Mandate, requested: &Mandate) -> Mandate {
+        attenuation::narrow(parent, requested)
+    }
+
+    /// Trust changes for the chain's agents after a task ends (Vorion penalty propagation).
+    pub fn trust_deltas(&self, chain: &[String], outcome: Outcome) -> Vec<TrustDelta> {
+        trust::trust_deltas(self.config.trust.penalty_propagation, chain, outcome)
+    }
+
+    /// Stages 1-5 of the pipeline; `Err` carries the first refusal or escalation.
+    fn decide(&self, req: &Request) -> Result<Grant, Verdict> {
+        let config = &self.config;
+        // 1. structural
+        let depth = structural::check(config, req)?;
+        // 2. attenuation
+        attenuation::check_within(&req.parent_mandate, &req.requested_mandate)
+            .map_err(Verdict::Deny)?;
+        attenuation::check_task(&req.requested_mandate, &req.task).map_err(Verdict::Deny)?;
+        // 3. trust
+        trust::check(config, req)?;
+        // 4. SBD
+        let sbd = sbd::decide(&config.sbd, req)?;
+        // 5. routing
+        if sbd.alpha < config.sbd.review_threshold {
+            return Err(Verdict::escalate(
+                EscalationTarget::Human(config.escalation.human.clone()),
+                Reason::LowAlphaReview,
+                format!(
+                    "alpha {:.3} (capped at {:.3} in this state) is below the review threshold {:.3}",
+                    sbd.alpha, sbd.alpha_max, config.sbd.review_threshold
+                ),
+            ));
+        }
+        Ok(self.grant(req, depth, sbd))
+    }
+
+    fn grant(
+        &self,
+        req: &Request,
+        depth: structural::DepthDecision,
+        sbd: sbd::SbdDecision,
+    ) -> Grant {
+        let remaining_depth = req
+            .requested_mandate
+            .remaining_depth
+            .min(depth.max_depth.saturating_sub(depth.depth));
+        let mut child_mandate = req.requested_mandate.clone();
+        child_mandate.remaining_depth = remaining_depth;
+
+        let mut alphas: Vec<f64> = req.chain.iter().map(|l| l.alpha).collect();
+        alphas.push(sbd.alpha);
+        let weights = sbd::accountability_weights(&alphas);
+        let agents = core::iter::once(req.originator())
+            .chain(req.chain.iter().map(|l| l.to.as_str()))
+            .chain(core::iter::once(req.to.id.as_str()));
+        let accountability = agents
+            .zip(weights)
+            .map(|(agent, weight)| AccountabilityShare {
+                agent: agent.into(),
+                weight,
+            })
+            .collect();
+
+        Grant {
+            alpha: sbd.alpha,
+            lambda: sbd.lambda,
+            sub_agent: req.to.id.clone(),
+            child_mandate,
+            depth: depth.depth,
+            remaining_depth,
+            max_depth: depth.max_depth,
+            accountability,
+            accountability_ceiling: sbd::accountability_ceiling(&alphas),
+            warnings: depth.warnings,
+        }
+    }
+}
+
+fn hex_sha256(bytes: &[u8]) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let digest = Sha256::digest(bytes);
+    let mut out = String::with_capacity(64);
+    for byte in digest {
+        out.push(char::from(HEX[usize::from(byte >> 4)]));
+        out.push(char::from(HEX[usize::from(byte & 0xf)]));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn digest_is_the_sha256_of_the_configuration_bytes() {
+        let config = PolicyConfig::named("p", "1");
+        let bytes = config.to_bytes().unwrap_or_default();
+        let from_bytes = Policy::from_bytes(&bytes)
+            .map(|p| p.info().config_digest)
+            .unwrap_or_default();
+        let from_config = Policy::new(config)
+            .map(|p| p.info().config_digest)
+            .unwrap_or_default();
+        assert_eq!(from_bytes.len(), 64);
+        assert_eq!(from_bytes, from_config);
+        assert_eq!(
+            hex_sha256(b"abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+}

@@ -1,0 +1,181 @@
+//! The Safe Bilevel Delegation runtime pieces (arXiv 2604.27358): the delegation degree alpha
+//! and safety weight lambda, projection onto the safe set (section 5.3), accountability
+//! weights (Definition 3.5) and the Proposition 4.8 ceiling.
+//!
+//! Until trained networks exist, alpha and lambda come from the configuration per risk level.
+//!
+//! ## A correction to Lemma 3.6
+//! Definition 3.5 gives agent j of a k-hop chain the weight
+//! `w_j = (prod_{l<=j} alpha_l)(1 - alpha_{j+1})`, `w_k = prod alpha_l`. Lemma 3.6 claims these
+//! sum to 1, but the telescoping sum is `alpha_1 - prod alpha + prod alpha = alpha_1`: the term
+//! `1 - alpha_1` is missing. It is the share the principal (the chain's originator) keeps when
+//! it hands over only `alpha_1` of the decision. We therefore report the originator's share
+//! `w_0 = 1 - alpha_1` alongside `w_1..w_k`, which makes the weights a true partition. Appendix
+//! A.2's k = 1 convention (`w_1 = 1`) is the case `alpha_1 = 1` of this; with a partial first
+//! hop the originator keeps the rest. Proposition 4.8 bounds the delegates `w_1..w_k`, exactly
+//! as the paper states it.
+
+use alloc::format;
+use alloc::vec::Vec;
+
+use crate::config::{RiskTable, SbdConfig};
+use crate::model::{Request, Verdict};
+use crate::reasons::Reason;
+
+/// The SBD decision for one hop.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SbdDecision {
+    /// Delegation degree after projection onto the safe set.
+    pub alpha: f64,
+    /// Safety weight lambda(s).
+    pub lambda: f64,
+    /// The cap alpha_max(s) that applied (1.0 outside every high-risk region).
+    pub alpha_max: f64,
+}
+
+/// alpha_max(s): the smallest cap whose region contains `state` (SBD 5.3); 1.0 when none does.
+///
+/// A cap whose feature lies beyond the state vector is treated as applying: an unknown state
+/// is taken as high-risk (fail closed).
+pub fn alpha_max(caps: &[crate::config::AlphaCap], state: &[f64]) -> f64 {
+    caps.iter()
+        .filter(|cap| {
+            usize::try_from(cap.feature)
+                .ok()
+                .and_then(|i| state.get(i))
+                .is_none_or(|&x| x > cap.above)
+        })
+        .map(|cap| cap.alpha_max)
+        .fold(1.0, f64::min)
+}
+
+/// Projection onto the safe set: alpha <- min(alpha, alpha_max(s)) (SBD 5.3).
+pub fn project(alpha: f64, alpha_max: f64) -> f64 {
+    alpha.min(alpha_max).clamp(0.0, 1.0)
+}
+
+/// The rule-based degree and weight for a request: per-risk values, projected.
+pub fn decide(config: &SbdConfig, req: &Request) -> Result<SbdDecision, Verdict> {
+    if let Some(dim) = config.state_dim
+        && usize::try_from(dim).ok() != Some(req.state.len())
+    {
+        return Err(Verdict::deny(
+            Reason::StateInvalid,
+            format!(
+                "`state` has {} features; the policy expects {dim}",
+                req.state.len()
+            ),
+        ));
+    }
+    let cap = alpha_max(&config.alpha_caps, &req.state);
+    let risk = req.task.risk;
+    Ok(SbdDecision {
+        alpha: project(RiskTable::get(&config.alpha, risk), cap),
+        lambda: config.lambda.get(risk),
+        alpha_max: cap,
+    })
+}
+
+/// Accountability weights for a chain whose hops have delegation degrees `alphas` (originator's
+/// hop first). Returns `k + 1` weights: the originator's retained share `1 - alpha_1`, then
+/// `w_1..w_k` of Definition 3.5. They sum to 1 (see the module docs). An empty chain leaves all
+/// accountability with the originator.
+pub fn accountability_weights(alphas: &[f64]) -> Vec<f64> {
+    let mut weights = Vec::with_capacity(alphas.len() + 1);
+    let Some(&first) = alphas.first() else {
+        weights.push(1.0);
+        return weights;
+    };
+    weights.push(1.0 - first);
+    // `reached` is prod_{l<=j} alpha_l: the share of the decision that reaches agent j.
+    let mut reached = 1.0;
+    for (j, &alpha) in alphas.iter().enumerate() {
+        reached *= alpha;
+        let passed_on = alphas.get(j + 1).copied().unwrap_or(0.0);
+        weights.push(reached * (1.0 - passed_on));
+    }
+    weights
+}
+
+/// Proposition 4.8: no delegate's weight exceeds `1 - (1 - max alpha)^k`.
+pub fn accountability_ceiling(alphas: &[f64]) -> f64 {
+    let max_alpha = alphas.iter().copied().fold(0.0, f64::max);
+    let k = i32::try_from(alphas.len()).unwrap_or(i32::MAX);
+    1.0 - libm::pow(1.0 - max_alpha, f64::from(k))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::AlphaCap;
+    use proptest::prelude::*;
+
+    const EPS: f64 = 1e-12;
+
+    #[test]
+    fn weights_match_definition_3_5() {
+        let w = accountability_weights(&[0.5, 0.8, 0.25]);
+        let expected = [0.5, 0.5 * 0.2, 0.5 * 0.8 * 0.75, 0.5 * 0.8 * 0.25];
+        assert_eq!(w.len(), expected.len());
+        for (got, want) in w.iter().zip(expected) {
+            assert!((got - want).abs() < EPS, "{w:?}");
+        }
+    }
+
+    #[test]
+    fn full_first_hop_gives_the_appendix_a2_convention() {
+        assert_eq!(accountability_weights(&[1.0]), [0.0, 1.0]);
+        assert_eq!(accountability_weights(&[]), [1.0]);
+    }
+
+    #[test]
+    fn caps_apply_inside_their_region_only() {
+        let caps = [
+            AlphaCap {
+                feature: 0,
+                above: 20.0,
+                alpha_max: 0.4,
+            },
+            AlphaCap {
+                feature: 1,
+                above: 0.25,
+                alpha_max: 0.8,
+            },
+        ];
+        assert_eq!(alpha_max(&caps, &[10.0, 0.1]), 1.0);
+        assert_eq!(alpha_max(&caps, &[25.0, 0.1]), 0.4);
+        assert_eq!(alpha_max(&caps, &[10.0, 0.3]), 0.8);
+        assert_eq!(alpha_max(&caps, &[25.0, 0.3]), 0.4);
+        // A missing feature counts as high risk.
+        assert_eq!(alpha_max(&caps, &[]), 0.4);
+        assert_eq!(project(0.9, 0.4), 0.4);
+        assert_eq!(project(0.3, 0.4), 0.3);
+    }
+
+    fn chain_alphas() -> impl Strategy<Value = Vec<f64>> {
+        (2usize..=5).prop_flat_map(|k| proptest::collection::vec(0.0f64..=1.0, k))
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(10_000))]
+
+        /// Accountability weights are a partition: non-negative and summing to 1.
+        #[test]
+        fn accountability_weights_sum_to_one(alphas in chain_alphas()) {
+            let w = accountability_weights(&alphas);
+            prop_assert_eq!(w.len(), alphas.len() + 1);
+            prop_assert!(w.iter().all(|&x| x >= 0.0));
+            prop_assert!((w.iter().sum::<f64>() - 1.0).abs() < 1e-9);
+        }
+
+        /// Proposition 4.8: 10,000 random chains, k in 2..5, alpha uniform: no delegate's
+        /// weight exceeds 1 - (1 - max alpha)^k.
+        #[test]
+        fn proposition_4_8_ceiling_holds(alphas in chain_alphas()) {
+            let w = accountability_weights(&alphas);
+            let ceiling = accountability_ceiling(&alphas);
+            let max_delegate = w.iter().skip(1).copied().fold(0.0, f64::max);
+            prop_assert!(max_delegate <= ceiling + EPS, "{} > {}", max_delegate, ceiling);
+        }
+    }
+}

@@ -1,0 +1,244 @@
+//! Structural rules, decided from the chain's shape alone and run first because they are the
+//! cheapest: request shape, self-delegation, chain continuity, depth metadata (AG-396 4.2),
+//! cycles (4.5), expiry, chain deadline (4.10), risk-tiered depth limits (4.1, 4.3, 4.8) with
+//! human escalation at the limit (4.4), depth warnings (4.9) and depth exceptions (4.12).
+
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use crate::config::PolicyConfig;
+use crate::model::{EscalationTarget, Request, Verdict, Warning};
+use crate::reasons::Reason;
+
+/// The depth facts of an admitted hop.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DepthDecision {
+    /// This hop's depth (1 for the originator's delegation).
+    pub depth: u8,
+    /// The limit that applied, after risk tiering and any exception.
+    pub max_depth: u8,
+    /// Depth notices to carry into the grant.
+    pub warnings: Vec<Warning>,
+}
+
+fn warning(reason: Reason, message: String) -> Warning {
+    Warning { reason, message }
+}
+
+/// The longest chain a request may carry; beyond it depths no longer fit the metadata.
+const MAX_CHAIN_LEN: usize = 254;
+
+/// Runs every structural rule in order; the first failure decides.
+pub fn check(config: &PolicyConfig, req: &Request) -> Result<DepthDecision, Verdict> {
+    check_shape(req)?;
+    if req.from.id == req.to.id {
+        return Err(Verdict::deny(
+            Reason::SelfDelegation,
+            format!("`{}` cannot delegate to itself", req.from.id),
+        ));
+    }
+    check_continuity(req)?;
+    check_cycle(req)?;
+    if req.parent_mandate.expires_at <= req.now {
+        return Err(Verdict::deny(
+            Reason::MandateExpired,
+            format!(
+                "`parent_mandate.expires_at` {} is not after now ({})",
+                req.parent_mandate.expires_at, req.now
+            ),
+        ));
+    }
+    if let Some(first) = req.chain.first() {
+        let elapsed = req.now.saturating_sub(first.at);
+        if elapsed > config.depth.chain_deadline_ms {
+            return Err(Verdict::deny(
+                Reason::ChainDeadlineExceeded,
+                format!(
+                    "the chain started {elapsed} ms ago; its deadline is {} ms",
+                    config.depth.chain_deadline_ms
+                ),
+            ));
+        }
+    }
+    check_depth(config, req)
+}
+
+fn check_shape(req: &Request) -> Result<(), Verdict> {
+    let malformed = |what: String| Err(Verdict::deny(Reason::RequestMalformed, what));
+    if req.from.id.is_empty() || req.to.id.is_empty() {
+        return malformed(String::from("agent ids must not be empty"));
+    }
+    for agent in [&req.from, &req.to] {
+        if agent.trust > 1000 {
+            return malformed(format!(
+                "`{}` has trust {}, outside 0-1000",
+                agent.id, agent.trust
+            ));
+        }
+    }
+    if req.chain.len() > MAX_CHAIN_LEN {
+        return malformed(format!(
+            "the chain has {} links; at most {MAX_CHAIN_LEN} fit",
+            req.chain.len()
+        ));
+    }
+    if let Some((i, link)) = req
+        .chain
+        .iter()
+        .enumerate()
+        .find(|(_, l)| !(0.0..=1.0).contains(&l.alpha))
+    {
+        return malformed(format!(
+            "`chain[{i}].alpha` is {}, outside [0, 1]",
+            link.alpha
+        ));
+    }
+    if let Some(i) = req.state.iter().position(|x| !x.is_finite()) {
+        return malformed(format!("`state[{i}]` is not a finite number"));
+    }
+    Ok(())
+}
+
+/// Each link starts where the previous ended, the delegator is where the chain ends, and each
+/// link's depth is its position (immutable depth metadata, AG-396 4.2).
+fn check_continuity(req: &Request) -> Result<(), Verdict> {
+    let mut expected_from = req.chain.first().map(|l| l.from.as_str());
+    for (i, link) in req.chain.iter().enumerate() {
+        if Some(link.from.as_str()) != expected_from {
+            return Err(Verdict::deny(
+                Reason::ChainDiscontinuous,
+                format!(
+                    "`chain[{i}].from` is `{}` but the previous link ended at `{}`",
+                    link.from,
+                    expected_from.unwrap_or_default()
+                ),
+            ));
+        }
+        if usize::from(link.depth) != i + 1 {
+            return Err(Verdict::deny(
+                Reason::DepthMetadataInvalid,
+                format!(
+                    "`chain[{i}].depth` is {} but the link is hop {}",
+                    link.depth,
+                    i + 1
+                ),
+            ));
+        }
+        expected_from = Some(link.to.as_str());
+    }
+    if let Some(last) = req.chain.last()
+        && last.to != req.from.id
+    {
+        return Err(Verdict::deny(
+            Reason::ChainDiscontinuous,
+            format!(
+                "`{}` delegates but the chain ends at `{}`",
+                req.from.id, last.to
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The target may not appear anywhere in the chain, originator included (AG-396 4.5).
+fn check_cycle(req: &Request) -> Result<(), Verdict> {
+    let target = req.to.id.as_str();
+    let position = if req.originator() == target {
+        Some(0)
+    } else {
+        req.chain.iter().position(|l| l.to == target).map(|i| i + 1)
+    };
+    match position {
+        Some(hop) => Err(Verdict::deny(
+            Reason::DelegationCycle,
+            format!("`{target}` already appears in the chain at depth {hop}"),
+        )),
+        None => Ok(()),
+    }
+}
+
+fn check_depth(config: &PolicyConfig, req: &Request) -> Result<DepthDecision, Verdict> {
+    let mut warnings = Vec::new();
+    let risk = req.task.risk;
+    let mut max_depth = config
+        .depth
+        .max_depth
+        .min(config.depth.max_depth_by_risk.get(risk));
+    if let Some(exception) = &req.depth_exception {
+        let approved = !exception.approved_by.is_empty() && !exception.justification.is_empty();
+        if approved && exception.expires_at > req.now && exception.extra_depth > 0 {
+            let extra = exception.extra_depth.min(config.depth.max_exception_extra);
+            max_depth = max_depth.saturating_add(extra);
+            warnings.push(warning(
+                Reason::DepthExceptionApplied,
+                format!(
+                    "limit raised by {extra} to {max_depth} until {}, approved by `{}`",
+                    exception.expires_at, exception.approved_by
+                ),
+            ));
+        } else {
+            let why = if approved {
+                "it has lapsed or adds no depth"
+            } else {
+                "it lacks a human approval record"
+            };
+            warnings.push(warning(
+                Reason::DepthExceptionIgnored,
+                format!("depth exception ignored: {why}"),
+            ));
+        }
+    }
+    // The chain length is bounded by MAX_CHAIN_LEN, so the hop depth fits in a u8.
+    let depth = u8::try_from(req.hop_depth()).unwrap_or(u8::MAX);
+    let at_limit = if depth > max_depth {
+        Some((
+            Reason::DepthExceeded,
+            format!(
+                "hop {depth} would exceed the maximum depth {max_depth} for {risk:?}-risk tasks"
+            ),
+        ))
+    } else if req.parent_mandate.remaining_depth == 0 {
+        Some((
+            Reason::DelegatorTerminal,
+            format!(
+                "`{}` holds a terminal mandate (remaining depth 0)",
+                req.from.id
+            ),
+        ))
+    } else {
+        None
+    };
+    if let Some((reason, message)) = at_limit {
+        return Err(if req.task.completable_locally {
+            Verdict::deny(
+                reason,
+                format!("{message}; complete the task at the current level"),
+            )
+        } else {
+            // AG-396 4.4: escalate rather than drop the task or return an uninformative error.
+            Verdict::escalate(
+                EscalationTarget::Human(config.escalation.human.clone()),
+                Reason::DepthLimitEscalation,
+                format!(
+                    "{message}, and `{}` cannot complete the task itself",
+                    req.from.id
+                ),
+            )
+        });
+    }
+    if f64::from(depth) >= config.depth.warning_ratio * f64::from(max_depth) {
+        warnings.push(warning(
+            Reason::DepthWarning,
+            format!(
+                "hop {depth} of at most {max_depth} reaches the {:.0}% warning threshold",
+                config.depth.warning_ratio * 100.0
+            ),
+        ));
+    }
+    Ok(DepthDecision {
+        depth,
+        max_depth,
+        warnings,
+    })
+}

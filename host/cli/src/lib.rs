@@ -1,0 +1,63 @@
+//! The library behind the `sbd` command: loading a policy (configuration plus component),
+//! scenarios, and rendering verdicts for people.
+
+pub mod render;
+pub mod scenario;
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use sbd_policy::PolicyConfig;
+use sbd_runtime::{ComponentCache, LoadedPolicy, PolicyRuntime, RuntimeLimits};
+
+/// The default policy configuration, embedded.
+pub const DEFAULT_POLICY_TOML: &str = include_str!("../../../policies/default.toml");
+
+/// The demo scenario, embedded.
+pub const DEMO_SCENARIO_JSON: &str = include_str!("../../../policies/scenarios/demo.json");
+
+/// Where a policy comes from.
+#[derive(Debug, Clone, Default)]
+pub struct PolicySource {
+    /// A TOML configuration; the embedded default when `None`.
+    pub config: Option<PathBuf>,
+    /// A component file; the embedded default component when `None`.
+    pub component: Option<PathBuf>,
+    /// A precompile cache directory; no cache when `None`.
+    pub cache: Option<PathBuf>,
+}
+
+/// Parses a TOML policy configuration and validates it.
+pub fn parse_config(text: &str, origin: &str) -> anyhow::Result<PolicyConfig> {
+    let config: PolicyConfig = toml::from_str(text)
+        .with_context(|| format!("`{origin}` is not a valid policy configuration"))?;
+    config
+        .validate()
+        .with_context(|| format!("`{origin}` is not a valid policy configuration"))?;
+    Ok(config)
+}
+
+/// Loads the configuration and component named by `source` into a running policy.
+pub fn load_policy(source: &PolicySource) -> anyhow::Result<(PolicyRuntime, LoadedPolicy)> {
+    let config = match &source.config {
+        Some(path) => parse_config(&read_text(path)?, &path.display().to_string())?,
+        None => parse_config(DEFAULT_POLICY_TOML, "policies/default.toml")?,
+    };
+    let component_bytes = match &source.component {
+        Some(path) => std::fs::read(path)
+            .with_context(|| format!("cannot read component `{}`", path.display()))?,
+        None => sbd_runtime::DEFAULT_COMPONENT.to_vec(),
+    };
+    let runtime = PolicyRuntime::new(RuntimeLimits::default())?;
+    let component = match &source.cache {
+        Some(dir) => runtime.load_cached(&component_bytes, &ComponentCache::new(dir))?,
+        None => runtime.load_component(&component_bytes)?,
+    };
+    let policy = runtime.instantiate(&component, &config.to_bytes()?)?;
+    Ok((runtime, policy))
+}
+
+/// Reads a UTF-8 file, naming it in the error.
+pub fn read_text(path: &Path) -> anyhow::Result<String> {
+    std::fs::read_to_string(path).with_context(|| format!("cannot read `{}`", path.display()))
+}

@@ -1,0 +1,97 @@
+//! Build-script helper: compiles a guest crate of this workspace into a WebAssembly component
+//! (`wasm32-wasip2`, `guest` profile) so host crates can embed it with `include_bytes!`.
+//!
+//! The nested cargo uses its own target directory (`target/guest-build`), so it never waits on
+//! the lock of the outer build, and it is told to rerun only when the guest sources or the WIT
+//! contract change.
+
+use std::env;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The target every guest is built for.
+pub const GUEST_TARGET: &str = "wasm32-wasip2";
+
+/// Builds workspace package `package` (a `cdylib` under `guest/`) into a component and copies
+/// it to `$OUT_DIR/<out_name>`, returning that path. Panics with the compiler's message on
+/// failure: it only runs inside build scripts, where a panic is how a failure is reported.
+#[allow(
+    clippy::panic,
+    clippy::expect_used,
+    reason = "build scripts report failure by panicking"
+)]
+pub fn build_component(package: &str, out_name: &str) -> PathBuf {
+    let manifest_dir =
+        PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
+    let workspace = find_workspace_root(&manifest_dir);
+    let out_dir = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
+    let target_dir = workspace.join("target").join("guest-build");
+
+    for watched in [
+        "wit",
+        "guest",
+        "Cargo.toml",
+        "Cargo.lock",
+        "rust-toolchain.toml",
+    ] {
+        println!(
+            "cargo:rerun-if-changed={}",
+            workspace.join(watched).display()
+        );
+    }
+
+    let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut command = Command::new(cargo);
+    command
+        .current_dir(&workspace)
+        .args([
+            "build",
+            "--package",
+            package,
+            "--target",
+            GUEST_TARGET,
+            "--profile",
+            "guest",
+        ])
+        .arg("--target-dir")
+        .arg(&target_dir);
+    // The outer build's flags and wrappers are for the host target; keep them out.
+    for var in [
+        "RUSTFLAGS",
+        "CARGO_ENCODED_RUSTFLAGS",
+        "CARGO_BUILD_RUSTFLAGS",
+        "CARGO_TARGET_DIR",
+        "CARGO_BUILD_TARGET",
+        "RUSTC_WORKSPACE_WRAPPER",
+        "CARGO_LLVM_COV",
+    ] {
+        command.env_remove(var);
+    }
+    let status = command
+        .status()
+        .expect("cannot start cargo to build the guest component");
+    if !status.success() {
+        panic!("building guest component `{package}` for {GUEST_TARGET} failed ({status})");
+    }
+
+    let artifact = target_dir
+        .join(GUEST_TARGET)
+        .join("guest")
+        .join(format!("{}.wasm", package.replace('-', "_")));
+    let dest = out_dir.join(out_name);
+    std::fs::copy(&artifact, &dest).unwrap_or_else(|e| {
+        panic!(
+            "cannot copy {} to {}: {e}",
+            artifact.display(),
+            dest.display()
+        )
+    });
+    dest
+}
+
+fn find_workspace_root(start: &Path) -> PathBuf {
+    start
+        .ancestors()
+        .find(|dir| dir.join("wit").is_dir() && dir.join("Cargo.toml").is_file())
+        .map_or_else(|| start.to_path_buf(), Path::to_path_buf)
+}

@@ -1,0 +1,315 @@
+//! A configured policy running in a pool of component instances, failing closed.
+//!
+//! Each call takes an idle instance (or makes one), arms its epoch deadline, calls, and puts it
+//! back. An instance that faulted is dropped, never reused: after a trap its state is unknown.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use sbd_policy::{Mandate, Outcome, PolicyInfo, Reason, Request, TrustDelta, Verdict};
+use wasmtime::component::ResourceAny;
+use wasmtime::{Store, StoreLimitsBuilder, Trap};
+
+use crate::convert::{self, DelegationPolicyComponent, GuestDelegationPolicy, HostState};
+use crate::error::RuntimeError;
+use crate::runtime::{PolicyComponent, Shared};
+use crate::verify::check_verdict;
+
+/// One ready instance: its store, its exports, and the policy resource built in it.
+struct Instance {
+    store: Store<HostState>,
+    bindings: DelegationPolicyComponent,
+    policy: ResourceAny,
+}
+
+impl Instance {
+    /// Calls `f` with the policy's exports, the store and the policy resource.
+    fn with<T>(
+        &mut self,
+        f: impl FnOnce(
+            GuestDelegationPolicy<'_>,
+            &mut Store<HostState>,
+            ResourceAny,
+        ) -> wasmtime::Result<T>,
+    ) -> wasmtime::Result<T> {
+        f(
+            self.bindings.sbd_delegation_policy().delegation_policy(),
+            &mut self.store,
+            self.policy,
+        )
+    }
+}
+
+/// Counters of what a loaded policy has done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PolicyStats {
+    /// Requests decided (including fault denials).
+    pub decisions: u64,
+    /// Calls that faulted and were answered with `policy-fault`.
+    pub faults: u64,
+    /// Instances created, including the first.
+    pub instances_created: u64,
+}
+
+/// A policy component instantiated with one configuration. Thread-safe: concurrent callers
+/// each get their own instance from the pool.
+pub struct LoadedPolicy {
+    shared: Arc<Shared>,
+    component: PolicyComponent,
+    config: Vec<u8>,
+    idle: Mutex<Vec<Instance>>,
+    info: PolicyInfo,
+    decisions: AtomicU64,
+    faults: AtomicU64,
+    instances_created: AtomicU64,
+}
+
+/// Why a call failed; always answered by failing closed.
+struct Fault(String);
+
+impl LoadedPolicy {
+    pub(crate) fn new(
+        shared: Arc<Shared>,
+        component: PolicyComponent,
+        config: Vec<u8>,
+    ) -> Result<Self, RuntimeError> {
+        let mut loaded = LoadedPolicy {
+            shared,
+            component,
+            config,
+            idle: Mutex::new(Vec::new()),
+            info: PolicyInfo {
+                name: String::new(),
+                version: String::new(),
+                config_digest: String::new(),
+                max_depth: 0,
+            },
+            decisions: AtomicU64::new(0),
+            faults: AtomicU64::new(0),
+            instances_created: AtomicU64::new(0),
+        };
+        let mut first = loaded.create_instance()?;
+        first
+            .store
+            .set_epoch_deadline(loaded.shared.limits.deadline_ticks());
+        let info = first
+            .with(|guest, store, policy| guest.call_info(store, policy))
+            .map_err(RuntimeError::Startup)?;
+        loaded.info = convert::info_from(info);
+        loaded.checkin(first);
+        Ok(loaded)
+    }
+
+    /// Name, version and configuration digest, as the component reported them at load.
+    pub fn info(&self) -> &PolicyInfo {
+        &self.info
+    }
+
+    /// Hex SHA-256 of the component this policy runs in.
+    pub fn component_digest(&self) -> &str {
+        self.component.digest()
+    }
+
+    /// What this policy has done so far.
+    pub fn stats(&self) -> PolicyStats {
+        PolicyStats {
+            decisions: self.decisions.load(Ordering::Relaxed),
+            faults: self.faults.load(Ordering::Relaxed),
+            instances_created: self.instances_created.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Decides one delegation. Never fails: a trap, timeout, memory exhaustion or malformed
+    /// verdict is answered with a `policy-fault` denial, and the next call gets a fresh instance.
+    pub fn evaluate(&self, request: &Request) -> Verdict {
+        self.decisions.fetch_add(1, Ordering::Relaxed);
+        if let Some(refusal) = self.refuse_oversized(request) {
+            return refusal;
+        }
+        let wit_request = convert::request_to(request);
+        let verdict = self
+            .call(|guest, store, policy| guest.call_evaluate(store, policy, &wit_request))
+            .and_then(|v| self.accept(request, v));
+        verdict.unwrap_or_else(|fault| self.fail_closed(fault))
+    }
+
+    /// Decides many delegations in as few calls as the batch limit allows; verdict i answers
+    /// request i. A fault denies every request of the call it happened in.
+    pub fn evaluate_batch(&self, requests: &[Request]) -> Vec<Verdict> {
+        let mut verdicts = Vec::with_capacity(requests.len());
+        for chunk in requests.chunks(self.shared.limits.max_batch.max(1)) {
+            self.decisions
+                .fetch_add(chunk.len() as u64, Ordering::Relaxed);
+            let wit_requests: Vec<_> = chunk.iter().map(convert::request_to).collect();
+            let outcome = self.call(|guest, store, policy| {
+                guest.call_evaluate_batch(store, policy, &wit_requests)
+            });
+            let answered = outcome.and_then(|raw| {
+                if raw.len() != chunk.len() {
+                    return Err(Fault(format!(
+                        "{} verdicts for {} requests",
+                        raw.len(),
+                        chunk.len()
+                    )));
+                }
+                chunk
+                    .iter()
+                    .zip(raw)
+                    .map(|(r, v)| self.accept(r, v))
+                    .collect::<Result<Vec<_>, _>>()
+            });
+            match answered {
+                Ok(mut batch) => {
+                    for (request, verdict) in chunk.iter().zip(batch.iter_mut()) {
+                        if let Some(refusal) = self.refuse_oversized(request) {
+                            *verdict = refusal;
+                        }
+                    }
+                    verdicts.append(&mut batch);
+                }
+                Err(fault) => {
+                    let denial = self.fail_closed(fault);
+                    verdicts.extend(std::iter::repeat_n(denial, chunk.len()));
+                }
+            }
+        }
+        verdicts
+    }
+
+    /// The narrowest child mandate within `parent` and `requested`, computed by the policy.
+    pub fn narrow(&self, parent: &Mandate, requested: &Mandate) -> Result<Mandate, RuntimeError> {
+        let (parent, requested) = (convert::mandate_to(parent), convert::mandate_to(requested));
+        self.call(|guest, store, policy| guest.call_narrow(store, policy, &parent, &requested))
+            .map(convert::mandate_from)
+            .map_err(|Fault(why)| RuntimeError::Fault(why))
+    }
+
+    /// Trust changes for `chain` (originator first) after a task ends, per the policy's
+    /// penalty-propagation setting.
+    pub fn trust_deltas(
+        &self,
+        chain: &[String],
+        outcome: Outcome,
+    ) -> Result<Vec<TrustDelta>, RuntimeError> {
+        let outcome = convert::outcome_to(outcome);
+        self.call(|guest, store, policy| guest.call_trust_deltas(store, policy, chain, outcome))
+            .map(|deltas| deltas.into_iter().map(convert::trust_delta_from).collect())
+            .map_err(|Fault(why)| RuntimeError::Fault(why))
+    }
+
+    /// The host's own chain-length limit, checked before the request crosses into the guest.
+    fn refuse_oversized(&self, request: &Request) -> Option<Verdict> {
+        let limit = self.shared.limits.max_chain_len;
+        (request.chain.len() > limit).then(|| {
+            Verdict::deny(
+                Reason::RequestMalformed,
+                format!(
+                    "the chain has {} links; this host accepts at most {limit}",
+                    request.chain.len()
+                ),
+            )
+        })
+    }
+
+    fn accept(&self, request: &Request, raw: convert::WitVerdict) -> Result<Verdict, Fault> {
+        let verdict =
+            convert::verdict_from(raw).map_err(|e| Fault(format!("malformed verdict: {e}")))?;
+        check_verdict(request, &verdict).map_err(|e| Fault(format!("malformed verdict: {e}")))?;
+        Ok(verdict)
+    }
+
+    fn fail_closed(&self, Fault(why): Fault) -> Verdict {
+        self.faults.fetch_add(1, Ordering::Relaxed);
+        Verdict::deny(
+            Reason::PolicyFault,
+            format!("policy `{}` failed closed: {why}", self.info.name),
+        )
+    }
+
+    /// Runs `f` on a pooled instance under the call deadline; a failed instance is dropped.
+    fn call<T>(
+        &self,
+        f: impl FnOnce(
+            GuestDelegationPolicy<'_>,
+            &mut Store<HostState>,
+            ResourceAny,
+        ) -> wasmtime::Result<T>,
+    ) -> Result<T, Fault> {
+        let mut instance = match self.checkout() {
+            Some(instance) => instance,
+            None => self
+                .create_instance()
+                .map_err(|e| Fault(format!("cannot start an instance: {e}")))?,
+        };
+        instance
+            .store
+            .set_epoch_deadline(self.shared.limits.deadline_ticks());
+        match instance.with(f) {
+            Ok(value) => {
+                self.checkin(instance);
+                Ok(value)
+            }
+            Err(error) => Err(Fault(self.describe(&error))),
+        }
+    }
+
+    fn describe(&self, error: &wasmtime::Error) -> String {
+        match error.downcast_ref::<Trap>() {
+            Some(Trap::Interrupt) => {
+                format!(
+                    "it ran past its {:?} call deadline",
+                    self.shared.limits.call_timeout
+                )
+            }
+            Some(trap) => format!("it trapped: {trap}"),
+            None if format!("{error:#}").contains("growing memory") => {
+                format!(
+                    "it exceeded its {} byte memory limit",
+                    self.shared.limits.memory_bytes
+                )
+            }
+            None => format!("{error:#}"),
+        }
+    }
+
+    fn checkout(&self) -> Option<Instance> {
+        self.idle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop()
+    }
+
+    fn checkin(&self, instance: Instance) {
+        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        if idle.len() < self.shared.limits.max_idle_instances {
+            idle.push(instance);
+        }
+    }
+
+    fn create_instance(&self) -> Result<Instance, RuntimeError> {
+        let limits = StoreLimitsBuilder::new()
+            .memory_size(self.shared.limits.memory_bytes)
+            .trap_on_grow_failure(true)
+            .build();
+        let mut store = Store::new(&self.shared.engine, HostState { limits });
+        store.limiter(|state| &mut state.limits);
+        store.set_epoch_deadline(self.shared.limits.deadline_ticks());
+        let bindings = self
+            .component
+            .pre
+            .instantiate(&mut store)
+            .map_err(RuntimeError::Startup)?;
+        let created = bindings
+            .sbd_delegation_policy()
+            .delegation_policy()
+            .call_create(&mut store, &self.config)
+            .map_err(RuntimeError::Startup)?;
+        let policy = created.map_err(|e| RuntimeError::ConfigRejected(e.message))?;
+        self.instances_created.fetch_add(1, Ordering::Relaxed);
+        Ok(Instance {
+            store,
+            bindings,
+            policy,
+        })
+    }
+}

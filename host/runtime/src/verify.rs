@@ -1,0 +1,70 @@
+//! Defence in depth: the host re-checks what an allow claims before it trusts it. A component
+//! that returns an allow violating the contract (a widened mandate, a degree outside [0, 1],
+//! weights that do not partition the chain, a wrong depth) is treated as faulty.
+
+use sbd_policy::{Request, Verdict, attenuation};
+
+/// Tolerance on the accountability weights' sum.
+const WEIGHT_SUM_TOLERANCE: f64 = 1e-9;
+
+/// Checks an allow against the request it answers; refusals and escalations always pass.
+pub fn check_verdict(request: &Request, verdict: &Verdict) -> Result<(), String> {
+    let Verdict::Allow(grant) = verdict else {
+        return Ok(());
+    };
+    let unit = |name: &str, x: f64| {
+        if (0.0..=1.0).contains(&x) {
+            Ok(())
+        } else {
+            Err(format!("`{name}` is {x}, outside [0, 1]"))
+        }
+    };
+    unit("alpha", grant.alpha)?;
+    unit("lambda", grant.lambda)?;
+    unit("accountability_ceiling", grant.accountability_ceiling)?;
+    if usize::from(grant.depth) != request.hop_depth() {
+        return Err(format!(
+            "`depth` is {} for hop {}",
+            grant.depth,
+            request.hop_depth()
+        ));
+    }
+    if grant.depth > grant.max_depth {
+        return Err(format!(
+            "`depth` {} exceeds `max_depth` {}",
+            grant.depth, grant.max_depth
+        ));
+    }
+    if grant.sub_agent == request.from.id || request.chain.iter().any(|l| l.from == grant.sub_agent)
+    {
+        return Err(format!(
+            "`sub_agent` `{}` is already in the chain",
+            grant.sub_agent
+        ));
+    }
+    attenuation::check_within(&request.parent_mandate, &grant.child_mandate).map_err(|d| {
+        format!(
+            "the child mandate is wider than the parent's: {}",
+            d.message
+        )
+    })?;
+    if grant.remaining_depth != grant.child_mandate.remaining_depth {
+        return Err("`remaining_depth` disagrees with the child mandate".into());
+    }
+    if grant.accountability.len() != request.chain.len() + 2 {
+        return Err(format!(
+            "{} accountability shares for a chain of {} agents",
+            grant.accountability.len(),
+            request.chain.len() + 2
+        ));
+    }
+    let mut sum = 0.0;
+    for share in &grant.accountability {
+        unit("accountability weight", share.weight)?;
+        sum += share.weight;
+    }
+    if (sum - 1.0).abs() > WEIGHT_SUM_TOLERANCE {
+        return Err(format!("accountability weights sum to {sum}, not 1"));
+    }
+    Ok(())
+}
