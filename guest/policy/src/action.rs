@@ -73,14 +73,8 @@ mod tests {
 
     #[test]
     fn intersection_keeps_the_narrower_pattern() {
-        assert_eq!(
-            intersect("payment.*", "payment.refund"),
-            Some("payment.refund")
-        );
-        assert_eq!(
-            intersect("payment.refund", "payment.*"),
-            Some("payment.refund")
-        );
+        assert_eq!(intersect("payment.*", "payment.refund"), Some("payment.refund"));
+        assert_eq!(intersect("payment.refund", "payment.*"), Some("payment.refund"));
         assert_eq!(intersect("*", "crm.read"), Some("crm.read"));
         assert_eq!(intersect("payment.*", "crm.*"), None);
     }

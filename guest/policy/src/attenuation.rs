@@ -10,7 +10,7 @@ use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 
 use crate::action;
-use crate::model::{Budget, Denial, Mandate, Task};
+use crate::model::{Budget, Denial, Mandate, Task, TimestampMs};
 use crate::reasons::Reason;
 
 /// Whether counterparty pattern `outer` covers `inner` (`*` covers all).
@@ -40,57 +40,39 @@ pub fn check_within(parent: &Mandate, child: &Mandate) -> Result<(), Denial> {
             None => {
                 return Err(denial(
                     Reason::BudgetWidened,
-                    format!(
-                        "`budgets`: the parent holds no {:?} budget to pass on",
-                        budget.unit
-                    ),
+                    format!("`budgets`: the parent holds no {:?} budget to pass on", budget.unit),
                 ));
             }
         }
     }
-    if let Some(kind) = child
-        .action_kinds
-        .iter()
-        .find(|kind| !parent.action_kinds.iter().any(|p| action::covers(p, kind)))
+    if let Some(kind) =
+        child.action_kinds.iter().find(|kind| !parent.action_kinds.iter().any(|p| action::covers(p, kind)))
     {
         return Err(denial(
             Reason::ActionKindsWidened,
-            format!(
-                "`action_kinds`: `{kind}` is not within the parent's {:?}",
-                parent.action_kinds
-            ),
+            format!("`action_kinds`: `{kind}` is not within the parent's {:?}", parent.action_kinds),
         ));
     }
-    if let Some(party) = child.counterparties.iter().find(|party| {
-        !parent
-            .counterparties
-            .iter()
-            .any(|p| counterparty_covers(p, party))
-    }) {
+    if let Some(party) = child
+        .counterparties
+        .iter()
+        .find(|party| !parent.counterparties.iter().any(|p| counterparty_covers(p, party)))
+    {
         return Err(denial(
             Reason::CounterpartiesWidened,
-            format!(
-                "`counterparties`: `{party}` is not within the parent's {:?}",
-                parent.counterparties
-            ),
+            format!("`counterparties`: `{party}` is not within the parent's {:?}", parent.counterparties),
         ));
     }
     if child.value_ceiling > parent.value_ceiling {
         return Err(denial(
             Reason::ValueCeilingWidened,
-            format!(
-                "`value_ceiling`: {} exceeds the parent's {}",
-                child.value_ceiling, parent.value_ceiling
-            ),
+            format!("`value_ceiling`: {} exceeds the parent's {}", child.value_ceiling, parent.value_ceiling),
         ));
     }
     if child.expires_at > parent.expires_at {
         return Err(denial(
             Reason::ExpiryWidened,
-            format!(
-                "`expires_at`: {} is later than the parent's {}",
-                child.expires_at, parent.expires_at
-            ),
+            format!("`expires_at`: {} is later than the parent's {}", child.expires_at, parent.expires_at),
         ));
     }
     if child.remaining_depth >= parent.remaining_depth {
@@ -105,39 +87,33 @@ pub fn check_within(parent: &Mandate, child: &Mandate) -> Result<(), Denial> {
     Ok(())
 }
 
-/// Checks that the task can be carried out under `mandate`: its action kind, value and
-/// counterparty are all permitted.
-pub fn check_task(mandate: &Mandate, task: &Task) -> Result<(), Denial> {
+/// Checks that the task can be carried out under `mandate` at `now`: the mandate is still
+/// valid, and the task's action kind, value and counterparty are all permitted.
+pub fn check_task(mandate: &Mandate, task: &Task, now: TimestampMs) -> Result<(), Denial> {
+    if mandate.expires_at <= now {
+        return Err(denial(
+            Reason::ChildMandateExpired,
+            format!("`requested_mandate.expires_at` {} is not after now ({now})", mandate.expires_at),
+        ));
+    }
     if !action::any_permits(&mandate.action_kinds, &task.action_kind) {
         return Err(denial(
             Reason::ActionNotPermitted,
-            format!(
-                "`task.action_kind`: `{}` is not within {:?}",
-                task.action_kind, mandate.action_kinds
-            ),
+            format!("`task.action_kind`: `{}` is not within {:?}", task.action_kind, mandate.action_kinds),
         ));
     }
     if task.value > mandate.value_ceiling {
         return Err(denial(
             Reason::ValueOverCeiling,
-            format!(
-                "`task.value`: {} exceeds the value ceiling {}",
-                task.value, mandate.value_ceiling
-            ),
+            format!("`task.value`: {} exceeds the value ceiling {}", task.value, mandate.value_ceiling),
         ));
     }
     if let Some(party) = &task.counterparty
-        && !mandate
-            .counterparties
-            .iter()
-            .any(|p| counterparty_covers(p, party))
+        && !mandate.counterparties.iter().any(|p| counterparty_covers(p, party))
     {
         return Err(denial(
             Reason::CounterpartyNotPermitted,
-            format!(
-                "`task.counterparty`: `{party}` is not within {:?}",
-                mandate.counterparties
-            ),
+            format!("`task.counterparty`: `{party}` is not within {:?}", mandate.counterparties),
         ));
     }
     Ok(())
@@ -180,10 +156,7 @@ pub fn narrow(parent: &Mandate, requested: &Mandate) -> Mandate {
         }
         let asked = requested.budget(wanted.unit).unwrap_or(wanted.amount);
         if let Some(available) = parent.budget(wanted.unit) {
-            budgets.push(Budget {
-                unit: wanted.unit,
-                amount: asked.min(available),
-            });
+            budgets.push(Budget { unit: wanted.unit, amount: asked.min(available) });
         }
     }
     Mandate {
@@ -191,9 +164,7 @@ pub fn narrow(parent: &Mandate, requested: &Mandate) -> Mandate {
         action_kinds,
         counterparties,
         budgets,
-        remaining_depth: requested
-            .remaining_depth
-            .min(parent.remaining_depth.saturating_sub(1)),
+        remaining_depth: requested.remaining_depth.min(parent.remaining_depth.saturating_sub(1)),
         expires_at: parent.expires_at.min(requested.expires_at),
     }
 }
@@ -215,14 +186,8 @@ mod tests {
             action_kinds: strings(&["crm.*", "payment.refund"]),
             counterparties: strings(&["acme", "globex"]),
             budgets: vec![
-                Budget {
-                    unit: BudgetUnit::UsdMicrocents,
-                    amount: 50_000_000,
-                },
-                Budget {
-                    unit: BudgetUnit::Tokens,
-                    amount: 10_000,
-                },
+                Budget { unit: BudgetUnit::UsdMicrocents, amount: 50_000_000 },
+                Budget { unit: BudgetUnit::Tokens, amount: 10_000 },
             ],
             remaining_depth: 3,
             expires_at: 10_000,
@@ -234,10 +199,7 @@ mod tests {
             value_ceiling: 10_000,
             action_kinds: strings(&["crm.read", "payment.refund"]),
             counterparties: strings(&["acme"]),
-            budgets: vec![Budget {
-                unit: BudgetUnit::UsdMicrocents,
-                amount: 5_000_000,
-            }],
+            budgets: vec![Budget { unit: BudgetUnit::UsdMicrocents, amount: 5_000_000 }],
             remaining_depth: 1,
             expires_at: 5_000,
         }
@@ -255,51 +217,18 @@ mod tests {
     #[test]
     fn each_widened_dimension_is_named() {
         let cases: [(fn(&mut Mandate), Reason, &str); 8] = [
+            (|m| m.budgets[0].amount = 60_000_000, Reason::BudgetWidened, "`budgets`"),
             (
-                |m| m.budgets[0].amount = 60_000_000,
-                Reason::BudgetWidened,
-                "`budgets`",
-            ),
-            (
-                |m| {
-                    m.budgets.push(Budget {
-                        unit: BudgetUnit::Credits,
-                        amount: 1,
-                    })
-                },
+                |m| m.budgets.push(Budget { unit: BudgetUnit::Credits, amount: 1 }),
                 Reason::BudgetWidened,
                 "Credits",
             ),
-            (
-                |m| m.action_kinds.push("payment.*".into()),
-                Reason::ActionKindsWidened,
-                "`payment.*`",
-            ),
-            (
-                |m| m.action_kinds.push("email.send".into()),
-                Reason::ActionKindsWidened,
-                "`action_kinds`",
-            ),
-            (
-                |m| m.counterparties.push("initech".into()),
-                Reason::CounterpartiesWidened,
-                "`initech`",
-            ),
-            (
-                |m| m.value_ceiling = 100_001,
-                Reason::ValueCeilingWidened,
-                "`value_ceiling`",
-            ),
-            (
-                |m| m.expires_at = 10_001,
-                Reason::ExpiryWidened,
-                "`expires_at`",
-            ),
-            (
-                |m| m.remaining_depth = 3,
-                Reason::DepthNotNarrowed,
-                "`remaining_depth`",
-            ),
+            (|m| m.action_kinds.push("payment.*".into()), Reason::ActionKindsWidened, "`payment.*`"),
+            (|m| m.action_kinds.push("email.send".into()), Reason::ActionKindsWidened, "`action_kinds`"),
+            (|m| m.counterparties.push("initech".into()), Reason::CounterpartiesWidened, "`initech`"),
+            (|m| m.value_ceiling = 100_001, Reason::ValueCeilingWidened, "`value_ceiling`"),
+            (|m| m.expires_at = 10_001, Reason::ExpiryWidened, "`expires_at`"),
+            (|m| m.remaining_depth = 3, Reason::DepthNotNarrowed, "`remaining_depth`"),
         ];
         for (widen, reason, named) in cases {
             let mut wide = child();
@@ -320,10 +249,7 @@ mod tests {
         assert_eq!(check_within(&p, &c), Ok(()));
         c.counterparties = strings(&["*"]);
         assert_eq!(check_within(&p, &c), Ok(()));
-        assert_eq!(
-            reason_of(check_within(&parent(), &c)),
-            Some(Reason::CounterpartiesWidened)
-        );
+        assert_eq!(reason_of(check_within(&parent(), &c)), Some(Reason::CounterpartiesWidened));
     }
 
     fn task(action: &str, value: u64, party: Option<&str>) -> Task {
@@ -340,17 +266,21 @@ mod tests {
     #[test]
     fn the_task_must_fit_the_child_mandate() {
         let c = child();
-        assert_eq!(check_task(&c, &task("crm.read", 10, Some("acme"))), Ok(()));
+        assert_eq!(check_task(&c, &task("crm.read", 10, Some("acme")), 0), Ok(()));
         assert_eq!(
-            reason_of(check_task(&c, &task("crm.write", 10, None))),
+            reason_of(check_task(&c, &task("crm.write", 10, None), 0)),
             Some(Reason::ActionNotPermitted)
         );
         assert_eq!(
-            reason_of(check_task(&c, &task("crm.read", 10_001, None))),
+            reason_of(check_task(&c, &task("crm.read", 10, None), 5_000)),
+            Some(Reason::ChildMandateExpired)
+        );
+        assert_eq!(
+            reason_of(check_task(&c, &task("crm.read", 10_001, None), 0)),
             Some(Reason::ValueOverCeiling)
         );
         assert_eq!(
-            reason_of(check_task(&c, &task("crm.read", 1, Some("globex")))),
+            reason_of(check_task(&c, &task("crm.read", 1, Some("globex")), 0)),
             Some(Reason::CounterpartyNotPermitted)
         );
     }
@@ -361,14 +291,8 @@ mod tests {
         wide.action_kinds = strings(&["crm.*", "payment.*", "email.send"]);
         wide.counterparties = strings(&["*"]);
         wide.budgets = vec![
-            Budget {
-                unit: BudgetUnit::UsdMicrocents,
-                amount: 90_000_000,
-            },
-            Budget {
-                unit: BudgetUnit::Credits,
-                amount: 5,
-            },
+            Budget { unit: BudgetUnit::UsdMicrocents, amount: 90_000_000 },
+            Budget { unit: BudgetUnit::Credits, amount: 5 },
         ];
         wide.value_ceiling = u64::MAX;
         wide.expires_at = u64::MAX;
@@ -376,13 +300,7 @@ mod tests {
         let narrowed = narrow(&parent(), &wide);
         assert_eq!(narrowed.action_kinds, strings(&["crm.*", "payment.refund"]));
         assert_eq!(narrowed.counterparties, strings(&["acme", "globex"]));
-        assert_eq!(
-            narrowed.budgets,
-            vec![Budget {
-                unit: BudgetUnit::UsdMicrocents,
-                amount: 50_000_000
-            }]
-        );
+        assert_eq!(narrowed.budgets, vec![Budget { unit: BudgetUnit::UsdMicrocents, amount: 50_000_000 }]);
         assert_eq!(narrowed.value_ceiling, 100_000);
         assert_eq!(narrowed.expires_at, 10_000);
         assert_eq!(narrowed.remaining_depth, 2);
@@ -410,14 +328,7 @@ mod tests {
             0u64..1_000,
         )
             .prop_map(
-                |(
-                    value_ceiling,
-                    action_kinds,
-                    counterparties,
-                    budgets,
-                    remaining_depth,
-                    expires_at,
-                )| {
+                |(value_ceiling, action_kinds, counterparties, budgets, remaining_depth, expires_at)| {
                     let units = [
                         BudgetUnit::UsdMicrocents,
                         BudgetUnit::Tokens,
@@ -430,10 +341,7 @@ mod tests {
                         counterparties,
                         budgets: budgets
                             .into_iter()
-                            .map(|(u, amount)| Budget {
-                                unit: units[u % units.len()],
-                                amount,
-                            })
+                            .map(|(u, amount)| Budget { unit: units[u % units.len()], amount })
                             .collect(),
                         remaining_depth,
                         expires_at,

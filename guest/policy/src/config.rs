@@ -35,12 +35,7 @@ impl<T: Copy> RiskTable<T> {
     }
 
     fn each(&self) -> [(&'static str, T); 4] {
-        [
-            ("low", self.low),
-            ("medium", self.medium),
-            ("high", self.high),
-            ("critical", self.critical),
-        ]
+        [("low", self.low), ("medium", self.medium), ("high", self.high), ("critical", self.critical)]
     }
 }
 
@@ -56,6 +51,8 @@ pub struct DepthConfig {
     pub warning_ratio: f64,
     /// The most extra hops a human-approved exception may add (4.12).
     pub max_exception_extra: u8,
+    /// Who may approve a depth exception besides `escalation.human` (4.12).
+    pub exception_approvers: Vec<String>,
     /// Wall-clock limit for the whole chain, from its first hop (4.10). Default 15 minutes.
     pub chain_deadline_ms: u64,
 }
@@ -65,14 +62,10 @@ impl Default for DepthConfig {
         DepthConfig {
             max_depth: 5,
             // AG-396 section 5: financial chains of 3, clinical and physical chains of 2.
-            max_depth_by_risk: RiskTable {
-                low: 5,
-                medium: 4,
-                high: 3,
-                critical: 2,
-            },
+            max_depth_by_risk: RiskTable { low: 5, medium: 4, high: 3, critical: 2 },
             warning_ratio: 0.75,
             max_exception_extra: 2,
+            exception_approvers: Vec::new(),
             chain_deadline_ms: 15 * 60 * 1000,
         }
     }
@@ -138,10 +131,7 @@ pub struct EscalationConfig {
 
 impl Default for EscalationConfig {
     fn default() -> Self {
-        EscalationConfig {
-            human: "human-oversight".to_string(),
-            agents: Vec::new(),
-        }
+        EscalationConfig { human: "human-oversight".to_string(), agents: Vec::new() }
     }
 }
 
@@ -178,18 +168,8 @@ pub struct SbdConfig {
 impl Default for SbdConfig {
     fn default() -> Self {
         SbdConfig {
-            alpha: RiskTable {
-                low: 0.9,
-                medium: 0.7,
-                high: 0.5,
-                critical: 0.3,
-            },
-            lambda: RiskTable {
-                low: 0.2,
-                medium: 0.4,
-                high: 0.7,
-                critical: 0.9,
-            },
+            alpha: RiskTable { low: 0.9, medium: 0.7, high: 0.5, critical: 0.3 },
+            lambda: RiskTable { low: 0.2, medium: 0.4, high: 0.7, critical: 0.9 },
             review_threshold: 0.25,
             state_dim: None,
             alpha_caps: Vec::new(),
@@ -234,16 +214,13 @@ impl PolicyConfig {
 
     /// The postcard bytes the component is built from.
     pub fn to_bytes(&self) -> Result<Vec<u8>, ConfigError> {
-        postcard::to_allocvec(self)
-            .map_err(|e| ConfigError::new(format!("cannot encode configuration: {e}")))
+        postcard::to_allocvec(self).map_err(|e| ConfigError::new(format!("cannot encode configuration: {e}")))
     }
 
     /// Decodes and validates postcard bytes.
     pub fn from_bytes(bytes: &[u8]) -> Result<PolicyConfig, ConfigError> {
         let config: PolicyConfig = postcard::from_bytes(bytes).map_err(|e| {
-            ConfigError::new(format!(
-                "configuration bytes are not a postcard policy configuration: {e}"
-            ))
+            ConfigError::new(format!("configuration bytes are not a postcard policy configuration: {e}"))
         })?;
         config.validate()?;
         Ok(config)
@@ -256,10 +233,7 @@ impl PolicyConfig {
             return Err(ConfigError::new("`name` must not be empty"));
         }
         if !(1..=32).contains(&d.max_depth) {
-            return Err(ConfigError::new(format!(
-                "`depth.max_depth` must be 1-32, got {}",
-                d.max_depth
-            )));
+            return Err(ConfigError::new(format!("`depth.max_depth` must be 1-32, got {}", d.max_depth)));
         }
         for (risk, max) in d.max_depth_by_risk.each() {
             if max > d.max_depth {
@@ -271,14 +245,10 @@ impl PolicyConfig {
         }
         unit_interval("depth.warning_ratio", d.warning_ratio)?;
         if d.chain_deadline_ms == 0 {
-            return Err(ConfigError::new(
-                "`depth.chain_deadline_ms` must be positive",
-            ));
+            return Err(ConfigError::new("`depth.chain_deadline_ms` must be positive"));
         }
         if self.escalation.human.is_empty() {
-            return Err(ConfigError::new(
-                "`escalation.human` must name a human authority",
-            ));
+            return Err(ConfigError::new("`escalation.human` must name a human authority"));
         }
         for agent in &self.escalation.agents {
             if agent.id.is_empty() || agent.trust > 1000 {
@@ -299,9 +269,7 @@ impl PolicyConfig {
         for (i, cap) in s.alpha_caps.iter().enumerate() {
             unit_interval(&format!("sbd.alpha_caps[{i}].alpha_max"), cap.alpha_max)?;
             if !cap.above.is_finite() {
-                return Err(ConfigError::new(format!(
-                    "`sbd.alpha_caps[{i}].above` must be finite"
-                )));
+                return Err(ConfigError::new(format!("`sbd.alpha_caps[{i}].above` must be finite")));
             }
             if let Some(dim) = s.state_dim
                 && cap.feature >= dim
@@ -320,9 +288,7 @@ fn unit_interval(field: &str, value: f64) -> Result<(), ConfigError> {
     if (0.0..=1.0).contains(&value) {
         Ok(())
     } else {
-        Err(ConfigError::new(format!(
-            "`{field}` must be in [0, 1], got {value}"
-        )))
+        Err(ConfigError::new(format!("`{field}` must be in [0, 1], got {value}")))
     }
 }
 
@@ -334,9 +300,7 @@ pub struct ConfigError {
 
 impl ConfigError {
     fn new(message: impl Into<String>) -> ConfigError {
-        ConfigError {
-            message: message.into(),
-        }
+        ConfigError { message: message.into() }
     }
 
     /// The explanation.
@@ -375,34 +339,18 @@ mod tests {
     fn out_of_range_fields_are_named() {
         let mut config = PolicyConfig::named("p", "1");
         config.depth.max_depth_by_risk.high = 9;
-        let err = config
-            .validate()
-            .err()
-            .map(|e| e.to_string())
-            .unwrap_or_default();
+        let err = config.validate().err().map(|e| e.to_string()).unwrap_or_default();
         assert!(err.contains("depth.max_depth_by_risk.high"), "{err}");
 
         let mut config = PolicyConfig::named("p", "1");
         config.sbd.alpha.low = 1.5;
-        let err = config
-            .validate()
-            .err()
-            .map(|e| e.to_string())
-            .unwrap_or_default();
+        let err = config.validate().err().map(|e| e.to_string()).unwrap_or_default();
         assert!(err.contains("sbd.alpha.low"), "{err}");
 
         let mut config = PolicyConfig::named("p", "1");
         config.sbd.state_dim = Some(2);
-        config.sbd.alpha_caps.push(AlphaCap {
-            feature: 2,
-            above: 0.0,
-            alpha_max: 0.5,
-        });
-        let err = config
-            .validate()
-            .err()
-            .map(|e| e.to_string())
-            .unwrap_or_default();
+        config.sbd.alpha_caps.push(AlphaCap { feature: 2, above: 0.0, alpha_max: 0.5 });
+        let err = config.validate().err().map(|e| e.to_string()).unwrap_or_default();
         assert!(err.contains("alpha_caps[0].feature"), "{err}");
     }
 

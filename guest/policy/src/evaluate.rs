@@ -7,8 +7,7 @@ use sha2::{Digest, Sha256};
 
 use crate::config::{ConfigError, PolicyConfig};
 use crate::model::{
-    AccountabilityShare, EscalationTarget, Grant, Mandate, Outcome, PolicyInfo, Request,
-    TrustDelta, Verdict,
+    AccountabilityShare, EscalationTarget, Grant, Mandate, Outcome, PolicyInfo, Request, TrustDelta, Verdict,
 };
 use crate::reasons::Reason;
 use crate::{attenuation, sbd, structural, trust};
@@ -24,10 +23,7 @@ impl Policy {
     /// Builds a policy from postcard configuration bytes; the digest is over these bytes.
     pub fn from_bytes(bytes: &[u8]) -> Result<Policy, ConfigError> {
         let config = PolicyConfig::from_bytes(bytes)?;
-        Ok(Policy {
-            config,
-            digest: hex_sha256(bytes),
-        })
+        Ok(Policy { config, digest: hex_sha256(bytes) })
     }
 
     /// Builds a policy from a configuration; the digest is over its postcard encoding, so it
@@ -35,10 +31,7 @@ impl Policy {
     pub fn new(config: PolicyConfig) -> Result<Policy, ConfigError> {
         config.validate()?;
         let bytes = config.to_bytes()?;
-        Ok(Policy {
-            config,
-            digest: hex_sha256(&bytes),
-        })
+        Ok(Policy { config, digest: hex_sha256(&bytes) })
     }
 
     /// The configuration in force.
@@ -85,9 +78,8 @@ impl Policy {
         // 1. structural
         let depth = structural::check(config, req)?;
         // 2. attenuation
-        attenuation::check_within(&req.parent_mandate, &req.requested_mandate)
-            .map_err(Verdict::Deny)?;
-        attenuation::check_task(&req.requested_mandate, &req.task).map_err(Verdict::Deny)?;
+        attenuation::check_within(&req.parent_mandate, &req.requested_mandate).map_err(Verdict::Deny)?;
+        attenuation::check_task(&req.requested_mandate, &req.task, req.now).map_err(Verdict::Deny)?;
         // 3. trust
         trust::check(config, req)?;
         // 4. SBD
@@ -106,16 +98,9 @@ impl Policy {
         Ok(self.grant(req, depth, sbd))
     }
 
-    fn grant(
-        &self,
-        req: &Request,
-        depth: structural::DepthDecision,
-        sbd: sbd::SbdDecision,
-    ) -> Grant {
-        let remaining_depth = req
-            .requested_mandate
-            .remaining_depth
-            .min(depth.max_depth.saturating_sub(depth.depth));
+    fn grant(&self, req: &Request, depth: structural::DepthDecision, sbd: sbd::SbdDecision) -> Grant {
+        let remaining_depth =
+            req.requested_mandate.remaining_depth.min(depth.max_depth.saturating_sub(depth.depth));
         let mut child_mandate = req.requested_mandate.clone();
         child_mandate.remaining_depth = remaining_depth;
 
@@ -127,10 +112,7 @@ impl Policy {
             .chain(core::iter::once(req.to.id.as_str()));
         let accountability = agents
             .zip(weights)
-            .map(|(agent, weight)| AccountabilityShare {
-                agent: agent.into(),
-                weight,
-            })
+            .map(|(agent, weight)| AccountabilityShare { agent: agent.into(), weight })
             .collect();
 
         Grant {
@@ -167,17 +149,10 @@ mod tests {
     fn digest_is_the_sha256_of_the_configuration_bytes() {
         let config = PolicyConfig::named("p", "1");
         let bytes = config.to_bytes().unwrap_or_default();
-        let from_bytes = Policy::from_bytes(&bytes)
-            .map(|p| p.info().config_digest)
-            .unwrap_or_default();
-        let from_config = Policy::new(config)
-            .map(|p| p.info().config_digest)
-            .unwrap_or_default();
+        let from_bytes = Policy::from_bytes(&bytes).map(|p| p.info().config_digest).unwrap_or_default();
+        let from_config = Policy::new(config).map(|p| p.info().config_digest).unwrap_or_default();
         assert_eq!(from_bytes.len(), 64);
         assert_eq!(from_bytes, from_config);
-        assert_eq!(
-            hex_sha256(b"abc"),
-            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-        );
+        assert_eq!(hex_sha256(b"abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
     }
 }

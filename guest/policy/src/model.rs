@@ -127,11 +127,7 @@ pub struct Mandate {
 impl Mandate {
     /// The budget held in `unit`, if any.
     pub fn budget(&self, unit: BudgetUnit) -> Option<u64> {
-        self.budgets
-            .iter()
-            .filter(|b| b.unit == unit)
-            .map(|b| b.amount)
-            .min()
+        self.budgets.iter().filter(|b| b.unit == unit).map(|b| b.amount).min()
     }
 }
 
@@ -219,9 +215,7 @@ pub struct Request {
 impl Request {
     /// The agent that started the chain.
     pub fn originator(&self) -> &str {
-        self.chain
-            .first()
-            .map_or(self.from.id.as_str(), |link| link.from.as_str())
+        self.chain.first().map_or(self.from.id.as_str(), |link| link.from.as_str())
     }
 
     /// The depth this hop would have: one more than the chain so far.
@@ -321,23 +315,12 @@ pub enum Verdict {
 impl Verdict {
     /// A denial with this reason and message.
     pub fn deny(reason: Reason, message: impl Into<String>) -> Verdict {
-        Verdict::Deny(Denial {
-            reason,
-            message: message.into(),
-        })
+        Verdict::Deny(Denial { reason, message: message.into() })
     }
 
     /// An escalation to `target` with this reason and message.
-    pub fn escalate(
-        target: EscalationTarget,
-        reason: Reason,
-        message: impl Into<String>,
-    ) -> Verdict {
-        Verdict::Escalate(Escalation {
-            target,
-            reason,
-            message: message.into(),
-        })
+    pub fn escalate(target: EscalationTarget, reason: Reason, message: impl Into<String>) -> Verdict {
+        Verdict::Escalate(Escalation { target, reason, message: message.into() })
     }
 
     /// The reason of a refusal or escalation; `None` for an allow.

@@ -125,6 +125,9 @@ reasons! {
     /// The task's counterparty is outside the child's mandate.
     CounterpartyNotPermitted = 2009, "counterparty-not-permitted", Deny,
         "the task's counterparty is outside the child's mandate";
+    /// The requested child mandate would already be expired when granted.
+    ChildMandateExpired = 2010, "child-mandate-expired", Deny,
+        "the requested child mandate is already expired";
 
     // 3xxx trust (Vorion upward escalation)
     /// The executor's own tier is below the task's required tier.
@@ -168,11 +171,7 @@ struct ReasonRepr<'a> {
 
 impl serde::Serialize for Reason {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        ReasonRepr {
-            code: self.code(),
-            reason: self.name().into(),
-        }
-        .serialize(serializer)
+        ReasonRepr { code: self.code(), reason: self.name().into() }.serialize(serializer)
     }
 }
 
@@ -198,8 +197,7 @@ mod tests {
     /// Codes and names are part of the contract: changing one breaks every client.
     #[test]
     fn codes_and_names_are_pinned() {
-        let table: std::vec::Vec<(u16, &str)> =
-            Reason::ALL.iter().map(|r| (r.code(), r.name())).collect();
+        let table: std::vec::Vec<(u16, &str)> = Reason::ALL.iter().map(|r| (r.code(), r.name())).collect();
         assert_eq!(
             table,
             [
@@ -224,6 +222,7 @@ mod tests {
                 (2007, "action-not-permitted"),
                 (2008, "value-over-ceiling"),
                 (2009, "counterparty-not-permitted"),
+                (2010, "child-mandate-expired"),
                 (3001, "trust-insufficient"),
                 (4001, "state-invalid"),
                 (5001, "depth-limit-escalation"),
@@ -262,8 +261,7 @@ mod tests {
         assert_eq!(json, r#"{"code":1002,"reason":"delegation-cycle"}"#);
         let back: Result<Reason, _> = serde_json::from_str(&json);
         assert_eq!(back.ok(), Some(Reason::DelegationCycle));
-        let wrong: Result<Reason, _> =
-            serde_json::from_str(r#"{"code":1002,"reason":"self-delegation"}"#);
+        let wrong: Result<Reason, _> = serde_json::from_str(r#"{"code":1002,"reason":"self-delegation"}"#);
         assert!(wrong.is_err());
     }
 }

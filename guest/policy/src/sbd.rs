@@ -40,10 +40,7 @@ pub struct SbdDecision {
 pub fn alpha_max(caps: &[crate::config::AlphaCap], state: &[f64]) -> f64 {
     caps.iter()
         .filter(|cap| {
-            usize::try_from(cap.feature)
-                .ok()
-                .and_then(|i| state.get(i))
-                .is_none_or(|&x| x > cap.above)
+            usize::try_from(cap.feature).ok().and_then(|i| state.get(i)).is_none_or(|&x| x > cap.above)
         })
         .map(|cap| cap.alpha_max)
         .fold(1.0, f64::min)
@@ -61,10 +58,7 @@ pub fn decide(config: &SbdConfig, req: &Request) -> Result<SbdDecision, Verdict>
     {
         return Err(Verdict::deny(
             Reason::StateInvalid,
-            format!(
-                "`state` has {} features; the policy expects {dim}",
-                req.state.len()
-            ),
+            format!("`state` has {} features; the policy expects {dim}", req.state.len()),
         ));
     }
     let cap = alpha_max(&config.alpha_caps, &req.state);
@@ -131,16 +125,8 @@ mod tests {
     #[test]
     fn caps_apply_inside_their_region_only() {
         let caps = [
-            AlphaCap {
-                feature: 0,
-                above: 20.0,
-                alpha_max: 0.4,
-            },
-            AlphaCap {
-                feature: 1,
-                above: 0.25,
-                alpha_max: 0.8,
-            },
+            AlphaCap { feature: 0, above: 20.0, alpha_max: 0.4 },
+            AlphaCap { feature: 1, above: 0.25, alpha_max: 0.8 },
         ];
         assert_eq!(alpha_max(&caps, &[10.0, 0.1]), 1.0);
         assert_eq!(alpha_max(&caps, &[25.0, 0.1]), 0.4);

@@ -8,7 +8,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 
 use crate::config::PolicyConfig;
-use crate::model::{EscalationTarget, Request, Verdict, Warning};
+use crate::model::{DepthException, EscalationTarget, Request, Verdict, Warning};
 use crate::reasons::Reason;
 
 /// The depth facts of an admitted hop.
@@ -71,28 +71,29 @@ fn check_shape(req: &Request) -> Result<(), Verdict> {
     }
     for agent in [&req.from, &req.to] {
         if agent.trust > 1000 {
-            return malformed(format!(
-                "`{}` has trust {}, outside 0-1000",
-                agent.id, agent.trust
-            ));
+            return malformed(format!("`{}` has trust {}, outside 0-1000", agent.id, agent.trust));
         }
     }
     if req.chain.len() > MAX_CHAIN_LEN {
-        return malformed(format!(
-            "the chain has {} links; at most {MAX_CHAIN_LEN} fit",
-            req.chain.len()
-        ));
+        return malformed(format!("the chain has {} links; at most {MAX_CHAIN_LEN} fit", req.chain.len()));
     }
-    if let Some((i, link)) = req
-        .chain
-        .iter()
-        .enumerate()
-        .find(|(_, l)| !(0.0..=1.0).contains(&l.alpha))
-    {
-        return malformed(format!(
-            "`chain[{i}].alpha` is {}, outside [0, 1]",
-            link.alpha
-        ));
+    let mut previous_at = 0;
+    for (i, link) in req.chain.iter().enumerate() {
+        if link.from.is_empty() || link.to.is_empty() {
+            return malformed(format!("`chain[{i}]` has an empty agent id"));
+        }
+        if !(0.0..=1.0).contains(&link.alpha) {
+            return malformed(format!("`chain[{i}].alpha` is {}, outside [0, 1]", link.alpha));
+        }
+        // Link times are the trace's clock: they may not run backwards or into the future,
+        // or the chain deadline (4.10) could be dodged.
+        if link.at < previous_at || link.at > req.now {
+            return malformed(format!(
+                "`chain[{i}].at` ({}) is before the previous link or after now ({})",
+                link.at, req.now
+            ));
+        }
+        previous_at = link.at;
     }
     if let Some(i) = req.state.iter().position(|x| !x.is_finite()) {
         return malformed(format!("`state[{i}]` is not a finite number"));
@@ -118,11 +119,7 @@ fn check_continuity(req: &Request) -> Result<(), Verdict> {
         if usize::from(link.depth) != i + 1 {
             return Err(Verdict::deny(
                 Reason::DepthMetadataInvalid,
-                format!(
-                    "`chain[{i}].depth` is {} but the link is hop {}",
-                    link.depth,
-                    i + 1
-                ),
+                format!("`chain[{i}].depth` is {} but the link is hop {}", link.depth, i + 1),
             ));
         }
         expected_from = Some(link.to.as_str());
@@ -132,10 +129,7 @@ fn check_continuity(req: &Request) -> Result<(), Verdict> {
     {
         return Err(Verdict::deny(
             Reason::ChainDiscontinuous,
-            format!(
-                "`{}` delegates but the chain ends at `{}`",
-                req.from.id, last.to
-            ),
+            format!("`{}` delegates but the chain ends at `{}`", req.from.id, last.to),
         ));
     }
     Ok(())
@@ -161,32 +155,22 @@ fn check_cycle(req: &Request) -> Result<(), Verdict> {
 fn check_depth(config: &PolicyConfig, req: &Request) -> Result<DepthDecision, Verdict> {
     let mut warnings = Vec::new();
     let risk = req.task.risk;
-    let mut max_depth = config
-        .depth
-        .max_depth
-        .min(config.depth.max_depth_by_risk.get(risk));
+    let mut max_depth = config.depth.max_depth.min(config.depth.max_depth_by_risk.get(risk));
     if let Some(exception) = &req.depth_exception {
-        let approved = !exception.approved_by.is_empty() && !exception.justification.is_empty();
-        if approved && exception.expires_at > req.now && exception.extra_depth > 0 {
-            let extra = exception.extra_depth.min(config.depth.max_exception_extra);
-            max_depth = max_depth.saturating_add(extra);
-            warnings.push(warning(
-                Reason::DepthExceptionApplied,
-                format!(
-                    "limit raised by {extra} to {max_depth} until {}, approved by `{}`",
-                    exception.expires_at, exception.approved_by
-                ),
-            ));
-        } else {
-            let why = if approved {
-                "it has lapsed or adds no depth"
-            } else {
-                "it lacks a human approval record"
-            };
-            warnings.push(warning(
-                Reason::DepthExceptionIgnored,
-                format!("depth exception ignored: {why}"),
-            ));
+        match exception_refusal(config, req, exception) {
+            None => {
+                let extra = exception.extra_depth.min(config.depth.max_exception_extra);
+                max_depth = max_depth.saturating_add(extra);
+                warnings.push(warning(
+                    Reason::DepthExceptionApplied,
+                    format!(
+                        "limit raised by {extra} to {max_depth} until {}, approved by `{}`",
+                        exception.expires_at, exception.approved_by
+                    ),
+                ));
+            }
+            Some(why) => warnings
+                .push(warning(Reason::DepthExceptionIgnored, format!("depth exception ignored: {why}"))),
         }
     }
     // The chain length is bounded by MAX_CHAIN_LEN, so the hop depth fits in a u8.
@@ -194,40 +178,30 @@ fn check_depth(config: &PolicyConfig, req: &Request) -> Result<DepthDecision, Ve
     let at_limit = if depth > max_depth {
         Some((
             Reason::DepthExceeded,
-            format!(
-                "hop {depth} would exceed the maximum depth {max_depth} for {risk:?}-risk tasks"
-            ),
+            format!("hop {depth} would exceed the maximum depth {max_depth} for {risk:?}-risk tasks"),
         ))
     } else if req.parent_mandate.remaining_depth == 0 {
         Some((
             Reason::DelegatorTerminal,
-            format!(
-                "`{}` holds a terminal mandate (remaining depth 0)",
-                req.from.id
-            ),
+            format!("`{}` holds a terminal mandate (remaining depth 0)", req.from.id),
         ))
     } else {
         None
     };
     if let Some((reason, message)) = at_limit {
         return Err(if req.task.completable_locally {
-            Verdict::deny(
-                reason,
-                format!("{message}; complete the task at the current level"),
-            )
+            Verdict::deny(reason, format!("{message}; complete the task at the current level"))
         } else {
             // AG-396 4.4: escalate rather than drop the task or return an uninformative error.
             Verdict::escalate(
                 EscalationTarget::Human(config.escalation.human.clone()),
                 Reason::DepthLimitEscalation,
-                format!(
-                    "{message}, and `{}` cannot complete the task itself",
-                    req.from.id
-                ),
+                format!("{message}, and `{}` cannot complete the task itself", req.from.id),
             )
         });
     }
-    if f64::from(depth) >= config.depth.warning_ratio * f64::from(max_depth) {
+    // The small tolerance keeps e.g. 0.28 * 25 = 7.000000000000001 from missing hop 7.
+    if f64::from(depth) + 1e-9 >= config.depth.warning_ratio * f64::from(max_depth) {
         warnings.push(warning(
             Reason::DepthWarning,
             format!(
@@ -236,9 +210,28 @@ fn check_depth(config: &PolicyConfig, req: &Request) -> Result<DepthDecision, Ve
             ),
         ));
     }
-    Ok(DepthDecision {
-        depth,
-        max_depth,
-        warnings,
-    })
+    Ok(DepthDecision { depth, max_depth, warnings })
+}
+
+/// Why a depth exception does not apply, or `None` when it does (AG-396 4.12: human approval,
+/// documented justification, automatic reversion at expiry).
+fn exception_refusal(config: &PolicyConfig, req: &Request, exception: &DepthException) -> Option<String> {
+    let approver = exception.approved_by.as_str();
+    let authorised =
+        approver == config.escalation.human || config.depth.exception_approvers.iter().any(|a| a == approver);
+    let in_chain =
+        approver == req.from.id || req.chain.iter().any(|l| l.from == approver || l.to == approver);
+    if approver.is_empty() {
+        Some(String::from("it lacks a human approval record"))
+    } else if !authorised || in_chain {
+        Some(format!("`{approver}` is not an authorised human approver"))
+    } else if exception.justification.is_empty() {
+        Some(String::from("it has no documented justification"))
+    } else if exception.expires_at <= req.now {
+        Some(format!("it lapsed at {}", exception.expires_at))
+    } else if exception.extra_depth == 0 || config.depth.max_exception_extra == 0 {
+        Some(String::from("it adds no depth under this policy"))
+    } else {
+        None
+    }
 }

@@ -37,11 +37,7 @@ pub fn check(config: &PolicyConfig, req: &Request) -> Result<(), Verdict> {
 
 /// The most trusted registered escalation agent that qualifies and is not already part of the
 /// chain; the human authority when none does.
-fn escalation_target(
-    config: &PolicyConfig,
-    req: &Request,
-    required: TrustTier,
-) -> EscalationTarget {
+fn escalation_target(config: &PolicyConfig, req: &Request, required: TrustTier) -> EscalationTarget {
     let in_chain = |id: &str| {
         id == req.from.id || id == req.to.id || req.chain.iter().any(|l| l.from == id || l.to == id)
     };
@@ -50,6 +46,8 @@ fn escalation_target(
         .agents
         .iter()
         .filter(|a| TrustTier::of_score(a.trust) >= required && !in_chain(&a.id))
+        // `rev` makes the first-listed agent win ties: `max_by_key` keeps the last maximum.
+        .rev()
         .max_by_key(|a| a.trust)
         .map_or_else(
             || EscalationTarget::Human(config.escalation.human.clone()),
@@ -60,30 +58,18 @@ fn escalation_target(
 /// Trust changes once a delegated task ends. `chain` lists the agents originator first,
 /// executor last. On failure every agent is penalised (only the executor when propagation is
 /// off); on success only the executor gains. Duplicate ids are reported once.
-pub fn trust_deltas(
-    penalty_propagation: bool,
-    chain: &[String],
-    outcome: Outcome,
-) -> Vec<TrustDelta> {
+pub fn trust_deltas(penalty_propagation: bool, chain: &[String], outcome: Outcome) -> Vec<TrustDelta> {
     let Some(executor) = chain.last() else {
         return Vec::new();
     };
-    let single = |agent: &String, delta: f64| {
-        alloc::vec![TrustDelta {
-            agent: agent.clone(),
-            delta
-        }]
-    };
+    let single = |agent: &String, delta: f64| alloc::vec![TrustDelta { agent: agent.clone(), delta }];
     match outcome {
         Outcome::Success(gain) => single(executor, gain.abs()),
         Outcome::Failure(penalty) if penalty_propagation => {
             let mut deltas: Vec<TrustDelta> = Vec::with_capacity(chain.len());
             for agent in chain {
                 if !deltas.iter().any(|d| &d.agent == agent) {
-                    deltas.push(TrustDelta {
-                        agent: agent.clone(),
-                        delta: -penalty.abs(),
-                    });
+                    deltas.push(TrustDelta { agent: agent.clone(), delta: -penalty.abs() });
                 }
             }
             deltas
@@ -98,48 +84,28 @@ mod tests {
     use alloc::string::ToString;
 
     fn chain() -> Vec<String> {
-        ["agent-a", "agent-b", "agent-c"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect()
+        ["agent-a", "agent-b", "agent-c"].iter().map(|s| s.to_string()).collect()
     }
 
     #[test]
     fn failure_penalises_every_agent_when_propagation_is_on() {
         let deltas = trust_deltas(true, &chain(), Outcome::Failure(8.57));
-        let expected: Vec<TrustDelta> = chain()
-            .into_iter()
-            .map(|agent| TrustDelta {
-                agent,
-                delta: -8.57,
-            })
-            .collect();
+        let expected: Vec<TrustDelta> =
+            chain().into_iter().map(|agent| TrustDelta { agent, delta: -8.57 }).collect();
         assert_eq!(deltas, expected);
     }
 
     #[test]
     fn failure_penalises_only_the_executor_when_propagation_is_off() {
         let deltas = trust_deltas(false, &chain(), Outcome::Failure(8.57));
-        assert_eq!(
-            deltas,
-            alloc::vec![TrustDelta {
-                agent: "agent-c".into(),
-                delta: -8.57
-            }]
-        );
+        assert_eq!(deltas, alloc::vec![TrustDelta { agent: "agent-c".into(), delta: -8.57 }]);
     }
 
     #[test]
     fn success_rewards_only_the_executor() {
         for propagation in [true, false] {
             let deltas = trust_deltas(propagation, &chain(), Outcome::Success(3.0));
-            assert_eq!(
-                deltas,
-                alloc::vec![TrustDelta {
-                    agent: "agent-c".into(),
-                    delta: 3.0
-                }]
-            );
+            assert_eq!(deltas, alloc::vec![TrustDelta { agent: "agent-c".into(), delta: 3.0 }]);
         }
     }
 

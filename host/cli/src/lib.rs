@@ -29,11 +29,9 @@ pub struct PolicySource {
 
 /// Parses a TOML policy configuration and validates it.
 pub fn parse_config(text: &str, origin: &str) -> anyhow::Result<PolicyConfig> {
-    let config: PolicyConfig = toml::from_str(text)
-        .with_context(|| format!("`{origin}` is not a valid policy configuration"))?;
-    config
-        .validate()
-        .with_context(|| format!("`{origin}` is not a valid policy configuration"))?;
+    let config: PolicyConfig =
+        toml::from_str(text).with_context(|| format!("`{origin}` is not a valid policy configuration"))?;
+    config.validate().with_context(|| format!("`{origin}` is not a valid policy configuration"))?;
     Ok(config)
 }
 
@@ -44,8 +42,9 @@ pub fn load_policy(source: &PolicySource) -> anyhow::Result<(PolicyRuntime, Load
         None => parse_config(DEFAULT_POLICY_TOML, "policies/default.toml")?,
     };
     let component_bytes = match &source.component {
-        Some(path) => std::fs::read(path)
-            .with_context(|| format!("cannot read component `{}`", path.display()))?,
+        Some(path) => {
+            std::fs::read(path).with_context(|| format!("cannot read component `{}`", path.display()))?
+        }
         None => sbd_runtime::DEFAULT_COMPONENT.to_vec(),
     };
     let runtime = PolicyRuntime::new(RuntimeLimits::default())?;

@@ -70,11 +70,7 @@ struct PolicyArgs {
 
 impl PolicyArgs {
     fn source(self) -> PolicySource {
-        PolicySource {
-            config: self.policy,
-            component: self.component,
-            cache: self.cache_dir,
-        }
+        PolicySource { config: self.policy, component: self.component, cache: self.cache_dir }
     }
 }
 
@@ -101,26 +97,18 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 .with_context(|| format!("`{}` is not JSON", request.display()))?;
             let output = if value.is_array() {
                 let requests: Vec<Request> = serde_json::from_value(value).with_context(|| {
-                    format!(
-                        "`{}` is not an array of delegation requests",
-                        request.display()
-                    )
+                    format!("`{}` is not an array of delegation requests", request.display())
                 })?;
                 serde_json::to_string_pretty(&policy.evaluate_batch(&requests))?
             } else {
-                let one: Request = serde_json::from_value(value).with_context(|| {
-                    format!("`{}` is not a delegation request", request.display())
-                })?;
+                let one: Request = serde_json::from_value(value)
+                    .with_context(|| format!("`{}` is not a delegation request", request.display()))?;
                 serde_json::to_string_pretty(&policy.evaluate(&one))?
             };
             println!("{output}");
             Ok(())
         }
-        Command::Replay {
-            policy,
-            scenario,
-            json,
-        } => {
+        Command::Replay { policy, scenario, json } => {
             let parsed = Scenario::from_json(&read_text(&scenario)?)
                 .with_context(|| format!("in `{}`", scenario.display()))?;
             replay(policy.source(), &parsed, json)

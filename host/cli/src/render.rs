@@ -7,11 +7,7 @@ use sbd_policy::{EscalationTarget, Grant, Mandate, Verdict};
 use crate::scenario::TraceEvent;
 
 fn budgets(m: &Mandate) -> String {
-    m.budgets
-        .iter()
-        .map(|b| format!("{:?} {}", b.unit, b.amount))
-        .collect::<Vec<_>>()
-        .join(", ")
+    m.budgets.iter().map(|b| format!("{:?} {}", b.unit, b.amount)).collect::<Vec<_>>().join(", ")
 }
 
 /// One verdict, indented, over as many lines as it needs.
@@ -23,19 +19,9 @@ pub fn verdict(verdict: &Verdict, parent: Option<&Mandate>) -> String {
                 EscalationTarget::Human(who) => format!("human `{who}`"),
                 EscalationTarget::Agent(who) => format!("agent `{who}`"),
             };
-            format!(
-                "  ESCALATE to {target}: {} ({}): {}\n",
-                e.reason.name(),
-                e.reason.code(),
-                e.message
-            )
+            format!("  ESCALATE to {target}: {} ({}): {}\n", e.reason.name(), e.reason.code(), e.message)
         }
-        Verdict::Deny(d) => format!(
-            "  DENY     {} ({}): {}\n",
-            d.reason.name(),
-            d.reason.code(),
-            d.message
-        ),
+        Verdict::Deny(d) => format!("  DENY     {} ({}): {}\n", d.reason.name(), d.reason.code(), d.message),
     }
 }
 
@@ -45,12 +31,7 @@ fn allow(grant: &Grant, parent: Option<&Mandate>) -> String {
     let _ = writeln!(
         out,
         "  ALLOW    to `{}`: alpha {:.2}, lambda {:.2}, depth {} of {}, child may delegate {} more",
-        grant.sub_agent,
-        grant.alpha,
-        grant.lambda,
-        grant.depth,
-        grant.max_depth,
-        grant.remaining_depth
+        grant.sub_agent, grant.alpha, grant.lambda, grant.depth, grant.max_depth, grant.remaining_depth
     );
     let _ = writeln!(out, "           child mandate: budgets [{}]", budgets(m));
     if let Some(p) = parent {
@@ -61,11 +42,8 @@ fn allow(grant: &Grant, parent: Option<&Mandate>) -> String {
         "           actions {:?}, counterparties {:?}, value <= {}",
         m.action_kinds, m.counterparties, m.value_ceiling
     );
-    let shares: Vec<String> = grant
-        .accountability
-        .iter()
-        .map(|s| format!("{} {:.3}", s.agent, s.weight))
-        .collect();
+    let shares: Vec<String> =
+        grant.accountability.iter().map(|s| format!("{} {:.3}", s.agent, s.weight)).collect();
     let _ = writeln!(
         out,
         "           accountability: {} (Prop. 4.8 ceiling {:.3})",
@@ -73,13 +51,7 @@ fn allow(grant: &Grant, parent: Option<&Mandate>) -> String {
         grant.accountability_ceiling
     );
     for w in &grant.warnings {
-        let _ = writeln!(
-            out,
-            "           WARNING {} ({}): {}",
-            w.reason.name(),
-            w.reason.code(),
-            w.message
-        );
+        let _ = writeln!(out, "           WARNING {} ({}): {}", w.reason.name(), w.reason.code(), w.message);
     }
     out
 }
@@ -102,10 +74,7 @@ pub fn trace(events: &[TraceEvent], notes: &[String]) -> String {
         if let Some(note) = notes.get(event.hop - 1).filter(|n| !n.is_empty()) {
             let _ = writeln!(out, "  expect   {note}");
         }
-        out.push_str(&verdict(
-            &event.verdict,
-            Some(&event.request.parent_mandate),
-        ));
+        out.push_str(&verdict(&event.verdict, Some(&event.request.parent_mandate)));
         out.push('\n');
     }
     let _ = writeln!(out, "delegation trace (AG-396 4.6):");

@@ -93,34 +93,19 @@ impl Scenario {
 
     /// Replays every hop through `decide`, returning the trace. A hop from an agent that holds
     /// no mandate yet (it never received an allowed delegation) is an error in the file.
-    pub fn replay(
-        &self,
-        mut decide: impl FnMut(&Request) -> Verdict,
-    ) -> anyhow::Result<Vec<TraceEvent>> {
+    pub fn replay(&self, mut decide: impl FnMut(&Request) -> Verdict) -> anyhow::Result<Vec<TraceEvent>> {
         let mut holdings: BTreeMap<String, Holding> = BTreeMap::new();
-        holdings.insert(
-            self.originator.id.clone(),
-            Holding {
-                chain: Vec::new(),
-                mandate: self.mandate.clone(),
-            },
-        );
+        holdings
+            .insert(self.originator.id.clone(), Holding { chain: Vec::new(), mandate: self.mandate.clone() });
         let mut trace = Vec::with_capacity(self.hops.len());
         for (i, hop) in self.hops.iter().enumerate() {
             let number = i + 1;
             let holding = holdings.get(&hop.from).with_context(|| {
-                format!(
-                    "hop {number}: `{}` holds no mandate at this point of the scenario",
-                    hop.from
-                )
+                format!("hop {number}: `{}` holds no mandate at this point of the scenario", hop.from)
             })?;
             let request = Request {
-                from: self
-                    .agent(&hop.from)
-                    .with_context(|| format!("hop {number}"))?,
-                to: self
-                    .agent(&hop.to)
-                    .with_context(|| format!("hop {number}"))?,
+                from: self.agent(&hop.from).with_context(|| format!("hop {number}"))?,
+                to: self.agent(&hop.to).with_context(|| format!("hop {number}"))?,
                 task: hop.task.clone(),
                 parent_mandate: holding.mandate.clone(),
                 requested_mandate: hop.requested.clone(),
@@ -140,13 +125,7 @@ impl Scenario {
                     at: request.now,
                     reason: hop.task.id.clone(),
                 });
-                holdings.insert(
-                    hop.to.clone(),
-                    Holding {
-                        chain,
-                        mandate: grant.child_mandate.clone(),
-                    },
-                );
+                holdings.insert(hop.to.clone(), Holding { chain, mandate: grant.child_mandate.clone() });
             }
             trace.push(TraceEvent {
                 hop: number,
@@ -166,13 +145,7 @@ impl Scenario {
         if id == self.originator.id {
             return Ok(self.originator.clone());
         }
-        let trust = self
-            .trust
-            .get(id)
-            .with_context(|| format!("`{id}` has no trust score in `trust`"))?;
-        Ok(Agent {
-            id: id.to_string(),
-            trust: *trust,
-        })
+        let trust = self.trust.get(id).with_context(|| format!("`{id}` has no trust score in `trust`"))?;
+        Ok(Agent { id: id.to_string(), trust: *trust })
     }
 }

@@ -12,49 +12,33 @@ use std::process::Command;
 /// The target every guest is built for.
 pub const GUEST_TARGET: &str = "wasm32-wasip2";
 
-/// Builds workspace package `package` (a `cdylib` under `guest/`) into a component and copies
-/// it to `$OUT_DIR/<out_name>`, returning that path. Panics with the compiler's message on
+/// Builds workspace package `package` (a `cdylib` under `guest/`) with cargo `features` into a
+/// component and copies it to `$OUT_DIR/<out_name>`, returning that path. Panics with the compiler's message on
 /// failure: it only runs inside build scripts, where a panic is how a failure is reported.
-#[allow(
-    clippy::panic,
-    clippy::expect_used,
-    reason = "build scripts report failure by panicking"
-)]
-pub fn build_component(package: &str, out_name: &str) -> PathBuf {
+#[allow(clippy::panic, clippy::expect_used, reason = "build scripts report failure by panicking")]
+pub fn build_component(package: &str, features: &[&str], out_name: &str) -> PathBuf {
     let manifest_dir =
         PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
     let workspace = find_workspace_root(&manifest_dir);
     let out_dir = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
-    let target_dir = workspace.join("target").join("guest-build");
+    // One target directory per feature set, so variants never rebuild over each other.
+    let variant = if features.is_empty() { "default".to_string() } else { features.join("+") };
+    let target_dir = workspace.join("target").join("guest-build").join(variant);
 
-    for watched in [
-        "wit",
-        "guest",
-        "Cargo.toml",
-        "Cargo.lock",
-        "rust-toolchain.toml",
-    ] {
-        println!(
-            "cargo:rerun-if-changed={}",
-            workspace.join(watched).display()
-        );
+    for watched in ["wit", "guest", "Cargo.toml", "Cargo.lock", "rust-toolchain.toml"] {
+        println!("cargo:rerun-if-changed={}", workspace.join(watched).display());
     }
 
     let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut command = Command::new(cargo);
     command
         .current_dir(&workspace)
-        .args([
-            "build",
-            "--package",
-            package,
-            "--target",
-            GUEST_TARGET,
-            "--profile",
-            "guest",
-        ])
+        .args(["build", "--package", package, "--target", GUEST_TARGET, "--profile", "guest"])
         .arg("--target-dir")
         .arg(&target_dir);
+    if !features.is_empty() {
+        command.arg("--features").arg(features.join(","));
+    }
     // The outer build's flags and wrappers are for the host target; keep them out.
     for var in [
         "RUSTFLAGS",
@@ -67,25 +51,16 @@ pub fn build_component(package: &str, out_name: &str) -> PathBuf {
     ] {
         command.env_remove(var);
     }
-    let status = command
-        .status()
-        .expect("cannot start cargo to build the guest component");
+    let status = command.status().expect("cannot start cargo to build the guest component");
     if !status.success() {
         panic!("building guest component `{package}` for {GUEST_TARGET} failed ({status})");
     }
 
-    let artifact = target_dir
-        .join(GUEST_TARGET)
-        .join("guest")
-        .join(format!("{}.wasm", package.replace('-', "_")));
+    let artifact =
+        target_dir.join(GUEST_TARGET).join("guest").join(format!("{}.wasm", package.replace('-', "_")));
     let dest = out_dir.join(out_name);
-    std::fs::copy(&artifact, &dest).unwrap_or_else(|e| {
-        panic!(
-            "cannot copy {} to {}: {e}",
-            artifact.display(),
-            dest.display()
-        )
-    });
+    std::fs::copy(&artifact, &dest)
+        .unwrap_or_else(|e| panic!("cannot copy {} to {}: {e}", artifact.display(), dest.display()));
     dest
 }
 

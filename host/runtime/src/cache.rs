@@ -33,8 +33,7 @@ impl ComponentCache {
     pub fn entry_path(&self, engine: &Engine, digest: &str) -> PathBuf {
         let mut hasher = DefaultHasher::new();
         engine.precompile_compatibility_hash().hash(&mut hasher);
-        self.dir
-            .join(format!("{digest}-{:016x}.cwasm", hasher.finish()))
+        self.dir.join(format!("{digest}-{:016x}.cwasm", hasher.finish()))
     }
 
     /// Deserializes the cached compilation if there is a usable one; otherwise compiles `bytes`
@@ -56,13 +55,8 @@ impl ComponentCache {
                 return Ok(component);
             }
         }
-        let compiled = engine
-            .precompile_component(bytes)
-            .map_err(RuntimeError::InvalidComponent)?;
-        let cache_error = |source| RuntimeError::Cache {
-            path: path.clone(),
-            source,
-        };
+        let compiled = engine.precompile_component(bytes).map_err(RuntimeError::InvalidComponent)?;
+        let cache_error = |source| RuntimeError::Cache { path: path.clone(), source };
         std::fs::create_dir_all(&self.dir).map_err(cache_error)?;
         let temporary = path.with_extension(format!("tmp{}", std::process::id()));
         std::fs::write(&temporary, &compiled).map_err(cache_error)?;

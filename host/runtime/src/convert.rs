@@ -67,10 +67,7 @@ pub(crate) fn request_to(r: &policy::Request) -> wit::Request {
 }
 
 fn agent_to(a: &policy::Agent) -> wit::Agent {
-    wit::Agent {
-        id: a.id.clone(),
-        trust: a.trust,
-    }
+    wit::Agent { id: a.id.clone(), trust: a.trust }
 }
 
 pub(crate) fn mandate_to(m: &policy::Mandate) -> wit::Mandate {
@@ -132,10 +129,9 @@ pub(crate) fn mandate_from(m: wit::Mandate) -> policy::Mandate {
 fn reason_from(code: u16, name: &str, kind: ReasonKind) -> Result<Reason, String> {
     match Reason::from_code(code) {
         Some(reason) if reason.name() == name && reason.kind() == kind => Ok(reason),
-        Some(reason) if reason.name() == name => Err(format!(
-            "reason `{name}` ({code}) is a {:?} reason, used as {kind:?}",
-            reason.kind()
-        )),
+        Some(reason) if reason.name() == name => {
+            Err(format!("reason `{name}` ({code}) is a {:?} reason, used as {kind:?}", reason.kind()))
+        }
         _ => Err(format!("unknown reason `{name}` with code {code}")),
     }
 }
@@ -154,10 +150,7 @@ pub(crate) fn verdict_from(v: wit::Verdict) -> Result<policy::Verdict, String> {
             accountability: g
                 .accountability
                 .into_iter()
-                .map(|s| policy::AccountabilityShare {
-                    agent: s.agent,
-                    weight: s.weight,
-                })
+                .map(|s| policy::AccountabilityShare { agent: s.agent, weight: s.weight })
                 .collect(),
             accountability_ceiling: g.accountability_ceiling,
             warnings: g
@@ -196,10 +189,7 @@ pub(crate) fn info_from(i: wit::PolicyInfo) -> policy::PolicyInfo {
 }
 
 pub(crate) fn trust_delta_from(d: wit::TrustDelta) -> policy::TrustDelta {
-    policy::TrustDelta {
-        agent: d.agent,
-        delta: d.delta,
-    }
+    policy::TrustDelta { agent: d.agent, delta: d.delta }
 }
 
 #[cfg(test)]
@@ -209,11 +199,7 @@ mod tests {
     #[test]
     fn unknown_or_miskinded_codes_are_malformed() {
         let deny = |code, name: &str| {
-            verdict_from(wit::Verdict::Deny(wit::Denial {
-                code,
-                name: name.into(),
-                message: String::new(),
-            }))
+            verdict_from(wit::Verdict::Deny(wit::Denial { code, name: name.into(), message: String::new() }))
         };
         assert!(deny(1002, "delegation-cycle").is_ok());
         assert!(deny(1002, "self-delegation").is_err());

@@ -40,8 +40,6 @@ impl RuntimeLimits {
     /// The call timeout in epoch ticks (at least one).
     pub(crate) fn deadline_ticks(&self) -> u64 {
         let tick = self.epoch_tick.as_nanos().max(1);
-        u64::try_from(self.call_timeout.as_nanos().div_ceil(tick))
-            .unwrap_or(u64::MAX)
-            .max(1)
+        u64::try_from(self.call_timeout.as_nanos().div_ceil(tick)).unwrap_or(u64::MAX).max(1)
     }
 }

@@ -26,17 +26,9 @@ impl Instance {
     /// Calls `f` with the policy's exports, the store and the policy resource.
     fn with<T>(
         &mut self,
-        f: impl FnOnce(
-            GuestDelegationPolicy<'_>,
-            &mut Store<HostState>,
-            ResourceAny,
-        ) -> wasmtime::Result<T>,
+        f: impl FnOnce(GuestDelegationPolicy<'_>, &mut Store<HostState>, ResourceAny) -> wasmtime::Result<T>,
     ) -> wasmtime::Result<T> {
-        f(
-            self.bindings.sbd_delegation_policy().delegation_policy(),
-            &mut self.store,
-            self.policy,
-        )
+        f(self.bindings.sbd_delegation_policy().delegation_policy(), &mut self.store, self.policy)
     }
 }
 
@@ -89,9 +81,7 @@ impl LoadedPolicy {
             instances_created: AtomicU64::new(0),
         };
         let mut first = loaded.create_instance()?;
-        first
-            .store
-            .set_epoch_deadline(loaded.shared.limits.deadline_ticks());
+        first.store.set_epoch_deadline(loaded.shared.limits.deadline_ticks());
         let info = first
             .with(|guest, store, policy| guest.call_info(store, policy))
             .map_err(RuntimeError::Startup)?;
@@ -138,25 +128,15 @@ impl LoadedPolicy {
     pub fn evaluate_batch(&self, requests: &[Request]) -> Vec<Verdict> {
         let mut verdicts = Vec::with_capacity(requests.len());
         for chunk in requests.chunks(self.shared.limits.max_batch.max(1)) {
-            self.decisions
-                .fetch_add(chunk.len() as u64, Ordering::Relaxed);
+            self.decisions.fetch_add(chunk.len() as u64, Ordering::Relaxed);
             let wit_requests: Vec<_> = chunk.iter().map(convert::request_to).collect();
-            let outcome = self.call(|guest, store, policy| {
-                guest.call_evaluate_batch(store, policy, &wit_requests)
-            });
+            let outcome =
+                self.call(|guest, store, policy| guest.call_evaluate_batch(store, policy, &wit_requests));
             let answered = outcome.and_then(|raw| {
                 if raw.len() != chunk.len() {
-                    return Err(Fault(format!(
-                        "{} verdicts for {} requests",
-                        raw.len(),
-                        chunk.len()
-                    )));
+                    return Err(Fault(format!("{} verdicts for {} requests", raw.len(), chunk.len())));
                 }
-                chunk
-                    .iter()
-                    .zip(raw)
-                    .map(|(r, v)| self.accept(r, v))
-                    .collect::<Result<Vec<_>, _>>()
+                chunk.iter().zip(raw).map(|(r, v)| self.accept(r, v)).collect::<Result<Vec<_>, _>>()
             });
             match answered {
                 Ok(mut batch) => {
@@ -186,11 +166,7 @@ impl LoadedPolicy {
 
     /// Trust changes for `chain` (originator first) after a task ends, per the policy's
     /// penalty-propagation setting.
-    pub fn trust_deltas(
-        &self,
-        chain: &[String],
-        outcome: Outcome,
-    ) -> Result<Vec<TrustDelta>, RuntimeError> {
+    pub fn trust_deltas(&self, chain: &[String], outcome: Outcome) -> Result<Vec<TrustDelta>, RuntimeError> {
         let outcome = convert::outcome_to(outcome);
         self.call(|guest, store, policy| guest.call_trust_deltas(store, policy, chain, outcome))
             .map(|deltas| deltas.into_iter().map(convert::trust_delta_from).collect())
@@ -203,47 +179,32 @@ impl LoadedPolicy {
         (request.chain.len() > limit).then(|| {
             Verdict::deny(
                 Reason::RequestMalformed,
-                format!(
-                    "the chain has {} links; this host accepts at most {limit}",
-                    request.chain.len()
-                ),
+                format!("the chain has {} links; this host accepts at most {limit}", request.chain.len()),
             )
         })
     }
 
     fn accept(&self, request: &Request, raw: convert::WitVerdict) -> Result<Verdict, Fault> {
-        let verdict =
-            convert::verdict_from(raw).map_err(|e| Fault(format!("malformed verdict: {e}")))?;
+        let verdict = convert::verdict_from(raw).map_err(|e| Fault(format!("malformed verdict: {e}")))?;
         check_verdict(request, &verdict).map_err(|e| Fault(format!("malformed verdict: {e}")))?;
         Ok(verdict)
     }
 
     fn fail_closed(&self, Fault(why): Fault) -> Verdict {
         self.faults.fetch_add(1, Ordering::Relaxed);
-        Verdict::deny(
-            Reason::PolicyFault,
-            format!("policy `{}` failed closed: {why}", self.info.name),
-        )
+        Verdict::deny(Reason::PolicyFault, format!("policy `{}` failed closed: {why}", self.info.name))
     }
 
     /// Runs `f` on a pooled instance under the call deadline; a failed instance is dropped.
     fn call<T>(
         &self,
-        f: impl FnOnce(
-            GuestDelegationPolicy<'_>,
-            &mut Store<HostState>,
-            ResourceAny,
-        ) -> wasmtime::Result<T>,
+        f: impl FnOnce(GuestDelegationPolicy<'_>, &mut Store<HostState>, ResourceAny) -> wasmtime::Result<T>,
     ) -> Result<T, Fault> {
         let mut instance = match self.checkout() {
             Some(instance) => instance,
-            None => self
-                .create_instance()
-                .map_err(|e| Fault(format!("cannot start an instance: {e}")))?,
+            None => self.create_instance().map_err(|e| Fault(format!("cannot start an instance: {e}")))?,
         };
-        instance
-            .store
-            .set_epoch_deadline(self.shared.limits.deadline_ticks());
+        instance.store.set_epoch_deadline(self.shared.limits.deadline_ticks());
         match instance.with(f) {
             Ok(value) => {
                 self.checkin(instance);
@@ -256,27 +217,18 @@ impl LoadedPolicy {
     fn describe(&self, error: &wasmtime::Error) -> String {
         match error.downcast_ref::<Trap>() {
             Some(Trap::Interrupt) => {
-                format!(
-                    "it ran past its {:?} call deadline",
-                    self.shared.limits.call_timeout
-                )
+                format!("it ran past its {:?} call deadline", self.shared.limits.call_timeout)
             }
             Some(trap) => format!("it trapped: {trap}"),
             None if format!("{error:#}").contains("growing memory") => {
-                format!(
-                    "it exceeded its {} byte memory limit",
-                    self.shared.limits.memory_bytes
-                )
+                format!("it exceeded its {} byte memory limit", self.shared.limits.memory_bytes)
             }
             None => format!("{error:#}"),
         }
     }
 
     fn checkout(&self) -> Option<Instance> {
-        self.idle
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .pop()
+        self.idle.lock().unwrap_or_else(PoisonError::into_inner).pop()
     }
 
     fn checkin(&self, instance: Instance) {
@@ -294,11 +246,7 @@ impl LoadedPolicy {
         let mut store = Store::new(&self.shared.engine, HostState { limits });
         store.limiter(|state| &mut state.limits);
         store.set_epoch_deadline(self.shared.limits.deadline_ticks());
-        let bindings = self
-            .component
-            .pre
-            .instantiate(&mut store)
-            .map_err(RuntimeError::Startup)?;
+        let bindings = self.component.pre.instantiate(&mut store).map_err(RuntimeError::Startup)?;
         let created = bindings
             .sbd_delegation_policy()
             .delegation_policy()
@@ -306,10 +254,6 @@ impl LoadedPolicy {
             .map_err(RuntimeError::Startup)?;
         let policy = created.map_err(|e| RuntimeError::ConfigRejected(e.message))?;
         self.instances_created.fetch_add(1, Ordering::Relaxed);
-        Ok(Instance {
-            store,
-            bindings,
-            policy,
-        })
+        Ok(Instance { store, bindings, policy })
     }
 }

@@ -63,9 +63,7 @@ impl PolicyRuntime {
         let engine = Engine::new(&config).map_err(RuntimeError::Engine)?;
         let mut linker = Linker::new(&engine);
         // The policy imports only the type-only `types` interface; give it an empty instance.
-        linker
-            .instance("sbd:delegation/types@0.1.0")
-            .map_err(RuntimeError::Engine)?;
+        linker.instance("sbd:delegation/types@0.1.0").map_err(RuntimeError::Engine)?;
 
         let stop = Arc::new(AtomicBool::new(false));
         let ticker = {
@@ -82,15 +80,7 @@ impl PolicyRuntime {
                 })
                 .map_err(|e| RuntimeError::Engine(wasmtime::Error::from(e)))?
         };
-        Ok(PolicyRuntime {
-            shared: Arc::new(Shared {
-                engine,
-                linker,
-                limits,
-                stop,
-                ticker: Some(ticker),
-            }),
-        })
+        Ok(PolicyRuntime { shared: Arc::new(Shared { engine, linker, limits, stop, ticker: Some(ticker) }) })
     }
 
     /// The limits every call runs under.
@@ -105,35 +95,22 @@ impl PolicyRuntime {
 
     /// Compiles a component from its bytes (binary or, for tests, never text).
     pub fn load_component(&self, bytes: &[u8]) -> Result<PolicyComponent, RuntimeError> {
-        let component =
-            Component::new(&self.shared.engine, bytes).map_err(RuntimeError::InvalidComponent)?;
+        let component = Component::new(&self.shared.engine, bytes).map_err(RuntimeError::InvalidComponent)?;
         self.prepare(component, hex_sha256(bytes))
     }
 
     /// Loads a component through a precompile cache: the first load compiles and stores a
     /// `.cwasm`; later loads deserialize it (tens of microseconds instead of milliseconds).
-    pub fn load_cached(
-        &self,
-        bytes: &[u8],
-        cache: &ComponentCache,
-    ) -> Result<PolicyComponent, RuntimeError> {
+    pub fn load_cached(&self, bytes: &[u8], cache: &ComponentCache) -> Result<PolicyComponent, RuntimeError> {
         let digest = hex_sha256(bytes);
         let component = cache.load_or_compile(&self.shared.engine, bytes, &digest)?;
         self.prepare(component, digest)
     }
 
-    fn prepare(
-        &self,
-        component: Component,
-        digest: String,
-    ) -> Result<PolicyComponent, RuntimeError> {
-        let instance_pre = self
-            .shared
-            .linker
-            .instantiate_pre(&component)
-            .map_err(RuntimeError::WrongInterface)?;
-        let pre = DelegationPolicyComponentPre::new(instance_pre)
-            .map_err(RuntimeError::WrongInterface)?;
+    fn prepare(&self, component: Component, digest: String) -> Result<PolicyComponent, RuntimeError> {
+        let instance_pre =
+            self.shared.linker.instantiate_pre(&component).map_err(RuntimeError::WrongInterface)?;
+        let pre = DelegationPolicyComponentPre::new(instance_pre).map_err(RuntimeError::WrongInterface)?;
         Ok(PolicyComponent { pre, digest })
     }
 
@@ -150,8 +127,5 @@ impl PolicyRuntime {
 
 /// Hex SHA-256, the digest used for components and configurations alike.
 pub(crate) fn hex_sha256(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }

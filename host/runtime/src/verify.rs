@@ -13,41 +13,22 @@ pub fn check_verdict(request: &Request, verdict: &Verdict) -> Result<(), String>
         return Ok(());
     };
     let unit = |name: &str, x: f64| {
-        if (0.0..=1.0).contains(&x) {
-            Ok(())
-        } else {
-            Err(format!("`{name}` is {x}, outside [0, 1]"))
-        }
+        if (0.0..=1.0).contains(&x) { Ok(()) } else { Err(format!("`{name}` is {x}, outside [0, 1]")) }
     };
     unit("alpha", grant.alpha)?;
     unit("lambda", grant.lambda)?;
     unit("accountability_ceiling", grant.accountability_ceiling)?;
     if usize::from(grant.depth) != request.hop_depth() {
-        return Err(format!(
-            "`depth` is {} for hop {}",
-            grant.depth,
-            request.hop_depth()
-        ));
+        return Err(format!("`depth` is {} for hop {}", grant.depth, request.hop_depth()));
     }
     if grant.depth > grant.max_depth {
-        return Err(format!(
-            "`depth` {} exceeds `max_depth` {}",
-            grant.depth, grant.max_depth
-        ));
+        return Err(format!("`depth` {} exceeds `max_depth` {}", grant.depth, grant.max_depth));
     }
-    if grant.sub_agent == request.from.id || request.chain.iter().any(|l| l.from == grant.sub_agent)
-    {
-        return Err(format!(
-            "`sub_agent` `{}` is already in the chain",
-            grant.sub_agent
-        ));
+    if grant.sub_agent == request.from.id || request.chain.iter().any(|l| l.from == grant.sub_agent) {
+        return Err(format!("`sub_agent` `{}` is already in the chain", grant.sub_agent));
     }
-    attenuation::check_within(&request.parent_mandate, &grant.child_mandate).map_err(|d| {
-        format!(
-            "the child mandate is wider than the parent's: {}",
-            d.message
-        )
-    })?;
+    attenuation::check_within(&request.parent_mandate, &grant.child_mandate)
+        .map_err(|d| format!("the child mandate is wider than the parent's: {}", d.message))?;
     if grant.remaining_depth != grant.child_mandate.remaining_depth {
         return Err("`remaining_depth` disagrees with the child mandate".into());
     }

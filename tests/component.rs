@@ -1,0 +1,49 @@
+//! The built component itself: a valid component that exports the policy interface and
+//! imports no functions at all (no WASI, no clock, no I/O).
+
+use wasmtime::component::Component;
+use wasmtime::component::types::ComponentItem;
+use wasmtime::{Config, Engine};
+
+fn imported_functions(bytes: &[u8]) -> Vec<String> {
+    let engine = Engine::new(&Config::new()).expect("engine");
+    let component = Component::new(&engine, bytes).expect("the component is valid");
+    let ty = component.component_type();
+    let mut functions = Vec::new();
+    for (name, item) in ty.imports(&engine) {
+        match item.ty {
+            ComponentItem::ComponentInstance(instance) => {
+                for (export, item) in instance.exports(&engine) {
+                    if matches!(item.ty, ComponentItem::ComponentFunc(_) | ComponentItem::CoreFunc(_)) {
+                        functions.push(format!("{name}#{export}"));
+                    }
+                }
+            }
+            ComponentItem::ComponentFunc(_) | ComponentItem::CoreFunc(_) => functions.push(name.to_string()),
+            _ => {}
+        }
+    }
+    functions
+}
+
+#[test]
+fn the_policy_component_imports_no_functions() {
+    assert_eq!(imported_functions(sbd_runtime::DEFAULT_COMPONENT), Vec::<String>::new());
+}
+
+#[test]
+fn the_policy_component_exports_the_policy_interface() {
+    let engine = Engine::new(&Config::new()).expect("engine");
+    let component = Component::new(&engine, sbd_runtime::DEFAULT_COMPONENT).expect("valid");
+    let exports: Vec<String> =
+        component.component_type().exports(&engine).map(|(name, _)| name.to_string()).collect();
+    assert_eq!(exports, ["sbd:delegation/policy@0.1.0"]);
+}
+
+#[test]
+fn the_policy_component_is_small() {
+    // Size-optimised build (opt-level s, LTO, strip, panic abort). A jump here means
+    // something heavy (formatting machinery, std) slipped into the guest.
+    let size = sbd_runtime::DEFAULT_COMPONENT.len();
+    assert!(size < 200 * 1024, "component is {size} bytes");
+}

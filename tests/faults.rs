@@ -1,0 +1,142 @@
+//! Fault injection: deliberately broken components (endless loop, trap, panic, huge
+//! allocation, stack overflow, malformed verdicts) always fail closed with `policy-fault`, and
+//! the host goes on to serve the next request correctly.
+
+use sbd_e2e::{FAULTY_COMPONENT, allowed_request};
+use sbd_policy::{Policy, PolicyConfig, Reason, Request, Verdict};
+use sbd_runtime::{LoadedPolicy, PolicyRuntime, RuntimeError, RuntimeLimits};
+
+fn runtime() -> PolicyRuntime {
+    PolicyRuntime::new(RuntimeLimits::default()).expect("engine")
+}
+
+fn faulty(runtime: &PolicyRuntime, kind: &str) -> LoadedPolicy {
+    let component = runtime.load_component(FAULTY_COMPONENT).expect("faulty component loads");
+    runtime.instantiate(&component, format!("fault:{kind}").as_bytes()).expect("fault config accepted")
+}
+
+fn trigger() -> Request {
+    let mut request = allowed_request();
+    request.task.id = "inject-fault".into();
+    request
+}
+
+/// What the faulty component computes for requests that do not trigger its fault.
+fn expected(request: &Request) -> Verdict {
+    Policy::new(PolicyConfig::named("faulty", "0")).expect("valid").evaluate(request)
+}
+
+fn assert_fails_closed_then_recovers(kind: &str, cause: &str) {
+    let runtime = runtime();
+    let policy = faulty(&runtime, kind);
+    let before = policy.stats();
+
+    let verdict = policy.evaluate(&trigger());
+    let Verdict::Deny(denial) = &verdict else { panic!("`{kind}` was not denied: {verdict:?}") };
+    assert_eq!(denial.reason, Reason::PolicyFault, "{kind}");
+    assert!(denial.message.contains(cause), "`{kind}`: {:?} should mention {cause:?}", denial.message);
+
+    // The host keeps serving, from a fresh instance, with correct answers.
+    for _ in 0..3 {
+        let next = allowed_request();
+        let verdict = policy.evaluate(&next);
+        assert!(verdict.is_allow(), "`{kind}`: next request got {verdict:?}");
+        assert_eq!(verdict, expected(&next));
+    }
+    let after = policy.stats();
+    assert_eq!(after.faults, before.faults + 1, "{kind}");
+    assert_eq!(after.decisions, before.decisions + 4, "{kind}");
+}
+
+#[test]
+fn an_endless_loop_is_stopped_by_the_deadline() {
+    assert_fails_closed_then_recovers("endless-loop", "call deadline");
+}
+
+#[test]
+fn a_trap_fails_closed() {
+    assert_fails_closed_then_recovers("trap", "trapped");
+}
+
+#[test]
+fn a_panic_fails_closed() {
+    assert_fails_closed_then_recovers("panic", "trapped");
+}
+
+#[test]
+fn a_huge_allocation_hits_the_memory_limit() {
+    assert_fails_closed_then_recovers("huge-allocation", "memory limit");
+}
+
+#[test]
+fn a_stack_overflow_fails_closed() {
+    assert_fails_closed_then_recovers("stack-overflow", "trapped");
+}
+
+#[test]
+fn an_alpha_outside_the_unit_interval_is_malformed() {
+    assert_fails_closed_then_recovers("alpha-out-of-range", "`alpha` is 1.5");
+}
+
+#[test]
+fn a_widened_child_mandate_is_malformed() {
+    assert_fails_closed_then_recovers("widened-mandate", "wider than the parent");
+}
+
+#[test]
+fn an_unknown_reason_code_is_malformed() {
+    assert_fails_closed_then_recovers("unknown-code", "unknown reason `made-up`");
+}
+
+#[test]
+fn a_batch_with_too_few_verdicts_denies_the_whole_batch() {
+    let runtime = runtime();
+    let policy = faulty(&runtime, "short-batch");
+    let requests = vec![allowed_request(), allowed_request(), allowed_request()];
+    let verdicts = policy.evaluate_batch(&requests);
+    assert_eq!(verdicts.len(), 3);
+    for verdict in &verdicts {
+        assert_eq!(verdict.reason(), Some(Reason::PolicyFault), "{verdict:?}");
+    }
+    // Single calls are unaffected and correct.
+    assert_eq!(policy.evaluate(&requests[0]), expected(&requests[0]));
+}
+
+#[test]
+fn a_fault_in_a_batch_denies_that_batch_only() {
+    let runtime = runtime();
+    let policy = faulty(&runtime, "trap");
+    let verdicts = policy.evaluate_batch(&[allowed_request(), trigger()]);
+    assert!(verdicts.iter().all(|v| v.reason() == Some(Reason::PolicyFault)), "{verdicts:?}");
+    let verdicts = policy.evaluate_batch(&[allowed_request(), allowed_request()]);
+    assert!(verdicts.iter().all(Verdict::is_allow), "{verdicts:?}");
+}
+
+#[test]
+fn a_rejected_configuration_is_an_error_at_load() {
+    let runtime = runtime();
+    let component = runtime.load_component(sbd_runtime::DEFAULT_COMPONENT).expect("loads");
+    let error = runtime.instantiate(&component, b"\xff\xff not postcard").err();
+    assert!(matches!(error, Some(RuntimeError::ConfigRejected(_))), "{error:?}");
+
+    let mut invalid = PolicyConfig::named("bad", "1");
+    invalid.depth.max_depth = 0;
+    let bytes = sbd_policy::config::PolicyConfig::to_bytes(&invalid).expect("encodes");
+    let message = runtime.instantiate(&component, &bytes).err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(message.contains("depth.max_depth"), "{message}");
+
+    let faulty_component = runtime.load_component(FAULTY_COMPONENT).expect("loads");
+    let error = runtime.instantiate(&faulty_component, b"fault:no-such-fault").err();
+    assert!(matches!(error, Some(RuntimeError::ConfigRejected(_))), "{error:?}");
+}
+
+#[test]
+fn bytes_that_are_not_a_policy_component_are_refused() {
+    let runtime = runtime();
+    let error = runtime.load_component(b"definitely not wasm").err();
+    assert!(matches!(error, Some(RuntimeError::InvalidComponent(_))), "{error:?}");
+    // A valid but empty component: it exports no policy.
+    let empty_component = b"\0asm\x0d\x00\x01\x00";
+    let error = runtime.load_component(empty_component).err();
+    assert!(matches!(error, Some(RuntimeError::WrongInterface(_))), "{error:?}");
+}
