@@ -7,7 +7,7 @@ use std::sync::OnceLock;
 use proptest::prelude::*;
 use sbd_e2e::{configs, request, sample_requests};
 use sbd_policy::{Policy, Reason, Request, Verdict};
-use sbd_runtime::{LoadedPolicy, PolicyRuntime, RuntimeLimits};
+use sbd_runtime::{CallPath, LoadedPolicy, PolicyRuntime, RuntimeLimits};
 
 struct Pair {
     native: Policy,
@@ -45,8 +45,10 @@ proptest! {
     fn component_and_native_verdicts_are_identical(request in request()) {
         for pair in pairs() {
             let native = pair.native.evaluate(&request);
-            let through_component = pair.component.evaluate(&request);
-            prop_assert_eq!(&native, &through_component, "config `{}`", pair.native.info().name);
+            for path in [CallPath::Typed, CallPath::Encoded] {
+                let through_component = pair.component.evaluate_via(path, &request);
+                prop_assert_eq!(&native, &through_component, "config `{}`, {:?} path", pair.native.info().name, path);
+            }
         }
     }
 }
@@ -55,9 +57,11 @@ proptest! {
 fn batches_match_single_calls_and_native() {
     let requests: Vec<Request> = sample_requests(500, 7);
     for pair in pairs() {
-        let batch = pair.component.evaluate_batch(&requests);
         let native = pair.native.evaluate_batch(&requests);
-        assert_eq!(batch, native, "config `{}`", pair.native.info().name);
+        for path in [CallPath::Typed, CallPath::Encoded] {
+            let batch = pair.component.evaluate_batch_via(path, &requests);
+            assert_eq!(batch, native, "config `{}`, {path:?} path", pair.native.info().name);
+        }
     }
 }
 
@@ -86,8 +90,9 @@ fn random_requests_reach_every_rule() {
 }
 
 #[test]
-fn policy_info_matches_native() {
+fn policy_info_matches_native_and_selects_the_encoded_path() {
     for pair in pairs() {
         assert_eq!(pair.component.info(), &pair.native.info());
+        assert_eq!(pair.component.call_path(), CallPath::Encoded);
     }
 }

@@ -4,7 +4,7 @@
 
 use sbd_e2e::{FAULTY_COMPONENT, allowed_request};
 use sbd_policy::{Policy, PolicyConfig, Reason, Request, Verdict};
-use sbd_runtime::{LoadedPolicy, PolicyRuntime, RuntimeError, RuntimeLimits};
+use sbd_runtime::{CallPath, LoadedPolicy, PolicyRuntime, RuntimeError, RuntimeLimits};
 
 fn runtime() -> PolicyRuntime {
     PolicyRuntime::new(RuntimeLimits::default()).expect("engine")
@@ -29,23 +29,30 @@ fn expected(request: &Request) -> Verdict {
 fn assert_fails_closed_then_recovers(kind: &str, cause: &str) {
     let runtime = runtime();
     let policy = faulty(&runtime, kind);
-    let before = policy.stats();
+    for path in [CallPath::Typed, CallPath::Encoded] {
+        let before = policy.stats();
+        let verdict = policy.evaluate_via(path, &trigger());
+        let Verdict::Deny(denial) = &verdict else {
+            panic!("`{kind}` over {path:?} was not denied: {verdict:?}")
+        };
+        assert_eq!(denial.reason, Reason::PolicyFault, "{kind} over {path:?}");
+        assert!(
+            denial.message.contains(cause),
+            "`{kind}` over {path:?}: {:?} should mention {cause:?}",
+            denial.message
+        );
 
-    let verdict = policy.evaluate(&trigger());
-    let Verdict::Deny(denial) = &verdict else { panic!("`{kind}` was not denied: {verdict:?}") };
-    assert_eq!(denial.reason, Reason::PolicyFault, "{kind}");
-    assert!(denial.message.contains(cause), "`{kind}`: {:?} should mention {cause:?}", denial.message);
-
-    // The host keeps serving, from a fresh instance, with correct answers.
-    for _ in 0..3 {
-        let next = allowed_request();
-        let verdict = policy.evaluate(&next);
-        assert!(verdict.is_allow(), "`{kind}`: next request got {verdict:?}");
-        assert_eq!(verdict, expected(&next));
+        // The host keeps serving, from a fresh instance, with correct answers.
+        for _ in 0..3 {
+            let next = allowed_request();
+            let verdict = policy.evaluate_via(path, &next);
+            assert!(verdict.is_allow(), "`{kind}` over {path:?}: next request got {verdict:?}");
+            assert_eq!(verdict, expected(&next));
+        }
+        let after = policy.stats();
+        assert_eq!(after.faults, before.faults + 1, "{kind} over {path:?}");
+        assert_eq!(after.decisions, before.decisions + 4, "{kind} over {path:?}");
     }
-    let after = policy.stats();
-    assert_eq!(after.faults, before.faults + 1, "{kind}");
-    assert_eq!(after.decisions, before.decisions + 4, "{kind}");
 }
 
 #[test]
@@ -85,7 +92,7 @@ fn a_widened_child_mandate_is_malformed() {
 
 #[test]
 fn an_unknown_reason_code_is_malformed() {
-    assert_fails_closed_then_recovers("unknown-code", "unknown reason `made-up`");
+    assert_fails_closed_then_recovers("unknown-code", "malformed verdict");
 }
 
 #[test]
@@ -93,23 +100,27 @@ fn a_batch_with_too_few_verdicts_denies_the_whole_batch() {
     let runtime = runtime();
     let policy = faulty(&runtime, "short-batch");
     let requests = vec![allowed_request(), allowed_request(), allowed_request()];
-    let verdicts = policy.evaluate_batch(&requests);
-    assert_eq!(verdicts.len(), 3);
-    for verdict in &verdicts {
-        assert_eq!(verdict.reason(), Some(Reason::PolicyFault), "{verdict:?}");
+    for path in [CallPath::Typed, CallPath::Encoded] {
+        let verdicts = policy.evaluate_batch_via(path, &requests);
+        assert_eq!(verdicts.len(), 3);
+        for verdict in &verdicts {
+            assert_eq!(verdict.reason(), Some(Reason::PolicyFault), "{path:?}: {verdict:?}");
+        }
     }
-    // Single calls are unaffected and correct.
-    assert_eq!(policy.evaluate(&requests[0]), expected(&requests[0]));
+    // Single typed calls (`evaluate`, not `evaluate-batch`) are unaffected and correct.
+    assert_eq!(policy.evaluate_via(CallPath::Typed, &requests[0]), expected(&requests[0]));
 }
 
 #[test]
 fn a_fault_in_a_batch_denies_that_batch_only() {
     let runtime = runtime();
     let policy = faulty(&runtime, "trap");
-    let verdicts = policy.evaluate_batch(&[allowed_request(), trigger()]);
-    assert!(verdicts.iter().all(|v| v.reason() == Some(Reason::PolicyFault)), "{verdicts:?}");
-    let verdicts = policy.evaluate_batch(&[allowed_request(), allowed_request()]);
-    assert!(verdicts.iter().all(Verdict::is_allow), "{verdicts:?}");
+    for path in [CallPath::Typed, CallPath::Encoded] {
+        let verdicts = policy.evaluate_batch_via(path, &[allowed_request(), trigger()]);
+        assert!(verdicts.iter().all(|v| v.reason() == Some(Reason::PolicyFault)), "{path:?}: {verdicts:?}");
+        let verdicts = policy.evaluate_batch_via(path, &[allowed_request(), allowed_request()]);
+        assert!(verdicts.iter().all(Verdict::is_allow), "{path:?}: {verdicts:?}");
+    }
 }
 
 #[test]

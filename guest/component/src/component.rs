@@ -19,9 +19,6 @@ pub(crate) use sbd::delegation::types as wit;
 #[link(name = "c")]
 unsafe extern "C" {}
 
-#[global_allocator]
-static ALLOCATOR: dlmalloc::GlobalDlmalloc = dlmalloc::GlobalDlmalloc;
-
 /// The canonical ABI's allocator export. On wasm32-wasip2 wit-bindgen expects wasi-libc to
 /// provide it, but this component links no libc allocator, so it is defined here over the
 /// global allocator. An allocation failure traps (the host then fails closed).
@@ -103,6 +100,14 @@ impl GuestDelegationPolicy for PolicyResource {
         verdicts
     }
 
+    fn evaluate_encoded(&self, requests: Vec<u8>) -> Vec<u8> {
+        #[cfg(feature = "fault-injection")]
+        if let Some(fault) = &self.fault {
+            return crate::fault::corrupt_encoded(fault, &self.policy, &requests);
+        }
+        crate::arena::scoped(|| self.policy.evaluate_encoded(&requests))
+    }
+
     fn narrow(&self, parent: wit::Mandate, requested: wit::Mandate) -> wit::Mandate {
         mandate_to(self.policy.narrow(&mandate_from(parent), &mandate_from(requested)))
     }
@@ -126,6 +131,7 @@ impl GuestDelegationPolicy for PolicyResource {
             version: info.version,
             config_digest: info.config_digest,
             max_depth: info.max_depth,
+            wire_version: info.wire_version,
         }
     }
 }
@@ -232,7 +238,7 @@ fn mandate_to(m: policy::Mandate) -> wit::Mandate {
     }
 }
 
-fn verdict(v: policy::Verdict) -> wit::Verdict {
+pub(crate) fn verdict(v: policy::Verdict) -> wit::Verdict {
     match v {
         policy::Verdict::Allow(g) => wit::Verdict::Allow(wit::Grant {
             alpha: g.alpha,

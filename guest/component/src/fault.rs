@@ -105,3 +105,62 @@ fn recurse(depth: u64) -> u64 {
     let frame = core::hint::black_box([depth; 64]);
     recurse(frame[0].wrapping_add(1)).wrapping_add(frame[63])
 }
+
+/// The encoded path with the fault applied to triggered requests; the short-batch fault drops
+/// the last verdict.
+pub(crate) fn corrupt_encoded(fault: &Fault, policy: &sbd_policy::Policy, requests: &[u8]) -> Vec<u8> {
+    use sbd_policy::{Verdict, wire};
+    let Ok(requests) = wire::decode_requests(requests) else {
+        return policy.evaluate_encoded(requests);
+    };
+    let mut verdicts = Vec::with_capacity(requests.len());
+    for request in &requests {
+        let mut verdict = policy.evaluate(request);
+        if is_triggered(request) {
+            match (fault, &mut verdict) {
+                (Fault::AlphaOutOfRange, Verdict::Allow(grant)) => grant.alpha = 1.5,
+                (Fault::WidenedMandate, Verdict::Allow(grant)) => {
+                    for budget in &mut grant.child_mandate.budgets {
+                        budget.amount = budget.amount.saturating_mul(10).saturating_add(1);
+                    }
+                }
+                (Fault::UnknownCode, _) => return unknown_code_answer(),
+                (Fault::ShortBatch, _) => {}
+                // The remaining kinds never return.
+                (_, _) => {
+                    fault.corrupt(crate::component::verdict(verdict.clone()));
+                }
+            }
+        }
+        verdicts.push(verdict);
+    }
+    if matches!(fault, Fault::ShortBatch) {
+        verdicts.pop();
+    }
+    wire::encode_verdicts(Ok(&verdicts)).unwrap_or_default()
+}
+
+/// A well-formed wire answer whose one verdict denies with a code no reason table has; the
+/// domain types cannot express it, so it is written through a mirror of their shape.
+fn unknown_code_answer() -> Vec<u8> {
+    #[derive(serde::Serialize)]
+    enum MirrorVerdict {
+        #[allow(dead_code, reason = "only the variant index matters")]
+        Allow(()),
+        #[allow(dead_code, reason = "only the variant index matters")]
+        Escalate(()),
+        Deny {
+            code: u16,
+            reason: &'static str,
+            message: &'static str,
+        },
+    }
+    #[derive(serde::Serialize)]
+    struct Answer<'a> {
+        version: u32,
+        body: Result<&'a [MirrorVerdict], &'a str>,
+    }
+    let verdicts = [MirrorVerdict::Deny { code: 4242, reason: "made-up", message: "a code from nowhere" }];
+    postcard::to_allocvec(&Answer { version: sbd_policy::wire::WIRE_VERSION, body: Ok(&verdicts) })
+        .unwrap_or_default()
+}

@@ -10,6 +10,8 @@
 extern crate alloc;
 
 #[cfg(target_arch = "wasm32")]
+mod arena;
+#[cfg(target_arch = "wasm32")]
 mod component;
 #[cfg(all(target_arch = "wasm32", feature = "fault-injection"))]
 mod fault;

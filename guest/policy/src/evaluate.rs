@@ -10,7 +10,7 @@ use crate::model::{
     AccountabilityShare, EscalationTarget, Grant, Mandate, Outcome, PolicyInfo, Request, TrustDelta, Verdict,
 };
 use crate::reasons::Reason;
-use crate::{attenuation, sbd, structural, trust};
+use crate::{attenuation, sbd, structural, trust, wire};
 
 /// A configured policy, ready to decide.
 #[derive(Debug, Clone)]
@@ -46,6 +46,7 @@ impl Policy {
             version: self.config.version.clone(),
             config_digest: self.digest.clone(),
             max_depth: self.config.depth.max_depth,
+            wire_version: wire::WIRE_VERSION,
         }
     }
 
@@ -60,6 +61,18 @@ impl Policy {
     /// Decides many delegations; verdict i answers request i.
     pub fn evaluate_batch(&self, requests: &[Request]) -> Vec<Verdict> {
         requests.iter().map(|r| self.evaluate(r)).collect()
+    }
+
+    /// Decides postcard-encoded requests ([`crate::wire`]) and returns postcard-encoded verdicts:
+    /// the same decisions as [`Policy::evaluate_batch`], with one buffer each way.
+    pub fn evaluate_encoded(&self, requests: &[u8]) -> Vec<u8> {
+        let answer = match wire::decode_requests(requests) {
+            Ok(requests) => wire::encode_verdicts(Ok(&self.evaluate_batch(&requests))),
+            Err(why) => wire::encode_verdicts(Err(&why)),
+        };
+        // Encoding into a Vec cannot fail for these types; an empty answer is undecodable and
+        // so fails closed at the host.
+        answer.unwrap_or_default()
     }
 
     /// The narrowest child mandate within `parent` and `requested`.

@@ -32,6 +32,7 @@ pub mod reasons;
 pub mod sbd;
 pub mod structural;
 pub mod trust;
+pub mod wire;
 
 pub use config::{ConfigError, PolicyConfig};
 pub use evaluate::Policy;

@@ -226,9 +226,9 @@ impl Request {
 
 /// A notice on an allowed delegation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(into = "CodedRepr", try_from = "CodedRepr")]
 pub struct Warning {
     /// Why.
-    #[serde(flatten)]
     pub reason: Reason,
     /// Human-readable detail.
     pub message: String,
@@ -280,11 +280,11 @@ pub enum EscalationTarget {
 
 /// The delegation is held for someone with more authority.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(into = "EscalationRepr", try_from = "EscalationRepr")]
 pub struct Escalation {
     /// Who decides next.
     pub target: EscalationTarget,
     /// Why.
-    #[serde(flatten)]
     pub reason: Reason,
     /// Human-readable detail.
     pub message: String,
@@ -292,12 +292,81 @@ pub struct Escalation {
 
 /// The delegation is refused.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(into = "CodedRepr", try_from = "CodedRepr")]
 pub struct Denial {
     /// Why.
-    #[serde(flatten)]
     pub reason: Reason,
     /// Human-readable detail naming the offending field.
     pub message: String,
+}
+
+/// The serialized form of a denial or warning: the reason's code and name side by side with the
+/// message (`{"code": 1002, "reason": "delegation-cycle", "message": "..."}`). A flat struct
+/// rather than `#[serde(flatten)]`, so non-self-describing formats (postcard) work too.
+#[derive(Serialize, Deserialize)]
+struct CodedRepr {
+    code: u16,
+    reason: String,
+    message: String,
+}
+
+#[derive(Serialize, Deserialize)]
+struct EscalationRepr {
+    target: EscalationTarget,
+    code: u16,
+    reason: String,
+    message: String,
+}
+
+fn reason_of(code: u16, name: &str) -> Result<Reason, String> {
+    match Reason::from_code(code) {
+        Some(reason) if reason.name() == name => Ok(reason),
+        _ => Err(alloc::format!("unknown reason `{name}` with code {code}")),
+    }
+}
+
+impl From<Denial> for CodedRepr {
+    fn from(d: Denial) -> Self {
+        CodedRepr { code: d.reason.code(), reason: d.reason.name().into(), message: d.message }
+    }
+}
+
+impl TryFrom<CodedRepr> for Denial {
+    type Error = String;
+    fn try_from(r: CodedRepr) -> Result<Self, String> {
+        Ok(Denial { reason: reason_of(r.code, &r.reason)?, message: r.message })
+    }
+}
+
+impl From<Warning> for CodedRepr {
+    fn from(w: Warning) -> Self {
+        CodedRepr { code: w.reason.code(), reason: w.reason.name().into(), message: w.message }
+    }
+}
+
+impl TryFrom<CodedRepr> for Warning {
+    type Error = String;
+    fn try_from(r: CodedRepr) -> Result<Self, String> {
+        Ok(Warning { reason: reason_of(r.code, &r.reason)?, message: r.message })
+    }
+}
+
+impl From<Escalation> for EscalationRepr {
+    fn from(e: Escalation) -> Self {
+        EscalationRepr {
+            target: e.target,
+            code: e.reason.code(),
+            reason: e.reason.name().into(),
+            message: e.message,
+        }
+    }
+}
+
+impl TryFrom<EscalationRepr> for Escalation {
+    type Error = String;
+    fn try_from(r: EscalationRepr) -> Result<Self, String> {
+        Ok(Escalation { target: r.target, reason: reason_of(r.code, &r.reason)?, message: r.message })
+    }
 }
 
 /// The decision on one delegation.
@@ -368,6 +437,8 @@ pub struct PolicyInfo {
     pub config_digest: String,
     /// Configured maximum depth before risk tiers narrow it.
     pub max_depth: u8,
+    /// The [`crate::wire`] version the policy speaks.
+    pub wire_version: u32,
 }
 
 #[cfg(test)]

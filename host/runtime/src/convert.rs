@@ -14,9 +14,6 @@ wasmtime::component::bindgen!({
 pub(crate) use exports::sbd::delegation::policy::GuestDelegationPolicy;
 use sbd::delegation::types as wit;
 
-/// A verdict as the component returns it, before the host checks it.
-pub(crate) type WitVerdict = wit::Verdict;
-
 /// Per-store host data: only the memory limiter (the policy imports no host functions).
 pub(crate) struct HostState {
     pub(crate) limits: StoreLimits,
@@ -185,6 +182,7 @@ pub(crate) fn info_from(i: wit::PolicyInfo) -> policy::PolicyInfo {
         version: i.version,
         config_digest: i.config_digest,
         max_depth: i.max_depth,
+        wire_version: i.wire_version,
     }
 }
 

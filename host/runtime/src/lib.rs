@@ -23,7 +23,7 @@ mod verify;
 pub use cache::ComponentCache;
 pub use error::RuntimeError;
 pub use limits::RuntimeLimits;
-pub use policy::{LoadedPolicy, PolicyStats};
+pub use policy::{CallPath, LoadedPolicy, PolicyStats};
 pub use runtime::{PolicyComponent, PolicyRuntime};
 pub use verify::check_verdict;
 

@@ -3,10 +3,11 @@
 //! Each call takes an idle instance (or makes one), arms its epoch deadline, calls, and puts it
 //! back. An instance that faulted is dropped, never reused: after a trap its state is unknown.
 
+use std::borrow::Cow;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use sbd_policy::{Mandate, Outcome, PolicyInfo, Reason, Request, TrustDelta, Verdict};
+use sbd_policy::{Mandate, Outcome, PolicyInfo, Reason, Request, TrustDelta, Verdict, wire};
 use wasmtime::component::ResourceAny;
 use wasmtime::{Store, StoreLimitsBuilder, Trap};
 
@@ -32,6 +33,17 @@ impl Instance {
     }
 }
 
+/// How a request crosses into the component.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallPath {
+    /// The typed WIT records, as any component-model host calls it (`evaluate`,
+    /// `evaluate-batch`).
+    Typed,
+    /// One postcard buffer each way (`evaluate-encoded`); several times cheaper, and only
+    /// possible when the component speaks this host's `sbd_policy::wire` version.
+    Encoded,
+}
+
 /// Counters of what a loaded policy has done.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct PolicyStats {
@@ -51,6 +63,7 @@ pub struct LoadedPolicy {
     config: Vec<u8>,
     idle: Mutex<Vec<Instance>>,
     info: PolicyInfo,
+    path: CallPath,
     decisions: AtomicU64,
     faults: AtomicU64,
     instances_created: AtomicU64,
@@ -75,7 +88,9 @@ impl LoadedPolicy {
                 version: String::new(),
                 config_digest: String::new(),
                 max_depth: 0,
+                wire_version: 0,
             },
+            path: CallPath::Typed,
             decisions: AtomicU64::new(0),
             faults: AtomicU64::new(0),
             instances_created: AtomicU64::new(0),
@@ -86,6 +101,9 @@ impl LoadedPolicy {
             .with(|guest, store, policy| guest.call_info(store, policy))
             .map_err(RuntimeError::Startup)?;
         loaded.info = convert::info_from(info);
+        if loaded.info.wire_version == wire::WIRE_VERSION {
+            loaded.path = CallPath::Encoded;
+        }
         loaded.checkin(first);
         Ok(loaded)
     }
@@ -109,51 +127,94 @@ impl LoadedPolicy {
         }
     }
 
+    /// The path [`LoadedPolicy::evaluate`] takes: encoded when the component speaks this
+    /// host's wire version, typed otherwise.
+    pub fn call_path(&self) -> CallPath {
+        self.path
+    }
+
     /// Decides one delegation. Never fails: a trap, timeout, memory exhaustion or malformed
     /// verdict is answered with a `policy-fault` denial, and the next call gets a fresh instance.
     pub fn evaluate(&self, request: &Request) -> Verdict {
-        self.decisions.fetch_add(1, Ordering::Relaxed);
-        if let Some(refusal) = self.refuse_oversized(request) {
-            return refusal;
+        self.evaluate_via(self.path, request)
+    }
+
+    /// [`LoadedPolicy::evaluate`] over a chosen path (tests compare the two).
+    pub fn evaluate_via(&self, path: CallPath, request: &Request) -> Verdict {
+        match self.evaluate_batch_via(path, std::slice::from_ref(request)).pop() {
+            Some(verdict) => verdict,
+            None => self.fail_closed(Fault("no verdict".into())),
         }
-        let wit_request = convert::request_to(request);
-        let verdict = self
-            .call(|guest, store, policy| guest.call_evaluate(store, policy, &wit_request))
-            .and_then(|v| self.accept(request, v));
-        verdict.unwrap_or_else(|fault| self.fail_closed(fault))
     }
 
     /// Decides many delegations in as few calls as the batch limit allows; verdict i answers
     /// request i. A fault denies every request of the call it happened in.
     pub fn evaluate_batch(&self, requests: &[Request]) -> Vec<Verdict> {
+        self.evaluate_batch_via(self.path, requests)
+    }
+
+    /// [`LoadedPolicy::evaluate_batch`] over a chosen path.
+    pub fn evaluate_batch_via(&self, path: CallPath, requests: &[Request]) -> Vec<Verdict> {
         let mut verdicts = Vec::with_capacity(requests.len());
         for chunk in requests.chunks(self.shared.limits.max_batch.max(1)) {
             self.decisions.fetch_add(chunk.len() as u64, Ordering::Relaxed);
-            let wit_requests: Vec<_> = chunk.iter().map(convert::request_to).collect();
-            let outcome =
-                self.call(|guest, store, policy| guest.call_evaluate_batch(store, policy, &wit_requests));
-            let answered = outcome.and_then(|raw| {
-                if raw.len() != chunk.len() {
-                    return Err(Fault(format!("{} verdicts for {} requests", raw.len(), chunk.len())));
-                }
-                chunk.iter().zip(raw).map(|(r, v)| self.accept(r, v)).collect::<Result<Vec<_>, _>>()
-            });
-            match answered {
-                Ok(mut batch) => {
-                    for (request, verdict) in chunk.iter().zip(batch.iter_mut()) {
-                        if let Some(refusal) = self.refuse_oversized(request) {
-                            *verdict = refusal;
-                        }
+            // Requests over the host's own limits never reach the guest.
+            let refusals: Vec<Option<Verdict>> = chunk.iter().map(|r| self.refuse_oversized(r)).collect();
+            let admitted: Cow<'_, [Request]> = if refusals.iter().all(Option::is_none) {
+                Cow::Borrowed(chunk)
+            } else {
+                chunk.iter().zip(&refusals).filter(|(_, r)| r.is_none()).map(|(q, _)| q.clone()).collect()
+            };
+            let mut answered = self.decide(path, &admitted).map(Vec::into_iter);
+            for refusal in refusals {
+                let verdict = match (refusal, &mut answered) {
+                    (Some(refusal), _) => refusal,
+                    (None, Ok(decided)) => {
+                        decided.next().unwrap_or_else(|| self.fail_closed(Fault("no verdict".into())))
                     }
-                    verdicts.append(&mut batch);
-                }
-                Err(fault) => {
-                    let denial = self.fail_closed(fault);
-                    verdicts.extend(std::iter::repeat_n(denial, chunk.len()));
-                }
+                    (None, Err(Fault(why))) => self.fail_closed(Fault(why.clone())),
+                };
+                verdicts.push(verdict);
             }
         }
         verdicts
+    }
+
+    /// One call over `path` for `requests`, with every verdict checked against its request.
+    fn decide(&self, path: CallPath, requests: &[Request]) -> Result<Vec<Verdict>, Fault> {
+        if requests.is_empty() {
+            return Ok(Vec::new());
+        }
+        let verdicts = match path {
+            CallPath::Typed => self.call_typed(requests),
+            CallPath::Encoded => self.call_encoded(requests),
+        }?;
+        if verdicts.len() != requests.len() {
+            return Err(Fault(format!("{} verdicts for {} requests", verdicts.len(), requests.len())));
+        }
+        for (request, verdict) in requests.iter().zip(&verdicts) {
+            check_verdict(request, verdict).map_err(|e| Fault(format!("malformed verdict: {e}")))?;
+        }
+        Ok(verdicts)
+    }
+
+    fn call_typed(&self, requests: &[Request]) -> Result<Vec<Verdict>, Fault> {
+        let wit_requests: Vec<_> = requests.iter().map(convert::request_to).collect();
+        let raw = if let [single] = wit_requests.as_slice() {
+            vec![self.call(|guest, store, policy| guest.call_evaluate(store, policy, single))?]
+        } else {
+            self.call(|guest, store, policy| guest.call_evaluate_batch(store, policy, &wit_requests))?
+        };
+        raw.into_iter()
+            .map(|v| convert::verdict_from(v).map_err(|e| Fault(format!("malformed verdict: {e}"))))
+            .collect()
+    }
+
+    fn call_encoded(&self, requests: &[Request]) -> Result<Vec<Verdict>, Fault> {
+        let bytes =
+            wire::encode_requests(requests).map_err(|e| Fault(format!("cannot encode the requests: {e}")))?;
+        let answer = self.call(|guest, store, policy| guest.call_evaluate_encoded(store, policy, &bytes))?;
+        wire::decode_verdicts(&answer).map_err(|e| Fault(format!("malformed verdict: {e}")))
     }
 
     /// The narrowest child mandate within `parent` and `requested`, computed by the policy.
@@ -182,12 +243,6 @@ impl LoadedPolicy {
                 format!("the chain has {} links; this host accepts at most {limit}", request.chain.len()),
             )
         })
-    }
-
-    fn accept(&self, request: &Request, raw: convert::WitVerdict) -> Result<Verdict, Fault> {
-        let verdict = convert::verdict_from(raw).map_err(|e| Fault(format!("malformed verdict: {e}")))?;
-        check_verdict(request, &verdict).map_err(|e| Fault(format!("malformed verdict: {e}")))?;
-        Ok(verdict)
     }
 
     fn fail_closed(&self, Fault(why): Fault) -> Verdict {

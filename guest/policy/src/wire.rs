@@ -1,0 +1,154 @@
+//! The binary fast path between a Rust host and the component: requests and verdicts as
+//! postcard bytes in one `list<u8>` each way, instead of the typed WIT records.
+//!
+//! Lowering typed records costs one guest allocation per string and list (about 25 for a
+//! typical request), which dominates a call; one byte buffer costs one. Both sides must be
+//! built from the same `sbd-policy` wire version, which the component reports in its
+//! `policy-info`; a host falls back to the typed path when they differ.
+
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+use serde::{Deserialize, Serialize};
+
+use crate::model::{Request, Verdict};
+
+/// The version of this encoding; bump it whenever a serialized type changes shape.
+pub const WIRE_VERSION: u32 = 1;
+
+#[derive(Serialize)]
+struct Outgoing<'a, T> {
+    version: u32,
+    body: &'a [T],
+}
+
+#[derive(Deserialize)]
+struct Incoming<T> {
+    version: u32,
+    body: T,
+}
+
+/// Encodes requests for [`crate::Policy::evaluate_encoded`].
+pub fn encode_requests(requests: &[Request]) -> Result<Vec<u8>, String> {
+    postcard::to_allocvec(&Outgoing { version: WIRE_VERSION, body: requests }).map_err(|e| e.to_string())
+}
+
+/// Decodes what [`encode_requests`] wrote.
+pub fn decode_requests(bytes: &[u8]) -> Result<Vec<Request>, String> {
+    open(bytes)
+}
+
+/// Encodes the answer to an encoded call: the verdicts, or why the requests were unreadable.
+pub fn encode_verdicts(verdicts: Result<&[Verdict], &str>) -> Result<Vec<u8>, String> {
+    #[derive(Serialize)]
+    struct Answer<'a> {
+        version: u32,
+        body: Result<&'a [Verdict], &'a str>,
+    }
+    postcard::to_allocvec(&Answer { version: WIRE_VERSION, body: verdicts }).map_err(|e| e.to_string())
+}
+
+/// Decodes what [`encode_verdicts`] wrote; an unreadable-requests answer becomes `Err`.
+pub fn decode_verdicts(bytes: &[u8]) -> Result<Vec<Verdict>, String> {
+    open::<Result<Vec<Verdict>, String>>(bytes)?
+}
+
+fn open<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, String> {
+    let incoming: Incoming<T> =
+        postcard::from_bytes(bytes).map_err(|e| alloc::format!("undecodable: {e}"))?;
+    if incoming.version != WIRE_VERSION {
+        return Err(alloc::format!("wire version {} is not {WIRE_VERSION}", incoming.version));
+    }
+    Ok(incoming.body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::*;
+    use crate::reasons::Reason;
+    use alloc::vec;
+
+    fn request() -> Request {
+        let mandate = Mandate {
+            value_ceiling: 10,
+            action_kinds: vec!["payment.*".into()],
+            counterparties: vec!["*".into()],
+            budgets: vec![Budget { unit: BudgetUnit::Tokens, amount: 5 }],
+            remaining_depth: 2,
+            expires_at: 99,
+        };
+        Request {
+            from: Agent { id: "a".into(), trust: 700 },
+            to: Agent { id: "b".into(), trust: 600 },
+            task: Task {
+                id: "t".into(),
+                action_kind: "payment.refund".into(),
+                risk: RiskLevel::High,
+                value: 3,
+                counterparty: Some("acme".into()),
+                completable_locally: false,
+            },
+            parent_mandate: mandate.clone(),
+            requested_mandate: mandate,
+            chain: vec![Link {
+                from: "o".into(),
+                to: "a".into(),
+                depth: 1,
+                alpha: 0.5,
+                at: 1,
+                reason: "r".into(),
+            }],
+            state: vec![0.1, f64::NAN],
+            depth_exception: Some(DepthException {
+                approved_by: "h".into(),
+                justification: "j".into(),
+                extra_depth: 1,
+                expires_at: 9,
+            }),
+            now: 5,
+        }
+    }
+
+    #[test]
+    fn requests_round_trip() {
+        let original = vec![request(), request()];
+        let bytes = encode_requests(&original).unwrap_or_default();
+        let decoded = decode_requests(&bytes).unwrap_or_default();
+        assert_eq!(decoded.len(), 2);
+        // NaN != NaN, so compare the encodings.
+        assert_eq!(encode_requests(&decoded).unwrap_or_default(), bytes);
+    }
+
+    #[test]
+    fn every_verdict_shape_round_trips() {
+        let verdicts = vec![
+            Verdict::deny(Reason::DelegationCycle, "cycle"),
+            Verdict::escalate(EscalationTarget::Agent("sup".into()), Reason::TrustEscalation, "tier"),
+            Verdict::Allow(Grant {
+                alpha: 0.5,
+                lambda: 0.25,
+                sub_agent: "b".into(),
+                child_mandate: request().requested_mandate,
+                depth: 2,
+                remaining_depth: 1,
+                max_depth: 3,
+                accountability: vec![AccountabilityShare { agent: "o".into(), weight: 1.0 }],
+                accountability_ceiling: 0.75,
+                warnings: vec![Warning { reason: Reason::DepthWarning, message: "deep".into() }],
+            }),
+        ];
+        let bytes = encode_verdicts(Ok(&verdicts)).unwrap_or_default();
+        assert_eq!(decode_verdicts(&bytes), Ok(verdicts));
+        let refused = encode_verdicts(Err("unreadable")).unwrap_or_default();
+        assert_eq!(decode_verdicts(&refused), Err("unreadable".into()));
+    }
+
+    #[test]
+    fn other_versions_and_garbage_are_rejected() {
+        let mut bytes = encode_requests(&[request()]).unwrap_or_default();
+        bytes[0] = 7;
+        assert!(decode_requests(&bytes).is_err_and(|e| e.contains("wire version 7")));
+        assert!(decode_requests(&[0xff; 3]).is_err());
+        assert!(decode_verdicts(&[]).is_err());
+    }
+}
