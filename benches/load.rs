@@ -2,6 +2,7 @@
 //! from the precompile cache, and starting one more pooled instance.
 //!
 //! Run with `cargo bench -p sbd-benches --bench load`, then `python3 benches/report.py`.
+#![allow(clippy::expect_used, clippy::panic, reason = "test and benchmark set-up fails loudly")]
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use sbd_policy::PolicyConfig;

@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
-"""Prints the README's performance table from criterion's results (target/criterion).
+"""Prints the README's performance tables from criterion's results in target/criterion.
 
-Each ratio compares two benchmarks of the same run: component against native on the same
-requests, and precompiled load against compiling.
+Every ratio compares two benchmarks of the same run (`cargo bench -p sbd-benches`): the
+component against native `sbd-policy` on the same requests, and loading a precompiled
+component against compiling it.
 """
 import json
 import pathlib
@@ -15,32 +16,47 @@ def ns(group, name):
     path = ROOT / group / name / "new" / "estimates.json"
     if not path.is_file():
         sys.exit(f"error: no result at {path}; run `cargo bench -p sbd-benches` first")
-    estimate = json.loads(path.read_text())
-    return estimate["median"]["point_estimate"]
+    return json.loads(path.read_text())["median"]["point_estimate"]
 
 
 def fmt(value):
+    if value >= 1e6:
+        return f"{value / 1e6:.1f} ms"
     return f"{value / 1000:.2f} us" if value >= 1000 else f"{value:.0f} ns"
 
 
-rows = []
-for case in ["allow", "deny-cycle"]:
-    native, component = ns("decision", f"native/{case}"), ns("decision", f"component/{case}")
-    rows.append((f"one decision, {case}", fmt(native), fmt(component), f"{component / native:.2f}x"))
-native, batch = ns("batch100", "native") / 100, ns("batch100", "component") / 100
-single = ns("batch100", "component-one-by-one") / 100
-rows.append(("per decision in a batch of 100 mixed", fmt(native), fmt(batch), f"{batch / native:.2f}x"))
-rows.append(("per decision, same 100 one call each", fmt(native), fmt(single), f"{single / native:.2f}x"))
+print("| one decision | native `sbd-policy` | component, encoded path | component, typed WIT path | encoded / native |")
+print("|---|---|---|---|---|")
+for case, label in [("allow", "allow (every rule runs)"), ("deny-cycle", "deny at the cycle rule")]:
+    native = ns("decision", f"native/{case}")
+    encoded = ns("decision", f"component/{case}")
+    typed = ns("decision", f"component-typed/{case}")
+    print(f"| {label} | {fmt(native)} | {fmt(encoded)} | {fmt(typed)} | {encoded / native:.1f}x |")
 
-print("| case | native (sbd-policy) | through the component | component / native |")
-print("|---|---|---|---|")
-for row in rows:
-    print("| " + " | ".join(row) + " |")
+print()
+print("| per decision, batch of 100 mixed requests | median | vs native |")
+print("|---|---|---|")
+native = ns("batch100", "native") / 100
+for name, label in [
+    ("native", "native `evaluate_batch`"),
+    ("component", "component, one encoded call"),
+    ("component-typed", "component, one typed `evaluate-batch` call"),
+    ("component-one-by-one", "component, 100 encoded calls"),
+]:
+    value = ns("batch100", name) / 100
+    print(f"| {label} | {fmt(value)} | {value / native:.1f}x |")
+
+print()
+print("| where a component call's time goes (same run) | median |")
+print("|---|---|")
+print(f"| empty call through the pool (`trust-deltas` with no agents) | {fmt(ns('decision', 'component/empty-call'))} |")
+for case in ["allow", "deny-cycle"]:
+    print(f"| native decode + decide + encode, {case} (`Policy::evaluate_encoded`) | {fmt(ns('decision', f'native-encoded/{case}'))} |")
 
 compile_ns, cached_ns, inst_ns = ns("load", "compile"), ns("load", "precompiled"), ns("load", "instantiate")
 print()
-print("| load step | median | vs compiling |")
+print("| making a policy ready | median | vs compiling |")
 print("|---|---|---|")
-print(f"| compile the component from bytes | {fmt(compile_ns)} | 1.00x |")
-print(f"| load the precompiled `.cwasm` | {fmt(cached_ns)} | {cached_ns / compile_ns:.4f}x |")
-print(f"| start an instance and build the policy | {fmt(inst_ns)} | {inst_ns / compile_ns:.4f}x |")
+print(f"| compile the component from bytes (Cranelift) | {fmt(compile_ns)} | 1x |")
+print(f"| load the precompiled `.cwasm` from the cache | {fmt(cached_ns)} | 1/{compile_ns / cached_ns:.0f} |")
+print(f"| start one more pooled instance and build the policy | {fmt(inst_ns)} | 1/{compile_ns / inst_ns:.0f} |")

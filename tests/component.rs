@@ -1,5 +1,6 @@
 //! The built component itself: a valid component that exports the policy interface and
 //! imports no functions at all (no WASI, no clock, no I/O).
+#![allow(clippy::expect_used, clippy::panic, reason = "test and benchmark set-up fails loudly")]
 
 use wasmtime::component::Component;
 use wasmtime::component::types::ComponentItem;

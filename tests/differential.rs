@@ -1,5 +1,6 @@
 //! The same requests decided natively (`sbd-policy`) and through the component (wasmtime)
 //! give identical verdicts, field for field, for every configuration.
+#![allow(clippy::expect_used, clippy::panic, reason = "test and benchmark set-up fails loudly")]
 
 use std::collections::BTreeMap;
 use std::sync::OnceLock;

@@ -1,6 +1,7 @@
 //! Fault injection: deliberately broken components (endless loop, trap, panic, huge
 //! allocation, stack overflow, malformed verdicts) always fail closed with `policy-fault`, and
 //! the host goes on to serve the next request correctly.
+#![allow(clippy::expect_used, clippy::panic, reason = "test and benchmark set-up fails loudly")]
 
 use sbd_e2e::{FAULTY_COMPONENT, allowed_request};
 use sbd_policy::{Policy, PolicyConfig, Reason, Request, Verdict};

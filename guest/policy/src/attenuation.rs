@@ -216,7 +216,8 @@ mod tests {
 
     #[test]
     fn each_widened_dimension_is_named() {
-        let cases: [(fn(&mut Mandate), Reason, &str); 8] = [
+        type Widen = fn(&mut Mandate);
+        let cases: [(Widen, Reason, &str); 8] = [
             (|m| m.budgets[0].amount = 60_000_000, Reason::BudgetWidened, "`budgets`"),
             (
                 |m| m.budgets.push(Budget { unit: BudgetUnit::Credits, amount: 1 }),

@@ -7,7 +7,8 @@ use sha2::{Digest, Sha256};
 
 use crate::config::{ConfigError, PolicyConfig};
 use crate::model::{
-    AccountabilityShare, EscalationTarget, Grant, Mandate, Outcome, PolicyInfo, Request, TrustDelta, Verdict,
+    AccountabilityShare, EscalationTarget, Grant, Mandate, Outcome, PolicyInfo, Refusal, Request, TrustDelta,
+    Verdict,
 };
 use crate::reasons::Reason;
 use crate::{attenuation, sbd, structural, trust, wire};
@@ -54,7 +55,7 @@ impl Policy {
     pub fn evaluate(&self, req: &Request) -> Verdict {
         match self.decide(req) {
             Ok(grant) => Verdict::Allow(grant),
-            Err(verdict) => verdict,
+            Err(refusal) => refusal.into(),
         }
     }
 
@@ -86,20 +87,20 @@ impl Policy {
     }
 
     /// Stages 1-5 of the pipeline; `Err` carries the first refusal or escalation.
-    fn decide(&self, req: &Request) -> Result<Grant, Verdict> {
+    fn decide(&self, req: &Request) -> Result<Grant, Refusal> {
         let config = &self.config;
         // 1. structural
         let depth = structural::check(config, req)?;
         // 2. attenuation
-        attenuation::check_within(&req.parent_mandate, &req.requested_mandate).map_err(Verdict::Deny)?;
-        attenuation::check_task(&req.requested_mandate, &req.task, req.now).map_err(Verdict::Deny)?;
+        attenuation::check_within(&req.parent_mandate, &req.requested_mandate).map_err(Refusal::Deny)?;
+        attenuation::check_task(&req.requested_mandate, &req.task, req.now).map_err(Refusal::Deny)?;
         // 3. trust
         trust::check(config, req)?;
         // 4. SBD
         let sbd = sbd::decide(&config.sbd, req)?;
         // 5. routing
         if sbd.alpha < config.sbd.review_threshold {
-            return Err(Verdict::escalate(
+            return Err(Refusal::escalate(
                 EscalationTarget::Human(config.escalation.human.clone()),
                 Reason::LowAlphaReview,
                 format!(

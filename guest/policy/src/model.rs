@@ -407,6 +407,37 @@ impl Verdict {
     }
 }
 
+/// A verdict other than allow: what a rule stage returns when it stops the pipeline. Smaller
+/// than a [`Verdict`] (no grant), and a stage cannot allow by mistake.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// Hold for a human or a more trusted agent.
+    Escalate(Escalation),
+    /// Refuse.
+    Deny(Denial),
+}
+
+impl Refusal {
+    /// A denial with this reason and message.
+    pub fn deny(reason: Reason, message: impl Into<String>) -> Refusal {
+        Refusal::Deny(Denial { reason, message: message.into() })
+    }
+
+    /// An escalation to `target` with this reason and message.
+    pub fn escalate(target: EscalationTarget, reason: Reason, message: impl Into<String>) -> Refusal {
+        Refusal::Escalate(Escalation { target, reason, message: message.into() })
+    }
+}
+
+impl From<Refusal> for Verdict {
+    fn from(refusal: Refusal) -> Verdict {
+        match refusal {
+            Refusal::Escalate(e) => Verdict::Escalate(e),
+            Refusal::Deny(d) => Verdict::Deny(d),
+        }
+    }
+}
+
 /// How a delegated task ended, for penalty propagation.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -19,7 +19,7 @@ use alloc::format;
 use alloc::vec::Vec;
 
 use crate::config::{RiskTable, SbdConfig};
-use crate::model::{Request, Verdict};
+use crate::model::{Refusal, Request};
 use crate::reasons::Reason;
 
 /// The SBD decision for one hop.
@@ -52,11 +52,11 @@ pub fn project(alpha: f64, alpha_max: f64) -> f64 {
 }
 
 /// The rule-based degree and weight for a request: per-risk values, projected.
-pub fn decide(config: &SbdConfig, req: &Request) -> Result<SbdDecision, Verdict> {
+pub fn decide(config: &SbdConfig, req: &Request) -> Result<SbdDecision, Refusal> {
     if let Some(dim) = config.state_dim
         && usize::try_from(dim).ok() != Some(req.state.len())
     {
-        return Err(Verdict::deny(
+        return Err(Refusal::deny(
             Reason::StateInvalid,
             format!("`state` has {} features; the policy expects {dim}", req.state.len()),
         ));

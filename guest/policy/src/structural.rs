@@ -8,7 +8,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 
 use crate::config::PolicyConfig;
-use crate::model::{DepthException, EscalationTarget, Request, Verdict, Warning};
+use crate::model::{DepthException, EscalationTarget, Refusal, Request, Warning};
 use crate::reasons::Reason;
 
 /// The depth facts of an admitted hop.
@@ -30,10 +30,10 @@ fn warning(reason: Reason, message: String) -> Warning {
 const MAX_CHAIN_LEN: usize = 254;
 
 /// Runs every structural rule in order; the first failure decides.
-pub fn check(config: &PolicyConfig, req: &Request) -> Result<DepthDecision, Verdict> {
+pub fn check(config: &PolicyConfig, req: &Request) -> Result<DepthDecision, Refusal> {
     check_shape(req)?;
     if req.from.id == req.to.id {
-        return Err(Verdict::deny(
+        return Err(Refusal::deny(
             Reason::SelfDelegation,
             format!("`{}` cannot delegate to itself", req.from.id),
         ));
@@ -41,7 +41,7 @@ pub fn check(config: &PolicyConfig, req: &Request) -> Result<DepthDecision, Verd
     check_continuity(req)?;
     check_cycle(req)?;
     if req.parent_mandate.expires_at <= req.now {
-        return Err(Verdict::deny(
+        return Err(Refusal::deny(
             Reason::MandateExpired,
             format!(
                 "`parent_mandate.expires_at` {} is not after now ({})",
@@ -52,7 +52,7 @@ pub fn check(config: &PolicyConfig, req: &Request) -> Result<DepthDecision, Verd
     if let Some(first) = req.chain.first() {
         let elapsed = req.now.saturating_sub(first.at);
         if elapsed > config.depth.chain_deadline_ms {
-            return Err(Verdict::deny(
+            return Err(Refusal::deny(
                 Reason::ChainDeadlineExceeded,
                 format!(
                     "the chain started {elapsed} ms ago; its deadline is {} ms",
@@ -64,8 +64,8 @@ pub fn check(config: &PolicyConfig, req: &Request) -> Result<DepthDecision, Verd
     check_depth(config, req)
 }
 
-fn check_shape(req: &Request) -> Result<(), Verdict> {
-    let malformed = |what: String| Err(Verdict::deny(Reason::RequestMalformed, what));
+fn check_shape(req: &Request) -> Result<(), Refusal> {
+    let malformed = |what: String| Err(Refusal::deny(Reason::RequestMalformed, what));
     if req.from.id.is_empty() || req.to.id.is_empty() {
         return malformed(String::from("agent ids must not be empty"));
     }
@@ -103,11 +103,11 @@ fn check_shape(req: &Request) -> Result<(), Verdict> {
 
 /// Each link starts where the previous ended, the delegator is where the chain ends, and each
 /// link's depth is its position (immutable depth metadata, AG-396 4.2).
-fn check_continuity(req: &Request) -> Result<(), Verdict> {
+fn check_continuity(req: &Request) -> Result<(), Refusal> {
     let mut expected_from = req.chain.first().map(|l| l.from.as_str());
     for (i, link) in req.chain.iter().enumerate() {
         if Some(link.from.as_str()) != expected_from {
-            return Err(Verdict::deny(
+            return Err(Refusal::deny(
                 Reason::ChainDiscontinuous,
                 format!(
                     "`chain[{i}].from` is `{}` but the previous link ended at `{}`",
@@ -117,7 +117,7 @@ fn check_continuity(req: &Request) -> Result<(), Verdict> {
             ));
         }
         if usize::from(link.depth) != i + 1 {
-            return Err(Verdict::deny(
+            return Err(Refusal::deny(
                 Reason::DepthMetadataInvalid,
                 format!("`chain[{i}].depth` is {} but the link is hop {}", link.depth, i + 1),
             ));
@@ -127,7 +127,7 @@ fn check_continuity(req: &Request) -> Result<(), Verdict> {
     if let Some(last) = req.chain.last()
         && last.to != req.from.id
     {
-        return Err(Verdict::deny(
+        return Err(Refusal::deny(
             Reason::ChainDiscontinuous,
             format!("`{}` delegates but the chain ends at `{}`", req.from.id, last.to),
         ));
@@ -136,7 +136,7 @@ fn check_continuity(req: &Request) -> Result<(), Verdict> {
 }
 
 /// The target may not appear anywhere in the chain, originator included (AG-396 4.5).
-fn check_cycle(req: &Request) -> Result<(), Verdict> {
+fn check_cycle(req: &Request) -> Result<(), Refusal> {
     let target = req.to.id.as_str();
     let position = if req.originator() == target {
         Some(0)
@@ -144,7 +144,7 @@ fn check_cycle(req: &Request) -> Result<(), Verdict> {
         req.chain.iter().position(|l| l.to == target).map(|i| i + 1)
     };
     match position {
-        Some(hop) => Err(Verdict::deny(
+        Some(hop) => Err(Refusal::deny(
             Reason::DelegationCycle,
             format!("`{target}` already appears in the chain at depth {hop}"),
         )),
@@ -152,7 +152,7 @@ fn check_cycle(req: &Request) -> Result<(), Verdict> {
     }
 }
 
-fn check_depth(config: &PolicyConfig, req: &Request) -> Result<DepthDecision, Verdict> {
+fn check_depth(config: &PolicyConfig, req: &Request) -> Result<DepthDecision, Refusal> {
     let mut warnings = Vec::new();
     let risk = req.task.risk;
     let mut max_depth = config.depth.max_depth.min(config.depth.max_depth_by_risk.get(risk));
@@ -190,10 +190,10 @@ fn check_depth(config: &PolicyConfig, req: &Request) -> Result<DepthDecision, Ve
     };
     if let Some((reason, message)) = at_limit {
         return Err(if req.task.completable_locally {
-            Verdict::deny(reason, format!("{message}; complete the task at the current level"))
+            Refusal::deny(reason, format!("{message}; complete the task at the current level"))
         } else {
             // AG-396 4.4: escalate rather than drop the task or return an uninformative error.
-            Verdict::escalate(
+            Refusal::escalate(
                 EscalationTarget::Human(config.escalation.human.clone()),
                 Reason::DepthLimitEscalation,
                 format!("{message}, and `{}` cannot complete the task itself", req.from.id),

@@ -7,7 +7,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 
 use crate::config::{InsufficientTrust, PolicyConfig};
-use crate::model::{EscalationTarget, Outcome, Request, TrustDelta, TrustTier, Verdict};
+use crate::model::{EscalationTarget, Outcome, Refusal, Request, TrustDelta, TrustTier};
 use crate::reasons::Reason;
 
 /// The effective tier of the chain: the executor's own (Vorion "upward escalation").
@@ -16,7 +16,7 @@ pub fn effective_tier(req: &Request) -> TrustTier {
 }
 
 /// Refuses or escalates when the executor's own tier is below what the task's risk requires.
-pub fn check(config: &PolicyConfig, req: &Request) -> Result<(), Verdict> {
+pub fn check(config: &PolicyConfig, req: &Request) -> Result<(), Refusal> {
     let required = config.trust.required_tier.get(req.task.risk);
     let actual = effective_tier(req);
     if actual >= required {
@@ -27,10 +27,10 @@ pub fn check(config: &PolicyConfig, req: &Request) -> Result<(), Verdict> {
         req.to.id, req.to.trust, req.task.risk
     );
     Err(match config.trust.on_insufficient {
-        InsufficientTrust::Deny => Verdict::deny(Reason::TrustInsufficient, shortfall),
+        InsufficientTrust::Deny => Refusal::deny(Reason::TrustInsufficient, shortfall),
         InsufficientTrust::Escalate => {
             let target = escalation_target(config, req, required);
-            Verdict::escalate(target, Reason::TrustEscalation, shortfall)
+            Refusal::escalate(target, Reason::TrustEscalation, shortfall)
         }
     })
 }

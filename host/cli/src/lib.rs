@@ -27,10 +27,18 @@ pub struct PolicySource {
     pub cache: Option<PathBuf>,
 }
 
-/// Parses a TOML policy configuration and validates it.
+/// Parses a TOML policy configuration and validates it. Errors are one line: the file, the
+/// position and what is wrong there (toml's own rendering spans several lines).
 pub fn parse_config(text: &str, origin: &str) -> anyhow::Result<PolicyConfig> {
-    let config: PolicyConfig =
-        toml::from_str(text).with_context(|| format!("`{origin}` is not a valid policy configuration"))?;
+    let config: PolicyConfig = toml::from_str(text).map_err(|e| {
+        let position = e.span().map_or_else(String::new, |span| {
+            let before = text.get(..span.start).unwrap_or(text);
+            let line = before.matches('\n').count() + 1;
+            let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+            format!(" at line {line}, column {column}")
+        });
+        anyhow::anyhow!("`{origin}` is not a valid policy configuration{position}: {}", e.message().trim())
+    })?;
     config.validate().with_context(|| format!("`{origin}` is not a valid policy configuration"))?;
     Ok(config)
 }

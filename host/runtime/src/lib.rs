@@ -11,6 +11,33 @@
 //!
 //! The default component, built from `guest/component` by this crate's build script, is
 //! [`DEFAULT_COMPONENT`].
+//!
+//! ```
+//! use sbd_policy::{PolicyConfig, Reason, Verdict};
+//! use sbd_runtime::{PolicyRuntime, RuntimeLimits, DEFAULT_COMPONENT};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let runtime = PolicyRuntime::new(RuntimeLimits::default())?;
+//! let component = runtime.load_component(DEFAULT_COMPONENT)?;
+//! let policy = runtime.instantiate(&component, &PolicyConfig::named("example", "1").to_bytes()?)?;
+//!
+//! // An agent trying to delegate to itself is refused before anyone is contacted.
+//! let request: sbd_policy::Request = serde_json::from_str(r#"{
+//!     "from": {"id": "planner", "trust": 700},
+//!     "to": {"id": "planner", "trust": 700},
+//!     "task": {"id": "t1", "action_kind": "crm.read", "risk": "low"},
+//!     "parent_mandate": {"value_ceiling": 100, "action_kinds": ["crm.*"], "counterparties": ["*"],
+//!                        "budgets": [], "remaining_depth": 2, "expires_at": 2000},
+//!     "requested_mandate": {"value_ceiling": 10, "action_kinds": ["crm.read"], "counterparties": ["*"],
+//!                           "budgets": [], "remaining_depth": 1, "expires_at": 1500},
+//!     "now": 1000
+//! }"#)?;
+//! let verdict = policy.evaluate(&request);
+//! assert_eq!(verdict.reason(), Some(Reason::SelfDelegation));
+//! assert!(matches!(verdict, Verdict::Deny(_)));
+//! # Ok(())
+//! # }
+//! ```
 
 mod cache;
 mod convert;

@@ -1,0 +1,318 @@
+//! End-to-end tests of the `sbd` binary: the demo, eval, replay, info and reasons commands, and
+//! how bad input is reported (non-zero status, nothing on stdout, one `error: ` line on stderr).
+#![allow(clippy::expect_used, clippy::panic, reason = "tests")]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use sbd_e2e::allowed_request;
+use serde_json::Value;
+
+/// A scratch directory under the system temp dir, removed when dropped.
+struct ScratchDir(PathBuf);
+
+impl ScratchDir {
+    fn new(test: &str) -> ScratchDir {
+        let dir = std::env::temp_dir().join(format!("sbd-cli-test-{}-{test}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("create scratch directory");
+        ScratchDir(dir)
+    }
+
+    fn write(&self, name: &str, contents: &str) -> PathBuf {
+        let path = self.0.join(name);
+        std::fs::write(&path, contents).expect("write scratch file");
+        path
+    }
+
+    fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn sbd<I, S>(args: I) -> Output
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    Command::new(env!("CARGO_BIN_EXE_sbd")).args(args).output().expect("run sbd")
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8(output.stdout.clone()).expect("stdout is UTF-8")
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8(output.stderr.clone()).expect("stderr is UTF-8")
+}
+
+/// Runs `sbd args` and expects success, returning stdout.
+fn succeed<I, S>(args: I) -> String
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    let output = sbd(args);
+    assert!(output.status.success(), "status {:?}, stderr:\n{}", output.status, stderr(&output));
+    stdout(&output)
+}
+
+fn json(text: &str) -> Value {
+    serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}):\n{text}"))
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn demo_scenario() -> PathBuf {
+    workspace_root().join("policies/scenarios/demo.json")
+}
+
+/// Asserts that `needles` occur in `haystack` in this order.
+fn assert_in_order(haystack: &str, needles: &[&str]) {
+    let mut from = 0;
+    for needle in needles {
+        match haystack[from..].find(needle) {
+            Some(at) => from += at + needle.len(),
+            None => panic!("`{needle}` missing (or out of order) after byte {from} of:\n{haystack}"),
+        }
+    }
+}
+
+/// Asserts the bad-input contract: failure status, empty stdout, exactly one `error: ` line on
+/// stderr mentioning every one of `mentions`.
+fn assert_one_line_error(output: &Output, mentions: &[&str]) {
+    let (out, err) = (stdout(output), stderr(output));
+    assert!(!output.status.success(), "succeeded; stdout:\n{out}");
+    assert_eq!(output.status.code(), Some(1), "stderr:\n{err}");
+    assert_eq!(out, "", "stdout should be empty");
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 1, "expected exactly one line on stderr, got {}:\n{err}", lines.len());
+    assert!(lines[0].starts_with("error: "), "{err}");
+    for mention in mentions {
+        assert!(lines[0].contains(mention), "stderr does not mention `{mention}`:\n{err}");
+    }
+}
+
+fn request_json(request: &sbd_policy::Request) -> String {
+    serde_json::to_string_pretty(request).expect("request serializes")
+}
+
+#[test]
+fn demo_shows_every_verdict_and_the_trace() {
+    let out = succeed(["demo"]);
+    assert_in_order(
+        &out,
+        &[
+            "hop 1  orchestrator -> refund-agent",
+            "ALLOW    to `refund-agent`",
+            "hop 3  ledger-agent -> orchestrator",
+            "DENY     delegation-cycle (1002)",
+            "hop 4  ledger-agent -> fx-agent",
+            "DENY     budget-widened (2001)",
+            "hop 5  ledger-agent -> fx-agent",
+            "ALLOW    to `fx-agent`",
+            "WARNING depth-warning (1101)",
+            "hop 6  fx-agent -> audit-agent",
+            "ESCALATE to human `risk-officer`: depth-limit-escalation (5001)",
+            "hop 7  refund-agent -> intern-bot",
+            "ESCALATE to agent `supervisor-bot`: trust-escalation (5003)",
+            "hop 8  refund-agent -> audit-agent",
+            "ESCALATE to human `risk-officer`: low-alpha-review (5002)",
+            "delegation trace (AG-396 4.6):",
+            "deny delegation-cycle",
+            "deny budget-widened",
+            "escalate depth-limit-escalation",
+            "escalate trust-escalation",
+            "escalate low-alpha-review",
+        ],
+    );
+    assert_eq!(out.matches("ALLOW ").count(), 3, "{out}");
+    assert_eq!(out.matches("DENY ").count(), 2, "{out}");
+    assert_eq!(out.matches("ESCALATE ").count(), 3, "{out}");
+    assert!(out.contains("policy `default` 0.1.0"), "{out}");
+}
+
+#[test]
+fn demo_json_is_a_trace_of_eight_events() {
+    let trace = json(&succeed(["demo", "--json"]));
+    let events = trace.as_array().expect("the trace is an array");
+    assert_eq!(events.len(), 8);
+    let mut kinds = Vec::new();
+    for (i, event) in events.iter().enumerate() {
+        assert_eq!(event["hop"], i + 1);
+        let verdict = event["verdict"].as_object().expect("verdict is an object");
+        let keys: Vec<&str> = verdict.keys().map(String::as_str).collect();
+        assert_eq!(keys.len(), 1, "hop {}: {keys:?}", i + 1);
+        assert!(["allow", "escalate", "deny"].contains(&keys[0]), "hop {}: {keys:?}", i + 1);
+        kinds.push(keys[0].to_string());
+    }
+    assert_eq!(kinds, ["allow", "allow", "deny", "deny", "allow", "escalate", "escalate", "escalate"]);
+    assert_eq!(events[2]["verdict"]["deny"]["code"], 1002);
+    assert_eq!(events[2]["verdict"]["deny"]["reason"], "delegation-cycle");
+    assert_eq!(events[6]["verdict"]["escalate"]["target"]["agent"], "supervisor-bot");
+    assert_eq!(events[5]["verdict"]["escalate"]["target"]["human"], "risk-officer");
+}
+
+#[test]
+fn eval_decides_one_request_and_a_batch() {
+    let scratch = ScratchDir::new("eval");
+    let one = scratch.write("one.json", &request_json(&allowed_request()));
+    let verdict = json(&succeed([Path::new("eval"), Path::new("--request"), &one]));
+    let allow = verdict.get("allow").unwrap_or_else(|| panic!("not an allow: {verdict}"));
+    assert_eq!(verdict.as_object().map(|o| o.len()), Some(1));
+    assert_eq!(allow["sub_agent"], "fx-agent");
+    assert_eq!(allow["depth"], 3);
+
+    let mut cycle = allowed_request();
+    cycle.to.id = "orchestrator".into();
+    let batch = serde_json::to_string(&vec![allowed_request(), cycle]).expect("serializes");
+    let two = scratch.write("two.json", &batch);
+    let verdicts = json(&succeed([Path::new("eval"), Path::new("-r"), &two]));
+    let verdicts = verdicts.as_array().expect("a batch answers with an array");
+    assert_eq!(verdicts.len(), 2);
+    assert!(verdicts[0].get("allow").is_some(), "{}", verdicts[0]);
+    assert_eq!(verdicts[1]["deny"]["reason"], "delegation-cycle", "{}", verdicts[1]);
+}
+
+#[test]
+fn eval_policy_option_switches_trust_escalation_to_denial() {
+    let scratch = ScratchDir::new("eval-policy");
+    let mut weak = allowed_request();
+    weak.to.trust = 100; // T0, below the T1 a low-risk task requires
+    let request = scratch.write("weak.json", &request_json(&weak));
+
+    let default = json(&succeed([Path::new("eval"), Path::new("--request"), &request]));
+    assert_eq!(default["escalate"]["reason"], "trust-escalation", "{default}");
+    assert_eq!(default["escalate"]["code"], 5003);
+
+    let policy = scratch.write(
+        "deny.toml",
+        "name = \"strict-trust\"\nversion = \"1\"\n\n[trust]\non_insufficient = \"deny\"\n",
+    );
+    let denied =
+        json(&succeed([Path::new("eval"), Path::new("--policy"), &policy, Path::new("--request"), &request]));
+    assert_eq!(denied["deny"]["reason"], "trust-insufficient", "{denied}");
+    assert_eq!(denied["deny"]["code"], 3001);
+
+    // The same policy still allows the request whose executor is trusted enough.
+    let fine = scratch.write("fine.json", &request_json(&allowed_request()));
+    let allowed = json(&succeed([Path::new("eval"), Path::new("-p"), &policy, Path::new("-r"), &fine]));
+    assert!(allowed.get("allow").is_some(), "{allowed}");
+}
+
+#[test]
+fn replay_of_the_demo_scenario_matches_demo() {
+    let scenario = demo_scenario();
+    let demo = succeed(["demo"]);
+    let replayed = succeed([Path::new("replay"), Path::new("--scenario"), &scenario]);
+    assert_eq!(replayed, demo);
+    let demo_json = json(&succeed(["demo", "--json"]));
+    let replayed_json =
+        json(&succeed([Path::new("replay"), Path::new("-s"), &scenario, Path::new("--json")]));
+    assert_eq!(replayed_json, demo_json);
+}
+
+#[test]
+fn info_names_the_default_policy_and_component() {
+    let info = json(&succeed(["info"]));
+    assert_eq!(info["policy"]["name"], "default");
+    assert_eq!(info["policy"]["version"], "0.1.0");
+    let component = info["component_sha256"].as_str().expect("component_sha256 is a string");
+    assert_eq!(component.len(), 64);
+    assert!(component.bytes().all(|b| b.is_ascii_hexdigit()), "{component}");
+    let config = info["policy"]["config_digest"].as_str().expect("config_digest is a string");
+    assert_eq!(config.len(), 64);
+    assert_ne!(config, component);
+}
+
+#[test]
+fn reasons_lists_every_code() {
+    let out = succeed(["reasons"]);
+    let line_of = |code: &str| {
+        out.lines()
+            .find(|l| l.split_whitespace().next() == Some(code))
+            .unwrap_or_else(|| panic!("no line for {code}:\n{out}"))
+    };
+    assert!(line_of("1002").contains("delegation-cycle"));
+    assert!(line_of("9001").contains("policy-fault"));
+    assert!(line_of("5003").contains("trust-escalation"));
+    // A header plus one line per reason.
+    assert_eq!(out.lines().count(), sbd_policy::Reason::ALL.len() + 1);
+}
+
+#[test]
+fn a_missing_request_file_is_one_error_line() {
+    let scratch = ScratchDir::new("missing");
+    let missing = scratch.path().join("no-such-request.json");
+    let output = sbd([Path::new("eval"), Path::new("--request"), &missing]);
+    assert_one_line_error(&output, &["no-such-request.json"]);
+}
+
+#[test]
+fn a_request_file_that_is_not_json_is_one_error_line() {
+    let scratch = ScratchDir::new("not-json");
+    let path = scratch.write("garbage.json", "this is { not json\n");
+    let output = sbd([Path::new("eval"), Path::new("--request"), &path]);
+    assert_one_line_error(&output, &["garbage.json", "not JSON"]);
+}
+
+#[test]
+fn json_that_is_not_a_request_is_one_error_line() {
+    let scratch = ScratchDir::new("not-request");
+    let path = scratch.write("wrong.json", "{\"hello\": \"world\"}\n");
+    let output = sbd([Path::new("eval"), Path::new("--request"), &path]);
+    assert_one_line_error(&output, &["wrong.json", "not a delegation request", "from"]);
+}
+
+#[test]
+fn a_policy_with_an_unknown_field_is_one_error_line() {
+    let scratch = ScratchDir::new("unknown-field");
+    let request = scratch.write("one.json", &request_json(&allowed_request()));
+    let policy = scratch.write("typo.toml", "name = \"p\"\nversion = \"1\"\nmax_depht = 3\n");
+    let output = sbd([Path::new("eval"), Path::new("--policy"), &policy, Path::new("--request"), &request]);
+    assert_one_line_error(&output, &["typo.toml", "max_depht"]);
+}
+
+#[test]
+fn a_policy_with_max_depth_zero_is_one_error_line() {
+    let scratch = ScratchDir::new("max-depth-zero");
+    let request = scratch.write("one.json", &request_json(&allowed_request()));
+    let policy = scratch.write("shallow.toml", "name = \"p\"\nversion = \"1\"\n\n[depth]\nmax_depth = 0\n");
+    let output = sbd([Path::new("eval"), Path::new("--policy"), &policy, Path::new("--request"), &request]);
+    assert_one_line_error(&output, &["shallow.toml", "depth.max_depth"]);
+}
+
+#[test]
+fn a_scenario_hop_from_an_agent_without_a_mandate_is_one_error_line() {
+    let scratch = ScratchDir::new("no-mandate");
+    let text = std::fs::read_to_string(demo_scenario()).expect("demo scenario readable");
+    let mut scenario = json(&text);
+    let hops = scenario["hops"].as_array_mut().expect("hops");
+    // Hop 2 now comes from the ledger agent, which never received a mandate.
+    hops.truncate(2);
+    hops[1]["from"] = "ledger-agent".into();
+    hops[1]["to"] = "fx-agent".into();
+    let path = scratch.write("orphan.json", &scenario.to_string());
+    let output = sbd([Path::new("replay"), Path::new("--scenario"), &path]);
+    assert_one_line_error(&output, &["hop 2", "ledger-agent", "holds no mandate"]);
+}
+
+#[test]
+fn help_lists_the_subcommands_and_options() {
+    let help = succeed(["--help"]);
+    for command in ["demo", "eval", "replay", "info", "reasons"] {
+        assert!(help.lines().any(|l| l.trim_start().starts_with(command)), "no `{command}` in:\n{help}");
+    }
+    let eval = succeed(["eval", "--help"]);
+    for option in ["--request", "--policy", "--component", "--cache-dir"] {
+        assert!(eval.contains(option), "no `{option}` in:\n{eval}");
+    }
+}
