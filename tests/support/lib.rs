@@ -1,5 +1,8 @@
 //! Shared fixtures for the end-to-end tests and benchmarks: policy configurations, a known-good
-//! request, and a generator of random requests that reaches every rule.
+//! request, a generator of random requests that reaches every rule, and scratch directories.
+#![allow(clippy::panic, reason = "fixtures fail loudly")]
+
+use std::path::{Path, PathBuf};
 
 use proptest::prelude::*;
 use proptest::sample::Index;
@@ -9,6 +12,42 @@ use sbd_policy::config::{AlphaCap, EscalationAgent, InsufficientTrust};
 use sbd_policy::{
     Agent, Budget, BudgetUnit, DepthException, Link, Mandate, PolicyConfig, Request, RiskLevel, Task,
 };
+
+/// A scratch directory under the system temp dir, unique to this process and test, removed
+/// when dropped (also when the test panics).
+pub struct ScratchDir(PathBuf);
+
+impl ScratchDir {
+    /// Creates an empty `sbd-<test>-<pid>` directory.
+    pub fn new(test: &str) -> ScratchDir {
+        let dir = std::env::temp_dir().join(format!("sbd-{test}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        if let Err(e) = std::fs::create_dir_all(&dir) {
+            panic!("cannot create scratch directory {}: {e}", dir.display());
+        }
+        ScratchDir(dir)
+    }
+
+    /// Writes `contents` to `name` inside the directory and returns its path.
+    pub fn write(&self, name: &str, contents: &str) -> PathBuf {
+        let path = self.0.join(name);
+        if let Err(e) = std::fs::write(&path, contents) {
+            panic!("cannot write {}: {e}", path.display());
+        }
+        path
+    }
+
+    /// The directory.
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
 
 /// The fault-injection build of the policy component (see `guest/component/src/fault.rs`).
 pub const FAULTY_COMPONENT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/sbd_faulty.wasm"));

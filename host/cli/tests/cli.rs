@@ -5,36 +5,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use sbd_e2e::allowed_request;
+use sbd_e2e::{ScratchDir, allowed_request};
 use serde_json::Value;
-
-/// A scratch directory under the system temp dir, removed when dropped.
-struct ScratchDir(PathBuf);
-
-impl ScratchDir {
-    fn new(test: &str) -> ScratchDir {
-        let dir = std::env::temp_dir().join(format!("sbd-cli-test-{}-{test}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("create scratch directory");
-        ScratchDir(dir)
-    }
-
-    fn write(&self, name: &str, contents: &str) -> PathBuf {
-        let path = self.0.join(name);
-        std::fs::write(&path, contents).expect("write scratch file");
-        path
-    }
-
-    fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for ScratchDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 fn sbd<I, S>(args: I) -> Output
 where

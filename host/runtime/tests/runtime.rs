@@ -6,33 +6,12 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use sbd_e2e::{NOW, allowed_request, configs, sample_requests};
+use sbd_e2e::{NOW, ScratchDir, allowed_request, configs, sample_requests};
 use sbd_policy::{
     Budget, BudgetUnit, Link, Mandate, Outcome, Policy, PolicyConfig, Reason, Request, Verdict, attenuation,
 };
 use sbd_runtime::{ComponentCache, DEFAULT_COMPONENT, LoadedPolicy, PolicyRuntime, RuntimeLimits};
 use sha2::{Digest, Sha256};
-
-/// A scratch directory under the system temp dir, removed when dropped.
-struct ScratchDir(PathBuf);
-
-impl ScratchDir {
-    fn new(test: &str) -> ScratchDir {
-        let dir = std::env::temp_dir().join(format!("sbd-runtime-test-{}-{test}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        ScratchDir(dir)
-    }
-
-    fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for ScratchDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 fn runtime() -> PolicyRuntime {
     PolicyRuntime::new(RuntimeLimits::default()).expect("engine")
