@@ -244,6 +244,8 @@ pub(crate) fn verdict(v: policy::Verdict) -> wit::Verdict {
             alpha: g.alpha,
             lambda: g.lambda,
             sub_agent: g.sub_agent,
+            effective_trust: g.effective_trust,
+            effective_tier: tier_to(g.effective_tier),
             child_mandate: mandate_to(g.child_mandate),
             depth: g.depth,
             remaining_depth: g.remaining_depth,
@@ -278,5 +280,18 @@ pub(crate) fn verdict(v: policy::Verdict) -> wit::Verdict {
             name: String::from(d.reason.name()),
             message: d.message,
         }),
+    }
+}
+
+fn tier_to(t: policy::TrustTier) -> wit::TrustTier {
+    match t {
+        policy::TrustTier::T0 => wit::TrustTier::T0,
+        policy::TrustTier::T1 => wit::TrustTier::T1,
+        policy::TrustTier::T2 => wit::TrustTier::T2,
+        policy::TrustTier::T3 => wit::TrustTier::T3,
+        policy::TrustTier::T4 => wit::TrustTier::T4,
+        policy::TrustTier::T5 => wit::TrustTier::T5,
+        policy::TrustTier::T6 => wit::TrustTier::T6,
+        policy::TrustTier::T7 => wit::TrustTier::T7,
     }
 }

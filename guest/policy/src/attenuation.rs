@@ -119,14 +119,21 @@ pub fn check_task(mandate: &Mandate, task: &Task, now: TimestampMs) -> Result<()
     Ok(())
 }
 
-fn push_unique(list: &mut Vec<String>, item: &str) {
-    if !list.iter().any(|x| x == item) {
-        list.push(item.to_string());
-    }
+/// A pattern list in canonical form: patterns covered by another one dropped (they add
+/// nothing), the rest sorted, so equal permissions have equal lists.
+fn canonical(mut patterns: Vec<String>, covers: impl Fn(&str, &str) -> bool) -> Vec<String> {
+    patterns.sort();
+    patterns.dedup();
+    let redundant = |i: usize, p: &String| {
+        patterns.iter().enumerate().any(|(j, q)| j != i && covers(q, p) && !(covers(p, q) && j > i))
+    };
+    let keep: Vec<bool> = patterns.iter().enumerate().map(|(i, p)| !redundant(i, p)).collect();
+    patterns.into_iter().zip(keep).filter_map(|(p, k)| k.then_some(p)).collect()
 }
 
 /// The narrowest mandate within both `parent` and `requested`: the per-dimension intersection,
-/// with remaining depth at most the parent's minus one.
+/// with remaining depth at most the parent's minus one, and pattern lists in canonical form
+/// (sorted, without patterns another one covers), so narrowing twice changes nothing.
 ///
 /// The result is always within `parent` by [`check_within`] when the parent may delegate at
 /// all (`parent.remaining_depth > 0`), and never wider than `requested`.
@@ -135,7 +142,7 @@ pub fn narrow(parent: &Mandate, requested: &Mandate) -> Mandate {
     for wanted in &requested.action_kinds {
         for held in &parent.action_kinds {
             if let Some(common) = action::intersect(held, wanted) {
-                push_unique(&mut action_kinds, common);
+                action_kinds.push(common.to_string());
             }
         }
     }
@@ -143,9 +150,9 @@ pub fn narrow(parent: &Mandate, requested: &Mandate) -> Mandate {
     for wanted in &requested.counterparties {
         for held in &parent.counterparties {
             if counterparty_covers(held, wanted) {
-                push_unique(&mut counterparties, wanted);
+                counterparties.push(wanted.clone());
             } else if counterparty_covers(wanted, held) {
-                push_unique(&mut counterparties, held);
+                counterparties.push(held.clone());
             }
         }
     }
@@ -161,8 +168,8 @@ pub fn narrow(parent: &Mandate, requested: &Mandate) -> Mandate {
     }
     Mandate {
         value_ceiling: parent.value_ceiling.min(requested.value_ceiling),
-        action_kinds,
-        counterparties,
+        action_kinds: canonical(action_kinds, action::covers),
+        counterparties: canonical(counterparties, counterparty_covers),
         budgets,
         remaining_depth: requested.remaining_depth.min(parent.remaining_depth.saturating_sub(1)),
         expires_at: parent.expires_at.min(requested.expires_at),
@@ -301,6 +308,12 @@ mod tests {
         let narrowed = narrow(&parent(), &wide);
         assert_eq!(narrowed.action_kinds, strings(&["crm.*", "payment.refund"]));
         assert_eq!(narrowed.counterparties, strings(&["acme", "globex"]));
+        // Patterns another one covers are dropped.
+        let mut overlapping = child();
+        overlapping.action_kinds = strings(&["payment.refund", "*", "crm.read"]);
+        let mut star_parent = parent();
+        star_parent.action_kinds = strings(&["*"]);
+        assert_eq!(narrow(&star_parent, &overlapping).action_kinds, strings(&["*"]));
         assert_eq!(narrowed.budgets, vec![Budget { unit: BudgetUnit::UsdMicrocents, amount: 50_000_000 }]);
         assert_eq!(narrowed.value_ceiling, 100_000);
         assert_eq!(narrowed.expires_at, 10_000);

@@ -133,6 +133,8 @@ impl Policy {
             alpha: sbd.alpha,
             lambda: sbd.lambda,
             sub_agent: req.to.id.clone(),
+            effective_trust: req.to.trust,
+            effective_tier: trust::effective_tier(req),
             child_mandate,
             depth: depth.depth,
             remaining_depth,

@@ -252,6 +252,10 @@ pub struct Grant {
     pub lambda: f64,
     /// The sub-agent the task goes to.
     pub sub_agent: String,
+    /// The chain's effective trust: the executor's own score (Vorion upward escalation).
+    pub effective_trust: u16,
+    /// The tier of `effective_trust`.
+    pub effective_tier: TrustTier,
     /// The child's mandate.
     pub child_mandate: Mandate,
     /// This hop's depth.

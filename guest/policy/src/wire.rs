@@ -128,6 +128,8 @@ mod tests {
                 alpha: 0.5,
                 lambda: 0.25,
                 sub_agent: "b".into(),
+                effective_trust: 600,
+                effective_tier: TrustTier::T3,
                 child_mandate: request().requested_mandate,
                 depth: 2,
                 remaining_depth: 1,

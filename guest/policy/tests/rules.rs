@@ -1484,3 +1484,13 @@ fn the_depth_warning_survives_float_rounding_at_the_threshold() {
     let grant = allowed(evaluate_with(cfg, &req));
     assert!(grant.warnings.iter().any(|w| w.reason == Reason::DepthWarning), "{:?}", grant.warnings);
 }
+
+#[test]
+fn the_grant_carries_the_executors_own_trust_as_the_effective_trust() {
+    let mut req = base();
+    req.from.trust = 990;
+    req.to.trust = 660;
+    let grant = allowed(evaluate(&req));
+    assert_eq!(grant.effective_trust, 660);
+    assert_eq!(grant.effective_tier, sbd_policy::TrustTier::T4);
+}

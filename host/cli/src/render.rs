@@ -30,8 +30,15 @@ fn allow(grant: &Grant, parent: Option<&Mandate>) -> String {
     let m = &grant.child_mandate;
     let _ = writeln!(
         out,
-        "  ALLOW    to `{}`: alpha {:.2}, lambda {:.2}, depth {} of {}, child may delegate {} more",
-        grant.sub_agent, grant.alpha, grant.lambda, grant.depth, grant.max_depth, grant.remaining_depth
+        "  ALLOW    to `{}` ({:?}, trust {}): alpha {:.2}, lambda {:.2}, depth {} of {}, child may delegate {} more",
+        grant.sub_agent,
+        grant.effective_tier,
+        grant.effective_trust,
+        grant.alpha,
+        grant.lambda,
+        grant.depth,
+        grant.max_depth,
+        grant.remaining_depth
     );
     let _ = writeln!(out, "           child mandate: budgets [{}]", budgets(m));
     if let Some(p) = parent {

@@ -140,6 +140,8 @@ pub(crate) fn verdict_from(v: wit::Verdict) -> Result<policy::Verdict, String> {
             alpha: g.alpha,
             lambda: g.lambda,
             sub_agent: g.sub_agent,
+            effective_trust: g.effective_trust,
+            effective_tier: tier_from(g.effective_tier),
             child_mandate: mandate_from(g.child_mandate),
             depth: g.depth,
             remaining_depth: g.remaining_depth,
@@ -174,6 +176,19 @@ pub(crate) fn verdict_from(v: wit::Verdict) -> Result<policy::Verdict, String> {
             message: d.message,
         }),
     })
+}
+
+fn tier_from(t: wit::TrustTier) -> policy::TrustTier {
+    match t {
+        wit::TrustTier::T0 => policy::TrustTier::T0,
+        wit::TrustTier::T1 => policy::TrustTier::T1,
+        wit::TrustTier::T2 => policy::TrustTier::T2,
+        wit::TrustTier::T3 => policy::TrustTier::T3,
+        wit::TrustTier::T4 => policy::TrustTier::T4,
+        wit::TrustTier::T5 => policy::TrustTier::T5,
+        wit::TrustTier::T6 => policy::TrustTier::T6,
+        wit::TrustTier::T7 => policy::TrustTier::T7,
+    }
 }
 
 pub(crate) fn info_from(i: wit::PolicyInfo) -> policy::PolicyInfo {

@@ -2,7 +2,7 @@
 //! that returns an allow violating the contract (a widened mandate, a degree outside [0, 1],
 //! weights that do not partition the chain, a wrong depth) is treated as faulty.
 
-use sbd_policy::{Request, Verdict, attenuation};
+use sbd_policy::{Request, TrustTier, Verdict, attenuation};
 
 /// Tolerance on the accountability weights' sum.
 const WEIGHT_SUM_TOLERANCE: f64 = 1e-9;
@@ -26,6 +26,11 @@ pub fn check_verdict(request: &Request, verdict: &Verdict) -> Result<(), String>
     }
     if grant.sub_agent == request.from.id || request.chain.iter().any(|l| l.from == grant.sub_agent) {
         return Err(format!("`sub_agent` `{}` is already in the chain", grant.sub_agent));
+    }
+    if grant.effective_trust != request.to.trust
+        || grant.effective_tier != TrustTier::of_score(grant.effective_trust)
+    {
+        return Err("the effective trust is not the executor's own".into());
     }
     attenuation::check_within(&request.parent_mandate, &grant.child_mandate)
         .map_err(|d| format!("the child mandate is wider than the parent's: {}", d.message))?;
