@@ -117,8 +117,10 @@ fn a_fault_in_a_batch_denies_that_batch_only() {
     let runtime = runtime();
     let policy = faulty(&runtime, "trap");
     for path in [CallPath::Typed, CallPath::Encoded] {
+        let faults_before = policy.stats().faults;
         let verdicts = policy.evaluate_batch_via(path, &[allowed_request(), trigger()]);
         assert!(verdicts.iter().all(|v| v.reason() == Some(Reason::PolicyFault)), "{path:?}: {verdicts:?}");
+        assert_eq!(policy.stats().faults, faults_before + 1, "one failed call is one fault");
         let verdicts = policy.evaluate_batch_via(path, &[allowed_request(), allowed_request()]);
         assert!(verdicts.iter().all(Verdict::is_allow), "{path:?}: {verdicts:?}");
     }

@@ -165,14 +165,19 @@ impl LoadedPolicy {
             } else {
                 chunk.iter().zip(&refusals).filter(|(_, r)| r.is_none()).map(|(q, _)| q.clone()).collect()
             };
-            let mut answered = self.decide(path, &admitted).map(Vec::into_iter);
+            // A fault is one failed call: counted once, its denial given to every request in it.
+            let (mut decided, fault_denial) = match self.decide(path, &admitted) {
+                Ok(decided) => (decided.into_iter(), None),
+                Err(fault) => (Vec::new().into_iter(), Some(self.fail_closed(fault))),
+            };
             for refusal in refusals {
-                let verdict = match (refusal, &mut answered) {
+                let verdict = match (refusal, &fault_denial) {
                     (Some(refusal), _) => refusal,
-                    (None, Ok(decided)) => {
+                    (None, Some(denial)) => denial.clone(),
+                    // `decide` checked that there is one verdict per admitted request.
+                    (None, None) => {
                         decided.next().unwrap_or_else(|| self.fail_closed(Fault("no verdict".into())))
                     }
-                    (None, Err(Fault(why))) => self.fail_closed(Fault(why.clone())),
                 };
                 verdicts.push(verdict);
             }
