@@ -48,7 +48,7 @@ fn decisions(c: &mut Criterion) {
     }
     // References for where a call's time goes: the fixed cost of one call through the pool,
     // and the guest's own work (decode, decide, encode) run natively.
-    group.bench_function("component/empty-call", |b| {
+    group.bench_function("component-empty-call", |b| {
         b.iter(|| wasm.trust_deltas(black_box(&[]), sbd_policy::Outcome::Success(1.0)))
     });
     group.finish();

@@ -49,7 +49,7 @@ for name, label in [
 print()
 print("| where a component call's time goes (same run) | median |")
 print("|---|---|")
-print(f"| empty call through the pool (`trust-deltas` with no agents) | {fmt(ns('decision', 'component/empty-call'))} |")
+print(f"| empty call through the pool (`trust-deltas` with no agents) | {fmt(ns('decision', 'component-empty-call'))} |")
 for case in ["allow", "deny-cycle"]:
     print(f"| native decode + decide + encode, {case} (`Policy::evaluate_encoded`) | {fmt(ns('decision', f'native-encoded/{case}'))} |")
 
