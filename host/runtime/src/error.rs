@@ -7,6 +7,9 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum RuntimeError {
+    /// A limit in [`crate::RuntimeLimits`] is out of its range.
+    #[error("invalid runtime limits: {0}")]
+    InvalidLimits(String),
     /// The wasmtime engine could not be configured.
     #[error("cannot configure the wasmtime engine: {0}")]
     Engine(#[source] wasmtime::Error),

@@ -56,8 +56,10 @@ impl PolicyComponent {
 }
 
 impl PolicyRuntime {
-    /// An engine with Cranelift, the component model, epoch interruption and no async support.
+    /// An engine with Cranelift, the component model, epoch interruption and no async support,
+    /// after checking `limits`.
     pub fn new(limits: RuntimeLimits) -> Result<PolicyRuntime, RuntimeError> {
+        limits.validate().map_err(RuntimeError::InvalidLimits)?;
         let mut config = Config::new();
         config.epoch_interruption(true);
         let engine = Engine::new(&config).map_err(RuntimeError::Engine)?;
