@@ -2,12 +2,21 @@
 
 use std::fmt::Write;
 
-use sbd_policy::{EscalationTarget, Grant, Mandate, Verdict};
+use sbd_policy::{BudgetUnit, EscalationTarget, Grant, Mandate, Verdict};
 
 use crate::scenario::TraceEvent;
 
+/// USD microcents as dollars: 100,000,000 microcents make one dollar.
+fn dollars(microcents: u64) -> String {
+    format!("${}.{:02}", microcents / 100_000_000, microcents % 100_000_000 / 1_000_000)
+}
+
 fn budgets(m: &Mandate) -> String {
-    m.budgets.iter().map(|b| format!("{:?} {}", b.unit, b.amount)).collect::<Vec<_>>().join(", ")
+    let budget = |b: &sbd_policy::Budget| match b.unit {
+        BudgetUnit::UsdMicrocents => dollars(b.amount),
+        unit => format!("{} {unit:?}", b.amount),
+    };
+    m.budgets.iter().map(budget).collect::<Vec<_>>().join(", ")
 }
 
 /// One verdict, indented, over as many lines as it needs.
@@ -47,7 +56,9 @@ fn allow(grant: &Grant, parent: Option<&Mandate>) -> String {
     let _ = writeln!(
         out,
         "           actions {:?}, counterparties {:?}, value <= {}",
-        m.action_kinds, m.counterparties, m.value_ceiling
+        m.action_kinds,
+        m.counterparties,
+        dollars(m.value_ceiling)
     );
     let shares: Vec<String> =
         grant.accountability.iter().map(|s| format!("{} {:.3}", s.agent, s.weight)).collect();
@@ -103,4 +114,16 @@ pub fn trace(events: &[TraceEvent], notes: &[String]) -> String {
         );
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::dollars;
+
+    #[test]
+    fn microcents_render_as_dollars_and_cents() {
+        assert_eq!(dollars(0), "$0.00");
+        assert_eq!(dollars(500_000_000), "$5.00");
+        assert_eq!(dollars(8_712_345_678), "$87.12");
+    }
 }
