@@ -29,6 +29,7 @@ pub fn build_component(package: &str, features: &[&str], out_name: &str) -> Path
         println!("cargo:rerun-if-changed={}", workspace.join(watched).display());
     }
 
+    ensure_target_installed();
     let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut command = Command::new(cargo);
     command
@@ -62,6 +63,34 @@ pub fn build_component(package: &str, features: &[&str], out_name: &str) -> Path
     std::fs::copy(&artifact, &dest)
         .unwrap_or_else(|e| panic!("cannot copy {} to {}: {e}", artifact.display(), dest.display()));
     dest
+}
+
+/// rust-toolchain.toml lists the guest target, but rustup installs listed targets only when it
+/// installs the toolchain itself; on a machine that already had the toolchain the target is
+/// missing. Add it (through rustup, for the active toolchain) rather than fail with "can't find
+/// crate for `core`".
+#[allow(clippy::panic, reason = "build scripts report failure by panicking")]
+fn ensure_target_installed() {
+    let rustc = env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+    let sysroot = Command::new(&rustc)
+        .args(["--print", "sysroot"])
+        .output()
+        .ok()
+        .filter(|out| out.status.success())
+        .map(|out| PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()));
+    let installed = sysroot.is_some_and(|root| root.join("lib/rustlib").join(GUEST_TARGET).is_dir());
+    if installed {
+        return;
+    }
+    println!(
+        "cargo:warning=installing the {GUEST_TARGET} target with rustup (listed in rust-toolchain.toml)"
+    );
+    let added = Command::new("rustup").args(["target", "add", GUEST_TARGET]).status();
+    if !added.is_ok_and(|status| status.success()) {
+        panic!(
+            "the {GUEST_TARGET} target is missing and rustup could not add it; run `rustup target add {GUEST_TARGET}`"
+        );
+    }
 }
 
 fn find_workspace_root(start: &Path) -> PathBuf {
