@@ -7,6 +7,7 @@ use alloc::vec::Vec;
 use core::fmt;
 use serde::{Deserialize, Serialize};
 
+use crate::learned::LearnedModel;
 use crate::model::{RiskLevel, TrustTier};
 
 /// One value per risk level.
@@ -148,8 +149,8 @@ pub struct AlphaCap {
     pub alpha_max: f64,
 }
 
-/// The SBD runtime pieces before trained networks exist: degree and safety weight per risk
-/// tier, the safe set, and the review threshold.
+/// The SBD runtime pieces: degree and safety weight per risk tier (used until trained
+/// networks exist), the trained networks when they do, the safe set, and the review threshold.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SbdConfig {
@@ -163,6 +164,10 @@ pub struct SbdConfig {
     pub state_dim: Option<u32>,
     /// The safe set as alpha caps on the state (SBD 5.3).
     pub alpha_caps: Vec<AlphaCap>,
+    /// Trained phi and pi networks. When present they give lambda, the sub-agent and alpha
+    /// (before projection) instead of the per-risk tables, and the state must match their
+    /// input length.
+    pub model: Option<LearnedModel>,
 }
 
 impl Default for SbdConfig {
@@ -173,6 +178,7 @@ impl Default for SbdConfig {
             review_threshold: 0.25,
             state_dim: None,
             alpha_caps: Vec::new(),
+            model: None,
         }
     }
 }
@@ -266,12 +272,22 @@ impl PolicyConfig {
             unit_interval(&format!("sbd.lambda.{risk}"), lambda)?;
         }
         unit_interval("sbd.review_threshold", s.review_threshold)?;
+        if let Some(model) = &s.model {
+            model.validate()?;
+            if s.state_dim.is_some_and(|dim| dim != model.state_dim) {
+                return Err(ConfigError::new(format!(
+                    "`sbd.state_dim` disagrees with the learned model's input length {}",
+                    model.state_dim
+                )));
+            }
+        }
+        let state_dim = s.state_dim.or(s.model.as_ref().map(|m| m.state_dim));
         for (i, cap) in s.alpha_caps.iter().enumerate() {
             unit_interval(&format!("sbd.alpha_caps[{i}].alpha_max"), cap.alpha_max)?;
             if !cap.above.is_finite() {
                 return Err(ConfigError::new(format!("`sbd.alpha_caps[{i}].above` must be finite")));
             }
-            if let Some(dim) = s.state_dim
+            if let Some(dim) = state_dim
                 && cap.feature >= dim
             {
                 return Err(ConfigError::new(format!(
@@ -299,7 +315,7 @@ pub struct ConfigError {
 }
 
 impl ConfigError {
-    fn new(message: impl Into<String>) -> ConfigError {
+    pub(crate) fn new(message: impl Into<String>) -> ConfigError {
         ConfigError { message: message.into() }
     }
 

@@ -132,7 +132,7 @@ impl Policy {
         Grant {
             alpha: sbd.alpha,
             lambda: sbd.lambda,
-            sub_agent: req.to.id.clone(),
+            sub_agent: sbd.sub_agent.unwrap_or_else(|| req.to.id.clone()),
             effective_trust: req.to.trust,
             effective_tier: trust::effective_tier(req),
             child_mandate,

@@ -27,6 +27,7 @@ pub mod action;
 pub mod attenuation;
 pub mod config;
 mod evaluate;
+pub mod learned;
 pub mod model;
 pub mod reasons;
 pub mod sbd;

@@ -2,7 +2,8 @@
 //! and safety weight lambda, projection onto the safe set (section 5.3), accountability
 //! weights (Definition 3.5) and the Proposition 4.8 ceiling.
 //!
-//! Until trained networks exist, alpha and lambda come from the configuration per risk level.
+//! With a trained model in the configuration ([`crate::learned`]), lambda, the sub-agent and
+//! alpha come from the networks; without one, alpha and lambda come from the per-risk tables.
 //!
 //! ## A correction to Lemma 3.6
 //! Definition 3.5 gives agent j of a k-hop chain the weight
@@ -16,6 +17,7 @@
 //! as the paper states it.
 
 use alloc::format;
+use alloc::string::String;
 use alloc::vec::Vec;
 
 use crate::config::{RiskTable, SbdConfig};
@@ -23,7 +25,7 @@ use crate::model::{Refusal, Request};
 use crate::reasons::Reason;
 
 /// The SBD decision for one hop.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct SbdDecision {
     /// Delegation degree after projection onto the safe set.
     pub alpha: f64,
@@ -31,6 +33,8 @@ pub struct SbdDecision {
     pub lambda: f64,
     /// The cap alpha_max(s) that applied (1.0 outside every high-risk region).
     pub alpha_max: f64,
+    /// The sub-agent the learned policy chose; `None` without a model.
+    pub sub_agent: Option<String>,
 }
 
 /// alpha_max(s): the smallest cap whose region contains `state` (SBD 5.3); 1.0 when none does.
@@ -51,9 +55,11 @@ pub fn project(alpha: f64, alpha_max: f64) -> f64 {
     alpha.min(alpha_max).clamp(0.0, 1.0)
 }
 
-/// The rule-based degree and weight for a request: per-risk values, projected.
+/// The degree and weight for a request, projected: from the learned networks when the
+/// configuration has them, otherwise from the per-risk tables.
 pub fn decide(config: &SbdConfig, req: &Request) -> Result<SbdDecision, Refusal> {
-    if let Some(dim) = config.state_dim
+    let expected = config.state_dim.or(config.model.as_ref().map(|m| m.state_dim));
+    if let Some(dim) = expected
         && usize::try_from(dim).ok() != Some(req.state.len())
     {
         return Err(Refusal::deny(
@@ -61,12 +67,25 @@ pub fn decide(config: &SbdConfig, req: &Request) -> Result<SbdDecision, Refusal>
             format!("`state` has {} features; the policy expects {dim}", req.state.len()),
         ));
     }
+    if req.state.iter().any(|x| !x.is_finite()) {
+        return Err(Refusal::deny(Reason::StateInvalid, "`state` has a non-finite feature"));
+    }
     let cap = alpha_max(&config.alpha_caps, &req.state);
+    if let Some(model) = &config.model {
+        let inference = model.infer(&req.state);
+        return Ok(SbdDecision {
+            alpha: project(inference.alpha, cap),
+            lambda: inference.lambda,
+            alpha_max: cap,
+            sub_agent: model.sub_agents.get(inference.sub_agent).cloned(),
+        });
+    }
     let risk = req.task.risk;
     Ok(SbdDecision {
         alpha: project(RiskTable::get(&config.alpha, risk), cap),
         lambda: config.lambda.get(risk),
         alpha_max: cap,
+        sub_agent: None,
     })
 }
 

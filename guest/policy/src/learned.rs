@@ -1,0 +1,304 @@
+//! Trained SBD networks evaluated at decision time: the meta-weight network phi (state ->
+//! lambda) and the delegation network pi (state -> sub-agent logits and alpha), arXiv
+//! 2604.27358 sections 3.3 and 6.1.
+//!
+//! The trainer (`host/train`) writes a [`LearnedModel`]; the policy configuration carries it and
+//! the component runs [`LearnedModel::infer`] for every grant. Layout conventions shared with
+//! the trainer:
+//! - a dense layer stores its weights input-major, `weights[i * outputs + o]`, so that a batch
+//!   is `Z = X W + b` with `X` row-major `[batch][inputs]`;
+//! - ReLU follows every layer except the last;
+//! - the state is standardised with `(s - state_shift) / state_scale` before either network.
+
+use alloc::format;
+use alloc::string::String;
+use alloc::vec;
+use alloc::vec::Vec;
+use serde::{Deserialize, Serialize};
+
+use crate::config::ConfigError;
+
+/// A fully connected layer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Dense {
+    /// Input width.
+    pub inputs: u32,
+    /// Output width.
+    pub outputs: u32,
+    /// `inputs * outputs` weights, input-major.
+    pub weights: Vec<f32>,
+    /// `outputs` biases.
+    pub bias: Vec<f32>,
+}
+
+/// A multi-layer perceptron with ReLU between layers and a linear last layer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Mlp {
+    /// The layers, input first.
+    pub layers: Vec<Dense>,
+}
+
+/// What the trainer recorded about the run that produced a model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct Provenance {
+    /// Training domain, e.g. `finance`.
+    pub domain: String,
+    /// RNG seed of the run.
+    pub seed: u64,
+    /// Outer steps completed.
+    pub outer_steps: u32,
+    /// Safety Rate on the test split with the true indicator.
+    pub test_safety_rate: f64,
+}
+
+/// The trained phi and pi networks with the sub-agents pi chooses among.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LearnedModel {
+    /// Length of the raw state vector.
+    pub state_dim: u32,
+    /// Subtracted from each raw state feature.
+    pub state_shift: Vec<f32>,
+    /// Each shifted feature is divided by this.
+    pub state_scale: Vec<f32>,
+    /// Sub-agent names, in the order of pi's logits.
+    pub sub_agents: Vec<String>,
+    /// phi: state -> one logit; lambda = sigmoid(logit).
+    pub meta_weight: Mlp,
+    /// pi: state -> `sub_agents.len()` logits, then one alpha logit; alpha = sigmoid(logit).
+    pub delegation: Mlp,
+    /// Where the weights came from.
+    #[serde(default)]
+    pub provenance: Provenance,
+}
+
+/// One forward pass of both networks.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Inference {
+    /// lambda_phi(s).
+    pub lambda: f64,
+    /// Index of the most probable sub-agent (the first on ties).
+    pub sub_agent: usize,
+    /// softmax(logits): the probability of each sub-agent.
+    pub sub_agent_probabilities: Vec<f64>,
+    /// alpha before projection onto the safe set.
+    pub alpha: f64,
+}
+
+impl Mlp {
+    /// Input width of the first layer.
+    pub fn inputs(&self) -> u32 {
+        self.layers.first().map_or(0, |l| l.inputs)
+    }
+
+    /// Output width of the last layer.
+    pub fn outputs(&self) -> u32 {
+        self.layers.last().map_or(0, |l| l.outputs)
+    }
+
+    /// Number of parameters.
+    pub fn parameter_count(&self) -> usize {
+        self.layers.iter().map(|l| l.weights.len() + l.bias.len()).sum()
+    }
+
+    /// Forward pass of one input row. Accumulates in f32, like the trainer.
+    pub fn forward(&self, input: &[f32]) -> Vec<f32> {
+        let mut x = input.to_vec();
+        let last = self.layers.len().saturating_sub(1);
+        for (index, layer) in self.layers.iter().enumerate() {
+            let outputs = layer.outputs as usize;
+            let mut z = layer.bias.clone();
+            for (i, &xi) in x.iter().enumerate() {
+                let row = &layer.weights[i * outputs..(i + 1) * outputs];
+                for (zo, &w) in z.iter_mut().zip(row) {
+                    *zo += xi * w;
+                }
+            }
+            if index != last {
+                for v in &mut z {
+                    *v = v.max(0.0);
+                }
+            }
+            x = z;
+        }
+        x
+    }
+
+    fn validate(&self, name: &str, inputs: u32, outputs: u32) -> Result<(), ConfigError> {
+        if self.layers.is_empty() {
+            return Err(ConfigError::new(format!("`{name}` has no layers")));
+        }
+        let mut width = inputs;
+        for (i, layer) in self.layers.iter().enumerate() {
+            let expected = layer.inputs as usize * layer.outputs as usize;
+            if layer.inputs != width
+                || layer.outputs == 0
+                || layer.weights.len() != expected
+                || layer.bias.len() != layer.outputs as usize
+            {
+                return Err(ConfigError::new(format!(
+                    "`{name}` layer {i} is malformed: {}x{} with {} weights and {} biases after a layer of width {width}",
+                    layer.inputs,
+                    layer.outputs,
+                    layer.weights.len(),
+                    layer.bias.len()
+                )));
+            }
+            if layer.weights.iter().chain(&layer.bias).any(|v| !v.is_finite()) {
+                return Err(ConfigError::new(format!("`{name}` layer {i} has a non-finite parameter")));
+            }
+            width = layer.outputs;
+        }
+        if width != outputs {
+            return Err(ConfigError::new(format!("`{name}` must have {outputs} outputs, has {width}")));
+        }
+        Ok(())
+    }
+}
+
+impl LearnedModel {
+    /// Checks shapes and values; every later forward pass relies on this.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let dim = self.state_dim as usize;
+        if dim == 0 || self.state_shift.len() != dim || self.state_scale.len() != dim {
+            return Err(ConfigError::new(format!(
+                "learned model: state_dim {dim} needs that many shifts and scales (got {} and {})",
+                self.state_shift.len(),
+                self.state_scale.len()
+            )));
+        }
+        if self.state_shift.iter().any(|v| !v.is_finite())
+            || self.state_scale.iter().any(|v| !v.is_finite() || *v <= 0.0)
+        {
+            return Err(ConfigError::new("learned model: shifts must be finite and scales positive"));
+        }
+        if self.sub_agents.is_empty() || self.sub_agents.iter().any(String::is_empty) {
+            return Err(ConfigError::new("learned model: needs at least one named sub-agent"));
+        }
+        let agents = u32::try_from(self.sub_agents.len())
+            .map_err(|_| ConfigError::new("learned model: too many sub-agents"))?;
+        self.meta_weight.validate("meta_weight", self.state_dim, 1)?;
+        self.delegation.validate("delegation", self.state_dim, agents + 1)?;
+        Ok(())
+    }
+
+    /// Standardises a raw state vector. The caller has checked its length.
+    pub fn standardise(&self, state: &[f64]) -> Vec<f32> {
+        state
+            .iter()
+            .zip(self.state_shift.iter().zip(&self.state_scale))
+            .map(|(&s, (&shift, &scale))| (s as f32 - shift) / scale)
+            .collect()
+    }
+
+    /// lambda, the chosen sub-agent and the unprojected alpha for a raw state vector.
+    pub fn infer(&self, state: &[f64]) -> Inference {
+        let x = self.standardise(state);
+        let lambda = sigmoid(self.meta_weight.forward(&x).first().copied().unwrap_or(0.0));
+        let out = self.delegation.forward(&x);
+        let agents = self.sub_agents.len();
+        let (logits, alpha_logit) = out.split_at(agents.min(out.len()));
+        let alpha = sigmoid(alpha_logit.first().copied().unwrap_or(f32::NEG_INFINITY));
+        let probabilities = softmax(logits);
+        let mut best = 0;
+        for (i, p) in probabilities.iter().enumerate() {
+            if *p > probabilities[best] {
+                best = i;
+            }
+        }
+        Inference { lambda, sub_agent: best, sub_agent_probabilities: probabilities, alpha }
+    }
+}
+
+fn sigmoid(x: f32) -> f64 {
+    1.0 / (1.0 + libm::exp(-f64::from(x)))
+}
+
+fn softmax(logits: &[f32]) -> Vec<f64> {
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let mut out = vec![0.0; logits.len()];
+    let mut total = 0.0;
+    for (o, &l) in out.iter_mut().zip(logits) {
+        *o = libm::exp(f64::from(l - max));
+        total += *o;
+    }
+    for o in &mut out {
+        *o /= total;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn layer(inputs: u32, outputs: u32, fill: f32) -> Dense {
+        Dense {
+            inputs,
+            outputs,
+            weights: (0..inputs * outputs).map(|i| fill * ((i % 7) as f32 - 3.0)).collect(),
+            bias: vec![0.1; outputs as usize],
+        }
+    }
+
+    fn model() -> LearnedModel {
+        LearnedModel {
+            state_dim: 3,
+            state_shift: vec![0.0, 1.0, 0.0],
+            state_scale: vec![1.0, 2.0, 1.0],
+            sub_agents: vec!["a".into(), "b".into()],
+            meta_weight: Mlp { layers: vec![layer(3, 4, 0.1), layer(4, 1, 0.2)] },
+            delegation: Mlp { layers: vec![layer(3, 4, 0.3), layer(4, 3, -0.2)] },
+            provenance: Provenance::default(),
+        }
+    }
+
+    #[test]
+    fn a_well_formed_model_validates_and_infers_in_range() {
+        let m = model();
+        assert_eq!(m.validate(), Ok(()));
+        let out = m.infer(&[0.5, -1.0, 2.0]);
+        assert!((0.0..=1.0).contains(&out.lambda));
+        assert!((0.0..=1.0).contains(&out.alpha));
+        assert!((out.sub_agent_probabilities.iter().sum::<f64>() - 1.0).abs() < 1e-12);
+        assert!(out.sub_agent < 2);
+    }
+
+    #[test]
+    fn forward_matches_a_hand_computed_layer() {
+        let mlp = Mlp {
+            layers: vec![Dense {
+                inputs: 2,
+                outputs: 2,
+                weights: vec![1.0, 2.0, 3.0, 4.0],
+                bias: vec![0.5, -100.0],
+            }],
+        };
+        // z0 = 0.5 + 1*1 + 2*3 = 7.5 ; z1 = -100 + 1*2 + 2*4 = -90 (last layer: no ReLU)
+        assert_eq!(mlp.forward(&[1.0, 2.0]), vec![7.5, -90.0]);
+    }
+
+    #[test]
+    fn malformed_models_are_rejected_with_the_part_named() {
+        let mut m = model();
+        m.delegation.layers[1].outputs = 2;
+        m.delegation.layers[1].weights.truncate(8);
+        m.delegation.layers[1].bias.truncate(2);
+        assert!(m.validate().err().map(|e| e.message().contains("delegation")).unwrap_or(false));
+
+        let mut m = model();
+        m.meta_weight.layers[0].weights[0] = f32::NAN;
+        assert!(m.validate().err().map(|e| e.message().contains("non-finite")).unwrap_or(false));
+
+        let mut m = model();
+        m.state_scale[1] = 0.0;
+        assert!(m.validate().is_err());
+
+        let mut m = model();
+        m.sub_agents.clear();
+        assert!(m.validate().is_err());
+    }
+}
