@@ -3,11 +3,13 @@
 
 pub mod render;
 pub mod scenario;
+pub mod train;
 
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use sbd_policy::PolicyConfig;
+use sbd_policy::learned::LearnedModel;
 use sbd_runtime::{ComponentCache, LoadedPolicy, PolicyRuntime, RuntimeLimits};
 
 /// The default policy configuration, embedded.
@@ -29,16 +31,48 @@ pub struct PolicySource {
 
 /// Parses a TOML policy configuration and validates it. Errors are one line: the file, the
 /// position and what is wrong there (toml's own rendering spans several lines).
-pub fn parse_config(text: &str, origin: &str) -> anyhow::Result<PolicyConfig> {
-    let config: PolicyConfig = toml::from_str(text).map_err(|e| {
-        let position = e.span().map_or_else(String::new, |span| {
-            let before = text.get(..span.start).unwrap_or(text);
-            let line = before.matches('\n').count() + 1;
-            let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
-            format!(" at line {line}, column {column}")
-        });
-        anyhow::anyhow!("`{origin}` is not a valid policy configuration{position}: {}", e.message().trim())
+///
+/// `sbd.model_file`, if present, names a postcard [`LearnedModel`] (written by `sbd train`)
+/// relative to `base_dir`; it is read and carried inside the configuration.
+pub fn parse_config_at(text: &str, origin: &str, base_dir: &Path) -> anyhow::Result<PolicyConfig> {
+    let mut table: toml::Table = toml::from_str(text).map_err(|e| toml_error(text, origin, &e))?;
+    let model_file = match table.get_mut("sbd").and_then(toml::Value::as_table_mut) {
+        Some(sbd) => match sbd.remove("model_file") {
+            Some(toml::Value::String(file)) => Some(file),
+            Some(_) => anyhow::bail!("`{origin}`: `sbd.model_file` must be a string (a file path)"),
+            None => None,
+        },
+        None => None,
+    };
+    let Some(model_file) = model_file else {
+        return parse_config(text, origin);
+    };
+    let mut config: PolicyConfig = table.try_into().map_err(|e: toml::de::Error| {
+        anyhow::anyhow!("`{origin}` is not a valid policy configuration: {}", e.message().trim())
     })?;
+    let path = base_dir.join(&model_file);
+    let bytes = std::fs::read(&path)
+        .with_context(|| format!("cannot read the model `{}` named by `{origin}`", path.display()))?;
+    let model: LearnedModel = postcard::from_bytes(&bytes)
+        .map_err(|e| anyhow::anyhow!("`{}` is not a trained SBD model (postcard): {e}", path.display()))?;
+    config.sbd.model = Some(model);
+    config.validate().with_context(|| format!("`{origin}` is not a valid policy configuration"))?;
+    Ok(config)
+}
+
+fn toml_error(text: &str, origin: &str, e: &toml::de::Error) -> anyhow::Error {
+    let position = e.span().map_or_else(String::new, |span| {
+        let before = text.get(..span.start).unwrap_or(text);
+        let line = before.matches('\n').count() + 1;
+        let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+        format!(" at line {line}, column {column}")
+    });
+    anyhow::anyhow!("`{origin}` is not a valid policy configuration{position}: {}", e.message().trim())
+}
+
+/// Parses a self-contained TOML policy configuration (no model file) and validates it.
+pub fn parse_config(text: &str, origin: &str) -> anyhow::Result<PolicyConfig> {
+    let config: PolicyConfig = toml::from_str(text).map_err(|e| toml_error(text, origin, &e))?;
     config.validate().with_context(|| format!("`{origin}` is not a valid policy configuration"))?;
     Ok(config)
 }
@@ -46,7 +80,11 @@ pub fn parse_config(text: &str, origin: &str) -> anyhow::Result<PolicyConfig> {
 /// Loads the configuration and component named by `source` into a running policy.
 pub fn load_policy(source: &PolicySource) -> anyhow::Result<(PolicyRuntime, LoadedPolicy)> {
     let config = match &source.config {
-        Some(path) => parse_config(&read_text(path)?, &path.display().to_string())?,
+        Some(path) => parse_config_at(
+            &read_text(path)?,
+            &path.display().to_string(),
+            path.parent().unwrap_or_else(|| Path::new(".")),
+        )?,
         None => parse_config(DEFAULT_POLICY_TOML, "policies/default.toml")?,
     };
     let component_bytes = match &source.component {

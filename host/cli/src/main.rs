@@ -7,8 +7,12 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use sbd_cli::scenario::Scenario;
-use sbd_cli::{DEMO_SCENARIO_JSON, PolicySource, load_policy, read_text, render};
+use sbd_cli::{DEMO_SCENARIO_JSON, PolicySource, load_policy, read_text, render, train};
 use sbd_policy::{Reason, Request};
+use sbd_train::finance::FinanceOptions;
+use sbd_train::objective::Objective;
+use sbd_train::theory::TheoryConfig;
+use sbd_train::trainer::{OuterOptimizer, TrainConfig};
 
 /// The runtime safety layer for agent-to-agent delegation.
 #[derive(Parser)]
@@ -52,6 +56,134 @@ enum Command {
     },
     /// List every reason code a verdict can carry.
     Reasons,
+    /// Train the SBD networks (Algorithm 1) on a domain's real data; writes the log, a
+    /// loss-curve plot, the weights, a policy that uses them and a test-split summary.
+    Train {
+        #[command(flatten)]
+        args: TrainArgs,
+        /// Output directory [default: runs/train-<domain>]
+        #[arg(long, short)]
+        out: Option<PathBuf>,
+    },
+    /// Run the paper's section 6.6 validations: safety monotonicity in lambda, inner linear
+    /// convergence and the accountability bound; writes theory.md, theory.json and plots.
+    Theory {
+        #[command(flatten)]
+        args: TrainArgs,
+        /// Output directory [default: runs/theory-<domain>]
+        #[arg(long, short)]
+        out: Option<PathBuf>,
+        /// Outer steps per fixed-lambda training run of the monotonicity sweep.
+        #[arg(long, default_value_t = 500)]
+        sweep_outer_steps: usize,
+        /// Training samples of the full-batch convergence run.
+        #[arg(long, default_value_t = 512)]
+        convergence_samples: usize,
+        /// Inner steps whose distance to pi* is fitted.
+        #[arg(long, default_value_t = 200)]
+        convergence_steps: usize,
+        /// Inner steps run to approximate pi*.
+        #[arg(long, default_value_t = 4000)]
+        reference_steps: usize,
+        /// Random chains per chain length for the accountability bound.
+        #[arg(long, default_value_t = 10_000)]
+        chains: usize,
+        /// Small sizes for a smoke run: width 32, B 64, T_in 10, 20 sweep steps, 300 reference
+        /// steps, 1,000 chains.
+        #[arg(long)]
+        quick: bool,
+    },
+}
+
+/// The training domains.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Domain {
+    /// S&P 500 constituents, 2010-2022 (SBD 6.3).
+    Finance,
+}
+
+/// Hyperparameters of a training run; defaults are SBD section 6.1.
+#[derive(Args)]
+struct TrainArgs {
+    /// The domain to train on.
+    #[arg(long, value_enum)]
+    domain: Domain,
+    /// Directory with the domain's data files instead of the embedded copy.
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Seed of initialisation and sampling (runs are deterministic for a seed).
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// T_out: outer steps.
+    #[arg(long, default_value_t = 500)]
+    outer_steps: usize,
+    /// T_in: inner steps per outer step.
+    #[arg(long, default_value_t = 50)]
+    inner_steps: usize,
+    /// B: mini-batch size.
+    #[arg(long, default_value_t = 256)]
+    batch: usize,
+    /// Hidden width of phi and pi.
+    #[arg(long, default_value_t = 256)]
+    width: usize,
+    /// eta_out: outer step size.
+    #[arg(long, default_value_t = 1e-3)]
+    eta_out: f64,
+    /// eta_in: inner step size.
+    #[arg(long, default_value_t = 5e-4)]
+    eta_in: f64,
+    /// delta: risk tolerance of the constraint P(safe) >= 1 - delta.
+    #[arg(long, default_value_t = 0.05)]
+    delta: f64,
+    /// Weight of the mini-batch penalty rho * max(0, mean unsafe - delta)^2.
+    #[arg(long, default_value_t = 10.0)]
+    penalty: f64,
+    /// Temperature of the sigmoid surrogate of the safety indicator.
+    #[arg(long, default_value_t = 0.02)]
+    temperature: f64,
+    /// Outer update: plain SGD as in Algorithm 1, or Adam.
+    #[arg(long, value_enum, default_value_t = Optimizer::Sgd)]
+    outer_optimizer: Optimizer,
+    /// No progress bar or banner.
+    #[arg(long)]
+    quiet: bool,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Optimizer {
+    Sgd,
+    Adam,
+}
+
+impl TrainArgs {
+    fn config(&self) -> TrainConfig {
+        TrainConfig {
+            seed: self.seed,
+            outer_steps: self.outer_steps,
+            inner_steps: self.inner_steps,
+            batch: self.batch,
+            width: self.width,
+            eta_out: self.eta_out,
+            eta_in: self.eta_in,
+            objective: Objective {
+                temperature: self.temperature,
+                project: true,
+                delta: self.delta,
+                penalty: self.penalty,
+            },
+            outer_optimizer: match self.outer_optimizer {
+                Optimizer::Sgd => OuterOptimizer::Sgd,
+                Optimizer::Adam => OuterOptimizer::Adam,
+            },
+            ..TrainConfig::default()
+        }
+    }
+
+    fn domain_name(&self) -> &'static str {
+        match self.domain {
+            Domain::Finance => "finance",
+        }
+    }
 }
 
 /// Which policy to run.
@@ -136,6 +268,82 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     reason.summary()
                 );
             }
+            Ok(())
+        }
+        Command::Train { args, out } => {
+            let out = out.unwrap_or_else(|| train::default_out("train", args.domain_name()));
+            let options = FinanceOptions::default();
+            let summary =
+                train::train_finance(args.config(), &options, args.data.as_deref(), &out, args.quiet)?;
+            let t = &summary.test;
+            println!(
+                "trained {} outer steps in {:.1} s ({:.3} s per outer step) on {}",
+                summary.outer_steps,
+                summary.training_seconds,
+                summary.seconds_per_outer_step,
+                summary.backend
+            );
+            println!(
+                "test 2020-2022: Safety Rate {:.4}, Task Efficiency {:.4} (Sharpe {:.3}), max drawdown {:.3}, mean alpha {:.3}, mean lambda {:.3}",
+                t.sbd.safety_rate,
+                t.sbd.task_efficiency,
+                t.sbd.sharpe,
+                t.sbd.max_drawdown,
+                t.mean_alpha,
+                t.mean_lambda
+            );
+            println!(
+                "lambda: COVID window {:.3} vs calm 2018 {:.3} (difference {:+.3}, Cohen's d {:.2})",
+                t.covid_mean_lambda, t.calm_mean_lambda, t.lambda_difference, t.cohens_d
+            );
+            println!(
+                "wrote {}/{{log.jsonl, loss.png, model.postcard, policy.toml, summary.json}}",
+                out.display()
+            );
+            Ok(())
+        }
+        Command::Theory {
+            args,
+            out,
+            sweep_outer_steps,
+            convergence_samples,
+            convergence_steps,
+            reference_steps,
+            chains,
+            quick,
+        } => {
+            let out = out.unwrap_or_else(|| train::default_out("theory", args.domain_name()));
+            let mut config = TheoryConfig {
+                train: args.config(),
+                sweep_outer_steps,
+                convergence_samples,
+                convergence_steps,
+                reference_steps,
+                chains,
+                ..TheoryConfig::default()
+            };
+            if quick {
+                config.train.width = 32;
+                config.train.batch = 64;
+                config.train.inner_steps = 10;
+                config.sweep_outer_steps = 20;
+                config.convergence_samples = 128;
+                config.convergence_steps = 50;
+                config.reference_steps = 300;
+                config.chains = 1000;
+            }
+            let report = train::theory_finance(
+                &config,
+                &FinanceOptions::default(),
+                args.data.as_deref(),
+                &out,
+                args.quiet,
+            )?;
+            print!("{}", train::theory_markdown(&report, &config));
+            println!(
+                "\nwrote {}/{{theory.md, theory.json, convergence.png, monotonicity.png}}",
+                out.display()
+            );
             Ok(())
         }
     }

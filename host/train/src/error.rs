@@ -1,0 +1,34 @@
+//! Errors of the training engine.
+
+/// Why training, evaluation or export failed.
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    /// The configuration is unusable.
+    #[error("invalid training configuration: {0}")]
+    Config(String),
+    /// Parameters became NaN or infinite.
+    #[error("training diverged: {0}")]
+    Diverged(String),
+    /// Domain data could not be read or prepared.
+    #[error(transparent)]
+    Data(#[from] crate::finance::DataError),
+    /// A file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// Encoding or decoding weights or logs failed.
+    #[error("{0}")]
+    Encoding(String),
+    /// Drawing a plot failed.
+    #[error("cannot draw {path}: {message}")]
+    Plot {
+        /// The image file.
+        path: String,
+        /// The cause.
+        message: String,
+    },
+}

@@ -1,0 +1,186 @@
+//! The per-sample SBD losses on pi's outputs, their gradients, and the decision they score.
+//!
+//! pi's output row is `n` sub-agent logits then one alpha logit. With `p = softmax(logits)`
+//! and `alpha = min(sigmoid(alpha logit), alpha_max(s))` (the projection of SBD 5.3, which
+//! [`Objective::project`] can switch off for the delta = 1 ablation):
+//!
+//! - safety (SBD eq. 1): the true indicator `1[alpha > u_a]` is a step, so training uses the
+//!   smooth surrogate `sigmoid((alpha - u_a) / temperature)`, averaged over the sub-agent
+//!   distribution: `l_safe = sum_a p_a sigmoid((alpha - u_a) / T)`. As `T -> 0` it becomes
+//!   the expected true indicator. Safety Rate is always reported with the true indicator;
+//! - efficiency (SBD eq. 2): `l_eff = sum_a p_a ((1 - alpha) c0_a + alpha c1_a)`.
+//!
+//! Both are functions of the output row only, so a directional derivative along a parameter
+//! tangent is `grad_output . jvp` (used by the hypergradient).
+
+use crate::data::Split;
+use crate::linalg::Scalar;
+
+/// Knobs of the inner objective.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Objective {
+    /// Temperature T of the safety surrogate.
+    pub temperature: f64,
+    /// Apply alpha <- min(alpha, alpha_max(s)) (SBD 5.3).
+    pub project: bool,
+    /// Risk tolerance delta of the constraint P(safe) >= 1 - delta (SBD eq. 4).
+    pub delta: f64,
+    /// Weight rho of the penalty `rho * max(0, mean l_safe - delta)^2` that enforces the
+    /// probabilistic constraint on each mini-batch; 0 turns it off.
+    pub penalty: f64,
+}
+
+impl Default for Objective {
+    fn default() -> Self {
+        Objective { temperature: 0.02, project: true, delta: 0.05, penalty: 10.0 }
+    }
+}
+
+/// pi's losses on one sample with their gradients with respect to the output row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SampleLoss<T> {
+    /// Surrogate safety loss.
+    pub safety: T,
+    /// Efficiency loss.
+    pub efficiency: T,
+    /// d safety / d output row.
+    pub grad_safety: Vec<T>,
+    /// d efficiency / d output row.
+    pub grad_efficiency: Vec<T>,
+}
+
+fn sigmoid<T: Scalar>(x: T) -> T {
+    T::one() / (T::one() + (-x).exp())
+}
+
+/// A deployed decision: the most probable sub-agent (first on ties) and the projected alpha.
+pub fn decide(objective: &Objective, row: &[f32], alpha_max: f32) -> (usize, f64) {
+    let agents = row.len() - 1;
+    let mut best = 0;
+    for (i, &v) in row[..agents].iter().enumerate() {
+        if v > row[best] {
+            best = i;
+        }
+    }
+    let alpha = sigmoid(f64::from(row[agents]));
+    let alpha = if objective.project { alpha.min(f64::from(alpha_max)) } else { alpha };
+    (best, alpha)
+}
+
+/// Whether a decision is safe under the true indicator (SBD Definition 3.2).
+pub fn is_safe(split: &Split, sample: usize, agent: usize, alpha: f64) -> bool {
+    let agents = split.agents();
+    alpha <= f64::from(split.unsafe_above[sample * agents + agent])
+}
+
+impl Objective {
+    /// The losses of sample `i` of `split` given pi's output row.
+    pub fn sample<T: Scalar>(&self, row: &[T], split: &Split, i: usize) -> SampleLoss<T> {
+        let n = row.len() - 1;
+        let at = |v: &[f32], a: usize| T::of(f64::from(v[i * n + a]));
+        let max = row[..n].iter().copied().fold(T::neg_infinity(), T::max);
+        let mut p: Vec<T> = row[..n].iter().map(|&z| (z - max).exp()).collect();
+        let total = p.iter().fold(T::zero(), |s, &x| s + x);
+        for x in &mut p {
+            *x = *x / total;
+        }
+        let raw = sigmoid(row[n]);
+        let cap = T::of(f64::from(split.alpha_max[i]));
+        let (alpha, d_alpha) =
+            if self.project && raw > cap { (cap, T::zero()) } else { (raw, raw * (T::one() - raw)) };
+        let temperature = T::of(self.temperature);
+
+        let mut safety = T::zero();
+        let mut efficiency = T::zero();
+        let mut d_safety_alpha = T::zero();
+        let mut d_eff_alpha = T::zero();
+        let mut unsafe_prob = vec![T::zero(); n];
+        let mut cost = vec![T::zero(); n];
+        for a in 0..n {
+            let s = sigmoid((alpha - at(&split.unsafe_above, a)) / temperature);
+            let (c0, c1) = (at(&split.cost_at_zero, a), at(&split.cost_at_one, a));
+            unsafe_prob[a] = s;
+            cost[a] = (T::one() - alpha) * c0 + alpha * c1;
+            safety += p[a] * s;
+            efficiency += p[a] * cost[a];
+            d_safety_alpha += p[a] * s * (T::one() - s) / temperature;
+            d_eff_alpha += p[a] * (c1 - c0);
+        }
+        let mut grad_safety = vec![T::zero(); n + 1];
+        let mut grad_efficiency = vec![T::zero(); n + 1];
+        for a in 0..n {
+            // softmax: d(sum_a p_a f_a)/d z_j = p_j (f_j - sum_a p_a f_a)
+            grad_safety[a] = p[a] * (unsafe_prob[a] - safety);
+            grad_efficiency[a] = p[a] * (cost[a] - efficiency);
+        }
+        grad_safety[n] = d_safety_alpha * d_alpha;
+        grad_efficiency[n] = d_eff_alpha * d_alpha;
+        SampleLoss { safety, efficiency, grad_safety, grad_efficiency }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn split() -> Split {
+        Split {
+            len: 2,
+            states: vec![0.0; 2],
+            unsafe_above: vec![0.3, 0.9, 2.0, 0.5, -1.0, 0.2],
+            cost_at_zero: vec![0.5, 0.5, 0.5, 0.4, 0.4, 0.4],
+            cost_at_one: vec![0.2, 0.7, 0.45, 0.1, 0.3, 0.9],
+            alpha_max: vec![1.0, 0.6],
+            risk: vec![0.0; 2],
+            labels: vec![String::new(); 2],
+        }
+    }
+
+    #[test]
+    fn gradients_match_central_differences() {
+        let objective = Objective { temperature: 0.1, ..Objective::default() };
+        let data = split();
+        for (i, row) in [(0, [0.3, -0.2, 0.9, 0.1]), (1, [1.0, 0.5, -0.7, -0.4])] {
+            let loss = objective.sample::<f64>(&row, &data, i);
+            for j in 0..4 {
+                let h = 1e-6;
+                let mut plus = row;
+                plus[j] += h;
+                let mut minus = row;
+                minus[j] -= h;
+                let (lp, lm) =
+                    (objective.sample::<f64>(&plus, &data, i), objective.sample::<f64>(&minus, &data, i));
+                let fd_s = (lp.safety - lm.safety) / (2.0 * h);
+                let fd_e = (lp.efficiency - lm.efficiency) / (2.0 * h);
+                assert!(
+                    (fd_s - loss.grad_safety[j]).abs() < 1e-7,
+                    "safety d/d{j}: {fd_s} vs {}",
+                    loss.grad_safety[j]
+                );
+                assert!((fd_e - loss.grad_efficiency[j]).abs() < 1e-7, "eff d/d{j}");
+            }
+        }
+    }
+
+    #[test]
+    fn projection_caps_alpha_and_stops_its_gradient() {
+        let objective = Objective::default();
+        let data = split();
+        // sample 1 has alpha_max 0.6; a large alpha logit is capped
+        let (agent, alpha) = decide(&objective, &[0.0, 2.0, 0.0, 5.0], 0.6);
+        assert_eq!((agent, alpha), (1, 0.6f32 as f64));
+        let loss = objective.sample::<f64>(&[0.0, 2.0, 0.0, 5.0], &data, 1);
+        assert_eq!(loss.grad_safety[3], 0.0);
+        let free = Objective { project: false, ..objective };
+        assert!(decide(&free, &[0.0, 2.0, 0.0, 5.0], 0.6).1 > 0.99);
+    }
+
+    #[test]
+    fn the_true_indicator_is_a_threshold_on_alpha() {
+        let data = split();
+        assert!(is_safe(&data, 0, 0, 0.3));
+        assert!(!is_safe(&data, 0, 0, 0.31));
+        assert!(is_safe(&data, 0, 2, 1.0));
+        assert!(!is_safe(&data, 1, 1, 0.0));
+    }
+}

@@ -1,0 +1,198 @@
+//! Training logs (JSON lines) and PNG line plots.
+//!
+//! Plots use `plotters` with its pure-Rust bitmap backend and an embedded DejaVu Sans
+//! (`assets/`, Bitstream Vera licence), so drawing needs no system font library.
+
+use std::io::Write;
+use std::path::Path;
+use std::sync::Once;
+
+use plotters::prelude::*;
+use plotters::style::FontStyle;
+
+use crate::error::TrainError;
+use crate::trainer::StepRecord;
+
+static FONT: &[u8] = include_bytes!("../assets/DejaVuSans.ttf");
+static REGISTER: Once = Once::new();
+
+fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> TrainError + '_ {
+    move |source| TrainError::Io { path: path.display().to_string(), source }
+}
+
+/// Appends one JSON object per outer step to a file.
+pub struct TrainingLog {
+    file: std::io::BufWriter<std::fs::File>,
+    path: std::path::PathBuf,
+}
+
+impl TrainingLog {
+    /// Creates (truncates) the log file.
+    pub fn create(path: &Path) -> Result<TrainingLog, TrainError> {
+        let file = std::fs::File::create(path).map_err(io_error(path))?;
+        Ok(TrainingLog { file: std::io::BufWriter::new(file), path: path.to_path_buf() })
+    }
+
+    /// Writes one record as a JSON line.
+    pub fn record(&mut self, record: &StepRecord) -> Result<(), TrainError> {
+        let line = serde_json::to_string(record).map_err(|e| TrainError::Encoding(e.to_string()))?;
+        writeln!(self.file, "{line}").map_err(io_error(&self.path))
+    }
+
+    /// Flushes buffered lines to disk.
+    pub fn finish(mut self) -> Result<(), TrainError> {
+        self.file.flush().map_err(io_error(&self.path))
+    }
+}
+
+/// One named curve of a plot.
+pub struct Series<'a> {
+    /// Legend label.
+    pub label: &'a str,
+    /// (x, y) points.
+    pub points: Vec<(f64, f64)>,
+}
+
+/// One panel of a figure.
+pub struct Panel<'a> {
+    /// Panel title.
+    pub title: &'a str,
+    /// x-axis label.
+    pub x_label: &'a str,
+    /// y-axis label.
+    pub y_label: &'a str,
+    /// Plot y on a log scale.
+    pub log_y: bool,
+    /// The curves.
+    pub series: Vec<Series<'a>>,
+}
+
+const COLOURS: [RGBColor; 6] = [
+    RGBColor(31, 119, 180),
+    RGBColor(214, 39, 40),
+    RGBColor(44, 160, 44),
+    RGBColor(255, 127, 14),
+    RGBColor(148, 103, 189),
+    RGBColor(23, 190, 207),
+];
+
+/// Draws panels side by side into a PNG.
+pub fn line_plot(path: &Path, panels: &[Panel<'_>]) -> Result<(), TrainError> {
+    REGISTER.call_once(|| {
+        // The font is a fixed, known-good file; a failure would only degrade labels.
+        let _ = plotters::style::register_font("sans-serif", FontStyle::Normal, FONT);
+    });
+    let plot_error = |e: String| TrainError::Plot { path: path.display().to_string(), message: e };
+    let width = 640 * panels.len().max(1) as u32;
+    let root = BitMapBackend::new(path, (width, 480)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| plot_error(e.to_string()))?;
+    let areas = root.split_evenly((1, panels.len().max(1)));
+    for (panel, area) in panels.iter().zip(&areas) {
+        draw_panel(panel, area).map_err(plot_error)?;
+    }
+    root.present().map_err(|e| plot_error(e.to_string()))?;
+    Ok(())
+}
+
+fn draw_panel(
+    panel: &Panel<'_>,
+    area: &DrawingArea<BitMapBackend<'_>, plotters::coord::Shift>,
+) -> Result<(), String> {
+    let points =
+        panel.series.iter().flat_map(|s| s.points.iter()).filter(|p| p.0.is_finite() && p.1.is_finite());
+    let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
+    for &(x, y) in points {
+        if panel.log_y && y <= 0.0 {
+            continue;
+        }
+        x0 = x0.min(x);
+        x1 = x1.max(x);
+        y0 = y0.min(y);
+        y1 = y1.max(y);
+    }
+    if x0 > x1 {
+        (x0, x1, y0, y1) = (0.0, 1.0, 0.1, 1.0);
+    }
+    if x1 <= x0 {
+        x1 = x0 + 1.0;
+    }
+    if y1 <= y0 {
+        y1 = y0 + y0.abs().max(1e-9) * 0.1;
+    }
+    let e = |e: &dyn std::fmt::Display| e.to_string();
+    let mut builder = ChartBuilder::on(area);
+    builder.caption(panel.title, ("sans-serif", 20)).margin(12).x_label_area_size(40).y_label_area_size(64);
+    if panel.log_y {
+        let pad = (y1 / y0).powf(0.05);
+        let mut chart =
+            builder.build_cartesian_2d(x0..x1, (y0 / pad..y1 * pad).log_scale()).map_err(|x| e(&x))?;
+        chart.configure_mesh().x_desc(panel.x_label).y_desc(panel.y_label).draw().map_err(|x| e(&x))?;
+        for (i, series) in panel.series.iter().enumerate() {
+            let colour = COLOURS[i % COLOURS.len()];
+            let pts = series.points.iter().copied().filter(|p| p.1 > 0.0 && p.1.is_finite());
+            chart
+                .draw_series(LineSeries::new(pts, colour.stroke_width(2)))
+                .map_err(|x| e(&x))?
+                .label(series.label)
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], colour.stroke_width(2)));
+        }
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .draw()
+            .map_err(|x| e(&x))?;
+    } else {
+        let pad = (y1 - y0) * 0.05;
+        let mut chart = builder.build_cartesian_2d(x0..x1, (y0 - pad)..(y1 + pad)).map_err(|x| e(&x))?;
+        chart.configure_mesh().x_desc(panel.x_label).y_desc(panel.y_label).draw().map_err(|x| e(&x))?;
+        for (i, series) in panel.series.iter().enumerate() {
+            let colour = COLOURS[i % COLOURS.len()];
+            let pts = series.points.iter().copied().filter(|p| p.1.is_finite());
+            chart
+                .draw_series(LineSeries::new(pts, colour.stroke_width(2)))
+                .map_err(|x| e(&x))?
+                .label(series.label)
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], colour.stroke_width(2)));
+        }
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .draw()
+            .map_err(|x| e(&x))?;
+    }
+    Ok(())
+}
+
+/// The loss-curve figure of a training run: losses on the left, SR / lambda / alpha on the right.
+pub fn training_curves(path: &Path, records: &[StepRecord]) -> Result<(), TrainError> {
+    let curve = |f: fn(&StepRecord) -> f64| records.iter().map(|r| (r.step as f64, f(r))).collect();
+    line_plot(
+        path,
+        &[
+            Panel {
+                title: "SBD losses per outer step",
+                x_label: "outer step",
+                y_label: "loss",
+                log_y: false,
+                series: vec![
+                    Series { label: "L_meta", points: curve(|r| r.l_meta) },
+                    Series { label: "L_safety (surrogate)", points: curve(|r| r.l_safety) },
+                    Series { label: "L_eff", points: curve(|r| r.l_eff) },
+                ],
+            },
+            Panel {
+                title: "Validation SR, mean lambda, mean alpha",
+                x_label: "outer step",
+                y_label: "value",
+                log_y: false,
+                series: vec![
+                    Series { label: "Safety Rate (true indicator)", points: curve(|r| r.safety_rate) },
+                    Series { label: "mean lambda", points: curve(|r| r.mean_lambda) },
+                    Series { label: "mean alpha", points: curve(|r| r.mean_alpha) },
+                ],
+            },
+        ],
+    )
+}

@@ -1,0 +1,444 @@
+//! Algorithm 1 of the SBD paper: the outer loop over phi around an inner loop over pi.
+
+use std::time::Instant;
+
+use rand::SeedableRng;
+use rand::rngs::ChaCha8Rng;
+use sbd_policy::learned::{Dense, LearnedModel, Mlp, Provenance};
+use serde::Serialize;
+
+use crate::backend::Backend;
+use crate::bilevel::Problem;
+use crate::data::{Dataset, Split, sample_indices};
+use crate::error::TrainError;
+use crate::mlp::{self, Shape};
+use crate::objective::{self, Objective};
+
+/// How lambda is produced.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum LambdaMode {
+    /// lambda_phi(s) from the meta-weight network, trained by the outer loop (SBD).
+    Learned,
+    /// A constant lambda and no outer loop (SBD-NoOuter, the monotonicity sweep).
+    Fixed(f64),
+}
+
+/// The outer loop's update rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub enum OuterOptimizer {
+    /// phi <- phi - eta_out g (Algorithm 1 line 22).
+    Sgd,
+    /// Adam (beta 0.9, 0.999) with step size eta_out.
+    Adam,
+}
+
+/// Hyperparameters; the defaults are SBD section 6.1.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrainConfig {
+    /// Seed of initialisation and sampling; a run is deterministic for a given seed.
+    pub seed: u64,
+    /// T_out.
+    pub outer_steps: usize,
+    /// T_in.
+    pub inner_steps: usize,
+    /// B (inner and meta batches).
+    pub batch: usize,
+    /// eta_out.
+    pub eta_out: f64,
+    /// eta_in.
+    pub eta_in: f64,
+    /// Hidden width of both networks.
+    pub width: usize,
+    /// Linear layers of phi (3 in the paper).
+    pub phi_layers: usize,
+    /// Linear layers of pi (4 in the paper).
+    pub pi_layers: usize,
+    /// Inner objective (surrogate temperature, projection, delta, penalty).
+    pub objective: Objective,
+    /// Learned or fixed lambda.
+    pub lambda: LambdaMode,
+    /// Outer update rule.
+    pub outer_optimizer: OuterOptimizer,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        TrainConfig {
+            seed: 0,
+            outer_steps: 500,
+            inner_steps: 50,
+            batch: 256,
+            eta_out: 1e-3,
+            eta_in: 5e-4,
+            width: 256,
+            phi_layers: 3,
+            pi_layers: 4,
+            objective: Objective::default(),
+            lambda: LambdaMode::Learned,
+            outer_optimizer: OuterOptimizer::Sgd,
+        }
+    }
+}
+
+impl TrainConfig {
+    /// Checks ranges before any work starts.
+    pub fn validate(&self) -> Result<(), TrainError> {
+        let bad = |m: &str| Err(TrainError::Config(m.to_string()));
+        if self.inner_steps == 0 || self.batch == 0 || self.width == 0 {
+            return bad("inner steps, batch and width must be positive");
+        }
+        if self.phi_layers < 2 || self.pi_layers < 2 {
+            return bad("phi and pi need at least two layers");
+        }
+        if !(self.eta_in > 0.0 && self.eta_out > 0.0 && self.eta_in.is_finite() && self.eta_out.is_finite()) {
+            return bad("learning rates must be positive and finite");
+        }
+        let o = &self.objective;
+        let positive_temperature = o.temperature.is_finite() && o.temperature > 0.0;
+        let usable_penalty = o.penalty.is_finite() && o.penalty >= 0.0;
+        if !positive_temperature || !(0.0..=1.0).contains(&o.delta) || !usable_penalty {
+            return bad("need temperature > 0, delta in [0, 1] and penalty >= 0");
+        }
+        if let LambdaMode::Fixed(l) = self.lambda
+            && !(0.0..=1.0).contains(&l)
+        {
+            return bad("a fixed lambda must lie in [0, 1]");
+        }
+        Ok(())
+    }
+}
+
+/// One outer step as logged (the training log's columns).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StepRecord {
+    /// 1-based outer step.
+    pub step: usize,
+    /// L_meta on the meta-batch (SBD eq. 3).
+    pub l_meta: f64,
+    /// Mean surrogate safety loss on the meta-batch.
+    pub l_safety: f64,
+    /// Mean efficiency loss on the meta-batch.
+    pub l_eff: f64,
+    /// Safety Rate on the validation split, true indicator.
+    pub safety_rate: f64,
+    /// Mean lambda over the training split.
+    pub mean_lambda: f64,
+    /// Mean projected alpha on the validation split.
+    pub mean_alpha: f64,
+    /// Inner loss on the first and last inner mini-batch.
+    pub inner_loss_first: f64,
+    /// See `inner_loss_first`.
+    pub inner_loss_last: f64,
+    /// Norm of the hypergradient (0 without an outer loop).
+    pub hypergradient_norm: f64,
+    /// Wall-clock seconds of this step.
+    pub seconds: f64,
+}
+
+/// A trained policy's behaviour on one split.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Evaluation {
+    /// P(safe) with the true indicator.
+    pub safety_rate: f64,
+    /// Mean lambda.
+    pub mean_lambda: f64,
+    /// Mean projected alpha.
+    pub mean_alpha: f64,
+    /// (sub-agent, projected alpha) per sample.
+    pub decisions: Vec<(usize, f64)>,
+    /// lambda per sample.
+    pub lambdas: Vec<f64>,
+    /// How often each sub-agent was chosen.
+    pub agent_counts: Vec<usize>,
+}
+
+/// Algorithm 1's state: both networks, the sampler and the outer optimiser.
+pub struct Trainer<'a, B: Backend> {
+    dataset: &'a Dataset,
+    config: TrainConfig,
+    backend: B,
+    phi_shape: Shape,
+    pi_shape: Shape,
+    phi: Vec<f32>,
+    pi: Vec<f32>,
+    rng: ChaCha8Rng,
+    step: usize,
+    adam: Option<Adam>,
+}
+
+struct Adam {
+    m: Vec<f32>,
+    v: Vec<f32>,
+    t: i32,
+}
+
+impl<'a, B: Backend> Trainer<'a, B> {
+    /// Initialises phi and pi from the seed.
+    pub fn new(dataset: &'a Dataset, config: TrainConfig, backend: B) -> Result<Self, TrainError> {
+        config.validate()?;
+        let agents = dataset.sub_agents.len();
+        if dataset.train.len == 0 || agents == 0 || dataset.train.agents() != agents {
+            return Err(TrainError::Config("the training split is empty or has no sub-agents".into()));
+        }
+        let (phi_shape, pi_shape) = shapes(dataset.state_dim, agents, &config);
+        let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
+        let phi = mlp::init(&phi_shape, &mut rng, 0.1);
+        let pi = mlp::init(&pi_shape, &mut rng, 0.1);
+        let adam = (config.outer_optimizer == OuterOptimizer::Adam).then(|| Adam {
+            m: vec![0.0; phi.len()],
+            v: vec![0.0; phi.len()],
+            t: 0,
+        });
+        Ok(Trainer { dataset, config, backend, phi_shape, pi_shape, phi, pi, rng, step: 0, adam })
+    }
+
+    /// The backend's description.
+    pub fn backend(&self) -> String {
+        self.backend.description()
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &TrainConfig {
+        &self.config
+    }
+
+    /// phi's and pi's parameters.
+    pub fn parameters(&self) -> (&[f32], &[f32]) {
+        (&self.phi, &self.pi)
+    }
+
+    /// phi's and pi's widths.
+    pub fn shapes(&self) -> (&Shape, &Shape) {
+        (&self.phi_shape, &self.pi_shape)
+    }
+
+    fn problem(&self) -> Problem<'_> {
+        Problem {
+            phi: &self.phi_shape,
+            pi: &self.pi_shape,
+            objective: &self.config.objective,
+            split: &self.dataset.train,
+        }
+    }
+
+    /// lambda for every training sample (detached: phi is fixed during the inner loop).
+    fn train_lambdas(&self) -> Vec<f32> {
+        match self.config.lambda {
+            LambdaMode::Fixed(l) => vec![l as f32; self.dataset.train.len],
+            LambdaMode::Learned => {
+                let all: Vec<usize> = (0..self.dataset.train.len).collect();
+                self.problem().lambdas(&self.phi, &all).1
+            }
+        }
+    }
+
+    /// One outer iteration (Algorithm 1 lines 5-22).
+    pub fn step(&mut self) -> Result<StepRecord, TrainError> {
+        let started = Instant::now();
+        self.step += 1;
+        let lambdas = self.train_lambdas();
+        let len = self.dataset.train.len;
+        let batches: Vec<Vec<usize>> = (0..self.config.inner_steps)
+            .map(|_| sample_indices(&mut self.rng, len, self.config.batch))
+            .collect();
+        let meta_batch = sample_indices(&mut self.rng, len, self.config.batch);
+
+        let mut pi = std::mem::take(&mut self.pi);
+        let problem = Problem {
+            phi: &self.phi_shape,
+            pi: &self.pi_shape,
+            objective: &self.config.objective,
+            split: &self.dataset.train,
+        };
+        let inner = self.backend.inner_loop(&problem, &mut pi, &batches, &lambdas, self.config.eta_in);
+        let inner = match inner {
+            Ok(inner) => inner,
+            Err(e) => {
+                self.pi = pi;
+                return Err(e);
+            }
+        };
+
+        let (meta, hypergradient_norm) = match self.config.lambda {
+            LambdaMode::Learned => {
+                let last_batch = batches.last().map(Vec::as_slice).unwrap_or_default();
+                let hyper = self.backend.hypergradient(
+                    &problem,
+                    &self.phi,
+                    &inner.before_last_step,
+                    &pi,
+                    last_batch,
+                    &meta_batch,
+                    self.config.eta_in,
+                )?;
+                let norm = hyper.grad.iter().map(|g| f64::from(*g).powi(2)).sum::<f64>().sqrt();
+                let mut phi = std::mem::take(&mut self.phi);
+                self.update_phi(&mut phi, &hyper.grad);
+                self.phi = phi;
+                if self.phi.iter().any(|p| !p.is_finite()) {
+                    self.pi = pi;
+                    return Err(TrainError::Diverged("phi has a non-finite parameter".into()));
+                }
+                (hyper.meta, norm)
+            }
+            LambdaMode::Fixed(l) => {
+                let fixed = vec![l as f32; meta_batch.len()];
+                let (_, stats) = problem.inner_gradient(&pi, &meta_batch, &fixed);
+                (stats, 0.0)
+            }
+        };
+        self.pi = pi;
+        let validation = self.evaluate(&self.dataset.validation);
+        Ok(StepRecord {
+            step: self.step,
+            l_meta: meta.loss,
+            l_safety: meta.safety,
+            l_eff: meta.efficiency,
+            safety_rate: validation.safety_rate,
+            mean_lambda: lambdas.iter().map(|&l| f64::from(l)).sum::<f64>() / lambdas.len().max(1) as f64,
+            mean_alpha: validation.mean_alpha,
+            inner_loss_first: inner.first.loss,
+            inner_loss_last: inner.last.loss,
+            hypergradient_norm,
+            seconds: started.elapsed().as_secs_f64(),
+        })
+    }
+
+    fn update_phi(&mut self, phi: &mut [f32], grad: &[f32]) {
+        let eta = self.config.eta_out as f32;
+        match &mut self.adam {
+            None => {
+                for (p, g) in phi.iter_mut().zip(grad) {
+                    *p -= eta * g;
+                }
+            }
+            Some(adam) => {
+                adam.t += 1;
+                let (b1, b2, eps) = (0.9f32, 0.999f32, 1e-8f32);
+                let c1 = 1.0 - b1.powi(adam.t);
+                let c2 = 1.0 - b2.powi(adam.t);
+                for ((p, g), (m, v)) in phi.iter_mut().zip(grad).zip(adam.m.iter_mut().zip(adam.v.iter_mut()))
+                {
+                    *m = b1 * *m + (1.0 - b1) * g;
+                    *v = b2 * *v + (1.0 - b2) * g * g;
+                    *p -= eta * (*m / c1) / ((*v / c2).sqrt() + eps);
+                }
+            }
+        }
+    }
+
+    /// Decisions, lambda and the true Safety Rate on a split.
+    pub fn evaluate(&self, split: &Split) -> Evaluation {
+        evaluate(&self.phi_shape, &self.pi_shape, &self.phi, &self.pi, &self.config, split)
+    }
+
+    /// The trained networks as the policy configuration's model.
+    pub fn export(&self, provenance: Provenance) -> LearnedModel {
+        LearnedModel {
+            state_dim: self.dataset.state_dim as u32,
+            state_shift: self.dataset.state_shift.clone(),
+            state_scale: self.dataset.state_scale.clone(),
+            sub_agents: self.dataset.sub_agents.clone(),
+            meta_weight: to_mlp(&self.phi_shape, &self.phi),
+            delegation: to_mlp(&self.pi_shape, &self.pi),
+            provenance,
+        }
+    }
+}
+
+/// phi's and pi's widths for a state length, agent count and configuration.
+pub fn shapes(state_dim: usize, agents: usize, config: &TrainConfig) -> (Shape, Shape) {
+    let widths = |layers: usize, out: usize| {
+        let mut w = vec![state_dim];
+        w.extend(std::iter::repeat_n(config.width, layers - 1));
+        w.push(out);
+        Shape::new(&w)
+    };
+    (widths(config.phi_layers, 1), widths(config.pi_layers, agents + 1))
+}
+
+/// Decisions, lambda and the true Safety Rate of given parameters on a split.
+pub fn evaluate(
+    phi_shape: &Shape,
+    pi_shape: &Shape,
+    phi: &[f32],
+    pi: &[f32],
+    config: &TrainConfig,
+    split: &Split,
+) -> Evaluation {
+    let problem = Problem { phi: phi_shape, pi: pi_shape, objective: &config.objective, split };
+    let all: Vec<usize> = (0..split.len).collect();
+    let lambdas: Vec<f64> = match config.lambda {
+        LambdaMode::Fixed(l) => vec![l; split.len],
+        LambdaMode::Learned => problem.lambdas(phi, &all).1.iter().map(|&l| f64::from(l)).collect(),
+    };
+    let outputs = mlp::forward(pi_shape, pi, &split.states, split.len).output;
+    let agents = pi_shape.outputs() - 1;
+    let mut agent_counts = vec![0; agents];
+    let mut safe = 0usize;
+    let decisions: Vec<(usize, f64)> = outputs
+        .chunks_exact(pi_shape.outputs())
+        .enumerate()
+        .map(|(i, row)| {
+            let (agent, alpha) = objective::decide(&config.objective, row, split.alpha_max[i]);
+            agent_counts[agent] += 1;
+            safe += usize::from(objective::is_safe(split, i, agent, alpha));
+            (agent, alpha)
+        })
+        .collect();
+    let n = split.len.max(1) as f64;
+    Evaluation {
+        safety_rate: safe as f64 / n,
+        mean_lambda: lambdas.iter().sum::<f64>() / n,
+        mean_alpha: decisions.iter().map(|d| d.1).sum::<f64>() / n,
+        decisions,
+        lambdas,
+        agent_counts,
+    }
+}
+
+fn to_mlp(shape: &Shape, params: &[f32]) -> Mlp {
+    let layers = (0..shape.layers())
+        .map(|l| {
+            let (w, b) = shape.offsets(l);
+            let (i, o) = shape.layer(l);
+            Dense {
+                inputs: i as u32,
+                outputs: o as u32,
+                weights: params[w..w + i * o].to_vec(),
+                bias: params[b..b + o].to_vec(),
+            }
+        })
+        .collect();
+    Mlp { layers }
+}
+
+/// Floating-point operations of one outer step with a learned lambda (2 per multiply-add of
+/// every matrix product; the element-wise work is a few per cent and not counted).
+///
+/// Per step: lambda for the `train_len` training samples; `T_in` inner steps of pi's forward
+/// pass, weight gradients and input gradients (none for the data) on B samples; the
+/// hypergradient (pi forward and backward on the meta-batch, pi forward and its JVP at
+/// pi_{T-1} on the last batch, phi forward and backward on both batches); and the validation
+/// pass of the log (`validation_len` samples through both networks).
+pub fn outer_step_flops(
+    phi: &Shape,
+    pi: &Shape,
+    config: &TrainConfig,
+    train_len: usize,
+    validation_len: usize,
+) -> f64 {
+    let f_pi = pi.forward_macs() as f64;
+    let f_phi = phi.forward_macs() as f64;
+    let first_pi = (pi.layer(0).0 * pi.layer(0).1) as f64;
+    let first_phi = (phi.layer(0).0 * phi.layer(0).1) as f64;
+    let b = config.batch as f64;
+    let inner = config.inner_steps as f64 * b * (3.0 * f_pi - first_pi);
+    let lambdas = train_len as f64 * f_phi;
+    let hyper = b * (f_phi + f_pi + (2.0 * f_pi - first_pi))
+        + b * (f_pi + f_pi + (f_pi - first_pi))
+        + b * f_phi
+        + 2.0 * b * (2.0 * f_phi - first_phi);
+    let validation = validation_len as f64 * (f_phi + f_pi);
+    2.0 * (inner + lambdas + hyper + validation)
+}
