@@ -60,3 +60,22 @@ print("|---|---|---|")
 print(f"| compile the component from bytes (Cranelift) | {fmt(compile_ns)} | 1x |")
 print(f"| load the precompiled `.cwasm` from the cache | {fmt(cached_ns)} | 1/{compile_ns / cached_ns:.0f} |")
 print(f"| start one more pooled instance and build the policy | {fmt(inst_ns)} | 1/{compile_ns / inst_ns:.0f} |")
+
+# training: `cargo bench -p sbd-benches --bench training`
+def flops(group, name):
+    """The FLOP count the benchmark declared as its throughput (`trainer::outer_step_flops`)."""
+    path = ROOT / group / name / "new" / "benchmark.json"
+    return json.loads(path.read_text())["throughput"]["Elements"]
+
+
+TRAINING_FLOPS = flops("training", "outer-step_cpu_paper-sizes")
+step_ns = ns("training", "outer-step_cpu_paper-sizes")
+gemm_ns = ns("training", "gemm_128x256x256")
+gemm_rate = 2 * 128 * 256 * 256 / gemm_ns  # GFLOP/s, one thread
+step_rate = TRAINING_FLOPS / step_ns
+print()
+print("| SBD training, paper sizes (T_in 50, B 256, width 256) | median | GFLOP/s | vs GEMM on one core | vs GEMM on both cores |")
+print("|---|---|---|---|---|")
+print(f"| one outer step, CPU backend (2 threads) | {fmt(step_ns)} | {step_rate:.1f} | {step_rate / gemm_rate:.2f}x | {step_rate / (2 * gemm_rate):.0%} |")
+print(f"| reference: one 128x256x256 f32 GEMM, one thread | {fmt(gemm_ns)} | {gemm_rate:.1f} | 1x | |")
+print(f"| a full run of 500 outer steps (500 x the median) | {500 * step_ns / 1e9:.0f} s | | | |")

@@ -231,14 +231,24 @@ pub fn theory_finance(
     report::line_plot(
         &out.join("monotonicity.png"),
         &[Panel {
-            title: "P(safe) on the test split vs fixed lambda (Theorem 4.4)",
+            title: "Test split vs fixed lambda (Theorem 4.4)",
             x_label: "lambda",
-            y_label: "Safety Rate",
+            y_label: "rate / alpha",
             log_y: false,
-            series: vec![Series {
-                label: "Safety Rate (true indicator)",
-                points: m.lambdas.iter().copied().zip(m.safety_rates.iter().copied()).collect(),
-            }],
+            series: vec![
+                Series {
+                    label: "Safety Rate, deployed sub-agent",
+                    points: m.lambdas.iter().copied().zip(m.safety_rates.iter().copied()).collect(),
+                },
+                Series {
+                    label: "P(safe) under pi's distribution",
+                    points: m.lambdas.iter().copied().zip(m.expected_safety_rates.iter().copied()).collect(),
+                },
+                Series {
+                    label: "mean alpha",
+                    points: m.lambdas.iter().copied().zip(m.mean_alphas.iter().copied()).collect(),
+                },
+            ],
         }],
     )?;
     Ok(report)
@@ -263,20 +273,30 @@ pub fn theory_markdown(report: &TheoryReport, config: &TheoryConfig) -> String {
         config.train.eta_in,
         config.sweep_outer_steps
     );
-    s += "## Theorem 4.4: safety monotonicity\n\n| lambda | Safety Rate (test) | mean alpha |\n|---|---|---|\n";
-    for ((l, sr), alpha) in m.lambdas.iter().zip(&m.safety_rates).zip(&m.mean_alphas) {
-        s += &format!("| {l:.1} | {sr:.4} | {alpha:.4} |\n");
+    s += "## Theorem 4.4: safety monotonicity\n\n";
+    s += "| lambda | Safety Rate, deployed sub-agent | P(safe) under pi's sub-agent distribution | mean alpha |\n|---|---|---|---|\n";
+    for (i, l) in m.lambdas.iter().enumerate() {
+        s += &format!(
+            "| {l:.1} | {:.4} | {:.4} | {:.4} |\n",
+            m.safety_rates[i], m.expected_safety_rates[i], m.mean_alphas[i]
+        );
     }
-    let spearman = if m.spearman.is_nan() {
-        "undefined (the Safety Rate does not vary with lambda)".to_string()
-    } else {
-        format!("{:.3}", m.spearman)
+    let show = |rho: f64| {
+        if rho.is_nan() { "undefined (constant)".to_string() } else { format!("{rho:.3}") }
     };
     s += &format!(
-        "\nSpearman(lambda, SR) = {spearman}; pre-registered criterion Spearman > 0.9: **{}**. Safety Rate non-decreasing in lambda (the theorem's weak claim): {}.\n\n",
+        "\n- deployed Safety Rate: Spearman {}; criterion Spearman > 0.9: **{}**; non-decreasing in lambda: {}\n",
+        show(m.spearman),
         verdict(m.pass),
         if m.non_decreasing { "yes" } else { "no" }
     );
+    s += &format!(
+        "- P(safe) under pi: Spearman {}; criterion Spearman > 0.9: **{}**; non-decreasing in lambda: {}\n",
+        show(m.spearman_expected),
+        verdict(m.pass_expected),
+        if m.expected_non_decreasing { "yes" } else { "no" }
+    );
+    s += &format!("- mean alpha: Spearman(lambda, alpha) = {}\n\n", show(m.spearman_alpha));
     s += &format!(
         "## Theorem 4.6: inner convergence\n\nFull-batch projected gradient descent on {} training samples, eta = {}; pi* = the iterate after {} steps (gradient norm there {:.3e}).\n\n",
         config.convergence_samples, c.eta, config.reference_steps, c.reference_gradient_norm

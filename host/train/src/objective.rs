@@ -67,6 +67,14 @@ pub fn decide(objective: &Objective, row: &[f32], alpha_max: f32) -> (usize, f64
     (best, alpha)
 }
 
+/// softmax of sub-agent logits, in f64.
+pub fn softmax(logits: &[f32]) -> Vec<f64> {
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let exp: Vec<f64> = logits.iter().map(|&l| f64::from(l - max).exp()).collect();
+    let total: f64 = exp.iter().sum();
+    exp.into_iter().map(|e| e / total).collect()
+}
+
 /// Whether a decision is safe under the true indicator (SBD Definition 3.2).
 pub fn is_safe(split: &Split, sample: usize, agent: usize, alpha: f64) -> bool {
     let agents = split.agents();

@@ -126,7 +126,14 @@ fn draw_panel(
         let pad = (y1 / y0).powf(0.05);
         let mut chart =
             builder.build_cartesian_2d(x0..x1, (y0 / pad..y1 * pad).log_scale()).map_err(|x| e(&x))?;
-        chart.configure_mesh().x_desc(panel.x_label).y_desc(panel.y_label).draw().map_err(|x| e(&x))?;
+        chart
+            .configure_mesh()
+            .x_desc(panel.x_label)
+            .y_desc(panel.y_label)
+            .y_labels(10)
+            .y_label_formatter(&|v| format!("{v:.2e}"))
+            .draw()
+            .map_err(|x| e(&x))?;
         for (i, series) in panel.series.iter().enumerate() {
             let colour = COLOURS[i % COLOURS.len()];
             let pts = series.points.iter().copied().filter(|p| p.1 > 0.0 && p.1.is_finite());

@@ -47,7 +47,27 @@ pub struct FinanceSummary {
     pub lambda_difference: f64,
     /// Cohen's d of COVID against calm lambda, pooled standard deviation (H-Fin-1: > 0.8).
     pub cohens_d: f64,
+    /// The policy's decisions on a few notable days, with their raw states.
+    pub examples: Vec<ExampleDecision>,
 }
+
+/// One day's decision with the raw state that produced it (for scenarios and docs).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ExampleDecision {
+    /// The trading day.
+    pub date: String,
+    /// The raw state vector (appendix B.2 features, then zero padding).
+    pub state: Vec<f64>,
+    /// lambda_phi(s).
+    pub lambda: f64,
+    /// The chosen sub-agent.
+    pub sub_agent: String,
+    /// The projected alpha.
+    pub alpha: f64,
+}
+
+/// Days shown in [`FinanceSummary::examples`]: calm 2018, the COVID crash, the 2022 sell-off.
+pub const EXAMPLE_DATES: [&str; 3] = ["2018-06-01", "2020-03-16", "2022-06-13"];
 
 fn figures(
     name: &str,
@@ -121,6 +141,28 @@ pub fn finance_summary<B: Backend>(
         (((n1 - 1.0) * covid_sd.powi(2) + (n2 - 1.0) * calm_sd.powi(2)) / (n1 + n2 - 2.0).max(1.0)).sqrt();
     let cohens_d = if pooled > 0.0 { (covid_mean - calm_mean) / pooled } else { 0.0 };
     let total = test.decisions.len().max(1) as f64;
+    let mut examples = Vec::new();
+    for date in EXAMPLE_DATES {
+        for (split, eval) in [(&data.validation, &validation), (&data.test, &test)] {
+            if let Some(i) = split.labels.iter().position(|l| l == date) {
+                let dim = data.state_dim;
+                let state = split
+                    .state(i, dim)
+                    .iter()
+                    .zip(data.state_shift.iter().zip(&data.state_scale))
+                    .map(|(&z, (&shift, &scale))| f64::from(z * scale + shift))
+                    .collect();
+                let (agent, alpha) = eval.decisions[i];
+                examples.push(ExampleDecision {
+                    date: date.to_string(),
+                    state,
+                    lambda: eval.lambdas[i],
+                    sub_agent: data.sub_agents[agent].clone(),
+                    alpha,
+                });
+            }
+        }
+    }
     FinanceSummary {
         sbd,
         references,
@@ -136,5 +178,6 @@ pub fn finance_summary<B: Backend>(
         calm_mean_lambda: calm_mean,
         lambda_difference: covid_mean - calm_mean,
         cohens_d,
+        examples,
     }
 }

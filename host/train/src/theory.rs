@@ -54,17 +54,29 @@ impl Default for TheoryConfig {
 pub struct Monotonicity {
     /// The lambdas swept.
     pub lambdas: Vec<f64>,
-    /// Safety Rate on the test split, true indicator, per lambda.
+    /// Safety Rate on the test split, true indicator, deployed (most probable) sub-agent, per
+    /// lambda.
     pub safety_rates: Vec<f64>,
+    /// P(safe) on the test split under pi's sub-agent distribution, true indicator, per lambda.
+    pub expected_safety_rates: Vec<f64>,
     /// Mean projected alpha on the test split per lambda.
     pub mean_alphas: Vec<f64>,
     /// Spearman correlation of lambda and Safety Rate; NaN (undefined) when the Safety Rate
     /// does not vary.
     pub spearman: f64,
+    /// Spearman correlation of lambda and the expected P(safe).
+    pub spearman_expected: f64,
     /// Whether the Safety Rate never decreases as lambda grows (Theorem 4.4's own claim).
     pub non_decreasing: bool,
-    /// The paper's criterion: Spearman > 0.9.
+    /// Whether the expected P(safe) never decreases as lambda grows.
+    pub expected_non_decreasing: bool,
+    /// Spearman correlation of lambda and mean alpha (the mechanism: more safety weight, less
+    /// delegation).
+    pub spearman_alpha: f64,
+    /// The paper's criterion, Spearman > 0.9, on the deployed Safety Rate.
     pub pass: bool,
+    /// The same criterion on the expected P(safe).
+    pub pass_expected: bool,
 }
 
 /// Theorem 4.6: linear convergence of the inner loop.
@@ -133,6 +145,7 @@ pub fn monotonicity<B: Backend + Clone>(
     mut progress: impl FnMut(usize, usize),
 ) -> Result<Monotonicity, TrainError> {
     let mut safety_rates = Vec::new();
+    let mut expected_safety_rates = Vec::new();
     let mut mean_alphas = Vec::new();
     let total = config.lambdas.len() * config.sweep_outer_steps;
     for (i, &lambda) in config.lambdas.iter().enumerate() {
@@ -144,20 +157,27 @@ pub fn monotonicity<B: Backend + Clone>(
         }
         let test = trainer.evaluate(&dataset.test);
         safety_rates.push(test.safety_rate);
+        expected_safety_rates.push(test.expected_safety_rate);
         mean_alphas.push(test.mean_alpha);
     }
     let spearman = stats::spearman(&config.lambdas, &safety_rates);
+    let spearman_expected = stats::spearman(&config.lambdas, &expected_safety_rates);
     let mut order: Vec<usize> = (0..config.lambdas.len()).collect();
     order.sort_by(|&a, &b| config.lambdas[a].total_cmp(&config.lambdas[b]));
-    let non_decreasing = order.windows(2).all(|w| safety_rates[w[1]] >= safety_rates[w[0]]);
+    let non_decreasing = |rates: &[f64]| order.windows(2).all(|w| rates[w[1]] >= rates[w[0]]);
     Ok(Monotonicity {
         lambdas: config.lambdas.clone(),
+        non_decreasing: non_decreasing(&safety_rates),
+        expected_non_decreasing: non_decreasing(&expected_safety_rates),
+        spearman_alpha: stats::spearman(&config.lambdas, &mean_alphas),
         safety_rates,
+        expected_safety_rates,
         mean_alphas,
         spearman,
-        non_decreasing,
+        spearman_expected,
         // NaN > 0.9 is false: an undefined correlation does not meet the pre-registered criterion
         pass: spearman > 0.9,
+        pass_expected: spearman_expected > 0.9,
     })
 }
 

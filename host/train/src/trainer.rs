@@ -138,8 +138,11 @@ pub struct StepRecord {
 /// A trained policy's behaviour on one split.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Evaluation {
-    /// P(safe) with the true indicator.
+    /// P(safe) with the true indicator for the deployed decision (most probable sub-agent).
     pub safety_rate: f64,
+    /// P(safe) with the true indicator under pi's sub-agent distribution:
+    /// `mean_s sum_a p_a(s) 1[(s, a, alpha) safe]` (Definition 3.1's stochastic policy).
+    pub expected_safety_rate: f64,
     /// Mean lambda.
     pub mean_lambda: f64,
     /// Mean projected alpha.
@@ -376,6 +379,7 @@ pub fn evaluate(
     let agents = pi_shape.outputs() - 1;
     let mut agent_counts = vec![0; agents];
     let mut safe = 0usize;
+    let mut expected_safe = 0.0;
     let decisions: Vec<(usize, f64)> = outputs
         .chunks_exact(pi_shape.outputs())
         .enumerate()
@@ -383,12 +387,20 @@ pub fn evaluate(
             let (agent, alpha) = objective::decide(&config.objective, row, split.alpha_max[i]);
             agent_counts[agent] += 1;
             safe += usize::from(objective::is_safe(split, i, agent, alpha));
+            let probabilities = objective::softmax(&row[..agents]);
+            expected_safe += probabilities
+                .iter()
+                .enumerate()
+                .filter(|&(a, _)| objective::is_safe(split, i, a, alpha))
+                .map(|(_, p)| p)
+                .sum::<f64>();
             (agent, alpha)
         })
         .collect();
     let n = split.len.max(1) as f64;
     Evaluation {
         safety_rate: safe as f64 / n,
+        expected_safety_rate: expected_safe / n,
         mean_lambda: lambdas.iter().sum::<f64>() / n,
         mean_alpha: decisions.iter().map(|d| d.1).sum::<f64>() / n,
         decisions,
