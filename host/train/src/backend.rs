@@ -48,6 +48,36 @@ pub trait Backend {
     ) -> Result<Hypergradient<f32>, TrainError>;
 }
 
+impl<B: Backend + ?Sized> Backend for Box<B> {
+    fn description(&self) -> String {
+        (**self).description()
+    }
+
+    fn inner_loop(
+        &mut self,
+        problem: &Problem<'_>,
+        pi: &mut [f32],
+        batches: &[Vec<usize>],
+        lambdas: &[f32],
+        eta_in: f64,
+    ) -> Result<InnerLoop, TrainError> {
+        (**self).inner_loop(problem, pi, batches, lambdas, eta_in)
+    }
+
+    fn hypergradient(
+        &mut self,
+        problem: &Problem<'_>,
+        phi: &[f32],
+        pi_prev: &[f32],
+        pi_last: &[f32],
+        last_batch: &[usize],
+        meta_batch: &[usize],
+        eta_in: f64,
+    ) -> Result<Hypergradient<f32>, TrainError> {
+        (**self).hypergradient(problem, phi, pi_prev, pi_last, last_batch, meta_batch, eta_in)
+    }
+}
+
 /// The CPU backend: f32, packed GEMM kernels, each batch split over two threads.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct CpuBackend;

@@ -9,6 +9,9 @@ pub enum TrainError {
     /// Parameters became NaN or infinite.
     #[error("training diverged: {0}")]
     Diverged(String),
+    /// The device a backend runs on failed (no adapter, device lost, out of memory).
+    #[error("{0}")]
+    Device(String),
     /// Domain data could not be read or prepared.
     #[error(transparent)]
     Data(#[from] crate::finance::DataError),

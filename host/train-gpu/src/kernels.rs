@@ -1,0 +1,330 @@
+//! The WGSL kernels (`src/shaders/`), their parameter blocks, and recorded dispatches.
+//!
+//! Every kernel is a compute pipeline with its default bind-group layout. A [`Dispatch`] is a
+//! pipeline, a bind group and a workgroup count, built once and recorded as often as needed:
+//! the inner loop records the same dispatches T_in times into one compute pass.
+
+use bytemuck::{Pod, Zeroable};
+
+use crate::context::{Gpu, GpuError};
+
+/// Edge of the block of C one `matmul.wgsl` workgroup computes.
+pub const BLOCK: u32 = 64;
+/// Workgroup size of the one-dimensional kernels.
+pub const GROUP: u32 = 64;
+
+/// `matmul.wgsl` flag: add the bias row.
+pub const ADD_BIAS: u32 = 1;
+/// `matmul.wgsl` flag: add into C.
+pub const ACCUMULATE: u32 = 2;
+/// `matmul.wgsl` flag: ReLU the result.
+pub const RELU: u32 = 4;
+/// `matmul.wgsl` flag: zero entries where the mask is not positive.
+pub const MASK: u32 = 8;
+
+/// Parameters of `matmul.wgsl` (see the shader for their meaning).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, Pod, Zeroable)]
+#[allow(missing_docs)]
+pub struct MatmulParams {
+    pub m: u32,
+    pub k: u32,
+    pub n: u32,
+    pub a_offset: u32,
+    pub a_row: u32,
+    pub a_col: u32,
+    pub b_offset: u32,
+    pub b_row: u32,
+    pub b_col: u32,
+    pub c_offset: u32,
+    pub bias_offset: u32,
+    pub flags: u32,
+    pub mask_offset: u32,
+    pub pad: [u32; 3],
+}
+
+/// Parameters of `gather.wgsl`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, Pod, Zeroable)]
+#[allow(missing_docs)]
+pub struct GatherParams {
+    pub batch: u32,
+    pub dim: u32,
+    pub pad: [u32; 2],
+}
+
+/// Parameters of `head.wgsl`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, Pod, Zeroable)]
+#[allow(missing_docs)]
+pub struct HeadParams {
+    pub batch: u32,
+    pub agents: u32,
+    pub project: u32,
+    pub pad: u32,
+    pub temperature: f32,
+    pub pad2: [f32; 3],
+}
+
+/// Parameters of `penalty.wgsl`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, Pod, Zeroable)]
+#[allow(missing_docs)]
+pub struct PenaltyParams {
+    pub batch: u32,
+    pub stride: u32,
+    pub pad: [u32; 2],
+    pub delta: f32,
+    pub penalty: f32,
+    pub pad2: [f32; 2],
+}
+
+/// Parameters of `combine.wgsl`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, Pod, Zeroable)]
+#[allow(missing_docs)]
+pub struct CombineParams {
+    pub batch: u32,
+    pub agents: u32,
+    pub pad: [u32; 2],
+}
+
+/// Parameters of `update.wgsl` (`bias_grad` and `sgd`).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, Pod, Zeroable)]
+#[allow(missing_docs)]
+pub struct UpdateParams {
+    pub rows: u32,
+    pub cols: u32,
+    pub offset: u32,
+    pub pad: u32,
+    pub eta: f32,
+    pub pad2: [f32; 3],
+}
+
+/// Stride of one sample in the head's output buffer: l_safe, l_eff, two gradient rows.
+pub fn head_stride(agents: usize) -> usize {
+    2 * agents + 4
+}
+
+/// Stride of one sample in the packed sample buffer: unsafe_above, costs at 0 and 1, alpha_max.
+pub fn sample_stride(agents: usize) -> usize {
+    3 * agents + 1
+}
+
+/// The compiled kernels.
+pub struct Kernels {
+    matmul: wgpu::ComputePipeline,
+    gather: wgpu::ComputePipeline,
+    head: wgpu::ComputePipeline,
+    penalty: wgpu::ComputePipeline,
+    combine: wgpu::ComputePipeline,
+    bias_grad: wgpu::ComputePipeline,
+    sgd: wgpu::ComputePipeline,
+    advance: wgpu::ComputePipeline,
+    /// Bound where a kernel's optional input (bias, mask) is unused.
+    unused: wgpu::Buffer,
+}
+
+/// One recorded kernel launch.
+pub struct Dispatch {
+    pipeline: wgpu::ComputePipeline,
+    bind_group: wgpu::BindGroup,
+    workgroups: [u32; 3],
+}
+
+impl Dispatch {
+    /// Records the launch into a compute pass.
+    pub fn record(&self, pass: &mut wgpu::ComputePass<'_>) {
+        pass.set_pipeline(&self.pipeline);
+        pass.set_bind_group(0, &self.bind_group, &[]);
+        pass.dispatch_workgroups(self.workgroups[0], self.workgroups[1], self.workgroups[2]);
+    }
+}
+
+fn groups(items: usize, size: u32) -> u32 {
+    u32::try_from(items).unwrap_or(u32::MAX).div_ceil(size).max(1)
+}
+
+impl Kernels {
+    /// Compiles every kernel on `gpu`.
+    pub fn new(gpu: &Gpu) -> Result<Kernels, GpuError> {
+        let scope = gpu.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let pipeline = |name: &str, source: &str, entry: &str| {
+            let module = gpu.device.create_shader_module(wgpu::ShaderModuleDescriptor {
+                label: Some(name),
+                source: wgpu::ShaderSource::Wgsl(source.into()),
+            });
+            gpu.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                label: Some(name),
+                layout: None,
+                module: &module,
+                entry_point: Some(entry),
+                compilation_options: Default::default(),
+                cache: None,
+            })
+        };
+        let update = include_str!("shaders/update.wgsl");
+        let kernels = Kernels {
+            matmul: pipeline("matmul", include_str!("shaders/matmul.wgsl"), "main"),
+            gather: pipeline("gather", include_str!("shaders/gather.wgsl"), "main"),
+            head: pipeline("head", include_str!("shaders/head.wgsl"), "main"),
+            penalty: pipeline("penalty", include_str!("shaders/penalty.wgsl"), "main"),
+            combine: pipeline("combine", include_str!("shaders/combine.wgsl"), "main"),
+            bias_grad: pipeline("bias_grad", update, "bias_grad"),
+            sgd: pipeline("sgd", update, "sgd"),
+            advance: pipeline("advance", include_str!("shaders/advance.wgsl"), "main"),
+            unused: gpu.zeros("unused binding", 1)?,
+        };
+        if let Some(e) = pollster::block_on(scope.pop()) {
+            return Err(GpuError::Operation(format!("a kernel failed to compile: {e}")));
+        }
+        Ok(kernels)
+    }
+
+    fn dispatch(
+        &self,
+        gpu: &Gpu,
+        pipeline: &wgpu::ComputePipeline,
+        buffers: &[&wgpu::Buffer],
+        workgroups: [u32; 3],
+    ) -> Dispatch {
+        let entries: Vec<wgpu::BindGroupEntry<'_>> = buffers
+            .iter()
+            .enumerate()
+            .map(|(i, b)| wgpu::BindGroupEntry { binding: i as u32, resource: b.as_entire_binding() })
+            .collect();
+        let bind_group = gpu.device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: None,
+            layout: &pipeline.get_bind_group_layout(0),
+            entries: &entries,
+        });
+        Dispatch { pipeline: pipeline.clone(), bind_group, workgroups }
+    }
+
+    /// `c = op(a) op(b)` with the options in `params` (see `matmul.wgsl`).
+    #[allow(clippy::too_many_arguments)]
+    pub fn matmul(
+        &self,
+        gpu: &Gpu,
+        a: &wgpu::Buffer,
+        b: &wgpu::Buffer,
+        c: &wgpu::Buffer,
+        bias: Option<&wgpu::Buffer>,
+        mask: Option<&wgpu::Buffer>,
+        params: MatmulParams,
+    ) -> Result<Dispatch, GpuError> {
+        let uniform = gpu.uniform("matmul parameters", &params)?;
+        let bias = bias.unwrap_or(&self.unused);
+        let mask = mask.unwrap_or(&self.unused);
+        let workgroups = [params.n.div_ceil(BLOCK).max(1), params.m.div_ceil(BLOCK).max(1), 1];
+        Ok(self.dispatch(gpu, &self.matmul, &[a, b, c, bias, mask, &uniform], workgroups))
+    }
+
+    /// Gathers the current step's mini-batch of states.
+    pub fn gather(
+        &self,
+        gpu: &Gpu,
+        states: &wgpu::Buffer,
+        indices: &wgpu::Buffer,
+        counter: &wgpu::Buffer,
+        x: &wgpu::Buffer,
+        params: GatherParams,
+    ) -> Result<Dispatch, GpuError> {
+        let uniform = gpu.uniform("gather parameters", &params)?;
+        let items = params.batch as usize * params.dim as usize;
+        Ok(self.dispatch(
+            gpu,
+            &self.gather,
+            &[states, indices, counter, x, &uniform],
+            [groups(items, GROUP), 1, 1],
+        ))
+    }
+
+    /// Per-sample losses and output gradients.
+    #[allow(clippy::too_many_arguments)]
+    pub fn head(
+        &self,
+        gpu: &Gpu,
+        out: &wgpu::Buffer,
+        indices: &wgpu::Buffer,
+        counter: &wgpu::Buffer,
+        samples: &wgpu::Buffer,
+        head_out: &wgpu::Buffer,
+        params: HeadParams,
+    ) -> Result<Dispatch, GpuError> {
+        let uniform = gpu.uniform("head parameters", &params)?;
+        let buffers = [out, indices, counter, samples, head_out, &uniform];
+        Ok(self.dispatch(gpu, &self.head, &buffers, [groups(params.batch as usize, GROUP), 1, 1]))
+    }
+
+    /// The penalty weight from the batch's mean safety loss.
+    pub fn penalty(
+        &self,
+        gpu: &Gpu,
+        head_out: &wgpu::Buffer,
+        scalars: &wgpu::Buffer,
+        params: PenaltyParams,
+    ) -> Result<Dispatch, GpuError> {
+        let uniform = gpu.uniform("penalty parameters", &params)?;
+        Ok(self.dispatch(gpu, &self.penalty, &[head_out, scalars, &uniform], [1, 1, 1]))
+    }
+
+    /// The output cotangent of the inner loss.
+    #[allow(clippy::too_many_arguments)]
+    pub fn combine(
+        &self,
+        gpu: &Gpu,
+        head_out: &wgpu::Buffer,
+        lambdas: &wgpu::Buffer,
+        indices: &wgpu::Buffer,
+        counter: &wgpu::Buffer,
+        scalars: &wgpu::Buffer,
+        d_out: &wgpu::Buffer,
+        params: CombineParams,
+    ) -> Result<Dispatch, GpuError> {
+        let uniform = gpu.uniform("combine parameters", &params)?;
+        let items = params.batch as usize * (params.agents as usize + 1);
+        let buffers = [head_out, lambdas, indices, counter, scalars, d_out, &uniform];
+        Ok(self.dispatch(gpu, &self.combine, &buffers, [groups(items, GROUP), 1, 1]))
+    }
+
+    /// Column sums of `delta` into `grad[offset..]`.
+    pub fn bias_grad(
+        &self,
+        gpu: &Gpu,
+        delta: &wgpu::Buffer,
+        grad: &wgpu::Buffer,
+        params: UpdateParams,
+    ) -> Result<Dispatch, GpuError> {
+        let uniform = gpu.uniform("bias-gradient parameters", &params)?;
+        Ok(self.dispatch(
+            gpu,
+            &self.bias_grad,
+            &[delta, grad, &uniform],
+            [groups(params.cols as usize, GROUP), 1, 1],
+        ))
+    }
+
+    /// `params -= eta grad` over `cols` values.
+    pub fn sgd(
+        &self,
+        gpu: &Gpu,
+        grad: &wgpu::Buffer,
+        parameters: &wgpu::Buffer,
+        params: UpdateParams,
+    ) -> Result<Dispatch, GpuError> {
+        let uniform = gpu.uniform("sgd parameters", &params)?;
+        Ok(self.dispatch(
+            gpu,
+            &self.sgd,
+            &[grad, parameters, &uniform],
+            [groups(params.cols as usize, GROUP), 1, 1],
+        ))
+    }
+
+    /// `counter += 1`.
+    pub fn advance(&self, gpu: &Gpu, counter: &wgpu::Buffer) -> Dispatch {
+        self.dispatch(gpu, &self.advance, &[counter], [1, 1, 1])
+    }
+}
