@@ -144,9 +144,20 @@ struct TrainArgs {
     /// Outer update: plain SGD as in Algorithm 1, or Adam.
     #[arg(long, value_enum, default_value_t = Optimizer::Sgd)]
     outer_optimizer: Optimizer,
+    /// What runs the arithmetic: the CPU trainer, the GPU kernels (any Vulkan adapter), or
+    /// auto: a discrete GPU if there is one, else the CPU.
+    #[arg(long, value_enum, default_value_t = BackendArg::Auto)]
+    backend: BackendArg,
     /// No progress bar or banner.
     #[arg(long)]
     quiet: bool,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum BackendArg {
+    Cpu,
+    Gpu,
+    Auto,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -273,8 +284,19 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Train { args, out } => {
             let out = out.unwrap_or_else(|| train::default_out("train", args.domain_name()));
             let options = FinanceOptions::default();
-            let summary =
-                train::train_finance(args.config(), &options, args.data.as_deref(), &out, args.quiet)?;
+            let backend = match args.backend {
+                BackendArg::Cpu => train::BackendChoice::Cpu,
+                BackendArg::Gpu => train::BackendChoice::Gpu,
+                BackendArg::Auto => train::BackendChoice::Auto,
+            };
+            let summary = train::train_finance(
+                args.config(),
+                backend,
+                &options,
+                args.data.as_deref(),
+                &out,
+                args.quiet,
+            )?;
             let t = &summary.test;
             println!(
                 "trained {} outer steps in {:.1} s ({:.3} s per outer step) on {}",
@@ -312,6 +334,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             chains,
             quick,
         } => {
+            if matches!(args.backend, BackendArg::Gpu) {
+                anyhow::bail!("`sbd theory` runs on the CPU trainer; `--backend gpu` applies to `sbd train`");
+            }
             let out = out.unwrap_or_else(|| train::default_out("theory", args.domain_name()));
             let mut config = TheoryConfig {
                 train: args.config(),

@@ -12,7 +12,8 @@ use sbd_train::report::{self, Panel, Series, TrainingLog};
 use sbd_train::summary::{FinanceSummary, finance_summary};
 use sbd_train::theory::{self, TheoryConfig, TheoryReport};
 use sbd_train::trainer::{OuterOptimizer, StepRecord, TrainConfig, Trainer};
-use sbd_train::{CpuBackend, TrainError};
+use sbd_train::{Backend, CpuBackend, TrainError};
+use sbd_train_gpu::{AdapterChoice, GpuBackend};
 use serde::Serialize;
 
 /// The policy configuration written next to trained weights: the finance constraint set of
@@ -105,18 +106,55 @@ fn write(path: &Path, bytes: impl AsRef<[u8]>) -> anyhow::Result<()> {
     std::fs::write(path, bytes).with_context(|| format!("cannot write `{}`", path.display()))
 }
 
+/// Which backend runs the training arithmetic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackendChoice {
+    /// The CPU trainer.
+    Cpu,
+    /// The GPU kernels on any Vulkan adapter (a discrete GPU first; llvmpipe counts).
+    Gpu,
+    /// A discrete GPU if there is one, otherwise the CPU trainer.
+    Auto,
+}
+
+/// Opens the backend `choice` names and says which one it is (one line, for the user).
+pub fn open_backend(choice: BackendChoice) -> anyhow::Result<(Box<dyn Backend>, String)> {
+    match choice {
+        BackendChoice::Cpu => Ok((Box::new(CpuBackend), "backend: cpu (chosen)".into())),
+        BackendChoice::Gpu => {
+            let gpu = GpuBackend::new(AdapterChoice::Any)?;
+            let line = format!("backend: gpu on {} (chosen)", gpu.gpu().adapter);
+            Ok((Box::new(gpu), line))
+        }
+        BackendChoice::Auto => match GpuBackend::new(AdapterChoice::DiscreteOnly) {
+            Ok(gpu) => {
+                let line = format!("backend: gpu on {} (auto: a discrete GPU)", gpu.gpu().adapter);
+                Ok((Box::new(gpu), line))
+            }
+            Err(why) => Ok((Box::new(CpuBackend), format!("backend: cpu (auto: {why})"))),
+        },
+    }
+}
+
 /// Trains SBD on the finance domain and writes log.jsonl, loss.png, model.postcard,
 /// policy.toml and summary.json into `out`.
+///
+/// Prints which backend runs (one line on stderr) once the configuration, the data and the
+/// backend are all usable, so a bad input still gives exactly one error line.
 pub fn train_finance(
     config: TrainConfig,
+    backend: BackendChoice,
     options: &FinanceOptions,
     data: Option<&Path>,
     out: &Path,
     quiet: bool,
 ) -> anyhow::Result<RunSummary> {
+    config.validate()?;
     let finance = load_finance(data, options)?;
+    let (backend, backend_line) = open_backend(backend)?;
+    let mut trainer = Trainer::new(&finance.dataset, config, backend)?;
     create_dir(out)?;
-    let mut trainer = Trainer::new(&finance.dataset, config, CpuBackend)?;
+    eprintln!("{backend_line}");
     let steps = trainer.config().outer_steps;
     if !quiet {
         eprintln!(

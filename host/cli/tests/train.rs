@@ -190,3 +190,22 @@ fn the_committed_finance_policy_replays_with_learned_choices() {
     // the trained meta-weight network raises lambda in the COVID crash over calm 2018
     assert!(lambda(1) > lambda(0), "COVID lambda {} <= calm lambda {}", lambda(1), lambda(0));
 }
+
+#[test]
+fn the_backend_flag_names_what_runs_and_both_backends_train() {
+    let dir = ScratchDir::new("train-backends");
+    for (backend, expected) in
+        [("cpu", "backend: cpu (chosen)"), ("gpu", "backend: gpu on Vulkan"), ("auto", "backend: ")]
+    {
+        let out = dir.path().join(backend);
+        let mut args = SMALL.to_vec();
+        args.extend(["--backend", backend, "--out", out.to_str().expect("utf-8")]);
+        let output = sbd(&args);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "--backend {backend}: {stderr}");
+        assert!(stderr.contains(expected), "--backend {backend} did not say what runs: {stderr}");
+        assert!(out.join("model.postcard").is_file());
+    }
+    let error = fail(&["theory", "--domain", "finance", "--quick", "--backend", "gpu"]);
+    assert!(error.contains("CPU trainer"), "{error}");
+}
