@@ -20,6 +20,8 @@ def ns(group, name):
 
 
 def fmt(value):
+    if value >= 1e9:
+        return f"{value / 1e9:.2f} s"
     if value >= 1e6:
         return f"{value / 1e6:.1f} ms"
     return f"{value / 1000:.2f} us" if value >= 1000 else f"{value:.0f} ns"
@@ -63,19 +65,36 @@ print(f"| start one more pooled instance and build the policy | {fmt(inst_ns)} |
 
 # training: `cargo bench -p sbd-benches --bench training`
 def flops(group, name):
-    """The FLOP count the benchmark declared as its throughput (`trainer::outer_step_flops`)."""
+    """The FLOP count the benchmark declared as its throughput."""
     path = ROOT / group / name / "new" / "benchmark.json"
     return json.loads(path.read_text())["throughput"]["Elements"]
 
 
-TRAINING_FLOPS = flops("training", "outer-step_cpu_paper-sizes")
-step_ns = ns("training", "outer-step_cpu_paper-sizes")
+def has(group, name):
+    return (ROOT / group / name / "new" / "estimates.json").is_file()
+
+
 gemm_ns = ns("training", "gemm_128x256x256")
 gemm_rate = 2 * 128 * 256 * 256 / gemm_ns  # GFLOP/s, one thread
-step_rate = TRAINING_FLOPS / step_ns
 print()
-print("| SBD training, paper sizes (T_in 50, B 256, width 256) | median | GFLOP/s | vs GEMM on one core | vs GEMM on both cores |")
+print("| SBD training, paper sizes (T_in 50, B 256, width 256) | median | GFLOP/s | vs CPU GEMM on one core | vs CPU GEMM on both cores |")
 print("|---|---|---|---|---|")
-print(f"| one outer step, CPU backend (2 threads) | {fmt(step_ns)} | {step_rate:.1f} | {step_rate / gemm_rate:.2f}x | {step_rate / (2 * gemm_rate):.0%} |")
-print(f"| reference: one 128x256x256 f32 GEMM, one thread | {fmt(gemm_ns)} | {gemm_rate:.1f} | 1x | |")
-print(f"| a full run of 500 outer steps (500 x the median) | {500 * step_ns / 1e9:.0f} s | | | |")
+print(f"| reference: one 128x256x256 f32 GEMM, CPU, one thread | {fmt(gemm_ns)} | {gemm_rate:.1f} | 1x | |")
+backends = ["cpu"] + (["gpu"] if has("training", "outer-step_gpu_paper-sizes") else [])
+for backend in backends:
+    for name, label in [
+        (f"inner-step_{backend}", f"{backend}: one inner step, one `inner_loop` call (transfers included)"),
+        (f"inner-loop-50_{backend}", f"{backend}: the inner loop, 50 steps, one call"),
+        (f"outer-step_{backend}_paper-sizes", f"{backend}: one outer step (Algorithm 1 lines 5-22)"),
+    ]:
+        value = ns("training", name)
+        rate = flops("training", name) / value
+        print(f"| {label} | {fmt(value)} | {rate:.2f} | {rate / gemm_rate:.2f}x | {rate / (2 * gemm_rate):.0%} |")
+cpu_step = ns("training", "outer-step_cpu_paper-sizes")
+print(f"| cpu: a full run of 500 outer steps (500 x the median) | {500 * cpu_step / 1e9:.0f} s | | | |")
+if "gpu" in backends:
+    gpu_step = ns("training", "outer-step_gpu_paper-sizes")
+    gpu_loop = ns("training", "inner-loop-50_gpu")
+    cpu_loop = ns("training", "inner-loop-50_cpu")
+    print()
+    print(f"GPU / CPU, same run: outer step {gpu_step / cpu_step:.1f}x, inner loop of 50 {gpu_loop / cpu_loop:.1f}x")
