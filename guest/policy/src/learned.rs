@@ -133,10 +133,11 @@ impl Mlp {
         }
         let mut width = inputs;
         for (i, layer) in self.layers.iter().enumerate() {
-            let expected = layer.inputs as usize * layer.outputs as usize;
+            // checked: on the 32-bit guest a product of two u32 can wrap
+            let expected = (layer.inputs as usize).checked_mul(layer.outputs as usize);
             if layer.inputs != width
                 || layer.outputs == 0
-                || layer.weights.len() != expected
+                || Some(layer.weights.len()) != expected
                 || layer.bias.len() != layer.outputs as usize
             {
                 return Err(ConfigError::new(format!(
@@ -194,9 +195,14 @@ impl LearnedModel {
             .collect()
     }
 
-    /// lambda, the chosen sub-agent and the unprojected alpha for a raw state vector.
-    pub fn infer(&self, state: &[f64]) -> Inference {
+    /// lambda, the chosen sub-agent and the unprojected alpha for a raw state vector; `None`
+    /// when the standardised state or an output is not finite (a state far outside anything
+    /// the networks saw, or weights that overflow f32), so the caller can fail closed.
+    pub fn infer(&self, state: &[f64]) -> Option<Inference> {
         let x = self.standardise(state);
+        if x.iter().any(|v| !v.is_finite()) {
+            return None;
+        }
         let lambda = sigmoid(self.meta_weight.forward(&x).first().copied().unwrap_or(0.0));
         let out = self.delegation.forward(&x);
         let agents = self.sub_agents.len();
@@ -209,7 +215,8 @@ impl LearnedModel {
                 best = i;
             }
         }
-        Inference { lambda, sub_agent: best, sub_agent_probabilities: probabilities, alpha }
+        let finite = lambda.is_finite() && alpha.is_finite() && probabilities.iter().all(|p| p.is_finite());
+        finite.then_some(Inference { lambda, sub_agent: best, sub_agent_probabilities: probabilities, alpha })
     }
 }
 
@@ -244,7 +251,7 @@ mod tests {
         }
     }
 
-    fn model() -> LearnedModel {
+    pub(crate) fn model() -> LearnedModel {
         LearnedModel {
             state_dim: 3,
             state_shift: vec![0.0, 1.0, 0.0],
@@ -261,10 +268,25 @@ mod tests {
         let m = model();
         assert_eq!(m.validate(), Ok(()));
         let out = m.infer(&[0.5, -1.0, 2.0]);
-        assert!((0.0..=1.0).contains(&out.lambda));
-        assert!((0.0..=1.0).contains(&out.alpha));
-        assert!((out.sub_agent_probabilities.iter().sum::<f64>() - 1.0).abs() < 1e-12);
-        assert!(out.sub_agent < 2);
+        assert!(out.is_some(), "a finite model on a finite state gives finite outputs");
+        if let Some(out) = out {
+            assert!((0.0..=1.0).contains(&out.lambda));
+            assert!((0.0..=1.0).contains(&out.alpha));
+            assert!((out.sub_agent_probabilities.iter().sum::<f64>() - 1.0).abs() < 1e-12);
+            assert!(out.sub_agent < 2);
+        }
+    }
+
+    #[test]
+    fn overflowing_networks_and_absurd_states_give_no_inference() {
+        // passes validation (every weight finite) but overflows: inf * 0 = NaN
+        let mut m = model();
+        m.delegation.layers[0].weights.iter_mut().for_each(|w| *w = f32::MAX);
+        m.delegation.layers[1].weights.iter_mut().for_each(|w| *w = 0.0);
+        assert_eq!(m.validate(), Ok(()));
+        assert_eq!(m.infer(&[1.0, 3.0, 1.0]), None);
+        // a finite f64 state beyond f32's range
+        assert_eq!(model().infer(&[1e300, 0.0, 0.0]), None);
     }
 
     #[test]

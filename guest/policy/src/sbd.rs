@@ -50,8 +50,12 @@ pub fn alpha_max(caps: &[crate::config::AlphaCap], state: &[f64]) -> f64 {
         .fold(1.0, f64::min)
 }
 
-/// Projection onto the safe set: alpha <- min(alpha, alpha_max(s)) (SBD 5.3).
+/// Projection onto the safe set: alpha <- min(alpha, alpha_max(s)) (SBD 5.3). A NaN alpha
+/// projects to 0 (no delegation): `f64::min` would otherwise return the cap.
 pub fn project(alpha: f64, alpha_max: f64) -> f64 {
+    if alpha.is_nan() {
+        return 0.0;
+    }
     alpha.min(alpha_max).clamp(0.0, 1.0)
 }
 
@@ -72,7 +76,12 @@ pub fn decide(config: &SbdConfig, req: &Request) -> Result<SbdDecision, Refusal>
     }
     let cap = alpha_max(&config.alpha_caps, &req.state);
     if let Some(model) = &config.model {
-        let inference = model.infer(&req.state);
+        let Some(inference) = model.infer(&req.state) else {
+            return Err(Refusal::deny(
+                Reason::StateInvalid,
+                "the learned model gives no finite lambda and alpha for this state",
+            ));
+        };
         return Ok(SbdDecision {
             alpha: project(inference.alpha, cap),
             lambda: inference.lambda,

@@ -1494,3 +1494,56 @@ fn the_grant_carries_the_executors_own_trust_as_the_effective_trust() {
     assert_eq!(grant.effective_trust, 660);
     assert_eq!(grant.effective_tier, sbd_policy::TrustTier::T4);
 }
+
+// ---- learned networks (SBD 3.3) ------------------------------------------------------------
+
+/// A 2-input model: phi 2 -> 3 -> 1, pi 2 -> 3 -> 3 (two sub-agents and alpha).
+fn learned_model(hidden_weight: f32, output_weight: f32) -> sbd_policy::learned::LearnedModel {
+    use sbd_policy::learned::{Dense, LearnedModel, Mlp, Provenance};
+    let dense = |inputs: u32, outputs: u32, w: f32| Dense {
+        inputs,
+        outputs,
+        weights: (0..inputs * outputs).map(|i| w * (1.0 + (i % 3) as f32)).collect(),
+        bias: vec![0.1; outputs as usize],
+    };
+    LearnedModel {
+        state_dim: 2,
+        state_shift: vec![0.0, 0.0],
+        state_scale: vec![1.0, 1.0],
+        sub_agents: strings(&["momentum", "risk-parity"]),
+        meta_weight: Mlp { layers: vec![dense(2, 3, 0.3), dense(3, 1, 0.2)] },
+        delegation: Mlp { layers: vec![dense(2, 3, hidden_weight), dense(3, 3, output_weight)] },
+        provenance: Provenance::default(),
+    }
+}
+
+#[test]
+fn a_learned_model_gives_the_grant_its_lambda_sub_agent_and_projected_alpha() {
+    let mut config = config();
+    config.sbd.review_threshold = 0.0;
+    config.sbd.alpha_caps = vec![alpha_cap(1, 0.5, 0.3)];
+    config.sbd.model = Some(learned_model(0.4, 0.5));
+    let mut req = base();
+    req.state = vec![1.0, 0.9];
+    let grant = allowed(evaluate_with(config, &req));
+    assert!(["momentum", "risk-parity"].contains(&grant.sub_agent.as_str()), "{}", grant.sub_agent);
+    assert!(grant.lambda > 0.0 && grant.lambda < 1.0);
+    assert!(grant.alpha <= 0.3, "alpha {} not projected onto the cap", grant.alpha);
+}
+
+#[test]
+fn a_learned_model_that_overflows_fails_closed() {
+    // every weight is finite, so the model validates, but two of them summed overflow to inf,
+    // and inf * 0 is NaN
+    let mut config = config();
+    config.sbd.review_threshold = 0.0;
+    config.sbd.model = Some(learned_model(f32::MAX / 3.0, 0.0));
+    let mut req = base();
+    req.state = vec![1.0, 1.0];
+    let message = denied(evaluate_with(config.clone(), &req), Reason::StateInvalid);
+    assert!(message.contains("finite"), "{message}");
+    // and a finite state beyond f32's range, with a sound model
+    config.sbd.model = Some(learned_model(0.4, 0.5));
+    req.state = vec![1e300, 0.0];
+    denied(evaluate_with(config, &req), Reason::StateInvalid);
+}
