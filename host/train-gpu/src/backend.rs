@@ -24,7 +24,7 @@ use crate::kernels::{self, Dispatch, Kernels, MatmulParams, UpdateParams};
 /// What the resident buffers were built for; a change rebuilds them.
 #[derive(Debug, Clone, PartialEq)]
 struct Key {
-    split: usize,
+    split: u64,
     len: usize,
     sizes: Vec<usize>,
     batch: usize,
@@ -46,6 +46,18 @@ struct Resident {
     step: Vec<Dispatch>,
     // held so the bind groups' buffers outlive them explicitly
     _buffers: Vec<wgpu::Buffer>,
+}
+
+/// A hash of a split's contents (FNV-1a over the bits of every value the kernels read), so
+/// resident buffers are rebuilt for different data even at the same address and length.
+fn fingerprint(split: &Split) -> u64 {
+    let mut hash = 0xcbf2_9ce4_8422_2325u64;
+    let parts =
+        [&split.states, &split.unsafe_above, &split.cost_at_zero, &split.cost_at_one, &split.alpha_max];
+    for value in parts.into_iter().flatten() {
+        hash = (hash ^ u64::from(value.to_bits())).wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    hash
 }
 
 /// The GPU backend.
@@ -80,7 +92,7 @@ impl GpuBackend {
     fn key(problem: &Problem<'_>, batches: &[Vec<usize>], eta_in: f64) -> Key {
         let o: &Objective = problem.objective;
         Key {
-            split: std::ptr::from_ref(problem.split) as usize,
+            split: fingerprint(problem.split),
             len: problem.split.len,
             sizes: problem.pi.sizes().to_vec(),
             batch: batches.first().map_or(0, Vec::len),
@@ -360,6 +372,10 @@ impl Backend for GpuBackend {
         gpu.write(&r.indices, &flat);
         gpu.write(&r.counter, &[0u32]);
 
+        // any validation or memory error while recording or submitting becomes an error here
+        // instead of wgpu's default handler (a panic)
+        let memory = gpu.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+        let validation = gpu.device.push_error_scope(wgpu::ErrorFilter::Validation);
         let parameter_bytes = (pi.len() * 4) as u64;
         let head_bytes = r.head_out.size();
         let mut encoder =
@@ -386,6 +402,12 @@ impl Backend for GpuBackend {
             }
         }
         gpu.queue.submit([encoder.finish()]);
+        if let Some(e) = pollster::block_on(validation.pop()) {
+            return Err(GpuError::Operation(format!("the inner loop was rejected: {e}")).into());
+        }
+        if pollster::block_on(memory.pop()).is_some() {
+            return Err(GpuError::Operation("out of GPU memory while running the inner loop".into()).into());
+        }
 
         let agents = problem.pi.outputs() - 1;
         let head_len = batch * kernels::head_stride(agents);

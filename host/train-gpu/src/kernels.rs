@@ -142,8 +142,24 @@ impl Dispatch {
     }
 }
 
+/// WebGPU's default limit on workgroups per dispatch dimension.
+pub const MAX_GROUPS: u32 = 65_535;
+
+/// Workgroups for a kernel that strides over the grid: enough for one item each, capped at
+/// the limit (the kernel's loop covers the rest).
 fn groups(items: usize, size: u32) -> u32 {
-    u32::try_from(items).unwrap_or(u32::MAX).div_ceil(size).max(1)
+    u32::try_from(items).unwrap_or(u32::MAX).div_ceil(size).clamp(1, MAX_GROUPS)
+}
+
+/// Workgroups for a kernel with one invocation per item: an error past the limit.
+fn exact_groups(items: usize, size: u32, what: &str) -> Result<u32, GpuError> {
+    let needed = u32::try_from(items).unwrap_or(u32::MAX).div_ceil(size).max(1);
+    if needed > MAX_GROUPS {
+        return Err(GpuError::Operation(format!(
+            "{what} needs {needed} workgroups in one dimension; the limit is {MAX_GROUPS}"
+        )));
+    }
+    Ok(needed)
 }
 
 impl Kernels {
@@ -217,7 +233,11 @@ impl Kernels {
         let uniform = gpu.uniform("matmul parameters", &params)?;
         let bias = bias.unwrap_or(&self.unused);
         let mask = mask.unwrap_or(&self.unused);
-        let workgroups = [params.n.div_ceil(BLOCK).max(1), params.m.div_ceil(BLOCK).max(1), 1];
+        let workgroups = [
+            exact_groups(params.n as usize, BLOCK, "a matrix product's columns")?,
+            exact_groups(params.m as usize, BLOCK, "a matrix product's rows")?,
+            1,
+        ];
         Ok(self.dispatch(gpu, &self.matmul, &[a, b, c, bias, mask, &uniform], workgroups))
     }
 
@@ -255,7 +275,8 @@ impl Kernels {
     ) -> Result<Dispatch, GpuError> {
         let uniform = gpu.uniform("head parameters", &params)?;
         let buffers = [out, indices, counter, samples, head_out, &uniform];
-        Ok(self.dispatch(gpu, &self.head, &buffers, [groups(params.batch as usize, GROUP), 1, 1]))
+        let workgroups = exact_groups(params.batch as usize, GROUP, "the per-sample head")?;
+        Ok(self.dispatch(gpu, &self.head, &buffers, [workgroups, 1, 1]))
     }
 
     /// The penalty weight from the batch's mean safety loss.

@@ -317,3 +317,24 @@ fn bias_gradient_sgd_and_the_step_counter() {
     let count = gpu.read(&[(&counter, 1)]).expect("read").remove(0);
     assert_eq!(count[0].to_bits(), 43, "the counter advanced twice");
 }
+
+#[test]
+fn sgd_covers_more_values_than_one_dispatch_has_invocations() {
+    // 65,535 workgroups x 64 invocations = 4,194,240: the kernel must stride past that
+    let backend = backend();
+    let (gpu, k) = (backend.gpu(), backend.kernels());
+    let count = 4_194_240 + 1_001;
+    let params: Vec<f32> = (0..count).map(|i| (i % 101) as f32 * 0.01).collect();
+    let grad: Vec<f32> = (0..count).map(|i| (i % 7) as f32 - 3.0).collect();
+    let gp = gpu.storage("params", &params).expect("params");
+    let gg = gpu.storage("grad", &grad).expect("grad");
+    let sgd = k
+        .sgd(gpu, &gg, &gp, kernels::UpdateParams { cols: count as u32, eta: 0.5, ..Default::default() })
+        .expect("sgd");
+    run(gpu, &[&sgd]);
+    let got = read(gpu, &gp, count);
+    for i in [0, 4_194_239, 4_194_240, count - 1] {
+        let want = params[i] - 0.5 * grad[i];
+        assert!((got[i] - want).abs() < 1e-6, "value {i}: {} vs {want}", got[i]);
+    }
+}

@@ -12,18 +12,16 @@ struct Params { batch: u32, agents: u32, _pad0: u32, _pad1: u32 }
 @group(0) @binding(6) var<uniform> p: Params;
 
 @compute @workgroup_size(64, 1, 1)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
     let width = p.agents + 1u;
-    let i = gid.x;
-    if (i >= p.batch * width) {
-        return;
-    }
-    let b = i / width;
-    let j = i % width;
-    let lambda = lambdas[indices[counter[0] * p.batch + b]];
-    let o = b * (2u * p.agents + 4u);
-    let gs = head_out[o + 2u + j];
-    let ge = head_out[o + 2u + width + j];
     let batch = f32(p.batch);
-    d_out[i] = (lambda + scalars[0]) / batch * gs + (1.0 - lambda) / batch * ge;
+    for (var i = gid.x; i < p.batch * width; i = i + groups.x * 64u) {
+        let b = i / width;
+        let j = i % width;
+        let lambda = lambdas[indices[counter[0] * p.batch + b]];
+        let o = b * (2u * p.agents + 4u);
+        let gs = head_out[o + 2u + j];
+        let ge = head_out[o + 2u + width + j];
+        d_out[i] = (lambda + scalars[0]) / batch * gs + (1.0 - lambda) / batch * ge;
+    }
 }

@@ -10,13 +10,11 @@ struct Params { batch: u32, dim: u32, _pad0: u32, _pad1: u32 }
 @group(0) @binding(4) var<uniform> p: Params;
 
 @compute @workgroup_size(64, 1, 1)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let i = gid.x;
-    if (i >= p.batch * p.dim) {
-        return;
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    for (var i = gid.x; i < p.batch * p.dim; i = i + groups.x * 64u) {
+        let b = i / p.dim;
+        let j = i % p.dim;
+        let sample = indices[counter[0] * p.batch + b];
+        x[i] = states[sample * p.dim + j];
     }
-    let b = i / p.dim;
-    let j = i % p.dim;
-    let sample = indices[counter[0] * p.batch + b];
-    x[i] = states[sample * p.dim + j];
 }

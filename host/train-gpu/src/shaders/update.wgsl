@@ -1,4 +1,5 @@
-// Column sums of a layer's delta into its bias gradient, and the SGD step.
+// Column sums of a layer's delta into its bias gradient, and the SGD step. Both stride over
+// the grid, so any size fits in the 65,535-workgroup dispatch limit.
 
 struct Params { rows: u32, cols: u32, offset: u32, _pad0: u32, eta: f32, _pad1: f32, _pad2: f32, _pad3: f32 }
 
@@ -8,24 +9,20 @@ struct Params { rows: u32, cols: u32, offset: u32, _pad0: u32, eta: f32, _pad1: 
 
 // dst[offset + j] = sum_r src[r * cols + j]
 @compute @workgroup_size(64, 1, 1)
-fn bias_grad(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let j = gid.x;
-    if (j >= p.cols) {
-        return;
+fn bias_grad(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    for (var j = gid.x; j < p.cols; j = j + groups.x * 64u) {
+        var sum = 0.0;
+        for (var r = 0u; r < p.rows; r = r + 1u) {
+            sum = sum + src[r * p.cols + j];
+        }
+        dst[p.offset + j] = sum;
     }
-    var sum = 0.0;
-    for (var r = 0u; r < p.rows; r = r + 1u) {
-        sum = sum + src[r * p.cols + j];
-    }
-    dst[p.offset + j] = sum;
 }
 
 // dst[i] -= eta * src[i] for i < cols: the parameters and their gradient
 @compute @workgroup_size(64, 1, 1)
-fn sgd(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let i = gid.x;
-    if (i >= p.cols) {
-        return;
+fn sgd(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    for (var i = gid.x; i < p.cols; i = i + groups.x * 64u) {
+        dst[i] = dst[i] - p.eta * src[i];
     }
-    dst[i] = dst[i] - p.eta * src[i];
 }
