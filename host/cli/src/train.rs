@@ -218,6 +218,7 @@ pub fn theory_finance(
     out: &Path,
     quiet: bool,
 ) -> anyhow::Result<TheoryReport> {
+    config.validate()?;
     let finance = load_finance(data, options)?;
     create_dir(out)?;
     let dataset = &finance.dataset;

@@ -149,11 +149,17 @@ impl Problem<'_> {
     /// L_meta(phi, pi) on `indices` (SBD eq. 3), without gradients.
     pub fn meta_loss<T: Scalar>(&self, phi: &[T], pi: &[T], indices: &[usize]) -> BatchStats {
         let (_, lambdas) = self.lambdas(phi, indices);
+        self.weighted_losses(pi, indices, &lambdas)
+    }
+
+    /// `mean lambda_b l_safe,b + (1 - lambda_b) l_eff,b` on `indices` with given lambdas (eq. 3
+    /// for a fixed weight), and the mean losses; no penalty, no gradients.
+    pub fn weighted_losses<T: Scalar>(&self, pi: &[T], indices: &[usize], lambdas: &[T]) -> BatchStats {
         let halves = self.pi_forward(pi, indices);
         let losses = self.losses(&halves, indices);
         let n = indices.len() as f64;
         let mut stats = BatchStats::default();
-        for (l, &lambda) in losses.iter().zip(&lambdas) {
+        for (l, &lambda) in losses.iter().zip(lambdas) {
             stats.safety += l.safety.f64() / n;
             stats.efficiency += l.efficiency.f64() / n;
             stats.loss += (lambda * l.safety + (T::one() - lambda) * l.efficiency).f64() / n;

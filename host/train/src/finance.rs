@@ -149,6 +149,9 @@ const ALWAYS_UNSAFE: f64 = -1.0;
 /// Slack on the concentration test, so that alpha == unsafe_above counts as safe despite
 /// rounding in the blended weights.
 const WEIGHT_TOLERANCE: f64 = 1e-12;
+/// Slack on the volatility cap: caps reach the trainer and the component as f32, and 0.8 as
+/// f32 is 0.800000012, so a decision projected onto the cap must count as within it.
+const CAP_TOLERANCE: f64 = 1e-6;
 /// Floor on the portfolio volatility that scales the task cost.
 const MIN_COST_VOL: f64 = 0.05;
 /// Floor on an asset's volatility in the risk-parity weights.
@@ -446,8 +449,8 @@ pub fn is_safe(market: &Market, day: usize, agent: usize, alpha: f64, options: &
         return false;
     };
     let concentrated = weights.iter().any(|&w| w > options.concentration_limit + WEIGHT_TOLERANCE);
-    let volatile =
-        market.portfolio_vol[day] > options.volatility_threshold && alpha > options.alpha_cap_when_volatile;
+    let volatile = market.portfolio_vol[day] > options.volatility_threshold
+        && alpha > options.alpha_cap_when_volatile + CAP_TOLERANCE;
     !(concentrated || volatile)
 }
 

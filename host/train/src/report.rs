@@ -7,6 +7,8 @@ use std::io::Write;
 use std::path::Path;
 use std::sync::Once;
 
+use plotters::coord::ranged1d::Ranged;
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 use plotters::style::FontStyle;
 
@@ -134,41 +136,41 @@ fn draw_panel(
             .y_label_formatter(&|v| format!("{v:.2e}"))
             .draw()
             .map_err(|x| e(&x))?;
-        for (i, series) in panel.series.iter().enumerate() {
-            let colour = COLOURS[i % COLOURS.len()];
-            let pts = series.points.iter().copied().filter(|p| p.1 > 0.0 && p.1.is_finite());
-            chart
-                .draw_series(LineSeries::new(pts, colour.stroke_width(2)))
-                .map_err(|x| e(&x))?
-                .label(series.label)
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], colour.stroke_width(2)));
-        }
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .draw()
-            .map_err(|x| e(&x))?;
+        draw_curves(&mut chart, panel, |y| y > 0.0)
     } else {
         let pad = (y1 - y0) * 0.05;
         let mut chart = builder.build_cartesian_2d(x0..x1, (y0 - pad)..(y1 + pad)).map_err(|x| e(&x))?;
         chart.configure_mesh().x_desc(panel.x_label).y_desc(panel.y_label).draw().map_err(|x| e(&x))?;
-        for (i, series) in panel.series.iter().enumerate() {
-            let colour = COLOURS[i % COLOURS.len()];
-            let pts = series.points.iter().copied().filter(|p| p.1.is_finite());
-            chart
-                .draw_series(LineSeries::new(pts, colour.stroke_width(2)))
-                .map_err(|x| e(&x))?
-                .label(series.label)
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], colour.stroke_width(2)));
-        }
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .draw()
-            .map_err(|x| e(&x))?;
+        draw_curves(&mut chart, panel, |_| true)
     }
+}
+
+/// Draws a panel's curves (points whose y passes `keep`) and their legend on a chart of any
+/// y scale.
+fn draw_curves<'a, Y>(
+    chart: &mut ChartContext<'a, BitMapBackend<'a>, Cartesian2d<RangedCoordf64, Y>>,
+    panel: &Panel<'_>,
+    keep: impl Fn(f64) -> bool,
+) -> Result<(), String>
+where
+    Y: Ranged<ValueType = f64>,
+{
+    let e = |e: &dyn std::fmt::Display| e.to_string();
+    for (i, series) in panel.series.iter().enumerate() {
+        let colour = COLOURS[i % COLOURS.len()];
+        let points = series.points.iter().copied().filter(|p| p.1.is_finite() && keep(p.1));
+        chart
+            .draw_series(LineSeries::new(points, colour.stroke_width(2)))
+            .map_err(|x| e(&x))?
+            .label(series.label)
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], colour.stroke_width(2)));
+    }
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()
+        .map_err(|x| e(&x))?;
     Ok(())
 }
 

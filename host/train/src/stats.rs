@@ -20,8 +20,8 @@ pub fn ranks(values: &[f64]) -> Vec<f64> {
     ranks
 }
 
-/// Pearson correlation; NaN when either side is constant.
-pub fn pearson(x: &[f64], y: &[f64]) -> f64 {
+/// Means of `x` and `y` and their centred sums of products: (mean x, mean y, Sxy, Sxx, Syy).
+fn moments(x: &[f64], y: &[f64]) -> (f64, f64, f64, f64, f64) {
     let n = x.len().min(y.len()) as f64;
     let mx = x.iter().sum::<f64>() / n;
     let my = y.iter().sum::<f64>() / n;
@@ -31,6 +31,12 @@ pub fn pearson(x: &[f64], y: &[f64]) -> f64 {
         sxx += (a - mx).powi(2);
         syy += (b - my).powi(2);
     }
+    (mx, my, sxy, sxx, syy)
+}
+
+/// Pearson correlation; NaN when either side is constant.
+pub fn pearson(x: &[f64], y: &[f64]) -> f64 {
+    let (_, _, sxy, sxx, syy) = moments(x, y);
     sxy / (sxx * syy).sqrt()
 }
 
@@ -50,16 +56,13 @@ pub struct LineFit {
     pub r_squared: f64,
 }
 
-/// Ordinary least squares of `y` on `x`.
+/// Ordinary least squares of `y` on `x`; NaN throughout with fewer than three points or a
+/// constant `x`.
 pub fn line_fit(x: &[f64], y: &[f64]) -> LineFit {
-    let n = x.len().min(y.len()) as f64;
-    let mx = x.iter().sum::<f64>() / n;
-    let my = y.iter().sum::<f64>() / n;
-    let (mut sxy, mut sxx, mut syy) = (0.0, 0.0, 0.0);
-    for (a, b) in x.iter().zip(y) {
-        sxy += (a - mx) * (b - my);
-        sxx += (a - mx).powi(2);
-        syy += (b - my).powi(2);
+    let (mx, my, sxy, sxx, syy) = moments(x, y);
+    if x.len().min(y.len()) < 3 || sxx == 0.0 {
+        // two points always fit a line exactly: no evidence either way
+        return LineFit { slope: f64::NAN, intercept: f64::NAN, r_squared: f64::NAN };
     }
     let slope = sxy / sxx;
     let r_squared = if syy == 0.0 { 1.0 } else { (sxy * sxy) / (sxx * syy) };
@@ -81,6 +84,12 @@ mod tests {
         assert!((spearman(&x, &[1.0, 8.0, 27.0, 64.0, 125.0]) - 1.0).abs() < 1e-12);
         assert!((spearman(&x, &[5.0, 4.0, 3.0, 2.0, 1.0]) + 1.0).abs() < 1e-12);
         assert!(spearman(&x, &[1.0; 5]).is_nan());
+    }
+
+    #[test]
+    fn too_few_points_are_no_evidence() {
+        assert!(line_fit(&[1.0, 2.0], &[3.0, 5.0]).r_squared.is_nan());
+        assert!(line_fit(&[1.0; 4], &[1.0, 2.0, 3.0, 4.0]).r_squared.is_nan());
     }
 
     #[test]

@@ -22,7 +22,8 @@ pub struct PortfolioFigures {
     pub sharpe: f64,
     /// Largest drawdown over the test split.
     pub max_drawdown: f64,
-    /// Largest drawdown in the COVID window (H-Fin-2).
+    /// Largest drawdown over the COVID window, from the close before its first day to its
+    /// last close (H-Fin-2).
     pub covid_max_drawdown: f64,
 }
 
@@ -78,9 +79,12 @@ fn figures(
 ) -> PortfolioFigures {
     let test = market.test_days.clone();
     let whole = finance::backtest(market, test.clone(), decisions, options);
-    let offset = covid.start.saturating_sub(test.start);
+    // day t earns the close-to-close return t -> t+1, so the window's moves from the close
+    // before its first day to its last close are the returns of days start-1 .. end-1
+    let crash_days = covid.start.saturating_sub(1).max(test.start)..covid.end.saturating_sub(1);
+    let offset = crash_days.start - test.start;
     let covid_decisions = decisions.get(offset..).unwrap_or_default();
-    let crash = finance::backtest(market, covid.clone(), covid_decisions, options);
+    let crash = finance::backtest(market, crash_days, covid_decisions, options);
     PortfolioFigures {
         name: name.to_string(),
         safety_rate: whole.safety_rate,

@@ -49,6 +49,29 @@ impl Default for TheoryConfig {
     }
 }
 
+impl TheoryConfig {
+    /// Refuses sizes that would make a check vacuous (a fit through two points, no chains).
+    pub fn validate(&self) -> Result<(), TrainError> {
+        self.train.validate()?;
+        let bad = |m: &str| Err(TrainError::Config(m.to_string()));
+        if self.lambdas.len() < 3 {
+            return bad("the monotonicity sweep needs at least three lambdas");
+        }
+        if self.convergence_samples == 0 {
+            return bad("the convergence run needs at least one sample");
+        }
+        if self.convergence_steps < 3 || self.reference_steps <= self.convergence_steps {
+            return bad(
+                "the convergence run needs at least 3 fitted steps and more reference steps than fitted ones",
+            );
+        }
+        if self.chains == 0 || self.chain_lengths.is_empty() || self.chain_lengths.contains(&0) {
+            return bad("the accountability check needs chains of length at least 1");
+        }
+        Ok(())
+    }
+}
+
 /// Theorem 4.4: P(safe) at convergence against a fixed lambda.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Monotonicity {

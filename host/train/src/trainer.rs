@@ -273,7 +273,14 @@ impl<'a, B: Backend> Trainer<'a, B> {
                     last_batch,
                     &meta_batch,
                     self.config.eta_in,
-                )?;
+                );
+                let hyper = match hyper {
+                    Ok(hyper) => hyper,
+                    Err(e) => {
+                        self.pi = pi;
+                        return Err(e);
+                    }
+                };
                 let norm = hyper.grad.iter().map(|g| f64::from(*g).powi(2)).sum::<f64>().sqrt();
                 let mut phi = std::mem::take(&mut self.phi);
                 self.update_phi(&mut phi, &hyper.grad);
@@ -286,8 +293,7 @@ impl<'a, B: Backend> Trainer<'a, B> {
             }
             LambdaMode::Fixed(l) => {
                 let fixed = vec![l as f32; meta_batch.len()];
-                let (_, stats) = problem.inner_gradient(&pi, &meta_batch, &fixed);
-                (stats, 0.0)
+                (problem.weighted_losses(&pi, &meta_batch, &fixed), 0.0)
             }
         };
         self.pi = pi;
