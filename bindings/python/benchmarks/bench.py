@@ -1,0 +1,71 @@
+"""Per-decision time of the Python binding over the cross-language corpus
+(``bindings/shared/requests.json``), measured the way the Rust and Node benchmarks measure it.
+
+    python benchmarks/bench.py [MIN_SECONDS]
+
+Prints one JSON object per line, ``{"language", "path", "ns_per_decision", "decisions",
+"rounds"}``. Each measurement decides the whole corpus once per round, in file order, after
+0.5 s of warm-up, until MIN_SECONDS (default 2) have passed and at least 5 rounds ran, and
+reports the median round: one ``evaluate`` call per decision, or one ``evaluate_batch`` call
+per configuration. The requests are parsed into dataclasses beforehand; converting them to WIT
+values and the verdicts back is part of every decision, as it is for a caller.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from sbd_policy import PolicyComponent, Request, request_from_json
+
+REPO = Path(__file__).resolve().parents[3]
+SHARED = REPO / "bindings" / "shared"
+COMPONENT = Path(
+    os.environ.get("SBD_COMPONENT", REPO / "target/guest-build/default/wasm32-wasip2/guest/sbd_component.wasm")
+)
+MIN_ROUNDS = 5
+WARM_UP_SECONDS = 0.5
+
+
+def measure(limit: float, decisions: int, round_: Callable[[], object]) -> tuple[float, int]:
+    warm_up = time.perf_counter()
+    round_()
+    while time.perf_counter() - warm_up < WARM_UP_SECONDS:
+        round_()
+    start = time.perf_counter()
+    rounds: list[float] = []
+    while len(rounds) < MIN_ROUNDS or time.perf_counter() - start < limit:
+        t = time.perf_counter_ns()
+        round_()
+        rounds.append((time.perf_counter_ns() - t) / decisions)
+    rounds.sort()
+    return rounds[len(rounds) // 2], len(rounds)
+
+
+def main() -> None:
+    limit = float(sys.argv[1]) if len(sys.argv) > 1 else 2.0
+    corpus = json.loads((SHARED / "requests.json").read_text(encoding="utf-8"))
+    component = PolicyComponent.from_file(COMPONENT)
+    policies = {name: component.instantiate((SHARED / file).read_bytes()) for name, file in corpus["configs"].items()}
+    cases = [(case["config"], request_from_json(case["request"])) for case in corpus["cases"]]
+    by_config: dict[str, list[Request]] = {name: [r for c, r in cases if c == name] for name in policies}
+
+    def one_by_one() -> None:
+        for config, request in cases:
+            policies[config].evaluate(request)
+
+    def batches() -> None:
+        for config, requests in by_config.items():
+            policies[config].evaluate_batch(requests)
+
+    for path, round_ in [("wasmtime-py typed evaluate", one_by_one), ("wasmtime-py typed evaluate-batch", batches)]:
+        ns, rounds = measure(limit, len(cases), round_)
+        print(json.dumps({"language": "python", "path": path, "ns_per_decision": ns, "decisions": len(cases), "rounds": rounds}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,86 @@
+"""The sbd delegation policy, embedded in Python through its WebAssembly component.
+
+Every agent-to-agent delegation (agent A hands task T to agent B) is decided before B is
+contacted: allowed with a narrowed mandate, escalated to a human or a more trusted agent, or
+denied with a stable reason code. The rules run inside the same sandboxed component the Rust
+host runs (``sbd_component.wasm``), through the ``wasmtime`` package's component API.
+
+>>> from sbd_policy import Policy, Allow
+>>> policy = Policy.from_files("sbd_component.wasm", "default.postcard")  # doctest: +SKIP
+>>> verdict = policy.evaluate(request)  # doctest: +SKIP
+"""
+
+from .jsonform import mandate_from_json, mandate_to_json, request_from_json, verdict_to_json
+from .policy import (
+    DEFAULT_MEMORY_LIMIT,
+    POLICY_FAULT_CODE,
+    ConfigError,
+    Policy,
+    PolicyComponent,
+    PolicyFault,
+)
+from .types import (
+    AccountabilityShare,
+    Agent,
+    AgentTarget,
+    Allow,
+    Budget,
+    BudgetUnit,
+    Deny,
+    DepthException,
+    Escalate,
+    EscalationTarget,
+    Failure,
+    Grant,
+    HumanTarget,
+    Link,
+    Mandate,
+    Outcome,
+    PolicyInfo,
+    PolicyWarning,
+    Request,
+    RiskLevel,
+    Success,
+    Task,
+    TrustDelta,
+    TrustTier,
+    Verdict,
+)
+
+__all__ = [
+    "AccountabilityShare",
+    "Agent",
+    "AgentTarget",
+    "Allow",
+    "Budget",
+    "BudgetUnit",
+    "ConfigError",
+    "DEFAULT_MEMORY_LIMIT",
+    "Deny",
+    "DepthException",
+    "Escalate",
+    "EscalationTarget",
+    "Failure",
+    "Grant",
+    "HumanTarget",
+    "Link",
+    "Mandate",
+    "Outcome",
+    "POLICY_FAULT_CODE",
+    "Policy",
+    "PolicyComponent",
+    "PolicyFault",
+    "PolicyInfo",
+    "PolicyWarning",
+    "Request",
+    "RiskLevel",
+    "Success",
+    "Task",
+    "TrustDelta",
+    "TrustTier",
+    "Verdict",
+    "mandate_from_json",
+    "mandate_to_json",
+    "request_from_json",
+    "verdict_to_json",
+]

@@ -1,0 +1,264 @@
+"""The JSON forms the Rust side uses: requests as ``sbd eval --request`` reads them, verdicts
+as ``sbd eval`` prints them (the serde form of ``sbd_policy::Request`` and ``Verdict``).
+
+Requests use snake_case fields and Cycles unit names (``USD_MICROCENTS``); the optional fields
+take the Rust defaults (``chain``, ``state``: empty; ``depth_exception``, ``task.counterparty``:
+null; ``task.value``: 0; ``task.completable_locally``: true; ``link.reason``: ""), and unknown
+fields are ignored, exactly as ``sbd eval`` reads them. A verdict
+is ``{"allow": grant}``, ``{"escalate": {"target": {"human"|"agent": id}, "code", "reason",
+"message"}}`` or ``{"deny": {"code", "reason", "message"}}``: the shape of
+``bindings/shared/expected.json``, which every language's test compares against.
+
+A document that is not a request raises ``TypeError`` (wrong JSON type) or ``ValueError``
+(a missing field, a negative integer, an unknown enum name), naming the field.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Mapping, TypeVar
+
+from .types import (
+    Agent,
+    AgentTarget,
+    Allow,
+    Budget,
+    BudgetUnit,
+    Deny,
+    DepthException,
+    Escalate,
+    HumanTarget,
+    Link,
+    Mandate,
+    Request,
+    RiskLevel,
+    Task,
+    Verdict,
+)
+
+__all__ = ["request_from_json", "mandate_from_json", "verdict_to_json", "mandate_to_json"]
+
+T = TypeVar("T")
+
+_UNITS_JSON = {
+    BudgetUnit.USD_MICROCENTS: "USD_MICROCENTS",
+    BudgetUnit.TOKENS: "TOKENS",
+    BudgetUnit.CREDITS: "CREDITS",
+    BudgetUnit.RISK_POINTS: "RISK_POINTS",
+}
+_UNITS_FROM_JSON = {v: k for k, v in _UNITS_JSON.items()}
+_MISSING = object()
+
+
+class _Object:
+    """A JSON object being read field by field. Unknown fields are ignored, as the Rust side
+    (serde without ``deny_unknown_fields``) ignores them."""
+
+    def __init__(self, value: Any, at: str) -> None:
+        if not isinstance(value, Mapping):
+            raise TypeError(f"{at}: expected a JSON object, got {_json_type(value)}")
+        self.fields = dict(value)
+        self.at = at
+
+    def take(self, name: str, read: Callable[[Any, str], T], default: Any = _MISSING) -> T:
+        value = self.fields.pop(name, _MISSING)
+        if value is _MISSING:
+            if default is _MISSING:
+                raise ValueError(f"{self.at}: missing field `{name}`")
+            return default  # type: ignore[no-any-return]
+        return read(value, f"{self.at}.{name}")
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, (list, tuple)):
+        return "an array"
+    if isinstance(value, Mapping):
+        return "an object"
+    return type(value).__name__
+
+
+def _int(value: Any, at: str) -> int:
+    """A non-negative integer (its WIT width is checked when the request is evaluated)."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{at}: expected an integer, got {_json_type(value)}")
+    if value < 0:
+        raise ValueError(f"{at}: {value} is negative")
+    return value
+
+
+def _float(value: Any, at: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{at}: expected a number, got {_json_type(value)}")
+    return float(value)
+
+
+def _str(value: Any, at: str) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"{at}: expected a string, got {_json_type(value)}")
+    return value
+
+
+def _bool(value: Any, at: str) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f"{at}: expected a boolean, got {_json_type(value)}")
+    return value
+
+
+def _list(read: Callable[[Any, str], T]) -> Callable[[Any, str], list[T]]:
+    def read_list(value: Any, at: str) -> list[T]:
+        if not isinstance(value, (list, tuple)):
+            raise TypeError(f"{at}: expected an array, got {_json_type(value)}")
+        return [read(item, f"{at}[{i}]") for i, item in enumerate(value)]
+
+    return read_list
+
+
+def _optional(read: Callable[[Any, str], T]) -> Callable[[Any, str], T | None]:
+    return lambda value, at: None if value is None else read(value, at)
+
+
+def _agent(value: Any, at: str) -> Agent:
+    o = _Object(value, at)
+    agent = Agent(id=o.take("id", _str), trust=o.take("trust", _int))
+    return agent
+
+
+def _budget(value: Any, at: str) -> Budget:
+    o = _Object(value, at)
+
+    def unit(v: Any, where: str) -> BudgetUnit:
+        name = _str(v, where)
+        if name not in _UNITS_FROM_JSON:
+            raise ValueError(f"{where}: `{name}` is not a budget unit ({', '.join(_UNITS_FROM_JSON)})")
+        return _UNITS_FROM_JSON[name]
+
+    budget = Budget(unit=o.take("unit", unit), amount=o.take("amount", _int))
+    return budget
+
+
+def mandate_from_json(value: Any, at: str = "mandate") -> Mandate:
+    """A :class:`Mandate` from its JSON form."""
+    o = _Object(value, at)
+    mandate = Mandate(
+        value_ceiling=o.take("value_ceiling", _int),
+        action_kinds=o.take("action_kinds", _list(_str)),
+        counterparties=o.take("counterparties", _list(_str)),
+        budgets=o.take("budgets", _list(_budget)),
+        remaining_depth=o.take("remaining_depth", _int),
+        expires_at=o.take("expires_at", _int),
+    )
+    return mandate
+
+
+def _link(value: Any, at: str) -> Link:
+    o = _Object(value, at)
+    link = Link(
+        from_=o.take("from", _str),
+        to=o.take("to", _str),
+        depth=o.take("depth", _int),
+        alpha=o.take("alpha", _float),
+        at=o.take("at", _int),
+        reason=o.take("reason", _str, ""),
+    )
+    return link
+
+
+def _risk(value: Any, at: str) -> RiskLevel:
+    name = _str(value, at)
+    try:
+        return RiskLevel(name)
+    except ValueError:
+        raise ValueError(f"{at}: `{name}` is not a risk level (low, medium, high, critical)") from None
+
+
+def _task(value: Any, at: str) -> Task:
+    o = _Object(value, at)
+    task = Task(
+        id=o.take("id", _str),
+        action_kind=o.take("action_kind", _str),
+        risk=o.take("risk", _risk),
+        value=o.take("value", _int, 0),
+        counterparty=o.take("counterparty", _optional(_str), None),
+        completable_locally=o.take("completable_locally", _bool, True),
+    )
+    return task
+
+
+def _exception(value: Any, at: str) -> DepthException:
+    o = _Object(value, at)
+    exception = DepthException(
+        approved_by=o.take("approved_by", _str),
+        justification=o.take("justification", _str),
+        extra_depth=o.take("extra_depth", _int),
+        expires_at=o.take("expires_at", _int),
+    )
+    return exception
+
+
+def request_from_json(value: Any, at: str = "request") -> Request:
+    """A :class:`Request` from its JSON form (a parsed JSON object, e.g. from ``json.load``)."""
+    o = _Object(value, at)
+    request = Request(
+        from_=o.take("from", _agent),
+        to=o.take("to", _agent),
+        task=o.take("task", _task),
+        parent_mandate=o.take("parent_mandate", mandate_from_json),
+        requested_mandate=o.take("requested_mandate", mandate_from_json),
+        chain=o.take("chain", _list(_link), []),
+        state=o.take("state", _list(_float), []),
+        depth_exception=o.take("depth_exception", _optional(_exception), None),
+        now=o.take("now", _int),
+    )
+    return request
+
+
+def mandate_to_json(mandate: Mandate) -> dict[str, Any]:
+    """The JSON form of a mandate."""
+    return {
+        "value_ceiling": mandate.value_ceiling,
+        "action_kinds": list(mandate.action_kinds),
+        "counterparties": list(mandate.counterparties),
+        "budgets": [{"unit": _UNITS_JSON[BudgetUnit(b.unit)], "amount": b.amount} for b in mandate.budgets],
+        "remaining_depth": mandate.remaining_depth,
+        "expires_at": mandate.expires_at,
+    }
+
+
+def verdict_to_json(verdict: Verdict) -> dict[str, Any]:
+    """The JSON form of a verdict, as ``sbd eval`` prints it."""
+    if isinstance(verdict, Allow):
+        g = verdict.grant
+        return {
+            "allow": {
+                "alpha": g.alpha,
+                "lambda": g.lambda_,
+                "sub_agent": g.sub_agent,
+                "effective_trust": g.effective_trust,
+                "effective_tier": g.effective_tier.name,
+                "child_mandate": mandate_to_json(g.child_mandate),
+                "depth": g.depth,
+                "remaining_depth": g.remaining_depth,
+                "max_depth": g.max_depth,
+                "accountability": [{"agent": s.agent, "weight": s.weight} for s in g.accountability],
+                "accountability_ceiling": g.accountability_ceiling,
+                "warnings": [{"code": w.code, "reason": w.name, "message": w.message} for w in g.warnings],
+            }
+        }
+    if isinstance(verdict, Escalate):
+        if isinstance(verdict.target, HumanTarget):
+            target = {"human": verdict.target.who}
+        elif isinstance(verdict.target, AgentTarget):
+            target = {"agent": verdict.target.agent_id}
+        else:
+            raise TypeError(f"escalation target: expected HumanTarget or AgentTarget, got {type(verdict.target).__name__}")
+        return {"escalate": {"target": target, "code": verdict.code, "reason": verdict.name, "message": verdict.reason}}
+    if isinstance(verdict, Deny):
+        return {"deny": {"code": verdict.code, "reason": verdict.name, "message": verdict.message}}
+    raise TypeError(f"expected Allow, Escalate or Deny, got {type(verdict).__name__}")
