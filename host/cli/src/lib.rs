@@ -1,6 +1,7 @@
 //! The library behind the `sbd` command: loading a policy (configuration plus component),
 //! scenarios, and rendering verdicts for people.
 
+pub mod bundle;
 pub mod render;
 pub mod scenario;
 pub mod train;

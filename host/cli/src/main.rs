@@ -56,6 +56,18 @@ enum Command {
     },
     /// List every reason code a verdict can carry.
     Reasons,
+    /// Generate an Ed25519 signing key (OUT.key, OUT.pub), optionally trusting it in a trust store.
+    Keygen(sbd_cli::bundle::KeygenArgs),
+    /// Signed policy bundles: build, sign, verify, inspect, activate, watch, record a canary.
+    Bundle {
+        #[command(subcommand)]
+        command: sbd_cli::bundle::BundleCommand,
+    },
+    /// Delegation tokens: issue the child's token for an allowed delegation, verify a token.
+    Token {
+        #[command(subcommand)]
+        command: sbd_cli::bundle::TokenCommand,
+    },
     /// Train the SBD networks (Algorithm 1) on a domain's real data; writes the log, a
     /// loss-curve plot, the weights, a policy that uses them and a test-split summary.
     Train {
@@ -232,6 +244,9 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
+        Command::Keygen(args) => sbd_cli::bundle::keygen(&args),
+        Command::Bundle { command } => sbd_cli::bundle::run_bundle(command),
+        Command::Token { command } => sbd_cli::bundle::run_token(command),
         Command::Demo { json } => {
             let scenario = Scenario::from_json(DEMO_SCENARIO_JSON)?;
             replay(PolicySource::default(), &scenario, json)
