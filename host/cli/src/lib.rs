@@ -4,6 +4,7 @@
 pub mod bundle;
 pub mod render;
 pub mod scenario;
+pub mod serve;
 pub mod train;
 
 use std::path::{Path, PathBuf};

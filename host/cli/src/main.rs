@@ -68,6 +68,9 @@ enum Command {
         #[command(subcommand)]
         command: sbd_cli::bundle::TokenCommand,
     },
+    /// Run the edge gateway: delegation API, escalations, traces and the Cycles ledger on an
+    /// embedded SQLite store (zero setup).
+    Serve(sbd_cli::serve::ServeArgs),
     /// Train the SBD networks (Algorithm 1) on a domain's real data; writes the log, a
     /// loss-curve plot, the weights, a policy that uses them and a test-split summary.
     Train {
@@ -247,6 +250,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Keygen(args) => sbd_cli::bundle::keygen(&args),
         Command::Bundle { command } => sbd_cli::bundle::run_bundle(command),
         Command::Token { command } => sbd_cli::bundle::run_token(command),
+        Command::Serve(args) => sbd_cli::serve::run(args),
         Command::Demo { json } => {
             let scenario = Scenario::from_json(DEMO_SCENARIO_JSON)?;
             replay(PolicySource::default(), &scenario, json)

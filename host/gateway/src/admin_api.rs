@@ -1,0 +1,696 @@
+//! Provisioning: the tenant, budget and API-key operations of
+//! `cycles-governance-admin-v0.1.25.yaml` (request and response shapes as there), plus
+//! `GET /v1/auth/introspect`.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use rusqlite::{params, Connection, OptionalExtension};
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+
+use crate::cycles::{parse_scope, valid_scope_value, Amount, OveragePolicy, Unit};
+use crate::error::{ApiError, ApiResult, ErrorCode};
+use crate::ledger::{self, BudgetRow};
+use crate::server::{Admin, Body, Caller, KeyInfo, Shared, Tenant, Q};
+use crate::util::{new_id, now_ms, random_hex, rfc3339, sha256_hex};
+
+/// `TenantCreateRequest`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct TenantCreateRequest {
+    pub tenant_id: String,
+    pub name: String,
+    #[serde(default)]
+    pub parent_tenant_id: Option<String>,
+    #[serde(default)]
+    pub metadata: Option<Map<String, Value>>,
+    #[serde(default)]
+    pub default_commit_overage_policy: Option<OveragePolicy>,
+    #[serde(default)]
+    pub default_reservation_ttl_ms: Option<i64>,
+    #[serde(default)]
+    pub max_reservation_ttl_ms: Option<i64>,
+    #[serde(default)]
+    pub max_reservation_extensions: Option<i64>,
+    #[serde(default)]
+    pub reservation_expiry_policy: Option<String>,
+}
+
+fn load_tenant(conn: &Connection, id: &str) -> ApiResult<Option<Value>> {
+    let body: Option<String> = conn
+        .prepare_cached("SELECT body FROM tenants WHERE tenant_id = ?1")?
+        .query_row([id], |r| r.get(0))
+        .optional()?;
+    body.map(|b| serde_json::from_str(&b).map_err(ApiError::internal)).transpose()
+}
+
+fn save_tenant(conn: &Connection, tenant: &Value) -> ApiResult<()> {
+    let id = tenant.get("tenant_id").and_then(Value::as_str).unwrap_or_default();
+    let status = tenant.get("status").and_then(Value::as_str).unwrap_or("ACTIVE");
+    conn.prepare_cached(
+        "INSERT INTO tenants (tenant_id, status, body) VALUES (?1, ?2, ?3) \
+         ON CONFLICT(tenant_id) DO UPDATE SET status = excluded.status, body = excluded.body",
+    )?
+    .execute(params![id, status, tenant.to_string()])?;
+    Ok(())
+}
+
+/// `POST /v1/admin/tenants` (createTenant): 201, or 200 with the existing tenant.
+pub async fn create_tenant(
+    State(state): State<Shared>,
+    _admin: Admin,
+    Body(req): Body<TenantCreateRequest>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    if !valid_scope_value(&req.tenant_id) {
+        return Err(ApiError::invalid("`tenant_id` must match ^[a-zA-Z0-9_.-]+$ and be 1-128 characters"));
+    }
+    if req.name.is_empty() || req.name.len() > 256 {
+        return Err(ApiError::invalid("`name` must be 1-256 characters"));
+    }
+    if let Some(ttl) = req.default_reservation_ttl_ms
+        && !(1000..=86_400_000).contains(&ttl) {
+            return Err(ApiError::invalid("`default_reservation_ttl_ms` must be 1000-86400000"));
+        }
+    let now = rfc3339(now_ms());
+    let mut tenant = json!({
+        "tenant_id": req.tenant_id,
+        "name": req.name,
+        "status": "ACTIVE",
+        "default_commit_overage_policy": req.default_commit_overage_policy.unwrap_or_default(),
+        "default_reservation_ttl_ms": req.default_reservation_ttl_ms.unwrap_or(ledger::DEFAULT_TTL_MS),
+        "max_reservation_ttl_ms": req.max_reservation_ttl_ms.unwrap_or(3_600_000),
+        "max_reservation_extensions": req.max_reservation_extensions.unwrap_or(ledger::MAX_EXTENSIONS),
+        "created_at": now,
+    });
+    if let Some(p) = &req.parent_tenant_id {
+        tenant["parent_tenant_id"] = json!(p);
+    }
+    if let Some(m) = &req.metadata {
+        tenant["metadata"] = Value::Object(m.clone());
+    }
+    if let Some(p) = &req.reservation_expiry_policy {
+        tenant["reservation_expiry_policy"] = json!(p);
+    }
+    state
+        .store
+        .run(move |conn| match load_tenant(conn, &req.tenant_id)? {
+            Some(existing) => Ok((StatusCode::OK, Json(existing))),
+            None => {
+                save_tenant(conn, &tenant)?;
+                Ok((StatusCode::CREATED, Json(tenant)))
+            }
+        })
+        .await
+}
+
+/// `GET /v1/admin/tenants` (listTenants).
+pub async fn list_tenants(State(state): State<Shared>, _admin: Admin) -> ApiResult<Json<Value>> {
+    state
+        .store
+        .run(|conn| {
+            let mut stmt = conn.prepare_cached("SELECT body FROM tenants ORDER BY tenant_id")?;
+            let tenants = stmt
+                .query_map([], |r| r.get::<_, String>(0))?
+                .filter_map(|b| b.ok().and_then(|b| serde_json::from_str::<Value>(&b).ok()))
+                .collect::<Vec<_>>();
+            Ok(Json(json!({"tenants": tenants, "has_more": false})))
+        })
+        .await
+}
+
+/// `GET /v1/admin/tenants/{tenant_id}` (getTenant).
+pub async fn get_tenant(State(state): State<Shared>, _admin: Admin, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+    state
+        .store
+        .run(move |conn| {
+            load_tenant(conn, &id)?
+                .map(Json)
+                .ok_or_else(|| ApiError::not_found(format!("tenant `{id}` not found")))
+        })
+        .await
+}
+
+/// `TenantUpdateRequest` (the fields this server honours).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct TenantUpdateRequest {
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub status: Option<String>,
+    #[serde(default)]
+    pub metadata: Option<Map<String, Value>>,
+}
+
+/// `PATCH /v1/admin/tenants/{tenant_id}` (updateTenant). CLOSED is terminal and cascades:
+/// budgets CLOSED, keys REVOKED, open reservations RELEASED.
+pub async fn update_tenant(
+    State(state): State<Shared>,
+    _admin: Admin,
+    Path(id): Path<String>,
+    Body(req): Body<TenantUpdateRequest>,
+) -> ApiResult<Json<Value>> {
+    if let Some(s) = &req.status
+        && !matches!(s.as_str(), "ACTIVE" | "SUSPENDED" | "CLOSED") {
+            return Err(ApiError::invalid(format!("`status` must be ACTIVE, SUSPENDED or CLOSED, got `{s}`")));
+        }
+    let now = now_ms();
+    let tenant = state
+        .store
+        .run(move |conn| {
+            let mut t = load_tenant(conn, &id)?.ok_or_else(|| ApiError::not_found(format!("tenant `{id}` not found")))?;
+            if t.get("status").and_then(Value::as_str) == Some("CLOSED") {
+                return Err(ApiError::new(ErrorCode::TenantClosed, format!("tenant `{id}` is closed")));
+            }
+            if let Some(n) = req.name {
+                t["name"] = json!(n);
+            }
+            if let Some(m) = req.metadata {
+                t["metadata"] = Value::Object(m);
+            }
+            if let Some(s) = &req.status {
+                t["status"] = json!(s);
+                if s == "CLOSED" {
+                    close_cascade(conn, &id, now)?;
+                }
+            }
+            t["updated_at"] = json!(rfc3339(now));
+            save_tenant(conn, &t)?;
+            Ok(t)
+        })
+        .await?;
+    if tenant.get("status").and_then(Value::as_str) == Some("CLOSED") {
+        let closed = tenant.get("tenant_id").and_then(Value::as_str).unwrap_or_default().to_string();
+        if let Ok(mut keys) = state.keys.write() {
+            keys.retain(|_, k| k.tenant != closed);
+        }
+    }
+    Ok(Json(tenant))
+}
+
+fn close_cascade(conn: &Connection, tenant: &str, now: i64) -> ApiResult<()> {
+    let ids: Vec<String> = conn
+        .prepare_cached("SELECT id FROM reservations WHERE tenant_id = ?1 AND status = 'ACTIVE'")?
+        .query_map([tenant], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    for id in ids {
+        if let Some(r) = ledger::load_reservation(conn, &id)? {
+            for scope in &r.budgeted {
+                if let Some(mut b) = ledger::load_budget(conn, tenant, scope, r.unit)? {
+                    b.reserved -= r.amount;
+                    ledger::save_budget(conn, tenant, &b, now)?;
+                }
+            }
+            conn.prepare_cached("UPDATE reservations SET status = 'RELEASED', finalized_at_ms = ?2 WHERE id = ?1")?
+                .execute(params![id, now])?;
+        }
+    }
+    conn.prepare_cached("UPDATE budgets SET status = 'CLOSED', updated_at_ms = ?2 WHERE tenant_id = ?1")?
+        .execute(params![tenant, now])?;
+    conn.prepare_cached("UPDATE api_keys SET status = 'REVOKED' WHERE tenant_id = ?1")?.execute([tenant])?;
+    Ok(())
+}
+
+/// `BudgetCreateRequest`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct BudgetCreateRequest {
+    #[serde(default)]
+    pub tenant_id: Option<String>,
+    pub scope: String,
+    pub unit: Unit,
+    pub allocated: Amount,
+    #[serde(default)]
+    pub overdraft_limit: Option<Amount>,
+    #[serde(default)]
+    pub commit_overage_policy: Option<OveragePolicy>,
+    #[serde(default)]
+    pub rollover_policy: Option<String>,
+    #[serde(default)]
+    pub period_start: Option<String>,
+    #[serde(default)]
+    pub period_end: Option<String>,
+    #[serde(default)]
+    pub metadata: Option<Map<String, Value>>,
+}
+
+/// The tenant an admin-plane call acts on: the key's tenant (a `tenant_id` in the request is
+/// refused), or for the admin key the required `tenant_id`.
+fn acting_tenant(caller: &Caller, tenant_id: Option<&str>) -> ApiResult<String> {
+    match (caller, tenant_id) {
+        (Caller::Tenant(_), Some(_)) => {
+            Err(ApiError::invalid("`tenant_id` must not be set when calling with a tenant API key"))
+        }
+        (Caller::Tenant(t), None) => Ok(t.clone()),
+        (Caller::Admin, Some(t)) => Ok(t.to_string()),
+        (Caller::Admin, None) => Err(ApiError::invalid("`tenant_id` is required when calling with the admin key")),
+    }
+}
+
+fn check_scope_for(tenant: &str, scope: &str) -> ApiResult<()> {
+    let levels = parse_scope(scope)?;
+    if let Some((_, t)) = levels.iter().find(|(l, _)| *l == "tenant")
+        && t != tenant {
+            return Err(ApiError::forbidden(format!("scope `{scope}` names another tenant")));
+        }
+    Ok(())
+}
+
+/// The spec's `BudgetLedger` of `b`.
+pub fn ledger_json(tenant: &str, b: &BudgetRow) -> Value {
+    let bal = b.balance();
+    let mut v = json!({
+        "ledger_id": b.ledger_id,
+        "tenant_id": tenant,
+        "scope": b.scope,
+        "scope_path": b.scope,
+        "unit": b.unit,
+        "allocated": bal.allocated,
+        "remaining": bal.remaining,
+        "reserved": bal.reserved,
+        "spent": bal.spent,
+        "debt": bal.debt,
+        "overdraft_limit": bal.overdraft_limit,
+        "is_over_limit": b.is_over_limit,
+        "status": b.status,
+        "created_at": rfc3339(b.created_at_ms),
+        "updated_at": rfc3339(b.updated_at_ms),
+    });
+    if let Some(p) = b.commit_overage_policy {
+        v["commit_overage_policy"] = json!(p);
+    }
+    v
+}
+
+/// `POST /v1/admin/budgets` (createBudget): 201 BudgetLedger; 409 DUPLICATE_RESOURCE.
+pub async fn create_budget(
+    State(state): State<Shared>,
+    caller: Caller,
+    Body(req): Body<BudgetCreateRequest>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let tenant = acting_tenant(&caller, req.tenant_id.as_deref())?;
+    check_scope_for(&tenant, &req.scope)?;
+    req.allocated.validate("allocated")?;
+    if req.allocated.unit != req.unit || req.overdraft_limit.is_some_and(|o| o.unit != req.unit) {
+        return Err(ApiError::new(ErrorCode::UnitMismatch, "`allocated` and `overdraft_limit` must be in `unit`"));
+    }
+    if let Some(o) = &req.overdraft_limit {
+        o.validate("overdraft_limit")?;
+    }
+    let now = now_ms();
+    state
+        .store
+        .run(move |conn| {
+            if ledger::tenant_state(conn, &tenant)? == ledger::TenantState::Closed {
+                return Err(ApiError::new(ErrorCode::TenantClosed, format!("tenant `{tenant}` is closed")));
+            }
+            if ledger::load_budget(conn, &tenant, &req.scope, req.unit)?.is_some() {
+                return Err(ApiError::new(
+                    ErrorCode::DuplicateResource,
+                    format!("a {} budget already exists at `{}`", req.unit.as_str(), req.scope),
+                ));
+            }
+            conn.prepare_cached(
+                "INSERT INTO budgets (tenant_id, scope, unit, ledger_id, allocated, overdraft_limit, status, \
+                 commit_overage_policy, created_at_ms, updated_at_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'ACTIVE', ?7, ?8, ?8)",
+            )?
+            .execute(params![
+                tenant,
+                req.scope,
+                req.unit.as_str(),
+                new_id("ldg_"),
+                req.allocated.amount,
+                req.overdraft_limit.map_or(0, |o| o.amount),
+                req.commit_overage_policy.map(OveragePolicy::as_str),
+                now
+            ])?;
+            let b = ledger::load_budget(conn, &tenant, &req.scope, req.unit)?
+                .ok_or_else(|| ApiError::internal("a budget just inserted is missing"))?;
+            Ok((StatusCode::CREATED, Json(ledger_json(&tenant, &b))))
+        })
+        .await
+}
+
+/// Query of listBudgets.
+#[derive(Debug, Default, Deserialize)]
+#[allow(missing_docs)]
+pub struct BudgetQuery {
+    pub tenant_id: Option<String>,
+    pub scope_prefix: Option<String>,
+    pub scope: Option<String>,
+    pub unit: Option<String>,
+}
+
+/// `GET /v1/admin/budgets` (listBudgets).
+pub async fn list_budgets(State(state): State<Shared>, caller: Caller, Q(q): Q<BudgetQuery>) -> ApiResult<Json<Value>> {
+    let tenant = match (&caller, &q.tenant_id) {
+        (Caller::Tenant(t), Some(x)) if x != t => return Err(ApiError::forbidden("`tenant_id` is not your tenant")),
+        (Caller::Tenant(t), _) => Some(t.clone()),
+        (Caller::Admin, t) => t.clone(),
+    };
+    state
+        .store
+        .run(move |conn| {
+            let tenants: Vec<String> = match tenant {
+                Some(t) => vec![t],
+                None => conn
+                    .prepare_cached("SELECT DISTINCT tenant_id FROM budgets ORDER BY tenant_id")?
+                    .query_map([], |r| r.get(0))?
+                    .collect::<Result<_, _>>()?,
+            };
+            let mut ledgers = Vec::new();
+            for t in tenants {
+                for b in ledger::tenant_budgets(conn, &t)? {
+                    let prefix_ok = q.scope_prefix.as_deref().is_none_or(|p| b.scope.starts_with(p));
+                    let scope_ok = q.scope.as_deref().is_none_or(|s| b.scope == s);
+                    let unit_ok = q.unit.as_deref().is_none_or(|u| b.unit.as_str() == u);
+                    if prefix_ok && scope_ok && unit_ok {
+                        ledgers.push(ledger_json(&t, &b));
+                    }
+                }
+            }
+            Ok(Json(json!({"ledgers": ledgers, "has_more": false})))
+        })
+        .await
+}
+
+/// The `(scope, unit)` a budget operation targets.
+#[derive(Debug, Deserialize)]
+#[allow(missing_docs)]
+pub struct BudgetTarget {
+    pub tenant_id: Option<String>,
+    pub scope: String,
+    pub unit: String,
+}
+
+/// `BudgetFundingRequest`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct FundingRequest {
+    pub operation: String,
+    pub amount: Amount,
+    #[serde(default)]
+    pub spent: Option<Amount>,
+    #[serde(default)]
+    pub reason: Option<String>,
+    #[serde(default)]
+    pub idempotency_key: Option<String>,
+    #[serde(default)]
+    pub metadata: Option<Map<String, Value>>,
+}
+
+fn target_budget(conn: &Connection, tenant: &str, scope: &str, unit: Unit) -> ApiResult<BudgetRow> {
+    ledger::load_budget(conn, tenant, scope, unit)?
+        .ok_or_else(|| ApiError::not_found(format!("no {} budget at `{scope}`", unit.as_str())))
+}
+
+/// `POST /v1/admin/budgets/fund` (fundBudget): CREDIT, DEBIT, RESET, REPAY_DEBT, RESET_SPENT.
+pub async fn fund_budget(
+    State(state): State<Shared>,
+    caller: Caller,
+    Q(target): Q<BudgetTarget>,
+    Body(req): Body<FundingRequest>,
+) -> ApiResult<Json<Value>> {
+    let tenant = acting_tenant(&caller, target.tenant_id.as_deref())?;
+    let unit = Unit::parse(&target.unit).ok_or_else(|| ApiError::invalid(format!("unknown unit `{}`", target.unit)))?;
+    req.amount.validate("amount")?;
+    if req.amount.unit != unit || req.spent.is_some_and(|s| s.unit != unit) {
+        return Err(ApiError::new(ErrorCode::UnitMismatch, format!("amounts must be in {}", unit.as_str())));
+    }
+    if !matches!(req.operation.as_str(), "CREDIT" | "DEBIT" | "RESET" | "REPAY_DEBT" | "RESET_SPENT") {
+        return Err(ApiError::invalid(format!(
+            "`operation` must be CREDIT, DEBIT, RESET, REPAY_DEBT or RESET_SPENT, got `{}`",
+            req.operation
+        )));
+    }
+    let now = now_ms();
+    state
+        .store
+        .run(move |conn| {
+            if ledger::tenant_state(conn, &tenant)? == ledger::TenantState::Closed {
+                return Err(ApiError::new(ErrorCode::TenantClosed, format!("tenant `{tenant}` is closed")));
+            }
+            let mut b = target_budget(conn, &tenant, &target.scope, unit)?;
+            let before = b.clone();
+            let a = req.amount.amount;
+            match req.operation.as_str() {
+                "CREDIT" => {
+                    // Debt is repaid first, then the rest raises the allocation.
+                    let repay = a.min(b.debt);
+                    b.allocated += a;
+                    b.debt -= repay;
+                    b.spent += repay;
+                }
+                "DEBIT" => {
+                    if b.remaining() < a {
+                        return Err(ApiError::new(
+                            ErrorCode::BudgetExceeded,
+                            format!("DEBIT of {a} would make remaining negative ({})", b.remaining()),
+                        ));
+                    }
+                    b.allocated -= a;
+                }
+                "RESET" => b.allocated = a,
+                "REPAY_DEBT" => {
+                    let repay = a.min(b.debt);
+                    b.debt -= repay;
+                    b.spent += repay;
+                }
+                _ => {
+                    b.allocated = a;
+                    b.spent = req.spent.map_or(0, |s| s.amount);
+                }
+            }
+            b.is_over_limit = b.overdraft_limit > 0 && b.debt > b.overdraft_limit;
+            ledger::save_budget(conn, &tenant, &b, now)?;
+            let amt = |n| Amount::new(unit, n);
+            Ok(Json(json!({
+                "operation": req.operation,
+                "previous_allocated": amt(before.allocated),
+                "new_allocated": amt(b.allocated),
+                "previous_remaining": amt(before.remaining()),
+                "new_remaining": amt(b.remaining()),
+                "previous_debt": amt(before.debt),
+                "new_debt": amt(b.debt),
+                "previous_spent": amt(before.spent),
+                "new_spent": amt(b.spent),
+                "timestamp": rfc3339(now),
+            })))
+        })
+        .await
+}
+
+async fn set_budget_status(state: Shared, caller: Caller, target: BudgetTarget, status: &'static str) -> ApiResult<Json<Value>> {
+    let tenant = acting_tenant(&caller, target.tenant_id.as_deref())?;
+    let unit = Unit::parse(&target.unit).ok_or_else(|| ApiError::invalid(format!("unknown unit `{}`", target.unit)))?;
+    let now = now_ms();
+    state
+        .store
+        .run(move |conn| {
+            let mut b = target_budget(conn, &tenant, &target.scope, unit)?;
+            if b.status == "CLOSED" {
+                return Err(ApiError::new(ErrorCode::BudgetClosed, format!("budget at `{}` is closed", b.scope)));
+            }
+            b.status = status.into();
+            ledger::save_budget(conn, &tenant, &b, now)?;
+            b.updated_at_ms = now;
+            Ok(Json(ledger_json(&tenant, &b)))
+        })
+        .await
+}
+
+/// `POST /v1/admin/budgets/freeze` (freezeBudget).
+pub async fn freeze_budget(State(state): State<Shared>, caller: Caller, Q(t): Q<BudgetTarget>) -> ApiResult<Json<Value>> {
+    set_budget_status(state, caller, t, "FROZEN").await
+}
+
+/// `POST /v1/admin/budgets/unfreeze` (unfreezeBudget).
+pub async fn unfreeze_budget(State(state): State<Shared>, caller: Caller, Q(t): Q<BudgetTarget>) -> ApiResult<Json<Value>> {
+    set_budget_status(state, caller, t, "ACTIVE").await
+}
+
+/// `ApiKeyCreateRequest`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct ApiKeyCreateRequest {
+    pub tenant_id: String,
+    pub name: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub permissions: Option<Vec<String>>,
+    #[serde(default)]
+    pub scope_filter: Option<Vec<String>>,
+    #[serde(default)]
+    pub expires_at: Option<String>,
+    #[serde(default)]
+    pub metadata: Option<Map<String, Value>>,
+}
+
+/// The default permissions of a tenant key (the spec's list).
+pub const DEFAULT_PERMISSIONS: &[&str] = &[
+    "reservations:create",
+    "reservations:commit",
+    "reservations:release",
+    "reservations:extend",
+    "reservations:list",
+    "balances:read",
+    "budgets:read",
+    "budgets:write",
+    "policies:read",
+    "policies:write",
+];
+
+/// Keys live a year unless told otherwise (`expires_at` is required in the response).
+const KEY_LIFETIME_MS: i64 = 365 * 24 * 3600 * 1000;
+
+/// `POST /v1/admin/api-keys` (createApiKey): the secret is returned once; only its SHA-256 is
+/// stored.
+pub async fn create_api_key(
+    State(state): State<Shared>,
+    _admin: Admin,
+    Body(req): Body<ApiKeyCreateRequest>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    if req.name.is_empty() || req.name.len() > 256 {
+        return Err(ApiError::invalid("`name` must be 1-256 characters"));
+    }
+    if req.expires_at.is_some() {
+        return Err(ApiError::invalid(
+            "`expires_at` is not supported by this server; keys expire one year after creation",
+        ));
+    }
+    let now = now_ms();
+    let secret = format!("cyc_live_{}", random_hex(24));
+    let hash = sha256_hex(secret.as_bytes());
+    let key_id = new_id("key_");
+    let expires = now + KEY_LIFETIME_MS;
+    let permissions: Vec<String> =
+        req.permissions.clone().unwrap_or_else(|| DEFAULT_PERMISSIONS.iter().map(|s| s.to_string()).collect());
+    let prefix: String = secret.chars().take(15).collect();
+    let mut key = json!({
+        "key_id": key_id,
+        "tenant_id": req.tenant_id,
+        "key_prefix": prefix,
+        "name": req.name,
+        "permissions": permissions,
+        "status": "ACTIVE",
+        "created_at": rfc3339(now),
+        "expires_at": rfc3339(expires),
+    });
+    if let Some(d) = &req.description {
+        key["description"] = json!(d);
+    }
+    if let Some(m) = &req.metadata {
+        key["metadata"] = Value::Object(m.clone());
+    }
+    let tenant = req.tenant_id.clone();
+    let (stored_hash, stored_key, stored_id) = (hash.clone(), key.clone(), key_id.clone());
+    state
+        .store
+        .run(move |conn| {
+            match ledger::tenant_state(conn, &tenant)? {
+                ledger::TenantState::Unknown => {
+                    return Err(ApiError::not_found(format!("tenant `{tenant}` not found")));
+                }
+                ledger::TenantState::Closed => {
+                    return Err(ApiError::new(ErrorCode::TenantClosed, format!("tenant `{tenant}` is closed")));
+                }
+                _ => {}
+            }
+            conn.prepare_cached(
+                "INSERT INTO api_keys (key_id, tenant_id, key_hash, status, expires_at_ms, body) VALUES (?1, ?2, ?3, 'ACTIVE', ?4, ?5)",
+            )?
+            .execute(params![stored_id, tenant, stored_hash, expires, stored_key.to_string()])?;
+            Ok(())
+        })
+        .await?;
+    if let Ok(mut keys) = state.keys.write() {
+        keys.insert(hash, KeyInfo { key_id: key_id.clone(), tenant: req.tenant_id.clone(), expires_at_ms: expires });
+    }
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({
+            "key_id": key_id,
+            "key_secret": secret,
+            "key_prefix": key["key_prefix"],
+            "tenant_id": req.tenant_id,
+            "permissions": key["permissions"],
+            "created_at": key["created_at"],
+            "expires_at": key["expires_at"],
+        })),
+    ))
+}
+
+/// Query of listApiKeys.
+#[derive(Debug, Default, Deserialize)]
+#[allow(missing_docs)]
+pub struct KeyQuery {
+    pub tenant_id: Option<String>,
+}
+
+/// `GET /v1/admin/api-keys` (listApiKeys).
+pub async fn list_api_keys(State(state): State<Shared>, _admin: Admin, Q(q): Q<KeyQuery>) -> ApiResult<Json<Value>> {
+    state
+        .store
+        .run(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT body, status FROM api_keys WHERE ?1 IS NULL OR tenant_id = ?1 ORDER BY key_id",
+            )?;
+            let keys = stmt
+                .query_map([q.tenant_id], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?
+                .filter_map(|row| {
+                    let (body, status) = row.ok()?;
+                    let mut v: Value = serde_json::from_str(&body).ok()?;
+                    v["status"] = json!(status);
+                    Some(v)
+                })
+                .collect::<Vec<_>>();
+            Ok(Json(json!({"keys": keys, "has_more": false})))
+        })
+        .await
+}
+
+/// `DELETE /v1/admin/api-keys/{key_id}` (revokeApiKey).
+pub async fn revoke_api_key(State(state): State<Shared>, _admin: Admin, Path(key_id): Path<String>) -> ApiResult<Json<Value>> {
+    let now = now_ms();
+    let id = key_id.clone();
+    let body = state
+        .store
+        .run(move |conn| {
+            let body: Option<String> = conn
+                .prepare_cached("SELECT body FROM api_keys WHERE key_id = ?1")?
+                .query_row([&id], |r| r.get(0))
+                .optional()?;
+            let mut v: Value = match body {
+                Some(b) => serde_json::from_str(&b).map_err(ApiError::internal)?,
+                None => return Err(ApiError::not_found(format!("API key `{id}` not found"))),
+            };
+            v["status"] = json!("REVOKED");
+            v["revoked_at"] = json!(rfc3339(now));
+            conn.prepare_cached("UPDATE api_keys SET status = 'REVOKED', body = ?2 WHERE key_id = ?1")?
+                .execute(params![id, v.to_string()])?;
+            Ok(v)
+        })
+        .await?;
+    if let Ok(mut keys) = state.keys.write() {
+        keys.retain(|_, k| k.key_id != key_id);
+    }
+    Ok(Json(body))
+}
+
+/// `GET /v1/auth/introspect` (introspectAuth): who the presented tenant key is.
+pub async fn introspect(State(state): State<Shared>, Tenant(tenant): Tenant) -> ApiResult<Json<Value>> {
+    let _ = &state;
+    Ok(Json(json!({
+        "authenticated": true,
+        "auth_type": "api_key",
+        "tenant_id": tenant,
+        "permissions": DEFAULT_PERMISSIONS,
+    })))
+}

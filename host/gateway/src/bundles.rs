@@ -1,0 +1,47 @@
+//! Policies over HTTP: upload a signed bundle, see the active one, roll forward. The
+//! signature, rollback and canary rules live in the bundle crate behind [`BundleManager`];
+//! this module only speaks HTTP.
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::Json;
+use serde_json::Value;
+
+use crate::error::{ApiError, ApiResult};
+use crate::server::{Admin, Shared};
+
+/// What the gateway needs from signed-bundle management.
+pub trait BundleManager: Send + Sync + 'static {
+    /// Verifies and stages (or activates, per its canary rules) an uploaded bundle.
+    fn upload(&self, bytes: &[u8]) -> ApiResult<Value>;
+    /// The active bundle and its state.
+    fn active(&self) -> Value;
+    /// Promotes the staged bundle.
+    fn roll_forward(&self) -> ApiResult<Value>;
+}
+
+fn manager(state: &Shared) -> ApiResult<&dyn BundleManager> {
+    state
+        .bundles
+        .as_deref()
+        .ok_or_else(|| ApiError::not_found("signed-bundle management is not enabled on this gateway"))
+}
+
+/// `POST /v1/policies`: the body is the bundle file.
+pub async fn upload(State(state): State<Shared>, _admin: Admin, body: Bytes) -> ApiResult<Json<Value>> {
+    let out = manager(&state)?.upload(&body)?;
+    state.metrics.set_policy(&state.policy.version());
+    Ok(Json(out))
+}
+
+/// `GET /v1/policies/active`.
+pub async fn active(State(state): State<Shared>, _admin: Admin) -> ApiResult<Json<Value>> {
+    Ok(Json(manager(&state)?.active()))
+}
+
+/// `POST /v1/policies/roll-forward`.
+pub async fn roll_forward(State(state): State<Shared>, _admin: Admin) -> ApiResult<Json<Value>> {
+    let out = manager(&state)?.roll_forward()?;
+    state.metrics.set_policy(&state.policy.version());
+    Ok(Json(out))
+}

@@ -1,0 +1,403 @@
+//! The wire types of the Cycles runtime protocol (`cycles-protocol-v0.yaml` components) and
+//! their validation: the spec's bounds, charsets and scope derivation.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::error::{ApiError, ApiResult};
+
+/// `UnitEnum`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[allow(missing_docs)]
+pub enum Unit {
+    UsdMicrocents,
+    Tokens,
+    Credits,
+    RiskPoints,
+}
+
+impl Unit {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Unit::UsdMicrocents => "USD_MICROCENTS",
+            Unit::Tokens => "TOKENS",
+            Unit::Credits => "CREDITS",
+            Unit::RiskPoints => "RISK_POINTS",
+        }
+    }
+
+    /// Parses a wire name.
+    pub fn parse(s: &str) -> Option<Unit> {
+        match s {
+            "USD_MICROCENTS" => Some(Unit::UsdMicrocents),
+            "TOKENS" => Some(Unit::Tokens),
+            "CREDITS" => Some(Unit::Credits),
+            "RISK_POINTS" => Some(Unit::RiskPoints),
+            _ => None,
+        }
+    }
+}
+
+/// `Amount` (non-negative) and, for balances, `SignedAmount`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Amount {
+    /// The unit.
+    pub unit: Unit,
+    /// The amount (int64).
+    pub amount: i64,
+}
+
+impl Amount {
+    /// `amount` of `unit`.
+    pub fn new(unit: Unit, amount: i64) -> Self {
+        Amount { unit, amount }
+    }
+
+    /// Checks `minimum: 0`.
+    pub fn validate(&self, field: &str) -> ApiResult<()> {
+        if self.amount < 0 {
+            return Err(ApiError::invalid(format!("`{field}.amount` must be >= 0, got {}", self.amount)));
+        }
+        Ok(())
+    }
+}
+
+/// `CommitOveragePolicy`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[allow(missing_docs)]
+pub enum OveragePolicy {
+    Reject,
+    #[default]
+    AllowIfAvailable,
+    AllowWithOverdraft,
+}
+
+impl OveragePolicy {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OveragePolicy::Reject => "REJECT",
+            OveragePolicy::AllowIfAvailable => "ALLOW_IF_AVAILABLE",
+            OveragePolicy::AllowWithOverdraft => "ALLOW_WITH_OVERDRAFT",
+        }
+    }
+
+    /// Parses a wire name.
+    pub fn parse(s: &str) -> Option<OveragePolicy> {
+        match s {
+            "REJECT" => Some(OveragePolicy::Reject),
+            "ALLOW_IF_AVAILABLE" => Some(OveragePolicy::AllowIfAvailable),
+            "ALLOW_WITH_OVERDRAFT" => Some(OveragePolicy::AllowWithOverdraft),
+            _ => None,
+        }
+    }
+}
+
+/// `Subject`: the budgeting dimensions.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct Subject {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workspace: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workflow: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub toolset: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dimensions: Option<BTreeMap<String, String>>,
+}
+
+/// The canonical scope levels, in order.
+pub const LEVELS: [&str; 6] = ["tenant", "workspace", "app", "workflow", "agent", "toolset"];
+
+/// Whether `s` is a valid standard-field value (`^[a-zA-Z0-9_.-]+$`, at most 128 characters).
+pub fn valid_scope_value(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 128 && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+}
+
+impl Subject {
+    /// The standard fields in canonical order.
+    pub fn levels(&self) -> [(&'static str, Option<&str>); 6] {
+        [
+            ("tenant", self.tenant.as_deref()),
+            ("workspace", self.workspace.as_deref()),
+            ("app", self.app.as_deref()),
+            ("workflow", self.workflow.as_deref()),
+            ("agent", self.agent.as_deref()),
+            ("toolset", self.toolset.as_deref()),
+        ]
+    }
+
+    /// Checks the schema: at least one standard field, the charset, the dimension bounds.
+    pub fn validate(&self) -> ApiResult<()> {
+        let mut any = false;
+        for (level, value) in self.levels() {
+            if let Some(v) = value {
+                any = true;
+                if !valid_scope_value(v) {
+                    return Err(ApiError::invalid(format!(
+                        "`subject.{level}` must match ^[a-zA-Z0-9_.-]+$ and be 1-128 characters, got `{v}`"
+                    )));
+                }
+            }
+        }
+        if !any {
+            return Err(ApiError::invalid(
+                "`subject` needs at least one of tenant, workspace, app, workflow, agent, toolset",
+            ));
+        }
+        if let Some(d) = &self.dimensions {
+            if d.len() > 16 {
+                return Err(ApiError::invalid("`subject.dimensions` has more than 16 entries"));
+            }
+            if let Some((k, _)) = d.iter().find(|(_, v)| v.len() > 256) {
+                return Err(ApiError::invalid(format!("`subject.dimensions.{k}` is longer than 256 characters")));
+            }
+        }
+        Ok(())
+    }
+
+    /// SCOPE DERIVATION: the canonical scope identifiers, shortest first; only the levels given.
+    pub fn scopes(&self) -> Vec<String> {
+        let mut out = Vec::with_capacity(6);
+        let mut path = String::new();
+        for (level, value) in self.levels() {
+            if let Some(v) = value {
+                if !path.is_empty() {
+                    path.push('/');
+                }
+                path.push_str(level);
+                path.push(':');
+                path.push_str(v);
+                out.push(path.clone());
+            }
+        }
+        out
+    }
+}
+
+/// Parses a canonical scope path (`tenant:acme/workspace:prod`) into its levels, checking the
+/// canonical order and the charset.
+pub fn parse_scope(scope: &str) -> ApiResult<Vec<(&'static str, String)>> {
+    let mut out: Vec<(&'static str, String)> = Vec::new();
+    let mut last = None::<usize>;
+    for part in scope.split('/') {
+        let (level, value) = part
+            .split_once(':')
+            .ok_or_else(|| ApiError::invalid(format!("scope `{scope}`: `{part}` is not `level:value`")))?;
+        let index = LEVELS
+            .iter()
+            .position(|l| *l == level)
+            .ok_or_else(|| ApiError::invalid(format!("scope `{scope}`: unknown level `{level}`")))?;
+        if last.is_some_and(|l| index <= l) {
+            return Err(ApiError::invalid(format!(
+                "scope `{scope}`: levels must follow tenant, workspace, app, workflow, agent, toolset"
+            )));
+        }
+        if !valid_scope_value(value) {
+            return Err(ApiError::invalid(format!("scope `{scope}`: `{value}` must match ^[a-zA-Z0-9_.-]+$")));
+        }
+        last = Some(index);
+        out.push((LEVELS[index], value.to_string()));
+    }
+    Ok(out)
+}
+
+/// `Action`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct Action {
+    pub kind: String,
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tags: Option<Vec<String>>,
+}
+
+impl Action {
+    /// The schema's bounds.
+    pub fn validate(&self) -> ApiResult<()> {
+        if self.kind.is_empty() || self.kind.len() > 64 {
+            return Err(ApiError::invalid("`action.kind` must be 1-64 characters"));
+        }
+        if self.name.is_empty() || self.name.len() > 256 {
+            return Err(ApiError::invalid("`action.name` must be 1-256 characters"));
+        }
+        if let Some(tags) = &self.tags
+            && (tags.len() > 10 || tags.iter().any(|t| t.len() > 64)) {
+                return Err(ApiError::invalid("`action.tags`: at most 10 tags of at most 64 characters"));
+            }
+        Ok(())
+    }
+}
+
+/// Checks an `IdempotencyKey` and that the `X-Idempotency-Key` header, if present, matches.
+pub fn check_idempotency_key(body_key: &str, header_key: Option<&str>) -> ApiResult<()> {
+    if body_key.is_empty() || body_key.len() > 256 {
+        return Err(ApiError::invalid("`idempotency_key` must be 1-256 characters"));
+    }
+    if let Some(h) = header_key
+        && h != body_key {
+            return Err(ApiError::invalid(
+                "the X-Idempotency-Key header and body.idempotency_key must match",
+            ));
+        }
+    Ok(())
+}
+
+/// `ReservationCreateRequest`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct ReserveRequest {
+    pub idempotency_key: String,
+    pub subject: Subject,
+    pub action: Action,
+    pub estimate: Amount,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl_ms: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grace_period_ms: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub overage_policy: Option<OveragePolicy>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dry_run: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<Map<String, Value>>,
+}
+
+impl ReserveRequest {
+    /// The schema's bounds.
+    pub fn validate(&self) -> ApiResult<()> {
+        self.subject.validate()?;
+        self.action.validate()?;
+        self.estimate.validate("estimate")?;
+        if let Some(ttl) = self.ttl_ms
+            && !(1000..=86_400_000).contains(&ttl) {
+                return Err(ApiError::invalid(format!("`ttl_ms` must be 1000-86400000, got {ttl}")));
+            }
+        if let Some(g) = self.grace_period_ms
+            && !(0..=60_000).contains(&g) {
+                return Err(ApiError::invalid(format!("`grace_period_ms` must be 0-60000, got {g}")));
+            }
+        Ok(())
+    }
+}
+
+/// `CommitRequest`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct CommitRequest {
+    pub idempotency_key: String,
+    pub actual: Amount,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics: Option<Map<String, Value>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<Map<String, Value>>,
+}
+
+/// `ReleaseRequest`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct ReleaseRequest {
+    pub idempotency_key: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// `ReservationExtendRequest`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct ExtendRequest {
+    pub idempotency_key: String,
+    pub extend_by_ms: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<Map<String, Value>>,
+}
+
+/// `DecisionRequest`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct DecisionRequest {
+    pub idempotency_key: String,
+    pub subject: Subject,
+    pub action: Action,
+    pub estimate: Amount,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<Map<String, Value>>,
+}
+
+/// `EventCreateRequest`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct EventRequest {
+    pub idempotency_key: String,
+    pub subject: Subject,
+    pub action: Action,
+    pub actual: Amount,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub overage_policy: Option<OveragePolicy>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics: Option<Map<String, Value>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_time_ms: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<Map<String, Value>>,
+}
+
+/// `Balance`.
+#[derive(Debug, Clone, Serialize)]
+#[allow(missing_docs)]
+pub struct Balance {
+    pub scope: String,
+    pub scope_path: String,
+    pub remaining: Amount,
+    pub reserved: Amount,
+    pub spent: Amount,
+    pub allocated: Amount,
+    pub debt: Amount,
+    pub overdraft_limit: Amount,
+    pub is_over_limit: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scopes_skip_gaps_in_canonical_order() {
+        let s = Subject {
+            tenant: Some("acme".into()),
+            agent: Some("bot".into()),
+            workspace: Some("prod".into()),
+            ..Subject::default()
+        };
+        assert_eq!(s.scopes(), ["tenant:acme", "tenant:acme/workspace:prod", "tenant:acme/workspace:prod/agent:bot"]);
+    }
+
+    #[test]
+    fn scope_paths_parse_only_in_canonical_order() {
+        assert!(parse_scope("tenant:a/workspace:b").is_ok());
+        assert!(parse_scope("workspace:b/tenant:a").is_err());
+        assert!(parse_scope("tenant:a b").is_err());
+        assert!(parse_scope("planet:x").is_err());
+    }
+}

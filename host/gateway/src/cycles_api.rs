@@ -1,0 +1,158 @@
+//! The Cycles runtime endpoints (`cycles-protocol-v0.yaml` paths): thin handlers that validate,
+//! authenticate, and run one ledger operation on the store.
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::Json;
+use serde_json::Value;
+
+use crate::cycles::{
+    check_idempotency_key, CommitRequest, DecisionRequest, EventRequest, ExtendRequest, ReleaseRequest, ReserveRequest,
+};
+use crate::error::{ApiResult, ErrorCode};
+use crate::ledger::{self, BalanceFilter, ListFilter};
+use crate::server::{idempotency_header, Body, Shared, Tenant, Q};
+use crate::util::now_ms;
+
+/// `POST /v1/reservations` (createReservation).
+pub async fn create_reservation(
+    State(state): State<Shared>,
+    Tenant(tenant): Tenant,
+    headers: HeaderMap,
+    Body(req): Body<ReserveRequest>,
+) -> ApiResult<Json<Value>> {
+    check_idempotency_key(&req.idempotency_key, idempotency_header(&headers))?;
+    req.validate()?;
+    let hash = ledger::request_hash(&req, "")?;
+    let now = now_ms();
+    let result = state.store.run(move |c| ledger::reserve(c, &tenant, &req, &hash, now)).await;
+    let outcome = match &result {
+        Ok(r) if r.reservation_id.is_some() => "created",
+        Ok(_) => "dry_run",
+        Err(e) if e.code == ErrorCode::InternalError => "error",
+        Err(_) => "denied",
+    };
+    state.metrics.reservations.with_label_values(&[outcome]).inc();
+    Ok(Json(result?.response))
+}
+
+/// `POST /v1/reservations/{id}/commit` (commitReservation).
+pub async fn commit_reservation(
+    State(state): State<Shared>,
+    Tenant(tenant): Tenant,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    Body(req): Body<CommitRequest>,
+) -> ApiResult<Json<Value>> {
+    check_idempotency_key(&req.idempotency_key, idempotency_header(&headers))?;
+    req.actual.validate("actual")?;
+    let hash = ledger::request_hash(&req, &id)?;
+    let now = now_ms();
+    let body = state.store.run(move |c| ledger::commit(c, &tenant, &id, &req, &hash, now)).await?;
+    let body = ledger::raise_deferred(body)?;
+    state.metrics.reservations.with_label_values(&["committed"]).inc();
+    Ok(Json(body))
+}
+
+/// `POST /v1/reservations/{id}/release` (releaseReservation).
+pub async fn release_reservation(
+    State(state): State<Shared>,
+    Tenant(tenant): Tenant,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    Body(req): Body<ReleaseRequest>,
+) -> ApiResult<Json<Value>> {
+    check_idempotency_key(&req.idempotency_key, idempotency_header(&headers))?;
+    if req.reason.as_ref().is_some_and(|r| r.len() > 256) {
+        return Err(crate::error::ApiError::invalid("`reason` is longer than 256 characters"));
+    }
+    let hash = ledger::request_hash(&req, &id)?;
+    let now = now_ms();
+    let body = state.store.run(move |c| ledger::release(c, &tenant, &id, &req, &hash, now)).await?;
+    let body = ledger::raise_deferred(body)?;
+    state.metrics.reservations.with_label_values(&["released"]).inc();
+    Ok(Json(body))
+}
+
+/// `POST /v1/reservations/{id}/extend` (extendReservation).
+pub async fn extend_reservation(
+    State(state): State<Shared>,
+    Tenant(tenant): Tenant,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    Body(req): Body<ExtendRequest>,
+) -> ApiResult<Json<Value>> {
+    check_idempotency_key(&req.idempotency_key, idempotency_header(&headers))?;
+    let hash = ledger::request_hash(&req, &id)?;
+    let now = now_ms();
+    let body = state.store.run(move |c| ledger::extend(c, &tenant, &id, &req, &hash, now)).await?;
+    let body = ledger::raise_deferred(body)?;
+    state.metrics.reservations.with_label_values(&["extended"]).inc();
+    Ok(Json(body))
+}
+
+/// `GET /v1/reservations` (listReservations).
+pub async fn list_reservations(
+    State(state): State<Shared>,
+    Tenant(tenant): Tenant,
+    Q(filter): Q<ListFilter>,
+) -> ApiResult<Json<Value>> {
+    Ok(Json(state.store.run(move |c| ledger::list_reservations(c, &tenant, &filter)).await?))
+}
+
+/// `GET /v1/reservations/{id}` (getReservation): an EXPIRED reservation answers 410.
+pub async fn get_reservation(
+    State(state): State<Shared>,
+    Tenant(tenant): Tenant,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let r = state.store.run(move |c| ledger::owned_reservation(c, &tenant, &id)).await?;
+    if r.status == "EXPIRED" {
+        return Err(crate::error::ApiError::new(
+            ErrorCode::ReservationExpired,
+            format!("reservation `{}` has expired", r.id),
+        ));
+    }
+    Ok(Json(ledger::reservation_json(&r, true)))
+}
+
+/// `POST /v1/decide` (decide).
+pub async fn decide(
+    State(state): State<Shared>,
+    Tenant(tenant): Tenant,
+    headers: HeaderMap,
+    Body(req): Body<DecisionRequest>,
+) -> ApiResult<Json<Value>> {
+    check_idempotency_key(&req.idempotency_key, idempotency_header(&headers))?;
+    req.subject.validate()?;
+    req.action.validate()?;
+    req.estimate.validate("estimate")?;
+    let hash = ledger::request_hash(&req, "")?;
+    Ok(Json(state.store.run(move |c| ledger::decide(c, &tenant, &req, &hash)).await?))
+}
+
+/// `GET /v1/balances` (getBalances).
+pub async fn get_balances(
+    State(state): State<Shared>,
+    Tenant(tenant): Tenant,
+    Q(filter): Q<BalanceFilter>,
+) -> ApiResult<Json<Value>> {
+    Ok(Json(state.store.run(move |c| ledger::get_balances(c, &tenant, &filter)).await?))
+}
+
+/// `POST /v1/events` (createEvent): 201 APPLIED.
+pub async fn create_event(
+    State(state): State<Shared>,
+    Tenant(tenant): Tenant,
+    headers: HeaderMap,
+    Body(req): Body<EventRequest>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    check_idempotency_key(&req.idempotency_key, idempotency_header(&headers))?;
+    req.subject.validate()?;
+    req.action.validate()?;
+    req.actual.validate("actual")?;
+    let hash = ledger::request_hash(&req, "")?;
+    let now = now_ms();
+    let body = state.store.run(move |c| ledger::event(c, &tenant, &req, &hash, now)).await?;
+    Ok((StatusCode::CREATED, Json(body)))
+}

@@ -1,0 +1,416 @@
+//! Escalations (Vorion seed): the human review queue and agent escalation targets.
+//!
+//! An escalating verdict opens a request with a TTL (default 5 minutes). Its resolution
+//! paths are the target the policy named, then every registered agent target whose
+//! capabilities cover the task, in descending trust order, skipping targets at their
+//! `max_concurrent`. A decision (APPROVED_AND_EXECUTED, APPROVED_WITH_CONSTRAINTS, DENIED,
+//! DELEGATED) records who and when; an undecided request past its TTL becomes EXPIRED. Each
+//! decision is appended to the chain's trace.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use rusqlite::{params, Connection, OptionalExtension};
+use sbd_policy::{Escalation, EscalationTarget, Request};
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+
+use crate::cycles::valid_scope_value;
+use crate::error::{ApiError, ApiResult, ErrorCode};
+use crate::server::{Body, Shared, Tenant, Q};
+use crate::traces::{self, NewEvent};
+use crate::util::{new_id, now_ms};
+
+/// What [`open`] needs.
+pub struct NewEscalation<'a> {
+    /// Owner.
+    pub tenant: &'a str,
+    /// The chain.
+    pub chain_id: &'a str,
+    /// The policy's escalation.
+    pub escalation: &'a Escalation,
+    /// The request that escalated.
+    pub request: &'a Request,
+    /// Server time.
+    pub now: i64,
+    /// Time to live.
+    pub ttl_ms: i64,
+}
+
+/// Whether a capability pattern (`payment.*`, `payment.refund`, `*`) covers `kind`.
+pub fn covers(pattern: &str, kind: &str) -> bool {
+    pattern == "*"
+        || pattern == kind
+        || pattern.strip_suffix(".*").is_some_and(|family| kind.strip_prefix(family).is_some_and(|r| r.starts_with('.')))
+}
+
+fn pending_count(conn: &Connection, tenant: &str, assignee: &str) -> ApiResult<i64> {
+    Ok(conn
+        .prepare_cached("SELECT COUNT(*) FROM escalations WHERE tenant_id = ?1 AND assignee = ?2 AND status = 'PENDING'")?
+        .query_row(params![tenant, assignee], |r| r.get(0))?)
+}
+
+/// The resolution paths for a task of `kind`: registered agent targets covering it, by
+/// descending trust, with their capacity.
+fn agent_paths(conn: &Connection, tenant: &str, kind: &str) -> ApiResult<Vec<Value>> {
+    let mut stmt = conn.prepare_cached("SELECT body FROM escalation_targets WHERE tenant_id = ?1 ORDER BY trust DESC, agent")?;
+    let targets: Vec<Value> = stmt
+        .query_map([tenant], |r| r.get::<_, String>(0))?
+        .filter_map(|b| b.ok().and_then(|b| serde_json::from_str(&b).ok()))
+        .collect();
+    let mut out = Vec::new();
+    for t in targets {
+        let caps = t["capabilities"].as_array().cloned().unwrap_or_default();
+        if !caps.iter().filter_map(Value::as_str).any(|c| covers(c, kind)) {
+            continue;
+        }
+        let agent = t["agent_id"].as_str().unwrap_or_default().to_string();
+        let active = pending_count(conn, tenant, &agent)?;
+        let max = t["max_concurrent"].as_i64().unwrap_or(1);
+        out.push(json!({"kind": "agent", "id": agent, "trust": t["trust"], "tier": t["tier"], "available": active < max}));
+    }
+    Ok(out)
+}
+
+/// Opens an escalation request; returns it.
+pub fn open(conn: &Connection, e: &NewEscalation<'_>) -> ApiResult<Value> {
+    let kind = &e.request.task.action_kind;
+    let (target_kind, target_id) = match &e.escalation.target {
+        EscalationTarget::Human(h) => ("human", h.clone()),
+        EscalationTarget::Agent(a) => ("agent", a.clone()),
+    };
+    let mut paths = vec![json!({"kind": target_kind, "id": target_id, "available": true})];
+    for p in agent_paths(conn, e.tenant, kind)? {
+        if p["id"] != json!(target_id) {
+            paths.push(p);
+        }
+    }
+    // The first available path takes it; an agent target at capacity passes it on.
+    if target_kind == "agent" {
+        let named_active = pending_count(conn, e.tenant, &target_id)?;
+        let named_max: Option<i64> = conn
+            .prepare_cached("SELECT body FROM escalation_targets WHERE tenant_id = ?1 AND agent = ?2")?
+            .query_row(params![e.tenant, target_id], |r| r.get::<_, String>(0))
+            .optional()?
+            .and_then(|b| serde_json::from_str::<Value>(&b).ok())
+            .and_then(|v| v["max_concurrent"].as_i64());
+        if let (Some(max), Some(first)) = (named_max, paths.first_mut()) {
+            first["available"] = json!(named_active < max);
+        }
+    }
+    let assignee = paths
+        .iter()
+        .find(|p| p["available"] == json!(true))
+        .and_then(|p| p["id"].as_str())
+        .unwrap_or(&target_id)
+        .to_string();
+    let id = new_id("esc_");
+    let v = json!({
+        "id": id,
+        "chain_id": e.chain_id,
+        "status": "PENDING",
+        "target": {"kind": target_kind, "id": target_id},
+        "assignee": assignee,
+        "paths": paths,
+        "reason_code": e.escalation.reason.code(),
+        "reason": e.escalation.reason.name(),
+        "message": e.escalation.message,
+        "delegator": e.request.from.id,
+        "delegate": e.request.to.id,
+        "task": e.request.task,
+        "created_at_ms": e.now,
+        "expires_at_ms": e.now + e.ttl_ms,
+    });
+    save(conn, e.tenant, &v)?;
+    Ok(v)
+}
+
+fn save(conn: &Connection, tenant: &str, v: &Value) -> ApiResult<()> {
+    conn.prepare_cached(
+        "INSERT INTO escalations (id, tenant_id, status, assignee, expires_at_ms, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
+         ON CONFLICT(id) DO UPDATE SET status = excluded.status, assignee = excluded.assignee, body = excluded.body",
+    )?
+    .execute(params![
+        v["id"].as_str(),
+        tenant,
+        v["status"].as_str(),
+        v["assignee"].as_str(),
+        v["expires_at_ms"].as_i64(),
+        v.to_string()
+    ])?;
+    Ok(())
+}
+
+fn load(conn: &Connection, tenant: &str, id: &str) -> ApiResult<Value> {
+    let row: Option<(String, String)> = conn
+        .prepare_cached("SELECT tenant_id, body FROM escalations WHERE id = ?1")?
+        .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    match row {
+        Some((owner, body)) if owner == tenant => serde_json::from_str(&body).map_err(ApiError::internal),
+        _ => Err(ApiError::not_found(format!("escalation `{id}` not found"))),
+    }
+}
+
+/// Marks every PENDING request past its TTL as EXPIRED; returns how many.
+pub fn sweep_expired(conn: &Connection, now: i64) -> ApiResult<usize> {
+    let rows: Vec<(String, String)> = conn
+        .prepare_cached("SELECT tenant_id, id FROM escalations WHERE status = 'PENDING' AND expires_at_ms < ?1 LIMIT 10000")?
+        .query_map([now], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    for (tenant, id) in &rows {
+        let mut v = load(conn, tenant, id)?;
+        finish(conn, tenant, &mut v, "EXPIRED", "system:ttl", now, Map::new())?;
+    }
+    Ok(rows.len())
+}
+
+fn finish(conn: &Connection, tenant: &str, v: &mut Value, decision: &str, by: &str, now: i64, extra: Map<String, Value>) -> ApiResult<()> {
+    v["status"] = json!(if decision == "EXPIRED" { "EXPIRED" } else { "DECIDED" });
+    v["decision"] = json!(decision);
+    v["decided_by"] = json!(by);
+    v["decided_at_ms"] = json!(now);
+    for (k, x) in &extra {
+        v[k] = x.clone();
+    }
+    save(conn, tenant, v)?;
+    let mut body = json!({"escalation_id": v["id"], "decision": decision, "decided_by": by});
+    for (k, x) in extra {
+        body[k] = x;
+    }
+    traces::append(conn, &NewEvent {
+        tenant,
+        chain_id: v["chain_id"].as_str().unwrap_or_default(),
+        delegator: v["delegator"].as_str().unwrap_or_default(),
+        delegate: v["delegate"].as_str().unwrap_or_default(),
+        depth: 0,
+        at_ms: now,
+        decision: "escalation-decision",
+        reason_code: v["reason_code"].as_u64().and_then(|c| u16::try_from(c).ok()),
+        policy_version: "",
+        body,
+    })?;
+    Ok(())
+}
+
+/// Query of the queue.
+#[derive(Debug, Default, Deserialize)]
+pub struct ListQuery {
+    /// PENDING, DECIDED or EXPIRED.
+    pub status: Option<String>,
+    /// Only those assigned to this reviewer or agent.
+    pub assignee: Option<String>,
+}
+
+/// `GET /v1/escalations`: the review queue, oldest first.
+pub async fn list(State(state): State<Shared>, Tenant(tenant): Tenant, Q(q): Q<ListQuery>) -> ApiResult<Json<Value>> {
+    if let Some(s) = &q.status
+        && !matches!(s.as_str(), "PENDING" | "DECIDED" | "EXPIRED") {
+            return Err(ApiError::invalid("`status` must be PENDING, DECIDED or EXPIRED"));
+        }
+    let now = now_ms();
+    state
+        .store
+        .run(move |conn| {
+            sweep_expired(conn, now)?;
+            let mut stmt = conn.prepare_cached(
+                "SELECT body FROM escalations WHERE tenant_id = ?1 AND (?2 IS NULL OR status = ?2) \
+                 AND (?3 IS NULL OR assignee = ?3) ORDER BY expires_at_ms, id",
+            )?;
+            let items: Vec<Value> = stmt
+                .query_map(params![tenant, q.status, q.assignee], |r| r.get::<_, String>(0))?
+                .filter_map(|b| b.ok().and_then(|b| serde_json::from_str(&b).ok()))
+                .collect();
+            Ok(Json(json!({"escalations": items})))
+        })
+        .await
+}
+
+/// `GET /v1/escalations/{id}`.
+pub async fn get_one(State(state): State<Shared>, Tenant(tenant): Tenant, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+    let now = now_ms();
+    state
+        .store
+        .run(move |conn| {
+            sweep_expired(conn, now)?;
+            load(conn, &tenant, &id).map(Json)
+        })
+        .await
+}
+
+/// A reviewer's decision.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DecisionBody {
+    /// Who decides (recorded).
+    pub decided_by: String,
+    /// Constraints of an approval: present makes it APPROVED_WITH_CONSTRAINTS.
+    #[serde(default)]
+    pub constraints: Option<Map<String, Value>>,
+    /// A note.
+    #[serde(default)]
+    pub note: Option<String>,
+    /// DELEGATED: the reviewer or agent it passes to.
+    #[serde(default)]
+    pub to: Option<String>,
+}
+
+async fn decide(state: Shared, tenant: String, id: String, body: DecisionBody, kind: &'static str) -> ApiResult<Json<Value>> {
+    if body.decided_by.is_empty() || body.decided_by.len() > 256 {
+        return Err(ApiError::invalid("`decided_by` must be 1-256 characters"));
+    }
+    let decision = match kind {
+        "approve" if body.constraints.is_some() => "APPROVED_WITH_CONSTRAINTS",
+        "approve" => "APPROVED_AND_EXECUTED",
+        "deny" => "DENIED",
+        _ => "DELEGATED",
+    };
+    if kind != "approve" && body.constraints.is_some() {
+        return Err(ApiError::invalid("`constraints` belong to an approval"));
+    }
+    let to = match (kind, &body.to) {
+        ("delegate", Some(t)) if valid_scope_value(t) => Some(t.clone()),
+        ("delegate", _) => return Err(ApiError::invalid("`to` (a reviewer or agent id) is required to delegate")),
+        (_, Some(_)) => return Err(ApiError::invalid("`to` belongs to a delegation")),
+        _ => None,
+    };
+    let now = now_ms();
+    let ttl = state.config.escalation_ttl_ms;
+    let result = state
+        .store
+        .run(move |conn| {
+            let mut v = load(conn, &tenant, &id)?;
+            if v["status"] == json!("PENDING") && v["expires_at_ms"].as_i64().is_some_and(|e| e < now) {
+                finish(conn, &tenant, &mut v, "EXPIRED", "system:ttl", now, Map::new())?;
+                return Ok(v);
+            }
+            if v["status"] != json!("PENDING") {
+                return Err(ApiError::new(
+                    ErrorCode::EscalationClosed,
+                    format!("escalation `{id}` is already {}", v["decision"].as_str().unwrap_or("decided")),
+                ));
+            }
+            let mut extra = Map::new();
+            if let Some(c) = body.constraints {
+                extra.insert("constraints".into(), Value::Object(c));
+            }
+            if let Some(n) = body.note {
+                extra.insert("note".into(), json!(n));
+            }
+            if let Some(to) = &to {
+                let mut next = v.clone();
+                let next_id = new_id("esc_");
+                next["id"] = json!(next_id);
+                next["assignee"] = json!(to);
+                next["delegated_from"] = v["id"].clone();
+                next["created_at_ms"] = json!(now);
+                next["expires_at_ms"] = json!(now + ttl);
+                save(conn, &tenant, &next)?;
+                extra.insert("delegated_to".into(), json!(to));
+                extra.insert("next_escalation_id".into(), json!(next_id));
+            }
+            finish(conn, &tenant, &mut v, decision, &body.decided_by, now, extra)?;
+            Ok(v)
+        })
+        .await?;
+    let d = result["decision"].as_str().unwrap_or("EXPIRED").to_string();
+    state.metrics.escalations.with_label_values(&[d.as_str()]).inc();
+    if d == "EXPIRED" {
+        return Err(ApiError::new(ErrorCode::EscalationClosed, "the escalation expired before this decision (EXPIRED)")
+            .with_details(result));
+    }
+    Ok(Json(result))
+}
+
+/// `POST /v1/escalations/{id}/approve`.
+pub async fn approve(State(s): State<Shared>, Tenant(t): Tenant, Path(id): Path<String>, Body(b): Body<DecisionBody>) -> ApiResult<Json<Value>> {
+    decide(s, t, id, b, "approve").await
+}
+
+/// `POST /v1/escalations/{id}/deny`.
+pub async fn deny(State(s): State<Shared>, Tenant(t): Tenant, Path(id): Path<String>, Body(b): Body<DecisionBody>) -> ApiResult<Json<Value>> {
+    decide(s, t, id, b, "deny").await
+}
+
+/// `POST /v1/escalations/{id}/delegate`.
+pub async fn delegate(State(s): State<Shared>, Tenant(t): Tenant, Path(id): Path<String>, Body(b): Body<DecisionBody>) -> ApiResult<Json<Value>> {
+    decide(s, t, id, b, "delegate").await
+}
+
+/// An agent escalation target.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TargetBody {
+    /// The agent.
+    pub agent_id: String,
+    /// Action kinds it can take over (`payment.*`, `*`).
+    pub capabilities: Vec<String>,
+    /// Trust score 0-1000.
+    pub trust: u16,
+    /// Tier label (T0-T7).
+    pub tier: String,
+    /// How many open escalations it takes at once.
+    pub max_concurrent: u32,
+}
+
+/// `POST /v1/escalation-targets`: registers or replaces a target.
+pub async fn register_target(State(state): State<Shared>, Tenant(tenant): Tenant, Body(b): Body<TargetBody>) -> ApiResult<(StatusCode, Json<Value>)> {
+    if !valid_scope_value(&b.agent_id) {
+        return Err(ApiError::invalid("`agent_id` must match ^[a-zA-Z0-9_.-]+$"));
+    }
+    if b.trust > 1000 {
+        return Err(ApiError::invalid("`trust` must be 0-1000"));
+    }
+    if !matches!(b.tier.as_str(), "T0" | "T1" | "T2" | "T3" | "T4" | "T5" | "T6" | "T7") {
+        return Err(ApiError::invalid("`tier` must be one of T0-T7"));
+    }
+    if b.max_concurrent == 0 {
+        return Err(ApiError::invalid("`max_concurrent` must be at least 1"));
+    }
+    if b.capabilities.is_empty() {
+        return Err(ApiError::invalid("`capabilities` must name at least one action kind pattern"));
+    }
+    let v = json!({"agent_id": b.agent_id, "capabilities": b.capabilities, "trust": b.trust, "tier": b.tier, "max_concurrent": b.max_concurrent});
+    let out = v.clone();
+    state
+        .store
+        .run(move |conn| {
+            conn.prepare_cached(
+                "INSERT INTO escalation_targets (tenant_id, agent, trust, body) VALUES (?1, ?2, ?3, ?4) \
+                 ON CONFLICT(tenant_id, agent) DO UPDATE SET trust = excluded.trust, body = excluded.body",
+            )?
+            .execute(params![tenant, b.agent_id, b.trust, v.to_string()])?;
+            Ok(())
+        })
+        .await?;
+    Ok((StatusCode::CREATED, Json(out)))
+}
+
+/// `GET /v1/escalation-targets`: by descending trust.
+pub async fn list_targets(State(state): State<Shared>, Tenant(tenant): Tenant) -> ApiResult<Json<Value>> {
+    state
+        .store
+        .run(move |conn| {
+            let mut stmt = conn.prepare_cached("SELECT body FROM escalation_targets WHERE tenant_id = ?1 ORDER BY trust DESC, agent")?;
+            let items: Vec<Value> = stmt
+                .query_map([tenant], |r| r.get::<_, String>(0))?
+                .filter_map(|b| b.ok().and_then(|b| serde_json::from_str(&b).ok()))
+                .collect();
+            Ok(Json(json!({"targets": items})))
+        })
+        .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::covers;
+
+    #[test]
+    fn capability_patterns() {
+        assert!(covers("payment.*", "payment.refund"));
+        assert!(!covers("payment.*", "paymentx.refund"));
+        assert!(covers("*", "crm.read"));
+        assert!(covers("crm.read", "crm.read"));
+        assert!(!covers("crm.read", "crm.write"));
+    }
+}

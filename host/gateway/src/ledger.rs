@@ -1,0 +1,978 @@
+//! The authority ledger: the Cycles reservation lifecycle on the store (reserve, commit,
+//! release, extend, decide, events, expiry), atomic across every derived scope.
+//!
+//! Every function here runs on the store's writer thread inside one savepoint
+//! ([`crate::store::Store::run`]), so each operation is atomic and operations are serialised:
+//! concurrent reservations can never oversubscribe a budget. Checks come before writes; an
+//! error leaves the savepoint rolled back.
+
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use crate::cycles::{
+    Action, Amount, Balance, CommitRequest, DecisionRequest, EventRequest, ExtendRequest, OveragePolicy,
+    ReleaseRequest, ReserveRequest, Subject, Unit,
+};
+use crate::error::{ApiError, ApiResult, ErrorCode};
+use crate::util::{new_id, sha256_hex};
+
+/// Default reservation TTL (`ttl_ms` default in the spec).
+pub const DEFAULT_TTL_MS: i64 = 60_000;
+/// Default grace period (`grace_period_ms` default in the spec).
+pub const DEFAULT_GRACE_MS: i64 = 5_000;
+
+/// One `(tenant, scope, unit)` budget row.
+#[derive(Debug, Clone)]
+#[allow(missing_docs)]
+pub struct BudgetRow {
+    pub scope: String,
+    pub unit: Unit,
+    pub ledger_id: String,
+    pub allocated: i64,
+    pub reserved: i64,
+    pub spent: i64,
+    pub debt: i64,
+    pub overdraft_limit: i64,
+    pub is_over_limit: bool,
+    pub status: String,
+    pub commit_overage_policy: Option<OveragePolicy>,
+    pub created_at_ms: i64,
+    pub updated_at_ms: i64,
+}
+
+impl BudgetRow {
+    /// `remaining = allocated - spent - reserved - debt` (LEDGER INVARIANT).
+    pub fn remaining(&self) -> i64 {
+        self.allocated - self.spent - self.reserved - self.debt
+    }
+
+    /// The spec's `Balance`.
+    pub fn balance(&self) -> Balance {
+        let a = |n| Amount::new(self.unit, n);
+        Balance {
+            scope: self.scope.clone(),
+            scope_path: self.scope.clone(),
+            remaining: a(self.remaining()),
+            reserved: a(self.reserved),
+            spent: a(self.spent),
+            allocated: a(self.allocated),
+            debt: a(self.debt),
+            overdraft_limit: a(self.overdraft_limit),
+            is_over_limit: self.is_over_limit,
+        }
+    }
+}
+
+const BUDGET_COLUMNS: &str = "scope, unit, ledger_id, allocated, reserved, spent, debt, overdraft_limit, \
+     is_over_limit, status, commit_overage_policy, created_at_ms, updated_at_ms";
+
+fn budget_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<BudgetRow> {
+    let unit: String = r.get(1)?;
+    let policy: Option<String> = r.get(10)?;
+    Ok(BudgetRow {
+        scope: r.get(0)?,
+        unit: Unit::parse(&unit).unwrap_or(Unit::Credits),
+        ledger_id: r.get(2)?,
+        allocated: r.get(3)?,
+        reserved: r.get(4)?,
+        spent: r.get(5)?,
+        debt: r.get(6)?,
+        overdraft_limit: r.get(7)?,
+        is_over_limit: r.get::<_, i64>(8)? != 0,
+        status: r.get(9)?,
+        commit_overage_policy: policy.as_deref().and_then(OveragePolicy::parse),
+        created_at_ms: r.get(11)?,
+        updated_at_ms: r.get(12)?,
+    })
+}
+
+/// The budget at `(tenant, scope, unit)`, if any.
+pub fn load_budget(conn: &Connection, tenant: &str, scope: &str, unit: Unit) -> ApiResult<Option<BudgetRow>> {
+    Ok(conn
+        .prepare_cached(&format!(
+            "SELECT {BUDGET_COLUMNS} FROM budgets WHERE tenant_id = ?1 AND scope = ?2 AND unit = ?3"
+        ))?
+        .query_row(params![tenant, scope, unit.as_str()], budget_from_row)
+        .optional()?)
+}
+
+/// Every budget of `tenant`, in scope order.
+pub fn tenant_budgets(conn: &Connection, tenant: &str) -> ApiResult<Vec<BudgetRow>> {
+    let mut stmt =
+        conn.prepare_cached(&format!("SELECT {BUDGET_COLUMNS} FROM budgets WHERE tenant_id = ?1 ORDER BY scope, unit"))?;
+    let rows = stmt.query_map([tenant], budget_from_row)?.collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
+}
+
+/// Writes the mutable counters of `b` back.
+pub fn save_budget(conn: &Connection, tenant: &str, b: &BudgetRow, now: i64) -> ApiResult<()> {
+    conn.prepare_cached(
+        "UPDATE budgets SET allocated = ?4, reserved = ?5, spent = ?6, debt = ?7, overdraft_limit = ?8, \
+         is_over_limit = ?9, status = ?10, updated_at_ms = ?11 WHERE tenant_id = ?1 AND scope = ?2 AND unit = ?3",
+    )?
+    .execute(params![
+        tenant,
+        b.scope,
+        b.unit.as_str(),
+        b.allocated,
+        b.reserved,
+        b.spent,
+        b.debt,
+        b.overdraft_limit,
+        i64::from(b.is_over_limit),
+        b.status,
+        now
+    ])?;
+    Ok(())
+}
+
+/// The budgets of the derived `scopes` in `unit`, canonical order. None at all: 400
+/// UNIT_MISMATCH when some scope has a budget in another unit, else 404 NOT_FOUND.
+pub fn budgets_for(conn: &Connection, tenant: &str, scopes: &[String], unit: Unit) -> ApiResult<Vec<BudgetRow>> {
+    let mut out = Vec::with_capacity(scopes.len());
+    for scope in scopes {
+        if let Some(b) = load_budget(conn, tenant, scope, unit)? {
+            out.push(b);
+        }
+    }
+    if out.is_empty() {
+        return Err(no_budget_error(conn, tenant, scopes, unit)?);
+    }
+    Ok(out)
+}
+
+fn no_budget_error(conn: &Connection, tenant: &str, scopes: &[String], unit: Unit) -> ApiResult<ApiError> {
+    let mut stmt = conn.prepare_cached("SELECT unit FROM budgets WHERE tenant_id = ?1 AND scope = ?2")?;
+    for scope in scopes.iter().rev() {
+        let units = stmt.query_map(params![tenant, scope], |r| r.get::<_, String>(0))?.collect::<Result<Vec<_>, _>>()?;
+        if !units.is_empty() {
+            return Ok(ApiError::new(
+                ErrorCode::UnitMismatch,
+                format!("no {} budget at scope `{scope}`; it has budgets in {}", unit.as_str(), units.join(", ")),
+            )
+            .with_details(json!({"scope": scope, "requested_unit": unit.as_str(), "expected_units": units})));
+        }
+    }
+    let deepest = scopes.last().map(String::as_str).unwrap_or("");
+    Ok(ApiError::not_found(format!("Budget not found for provided scope: {deepest}")))
+}
+
+/// A budget-state refusal: the error code (409 on the persisting surface) doubling as the
+/// `reason_code` of a DENY decision.
+fn check_budgets(budgets: &[BudgetRow], amount: i64) -> Result<(), ApiError> {
+    for b in budgets {
+        match b.status.as_str() {
+            "FROZEN" => return Err(ApiError::new(ErrorCode::BudgetFrozen, format!("budget at `{}` is frozen", b.scope))),
+            "CLOSED" => return Err(ApiError::new(ErrorCode::BudgetClosed, format!("budget at `{}` is closed", b.scope))),
+            _ => {}
+        }
+    }
+    // Over-limit takes precedence over DEBT_OUTSTANDING (ERROR SEMANTICS).
+    if let Some(b) = budgets.iter().find(|b| b.is_over_limit || (b.overdraft_limit > 0 && b.debt > b.overdraft_limit)) {
+        return Err(ApiError::new(
+            ErrorCode::OverdraftLimitExceeded,
+            format!("scope `{}` is over its overdraft limit (debt {}, limit {})", b.scope, b.debt, b.overdraft_limit),
+        ));
+    }
+    if let Some(b) = budgets.iter().find(|b| b.debt > 0 && b.overdraft_limit == 0) {
+        return Err(ApiError::new(
+            ErrorCode::DebtOutstanding,
+            format!("scope `{}` has outstanding debt {}", b.scope, b.debt),
+        ));
+    }
+    if let Some(b) = budgets.iter().find(|b| b.remaining() < amount) {
+        return Err(ApiError::new(
+            ErrorCode::BudgetExceeded,
+            format!("Insufficient remaining budget for scope {}: remaining {}, requested {amount}", b.scope, b.remaining()),
+        )
+        .with_details(json!({"scope": b.scope, "remaining": b.remaining(), "requested": amount})));
+    }
+    Ok(())
+}
+
+/// What the tenant record says, for the TENANT_CLOSED guard.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TenantState {
+    /// No tenant record: not guarded.
+    Unknown,
+    /// ACTIVE.
+    Active,
+    /// SUSPENDED: read-only.
+    Suspended,
+    /// CLOSED: terminal.
+    Closed,
+}
+
+/// The state of `tenant`; a record whose status is unreadable fails closed (500).
+pub fn tenant_state(conn: &Connection, tenant: &str) -> ApiResult<TenantState> {
+    let status: Option<String> = conn
+        .prepare_cached("SELECT status FROM tenants WHERE tenant_id = ?1")?
+        .query_row([tenant], |r| r.get(0))
+        .optional()?;
+    match status.as_deref() {
+        None => Ok(TenantState::Unknown),
+        Some("ACTIVE") => Ok(TenantState::Active),
+        Some("SUSPENDED") => Ok(TenantState::Suspended),
+        Some("CLOSED") => Ok(TenantState::Closed),
+        Some(other) => Err(ApiError::internal(format!("tenant `{tenant}` has an unreadable status `{other}`"))),
+    }
+}
+
+fn guard_mutation(conn: &Connection, tenant: &str) -> ApiResult<()> {
+    match tenant_state(conn, tenant)? {
+        TenantState::Closed => Err(ApiError::new(ErrorCode::TenantClosed, format!("tenant `{tenant}` is closed"))),
+        TenantState::Suspended => Err(ApiError::forbidden(format!("tenant `{tenant}` is suspended (read-only)"))),
+        TenantState::Active | TenantState::Unknown => Ok(()),
+    }
+}
+
+/// Checks `subject.tenant` against the effective tenant (403 on mismatch).
+pub fn check_subject_tenant(subject: &Subject, tenant: &str) -> ApiResult<()> {
+    match subject.tenant.as_deref() {
+        Some(t) if t != tenant => Err(ApiError::forbidden(format!(
+            "subject.tenant `{t}` does not match the tenant of the API key"
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// The request digest that idempotency compares: SHA-256 of the canonical serialisation (keys
+/// sorted) plus the path parameter.
+pub fn request_hash<T: Serialize>(body: &T, path_param: &str) -> ApiResult<String> {
+    let value = serde_json::to_value(body).map_err(ApiError::internal)?;
+    Ok(sha256_hex(format!("{path_param}\n{value}").as_bytes()))
+}
+
+/// IDEMPOTENCY: the stored response of `(tenant, endpoint, key)` when the payload matches;
+/// 409 IDEMPOTENCY_MISMATCH when it does not.
+pub fn idem_lookup(conn: &Connection, tenant: &str, endpoint: &str, key: &str, hash: &str) -> ApiResult<Option<Value>> {
+    let row: Option<(String, String)> = conn
+        .prepare_cached("SELECT request_hash, response FROM idempotency WHERE tenant_id = ?1 AND endpoint = ?2 AND key = ?3")?
+        .query_row(params![tenant, endpoint, key], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    match row {
+        None => Ok(None),
+        Some((stored, _)) if stored != hash => Err(ApiError::new(
+            ErrorCode::IdempotencyMismatch,
+            format!("idempotency key `{key}` was already used with a different request payload"),
+        )),
+        Some((_, response)) => Ok(Some(serde_json::from_str(&response).map_err(ApiError::internal)?)),
+    }
+}
+
+/// Stores the successful response of `(tenant, endpoint, key)`.
+pub fn idem_store(conn: &Connection, tenant: &str, endpoint: &str, key: &str, hash: &str, response: &Value) -> ApiResult<()> {
+    conn.prepare_cached("INSERT INTO idempotency (tenant_id, endpoint, key, request_hash, response) VALUES (?1, ?2, ?3, ?4, ?5)")?
+        .execute(params![tenant, endpoint, key, hash, response.to_string()])?;
+    Ok(())
+}
+
+/// One reservation row.
+#[derive(Debug, Clone)]
+#[allow(missing_docs)]
+pub struct Reservation {
+    pub id: String,
+    pub tenant: String,
+    pub status: String,
+    pub unit: Unit,
+    pub amount: i64,
+    pub committed: Option<i64>,
+    pub created_at_ms: i64,
+    pub expires_at_ms: i64,
+    pub grace_ms: i64,
+    pub finalized_at_ms: Option<i64>,
+    pub extensions: i64,
+    pub overage_policy: OveragePolicy,
+    pub scope_path: String,
+    pub scopes: Vec<String>,
+    pub budgeted: Vec<String>,
+    pub idempotency_key: Option<String>,
+    pub subject: Value,
+    pub action: Value,
+    pub metadata: Option<Value>,
+    pub committed_metadata: Option<Value>,
+}
+
+const RES_COLUMNS: &str = "id, tenant_id, status, unit, amount, committed, created_at_ms, expires_at_ms, grace_ms, \
+     finalized_at_ms, extensions, overage_policy, scope_path, scopes, budgeted, idempotency_key, subject, action, \
+     metadata, committed_metadata";
+
+fn json_col(r: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<Value> {
+    let s: String = r.get(i)?;
+    Ok(serde_json::from_str(&s).unwrap_or(Value::Null))
+}
+
+fn opt_json_col(r: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<Option<Value>> {
+    let s: Option<String> = r.get(i)?;
+    Ok(s.and_then(|s| serde_json::from_str(&s).ok()))
+}
+
+fn reservation_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Reservation> {
+    let unit: String = r.get(3)?;
+    let policy: String = r.get(11)?;
+    let strings = |v: Value| -> Vec<String> {
+        v.as_array().map(|a| a.iter().filter_map(|s| s.as_str().map(String::from)).collect()).unwrap_or_default()
+    };
+    Ok(Reservation {
+        id: r.get(0)?,
+        tenant: r.get(1)?,
+        status: r.get(2)?,
+        unit: Unit::parse(&unit).unwrap_or(Unit::Credits),
+        amount: r.get(4)?,
+        committed: r.get(5)?,
+        created_at_ms: r.get(6)?,
+        expires_at_ms: r.get(7)?,
+        grace_ms: r.get(8)?,
+        finalized_at_ms: r.get(9)?,
+        extensions: r.get(10)?,
+        overage_policy: OveragePolicy::parse(&policy).unwrap_or_default(),
+        scope_path: r.get(12)?,
+        scopes: strings(json_col(r, 13)?),
+        budgeted: strings(json_col(r, 14)?),
+        idempotency_key: r.get(15)?,
+        subject: json_col(r, 16)?,
+        action: json_col(r, 17)?,
+        metadata: opt_json_col(r, 18)?,
+        committed_metadata: opt_json_col(r, 19)?,
+    })
+}
+
+/// The reservation `id`, whoever owns it.
+pub fn load_reservation(conn: &Connection, id: &str) -> ApiResult<Option<Reservation>> {
+    Ok(conn
+        .prepare_cached(&format!("SELECT {RES_COLUMNS} FROM reservations WHERE id = ?1"))?
+        .query_row([id], reservation_from_row)
+        .optional()?)
+}
+
+/// The reservation `id` owned by `tenant`: 404 when it never existed, 403 when another
+/// tenant owns it.
+pub fn owned_reservation(conn: &Connection, tenant: &str, id: &str) -> ApiResult<Reservation> {
+    let r = load_reservation(conn, id)?.ok_or_else(|| ApiError::not_found(format!("reservation `{id}` not found")))?;
+    if r.tenant != tenant {
+        return Err(ApiError::forbidden(format!("reservation `{id}` belongs to another tenant")));
+    }
+    Ok(r)
+}
+
+fn set_reservation_state(conn: &Connection, r: &Reservation) -> ApiResult<()> {
+    conn.prepare_cached(
+        "UPDATE reservations SET status = ?2, committed = ?3, expires_at_ms = ?4, finalized_at_ms = ?5, \
+         extensions = ?6, committed_metadata = ?7 WHERE id = ?1",
+    )?
+    .execute(params![
+        r.id,
+        r.status,
+        r.committed,
+        r.expires_at_ms,
+        r.finalized_at_ms,
+        r.extensions,
+        r.committed_metadata.as_ref().map(Value::to_string)
+    ])?;
+    Ok(())
+}
+
+fn reservation_budgets(conn: &Connection, r: &Reservation) -> ApiResult<Vec<BudgetRow>> {
+    let mut out = Vec::with_capacity(r.budgeted.len());
+    for scope in &r.budgeted {
+        let b = load_budget(conn, &r.tenant, scope, r.unit)?
+            .ok_or_else(|| ApiError::internal(format!("budget `{scope}` of reservation `{}` vanished", r.id)))?;
+        out.push(b);
+    }
+    Ok(out)
+}
+
+fn balances(budgets: &[BudgetRow]) -> Vec<Balance> {
+    budgets.iter().map(BudgetRow::balance).collect()
+}
+
+/// The outcome of a successful reservation, for callers inside the gateway.
+#[derive(Debug, Clone)]
+pub struct Reserved {
+    /// The response body (`ReservationCreateResponse`).
+    pub response: Value,
+    /// The new reservation, `None` on a dry run.
+    pub reservation_id: Option<String>,
+}
+
+/// POST /v1/reservations. `hash` is the idempotency digest of the request.
+pub fn reserve(conn: &Connection, tenant: &str, req: &ReserveRequest, hash: &str, now: i64) -> ApiResult<Reserved> {
+    check_subject_tenant(&req.subject, tenant)?;
+    let dry = req.dry_run.unwrap_or(false);
+    if let Some(stored) = idem_lookup(conn, tenant, "reserve", &req.idempotency_key, hash)? {
+        let id = stored.get("reservation_id").and_then(Value::as_str).map(String::from);
+        return Ok(Reserved { response: replay_with_ttl(conn, stored, id.as_deref(), now)?, reservation_id: id });
+    }
+    let scopes = req.subject.scopes();
+    let scope_path = scopes.last().cloned().unwrap_or_default();
+    let unit = req.estimate.unit;
+    let amount = req.estimate.amount;
+    if dry {
+        let state = tenant_state(conn, tenant)?;
+        let mut body = json!({"affected_scopes": scopes, "scope_path": scope_path});
+        let verdict = if state == TenantState::Closed {
+            Err(ApiError::new(ErrorCode::TenantClosed, "tenant is closed"))
+        } else {
+            budgets_for(conn, tenant, &scopes, unit).and_then(|b| {
+                body["balances"] = serde_json::to_value(balances(&b)).map_err(ApiError::internal)?;
+                check_budgets(&b, amount)
+            })
+        };
+        match verdict {
+            Ok(()) => {
+                body["decision"] = json!("ALLOW");
+                body["reserved"] = json!(req.estimate);
+            }
+            Err(e) if e.code == ErrorCode::NotFound => {
+                body["decision"] = json!("DENY");
+                body["reason_code"] = json!("BUDGET_NOT_FOUND");
+            }
+            Err(e) if e.status().as_u16() == 409 => {
+                body["decision"] = json!("DENY");
+                body["reason_code"] = json!(e.code.as_str());
+            }
+            Err(e) => return Err(e),
+        }
+        idem_store(conn, tenant, "reserve", &req.idempotency_key, hash, &body)?;
+        return Ok(Reserved { response: body, reservation_id: None });
+    }
+    guard_mutation(conn, tenant)?;
+    let mut budgets = budgets_for(conn, tenant, &scopes, unit)?;
+    check_budgets(&budgets, amount)?;
+    let policy = req
+        .overage_policy
+        .or_else(|| budgets.iter().rev().find_map(|b| b.commit_overage_policy))
+        .unwrap_or_default();
+    for b in &mut budgets {
+        b.reserved += amount;
+        save_budget(conn, tenant, b, now)?;
+    }
+    let ttl = req.ttl_ms.unwrap_or(DEFAULT_TTL_MS);
+    let grace = req.grace_period_ms.unwrap_or(DEFAULT_GRACE_MS);
+    let id = new_id("rsv_");
+    let expires = now + ttl;
+    let budgeted: Vec<&str> = budgets.iter().map(|b| b.scope.as_str()).collect();
+    conn.prepare_cached(
+        "INSERT INTO reservations (id, tenant_id, status, unit, amount, created_at_ms, expires_at_ms, grace_ms, \
+         overage_policy, scope_path, scopes, budgeted, idempotency_key, subject, action, metadata) \
+         VALUES (?1, ?2, 'ACTIVE', ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+    )?
+    .execute(params![
+        id,
+        tenant,
+        unit.as_str(),
+        amount,
+        now,
+        expires,
+        grace,
+        policy.as_str(),
+        scope_path,
+        json!(scopes).to_string(),
+        json!(budgeted).to_string(),
+        req.idempotency_key,
+        serde_json::to_string(&req.subject).map_err(ApiError::internal)?,
+        serde_json::to_string(&req.action).map_err(ApiError::internal)?,
+        req.metadata.as_ref().map(|m| Value::Object(m.clone()).to_string()),
+    ])?;
+    let body = json!({
+        "decision": "ALLOW",
+        "reservation_id": id,
+        "reserved": req.estimate,
+        "expires_at_ms": expires,
+        "remaining_ttl_ms": ttl,
+        "scope_path": scope_path,
+        "affected_scopes": scopes,
+    });
+    idem_store(conn, tenant, "reserve", &req.idempotency_key, hash, &body)?;
+    Ok(Reserved { response: body, reservation_id: Some(id) })
+}
+
+/// Recomputes the volatile `remaining_ttl_ms` of a replayed response (IDEMPOTENCY).
+fn replay_with_ttl(conn: &Connection, mut stored: Value, id: Option<&str>, now: i64) -> ApiResult<Value> {
+    if stored.get("remaining_ttl_ms").is_none() {
+        return Ok(stored);
+    }
+    let expires = stored.get("expires_at_ms").and_then(Value::as_i64).unwrap_or(0);
+    let active = match id {
+        Some(id) => load_reservation(conn, id)?.is_some_and(|r| r.status == "ACTIVE"),
+        None => false,
+    };
+    stored["remaining_ttl_ms"] = json!(if active { (expires - now).max(0) } else { 0 });
+    Ok(stored)
+}
+
+/// A lazily detected expiry: marks the reservation EXPIRED and frees its hold.
+fn expire(conn: &Connection, r: &mut Reservation, now: i64) -> ApiResult<()> {
+    let mut budgets = reservation_budgets(conn, r)?;
+    for b in &mut budgets {
+        b.reserved -= r.amount;
+        save_budget(conn, &r.tenant, b, now)?;
+    }
+    r.status = "EXPIRED".into();
+    set_reservation_state(conn, r)
+}
+
+/// Checks a live reservation for commit/release (`deadline` = expiry + grace) or extend
+/// (`deadline` = expiry). An expired one is expired on the spot (and that change is kept).
+fn check_live(conn: &Connection, r: &mut Reservation, deadline: i64, now: i64) -> ApiResult<Option<ApiError>> {
+    match r.status.as_str() {
+        "COMMITTED" | "RELEASED" => {
+            return Ok(Some(ApiError::new(
+                ErrorCode::ReservationFinalized,
+                format!("reservation `{}` is already {}", r.id, r.status),
+            )));
+        }
+        "EXPIRED" => {
+            return Ok(Some(ApiError::new(ErrorCode::ReservationExpired, format!("reservation `{}` has expired", r.id))));
+        }
+        _ => {}
+    }
+    if now > deadline {
+        if now > r.expires_at_ms + r.grace_ms {
+            expire(conn, r, now)?;
+        }
+        return Ok(Some(ApiError::new(ErrorCode::ReservationExpired, format!("reservation `{}` has expired", r.id))));
+    }
+    Ok(None)
+}
+
+/// How a charge of `delta` beyond a hold lands on the budgets.
+struct Charge {
+    /// Per budget: added to spent.
+    spent: Vec<i64>,
+    /// Per budget: added to debt.
+    debt: Vec<i64>,
+    /// Per budget: now over limit.
+    over: Vec<bool>,
+    /// What the caller is told was charged beyond the hold.
+    charged_delta: i64,
+}
+
+/// Applies the overage policy to an extra `delta` over `budgets` (commit overage or event).
+fn overage(budgets: &[BudgetRow], delta: i64, policy: OveragePolicy) -> ApiResult<Charge> {
+    let n = budgets.len();
+    if delta <= 0 || budgets.iter().all(|b| b.remaining() >= delta) {
+        return Ok(Charge { spent: vec![delta.max(0); n], debt: vec![0; n], over: vec![false; n], charged_delta: delta.max(0) });
+    }
+    match policy {
+        OveragePolicy::Reject => {
+            let b = budgets.iter().find(|b| b.remaining() < delta);
+            Err(ApiError::new(
+                ErrorCode::BudgetExceeded,
+                format!(
+                    "Insufficient remaining budget for scope {}: {delta} more is needed",
+                    b.map(|b| b.scope.as_str()).unwrap_or("")
+                ),
+            ))
+        }
+        OveragePolicy::AllowIfAvailable => {
+            let capped = budgets.iter().map(|b| b.remaining()).min().unwrap_or(0).clamp(0, delta);
+            Ok(Charge {
+                spent: vec![capped; n],
+                debt: vec![0; n],
+                over: budgets.iter().map(|b| b.remaining() < delta).collect(),
+                charged_delta: capped,
+            })
+        }
+        OveragePolicy::AllowWithOverdraft => {
+            let shortfall: Vec<i64> = budgets.iter().map(|b| (delta - b.remaining().max(0)).max(0)).collect();
+            if let Some((b, s)) = budgets.iter().zip(&shortfall).find(|(b, s)| b.debt + **s > b.overdraft_limit) {
+                return Err(ApiError::new(
+                    ErrorCode::OverdraftLimitExceeded,
+                    format!(
+                        "scope `{}`: debt {} + {s} would exceed the overdraft limit {}",
+                        b.scope, b.debt, b.overdraft_limit
+                    ),
+                ));
+            }
+            Ok(Charge {
+                spent: shortfall.iter().map(|s| delta - s).collect(),
+                debt: shortfall,
+                over: vec![false; n],
+                charged_delta: delta,
+            })
+        }
+    }
+}
+
+/// POST /v1/reservations/{id}/commit.
+pub fn commit(conn: &Connection, tenant: &str, id: &str, req: &CommitRequest, hash: &str, now: i64) -> ApiResult<Value> {
+    let mut r = owned_reservation(conn, tenant, id)?;
+    if let Some(stored) = idem_lookup(conn, tenant, "commit", &req.idempotency_key, hash)? {
+        return Ok(stored);
+    }
+    guard_mutation(conn, tenant)?;
+    let deadline = r.expires_at_ms + r.grace_ms;
+    if let Some(e) = check_live(conn, &mut r, deadline, now)? {
+        return finish_with_error(conn, e);
+    }
+    if req.actual.unit != r.unit {
+        return Err(ApiError::new(
+            ErrorCode::UnitMismatch,
+            format!("actual.unit {} differs from the reservation's {}", req.actual.unit.as_str(), r.unit.as_str()),
+        ));
+    }
+    let mut budgets = reservation_budgets(conn, &r)?;
+    let actual = req.actual.amount;
+    let charge = overage(&budgets, actual - r.amount, r.overage_policy)?;
+    let charged = actual.min(r.amount) + charge.charged_delta;
+    for (i, b) in budgets.iter_mut().enumerate() {
+        b.reserved -= r.amount;
+        b.spent += actual.min(r.amount) + charge.spent[i];
+        b.debt += charge.debt[i];
+        b.is_over_limit = b.is_over_limit || charge.over[i] || (b.overdraft_limit > 0 && b.debt > b.overdraft_limit);
+        save_budget(conn, tenant, b, now)?;
+    }
+    r.status = "COMMITTED".into();
+    r.committed = Some(charged);
+    r.finalized_at_ms = Some(now);
+    r.committed_metadata = req.metadata.clone().map(Value::Object);
+    set_reservation_state(conn, &r)?;
+    let mut body = json!({
+        "status": "COMMITTED",
+        "charged": Amount::new(r.unit, charged),
+        "balances": balances(&budgets),
+    });
+    if actual < r.amount {
+        body["released"] = json!(Amount::new(r.unit, r.amount - actual));
+    }
+    idem_store(conn, tenant, "commit", &req.idempotency_key, hash, &body)?;
+    Ok(body)
+}
+
+/// An error that must keep the state change made while detecting it (a lazy expiry): the
+/// savepoint would roll it back, so the error is returned as a value the handler raises.
+fn finish_with_error(_conn: &Connection, e: ApiError) -> ApiResult<Value> {
+    Ok(json!({"__error": {"code": e.code.as_str(), "message": e.message}}))
+}
+
+/// Turns a value made by [`finish_with_error`] back into the error, after the store kept the
+/// change.
+pub fn raise_deferred(v: Value) -> ApiResult<Value> {
+    if let Some(e) = v.get("__error") {
+        let code = match e.get("code").and_then(Value::as_str) {
+            Some("RESERVATION_FINALIZED") => ErrorCode::ReservationFinalized,
+            Some("RESERVATION_EXPIRED") => ErrorCode::ReservationExpired,
+            _ => ErrorCode::InternalError,
+        };
+        let message = e.get("message").and_then(Value::as_str).unwrap_or("").to_string();
+        return Err(ApiError::new(code, message));
+    }
+    Ok(v)
+}
+
+/// POST /v1/reservations/{id}/release.
+pub fn release(conn: &Connection, tenant: &str, id: &str, req: &ReleaseRequest, hash: &str, now: i64) -> ApiResult<Value> {
+    let mut r = owned_reservation(conn, tenant, id)?;
+    if let Some(stored) = idem_lookup(conn, tenant, "release", &req.idempotency_key, hash)? {
+        return Ok(stored);
+    }
+    guard_mutation(conn, tenant)?;
+    let deadline = r.expires_at_ms + r.grace_ms;
+    if let Some(e) = check_live(conn, &mut r, deadline, now)? {
+        return finish_with_error(conn, e);
+    }
+    let mut budgets = reservation_budgets(conn, &r)?;
+    for b in &mut budgets {
+        b.reserved -= r.amount;
+        save_budget(conn, tenant, b, now)?;
+    }
+    r.status = "RELEASED".into();
+    r.finalized_at_ms = Some(now);
+    set_reservation_state(conn, &r)?;
+    let body = json!({
+        "status": "RELEASED",
+        "released": Amount::new(r.unit, r.amount),
+        "balances": balances(&budgets),
+    });
+    idem_store(conn, tenant, "release", &req.idempotency_key, hash, &body)?;
+    Ok(body)
+}
+
+/// Maximum extensions per reservation (the governance spec's tenant default).
+pub const MAX_EXTENSIONS: i64 = 10;
+
+/// POST /v1/reservations/{id}/extend.
+pub fn extend(conn: &Connection, tenant: &str, id: &str, req: &ExtendRequest, hash: &str, now: i64) -> ApiResult<Value> {
+    if !(1..=86_400_000).contains(&req.extend_by_ms) {
+        return Err(ApiError::invalid(format!("`extend_by_ms` must be 1-86400000, got {}", req.extend_by_ms)));
+    }
+    let mut r = owned_reservation(conn, tenant, id)?;
+    if let Some(stored) = idem_lookup(conn, tenant, "extend", &req.idempotency_key, hash)? {
+        return replay_with_ttl(conn, stored, Some(id), now);
+    }
+    guard_mutation(conn, tenant)?;
+    let deadline = r.expires_at_ms;
+    if let Some(e) = check_live(conn, &mut r, deadline, now)? {
+        return finish_with_error(conn, e);
+    }
+    if r.extensions >= MAX_EXTENSIONS {
+        return Err(ApiError::new(
+            ErrorCode::MaxExtensionsExceeded,
+            format!("reservation `{id}` has been extended {MAX_EXTENSIONS} times already"),
+        ));
+    }
+    r.expires_at_ms += req.extend_by_ms;
+    r.extensions += 1;
+    set_reservation_state(conn, &r)?;
+    let body = json!({
+        "status": "ACTIVE",
+        "expires_at_ms": r.expires_at_ms,
+        "remaining_ttl_ms": (r.expires_at_ms - now).max(0),
+    });
+    idem_store(conn, tenant, "extend", &req.idempotency_key, hash, &body)?;
+    Ok(body)
+}
+
+/// POST /v1/decide: budget-state conditions answer DENY with a reason code, never 409.
+pub fn decide(conn: &Connection, tenant: &str, req: &DecisionRequest, hash: &str) -> ApiResult<Value> {
+    check_subject_tenant(&req.subject, tenant)?;
+    if let Some(stored) = idem_lookup(conn, tenant, "decide", &req.idempotency_key, hash)? {
+        return Ok(stored);
+    }
+    let scopes = req.subject.scopes();
+    let mut body = json!({"affected_scopes": scopes});
+    let verdict = if tenant_state(conn, tenant)? == TenantState::Closed {
+        Err(ApiError::new(ErrorCode::TenantClosed, "tenant is closed"))
+    } else {
+        budgets_for(conn, tenant, &scopes, req.estimate.unit).and_then(|b| check_budgets(&b, req.estimate.amount))
+    };
+    match verdict {
+        Ok(()) => body["decision"] = json!("ALLOW"),
+        Err(e) if e.code == ErrorCode::NotFound => {
+            body["decision"] = json!("DENY");
+            body["reason_code"] = json!("BUDGET_NOT_FOUND");
+        }
+        Err(e) if e.status().as_u16() == 409 => {
+            body["decision"] = json!("DENY");
+            body["reason_code"] = json!(e.code.as_str());
+        }
+        Err(e) => return Err(e),
+    }
+    idem_store(conn, tenant, "decide", &req.idempotency_key, hash, &body)?;
+    Ok(body)
+}
+
+/// POST /v1/events: a direct debit, atomic across the derived scopes.
+pub fn event(conn: &Connection, tenant: &str, req: &EventRequest, hash: &str, now: i64) -> ApiResult<Value> {
+    check_subject_tenant(&req.subject, tenant)?;
+    if let Some(stored) = idem_lookup(conn, tenant, "event", &req.idempotency_key, hash)? {
+        return Ok(stored);
+    }
+    guard_mutation(conn, tenant)?;
+    let scopes = req.subject.scopes();
+    let mut budgets = budgets_for(conn, tenant, &scopes, req.actual.unit)?;
+    let policy = req
+        .overage_policy
+        .or_else(|| budgets.iter().rev().find_map(|b| b.commit_overage_policy))
+        .unwrap_or_default();
+    let charge = overage(&budgets, req.actual.amount, policy)?;
+    for (i, b) in budgets.iter_mut().enumerate() {
+        b.spent += charge.spent[i];
+        b.debt += charge.debt[i];
+        b.is_over_limit = b.is_over_limit || charge.over[i];
+        save_budget(conn, tenant, b, now)?;
+    }
+    let id = new_id("evt_");
+    conn.prepare_cached(
+        "INSERT INTO ledger_events (id, tenant_id, unit, amount, charged, scopes, created_at_ms, body) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )?
+    .execute(params![
+        id,
+        tenant,
+        req.actual.unit.as_str(),
+        req.actual.amount,
+        charge.charged_delta,
+        json!(scopes).to_string(),
+        now,
+        serde_json::to_string(req).map_err(ApiError::internal)?
+    ])?;
+    let mut body = json!({"status": "APPLIED", "event_id": id, "balances": balances(&budgets)});
+    if charge.charged_delta != req.actual.amount {
+        body["charged"] = json!(Amount::new(req.actual.unit, charge.charged_delta));
+    }
+    idem_store(conn, tenant, "event", &req.idempotency_key, hash, &body)?;
+    Ok(body)
+}
+
+/// The `ReservationDetail` / `ReservationSummary` of `r`.
+pub fn reservation_json(r: &Reservation, with_metadata: bool) -> Value {
+    let mut v = json!({
+        "reservation_id": r.id,
+        "status": r.status,
+        "subject": r.subject,
+        "action": r.action,
+        "reserved": Amount::new(r.unit, r.amount),
+        "created_at_ms": r.created_at_ms,
+        "expires_at_ms": r.expires_at_ms,
+        "scope_path": r.scope_path,
+        "affected_scopes": r.scopes,
+    });
+    if let Some(k) = &r.idempotency_key {
+        v["idempotency_key"] = json!(k);
+    }
+    if let Some(c) = r.committed {
+        v["committed"] = json!(Amount::new(r.unit, c));
+    }
+    if matches!(r.status.as_str(), "COMMITTED" | "RELEASED")
+        && let Some(f) = r.finalized_at_ms {
+            v["finalized_at_ms"] = json!(f);
+        }
+    if with_metadata {
+        if let Some(m) = &r.metadata {
+            v["metadata"] = m.clone();
+        }
+        if let Some(m) = &r.committed_metadata {
+            v["committed_metadata"] = m.clone();
+        }
+    }
+    v
+}
+
+/// Filters of GET /v1/reservations.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[allow(missing_docs)]
+pub struct ListFilter {
+    pub idempotency_key: Option<String>,
+    pub status: Option<String>,
+    pub tenant: Option<String>,
+    pub workspace: Option<String>,
+    pub app: Option<String>,
+    pub workflow: Option<String>,
+    pub agent: Option<String>,
+    pub toolset: Option<String>,
+    pub limit: Option<u32>,
+    pub cursor: Option<String>,
+}
+
+/// GET /v1/reservations: newest first, cursor = the offset.
+pub fn list_reservations(conn: &Connection, tenant: &str, f: &ListFilter) -> ApiResult<Value> {
+    if let Some(t) = &f.tenant
+        && t != tenant {
+            return Err(ApiError::forbidden("the tenant filter does not match the tenant of the API key"));
+        }
+    if let Some(s) = &f.status
+        && !matches!(s.as_str(), "ACTIVE" | "COMMITTED" | "RELEASED" | "EXPIRED") {
+            return Err(ApiError::invalid(format!("unknown status `{s}`")));
+        }
+    let limit = i64::from(f.limit.unwrap_or(50).clamp(1, 1000));
+    let offset: i64 = match &f.cursor {
+        Some(c) => c.parse().map_err(|_| ApiError::invalid("`cursor` is not a cursor this server issued"))?,
+        None => 0,
+    };
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {RES_COLUMNS} FROM reservations WHERE tenant_id = ?1 AND (?2 IS NULL OR status = ?2) \
+         AND (?3 IS NULL OR idempotency_key = ?3) ORDER BY created_at_ms DESC, id LIMIT -1 OFFSET ?4"
+    ))?;
+    let rows = stmt.query_map(params![tenant, f.status, f.idempotency_key, offset], reservation_from_row)?;
+    let wanted: Vec<(&str, &str)> = [
+        ("workspace", &f.workspace),
+        ("app", &f.app),
+        ("workflow", &f.workflow),
+        ("agent", &f.agent),
+        ("toolset", &f.toolset),
+    ]
+    .into_iter()
+    .filter_map(|(k, v)| v.as_deref().map(|v| (k, v)))
+    .collect();
+    let mut out = Vec::new();
+    let mut scanned = 0i64;
+    let mut more = false;
+    for r in rows {
+        let r = r?;
+        scanned += 1;
+        if wanted.iter().all(|(k, v)| r.subject.get(*k).and_then(Value::as_str) == Some(*v)) {
+            if out.len() as i64 == limit {
+                more = true;
+                scanned -= 1;
+                break;
+            }
+            out.push(reservation_json(&r, false));
+        }
+    }
+    let mut body = json!({"reservations": out, "has_more": more});
+    if more {
+        body["next_cursor"] = json!((offset + scanned).to_string());
+    }
+    Ok(body)
+}
+
+/// Filters of GET /v1/balances.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[allow(missing_docs)]
+pub struct BalanceFilter {
+    pub tenant: Option<String>,
+    pub workspace: Option<String>,
+    pub app: Option<String>,
+    pub workflow: Option<String>,
+    pub agent: Option<String>,
+    pub toolset: Option<String>,
+    pub include_children: Option<bool>,
+    pub limit: Option<u32>,
+    pub cursor: Option<String>,
+}
+
+/// GET /v1/balances: the tenant's budgets whose scope carries every level the filter names.
+pub fn get_balances(conn: &Connection, tenant: &str, f: &BalanceFilter) -> ApiResult<Value> {
+    let wanted: Vec<(&str, &str)> = [
+        ("tenant", &f.tenant),
+        ("workspace", &f.workspace),
+        ("app", &f.app),
+        ("workflow", &f.workflow),
+        ("agent", &f.agent),
+        ("toolset", &f.toolset),
+    ]
+    .into_iter()
+    .filter_map(|(k, v)| v.as_deref().map(|v| (k, v)))
+    .collect();
+    if wanted.is_empty() {
+        return Err(ApiError::invalid("at least one of tenant, workspace, app, workflow, agent, toolset is required"));
+    }
+    if let Some(t) = &f.tenant
+        && t != tenant {
+            return Err(ApiError::forbidden("the tenant filter does not match the tenant of the API key"));
+        }
+    let limit = usize::try_from(f.limit.unwrap_or(50).clamp(1, 1000)).unwrap_or(50);
+    let offset: usize = match &f.cursor {
+        Some(c) => c.parse().map_err(|_| ApiError::invalid("`cursor` is not a cursor this server issued"))?,
+        None => 0,
+    };
+    let matching: Vec<Balance> = tenant_budgets(conn, tenant)?
+        .into_iter()
+        .filter(|b| {
+            let levels: Vec<(&str, &str)> = b.scope.split('/').filter_map(|p| p.split_once(':')).collect();
+            wanted.iter().all(|w| levels.contains(w))
+        })
+        .map(|b| b.balance())
+        .collect();
+    let page: Vec<&Balance> = matching.iter().skip(offset).take(limit).collect();
+    let more = offset + page.len() < matching.len();
+    let mut body = json!({"balances": page, "has_more": more});
+    if more {
+        body["next_cursor"] = json!((offset + page.len()).to_string());
+    }
+    Ok(body)
+}
+
+/// The expiry sweeper: every ACTIVE reservation past expiry + grace becomes EXPIRED and its
+/// hold returns to the budgets. Returns how many expired.
+pub fn sweep_expired(conn: &Connection, now: i64, max: usize) -> ApiResult<usize> {
+    let ids: Vec<String> = conn
+        .prepare_cached("SELECT id FROM reservations WHERE status = 'ACTIVE' AND expires_at_ms < ?1 \
+             AND expires_at_ms + grace_ms < ?1 LIMIT ?2")?
+        .query_map(params![now, i64::try_from(max).unwrap_or(i64::MAX)], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    for id in &ids {
+        if let Some(mut r) = load_reservation(conn, id)? {
+            expire(conn, &mut r, now)?;
+        }
+    }
+    Ok(ids.len())
+}
+
+/// Parses an action for stored subjects.
+pub fn action_of(v: &Value) -> Option<Action> {
+    serde_json::from_value(v.clone()).ok()
+}

@@ -1,0 +1,33 @@
+//! `sbd-gateway`: the edge gateway users deploy between agents.
+//!
+//! - [`delegations`]: `POST /v1/delegations`, the decision point (policy component, ledger
+//!   sub-budget, escalation, trace);
+//! - [`ledger`] and [`cycles_api`]: the Cycles runtime protocol (reserve, commit, release,
+//!   extend, decide, balances, events) on the embedded [`store`];
+//! - [`admin_api`]: tenants, budgets and API keys (the governance admin shapes);
+//! - [`escalations`], [`traces`], [`metrics`], [`openapi`], [`bundles`];
+//! - [`server`] (router, ids, auth) and [`serve`] (`sbd serve`).
+
+pub mod admin_api;
+pub mod bundles;
+pub mod config;
+pub mod cycles;
+pub mod cycles_api;
+pub mod delegations;
+pub mod error;
+pub mod escalations;
+pub mod hot;
+pub mod ledger;
+pub mod metrics;
+pub mod openapi;
+pub mod policy;
+pub mod serve;
+pub mod server;
+pub mod store;
+pub mod tokens;
+pub mod traces;
+pub mod util;
+
+pub use config::Config;
+pub use error::{ApiError, ErrorCode};
+pub use server::app;

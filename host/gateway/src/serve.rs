@@ -1,0 +1,272 @@
+//! Starting the service: configuration, logging, the store, the bootstrap admin key, the
+//! policy, the listener, the sweeper, and a graceful shutdown that lets requests in flight
+//! finish.
+
+use std::path::Path;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use crate::config::{Config, LogFormat};
+use crate::metrics::Metrics;
+use crate::policy::{parse_config, PolicyHandle, StaticPolicy, DEFAULT_POLICY_TOML};
+use crate::server::{app, load_keys, spawn_sweeper, AppState, Shared};
+use crate::store::{self, Store};
+use crate::util::{random_hex, sha256_hex};
+
+/// Errors starting the service.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServeError {
+    /// The store could not be opened.
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
+    /// The policy could not be loaded.
+    #[error(transparent)]
+    Policy(#[from] crate::policy::PolicyLoadError),
+    /// Reading a file failed.
+    #[error("cannot read `{path}`: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Writing the admin key file failed.
+    #[error("cannot write the admin key to `{path}`: {source}")]
+    AdminKey {
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A startup query failed.
+    #[error("store: {0}")]
+    Startup(crate::error::ApiError),
+    /// The token keys could not be set up.
+    #[error(transparent)]
+    Tokens(#[from] crate::tokens::TokenSetupError),
+    /// Signed-bundle mode could not start (fails closed: nothing to serve).
+    #[error("signed-bundle mode: {0}")]
+    Bundle(String),
+    /// Metrics registration failed.
+    #[error("metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
+    /// Binding or serving failed.
+    #[error("cannot serve on {addr}: {source}")]
+    Io {
+        /// The address.
+        addr: String,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// Installs the global log subscriber per `config` (once; later calls are no-ops).
+pub fn init_logging(config: &Config) {
+    let level = config.log_level.parse::<tracing::Level>().unwrap_or(tracing::Level::INFO);
+    let builder = tracing_subscriber::fmt().with_max_level(level).with_target(false).with_writer(std::io::stderr);
+    let _ = match config.log_format {
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}
+
+/// The admin key: from the configuration, `SBD_ADMIN_KEY`, the stored hash, or minted on
+/// first start (printed once on stderr and written to `<data_dir>/admin.key`, mode 0600).
+async fn admin_key_hash(config: &Config, store: &Store) -> Result<String, ServeError> {
+    let given = config.admin_key.clone().or_else(|| std::env::var("SBD_ADMIN_KEY").ok().filter(|k| !k.is_empty()));
+    if let Some(key) = given {
+        let hash = sha256_hex(key.as_bytes());
+        let h = hash.clone();
+        store.run(move |c| store::set_setting(c, "admin_key_sha256", &h)).await.map_err(ServeError::Startup)?;
+        return Ok(hash);
+    }
+    if let Some(hash) = store.run(|c| store::setting(c, "admin_key_sha256")).await.map_err(ServeError::Startup)? {
+        return Ok(hash);
+    }
+    let key = format!("sbd_admin_{}", random_hex(24));
+    let path = config.data_dir.join("admin.key");
+    write_private(&path, &key).map_err(|source| ServeError::AdminKey { path: path.display().to_string(), source })?;
+    let hash = sha256_hex(key.as_bytes());
+    let h = hash.clone();
+    store.run(move |c| store::set_setting(c, "admin_key_sha256", &h)).await.map_err(ServeError::Startup)?;
+    eprintln!("sbd: minted the admin key (X-Admin-API-Key), shown once and saved to {}:\n{key}", path.display());
+    Ok(hash)
+}
+
+fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut f = options.open(path)?;
+    f.write_all(text.as_bytes())?;
+    f.write_all(b"\n")
+}
+
+fn start_hot(config: &Config, trust_path: &Path, cache: &Path) -> Result<crate::hot::HotBundles, ServeError> {
+    let trust = sbd_bundle::TrustStore::read(trust_path).map_err(|e| ServeError::Bundle(e.to_string()))?;
+    let runtime = sbd_runtime::PolicyRuntime::new(sbd_runtime::RuntimeLimits::default())
+        .map_err(|e| ServeError::Bundle(e.to_string()))?;
+    let options = sbd_bundle::HotOptions {
+        state_dir: Some(config.data_dir.join("bundles")),
+        cache: Some(sbd_runtime::ComponentCache::new(cache)),
+    };
+    let hot = match &config.bundle {
+        Some(dir) => {
+            let (hot, refused) = sbd_bundle::HotPolicy::start_with(runtime, trust, options, dir)
+                .map_err(|e| ServeError::Bundle(e.to_string()))?;
+            if let Some(e) = refused {
+                tracing::warn!(error = %e, bundle = %dir.display(), "the configured bundle was refused; serving the last-known-good");
+            }
+            hot
+        }
+        None => sbd_bundle::HotPolicy::start(runtime, trust, options).map_err(|e| ServeError::Bundle(e.to_string()))?,
+    };
+    Ok(crate::hot::HotBundles::new(hot))
+}
+
+/// Builds the shared state: store, keys, trust scores, policy, metrics.
+pub async fn build_state(config: Config) -> Result<Shared, ServeError> {
+    let store = Store::open(&config.data_dir, config.synchronous)?;
+    let admin_key_hash = admin_key_hash(&config, &store).await?;
+    let keys = load_keys(&store).await.map_err(ServeError::Startup)?;
+    let trust = store.run(crate::delegations::load_trust).await.map_err(ServeError::Startup)?;
+    let policy_config = match &config.policy {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|source| ServeError::Read { path: path.display().to_string(), source })?;
+            parse_config(&text, &path.display().to_string())?
+        }
+        None => parse_config(DEFAULT_POLICY_TOML, "policies/default.toml")?,
+    };
+    let cache = config.data_dir.join("component-cache");
+    let (policy, bundles): (Arc<dyn PolicyHandle>, Option<Arc<dyn crate::bundles::BundleManager>>) =
+        match &config.bundle_trust {
+            None => (Arc::new(StaticPolicy::load(&policy_config, Some(&cache))?), None),
+            Some(trust_path) => {
+                let hot = Arc::new(start_hot(&config, trust_path, &cache)?);
+                (Arc::clone(&hot) as Arc<dyn PolicyHandle>, Some(hot as Arc<dyn crate::bundles::BundleManager>))
+            }
+        };
+    let metrics = Metrics::new()?;
+    metrics.set_policy(&policy.version());
+    let tokens = crate::tokens::TokenAuthority::load_or_create(&config.data_dir, config.token_trust.as_deref())?;
+    Ok(Arc::new(AppState {
+        store,
+        policy,
+        metrics,
+        admin_key_hash,
+        keys: RwLock::new(keys),
+        config,
+        trust: RwLock::new(trust),
+        tokens,
+        bundles,
+    }))
+}
+
+/// Serves until Ctrl-C or SIGTERM; requests in flight finish before it returns.
+pub async fn run(config: Config) -> Result<(), ServeError> {
+    init_logging(&config);
+    let addr = config.addr;
+    let sweep = Duration::from_millis(config.sweep_interval_ms.max(10));
+    let state = build_state(config).await?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServeError::Io { addr: addr.to_string(), source })?;
+    let local = listener.local_addr().map_err(|source| ServeError::Io { addr: addr.to_string(), source })?;
+    let sweeper = spawn_sweeper(Arc::clone(&state), sweep);
+    let v = state.policy.version();
+    tracing::info!(
+        addr = %local,
+        data = %state.store.path().display(),
+        policy = %v.label(),
+        "sbd gateway listening"
+    );
+    // A line tests and scripts can wait for.
+    eprintln!("sbd: listening on http://{local}");
+    axum::serve(listener, app(Arc::clone(&state)))
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .map_err(|source| ServeError::Io { addr: local.to_string(), source })?;
+    sweeper.abort();
+    tracing::info!("sbd gateway stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutdown requested; finishing requests in flight");
+}
+
+
+/// A running gateway started by [`start`].
+pub struct Running {
+    /// Where it listens.
+    pub addr: std::net::SocketAddr,
+    /// Its state.
+    pub state: Shared,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Running {
+    /// `http://addr`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Graceful shutdown; waits for requests in flight.
+    pub async fn stop(mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        let _ = (&mut self.task).await;
+    }
+}
+
+/// Starts a gateway on the current tokio runtime (for tests, benchmarks and embedding):
+/// bind `config.addr` (port 0 picks one), serve, sweep.
+pub async fn start(config: Config) -> Result<Running, ServeError> {
+    let addr = config.addr;
+    let sweep = Duration::from_millis(config.sweep_interval_ms.max(10));
+    let state = build_state(config).await?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServeError::Io { addr: addr.to_string(), source })?;
+    let local = listener.local_addr().map_err(|source| ServeError::Io { addr: addr.to_string(), source })?;
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let router = app(Arc::clone(&state));
+    let sweeper_state = Arc::clone(&state);
+    let task = tokio::spawn(async move {
+        let sweeper = spawn_sweeper(sweeper_state, sweep);
+        let _ = axum::serve(listener, router)
+            .with_graceful_shutdown(async move {
+                let _ = rx.await;
+            })
+            .await;
+        sweeper.abort();
+    });
+    Ok(Running { addr: local, state, stop: Some(tx), task })
+}

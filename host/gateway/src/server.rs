@@ -1,0 +1,407 @@
+//! The HTTP service: shared state, the router, request ids and trace ids, authentication
+//! extractors, JSON body and query extractors with spec-shaped errors, the background
+//! sweeper, and graceful shutdown.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, MatchedPath, Request, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use serde::de::DeserializeOwned;
+
+use crate::config::Config;
+use crate::error::{ApiError, ApiResult, ErrorCode};
+use crate::metrics::Metrics;
+use crate::policy::PolicyHandle;
+use crate::store::Store;
+use crate::util::{now_ms, random_hex, sha256_hex};
+use crate::{admin_api, cycles_api, delegations, escalations, openapi};
+
+/// A key the gateway accepts for a tenant (cached from the `api_keys` table).
+#[derive(Debug, Clone)]
+pub struct KeyInfo {
+    /// The key's id.
+    pub key_id: String,
+    /// The tenant it authenticates.
+    pub tenant: String,
+    /// When it stops working.
+    pub expires_at_ms: i64,
+}
+
+/// Everything a handler needs.
+pub struct AppState {
+    /// The store.
+    pub store: Store,
+    /// The active policy.
+    pub policy: Arc<dyn PolicyHandle>,
+    /// Prometheus metrics.
+    pub metrics: Metrics,
+    /// SHA-256 of the admin key.
+    pub admin_key_hash: String,
+    /// SHA-256 of each ACTIVE tenant key -> what it authenticates.
+    pub keys: RwLock<HashMap<String, KeyInfo>>,
+    /// The configuration.
+    pub config: Config,
+    /// Stored trust scores, `(tenant, agent) -> score`, fed by outcome reports.
+    pub trust: RwLock<HashMap<(String, String), f64>>,
+    /// Delegation tokens: verify presented ones, issue children's.
+    pub tokens: crate::tokens::TokenAuthority,
+    /// Bundle management, when the signed-bundle crate is wired in.
+    pub bundles: Option<Arc<dyn crate::bundles::BundleManager>>,
+}
+
+/// Shared state as handlers receive it.
+pub type Shared = Arc<AppState>;
+
+/// Per-request correlation: request id, trace id and, once authenticated, the tenant.
+#[derive(Debug)]
+pub struct RequestContext {
+    /// `X-Request-Id`.
+    pub request_id: String,
+    /// `X-Cycles-Trace-Id` (32 lowercase hex).
+    pub trace_id: String,
+    tenant: Mutex<Option<String>>,
+}
+
+tokio::task_local! {
+    static CONTEXT: Arc<RequestContext>;
+}
+
+impl RequestContext {
+    /// The context of the request being handled on this task, if any.
+    pub fn current() -> Option<RequestContextView> {
+        CONTEXT
+            .try_with(|c| RequestContextView { request_id: c.request_id.clone(), trace_id: c.trace_id.clone() })
+            .ok()
+    }
+
+    fn set_tenant(tenant: &str) {
+        let _ = CONTEXT.try_with(|c| {
+            if let Ok(mut t) = c.tenant.lock() {
+                *t = Some(tenant.to_string());
+            }
+        });
+    }
+}
+
+/// A copy of the current request's ids.
+#[derive(Debug, Clone)]
+pub struct RequestContextView {
+    /// `X-Request-Id`.
+    pub request_id: String,
+    /// `X-Cycles-Trace-Id`.
+    pub trace_id: String,
+}
+
+static REQUEST_COUNTER: AtomicU64 = AtomicU64::new(0);
+static BOOT_PREFIX: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+fn next_request_id() -> String {
+    let prefix = BOOT_PREFIX.get_or_init(|| random_hex(6));
+    format!("req_{prefix}{:010x}", REQUEST_COUNTER.fetch_add(1, Ordering::Relaxed))
+}
+
+fn is_trace_id(s: &str) -> bool {
+    s.len() == 32 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) && s.bytes().any(|b| b != b'0')
+}
+
+/// CORRELATION AND TRACING: `traceparent` first, then `X-Cycles-Trace-Id`, else a new one.
+pub fn trace_id_of(headers: &HeaderMap) -> String {
+    if let Some(tp) = headers.get("traceparent").and_then(|v| v.to_str().ok()) {
+        let parts: Vec<&str> = tp.split('-').collect();
+        if parts.len() == 4
+            && parts[0] == "00"
+            && is_trace_id(parts[1])
+            && parts[2].len() == 16
+            && parts[2].bytes().all(|b| b.is_ascii_hexdigit())
+            && parts[2].bytes().any(|b| b != b'0')
+        {
+            return parts[1].to_string();
+        }
+    }
+    if let Some(t) = headers.get("x-cycles-trace-id").and_then(|v| v.to_str().ok())
+        && is_trace_id(t) {
+            return t.to_string();
+        }
+    loop {
+        let t = random_hex(16);
+        if is_trace_id(&t) {
+            return t;
+        }
+    }
+}
+
+async fn correlate(State(state): State<Shared>, request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".into());
+    let method = request.method().clone();
+    let context = Arc::new(RequestContext {
+        request_id: next_request_id(),
+        trace_id: trace_id_of(request.headers()),
+        tenant: Mutex::new(None),
+    });
+    let mut response = CONTEXT.scope(Arc::clone(&context), next.run(request)).await;
+    let headers = response.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&context.request_id) {
+        headers.insert("x-request-id", v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&context.trace_id) {
+        headers.insert("x-cycles-trace-id", v);
+    }
+    if let Some(t) = context.tenant.lock().ok().and_then(|t| t.clone())
+        && let Ok(v) = HeaderValue::from_str(&t) {
+            headers.insert("x-cycles-tenant", v);
+        }
+    let elapsed = started.elapsed();
+    let status = response.status().as_u16();
+    state.metrics.observe_request(&route, method.as_str(), status, elapsed);
+    tracing::debug!(
+        request_id = %context.request_id,
+        trace_id = %context.trace_id,
+        method = %method,
+        route = %route,
+        status,
+        micros = elapsed.as_micros() as u64,
+        "request"
+    );
+    response
+}
+
+/// An authenticated tenant (`X-Cycles-API-Key`).
+#[derive(Debug, Clone)]
+pub struct Tenant(pub String);
+
+impl FromRequestParts<Shared> for Tenant {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &Shared) -> Result<Self, ApiError> {
+        let key = parts
+            .headers
+            .get("x-cycles-api-key")
+            .and_then(|v| v.to_str().ok())
+            .ok_or_else(|| ApiError::new(ErrorCode::Unauthorized, "missing X-Cycles-API-Key header"))?;
+        let tenant = tenant_of_key(state, key)?;
+        RequestContext::set_tenant(&tenant);
+        Ok(Tenant(tenant))
+    }
+}
+
+fn tenant_of_key(state: &AppState, key: &str) -> ApiResult<String> {
+    let hash = sha256_hex(key.as_bytes());
+    let keys = state.keys.read().map_err(|_| ApiError::internal("key cache poisoned"))?;
+    match keys.get(&hash) {
+        Some(info) if info.expires_at_ms > now_ms() => Ok(info.tenant.clone()),
+        Some(_) => Err(ApiError::new(ErrorCode::Unauthorized, "the API key has expired")),
+        None => Err(ApiError::new(ErrorCode::Unauthorized, "unknown or revoked API key")),
+    }
+}
+
+/// The operator (`X-Admin-API-Key`).
+#[derive(Debug, Clone, Copy)]
+pub struct Admin;
+
+impl FromRequestParts<Shared> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &Shared) -> Result<Self, ApiError> {
+        let key = parts
+            .headers
+            .get("x-admin-api-key")
+            .and_then(|v| v.to_str().ok())
+            .ok_or_else(|| ApiError::new(ErrorCode::Unauthorized, "missing X-Admin-API-Key header"))?;
+        if !constant_time_eq(sha256_hex(key.as_bytes()).as_bytes(), state.admin_key_hash.as_bytes()) {
+            return Err(ApiError::new(ErrorCode::Unauthorized, "wrong admin key"));
+        }
+        Ok(Admin)
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Either credential, for the dual-auth admin operations (budgets).
+#[derive(Debug, Clone)]
+pub enum Caller {
+    /// A tenant key.
+    Tenant(String),
+    /// The admin key.
+    Admin,
+}
+
+impl FromRequestParts<Shared> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &Shared) -> Result<Self, ApiError> {
+        if parts.headers.contains_key("x-admin-api-key") {
+            Admin::from_request_parts(parts, state).await.map(|_| Caller::Admin)
+        } else {
+            Tenant::from_request_parts(parts, state).await.map(|t| Caller::Tenant(t.0))
+        }
+    }
+}
+
+/// A JSON body parsed with serde; any failure is a 400 (413 over the size limit) in the spec's
+/// error shape, naming what is wrong.
+#[derive(Debug)]
+pub struct Body<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let bytes = axum::body::Bytes::from_request(req, state).await.map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::invalid("the request body is larger than this server accepts")
+                    .with_status(StatusCode::PAYLOAD_TOO_LARGE)
+            } else {
+                ApiError::invalid(format!("cannot read the request body: {rejection}"))
+            }
+        })?;
+        if bytes.is_empty() {
+            return Err(ApiError::invalid("the request body is empty; a JSON object is required"));
+        }
+        serde_json::from_slice(&bytes)
+            .map(Body)
+            .map_err(|e| ApiError::invalid(format!("invalid JSON body: {e}")))
+    }
+}
+
+/// Query parameters; a bad one is a 400 in the spec's error shape.
+#[derive(Debug)]
+pub struct Q<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Q<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
+        let query = parts.uri.query().unwrap_or("");
+        serde_urlencoded_from_str(query).map(Q)
+    }
+}
+
+fn serde_urlencoded_from_str<T: DeserializeOwned>(query: &str) -> ApiResult<T> {
+    axum::extract::Query::<T>::try_from_uri(&format!("/?{query}").parse::<axum::http::Uri>().map_err(|_| ApiError::invalid("bad query"))?)
+        .map(|q| q.0)
+        .map_err(|e| ApiError::invalid(format!("invalid query parameters: {}", e.body_text())))
+}
+
+/// The `X-Idempotency-Key` header, if any.
+pub fn idempotency_header(headers: &HeaderMap) -> Option<&str> {
+    headers.get("x-idempotency-key").and_then(|v| v.to_str().ok())
+}
+
+async fn healthz(State(state): State<Shared>) -> ApiResult<axum::Json<serde_json::Value>> {
+    state.store.run(|conn| Ok(conn.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))?)).await?;
+    Ok(axum::Json(serde_json::json!({"status": "ok", "policy": state.policy.version()})))
+}
+
+async fn metrics_text(State(state): State<Shared>) -> Response {
+    state.metrics.set_policy(&state.policy.version());
+    (
+        [(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.metrics.render(),
+    )
+        .into_response()
+}
+
+async fn fallback() -> ApiError {
+    ApiError::not_found("no such endpoint")
+}
+
+/// The router with every endpoint; tests drive it directly or through a socket.
+pub fn app(state: Shared) -> Router {
+    let limit = state.config.max_body_bytes;
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics_text))
+        .route("/openapi.yaml", get(openapi::serve))
+        .route("/v1/reservations", post(cycles_api::create_reservation).get(cycles_api::list_reservations))
+        .route("/v1/reservations/{reservation_id}", get(cycles_api::get_reservation))
+        .route("/v1/reservations/{reservation_id}/commit", post(cycles_api::commit_reservation))
+        .route("/v1/reservations/{reservation_id}/release", post(cycles_api::release_reservation))
+        .route("/v1/reservations/{reservation_id}/extend", post(cycles_api::extend_reservation))
+        .route("/v1/decide", post(cycles_api::decide))
+        .route("/v1/balances", get(cycles_api::get_balances))
+        .route("/v1/events", post(cycles_api::create_event))
+        .route("/v1/auth/introspect", get(admin_api::introspect))
+        .route("/v1/admin/tenants", post(admin_api::create_tenant).get(admin_api::list_tenants))
+        .route("/v1/admin/tenants/{tenant_id}", get(admin_api::get_tenant).patch(admin_api::update_tenant))
+        .route("/v1/admin/budgets", post(admin_api::create_budget).get(admin_api::list_budgets))
+        .route("/v1/admin/budgets/fund", post(admin_api::fund_budget))
+        .route("/v1/admin/budgets/freeze", post(admin_api::freeze_budget))
+        .route("/v1/admin/budgets/unfreeze", post(admin_api::unfreeze_budget))
+        .route("/v1/admin/api-keys", post(admin_api::create_api_key).get(admin_api::list_api_keys))
+        .route("/v1/admin/api-keys/{key_id}", axum::routing::delete(admin_api::revoke_api_key))
+        .route("/v1/delegations", post(delegations::create))
+        .route("/v1/chains/{chain_id}", get(delegations::get_chain))
+        .route("/v1/chains/{chain_id}/outcome", post(delegations::report_outcome))
+        .route("/v1/agents/{agent_id}/trust", get(delegations::get_trust))
+        .route("/v1/escalations", get(escalations::list))
+        .route("/v1/escalations/{escalation_id}", get(escalations::get_one))
+        .route("/v1/escalations/{escalation_id}/approve", post(escalations::approve))
+        .route("/v1/escalations/{escalation_id}/deny", post(escalations::deny))
+        .route("/v1/escalations/{escalation_id}/delegate", post(escalations::delegate))
+        .route("/v1/escalation-targets", post(escalations::register_target).get(escalations::list_targets))
+        .route("/v1/policies", post(crate::bundles::upload).layer(DefaultBodyLimit::max(64 * 1024 * 1024)))
+        .route("/v1/policies/active", get(crate::bundles::active))
+        .route("/v1/policies/roll-forward", post(crate::bundles::roll_forward))
+        .fallback(fallback)
+        .layer(DefaultBodyLimit::max(limit))
+        .layer(middleware::from_fn_with_state(Arc::clone(&state), correlate))
+        .with_state(state)
+}
+
+/// Loads the key cache from the store.
+pub async fn load_keys(store: &Store) -> ApiResult<HashMap<String, KeyInfo>> {
+    store
+        .run(|conn| {
+            let mut stmt = conn.prepare(
+                "SELECT key_hash, key_id, tenant_id, expires_at_ms FROM api_keys WHERE status = 'ACTIVE'",
+            )?;
+            let rows = stmt.query_map([], |r| {
+                Ok((r.get::<_, String>(0)?, KeyInfo { key_id: r.get(1)?, tenant: r.get(2)?, expires_at_ms: r.get(3)? }))
+            })?;
+            Ok(rows.collect::<Result<HashMap<_, _>, _>>()?)
+        })
+        .await
+}
+
+/// Starts the sweeper: expired reservations and escalations, every `interval`.
+pub fn spawn_sweeper(state: Shared, interval: Duration) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let now = now_ms();
+            match state.store.run(move |conn| crate::ledger::sweep_expired(conn, now, 10_000)).await {
+                Ok(n) if n > 0 => {
+                    state.metrics.reservations.with_label_values(&["expired"]).inc_by(n as u64);
+                    tracing::info!(expired = n, "sweeper: reservations expired");
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "sweeper: reservation sweep failed"),
+            }
+            match state.store.run(move |conn| escalations::sweep_expired(conn, now)).await {
+                Ok(n) if n > 0 => {
+                    state.metrics.escalations.with_label_values(&["EXPIRED"]).inc_by(n as u64);
+                    tracing::info!(expired = n, "sweeper: escalations expired");
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "sweeper: escalation sweep failed"),
+            }
+        }
+    })
+}

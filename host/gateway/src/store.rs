@@ -1,0 +1,354 @@
+//! The embedded store: one SQLite file in WAL mode, its schema, and the single writer thread
+//! that applies every state change in group-committed transactions.
+//!
+//! Every job runs on the writer thread inside a savepoint of the current batch transaction:
+//! a job that returns an error is rolled back alone, so bad input never changes state. The
+//! batch commits once for up to [`MAX_BATCH`] jobs, and only then are the jobs answered: a
+//! caller never sees a success that is not in the database file.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::Instant;
+use std::thread;
+
+use rusqlite::Connection;
+use tokio::sync::oneshot;
+
+use crate::error::{ApiError, ApiResult};
+
+/// How many jobs one transaction may carry.
+pub const MAX_BATCH: usize = 256;
+
+/// How the writer syncs: `Normal` survives a crash of the process (the WAL is in the OS),
+/// `Full` also a power loss.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum SyncMode {
+    /// `PRAGMA synchronous=NORMAL`.
+    #[default]
+    Normal,
+    /// `PRAGMA synchronous=FULL`.
+    Full,
+}
+
+/// Errors opening the store.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The data directory could not be created.
+    #[error("cannot create the data directory `{path}`: {source}")]
+    DataDir {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// SQLite refused to open or migrate the file.
+    #[error("cannot open the store `{path}`: {source}")]
+    Sqlite {
+        /// The database file.
+        path: PathBuf,
+        /// Why.
+        source: rusqlite::Error,
+    },
+    /// The writer thread could not be started.
+    #[error("cannot start the store writer thread: {0}")]
+    Thread(std::io::Error),
+}
+
+type Reply = Box<dyn FnOnce(bool) + Send>;
+type Job = Box<dyn FnOnce(&Connection) -> Reply + Send>;
+
+/// A handle on the store; cheap to clone. Dropping every handle stops the writer after it has
+/// finished the queued jobs.
+#[derive(Clone)]
+pub struct Store {
+    jobs: mpsc::Sender<Job>,
+    path: PathBuf,
+    stats: Arc<Stats>,
+}
+
+/// What the writer has done: jobs, committed batches, time inside jobs and commits.
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Jobs run.
+    pub jobs: AtomicU64,
+    /// Transactions committed.
+    pub batches: AtomicU64,
+    /// Nanoseconds spent running jobs.
+    pub job_nanos: AtomicU64,
+    /// Nanoseconds spent in COMMIT.
+    pub commit_nanos: AtomicU64,
+}
+
+const SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS settings (
+    name TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS tenants (
+    tenant_id TEXT PRIMARY KEY,
+    status TEXT NOT NULL,
+    body TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS api_keys (
+    key_id TEXT PRIMARY KEY,
+    tenant_id TEXT NOT NULL,
+    key_hash TEXT NOT NULL UNIQUE,
+    status TEXT NOT NULL,
+    expires_at_ms INTEGER NOT NULL,
+    body TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS budgets (
+    tenant_id TEXT NOT NULL,
+    scope TEXT NOT NULL,
+    unit TEXT NOT NULL,
+    ledger_id TEXT NOT NULL,
+    allocated INTEGER NOT NULL,
+    reserved INTEGER NOT NULL DEFAULT 0,
+    spent INTEGER NOT NULL DEFAULT 0,
+    debt INTEGER NOT NULL DEFAULT 0,
+    overdraft_limit INTEGER NOT NULL DEFAULT 0,
+    is_over_limit INTEGER NOT NULL DEFAULT 0,
+    status TEXT NOT NULL,
+    commit_overage_policy TEXT,
+    created_at_ms INTEGER NOT NULL,
+    updated_at_ms INTEGER NOT NULL,
+    PRIMARY KEY (tenant_id, scope, unit)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS reservations (
+    id TEXT PRIMARY KEY,
+    tenant_id TEXT NOT NULL,
+    status TEXT NOT NULL,
+    unit TEXT NOT NULL,
+    amount INTEGER NOT NULL,
+    committed INTEGER,
+    created_at_ms INTEGER NOT NULL,
+    expires_at_ms INTEGER NOT NULL,
+    grace_ms INTEGER NOT NULL,
+    finalized_at_ms INTEGER,
+    extensions INTEGER NOT NULL DEFAULT 0,
+    overage_policy TEXT NOT NULL,
+    scope_path TEXT NOT NULL,
+    scopes TEXT NOT NULL,
+    budgeted TEXT NOT NULL,
+    idempotency_key TEXT,
+    subject TEXT NOT NULL,
+    action TEXT NOT NULL,
+    metadata TEXT,
+    committed_metadata TEXT
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS reservations_active ON reservations (status, expires_at_ms);
+CREATE INDEX IF NOT EXISTS reservations_tenant ON reservations (tenant_id, created_at_ms);
+CREATE TABLE IF NOT EXISTS idempotency (
+    tenant_id TEXT NOT NULL,
+    endpoint TEXT NOT NULL,
+    key TEXT NOT NULL,
+    request_hash TEXT NOT NULL,
+    response TEXT NOT NULL,
+    PRIMARY KEY (tenant_id, endpoint, key)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS ledger_events (
+    id TEXT PRIMARY KEY,
+    tenant_id TEXT NOT NULL,
+    unit TEXT NOT NULL,
+    amount INTEGER NOT NULL,
+    charged INTEGER NOT NULL,
+    scopes TEXT NOT NULL,
+    created_at_ms INTEGER NOT NULL,
+    body TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS trace_events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    tenant_id TEXT NOT NULL,
+    chain_id TEXT NOT NULL,
+    delegator TEXT NOT NULL,
+    delegate TEXT NOT NULL,
+    depth INTEGER NOT NULL,
+    at_ms INTEGER NOT NULL,
+    decision TEXT NOT NULL,
+    reason_code INTEGER,
+    policy_version TEXT NOT NULL,
+    body TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS trace_events_chain ON trace_events (tenant_id, chain_id, seq);
+CREATE TRIGGER IF NOT EXISTS trace_events_no_update BEFORE UPDATE ON trace_events
+    BEGIN SELECT RAISE(ABORT, 'trace events are append-only'); END;
+CREATE TRIGGER IF NOT EXISTS trace_events_no_delete BEFORE DELETE ON trace_events
+    BEGIN SELECT RAISE(ABORT, 'trace events are append-only'); END;
+CREATE TABLE IF NOT EXISTS agent_trust (
+    tenant_id TEXT NOT NULL,
+    agent TEXT NOT NULL,
+    score REAL NOT NULL,
+    updated_at_ms INTEGER NOT NULL,
+    PRIMARY KEY (tenant_id, agent)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS escalation_targets (
+    tenant_id TEXT NOT NULL,
+    agent TEXT NOT NULL,
+    trust INTEGER NOT NULL,
+    body TEXT NOT NULL,
+    PRIMARY KEY (tenant_id, agent)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS escalations (
+    id TEXT PRIMARY KEY,
+    tenant_id TEXT NOT NULL,
+    status TEXT NOT NULL,
+    assignee TEXT,
+    expires_at_ms INTEGER NOT NULL,
+    body TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS escalations_pending ON escalations (status, expires_at_ms);
+"#;
+
+impl Store {
+    /// Opens (creating if needed) `data_dir/sbd.sqlite3`, migrates it and starts the writer.
+    pub fn open(data_dir: &Path, sync: SyncMode) -> Result<Store, StoreError> {
+        std::fs::create_dir_all(data_dir)
+            .map_err(|source| StoreError::DataDir { path: data_dir.to_path_buf(), source })?;
+        let path = data_dir.join("sbd.sqlite3");
+        let sqlite = |source| StoreError::Sqlite { path: path.clone(), source };
+        let conn = Connection::open(&path).map_err(sqlite)?;
+        let sync_pragma = match sync {
+            SyncMode::Normal => "NORMAL",
+            SyncMode::Full => "FULL",
+        };
+        conn.execute_batch(&format!(
+            "PRAGMA journal_mode=WAL; PRAGMA synchronous={sync_pragma}; PRAGMA foreign_keys=ON; \
+             PRAGMA busy_timeout=5000; PRAGMA cache_size=-16384; PRAGMA temp_store=MEMORY;"
+        ))
+        .map_err(sqlite)?;
+        conn.execute_batch(SCHEMA).map_err(sqlite)?;
+        // Checkpoints (the only fsync under synchronous=NORMAL) run on their own thread and
+        // connection, off the writer's path.
+        conn.execute_batch("PRAGMA wal_autocheckpoint=0").map_err(sqlite)?;
+        let checkpointer = Connection::open(&path).map_err(sqlite)?;
+        checkpointer.execute_batch("PRAGMA busy_timeout=5000").map_err(sqlite)?;
+        let stats = Arc::new(Stats::default());
+        let alive = Arc::downgrade(&stats);
+        thread::Builder::new()
+            .name("sbd-store-checkpoint".into())
+            .spawn(move || checkpoints(checkpointer, alive))
+            .map_err(StoreError::Thread)?;
+        conn.set_prepared_statement_cache_capacity(128);
+        let (jobs, queue) = mpsc::channel::<Job>();
+        let writer_stats = Arc::clone(&stats);
+        thread::Builder::new()
+            .name("sbd-store-writer".into())
+            .spawn(move || writer(conn, queue, &writer_stats))
+            .map_err(StoreError::Thread)?;
+        Ok(Store { jobs, path, stats })
+    }
+
+    /// The writer's counters.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs `f` on the writer thread inside the current batch; answers after the batch is
+    /// durable. An `Err` from `f` rolls back `f`'s own changes only.
+    pub async fn run<T, F>(&self, f: F) -> ApiResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> ApiResult<T> + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel::<ApiResult<T>>();
+        let job: Job = Box::new(move |conn: &Connection| -> Reply {
+            let result = in_savepoint(conn, f);
+            Box::new(move |committed: bool| {
+                let answer = match (committed, result) {
+                    (true, r) => r,
+                    (false, Ok(_)) => Err(ApiError::internal("the batch transaction did not commit")),
+                    (false, Err(e)) => Err(e),
+                };
+                let _ = tx.send(answer);
+            })
+        });
+        self.jobs.send(job).map_err(|_| ApiError::internal("the store writer has stopped"))?;
+        rx.await.map_err(|_| ApiError::internal("the store writer dropped a job"))?
+    }
+}
+
+fn in_savepoint<T>(conn: &Connection, f: impl FnOnce(&Connection) -> ApiResult<T>) -> ApiResult<T> {
+    conn.prepare_cached("SAVEPOINT job")?.execute([])?;
+    let result = f(conn);
+    if result.is_err() {
+        conn.prepare_cached("ROLLBACK TO job")?.execute([])?;
+    }
+    conn.prepare_cached("RELEASE job")?.execute([])?;
+    result
+}
+
+/// Copies the WAL into the database file every 200 ms (PASSIVE: never blocks the writer);
+/// stops once the store and its writer are gone.
+fn checkpoints(conn: Connection, alive: std::sync::Weak<Stats>) {
+    while alive.upgrade().is_some() {
+        thread::sleep(std::time::Duration::from_millis(200));
+        if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+            tracing::warn!(error = %e, "store: checkpoint failed");
+        }
+    }
+}
+
+fn writer(conn: Connection, queue: mpsc::Receiver<Job>, stats: &Stats) {
+    let mut replies: Vec<Reply> = Vec::with_capacity(MAX_BATCH);
+    while let Ok(first) = queue.recv() {
+        if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+            tracing::error!(error = %e, "store: cannot begin a transaction");
+            first(&conn)(false);
+            continue;
+        }
+        let started = Instant::now();
+        replies.push(first(&conn));
+        while replies.len() < MAX_BATCH {
+            match queue.try_recv() {
+                Ok(job) => replies.push(job(&conn)),
+                Err(_) => break,
+            }
+        }
+        let ran = Instant::now();
+        let committed = match conn.execute_batch("COMMIT") {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::error!(error = %e, "store: commit failed; the batch is rolled back");
+                let _ = conn.execute_batch("ROLLBACK");
+                false
+            }
+        };
+        stats.jobs.fetch_add(replies.len() as u64, Ordering::Relaxed);
+        stats.batches.fetch_add(1, Ordering::Relaxed);
+        stats.job_nanos.fetch_add(nanos(ran - started), Ordering::Relaxed);
+        stats.commit_nanos.fetch_add(nanos(ran.elapsed()), Ordering::Relaxed);
+        for reply in replies.drain(..) {
+            reply(committed);
+        }
+    }
+    // Every handle is gone: checkpoint so the next start opens a compact file.
+    let _ = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)");
+}
+
+fn nanos(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// Reads one optional setting.
+pub fn setting(conn: &Connection, name: &str) -> ApiResult<Option<String>> {
+    use rusqlite::OptionalExtension;
+    Ok(conn
+        .prepare_cached("SELECT value FROM settings WHERE name = ?1")?
+        .query_row([name], |r| r.get(0))
+        .optional()?)
+}
+
+/// Writes one setting.
+pub fn set_setting(conn: &Connection, name: &str, value: &str) -> ApiResult<()> {
+    conn.prepare_cached("INSERT INTO settings (name, value) VALUES (?1, ?2) ON CONFLICT(name) DO UPDATE SET value = excluded.value")?
+        .execute([name, value])?;
+    Ok(())
+}

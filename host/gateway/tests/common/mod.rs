@@ -1,0 +1,118 @@
+//! Shared test harness: a gateway on a free port over a temporary data directory, and a
+//! small JSON client.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::Path;
+
+use reqwest::{Client, Method, StatusCode};
+use sbd_gateway::serve::{start, Running};
+use sbd_gateway::Config;
+use serde_json::{json, Value};
+
+pub const ADMIN: &str = "test-admin-key";
+
+pub fn config(dir: &Path) -> Config {
+    Config {
+        addr: "127.0.0.1:0".parse().unwrap(),
+        data_dir: dir.to_path_buf(),
+        admin_key: Some(ADMIN.into()),
+        sweep_interval_ms: 50,
+        log_level: "warn".into(),
+        ..Config::default()
+    }
+}
+
+pub async fn gateway(dir: &Path) -> Running {
+    start(config(dir)).await.expect("gateway starts")
+}
+
+#[derive(Clone)]
+pub struct Http {
+    pub base: String,
+    pub client: Client,
+}
+
+pub struct Reply {
+    pub status: StatusCode,
+    pub body: Value,
+}
+
+impl Http {
+    pub fn new(base: String) -> Self {
+        Http { base, client: Client::builder().pool_max_idle_per_host(64).build().unwrap() }
+    }
+
+    pub async fn call(&self, method: Method, path: &str, headers: &[(&str, &str)], body: Option<Value>) -> Reply {
+        let mut req = self.client.request(method, format!("{}{path}", self.base));
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.expect("request sent");
+        let status = resp.status();
+        let text = resp.text().await.unwrap_or_default();
+        let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        Reply { status, body }
+    }
+
+    pub async fn raw(&self, method: Method, path: &str, headers: &[(&str, &str)], body: Vec<u8>) -> Reply {
+        let mut req = self.client.request(method, format!("{}{path}", self.base)).body(body);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let resp = req.send().await.expect("request sent");
+        let status = resp.status();
+        let text = resp.text().await.unwrap_or_default();
+        Reply { status, body: serde_json::from_str(&text).unwrap_or(Value::String(text)) }
+    }
+
+    pub async fn admin(&self, method: Method, path: &str, body: Option<Value>) -> Reply {
+        self.call(method, path, &[("x-admin-api-key", ADMIN)], body).await
+    }
+
+    pub async fn tenant(&self, key: &str, method: Method, path: &str, body: Option<Value>) -> Reply {
+        self.call(method, path, &[("x-cycles-api-key", key)], body).await
+    }
+
+    /// Creates `tenant` and a key for it; returns the key.
+    pub async fn provision(&self, tenant: &str) -> String {
+        let r = self.admin(Method::POST, "/v1/admin/tenants", Some(json!({"tenant_id": tenant, "name": tenant}))).await;
+        assert!(r.status.is_success(), "{:?}", r.body);
+        let r = self
+            .admin(Method::POST, "/v1/admin/api-keys", Some(json!({"tenant_id": tenant, "name": "test key"})))
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+        r.body["key_secret"].as_str().unwrap().to_string()
+    }
+
+    /// A budget at `scope` in `unit`.
+    pub async fn budget(&self, key: &str, scope: &str, unit: &str, allocated: i64, extra: Value) -> Value {
+        let mut body = json!({"scope": scope, "unit": unit, "allocated": {"unit": unit, "amount": allocated}});
+        if let Some(o) = extra.as_object() {
+            for (k, v) in o {
+                body[k] = v.clone();
+            }
+        }
+        let r = self.tenant(key, Method::POST, "/v1/admin/budgets", Some(body)).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+        r.body
+    }
+
+    /// The balance of exactly `scope`.
+    pub async fn balance(&self, key: &str, tenant: &str, scope: &str) -> Value {
+        let r = self.tenant(key, Method::GET, &format!("/v1/balances?tenant={tenant}"), None).await;
+        assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+        r.body["balances"].as_array().unwrap().iter().find(|b| b["scope"] == scope).cloned().expect("scope has a balance")
+    }
+}
+
+pub fn reserve_body(key: &str, tenant: &str, amount: i64) -> Value {
+    json!({
+        "idempotency_key": key,
+        "subject": {"tenant": tenant, "agent": "bot"},
+        "action": {"kind": "llm.completion", "name": "gpt"},
+        "estimate": {"unit": "USD_MICROCENTS", "amount": amount},
+    })
+}
