@@ -2,6 +2,7 @@
 //! scenarios, and rendering verdicts for people.
 
 pub mod bundle;
+pub mod experiment;
 pub mod render;
 pub mod scenario;
 pub mod serve;

@@ -9,6 +9,7 @@ use clap::{Args, Parser, Subcommand};
 use sbd_cli::scenario::Scenario;
 use sbd_cli::{DEMO_SCENARIO_JSON, PolicySource, load_policy, read_text, render, train};
 use sbd_policy::{Reason, Request};
+use sbd_train::experiment::{DomainChoice, ExperimentConfig};
 use sbd_train::finance::FinanceOptions;
 use sbd_train::objective::Objective;
 use sbd_train::theory::TheoryConfig;
@@ -68,6 +69,35 @@ enum Command {
         #[command(subcommand)]
         command: sbd_cli::bundle::TokenCommand,
     },
+    /// Run the SBD paper's pre-registered evaluation (section 6): every method, delta and seed
+    /// on each domain; writes report.md, results.json and PNG plots.
+    Experiment {
+        /// Which domains.
+        #[arg(long, value_enum, default_value_t = ExperimentDomain::All)]
+        domain: ExperimentDomain,
+        /// Output directory [default: runs/experiment-<domain>]
+        #[arg(long, short)]
+        out: Option<PathBuf>,
+        /// Small sizes for a smoke run: width 16, B 64, T_in 5, T_out 8, two seeds, 300
+        /// synthetic students.
+        #[arg(long)]
+        quick: bool,
+        /// Runs at a time [default: the number of CPUs].
+        #[arg(long)]
+        jobs: Option<usize>,
+        /// Number of seeds (0, 1, ...) [default: 3, or 2 with --quick].
+        #[arg(long)]
+        seeds: Option<u64>,
+        /// T_out of every trained run [default: 300, or 8 with --quick].
+        #[arg(long)]
+        outer_steps: Option<usize>,
+        /// Hidden width of phi and pi [default: 32, or 16 with --quick].
+        #[arg(long)]
+        width: Option<usize>,
+        /// No progress bar or banner.
+        #[arg(long)]
+        quiet: bool,
+    },
     /// Run the edge gateway: delegation API, escalations, traces and the Cycles ledger on an
     /// embedded SQLite store (zero setup).
     Serve(sbd_cli::serve::ServeArgs),
@@ -108,6 +138,19 @@ enum Command {
         #[arg(long)]
         quick: bool,
     },
+}
+
+/// The domains of `sbd experiment`.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum ExperimentDomain {
+    /// Finance, medical (with the MIMIC-IV demo check) and education.
+    All,
+    /// S&P 500 constituents, 2010-2022 (real).
+    Finance,
+    /// SUPPORT2 and the MIMIC-IV demo (real).
+    Medical,
+    /// ASSISTments skill-builder format (SYNTHETIC).
+    Education,
 }
 
 /// The training domains.
@@ -196,6 +239,7 @@ impl TrainArgs {
                 project: true,
                 delta: self.delta,
                 penalty: self.penalty,
+                ..Objective::default()
             },
             outer_optimizer: match self.outer_optimizer {
                 Optimizer::Sgd => OuterOptimizer::Sgd,
@@ -298,6 +342,35 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     reason.summary()
                 );
             }
+            Ok(())
+        }
+        Command::Experiment { domain, out, quick, jobs, seeds, outer_steps, width, quiet } => {
+            let (choice, name) = match domain {
+                ExperimentDomain::All => (DomainChoice::All, "all"),
+                ExperimentDomain::Finance => (DomainChoice::Finance, "finance"),
+                ExperimentDomain::Medical => (DomainChoice::Medical, "medical"),
+                ExperimentDomain::Education => (DomainChoice::Education, "education"),
+            };
+            let mut config = if quick { ExperimentConfig::quick() } else { ExperimentConfig::default() };
+            config.jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, std::num::NonZero::get));
+            if let Some(n) = seeds {
+                config.seeds = (0..n).collect();
+            }
+            if let Some(t) = outer_steps {
+                config.train.outer_steps = t;
+            }
+            if let Some(w) = width {
+                config.train.width = w;
+                config.theory.train.width = w;
+            }
+            let out = out.unwrap_or_else(|| train::default_out("experiment", name));
+            let command = std::env::args().map(|a| if a.contains(' ') { format!("'{a}'") } else { a }).collect::<Vec<_>>().join(" ");
+            let outcome = sbd_cli::experiment::run_experiment(choice, &config, quick, &out, command, quiet)?;
+            println!("{} runs in {:.1} min", outcome.runs, outcome.seconds / 60.0);
+            for (id, domain, holds) in &outcome.verdicts {
+                println!("  {:<22} {:<20} {}", id, domain, if *holds { "holds" } else { "FAILS" });
+            }
+            println!("wrote {}/{{{}}}", out.display(), outcome.files.join(", "));
             Ok(())
         }
         Command::Train { args, out } => {

@@ -85,7 +85,7 @@ pub fn load_finance(data: Option<&Path>, options: &FinanceOptions) -> anyhow::Re
     })
 }
 
-fn progress_bar(total: usize, quiet: bool, unit: &str) -> ProgressBar {
+pub(crate) fn progress_bar(total: usize, quiet: bool, unit: &str) -> ProgressBar {
     if quiet {
         return ProgressBar::hidden();
     }

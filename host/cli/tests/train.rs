@@ -209,3 +209,30 @@ fn the_backend_flag_names_what_runs_and_both_backends_train() {
     let error = fail(&["theory", "--domain", "finance", "--quick", "--backend", "gpu"]);
     assert!(error.contains("CPU trainer"), "{error}");
 }
+
+#[test]
+fn experiment_quick_writes_the_report_with_every_verdict() {
+    let scratch = ScratchDir::new("experiment-quick");
+    let out = scratch.path().join("report");
+    let out_arg = out.to_string_lossy().to_string();
+    let stdout = succeed(&["experiment", "--domain", "education", "--quick", "--seeds", "1", "--out", &out_arg, "--quiet"]);
+    assert!(stdout.contains("H-Edu-1") && stdout.contains("H-Edu-2") && stdout.contains("F4"), "{stdout}");
+    let report = std::fs::read_to_string(out.join("report.md")).expect("report.md");
+    assert!(report.contains("SYNTHETIC"), "the education data is labelled synthetic");
+    let results = read_json(&out.join("results.json"));
+    assert_eq!(results["domains"][0]["name"], "education");
+    for plot in ["pareto-education.png", "alpha-at-risk.png", "convergence.png"] {
+        let bytes = std::fs::read(out.join(plot)).expect(plot);
+        assert!(bytes.starts_with(b"\x89PNG"), "{plot} is not a PNG");
+    }
+}
+
+#[test]
+fn experiment_refuses_bad_sizes_with_one_error_line() {
+    let scratch = ScratchDir::new("experiment-bad");
+    let out = scratch.path().to_string_lossy().to_string();
+    let stderr = fail(&["experiment", "--domain", "finance", "--quick", "--width", "0", "--out", &out]);
+    assert!(stderr.contains("width"), "{stderr}");
+    let stderr = fail(&["experiment", "--domain", "finance", "--quick", "--jobs", "0", "--out", &out]);
+    assert!(stderr.contains("job"), "{stderr}");
+}

@@ -16,7 +16,7 @@ use sbd_train::backend::{Backend, InnerLoop};
 use sbd_train::bilevel::{BatchStats, Hypergradient, Problem};
 use sbd_train::data::Split;
 use sbd_train::mlp::Shape;
-use sbd_train::objective::Objective;
+use sbd_train::objective::{AlphaMode, Objective};
 
 use crate::context::{AdapterChoice, Gpu, GpuError};
 use crate::kernels::{self, Dispatch, Kernels, MatmulParams, UpdateParams};
@@ -351,6 +351,11 @@ impl Backend for GpuBackend {
         let batch = batches.first().map_or(0, Vec::len);
         if batch == 0 || batches.iter().any(|b| b.len() != batch) {
             return Err(TrainError::Config("the GPU backend needs mini-batches of one non-zero size".into()));
+        }
+        if problem.objective.alpha != AlphaMode::Continuous {
+            // the head kernel implements SBD's continuous alpha only; the discrete and fixed
+            // alphas of the section 6 baselines run on the CPU backend
+            return Err(TrainError::Config("the GPU backend supports continuous alpha only".into()));
         }
         let key = Self::key(problem, batches, eta_in);
         if self.resident.as_ref().is_none_or(|r| r.key != key) {

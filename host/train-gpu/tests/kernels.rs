@@ -171,7 +171,7 @@ fn gather_head_penalty_and_combine_match_the_objective() {
     let lambdas: Vec<f32> = (0..len).map(|_| rng.random_range(0.05f32..0.95)).collect();
     // logits large enough that some alphas exceed their cap
     let out: Vec<f32> = (0..batch * (agents + 1)).map(|_| rng.random_range(-3.0f32..3.0)).collect();
-    let objective = Objective { temperature: 0.2, project: true, delta: 0.05, penalty: 4.0 };
+    let objective = Objective { temperature: 0.2, project: true, delta: 0.05, penalty: 4.0, ..Objective::default() };
 
     let states = gpu.storage("states", &data.states).expect("states");
     let samples = gpu.storage("samples", &packed(&data, agents)).expect("samples");

@@ -87,6 +87,35 @@ impl Split {
     }
 }
 
+/// The task cost C(tau, a, alpha) of sample `i` decided as `(agent, alpha)`: linear between
+/// `cost_at_zero` and `cost_at_one` (NaN for an agent out of range).
+pub fn cost(split: &Split, i: usize, agent: usize, alpha: f64) -> f64 {
+    let agents = split.agents();
+    if agent >= agents {
+        return f64::NAN;
+    }
+    let (c0, c1) = (f64::from(split.cost_at_zero[i * agents + agent]), f64::from(split.cost_at_one[i * agents + agent]));
+    (1.0 - alpha) * c0 + alpha * c1
+}
+
+/// Task Efficiency of decisions on a split whose costs are `1 - efficiency` (the medical and
+/// education domains): `1 - mean cost`. A decision with no valid agent scores 0.
+pub fn task_efficiency(split: &Split, decisions: &[(usize, f64)]) -> f64 {
+    let n = decisions.len().min(split.len);
+    if n == 0 {
+        return 0.0;
+    }
+    let total: f64 = decisions[..n]
+        .iter()
+        .enumerate()
+        .map(|(i, &(agent, alpha))| {
+            let c = cost(split, i, agent, alpha);
+            if c.is_finite() { 1.0 - c } else { 0.0 }
+        })
+        .sum();
+    total / n as f64
+}
+
 /// `batch` distinct indices below `len` (all of them, shuffled, when `batch >= len`).
 pub fn sample_indices(rng: &mut impl rand::Rng, len: usize, batch: usize) -> Vec<usize> {
     let mut pool: Vec<usize> = (0..len).collect();

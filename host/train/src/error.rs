@@ -15,6 +15,12 @@ pub enum TrainError {
     /// Domain data could not be read or prepared.
     #[error(transparent)]
     Data(#[from] crate::finance::DataError),
+    /// Medical data could not be read or prepared.
+    #[error(transparent)]
+    Medical(#[from] crate::medical::MedicalError),
+    /// The synthetic education data could not be generated or prepared.
+    #[error("education domain: {0}")]
+    Education(String),
     /// A file could not be read or written.
     #[error("{path}: {source}")]
     Io {

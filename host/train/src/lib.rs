@@ -12,9 +12,13 @@
 pub mod backend;
 pub mod bilevel;
 pub mod data;
+pub mod education;
 pub mod error;
+pub mod experiment;
+pub mod experiment_report;
 pub mod finance;
 pub mod linalg;
+pub mod medical;
 pub mod mlp;
 pub mod objective;
 pub mod report;

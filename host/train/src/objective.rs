@@ -12,9 +12,31 @@
 //!
 //! Both are functions of the output row only, so a directional derivative along a parameter
 //! tangent is `grad_output . jvp` (used by the hypergradient).
+//!
+//! [`AlphaMode`] realises the methods of section 6 that do not choose a continuous alpha:
+//! - `Discrete`: alpha is 0 (the principal acts alone) or 1 (full delegation), drawn with
+//!   probability `q = sigmoid(alpha logit)`; the losses are their expectations over that draw,
+//!   `(1 - q) l(0) + q l(1)`, which are exact and differentiable in q. With the projection on,
+//!   full delegation is only allowed where `alpha_max(s) >= 1` (else it becomes alpha = 0). The
+//!   deployed decision delegates when `q > 0.5`;
+//! - `Fixed(c)`: alpha is the constant c (projected when the projection is on); the alpha logit
+//!   gets no gradient.
 
 use crate::data::Split;
 use crate::linalg::Scalar;
+
+/// How pi's alpha output becomes the delegation degree.
+#[derive(Debug, Clone, Copy, PartialEq, Default, serde::Serialize)]
+pub enum AlphaMode {
+    /// alpha = sigmoid(alpha logit) in [0, 1] (SBD).
+    #[default]
+    Continuous,
+    /// alpha in {0, 1}, delegating with probability sigmoid(alpha logit) (discrete agent
+    /// selection: keep the task, or hand it wholly to one sub-agent).
+    Discrete,
+    /// alpha is this constant whatever the state (Fixed-alpha baseline).
+    Fixed(f64),
+}
 
 /// Knobs of the inner objective.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -28,11 +50,13 @@ pub struct Objective {
     /// Weight rho of the penalty `rho * max(0, mean l_safe - delta)^2` that enforces the
     /// probabilistic constraint on each mini-batch; 0 turns it off.
     pub penalty: f64,
+    /// Continuous, discrete or fixed alpha (see the module docs).
+    pub alpha: AlphaMode,
 }
 
 impl Default for Objective {
     fn default() -> Self {
-        Objective { temperature: 0.02, project: true, delta: 0.05, penalty: 10.0 }
+        Objective { temperature: 0.02, project: true, delta: 0.05, penalty: 10.0, alpha: AlphaMode::Continuous }
     }
 }
 
@@ -62,8 +86,19 @@ pub fn decide(objective: &Objective, row: &[f32], alpha_max: f32) -> (usize, f64
             best = i;
         }
     }
-    let alpha = sigmoid(f64::from(row[agents]));
-    let alpha = if objective.project { alpha.min(f64::from(alpha_max)) } else { alpha };
+    let cap = f64::from(alpha_max);
+    let project = |alpha: f64| if objective.project { alpha.min(cap) } else { alpha };
+    let alpha = match objective.alpha {
+        AlphaMode::Continuous => project(sigmoid(f64::from(row[agents]))),
+        AlphaMode::Fixed(c) => project(c),
+        AlphaMode::Discrete => {
+            if sigmoid(f64::from(row[agents])) > 0.5 {
+                objective.full_delegation(cap)
+            } else {
+                0.0
+            }
+        }
+    };
     (best, alpha)
 }
 
@@ -75,15 +110,27 @@ pub fn softmax(logits: &[f32]) -> Vec<f64> {
     exp.into_iter().map(|e| e / total).collect()
 }
 
+/// Slack on the thresholds: they are stored as f32 (0.7 as f32 is 0.69999999), and an alpha
+/// projected onto a cap must count as within it.
+pub const THRESHOLD_TOLERANCE: f64 = 1e-6;
+
 /// Whether a decision is safe under the true indicator (SBD Definition 3.2).
 pub fn is_safe(split: &Split, sample: usize, agent: usize, alpha: f64) -> bool {
     let agents = split.agents();
-    alpha <= f64::from(split.unsafe_above[sample * agents + agent])
+    alpha <= f64::from(split.unsafe_above[sample * agents + agent]) + THRESHOLD_TOLERANCE
 }
 
 impl Objective {
+    /// The alpha of full delegation in discrete mode: 1, or 0 where the projection forbids it.
+    pub fn full_delegation(&self, alpha_max: f64) -> f64 {
+        if self.project && alpha_max < 1.0 { 0.0 } else { 1.0 }
+    }
+
     /// The losses of sample `i` of `split` given pi's output row.
     pub fn sample<T: Scalar>(&self, row: &[T], split: &Split, i: usize) -> SampleLoss<T> {
+        if self.alpha == AlphaMode::Discrete {
+            return self.discrete_sample(row, split, i);
+        }
         let n = row.len() - 1;
         let at = |v: &[f32], a: usize| T::of(f64::from(v[i * n + a]));
         let max = row[..n].iter().copied().fold(T::neg_infinity(), T::max);
@@ -92,10 +139,15 @@ impl Objective {
         for x in &mut p {
             *x = *x / total;
         }
-        let raw = sigmoid(row[n]);
+        let (raw, d_raw) = match self.alpha {
+            AlphaMode::Fixed(c) => (T::of(c), T::zero()),
+            _ => {
+                let raw = sigmoid(row[n]);
+                (raw, raw * (T::one() - raw))
+            }
+        };
         let cap = T::of(f64::from(split.alpha_max[i]));
-        let (alpha, d_alpha) =
-            if self.project && raw > cap { (cap, T::zero()) } else { (raw, raw * (T::one() - raw)) };
+        let (alpha, d_alpha) = if self.project && raw > cap { (cap, T::zero()) } else { (raw, d_raw) };
         let temperature = T::of(self.temperature);
 
         let mut safety = T::zero();
@@ -125,6 +177,50 @@ impl Objective {
         grad_efficiency[n] = d_eff_alpha * d_alpha;
         SampleLoss { safety, efficiency, grad_safety, grad_efficiency }
     }
+
+    /// [`Objective::sample`] for [`AlphaMode::Discrete`]: expectations over alpha in {0, a1}
+    /// with P(a1) = q = sigmoid(alpha logit), a1 = [`Objective::full_delegation`].
+    fn discrete_sample<T: Scalar>(&self, row: &[T], split: &Split, i: usize) -> SampleLoss<T> {
+        let n = row.len() - 1;
+        let at = |v: &[f32], a: usize| T::of(f64::from(v[i * n + a]));
+        let max = row[..n].iter().copied().fold(T::neg_infinity(), T::max);
+        let mut p: Vec<T> = row[..n].iter().map(|&z| (z - max).exp()).collect();
+        let total = p.iter().fold(T::zero(), |s, &x| s + x);
+        for x in &mut p {
+            *x = *x / total;
+        }
+        let q = sigmoid(row[n]);
+        let full = T::of(self.full_delegation(f64::from(split.alpha_max[i])));
+        let temperature = T::of(self.temperature);
+        let mut safety = T::zero();
+        let mut efficiency = T::zero();
+        let mut d_safety_q = T::zero();
+        let mut d_eff_q = T::zero();
+        let mut unsafe_prob = vec![T::zero(); n];
+        let mut cost = vec![T::zero(); n];
+        for a in 0..n {
+            let u = at(&split.unsafe_above, a);
+            let (c0, c1) = (at(&split.cost_at_zero, a), at(&split.cost_at_one, a));
+            let (s0, s1) = (sigmoid((T::zero() - u) / temperature), sigmoid((full - u) / temperature));
+            let (k0, k1) = (c0, (T::one() - full) * c0 + full * c1);
+            unsafe_prob[a] = (T::one() - q) * s0 + q * s1;
+            cost[a] = (T::one() - q) * k0 + q * k1;
+            safety += p[a] * unsafe_prob[a];
+            efficiency += p[a] * cost[a];
+            d_safety_q += p[a] * (s1 - s0);
+            d_eff_q += p[a] * (k1 - k0);
+        }
+        let mut grad_safety = vec![T::zero(); n + 1];
+        let mut grad_efficiency = vec![T::zero(); n + 1];
+        for a in 0..n {
+            grad_safety[a] = p[a] * (unsafe_prob[a] - safety);
+            grad_efficiency[a] = p[a] * (cost[a] - efficiency);
+        }
+        let d_q = q * (T::one() - q);
+        grad_safety[n] = d_safety_q * d_q;
+        grad_efficiency[n] = d_eff_q * d_q;
+        SampleLoss { safety, efficiency, grad_safety, grad_efficiency }
+    }
 }
 
 #[cfg(test)]
@@ -146,7 +242,50 @@ mod tests {
 
     #[test]
     fn gradients_match_central_differences() {
-        let objective = Objective { temperature: 0.1, ..Objective::default() };
+        for alpha in [AlphaMode::Continuous, AlphaMode::Discrete, AlphaMode::Fixed(0.5)] {
+            for project in [true, false] {
+                check_gradients(Objective { temperature: 0.1, project, alpha, ..Objective::default() });
+            }
+        }
+    }
+
+    #[test]
+    fn discrete_and_fixed_alphas_decide_as_documented() {
+        let discrete = Objective { alpha: AlphaMode::Discrete, ..Objective::default() };
+        // q = sigmoid(1) > 0.5 delegates fully where the cap allows it, else keeps the task
+        assert_eq!(decide(&discrete, &[0.0, 1.0, 0.0, 1.0], 1.0), (1, 1.0));
+        assert_eq!(decide(&discrete, &[0.0, 1.0, 0.0, 1.0], 0.8), (1, 0.0));
+        assert_eq!(decide(&discrete, &[0.0, 1.0, 0.0, -1.0], 1.0), (1, 0.0));
+        let unprojected = Objective { project: false, ..discrete };
+        assert_eq!(decide(&unprojected, &[0.0, 1.0, 0.0, 1.0], 0.8), (1, 1.0));
+        let fixed = Objective { alpha: AlphaMode::Fixed(0.5), ..Objective::default() };
+        assert_eq!(decide(&fixed, &[2.0, 1.0, 0.0, 9.0], 1.0), (0, 0.5));
+        assert_eq!(decide(&fixed, &[2.0, 1.0, 0.0, 9.0], 0.3), (0, 0.3f32 as f64));
+        // a fixed alpha's logit gets no gradient
+        let loss = fixed.sample::<f64>(&[0.3, -0.2, 0.9, 0.1], &split(), 0);
+        assert_eq!((loss.grad_safety[3], loss.grad_efficiency[3]), (0.0, 0.0));
+    }
+
+    #[test]
+    fn discrete_losses_are_expectations_over_the_two_alphas() {
+        // one agent, q = sigmoid(0) = 1/2: the losses are the mean of alpha = 0 and alpha = 1
+        let data = Split {
+            len: 1,
+            states: vec![0.0],
+            unsafe_above: vec![0.5],
+            cost_at_zero: vec![0.8],
+            cost_at_one: vec![0.2],
+            alpha_max: vec![1.0],
+            risk: vec![0.0],
+            labels: vec![String::new()],
+        };
+        let objective = Objective { temperature: 1e-3, alpha: AlphaMode::Discrete, ..Objective::default() };
+        let loss = objective.sample::<f64>(&[0.0, 0.0], &data, 0);
+        assert!((loss.efficiency - 0.5).abs() < 1e-6, "{}", loss.efficiency);
+        assert!((loss.safety - 0.5).abs() < 1e-9, "unsafe only at alpha = 1: {}", loss.safety);
+    }
+
+    fn check_gradients(objective: Objective) {
         let data = split();
         for (i, row) in [(0, [0.3, -0.2, 0.9, 0.1]), (1, [1.0, 0.5, -0.7, -0.4])] {
             let loss = objective.sample::<f64>(&row, &data, i);
@@ -188,6 +327,7 @@ mod tests {
         let data = split();
         assert!(is_safe(&data, 0, 0, 0.3));
         assert!(!is_safe(&data, 0, 0, 0.31));
+        assert!(is_safe(&data, 0, 0, 0.3 + 1e-7), "within the f32 rounding of the threshold");
         assert!(is_safe(&data, 0, 2, 1.0));
         assert!(!is_safe(&data, 1, 1, 0.0));
     }

@@ -70,7 +70,9 @@ pub struct ExampleDecision {
 /// Days shown in [`FinanceSummary::examples`]: calm 2018, the COVID crash, the 2022 sell-off.
 pub const EXAMPLE_DATES: [&str; 3] = ["2018-06-01", "2020-03-16", "2022-06-13"];
 
-fn figures(
+/// Back-tests decisions over the test split and the COVID crash window (from the close before
+/// its first day).
+pub fn figures(
     name: &str,
     market: &Market,
     options: &FinanceOptions,

@@ -21,6 +21,14 @@ pub enum LambdaMode {
     Learned,
     /// A constant lambda and no outer loop (SBD-NoOuter, the monotonicity sweep).
     Fixed(f64),
+    /// A Lagrangian method (CPO-style): one lambda for every state, `mu / (1 + mu)`, where the
+    /// multiplier mu of the constraint `mean l_safe <= delta` rises by dual ascent,
+    /// `mu <- max(0, mu + eta (mean l_safe - delta))` on each meta-batch. The inner loss
+    /// `lambda l_safe + (1 - lambda) l_eff` is `l_eff + mu l_safe` scaled by `1 / (1 + mu)`.
+    Lagrangian {
+        /// Dual step size.
+        eta: f64,
+    },
 }
 
 /// The outer loop's update rule.
@@ -59,6 +67,12 @@ pub struct TrainConfig {
     pub lambda: LambdaMode,
     /// Outer update rule.
     pub outer_optimizer: OuterOptimizer,
+    /// Keep the pi whose validation L_meta (at the current lambda) is lowest, for
+    /// [`Trainer::restore_selected`] (SBD-FixedLambda's outer loop; see `experiment`).
+    pub select_checkpoint: bool,
+    /// Evaluate the validation split after every outer step for the log (SR and mean alpha;
+    /// NaN in the log when off).
+    pub log_validation: bool,
 }
 
 impl Default for TrainConfig {
@@ -76,6 +90,8 @@ impl Default for TrainConfig {
             objective: Objective::default(),
             lambda: LambdaMode::Learned,
             outer_optimizer: OuterOptimizer::Sgd,
+            select_checkpoint: false,
+            log_validation: true,
         }
     }
 }
@@ -103,6 +119,16 @@ impl TrainConfig {
             && !(0.0..=1.0).contains(&l)
         {
             return bad("a fixed lambda must lie in [0, 1]");
+        }
+        if let LambdaMode::Lagrangian { eta } = self.lambda
+            && !(eta.is_finite() && eta > 0.0)
+        {
+            return bad("the dual step size must be positive and finite");
+        }
+        if let crate::objective::AlphaMode::Fixed(c) = o.alpha
+            && !(0.0..=1.0).contains(&c)
+        {
+            return bad("a fixed alpha must lie in [0, 1]");
         }
         Ok(())
     }
@@ -167,6 +193,10 @@ pub struct Trainer<'a, B: Backend> {
     rng: ChaCha8Rng,
     step: usize,
     adam: Option<Adam>,
+    /// The Lagrange multiplier mu of [`LambdaMode::Lagrangian`].
+    multiplier: f64,
+    /// The best validation L_meta so far and its pi (with `select_checkpoint`).
+    selected: Option<(f64, Vec<f32>)>,
 }
 
 struct Adam {
@@ -192,7 +222,20 @@ impl<'a, B: Backend> Trainer<'a, B> {
             v: vec![0.0; phi.len()],
             t: 0,
         });
-        Ok(Trainer { dataset, config, backend, phi_shape, pi_shape, phi, pi, rng, step: 0, adam })
+        Ok(Trainer {
+            dataset,
+            config,
+            backend,
+            phi_shape,
+            pi_shape,
+            phi,
+            pi,
+            rng,
+            step: 0,
+            adam,
+            multiplier: 0.0,
+            selected: None,
+        })
     }
 
     /// The backend's description.
@@ -224,13 +267,48 @@ impl<'a, B: Backend> Trainer<'a, B> {
         }
     }
 
-    /// lambda for every training sample (detached: phi is fixed during the inner loop).
-    fn train_lambdas(&self) -> Vec<f32> {
+    /// The one lambda of the fixed and Lagrangian modes (None when phi produces it).
+    pub fn constant_lambda(&self) -> Option<f64> {
         match self.config.lambda {
-            LambdaMode::Fixed(l) => vec![l as f32; self.dataset.train.len],
+            LambdaMode::Fixed(l) => Some(l),
+            LambdaMode::Lagrangian { .. } => Some(self.multiplier / (1.0 + self.multiplier)),
+            LambdaMode::Learned => None,
+        }
+    }
+
+    /// Replaces pi with the checkpoint of lowest validation L_meta (with `select_checkpoint`;
+    /// otherwise, or before any step, nothing changes).
+    pub fn restore_selected(&mut self) {
+        if let Some((_, pi)) = self.selected.take() {
+            self.pi = pi;
+        }
+    }
+
+    /// lambda for the training samples the inner loop visits (detached: phi is fixed during
+    /// the inner loop), in a vector over the whole split, and their mean. phi runs on the
+    /// visited samples only when they are fewer than the split (the others are never read).
+    fn train_lambdas(&self, batches: &[Vec<usize>]) -> (Vec<f32>, f64) {
+        let len = self.dataset.train.len;
+        match self.config.lambda {
+            LambdaMode::Fixed(_) | LambdaMode::Lagrangian { .. } => {
+                let l = self.constant_lambda().unwrap_or(0.5);
+                (vec![l as f32; len], l)
+            }
             LambdaMode::Learned => {
-                let all: Vec<usize> = (0..self.dataset.train.len).collect();
-                self.problem().lambdas(&self.phi, &all).1
+                let visited: usize = batches.iter().map(Vec::len).sum();
+                let indices: Vec<usize> = if visited < len {
+                    let mut seen = vec![false; len];
+                    batches.iter().flatten().filter(|&&i| !std::mem::replace(&mut seen[i], true)).copied().collect()
+                } else {
+                    (0..len).collect()
+                };
+                let values = self.problem().lambdas(&self.phi, &indices).1;
+                let mean = values.iter().map(|&l| f64::from(l)).sum::<f64>() / values.len().max(1) as f64;
+                let mut lambdas = vec![0.0f32; len];
+                for (&i, &l) in indices.iter().zip(&values) {
+                    lambdas[i] = l;
+                }
+                (lambdas, mean)
             }
         }
     }
@@ -239,11 +317,11 @@ impl<'a, B: Backend> Trainer<'a, B> {
     pub fn step(&mut self) -> Result<StepRecord, TrainError> {
         let started = Instant::now();
         self.step += 1;
-        let lambdas = self.train_lambdas();
         let len = self.dataset.train.len;
         let batches: Vec<Vec<usize>> = (0..self.config.inner_steps)
             .map(|_| sample_indices(&mut self.rng, len, self.config.batch))
             .collect();
+        let (lambdas, mean_lambda) = self.train_lambdas(&batches);
         let meta_batch = sample_indices(&mut self.rng, len, self.config.batch);
 
         let mut pi = std::mem::take(&mut self.pi);
@@ -291,21 +369,46 @@ impl<'a, B: Backend> Trainer<'a, B> {
                 }
                 (hyper.meta, norm)
             }
-            LambdaMode::Fixed(l) => {
-                let fixed = vec![l as f32; meta_batch.len()];
-                (problem.weighted_losses(&pi, &meta_batch, &fixed), 0.0)
+            LambdaMode::Fixed(_) | LambdaMode::Lagrangian { .. } => {
+                let lambda = self.constant_lambda().unwrap_or(0.5) as f32;
+                let meta = problem.weighted_losses(&pi, &meta_batch, &vec![lambda; meta_batch.len()]);
+                if let LambdaMode::Lagrangian { eta } = self.config.lambda {
+                    // dual ascent on the constraint mean l_safe <= delta
+                    let violation = meta.safety - self.config.objective.delta;
+                    self.multiplier = (self.multiplier + eta * violation).max(0.0);
+                }
+                (meta, 0.0)
             }
         };
+        if self.config.select_checkpoint {
+            let validation = Problem {
+                phi: &self.phi_shape,
+                pi: &self.pi_shape,
+                objective: &self.config.objective,
+                split: &self.dataset.validation,
+            };
+            let all: Vec<usize> = (0..validation.split.len).collect();
+            let lambda = self.constant_lambda().unwrap_or(0.5) as f32;
+            let loss = validation.weighted_losses(&pi, &all, &vec![lambda; all.len()]).loss;
+            if self.selected.as_ref().is_none_or(|(best, _)| loss < *best) {
+                self.selected = Some((loss, pi.clone()));
+            }
+        }
         self.pi = pi;
-        let validation = self.evaluate(&self.dataset.validation);
+        let (safety_rate, mean_alpha) = if self.config.log_validation {
+            let validation = self.evaluate(&self.dataset.validation);
+            (validation.safety_rate, validation.mean_alpha)
+        } else {
+            (f64::NAN, f64::NAN)
+        };
         Ok(StepRecord {
             step: self.step,
             l_meta: meta.loss,
             l_safety: meta.safety,
             l_eff: meta.efficiency,
-            safety_rate: validation.safety_rate,
-            mean_lambda: lambdas.iter().map(|&l| f64::from(l)).sum::<f64>() / lambdas.len().max(1) as f64,
-            mean_alpha: validation.mean_alpha,
+            safety_rate,
+            mean_lambda,
+            mean_alpha,
             inner_loss_first: inner.first.loss,
             inner_loss_last: inner.last.loss,
             hypergradient_norm,
@@ -338,7 +441,16 @@ impl<'a, B: Backend> Trainer<'a, B> {
 
     /// Decisions, lambda and the true Safety Rate on a split.
     pub fn evaluate(&self, split: &Split) -> Evaluation {
-        evaluate(&self.phi_shape, &self.pi_shape, &self.phi, &self.pi, &self.config, split)
+        match self.config.lambda {
+            LambdaMode::Lagrangian { .. } => {
+                let config = TrainConfig {
+                    lambda: LambdaMode::Fixed(self.constant_lambda().unwrap_or(0.5)),
+                    ..self.config.clone()
+                };
+                evaluate(&self.phi_shape, &self.pi_shape, &self.phi, &self.pi, &config, split)
+            }
+            _ => evaluate(&self.phi_shape, &self.pi_shape, &self.phi, &self.pi, &self.config, split),
+        }
     }
 
     /// The trained networks as the policy configuration's model.
@@ -379,6 +491,9 @@ pub fn evaluate(
     let all: Vec<usize> = (0..split.len).collect();
     let lambdas: Vec<f64> = match config.lambda {
         LambdaMode::Fixed(l) => vec![l; split.len],
+        // the free function has no multiplier: Trainer::evaluate passes the current lambda
+        // as a fixed one
+        LambdaMode::Lagrangian { .. } => vec![f64::NAN; split.len],
         LambdaMode::Learned => problem.lambdas(phi, &all).1.iter().map(|&l| f64::from(l)).collect(),
     };
     let outputs = mlp::forward(pi_shape, pi, &split.states, split.len).output;

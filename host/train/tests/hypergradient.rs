@@ -52,7 +52,7 @@ impl Case {
         let last_batch: Vec<usize> = (0..17).map(|i| (i * 7) % 40).collect();
         let meta_batch: Vec<usize> = (0..13).map(|i| (i * 3 + 1) % 40).collect();
         // a smooth surrogate and a penalty that is active (delta small) so every term is exercised
-        let objective = Objective { temperature: 0.15, project: true, delta: 0.01, penalty: 3.0 };
+        let objective = Objective { temperature: 0.15, project: true, delta: 0.01, penalty: 3.0, ..Objective::default() };
         Case { phi_shape, pi_shape, objective, data, phi, pi_prev, last_batch, meta_batch, eta: 0.7 }
     }
 

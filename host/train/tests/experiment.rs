@@ -1,0 +1,51 @@
+//! The whole pre-registered evaluation at quick sizes: every domain, method, delta and seed
+//! runs, every hypothesis gets a verdict, and the report is written.
+
+use sbd_train::experiment::{self, DomainChoice, ExperimentConfig, Method};
+use sbd_train::experiment_report::{self, ReportMeta};
+
+#[test]
+fn the_quick_protocol_runs_end_to_end_and_reports_every_verdict() -> Result<(), Box<dyn std::error::Error>> {
+    let domains = experiment::load_domains(DomainChoice::All, true)?;
+    let names: Vec<&str> = domains.iter().map(|d| d.name.as_str()).collect();
+    assert_eq!(names, ["finance", "medical", "medical-mimic4-demo", "education"]);
+    assert!(domains.iter().any(|d| d.provenance.starts_with("SYNTHETIC")), "education is labelled synthetic");
+
+    let config = ExperimentConfig { seeds: vec![0], ..ExperimentConfig::quick() };
+    let results = experiment::run(&domains, &config, &|_, _| {})?;
+    // per domain and seed: 6 delta-dependent methods x 5 deltas + 3 without delta
+    assert_eq!(results.runs.len(), domains.len() * (6 * 5 + 3));
+    for run in &results.runs {
+        assert!((0.0..=1.0).contains(&run.safety_rate), "{run:?}");
+        assert!((0.0..=1.0).contains(&run.task_efficiency), "{run:?}");
+        assert!((0.0..=1.0).contains(&run.accountability_entropy), "{run:?}");
+    }
+    // the realisations show in the decisions: alpha 0.5 is one bit of accountability entropy,
+    // discrete alphas none, and MaAS-style takes one decision for every state
+    for run in &results.runs {
+        match run.method {
+            Method::FixedAlpha => assert!((run.accountability_entropy - 1.0).abs() < 1e-12),
+            Method::MarlVanilla | Method::Cpo | Method::DiscreteAlpha => assert_eq!(run.accountability_entropy, 0.0),
+            Method::Maas => assert!([0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0].iter().any(|a| (run.mean_alpha - a).abs() < 1e-9)),
+            _ => {}
+        }
+    }
+    let analysis = experiment::analyse(&results, &domains, &config);
+    let ids: Vec<&str> = analysis.verdicts.iter().map(|v| v.id.as_str()).collect();
+    for id in ["H-Med-1", "H-Med-2", "H-Fin-1", "H-Fin-2", "H-Edu-1", "H-Edu-2", "F1", "F2", "F3", "F4", "Ablation order (6.5)"] {
+        assert!(ids.contains(&id), "no verdict for {id}: {ids:?}");
+    }
+    let dir = std::env::temp_dir().join(format!("sbd-experiment-test-{}", std::process::id()));
+    let meta = ReportMeta { command: "test".into(), started: "now".into(), machine: "test".into(), mode: "quick".into() };
+    let files = experiment_report::write(&dir, &domains, &config, &results, &analysis, &meta)?;
+    for file in &files {
+        let bytes = std::fs::read(dir.join(file))?;
+        assert!(bytes.len() > 100, "{file} is empty");
+    }
+    let report = std::fs::read_to_string(dir.join("report.md"))?;
+    assert!(report.contains("SYNTHETIC") && report.contains("H-Edu-2") && report.contains("SBD-NoConstraint"));
+    let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("results.json"))?)?;
+    assert_eq!(json["results"]["runs"].as_array().map(Vec::len), Some(results.runs.len()));
+    std::fs::remove_dir_all(&dir)?;
+    Ok(())
+}
