@@ -133,12 +133,7 @@ impl Objective {
         }
         let n = row.len() - 1;
         let at = |v: &[f32], a: usize| T::of(f64::from(v[i * n + a]));
-        let max = row[..n].iter().copied().fold(T::neg_infinity(), T::max);
-        let mut p: Vec<T> = row[..n].iter().map(|&z| (z - max).exp()).collect();
-        let total = p.iter().fold(T::zero(), |s, &x| s + x);
-        for x in &mut p {
-            *x = *x / total;
-        }
+        let p = softmax_row(&row[..n]);
         let (raw, d_raw) = match self.alpha {
             AlphaMode::Fixed(c) => (T::of(c), T::zero()),
             _ => {
@@ -150,32 +145,18 @@ impl Objective {
         let (alpha, d_alpha) = if self.project && raw > cap { (cap, T::zero()) } else { (raw, d_raw) };
         let temperature = T::of(self.temperature);
 
-        let mut safety = T::zero();
-        let mut efficiency = T::zero();
-        let mut d_safety_alpha = T::zero();
-        let mut d_eff_alpha = T::zero();
-        let mut unsafe_prob = vec![T::zero(); n];
-        let mut cost = vec![T::zero(); n];
+        let mut sums = Sums::zero(n);
         for a in 0..n {
             let s = sigmoid((alpha - at(&split.unsafe_above, a)) / temperature);
             let (c0, c1) = (at(&split.cost_at_zero, a), at(&split.cost_at_one, a));
-            unsafe_prob[a] = s;
-            cost[a] = (T::one() - alpha) * c0 + alpha * c1;
-            safety += p[a] * s;
-            efficiency += p[a] * cost[a];
-            d_safety_alpha += p[a] * s * (T::one() - s) / temperature;
-            d_eff_alpha += p[a] * (c1 - c0);
+            sums.unsafe_prob[a] = s;
+            sums.cost[a] = (T::one() - alpha) * c0 + alpha * c1;
+            sums.safety += p[a] * s;
+            sums.efficiency += p[a] * sums.cost[a];
+            sums.d_safety += p[a] * s * (T::one() - s) / temperature;
+            sums.d_efficiency += p[a] * (c1 - c0);
         }
-        let mut grad_safety = vec![T::zero(); n + 1];
-        let mut grad_efficiency = vec![T::zero(); n + 1];
-        for a in 0..n {
-            // softmax: d(sum_a p_a f_a)/d z_j = p_j (f_j - sum_a p_a f_a)
-            grad_safety[a] = p[a] * (unsafe_prob[a] - safety);
-            grad_efficiency[a] = p[a] * (cost[a] - efficiency);
-        }
-        grad_safety[n] = d_safety_alpha * d_alpha;
-        grad_efficiency[n] = d_eff_alpha * d_alpha;
-        SampleLoss { safety, efficiency, grad_safety, grad_efficiency }
+        sums.into_loss(&p, d_alpha)
     }
 
     /// [`Objective::sample`] for [`AlphaMode::Discrete`]: expectations over alpha in {0, a1}
@@ -183,44 +164,76 @@ impl Objective {
     fn discrete_sample<T: Scalar>(&self, row: &[T], split: &Split, i: usize) -> SampleLoss<T> {
         let n = row.len() - 1;
         let at = |v: &[f32], a: usize| T::of(f64::from(v[i * n + a]));
-        let max = row[..n].iter().copied().fold(T::neg_infinity(), T::max);
-        let mut p: Vec<T> = row[..n].iter().map(|&z| (z - max).exp()).collect();
-        let total = p.iter().fold(T::zero(), |s, &x| s + x);
-        for x in &mut p {
-            *x = *x / total;
-        }
+        let p = softmax_row(&row[..n]);
         let q = sigmoid(row[n]);
         let full = T::of(self.full_delegation(f64::from(split.alpha_max[i])));
         let temperature = T::of(self.temperature);
-        let mut safety = T::zero();
-        let mut efficiency = T::zero();
-        let mut d_safety_q = T::zero();
-        let mut d_eff_q = T::zero();
-        let mut unsafe_prob = vec![T::zero(); n];
-        let mut cost = vec![T::zero(); n];
+        let mut sums = Sums::zero(n);
         for a in 0..n {
             let u = at(&split.unsafe_above, a);
             let (c0, c1) = (at(&split.cost_at_zero, a), at(&split.cost_at_one, a));
             let (s0, s1) = (sigmoid((T::zero() - u) / temperature), sigmoid((full - u) / temperature));
             let (k0, k1) = (c0, (T::one() - full) * c0 + full * c1);
-            unsafe_prob[a] = (T::one() - q) * s0 + q * s1;
-            cost[a] = (T::one() - q) * k0 + q * k1;
-            safety += p[a] * unsafe_prob[a];
-            efficiency += p[a] * cost[a];
-            d_safety_q += p[a] * (s1 - s0);
-            d_eff_q += p[a] * (k1 - k0);
+            sums.unsafe_prob[a] = (T::one() - q) * s0 + q * s1;
+            sums.cost[a] = (T::one() - q) * k0 + q * k1;
+            sums.safety += p[a] * sums.unsafe_prob[a];
+            sums.efficiency += p[a] * sums.cost[a];
+            sums.d_safety += p[a] * (s1 - s0);
+            sums.d_efficiency += p[a] * (k1 - k0);
         }
+        sums.into_loss(&p, q * (T::one() - q))
+    }
+}
+
+/// Per-agent values and their p-weighted sums for one sample; `d_*` are derivatives along
+/// the alpha head's value (alpha, or q in discrete mode).
+struct Sums<T> {
+    unsafe_prob: Vec<T>,
+    cost: Vec<T>,
+    safety: T,
+    efficiency: T,
+    d_safety: T,
+    d_efficiency: T,
+}
+
+impl<T: Scalar> Sums<T> {
+    fn zero(agents: usize) -> Self {
+        Sums {
+            unsafe_prob: vec![T::zero(); agents],
+            cost: vec![T::zero(); agents],
+            safety: T::zero(),
+            efficiency: T::zero(),
+            d_safety: T::zero(),
+            d_efficiency: T::zero(),
+        }
+    }
+
+    /// The losses and their gradients with respect to the output row; `d_head` is
+    /// d(head value) / d(alpha logit).
+    fn into_loss(self, p: &[T], d_head: T) -> SampleLoss<T> {
+        let n = p.len();
         let mut grad_safety = vec![T::zero(); n + 1];
         let mut grad_efficiency = vec![T::zero(); n + 1];
         for a in 0..n {
-            grad_safety[a] = p[a] * (unsafe_prob[a] - safety);
-            grad_efficiency[a] = p[a] * (cost[a] - efficiency);
+            // softmax: d(sum_a p_a f_a)/d z_j = p_j (f_j - sum_a p_a f_a)
+            grad_safety[a] = p[a] * (self.unsafe_prob[a] - self.safety);
+            grad_efficiency[a] = p[a] * (self.cost[a] - self.efficiency);
         }
-        let d_q = q * (T::one() - q);
-        grad_safety[n] = d_safety_q * d_q;
-        grad_efficiency[n] = d_eff_q * d_q;
-        SampleLoss { safety, efficiency, grad_safety, grad_efficiency }
+        grad_safety[n] = self.d_safety * d_head;
+        grad_efficiency[n] = self.d_efficiency * d_head;
+        SampleLoss { safety: self.safety, efficiency: self.efficiency, grad_safety, grad_efficiency }
     }
+}
+
+/// softmax of a logit row in the row's scalar type.
+fn softmax_row<T: Scalar>(logits: &[T]) -> Vec<T> {
+    let max = logits.iter().copied().fold(T::neg_infinity(), T::max);
+    let mut p: Vec<T> = logits.iter().map(|&z| (z - max).exp()).collect();
+    let total = p.iter().fold(T::zero(), |s, &x| s + x);
+    for x in &mut p {
+        *x = *x / total;
+    }
+    p
 }
 
 #[cfg(test)]
