@@ -265,7 +265,12 @@ pub fn build(log: &[Interaction], stride: usize) -> Result<Education, String> {
     if students.len() < 20 {
         return Err(format!("the log has {} students; need at least 20", students.len()));
     }
-    let skills = log.iter().map(|i| i.skill_id as usize + 1).max().unwrap_or(0);
+    // dense skill indices, whatever the ids in the log (a real log's ids are sparse)
+    let mut skill_ids: Vec<u32> = log.iter().map(|i| i.skill_id).collect();
+    skill_ids.sort_unstable();
+    skill_ids.dedup();
+    let skill_index = |id: u32| skill_ids.binary_search(&id).unwrap_or(0);
+    let skills = skill_ids.len();
     // 70/15/15 by student with a fixed seed
     let mut rng = ChaCha8Rng::seed_from_u64(crate::medical::SPLIT_SEED);
     let order = sample_indices(&mut rng, students.len(), students.len());
@@ -280,7 +285,7 @@ pub fn build(log: &[Interaction], stride: usize) -> Result<Education, String> {
     let mut counts = vec![(0usize, 0usize); skills];
     for i in log {
         if part_of.get(&i.user_id) == Some(&0) {
-            let c = &mut counts[i.skill_id as usize];
+            let c = &mut counts[skill_index(i.skill_id)];
             c.0 += usize::from(i.correct);
             c.1 += 1;
         }
@@ -303,7 +308,7 @@ pub fn build(log: &[Interaction], stride: usize) -> Result<Education, String> {
         let mut attempts = vec![(0usize, 0usize); skills];
         let mut run = 0usize;
         for (t, event) in events.iter().enumerate() {
-            let skill = event.skill_id as usize;
+            let skill = skill_index(event.skill_id);
             let correct = event.correct == 1;
             knowledge[skill] = update_knowledge(knowledge[skill], correct);
             seen_skill[skill] = true;
@@ -426,6 +431,16 @@ mod tests {
         let mut csv = Vec::new();
         write_csv(&log[..3], &mut csv).map_err(|e| e.to_string())?;
         assert!(String::from_utf8_lossy(&csv).starts_with("user_id,skill_id,correct,order_id\n"));
+        Ok(())
+    }
+
+    #[test]
+    fn sparse_skill_ids_build_the_same_samples() -> Result<(), String> {
+        // a real log's ids are sparse and large; only their order may matter
+        let log = generate(&EducationOptions::quick())?;
+        let sparse: Vec<Interaction> =
+            log.iter().map(|i| Interaction { skill_id: i.skill_id * 100_000 + 7, ..*i }).collect();
+        assert_eq!(build(&log, 8)?.dataset, build(&sparse, 8)?.dataset);
         Ok(())
     }
 

@@ -147,7 +147,8 @@ pub struct StepRecord {
     pub l_eff: f64,
     /// Safety Rate on the validation split, true indicator.
     pub safety_rate: f64,
-    /// Mean lambda over the training split.
+    /// Mean lambda over the training samples this step's inner loop visited (the whole split
+    /// when the batches cover it).
     pub mean_lambda: f64,
     /// Mean projected alpha on the validation split.
     pub mean_alpha: f64,
