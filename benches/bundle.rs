@@ -23,6 +23,9 @@ const AGENTS: [&str; 9] = ["orchestrator", "a1", "a2", "a3", "a4", "a5", "a6", "
 
 fn hop(level: usize) -> Delegation {
     Delegation {
+        tenant: String::new(),
+        alpha: 0.7,
+        approved_by: String::new(),
         from: AGENTS[level].into(),
         to: AGENTS[level + 1].into(),
         mandate: Mandate {

@@ -53,12 +53,12 @@ pub fn labels(verdict: &Verdict) -> Vec<String> {
     labels
 }
 
-/// Every label the corpus must reach: every reason the rules give (not `policy-fault`, which
-/// only a host gives), every verdict kind and both escalation targets.
+/// Every label the corpus must reach: every reason the rules give (not those only a host gives,
+/// such as `policy-fault`), every verdict kind and both escalation targets.
 pub fn required_labels() -> BTreeSet<String> {
     Reason::ALL
         .iter()
-        .filter(|r| **r != Reason::PolicyFault)
+        .filter(|r| !r.decided_by_host())
         .map(|r| r.name().to_string())
         .chain(["allow", "deny", "escalate-to-human", "escalate-to-agent"].map(String::from))
         .collect()

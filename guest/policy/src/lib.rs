@@ -26,6 +26,7 @@ extern crate std;
 pub mod action;
 pub mod attenuation;
 pub mod config;
+pub mod identity;
 mod evaluate;
 pub mod learned;
 pub mod model;

@@ -2,7 +2,8 @@
 //! summary.
 //!
 //! Codes are numbered by the stage that decides them (1xxx structural, 2xxx attenuation,
-//! 3xxx trust, 4xxx SBD, 5xxx routing to a human or agent, 9xxx host faults) and are never
+//! 3xxx trust, 4xxx SBD, 5xxx routing to a human or agent, 6xxx authority facts the host
+//! verified against its records, 9xxx host faults) and are never
 //! reused: a test pins every row.
 
 use core::fmt;
@@ -150,10 +151,35 @@ reasons! {
     TrustEscalation = 5003, "trust-escalation", Escalate,
         "the executor's trust tier is too low for the task's risk";
 
+    /// A registered agent is unknown to the tenant's registry and the tenant escalates such
+    /// delegations to its designated human.
+    UnregisteredAgentReview = 5010, "unregistered-agent-review", Escalate,
+        "an agent is not in the tenant's registry; a human decides";
+
+    // 6xxx authority: facts the host verified against its own records (registry, escrow)
+    /// The delegator or the delegate is not in the tenant's agent registry.
+    UnregisteredAgent = 6001, "unregistered-agent", Deny,
+        "an agent is not in the tenant's registry";
+    /// The tenant requires explicit delegation relationships and this one is not registered.
+    DelegationNotRegistered = 6002, "delegation-not-registered", Deny,
+        "the delegator is not registered to delegate to this agent";
+    /// The parent's escrowed budget no longer covers the child's (spent by a sibling meanwhile).
+    EscrowExhausted = 6003, "escrow-exhausted", Deny,
+        "the parent's escrowed budget does not cover the child's";
+
     // 9xxx host
     /// The policy component failed; the host failed closed.
     PolicyFault = 9001, "policy-fault", Deny,
         "the policy failed to decide; the host failed closed";
+}
+
+impl Reason {
+    /// Whether only a host gives this reason, from facts it verified outside the rules (its
+    /// registry, its escrow) or for a failed policy: the 6xxx codes, `unregistered-agent-review`
+    /// and `policy-fault`. The rules never produce these.
+    pub const fn decided_by_host(self) -> bool {
+        matches!(self, Reason::UnregisteredAgentReview | Reason::PolicyFault) || self.code() / 1000 == 6
+    }
 }
 
 impl fmt::Display for Reason {
@@ -228,6 +254,10 @@ mod tests {
                 (5001, "depth-limit-escalation"),
                 (5002, "low-alpha-review"),
                 (5003, "trust-escalation"),
+                (5010, "unregistered-agent-review"),
+                (6001, "unregistered-agent"),
+                (6002, "delegation-not-registered"),
+                (6003, "escrow-exhausted"),
                 (9001, "policy-fault"),
             ]
         );

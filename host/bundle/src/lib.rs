@@ -36,6 +36,7 @@
 //!     expires_at: now + 60_000,
 //! };
 //! let hop = |from: &str, to: &str, ceiling, remaining| Delegation {
+//!     tenant: String::new(), alpha: 0.7, approved_by: String::new(),
 //!     from: from.into(), to: to.into(), mandate: mandate(ceiling, remaining),
 //!     max_depth: 3, issued_at: now, expires_at: now + 60_000,
 //! };

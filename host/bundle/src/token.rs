@@ -3,9 +3,16 @@
 //! cannot be tampered with; mandate narrowing is re-checked at every level).
 //!
 //! A token is a chain of blocks, one per allowed delegation. Block `i` (0-based) carries the
-//! link (`from` -> `to`), the child's attenuated mandate, its depth `i + 1` and the maximum
-//! depth, issue and expiry times, the chain id, the SHA-256 of block `i - 1` (payload and
-//! signature; zeros for the root) and the id of its signer. Each block's payload is signed with
+//! link (`from` -> `to`), the child's attenuated mandate, its depth and the maximum depth, the
+//! tenant it is bound to, the hop's delegation degree alpha, issue and expiry times (the issue
+//! time is the link's timestamp, so a chain's deadline cannot be dodged by rewriting it), the
+//! chain id, the SHA-256 of block `i - 1` (payload and signature; zeros for the root), the
+//! approver of a human-approved block, and the id of its signer.
+//!
+//! The root is either a **root grant** (depth 0: an operator gave the root mandate to the
+//! originating agent, the anchor of a governed chain; `from` names the operator) or, for
+//! standalone use without a gateway, the first delegation itself (depth 1). Either way block
+//! `i` has depth `root depth + i`. Each block's payload is signed with
 //! Ed25519 by a key of the infrastructure (a gateway) that the verifier's trust store holds.
 //! Because block `i` signs the hash of block `i - 1`, which signs the hash of `i - 2`, no field
 //! of any earlier block can change without breaking a signature.
@@ -37,7 +44,7 @@ use crate::encoding::{base64url, hex, unbase64url};
 use crate::keys::{KeyId, KeyPair, TrustStore};
 
 /// The wire format version this crate writes and reads.
-pub const TOKEN_VERSION: u8 = 1;
+pub const TOKEN_VERSION: u8 = 2;
 /// The most blocks a token may have (a chain deeper than any configurable maximum depth).
 pub const MAX_BLOCKS: usize = 32;
 /// Prepended to a block's payload before signing (domain separation from bundle signatures).
@@ -76,7 +83,9 @@ impl fmt::Debug for ChainId {
 pub struct Block {
     /// The chain this block belongs to (equal in every block).
     pub chain_id: ChainId,
-    /// This hop's depth: 1 for the root block, +1 per block.
+    /// The tenant the chain belongs to (equal in every block; empty outside a gateway).
+    pub tenant: String,
+    /// This hop's depth: 0 for a root grant, 1 for the first delegation, +1 per block.
     pub depth: u8,
     /// The maximum depth that applied; never raised by a later block.
     pub max_depth: u8,
@@ -86,19 +95,33 @@ pub struct Block {
     pub to: String,
     /// The child's attenuated mandate; within the previous block's.
     pub mandate: Mandate,
-    /// When the block was issued, Unix milliseconds.
+    /// The delegation degree alpha granted on this hop (0 for a root grant).
+    pub alpha: f64,
+    /// When the block was issued, Unix milliseconds: the link's timestamp.
     pub issued_at: u64,
     /// The block is void at or after this instant; never later than the previous block's.
     pub expires_at: u64,
     /// SHA-256 of the previous block (payload and signature); zeros in the root block.
     pub prev: [u8; 32],
+    /// The human who approved this hop beyond the previous block's maximum depth (an
+    /// escalation decision or a depth exception, verified by the issuer); empty otherwise.
+    pub approved_by: String,
     /// The key that signs this block.
     pub signer: KeyId,
+    /// 16 random bytes: two delegations with equal fields still get distinct blocks (a block's
+    /// hash names the grant it records).
+    pub nonce: [u8; 16],
 }
 
 /// An allowed delegation, as the block for it records it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Delegation {
+    /// The tenant the chain belongs to (empty outside a gateway).
+    pub tenant: String,
+    /// The delegation degree granted (the grant's `alpha`).
+    pub alpha: f64,
+    /// The human who approved the hop beyond the maximum depth, if any.
+    pub approved_by: String,
     /// The delegating agent.
     pub from: String,
     /// The receiving agent.
@@ -118,6 +141,9 @@ impl Delegation {
     /// mandate or at `expires_at`, whichever is first.
     pub fn from_grant(request: &Request, grant: &Grant, expires_at: u64) -> Delegation {
         Delegation {
+            tenant: String::new(),
+            alpha: grant.alpha,
+            approved_by: String::new(),
             from: request.from.id.clone(),
             to: request.to.id.clone(),
             mandate: grant.child_mandate.clone(),
@@ -147,6 +173,12 @@ pub enum TokenError {
     /// More blocks than [`MAX_BLOCKS`].
     #[error("the token has {0} blocks; at most {MAX_BLOCKS} are accepted")]
     TooManyBlocks(usize),
+    /// A block bound to another tenant than the root's.
+    #[error("block {index} is bound to another tenant than the root block")]
+    ForeignTenant {
+        /// The block.
+        index: usize,
+    },
     /// A block of another chain was spliced in.
     #[error("block {index} belongs to chain {found}, not {expected}: spliced from another chain")]
     ForeignBlock {
@@ -278,6 +310,7 @@ impl TokenError {
             TokenError::Empty => "empty",
             TokenError::TooManyBlocks(_) => "too-many-blocks",
             TokenError::ForeignBlock { .. } => "foreign-block",
+            TokenError::ForeignTenant { .. } => "foreign-tenant",
             TokenError::Truncated { .. } => "truncated",
             TokenError::Reordered { .. } => "reordered",
             TokenError::BrokenLink { .. } => "broken-link",
@@ -486,13 +519,17 @@ fn check_structure(blocks: &[SignedBlock]) -> Result<(), TokenError> {
     if root.block.prev != [0; 32] {
         return Err(TokenError::Truncated { index: 0 });
     }
-    if root.block.depth != 1 {
+    if root.block.depth > 1 {
         return Err(TokenError::DepthMismatch { index: 0, found: root.block.depth, expected: 1 });
     }
+    if let Some(index) = blocks.iter().position(|b| b.block.tenant != root.block.tenant) {
+        return Err(TokenError::ForeignTenant { index });
+    }
+    let root_depth = usize::from(root.block.depth);
     for (index, pair) in blocks.windows(2).enumerate() {
         let index = index + 1;
         let (before, block) = (&pair[0], &pair[1]);
-        let expected = u8::try_from(index + 1).unwrap_or(u8::MAX);
+        let expected = u8::try_from(index + root_depth).unwrap_or(u8::MAX);
         if block.block.prev == before.hash {
             if block.block.depth != expected {
                 return Err(TokenError::DepthMismatch { index, found: block.block.depth, expected });
@@ -525,7 +562,9 @@ fn check_attenuation(previous: Option<&Block>, block: &Block, index: usize) -> R
     let Some(previous) = previous else {
         return Ok(());
     };
-    if block.max_depth > previous.max_depth {
+    // A human approval (recorded in the block, verified by the gateway that signed it) may
+    // raise the maximum depth: AG-396 4.12 exceptions and approved depth-limit escalations.
+    if block.max_depth > previous.max_depth && block.approved_by.is_empty() {
         return Err(TokenError::MaxDepthRaised { index, parent: previous.max_depth, child: block.max_depth });
     }
     if block.from != previous.to {
@@ -641,13 +680,25 @@ pub struct VerifiedToken {
 }
 
 impl VerifiedToken {
-    /// Issues the root token for the first delegation of a new chain, signed with `key`.
+    /// Issues the root token for the first delegation of a new chain, signed with `key` (an
+    /// unanchored chain: its root mandate is the delegator's claim).
     pub fn issue(
         key: &KeyPair,
         chain_id: ChainId,
         delegation: Delegation,
     ) -> Result<VerifiedToken, TokenError> {
-        let block = new_block(chain_id, 1, [0; 32], key.id(), delegation);
+        VerifiedToken::root(key, chain_id, 1, delegation)
+    }
+
+    /// Issues a root grant: the anchor of a governed chain, in which `grant.from` (an operator)
+    /// gives `grant.to` (the originating agent) the root mandate. Its holder's first delegation
+    /// is appended at depth 1.
+    pub fn grant(key: &KeyPair, chain_id: ChainId, grant: Delegation) -> Result<VerifiedToken, TokenError> {
+        VerifiedToken::root(key, chain_id, 0, grant)
+    }
+
+    fn root(key: &KeyPair, chain_id: ChainId, depth: u8, delegation: Delegation) -> Result<VerifiedToken, TokenError> {
+        let block = new_block(chain_id, depth, [0; 32], key.id(), delegation)?;
         check_attenuation(None, &block, 0)?;
         check_lifetime(&block, 0)?;
         Ok(VerifiedToken { earlier: Vec::new(), tip: SignedBlock::sign(block, key)? })
@@ -662,9 +713,9 @@ impl VerifiedToken {
             return Err(TokenError::TooManyBlocks(index + 1));
         }
         let last = self.last();
-        let depth = u8::try_from(index + 1).unwrap_or(u8::MAX);
+        let depth = last.depth.saturating_add(1);
         let prev = self.tip.hash;
-        let block = new_block(last.chain_id, depth, prev, key.id(), delegation);
+        let block = new_block(last.chain_id, depth, prev, key.id(), delegation)?;
         check_attenuation(Some(last), &block, index)?;
         check_lifetime(&block, index)?;
         let tip = SignedBlock::sign(block, key)?;
@@ -686,7 +737,7 @@ impl VerifiedToken {
         self.last().chain_id
     }
 
-    /// The depth of the last delegation (= number of blocks).
+    /// The depth of the last delegation (0 for a bare root grant).
     pub fn depth(&self) -> u8 {
         self.last().depth
     }
@@ -717,6 +768,27 @@ impl VerifiedToken {
         self.all().map(|b| &b.block)
     }
 
+    /// Whether the root is a root grant (depth 0), i.e. the chain is anchored in an operator's
+    /// grant rather than in its first delegator's claim.
+    pub fn is_anchored(&self) -> bool {
+        self.all().next().is_some_and(|b| b.block.depth == 0)
+    }
+
+    /// The tenant the chain is bound to.
+    pub fn tenant(&self) -> &str {
+        &self.last().tenant
+    }
+
+    /// SHA-256 of every block (payload and signature), root first: the blocks' identities.
+    pub fn block_hashes(&self) -> impl Iterator<Item = [u8; 32]> + '_ {
+        self.all().map(|b| b.hash)
+    }
+
+    /// SHA-256 of the last block: the identity of the holder's grant.
+    pub fn tip_hash(&self) -> [u8; 32] {
+        self.tip.hash
+    }
+
     /// The binary form.
     pub fn to_bytes(&self) -> Vec<u8> {
         encode_blocks(self.all(), self.earlier.len() + 1)
@@ -734,9 +806,15 @@ impl fmt::Display for VerifiedToken {
     }
 }
 
-fn new_block(chain_id: ChainId, depth: u8, prev: [u8; 32], signer: KeyId, d: Delegation) -> Block {
-    Block {
+fn new_block(chain_id: ChainId, depth: u8, prev: [u8; 32], signer: KeyId, d: Delegation) -> Result<Block, TokenError> {
+    let mut nonce = [0; 16];
+    getrandom::fill(&mut nonce).map_err(|e| TokenError::Random(e.to_string()))?;
+    Ok(Block {
+        nonce,
         chain_id,
+        tenant: d.tenant,
+        alpha: d.alpha,
+        approved_by: d.approved_by,
         depth,
         max_depth: d.max_depth,
         from: d.from,
@@ -746,7 +824,7 @@ fn new_block(chain_id: ChainId, depth: u8, prev: [u8; 32], signer: KeyId, d: Del
         expires_at: d.expires_at,
         prev,
         signer,
-    }
+    })
 }
 
 fn check_lifetime(block: &Block, index: usize) -> Result<(), TokenError> {

@@ -40,6 +40,9 @@ const AGENTS: [&str; 10] = ["orchestrator", "a1", "a2", "a3", "a4", "a5", "a6", 
 fn hop(level: usize, max_depth: u8) -> Delegation {
     let remaining = max_depth - u8::try_from(level + 1).expect("small");
     Delegation {
+        tenant: String::new(),
+        alpha: 0.7,
+        approved_by: String::new(),
         from: AGENTS[level].into(),
         to: AGENTS[level + 1].into(),
         mandate: mandate(50 - level as u64, remaining),
@@ -215,9 +218,10 @@ fn each_tampering_is_rejected_with_its_own_reason() {
     let other = split(&chain(3, ChainId([2; 16])).to_bytes());
     let spliced = [blocks[0].clone(), other[1].clone(), blocks[2].clone()];
     expect(verify_bytes(&join(&spliced), NOW), "foreign-block", "splicing another chain's block");
-    // Editing a depth counter in place (byte 16 of a payload, after the 16-byte chain id).
+    // Editing a depth counter in place (byte 17 of a payload, after the 16-byte chain id and
+    // the empty tenant's length byte).
     let mut edited = blocks.clone();
-    edited[2].0[16] = 2;
+    edited[2].0[17] = 2;
     expect(verify_bytes(&join(&edited), NOW), "depth-mismatch", "editing the last depth counter");
     // ... and re-signed by the trusted key: still refused for the counter, not the signature.
     let mut redepth = plain.clone();

@@ -169,14 +169,25 @@ async fn main() {
     })
     .await;
 
-    let url = format!("{base}/v1/delegations");
+    // Delegations: an operator's root grant to the orchestrator, then every client delegates a
+    // fresh task from it (token verification, registry, escrow carve, signed child token,
+    // trace event and idempotency record per decision).
+    let tenant_post = |path: &str, body: Value| admin.post(format!("{base}{path}")).header("x-cycles-api-key", &key).json(&body).send();
+    tenant_post("/v1/agents", json!({"agent_id": "orchestrator", "trust": 900})).await.unwrap();
+    for c in 0..clients {
+        tenant_post("/v1/agents", json!({"agent_id": format!("worker-{c}"), "trust": 720})).await.unwrap();
+    }
     let mandate = move |amount: u64, depth: u8| json!({"value_ceiling": 1_000_000u64, "action_kinds": ["payment.*"], "counterparties": ["acme"],
         "budgets": [{"unit": "TOKENS", "amount": amount}], "remaining_depth": depth, "expires_at": now + 3_600_000});
+    let grant: Value = tenant_post("/v1/root-grants", json!({"agent_id": "orchestrator", "mandate": mandate(1_000_000_000_000, 4)}))
+        .await.unwrap().json().await.unwrap();
+    let token = grant["token"].as_str().expect("root grant").to_string();
+    let url = format!("{base}/v1/delegations");
     let decisions = run_phase("delegation decisions (POST /v1/delegations)", clients, seconds, move |c, i| {
-        (url.clone(), json!({"request": {
-            "from": {"id": "orchestrator", "trust": 900}, "to": {"id": format!("worker-{c}-{i}"), "trust": 720},
+        (url.clone(), json!({"token": token, "request": {
+            "from": {"id": "orchestrator", "trust": 0}, "to": {"id": format!("worker-{c}"), "trust": 0},
             "task": {"id": format!("t{c}-{i}"), "action_kind": "payment.refund", "risk": "low", "value": 10, "counterparty": "acme"},
-            "parent_mandate": mandate(1000, 4), "requested_mandate": mandate(1, 3), "chain": [], "state": [0.1]}}))
+            "parent_mandate": mandate(1_000_000_000_000, 4), "requested_mandate": mandate(1, 3), "state": [0.1]}}))
     })
     .await;
 

@@ -1,57 +1,135 @@
-//! `POST /v1/delegations`: the decision point. Verify, evaluate through the policy
-//! component, carve the child's sub-budget in the ledger, queue an escalation, append the
-//! trace, answer. The component decides; this module never re-implements a rule: it only
-//! adds ledger authority (no budget, no delegation) and bookkeeping.
+//! `POST /v1/delegations`: the decision point.
+//!
+//! The request that reaches the policy is assembled from verified facts; the caller only
+//! describes the task, the delegate and the mandate it asks for:
+//!
+//! | fact | source |
+//! |---|---|
+//! | chain, link times and degrees, parent mandate, delegator | the presented token (signed, bound to the tenant, anchored in an operator's root grant) |
+//! | what the parent can still hand down | the escrow (its grant minus what its children hold and it spent) |
+//! | trust scores | the agent registry |
+//! | a depth exception | an approver's stored record, named by id |
+//! | agent identity | the canonical form ([`sbd_policy::identity`]) |
+//! | `now` | the gateway's clock |
+//!
+//! Then the policy component decides, and on allow the child's budget is carved from its
+//! parent's escrow, the child's token signed, the trace event and the idempotency record
+//! written: all in one store transaction, or nothing.
 
 use std::time::Instant;
 
 use axum::extract::{Path, State};
+use axum::http::HeaderMap;
 use axum::Json;
-use rusqlite::Connection;
-use sbd_policy::{BudgetUnit, Outcome, Request, Verdict};
+use rusqlite::{params, Connection, OptionalExtension};
+use sbd_bundle::token::VerifiedToken;
+use sbd_policy::{Denial, DepthException, Escalation, EscalationTarget, Mandate, Outcome, Reason, Request, Verdict};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::cycles::{valid_scope_value, Action, Amount, ReserveRequest, Subject, Unit};
-use crate::error::{ApiError, ApiResult};
-use crate::escalations;
-use crate::ledger;
-use crate::server::{Body, RequestContext, Shared, Tenant};
+use crate::error::{ApiError, ApiResult, ErrorCode};
+use crate::escrow::{self, NewGrant};
+use crate::registry::{self, AgentRecord, AuthoritySettings, Unregistered};
+use crate::server::{idempotency_header, Body, RequestContext, Shared, Tenant};
 use crate::traces::{self, NewEvent};
-use crate::tokens;
-use crate::util::{new_id, now_ms};
+use crate::tokens::{self, grant_id};
+use crate::util::{new_id, now_ms, sha256_hex};
+use crate::{escalations, ledger};
 
 /// The body of `POST /v1/delegations`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DelegationBody {
-    /// The chain this hop belongs to; required when `request.chain` is not empty, minted
-    /// for a first hop when absent.
-    #[serde(default)]
-    pub chain_id: Option<String>,
-    /// An `sbd_policy::Request`; `now` is set to server time (any client value is replaced).
-    pub request: Value,
-    /// Extra budgeting levels for the child's reservation (workspace, app, workflow).
-    #[serde(default)]
-    pub subject: Option<Subject>,
-    /// Reservation TTL for the carved sub-budget [default: until the child mandate expires,
-    /// clamped to 1 s - 24 h].
-    #[serde(default)]
-    pub ttl_ms: Option<i64>,
-    /// The delegator's delegation token (the signed chain so far); required for every hop after
-    /// the first, absent on a first hop.
+    /// The delegator's token: its root grant, or the token its own delegation gave it.
     #[serde(default)]
     pub token: Option<String>,
+    /// The task, the delegate and the requested mandate, as an `sbd_policy::Request`. `chain`
+    /// may be omitted (it comes from the token; when given it must match it), `now` is the
+    /// gateway's, trust scores are the registry's, and `depth_exception` is refused (name an
+    /// approved one with `depth_exception_id`).
+    pub request: Value,
+    /// Only for an open root (see `AuthoritySettings::open_roots`): the new chain's id, which
+    /// must not exist. With a token, the chain is the token's.
+    #[serde(default)]
+    pub chain_id: Option<String>,
+    /// A depth exception an approver recorded for this chain (`POST /v1/depth-exceptions`).
+    #[serde(default)]
+    pub depth_exception_id: Option<String>,
+    /// Extra budgeting levels for the action-mask reservation (workspace, app, workflow).
+    #[serde(default)]
+    pub subject: Option<Subject>,
+}
+
+/// Bounds on a delegation request, checked before anything is written.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestLimits {
+    /// Longest task id, reason or action-kind pattern, bytes.
+    pub max_text_bytes: usize,
+    /// Most entries in a mandate's action kinds, counterparties or budgets.
+    pub max_list_entries: usize,
+    /// Longest SBD state vector.
+    pub max_state_len: usize,
+}
+
+/// The gateway's request bounds (agent ids are bounded by their canonical form).
+pub const REQUEST_LIMITS: RequestLimits = RequestLimits { max_text_bytes: 256, max_list_entries: 64, max_state_len: 4096 };
+
+impl RequestLimits {
+    /// Refuses a request over any bound, naming the field.
+    pub fn check(&self, r: &Request) -> ApiResult<()> {
+        let text = |field: &str, s: &str| {
+            if s.len() > self.max_text_bytes {
+                Err(ApiError::invalid(format!("`request.{field}` is {} bytes; at most {} are accepted", s.len(), self.max_text_bytes)))
+            } else {
+                Ok(())
+            }
+        };
+        text("task.id", &r.task.id)?;
+        text("task.action_kind", &r.task.action_kind)?;
+        if let Some(c) = &r.task.counterparty {
+            text("task.counterparty", c)?;
+        }
+        for (name, m) in [("parent_mandate", &r.parent_mandate), ("requested_mandate", &r.requested_mandate)] {
+            for (field, len) in [("action_kinds", m.action_kinds.len()), ("counterparties", m.counterparties.len()), ("budgets", m.budgets.len())] {
+                if len > self.max_list_entries {
+                    return Err(ApiError::invalid(format!("`request.{name}.{field}` has {len} entries; at most {} are accepted", self.max_list_entries)));
+                }
+            }
+            for s in m.action_kinds.iter().chain(&m.counterparties) {
+                text(&format!("{name} entry"), s)?;
+            }
+        }
+        if r.state.len() > self.max_state_len {
+            return Err(ApiError::invalid(format!("`request.state` has {} entries; at most {}", r.state.len(), self.max_state_len)));
+        }
+        if r.chain.len() > self.max_list_entries {
+            return Err(ApiError::invalid(format!("`request.chain` has {} links; at most {}", r.chain.len(), self.max_list_entries)));
+        }
+        Ok(())
+    }
 }
 
 /// The unit of a mandate budget in the ledger.
-fn unit_of(u: BudgetUnit) -> Unit {
+pub fn unit_of(u: sbd_policy::BudgetUnit) -> Unit {
     match u {
-        BudgetUnit::UsdMicrocents => Unit::UsdMicrocents,
-        BudgetUnit::Tokens => Unit::Tokens,
-        BudgetUnit::Credits => Unit::Credits,
-        BudgetUnit::RiskPoints => Unit::RiskPoints,
+        sbd_policy::BudgetUnit::UsdMicrocents => Unit::UsdMicrocents,
+        sbd_policy::BudgetUnit::Tokens => Unit::Tokens,
+        sbd_policy::BudgetUnit::Credits => Unit::Credits,
+        sbd_policy::BudgetUnit::RiskPoints => Unit::RiskPoints,
     }
+}
+
+/// A mandate's budgets as ledger amounts; an amount beyond int64 is refused.
+pub fn budgets_of(m: &Mandate) -> ApiResult<Vec<(Unit, i64)>> {
+    m.budgets
+        .iter()
+        .map(|b| {
+            i64::try_from(b.amount)
+                .map(|a| (unit_of(b.unit), a))
+                .map_err(|_| ApiError::invalid(format!("a {:?} budget of {} exceeds int64", b.unit, b.amount)))
+        })
+        .collect()
 }
 
 /// RISK_POINTS one task of `risk` costs against a toolset action mask.
@@ -77,102 +155,367 @@ fn verdict_name(v: &Verdict) -> &'static str {
     }
 }
 
+/// The canonical form of an agent id, or a 400 naming the field and the reason.
+pub fn canonical(field: &str, id: &str) -> ApiResult<String> {
+    sbd_policy::identity::canonical_agent_id(id).map_err(|d| {
+        ApiError::invalid(format!("`{field}` is not an acceptable agent id: {} ({}): {}", d.reason.name(), d.reason.code(), d.message))
+    })
+}
+
+/// What the gateway's records say about one delegation, read in one store job.
+struct Facts {
+    settings: AuthoritySettings,
+    from: Option<AgentRecord>,
+    to: Option<AgentRecord>,
+    parent: Option<escrow::Grant>,
+    exception: Option<DepthException>,
+    replay: Option<Stored>,
+}
+
+/// A stored delegation response (idempotency).
+struct Stored {
+    request_hash: String,
+    response: Value,
+}
+
+/// The idempotency table; created with the store's schema.
+pub const SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS delegation_requests (
+    tenant_id TEXT NOT NULL,
+    key TEXT NOT NULL,
+    request_hash TEXT NOT NULL,
+    response TEXT NOT NULL,
+    created_at_ms INTEGER NOT NULL,
+    PRIMARY KEY (tenant_id, key)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS depth_exceptions (
+    id TEXT PRIMARY KEY,
+    tenant_id TEXT NOT NULL,
+    chain_id TEXT NOT NULL,
+    approved_by TEXT NOT NULL,
+    justification TEXT NOT NULL,
+    extra_depth INTEGER NOT NULL,
+    expires_at_ms INTEGER NOT NULL,
+    created_at_ms INTEGER NOT NULL
+) WITHOUT ROWID;
+"#;
+
+fn stored_response(conn: &Connection, tenant: &str, key: &str) -> ApiResult<Option<Stored>> {
+    Ok(conn
+        .prepare_cached("SELECT request_hash, response FROM delegation_requests WHERE tenant_id = ?1 AND key = ?2")?
+        .query_row(params![tenant, key], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+        .optional()?
+        .map(|(request_hash, response)| Stored { request_hash, response: serde_json::from_str(&response).unwrap_or(Value::Null) }))
+}
+
+/// Loads depth exception `id` for `tenant` and `chain`, as the policy takes it.
+pub fn load_exception(conn: &Connection, tenant: &str, chain: &str, id: &str) -> ApiResult<DepthException> {
+    let row = conn
+        .prepare_cached(
+            "SELECT chain_id, approved_by, justification, extra_depth, expires_at_ms FROM depth_exceptions WHERE id = ?1 AND tenant_id = ?2",
+        )?
+        .query_row(params![id, tenant], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, i64>(3)?, r.get::<_, i64>(4)?))
+        })
+        .optional()?;
+    let Some((exception_chain, approved_by, justification, extra, expires)) = row else {
+        return Err(ApiError::not_found(format!("depth exception `{id}` not found")));
+    };
+    if exception_chain != chain {
+        return Err(ApiError::forbidden(format!("depth exception `{id}` was approved for another chain")));
+    }
+    Ok(DepthException {
+        approved_by,
+        justification,
+        extra_depth: u8::try_from(extra).unwrap_or(0),
+        expires_at: u64::try_from(expires).unwrap_or(0),
+    })
+}
+
+/// The registry's verdict on the two agents, before the rules: `None` when both may take part.
+fn registry_refusal(s: &AuthoritySettings, from: Option<&AgentRecord>, to: &str, to_record: Option<&AgentRecord>, from_id: &str, human: &str) -> Option<Verdict> {
+    let missing = match (from, to_record) {
+        (None, _) => Some(from_id),
+        (_, None) => Some(to),
+        _ => None,
+    };
+    if let Some(agent) = missing {
+        let message = format!("`{agent}` is not in this tenant's agent registry");
+        return Some(match s.unregistered {
+            Unregistered::Deny => Verdict::Deny(Denial { reason: Reason::UnregisteredAgent, message }),
+            Unregistered::Escalate => Verdict::Escalate(Escalation {
+                target: EscalationTarget::Human(human.to_string()),
+                reason: Reason::UnregisteredAgentReview,
+                message,
+            }),
+        });
+    }
+    if s.require_explicit_delegation && !from.is_some_and(|f| f.delegates.iter().any(|d| d == to)) {
+        return Some(Verdict::Deny(Denial {
+            reason: Reason::DelegationNotRegistered,
+            message: format!("`{from_id}` is not registered to delegate to `{to}` (explicit delegation is required)"),
+        }));
+    }
+    None
+}
+
+/// The parent mandate the rules see: the token's, with each budget cut to what the parent's
+/// escrow still has (a sibling's hold or the parent's own spend is no longer available).
+fn available_mandate(token_mandate: &Mandate, parent: &escrow::Grant) -> Mandate {
+    let mut m = token_mandate.clone();
+    for b in &mut m.budgets {
+        let left = parent.units.iter().find(|u| u.unit == unit_of(b.unit)).map_or(0, |u| u.available);
+        b.amount = b.amount.min(u64::try_from(left).unwrap_or(0));
+    }
+    m
+}
+
 /// `POST /v1/delegations`.
 pub async fn create(
     State(state): State<Shared>,
     Tenant(tenant): Tenant,
+    headers: HeaderMap,
     Body(body): Body<DelegationBody>,
 ) -> ApiResult<Json<Value>> {
     let now = now_ms();
+    let now_u = u64::try_from(now).unwrap_or(0);
     let mut raw = body.request;
     let Some(obj) = raw.as_object_mut() else {
         return Err(ApiError::invalid("`request` must be a JSON object (an sbd delegation request)"));
     };
+    if obj.get("depth_exception").is_some_and(|v| !v.is_null()) {
+        return Err(ApiError::invalid(
+            "`request.depth_exception` is set by the gateway from an approver's record: name it with `depth_exception_id`",
+        ));
+    }
     obj.insert("now".into(), json!(now));
-    let mut request: Request =
+    let chain_given = obj.get("chain").and_then(Value::as_array).is_some_and(|c| !c.is_empty());
+    if !obj.contains_key("chain") {
+        obj.insert("chain".into(), json!([]));
+    }
+    let claimed: Request =
         serde_json::from_value(raw).map_err(|e| ApiError::invalid(format!("invalid `request`: {e}")))?;
-    // The chain: a first hop starts one (its id given or fresh); a later hop proves its chain
-    // with the token the previous hop issued.
-    let parent_token = match (&body.token, request.chain.is_empty()) {
-        (Some(_), true) => return Err(ApiError::invalid("a first hop (empty `request.chain`) carries no `token`")),
-        (None, true) => None,
-        (None, false) => {
-            return Err(ApiError::new(
-                crate::error::ErrorCode::Unauthorized,
-                "`token` (the delegator's delegation token) is required when `request.chain` is not empty",
-            ));
-        }
-        (Some(t), false) => Some(state.tokens.verify_for(
-            t,
-            &request,
-            body.chain_id.as_deref(),
-            u64::try_from(now).unwrap_or(0),
-        )?),
-    };
-    let chain = match (&parent_token, &body.chain_id) {
-        (Some(t), _) => t.chain_id(),
-        (None, Some(id)) => tokens::parse_chain_id(id)
-            .ok_or_else(|| ApiError::invalid("`chain_id` must be 32 lowercase hex characters"))?,
-        (None, None) => tokens::new_chain_id()?,
-    };
-    let chain_id = chain.to_string();
+    REQUEST_LIMITS.check(&claimed)?;
     if let Some(s) = &body.subject {
         if s.tenant.is_some() || s.agent.is_some() || s.toolset.is_some() {
             return Err(ApiError::invalid("`subject` may carry only workspace, app and workflow"));
         }
         for (level, v) in s.levels() {
             if let Some(v) = v
-                && !valid_scope_value(v) {
-                    return Err(ApiError::invalid(format!("`subject.{level}` must match ^[a-zA-Z0-9_.-]+$")));
-                }
-        }
-    }
-    if let Some(ttl) = body.ttl_ms
-        && !(1000..=86_400_000).contains(&ttl) {
-            return Err(ApiError::invalid("`ttl_ms` must be 1000-86400000"));
-        }
-    // Stored trust (fed by outcome reports) replaces what the caller claims.
-    if let Ok(trust) = state.trust.read() {
-        for agent in [&mut request.from, &mut request.to] {
-            if let Some(score) = trust.get(&(tenant.clone(), agent.id.clone())) {
-                agent.trust = score.round().clamp(0.0, 1000.0) as u16;
+                && !valid_scope_value(v)
+            {
+                return Err(ApiError::invalid(format!("`subject.{level}` must match ^[a-zA-Z0-9_.-]+$")));
             }
         }
     }
-    let started = Instant::now();
-    let (verdict, version) = state.policy.evaluate(&request);
-    let label = verdict_name(&verdict);
-    state.metrics.decision_seconds.with_label_values(&[label]).observe(started.elapsed().as_secs_f64());
-    let reason = verdict.reason().map(|r| r.name()).unwrap_or("none");
-    state.metrics.decisions.with_label_values(&[label, reason]).inc();
+    let from_id = canonical("request.from.id", &claimed.from.id)?;
+    let to_id = canonical("request.to.id", &claimed.to.id)?;
 
+    // The chain's authority: the presented token (or, where the tenant allows open roots, a
+    // root grant minted now from the caller's own parent mandate).
+    let presented = match &body.token {
+        Some(t) => {
+            if body.chain_id.is_some() {
+                return Err(ApiError::invalid("`chain_id` comes from the token; send one or the other"));
+            }
+            Some(state.tokens.verify(t, &tenant, now_u)?)
+        }
+        None => None,
+    };
+    // Idempotency: an explicit key, else the token's tip and the request itself (without the
+    // server-set `now`): the same token and request return the original response.
+    let mut normalised = claimed.clone();
+    normalised.now = 0;
+    let request_hash = sha256_hex(
+        format!(
+            "{}\n{}\n{}",
+            presented.as_ref().map(|t| grant_id(t.tip_hash())).unwrap_or_default(),
+            body.depth_exception_id.as_deref().unwrap_or_default(),
+            serde_json::to_string(&normalised).map_err(ApiError::internal)?
+        )
+        .as_bytes(),
+    );
+    let explicit_key = idempotency_header(&headers).map(str::to_string);
+    if explicit_key.as_ref().is_some_and(|k| k.is_empty() || k.len() > 256) {
+        return Err(ApiError::invalid("`X-Idempotency-Key` must be 1-256 characters"));
+    }
+    let idem_key = explicit_key.clone().unwrap_or_else(|| format!("implicit:{request_hash}"));
+
+    let chain = match (&presented, &body.chain_id) {
+        (Some(t), _) => t.chain_id(),
+        (None, Some(id)) => tokens::parse_chain_id(id).ok_or_else(|| ApiError::invalid("`chain_id` must be 32 lowercase hex characters"))?,
+        (None, None) => tokens::new_chain_id()?,
+    };
+    let chain_id = chain.to_string();
+    let facts = {
+        let (t, key, from, to, parent_id, exception_id, chain_id) = (
+            tenant.clone(),
+            idem_key.clone(),
+            from_id.clone(),
+            to_id.clone(),
+            presented.as_ref().map(|p| grant_id(p.tip_hash())),
+            body.depth_exception_id.clone(),
+            chain_id.clone(),
+        );
+        state
+            .store
+            .run(move |conn| {
+                Ok(Facts {
+                    settings: registry::settings(conn, &t)?,
+                    from: registry::get(conn, &t, &from)?,
+                    to: registry::get(conn, &t, &to)?,
+                    parent: match &parent_id {
+                        Some(id) => escrow::load(conn, &t, id)?,
+                        None => None,
+                    },
+                    exception: match &exception_id {
+                        Some(id) => Some(load_exception(conn, &t, &chain_id, id)?),
+                        None => None,
+                    },
+                    replay: stored_response(conn, &t, &key)?,
+                })
+            })
+            .await?
+    };
+    if let Some(stored) = facts.replay {
+        return replayed(stored, &request_hash);
+    }
+
+    // The parent: the token's tip grant, which must be live in the escrow.
+    let (parent_token, parent_grant) = match (presented, facts.parent) {
+        (Some(token), Some(grant)) => {
+            if grant.status != escrow::GrantStatus::Active {
+                return Err(ApiError::forbidden(format!(
+                    "the delegator's grant `{}` is {}: its token can no longer delegate",
+                    grant.grant_id,
+                    grant.status.as_str()
+                )));
+            }
+            (token, Some(grant))
+        }
+        (Some(token), None) => {
+            return Err(ApiError::forbidden(format!(
+                "the token's grant `{}` is not known to this gateway's escrow",
+                grant_id(token.tip_hash())
+            )));
+        }
+        (None, _) if !facts.settings.open_roots => {
+            return Err(ApiError::forbidden(
+                "a chain starts from a root grant: present the token an operator issued with POST /v1/root-grants \
+                 (or the token of your own delegation)",
+            ));
+        }
+        (None, _) => {
+            if chain_given {
+                return Err(ApiError::invalid("an open root is a first hop: `request.chain` must be empty"));
+            }
+            let token = state.tokens.grant_root(chain, &tenant, &format!("open-root:{from_id}"), &from_id, &claimed.parent_mandate, now_u)?;
+            (token, None)
+        }
+    };
+    if parent_token.holder() != from_id {
+        return Err(ApiError::forbidden(format!(
+            "the delegation token was granted to `{}`, not to `{from_id}`",
+            parent_token.holder()
+        )));
+    }
+    if claimed.parent_mandate != *parent_token.mandate() {
+        return Err(ApiError::forbidden("the delegation token does not match the request: the parent mandate is not the token's"));
+    }
+    let links = tokens::links_of(&parent_token);
+    if chain_given {
+        let same = claimed.chain.len() == links.len()
+            && claimed.chain.iter().zip(&links).all(|(c, l)| {
+                canonical("request.chain", &c.from).is_ok_and(|f| f == l.from)
+                    && canonical("request.chain", &c.to).is_ok_and(|t| t == l.to)
+                    && c.depth == l.depth
+                    && c.at == l.at
+            });
+        if !same {
+            return Err(ApiError::forbidden(
+                "the delegation token does not match the request: `request.chain` differs from the token's signed links (agents, depths or times)",
+            ));
+        }
+    }
+
+    let mut request = claimed;
+    request.from.id = from_id.clone();
+    request.to.id = to_id.clone();
+    request.chain = links;
+    request.depth_exception = facts.exception.clone();
+    if let Some(grant) = &parent_grant {
+        request.parent_mandate = available_mandate(parent_token.mandate(), grant);
+    }
+    request.from.trust = facts.from.as_ref().map_or(0, AgentRecord::trust_score);
+    request.to.trust = facts.to.as_ref().map_or(0, AgentRecord::trust_score);
+
+    let started = Instant::now();
+    let (verdict, version) = match registry_refusal(
+        &facts.settings,
+        facts.from.as_ref(),
+        &to_id,
+        facts.to.as_ref(),
+        &from_id,
+        &facts.settings.reviewer,
+    ) {
+        Some(v) => (v, state.policy.version()),
+        None => state.policy.evaluate(&request),
+    };
+    state.metrics.decision_seconds.with_label_values(&[verdict_name(&verdict)]).observe(started.elapsed().as_secs_f64());
+
+    // Sign the child's token before the write (off the store's thread); it is handed out only
+    // if the write commits, and is unusable otherwise (its grant would not exist).
+    let child = match &verdict {
+        Verdict::Allow(grant) => {
+            let approved_by = facts
+                .exception
+                .as_ref()
+                .filter(|_| grant.max_depth > parent_token.max_depth())
+                .map(|e| e.approved_by.as_str());
+            Some(state.tokens.issue(&parent_token, &tenant, &request, grant, approved_by)?)
+        }
+        _ => None,
+    };
     let ctx = RequestContext::current();
     let plan = Plan {
         tenant: tenant.clone(),
-        chain_id: chain_id.clone(),
+        chain_id,
         request,
         verdict,
         policy_version: version.label(),
         subject: body.subject.unwrap_or_default(),
-        ttl_ms: body.ttl_ms,
         now,
         escalation_ttl_ms: state.config.escalation_ttl_ms,
         request_id: ctx.as_ref().map(|c| c.request_id.clone()),
         trace_id: ctx.map(|c| c.trace_id),
+        open_root: if parent_grant.is_none() { Some(parent_token.clone()) } else { None },
+        parent_token,
+        child,
+        idem_key,
+        request_hash: request_hash.clone(),
+        store_idempotency: explicit_key.is_some(),
     };
-    let (mut outcome, plan) = state.store.run(move |conn| record(conn, &plan).map(|v| (v, plan))).await?;
-    if let (Verdict::Allow(grant), Some("allow")) = (&plan.verdict, outcome["decision"].as_str()) {
-        let token = state.tokens.issue(parent_token.as_ref(), chain, &plan.request, grant)?;
-        outcome["child_token"] = json!(token);
+    let outcome = state.store.run(move |conn| record(conn, plan)).await?;
+    if let Some(stored) = outcome.replay {
+        return replayed(stored, &request_hash);
     }
-    if let Some(e) = outcome.get("escalation").and_then(|e| e.get("id")) {
-        let _ = e;
+    let decision = outcome.response["decision"].as_str().unwrap_or("deny").to_string();
+    let reason = outcome.response["reason"].as_str().unwrap_or("none").to_string();
+    state.metrics.decisions.with_label_values(&[decision.as_str(), reason.as_str()]).inc();
+    if decision == "escalate" {
         state.metrics.escalations.with_label_values(&["CREATED"]).inc();
     }
-    if outcome.get("reservations").and_then(Value::as_array).is_some_and(|r| !r.is_empty()) {
-        state.metrics.reservations.with_label_values(&["created"]).inc();
+    Ok(Json(outcome.response))
+}
+
+fn replayed(stored: Stored, request_hash: &str) -> ApiResult<Json<Value>> {
+    if stored.request_hash != request_hash {
+        return Err(ApiError::new(
+            ErrorCode::IdempotencyMismatch,
+            "this idempotency key was used with a different delegation request",
+        ));
     }
-    Ok(Json(outcome))
+    Ok(Json(stored.response))
 }
 
 struct Plan {
@@ -182,11 +525,25 @@ struct Plan {
     verdict: Verdict,
     policy_version: String,
     subject: Subject,
-    ttl_ms: Option<i64>,
     now: i64,
     escalation_ttl_ms: i64,
     request_id: Option<String>,
     trace_id: Option<String>,
+    /// The parent's token (the root grant minted for an open root).
+    parent_token: VerifiedToken,
+    /// Set for an open root: the root grant to record before the hop.
+    open_root: Option<VerifiedToken>,
+    /// The child's token, for an allow.
+    child: Option<VerifiedToken>,
+    idem_key: String,
+    request_hash: String,
+    /// Store every response (an explicit key) or only those that changed state (implicit).
+    store_idempotency: bool,
+}
+
+struct Recorded {
+    response: Value,
+    replay: Option<Stored>,
 }
 
 /// Whether `tenant` uses toolset RISK_POINTS budgets as action masks (it has at least one).
@@ -198,125 +555,194 @@ fn masks_enabled(conn: &Connection, tenant: &str) -> ApiResult<bool> {
         .query_row([tenant], |r| r.get::<_, bool>(0))?)
 }
 
-/// The ledger side of an allowed hop, all or nothing: one reservation per child budget on the
-/// child's scope, and the RISK_POINTS mask of the task's toolset.
-fn carve(conn: &Connection, p: &Plan, grant: &sbd_policy::Grant) -> ApiResult<Vec<Value>> {
-    let mut out = Vec::new();
-    let ttl = p
-        .ttl_ms
-        .unwrap_or_else(|| i64::try_from(grant.child_mandate.expires_at).unwrap_or(i64::MAX).saturating_sub(p.now))
-        .clamp(1000, 86_400_000);
+/// The RISK_POINTS action mask of the task's toolset, when the tenant uses masks.
+fn reserve_mask(conn: &Connection, p: &Plan, expires_at: u64) -> ApiResult<Option<Value>> {
+    if !masks_enabled(conn, &p.tenant)? {
+        return Ok(None);
+    }
     let task = &p.request.task;
-    let action = Action { kind: task.action_kind.clone(), name: task.id.clone(), tags: None };
-    let mut reserve = |subject: Subject, estimate: Amount, what: &str| -> ApiResult<()> {
-        let req = ReserveRequest {
-            idempotency_key: new_id("dlg_"),
-            subject,
-            action: action.clone(),
-            estimate,
-            ttl_ms: Some(ttl),
-            grace_period_ms: None,
-            overage_policy: None,
-            dry_run: None,
-            metadata: Some(
-                json!({"chain_id": p.chain_id, "delegator": p.request.from.id, "delegate": p.request.to.id, "kind": what})
-                    .as_object()
-                    .cloned()
-                    .unwrap_or_default(),
-            ),
-        };
-        let hash = ledger::request_hash(&req, "")?;
-        let r = ledger::reserve(conn, &p.tenant, &req, &hash, p.now)?;
-        out.push(json!({
-            "kind": what,
-            "reservation_id": r.reservation_id,
-            "reserved": estimate,
-            "expires_at_ms": r.response.get("expires_at_ms"),
-            "scope_path": r.response.get("scope_path"),
-        }));
-        Ok(())
-    };
-    for b in &grant.child_mandate.budgets {
-        let amount = i64::try_from(b.amount).map_err(|_| ApiError::invalid("a child budget exceeds int64"))?;
-        let subject = Subject {
+    let toolset = toolset_of(&task.action_kind).to_string();
+    let scope = format!("tenant:{}/toolset:{toolset}", p.tenant);
+    if ledger::load_budget(conn, &p.tenant, &scope, Unit::RiskPoints)?.is_none() {
+        return Err(ApiError::forbidden(format!(
+            "action mask: no RISK_POINTS budget at `{scope}`, so `{}` is not permitted",
+            task.action_kind
+        )));
+    }
+    let ttl = i64::try_from(expires_at).unwrap_or(i64::MAX).saturating_sub(p.now).clamp(1000, 86_400_000);
+    let req = ReserveRequest {
+        idempotency_key: new_id("dlg_"),
+        subject: Subject {
             tenant: Some(p.tenant.clone()),
             workspace: p.subject.workspace.clone(),
             app: p.subject.app.clone(),
             workflow: p.subject.workflow.clone(),
-            agent: Some(p.request.to.id.clone()),
+            toolset: Some(toolset),
             ..Subject::default()
-        };
-        reserve(subject, Amount::new(unit_of(b.unit), amount), "sub-budget")?;
-    }
-    if masks_enabled(conn, &p.tenant)? {
-        let toolset = toolset_of(&task.action_kind).to_string();
-        let scope = format!("tenant:{}/toolset:{toolset}", p.tenant);
-        if ledger::load_budget(conn, &p.tenant, &scope, Unit::RiskPoints)?.is_none() {
-            return Err(ApiError::forbidden(format!(
-                "action mask: no RISK_POINTS budget at `{scope}`, so `{}` is not permitted",
-                task.action_kind
-            )));
-        }
-        let subject = Subject { tenant: Some(p.tenant.clone()), toolset: Some(toolset), ..Subject::default() };
-        reserve(subject, Amount::new(Unit::RiskPoints, risk_points(task.risk)), "action-mask")?;
-    }
-    Ok(out)
+        },
+        action: Action { kind: task.action_kind.clone(), name: task.id.clone(), tags: None },
+        estimate: Amount::new(Unit::RiskPoints, risk_points(task.risk)),
+        ttl_ms: Some(ttl),
+        grace_period_ms: None,
+        overage_policy: None,
+        dry_run: None,
+        metadata: Some(
+            json!({"chain_id": p.chain_id, "delegator": p.request.from.id, "delegate": p.request.to.id, "kind": "action-mask"})
+                .as_object()
+                .cloned()
+                .unwrap_or_default(),
+        ),
+    };
+    let hash = ledger::request_hash(&req, "")?;
+    let r = ledger::reserve(conn, &p.tenant, &req, &hash, p.now)?;
+    Ok(Some(json!({"kind": "action-mask", "reservation_id": r.reservation_id, "reserved": req.estimate})))
 }
 
-fn record(conn: &Connection, p: &Plan) -> ApiResult<Value> {
-    let r = &p.request;
-    let mut decision = verdict_name(&p.verdict).to_string();
+/// Records a root grant: its escrow node, the Cycles reservations holding its budgets from the
+/// tenant's, and the trace's first event. Shared by operator-issued and open roots.
+pub fn record_root(conn: &Connection, tenant: &str, token: &VerifiedToken, subject: &Subject, policy_version: &str, now: i64) -> ApiResult<Value> {
+    let mandate = token.mandate();
+    let chain_id = token.chain_id().to_string();
+    let root_id = grant_id(token.tip_hash());
+    let budgets = budgets_of(mandate)?;
+    let expires = i64::try_from(mandate.expires_at).unwrap_or(i64::MAX);
+    escrow::insert(conn, &NewGrant {
+        tenant,
+        grant_id: &root_id,
+        chain_id: &chain_id,
+        parent_id: None,
+        holder: token.holder(),
+        depth: 0,
+        expires_at_ms: expires,
+        now,
+        budgets: &budgets,
+    })?;
     let mut reservations = Vec::new();
-    let mut ledger_refusal = None;
-    let mut escalation = None;
-    match &p.verdict {
-        Verdict::Allow(grant) => {
-            // A refusal by the ledger must not leave half the reservations behind: run the
-            // carve in its own savepoint.
-            conn.execute_batch("SAVEPOINT carve")?;
-            match carve(conn, p, grant) {
-                Ok(made) => {
-                    conn.execute_batch("RELEASE carve")?;
-                    reservations = made;
+    for (unit, amount) in &budgets {
+        if *amount == 0 {
+            continue;
+        }
+        let req = ReserveRequest {
+            idempotency_key: new_id("root_"),
+            subject: Subject {
+                tenant: Some(tenant.to_string()),
+                workspace: subject.workspace.clone(),
+                app: subject.app.clone(),
+                workflow: subject.workflow.clone(),
+                agent: Some(token.holder().to_string()),
+                ..Subject::default()
+            },
+            action: Action { kind: "delegation.root-grant".into(), name: chain_id.clone(), tags: None },
+            estimate: Amount::new(*unit, *amount),
+            ttl_ms: Some(expires.saturating_sub(now).clamp(1000, 86_400_000)),
+            grace_period_ms: None,
+            overage_policy: None,
+            dry_run: None,
+            metadata: Some(json!({"chain_id": chain_id, "grant_id": root_id}).as_object().cloned().unwrap_or_default()),
+        };
+        let hash = ledger::request_hash(&req, "")?;
+        let r = ledger::reserve(conn, tenant, &req, &hash, now)?;
+        let rid = r.reservation_id.ok_or_else(|| ApiError::internal("a root grant reservation was not made"))?;
+        escrow::set_reservation(conn, &root_id, *unit, &rid)?;
+        reservations.push(json!({"unit": unit.as_str(), "amount": amount, "reservation_id": rid}));
+    }
+    let issuer = token.blocks().next().map(|b| b.from.clone()).unwrap_or_default();
+    traces::append(conn, &NewEvent {
+        tenant,
+        chain_id: &chain_id,
+        delegator: &issuer,
+        delegate: token.holder(),
+        depth: 0,
+        at_ms: now,
+        decision: "root-grant",
+        reason_code: None,
+        policy_version,
+        body: json!({"grant_id": root_id, "mandate": mandate, "reservations": reservations}),
+    })?;
+    Ok(json!({"grant_id": root_id, "reservations": reservations}))
+}
+
+fn record(conn: &Connection, mut p: Plan) -> ApiResult<Recorded> {
+    // A concurrent twin may have committed since the facts were read.
+    if let Some(stored) = stored_response(conn, &p.tenant, &p.idem_key)? {
+        return Ok(Recorded { response: Value::Null, replay: Some(stored) });
+    }
+    if let Some(root) = &p.open_root {
+        record_root(conn, &p.tenant, root, &p.subject, &p.policy_version, p.now)?;
+    }
+    let parent_id = grant_id(p.parent_token.tip_hash());
+    let mut extra = serde_json::Map::new();
+    match (&p.verdict, &p.child) {
+        (Verdict::Allow(grant), Some(child)) => {
+            let child_id = grant_id(child.tip_hash());
+            let budgets = budgets_of(&grant.child_mandate)?;
+            let carved = escrow::insert(conn, &NewGrant {
+                tenant: &p.tenant,
+                grant_id: &child_id,
+                chain_id: &p.chain_id,
+                parent_id: Some(&parent_id),
+                holder: &p.request.to.id,
+                depth: i64::from(grant.depth),
+                expires_at_ms: i64::try_from(grant.child_mandate.expires_at).unwrap_or(i64::MAX),
+                now: p.now,
+                budgets: &budgets,
+            });
+            match carved {
+                Ok(()) => {
+                    // A refused action mask fails the whole job: the carve rolls back with it.
+                    let mask = reserve_mask(conn, &p, grant.child_mandate.expires_at)?;
+                    extra.insert("grant_id".into(), json!(child_id));
+                    extra.insert("child_token".into(), json!(child.encode()));
+                    extra.insert("escrow".into(), json!(budgets.iter().map(|(u, a)| json!({"unit": u.as_str(), "amount": a})).collect::<Vec<_>>()));
+                    if let Some(m) = mask {
+                        extra.insert("reservations".into(), json!([m]));
+                    }
                 }
-                Err(e) if e.code == crate::error::ErrorCode::InternalError => {
-                    conn.execute_batch("ROLLBACK TO carve; RELEASE carve")?;
-                    return Err(e);
+                Err(e) if e.code == ErrorCode::BudgetExceeded => {
+                    p.verdict = Verdict::Deny(Denial { reason: Reason::EscrowExhausted, message: e.message });
                 }
-                Err(e) => {
-                    conn.execute_batch("ROLLBACK TO carve; RELEASE carve")?;
-                    decision = "deny".into();
-                    ledger_refusal = Some(json!({"error": e.code.as_str(), "message": e.message}));
-                }
+                Err(e) => return Err(e),
             }
         }
-        Verdict::Escalate(esc) => {
-            escalation = Some(escalations::open(conn, &escalations::NewEscalation {
+        (Verdict::Escalate(esc), _) => {
+            let pending = json!({
+                "request": p.request,
+                "parent_token": p.parent_token.encode(),
+                "parent_grant_id": parent_id,
+            });
+            let opened = escalations::open(conn, &escalations::NewEscalation {
                 tenant: &p.tenant,
                 chain_id: &p.chain_id,
                 escalation: esc,
-                request: r,
+                request: &p.request,
                 now: p.now,
                 ttl_ms: p.escalation_ttl_ms,
-            })?);
+                pending: Some(pending),
+            })?;
+            extra.insert("escalation".into(), opened);
         }
-        Verdict::Deny(_) => {}
+        _ => {}
     }
+    let decision = verdict_name(&p.verdict);
     let verdict = serde_json::to_value(&p.verdict).map_err(ApiError::internal)?;
-    let mut body = json!({
+    let reason = p.verdict.reason();
+    let r = &p.request;
+    let mut event = json!({
         "task": r.task,
         "delegator_trust": r.from.trust,
         "delegate_trust": r.to.trust,
         "verdict": verdict,
-        "reservations": reservations,
+        "parent_grant_id": parent_id,
         "request_id": p.request_id,
         "trace_id": p.trace_id,
     });
-    if let Some(l) = &ledger_refusal {
-        body["ledger_refusal"] = l.clone();
+    for key in ["grant_id", "escrow", "reservations"] {
+        if let Some(v) = extra.get(key) {
+            event[key] = v.clone();
+        }
     }
-    if let Some(e) = &escalation {
-        body["escalation_id"] = e["id"].clone();
+    if let Some(e) = extra.get("escalation") {
+        event["escalation_id"] = e["id"].clone();
     }
     let seq = traces::append(conn, &NewEvent {
         tenant: &p.tenant,
@@ -325,26 +751,30 @@ fn record(conn: &Connection, p: &Plan) -> ApiResult<Value> {
         delegate: &r.to.id,
         depth: i64::try_from(r.hop_depth()).unwrap_or(i64::MAX),
         at_ms: p.now,
-        decision: &decision,
-        reason_code: p.verdict.reason().map(|x| x.code()),
+        decision,
+        reason_code: reason.map(|x| x.code()),
         policy_version: &p.policy_version,
-        body,
+        body: event,
     })?;
     let mut out = json!({
         "chain_id": p.chain_id,
         "seq": seq,
         "decision": decision,
+        "reason": reason.map(|x| x.name()),
         "verdict": verdict,
         "policy_version": p.policy_version,
-        "reservations": reservations,
+        "parent_grant_id": parent_id,
     });
-    if let Some(l) = ledger_refusal {
-        out["ledger_refusal"] = l;
+    for (k, v) in extra {
+        out[k.as_str()] = v;
     }
-    if let Some(e) = escalation {
-        out["escalation"] = e;
+    if p.store_idempotency || decision != "deny" {
+        conn.prepare_cached(
+            "INSERT INTO delegation_requests (tenant_id, key, request_hash, response, created_at_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?
+        .execute(params![p.tenant, p.idem_key, p.request_hash, out.to_string(), p.now])?;
     }
-    Ok(out)
+    Ok(Recorded { response: out, replay: None })
 }
 
 /// `GET /v1/chains/{chain_id}`: the full chain, oldest event first.
@@ -372,7 +802,8 @@ pub struct OutcomeBody {
 }
 
 /// `POST /v1/chains/{chain_id}/outcome`: penalty propagation through the policy's
-/// `trust-deltas`, applied to the stored trust scores; the report is appended to the trace.
+/// `trust-deltas`, applied to the registry's trust scores; the report is appended to the
+/// trace.
 pub async fn report_outcome(
     State(state): State<Shared>,
     Tenant(tenant): Tenant,
@@ -387,11 +818,13 @@ pub async fn report_outcome(
         "failure" => Outcome::Failure(body.magnitude),
         other => return Err(ApiError::invalid(format!("`outcome` must be `success` or `failure`, got `{other}`"))),
     };
+    if body.reported_by.as_ref().is_some_and(|r| r.len() > REQUEST_LIMITS.max_text_bytes) {
+        return Err(ApiError::invalid("`reported_by` is too long"));
+    }
     let (t, id) = (tenant.clone(), chain_id.clone());
     let events = state.store.run(move |conn| traces::chain(conn, &t, &id)).await?;
     // The executed chain: the originator, then every delegate an allowed hop handed to.
     let mut chain: Vec<String> = Vec::new();
-    let mut base: std::collections::HashMap<String, f64> = std::collections::HashMap::new();
     for e in events.iter().filter(|e| e["decision"] == "allow") {
         let (from, to) = (e["delegator"].as_str().unwrap_or(""), e["delegate"].as_str().unwrap_or(""));
         if chain.is_empty() {
@@ -400,8 +833,6 @@ pub async fn report_outcome(
         if !chain.iter().any(|a| a == to) {
             chain.push(to.to_string());
         }
-        base.insert(from.to_string(), e["delegator_trust"].as_f64().unwrap_or(0.0));
-        base.insert(to.to_string(), e["delegate_trust"].as_f64().unwrap_or(0.0));
     }
     if chain.is_empty() {
         return Err(ApiError::invalid(format!("chain `{chain_id}` has no allowed hop to report an outcome for")));
@@ -409,31 +840,23 @@ pub async fn report_outcome(
     let deltas = state.policy.trust_deltas(&chain, outcome).map_err(|e| ApiError::internal(format!("policy: {e}")))?;
     let version = state.policy.version().label();
     let now = now_ms();
-    let mut scores = Vec::new();
-    {
-        let trust = state.trust.read().map_err(|_| ApiError::internal("trust cache poisoned"))?;
-        for d in &deltas {
-            let current = trust.get(&(tenant.clone(), d.agent.clone())).copied().or_else(|| base.get(&d.agent).copied());
-            let new = (current.unwrap_or(0.0) + d.delta).clamp(0.0, 1000.0);
-            scores.push((d.agent.clone(), d.delta, new));
-        }
-    }
-    let (t, id, sc) = (tenant.clone(), chain_id.clone(), scores.clone());
+    let (t, id) = (tenant.clone(), chain_id.clone());
     let reported_by = body.reported_by.clone();
     let outcome_name = body.outcome.clone();
     let magnitude = body.magnitude;
-    let seq = state
+    let (seq, scores) = state
         .store
         .run(move |conn| {
-            for (agent, _, score) in &sc {
-                conn.prepare_cached(
-                    "INSERT INTO agent_trust (tenant_id, agent, score, updated_at_ms) VALUES (?1, ?2, ?3, ?4) \
-                     ON CONFLICT(tenant_id, agent) DO UPDATE SET score = excluded.score, updated_at_ms = excluded.updated_at_ms",
-                )?
-                .execute(rusqlite::params![t, agent, score, now])?;
+            let mut scores = Vec::new();
+            for d in &deltas {
+                // Only registered agents have a score to move.
+                if let Some(agent) = registry::get(conn, &t, &d.agent)? {
+                    let score = (agent.trust + d.delta).clamp(0.0, 1000.0);
+                    registry::set_trust(conn, &t, &d.agent, score, now)?;
+                    scores.push(json!({"agent": d.agent, "delta": d.delta, "score": score}));
+                }
             }
-            let deltas: Vec<Value> = sc.iter().map(|(a, d, s)| json!({"agent": a, "delta": d, "score": s})).collect();
-            traces::append(conn, &NewEvent {
+            let seq = traces::append(conn, &NewEvent {
                 tenant: &t,
                 chain_id: &id,
                 delegator: reported_by.as_deref().unwrap_or(""),
@@ -443,35 +866,24 @@ pub async fn report_outcome(
                 decision: "outcome",
                 reason_code: None,
                 policy_version: &version,
-                body: json!({"outcome": outcome_name, "magnitude": magnitude, "trust_deltas": deltas}),
-            })
+                body: json!({"outcome": outcome_name, "magnitude": magnitude, "trust_deltas": scores}),
+            })?;
+            Ok((seq, scores))
         })
         .await?;
-    if let Ok(mut trust) = state.trust.write() {
-        for (agent, _, score) in &scores {
-            trust.insert((tenant.clone(), agent.clone()), *score);
-        }
-    }
-    let deltas: Vec<Value> = scores.iter().map(|(a, d, s)| json!({"agent": a, "delta": d, "score": s})).collect();
-    Ok(Json(json!({"chain_id": chain_id, "seq": seq, "chain": chain, "trust_deltas": deltas})))
+    Ok(Json(json!({"chain_id": chain_id, "seq": seq, "chain": chain, "trust_deltas": scores})))
 }
 
-/// `GET /v1/agents/{agent_id}/trust`: the stored score.
+/// `GET /v1/agents/{agent_id}/trust`: the registry's score.
 pub async fn get_trust(
     State(state): State<Shared>,
     Tenant(tenant): Tenant,
     Path(agent): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    let trust = state.trust.read().map_err(|_| ApiError::internal("trust cache poisoned"))?;
-    match trust.get(&(tenant, agent.clone())) {
-        Some(score) => Ok(Json(json!({"agent": agent, "score": score}))),
-        None => Err(ApiError::not_found(format!("no stored trust score for `{agent}`"))),
+    let id = canonical("agent_id", &agent)?;
+    let record = state.store.run(move |conn| registry::get(conn, &tenant, &id)).await?;
+    match record {
+        Some(a) => Ok(Json(json!({"agent": a.agent_id, "score": a.trust, "tier": a.tier()}))),
+        None => Err(ApiError::not_found(format!("`{agent}` is not in the agent registry"))),
     }
-}
-
-/// Loads every stored trust score.
-pub fn load_trust(conn: &Connection) -> ApiResult<std::collections::HashMap<(String, String), f64>> {
-    let mut stmt = conn.prepare("SELECT tenant_id, agent, score FROM agent_trust")?;
-    let rows = stmt.query_map([], |r| Ok(((r.get::<_, String>(0)?, r.get::<_, String>(1)?), r.get::<_, f64>(2)?)))?;
-    Ok(rows.collect::<Result<_, _>>()?)
 }

@@ -21,6 +21,10 @@ use crate::server::{Body, Shared, Tenant, Q};
 use crate::traces::{self, NewEvent};
 use crate::util::{new_id, now_ms};
 
+use std::sync::Arc;
+
+use sbd_policy::Mandate;
+
 /// What [`open`] needs.
 pub struct NewEscalation<'a> {
     /// Owner.
@@ -35,6 +39,9 @@ pub struct NewEscalation<'a> {
     pub now: i64,
     /// Time to live.
     pub ttl_ms: i64,
+    /// What approving it performs: the evaluated request, the delegator's token and its grant
+    /// (`POST /v1/delegations` stores them; an approval carves and signs from them).
+    pub pending: Option<Value>,
 }
 
 /// Whether a capability pattern (`payment.*`, `payment.refund`, `*`) covers `kind`.
@@ -121,6 +128,10 @@ pub fn open(conn: &Connection, e: &NewEscalation<'_>) -> ApiResult<Value> {
         "created_at_ms": e.now,
         "expires_at_ms": e.now + e.ttl_ms,
     });
+    let mut v = v;
+    if let Some(p) = &e.pending {
+        v["pending_delegation"] = p.clone();
+    }
     save(conn, e.tenant, &v)?;
     Ok(v)
 }
@@ -238,6 +249,67 @@ pub async fn get_one(State(state): State<Shared>, Tenant(tenant): Tenant, Path(i
         .await
 }
 
+/// The constraints of an APPROVED_WITH_CONSTRAINTS decision: each given field replaces the
+/// child mandate's and must narrow it.
+#[derive(Debug, Clone, Default, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Constraints {
+    /// A lower value ceiling.
+    #[serde(default)]
+    pub value_ceiling: Option<u64>,
+    /// Fewer action kinds.
+    #[serde(default)]
+    pub action_kinds: Option<Vec<String>>,
+    /// Fewer counterparties.
+    #[serde(default)]
+    pub counterparties: Option<Vec<String>>,
+    /// Smaller budgets.
+    #[serde(default)]
+    pub budgets: Option<Vec<sbd_policy::Budget>>,
+    /// Less remaining depth.
+    #[serde(default)]
+    pub remaining_depth: Option<u8>,
+    /// An earlier expiry.
+    #[serde(default)]
+    pub expires_at: Option<u64>,
+}
+
+impl Constraints {
+    /// `mandate` narrowed by these constraints; refused (naming the field) unless every given
+    /// field narrows.
+    pub fn apply(&self, mandate: &Mandate) -> ApiResult<Mandate> {
+        let mut m = mandate.clone();
+        if let Some(v) = self.value_ceiling {
+            m.value_ceiling = v;
+        }
+        if let Some(v) = &self.action_kinds {
+            m.action_kinds = v.clone();
+        }
+        if let Some(v) = &self.counterparties {
+            m.counterparties = v.clone();
+        }
+        if let Some(v) = &self.budgets {
+            m.budgets = v.clone();
+        }
+        if let Some(v) = self.remaining_depth {
+            m.remaining_depth = v;
+        }
+        if let Some(v) = self.expires_at {
+            m.expires_at = v;
+        }
+        // Within the mandate in every dimension; an equal remaining depth is allowed here (the
+        // rules' strict narrowing of depth is between parent and child, not for constraints).
+        let mut reference = mandate.clone();
+        reference.remaining_depth = reference.remaining_depth.saturating_add(1);
+        sbd_policy::attenuation::check_within(&reference, &m)
+            .map_err(|d| ApiError::invalid(format!("`constraints` must narrow the mandate: {} ({})", d.message, d.reason.name())))?;
+        if m.remaining_depth > mandate.remaining_depth {
+            return Err(ApiError::invalid("`constraints.remaining_depth` must narrow the mandate"));
+        }
+        Ok(m)
+    }
+}
+
 /// A reviewer's decision.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -246,7 +318,7 @@ pub struct DecisionBody {
     pub decided_by: String,
     /// Constraints of an approval: present makes it APPROVED_WITH_CONSTRAINTS.
     #[serde(default)]
-    pub constraints: Option<Map<String, Value>>,
+    pub constraints: Option<Constraints>,
     /// A note.
     #[serde(default)]
     pub note: Option<String>,
@@ -276,6 +348,7 @@ async fn decide(state: Shared, tenant: String, id: String, body: DecisionBody, k
     };
     let now = now_ms();
     let ttl = state.config.escalation_ttl_ms;
+    let authority = Arc::clone(&state);
     let result = state
         .store
         .run(move |conn| {
@@ -291,8 +364,14 @@ async fn decide(state: Shared, tenant: String, id: String, body: DecisionBody, k
                 ));
             }
             let mut extra = Map::new();
+            if kind == "approve"
+                && let Some(pending) = v.get("pending_delegation").cloned()
+            {
+                let performed = perform(conn, &authority, &tenant, &v, &pending, body.constraints.as_ref(), &body.decided_by, now)?;
+                extra.insert("delegation".into(), performed);
+            }
             if let Some(c) = body.constraints {
-                extra.insert("constraints".into(), Value::Object(c));
+                extra.insert("constraints".into(), serde_json::to_value(c).map_err(ApiError::internal)?);
             }
             if let Some(n) = body.note {
                 extra.insert("note".into(), json!(n));
@@ -335,6 +414,95 @@ pub async fn deny(State(s): State<Shared>, Tenant(t): Tenant, Path(id): Path<Str
 /// `POST /v1/escalations/{id}/delegate`.
 pub async fn delegate(State(s): State<Shared>, Tenant(t): Tenant, Path(id): Path<String>, Body(b): Body<DecisionBody>) -> ApiResult<Json<Value>> {
     decide(s, t, id, b, "delegate").await
+}
+
+/// Performs the delegation an approval decides: the child's mandate is the requested one
+/// narrowed to what the parent's escrow still has (and by `constraints`), carved from the
+/// parent's grant, signed into the child's token with the approver recorded, and traced as an
+/// allowed hop. A hop past the parent's maximum depth (a depth-limit escalation) becomes a
+/// terminal hop: the approver extends the chain by this one delegation only.
+#[allow(clippy::too_many_arguments)]
+fn perform(
+    conn: &Connection,
+    state: &crate::server::AppState,
+    tenant: &str,
+    escalation: &Value,
+    pending: &Value,
+    constraints: Option<&Constraints>,
+    approver: &str,
+    now: i64,
+) -> ApiResult<Value> {
+    use crate::delegations::budgets_of;
+    use crate::escrow::{self, NewGrant};
+    use crate::tokens::grant_id;
+
+    let request: Request = serde_json::from_value(pending["request"].clone())
+        .map_err(|e| ApiError::internal(format!("stored escalation request: {e}")))?;
+    let token = pending["parent_token"].as_str().unwrap_or_default();
+    let parent = state
+        .tokens
+        .verify(token, tenant, u64::try_from(now).unwrap_or(0))
+        .map_err(|e| ApiError::new(ErrorCode::EscalationClosed, format!("the delegator's token can no longer delegate: {}", e.message)))?;
+    let parent_id = grant_id(parent.tip_hash());
+    let grant = escrow::load(conn, tenant, &parent_id)?
+        .ok_or_else(|| ApiError::new(ErrorCode::EscalationClosed, "the delegator's grant is gone"))?;
+    let mut available = parent.mandate().clone();
+    for b in &mut available.budgets {
+        let left = grant.units.iter().find(|u| u.unit == crate::delegations::unit_of(b.unit)).map_or(0, |u| u.available);
+        b.amount = b.amount.min(u64::try_from(left).unwrap_or(0));
+    }
+    let mut mandate = sbd_policy::attenuation::narrow(&available, &request.requested_mandate);
+    if let Some(c) = constraints {
+        mandate = c.apply(&mandate)?;
+    }
+    let depth = parent.depth().saturating_add(1);
+    let (max_depth, approved_by) = if depth > parent.max_depth() {
+        mandate.remaining_depth = 0;
+        (depth, approver.to_string())
+    } else {
+        mandate.remaining_depth = mandate.remaining_depth.min(parent.max_depth() - depth);
+        (parent.max_depth(), approver.to_string())
+    };
+    let child = state.tokens.append(&parent, sbd_bundle::token::Delegation {
+        tenant: tenant.to_string(),
+        // A human took the decision: no delegation degree was granted by the policy.
+        alpha: 0.0,
+        approved_by,
+        from: request.from.id.clone(),
+        to: request.to.id.clone(),
+        mandate: mandate.clone(),
+        max_depth,
+        issued_at: u64::try_from(now).unwrap_or(0),
+        expires_at: mandate.expires_at,
+    })?;
+    let child_id = grant_id(child.tip_hash());
+    let budgets = budgets_of(&mandate)?;
+    escrow::insert(conn, &NewGrant {
+        tenant,
+        grant_id: &child_id,
+        chain_id: escalation["chain_id"].as_str().unwrap_or_default(),
+        parent_id: Some(&parent_id),
+        holder: &request.to.id,
+        depth: i64::from(depth),
+        expires_at_ms: i64::try_from(mandate.expires_at).unwrap_or(i64::MAX),
+        now,
+        budgets: &budgets,
+    })?;
+    traces::append(conn, &NewEvent {
+        tenant,
+        chain_id: escalation["chain_id"].as_str().unwrap_or_default(),
+        delegator: &request.from.id,
+        delegate: &request.to.id,
+        depth: i64::from(depth),
+        at_ms: now,
+        decision: "allow",
+        reason_code: None,
+        policy_version: "",
+        body: json!({"task": request.task, "approved_by": approver, "escalation_id": escalation["id"], "grant_id": child_id,
+                     "parent_grant_id": parent_id, "mandate": mandate}),
+    })?;
+    Ok(json!({"grant_id": child_id, "child_token": child.encode(), "mandate": mandate,
+              "escrow": budgets.iter().map(|(u, a)| json!({"unit": u.as_str(), "amount": a})).collect::<Vec<_>>()}))
 }
 
 /// An agent escalation target.

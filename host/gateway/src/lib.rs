@@ -1,7 +1,9 @@
 //! `sbd-gateway`: the edge gateway users deploy between agents.
 //!
-//! - [`delegations`]: `POST /v1/delegations`, the decision point (policy component, ledger
-//!   sub-budget, escalation, trace);
+//! - [`delegations`]: `POST /v1/delegations`, the decision point (verified facts in, policy
+//!   component, escrowed sub-budget, child token, trace, idempotency);
+//! - [`authority`], [`registry`], [`escrow`]: the anchored authority: agent registry, root
+//!   grants, the escrowed grant tree with cascade revocation, depth exceptions;
 //! - [`ledger`] and [`cycles_api`]: the Cycles runtime protocol (reserve, commit, release,
 //!   extend, decide, balances, events) on the embedded [`store`];
 //! - [`admin_api`]: tenants, budgets and API keys (the governance admin shapes);
@@ -9,6 +11,7 @@
 //! - [`server`] (router, ids, auth) and [`serve`] (`sbd serve`).
 
 pub mod admin_api;
+pub mod authority;
 pub mod bundles;
 pub mod config;
 pub mod cycles;
@@ -16,11 +19,13 @@ pub mod cycles_api;
 pub mod delegations;
 pub mod error;
 pub mod escalations;
+pub mod escrow;
 pub mod hot;
 pub mod ledger;
 pub mod metrics;
 pub mod openapi;
 pub mod policy;
+pub mod registry;
 pub mod serve;
 pub mod server;
 pub mod store;

@@ -135,7 +135,6 @@ pub async fn build_state(config: Config) -> Result<Shared, ServeError> {
     let store = Store::open(&config.data_dir, config.synchronous)?;
     let admin_key_hash = admin_key_hash(&config, &store).await?;
     let keys = load_keys(&store).await.map_err(ServeError::Startup)?;
-    let trust = store.run(crate::delegations::load_trust).await.map_err(ServeError::Startup)?;
     let policy_config = match &config.policy {
         Some(path) => {
             let text = std::fs::read_to_string(path)
@@ -163,7 +162,6 @@ pub async fn build_state(config: Config) -> Result<Shared, ServeError> {
         admin_key_hash,
         keys: RwLock::new(keys),
         config,
-        trust: RwLock::new(trust),
         tokens,
         bundles,
     }))

@@ -22,7 +22,7 @@ use crate::metrics::Metrics;
 use crate::policy::PolicyHandle;
 use crate::store::Store;
 use crate::util::{now_ms, random_hex, sha256_hex};
-use crate::{admin_api, cycles_api, delegations, escalations, openapi};
+use crate::{admin_api, authority, cycles_api, delegations, escalations, openapi};
 
 /// A key the gateway accepts for a tenant (cached from the `api_keys` table).
 #[derive(Debug, Clone)]
@@ -49,8 +49,6 @@ pub struct AppState {
     pub keys: RwLock<HashMap<String, KeyInfo>>,
     /// The configuration.
     pub config: Config,
-    /// Stored trust scores, `(tenant, agent) -> score`, fed by outcome reports.
-    pub trust: RwLock<HashMap<(String, String), f64>>,
     /// Delegation tokens: verify presented ones, issue children's.
     pub tokens: crate::tokens::TokenAuthority,
     /// Bundle management, when the signed-bundle crate is wired in.
@@ -345,6 +343,15 @@ pub fn app(state: Shared) -> Router {
         .route("/v1/admin/api-keys", post(admin_api::create_api_key).get(admin_api::list_api_keys))
         .route("/v1/admin/api-keys/{key_id}", axum::routing::delete(admin_api::revoke_api_key))
         .route("/v1/delegations", post(delegations::create))
+        .route("/v1/root-grants", post(authority::create_root_grant))
+        .route("/v1/grants/{grant_id}", get(authority::get_grant))
+        .route("/v1/grants/{grant_id}/commit", post(authority::commit_grant))
+        .route("/v1/grants/{grant_id}/release", post(authority::release_grant))
+        .route("/v1/grants/{grant_id}/revoke", post(authority::revoke_grant))
+        .route("/v1/chains/{chain_id}/grants", get(authority::chain_grants))
+        .route("/v1/escrow/audit", get(authority::audit))
+        .route("/v1/agents", post(authority::register_agent).get(authority::list_agents))
+        .route("/v1/authority/settings", get(authority::get_settings).put(authority::put_settings))
         .route("/v1/chains/{chain_id}", get(delegations::get_chain))
         .route("/v1/chains/{chain_id}/outcome", post(delegations::report_outcome))
         .route("/v1/agents/{agent_id}/trust", get(delegations::get_trust))

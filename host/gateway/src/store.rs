@@ -220,6 +220,9 @@ impl Store {
         ))
         .map_err(sqlite)?;
         conn.execute_batch(SCHEMA).map_err(sqlite)?;
+        for schema in [crate::escrow::SCHEMA, crate::registry::SCHEMA, crate::delegations::SCHEMA] {
+            conn.execute_batch(schema).map_err(sqlite)?;
+        }
         // Checkpoints (the only fsync under synchronous=NORMAL) run on their own thread and
         // connection, off the writer's path.
         conn.execute_batch("PRAGMA wal_autocheckpoint=0").map_err(sqlite)?;

@@ -1,6 +1,6 @@
-//! Delegation tokens at the gateway: verify the token a delegator presents (signed block
-//! chain, `sbd-bundle`'s `token` module), check that it is the chain the request claims, and
-//! issue the child's token for an allowed hop, signed with the gateway's key.
+//! Delegation tokens at the gateway: issue root grants, verify the token a delegator presents
+//! (signed block chain, `sbd-bundle`'s `token` module: bound to its tenant, anchored in a root
+//! grant), and issue the child's token for an allowed hop, signed with the gateway's key.
 //!
 //! The gateway's Ed25519 key lives in `<data_dir>/gateway.key` (minted on first start, mode
 //! 0600); tokens verify against a trust store holding its public key plus, optionally, the
@@ -8,9 +8,9 @@
 
 use std::path::Path;
 
-use sbd_bundle::token::{ChainId, Delegation, UnverifiedToken, VerifiedToken};
+use sbd_bundle::token::{ChainId, Delegation, UnverifiedToken, VerifiedPrefixes, VerifiedToken};
 use sbd_bundle::{KeyPair, TrustStore};
-use sbd_policy::{Grant, Request};
+use sbd_policy::{Grant, Link, Mandate, Request};
 
 use crate::error::{ApiError, ApiResult, ErrorCode};
 
@@ -18,7 +18,13 @@ use crate::error::{ApiError, ApiResult, ErrorCode};
 pub struct TokenAuthority {
     key: KeyPair,
     trust: TrustStore,
+    /// Block hashes whose signatures verified: a child presenting its parent's chain plus one
+    /// block costs one signature check, not one per level.
+    verified: VerifiedPrefixes,
 }
+
+/// How many verified block hashes the cache keeps.
+const VERIFIED_CACHE: usize = 100_000;
 
 /// Errors setting up the token authority.
 #[derive(Debug, thiserror::Error)]
@@ -41,60 +47,90 @@ impl TokenAuthority {
             key.write(&path)?;
             key
         };
-        let mut trust = match extra_trust {
+        let trust = match extra_trust {
             Some(p) => TrustStore::read(p)?,
             None => TrustStore::new(),
         };
-        trust.add(key.public(), "this gateway".into());
-        Ok(TokenAuthority { key, trust })
+        Ok(TokenAuthority::new(key, trust))
     }
 
     /// A token authority from a key (tests, embedding).
     pub fn new(key: KeyPair, mut trust: TrustStore) -> TokenAuthority {
         trust.add(key.public(), "this gateway".into());
-        TokenAuthority { key, trust }
+        TokenAuthority { key, trust, verified: VerifiedPrefixes::new(VERIFIED_CACHE) }
     }
 
-    /// Verifies `token` at `now` and checks it is the chain `request` claims: the same links
-    /// (from, to, depth) in order, held by the delegator, whose mandate is the request's parent
-    /// mandate, and (when given) the same chain id. A refusal is 401 (the token itself) or 403
-    /// (a valid token for another chain).
-    pub fn verify_for(&self, token: &str, request: &Request, chain_id: Option<&str>, now: u64) -> ApiResult<VerifiedToken> {
+    /// The gateway's signing key (it also signs trace heads).
+    pub fn signing_key(&self) -> &KeyPair {
+        &self.key
+    }
+
+    /// Verifies `token` at `now` and that it is usable by `tenant`: signed by a trusted
+    /// gateway, bound to `tenant`, and anchored in a root grant. A forged, altered, expired or
+    /// foreign token is 401; a valid token of another tenant or an unanchored chain is 403.
+    pub fn verify(&self, token: &str, tenant: &str, now: u64) -> ApiResult<VerifiedToken> {
         let verified = UnverifiedToken::decode(token)
-            .and_then(|t| t.verify(&self.trust, now))
+            .and_then(|t| t.verify_cached(&self.trust, now, &self.verified))
             .map_err(|e| ApiError::new(ErrorCode::Unauthorized, format!("delegation token refused ({}): {e}", e.name())))?;
-        let mismatch = |what: &str| ApiError::forbidden(format!("the delegation token does not match the request: {what}"));
-        if let Some(id) = chain_id
-            && verified.chain_id().to_string() != id
-        {
-            return Err(mismatch("another chain id"));
+        if verified.tenant() != tenant {
+            return Err(ApiError::forbidden("the delegation token belongs to another tenant"));
         }
-        if verified.holder() != request.from.id {
-            return Err(mismatch("the delegator does not hold it"));
-        }
-        if verified.mandate() != &request.parent_mandate {
-            return Err(mismatch("the parent mandate is not the token's mandate"));
-        }
-        let links: Vec<(&str, &str, u8)> =
-            request.chain.iter().map(|l| (l.from.as_str(), l.to.as_str(), l.depth)).collect();
-        let blocks: Vec<(&str, &str, u8)> = verified.blocks().map(|b| (b.from.as_str(), b.to.as_str(), b.depth)).collect();
-        if links != blocks {
-            return Err(mismatch("the chain's links are not the token's blocks"));
+        if !verified.is_anchored() {
+            return Err(ApiError::forbidden(
+                "the delegation token is not anchored in a root grant (its chain started from a delegator's own claim)",
+            ));
         }
         Ok(verified)
     }
 
-    /// The child's token for an allowed hop: a new root for a first hop, else `parent` plus
-    /// one block.
-    pub fn issue(&self, parent: Option<&VerifiedToken>, chain_id: ChainId, request: &Request, grant: &Grant) -> ApiResult<String> {
-        let delegation = Delegation::from_grant(request, grant, grant.child_mandate.expires_at);
-        let token = match parent {
-            Some(p) => p.append(&self.key, delegation),
-            None => VerifiedToken::issue(&self.key, chain_id, delegation),
-        }
-        .map_err(|e| ApiError::internal(format!("cannot issue the child token: {e}")))?;
-        Ok(token.encode())
+    /// A root grant: `issuer` (an operator) gives `holder` the root `mandate` of a new chain.
+    pub fn grant_root(&self, chain_id: ChainId, tenant: &str, issuer: &str, holder: &str, mandate: &Mandate, now: u64) -> ApiResult<VerifiedToken> {
+        let grant = Delegation {
+            tenant: tenant.to_string(),
+            alpha: 0.0,
+            approved_by: String::new(),
+            from: issuer.to_string(),
+            to: holder.to_string(),
+            mandate: mandate.clone(),
+            // The root does not cap depth beyond its mandate's `remaining_depth`; the policy's
+            // maximum applies from the first delegation on.
+            max_depth: u8::MAX,
+            issued_at: now,
+            expires_at: mandate.expires_at,
+        };
+        VerifiedToken::grant(&self.key, chain_id, grant)
+            .map_err(|e| ApiError::invalid(format!("cannot grant this root mandate: {e}")))
     }
+
+    /// The child's token: `parent` plus one block for the allowed hop.
+    pub fn append(&self, parent: &VerifiedToken, delegation: Delegation) -> ApiResult<VerifiedToken> {
+        parent.append(&self.key, delegation).map_err(|e| ApiError::internal(format!("cannot issue the child token: {e}")))
+    }
+
+    /// The child's token for an allowed hop (`grant`) of `request` under `parent`, bound to
+    /// `tenant`; `approved_by` names the human whose verified approval let the hop exceed the
+    /// parent's maximum depth.
+    pub fn issue(&self, parent: &VerifiedToken, tenant: &str, request: &Request, grant: &Grant, approved_by: Option<&str>) -> ApiResult<VerifiedToken> {
+        let mut delegation = Delegation::from_grant(request, grant, grant.child_mandate.expires_at);
+        delegation.tenant = tenant.to_string();
+        delegation.approved_by = approved_by.unwrap_or_default().to_string();
+        self.append(parent, delegation)
+    }
+}
+
+/// The completed hops a verified token records (its blocks below the root grant), as the
+/// rules take them: the link timestamps and degrees are the signed ones, not the caller's.
+pub fn links_of(token: &VerifiedToken) -> Vec<Link> {
+    token
+        .blocks()
+        .filter(|b| b.depth > 0)
+        .map(|b| Link { from: b.from.clone(), to: b.to.clone(), depth: b.depth, alpha: b.alpha, at: b.issued_at, reason: String::new() })
+        .collect()
+}
+
+/// Lowercase hex of a block hash: a grant's id.
+pub fn grant_id(hash: [u8; 32]) -> String {
+    hash.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// A chain id from its 32-hex text form.

@@ -39,14 +39,10 @@ async fn wait_ready(http: &Http) {
     panic!("the gateway did not become ready");
 }
 
-fn hop_request(i: usize) -> Value {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
-    let m = |amount: u64, depth: u8| json!({"value_ceiling": 1_000_000u64, "action_kinds": ["payment.*"], "counterparties": ["acme"],
-        "budgets": [{"unit": "TOKENS", "amount": amount}], "remaining_depth": depth, "expires_at": now + 3_600_000});
-    json!({"request": {
-        "from": {"id": "orchestrator", "trust": 900}, "to": {"id": format!("worker-{i}"), "trust": 720},
-        "task": {"id": format!("t{i}"), "action_kind": "payment.refund", "risk": "low", "value": 10, "counterparty": "acme"},
-        "parent_mandate": m(1_000, 4), "requested_mandate": m(1, 3), "chain": [], "state": [0.1]}})
+fn hop_request(token: &str, parent: &Value, i: usize) -> Value {
+    let mut body = common::hop(token, "orchestrator", &format!("worker-{}", i % 16), parent, common::mandate(1, 3));
+    body["request"]["task"]["id"] = json!(format!("t{i}"));
+    body
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -59,14 +55,22 @@ async fn kill_dash_nine_under_load_loses_no_commit_and_applies_none_twice() {
     let key = http.provision("acme").await;
     http.budget(&key, "tenant:acme", "USD_MICROCENTS", 1_000_000_000, json!({})).await;
     http.budget(&key, "tenant:acme", "TOKENS", 1_000_000_000, json!({})).await;
+    http.register(&key, "orchestrator", 900.0).await;
+    for w in 0..16 {
+        http.register(&key, &format!("worker-{w}"), 720.0).await;
+    }
+    let root = common::mandate(1_000_000, 4);
+    let grant = http.root_grant(&key, "orchestrator", root.clone()).await;
+    let root_token = grant["token"].as_str().unwrap().to_string();
 
     // Load: 16 workers reserve+commit (and delegate) until the process dies under them.
     type Acked = Arc<Mutex<Vec<(String, String, i64, Value)>>>;
     let acked_commits: Acked = Arc::default();
-    let acked_chains: Arc<Mutex<Vec<String>>> = Arc::default();
+    let acked_hops: Arc<Mutex<Vec<(String, i64)>>> = Arc::default();
     let mut workers = Vec::new();
     for w in 0..16usize {
-        let (http, key, commits, chains) = (http.clone(), key.clone(), Arc::clone(&acked_commits), Arc::clone(&acked_chains));
+        let (http, key, commits, hops) = (http.clone(), key.clone(), Arc::clone(&acked_commits), Arc::clone(&acked_hops));
+        let (root_token, root) = (root_token.clone(), root.clone());
         workers.push(tokio::spawn(async move {
             for i in 0.. {
                 let n = w * 1_000_000 + i;
@@ -85,11 +89,11 @@ async fn kill_dash_nine_under_load_loses_no_commit_and_applies_none_twice() {
                 let Ok(body) = resp.json::<Value>().await else { return };
                 commits.lock().unwrap().push((id, ck, actual, body));
                 if i % 4 == 0 {
-                    let req = http.client.post(format!("{}/v1/delegations", http.base)).header("x-cycles-api-key", &key).json(&hop_request(n));
+                    let req = http.client.post(format!("{}/v1/delegations", http.base)).header("x-cycles-api-key", &key).json(&hop_request(&root_token, &root, n));
                     let Ok(resp) = req.send().await else { return };
                     let Ok(body) = resp.json::<Value>().await else { return };
-                    if let Some(c) = body["chain_id"].as_str() {
-                        chains.lock().unwrap().push(c.to_string());
+                    if let (Some(c), Some(seq), Some("allow")) = (body["chain_id"].as_str(), body["seq"].as_i64(), body["decision"].as_str()) {
+                        hops.lock().unwrap().push((c.to_string(), seq));
                     }
                 }
             }
@@ -102,7 +106,7 @@ async fn kill_dash_nine_under_load_loses_no_commit_and_applies_none_twice() {
         let _ = w.await;
     }
     let commits = acked_commits.lock().unwrap().clone();
-    let chains = acked_chains.lock().unwrap().clone();
+    let hops = acked_hops.lock().unwrap().clone();
     assert!(commits.len() > 50, "the load ran: {} commits acknowledged", commits.len());
 
     // Restart on the same directory.
@@ -161,12 +165,20 @@ async fn kill_dash_nine_under_load_loses_no_commit_and_applies_none_twice() {
         .as_array().unwrap().iter().find(|b| b["spent"]["unit"] == "USD_MICROCENTS").cloned().unwrap();
     assert_eq!(usd2["spent"], usd["spent"], "a replay was applied twice");
 
-    // Every acknowledged delegation has its trace event.
-    for c in &chains {
-        let r = http.tenant(&key, Method::GET, &format!("/v1/chains/{c}"), None).await;
-        assert_eq!(r.status, StatusCode::OK, "{c}");
-        assert_eq!(r.body["events"][0]["decision"], "allow");
+    // Every acknowledged delegation has its trace event and its escrowed grant, and the escrow
+    // is sound after the crash.
+    if let Some((chain, _)) = hops.first() {
+        let r = http.tenant(&key, Method::GET, &format!("/v1/chains/{chain}"), None).await;
+        assert_eq!(r.status, StatusCode::OK, "{chain}");
+        let seqs: std::collections::HashSet<i64> = r.body["events"].as_array().unwrap().iter().filter(|e| e["decision"] == "allow").map(|e| e["seq"].as_i64().unwrap()).collect();
+        for (_, seq) in &hops {
+            assert!(seqs.contains(seq), "acknowledged delegation {seq} lost");
+        }
+        let tree = http.tenant(&key, Method::GET, &format!("/v1/chains/{chain}/grants"), None).await;
+        assert_eq!(tree.body["grants"].as_array().unwrap().len(), seqs.len() + 1, "one grant per allowed hop, plus the root");
     }
+    let audit = http.tenant(&key, Method::GET, "/v1/escrow/audit", None).await;
+    assert_eq!(audit.body["sound"], true, "{:?}", audit.body);
     child.kill().unwrap();
     let _ = child.wait();
 }

@@ -1,23 +1,13 @@
-//! The delegation API: policy verdicts, sub-budget reservations, traces (append-only, kept
-//! across restarts), escalations (queue, targets, decisions, TTL), outcomes feeding trust,
-//! toolset action masks.
+//! The delegation API: verdicts from the policy component, escrowed sub-budgets, traces
+//! (append-only, kept across restarts), escalations (queue, targets, decisions that perform the
+//! delegation, TTL), outcomes feeding the registry's trust, toolset action masks.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
 
-use common::Http;
+use common::{expiry, Http};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
-
-fn now() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64
-}
-
-/// One expiry for every mandate of the process, so children never outlive parents.
-fn expiry() -> u64 {
-    static EXPIRY: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
-    *EXPIRY.get_or_init(|| now() + 3_600_000)
-}
 
 fn mandate(budget: u64, kinds: &[&str], depth: u8) -> Value {
     json!({
@@ -30,122 +20,139 @@ fn mandate(budget: u64, kinds: &[&str], depth: u8) -> Value {
     })
 }
 
-fn hop(from: (&str, u16), to: (&str, u16), risk: &str, parent: Value, requested: Value, chain: Value, state: f64) -> Value {
-    json!({
-        "from": {"id": from.0, "trust": from.1},
-        "to": {"id": to.0, "trust": to.1},
+fn hop(token: &Value, from: &str, to: &str, risk: &str, parent: Value, requested: Value, state: f64) -> Value {
+    json!({"token": token, "request": {
+        "from": {"id": from, "trust": 0},
+        "to": {"id": to, "trust": 0},
         "task": {"id": "refund-4821", "action_kind": "payment.refund", "risk": risk, "value": 1_000_000, "counterparty": "acme"},
         "parent_mandate": parent,
         "requested_mandate": requested,
-        "chain": chain,
         "state": [state],
-    })
+    }})
 }
 
 async fn delegate(http: &Http, key: &str, body: Value) -> Value {
-    let r = http.tenant(key, Method::POST, "/v1/delegations", Some(body)).await;
+    let r = http.delegate(key, body).await;
     assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
     r.body
 }
 
+/// A tenant with $10 of USD budget and the demo's agents registered.
+async fn tenant(http: &Http, name: &str) -> String {
+    let key = http.provision(name).await;
+    http.budget(&key, &format!("tenant:{name}"), "USD_MICROCENTS", 10_000_000_000, json!({})).await;
+    for (agent, trust) in [("orchestrator", 900.0), ("refund-agent", 720.0), ("ledger-agent", 680.0), ("intern-bot", 300.0), ("fx-agent", 700.0)] {
+        http.register(&key, agent, trust).await;
+    }
+    key
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn delegations_decide_reserve_trace_and_survive_a_restart() {
+async fn delegations_decide_escrow_trace_and_survive_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let gw = common::gateway(dir.path()).await;
     let http = Http::new(gw.url());
-    let key = http.provision("acme").await;
-    http.budget(&key, "tenant:acme", "USD_MICROCENTS", 10_000_000_000, json!({})).await;
+    let key = tenant(&http, "acme").await;
 
-    // Hop 1: allowed and narrowed; the child's $5 is held in the ledger on its scope.
+    // The operator's root grant: $5 held from the tenant's $10.
     let root = mandate(5_000_000_000, &["crm.*", "payment.*"], 4);
-    let r1 = delegate(&http, &key, json!({"request": hop(("orchestrator", 900), ("refund-agent", 720), "medium", root, mandate(500_000_000, &["payment.refund"], 3), json!([]), 0.12)})).await;
+    let grant = http.root_grant(&key, "orchestrator", root.clone()).await;
+    let chain_id = grant["chain_id"].as_str().unwrap().to_string();
+    assert_eq!(http.balance(&key, "acme", "tenant:acme").await["reserved"]["amount"], 5_000_000_000i64);
+
+    // Hop 1: allowed and narrowed; the child's $0.50 is carved from the root's hold.
+    let r1 = delegate(&http, &key, hop(&grant["token"], "orchestrator", "refund-agent", "medium", root.clone(), mandate(500_000_000, &["payment.refund"], 3), 0.12)).await;
     assert_eq!(r1["decision"], "allow", "{r1}");
     assert_eq!(r1["policy_version"], "default@0.1.0");
-    let chain_id = r1["chain_id"].as_str().unwrap().to_string();
-    let res = &r1["reservations"][0];
-    assert_eq!(res["scope_path"], "tenant:acme/agent:refund-agent");
-    let rid = res["reservation_id"].as_str().unwrap();
-    let got = http.tenant(&key, Method::GET, &format!("/v1/reservations/{rid}"), None).await;
-    assert_eq!(got.body["reserved"]["amount"], 500_000_000);
-    let b = http.balance(&key, "acme", "tenant:acme").await;
-    assert_eq!(b["reserved"]["amount"], 500_000_000);
+    assert_eq!(r1["chain_id"], chain_id.as_str());
+    assert_eq!(r1["escrow"], json!([{"unit": "USD_MICROCENTS", "amount": 500_000_000}]));
+    let root_node = http.tenant(&key, Method::GET, &format!("/v1/grants/{}", grant["grant_id"].as_str().unwrap()), None).await;
+    assert_eq!(root_node.body["units"][0]["carved"], 500_000_000, "{:?}", root_node.body);
+    assert_eq!(http.balance(&key, "acme", "tenant:acme").await["reserved"]["amount"], 5_000_000_000i64, "held once, at the root");
 
-    // Hop 2 continues the chain with the granted child mandate.
-    let grant = &r1["verdict"]["allow"];
-    let link1 = json!([{"from": "orchestrator", "to": "refund-agent", "depth": 1, "alpha": grant["alpha"], "at": now() - 10}]);
-    let hop2 = hop(("refund-agent", 720), ("ledger-agent", 680), "medium", grant["child_mandate"].clone(), mandate(200_000_000, &["payment.refund"], 2), link1.clone(), 0.12);
-    let token1 = r1["child_token"].as_str().expect("an allowed hop returns the child's token").to_string();
+    // Hop 2 continues the chain with the granted child mandate and the child's token.
+    let child = r1["verdict"]["allow"]["child_mandate"].clone();
+    let hop2 = hop(&r1["child_token"], "refund-agent", "ledger-agent", "medium", child.clone(), mandate(200_000_000, &["payment.refund"], 2), 0.12);
     // Without the token, with a tampered one, or presented by someone else: refused, nothing recorded.
-    let r = http.tenant(&key, Method::POST, "/v1/delegations", Some(json!({"request": hop2}))).await;
-    assert_eq!((r.status, r.body["error"].as_str()), (StatusCode::UNAUTHORIZED, Some("UNAUTHORIZED")), "{:?}", r.body);
+    let mut bare = hop2.clone();
+    bare.as_object_mut().unwrap().remove("token");
+    let r = http.delegate(&key, bare).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{:?}", r.body);
+    let token1 = r1["child_token"].as_str().unwrap().to_string();
     let mut tampered = token1.clone().into_bytes();
     let mid = tampered.len() / 2;
     tampered[mid] = if tampered[mid] == b'A' { b'B' } else { b'A' };
-    let r = http.tenant(&key, Method::POST, "/v1/delegations", Some(json!({"request": hop2, "token": String::from_utf8(tampered).unwrap()}))).await;
+    let mut t = hop2.clone();
+    t["token"] = json!(String::from_utf8(tampered).unwrap());
+    let r = http.delegate(&key, t).await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{:?}", r.body);
     let mut stolen = hop2.clone();
-    stolen["from"]["id"] = json!("ledger-agent");
-    stolen["to"]["id"] = json!("fx-agent");
-    let r = http.tenant(&key, Method::POST, "/v1/delegations", Some(json!({"request": stolen, "token": token1}))).await;
+    stolen["request"]["from"]["id"] = json!("ledger-agent");
+    stolen["request"]["to"]["id"] = json!("fx-agent");
+    let r = http.delegate(&key, stolen).await;
     assert_eq!((r.status, r.body["error"].as_str()), (StatusCode::FORBIDDEN, Some("FORBIDDEN")), "{:?}", r.body);
-    let r2 = delegate(&http, &key, json!({"chain_id": chain_id, "request": hop2, "token": token1})).await;
+    let r2 = delegate(&http, &key, hop2).await;
     assert_eq!(r2["decision"], "allow", "{r2}");
     assert_eq!(r2["chain_id"], chain_id.as_str());
 
-    // Hop 3 closes a cycle: the component denies 1002; nothing is reserved.
-    let mut links = link1.as_array().unwrap().clone();
-    links.push(json!({"from": "refund-agent", "to": "ledger-agent", "depth": 2, "alpha": r2["verdict"]["allow"]["alpha"], "at": now() - 5}));
-    let r3 = delegate(&http, &key, json!({"token": r2["child_token"], "request": hop(("ledger-agent", 680), ("orchestrator", 900), "medium", r2["verdict"]["allow"]["child_mandate"].clone(), mandate(100_000_000, &["payment.refund"], 1), json!(links), 0.12)})).await;
+    // Hop 3 closes a cycle: the component denies 1002; nothing is carved.
+    let r3 = delegate(&http, &key, hop(&r2["child_token"], "ledger-agent", "orchestrator", "medium", r2["verdict"]["allow"]["child_mandate"].clone(), mandate(100_000_000, &["payment.refund"], 1), 0.12)).await;
     assert_eq!(r3["decision"], "deny");
     assert_eq!(r3["verdict"]["deny"]["code"], 1002);
-    assert_eq!(r3["reservations"].as_array().unwrap().len(), 0);
+    assert!(r3.get("grant_id").is_none(), "{r3}");
 
-    // The chain, in order, with delegator, delegate, depth, time, task, verdict, policy version.
+    // The chain, in order: the root grant, then every hop with its verdict and policy version.
     let chain = http.tenant(&key, Method::GET, &format!("/v1/chains/{chain_id}"), None).await;
     let events = chain.body["events"].as_array().unwrap().clone();
-    assert_eq!(events.len(), 3);
     let summary: Vec<(String, String, i64, String)> = events
         .iter()
         .map(|e| (e["delegator"].as_str().unwrap().into(), e["delegate"].as_str().unwrap().into(), e["depth"].as_i64().unwrap(), e["decision"].as_str().unwrap().into()))
         .collect();
     assert_eq!(summary, [
+        ("operator:acme".into(), "orchestrator".into(), 0, "root-grant".into()),
         ("orchestrator".into(), "refund-agent".into(), 1, "allow".into()),
         ("refund-agent".into(), "ledger-agent".into(), 2, "allow".into()),
         ("ledger-agent".into(), "orchestrator".into(), 3, "deny".into()),
     ]);
-    for e in &events {
+    for e in &events[1..] {
         assert_eq!(e["policy_version"], "default@0.1.0");
         assert_eq!(e["task"]["id"], "refund-4821");
         assert!(e["at_ms"].as_i64().unwrap() > 0);
         assert!(e["verdict"].is_object());
     }
-    // Another tenant cannot see it; an unknown chain is 404.
+    // Another tenant cannot see it.
     let other = http.provision("globex").await;
     assert_eq!(http.tenant(&other, Method::GET, &format!("/v1/chains/{chain_id}"), None).await.status, StatusCode::NOT_FOUND);
 
-    // Outcome: a failure penalises every agent of the executed chain (penalty propagation).
+    // Outcome: a failure penalises every agent of the executed chain in the registry.
     let r = http.tenant(&key, Method::POST, &format!("/v1/chains/{chain_id}/outcome"), Some(json!({"outcome": "failure", "magnitude": 50.0, "reported_by": "auditor"}))).await;
     assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
     assert_eq!(r.body["chain"], json!(["orchestrator", "refund-agent", "ledger-agent"]));
     let t = http.tenant(&key, Method::GET, "/v1/agents/refund-agent/trust", None).await;
     assert_eq!(t.body["score"], 670.0);
-    // The stored score replaces what the caller claims on the next delegation.
-    let r4 = delegate(&http, &key, json!({"request": hop(("orchestrator", 900), ("refund-agent", 999), "medium", mandate(5_000_000_000, &["payment.*"], 4), mandate(100_000_000, &["payment.refund"], 3), json!([]), 0.12)})).await;
+    // The registry's score, never the caller's, decides the next delegation.
+    let grant2 = http.root_grant(&key, "orchestrator", root.clone()).await;
+    let mut claim = hop(&grant2["token"], "orchestrator", "refund-agent", "medium", root.clone(), mandate(100_000_000, &["payment.refund"], 3), 0.12);
+    claim["request"]["to"]["trust"] = json!(999);
+    let r4 = delegate(&http, &key, claim).await;
     let c4 = http.tenant(&key, Method::GET, &format!("/v1/chains/{}", r4["chain_id"].as_str().unwrap()), None).await;
-    assert_eq!(c4.body["events"][0]["delegate_trust"], 670);
-    assert_eq!(c4.body["events"][0]["delegator_trust"], 850);
+    assert_eq!(c4.body["events"][1]["delegate_trust"], 670);
+    assert_eq!(c4.body["events"][1]["delegator_trust"], 850);
 
-    // Restart on the same data directory: the trace and the trust scores are still there.
+    // Restart on the same data directory: the trace, the escrow and the scores are still there,
+    // and the child's token still delegates.
     let before = chain.body.clone();
     gw.stop().await;
     let gw = common::gateway(dir.path()).await;
     let http = Http::new(gw.url());
     let after = http.tenant(&key, Method::GET, &format!("/v1/chains/{chain_id}"), None).await;
     let after_events = after.body["events"].as_array().unwrap();
-    assert_eq!(&after_events[..3], &before["events"].as_array().unwrap()[..]);
-    assert_eq!(after_events[3]["decision"], "outcome");
+    assert_eq!(&after_events[..4], &before["events"].as_array().unwrap()[..]);
+    assert_eq!(after_events[4]["decision"], "outcome");
     let t = http.tenant(&key, Method::GET, "/v1/agents/ledger-agent/trust", None).await;
     assert_eq!(t.body["score"], 630.0);
+    let r = delegate(&http, &key, hop(&r1["child_token"], "refund-agent", "fx-agent", "medium", child, mandate(100_000_000, &["payment.refund"], 2), 0.12)).await;
+    assert_eq!(r["decision"], "allow", "{r}");
     gw.stop().await;
 
     // Append-only: the store itself refuses to rewrite or delete a trace event.
@@ -155,12 +162,11 @@ async fn delegations_decide_reserve_trace_and_survive_a_restart() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn escalations_queue_targets_and_decisions() {
+async fn escalations_queue_targets_and_decisions_that_perform_the_delegation() {
     let dir = tempfile::tempdir().unwrap();
     let gw = common::gateway(dir.path()).await;
     let http = Http::new(gw.url());
-    let key = http.provision("acme").await;
-    http.budget(&key, "tenant:acme", "USD_MICROCENTS", 10_000_000_000, json!({})).await;
+    let key = tenant(&http, "acme").await;
     for (id, caps, trust, max) in [("junior-bot", json!(["*"]), 700, 5), ("senior-bot", json!(["payment.*"]), 850, 1), ("crm-bot", json!(["crm.*"]), 990, 5)] {
         let r = http.tenant(&key, Method::POST, "/v1/escalation-targets", Some(json!({"agent_id": id, "capabilities": caps, "trust": trust, "tier": "T4", "max_concurrent": max}))).await;
         assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
@@ -171,7 +177,8 @@ async fn escalations_queue_targets_and_decisions() {
 
     // 38% volatility caps alpha under the review threshold: the component escalates to the human.
     let root = mandate(5_000_000_000, &["payment.*"], 4);
-    let r = delegate(&http, &key, json!({"request": hop(("orchestrator", 900), ("refund-agent", 720), "medium", root.clone(), mandate(500_000_000, &["payment.refund"], 3), json!([]), 0.38)})).await;
+    let grant = http.root_grant(&key, "orchestrator", root.clone()).await;
+    let r = delegate(&http, &key, hop(&grant["token"], "orchestrator", "refund-agent", "medium", root.clone(), mandate(500_000_000, &["payment.refund"], 3), 0.38)).await;
     assert_eq!(r["decision"], "escalate", "{r}");
     let esc = &r["escalation"];
     assert_eq!(esc["status"], "PENDING");
@@ -184,19 +191,29 @@ async fn escalations_queue_targets_and_decisions() {
     let id = esc["id"].as_str().unwrap().to_string();
     let q = http.tenant(&key, Method::GET, "/v1/escalations?status=PENDING", None).await;
     assert_eq!(q.body["escalations"].as_array().unwrap().len(), 1);
-    // Approve with constraints: who and when are recorded.
-    let a = http.tenant(&key, Method::POST, &format!("/v1/escalations/{id}/approve"), Some(json!({"decided_by": "alice@risk", "constraints": {"max_value": 100}}))).await;
+    // Constraints that would widen the mandate are refused.
+    let wide = http.tenant(&key, Method::POST, &format!("/v1/escalations/{id}/approve"), Some(json!({"decided_by": "risk-officer", "constraints": {"value_ceiling": 90_000_000_000u64}}))).await;
+    assert_eq!(wide.status, StatusCode::BAD_REQUEST, "{:?}", wide.body);
+    // Approving with constraints performs the delegation: token, escrow, narrowed mandate.
+    let a = http.tenant(&key, Method::POST, &format!("/v1/escalations/{id}/approve"), Some(json!({"decided_by": "risk-officer", "constraints": {"value_ceiling": 100}}))).await;
     assert_eq!(a.status, StatusCode::OK, "{:?}", a.body);
     assert_eq!(a.body["decision"], "APPROVED_WITH_CONSTRAINTS");
-    assert_eq!(a.body["decided_by"], "alice@risk");
     assert!(a.body["decided_at_ms"].as_i64().unwrap() > 0);
+    let performed = &a.body["delegation"];
+    assert_eq!(performed["mandate"]["value_ceiling"], 100, "{performed}");
+    assert_eq!(performed["escrow"], json!([{"unit": "USD_MICROCENTS", "amount": 500_000_000}]));
+    let child_grant = http.tenant(&key, Method::GET, &format!("/v1/grants/{}", performed["grant_id"].as_str().unwrap()), None).await;
+    assert_eq!(child_grant.body["status"], "ACTIVE", "{:?}", child_grant.body);
+    // The approved child can delegate with the token the approval issued.
+    let next = delegate(&http, &key, hop(&performed["child_token"], "refund-agent", "ledger-agent", "medium", performed["mandate"].clone(),
+        json!({"value_ceiling": 100, "action_kinds": ["payment.refund"], "counterparties": ["acme"], "budgets": [{"unit": "USD_MICROCENTS", "amount": 1_000}], "remaining_depth": 1, "expires_at": expiry()}), 0.12)).await;
+    assert_ne!(next["decision"], Value::Null, "{next}");
     let again = http.tenant(&key, Method::POST, &format!("/v1/escalations/{id}/deny"), Some(json!({"decided_by": "bob"}))).await;
     assert_eq!((again.status, again.body["error"].as_str()), (StatusCode::CONFLICT, Some("ESCALATION_CLOSED")));
-    // The decision is in the chain's trace.
+    // The decision and the performed hop are in the chain's trace.
     let chain = http.tenant(&key, Method::GET, &format!("/v1/chains/{}", r["chain_id"].as_str().unwrap()), None).await;
-    let last = chain.body["events"].as_array().unwrap().last().unwrap().clone();
-    assert_eq!(last["decision"], "escalation-decision");
-    assert_eq!(last["decided_by"], "alice@risk");
+    let kinds: Vec<&str> = chain.body["events"].as_array().unwrap().iter().map(|e| e["decision"].as_str().unwrap()).collect();
+    assert!(kinds.windows(2).any(|w| w == ["allow", "escalation-decision"]), "{kinds:?}");
 
     // Upward trust escalation to an agent; approve without constraints, deny, delegate.
     let mut decisions = Vec::new();
@@ -205,7 +222,9 @@ async fn escalations_queue_targets_and_decisions() {
         ("deny", json!({"decided_by": "carol", "note": "no"})),
         ("delegate", json!({"decided_by": "carol", "to": "senior-bot"})),
     ] {
-        let r = delegate(&http, &key, json!({"request": hop(("orchestrator", 900), ("intern-bot", 300), "high", root.clone(), mandate(100_000_000, &["payment.refund"], 3), json!([]), 0.12)})).await;
+        let mut h = hop(&grant["token"], "orchestrator", "intern-bot", "high", root.clone(), mandate(100_000_000, &["payment.refund"], 3), 0.12);
+        h["request"]["task"]["id"] = json!(format!("task-{verb}"));
+        let r = delegate(&http, &key, h).await;
         assert_eq!(r["decision"], "escalate", "{r}");
         assert_eq!(r["escalation"]["target"], json!({"kind": "agent", "id": "supervisor-bot"}));
         let id = r["escalation"]["id"].as_str().unwrap();
@@ -234,8 +253,10 @@ async fn escalations_expire_after_their_ttl() {
     config.escalation_ttl_ms = 300;
     let gw = sbd_gateway::serve::start(config).await.unwrap();
     let http = Http::new(gw.url());
-    let key = http.provision("acme").await;
-    let r = delegate(&http, &key, json!({"request": hop(("orchestrator", 900), ("refund-agent", 720), "medium", mandate(5_000_000_000, &["payment.*"], 4), mandate(500_000_000, &["payment.refund"], 3), json!([]), 0.38)})).await;
+    let key = tenant(&http, "acme").await;
+    let root = mandate(5_000_000_000, &["payment.*"], 4);
+    let grant = http.root_grant(&key, "orchestrator", root.clone()).await;
+    let r = delegate(&http, &key, hop(&grant["token"], "orchestrator", "refund-agent", "medium", root, mandate(500_000_000, &["payment.refund"], 3), 0.38)).await;
     let id = r["escalation"]["id"].as_str().unwrap().to_string();
     tokio::time::sleep(std::time::Duration::from_millis(700)).await;
     let e = http.tenant(&key, Method::GET, &format!("/v1/escalations/{id}"), None).await;
@@ -250,26 +271,29 @@ async fn toolset_risk_points_budgets_are_action_masks() {
     let dir = tempfile::tempdir().unwrap();
     let gw = common::gateway(dir.path()).await;
     let http = Http::new(gw.url());
-    let key = http.provision("acme").await;
-    http.budget(&key, "tenant:acme", "USD_MICROCENTS", 10_000_000_000, json!({})).await;
-    let body = || json!({"request": hop(("orchestrator", 900), ("refund-agent", 720), "medium", mandate(5_000_000_000, &["payment.*"], 4), mandate(100_000_000, &["payment.refund"], 3), json!([]), 0.12)});
+    let key = tenant(&http, "acme").await;
+    let root = mandate(5_000_000_000, &["payment.*"], 4);
+    let grant = http.root_grant(&key, "orchestrator", root.clone()).await;
+    let body = |task: &str| {
+        let mut h = hop(&grant["token"], "orchestrator", "refund-agent", "medium", root.clone(), mandate(100_000_000, &["payment.refund"], 3), 0.12);
+        h["request"]["task"]["id"] = json!(task);
+        h
+    };
     // No masks configured: allowed.
-    assert_eq!(delegate(&http, &key, body()).await["decision"], "allow");
+    assert_eq!(delegate(&http, &key, body("t1")).await["decision"], "allow");
     // A RISK_POINTS budget on another toolset switches masks on: no payment budget, no action.
     http.budget(&key, "tenant:acme/toolset:crm", "RISK_POINTS", 10, json!({})).await;
-    let r = delegate(&http, &key, body()).await;
-    assert_eq!(r["decision"], "deny", "{r}");
-    assert_eq!(r["ledger_refusal"]["error"], "FORBIDDEN");
+    let r = http.delegate(&key, body("t2")).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{:?}", r.body);
     // 3 points on payment: one medium task (2 points) fits, the second does not.
     http.budget(&key, "tenant:acme/toolset:payment", "RISK_POINTS", 3, json!({})).await;
-    let r = delegate(&http, &key, body()).await;
+    let r = delegate(&http, &key, body("t3")).await;
     assert_eq!(r["decision"], "allow", "{r}");
-    assert_eq!(r["reservations"].as_array().unwrap().len(), 2);
-    let r = delegate(&http, &key, body()).await;
-    assert_eq!(r["decision"], "deny");
-    assert_eq!(r["ledger_refusal"]["error"], "BUDGET_EXCEEDED");
-    // The refused hop left no USD hold behind (all or nothing).
-    let b = http.balance(&key, "acme", "tenant:acme").await;
-    assert_eq!(b["reserved"]["amount"], 200_000_000);
+    assert_eq!(r["reservations"].as_array().unwrap().len(), 1);
+    let r = http.delegate(&key, body("t4")).await;
+    assert_eq!((r.status, r.body["error"].as_str()), (StatusCode::CONFLICT, Some("BUDGET_EXCEEDED")), "{:?}", r.body);
+    // The refused hops carved nothing (all or nothing): two children of $1 each.
+    let root_node = http.tenant(&key, Method::GET, &format!("/v1/grants/{}", grant["grant_id"].as_str().unwrap()), None).await;
+    assert_eq!(root_node.body["units"][0]["carved"], 200_000_000, "{:?}", root_node.body);
     gw.stop().await;
 }

@@ -116,3 +116,67 @@ pub fn reserve_body(key: &str, tenant: &str, amount: i64) -> Value {
         "estimate": {"unit": "USD_MICROCENTS", "amount": amount},
     })
 }
+
+/// Milliseconds since the epoch.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64
+}
+
+/// One expiry for every mandate of the process, so children never outlive parents.
+pub fn expiry() -> u64 {
+    static EXPIRY: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *EXPIRY.get_or_init(|| now_ms() + 3_600_000)
+}
+
+/// A mandate over payments with `tokens` TOKENS and `depth` further hops.
+pub fn mandate(tokens: u64, depth: u8) -> Value {
+    json!({
+        "value_ceiling": 1_000_000_000u64,
+        "action_kinds": ["payment.*", "crm.read"],
+        "counterparties": ["acme", "globex"],
+        "budgets": [{"unit": "TOKENS", "amount": tokens}],
+        "remaining_depth": depth,
+        "expires_at": expiry(),
+    })
+}
+
+/// A delegation request body: `from` hands a medium-risk refund to `to`, asking `requested`
+/// under the parent mandate `parent`, presenting `token`.
+pub fn hop(token: &str, from: &str, to: &str, parent: &Value, requested: Value) -> Value {
+    json!({"token": token, "request": {
+        "from": {"id": from, "trust": 0}, "to": {"id": to, "trust": 0},
+        "task": {"id": format!("task-{from}-{to}"), "action_kind": "payment.refund", "risk": "medium", "value": 1_000, "counterparty": "acme"},
+        "parent_mandate": parent, "requested_mandate": requested, "state": [0.1]}})
+}
+
+impl Http {
+    /// Registers `agent` with `trust` in the tenant's registry.
+    pub async fn register(&self, key: &str, agent: &str, trust: f64) {
+        let r = self.tenant(key, Method::POST, "/v1/agents", Some(json!({"agent_id": agent, "trust": trust}))).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    }
+
+    /// A root grant of `mandate` to `agent`; returns the response (token, chain_id, grant_id).
+    pub async fn root_grant(&self, key: &str, agent: &str, mandate: Value) -> Value {
+        let r = self.tenant(key, Method::POST, "/v1/root-grants", Some(json!({"agent_id": agent, "mandate": mandate}))).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+        r.body
+    }
+
+    /// A tenant with a TOKENS budget of `tokens` and registered agents `orchestrator` (900),
+    /// `a`..`h` (720); returns its key.
+    pub async fn authority_tenant(&self, tenant: &str, tokens: i64) -> String {
+        let key = self.provision(tenant).await;
+        self.budget(&key, &format!("tenant:{tenant}"), "TOKENS", tokens, json!({})).await;
+        self.register(&key, "orchestrator", 900.0).await;
+        for a in ["a", "b", "c", "d", "e", "f", "g", "h"] {
+            self.register(&key, a, 720.0).await;
+        }
+        key
+    }
+
+    /// POST /v1/delegations; returns status and body.
+    pub async fn delegate(&self, key: &str, body: Value) -> Reply {
+        self.tenant(key, Method::POST, "/v1/delegations", Some(body)).await
+    }
+}

@@ -1,0 +1,256 @@
+//! Anchored authority: one regression test per bypass found by trying the gateway from outside
+//! (issue 14). Each attack below succeeded on the gateway before root grants, escrow, the
+//! registry, bound tokens and idempotent delegations; each is now refused with a reason.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use common::{hop, mandate, Http};
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+
+async fn setup() -> (tempfile::TempDir, sbd_gateway::serve::Running, Http, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let gw = common::gateway(dir.path()).await;
+    let http = Http::new(gw.url());
+    let key = http.authority_tenant("acme", 1_000_000_000).await;
+    (dir, gw, http, key)
+}
+
+fn token(v: &Value) -> String {
+    v["token"].as_str().or_else(|| v["child_token"].as_str()).expect("a token").to_string()
+}
+
+async fn audit_sound(http: &Http, key: &str) {
+    let r = http.tenant(key, Method::GET, "/v1/escrow/audit", None).await;
+    assert_eq!(r.body["sound"], true, "{:?}", r.body);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_first_hop_without_a_root_grant_is_refused_and_chain_ids_are_never_reused() {
+    let (_dir, _gw, http, key) = setup().await;
+    // Re-rooting: an empty chain, no token, a parent mandate the caller made up.
+    let mut body = hop("x", "orchestrator", "a", &mandate(2_500, 5), mandate(10, 4));
+    body.as_object_mut().unwrap().remove("token");
+    let r = http.delegate(&key, body.clone()).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{:?}", r.body);
+    assert!(r.body["message"].as_str().unwrap().contains("root grant"), "{:?}", r.body);
+
+    // A tenant that opts into open roots still never reuses a chain id.
+    let r = http.tenant(&key, Method::PUT, "/v1/authority/settings", Some(json!({"open_roots": true}))).await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    let first = http.delegate(&key, body.clone()).await;
+    assert_eq!(first.status, StatusCode::OK, "{:?}", first.body);
+    assert_eq!(first.body["decision"], "allow", "{:?}", first.body);
+    let chain = first.body["chain_id"].as_str().unwrap().to_string();
+    body["chain_id"] = json!(chain);
+    body["request"]["task"]["id"] = json!("another-task");
+    let again = http.delegate(&key, body).await;
+    assert_eq!(again.status, StatusCode::CONFLICT, "a first hop posted with an existing chain id: {:?}", again.body);
+    // Two root grants, two chains.
+    let g1 = http.root_grant(&key, "orchestrator", mandate(100, 4)).await;
+    let g2 = http.root_grant(&key, "orchestrator", mandate(100, 4)).await;
+    assert_ne!(g1["chain_id"], g2["chain_id"]);
+    audit_sound(&http, &key).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aggregate_widening_is_refused_scenario_b() {
+    let (_dir, _gw, http, key) = setup().await;
+    let root = mandate(2_500, 4);
+    let grant = http.root_grant(&key, "orchestrator", root.clone()).await;
+    // The parent holds 2,500 and gives 2,500 to each of three children with the same token.
+    let mut allowed = 0;
+    for child in ["a", "b", "c"] {
+        let r = http.delegate(&key, hop(&token(&grant), "orchestrator", child, &root, mandate(2_500, 3))).await;
+        assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+        if r.body["decision"] == "allow" {
+            allowed += 1;
+        } else {
+            assert_eq!(r.body["verdict"]["deny"]["code"], 2001, "budget-widened against what is left: {:?}", r.body);
+        }
+    }
+    assert_eq!(allowed, 1, "2,500 can be handed down once");
+    let tree = http.tenant(&key, Method::GET, &format!("/v1/chains/{}/grants", grant["chain_id"].as_str().unwrap()), None).await;
+    let root_units = &tree.body["grants"][0]["units"][0];
+    assert_eq!((root_units["carved"].as_i64(), root_units["available"].as_i64()), (Some(2_500), Some(0)), "{:?}", tree.body);
+    // Held from the tenant once, at the root grant.
+    let b = http.balance(&key, "acme", "tenant:acme").await;
+    assert_eq!(b["reserved"]["amount"], 2_500, "{b}");
+    audit_sound(&http, &key).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replayed_delegation_returns_the_original_response_with_no_second_hold() {
+    let (_dir, _gw, http, key) = setup().await;
+    let root = mandate(1_000, 4);
+    let grant = http.root_grant(&key, "orchestrator", root.clone()).await;
+    let body = hop(&token(&grant), "orchestrator", "a", &root, mandate(100, 3));
+    let first = http.delegate(&key, body.clone()).await;
+    assert_eq!(first.body["decision"], "allow", "{:?}", first.body);
+    for _ in 0..4 {
+        let again = http.delegate(&key, body.clone()).await;
+        assert_eq!(again.status, StatusCode::OK);
+        assert_eq!(again.body, first.body, "the same token and request: the original response");
+    }
+    let tree = http.tenant(&key, Method::GET, &format!("/v1/chains/{}/grants", grant["chain_id"].as_str().unwrap()), None).await;
+    assert_eq!(tree.body["grants"].as_array().unwrap().len(), 2, "one root, one child: {:?}", tree.body);
+    // An explicit idempotency key reused with another request is a conflict.
+    let keyed = |task: &str| {
+        let mut b = body.clone();
+        b["request"]["task"]["id"] = json!(task);
+        b
+    };
+    let h = [("x-cycles-api-key", key.as_str()), ("x-idempotency-key", "k-1")];
+    let r1 = http.call(Method::POST, "/v1/delegations", &h, Some(keyed("t-1"))).await;
+    assert_eq!(r1.status, StatusCode::OK, "{:?}", r1.body);
+    let r2 = http.call(Method::POST, "/v1/delegations", &h, Some(keyed("t-2"))).await;
+    assert_eq!((r2.status, r2.body["error"].as_str()), (StatusCode::CONFLICT, Some("IDEMPOTENCY_MISMATCH")), "{:?}", r2.body);
+    audit_sound(&http, &key).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_tenants_token_is_refused() {
+    let (_dir, _gw, http, key) = setup().await;
+    let other = http.authority_tenant("globex", 1_000_000).await;
+    let root = mandate(1_000, 4);
+    let grant = http.root_grant(&other, "orchestrator", root.clone()).await;
+    let r = http.delegate(&key, hop(&token(&grant), "orchestrator", "a", &root, mandate(100, 3))).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{:?}", r.body);
+    assert!(r.body["message"].as_str().unwrap().contains("another tenant"), "{:?}", r.body);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn self_asserted_facts_are_refused_or_replaced() {
+    let (_dir, _gw, http, key) = setup().await;
+    let root = mandate(1_000, 4);
+    let grant = http.root_grant(&key, "orchestrator", root.clone()).await;
+    // A depth exception written into the request by the caller.
+    let mut body = hop(&token(&grant), "orchestrator", "a", &root, mandate(100, 3));
+    body["request"]["depth_exception"] = json!({"approved_by": "risk-officer", "justification": "x", "extra_depth": 2, "expires_at": common::expiry()});
+    let r = http.delegate(&key, body).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{:?}", r.body);
+    assert!(r.body["message"].as_str().unwrap().contains("depth_exception_id"), "{:?}", r.body);
+    // A trust score the caller claims: the registry's is used (a low one escalates).
+    http.register(&key, "low", 100.0).await;
+    let mut body = hop(&token(&grant), "orchestrator", "low", &root, mandate(100, 3));
+    body["request"]["to"]["trust"] = json!(1000);
+    body["request"]["task"]["risk"] = json!("high");
+    let r = http.delegate(&key, body).await;
+    assert_ne!(r.body["decision"], "allow", "trust 100 from the registry, not the claimed 1000: {:?}", r.body);
+    assert_eq!(r.body["verdict"]["escalate"]["code"].as_u64().map(|c| c / 1000), Some(5), "{:?}", r.body);
+    // An agent the registry does not know.
+    let r = http.delegate(&key, hop(&token(&grant), "orchestrator", "stranger", &root, mandate(100, 3))).await;
+    assert_eq!((r.body["decision"].as_str(), r.body["verdict"]["deny"]["code"].as_u64()), (Some("deny"), Some(6001)), "{:?}", r.body);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn link_timestamps_are_bound_to_the_token() {
+    let (_dir, _gw, http, key) = setup().await;
+    let root = mandate(1_000, 4);
+    let grant = http.root_grant(&key, "orchestrator", root.clone()).await;
+    let r1 = http.delegate(&key, hop(&token(&grant), "orchestrator", "a", &root, mandate(100, 3))).await;
+    assert_eq!(r1.body["decision"], "allow", "{:?}", r1.body);
+    let child = r1.body["verdict"]["allow"]["child_mandate"].clone();
+    // Rewriting link 1's time (to dodge the chain deadline) is refused.
+    let mut body = hop(&token(&r1.body), "a", "b", &child, mandate(10, 2));
+    body["request"]["chain"] = json!([{"from": "orchestrator", "to": "a", "depth": 1, "alpha": 0.7, "at": common::now_ms()}]);
+    let r = http.delegate(&key, body).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{:?}", r.body);
+    // Omitted, the chain comes from the token.
+    let r = http.delegate(&key, hop(&token(&r1.body), "a", "b", &child, mandate(10, 2))).await;
+    assert_eq!(r.body["decision"], "allow", "{:?}", r.body);
+    // The token's holder is the only delegator it admits.
+    let r = http.delegate(&key, hop(&token(&r1.body), "c", "b", &child, mandate(10, 2))).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{:?}", r.body);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn identity_variants_are_one_agent_and_close_a_cycle() {
+    let (_dir, _gw, http, key) = setup().await;
+    let root = mandate(1_000, 4);
+    let grant = http.root_grant(&key, "Orchestrator", root.clone()).await;
+    assert_eq!(grant["agent_id"], "orchestrator");
+    let r1 = http.delegate(&key, hop(&token(&grant), "orchestrator", "a", &root, mandate(100, 3))).await;
+    assert_eq!(r1.body["decision"], "allow", "{:?}", r1.body);
+    let child = r1.body["verdict"]["allow"]["child_mandate"].clone();
+    // A -> B -> Agent-A: the cycle rule sees one agent.
+    let r = http.delegate(&key, hop(&token(&r1.body), "A", "ORCHESTRATOR", &child, mandate(10, 2))).await;
+    assert_eq!(r.body["verdict"]["deny"]["code"], 1002, "{:?}", r.body);
+    // Ids the canonical form refuses never reach a scope or a trace.
+    for bad in ["a ", "a\u{200b}", "a\u{0000}"] {
+        let r = http.delegate(&key, hop(&token(&r1.body), "a", bad, &child, mandate(10, 2))).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{bad:?}: {:?}", r.body);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_and_misshapen_requests_change_nothing() {
+    let (_dir, _gw, http, key) = setup().await;
+    let root = mandate(1_000, 4);
+    let grant = http.root_grant(&key, "orchestrator", root.clone()).await;
+    let chain = grant["chain_id"].as_str().unwrap().to_string();
+    let long = "x".repeat(100_000);
+    let r = http.delegate(&key, hop(&token(&grant), "orchestrator", &long, &root, mandate(100, 3))).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{:?}", r.body);
+    let mut body = hop(&token(&grant), "orchestrator", "a", &root, mandate(100, 3));
+    body["request"]["task"]["id"] = json!(long);
+    assert_eq!(http.delegate(&key, body).await.status, StatusCode::BAD_REQUEST);
+    let mut body = hop(&token(&grant), "orchestrator", "a", &root, mandate(100, 3));
+    body["request"] = json!([]);
+    assert_eq!(http.delegate(&key, body).await.status, StatusCode::BAD_REQUEST);
+    // Nothing held, nothing traced beyond the root grant.
+    let tree = http.tenant(&key, Method::GET, &format!("/v1/chains/{chain}/grants"), None).await;
+    assert_eq!(tree.body["grants"].as_array().unwrap().len(), 1, "{:?}", tree.body);
+    let events = http.tenant(&key, Method::GET, &format!("/v1/chains/{chain}"), None).await;
+    assert_eq!(events.body["events"].as_array().unwrap().len(), 1, "{:?}", events.body);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revoking_a_node_voids_its_subtree_and_returns_its_budget() {
+    let (_dir, _gw, http, key) = setup().await;
+    let root = mandate(1_000, 4);
+    let grant = http.root_grant(&key, "orchestrator", root.clone()).await;
+    let r1 = http.delegate(&key, hop(&token(&grant), "orchestrator", "a", &root, mandate(600, 3))).await;
+    let child = r1.body["verdict"]["allow"]["child_mandate"].clone();
+    let r2 = http.delegate(&key, hop(&token(&r1.body), "a", "b", &child, mandate(500, 2))).await;
+    assert_eq!(r2.body["decision"], "allow", "{:?}", r2.body);
+    let grandchild = r2.body["verdict"]["allow"]["child_mandate"].clone();
+    let a_grant = r1.body["grant_id"].as_str().unwrap();
+    let r = http.tenant(&key, Method::POST, &format!("/v1/grants/{a_grant}/revoke"), None).await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    assert_eq!(r.body["settled"].as_array().unwrap().len(), 2, "{:?}", r.body);
+    // Every descendant token is void at once.
+    let r = http.delegate(&key, hop(&token(&r2.body), "b", "c", &grandchild, mandate(10, 1))).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{:?}", r.body);
+    assert!(r.body["message"].as_str().unwrap().contains("REVOKED"), "{:?}", r.body);
+    // The 600 is back at the root: a sibling can take it.
+    let r = http.delegate(&key, hop(&token(&grant), "orchestrator", "d", &root, mandate(1_000, 3))).await;
+    assert_eq!(r.body["decision"], "allow", "{:?}", r.body);
+    audit_sound(&http, &key).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commits_return_the_rest_up_the_tree_and_settle_the_root_hold() {
+    let (_dir, _gw, http, key) = setup().await;
+    let root = mandate(1_000, 4);
+    let grant = http.root_grant(&key, "orchestrator", root.clone()).await;
+    let r1 = http.delegate(&key, hop(&token(&grant), "orchestrator", "a", &root, mandate(600, 3))).await;
+    let a = r1.body["grant_id"].as_str().unwrap().to_string();
+    let root_id = grant["grant_id"].as_str().unwrap().to_string();
+    // Spending more than was granted is refused; a parent with live children cannot settle.
+    let over = http.tenant(&key, Method::POST, &format!("/v1/grants/{a}/commit"), Some(json!({"spent": [{"unit": "TOKENS", "amount": 601}]}))).await;
+    assert_eq!(over.status, StatusCode::CONFLICT, "{:?}", over.body);
+    let early = http.tenant(&key, Method::POST, &format!("/v1/grants/{root_id}/commit"), Some(json!({"spent": []}))).await;
+    assert_eq!(early.status, StatusCode::CONFLICT, "{:?}", early.body);
+    let ok = http.tenant(&key, Method::POST, &format!("/v1/grants/{a}/commit"), Some(json!({"spent": [{"unit": "TOKENS", "amount": 250}]}))).await;
+    assert_eq!(ok.status, StatusCode::OK, "{:?}", ok.body);
+    let g = http.tenant(&key, Method::GET, &format!("/v1/grants/{root_id}"), None).await;
+    assert_eq!(g.body["units"][0]["available"], 750, "{:?}", g.body);
+    let done = http.tenant(&key, Method::POST, &format!("/v1/grants/{root_id}/commit"), Some(json!({"spent": [{"unit": "TOKENS", "amount": 50}]}))).await;
+    assert_eq!(done.status, StatusCode::OK, "{:?}", done.body);
+    assert_eq!(done.body["root_reservations"][0]["consumed"], 300, "{:?}", done.body);
+    let b = http.balance(&key, "acme", "tenant:acme").await;
+    assert_eq!((b["reserved"]["amount"].as_i64(), b["spent"]["amount"].as_i64()), (Some(0), Some(300)), "{b}");
+    audit_sound(&http, &key).await;
+}
