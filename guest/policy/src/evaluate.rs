@@ -92,7 +92,8 @@ impl Policy {
         // 1. structural
         let depth = structural::check(config, req)?;
         // 2. attenuation
-        attenuation::check_budget_units(&req.parent_mandate, &req.requested_mandate).map_err(Refusal::Deny)?;
+        attenuation::check_budget_units(&req.parent_mandate, &req.requested_mandate)
+            .map_err(Refusal::Deny)?;
         attenuation::check_within(&req.parent_mandate, &req.requested_mandate).map_err(Refusal::Deny)?;
         attenuation::check_task(&req.requested_mandate, &req.task, req.now).map_err(Refusal::Deny)?;
         // 3. trust

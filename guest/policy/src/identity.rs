@@ -172,7 +172,9 @@ fn check_chars(id: &str) -> Result<(), IdRefusal> {
             | GeneralCategory::ParagraphSeparator => Some((Reason::AgentIdWhitespace, "whitespace")),
             GeneralCategory::Control => Some((Reason::AgentIdControl, "a control character")),
             GeneralCategory::Format => Some((Reason::AgentIdInvisible, "an invisible format character")),
-            _ if ignorable.contains(c) => Some((Reason::AgentIdInvisible, "a default-ignorable (invisible) character")),
+            _ if ignorable.contains(c) => {
+                Some((Reason::AgentIdInvisible, "a default-ignorable (invisible) character"))
+            }
             GeneralCategory::Unassigned | GeneralCategory::PrivateUse | GeneralCategory::Surrogate => {
                 Some((Reason::AgentIdUnstable, "unassigned or private use"))
             }
@@ -303,7 +305,16 @@ mod tests {
 
     #[test]
     fn whitespace_is_refused_not_stripped() {
-        for id in ["agent-a ", " agent-a", "agent a", "agent\ta", "agent-a\n", "agent\u{a0}a", "agent\u{3000}a", "agent\u{2028}a"] {
+        for id in [
+            "agent-a ",
+            " agent-a",
+            "agent a",
+            "agent\ta",
+            "agent-a\n",
+            "agent\u{a0}a",
+            "agent\u{3000}a",
+            "agent\u{2028}a",
+        ] {
             assert_eq!(canon(id), Err(Reason::AgentIdWhitespace), "{id:?}");
         }
     }
@@ -324,17 +335,17 @@ mod tests {
     #[test]
     fn invisible_characters_are_refused() {
         let invisible = [
-            '\u{200b}', // zero width space
-            '\u{200c}', // zero width non-joiner
-            '\u{200d}', // zero width joiner
-            '\u{feff}', // byte order mark
-            '\u{ad}',   // soft hyphen
-            '\u{202e}', // right-to-left override
-            '\u{2066}', // left-to-right isolate
-            '\u{200f}', // right-to-left mark
-            '\u{fe0f}', // variation selector 16
-            '\u{3164}', // hangul filler
-            '\u{2060}', // word joiner
+            '\u{200b}',  // zero width space
+            '\u{200c}',  // zero width non-joiner
+            '\u{200d}',  // zero width joiner
+            '\u{feff}',  // byte order mark
+            '\u{ad}',    // soft hyphen
+            '\u{202e}',  // right-to-left override
+            '\u{2066}',  // left-to-right isolate
+            '\u{200f}',  // right-to-left mark
+            '\u{fe0f}',  // variation selector 16
+            '\u{3164}',  // hangul filler
+            '\u{2060}',  // word joiner
             '\u{e0041}', // tag latin capital a
         ];
         for c in invisible {

@@ -224,11 +224,8 @@ fn check_continuity(req: &Request, ids: &Ids) -> Result<(), Refusal> {
 /// in canonical form: the cycle's description, or `None`.
 fn find_cycle(req: &Request, ids: &Ids) -> Option<String> {
     let target = ids.to.as_str();
-    let hop = if ids.originator() == target {
-        0
-    } else {
-        ids.links.iter().position(|(_, to)| to == target)? + 1
-    };
+    let hop =
+        if ids.originator() == target { 0 } else { ids.links.iter().position(|(_, to)| to == target)? + 1 };
     let listed = match hop.checked_sub(1).and_then(|i| req.chain.get(i)) {
         Some(link) => link.to.as_str(),
         None => req.originator(),

@@ -1682,7 +1682,11 @@ fn a_cycle_whose_task_cannot_be_completed_locally_escalates_to_the_human() {
     req.task.completable_locally = false;
     let escalation = escalated(evaluate(&req), Reason::DepthLimitEscalation);
     assert_eq!(escalation.target, human("human-oversight"));
-    assert!(escalation.message.contains("cycle") && escalation.message.contains("hop-1"), "{}", escalation.message);
+    assert!(
+        escalation.message.contains("cycle") && escalation.message.contains("hop-1"),
+        "{}",
+        escalation.message
+    );
 }
 
 #[test]
