@@ -85,7 +85,37 @@ fn edge_requests() -> Vec<Request> {
     empty.task.id = String::new();
     empty.chain[1].reason = String::new();
     empty.state = Vec::new();
-    vec![allowed_request(), large, unicode, empty]
+    let mut requests = vec![allowed_request(), large, unicode, empty];
+    // Agent ids without a canonical form (sbd_policy::identity), one per reason, and one that
+    // respells the delegator (still allowed, the grant naming it canonically).
+    for bad in [
+        "x".repeat(129),
+        "agent-b ".to_string(),
+        "agent\u{0}b".to_string(),
+        "agent\u{200b}-b".to_string(),
+        "\u{430}gent-b".to_string(),
+        "agent-\u{e000}".to_string(),
+        "ＦＸ-Ａｇｅｎｔ".to_string(),
+    ] {
+        let mut request = allowed_request();
+        request.to.id = bad;
+        requests.push(request);
+    }
+    // A human-approved depth exception that applies (a warning the random requests, which now
+    // also exercise agent ids, reach too rarely for the corpus).
+    let mut excepted = allowed_request();
+    excepted.depth_exception = Some(sbd_policy::DepthException {
+        approved_by: "risk-officer".into(),
+        justification: "quarter close".into(),
+        extra_depth: 1,
+        expires_at: excepted.now + 60_000,
+    });
+    requests.push(excepted);
+    let mut duplicated = allowed_request();
+    let unit = duplicated.requested_mandate.budgets[0];
+    duplicated.requested_mandate.budgets.push(unit);
+    requests.push(duplicated);
+    requests
 }
 
 /// The corpus: for each configuration, the edge requests, then random requests (fixed seed)
@@ -96,6 +126,7 @@ pub fn build_cases() -> Vec<(&'static str, Request)> {
     let policies: Vec<Policy> =
         configs.iter().map(|(_, c)| Policy::new(c.clone()).expect("valid configuration")).collect();
     let mut candidates = edge_requests();
+    let edges = candidates.len();
     candidates.extend(sample_requests(6_000, 21));
 
     let mut counts: BTreeMap<String, usize> = BTreeMap::new();
@@ -104,7 +135,7 @@ pub fn build_cases() -> Vec<(&'static str, Request)> {
     for (index, request) in candidates.iter().enumerate() {
         for (slot, ((name, _), policy)) in configs.iter().zip(&policies).enumerate() {
             let verdict_labels = labels(&policy.evaluate(request));
-            let wanted = index < 4
+            let wanted = index < edges
                 || verdict_labels.iter().any(|l| counts.get(l).copied().unwrap_or(0) < QUOTA_PER_LABEL);
             if wanted && cases.len() < TOTAL_CASES {
                 for label in verdict_labels {
@@ -115,7 +146,7 @@ pub fn build_cases() -> Vec<(&'static str, Request)> {
             }
         }
     }
-    let mut rest = candidates.iter().enumerate().filter(|(index, _)| *index >= 4);
+    let mut rest = candidates.iter().enumerate().filter(|(index, _)| *index >= edges);
     let mut slot = 0;
     while cases.len() < TOTAL_CASES {
         let (index, request) = rest.next().expect("enough random requests to fill the corpus");

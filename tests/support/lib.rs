@@ -144,10 +144,14 @@ fn mandate() -> impl Strategy<Value = Mandate> {
                 value_ceiling,
                 action_kinds: actions.into_iter().map(String::from).collect(),
                 counterparties: parties.into_iter().map(String::from).collect(),
-                budgets: budgets
-                    .into_iter()
-                    .map(|(u, amount)| Budget { unit: units[u % units.len()], amount })
-                    .collect(),
+                // One budget per unit: a unit listed twice is its own refusal (mischief 14).
+                budgets: budgets.into_iter().fold(Vec::new(), |mut kept: Vec<Budget>, (u, amount)| {
+                    let unit = units[u % units.len()];
+                    if !kept.iter().any(|b| b.unit == unit) {
+                        kept.push(Budget { unit, amount });
+                    }
+                    kept
+                }),
                 remaining_depth,
                 expires_at,
             }
@@ -165,14 +169,16 @@ fn risk() -> impl Strategy<Value = RiskLevel> {
 
 /// Random requests over six agents: chains that are mostly consistent, with tasks that mostly
 /// fit the requested mandate (so the later rules are reached), but sometimes broken, cyclic,
-/// self-delegating, stale, tampered or widened.
+/// self-delegating, stale, tampered or widened, with agent ids respelled (case, fullwidth) or
+/// refused (whitespace, control, invisible, mixed-script, unassigned, oversized), or a budget
+/// unit listed twice.
 pub fn request() -> impl Strategy<Value = Request> {
     let agents = Just(AGENTS.to_vec())
         .prop_shuffle()
         .prop_map(|v| v.into_iter().map(String::from).collect::<Vec<_>>());
     let links = proptest::collection::vec((0.0f64..=1.0, 0u64..15_000), 0..5);
     (
-        (agents, links, 0u8..20, any::<Index>()),
+        (agents, links, 0u8..30, any::<Index>()),
         (0u16..=1000, 0u16..=1000),
         (mandate(), mandate(), any::<bool>()),
         (any::<bool>(), any::<Index>(), risk(), 0.0f64..1.2, any::<Index>(), any::<bool>()),
@@ -211,11 +217,29 @@ pub fn request() -> impl Strategy<Value = Request> {
                 2 if chain.len() > 1 => chain[1].from = "z".into(),
                 3 => from = "z".into(),
                 4 => to_trust = 1001,
+                // Agent ids (sbd_policy::identity): another spelling of a chain agent is that
+                // agent (a cycle or self-delegation); refused characters are refused.
+                6 => to = pick.get(&agents[..=links.len()]).to_uppercase(),
+                7 => to.push(' '),
+                8 => to.insert(0, '\u{200b}'),
+                9 => to.push('\u{0}'),
+                10 => to.insert(0, '\u{430}'),
+                11 => to.push('\u{e000}'),
+                12 => to = to.repeat(129),
+                13 if !chain.is_empty() => {
+                    let last = chain.len() - 1;
+                    chain[last].to = from.chars().map(fullwidth).collect();
+                }
                 _ => {}
             }
 
-            let requested =
+            let mut requested =
                 if narrow_it { sbd_policy::attenuation::narrow(&parent, &wanted) } else { wanted };
+            if mischief == 14
+                && let Some(first) = requested.budgets.first().copied()
+            {
+                requested.budgets.push(first);
+            }
             let action_kind = if task_fits && !requested.action_kinds.is_empty() {
                 action_pick.get(&requested.action_kinds).replace('*', "any")
             } else {
@@ -245,6 +269,11 @@ pub fn request() -> impl Strategy<Value = Request> {
                 now: NOW,
             }
         })
+}
+
+/// The fullwidth form of an ASCII letter or digit (`a` -> `ａ`); other characters unchanged.
+fn fullwidth(c: char) -> char {
+    if c.is_ascii_alphanumeric() { char::from_u32(u32::from(c) - 0x21 + 0xFF01).unwrap_or(c) } else { c }
 }
 
 /// `n` requests from [`request`], the same for the same `seed` on every machine.

@@ -22,6 +22,23 @@ fn denial(reason: Reason, message: String) -> Denial {
     Denial { reason, message }
 }
 
+/// Refuses a mandate that lists a budget unit more than once (`budget-unit-duplicated`): which
+/// of two amounts would bind is ambiguous, and a host that holds each listed budget would hold
+/// twice. Checked on the parent's and on the requested mandate.
+pub fn check_budget_units(parent: &Mandate, requested: &Mandate) -> Result<(), Denial> {
+    for (field, mandate) in [("parent_mandate", parent), ("requested_mandate", requested)] {
+        for (i, budget) in mandate.budgets.iter().enumerate() {
+            if mandate.budgets[..i].iter().any(|b| b.unit == budget.unit) {
+                return Err(denial(
+                    Reason::BudgetUnitDuplicated,
+                    format!("`{field}.budgets[{i}]`: {:?} is listed more than once", budget.unit),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Checks that `child` is within `parent` in every dimension: budget per unit, action kinds,
 /// counterparties, value ceiling, expiry, and strictly smaller remaining depth.
 pub fn check_within(parent: &Mandate, child: &Mandate) -> Result<(), Denial> {

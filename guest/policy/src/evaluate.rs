@@ -11,7 +11,7 @@ use crate::model::{
     Verdict,
 };
 use crate::reasons::Reason;
-use crate::{attenuation, sbd, structural, trust, wire};
+use crate::{attenuation, identity, sbd, structural, trust, wire};
 
 /// A configured policy, ready to decide.
 #[derive(Debug, Clone)]
@@ -92,6 +92,8 @@ impl Policy {
         // 1. structural
         let depth = structural::check(config, req)?;
         // 2. attenuation
+        attenuation::check_budget_units(&req.parent_mandate, &req.requested_mandate)
+            .map_err(Refusal::Deny)?;
         attenuation::check_within(&req.parent_mandate, &req.requested_mandate).map_err(Refusal::Deny)?;
         attenuation::check_task(&req.requested_mandate, &req.task, req.now).map_err(Refusal::Deny)?;
         // 3. trust
@@ -121,18 +123,23 @@ impl Policy {
         let mut alphas: Vec<f64> = req.chain.iter().map(|l| l.alpha).collect();
         alphas.push(sbd.alpha);
         let weights = sbd::accountability_weights(&alphas);
-        let agents = core::iter::once(req.originator())
-            .chain(req.chain.iter().map(|l| l.to.as_str()))
-            .chain(core::iter::once(req.to.id.as_str()));
-        let accountability = agents
+        // The structural stage canonicalised every id: the grant names agents as one agent is
+        // named everywhere (scopes, registry, traces).
+        let sub_agent = match sbd.sub_agent {
+            Some(chosen) => identity::canonicalise(&chosen).unwrap_or(chosen),
+            None => depth.agents.last().cloned().unwrap_or_else(|| req.to.id.clone()),
+        };
+        let accountability = depth
+            .agents
+            .into_iter()
             .zip(weights)
-            .map(|(agent, weight)| AccountabilityShare { agent: agent.into(), weight })
+            .map(|(agent, weight)| AccountabilityShare { agent, weight })
             .collect();
 
         Grant {
             alpha: sbd.alpha,
             lambda: sbd.lambda,
-            sub_agent: sbd.sub_agent.unwrap_or_else(|| req.to.id.clone()),
+            sub_agent,
             effective_trust: req.to.trust,
             effective_tier: trust::effective_tier(req),
             child_mandate,

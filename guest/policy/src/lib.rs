@@ -7,8 +7,9 @@
 //!
 //! A decision runs the rules cheapest first and stops at the first refusal:
 //!
-//! 1. [`structural`]: request shape, self-delegation, cycles, depth metadata, depth limit,
-//!    expiry and chain deadline (AG-396 4.1-4.5, 4.9, 4.10, 4.12);
+//! 1. [`structural`]: request shape, canonical agent ids ([`identity`]), self-delegation,
+//!    cycles, depth metadata, depth limit, expiry and chain deadline (AG-396 4.1-4.5, 4.9,
+//!    4.10, 4.12);
 //! 2. [`attenuation`]: the requested child mandate lies within the parent's (AG-001,
 //!    AG-396 4.7) and admits the task;
 //! 3. [`trust`]: the executor's own tier covers the task's risk (Vorion upward escalation);
@@ -28,6 +29,7 @@ pub mod attenuation;
 pub mod config;
 pub mod identity;
 mod evaluate;
+pub mod identity;
 pub mod learned;
 pub mod model;
 pub mod reasons;

@@ -88,6 +88,25 @@ reasons! {
     /// The request is not well formed.
     RequestMalformed = 1009, "request-malformed", Deny,
         "the request is not well formed";
+    /// An agent id is empty, or over the length bound before or after canonicalisation.
+    AgentIdLength = 1010, "agent-id-length", Deny,
+        "an agent id is empty or longer than the canonical bound";
+    /// An agent id contains whitespace (refused, never stripped).
+    AgentIdWhitespace = 1011, "agent-id-whitespace", Deny,
+        "an agent id contains whitespace";
+    /// An agent id contains a control character such as NUL.
+    AgentIdControl = 1012, "agent-id-control", Deny,
+        "an agent id contains a control character";
+    /// An agent id contains an invisible character: zero-width, BOM, bidi control, format.
+    AgentIdInvisible = 1013, "agent-id-invisible", Deny,
+        "an agent id contains an invisible or format character";
+    /// An agent id mixes scripts (a confusable such as a Cyrillic letter in a Latin id).
+    AgentIdMixedScript = 1014, "agent-id-mixed-script", Deny,
+        "an agent id mixes scripts";
+    /// An agent id contains unassigned or private-use code points, or does not settle under
+    /// normalisation and case folding.
+    AgentIdUnstable = 1015, "agent-id-unstable", Deny,
+        "an agent id has no stable canonical form";
     /// The chain is nearing its maximum depth (AG-396 4.9).
     DepthWarning = 1101, "depth-warning", Warn,
         "the chain has reached the depth warning threshold";
@@ -129,6 +148,9 @@ reasons! {
     /// The requested child mandate would already be expired when granted.
     ChildMandateExpired = 2010, "child-mandate-expired", Deny,
         "the requested child mandate is already expired";
+    /// A mandate lists the same budget unit more than once.
+    BudgetUnitDuplicated = 2011, "budget-unit-duplicated", Deny,
+        "a mandate lists the same budget unit twice";
 
     // 3xxx trust (Vorion upward escalation)
     /// The executor's own tier is below the task's required tier.
@@ -141,9 +163,10 @@ reasons! {
         "the SBD state vector does not fit the policy";
 
     // 5xxx routing
-    /// The depth limit is reached and the task cannot be finished here (AG-396 4.4).
+    /// The depth limit is reached, or the target closes a cycle (which AG-396 4.5 treats as
+    /// exceeding the maximum depth), and the task cannot be finished here (AG-396 4.4).
     DepthLimitEscalation = 5001, "depth-limit-escalation", Escalate,
-        "the depth limit is reached and the task cannot be completed at this level";
+        "the depth limit (or a cycle) is reached and the task cannot be completed at this level";
     /// The delegation degree is below the human review threshold.
     LowAlphaReview = 5002, "low-alpha-review", Escalate,
         "the delegation degree is below the human review threshold";
@@ -236,6 +259,12 @@ mod tests {
                 (1007, "chain-discontinuous"),
                 (1008, "depth-metadata-invalid"),
                 (1009, "request-malformed"),
+                (1010, "agent-id-length"),
+                (1011, "agent-id-whitespace"),
+                (1012, "agent-id-control"),
+                (1013, "agent-id-invisible"),
+                (1014, "agent-id-mixed-script"),
+                (1015, "agent-id-unstable"),
                 (1101, "depth-warning"),
                 (1102, "depth-exception-applied"),
                 (1103, "depth-exception-ignored"),
@@ -249,6 +278,7 @@ mod tests {
                 (2008, "value-over-ceiling"),
                 (2009, "counterparty-not-permitted"),
                 (2010, "child-mandate-expired"),
+                (2011, "budget-unit-duplicated"),
                 (3001, "trust-insufficient"),
                 (4001, "state-invalid"),
                 (5001, "depth-limit-escalation"),

@@ -1,13 +1,24 @@
 //! Structural rules, decided from the chain's shape alone and run first because they are the
-//! cheapest: request shape, self-delegation, chain continuity, depth metadata (AG-396 4.2),
-//! cycles (4.5), expiry, chain deadline (4.10), risk-tiered depth limits (4.1, 4.3, 4.8) with
-//! human escalation at the limit (4.4), depth warnings (4.9) and depth exceptions (4.12).
+//! cheapest: request shape, canonical agent ids ([`crate::identity`]), self-delegation, chain
+//! continuity, depth metadata (AG-396 4.2), cycles (4.5), expiry, chain deadline (4.10),
+//! risk-tiered depth limits (4.1, 4.3, 4.8) with human escalation at the limit (4.4), depth
+//! warnings (4.9) and depth exceptions (4.12).
+//!
+//! Every agent id is compared in its canonical form, so `Agent-A`, fullwidth `ＡＧＥＮＴ-Ａ`
+//! and `agent-a` are one agent to the self-delegation, continuity and cycle checks; an id
+//! without a canonical form is refused with its `agent-id-*` reason before any of them.
+//!
+//! A cycle is treated as exceeding the maximum depth (4.5): when the delegator can complete the
+//! task itself it is denied (`delegation-cycle`), otherwise it escalates to the designated human
+//! like the depth limit (`depth-limit-escalation`, 4.4), once expiry and the chain deadline
+//! have been checked.
 
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 
 use crate::config::PolicyConfig;
+use crate::identity;
 use crate::model::{DepthException, EscalationTarget, Refusal, Request, Warning};
 use crate::reasons::Reason;
 
@@ -20,6 +31,55 @@ pub struct DepthDecision {
     pub max_depth: u8,
     /// Depth notices to carry into the grant.
     pub warnings: Vec<Warning>,
+    /// The chain's agents in canonical form, originator first and this hop's target last.
+    pub agents: Vec<String>,
+}
+
+/// The agent ids of a request in canonical form ([`identity::canonicalise`]).
+struct Ids {
+    from: String,
+    to: String,
+    /// `(from, to)` of each link.
+    links: Vec<(String, String)>,
+}
+
+impl Ids {
+    fn originator(&self) -> &str {
+        self.links.first().map_or(self.from.as_str(), |(from, _)| from.as_str())
+    }
+
+    /// The chain's agents, originator first, this hop's target last.
+    fn into_agents(self) -> Vec<String> {
+        let mut agents = Vec::with_capacity(self.links.len() + 2);
+        let mut links = self.links.into_iter();
+        match links.next() {
+            Some((from, to)) => {
+                agents.push(from);
+                agents.push(to);
+            }
+            None => agents.push(self.from),
+        }
+        agents.extend(links.map(|(_, to)| to));
+        agents.push(self.to);
+        agents
+    }
+}
+
+/// Canonicalises every agent id of the request, refusing the first that has no canonical form
+/// with its `agent-id-*` reason and the field it came from.
+fn canonical_ids(req: &Request) -> Result<Ids, Refusal> {
+    let canon = |id: &str, field: &dyn Fn() -> String| {
+        identity::canonicalise(id).map_err(|why| Refusal::Deny(why.into_denial(&field(), id)))
+    };
+    let from = canon(&req.from.id, &|| String::from("from.id"))?;
+    let to = canon(&req.to.id, &|| String::from("to.id"))?;
+    let mut links = Vec::with_capacity(req.chain.len());
+    for (i, link) in req.chain.iter().enumerate() {
+        let link_from = canon(&link.from, &|| format!("chain[{i}].from"))?;
+        let link_to = canon(&link.to, &|| format!("chain[{i}].to"))?;
+        links.push((link_from, link_to));
+    }
+    Ok(Ids { from, to, links })
 }
 
 fn warning(reason: Reason, message: String) -> Warning {
@@ -32,14 +92,25 @@ const MAX_CHAIN_LEN: usize = 254;
 /// Runs every structural rule in order; the first failure decides.
 pub fn check(config: &PolicyConfig, req: &Request) -> Result<DepthDecision, Refusal> {
     check_shape(req)?;
-    if req.from.id == req.to.id {
+    let ids = canonical_ids(req)?;
+    if ids.from == ids.to {
+        let same = if req.from.id == req.to.id {
+            String::new()
+        } else {
+            format!(" (`{}` is the same agent)", req.to.id)
+        };
         return Err(Refusal::deny(
             Reason::SelfDelegation,
-            format!("`{}` cannot delegate to itself", req.from.id),
+            format!("`{}` cannot delegate to itself{same}", req.from.id),
         ));
     }
-    check_continuity(req)?;
-    check_cycle(req)?;
+    check_continuity(req, &ids)?;
+    let cycle = find_cycle(req, &ids);
+    if let Some(message) = &cycle
+        && req.task.completable_locally
+    {
+        return Err(Refusal::deny(Reason::DelegationCycle, message.clone()));
+    }
     if req.parent_mandate.expires_at <= req.now {
         return Err(Refusal::deny(
             Reason::MandateExpired,
@@ -61,7 +132,19 @@ pub fn check(config: &PolicyConfig, req: &Request) -> Result<DepthDecision, Refu
             ));
         }
     }
-    check_depth(config, req)
+    if let Some(message) = cycle {
+        // AG-396 4.5 treats a cycle as exceeding the maximum depth, so it takes the depth
+        // limit's path (4.4): the task cannot be completed here, a human decides.
+        return Err(Refusal::escalate(
+            EscalationTarget::Human(config.escalation.human.clone()),
+            Reason::DepthLimitEscalation,
+            format!(
+                "{message}: a cycle counts as exceeding the maximum depth, and `{}` cannot complete the task itself",
+                req.from.id
+            ),
+        ));
+    }
+    check_depth(config, req, ids)
 }
 
 fn check_shape(req: &Request) -> Result<(), Refusal> {
@@ -102,17 +185,19 @@ fn check_shape(req: &Request) -> Result<(), Refusal> {
 }
 
 /// Each link starts where the previous ended, the delegator is where the chain ends, and each
-/// link's depth is its position (immutable depth metadata, AG-396 4.2).
-fn check_continuity(req: &Request) -> Result<(), Refusal> {
-    let mut expected_from = req.chain.first().map(|l| l.from.as_str());
-    for (i, link) in req.chain.iter().enumerate() {
-        if Some(link.from.as_str()) != expected_from {
+/// link's depth is its position (immutable depth metadata, AG-396 4.2). Agents are compared in
+/// canonical form.
+fn check_continuity(req: &Request, ids: &Ids) -> Result<(), Refusal> {
+    let mut expected_from = ids.links.first().map(|(from, _)| from.as_str());
+    for (i, (link, (from, to))) in req.chain.iter().zip(&ids.links).enumerate() {
+        if Some(from.as_str()) != expected_from {
+            let previous = i.checked_sub(1).and_then(|p| req.chain.get(p)).map(|l| l.to.as_str());
             return Err(Refusal::deny(
                 Reason::ChainDiscontinuous,
                 format!(
                     "`chain[{i}].from` is `{}` but the previous link ended at `{}`",
                     link.from,
-                    expected_from.unwrap_or_default()
+                    previous.unwrap_or_default()
                 ),
             ));
         }
@@ -122,10 +207,10 @@ fn check_continuity(req: &Request) -> Result<(), Refusal> {
                 format!("`chain[{i}].depth` is {} but the link is hop {}", link.depth, i + 1),
             ));
         }
-        expected_from = Some(link.to.as_str());
+        expected_from = Some(to.as_str());
     }
-    if let Some(last) = req.chain.last()
-        && last.to != req.from.id
+    if let (Some(last), Some((_, last_to))) = (req.chain.last(), ids.links.last())
+        && *last_to != ids.from
     {
         return Err(Refusal::deny(
             Reason::ChainDiscontinuous,
@@ -135,29 +220,27 @@ fn check_continuity(req: &Request) -> Result<(), Refusal> {
     Ok(())
 }
 
-/// The target may not appear anywhere in the chain, originator included (AG-396 4.5).
-fn check_cycle(req: &Request) -> Result<(), Refusal> {
-    let target = req.to.id.as_str();
-    let position = if req.originator() == target {
-        Some(0)
-    } else {
-        req.chain.iter().position(|l| l.to == target).map(|i| i + 1)
+/// Where the target already appears in the chain, originator included (AG-396 4.5), compared
+/// in canonical form: the cycle's description, or `None`.
+fn find_cycle(req: &Request, ids: &Ids) -> Option<String> {
+    let target = ids.to.as_str();
+    let hop =
+        if ids.originator() == target { 0 } else { ids.links.iter().position(|(_, to)| to == target)? + 1 };
+    let listed = match hop.checked_sub(1).and_then(|i| req.chain.get(i)) {
+        Some(link) => link.to.as_str(),
+        None => req.originator(),
     };
-    match position {
-        Some(hop) => Err(Refusal::deny(
-            Reason::DelegationCycle,
-            format!("`{target}` already appears in the chain at depth {hop}"),
-        )),
-        None => Ok(()),
-    }
+    let alias = if listed == req.to.id { String::new() } else { format!(" as `{listed}`") };
+    Some(format!("`{}` already appears in the chain at depth {hop}{alias}", req.to.id))
 }
 
-fn check_depth(config: &PolicyConfig, req: &Request) -> Result<DepthDecision, Refusal> {
+fn check_depth(config: &PolicyConfig, req: &Request, ids: Ids) -> Result<DepthDecision, Refusal> {
+    let agents = ids.into_agents();
     let mut warnings = Vec::new();
     let risk = req.task.risk;
     let mut max_depth = config.depth.max_depth.min(config.depth.max_depth_by_risk.get(risk));
     if let Some(exception) = &req.depth_exception {
-        match exception_refusal(config, req, exception) {
+        match exception_refusal(config, req, &agents, exception) {
             None => {
                 let extra = exception.extra_depth.min(config.depth.max_exception_extra);
                 max_depth = max_depth.saturating_add(extra);
@@ -210,17 +293,25 @@ fn check_depth(config: &PolicyConfig, req: &Request) -> Result<DepthDecision, Re
             ),
         ));
     }
-    Ok(DepthDecision { depth, max_depth, warnings })
+    Ok(DepthDecision { depth, max_depth, warnings, agents })
 }
 
 /// Why a depth exception does not apply, or `None` when it does (AG-396 4.12: human approval,
 /// documented justification, automatic reversion at expiry).
-fn exception_refusal(config: &PolicyConfig, req: &Request, exception: &DepthException) -> Option<String> {
+/// An approver who is one of the chain's agents (`agents`, canonical) under any spelling of its
+/// id is not independent of the chain and does not count.
+fn exception_refusal(
+    config: &PolicyConfig,
+    req: &Request,
+    agents: &[String],
+    exception: &DepthException,
+) -> Option<String> {
     let approver = exception.approved_by.as_str();
     let authorised =
         approver == config.escalation.human || config.depth.exception_approvers.iter().any(|a| a == approver);
-    let in_chain =
-        approver == req.from.id || req.chain.iter().any(|l| l.from == approver || l.to == approver);
+    let in_chain = approver == req.from.id
+        || req.chain.iter().any(|l| l.from == approver || l.to == approver)
+        || identity::canonicalise(approver).is_ok_and(|canonical| agents.contains(&canonical));
     if approver.is_empty() {
         Some(String::from("it lacks a human approval record"))
     } else if !authorised || in_chain {

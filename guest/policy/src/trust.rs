@@ -7,6 +7,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 
 use crate::config::{InsufficientTrust, PolicyConfig};
+use crate::identity;
 use crate::model::{EscalationTarget, Outcome, Refusal, Request, TrustDelta, TrustTier};
 use crate::reasons::Reason;
 
@@ -36,10 +37,13 @@ pub fn check(config: &PolicyConfig, req: &Request) -> Result<(), Refusal> {
 }
 
 /// The most trusted registered escalation agent that qualifies and is not already part of the
-/// chain; the human authority when none does.
+/// chain under any spelling of its id ([`identity::same_agent`]); the human authority when none
+/// does. An agent target is named by its canonical id.
 fn escalation_target(config: &PolicyConfig, req: &Request, required: TrustTier) -> EscalationTarget {
     let in_chain = |id: &str| {
-        id == req.from.id || id == req.to.id || req.chain.iter().any(|l| l.from == id || l.to == id)
+        identity::same_agent(id, &req.from.id)
+            || identity::same_agent(id, &req.to.id)
+            || req.chain.iter().any(|l| identity::same_agent(id, &l.from) || identity::same_agent(id, &l.to))
     };
     config
         .escalation
@@ -51,7 +55,7 @@ fn escalation_target(config: &PolicyConfig, req: &Request, required: TrustTier) 
         .max_by_key(|a| a.trust)
         .map_or_else(
             || EscalationTarget::Human(config.escalation.human.clone()),
-            |a| EscalationTarget::Agent(a.id.clone()),
+            |a| EscalationTarget::Agent(identity::canonicalise(&a.id).unwrap_or_else(|_| a.id.clone())),
         )
 }
 

@@ -1547,3 +1547,295 @@ fn a_learned_model_that_overflows_fails_closed() {
     req.state = vec![1e300, 0.0];
     denied(evaluate_with(config, &req), Reason::StateInvalid);
 }
+
+// ---- identity: one canonical agent id (issue 14) ---------------------------------------------
+
+/// [`base`] one hop further: `agent-a -> agent-b` done, `agent-b` now delegates to `to`.
+fn second_hop_to(to: &str) -> Request {
+    let mut req = base();
+    req.chain = vec![link("agent-a", "agent-b", 1, 0.9)];
+    req.from.id = "agent-b".into();
+    req.to.id = to.into();
+    req
+}
+
+#[test]
+fn a_cycle_back_under_another_case_is_a_cycle() {
+    // A -> B -> Agent-A
+    let message = denied(evaluate(&second_hop_to("Agent-A")), Reason::DelegationCycle);
+    assert!(message.contains("Agent-A") && message.contains("depth 0"), "{message}");
+}
+
+#[test]
+fn a_cycle_back_in_fullwidth_letters_is_a_cycle() {
+    denied(evaluate(&second_hop_to("ＡＧＥＮＴ－Ａ")), Reason::DelegationCycle);
+    denied(evaluate(&second_hop_to("ａｇｅｎｔ-ａ")), Reason::DelegationCycle);
+}
+
+#[test]
+fn a_cycle_back_in_decomposed_accents_is_a_cycle() {
+    let mut req = second_hop_to("age\u{301}nt-a"); // NFD
+    req.chain[0].from = "ag\u{e9}nt-a".into(); // NFC
+    denied(evaluate(&req), Reason::DelegationCycle);
+}
+
+#[test]
+fn a_trailing_space_is_refused_not_a_new_agent() {
+    denied_naming(evaluate(&second_hop_to("agent-a ")), Reason::AgentIdWhitespace, "to.id");
+}
+
+#[test]
+fn a_zero_width_space_is_refused() {
+    denied_naming(evaluate(&second_hop_to("agent\u{200b}-a")), Reason::AgentIdInvisible, "U+200B");
+    denied(evaluate(&second_hop_to("agent-a\u{feff}")), Reason::AgentIdInvisible);
+    denied(evaluate(&second_hop_to("agent-a\u{202e}")), Reason::AgentIdInvisible);
+    denied(evaluate(&second_hop_to("agent\u{200d}-a")), Reason::AgentIdInvisible);
+}
+
+#[test]
+fn a_cyrillic_letter_in_a_latin_id_is_refused() {
+    // U+0430 CYRILLIC SMALL LETTER A
+    denied(evaluate(&second_hop_to("\u{430}gent-a")), Reason::AgentIdMixedScript);
+}
+
+#[test]
+fn a_nul_in_an_id_is_refused() {
+    denied_naming(evaluate(&second_hop_to("ag\u{e9}nt\u{0}")), Reason::AgentIdControl, "to.id");
+}
+
+#[test]
+fn an_oversized_id_is_refused() {
+    denied(evaluate(&second_hop_to(&"x".repeat(100_000))), Reason::AgentIdLength);
+    denied(evaluate(&second_hop_to(&"x".repeat(129))), Reason::AgentIdLength);
+    allowed(evaluate(&second_hop_to(&"x".repeat(128))));
+}
+
+#[test]
+fn refused_ids_in_the_chain_and_the_delegator_name_their_field() {
+    let mut req = second_hop_to("agent-c");
+    req.chain[0].from = "agent\u{200b}-a".into();
+    denied_naming(evaluate(&req), Reason::AgentIdInvisible, "chain[0].from");
+    let mut req = base();
+    req.from.id = "agent a".into();
+    denied_naming(evaluate(&req), Reason::AgentIdWhitespace, "from.id");
+}
+
+#[test]
+fn self_delegation_under_another_spelling_is_self_delegation() {
+    let mut req = base();
+    req.to.id = "AGENT-A".into();
+    denied_naming(evaluate(&req), Reason::SelfDelegation, "same agent");
+    req.to.id = "ＡＧＥＮＴ－Ａ".into();
+    denied(evaluate(&req), Reason::SelfDelegation);
+}
+
+#[test]
+fn a_chain_continues_through_another_spelling_of_the_same_agent() {
+    let mut req = second_hop_to("agent-c");
+    req.from.id = "Agent-B".into();
+    allowed(evaluate(&req));
+    req.chain[0].to = "ＡＧＥＮＴ-Ｂ".into();
+    allowed(evaluate(&req));
+}
+
+#[test]
+fn grants_carry_canonical_ids() {
+    let mut req = second_hop_to("Agent-C");
+    req.chain[0].from = "ＡＧＥＮＴ-Ａ".into();
+    req.from.id = "AGENT-B".into();
+    let grant = allowed(evaluate(&req));
+    assert_eq!(grant.sub_agent, "agent-c");
+    let agents: Vec<&str> = grant.accountability.iter().map(|s| s.agent.as_str()).collect();
+    assert_eq!(agents, ["agent-a", "agent-b", "agent-c"]);
+}
+
+#[test]
+fn a_depth_exception_approved_by_a_chain_agent_under_another_spelling_is_ignored() {
+    let mut config = config();
+    config.depth.exception_approvers = vec!["Agent-B".into()];
+    let mut req = second_hop_to("agent-c");
+    req.depth_exception = Some(exception("Agent-B", 1, NOW + HOUR));
+    let grant = allowed(evaluate_with(config, &req));
+    assert!(warning_reasons(&grant).contains(&Reason::DepthExceptionIgnored), "{:?}", grant.warnings);
+}
+
+#[test]
+fn trust_escalation_skips_chain_agents_under_another_spelling_and_names_agents_canonically() {
+    let mut config = config();
+    config.escalation.agents = escalation_agents();
+    config.escalation.agents.push(EscalationAgent { id: "Sup-Top".into(), trust: 950 });
+    let mut req = medium_risk_to(499);
+    req.chain = vec![link("SUP-HIGH", "agent-a", 1, 0.9)];
+    let escalation = escalated(evaluate_with(config.clone(), &req), Reason::TrustEscalation);
+    assert_eq!(escalation.target, EscalationTarget::Agent("sup-top".into()));
+    req.chain = vec![link("ＳＵＰ-ＴＯＰ", "agent-a", 1, 0.9)];
+    let escalation = escalated(evaluate_with(config, &req), Reason::TrustEscalation);
+    assert_eq!(escalation.target, EscalationTarget::Agent("sup-high".into()));
+}
+
+// ---- cycles a delegator cannot finish (AG-396 4.5 as 4.4) ----------------------------------
+
+#[test]
+fn a_cycle_whose_task_cannot_be_completed_locally_escalates_to_the_human() {
+    let mut req = deep(2);
+    req.to.id = "hop-1".into();
+    req.task.completable_locally = false;
+    let escalation = escalated(evaluate(&req), Reason::DepthLimitEscalation);
+    assert_eq!(escalation.target, human("human-oversight"));
+    assert!(
+        escalation.message.contains("cycle") && escalation.message.contains("hop-1"),
+        "{}",
+        escalation.message
+    );
+}
+
+#[test]
+fn a_cycle_escalation_goes_to_the_configured_human_and_sees_spellings() {
+    let mut config = config();
+    config.escalation.human = "risk-officer".into();
+    let mut req = second_hop_to("Agent-A");
+    req.task.completable_locally = false;
+    let escalation = escalated(evaluate_with(config, &req), Reason::DepthLimitEscalation);
+    assert_eq!(escalation.target, human("risk-officer"));
+}
+
+#[test]
+fn a_cycle_with_a_locally_completable_task_stays_denied() {
+    let mut req = deep(2);
+    req.to.id = "origin".into();
+    req.task.completable_locally = true;
+    denied(evaluate(&req), Reason::DelegationCycle);
+}
+
+#[test]
+fn a_cycle_on_an_expired_mandate_is_denied_not_escalated() {
+    let mut req = deep(2);
+    req.to.id = "origin".into();
+    req.task.completable_locally = false;
+    req.parent_mandate.expires_at = NOW;
+    denied(evaluate(&req), Reason::MandateExpired);
+}
+
+#[test]
+fn self_delegation_stays_denied_when_the_task_cannot_be_completed_locally() {
+    let mut req = base();
+    req.to.id = "agent-a".into();
+    req.task.completable_locally = false;
+    denied(evaluate(&req), Reason::SelfDelegation);
+}
+
+// ---- duplicate budget units -----------------------------------------------------------------
+
+#[test]
+fn a_requested_mandate_listing_a_unit_twice_is_refused() {
+    let mut req = base();
+    req.requested_mandate.budgets = vec![usd(1_000_000), usd(1_000_000)];
+    denied_naming(evaluate(&req), Reason::BudgetUnitDuplicated, "requested_mandate.budgets[1]");
+}
+
+#[test]
+fn a_parent_mandate_listing_a_unit_twice_is_refused() {
+    let mut req = base();
+    req.parent_mandate.budgets.push(usd(90_000_000));
+    denied_naming(evaluate(&req), Reason::BudgetUnitDuplicated, "parent_mandate.budgets[2]");
+}
+
+#[test]
+fn distinct_units_are_not_duplicates() {
+    let mut req = base();
+    req.requested_mandate.budgets = vec![usd(1), Budget { unit: BudgetUnit::Tokens, amount: 1 }];
+    allowed(evaluate(&req));
+}
+
+mod identity_properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Another spelling of an ASCII id: case changed per letter, some letters fullwidth.
+    fn respell(id: &str, upper: &[bool], wide: &[bool]) -> String {
+        id.chars()
+            .enumerate()
+            .map(|(i, c)| {
+                let c = if upper.get(i).copied().unwrap_or(false) { c.to_ascii_uppercase() } else { c };
+                if wide.get(i).copied().unwrap_or(false) && c.is_ascii_alphanumeric() {
+                    char::from_u32(u32::from(c) - 0x21 + 0xFF01).unwrap_or(c)
+                } else {
+                    c
+                }
+            })
+            .collect()
+    }
+
+    proptest! {
+        /// Ids equal after canonicalisation are one agent to the cycle check: a target that
+        /// respells any agent of the chain closes a cycle.
+        #[test]
+        fn respelled_chain_agents_close_a_cycle(
+            links in 1usize..5,
+            pick in 0usize..5,
+            upper in proptest::collection::vec(any::<bool>(), 8),
+            wide in proptest::collection::vec(any::<bool>(), 8),
+        ) {
+            let mut req = deep(links);
+            let pick = pick % links; // an agent before the delegator
+            req.to.id = respell(&hop_name(pick, links), &upper, &wide);
+            let verdict = evaluate(&req);
+            prop_assert_eq!(verdict.reason(), Some(Reason::DelegationCycle), "{:?}", verdict);
+        }
+
+        /// ... and to the self-delegation check.
+        #[test]
+        fn a_respelled_delegator_is_self_delegation(
+            upper in proptest::collection::vec(any::<bool>(), 8),
+            wide in proptest::collection::vec(any::<bool>(), 8),
+        ) {
+            let mut req = base();
+            req.to.id = respell("agent-a", &upper, &wide);
+            prop_assert_eq!(evaluate(&req).reason(), Some(Reason::SelfDelegation));
+        }
+
+        /// Respelling every id of an allowed request changes nothing but spelling: still
+        /// allowed, with the same canonical grant.
+        #[test]
+        fn respelling_keeps_the_verdict(
+            links in 0usize..4,
+            upper in proptest::collection::vec(any::<bool>(), 8),
+            wide in proptest::collection::vec(any::<bool>(), 8),
+        ) {
+            let req = deep(links);
+            let mut respelled = req.clone();
+            respelled.from.id = respell(&req.from.id, &upper, &wide);
+            respelled.to.id = respell(&req.to.id, &wide, &upper);
+            for link in &mut respelled.chain {
+                link.from = respell(&link.from, &upper, &upper);
+                link.to = respell(&link.to, &wide, &wide);
+            }
+            prop_assert_eq!(evaluate(&respelled), evaluate(&req));
+        }
+
+        /// An id with whitespace, a control or an invisible character anywhere is never
+        /// accepted.
+        #[test]
+        fn ids_with_refused_characters_never_pass(
+            at in 0usize..8,
+            bad in prop_oneof![
+                Just(' '), Just('\t'), Just('\u{a0}'), Just('\u{3000}'), Just('\u{0}'), Just('\u{7f}'),
+                Just('\u{200b}'), Just('\u{200d}'), Just('\u{feff}'), Just('\u{202e}'), Just('\u{ad}'),
+            ],
+        ) {
+            let mut id: Vec<char> = "agent-b".chars().collect();
+            id.insert(at.min(id.len()), bad);
+            let mut req = base();
+            req.to.id = id.into_iter().collect();
+            let reason = evaluate(&req).reason();
+            prop_assert!(
+                matches!(
+                    reason,
+                    Some(Reason::AgentIdWhitespace | Reason::AgentIdControl | Reason::AgentIdInvisible)
+                ),
+                "{:?}",
+                reason
+            );
+        }
+    }
+}
