@@ -17,6 +17,7 @@ use serde_json::{json, Map, Value};
 
 use crate::cycles::valid_scope_value;
 use crate::error::{ApiError, ApiResult, ErrorCode};
+use crate::auth::Principal;
 use crate::server::{Body, Shared, Tenant, Q};
 use crate::traces::{self, NewEvent};
 use crate::util::{new_id, now_ms};
@@ -238,12 +239,14 @@ pub async fn get_one(State(state): State<Shared>, Tenant(tenant): Tenant, Path(i
         .await
 }
 
-/// A reviewer's decision.
+/// A reviewer's decision. Who decides is the approver key's principal, never a body field:
+/// a `decided_by` in the body is refused.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DecisionBody {
-    /// Who decides (recorded).
-    pub decided_by: String,
+    /// Refused when present (the decider is the key's principal).
+    #[serde(default)]
+    pub decided_by: Option<Value>,
     /// Constraints of an approval: present makes it APPROVED_WITH_CONSTRAINTS.
     #[serde(default)]
     pub constraints: Option<Map<String, Value>>,
@@ -255,10 +258,13 @@ pub struct DecisionBody {
     pub to: Option<String>,
 }
 
-async fn decide(state: Shared, tenant: String, id: String, body: DecisionBody, kind: &'static str) -> ApiResult<Json<Value>> {
-    if body.decided_by.is_empty() || body.decided_by.len() > 256 {
-        return Err(ApiError::invalid("`decided_by` must be 1-256 characters"));
+async fn decide(state: Shared, who: Principal, id: String, body: DecisionBody, kind: &'static str) -> ApiResult<Json<Value>> {
+    if body.decided_by.is_some() {
+        return Err(ApiError::invalid(
+            "`decided_by` is not accepted: the decision is recorded under the approver key's principal",
+        ));
     }
+    let (tenant, decided_by) = (who.tenant, who.name);
     let decision = match kind {
         "approve" if body.constraints.is_some() => "APPROVED_WITH_CONSTRAINTS",
         "approve" => "APPROVED_AND_EXECUTED",
@@ -309,7 +315,7 @@ async fn decide(state: Shared, tenant: String, id: String, body: DecisionBody, k
                 extra.insert("delegated_to".into(), json!(to));
                 extra.insert("next_escalation_id".into(), json!(next_id));
             }
-            finish(conn, &tenant, &mut v, decision, &body.decided_by, now, extra)?;
+            finish(conn, &tenant, &mut v, decision, &decided_by, now, extra)?;
             Ok(v)
         })
         .await?;
@@ -323,18 +329,18 @@ async fn decide(state: Shared, tenant: String, id: String, body: DecisionBody, k
 }
 
 /// `POST /v1/escalations/{id}/approve`.
-pub async fn approve(State(s): State<Shared>, Tenant(t): Tenant, Path(id): Path<String>, Body(b): Body<DecisionBody>) -> ApiResult<Json<Value>> {
-    decide(s, t, id, b, "approve").await
+pub async fn approve(State(s): State<Shared>, p: Principal, Path(id): Path<String>, Body(b): Body<DecisionBody>) -> ApiResult<Json<Value>> {
+    decide(s, p, id, b, "approve").await
 }
 
 /// `POST /v1/escalations/{id}/deny`.
-pub async fn deny(State(s): State<Shared>, Tenant(t): Tenant, Path(id): Path<String>, Body(b): Body<DecisionBody>) -> ApiResult<Json<Value>> {
-    decide(s, t, id, b, "deny").await
+pub async fn deny(State(s): State<Shared>, p: Principal, Path(id): Path<String>, Body(b): Body<DecisionBody>) -> ApiResult<Json<Value>> {
+    decide(s, p, id, b, "deny").await
 }
 
 /// `POST /v1/escalations/{id}/delegate`.
-pub async fn delegate(State(s): State<Shared>, Tenant(t): Tenant, Path(id): Path<String>, Body(b): Body<DecisionBody>) -> ApiResult<Json<Value>> {
-    decide(s, t, id, b, "delegate").await
+pub async fn delegate(State(s): State<Shared>, p: Principal, Path(id): Path<String>, Body(b): Body<DecisionBody>) -> ApiResult<Json<Value>> {
+    decide(s, p, id, b, "delegate").await
 }
 
 /// An agent escalation target.

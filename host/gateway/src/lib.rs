@@ -6,9 +6,11 @@
 //!   extend, decide, balances, events) on the embedded [`store`];
 //! - [`admin_api`]: tenants, budgets and API keys (the governance admin shapes);
 //! - [`escalations`], [`traces`], [`metrics`], [`openapi`], [`bundles`];
+//! - [`auth`]: principals, roles and the permission of every endpoint;
 //! - [`server`] (router, ids, auth) and [`serve`] (`sbd serve`).
 
 pub mod admin_api;
+pub mod auth;
 pub mod bundles;
 pub mod config;
 pub mod cycles;
@@ -24,6 +26,7 @@ pub mod policy;
 pub mod serve;
 pub mod server;
 pub mod store;
+mod strict_json;
 pub mod tokens;
 pub mod traces;
 pub mod util;

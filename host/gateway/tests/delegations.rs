@@ -160,12 +160,17 @@ async fn escalations_queue_targets_and_decisions() {
     let gw = common::gateway(dir.path()).await;
     let http = Http::new(gw.url());
     let key = http.provision("acme").await;
+    let op = http.operator(&key);
+    // Decisions are made by approver keys; the decider is the key's principal.
+    let alice = http.key("acme", "approver", "alice@risk").await;
+    let supervisor = http.key("acme", "approver", "supervisor-bot").await;
+    let carol = http.key("acme", "approver", "carol").await;
     http.budget(&key, "tenant:acme", "USD_MICROCENTS", 10_000_000_000, json!({})).await;
     for (id, caps, trust, max) in [("junior-bot", json!(["*"]), 700, 5), ("senior-bot", json!(["payment.*"]), 850, 1), ("crm-bot", json!(["crm.*"]), 990, 5)] {
-        let r = http.tenant(&key, Method::POST, "/v1/escalation-targets", Some(json!({"agent_id": id, "capabilities": caps, "trust": trust, "tier": "T4", "max_concurrent": max}))).await;
+        let r = http.tenant(&op, Method::POST, "/v1/escalation-targets", Some(json!({"agent_id": id, "capabilities": caps, "trust": trust, "tier": "T4", "max_concurrent": max}))).await;
         assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
     }
-    let targets = http.tenant(&key, Method::GET, "/v1/escalation-targets", None).await;
+    let targets = http.tenant(&op, Method::GET, "/v1/escalation-targets", None).await;
     let order: Vec<&str> = targets.body["targets"].as_array().unwrap().iter().map(|t| t["agent_id"].as_str().unwrap()).collect();
     assert_eq!(order, ["crm-bot", "senior-bot", "junior-bot"]);
 
@@ -182,15 +187,15 @@ async fn escalations_queue_targets_and_decisions() {
     let ttl = esc["expires_at_ms"].as_i64().unwrap() - esc["created_at_ms"].as_i64().unwrap();
     assert_eq!(ttl, 300_000, "default TTL is 5 minutes");
     let id = esc["id"].as_str().unwrap().to_string();
-    let q = http.tenant(&key, Method::GET, "/v1/escalations?status=PENDING", None).await;
+    let q = http.tenant(&alice, Method::GET, "/v1/escalations?status=PENDING", None).await;
     assert_eq!(q.body["escalations"].as_array().unwrap().len(), 1);
     // Approve with constraints: who and when are recorded.
-    let a = http.tenant(&key, Method::POST, &format!("/v1/escalations/{id}/approve"), Some(json!({"decided_by": "alice@risk", "constraints": {"max_value": 100}}))).await;
+    let a = http.tenant(&alice, Method::POST, &format!("/v1/escalations/{id}/approve"), Some(json!({"constraints": {"max_value": 100}}))).await;
     assert_eq!(a.status, StatusCode::OK, "{:?}", a.body);
     assert_eq!(a.body["decision"], "APPROVED_WITH_CONSTRAINTS");
     assert_eq!(a.body["decided_by"], "alice@risk");
     assert!(a.body["decided_at_ms"].as_i64().unwrap() > 0);
-    let again = http.tenant(&key, Method::POST, &format!("/v1/escalations/{id}/deny"), Some(json!({"decided_by": "bob"}))).await;
+    let again = http.tenant(&carol, Method::POST, &format!("/v1/escalations/{id}/deny"), Some(json!({}))).await;
     assert_eq!((again.status, again.body["error"].as_str()), (StatusCode::CONFLICT, Some("ESCALATION_CLOSED")));
     // The decision is in the chain's trace.
     let chain = http.tenant(&key, Method::GET, &format!("/v1/chains/{}", r["chain_id"].as_str().unwrap()), None).await;
@@ -200,29 +205,29 @@ async fn escalations_queue_targets_and_decisions() {
 
     // Upward trust escalation to an agent; approve without constraints, deny, delegate.
     let mut decisions = Vec::new();
-    for (verb, body) in [
-        ("approve", json!({"decided_by": "supervisor-bot"})),
-        ("deny", json!({"decided_by": "carol", "note": "no"})),
-        ("delegate", json!({"decided_by": "carol", "to": "senior-bot"})),
+    for (verb, decider, body) in [
+        ("approve", &supervisor, json!({})),
+        ("deny", &carol, json!({"note": "no"})),
+        ("delegate", &carol, json!({"to": "senior-bot"})),
     ] {
         let r = delegate(&http, &key, json!({"request": hop(("orchestrator", 900), ("intern-bot", 300), "high", root.clone(), mandate(100_000_000, &["payment.refund"], 3), json!([]), 0.12)})).await;
         assert_eq!(r["decision"], "escalate", "{r}");
         assert_eq!(r["escalation"]["target"], json!({"kind": "agent", "id": "supervisor-bot"}));
         let id = r["escalation"]["id"].as_str().unwrap();
-        let d = http.tenant(&key, Method::POST, &format!("/v1/escalations/{id}/{verb}"), Some(body)).await;
+        let d = http.tenant(decider, Method::POST, &format!("/v1/escalations/{id}/{verb}"), Some(body)).await;
         assert_eq!(d.status, StatusCode::OK, "{:?}", d.body);
         decisions.push(d.body["decision"].as_str().unwrap().to_string());
         if verb == "delegate" {
             let next = d.body["next_escalation_id"].as_str().unwrap();
-            let n = http.tenant(&key, Method::GET, &format!("/v1/escalations/{next}"), None).await;
+            let n = http.tenant(decider, Method::GET, &format!("/v1/escalations/{next}"), None).await;
             assert_eq!((n.body["status"].as_str(), n.body["assignee"].as_str()), (Some("PENDING"), Some("senior-bot")));
         }
     }
     assert_eq!(decisions, ["APPROVED_AND_EXECUTED", "DENIED", "DELEGATED"]);
     // Bad decisions change nothing.
-    let r = http.tenant(&key, Method::POST, "/v1/escalations/esc_missing/approve", Some(json!({"decided_by": "x"}))).await;
+    let r = http.tenant(&alice, Method::POST, "/v1/escalations/esc_missing/approve", Some(json!({}))).await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
-    let r = http.tenant(&key, Method::POST, "/v1/escalation-targets", Some(json!({"agent_id": "x", "capabilities": [], "trust": 2000, "tier": "T9", "max_concurrent": 0}))).await;
+    let r = http.tenant(&op, Method::POST, "/v1/escalation-targets", Some(json!({"agent_id": "x", "capabilities": [], "trust": 2000, "tier": "T9", "max_concurrent": 0}))).await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     gw.stop().await;
 }
@@ -235,12 +240,13 @@ async fn escalations_expire_after_their_ttl() {
     let gw = sbd_gateway::serve::start(config).await.unwrap();
     let http = Http::new(gw.url());
     let key = http.provision("acme").await;
+    let approver = http.key("acme", "approver", "late-reviewer").await;
     let r = delegate(&http, &key, json!({"request": hop(("orchestrator", 900), ("refund-agent", 720), "medium", mandate(5_000_000_000, &["payment.*"], 4), mandate(500_000_000, &["payment.refund"], 3), json!([]), 0.38)})).await;
     let id = r["escalation"]["id"].as_str().unwrap().to_string();
     tokio::time::sleep(std::time::Duration::from_millis(700)).await;
-    let e = http.tenant(&key, Method::GET, &format!("/v1/escalations/{id}"), None).await;
+    let e = http.tenant(&approver, Method::GET, &format!("/v1/escalations/{id}"), None).await;
     assert_eq!((e.body["status"].as_str(), e.body["decision"].as_str()), (Some("EXPIRED"), Some("EXPIRED")), "{:?}", e.body);
-    let a = http.tenant(&key, Method::POST, &format!("/v1/escalations/{id}/approve"), Some(json!({"decided_by": "late"}))).await;
+    let a = http.tenant(&approver, Method::POST, &format!("/v1/escalations/{id}/approve"), Some(json!({}))).await;
     assert_eq!(a.status, StatusCode::CONFLICT);
     gw.stop().await;
 }

@@ -2,7 +2,9 @@
 //! small JSON client.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+use std::collections::HashMap;
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 
 use reqwest::{Client, Method, StatusCode};
 use sbd_gateway::serve::{start, Running};
@@ -30,6 +32,8 @@ pub async fn gateway(dir: &Path) -> Running {
 pub struct Http {
     pub base: String,
     pub client: Client,
+    /// The operator key [`Http::provision`] minted next to each agent key.
+    operators: Arc<Mutex<HashMap<String, String>>>,
 }
 
 pub struct Reply {
@@ -39,7 +43,11 @@ pub struct Reply {
 
 impl Http {
     pub fn new(base: String) -> Self {
-        Http { base, client: Client::builder().pool_max_idle_per_host(64).build().unwrap() }
+        Http {
+            base,
+            client: Client::builder().pool_max_idle_per_host(64).build().unwrap(),
+            operators: Arc::default(),
+        }
     }
 
     pub async fn call(&self, method: Method, path: &str, headers: &[(&str, &str)], body: Option<Value>) -> Reply {
@@ -76,7 +84,8 @@ impl Http {
         self.call(method, path, &[("x-cycles-api-key", key)], body).await
     }
 
-    /// Creates `tenant` and a key for it; returns the key.
+    /// Creates `tenant`, a key for it with the default role (`agent`) and an operator key
+    /// ([`Http::operator`]); returns the agent key.
     pub async fn provision(&self, tenant: &str) -> String {
         let r = self.admin(Method::POST, "/v1/admin/tenants", Some(json!({"tenant_id": tenant, "name": tenant}))).await;
         assert!(r.status.is_success(), "{:?}", r.body);
@@ -84,7 +93,25 @@ impl Http {
             .admin(Method::POST, "/v1/admin/api-keys", Some(json!({"tenant_id": tenant, "name": "test key"})))
             .await;
         assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+        let agent = r.body["key_secret"].as_str().unwrap().to_string();
+        let operator = self.key(tenant, "operator", "test operator").await;
+        self.operators.lock().unwrap().insert(agent.clone(), operator);
+        agent
+    }
+
+    /// A new key of `tenant` with `role` for principal `name` (made with the admin key).
+    pub async fn key(&self, tenant: &str, role: &str, name: &str) -> String {
+        let r = self
+            .admin(Method::POST, "/v1/admin/api-keys", Some(json!({"tenant_id": tenant, "name": name, "role": role})))
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
         r.body["key_secret"].as_str().unwrap().to_string()
+    }
+
+    /// The operator key minted with the agent key `key` by [`Http::provision`] (`key` itself
+    /// when it was not made there).
+    pub fn operator(&self, key: &str) -> String {
+        self.operators.lock().unwrap().get(key).cloned().unwrap_or_else(|| key.to_string())
     }
 
     /// A budget at `scope` in `unit`.
@@ -95,7 +122,7 @@ impl Http {
                 body[k] = v.clone();
             }
         }
-        let r = self.tenant(key, Method::POST, "/v1/admin/budgets", Some(body)).await;
+        let r = self.tenant(&self.operator(key), Method::POST, "/v1/admin/budgets", Some(body)).await;
         assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
         r.body
     }
