@@ -27,7 +27,7 @@ fn pct(sorted: &[Duration], p: f64) -> f64 {
     sorted[i.min(sorted.len() - 1)].as_secs_f64() * 1000.0
 }
 
-async fn run_phase<F>(name: &'static str, clients: usize, seconds: u64, make: F) -> Phase
+async fn run_phase<F>(name: &'static str, clients: usize, seconds: u64, key: String, make: F) -> Phase
 where
     F: Fn(usize, usize) -> (String, Value) + Send + Sync + Clone + 'static,
 {
@@ -36,7 +36,7 @@ where
     let started = Instant::now();
     let mut tasks = Vec::new();
     for c in 0..clients {
-        let (client, make) = (client.clone(), make.clone());
+        let (client, make, key) = (client.clone(), make.clone(), key.clone());
         tasks.push(tokio::spawn(async move {
             let mut lat = Vec::with_capacity(100_000);
             let (mut ok, mut errors) = (0usize, 0usize);
@@ -45,7 +45,7 @@ where
                 let (url, body) = make(c, i);
                 i += 1;
                 let t = Instant::now();
-                let r = client.post(&url).header("x-cycles-api-key", KEY.get().unwrap().as_str()).json(&body).send().await;
+                let r = client.post(&url).header("x-cycles-api-key", key.as_str()).json(&body).send().await;
                 match r {
                     Ok(resp) if resp.status().is_success() => {
                         let _ = resp.bytes().await;
@@ -76,7 +76,6 @@ where
     phase
 }
 
-static KEY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
 
 #[tokio::main]
 async fn main() {
@@ -107,11 +106,15 @@ async fn main() {
     post("/v1/admin/tenants", json!({"tenant_id": "acme", "name": "acme"})).await.unwrap();
     let key: Value = post("/v1/admin/api-keys", json!({"tenant_id": "acme", "name": "load"})).await.unwrap().json().await.unwrap();
     let key = key["key_secret"].as_str().unwrap().to_string();
-    KEY.set(key.clone()).unwrap();
+    let mint = |name: &str, role: &str| post("/v1/admin/api-keys", json!({"tenant_id": "acme", "name": name, "role": role}));
+    let operator: Value = mint("load operator", "operator").await.unwrap().json().await.unwrap();
+    let operator = operator["key_secret"].as_str().unwrap().to_string();
+    let orchestrator: Value = mint("orchestrator", "agent").await.unwrap().json().await.unwrap();
+    let orchestrator = orchestrator["key_secret"].as_str().unwrap().to_string();
     for unit in ["USD_MICROCENTS", "TOKENS"] {
         admin
             .post(format!("{base}/v1/admin/budgets"))
-            .header("x-cycles-api-key", &key)
+            .header("x-cycles-api-key", &operator)
             .json(&json!({"scope": "tenant:acme", "unit": unit, "allocated": {"unit": unit, "amount": 9_000_000_000_000_000i64}}))
             .send()
             .await
@@ -159,7 +162,7 @@ async fn main() {
     };
 
     let url = format!("{base}/v1/reservations");
-    let reservations = run_phase("reservations (POST /v1/reservations)", clients, seconds, move |c, i| {
+    let reservations = run_phase("reservations (POST /v1/reservations)", clients, seconds, key.clone(), move |c, i| {
         (url.clone(), json!({
             "idempotency_key": format!("k{c}-{i}"),
             "subject": {"tenant": "acme", "workspace": "prod", "agent": format!("a{c}")},
@@ -172,7 +175,7 @@ async fn main() {
     // Delegations: an operator's root grant to the orchestrator, then every client delegates a
     // fresh task from it (token verification, registry, escrow carve, signed child token,
     // trace event and idempotency record per decision).
-    let tenant_post = |path: &str, body: Value| admin.post(format!("{base}{path}")).header("x-cycles-api-key", &key).json(&body).send();
+    let tenant_post = |path: &str, body: Value| admin.post(format!("{base}{path}")).header("x-cycles-api-key", &operator).json(&body).send();
     tenant_post("/v1/agents", json!({"agent_id": "orchestrator", "trust": 900})).await.unwrap();
     for c in 0..clients {
         tenant_post("/v1/agents", json!({"agent_id": format!("worker-{c}"), "trust": 720})).await.unwrap();
@@ -183,7 +186,7 @@ async fn main() {
         .await.unwrap().json().await.unwrap();
     let token = grant["token"].as_str().expect("root grant").to_string();
     let url = format!("{base}/v1/delegations");
-    let decisions = run_phase("delegation decisions (POST /v1/delegations)", clients, seconds, move |c, i| {
+    let decisions = run_phase("delegation decisions (POST /v1/delegations)", clients, seconds, orchestrator.clone(), move |c, i| {
         (url.clone(), json!({"token": token, "request": {
             "from": {"id": "orchestrator", "trust": 0}, "to": {"id": format!("worker-{c}"), "trust": 0},
             "task": {"id": format!("t{c}-{i}"), "action_kind": "payment.refund", "risk": "low", "value": 10, "counterparty": "acme"},

@@ -12,7 +12,8 @@ use serde_json::{json, Map, Value};
 use crate::cycles::{parse_scope, valid_scope_value, Amount, OveragePolicy, Unit};
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::ledger::{self, BudgetRow};
-use crate::server::{Admin, Body, Caller, KeyInfo, Shared, Tenant, Q};
+use crate::auth::{self, Principal, Role};
+use crate::server::{Admin, Body, Caller, KeyInfo, Shared, Q};
 use crate::util::{new_id, now_ms, random_hex, rfc3339, sha256_hex};
 
 /// `TenantCreateRequest`.
@@ -200,7 +201,7 @@ fn close_cascade(conn: &Connection, tenant: &str, now: i64) -> ApiResult<()> {
         if let Some(r) = ledger::load_reservation(conn, &id)? {
             for scope in &r.budgeted {
                 if let Some(mut b) = ledger::load_budget(conn, tenant, scope, r.unit)? {
-                    b.reserved -= r.amount;
+                    b.reserved = ledger::checked_sub(b.reserved, r.amount, "reserved")?;
                     ledger::save_budget(conn, tenant, &b, now)?;
                 }
             }
@@ -242,10 +243,10 @@ pub struct BudgetCreateRequest {
 /// refused), or for the admin key the required `tenant_id`.
 fn acting_tenant(caller: &Caller, tenant_id: Option<&str>) -> ApiResult<String> {
     match (caller, tenant_id) {
-        (Caller::Tenant(_), Some(_)) => {
+        (Caller::Key(_), Some(_)) => {
             Err(ApiError::invalid("`tenant_id` must not be set when calling with a tenant API key"))
         }
-        (Caller::Tenant(t), None) => Ok(t.clone()),
+        (Caller::Key(p), None) => Ok(p.tenant.clone()),
         (Caller::Admin, Some(t)) => Ok(t.to_string()),
         (Caller::Admin, None) => Err(ApiError::invalid("`tenant_id` is required when calling with the admin key")),
     }
@@ -348,8 +349,8 @@ pub struct BudgetQuery {
 /// `GET /v1/admin/budgets` (listBudgets).
 pub async fn list_budgets(State(state): State<Shared>, caller: Caller, Q(q): Q<BudgetQuery>) -> ApiResult<Json<Value>> {
     let tenant = match (&caller, &q.tenant_id) {
-        (Caller::Tenant(t), Some(x)) if x != t => return Err(ApiError::forbidden("`tenant_id` is not your tenant")),
-        (Caller::Tenant(t), _) => Some(t.clone()),
+        (Caller::Key(p), Some(x)) if *x != p.tenant => return Err(ApiError::forbidden("`tenant_id` is not your tenant")),
+        (Caller::Key(p), _) => Some(p.tenant.clone()),
         (Caller::Admin, t) => t.clone(),
     };
     state
@@ -419,6 +420,9 @@ pub async fn fund_budget(
     let tenant = acting_tenant(&caller, target.tenant_id.as_deref())?;
     let unit = Unit::parse(&target.unit).ok_or_else(|| ApiError::invalid(format!("unknown unit `{}`", target.unit)))?;
     req.amount.validate("amount")?;
+    if let Some(s) = &req.spent {
+        s.validate("spent")?;
+    }
     if req.amount.unit != unit || req.spent.is_some_and(|s| s.unit != unit) {
         return Err(ApiError::new(ErrorCode::UnitMismatch, format!("amounts must be in {}", unit.as_str())));
     }
@@ -438,13 +442,16 @@ pub async fn fund_budget(
             let mut b = target_budget(conn, &tenant, &target.scope, unit)?;
             let before = b.clone();
             let a = req.amount.amount;
+            let over = |what: &str| {
+                ApiError::invalid(format!("`amount.amount` would overflow the budget's {what} ({} max)", i64::MAX))
+            };
             match req.operation.as_str() {
                 "CREDIT" => {
                     // Debt is repaid first, then the rest raises the allocation.
                     let repay = a.min(b.debt);
-                    b.allocated += a;
-                    b.debt -= repay;
-                    b.spent += repay;
+                    b.allocated = b.allocated.checked_add(a).ok_or_else(|| over("allocated"))?;
+                    b.debt = ledger::checked_sub(b.debt, repay, "debt")?;
+                    b.spent = b.spent.checked_add(repay).ok_or_else(|| over("spent"))?;
                 }
                 "DEBIT" => {
                     if b.remaining() < a {
@@ -453,13 +460,13 @@ pub async fn fund_budget(
                             format!("DEBIT of {a} would make remaining negative ({})", b.remaining()),
                         ));
                     }
-                    b.allocated -= a;
+                    b.allocated = b.allocated.checked_sub(a).ok_or_else(|| over("allocated"))?;
                 }
                 "RESET" => b.allocated = a,
                 "REPAY_DEBT" => {
                     let repay = a.min(b.debt);
-                    b.debt -= repay;
-                    b.spent += repay;
+                    b.debt = ledger::checked_sub(b.debt, repay, "debt")?;
+                    b.spent = b.spent.checked_add(repay).ok_or_else(|| over("spent"))?;
                 }
                 _ => {
                     b.allocated = a;
@@ -514,13 +521,15 @@ pub async fn unfreeze_budget(State(state): State<Shared>, caller: Caller, Q(t): 
     set_budget_status(state, caller, t, "ACTIVE").await
 }
 
-/// `ApiKeyCreateRequest`.
+/// `ApiKeyCreateRequest`, plus the principal's `role` (`name` is the principal's name).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 #[allow(missing_docs)]
 pub struct ApiKeyCreateRequest {
     pub tenant_id: String,
     pub name: String,
+    #[serde(default)]
+    pub role: Option<String>,
     #[serde(default)]
     pub description: Option<String>,
     #[serde(default)]
@@ -533,7 +542,8 @@ pub struct ApiKeyCreateRequest {
     pub metadata: Option<Map<String, Value>>,
 }
 
-/// The default permissions of a tenant key (the spec's list).
+/// The permission list keys were created with before roles existed (the spec's default); a
+/// stored key carrying exactly this list holds its role's full set.
 pub const DEFAULT_PERMISSIONS: &[&str] = &[
     "reservations:create",
     "reservations:commit",
@@ -551,15 +561,35 @@ pub const DEFAULT_PERMISSIONS: &[&str] = &[
 const KEY_LIFETIME_MS: i64 = 365 * 24 * 3600 * 1000;
 
 /// `POST /v1/admin/api-keys` (createApiKey): the secret is returned once; only its SHA-256 is
-/// stored.
+/// stored. The admin key creates keys of any role; an operator key creates approver, agent and
+/// reader keys of its own tenant. `role` defaults to `agent`.
 pub async fn create_api_key(
     State(state): State<Shared>,
-    _admin: Admin,
+    caller: Caller,
     Body(req): Body<ApiKeyCreateRequest>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     if req.name.is_empty() || req.name.len() > 256 {
         return Err(ApiError::invalid("`name` must be 1-256 characters"));
     }
+    if req.name.chars().any(char::is_control) {
+        return Err(ApiError::invalid("`name` must not contain control characters"));
+    }
+    let role = match req.role.as_deref() {
+        None => auth::DEFAULT_ROLE,
+        Some(r) => Role::parse(r).ok_or_else(|| {
+            ApiError::invalid(format!("`role` must be operator, approver, agent or reader, got `{r}`"))
+        })?,
+    };
+    if let Caller::Key(p) = &caller {
+        if p.tenant != req.tenant_id {
+            return Err(ApiError::forbidden("an operator key creates keys of its own tenant only"));
+        }
+        if role == Role::Operator {
+            return Err(ApiError::forbidden("only the admin key (X-Admin-API-Key) creates operator keys")
+                .with_details(json!({"required_permission": "admin:apikeys:write", "role": p.role.as_str()})));
+        }
+    }
+    let effective = auth::effective_permissions(role, req.permissions.as_deref())?;
     if req.expires_at.is_some() {
         return Err(ApiError::invalid(
             "`expires_at` is not supported by this server; keys expire one year after creation",
@@ -570,14 +600,14 @@ pub async fn create_api_key(
     let hash = sha256_hex(secret.as_bytes());
     let key_id = new_id("key_");
     let expires = now + KEY_LIFETIME_MS;
-    let permissions: Vec<String> =
-        req.permissions.clone().unwrap_or_else(|| DEFAULT_PERMISSIONS.iter().map(|s| s.to_string()).collect());
+    let permissions: Vec<&str> = effective.iter().map(|p| p.as_str()).collect();
     let prefix: String = secret.chars().take(15).collect();
     let mut key = json!({
         "key_id": key_id,
         "tenant_id": req.tenant_id,
         "key_prefix": prefix,
         "name": req.name,
+        "role": role.as_str(),
         "permissions": permissions,
         "status": "ACTIVE",
         "created_at": rfc3339(now),
@@ -590,7 +620,7 @@ pub async fn create_api_key(
         key["metadata"] = Value::Object(m.clone());
     }
     let tenant = req.tenant_id.clone();
-    let (stored_hash, stored_key, stored_id) = (hash.clone(), key.clone(), key_id.clone());
+    let (stored_hash, stored_key, stored_id, stored_name) = (hash.clone(), key.clone(), key_id.clone(), req.name.clone());
     state
         .store
         .run(move |conn| {
@@ -604,14 +634,25 @@ pub async fn create_api_key(
                 _ => {}
             }
             conn.prepare_cached(
-                "INSERT INTO api_keys (key_id, tenant_id, key_hash, status, expires_at_ms, body) VALUES (?1, ?2, ?3, 'ACTIVE', ?4, ?5)",
+                "INSERT INTO api_keys (key_id, tenant_id, key_hash, status, expires_at_ms, body, role, principal) \
+                 VALUES (?1, ?2, ?3, 'ACTIVE', ?4, ?5, ?6, ?7)",
             )?
-            .execute(params![stored_id, tenant, stored_hash, expires, stored_key.to_string()])?;
+            .execute(params![stored_id, tenant, stored_hash, expires, stored_key.to_string(), role.as_str(), stored_name])?;
             Ok(())
         })
         .await?;
     if let Ok(mut keys) = state.keys.write() {
-        keys.insert(hash, KeyInfo { key_id: key_id.clone(), tenant: req.tenant_id.clone(), expires_at_ms: expires });
+        keys.insert(
+            hash,
+            KeyInfo {
+                key_id: key_id.clone(),
+                tenant: req.tenant_id.clone(),
+                expires_at_ms: expires,
+                role,
+                name: req.name.clone(),
+                permissions: effective,
+            },
+        );
     }
     Ok((
         StatusCode::CREATED,
@@ -620,6 +661,8 @@ pub async fn create_api_key(
             "key_secret": secret,
             "key_prefix": key["key_prefix"],
             "tenant_id": req.tenant_id,
+            "name": req.name,
+            "role": role.as_str(),
             "permissions": key["permissions"],
             "created_at": key["created_at"],
             "expires_at": key["expires_at"],
@@ -634,8 +677,14 @@ pub struct KeyQuery {
     pub tenant_id: Option<String>,
 }
 
-/// `GET /v1/admin/api-keys` (listApiKeys).
-pub async fn list_api_keys(State(state): State<Shared>, _admin: Admin, Q(q): Q<KeyQuery>) -> ApiResult<Json<Value>> {
+/// `GET /v1/admin/api-keys` (listApiKeys): an operator key sees its own tenant's keys.
+pub async fn list_api_keys(State(state): State<Shared>, caller: Caller, Q(mut q): Q<KeyQuery>) -> ApiResult<Json<Value>> {
+    if let Caller::Key(p) = &caller {
+        if q.tenant_id.as_ref().is_some_and(|t| *t != p.tenant) {
+            return Err(ApiError::forbidden("`tenant_id` is not your tenant"));
+        }
+        q.tenant_id = Some(p.tenant.clone());
+    }
     state
         .store
         .run(move |conn| {
@@ -656,19 +705,31 @@ pub async fn list_api_keys(State(state): State<Shared>, _admin: Admin, Q(q): Q<K
         .await
 }
 
-/// `DELETE /v1/admin/api-keys/{key_id}` (revokeApiKey).
-pub async fn revoke_api_key(State(state): State<Shared>, _admin: Admin, Path(key_id): Path<String>) -> ApiResult<Json<Value>> {
+/// `DELETE /v1/admin/api-keys/{key_id}` (revokeApiKey): an operator key revokes approver,
+/// agent and reader keys of its own tenant (and itself); other operator keys need the admin key.
+pub async fn revoke_api_key(State(state): State<Shared>, caller: Caller, Path(key_id): Path<String>) -> ApiResult<Json<Value>> {
     let now = now_ms();
     let id = key_id.clone();
     let body = state
         .store
         .run(move |conn| {
-            let body: Option<String> = conn
-                .prepare_cached("SELECT body FROM api_keys WHERE key_id = ?1")?
-                .query_row([&id], |r| r.get(0))
+            let row: Option<(String, String, Option<String>)> = conn
+                .prepare_cached("SELECT body, tenant_id, role FROM api_keys WHERE key_id = ?1")?
+                .query_row([&id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
                 .optional()?;
-            let mut v: Value = match body {
-                Some(b) => serde_json::from_str(&b).map_err(ApiError::internal)?,
+            let mut v: Value = match row {
+                Some((b, tenant, role)) => {
+                    if let Caller::Key(p) = &caller {
+                        // Another tenant's key is reported as missing, not as forbidden.
+                        if tenant != p.tenant {
+                            return Err(ApiError::not_found(format!("API key `{id}` not found")));
+                        }
+                        if role.as_deref() == Some(Role::Operator.as_str()) && id != p.key_id {
+                            return Err(ApiError::forbidden("only the admin key revokes another operator key"));
+                        }
+                    }
+                    serde_json::from_str(&b).map_err(ApiError::internal)?
+                }
                 None => return Err(ApiError::not_found(format!("API key `{id}` not found"))),
             };
             v["status"] = json!("REVOKED");
@@ -684,13 +745,17 @@ pub async fn revoke_api_key(State(state): State<Shared>, _admin: Admin, Path(key
     Ok(Json(body))
 }
 
-/// `GET /v1/auth/introspect` (introspectAuth): who the presented tenant key is.
-pub async fn introspect(State(state): State<Shared>, Tenant(tenant): Tenant) -> ApiResult<Json<Value>> {
-    let _ = &state;
+/// `GET /v1/auth/introspect` (introspectAuth): who the presented tenant key is: its tenant,
+/// principal, role and effective permissions.
+pub async fn introspect(p: Principal) -> ApiResult<Json<Value>> {
+    let permissions: Vec<&str> = p.permissions.iter().map(|x| x.as_str()).collect();
     Ok(Json(json!({
         "authenticated": true,
         "auth_type": "api_key",
-        "tenant_id": tenant,
-        "permissions": DEFAULT_PERMISSIONS,
+        "tenant_id": p.tenant,
+        "key_id": p.key_id,
+        "principal": p.name,
+        "role": p.role.as_str(),
+        "permissions": permissions,
     })))
 }

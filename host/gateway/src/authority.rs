@@ -18,7 +18,8 @@ use crate::error::{ApiError, ApiResult};
 use crate::escrow::{self, GrantStatus, Settled};
 use crate::ledger;
 use crate::registry::{self, AgentRecord, AuthoritySettings};
-use crate::server::{Body, Shared, Tenant};
+use crate::auth::{Permission, Principal};
+use crate::server::{Body, Shared};
 use crate::tokens;
 use crate::util::{new_id, now_ms};
 
@@ -27,7 +28,8 @@ use crate::util::{new_id, now_ms};
 pub const MAX_ROOT_GRANT_MS: u64 = 86_400_000;
 
 /// `PUT /v1/authority/settings`: replaces the tenant's authority settings.
-pub async fn put_settings(State(state): State<Shared>, Tenant(tenant): Tenant, Body(b): Body<AuthoritySettings>) -> ApiResult<Json<Value>> {
+pub async fn put_settings(State(state): State<Shared>, p: Principal, Body(b): Body<AuthoritySettings>) -> ApiResult<Json<Value>> {
+    let tenant = p.tenant.clone();
     if b.reviewer.is_empty() || b.reviewer.len() > REQUEST_LIMITS.max_text_bytes {
         return Err(ApiError::invalid("`reviewer` must be 1-256 characters"));
     }
@@ -37,13 +39,15 @@ pub async fn put_settings(State(state): State<Shared>, Tenant(tenant): Tenant, B
 }
 
 /// `GET /v1/authority/settings`.
-pub async fn get_settings(State(state): State<Shared>, Tenant(tenant): Tenant) -> ApiResult<Json<Value>> {
+pub async fn get_settings(State(state): State<Shared>, p: Principal) -> ApiResult<Json<Value>> {
+    let tenant = p.tenant.clone();
     let s = state.store.run(move |conn| registry::settings(conn, &tenant)).await?;
     Ok(Json(serde_json::to_value(s).map_err(ApiError::internal)?))
 }
 
 /// `POST /v1/agents`: registers (or replaces) an agent; its id is stored canonical.
-pub async fn register_agent(State(state): State<Shared>, Tenant(tenant): Tenant, Body(mut b): Body<AgentRecord>) -> ApiResult<(StatusCode, Json<Value>)> {
+pub async fn register_agent(State(state): State<Shared>, p: Principal, Body(mut b): Body<AgentRecord>) -> ApiResult<(StatusCode, Json<Value>)> {
+    let tenant = p.tenant.clone();
     b.agent_id = canonical("agent_id", &b.agent_id)?;
     let mut delegates = Vec::with_capacity(b.delegates.len());
     for d in &b.delegates {
@@ -63,7 +67,8 @@ pub async fn register_agent(State(state): State<Shared>, Tenant(tenant): Tenant,
 }
 
 /// `GET /v1/agents`.
-pub async fn list_agents(State(state): State<Shared>, Tenant(tenant): Tenant) -> ApiResult<Json<Value>> {
+pub async fn list_agents(State(state): State<Shared>, p: Principal) -> ApiResult<Json<Value>> {
+    let tenant = p.tenant.clone();
     let agents = state.store.run(move |conn| registry::list(conn, &tenant)).await?;
     let items: Vec<Value> = agents
         .iter()
@@ -91,9 +96,10 @@ pub struct RootGrantBody {
 /// is never reused), and the signed root token is returned: the agent's authority to delegate.
 pub async fn create_root_grant(
     State(state): State<Shared>,
-    Tenant(tenant): Tenant,
+    p: Principal,
     Body(b): Body<RootGrantBody>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
+    let tenant = p.tenant.clone();
     let now = now_ms();
     let now_u = u64::try_from(now).unwrap_or(0);
     let agent = canonical("agent_id", &b.agent_id)?;
@@ -121,8 +127,8 @@ pub async fn create_root_grant(
         return Err(ApiError::invalid("`subject` may carry only workspace, app and workflow"));
     }
     let chain = tokens::new_chain_id()?;
-    // The operator issuing it; with roles, the key's principal.
-    let issuer = format!("operator:{tenant}");
+    // The operator issuing it: the key's principal.
+    let issuer = format!("operator:{}", p.name);
     let token = state.tokens.grant_root(chain, &tenant, &issuer, &agent, m, now_u)?;
     let version = state.policy.version().label();
     let subject = b.subject.unwrap_or_default();
@@ -150,7 +156,8 @@ pub async fn create_root_grant(
 }
 
 /// `GET /v1/grants/{grant_id}`.
-pub async fn get_grant(State(state): State<Shared>, Tenant(tenant): Tenant, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+pub async fn get_grant(State(state): State<Shared>, p: Principal, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+    let tenant = p.tenant.clone();
     let g = state.store.run(move |conn| escrow::load(conn, &tenant, &id)).await?;
     match g {
         Some(g) => Ok(Json(serde_json::to_value(g).map_err(ApiError::internal)?)),
@@ -159,7 +166,8 @@ pub async fn get_grant(State(state): State<Shared>, Tenant(tenant): Tenant, Path
 }
 
 /// `GET /v1/chains/{chain_id}/grants`: the chain's escrow tree, root first.
-pub async fn chain_grants(State(state): State<Shared>, Tenant(tenant): Tenant, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+pub async fn chain_grants(State(state): State<Shared>, p: Principal, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+    let tenant = p.tenant.clone();
     let c = id.clone();
     let grants = state.store.run(move |conn| escrow::chain(conn, &tenant, &c)).await?;
     if grants.is_empty() {
@@ -169,7 +177,8 @@ pub async fn chain_grants(State(state): State<Shared>, Tenant(tenant): Tenant, P
 }
 
 /// `GET /v1/escrow/audit`: every broken escrow invariant of the tenant (none, when sound).
-pub async fn audit(State(state): State<Shared>, Tenant(tenant): Tenant) -> ApiResult<Json<Value>> {
+pub async fn audit(State(state): State<Shared>, p: Principal) -> ApiResult<Json<Value>> {
+    let tenant = p.tenant.clone();
     let v = state.store.run(move |conn| escrow::violations(conn, &tenant)).await?;
     Ok(Json(json!({"sound": v.is_empty(), "violations": v})))
 }
@@ -219,7 +228,8 @@ fn settled_json(s: &Settled) -> Value {
 
 /// `POST /v1/grants/{id}/commit`: the holder reports what it spent; the rest returns to the
 /// parent (for a root grant, the Cycles reservation is committed with what the tree consumed).
-pub async fn commit_grant(State(state): State<Shared>, Tenant(tenant): Tenant, Path(id): Path<String>, Body(b): Body<CommitBody>) -> ApiResult<Json<Value>> {
+pub async fn commit_grant(State(state): State<Shared>, p: Principal, Path(id): Path<String>, Body(b): Body<CommitBody>) -> ApiResult<Json<Value>> {
+    let tenant = p.tenant.clone();
     let now = now_ms();
     let spent: Vec<(Unit, i64)> = b.spent.iter().map(|s| (s.unit, s.amount)).collect();
     for (i, (unit, amount)) in spent.iter().enumerate() {
@@ -233,6 +243,7 @@ pub async fn commit_grant(State(state): State<Shared>, Tenant(tenant): Tenant, P
     let settled = state
         .store
         .run(move |conn| {
+            may_settle(conn, &p, &id)?;
             let s = escrow::commit(conn, &tenant, &id, &spent, now)?;
             settle_root(conn, &tenant, &s, now)?;
             Ok(s)
@@ -243,21 +254,36 @@ pub async fn commit_grant(State(state): State<Shared>, Tenant(tenant): Tenant, P
 
 /// `POST /v1/grants/{id}/release`: the holder gives the grant back unspent, with its live
 /// subtree.
-pub async fn release_grant(State(state): State<Shared>, Tenant(tenant): Tenant, Path(id): Path<String>) -> ApiResult<Json<Value>> {
-    settle(state, tenant, id, GrantStatus::Released).await
+pub async fn release_grant(State(state): State<Shared>, p: Principal, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+    settle(state, p, id, GrantStatus::Released).await
 }
 
 /// `POST /v1/grants/{id}/revoke`: voids the grant and its whole subtree at once; every token
 /// below it stops working.
-pub async fn revoke_grant(State(state): State<Shared>, Tenant(tenant): Tenant, Path(id): Path<String>) -> ApiResult<Json<Value>> {
-    settle(state, tenant, id, GrantStatus::Revoked).await
+pub async fn revoke_grant(State(state): State<Shared>, p: Principal, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+    settle(state, p, id, GrantStatus::Revoked).await
 }
 
-async fn settle(state: Shared, tenant: String, id: String, status: GrantStatus) -> ApiResult<Json<Value>> {
+/// Whether `p` may settle grant `id`: its holder, or a key that revokes grants (an operator).
+fn may_settle(conn: &rusqlite::Connection, p: &Principal, id: &str) -> ApiResult<()> {
+    if p.has(Permission::GrantsWrite) {
+        return Ok(());
+    }
+    let grant = escrow::load(conn, &p.tenant, id)?.ok_or_else(|| ApiError::not_found(format!("grant `{id}` not found")))?;
+    let holder = canonical("principal", &p.name).unwrap_or_default();
+    if grant.holder != holder {
+        return Err(ApiError::forbidden(format!("grant `{id}` is held by `{}`, not by `{}`", grant.holder, p.name)));
+    }
+    Ok(())
+}
+
+async fn settle(state: Shared, p: Principal, id: String, status: GrantStatus) -> ApiResult<Json<Value>> {
     let now = now_ms();
     let settled = state
         .store
         .run(move |conn| {
+            let tenant = p.tenant.clone();
+            may_settle(conn, &p, &id)?;
             let s = escrow::settle_subtree(conn, &tenant, &id, status, now)?;
             settle_root(conn, &tenant, &s, now)?;
             Ok(s)
@@ -281,13 +307,13 @@ pub struct DepthExceptionBody {
 }
 
 /// `POST /v1/depth-exceptions`: an approver records a temporary depth increase for one chain.
-/// The approver is the key's principal (`approver`); delegations name the record by id.
+/// The approver is the key's principal, never a body field; delegations name the record by id.
 pub async fn create_depth_exception(
-    state: Shared,
-    tenant: String,
-    approver: String,
-    b: DepthExceptionBody,
+    State(state): State<Shared>,
+    p: Principal,
+    Body(b): Body<DepthExceptionBody>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
+    let (tenant, approver) = (p.tenant.clone(), p.name.clone());
     if tokens::parse_chain_id(&b.chain_id).is_none() {
         return Err(ApiError::invalid("`chain_id` must be 32 lowercase hex characters"));
     }

@@ -8,7 +8,7 @@ use axum::Json;
 use serde_json::Value;
 
 use crate::error::{ApiError, ApiResult};
-use crate::server::{Admin, Shared};
+use crate::server::{Admin, Caller, Shared};
 
 /// What the gateway needs from signed-bundle management.
 pub trait BundleManager: Send + Sync + 'static {
@@ -34,8 +34,8 @@ pub async fn upload(State(state): State<Shared>, _admin: Admin, body: Bytes) -> 
     Ok(Json(out))
 }
 
-/// `GET /v1/policies/active`.
-pub async fn active(State(state): State<Shared>, _admin: Admin) -> ApiResult<Json<Value>> {
+/// `GET /v1/policies/active`: the admin key or a key with `policies:read`.
+pub async fn active(State(state): State<Shared>, _caller: Caller) -> ApiResult<Json<Value>> {
     Ok(Json(manager(&state)?.active()))
 }
 

@@ -11,13 +11,15 @@ use crate::cycles::{
 };
 use crate::error::{ApiResult, ErrorCode};
 use crate::ledger::{self, BalanceFilter, ListFilter};
+use crate::auth::{Permission, Principal};
+use crate::ledger::OwnerAction;
 use crate::server::{idempotency_header, Body, Shared, Tenant, Q};
 use crate::util::now_ms;
 
 /// `POST /v1/reservations` (createReservation).
 pub async fn create_reservation(
     State(state): State<Shared>,
-    Tenant(tenant): Tenant,
+    p: Principal,
     headers: HeaderMap,
     Body(req): Body<ReserveRequest>,
 ) -> ApiResult<Json<Value>> {
@@ -25,7 +27,8 @@ pub async fn create_reservation(
     req.validate()?;
     let hash = ledger::request_hash(&req, "")?;
     let now = now_ms();
-    let result = state.store.run(move |c| ledger::reserve(c, &tenant, &req, &hash, now)).await;
+    let (tenant, owner) = (p.tenant, p.key_id);
+    let result = state.store.run(move |c| ledger::reserve_as(c, &tenant, Some(&owner), &req, &hash, now)).await;
     let outcome = match &result {
         Ok(r) if r.reservation_id.is_some() => "created",
         Ok(_) => "dry_run",
@@ -39,7 +42,7 @@ pub async fn create_reservation(
 /// `POST /v1/reservations/{id}/commit` (commitReservation).
 pub async fn commit_reservation(
     State(state): State<Shared>,
-    Tenant(tenant): Tenant,
+    p: Principal,
     Path(id): Path<String>,
     headers: HeaderMap,
     Body(req): Body<CommitRequest>,
@@ -48,7 +51,14 @@ pub async fn commit_reservation(
     req.actual.validate("actual")?;
     let hash = ledger::request_hash(&req, &id)?;
     let now = now_ms();
-    let body = state.store.run(move |c| ledger::commit(c, &tenant, &id, &req, &hash, now)).await?;
+    let (tenant, key_id, others) = (p.tenant.clone(), p.key_id.clone(), p.has(Permission::ReservationsReleaseOthers));
+    let body = state
+        .store
+        .run(move |c| {
+            ledger::check_owner(c, &tenant, &id, &key_id, others, OwnerAction::Commit)?;
+            ledger::commit(c, &tenant, &id, &req, &hash, now)
+        })
+        .await?;
     let body = ledger::raise_deferred(body)?;
     state.metrics.reservations.with_label_values(&["committed"]).inc();
     Ok(Json(body))
@@ -57,7 +67,7 @@ pub async fn commit_reservation(
 /// `POST /v1/reservations/{id}/release` (releaseReservation).
 pub async fn release_reservation(
     State(state): State<Shared>,
-    Tenant(tenant): Tenant,
+    p: Principal,
     Path(id): Path<String>,
     headers: HeaderMap,
     Body(req): Body<ReleaseRequest>,
@@ -68,7 +78,14 @@ pub async fn release_reservation(
     }
     let hash = ledger::request_hash(&req, &id)?;
     let now = now_ms();
-    let body = state.store.run(move |c| ledger::release(c, &tenant, &id, &req, &hash, now)).await?;
+    let (tenant, key_id, others) = (p.tenant.clone(), p.key_id.clone(), p.has(Permission::ReservationsReleaseOthers));
+    let body = state
+        .store
+        .run(move |c| {
+            ledger::check_owner(c, &tenant, &id, &key_id, others, OwnerAction::Release)?;
+            ledger::release(c, &tenant, &id, &req, &hash, now)
+        })
+        .await?;
     let body = ledger::raise_deferred(body)?;
     state.metrics.reservations.with_label_values(&["released"]).inc();
     Ok(Json(body))
@@ -77,7 +94,7 @@ pub async fn release_reservation(
 /// `POST /v1/reservations/{id}/extend` (extendReservation).
 pub async fn extend_reservation(
     State(state): State<Shared>,
-    Tenant(tenant): Tenant,
+    p: Principal,
     Path(id): Path<String>,
     headers: HeaderMap,
     Body(req): Body<ExtendRequest>,
@@ -85,7 +102,14 @@ pub async fn extend_reservation(
     check_idempotency_key(&req.idempotency_key, idempotency_header(&headers))?;
     let hash = ledger::request_hash(&req, &id)?;
     let now = now_ms();
-    let body = state.store.run(move |c| ledger::extend(c, &tenant, &id, &req, &hash, now)).await?;
+    let (tenant, key_id, others) = (p.tenant.clone(), p.key_id.clone(), p.has(Permission::ReservationsReleaseOthers));
+    let body = state
+        .store
+        .run(move |c| {
+            ledger::check_owner(c, &tenant, &id, &key_id, others, OwnerAction::Extend)?;
+            ledger::extend(c, &tenant, &id, &req, &hash, now)
+        })
+        .await?;
     let body = ledger::raise_deferred(body)?;
     state.metrics.reservations.with_label_values(&["extended"]).inc();
     Ok(Json(body))

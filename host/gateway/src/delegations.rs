@@ -31,6 +31,7 @@ use crate::cycles::{valid_scope_value, Action, Amount, ReserveRequest, Subject, 
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::escrow::{self, NewGrant};
 use crate::registry::{self, AgentRecord, AuthoritySettings, Unregistered};
+use crate::auth::Principal;
 use crate::server::{idempotency_header, Body, RequestContext, Shared, Tenant};
 use crate::traces::{self, NewEvent};
 use crate::tokens::{self, grant_id};
@@ -273,10 +274,11 @@ fn available_mandate(token_mandate: &Mandate, parent: &escrow::Grant) -> Mandate
 /// `POST /v1/delegations`.
 pub async fn create(
     State(state): State<Shared>,
-    Tenant(tenant): Tenant,
+    principal: Principal,
     headers: HeaderMap,
     Body(body): Body<DelegationBody>,
 ) -> ApiResult<Json<Value>> {
+    let tenant = principal.tenant.clone();
     let now = now_ms();
     let now_u = u64::try_from(now).unwrap_or(0);
     let mut raw = body.request;
@@ -310,6 +312,13 @@ pub async fn create(
     }
     let from_id = canonical("request.from.id", &claimed.from.id)?;
     let to_id = canonical("request.to.id", &claimed.to.id)?;
+    // An agent key speaks for one agent: it delegates only as that agent.
+    if principal.role == crate::auth::Role::Agent && canonical("principal", &principal.name).ok().as_deref() != Some(from_id.as_str()) {
+        return Err(ApiError::forbidden(format!(
+            "this API key speaks for agent `{}`; it cannot delegate as `{from_id}`",
+            principal.name
+        )));
+    }
 
     // The chain's authority: the presented token (or, where the tenant allows open roots, a
     // root grant minted now from the caller's own parent mandate).

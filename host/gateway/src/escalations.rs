@@ -17,6 +17,7 @@ use serde_json::{json, Map, Value};
 
 use crate::cycles::valid_scope_value;
 use crate::error::{ApiError, ApiResult, ErrorCode};
+use crate::auth::Principal;
 use crate::server::{Body, Shared, Tenant, Q};
 use crate::traces::{self, NewEvent};
 use crate::util::{new_id, now_ms};
@@ -310,12 +311,14 @@ impl Constraints {
     }
 }
 
-/// A reviewer's decision.
+/// A reviewer's decision. Who decides is the approver key's principal, never a body field:
+/// a `decided_by` in the body is refused.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DecisionBody {
-    /// Who decides (recorded).
-    pub decided_by: String,
+    /// Refused when present (the decider is the key's principal).
+    #[serde(default)]
+    pub decided_by: Option<Value>,
     /// Constraints of an approval: present makes it APPROVED_WITH_CONSTRAINTS.
     #[serde(default)]
     pub constraints: Option<Constraints>,
@@ -327,10 +330,13 @@ pub struct DecisionBody {
     pub to: Option<String>,
 }
 
-async fn decide(state: Shared, tenant: String, id: String, body: DecisionBody, kind: &'static str) -> ApiResult<Json<Value>> {
-    if body.decided_by.is_empty() || body.decided_by.len() > 256 {
-        return Err(ApiError::invalid("`decided_by` must be 1-256 characters"));
+async fn decide(state: Shared, who: Principal, id: String, body: DecisionBody, kind: &'static str) -> ApiResult<Json<Value>> {
+    if body.decided_by.is_some() {
+        return Err(ApiError::invalid(
+            "`decided_by` is not accepted: the decision is recorded under the approver key's principal",
+        ));
     }
+    let (tenant, decided_by) = (who.tenant, who.name);
     let decision = match kind {
         "approve" if body.constraints.is_some() => "APPROVED_WITH_CONSTRAINTS",
         "approve" => "APPROVED_AND_EXECUTED",
@@ -363,11 +369,18 @@ async fn decide(state: Shared, tenant: String, id: String, body: DecisionBody, k
                     format!("escalation `{id}` is already {}", v["decision"].as_str().unwrap_or("decided")),
                 ));
             }
+            // Only the one it is assigned to decides it (a named human, or the agent target).
+            if v["assignee"].as_str() != Some(decided_by.as_str()) {
+                return Err(ApiError::forbidden(format!(
+                    "escalation `{id}` is assigned to `{}`, not to `{decided_by}`",
+                    v["assignee"].as_str().unwrap_or_default()
+                )));
+            }
             let mut extra = Map::new();
             if kind == "approve"
                 && let Some(pending) = v.get("pending_delegation").cloned()
             {
-                let performed = perform(conn, &authority, &tenant, &v, &pending, body.constraints.as_ref(), &body.decided_by, now)?;
+                let performed = perform(conn, &authority, &tenant, &v, &pending, body.constraints.as_ref(), &decided_by, now)?;
                 extra.insert("delegation".into(), performed);
             }
             if let Some(c) = body.constraints {
@@ -388,7 +401,7 @@ async fn decide(state: Shared, tenant: String, id: String, body: DecisionBody, k
                 extra.insert("delegated_to".into(), json!(to));
                 extra.insert("next_escalation_id".into(), json!(next_id));
             }
-            finish(conn, &tenant, &mut v, decision, &body.decided_by, now, extra)?;
+            finish(conn, &tenant, &mut v, decision, &decided_by, now, extra)?;
             Ok(v)
         })
         .await?;
@@ -402,18 +415,18 @@ async fn decide(state: Shared, tenant: String, id: String, body: DecisionBody, k
 }
 
 /// `POST /v1/escalations/{id}/approve`.
-pub async fn approve(State(s): State<Shared>, Tenant(t): Tenant, Path(id): Path<String>, Body(b): Body<DecisionBody>) -> ApiResult<Json<Value>> {
-    decide(s, t, id, b, "approve").await
+pub async fn approve(State(s): State<Shared>, p: Principal, Path(id): Path<String>, Body(b): Body<DecisionBody>) -> ApiResult<Json<Value>> {
+    decide(s, p, id, b, "approve").await
 }
 
 /// `POST /v1/escalations/{id}/deny`.
-pub async fn deny(State(s): State<Shared>, Tenant(t): Tenant, Path(id): Path<String>, Body(b): Body<DecisionBody>) -> ApiResult<Json<Value>> {
-    decide(s, t, id, b, "deny").await
+pub async fn deny(State(s): State<Shared>, p: Principal, Path(id): Path<String>, Body(b): Body<DecisionBody>) -> ApiResult<Json<Value>> {
+    decide(s, p, id, b, "deny").await
 }
 
 /// `POST /v1/escalations/{id}/delegate`.
-pub async fn delegate(State(s): State<Shared>, Tenant(t): Tenant, Path(id): Path<String>, Body(b): Body<DecisionBody>) -> ApiResult<Json<Value>> {
-    decide(s, t, id, b, "delegate").await
+pub async fn delegate(State(s): State<Shared>, p: Principal, Path(id): Path<String>, Body(b): Body<DecisionBody>) -> ApiResult<Json<Value>> {
+    decide(s, p, id, b, "delegate").await
 }
 
 /// Performs the delegation an approval decides: the child's mandate is the requested one

@@ -42,9 +42,11 @@ pub struct BudgetRow {
 }
 
 impl BudgetRow {
-    /// `remaining = allocated - spent - reserved - debt` (LEDGER INVARIANT).
+    /// `remaining = allocated - spent - reserved - debt` (LEDGER INVARIANT), computed without
+    /// overflow (in i128) and saturated to the i64 range.
     pub fn remaining(&self) -> i64 {
-        self.allocated - self.spent - self.reserved - self.debt
+        let r = i128::from(self.allocated) - i128::from(self.spent) - i128::from(self.reserved) - i128::from(self.debt);
+        i64::try_from(r).unwrap_or(if r < 0 { i64::MIN } else { i64::MAX })
     }
 
     /// The spec's `Balance`.
@@ -62,6 +64,23 @@ impl BudgetRow {
             is_over_limit: self.is_over_limit,
         }
     }
+}
+
+/// `a + b` for a budget counter, or 400 INVALID_REQUEST naming the request `field` whose
+/// amount would overflow the budget's `counter`.
+pub fn checked_add(a: i64, b: i64, field: &str, counter: &str) -> ApiResult<i64> {
+    a.checked_add(b).filter(|v| *v >= 0).ok_or_else(|| {
+        ApiError::invalid(format!("`{field}` would overflow the budget's {counter} ({} max)", i64::MAX))
+            .with_details(json!({"field": field, "counter": counter}))
+    })
+}
+
+/// `a - b` for a counter that must stay non-negative: a negative result means the stored
+/// ledger is inconsistent, a 500 (never a silent wrap).
+pub fn checked_sub(a: i64, b: i64, counter: &str) -> ApiResult<i64> {
+    a.checked_sub(b)
+        .filter(|v| *v >= 0)
+        .ok_or_else(|| ApiError::internal(format!("ledger counter `{counter}` would go negative ({a} - {b})")))
 }
 
 const BUDGET_COLUMNS: &str = "scope, unit, ledger_id, allocated, reserved, spent, debt, overdraft_limit, \
@@ -396,8 +415,23 @@ pub struct Reserved {
     pub reservation_id: Option<String>,
 }
 
-/// POST /v1/reservations. `hash` is the idempotency digest of the request.
+/// POST /v1/reservations. `hash` is the idempotency digest of the request. The reservation
+/// has no owning key: any key of the tenant with the permission may act on it (holds the
+/// gateway makes itself); API calls use [`reserve_as`].
 pub fn reserve(conn: &Connection, tenant: &str, req: &ReserveRequest, hash: &str, now: i64) -> ApiResult<Reserved> {
+    reserve_as(conn, tenant, None, req, hash, now)
+}
+
+/// [`reserve`] recording `owner_key`, the API key that created the reservation: only that key
+/// commits, extends or releases it (and an operator releases it).
+pub fn reserve_as(
+    conn: &Connection,
+    tenant: &str,
+    owner_key: Option<&str>,
+    req: &ReserveRequest,
+    hash: &str,
+    now: i64,
+) -> ApiResult<Reserved> {
     check_subject_tenant(&req.subject, tenant)?;
     let dry = req.dry_run.unwrap_or(false);
     if let Some(stored) = idem_lookup(conn, tenant, "reserve", &req.idempotency_key, hash)? {
@@ -445,13 +479,13 @@ pub fn reserve(conn: &Connection, tenant: &str, req: &ReserveRequest, hash: &str
         .or_else(|| budgets.iter().rev().find_map(|b| b.commit_overage_policy))
         .unwrap_or_default();
     for b in &mut budgets {
-        b.reserved += amount;
+        b.reserved = checked_add(b.reserved, amount, "estimate.amount", "reserved")?;
         save_budget(conn, tenant, b, now)?;
     }
     let ttl = req.ttl_ms.unwrap_or(DEFAULT_TTL_MS);
     let grace = req.grace_period_ms.unwrap_or(DEFAULT_GRACE_MS);
     let id = new_id("rsv_");
-    let expires = now + ttl;
+    let expires = now.checked_add(ttl).ok_or_else(|| ApiError::invalid("`ttl_ms` would overflow the expiry time"))?;
     let budgeted: Vec<&str> = budgets.iter().map(|b| b.scope.as_str()).collect();
     conn.prepare_cached(
         "INSERT INTO reservations (id, tenant_id, status, unit, amount, created_at_ms, expires_at_ms, grace_ms, \
@@ -484,6 +518,9 @@ pub fn reserve(conn: &Connection, tenant: &str, req: &ReserveRequest, hash: &str
         "scope_path": scope_path,
         "affected_scopes": scopes,
     });
+    if let Some(owner) = owner_key {
+        conn.prepare_cached("UPDATE reservations SET owner_key = ?2 WHERE id = ?1")?.execute(params![id, owner])?;
+    }
     idem_store(conn, tenant, "reserve", &req.idempotency_key, hash, &body)?;
     Ok(Reserved { response: body, reservation_id: Some(id) })
 }
@@ -506,7 +543,7 @@ fn replay_with_ttl(conn: &Connection, mut stored: Value, id: Option<&str>, now: 
 fn expire(conn: &Connection, r: &mut Reservation, now: i64) -> ApiResult<()> {
     let mut budgets = reservation_budgets(conn, r)?;
     for b in &mut budgets {
-        b.reserved -= r.amount;
+        b.reserved = checked_sub(b.reserved, r.amount, "reserved")?;
         save_budget(conn, &r.tenant, b, now)?;
     }
     r.status = "EXPIRED".into();
@@ -550,7 +587,8 @@ struct Charge {
 }
 
 /// Applies the overage policy to an extra `delta` over `budgets` (commit overage or event).
-fn overage(budgets: &[BudgetRow], delta: i64, policy: OveragePolicy) -> ApiResult<Charge> {
+/// `field` names the request amount, for overflow errors.
+fn overage(budgets: &[BudgetRow], delta: i64, policy: OveragePolicy, field: &str) -> ApiResult<Charge> {
     let n = budgets.len();
     if delta <= 0 || budgets.iter().all(|b| b.remaining() >= delta) {
         return Ok(Charge { spent: vec![delta.max(0); n], debt: vec![0; n], over: vec![false; n], charged_delta: delta.max(0) });
@@ -577,6 +615,9 @@ fn overage(budgets: &[BudgetRow], delta: i64, policy: OveragePolicy) -> ApiResul
         }
         OveragePolicy::AllowWithOverdraft => {
             let shortfall: Vec<i64> = budgets.iter().map(|b| (delta - b.remaining().max(0)).max(0)).collect();
+            for (b, s) in budgets.iter().zip(&shortfall) {
+                checked_add(b.debt, *s, field, "debt")?;
+            }
             if let Some((b, s)) = budgets.iter().zip(&shortfall).find(|(b, s)| b.debt + **s > b.overdraft_limit) {
                 return Err(ApiError::new(
                     ErrorCode::OverdraftLimitExceeded,
@@ -615,12 +656,13 @@ pub fn commit(conn: &Connection, tenant: &str, id: &str, req: &CommitRequest, ha
     }
     let mut budgets = reservation_budgets(conn, &r)?;
     let actual = req.actual.amount;
-    let charge = overage(&budgets, actual - r.amount, r.overage_policy)?;
+    let charge = overage(&budgets, actual - r.amount, r.overage_policy, "actual.amount")?;
     let charged = actual.min(r.amount) + charge.charged_delta;
     for (i, b) in budgets.iter_mut().enumerate() {
-        b.reserved -= r.amount;
-        b.spent += actual.min(r.amount) + charge.spent[i];
-        b.debt += charge.debt[i];
+        b.reserved = checked_sub(b.reserved, r.amount, "reserved")?;
+        let spent = checked_add(actual.min(r.amount), charge.spent[i], "actual.amount", "spent")?;
+        b.spent = checked_add(b.spent, spent, "actual.amount", "spent")?;
+        b.debt = checked_add(b.debt, charge.debt[i], "actual.amount", "debt")?;
         b.is_over_limit = b.is_over_limit || charge.over[i] || (b.overdraft_limit > 0 && b.debt > b.overdraft_limit);
         save_budget(conn, tenant, b, now)?;
     }
@@ -675,7 +717,7 @@ pub fn release(conn: &Connection, tenant: &str, id: &str, req: &ReleaseRequest, 
     }
     let mut budgets = reservation_budgets(conn, &r)?;
     for b in &mut budgets {
-        b.reserved -= r.amount;
+        b.reserved = checked_sub(b.reserved, r.amount, "reserved")?;
         save_budget(conn, tenant, b, now)?;
     }
     r.status = "RELEASED".into();
@@ -713,7 +755,10 @@ pub fn extend(conn: &Connection, tenant: &str, id: &str, req: &ExtendRequest, ha
             format!("reservation `{id}` has been extended {MAX_EXTENSIONS} times already"),
         ));
     }
-    r.expires_at_ms += req.extend_by_ms;
+    r.expires_at_ms = r
+        .expires_at_ms
+        .checked_add(req.extend_by_ms)
+        .ok_or_else(|| ApiError::invalid("`extend_by_ms` would overflow the reservation's expiry"))?;
     r.extensions += 1;
     set_reservation_state(conn, &r)?;
     let body = json!({
@@ -767,10 +812,10 @@ pub fn event(conn: &Connection, tenant: &str, req: &EventRequest, hash: &str, no
         .overage_policy
         .or_else(|| budgets.iter().rev().find_map(|b| b.commit_overage_policy))
         .unwrap_or_default();
-    let charge = overage(&budgets, req.actual.amount, policy)?;
+    let charge = overage(&budgets, req.actual.amount, policy, "actual.amount")?;
     for (i, b) in budgets.iter_mut().enumerate() {
-        b.spent += charge.spent[i];
-        b.debt += charge.debt[i];
+        b.spent = checked_add(b.spent, charge.spent[i], "actual.amount", "spent")?;
+        b.debt = checked_add(b.debt, charge.debt[i], "actual.amount", "debt")?;
         b.is_over_limit = b.is_over_limit || charge.over[i];
         save_budget(conn, tenant, b, now)?;
     }
@@ -954,6 +999,53 @@ pub fn get_balances(conn: &Connection, tenant: &str, f: &BalanceFilter) -> ApiRe
         body["next_cursor"] = json!((offset + page.len()).to_string());
     }
     Ok(body)
+}
+
+/// What a key does to a reservation, for [`check_owner`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OwnerAction {
+    /// Commit.
+    Commit,
+    /// Release.
+    Release,
+    /// Extend.
+    Extend,
+}
+
+/// A key acts only on reservations of its tenant that it created; `may_release_others` (an
+/// operator) also releases another key's. A reservation with no owning key (made by the
+/// gateway itself, or before owners were recorded) is open to any key of the tenant.
+pub fn check_owner(
+    conn: &Connection,
+    tenant: &str,
+    id: &str,
+    key_id: &str,
+    may_release_others: bool,
+    action: OwnerAction,
+) -> ApiResult<()> {
+    let r = owned_reservation(conn, tenant, id)?;
+    let owner: Option<String> = conn
+        .prepare_cached("SELECT owner_key FROM reservations WHERE id = ?1")?
+        .query_row([&r.id], |row| row.get(0))?;
+    match owner {
+        Some(o) if o != key_id && !(action == OwnerAction::Release && may_release_others) => {
+            let verb = match action {
+                OwnerAction::Commit => "commit",
+                OwnerAction::Release => "release",
+                OwnerAction::Extend => "extend",
+            };
+            let need = if action == OwnerAction::Release { " (or an operator key, permission `reservations:release-others`)" } else { "" };
+            let e = ApiError::forbidden(format!(
+                "reservation `{id}` was created by another API key; only that key{need} may {verb} it"
+            ));
+            Err(if action == OwnerAction::Release {
+                e.with_details(json!({"required_permission": "reservations:release-others"}))
+            } else {
+                e
+            })
+        }
+        _ => Ok(()),
+    }
 }
 
 /// The expiry sweeper: every ACTIVE reservation past expiry + grace becomes EXPIRED and its

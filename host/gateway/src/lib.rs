@@ -8,9 +8,11 @@
 //!   extend, decide, balances, events) on the embedded [`store`];
 //! - [`admin_api`]: tenants, budgets and API keys (the governance admin shapes);
 //! - [`escalations`], [`traces`], [`metrics`], [`openapi`], [`bundles`];
+//! - [`auth`]: principals, roles and the permission of every endpoint;
 //! - [`server`] (router, ids, auth) and [`serve`] (`sbd serve`).
 
 pub mod admin_api;
+pub mod auth;
 pub mod authority;
 pub mod bundles;
 pub mod config;
@@ -29,6 +31,7 @@ pub mod registry;
 pub mod serve;
 pub mod server;
 pub mod store;
+mod strict_json;
 pub mod tokens;
 pub mod traces;
 pub mod util;

@@ -33,6 +33,12 @@ pub struct KeyInfo {
     pub tenant: String,
     /// When it stops working.
     pub expires_at_ms: i64,
+    /// The principal's role.
+    pub role: crate::auth::Role,
+    /// The principal's name.
+    pub name: String,
+    /// What the key may do (its role's permissions, narrowed by the key's own list).
+    pub permissions: Vec<crate::auth::Permission>,
 }
 
 /// Everything a handler needs.
@@ -78,6 +84,11 @@ impl RequestContext {
         CONTEXT
             .try_with(|c| RequestContextView { request_id: c.request_id.clone(), trace_id: c.trace_id.clone() })
             .ok()
+    }
+
+    /// Records the authenticated tenant of the current request (the `X-Cycles-Tenant` header).
+    pub fn note_tenant(tenant: &str) {
+        Self::set_tenant(tenant);
     }
 
     fn set_tenant(tenant: &str) {
@@ -184,24 +195,9 @@ impl FromRequestParts<Shared> for Tenant {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &Shared) -> Result<Self, ApiError> {
-        let key = parts
-            .headers
-            .get("x-cycles-api-key")
-            .and_then(|v| v.to_str().ok())
-            .ok_or_else(|| ApiError::new(ErrorCode::Unauthorized, "missing X-Cycles-API-Key header"))?;
-        let tenant = tenant_of_key(state, key)?;
-        RequestContext::set_tenant(&tenant);
-        Ok(Tenant(tenant))
-    }
-}
-
-fn tenant_of_key(state: &AppState, key: &str) -> ApiResult<String> {
-    let hash = sha256_hex(key.as_bytes());
-    let keys = state.keys.read().map_err(|_| ApiError::internal("key cache poisoned"))?;
-    match keys.get(&hash) {
-        Some(info) if info.expires_at_ms > now_ms() => Ok(info.tenant.clone()),
-        Some(_) => Err(ApiError::new(ErrorCode::Unauthorized, "the API key has expired")),
-        None => Err(ApiError::new(ErrorCode::Unauthorized, "unknown or revoked API key")),
+        let p = crate::auth::Principal::from_request_parts(parts, state).await?;
+        RequestContext::set_tenant(&p.tenant);
+        Ok(Tenant(p.tenant))
     }
 }
 
@@ -229,13 +225,31 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// Either credential, for the dual-auth admin operations (budgets).
+/// Either credential, for the dual-auth admin operations (budgets, keys).
 #[derive(Debug, Clone)]
 pub enum Caller {
-    /// A tenant key.
-    Tenant(String),
+    /// A tenant key, and who holds it.
+    Key(crate::auth::Principal),
     /// The admin key.
     Admin,
+}
+
+impl Caller {
+    /// The tenant of a tenant key; `None` for the admin key.
+    pub fn tenant(&self) -> Option<&str> {
+        match self {
+            Caller::Key(p) => Some(&p.tenant),
+            Caller::Admin => None,
+        }
+    }
+
+    /// 403 naming `p` unless the caller holds it (the admin key holds every permission).
+    pub fn require(&self, p: crate::auth::Permission) -> ApiResult<()> {
+        match self {
+            Caller::Key(k) => k.require(p),
+            Caller::Admin => Ok(()),
+        }
+    }
 }
 
 impl FromRequestParts<Shared> for Caller {
@@ -245,7 +259,7 @@ impl FromRequestParts<Shared> for Caller {
         if parts.headers.contains_key("x-admin-api-key") {
             Admin::from_request_parts(parts, state).await.map(|_| Caller::Admin)
         } else {
-            Tenant::from_request_parts(parts, state).await.map(|t| Caller::Tenant(t.0))
+            crate::auth::Principal::from_request_parts(parts, state).await.map(Caller::Key)
         }
     }
 }
@@ -270,7 +284,12 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
         if bytes.is_empty() {
             return Err(ApiError::invalid("the request body is empty; a JSON object is required"));
         }
-        serde_json::from_slice(&bytes)
+        // Every body of this API is a JSON object; serde would also read a struct from an array
+        // (positionally), which is refused here and, inside the body, by `strict_json`.
+        if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+            return Err(ApiError::invalid("invalid JSON body: the request body must be a JSON object"));
+        }
+        crate::strict_json::from_slice(&bytes)
             .map(Body)
             .map_err(|e| ApiError::invalid(format!("invalid JSON body: {e}")))
     }
@@ -352,6 +371,7 @@ pub fn app(state: Shared) -> Router {
         .route("/v1/escrow/audit", get(authority::audit))
         .route("/v1/agents", post(authority::register_agent).get(authority::list_agents))
         .route("/v1/authority/settings", get(authority::get_settings).put(authority::put_settings))
+        .route("/v1/depth-exceptions", post(authority::create_depth_exception))
         .route("/v1/chains/{chain_id}", get(delegations::get_chain))
         .route("/v1/chains/{chain_id}/outcome", post(delegations::report_outcome))
         .route("/v1/agents/{agent_id}/trust", get(delegations::get_trust))
@@ -364,23 +384,70 @@ pub fn app(state: Shared) -> Router {
         .route("/v1/policies", post(crate::bundles::upload).layer(DefaultBodyLimit::max(64 * 1024 * 1024)))
         .route("/v1/policies/active", get(crate::bundles::active))
         .route("/v1/policies/roll-forward", post(crate::bundles::roll_forward))
+        .route_layer(middleware::from_fn_with_state(Arc::clone(&state), crate::auth::authorize))
         .fallback(fallback)
         .layer(DefaultBodyLimit::max(limit))
         .layer(middleware::from_fn_with_state(Arc::clone(&state), correlate))
         .with_state(state)
 }
 
-/// Loads the key cache from the store.
+/// Loads the key cache from the store. A key stored without a role (created before roles
+/// existed) is an `agent` key; its stored permission list narrows the role's set, except the
+/// old default list, which means "the role's set".
 pub async fn load_keys(store: &Store) -> ApiResult<HashMap<String, KeyInfo>> {
     store
         .run(|conn| {
             let mut stmt = conn.prepare(
-                "SELECT key_hash, key_id, tenant_id, expires_at_ms FROM api_keys WHERE status = 'ACTIVE'",
+                "SELECT key_hash, key_id, tenant_id, expires_at_ms, role, principal, body FROM api_keys WHERE status = 'ACTIVE'",
             )?;
             let rows = stmt.query_map([], |r| {
-                Ok((r.get::<_, String>(0)?, KeyInfo { key_id: r.get(1)?, tenant: r.get(2)?, expires_at_ms: r.get(3)? }))
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, i64>(3)?,
+                    r.get::<_, Option<String>>(4)?,
+                    r.get::<_, Option<String>>(5)?,
+                    r.get::<_, String>(6)?,
+                ))
             })?;
-            Ok(rows.collect::<Result<HashMap<_, _>, _>>()?)
+            let mut out = HashMap::new();
+            for row in rows {
+                let (hash, key_id, tenant, expires_at_ms, role, principal, body) = row?;
+                let body: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+                let role = match role.as_deref() {
+                    None => crate::auth::DEFAULT_ROLE,
+                    // An unreadable role fails closed: the key gets no permission.
+                    Some(r) => match crate::auth::Role::parse(r) {
+                        Some(r) => r,
+                        None => {
+                            tracing::error!(key_id = %key_id, role = r, "an API key with an unknown role; it is disabled");
+                            continue;
+                        }
+                    },
+                };
+                let stored: Option<Vec<String>> = body.get("permissions").and_then(|p| {
+                    p.as_array().map(|a| a.iter().filter_map(|s| s.as_str().map(String::from)).collect())
+                });
+                let legacy_default = stored.as_ref().is_some_and(|s| {
+                    s.len() == crate::admin_api::DEFAULT_PERMISSIONS.len()
+                        && s.iter().zip(crate::admin_api::DEFAULT_PERMISSIONS).all(|(a, b)| a == b)
+                });
+                let permissions = match stored {
+                    Some(s) if !legacy_default => role
+                        .permissions()
+                        .iter()
+                        .copied()
+                        .filter(|p| s.iter().any(|n| n == p.as_str()))
+                        .collect(),
+                    _ => role.permissions().to_vec(),
+                };
+                let name = principal
+                    .or_else(|| body.get("name").and_then(|n| n.as_str()).map(String::from))
+                    .unwrap_or_else(|| key_id.clone());
+                out.insert(hash, KeyInfo { key_id, tenant, expires_at_ms, role, name, permissions });
+            }
+            Ok(out)
         })
         .await
 }

@@ -223,6 +223,7 @@ impl Store {
         for schema in [crate::escrow::SCHEMA, crate::registry::SCHEMA, crate::delegations::SCHEMA] {
             conn.execute_batch(schema).map_err(sqlite)?;
         }
+        add_columns(&conn).map_err(sqlite)?;
         // Checkpoints (the only fsync under synchronous=NORMAL) run on their own thread and
         // connection, off the writer's path.
         conn.execute_batch("PRAGMA wal_autocheckpoint=0").map_err(sqlite)?;
@@ -276,6 +277,33 @@ impl Store {
         self.jobs.send(job).map_err(|_| ApiError::internal("the store writer has stopped"))?;
         rx.await.map_err(|_| ApiError::internal("the store writer dropped a job"))?
     }
+}
+
+/// Columns added after the first schema, added idempotently on open (`ALTER TABLE ... ADD
+/// COLUMN` where `PRAGMA table_info` does not list them yet).
+const ADDED_COLUMNS: &[(&str, &str, &str)] = &[
+    // The principal of an API key: its role (NULL: a key from before roles, an `agent`) and
+    // its name.
+    ("api_keys", "role", "TEXT"),
+    ("api_keys", "principal", "TEXT"),
+    // The API key that created a reservation (NULL: made by the gateway itself or before
+    // this column existed).
+    ("reservations", "owner_key", "TEXT"),
+];
+
+fn add_columns(conn: &Connection) -> rusqlite::Result<()> {
+    for (table, column, ty) in ADDED_COLUMNS {
+        let exists = conn
+            .prepare(&format!("PRAGMA table_info({table})"))?
+            .query_map([], |r| r.get::<_, String>(1))?
+            .collect::<Result<Vec<_>, _>>()?
+            .iter()
+            .any(|c| c == column);
+        if !exists {
+            conn.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {column} {ty}"))?;
+        }
+    }
+    Ok(())
 }
 
 fn in_savepoint<T>(conn: &Connection, f: impl FnOnce(&Connection) -> ApiResult<T>) -> ApiResult<T> {

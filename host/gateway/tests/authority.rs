@@ -22,7 +22,7 @@ fn token(v: &Value) -> String {
 }
 
 async fn audit_sound(http: &Http, key: &str) {
-    let r = http.tenant(key, Method::GET, "/v1/escrow/audit", None).await;
+    let r = http.tenant(&http.operator(key), Method::GET, "/v1/escrow/audit", None).await;
     assert_eq!(r.body["sound"], true, "{:?}", r.body);
 }
 
@@ -37,7 +37,7 @@ async fn a_first_hop_without_a_root_grant_is_refused_and_chain_ids_are_never_reu
     assert!(r.body["message"].as_str().unwrap().contains("root grant"), "{:?}", r.body);
 
     // A tenant that opts into open roots still never reuses a chain id.
-    let r = http.tenant(&key, Method::PUT, "/v1/authority/settings", Some(json!({"open_roots": true}))).await;
+    let r = http.tenant(&http.operator(&key), Method::PUT, "/v1/authority/settings", Some(json!({"open_roots": true}))).await;
     assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
     let first = http.delegate(&key, body.clone()).await;
     assert_eq!(first.status, StatusCode::OK, "{:?}", first.body);
@@ -101,7 +101,8 @@ async fn a_replayed_delegation_returns_the_original_response_with_no_second_hold
         b["request"]["task"]["id"] = json!(task);
         b
     };
-    let h = [("x-cycles-api-key", key.as_str()), ("x-idempotency-key", "k-1")];
+    let orchestrator = http.agent_key(&key, "orchestrator").await;
+    let h = [("x-cycles-api-key", orchestrator.as_str()), ("x-idempotency-key", "k-1")];
     let r1 = http.call(Method::POST, "/v1/delegations", &h, Some(keyed("t-1"))).await;
     assert_eq!(r1.status, StatusCode::OK, "{:?}", r1.body);
     let r2 = http.call(Method::POST, "/v1/delegations", &h, Some(keyed("t-2"))).await;
@@ -163,6 +164,11 @@ async fn link_timestamps_are_bound_to_the_token() {
     // The token's holder is the only delegator it admits.
     let r = http.delegate(&key, hop(&token(&r1.body), "c", "b", &child, mandate(10, 2))).await;
     assert_eq!(r.status, StatusCode::FORBIDDEN, "{:?}", r.body);
+    // An agent's key delegates only as that agent, even with another agent's token.
+    let c_key = http.agent_key(&key, "c").await;
+    let r = http.tenant(&c_key, Method::POST, "/v1/delegations", Some(hop(&token(&r1.body), "a", "d", &child, mandate(10, 2)))).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{:?}", r.body);
+    assert!(r.body["message"].as_str().unwrap().contains("speaks for agent"), "{:?}", r.body);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -217,7 +223,10 @@ async fn revoking_a_node_voids_its_subtree_and_returns_its_budget() {
     assert_eq!(r2.body["decision"], "allow", "{:?}", r2.body);
     let grandchild = r2.body["verdict"]["allow"]["child_mandate"].clone();
     let a_grant = r1.body["grant_id"].as_str().unwrap();
-    let r = http.tenant(&key, Method::POST, &format!("/v1/grants/{a_grant}/revoke"), None).await;
+    // Only an operator revokes; the holder of another branch cannot.
+    let r = http.tenant(&http.agent_key(&key, "d").await, Method::POST, &format!("/v1/grants/{a_grant}/revoke"), None).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{:?}", r.body);
+    let r = http.tenant(&http.operator(&key), Method::POST, &format!("/v1/grants/{a_grant}/revoke"), None).await;
     assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
     assert_eq!(r.body["settled"].as_array().unwrap().len(), 2, "{:?}", r.body);
     // Every descendant token is void at once.
@@ -239,15 +248,19 @@ async fn commits_return_the_rest_up_the_tree_and_settle_the_root_hold() {
     let a = r1.body["grant_id"].as_str().unwrap().to_string();
     let root_id = grant["grant_id"].as_str().unwrap().to_string();
     // Spending more than was granted is refused; a parent with live children cannot settle.
-    let over = http.tenant(&key, Method::POST, &format!("/v1/grants/{a}/commit"), Some(json!({"spent": [{"unit": "TOKENS", "amount": 601}]}))).await;
+    let (a_key, o_key) = (http.agent_key(&key, "a").await, http.agent_key(&key, "orchestrator").await);
+    let over = http.tenant(&a_key, Method::POST, &format!("/v1/grants/{a}/commit"), Some(json!({"spent": [{"unit": "TOKENS", "amount": 601}]}))).await;
     assert_eq!(over.status, StatusCode::CONFLICT, "{:?}", over.body);
-    let early = http.tenant(&key, Method::POST, &format!("/v1/grants/{root_id}/commit"), Some(json!({"spent": []}))).await;
+    let early = http.tenant(&o_key, Method::POST, &format!("/v1/grants/{root_id}/commit"), Some(json!({"spent": []}))).await;
     assert_eq!(early.status, StatusCode::CONFLICT, "{:?}", early.body);
-    let ok = http.tenant(&key, Method::POST, &format!("/v1/grants/{a}/commit"), Some(json!({"spent": [{"unit": "TOKENS", "amount": 250}]}))).await;
+    // Another agent cannot settle a's grant.
+    let foreign = http.tenant(&o_key, Method::POST, &format!("/v1/grants/{a}/commit"), Some(json!({"spent": []}))).await;
+    assert_eq!(foreign.status, StatusCode::FORBIDDEN, "{:?}", foreign.body);
+    let ok = http.tenant(&a_key, Method::POST, &format!("/v1/grants/{a}/commit"), Some(json!({"spent": [{"unit": "TOKENS", "amount": 250}]}))).await;
     assert_eq!(ok.status, StatusCode::OK, "{:?}", ok.body);
     let g = http.tenant(&key, Method::GET, &format!("/v1/grants/{root_id}"), None).await;
     assert_eq!(g.body["units"][0]["available"], 750, "{:?}", g.body);
-    let done = http.tenant(&key, Method::POST, &format!("/v1/grants/{root_id}/commit"), Some(json!({"spent": [{"unit": "TOKENS", "amount": 50}]}))).await;
+    let done = http.tenant(&o_key, Method::POST, &format!("/v1/grants/{root_id}/commit"), Some(json!({"spent": [{"unit": "TOKENS", "amount": 50}]}))).await;
     assert_eq!(done.status, StatusCode::OK, "{:?}", done.body);
     assert_eq!(done.body["root_reservations"][0]["consumed"], 300, "{:?}", done.body);
     let b = http.balance(&key, "acme", "tenant:acme").await;

@@ -91,10 +91,13 @@ async fn upload_activate_and_refuse_signed_bundles_over_http() {
     assert_eq!(http.call(Method::GET, "/healthz", &[], None).await.body["policy"]["version"], "0.2.0");
     let r = http.admin(Method::POST, "/v1/policies", Some(json!({"files": {"manifest.json": "%%%"}}))).await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
-    // Tenants cannot manage policies.
+    // Tenants cannot manage policies, operators included: the bundle is gateway-wide.
     let key = http.provision("acme").await;
-    let r = http.tenant(&key, Method::POST, "/v1/policies/roll-forward", None).await;
-    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    for k in [key.clone(), http.operator(&key)] {
+        let r = http.tenant(&k, Method::POST, "/v1/policies/roll-forward", None).await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{:?}", r.body);
+        assert_eq!(r.body["details"]["required_permission"], "admin:policies:write");
+    }
     gw.stop().await;
 
     // A restart with no bundle configured starts from the last-known-good (v2).

@@ -62,6 +62,7 @@ async fn kill_dash_nine_under_load_loses_no_commit_and_applies_none_twice() {
     let root = common::mandate(1_000_000, 4);
     let grant = http.root_grant(&key, "orchestrator", root.clone()).await;
     let root_token = grant["token"].as_str().unwrap().to_string();
+    let orchestrator = http.agent_key(&key, "orchestrator").await;
 
     // Load: 16 workers reserve+commit (and delegate) until the process dies under them.
     type Acked = Arc<Mutex<Vec<(String, String, i64, Value)>>>;
@@ -70,7 +71,7 @@ async fn kill_dash_nine_under_load_loses_no_commit_and_applies_none_twice() {
     let mut workers = Vec::new();
     for w in 0..16usize {
         let (http, key, commits, hops) = (http.clone(), key.clone(), Arc::clone(&acked_commits), Arc::clone(&acked_hops));
-        let (root_token, root) = (root_token.clone(), root.clone());
+        let (root_token, root, orchestrator) = (root_token.clone(), root.clone(), orchestrator.clone());
         workers.push(tokio::spawn(async move {
             for i in 0.. {
                 let n = w * 1_000_000 + i;
@@ -89,7 +90,7 @@ async fn kill_dash_nine_under_load_loses_no_commit_and_applies_none_twice() {
                 let Ok(body) = resp.json::<Value>().await else { return };
                 commits.lock().unwrap().push((id, ck, actual, body));
                 if i % 4 == 0 {
-                    let req = http.client.post(format!("{}/v1/delegations", http.base)).header("x-cycles-api-key", &key).json(&hop_request(&root_token, &root, n));
+                    let req = http.client.post(format!("{}/v1/delegations", http.base)).header("x-cycles-api-key", &orchestrator).json(&hop_request(&root_token, &root, n));
                     let Ok(resp) = req.send().await else { return };
                     let Ok(body) = resp.json::<Value>().await else { return };
                     if let (Some(c), Some(seq), Some("allow")) = (body["chain_id"].as_str(), body["seq"].as_i64(), body["decision"].as_str()) {
@@ -177,7 +178,7 @@ async fn kill_dash_nine_under_load_loses_no_commit_and_applies_none_twice() {
         let tree = http.tenant(&key, Method::GET, &format!("/v1/chains/{chain}/grants"), None).await;
         assert_eq!(tree.body["grants"].as_array().unwrap().len(), seqs.len() + 1, "one grant per allowed hop, plus the root");
     }
-    let audit = http.tenant(&key, Method::GET, "/v1/escrow/audit", None).await;
+    let audit = http.tenant(&http.operator(&key), Method::GET, "/v1/escrow/audit", None).await;
     assert_eq!(audit.body["sound"], true, "{:?}", audit.body);
     child.kill().unwrap();
     let _ = child.wait();

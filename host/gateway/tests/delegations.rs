@@ -168,10 +168,10 @@ async fn escalations_queue_targets_and_decisions_that_perform_the_delegation() {
     let http = Http::new(gw.url());
     let key = tenant(&http, "acme").await;
     for (id, caps, trust, max) in [("junior-bot", json!(["*"]), 700, 5), ("senior-bot", json!(["payment.*"]), 850, 1), ("crm-bot", json!(["crm.*"]), 990, 5)] {
-        let r = http.tenant(&key, Method::POST, "/v1/escalation-targets", Some(json!({"agent_id": id, "capabilities": caps, "trust": trust, "tier": "T4", "max_concurrent": max}))).await;
+        let r = http.tenant(&http.operator(&key), Method::POST, "/v1/escalation-targets", Some(json!({"agent_id": id, "capabilities": caps, "trust": trust, "tier": "T4", "max_concurrent": max}))).await;
         assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
     }
-    let targets = http.tenant(&key, Method::GET, "/v1/escalation-targets", None).await;
+    let targets = http.tenant(&http.operator(&key), Method::GET, "/v1/escalation-targets", None).await;
     let order: Vec<&str> = targets.body["targets"].as_array().unwrap().iter().map(|t| t["agent_id"].as_str().unwrap()).collect();
     assert_eq!(order, ["crm-bot", "senior-bot", "junior-bot"]);
 
@@ -189,15 +189,27 @@ async fn escalations_queue_targets_and_decisions_that_perform_the_delegation() {
     let ttl = esc["expires_at_ms"].as_i64().unwrap() - esc["created_at_ms"].as_i64().unwrap();
     assert_eq!(ttl, 300_000, "default TTL is 5 minutes");
     let id = esc["id"].as_str().unwrap().to_string();
-    let q = http.tenant(&key, Method::GET, "/v1/escalations?status=PENDING", None).await;
+    // Decisions are made by approver keys; the decider is the key's principal and must be the
+    // one the escalation is assigned to.
+    let risk_officer = http.key("acme", "approver", "risk-officer").await;
+    let supervisor = http.key("acme", "approver", "supervisor-bot").await;
+    let carol = http.key("acme", "approver", "carol").await;
+    let q = http.tenant(&risk_officer, Method::GET, "/v1/escalations?status=PENDING", None).await;
     assert_eq!(q.body["escalations"].as_array().unwrap().len(), 1);
     // Constraints that would widen the mandate are refused.
-    let wide = http.tenant(&key, Method::POST, &format!("/v1/escalations/{id}/approve"), Some(json!({"decided_by": "risk-officer", "constraints": {"value_ceiling": 90_000_000_000u64}}))).await;
+    let forged = http.tenant(&risk_officer, Method::POST, &format!("/v1/escalations/{id}/approve"), Some(json!({"decided_by": "someone-else"}))).await;
+    assert_eq!(forged.status, StatusCode::BAD_REQUEST, "decided_by is never a body field: {:?}", forged.body);
+    let other = http.tenant(&carol, Method::POST, &format!("/v1/escalations/{id}/approve"), Some(json!({}))).await;
+    assert_eq!(other.status, StatusCode::FORBIDDEN, "assigned to risk-officer: {:?}", other.body);
+    let as_agent = http.tenant(&key, Method::POST, &format!("/v1/escalations/{id}/approve"), Some(json!({}))).await;
+    assert_eq!(as_agent.status, StatusCode::FORBIDDEN, "{:?}", as_agent.body);
+    let wide = http.tenant(&risk_officer, Method::POST, &format!("/v1/escalations/{id}/approve"), Some(json!({"constraints": {"value_ceiling": 90_000_000_000u64}}))).await;
     assert_eq!(wide.status, StatusCode::BAD_REQUEST, "{:?}", wide.body);
     // Approving with constraints performs the delegation: token, escrow, narrowed mandate.
-    let a = http.tenant(&key, Method::POST, &format!("/v1/escalations/{id}/approve"), Some(json!({"decided_by": "risk-officer", "constraints": {"value_ceiling": 100}}))).await;
+    let a = http.tenant(&risk_officer, Method::POST, &format!("/v1/escalations/{id}/approve"), Some(json!({"constraints": {"value_ceiling": 100}}))).await;
     assert_eq!(a.status, StatusCode::OK, "{:?}", a.body);
     assert_eq!(a.body["decision"], "APPROVED_WITH_CONSTRAINTS");
+    assert_eq!(a.body["decided_by"], "risk-officer");
     assert!(a.body["decided_at_ms"].as_i64().unwrap() > 0);
     let performed = &a.body["delegation"];
     assert_eq!(performed["mandate"]["value_ceiling"], 100, "{performed}");
@@ -208,7 +220,7 @@ async fn escalations_queue_targets_and_decisions_that_perform_the_delegation() {
     let next = delegate(&http, &key, hop(&performed["child_token"], "refund-agent", "ledger-agent", "medium", performed["mandate"].clone(),
         json!({"value_ceiling": 100, "action_kinds": ["payment.refund"], "counterparties": ["acme"], "budgets": [{"unit": "USD_MICROCENTS", "amount": 1_000}], "remaining_depth": 1, "expires_at": expiry()}), 0.12)).await;
     assert_ne!(next["decision"], Value::Null, "{next}");
-    let again = http.tenant(&key, Method::POST, &format!("/v1/escalations/{id}/deny"), Some(json!({"decided_by": "bob"}))).await;
+    let again = http.tenant(&carol, Method::POST, &format!("/v1/escalations/{id}/deny"), Some(json!({}))).await;
     assert_eq!((again.status, again.body["error"].as_str()), (StatusCode::CONFLICT, Some("ESCALATION_CLOSED")));
     // The decision and the performed hop are in the chain's trace.
     let chain = http.tenant(&key, Method::GET, &format!("/v1/chains/{}", r["chain_id"].as_str().unwrap()), None).await;
@@ -217,31 +229,27 @@ async fn escalations_queue_targets_and_decisions_that_perform_the_delegation() {
 
     // Upward trust escalation to an agent; approve without constraints, deny, delegate.
     let mut decisions = Vec::new();
-    for (verb, body) in [
-        ("approve", json!({"decided_by": "supervisor-bot"})),
-        ("deny", json!({"decided_by": "carol", "note": "no"})),
-        ("delegate", json!({"decided_by": "carol", "to": "senior-bot"})),
-    ] {
+    for (verb, body) in [("approve", json!({})), ("deny", json!({"note": "no"})), ("delegate", json!({"to": "senior-bot"}))] {
         let mut h = hop(&grant["token"], "orchestrator", "intern-bot", "high", root.clone(), mandate(100_000_000, &["payment.refund"], 3), 0.12);
         h["request"]["task"]["id"] = json!(format!("task-{verb}"));
         let r = delegate(&http, &key, h).await;
         assert_eq!(r["decision"], "escalate", "{r}");
         assert_eq!(r["escalation"]["target"], json!({"kind": "agent", "id": "supervisor-bot"}));
         let id = r["escalation"]["id"].as_str().unwrap();
-        let d = http.tenant(&key, Method::POST, &format!("/v1/escalations/{id}/{verb}"), Some(body)).await;
+        let d = http.tenant(&supervisor, Method::POST, &format!("/v1/escalations/{id}/{verb}"), Some(body)).await;
         assert_eq!(d.status, StatusCode::OK, "{:?}", d.body);
         decisions.push(d.body["decision"].as_str().unwrap().to_string());
         if verb == "delegate" {
             let next = d.body["next_escalation_id"].as_str().unwrap();
-            let n = http.tenant(&key, Method::GET, &format!("/v1/escalations/{next}"), None).await;
+            let n = http.tenant(&supervisor, Method::GET, &format!("/v1/escalations/{next}"), None).await;
             assert_eq!((n.body["status"].as_str(), n.body["assignee"].as_str()), (Some("PENDING"), Some("senior-bot")));
         }
     }
     assert_eq!(decisions, ["APPROVED_AND_EXECUTED", "DENIED", "DELEGATED"]);
     // Bad decisions change nothing.
-    let r = http.tenant(&key, Method::POST, "/v1/escalations/esc_missing/approve", Some(json!({"decided_by": "x"}))).await;
+    let r = http.tenant(&supervisor, Method::POST, "/v1/escalations/esc_missing/approve", Some(json!({}))).await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
-    let r = http.tenant(&key, Method::POST, "/v1/escalation-targets", Some(json!({"agent_id": "x", "capabilities": [], "trust": 2000, "tier": "T9", "max_concurrent": 0}))).await;
+    let r = http.tenant(&http.operator(&key), Method::POST, "/v1/escalation-targets", Some(json!({"agent_id": "x", "capabilities": [], "trust": 2000, "tier": "T9", "max_concurrent": 0}))).await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     gw.stop().await;
 }
@@ -259,9 +267,10 @@ async fn escalations_expire_after_their_ttl() {
     let r = delegate(&http, &key, hop(&grant["token"], "orchestrator", "refund-agent", "medium", root, mandate(500_000_000, &["payment.refund"], 3), 0.38)).await;
     let id = r["escalation"]["id"].as_str().unwrap().to_string();
     tokio::time::sleep(std::time::Duration::from_millis(700)).await;
-    let e = http.tenant(&key, Method::GET, &format!("/v1/escalations/{id}"), None).await;
+    let risk_officer = http.key("acme", "approver", "risk-officer").await;
+    let e = http.tenant(&risk_officer, Method::GET, &format!("/v1/escalations/{id}"), None).await;
     assert_eq!((e.body["status"].as_str(), e.body["decision"].as_str()), (Some("EXPIRED"), Some("EXPIRED")), "{:?}", e.body);
-    let a = http.tenant(&key, Method::POST, &format!("/v1/escalations/{id}/approve"), Some(json!({"decided_by": "late"}))).await;
+    let a = http.tenant(&risk_officer, Method::POST, &format!("/v1/escalations/{id}/approve"), Some(json!({}))).await;
     assert_eq!(a.status, StatusCode::CONFLICT);
     gw.stop().await;
 }

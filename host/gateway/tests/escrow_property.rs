@@ -69,11 +69,18 @@ struct Node {
 /// What the clients were told: every allowed delegation's grant id.
 type Acked = Arc<Mutex<Vec<String>>>;
 
-async fn run_clients(http: &Http, key: &str, nodes: Arc<Mutex<Vec<Node>>>, acked: Acked, clients: usize, ops: usize, seed: u64) {
+/// The keys the clients use: each agent's own, and the operator's for revocations.
+#[derive(Clone)]
+struct Keys {
+    agents: std::collections::HashMap<String, String>,
+    operator: String,
+}
+
+async fn run_clients(http: &Http, keys: &Keys, nodes: Arc<Mutex<Vec<Node>>>, acked: Acked, clients: usize, ops: usize, seed: u64) {
     let root_id = nodes.lock().unwrap()[0].grant_id.clone();
     let mut tasks = Vec::new();
     for c in 0..clients {
-        let (http, key, nodes, acked, root_id) = (http.clone(), key.to_string(), Arc::clone(&nodes), Arc::clone(&acked), root_id.clone());
+        let (http, keys, nodes, acked, root_id) = (http.clone(), keys.clone(), Arc::clone(&nodes), Arc::clone(&acked), root_id.clone());
         tasks.push(tokio::spawn(async move {
             let mut rng = Rng(seed ^ (c as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15));
             for i in 0..ops {
@@ -98,7 +105,7 @@ async fn run_clients(http: &Http, key: &str, nodes: Arc<Mutex<Vec<Node>>>, acked
                     let mut body = common::hop(&node.token, &node.holder, &to, &node.mandate, requested);
                     body["request"]["task"]["id"] = json!(format!("c{c}-{i}"));
                     body["request"]["task"]["risk"] = json!("low");
-                    let req = http.client.post(format!("{}/v1/delegations", http.base)).header("x-cycles-api-key", &key).json(&body);
+                    let req = http.client.post(format!("{}/v1/delegations", http.base)).header("x-cycles-api-key", &keys.agents[&node.holder]).json(&body);
                     match req.send().await {
                         Ok(r) => {
                             let Ok(v) = r.json::<Value>().await else { return };
@@ -126,7 +133,8 @@ async fn run_clients(http: &Http, key: &str, nodes: Arc<Mutex<Vec<Node>>>, acked
                         _ => ("revoke", json!({})),
                     };
                     let url = format!("{}/v1/grants/{}/{path}", http.base, node.grant_id);
-                    http.client.post(url).header("x-cycles-api-key", &key).json(&body).send().await.is_ok()
+                    let key = if path == "revoke" { &keys.operator } else { &keys.agents[&node.holder] };
+                    http.client.post(url).header("x-cycles-api-key", key).json(&body).send().await.is_ok()
                 };
                 if !sent {
                     return; // the gateway is gone (killed)
@@ -141,7 +149,7 @@ async fn run_clients(http: &Http, key: &str, nodes: Arc<Mutex<Vec<Node>>>, acked
 
 /// The escrow is sound, and the tenant's TOKENS hold equals what its live root grants hold.
 async fn check_sound(http: &Http, key: &str, root: &str) {
-    let audit = http.tenant(key, Method::GET, "/v1/escrow/audit", None).await;
+    let audit = http.tenant(&http.operator(key), Method::GET, "/v1/escrow/audit", None).await;
     assert_eq!(audit.body["sound"], true, "{:?}", audit.body);
     let g = http.tenant(key, Method::GET, &format!("/v1/grants/{root}"), None).await;
     let held = if g.body["status"] == "ACTIVE" { g.body["units"][0]["granted"].as_i64().unwrap() } else { 0 };
@@ -177,17 +185,23 @@ async fn random_trees_never_exceed_a_grant_even_across_a_kill_dash_nine() {
         grant_id: root_id.clone(),
     }]));
     let acked: Acked = Arc::default();
+    let mut agents = std::collections::HashMap::new();
+    for a in 0..AGENTS {
+        let name = format!("n{a}");
+        agents.insert(name.clone(), http.agent_key(&key, &name).await);
+    }
+    let keys = Keys { agents, operator: http.operator(&key) };
 
     // Phase 1: 24 clients, 60 random operations each, then the invariants.
-    run_clients(&http, &key, Arc::clone(&nodes), Arc::clone(&acked), 24, 60, 0x5bd1_e995).await;
+    run_clients(&http, &keys, Arc::clone(&nodes), Arc::clone(&acked), 24, 60, 0x5bd1_e995).await;
     let allowed = acked.lock().unwrap().len();
     assert!(allowed > 20, "the load made a tree: {allowed} allowed delegations");
     check_sound(&http, &key, &root_id).await;
 
     // Phase 2: the same load, killed with SIGKILL in the middle, then restarted.
     let load = {
-        let (http, key, nodes, acked) = (http.clone(), key.clone(), Arc::clone(&nodes), Arc::clone(&acked));
-        tokio::spawn(async move { run_clients(&http, &key, nodes, acked, 24, 10_000, 0xdead_beef).await })
+        let (http, keys, nodes, acked) = (http.clone(), keys.clone(), Arc::clone(&nodes), Arc::clone(&acked));
+        tokio::spawn(async move { run_clients(&http, &keys, nodes, acked, 24, 10_000, 0xdead_beef).await })
     };
     tokio::time::sleep(Duration::from_millis(1500)).await;
     child.kill().expect("SIGKILL");

@@ -117,14 +117,14 @@ async fn a_key_of_one_tenant_cannot_read_or_change_another_tenants_state() {
         "idempotency_key": "e", "subject": {"tenant": "globex"}, "action": {"kind": "a", "name": "b"},
         "actual": {"unit": "USD_MICROCENTS", "amount": 5}}))).await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
-    // A budget for B's scope through A's key: refused.
-    let r = http.tenant(&a, Method::POST, "/v1/admin/budgets", Some(json!({
+    // A budget for B's scope through A's (operator) key: refused.
+    let r = http.tenant(&http.operator(&a), Method::POST, "/v1/admin/budgets", Some(json!({
         "scope": "tenant:globex/workspace:x", "unit": "TOKENS", "allocated": {"unit": "TOKENS", "amount": 5}}))).await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
     // Lists and budgets show nothing of B.
     let r = http.tenant(&a, Method::GET, "/v1/reservations", None).await;
     assert_eq!(r.body["reservations"].as_array().unwrap().len(), 0);
-    let r = http.tenant(&a, Method::GET, "/v1/admin/budgets", None).await;
+    let r = http.tenant(&http.operator(&a), Method::GET, "/v1/admin/budgets", None).await;
     assert!(r.body["ledgers"].as_array().unwrap().iter().all(|l| l["tenant_id"] == "acme"));
     // The same workspace name in both tenants stays two ledgers.
     let r = http.tenant(&a, Method::GET, "/v1/balances?workspace=prod", None).await;
@@ -189,7 +189,7 @@ async fn bad_input_gets_a_clear_4xx_and_changes_nothing() {
     let r = http.tenant(&key, Method::GET, "/v1/reservations?limit=lots", None).await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     assert_eq!(r.body["error"], "INVALID_REQUEST");
-    let r = http.tenant(&key, Method::POST, "/v1/admin/budgets/fund?scope=tenant:acme&unit=BEANS", Some(json!({"operation": "CREDIT", "amount": {"unit": "TOKENS", "amount": 1}}))).await;
+    let r = http.tenant(&http.operator(&key), Method::POST, "/v1/admin/budgets/fund?scope=tenant:acme&unit=BEANS", Some(json!({"operation": "CREDIT", "amount": {"unit": "TOKENS", "amount": 1}}))).await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     let r = http.tenant(&key, Method::POST, "/v1/delegations", Some(json!({"request": {"from": 1}}))).await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
@@ -276,7 +276,7 @@ async fn overage_policies_units_and_errors() {
     let r = http.tenant(&key, Method::POST, "/v1/decide", Some(json!({"idempotency_key": "d", "subject": {"tenant": "acme"}, "action": {"kind": "a", "name": "b"}, "estimate": {"unit": "USD_MICROCENTS", "amount": 1}}))).await;
     assert_eq!((r.status, r.body["decision"].as_str(), r.body["reason_code"].as_str()), (StatusCode::OK, Some("DENY"), Some("BUDGET_EXCEEDED")));
     // Fund: CREDIT repays the debt first.
-    let r = http.tenant(&key, Method::POST, "/v1/admin/budgets/fund?scope=tenant:acme&unit=USD_MICROCENTS", Some(json!({"operation": "CREDIT", "amount": {"unit": "USD_MICROCENTS", "amount": 1_000}}))).await;
+    let r = http.tenant(&http.operator(&key), Method::POST, "/v1/admin/budgets/fund?scope=tenant:acme&unit=USD_MICROCENTS", Some(json!({"operation": "CREDIT", "amount": {"unit": "USD_MICROCENTS", "amount": 1_000}}))).await;
     assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
     assert_eq!(r.body["new_debt"]["amount"], 0);
     assert_eq!(r.body["new_remaining"]["amount"], 850);

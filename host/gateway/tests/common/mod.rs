@@ -2,7 +2,9 @@
 //! small JSON client.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+use std::collections::HashMap;
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 
 use reqwest::{Client, Method, StatusCode};
 use sbd_gateway::serve::{start, Running};
@@ -30,6 +32,12 @@ pub async fn gateway(dir: &Path) -> Running {
 pub struct Http {
     pub base: String,
     pub client: Client,
+    /// The operator key [`Http::provision`] minted next to each agent key.
+    operators: Arc<Mutex<HashMap<String, String>>>,
+    /// The tenant of each key [`Http::provision`] minted.
+    tenants: Arc<Mutex<HashMap<String, String>>>,
+    /// Agent keys by (tenant, agent id), minted on first use by [`Http::agent_key`].
+    agents: Arc<Mutex<HashMap<(String, String), String>>>,
 }
 
 pub struct Reply {
@@ -39,7 +47,13 @@ pub struct Reply {
 
 impl Http {
     pub fn new(base: String) -> Self {
-        Http { base, client: Client::builder().pool_max_idle_per_host(64).build().unwrap() }
+        Http {
+            base,
+            client: Client::builder().pool_max_idle_per_host(64).build().unwrap(),
+            operators: Arc::default(),
+            tenants: Arc::default(),
+            agents: Arc::default(),
+        }
     }
 
     pub async fn call(&self, method: Method, path: &str, headers: &[(&str, &str)], body: Option<Value>) -> Reply {
@@ -76,7 +90,8 @@ impl Http {
         self.call(method, path, &[("x-cycles-api-key", key)], body).await
     }
 
-    /// Creates `tenant` and a key for it; returns the key.
+    /// Creates `tenant`, a key for it with the default role (`agent`) and an operator key
+    /// ([`Http::operator`]); returns the agent key.
     pub async fn provision(&self, tenant: &str) -> String {
         let r = self.admin(Method::POST, "/v1/admin/tenants", Some(json!({"tenant_id": tenant, "name": tenant}))).await;
         assert!(r.status.is_success(), "{:?}", r.body);
@@ -84,7 +99,26 @@ impl Http {
             .admin(Method::POST, "/v1/admin/api-keys", Some(json!({"tenant_id": tenant, "name": "test key"})))
             .await;
         assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+        let agent = r.body["key_secret"].as_str().unwrap().to_string();
+        let operator = self.key(tenant, "operator", "test operator").await;
+        self.operators.lock().unwrap().insert(agent.clone(), operator);
+        self.tenants.lock().unwrap().insert(agent.clone(), tenant.to_string());
+        agent
+    }
+
+    /// A new key of `tenant` with `role` for principal `name` (made with the admin key).
+    pub async fn key(&self, tenant: &str, role: &str, name: &str) -> String {
+        let r = self
+            .admin(Method::POST, "/v1/admin/api-keys", Some(json!({"tenant_id": tenant, "name": name, "role": role})))
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
         r.body["key_secret"].as_str().unwrap().to_string()
+    }
+
+    /// The operator key minted with the agent key `key` by [`Http::provision`] (`key` itself
+    /// when it was not made there).
+    pub fn operator(&self, key: &str) -> String {
+        self.operators.lock().unwrap().get(key).cloned().unwrap_or_else(|| key.to_string())
     }
 
     /// A budget at `scope` in `unit`.
@@ -95,7 +129,7 @@ impl Http {
                 body[k] = v.clone();
             }
         }
-        let r = self.tenant(key, Method::POST, "/v1/admin/budgets", Some(body)).await;
+        let r = self.tenant(&self.operator(key), Method::POST, "/v1/admin/budgets", Some(body)).await;
         assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
         r.body
     }
@@ -150,15 +184,26 @@ pub fn hop(token: &str, from: &str, to: &str, parent: &Value, requested: Value) 
 }
 
 impl Http {
+    /// The agent key of `agent` in the tenant of `key` (minted once, with the admin key).
+    pub async fn agent_key(&self, key: &str, agent: &str) -> String {
+        let tenant = self.tenants.lock().unwrap().get(key).cloned().expect("a key made by provision");
+        if let Some(k) = self.agents.lock().unwrap().get(&(tenant.clone(), agent.to_string())) {
+            return k.clone();
+        }
+        let k = self.key(&tenant, "agent", agent).await;
+        self.agents.lock().unwrap().insert((tenant, agent.to_string()), k.clone());
+        k
+    }
+
     /// Registers `agent` with `trust` in the tenant's registry.
     pub async fn register(&self, key: &str, agent: &str, trust: f64) {
-        let r = self.tenant(key, Method::POST, "/v1/agents", Some(json!({"agent_id": agent, "trust": trust}))).await;
+        let r = self.tenant(&self.operator(key), Method::POST, "/v1/agents", Some(json!({"agent_id": agent, "trust": trust}))).await;
         assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
     }
 
     /// A root grant of `mandate` to `agent`; returns the response (token, chain_id, grant_id).
     pub async fn root_grant(&self, key: &str, agent: &str, mandate: Value) -> Value {
-        let r = self.tenant(key, Method::POST, "/v1/root-grants", Some(json!({"agent_id": agent, "mandate": mandate}))).await;
+        let r = self.tenant(&self.operator(key), Method::POST, "/v1/root-grants", Some(json!({"agent_id": agent, "mandate": mandate}))).await;
         assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
         r.body
     }
@@ -175,8 +220,11 @@ impl Http {
         key
     }
 
-    /// POST /v1/delegations; returns status and body.
+    /// POST /v1/delegations with the agent key of the request's delegator (in the tenant of
+    /// `key`); returns status and body.
     pub async fn delegate(&self, key: &str, body: Value) -> Reply {
-        self.tenant(key, Method::POST, "/v1/delegations", Some(body)).await
+        let from = body["request"]["from"]["id"].as_str().unwrap_or("nobody").to_string();
+        let agent = self.agent_key(key, &from).await;
+        self.tenant(&agent, Method::POST, "/v1/delegations", Some(body)).await
     }
 }

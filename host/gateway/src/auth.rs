@@ -1,0 +1,591 @@
+//! Principals, roles and permissions: who an API key speaks for and what it may do.
+//!
+//! Every tenant API key (`X-Cycles-API-Key`) belongs to a *principal* with one [`Role`]:
+//!
+//! - **operator**: runs a tenant: budgets (create, fund, freeze, unfreeze), API keys of the
+//!   other roles, escalation targets, agents and root grants; may release any reservation of
+//!   its tenant. Only operators fund budgets or lift a freeze.
+//! - **approver**: a named human who decides escalations and depth exceptions; reads.
+//! - **agent**: an agent runtime: delegates, reserves/commits/releases/extends its own
+//!   reservations, reports outcomes; reads.
+//! - **reader**: reads only.
+//!
+//! A role grants a fixed set of [`Permission`]s ([`Role::permissions`], one table, pinned by a
+//! test). A key created with an explicit `permissions` list holds the intersection of that
+//! list and its role's set, so a key minted with only `balances:read` can do nothing else.
+//! The super-admin key (`X-Admin-API-Key`) holds every permission, including the
+//! `admin:*` ones no role has (tenants, operator keys, gateway-wide policy bundles).
+//!
+//! Every route of the router is gated by [`route_access`] in the [`authorize`] middleware; a
+//! route missing from that table is refused (fail closed), so a new endpoint must name its
+//! permission there. Permission names are those of the Cycles governance admin spec
+//! (`Permission` schema) where one exists; the gateway's own operations use the same
+//! `resource:verb` form.
+
+use std::sync::Arc;
+
+use axum::extract::{FromRequestParts, MatchedPath, Request, State};
+use axum::http::request::Parts;
+use axum::http::Method;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use crate::error::{ApiError, ApiResult, ErrorCode};
+use crate::server::{Shared, AppState};
+use crate::util::{now_ms, sha256_hex};
+
+/// The role of a principal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// Runs a tenant: budgets, keys, targets, agents, grants.
+    Operator,
+    /// A named human deciding escalations and depth exceptions.
+    Approver,
+    /// An agent runtime: delegations, its own reservations, outcome reports.
+    Agent,
+    /// Reads only.
+    Reader,
+}
+
+impl Role {
+    /// Every role.
+    pub const ALL: [Role; 4] = [Role::Operator, Role::Approver, Role::Agent, Role::Reader];
+
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Operator => "operator",
+            Role::Approver => "approver",
+            Role::Agent => "agent",
+            Role::Reader => "reader",
+        }
+    }
+
+    /// Parses a wire name.
+    pub fn parse(s: &str) -> Option<Role> {
+        Role::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+
+    /// The permissions this role grants: THE table.
+    pub fn permissions(self) -> &'static [Permission] {
+        use Permission::*;
+        match self {
+            Role::Operator => &[
+                BudgetsRead,
+                BudgetsWrite,
+                BudgetsFund,
+                BalancesRead,
+                ReservationsList,
+                ReservationsRelease,
+                ReservationsReleaseOthers,
+                ApiKeysRead,
+                ApiKeysWrite,
+                PoliciesRead,
+                ChainsRead,
+                TrustRead,
+                EscalationsRead,
+                EscalationTargetsRead,
+                EscalationTargetsWrite,
+                AgentsRead,
+                AgentsWrite,
+                GrantsWrite,
+                GrantsSettle,
+            ],
+            Role::Approver => &[
+                EscalationsRead,
+                EscalationsDecide,
+                DepthExceptionsCreate,
+                EscalationTargetsRead,
+                ChainsRead,
+                TrustRead,
+                AgentsRead,
+                BalancesRead,
+                BudgetsRead,
+                ReservationsList,
+            ],
+            Role::Agent => &[
+                ReservationsCreate,
+                ReservationsCommit,
+                ReservationsRelease,
+                ReservationsExtend,
+                ReservationsList,
+                BalancesRead,
+                EventsCreate,
+                DelegationsCreate,
+                GrantsSettle,
+                OutcomesWrite,
+                ChainsRead,
+                TrustRead,
+            ],
+            Role::Reader => &[
+                BalancesRead,
+                BudgetsRead,
+                ReservationsList,
+                PoliciesRead,
+                ChainsRead,
+                TrustRead,
+                EscalationsRead,
+                EscalationTargetsRead,
+                AgentsRead,
+            ],
+        }
+    }
+
+    /// Whether this role grants `p`.
+    pub fn grants(self, p: Permission) -> bool {
+        self.permissions().contains(&p)
+    }
+}
+
+macro_rules! permissions {
+    ($($(#[$doc:meta])* $variant:ident = $name:literal,)*) => {
+        /// A permission an API key may hold. Names follow the Cycles governance admin spec's
+        /// `Permission` enum where it has one.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum Permission {
+            $($(#[$doc])* $variant,)*
+        }
+
+        impl Permission {
+            /// Every permission.
+            pub const ALL: &'static [Permission] = &[$(Permission::$variant,)*];
+
+            /// The wire name.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(Permission::$variant => $name,)*
+                }
+            }
+        }
+    };
+}
+
+permissions! {
+    /// `POST /v1/reservations`, `POST /v1/decide` (spec).
+    ReservationsCreate = "reservations:create",
+    /// Commit one's own reservation (spec).
+    ReservationsCommit = "reservations:commit",
+    /// Release one's own reservation (spec).
+    ReservationsRelease = "reservations:release",
+    /// Release a reservation another key of the tenant created (operators).
+    ReservationsReleaseOthers = "reservations:release-others",
+    /// Extend one's own reservation (spec).
+    ReservationsExtend = "reservations:extend",
+    /// List and read the tenant's reservations (spec).
+    ReservationsList = "reservations:list",
+    /// `GET /v1/balances` (spec).
+    BalancesRead = "balances:read",
+    /// `GET /v1/admin/budgets` (spec).
+    BudgetsRead = "budgets:read",
+    /// Create, freeze and unfreeze budgets (spec).
+    BudgetsWrite = "budgets:write",
+    /// CREDIT, DEBIT, RESET, REPAY_DEBT, RESET_SPENT (`POST /v1/admin/budgets/fund`).
+    BudgetsFund = "budgets:fund",
+    /// `GET /v1/policies/active` (spec).
+    PoliciesRead = "policies:read",
+    /// `POST /v1/events`: a direct debit.
+    EventsCreate = "events:create",
+    /// List and read API keys of one's tenant (spec: `admin:apikeys:read`).
+    ApiKeysRead = "admin:apikeys:read",
+    /// Create and revoke API keys of one's tenant; operator keys need the admin key (spec:
+    /// `admin:apikeys:write`).
+    ApiKeysWrite = "admin:apikeys:write",
+    /// Read tenants (admin key only; spec).
+    TenantsRead = "admin:tenants:read",
+    /// Create and update tenants (admin key only; spec).
+    TenantsWrite = "admin:tenants:write",
+    /// Upload and roll forward the gateway-wide policy bundle (admin key only; spec).
+    PoliciesAdminWrite = "admin:policies:write",
+    /// `POST /v1/delegations`.
+    DelegationsCreate = "delegations:create",
+    /// `GET /v1/chains/{id}`.
+    ChainsRead = "chains:read",
+    /// `GET /v1/agents/{id}/trust`.
+    TrustRead = "trust:read",
+    /// `POST /v1/chains/{id}/outcome`.
+    OutcomesWrite = "outcomes:write",
+    /// List and read escalations.
+    EscalationsRead = "escalations:read",
+    /// Approve, deny or delegate an escalation.
+    EscalationsDecide = "escalations:decide",
+    /// Approve a depth exception (AG-396 4.12).
+    DepthExceptionsCreate = "depth-exceptions:create",
+    /// List escalation targets.
+    EscalationTargetsRead = "escalation-targets:read",
+    /// Register escalation targets.
+    EscalationTargetsWrite = "escalation-targets:write",
+    /// Read the agent registry.
+    AgentsRead = "agents:read",
+    /// Register and update agents.
+    AgentsWrite = "agents:write",
+    /// Issue root grants, revoke grants, set the tenant's authority settings, audit the escrow.
+    GrantsWrite = "grants:write",
+    /// Commit or release a grant one holds (operators: any grant of the tenant).
+    GrantsSettle = "grants:settle",
+}
+
+impl Permission {
+    /// Parses a wire name.
+    pub fn parse(s: &str) -> Option<Permission> {
+        Permission::ALL.iter().copied().find(|p| p.as_str() == s)
+    }
+
+    /// Whether only the admin key holds it (no role grants it).
+    pub fn admin_only(self) -> bool {
+        !Role::ALL.iter().any(|r| r.grants(self))
+    }
+}
+
+impl std::fmt::Display for Permission {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The role a key gets when none is stored or asked for: `agent`, the least that keeps the
+/// Cycles runtime clients working (reserve, commit, release, extend, balances).
+pub const DEFAULT_ROLE: Role = Role::Agent;
+
+/// The effective permissions of a key of `role` created with `requested` (None: the role's
+/// set). A requested permission the role does not grant is an error naming it.
+pub fn effective_permissions(role: Role, requested: Option<&[String]>) -> ApiResult<Vec<Permission>> {
+    match requested {
+        None => Ok(role.permissions().to_vec()),
+        Some(names) => {
+            let mut out = Vec::with_capacity(names.len());
+            for n in names {
+                let p = Permission::parse(n).ok_or_else(|| {
+                    ApiError::invalid(format!("`permissions` contains `{n}`, which is not a permission of this gateway"))
+                })?;
+                if !role.grants(p) {
+                    return Err(ApiError::invalid(format!(
+                        "`permissions` contains `{n}`, which role `{}` does not grant",
+                        role.as_str()
+                    )));
+                }
+                if !out.contains(&p) {
+                    out.push(p);
+                }
+            }
+            Ok(out)
+        }
+    }
+}
+
+/// An authenticated API key's holder.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    /// The tenant the key belongs to.
+    pub tenant: String,
+    /// The key's id.
+    pub key_id: String,
+    /// The principal's name: the human's name (approver, operator), the agent id (agent), a
+    /// label (reader).
+    pub name: String,
+    /// The role.
+    pub role: Role,
+    /// What the key may do: its role's permissions, narrowed by the key's own list.
+    pub permissions: Vec<Permission>,
+}
+
+impl Principal {
+    /// Whether the key holds `p`.
+    pub fn has(&self, p: Permission) -> bool {
+        self.permissions.contains(&p)
+    }
+
+    /// 403 FORBIDDEN naming `p` unless the key holds it.
+    pub fn require(&self, p: Permission) -> Result<(), ApiError> {
+        if self.has(p) {
+            return Ok(());
+        }
+        Err(forbidden_for(p, Some(self)))
+    }
+}
+
+/// The 403 of a missing permission.
+pub fn forbidden_for(p: Permission, who: Option<&Principal>) -> ApiError {
+    let message = match who {
+        Some(w) if p.admin_only() => format!(
+            "permission `{p}` is required and only the admin key (X-Admin-API-Key) holds it; this key's role is `{}`",
+            w.role.as_str()
+        ),
+        Some(w) => format!(
+            "permission `{p}` is required; this API key (role `{}`, principal `{}`) does not hold it",
+            w.role.as_str(),
+            w.name
+        ),
+        None => format!("permission `{p}` is required"),
+    };
+    let mut details = json!({"required_permission": p.as_str()});
+    if let Some(w) = who {
+        details["role"] = json!(w.role.as_str());
+    }
+    ApiError::forbidden(message).with_details(details)
+}
+
+/// Authenticates an `X-Cycles-API-Key` against the key cache.
+pub fn principal_of_key(state: &AppState, key: &str) -> ApiResult<Principal> {
+    let hash = sha256_hex(key.as_bytes());
+    let keys = state.keys.read().map_err(|_| ApiError::internal("key cache poisoned"))?;
+    match keys.get(&hash) {
+        Some(info) if info.expires_at_ms > now_ms() => Ok(Principal {
+            tenant: info.tenant.clone(),
+            key_id: info.key_id.clone(),
+            name: info.name.clone(),
+            role: info.role,
+            permissions: info.permissions.clone(),
+        }),
+        Some(_) => Err(ApiError::new(ErrorCode::Unauthorized, "the API key has expired")),
+        None => Err(ApiError::new(ErrorCode::Unauthorized, "unknown or revoked API key")),
+    }
+}
+
+fn principal_from_headers(parts: &Parts, state: &AppState) -> ApiResult<Principal> {
+    let key = parts
+        .headers
+        .get("x-cycles-api-key")
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(|| ApiError::new(ErrorCode::Unauthorized, "missing X-Cycles-API-Key header"))?;
+    principal_of_key(state, key)
+}
+
+impl FromRequestParts<Shared> for Principal {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &Shared) -> Result<Self, ApiError> {
+        if let Some(p) = parts.extensions.get::<Principal>() {
+            return Ok(p.clone());
+        }
+        let p = principal_from_headers(parts, state)?;
+        crate::server::RequestContext::note_tenant(&p.tenant);
+        Ok(p)
+    }
+}
+
+/// How a route is authorised.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// No credential (health, metrics, the OpenAPI document).
+    Public,
+    /// Any valid tenant key (introspection).
+    AnyKey,
+    /// A tenant key holding the permission.
+    Key(Permission),
+    /// The admin key, or a tenant key holding the permission.
+    AdminOrKey(Permission),
+}
+
+/// The authorisation of `(method, route)` (`route` as the router matched it); `None` for a
+/// route this table does not know, which [`authorize`] refuses.
+pub fn route_access(method: &Method, route: &str) -> Option<Access> {
+    use Access::*;
+    use Permission as P;
+    let m = method.as_str();
+    Some(match (m, route) {
+        ("GET", "/healthz" | "/metrics" | "/openapi.yaml") => Public,
+        ("POST", "/v1/reservations") => Key(P::ReservationsCreate),
+        ("GET", "/v1/reservations" | "/v1/reservations/{reservation_id}") => Key(P::ReservationsList),
+        ("POST", "/v1/reservations/{reservation_id}/commit") => Key(P::ReservationsCommit),
+        ("POST", "/v1/reservations/{reservation_id}/release") => Key(P::ReservationsRelease),
+        ("POST", "/v1/reservations/{reservation_id}/extend") => Key(P::ReservationsExtend),
+        ("POST", "/v1/decide") => Key(P::ReservationsCreate),
+        ("GET", "/v1/balances") => Key(P::BalancesRead),
+        ("POST", "/v1/events") => Key(P::EventsCreate),
+        ("GET", "/v1/auth/introspect") => AnyKey,
+        ("POST", "/v1/admin/tenants") | ("PATCH", "/v1/admin/tenants/{tenant_id}") => AdminOrKey(P::TenantsWrite),
+        ("GET", "/v1/admin/tenants" | "/v1/admin/tenants/{tenant_id}") => AdminOrKey(P::TenantsRead),
+        ("POST", "/v1/admin/budgets" | "/v1/admin/budgets/freeze" | "/v1/admin/budgets/unfreeze") => {
+            AdminOrKey(P::BudgetsWrite)
+        }
+        ("GET", "/v1/admin/budgets") => AdminOrKey(P::BudgetsRead),
+        ("POST", "/v1/admin/budgets/fund") => AdminOrKey(P::BudgetsFund),
+        ("POST", "/v1/admin/api-keys") | ("DELETE", "/v1/admin/api-keys/{key_id}") => AdminOrKey(P::ApiKeysWrite),
+        ("GET", "/v1/admin/api-keys") => AdminOrKey(P::ApiKeysRead),
+        ("POST", "/v1/delegations") => Key(P::DelegationsCreate),
+        ("GET", "/v1/chains/{chain_id}") => Key(P::ChainsRead),
+        ("POST", "/v1/chains/{chain_id}/outcome") => Key(P::OutcomesWrite),
+        ("GET", "/v1/agents/{agent_id}/trust") => Key(P::TrustRead),
+        ("GET", "/v1/escalations" | "/v1/escalations/{escalation_id}") => Key(P::EscalationsRead),
+        (
+            "POST",
+            "/v1/escalations/{escalation_id}/approve"
+            | "/v1/escalations/{escalation_id}/deny"
+            | "/v1/escalations/{escalation_id}/delegate",
+        ) => Key(P::EscalationsDecide),
+        ("POST", "/v1/escalation-targets") => Key(P::EscalationTargetsWrite),
+        ("GET", "/v1/escalation-targets") => Key(P::EscalationTargetsRead),
+        ("POST", "/v1/root-grants" | "/v1/grants/{grant_id}/revoke") => Key(P::GrantsWrite),
+        ("PUT", "/v1/authority/settings") | ("GET", "/v1/escrow/audit") => Key(P::GrantsWrite),
+        // The holder settles its own grant (checked in the handler); operators any.
+        ("POST", "/v1/grants/{grant_id}/commit" | "/v1/grants/{grant_id}/release") => Key(P::GrantsSettle),
+        ("GET", "/v1/grants/{grant_id}" | "/v1/chains/{chain_id}/grants") => Key(P::ChainsRead),
+        ("POST", "/v1/agents") => Key(P::AgentsWrite),
+        ("GET", "/v1/agents" | "/v1/authority/settings") => Key(P::AgentsRead),
+        ("POST", "/v1/depth-exceptions") => Key(P::DepthExceptionsCreate),
+        ("POST", "/v1/policies" | "/v1/policies/roll-forward") => AdminOrKey(P::PoliciesAdminWrite),
+        ("GET", "/v1/policies/active") => AdminOrKey(P::PoliciesRead),
+        _ => return None,
+    })
+}
+
+/// Marks a request authenticated by the admin key.
+#[derive(Debug, Clone, Copy)]
+pub struct AdminAuthenticated;
+
+/// The middleware on every route: authenticates and checks [`route_access`] before the
+/// handler runs; an authenticated key's [`Principal`] is put in the request extensions.
+pub async fn authorize(State(state): State<Shared>, request: Request, next: Next) -> Response {
+    match check(&state, request).await {
+        Ok(request) => next.run(request).await,
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn check(state: &Arc<AppState>, request: Request) -> ApiResult<Request> {
+    let route = request.extensions().get::<MatchedPath>().map(|p| p.as_str().to_string()).unwrap_or_default();
+    let access = route_access(request.method(), &route).ok_or_else(|| {
+        tracing::error!(route = %route, method = %request.method(), "a route without a permission in auth::route_access");
+        ApiError::forbidden(format!("no permission is defined for {} {route}; refused", request.method()))
+    })?;
+    let (mut parts, body) = request.into_parts();
+    match access {
+        Access::Public => {}
+        Access::AdminOrKey(_) if parts.headers.contains_key("x-admin-api-key") => {
+            crate::server::Admin::from_request_parts(&mut parts, state).await?;
+            parts.extensions.insert(AdminAuthenticated);
+        }
+        Access::AnyKey | Access::Key(_) | Access::AdminOrKey(_) => {
+            let p = principal_from_headers(&parts, state)?;
+            crate::server::RequestContext::note_tenant(&p.tenant);
+            if let Access::Key(perm) | Access::AdminOrKey(perm) = access {
+                p.require(perm)?;
+            }
+            parts.extensions.insert(p);
+        }
+    }
+    Ok(Request::from_parts(parts, body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The role table, pinned: a change here is a change of the security model and must be
+    /// made on purpose (and documented in docs/gateway.md).
+    #[test]
+    fn role_table_is_pinned() {
+        let table: Vec<(&str, Vec<&str>)> =
+            Role::ALL.iter().map(|r| (r.as_str(), r.permissions().iter().map(|p| p.as_str()).collect())).collect();
+        let expected: Vec<(&str, Vec<&str>)> = vec![
+            (
+                "operator",
+                vec![
+                    "budgets:read",
+                    "budgets:write",
+                    "budgets:fund",
+                    "balances:read",
+                    "reservations:list",
+                    "reservations:release",
+                    "reservations:release-others",
+                    "admin:apikeys:read",
+                    "admin:apikeys:write",
+                    "policies:read",
+                    "chains:read",
+                    "trust:read",
+                    "escalations:read",
+                    "escalation-targets:read",
+                    "escalation-targets:write",
+                    "agents:read",
+                    "agents:write",
+                    "grants:write",
+                    "grants:settle",
+                ],
+            ),
+            (
+                "approver",
+                vec![
+                    "escalations:read",
+                    "escalations:decide",
+                    "depth-exceptions:create",
+                    "escalation-targets:read",
+                    "chains:read",
+                    "trust:read",
+                    "agents:read",
+                    "balances:read",
+                    "budgets:read",
+                    "reservations:list",
+                ],
+            ),
+            (
+                "agent",
+                vec![
+                    "reservations:create",
+                    "reservations:commit",
+                    "reservations:release",
+                    "reservations:extend",
+                    "reservations:list",
+                    "balances:read",
+                    "events:create",
+                    "delegations:create",
+                    "grants:settle",
+                    "outcomes:write",
+                    "chains:read",
+                    "trust:read",
+                ],
+            ),
+            (
+                "reader",
+                vec![
+                    "balances:read",
+                    "budgets:read",
+                    "reservations:list",
+                    "policies:read",
+                    "chains:read",
+                    "trust:read",
+                    "escalations:read",
+                    "escalation-targets:read",
+                    "agents:read",
+                ],
+            ),
+        ];
+        assert_eq!(table, expected);
+    }
+
+    #[test]
+    fn only_operators_fund_or_unfreeze_and_only_approvers_decide() {
+        for r in Role::ALL {
+            assert_eq!(r.grants(Permission::BudgetsFund), r == Role::Operator);
+            assert_eq!(r.grants(Permission::BudgetsWrite), r == Role::Operator);
+            assert_eq!(r.grants(Permission::EscalationsDecide), r == Role::Approver);
+            assert_eq!(r.grants(Permission::DepthExceptionsCreate), r == Role::Approver);
+        }
+        for p in [Permission::TenantsRead, Permission::TenantsWrite, Permission::PoliciesAdminWrite] {
+            assert!(p.admin_only(), "{p}");
+        }
+    }
+
+    #[test]
+    fn names_round_trip_and_are_unique() {
+        for p in Permission::ALL {
+            assert_eq!(Permission::parse(p.as_str()), Some(*p));
+        }
+        let mut names: Vec<&str> = Permission::ALL.iter().map(|p| p.as_str()).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), Permission::ALL.len());
+        for r in Role::ALL {
+            assert_eq!(Role::parse(r.as_str()), Some(r));
+        }
+    }
+
+    #[test]
+    fn requested_permissions_narrow_the_role() {
+        let p = effective_permissions(Role::Agent, Some(&["balances:read".to_string()])).unwrap();
+        assert_eq!(p, vec![Permission::BalancesRead]);
+        assert!(effective_permissions(Role::Agent, Some(&["budgets:fund".to_string()])).is_err());
+        assert!(effective_permissions(Role::Agent, Some(&["nope".to_string()])).is_err());
+        assert_eq!(effective_permissions(Role::Reader, None).unwrap(), Role::Reader.permissions());
+    }
+}
