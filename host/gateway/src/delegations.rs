@@ -159,11 +159,17 @@ pub async fn create(
         escalation_ttl_ms: state.config.escalation_ttl_ms,
         request_id: ctx.as_ref().map(|c| c.request_id.clone()),
         trace_id: ctx.map(|c| c.trace_id),
+        signer: state.tokens.signing_key().clone(),
     };
     let (mut outcome, plan) = state.store.run(move |conn| record(conn, &plan).map(|v| (v, plan))).await?;
     if let (Verdict::Allow(grant), Some("allow")) = (&plan.verdict, outcome["decision"].as_str()) {
         let token = state.tokens.issue(parent_token.as_ref(), chain, &plan.request, grant)?;
         outcome["child_token"] = json!(token);
+        // Warnings of a granted hop (1101 depth-warning at 75% of the limit) are trace events
+        // (appended by `record`) and a counter, so operators see them, not only the caller.
+        for w in &grant.warnings {
+            state.metrics.delegation_warnings.with_label_values(&[w.reason.name()]).inc();
+        }
     }
     if let Some(e) = outcome.get("escalation").and_then(|e| e.get("id")) {
         let _ = e;
@@ -187,6 +193,8 @@ struct Plan {
     escalation_ttl_ms: i64,
     request_id: Option<String>,
     trace_id: Option<String>,
+    /// Signs the trace's chain head.
+    signer: sbd_bundle::KeyPair,
 }
 
 /// Whether `tenant` uses toolset RISK_POINTS budgets as action masks (it has at least one).
@@ -318,21 +326,39 @@ fn record(conn: &Connection, p: &Plan) -> ApiResult<Value> {
     if let Some(e) = &escalation {
         body["escalation_id"] = e["id"].clone();
     }
-    let seq = traces::append(conn, &NewEvent {
+    let depth = i64::try_from(r.hop_depth()).unwrap_or(i64::MAX);
+    let appended = traces::append(conn, &NewEvent {
         tenant: &p.tenant,
         chain_id: &p.chain_id,
         delegator: &r.from.id,
         delegate: &r.to.id,
-        depth: i64::try_from(r.hop_depth()).unwrap_or(i64::MAX),
+        depth,
         at_ms: p.now,
         decision: &decision,
         reason_code: p.verdict.reason().map(|x| x.code()),
         policy_version: &p.policy_version,
         body,
-    })?;
+    }, &p.signer)?;
+    if let (Verdict::Allow(grant), "allow") = (&p.verdict, decision.as_str()) {
+        for w in &grant.warnings {
+            traces::append(conn, &NewEvent {
+                tenant: &p.tenant,
+                chain_id: &p.chain_id,
+                delegator: &r.from.id,
+                delegate: &r.to.id,
+                depth,
+                at_ms: p.now,
+                decision: "warning",
+                reason_code: Some(w.reason.code()),
+                policy_version: &p.policy_version,
+                body: json!({"warning": w.reason.name(), "message": w.message, "of_seq": appended.seq}),
+            }, &p.signer)?;
+        }
+    }
     let mut out = json!({
         "chain_id": p.chain_id,
-        "seq": seq,
+        "seq": appended.seq,
+        "receipt": appended,
         "decision": decision,
         "verdict": verdict,
         "policy_version": p.policy_version,
@@ -353,9 +379,47 @@ pub async fn get_chain(
     Tenant(tenant): Tenant,
     Path(chain_id): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    let id = chain_id.clone();
-    let events = state.store.run(move |conn| traces::chain(conn, &tenant, &id)).await?;
-    Ok(Json(json!({"chain_id": chain_id, "events": events})))
+    let key = state.tokens.public_key();
+    let export = state
+        .store
+        .run(move |conn| {
+            let records = traces::load(conn, &tenant, &chain_id)?;
+            if records.is_empty() {
+                return Err(ApiError::not_found(format!("chain `{chain_id}` not found")));
+            }
+            let head = traces::stored_head(conn, &tenant, &chain_id)?;
+            Ok(traces::export(&records, head, &tenant, &chain_id, &key))
+        })
+        .await?;
+    if export["integrity"] != "ok" {
+        state.metrics.trace_integrity_failures.inc();
+        tracing::error!(integrity = %export["integrity"], "GET /v1/chains: the stored trace does not verify");
+    }
+    Ok(Json(export))
+}
+
+/// Query of `GET /v1/warnings`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WarningsQuery {
+    /// At most this many, newest first [default 100, at most 1000].
+    #[serde(default)]
+    pub limit: Option<i64>,
+}
+
+/// `GET /v1/warnings`: the tenant's latest `warning` trace events (1101 depth-warning at 75%
+/// of the depth limit, and any other warning of a granted hop), newest first, for operators.
+pub async fn list_warnings(
+    State(state): State<Shared>,
+    Tenant(tenant): Tenant,
+    crate::server::Q(q): crate::server::Q<WarningsQuery>,
+) -> ApiResult<Json<Value>> {
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::invalid("`limit` must be 1-1000"));
+    }
+    let items = state.store.run(move |conn| traces::warnings(conn, &tenant, limit)).await?;
+    Ok(Json(json!({"warnings": items})))
 }
 
 /// The body of an outcome report.
@@ -388,7 +452,9 @@ pub async fn report_outcome(
         other => return Err(ApiError::invalid(format!("`outcome` must be `success` or `failure`, got `{other}`"))),
     };
     let (t, id) = (tenant.clone(), chain_id.clone());
-    let events = state.store.run(move |conn| traces::chain(conn, &t, &id)).await?;
+    let key = state.tokens.public_key();
+    // Trust moves only on history that verifies.
+    let events = state.store.run(move |conn| traces::verified_chain(conn, &t, &id, &key)).await?;
     // The executed chain: the originator, then every delegate an allowed hop handed to.
     let mut chain: Vec<String> = Vec::new();
     let mut base: std::collections::HashMap<String, f64> = std::collections::HashMap::new();
@@ -422,7 +488,8 @@ pub async fn report_outcome(
     let reported_by = body.reported_by.clone();
     let outcome_name = body.outcome.clone();
     let magnitude = body.magnitude;
-    let seq = state
+    let signer = state.tokens.signing_key().clone();
+    let appended = state
         .store
         .run(move |conn| {
             for (agent, _, score) in &sc {
@@ -444,7 +511,7 @@ pub async fn report_outcome(
                 reason_code: None,
                 policy_version: &version,
                 body: json!({"outcome": outcome_name, "magnitude": magnitude, "trust_deltas": deltas}),
-            })
+            }, &signer)
         })
         .await?;
     if let Ok(mut trust) = state.trust.write() {
@@ -453,7 +520,7 @@ pub async fn report_outcome(
         }
     }
     let deltas: Vec<Value> = scores.iter().map(|(a, d, s)| json!({"agent": a, "delta": d, "score": s})).collect();
-    Ok(Json(json!({"chain_id": chain_id, "seq": seq, "chain": chain, "trust_deltas": deltas})))
+    Ok(Json(json!({"chain_id": chain_id, "seq": appended.seq, "receipt": appended, "chain": chain, "trust_deltas": deltas})))
 }
 
 /// `GET /v1/agents/{agent_id}/trust`: the stored score.

@@ -55,6 +55,16 @@ impl TokenAuthority {
         TokenAuthority { key, trust }
     }
 
+    /// The gateway's signing key (it also signs the trace's chain heads).
+    pub fn signing_key(&self) -> &KeyPair {
+        &self.key
+    }
+
+    /// The gateway's public key: what `sbd trace verify` and token verifiers need.
+    pub fn public_key(&self) -> sbd_bundle::PublicKey {
+        self.key.public()
+    }
+
     /// Verifies `token` at `now` and checks it is the chain `request` claims: the same links
     /// (from, to, depth) in order, held by the delegator, whose mandate is the request's parent
     /// mandate, and (when given) the same chain id. A refusal is 401 (the token itself) or 403

@@ -166,6 +166,8 @@ async fn kill_dash_nine_under_load_loses_no_commit_and_applies_none_twice() {
         let r = http.tenant(&key, Method::GET, &format!("/v1/chains/{c}"), None).await;
         assert_eq!(r.status, StatusCode::OK, "{c}");
         assert_eq!(r.body["events"][0]["decision"], "allow");
+        // A kill -9 leaves every chain's hash chain and signed head whole.
+        assert_eq!(r.body["integrity"], "ok", "{c}: {}", r.body["integrity"]);
     }
     child.kill().unwrap();
     let _ = child.wait();
