@@ -404,7 +404,7 @@ pub fn route_access(method: &Method, route: &str) -> Option<Access> {
         ("POST", "/v1/admin/api-keys") | ("DELETE", "/v1/admin/api-keys/{key_id}") => AdminOrKey(P::ApiKeysWrite),
         ("GET", "/v1/admin/api-keys") => AdminOrKey(P::ApiKeysRead),
         ("POST", "/v1/delegations") => Key(P::DelegationsCreate),
-        ("GET", "/v1/chains/{chain_id}") => Key(P::ChainsRead),
+        ("GET", "/v1/chains/{chain_id}" | "/v1/warnings") => Key(P::ChainsRead),
         ("POST", "/v1/chains/{chain_id}/outcome") => Key(P::OutcomesWrite),
         ("GET", "/v1/agents/{agent_id}/trust") => Key(P::TrustRead),
         ("GET", "/v1/escalations" | "/v1/escalations/{escalation_id}") => Key(P::EscalationsRead),

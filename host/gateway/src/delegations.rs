@@ -503,6 +503,7 @@ pub async fn create(
         idem_key,
         request_hash: request_hash.clone(),
         store_idempotency: explicit_key.is_some(),
+        signer: state.tokens.signing_key().clone(),
     };
     let outcome = state.store.run(move |conn| record(conn, plan)).await?;
     if let Some(stored) = outcome.replay {
@@ -513,6 +514,15 @@ pub async fn create(
     state.metrics.decisions.with_label_values(&[decision.as_str(), reason.as_str()]).inc();
     if decision == "escalate" {
         state.metrics.escalations.with_label_values(&["CREATED"]).inc();
+    }
+    // Warnings of a granted hop (1101 depth-warning at 75% of the limit) are trace events
+    // (appended by `record`) and a counter, so operators see them, not only the caller.
+    if decision == "allow" {
+        for w in outcome.response["verdict"]["allow"]["warnings"].as_array().into_iter().flatten() {
+            if let Some(name) = w["reason"].as_str() {
+                state.metrics.delegation_warnings.with_label_values(&[name]).inc();
+            }
+        }
     }
     Ok(Json(outcome.response))
 }
@@ -548,6 +558,8 @@ struct Plan {
     request_hash: String,
     /// Store every response (an explicit key) or only those that changed state (implicit).
     store_idempotency: bool,
+    /// Signs the trace's chain head.
+    signer: sbd_bundle::KeyPair,
 }
 
 struct Recorded {
@@ -609,7 +621,15 @@ fn reserve_mask(conn: &Connection, p: &Plan, expires_at: u64) -> ApiResult<Optio
 
 /// Records a root grant: its escrow node, the Cycles reservations holding its budgets from the
 /// tenant's, and the trace's first event. Shared by operator-issued and open roots.
-pub fn record_root(conn: &Connection, tenant: &str, token: &VerifiedToken, subject: &Subject, policy_version: &str, now: i64) -> ApiResult<Value> {
+pub fn record_root(
+    conn: &Connection,
+    tenant: &str,
+    token: &VerifiedToken,
+    subject: &Subject,
+    policy_version: &str,
+    now: i64,
+    signer: &sbd_bundle::KeyPair,
+) -> ApiResult<Value> {
     let mandate = token.mandate();
     let chain_id = token.chain_id().to_string();
     let root_id = grant_id(token.tip_hash());
@@ -667,7 +687,7 @@ pub fn record_root(conn: &Connection, tenant: &str, token: &VerifiedToken, subje
         reason_code: None,
         policy_version,
         body: json!({"grant_id": root_id, "mandate": mandate, "reservations": reservations}),
-    })?;
+    }, signer)?;
     Ok(json!({"grant_id": root_id, "reservations": reservations}))
 }
 
@@ -677,7 +697,7 @@ fn record(conn: &Connection, mut p: Plan) -> ApiResult<Recorded> {
         return Ok(Recorded { response: Value::Null, replay: Some(stored) });
     }
     if let Some(root) = &p.open_root {
-        record_root(conn, &p.tenant, root, &p.subject, &p.policy_version, p.now)?;
+        record_root(conn, &p.tenant, root, &p.subject, &p.policy_version, p.now, &p.signer)?;
     }
     let parent_id = grant_id(p.parent_token.tip_hash());
     let mut extra = serde_json::Map::new();
@@ -753,21 +773,39 @@ fn record(conn: &Connection, mut p: Plan) -> ApiResult<Recorded> {
     if let Some(e) = extra.get("escalation") {
         event["escalation_id"] = e["id"].clone();
     }
-    let seq = traces::append(conn, &NewEvent {
+    let depth = i64::try_from(r.hop_depth()).unwrap_or(i64::MAX);
+    let appended = traces::append(conn, &NewEvent {
         tenant: &p.tenant,
         chain_id: &p.chain_id,
         delegator: &r.from.id,
         delegate: &r.to.id,
-        depth: i64::try_from(r.hop_depth()).unwrap_or(i64::MAX),
+        depth,
         at_ms: p.now,
         decision,
         reason_code: reason.map(|x| x.code()),
         policy_version: &p.policy_version,
         body: event,
-    })?;
+    }, &p.signer)?;
+    if let Verdict::Allow(grant) = &p.verdict {
+        for w in &grant.warnings {
+            traces::append(conn, &NewEvent {
+                tenant: &p.tenant,
+                chain_id: &p.chain_id,
+                delegator: &r.from.id,
+                delegate: &r.to.id,
+                depth,
+                at_ms: p.now,
+                decision: "warning",
+                reason_code: Some(w.reason.code()),
+                policy_version: &p.policy_version,
+                body: json!({"warning": w.reason.name(), "message": w.message, "of_seq": appended.seq}),
+            }, &p.signer)?;
+        }
+    }
     let mut out = json!({
         "chain_id": p.chain_id,
-        "seq": seq,
+        "seq": appended.seq,
+        "receipt": appended,
         "decision": decision,
         "reason": reason.map(|x| x.name()),
         "verdict": verdict,
@@ -792,9 +830,23 @@ pub async fn get_chain(
     Tenant(tenant): Tenant,
     Path(chain_id): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    let id = chain_id.clone();
-    let events = state.store.run(move |conn| traces::chain(conn, &tenant, &id)).await?;
-    Ok(Json(json!({"chain_id": chain_id, "events": events})))
+    let key = state.tokens.public_key();
+    let export = state
+        .store
+        .run(move |conn| {
+            let records = traces::load(conn, &tenant, &chain_id)?;
+            if records.is_empty() {
+                return Err(ApiError::not_found(format!("chain `{chain_id}` not found")));
+            }
+            let head = traces::stored_head(conn, &tenant, &chain_id)?;
+            Ok(traces::export(&records, head, &tenant, &chain_id, &key))
+        })
+        .await?;
+    if export["integrity"] != "ok" {
+        state.metrics.trace_integrity_failures.inc();
+        tracing::error!(integrity = %export["integrity"], "GET /v1/chains: the stored trace does not verify");
+    }
+    Ok(Json(export))
 }
 
 /// The body of an outcome report.
@@ -831,7 +883,9 @@ pub async fn report_outcome(
         return Err(ApiError::invalid("`reported_by` is too long"));
     }
     let (t, id) = (tenant.clone(), chain_id.clone());
-    let events = state.store.run(move |conn| traces::chain(conn, &t, &id)).await?;
+    let key = state.tokens.public_key();
+    // Nothing is decided on altered history: the chain must verify.
+    let events = state.store.run(move |conn| traces::verified_chain(conn, &t, &id, &key)).await?;
     // The executed chain: the originator, then every delegate an allowed hop handed to.
     let mut chain: Vec<String> = Vec::new();
     for e in events.iter().filter(|e| e["decision"] == "allow") {
@@ -851,6 +905,7 @@ pub async fn report_outcome(
     let now = now_ms();
     let (t, id) = (tenant.clone(), chain_id.clone());
     let reported_by = body.reported_by.clone();
+    let signer = state.tokens.signing_key().clone();
     let outcome_name = body.outcome.clone();
     let magnitude = body.magnitude;
     let (seq, scores) = state
@@ -876,7 +931,7 @@ pub async fn report_outcome(
                 reason_code: None,
                 policy_version: &version,
                 body: json!({"outcome": outcome_name, "magnitude": magnitude, "trust_deltas": scores}),
-            })?;
+            }, &signer)?;
             Ok((seq, scores))
         })
         .await?;

@@ -12,6 +12,7 @@ use axum::http::StatusCode;
 use axum::Json;
 use rusqlite::{params, Connection, OptionalExtension};
 use sbd_policy::{Escalation, EscalationTarget, Request};
+use sbd_bundle::KeyPair;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
@@ -165,19 +166,20 @@ fn load(conn: &Connection, tenant: &str, id: &str) -> ApiResult<Value> {
 }
 
 /// Marks every PENDING request past its TTL as EXPIRED; returns how many.
-pub fn sweep_expired(conn: &Connection, now: i64) -> ApiResult<usize> {
+pub fn sweep_expired(conn: &Connection, now: i64, signer: &KeyPair) -> ApiResult<usize> {
     let rows: Vec<(String, String)> = conn
         .prepare_cached("SELECT tenant_id, id FROM escalations WHERE status = 'PENDING' AND expires_at_ms < ?1 LIMIT 10000")?
         .query_map([now], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<Result<_, _>>()?;
     for (tenant, id) in &rows {
         let mut v = load(conn, tenant, id)?;
-        finish(conn, tenant, &mut v, "EXPIRED", "system:ttl", now, Map::new())?;
+        finish(conn, tenant, &mut v, "EXPIRED", "system:ttl", now, Map::new(), signer)?;
     }
     Ok(rows.len())
 }
 
-fn finish(conn: &Connection, tenant: &str, v: &mut Value, decision: &str, by: &str, now: i64, extra: Map<String, Value>) -> ApiResult<()> {
+#[allow(clippy::too_many_arguments)]
+fn finish(conn: &Connection, tenant: &str, v: &mut Value, decision: &str, by: &str, now: i64, extra: Map<String, Value>, signer: &KeyPair) -> ApiResult<()> {
     v["status"] = json!(if decision == "EXPIRED" { "EXPIRED" } else { "DECIDED" });
     v["decision"] = json!(decision);
     v["decided_by"] = json!(by);
@@ -201,7 +203,7 @@ fn finish(conn: &Connection, tenant: &str, v: &mut Value, decision: &str, by: &s
         reason_code: v["reason_code"].as_u64().and_then(|c| u16::try_from(c).ok()),
         policy_version: "",
         body,
-    })?;
+    }, signer)?;
     Ok(())
 }
 
@@ -221,10 +223,11 @@ pub async fn list(State(state): State<Shared>, Tenant(tenant): Tenant, Q(q): Q<L
             return Err(ApiError::invalid("`status` must be PENDING, DECIDED or EXPIRED"));
         }
     let now = now_ms();
+    let signer = state.tokens.signing_key().clone();
     state
         .store
         .run(move |conn| {
-            sweep_expired(conn, now)?;
+            sweep_expired(conn, now, &signer)?;
             let mut stmt = conn.prepare_cached(
                 "SELECT body FROM escalations WHERE tenant_id = ?1 AND (?2 IS NULL OR status = ?2) \
                  AND (?3 IS NULL OR assignee = ?3) ORDER BY expires_at_ms, id",
@@ -241,10 +244,11 @@ pub async fn list(State(state): State<Shared>, Tenant(tenant): Tenant, Q(q): Q<L
 /// `GET /v1/escalations/{id}`.
 pub async fn get_one(State(state): State<Shared>, Tenant(tenant): Tenant, Path(id): Path<String>) -> ApiResult<Json<Value>> {
     let now = now_ms();
+    let signer = state.tokens.signing_key().clone();
     state
         .store
         .run(move |conn| {
-            sweep_expired(conn, now)?;
+            sweep_expired(conn, now, &signer)?;
             load(conn, &tenant, &id).map(Json)
         })
         .await
@@ -355,12 +359,13 @@ async fn decide(state: Shared, who: Principal, id: String, body: DecisionBody, k
     let now = now_ms();
     let ttl = state.config.escalation_ttl_ms;
     let authority = Arc::clone(&state);
+    let signer = state.tokens.signing_key().clone();
     let result = state
         .store
         .run(move |conn| {
             let mut v = load(conn, &tenant, &id)?;
             if v["status"] == json!("PENDING") && v["expires_at_ms"].as_i64().is_some_and(|e| e < now) {
-                finish(conn, &tenant, &mut v, "EXPIRED", "system:ttl", now, Map::new())?;
+                finish(conn, &tenant, &mut v, "EXPIRED", "system:ttl", now, Map::new(), &signer)?;
                 return Ok(v);
             }
             if v["status"] != json!("PENDING") {
@@ -401,7 +406,7 @@ async fn decide(state: Shared, who: Principal, id: String, body: DecisionBody, k
                 extra.insert("delegated_to".into(), json!(to));
                 extra.insert("next_escalation_id".into(), json!(next_id));
             }
-            finish(conn, &tenant, &mut v, decision, &decided_by, now, extra)?;
+            finish(conn, &tenant, &mut v, decision, &decided_by, now, extra, &signer)?;
             Ok(v)
         })
         .await?;
@@ -513,7 +518,7 @@ fn perform(
         policy_version: "",
         body: json!({"task": request.task, "approved_by": approver, "escalation_id": escalation["id"], "grant_id": child_id,
                      "parent_grant_id": parent_id, "mandate": mandate}),
-    })?;
+    }, state.tokens.signing_key())?;
     Ok(json!({"grant_id": child_id, "child_token": child.encode(), "mandate": mandate,
               "escrow": budgets.iter().map(|(u, a)| json!({"unit": u.as_str(), "amount": a})).collect::<Vec<_>>()}))
 }

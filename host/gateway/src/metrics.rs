@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder};
+use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder};
 
 use crate::policy::PolicyVersion;
 
@@ -23,6 +23,12 @@ pub struct Metrics {
     pub escalations: IntCounterVec,
     /// `sbd_policy_active{name, version, config_digest}` = 1.
     pub policy: IntGaugeVec,
+    /// `sbd_delegation_warnings_total{reason}`: warnings of granted hops (`depth-warning`: a
+    /// hop at 75% of the depth limit); each is also a `warning` event in the chain's trace.
+    pub delegation_warnings: IntCounterVec,
+    /// `sbd_trace_integrity_failures_total`: chains served by `GET /v1/chains/{id}` whose stored
+    /// trace did not verify.
+    pub trace_integrity_failures: IntCounter,
 }
 
 const LATENCY_BUCKETS: &[f64] =
@@ -62,7 +68,27 @@ impl Metrics {
         registry.register(Box::new(reservations.clone()))?;
         registry.register(Box::new(escalations.clone()))?;
         registry.register(Box::new(policy.clone()))?;
-        Ok(Metrics { registry, decisions, decision_seconds, http, reservations, escalations, policy })
+        let delegation_warnings = IntCounterVec::new(
+            Opts::new("sbd_delegation_warnings_total", "Warnings of granted delegations by reason (depth-warning at 75% of the depth limit)"),
+            &["reason"],
+        )?;
+        let trace_integrity_failures = IntCounter::new(
+            "sbd_trace_integrity_failures_total",
+            "Chains whose stored trace failed hash-chain or signature verification when read",
+        )?;
+        registry.register(Box::new(delegation_warnings.clone()))?;
+        registry.register(Box::new(trace_integrity_failures.clone()))?;
+        Ok(Metrics {
+            registry,
+            decisions,
+            decision_seconds,
+            http,
+            reservations,
+            escalations,
+            policy,
+            delegation_warnings,
+            trace_integrity_failures,
+        })
     }
 
     /// Records one HTTP request.

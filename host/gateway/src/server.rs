@@ -374,6 +374,7 @@ pub fn app(state: Shared) -> Router {
         .route("/v1/depth-exceptions", post(authority::create_depth_exception))
         .route("/v1/chains/{chain_id}", get(delegations::get_chain))
         .route("/v1/chains/{chain_id}/outcome", post(delegations::report_outcome))
+        .route("/v1/warnings", get(delegations::list_warnings))
         .route("/v1/agents/{agent_id}/trust", get(delegations::get_trust))
         .route("/v1/escalations", get(escalations::list))
         .route("/v1/escalations/{escalation_id}", get(escalations::get_one))
@@ -468,7 +469,8 @@ pub fn spawn_sweeper(state: Shared, interval: Duration) -> tokio::task::JoinHand
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "sweeper: reservation sweep failed"),
             }
-            match state.store.run(move |conn| escalations::sweep_expired(conn, now)).await {
+            let signer = state.tokens.signing_key().clone();
+            match state.store.run(move |conn| escalations::sweep_expired(conn, now, &signer)).await {
                 Ok(n) if n > 0 => {
                     state.metrics.escalations.with_label_values(&["EXPIRED"]).inc_by(n as u64);
                     tracing::info!(expired = n, "sweeper: escalations expired");

@@ -82,7 +82,8 @@ pub struct Stats {
     pub commit_nanos: AtomicU64,
 }
 
-const SCHEMA: &str = r#"
+/// The schema (every table and index), applied at each open; `CREATE ... IF NOT EXISTS`.
+pub const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS settings (
     name TEXT PRIMARY KEY,
     value TEXT NOT NULL
@@ -170,9 +171,25 @@ CREATE TABLE IF NOT EXISTS trace_events (
     decision TEXT NOT NULL,
     reason_code INTEGER,
     policy_version TEXT NOT NULL,
-    body TEXT NOT NULL
+    body TEXT NOT NULL,
+    pos INTEGER,
+    prev_hash TEXT,
+    hash TEXT,
+    key_id TEXT,
+    signature TEXT
 );
 CREATE INDEX IF NOT EXISTS trace_events_chain ON trace_events (tenant_id, chain_id, seq);
+CREATE INDEX IF NOT EXISTS trace_events_warnings ON trace_events (tenant_id, seq) WHERE decision = 'warning';
+CREATE TABLE IF NOT EXISTS trace_heads (
+    tenant_id TEXT NOT NULL,
+    chain_id TEXT NOT NULL,
+    count INTEGER NOT NULL,
+    head_hash TEXT NOT NULL,
+    key_id TEXT NOT NULL,
+    signature TEXT NOT NULL,
+    at_ms INTEGER NOT NULL,
+    PRIMARY KEY (tenant_id, chain_id)
+) WITHOUT ROWID;
 CREATE TRIGGER IF NOT EXISTS trace_events_no_update BEFORE UPDATE ON trace_events
     BEGIN SELECT RAISE(ABORT, 'trace events are append-only'); END;
 CREATE TRIGGER IF NOT EXISTS trace_events_no_delete BEFORE DELETE ON trace_events
@@ -219,6 +236,7 @@ impl Store {
              PRAGMA busy_timeout=5000; PRAGMA cache_size=-16384; PRAGMA temp_store=MEMORY;"
         ))
         .map_err(sqlite)?;
+        migrate_trace_columns(&conn).map_err(sqlite)?;
         conn.execute_batch(SCHEMA).map_err(sqlite)?;
         for schema in [crate::escrow::SCHEMA, crate::registry::SCHEMA, crate::delegations::SCHEMA] {
             conn.execute_batch(schema).map_err(sqlite)?;
@@ -301,6 +319,29 @@ fn add_columns(conn: &Connection) -> rusqlite::Result<()> {
             .any(|c| c == column);
         if !exists {
             conn.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {column} {ty}"))?;
+        }
+    }
+    Ok(())
+}
+
+/// A store written before the trace was hash-chained: adds the proof columns (its old events
+/// stay unsealed, and `GET /v1/chains/{id}` reports such a chain as broken at its first one).
+fn migrate_trace_columns(conn: &Connection) -> rusqlite::Result<()> {
+    let exists: bool = conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'trace_events')",
+        [],
+        |r| r.get(0),
+    )?;
+    if !exists {
+        return Ok(());
+    }
+    let columns: Vec<String> = conn
+        .prepare("SELECT name FROM pragma_table_info('trace_events')")?
+        .query_map([], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    for (name, ty) in [("pos", "INTEGER"), ("prev_hash", "TEXT"), ("hash", "TEXT"), ("key_id", "TEXT"), ("signature", "TEXT")] {
+        if !columns.iter().any(|c| c == name) {
+            conn.execute_batch(&format!("ALTER TABLE trace_events ADD COLUMN {name} {ty}"))?;
         }
     }
     Ok(())

@@ -60,9 +60,14 @@ impl TokenAuthority {
         TokenAuthority { key, trust, verified: VerifiedPrefixes::new(VERIFIED_CACHE) }
     }
 
-    /// The gateway's signing key (it also signs trace heads).
+    /// The gateway's signing key (it also signs the trace's chain heads).
     pub fn signing_key(&self) -> &KeyPair {
         &self.key
+    }
+
+    /// The gateway's public key: what `sbd trace verify` and token verifiers need.
+    pub fn public_key(&self) -> sbd_bundle::PublicKey {
+        self.key.public()
     }
 
     /// Verifies `token` at `now` and that it is usable by `tenant`: signed by a trusted

@@ -177,6 +177,8 @@ async fn kill_dash_nine_under_load_loses_no_commit_and_applies_none_twice() {
         }
         let tree = http.tenant(&key, Method::GET, &format!("/v1/chains/{chain}/grants"), None).await;
         assert_eq!(tree.body["grants"].as_array().unwrap().len(), seqs.len() + 1, "one grant per allowed hop, plus the root");
+        // A kill -9 leaves the chain's hash chain and signed head whole.
+        assert_eq!(r.body["integrity"], "ok", "{chain}: {}", r.body["integrity"]);
     }
     let audit = http.tenant(&http.operator(&key), Method::GET, "/v1/escrow/audit", None).await;
     assert_eq!(audit.body["sound"], true, "{:?}", audit.body);
