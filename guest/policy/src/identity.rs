@@ -106,6 +106,12 @@ pub fn same_agent(a: &str, b: &str) -> bool {
 
 /// [`canonical_agent_id`] with the refusal unformatted.
 pub fn canonicalise(id: &str) -> Result<String, IdRefusal> {
+    canonicalise_borrowed(id).map(Cow::into_owned)
+}
+
+/// [`canonicalise`] without a copy when the id is already canonical (the common case: a
+/// lowercase ASCII id), for callers that only compare.
+pub fn canonicalise_borrowed(id: &str) -> Result<Cow<'_, str>, IdRefusal> {
     if id.is_empty() {
         return Err(IdRefusal::new(Reason::AgentIdLength, String::from("an agent id must not be empty")));
     }
@@ -117,11 +123,17 @@ pub fn canonicalise(id: &str) -> Result<String, IdRefusal> {
     }
     let canonical = if id.is_ascii() {
         check_ascii(id)?;
-        id.to_ascii_lowercase()
+        if id.bytes().any(|b| b.is_ascii_uppercase()) {
+            Cow::Owned(id.to_ascii_lowercase())
+        } else {
+            Cow::Borrowed(id)
+        }
     } else {
         check_chars(id)?;
         let folded = fold(id)?;
-        check_chars(&folded)?;
+        if let Cow::Owned(changed) = &folded {
+            check_chars(changed)?;
+        }
         check_scripts(&folded)?;
         folded
     };
@@ -187,21 +199,27 @@ fn check_chars(id: &str) -> Result<(), IdRefusal> {
     Ok(())
 }
 
-/// NFKC, then rounds of case folding and NFKC until nothing changes.
-fn fold(id: &str) -> Result<String, IdRefusal> {
+/// NFKC, then rounds of case folding and NFKC until nothing changes; borrowed when the id is
+/// already canonical.
+fn fold(id: &str) -> Result<Cow<'_, str>, IdRefusal> {
     let nfkc = ComposingNormalizerBorrowed::new_nfkc();
     let case = CaseMapper::new();
+    if let Cow::Borrowed(_) = nfkc.normalize(id)
+        && let Cow::Borrowed(_) = case.fold_string(id)
+    {
+        return Ok(Cow::Borrowed(id));
+    }
     let mut current = nfkc.normalize(id).into_owned();
     for _ in 0..MAX_ROUNDS {
         let next = match case.fold_string(&current) {
             Cow::Borrowed(_) => match nfkc.normalize(&current) {
-                Cow::Borrowed(_) => return Ok(current),
+                Cow::Borrowed(_) => return Ok(Cow::Owned(current)),
                 Cow::Owned(changed) => changed,
             },
             Cow::Owned(folded) => nfkc.normalize(&folded).into_owned(),
         };
         if next == current {
-            return Ok(current);
+            return Ok(Cow::Owned(current));
         }
         current = next;
     }
@@ -223,13 +241,14 @@ enum Writing {
     Kore,
 }
 
-/// The augmented script set of one character (UTS #39 5.1); `None` for Common and Inherited,
-/// which go with any script.
-fn augmented(scripts: &[Script]) -> Option<Vec<Writing>> {
+/// The augmented script set of one character (UTS #39 5.1) into `set`; false for Common and
+/// Inherited, which go with any script.
+fn augmented(scripts: &[Script], set: &mut Vec<Writing>) -> bool {
     if scripts.iter().any(|s| *s == Script::Common || *s == Script::Inherited) {
-        return None;
+        return false;
     }
-    let mut set: Vec<Writing> = scripts.iter().map(|s| Writing::Script(*s)).collect();
+    set.clear();
+    set.extend(scripts.iter().map(|s| Writing::Script(*s)));
     let has = |s: Script| scripts.contains(&s);
     if has(Script::Han) {
         set.extend([Writing::Hanb, Writing::Jpan, Writing::Kore]);
@@ -244,7 +263,7 @@ fn augmented(scripts: &[Script]) -> Option<Vec<Writing>> {
             set.push(Writing::Hanb);
         }
     }
-    Some(set)
+    true
 }
 
 /// Refuses an id that is neither single-script nor Latin plus one CJK writing system.
@@ -255,9 +274,14 @@ fn check_scripts(id: &str) -> Result<(), IdRefusal> {
     let mut all: Option<Vec<Writing>> = None;
     let mut non_latin: Option<Vec<Writing>> = None;
     let mut first_script: Option<(usize, char)> = None;
+    let mut scripts: Vec<Script> = Vec::new();
+    let mut set: Vec<Writing> = Vec::new();
     for (position, c) in id.chars().enumerate() {
-        let scripts: Vec<Script> = extensions.get_script_extensions_val(c).iter().collect();
-        let Some(set) = augmented(&scripts) else { continue };
+        scripts.clear();
+        scripts.extend(extensions.get_script_extensions_val(c).iter());
+        if !augmented(&scripts, &mut set) {
+            continue;
+        }
         let narrow = |resolved: &mut Option<Vec<Writing>>| match resolved {
             Some(r) => r.retain(|w| set.contains(w)),
             None => *resolved = Some(set.clone()),

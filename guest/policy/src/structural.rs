@@ -13,6 +13,7 @@
 //! like the depth limit (`depth-limit-escalation`, 4.4), once expiry and the chain deadline
 //! have been checked.
 
+use alloc::borrow::Cow;
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -35,17 +36,18 @@ pub struct DepthDecision {
     pub agents: Vec<String>,
 }
 
-/// The agent ids of a request in canonical form ([`identity::canonicalise`]).
-struct Ids {
-    from: String,
-    to: String,
+/// The agent ids of a request in canonical form ([`identity::canonicalise`]), borrowed from
+/// the request where they already are.
+struct Ids<'a> {
+    from: Cow<'a, str>,
+    to: Cow<'a, str>,
     /// `(from, to)` of each link.
-    links: Vec<(String, String)>,
+    links: Vec<(Cow<'a, str>, Cow<'a, str>)>,
 }
 
-impl Ids {
+impl Ids<'_> {
     fn originator(&self) -> &str {
-        self.links.first().map_or(self.from.as_str(), |(from, _)| from.as_str())
+        self.links.first().map_or(&*self.from, |(from, _)| &**from)
     }
 
     /// The chain's agents, originator first, this hop's target last.
@@ -54,23 +56,23 @@ impl Ids {
         let mut links = self.links.into_iter();
         match links.next() {
             Some((from, to)) => {
-                agents.push(from);
-                agents.push(to);
+                agents.push(from.into_owned());
+                agents.push(to.into_owned());
             }
-            None => agents.push(self.from),
+            None => agents.push(self.from.into_owned()),
         }
-        agents.extend(links.map(|(_, to)| to));
-        agents.push(self.to);
+        agents.extend(links.map(|(_, to)| to.into_owned()));
+        agents.push(self.to.into_owned());
         agents
     }
 }
 
 /// Canonicalises every agent id of the request, refusing the first that has no canonical form
 /// with its `agent-id-*` reason and the field it came from.
-fn canonical_ids(req: &Request) -> Result<Ids, Refusal> {
-    let canon = |id: &str, field: &dyn Fn() -> String| {
-        identity::canonicalise(id).map_err(|why| Refusal::Deny(why.into_denial(&field(), id)))
-    };
+fn canonical_ids(req: &Request) -> Result<Ids<'_>, Refusal> {
+    fn canon<'a>(id: &'a str, field: &dyn Fn() -> String) -> Result<Cow<'a, str>, Refusal> {
+        identity::canonicalise_borrowed(id).map_err(|why| Refusal::Deny(why.into_denial(&field(), id)))
+    }
     let from = canon(&req.from.id, &|| String::from("from.id"))?;
     let to = canon(&req.to.id, &|| String::from("to.id"))?;
     let mut links = Vec::with_capacity(req.chain.len());
@@ -188,9 +190,9 @@ fn check_shape(req: &Request) -> Result<(), Refusal> {
 /// link's depth is its position (immutable depth metadata, AG-396 4.2). Agents are compared in
 /// canonical form.
 fn check_continuity(req: &Request, ids: &Ids) -> Result<(), Refusal> {
-    let mut expected_from = ids.links.first().map(|(from, _)| from.as_str());
+    let mut expected_from = ids.links.first().map(|(from, _)| &**from);
     for (i, (link, (from, to))) in req.chain.iter().zip(&ids.links).enumerate() {
-        if Some(from.as_str()) != expected_from {
+        if Some(&**from) != expected_from {
             let previous = i.checked_sub(1).and_then(|p| req.chain.get(p)).map(|l| l.to.as_str());
             return Err(Refusal::deny(
                 Reason::ChainDiscontinuous,
@@ -207,7 +209,7 @@ fn check_continuity(req: &Request, ids: &Ids) -> Result<(), Refusal> {
                 format!("`chain[{i}].depth` is {} but the link is hop {}", link.depth, i + 1),
             ));
         }
-        expected_from = Some(to.as_str());
+        expected_from = Some(&**to);
     }
     if let (Some(last), Some((_, last_to))) = (req.chain.last(), ids.links.last())
         && *last_to != ids.from
@@ -223,7 +225,7 @@ fn check_continuity(req: &Request, ids: &Ids) -> Result<(), Refusal> {
 /// Where the target already appears in the chain, originator included (AG-396 4.5), compared
 /// in canonical form: the cycle's description, or `None`.
 fn find_cycle(req: &Request, ids: &Ids) -> Option<String> {
-    let target = ids.to.as_str();
+    let target = &*ids.to;
     let hop =
         if ids.originator() == target { 0 } else { ids.links.iter().position(|(_, to)| to == target)? + 1 };
     let listed = match hop.checked_sub(1).and_then(|i| req.chain.get(i)) {
@@ -234,7 +236,7 @@ fn find_cycle(req: &Request, ids: &Ids) -> Option<String> {
     Some(format!("`{}` already appears in the chain at depth {hop}{alias}", req.to.id))
 }
 
-fn check_depth(config: &PolicyConfig, req: &Request, ids: Ids) -> Result<DepthDecision, Refusal> {
+fn check_depth(config: &PolicyConfig, req: &Request, ids: Ids<'_>) -> Result<DepthDecision, Refusal> {
     let agents = ids.into_agents();
     let mut warnings = Vec::new();
     let risk = req.task.risk;
