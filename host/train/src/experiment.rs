@@ -1103,7 +1103,12 @@ fn constraint_verdicts(
             within &= c.unsafe_rate <= config.headline_delta;
             cells.push(format!(
                 "seed {} ctx {}: {:.3} (95% UB {:.3}, mu {:.2}, n {})",
-                r.seed, c.context, c.unsafe_rate, c.upper_bound, c.mean_multiplier, c.samples
+                r.seed,
+                c.context,
+                c.unsafe_rate + 0.0, // -0.0 prints as 0
+                c.upper_bound,
+                c.mean_multiplier,
+                c.samples
             ));
         }
     }
@@ -1136,7 +1141,7 @@ fn constraint_verdicts(
                 method.name()
             ),
             measured: curve.join(", "),
-            holds: te_at(hi) > te_at(lo),
+            holds: te_at(hi) > te_at(lo) + 1e-6,
         },
     ]
 }

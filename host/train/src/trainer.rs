@@ -632,7 +632,7 @@ impl<'a, B: Backend> Trainer<'a, B> {
                     return None;
                 }
                 let n = members.len();
-                let x = members.iter().map(|&i| unsafe_mass[i]).sum::<f64>().min(n as f64);
+                let x = members.iter().map(|&i| unsafe_mass[i]).sum::<f64>().clamp(0.0, n as f64);
                 let mu = members
                     .iter()
                     .map(|&i| {
@@ -789,7 +789,7 @@ pub fn context_dual_gradient(
         bounds[k].unsafe_rate += u;
     }
     for b in &mut bounds {
-        let x = b.unsafe_rate.min(b.samples as f64);
+        let x = b.unsafe_rate.clamp(0.0, b.samples as f64);
         b.upper_bound = crate::stats::clopper_pearson_upper(x, b.samples, confidence);
         b.unsafe_rate = x / b.samples.max(1) as f64;
     }
