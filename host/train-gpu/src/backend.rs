@@ -29,7 +29,7 @@ struct Key {
     sizes: Vec<usize>,
     batch: usize,
     steps: usize,
-    objective: [u64; 4],
+    objective: [u64; 5],
     eta: u64,
 }
 
@@ -99,6 +99,7 @@ impl GpuBackend {
             steps: batches.len(),
             objective: [
                 o.temperature.to_bits(),
+                o.margin.to_bits(),
                 u64::from(o.project),
                 o.delta.to_bits(),
                 o.penalty.to_bits(),
@@ -195,6 +196,7 @@ impl GpuBackend {
                 agents: u32_of(agents, "agents")?,
                 project: u32::from(o.project),
                 temperature: o.temperature as f32,
+                margin: o.margin as f32,
                 ..Default::default()
             },
         )?);

@@ -63,7 +63,9 @@ pub struct HeadParams {
     pub project: u32,
     pub pad: u32,
     pub temperature: f32,
-    pub pad2: [f32; 3],
+    /// The surrogate's margin (`Objective::margin`).
+    pub margin: f32,
+    pub pad2: [f32; 2],
 }
 
 /// Parameters of `penalty.wgsl`.

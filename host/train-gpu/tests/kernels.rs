@@ -204,6 +204,7 @@ fn gather_head_penalty_and_combine_match_the_objective() {
             agents: agents as u32,
             project: 1,
             temperature: 0.2,
+            margin: objective.margin as f32,
             ..Default::default()
         },
     );

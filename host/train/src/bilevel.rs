@@ -180,13 +180,31 @@ impl Problem<'_> {
         meta_batch: &[usize],
         eta_in: f64,
     ) -> Hypergradient<T> {
+        self.hypergradient_on(self.split, phi, pi_prev, pi_last, last_batch, meta_batch, eta_in)
+    }
+
+    /// [`Problem::hypergradient`] with the meta-batch drawn from `meta_split` (the validation
+    /// split, as a bilevel outer problem needs: issue 16) while `last_batch` indexes the
+    /// training split `self.split`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn hypergradient_on<T: Scalar>(
+        &self,
+        meta_split: &Split,
+        phi: &[T],
+        pi_prev: &[T],
+        pi_last: &[T],
+        last_batch: &[usize],
+        meta_batch: &[usize],
+        eta_in: f64,
+    ) -> Hypergradient<T> {
         let width = self.pi.outputs();
         let sigmoid_slope = |l: T| l * (T::one() - l);
+        let meta_problem = Problem { split: meta_split, ..*self };
 
         // L_meta and v = grad_pi L_meta at pi_T, lambda' differentiable (line 18)
-        let (meta_phi, meta_lambdas) = self.lambdas(phi, meta_batch);
-        let meta_halves = self.pi_forward(pi_last, meta_batch);
-        let meta_losses = self.losses(&meta_halves, meta_batch);
+        let (meta_phi, meta_lambdas) = meta_problem.lambdas(phi, meta_batch);
+        let meta_halves = meta_problem.pi_forward(pi_last, meta_batch);
+        let meta_losses = meta_problem.losses(&meta_halves, meta_batch);
         let n_meta = T::of(meta_batch.len() as f64);
         let mut meta = BatchStats::default();
         let mut d_meta_out = Vec::with_capacity(meta_batch.len() * width);
@@ -204,7 +222,7 @@ impl Problem<'_> {
             // direct term: d/d lambda of lambda l_safe + (1 - lambda) l_eff, through the sigmoid
             phi_cotangent_meta.push((l.safety - l.efficiency) * sigmoid_slope(lambda) / n_meta);
         }
-        let v = self.pi_backward(pi_last, &meta_halves, &d_meta_out);
+        let v = meta_problem.pi_backward(pi_last, &meta_halves, &d_meta_out);
 
         // implicit term: per-sample directional derivatives along v at pi_{T-1}, forward mode
         let prev_halves = self.pi_forward(pi_prev, last_batch);

@@ -65,6 +65,13 @@ impl Split {
         self.unsafe_above.len().checked_div(self.len).unwrap_or(0)
     }
 
+    /// The regime of sample `i` for per-context constraints: 1 in the domain's high-risk region
+    /// (where the projection caps alpha below 1: high portfolio volatility, high acuity, an
+    /// at-risk student), 0 elsewhere.
+    pub fn context(&self, i: usize) -> usize {
+        usize::from(self.alpha_max.get(i).is_some_and(|&cap| cap < 1.0))
+    }
+
     /// The standardised state of sample `i`.
     pub fn state(&self, i: usize, dim: usize) -> &[f32] {
         &self.states[i * dim..(i + 1) * dim]

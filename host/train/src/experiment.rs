@@ -15,6 +15,14 @@
 //! | SBD-DiscreteAlpha | lambda_phi(s), outer loop | discrete {0, 1} | yes | penalty at delta |
 //! | SBD-FixedLambda | 0.5, outer loop selects pi by validation L_meta | continuous | yes | penalty at delta |
 //! | SBD-NoConstraint | lambda_phi(s), outer loop | continuous | no | none (delta = 1) |
+//! | SBD-AL (ours) | mu_phi(s)/(1+mu_phi(s)), per-context dual ascent on a validation bound | continuous | no | per-context chance constraints at delta |
+//!
+//! Every SBD-family method except SBD-NoConstraint also carries the chance constraint
+//! `P(unsafe) <= delta` on the stochastic policy through its multiplier nu
+//! ([`crate::trainer::Trainer::chance_multiplier`]). SBD-AL is our variant, not the paper's
+//! ([`LambdaMode::ContextDual`]: its direct dual-ascent form; the implicit-hypergradient form
+//! of issue 16 is not built). It runs without the projection, so its contextual risk is
+//! learnt rather than clipped away, with Adam at ten times eta_out.
 //!
 //! MaAS-style picks, on the training split, the (sub-agent, alpha in {0, 0.1, ..., 1}) with the
 //! lowest mean task cost among those whose training Safety Rate is at least `1 - delta` (the
@@ -22,8 +30,9 @@
 //! SBD-NoConstraint) run once per seed and give the same point for every delta.
 //!
 //! The Safety-Efficiency Area (SEA) is the area of the part of the unit square dominated by a
-//! method's five (SR, TE) points, one per delta: the area under its Pareto staircase, with
-//! reference point (0, 0). It is defined for any set of points, including a single one (SR x TE).
+//! method's feasible (SR, TE) points, one per delta, a point counting only where its SR is at
+//! least 1 - delta (issue 16: SEA rewarded infeasible points): the area under its Pareto
+//! staircase, with reference point (0, 0). It is defined for any set of points, including a single one (SR x TE).
 
 use std::ops::Range;
 use std::time::Instant;
@@ -64,6 +73,9 @@ pub enum Method {
     FixedLambda,
     /// SBD without the constraint (delta = 1, no projection).
     NoConstraint,
+    /// SBD-AL, our variant: per-context chance constraints with a learned normalised
+    /// multiplier (direct dual-ascent form).
+    SbdAl,
 }
 
 /// What a method is in the paper's design.
@@ -75,11 +87,13 @@ pub enum Role {
     Baseline,
     /// An ablation of SBD (section 6.5; SBD-NoOuter is both baseline 5 and ablation i).
     Ablation,
+    /// Our variant (not in the paper).
+    Ours,
 }
 
 impl Method {
     /// Every method, in report order.
-    pub const ALL: [Method; 9] = [
+    pub const ALL: [Method; 10] = [
         Method::Sbd,
         Method::FixedAlpha,
         Method::Cpo,
@@ -89,6 +103,7 @@ impl Method {
         Method::DiscreteAlpha,
         Method::FixedLambda,
         Method::NoConstraint,
+        Method::SbdAl,
     ];
 
     /// The non-ablated baselines of F1 and H-Med-2.
@@ -106,6 +121,7 @@ impl Method {
             Method::DiscreteAlpha => "SBD-DiscreteAlpha",
             Method::FixedLambda => "SBD-FixedLambda",
             Method::NoConstraint => "SBD-NoConstraint",
+            Method::SbdAl => "SBD-AL (ours)",
         }
     }
 
@@ -114,6 +130,7 @@ impl Method {
         match self {
             Method::Sbd => Role::Proposed,
             Method::FixedAlpha | Method::Cpo | Method::MarlVanilla | Method::Maas => Role::Baseline,
+            Method::SbdAl => Role::Ours,
             _ => Role::Ablation,
         }
     }
@@ -146,8 +163,26 @@ impl Method {
             Method::DiscreteAlpha => (LambdaMode::Learned, objective(true, rho, delta, AlphaMode::Discrete), false),
             Method::FixedLambda => (LambdaMode::Fixed(0.5), objective(true, rho, delta, AlphaMode::Continuous), true),
             Method::NoConstraint => (LambdaMode::Learned, objective(false, 0.0, 1.0, AlphaMode::Continuous), false),
+            Method::SbdAl => {
+                let objective = objective(false, 0.0, delta, AlphaMode::Continuous);
+                return Some(TrainConfig {
+                    lambda: LambdaMode::ContextDual { confidence: 0.95 },
+                    objective,
+                    chance_dual_step: 0.0,
+                    outer_optimizer: crate::trainer::OuterOptimizer::Adam,
+                    eta_out: 10.0 * base.eta_out,
+                    ..base.clone()
+                });
+            }
         };
-        Some(TrainConfig { lambda, objective, select_checkpoint: select, ..base.clone() })
+        // the chance constraint's multiplier (trainer::Trainer::chance_multiplier) belongs to the
+        // SBD family; CPO-style has its own Lagrangian multiplier, and the methods without a
+        // constraint have delta = 1
+        let chance_dual_step = match self {
+            Method::Cpo | Method::MarlVanilla | Method::NoConstraint => 0.0,
+            _ => base.chance_dual_step,
+        };
+        Some(TrainConfig { lambda, objective, select_checkpoint: select, chance_dual_step, ..base.clone() })
     }
 }
 
@@ -349,6 +384,12 @@ pub struct RunResult {
     pub seed: u64,
     /// Safety Rate, true indicator, deployed decisions.
     pub safety_rate: f64,
+    /// Safety Rate, true indicator, of the stochastic policy (the sub-agent drawn from pi's
+    /// softmax): the quantity SBD's chance constraint bounds by 1 - delta. Equal to
+    /// `safety_rate` for the untrained methods, whose choice is deterministic.
+    pub stochastic_safety_rate: f64,
+    /// The chance constraint's multiplier nu at the end of training (NaN when untrained).
+    pub chance_multiplier: f64,
     /// Task Efficiency (domain-specific).
     pub task_efficiency: f64,
     /// Mean Accountability Entropy (bits) of the two-agent chain (principal, sub-agent).
@@ -383,6 +424,10 @@ pub struct Extras {
     pub lambda_by_risk: Vec<(f64, f64)>,
     /// Finance: (test day index, lambda) over the test split (for the COVID plot).
     pub lambda_over_time: Vec<(f64, f64)>,
+    /// Trained methods: per context (0: the rest, 1: the high-risk region) on the test split,
+    /// the stochastic policy's P(unsafe) with its one-sided 95% Clopper-Pearson upper bound,
+    /// and the mean multiplier mu = lambda / (1 - lambda).
+    pub contexts: Vec<crate::trainer::ContextStat>,
 }
 
 /// Shannon entropy in bits of a distribution (zero terms skipped).
@@ -558,7 +603,8 @@ fn run_job(domain: &Domain, job: Job, config: &ExperimentConfig) -> Result<RunRe
     let data = &domain.dataset;
     let delta = job.delta.unwrap_or(1.0);
     let base = TrainConfig { seed: job.seed, ..config.train.clone() };
-    let (decisions, lambdas, validation_lambdas, l_meta) =
+    let mut contexts = Vec::new();
+    let (decisions, lambdas, validation_lambdas, l_meta, stochastic, chance) =
         match job.method.train_config(&base, delta, config.cpo_dual_step) {
             None => {
                 let decisions = match job.method {
@@ -569,7 +615,8 @@ fn run_job(domain: &Domain, job: Job, config: &ExperimentConfig) -> Result<RunRe
                         (0..data.test.len).map(|_| (rng.random_range(0..agents), 0.5)).collect()
                     }
                 };
-                (decisions, vec![f64::NAN; data.test.len], vec![], vec![])
+                let sr = safety_rate(&data.test, &decisions);
+                (decisions, vec![f64::NAN; data.test.len], vec![], vec![], sr, f64::NAN)
             }
             Some(train) => {
                 let mut trainer = Trainer::new(data, train.clone(), CpuBackend)?;
@@ -582,7 +629,9 @@ fn run_job(domain: &Domain, job: Job, config: &ExperimentConfig) -> Result<RunRe
                 let validation = trainer.evaluate(&data.validation);
                 let lambdas =
                     if train.lambda == LambdaMode::Learned { test.lambdas } else { vec![f64::NAN; data.test.len] };
-                (test.decisions, lambdas, validation.lambdas, l_meta)
+                let chance = trainer.chance_multiplier();
+                contexts = trainer.context_stats(&data.test);
+                (test.decisions, lambdas, validation.lambdas, l_meta, test.expected_safety_rate, chance)
             }
         };
     let valid_lambdas: Vec<f64> = lambdas.iter().copied().filter(|l| l.is_finite()).collect();
@@ -592,11 +641,13 @@ fn run_job(domain: &Domain, job: Job, config: &ExperimentConfig) -> Result<RunRe
         delta: job.delta,
         seed: job.seed,
         safety_rate: safety_rate(&data.test, &decisions),
+        stochastic_safety_rate: stochastic,
+        chance_multiplier: chance,
         task_efficiency: domain.task_efficiency(&decisions),
         accountability_entropy: accountability_entropy(&decisions),
         mean_alpha: decisions.iter().map(|d| d.1).sum::<f64>() / decisions.len().max(1) as f64,
         mean_lambda: if valid_lambdas.is_empty() { f64::NAN } else { stats::mean_std(&valid_lambdas).0 },
-        extras: domain.extras(&decisions, &lambdas, &validation_lambdas),
+        extras: Extras { contexts, ..domain.extras(&decisions, &lambdas, &validation_lambdas) },
         l_meta,
         seconds: started.elapsed().as_secs_f64(),
     })
@@ -773,8 +824,10 @@ pub fn analyse(results: &Results, domains: &[Domain], config: &ExperimentConfig)
                     let points: Vec<(f64, f64)> = config
                         .deltas
                         .iter()
-                        .filter_map(|&d| at_delta(&runs, d, seed))
-                        .map(|r| (r.safety_rate, r.task_efficiency))
+                        .filter_map(|&d| at_delta(&runs, d, seed).map(|r| (d, r)))
+                        // feasible points only (issue 16): SR >= 1 - delta at the delta of the run
+                        .filter(|(d, r)| r.safety_rate >= 1.0 - d)
+                        .map(|(_, r)| (r.safety_rate, r.task_efficiency))
                         .collect();
                     safety_efficiency_area(&points)
                 })
@@ -999,6 +1052,21 @@ pub fn analyse(results: &Results, domains: &[Domain], config: &ExperimentConfig)
             }
         }
     }
+    // SBD-AL (ours): its own claims, measured the same way for SBD
+    for domain in domains {
+        let name = domain.name.as_str();
+        for method in [Method::SbdAl, Method::Sbd] {
+            verdicts.extend(constraint_verdicts(results, name, method, config));
+        }
+        let (ours, sbd) = (sea(name, Method::SbdAl), sea(name, Method::Sbd));
+        verdicts.push(Verdict {
+            id: "AL-SEA".into(),
+            domain: name.into(),
+            criterion: "SBD-AL (ours) has a higher mean SEA than SBD (both over the delta sweep, deployed SR)".into(),
+            measured: format!("SEA {:.4} ± {:.4} vs {:.4} ± {:.4}", ours.mean, ours.std, sbd.mean, sbd.std),
+            holds: ours.mean > sbd.mean,
+        });
+    }
     // the MIMIC-IV demo is a second check of the medical domain, not a fourth domain
     let main: Vec<&str> = domains.iter().map(|d| d.name.as_str()).filter(|n| *n != "medical-mimic4-demo").collect();
     let ordered = verdicts
@@ -1013,6 +1081,69 @@ pub fn analyse(results: &Results, domains: &[Domain], config: &ExperimentConfig)
         holds: ordered >= 2.min(main.len()),
     });
     Analysis { domains: summaries, verdicts }
+}
+
+/// The chance-constraint claims of issue 16 for one method on one domain: at the headline
+/// delta every context's test P(unsafe) (stochastic policy) is within delta on every seed
+/// (with the Clopper-Pearson bounds reported); and TE rises with delta (mean over seeds at the
+/// largest delta above the smallest).
+fn constraint_verdicts(
+    results: &Results,
+    domain: &str,
+    method: Method,
+    config: &ExperimentConfig,
+) -> Vec<Verdict> {
+    let runs = runs_of(results, domain, method);
+    let headline: Vec<&RunResult> =
+        runs.iter().copied().filter(|r| r.delta == Some(config.headline_delta)).collect();
+    let mut cells = Vec::new();
+    let mut within = !headline.is_empty();
+    for r in &headline {
+        for c in &r.extras.contexts {
+            within &= c.unsafe_rate <= config.headline_delta;
+            cells.push(format!(
+                "seed {} ctx {}: {:.3} (95% UB {:.3}, mu {:.2}, n {})",
+                r.seed,
+                c.context,
+                c.unsafe_rate + 0.0, // -0.0 prints as 0
+                c.upper_bound,
+                c.mean_multiplier,
+                c.samples
+            ));
+        }
+    }
+    let te_at = |delta: f64| {
+        let v: Vec<f64> = runs.iter().filter(|r| r.delta == Some(delta)).map(|r| r.task_efficiency).collect();
+        stats::mean_std(&v).0
+    };
+    let (lo, hi) = (
+        config.deltas.iter().copied().fold(f64::INFINITY, f64::min),
+        config.deltas.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+    );
+    let curve: Vec<String> = config.deltas.iter().map(|&d| format!("{d}: {:.4}", te_at(d))).collect();
+    vec![
+        Verdict {
+            id: "C-context".into(),
+            domain: domain.into(),
+            criterion: format!(
+                "{}: every context's test P(unsafe) of the stochastic policy <= delta = {} (every seed)",
+                method.name(),
+                config.headline_delta
+            ),
+            measured: if cells.is_empty() { "no runs".into() } else { cells.join("; ") },
+            holds: within,
+        },
+        Verdict {
+            id: "C-delta".into(),
+            domain: domain.into(),
+            criterion: format!(
+                "{}: TE rises with delta (mean over seeds, largest delta above smallest)",
+                method.name()
+            ),
+            measured: curve.join(", "),
+            holds: te_at(hi) > te_at(lo) + 1e-6,
+        },
+    ]
 }
 
 #[cfg(test)]

@@ -162,7 +162,7 @@ pub fn markdown(
     );
     let _ = writeln!(
         md,
-        "Sizes: phi and pi MLPs of width {} (paper: 256), T_out {}, T_in {}, B {}, eta_out {}, eta_in {}, surrogate temperature {}, penalty rho {}; delta in {:?} (single-delta figures at {}); seeds {:?}. Mean ± sample std over seeds. The evaluation protocol, the methods' realisation and every deviation from the paper are in the README section \"The pre-registered evaluation\".\n",
+        "Sizes: phi and pi MLPs of width {} (paper: 256), T_out {}, T_in {}, B {}, eta_out {}, eta_in {}, surrogate temperature {} with margin {}, penalty rho {}, chance-constraint dual step {}, meta-batch from the {} split; delta in {:?} (single-delta figures at {}); seeds {:?}. Mean ± sample std over seeds. The evaluation protocol, the methods' realisation and every deviation from the paper are in the README section \"The pre-registered evaluation\" and docs/research.md.\n",
         t.width,
         t.outer_steps,
         t.inner_steps,
@@ -170,7 +170,10 @@ pub fn markdown(
         t.eta_out,
         t.eta_in,
         t.objective.temperature,
+        t.objective.margin,
         t.objective.penalty,
+        t.chance_dual_step,
+        if t.meta_from_validation { "validation" } else { "training" },
         config.deltas,
         config.headline_delta,
         config.seeds
@@ -240,6 +243,7 @@ pub fn markdown(
             let cells: Vec<String> = m.curve.iter().map(|(_, sr, te)| format!("{sr:.3} / {te:.3}")).collect();
             let _ = writeln!(md, "| {} | {} |", m.name, cells.join(" | "));
         }
+        delta_binding(&mut md, name, config, results);
         let _ = writeln!(md, "\n![SR-TE Pareto curves]({})", pareto_file(name));
     }
     let _ = writeln!(md, "\n## Theory checks behind F3 and F4 (seed {})\n", config.seeds.first().copied().unwrap_or(0));
@@ -266,6 +270,44 @@ pub fn markdown(
         let _ = writeln!(md, "- [`{file}`]({file}): {what}");
     }
     md
+}
+
+/// Whether delta binds: per delta, the stochastic policy's SR (what the chance constraint
+/// bounds), the deployed SR, TE and the constraint's final multiplier nu, for the SBD methods
+/// that carry the constraint (means over seeds).
+fn delta_binding(md: &mut String, domain: &str, config: &ExperimentConfig, results: &Results) {
+    let _ = writeln!(
+        md,
+        "\nDoes delta bind? Per delta: stochastic-policy SR (bounded below by 1 - delta by the chance constraint) / deployed SR / TE / multiplier nu, means over seeds:\n"
+    );
+    let header: Vec<String> = config.deltas.iter().map(|d| format!("delta {d}")).collect();
+    let _ = writeln!(md, "| method | {} |", header.join(" | "));
+    let _ = writeln!(md, "|---|{}", "---|".repeat(config.deltas.len()));
+    for method in [Method::Sbd, Method::NoOuter, Method::DiscreteAlpha, Method::FixedLambda] {
+        let cells: Vec<String> = config
+            .deltas
+            .iter()
+            .map(|&delta| {
+                let runs: Vec<_> = results
+                    .runs
+                    .iter()
+                    .filter(|r| r.domain == domain && r.method == method && r.delta == Some(delta))
+                    .collect();
+                let n = runs.len().max(1) as f64;
+                let mean = |f: &dyn Fn(&crate::experiment::RunResult) -> f64| {
+                    runs.iter().map(|r| f(r)).sum::<f64>() / n
+                };
+                format!(
+                    "{:.3} / {:.3} / {:.3} / {:.2}",
+                    mean(&|r| r.stochastic_safety_rate),
+                    mean(&|r| r.safety_rate),
+                    mean(&|r| r.task_efficiency),
+                    mean(&|r| r.chance_multiplier)
+                )
+            })
+            .collect();
+        let _ = writeln!(md, "| {} | {} |", method.name(), cells.join(" | "));
+    }
 }
 
 fn pareto_file(domain: &str) -> String {

@@ -8,7 +8,7 @@
 //!
 //! | paper (B.1) | SUPPORT2 | MIMIC-IV demo |
 //! |---|---|---|
-//! | state: 10 labs, vitals, ICD-9 embedding | 9 labs, 4 vitals, coma score, APACHE III `aps`, age, comorbidities, cancer status, diagnosis group one-hot | 10 labs (bicarbonate for base excess, chloride for haematocrit, which the demo lacks), 5 vitals, age, ICU hours, primary diagnosis as its specialty one-hot |
+//! | state: 10 labs, vitals, ICD-9 embedding | 9 labs, 4 vitals, coma score, APACHE III `aps`, age, comorbidities, cancer status (the diagnosis group is left out: it determines the indicated specialist) | 10 labs (bicarbonate for base excess, chloride for haematocrit, which the demo lacks), 5 vitals, age, ICU hours (the primary diagnosis is left out: it determines the indicated specialty) |
 //! | specialists by ICD-9 prefix | by `dzgroup` ([`SUPPORT2_SPECIALISTS`]) | by primary ICD-9 prefix as B.1 prints it (4xx cardiology, 58x nephrology, other 5xx pulmonology), ICD-10 by chapter |
 //! | APACHE-II proxy > 20 | `aps` above the score where a logistic fit of in-hospital death on `aps` (train split) reaches 40%, the mortality of the APACHE-II 20-24 band in Knaus et al. (1985) | ICU length of stay (B.1's proxy) above its train-split quantile giving the same high-acuity share as SUPPORT2 |
 //! | contraindicated (allergy table) | no allergy table: [`contraindicated`], a first-line-therapy contraindication from recorded labs | the same rule where its lab exists |
@@ -222,16 +222,6 @@ const SUPPORT2_NUMERIC: [&str; 17] = [
     "age", "num.co", "diabetes", "dementia", "scoma", "aps", "meanbp", "hrt", "resp", "temp", "wblc", "crea",
     "sod", "ph", "pafi", "alb", "bili",
 ];
-const SUPPORT2_GROUPS: [&str; 8] = [
-    "ARF/MOSF w/Sepsis",
-    "CHF",
-    "COPD",
-    "Cirrhosis",
-    "Colon Cancer",
-    "Coma",
-    "Lung Cancer",
-    "MOSF w/Malig",
-];
 
 /// The specialist for a SUPPORT2 diagnosis group.
 pub fn support2_specialist(dzgroup: &str) -> Option<&'static str> {
@@ -253,7 +243,8 @@ pub fn load_support2(gz: &[u8], state_dim: Option<usize>) -> Result<Medical, Med
         (table.column("sno")?, table.column("dzgroup")?, table.column("ca")?, table.column("hospdead")?);
     let mut feature_names: Vec<String> = SUPPORT2_NUMERIC.iter().map(|s| s.to_string()).collect();
     feature_names.push("cancer (0 no, 1 yes, 2 metastatic)".into());
-    feature_names.extend(SUPPORT2_GROUPS.iter().map(|g| format!("dzgroup = {g}")));
+    // no diagnosis-group one-hot: the indicated specialist is a function of the group, so the
+    // one-hot would make Task Efficiency a lookup (issue 16, the label leak)
     let aps_feature = SUPPORT2_NUMERIC.iter().position(|&c| c == "aps").unwrap_or(0);
 
     let mut admissions = Vec::new();
@@ -274,8 +265,6 @@ pub fn load_support2(gz: &[u8], state_dim: Option<usize>) -> Result<Medical, Med
             Some("yes") => 1.0,
             _ => 0.0,
         });
-        let group = row.get(dz).unwrap_or_default();
-        features.extend(SUPPORT2_GROUPS.iter().map(|g| f64::from(u8::from(*g == group))));
         let col = |name: &str| table.column(name).ok().and_then(|c| number(row.get(c)));
         let labs = Labs { creatinine: col("crea"), wbc: col("wblc"), bilirubin: col("bili"), coma_score: col("scoma") };
         admissions.push(Admission {
@@ -562,8 +551,8 @@ pub fn load_demo(files: &DemoFiles<'_>, high_acuity_share: f64) -> Result<Medica
     feature_names.push("age".into());
     feature_names.push("ICU hours".into());
     let icu_feature = feature_names.len() - 1;
-    // the primary diagnosis, as its B.1 specialty (the paper embeds the ICD-9 code)
-    feature_names.extend(DEMO_SPECIALISTS.iter().map(|s| format!("primary diagnosis -> {s}")));
+    // no primary-diagnosis one-hot: the indicated specialty is that diagnosis's specialty, so
+    // the one-hot would make Task Efficiency a lookup (issue 16, the label leak)
     let mut admissions = Vec::new();
     for row in &hosp.rows {
         let id = row.get(h_id).unwrap_or_default().to_string();
@@ -575,7 +564,6 @@ pub fn load_demo(files: &DemoFiles<'_>, high_acuity_share: f64) -> Result<Medica
         features.push(number(row.get(h_age)).unwrap_or(f64::NAN));
         let hours = icu_hours.get(&id).copied().unwrap_or(0.0);
         features.push(hours);
-        features.extend((0..DEMO_SPECIALISTS.len()).map(|k| f64::from(u8::from(k == indicated))));
         let labs = Labs {
             creatinine: lab_means.get(&(id.clone(), 0)).copied(),
             wbc: lab_means.get(&(id.clone(), 7)).copied(),
@@ -692,6 +680,51 @@ mod tests {
         assert!(t.is_finite() && t > 50.0 && t < 150.0, "{t}");
         assert!(hours_between("2110-01-01 00:00:00+00:00", "2110-01-02 06:30:00+00:00").is_some_and(|h| (h - 30.5).abs() < 1e-9));
         assert!(hours_between("2110-02-28 00:00:00+00:00", "2110-03-01 00:00:00+00:00").is_some_and(|h| (h - 24.0).abs() < 1e-9));
+    }
+
+    /// The indicated specialist of each sample: the one whose full delegation agrees.
+    fn indicated_of(split: &Split, agents: usize) -> Vec<usize> {
+        (0..split.len)
+            .map(|i| (0..agents).find(|&a| split.cost_at_one[i * agents + a] == 0.0).unwrap_or(agents))
+            .collect()
+    }
+
+    /// Whether some state feature is (up to standardisation) the indicator of one specialist
+    /// being indicated: then pi reads the answer off the state and TE is a lookup.
+    fn leaks_the_label(dataset: &Dataset) -> bool {
+        let agents = dataset.sub_agents.len();
+        let split = &dataset.train;
+        let indicated = indicated_of(split, agents);
+        (0..dataset.state_dim).any(|f| {
+            (0..agents).any(|k| {
+                let values = |hit: bool| -> Vec<f32> {
+                    (0..split.len)
+                        .filter(|&i| (indicated[i] == k) == hit)
+                        .map(|i| split.state(i, dataset.state_dim)[f])
+                        .collect()
+                };
+                let (on, off) = (values(true), values(false));
+                let (Some(&a), Some(&b)) = (on.first(), off.first()) else { return false };
+                a != b && on.iter().all(|&v| v == a) && off.iter().all(|&v| v == b)
+            })
+        })
+    }
+
+    #[test]
+    fn no_state_feature_is_the_indicated_specialist() -> Result<(), MedicalError> {
+        let medical = load_support2(EMBEDDED_SUPPORT2, None)?;
+        assert!(!leaks_the_label(&medical.dataset), "SUPPORT2's state holds the diagnosis-group one-hot");
+        let demo = load_demo(&EMBEDDED_DEMO, medical.high_acuity_share)?;
+        assert!(!leaks_the_label(&demo.dataset), "the demo's state holds the indicated-specialty one-hot");
+        // the detector finds a planted one-hot
+        let mut planted = medical.dataset.clone();
+        let dim = planted.state_dim;
+        let indicated = indicated_of(&planted.train, planted.sub_agents.len());
+        for (i, &k) in indicated.iter().enumerate() {
+            planted.train.states[i * dim] = f32::from(u8::from(k == 0));
+        }
+        assert!(leaks_the_label(&planted));
+        Ok(())
     }
 
     #[test]

@@ -5,9 +5,13 @@
 //! [`Objective::project`] can switch off for the delta = 1 ablation):
 //!
 //! - safety (SBD eq. 1): the true indicator `1[alpha > u_a]` is a step, so training uses the
-//!   smooth surrogate `sigmoid((alpha - u_a) / temperature)`, averaged over the sub-agent
-//!   distribution: `l_safe = sum_a p_a sigmoid((alpha - u_a) / T)`. As `T -> 0` it becomes
-//!   the expected true indicator. Safety Rate is always reported with the true indicator;
+//!   smooth surrogate `sigmoid((alpha - u_a - m) / temperature)`, averaged over the sub-agent
+//!   distribution: `l_safe = sum_a p_a sigmoid((alpha - u_a - m) / T)`. The margin `m`
+//!   ([`Objective::margin`]) centres the step on the unsafe side of the threshold, so that the
+//!   safe side (`alpha <= u_a`, which the true indicator counts as safe) costs less than 1/2:
+//!   without it a contraindicated specialist (`u = 0`) costs 1/2 even at alpha = 0, and the
+//!   policy can never make it safe (issue 16). As `T, m -> 0` it becomes the expected true
+//!   indicator. Safety Rate is always reported with the true indicator;
 //! - efficiency (SBD eq. 2): `l_eff = sum_a p_a ((1 - alpha) c0_a + alpha c1_a)`.
 //!
 //! Both are functions of the output row only, so a directional derivative along a parameter
@@ -43,6 +47,9 @@ pub enum AlphaMode {
 pub struct Objective {
     /// Temperature T of the safety surrogate.
     pub temperature: f64,
+    /// Margin m of the safety surrogate: its step is centred at `u_a + m`, so alpha at the
+    /// threshold costs `sigmoid(-m / T)` (0.12 at the defaults) rather than 1/2.
+    pub margin: f64,
     /// Apply alpha <- min(alpha, alpha_max(s)) (SBD 5.3).
     pub project: bool,
     /// Risk tolerance delta of the constraint P(safe) >= 1 - delta (SBD eq. 4).
@@ -56,7 +63,14 @@ pub struct Objective {
 
 impl Default for Objective {
     fn default() -> Self {
-        Objective { temperature: 0.02, project: true, delta: 0.05, penalty: 10.0, alpha: AlphaMode::Continuous }
+        Objective {
+            temperature: 0.02,
+            margin: 0.04,
+            project: true,
+            delta: 0.05,
+            penalty: 10.0,
+            alpha: AlphaMode::Continuous,
+        }
     }
 }
 
@@ -144,10 +158,11 @@ impl Objective {
         let cap = T::of(f64::from(split.alpha_max[i]));
         let (alpha, d_alpha) = if self.project && raw > cap { (cap, T::zero()) } else { (raw, d_raw) };
         let temperature = T::of(self.temperature);
+        let margin = T::of(self.margin);
 
         let mut sums = Sums::zero(n);
         for a in 0..n {
-            let s = sigmoid((alpha - at(&split.unsafe_above, a)) / temperature);
+            let s = sigmoid((alpha - at(&split.unsafe_above, a) - margin) / temperature);
             let (c0, c1) = (at(&split.cost_at_zero, a), at(&split.cost_at_one, a));
             sums.unsafe_prob[a] = s;
             sums.cost[a] = (T::one() - alpha) * c0 + alpha * c1;
@@ -170,7 +185,7 @@ impl Objective {
         let temperature = T::of(self.temperature);
         let mut sums = Sums::zero(n);
         for a in 0..n {
-            let u = at(&split.unsafe_above, a);
+            let u = at(&split.unsafe_above, a) + T::of(self.margin);
             let (c0, c1) = (at(&split.cost_at_zero, a), at(&split.cost_at_one, a));
             let (s0, s1) = (sigmoid((T::zero() - u) / temperature), sigmoid((full - u) / temperature));
             let (k0, k1) = (c0, (T::one() - full) * c0 + full * c1);
@@ -333,6 +348,31 @@ mod tests {
         assert_eq!(loss.grad_safety[3], 0.0);
         let free = Objective { project: false, ..objective };
         assert!(decide(&free, &[0.0, 2.0, 0.0, 5.0], 0.6).1 > 0.99);
+    }
+
+    #[test]
+    fn the_safe_side_of_the_threshold_costs_less_than_a_half() {
+        // one agent, contraindicated (u = 0): alpha = 0 is safe and must cost well below 1/2
+        let data = Split {
+            len: 1,
+            states: vec![0.0],
+            unsafe_above: vec![0.0],
+            cost_at_zero: vec![0.5],
+            cost_at_one: vec![0.5],
+            alpha_max: vec![1.0],
+            risk: vec![0.0],
+            labels: vec![String::new()],
+        };
+        let objective = Objective { project: false, ..Objective::default() };
+        let at = |logit: f64| objective.sample::<f64>(&[0.0, logit], &data, 0).safety;
+        assert!(at(-40.0) < 0.15, "alpha ~ 0 at u = 0: {}", at(-40.0));
+        // the unsafe side costs more than the safe side, and well past the margin about 1
+        let logit_of = |alpha: f64| (alpha / (1.0 - alpha)).ln();
+        assert!(at(logit_of(0.02)) > at(-40.0));
+        assert!(at(logit_of(0.2)) > 0.99, "{}", at(logit_of(0.2)));
+        // without the margin (the paper's surrogate) the safe alpha = 0 costs 1/2
+        let centred = Objective { margin: 0.0, ..objective };
+        assert!((centred.sample::<f64>(&[0.0, -40.0], &data, 0).safety - 0.5).abs() < 1e-9);
     }
 
     #[test]

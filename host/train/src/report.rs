@@ -69,6 +69,9 @@ pub struct Panel<'a> {
     pub series: Vec<Series<'a>>,
 }
 
+/// Series of at most this many points are drawn with markers.
+const MARKED_SERIES_POINTS: usize = 12;
+
 const COLOURS: [RGBColor; 10] = [
     RGBColor(31, 119, 180),
     RGBColor(214, 39, 40),
@@ -119,9 +122,9 @@ fn draw_panel(
     if x0 > x1 {
         (x0, x1, y0, y1) = (0.0, 1.0, 0.1, 1.0);
     }
-    if x1 <= x0 {
-        x1 = x0 + 1.0;
-    }
+    // pad x as y is padded, so points on the range's ends (an SR of exactly 1) stay visible
+    let x_pad = if x1 > x0 { (x1 - x0) * 0.05 } else { x0.abs().max(1e-3) * 0.05 };
+    (x0, x1) = (x0 - x_pad, x1 + x_pad);
     if y1 <= y0 {
         y1 = y0 + y0.abs().max(1e-9) * 0.1;
     }
@@ -162,7 +165,20 @@ where
     let e = |e: &dyn std::fmt::Display| e.to_string();
     for (i, series) in panel.series.iter().enumerate() {
         let colour = COLOURS[i % COLOURS.len()];
-        let points = series.points.iter().copied().filter(|p| p.1.is_finite() && keep(p.1));
+        let points: Vec<(f64, f64)> = series
+            .points
+            .iter()
+            .copied()
+            .filter(|p| p.0.is_finite() && p.1.is_finite() && keep(p.1))
+            .collect();
+        // short series (a Pareto curve, deciles) get markers, earlier series larger ones, so
+        // that points where methods coincide stay visible as rings around each other
+        if points.len() <= MARKED_SERIES_POINTS {
+            let radius = 3 + 2 * (panel.series.len().saturating_sub(i + 1) as i32).min(8);
+            chart
+                .draw_series(points.iter().map(|&p| Circle::new(p, radius, colour.stroke_width(2))))
+                .map_err(|x| e(&x))?;
+        }
         chart
             .draw_series(LineSeries::new(points, colour.stroke_width(2)))
             .map_err(|x| e(&x))?

@@ -198,9 +198,52 @@ pub fn regularized_incomplete_beta(x: f64, a: f64, b: f64) -> f64 {
     }
     front * f / a
 }
+/// The one-sided Clopper-Pearson upper confidence bound on a binomial proportion: the `p` with
+/// `P(X <= successes | trials, p) = 1 - confidence`, that is the `confidence` quantile of
+/// Beta(successes + 1, trials - successes). `successes` may be fractional (an expected count,
+/// e.g. a stochastic policy's summed unsafe probabilities), where the beta form extends it
+/// continuously. 1 when every trial succeeded or there are none; NaN for bad input.
+pub fn clopper_pearson_upper(successes: f64, trials: usize, confidence: f64) -> f64 {
+    let n = trials as f64;
+    if !(successes.is_finite() && (0.0..=n).contains(&successes) && confidence > 0.0 && confidence < 1.0) {
+        return f64::NAN;
+    }
+    if trials == 0 || n - successes < 1e-12 {
+        return 1.0;
+    }
+    // I_p(x + 1, n - x) rises from 0 to 1 in p: bisect for the confidence level
+    let (a, b) = (successes + 1.0, n - successes);
+    let (mut lo, mut hi) = (0.0f64, 1.0f64);
+    for _ in 0..100 {
+        let mid = 0.5 * (lo + hi);
+        if regularized_incomplete_beta(mid, a, b) < confidence {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    hi
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn clopper_pearson_matches_published_bounds() {
+        // 0 of n: the exact bound is 1 - (1 - c)^(1/n) (the "rule of three" for c = 0.95)
+        let b = clopper_pearson_upper(0.0, 100, 0.95);
+        assert!((b - (1.0 - 0.05f64.powf(0.01))).abs() < 1e-9, "{b}");
+        // 5 of 100, one-sided 95%: 0.10225 (P(X <= 5 | 100, p) = 0.05, summed exactly)
+        let b = clopper_pearson_upper(5.0, 100, 0.95);
+        assert!((b - 0.102253).abs() < 1e-5, "{b}");
+        // the bound lies above the estimate and shrinks with n
+        assert!(
+            clopper_pearson_upper(50.0, 1000, 0.95) < b && clopper_pearson_upper(50.0, 1000, 0.95) > 0.05
+        );
+        assert_eq!(clopper_pearson_upper(7.0, 7, 0.95), 1.0);
+        assert!(clopper_pearson_upper(8.0, 7, 0.95).is_nan());
+    }
 
     #[test]
     fn p_values_match_published_t_tables() {

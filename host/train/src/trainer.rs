@@ -29,6 +29,19 @@ pub enum LambdaMode {
         /// Dual step size.
         eta: f64,
     },
+    /// SBD-AL's direct dual-ascent form (ours, not the paper's): per-context chance
+    /// constraints `c_k(pi) = P(unsafe | s in R_k) <= delta` over the domain's regimes
+    /// ([`Split::context`]: the high-risk region and the rest), with lambda(s) the normalised
+    /// learned multiplier `mu_phi(s) / (1 + mu_phi(s))`, `mu_phi = exp(phi's output)`. After each
+    /// inner loop, `c_k` is measured on the whole validation split with the true indicator on
+    /// the stochastic policy, and replaced by its one-sided Clopper-Pearson upper bound at
+    /// `confidence`, so that a satisfied bound carries to unseen data; phi then takes one step
+    /// of ascent on `sum_k (ucb_k - delta) mean_{s in R_k} log mu_phi(s)` (a multiplier rises
+    /// where its constraint is violated and decays where it is slack). No hypergradient.
+    ContextDual {
+        /// Confidence of the upper bound on each context's unsafe rate (e.g. 0.95).
+        confidence: f64,
+    },
 }
 
 /// The outer loop's update rule.
@@ -73,6 +86,15 @@ pub struct TrainConfig {
     /// Evaluate the validation split after every outer step for the log (SR and mean alpha;
     /// NaN in the log when off).
     pub log_validation: bool,
+    /// Draw the outer meta-batch (Algorithm 1 line 17) from the validation split rather than
+    /// the training split: the outer problem of a bilevel method is a validation objective
+    /// (issue 16 found it drawn from the training split).
+    pub meta_from_validation: bool,
+    /// Step size of the multiplier nu of the chance constraint `P(unsafe) <= delta` (SBD eq. 4),
+    /// measured with the true indicator on the stochastic policy (sub-agent drawn from pi's
+    /// softmax) on each outer step's last inner batch; 0 leaves the constraint to the penalty
+    /// alone. See [`Trainer::chance_multiplier`].
+    pub chance_dual_step: f64,
 }
 
 impl Default for TrainConfig {
@@ -92,6 +114,8 @@ impl Default for TrainConfig {
             outer_optimizer: OuterOptimizer::Sgd,
             select_checkpoint: false,
             log_validation: true,
+            meta_from_validation: true,
+            chance_dual_step: 2.0,
         }
     }
 }
@@ -115,10 +139,18 @@ impl TrainConfig {
         if !positive_temperature || !(0.0..=1.0).contains(&o.delta) || !usable_penalty {
             return bad("need temperature > 0, delta in [0, 1] and penalty >= 0");
         }
+        if !(self.chance_dual_step.is_finite() && self.chance_dual_step >= 0.0) {
+            return bad("the chance-constraint dual step must be finite and >= 0");
+        }
         if let LambdaMode::Fixed(l) = self.lambda
             && !(0.0..=1.0).contains(&l)
         {
             return bad("a fixed lambda must lie in [0, 1]");
+        }
+        if let LambdaMode::ContextDual { confidence } = self.lambda
+            && !(confidence > 0.0 && confidence < 1.0)
+        {
+            return bad("the context bound's confidence must lie in (0, 1)");
         }
         if let LambdaMode::Lagrangian { eta } = self.lambda
             && !(eta.is_finite() && eta > 0.0)
@@ -158,8 +190,41 @@ pub struct StepRecord {
     pub inner_loss_last: f64,
     /// Norm of the hypergradient (0 without an outer loop).
     pub hypergradient_norm: f64,
+    /// P(unsafe) of the stochastic policy on this step's last inner batch after the inner loop
+    /// (true indicator), the quantity the chance constraint bounds by delta (NaN when the
+    /// constraint is off).
+    pub stochastic_unsafe: f64,
+    /// The chance constraint's multiplier nu after this step.
+    pub chance_multiplier: f64,
     /// Wall-clock seconds of this step.
     pub seconds: f64,
+}
+
+/// A trained policy's chance constraint on one context of a split.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct ContextStat {
+    /// Context (0: the rest, 1: the high-risk region; [`Split::context`]).
+    pub context: usize,
+    /// Samples in it.
+    pub samples: usize,
+    /// P(unsafe) of the stochastic policy, true indicator.
+    pub unsafe_rate: f64,
+    /// Its one-sided 95% Clopper-Pearson upper bound.
+    pub upper_bound: f64,
+    /// Mean multiplier `mu = lambda / (1 - lambda)` of the effective lambda, each capped at 1e6
+    /// (NaN without one).
+    pub mean_multiplier: f64,
+}
+
+/// One context's chance constraint as [`LambdaMode::ContextDual`] last measured it.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct ContextBound {
+    /// Validation samples in the context.
+    pub samples: usize,
+    /// P(unsafe) of the stochastic policy on them.
+    pub unsafe_rate: f64,
+    /// Its one-sided Clopper-Pearson upper bound.
+    pub upper_bound: f64,
 }
 
 /// A trained policy's behaviour on one split.
@@ -196,6 +261,10 @@ pub struct Trainer<'a, B: Backend> {
     adam: Option<Adam>,
     /// The Lagrange multiplier mu of [`LambdaMode::Lagrangian`].
     multiplier: f64,
+    /// The multiplier nu of the chance constraint (see [`Trainer::chance_multiplier`]).
+    chance: f64,
+    /// [`LambdaMode::ContextDual`]'s last measurement, per context.
+    context_bounds: Vec<ContextBound>,
     /// The best validation L_meta so far and its pi (with `select_checkpoint`).
     selected: Option<(f64, Vec<f32>)>,
 }
@@ -216,7 +285,15 @@ impl<'a, B: Backend> Trainer<'a, B> {
         }
         let (phi_shape, pi_shape) = shapes(dataset.state_dim, agents, &config);
         let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
-        let phi = mlp::init(&phi_shape, &mut rng, 0.1);
+        let mut phi = mlp::init(&phi_shape, &mut rng, 0.1);
+        if let LambdaMode::ContextDual { .. } = config.lambda {
+            // every multiplier starts near 0 (mu = e^-3, lambda 0.05): it rises only where a
+            // constraint is violated
+            let (_, bias) = phi_shape.offsets(phi_shape.layers() - 1);
+            if let Some(b) = phi.get_mut(bias) {
+                *b = -3.0;
+            }
+        }
         let pi = mlp::init(&pi_shape, &mut rng, 0.1);
         let adam = (config.outer_optimizer == OuterOptimizer::Adam).then(|| Adam {
             m: vec![0.0; phi.len()],
@@ -235,6 +312,8 @@ impl<'a, B: Backend> Trainer<'a, B> {
             step: 0,
             adam,
             multiplier: 0.0,
+            chance: 0.0,
+            context_bounds: Vec::new(),
             selected: None,
         })
     }
@@ -268,12 +347,37 @@ impl<'a, B: Backend> Trainer<'a, B> {
         }
     }
 
+    /// The multiplier nu >= 0 of the chance constraint `P(unsafe) <= delta`.
+    ///
+    /// SBD's inner problem (eq. 4) is `min E[lambda l_safe + (1 - lambda) l_eff]` subject to
+    /// the constraint; its Lagrangian adds `nu (P(unsafe) - delta)`, whose l_safe part makes the
+    /// inner loss `(lambda + nu) l_safe + (1 - lambda) l_eff`, that is
+    /// `(1 + nu) [lambda' l_safe + (1 - lambda') l_eff]` with `lambda' = (lambda + nu) / (1 + nu)`.
+    /// The inner loop therefore runs on `lambda'` (the backends need no change) with its step
+    /// size unchanged (the factor `1 + nu` only rescales the step), and nu rises by dual ascent
+    /// `nu <- max(0, nu + eta_nu (P(unsafe) - delta))` after each outer step. The constraint
+    /// binds exactly when the lambda-weighted optimum is less safe than `1 - delta`.
+    pub fn chance_multiplier(&self) -> f64 {
+        self.chance
+    }
+
+    /// [`LambdaMode::ContextDual`]'s last per-context measurement on validation (context 0:
+    /// the rest, 1: the high-risk region); empty in other modes.
+    pub fn context_bounds(&self) -> &[ContextBound] {
+        &self.context_bounds
+    }
+
+    /// `lambda' = (lambda + nu) / (1 + nu)` (see [`Trainer::chance_multiplier`]).
+    fn with_chance(&self, lambda: f64) -> f64 {
+        (lambda + self.chance) / (1.0 + self.chance)
+    }
+
     /// The one lambda of the fixed and Lagrangian modes (None when phi produces it).
     pub fn constant_lambda(&self) -> Option<f64> {
         match self.config.lambda {
             LambdaMode::Fixed(l) => Some(l),
             LambdaMode::Lagrangian { .. } => Some(self.multiplier / (1.0 + self.multiplier)),
-            LambdaMode::Learned => None,
+            LambdaMode::Learned | LambdaMode::ContextDual { .. } => None,
         }
     }
 
@@ -293,9 +397,9 @@ impl<'a, B: Backend> Trainer<'a, B> {
         match self.config.lambda {
             LambdaMode::Fixed(_) | LambdaMode::Lagrangian { .. } => {
                 let l = self.constant_lambda().unwrap_or(0.5);
-                (vec![l as f32; len], l)
+                (vec![self.with_chance(l) as f32; len], l)
             }
-            LambdaMode::Learned => {
+            LambdaMode::Learned | LambdaMode::ContextDual { .. } => {
                 let visited: usize = batches.iter().map(Vec::len).sum();
                 let indices: Vec<usize> = if visited < len {
                     let mut seen = vec![false; len];
@@ -307,7 +411,7 @@ impl<'a, B: Backend> Trainer<'a, B> {
                 let mean = values.iter().map(|&l| f64::from(l)).sum::<f64>() / values.len().max(1) as f64;
                 let mut lambdas = vec![0.0f32; len];
                 for (&i, &l) in indices.iter().zip(&values) {
-                    lambdas[i] = l;
+                    lambdas[i] = self.with_chance(f64::from(l)) as f32;
                 }
                 (lambdas, mean)
             }
@@ -323,7 +427,12 @@ impl<'a, B: Backend> Trainer<'a, B> {
             .map(|_| sample_indices(&mut self.rng, len, self.config.batch))
             .collect();
         let (lambdas, mean_lambda) = self.train_lambdas(&batches);
-        let meta_batch = sample_indices(&mut self.rng, len, self.config.batch);
+        let meta_split = if self.config.meta_from_validation && self.dataset.validation.len > 0 {
+            &self.dataset.validation
+        } else {
+            &self.dataset.train
+        };
+        let meta_batch = sample_indices(&mut self.rng, meta_split.len, self.config.batch);
 
         let mut pi = std::mem::take(&mut self.pi);
         let problem = Problem {
@@ -344,15 +453,32 @@ impl<'a, B: Backend> Trainer<'a, B> {
         let (meta, hypergradient_norm) = match self.config.lambda {
             LambdaMode::Learned => {
                 let last_batch = batches.last().map(Vec::as_slice).unwrap_or_default();
-                let hyper = self.backend.hypergradient(
-                    &problem,
-                    &self.phi,
-                    &inner.before_last_step,
-                    &pi,
-                    last_batch,
-                    &meta_batch,
-                    self.config.eta_in,
-                );
+                // The inner loop ran on lambda' = (lambda + nu) / (1 + nu), whose derivative in
+                // lambda is 1 / (1 + nu): the implicit term, linear in eta_in, takes that factor
+                // through eta_in. With the meta-batch on validation the CPU computes it (as it
+                // does behind every backend: the GPU backend hands the outer step to the CPU).
+                let eta = self.config.eta_in / (1.0 + self.chance);
+                let hyper = if std::ptr::eq(meta_split, &self.dataset.train) {
+                    self.backend.hypergradient(
+                        &problem,
+                        &self.phi,
+                        &inner.before_last_step,
+                        &pi,
+                        last_batch,
+                        &meta_batch,
+                        eta,
+                    )
+                } else {
+                    Ok(problem.hypergradient_on(
+                        meta_split,
+                        &self.phi,
+                        &inner.before_last_step,
+                        &pi,
+                        last_batch,
+                        &meta_batch,
+                        eta,
+                    ))
+                };
                 let hyper = match hyper {
                     Ok(hyper) => hyper,
                     Err(e) => {
@@ -370,9 +496,34 @@ impl<'a, B: Backend> Trainer<'a, B> {
                 }
                 (hyper.meta, norm)
             }
+            LambdaMode::ContextDual { confidence } => {
+                let meta_problem = Problem { split: meta_split, ..problem };
+                let meta = meta_problem.meta_loss(&self.phi, &pi, &meta_batch);
+                let (grad, bounds) = context_dual_gradient(
+                    &Problem { split: &self.dataset.validation, ..problem },
+                    &self.phi,
+                    &pi,
+                    self.config.objective.delta,
+                    confidence,
+                );
+                let norm = grad.iter().map(|g| f64::from(*g).powi(2)).sum::<f64>().sqrt();
+                let mut phi = std::mem::take(&mut self.phi);
+                self.update_phi(&mut phi, &grad);
+                self.phi = phi;
+                self.context_bounds = bounds;
+                if self.phi.iter().any(|p| !p.is_finite()) {
+                    self.pi = pi;
+                    return Err(TrainError::Diverged("phi has a non-finite parameter".into()));
+                }
+                (meta, norm)
+            }
             LambdaMode::Fixed(_) | LambdaMode::Lagrangian { .. } => {
                 let lambda = self.constant_lambda().unwrap_or(0.5) as f32;
-                let meta = problem.weighted_losses(&pi, &meta_batch, &vec![lambda; meta_batch.len()]);
+                let meta = Problem { split: meta_split, ..problem }.weighted_losses(
+                    &pi,
+                    &meta_batch,
+                    &vec![lambda; meta_batch.len()],
+                );
                 if let LambdaMode::Lagrangian { eta } = self.config.lambda {
                     // dual ascent on the constraint mean l_safe <= delta
                     let violation = meta.safety - self.config.objective.delta;
@@ -380,6 +531,17 @@ impl<'a, B: Backend> Trainer<'a, B> {
                 }
                 (meta, 0.0)
             }
+        };
+        // the chance constraint on the stochastic policy, measured on the last inner batch at
+        // the updated pi (one forward pass of B samples; skipped when the constraint is off)
+        let stochastic_unsafe = if self.config.chance_dual_step > 0.0 {
+            let last = batches.last().map(Vec::as_slice).unwrap_or_default();
+            let rate = stochastic_unsafe_rate(&self.problem(), &pi, last);
+            let violation = rate - self.config.objective.delta;
+            self.chance = (self.chance + self.config.chance_dual_step * violation).max(0.0);
+            rate
+        } else {
+            f64::NAN
         };
         if self.config.select_checkpoint {
             let validation = Problem {
@@ -413,6 +575,8 @@ impl<'a, B: Backend> Trainer<'a, B> {
             inner_loss_first: inner.first.loss,
             inner_loss_last: inner.last.loss,
             hypergradient_norm,
+            stochastic_unsafe,
+            chance_multiplier: self.chance,
             seconds: started.elapsed().as_secs_f64(),
         })
     }
@@ -452,6 +616,41 @@ impl<'a, B: Backend> Trainer<'a, B> {
             }
             _ => evaluate(&self.phi_shape, &self.pi_shape, &self.phi, &self.pi, &self.config, split),
         }
+    }
+
+    /// Per context of `split`, the stochastic policy's P(unsafe) with its upper bound and the
+    /// mean multiplier (see [`ContextStat`]).
+    pub fn context_stats(&self, split: &Split) -> Vec<ContextStat> {
+        let problem = Problem { split, ..self.problem() };
+        let all: Vec<usize> = (0..split.len).collect();
+        let unsafe_mass = stochastic_unsafe(&problem, &self.pi, &all);
+        let lambdas = self.evaluate(split).lambdas;
+        (0..2)
+            .filter_map(|k| {
+                let members: Vec<usize> = all.iter().copied().filter(|&i| split.context(i) == k).collect();
+                if members.is_empty() {
+                    return None;
+                }
+                let n = members.len();
+                let x = members.iter().map(|&i| unsafe_mass[i]).sum::<f64>().clamp(0.0, n as f64);
+                let mu = members
+                    .iter()
+                    .map(|&i| {
+                        // lambda reaches 1 in f32 where log mu passes ~17: cap mu at 1e6
+                        let l = self.with_chance(lambdas[i]).clamp(0.0, 1.0 - 1e-6);
+                        l / (1.0 - l)
+                    })
+                    .sum::<f64>()
+                    / n as f64;
+                Some(ContextStat {
+                    context: k,
+                    samples: n,
+                    unsafe_rate: x / n as f64,
+                    upper_bound: crate::stats::clopper_pearson_upper(x, n, 0.95),
+                    mean_multiplier: mu,
+                })
+            })
+            .collect()
     }
 
     /// The trained networks as the policy configuration's model.
@@ -495,7 +694,9 @@ pub fn evaluate(
         // the free function has no multiplier: Trainer::evaluate passes the current lambda
         // as a fixed one
         LambdaMode::Lagrangian { .. } => vec![f64::NAN; split.len],
-        LambdaMode::Learned => problem.lambdas(phi, &all).1.iter().map(|&l| f64::from(l)).collect(),
+        LambdaMode::Learned | LambdaMode::ContextDual { .. } => {
+            problem.lambdas(phi, &all).1.iter().map(|&l| f64::from(l)).collect()
+        }
     };
     let outputs = mlp::forward(pi_shape, pi, &split.states, split.len).output;
     let agents = pi_shape.outputs() - 1;
@@ -529,6 +730,85 @@ pub fn evaluate(
         lambdas,
         agent_counts,
     }
+}
+
+/// P(unsafe) of the stochastic policy on the samples `indices` of the problem's split: the
+/// mean over samples of `sum_a p_a(s) 1[alpha(s) > u_a(s)]`, with the projected alpha of the
+/// objective's mode (Definition 3.1's policy, the sub-agent drawn from pi's softmax).
+pub fn stochastic_unsafe_rate(problem: &Problem<'_>, pi: &[f32], indices: &[usize]) -> f64 {
+    if indices.is_empty() {
+        return 0.0;
+    }
+    stochastic_unsafe(problem, pi, indices).iter().sum::<f64>() / indices.len() as f64
+}
+
+/// Per sample of `indices`: `sum_a p_a(s) 1[alpha(s) > u_a(s)]` (see [`stochastic_unsafe_rate`]).
+pub fn stochastic_unsafe(problem: &Problem<'_>, pi: &[f32], indices: &[usize]) -> Vec<f64> {
+    let split = problem.split;
+    let states = problem.states::<f32>(indices);
+    let outputs = mlp::forward(problem.pi, pi, &states, indices.len()).output;
+    let width = problem.pi.outputs();
+    let agents = width - 1;
+    outputs
+        .chunks_exact(width)
+        .zip(indices)
+        .map(|(row, &i)| {
+            let (_, alpha) = objective::decide(problem.objective, row, split.alpha_max[i]);
+            objective::softmax(&row[..agents])
+                .iter()
+                .enumerate()
+                .filter(|&(a, _)| !objective::is_safe(split, i, a, alpha))
+                .map(|(_, p)| p)
+                .sum::<f64>()
+        })
+        .collect()
+}
+
+/// [`LambdaMode::ContextDual`] keeps phi's output `log mu` within +/- this (mu in about
+/// [3e-4, 3e3]): the dual ascent is projected onto that box, so a multiplier neither explodes
+/// nor vanishes beyond recovery.
+pub const LOG_MU_BOUND: f64 = 8.0;
+
+/// [`LambdaMode::ContextDual`]'s phi step direction on the problem's (validation) split: the
+/// gradient to descend, `-sum_k (ucb_k - delta) mean_{s in R_k} d phi(s) / d phi` (phi's
+/// output is `log mu`), and the per-context measurements.
+pub fn context_dual_gradient(
+    problem: &Problem<'_>,
+    phi: &[f32],
+    pi: &[f32],
+    delta: f64,
+    confidence: f64,
+) -> (Vec<f32>, Vec<ContextBound>) {
+    let split = problem.split;
+    let all: Vec<usize> = (0..split.len).collect();
+    let unsafe_mass = stochastic_unsafe(problem, pi, &all);
+    let mut bounds = vec![ContextBound { samples: 0, unsafe_rate: 0.0, upper_bound: 0.0 }; 2];
+    for (i, &u) in unsafe_mass.iter().enumerate() {
+        let k = split.context(i);
+        bounds[k].samples += 1;
+        bounds[k].unsafe_rate += u;
+    }
+    for b in &mut bounds {
+        let x = b.unsafe_rate.clamp(0.0, b.samples as f64);
+        b.upper_bound = crate::stats::clopper_pearson_upper(x, b.samples, confidence);
+        b.unsafe_rate = x / b.samples.max(1) as f64;
+    }
+    let (acts, _) = problem.lambdas(phi, &all);
+    let cotangent: Vec<f32> = (0..split.len)
+        .map(|i| {
+            let b = &bounds[split.context(i)];
+            let push = b.upper_bound - delta;
+            // projected ascent: log mu stays in [-LOG_MU_BOUND, LOG_MU_BOUND]
+            let z = f64::from(acts.output[i]);
+            if (z >= LOG_MU_BOUND && push > 0.0) || (z <= -LOG_MU_BOUND && push < 0.0) {
+                return 0.0;
+            }
+            (-push / b.samples.max(1) as f64) as f32
+        })
+        .collect();
+    let mut grad = vec![0.0f32; problem.phi.parameters()];
+    mlp::backward(problem.phi, phi, &acts, &cotangent, &mut grad);
+    (grad, bounds)
 }
 
 fn to_mlp(shape: &Shape, params: &[f32]) -> Mlp {

@@ -13,12 +13,13 @@ fn the_quick_protocol_runs_end_to_end_and_reports_every_verdict() -> Result<(), 
 
     let config = ExperimentConfig { seeds: vec![0], ..ExperimentConfig::quick() };
     let results = experiment::run(&domains, &config, &|_, _| {})?;
-    // per domain and seed: 6 delta-dependent methods x 5 deltas + 3 without delta
-    assert_eq!(results.runs.len(), domains.len() * (6 * 5 + 3));
+    // per domain and seed: 7 delta-dependent methods (SBD-AL included) x 5 deltas + 3 without
+    assert_eq!(results.runs.len(), domains.len() * (7 * 5 + 3));
     for run in &results.runs {
         assert!((0.0..=1.0).contains(&run.safety_rate), "{run:?}");
         assert!((0.0..=1.0).contains(&run.task_efficiency), "{run:?}");
         assert!((0.0..=1.0).contains(&run.accountability_entropy), "{run:?}");
+        assert!((0.0..=1.0).contains(&run.stochastic_safety_rate), "{run:?}");
     }
     // the realisations show in the decisions: alpha 0.5 is one bit of accountability entropy,
     // discrete alphas none, and MaAS-style takes one decision for every state
@@ -32,7 +33,7 @@ fn the_quick_protocol_runs_end_to_end_and_reports_every_verdict() -> Result<(), 
     }
     let analysis = experiment::analyse(&results, &domains, &config);
     let ids: Vec<&str> = analysis.verdicts.iter().map(|v| v.id.as_str()).collect();
-    for id in ["H-Med-1", "H-Med-2", "H-Fin-1", "H-Fin-2", "H-Edu-1", "H-Edu-2", "F1", "F2", "F3", "F4", "Ablation order (6.5)"] {
+    for id in ["H-Med-1", "H-Med-2", "H-Fin-1", "H-Fin-2", "H-Edu-1", "H-Edu-2", "F1", "F2", "F3", "F4", "Ablation order (6.5)", "C-context", "C-delta", "AL-SEA"] {
         assert!(ids.contains(&id), "no verdict for {id}: {ids:?}");
     }
     let dir = std::env::temp_dir().join(format!("sbd-experiment-test-{}", std::process::id()));
@@ -44,6 +45,7 @@ fn the_quick_protocol_runs_end_to_end_and_reports_every_verdict() -> Result<(), 
     }
     let report = std::fs::read_to_string(dir.join("report.md"))?;
     assert!(report.contains("SYNTHETIC") && report.contains("H-Edu-2") && report.contains("SBD-NoConstraint"));
+    assert!(report.contains("SBD-AL (ours)") && report.contains("Does delta bind?"));
     let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("results.json"))?)?;
     assert_eq!(json["results"]["runs"].as_array().map(Vec::len), Some(results.runs.len()));
     std::fs::remove_dir_all(&dir)?;

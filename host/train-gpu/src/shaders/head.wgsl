@@ -5,7 +5,7 @@
 // alpha_max (stride 3n + 1). head_out[b] receives l_safe, l_eff, then d l_safe / d row (n + 1),
 // then d l_eff / d row (n + 1) (stride 2n + 4).
 
-struct Params { batch: u32, agents: u32, project: u32, _pad0: u32, temperature: f32, _pad1: f32, _pad2: f32, _pad3: f32 }
+struct Params { batch: u32, agents: u32, project: u32, _pad0: u32, temperature: f32, margin: f32, _pad2: f32, _pad3: f32 }
 
 @group(0) @binding(0) var<storage, read> out: array<f32>;
 @group(0) @binding(1) var<storage, read> indices: array<u32>;
@@ -54,7 +54,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     var d_eff_alpha = 0.0;
     for (var a = 0u; a < n; a = a + 1u) {
         let prob = exp(out[row + a] - max_logit) / total;
-        let s = sigmoid((alpha - samples[base + a]) / p.temperature);
+        let s = sigmoid((alpha - samples[base + a] - p.margin) / p.temperature);
         let c0 = samples[base + n + a];
         let c1 = samples[base + 2u * n + a];
         safety = safety + prob * s;
@@ -66,7 +66,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     head_out[o + 1u] = efficiency;
     for (var a = 0u; a < n; a = a + 1u) {
         let prob = exp(out[row + a] - max_logit) / total;
-        let s = sigmoid((alpha - samples[base + a]) / p.temperature);
+        let s = sigmoid((alpha - samples[base + a] - p.margin) / p.temperature);
         let cost = (1.0 - alpha) * samples[base + n + a] + alpha * samples[base + 2u * n + a];
         head_out[o + 2u + a] = prob * (s - safety);
         head_out[o + 2u + width + a] = prob * (cost - efficiency);

@@ -1,0 +1,81 @@
+//! The pre-registered evaluation without the CLI's dependencies (wasmtime, the gateway): the
+//! same `experiment::run`, `analyse` and report as `sbd experiment`, for a machine where only
+//! this crate is built.
+//!
+//! `cargo run --release -p sbd-train --example experiment -- [--domain all|finance|medical|education]
+//!  [--quick] [--seeds N] [--outer-steps T] [--width W] [--jobs J] --out DIR`
+
+use std::path::PathBuf;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use sbd_train::experiment::{self, DomainChoice, ExperimentConfig};
+use sbd_train::experiment_report::{self, ReportMeta};
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args: Vec<String> = std::env::args().collect();
+    let value = |flag: &str| args.iter().position(|a| a == flag).and_then(|i| args.get(i + 1)).cloned();
+    let quick = args.iter().any(|a| a == "--quick");
+    let choice = match value("--domain").as_deref().unwrap_or("all") {
+        "all" => DomainChoice::All,
+        "finance" => DomainChoice::Finance,
+        "medical" => DomainChoice::Medical,
+        "education" => DomainChoice::Education,
+        other => return Err(format!("unknown domain `{other}`").into()),
+    };
+    let out = PathBuf::from(value("--out").ok_or("--out DIR is required")?);
+    let mut config = if quick { ExperimentConfig::quick() } else { ExperimentConfig::default() };
+    config.jobs = match value("--jobs") {
+        Some(j) => j.parse()?,
+        None => std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
+    };
+    if let Some(n) = value("--seeds") {
+        config.seeds = (0..n.parse()?).collect();
+    }
+    if let Some(t) = value("--outer-steps") {
+        config.train.outer_steps = t.parse()?;
+    }
+    if let Some(w) = value("--width") {
+        config.train.width = w.parse()?;
+        config.theory.train.width = config.train.width;
+    }
+    let domains = experiment::load_domains(choice, quick)?;
+    let started = utc_now();
+    let results = experiment::run(&domains, &config, &|done, total| {
+        if done % 20 == 0 || done == total {
+            eprintln!("{done}/{total}");
+        }
+    })?;
+    let analysis = experiment::analyse(&results, &domains, &config);
+    let meta = ReportMeta {
+        command: args.join(" "),
+        started,
+        machine: format!(
+            "{} logical CPUs (shared with other builds), CPU backend",
+            std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
+        ),
+        mode: if quick { "quick".into() } else { "full".into() },
+    };
+    let files = experiment_report::write(&out, &domains, &config, &results, &analysis, &meta)?;
+    println!("{} runs in {:.1} min", results.runs.len(), results.seconds / 60.0);
+    for v in &analysis.verdicts {
+        println!("  {:<22} {:<20} {}", v.id, v.domain, if v.holds { "holds" } else { "FAILS" });
+    }
+    println!("wrote {}/{{{}}}", out.display(), files.join(", "));
+    Ok(())
+}
+
+/// The current UTC time as RFC 3339 (seconds), from the civil-from-days algorithm.
+fn utc_now() -> String {
+    let secs = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()) as i64;
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+}
