@@ -60,7 +60,11 @@ fn train_writes_log_plot_weights_policy_and_summary_and_the_policy_decides() {
     let output = sbd(&args);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "status {:?}, stderr:\n{stderr}", output.status);
-    assert_eq!(stderr, "", "--quiet printed to stderr");
+    // Nothing of sbd's own (a Vulkan driver probed for `--backend auto` may print its own).
+    assert!(
+        !stderr.contains("backend:") && !stderr.contains("training SBD") && !stderr.contains("outer steps"),
+        "--quiet printed the banner: {stderr}"
+    );
     let stdout = String::from_utf8(output.stdout).expect("stdout is UTF-8");
     assert!(stdout.contains("Safety Rate") && stdout.contains("Cohen's d"), "{stdout}");
 
