@@ -89,8 +89,8 @@ pub async fn create(
         return Err(ApiError::invalid("`request` must be a JSON object (an sbd delegation request)"));
     };
     obj.insert("now".into(), json!(now));
-    let mut request: Request =
-        serde_json::from_value(raw).map_err(|e| ApiError::invalid(format!("invalid `request`: {e}")))?;
+    let mut request: Request = sbd_runtime::json::from_value(raw)
+        .map_err(|e| ApiError::invalid(format!("invalid `request`: {}", e.under("$.request"))))?;
     // The chain: a first hop starts one (its id given or fresh); a later hop proves its chain
     // with the token the previous hop issued.
     let parent_token = match (&body.token, request.chain.is_empty()) {

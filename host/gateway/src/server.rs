@@ -272,7 +272,10 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
         if bytes.is_empty() {
             return Err(ApiError::invalid("the request body is empty; a JSON object is required"));
         }
-        serde_json::from_slice(&bytes)
+        // Strict: unknown fields are refused by the body types, and the error names the JSON
+        // path of the offending value (`$.request.task.risk: unknown variant ...`).
+        let text = std::str::from_utf8(&bytes).map_err(|_| ApiError::invalid("the request body is not UTF-8"))?;
+        sbd_runtime::json::from_str(text)
             .map(Body)
             .map_err(|e| ApiError::invalid(format!("invalid JSON body: {e}")))
     }

@@ -41,7 +41,12 @@ impl JsonError {
     }
 
     fn from_tracked(error: serde_path_to_error::Error<serde_json::Error>) -> JsonError {
-        let path = json_path(error.path());
+        // Text that is not JSON at all has no meaningful value path: name the document.
+        let path = if error.inner().is_syntax() || error.inner().is_eof() {
+            "$".to_string()
+        } else {
+            json_path(error.path())
+        };
         JsonError { path, message: error.into_inner().to_string() }
     }
 }
@@ -141,7 +146,9 @@ mod tests {
     }
 
     #[test]
-    fn trailing_garbage_is_refused() {
+    fn trailing_garbage_and_text_that_is_not_json_name_the_document() {
         assert!(error_of(&format!("{REQUEST} x")).starts_with("$: trailing characters"));
+        assert!(error_of("{not json").starts_with("$: key must be a string"), "{}", error_of("{not json"));
+        assert!(error_of("{\"from\": ").starts_with("$: EOF"), "{}", error_of("{\"from\": "));
     }
 }
