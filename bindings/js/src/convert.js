@@ -17,9 +17,17 @@ function typeName(value) {
   return typeof value;
 }
 
-function object(value, at) {
+function object(value, at, keys) {
   if (value === null || typeof value !== 'object' || Array.isArray(value)) {
     throw new TypeError(`${at}: expected an object, got ${typeName(value)}`);
+  }
+  for (const key of Object.keys(value)) {
+    if (keys && !keys.includes(key)) {
+      // A snake_case key (the JSON form's spelling) is the likely mistake: name the camelCase one.
+      const camel = key.replace(/_([a-z])/g, (_, c) => c.toUpperCase());
+      const hint = camel !== key && keys.includes(camel) ? ` (this API spells it '${camel}')` : '';
+      throw new TypeError(`${at}: unknown field '${key}'${hint}; expected one of ${keys.join(', ')}`);
+    }
   }
   return value;
 }
@@ -85,19 +93,19 @@ function optional(value, lower, at) {
 }
 
 function lowerAgent(value, at) {
-  const a = object(value, at);
+  const a = object(value, at, ['id', 'trust']);
   return { id: string(a.id, `${at}.id`), trust: u16(a.trust, `${at}.trust`) };
 }
 
 export function lowerMandate(value, at) {
-  const m = object(value, at);
+  const m = object(value, at, ['valueCeiling', 'actionKinds', 'counterparties', 'budgets', 'remainingDepth', 'expiresAt']);
   return {
     valueCeiling: u64(m.valueCeiling, `${at}.valueCeiling`),
     actionKinds: array(m.actionKinds, `${at}.actionKinds`).map((s, i) => string(s, `${at}.actionKinds[${i}]`)),
     counterparties: array(m.counterparties, `${at}.counterparties`).map((s, i) => string(s, `${at}.counterparties[${i}]`)),
     budgets: array(m.budgets, `${at}.budgets`).map((b, i) => {
       const where = `${at}.budgets[${i}]`;
-      const budget = object(b, where);
+      const budget = object(b, where, ['unit', 'amount']);
       return {
         unit: oneOf(budget.unit, BUDGET_UNITS, 'budget unit', `${where}.unit`),
         amount: u64(budget.amount, `${where}.amount`),
@@ -109,7 +117,7 @@ export function lowerMandate(value, at) {
 }
 
 function lowerLink(value, at) {
-  const l = object(value, at);
+  const l = object(value, at, ['from', 'to', 'depth', 'alpha', 'at', 'reason']);
   return {
     from: string(l.from, `${at}.from`),
     to: string(l.to, `${at}.to`),
@@ -121,7 +129,7 @@ function lowerLink(value, at) {
 }
 
 function lowerTask(value, at) {
-  const t = object(value, at);
+  const t = object(value, at, ['id', 'actionKind', 'risk', 'value', 'counterparty', 'completableLocally']);
   return {
     id: string(t.id, `${at}.id`),
     actionKind: string(t.actionKind, `${at}.actionKind`),
@@ -133,7 +141,7 @@ function lowerTask(value, at) {
 }
 
 function lowerException(value, at) {
-  const e = object(value, at);
+  const e = object(value, at, ['approvedBy', 'justification', 'extraDepth', 'expiresAt']);
   return {
     approvedBy: string(e.approvedBy, `${at}.approvedBy`),
     justification: string(e.justification, `${at}.justification`),
@@ -144,7 +152,7 @@ function lowerException(value, at) {
 
 /** The jco value of a WIT `request`; `TypeError`/`RangeError` name the offending field. */
 export function lowerRequest(value, at = 'request') {
-  const r = object(value, at);
+  const r = object(value, at, ['from', 'to', 'task', 'parentMandate', 'requestedMandate', 'chain', 'state', 'depthException', 'now']);
   return {
     from: lowerAgent(r.from, `${at}.from`),
     to: lowerAgent(r.to, `${at}.to`),

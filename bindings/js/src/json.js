@@ -2,7 +2,7 @@
 // `sbd eval` prints them (snake_case fields, Cycles unit names such as `USD_MICROCENTS`, trust
 // tiers `T0`..`T7`). `verdictToJson` gives the shape of `bindings/shared/expected.json`, which
 // every language's test compares against. Optional request fields take the Rust defaults and
-// unknown fields are ignored, as serde does on the Rust side.
+// unknown fields are refused (a `TypeError` naming the field), as serde does on the Rust side.
 
 import { u64 } from './convert.js';
 
@@ -20,9 +20,14 @@ function typeName(value) {
   return typeof value;
 }
 
-function object(value, at) {
+function object(value, at, keys) {
   if (value === null || typeof value !== 'object' || Array.isArray(value)) {
     throw new TypeError(`${at}: expected a JSON object, got ${typeName(value)}`);
+  }
+  for (const key of Object.keys(value)) {
+    if (keys && !keys.includes(key)) {
+      throw new TypeError(`${at}: unknown field \`${key}\`, expected one of ${keys.map((k) => `\`${k}\``).join(', ')}`);
+    }
   }
   return value;
 }
@@ -69,12 +74,12 @@ const nullable = (read) => (value, at) => (value === null ? undefined : read(val
 const U64 = (value, at) => u64(integer(value, at), at);
 
 function agent(value, at) {
-  const o = object(value, at);
+  const o = object(value, at, ['id', 'trust']);
   return { id: field(o, 'id', at, string), trust: field(o, 'trust', at, integer) };
 }
 
 function budget(value, at) {
-  const o = object(value, at);
+  const o = object(value, at, ['unit', 'amount']);
   const unit = field(o, 'unit', at, (v, where) => {
     const name = string(v, where);
     if (!(name in UNIT_FROM_JSON)) {
@@ -87,7 +92,7 @@ function budget(value, at) {
 
 /** A mandate from its JSON form. */
 export function mandateFromJson(value, at = 'mandate') {
-  const o = object(value, at);
+  const o = object(value, at, ['value_ceiling', 'action_kinds', 'counterparties', 'budgets', 'remaining_depth', 'expires_at']);
   return {
     valueCeiling: field(o, 'value_ceiling', at, U64),
     actionKinds: field(o, 'action_kinds', at, list(string)),
@@ -99,7 +104,7 @@ export function mandateFromJson(value, at = 'mandate') {
 }
 
 function link(value, at) {
-  const o = object(value, at);
+  const o = object(value, at, ['from', 'to', 'depth', 'alpha', 'at', 'reason']);
   return {
     from: field(o, 'from', at, string),
     to: field(o, 'to', at, string),
@@ -111,7 +116,7 @@ function link(value, at) {
 }
 
 function task(value, at) {
-  const o = object(value, at);
+  const o = object(value, at, ['id', 'action_kind', 'risk', 'value', 'counterparty', 'completable_locally']);
   return {
     id: field(o, 'id', at, string),
     actionKind: field(o, 'action_kind', at, string),
@@ -123,7 +128,7 @@ function task(value, at) {
 }
 
 function depthException(value, at) {
-  const o = object(value, at);
+  const o = object(value, at, ['approved_by', 'justification', 'extra_depth', 'expires_at']);
   return {
     approvedBy: field(o, 'approved_by', at, string),
     justification: field(o, 'justification', at, string),
@@ -137,7 +142,7 @@ function depthException(value, at) {
  * JavaScript: such a `u64` field throws a `RangeError` rather than decide on a rounded value.
  */
 export function requestFromJson(value, at = 'request') {
-  const o = object(value, at);
+  const o = object(value, at, ['from', 'to', 'task', 'parent_mandate', 'requested_mandate', 'chain', 'state', 'depth_exception', 'now']);
   return {
     from: field(o, 'from', at, agent),
     to: field(o, 'to', at, agent),

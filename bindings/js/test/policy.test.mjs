@@ -156,6 +156,18 @@ describe('Policy', () => {
     );
   });
 
+  it('refuses unknown fields in the typed and the JSON form, naming them', () => {
+    // A snake_case key in the typed (camelCase) API was silently ignored before.
+    const typo = { ...allowedRequest(), task: { ...allowedRequest().task, completable_locally: false } };
+    assert.throws(
+      () => policy.evaluate(typo),
+      (e) => e instanceof TypeError && e.message.startsWith("request.task: unknown field 'completable_locally' (this API spells it 'completableLocally')"),
+    );
+    assert.throws(() => policy.evaluate({ ...allowedRequest(), frmo: 1 }), (e) => e instanceof TypeError && /unknown field 'frmo'/.test(e.message));
+    const json = { from: { id: 'a', trust: 1 }, to: { id: 'b', trust: 1 }, task: { id: 't', action_kind: 'x', risk: 'low', completable_localy: true } };
+    assert.throws(() => requestFromJson(json), (e) => e instanceof TypeError && e.message.startsWith('request.task: unknown field `completable_localy`'));
+  });
+
   it('reads the JSON form, naming the field of a bad document', () => {
     assert.throws(() => requestFromJson({ from: { id: 'a', trust: 1 } }), (e) => e instanceof RangeError && /missing field `to`/.test(e.message));
     assert.throws(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import re
 from dataclasses import replace
 from typing import Any
 
@@ -177,6 +178,39 @@ def test_bad_arguments_raise_the_normal_errors(component: PolicyComponent, polic
     assert issubclass(ConfigError, ValueError)
     with pytest.raises(ValueError, match="not a valid WebAssembly component"):
         PolicyComponent(b"\x00asm not really")
+
+
+def test_request_json_refuses_unknown_fields() -> None:
+    document = verdict_free_request()
+    assert request_from_json(document).task.completable_locally is False
+    for path, where in [((), "request"), (("task",), "request.task"), (("parent_mandate", "budgets", 0), "request.parent_mandate.budgets[0]")]:
+        changed: Any = json.loads(json.dumps(document))
+        target: Any = changed
+        for key in path:
+            target = target[key]
+        target["completable_localy"] = False
+        with pytest.raises(ValueError, match="^" + re.escape(f"{where}: unknown field `completable_localy`")):
+            request_from_json(changed)
+
+
+def verdict_free_request() -> dict[str, Any]:
+    """A request in its JSON form with every optional field given."""
+    mandate = {
+        "value_ceiling": 100,
+        "action_kinds": ["crm.*"],
+        "counterparties": ["*"],
+        "budgets": [{"unit": "TOKENS", "amount": 5}],
+        "remaining_depth": 2,
+        "expires_at": 2000,
+    }
+    return {
+        "from": {"id": "a", "trust": 700},
+        "to": {"id": "b", "trust": 700},
+        "task": {"id": "t", "action_kind": "crm.read", "risk": "low", "completable_locally": False},
+        "parent_mandate": mandate,
+        "requested_mandate": mandate,
+        "now": 1000,
+    }
 
 
 def test_request_json_errors_name_the_field() -> None:

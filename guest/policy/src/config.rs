@@ -12,6 +12,7 @@ use crate::model::{RiskLevel, TrustTier};
 
 /// One value per risk level.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RiskTable<T> {
     /// For low-risk tasks.
@@ -42,6 +43,7 @@ impl<T: Copy> RiskTable<T> {
 
 /// Depth governance (AG-396 4.1, 4.8-4.10, 4.12).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, default)]
 pub struct DepthConfig {
     /// Maximum hops from the originator (4.1). Default 5, as in Vorion.
@@ -74,6 +76,7 @@ impl Default for DepthConfig {
 
 /// What to do when the executor's tier is below the task's requirement.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum InsufficientTrust {
     /// Refuse with `trust-insufficient`.
@@ -84,6 +87,7 @@ pub enum InsufficientTrust {
 
 /// Trust requirements (Vorion delegation docs).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, default)]
 pub struct TrustConfig {
     /// The lowest executor tier that may perform a task of each risk.
@@ -112,6 +116,7 @@ impl Default for TrustConfig {
 
 /// An agent registered to receive upward escalations.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct EscalationAgent {
     /// Identifier.
@@ -122,6 +127,7 @@ pub struct EscalationAgent {
 
 /// Where escalations go.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, default)]
 pub struct EscalationConfig {
     /// The designated human authority (AG-396 4.4).
@@ -139,6 +145,7 @@ impl Default for EscalationConfig {
 /// One clause of the safe set: when `state[feature] > above`, alpha may not exceed `alpha_max`
 /// (SBD section 5.3).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct AlphaCap {
     /// Index into the state vector.
@@ -152,6 +159,7 @@ pub struct AlphaCap {
 /// The SBD runtime pieces: degree and safety weight per risk tier (used until trained
 /// networks exist), the trained networks when they do, the safe set, and the review threshold.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, default)]
 pub struct SbdConfig {
     /// Delegation degree alpha proposed per risk level.
@@ -185,6 +193,7 @@ impl Default for SbdConfig {
 
 /// A whole policy configuration.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct PolicyConfig {
     /// Policy name.

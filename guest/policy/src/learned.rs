@@ -20,6 +20,7 @@ use crate::config::ConfigError;
 
 /// A fully connected layer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Dense {
     /// Input width.
@@ -34,6 +35,7 @@ pub struct Dense {
 
 /// A multi-layer perceptron with ReLU between layers and a linear last layer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Mlp {
     /// The layers, input first.
@@ -42,6 +44,7 @@ pub struct Mlp {
 
 /// What the trainer recorded about the run that produced a model.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, default)]
 pub struct Provenance {
     /// Training domain, e.g. `finance`.
@@ -56,6 +59,7 @@ pub struct Provenance {
 
 /// The trained phi and pi networks with the sub-agents pi chooses among.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct LearnedModel {
     /// Length of the raw state vector.

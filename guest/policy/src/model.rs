@@ -14,6 +14,7 @@ pub type TimestampMs = u64;
 
 /// Vorion trust tiers, lowest first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub enum TrustTier {
     /// Scores 0-199.
     T0,
@@ -63,6 +64,7 @@ impl TrustTier {
 
 /// The risk of a task (AG-396 4.8 risk tiers).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum RiskLevel {
     /// Routine.
@@ -77,6 +79,7 @@ pub enum RiskLevel {
 
 /// Cycles budget units.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum BudgetUnit {
     /// Millionths of a US cent.
@@ -91,6 +94,8 @@ pub enum BudgetUnit {
 
 /// An amount of one budget unit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
 pub struct Budget {
     /// The unit.
     pub unit: BudgetUnit,
@@ -100,6 +105,8 @@ pub struct Budget {
 
 /// An agent: identifier and own trust score.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
 pub struct Agent {
     /// Stable identifier.
     pub id: String,
@@ -109,6 +116,8 @@ pub struct Agent {
 
 /// The authority an agent holds; every hop may only narrow it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
 pub struct Mandate {
     /// Largest value of a single action, in USD microcents.
     pub value_ceiling: u64,
@@ -133,6 +142,8 @@ impl Mandate {
 
 /// One completed hop of the chain.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
 pub struct Link {
     /// Delegating agent.
     pub from: String,
@@ -151,6 +162,8 @@ pub struct Link {
 
 /// A temporary, human-approved depth increase (AG-396 4.12).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
 pub struct DepthException {
     /// The approving human authority.
     pub approved_by: String,
@@ -164,6 +177,8 @@ pub struct DepthException {
 
 /// The task being handed over.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
 pub struct Task {
     /// Identifier for the trace.
     pub id: String,
@@ -188,6 +203,8 @@ fn default_true() -> bool {
 
 /// One delegation to decide.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
 pub struct Request {
     /// Delegating agent.
     pub from: Agent,
@@ -202,7 +219,10 @@ pub struct Request {
     /// The chain so far, originator first.
     #[serde(default)]
     pub chain: Vec<Link>,
-    /// SBD state vector.
+    /// SBD state vector. It must hold every feature the policy reads: `sbd.state_dim`
+    /// features when the policy fixes it (or has a learned model), else at least one past the
+    /// highest `sbd.alpha_caps` feature. A missing or shorter state is denied with
+    /// `state-invalid` (4001); a policy without caps needs none.
     #[serde(default)]
     pub state: Vec<f64>,
     /// A human-approved depth exception, if any.
@@ -236,6 +256,8 @@ pub struct Warning {
 
 /// One agent's share of accountability (SBD Definition 3.5).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
 pub struct AccountabilityShare {
     /// The agent.
     pub agent: String,
@@ -245,6 +267,8 @@ pub struct AccountabilityShare {
 
 /// What an allowed delegation carries to the child.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
 pub struct Grant {
     /// Delegation degree after projection, in [0, 1].
     pub alpha: f64,
@@ -274,6 +298,7 @@ pub struct Grant {
 
 /// Who an escalation goes to.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum EscalationTarget {
     /// A human authority.
@@ -308,18 +333,52 @@ pub struct Denial {
 /// message (`{"code": 1002, "reason": "delegation-cycle", "message": "..."}`). A flat struct
 /// rather than `#[serde(flatten)]`, so non-self-describing formats (postcard) work too.
 #[derive(Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
 struct CodedRepr {
+    /// The reason's stable number (`sbd reasons` lists them).
     code: u16,
+    /// The reason's stable name, e.g. `delegation-cycle`.
     reason: String,
+    /// Human-readable detail.
     message: String,
 }
 
 #[derive(Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
 struct EscalationRepr {
+    /// Who decides next.
     target: EscalationTarget,
+    /// The reason's stable number (`sbd reasons` lists them).
     code: u16,
+    /// The reason's stable name, e.g. `trust-escalation`.
     reason: String,
+    /// Human-readable detail.
     message: String,
+}
+
+/// The JSON Schema of the types whose JSON form is a flat representation (see [`CodedRepr`]).
+#[cfg(feature = "schema")]
+mod schema_impls {
+    use super::{CodedRepr, Denial, Escalation, EscalationRepr, Warning};
+    use alloc::borrow::Cow;
+
+    macro_rules! schema_as {
+        ($ty:ty, $repr:ty, $name:literal) => {
+            impl schemars::JsonSchema for $ty {
+                fn schema_name() -> Cow<'static, str> {
+                    Cow::Borrowed($name)
+                }
+                fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+                    <$repr as schemars::JsonSchema>::json_schema(generator)
+                }
+            }
+        };
+    }
+    schema_as!(Warning, CodedRepr, "Warning");
+    schema_as!(Denial, CodedRepr, "Denial");
+    schema_as!(Escalation, EscalationRepr, "Escalation");
 }
 
 fn reason_of(code: u16, name: &str) -> Result<Reason, String> {
@@ -375,6 +434,7 @@ impl TryFrom<EscalationRepr> for Escalation {
 
 /// The decision on one delegation.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Verdict {
     /// Go ahead with this grant.
@@ -454,6 +514,7 @@ pub enum Outcome {
 
 /// A change to one agent's trust score.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct TrustDelta {
     /// The agent.
     pub agent: String,
@@ -463,6 +524,8 @@ pub struct TrustDelta {
 
 /// What a policy says about itself.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
 pub struct PolicyInfo {
     /// Name from the configuration.
     pub name: String,

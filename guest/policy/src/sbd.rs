@@ -50,6 +50,17 @@ pub fn alpha_max(caps: &[crate::config::AlphaCap], state: &[f64]) -> f64 {
         .fold(1.0, f64::min)
 }
 
+/// The shortest state vector the safe set can read: one past its highest `alpha_caps`
+/// feature; `None` without caps (or for a feature index beyond `usize`, which no state can
+/// reach and `alpha_max` then treats as applying).
+pub fn required_state_len(config: &SbdConfig) -> Option<usize> {
+    config
+        .alpha_caps
+        .iter()
+        .filter_map(|cap| usize::try_from(cap.feature).ok().and_then(|f| f.checked_add(1)))
+        .max()
+}
+
 /// Projection onto the safe set: alpha <- min(alpha, alpha_max(s)) (SBD 5.3). A NaN alpha
 /// projects to 0 (no delegation): `f64::min` would otherwise return the cap.
 pub fn project(alpha: f64, alpha_max: f64) -> f64 {
@@ -69,6 +80,24 @@ pub fn decide(config: &SbdConfig, req: &Request) -> Result<SbdDecision, Refusal>
         return Err(Refusal::deny(
             Reason::StateInvalid,
             format!("`state` has {} features; the policy expects {dim}", req.state.len()),
+        ));
+    }
+    // The state rule: a state vector must hold every feature the policy reads. With a fixed
+    // `state_dim` (or a learned model) that is checked above; otherwise the safe set's highest
+    // `alpha_caps` feature sets the minimum length. A missing or short state is refused with
+    // `state-invalid` naming what is needed, never guessed (an absent feature is not taken as
+    // calm, nor silently as high risk). A policy without alpha caps reads no feature, so any
+    // state, the empty one included, is accepted.
+    if let Some(needed) = required_state_len(config)
+        && req.state.len() < needed
+    {
+        return Err(Refusal::deny(
+            Reason::StateInvalid,
+            format!(
+                "`state` has {} features; this policy's safe set (`sbd.alpha_caps`) reads feature {}, so it needs at least {needed}",
+                req.state.len(),
+                needed - 1
+            ),
         ));
     }
     if req.state.iter().any(|x| !x.is_finite()) {
@@ -148,6 +177,49 @@ mod tests {
     fn full_first_hop_gives_the_appendix_a2_convention() {
         assert_eq!(accountability_weights(&[1.0]), [0.0, 1.0]);
         assert_eq!(accountability_weights(&[]), [1.0]);
+    }
+
+    fn request_with_state(state: &[f64]) -> Request {
+        let text = r#"{
+            "from": {"id": "a", "trust": 700}, "to": {"id": "b", "trust": 700},
+            "task": {"id": "t", "action_kind": "crm.read", "risk": "low"},
+            "parent_mandate": {"value_ceiling": 100, "action_kinds": ["crm.*"], "counterparties": ["*"],
+                               "budgets": [], "remaining_depth": 2, "expires_at": 2000},
+            "requested_mandate": {"value_ceiling": 10, "action_kinds": ["crm.read"], "counterparties": ["*"],
+                                  "budgets": [], "remaining_depth": 1, "expires_at": 1500},
+            "now": 1000
+        }"#;
+        let mut request: Request = serde_json::from_str(text).unwrap_or_else(|e| unreachable!("{e}"));
+        request.state = state.to_vec();
+        request
+    }
+
+    #[test]
+    fn a_state_shorter_than_the_safe_set_reads_is_refused_not_guessed() {
+        let mut config = SbdConfig::default();
+        config.alpha_caps = alloc::vec![
+            AlphaCap { feature: 0, above: 0.25, alpha_max: 0.2 },
+            AlphaCap { feature: 2, above: 0.5, alpha_max: 0.5 },
+        ];
+        assert_eq!(required_state_len(&config), Some(3));
+        for state in [&[][..], &[0.1], &[0.1, 0.2]] {
+            let Err(Refusal::Deny(denial)) = decide(&config, &request_with_state(state)) else {
+                unreachable!("a state of {} features was not refused", state.len())
+            };
+            assert_eq!(denial.reason, Reason::StateInvalid);
+            assert!(
+                denial.message.contains(&format!("has {} features", state.len()))
+                    && denial.message.contains("at least 3"),
+                "{}",
+                denial.message
+            );
+        }
+        let calm = decide(&config, &request_with_state(&[0.1, 9.0, 0.1]));
+        assert!(calm.is_ok_and(|d| d.alpha_max == 1.0), "a full, calm state is not capped");
+        // Without caps nothing is read: no state is needed.
+        let free = SbdConfig::default();
+        assert_eq!(required_state_len(&free), None);
+        assert!(decide(&free, &request_with_state(&[])).is_ok());
     }
 
     #[test]

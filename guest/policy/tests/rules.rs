@@ -984,12 +984,17 @@ fn a_cap_above_the_proposed_alpha_changes_nothing() {
 }
 
 #[test]
-fn a_cap_on_a_missing_state_feature_applies() {
-    // Unknown state counts as high risk (fail closed).
+fn a_state_missing_a_feature_the_safe_set_reads_is_state_invalid() {
+    // The state rule: an absent feature is refused, not guessed (neither calm nor high risk).
     let mut config = config();
     config.sbd.alpha_caps = vec![alpha_cap(2, 0.5, 0.4)];
     let mut req = base();
-    req.state = vec![0.0];
+    for state in [vec![], vec![0.0], vec![0.0, 0.0]] {
+        req.state = state;
+        let message = denied(evaluate_with(config.clone(), &req), Reason::StateInvalid);
+        assert!(message.contains("reads feature 2") && message.contains("at least 3"), "{message}");
+    }
+    req.state = vec![0.0, 0.0, 0.6];
     assert_eq!(allowed(evaluate_with(config, &req)).alpha, 0.4);
 }
 

@@ -216,7 +216,7 @@ fn with_extension(path: &Path, extension: &str) -> PathBuf {
 }
 
 fn print_json(value: &serde_json::Value) -> anyhow::Result<()> {
-    println!("{}", serde_json::to_string_pretty(value)?);
+    crate::outln!("{}", serde_json::to_string_pretty(value)?)?;
     Ok(())
 }
 
@@ -370,7 +370,7 @@ pub fn run_bundle(command: BundleCommand) -> anyhow::Result<()> {
                             json!({"bundle": event.bundle.display().to_string(), "refused": e.to_string()})
                         }
                     };
-                    println!("{line}");
+                    crate::outln!("{line}")?;
                 }
                 if once {
                     if refused > 0 {
@@ -394,7 +394,7 @@ pub fn run_bundle(command: BundleCommand) -> anyhow::Result<()> {
                         .collect()
                 }
                 (None, Some(path)) => {
-                    let list: Vec<Request> = serde_json::from_str(&read_text(&path)?).with_context(|| {
+                    let list: Vec<Request> = sbd_runtime::json::from_str(&read_text(&path)?).with_context(|| {
                         format!("`{}` is not a JSON array of delegation requests", path.display())
                     })?;
                     list.into_iter()
@@ -431,13 +431,15 @@ fn chain_json(token: &VerifiedToken) -> serde_json::Value {
     })
 }
 
-/// Runs one `sbd token` subcommand.
-pub fn run_token(command: TokenCommand) -> anyhow::Result<()> {
+/// Runs one `sbd token` subcommand; the exit status: `issue` reflects the verdict (0 allow
+/// with the token printed, 3 escalate, 4 deny, no token), `verify` 0 (a refused token is an
+/// error).
+pub fn run_token(command: TokenCommand) -> anyhow::Result<u8> {
     match command {
         TokenCommand::Issue { request, policy, key, token, trust_store: store, ttl_ms } => {
             let signer = secret_key(&key)?;
-            let mut parsed: Request = serde_json::from_str(&read_text(&request)?)
-                .with_context(|| format!("`{}` is not a delegation request", request.display()))?;
+            let mut parsed: Request = sbd_runtime::json::from_str(&read_text(&request)?)
+                .with_context(|| format!("`{}` is not a delegation request", crate::input_name(&request)))?;
             let parent = match &token {
                 Some(text) => {
                     let Some(store) = &store else { bail!("--token needs --trust-store to verify it") };
@@ -463,21 +465,23 @@ pub fn run_token(command: TokenCommand) -> anyhow::Result<()> {
             let verdict = loaded.evaluate(&parsed);
             let Verdict::Allow(grant) = &verdict else {
                 print_json(&json!({"verdict": verdict, "token": null}))?;
-                bail!("the delegation was not allowed, so no token was issued");
+                return Ok(crate::output::verdict_status([&verdict]));
             };
             let delegation = Delegation::from_grant(&parsed, grant, parsed.now.saturating_add(ttl_ms));
             let child = match parent {
                 Some(parent) => parent.append(&signer, delegation)?,
                 None => VerifiedToken::issue(&signer, ChainId::random()?, delegation)?,
             };
-            print_json(&json!({"verdict": verdict, "token": child.encode(), "chain": chain_json(&child)}))
+            print_json(&json!({"verdict": verdict, "token": child.encode(), "chain": chain_json(&child)}))?;
+            Ok(crate::output::EXIT_OK)
         }
         TokenCommand::Verify { token, trust_store: store, now } => {
             let trust = trust_store(&store)?;
             let verified = UnverifiedToken::decode(&token)
                 .and_then(|t| t.verify(&trust, now.unwrap_or_else(now_ms)))
                 .context("token refused")?;
-            print_json(&json!({"ok": true, "chain": chain_json(&verified)}))
+            print_json(&json!({"ok": true, "chain": chain_json(&verified)}))?;
+            Ok(crate::output::EXIT_OK)
         }
     }
 }

@@ -2,9 +2,12 @@
 //! scenarios, and rendering verdicts for people.
 
 pub mod bundle;
+pub mod check;
 pub mod experiment;
+pub mod output;
 pub mod render;
 pub mod scenario;
+pub mod schema;
 pub mod serve;
 pub mod train;
 
@@ -105,7 +108,18 @@ pub fn load_policy(source: &PolicySource) -> anyhow::Result<(PolicyRuntime, Load
     Ok((runtime, policy))
 }
 
-/// Reads a UTF-8 file, naming it in the error.
+/// Reads a UTF-8 file, naming it in the error; `-` reads standard input.
 pub fn read_text(path: &Path) -> anyhow::Result<String> {
+    if path.as_os_str() == "-" {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin().lock(), &mut text)
+            .context("cannot read standard input")?;
+        return Ok(text);
+    }
     std::fs::read_to_string(path).with_context(|| format!("cannot read `{}`", path.display()))
+}
+
+/// The name of an input in messages: the path, or `standard input` for `-`.
+pub fn input_name(path: &Path) -> String {
+    if path.as_os_str() == "-" { "standard input".to_string() } else { path.display().to_string() }
 }

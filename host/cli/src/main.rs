@@ -5,9 +5,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
+use sbd_cli::output::{EXIT_FAILED, EXIT_OK, verdict_status};
 use sbd_cli::scenario::Scenario;
-use sbd_cli::{DEMO_SCENARIO_JSON, PolicySource, load_policy, read_text, render, train};
+use sbd_cli::{DEMO_SCENARIO_JSON, PolicySource, input_name, load_policy, outln, read_text, render, train};
 use sbd_policy::{Reason, Request};
 use sbd_train::experiment::{DomainChoice, ExperimentConfig};
 use sbd_train::finance::FinanceOptions;
@@ -16,8 +17,12 @@ use sbd_train::theory::TheoryConfig;
 use sbd_train::trainer::{OuterOptimizer, TrainConfig};
 
 /// The runtime safety layer for agent-to-agent delegation.
+///
+/// Exit status (every command): 0 success or allow, 1 error, 2 usage, 3 escalate, 4 deny (the
+/// most severe verdict of a batch), 5 an `sbd check` or `sbd test` failure. A FILE argument of
+/// `-` reads standard input.
 #[derive(Parser)]
-#[command(name = "sbd", version, about, propagate_version = true)]
+#[command(name = "sbd", version, about, long_about, propagate_version = true)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -27,36 +32,108 @@ struct Cli {
 enum Command {
     /// Replay the built-in five-agent scenario on the default policy and component.
     Demo {
-        /// Print the trace as JSON instead of text.
-        #[arg(long)]
+        /// Print the trace as JSON instead of text (same as --format json).
+        #[arg(long, conflicts_with = "format")]
         json: bool,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+        /// Replay at this instant (Unix ms) instead of the current time.
+        #[arg(long, value_name = "UNIX_MS")]
+        now: Option<u64>,
     },
-    /// Decide one request (a JSON object) or a batch (a JSON array); prints JSON verdicts.
+    /// Decide one request (a JSON object) or a batch (a JSON array); prints the verdicts.
+    /// Exit status 0 allow, 3 escalate, 4 deny (the most severe of a batch). The request
+    /// format: schema/request.schema.json (`sbd schema request`).
     Eval {
         #[command(flatten)]
         policy: PolicyArgs,
-        /// The request file.
+        /// The request file (`-`: standard input).
         #[arg(long, short)]
         request: PathBuf,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Json)]
+        format: Format,
     },
     /// Replay a multi-hop scenario file and print each hop's verdict and the trace.
     Replay {
         #[command(flatten)]
         policy: PolicyArgs,
-        /// The scenario file (see policies/scenarios/demo.json).
+        /// The scenario file (see policies/scenarios/demo.json; `-`: standard input).
         #[arg(long, short)]
         scenario: PathBuf,
-        /// Print the trace as JSON instead of text.
-        #[arg(long)]
+        /// Print the trace as JSON instead of text (same as --format json).
+        #[arg(long, conflicts_with = "format")]
         json: bool,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+        /// Move the scenario to this instant (Unix ms) [default: the current time for a
+        /// scenario with `rebase_to_now`, else the file's own times].
+        #[arg(long, value_name = "UNIX_MS")]
+        now: Option<u64>,
     },
     /// Print a policy's name, version, configuration digest and component digest.
     Info {
         #[command(flatten)]
         policy: PolicyArgs,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Json)]
+        format: Format,
     },
     /// List every reason code a verdict can carry.
-    Reasons,
+    Reasons {
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// Validate policy configurations (.toml), scenarios, requests, canaries (.json) and bundle
+    /// directories without deciding anything; exit status 5 if any is invalid.
+    Check {
+        /// The files (`-`: standard input).
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+        /// Verify bundles' signatures and digests against this trust store.
+        #[arg(long, short)]
+        trust_store: Option<PathBuf>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// Replay scenario files and check each hop's `expect` entry against its verdict (as `opa
+    /// test` runs a policy's tests); exit status 5 if any expectation fails.
+    Test {
+        #[command(flatten)]
+        policy: PolicyArgs,
+        /// Scenario files with `expect` entries (`-`: standard input).
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+        /// Replay at this instant (Unix ms) [default: as `sbd replay`].
+        #[arg(long, value_name = "UNIX_MS")]
+        now: Option<u64>,
+        /// Print only failures and the summary.
+        #[arg(long, short)]
+        quiet: bool,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// Print the JSON Schema of a document sbd reads or writes (generated from the Rust types;
+    /// committed under schema/), or write them all to a directory.
+    Schema {
+        /// Which document.
+        #[arg(value_enum, required_unless_present = "out")]
+        name: Option<SchemaName>,
+        /// Write every schema to DIR/<name>.schema.json instead.
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+    },
+    /// Print a shell completion script: `sbd completions bash > /etc/bash_completion.d/sbd`.
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
     /// Generate an Ed25519 signing key (OUT.key, OUT.pub), optionally trusting it in a trust store.
     Keygen(sbd_cli::bundle::KeygenArgs),
     /// Signed policy bundles: build, sign, verify, inspect, activate, watch, record a canary.
@@ -138,6 +215,45 @@ enum Command {
         #[arg(long)]
         quick: bool,
     },
+}
+
+/// How a command prints its result.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Format {
+    /// JSON, for programs.
+    Json,
+    /// Text, for people.
+    Text,
+}
+
+/// The documents `sbd schema` prints.
+#[derive(Clone, Copy, ValueEnum)]
+enum SchemaName {
+    /// One delegation request.
+    Request,
+    /// A batch of requests.
+    Requests,
+    /// A verdict.
+    Verdict,
+    /// A mandate.
+    Mandate,
+    /// A policy configuration.
+    Policy,
+    /// A scenario file.
+    Scenario,
+}
+
+impl SchemaName {
+    fn name(self) -> &'static str {
+        match self {
+            SchemaName::Request => "request",
+            SchemaName::Requests => "requests",
+            SchemaName::Verdict => "verdict",
+            SchemaName::Mandate => "mandate",
+            SchemaName::Policy => "policy",
+            SchemaName::Scenario => "scenario",
+        }
+    }
 }
 
 /// The domains of `sbd experiment`.
@@ -278,71 +394,187 @@ impl PolicyArgs {
 
 fn main() -> ExitCode {
     match run(Cli::parse()) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(status) => ExitCode::from(status),
         Err(error) => {
             // One line, whatever the causes' own formatting: scripts read the first line.
-            let message = format!("{error:#}");
-            let one_line: Vec<&str> = message.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
-            eprintln!("error: {}", one_line.join(" "));
-            ExitCode::FAILURE
+            eprintln!("error: {}", sbd_cli::output::one_line(&error));
+            ExitCode::from(sbd_cli::output::EXIT_ERROR)
         }
     }
 }
 
-fn run(cli: Cli) -> anyhow::Result<()> {
+/// Runs one command; the exit status on success (see [`sbd_cli::output`]).
+fn run(cli: Cli) -> anyhow::Result<u8> {
     match cli.command {
-        Command::Keygen(args) => sbd_cli::bundle::keygen(&args),
-        Command::Bundle { command } => sbd_cli::bundle::run_bundle(command),
+        Command::Keygen(args) => sbd_cli::bundle::keygen(&args).map(|()| EXIT_OK),
+        Command::Bundle { command } => sbd_cli::bundle::run_bundle(command).map(|()| EXIT_OK),
         Command::Token { command } => sbd_cli::bundle::run_token(command),
-        Command::Serve(args) => sbd_cli::serve::run(args),
-        Command::Demo { json } => {
+        Command::Serve(args) => sbd_cli::serve::run(args).map(|()| EXIT_OK),
+        Command::Demo { json, format, now } => {
             let scenario = Scenario::from_json(DEMO_SCENARIO_JSON)?;
-            replay(PolicySource::default(), &scenario, json)
+            replay(PolicySource::default(), &scenario, json || format == Format::Json, now)?;
+            Ok(EXIT_OK)
         }
-        Command::Eval { policy, request } => {
+        Command::Eval { policy, request, format } => {
             let (_runtime, policy) = load_policy(&policy.source())?;
+            let name = input_name(&request);
             let text = read_text(&request)?;
-            let value: serde_json::Value = serde_json::from_str(&text)
-                .with_context(|| format!("`{}` is not JSON", request.display()))?;
-            let output = if value.is_array() {
-                let requests: Vec<Request> = serde_json::from_value(value).with_context(|| {
-                    format!("`{}` is not an array of delegation requests", request.display())
-                })?;
-                serde_json::to_string_pretty(&policy.evaluate_batch(&requests))?
+            let value: serde_json::Value =
+                sbd_runtime::json::from_str(&text).with_context(|| format!("`{name}` is not JSON"))?;
+            let (verdicts, batch) = if value.is_array() {
+                let requests: Vec<Request> = sbd_runtime::json::from_value(value)
+                    .with_context(|| format!("`{name}` is not an array of delegation requests"))?;
+                (policy.evaluate_batch(&requests), true)
             } else {
-                let one: Request = serde_json::from_value(value)
-                    .with_context(|| format!("`{}` is not a delegation request", request.display()))?;
-                serde_json::to_string_pretty(&policy.evaluate(&one))?
+                let one: Request = sbd_runtime::json::from_value(value)
+                    .with_context(|| format!("`{name}` is not a delegation request"))?;
+                (vec![policy.evaluate(&one)], false)
             };
-            println!("{output}");
-            Ok(())
-        }
-        Command::Replay { policy, scenario, json } => {
-            let parsed = Scenario::from_json(&read_text(&scenario)?)
-                .with_context(|| format!("in `{}`", scenario.display()))?;
-            replay(policy.source(), &parsed, json)
-        }
-        Command::Info { policy } => {
-            let (_runtime, policy) = load_policy(&policy.source())?;
-            let info = serde_json::json!({
-                "policy": policy.info(),
-                "component_sha256": policy.component_digest(),
-            });
-            println!("{}", serde_json::to_string_pretty(&info)?);
-            Ok(())
-        }
-        Command::Reasons => {
-            println!("{:>5}  {:<28} {:<9} summary", "code", "name", "kind");
-            for reason in Reason::ALL {
-                println!(
-                    "{:>5}  {:<28} {:<9} {}",
-                    reason.code(),
-                    reason.name(),
-                    format!("{:?}", reason.kind()),
-                    reason.summary()
-                );
+            match (format, batch) {
+                (Format::Json, true) => outln!("{}", serde_json::to_string_pretty(&verdicts)?)?,
+                (Format::Json, false) => outln!("{}", serde_json::to_string_pretty(&verdicts[0])?)?,
+                (Format::Text, _) => {
+                    for (i, verdict) in verdicts.iter().enumerate() {
+                        if batch {
+                            outln!("request {}:", i + 1)?;
+                        }
+                        sbd_cli::output::print(&render::verdict(verdict, None))?;
+                    }
+                }
             }
-            Ok(())
+            Ok(verdict_status(&verdicts))
+        }
+        Command::Replay { policy, scenario, json, format, now } => {
+            let parsed = Scenario::from_json(&read_text(&scenario)?)
+                .with_context(|| format!("in `{}`", input_name(&scenario)))?;
+            replay(policy.source(), &parsed, json || format == Format::Json, now)?;
+            Ok(EXIT_OK)
+        }
+        Command::Info { policy, format } => {
+            let (_runtime, policy) = load_policy(&policy.source())?;
+            let info = policy.info();
+            match format {
+                Format::Json => {
+                    let value = serde_json::json!({
+                        "policy": info,
+                        "component_sha256": policy.component_digest(),
+                    });
+                    outln!("{}", serde_json::to_string_pretty(&value)?)?;
+                }
+                Format::Text => {
+                    outln!("policy             {} {}", info.name, info.version)?;
+                    outln!("configuration      sha256 {}", info.config_digest)?;
+                    outln!("component          sha256 {}", policy.component_digest())?;
+                    outln!("max depth          {}", info.max_depth)?;
+                    outln!("wire version       {}", info.wire_version)?;
+                }
+            }
+            Ok(EXIT_OK)
+        }
+        Command::Reasons { format } => {
+            match format {
+                Format::Json => {
+                    let list: Vec<serde_json::Value> = Reason::ALL
+                        .iter()
+                        .map(|r| {
+                            serde_json::json!({
+                                "code": r.code(),
+                                "name": r.name(),
+                                "kind": format!("{:?}", r.kind()).to_lowercase(),
+                                "summary": r.summary(),
+                            })
+                        })
+                        .collect();
+                    outln!("{}", serde_json::to_string_pretty(&list)?)?;
+                }
+                Format::Text => {
+                    outln!("{:>5}  {:<28} {:<9} summary", "code", "name", "kind")?;
+                    for reason in Reason::ALL {
+                        outln!(
+                            "{:>5}  {:<28} {:<9} {}",
+                            reason.code(),
+                            reason.name(),
+                            format!("{:?}", reason.kind()),
+                            reason.summary()
+                        )?;
+                    }
+                }
+            }
+            Ok(EXIT_OK)
+        }
+        Command::Check { files, trust_store, format } => {
+            let results: Vec<_> =
+                files.iter().map(|f| sbd_cli::check::check(f, trust_store.as_deref())).collect();
+            match format {
+                Format::Json => outln!("{}", serde_json::to_string_pretty(&results)?)?,
+                Format::Text => {
+                    for r in &results {
+                        let kind = serde_json::to_value(r.kind)?.as_str().unwrap_or("?").to_string();
+                        outln!("{} {:<9} {}: {}", if r.ok { "ok  " } else { "FAIL" }, kind, r.file, r.detail)?;
+                    }
+                }
+            }
+            Ok(if results.iter().all(|r| r.ok) { EXIT_OK } else { EXIT_FAILED })
+        }
+        Command::Test { policy, files, now, quiet, format } => {
+            let (_runtime, policy) = load_policy(&policy.source())?;
+            let mut cases = Vec::new();
+            for file in &files {
+                let name = input_name(file);
+                let scenario = Scenario::from_json(&read_text(file)?).with_context(|| format!("in `{name}`"))?;
+                let now = match now {
+                    Some(at) => Some(at),
+                    None if scenario.rebase_to_now => Some(unix_ms()?),
+                    None => None,
+                };
+                cases.extend(sbd_cli::check::test_scenario(&name, &scenario, now, |r| policy.evaluate(r))?);
+            }
+            let failed = cases.iter().filter(|c| !c.passed).count();
+            match format {
+                Format::Json => outln!(
+                    "{}",
+                    serde_json::to_string_pretty(&serde_json::json!({
+                        "passed": cases.len() - failed,
+                        "failed": failed,
+                        "cases": cases,
+                    }))?
+                )?,
+                Format::Text => {
+                    for c in &cases {
+                        match &c.failure {
+                            Some(why) => outln!("FAIL {} hop {}: {} ({})", c.file, c.hop, why, c.note)?,
+                            None if !quiet => outln!("PASS {} hop {}: {}", c.file, c.hop, c.note)?,
+                            None => {}
+                        }
+                    }
+                    outln!("{} passed, {failed} failed", cases.len() - failed)?;
+                }
+            }
+            Ok(if failed == 0 { EXIT_OK } else { EXIT_FAILED })
+        }
+        Command::Schema { name, out } => {
+            match (out, name) {
+                (Some(dir), _) => {
+                    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create `{}`", dir.display()))?;
+                    for name in sbd_cli::schema::NAMES {
+                        let text = sbd_cli::schema::render(name).context("a schema name without a schema")?;
+                        let path = dir.join(format!("{name}.schema.json"));
+                        std::fs::write(&path, text).with_context(|| format!("cannot write `{}`", path.display()))?;
+                        outln!("wrote {}", path.display())?;
+                    }
+                }
+                (None, Some(name)) => {
+                    sbd_cli::output::print(&sbd_cli::schema::render(name.name()).context("no such schema")?)?;
+                }
+                (None, None) => anyhow::bail!("name a schema or give --out"),
+            }
+            Ok(EXIT_OK)
+        }
+        Command::Completions { shell } => {
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "sbd", &mut script);
+            sbd_cli::output::print(&String::from_utf8_lossy(&script))?;
+            Ok(EXIT_OK)
         }
         Command::Experiment { domain, out, quick, jobs, seeds, outer_steps, width, quiet } => {
             let (choice, name) = match domain {
@@ -366,12 +598,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let out = out.unwrap_or_else(|| train::default_out("experiment", name));
             let command = std::env::args().map(|a| if a.contains(' ') { format!("'{a}'") } else { a }).collect::<Vec<_>>().join(" ");
             let outcome = sbd_cli::experiment::run_experiment(choice, &config, quick, &out, command, quiet)?;
-            println!("{} runs in {:.1} min", outcome.runs, outcome.seconds / 60.0);
+            outln!("{} runs in {:.1} min", outcome.runs, outcome.seconds / 60.0)?;
             for (id, domain, holds) in &outcome.verdicts {
-                println!("  {:<22} {:<20} {}", id, domain, if *holds { "holds" } else { "FAILS" });
+                outln!("  {:<22} {:<20} {}", id, domain, if *holds { "holds" } else { "FAILS" })?;
             }
-            println!("wrote {}/{{{}}}", out.display(), outcome.files.join(", "));
-            Ok(())
+            outln!("wrote {}/{{{}}}", out.display(), outcome.files.join(", "))?;
+            Ok(EXIT_OK)
         }
         Command::Train { args, out } => {
             let out = out.unwrap_or_else(|| train::default_out("train", args.domain_name()));
@@ -390,14 +622,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 args.quiet,
             )?;
             let t = &summary.test;
-            println!(
+            outln!(
                 "trained {} outer steps in {:.1} s ({:.3} s per outer step) on {}",
                 summary.outer_steps,
                 summary.training_seconds,
                 summary.seconds_per_outer_step,
                 summary.backend
-            );
-            println!(
+            )?;
+            outln!(
                 "test 2020-2022: Safety Rate {:.4}, Task Efficiency {:.4} (Sharpe {:.3}), max drawdown {:.3}, mean alpha {:.3}, mean lambda {:.3}",
                 t.sbd.safety_rate,
                 t.sbd.task_efficiency,
@@ -405,16 +637,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 t.sbd.max_drawdown,
                 t.mean_alpha,
                 t.mean_lambda
-            );
-            println!(
+            )?;
+            outln!(
                 "lambda: COVID window {:.3} vs calm 2018 {:.3} (difference {:+.3}, Cohen's d {:.2})",
                 t.covid_mean_lambda, t.calm_mean_lambda, t.lambda_difference, t.cohens_d
-            );
-            println!(
+            )?;
+            outln!(
                 "wrote {}/{{log.jsonl, loss.png, model.postcard, policy.toml, summary.json}}",
                 out.display()
-            );
-            Ok(())
+            )?;
+            Ok(EXIT_OK)
         }
         Command::Theory {
             args,
@@ -456,33 +688,54 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 &out,
                 args.quiet,
             )?;
-            print!("{}", train::theory_markdown(&report, &config));
-            println!(
+            sbd_cli::output::print(&train::theory_markdown(&report, &config))?;
+            outln!(
                 "\nwrote {}/{{theory.md, theory.json, convergence.png, monotonicity.png}}",
                 out.display()
-            );
-            Ok(())
+            )?;
+            Ok(EXIT_OK)
         }
     }
 }
 
-fn replay(source: PolicySource, scenario: &Scenario, json: bool) -> anyhow::Result<()> {
+fn replay(source: PolicySource, scenario: &Scenario, json: bool, now: Option<u64>) -> anyhow::Result<()> {
     let (_runtime, policy) = load_policy(&source)?;
+    let now = match now {
+        Some(at) => Some(at),
+        None if scenario.rebase_to_now => Some(unix_ms()?),
+        None => None,
+    };
+    let moved;
+    let scenario = match now {
+        Some(at) => {
+            moved = scenario.rebased(at)?;
+            &moved
+        }
+        None => scenario,
+    };
     let trace = scenario.replay(|request| policy.evaluate(request))?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&trace)?);
+        outln!("{}", serde_json::to_string_pretty(&trace)?)?;
         return Ok(());
     }
     let info = policy.info();
-    println!("scenario `{}`: {}", scenario.name, scenario.description);
-    println!(
+    outln!("scenario `{}`: {}", scenario.name, scenario.description)?;
+    outln!(
         "policy `{}` {} (configuration sha256 {}), component sha256 {}\n",
         info.name,
         info.version,
         &info.config_digest[..12.min(info.config_digest.len())],
         &policy.component_digest()[..12.min(policy.component_digest().len())]
-    );
+    )?;
     let notes: Vec<String> = scenario.hops.iter().map(|h| h.note.clone()).collect();
-    print!("{}", render::trace(&trace, &notes));
+    sbd_cli::output::print(&render::trace(&trace, &notes))?;
     Ok(())
+}
+
+/// The current time in Unix milliseconds.
+fn unix_ms() -> anyhow::Result<u64> {
+    let elapsed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .context("the system clock is before 1970")?;
+    u64::try_from(elapsed.as_millis()).context("the system clock is past the u64 range")
 }

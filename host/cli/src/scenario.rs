@@ -9,7 +9,7 @@ use sbd_policy::{Agent, DepthException, Link, Mandate, Request, Task, TimestampM
 use serde::{Deserialize, Serialize};
 
 /// A scenario file.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Scenario {
     /// Short name.
@@ -19,6 +19,12 @@ pub struct Scenario {
     pub description: String,
     /// Unix time in ms that hop offsets count from.
     pub start: TimestampMs,
+    /// Replay against the current clock: every instant in the file (`start` and each
+    /// `expires_at`) moves by the same amount so that `start` is the moment of the replay. For
+    /// scenarios whose point is not a fixed date (the demo); mandates then expire as far after
+    /// the replay as the file says they expire after `start`.
+    #[serde(default)]
+    pub rebase_to_now: bool,
     /// The agent that starts the chain.
     pub originator: Agent,
     /// The originator's mandate.
@@ -30,7 +36,7 @@ pub struct Scenario {
 }
 
 /// One proposed delegation.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Hop {
     /// What this hop is meant to show.
@@ -52,6 +58,74 @@ pub struct Hop {
     /// A human-approved depth exception, if any.
     #[serde(default)]
     pub depth_exception: Option<DepthException>,
+    /// What the hop must decide; `sbd test` turns it into an assertion (`replay` ignores it).
+    #[serde(default)]
+    pub expect: Option<Expect>,
+}
+
+/// The decision kinds an expectation names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Decision {
+    /// The delegation goes ahead.
+    Allow,
+    /// The delegation is held for a human or a more trusted agent.
+    Escalate,
+    /// The delegation is refused.
+    Deny,
+}
+
+impl Decision {
+    /// The kind of `verdict`.
+    pub fn of(verdict: &Verdict) -> Decision {
+        match verdict {
+            Verdict::Allow(_) => Decision::Allow,
+            Verdict::Escalate(_) => Decision::Escalate,
+            Verdict::Deny(_) => Decision::Deny,
+        }
+    }
+}
+
+/// An assertion on one hop's verdict.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Expect {
+    /// The decision.
+    pub decision: Decision,
+    /// The reason name of an escalation or denial (`delegation-cycle`); any when absent.
+    #[serde(default)]
+    pub reason: Option<String>,
+    /// Reason names of warnings an allow must carry (`depth-warning`); others may occur too.
+    #[serde(default)]
+    pub warnings: Vec<String>,
+}
+
+impl Expect {
+    /// `None` when `verdict` meets the expectation, else what differs.
+    pub fn mismatch(&self, verdict: &Verdict) -> Option<String> {
+        let got = Decision::of(verdict);
+        let reason = verdict.reason().map(|r| r.name());
+        let describe = |d: Decision, r: Option<&str>| match r {
+            Some(r) => format!("{d:?} {r}").to_lowercase(),
+            None => format!("{d:?}").to_lowercase(),
+        };
+        if got != self.decision || self.reason.as_deref().is_some_and(|want| Some(want) != reason) {
+            return Some(format!(
+                "expected {}, got {}",
+                describe(self.decision, self.reason.as_deref()),
+                describe(got, reason)
+            ));
+        }
+        if let Verdict::Allow(grant) = verdict {
+            let have: Vec<&str> = grant.warnings.iter().map(|w| w.reason.name()).collect();
+            let missing: Vec<&str> =
+                self.warnings.iter().map(String::as_str).filter(|w| !have.contains(w)).collect();
+            if !missing.is_empty() {
+                return Some(format!("expected warnings {missing:?}, got {have:?}"));
+            }
+        }
+        None
+    }
 }
 
 /// One entry of the delegation trace: who asked whom, when, at what depth, with what result.
@@ -84,11 +158,35 @@ struct Holding {
 impl Scenario {
     /// Parses a scenario from JSON text.
     pub fn from_json(text: &str) -> anyhow::Result<Scenario> {
-        let scenario: Scenario = serde_json::from_str(text).context("not a valid scenario")?;
+        let scenario: Scenario = sbd_runtime::json::from_str(text).context("not a valid scenario")?;
         if scenario.hops.is_empty() {
             bail!("the scenario has no hops");
         }
         Ok(scenario)
+    }
+
+    /// This scenario with every instant moved so that `start` becomes `now` (`rebase_to_now`).
+    /// An instant that would leave the u64 range is an error, not a wrap.
+    pub fn rebased(&self, now: TimestampMs) -> anyhow::Result<Scenario> {
+        let shift = |t: TimestampMs| -> anyhow::Result<TimestampMs> {
+            // t - start + now, without leaving u64: instants before `start` stay before `now`.
+            let moved = if t >= self.start {
+                now.checked_add(t - self.start)
+            } else {
+                now.checked_sub(self.start - t)
+            };
+            moved.with_context(|| format!("instant {t} leaves the clock's range when the scenario is moved to {now}"))
+        };
+        let mut out = self.clone();
+        out.start = now;
+        out.mandate.expires_at = shift(self.mandate.expires_at)?;
+        for hop in &mut out.hops {
+            hop.requested.expires_at = shift(hop.requested.expires_at)?;
+            if let Some(exception) = &mut hop.depth_exception {
+                exception.expires_at = shift(exception.expires_at)?;
+            }
+        }
+        Ok(out)
     }
 
     /// Replays every hop through `decide`, returning the trace. A hop from an agent that holds
@@ -147,5 +245,36 @@ impl Scenario {
         }
         let trust = self.trust.get(id).with_context(|| format!("`{id}` has no trust score in `trust`"))?;
         Ok(Agent { id: id.to_string(), trust: *trust })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DEMO: &str = include_str!("../../../policies/scenarios/demo.json");
+
+    #[test]
+    fn rebasing_moves_every_instant_by_the_same_amount() {
+        let scenario = Scenario::from_json(DEMO).unwrap_or_else(|e| unreachable!("{e}"));
+        assert!(scenario.rebase_to_now, "the demo runs on the current clock");
+        let now = scenario.start + 86_400_000 * 400;
+        let moved = scenario.rebased(now).unwrap_or_else(|e| unreachable!("{e}"));
+        assert_eq!(moved.start, now);
+        assert_eq!(moved.mandate.expires_at - moved.start, scenario.mandate.expires_at - scenario.start);
+        for (a, b) in moved.hops.iter().zip(&scenario.hops) {
+            assert_eq!(a.requested.expires_at - now, b.requested.expires_at - scenario.start);
+            assert_eq!(a.at, b.at);
+        }
+        // Earlier: instants before start stay before it.
+        let earlier = scenario.rebased(scenario.start - 5).unwrap_or_else(|e| unreachable!("{e}"));
+        assert_eq!(earlier.mandate.expires_at, scenario.mandate.expires_at - 5);
+    }
+
+    #[test]
+    fn rebasing_past_the_clock_range_is_an_error() {
+        let scenario = Scenario::from_json(DEMO).unwrap_or_else(|e| unreachable!("{e}"));
+        let error = scenario.rebased(u64::MAX - 10).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(error.contains("leaves the clock's range"), "{error}");
     }
 }

@@ -22,6 +22,29 @@ pub struct ServeArgs {
     /// A TOML policy configuration instead of the embedded default policy.
     #[arg(long)]
     pub policy: Option<PathBuf>,
+    /// Log warnings and errors only.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+/// Installs the log subscriber the gateway would, but coloured only when stderr is a terminal
+/// and `NO_COLOR` is unset, so redirected logs carry no ANSI escapes. The gateway's own set-up
+/// then finds a subscriber installed and leaves it.
+fn init_logging(config: &sbd_gateway::Config) {
+    use std::io::IsTerminal;
+    use std::str::FromStr;
+    let level = tracing_subscriber::filter::LevelFilter::from_str(&config.log_level)
+        .unwrap_or(tracing_subscriber::filter::LevelFilter::INFO);
+    let color = crate::output::color(std::io::stderr().is_terminal());
+    let builder = tracing_subscriber::fmt()
+        .with_max_level(level)
+        .with_target(false)
+        .with_ansi(color)
+        .with_writer(std::io::stderr);
+    let _ = match config.log_format {
+        sbd_gateway::config::LogFormat::Json => builder.json().flatten_event(true).try_init(),
+        sbd_gateway::config::LogFormat::Text => builder.try_init(),
+    };
 }
 
 /// Runs the gateway until Ctrl-C or SIGTERM; requests in flight finish first.
@@ -39,6 +62,10 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(p) = args.policy {
         config.policy = Some(p);
     }
+    if args.quiet {
+        config.log_level = "warn".into();
+    }
+    init_logging(&config);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

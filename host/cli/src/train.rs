@@ -154,7 +154,9 @@ pub fn train_finance(
     let (backend, backend_line) = open_backend(backend)?;
     let mut trainer = Trainer::new(&finance.dataset, config, backend)?;
     create_dir(out)?;
-    eprintln!("{backend_line}");
+    if !quiet {
+        eprintln!("{backend_line}");
+    }
     let steps = trainer.config().outer_steps;
     if !quiet {
         eprintln!(

@@ -35,6 +35,17 @@ where
     stdout(&output)
 }
 
+/// Runs a decision (`sbd eval`) and expects exit status `status` (0 allow, 3 escalate, 4 deny).
+fn decide<I, S>(args: I, status: i32) -> String
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    let output = sbd(args);
+    assert_eq!(output.status.code(), Some(status), "stderr:\n{}", stderr(&output));
+    stdout(&output)
+}
+
 fn json(text: &str) -> Value {
     serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}):\n{text}"))
 }
@@ -147,7 +158,7 @@ fn eval_decides_one_request_and_a_batch() {
     cycle.to.id = "orchestrator".into();
     let batch = serde_json::to_string(&vec![allowed_request(), cycle]).expect("serializes");
     let two = scratch.write("two.json", &batch);
-    let verdicts = json(&succeed([Path::new("eval"), Path::new("-r"), &two]));
+    let verdicts = json(&decide([Path::new("eval"), Path::new("-r"), &two], 4));
     let verdicts = verdicts.as_array().expect("a batch answers with an array");
     assert_eq!(verdicts.len(), 2);
     assert!(verdicts[0].get("allow").is_some(), "{}", verdicts[0]);
@@ -161,7 +172,7 @@ fn eval_policy_option_switches_trust_escalation_to_denial() {
     weak.to.trust = 100; // T0, below the T1 a low-risk task requires
     let request = scratch.write("weak.json", &request_json(&weak));
 
-    let default = json(&succeed([Path::new("eval"), Path::new("--request"), &request]));
+    let default = json(&decide([Path::new("eval"), Path::new("--request"), &request], 3));
     assert_eq!(default["escalate"]["reason"], "trust-escalation", "{default}");
     assert_eq!(default["escalate"]["code"], 5003);
 
@@ -170,7 +181,7 @@ fn eval_policy_option_switches_trust_escalation_to_denial() {
         "name = \"strict-trust\"\nversion = \"1\"\n\n[trust]\non_insufficient = \"deny\"\n",
     );
     let denied =
-        json(&succeed([Path::new("eval"), Path::new("--policy"), &policy, Path::new("--request"), &request]));
+        json(&decide([Path::new("eval"), Path::new("--policy"), &policy, Path::new("--request"), &request], 4));
     assert_eq!(denied["deny"]["reason"], "trust-insufficient", "{denied}");
     assert_eq!(denied["deny"]["code"], 3001);
 
@@ -183,13 +194,35 @@ fn eval_policy_option_switches_trust_escalation_to_denial() {
 #[test]
 fn replay_of_the_demo_scenario_matches_demo() {
     let scenario = demo_scenario();
-    let demo = succeed(["demo"]);
-    let replayed = succeed([Path::new("replay"), Path::new("--scenario"), &scenario]);
+    // The demo runs on the current clock; one fixed instant makes two runs comparable.
+    let now = Path::new("1800000000000");
+    let demo = succeed([Path::new("demo"), Path::new("--now"), now]);
+    let replayed = succeed([Path::new("replay"), Path::new("--scenario"), &scenario, Path::new("--now"), now]);
     assert_eq!(replayed, demo);
-    let demo_json = json(&succeed(["demo", "--json"]));
-    let replayed_json =
-        json(&succeed([Path::new("replay"), Path::new("-s"), &scenario, Path::new("--json")]));
+    let demo_json = json(&succeed([Path::new("demo"), Path::new("--json"), Path::new("--now"), now]));
+    let replayed_json = json(&succeed([
+        Path::new("replay"),
+        Path::new("-s"),
+        &scenario,
+        Path::new("--json"),
+        Path::new("--now"),
+        now,
+    ]));
     assert_eq!(replayed_json, demo_json);
+}
+
+#[test]
+fn the_demo_runs_on_the_current_clock() {
+    let before = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_millis();
+    let trace = json(&succeed(["demo", "--json"]));
+    let first = u128::from(trace[0]["at"].as_u64().expect("at"));
+    // Hop 1 is one second after the scenario's start, which is the moment of the run.
+    assert!(first >= before + 1000 && first < before + 600_000, "hop 1 at {first}, run at {before}");
+    let expires = u128::from(trace[0]["request"]["parent_mandate"]["expires_at"].as_u64().expect("expires_at"));
+    assert!(expires > first, "the demo's mandate has already expired");
 }
 
 #[test]
@@ -287,4 +320,217 @@ fn help_lists_the_subcommands_and_options() {
     for option in ["--request", "--policy", "--component", "--cache-dir"] {
         assert!(eval.contains(option), "no `{option}` in:\n{eval}");
     }
+}
+
+// ---- conventions (issue 17): stdin, formats, exit statuses, pipes, colour, check, test ----
+
+/// Runs `sbd args` with `input` on stdin.
+fn sbd_with_stdin(args: &[&str], input: &str) -> Output {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sbd"))
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn sbd");
+    child.stdin.take().expect("stdin").write_all(input.as_bytes()).expect("write stdin");
+    child.wait_with_output().expect("sbd output")
+}
+
+#[test]
+fn a_dash_reads_the_request_from_stdin() {
+    let output = sbd_with_stdin(&["eval", "--request", "-"], &request_json(&allowed_request()));
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(json(&stdout(&output)).get("allow").is_some());
+    let output = sbd_with_stdin(&["eval", "-r", "-"], "{\"frmo\": 1}");
+    assert_one_line_error(&output, &["standard input", "unknown field `frmo`"]);
+}
+
+#[test]
+fn the_exit_status_reflects_the_verdict_and_text_format_renders_it() {
+    let scratch = ScratchDir::new("exit-status");
+    let mut cycle = allowed_request();
+    cycle.to.id = "orchestrator".into();
+    let mut weak = allowed_request();
+    weak.to.trust = 100;
+    for (name, requests, status, text) in [
+        ("allow.json", vec![allowed_request()], 0, "ALLOW"),
+        ("escalate.json", vec![weak.clone()], 3, "ESCALATE"),
+        ("deny.json", vec![cycle.clone()], 4, "DENY"),
+        ("batch.json", vec![allowed_request(), cycle, weak], 4, "request 3:"),
+    ] {
+        let body = if requests.len() == 1 {
+            request_json(&requests[0])
+        } else {
+            serde_json::to_string(&requests).expect("json")
+        };
+        let path = scratch.write(name, &body);
+        let output = sbd([Path::new("eval"), Path::new("-r"), &path]);
+        assert_eq!(output.status.code(), Some(status), "{name}: {}", stderr(&output));
+        let output = sbd([Path::new("eval"), Path::new("-r"), &path, Path::new("--format"), Path::new("text")]);
+        assert_eq!(output.status.code(), Some(status), "{name}");
+        assert!(stdout(&output).contains(text), "{name}: {}", stdout(&output));
+    }
+}
+
+#[test]
+fn a_request_without_the_state_the_policy_reads_is_denied_as_state_invalid() {
+    let scratch = ScratchDir::new("no-state");
+    let mut request = allowed_request();
+    request.state.clear();
+    let path = scratch.write("no-state.json", &request_json(&request));
+    let output = sbd([Path::new("eval"), Path::new("-r"), &path]);
+    assert_eq!(output.status.code(), Some(4));
+    let verdict = json(&stdout(&output));
+    assert_eq!(verdict["deny"]["reason"], "state-invalid", "{verdict}");
+    let message = verdict["deny"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("has 0 features") && message.contains("at least 1"), "{message}");
+}
+
+#[test]
+fn bad_request_values_are_reported_with_their_json_path() {
+    let scratch = ScratchDir::new("json-path");
+    let mut value: Value = serde_json::to_value(allowed_request()).expect("json");
+    value["task"]["risk"] = "hgh".into();
+    let path = scratch.write("risk.json", &value.to_string());
+    let output = sbd([Path::new("eval"), Path::new("-r"), &path]);
+    assert_one_line_error(&output, &["$.task.risk", "unknown variant `hgh`", "`critical`"]);
+    let mut value: Value = serde_json::to_value(allowed_request()).expect("json");
+    value["task"]["completable_localy"] = false.into();
+    let path = scratch.write("typo.json", &value.to_string());
+    let output = sbd([Path::new("eval"), Path::new("-r"), &path]);
+    assert_one_line_error(&output, &["$.task", "unknown field `completable_localy`"]);
+}
+
+#[test]
+fn a_closed_pipe_ends_the_output_without_a_panic() {
+    let scratch = ScratchDir::new("closed-pipe");
+    // Far more than a pipe buffer (64 KiB), so the writer certainly meets the closed pipe.
+    let batch = serde_json::to_string(&vec![allowed_request(); 400]).expect("json");
+    let path = scratch.write("batch.json", &batch);
+    for args in [vec!["eval", "-r", path.to_str().expect("utf-8")], vec!["reasons"], vec!["demo", "--json"]] {
+        let output = Command::new("bash")
+            .arg("-c")
+            .arg(r#""$0" "$@" | head -c 10 >/dev/null; exit "${PIPESTATUS[0]}""#)
+            .arg(env!("CARGO_BIN_EXE_sbd"))
+            .args(&args)
+            .output()
+            .expect("bash");
+        let err = stderr(&output);
+        assert!(!err.contains("panicked") && !err.contains("Broken pipe"), "{args:?}: {err}");
+        assert_eq!(output.status.code(), Some(0), "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn every_result_command_has_json_and_text_formats() {
+    let reasons = json(&succeed(["reasons", "--format", "json"]));
+    assert_eq!(reasons.as_array().map(Vec::len), Some(sbd_policy::Reason::ALL.len()));
+    assert_eq!(reasons[0]["code"].as_u64().map(|c| c > 0), Some(true));
+    let info = succeed(["info", "--format", "text"]);
+    assert!(info.contains("policy") && info.contains("default 0.1.0"), "{info}");
+    let demo = json(&succeed(["demo", "--format", "json", "--now", "1800000000000"]));
+    assert_eq!(demo.as_array().map(Vec::len), Some(8));
+    assert!(sbd(["demo", "--json", "--format", "text"]).status.code() == Some(2), "conflicting flags are a usage error");
+}
+
+#[test]
+fn check_validates_each_kind_of_file_and_fails_with_status_5() {
+    let scratch = ScratchDir::new("check");
+    let root = workspace_root();
+    let good = [root.join("policies/default.toml"), demo_scenario(), root.join("policies/canary/default.json")];
+    let request = scratch.write("request.json", &request_json(&allowed_request()));
+    let mut args: Vec<PathBuf> = vec![PathBuf::from("check")];
+    args.extend(good.iter().cloned());
+    args.push(request.clone());
+    let out = succeed(&args);
+    assert_eq!(out.lines().filter(|l| l.starts_with("ok ")).count(), 4, "{out}");
+    for (kind, line) in ["policy", "scenario", "canary", "request"].iter().zip(out.lines()) {
+        assert!(line.contains(kind), "{line}");
+    }
+    let bad_policy = scratch.write("bad.toml", "name = \"p\"\nversion = \"1\"\n[depth]\nmax_depht = 3\n");
+    let bad_scenario = scratch.write("bad.json", "{\"hops\": [], \"name\": 1}");
+    let output = sbd([Path::new("check"), &bad_policy, &bad_scenario, &request]);
+    assert_eq!(output.status.code(), Some(5), "{}", stderr(&output));
+    let out = stdout(&output);
+    assert!(out.contains("FAIL policy") && out.contains("max_depht"), "{out}");
+    assert!(out.contains("FAIL scenario"), "{out}");
+    assert!(out.contains("ok   request"), "{out}");
+    let checked = json(&stdout(&sbd([Path::new("check"), Path::new("--format"), Path::new("json"), &bad_policy])));
+    assert_eq!(checked[0]["ok"], false);
+}
+
+#[test]
+fn test_runs_a_scenarios_expectations_as_assertions() {
+    let out = succeed([Path::new("test"), &demo_scenario()]);
+    assert!(out.contains("8 passed, 0 failed"), "{out}");
+    assert_eq!(out.matches("PASS ").count(), 8, "{out}");
+
+    let scratch = ScratchDir::new("test-fail");
+    let mut scenario = json(&std::fs::read_to_string(demo_scenario()).expect("demo"));
+    scenario["hops"][2]["expect"] = serde_json::json!({"decision": "allow"});
+    let path = scratch.write("wrong.json", &scenario.to_string());
+    let output = sbd([Path::new("test"), &path, Path::new("--quiet")]);
+    assert_eq!(output.status.code(), Some(5), "{}", stderr(&output));
+    let out = stdout(&output);
+    assert!(out.contains("FAIL") && out.contains("hop 3: expected allow, got deny delegation-cycle"), "{out}");
+    assert!(out.contains("7 passed, 1 failed") && !out.contains("PASS"), "{out}");
+
+    let mut bare = json(&std::fs::read_to_string(demo_scenario()).expect("demo"));
+    for hop in bare["hops"].as_array_mut().expect("hops") {
+        hop.as_object_mut().expect("hop").remove("expect");
+    }
+    let path = scratch.write("bare.json", &bare.to_string());
+    assert_one_line_error(&sbd([Path::new("test"), &path]), &["no `expect` entries"]);
+}
+
+#[test]
+fn schema_prints_the_committed_files_and_completions_are_generated() {
+    let request = succeed(["schema", "request"]);
+    let committed = std::fs::read_to_string(workspace_root().join("schema/request.schema.json")).expect("schema");
+    assert_eq!(request, committed);
+    let bash = succeed(["completions", "bash"]);
+    assert!(bash.contains("_sbd()") && bash.contains("eval"), "{bash}");
+}
+
+#[test]
+fn serve_reports_a_taken_port_once_and_logs_without_colour_when_redirected() {
+    use std::io::{BufRead, BufReader};
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = taken.local_addr().expect("addr").to_string();
+    let scratch = ScratchDir::new("serve");
+    let data = scratch.path().join("data");
+    let output = sbd([Path::new("serve"), Path::new("--addr"), Path::new(&addr), Path::new("--data-dir"), &data]);
+    let err = stderr(&output);
+    assert_eq!(output.status.code(), Some(1), "{err}");
+    let errors: Vec<&str> = err.lines().filter(|l| l.starts_with("error: ")).collect();
+    assert_eq!(errors.len(), 1, "{err}");
+    assert!(errors[0].contains(&addr), "{err}");
+    assert_eq!(err.matches("in use").count(), 1, "the cause is printed twice: {err}");
+    assert!(!err.contains('\u{1b}'), "ANSI escapes in redirected output: {err:?}");
+    drop(taken);
+
+    // A running server's log lines, redirected: no colour (with and without NO_COLOR).
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sbd"))
+        .args([Path::new("serve"), Path::new("--addr"), Path::new("127.0.0.1:0"), Path::new("--data-dir"), &data])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn sbd serve");
+    let mut lines = Vec::new();
+    let reader = BufReader::new(child.stderr.take().expect("stderr"));
+    for line in reader.lines() {
+        let line = line.expect("stderr line");
+        let done = line.starts_with("sbd: listening on");
+        lines.push(line);
+        if done {
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let log = lines.join("\n");
+    assert!(log.contains("sbd gateway listening"), "{log}");
+    assert!(!log.contains('\u{1b}'), "ANSI escapes in a redirected log: {log:?}");
 }

@@ -57,7 +57,15 @@ fn train_writes_log_plot_weights_policy_and_summary_and_the_policy_decides() {
     let out_str = out.to_str().expect("utf-8 path");
     let mut args = SMALL.to_vec();
     args.extend(["--out", out_str]);
-    let stdout = succeed(&args);
+    let output = sbd(&args);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "status {:?}, stderr:\n{stderr}", output.status);
+    // Nothing of sbd's own (a Vulkan driver probed for `--backend auto` may print its own).
+    assert!(
+        !stderr.contains("backend:") && !stderr.contains("training SBD") && !stderr.contains("outer steps"),
+        "--quiet printed the banner: {stderr}"
+    );
+    let stdout = String::from_utf8(output.stdout).expect("stdout is UTF-8");
     assert!(stdout.contains("Safety Rate") && stdout.contains("Cohen's d"), "{stdout}");
 
     let log = std::fs::read_to_string(out.join("log.jsonl")).expect("log");
@@ -197,8 +205,12 @@ fn the_backend_flag_names_what_runs_and_both_backends_train() {
     for (backend, expected) in
         [("cpu", "backend: cpu (chosen)"), ("gpu", "backend: gpu on Vulkan"), ("auto", "backend: ")]
     {
+        if backend == "gpu" && !sbd_train_gpu::testing::gpu_or_skip("sbd train --backend gpu") {
+            continue;
+        }
         let out = dir.path().join(backend);
-        let mut args = SMALL.to_vec();
+        // Without --quiet: the backend line is part of the banner --quiet silences.
+        let mut args: Vec<&str> = SMALL.iter().copied().filter(|a| *a != "--quiet").collect();
         args.extend(["--backend", backend, "--out", out.to_str().expect("utf-8")]);
         let output = sbd(&args);
         let stderr = String::from_utf8_lossy(&output.stderr);

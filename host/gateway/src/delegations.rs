@@ -295,8 +295,8 @@ pub async fn create(
     if !obj.contains_key("chain") {
         obj.insert("chain".into(), json!([]));
     }
-    let claimed: Request =
-        serde_json::from_value(raw).map_err(|e| ApiError::invalid(format!("invalid `request`: {e}")))?;
+    let claimed: Request = sbd_runtime::json::from_value(raw)
+        .map_err(|e| ApiError::invalid(format!("invalid `request`: {}", e.under("$.request"))))?;
     REQUEST_LIMITS.check(&claimed)?;
     if let Some(s) = &body.subject {
         if s.tenant.is_some() || s.agent.is_some() || s.toolset.is_some() {

@@ -194,6 +194,20 @@ async fn bad_input_gets_a_clear_4xx_and_changes_nothing() {
     let r = http.tenant(&key, Method::POST, "/v1/delegations", Some(json!({"request": {"from": 1}}))).await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     assert!(r.body["message"].as_str().unwrap().contains("invalid `request`"), "{:?}", r.body);
+    // Strict parsing names the JSON path: a type error deep in the request, an unknown key (a
+    // typo) in the request and in the body itself.
+    for (body, path, what) in [
+        (json!({"request": {"from": {"id": "a", "trust": "high"}}}), "$.request.from.trust", "invalid type"),
+        (json!({"request": {"frmo": {"id": "a", "trust": 1}}}), "$.request", "unknown field `frmo`"),
+        (json!({"request": {}, "chian_id": "x"}), "$", "unknown field `chian_id`"),
+    ] {
+        let r = http.tenant(&key, Method::POST, "/v1/delegations", Some(body)).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST);
+        let msg = r.body["message"].as_str().unwrap();
+        assert!(msg.contains(path) && msg.contains(what), "`{msg}` should name `{path}` and `{what}`");
+    }
+    let r = http.raw(Method::POST, "/v1/reservations", &h, br#"{"idempotency_key":"a","subject":{"tenant":"acme"},"action":{"kind":"a","name":"b"},"estimate":{"unit":"USD_MICROCENTS","amount":"ten"}}"#.to_vec()).await;
+    assert!(r.body["message"].as_str().unwrap().contains("$.estimate.amount"), "{:?}", r.body);
     // Nothing changed.
     let after = http.balance(&key, "acme", "tenant:acme").await;
     assert_eq!(before, after);

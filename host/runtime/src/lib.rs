@@ -42,6 +42,7 @@
 mod cache;
 mod convert;
 mod error;
+pub mod json;
 mod limits;
 mod policy;
 mod runtime;

@@ -14,6 +14,7 @@ pub mod backend;
 pub mod context;
 pub mod cost;
 pub mod kernels;
+pub mod testing;
 
 pub use backend::GpuBackend;
 pub use context::{AdapterChoice, AdapterSummary, GpuError};

@@ -37,6 +37,9 @@ fn config() -> TrainConfig {
 
 #[test]
 fn the_inner_loop_gives_the_cpu_parameters_and_losses() {
+    if !sbd_train_gpu::testing::gpu_or_skip("the_inner_loop_gives_the_cpu_parameters_and_losses") {
+        return;
+    }
     let data = finance::load_embedded(&FinanceOptions::default()).expect("data");
     let config = config();
     let (phi_shape, pi_shape) = shapes(data.dataset.state_dim, data.dataset.sub_agents.len(), &config);
@@ -86,6 +89,9 @@ fn the_inner_loop_gives_the_cpu_parameters_and_losses() {
 
 #[test]
 fn whole_outer_steps_match_the_cpu_trainer() {
+    if !sbd_train_gpu::testing::gpu_or_skip("whole_outer_steps_match_the_cpu_trainer") {
+        return;
+    }
     let data = finance::load_embedded(&FinanceOptions::default()).expect("data");
     let mut cpu = Trainer::new(&data.dataset, config(), CpuBackend).expect("cpu trainer");
     let mut gpu = Trainer::new(&data.dataset, config(), gpu()).expect("gpu trainer");

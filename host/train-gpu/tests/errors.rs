@@ -24,6 +24,9 @@ fn asking_for_a_discrete_gpu_where_there_is_none_says_so() {
 
 #[test]
 fn a_buffer_over_the_device_limit_is_refused_with_its_size() {
+    if !sbd_train_gpu::testing::gpu_or_skip("a_buffer_over_the_device_limit_is_refused_with_its_size") {
+        return;
+    }
     let gpu = Gpu::open(AdapterChoice::Any).expect("a Vulkan adapter (install mesa-vulkan-drivers)");
     let floats = usize::try_from(gpu.max_buffer() / 4 + 1).expect("fits");
     match gpu.zeros("an oversized activation buffer", floats) {
@@ -38,6 +41,9 @@ fn a_buffer_over_the_device_limit_is_refused_with_its_size() {
 
 #[test]
 fn a_lost_device_is_reported_on_the_next_use() {
+    if !sbd_train_gpu::testing::gpu_or_skip("a_lost_device_is_reported_on_the_next_use") {
+        return;
+    }
     let gpu = Gpu::open(AdapterChoice::Any).expect("a Vulkan adapter (install mesa-vulkan-drivers)");
     let buffer = gpu.zeros("x", 16).expect("buffer");
     gpu.device.destroy();

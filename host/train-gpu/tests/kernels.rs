@@ -61,6 +61,9 @@ fn reference(a: &[f32], b: &[f32], p: &MatmulParams) -> Vec<f64> {
 
 #[test]
 fn matmul_matches_the_cpu_for_every_layout_and_option() {
+    if !sbd_train_gpu::testing::gpu_or_skip("matmul_matches_the_cpu_for_every_layout_and_option") {
+        return;
+    }
     let backend = backend();
     let mut rng = ChaCha8Rng::seed_from_u64(1);
     // one partial block, then several blocks in each direction with ragged edges
@@ -160,6 +163,9 @@ fn packed(s: &Split, agents: usize) -> Vec<f32> {
 
 #[test]
 fn gather_head_penalty_and_combine_match_the_objective() {
+    if !sbd_train_gpu::testing::gpu_or_skip("gather_head_penalty_and_combine_match_the_objective") {
+        return;
+    }
     let backend = backend();
     let (gpu, k): (&Gpu, &Kernels) = (backend.gpu(), backend.kernels());
     let mut rng = ChaCha8Rng::seed_from_u64(2);
@@ -276,6 +282,9 @@ fn gather_head_penalty_and_combine_match_the_objective() {
 
 #[test]
 fn bias_gradient_sgd_and_the_step_counter() {
+    if !sbd_train_gpu::testing::gpu_or_skip("bias_gradient_sgd_and_the_step_counter") {
+        return;
+    }
     let backend = backend();
     let (gpu, k) = (backend.gpu(), backend.kernels());
     let mut rng = ChaCha8Rng::seed_from_u64(3);
@@ -321,6 +330,9 @@ fn bias_gradient_sgd_and_the_step_counter() {
 
 #[test]
 fn sgd_covers_more_values_than_one_dispatch_has_invocations() {
+    if !sbd_train_gpu::testing::gpu_or_skip("sgd_covers_more_values_than_one_dispatch_has_invocations") {
+        return;
+    }
     // 65,535 workgroups x 64 invocations = 4,194,240: the kernel must stride past that
     let backend = backend();
     let (gpu, k) = (backend.gpu(), backend.kernels());

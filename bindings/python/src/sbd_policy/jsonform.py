@@ -4,7 +4,7 @@ as ``sbd eval`` prints them (the serde form of ``sbd_policy::Request`` and ``Ver
 Requests use snake_case fields and Cycles unit names (``USD_MICROCENTS``); the optional fields
 take the Rust defaults (``chain``, ``state``: empty; ``depth_exception``, ``task.counterparty``:
 null; ``task.value``: 0; ``task.completable_locally``: true; ``link.reason``: ""), and unknown
-fields are ignored, exactly as ``sbd eval`` reads them. A verdict
+fields are refused (``ValueError`` naming the field), exactly as ``sbd eval`` reads them. A verdict
 is ``{"allow": grant}``, ``{"escalate": {"target": {"human"|"agent": id}, "code", "reason",
 "message"}}`` or ``{"deny": {"code", "reason", "message"}}``: the shape of
 ``bindings/shared/expected.json``, which every language's test compares against.
@@ -50,8 +50,8 @@ _MISSING = object()
 
 
 class _Object:
-    """A JSON object being read field by field. Unknown fields are ignored, as the Rust side
-    (serde without ``deny_unknown_fields``) ignores them."""
+    """A JSON object being read field by field. Fields left unread when :meth:`done` is called
+    are unknown and refused, as the Rust side (serde with ``deny_unknown_fields``) refuses them."""
 
     def __init__(self, value: Any, at: str) -> None:
         if not isinstance(value, Mapping):
@@ -66,6 +66,11 @@ class _Object:
                 raise ValueError(f"{self.at}: missing field `{name}`")
             return default  # type: ignore[no-any-return]
         return read(value, f"{self.at}.{name}")
+
+    def done(self) -> None:
+        """Raises ``ValueError`` naming the first field no :meth:`take` read."""
+        for name in self.fields:
+            raise ValueError(f"{self.at}: unknown field `{name}`")
 
 
 def _json_type(value: Any) -> str:
@@ -127,6 +132,7 @@ def _optional(read: Callable[[Any, str], T]) -> Callable[[Any, str], T | None]:
 def _agent(value: Any, at: str) -> Agent:
     o = _Object(value, at)
     agent = Agent(id=o.take("id", _str), trust=o.take("trust", _int))
+    o.done()
     return agent
 
 
@@ -140,6 +146,7 @@ def _budget(value: Any, at: str) -> Budget:
         return _UNITS_FROM_JSON[name]
 
     budget = Budget(unit=o.take("unit", unit), amount=o.take("amount", _int))
+    o.done()
     return budget
 
 
@@ -154,6 +161,7 @@ def mandate_from_json(value: Any, at: str = "mandate") -> Mandate:
         remaining_depth=o.take("remaining_depth", _int),
         expires_at=o.take("expires_at", _int),
     )
+    o.done()
     return mandate
 
 
@@ -167,6 +175,7 @@ def _link(value: Any, at: str) -> Link:
         at=o.take("at", _int),
         reason=o.take("reason", _str, ""),
     )
+    o.done()
     return link
 
 
@@ -188,6 +197,7 @@ def _task(value: Any, at: str) -> Task:
         counterparty=o.take("counterparty", _optional(_str), None),
         completable_locally=o.take("completable_locally", _bool, True),
     )
+    o.done()
     return task
 
 
@@ -199,6 +209,7 @@ def _exception(value: Any, at: str) -> DepthException:
         extra_depth=o.take("extra_depth", _int),
         expires_at=o.take("expires_at", _int),
     )
+    o.done()
     return exception
 
 
@@ -216,6 +227,7 @@ def request_from_json(value: Any, at: str = "request") -> Request:
         depth_exception=o.take("depth_exception", _optional(_exception), None),
         now=o.take("now", _int),
     )
+    o.done()
     return request
 
 
