@@ -108,14 +108,15 @@ async fn main() {
     let key: Value = post("/v1/admin/api-keys", json!({"tenant_id": "acme", "name": "load"})).await.unwrap().json().await.unwrap();
     let key = key["key_secret"].as_str().unwrap().to_string();
     KEY.set(key.clone()).unwrap();
+    // Budgets are an operator's (or the admin key's) to create; the load key is an agent key.
     for unit in ["USD_MICROCENTS", "TOKENS"] {
-        admin
-            .post(format!("{base}/v1/admin/budgets"))
-            .header("x-cycles-api-key", &key)
-            .json(&json!({"scope": "tenant:acme", "unit": unit, "allocated": {"unit": unit, "amount": 9_000_000_000_000_000i64}}))
-            .send()
-            .await
-            .unwrap();
+        let r = post(
+            "/v1/admin/budgets",
+            json!({"tenant_id": "acme", "scope": "tenant:acme", "unit": unit, "allocated": {"unit": unit, "amount": 9_000_000_000_000_000i64}}),
+        )
+        .await
+        .unwrap();
+        assert!(r.status().is_success(), "budget: {}", r.status());
     }
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
     println!("sbd gateway load test: {clients} clients, {seconds} s per phase, loopback, client and server in one process");
