@@ -6,6 +6,7 @@ pub mod experiment;
 pub mod render;
 pub mod scenario;
 pub mod serve;
+pub mod trace;
 pub mod train;
 
 use std::path::{Path, PathBuf};
