@@ -9,6 +9,7 @@ pub mod render;
 pub mod scenario;
 pub mod schema;
 pub mod serve;
+pub mod trace;
 pub mod train;
 
 use std::path::{Path, PathBuf};

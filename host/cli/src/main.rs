@@ -146,6 +146,11 @@ enum Command {
         #[command(subcommand)]
         command: sbd_cli::bundle::TokenCommand,
     },
+    /// Tamper-evident delegation traces: verify a chain export offline.
+    Trace {
+        #[command(subcommand)]
+        command: sbd_cli::trace::TraceCommand,
+    },
     /// Run the SBD paper's pre-registered evaluation (section 6): every method, delta and seed
     /// on each domain; writes report.md, results.json and PNG plots.
     Experiment {
@@ -409,6 +414,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Keygen(args) => sbd_cli::bundle::keygen(&args).map(|()| EXIT_OK),
         Command::Bundle { command } => sbd_cli::bundle::run_bundle(command).map(|()| EXIT_OK),
         Command::Token { command } => sbd_cli::bundle::run_token(command),
+        Command::Trace { command } => sbd_cli::trace::run(command).map(|()| EXIT_OK),
         Command::Serve(args) => sbd_cli::serve::run(args).map(|()| EXIT_OK),
         Command::Demo { json, format, now } => {
             let scenario = Scenario::from_json(DEMO_SCENARIO_JSON)?;

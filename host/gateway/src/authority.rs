@@ -133,13 +133,14 @@ pub async fn create_root_grant(
     let version = state.policy.version().label();
     let subject = b.subject.unwrap_or_default();
     let (t, tok, a) = (tenant.clone(), token.clone(), agent.clone());
+    let signer = state.tokens.signing_key().clone();
     let recorded = state
         .store
         .run(move |conn| {
             if registry::get(conn, &t, &a)?.is_none() {
                 return Err(ApiError::forbidden(format!("`{a}` is not in this tenant's agent registry: register it first")));
             }
-            record_root(conn, &t, &tok, &subject, &version, now)
+            record_root(conn, &t, &tok, &subject, &version, now, &signer)
         })
         .await?;
     Ok((

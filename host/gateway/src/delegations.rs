@@ -951,3 +951,27 @@ pub async fn get_trust(
         None => Err(ApiError::not_found(format!("`{agent}` is not in the agent registry"))),
     }
 }
+
+/// Query of `GET /v1/warnings`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WarningsQuery {
+    /// At most this many, newest first [default 100, at most 1000].
+    #[serde(default)]
+    pub limit: Option<i64>,
+}
+
+/// `GET /v1/warnings`: the tenant's latest `warning` trace events (1101 depth-warning at 75%
+/// of the depth limit, and any other warning of a granted hop), newest first, for operators.
+pub async fn list_warnings(
+    State(state): State<Shared>,
+    Tenant(tenant): Tenant,
+    crate::server::Q(q): crate::server::Q<WarningsQuery>,
+) -> ApiResult<Json<Value>> {
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::invalid("`limit` must be 1-1000"));
+    }
+    let items = state.store.run(move |conn| traces::warnings(conn, &tenant, limit)).await?;
+    Ok(Json(json!({"warnings": items})))
+}
