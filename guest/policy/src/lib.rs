@@ -29,7 +29,6 @@ pub mod attenuation;
 pub mod config;
 pub mod identity;
 mod evaluate;
-pub mod identity;
 pub mod learned;
 pub mod model;
 pub mod reasons;

@@ -908,7 +908,7 @@ pub async fn report_outcome(
     let signer = state.tokens.signing_key().clone();
     let outcome_name = body.outcome.clone();
     let magnitude = body.magnitude;
-    let (seq, scores) = state
+    let (appended, scores) = state
         .store
         .run(move |conn| {
             let mut scores = Vec::new();
@@ -920,7 +920,7 @@ pub async fn report_outcome(
                     scores.push(json!({"agent": d.agent, "delta": d.delta, "score": score}));
                 }
             }
-            let seq = traces::append(conn, &NewEvent {
+            let appended = traces::append(conn, &NewEvent {
                 tenant: &t,
                 chain_id: &id,
                 delegator: reported_by.as_deref().unwrap_or(""),
@@ -932,10 +932,10 @@ pub async fn report_outcome(
                 policy_version: &version,
                 body: json!({"outcome": outcome_name, "magnitude": magnitude, "trust_deltas": scores}),
             }, &signer)?;
-            Ok((seq, scores))
+            Ok((appended, scores))
         })
         .await?;
-    Ok(Json(json!({"chain_id": chain_id, "seq": seq, "chain": chain, "trust_deltas": scores})))
+    Ok(Json(json!({"chain_id": chain_id, "seq": appended.seq, "receipt": appended, "chain": chain, "trust_deltas": scores})))
 }
 
 /// `GET /v1/agents/{agent_id}/trust`: the registry's score.

@@ -328,8 +328,9 @@ fn settle_one(conn: &Connection, grant: &Grant, spent: &[(Unit, i64)], status: G
 
 fn active_subtree(conn: &Connection, grant_id: &str) -> ApiResult<Vec<String>> {
     let mut stmt = conn.prepare_cached(
-        "WITH RECURSIVE sub(id) AS (SELECT ?1 UNION ALL SELECT g.grant_id FROM grants g JOIN sub ON g.parent_id = sub.id) \
-         SELECT g.grant_id FROM grants g JOIN sub ON g.grant_id = sub.id WHERE g.status = 'ACTIVE' ORDER BY g.depth DESC",
+        "WITH RECURSIVE sub(id, level) AS (SELECT ?1, 0 UNION ALL \
+           SELECT g.grant_id, sub.level + 1 FROM grants g JOIN sub ON g.parent_id = sub.id) \
+         SELECT g.grant_id FROM grants g JOIN sub ON g.grant_id = sub.id WHERE g.status = 'ACTIVE' ORDER BY sub.level DESC, g.grant_id",
     )?;
     let ids = stmt.query_map([grant_id], |r| r.get::<_, String>(0))?.collect::<Result<Vec<_>, _>>()?;
     Ok(ids)

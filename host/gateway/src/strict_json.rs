@@ -6,13 +6,15 @@
 //! (Struct variants of enums and `#[serde(flatten)]` content are not covered; no request type
 //! of the gateway uses them.)
 
+use sbd_runtime::json::JsonError;
 use serde::de::{self, DeserializeOwned, DeserializeSeed, Deserializer, EnumAccess, MapAccess, SeqAccess, VariantAccess, Visitor};
 
-/// Parses `bytes` as `T`, refusing arrays where `T` (or anything inside it) expects an object.
-pub fn from_slice<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, serde_json::Error> {
+/// Parses `bytes` as `T`, refusing arrays where `T` (or anything inside it) expects an object;
+/// an error names the JSON path of the offending value (`$.request.task.risk: ...`).
+pub fn from_slice<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, JsonError> {
     let mut de = serde_json::Deserializer::from_slice(bytes);
-    let value = T::deserialize(Strict(&mut de))?;
-    de.end()?;
+    let value = serde_path_to_error::deserialize(Strict(&mut de)).map_err(JsonError::from_tracked)?;
+    de.end().map_err(JsonError::at_root)?;
     Ok(value)
 }
 

@@ -109,7 +109,7 @@ async fn delegations_decide_escrow_trace_and_survive_a_restart() {
         .map(|e| (e["delegator"].as_str().unwrap().into(), e["delegate"].as_str().unwrap().into(), e["depth"].as_i64().unwrap(), e["decision"].as_str().unwrap().into()))
         .collect();
     assert_eq!(summary, [
-        ("operator:acme".into(), "orchestrator".into(), 0, "root-grant".into()),
+        ("operator:test operator".into(), "orchestrator".into(), 0, "root-grant".into()),
         ("orchestrator".into(), "refund-agent".into(), 1, "allow".into()),
         ("refund-agent".into(), "ledger-agent".into(), 2, "allow".into()),
         ("ledger-agent".into(), "orchestrator".into(), 3, "deny".into()),

@@ -69,6 +69,19 @@ const MATRIX: &[(&str, &str, &str, u8)] = &[
     ("POST", "/v1/policies", "admin:policies:write", A),
     ("GET", "/v1/policies/active", "policies:read", O | R | A),
     ("POST", "/v1/policies/roll-forward", "admin:policies:write", A),
+    ("GET", "/v1/warnings", "chains:read", ALL_ROLES),
+    ("POST", "/v1/root-grants", "grants:write", O),
+    ("GET", "/v1/grants/{grant_id}", "chains:read", ALL_ROLES),
+    ("POST", "/v1/grants/{grant_id}/commit", "grants:settle", O | G),
+    ("POST", "/v1/grants/{grant_id}/release", "grants:settle", O | G),
+    ("POST", "/v1/grants/{grant_id}/revoke", "grants:write", O),
+    ("GET", "/v1/chains/{chain_id}/grants", "chains:read", ALL_ROLES),
+    ("GET", "/v1/escrow/audit", "grants:write", O),
+    ("POST", "/v1/agents", "agents:write", O),
+    ("GET", "/v1/agents", "agents:read", O | P | R),
+    ("GET", "/v1/authority/settings", "agents:read", O | P | R),
+    ("PUT", "/v1/authority/settings", "grants:write", O),
+    ("POST", "/v1/depth-exceptions", "depth-exceptions:create", P),
 ];
 
 fn concrete(path: &str) -> String {
@@ -78,6 +91,7 @@ fn concrete(path: &str) -> String {
         .replace("{chain_id}", "chn_nope")
         .replace("{agent_id}", "a")
         .replace("{escalation_id}", "esc_nope")
+        .replace("{grant_id}", "grant_nope")
 }
 
 fn bit(w: Who) -> u8 {
@@ -264,19 +278,23 @@ async fn decided_by_cannot_be_forged_and_only_approvers_decide() {
     let agent = http.provision("acme").await;
     let op = http.operator(&agent);
     let bob = http.key("acme", "approver", "bob").await;
+    let officer = http.key("acme", "approver", "risk-officer").await;
     http.budget(&agent, "tenant:acme", "USD_MICROCENTS", 10_000_000_000, json!({})).await;
     // An escalating hop (38% volatility caps alpha under the review threshold).
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
     let mandate = |v: u64, d: u8| json!({"value_ceiling": 50_000_000_000u64, "action_kinds": ["payment.*"],
         "counterparties": ["acme"], "budgets": [{"unit": "USD_MICROCENTS", "amount": v}], "remaining_depth": d,
         "expires_at": now + 3_600_000});
-    let req = json!({"request": {
+    http.register(&agent, "orchestrator", 900.0).await;
+    http.register(&agent, "refund-agent", 720.0).await;
+    let grant = http.root_grant(&agent, "orchestrator", mandate(5_000_000_000, 4)).await;
+    let req = json!({"token": grant["token"], "request": {
         "from": {"id": "orchestrator", "trust": 900}, "to": {"id": "refund-agent", "trust": 720},
         "task": {"id": "t1", "action_kind": "payment.refund", "risk": "medium", "value": 1_000_000, "counterparty": "acme"},
         "parent_mandate": mandate(5_000_000_000, 4), "requested_mandate": mandate(500_000_000, 3),
         "chain": [], "state": [0.38],
     }});
-    let r = http.tenant(&agent, Method::POST, "/v1/delegations", Some(req)).await;
+    let r = http.delegate(&agent, req).await;
     assert_eq!(r.body["decision"], "escalate", "{:?}", r.body);
     let id = r.body["escalation"]["id"].as_str().unwrap().to_string();
     // The agent that asked, the operator and a forged body cannot decide.
@@ -287,10 +305,13 @@ async fn decided_by_cannot_be_forged_and_only_approvers_decide() {
     let r = http.tenant(&bob, Method::POST, &format!("/v1/escalations/{id}/approve"), Some(json!({"decided_by": "risk-officer"}))).await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST, "{:?}", r.body);
     assert!(r.body["message"].as_str().unwrap().contains("decided_by"));
-    // The approver decides, under its own name.
+    // Another approver is not the one it is assigned to.
     let r = http.tenant(&bob, Method::POST, &format!("/v1/escalations/{id}/approve"), Some(json!({}))).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{:?}", r.body);
+    // The assigned approver decides, under its own name.
+    let r = http.tenant(&officer, Method::POST, &format!("/v1/escalations/{id}/approve"), Some(json!({}))).await;
     assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
-    assert_eq!(r.body["decided_by"], "bob");
+    assert_eq!(r.body["decided_by"], "risk-officer");
     gw.stop().await;
 }
 

@@ -40,7 +40,13 @@ impl JsonError {
         self
     }
 
-    fn from_tracked(error: serde_path_to_error::Error<serde_json::Error>) -> JsonError {
+    /// An error about the whole document (`$`), such as trailing characters.
+    pub fn at_root(message: impl std::fmt::Display) -> JsonError {
+        JsonError { path: "$".to_string(), message: message.to_string() }
+    }
+
+    /// The error of a `serde_path_to_error`-tracked deserialization, with its JSON path.
+    pub fn from_tracked(error: serde_path_to_error::Error<serde_json::Error>) -> JsonError {
         // Text that is not JSON at all has no meaningful value path: name the document.
         let path = if error.inner().is_syntax() || error.inner().is_eof() {
             "$".to_string()
@@ -115,7 +121,7 @@ mod tests {
 
     #[test]
     fn a_type_error_names_its_path() {
-        let error = error_of(&REQUEST.replace(r#""trust": 700}, "to""#, r#""trust": "high"}, "to""#));
+        let error = error_of(&REQUEST.replacen(r#""trust": 700}"#, r#""trust": "high"}"#, 1));
         assert!(error.starts_with("$.from.trust: invalid type: string \"high\""), "{error}");
     }
 
