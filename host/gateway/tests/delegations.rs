@@ -144,7 +144,7 @@ async fn delegations_decide_escrow_trace_and_survive_a_restart() {
     let before = chain.body.clone();
     gw.stop().await;
     let gw = common::gateway(dir.path()).await;
-    let http = Http::new(gw.url());
+    let http = http.at(gw.url());
     let after = http.tenant(&key, Method::GET, &format!("/v1/chains/{chain_id}"), None).await;
     let after_events = after.body["events"].as_array().unwrap();
     assert_eq!(&after_events[..4], &before["events"].as_array().unwrap()[..]);

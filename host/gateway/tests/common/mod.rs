@@ -184,6 +184,11 @@ pub fn hop(token: &str, from: &str, to: &str, parent: &Value, requested: Value) 
 }
 
 impl Http {
+    /// The same client and keys, talking to a gateway at `base` (after a restart).
+    pub fn at(&self, base: String) -> Http {
+        Http { base, ..self.clone() }
+    }
+
     /// The agent key of `agent` in the tenant of `key` (minted once, with the admin key).
     pub async fn agent_key(&self, key: &str, agent: &str) -> String {
         let tenant = self.tenants.lock().unwrap().get(key).cloned().expect("a key made by provision");
