@@ -33,6 +33,7 @@ pub mod reasons;
 pub mod sbd;
 pub mod structural;
 pub mod trust;
+pub mod view;
 pub mod wire;
 
 pub use config::{ConfigError, PolicyConfig};
