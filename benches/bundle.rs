@@ -3,6 +3,9 @@
 //! active policy, and activating a new signed bundle while a policy is active.
 //!
 //! Run with `cargo bench -p sbd-benches --bench bundle`, then `python3 benches/report.py`.
+//! With `--features peers` the same run verifies Biscuit tokens (`biscuit-auth` 6) of the same
+//! depths beside sbd's: an authority block and one attenuation block per further level, each
+//! with one check.
 #![allow(clippy::expect_used, clippy::panic, reason = "test and benchmark set-up fails loudly")]
 
 use std::cell::Cell;
@@ -96,7 +99,61 @@ fn tokens(c: &mut Criterion) {
     });
     let parent = chain(3, &key);
     group.bench_function("append", |b| b.iter(|| parent.append(&key, hop(3)).expect("appends")));
+    #[cfg(feature = "peers")]
+    biscuit::tokens(&mut group);
     group.finish();
+}
+
+/// Biscuit tokens of 1, 2, 4 and 8 levels beside sbd's: the authority block grants the
+/// delegation with a budget and an expiry, and each attenuation block adds one check (the
+/// budget, narrowed per level, as sbd's levels narrow it). Verifying decodes the base64 text,
+/// checks every block's signature, and runs the authorizer with the request's facts.
+#[cfg(feature = "peers")]
+mod biscuit {
+    use biscuit_auth::builder::{AuthorizerBuilder, BlockBuilder};
+    use biscuit_auth::{Biscuit, KeyPair};
+    use criterion::{BenchmarkGroup, BenchmarkId, measurement::WallTime};
+
+    fn token(levels: usize, root: &KeyPair) -> String {
+        let authority = format!(
+            "right(\"delegate\"); budget_limit({}); expires({});",
+            50 * 100_000_000u64,
+            super::NOW + 3_600_000
+        );
+        let mut token =
+            Biscuit::builder().code(authority.as_str()).expect("authority").build(root).expect("token");
+        for level in 1..levels {
+            let limit = (50 - level as u64) * 100_000_000;
+            let block = BlockBuilder::new()
+                .code(format!("check if budget($b), $b <= {limit};").as_str())
+                .expect("block");
+            token = token.append(block).expect("append");
+        }
+        token.to_base64().expect("encodes")
+    }
+
+    fn verify(text: &str, root: &KeyPair) {
+        let token = Biscuit::from_base64(text, root.public()).expect("verifies");
+        let facts = format!(
+            "operation(\"delegate\"); budget({}); now({}); allow if right($op), operation($op);",
+            10 * 100_000_000u64,
+            super::NOW
+        );
+        let mut authorizer =
+            AuthorizerBuilder::new().code(facts.as_str()).expect("authorizer").build(&token).expect("builds");
+        authorizer.authorize().expect("authorized");
+    }
+
+    pub(super) fn tokens(group: &mut BenchmarkGroup<'_, WallTime>) {
+        let root = KeyPair::new();
+        for levels in [1, 2, 4, 8] {
+            let text = token(levels, &root);
+            verify(&text, &root);
+            group.bench_with_input(BenchmarkId::new("biscuit", levels), &text, |b, text| {
+                b.iter(|| verify(std::hint::black_box(text), &root))
+            });
+        }
+    }
 }
 
 /// Token verification against one bare Ed25519 verification, interleaved round by round so

@@ -1,9 +1,12 @@
 #!/usr/bin/env python3
-"""Prints the README's performance tables from criterion's results in target/criterion.
+"""Prints the performance tables (docs/performance.md) from criterion's results in
+target/criterion.
 
 Every ratio compares two benchmarks of the same run (`cargo bench -p sbd-benches`): the
-component against native `sbd-policy` on the same requests, and loading a precompiled
-component against compiling it.
+component against native `sbd-policy` on the same requests, sbd against Cedar and Biscuit
+(`--features peers`), and loading a precompiled component against compiling it. A table whose
+benchmarks were not run is left out (with a note on stderr), so any subset of the benches can
+be reported.
 """
 import json
 import pathlib
@@ -12,11 +15,27 @@ import sys
 ROOT = pathlib.Path(__file__).resolve().parent.parent / "target" / "criterion"
 
 
+class Missing(Exception):
+    """A benchmark this table needs was not run."""
+
+
 def ns(group, name):
     path = ROOT / group / name / "new" / "estimates.json"
     if not path.is_file():
-        sys.exit(f"error: no result at {path}; run `cargo bench -p sbd-benches` first")
+        raise Missing(str(path))
     return json.loads(path.read_text())["median"]["point_estimate"]
+
+
+def has(group, name):
+    return (ROOT / group / name / "new" / "estimates.json").is_file()
+
+
+def section(function):
+    """Runs one table's printer; a table with a benchmark missing is skipped with a note."""
+    try:
+        function()
+    except Missing as missing:
+        print(f"note: skipped `{function.__name__}`: no result at {missing}", file=sys.stderr)
 
 
 def fmt(value):
@@ -27,41 +46,80 @@ def fmt(value):
     return f"{value / 1000:.2f} us" if value >= 1000 else f"{value:.0f} ns"
 
 
-print("| one decision | native `sbd-policy` | component, encoded path | component, typed WIT path | encoded / native |")
-print("|---|---|---|---|---|")
-for case, label in [("allow", "allow (every rule runs)"), ("deny-cycle", "deny at the cycle rule")]:
-    native = ns("decision", f"native/{case}")
-    encoded = ns("decision", f"component/{case}")
-    typed = ns("decision", f"component-typed/{case}")
-    print(f"| {label} | {fmt(native)} | {fmt(encoded)} | {fmt(typed)} | {encoded / native:.1f}x |")
+def decisions():
+    print("| one decision | native `sbd-policy` | component, encoded path | component, typed WIT path | encoded / native |")
+    print("|---|---|---|---|---|")
+    for case, label in [("allow", "allow (every rule runs)"), ("deny-cycle", "deny at the cycle rule")]:
+        native = ns("decision", f"native/{case}")
+        encoded = ns("decision", f"component/{case}")
+        typed = ns("decision", f"component-typed/{case}")
+        print(f"| {label} | {fmt(native)} | {fmt(encoded)} | {fmt(typed)} | {encoded / native:.1f}x |")
+    print()
 
-print()
-print("| per decision, batch of 100 mixed requests | median | vs native |")
-print("|---|---|---|")
-native = ns("batch100", "native") / 100
-for name, label in [
-    ("native", "native `evaluate_batch`"),
-    ("component", "component, one encoded call"),
-    ("component-typed", "component, one typed `evaluate-batch` call"),
-    ("component-one-by-one", "component, 100 encoded calls"),
-]:
-    value = ns("batch100", name) / 100
-    print(f"| {label} | {fmt(value)} | {value / native:.1f}x |")
 
-print()
-print("| where a component call's time goes (same run) | median |")
-print("|---|---|")
-print(f"| empty call through the pool (`trust-deltas` with no agents) | {fmt(ns('decision', 'component-empty-call'))} |")
-for case in ["allow", "deny-cycle"]:
-    print(f"| native decode + decide + encode, {case} (`Policy::evaluate_encoded`) | {fmt(ns('decision', f'native-encoded/{case}'))} |")
+def peers():
+    print("| one decision, same run | sbd native | sbd component, encoded | Cedar `is_authorized` | Cedar / sbd component |")
+    print("|---|---|---|---|---|")
+    for case, label in [("allow", "allow"), ("deny-cycle", "deny: target already in the chain")]:
+        native = ns("decision", f"native/{case}")
+        encoded = ns("decision", f"component/{case}")
+        cedar = ns("decision", f"cedar/{case}")
+        print(f"| {label} | {fmt(native)} | {fmt(encoded)} | {fmt(cedar)} | {cedar / encoded:.1f}x |")
+    print()
 
-compile_ns, cached_ns, inst_ns = ns("load", "compile"), ns("load", "precompiled"), ns("load", "instantiate")
-print()
-print("| making a policy ready | median | vs compiling |")
-print("|---|---|---|")
-print(f"| compile the component from bytes (Cranelift) | {fmt(compile_ns)} | 1x |")
-print(f"| load the precompiled `.cwasm` from the cache | {fmt(cached_ns)} | 1/{compile_ns / cached_ns:.0f} |")
-print(f"| start one more pooled instance and build the policy | {fmt(inst_ns)} | 1/{compile_ns / inst_ns:.0f} |")
+
+def batch():
+    print("| per decision, batch of 100 mixed requests | median | vs native |")
+    print("|---|---|---|")
+    native = ns("batch100", "native") / 100
+    for name, label in [
+        ("native", "native `evaluate_batch`"),
+        ("component", "component, one encoded call"),
+        ("component-typed", "component, one typed `evaluate-batch` call"),
+        ("component-one-by-one", "component, 100 encoded calls"),
+    ]:
+        value = ns("batch100", name) / 100
+        print(f"| {label} | {fmt(value)} | {value / native:.1f}x |")
+    print()
+
+
+def where():
+    print("| where a component call's time goes (same run) | median |")
+    print("|---|---|")
+    print(f"| empty call (`trust-deltas` with no agents) | {fmt(ns('decision', 'component-empty-call'))} |")
+    for case in ["allow", "deny-cycle"]:
+        print(f"| native decode + decide + encode, {case} (`Policy::evaluate_encoded`) | {fmt(ns('decision', f'native-encoded/{case}'))} |")
+    print()
+
+
+def learned():
+    native, component = ns("learned", "native"), ns("learned", "component")
+    print("| trained finance policy (phi, pi at width 256), one allow | median | vs native |")
+    print("|---|---|---|")
+    print(f"| native `sbd-policy` | {fmt(native)} | 1x |")
+    print(f"| component, encoded path | {fmt(component)} | {component / native:.2f}x |")
+    print()
+
+
+def tokens():
+    print("| delegation token, decode + verify | sbd | Biscuit (one check per attenuation block) | Biscuit / sbd |")
+    print("|---|---|---|---|")
+    for levels in [1, 2, 4, 8]:
+        sbd = ns("token", f"verify/{levels}")
+        biscuit = ns("token", f"biscuit/{levels}")
+        print(f"| depth {levels} | {fmt(sbd)} | {fmt(biscuit)} | {biscuit / sbd:.1f}x |")
+    print()
+
+
+def load():
+    compile_ns, cached_ns, inst_ns = ns("load", "compile"), ns("load", "precompiled"), ns("load", "instantiate")
+    print("| making a policy ready | median | vs compiling |")
+    print("|---|---|---|")
+    print(f"| compile the component from bytes (Cranelift) | {fmt(compile_ns)} | 1x |")
+    print(f"| load the precompiled `.cwasm` from the cache | {fmt(cached_ns)} | 1/{compile_ns / cached_ns:.0f} |")
+    print(f"| start one more pooled instance and build the policy | {fmt(inst_ns)} | 1/{compile_ns / inst_ns:.0f} |")
+    print()
+
 
 # training: `cargo bench -p sbd-benches --bench training`
 def flops(group, name):
@@ -70,31 +128,33 @@ def flops(group, name):
     return json.loads(path.read_text())["throughput"]["Elements"]
 
 
-def has(group, name):
-    return (ROOT / group / name / "new" / "estimates.json").is_file()
+def training():
+    gemm_ns = ns("training", "gemm_128x256x256")
+    gemm_rate = 2 * 128 * 256 * 256 / gemm_ns  # GFLOP/s, one thread
+    print("| SBD training, paper sizes (T_in 50, B 256, width 256) | median | GFLOP/s | vs CPU GEMM on one core | vs CPU GEMM on both cores |")
+    print("|---|---|---|---|---|")
+    print(f"| reference: one 128x256x256 f32 GEMM, CPU, one thread | {fmt(gemm_ns)} | {gemm_rate:.1f} | 1x | |")
+    backends = ["cpu"] + (["gpu"] if has("training", "outer-step_gpu_paper-sizes") else [])
+    for backend in backends:
+        for name, label in [
+            (f"inner-step_{backend}", f"{backend}: one inner step, one `inner_loop` call (transfers included)"),
+            (f"inner-loop-50_{backend}", f"{backend}: the inner loop, 50 steps, one call"),
+            (f"outer-step_{backend}_paper-sizes", f"{backend}: one outer step (Algorithm 1 lines 5-22)"),
+        ]:
+            value = ns("training", name)
+            rate = flops("training", name) / value
+            print(f"| {label} | {fmt(value)} | {rate:.2f} | {rate / gemm_rate:.2f}x | {rate / (2 * gemm_rate):.0%} |")
+    cpu_step = ns("training", "outer-step_cpu_paper-sizes")
+    print(f"| cpu: a full run of 500 outer steps (500 x the median) | {500 * cpu_step / 1e9:.0f} s | | | |")
+    if "gpu" in backends:
+        gpu_step = ns("training", "outer-step_gpu_paper-sizes")
+        gpu_loop = ns("training", "inner-loop-50_gpu")
+        cpu_loop = ns("training", "inner-loop-50_cpu")
+        print()
+        print(f"GPU / CPU, same run: outer step {gpu_step / cpu_step:.1f}x, inner loop of 50 {gpu_loop / cpu_loop:.1f}x")
 
 
-gemm_ns = ns("training", "gemm_128x256x256")
-gemm_rate = 2 * 128 * 256 * 256 / gemm_ns  # GFLOP/s, one thread
-print()
-print("| SBD training, paper sizes (T_in 50, B 256, width 256) | median | GFLOP/s | vs CPU GEMM on one core | vs CPU GEMM on both cores |")
-print("|---|---|---|---|---|")
-print(f"| reference: one 128x256x256 f32 GEMM, CPU, one thread | {fmt(gemm_ns)} | {gemm_rate:.1f} | 1x | |")
-backends = ["cpu"] + (["gpu"] if has("training", "outer-step_gpu_paper-sizes") else [])
-for backend in backends:
-    for name, label in [
-        (f"inner-step_{backend}", f"{backend}: one inner step, one `inner_loop` call (transfers included)"),
-        (f"inner-loop-50_{backend}", f"{backend}: the inner loop, 50 steps, one call"),
-        (f"outer-step_{backend}_paper-sizes", f"{backend}: one outer step (Algorithm 1 lines 5-22)"),
-    ]:
-        value = ns("training", name)
-        rate = flops("training", name) / value
-        print(f"| {label} | {fmt(value)} | {rate:.2f} | {rate / gemm_rate:.2f}x | {rate / (2 * gemm_rate):.0%} |")
-cpu_step = ns("training", "outer-step_cpu_paper-sizes")
-print(f"| cpu: a full run of 500 outer steps (500 x the median) | {500 * cpu_step / 1e9:.0f} s | | | |")
-if "gpu" in backends:
-    gpu_step = ns("training", "outer-step_gpu_paper-sizes")
-    gpu_loop = ns("training", "inner-loop-50_gpu")
-    cpu_loop = ns("training", "inner-loop-50_cpu")
-    print()
-    print(f"GPU / CPU, same run: outer step {gpu_step / cpu_step:.1f}x, inner loop of 50 {gpu_loop / cpu_loop:.1f}x")
+if not ROOT.is_dir():
+    sys.exit(f"error: no criterion results in {ROOT}; run `cargo bench -p sbd-benches` first")
+for table in [decisions, peers, batch, where, learned, tokens, load, training]:
+    section(table)

@@ -53,6 +53,11 @@ fn assert_fails_closed_then_recovers(kind: &str, cause: &str) {
         let after = policy.stats();
         assert_eq!(after.faults, before.faults + 1, "{kind} over {path:?}");
         assert_eq!(after.decisions, before.decisions + 4, "{kind} over {path:?}");
+        // A call that failed inside the instance drops it: exactly one fresh instance served
+        // the three calls after it (this thread's slot kept it). An instance that answered
+        // with a malformed verdict ran to completion and is kept.
+        let fresh = u64::from(!denial.message.contains("malformed verdict"));
+        assert_eq!(after.instances_created, before.instances_created + fresh, "{kind} over {path:?}");
     }
 }
 

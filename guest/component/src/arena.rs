@@ -3,12 +3,16 @@
 //! Decoding a request and deciding it makes a few dozen short-lived allocations that all die
 //! when the call ends. In dlmalloc each costs tens of nanoseconds inside wasm, which measured
 //! as most of a decision's cost. [`scoped`] runs a closure with allocations served from a bump
-//! arena (a pointer increment), copies its result out to dlmalloc, and then forgets the whole
-//! arena at once.
+//! arena (a pointer increment) and returns its result where it was built: the encoded verdicts
+//! live in the arena, which is reused by every call, so no output buffer is allocated, copied
+//! or freed per call.
 //!
-//! INVARIANT: nothing allocated in the arena outlives [`scoped`]; the closure's result is
-//! copied out before the arena is reset. Freeing an arena pointer is a no-op, and every other
-//! pointer goes to dlmalloc, so a stray arena pointer can never reach dlmalloc's free.
+//! INVARIANT: nothing allocated in the arena is read after the next [`scoped`] call resets it.
+//! The one arena block that leaves [`scoped`] is the export's returned `list<u8>`: the host
+//! copies it out while lifting the result, and the canonical ABI's post-return frees it (a
+//! no-op for an arena pointer) before the instance can be called again, so it is gone before
+//! the next reset. Freeing an arena pointer is a no-op, and every other pointer goes to
+//! dlmalloc, so a stray arena pointer can never reach dlmalloc's free.
 #![allow(unsafe_code, reason = "a global allocator is unsafe by definition")]
 
 use core::alloc::{GlobalAlloc, Layout};
@@ -151,7 +155,9 @@ unsafe impl GlobalAlloc for Allocator {
 #[global_allocator]
 static ALLOCATOR: Allocator = Allocator::new();
 
-/// Runs `work` with its allocations in the arena and returns its bytes copied to dlmalloc.
+/// Runs `work` with its allocations in the arena and returns its bytes where they were built:
+/// in the arena (only for the export to return; see the module invariant), or in dlmalloc if
+/// the arena overflowed. Either way dropping or freeing them later is sound.
 pub(crate) fn scoped(work: impl FnOnce() -> Vec<u8>) -> Vec<u8> {
     let state = &ALLOCATOR.state;
     if state.active.get() {
@@ -159,12 +165,7 @@ pub(crate) fn scoped(work: impl FnOnce() -> Vec<u8>) -> Vec<u8> {
     }
     ALLOCATOR.prepare();
     state.active.set(true);
-    let in_arena = work();
+    let out = work();
     state.active.set(false);
-    // Copied while the arena still holds `in_arena`; the copy comes from dlmalloc. Dropping
-    // the original frees nothing if it lives in the arena, or frees it in dlmalloc if the
-    // arena overflowed.
-    let out = in_arena.as_slice().to_vec();
-    drop(in_arena);
     out
 }

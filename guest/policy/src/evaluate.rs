@@ -11,6 +11,7 @@ use crate::model::{
     Verdict,
 };
 use crate::reasons::Reason;
+use crate::view::RequestView;
 use crate::{attenuation, identity, sbd, structural, trust, wire};
 
 /// A configured policy, ready to decide.
@@ -59,6 +60,17 @@ impl Policy {
         }
     }
 
+    /// Decides one delegation read as a borrowed view; the same verdict as
+    /// [`Policy::evaluate`] on the owned request (the structural rules run on the view itself).
+    pub fn evaluate_view(&self, view: &RequestView<'_>) -> Verdict {
+        let decided = structural::check(&self.config, view)
+            .and_then(|depth| self.after_structural(&view.to_request(), depth));
+        match decided {
+            Ok(grant) => Verdict::Allow(grant),
+            Err(refusal) => refusal.into(),
+        }
+    }
+
     /// Decides many delegations; verdict i answers request i.
     pub fn evaluate_batch(&self, requests: &[Request]) -> Vec<Verdict> {
         requests.iter().map(|r| self.evaluate(r)).collect()
@@ -66,9 +78,16 @@ impl Policy {
 
     /// Decides postcard-encoded requests ([`crate::wire`]) and returns postcard-encoded verdicts:
     /// the same decisions as [`Policy::evaluate_batch`], with one buffer each way.
+    ///
+    /// The requests are read as borrowed views ([`crate::view`]): a request refused by a
+    /// structural rule is decided without being copied, and only one that passes them becomes
+    /// an owned [`Request`] for the remaining rules.
     pub fn evaluate_encoded(&self, requests: &[u8]) -> Vec<u8> {
-        let answer = match wire::decode_requests(requests) {
-            Ok(requests) => wire::encode_verdicts(Ok(&self.evaluate_batch(&requests))),
+        let answer = match wire::decode_request_views(requests) {
+            Ok(views) => {
+                let verdicts: Vec<Verdict> = views.iter().map(|view| self.evaluate_view(view)).collect();
+                wire::encode_verdicts(Ok(&verdicts))
+            }
             Err(why) => wire::encode_verdicts(Err(&why)),
         };
         // Encoding into a Vec cannot fail for these types; an empty answer is undecodable and
@@ -88,9 +107,14 @@ impl Policy {
 
     /// Stages 1-5 of the pipeline; `Err` carries the first refusal or escalation.
     fn decide(&self, req: &Request) -> Result<Grant, Refusal> {
-        let config = &self.config;
         // 1. structural
-        let depth = structural::check(config, req)?;
+        let depth = structural::check(&self.config, req)?;
+        self.after_structural(req, depth)
+    }
+
+    /// Stages 2-5 and the grant, for a request the structural rules admitted with `depth`.
+    fn after_structural(&self, req: &Request, depth: structural::DepthDecision) -> Result<Grant, Refusal> {
+        let config = &self.config;
         // 2. attenuation
         attenuation::check_budget_units(&req.parent_mandate, &req.requested_mandate)
             .map_err(Refusal::Deny)?;

@@ -27,7 +27,6 @@ extern crate std;
 pub mod action;
 pub mod attenuation;
 pub mod config;
-pub mod identity;
 mod evaluate;
 pub mod learned;
 pub mod model;
@@ -35,6 +34,7 @@ pub mod reasons;
 pub mod sbd;
 pub mod structural;
 pub mod trust;
+pub mod view;
 pub mod wire;
 
 pub use config::{ConfigError, PolicyConfig};

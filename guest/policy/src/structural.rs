@@ -20,8 +20,9 @@ use alloc::vec::Vec;
 
 use crate::config::PolicyConfig;
 use crate::identity;
-use crate::model::{DepthException, EscalationTarget, Refusal, Request, Warning};
+use crate::model::{EscalationTarget, Refusal, Warning};
 use crate::reasons::Reason;
+use crate::view::{ChainLink, Delegation, ExceptionRef};
 
 /// The depth facts of an admitted hop.
 #[derive(Debug, Clone, PartialEq)]
@@ -69,16 +70,16 @@ impl Ids<'_> {
 
 /// Canonicalises every agent id of the request, refusing the first that has no canonical form
 /// with its `agent-id-*` reason and the field it came from.
-fn canonical_ids(req: &Request) -> Result<Ids<'_>, Refusal> {
+fn canonical_ids<R: Delegation>(req: &R) -> Result<Ids<'_>, Refusal> {
     fn canon<'a>(id: &'a str, field: &dyn Fn() -> String) -> Result<Cow<'a, str>, Refusal> {
         identity::canonicalise_borrowed(id).map_err(|why| Refusal::Deny(why.into_denial(&field(), id)))
     }
-    let from = canon(&req.from.id, &|| String::from("from.id"))?;
-    let to = canon(&req.to.id, &|| String::from("to.id"))?;
-    let mut links = Vec::with_capacity(req.chain.len());
-    for (i, link) in req.chain.iter().enumerate() {
-        let link_from = canon(&link.from, &|| format!("chain[{i}].from"))?;
-        let link_to = canon(&link.to, &|| format!("chain[{i}].to"))?;
+    let from = canon(req.from_id(), &|| String::from("from.id"))?;
+    let to = canon(req.to_id(), &|| String::from("to.id"))?;
+    let mut links = Vec::with_capacity(req.links().len());
+    for (i, link) in req.links().iter().enumerate() {
+        let link_from = canon(link.from(), &|| format!("chain[{i}].from"))?;
+        let link_to = canon(link.to(), &|| format!("chain[{i}].to"))?;
         links.push((link_from, link_to));
     }
     Ok(Ids { from, to, links })
@@ -91,39 +92,42 @@ fn warning(reason: Reason, message: String) -> Warning {
 /// The longest chain a request may carry; beyond it depths no longer fit the metadata.
 const MAX_CHAIN_LEN: usize = 254;
 
-/// Runs every structural rule in order; the first failure decides.
-pub fn check(config: &PolicyConfig, req: &Request) -> Result<DepthDecision, Refusal> {
+/// Runs every structural rule in order; the first failure decides. `req` is an owned
+/// [`crate::Request`] or a borrowed [`crate::view::RequestView`]: the same rules, the same
+/// verdicts.
+pub fn check<R: Delegation>(config: &PolicyConfig, req: &R) -> Result<DepthDecision, Refusal> {
     check_shape(req)?;
     let ids = canonical_ids(req)?;
     if ids.from == ids.to {
-        let same = if req.from.id == req.to.id {
+        let same = if req.from_id() == req.to_id() {
             String::new()
         } else {
-            format!(" (`{}` is the same agent)", req.to.id)
+            format!(" (`{}` is the same agent)", req.to_id())
         };
         return Err(Refusal::deny(
             Reason::SelfDelegation,
-            format!("`{}` cannot delegate to itself{same}", req.from.id),
+            format!("`{}` cannot delegate to itself{same}", req.from_id()),
         ));
     }
     check_continuity(req, &ids)?;
     let cycle = find_cycle(req, &ids);
     if let Some(message) = &cycle
-        && req.task.completable_locally
+        && req.completable_locally()
     {
         return Err(Refusal::deny(Reason::DelegationCycle, message.clone()));
     }
-    if req.parent_mandate.expires_at <= req.now {
+    if req.parent_expires_at() <= req.now() {
         return Err(Refusal::deny(
             Reason::MandateExpired,
             format!(
                 "`parent_mandate.expires_at` {} is not after now ({})",
-                req.parent_mandate.expires_at, req.now
+                req.parent_expires_at(),
+                req.now()
             ),
         ));
     }
-    if let Some(first) = req.chain.first() {
-        let elapsed = req.now.saturating_sub(first.at);
+    if let Some(first) = req.links().first() {
+        let elapsed = req.now().saturating_sub(first.at());
         if elapsed > config.depth.chain_deadline_ms {
             return Err(Refusal::deny(
                 Reason::ChainDeadlineExceeded,
@@ -142,45 +146,46 @@ pub fn check(config: &PolicyConfig, req: &Request) -> Result<DepthDecision, Refu
             Reason::DepthLimitEscalation,
             format!(
                 "{message}: a cycle counts as exceeding the maximum depth, and `{}` cannot complete the task itself",
-                req.from.id
+                req.from_id()
             ),
         ));
     }
     check_depth(config, req, ids)
 }
 
-fn check_shape(req: &Request) -> Result<(), Refusal> {
+fn check_shape<R: Delegation>(req: &R) -> Result<(), Refusal> {
     let malformed = |what: String| Err(Refusal::deny(Reason::RequestMalformed, what));
-    if req.from.id.is_empty() || req.to.id.is_empty() {
+    if req.from_id().is_empty() || req.to_id().is_empty() {
         return malformed(String::from("agent ids must not be empty"));
     }
-    for agent in [&req.from, &req.to] {
-        if agent.trust > 1000 {
-            return malformed(format!("`{}` has trust {}, outside 0-1000", agent.id, agent.trust));
+    for (id, trust) in [(req.from_id(), req.from_trust()), (req.to_id(), req.to_trust())] {
+        if trust > 1000 {
+            return malformed(format!("`{id}` has trust {trust}, outside 0-1000"));
         }
     }
-    if req.chain.len() > MAX_CHAIN_LEN {
-        return malformed(format!("the chain has {} links; at most {MAX_CHAIN_LEN} fit", req.chain.len()));
+    if req.links().len() > MAX_CHAIN_LEN {
+        return malformed(format!("the chain has {} links; at most {MAX_CHAIN_LEN} fit", req.links().len()));
     }
     let mut previous_at = 0;
-    for (i, link) in req.chain.iter().enumerate() {
-        if link.from.is_empty() || link.to.is_empty() {
+    for (i, link) in req.links().iter().enumerate() {
+        if link.from().is_empty() || link.to().is_empty() {
             return malformed(format!("`chain[{i}]` has an empty agent id"));
         }
-        if !(0.0..=1.0).contains(&link.alpha) {
-            return malformed(format!("`chain[{i}].alpha` is {}, outside [0, 1]", link.alpha));
+        if !(0.0..=1.0).contains(&link.alpha()) {
+            return malformed(format!("`chain[{i}].alpha` is {}, outside [0, 1]", link.alpha()));
         }
         // Link times are the trace's clock: they may not run backwards or into the future,
         // or the chain deadline (4.10) could be dodged.
-        if link.at < previous_at || link.at > req.now {
+        if link.at() < previous_at || link.at() > req.now() {
             return malformed(format!(
                 "`chain[{i}].at` ({}) is before the previous link or after now ({})",
-                link.at, req.now
+                link.at(),
+                req.now()
             ));
         }
-        previous_at = link.at;
+        previous_at = link.at();
     }
-    if let Some(i) = req.state.iter().position(|x| !x.is_finite()) {
+    if let Some(i) = req.state().iter().position(|x| !x.is_finite()) {
         return malformed(format!("`state[{i}]` is not a finite number"));
     }
     Ok(())
@@ -189,34 +194,34 @@ fn check_shape(req: &Request) -> Result<(), Refusal> {
 /// Each link starts where the previous ended, the delegator is where the chain ends, and each
 /// link's depth is its position (immutable depth metadata, AG-396 4.2). Agents are compared in
 /// canonical form.
-fn check_continuity(req: &Request, ids: &Ids) -> Result<(), Refusal> {
+fn check_continuity<R: Delegation>(req: &R, ids: &Ids) -> Result<(), Refusal> {
     let mut expected_from = ids.links.first().map(|(from, _)| &**from);
-    for (i, (link, (from, to))) in req.chain.iter().zip(&ids.links).enumerate() {
+    for (i, (link, (from, to))) in req.links().iter().zip(&ids.links).enumerate() {
         if Some(&**from) != expected_from {
-            let previous = i.checked_sub(1).and_then(|p| req.chain.get(p)).map(|l| l.to.as_str());
+            let previous = i.checked_sub(1).and_then(|p| req.links().get(p)).map(ChainLink::to);
             return Err(Refusal::deny(
                 Reason::ChainDiscontinuous,
                 format!(
                     "`chain[{i}].from` is `{}` but the previous link ended at `{}`",
-                    link.from,
+                    link.from(),
                     previous.unwrap_or_default()
                 ),
             ));
         }
-        if usize::from(link.depth) != i + 1 {
+        if usize::from(link.depth()) != i + 1 {
             return Err(Refusal::deny(
                 Reason::DepthMetadataInvalid,
-                format!("`chain[{i}].depth` is {} but the link is hop {}", link.depth, i + 1),
+                format!("`chain[{i}].depth` is {} but the link is hop {}", link.depth(), i + 1),
             ));
         }
         expected_from = Some(&**to);
     }
-    if let (Some(last), Some((_, last_to))) = (req.chain.last(), ids.links.last())
+    if let (Some(last), Some((_, last_to))) = (req.links().last(), ids.links.last())
         && *last_to != ids.from
     {
         return Err(Refusal::deny(
             Reason::ChainDiscontinuous,
-            format!("`{}` delegates but the chain ends at `{}`", req.from.id, last.to),
+            format!("`{}` delegates but the chain ends at `{}`", req.from_id(), last.to()),
         ));
     }
     Ok(())
@@ -224,25 +229,29 @@ fn check_continuity(req: &Request, ids: &Ids) -> Result<(), Refusal> {
 
 /// Where the target already appears in the chain, originator included (AG-396 4.5), compared
 /// in canonical form: the cycle's description, or `None`.
-fn find_cycle(req: &Request, ids: &Ids) -> Option<String> {
+fn find_cycle<R: Delegation>(req: &R, ids: &Ids) -> Option<String> {
     let target = &*ids.to;
     let hop =
         if ids.originator() == target { 0 } else { ids.links.iter().position(|(_, to)| to == target)? + 1 };
-    let listed = match hop.checked_sub(1).and_then(|i| req.chain.get(i)) {
-        Some(link) => link.to.as_str(),
+    let listed = match hop.checked_sub(1).and_then(|i| req.links().get(i)) {
+        Some(link) => link.to(),
         None => req.originator(),
     };
-    let alias = if listed == req.to.id { String::new() } else { format!(" as `{listed}`") };
-    Some(format!("`{}` already appears in the chain at depth {hop}{alias}", req.to.id))
+    let alias = if listed == req.to_id() { String::new() } else { format!(" as `{listed}`") };
+    Some(format!("`{}` already appears in the chain at depth {hop}{alias}", req.to_id()))
 }
 
-fn check_depth(config: &PolicyConfig, req: &Request, ids: Ids<'_>) -> Result<DepthDecision, Refusal> {
+fn check_depth<R: Delegation>(
+    config: &PolicyConfig,
+    req: &R,
+    ids: Ids<'_>,
+) -> Result<DepthDecision, Refusal> {
     let agents = ids.into_agents();
     let mut warnings = Vec::new();
-    let risk = req.task.risk;
+    let risk = req.risk();
     let mut max_depth = config.depth.max_depth.min(config.depth.max_depth_by_risk.get(risk));
-    if let Some(exception) = &req.depth_exception {
-        match exception_refusal(config, req, &agents, exception) {
+    if let Some(exception) = req.depth_exception() {
+        match exception_refusal(config, req, &agents, &exception) {
             None => {
                 let extra = exception.extra_depth.min(config.depth.max_exception_extra);
                 max_depth = max_depth.saturating_add(extra);
@@ -265,23 +274,23 @@ fn check_depth(config: &PolicyConfig, req: &Request, ids: Ids<'_>) -> Result<Dep
             Reason::DepthExceeded,
             format!("hop {depth} would exceed the maximum depth {max_depth} for {risk:?}-risk tasks"),
         ))
-    } else if req.parent_mandate.remaining_depth == 0 {
+    } else if req.parent_remaining_depth() == 0 {
         Some((
             Reason::DelegatorTerminal,
-            format!("`{}` holds a terminal mandate (remaining depth 0)", req.from.id),
+            format!("`{}` holds a terminal mandate (remaining depth 0)", req.from_id()),
         ))
     } else {
         None
     };
     if let Some((reason, message)) = at_limit {
-        return Err(if req.task.completable_locally {
+        return Err(if req.completable_locally() {
             Refusal::deny(reason, format!("{message}; complete the task at the current level"))
         } else {
             // AG-396 4.4: escalate rather than drop the task or return an uninformative error.
             Refusal::escalate(
                 EscalationTarget::Human(config.escalation.human.clone()),
                 Reason::DepthLimitEscalation,
-                format!("{message}, and `{}` cannot complete the task itself", req.from.id),
+                format!("{message}, and `{}` cannot complete the task itself", req.from_id()),
             )
         });
     }
@@ -302,17 +311,17 @@ fn check_depth(config: &PolicyConfig, req: &Request, ids: Ids<'_>) -> Result<Dep
 /// documented justification, automatic reversion at expiry).
 /// An approver who is one of the chain's agents (`agents`, canonical) under any spelling of its
 /// id is not independent of the chain and does not count.
-fn exception_refusal(
+fn exception_refusal<R: Delegation>(
     config: &PolicyConfig,
-    req: &Request,
+    req: &R,
     agents: &[String],
-    exception: &DepthException,
+    exception: &ExceptionRef<'_>,
 ) -> Option<String> {
-    let approver = exception.approved_by.as_str();
+    let approver = exception.approved_by;
     let authorised =
         approver == config.escalation.human || config.depth.exception_approvers.iter().any(|a| a == approver);
-    let in_chain = approver == req.from.id
-        || req.chain.iter().any(|l| l.from == approver || l.to == approver)
+    let in_chain = approver == req.from_id()
+        || req.links().iter().any(|l| l.from() == approver || l.to() == approver)
         || identity::canonicalise(approver).is_ok_and(|canonical| agents.contains(&canonical));
     if approver.is_empty() {
         Some(String::from("it lacks a human approval record"))
@@ -320,7 +329,7 @@ fn exception_refusal(
         Some(format!("`{approver}` is not an authorised human approver"))
     } else if exception.justification.is_empty() {
         Some(String::from("it has no documented justification"))
-    } else if exception.expires_at <= req.now {
+    } else if exception.expires_at <= req.now() {
         Some(format!("it lapsed at {}", exception.expires_at))
     } else if exception.extra_depth == 0 || config.depth.max_exception_extra == 0 {
         Some(String::from("it adds no depth under this policy"))

@@ -11,6 +11,7 @@ use alloc::vec::Vec;
 use serde::{Deserialize, Serialize};
 
 use crate::model::{Request, Verdict};
+use crate::view::RequestView;
 
 /// The version of this encoding; bump it whenever a serialized type changes shape.
 pub const WIRE_VERSION: u32 = 1;
@@ -32,9 +33,28 @@ pub fn encode_requests(requests: &[Request]) -> Result<Vec<u8>, String> {
     postcard::to_allocvec(&Outgoing { version: WIRE_VERSION, body: requests }).map_err(|e| e.to_string())
 }
 
+/// [`encode_requests`] into `buffer` (cleared first), so a caller can reuse one allocation
+/// across calls; returns the buffer holding exactly the encoding.
+pub fn encode_requests_into(requests: &[Request], mut buffer: Vec<u8>) -> Result<Vec<u8>, String> {
+    buffer.clear();
+    postcard::to_extend(&Outgoing { version: WIRE_VERSION, body: requests }, buffer)
+        .map_err(|e| e.to_string())
+}
+
 /// Decodes what [`encode_requests`] wrote.
 pub fn decode_requests(bytes: &[u8]) -> Result<Vec<Request>, String> {
     open(bytes)
+}
+
+/// Decodes what [`encode_requests`] wrote as borrowed views into `bytes`: no allocation per
+/// string, the same acceptance as [`decode_requests`].
+pub fn decode_request_views(bytes: &[u8]) -> Result<Vec<RequestView<'_>>, String> {
+    let incoming: Incoming<Vec<RequestView<'_>>> =
+        postcard::from_bytes(bytes).map_err(|e| alloc::format!("undecodable: {e}"))?;
+    if incoming.version != WIRE_VERSION {
+        return Err(alloc::format!("wire version {} is not {WIRE_VERSION}", incoming.version));
+    }
+    Ok(incoming.body)
 }
 
 /// Encodes the answer to an encoded call: the verdicts, or why the requests were unreadable.
@@ -117,6 +137,14 @@ mod tests {
         assert_eq!(decoded.len(), 2);
         // NaN != NaN, so compare the encodings.
         assert_eq!(encode_requests(&decoded).unwrap_or_default(), bytes);
+    }
+
+    #[test]
+    fn encoding_into_a_used_buffer_gives_the_same_bytes() {
+        let requests = vec![request(), request()];
+        let fresh = encode_requests(&requests).unwrap_or_default();
+        let reused = encode_requests_into(&requests, vec![7; 3000]).unwrap_or_default();
+        assert_eq!(reused, fresh);
     }
 
     #[test]

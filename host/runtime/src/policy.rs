@@ -1,11 +1,18 @@
-//! A configured policy running in a pool of component instances, failing closed.
+//! A configured policy running in component instances, failing closed.
 //!
 //! Each call takes an idle instance (or makes one), arms its epoch deadline, calls, and puts it
 //! back. An instance that faulted is dropped, never reused: after a trap its state is unknown.
+//!
+//! Idle instances live first in a per-thread slot (no lock: a thread takes its own instance
+//! out of its own slot), then in a shared pool behind a mutex for the rare call that finds its
+//! slot empty or occupied (a thread's first call, or more threads than slots).
 
 use std::borrow::Cow;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::cell::Cell;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
+
+use thread_local::ThreadLocal;
 
 use sbd_policy::{Mandate, Outcome, PolicyInfo, Reason, Request, TrustDelta, Verdict, wire};
 use wasmtime::component::ResourceAny;
@@ -61,6 +68,11 @@ pub struct LoadedPolicy {
     shared: Arc<Shared>,
     component: PolicyComponent,
     config: Vec<u8>,
+    /// Each thread's own idle instance: the hot path, taken and returned without a lock.
+    slots: ThreadLocal<Cell<Option<Instance>>>,
+    /// How many slots hold an instance (bounded, with the pool, by `max_idle_instances`).
+    parked: AtomicUsize,
+    /// Idle instances no slot could take.
     idle: Mutex<Vec<Instance>>,
     info: PolicyInfo,
     path: CallPath,
@@ -68,6 +80,14 @@ pub struct LoadedPolicy {
     faults: AtomicU64,
     instances_created: AtomicU64,
 }
+
+thread_local! {
+    /// Each thread's buffer for encoding requests, reused across calls.
+    static REQUEST_BUFFER: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
+}
+
+/// The largest request buffer kept for reuse; a larger batch's buffer is freed after its call.
+const MAX_KEPT_BUFFER: usize = 64 << 10;
 
 /// Why a call failed; always answered by failing closed.
 struct Fault(String);
@@ -82,6 +102,8 @@ impl LoadedPolicy {
             shared,
             component,
             config,
+            slots: ThreadLocal::new(),
+            parked: AtomicUsize::new(0),
             idle: Mutex::new(Vec::new()),
             info: PolicyInfo {
                 name: String::new(),
@@ -216,10 +238,14 @@ impl LoadedPolicy {
     }
 
     fn call_encoded(&self, requests: &[Request]) -> Result<Vec<Verdict>, Fault> {
-        let bytes =
-            wire::encode_requests(requests).map_err(|e| Fault(format!("cannot encode the requests: {e}")))?;
-        let answer = self.call(|guest, store, policy| guest.call_evaluate_encoded(store, policy, &bytes))?;
-        wire::decode_verdicts(&answer).map_err(|e| Fault(format!("malformed verdict: {e}")))
+        // The request bytes go into this thread's reused buffer, not a fresh allocation.
+        let bytes = wire::encode_requests_into(requests, REQUEST_BUFFER.take())
+            .map_err(|e| Fault(format!("cannot encode the requests: {e}")))?;
+        let answer = self.call(|guest, store, policy| guest.call_evaluate_encoded(store, policy, &bytes));
+        if bytes.capacity() <= MAX_KEPT_BUFFER {
+            REQUEST_BUFFER.set(bytes);
+        }
+        wire::decode_verdicts(&answer?).map_err(|e| Fault(format!("malformed verdict: {e}")))
     }
 
     /// The narrowest child mandate within `parent` and `requested`, computed by the policy.
@@ -287,13 +313,37 @@ impl LoadedPolicy {
         }
     }
 
+    /// This thread's idle instance, else one from the shared pool.
     fn checkout(&self) -> Option<Instance> {
+        if let Some(instance) = self.slots.get().and_then(Cell::take) {
+            self.parked.fetch_sub(1, Ordering::Relaxed);
+            return Some(instance);
+        }
         self.idle.lock().unwrap_or_else(PoisonError::into_inner).pop()
     }
 
+    /// Parks a healthy instance in this thread's slot, else in the shared pool, else drops it:
+    /// at most `max_idle_instances` are kept in slots and at most as many in the pool.
     fn checkin(&self, instance: Instance) {
+        let max = self.shared.limits.max_idle_instances;
+        let slot = self.slots.get_or(|| Cell::new(None));
+        let instance = match slot.take() {
+            None if self.parked.fetch_add(1, Ordering::Relaxed) < max => {
+                slot.set(Some(instance));
+                return;
+            }
+            None => {
+                self.parked.fetch_sub(1, Ordering::Relaxed);
+                instance
+            }
+            // Occupied (a nested call on this thread): keep the parked one, pool this one.
+            Some(parked) => {
+                slot.set(Some(parked));
+                instance
+            }
+        };
         let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
-        if idle.len() < self.shared.limits.max_idle_instances {
+        if idle.len() < max {
             idle.push(instance);
         }
     }

@@ -1,0 +1,436 @@
+//! A borrowed, zero-copy view of a [`Request`]: identifiers, action kinds and counterparties
+//! are `&str` slices into the one input buffer, validated as UTF-8 once while decoding, with
+//! no allocation per string.
+//!
+//! [`RequestView`] has the same postcard encoding as [`Request`] (the same fields in the same
+//! order), so [`crate::wire::decode_request_views`] reads exactly what
+//! [`crate::wire::encode_requests`] wrote. The structural rules, the ones that refuse most
+//! often (self-delegation, cycles, depth), run on the view through [`Delegation`], so a refusal
+//! among them is decided without building an owned request; only a request that passes them is
+//! copied into a [`Request`] for the remaining rules and the grant.
+
+use alloc::string::String;
+use alloc::vec::Vec;
+use serde::Deserialize;
+
+use crate::model::{Agent, Budget, DepthException, Link, Mandate, Request, RiskLevel, Task, TimestampMs};
+
+/// An agent, borrowed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub struct AgentView<'a> {
+    /// Stable identifier.
+    pub id: &'a str,
+    /// Own trust score.
+    pub trust: u16,
+}
+
+/// A mandate, borrowed: one vector per list, none per string.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct MandateView<'a> {
+    /// Largest value of a single action.
+    pub value_ceiling: u64,
+    /// Permitted action kinds.
+    #[serde(borrow)]
+    pub action_kinds: Vec<&'a str>,
+    /// Permitted counterparties.
+    #[serde(borrow)]
+    pub counterparties: Vec<&'a str>,
+    /// Spendable budget per unit.
+    pub budgets: Vec<Budget>,
+    /// Further hops the holder may delegate.
+    pub remaining_depth: u8,
+    /// Void at or after this instant.
+    pub expires_at: TimestampMs,
+}
+
+/// One hop of the chain, borrowed.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+pub struct LinkView<'a> {
+    /// Delegating agent.
+    pub from: &'a str,
+    /// Receiving agent.
+    pub to: &'a str,
+    /// Depth of this hop.
+    pub depth: u8,
+    /// Delegation degree granted on this hop.
+    pub alpha: f64,
+    /// When the hop was granted.
+    pub at: TimestampMs,
+    /// Why the hop was made.
+    pub reason: &'a str,
+}
+
+/// A depth exception, borrowed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub struct DepthExceptionView<'a> {
+    /// The approving human authority.
+    pub approved_by: &'a str,
+    /// Documented justification.
+    pub justification: &'a str,
+    /// Extra hops permitted.
+    pub extra_depth: u8,
+    /// Lapses at this instant.
+    pub expires_at: TimestampMs,
+}
+
+/// The task, borrowed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub struct TaskView<'a> {
+    /// Identifier for the trace.
+    pub id: &'a str,
+    /// The action performed.
+    pub action_kind: &'a str,
+    /// Risk level.
+    pub risk: RiskLevel,
+    /// Value moved.
+    pub value: u64,
+    /// Counterparty acted on, if any.
+    pub counterparty: Option<&'a str>,
+    /// Whether the delegator could finish the task itself.
+    pub completable_locally: bool,
+}
+
+/// A request, borrowed from its postcard encoding.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct RequestView<'a> {
+    /// Delegating agent.
+    #[serde(borrow)]
+    pub from: AgentView<'a>,
+    /// Proposed receiving agent.
+    #[serde(borrow)]
+    pub to: AgentView<'a>,
+    /// The task.
+    #[serde(borrow)]
+    pub task: TaskView<'a>,
+    /// The delegator's own mandate.
+    #[serde(borrow)]
+    pub parent_mandate: MandateView<'a>,
+    /// The mandate asked for the child.
+    #[serde(borrow)]
+    pub requested_mandate: MandateView<'a>,
+    /// The chain so far, originator first.
+    #[serde(borrow)]
+    pub chain: Vec<LinkView<'a>>,
+    /// SBD state vector.
+    pub state: Vec<f64>,
+    /// A human-approved depth exception, if any.
+    #[serde(borrow)]
+    pub depth_exception: Option<DepthExceptionView<'a>>,
+    /// The decision instant.
+    pub now: TimestampMs,
+}
+
+fn strings(items: &[&str]) -> Vec<String> {
+    items.iter().map(|s| String::from(*s)).collect()
+}
+
+impl MandateView<'_> {
+    /// The owned mandate.
+    pub fn to_mandate(&self) -> Mandate {
+        Mandate {
+            value_ceiling: self.value_ceiling,
+            action_kinds: strings(&self.action_kinds),
+            counterparties: strings(&self.counterparties),
+            budgets: self.budgets.clone(),
+            remaining_depth: self.remaining_depth,
+            expires_at: self.expires_at,
+        }
+    }
+}
+
+impl RequestView<'_> {
+    /// The owned request with the same contents.
+    pub fn to_request(&self) -> Request {
+        let agent = |a: &AgentView<'_>| Agent { id: a.id.into(), trust: a.trust };
+        Request {
+            from: agent(&self.from),
+            to: agent(&self.to),
+            task: Task {
+                id: self.task.id.into(),
+                action_kind: self.task.action_kind.into(),
+                risk: self.task.risk,
+                value: self.task.value,
+                counterparty: self.task.counterparty.map(String::from),
+                completable_locally: self.task.completable_locally,
+            },
+            parent_mandate: self.parent_mandate.to_mandate(),
+            requested_mandate: self.requested_mandate.to_mandate(),
+            chain: self
+                .chain
+                .iter()
+                .map(|l| Link {
+                    from: l.from.into(),
+                    to: l.to.into(),
+                    depth: l.depth,
+                    alpha: l.alpha,
+                    at: l.at,
+                    reason: l.reason.into(),
+                })
+                .collect(),
+            state: self.state.clone(),
+            depth_exception: self.depth_exception.map(|e| DepthException {
+                approved_by: e.approved_by.into(),
+                justification: e.justification.into(),
+                extra_depth: e.extra_depth,
+                expires_at: e.expires_at,
+            }),
+            now: self.now,
+        }
+    }
+}
+
+/// One hop of the chain, as the structural rules read it.
+pub trait ChainLink {
+    /// Delegating agent.
+    fn from(&self) -> &str;
+    /// Receiving agent.
+    fn to(&self) -> &str;
+    /// Depth of this hop.
+    fn depth(&self) -> u8;
+    /// Delegation degree granted on this hop.
+    fn alpha(&self) -> f64;
+    /// When the hop was granted.
+    fn at(&self) -> TimestampMs;
+}
+
+/// The depth exception's fields the structural rules read.
+#[derive(Debug, Clone, Copy)]
+pub struct ExceptionRef<'a> {
+    /// The approving human authority.
+    pub approved_by: &'a str,
+    /// Documented justification.
+    pub justification: &'a str,
+    /// Extra hops permitted.
+    pub extra_depth: u8,
+    /// Lapses at this instant.
+    pub expires_at: TimestampMs,
+}
+
+/// What the structural rules read of a request, owned ([`Request`]) or borrowed
+/// ([`RequestView`]): one implementation of the rules serves both.
+pub trait Delegation {
+    /// The chain's link type.
+    type Link: ChainLink;
+    /// The delegating agent's identifier.
+    fn from_id(&self) -> &str;
+    /// The delegating agent's trust score.
+    fn from_trust(&self) -> u16;
+    /// The receiving agent's identifier.
+    fn to_id(&self) -> &str;
+    /// The receiving agent's trust score.
+    fn to_trust(&self) -> u16;
+    /// The chain so far, originator first.
+    fn links(&self) -> &[Self::Link];
+    /// The SBD state vector.
+    fn state(&self) -> &[f64];
+    /// The decision instant.
+    fn now(&self) -> TimestampMs;
+    /// The task's risk level.
+    fn risk(&self) -> RiskLevel;
+    /// Whether the delegator could finish the task itself.
+    fn completable_locally(&self) -> bool;
+    /// When the delegator's own mandate lapses.
+    fn parent_expires_at(&self) -> TimestampMs;
+    /// Hops the delegator's own mandate still permits.
+    fn parent_remaining_depth(&self) -> u8;
+    /// The depth exception on file, if any.
+    fn depth_exception(&self) -> Option<ExceptionRef<'_>>;
+
+    /// The first delegator of the chain (the requester when the chain is empty).
+    fn originator(&self) -> &str {
+        self.links().first().map_or(self.from_id(), ChainLink::from)
+    }
+
+    /// The depth this hop would have: one more than the chain so far.
+    fn hop_depth(&self) -> usize {
+        self.links().len() + 1
+    }
+}
+
+impl ChainLink for Link {
+    fn from(&self) -> &str {
+        &self.from
+    }
+    fn to(&self) -> &str {
+        &self.to
+    }
+    fn depth(&self) -> u8 {
+        self.depth
+    }
+    fn alpha(&self) -> f64 {
+        self.alpha
+    }
+    fn at(&self) -> TimestampMs {
+        self.at
+    }
+}
+
+impl ChainLink for LinkView<'_> {
+    fn from(&self) -> &str {
+        self.from
+    }
+    fn to(&self) -> &str {
+        self.to
+    }
+    fn depth(&self) -> u8 {
+        self.depth
+    }
+    fn alpha(&self) -> f64 {
+        self.alpha
+    }
+    fn at(&self) -> TimestampMs {
+        self.at
+    }
+}
+
+impl Delegation for Request {
+    type Link = Link;
+    fn from_id(&self) -> &str {
+        &self.from.id
+    }
+    fn from_trust(&self) -> u16 {
+        self.from.trust
+    }
+    fn to_id(&self) -> &str {
+        &self.to.id
+    }
+    fn to_trust(&self) -> u16 {
+        self.to.trust
+    }
+    fn links(&self) -> &[Link] {
+        &self.chain
+    }
+    fn state(&self) -> &[f64] {
+        &self.state
+    }
+    fn now(&self) -> TimestampMs {
+        self.now
+    }
+    fn risk(&self) -> RiskLevel {
+        self.task.risk
+    }
+    fn completable_locally(&self) -> bool {
+        self.task.completable_locally
+    }
+    fn parent_expires_at(&self) -> TimestampMs {
+        self.parent_mandate.expires_at
+    }
+    fn parent_remaining_depth(&self) -> u8 {
+        self.parent_mandate.remaining_depth
+    }
+    fn depth_exception(&self) -> Option<ExceptionRef<'_>> {
+        self.depth_exception.as_ref().map(|e| ExceptionRef {
+            approved_by: &e.approved_by,
+            justification: &e.justification,
+            extra_depth: e.extra_depth,
+            expires_at: e.expires_at,
+        })
+    }
+}
+
+impl<'a> Delegation for RequestView<'a> {
+    type Link = LinkView<'a>;
+    fn from_id(&self) -> &str {
+        self.from.id
+    }
+    fn from_trust(&self) -> u16 {
+        self.from.trust
+    }
+    fn to_id(&self) -> &str {
+        self.to.id
+    }
+    fn to_trust(&self) -> u16 {
+        self.to.trust
+    }
+    fn links(&self) -> &[LinkView<'a>] {
+        &self.chain
+    }
+    fn state(&self) -> &[f64] {
+        &self.state
+    }
+    fn now(&self) -> TimestampMs {
+        self.now
+    }
+    fn risk(&self) -> RiskLevel {
+        self.task.risk
+    }
+    fn completable_locally(&self) -> bool {
+        self.task.completable_locally
+    }
+    fn parent_expires_at(&self) -> TimestampMs {
+        self.parent_mandate.expires_at
+    }
+    fn parent_remaining_depth(&self) -> u8 {
+        self.parent_mandate.remaining_depth
+    }
+    fn depth_exception(&self) -> Option<ExceptionRef<'_>> {
+        self.depth_exception.map(|e| ExceptionRef {
+            approved_by: e.approved_by,
+            justification: e.justification,
+            extra_depth: e.extra_depth,
+            expires_at: e.expires_at,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::*;
+    use alloc::vec;
+
+    #[test]
+    fn a_view_decodes_what_the_owned_request_encodes_and_converts_back() {
+        let request = Request {
+            from: Agent { id: "a".into(), trust: 700 },
+            to: Agent { id: "b€".into(), trust: 600 },
+            task: Task {
+                id: "t".into(),
+                action_kind: "payment.refund".into(),
+                risk: RiskLevel::High,
+                value: 3,
+                counterparty: Some("acme".into()),
+                completable_locally: false,
+            },
+            parent_mandate: Mandate {
+                value_ceiling: 10,
+                action_kinds: vec!["payment.*".into(), "crm.read".into()],
+                counterparties: vec!["*".into()],
+                budgets: vec![Budget { unit: BudgetUnit::Tokens, amount: 5 }],
+                remaining_depth: 2,
+                expires_at: 99,
+            },
+            requested_mandate: Mandate {
+                value_ceiling: 1,
+                action_kinds: vec![],
+                counterparties: vec!["acme".into()],
+                budgets: vec![],
+                remaining_depth: 1,
+                expires_at: 98,
+            },
+            chain: vec![Link {
+                from: "o".into(),
+                to: "a".into(),
+                depth: 1,
+                alpha: 0.5,
+                at: 1,
+                reason: "r".into(),
+            }],
+            state: vec![0.1, -2.0],
+            depth_exception: Some(DepthException {
+                approved_by: "h".into(),
+                justification: "j".into(),
+                extra_depth: 1,
+                expires_at: 9,
+            }),
+            now: 5,
+        };
+        let bytes = postcard::to_allocvec(&request).unwrap_or_default();
+        let view: Option<RequestView<'_>> = postcard::from_bytes(&bytes).ok();
+        let view = view.unwrap_or_else(|| panic!("the view decodes"));
+        assert_eq!(view.to.id, "b€");
+        assert_eq!(view.to_request(), request);
+        assert_eq!(view.originator(), request.originator());
+        assert_eq!(Delegation::hop_depth(&view), request.hop_depth());
+    }
+}

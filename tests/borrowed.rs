@@ -1,0 +1,97 @@
+//! The borrowed, zero-copy request view ([`sbd_policy::view`]) decides exactly as the owned
+//! request: on generated requests reaching every reason code, the verdict decided from the
+//! view decoded out of the wire bytes equals the verdict of `Policy::evaluate` on the owned
+//! request, for every configuration, and the encoded path built on the view answers the same.
+#![allow(clippy::expect_used, clippy::panic, reason = "test set-up fails loudly")]
+
+use std::collections::BTreeMap;
+use std::sync::OnceLock;
+
+use proptest::prelude::*;
+use sbd_e2e::{configs, request, sample_requests};
+use sbd_policy::{Policy, Reason, Request, Verdict, wire};
+
+fn policies() -> &'static [Policy] {
+    static POLICIES: OnceLock<Vec<Policy>> = OnceLock::new();
+    POLICIES.get_or_init(|| configs().into_iter().map(|c| Policy::new(c).expect("valid config")).collect())
+}
+
+/// The verdict from the borrowed view and the owned verdict, for `request` under `policy`.
+fn both(policy: &Policy, request: &Request) -> (Verdict, Verdict) {
+    let bytes = wire::encode_requests(std::slice::from_ref(request)).expect("encodes");
+    let views = wire::decode_request_views(&bytes).expect("the view decodes what the owned encodes");
+    assert_eq!(views.len(), 1);
+    // The view holds the same request: converting it back re-encodes to the same bytes.
+    assert_eq!(wire::encode_requests(&[views[0].to_request()]).expect("encodes"), bytes);
+    (policy.evaluate_view(&views[0]), policy.evaluate(request))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(1_000))]
+
+    #[test]
+    fn the_borrowed_view_decides_as_the_owned_request(request in request()) {
+        for policy in policies() {
+            let (borrowed, owned) = both(policy, &request);
+            prop_assert_eq!(&borrowed, &owned, "config `{}`", policy.info().name);
+            let bytes = wire::encode_requests(std::slice::from_ref(&request)).expect("encodes");
+            let encoded = wire::decode_verdicts(&policy.evaluate_encoded(&bytes));
+            prop_assert_eq!(encoded, Ok(vec![owned]), "config `{}`, encoded path", policy.info().name);
+        }
+    }
+}
+
+/// The comparison above means little unless the generated requests reach every rule through
+/// the borrowed path: every reason code the rules give (all but those only a host decides,
+/// [`Reason::decided_by_host`]) and an allow.
+#[test]
+fn the_borrowed_path_reaches_every_reason_code() {
+    let requests = sample_requests(3_000, 11);
+    let mut seen: BTreeMap<&'static str, usize> = BTreeMap::new();
+    for policy in policies() {
+        for request in &requests {
+            let (verdict, owned) = both(policy, request);
+            assert_eq!(verdict, owned, "config `{}`", policy.info().name);
+            *seen.entry(verdict.reason().map_or("allow", Reason::name)).or_default() += 1;
+            if let Verdict::Allow(grant) = &verdict {
+                for warning in &grant.warnings {
+                    *seen.entry(warning.reason.name()).or_default() += 1;
+                }
+            }
+        }
+    }
+    let never: Vec<&str> = Reason::ALL
+        .iter()
+        .filter(|r| !r.decided_by_host())
+        .map(|r| r.name())
+        .chain(["allow"])
+        .filter(|name| !seen.contains_key(name))
+        .collect();
+    assert!(never.is_empty(), "never produced through the view: {never:?}; seen: {seen:?}");
+}
+
+/// Bytes that are not requests are refused by the view's decoder as by the owned one.
+#[test]
+fn the_view_rejects_what_the_owned_decoder_rejects() {
+    let mut bytes = wire::encode_requests(&sample_requests(3, 5)).expect("encodes");
+    assert!(wire::decode_request_views(&bytes).is_ok());
+    for cut in [0, 1, bytes.len() / 2, bytes.len() - 1] {
+        let short = &bytes[..cut];
+        assert_eq!(
+            wire::decode_request_views(short).is_err(),
+            wire::decode_requests(short).is_err(),
+            "cut {cut}"
+        );
+        assert!(wire::decode_request_views(short).is_err(), "cut {cut}");
+    }
+    bytes[0] = 9;
+    assert!(wire::decode_request_views(&bytes).is_err_and(|e| e.contains("wire version 9")));
+    // A string that is not UTF-8 is refused by both.
+    let mut request = sample_requests(1, 5).remove(0);
+    request.task.id = "\u{e9}\u{e9}".into();
+    let mut bytes = wire::encode_requests(&[request]).expect("encodes");
+    let at = bytes.windows(4).position(|w| w == "\u{e9}\u{e9}".as_bytes()).expect("the id is in the bytes");
+    bytes[at] = 0xff;
+    assert!(wire::decode_request_views(&bytes).is_err());
+    assert!(wire::decode_requests(&bytes).is_err());
+}
