@@ -28,6 +28,7 @@ pub mod action;
 pub mod attenuation;
 pub mod config;
 mod evaluate;
+pub mod identity;
 pub mod learned;
 pub mod model;
 pub mod reasons;
