@@ -222,7 +222,10 @@ export class Policy {
       return call(this.#checkout());
     } catch (error) {
       // After a trap the instance's state is unknown: drop it, deny, start afresh next time.
-      this.#resource = null;
+      // Dispose of it now (its destructor may trap too, which #drop swallows): left to the
+      // garbage collector, jco's finalizer would run that destructor later and throw outside
+      // any caller.
+      this.#drop();
       const denial = {
         kind: 'deny',
         code: POLICY_FAULT_CODE,
@@ -238,7 +241,7 @@ export class Policy {
     try {
       return call(resource);
     } catch (error) {
-      this.#resource = null;
+      this.#drop();
       throw new PolicyFault(`\`${what}\` failed: ${faultMessage(error)}`, { cause: error });
     }
   }
