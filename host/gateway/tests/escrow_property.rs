@@ -5,42 +5,14 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{Http, ADMIN};
+use common::{free_port, spawn, wait_ready, Http};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
 const AGENTS: usize = 12;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-fn spawn(dir: &std::path::Path, port: u16) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_sbd-gateway"))
-        .args(["--data-dir", dir.to_str().unwrap(), "--addr", &format!("127.0.0.1:{port}")])
-        .env("SBD_ADMIN_KEY", ADMIN)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("the gateway binary starts")
-}
-
-async fn wait_ready(http: &Http) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while Instant::now() < deadline {
-        if let Ok(r) = http.client.get(format!("{}/healthz", http.base)).send().await
-            && r.status() == StatusCode::OK
-        {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("the gateway did not become ready");
-}
 
 /// A small deterministic generator (xorshift64*), one per client.
 struct Rng(u64);

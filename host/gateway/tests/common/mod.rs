@@ -4,6 +4,8 @@
 
 use std::collections::HashMap;
 use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 use std::sync::{Arc, Mutex};
 
 use reqwest::{Client, Method, StatusCode};
@@ -232,4 +234,33 @@ impl Http {
         let agent = self.agent_key(key, &from).await;
         self.tenant(&agent, Method::POST, "/v1/delegations", Some(body)).await
     }
+}
+
+/// A free loopback port.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// The `sbd-gateway` binary serving `dir` on `port` (a real process, for kill -9 tests).
+pub fn spawn(dir: &std::path::Path, port: u16) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_sbd-gateway"))
+        .args(["--data-dir", dir.to_str().unwrap(), "--addr", &format!("127.0.0.1:{port}")])
+        .env("SBD_ADMIN_KEY", ADMIN)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("the gateway binary starts")
+}
+
+/// Waits until the gateway answers `/healthz`.
+pub async fn wait_ready(http: &Http) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        if let Ok(r) = http.client.get(format!("{}/healthz", http.base)).send().await
+            && r.status() == StatusCode::OK {
+                return;
+            }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the gateway did not become ready");
 }
