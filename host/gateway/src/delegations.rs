@@ -188,7 +188,7 @@ CREATE TABLE IF NOT EXISTS delegation_requests (
     response TEXT NOT NULL,
     created_at_ms INTEGER NOT NULL,
     PRIMARY KEY (tenant_id, key)
-) WITHOUT ROWID;
+);
 CREATE TABLE IF NOT EXISTS depth_exceptions (
     id TEXT PRIMARY KEY,
     tenant_id TEXT NOT NULL,
@@ -366,10 +366,8 @@ pub async fn create(
             body.depth_exception_id.clone(),
             chain_id.clone(),
         );
-        state
-            .store
-            .run(move |conn| {
-                Ok(Facts {
+        state.store.read(move |conn| {
+            Ok(Facts {
                     settings: registry::settings(conn, &t)?,
                     from: registry::get(conn, &t, &from)?,
                     to: registry::get(conn, &t, &to)?,
@@ -383,8 +381,7 @@ pub async fn create(
                     },
                     replay: stored_response(conn, &t, &key)?,
                 })
-            })
-            .await?
+        })?
     };
     if let Some(stored) = facts.replay {
         return replayed(stored, &request_hash);

@@ -40,7 +40,7 @@ CREATE TABLE IF NOT EXISTS grants (
     expires_at_ms INTEGER NOT NULL,
     created_at_ms INTEGER NOT NULL,
     settled_at_ms INTEGER
-) WITHOUT ROWID;
+);
 CREATE INDEX IF NOT EXISTS grants_parent ON grants (parent_id);
 CREATE UNIQUE INDEX IF NOT EXISTS grants_one_root_per_chain ON grants (chain_id) WHERE parent_id IS NULL;
 CREATE TABLE IF NOT EXISTS grant_units (
@@ -52,7 +52,7 @@ CREATE TABLE IF NOT EXISTS grant_units (
     reservation_id TEXT,
     PRIMARY KEY (grant_id, unit),
     CHECK (carved + spent <= granted)
-) WITHOUT ROWID;
+);
 "#;
 
 /// A grant's lifecycle state.
@@ -158,10 +158,7 @@ pub struct NewGrant<'a> {
 /// Loads grant `grant_id` of `tenant`; `None` when absent or another tenant's.
 pub fn load(conn: &Connection, tenant: &str, grant_id: &str) -> ApiResult<Option<Grant>> {
     let row = conn
-        .prepare_cached(
-            "SELECT chain_id, parent_id, holder, depth, status, expires_at_ms, created_at_ms FROM grants \
-             WHERE grant_id = ?1 AND tenant_id = ?2",
-        )?
+        .prepare_cached(GRANT_SQL)?
         .query_row(params![grant_id, tenant], |r| {
             Ok(Grant {
                 grant_id: grant_id.to_string(),
@@ -181,10 +178,16 @@ pub fn load(conn: &Connection, tenant: &str, grant_id: &str) -> ApiResult<Option
     Ok(Some(grant))
 }
 
+const GRANT_SQL: &str = "SELECT chain_id, parent_id, holder, depth, status, expires_at_ms, created_at_ms FROM grants \
+                         WHERE grant_id = ?1 AND tenant_id = ?2";
+
+// No `ORDER BY unit` here: with it, this SQLite build (STAT4) prepares the statement again on
+// every run (the test below counts); the units are sorted after reading instead.
+const UNITS_SQL: &str =
+    "SELECT unit, granted, carved, spent, reservation_id FROM grant_units WHERE grant_id = ?1";
+
 fn units(conn: &Connection, grant_id: &str) -> ApiResult<Vec<GrantUnit>> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT unit, granted, carved, spent, reservation_id FROM grant_units WHERE grant_id = ?1 ORDER BY unit",
-    )?;
+    let mut stmt = conn.prepare_cached(UNITS_SQL)?;
     let rows = stmt.query_map([grant_id], |r| {
         Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?, r.get::<_, i64>(3)?, r.get(4)?))
     })?;
@@ -194,6 +197,7 @@ fn units(conn: &Connection, grant_id: &str) -> ApiResult<Vec<GrantUnit>> {
         let unit = Unit::parse(&unit).ok_or_else(|| ApiError::internal(format!("grant unit `{unit}` is unknown")))?;
         out.push(GrantUnit { unit, granted, carved, spent, available: granted - carved - spent, reservation_id });
     }
+    out.sort_by(|a, b| a.unit.as_str().cmp(b.unit.as_str()));
     Ok(out)
 }
 
@@ -451,6 +455,24 @@ mod tests {
             expires_at_ms: 10_000,
             now: 1,
             budgets,
+        }
+    }
+
+    /// Each statement of the hot path is prepared once per connection, not on every run.
+    #[test]
+    fn loading_a_grant_does_not_reprepare_its_statements() {
+        let conn = db();
+        insert(&conn, &grant("root", None, &[(Unit::Tokens, 100), (Unit::Credits, 5)])).unwrap();
+        for id in ["a", "b", "c"] {
+            insert(&conn, &grant(id, Some("root"), &[(Unit::Tokens, 1)])).unwrap();
+        }
+        for _ in 0..5 {
+            assert_eq!(load(&conn, "t", "root").unwrap().unwrap().units.len(), 2);
+        }
+        for sql in [UNITS_SQL, GRANT_SQL] {
+            let stmt = conn.prepare_cached(sql).unwrap();
+            let reprepared = stmt.get_status(rusqlite::StatementStatus::RePrepare);
+            assert_eq!(reprepared, 0, "`{sql}` was prepared again {reprepared} times");
         }
     }
 

@@ -5,10 +5,14 @@
 //! a job that returns an error is rolled back alone, so bad input never changes state. The
 //! batch commits once for up to [`MAX_BATCH`] jobs, and only then are the jobs answered: a
 //! caller never sees a success that is not in the database file.
+//!
+//! Reads that decide nothing on their own (the facts a delegation is evaluated on, which the
+//! write job checks again where it matters) run on read-only connections beside the writer
+//! ([`Store::read`]): WAL readers see the last committed batch and never wait for the writer.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::Instant;
 use std::thread;
 
@@ -67,7 +71,14 @@ pub struct Store {
     jobs: mpsc::Sender<Job>,
     path: PathBuf,
     stats: Arc<Stats>,
+    readers: Arc<Mutex<Vec<Connection>>>,
 }
+
+/// How many idle read connections the store keeps open.
+const MAX_IDLE_READERS: usize = 8;
+
+/// The settings of every connection: a 16 MiB page cache, temporary tables in memory.
+const CONNECTION_PRAGMAS: &str = "PRAGMA busy_timeout=5000; PRAGMA cache_size=-16384; PRAGMA temp_store=MEMORY;";
 
 /// What the writer has done: jobs, committed batches, time inside jobs and commits.
 #[derive(Debug, Default)]
@@ -232,8 +243,7 @@ impl Store {
             SyncMode::Full => "FULL",
         };
         conn.execute_batch(&format!(
-            "PRAGMA journal_mode=WAL; PRAGMA synchronous={sync_pragma}; PRAGMA foreign_keys=ON; \
-             PRAGMA busy_timeout=5000; PRAGMA cache_size=-16384; PRAGMA temp_store=MEMORY;"
+            "PRAGMA journal_mode=WAL; PRAGMA synchronous={sync_pragma}; PRAGMA foreign_keys=ON; {CONNECTION_PRAGMAS}"
         ))
         .map_err(sqlite)?;
         migrate_trace_columns(&conn).map_err(sqlite)?;
@@ -260,7 +270,33 @@ impl Store {
             .name("sbd-store-writer".into())
             .spawn(move || writer(conn, queue, &writer_stats))
             .map_err(StoreError::Thread)?;
-        Ok(Store { jobs, path, stats })
+        Ok(Store { jobs, path, stats, readers: Arc::new(Mutex::new(Vec::new())) })
+    }
+
+    /// Runs the read-only `f` on a reader connection, on the calling thread (a few point
+    /// lookups cost less than a hand-off to another thread). It sees the last committed batch;
+    /// SQLite refuses a write (`query_only`).
+    pub fn read<T>(&self, f: impl FnOnce(&Connection) -> ApiResult<T>) -> ApiResult<T> {
+        let idle = self.readers.lock().map_err(|_| ApiError::internal("the store's reader pool is poisoned"))?.pop();
+        let conn = match idle {
+            Some(conn) => conn,
+            None => {
+                let conn = Connection::open_with_flags(
+                    &self.path,
+                    rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                )?;
+                conn.execute_batch(CONNECTION_PRAGMAS)?;
+                conn.execute_batch("PRAGMA query_only=1")?;
+                conn
+            }
+        };
+        let result = f(&conn);
+        if let Ok(mut idle) = self.readers.lock()
+            && idle.len() < MAX_IDLE_READERS
+        {
+            idle.push(conn);
+        }
+        result
     }
 
     /// The writer's counters.
