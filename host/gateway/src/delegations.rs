@@ -295,7 +295,7 @@ pub async fn create(
     if !obj.contains_key("chain") {
         obj.insert("chain".into(), json!([]));
     }
-    let claimed: Request = sbd_runtime::json::from_value(raw)
+    let claimed: Request = crate::strict_json::from_value(raw)
         .map_err(|e| ApiError::invalid(format!("invalid `request`: {}", e.under("$.request"))))?;
     REQUEST_LIMITS.check(&claimed)?;
     if let Some(s) = &body.subject {

@@ -369,6 +369,30 @@ async fn unicode_variants_of_an_agent_are_one_agent_or_refused() {
     assert!(r.body["message"].as_str().unwrap().contains("agent-id-mixed-script (1014)"), "{:?}", r.body);
 }
 
+/// The "JSON arrays are accepted where objects are expected", inside the delegation
+/// request: serde reads a struct positionally from an array, and `request` is parsed from a
+/// JSON value after the body.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn arrays_inside_a_delegation_request_are_refused() {
+    let (_dir, _gw, http, key) = setup().await;
+    let root = mandate(1_000, 4);
+    let grant = http.root_grant(&key, "orchestrator", root.clone()).await;
+    let mut task = hop(&token(&grant), "orchestrator", "a", &root, mandate(100, 3));
+    task["request"]["task"] = json!(["t-array", "payment.refund", "medium", 1_000, "acme", true]);
+    let mut requested = hop(&token(&grant), "orchestrator", "a", &root, mandate(100, 3));
+    requested["request"]["requested_mandate"] =
+        json!([1_000_000_000u64, ["payment.*"], ["acme"], [["TOKENS", 100]], 3, common::expiry()]);
+    let mut to = hop(&token(&grant), "orchestrator", "a", &root, mandate(100, 3));
+    to["request"]["to"] = json!(["a", 0]);
+    for (what, body, path) in [("task", task, "$.request.task"), ("mandate", requested, "$.request.requested_mandate"), ("to", to, "$.request.to")] {
+        let r = http.delegate(&key, body).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{what}: {:?}", r.body);
+        assert!(r.body["message"].as_str().unwrap().contains(path), "{what}: {:?}", r.body);
+    }
+    let tree = http.tenant(&key, Method::GET, &format!("/v1/chains/{}/grants", grant["chain_id"].as_str().unwrap()), None).await;
+    assert_eq!(tree.body["grants"].as_array().unwrap().len(), 1, "nothing carved: {:?}", tree.body);
+}
+
 /// Open (found by host/gateway/attacks/bypasses.py): a registered agent's trust is moved by an
 /// outcome report whose magnitude its own agent key chooses, so one `success` of 1000 on a
 /// chain it took part in lifts a T1 agent to T7 and a high-risk hop to it is allowed instead
