@@ -22,6 +22,9 @@ exists, and each attack provisions accordingly.
     python3 host/gateway/attacks/bypasses.py --sbd target/release/sbd --expect refused
     python3 host/gateway/attacks/bypasses.py --sbd target/release/sbd --json
 
+A residual list holds attacks beyond the issue's that this runner found still working on the
+current gateway; `--expect refused` counts them only with `--strict` while they are open.
+
 Python 3 standard library only.
 """
 
@@ -590,6 +593,32 @@ def json_arrays(gw):
     return judge(s == 200, s, b, f"200: a positional array body made reservation {b.get('reservation_id', '')}" if s == 200 else "")
 
 
+def json_arrays_in_request(gw):
+    t = Tenant(gw)
+    h = t.root("orchestrator", mandate(10**6, 4))
+    body = h.request("a", mandate(100, 3), task="arr")
+    body["request"]["task"] = ["arr", "payment.refund", "medium", 1000, "acme", True]
+    s, b = h.send(body)
+    return judge(allowed(s, b), s, b, "200 allow: `request.task` read positionally from an array" if allowed(s, b) else "")
+
+
+def outcome_self_report(gw):
+    """Residual: the delegate reports its own chain's success and its trust becomes what it says."""
+    t = Tenant(gw)
+    t.register("low", 300)
+    h = t.root("orchestrator", mandate(10**6, 4))
+    s, b = h.hop("low", mandate(100, 3), risk="low", task="o-1", trust=(900, 300))
+    if not allowed(s, b):
+        return ("ERROR", f"first hop: {why(s, b)}")
+    s0, b0 = h.hop("low", mandate(100, 3), risk="high", task="o-2", trust=(900, 300))
+    chain = h.chain_id or b["chain_id"]
+    so, bo = gw.call("POST", f"/v1/chains/{chain}/outcome", key=t.agent_key("low"), body={"outcome": "success", "magnitude": 1000})
+    s, b = h.hop("low", mandate(100, 3), risk="high", task="o-3", trust=(900, 300))
+    worked = allowed(s, b) and not allowed(s0, b0)
+    return judge(worked, s, b, f"high risk before: {why(s0, b0)}; low's own key reports success 1000 ({so}); after: allowed"
+                 if worked else f"outcome report {so}")
+
+
 _ident = {}
 
 
@@ -614,7 +643,7 @@ def identity(variant):
     def attack(gw):
         bh = ident_chain(gw)
         s, b = bh.hop(variant, mandate(10, 1), task="cycle")
-        return judge(allowed(s, b), s, b, f"agent-é -> b -> {variant!r}: allowed, no cycle seen" if allowed(s, b) else "")
+        return judge(allowed(s, b), s, b, f"agent-é -> b -> {ascii(variant)}: allowed, no cycle seen" if allowed(s, b) else "")
     return attack
 
 
@@ -732,6 +761,8 @@ ATTACKS = [
      "authority.rs::oversized_and_misshapen_requests_change_nothing"),
     ("JSON arrays where objects are expected", json_arrays,
      "roles.rs::json_arrays_are_refused_where_objects_are_expected"),
+    ("JSON arrays inside a delegation request (found by this runner)", json_arrays_in_request,
+     "authority.rs::arrays_inside_a_delegation_request_are_refused"),
     ("identity: Agent-É (case)", identity("Agent-É"),
      "authority.rs::identity_variants_are_one_agent_and_close_a_cycle"),
     ("identity: trailing space", identity("agent-é "),
@@ -755,6 +786,24 @@ ATTACKS = [
 ]
 
 
+# Attacks beyond the issue's list that this runner found still working on main; reported in
+# their own table, and counted by `--expect refused` only with `--strict` while they are open.
+RESIDUALS = [
+    ("an agent's own outcome report sets its registry trust", outcome_self_report,
+     "authority.rs::an_agent_cannot_raise_its_own_trust_with_an_outcome_report"),
+]
+
+
+def test_ignored(ref):
+    f, name = ref.split("::")
+    try:
+        with open(os.path.join(TESTS, f), encoding="utf-8") as fh:
+            text = fh.read()
+    except OSError:
+        return False
+    return re.search(rf"#\[ignore[^\n]*\]\s*(?:#\[[^\n]*\]\s*)*(?:async\s+)?fn {re.escape(name)}\b", text) is not None
+
+
 def test_exists(ref):
     """Whether `file.rs::name` is a function in host/gateway/tests."""
     f, name = ref.split("::")
@@ -769,6 +818,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--sbd", required=True, help="the sbd binary to attack")
     ap.add_argument("--expect", choices=["refused"], help="exit non-zero unless every attack is refused")
+    ap.add_argument("--strict", action="store_true", help="with --expect: the residual attacks must be refused too")
     ap.add_argument("--json", action="store_true", help="machine-readable results")
     ap.add_argument("--keep", action="store_true", help="keep the data directory")
     args = ap.parse_args()
@@ -778,15 +828,15 @@ def main():
     rows = []
     try:
         gw.start()
-        for title, fn, test in ATTACKS:
+        for (title, fn, test), residual in [(a, False) for a in ATTACKS] + [(a, True) for a in RESIDUALS]:
             try:
                 result, detail = fn(gw)
             except Exception as e:  # an attack that could not run is reported, never counted as refused
                 result, detail = "ERROR", f"{type(e).__name__}: {e}"
                 if os.environ.get("BYPASS_DEBUG"):
                     traceback.print_exc()
-            rows.append({"bypass": title, "result": result, "detail": detail, "test": test,
-                         "test_exists": test_exists(test)})
+            rows.append({"bypass": title, "result": result, "detail": detail, "test": test, "residual": residual,
+                         "test_exists": test_exists(test), "test_ignored": test_ignored(test)})
     finally:
         gw.stop()
         if not args.keep:
@@ -798,13 +848,19 @@ def main():
         print(json.dumps({"sbd": args.sbd, "gateway": version, "seconds": round(elapsed, 1), "rows": rows}, ensure_ascii=False, indent=1))
     else:
         print(f"# {args.sbd}: gateway {version}, {len(rows)} attacks in {elapsed:.1f} s")
-        print("bypass | result | regression test")
-        for r in rows:
-            detail = r["detail"].replace("|", "/").replace("\n", " ")
-            test = r["test"] + ("" if r["test_exists"] else " (MISSING)")
-            print(f"{r['bypass']} | {r['result']}: {detail} | {test}")
+        for residual in (False, True):
+            if residual:
+                print("\n# beyond the issue's list: found by this runner (open ones do not fail --expect refused without --strict)")
+            print("bypass | result | regression test")
+            for r in rows:
+                if r["residual"] != residual:
+                    continue
+                detail = r["detail"].replace("|", "/").replace("\n", " ")
+                test = r["test"] + ("" if r["test_exists"] else " (MISSING)") + (" (ignored: open)" if r["test_ignored"] else "")
+                print(f"{r['bypass']} | {r['result']}: {detail} | {test}")
     if args.expect == "refused":
-        bad = [r for r in rows if r["result"] != "REFUSED" or not r["test_exists"]]
+        bad = [r for r in rows if (args.strict or not r["residual"])
+               and (r["result"] != "REFUSED" or not r["test_exists"] or r["test_ignored"])]
         if bad:
             for r in bad:
                 print(f"NOT REFUSED: {r['bypass']}: {r['result']} {r['detail']}" if r["result"] != "REFUSED"
