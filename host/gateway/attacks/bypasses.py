@@ -531,21 +531,22 @@ def approval_no_token(gw):
         key, body = gw.key(t.id, "risk-officer", role="approver"), {}
     else:
         key, body = t.op, {"decided_by": "risk-officer"}
+    before = t.reserved()
     s, b = gw.call("POST", f"/v1/escalations/{esc['id']}/approve", key=key, body=body)
     if s != 200:
         return ("ERROR", f"approve: {why(s, b)}")
-    text = json.dumps(b)
+    after = t.reserved()
     token = (b.get("delegation") or {}).get("child_token") or b.get("child_token")
     if token:
-        return no(f"200 {b.get('decision')}: child token and grant {(b.get('delegation') or {}).get('grant_id', '')[:12]} issued")
-    return ok(f"200 {b.get('decision')}: no token, no hold" + (" (constraints unused)" if "constraints" not in text else ""))
+        return no(f"200 {b.get('decision')}: child token and grant {(b.get('delegation') or {}).get('grant_id', '')[:12]} issued, "
+                  f"escrow {(b.get('delegation') or {}).get('escrow')}")
+    return ok(f"200 {b.get('decision')}: no child token; tenant reserved {before} -> {after}")
 
 
 def credit_overflow(gw):
     t = Tenant(gw, unit=USD, allocated=1000)
-    s, b = fund(gw, t.op, t, {"operation": "CREDIT", "amount": {"unit": USD, "amount": I64_MAX}}) if False else \
-        gw.call("POST", f"/v1/admin/budgets/fund?scope=tenant:{t.id}&unit={USD}", key=t.op,
-                body={"operation": "CREDIT", "amount": {"unit": USD, "amount": I64_MAX}})
+    s, b = gw.call("POST", f"/v1/admin/budgets/fund?scope=tenant:{t.id}&unit={USD}", key=t.op,
+                   body={"operation": "CREDIT", "amount": {"unit": USD, "amount": I64_MAX}})
     new = b.get("new_allocated", {}).get("amount") if isinstance(b, dict) else None
     return judge(s == 200, s, b, f"200 new_allocated {new}" if s == 200 else "")
 
@@ -580,7 +581,6 @@ def long_to_id(gw):
     before = t.reserved()
     s, b = h.hop("x" * 100_000, mandate(100, 3))
     after = t.reserved()
-    chain = gw.call("GET", f"/v1/chains/{h.chain_id}", key=t.op)[1] if h.chain_id else {}
     worked = s >= 500
     return judge(worked, s, b, f"{s} after the hold: tenant reserved {before} -> {after}" if worked else
                  f"reserved {before} -> {after}")
@@ -786,11 +786,25 @@ ATTACKS = [
 ]
 
 
+def replay_new_idempotency_key(gw):
+    """Residual: the issue's replay with one header changed: a fresh X-Idempotency-Key each time."""
+    t = Tenant(gw)
+    h = t.root("orchestrator", mandate(10**6, 4))
+    body = h.request("a", mandate(100, 3), task="replayed-keyed")
+    rs = [h.send(body, headers={"x-idempotency-key": f"replay-{i}"}) for i in range(5)]
+    allows = sum(allowed(*r) for r in rs)
+    tokens = {r[1].get("child_token") for r in rs if allowed(*r)}
+    return ok(f"{allows} allows, {len(tokens)} distinct child tokens (each held from the parent's escrow)") if len(tokens) > 1 else \
+        no(f"{rs[-1][0]} the original response {allows}x, {len(tokens)} child token")
+
+
 # Attacks beyond the issue's list that this runner found still working on main; reported in
 # their own table, and counted by `--expect refused` only with `--strict` while they are open.
 RESIDUALS = [
     ("an agent's own outcome report sets its registry trust", outcome_self_report,
      "authority.rs::an_agent_cannot_raise_its_own_trust_with_an_outcome_report"),
+    ("replay: the same token and request five times, each with a new X-Idempotency-Key", replay_new_idempotency_key,
+     "authority.rs::a_replay_with_a_new_idempotency_key_returns_the_original_response"),
 ]
 
 
@@ -852,6 +866,40 @@ def compare(old_path, new_path):
             test = f"`{r['test']}`" + (" (ignored: open)" if r.get("test_ignored") else "")
             out.append(f"| {r['bypass']} | {cell(o) if o else 'not run'} | {cell(r)} | {test} |")
     out += [
+        "",
+        "## How each attack is made, where the two gateways differ",
+        "",
+        "- Rows 1-34 are the issue's list (the identity row split per variant, the",
+        "  `balances:read` row per operation); the nested-array row is a case of the issue's",
+        "  \"JSON arrays\" row that still worked on main until this branch (fixed in",
+        "  `strict_json::from_value`).",
+        "- *A first hop with an existing chain_id*: on the new gateway the tenant first opts into",
+        "  open roots (`PUT /v1/authority/settings`), the one configuration where a rootless first",
+        "  hop is allowed at all; without it the hop is a 403 like the other re-rooting rows.",
+        "- *Self-asserted depth exception*: the old gateway clamps a child's `remaining_depth` to",
+        "  the depth limit, so the exception is sent on every hop; hop 6 then passes.",
+        "- *Link 1's `at`*: nobody waits out the 15-minute deadline; the old gateway denies the",
+        "  hop with 1006 when link 1 says 16 minutes ago and allows it when the same link says now,",
+        "  with the same token, which is the dodge.",
+        "- *Approving another's escalation*: before roles the attacker is a `balances:read` key;",
+        "  now it is an approver key of another principal (`bob`), the strongest key that is not",
+        "  the assignee.",
+        "- *Child holds*: measured as the tenant budget's `reserved` before and after the child's",
+        "  hop.",
+        "- *Trace rewrite*: the runner stops the gateway, drops the append-only triggers, renames",
+        "  hop 1's delegate, deletes the denial, inserts a copied allow, restarts and reads",
+        "  `GET /v1/chains/{id}`.",
+        "",
+        "The two open residuals: (1) `POST /v1/chains/{id}/outcome` is allowed to every agent key",
+        "(`outcomes:write`), the magnitude is the reporter's, and the policy's success delta goes to",
+        "every agent of the executed chain, the reporter included: one report lifts a T1 agent to",
+        "T7 (and a failure report can sink every other agent of the chain). Deciding who may",
+        "report, and how far one report may move a score, is a design change to the registry, not",
+        "a local fix. (2) An explicit `X-Idempotency-Key` replaces the implicit (token, request)",
+        "key, so the issue's replay with a fresh header each time is five delegations; escrow still",
+        "bounds them by the parent's grant. Closing it means recording the implicit key beside the",
+        "explicit one on every delegation (an extra row on the hot path the throughput work is",
+        "measuring), so it is left to that work.",
         "",
         "## Regenerate",
         "",
