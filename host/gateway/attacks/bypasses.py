@@ -712,6 +712,18 @@ def trace_rewrite(gw):
     return no(f"{s} integrity: {str(integrity)[:90]}")
 
 
+def replay_new_idempotency_key(gw):
+    """Residual: the issue's replay with one header changed: a fresh X-Idempotency-Key each time."""
+    t = Tenant(gw)
+    h = t.root("orchestrator", mandate(10**6, 4))
+    body = h.request("a", mandate(100, 3), task="replayed-keyed")
+    rs = [h.send(body, headers={"x-idempotency-key": f"replay-{i}"}) for i in range(5)]
+    allows = sum(allowed(*r) for r in rs)
+    tokens = {r[1].get("child_token") for r in rs if allowed(*r)}
+    return ok(f"{allows} allows, {len(tokens)} distinct child tokens (each held from the parent's escrow)") if len(tokens) > 1 else \
+        no(f"{rs[-1][0]} the original response {allows}x, {len(tokens)} child token")
+
+
 ATTACKS = [
     ("re-rooting: new chain with a made-up parent mandate", reroot_made_up,
      "authority.rs::a_first_hop_without_a_root_grant_is_refused_and_chain_ids_are_never_reused"),
@@ -733,6 +745,8 @@ ATTACKS = [
      "authority.rs::aggregate_widening_is_refused_scenario_b"),
     ("replay: the same token and request five times", replay,
      "authority.rs::a_replayed_delegation_returns_the_original_response_with_no_second_hold"),
+    ("replay with a new X-Idempotency-Key each time (found by this runner; fixed on main since)", replay_new_idempotency_key,
+     "authority.rs::a_replay_with_a_new_idempotency_key_returns_the_original_response"),
     ("cross-tenant token", cross_tenant,
      "authority.rs::another_tenants_token_is_refused"),
     ("balances:read key reserves", ro_reserve,
@@ -786,25 +800,11 @@ ATTACKS = [
 ]
 
 
-def replay_new_idempotency_key(gw):
-    """Residual: the issue's replay with one header changed: a fresh X-Idempotency-Key each time."""
-    t = Tenant(gw)
-    h = t.root("orchestrator", mandate(10**6, 4))
-    body = h.request("a", mandate(100, 3), task="replayed-keyed")
-    rs = [h.send(body, headers={"x-idempotency-key": f"replay-{i}"}) for i in range(5)]
-    allows = sum(allowed(*r) for r in rs)
-    tokens = {r[1].get("child_token") for r in rs if allowed(*r)}
-    return ok(f"{allows} allows, {len(tokens)} distinct child tokens (each held from the parent's escrow)") if len(tokens) > 1 else \
-        no(f"{rs[-1][0]} the original response {allows}x, {len(tokens)} child token")
-
-
 # Attacks beyond the issue's list that this runner found still working on main; reported in
 # their own table, and counted by `--expect refused` only with `--strict` while they are open.
 RESIDUALS = [
     ("an agent's own outcome report sets its registry trust", outcome_self_report,
      "authority.rs::an_agent_cannot_raise_its_own_trust_with_an_outcome_report"),
-    ("replay: the same token and request five times, each with a new X-Idempotency-Key", replay_new_idempotency_key,
-     "authority.rs::a_replay_with_a_new_idempotency_key_returns_the_original_response"),
 ]
 
 
@@ -869,10 +869,13 @@ def compare(old_path, new_path):
         "",
         "## How each attack is made, where the two gateways differ",
         "",
-        "- Rows 1-34 are the issue's list (the identity row split per variant, the",
-        "  `balances:read` row per operation); the nested-array row is a case of the issue's",
-        "  \"JSON arrays\" row that still worked on main until this branch (fixed in",
-        "  `strict_json::from_value`).",
+        "- 34 rows are the issue's list (the identity row split per variant, the `balances:read`",
+        "  row per operation). Two more rows are cases of listed bypasses that still worked on",
+        "  main when this runner first ran and are fixed on this branch: JSON arrays inside a",
+        "  delegation's `request` (parsed without the strict adapter; now `strict_json::from_value`)",
+        "  and the replay with a fresh `X-Idempotency-Key` each time (an explicit key replaced the",
+        "  implicit (token, request) key; now a hop that changed state is also stored under the",
+        "  implicit key and found under any other).",
         "- *A first hop with an existing chain_id*: on the new gateway the tenant first opts into",
         "  open roots (`PUT /v1/authority/settings`), the one configuration where a rootless first",
         "  hop is allowed at all; without it the hop is a 403 like the other re-rooting rows.",
@@ -890,17 +893,13 @@ def compare(old_path, new_path):
         "  hop 1's delegate, deletes the denial, inserts a copied allow, restarts and reads",
         "  `GET /v1/chains/{id}`.",
         "",
-        "The two open residuals: (1) `POST /v1/chains/{id}/outcome` is open to every agent key of",
+        "The open residual: `POST /v1/chains/{id}/outcome` is open to every agent key of",
         "the tenant (`outcomes:write`), whether or not it took part in the chain, and the magnitude",
         "is the reporter's: measured here, one `success` of 1000 moved the chain's last delegate",
         "to 1000 (from 300, T1 to T7, reported by itself; from 720 reported by an agent `c` outside",
         "the chain), and one `failure` of 1000 put every agent of the chain at 0. Deciding who may",
         "report, and how far one report may move a score, is a design change to the registry, not",
-        "a local fix. (2) An explicit `X-Idempotency-Key` replaces the implicit (token, request)",
-        "key, so the issue's replay with a fresh header each time is five delegations; escrow still",
-        "bounds them by the parent's grant. Closing it means recording the implicit key beside the",
-        "explicit one on every delegation (an extra row on the hot path the throughput work is",
-        "measuring), so it is left to that work.",
+        "a local fix; its regression test is ignored until then.",
         "",
         "## Regenerate",
         "",

@@ -422,14 +422,12 @@ async fn an_agent_cannot_raise_its_own_trust_with_an_outcome_report() {
     assert_ne!(http.delegate(&key, risky).await.body["decision"], "allow");
 }
 
-/// Open (found by host/gateway/attacks/bypasses.py): issue 14 asks that "the same token and
-/// request (or the same idempotency key) returns the original response, with no second hold
-/// or token". An explicit `X-Idempotency-Key` replaces the implicit (token, request) key, so
-/// the issue's replay with a fresh header each time gets five allows, five holds and five
-/// child tokens (each carved from the parent's escrow, so never beyond its grant). Ignored
-/// until it is decided whether an explicit key may distinguish two identical requests.
+/// Found by host/gateway/attacks/bypasses.py: issue 14 asks that "the same token and request
+/// (or the same idempotency key) returns the original response, with no second hold or
+/// token". An explicit `X-Idempotency-Key` used to replace the implicit (token, request) key,
+/// so the issue's replay with a fresh header each time got five allows, five holds and five
+/// child tokens (each carved from the parent's escrow, so never beyond its grant).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "open: a fresh X-Idempotency-Key makes a replayed delegation new (issue 14 residual)"]
 async fn a_replay_with_a_new_idempotency_key_returns_the_original_response() {
     let (_dir, _gw, http, key) = setup().await;
     let root = mandate(1_000, 4);
@@ -445,6 +443,8 @@ async fn a_replay_with_a_new_idempotency_key_returns_the_original_response() {
         responses.push(r.body);
     }
     assert!(responses.iter().all(|r| r == &responses[0]), "five different responses to one request");
+    let plain = http.delegate(&key, body.clone()).await;
+    assert_eq!(plain.body, responses[0], "without a key: the original response");
     let tree = http.tenant(&key, Method::GET, &format!("/v1/chains/{}/grants", grant["chain_id"].as_str().unwrap()), None).await;
     assert_eq!(tree.body["grants"].as_array().unwrap().len(), 2, "one root, one child: {:?}", tree.body);
 }
