@@ -394,9 +394,10 @@ async fn arrays_inside_a_delegation_request_are_refused() {
 }
 
 /// Open (found by host/gateway/attacks/bypasses.py): a registered agent's trust is moved by an
-/// outcome report whose magnitude its own agent key chooses, so one `success` of 1000 on a
-/// chain it took part in lifts a T1 agent to T7 and a high-risk hop to it is allowed instead
-/// of escalated: the caller-sent trust score of issue 14 through another door. Who may report
+/// outcome report whose magnitude the reporting agent key chooses (its own, or any other agent
+/// key of the tenant), so one `success` of 1000 on a chain it took part in lifts a T1 agent to
+/// T7 and a high-risk hop to it is allowed instead of escalated: the caller-sent trust score
+/// of issue 14 through another door. Who may report
 /// an outcome, and by how much a report may move a score, is a design decision; this test is
 /// ignored until it is made and passes once the bypass is closed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
