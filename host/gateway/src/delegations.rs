@@ -209,6 +209,24 @@ fn stored_response(conn: &Connection, tenant: &str, key: &str) -> ApiResult<Opti
         .map(|(request_hash, response)| Stored { request_hash, response: serde_json::from_str(&response).unwrap_or(Value::Null) }))
 }
 
+/// The idempotency key of a delegation named by its token and request alone.
+fn implicit_key(request_hash: &str) -> String {
+    format!("implicit:{request_hash}")
+}
+
+/// The stored response for `key`, else, for an explicit key, the one stored for the same token
+/// and request: a fresh `X-Idempotency-Key` does not make a replayed delegation new.
+fn stored_replay(conn: &Connection, tenant: &str, key: &str, request_hash: &str) -> ApiResult<Option<Stored>> {
+    if let Some(stored) = stored_response(conn, tenant, key)? {
+        return Ok(Some(stored));
+    }
+    let implicit = implicit_key(request_hash);
+    if key == implicit {
+        return Ok(None);
+    }
+    stored_response(conn, tenant, &implicit)
+}
+
 /// Loads depth exception `id` for `tenant` and `chain`, as the policy takes it.
 pub fn load_exception(conn: &Connection, tenant: &str, chain: &str, id: &str) -> ApiResult<DepthException> {
     let row = conn
@@ -295,7 +313,7 @@ pub async fn create(
     if !obj.contains_key("chain") {
         obj.insert("chain".into(), json!([]));
     }
-    let claimed: Request = sbd_runtime::json::from_value(raw)
+    let claimed: Request = crate::strict_json::from_value(raw)
         .map_err(|e| ApiError::invalid(format!("invalid `request`: {}", e.under("$.request"))))?;
     REQUEST_LIMITS.check(&claimed)?;
     if let Some(s) = &body.subject {
@@ -348,7 +366,7 @@ pub async fn create(
     if explicit_key.as_ref().is_some_and(|k| k.is_empty() || k.len() > 256) {
         return Err(ApiError::invalid("`X-Idempotency-Key` must be 1-256 characters"));
     }
-    let idem_key = explicit_key.clone().unwrap_or_else(|| format!("implicit:{request_hash}"));
+    let idem_key = explicit_key.clone().unwrap_or_else(|| implicit_key(&request_hash));
 
     let chain = match (&presented, &body.chain_id) {
         (Some(t), _) => t.chain_id(),
@@ -357,9 +375,10 @@ pub async fn create(
     };
     let chain_id = chain.to_string();
     let facts = {
-        let (t, key, from, to, parent_id, exception_id, chain_id) = (
+        let (t, key, hash, from, to, parent_id, exception_id, chain_id) = (
             tenant.clone(),
             idem_key.clone(),
+            request_hash.clone(),
             from_id.clone(),
             to_id.clone(),
             presented.as_ref().map(|p| grant_id(p.tip_hash())),
@@ -379,7 +398,7 @@ pub async fn create(
                         Some(id) => Some(load_exception(conn, &t, &chain_id, id)?),
                         None => None,
                     },
-                    replay: stored_response(conn, &t, &key)?,
+                    replay: stored_replay(conn, &t, &key, &hash)?,
                 })
         })?
     };
@@ -690,7 +709,7 @@ pub fn record_root(
 
 fn record(conn: &Connection, mut p: Plan) -> ApiResult<Recorded> {
     // A concurrent twin may have committed since the facts were read.
-    if let Some(stored) = stored_response(conn, &p.tenant, &p.idem_key)? {
+    if let Some(stored) = stored_replay(conn, &p.tenant, &p.idem_key, &p.request_hash)? {
         return Ok(Recorded { response: Value::Null, replay: Some(stored) });
     }
     if let Some(root) = &p.open_root {
@@ -817,6 +836,14 @@ fn record(conn: &Connection, mut p: Plan) -> ApiResult<Recorded> {
             "INSERT INTO delegation_requests (tenant_id, key, request_hash, response, created_at_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
         )?
         .execute(params![p.tenant, p.idem_key, p.request_hash, out.to_string(), p.now])?;
+    }
+    // Under an explicit key, a hop that changed state is also the answer to its token and
+    // request under any other key.
+    if p.store_idempotency && decision != "deny" {
+        conn.prepare_cached(
+            "INSERT OR IGNORE INTO delegation_requests (tenant_id, key, request_hash, response, created_at_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?
+        .execute(params![p.tenant, implicit_key(&p.request_hash), p.request_hash, out.to_string(), p.now])?;
     }
     Ok(Recorded { response: out, replay: None })
 }

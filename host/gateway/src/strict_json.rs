@@ -18,6 +18,12 @@ pub fn from_slice<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, JsonError> {
     Ok(value)
 }
 
+/// Converts an already parsed JSON value (a field the body keeps as a `Value`, such as a
+/// delegation's `request`) to `T` with the same refusal of arrays where structs are expected.
+pub fn from_value<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, JsonError> {
+    serde_path_to_error::deserialize(Strict(value)).map_err(JsonError::from_tracked)
+}
+
 struct Strict<D>(D);
 struct W<V>(V);
 struct Seed<S>(S);

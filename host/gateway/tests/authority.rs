@@ -267,3 +267,185 @@ async fn commits_return_the_rest_up_the_tree_and_settle_the_root_hold() {
     assert_eq!((b["reserved"]["amount"].as_i64(), b["spent"]["amount"].as_i64()), (Some(0), Some(300)), "{b}");
     audit_sound(&http, &key).await;
 }
+
+/// `hop` at low risk (maximum depth 5 in the default policy).
+fn low(mut body: Value) -> Value {
+    body["request"]["task"]["risk"] = json!("low");
+    body
+}
+
+/// A first hop with no token, the way a chain was opened before root grants.
+fn rootless(from: &str, to: &str, parent: &Value, requested: Value) -> Value {
+    let mut body = hop("x", from, to, parent, requested);
+    body.as_object_mut().unwrap().remove("token");
+    body
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chain_at_its_depth_limit_cannot_continue_as_a_new_chain() {
+    let (_dir, _gw, http, key) = setup().await;
+    let root = mandate(1_000, 6);
+    let grant = http.root_grant(&key, "orchestrator", root.clone()).await;
+    let (mut token, mut parent, mut from) = (token(&grant), root, "orchestrator".to_string());
+    for (i, to) in ["a", "b", "c", "d", "e"].into_iter().enumerate() {
+        let depth = parent["remaining_depth"].as_u64().unwrap().saturating_sub(1) as u8;
+        let r = http.delegate(&key, low(hop(&token, &from, to, &parent, mandate(900 - 100 * i as u64, depth)))).await;
+        assert_eq!(r.body["decision"], "allow", "hop {}: {:?}", i + 1, r.body);
+        token = r.body["child_token"].as_str().unwrap().to_string();
+        parent = r.body["verdict"]["allow"]["child_mandate"].clone();
+        from = to.to_string();
+    }
+    // e holds depth 5 of 5: the sixth hop with its token is stopped by the rules.
+    let r = http.delegate(&key, low(hop(&token, "e", "f", &parent, mandate(10, 0)))).await;
+    assert_ne!(r.body["decision"], "allow", "{:?}", r.body);
+    // Re-rooting: e's key opens a "new" chain at depth 1 with a mandate it makes up.
+    let r = http.delegate(&key, low(rootless("e", "f", &mandate(1_000, 5), mandate(10, 4)))).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{:?}", r.body);
+    assert!(r.body["message"].as_str().unwrap().contains("root grant"), "{:?}", r.body);
+    // Nor can e grant itself a root.
+    let e_key = http.agent_key(&key, "e").await;
+    let r = http.tenant(&e_key, Method::POST, "/v1/root-grants", Some(json!({"agent_id": "e", "mandate": mandate(10, 4)}))).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{:?}", r.body);
+    audit_sound(&http, &key).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cycle_cannot_close_through_a_new_chain() {
+    let (_dir, _gw, http, key) = setup().await;
+    let root = mandate(1_000, 4);
+    let grant = http.root_grant(&key, "orchestrator", root.clone()).await;
+    let r1 = http.delegate(&key, hop(&token(&grant), "orchestrator", "a", &root, mandate(100, 3))).await;
+    let m1 = r1.body["verdict"]["allow"]["child_mandate"].clone();
+    let r2 = http.delegate(&key, hop(&token(&r1.body), "a", "b", &m1, mandate(50, 2))).await;
+    assert_eq!(r2.body["decision"], "allow", "{:?}", r2.body);
+    let m2 = r2.body["verdict"]["allow"]["child_mandate"].clone();
+    // b -> orchestrator with b's token: a cycle, refused by the rules.
+    let r = http.delegate(&key, hop(&token(&r2.body), "b", "orchestrator", &m2, mandate(10, 1))).await;
+    assert_eq!(r.body["verdict"]["deny"]["code"], 1002, "{:?}", r.body);
+    // The same hop as the first hop of a fresh chain: refused before any rule runs.
+    let r = http.delegate(&key, rootless("b", "orchestrator", &m2, mandate(10, 1))).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{:?}", r.body);
+    assert!(r.body["message"].as_str().unwrap().contains("root grant"), "{:?}", r.body);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mandate_listing_a_unit_twice_is_refused_with_no_hold() {
+    let (_dir, _gw, http, key) = setup().await;
+    let root = mandate(1_000, 4);
+    let grant = http.root_grant(&key, "orchestrator", root.clone()).await;
+    let mut twice = mandate(100, 3);
+    twice["budgets"] = json!([{"unit": "TOKENS", "amount": 100}, {"unit": "TOKENS", "amount": 100}]);
+    let r = http.delegate(&key, hop(&token(&grant), "orchestrator", "a", &root, twice.clone())).await;
+    assert_eq!((r.body["decision"].as_str(), r.body["verdict"]["deny"]["code"].as_u64()), (Some("deny"), Some(2011)), "{:?}", r.body);
+    let tree = http.tenant(&key, Method::GET, &format!("/v1/chains/{}/grants", grant["chain_id"].as_str().unwrap()), None).await;
+    assert_eq!(tree.body["grants"].as_array().unwrap().len(), 1, "no child grant: {:?}", tree.body);
+    // A root grant listing a unit twice is refused before anything is held.
+    let r = http.tenant(&http.operator(&key), Method::POST, "/v1/root-grants", Some(json!({"agent_id": "orchestrator", "mandate": twice}))).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{:?}", r.body);
+    assert_eq!(http.balance(&key, "acme", "tenant:acme").await["reserved"]["amount"], 1_000);
+    audit_sound(&http, &key).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unicode_variants_of_an_agent_are_one_agent_or_refused() {
+    let (_dir, _gw, http, key) = setup().await;
+    http.register(&key, "agent-\u{e9}", 720.0).await;
+    let root = mandate(1_000, 4);
+    let grant = http.root_grant(&key, "orchestrator", root.clone()).await;
+    let r1 = http.delegate(&key, hop(&token(&grant), "orchestrator", "agent-\u{e9}", &root, mandate(100, 3))).await;
+    assert_eq!(r1.body["decision"], "allow", "{:?}", r1.body);
+    let m1 = r1.body["verdict"]["allow"]["child_mandate"].clone();
+    let r2 = http.delegate(&key, hop(&token(&r1.body), "agent-\u{e9}", "b", &m1, mandate(50, 2))).await;
+    assert_eq!(r2.body["decision"], "allow", "{:?}", r2.body);
+    let m2 = r2.body["verdict"]["allow"]["child_mandate"].clone();
+    // NFD (e + COMBINING ACUTE) and fullwidth letters are agent-é: the hop back is a cycle.
+    for same in ["agent-e\u{301}", "\u{ff41}\u{ff47}\u{ff45}\u{ff4e}\u{ff54}-\u{e9}", "AGENT-\u{c9}"] {
+        let r = http.delegate(&key, hop(&token(&r2.body), "b", same, &m2, mandate(10, 1))).await;
+        assert_eq!(r.body["verdict"]["deny"]["code"], 1002, "{same:?}: {:?}", r.body);
+    }
+    // A Cyrillic а (U+0430) in a Latin id is refused as mixed-script, never a new agent.
+    let r = http.delegate(&key, hop(&token(&r2.body), "b", "\u{430}gent-\u{e9}", &m2, mandate(10, 1))).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{:?}", r.body);
+    assert!(r.body["message"].as_str().unwrap().contains("agent-id-mixed-script (1014)"), "{:?}", r.body);
+}
+
+/// The issue's "JSON arrays are accepted where objects are expected", inside the delegation
+/// request: serde reads a struct positionally from an array, and `request` is parsed from a
+/// JSON value after the body.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn arrays_inside_a_delegation_request_are_refused() {
+    let (_dir, _gw, http, key) = setup().await;
+    let root = mandate(1_000, 4);
+    let grant = http.root_grant(&key, "orchestrator", root.clone()).await;
+    let mut task = hop(&token(&grant), "orchestrator", "a", &root, mandate(100, 3));
+    task["request"]["task"] = json!(["t-array", "payment.refund", "medium", 1_000, "acme", true]);
+    let mut requested = hop(&token(&grant), "orchestrator", "a", &root, mandate(100, 3));
+    requested["request"]["requested_mandate"] =
+        json!([1_000_000_000u64, ["payment.*"], ["acme"], [["TOKENS", 100]], 3, common::expiry()]);
+    let mut to = hop(&token(&grant), "orchestrator", "a", &root, mandate(100, 3));
+    to["request"]["to"] = json!(["a", 0]);
+    for (what, body, path) in [("task", task, "$.request.task"), ("mandate", requested, "$.request.requested_mandate"), ("to", to, "$.request.to")] {
+        let r = http.delegate(&key, body).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{what}: {:?}", r.body);
+        assert!(r.body["message"].as_str().unwrap().contains(path), "{what}: {:?}", r.body);
+    }
+    let tree = http.tenant(&key, Method::GET, &format!("/v1/chains/{}/grants", grant["chain_id"].as_str().unwrap()), None).await;
+    assert_eq!(tree.body["grants"].as_array().unwrap().len(), 1, "nothing carved: {:?}", tree.body);
+}
+
+/// Open (found by host/gateway/attacks/bypasses.py): a registered agent's trust is moved by an
+/// outcome report whose magnitude the reporting agent key chooses (its own, or any other agent
+/// key of the tenant), so one `success` of 1000 on a chain it took part in lifts a T1 agent to
+/// T7 and a high-risk hop to it is allowed instead of escalated: the caller-sent trust score
+/// of issue 14 through another door. Who may report
+/// an outcome, and by how much a report may move a score, is a design decision; this test is
+/// ignored until it is made and passes once the bypass is closed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "open: an agent's own outcome report sets its registry trust (issue 14 residual)"]
+async fn an_agent_cannot_raise_its_own_trust_with_an_outcome_report() {
+    let (_dir, _gw, http, key) = setup().await;
+    http.register(&key, "low", 300.0).await;
+    let root = mandate(1_000, 4);
+    let grant = http.root_grant(&key, "orchestrator", root.clone()).await;
+    let mut first = hop(&token(&grant), "orchestrator", "low", &root, mandate(100, 3));
+    first["request"]["task"]["risk"] = json!("low");
+    assert_eq!(http.delegate(&key, first).await.body["decision"], "allow");
+    let mut risky = hop(&token(&grant), "orchestrator", "low", &root, mandate(100, 3));
+    risky["request"]["task"]["risk"] = json!("high");
+    risky["request"]["task"]["id"] = json!("risky-1");
+    assert_eq!(http.delegate(&key, risky.clone()).await.body["decision"], "escalate");
+    let low_key = http.agent_key(&key, "low").await;
+    let chain = grant["chain_id"].as_str().unwrap();
+    let _ = http.tenant(&low_key, Method::POST, &format!("/v1/chains/{chain}/outcome"), Some(json!({"outcome": "success", "magnitude": 1000.0}))).await;
+    let t = http.tenant(&http.operator(&key), Method::GET, "/v1/agents/low/trust", None).await;
+    assert!(t.body["score"].as_f64().unwrap() < 500.0, "its own report moved it to {:?}", t.body);
+    risky["request"]["task"]["id"] = json!("risky-2");
+    assert_ne!(http.delegate(&key, risky).await.body["decision"], "allow");
+}
+
+/// Found by host/gateway/attacks/bypasses.py: issue 14 asks that "the same token and request
+/// (or the same idempotency key) returns the original response, with no second hold or
+/// token". An explicit `X-Idempotency-Key` used to replace the implicit (token, request) key,
+/// so the issue's replay with a fresh header each time got five allows, five holds and five
+/// child tokens (each carved from the parent's escrow, so never beyond its grant).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replay_with_a_new_idempotency_key_returns_the_original_response() {
+    let (_dir, _gw, http, key) = setup().await;
+    let root = mandate(1_000, 4);
+    let grant = http.root_grant(&key, "orchestrator", root.clone()).await;
+    let body = hop(&token(&grant), "orchestrator", "a", &root, mandate(100, 3));
+    let orchestrator = http.agent_key(&key, "orchestrator").await;
+    let mut responses = Vec::new();
+    for i in 0..5 {
+        let k = format!("replay-{i}");
+        let h = [("x-cycles-api-key", orchestrator.as_str()), ("x-idempotency-key", k.as_str())];
+        let r = http.call(Method::POST, "/v1/delegations", &h, Some(body.clone())).await;
+        assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+        responses.push(r.body);
+    }
+    assert!(responses.iter().all(|r| r == &responses[0]), "five different responses to one request");
+    let plain = http.delegate(&key, body.clone()).await;
+    assert_eq!(plain.body, responses[0], "without a key: the original response");
+    let tree = http.tenant(&key, Method::GET, &format!("/v1/chains/{}/grants", grant["chain_id"].as_str().unwrap()), None).await;
+    assert_eq!(tree.body["grants"].as_array().unwrap().len(), 2, "one root, one child: {:?}", tree.body);
+}
