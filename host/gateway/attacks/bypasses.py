@@ -797,14 +797,17 @@ ATTACKS = [
      "trace_tamper.rs::the_depth_warning_is_an_operator_event_and_a_metric"),
     ("trace rows rewritten in SQLite served without warning", trace_rewrite,
      "trace_tamper.rs::direct_database_edits_are_named_by_the_gateway_and_the_offline_verifier"),
+    # Found by this runner beyond the issue's list (the caller-sent trust score through the
+    # outcome report); closed: outcomes come from an operator, an approver or the originator,
+    # once per chain.
+    ("an agent's own outcome report sets its registry trust", outcome_self_report,
+     "authority.rs::an_agent_cannot_raise_its_own_trust_with_an_outcome_report"),
 ]
 
 
 # Attacks beyond the issue's list that this runner found still working on main; reported in
 # their own table, and counted by `--expect refused` only with `--strict` while they are open.
 RESIDUALS = [
-    ("an agent's own outcome report sets its registry trust", outcome_self_report,
-     "authority.rs::an_agent_cannot_raise_its_own_trust_with_an_outcome_report"),
 ]
 
 
@@ -893,13 +896,12 @@ def compare(old_path, new_path):
         "  hop 1's delegate, deletes the denial, inserts a copied allow, restarts and reads",
         "  `GET /v1/chains/{id}`.",
         "",
-        "The open residual: `POST /v1/chains/{id}/outcome` is open to every agent key of",
-        "the tenant (`outcomes:write`), whether or not it took part in the chain, and the magnitude",
-        "is the reporter's: measured here, one `success` of 1000 moved the chain's last delegate",
-        "to 1000 (from 300, T1 to T7, reported by itself; from 720 reported by an agent `c` outside",
-        "the chain), and one `failure` of 1000 put every agent of the chain at 0. Deciding who may",
-        "report, and how far one report may move a score, is a design change to the registry, not",
-        "a local fix; its regression test is ignored until then.",
+        "- *Outcome report* (found by this runner, beyond the issue's list): on main before the",
+        "  fix, `POST /v1/chains/{id}/outcome` was open to every agent key of the tenant, with the",
+        "  magnitude the reporter chose: one `success` of 1000 moved the chain's last delegate from",
+        "  300 to 1000 (T1 to T7), reported by itself. Now an outcome is reported by an operator, an",
+        "  approver or the chain's originator (the holder of its root grant), once per chain (409",
+        "  after), and the trace records the key's principal as the reporter.",
         "",
         "## Regenerate",
         "",

@@ -873,7 +873,7 @@ pub async fn get_chain(
     Ok(Json(export))
 }
 
-/// The body of an outcome report.
+/// The body of an outcome report. Who reports is the key's principal, never a body field.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OutcomeBody {
@@ -881,20 +881,40 @@ pub struct OutcomeBody {
     pub outcome: String,
     /// Trust gained (success) or the penalty (failure), 0-1000.
     pub magnitude: f64,
-    /// Who reports.
-    #[serde(default)]
-    pub reported_by: Option<String>,
+}
+
+/// The holder of `chain_id`'s root grant (its originator), if the chain has one.
+fn originator(conn: &Connection, tenant: &str, chain_id: &str) -> ApiResult<Option<String>> {
+    Ok(conn
+        .prepare_cached("SELECT holder FROM grants WHERE tenant_id = ?1 AND chain_id = ?2 AND parent_id IS NULL")?
+        .query_row(params![tenant, chain_id], |r| r.get(0))
+        .optional()?)
+}
+
+/// Whether an outcome was already reported for `chain_id`.
+fn outcome_reported(conn: &Connection, tenant: &str, chain_id: &str) -> ApiResult<bool> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT EXISTS (SELECT 1 FROM trace_events WHERE tenant_id = ?1 AND chain_id = ?2 AND decision = 'outcome')",
+        )?
+        .query_row(params![tenant, chain_id], |r| r.get(0))?)
 }
 
 /// `POST /v1/chains/{chain_id}/outcome`: penalty propagation through the policy's
 /// `trust-deltas`, applied to the registry's trust scores; the report is appended to the
 /// trace.
+///
+/// Trust scores decide delegations, so who may move them is bounded: an operator, an approver,
+/// or the agent key of the chain's originator (the holder of its root grant, who is
+/// accountable for the task), and one report per chain. A delegate cannot report on its own
+/// work, and no one can replay reports to walk a score up.
 pub async fn report_outcome(
     State(state): State<Shared>,
-    Tenant(tenant): Tenant,
+    principal: Principal,
     Path(chain_id): Path<String>,
     Body(body): Body<OutcomeBody>,
 ) -> ApiResult<Json<Value>> {
+    let tenant = principal.tenant.clone();
     if !body.magnitude.is_finite() || !(0.0..=1000.0).contains(&body.magnitude) {
         return Err(ApiError::invalid("`magnitude` must be a number in 0-1000"));
     }
@@ -903,13 +923,21 @@ pub async fn report_outcome(
         "failure" => Outcome::Failure(body.magnitude),
         other => return Err(ApiError::invalid(format!("`outcome` must be `success` or `failure`, got `{other}`"))),
     };
-    if body.reported_by.as_ref().is_some_and(|r| r.len() > REQUEST_LIMITS.max_text_bytes) {
-        return Err(ApiError::invalid("`reported_by` is too long"));
-    }
     let (t, id) = (tenant.clone(), chain_id.clone());
     let key = state.tokens.public_key();
     // Nothing is decided on altered history: the chain must verify.
-    let events = state.store.run(move |conn| traces::verified_chain(conn, &t, &id, &key)).await?;
+    let (events, root_holder) = state
+        .store
+        .read(move |conn| Ok((traces::verified_chain(conn, &t, &id, &key)?, originator(conn, &t, &id)?)))?;
+    if principal.role == crate::auth::Role::Agent {
+        let me = canonical("principal", &principal.name).ok();
+        if root_holder.is_none() || me != root_holder {
+            return Err(ApiError::forbidden(format!(
+                "an agent key reports an outcome only for a chain it originated; chain `{chain_id}` was granted to `{}`",
+                root_holder.as_deref().unwrap_or("no root grant")
+            )));
+        }
+    }
     // The executed chain: the originator, then every delegate an allowed hop handed to.
     let mut chain: Vec<String> = Vec::new();
     for e in events.iter().filter(|e| e["decision"] == "allow") {
@@ -928,13 +956,20 @@ pub async fn report_outcome(
     let version = state.policy.version().label();
     let now = now_ms();
     let (t, id) = (tenant.clone(), chain_id.clone());
-    let reported_by = body.reported_by.clone();
+    let reported_by = format!("{}:{}", principal.role.as_str(), principal.name);
     let signer = state.tokens.signing_key().clone();
     let outcome_name = body.outcome.clone();
     let magnitude = body.magnitude;
     let (appended, scores) = state
         .store
         .run(move |conn| {
+            // Checked in the write itself, so two concurrent reports cannot both pass.
+            if outcome_reported(conn, &t, &id)? {
+                return Err(ApiError::new(
+                    ErrorCode::DuplicateResource,
+                    format!("an outcome was already reported for chain `{id}`: one report per chain"),
+                ));
+            }
             let mut scores = Vec::new();
             for d in &deltas {
                 // Only registered agents have a score to move.
@@ -947,7 +982,7 @@ pub async fn report_outcome(
             let appended = traces::append(conn, &NewEvent {
                 tenant: &t,
                 chain_id: &id,
-                delegator: reported_by.as_deref().unwrap_or(""),
+                delegator: &reported_by,
                 delegate: "",
                 depth: 0,
                 at_ms: now,

@@ -393,15 +393,12 @@ async fn arrays_inside_a_delegation_request_are_refused() {
     assert_eq!(tree.body["grants"].as_array().unwrap().len(), 1, "nothing carved: {:?}", tree.body);
 }
 
-/// Open (found by host/gateway/attacks/bypasses.py): a registered agent's trust is moved by an
-/// outcome report whose magnitude the reporting agent key chooses (its own, or any other agent
-/// key of the tenant), so one `success` of 1000 on a chain it took part in lifts a T1 agent to
-/// T7 and a high-risk hop to it is allowed instead of escalated: the caller-sent trust score
-/// of issue 14 through another door. Who may report
-/// an outcome, and by how much a report may move a score, is a design decision; this test is
-/// ignored until it is made and passes once the bypass is closed.
+/// Found by host/gateway/attacks/bypasses.py: a registered agent's trust was moved by an
+/// outcome report from any agent key of the tenant, with the magnitude it chose, so one
+/// `success` of 1000 lifted a T1 agent to T7 and a high-risk hop to it was allowed instead of
+/// escalated (the caller-sent trust score of issue 14 through another door). Now an outcome is
+/// reported by an operator, an approver or the chain's originator, once per chain.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "open: an agent's own outcome report sets its registry trust (issue 14 residual)"]
 async fn an_agent_cannot_raise_its_own_trust_with_an_outcome_report() {
     let (_dir, _gw, http, key) = setup().await;
     http.register(&key, "low", 300.0).await;
@@ -416,11 +413,32 @@ async fn an_agent_cannot_raise_its_own_trust_with_an_outcome_report() {
     assert_eq!(http.delegate(&key, risky.clone()).await.body["decision"], "escalate");
     let low_key = http.agent_key(&key, "low").await;
     let chain = grant["chain_id"].as_str().unwrap();
-    let _ = http.tenant(&low_key, Method::POST, &format!("/v1/chains/{chain}/outcome"), Some(json!({"outcome": "success", "magnitude": 1000.0}))).await;
+    let report = |k: String, outcome: &'static str| {
+        let http = &http;
+        let path = format!("/v1/chains/{chain}/outcome");
+        async move { http.tenant(&k, Method::POST, &path, Some(json!({"outcome": outcome, "magnitude": 1000.0}))).await }
+    };
+    let own = report(low_key.clone(), "success").await;
+    assert_eq!(own.status, StatusCode::FORBIDDEN, "a delegate reporting on its own work: {:?}", own.body);
+    // A key of the tenant that is not the originator (here the provisioning agent key) either.
+    assert_eq!(report(key.clone(), "success").await.status, StatusCode::FORBIDDEN);
     let t = http.tenant(&http.operator(&key), Method::GET, "/v1/agents/low/trust", None).await;
     assert!(t.body["score"].as_f64().unwrap() < 500.0, "its own report moved it to {:?}", t.body);
     risky["request"]["task"]["id"] = json!("risky-2");
     assert_ne!(http.delegate(&key, risky).await.body["decision"], "allow");
+    // The originator reports once; a second report, by anyone, is refused.
+    let orchestrator = http.agent_key(&key, "orchestrator").await;
+    let first = report(orchestrator.clone(), "failure").await;
+    assert_eq!(first.status, StatusCode::OK, "{:?}", first.body);
+    assert!(first.body["receipt"].is_object());
+    for again in [orchestrator, http.operator(&key)] {
+        let r = report(again, "success").await;
+        assert_eq!(r.status, StatusCode::CONFLICT, "{:?}", r.body);
+    }
+    let events = http.tenant(&key, Method::GET, &format!("/v1/chains/{chain}"), None).await;
+    let reports: Vec<&Value> = events.body["events"].as_array().unwrap().iter().filter(|e| e["decision"] == "outcome").collect();
+    assert_eq!(reports.len(), 1);
+    assert_eq!(reports[0]["delegator"], "agent:orchestrator", "the reporter is the key's principal");
 }
 
 /// Found by host/gateway/attacks/bypasses.py: issue 14 asks that "the same token and request

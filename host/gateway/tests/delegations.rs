@@ -125,7 +125,7 @@ async fn delegations_decide_escrow_trace_and_survive_a_restart() {
     assert_eq!(http.tenant(&other, Method::GET, &format!("/v1/chains/{chain_id}"), None).await.status, StatusCode::NOT_FOUND);
 
     // Outcome: a failure penalises every agent of the executed chain in the registry.
-    let r = http.tenant(&key, Method::POST, &format!("/v1/chains/{chain_id}/outcome"), Some(json!({"outcome": "failure", "magnitude": 50.0, "reported_by": "auditor"}))).await;
+    let r = http.tenant(&http.operator(&key), Method::POST, &format!("/v1/chains/{chain_id}/outcome"), Some(json!({"outcome": "failure", "magnitude": 50.0}))).await;
     assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
     assert_eq!(r.body["chain"], json!(["orchestrator", "refund-agent", "ledger-agent"]));
     let t = http.tenant(&key, Method::GET, "/v1/agents/refund-agent/trust", None).await;

@@ -57,7 +57,7 @@ const MATRIX: &[(&str, &str, &str, u8)] = &[
     ("DELETE", "/v1/admin/api-keys/{key_id}", "admin:apikeys:write", O | A),
     ("POST", "/v1/delegations", "delegations:create", G),
     ("GET", "/v1/chains/{chain_id}", "chains:read", ALL_ROLES),
-    ("POST", "/v1/chains/{chain_id}/outcome", "outcomes:write", G),
+    ("POST", "/v1/chains/{chain_id}/outcome", "outcomes:write", O | P | G),
     ("GET", "/v1/agents/{agent_id}/trust", "trust:read", ALL_ROLES),
     ("GET", "/v1/escalations", "escalations:read", O | P | R),
     ("GET", "/v1/escalations/{escalation_id}", "escalations:read", O | P | R),

@@ -102,7 +102,7 @@ async fn record_chains(http: &Http, key: &str) -> Run {
     assert_eq!(r4["verdict"]["deny"]["code"], 1002);
     receipts.push(serde_json::from_value(r4["receipt"].clone()).unwrap());
 
-    let o = http.tenant(key, Method::POST, &format!("/v1/chains/{chain}/outcome"), Some(json!({"outcome": "success", "magnitude": 5.0}))).await;
+    let o = http.tenant(&http.operator(key), Method::POST, &format!("/v1/chains/{chain}/outcome"), Some(json!({"outcome": "success", "magnitude": 5.0}))).await;
     assert_eq!(o.status, StatusCode::OK, "{:?}", o.body);
     receipts.push(serde_json::from_value(o.body["receipt"].clone()).unwrap());
 
@@ -273,7 +273,7 @@ async fn direct_database_edits_are_named_by_the_gateway_and_the_offline_verifier
         assert_eq!((offline.seq, offline.kind.as_str(), offline.pos), (seq, kind, pos), "{name}: offline");
         // Nothing is decided on altered history: an outcome report is refused.
         let o = http
-            .tenant(&key, Method::POST, &format!("/v1/chains/{}/outcome", run.chain), Some(json!({"outcome": "failure", "magnitude": 5.0})))
+            .tenant(&http.operator(&key), Method::POST, &format!("/v1/chains/{}/outcome", run.chain), Some(json!({"outcome": "failure", "magnitude": 5.0})))
             .await;
         assert_eq!(o.status, StatusCode::INTERNAL_SERVER_ERROR, "{name}: {:?}", o.body);
         assert!(o.body["message"].as_str().unwrap().contains("broken at"), "{name}: {:?}", o.body);
