@@ -17,6 +17,15 @@ for dir in "${dirs[@]}"; do
     fi
     clean_path="${clean_path:+$clean_path:}$dir"
 done
+# Where cargo shares a directory with python3, node or npm (a distribution's /usr/bin), that
+# directory is dropped too: link the three tools into a directory of their own instead.
+mkdir "$work/bin"
+for tool in python3 node npm; do
+    if ! PATH="$clean_path" command -v "$tool" >/dev/null 2>&1; then
+        ln -s "$(command -v "$tool")" "$work/bin/$tool"
+    fi
+done
+clean_path="$work/bin:$clean_path"
 run() { env -u CARGO_HOME -u RUSTUP_HOME PATH="$clean_path" "$@"; }
 if run sh -c 'command -v cargo || command -v rustc'; then
     echo "error: cargo or rustc is still on the stripped PATH" >&2
