@@ -13,7 +13,7 @@ The package carries the component and the default policy; no Rust toolchain is n
 """
 
 from .config import config_from_json, config_from_mapping, config_from_toml, load_config
-from .jsonform import mandate_from_json, mandate_to_json, request_from_json, verdict_to_json
+from .jsonform import mandate_from_json, mandate_to_json, request_from_json, request_to_json, verdict_to_json
 from .policy import (
     DEFAULT_MEMORY_LIMIT,
     POLICY_FAULT_CODE,
@@ -85,6 +85,7 @@ __all__ = [
     "mandate_from_json",
     "mandate_to_json",
     "request_from_json",
+    "request_to_json",
     "verdict_to_json",
     "config_from_json",
     "config_from_mapping",

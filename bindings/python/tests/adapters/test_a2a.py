@@ -5,6 +5,10 @@ httpx's ASGI transport: no network. Each remote agent's behaviour is a scripted 
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,7 +27,7 @@ from a2a.types import AgentCapabilities, AgentCard, AgentInterface, SendMessageR
 from starlette.applications import Starlette  # noqa: E402
 
 from sbd_policy import Deny, Escalate, HumanTarget, Policy  # noqa: E402
-from sbd_policy.adapters import DelegationEscalated, DelegationRefused, Delegations  # noqa: E402
+from sbd_policy.adapters import DelegationEscalated, DelegationRefused, Delegations, SbdCliTokens, TokenRefused  # noqa: E402
 from sbd_policy.adapters.a2a import DelegatedExecutor, DelegatingClient, delegation_of  # noqa: E402
 
 from .common import REFUND, TRADE, USD, gate, mandate  # noqa: E402
@@ -75,7 +79,7 @@ class Network:
     def client(self, name: str) -> DelegatingClient:
         http = httpx.AsyncClient(transport=httpx.ASGITransport(app=self.apps[name]), base_url=f"http://{name}.test")
         client = ClientFactory(ClientConfig(streaming=False, httpx_client=http)).create(self.cards[name])
-        return DelegatingClient(client, self.gate, name, issue_token=lambda decision, child: f"token-for-{child.holder.id}")
+        return DelegatingClient(client, self.gate, name)
 
 
 class RemoteAgent(AgentExecutor):
@@ -110,7 +114,7 @@ def policy() -> Policy:
 
 
 def test_allowed_task_reaches_the_remote_agent_with_the_narrowed_mandate(policy: Policy) -> None:
-    g = gate(policy)
+    g = gate(policy, tokens=lambda decision, delegator: f"token-for-{decision.request.to.id}")
     net = Network(g)
     net.add("refunds", ["refunded $87 to acme"])
 
@@ -167,3 +171,31 @@ def test_a_message_without_a_delegation_never_reaches_the_agent(policy: Policy) 
 
     assert text_of(asyncio.run(send())).startswith("refused: no sbd delegation")
     assert net.models["refunds"].calls == 0
+
+
+@pytest.mark.skipif("SBD_BIN" not in os.environ, reason="SBD_BIN (the sbd binary, which signs tokens) not set; .ci/run sets it")
+def test_signed_tokens_travel_with_the_task_and_verify_at_each_hop(policy: Policy, tmp_path: Path) -> None:
+    sbd = os.environ["SBD_BIN"]
+    subprocess.run([sbd, "keygen", "--out", str(tmp_path / "gw"), "--trust-store", str(tmp_path / "trust.json")], check=True, capture_output=True)
+    tokens = SbdCliTokens(sbd, tmp_path / "gw.key", tmp_path / "trust.json")
+    now = int(time.time() * 1000)  # tokens are verified against the real clock
+    g = gate(policy, tokens=tokens, now=now)
+    net = Network(g)
+    net.add("refunds", ["delegate:ledger"])
+    net.add("ledger", ["posted"])
+
+    _, responses = asyncio.run(net.client("refunds").send(g.start("triage", REFUND, mandate(now=now), state=[0.1]), "refund 4821"))
+
+    assert text_of(responses) == "delegated: posted"
+    [at_refunds], [at_ledger] = net.received["refunds"], net.received["ledger"]
+    first = tokens.verify(at_refunds["token"])
+    assert (first["holder"], first["depth"]) == ("refunds", 1)
+    assert first["mandate"]["action_kinds"] == ["payment.refund"]
+    second = tokens.verify(at_ledger["token"])
+    assert (second["holder"], second["depth"], second["chain_id"]) == ("ledger", 2, first["chain_id"])
+    assert [(b["from"], b["to"]) for b in second["blocks"]] == [("triage", "refunds"), ("refunds", "ledger")]
+    assert at_ledger["state"].token == at_ledger["token"]
+    # A token signed by a key the store does not trust is refused.
+    subprocess.run([sbd, "keygen", "--out", str(tmp_path / "other"), "--trust-store", str(tmp_path / "other.json")], check=True, capture_output=True)
+    with pytest.raises(TokenRefused):
+        SbdCliTokens(sbd, tmp_path / "other.key", tmp_path / "other.json").verify(at_ledger["token"])

@@ -20,11 +20,14 @@ Pinned versions: ``bindings/python/requirements-adapters.txt``.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import tempfile
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any, Callable, Mapping, Sequence
 
-from ..jsonform import mandate_from_json, mandate_to_json, verdict_to_json
+from ..jsonform import mandate_from_json, mandate_to_json, request_to_json, verdict_to_json
 from ..policy import Policy
 from ..types import Agent, Allow, Deny, Escalate, Link, Mandate, Request, Task, Verdict
 
@@ -38,6 +41,9 @@ __all__ = [
     "blocked",
     "state_to_json",
     "state_from_json",
+    "TokenIssuer",
+    "SbdCliTokens",
+    "TokenRefused",
 ]
 
 Narrowing = Callable[[str, Mandate], Mandate]
@@ -58,6 +64,9 @@ class DelegationState:
     """The hops so far, originator first."""
     state: tuple[float, ...] = ()
     """The SBD state vector sent with each request."""
+    token: str | None = None
+    """The holder's delegation token (text form), when the gate issues tokens: the root grant's
+    for the originator, the child token of each allowed hop after it."""
 
 
 @dataclass(frozen=True)
@@ -95,6 +104,15 @@ class DelegationEscalated(DelegationBlocked):
     action = "escalated"
 
 
+class TokenRefused(RuntimeError):
+    """The token issuer did not issue a token for a delegation the gate allowed (it decided
+    otherwise, or failed); the child was not contacted."""
+
+
+TokenIssuer = Callable[[Decision, DelegationState], str]
+"""Given an allowed decision and the delegator's state (its ``token``), the child's token."""
+
+
 class Delegations:
     """The gate: decides each delegation with ``policy`` before the child is contacted.
 
@@ -105,6 +123,10 @@ class Delegations:
     of remaining depth. The requested mandate is passed through ``policy.narrow`` with the
     parent's, so a child never asks for more than its parent holds. ``clock`` gives the time in
     Unix milliseconds (the policy has no clock).
+
+    ``tokens``, when given, issues the child's delegation token on every allow (for example
+    :class:`SbdCliTokens`); the child's state carries it, and the A2A adapter sends it with the
+    task. A token the issuer refuses raises :class:`TokenRefused` and the child is not contacted.
 
     Every decision is appended to :attr:`decisions`.
     """
@@ -117,8 +139,10 @@ class Delegations:
         ids: Mapping[str, str] | None = None,
         narrowing: Narrowing | Mapping[str, Mapping[str, Any]] | None = None,
         clock: Callable[[], int] = lambda: int(time.time() * 1000),
+        tokens: TokenIssuer | None = None,
     ) -> None:
         self.policy = policy
+        self.tokens = tokens
         self.trust = dict(trust)
         self.ids = dict(ids or {})
         self._narrowing = narrowing
@@ -140,10 +164,11 @@ class Delegations:
         *,
         state: Sequence[float] = (),
         chain: Sequence[Link] = (),
+        token: str | None = None,
     ) -> DelegationState:
         """The state of a task held by ``originator`` under ``mandate`` (``chain``: the hops that
-        brought it there, if it arrived by delegation)."""
-        return DelegationState(self.agent(originator), task, mandate, tuple(chain), tuple(state))
+        brought it there, if it arrived by delegation; ``token``: its delegation token, if any)."""
+        return DelegationState(self.agent(originator), task, mandate, tuple(chain), tuple(state), token)
 
     def requested(self, child: str, parent: Mandate) -> Mandate:
         """The mandate ``child`` asks for under ``parent``."""
@@ -190,7 +215,8 @@ class Delegations:
             at=request.now,
             reason=at.task.id,
         )
-        return decision, DelegationState(child, at.task, grant.child_mandate, at.chain + (link,), at.state)
+        token = self.tokens(decision, at) if self.tokens is not None else None
+        return decision, DelegationState(child, at.task, grant.child_mandate, at.chain + (link,), at.state, token)
 
     def delegate(self, at: DelegationState, to: str) -> DelegationState:
         """Like :meth:`decide`, but raises :class:`DelegationRefused` on a deny and
@@ -227,6 +253,7 @@ def state_to_json(state: DelegationState) -> dict[str, Any]:
             for l in state.chain
         ],
         "state": list(state.state),
+        "token": state.token,
     }
 
 
@@ -235,7 +262,7 @@ def state_from_json(document: Mapping[str, Any]) -> DelegationState:
     from ..jsonform import request_from_json
 
     # Reuse the strict request reader for the shared shapes (agents, task, mandate, links).
-    fields = {"holder", "task", "mandate", "chain", "state"}
+    fields = {"holder", "task", "mandate", "chain", "state", "token"}
     unknown = set(document) - fields
     if unknown:
         raise ValueError(f"delegation: unknown field `{sorted(unknown)[0]}`")
@@ -252,11 +279,100 @@ def state_from_json(document: Mapping[str, Any]) -> DelegationState:
         },
         "delegation",
     )
+    token = document.get("token")
+    if token is not None and not isinstance(token, str):
+        raise TypeError("delegation.token: expected a string or null")
     return DelegationState(
-        request.from_, request.task, request.parent_mandate, tuple(request.chain), tuple(request.state)
+        request.from_, request.task, request.parent_mandate, tuple(request.chain), tuple(request.state), token
     )
 
 
 def verdict_summary(verdict: Verdict) -> dict[str, Any]:
     """The verdict in the JSON form ``sbd eval`` prints."""
     return verdict_to_json(verdict)
+
+
+class SbdCliTokens:
+    """Issues delegation tokens with the ``sbd`` binary (``sbd token issue``): signed with
+    ``key`` (a secret key file from ``sbd keygen``); a delegator's own token, when it has one, is
+    verified against ``trust_store`` and extended by one block. ``sbd`` decides the request again
+    with ``policy`` (TOML; default: its embedded default policy) and issues nothing unless that is
+    an allow too (:class:`TokenRefused`). The receiving agent checks a token with
+    ``sbd token verify --token T --trust-store S`` (:meth:`verify`). Each block lives ``ttl_ms``
+    (15 minutes), at most as long as the delegator's.
+    """
+
+    def __init__(
+        self,
+        sbd: str | os.PathLike[str],
+        key: str | os.PathLike[str],
+        trust_store: str | os.PathLike[str],
+        *,
+        policy: str | os.PathLike[str] | None = None,
+        ttl_ms: int = 900_000,
+        timeout_s: float = 30.0,
+    ) -> None:
+        self.sbd = os.fspath(sbd)
+        self.key = os.fspath(key)
+        self.trust_store = os.fspath(trust_store)
+        self.policy = None if policy is None else os.fspath(policy)
+        self.ttl_ms = ttl_ms
+        self.timeout_s = timeout_s
+
+    def verify(self, token: str, now: int | None = None) -> dict[str, Any]:
+        """``sbd token verify``: the token's chain as JSON (``holder``, ``mandate``,
+        ``expires_at``, ``blocks``); :class:`TokenRefused` with the reason if it is refused."""
+        import json
+
+        command = [self.sbd, "token", "verify", "--token", token, "--trust-store", self.trust_store]
+        if now is not None:
+            command += ["--now", str(now)]
+        done = subprocess.run(command, capture_output=True, text=True, timeout=self.timeout_s, check=False)
+        if done.returncode != 0:
+            lines = (done.stderr.strip() or f"exit status {done.returncode}").splitlines()
+            raise TokenRefused(f"the token is refused: {lines[-1]}")
+        printed = json.loads(done.stdout)
+        chain = printed.get("chain") if isinstance(printed, dict) else None
+        if not isinstance(chain, dict):
+            raise TokenRefused("`sbd token verify` printed no chain")
+        return chain
+
+    def _expires_at(self, token: str) -> int:
+        expires_at = self.verify(token).get("expires_at")
+        if isinstance(expires_at, bool) or not isinstance(expires_at, int):
+            raise TokenRefused("`sbd token verify` printed no expiry")
+        return expires_at
+
+    def __call__(self, decision: Decision, delegator: DelegationState) -> str:
+        import json
+
+        with tempfile.TemporaryDirectory() as work:
+            path = os.path.join(work, "request.json")
+            with open(path, "w", encoding="utf-8") as f:
+                json.dump(request_to_json(decision.request), f)
+            command = [self.sbd, "token", "issue", "--request", path, "--key", self.key]
+            if self.policy is not None:
+                command += ["--policy", self.policy]
+            if delegator.token is not None:
+                # A block may not outlive the one before it, and `sbd token issue` does not cap
+                # the new block's lifetime at the parent's: ask for at most what is left of it.
+                left = self._expires_at(delegator.token) - decision.request.now
+                if left <= 0:
+                    raise TokenRefused(f"the token of `{delegator.holder.id}` has expired")
+                command += ["--token", delegator.token, "--trust-store", self.trust_store]
+                command += ["--ttl-ms", str(min(left, self.ttl_ms))]
+            else:
+                command += ["--ttl-ms", str(self.ttl_ms)]
+            done = subprocess.run(command, capture_output=True, text=True, timeout=self.timeout_s, check=False)
+        token: object = None
+        if done.returncode == 0:
+            try:
+                token = json.loads(done.stdout).get("token")  # {"chain", "token", "verdict"}
+            except (ValueError, AttributeError):
+                token = None
+        if not isinstance(token, str) or not token:
+            lines = (done.stderr.strip() or done.stdout.strip() or f"exit status {done.returncode}").splitlines()
+            raise TokenRefused(
+                f"`sbd token issue` issued no token for {decision.request.from_.id} -> {decision.request.to.id}: {lines[-1]}"
+            )
+        return token

@@ -7,9 +7,9 @@ Client side, :class:`DelegatingClient` wraps an ``a2a.client.Client`` for one re
 and nothing is sent. On an allow the message carries, in its metadata under
 ``"sbd.delegation"``, a JSON string with the remote agent's
 :class:`~sbd_policy.adapters.DelegationState` (the task, the grant's child mandate, the chain),
-the verdict, the policy's configuration digest and, when ``issue_token`` is given, a delegation
-token (for example the ``child_token`` the ``sbd serve`` gateway returns for an allowed
-delegation, which the remote side can verify with ``sbd token verify``).
+the verdict, the policy's configuration digest and, when the gate issues tokens
+(``Delegations(..., tokens=SbdCliTokens(...))``), the child's signed delegation token, which the
+remote side verifies with ``sbd token verify`` and extends when it delegates further.
 
 Server side, :class:`DelegatedExecutor` wraps an ``AgentExecutor``: a message without a
 delegation for this agent is answered with a refusal and never reaches the wrapped executor;
@@ -20,7 +20,7 @@ decided under the child mandate and the chain (a cycle back to the sender is ref
 from __future__ import annotations
 
 import json
-from typing import Any, Callable
+from typing import Any
 
 from a2a.client import Client
 from a2a.helpers.proto_helpers import new_text_message
@@ -28,24 +28,20 @@ from a2a.server.agent_execution import AgentExecutor, RequestContext
 from a2a.server.events import EventQueue
 from a2a.types import Message, Role, SendMessageRequest, StreamResponse
 
-from . import Decision, DelegationState, Delegations, blocked, state_from_json, state_to_json, verdict_summary
+from . import DelegationState, Delegations, blocked, state_from_json, state_to_json, verdict_summary
 
 __all__ = ["METADATA_KEY", "DelegatingClient", "DelegatedExecutor", "delegation_of"]
 
 METADATA_KEY = "sbd.delegation"
 """The message-metadata key that carries the delegation (a JSON string)."""
 
-TokenIssuer = Callable[[Decision, DelegationState], str]
-
-
 class DelegatingClient:
     """An A2A client for the remote agent ``remote`` (its sbd id) that delegates through sbd."""
 
-    def __init__(self, client: Client, gate: Delegations, remote: str, *, issue_token: TokenIssuer | None = None) -> None:
+    def __init__(self, client: Client, gate: Delegations, remote: str) -> None:
         self.client = client
         self.gate = gate
         self.remote = remote
-        self.issue_token = issue_token
 
     async def send(self, at: DelegationState, text: str) -> tuple[DelegationState, list[StreamResponse]]:
         """Delegates the task held in ``at`` to the remote agent with the request ``text``; the
@@ -58,8 +54,8 @@ class DelegatingClient:
             "verdict": verdict_summary(decision.verdict),
             "policy": self.gate.policy.info.config_digest,
         }
-        if self.issue_token is not None:
-            carried["token"] = self.issue_token(decision, child)
+        if child.token is not None:
+            carried["token"] = child.token
         message = new_text_message(text, role=Role.ROLE_USER)
         message.metadata.update({METADATA_KEY: json.dumps(carried, separators=(",", ":"))})
         responses = [r async for r in self.client.send_message(SendMessageRequest(message=message))]
