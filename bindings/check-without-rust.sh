@@ -39,6 +39,8 @@ run python3 -m venv "$work/venv"
 run "$work/venv/bin/pip" install --quiet --disable-pip-version-check "$here/python"
 (cd "$work" && run "$work/venv/bin/python" "$here/python/examples/quickstart.py") > "$work/py.json"
 grep -q '"allow"' "$work/py.json"
+# The framework-neutral adapter core needs no framework installed.
+(cd "$work" && run "$work/venv/bin/python" -c 'import sbd_policy.adapters')
 echo "python: pip install ./bindings/python + three lines: allow"
 
 # Node: a fresh npm project, npm install ./bindings/js, then the quickstart copied into it.
