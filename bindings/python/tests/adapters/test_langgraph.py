@@ -10,11 +10,12 @@ import pytest
 pytest.importorskip("langgraph")
 
 from langchain_core.language_models.fake_chat_models import FakeListChatModel  # noqa: E402
+from langchain_core.runnables import RunnableConfig  # noqa: E402
 from langgraph.graph import END, START, StateGraph  # noqa: E402
 from langgraph.types import Command  # noqa: E402
 
-from sbd_policy import Policy  # noqa: E402
-from sbd_policy.adapters import Delegations  # noqa: E402
+from sbd_policy import Link, Policy  # noqa: E402
+from sbd_policy.adapters import Delegations, DelegationState  # noqa: E402
 from sbd_policy.adapters.langgraph import SbdState, delegate  # noqa: E402
 
 from .common import REFUND, TRADE, USD, gate, mandate  # noqa: E402
@@ -97,3 +98,34 @@ def test_depth_limit_escalates_to_review_instead_of_the_worker(policy: Policy) -
     assert escalation["code"] == 5001 and escalation["reason"] == "depth-limit-escalation"
     assert escalation["target"] == {"human": "risk-officer"}
     assert out["sbd"].holder.id == "w4"
+
+
+def test_the_delegation_state_survives_a_strict_checkpointer(policy: Policy) -> None:
+    from langgraph.checkpoint.memory import InMemorySaver
+    from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
+
+    from sbd_policy.adapters.langgraph import CHECKPOINT_TYPES
+
+    g = gate(policy)
+    ran: list[str] = []
+    graph = StateGraph(State)
+    def refunds(state: State) -> dict[str, Any]:
+        ran.append("refunds")
+        return {}
+
+    graph.add_node("triage", lambda state: delegate(g, state, "refunds"), destinations=("refunds",))
+    graph.add_node("refunds", refunds)
+    graph.add_edge(START, "triage")
+    graph.add_edge("refunds", END)
+    saver = InMemorySaver(serde=JsonPlusSerializer(allowed_msgpack_modules=list(CHECKPOINT_TYPES)))
+    app = graph.compile(checkpointer=saver)
+    thread: RunnableConfig = {"configurable": {"thread_id": "refund-4821"}}
+
+    app.invoke({"sbd": g.start("triage", REFUND, mandate(), state=[0.1])}, thread)
+
+    restored = app.get_state(thread).values["sbd"]
+    assert ran == ["refunds"]
+    # Restored as the types themselves: an unlisted type would come back as a plain dict.
+    assert isinstance(restored, DelegationState) and all(isinstance(l, Link) for l in restored.chain)
+    assert restored.holder.id == "refunds" and restored.mandate.action_kinds == ["payment.refund"]
+    assert [(l.from_, l.to) for l in restored.chain] == [("triage", "refunds")]

@@ -31,7 +31,21 @@ from langgraph.types import Command
 from ..types import Escalate
 from . import DelegationState, Delegations, verdict_summary
 
-__all__ = ["SbdState", "delegate"]
+__all__ = ["SbdState", "delegate", "CHECKPOINT_TYPES"]
+
+CHECKPOINT_TYPES: tuple[tuple[str, str], ...] = (
+    ("sbd_policy.adapters", "DelegationState"),
+    ("sbd_policy.types", "Agent"),
+    ("sbd_policy.types", "Task"),
+    ("sbd_policy.types", "RiskLevel"),
+    ("sbd_policy.types", "Mandate"),
+    ("sbd_policy.types", "Budget"),
+    ("sbd_policy.types", "BudgetUnit"),
+    ("sbd_policy.types", "Link"),
+)
+"""The types the ``sbd`` state key holds, for a checkpointer's serializer allow-list:
+``InMemorySaver(serde=JsonPlusSerializer(allowed_msgpack_modules=CHECKPOINT_TYPES))``
+(LangGraph refuses unlisted types when ``LANGGRAPH_STRICT_MSGPACK`` is set)."""
 
 
 class SbdState(TypedDict, total=False):
