@@ -50,3 +50,18 @@ fn the_policy_component_is_small() {
     let size = sbd_runtime::DEFAULT_COMPONENT.len();
     assert!(size < 384 * 1024, "component is {size} bytes");
 }
+
+/// The Python wheel and the npm package carry the release component so that they work without
+/// Rust (issue 17): the committed bytes must be the ones this build produced (the guest build
+/// is reproducible). After a change under `guest/` or `wit/`, `bindings/update-component.sh`
+/// refreshes them (and jco's output in `bindings/js/generated/`, which `.ci/run` checks).
+#[test]
+fn the_packaged_component_is_this_build() {
+    let packaged: &[u8] = include_bytes!("../bindings/python/src/sbd_policy/data/sbd_component.wasm");
+    assert!(
+        packaged == sbd_runtime::DEFAULT_COMPONENT,
+        "bindings/python/src/sbd_policy/data/sbd_component.wasm ({} bytes) is not the component this build produced ({} bytes): run bindings/update-component.sh",
+        packaged.len(),
+        sbd_runtime::DEFAULT_COMPONENT.len()
+    );
+}

@@ -1,7 +1,9 @@
 // Transpiles the policy component into `generated/` with jco: core WebAssembly modules plus the
 // JavaScript glue for the component model, instantiated by `src/index.js`.
 //
-//   npm run build                          the component `cargo build --release` leaves in target/
+//   npm run build                          the committed release component (bindings/python/src/
+//                                          sbd_policy/data/sbd_component.wasm) into generated/,
+//                                          which is committed too: the package needs no Rust
 //   SBD_COMPONENT=path/to/c.wasm npm run build
 //   node scripts/build.mjs --out DIR       into DIR instead of generated/ (the tests transpile the
 //                                          fault-injection build of the component this way)
@@ -13,7 +15,7 @@ import { fileURLToPath } from 'node:url';
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const component =
   process.env.SBD_COMPONENT ??
-  resolve(root, '../../target/guest-build/default/wasm32-wasip2/guest/sbd_component.wasm');
+  resolve(root, '../python/src/sbd_policy/data/sbd_component.wasm');
 if (!existsSync(component)) {
   console.error(`error: ${component} is missing: run \`cargo build --release\` first, or set SBD_COMPONENT`);
   process.exit(1);

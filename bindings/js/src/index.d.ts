@@ -204,6 +204,8 @@ export declare class PolicyComponent {
   private constructor();
   /** Loads the jco output in `dir` (default: this package's `generated/`, from `npm run build`). */
   static load(dir?: string | URL): Promise<PolicyComponent>;
+  /** The component this package carries (`generated/`), loaded once per process. */
+  static bundled(): Promise<PolicyComponent>;
   /**
    * A policy built from postcard bytes of an `sbd_policy::PolicyConfig`.
    * @throws ConfigError if the component rejects them.
@@ -214,6 +216,12 @@ export declare class PolicyComponent {
 /** A delegation policy: the component instantiated with one configuration. */
 export declare class Policy implements Disposable {
   constructor(component: PolicyComponent, config: Uint8Array);
+  /**
+   * A policy on the bundled component: the default policy when `config` is omitted, else a
+   * `.json` policy file, the policy's JSON form (`schema/policy.schema.json`) or postcard bytes.
+   * @throws TypeError or RangeError naming the bad field; ConfigError if the component rejects a value.
+   */
+  static load(config?: string | URL | Record<string, unknown> | Uint8Array): Promise<Policy>;
   /** Loads the transpiled component and a configuration file (postcard bytes). */
   static fromFiles(configPath: string | URL, componentDir?: string | URL): Promise<Policy>;
   /** Name, version and configuration digest, as the component reported them at load. */
@@ -242,3 +250,10 @@ export declare function mandateFromJson(value: unknown, at?: string): Mandate;
 export declare function verdictToJson(verdict: Verdict): Record<string, unknown>;
 /** The JSON form of a mandate. */
 export declare function mandateToJson(mandate: Mandate): Record<string, unknown>;
+
+/**
+ * The component's configuration bytes for a policy in its JSON form (an object or a JSON
+ * string), as the Rust encoder writes them.
+ * @throws TypeError or RangeError naming the path of the first bad field.
+ */
+export declare function configFromJson(config: Record<string, unknown> | string): Uint8Array;

@@ -10,7 +10,10 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { lowerChain, lowerMandate, lowerOutcome, lowerRequest, liftInfo, liftMandate, liftTrustDelta, liftVerdict } from './convert.js';
 import { contractViolation } from './verify.js';
 
+import { configFromJson } from './config.js';
+
 export { requestFromJson, mandateFromJson, verdictToJson, mandateToJson } from './json.js';
+export { configFromJson } from './config.js';
 
 /** The code of the `policy-fault` denial a failed evaluation is answered with. */
 export const POLICY_FAULT_CODE = 9001;
@@ -18,6 +21,8 @@ export const POLICY_FAULT_CODE = 9001;
 const TYPES_INTERFACE = 'sbd:delegation/types@0.1.0';
 const POLICY_INTERFACE = 'sbd:delegation/policy@0.1.0';
 const DEFAULT_DIR = new URL('../generated/', import.meta.url);
+const DEFAULT_POLICY = new URL('../policy/default.json', import.meta.url);
+let bundled = null;
 
 /** The component rejected the configuration bytes (the message names the field). */
 export class ConfigError extends RangeError {
@@ -81,6 +86,16 @@ export class PolicyComponent {
     return component;
   }
 
+  /**
+   * The component this package carries (`generated/`: jco's transpilation of the release
+   * component, committed; CI fails unless it is what jco makes of the bytes `cargo build
+   * --release` produces), loaded once per process and shared.
+   */
+  static async bundled() {
+    bundled ??= PolicyComponent.load(DEFAULT_DIR);
+    return bundled;
+  }
+
   /** A fresh instance of the component: its `delegation-policy` resource class. */
   instance() {
     const root = this.#instantiate(this.#modules, { [TYPES_INTERFACE]: {} }, (m, imports) => new WebAssembly.Instance(m, imports));
@@ -124,6 +139,33 @@ export class Policy {
     this.#config = new Uint8Array(config);
     this.#resource = this.#create();
     this.#info = this.#callOrThrow('info', (p) => liftInfo(p.info()));
+  }
+
+  /**
+   * A policy from a configuration as people write it, on the bundled component: `config` is
+   * omitted (the default policy, `policies/default.toml`, which this package carries as
+   * `policy/default.json`), a path to a `.json` policy file, the policy's JSON form as an
+   * object (`schema/policy.schema.json`), or postcard bytes (a `Uint8Array`). Throws
+   * `TypeError`/`RangeError` naming the bad field, or `ConfigError` if the component rejects a
+   * value.
+   * @param {string | URL | object | Uint8Array} [config]
+   */
+  static async load(config) {
+    let bytes;
+    if (config === undefined) {
+      bytes = configFromJson(readFileSync(DEFAULT_POLICY, 'utf8'));
+    } else if (config instanceof Uint8Array) {
+      bytes = config;
+    } else if (typeof config === 'string' || config instanceof URL) {
+      if (!String(config).toLowerCase().endsWith('.json')) {
+        throw new RangeError(`config: ${config} is not a .json policy (TOML: convert it to JSON, or use the Python binding)`);
+      }
+      bytes = configFromJson(readFileSync(config, 'utf8'));
+    } else {
+      bytes = configFromJson(config);
+    }
+    const component = await PolicyComponent.bundled();
+    return component.instantiate(bytes);
   }
 
   /** Loads the transpiled component (`componentDir`, default `generated/`) and a configuration file. */

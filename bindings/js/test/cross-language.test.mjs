@@ -6,7 +6,9 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { before, describe, it } from 'node:test';
 
-import { PolicyComponent, requestFromJson, verdictToJson } from '../src/index.js';
+import { sbd } from './binding.mjs';
+
+const { PolicyComponent, requestFromJson, verdictToJson } = sbd;
 
 const shared = new URL('../../shared/', import.meta.url);
 const corpus = JSON.parse(readFileSync(new URL('requests.json', shared), 'utf8'));

@@ -8,14 +8,16 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 
-import {
+import { sbd } from './binding.mjs';
+
+const {
   ConfigError,
   POLICY_FAULT_CODE,
   Policy,
   PolicyComponent,
   requestFromJson,
   verdictToJson,
-} from '../src/index.js';
+} = sbd;
 
 const repo = new URL('../../../', import.meta.url);
 const defaultConfig = readFileSync(new URL('bindings/shared/configs/default.postcard', repo));

@@ -10,7 +10,7 @@ policy whether it may delegate, and then:
 
 When a delegated task ends, ``trust_deltas`` says how every agent's trust score changes.
 
-    python examples/agent_loop.py [--component sbd_component.wasm] [--config default.postcard]
+    python examples/agent_loop.py [--component sbd_component.wasm] [--config policy.toml]
 """
 
 from __future__ import annotations
@@ -39,7 +39,6 @@ from sbd_policy import (
     Task,
 )
 
-REPO = Path(__file__).resolve().parents[3]
 USD = 100_000_000  # USD microcents per dollar
 
 
@@ -98,13 +97,11 @@ def delegate(policy: Policy, hop: Hop, worker: Worker, task: Task, wanted: Manda
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument(
-        "--component", type=Path, default=REPO / "target/guest-build/default/wasm32-wasip2/guest/sbd_component.wasm"
-    )
-    parser.add_argument("--config", type=Path, default=REPO / "bindings/shared/configs/default.postcard")
+    parser.add_argument("--component", type=Path, help="a component file (default: the one the package carries)")
+    parser.add_argument("--config", type=Path, help="a .toml or .json policy (default: the default policy)")
     args = parser.parse_args()
 
-    with Policy.from_files(args.component, args.config) as policy:
+    with Policy.load(args.config, component=args.component) as policy:
         print(f"policy `{policy.info.name}` {policy.info.version} (config {policy.info.config_digest[:12]})")
         now = int(time.time() * 1000)
         orchestrator = Hop(

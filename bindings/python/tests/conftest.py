@@ -1,5 +1,8 @@
-"""Fixtures: the component built by ``cargo build --release``, the shared configurations and the
-cross-language corpus in ``bindings/shared``."""
+"""Fixtures: the component the installed package carries, the shared configurations and the
+cross-language corpus in ``bindings/shared``.
+
+The tests run against the installed package (``pip install ./bindings/python`` into a venv),
+never the source tree: ``test_package.py`` fails if ``sbd_policy`` was imported from ``src/``."""
 
 from __future__ import annotations
 
@@ -15,9 +18,9 @@ from sbd_policy import Policy, PolicyComponent
 
 REPO = Path(__file__).resolve().parents[3]
 SHARED = REPO / "bindings" / "shared"
-COMPONENT = Path(
-    os.environ.get("SBD_COMPONENT", REPO / "target/guest-build/default/wasm32-wasip2/guest/sbd_component.wasm")
-)
+# The component under test: the one the installed package carries, unless SBD_COMPONENT names
+# another file.
+COMPONENT = os.environ.get("SBD_COMPONENT")
 
 FAULTY_COMPONENT = Path(
     os.environ.get(
@@ -38,8 +41,10 @@ def faulty_component() -> PolicyComponent:
 
 @pytest.fixture(scope="session")
 def component() -> PolicyComponent:
-    if not COMPONENT.is_file():
-        pytest.fail(f"{COMPONENT} is missing: run `cargo build --release` first (or set SBD_COMPONENT)")
+    if COMPONENT is None:
+        return PolicyComponent.bundled()
+    if not Path(COMPONENT).is_file():
+        pytest.fail(f"SBD_COMPONENT={COMPONENT} is missing")
     return PolicyComponent.from_file(COMPONENT)
 
 

@@ -5,12 +5,15 @@ contacted: allowed with a narrowed mandate, escalated to a human or a more trust
 denied with a stable reason code. The rules run inside the same sandboxed component the Rust
 host runs (``sbd_component.wasm``), through the ``wasmtime`` package's component API.
 
->>> from sbd_policy import Policy, Allow
->>> policy = Policy.from_files("sbd_component.wasm", "default.postcard")  # doctest: +SKIP
->>> verdict = policy.evaluate(request)  # doctest: +SKIP
+The package carries the component and the default policy; no Rust toolchain is needed:
+
+>>> from sbd_policy import Policy, request_from_json
+>>> policy = Policy.load()  # or Policy.load("my-policy.toml"), Policy.load({...})
+>>> verdict = policy.evaluate(request_from_json(request))  # Allow, Escalate or Deny  # doctest: +SKIP
 """
 
-from .jsonform import mandate_from_json, mandate_to_json, request_from_json, verdict_to_json
+from .config import config_from_json, config_from_mapping, config_from_toml, load_config
+from .jsonform import mandate_from_json, mandate_to_json, request_from_json, request_to_json, verdict_to_json
 from .policy import (
     DEFAULT_MEMORY_LIMIT,
     POLICY_FAULT_CODE,
@@ -82,5 +85,10 @@ __all__ = [
     "mandate_from_json",
     "mandate_to_json",
     "request_from_json",
+    "request_to_json",
     "verdict_to_json",
+    "config_from_json",
+    "config_from_mapping",
+    "config_from_toml",
+    "load_config",
 ]

@@ -35,7 +35,7 @@ from .types import (
     Verdict,
 )
 
-__all__ = ["request_from_json", "mandate_from_json", "verdict_to_json", "mandate_to_json"]
+__all__ = ["request_from_json", "request_to_json", "mandate_from_json", "verdict_to_json", "mandate_to_json"]
 
 T = TypeVar("T")
 
@@ -229,6 +229,41 @@ def request_from_json(value: Any, at: str = "request") -> Request:
     )
     o.done()
     return request
+
+
+def request_to_json(request: Request) -> dict[str, Any]:
+    """The JSON form of a request, as ``sbd eval --request`` and ``sbd token issue`` read it;
+    :func:`request_from_json` reads it back to an equal :class:`Request`."""
+    task = request.task
+    exception = request.depth_exception
+    return {
+        "from": {"id": request.from_.id, "trust": request.from_.trust},
+        "to": {"id": request.to.id, "trust": request.to.trust},
+        "task": {
+            "id": task.id,
+            "action_kind": task.action_kind,
+            "risk": RiskLevel(task.risk).value,
+            "value": task.value,
+            "counterparty": task.counterparty,
+            "completable_locally": task.completable_locally,
+        },
+        "parent_mandate": mandate_to_json(request.parent_mandate),
+        "requested_mandate": mandate_to_json(request.requested_mandate),
+        "chain": [
+            {"from": l.from_, "to": l.to, "depth": l.depth, "alpha": l.alpha, "at": l.at, "reason": l.reason}
+            for l in request.chain
+        ],
+        "state": list(request.state),
+        "depth_exception": None
+        if exception is None
+        else {
+            "approved_by": exception.approved_by,
+            "justification": exception.justification,
+            "extra_depth": exception.extra_depth,
+            "expires_at": exception.expires_at,
+        },
+        "now": request.now,
+    }
 
 
 def mandate_to_json(mandate: Mandate) -> dict[str, Any]:

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import os
 import threading
-from typing import Any, Callable, Sequence, TypeVar
+from importlib import resources
+from typing import Any, Callable, Mapping, Sequence, TypeVar
 
 import wasmtime
 from wasmtime import component as wc
 
 from . import _convert as convert
+from .config import config_from_mapping, config_from_toml, load_config
 from ._verify import contract_violation
 from .types import Deny, Mandate, Outcome, PolicyInfo, Request, TrustDelta, Verdict
 
@@ -98,6 +100,17 @@ class PolicyComponent:
         with open(path, "rb") as f:
             return cls(f.read())
 
+    @classmethod
+    def bundled(cls) -> PolicyComponent:
+        """The release component this package carries (``sbd_policy/data/sbd_component.wasm``,
+        the bytes ``cargo build --release`` produces; CI fails if they differ), compiled once
+        per process and shared."""
+        global _BUNDLED
+        with _BUNDLED_LOCK:
+            if _BUNDLED is None:
+                _BUNDLED = cls(resources.files(__package__).joinpath("data/sbd_component.wasm").read_bytes())
+            return _BUNDLED
+
     def instantiate(
         self,
         config: bytes,
@@ -111,6 +124,13 @@ class PolicyComponent:
         return Policy(self, config, memory_limit=memory_limit, fuel_per_decision=fuel_per_decision)
 
 
+_CREATE_FUEL_PER_BYTE = 256
+"""Fuel allowed per configuration byte when a policy is built, on top of ``fuel_per_decision``."""
+
+_BUNDLED: PolicyComponent | None = None
+_BUNDLED_LOCK = threading.Lock()
+
+
 class _Instance:
     """One instance of the component in its own store, with the policy resource built in it."""
 
@@ -118,7 +138,9 @@ class _Instance:
         self.fuel = fuel
         self.store = wasmtime.Store(component.engine)
         self.store.set_limits(memory_size=memory_limit)
-        self.store.set_fuel(fuel)
+        # Building the policy decodes and validates the configuration: its fuel grows with the
+        # configuration's size (a trained model is about a megabyte; decoding took ~130 fuel a byte).
+        self.store.set_fuel(fuel + _CREATE_FUEL_PER_BYTE * len(config))
         instance = component._linker.instantiate(self.store, component._component)
         interface = instance.get_export_index(self.store, _INTERFACE)
         self.funcs: dict[str, wc.Func] = {}
@@ -182,6 +204,33 @@ class Policy:
         self._closed = False
         self._instance: _Instance | None = _Instance(component, self._config, memory_limit, fuel_per_decision)
         self._info = self._call_or_raise("info", lambda i: convert.lift_info(i.call("info")))
+
+    @classmethod
+    def load(
+        cls,
+        config: PathLike | Mapping[str, Any] | None = None,
+        *,
+        component: PathLike | None = None,
+        memory_limit: int = DEFAULT_MEMORY_LIMIT,
+        fuel_per_decision: int = DEFAULT_FUEL_PER_DECISION,
+    ) -> Policy:
+        """A policy from a configuration as people write it, on the bundled component.
+
+        ``config`` is ``None`` (the default policy, ``policies/default.toml``, which this package
+        carries), a path to a ``.toml`` or ``.json`` policy file, or the configuration as a
+        mapping (the JSON form, ``schema/policy.schema.json``). ``component`` replaces the bundled
+        component with a ``.wasm`` file. Raises ``ValueError``/``TypeError`` naming the bad field,
+        or :class:`ConfigError` if the component rejects a value.
+        """
+        if config is None:
+            text = resources.files(__package__).joinpath("data/default.toml").read_text(encoding="utf-8")
+            config_bytes = config_from_toml(text)
+        elif isinstance(config, Mapping):
+            config_bytes = config_from_mapping(config)
+        else:
+            config_bytes = load_config(config)
+        compiled = PolicyComponent.bundled() if component is None else PolicyComponent.from_file(component)
+        return compiled.instantiate(config_bytes, memory_limit=memory_limit, fuel_per_decision=fuel_per_decision)
 
     @classmethod
     def from_files(cls, component: PathLike, config: PathLike, *, memory_limit: int = DEFAULT_MEMORY_LIMIT) -> Policy:

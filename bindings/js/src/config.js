@@ -1,0 +1,204 @@
+// Policy configurations from JSON, as the component's `create` takes them.
+//
+// The component is built from the postcard encoding of `sbd_policy::PolicyConfig` (the WIT
+// `create` takes `list<u8>`). Until the component takes JSON itself, this module writes those
+// bytes from the JSON form of a policy (`schema/policy.schema.json`; the same document as the
+// TOML `sbd` reads), with the Rust side's rules: unknown fields are refused, a missing optional
+// field takes the Rust default, a wrong type or an integer out of range is refused naming its
+// path (`$.depth.max_depth: expected an integer 0-255, got 300`). The component then checks the
+// ranges it documents (`ConfigError`). The Python twin is `sbd_policy/config.py`; both are
+// checked byte for byte against the Rust encoder (`bindings/shared/configs/default.postcard`,
+// and the digests `sbd info` prints, in bindings/python/tests/configs/digests.json).
+
+const MISSING = Symbol('missing');
+
+function typeName(value) {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'an array';
+  if (typeof value === 'object') return 'an object';
+  if (typeof value === 'string') return JSON.stringify(value);
+  return String(value);
+}
+
+class Writer {
+  constructor() {
+    this.bytes = [];
+  }
+  varint(n) {
+    let v = BigInt(n);
+    for (;;) {
+      const byte = Number(v & 0x7fn);
+      v >>= 7n;
+      if (v) {
+        this.bytes.push(byte | 0x80);
+      } else {
+        this.bytes.push(byte);
+        return;
+      }
+    }
+  }
+  float(value, width) {
+    const view = new DataView(new ArrayBuffer(width));
+    if (width === 4) view.setFloat32(0, value, true);
+    else view.setFloat64(0, value, true);
+    for (let i = 0; i < width; i++) this.bytes.push(view.getUint8(i));
+  }
+}
+
+const uint = (bits) => {
+  const top = (1n << BigInt(bits)) - 1n;
+  return (value, at, out) => {
+    const ok =
+      (typeof value === 'bigint' && value >= 0n && value <= top) ||
+      (typeof value === 'number' && Number.isSafeInteger(value) && value >= 0 && BigInt(value) <= top);
+    if (!ok) throw new RangeError(`${at}: expected an integer 0-${top}, got ${typeName(value)}`);
+    if (bits === 8) out.bytes.push(Number(value));
+    else out.varint(value);
+  };
+};
+
+const float = (width) => (value, at, out) => {
+  if (typeof value !== 'number') throw new TypeError(`${at}: expected a number, got ${typeName(value)}`);
+  if (width === 4 && Number.isFinite(value) && Math.abs(value) > 3.4028234663852886e38) {
+    throw new RangeError(`${at}: ${value} does not fit a 32-bit float`);
+  }
+  out.float(value, width);
+};
+
+const string = (value, at, out) => {
+  if (typeof value !== 'string') throw new TypeError(`${at}: expected a string, got ${typeName(value)}`);
+  if (!value.isWellFormed()) throw new RangeError(`${at}: contains a lone surrogate`);
+  const data = new TextEncoder().encode(value);
+  out.varint(data.length);
+  for (const b of data) out.bytes.push(b);
+};
+
+const bool = (value, at, out) => {
+  if (typeof value !== 'boolean') throw new TypeError(`${at}: expected true or false, got ${typeName(value)}`);
+  out.bytes.push(value ? 1 : 0);
+};
+
+const enumOf = (...names) => (value, at, out) => {
+  const index = typeof value === 'string' ? names.indexOf(value) : -1;
+  if (index < 0) throw new RangeError(`${at}: expected one of ${names.join(', ')}, got ${typeName(value)}`);
+  out.varint(index);
+};
+
+const list = (item) => (value, at, out) => {
+  if (!Array.isArray(value)) throw new TypeError(`${at}: expected an array, got ${typeName(value)}`);
+  out.varint(value.length);
+  value.forEach((element, i) => item(element, `${at}[${i}]`, out));
+};
+
+const option = (inner) => (value, at, out) => {
+  if (value === null || value === undefined) {
+    out.bytes.push(0);
+  } else {
+    out.bytes.push(1);
+    inner(value, at, out);
+  }
+};
+
+const struct = (fields) => {
+  const known = new Set(fields.map(([name]) => name));
+  return (value, at, out) => {
+    if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+      throw new TypeError(`${at}: expected an object, got ${typeName(value)}`);
+    }
+    for (const key of Object.keys(value)) {
+      if (!known.has(key)) {
+        throw new RangeError(`${at}: unknown field \`${key}\`, expected one of ${[...known].sort().join(', ')}`);
+      }
+    }
+    for (const [name, encode, fallback] of fields) {
+      if (Object.hasOwn(value, name)) encode(value[name], `${at}.${name}`, out);
+      else if (fallback === MISSING) throw new RangeError(`${at}: missing field \`${name}\``);
+      else encode(fallback, `${at}.${name}`, out);
+    }
+  };
+};
+
+const RISKS = ['low', 'medium', 'high', 'critical'];
+const riskTable = (item) => struct(RISKS.map((r) => [r, item, MISSING]));
+const byRisk = (values) => Object.fromEntries(RISKS.map((r, i) => [r, values[i]]));
+
+const U8 = uint(8);
+const U16 = uint(16);
+const U32 = uint(32);
+const U64 = uint(64);
+const F32 = float(4);
+const F64 = float(8);
+const TIER = enumOf('T0', 'T1', 'T2', 'T3', 'T4', 'T5', 'T6', 'T7');
+
+// The Rust defaults (`impl Default` in guest/policy/src/config.rs and learned.rs).
+const DEPTH = struct([
+  ['max_depth', U8, 5],
+  ['max_depth_by_risk', riskTable(U8), byRisk([5, 4, 3, 2])],
+  ['warning_ratio', F64, 0.75],
+  ['max_exception_extra', U8, 2],
+  ['exception_approvers', list(string), []],
+  ['chain_deadline_ms', U64, 15 * 60 * 1000],
+]);
+const TRUST = struct([
+  ['required_tier', riskTable(TIER), byRisk(['T1', 'T3', 'T4', 'T5'])],
+  ['on_insufficient', enumOf('deny', 'escalate'), 'escalate'],
+  ['penalty_propagation', bool, true],
+]);
+const ESCALATION = struct([
+  ['human', string, 'human-oversight'],
+  ['agents', list(struct([['id', string, MISSING], ['trust', U16, MISSING]])), []],
+]);
+const ALPHA_CAP = struct([['feature', U32, MISSING], ['above', F64, MISSING], ['alpha_max', F64, MISSING]]);
+const DENSE = struct([
+  ['inputs', U32, MISSING],
+  ['outputs', U32, MISSING],
+  ['weights', list(F32), MISSING],
+  ['bias', list(F32), MISSING],
+]);
+const MLP = struct([['layers', list(DENSE), MISSING]]);
+const PROVENANCE = struct([['domain', string, ''], ['seed', U64, 0], ['outer_steps', U32, 0], ['test_safety_rate', F64, 0]]);
+const MODEL = struct([
+  ['state_dim', U32, MISSING],
+  ['state_shift', list(F32), MISSING],
+  ['state_scale', list(F32), MISSING],
+  ['sub_agents', list(string), MISSING],
+  ['meta_weight', MLP, MISSING],
+  ['delegation', MLP, MISSING],
+  ['provenance', PROVENANCE, {}],
+]);
+const SBD = struct([
+  ['alpha', riskTable(F64), byRisk([0.9, 0.7, 0.5, 0.3])],
+  ['lambda', riskTable(F64), byRisk([0.2, 0.4, 0.7, 0.9])],
+  ['review_threshold', F64, 0.25],
+  ['state_dim', option(U32), null],
+  ['alpha_caps', list(ALPHA_CAP), []],
+  ['model', option(MODEL), null],
+]);
+const CONFIG = struct([
+  ['name', string, MISSING],
+  ['version', string, MISSING],
+  ['depth', DEPTH, {}],
+  ['trust', TRUST, {}],
+  ['escalation', ESCALATION, {}],
+  ['sbd', SBD, {}],
+]);
+
+/**
+ * The component's configuration bytes for a policy in its JSON form (an object, or a JSON
+ * string). Throws `TypeError`/`RangeError` naming the path of the first bad field.
+ * @param {object | string} config
+ * @returns {Uint8Array}
+ */
+export function configFromJson(config) {
+  let document = config;
+  if (typeof config === 'string') {
+    try {
+      document = JSON.parse(config);
+    } catch (error) {
+      throw new SyntaxError(`not a valid JSON document: ${error.message}`);
+    }
+  }
+  const out = new Writer();
+  CONFIG(document, '$', out);
+  return Uint8Array.from(out.bytes);
+}
