@@ -159,7 +159,7 @@ pub struct AlphaCap {
 /// One band of risk-tightened authority (`sbd.risk_bands`): in a state whose risk signal
 /// `rho(s) = max(lambda(s), 1 - alpha_max(s))` is at least `at_least`, the maximum depth is at
 /// most `max_depth` and the review threshold at least `review_threshold` (AG-396 Advanced,
-/// dynamic depth adjustment based on risk signals). See [`crate::sbd::tighten`].
+/// dynamic depth adjustment based on risk signals), as computed by `sbd::tighten`.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
