@@ -5,7 +5,7 @@
 //! * `configs/<name>.postcard`: postcard bytes of an `sbd_policy::PolicyConfig`, what the
 //!   component's `create` takes. `default` is `policies/default.toml`; `strict` is the `strict`
 //!   configuration of `sbd_e2e::configs()` (trust denials instead of escalation, a two-feature
-//!   safe set), which reaches the reasons the default policy never gives.
+//!   safe set, risk bands), which reaches the reasons the default policy never gives.
 //! * `requests.json`: `{"configs": {name: file}, "cases": [{"config": name, "request": R}]}`,
 //!   `R` in the JSON form of `sbd_policy::Request`, one case per line.
 //! * `expected.json`: verdict i answers case i, in the JSON form of `sbd_policy::Verdict` (the

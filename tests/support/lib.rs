@@ -8,7 +8,7 @@ use proptest::prelude::*;
 use proptest::sample::Index;
 use proptest::strategy::ValueTree;
 use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
-use sbd_policy::config::{AlphaCap, EscalationAgent, InsufficientTrust};
+use sbd_policy::config::{AlphaCap, EscalationAgent, InsufficientTrust, RiskBand};
 use sbd_policy::{
     Agent, Budget, BudgetUnit, DepthException, Link, Mandate, PolicyConfig, Request, RiskLevel, Task,
 };
@@ -56,7 +56,8 @@ pub const FAULTY_COMPONENT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/sb
 pub const NOW: u64 = 1_790_000_000_000;
 
 /// Configurations that between them switch every option: defaults, and a strict one with a
-/// safe set, a fixed state dimension, trust denials, escalation agents and no propagation.
+/// safe set, risk bands, a fixed state dimension, trust denials, escalation agents and no
+/// propagation.
 pub fn configs() -> Vec<PolicyConfig> {
     let default = PolicyConfig::named("default", "1");
     let mut strict = PolicyConfig::named("strict", "1");
@@ -74,6 +75,13 @@ pub fn configs() -> Vec<PolicyConfig> {
     strict.sbd.alpha_caps = vec![
         AlphaCap { feature: 0, above: 0.25, alpha_max: 0.2 },
         AlphaCap { feature: 1, above: 0.5, alpha_max: 0.6 },
+    ];
+    // Risk-tightened authority: from rho = max(lambda, 1 - alpha_max) 0.65 (high-risk tasks) at
+    // most 3 hops; from 0.8 (critical tasks, or feature 0 above 0.25) at most 2 hops and review
+    // below alpha 0.3.
+    strict.sbd.risk_bands = vec![
+        RiskBand { at_least: 0.65, max_depth: Some(3), review_threshold: None },
+        RiskBand { at_least: 0.8, max_depth: Some(2), review_threshold: Some(0.3) },
     ];
     let mut escalating = strict.clone();
     escalating.name = "escalating".into();

@@ -156,6 +156,24 @@ pub struct AlphaCap {
     pub alpha_max: f64,
 }
 
+/// One band of risk-tightened authority (`sbd.risk_bands`): in a state whose risk signal
+/// `rho(s) = max(lambda(s), 1 - alpha_max(s))` is at least `at_least`, the maximum depth is at
+/// most `max_depth` and the review threshold at least `review_threshold` (AG-396 Advanced,
+/// dynamic depth adjustment based on risk signals), as computed by `sbd::tighten`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct RiskBand {
+    /// The band applies when the risk signal rho(s) is at least this, in [0, 1].
+    pub at_least: f64,
+    /// The maximum depth in the band, 1 to `depth.max_depth`; none: the depth is not tightened.
+    #[serde(default)]
+    pub max_depth: Option<u8>,
+    /// The review threshold in the band, from `sbd.review_threshold` to 1; none: not raised.
+    #[serde(default)]
+    pub review_threshold: Option<f64>,
+}
+
 /// The SBD runtime pieces: degree and safety weight per risk tier (used until trained
 /// networks exist), the trained networks when they do, the safe set, and the review threshold.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -176,6 +194,9 @@ pub struct SbdConfig {
     /// (before projection) instead of the per-risk tables, and the state must match their
     /// input length.
     pub model: Option<LearnedModel>,
+    /// Risk-tightened authority: bands, from calm to stressed, that lower the maximum depth and
+    /// raise the review threshold as the state's risk signal rises. Empty (the default): off.
+    pub risk_bands: Vec<RiskBand>,
 }
 
 impl Default for SbdConfig {
@@ -187,6 +208,7 @@ impl Default for SbdConfig {
             state_dim: None,
             alpha_caps: Vec::new(),
             model: None,
+            risk_bands: Vec::new(),
         }
     }
 }
@@ -305,9 +327,86 @@ impl PolicyConfig {
                 )));
             }
         }
+        self.validate_risk_bands()
+    }
+
+    /// The risk bands: each in range and tightening something, listed from calm to stressed
+    /// (strictly rising `at_least`), and monotone: a band never allows a deeper chain or a lower
+    /// review threshold than a band of lower risk.
+    fn validate_risk_bands(&self) -> Result<(), ConfigError> {
+        let bands = &self.sbd.risk_bands;
+        if bands.len() > MAX_RISK_BANDS {
+            return Err(ConfigError::new(format!(
+                "`sbd.risk_bands` has {} bands; at most {MAX_RISK_BANDS} are allowed",
+                bands.len()
+            )));
+        }
+        for (i, band) in bands.iter().enumerate() {
+            let field = |name: &str| format!("sbd.risk_bands[{i}].{name}");
+            unit_interval(&field("at_least"), band.at_least)?;
+            if band.max_depth.is_none() && band.review_threshold.is_none() {
+                return Err(ConfigError::new(format!(
+                    "`sbd.risk_bands[{i}]` tightens nothing: set `max_depth`, `review_threshold` or both"
+                )));
+            }
+            if let Some(depth) = band.max_depth
+                && !(1..=self.depth.max_depth).contains(&depth)
+            {
+                return Err(ConfigError::new(format!(
+                    "`{}` must be 1-{} (`depth.max_depth`), got {depth}",
+                    field("max_depth"),
+                    self.depth.max_depth
+                )));
+            }
+            if let Some(threshold) = band.review_threshold {
+                unit_interval(&field("review_threshold"), threshold)?;
+                if threshold < self.sbd.review_threshold {
+                    return Err(ConfigError::new(format!(
+                        "`{}` ({threshold}) is below `sbd.review_threshold` ({}): a band may only raise it",
+                        field("review_threshold"),
+                        self.sbd.review_threshold
+                    )));
+                }
+            }
+            let Some(j) = i.checked_sub(1) else { continue };
+            let calmer = &bands[..i];
+            if let Some(previous) = bands.get(j)
+                && band.at_least <= previous.at_least
+            {
+                return Err(ConfigError::new(format!(
+                    "`{}` ({}) must be above `sbd.risk_bands[{j}].at_least` ({}): list the bands from calm to stressed",
+                    field("at_least"),
+                    band.at_least,
+                    previous.at_least
+                )));
+            }
+            if let Some(depth) = band.max_depth
+                && let Some((k, deeper)) =
+                    calmer.iter().enumerate().find_map(|(k, b)| b.max_depth.filter(|&d| d < depth).map(|d| (k, d)))
+            {
+                return Err(ConfigError::new(format!(
+                    "`{}` ({depth}) is above `sbd.risk_bands[{k}].max_depth` ({deeper}), a band of lower risk: higher risk may not allow a deeper chain",
+                    field("max_depth")
+                )));
+            }
+            if let Some(threshold) = band.review_threshold
+                && let Some((k, higher)) = calmer
+                    .iter()
+                    .enumerate()
+                    .find_map(|(k, b)| b.review_threshold.filter(|&t| t > threshold).map(|t| (k, t)))
+            {
+                return Err(ConfigError::new(format!(
+                    "`{}` ({threshold}) is below `sbd.risk_bands[{k}].review_threshold` ({higher}), a band of lower risk: higher risk may not lower the review threshold",
+                    field("review_threshold")
+                )));
+            }
+        }
         Ok(())
     }
 }
+
+/// The most risk bands a configuration may list.
+pub const MAX_RISK_BANDS: usize = 32;
 
 fn unit_interval(field: &str, value: f64) -> Result<(), ConfigError> {
     if (0.0..=1.0).contains(&value) {
@@ -377,6 +476,74 @@ mod tests {
         config.sbd.alpha_caps.push(AlphaCap { feature: 2, above: 0.0, alpha_max: 0.5 });
         let err = config.validate().err().map(|e| e.to_string()).unwrap_or_default();
         assert!(err.contains("alpha_caps[0].feature"), "{err}");
+    }
+
+    fn band(at_least: f64, max_depth: Option<u8>, review_threshold: Option<f64>) -> RiskBand {
+        RiskBand { at_least, max_depth, review_threshold }
+    }
+
+    /// The error for the default configuration with these risk bands, or "" when it validates.
+    fn band_error(bands: &[RiskBand]) -> String {
+        let mut config = PolicyConfig::named("p", "1");
+        config.sbd.risk_bands = bands.to_vec();
+        config.validate().err().map(|e| e.to_string()).unwrap_or_default()
+    }
+
+    #[test]
+    fn risk_bands_are_off_by_default_and_round_trip() {
+        let config = PolicyConfig::named("p", "1");
+        assert!(config.sbd.risk_bands.is_empty());
+        let mut banded = config.clone();
+        banded.sbd.risk_bands = alloc::vec![band(0.5, Some(3), None), band(0.8, Some(2), Some(0.4))];
+        assert_eq!(banded.validate(), Ok(()));
+        let bytes = banded.to_bytes().unwrap_or_default();
+        assert_eq!(PolicyConfig::from_bytes(&bytes), Ok(banded));
+        // Equal depths or thresholds in a riskier band are allowed: monotone, not strictly.
+        assert_eq!(band_error(&[band(0.5, Some(3), Some(0.3)), band(0.6, Some(3), Some(0.3))]), "");
+    }
+
+    #[test]
+    fn risk_bands_out_of_range_name_their_field_and_bound() {
+        let cases: [(&[RiskBand], &[&str]); 7] = [
+            (&[band(1.5, Some(2), None)], &["sbd.risk_bands[0].at_least", "[0, 1]"]),
+            (&[band(f64::NAN, Some(2), None)], &["sbd.risk_bands[0].at_least"]),
+            (&[band(0.5, None, None)], &["sbd.risk_bands[0]", "tightens nothing"]),
+            (&[band(0.5, Some(0), None)], &["sbd.risk_bands[0].max_depth", "1-5", "depth.max_depth"]),
+            (&[band(0.5, Some(6), None)], &["sbd.risk_bands[0].max_depth", "1-5", "got 6"]),
+            (&[band(0.5, None, Some(1.2))], &["sbd.risk_bands[0].review_threshold", "[0, 1]"]),
+            (&[band(0.5, None, Some(0.1))], &["sbd.risk_bands[0].review_threshold", "sbd.review_threshold"]),
+        ];
+        for (bands, parts) in cases {
+            let err = band_error(bands);
+            for part in parts {
+                assert!(err.contains(part), "{bands:?}: `{err}` should name {part}");
+            }
+        }
+    }
+
+    #[test]
+    fn risk_bands_that_loosen_with_risk_are_refused() {
+        // Out of order: the bands go from calm to stressed.
+        let err = band_error(&[band(0.8, Some(2), None), band(0.5, Some(3), None)]);
+        assert!(err.contains("sbd.risk_bands[1].at_least") && err.contains("calm to stressed"), "{err}");
+        let err = band_error(&[band(0.5, Some(2), None), band(0.5, Some(2), None)]);
+        assert!(err.contains("sbd.risk_bands[1].at_least"), "{err}");
+        // A deeper chain at a higher risk, also across a band that sets no depth.
+        let err = band_error(&[band(0.5, Some(2), None), band(0.6, None, Some(0.3)), band(0.8, Some(3), None)]);
+        assert!(
+            err.contains("sbd.risk_bands[2].max_depth") && err.contains("sbd.risk_bands[0].max_depth"),
+            "{err}"
+        );
+        // A lower review threshold at a higher risk.
+        let err = band_error(&[band(0.5, None, Some(0.5)), band(0.8, Some(2), Some(0.4))]);
+        assert!(
+            err.contains("sbd.risk_bands[1].review_threshold")
+                && err.contains("sbd.risk_bands[0].review_threshold"),
+            "{err}"
+        );
+        let too_many: alloc::vec::Vec<RiskBand> =
+            (0..=MAX_RISK_BANDS).map(|i| band(i as f64 / 100.0, Some(5), None)).collect();
+        assert!(band_error(&too_many).contains("at most 32"));
     }
 
     #[test]

@@ -8,7 +8,7 @@ use sha2::{Digest, Sha256};
 use crate::config::{ConfigError, PolicyConfig};
 use crate::model::{
     AccountabilityShare, EscalationTarget, Grant, Mandate, Outcome, PolicyInfo, Refusal, Request, TrustDelta,
-    Verdict,
+    Verdict, Warning,
 };
 use crate::reasons::Reason;
 use crate::view::RequestView;
@@ -124,18 +124,73 @@ impl Policy {
         trust::check(config, req)?;
         // 4. SBD
         let sbd = sbd::decide(&config.sbd, req)?;
+        // 4b. risk-tightened authority: the state's risk signal may lower the depth limit and
+        // raise the review threshold (`sbd.risk_bands`; nothing changes without bands).
+        let (depth, review_threshold, raised_by) = self.tighten(depth, &sbd)?;
         // 5. routing
-        if sbd.alpha < config.sbd.review_threshold {
+        if sbd.alpha < review_threshold {
+            let raised = raised_by.map_or_else(String::new, |risk| {
+                format!(" (raised from {:.3} by the risk signal {risk:.3})", config.sbd.review_threshold)
+            });
             return Err(Refusal::escalate(
                 EscalationTarget::Human(config.escalation.human.clone()),
                 Reason::LowAlphaReview,
                 format!(
-                    "alpha {:.3} (capped at {:.3} in this state) is below the review threshold {:.3}",
-                    sbd.alpha, sbd.alpha_max, config.sbd.review_threshold
+                    "alpha {:.3} (capped at {:.3} in this state) is below the review threshold {review_threshold:.3}{raised}",
+                    sbd.alpha, sbd.alpha_max
                 ),
             ));
         }
         Ok(self.grant(req, depth, sbd))
+    }
+
+    /// Applies the risk bands to an admitted hop: escalates a hop deeper than the tightened
+    /// limit to the designated human (`risk-depth-escalation`), and otherwise returns the depth
+    /// facts with the tightened limit (so the grant's remaining depth shrinks too), the review
+    /// threshold in force, and the risk signal when a band raised that threshold.
+    fn tighten(
+        &self,
+        mut depth: structural::DepthDecision,
+        decision: &sbd::SbdDecision,
+    ) -> Result<(structural::DepthDecision, f64, Option<f64>), Refusal> {
+        let config = &self.config;
+        let base = config.sbd.review_threshold;
+        if config.sbd.risk_bands.is_empty() {
+            return Ok((depth, base, None));
+        }
+        let tight = sbd::tighten(&config.sbd.risk_bands, sbd::risk_signal(decision));
+        let risk = tight.risk;
+        if let Some(limit) = tight.max_depth
+            && limit < depth.max_depth
+        {
+            if depth.depth > limit {
+                return Err(Refusal::escalate(
+                    EscalationTarget::Human(config.escalation.human.clone()),
+                    Reason::RiskDepthEscalation,
+                    format!(
+                        "hop {} would exceed the maximum depth {limit} that the risk signal {risk:.3} (lambda {:.3}, alpha cap {:.3}) sets in this state, down from {}",
+                        depth.depth, decision.lambda, decision.alpha_max, depth.max_depth
+                    ),
+                ));
+            }
+            depth.max_depth = limit;
+            let reaches_warning =
+                f64::from(depth.depth) + 1e-9 >= config.depth.warning_ratio * f64::from(limit);
+            if reaches_warning && !depth.warnings.iter().any(|w| w.reason == Reason::DepthWarning) {
+                depth.warnings.push(Warning {
+                    reason: Reason::DepthWarning,
+                    message: format!(
+                        "hop {} of at most {limit} (tightened by the risk signal {risk:.3}) reaches the {:.0}% warning threshold",
+                        depth.depth,
+                        config.depth.warning_ratio * 100.0
+                    ),
+                });
+            }
+        }
+        match tight.review_threshold {
+            Some(raised) if raised > base => Ok((depth, raised, Some(risk))),
+            _ => Ok((depth, base, None)),
+        }
     }
 
     fn grant(&self, req: &Request, depth: structural::DepthDecision, sbd: sbd::SbdDecision) -> Grant {

@@ -13,7 +13,10 @@
 //! 2. [`attenuation`]: the requested child mandate lies within the parent's (AG-001,
 //!    AG-396 4.7) and admits the task;
 //! 3. [`trust`]: the executor's own tier covers the task's risk (Vorion upward escalation);
-//! 4. [`sbd`]: delegation degree and safety weight, projected onto the safe set (SBD 5.3);
+//! 4. [`sbd`]: delegation degree and safety weight, projected onto the safe set (SBD 5.3),
+//!    then, when the policy lists `sbd.risk_bands`, risk-tightened authority: the state's risk
+//!    signal lowers the depth limit (a deeper hop escalates with `risk-depth-escalation`) and
+//!    raises the review threshold ([`sbd::tighten`]);
 //! 5. routing: a degree under the review threshold goes to a human.
 //!
 //! [`Policy::evaluate`] is the entry point.

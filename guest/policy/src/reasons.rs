@@ -173,6 +173,11 @@ reasons! {
     /// The executor's tier is too low; a more trusted agent or a human takes over.
     TrustEscalation = 5003, "trust-escalation", Escalate,
         "the executor's trust tier is too low for the task's risk";
+    /// The state's risk signal tightens the maximum depth (`sbd.risk_bands`) below this hop:
+    /// a chain this long is allowed in a calmer state, so a human decides (AG-396 Advanced,
+    /// dynamic depth adjustment based on risk signals).
+    RiskDepthEscalation = 5004, "risk-depth-escalation", Escalate,
+        "the state's risk signal tightens the maximum depth below this hop";
 
     /// A registered agent is unknown to the tenant's registry and the tenant escalates such
     /// delegations to its designated human.
@@ -284,6 +289,7 @@ mod tests {
                 (5001, "depth-limit-escalation"),
                 (5002, "low-alpha-review"),
                 (5003, "trust-escalation"),
+                (5004, "risk-depth-escalation"),
                 (5010, "unregistered-agent-review"),
                 (6001, "unregistered-agent"),
                 (6002, "delegation-not-registered"),

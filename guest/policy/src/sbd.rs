@@ -127,6 +127,49 @@ pub fn decide(config: &SbdConfig, req: &Request) -> Result<SbdDecision, Refusal>
     })
 }
 
+/// The risk signal of a decided hop, in [0, 1]: `rho(s) = max(lambda(s), 1 - alpha_max(s))`, the
+/// safety weight the policy (or the trained phi network) gives this state, or the share of the
+/// decision the safe set withholds here, whichever is larger. Without a safe set region around
+/// the state (`alpha_max = 1`) it is lambda alone. A value that is not a number counts as the
+/// highest risk (fail closed).
+pub fn risk_signal(decision: &SbdDecision) -> f64 {
+    let rho = decision.lambda.max(1.0 - decision.alpha_max);
+    if rho.is_nan() { 1.0 } else { rho.clamp(0.0, 1.0) }
+}
+
+/// What the risk bands ([`crate::config::RiskBand`]) make of one risk signal.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Tightening {
+    /// The risk signal rho(s) the bands were read at.
+    pub risk: f64,
+    /// The tightest `max_depth` among the bands that apply; `None` when none sets one.
+    pub max_depth: Option<u8>,
+    /// The highest `review_threshold` among the bands that apply; `None` when none sets one.
+    pub review_threshold: Option<f64>,
+}
+
+/// Risk-tightened authority: every band with `at_least <= risk` applies, and the result is the
+/// smallest depth and the largest review threshold among them:
+///
+/// ```text
+/// D_eff(s)   = min( D(task risk, exception), min { d_k : rho(s) >= l_k } )
+/// tau_eff(s) = max( tau,                     max { t_k : rho(s) >= l_k } )
+/// ```
+///
+/// A higher risk applies a superset of the bands, so it can never allow a deeper chain or a
+/// lower review threshold, whatever the order of the bands (the validation in
+/// [`crate::PolicyConfig::validate`] further refuses tables written as if it could).
+pub fn tighten(bands: &[crate::config::RiskBand], risk: f64) -> Tightening {
+    // NaN is not >= any bound; count it as the highest risk instead (fail closed).
+    let risk = if risk.is_nan() { 1.0 } else { risk };
+    let applying = || bands.iter().filter(move |band| risk >= band.at_least);
+    Tightening {
+        risk,
+        max_depth: applying().filter_map(|band| band.max_depth).min(),
+        review_threshold: applying().filter_map(|band| band.review_threshold).reduce(f64::max),
+    }
+}
+
 /// Accountability weights for a chain whose hops have delegation degrees `alphas` (originator's
 /// hop first). Returns `k + 1` weights: the originator's retained share `1 - alpha_1`, then
 /// `w_1..w_k` of Definition 3.5. They sum to 1 (see the module docs). An empty chain leaves all

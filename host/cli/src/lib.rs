@@ -25,6 +25,12 @@ pub const DEFAULT_POLICY_TOML: &str = include_str!("../../../policies/default.to
 /// The demo scenario, embedded.
 pub const DEMO_SCENARIO_JSON: &str = include_str!("../../../policies/scenarios/demo.json");
 
+/// The risk-tightened authority policy (`sbd.risk_bands`), embedded for `sbd demo risk-depth`.
+pub const RISK_DEPTH_POLICY_TOML: &str = include_str!("../../../policies/risk-depth.toml");
+
+/// The risk-tightened authority scenario, embedded for `sbd demo risk-depth`.
+pub const RISK_DEPTH_SCENARIO_JSON: &str = include_str!("../../../policies/scenarios/risk-depth.json");
+
 /// Where a policy comes from.
 #[derive(Debug, Clone, Default)]
 pub struct PolicySource {
@@ -94,6 +100,15 @@ pub fn load_policy(source: &PolicySource) -> anyhow::Result<(PolicyRuntime, Load
         )?,
         None => parse_config(DEFAULT_POLICY_TOML, "policies/default.toml")?,
     };
+    load_policy_with(&config, source)
+}
+
+/// Loads `config` (instead of the one `source` names) with the component and cache `source`
+/// names into a running policy.
+pub fn load_policy_with(
+    config: &PolicyConfig,
+    source: &PolicySource,
+) -> anyhow::Result<(PolicyRuntime, LoadedPolicy)> {
     let component_bytes = match &source.component {
         Some(path) => {
             std::fs::read(path).with_context(|| format!("cannot read component `{}`", path.display()))?

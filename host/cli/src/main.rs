@@ -8,8 +8,11 @@ use anyhow::Context;
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 use sbd_cli::output::{EXIT_FAILED, EXIT_OK, verdict_status};
 use sbd_cli::scenario::Scenario;
-use sbd_cli::{DEMO_SCENARIO_JSON, PolicySource, input_name, load_policy, outln, read_text, render, train};
-use sbd_policy::{Reason, Request};
+use sbd_cli::{
+    DEMO_SCENARIO_JSON, PolicySource, RISK_DEPTH_POLICY_TOML, RISK_DEPTH_SCENARIO_JSON, input_name, load_policy,
+    load_policy_with, outln, parse_config, read_text, render, train,
+};
+use sbd_policy::{PolicyConfig, Reason, Request};
 use sbd_train::experiment::{DomainChoice, ExperimentConfig};
 use sbd_train::finance::FinanceOptions;
 use sbd_train::objective::Objective;
@@ -30,8 +33,12 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Replay the built-in five-agent scenario on the default policy and component.
+    /// Replay a built-in scenario: the five-agent refund chain on the default policy, or
+    /// `risk-depth`, a stress state shortening the chain (policies/risk-depth.toml).
     Demo {
+        /// Which scenario.
+        #[arg(value_enum, default_value_t = DemoName::RefundChain)]
+        scenario: DemoName,
         /// Print the trace as JSON instead of text (same as --format json).
         #[arg(long, conflicts_with = "format")]
         json: bool,
@@ -220,6 +227,16 @@ enum Command {
         #[arg(long)]
         quick: bool,
     },
+}
+
+/// The built-in demo scenarios.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum DemoName {
+    /// policies/scenarios/demo.json on policies/default.toml: every verdict kind.
+    RefundChain,
+    /// policies/scenarios/risk-depth.json on policies/risk-depth.toml: risk-tightened
+    /// authority, the same hop allowed when calm and escalated under stress.
+    RiskDepth,
 }
 
 /// How a command prints its result.
@@ -416,9 +433,19 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Token { command } => sbd_cli::bundle::run_token(command),
         Command::Trace { command } => sbd_cli::trace::run(command).map(|()| EXIT_OK),
         Command::Serve(args) => sbd_cli::serve::run(args).map(|()| EXIT_OK),
-        Command::Demo { json, format, now } => {
-            let scenario = Scenario::from_json(DEMO_SCENARIO_JSON)?;
-            replay(PolicySource::default(), &scenario, json || format == Format::Json, now)?;
+        Command::Demo { scenario, json, format, now } => {
+            let json = json || format == Format::Json;
+            match scenario {
+                DemoName::RefundChain => {
+                    let scenario = Scenario::from_json(DEMO_SCENARIO_JSON)?;
+                    replay(PolicySource::default(), None, &scenario, json, now)?;
+                }
+                DemoName::RiskDepth => {
+                    let scenario = Scenario::from_json(RISK_DEPTH_SCENARIO_JSON)?;
+                    let config = parse_config(RISK_DEPTH_POLICY_TOML, "policies/risk-depth.toml")?;
+                    replay(PolicySource::default(), Some(&config), &scenario, json, now)?;
+                }
+            }
             Ok(EXIT_OK)
         }
         Command::Eval { policy, request, format } => {
@@ -453,7 +480,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Replay { policy, scenario, json, format, now } => {
             let parsed = Scenario::from_json(&read_text(&scenario)?)
                 .with_context(|| format!("in `{}`", input_name(&scenario)))?;
-            replay(policy.source(), &parsed, json || format == Format::Json, now)?;
+            replay(policy.source(), None, &parsed, json || format == Format::Json, now)?;
             Ok(EXIT_OK)
         }
         Command::Info { policy, format } => {
@@ -704,8 +731,18 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
     }
 }
 
-fn replay(source: PolicySource, scenario: &Scenario, json: bool, now: Option<u64>) -> anyhow::Result<()> {
-    let (_runtime, policy) = load_policy(&source)?;
+/// Replays `scenario` on the policy `source` names, or on `config` with `source`'s component.
+fn replay(
+    source: PolicySource,
+    config: Option<&PolicyConfig>,
+    scenario: &Scenario,
+    json: bool,
+    now: Option<u64>,
+) -> anyhow::Result<()> {
+    let (_runtime, policy) = match config {
+        Some(config) => load_policy_with(config, &source)?,
+        None => load_policy(&source)?,
+    };
     let now = match now {
         Some(at) => Some(at),
         None if scenario.rebase_to_now => Some(unix_ms()?),

@@ -485,6 +485,54 @@ fn test_runs_a_scenarios_expectations_as_assertions() {
     assert_one_line_error(&sbd([Path::new("test"), &path]), &["no `expect` entries"]);
 }
 
+/// Risk-tightened authority (`sbd.risk_bands`): `sbd demo risk-depth` replays the stress
+/// scenario on its policy, and `sbd test` passes it on that policy but not on the default one,
+/// which has no bands.
+#[test]
+fn the_risk_depth_demo_shortens_the_chain_under_stress() {
+    let now = Path::new("1800000000000");
+    let out = succeed([Path::new("demo"), Path::new("risk-depth"), Path::new("--now"), now]);
+    assert_in_order(
+        &out,
+        &[
+            "policy `risk-depth` 0.1.0",
+            "hop 3  pricing-agent -> fx-agent",
+            "ALLOW    to `fx-agent`",
+            "hop 4  pricing-agent -> fx-agent",
+            "ESCALATE to human `risk-officer`: risk-depth-escalation (5004)",
+            "hop 5  pricing-agent -> fx-agent",
+            "ALLOW    to `fx-agent`",
+            "WARNING depth-warning (1101)",
+            "hop 6  fx-agent -> hedge-agent",
+            "DENY     delegator-terminal (1004)",
+            "hop 7  orchestrator -> audit-agent",
+            "ESCALATE to human `risk-officer`: low-alpha-review (5002)",
+        ],
+    );
+    let policy = workspace_root().join("policies/risk-depth.toml");
+    let scenario = workspace_root().join("policies/scenarios/risk-depth.json");
+    let replayed =
+        succeed([Path::new("replay"), Path::new("-p"), &policy, Path::new("-s"), &scenario, Path::new("--now"), now]);
+    assert_eq!(replayed, out);
+
+    let passed = succeed([Path::new("test"), Path::new("-p"), &policy, &scenario]);
+    assert!(passed.contains("7 passed, 0 failed"), "{passed}");
+    // The same policy without its bands allows the stressed hop 3 and the stressed hop 1, and
+    // grants the elevated hop 3 the untightened limit (no warning, depth left for hop 6): only
+    // the three calm hops still pass.
+    let text = std::fs::read_to_string(&policy).expect("policies/risk-depth.toml");
+    let unbanded = text.split("[[sbd.risk_bands]]").next().expect("the text before the bands");
+    assert!(unbanded.len() < text.len(), "policies/risk-depth.toml lists risk bands");
+    let scratch = ScratchDir::new("risk-depth-unbanded");
+    let unbanded = scratch.write("unbanded.toml", unbanded);
+    let output = sbd([Path::new("test"), Path::new("-p"), &unbanded, &scenario, Path::new("--quiet")]);
+    assert_eq!(output.status.code(), Some(5), "{}", stderr(&output));
+    let failed = stdout(&output);
+    assert!(failed.contains("hop 4: expected escalate risk-depth-escalation, got allow"), "{failed}");
+    assert!(failed.contains("hop 7: expected escalate low-alpha-review, got allow"), "{failed}");
+    assert!(failed.contains("3 passed, 4 failed"), "{failed}");
+}
+
 #[test]
 fn schema_prints_the_committed_files_and_completions_are_generated() {
     let request = succeed(["schema", "request"]);
