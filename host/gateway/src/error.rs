@@ -7,82 +7,78 @@ use serde::Serialize;
 
 use crate::server::RequestContext;
 
-/// The `ErrorCode` enum of the Cycles protocol, plus nothing else: gateway-only failures map
-/// onto these codes too.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-#[allow(missing_docs)]
-pub enum ErrorCode {
-    InvalidRequest,
-    Unauthorized,
-    Forbidden,
-    NotFound,
-    BudgetExceeded,
-    BudgetFrozen,
-    BudgetClosed,
-    ReservationExpired,
-    ReservationFinalized,
-    IdempotencyMismatch,
-    UnitMismatch,
-    OverdraftLimitExceeded,
-    DebtOutstanding,
-    MaxExtensionsExceeded,
-    LimitExceeded,
-    TenantClosed,
-    DuplicateResource,
-    EscalationClosed,
-    InternalError,
+/// Declares [`ErrorCode`] from one table: each code with its wire name and HTTP status.
+macro_rules! error_codes {
+    ($($(#[$doc:meta])* $variant:ident = $wire:literal => $status:ident,)+) => {
+        /// The code of an error answer: a Cycles v0.1.25 `ErrorCode` or one of the gateway's own.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+        #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+        pub enum ErrorCode {
+            $($(#[$doc])* $variant,)+
+        }
+
+        impl ErrorCode {
+            /// Every code, in table order.
+            pub const ALL: &'static [ErrorCode] = &[$(ErrorCode::$variant,)+];
+
+            /// The HTTP status the spec pairs with this code.
+            pub fn status(self) -> StatusCode {
+                match self {
+                    $(ErrorCode::$variant => StatusCode::$status,)+
+                }
+            }
+
+            /// The code as it appears on the wire.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(ErrorCode::$variant => $wire,)+
+                }
+            }
+        }
+    };
 }
 
-impl ErrorCode {
-    /// The HTTP status the spec pairs with this code; the one place that mapping lives.
-    pub fn status(self) -> StatusCode {
-        match self {
-            ErrorCode::InvalidRequest | ErrorCode::UnitMismatch => StatusCode::BAD_REQUEST,
-            ErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,
-            ErrorCode::Forbidden => StatusCode::FORBIDDEN,
-            ErrorCode::NotFound => StatusCode::NOT_FOUND,
-            ErrorCode::BudgetExceeded
-            | ErrorCode::BudgetFrozen
-            | ErrorCode::BudgetClosed
-            | ErrorCode::ReservationFinalized
-            | ErrorCode::IdempotencyMismatch
-            | ErrorCode::OverdraftLimitExceeded
-            | ErrorCode::DebtOutstanding
-            | ErrorCode::MaxExtensionsExceeded
-            | ErrorCode::TenantClosed
-            | ErrorCode::DuplicateResource
-            | ErrorCode::EscalationClosed => StatusCode::CONFLICT,
-            ErrorCode::ReservationExpired => StatusCode::GONE,
-            ErrorCode::LimitExceeded => StatusCode::TOO_MANY_REQUESTS,
-            ErrorCode::InternalError => StatusCode::INTERNAL_SERVER_ERROR,
-        }
-    }
-
-    /// The code as it appears on the wire.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ErrorCode::InvalidRequest => "INVALID_REQUEST",
-            ErrorCode::Unauthorized => "UNAUTHORIZED",
-            ErrorCode::Forbidden => "FORBIDDEN",
-            ErrorCode::NotFound => "NOT_FOUND",
-            ErrorCode::BudgetExceeded => "BUDGET_EXCEEDED",
-            ErrorCode::BudgetFrozen => "BUDGET_FROZEN",
-            ErrorCode::BudgetClosed => "BUDGET_CLOSED",
-            ErrorCode::ReservationExpired => "RESERVATION_EXPIRED",
-            ErrorCode::ReservationFinalized => "RESERVATION_FINALIZED",
-            ErrorCode::IdempotencyMismatch => "IDEMPOTENCY_MISMATCH",
-            ErrorCode::UnitMismatch => "UNIT_MISMATCH",
-            ErrorCode::OverdraftLimitExceeded => "OVERDRAFT_LIMIT_EXCEEDED",
-            ErrorCode::DebtOutstanding => "DEBT_OUTSTANDING",
-            ErrorCode::MaxExtensionsExceeded => "MAX_EXTENSIONS_EXCEEDED",
-            ErrorCode::LimitExceeded => "LIMIT_EXCEEDED",
-            ErrorCode::TenantClosed => "TENANT_CLOSED",
-            ErrorCode::DuplicateResource => "DUPLICATE_RESOURCE",
-            ErrorCode::EscalationClosed => "ESCALATION_CLOSED",
-            ErrorCode::InternalError => "INTERNAL_ERROR",
-        }
-    }
+// THE table of the gateway's error codes (the Cycles v0.1.25 `ErrorCode`s, then the gateway's
+// own two), pinned by `tests::error_code_table_is_pinned` and listed in the OpenAPI document.
+error_codes! {
+    /// The body, a query or a header is malformed or out of bounds; the message names the field.
+    InvalidRequest = "INVALID_REQUEST" => BAD_REQUEST,
+    /// No or an unknown API key.
+    Unauthorized = "UNAUTHORIZED" => UNAUTHORIZED,
+    /// The key's role or principal may not do this.
+    Forbidden = "FORBIDDEN" => FORBIDDEN,
+    /// No such resource for this tenant.
+    NotFound = "NOT_FOUND" => NOT_FOUND,
+    /// Not enough budget (or escrow) left.
+    BudgetExceeded = "BUDGET_EXCEEDED" => CONFLICT,
+    /// The budget is frozen.
+    BudgetFrozen = "BUDGET_FROZEN" => CONFLICT,
+    /// The budget is closed.
+    BudgetClosed = "BUDGET_CLOSED" => CONFLICT,
+    /// The reservation expired.
+    ReservationExpired = "RESERVATION_EXPIRED" => GONE,
+    /// The reservation was already committed or released.
+    ReservationFinalized = "RESERVATION_FINALIZED" => CONFLICT,
+    /// An idempotency key was reused with another request.
+    IdempotencyMismatch = "IDEMPOTENCY_MISMATCH" => CONFLICT,
+    /// An amount's unit is not the budget's.
+    UnitMismatch = "UNIT_MISMATCH" => BAD_REQUEST,
+    /// The overdraft limit would be exceeded.
+    OverdraftLimitExceeded = "OVERDRAFT_LIMIT_EXCEEDED" => CONFLICT,
+    /// The scope carries debt that must be repaid first.
+    DebtOutstanding = "DEBT_OUTSTANDING" => CONFLICT,
+    /// A reservation was extended too often.
+    MaxExtensionsExceeded = "MAX_EXTENSIONS_EXCEEDED" => CONFLICT,
+    /// A rate or size limit.
+    LimitExceeded = "LIMIT_EXCEEDED" => TOO_MANY_REQUESTS,
+    /// The tenant is closed.
+    TenantClosed = "TENANT_CLOSED" => CONFLICT,
+    /// The resource exists already (a chain id, an outcome report, a key name).
+    DuplicateResource = "DUPLICATE_RESOURCE" => CONFLICT,
+    /// The escalation was already decided or expired.
+    EscalationClosed = "ESCALATION_CLOSED" => CONFLICT,
+    /// A failure of the gateway; the detail is in its log, never in the answer.
+    InternalError = "INTERNAL_ERROR" => INTERNAL_SERVER_ERROR,
 }
 
 /// An error answer of the API. Internal failures carry a generic message; their detail goes to
@@ -178,3 +174,51 @@ impl IntoResponse for ApiError {
 
 /// The result type of handlers and ledger operations.
 pub type ApiResult<T> = Result<T, ApiError>;
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    /// The error table, pinned: a change of a code or its status is a change of the API and
+    /// must be made on purpose.
+    #[test]
+    fn error_code_table_is_pinned() {
+        let table: Vec<(&str, u16)> = ErrorCode::ALL.iter().map(|c| (c.as_str(), c.status().as_u16())).collect();
+        assert_eq!(table, [
+            ("INVALID_REQUEST", 400),
+            ("UNAUTHORIZED", 401),
+            ("FORBIDDEN", 403),
+            ("NOT_FOUND", 404),
+            ("BUDGET_EXCEEDED", 409),
+            ("BUDGET_FROZEN", 409),
+            ("BUDGET_CLOSED", 409),
+            ("RESERVATION_EXPIRED", 410),
+            ("RESERVATION_FINALIZED", 409),
+            ("IDEMPOTENCY_MISMATCH", 409),
+            ("UNIT_MISMATCH", 400),
+            ("OVERDRAFT_LIMIT_EXCEEDED", 409),
+            ("DEBT_OUTSTANDING", 409),
+            ("MAX_EXTENSIONS_EXCEEDED", 409),
+            ("LIMIT_EXCEEDED", 429),
+            ("TENANT_CLOSED", 409),
+            ("DUPLICATE_RESOURCE", 409),
+            ("ESCALATION_CLOSED", 409),
+            ("INTERNAL_ERROR", 500),
+        ]);
+        for c in ErrorCode::ALL {
+            assert_eq!(serde_json::to_value(c).unwrap(), serde_json::json!(c.as_str()), "serde and the table agree");
+        }
+    }
+
+    /// The OpenAPI document lists exactly the table's codes.
+    #[test]
+    fn openapi_lists_every_error_code() {
+        let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/openapi.yaml")).unwrap();
+        let line = doc.lines().find(|l| l.trim_start().starts_with("error: {type: string, enum:")).unwrap();
+        let listed = line.split('[').nth(1).unwrap().split(']').next().unwrap();
+        let listed: Vec<&str> = listed.split(',').map(str::trim).collect();
+        let codes: Vec<&str> = ErrorCode::ALL.iter().map(|c| c.as_str()).collect();
+        assert_eq!(listed, codes);
+    }
+}

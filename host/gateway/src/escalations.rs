@@ -46,11 +46,10 @@ pub struct NewEscalation<'a> {
     pub pending: Option<Value>,
 }
 
-/// Whether a capability pattern (`payment.*`, `payment.refund`, `*`) covers `kind`.
+/// Whether a capability pattern (`payment.*`, `payment.refund`, `*`) covers `kind`: the
+/// policy's own rule (`sbd_policy::action`), so routing and the rules never disagree.
 pub fn covers(pattern: &str, kind: &str) -> bool {
-    pattern == "*"
-        || pattern == kind
-        || pattern.strip_suffix(".*").is_some_and(|family| kind.strip_prefix(family).is_some_and(|r| r.starts_with('.')))
+    sbd_policy::action::permits(pattern, kind)
 }
 
 fn pending_count(conn: &Connection, tenant: &str, assignee: &str) -> ApiResult<i64> {
@@ -598,5 +597,9 @@ mod tests {
         assert!(covers("*", "crm.read"));
         assert!(covers("crm.read", "crm.read"));
         assert!(!covers("crm.read", "crm.write"));
+        // The family needs a member: `payment.` is no action under `payment.*` (the copy this
+        // replaced said it was, so routing disagreed with the rules).
+        assert!(!covers("payment.*", "payment."));
+        assert!(!covers("payment.*", "payment"));
     }
 }
