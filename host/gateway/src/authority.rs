@@ -13,7 +13,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::cycles::{CommitRequest, Amount, ReleaseRequest, Subject, Unit};
-use crate::delegations::{budgets_of, canonical, record_root, REQUEST_LIMITS};
+use crate::delegations::{budgets_of, canonical, record_root};
 use crate::error::{ApiError, ApiResult};
 use crate::escrow::{self, GrantStatus, Settled};
 use crate::ledger;
@@ -23,15 +23,12 @@ use crate::server::{Body, Shared};
 use crate::tokens;
 use crate::util::{new_id, now_ms};
 
-/// The longest a root grant may last: its budget is held by a Cycles reservation, whose TTL
-/// the protocol bounds to 24 hours.
-pub const MAX_ROOT_GRANT_MS: u64 = 86_400_000;
-
 /// `PUT /v1/authority/settings`: replaces the tenant's authority settings.
 pub async fn put_settings(State(state): State<Shared>, p: Principal, Body(b): Body<AuthoritySettings>) -> ApiResult<Json<Value>> {
     let tenant = p.tenant.clone();
-    if b.reviewer.is_empty() || b.reviewer.len() > REQUEST_LIMITS.max_text_bytes {
-        return Err(ApiError::invalid("`reviewer` must be 1-256 characters"));
+    let max_text = state.config.limits.request.max_text_bytes;
+    if b.reviewer.is_empty() || b.reviewer.len() > max_text {
+        return Err(ApiError::invalid(format!("`reviewer` must be 1-{max_text} bytes")));
     }
     let out = serde_json::to_value(&b).map_err(ApiError::internal)?;
     state.store.run(move |conn| registry::set_settings(conn, &tenant, &b)).await?;
@@ -54,11 +51,15 @@ pub async fn register_agent(State(state): State<Shared>, p: Principal, Body(mut 
         delegates.push(canonical("delegates", d)?);
     }
     b.delegates = delegates;
-    if b.capabilities.len() > REQUEST_LIMITS.max_list_entries || b.delegates.len() > REQUEST_LIMITS.max_list_entries {
-        return Err(ApiError::invalid("`capabilities` and `delegates` take at most 64 entries each"));
+    let limits = state.config.limits.request;
+    if b.capabilities.len() > limits.max_list_entries || b.delegates.len() > limits.max_list_entries {
+        return Err(ApiError::invalid(format!(
+            "`capabilities` and `delegates` take at most {} entries each",
+            limits.max_list_entries
+        )));
     }
-    if b.capabilities.iter().any(|c| c.is_empty() || c.len() > REQUEST_LIMITS.max_text_bytes) {
-        return Err(ApiError::invalid("`capabilities` entries must be 1-256 characters"));
+    if b.capabilities.iter().any(|c| c.is_empty() || c.len() > limits.max_text_bytes) {
+        return Err(ApiError::invalid(format!("`capabilities` entries must be 1-{} bytes", limits.max_text_bytes)));
     }
     let now = now_ms();
     let out = json!({"agent_id": b.agent_id, "trust": b.trust, "tier": b.tier(), "capabilities": b.capabilities, "delegates": b.delegates});
@@ -107,12 +108,19 @@ pub async fn create_root_grant(
     if m.expires_at <= now_u {
         return Err(ApiError::invalid("`mandate.expires_at` is not in the future"));
     }
-    if m.expires_at > now_u.saturating_add(MAX_ROOT_GRANT_MS) {
-        return Err(ApiError::invalid("`mandate.expires_at` is more than 24 hours away (a root grant's hold lasts at most 24 hours)"));
+    let limits = state.config.limits;
+    if m.expires_at > now_u.saturating_add(limits.max_root_grant_ms) {
+        return Err(ApiError::invalid(format!(
+            "`mandate.expires_at` is more than {} ms away (`limits.max_root_grant_ms`: a root grant's hold lasts at most 24 hours)",
+            limits.max_root_grant_ms
+        )));
     }
     for (field, len) in [("action_kinds", m.action_kinds.len()), ("counterparties", m.counterparties.len()), ("budgets", m.budgets.len())] {
-        if len > REQUEST_LIMITS.max_list_entries {
-            return Err(ApiError::invalid(format!("`mandate.{field}` has {len} entries; at most 64")));
+        if len > limits.request.max_list_entries {
+            return Err(ApiError::invalid(format!(
+                "`mandate.{field}` has {len} entries; at most {}",
+                limits.request.max_list_entries
+            )));
         }
     }
     let budgets = budgets_of(m)?;

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::limits::Limits;
 use crate::store::SyncMode;
 
 /// Everything `sbd serve` can be told.
@@ -34,14 +35,14 @@ pub struct Config {
     pub token_trust: Option<PathBuf>,
     /// `normal` (survives a process crash; the default) or `full` (also a power loss).
     pub synchronous: SyncMode,
-    /// Largest accepted request body, bytes.
-    pub max_body_bytes: usize,
     /// How often the expiry sweeper runs, milliseconds.
     pub sweep_interval_ms: u64,
     /// Default TTL of an escalation request, milliseconds (the Vorion default: 5 minutes).
     pub escalation_ttl_ms: i64,
     /// Log format: `text` or `json`.
     pub log_format: LogFormat,
+    /// Every bound the gateway enforces (`[limits]`), the policy runtime's included.
+    pub limits: Limits,
     /// Log level filter: `error`, `warn`, `info`, `debug`, `trace`.
     pub log_level: String,
 }
@@ -68,7 +69,7 @@ impl Default for Config {
             bundle_trust: None,
             bundle: None,
             synchronous: SyncMode::Normal,
-            max_body_bytes: 256 * 1024,
+            limits: Limits::default(),
             sweep_interval_ms: 1000,
             escalation_ttl_ms: 5 * 60 * 1000,
             log_format: LogFormat::Text,
@@ -106,9 +107,11 @@ impl Config {
         Config::from_toml(&text).map_err(|message| ConfigError::Parse { path: path.into(), message })
     }
 
-    /// Parses TOML text.
+    /// Parses TOML text and checks the limits.
     pub fn from_toml(text: &str) -> Result<Config, String> {
-        toml::from_str(text).map_err(|e: toml::de::Error| e.message().trim().to_string())
+        let config: Config = toml::from_str(text).map_err(|e: toml::de::Error| e.message().trim().to_string())?;
+        config.limits.validate()?;
+        Ok(config)
     }
 }
 
@@ -122,8 +125,13 @@ mod tests {
         assert_eq!(c.addr.port(), 7878);
         assert_eq!(c.escalation_ttl_ms, 300_000);
         assert!(Config::from_toml("adr = \"x\"").is_err());
-        let c = Config::from_toml("synchronous = \"full\"\nmax_body_bytes = 10").unwrap_or_default();
+        let c = Config::from_toml("synchronous = \"full\"\n[limits]\nmax_body_bytes = 4096\n[limits.runtime]\ncall_timeout_ms = 20")
+            .unwrap_or_default();
         assert_eq!(c.synchronous, SyncMode::Full);
-        assert_eq!(c.max_body_bytes, 10);
+        assert_eq!(c.limits.max_body_bytes, 4096);
+        assert_eq!(c.limits.runtime.to_runtime().call_timeout, std::time::Duration::from_millis(20));
+        let e = Config::from_toml("[limits]\nmax_body_bytes = 10").unwrap_err();
+        assert!(e.contains("`limits.max_body_bytes`"), "{e}");
+        assert!(Config::from_toml("[limits.request]\nmax_txt_bytes = 10").is_err(), "unknown limit refused");
     }
 }

@@ -30,6 +30,7 @@ use serde_json::{json, Value};
 use crate::cycles::{valid_scope_value, Action, Amount, ReserveRequest, Subject, Unit};
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::escrow::{self, NewGrant};
+use crate::limits::RequestLimits;
 use crate::registry::{self, AgentRecord, AuthoritySettings, Unregistered};
 use crate::auth::Principal;
 use crate::server::{idempotency_header, Body, RequestContext, Shared, Tenant};
@@ -62,22 +63,8 @@ pub struct DelegationBody {
     pub subject: Option<Subject>,
 }
 
-/// Bounds on a delegation request, checked before anything is written.
-#[derive(Debug, Clone, Copy)]
-pub struct RequestLimits {
-    /// Longest task id, reason or action-kind pattern, bytes.
-    pub max_text_bytes: usize,
-    /// Most entries in a mandate's action kinds, counterparties or budgets.
-    pub max_list_entries: usize,
-    /// Longest SBD state vector.
-    pub max_state_len: usize,
-}
-
-/// The gateway's request bounds (agent ids are bounded by their canonical form).
-pub const REQUEST_LIMITS: RequestLimits = RequestLimits { max_text_bytes: 256, max_list_entries: 64, max_state_len: 4096 };
-
 impl RequestLimits {
-    /// Refuses a request over any bound, naming the field.
+    /// Refuses a delegation request over any bound, naming the field.
     pub fn check(&self, r: &Request) -> ApiResult<()> {
         let text = |field: &str, s: &str| {
             if s.len() > self.max_text_bytes {
@@ -315,7 +302,7 @@ pub async fn create(
     }
     let claimed: Request = crate::strict_json::from_value(raw)
         .map_err(|e| ApiError::invalid(format!("invalid `request`: {}", e.under("$.request"))))?;
-    REQUEST_LIMITS.check(&claimed)?;
+    state.config.limits.request.check(&claimed)?;
     if let Some(s) = &body.subject {
         if s.tenant.is_some() || s.agent.is_some() || s.toolset.is_some() {
             return Err(ApiError::invalid("`subject` may carry only workspace, app and workflow"));

@@ -24,6 +24,7 @@ pub mod escalations;
 pub mod escrow;
 pub mod hot;
 pub mod ledger;
+pub mod limits;
 pub mod metrics;
 pub mod openapi;
 pub mod policy;

@@ -82,10 +82,10 @@ pub struct StaticPolicy {
 }
 
 impl StaticPolicy {
-    /// Loads `config` into the embedded default component; `cache_dir` keeps the precompiled
-    /// component between starts.
-    pub fn load(config: &PolicyConfig, cache_dir: Option<&Path>) -> Result<StaticPolicy, PolicyLoadError> {
-        let runtime = PolicyRuntime::new(RuntimeLimits::default())?;
+    /// Loads `config` into the embedded default component, run under `limits`; `cache_dir`
+    /// keeps the precompiled component between starts.
+    pub fn load(config: &PolicyConfig, cache_dir: Option<&Path>, limits: RuntimeLimits) -> Result<StaticPolicy, PolicyLoadError> {
+        let runtime = PolicyRuntime::new(limits)?;
         let component = match cache_dir {
             Some(dir) => runtime.load_cached(DEFAULT_COMPONENT, &ComponentCache::new(dir))?,
             None => runtime.load_component(DEFAULT_COMPONENT)?,

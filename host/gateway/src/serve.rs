@@ -39,6 +39,9 @@ pub enum ServeError {
         /// Why.
         source: std::io::Error,
     },
+    /// A limit of the configuration is out of its range.
+    #[error("configuration: {0}")]
+    Limits(String),
     /// A startup query failed.
     #[error("store: {0}")]
     Startup(crate::error::ApiError),
@@ -110,7 +113,7 @@ fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
 
 fn start_hot(config: &Config, trust_path: &Path, cache: &Path) -> Result<crate::hot::HotBundles, ServeError> {
     let trust = sbd_bundle::TrustStore::read(trust_path).map_err(|e| ServeError::Bundle(e.to_string()))?;
-    let runtime = sbd_runtime::PolicyRuntime::new(sbd_runtime::RuntimeLimits::default())
+    let runtime = sbd_runtime::PolicyRuntime::new(config.limits.runtime.to_runtime())
         .map_err(|e| ServeError::Bundle(e.to_string()))?;
     let options = sbd_bundle::HotOptions {
         state_dir: Some(config.data_dir.join("bundles")),
@@ -132,6 +135,8 @@ fn start_hot(config: &Config, trust_path: &Path, cache: &Path) -> Result<crate::
 
 /// Builds the shared state: store, keys, trust scores, policy, metrics.
 pub async fn build_state(config: Config) -> Result<Shared, ServeError> {
+    // A configuration built in code (not read from a file) is checked here too.
+    config.limits.validate().map_err(ServeError::Limits)?;
     let store = Store::open(&config.data_dir, config.synchronous)?;
     let admin_key_hash = admin_key_hash(&config, &store).await?;
     let keys = load_keys(&store).await.map_err(ServeError::Startup)?;
@@ -146,7 +151,7 @@ pub async fn build_state(config: Config) -> Result<Shared, ServeError> {
     let cache = config.data_dir.join("component-cache");
     let (policy, bundles): (Arc<dyn PolicyHandle>, Option<Arc<dyn crate::bundles::BundleManager>>) =
         match &config.bundle_trust {
-            None => (Arc::new(StaticPolicy::load(&policy_config, Some(&cache))?), None),
+            None => (Arc::new(StaticPolicy::load(&policy_config, Some(&cache), config.limits.runtime.to_runtime())?), None),
             Some(trust_path) => {
                 let hot = Arc::new(start_hot(&config, trust_path, &cache)?);
                 (Arc::clone(&hot) as Arc<dyn PolicyHandle>, Some(hot as Arc<dyn crate::bundles::BundleManager>))

@@ -339,7 +339,7 @@ async fn fallback() -> ApiError {
 
 /// The router with every endpoint; tests drive it directly or through a socket.
 pub fn app(state: Shared) -> Router {
-    let limit = state.config.max_body_bytes;
+    let limit = state.config.limits.max_body_bytes;
     Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics_text))
