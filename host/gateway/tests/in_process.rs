@@ -1,0 +1,111 @@
+//! The handlers tested in process, without a socket: `server::app(state)` is a tower service,
+//! and each request is one `oneshot` call. The same provisioning and delegation as the
+//! socket tests, from an empty data directory to an allowed, narrowed and traced hop.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode};
+use serde_json::{json, Value};
+use tower::ServiceExt;
+
+const ADMIN: &str = "in-process-admin";
+
+struct App {
+    router: axum::Router,
+}
+
+impl App {
+    async fn start(dir: &std::path::Path) -> App {
+        let config = sbd_gateway::Config {
+            data_dir: dir.to_path_buf(),
+            admin_key: Some(ADMIN.into()),
+            ..sbd_gateway::Config::default()
+        };
+        let state = sbd_gateway::serve::build_state(config).await.expect("the gateway's state");
+        App { router: sbd_gateway::server::app(state) }
+    }
+
+    /// One request through the router: (status, JSON body).
+    async fn call(&self, method: Method, path: &str, header: (&str, &str), body: Option<Value>) -> (StatusCode, Value) {
+        let mut req = Request::builder().method(method).uri(path).header(header.0, header.1);
+        let body = match body {
+            Some(b) => {
+                req = req.header("content-type", "application/json");
+                Body::from(b.to_string())
+            }
+            None => Body::empty(),
+        };
+        let response = self.router.clone().oneshot(req.body(body).unwrap()).await.unwrap();
+        let status = response.status();
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap();
+        (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+    }
+
+    async fn admin(&self, path: &str, body: Value) -> Value {
+        let (status, body) = self.call(Method::POST, path, ("x-admin-api-key", ADMIN), Some(body)).await;
+        assert!(status.is_success(), "{path}: {status} {body}");
+        body
+    }
+
+    async fn key(&self, role: &str, name: &str) -> String {
+        let k = self.admin("/v1/admin/api-keys", json!({"tenant_id": "acme", "name": name, "role": role})).await;
+        k["key_secret"].as_str().unwrap().to_string()
+    }
+}
+
+fn mandate(tokens: u64, depth: u8, now: u64) -> Value {
+    json!({"value_ceiling": 1_000_000u64, "action_kinds": ["payment.*"], "counterparties": ["acme"],
+           "budgets": [{"unit": "TOKENS", "amount": tokens}], "remaining_depth": depth, "expires_at": now + 3_600_000})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delegation_through_the_router_without_a_socket() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = App::start(dir.path()).await;
+    let (status, health) = app.call(Method::GET, "/healthz", ("accept", "*/*"), None).await;
+    assert_eq!(status, StatusCode::OK, "{health}");
+
+    app.admin("/v1/admin/tenants", json!({"tenant_id": "acme", "name": "Acme"})).await;
+    let operator = app.key("operator", "ops").await;
+    let orchestrator = app.key("agent", "orchestrator").await;
+    let op = |path: &'static str, body: Value| {
+        let (app, operator) = (&app, operator.clone());
+        async move {
+            let (status, body) = app.call(Method::POST, path, ("x-cycles-api-key", &operator), Some(body)).await;
+            assert!(status.is_success(), "{path}: {status} {body}");
+            body
+        }
+    };
+    op("/v1/admin/budgets", json!({"scope": "tenant:acme", "unit": "TOKENS", "allocated": {"unit": "TOKENS", "amount": 1_000_000}})).await;
+    op("/v1/agents", json!({"agent_id": "orchestrator", "trust": 900})).await;
+    op("/v1/agents", json!({"agent_id": "refunds", "trust": 720})).await;
+    let now = sbd_gateway::util::now_ms() as u64;
+    let root = op("/v1/root-grants", json!({"agent_id": "orchestrator", "mandate": mandate(10_000, 3, now)})).await;
+
+    let hop = json!({"token": root["token"], "request": {
+        "from": {"id": "orchestrator", "trust": 0}, "to": {"id": "refunds", "trust": 0},
+        "task": {"id": "t-1", "action_kind": "payment.refund", "risk": "low", "value": 10, "counterparty": "acme"},
+        "parent_mandate": mandate(10_000, 3, now), "requested_mandate": mandate(500, 2, now), "state": [0.1]}});
+    let (status, r) = app.call(Method::POST, "/v1/delegations", ("x-cycles-api-key", &orchestrator), Some(hop.clone())).await;
+    assert_eq!(status, StatusCode::OK, "{r}");
+    assert_eq!(r["decision"], "allow", "{r}");
+    assert_eq!(r["escrow"], json!([{"unit": "TOKENS", "amount": 500}]), "{r}");
+    assert!(r["child_token"].is_string());
+
+    // The same request again: the original answer, no second grant.
+    let (_, again) = app.call(Method::POST, "/v1/delegations", ("x-cycles-api-key", &orchestrator), Some(hop)).await;
+    assert_eq!(again, r);
+
+    // The trace, read through the router too: the root grant, then the allowed hop, verified.
+    let chain = r["chain_id"].as_str().unwrap();
+    let (status, trace) = app.call(Method::GET, &format!("/v1/chains/{chain}"), ("x-cycles-api-key", &operator), None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(trace["integrity"], "ok", "{trace}");
+    let decisions: Vec<&str> = trace["events"].as_array().unwrap().iter().map(|e| e["decision"].as_str().unwrap()).collect();
+    assert_eq!(decisions, ["root-grant", "allow"]);
+
+    // A refusal through the router is the same typed error as over a socket.
+    let (status, e) = app.call(Method::POST, "/v1/root-grants", ("x-cycles-api-key", &orchestrator), Some(json!({}))).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{e}");
+    assert_eq!(e["error"], "FORBIDDEN");
+}
