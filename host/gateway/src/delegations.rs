@@ -374,19 +374,19 @@ pub async fn create(
         );
         state.store.read(move |conn| {
             Ok(Facts {
-                    settings: registry::settings(conn, &t)?,
-                    from: registry::get(conn, &t, &from)?,
-                    to: registry::get(conn, &t, &to)?,
-                    parent: match &parent_id {
-                        Some(id) => escrow::load(conn, &t, id)?,
-                        None => None,
-                    },
-                    exception: match &exception_id {
-                        Some(id) => Some(load_exception(conn, &t, &chain_id, id)?),
-                        None => None,
-                    },
-                    replay: stored_replay(conn, &t, &key, &hash)?,
-                })
+                settings: registry::settings(conn, &t)?,
+                from: registry::get(conn, &t, &from)?,
+                to: registry::get(conn, &t, &to)?,
+                parent: match &parent_id {
+                    Some(id) => escrow::load(conn, &t, id)?,
+                    None => None,
+                },
+                exception: match &exception_id {
+                    Some(id) => Some(load_exception(conn, &t, &chain_id, id)?),
+                    None => None,
+                },
+                replay: stored_replay(conn, &t, &key, &hash)?,
+            })
         })?
     };
     if let Some(stored) = facts.replay {
