@@ -175,7 +175,8 @@ pub enum TokenCommand {
         /// The trust store the parent token is verified against (required with --token).
         #[arg(long, short)]
         trust_store: Option<PathBuf>,
-        /// Lifetime of the new block in milliseconds (capped by the child mandate's expiry).
+        /// Lifetime of the new block in milliseconds (capped by the child mandate's expiry and
+        /// by the parent token's: a block never outlives the one above it).
         #[arg(long, default_value_t = 900_000)]
         ttl_ms: u64,
     },
@@ -467,7 +468,11 @@ pub fn run_token(command: TokenCommand) -> anyhow::Result<u8> {
                 print_json(&json!({"verdict": verdict, "token": null}))?;
                 return Ok(crate::output::verdict_status([&verdict]));
             };
-            let delegation = Delegation::from_grant(&parsed, grant, parsed.now.saturating_add(ttl_ms));
+            let mut expires_at = parsed.now.saturating_add(ttl_ms);
+            if let Some(p) = &parent {
+                expires_at = expires_at.min(p.expires_at());
+            }
+            let delegation = Delegation::from_grant(&parsed, grant, expires_at);
             let child = match parent {
                 Some(parent) => parent.append(&signer, delegation)?,
                 None => VerifiedToken::issue(&signer, ChainId::random()?, delegation)?,

@@ -235,6 +235,9 @@ fn tokens_are_issued_hop_by_hop_and_verified() {
     }];
     second.requested_mandate.budgets[0].amount /= 2;
     second.requested_mandate.remaining_depth = 1;
+    // Later than hop 1: the default lifetime from this `now` would outlive the parent's block,
+    // which verification refuses; the new block is capped at the parent's expiry instead.
+    second.now = NOW + 5_000;
     let second_path = dir.join("second.json");
     std::fs::write(&second_path, serde_json::to_string(&second).expect("json")).expect("write");
     let child = succeed(&[
@@ -251,7 +254,7 @@ fn tokens_are_issued_hop_by_hop_and_verified() {
     ]);
     let child_token = child["token"].as_str().expect("token").to_string();
     assert_eq!(child["chain"]["depth"].as_u64(), Some(2));
-    let now = (NOW + 1).to_string();
+    let now = (NOW + 5_001).to_string();
     let verified =
         succeed(&["token", "verify", "--token", &child_token, "--trust-store", p(&trust), "--now", &now]);
     assert_eq!(verified["chain"]["holder"].as_str(), Some("ledger-agent"));
