@@ -1476,10 +1476,12 @@ fn verdicts(
                     margins: h1.iter().map(|v| v - threshold).collect(),
                     point_holds: point,
                 }));
-                for (label, control) in [("untrained phi and pi", &init), ("shuffled risk labels", &shuffled)] {
+                for (short, label, control) in
+                    [("untrained", "untrained phi and pi", &init), ("shuffled", "shuffled risk labels", &shuffled)]
+                {
                     let d = diff(&h1, control, 1.0);
                     verdicts.push(tested(Claim {
-                        id: &format!("{h1_id} control"),
+                        id: &format!("{h1_id} control: {short}"),
                         domain: name,
                         method: proposed,
                         criterion: format!("{h1_id}'s statistic above its value with {label} (paired by seed)"),

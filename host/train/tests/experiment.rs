@@ -49,7 +49,7 @@ fn the_quick_protocol_runs_end_to_end_and_reports_every_verdict() -> Result<(), 
     }
     let analysis = experiment::analyse(&results, &domains, &config);
     let ids: Vec<&str> = analysis.verdicts.iter().map(|v| v.id.as_str()).collect();
-    for id in ["H-Med-1", "H-Med-2", "H-Fin-1", "H-Fin-2", "H-Edu-1", "H-Edu-2", "F1", "F2", "F3", "F4", "Ablation order (6.5)", "C-context", "C-delta", "AL-SEA", "AL-global", "H-Med-1 control", "H-Fin-1 control", "H-Edu-1 control"] {
+    for id in ["H-Med-1", "H-Med-2", "H-Fin-1", "H-Fin-2", "H-Edu-1", "H-Edu-2", "F1", "F2", "F3", "F4", "Ablation order (6.5)", "C-context", "C-delta", "AL-SEA", "AL-global", "H-Med-1 control: untrained", "H-Fin-1 control: shuffled", "H-Edu-1 control: untrained", "H-Edu-1 control: shuffled"] {
         assert!(ids.contains(&id), "no verdict for {id}: {ids:?}");
     }
     // both SBD and SBD-AL get every hypothesis; tested verdicts carry a Holm-adjusted p no
