@@ -174,10 +174,19 @@ enum Command {
         /// Runs at a time [default: the number of CPUs].
         #[arg(long)]
         jobs: Option<usize>,
-        /// Number of seeds (0, 1, ...) [default: 3, or 2 with --quick].
+        /// Number of seeds (0, 1, ...) [default: 10, or 2 with --quick].
         #[arg(long)]
         seeds: Option<u64>,
-        /// T_out of every trained run [default: 300, or 8 with --quick].
+        /// The delta sweep, comma-separated; it must contain 0.05, the headline delta
+        /// [default: 0.01,0.05,0.1,0.2,0.3].
+        #[arg(long, value_delimiter = ',')]
+        deltas: Option<Vec<f64>>,
+        /// Random-search candidates per tuned method and domain on validation, the defaults
+        /// included (1: no search) [default: 4, or 2 with --quick].
+        #[arg(long)]
+        tuning_budget: Option<usize>,
+        /// T_out of every trained run and of the F3 sweep's runs [default: 300, or 8 with
+        /// --quick].
         #[arg(long)]
         outer_steps: Option<usize>,
         /// Hidden width of phi and pi [default: 32, or 16 with --quick].
@@ -609,7 +618,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             sbd_cli::output::print(&String::from_utf8_lossy(&script))?;
             Ok(EXIT_OK)
         }
-        Command::Experiment { domain, out, quick, jobs, seeds, outer_steps, width, quiet } => {
+        Command::Experiment { domain, out, quick, jobs, seeds, deltas, tuning_budget, outer_steps, width, quiet } => {
             let (choice, name) = match domain {
                 ExperimentDomain::All => (DomainChoice::All, "all"),
                 ExperimentDomain::Finance => (DomainChoice::Finance, "finance"),
@@ -623,6 +632,14 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             }
             if let Some(t) = outer_steps {
                 config.train.outer_steps = t;
+                // the F3 sweep's fixed-lambda runs at the same size
+                config.theory.sweep_outer_steps = t;
+            }
+            if let Some(d) = deltas {
+                config.deltas = d;
+            }
+            if let Some(b) = tuning_budget {
+                config.tuning_budget = b;
             }
             if let Some(w) = width {
                 config.train.width = w;

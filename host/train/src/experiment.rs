@@ -76,6 +76,12 @@ pub enum Method {
     /// SBD-AL, our variant: per-context chance constraints with a learned normalised
     /// multiplier (direct dual-ascent form).
     SbdAl,
+    /// A global Lagrangian with SBD's own continuous alpha and projection: one multiplier for
+    /// every state, dual ascent with a tuned step (issue 16 item 3).
+    GlobalLagrangian,
+    /// SBD without the outer loop at the constant lambda chosen by the random search on
+    /// validation (the best fixed lambda).
+    BestFixedLambda,
 }
 
 /// What a method is in the paper's design.
@@ -93,21 +99,41 @@ pub enum Role {
 
 impl Method {
     /// Every method, in report order.
-    pub const ALL: [Method; 10] = [
+    pub const ALL: [Method; 12] = [
         Method::Sbd,
+        Method::SbdAl,
         Method::FixedAlpha,
         Method::Cpo,
+        Method::GlobalLagrangian,
+        Method::BestFixedLambda,
         Method::MarlVanilla,
         Method::Maas,
         Method::NoOuter,
         Method::DiscreteAlpha,
         Method::FixedLambda,
         Method::NoConstraint,
-        Method::SbdAl,
     ];
 
-    /// The non-ablated baselines of F1 and H-Med-2.
-    pub const BASELINES: [Method; 4] = [Method::FixedAlpha, Method::Cpo, Method::MarlVanilla, Method::Maas];
+    /// The non-ablated baselines of F1 and H-Med-2 (the paper's four and issue 16's two).
+    pub const BASELINES: [Method; 6] = [
+        Method::FixedAlpha,
+        Method::Cpo,
+        Method::GlobalLagrangian,
+        Method::BestFixedLambda,
+        Method::MarlVanilla,
+        Method::Maas,
+    ];
+
+    /// The methods the random search tunes on validation (the others have nothing to tune,
+    /// select on validation by construction, or are ablations that take SBD's values).
+    pub const TUNED: [Method; 6] = [
+        Method::Sbd,
+        Method::SbdAl,
+        Method::Cpo,
+        Method::GlobalLagrangian,
+        Method::BestFixedLambda,
+        Method::MarlVanilla,
+    ];
 
     /// The paper's name.
     pub fn name(self) -> &'static str {
@@ -122,6 +148,8 @@ impl Method {
             Method::FixedLambda => "SBD-FixedLambda",
             Method::NoConstraint => "SBD-NoConstraint",
             Method::SbdAl => "SBD-AL (ours)",
+            Method::GlobalLagrangian => "Global-Lagrangian",
+            Method::BestFixedLambda => "Best-fixed-lambda",
         }
     }
 
@@ -129,7 +157,12 @@ impl Method {
     pub fn role(self) -> Role {
         match self {
             Method::Sbd => Role::Proposed,
-            Method::FixedAlpha | Method::Cpo | Method::MarlVanilla | Method::Maas => Role::Baseline,
+            Method::FixedAlpha
+            | Method::Cpo
+            | Method::MarlVanilla
+            | Method::Maas
+            | Method::GlobalLagrangian
+            | Method::BestFixedLambda => Role::Baseline,
             Method::SbdAl => Role::Ours,
             _ => Role::Ablation,
         }
@@ -140,8 +173,16 @@ impl Method {
         !matches!(self, Method::FixedAlpha | Method::MarlVanilla | Method::NoConstraint)
     }
 
-    /// The training configuration realising the method (None: no training).
-    pub fn train_config(self, base: &TrainConfig, delta: f64, cpo_dual_step: f64) -> Option<TrainConfig> {
+    /// The training configuration realising the method with its hyperparameters (None: no
+    /// training).
+    pub fn train_config(self, base: &TrainConfig, delta: f64, hyper: &Hyper) -> Option<TrainConfig> {
+        let base = &TrainConfig {
+            eta_in: hyper.eta_in,
+            eta_out: hyper.eta_out,
+            chance_dual_step: hyper.chance_dual_step,
+            ..base.clone()
+        };
+        let cpo_dual_step = hyper.dual_step;
         let objective = |project: bool, penalty: f64, delta: f64, alpha: AlphaMode| Objective {
             project,
             penalty,
@@ -156,6 +197,16 @@ impl Method {
             Method::Cpo => (
                 LambdaMode::Lagrangian { eta: cpo_dual_step },
                 objective(false, 0.0, delta, AlphaMode::Discrete),
+                false,
+            ),
+            Method::GlobalLagrangian => (
+                LambdaMode::Lagrangian { eta: cpo_dual_step },
+                objective(true, rho, delta, AlphaMode::Continuous),
+                false,
+            ),
+            Method::BestFixedLambda => (
+                LambdaMode::Fixed(hyper.fixed_lambda),
+                objective(true, rho, delta, AlphaMode::Continuous),
                 false,
             ),
             Method::MarlVanilla => (LambdaMode::Fixed(0.0), objective(false, 0.0, 1.0, AlphaMode::Discrete), false),
@@ -179,11 +230,90 @@ impl Method {
         // SBD family; CPO-style has its own Lagrangian multiplier, and the methods without a
         // constraint have delta = 1
         let chance_dual_step = match self {
-            Method::Cpo | Method::MarlVanilla | Method::NoConstraint => 0.0,
+            Method::Cpo | Method::GlobalLagrangian | Method::MarlVanilla | Method::NoConstraint => 0.0,
             _ => base.chance_dual_step,
         };
         Some(TrainConfig { lambda, objective, select_checkpoint: select, chance_dual_step, ..base.clone() })
     }
+}
+
+/// The hyperparameters the random search sets (issue 16 item 3): step sizes, the chance
+/// constraint's dual step, the Lagrangian methods' dual step and the constant lambda of
+/// Best-fixed-lambda. A method reads only the ones it uses.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Hyper {
+    /// eta_in.
+    pub eta_in: f64,
+    /// eta_out (SBD-AL runs at ten times it).
+    pub eta_out: f64,
+    /// Dual step of the SBD family's chance constraint.
+    pub chance_dual_step: f64,
+    /// Dual step of CPO-style's and Global-Lagrangian's multiplier.
+    pub dual_step: f64,
+    /// Best-fixed-lambda's lambda.
+    pub fixed_lambda: f64,
+}
+
+impl Hyper {
+    /// The untuned values: the configuration's, dual step `dual_step`, lambda 0.5.
+    pub fn defaults(base: &TrainConfig, dual_step: f64) -> Hyper {
+        Hyper {
+            eta_in: base.eta_in,
+            eta_out: base.eta_out,
+            chance_dual_step: base.chance_dual_step,
+            dual_step,
+            fixed_lambda: 0.5,
+        }
+    }
+
+    /// One random-search candidate for `method` around `defaults`: log-uniform eta_in in
+    /// [x/2.8, 2.8x]; where the method has them, log-uniform eta_out in [x/4, 4x], chance dual
+    /// step in [0.5, 8], Lagrangian dual step in [0.1, 10], and a uniform fixed lambda in
+    /// [0.05, 0.95]. The rest keep their defaults.
+    pub fn sample(method: Method, defaults: &Hyper, rng: &mut ChaCha8Rng) -> Hyper {
+        let mut h = *defaults;
+        let mut log_uniform = |lo: f64, hi: f64| (lo.ln() + rng.random_range(0.0..1.0) * (hi.ln() - lo.ln())).exp();
+        h.eta_in = defaults.eta_in * log_uniform(1.0 / 2.8, 2.8);
+        match method {
+            Method::Sbd => {
+                h.eta_out = defaults.eta_out * log_uniform(0.25, 4.0);
+                h.chance_dual_step = log_uniform(0.5, 8.0);
+            }
+            Method::SbdAl => h.eta_out = defaults.eta_out * log_uniform(0.25, 4.0),
+            Method::Cpo | Method::GlobalLagrangian => h.dual_step = log_uniform(0.1, 10.0),
+            Method::BestFixedLambda => {
+                h.chance_dual_step = log_uniform(0.5, 8.0);
+                h.fixed_lambda = 0.05 + 0.9 * rng.random_range(0.0..1.0);
+            }
+            _ => {}
+        }
+        h
+    }
+}
+
+/// One candidate of the random search and its validation score.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TuningTrial {
+    /// Domain.
+    pub domain: String,
+    /// Method.
+    pub method: Method,
+    /// Candidate index (0: the defaults).
+    pub candidate: usize,
+    /// Its hyperparameters.
+    pub hyper: Hyper,
+    /// Validation Safety Rate (deployed decisions).
+    pub safety_rate: f64,
+    /// Validation Task Efficiency.
+    pub task_efficiency: f64,
+    /// The score: TE where SR >= 1 - delta, otherwise SR - 2 (every feasible candidate ranks
+    /// above every infeasible one, and among infeasible ones the safest wins).
+    pub score: f64,
+}
+
+/// The validation score of a candidate at `delta`.
+pub fn tuning_score(safety_rate: f64, task_efficiency: f64, delta: f64) -> f64 {
+    if safety_rate >= 1.0 - delta { task_efficiency } else { safety_rate - 2.0 }
 }
 
 /// A domain ready for the experiment.
@@ -295,8 +425,14 @@ pub struct ExperimentConfig {
     pub headline_delta: f64,
     /// Seeds.
     pub seeds: Vec<u64>,
-    /// Dual step size of the CPO-style multiplier.
+    /// Default dual step size of the CPO-style and Global-Lagrangian multipliers (candidate 0
+    /// of their search).
     pub cpo_dual_step: f64,
+    /// Random-search candidates per tuned method and domain ([`Method::TUNED`]), candidate 0
+    /// the defaults; 1 runs the defaults without a search.
+    pub tuning_budget: usize,
+    /// Seed of the candidates and of the tuning runs' training (not one of `seeds`).
+    pub tuning_seed: u64,
     /// Theorem 4.4 sweep (F3) and the convergence run (F4), per domain, first seed.
     pub theory: TheoryConfig,
     /// Concurrent runs.
@@ -309,8 +445,10 @@ impl Default for ExperimentConfig {
             train: TrainConfig { width: 32, outer_steps: 300, log_validation: false, ..TrainConfig::default() },
             deltas: vec![0.01, 0.05, 0.10, 0.20, 0.30],
             headline_delta: 0.05,
-            seeds: vec![0, 1, 2],
+            seeds: (0..10).collect(),
             cpo_dual_step: 1.0,
+            tuning_budget: 4,
+            tuning_seed: 1_000_003,
             theory: TheoryConfig {
                 train: TrainConfig { width: 32, log_validation: false, ..TrainConfig::default() },
                 sweep_outer_steps: 300,
@@ -338,6 +476,7 @@ impl ExperimentConfig {
         ExperimentConfig {
             train: train.clone(),
             seeds: vec![0, 1],
+            tuning_budget: 2,
             theory: TheoryConfig {
                 train,
                 sweep_outer_steps: 5,
@@ -360,6 +499,9 @@ impl ExperimentConfig {
         }
         if !self.deltas.contains(&self.headline_delta) {
             return bad("the headline delta must be one of the swept deltas");
+        }
+        if self.tuning_budget == 0 || self.seeds.contains(&self.tuning_seed) {
+            return bad("the tuning budget must be at least 1 and the tuning seed not an evaluation seed");
         }
         if self.seeds.is_empty() || self.jobs == 0 {
             return bad("need at least one seed and one job");
@@ -428,6 +570,16 @@ pub struct Extras {
     /// the stochastic policy's P(unsafe) with its one-sided 95% Clopper-Pearson upper bound,
     /// and the mean multiplier mu = lambda / (1 - lambda).
     pub contexts: Vec<crate::trainer::ContextStat>,
+    /// The H-*-1 statistic ([`Domain::h1_statistic`]) of the trained method.
+    pub h1: Option<f64>,
+    /// Control: the same statistic with phi and pi at their initialisation (untrained).
+    pub h1_init: Option<f64>,
+    /// Control: the same statistic with the risk labels shuffled.
+    pub h1_shuffled: Option<f64>,
+    /// Finance, headline delta: moving-block bootstrap 95% interval of the test TE.
+    pub te_block_interval: Option<stats::Interval>,
+    /// Finance, headline delta: TE per consecutive test window (rolling origins).
+    pub te_windows: Vec<f64>,
 }
 
 /// Shannon entropy in bits of a distribution (zero terms skipped).
@@ -488,6 +640,86 @@ impl Domain {
             }
             DomainKind::Medical | DomainKind::Education => data::task_efficiency(&self.dataset.test, decisions),
         }
+    }
+
+    /// Task Efficiency of decisions on the validation split (the random search's objective).
+    pub fn validation_efficiency(&self, decisions: &[(usize, f64)]) -> f64 {
+        match &self.kind {
+            DomainKind::Finance { market, options } => {
+                finance::backtest(market, market.validation_days.clone(), decisions, options).task_efficiency
+            }
+            DomainKind::Medical | DomainKind::Education => data::task_efficiency(&self.dataset.validation, decisions),
+        }
+    }
+
+    /// The statistic of the domain's H-*-1 claim on test decisions and lambdas: finance, mean
+    /// lambda on the COVID window minus calm 2018 (validation days); medical, Spearman's rho of
+    /// (acuity, lambda); education, mean alpha of other students minus at-risk ones. With
+    /// `shuffle`, the risk labels are permuted first (seeded): the COVID and calm days pooled
+    /// and re-split at their sizes, the acuity values or at-risk flags permuted over the test
+    /// samples. None where the statistic needs a lambda the method does not have.
+    pub fn h1_statistic(
+        &self,
+        decisions: &[(usize, f64)],
+        lambdas: &[f64],
+        validation_lambdas: &[f64],
+        shuffle: Option<u64>,
+    ) -> Option<f64> {
+        let has_lambda = !lambdas.is_empty() && lambdas.iter().all(|l| l.is_finite());
+        let mut rng = shuffle.map(ChaCha8Rng::seed_from_u64);
+        let mut permute = |v: &mut Vec<f64>| {
+            if let Some(rng) = rng.as_mut() {
+                for i in (1..v.len()).rev() {
+                    v.swap(i, rng.random_range(0..=i));
+                }
+            }
+        };
+        let mut risk: Vec<f64> = self.dataset.test.risk.iter().map(|&r| f64::from(r)).collect();
+        match &self.kind {
+            DomainKind::Finance { market, .. } => {
+                if !has_lambda {
+                    return None;
+                }
+                let covid = market.days_between(finance::COVID_WINDOW.0, finance::COVID_WINDOW.1);
+                let calm = market.days_between(finance::CALM_WINDOW.0, finance::CALM_WINDOW.1);
+                let covid_l = window(lambdas, market.test_days.start, &covid);
+                let calm_l = window(validation_lambdas, market.validation_days.start, &calm);
+                let mut pooled: Vec<f64> = covid_l.iter().chain(&calm_l).copied().collect();
+                permute(&mut pooled);
+                let (a, b) = pooled.split_at(covid_l.len());
+                Some(stats::mean_std(a).0 - stats::mean_std(b).0)
+            }
+            DomainKind::Medical => {
+                if !has_lambda {
+                    return None;
+                }
+                permute(&mut risk);
+                Some(stats::spearman(&risk, lambdas))
+            }
+            DomainKind::Education => {
+                permute(&mut risk);
+                let (mut at_risk, mut others) = (Vec::new(), Vec::new());
+                for (i, &(_, alpha)) in decisions.iter().enumerate() {
+                    if risk.get(i).is_some_and(|&r| r > 0.5) { at_risk.push(alpha) } else { others.push(alpha) }
+                }
+                Some(stats::mean_std(&others).0 - stats::mean_std(&at_risk).0)
+            }
+        }
+    }
+
+    /// Finance: a moving-block bootstrap 95% interval (blocks of 20 trading days, 1,000
+    /// resamples) of the test Task Efficiency, and the TE of each of `windows` consecutive
+    /// test windows (rolling evaluation origins; the model is trained once).
+    fn finance_intervals(&self, decisions: &[(usize, f64)], windows: usize, seed: u64) -> Option<(stats::Interval, Vec<f64>)> {
+        let DomainKind::Finance { market, .. } = &self.kind else {
+            return None;
+        };
+        let returns = finance::daily_returns(market, market.test_days.clone(), decisions);
+        let interval =
+            stats::block_bootstrap_interval(&returns, 20, finance::returns_task_efficiency, 1000, 0.95, seed);
+        let per = returns.len().div_ceil(windows.max(1)).max(1);
+        let by_window = returns.chunks(per).map(finance::returns_task_efficiency).collect();
+        Some((interval, by_window))
     }
 
     /// The domain's extra figures for decisions and lambdas on the test split (and, for the
@@ -598,17 +830,47 @@ pub fn maas_choice(train: &Split, delta: f64) -> (usize, f64) {
     best.or(safest).map_or((0, 0.0), |(choice, _)| choice)
 }
 
-fn run_job(domain: &Domain, job: Job, config: &ExperimentConfig) -> Result<RunResult, TrainError> {
+/// Trains one candidate of the random search at the headline delta with the tuning seed and
+/// scores it on validation.
+fn run_tuning(domain: &Domain, method: Method, candidate: usize, hyper: Hyper, config: &ExperimentConfig) -> Result<TuningTrial, TrainError> {
+    let data = &domain.dataset;
+    let delta = config.headline_delta;
+    let base = TrainConfig { seed: config.tuning_seed, ..config.train.clone() };
+    let train = method
+        .train_config(&base, delta, &hyper)
+        .ok_or_else(|| TrainError::Config(format!("{} has nothing to tune", method.name())))?;
+    let mut trainer = Trainer::new(data, train.clone(), CpuBackend)?;
+    for _ in 0..train.outer_steps {
+        trainer.step()?;
+    }
+    trainer.restore_selected();
+    let decisions = trainer.evaluate(&data.validation).decisions;
+    let safety_rate = safety_rate(&data.validation, &decisions);
+    let task_efficiency = domain.validation_efficiency(&decisions);
+    Ok(TuningTrial {
+        domain: domain.name.clone(),
+        method,
+        candidate,
+        hyper,
+        safety_rate,
+        task_efficiency,
+        score: tuning_score(safety_rate, task_efficiency, delta),
+    })
+}
+
+fn run_job(domain: &Domain, job: Job, config: &ExperimentConfig, hyper: &Hyper) -> Result<RunResult, TrainError> {
     let started = Instant::now();
     let data = &domain.dataset;
     let delta = job.delta.unwrap_or(1.0);
     let base = TrainConfig { seed: job.seed, ..config.train.clone() };
     let mut contexts = Vec::new();
+    let mut h1_init = None;
     let (decisions, lambdas, validation_lambdas, l_meta, stochastic, chance) =
-        match job.method.train_config(&base, delta, config.cpo_dual_step) {
+        match job.method.train_config(&base, delta, hyper) {
             None => {
                 let decisions = match job.method {
-                    Method::Maas => vec![maas_choice(&data.train, delta); data.test.len],
+                    // a design-time choice, selected on validation like every tuned method
+                    Method::Maas => vec![maas_choice(&data.validation, delta); data.test.len],
                     _ => {
                         let mut rng = ChaCha8Rng::seed_from_u64(job.seed);
                         let agents = data.sub_agents.len();
@@ -620,6 +882,12 @@ fn run_job(domain: &Domain, job: Job, config: &ExperimentConfig) -> Result<RunRe
             }
             Some(train) => {
                 let mut trainer = Trainer::new(data, train.clone(), CpuBackend)?;
+                let learned = matches!(train.lambda, LambdaMode::Learned | LambdaMode::ContextDual { .. });
+                if learned {
+                    // control: the H-*-1 statistic with phi (and pi) untrained
+                    let (test, validation) = (trainer.evaluate(&data.test), trainer.evaluate(&data.validation));
+                    h1_init = domain.h1_statistic(&test.decisions, &test.lambdas, &validation.lambdas, None);
+                }
                 let mut l_meta = Vec::with_capacity(train.outer_steps);
                 for _ in 0..train.outer_steps {
                     l_meta.push(trainer.step()?.l_meta);
@@ -627,14 +895,20 @@ fn run_job(domain: &Domain, job: Job, config: &ExperimentConfig) -> Result<RunRe
                 trainer.restore_selected();
                 let test = trainer.evaluate(&data.test);
                 let validation = trainer.evaluate(&data.validation);
-                let lambdas =
-                    if train.lambda == LambdaMode::Learned { test.lambdas } else { vec![f64::NAN; data.test.len] };
+                let lambdas = if learned { test.lambdas } else { vec![f64::NAN; data.test.len] };
                 let chance = trainer.chance_multiplier();
                 contexts = trainer.context_stats(&data.test);
                 (test.decisions, lambdas, validation.lambdas, l_meta, test.expected_safety_rate, chance)
             }
         };
     let valid_lambdas: Vec<f64> = lambdas.iter().copied().filter(|l| l.is_finite()).collect();
+    let h1 = domain.h1_statistic(&decisions, &lambdas, &validation_lambdas, None);
+    let h1_shuffled = domain.h1_statistic(&decisions, &lambdas, &validation_lambdas, Some(job.seed ^ 0x5487_11ed));
+    let (te_block_interval, te_windows) = if job.delta.is_none_or(|d| d == config.headline_delta) {
+        domain.finance_intervals(&decisions, 3, job.seed).map_or((None, vec![]), |(i, w)| (Some(i), w))
+    } else {
+        (None, vec![])
+    };
     Ok(RunResult {
         domain: domain.name.clone(),
         method: job.method,
@@ -647,7 +921,15 @@ fn run_job(domain: &Domain, job: Job, config: &ExperimentConfig) -> Result<RunRe
         accountability_entropy: accountability_entropy(&decisions),
         mean_alpha: decisions.iter().map(|d| d.1).sum::<f64>() / decisions.len().max(1) as f64,
         mean_lambda: if valid_lambdas.is_empty() { f64::NAN } else { stats::mean_std(&valid_lambdas).0 },
-        extras: Extras { contexts, ..domain.extras(&decisions, &lambdas, &validation_lambdas) },
+        extras: Extras {
+            contexts,
+            h1,
+            h1_init,
+            h1_shuffled,
+            te_block_interval,
+            te_windows,
+            ..domain.extras(&decisions, &lambdas, &validation_lambdas)
+        },
         l_meta,
         seconds: started.elapsed().as_secs_f64(),
     })
@@ -667,6 +949,13 @@ pub struct DomainTheory {
 /// Every run and check of an experiment.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Results {
+    /// Every candidate of the random search, per domain and tuned method.
+    pub tuning: Vec<TuningTrial>,
+    /// The hyperparameters every run used, per (domain, method): the best candidate for the
+    /// tuned methods, SBD's for its ablations, the defaults otherwise.
+    pub chosen: Vec<(String, Method, Hyper)>,
+    /// Wall-clock seconds of the random search.
+    pub tuning_seconds: f64,
     /// Every run.
     pub runs: Vec<RunResult>,
     /// F3 and F4 per domain.
@@ -683,6 +972,63 @@ pub fn run(
 ) -> Result<Results, TrainError> {
     config.validate()?;
     let started = Instant::now();
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(config.jobs)
+        .build()
+        .map_err(|e| TrainError::Config(format!("cannot start {} worker threads: {e}", config.jobs)))?;
+    // the random search on validation: the same budget and candidate stream for every tuned
+    // method (issue 16 item 3)
+    let defaults = Hyper::defaults(&config.train, config.cpo_dual_step);
+    let mut candidates = Vec::new();
+    for (d, domain) in domains.iter().enumerate() {
+        for method in Method::TUNED {
+            let mut rng = ChaCha8Rng::seed_from_u64(config.tuning_seed ^ ((d as u64) << 8) ^ (method as u64));
+            for c in 0..config.tuning_budget {
+                let hyper = if c == 0 { defaults } else { Hyper::sample(method, &defaults, &mut rng) };
+                candidates.push((domain, method, c, hyper));
+            }
+        }
+    }
+    let tuning_total = if config.tuning_budget > 1 { candidates.len() } else { 0 };
+    let tuning: Result<Vec<TuningTrial>, TrainError> = if config.tuning_budget > 1 {
+        pool.install(|| {
+            candidates
+                .par_iter()
+                .enumerate()
+                .map(|(i, &(domain, method, c, hyper))| {
+                    let trial = run_tuning(domain, method, c, hyper, config);
+                    progress(i + 1, tuning_total);
+                    trial
+                })
+                .collect()
+        })
+    } else {
+        Ok(Vec::new())
+    };
+    let tuning = tuning?;
+    let tuning_seconds = started.elapsed().as_secs_f64();
+    let mut chosen = Vec::new();
+    for domain in domains {
+        let best = |method: Method| {
+            tuning
+                .iter()
+                .filter(|t| t.domain == domain.name && t.method == method)
+                .max_by(|a, b| a.score.total_cmp(&b.score).then(b.candidate.cmp(&a.candidate)))
+                .map_or(defaults, |t| t.hyper)
+        };
+        let sbd = best(Method::Sbd);
+        for method in Method::ALL {
+            let hyper = match method {
+                m if Method::TUNED.contains(&m) => best(m),
+                Method::NoOuter | Method::DiscreteAlpha | Method::FixedLambda | Method::NoConstraint => sbd,
+                _ => defaults,
+            };
+            chosen.push((domain.name.clone(), method, hyper));
+        }
+    }
+    let hyper_of = |domain: &str, method: Method| {
+        chosen.iter().find(|(d, m, _)| d == domain && *m == method).map_or(defaults, |c| c.2)
+    };
     let mut jobs = Vec::new();
     for (d, _) in domains.iter().enumerate() {
         for &seed in &config.seeds {
@@ -702,15 +1048,12 @@ pub fn run(
         let n = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
         progress(n, total);
     };
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(config.jobs)
-        .build()
-        .map_err(|e| TrainError::Config(format!("cannot start {} worker threads: {e}", config.jobs)))?;
     let (runs, theory) = pool.install(|| {
         let runs: Result<Vec<RunResult>, TrainError> = jobs
             .par_iter()
             .map(|&job| {
-                let result = run_job(&domains[job.domain], job, config);
+                let domain = &domains[job.domain];
+                let result = run_job(domain, job, config, &hyper_of(&domain.name, job.method));
                 tick();
                 result
             })
@@ -728,7 +1071,14 @@ pub fn run(
             .collect();
         (runs, theory)
     });
-    Ok(Results { runs: runs?, theory: theory?, seconds: started.elapsed().as_secs_f64() })
+    Ok(Results {
+        tuning,
+        chosen,
+        tuning_seconds,
+        runs: runs?,
+        theory: theory?,
+        seconds: started.elapsed().as_secs_f64(),
+    })
 }
 
 /// A mean and standard deviation over seeds.
@@ -770,8 +1120,27 @@ pub struct MethodSummary {
     pub sea: MeanStd,
     /// SEA per seed.
     pub sea_per_seed: Vec<f64>,
+    /// 95% bootstrap intervals over seeds of the mean SR, TE, SEA, AE, alpha and lambda.
+    pub intervals: MetricIntervals,
     /// (delta, mean SR, mean TE) per delta, for the Pareto plot.
     pub curve: Vec<(f64, f64, f64)>,
+}
+
+/// 95% bootstrap intervals (2,000 resamples over seeds) of a method's mean metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct MetricIntervals {
+    /// Safety Rate at the headline delta.
+    pub safety_rate: stats::Interval,
+    /// Task Efficiency at the headline delta.
+    pub task_efficiency: stats::Interval,
+    /// SEA over the delta sweep.
+    pub sea: stats::Interval,
+    /// Accountability Entropy at the headline delta.
+    pub accountability_entropy: stats::Interval,
+    /// Mean alpha at the headline delta.
+    pub mean_alpha: stats::Interval,
+    /// Mean lambda at the headline delta.
+    pub mean_lambda: stats::Interval,
 }
 
 /// A hypothesis or criterion with its statistic and verdict.
@@ -781,11 +1150,24 @@ pub struct Verdict {
     pub id: String,
     /// Domain it is evaluated on.
     pub domain: String,
+    /// Whose claim it is (SBD or SBD-AL (ours)).
+    pub method: String,
     /// The paper's criterion, in words.
     pub criterion: String,
-    /// What was measured.
+    /// What was measured (means with 95% bootstrap intervals over seeds).
     pub measured: String,
-    /// For hypotheses: supported. For F1-F4: true when the framework is NOT falsified.
+    /// The claim's margin per seed (positive where it holds), mean and 95% bootstrap interval
+    /// over seeds; NaN for verdicts without a test across seeds.
+    pub statistic: stats::Interval,
+    /// One-sided t-test p-value of a positive mean margin across seeds (NaN: untested).
+    pub p_value: f64,
+    /// Holm-adjusted p-value across every tested verdict of the report.
+    pub p_holm: f64,
+    /// The verdict on means (or every seed) alone, as the earlier reports gave it.
+    pub point_holds: bool,
+    /// The verdict: Holm-adjusted p < 0.05 for tested verdicts (H-*-1 also needs both
+    /// controls to hold), the point verdict otherwise. For hypotheses: supported. For F1-F4:
+    /// true when the framework is NOT falsified.
     pub holds: bool,
 }
 
@@ -841,7 +1223,17 @@ pub fn analyse(results: &Results, domains: &[Domain], config: &ExperimentConfig)
                     (d, mean(|r| r.safety_rate), mean(|r| r.task_efficiency))
                 })
                 .collect();
+            let interval = |f: fn(&RunResult) -> f64| stats::mean_interval(&at.iter().map(|r| f(r)).collect::<Vec<_>>(), 17);
+            let intervals = MetricIntervals {
+                safety_rate: interval(|r| r.safety_rate),
+                task_efficiency: interval(|r| r.task_efficiency),
+                sea: stats::mean_interval(&sea_per_seed, 17),
+                accountability_entropy: interval(|r| r.accountability_entropy),
+                mean_alpha: interval(|r| r.mean_alpha),
+                mean_lambda: interval(|r| r.mean_lambda),
+            };
             list.push(MethodSummary {
+                intervals,
                 method,
                 name: method.name().into(),
                 role: method.role(),
@@ -857,292 +1249,416 @@ pub fn analyse(results: &Results, domains: &[Domain], config: &ExperimentConfig)
         }
         summaries.push((domain.name.clone(), list));
     }
+    let verdicts = verdicts(results, domains, config, &summaries);
+    Analysis { domains: summaries, verdicts }
+}
+
+/// The per-seed SEA of a method on a domain (in `config.seeds` order).
+fn sea_of(summaries: &[(String, Vec<MethodSummary>)], domain: &str, method: Method) -> Vec<f64> {
+    summaries
+        .iter()
+        .find(|(d, _)| d == domain)
+        .and_then(|(_, l)| l.iter().find(|m| m.method == method))
+        .map_or_else(Vec::new, |m| m.sea_per_seed.clone())
+}
+
+/// A claim tested across seeds: `margins` holds one value per seed, positive where the claim
+/// holds on that seed; the verdict carries their mean with a 95% bootstrap interval, the
+/// one-sided t-test p-value of mean > 0 (adjusted by Holm later) and the sign-flip p.
+struct Claim<'a> {
+    id: &'a str,
+    domain: &'a str,
+    method: Method,
+    criterion: String,
+    measured: String,
+    margins: Vec<f64>,
+    point_holds: bool,
+}
+
+fn tested(claim: Claim<'_>) -> Verdict {
+    let statistic = stats::mean_interval(&claim.margins, 17);
+    Verdict {
+        id: claim.id.into(),
+        domain: claim.domain.into(),
+        method: claim.method.name().into(),
+        criterion: claim.criterion,
+        measured: format!("{}; sign-flip p {:.3}", claim.measured, stats::sign_flip_p(&claim.margins)),
+        statistic,
+        p_value: stats::one_sided_t_p(&claim.margins),
+        p_holm: f64::NAN,
+        point_holds: claim.point_holds,
+        holds: claim.point_holds,
+    }
+}
+
+/// A verdict without a test across seeds (one seed or a count): the point verdict stands.
+fn untested(id: &str, domain: &str, method: &str, criterion: String, measured: String, holds: bool) -> Verdict {
+    Verdict {
+        id: id.into(),
+        domain: domain.into(),
+        method: method.into(),
+        criterion,
+        measured,
+        statistic: stats::Interval::NAN,
+        p_value: f64::NAN,
+        p_holm: f64::NAN,
+        point_holds: holds,
+        holds,
+    }
+}
+
+/// Family-wise level of the Holm-adjusted verdicts.
+pub const ALPHA: f64 = 0.05;
+
+fn verdicts(
+    results: &Results,
+    domains: &[Domain],
+    config: &ExperimentConfig,
+    summaries: &[(String, Vec<MethodSummary>)],
+) -> Vec<Verdict> {
+    let headline = config.headline_delta;
     let mut verdicts = Vec::new();
-    let sea = |domain: &str, method: Method| -> MeanStd {
-        summaries
-            .iter()
-            .find(|(d, _)| d == domain)
-            .and_then(|(_, l)| l.iter().find(|m| m.method == method))
-            .map_or(MeanStd { mean: f64::NAN, std: f64::NAN }, |m| m.sea)
-    };
+    // (index of an H-*-1 row, indices of its two control rows)
+    let mut controlled: Vec<(usize, [usize; 2])> = Vec::new();
     let headline_runs = |domain: &str, method: Method| -> Vec<&RunResult> {
         let runs = runs_of(results, domain, method);
         config.seeds.iter().filter_map(|&s| at_delta(&runs, headline, s)).collect()
     };
-    let fmt_seeds = |values: &[f64], digits: usize| -> String {
-        values.iter().map(|v| format!("{v:.digits$}")).collect::<Vec<_>>().join(", ")
-    };
+    let mean = |v: &[f64]| stats::mean_std(v).0;
+    let diff = |a: &[f64], b: &[f64], scale: f64| -> Vec<f64> { a.iter().zip(b).map(|(x, y)| x - scale * y).collect() };
+    let ci = |v: &[f64]| stats::mean_interval(v, 17).show(4);
 
     for domain in domains {
         let name = domain.name.as_str();
-        let sbd = sea(name, Method::Sbd);
-        // F1 / H-Med-2: strictly higher mean SEA than every non-ablated baseline
-        let mut beaten = Vec::new();
-        let mut lost = Vec::new();
-        for b in Method::BASELINES {
-            let other = sea(name, b);
-            let entry = format!("{} {:.4}", b.name(), other.mean);
-            if sbd.mean > other.mean { beaten.push(entry) } else { lost.push(entry) }
-        }
-        let f1 = format!(
-            "SEA(SBD) {:.4} +/- {:.4}; higher than {}; not higher than {}",
-            sbd.mean,
-            sbd.std,
-            if beaten.is_empty() { "none".into() } else { beaten.join(", ") },
-            if lost.is_empty() { "none".into() } else { lost.join(", ") }
-        );
-        verdicts.push(Verdict {
-            id: "F1".into(),
-            domain: name.into(),
-            criterion: "falsified if SBD's SEA is not strictly higher than every non-ablated baseline's".into(),
-            measured: f1.clone(),
-            holds: lost.is_empty(),
-        });
-        if matches!(domain.kind, DomainKind::Medical) {
-            verdicts.push(Verdict {
-                id: "H-Med-2".into(),
-                domain: name.into(),
-                criterion: "SBD's SEA strictly higher than each of the four non-ablated baselines".into(),
-                measured: f1,
-                holds: lost.is_empty(),
-            });
-        }
-        // F2
-        let no_outer = sea(name, Method::NoOuter);
-        let gap = (sbd.mean - no_outer.mean) / sbd.mean.abs().max(1e-12);
-        verdicts.push(Verdict {
-            id: "F2".into(),
-            domain: name.into(),
-            criterion: "falsified if SBD-NoOuter's SEA is within 1% of SBD's, or above it (the outer loop is then unnecessary)"
-                .into(),
-            measured: format!(
-                "SEA(SBD) {:.4}, SEA(SBD-NoOuter) {:.4}: SBD ahead by {:+.2}%",
-                sbd.mean,
-                no_outer.mean,
-                100.0 * gap
-            ),
-            holds: gap > 0.01,
-        });
-        // F3 / F4
+        // F3 / F4: one seed, no test
         if let Some(t) = results.theory.iter().find(|t| t.domain == name) {
             let m = &t.monotonicity;
-            verdicts.push(Verdict {
-                id: "F3".into(),
-                domain: name.into(),
-                criterion: "falsified if P(safe) is not monotone in a fixed lambda: Spearman(lambda, test SR) > 0.9 required; a constant SR leaves it undefined, which does not meet it".into(),
-                measured: format!(
+            let join = |v: &[f64]| v.iter().map(|x| format!("{x:.4}")).collect::<Vec<_>>().join(", ");
+            verdicts.push(untested(
+                "F3",
+                name,
+                "SBD",
+                "falsified if P(safe) is not monotone in a fixed lambda: Spearman(lambda, test SR) > 0.9 required; a constant SR leaves it undefined, which does not meet it (one seed)".into(),
+                format!(
                     "lambda {:?}: SR {} (Spearman {:.3}); expected P(safe) {} (Spearman {:.3})",
                     m.lambdas,
-                    fmt_seeds(&m.safety_rates, 4),
+                    join(&m.safety_rates),
                     m.spearman,
-                    fmt_seeds(&m.expected_safety_rates, 4),
+                    join(&m.expected_safety_rates),
                     m.spearman_expected
                 ),
-                holds: m.pass,
-            });
+                m.pass,
+            ));
             let c = &t.convergence;
-            verdicts.push(Verdict {
-                id: "F4".into(),
-                domain: name.into(),
-                criterion: "falsified if ||pi_t - pi*||^2 does not decay linearly (log-linear fit, R^2 > 0.95); the rate log(1 - eta mu) of Theorem 4.6 is reported, not tested".into(),
-                measured: format!(
+            verdicts.push(untested(
+                "F4",
+                name,
+                "SBD",
+                "falsified if ||pi_t - pi*||^2 does not decay linearly (log-linear fit, R^2 > 0.95); the rate log(1 - eta mu) of Theorem 4.6 is reported, not tested (one seed)".into(),
+                format!(
                     "log-distance slope {:.5} per step, R^2 {:.3}; the theorem's rate {:.5} (measured / predicted {:.1})",
                     c.fit.slope,
                     c.fit.r_squared,
                     c.predicted_slope,
                     c.fit.slope / c.predicted_slope
                 ),
-                holds: c.pass,
-            });
+                c.pass,
+            ));
         }
-        // ablation ordering, per domain (the cross-domain count is added below)
-        let fixed = sea(name, Method::FixedLambda);
-        verdicts.push(Verdict {
-            id: "Ablation order".into(),
-            domain: name.into(),
-            criterion: "SEA(SBD) > SEA(SBD-FixedLambda) > SEA(SBD-NoOuter)".into(),
-            measured: format!("{:.4} > {:.4} > {:.4}", sbd.mean, fixed.mean, no_outer.mean),
-            holds: sbd.mean > fixed.mean && fixed.mean > no_outer.mean,
-        });
+        for proposed in [Method::Sbd, Method::SbdAl] {
+            let who = proposed.name();
+            let ours = sea_of(summaries, name, proposed);
+            // F1 / H-Med-2: beats every non-ablated baseline (intersection-union: the largest p)
+            let mut parts = Vec::new();
+            let mut worst: Option<(f64, Vec<f64>)> = None;
+            let mut point = true;
+            let mut worst_p = 0.0f64;
+            for b in Method::BASELINES {
+                let theirs = sea_of(summaries, name, b);
+                let d = diff(&ours, &theirs, 1.0);
+                point &= mean(&ours) > mean(&theirs);
+                let p = stats::one_sided_t_p(&d);
+                worst_p = worst_p.max(if p.is_nan() { 1.0 } else { p });
+                parts.push(format!("{} {} (p {:.1e})", b.name(), ci(&d), p));
+                if worst.as_ref().is_none_or(|(m, _)| mean(&d) < *m) {
+                    worst = Some((mean(&d), d));
+                }
+            }
+            let mut f1 = tested(Claim {
+                id: "F1",
+                domain: name,
+                method: proposed,
+                criterion: format!(
+                    "falsified if {who}'s SEA is not strictly higher than every non-ablated baseline's (paired by seed; the claim's p is the largest)"
+                ),
+                measured: format!("SEA {} ; differences: {}", ci(&ours), parts.join(", ")),
+                margins: worst.map(|w| w.1).unwrap_or_default(),
+                point_holds: point,
+            });
+            f1.p_value = worst_p;
+            if matches!(domain.kind, DomainKind::Medical) {
+                let mut h = f1.clone();
+                h.id = "H-Med-2".into();
+                h.criterion = format!("{who}'s SEA strictly higher than each non-ablated baseline");
+                verdicts.push(h);
+            }
+            verdicts.push(f1);
+            // F2
+            let no_outer = sea_of(summaries, name, Method::NoOuter);
+            verdicts.push(tested(Claim {
+                id: "F2",
+                domain: name,
+                method: proposed,
+                criterion: format!(
+                    "falsified if SBD-NoOuter's SEA is within 1% of {who}'s, or above it (margin: SEA - 1.01 SEA(NoOuter))"
+                ),
+                measured: format!("SEA {} vs SBD-NoOuter {}", ci(&ours), ci(&no_outer)),
+                margins: diff(&ours, &no_outer, 1.01),
+                point_holds: mean(&ours) > 1.01 * mean(&no_outer),
+            }));
+            // ablation order
+            let fixed = sea_of(summaries, name, Method::FixedLambda);
+            let (a, b) = (diff(&ours, &fixed, 1.0), diff(&fixed, &no_outer, 1.0));
+            let mut order = tested(Claim {
+                id: "Ablation order",
+                domain: name,
+                method: proposed,
+                criterion: format!("SEA({who}) > SEA(SBD-FixedLambda) > SEA(SBD-NoOuter) (both steps tested; the larger p)"),
+                measured: format!("{} > {} > {}", ci(&ours), ci(&fixed), ci(&no_outer)),
+                margins: a.clone(),
+                point_holds: mean(&ours) > mean(&fixed) && mean(&fixed) > mean(&no_outer),
+            });
+            order.p_value = stats::one_sided_t_p(&a).max(stats::one_sided_t_p(&b));
+            verdicts.push(order);
 
-        let sbd_runs = headline_runs(name, Method::Sbd);
-        match &domain.kind {
-            DomainKind::Medical => {
-                let tests: Vec<(f64, f64)> = sbd_runs.iter().filter_map(|r| r.extras.acuity_lambda_spearman).collect();
-                let holds = !tests.is_empty() && tests.iter().all(|&(rho, p)| rho > 0.0 && p < 0.01);
-                verdicts.push(Verdict {
-                    id: "H-Med-1".into(),
-                    domain: name.into(),
-                    criterion: "Spearman(acuity, lambda) on the test split positive with p < 0.01 (every seed)".into(),
-                    measured: format!(
-                        "rho per seed {}; p {}",
-                        fmt_seeds(&tests.iter().map(|t| t.0).collect::<Vec<_>>(), 3),
-                        tests.iter().map(|t| format!("{:.1e}", t.1)).collect::<Vec<_>>().join(", ")
-                    ),
-                    holds,
-                });
+            let runs = headline_runs(name, proposed);
+            // H-*-1 with its two controls, through the same statistic
+            let h1: Vec<f64> = runs.iter().map(|r| r.extras.h1.unwrap_or(f64::NAN)).collect();
+            let init: Vec<f64> = runs.iter().map(|r| r.extras.h1_init.unwrap_or(f64::NAN)).collect();
+            let shuffled: Vec<f64> = runs.iter().map(|r| r.extras.h1_shuffled.unwrap_or(f64::NAN)).collect();
+            let (h1_id, h1_criterion, threshold, point) = match &domain.kind {
+                DomainKind::Medical => {
+                    let tests: Vec<(f64, f64)> = runs.iter().filter_map(|r| r.extras.acuity_lambda_spearman).collect();
+                    (
+                        "H-Med-1",
+                        format!("Spearman(acuity, {who}'s lambda) on the test split positive (point: p < 0.01 on every seed)"),
+                        0.0,
+                        !tests.is_empty() && tests.iter().all(|&(rho, p)| rho > 0.0 && p < 0.01),
+                    )
+                }
+                DomainKind::Finance { .. } => {
+                    let l: Vec<(f64, f64, f64)> = runs.iter().filter_map(|r| r.extras.covid_lambda).collect();
+                    (
+                        "H-Fin-1",
+                        format!("{who}'s mean lambda on the COVID window exceeds calm 2018 by >= 0.15 (point: also Cohen's d > 0.8, every seed)"),
+                        0.15,
+                        !l.is_empty() && l.iter().all(|&(c, k, d)| c - k >= 0.15 && d > 0.8),
+                    )
+                }
+                DomainKind::Education => {
+                    let a: Vec<(f64, f64, f64)> = runs.iter().filter_map(|r| r.extras.at_risk_alpha).collect();
+                    (
+                        "H-Edu-1",
+                        format!("{who}'s mean alpha lower for at-risk students by > 0.15 (point: Welch p < 0.01, every seed)"),
+                        0.15,
+                        !a.is_empty() && a.iter().all(|&(risk, other, p)| other - risk > 0.15 && p < 0.01),
+                    )
+                }
+            };
+            if h1.iter().any(|v| v.is_finite()) {
+                let main = verdicts.len();
+                verdicts.push(tested(Claim {
+                    id: h1_id,
+                    domain: name,
+                    method: proposed,
+                    criterion: format!("{h1_criterion}; holds only if it also beats both controls below"),
+                    measured: format!("statistic {} (threshold {threshold})", ci(&h1)),
+                    margins: h1.iter().map(|v| v - threshold).collect(),
+                    point_holds: point,
+                }));
+                for (short, label, control) in
+                    [("untrained", "untrained phi and pi", &init), ("shuffled", "shuffled risk labels", &shuffled)]
+                {
+                    let d = diff(&h1, control, 1.0);
+                    verdicts.push(tested(Claim {
+                        id: &format!("{h1_id} control: {short}"),
+                        domain: name,
+                        method: proposed,
+                        criterion: format!("{h1_id}'s statistic above its value with {label} (paired by seed)"),
+                        measured: format!("control {}; difference {}", ci(control), ci(&d)),
+                        point_holds: mean(&d) > 0.0,
+                        margins: d,
+                    }));
+                }
+                controlled.push((main, [main + 1, main + 2]));
             }
-            DomainKind::Finance { .. } => {
-                let l: Vec<(f64, f64, f64)> = sbd_runs.iter().filter_map(|r| r.extras.covid_lambda).collect();
-                let holds = !l.is_empty() && l.iter().all(|&(c, k, d)| c - k >= 0.15 && d > 0.8);
-                verdicts.push(Verdict {
-                    id: "H-Fin-1".into(),
-                    domain: name.into(),
-                    criterion: "mean lambda on the COVID window exceeds calm 2018 by >= 0.15 with Cohen's d > 0.8".into(),
-                    measured: format!(
-                        "difference per seed {}; d {}",
-                        fmt_seeds(&l.iter().map(|x| x.0 - x.1).collect::<Vec<_>>(), 3),
-                        fmt_seeds(&l.iter().map(|x| x.2).collect::<Vec<_>>(), 2)
-                    ),
-                    holds,
-                });
-                let dd: Vec<(f64, f64)> = sbd_runs.iter().filter_map(|r| r.extras.covid_drawdown).collect();
-                let holds = !dd.is_empty() && dd.iter().all(|&(m, r)| m <= r);
-                verdicts.push(Verdict {
-                    id: "H-Fin-2".into(),
-                    domain: name.into(),
-                    criterion: "SBD's COVID-window max drawdown no worse than the risk-parity baseline".into(),
-                    measured: format!(
-                        "SBD {} vs risk parity {}",
-                        fmt_seeds(&dd.iter().map(|x| x.0).collect::<Vec<_>>(), 3),
-                        dd.first().map_or("-".into(), |x| format!("{:.3}", x.1))
-                    ),
-                    holds,
-                });
+            match &domain.kind {
+                DomainKind::Finance { .. } => {
+                    let dd: Vec<(f64, f64)> = runs.iter().filter_map(|r| r.extras.covid_drawdown).collect();
+                    let m: Vec<f64> = dd.iter().map(|(ours, rp)| rp - ours).collect();
+                    verdicts.push(tested(Claim {
+                        id: "H-Fin-2",
+                        domain: name,
+                        method: proposed,
+                        criterion: format!("{who}'s COVID-window max drawdown no worse than the risk-parity baseline (tested as: smaller, margin risk parity - ours)"),
+                        measured: format!(
+                            "drawdown {} vs risk parity {}",
+                            ci(&dd.iter().map(|x| x.0).collect::<Vec<_>>()),
+                            dd.first().map_or("-".into(), |x| format!("{:.3}", x.1))
+                        ),
+                        point_holds: !dd.is_empty() && dd.iter().all(|&(o, r)| o <= r),
+                        margins: m,
+                    }));
+                }
+                DomainKind::Education => {
+                    let marl = headline_runs(name, Method::MarlVanilla);
+                    let pairs: Vec<(f64, f64)> = runs
+                        .iter()
+                        .filter_map(|r| {
+                            let theirs = marl.iter().find(|m| m.seed == r.seed)?.extras.not_at_risk_efficiency?;
+                            Some((r.extras.not_at_risk_efficiency?, theirs))
+                        })
+                        .collect();
+                    verdicts.push(tested(Claim {
+                        id: "H-Edu-2",
+                        domain: name,
+                        method: proposed,
+                        criterion: format!("for students not at risk, {who}'s TE within 5% of MARL-vanilla's or above (margin: ours - 0.95 theirs)"),
+                        measured: format!(
+                            "TE {} vs MARL-vanilla {}",
+                            ci(&pairs.iter().map(|p| p.0).collect::<Vec<_>>()),
+                            ci(&pairs.iter().map(|p| p.1).collect::<Vec<_>>())
+                        ),
+                        point_holds: !pairs.is_empty() && pairs.iter().all(|&(o, t)| o >= 0.95 * t),
+                        margins: pairs.iter().map(|(o, t)| o - 0.95 * t).collect(),
+                    }));
+                }
+                DomainKind::Medical => {}
             }
-            DomainKind::Education => {
-                let a: Vec<(f64, f64, f64)> = sbd_runs.iter().filter_map(|r| r.extras.at_risk_alpha).collect();
-                let holds = !a.is_empty() && a.iter().all(|&(risk, other, p)| other - risk > 0.15 && p < 0.01);
-                verdicts.push(Verdict {
-                    id: "H-Edu-1".into(),
-                    domain: name.into(),
-                    criterion: "mean alpha lower for at-risk students by > 0.15, significant (Welch p < 0.01)".into(),
-                    measured: format!(
-                        "others - at-risk per seed {}; p {}",
-                        fmt_seeds(&a.iter().map(|x| x.1 - x.0).collect::<Vec<_>>(), 3),
-                        a.iter().map(|x| format!("{:.1e}", x.2)).collect::<Vec<_>>().join(", ")
-                    ),
-                    holds,
-                });
-                // paired by seed, like every single-delta verdict
-                let marl = headline_runs(name, Method::MarlVanilla);
-                let pairs: Vec<(f64, f64)> = sbd_runs
-                    .iter()
-                    .filter_map(|r| {
-                        let theirs = marl.iter().find(|m| m.seed == r.seed)?.extras.not_at_risk_efficiency?;
-                        Some((r.extras.not_at_risk_efficiency?, theirs))
-                    })
-                    .collect();
-                let holds = !pairs.is_empty() && pairs.iter().all(|&(ours, theirs)| ours >= 0.95 * theirs);
-                verdicts.push(Verdict {
-                    id: "H-Edu-2".into(),
-                    domain: name.into(),
-                    criterion: "for students not at risk, SBD's TE within 5% of MARL-vanilla's or above (every seed)"
-                        .into(),
-                    measured: format!(
-                        "SBD vs MARL-vanilla per seed: {}",
-                        pairs
-                            .iter()
-                            .map(|(o, t)| format!("{o:.4} vs {t:.4} ({:+.1}%)", 100.0 * (o / t - 1.0)))
-                            .collect::<Vec<_>>()
-                            .join("; ")
-                    ),
-                    holds,
-                });
-            }
+            verdicts.extend(constraint_verdicts(results, name, proposed, config));
+        }
+        let (al, sbd, global) = (
+            sea_of(summaries, name, Method::SbdAl),
+            sea_of(summaries, name, Method::Sbd),
+            sea_of(summaries, name, Method::GlobalLagrangian),
+        );
+        for (id, other, label) in [("AL-SEA", &sbd, "SBD"), ("AL-global", &global, "Global-Lagrangian (one multiplier)")] {
+            verdicts.push(tested(Claim {
+                id,
+                domain: name,
+                method: Method::SbdAl,
+                criterion: format!("SBD-AL (ours) has a higher SEA than {label} (paired by seed)"),
+                measured: format!("SEA {} vs {}", ci(&al), ci(other)),
+                point_holds: mean(&al) > mean(other),
+                margins: diff(&al, other, 1.0),
+            }));
         }
     }
-    // SBD-AL (ours): its own claims, measured the same way for SBD
-    for domain in domains {
-        let name = domain.name.as_str();
-        for method in [Method::SbdAl, Method::Sbd] {
-            verdicts.extend(constraint_verdicts(results, name, method, config));
+    // Holm across every tested verdict, then the controls gate the H-*-1 rows
+    let adjusted = stats::holm(&verdicts.iter().map(|v| v.p_value).collect::<Vec<_>>());
+    for (v, p) in verdicts.iter_mut().zip(adjusted) {
+        v.p_holm = p;
+        if p.is_finite() {
+            v.holds = p < ALPHA;
         }
-        let (ours, sbd) = (sea(name, Method::SbdAl), sea(name, Method::Sbd));
-        verdicts.push(Verdict {
-            id: "AL-SEA".into(),
-            domain: name.into(),
-            criterion: "SBD-AL (ours) has a higher mean SEA than SBD (both over the delta sweep, deployed SR)".into(),
-            measured: format!("SEA {:.4} ± {:.4} vs {:.4} ± {:.4}", ours.mean, ours.std, sbd.mean, sbd.std),
-            holds: ours.mean > sbd.mean,
-        });
+    }
+    for (main, controls) in controlled {
+        let ok = controls.iter().all(|&c| verdicts[c].holds);
+        verdicts[main].holds &= ok;
     }
     // the MIMIC-IV demo is a second check of the medical domain, not a fourth domain
     let main: Vec<&str> = domains.iter().map(|d| d.name.as_str()).filter(|n| *n != "medical-mimic4-demo").collect();
-    let ordered = verdicts
-        .iter()
-        .filter(|v| v.id == "Ablation order" && v.holds && main.contains(&v.domain.as_str()))
-        .count();
-    verdicts.push(Verdict {
-        id: "Ablation order (6.5)".into(),
-        domain: "all".into(),
-        criterion: "the ordering holds on at least two of the three domains".into(),
-        measured: format!("holds on {ordered} of {} domains ({})", main.len(), main.join(", ")),
-        holds: ordered >= 2.min(main.len()),
-    });
-    Analysis { domains: summaries, verdicts }
+    for proposed in [Method::Sbd, Method::SbdAl] {
+        let rows = verdicts
+            .iter()
+            .filter(|v| v.id == "Ablation order" && v.method == proposed.name() && main.contains(&v.domain.as_str()));
+        let (tested_count, point_count) =
+            rows.fold((0, 0), |(t, p), v| (t + usize::from(v.holds), p + usize::from(v.point_holds)));
+        let mut v = untested(
+            "Ablation order (6.5)",
+            "all",
+            proposed.name(),
+            "the ordering holds on at least two of the three domains".into(),
+            format!(
+                "holds on {tested_count} of {} domains with Holm-adjusted tests ({point_count} on means alone; {})",
+                main.len(),
+                main.join(", ")
+            ),
+            tested_count >= 2.min(main.len()),
+        );
+        v.point_holds = point_count >= 2.min(main.len());
+        verdicts.push(v);
+    }
+    verdicts
 }
 
 /// The chance-constraint claims of issue 16 for one method on one domain: at the headline
-/// delta every context's test P(unsafe) (stochastic policy) is within delta on every seed
-/// (with the Clopper-Pearson bounds reported); and TE rises with delta (mean over seeds at the
-/// largest delta above the smallest).
-fn constraint_verdicts(
-    results: &Results,
-    domain: &str,
-    method: Method,
-    config: &ExperimentConfig,
-) -> Vec<Verdict> {
+/// delta every context's test P(unsafe) (stochastic policy) is within delta (margin per seed:
+/// delta minus the worst context's rate; the Clopper-Pearson bounds reported); and TE rises
+/// with delta (margin per seed: TE at the largest delta minus TE at the smallest).
+fn constraint_verdicts(results: &Results, domain: &str, method: Method, config: &ExperimentConfig) -> Vec<Verdict> {
     let runs = runs_of(results, domain, method);
-    let headline: Vec<&RunResult> =
-        runs.iter().copied().filter(|r| r.delta == Some(config.headline_delta)).collect();
+    let delta = config.headline_delta;
+    let headline: Vec<&RunResult> = config.seeds.iter().filter_map(|&s| at_delta(&runs, delta, s)).collect();
     let mut cells = Vec::new();
-    let mut within = !headline.is_empty();
-    for r in &headline {
-        for c in &r.extras.contexts {
-            within &= c.unsafe_rate <= config.headline_delta;
+    for k in 0..2 {
+        let rates: Vec<f64> = headline
+            .iter()
+            .filter_map(|r| r.extras.contexts.iter().find(|c| c.context == k).map(|c| c.unsafe_rate))
+            .collect();
+        let bounds: Vec<f64> = headline
+            .iter()
+            .filter_map(|r| r.extras.contexts.iter().find(|c| c.context == k).map(|c| c.upper_bound))
+            .collect();
+        let mu: Vec<f64> = headline
+            .iter()
+            .filter_map(|r| r.extras.contexts.iter().find(|c| c.context == k).map(|c| c.mean_multiplier))
+            .collect();
+        if !rates.is_empty() {
             cells.push(format!(
-                "seed {} ctx {}: {:.3} (95% UB {:.3}, mu {:.2}, n {})",
-                r.seed,
-                c.context,
-                c.unsafe_rate + 0.0, // -0.0 prints as 0
-                c.upper_bound,
-                c.mean_multiplier,
-                c.samples
+                "ctx {k}: P(unsafe) {} (mean 95% Clopper-Pearson UB {:.3}, mean mu {:.2})",
+                stats::mean_interval(&rates, 17).show(3),
+                stats::mean_std(&bounds).0,
+                stats::mean_std(&mu).0
             ));
         }
     }
-    let te_at = |delta: f64| {
-        let v: Vec<f64> = runs.iter().filter(|r| r.delta == Some(delta)).map(|r| r.task_efficiency).collect();
-        stats::mean_std(&v).0
-    };
+    let worst: Vec<f64> = headline
+        .iter()
+        .map(|r| delta - r.extras.contexts.iter().map(|c| c.unsafe_rate).fold(0.0f64, f64::max))
+        .collect();
     let (lo, hi) = (
         config.deltas.iter().copied().fold(f64::INFINITY, f64::min),
         config.deltas.iter().copied().fold(f64::NEG_INFINITY, f64::max),
     );
-    let curve: Vec<String> = config.deltas.iter().map(|&d| format!("{d}: {:.4}", te_at(d))).collect();
+    let te_at = |d: f64| -> Vec<f64> {
+        config.seeds.iter().filter_map(|&s| at_delta(&runs, d, s)).map(|r| r.task_efficiency).collect()
+    };
+    let curve: Vec<String> =
+        config.deltas.iter().map(|&d| format!("{d}: {}", stats::mean_interval(&te_at(d), 17).show(4))).collect();
+    let rise: Vec<f64> = te_at(hi).iter().zip(te_at(lo)).map(|(h, l)| h - l).collect();
     vec![
-        Verdict {
-            id: "C-context".into(),
-            domain: domain.into(),
+        tested(Claim {
+            id: "C-context",
+            domain,
+            method,
             criterion: format!(
-                "{}: every context's test P(unsafe) of the stochastic policy <= delta = {} (every seed)",
-                method.name(),
-                config.headline_delta
-            ),
-            measured: if cells.is_empty() { "no runs".into() } else { cells.join("; ") },
-            holds: within,
-        },
-        Verdict {
-            id: "C-delta".into(),
-            domain: domain.into(),
-            criterion: format!(
-                "{}: TE rises with delta (mean over seeds, largest delta above smallest)",
+                "{}: every context's test P(unsafe) of the stochastic policy <= delta = {delta} (margin: delta - worst context)",
                 method.name()
             ),
+            measured: if cells.is_empty() { "no runs".into() } else { cells.join("; ") },
+            point_holds: !headline.is_empty() && worst.iter().all(|&m| m >= 0.0),
+            margins: worst,
+        }),
+        tested(Claim {
+            id: "C-delta",
+            domain,
+            method,
+            criterion: format!("{}: TE rises with delta (margin: TE at delta {hi} - TE at delta {lo})", method.name()),
             measured: curve.join(", "),
-            holds: te_at(hi) > te_at(lo) + 1e-6,
-        },
+            point_holds: stats::mean_std(&rise).0 > 1e-6,
+            margins: rise,
+        }),
     ]
 }
 

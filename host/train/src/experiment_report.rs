@@ -46,6 +46,8 @@ struct ConfigJson {
     headline_delta: f64,
     seeds: Vec<u64>,
     cpo_dual_step: f64,
+    tuning_budget: usize,
+    tuning_seed: u64,
     sweep_lambdas: Vec<f64>,
     sweep_outer_steps: usize,
     jobs: usize,
@@ -66,13 +68,8 @@ fn io(path: &Path) -> impl Fn(std::io::Error) -> TrainError + '_ {
     move |source| TrainError::Io { path: path.display().to_string(), source }
 }
 
-fn cell(m: &crate::experiment::MeanStd, digits: usize) -> String {
-    if m.mean.is_nan() {
-        "-".into()
-    } else {
-        // + 0.0 turns -0.0 into 0.0
-        format!("{:.digits$} ± {:.digits$}", m.mean + 0.0, m.std + 0.0)
-    }
+fn cell(m: &crate::stats::Interval, digits: usize) -> String {
+    m.show(digits)
 }
 
 /// Writes `report.md`, `results.json` and the plots into `dir` (created if missing).
@@ -91,7 +88,7 @@ pub fn write(
     // the JSON keeps L_meta curves only where the convergence plot uses them (SBD, headline delta)
     let mut trimmed = results.clone();
     for run in &mut trimmed.runs {
-        if !(run.method == Method::Sbd && run.delta == Some(config.headline_delta)) {
+        if !(matches!(run.method, Method::Sbd | Method::SbdAl) && run.delta == Some(config.headline_delta)) {
             run.l_meta.clear();
         }
         run.extras.lambda_over_time.clear();
@@ -111,6 +108,8 @@ pub fn write(
             headline_delta: config.headline_delta,
             seeds: config.seeds.clone(),
             cpo_dual_step: config.cpo_dual_step,
+            tuning_budget: config.tuning_budget,
+            tuning_seed: config.tuning_seed,
             sweep_lambdas: config.theory.lambdas.clone(),
             sweep_outer_steps: config.theory.sweep_outer_steps,
             jobs: config.jobs,
@@ -151,18 +150,20 @@ pub fn markdown(
     let _ = writeln!(md, "# The SBD paper's pre-registered evaluation (section 6), executed\n");
     let _ = writeln!(
         md,
-        "Command: `{}` ({} sizes), started {} on {}; wall time **{:.1} min** for {} training and baseline runs plus the F3/F4 checks, {} at a time.\n",
+        "Command: `{}` ({} sizes), started {} on {}; wall time **{:.1} min** ({:.1} min of it the random search) for {} tuning runs, {} training and baseline runs and the F3/F4 checks, {} at a time.\n",
         meta.command,
         meta.mode,
         meta.started,
         meta.machine,
         results.seconds / 60.0,
+        results.tuning_seconds / 60.0,
+        results.tuning.len(),
         results.runs.len(),
         config.jobs
     );
     let _ = writeln!(
         md,
-        "Sizes: phi and pi MLPs of width {} (paper: 256), T_out {}, T_in {}, B {}, eta_out {}, eta_in {}, surrogate temperature {} with margin {}, penalty rho {}, chance-constraint dual step {}, meta-batch from the {} split; delta in {:?} (single-delta figures at {}); seeds {:?}. Mean ± sample std over seeds. The evaluation protocol, the methods' realisation and every deviation from the paper are in the README section \"The pre-registered evaluation\" and docs/research.md.\n",
+        "Sizes: phi and pi MLPs of width {} (paper: 256), T_out {}, T_in {}, B {}, eta_out {}, eta_in {}, surrogate temperature {} with margin {}, penalty rho {}, chance-constraint dual step {}, meta-batch from the {} split; delta in {:?} (single-delta figures at {}); seeds {:?}. Every figure is a mean over seeds with its 95% percentile bootstrap interval (2,000 resamples of the seeds) in brackets. The evaluation protocol, the methods' realisation and every deviation from the paper are in the README section \"The pre-registered evaluation\" and docs/research.md.\n",
         t.width,
         t.outer_steps,
         t.inner_steps,
@@ -198,25 +199,50 @@ pub fn markdown(
         md,
         "For H-* rows, ✔ means the hypothesis is supported. For F1-F4, ✔ means the criterion does **not** falsify the framework on that domain, ✘ that it does.\n"
     );
-    let _ = writeln!(md, "| id | domain | criterion | measured | verdict |");
-    let _ = writeln!(md, "|---|---|---|---|---|");
+    let _ = writeln!(
+        md,
+        "Statistics: each claim is turned into a margin per seed (positive where the claim holds on that seed: a paired difference between methods on the same seed, or a statistic minus its threshold); the table gives the margin's mean over the {} seeds with a 95% bootstrap interval, the one-sided t-test p-value of a positive mean and that p adjusted by Holm's step-down method across all {} tested verdicts (family-wise level {}); a tested verdict holds when its Holm-adjusted p is below {}. Claims over several comparisons (F1, the ablation order) take the largest p. Each H-*-1 claim also has to beat two controls through the same statistic: phi and pi at their initialisation (untrained), and the risk labels shuffled. The sign-flip permutation p (exact over the 2^n sign vectors) is given as a distribution-free check. F3, F4 and the cross-domain ablation count are single-seed or derived and keep their point verdict. \"point\" is the verdict on means (or every seed) alone, as earlier reports gave it; rows where it differs from the tested verdict are listed after the table.\n",
+        config.seeds.len(),
+        analysis.verdicts.iter().filter(|v| v.p_value.is_finite()).count(),
+        crate::experiment::ALPHA,
+        crate::experiment::ALPHA
+    );
+    let _ = writeln!(md, "| id | domain | claim of | criterion | measured | margin [95% CI] | p / Holm p | point | verdict |");
+    let _ = writeln!(md, "|---|---|---|---|---|---|---|---|---|");
+    let mark = |b: bool| if b { "✔" } else { "✘" };
     for v in &analysis.verdicts {
         let _ = writeln!(
             md,
-            "| {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             v.id,
             v.domain,
+            v.method,
             v.criterion,
             v.measured,
-            if v.holds { "✔" } else { "✘" }
+            v.statistic.show(4),
+            if v.p_value.is_finite() { format!("{:.1e} / {:.1e}", v.p_value, v.p_holm) } else { "-".into() },
+            mark(v.point_holds),
+            mark(v.holds)
         );
     }
+    let flips: Vec<String> = analysis
+        .verdicts
+        .iter()
+        .filter(|v| v.point_holds != v.holds)
+        .map(|v| format!("{} / {} / {} ({} on means, {} with the statistics)", v.id, v.domain, v.method, mark(v.point_holds), mark(v.holds)))
+        .collect();
+    let _ = writeln!(
+        md,
+        "\nVerdicts that flip between the point reading and the tested one: {}.\n",
+        if flips.is_empty() { "none".into() } else { flips.join("; ") }
+    );
+    tuning_section(&mut md, config, results);
     for (name, methods) in &analysis.domains {
         let provenance = domains.iter().find(|d| &d.name == name).map_or("", |d| d.provenance.as_str());
         let _ = writeln!(md, "\n## {name} ({provenance})\n");
         let _ = writeln!(
             md,
-            "At delta = {}: Safety Rate, Task Efficiency, Accountability Entropy (bits), mean alpha, mean learned lambda; SEA over the delta sweep.\n",
+            "At delta = {}: Safety Rate, Task Efficiency, Accountability Entropy (bits), mean alpha, mean learned lambda; SEA over the delta sweep (feasible points only: SR >= 1 - delta). Means over seeds [95% bootstrap interval].\n",
             config.headline_delta
         );
         let _ = writeln!(md, "| method | role | SR | TE | SEA | AE | mean alpha | mean lambda |");
@@ -227,12 +253,12 @@ pub fn markdown(
                 "| {} | {:?} | {} | {} | {} | {} | {} | {} |",
                 m.name,
                 m.role,
-                cell(&m.safety_rate, 4),
-                cell(&m.task_efficiency, 4),
-                cell(&m.sea, 4),
-                cell(&m.accountability_entropy, 3),
-                cell(&m.mean_alpha, 3),
-                cell(&m.mean_lambda, 3)
+                cell(&m.intervals.safety_rate, 4),
+                cell(&m.intervals.task_efficiency, 4),
+                cell(&m.intervals.sea, 4),
+                cell(&m.intervals.accountability_entropy, 3),
+                cell(&m.intervals.mean_alpha, 3),
+                cell(&m.intervals.mean_lambda, 3)
             );
         }
         let _ = writeln!(md, "\nSR / TE per delta (means over seeds):\n");
@@ -244,6 +270,7 @@ pub fn markdown(
             let _ = writeln!(md, "| {} | {} |", m.name, cells.join(" | "));
         }
         delta_binding(&mut md, name, config, results);
+        finance_windows(&mut md, name, config, results);
         let _ = writeln!(md, "\n![SR-TE Pareto curves]({})", pareto_file(name));
     }
     let _ = writeln!(md, "\n## Theory checks behind F3 and F4 (seed {})\n", config.seeds.first().copied().unwrap_or(0));
@@ -283,7 +310,15 @@ fn delta_binding(md: &mut String, domain: &str, config: &ExperimentConfig, resul
     let header: Vec<String> = config.deltas.iter().map(|d| format!("delta {d}")).collect();
     let _ = writeln!(md, "| method | {} |", header.join(" | "));
     let _ = writeln!(md, "|---|{}", "---|".repeat(config.deltas.len()));
-    for method in [Method::Sbd, Method::NoOuter, Method::DiscreteAlpha, Method::FixedLambda] {
+    for method in [
+        Method::Sbd,
+        Method::SbdAl,
+        Method::GlobalLagrangian,
+        Method::BestFixedLambda,
+        Method::NoOuter,
+        Method::DiscreteAlpha,
+        Method::FixedLambda,
+    ] {
         let cells: Vec<String> = config
             .deltas
             .iter()
@@ -307,6 +342,92 @@ fn delta_binding(md: &mut String, domain: &str, config: &ExperimentConfig, resul
             })
             .collect();
         let _ = writeln!(md, "| {} | {} |", method.name(), cells.join(" | "));
+    }
+}
+
+/// The random search: its budget and seed, and per domain the chosen hyperparameters of each
+/// tuned method with their validation score.
+fn tuning_section(md: &mut String, config: &ExperimentConfig, results: &Results) {
+    let _ = writeln!(md, "## Equal tuning on validation\n");
+    let _ = writeln!(
+        md,
+        "Every tuned method ({}) gets the same random-search budget: {} candidates per domain (candidate 0 the defaults, the others drawn from a ChaCha8 stream seeded {} with the domain and method), each trained with seed {} (not an evaluation seed) at delta = {} for the full T_out and scored on the validation split: validation TE where validation SR >= 1 - delta, otherwise SR - 2 (feasible first). The ablations (SBD-NoOuter, -DiscreteAlpha, -FixedLambda, -NoConstraint) take SBD's chosen values; Fixed-alpha has nothing to tune; MaAS-style picks its (sub-agent, alpha) among 33 on validation. Search space: eta_in log-uniform in [x/2.8, 2.8x]; SBD and SBD-AL eta_out in [x/4, 4x]; SBD's and Best-fixed-lambda's chance-constraint dual step in [0.5, 8]; the CPO-style and Global-Lagrangian dual step in [0.1, 10]; Best-fixed-lambda's lambda uniform in [0.05, 0.95].\n",
+        Method::TUNED.iter().map(|m| m.name()).collect::<Vec<_>>().join(", "),
+        config.tuning_budget,
+        config.tuning_seed,
+        config.tuning_seed,
+        config.headline_delta
+    );
+    if results.tuning.is_empty() {
+        let _ = writeln!(md, "(budget 1: every method ran at its defaults.)\n");
+        return;
+    }
+    let _ = writeln!(md, "| domain | method | chosen (eta_in, eta_out, chance step, dual step, lambda) | validation SR / TE of the chosen | candidates feasible |");
+    let _ = writeln!(md, "|---|---|---|---|---|");
+    for (domain, method, h) in &results.chosen {
+        if !Method::TUNED.contains(method) {
+            continue;
+        }
+        let trials: Vec<_> = results.tuning.iter().filter(|t| &t.domain == domain && t.method == *method).collect();
+        let best = trials.iter().find(|t| t.hyper == *h);
+        let feasible = trials.iter().filter(|t| t.score >= 0.0).count();
+        let _ = writeln!(
+            md,
+            "| {domain} | {} | {:.2e}, {:.2e}, {:.2}, {:.2}, {:.2} | {} | {feasible} of {} |",
+            method.name(),
+            h.eta_in,
+            h.eta_out,
+            h.chance_dual_step,
+            h.dual_step,
+            h.fixed_lambda,
+            best.map_or("-".into(), |t| format!("{:.3} / {:.3}", t.safety_rate, t.task_efficiency)),
+            trials.len()
+        );
+    }
+    let _ = writeln!(md);
+}
+
+/// Finance: the test TE with a moving-block bootstrap interval over the test days (20-day
+/// blocks; mean over seeds of each seed's bounds) and per rolling test window.
+fn finance_windows(md: &mut String, domain: &str, config: &ExperimentConfig, results: &Results) {
+    let runs: Vec<_> = results
+        .runs
+        .iter()
+        .filter(|r| r.domain == domain && r.delta.is_none_or(|d| d == config.headline_delta) && r.extras.te_block_interval.is_some())
+        .collect();
+    if runs.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        md,
+        "\nFinance at delta = {}: test TE with its moving-block bootstrap 95% interval over the 753 test days (blocks of 20 trading days, 1,000 resamples; the bounds are averaged over seeds), and TE on three consecutive test windows (rolling evaluation origins; each model is trained once, not refitted per origin). Means over seeds.\n",
+        config.headline_delta
+    );
+    let _ = writeln!(md, "| method | TE [block-bootstrap 95%] | window 1 | window 2 | window 3 |");
+    let _ = writeln!(md, "|---|---|---|---|---|");
+    for method in Method::ALL {
+        let rs: Vec<_> = runs.iter().filter(|r| r.method == method).collect();
+        if rs.is_empty() {
+            continue;
+        }
+        let avg = |f: &dyn Fn(&crate::stats::Interval) -> f64| {
+            crate::stats::mean_std(&rs.iter().filter_map(|r| r.extras.te_block_interval.as_ref().map(f)).collect::<Vec<_>>()).0
+        };
+        let windows: Vec<String> = (0..3)
+            .map(|w| {
+                let v: Vec<f64> = rs.iter().filter_map(|r| r.extras.te_windows.get(w).copied()).collect();
+                format!("{:.3}", crate::stats::mean_std(&v).0)
+            })
+            .collect();
+        let _ = writeln!(
+            md,
+            "| {} | {:.3} [{:.3}, {:.3}] | {} |",
+            method.name(),
+            avg(&|i| i.estimate),
+            avg(&|i| i.low),
+            avg(&|i| i.high),
+            windows.join(" | ")
+        );
     }
 }
 
@@ -335,7 +456,7 @@ fn plot_list(domains: &[Domain]) -> Vec<(String, String)> {
             )),
         }
     }
-    list.push(("convergence.png".into(), "SBD's L_meta per outer step, each domain, every seed".into()));
+    list.push(("convergence.png".into(), "SBD's and SBD-AL's L_meta per outer step, mean over seeds, each domain".into()));
     list
 }
 
@@ -454,21 +575,33 @@ fn plots(
             }
         }
     }
-    let labels: Vec<(String, Vec<(f64, f64)>)> = domains
-        .iter()
-        .flat_map(|d| {
-            sbd_runs(&d.name).into_iter().map(move |r| {
-                (
-                    format!("{} seed {}", d.name, r.seed),
-                    r.l_meta.iter().enumerate().map(|(i, &l)| ((i + 1) as f64, l)).collect(),
-                )
-            })
-        })
-        .collect();
+    // L_meta per outer step, mean over seeds, per domain: SBD and SBD-AL (ours)
+    let mut labels: Vec<(String, Vec<(f64, f64)>)> = Vec::new();
+    for d in domains {
+        for method in [Method::Sbd, Method::SbdAl] {
+            let curves: Vec<&Vec<f64>> = results
+                .runs
+                .iter()
+                .filter(|r| r.domain == d.name && r.method == method && r.delta == headline && !r.l_meta.is_empty())
+                .map(|r| &r.l_meta)
+                .collect();
+            let steps = curves.iter().map(|c| c.len()).min().unwrap_or(0);
+            let points = (0..steps)
+                .map(|i| ((i + 1) as f64, curves.iter().map(|c| c[i]).sum::<f64>() / curves.len() as f64))
+                .collect();
+            labels.push((format!("{} {}", d.name, method.name()), points));
+        }
+    }
     let series = labels.iter().map(|(l, p)| Series { label: l.as_str(), points: p.clone() }).collect();
     line_plot(
         &dir.join("convergence.png"),
-        &[Panel { title: "SBD L_meta per outer step", x_label: "outer step", y_label: "L_meta", log_y: false, series }],
+        &[Panel {
+            title: "L_meta per outer step (mean over seeds, delta 0.05)",
+            x_label: "outer step",
+            y_label: "L_meta",
+            log_y: false,
+            series,
+        }],
     )?;
     files.push("convergence.png".into());
     Ok(files)

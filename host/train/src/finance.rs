@@ -432,6 +432,26 @@ pub fn backtest(
     summarize(&returns, safe_days)
 }
 
+/// The portfolio's daily returns over `days` for one decision per day (as [`backtest`] uses
+/// them), for resampling statistics.
+pub fn daily_returns(market: &Market, days: Range<usize>, decisions: &[(usize, f64)]) -> Vec<f64> {
+    let days = days.start.min(market.len())..days.end.min(market.len());
+    days.zip(decisions)
+        .map(|(day, &(agent, alpha))| {
+            let weights = market
+                .blended_weights(day, agent, alpha)
+                .unwrap_or_else(|| vec![1.0 / market.assets.len() as f64; market.assets.len()]);
+            dot(&weights, market.next_returns_of(day))
+        })
+        .collect()
+}
+
+/// [`task_efficiency`] of the annualised Sharpe ratio of daily returns (0 Sharpe when they do
+/// not vary), as [`backtest`] computes it.
+pub fn returns_task_efficiency(returns: &[f64]) -> f64 {
+    summarize(returns, 0).task_efficiency
+}
+
 /// The fixed normalisation of a Sharpe ratio to [0, 1]: `clamp((sharpe + 1) / 3, 0, 1)`.
 pub fn task_efficiency(sharpe: f64) -> f64 {
     if sharpe.is_nan() {

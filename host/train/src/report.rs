@@ -72,7 +72,8 @@ pub struct Panel<'a> {
 /// Series of at most this many points are drawn with markers.
 const MARKED_SERIES_POINTS: usize = 12;
 
-const COLOURS: [RGBColor; 10] = [
+/// Distinct colours (the tab10 palette, then black and gold), one per series up to 12.
+const COLOURS: [RGBColor; 12] = [
     RGBColor(31, 119, 180),
     RGBColor(214, 39, 40),
     RGBColor(44, 160, 44),
@@ -83,7 +84,23 @@ const COLOURS: [RGBColor; 10] = [
     RGBColor(227, 119, 194),
     RGBColor(127, 127, 127),
     RGBColor(188, 189, 34),
+    RGBColor(0, 0, 0),
+    RGBColor(255, 200, 0),
 ];
+
+/// A tick label for a linear axis spanning `span`: enough decimals to tell ticks apart,
+/// scientific notation for very small or large values.
+fn tick_label(v: f64, span: f64) -> String {
+    let magnitude = v.abs().max(span);
+    if v == 0.0 {
+        "0".into()
+    } else if !(1e-3..1e5).contains(&magnitude) {
+        format!("{v:.2e}")
+    } else {
+        let decimals = (2.0 - span.log10().floor()).clamp(0.0, 6.0) as usize;
+        format!("{v:.decimals$}")
+    }
+}
 
 /// Draws panels side by side into a PNG.
 pub fn line_plot(path: &Path, panels: &[Panel<'_>]) -> Result<(), TrainError> {
@@ -147,7 +164,17 @@ fn draw_panel(
     } else {
         let pad = (y1 - y0) * 0.05;
         let mut chart = builder.build_cartesian_2d(x0..x1, (y0 - pad)..(y1 + pad)).map_err(|x| e(&x))?;
-        chart.configure_mesh().x_desc(panel.x_label).y_desc(panel.y_label).draw().map_err(|x| e(&x))?;
+        let span = (y1 - y0 + 2.0 * pad).abs().max(1e-12);
+        let x_span = (x1 - x0).abs().max(1e-12);
+        chart
+            .configure_mesh()
+            .x_desc(panel.x_label)
+            .y_desc(panel.y_label)
+            .y_labels(8)
+            .y_label_formatter(&|v| tick_label(*v, span))
+            .x_label_formatter(&|v| tick_label(*v, x_span))
+            .draw()
+            .map_err(|x| e(&x))?;
         draw_curves(&mut chart, panel, |_| true)
     }
 }
@@ -224,4 +251,16 @@ pub fn training_curves(path: &Path, records: &[StepRecord]) -> Result<(), TrainE
             },
         ],
     )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn tick_labels_tell_close_ticks_apart() {
+        assert_eq!(super::tick_label(0.61, 0.02), "0.6100");
+        assert_eq!(super::tick_label(0.612, 0.02), "0.6120");
+        assert_eq!(super::tick_label(12.0, 40.0), "12.0");
+        assert_eq!(super::tick_label(2e-5, 1e-5), "2.00e-5");
+        assert_eq!(super::tick_label(0.0, 1.0), "0");
+    }
 }

@@ -121,6 +121,23 @@ pub fn welch_test(a: &[f64], b: &[f64]) -> (f64, f64) {
     (t, student_t_two_sided(t, df))
 }
 
+/// One-sided p-value of `mean(values) > 0` by the one-sample t-test (n - 1 degrees of
+/// freedom); non-finite values are dropped. With no spread the answer is 0 for a positive
+/// mean and 1 otherwise; NaN for fewer than two values.
+pub fn one_sided_t_p(values: &[f64]) -> f64 {
+    let values: Vec<f64> = values.iter().copied().filter(|v| v.is_finite()).collect();
+    if values.len() < 2 {
+        return f64::NAN;
+    }
+    let (m, s) = mean_std(&values);
+    if !(s > 1e-15 * m.abs().max(1e-300)) {
+        return if m > 0.0 { 0.0 } else { 1.0 };
+    }
+    let t = m / (s / (values.len() as f64).sqrt());
+    let two = student_t_two_sided(t, values.len() as f64 - 1.0);
+    if t > 0.0 { two / 2.0 } else { 1.0 - two / 2.0 }
+}
+
 /// P(|T| >= |t|) for Student's t with `df` degrees of freedom: `I_{df/(df+t^2)}(df/2, 1/2)`.
 pub fn student_t_two_sided(t: f64, df: f64) -> f64 {
     if !t.is_finite() {
@@ -225,6 +242,191 @@ pub fn clopper_pearson_upper(successes: f64, trials: usize, confidence: f64) -> 
     hi
 }
 
+
+// ---- resampling statistics (issue 16 item 4) -------------------------------------------------
+
+use rand::rngs::ChaCha8Rng;
+use rand::{RngExt, SeedableRng};
+
+/// Bootstrap resamples used by the evaluation's intervals.
+pub const BOOTSTRAP_RESAMPLES: usize = 2000;
+
+/// A point estimate with a two-sided confidence interval.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct Interval {
+    /// The statistic on the data as observed.
+    pub estimate: f64,
+    /// Lower end of the interval.
+    pub low: f64,
+    /// Upper end of the interval.
+    pub high: f64,
+}
+
+impl Interval {
+    /// An interval of NaNs (no data).
+    pub const NAN: Interval = Interval { estimate: f64::NAN, low: f64::NAN, high: f64::NAN };
+
+    /// `estimate [low, high]` with `digits` decimals; `-` when there is no estimate.
+    pub fn show(&self, digits: usize) -> String {
+        if self.estimate.is_nan() {
+            return "-".into();
+        }
+        // + 0.0 turns -0.0 into 0.0
+        format!("{:.digits$} [{:.digits$}, {:.digits$}]", self.estimate + 0.0, self.low + 0.0, self.high + 0.0)
+    }
+}
+
+/// The `q` quantile (0..=1) of sorted values, linear between order statistics; NaN when empty.
+pub fn quantile_sorted(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let pos = q.clamp(0.0, 1.0) * (sorted.len() - 1) as f64;
+    let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
+    let w = pos - lo as f64;
+    sorted[lo] * (1.0 - w) + sorted[hi] * w
+}
+
+/// Percentile interval of the replicates at `confidence` around `estimate`.
+fn percentile_interval(estimate: f64, mut replicates: Vec<f64>, confidence: f64) -> Interval {
+    replicates.retain(|v| v.is_finite());
+    if replicates.is_empty() || !estimate.is_finite() {
+        return Interval { estimate, low: f64::NAN, high: f64::NAN };
+    }
+    replicates.sort_by(f64::total_cmp);
+    let tail = (1.0 - confidence) / 2.0;
+    Interval {
+        estimate,
+        low: quantile_sorted(&replicates, tail),
+        high: quantile_sorted(&replicates, 1.0 - tail),
+    }
+}
+
+/// Percentile bootstrap interval of `statistic` over i.i.d. resamples (with replacement) of
+/// `values`: `resamples` replicates from a ChaCha8 stream seeded with `seed`. For one value
+/// the interval is that value (no spread can be estimated); NaN for none.
+pub fn bootstrap_interval(
+    values: &[f64],
+    statistic: impl Fn(&[f64]) -> f64,
+    resamples: usize,
+    confidence: f64,
+    seed: u64,
+) -> Interval {
+    if values.is_empty() {
+        return Interval::NAN;
+    }
+    let estimate = statistic(values);
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut sample = vec![0.0; values.len()];
+    let replicates = (0..resamples)
+        .map(|_| {
+            for slot in sample.iter_mut() {
+                *slot = values[rng.random_range(0..values.len())];
+            }
+            statistic(&sample)
+        })
+        .collect();
+    percentile_interval(estimate, replicates, confidence)
+}
+
+/// 95% percentile bootstrap interval of the mean (the evaluation's default: 2,000 resamples).
+pub fn mean_interval(values: &[f64], seed: u64) -> Interval {
+    let values: Vec<f64> = values.iter().copied().filter(|v| v.is_finite()).collect();
+    bootstrap_interval(&values, |v| mean_std(v).0, BOOTSTRAP_RESAMPLES, 0.95, seed)
+}
+
+/// The indices of one moving-block bootstrap resample of a series of length `n`: blocks of
+/// `block` consecutive indices (the last one cut to length), each starting uniformly at
+/// random in `0..=n - block`, concatenated until `n` indices are drawn. Keeping blocks intact
+/// keeps the series' short-range dependence (daily returns), which an i.i.d. resample destroys.
+pub fn block_resample_indices(n: usize, block: usize, rng: &mut ChaCha8Rng) -> Vec<usize> {
+    let block = block.clamp(1, n.max(1));
+    let mut out = Vec::with_capacity(n);
+    while out.len() < n {
+        let start = rng.random_range(0..=n - block);
+        let take = block.min(n - out.len());
+        out.extend(start..start + take);
+    }
+    out
+}
+
+/// Percentile moving-block bootstrap interval of `statistic` over a time series.
+pub fn block_bootstrap_interval(
+    series: &[f64],
+    block: usize,
+    statistic: impl Fn(&[f64]) -> f64,
+    resamples: usize,
+    confidence: f64,
+    seed: u64,
+) -> Interval {
+    if series.is_empty() {
+        return Interval::NAN;
+    }
+    let estimate = statistic(series);
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let replicates = (0..resamples)
+        .map(|_| {
+            let sample: Vec<f64> =
+                block_resample_indices(series.len(), block, &mut rng).into_iter().map(|i| series[i]).collect();
+            statistic(&sample)
+        })
+        .collect();
+    percentile_interval(estimate, replicates, confidence)
+}
+
+/// One-sided p-value of `mean(values) > 0` by the sign-flip permutation test: under the null
+/// each value is symmetric about 0, so every assignment of signs is equally likely. Exact (all
+/// `2^n` sign vectors) for n <= 16, otherwise 20,000 random ones (seeded, with the observed
+/// one counted). Paired two-method comparisons pass the per-seed differences. NaN for no data;
+/// 1 when every value is 0.
+pub fn sign_flip_p(values: &[f64]) -> f64 {
+    let values: Vec<f64> = values.iter().copied().filter(|v| v.is_finite()).collect();
+    let n = values.len();
+    if n == 0 {
+        return f64::NAN;
+    }
+    let observed: f64 = values.iter().sum();
+    // a small tolerance so that ties with the observed sum count as "at least as extreme"
+    let tolerance = 1e-12 * values.iter().map(|v| v.abs()).sum::<f64>().max(1e-300);
+    let extreme = |sum: f64| sum >= observed - tolerance;
+    if n <= 16 {
+        let total = 1u64 << n;
+        let hits = (0..total)
+            .filter(|mask| {
+                let sum: f64 =
+                    values.iter().enumerate().map(|(i, v)| if mask >> i & 1 == 1 { -v } else { *v }).sum();
+                extreme(sum)
+            })
+            .count();
+        return hits as f64 / total as f64;
+    }
+    let mut rng = ChaCha8Rng::seed_from_u64(0x5eed);
+    let draws = 20_000;
+    let hits = (0..draws)
+        .filter(|_| {
+            let sum: f64 = values.iter().map(|v| if rng.random_bool(0.5) { -v } else { *v }).sum();
+            extreme(sum)
+        })
+        .count();
+    (hits + 1) as f64 / (draws + 1) as f64
+}
+
+/// Holm's step-down adjustment of p-values (family-wise error control): sorted ascending,
+/// `p_(i)` becomes `max_{j <= i} min(1, (m - j + 1) p_(j))`; returned in the input order. NaN
+/// p-values stay NaN and do not count in m.
+pub fn holm(p_values: &[f64]) -> Vec<f64> {
+    let mut order: Vec<usize> = (0..p_values.len()).filter(|&i| p_values[i].is_finite()).collect();
+    order.sort_by(|&a, &b| p_values[a].total_cmp(&p_values[b]));
+    let m = order.len();
+    let mut adjusted = vec![f64::NAN; p_values.len()];
+    let mut running = 0.0f64;
+    for (rank, &i) in order.iter().enumerate() {
+        running = running.max(((m - rank) as f64 * p_values[i]).min(1.0));
+        adjusted[i] = running;
+    }
+    adjusted
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -287,5 +489,103 @@ mod tests {
         let fit = line_fit(&x, &y);
         assert!((fit.slope + 0.5).abs() < 1e-12 && (fit.intercept - 3.0).abs() < 1e-12);
         assert!((fit.r_squared - 1.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn bootstrap_interval_covers_a_known_mean_at_about_its_level() {
+        // N(0, 1) samples of 30 (Box-Muller from a seeded stream): the 95% percentile interval
+        // of the mean should cover 0 in roughly 95% of 300 independent data sets
+        let mut rng = ChaCha8Rng::seed_from_u64(7);
+        let mut normal = || {
+            let (u, v): (f64, f64) = (rng.random_range(1e-12..1.0), rng.random_range(0.0..1.0));
+            (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()
+        };
+        let trials: u32 = 300;
+        let mut covered: u32 = 0;
+        for t in 0..trials {
+            let data: Vec<f64> = (0..30).map(|_| normal()).collect();
+            let i = bootstrap_interval(&data, |v| mean_std(v).0, 500, 0.95, u64::from(t));
+            assert!(i.low <= i.estimate && i.estimate <= i.high);
+            if i.low <= 0.0 && 0.0 <= i.high {
+                covered += 1;
+            }
+        }
+        let rate = f64::from(covered) / f64::from(trials);
+        // the percentile bootstrap undercovers slightly at n = 30; binomial sd ~ 0.013
+        assert!((0.88..=0.99).contains(&rate), "coverage {rate}");
+        // and a 50% interval is narrower than a 95% one
+        let data: Vec<f64> = (0..30).map(|_| normal()).collect();
+        let (wide, narrow) = (
+            bootstrap_interval(&data, |v| mean_std(v).0, 500, 0.95, 1),
+            bootstrap_interval(&data, |v| mean_std(v).0, 500, 0.50, 1),
+        );
+        assert!(narrow.high - narrow.low < wide.high - wide.low);
+        assert!(mean_interval(&[], 0).estimate.is_nan());
+    }
+
+    #[test]
+    fn one_sided_t_matches_the_table() {
+        // t(9) = 1.833 is the one-sided 5% point: values with mean 1.833 s / sqrt(10)
+        let base = [-1.5, -1.0, -0.5, 0.0, 0.0, 0.0, 0.0, 0.5, 1.0, 1.5];
+        let (_, s) = mean_std(&base);
+        let shift = 1.833 * s / 10f64.sqrt();
+        let shifted: Vec<f64> = base.iter().map(|v| v + shift).collect();
+        assert!((one_sided_t_p(&shifted) - 0.05).abs() < 1e-3, "{}", one_sided_t_p(&shifted));
+        let negative: Vec<f64> = shifted.iter().map(|v| -v).collect();
+        assert!((one_sided_t_p(&negative) - 0.95).abs() < 1e-3);
+        assert_eq!(one_sided_t_p(&[0.2, 0.2, 0.2]), 0.0);
+        assert_eq!(one_sided_t_p(&[0.0, 0.0]), 1.0);
+        assert!(one_sided_t_p(&[1.0]).is_nan());
+    }
+
+    #[test]
+    fn holm_matches_a_hand_computed_case() {
+        // m = 4: sorted 0.01, 0.02, 0.03, 0.04 -> 0.04, 0.06, 0.06 (monotone), 0.06
+        let got = holm(&[0.03, 0.01, 0.04, 0.02]);
+        let want = [0.06, 0.04, 0.06, 0.06];
+        for (g, w) in got.iter().zip(want) {
+            assert!((g - w).abs() < 1e-12, "{got:?}");
+        }
+        // capped at 1; NaN stays NaN and is not counted (m = 2 here)
+        let got = holm(&[0.9, f64::NAN, 0.2]);
+        assert!((got[0] - 0.9).abs() < 1e-12 && got[1].is_nan() && (got[2] - 0.4).abs() < 1e-12, "{got:?}");
+        assert_eq!(holm(&[0.6, 0.7]), vec![1.0, 1.0]);
+    }
+
+    #[test]
+    fn block_bootstrap_keeps_blocks() {
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        for _ in 0..50 {
+            let idx = block_resample_indices(100, 10, &mut rng);
+            assert_eq!(idx.len(), 100);
+            // every block of 10 is 10 consecutive indices of the original series
+            for chunk in idx.chunks(10) {
+                assert!(chunk.windows(2).all(|w| w[1] == w[0] + 1), "{chunk:?}");
+                assert!(*chunk.last().unwrap() < 100);
+            }
+        }
+        // a trend series: an i.i.d. resample breaks lag-1 neighbours, the block one keeps most
+        let series: Vec<f64> = (0..200).map(f64::from).collect();
+        let neighbours = |s: &[f64]| s.windows(2).filter(|w| w[1] == w[0] + 1.0).count() as f64;
+        let blocky = block_bootstrap_interval(&series, 20, neighbours, 200, 0.95, 1);
+        let iid = bootstrap_interval(&series, neighbours, 200, 0.95, 1);
+        assert!(blocky.low >= 180.0, "{blocky:?}");
+        assert!(iid.high < 20.0, "{iid:?}");
+    }
+
+    #[test]
+    fn sign_flip_test_is_exact() {
+        // 5 positive values: only the all-positive assignment reaches the observed sum
+        assert!((sign_flip_p(&[1.0, 2.0, 3.0, 4.0, 5.0]) - 1.0 / 32.0).abs() < 1e-12);
+        // symmetric data: about half
+        let p = sign_flip_p(&[1.0, -1.0, 2.0, -2.0]);
+        assert!((p - 10.0 / 16.0).abs() < 1e-12, "{p}");
+        assert_eq!(sign_flip_p(&[0.0, 0.0]), 1.0);
+        assert!(sign_flip_p(&[]).is_nan());
+        // ten seeds all ahead: p = 1/1024 < 0.001
+        assert!(sign_flip_p(&[0.1; 10]) < 0.001);
+        // the Monte Carlo branch agrees in order of magnitude
+        let many: Vec<f64> = (0..20).map(|i| if i < 18 { 1.0 } else { -1.0 }).collect();
+        assert!(sign_flip_p(&many) < 0.001);
     }
 }
