@@ -163,7 +163,7 @@ pub fn markdown(
     );
     let _ = writeln!(
         md,
-        "Sizes: phi and pi MLPs of width {} (paper: 256), T_out {}, T_in {}, B {}, eta_out {}, eta_in {}, surrogate temperature {} with margin {}, penalty rho {}, chance-constraint dual step {}, meta-batch from the {} split; delta in {:?} (single-delta figures at {}); seeds {:?}. Every figure is a mean over seeds with its 95% percentile bootstrap interval (2,000 resamples of the seeds) in brackets. The evaluation protocol, the methods' realisation and every deviation from the paper are in the README section \"The pre-registered evaluation\" and docs/research.md.\n",
+        "Sizes: phi and pi MLPs of width {} (paper: 256), T_out {}, T_in {}, B {}, eta_out {}, eta_in {}, surrogate temperature {} with margin {}, penalty rho {}, chance-constraint dual step {}, meta-batch from the {} split; delta in {:?} (single-delta figures at {}); seeds {:?}. Every figure is a mean over seeds with its 95% percentile bootstrap interval (2,000 resamples of the seeds) in brackets. The evaluation protocol, the methods' realisation and every deviation from the paper are in docs/research.md (\"The pre-registered evaluation\").\n",
         t.width,
         t.outer_steps,
         t.inner_steps,
