@@ -421,6 +421,13 @@ pub async fn create(
             if chain_given {
                 return Err(ApiError::invalid("an open root is a first hop: `request.chain` must be empty"));
             }
+            // The same bound as an operator's root grant: its hold lasts at most this long.
+            let max = state.config.limits.max_root_grant_ms;
+            if claimed.parent_mandate.expires_at > now_u.saturating_add(max) {
+                return Err(ApiError::invalid(format!(
+                    "`request.parent_mandate.expires_at` is more than {max} ms away: an open root lasts at most `limits.max_root_grant_ms`"
+                )));
+            }
             let token = state.tokens.grant_root(chain, &tenant, &format!("open-root:{from_id}"), &from_id, &claimed.parent_mandate, now_u)?;
             (token, None)
         }
@@ -842,17 +849,15 @@ pub async fn get_chain(
     Path(chain_id): Path<String>,
 ) -> ApiResult<Json<Value>> {
     let key = state.tokens.public_key();
-    let export = state
-        .store
-        .run(move |conn| {
-            let records = traces::load(conn, &tenant, &chain_id)?;
-            if records.is_empty() {
-                return Err(ApiError::not_found(format!("chain `{chain_id}` not found")));
-            }
-            let head = traces::stored_head(conn, &tenant, &chain_id)?;
-            Ok(traces::export(&records, head, &tenant, &chain_id, &key))
-        })
-        .await?;
+    // One read snapshot: the events and the signed head of the same commit.
+    let export = state.store.read(move |conn| {
+        let records = traces::load(conn, &tenant, &chain_id)?;
+        if records.is_empty() {
+            return Err(ApiError::not_found(format!("chain `{chain_id}` not found")));
+        }
+        let head = traces::stored_head(conn, &tenant, &chain_id)?;
+        Ok(traces::export(&records, head, &tenant, &chain_id, &key))
+    })?;
     if export["integrity"] != "ok" {
         state.metrics.trace_integrity_failures.inc();
         tracing::error!(integrity = %export["integrity"], "GET /v1/chains: the stored trace does not verify");
@@ -870,11 +875,34 @@ pub struct OutcomeBody {
     pub magnitude: f64,
 }
 
-/// The holder of `chain_id`'s root grant (its originator), if the chain has one.
-fn originator(conn: &Connection, tenant: &str, chain_id: &str) -> ApiResult<Option<String>> {
+/// What an outcome report needs to know about a chain's root grant.
+struct ChainRoot {
+    /// Its holder: the chain's originator.
+    holder: String,
+    /// Whether the grant is still ACTIVE.
+    active: bool,
+    /// Whether the root was opened by the caller itself (`open_roots`), not issued by an
+    /// operator.
+    open: bool,
+}
+
+/// The root grant of `chain_id`, if the chain has one.
+fn chain_root(conn: &Connection, tenant: &str, chain_id: &str) -> ApiResult<Option<ChainRoot>> {
     Ok(conn
-        .prepare_cached("SELECT holder FROM grants WHERE tenant_id = ?1 AND chain_id = ?2 AND parent_id IS NULL")?
-        .query_row(params![tenant, chain_id], |r| r.get(0))
+        .prepare_cached(
+            "SELECT g.holder, g.status, (SELECT e.delegator FROM trace_events e WHERE e.tenant_id = ?1 AND e.chain_id = ?2 \
+             AND e.decision = 'root-grant' ORDER BY e.seq LIMIT 1) \
+             FROM grants g WHERE g.tenant_id = ?1 AND g.chain_id = ?2 AND g.parent_id IS NULL",
+        )?
+        .query_row(params![tenant, chain_id], |r| {
+            let issuer: Option<String> = r.get(2)?;
+            Ok(ChainRoot {
+                holder: r.get(0)?,
+                active: r.get::<_, String>(1)? == escrow::GrantStatus::Active.as_str(),
+                // Open roots are issued as `open-root:<agent>`, operators' as `operator:<name>`.
+                open: issuer.is_none_or(|i| i.starts_with("open-root:")),
+            })
+        })
         .optional()?)
 }
 
@@ -893,8 +921,12 @@ fn outcome_reported(conn: &Connection, tenant: &str, chain_id: &str) -> ApiResul
 ///
 /// Trust scores decide delegations, so who may move them is bounded: an operator, an approver,
 /// or the agent key of the chain's originator (the holder of its root grant, who is
-/// accountable for the task), and one report per chain. A delegate cannot report on its own
-/// work, and no one can replay reports to walk a score up.
+/// accountable for the task), and one report per chain. The originator's key reports only on
+/// a chain an operator granted and has not revoked: an open root costs its caller nothing, so
+/// a report on one would let any agent key set other agents' scores. A delegate cannot report
+/// on its own work, and no one can replay reports to walk a score up. Who may report is
+/// checked before the chain is verified (the expensive part), so only those who may report
+/// can make the gateway verify a chain.
 pub async fn report_outcome(
     State(state): State<Shared>,
     principal: Principal,
@@ -911,19 +943,35 @@ pub async fn report_outcome(
         other => return Err(ApiError::invalid(format!("`outcome` must be `success` or `failure`, got `{other}`"))),
     };
     let (t, id) = (tenant.clone(), chain_id.clone());
-    let key = state.tokens.public_key();
-    // Nothing is decided on altered history: the chain must verify.
-    let (events, root_holder) = state
-        .store
-        .read(move |conn| Ok((traces::verified_chain(conn, &t, &id, &key)?, originator(conn, &t, &id)?)))?;
+    let (root, reported) = state.store.read(move |conn| Ok((chain_root(conn, &t, &id)?, outcome_reported(conn, &t, &id)?)))?;
     if principal.role == crate::auth::Role::Agent {
         let me = canonical("principal", &principal.name).ok();
-        if root_holder.is_none() || me != root_holder {
-            return Err(ApiError::forbidden(format!(
-                "an agent key reports an outcome only for a chain it originated; chain `{chain_id}` was granted to `{}`",
-                root_holder.as_deref().unwrap_or("no root grant")
-            )));
+        match &root {
+            Some(r) if me.as_deref() == Some(r.holder.as_str()) && r.active && !r.open => {}
+            Some(r) if me.as_deref() == Some(r.holder.as_str()) => {
+                return Err(ApiError::forbidden(format!(
+                    "chain `{chain_id}` {}: an agent key reports outcomes only on an active root an operator granted",
+                    if r.open { "was opened by its own originator (open roots)" } else { "has a revoked or settled root grant" }
+                )));
+            }
+            _ => {
+                return Err(ApiError::forbidden(format!(
+                    "an agent key reports an outcome only for a chain it originated; chain `{chain_id}` was granted to `{}`",
+                    root.as_ref().map_or("no one (no root grant)", |r| r.holder.as_str())
+                )));
+            }
         }
+    }
+    let (t, id) = (tenant.clone(), chain_id.clone());
+    let key = state.tokens.public_key();
+    // Nothing is decided on altered history: the chain must verify (before anything else is
+    // said about it, so a tampered chain is reported as such).
+    let events = state.store.read(move |conn| traces::verified_chain(conn, &t, &id, &key))?;
+    if reported {
+        return Err(ApiError::new(
+            ErrorCode::DuplicateResource,
+            format!("an outcome was already reported for chain `{chain_id}`: one report per chain"),
+        ));
     }
     // The executed chain: the originator, then every delegate an allowed hop handed to.
     let mut chain: Vec<String> = Vec::new();

@@ -274,8 +274,9 @@ impl Store {
     }
 
     /// Runs the read-only `f` on a reader connection, on the calling thread (a few point
-    /// lookups cost less than a hand-off to another thread). It sees the last committed batch;
-    /// SQLite refuses a write (`query_only`).
+    /// lookups cost less than a hand-off to another thread), inside one read transaction: all
+    /// of `f`'s statements see the same committed batch (a chain's events and its signed head
+    /// never come from two different commits). SQLite refuses a write (`query_only`).
     pub fn read<T>(&self, f: impl FnOnce(&Connection) -> ApiResult<T>) -> ApiResult<T> {
         let idle = self.readers.lock().map_err(|_| ApiError::internal("the store's reader pool is poisoned"))?.pop();
         let conn = match idle {
@@ -290,7 +291,11 @@ impl Store {
                 conn
             }
         };
-        let result = f(&conn);
+        let result = match conn.unchecked_transaction() {
+            // Dropped without a commit: a read-only transaction just ends.
+            Ok(snapshot) => f(&snapshot),
+            Err(e) => Err(e.into()),
+        };
         if let Ok(mut idle) = self.readers.lock()
             && idle.len() < MAX_IDLE_READERS
         {

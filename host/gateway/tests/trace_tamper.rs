@@ -182,6 +182,8 @@ async fn direct_database_edits_are_named_by_the_gateway_and_the_offline_verifier
     let gw = common::gateway(&pristine).await;
     let http = Http::new(gw.url());
     let key = http.provision("acme").await;
+    // The operator key, kept: each tampered copy below is served by a new gateway and client.
+    let operator = http.operator(&key);
     let run = record_chains(&http, &key).await;
     let public = PublicKey::read(&pristine.join("gateway.key")).unwrap();
 
@@ -273,7 +275,7 @@ async fn direct_database_edits_are_named_by_the_gateway_and_the_offline_verifier
         assert_eq!((offline.seq, offline.kind.as_str(), offline.pos), (seq, kind, pos), "{name}: offline");
         // Nothing is decided on altered history: an outcome report is refused.
         let o = http
-            .tenant(&http.operator(&key), Method::POST, &format!("/v1/chains/{}/outcome", run.chain), Some(json!({"outcome": "failure", "magnitude": 5.0})))
+            .tenant(&operator, Method::POST, &format!("/v1/chains/{}/outcome", run.chain), Some(json!({"outcome": "failure", "magnitude": 5.0})))
             .await;
         assert_eq!(o.status, StatusCode::INTERNAL_SERVER_ERROR, "{name}: {:?}", o.body);
         assert!(o.body["message"].as_str().unwrap().contains("broken at"), "{name}: {:?}", o.body);
