@@ -149,6 +149,7 @@ const ESCALATION = struct([
   ['agents', list(struct([['id', string, MISSING], ['trust', U16, MISSING]])), []],
 ]);
 const ALPHA_CAP = struct([['feature', U32, MISSING], ['above', F64, MISSING], ['alpha_max', F64, MISSING]]);
+const RISK_BAND = struct([['at_least', F64, MISSING], ['max_depth', option(U8), null], ['review_threshold', option(F64), null]]);
 const DENSE = struct([
   ['inputs', U32, MISSING],
   ['outputs', U32, MISSING],
@@ -173,6 +174,7 @@ const SBD = struct([
   ['state_dim', option(U32), null],
   ['alpha_caps', list(ALPHA_CAP), []],
   ['model', option(MODEL), null],
+  ['risk_bands', list(RISK_BAND), []],
 ]);
 const CONFIG = struct([
   ['name', string, MISSING],

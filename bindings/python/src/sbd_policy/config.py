@@ -198,6 +198,9 @@ _ESCALATION = _struct(
     ]
 )
 _ALPHA_CAP = _struct([("feature", _U32, _MISSING), ("above", _F64, _MISSING), ("alpha_max", _F64, _MISSING)])
+_RISK_BAND = _struct(
+    [("at_least", _F64, _MISSING), ("max_depth", _option(_U8), None), ("review_threshold", _option(_F64), None)]
+)
 _DENSE = _struct(
     [
         ("inputs", _U32, _MISSING),
@@ -247,6 +250,7 @@ _SBD = _struct(
         ("state_dim", _option(_U32), None),
         ("alpha_caps", _list(_ALPHA_CAP), []),
         ("model", _option(_model), None),
+        ("risk_bands", _list(_RISK_BAND), []),
     ]
 )
 _CONFIG = _struct(
