@@ -46,12 +46,6 @@ pub struct NewEscalation<'a> {
     pub pending: Option<Value>,
 }
 
-/// Whether a capability pattern (`payment.*`, `payment.refund`, `*`) covers `kind`: the
-/// policy's own rule (`sbd_policy::action`), so routing and the rules never disagree.
-pub fn covers(pattern: &str, kind: &str) -> bool {
-    sbd_policy::action::permits(pattern, kind)
-}
-
 fn pending_count(conn: &Connection, tenant: &str, assignee: &str) -> ApiResult<i64> {
     Ok(conn
         .prepare_cached("SELECT COUNT(*) FROM escalations WHERE tenant_id = ?1 AND assignee = ?2 AND status = 'PENDING'")?
@@ -69,7 +63,8 @@ fn agent_paths(conn: &Connection, tenant: &str, kind: &str) -> ApiResult<Vec<Val
     let mut out = Vec::new();
     for t in targets {
         let caps = t["capabilities"].as_array().cloned().unwrap_or_default();
-        if !caps.iter().filter_map(Value::as_str).any(|c| covers(c, kind)) {
+        // The policy's own pattern rule, so routing and the rules never disagree.
+        if !caps.iter().filter_map(Value::as_str).any(|c| sbd_policy::action::permits(c, kind)) {
             continue;
         }
         let agent = t["agent_id"].as_str().unwrap_or_default().to_string();
@@ -588,7 +583,7 @@ pub async fn list_targets(State(state): State<Shared>, Tenant(tenant): Tenant) -
 
 #[cfg(test)]
 mod tests {
-    use super::covers;
+    use sbd_policy::action::permits as covers;
 
     #[test]
     fn capability_patterns() {

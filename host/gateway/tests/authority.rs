@@ -9,13 +9,7 @@ use common::{hop, mandate, Http};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
-async fn setup() -> (tempfile::TempDir, sbd_gateway::serve::Running, Http, String) {
-    let dir = tempfile::tempdir().unwrap();
-    let gw = common::gateway(dir.path()).await;
-    let http = Http::new(gw.url());
-    let key = http.authority_tenant("acme", 1_000_000_000).await;
-    (dir, gw, http, key)
-}
+use common::authority_gateway as setup;
 
 fn token(v: &Value) -> String {
     v["token"].as_str().or_else(|| v["child_token"].as_str()).expect("a token").to_string()

@@ -9,11 +9,9 @@ use common::{hop, mandate, Http};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
+/// An authority tenant with open roots on.
 async fn setup() -> (tempfile::TempDir, sbd_gateway::serve::Running, Http, String) {
-    let dir = tempfile::tempdir().unwrap();
-    let gw = common::gateway(dir.path()).await;
-    let http = Http::new(gw.url());
-    let key = http.authority_tenant("acme", 1_000_000_000).await;
+    let (dir, gw, http, key) = common::authority_gateway().await;
     let r = http.tenant(&http.operator(&key), Method::PUT, "/v1/authority/settings", Some(json!({"open_roots": true}))).await;
     assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
     (dir, gw, http, key)

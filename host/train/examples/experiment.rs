@@ -6,7 +6,6 @@
 //!  [--quick] [--seeds N] [--outer-steps T] [--width W] [--jobs J] --out DIR`
 
 use std::path::PathBuf;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use sbd_train::experiment::{self, DomainChoice, ExperimentConfig};
 use sbd_train::experiment_report::{self, ReportMeta};
@@ -39,7 +38,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         config.theory.train.width = config.train.width;
     }
     let domains = experiment::load_domains(choice, quick)?;
-    let started = utc_now();
+    let started = experiment::utc_now();
     let results = experiment::run(&domains, &config, &|done, total| {
         if done % 20 == 0 || done == total {
             eprintln!("{done}/{total}");
@@ -64,18 +63,3 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-/// The current UTC time as RFC 3339 (seconds), from the civil-from-days algorithm.
-fn utc_now() -> String {
-    let secs = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()) as i64;
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
-}

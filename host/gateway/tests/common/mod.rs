@@ -30,6 +30,17 @@ pub async fn gateway(dir: &Path) -> Running {
     start(config(dir)).await.expect("gateway starts")
 }
 
+/// A gateway over a fresh directory with tenant `acme` set up by [`Http::authority_tenant`]
+/// (a TOKENS budget of 10^9, registered agents); returns the directory, the gateway, the client
+/// and the tenant's key.
+pub async fn authority_gateway() -> (tempfile::TempDir, Running, Http, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let gw = gateway(dir.path()).await;
+    let http = Http::new(gw.url());
+    let key = http.authority_tenant("acme", 1_000_000_000).await;
+    (dir, gw, http, key)
+}
+
 #[derive(Clone)]
 pub struct Http {
     pub base: String,
