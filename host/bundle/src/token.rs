@@ -757,6 +757,11 @@ impl VerifiedToken {
         &self.last().mandate
     }
 
+    /// When the last block was issued (Unix milliseconds): the holder's grant time.
+    pub fn issued_at(&self) -> u64 {
+        self.last().issued_at
+    }
+
     /// When the token stops being valid (the last block's expiry; earlier blocks expire no
     /// sooner, since expiry only narrows).
     pub fn expires_at(&self) -> u64 {

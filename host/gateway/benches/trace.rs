@@ -12,7 +12,7 @@ use sbd_bundle::KeyPair;
 use sbd_gateway::traces::{self, NewEvent, Record};
 use serde_json::json;
 
-fn body() -> serde_json::Value {
+fn body() -> String {
     json!({
         "task": {"id": "refund-4821", "action_kind": "payment.refund", "risk": "medium", "value": 1_000_000, "counterparty": "acme"},
         "delegator_trust": 720,
@@ -22,6 +22,7 @@ fn body() -> serde_json::Value {
         "request_id": "req_0123456789",
         "trace_id": "0123456789abcdef0123456789abcdef",
     })
+    .to_string()
 }
 
 fn db() -> Connection {
@@ -58,7 +59,7 @@ fn trace(c: &mut Criterion) {
         decision: "allow".into(),
         reason_code: None,
         policy_version: "default@0.1.0".into(),
-        body: serde_json::to_string(&body).expect("json"),
+        body: body.clone(),
         prev_hash: String::new(),
         hash: String::new(),
         key_id: String::new(),
@@ -104,7 +105,7 @@ fn trace(c: &mut Criterion) {
                 e.decision,
                 e.reason_code,
                 e.policy_version,
-                e.body.to_string()
+                e.body
             ])
             .expect("insert");
             n += 1;

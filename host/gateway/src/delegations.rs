@@ -19,12 +19,13 @@
 use std::time::Instant;
 
 use axum::extract::{Path, State};
-use axum::http::HeaderMap;
+use axum::http::{header, HeaderMap};
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use rusqlite::{params, Connection, OptionalExtension};
 use sbd_bundle::token::VerifiedToken;
 use sbd_policy::{Denial, DepthException, Escalation, EscalationTarget, Mandate, Outcome, Reason, Request, Verdict};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::cycles::{valid_scope_value, Action, Amount, ReserveRequest, Subject, Unit};
@@ -160,10 +161,10 @@ struct Facts {
     replay: Option<Stored>,
 }
 
-/// A stored delegation response (idempotency).
+/// A stored delegation response (idempotency): the exact JSON text first sent.
 struct Stored {
     request_hash: String,
-    response: Value,
+    response: String,
 }
 
 /// The idempotency table; created with the store's schema.
@@ -193,7 +194,19 @@ fn stored_response(conn: &Connection, tenant: &str, key: &str) -> ApiResult<Opti
         .prepare_cached("SELECT request_hash, response FROM delegation_requests WHERE tenant_id = ?1 AND key = ?2")?
         .query_row(params![tenant, key], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
         .optional()?
-        .map(|(request_hash, response)| Stored { request_hash, response: serde_json::from_str(&response).unwrap_or(Value::Null) }))
+        .map(|(request_hash, response)| Stored { request_hash, response }))
+}
+
+/// Stores the response sent under idempotency `key`; `false` when the key has one already (a
+/// concurrent twin committed first).
+fn store_response(conn: &Connection, tenant: &str, key: &str, request_hash: &str, response: &str, now: i64) -> ApiResult<bool> {
+    let inserted = conn
+        .prepare_cached(
+            "INSERT INTO delegation_requests (tenant_id, key, request_hash, response, created_at_ms) VALUES (?1, ?2, ?3, ?4, ?5) \
+             ON CONFLICT DO NOTHING",
+        )?
+        .execute(params![tenant, key, request_hash, response, now])?;
+    Ok(inserted == 1)
 }
 
 /// The idempotency key of a delegation named by its token and request alone.
@@ -282,7 +295,7 @@ pub async fn create(
     principal: Principal,
     headers: HeaderMap,
     Body(body): Body<DelegationBody>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Response> {
     let tenant = principal.tenant.clone();
     let now = now_ms();
     let now_u = u64::try_from(now).unwrap_or(0);
@@ -343,7 +356,7 @@ pub async fn create(
     let request_hash = sha256_hex(
         format!(
             "{}\n{}\n{}",
-            presented.as_ref().map(|t| grant_id(t.tip_hash())).unwrap_or_default(),
+            presented.as_ref().map(grant_id).unwrap_or_default(),
             body.depth_exception_id.as_deref().unwrap_or_default(),
             serde_json::to_string(&normalised).map_err(ApiError::internal)?
         )
@@ -368,7 +381,7 @@ pub async fn create(
             request_hash.clone(),
             from_id.clone(),
             to_id.clone(),
-            presented.as_ref().map(|p| grant_id(p.tip_hash())),
+            presented.as_ref().map(grant_id),
             body.depth_exception_id.clone(),
             chain_id.clone(),
         );
@@ -408,7 +421,7 @@ pub async fn create(
         (Some(token), None) => {
             return Err(ApiError::forbidden(format!(
                 "the token's grant `{}` is not known to this gateway's escrow",
-                grant_id(token.tip_hash())
+                grant_id(&token)
             )));
         }
         (None, _) if !facts.settings.open_roots => {
@@ -515,36 +528,36 @@ pub async fn create(
         store_idempotency: explicit_key.is_some(),
         signer: state.tokens.signing_key().clone(),
     };
-    let outcome = state.store.run(move |conn| record(conn, plan)).await?;
-    if let Some(stored) = outcome.replay {
-        return replayed(stored, &request_hash);
-    }
-    let decision = outcome.response["decision"].as_str().unwrap_or("deny").to_string();
-    let reason = outcome.response["reason"].as_str().unwrap_or("none").to_string();
-    state.metrics.decisions.with_label_values(&[decision.as_str(), reason.as_str()]).inc();
+    let (body, decision, reason, warnings) = match state.store.run(move |conn| record(conn, plan)).await? {
+        Recorded::Replay(stored) => return replayed(stored, &request_hash),
+        Recorded::Decided { body, decision, reason, warnings } => (body, decision, reason, warnings),
+    };
+    state.metrics.decisions.with_label_values(&[decision, reason.unwrap_or("none")]).inc();
     if decision == "escalate" {
         state.metrics.escalations.with_label_values(&["CREATED"]).inc();
     }
     // Warnings of a granted hop (1101 depth-warning at 75% of the limit) are trace events
     // (appended by `record`) and a counter, so operators see them, not only the caller.
-    if decision == "allow" {
-        for w in outcome.response["verdict"]["allow"]["warnings"].as_array().into_iter().flatten() {
-            if let Some(name) = w["reason"].as_str() {
-                state.metrics.delegation_warnings.with_label_values(&[name]).inc();
-            }
-        }
+    for name in warnings {
+        state.metrics.delegation_warnings.with_label_values(&[name]).inc();
     }
-    Ok(Json(outcome.response))
+    Ok(json_text(body))
 }
 
-fn replayed(stored: Stored, request_hash: &str) -> ApiResult<Json<Value>> {
+fn replayed(stored: Stored, request_hash: &str) -> ApiResult<Response> {
     if stored.request_hash != request_hash {
         return Err(ApiError::new(
             ErrorCode::IdempotencyMismatch,
             "this idempotency key was used with a different delegation request",
         ));
     }
-    Ok(Json(stored.response))
+    Ok(json_text(stored.response))
+}
+
+/// A 200 response whose body is JSON text already serialised (the text the idempotency
+/// record keeps, so a first answer and its replays are the same bytes).
+fn json_text(body: String) -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
 struct Plan {
@@ -572,9 +585,18 @@ struct Plan {
     signer: sbd_bundle::KeyPair,
 }
 
-struct Recorded {
-    response: Value,
-    replay: Option<Stored>,
+/// What [`record`] did: the response it stored and sends, or the stored response of a twin
+/// that committed first.
+enum Recorded {
+    Decided {
+        /// The response's JSON text.
+        body: String,
+        decision: &'static str,
+        reason: Option<&'static str>,
+        /// The names of the granted hop's warnings.
+        warnings: Vec<&'static str>,
+    },
+    Replay(Stored),
 }
 
 /// Whether `tenant` uses toolset RISK_POINTS budgets as action masks (it has at least one).
@@ -642,7 +664,7 @@ pub fn record_root(
 ) -> ApiResult<Value> {
     let mandate = token.mandate();
     let chain_id = token.chain_id().to_string();
-    let root_id = grant_id(token.tip_hash());
+    let root_id = grant_id(token);
     let budgets = budgets_of(mandate)?;
     let expires = i64::try_from(mandate.expires_at).unwrap_or(i64::MAX);
     escrow::insert(conn, &NewGrant {
@@ -696,24 +718,88 @@ pub fn record_root(
         decision: "root-grant",
         reason_code: None,
         policy_version,
-        body: json!({"grant_id": root_id, "mandate": mandate, "reservations": reservations}),
+        body: json!({"grant_id": root_id, "mandate": mandate, "reservations": reservations}).to_string(),
     }, signer)?;
     Ok(json!({"grant_id": root_id, "reservations": reservations}))
 }
 
+/// One budget a granted child holds in escrow.
+#[derive(Serialize)]
+struct Escrowed {
+    unit: &'static str,
+    amount: i64,
+}
+
+/// What a granted hop wrote: the child's grant, token and escrow (and its action-mask hold).
+struct Granted {
+    grant_id: String,
+    child_token: String,
+    escrow: Vec<Escrowed>,
+    reservations: Option<Vec<Value>>,
+}
+
+/// The trace body of a delegation decision (serialised straight from the decision, without
+/// an intermediate JSON tree).
+#[derive(Serialize)]
+struct DecisionEvent<'a> {
+    task: &'a sbd_policy::Task,
+    delegator_trust: u16,
+    delegate_trust: u16,
+    verdict: &'a Verdict,
+    parent_grant_id: &'a str,
+    request_id: Option<&'a str>,
+    trace_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    grant_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    escrow: Option<&'a [Escrowed]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reservations: Option<&'a [Value]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    escalation_id: Option<&'a Value>,
+}
+
+/// The body of a `POST /v1/delegations` answer (and of its replays, which send the stored text).
+#[derive(Serialize)]
+struct DecisionResponse<'a> {
+    chain_id: &'a str,
+    seq: i64,
+    receipt: &'a traces::Appended,
+    decision: &'static str,
+    reason: Option<&'static str>,
+    verdict: &'a Verdict,
+    policy_version: &'a str,
+    parent_grant_id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    grant_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    child_token: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    escrow: Option<&'a [Escrowed]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reservations: Option<&'a [Value]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    escalation: Option<&'a Value>,
+}
+
 fn record(conn: &Connection, mut p: Plan) -> ApiResult<Recorded> {
-    // A concurrent twin may have committed since the facts were read.
-    if let Some(stored) = stored_replay(conn, &p.tenant, &p.idem_key, &p.request_hash)? {
-        return Ok(Recorded { response: Value::Null, replay: Some(stored) });
+    // A concurrent twin may have committed since the facts were read. A hop that changes
+    // state finds out at its idempotency insert (below) and rolls back; a denial stores no
+    // record under an implicit key, so it looks first.
+    if matches!(p.verdict, Verdict::Deny(_))
+        && let Some(stored) = stored_replay(conn, &p.tenant, &p.idem_key, &p.request_hash)?
+    {
+        return Ok(Recorded::Replay(stored));
     }
     if let Some(root) = &p.open_root {
         record_root(conn, &p.tenant, root, &p.subject, &p.policy_version, p.now, &p.signer)?;
     }
-    let parent_id = grant_id(p.parent_token.tip_hash());
-    let mut extra = serde_json::Map::new();
+    let parent_id = grant_id(&p.parent_token);
+    let mut granted: Option<Granted> = None;
+    let mut escalation: Option<Value> = None;
     match (&p.verdict, &p.child) {
         (Verdict::Allow(grant), Some(child)) => {
-            let child_id = grant_id(child.tip_hash());
+            let child_id = grant_id(child);
             let budgets = budgets_of(&grant.child_mandate)?;
             let carved = escrow::insert(conn, &NewGrant {
                 tenant: &p.tenant,
@@ -730,14 +816,18 @@ fn record(conn: &Connection, mut p: Plan) -> ApiResult<Recorded> {
                 Ok(()) => {
                     // A refused action mask fails the whole job: the carve rolls back with it.
                     let mask = reserve_mask(conn, &p, grant.child_mandate.expires_at)?;
-                    extra.insert("grant_id".into(), json!(child_id));
-                    extra.insert("child_token".into(), json!(child.encode()));
-                    extra.insert("escrow".into(), json!(budgets.iter().map(|(u, a)| json!({"unit": u.as_str(), "amount": a})).collect::<Vec<_>>()));
-                    if let Some(m) = mask {
-                        extra.insert("reservations".into(), json!([m]));
-                    }
+                    granted = Some(Granted {
+                        grant_id: child_id,
+                        child_token: child.encode(),
+                        escrow: budgets.iter().map(|(unit, amount)| Escrowed { unit: unit.as_str(), amount: *amount }).collect(),
+                        reservations: mask.map(|m| vec![m]),
+                    });
                 }
                 Err(e) if e.code == ErrorCode::BudgetExceeded => {
+                    // The twin that took the budget may be this very request.
+                    if let Some(stored) = stored_replay(conn, &p.tenant, &p.idem_key, &p.request_hash)? {
+                        return Ok(Recorded::Replay(stored));
+                    }
                     p.verdict = Verdict::Deny(Denial { reason: Reason::EscrowExhausted, message: e.message });
                 }
                 Err(e) => return Err(e),
@@ -749,7 +839,7 @@ fn record(conn: &Connection, mut p: Plan) -> ApiResult<Recorded> {
                 "parent_token": p.parent_token.encode(),
                 "parent_grant_id": parent_id,
             });
-            let opened = escalations::open(conn, &escalations::NewEscalation {
+            escalation = Some(escalations::open(conn, &escalations::NewEscalation {
                 tenant: &p.tenant,
                 chain_id: &p.chain_id,
                 escalation: esc,
@@ -757,32 +847,26 @@ fn record(conn: &Connection, mut p: Plan) -> ApiResult<Recorded> {
                 now: p.now,
                 ttl_ms: p.escalation_ttl_ms,
                 pending: Some(pending),
-            })?;
-            extra.insert("escalation".into(), opened);
+            })?);
         }
         _ => {}
     }
     let decision = verdict_name(&p.verdict);
-    let verdict = serde_json::to_value(&p.verdict).map_err(ApiError::internal)?;
     let reason = p.verdict.reason();
     let r = &p.request;
-    let mut event = json!({
-        "task": r.task,
-        "delegator_trust": r.from.trust,
-        "delegate_trust": r.to.trust,
-        "verdict": verdict,
-        "parent_grant_id": parent_id,
-        "request_id": p.request_id,
-        "trace_id": p.trace_id,
-    });
-    for key in ["grant_id", "escrow", "reservations"] {
-        if let Some(v) = extra.get(key) {
-            event[key] = v.clone();
-        }
-    }
-    if let Some(e) = extra.get("escalation") {
-        event["escalation_id"] = e["id"].clone();
-    }
+    let event = DecisionEvent {
+        task: &r.task,
+        delegator_trust: r.from.trust,
+        delegate_trust: r.to.trust,
+        verdict: &p.verdict,
+        parent_grant_id: &parent_id,
+        request_id: p.request_id.as_deref(),
+        trace_id: p.trace_id.as_deref(),
+        grant_id: granted.as_ref().map(|g| g.grant_id.as_str()),
+        escrow: granted.as_ref().map(|g| g.escrow.as_slice()),
+        reservations: granted.as_ref().and_then(|g| g.reservations.as_deref()),
+        escalation_id: escalation.as_ref().map(|e| &e["id"]),
+    };
     let depth = i64::try_from(r.hop_depth()).unwrap_or(i64::MAX);
     let appended = traces::append(conn, &NewEvent {
         tenant: &p.tenant,
@@ -794,7 +878,7 @@ fn record(conn: &Connection, mut p: Plan) -> ApiResult<Recorded> {
         decision,
         reason_code: reason.map(|x| x.code()),
         policy_version: &p.policy_version,
-        body: event,
+        body: serde_json::to_string(&event).map_err(ApiError::internal)?,
     }, &p.signer)?;
     if let Verdict::Allow(grant) = &p.verdict {
         for w in &grant.warnings {
@@ -808,38 +892,50 @@ fn record(conn: &Connection, mut p: Plan) -> ApiResult<Recorded> {
                 decision: "warning",
                 reason_code: Some(w.reason.code()),
                 policy_version: &p.policy_version,
-                body: json!({"warning": w.reason.name(), "message": w.message, "of_seq": appended.seq}),
+                body: json!({"warning": w.reason.name(), "message": w.message, "of_seq": appended.seq}).to_string(),
             }, &p.signer)?;
         }
     }
-    let mut out = json!({
-        "chain_id": p.chain_id,
-        "seq": appended.seq,
-        "receipt": appended,
-        "decision": decision,
-        "reason": reason.map(|x| x.name()),
-        "verdict": verdict,
-        "policy_version": p.policy_version,
-        "parent_grant_id": parent_id,
-    });
-    for (k, v) in extra {
-        out[k.as_str()] = v;
-    }
-    if p.store_idempotency || decision != "deny" {
-        conn.prepare_cached(
-            "INSERT INTO delegation_requests (tenant_id, key, request_hash, response, created_at_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
-        )?
-        .execute(params![p.tenant, p.idem_key, p.request_hash, out.to_string(), p.now])?;
-    }
+    let body = serde_json::to_string(&DecisionResponse {
+        chain_id: &p.chain_id,
+        seq: appended.seq,
+        receipt: &appended,
+        decision,
+        reason: reason.map(|x| x.name()),
+        verdict: &p.verdict,
+        policy_version: &p.policy_version,
+        parent_grant_id: &parent_id,
+        grant_id: event.grant_id,
+        child_token: granted.as_ref().map(|g| g.child_token.as_str()),
+        escrow: event.escrow,
+        reservations: event.reservations,
+        escalation: escalation.as_ref(),
+    })
+    .map_err(ApiError::internal)?;
     // Under an explicit key, a hop that changed state is also the answer to its token and
-    // request under any other key.
-    if p.store_idempotency && decision != "deny" {
-        conn.prepare_cached(
-            "INSERT OR IGNORE INTO delegation_requests (tenant_id, key, request_hash, response, created_at_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
-        )?
-        .execute(params![p.tenant, implicit_key(&p.request_hash), p.request_hash, out.to_string(), p.now])?;
+    // request under any other key. A key taken already means a twin committed first: this
+    // job's writes are undone and the twin's response is the answer.
+    let mut keys = Vec::with_capacity(2);
+    if p.store_idempotency || decision != "deny" {
+        keys.push(p.idem_key.clone());
     }
-    Ok(Recorded { response: out, replay: None })
+    if p.store_idempotency && decision != "deny" {
+        keys.push(implicit_key(&p.request_hash));
+    }
+    for key in &keys {
+        if !store_response(conn, &p.tenant, key, &p.request_hash, &body, p.now)? {
+            crate::store::rollback_job(conn)?;
+            return match stored_replay(conn, &p.tenant, &p.idem_key, &p.request_hash)? {
+                Some(stored) => Ok(Recorded::Replay(stored)),
+                None => Err(ApiError::internal("an idempotency key was taken, and its record is not readable")),
+            };
+        }
+    }
+    let warnings = match &p.verdict {
+        Verdict::Allow(grant) => grant.warnings.iter().map(|w| w.reason.name()).collect(),
+        _ => Vec::new(),
+    };
+    Ok(Recorded::Decided { body, decision, reason: reason.map(|x| x.name()), warnings })
 }
 
 /// `GET /v1/chains/{chain_id}`: the full chain, oldest event first.
@@ -1024,7 +1120,7 @@ pub async fn report_outcome(
                 decision: "outcome",
                 reason_code: None,
                 policy_version: &version,
-                body: json!({"outcome": outcome_name, "magnitude": magnitude, "trust_deltas": scores}),
+                body: json!({"outcome": outcome_name, "magnitude": magnitude, "trust_deltas": scores}).to_string(),
             }, &signer)?;
             Ok((appended, scores))
         })

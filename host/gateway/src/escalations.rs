@@ -196,7 +196,7 @@ fn finish(conn: &Connection, tenant: &str, v: &mut Value, decision: &str, by: &s
         decision: "escalation-decision",
         reason_code: v["reason_code"].as_u64().and_then(|c| u16::try_from(c).ok()),
         policy_version: "",
-        body,
+        body: body.to_string(),
     }, signer)?;
     Ok(())
 }
@@ -455,7 +455,7 @@ fn perform(
         .tokens
         .verify(token, tenant, u64::try_from(now).unwrap_or(0))
         .map_err(|e| ApiError::new(ErrorCode::EscalationClosed, format!("the delegator's token can no longer delegate: {}", e.message)))?;
-    let parent_id = grant_id(parent.tip_hash());
+    let parent_id = grant_id(&parent);
     let grant = escrow::load(conn, tenant, &parent_id)?
         .ok_or_else(|| ApiError::new(ErrorCode::EscalationClosed, "the delegator's grant is gone"))?;
     let mut available = parent.mandate().clone();
@@ -487,7 +487,7 @@ fn perform(
         issued_at: u64::try_from(now).unwrap_or(0),
         expires_at: mandate.expires_at,
     })?;
-    let child_id = grant_id(child.tip_hash());
+    let child_id = grant_id(&child);
     let budgets = budgets_of(&mandate)?;
     escrow::insert(conn, &NewGrant {
         tenant,
@@ -511,7 +511,7 @@ fn perform(
         reason_code: None,
         policy_version: "",
         body: json!({"task": request.task, "approved_by": approver, "escalation_id": escalation["id"], "grant_id": child_id,
-                     "parent_grant_id": parent_id, "mandate": mandate}),
+                     "parent_grant_id": parent_id, "mandate": mandate}).to_string(),
     }, state.tokens.signing_key())?;
     Ok(json!({"grant_id": child_id, "child_token": child.encode(), "mandate": mandate,
               "escrow": budgets.iter().map(|(u, a)| json!({"unit": u.as_str(), "amount": a})).collect::<Vec<_>>()}))

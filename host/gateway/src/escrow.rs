@@ -112,7 +112,7 @@ pub struct GrantUnit {
 /// A node of a delegation tree.
 #[derive(Debug, Clone, Serialize)]
 pub struct Grant {
-    /// SHA-256 (hex) of the token block that granted it.
+    /// Its id: the issue time and hash of the token block that granted it ([`crate::tokens::grant_id`]).
     pub grant_id: String,
     /// The chain.
     pub chain_id: String,
@@ -137,7 +137,7 @@ pub struct Grant {
 pub struct NewGrant<'a> {
     /// Owner.
     pub tenant: &'a str,
-    /// Its id (hex SHA-256 of its token block).
+    /// Its id ([`crate::tokens::grant_id`]).
     pub grant_id: &'a str,
     /// The chain.
     pub chain_id: &'a str,

@@ -388,6 +388,14 @@ fn migrate_trace_columns(conn: &Connection) -> rusqlite::Result<()> {
     Ok(())
 }
 
+/// Undoes every write the running job made so far; the job then returns normally (its
+/// answer is sent once the batch commits). For a job that finds, at its last write, that a
+/// concurrent twin committed first and answers with the twin's result instead.
+pub fn rollback_job(conn: &Connection) -> ApiResult<()> {
+    conn.prepare_cached("ROLLBACK TO job")?.execute([])?;
+    Ok(())
+}
+
 fn in_savepoint<T>(conn: &Connection, f: impl FnOnce(&Connection) -> ApiResult<T>) -> ApiResult<T> {
     conn.prepare_cached("SAVEPOINT job")?.execute([])?;
     let result = f(conn);

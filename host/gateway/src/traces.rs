@@ -65,8 +65,9 @@ pub struct NewEvent<'a> {
     pub reason_code: Option<u16>,
     /// `name@version` of the policy.
     pub policy_version: &'a str,
-    /// Everything else (task, verdict, reservations, ids).
-    pub body: Value,
+    /// Everything else (task, verdict, reservations, ids): a JSON object's text, stored and
+    /// hashed exactly as given.
+    pub body: String,
 }
 
 /// A stored event exactly as it was hashed: every column of its row.
@@ -296,7 +297,7 @@ pub fn append(conn: &Connection, e: &NewEvent<'_>, signer: &KeyPair) -> ApiResul
         decision: e.decision.to_string(),
         reason_code: e.reason_code.map(i64::from),
         policy_version: e.policy_version.to_string(),
-        body: serde_json::to_string(&e.body).map_err(ApiError::internal)?,
+        body: e.body.clone(),
         prev_hash: String::new(),
         hash: String::new(),
         key_id: String::new(),

@@ -461,3 +461,41 @@ async fn a_replay_with_a_new_idempotency_key_returns_the_original_response() {
     let tree = http.tenant(&key, Method::GET, &format!("/v1/chains/{}/grants", grant["chain_id"].as_str().unwrap()), None).await;
     assert_eq!(tree.body["grants"].as_array().unwrap().len(), 2, "one root, one child: {:?}", tree.body);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_twins_of_one_delegation_get_one_grant_and_one_response() {
+    // Twins race: all read their facts before the first commits, so each finds out at its
+    // idempotency insert that another got there first, and answers with that one's response.
+    let (_dir, _gw, http, key) = setup().await;
+    let root = mandate(1_000, 4);
+    let grant = http.root_grant(&key, "orchestrator", root.clone()).await;
+    let body = hop(&token(&grant), "orchestrator", "a", &root, mandate(100, 3));
+    let orchestrator = http.agent_key(&key, "orchestrator").await;
+    let mut twins = Vec::new();
+    for i in 0..24 {
+        let (http, body, agent) = (http.clone(), body.clone(), orchestrator.clone());
+        twins.push(tokio::spawn(async move {
+            // Every third twin names its own idempotency key: a fresh key is still a replay.
+            let k = format!("twin-{i}");
+            let mut headers = vec![("x-cycles-api-key", agent.as_str())];
+            if i % 3 == 0 {
+                headers.push(("x-idempotency-key", k.as_str()));
+            }
+            http.call(Method::POST, "/v1/delegations", &headers, Some(body)).await
+        }));
+    }
+    let mut bodies = Vec::new();
+    for t in twins {
+        let r = t.await.unwrap();
+        assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+        bodies.push(r.body);
+    }
+    assert_eq!(bodies[0]["decision"], "allow", "{:?}", bodies[0]);
+    assert!(bodies.iter().all(|b| b == &bodies[0]), "twins got different responses");
+    let tree = http.tenant(&key, Method::GET, &format!("/v1/chains/{}/grants", grant["chain_id"].as_str().unwrap()), None).await;
+    assert_eq!(tree.body["grants"].as_array().unwrap().len(), 2, "one root, one child: {:?}", tree.body);
+    let chain = http.tenant(&key, Method::GET, &format!("/v1/chains/{}", grant["chain_id"].as_str().unwrap()), None).await;
+    let allows = chain.body["events"].as_array().unwrap().iter().filter(|e| e["decision"] == "allow").count();
+    assert_eq!(allows, 1, "one allow in the trace: {:?}", chain.body);
+    audit_sound(&http, &key).await;
+}
