@@ -44,12 +44,14 @@ fn sealed(n: i64, key: &KeyPair) -> Value {
             hash: String::new(),
             key_id: String::new(),
             signature: String::new(),
+            seal_id: None,
+            leaf: None,
         };
         head = Some(traces::seal(&mut r, &prev, key));
         prev = traces::event_hash(&prev, &r);
         records.push(r);
     }
-    traces::export(&records, head, "acme", "c1", &key.public())
+    traces::export(&records, head, traces::Inclusions::default(), "acme", "c1", &key.public())
 }
 
 fn check(dir: &ScratchDir, name: &str, export: &Value, key: &Path) -> (bool, String, String) {

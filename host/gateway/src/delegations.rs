@@ -161,10 +161,14 @@ struct Facts {
     replay: Option<Stored>,
 }
 
-/// A stored delegation response (idempotency): the exact JSON text first sent.
+/// A stored delegation response (idempotency): the exact JSON text first sent, less its
+/// receipt, which is made again from the trace event it names (the seal that signs the event
+/// exists only once its batch commits).
 struct Stored {
     request_hash: String,
     response: String,
+    /// The trace event of the receipt (`None`: stored before seals, receipt in the text).
+    trace_seq: Option<i64>,
 }
 
 /// The idempotency table; created with the store's schema.
@@ -175,6 +179,7 @@ CREATE TABLE IF NOT EXISTS delegation_requests (
     request_hash TEXT NOT NULL,
     response TEXT NOT NULL,
     created_at_ms INTEGER NOT NULL,
+    trace_seq INTEGER,
     PRIMARY KEY (tenant_id, key)
 );
 CREATE TABLE IF NOT EXISTS depth_exceptions (
@@ -190,23 +195,34 @@ CREATE TABLE IF NOT EXISTS depth_exceptions (
 "#;
 
 fn stored_response(conn: &Connection, tenant: &str, key: &str) -> ApiResult<Option<Stored>> {
-    Ok(conn
-        .prepare_cached("SELECT request_hash, response FROM delegation_requests WHERE tenant_id = ?1 AND key = ?2")?
-        .query_row(params![tenant, key], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
-        .optional()?
-        .map(|(request_hash, response)| Stored { request_hash, response }))
+    let row = conn
+        .prepare_cached("SELECT request_hash, response, trace_seq FROM delegation_requests WHERE tenant_id = ?1 AND key = ?2")?
+        .query_row(params![tenant, key], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, Option<i64>>(2)?)))
+        .optional()?;
+    Ok(row.map(|(request_hash, response, trace_seq)| Stored { request_hash, response, trace_seq }))
 }
 
-/// Stores the response sent under idempotency `key`; `false` when the key has one already (a
-/// concurrent twin committed first).
-fn store_response(conn: &Connection, tenant: &str, key: &str, request_hash: &str, response: &str, now: i64) -> ApiResult<bool> {
+/// Stores the response sent under idempotency `key` and the trace event its receipt is of;
+/// `false` when the key has one already (a concurrent twin committed first).
+fn store_response(conn: &Connection, tenant: &str, key: &str, request_hash: &str, response: &str, trace_seq: i64, now: i64) -> ApiResult<bool> {
     let inserted = conn
         .prepare_cached(
-            "INSERT INTO delegation_requests (tenant_id, key, request_hash, response, created_at_ms) VALUES (?1, ?2, ?3, ?4, ?5) \
-             ON CONFLICT DO NOTHING",
+            "INSERT INTO delegation_requests (tenant_id, key, request_hash, response, trace_seq, created_at_ms) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT DO NOTHING",
         )?
-        .execute(params![tenant, key, request_hash, response, now])?;
+        .execute(params![tenant, key, request_hash, response, trace_seq, now])?;
     Ok(inserted == 1)
+}
+
+/// `body` (a JSON object's text) with `"receipt"` added as its last member.
+fn with_receipt(body: String, receipt: Option<&traces::Receipt>) -> ApiResult<String> {
+    let Some(receipt) = receipt else { return Ok(body) };
+    let Some(open) = body.strip_suffix('}') else {
+        return Err(ApiError::internal("a stored delegation response is not a JSON object"));
+    };
+    let receipt = serde_json::to_string(receipt).map_err(ApiError::internal)?;
+    let separator = if open.trim_end().ends_with('{') { "" } else { "," };
+    Ok(format!("{open}{separator}\"receipt\":{receipt}}}"))
 }
 
 /// The idempotency key of a delegation named by its token and request alone.
@@ -403,7 +419,7 @@ pub async fn create(
         })?
     };
     if let Some(stored) = facts.replay {
-        return replayed(stored, &request_hash);
+        return replayed(&state, stored, &request_hash);
     }
 
     // The parent: the token's tip grant, which must be live in the escrow.
@@ -528,9 +544,13 @@ pub async fn create(
         store_idempotency: explicit_key.is_some(),
         signer: state.tokens.signing_key().clone(),
     };
-    let (body, decision, reason, warnings) = match state.store.run(move |conn| record(conn, plan)).await? {
-        Recorded::Replay(stored) => return replayed(stored, &request_hash),
-        Recorded::Decided { body, decision, reason, warnings } => (body, decision, reason, warnings),
+    let (recorded, seal) = state.store.run_sealed(move |conn| record(conn, plan)).await?;
+    let (body, receipt, decision, reason, warnings) = match recorded {
+        Recorded::Replay(stored) => return replayed(&state, stored, &request_hash),
+        Recorded::Decided { body, appended, decision, reason, warnings } => {
+            let seal = seal.ok_or_else(|| ApiError::internal("a delegation's trace event was committed without a seal"))?;
+            (body, seal.receipt(&appended), decision, reason, warnings)
+        }
     };
     state.metrics.decisions.with_label_values(&[decision, reason.unwrap_or("none")]).inc();
     if decision == "escalate" {
@@ -541,17 +561,28 @@ pub async fn create(
     for name in warnings {
         state.metrics.delegation_warnings.with_label_values(&[name]).inc();
     }
-    Ok(json_text(body))
+    Ok(json_text(with_receipt(body, Some(&receipt))?))
 }
 
-fn replayed(stored: Stored, request_hash: &str) -> ApiResult<Response> {
+/// The stored answer to a replayed delegation, with its receipt made again from the committed
+/// seal (read after the write that found the replay, so a twin from the same batch is sealed).
+fn replayed(state: &Shared, stored: Stored, request_hash: &str) -> ApiResult<Response> {
     if stored.request_hash != request_hash {
         return Err(ApiError::new(
             ErrorCode::IdempotencyMismatch,
             "this idempotency key was used with a different delegation request",
         ));
     }
-    Ok(json_text(stored.response))
+    let receipt = match stored.trace_seq {
+        Some(seq) => Some(
+            state
+                .store
+                .read(move |conn| traces::receipt(conn, seq))?
+                .ok_or_else(|| ApiError::internal(format!("the trace event {seq} of a stored delegation has no seal")))?,
+        ),
+        None => None,
+    };
+    Ok(json_text(with_receipt(stored.response, receipt.as_ref())?))
 }
 
 /// A 200 response whose body is JSON text already serialised (the text the idempotency
@@ -589,8 +620,10 @@ struct Plan {
 /// that committed first.
 enum Recorded {
     Decided {
-        /// The response's JSON text.
+        /// The response's JSON text, without its receipt.
         body: String,
+        /// The decision's trace event, for the receipt.
+        appended: traces::Appended,
         decision: &'static str,
         reason: Option<&'static str>,
         /// The names of the granted hop's warnings.
@@ -764,7 +797,6 @@ struct DecisionEvent<'a> {
 struct DecisionResponse<'a> {
     chain_id: &'a str,
     seq: i64,
-    receipt: &'a traces::Appended,
     decision: &'static str,
     reason: Option<&'static str>,
     verdict: &'a Verdict,
@@ -899,7 +931,6 @@ fn record(conn: &Connection, mut p: Plan) -> ApiResult<Recorded> {
     let body = serde_json::to_string(&DecisionResponse {
         chain_id: &p.chain_id,
         seq: appended.seq,
-        receipt: &appended,
         decision,
         reason: reason.map(|x| x.name()),
         verdict: &p.verdict,
@@ -923,7 +954,7 @@ fn record(conn: &Connection, mut p: Plan) -> ApiResult<Recorded> {
         keys.push(implicit_key(&p.request_hash));
     }
     for key in &keys {
-        if !store_response(conn, &p.tenant, key, &p.request_hash, &body, p.now)? {
+        if !store_response(conn, &p.tenant, key, &p.request_hash, &body, appended.seq, p.now)? {
             crate::store::rollback_job(conn)?;
             return match stored_replay(conn, &p.tenant, &p.idem_key, &p.request_hash)? {
                 Some(stored) => Ok(Recorded::Replay(stored)),
@@ -935,7 +966,7 @@ fn record(conn: &Connection, mut p: Plan) -> ApiResult<Recorded> {
         Verdict::Allow(grant) => grant.warnings.iter().map(|w| w.reason.name()).collect(),
         _ => Vec::new(),
     };
-    Ok(Recorded::Decided { body, decision, reason: reason.map(|x| x.name()), warnings })
+    Ok(Recorded::Decided { body, appended, decision, reason: reason.map(|x| x.name()), warnings })
 }
 
 /// `GET /v1/chains/{chain_id}`: the full chain, oldest event first.
@@ -952,7 +983,8 @@ pub async fn get_chain(
             return Err(ApiError::not_found(format!("chain `{chain_id}` not found")));
         }
         let head = traces::stored_head(conn, &tenant, &chain_id)?;
-        Ok(traces::export(&records, head, &tenant, &chain_id, &key))
+        let inclusions = traces::inclusions(conn, &records)?;
+        Ok(traces::export(&records, head, inclusions, &tenant, &chain_id, &key))
     })?;
     if export["integrity"] != "ok" {
         state.metrics.trace_integrity_failures.inc();
@@ -1091,9 +1123,9 @@ pub async fn report_outcome(
     let signer = state.tokens.signing_key().clone();
     let outcome_name = body.outcome.clone();
     let magnitude = body.magnitude;
-    let (appended, scores) = state
+    let ((appended, scores), seal) = state
         .store
-        .run(move |conn| {
+        .run_sealed(move |conn| {
             // Checked in the write itself, so two concurrent reports cannot both pass.
             if outcome_reported(conn, &t, &id)? {
                 return Err(ApiError::new(
@@ -1125,7 +1157,8 @@ pub async fn report_outcome(
             Ok((appended, scores))
         })
         .await?;
-    Ok(Json(json!({"chain_id": chain_id, "seq": appended.seq, "receipt": appended, "chain": chain, "trust_deltas": scores})))
+    let seal = seal.ok_or_else(|| ApiError::internal("an outcome's trace event was committed without a seal"))?;
+    Ok(Json(json!({"chain_id": chain_id, "seq": appended.seq, "receipt": seal.receipt(&appended), "chain": chain, "trust_deltas": scores})))
 }
 
 /// `GET /v1/agents/{agent_id}/trust`: the registry's score.

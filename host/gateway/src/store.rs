@@ -20,6 +20,8 @@ use rusqlite::Connection;
 use tokio::sync::oneshot;
 
 use crate::error::{ApiError, ApiResult};
+use crate::traces::{self, Seal};
+use crate::util::now_ms;
 
 /// How many jobs one transaction may carry.
 pub const MAX_BATCH: usize = 256;
@@ -61,7 +63,9 @@ pub enum StoreError {
     Thread(std::io::Error),
 }
 
-type Reply = Box<dyn FnOnce(bool) + Send>;
+/// Called once the batch is settled: whether it committed, and the seal signing the trace
+/// events it appended (if any).
+type Reply = Box<dyn FnOnce(bool, Option<&Arc<Seal>>) + Send>;
 type Job = Box<dyn FnOnce(&Connection) -> Reply + Send>;
 
 /// A handle on the store; cheap to clone. Dropping every handle stops the writer after it has
@@ -187,7 +191,9 @@ CREATE TABLE IF NOT EXISTS trace_events (
     prev_hash TEXT,
     hash TEXT,
     key_id TEXT,
-    signature TEXT
+    signature TEXT,
+    seal_id INTEGER,
+    leaf INTEGER
 );
 CREATE INDEX IF NOT EXISTS trace_events_chain ON trace_events (tenant_id, chain_id, seq);
 CREATE INDEX IF NOT EXISTS trace_events_warnings ON trace_events (tenant_id, seq) WHERE decision = 'warning';
@@ -201,6 +207,19 @@ CREATE TABLE IF NOT EXISTS trace_heads (
     at_ms INTEGER NOT NULL,
     PRIMARY KEY (tenant_id, chain_id)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS trace_seals (
+    seal_id INTEGER PRIMARY KEY,
+    tree_size INTEGER NOT NULL,
+    root TEXT NOT NULL,
+    leaves BLOB NOT NULL,
+    key_id TEXT NOT NULL,
+    signature TEXT NOT NULL,
+    at_ms INTEGER NOT NULL
+);
+CREATE TRIGGER IF NOT EXISTS trace_seals_no_update BEFORE UPDATE ON trace_seals
+    BEGIN SELECT RAISE(ABORT, 'trace seals are append-only'); END;
+CREATE TRIGGER IF NOT EXISTS trace_seals_no_delete BEFORE DELETE ON trace_seals
+    BEGIN SELECT RAISE(ABORT, 'trace seals are append-only'); END;
 CREATE TRIGGER IF NOT EXISTS trace_events_no_update BEFORE UPDATE ON trace_events
     BEGIN SELECT RAISE(ABORT, 'trace events are append-only'); END;
 CREATE TRIGGER IF NOT EXISTS trace_events_no_delete BEFORE DELETE ON trace_events
@@ -321,12 +340,22 @@ impl Store {
         T: Send + 'static,
         F: FnOnce(&Connection) -> ApiResult<T> + Send + 'static,
     {
-        let (tx, rx) = oneshot::channel::<ApiResult<T>>();
+        Ok(self.run_sealed(f).await?.0)
+    }
+
+    /// Like [`Store::run`], and also returns the seal that signs the trace events of the batch
+    /// `f` ran in (`None` when the batch appended none): what a receipt is made from.
+    pub async fn run_sealed<T, F>(&self, f: F) -> ApiResult<(T, Option<Arc<Seal>>)>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> ApiResult<T> + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel::<ApiResult<(T, Option<Arc<Seal>>)>>();
         let job: Job = Box::new(move |conn: &Connection| -> Reply {
             let result = in_savepoint(conn, f);
-            Box::new(move |committed: bool| {
+            Box::new(move |committed: bool, seal: Option<&Arc<Seal>>| {
                 let answer = match (committed, result) {
-                    (true, r) => r,
+                    (true, r) => r.map(|t| (t, seal.cloned())),
                     (false, Ok(_)) => Err(ApiError::internal("the batch transaction did not commit")),
                     (false, Err(e)) => Err(e),
                 };
@@ -348,6 +377,9 @@ const ADDED_COLUMNS: &[(&str, &str, &str)] = &[
     // The API key that created a reservation (NULL: made by the gateway itself or before
     // this column existed).
     ("reservations", "owner_key", "TEXT"),
+    // The trace event a stored delegation response's receipt is made from (NULL: stored
+    // before seals, with its receipt in the text).
+    ("delegation_requests", "trace_seq", "INTEGER"),
 ];
 
 fn add_columns(conn: &Connection) -> rusqlite::Result<()> {
@@ -380,7 +412,15 @@ fn migrate_trace_columns(conn: &Connection) -> rusqlite::Result<()> {
         .prepare("SELECT name FROM pragma_table_info('trace_events')")?
         .query_map([], |r| r.get(0))?
         .collect::<Result<_, _>>()?;
-    for (name, ty) in [("pos", "INTEGER"), ("prev_hash", "TEXT"), ("hash", "TEXT"), ("key_id", "TEXT"), ("signature", "TEXT")] {
+    for (name, ty) in [
+        ("pos", "INTEGER"),
+        ("prev_hash", "TEXT"),
+        ("hash", "TEXT"),
+        ("key_id", "TEXT"),
+        ("signature", "TEXT"),
+        ("seal_id", "INTEGER"),
+        ("leaf", "INTEGER"),
+    ] {
         if !columns.iter().any(|c| c == name) {
             conn.execute_batch(&format!("ALTER TABLE trace_events ADD COLUMN {name} {ty}"))?;
         }
@@ -388,19 +428,28 @@ fn migrate_trace_columns(conn: &Connection) -> rusqlite::Result<()> {
     Ok(())
 }
 
+thread_local! {
+    /// The trace leaves waiting for the batch's seal when the running job began.
+    static JOB_MARK: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
 /// Undoes every write the running job made so far; the job then returns normally (its
 /// answer is sent once the batch commits). For a job that finds, at its last write, that a
 /// concurrent twin committed first and answers with the twin's result instead.
 pub fn rollback_job(conn: &Connection) -> ApiResult<()> {
     conn.prepare_cached("ROLLBACK TO job")?.execute([])?;
+    traces::truncate_pending(JOB_MARK.with(std::cell::Cell::get));
     Ok(())
 }
 
 fn in_savepoint<T>(conn: &Connection, f: impl FnOnce(&Connection) -> ApiResult<T>) -> ApiResult<T> {
     conn.prepare_cached("SAVEPOINT job")?.execute([])?;
+    let mark = traces::pending_len();
+    JOB_MARK.with(|m| m.set(mark));
     let result = f(conn);
     if result.is_err() {
         conn.prepare_cached("ROLLBACK TO job")?.execute([])?;
+        traces::truncate_pending(mark);
     }
     conn.prepare_cached("RELEASE job")?.execute([])?;
     result
@@ -422,7 +471,8 @@ fn writer(conn: Connection, queue: mpsc::Receiver<Job>, stats: &Stats) {
     while let Ok(first) = queue.recv() {
         if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
             tracing::error!(error = %e, "store: cannot begin a transaction");
-            first(&conn)(false);
+            first(&conn)(false, None);
+            traces::discard_pending();
             continue;
         }
         let started = Instant::now();
@@ -434,12 +484,21 @@ fn writer(conn: Connection, queue: mpsc::Receiver<Job>, stats: &Stats) {
             }
         }
         let ran = Instant::now();
-        let committed = match conn.execute_batch("COMMIT") {
-            Ok(()) => true,
+        // One signature for every trace event of the batch, in the batch's transaction.
+        let sealed = traces::seal_pending(&conn, now_ms());
+        let (committed, seal) = match sealed {
+            Ok(seal) => match conn.execute_batch("COMMIT") {
+                Ok(()) => (true, seal),
+                Err(e) => {
+                    tracing::error!(error = %e, "store: commit failed; the batch is rolled back");
+                    let _ = conn.execute_batch("ROLLBACK");
+                    (false, None)
+                }
+            },
             Err(e) => {
-                tracing::error!(error = %e, "store: commit failed; the batch is rolled back");
+                tracing::error!(error = %e.message, "store: the batch's trace seal failed; the batch is rolled back");
                 let _ = conn.execute_batch("ROLLBACK");
-                false
+                (false, None)
             }
         };
         stats.jobs.fetch_add(replies.len() as u64, Ordering::Relaxed);
@@ -447,7 +506,7 @@ fn writer(conn: Connection, queue: mpsc::Receiver<Job>, stats: &Stats) {
         stats.job_nanos.fetch_add(nanos(ran - started), Ordering::Relaxed);
         stats.commit_nanos.fetch_add(nanos(ran.elapsed()), Ordering::Relaxed);
         for reply in replies.drain(..) {
-            reply(committed);
+            reply(committed, seal.as_ref());
         }
     }
     // Every handle is gone: checkpoint so the next start opens a compact file.

@@ -13,19 +13,33 @@
 //! where `prev_hash` is 32 zero bytes for the first event, integers are 8 bytes big-endian,
 //! strings are an 8-byte big-endian length then their UTF-8 bytes, `reason_code` is a 0 byte
 //! (none) or a 1 byte and the code, and `body` is the exact stored JSON text (so the hash never
-//! depends on how a JSON library orders keys). After each append the gateway signs the chain's
-//! head with its Ed25519 key (the key its delegation tokens are signed with):
+//! depends on how a JSON library orders keys).
+//!
+//! **Seals.** The gateway signs once per group commit of the store, not once per event: every
+//! event appended in one batch is a leaf of one Merkle tree (RFC 9162, section 2.1: leaves
+//! hashed with a 0 byte in front, nodes with a 1 byte), and the batch's seal is an Ed25519
+//! signature, with the key its delegation tokens are signed with, over
+//!
+//! ```text
+//! leaf      = canonical(tenant, chain_id, pos, event hash)  (after "sbd-trace-leaf-v1\0")
+//! signature = Ed25519("sbd-trace-seal-v1\0" || seal_id || tree_size || root)
+//! ```
+//!
+//! Each event row names its seal and leaf index; `trace_seals` keeps every seal with its
+//! leaves, so an export carries, for each event, the audit path from its leaf to a signed root.
+//! Every event is therefore individually signed, as before, for one signature per batch
+//! instead of one per event (the signature was the largest single cost of a delegation on the
+//! store's writer thread: docs/performance.md). Events written before seals carry their own
+//! signature of the head they were, and still verify:
 //!
 //! ```text
 //! signature = Ed25519("sbd-trace-head-v1\0" || canonical(tenant, chain_id, count, head_hash))
 //! ```
 //!
-//! and stores that signature in the event's row (so each event is individually signed as the
-//! head it was) and in `trace_heads` (the latest head of every chain). A database writer
-//! without the gateway's key can edit, delete, insert or reorder rows, or recompute the
-//! hashes, but cannot make the signatures match: [`verify_records`] names the first event that
-//! does not verify. The table also refuses UPDATE and DELETE (triggers); a trace lives in the
-//! store file and survives restarts.
+//! A database writer without the gateway's key can edit, delete, insert or reorder rows, or
+//! recompute the hashes, but cannot make a leaf's path reach a signed root: [`verify_records`]
+//! names the first event that does not verify. The tables also refuse UPDATE and DELETE
+//! (triggers); a trace lives in the store file and survives restarts.
 
 use rusqlite::{params, Connection, OptionalExtension};
 use sbd_bundle::{KeyPair, PublicKey};
@@ -38,10 +52,17 @@ use crate::util::hex;
 
 /// The domain-separation prefix of an event hash.
 pub const EVENT_DOMAIN: &[u8] = b"sbd-trace-event-v1\0";
-/// The domain-separation prefix of a signed chain head.
+/// The domain-separation prefix of a signed chain head (events before seals).
 pub const HEAD_DOMAIN: &[u8] = b"sbd-trace-head-v1\0";
-/// The `format` of a chain export (the body of `GET /v1/chains/{id}`).
-pub const EXPORT_FORMAT: &str = "sbd-trace-v1";
+/// The domain-separation prefix of a seal's leaf data.
+pub const LEAF_DOMAIN: &[u8] = b"sbd-trace-leaf-v1\0";
+/// The domain-separation prefix of a signed seal.
+pub const SEAL_DOMAIN: &[u8] = b"sbd-trace-seal-v1\0";
+/// The `format` of a chain export (the body of `GET /v1/chains/{id}`): v2 adds seals and audit
+/// paths (`proof.inclusions`).
+pub const EXPORT_FORMAT: &str = "sbd-trace-v2";
+/// The format of exports from before seals, still verified.
+pub const EXPORT_FORMAT_V1: &str = "sbd-trace-v1";
 
 /// One event to append.
 #[derive(Debug, Clone)]
@@ -102,10 +123,18 @@ pub struct Record {
     pub prev_hash: String,
     /// Hex SHA-256 of this event (see the module documentation).
     pub hash: String,
-    /// The id of the key that signed the head at this event.
+    /// The id of the key that signed the event (its seal, or its head before seals).
     pub key_id: String,
-    /// Hex Ed25519 signature of the chain head ending at this event.
+    /// Before seals: hex Ed25519 signature of the chain head ending at this event. Empty for a
+    /// sealed event.
     pub signature: String,
+    /// The seal covering this event (a stored column, not part of the event hash: the leaf
+    /// commits to the hash).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seal_id: Option<i64>,
+    /// The event's leaf index in its seal's tree.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leaf: Option<i64>,
 }
 
 /// A signed chain head: the chain had `count` events, the last one hashing to `head_hash`.
@@ -126,9 +155,8 @@ pub struct SignedHead {
     pub signature: String,
 }
 
-/// What an append returns: the new event's sequence number, position and hash, and the chain's
-/// signed head after it (a client keeps it as a receipt: a later export with fewer events, or
-/// another hash at this position, is proven rolled back).
+/// What an append returns: the new event's sequence number, position, hash and place in the
+/// batch's seal (signed when the batch commits; [`Seal::receipt`] makes the receipt).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Appended {
     /// Global sequence number.
@@ -137,8 +165,89 @@ pub struct Appended {
     pub pos: i64,
     /// Hex hash of the event.
     pub hash: String,
-    /// The signed head after this event.
-    pub head: SignedHead,
+    /// The seal that will cover it.
+    pub seal_id: i64,
+    /// Its leaf index in that seal.
+    pub leaf: i64,
+}
+
+/// A signed seal: the root of one batch's Merkle tree of event leaves.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SealRecord {
+    /// Its number (increasing).
+    pub seal_id: i64,
+    /// How many leaves the tree has.
+    pub tree_size: i64,
+    /// Hex root hash.
+    pub root: String,
+    /// The signing key's id (16 hex).
+    pub key_id: String,
+    /// Hex Ed25519 signature over [`seal_message`].
+    pub signature: String,
+}
+
+/// A client's proof that an event was written: its position and hash, and the audit path from
+/// its leaf to a seal signed by the gateway. A client keeps it: a later export with fewer
+/// events, or another hash at this position, is proven rolled back ([`verify_receipts`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Receipt {
+    /// Global sequence number.
+    pub seq: i64,
+    /// Position in the chain, from 1.
+    pub pos: i64,
+    /// Hex hash of the event.
+    pub hash: String,
+    /// Its leaf index in the seal.
+    pub leaf: i64,
+    /// Hex sibling hashes from the leaf up (RFC 9162, section 2.1.3).
+    pub path: Vec<String>,
+    /// The signed seal.
+    pub seal: SealRecord,
+}
+
+/// A batch's seal with its tree, to hand out audit paths.
+#[derive(Debug, Clone)]
+pub struct Seal {
+    /// The signed root.
+    pub record: SealRecord,
+    /// The tree's levels, leaves first; the last level is the root.
+    levels: Vec<Vec<[u8; 32]>>,
+}
+
+impl Seal {
+    /// The receipt of an event appended in this seal's batch.
+    pub fn receipt(&self, a: &Appended) -> Receipt {
+        Receipt {
+            seq: a.seq,
+            pos: a.pos,
+            hash: a.hash.clone(),
+            leaf: a.leaf,
+            path: audit_path(&self.levels, usize::try_from(a.leaf).unwrap_or(usize::MAX)).iter().map(|h| hex(h)).collect(),
+            seal: self.record.clone(),
+        }
+    }
+}
+
+/// An event's audit path in an export.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Inclusion {
+    /// The event's sequence number.
+    pub seq: i64,
+    /// Hex sibling hashes from its leaf up.
+    pub path: Vec<String>,
+}
+
+/// The seals covering a chain's sealed events and each one's audit path.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Inclusions {
+    /// Every seal a record names.
+    pub seals: Vec<SealRecord>,
+    /// One path per sealed record.
+    pub paths: Vec<Inclusion>,
 }
 
 /// Where and why a chain does not verify: the first bad event.
@@ -213,6 +322,171 @@ pub fn head_message(tenant: &str, chain_id: &str, count: i64, head_hash: &[u8; 3
     m
 }
 
+/// The leaf hash of an event in a seal's tree: `SHA-256(0x00 || LEAF_DOMAIN || canonical(tenant,
+/// chain_id, pos, event_hash))` (RFC 9162, section 2.1.1: a 0 byte before leaf data).
+pub fn leaf_hash(tenant: &str, chain_id: &str, pos: i64, event_hash: &[u8; 32]) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update([0u8]);
+    h.update(LEAF_DOMAIN);
+    put_str(&mut h, tenant);
+    put_str(&mut h, chain_id);
+    put_int(&mut h, pos);
+    h.update(event_hash);
+    h.finalize().into()
+}
+
+/// An interior node: `SHA-256(0x01 || left || right)` (RFC 9162, section 2.1.1).
+fn node_hash(left: &[u8; 32], right: &[u8; 32]) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update([1u8]);
+    h.update(left);
+    h.update(right);
+    h.finalize().into()
+}
+
+/// The levels of the RFC 9162 tree over `leaves` (non-empty), leaves first, root last. Pairing
+/// left to right and carrying an odd last node up unchanged builds the same tree as the RFC's
+/// split at the largest power of two below the size.
+fn tree_levels(leaves: Vec<[u8; 32]>) -> Vec<Vec<[u8; 32]>> {
+    let mut levels = vec![leaves];
+    while levels.last().is_some_and(|l| l.len() > 1) {
+        let below = levels.last().map(Vec::as_slice).unwrap_or_default();
+        let up = below.chunks(2).map(|p| if let [l, r] = p { node_hash(l, r) } else { p[0] }).collect();
+        levels.push(up);
+    }
+    levels
+}
+
+/// The audit path of leaf `index`: the sibling at each level where there is one, leaf first.
+fn audit_path(levels: &[Vec<[u8; 32]>], mut index: usize) -> Vec<[u8; 32]> {
+    let mut path = Vec::new();
+    for level in levels.iter().take(levels.len().saturating_sub(1)) {
+        let sibling = index ^ 1;
+        if let Some(h) = level.get(sibling) {
+            path.push(*h);
+        }
+        index /= 2;
+    }
+    path
+}
+
+/// Whether `path` leads from `leaf` at `index` of a tree of `size` leaves to `root` (RFC 9162,
+/// section 2.1.3.2, step by step).
+pub fn verify_inclusion(leaf: [u8; 32], index: u64, size: u64, path: &[[u8; 32]], root: &[u8; 32]) -> bool {
+    if index >= size {
+        return false;
+    }
+    let (mut fnode, mut snode, mut r) = (index, size - 1, leaf);
+    for p in path {
+        if snode == 0 {
+            return false;
+        }
+        if fnode & 1 == 1 || fnode == snode {
+            r = node_hash(p, &r);
+            if fnode & 1 == 0 {
+                while fnode & 1 == 0 && fnode != 0 {
+                    fnode >>= 1;
+                    snode >>= 1;
+                }
+            }
+        } else {
+            r = node_hash(&r, p);
+        }
+        fnode >>= 1;
+        snode >>= 1;
+    }
+    snode == 0 && r == *root
+}
+
+/// The bytes a seal's signature covers.
+pub fn seal_message(seal_id: i64, tree_size: i64, root: &[u8; 32]) -> Vec<u8> {
+    let mut m = Vec::with_capacity(SEAL_DOMAIN.len() + 48);
+    m.extend_from_slice(SEAL_DOMAIN);
+    m.extend_from_slice(&seal_id.to_be_bytes());
+    m.extend_from_slice(&tree_size.to_be_bytes());
+    m.extend_from_slice(root);
+    m
+}
+
+/// The events appended since the last seal on this thread: the store's writer thread runs one
+/// batch at a time, and [`seal_pending`] closes it before the batch commits.
+struct Pending {
+    seal_id: i64,
+    signer: KeyPair,
+    leaves: Vec<[u8; 32]>,
+}
+
+thread_local! {
+    static PENDING: std::cell::RefCell<Option<Pending>> = const { std::cell::RefCell::new(None) };
+}
+
+/// How many leaves wait for this thread's next seal (a job's mark, to undo its appends).
+pub fn pending_len() -> usize {
+    PENDING.with(|p| p.borrow().as_ref().map_or(0, |p| p.leaves.len()))
+}
+
+/// Forgets the leaves after the first `len`: their events were rolled back.
+pub fn truncate_pending(len: usize) {
+    PENDING.with(|p| {
+        if let Some(p) = p.borrow_mut().as_mut() {
+            p.leaves.truncate(len);
+        }
+    });
+}
+
+/// Forgets every unsealed leaf: the transaction that wrote their events did not commit.
+pub fn discard_pending() {
+    PENDING.with(|p| p.borrow_mut().take());
+}
+
+/// Signs the Merkle root of every event appended on this thread since the last seal and
+/// stores the seal, in the caller's transaction: to be called once before each commit that
+/// may have appended events. `None` when nothing waits.
+pub fn seal_pending(conn: &Connection, now_ms: i64) -> ApiResult<Option<std::sync::Arc<Seal>>> {
+    let Some(pending) = PENDING.with(|p| p.borrow_mut().take()) else { return Ok(None) };
+    if pending.leaves.is_empty() {
+        return Ok(None);
+    }
+    let tree_size = i64::try_from(pending.leaves.len()).map_err(ApiError::internal)?;
+    let levels = tree_levels(pending.leaves);
+    let root = levels.last().and_then(|l| l.first()).copied().ok_or_else(|| ApiError::internal("an empty seal tree"))?;
+    let record = SealRecord {
+        seal_id: pending.seal_id,
+        tree_size,
+        root: hex(&root),
+        key_id: pending.signer.id().to_string(),
+        signature: hex(&pending.signer.sign(&seal_message(pending.seal_id, tree_size, &root)).to_bytes()),
+    };
+    let leaves: Vec<u8> = levels[0].iter().flatten().copied().collect();
+    conn.prepare_cached(
+        "INSERT INTO trace_seals (seal_id, tree_size, root, leaves, key_id, signature, at_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?
+    .execute(params![record.seal_id, record.tree_size, record.root, leaves, record.key_id, record.signature, now_ms])?;
+    Ok(Some(std::sync::Arc::new(Seal { record, levels })))
+}
+
+/// The seal and leaf index the next appended event gets, opening this thread's batch (with
+/// the next seal number) at its first event.
+fn next_leaf(conn: &Connection, signer: &KeyPair, leaf: [u8; 32]) -> ApiResult<(i64, i64)> {
+    let open = PENDING.with(|p| p.borrow().is_some());
+    if !open {
+        let seal_id: i64 = conn
+            .prepare_cached("SELECT COALESCE(MAX(seal_id), 0) + 1 FROM trace_seals")?
+            .query_row([], |r| r.get(0))?;
+        PENDING.with(|p| *p.borrow_mut() = Some(Pending { seal_id, signer: signer.clone(), leaves: Vec::new() }));
+    }
+    PENDING.with(|p| {
+        let mut p = p.borrow_mut();
+        let p = p.as_mut().ok_or_else(|| ApiError::internal("no open seal"))?;
+        if p.signer.id() != signer.id() {
+            return Err(ApiError::internal("one batch of trace events signed by two keys"));
+        }
+        let index = i64::try_from(p.leaves.len()).map_err(ApiError::internal)?;
+        p.leaves.push(leaf);
+        Ok((p.seal_id, index))
+    })
+}
+
 fn unhex32(text: &str) -> Option<[u8; 32]> {
     unhex_n::<32>(text)
 }
@@ -241,8 +515,9 @@ fn signature_ok(key: &PublicKey, message: &[u8], signature_hex: &str) -> bool {
     }
 }
 
-/// Seals one event: fills `prev_hash`, `hash`, `key_id` and `signature` of `r` (whose other
-/// fields are set) and returns the signed head after it. Pure: [`append`] stores the result.
+/// Signs one event the way events were signed before seals: fills `prev_hash`, `hash`,
+/// `key_id` and `signature` of `r` (whose other fields are set) and returns the signed head
+/// after it. Such events still verify; [`append`] seals per batch instead.
 pub fn seal(r: &mut Record, prev: &[u8; 32], signer: &KeyPair) -> SignedHead {
     r.prev_hash = hex(prev);
     let hash = event_hash(prev, r);
@@ -260,8 +535,9 @@ pub fn seal(r: &mut Record, prev: &[u8; 32], signer: &KeyPair) -> SignedHead {
     }
 }
 
-/// Appends `e` to its chain, hash-chained after the chain's signed head, and signs the new
-/// head with `signer`; returns the event's sequence number, position, hash and signed head.
+/// Appends `e` to its chain, hash-chained after the chain's head, as a leaf of this thread's
+/// next seal (signed by `signer` in [`seal_pending`], before the batch commits); returns the
+/// event's sequence number, position, hash and place in the seal.
 pub fn append(conn: &Connection, e: &NewEvent<'_>, signer: &KeyPair) -> ApiResult<Appended> {
     // The previous head, not the last stored row: a chain whose tail was deleted stays broken
     // (a position gap) instead of being silently continued from the truncated tail.
@@ -298,16 +574,20 @@ pub fn append(conn: &Connection, e: &NewEvent<'_>, signer: &KeyPair) -> ApiResul
         reason_code: e.reason_code.map(i64::from),
         policy_version: e.policy_version.to_string(),
         body: e.body.clone(),
-        prev_hash: String::new(),
+        prev_hash: hex(&prev),
         hash: String::new(),
-        key_id: String::new(),
+        key_id: signer.id().to_string(),
         signature: String::new(),
+        seal_id: None,
+        leaf: None,
     };
-    let head = seal(&mut record, &prev, signer);
+    let hash = event_hash(&prev, &record);
+    record.hash = hex(&hash);
+    let (seal_id, leaf) = next_leaf(conn, signer, leaf_hash(e.tenant, e.chain_id, pos, &hash))?;
     conn.prepare_cached(
         "INSERT INTO trace_events (seq, tenant_id, chain_id, delegator, delegate, depth, at_ms, decision, reason_code, \
-         policy_version, body, pos, prev_hash, hash, key_id, signature) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+         policy_version, body, pos, prev_hash, hash, key_id, signature, seal_id, leaf) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, '', ?16, ?17)",
     )?
     .execute(params![
         record.seq,
@@ -325,46 +605,111 @@ pub fn append(conn: &Connection, e: &NewEvent<'_>, signer: &KeyPair) -> ApiResul
         record.prev_hash,
         record.hash,
         record.key_id,
-        record.signature
+        seal_id,
+        leaf
     ])?;
+    // The head row carries no signature of its own any more: it is checked against the last
+    // event, whose seal signs it.
     conn.prepare_cached(
         "INSERT INTO trace_heads (tenant_id, chain_id, count, head_hash, key_id, signature, at_ms) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT(tenant_id, chain_id) DO UPDATE SET \
+         VALUES (?1, ?2, ?3, ?4, ?5, '', ?6) ON CONFLICT(tenant_id, chain_id) DO UPDATE SET \
          count = excluded.count, head_hash = excluded.head_hash, key_id = excluded.key_id, \
          signature = excluded.signature, at_ms = excluded.at_ms",
     )?
-    .execute(params![head.tenant, head.chain_id, head.count, head.head_hash, head.key_id, head.signature, e.at_ms])?;
-    Ok(Appended { seq, pos, hash: record.hash, head })
+    .execute(params![e.tenant, e.chain_id, pos, record.hash, record.key_id, e.at_ms])?;
+    Ok(Appended { seq, pos, hash: record.hash, seal_id, leaf })
+}
+
+/// The columns [`record_row`] reads, after `seq, pos, tenant_id, chain_id`.
+const RECORD_COLUMNS: &str = "seq, pos, tenant_id, chain_id, delegator, delegate, depth, at_ms, decision, reason_code, \
+                              policy_version, body, prev_hash, hash, key_id, signature, seal_id, leaf";
+
+fn record_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Record> {
+    Ok(Record {
+        seq: r.get(0)?,
+        pos: r.get::<_, Option<i64>>(1)?.unwrap_or(0),
+        tenant: r.get(2)?,
+        chain_id: r.get(3)?,
+        delegator: r.get(4)?,
+        delegate: r.get(5)?,
+        depth: r.get(6)?,
+        at_ms: r.get(7)?,
+        decision: r.get(8)?,
+        reason_code: r.get(9)?,
+        policy_version: r.get(10)?,
+        body: r.get(11)?,
+        prev_hash: r.get::<_, Option<String>>(12)?.unwrap_or_default(),
+        hash: r.get::<_, Option<String>>(13)?.unwrap_or_default(),
+        key_id: r.get::<_, Option<String>>(14)?.unwrap_or_default(),
+        signature: r.get::<_, Option<String>>(15)?.unwrap_or_default(),
+        seal_id: r.get(16)?,
+        leaf: r.get(17)?,
+    })
 }
 
 /// Every stored row of `chain_id` owned by `tenant`, ordered by `seq` (empty when none).
 pub fn load(conn: &Connection, tenant: &str, chain_id: &str) -> ApiResult<Vec<Record>> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT seq, pos, delegator, delegate, depth, at_ms, decision, reason_code, policy_version, body, \
-         prev_hash, hash, key_id, signature \
-         FROM trace_events WHERE tenant_id = ?1 AND chain_id = ?2 ORDER BY seq",
-    )?;
-    let rows = stmt.query_map(params![tenant, chain_id], |r| {
-        Ok(Record {
-            seq: r.get(0)?,
-            pos: r.get::<_, Option<i64>>(1)?.unwrap_or(0),
-            tenant: tenant.to_string(),
-            chain_id: chain_id.to_string(),
-            delegator: r.get(2)?,
-            delegate: r.get(3)?,
-            depth: r.get(4)?,
-            at_ms: r.get(5)?,
-            decision: r.get(6)?,
-            reason_code: r.get(7)?,
-            policy_version: r.get(8)?,
-            body: r.get(9)?,
-            prev_hash: r.get::<_, Option<String>>(10)?.unwrap_or_default(),
-            hash: r.get::<_, Option<String>>(11)?.unwrap_or_default(),
-            key_id: r.get::<_, Option<String>>(12)?.unwrap_or_default(),
-            signature: r.get::<_, Option<String>>(13)?.unwrap_or_default(),
-        })
-    })?;
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {RECORD_COLUMNS} FROM trace_events WHERE tenant_id = ?1 AND chain_id = ?2 ORDER BY seq"
+    ))?;
+    let rows = stmt.query_map(params![tenant, chain_id], record_row)?;
     Ok(rows.collect::<Result<Vec<_>, _>>()?)
+}
+
+/// The seals `records` name and each sealed record's audit path, from `trace_seals`. A seal
+/// that is missing or whose stored leaves are malformed is left out: its records then fail
+/// verification.
+pub fn inclusions(conn: &Connection, records: &[Record]) -> ApiResult<Inclusions> {
+    let mut out = Inclusions::default();
+    let mut trees: std::collections::BTreeMap<i64, Option<Vec<Vec<[u8; 32]>>>> = std::collections::BTreeMap::new();
+    let mut stmt = conn.prepare_cached("SELECT tree_size, root, leaves, key_id, signature FROM trace_seals WHERE seal_id = ?1")?;
+    for r in records {
+        let (Some(seal_id), Some(leaf)) = (r.seal_id, r.leaf) else { continue };
+        if !trees.contains_key(&seal_id) {
+            let row = stmt
+                .query_row([seal_id], |x| {
+                    Ok((x.get::<_, i64>(0)?, x.get::<_, String>(1)?, x.get::<_, Vec<u8>>(2)?, x.get::<_, String>(3)?, x.get::<_, String>(4)?))
+                })
+                .optional()?;
+            let tree = row.and_then(|(tree_size, root, leaves, key_id, signature)| {
+                if leaves.len() % 32 != 0 || i64::try_from(leaves.len() / 32).ok() != Some(tree_size) || leaves.is_empty() {
+                    return None;
+                }
+                out.seals.push(SealRecord { seal_id, tree_size, root, key_id, signature });
+                let hashes = leaves.chunks(32).map(|c| <[u8; 32]>::try_from(c).unwrap_or([0; 32])).collect();
+                Some(tree_levels(hashes))
+            });
+            trees.insert(seal_id, tree);
+        }
+        if let Some(Some(levels)) = trees.get(&seal_id) {
+            let path = audit_path(levels, usize::try_from(leaf).unwrap_or(usize::MAX));
+            out.paths.push(Inclusion { seq: r.seq, path: path.iter().map(|h| hex(h)).collect() });
+        }
+    }
+    Ok(out)
+}
+
+/// The receipt of stored event `seq`, made from its seal's stored leaves; `None` for an event
+/// written before seals (its row carries its own signature) or one that does not exist.
+pub fn receipt(conn: &Connection, seq: i64) -> ApiResult<Option<Receipt>> {
+    let row = conn
+        .prepare_cached("SELECT pos, hash, seal_id, leaf FROM trace_events WHERE seq = ?1")?
+        .query_row([seq], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, Option<i64>>(2)?, r.get::<_, Option<i64>>(3)?)))
+        .optional()?;
+    let Some((pos, hash, Some(seal_id), Some(leaf))) = row else { return Ok(None) };
+    let seal = conn
+        .prepare_cached("SELECT tree_size, root, leaves, key_id, signature FROM trace_seals WHERE seal_id = ?1")?
+        .query_row([seal_id], |x| {
+            Ok((x.get::<_, i64>(0)?, x.get::<_, String>(1)?, x.get::<_, Vec<u8>>(2)?, x.get::<_, String>(3)?, x.get::<_, String>(4)?))
+        })
+        .optional()?;
+    let Some((tree_size, root, leaves, key_id, signature)) = seal else { return Ok(None) };
+    if leaves.len() % 32 != 0 || leaves.is_empty() {
+        return Err(ApiError::internal(format!("trace seal {seal_id}: its stored leaves are malformed")));
+    }
+    let levels = tree_levels(leaves.chunks(32).map(|c| <[u8; 32]>::try_from(c).unwrap_or([0; 32])).collect());
+    let seal = Seal { record: SealRecord { seal_id, tree_size, root, key_id, signature }, levels };
+    Ok(Some(seal.receipt(&Appended { seq, pos, hash, seal_id, leaf })))
 }
 
 /// The stored signed head of a chain, if any.
@@ -405,21 +750,47 @@ pub fn view(r: &Record) -> Value {
     v
 }
 
-/// Checks a chain's records (in stored order) against `key` and, when given, its signed head;
-/// returns the first bad event. Checked per event, in order: it belongs to the chain; its
-/// fields hash to its stored hash (else `edited`); the head ending at it is signed by `key`
-/// (else `unsigned`); it sits at the next position (ahead: `deleted` events before it; behind:
-/// `reordered` or duplicated) after an increasing sequence number; it links to the previous
-/// event's hash (`relinked`). Then the head must be signed by `key` and cover exactly these
-/// events (more counted: `truncated`).
+/// Checks a chain's records (in stored order) against `key`, the seals and audit paths in
+/// `inclusions` and, when given, its stored head; returns the first bad event. Checked per
+/// event, in order: it belongs to the chain; its fields hash to its stored hash (else
+/// `edited`); its leaf reaches a seal signed by `key` (before seals: the head ending at it is
+/// signed by `key`; else `unsigned`); it sits at the next position (ahead: `deleted` events
+/// before it; behind: `reordered` or duplicated) after an increasing sequence number; it links
+/// to the previous event's hash (`relinked`). Then the head must cover exactly these events
+/// (more counted: `truncated`), and a head signed before seals must be signed by `key`.
 pub fn verify_records(
     records: &[Record],
     tenant: &str,
     chain_id: &str,
     key: &PublicKey,
     head: Option<&SignedHead>,
+    inclusions: &Inclusions,
 ) -> Result<(), Break> {
     let key_id = key.id().to_string();
+    let seals: std::collections::HashMap<i64, &SealRecord> = inclusions.seals.iter().map(|s| (s.seal_id, s)).collect();
+    let paths: std::collections::HashMap<i64, &[String]> = inclusions.paths.iter().map(|p| (p.seq, p.path.as_slice())).collect();
+    // A seal covers many events: its signature is checked once.
+    let mut signed_seals: std::collections::HashMap<i64, bool> = std::collections::HashMap::new();
+    let mut sealed = |r: &Record, event_hash: &[u8; 32]| -> bool {
+        let (Some(seal_id), Some(leaf)) = (r.seal_id, r.leaf) else { return false };
+        let (Some(seal), Some(path)) = (seals.get(&seal_id), paths.get(&r.seq)) else { return false };
+        let Some(root) = unhex32(&seal.root) else { return false };
+        let signed = *signed_seals.entry(seal_id).or_insert_with(|| {
+            seal.key_id == key_id && signature_ok(key, &seal_message(seal_id, seal.tree_size, &root), &seal.signature)
+        });
+        let path: Option<Vec<[u8; 32]>> = path.iter().map(|h| unhex32(h)).collect();
+        signed
+            && r.key_id == key_id
+            && path.is_some_and(|path| {
+                verify_inclusion(
+                    leaf_hash(tenant, chain_id, r.pos, event_hash),
+                    u64::try_from(leaf).unwrap_or(u64::MAX),
+                    u64::try_from(seal.tree_size).unwrap_or(0),
+                    &path,
+                    &root,
+                )
+            })
+    };
     let mut prev = [0u8; 32];
     let mut last_seq = i64::MIN;
     for (i, r) in records.iter().enumerate() {
@@ -435,11 +806,13 @@ pub fn verify_records(
         if r.hash != hex(&actual) {
             return Err(bad("edited", "its stored fields do not hash to its stored hash (content, seq or position changed)".into()));
         }
-        if r.key_id != key_id || !signature_ok(key, &head_message(tenant, chain_id, r.pos, &actual), &r.signature) {
-            return Err(bad(
-                "unsigned",
-                format!("the head ending at this event is not signed by key {key_id} (inserted or forged)"),
-            ));
+        let signed = if r.signature.is_empty() {
+            sealed(r, &actual)
+        } else {
+            r.key_id == key_id && signature_ok(key, &head_message(tenant, chain_id, r.pos, &actual), &r.signature)
+        };
+        if !signed {
+            return Err(bad("unsigned", format!("the event is not signed by key {key_id}: no valid seal covers it (inserted or forged)")));
         }
         let found_later = records.get(i + 1..).is_some_and(|rest| rest.iter().any(|x| x.pos == expected));
         if r.pos > expected && !found_later {
@@ -468,11 +841,10 @@ pub fn verify_records(
     };
     let head_bad = |kind: &str, message: String| Break { seq: None, pos: count.saturating_add(1), kind: kind.into(), message };
     let head_hash = unhex32(&head.head_hash).ok_or_else(|| head_bad("head", "the head hash is not 64 hex digits".into()))?;
-    if head.tenant != tenant
-        || head.chain_id != chain_id
-        || head.key_id != key_id
-        || !signature_ok(key, &head_message(tenant, chain_id, head.count, &head_hash), &head.signature)
-    {
+    // A head written with seals has no signature of its own: it must name the last event,
+    // whose seal was checked above. One written before seals must carry its signature.
+    let head_signed = head.signature.is_empty() || signature_ok(key, &head_message(tenant, chain_id, head.count, &head_hash), &head.signature);
+    if head.tenant != tenant || head.chain_id != chain_id || head.key_id != key_id || !head_signed {
         return Err(head_bad("head", format!("the chain head is not signed by key {key_id} for this chain")));
     }
     if head.count > count {
@@ -498,12 +870,16 @@ pub fn verify_records(
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Proof {
-    /// `sha256-chain+ed25519`.
+    /// `sha256-chain+merkle-seal+ed25519`.
     pub algorithm: String,
     /// Every stored event exactly as hashed.
     pub records: Vec<Record>,
-    /// The chain's signed head, as stored.
+    /// The chain's head, as stored.
     pub head: Option<SignedHead>,
+    /// The seals covering the records and each record's audit path (absent in exports from
+    /// before seals).
+    #[serde(default)]
+    pub inclusions: Inclusions,
     /// The gateway key's id.
     pub key_id: String,
     /// The gateway's public key (hex), for convenience: a verifier uses its own copy.
@@ -511,12 +887,20 @@ pub struct Proof {
 }
 
 /// A chain export: the body of `GET /v1/chains/{id}`.
-pub fn export(records: &[Record], head: Option<SignedHead>, tenant: &str, chain_id: &str, key: &PublicKey) -> Value {
-    let integrity = verify_records(records, tenant, chain_id, key, head.as_ref());
+pub fn export(
+    records: &[Record],
+    head: Option<SignedHead>,
+    inclusions: Inclusions,
+    tenant: &str,
+    chain_id: &str,
+    key: &PublicKey,
+) -> Value {
+    let integrity = verify_records(records, tenant, chain_id, key, head.as_ref(), &inclusions);
     let proof = Proof {
-        algorithm: "sha256-chain+ed25519".into(),
+        algorithm: "sha256-chain+merkle-seal+ed25519".into(),
         records: records.to_vec(),
         head,
+        inclusions,
         key_id: key.id().to_string(),
         public_key: hex(&key.to_bytes()),
     };
@@ -536,14 +920,14 @@ pub fn export(records: &[Record], head: Option<SignedHead>, tenant: &str, chain_
 /// of verified events, or the first bad one.
 pub fn verify_export(export: &Value, key: &PublicKey) -> Result<usize, Break> {
     let malformed = |message: String| Break { seq: None, pos: 0, kind: "malformed".into(), message };
-    if export.get("format").and_then(Value::as_str) != Some(EXPORT_FORMAT) {
-        return Err(malformed(format!("`format` is not `{EXPORT_FORMAT}`")));
+    if !matches!(export.get("format").and_then(Value::as_str), Some(EXPORT_FORMAT | EXPORT_FORMAT_V1)) {
+        return Err(malformed(format!("`format` is not `{EXPORT_FORMAT}` (or `{EXPORT_FORMAT_V1}`)")));
     }
     let tenant = export.get("tenant").and_then(Value::as_str).ok_or_else(|| malformed("no `tenant`".into()))?;
     let chain_id = export.get("chain_id").and_then(Value::as_str).ok_or_else(|| malformed("no `chain_id`".into()))?;
     let proof: Proof = serde_json::from_value(export.get("proof").cloned().unwrap_or(Value::Null))
         .map_err(|e| malformed(format!("`proof`: {e}")))?;
-    verify_records(&proof.records, tenant, chain_id, key, proof.head.as_ref())?;
+    verify_records(&proof.records, tenant, chain_id, key, proof.head.as_ref(), &proof.inclusions)?;
     let events = export.get("events").and_then(Value::as_array).ok_or_else(|| malformed("no `events` array".into()))?;
     for (i, r) in proof.records.iter().enumerate() {
         if events.get(i) != Some(&view(r)) {
@@ -567,11 +951,12 @@ pub fn verify_export(export: &Value, key: &PublicKey) -> Result<usize, Break> {
 }
 
 /// Checks an export against receipts a client kept (the `receipt` of delegation and outcome
-/// answers): each receipt must be a head signed by `key` for this chain, and the export must
-/// still hold, at the receipt's position, the event with the receipt's hash. This catches what
-/// the stored data alone cannot: a rollback to an older, validly signed prefix (`rolled-back`).
-/// The export itself is checked with [`verify_export`] first.
-pub fn verify_receipts(export: &Value, key: &PublicKey, receipts: &[Appended]) -> Result<(), Break> {
+/// answers): each receipt's leaf must reach a seal signed by `key` for this chain's event at
+/// the receipt's position, and the export must still hold, at that position, the event with
+/// the receipt's hash. This catches what the stored data alone cannot: a rollback to an older,
+/// validly signed prefix (`rolled-back`). The export itself is checked with [`verify_export`]
+/// first.
+pub fn verify_receipts(export: &Value, key: &PublicKey, receipts: &[Receipt]) -> Result<(), Break> {
     verify_export(export, key)?;
     let proof: Proof = serde_json::from_value(export.get("proof").cloned().unwrap_or(Value::Null)).map_err(|e| Break {
         seq: None,
@@ -582,13 +967,8 @@ pub fn verify_receipts(export: &Value, key: &PublicKey, receipts: &[Appended]) -
     let (tenant, chain_id) = (export["tenant"].as_str().unwrap_or(""), export["chain_id"].as_str().unwrap_or(""));
     for rc in receipts {
         let bad = |kind: &str, message: String| Break { seq: Some(rc.seq), pos: rc.pos, kind: kind.into(), message };
-        let h = &rc.head;
-        let signed = unhex32(&h.head_hash).is_some_and(|hash| {
-            h.key_id == key.id().to_string()
-                && signature_ok(key, &head_message(&h.tenant, &h.chain_id, h.count, &hash), &h.signature)
-        });
-        if !signed || h.tenant != tenant || h.chain_id != chain_id || h.count != rc.pos || h.head_hash != rc.hash {
-            return Err(bad("receipt", "the receipt is not a head of this chain signed by the key".into()));
+        if !receipt_signed(rc, tenant, chain_id, key) {
+            return Err(bad("receipt", "the receipt is not an event of this chain under a seal signed by the key".into()));
         }
         match proof.records.iter().find(|r| r.pos == rc.pos) {
             Some(r) if r.hash == rc.hash && r.seq == rc.seq => {}
@@ -604,6 +984,24 @@ pub fn verify_receipts(export: &Value, key: &PublicKey, receipts: &[Appended]) -
         }
     }
     Ok(())
+}
+
+/// Whether `rc` proves, with `key`'s signature, that chain `chain_id` of `tenant` had the event
+/// with the receipt's hash at the receipt's position.
+pub fn receipt_signed(rc: &Receipt, tenant: &str, chain_id: &str, key: &PublicKey) -> bool {
+    let (Some(hash), Some(root)) = (unhex32(&rc.hash), unhex32(&rc.seal.root)) else { return false };
+    let path: Option<Vec<[u8; 32]>> = rc.path.iter().map(|h| unhex32(h)).collect();
+    rc.seal.key_id == key.id().to_string()
+        && signature_ok(key, &seal_message(rc.seal.seal_id, rc.seal.tree_size, &root), &rc.seal.signature)
+        && path.is_some_and(|path| {
+            verify_inclusion(
+                leaf_hash(tenant, chain_id, rc.pos, &hash),
+                u64::try_from(rc.leaf).unwrap_or(u64::MAX),
+                u64::try_from(rc.seal.tree_size).unwrap_or(0),
+                &path,
+                &root,
+            )
+        })
 }
 
 /// Every event of `chain_id` owned by `tenant`, in order, as readable values; 404 when there is
@@ -624,7 +1022,8 @@ pub fn verified_chain(conn: &Connection, tenant: &str, chain_id: &str, key: &Pub
         return Err(ApiError::not_found(format!("chain `{chain_id}` not found")));
     }
     let head = stored_head(conn, tenant, chain_id)?;
-    if let Err(b) = verify_records(&records, tenant, chain_id, key, head.as_ref()) {
+    let inclusions = inclusions(conn, &records)?;
+    if let Err(b) = verify_records(&records, tenant, chain_id, key, head.as_ref(), &inclusions) {
         tracing::error!(%tenant, %chain_id, integrity = %b, "trace integrity check failed");
         return Err(ApiError::new(ErrorCode::InternalError, format!("the stored trace of chain `{chain_id}` is {b}"))
             .with_details(json!({ "integrity_break": b })));
@@ -641,31 +1040,10 @@ pub fn exists(conn: &Connection, tenant: &str, chain_id: &str) -> ApiResult<bool
 
 /// The latest `warning` events of `tenant` (newest first, at most `limit`), for operators.
 pub fn warnings(conn: &Connection, tenant: &str, limit: i64) -> ApiResult<Vec<Value>> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT seq, pos, chain_id, delegator, delegate, depth, at_ms, decision, reason_code, policy_version, body, \
-         prev_hash, hash, key_id, signature FROM trace_events WHERE tenant_id = ?1 AND decision = 'warning' \
-         ORDER BY seq DESC LIMIT ?2",
-    )?;
-    let rows = stmt.query_map(params![tenant, limit], |r| {
-        Ok(Record {
-            seq: r.get(0)?,
-            pos: r.get::<_, Option<i64>>(1)?.unwrap_or(0),
-            tenant: tenant.to_string(),
-            chain_id: r.get(2)?,
-            delegator: r.get(3)?,
-            delegate: r.get(4)?,
-            depth: r.get(5)?,
-            at_ms: r.get(6)?,
-            decision: r.get(7)?,
-            reason_code: r.get(8)?,
-            policy_version: r.get(9)?,
-            body: r.get(10)?,
-            prev_hash: r.get::<_, Option<String>>(11)?.unwrap_or_default(),
-            hash: r.get::<_, Option<String>>(12)?.unwrap_or_default(),
-            key_id: r.get::<_, Option<String>>(13)?.unwrap_or_default(),
-            signature: r.get::<_, Option<String>>(14)?.unwrap_or_default(),
-        })
-    })?;
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {RECORD_COLUMNS} FROM trace_events WHERE tenant_id = ?1 AND decision = 'warning' ORDER BY seq DESC LIMIT ?2"
+    ))?;
+    let rows = stmt.query_map(params![tenant, limit], record_row)?;
     Ok(rows.map(|r| r.map(|r| view(&r))).collect::<Result<Vec<_>, _>>()?)
 }
 
@@ -692,6 +1070,8 @@ mod tests {
             hash: String::new(),
             key_id: String::new(),
             signature: String::new(),
+            seal_id: None,
+            leaf: None,
         }
     }
 
@@ -713,11 +1093,12 @@ mod tests {
         let key = KeyPair::from_secret(&[9; 32]);
         let public = key.public();
         let (records, head) = sealed(4, &key);
-        assert_eq!(verify_records(&records, "acme", "c1", &public, Some(&head)), Ok(()));
+        let none = Inclusions::default();
+        assert_eq!(verify_records(&records, "acme", "c1", &public, Some(&head), &none), Ok(()));
 
         let mut edited = records.clone();
         edited[1].delegate = "mallory".into();
-        let b = verify_records(&edited, "acme", "c1", &public, Some(&head)).unwrap_err();
+        let b = verify_records(&edited, "acme", "c1", &public, Some(&head), &none).unwrap_err();
         assert_eq!((b.seq, b.kind.as_str()), (Some(6), "edited"));
 
         // Edited and re-hashed from there on: the signature still catches it.
@@ -729,28 +1110,28 @@ mod tests {
             prev = event_hash(&prev, r);
             r.hash = hex(&prev);
         }
-        let b = verify_records(&rehashed, "acme", "c1", &public, Some(&head)).unwrap_err();
+        let b = verify_records(&rehashed, "acme", "c1", &public, Some(&head), &none).unwrap_err();
         assert_eq!((b.seq, b.kind.as_str()), (Some(6), "unsigned"));
 
         let mut deleted = records.clone();
         deleted.remove(2);
-        let b = verify_records(&deleted, "acme", "c1", &public, Some(&head)).unwrap_err();
+        let b = verify_records(&deleted, "acme", "c1", &public, Some(&head), &none).unwrap_err();
         assert_eq!((b.seq, b.kind.as_str()), (Some(12), "deleted"));
 
         let mut swapped = records.clone();
         swapped.swap(1, 2);
-        let b = verify_records(&swapped, "acme", "c1", &public, Some(&head)).unwrap_err();
+        let b = verify_records(&swapped, "acme", "c1", &public, Some(&head), &none).unwrap_err();
         assert_eq!((b.seq, b.kind.as_str()), (Some(9), "reordered"));
         let mut reseq = records.clone();
         reseq[1].seq = 9;
         reseq[2].seq = 6;
         reseq.sort_by_key(|r| r.seq);
-        let b = verify_records(&reseq, "acme", "c1", &public, Some(&head)).unwrap_err();
+        let b = verify_records(&reseq, "acme", "c1", &public, Some(&head), &none).unwrap_err();
         assert_eq!((b.seq, b.kind.as_str()), (Some(6), "edited"));
 
         let mut truncated = records.clone();
         truncated.pop();
-        let b = verify_records(&truncated, "acme", "c1", &public, Some(&head)).unwrap_err();
+        let b = verify_records(&truncated, "acme", "c1", &public, Some(&head), &none).unwrap_err();
         assert_eq!((b.seq, b.kind.as_str(), b.pos), (None, "truncated", 4));
 
         let mut inserted = records.clone();
@@ -760,22 +1141,22 @@ mod tests {
         fake.key_id = records[1].key_id.clone();
         fake.signature = records[1].signature.clone();
         inserted.insert(2, fake);
-        let b = verify_records(&inserted, "acme", "c1", &public, Some(&head)).unwrap_err();
+        let b = verify_records(&inserted, "acme", "c1", &public, Some(&head), &none).unwrap_err();
         assert_eq!((b.seq, b.kind.as_str()), (Some(7), "unsigned"));
 
         let other = KeyPair::from_secret(&[8; 32]);
-        let b = verify_records(&records, "acme", "c1", &other.public(), Some(&head)).unwrap_err();
+        let b = verify_records(&records, "acme", "c1", &other.public(), Some(&head), &none).unwrap_err();
         assert_eq!((b.seq, b.kind.as_str()), (Some(3), "unsigned"));
-        let b = verify_records(&records, "acme", "c2", &public, Some(&head)).unwrap_err();
+        let b = verify_records(&records, "acme", "c2", &public, Some(&head), &none).unwrap_err();
         assert_eq!(b.kind, "foreign");
-        assert_eq!(verify_records(&records, "acme", "c1", &public, None).unwrap_err().kind, "head");
+        assert_eq!(verify_records(&records, "acme", "c1", &public, None, &none).unwrap_err().kind, "head");
     }
 
     #[test]
     fn an_export_verifies_offline_and_its_readable_view_is_checked() {
         let key = KeyPair::from_secret(&[9; 32]);
         let (records, head) = sealed(3, &key);
-        let export = export(&records, Some(head), "acme", "c1", &key.public());
+        let export = export(&records, Some(head), Inclusions::default(), "acme", "c1", &key.public());
         assert_eq!(export["integrity"], "ok");
         let text = serde_json::to_string(&export).unwrap_or_default();
         let back: Value = serde_json::from_str(&text).unwrap_or_default();
@@ -784,5 +1165,171 @@ mod tests {
         forged["events"][1]["decision"] = json!("deny");
         let b = verify_export(&forged, &key.public()).unwrap_err();
         assert_eq!((b.seq, b.kind.as_str()), (Some(6), "view"));
+    }
+
+    /// RFC 9162's definition of the tree hash, recursively: the split at the largest power of
+    /// two below the size.
+    fn mth(leaves: &[[u8; 32]]) -> [u8; 32] {
+        if leaves.len() == 1 {
+            return leaves[0];
+        }
+        let mut k = 1;
+        while k * 2 < leaves.len() {
+            k *= 2;
+        }
+        node_hash(&mth(&leaves[..k]), &mth(&leaves[k..]))
+    }
+
+    #[test]
+    fn every_leaf_of_every_tree_size_has_a_path_to_the_rfc_root_and_nothing_else_does() {
+        for size in 1..=40usize {
+            let leaves: Vec<[u8; 32]> = (0..size).map(|i| leaf_hash("t", "c", i as i64, &[i as u8; 32])).collect();
+            let levels = tree_levels(leaves.clone());
+            let root = levels.last().unwrap()[0];
+            assert_eq!(root, mth(&leaves), "size {size}: the levels build RFC 9162's tree");
+            let n = size as u64;
+            for (i, leaf) in leaves.iter().enumerate() {
+                let path = audit_path(&levels, i);
+                assert!(verify_inclusion(*leaf, i as u64, n, &path, &root), "size {size}, leaf {i}");
+                let other = (i + 1) % size;
+                if other != i {
+                    assert!(!verify_inclusion(*leaf, other as u64, n, &path, &root), "size {size}: leaf {i} at index {other}");
+                    assert!(!verify_inclusion(leaves[other], i as u64, n, &path, &root), "size {size}: another leaf on {i}'s path");
+                }
+                if let Some(first) = path.first() {
+                    let mut bent = path.clone();
+                    bent[0] = node_hash(first, first);
+                    assert!(!verify_inclusion(*leaf, i as u64, n, &bent, &root), "size {size}: a changed sibling");
+                }
+            }
+        }
+    }
+
+    fn db() -> Connection {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(crate::store::SCHEMA).unwrap();
+        conn
+    }
+
+    fn event<'a>(chain: &'a str, n: i64) -> NewEvent<'a> {
+        NewEvent {
+            tenant: "acme",
+            chain_id: chain,
+            delegator: "a",
+            delegate: "b",
+            depth: n,
+            at_ms: 1_000 + n,
+            decision: "allow",
+            reason_code: None,
+            policy_version: "p@1",
+            body: format!("{{\"n\":{n}}}"),
+        }
+    }
+
+    fn chain_proof(conn: &Connection, chain: &str) -> (Vec<Record>, Option<SignedHead>, Inclusions) {
+        let records = load(conn, "acme", chain).unwrap();
+        let head = stored_head(conn, "acme", chain).unwrap();
+        let inc = inclusions(conn, &records).unwrap();
+        (records, head, inc)
+    }
+
+    #[test]
+    fn one_signature_per_batch_still_signs_every_event_and_names_the_first_bad_one() {
+        let key = KeyPair::from_secret(&[9; 32]);
+        let public = key.public();
+        let conn = db();
+        discard_pending();
+        // Two batches; the first mixes two chains.
+        let mut appended = Vec::new();
+        for n in 1..=5 {
+            appended.push(append(&conn, &event("c1", n), &key).unwrap());
+            append(&conn, &event("c2", n), &key).unwrap();
+        }
+        let first = seal_pending(&conn, 10).unwrap().unwrap();
+        assert_eq!(first.record.tree_size, 10);
+        for n in 6..=8 {
+            appended.push(append(&conn, &event("c1", n), &key).unwrap());
+        }
+        let second = seal_pending(&conn, 20).unwrap().unwrap();
+        assert_eq!((second.record.seal_id, second.record.tree_size), (first.record.seal_id + 1, 3));
+        assert!(seal_pending(&conn, 30).unwrap().is_none(), "nothing waits");
+        let seals: i64 = conn.query_row("SELECT COUNT(*) FROM trace_seals", [], |r| r.get(0)).unwrap();
+        assert_eq!(seals, 2, "two signatures for thirteen events");
+
+        let (records, head, inc) = chain_proof(&conn, "c1");
+        assert_eq!(records.len(), 8);
+        assert_eq!(verify_records(&records, "acme", "c1", &public, head.as_ref(), &inc), Ok(()));
+        let export = export(&records, head.clone(), inc.clone(), "acme", "c1", &public);
+        let back: Value = serde_json::from_str(&serde_json::to_string(&export).unwrap()).unwrap();
+        assert_eq!(verify_export(&back, &public), Ok(8));
+
+        // Receipts: each event's, from its batch's seal.
+        let receipts: Vec<Receipt> = appended
+            .iter()
+            .map(|a| if a.seal_id == first.record.seal_id { first.receipt(a) } else { second.receipt(a) })
+            .collect();
+        assert!(receipts.iter().all(|r| receipt_signed(r, "acme", "c1", &public)));
+        assert_eq!(verify_receipts(&back, &public, &receipts), Ok(()));
+        assert!(!receipt_signed(&receipts[0], "acme", "c2", &public), "a receipt names its chain");
+        let mut moved = receipts[1].clone();
+        moved.pos = 1;
+        assert!(!receipt_signed(&moved, "acme", "c1", &public), "a receipt names its position");
+
+        // Edited and re-hashed from there on: no path reaches the seal, at the edited event.
+        let mut rehashed = records.clone();
+        rehashed[2].body = "{\"n\":99}".into();
+        let mut prev = unhex32(&rehashed[1].hash).unwrap();
+        for r in rehashed.iter_mut().skip(2) {
+            r.prev_hash = hex(&prev);
+            prev = event_hash(&prev, r);
+            r.hash = hex(&prev);
+        }
+        let b = verify_records(&rehashed, "acme", "c1", &public, head.as_ref(), &inc).unwrap_err();
+        assert_eq!((b.seq, b.kind.as_str()), (Some(records[2].seq), "unsigned"));
+
+        // An inserted event claiming another's seal and leaf.
+        let mut inserted = records.clone();
+        let mut fake = Record { seq: records[2].seq + 1, pos: 4, ..records[2].clone() };
+        fake.prev_hash = records[2].hash.clone();
+        fake.hash = hex(&event_hash(&unhex32(&fake.prev_hash).unwrap(), &fake));
+        inserted.insert(3, fake.clone());
+        let mut inc_fake = inc.clone();
+        inc_fake.paths.push(Inclusion { seq: fake.seq, path: inc.paths[2].path.clone() });
+        let b = verify_records(&inserted, "acme", "c1", &public, head.as_ref(), &inc_fake).unwrap_err();
+        assert_eq!((b.seq, b.kind.as_str()), (Some(fake.seq), "unsigned"));
+
+        // A forged seal signature, a missing path, another key.
+        let mut forged = inc.clone();
+        forged.seals[0].signature = "00".repeat(64);
+        assert_eq!(verify_records(&records, "acme", "c1", &public, head.as_ref(), &forged).unwrap_err().kind, "unsigned");
+        let mut pathless = inc.clone();
+        pathless.paths.retain(|p| p.seq != records[6].seq);
+        let b = verify_records(&records, "acme", "c1", &public, head.as_ref(), &pathless).unwrap_err();
+        assert_eq!((b.seq, b.kind.as_str()), (Some(records[6].seq), "unsigned"));
+        let other = KeyPair::from_secret(&[8; 32]).public();
+        assert_eq!(verify_records(&records, "acme", "c1", &other, head.as_ref(), &inc).unwrap_err().kind, "unsigned");
+
+        // Truncated: the stored head still counts eight.
+        let b = verify_records(&records[..7], "acme", "c1", &public, head.as_ref(), &inc).unwrap_err();
+        assert_eq!(b.kind, "truncated");
+    }
+
+    #[test]
+    fn a_rolled_back_job_leaves_no_leaf_in_the_seal() {
+        let key = KeyPair::from_secret(&[9; 32]);
+        let conn = db();
+        discard_pending();
+        append(&conn, &event("c1", 1), &key).unwrap();
+        let mark = pending_len();
+        conn.execute_batch("SAVEPOINT job").unwrap();
+        append(&conn, &event("c1", 2), &key).unwrap();
+        conn.execute_batch("ROLLBACK TO job; RELEASE job").unwrap();
+        truncate_pending(mark);
+        let a = append(&conn, &event("c1", 2), &key).unwrap();
+        assert_eq!(a.leaf, 1, "the rolled-back event's leaf was given back");
+        let seal = seal_pending(&conn, 5).unwrap().unwrap();
+        assert_eq!(seal.record.tree_size, 2);
+        let (records, head, inc) = chain_proof(&conn, "c1");
+        assert_eq!(verify_records(&records, "acme", "c1", &key.public(), head.as_ref(), &inc), Ok(()));
     }
 }

@@ -147,9 +147,10 @@ async fn link_timestamps_are_bound_to_the_token() {
     let r1 = http.delegate(&key, hop(&token(&grant), "orchestrator", "a", &root, mandate(100, 3))).await;
     assert_eq!(r1.body["decision"], "allow", "{:?}", r1.body);
     let child = r1.body["verdict"]["allow"]["child_mandate"].clone();
-    // Rewriting link 1's time (to dodge the chain deadline) is refused.
+    // Rewriting link 1's time (to dodge the chain deadline) is refused. Five seconds later
+    // than the signed time: "now" could fall in the same millisecond as the hop.
     let mut body = hop(&token(&r1.body), "a", "b", &child, mandate(10, 2));
-    body["request"]["chain"] = json!([{"from": "orchestrator", "to": "a", "depth": 1, "alpha": 0.7, "at": common::now_ms()}]);
+    body["request"]["chain"] = json!([{"from": "orchestrator", "to": "a", "depth": 1, "alpha": 0.7, "at": common::now_ms() + 5_000}]);
     let r = http.delegate(&key, body).await;
     assert_eq!(r.status, StatusCode::FORBIDDEN, "{:?}", r.body);
     // Omitted, the chain comes from the token.

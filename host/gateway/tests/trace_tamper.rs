@@ -15,7 +15,7 @@ use common::Http;
 use reqwest::{Method, StatusCode};
 use rusqlite::Connection;
 use sbd_bundle::PublicKey;
-use sbd_gateway::traces::{self, Appended};
+use sbd_gateway::traces::{self, Receipt};
 use serde_json::{json, Value};
 
 fn now() -> u64 {
@@ -61,7 +61,7 @@ struct Run {
     chain: String,
     other_chain_seq: i64,
     seqs: Vec<i64>,
-    receipts: Vec<Appended>,
+    receipts: Vec<Receipt>,
 }
 
 /// Chain A: allow, (chain B's first hop), allow, allow at depth 3 of 4 (+ a `warning` event),
@@ -77,7 +77,7 @@ async fn record_chains(http: &Http, key: &str) -> Run {
     let r1 = delegate(http, key, json!({"token": grant["token"], "request": hop(("orchestrator", 0), ("refund-agent", 0), root.clone(), mandate(900_000_000, 3), json!([]))})).await;
     assert_eq!(r1["decision"], "allow", "{r1}");
     let chain = r1["chain_id"].as_str().unwrap().to_string();
-    receipts.push(serde_json::from_value::<Appended>(r1["receipt"].clone()).unwrap());
+    receipts.push(serde_json::from_value::<Receipt>(r1["receipt"].clone()).unwrap());
 
     // Another chain in between, so chain A's seqs are not contiguous.
     let grant_b = http.root_grant(key, "planner", root.clone()).await;
@@ -144,7 +144,8 @@ fn insert_sql(r: &traces::Record) -> String {
     let q = |s: &str| format!("'{}'", s.replace('\'', "''"));
     format!(
         "INSERT INTO trace_events (seq, tenant_id, chain_id, delegator, delegate, depth, at_ms, decision, reason_code, \
-         policy_version, body, pos, prev_hash, hash, key_id, signature) VALUES ({}, {}, {}, {}, {}, {}, {}, {}, NULL, {}, {}, {}, {}, {}, {}, {})",
+         policy_version, body, pos, prev_hash, hash, key_id, signature, seal_id, leaf) \
+         VALUES ({}, {}, {}, {}, {}, {}, {}, {}, NULL, {}, {}, {}, {}, {}, {}, {}, {}, {})",
         r.seq,
         q(&r.tenant),
         q(&r.chain_id),
@@ -159,7 +160,9 @@ fn insert_sql(r: &traces::Record) -> String {
         q(&r.prev_hash),
         q(&r.hash),
         q(&r.key_id),
-        q(&r.signature)
+        q(&r.signature),
+        r.seal_id.map_or("NULL".into(), |v| v.to_string()),
+        r.leaf.map_or("NULL".into(), |v| v.to_string())
     )
 }
 
@@ -171,7 +174,11 @@ fn tampered_copy(pristine: &Path, into: &Path, tamper: &str) {
     src.execute("VACUUM INTO ?1", [into.join("sbd.sqlite3").to_str().unwrap()]).unwrap();
     drop(src);
     let db = Connection::open(into.join("sbd.sqlite3")).unwrap();
-    db.execute_batch("DROP TRIGGER trace_events_no_update; DROP TRIGGER trace_events_no_delete;").unwrap();
+    db.execute_batch(
+        "DROP TRIGGER trace_events_no_update; DROP TRIGGER trace_events_no_delete; \
+         DROP TRIGGER trace_seals_no_update; DROP TRIGGER trace_seals_no_delete;",
+    )
+    .unwrap();
     db.execute_batch(tamper).unwrap();
 }
 
@@ -190,7 +197,7 @@ async fn direct_database_edits_are_named_by_the_gateway_and_the_offline_verifier
     // Untouched: the gateway and the offline verifier agree it is whole; every receipt matches.
     let export = get_chain(&http, &key, &run.chain).await;
     assert_eq!(export["integrity"], "ok", "{export}");
-    assert_eq!(export["format"], "sbd-trace-v1");
+    assert_eq!(export["format"], "sbd-trace-v2");
     assert_eq!(export["proof"]["key_id"], public.id().to_string());
     let seqs: Vec<i64> = export["events"].as_array().unwrap().iter().map(|e| e["seq"].as_i64().unwrap()).collect();
     assert_eq!(seqs, run.seqs);
@@ -212,8 +219,8 @@ async fn direct_database_edits_are_named_by_the_gateway_and_the_offline_verifier
 
     let [_s_root, s_hop1, s_hop2, s_hop3, _s_warning, s_deny, s_outcome] = run.seqs[..] else { panic!("seven events") };
     // A fake allow appended after the last event, by someone who knows the format: the next
-    // position, the right prev_hash, a correctly computed hash, and a signature copied from a
-    // real event (the key is not in the database). And a cruder one with a made-up hash.
+    // position, the right prev_hash, a correctly computed hash, and the last real event's seal
+    // and leaf (the key is not in the database). And a cruder one with a made-up hash.
     let records: Vec<traces::Record> = serde_json::from_value(export["proof"]["records"].clone()).unwrap();
     let last = records.last().unwrap().clone();
     let mut fake = traces::Record {
@@ -251,6 +258,26 @@ async fn direct_database_edits_are_named_by_the_gateway_and_the_offline_verifier
         ),
         ("truncate", format!("DELETE FROM trace_events WHERE seq = {s_outcome}"), None, "truncated", 7),
         ("head", format!("DELETE FROM trace_heads WHERE chain_id = '{}'", run.chain), None, "head", 8),
+        // A seal's root or signature rewritten: every event under it is unsigned, the first
+        // of them named.
+        (
+            "seal-root",
+            format!("UPDATE trace_seals SET root = '{}' WHERE seal_id = (SELECT seal_id FROM trace_events WHERE seq = {s_hop2})", "ab".repeat(32)),
+            Some(s_hop2),
+            "unsigned",
+            3,
+        ),
+        ("seal-delete", format!("DELETE FROM trace_seals WHERE seal_id = (SELECT seal_id FROM trace_events WHERE seq = {s_hop3})"), Some(s_hop3), "unsigned", 4),
+        (
+            "seal-swap",
+            format!(
+                "UPDATE trace_events SET seal_id = (SELECT seal_id FROM trace_events WHERE seq = {s_hop1}), \
+                 leaf = (SELECT leaf FROM trace_events WHERE seq = {s_hop1}) WHERE seq = {s_deny}"
+            ),
+            Some(s_deny),
+            "unsigned",
+            6,
+        ),
     ];
     for (name, sql, seq, kind, pos) in cases {
         let dir = root.path().join(name);
