@@ -13,8 +13,9 @@ use crate::read_text;
 /// `sbd trace` subcommands.
 #[derive(Subcommand)]
 pub enum TraceCommand {
-    /// Verify a chain export offline: every event's hash chain, every signed head and the
-    /// stored head, with the gateway's public key. Prints the result as JSON; exits 1 naming
+    /// Verify a chain export offline: every event's hash chain, its audit path to a signed
+    /// seal (or, for events from before seals, its signed head) and the stored head, with the
+    /// gateway's public key. Prints the result as JSON; exits 1 naming
     /// the first bad event (edited, deleted, inserted, reordered, or a bad/missing signature).
     Verify {
         /// The export: the JSON body of `GET /v1/chains/{chain_id}`.

@@ -573,11 +573,12 @@ fn replayed(state: &Shared, stored: Stored, request_hash: &str) -> ApiResult<Res
             "this idempotency key was used with a different delegation request",
         ));
     }
+    let key = state.tokens.public_key();
     let receipt = match stored.trace_seq {
         Some(seq) => Some(
             state
                 .store
-                .read(move |conn| traces::receipt(conn, seq))?
+                .read(move |conn| traces::receipt(conn, seq, &key))?
                 .ok_or_else(|| ApiError::internal(format!("the trace event {seq} of a stored delegation has no seal")))?,
         ),
         None => None,
@@ -612,7 +613,7 @@ struct Plan {
     request_hash: String,
     /// Store every response (an explicit key) or only those that changed state (implicit).
     store_idempotency: bool,
-    /// Signs the trace's chain head.
+    /// Signs the batch's trace seal (see `traces::seal_pending`).
     signer: sbd_bundle::KeyPair,
 }
 

@@ -66,7 +66,9 @@ pub enum StoreError {
 /// Called once the batch is settled: whether it committed, and the seal signing the trace
 /// events it appended (if any).
 type Reply = Box<dyn FnOnce(bool, Option<&Arc<Seal>>) + Send>;
-type Job = Box<dyn FnOnce(&Connection) -> Reply + Send>;
+/// Runs inside the batch's transaction; `None` when the transaction could not begin (the job
+/// must not touch the database then: outside a transaction its own savepoint would commit).
+type Job = Box<dyn FnOnce(Option<&Connection>) -> Reply + Send>;
 
 /// A handle on the store; cheap to clone. Dropping every handle stops the writer after it has
 /// finished the queued jobs.
@@ -208,7 +210,7 @@ CREATE TABLE IF NOT EXISTS trace_heads (
     PRIMARY KEY (tenant_id, chain_id)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS trace_seals (
-    seal_id INTEGER PRIMARY KEY,
+    seal_id INTEGER PRIMARY KEY AUTOINCREMENT,
     tree_size INTEGER NOT NULL,
     root TEXT NOT NULL,
     leaves BLOB NOT NULL,
@@ -351,8 +353,11 @@ impl Store {
         F: FnOnce(&Connection) -> ApiResult<T> + Send + 'static,
     {
         let (tx, rx) = oneshot::channel::<ApiResult<(T, Option<Arc<Seal>>)>>();
-        let job: Job = Box::new(move |conn: &Connection| -> Reply {
-            let result = in_savepoint(conn, f);
+        let job: Job = Box::new(move |conn: Option<&Connection>| -> Reply {
+            let result = match conn {
+                Some(conn) => in_savepoint(conn, f),
+                None => Err(ApiError::internal("the store could not begin a transaction")),
+            };
             Box::new(move |committed: bool, seal: Option<&Arc<Seal>>| {
                 let answer = match (committed, result) {
                     (true, r) => r.map(|t| (t, seal.cloned())),
@@ -429,29 +434,42 @@ fn migrate_trace_columns(conn: &Connection) -> rusqlite::Result<()> {
 }
 
 thread_local! {
-    /// The trace leaves waiting for the batch's seal when the running job began.
-    static JOB_MARK: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    /// The trace leaves waiting for the batch's seal when the running job began (`None`
+    /// outside a job).
+    static JOB_MARK: std::cell::Cell<Option<usize>> = const { std::cell::Cell::new(None) };
+    /// Set when a job's savepoint could not be rolled back or released: the batch cannot tell
+    /// which writes are whose, so the writer rolls all of it back.
+    static POISONED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
 /// Undoes every write the running job made so far; the job then returns normally (its
 /// answer is sent once the batch commits). For a job that finds, at its last write, that a
 /// concurrent twin committed first and answers with the twin's result instead.
 pub fn rollback_job(conn: &Connection) -> ApiResult<()> {
-    conn.prepare_cached("ROLLBACK TO job")?.execute([])?;
-    traces::truncate_pending(JOB_MARK.with(std::cell::Cell::get));
+    let mark = JOB_MARK.with(std::cell::Cell::get).ok_or_else(|| ApiError::internal("rollback_job outside a store job"))?;
+    traces::truncate_pending(mark);
+    if let Err(e) = conn.prepare_cached("ROLLBACK TO job").and_then(|mut s| s.execute([])) {
+        POISONED.with(|p| p.set(true));
+        return Err(e.into());
+    }
     Ok(())
 }
 
 fn in_savepoint<T>(conn: &Connection, f: impl FnOnce(&Connection) -> ApiResult<T>) -> ApiResult<T> {
     conn.prepare_cached("SAVEPOINT job")?.execute([])?;
     let mark = traces::pending_len();
-    JOB_MARK.with(|m| m.set(mark));
+    JOB_MARK.with(|m| m.set(Some(mark)));
     let result = f(conn);
+    JOB_MARK.with(|m| m.set(None));
     if result.is_err() {
-        conn.prepare_cached("ROLLBACK TO job")?.execute([])?;
         traces::truncate_pending(mark);
+        if conn.prepare_cached("ROLLBACK TO job").and_then(|mut s| s.execute([])).is_err() {
+            POISONED.with(|p| p.set(true));
+        }
     }
-    conn.prepare_cached("RELEASE job")?.execute([])?;
+    if conn.prepare_cached("RELEASE job").and_then(|mut s| s.execute([])).is_err() {
+        POISONED.with(|p| p.set(true));
+    }
     result
 }
 
@@ -471,21 +489,27 @@ fn writer(conn: Connection, queue: mpsc::Receiver<Job>, stats: &Stats) {
     while let Ok(first) = queue.recv() {
         if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
             tracing::error!(error = %e, "store: cannot begin a transaction");
-            first(&conn)(false, None);
-            traces::discard_pending();
+            first(None)(false, None);
             continue;
         }
         let started = Instant::now();
-        replies.push(first(&conn));
+        POISONED.with(|p| p.set(false));
+        traces::discard_pending();
+        replies.push(first(Some(&conn)));
         while replies.len() < MAX_BATCH {
             match queue.try_recv() {
-                Ok(job) => replies.push(job(&conn)),
+                Ok(job) => replies.push(job(Some(&conn))),
                 Err(_) => break,
             }
         }
         let ran = Instant::now();
         // One signature for every trace event of the batch, in the batch's transaction.
-        let sealed = traces::seal_pending(&conn, now_ms());
+        let sealed = if POISONED.with(std::cell::Cell::get) {
+            traces::discard_pending();
+            Err(ApiError::internal("a job's savepoint could not be undone or released"))
+        } else {
+            traces::seal_pending(&conn, now_ms())
+        };
         let (committed, seal) = match sealed {
             Ok(seal) => match conn.execute_batch("COMMIT") {
                 Ok(()) => (true, seal),
@@ -496,7 +520,7 @@ fn writer(conn: Connection, queue: mpsc::Receiver<Job>, stats: &Stats) {
                 }
             },
             Err(e) => {
-                tracing::error!(error = %e.message, "store: the batch's trace seal failed; the batch is rolled back");
+                tracing::error!(error = %e.message, "store: the batch cannot be sealed; it is rolled back");
                 let _ = conn.execute_batch("ROLLBACK");
                 (false, None)
             }
@@ -531,4 +555,35 @@ pub fn set_setting(conn: &Connection, name: &str, value: &str) -> ApiResult<()> 
     conn.prepare_cached("INSERT INTO settings (name, value) VALUES (?1, ?2) ON CONFLICT(name) DO UPDATE SET value = excluded.value")?
         .execute([name, value])?;
     Ok(())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_job_whose_batch_cannot_begin_writes_nothing() {
+        // Outside a transaction a job's own savepoint would commit on its release: the writer
+        // must answer such a job with an error without running it.
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), SyncMode::Normal).unwrap();
+        let other = Connection::open(dir.path().join("sbd.sqlite3")).unwrap();
+        other.execute_batch("BEGIN IMMEDIATE").unwrap();
+        // The writer's BEGIN IMMEDIATE waits out the busy timeout (5 s), then fails.
+        let result = store
+            .run(|conn| {
+                conn.execute("INSERT INTO settings (name, value) VALUES ('probe', 'written')", [])?;
+                Ok(())
+            })
+            .await;
+        assert!(result.is_err(), "a job without a transaction must fail");
+        other.execute_batch("ROLLBACK").unwrap();
+        let written: i64 = store
+            .read(|conn| Ok(conn.query_row("SELECT COUNT(*) FROM settings WHERE name = 'probe'", [], |r| r.get(0))?))
+            .unwrap();
+        assert_eq!(written, 0, "nothing of the job may stay");
+        // The store still works once the lock is gone.
+        store.run(|conn| Ok(conn.execute("INSERT INTO settings (name, value) VALUES ('probe', 'ok')", [])?)).await.unwrap();
+    }
 }

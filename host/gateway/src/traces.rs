@@ -21,7 +21,7 @@
 //! signature, with the key its delegation tokens are signed with, over
 //!
 //! ```text
-//! leaf      = canonical(tenant, chain_id, pos, event hash)  (after "sbd-trace-leaf-v1\0")
+//! leaf      = SHA-256(0x00 || "sbd-trace-leaf-v1\0" || canonical(tenant, chain_id, pos, event hash))
 //! signature = Ed25519("sbd-trace-seal-v1\0" || seal_id || tree_size || root)
 //! ```
 //!
@@ -219,6 +219,7 @@ pub struct Seal {
 impl Seal {
     /// The receipt of an event appended in this seal's batch.
     pub fn receipt(&self, a: &Appended) -> Receipt {
+        debug_assert_eq!(a.seal_id, self.record.seal_id, "a receipt from another batch's seal");
         Receipt {
             seq: a.seq,
             pos: a.pos,
@@ -226,6 +227,57 @@ impl Seal {
             leaf: a.leaf,
             path: audit_path(&self.levels, usize::try_from(a.leaf).unwrap_or(usize::MAX)).iter().map(|h| hex(h)).collect(),
             seal: self.record.clone(),
+        }
+    }
+}
+
+/// A receipt from before seals: the signed head of the chain after the event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HeadReceipt {
+    /// Global sequence number.
+    pub seq: i64,
+    /// Position in the chain, from 1.
+    pub pos: i64,
+    /// Hex hash of the event.
+    pub hash: String,
+    /// The signed head after it.
+    pub head: SignedHead,
+}
+
+/// Any receipt a client may hold: a sealed one, or one from before seals.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ClientReceipt {
+    /// Made with seals.
+    Sealed(Receipt),
+    /// Made before seals.
+    Head(HeadReceipt),
+}
+
+impl ClientReceipt {
+    fn event(&self) -> (i64, i64, &str) {
+        match self {
+            ClientReceipt::Sealed(r) => (r.seq, r.pos, &r.hash),
+            ClientReceipt::Head(r) => (r.seq, r.pos, &r.hash),
+        }
+    }
+
+    /// Whether the receipt proves, under `key`, that chain `chain_id` of `tenant` had its event
+    /// at its position.
+    pub fn signed(&self, tenant: &str, chain_id: &str, key: &PublicKey) -> bool {
+        match self {
+            ClientReceipt::Sealed(r) => receipt_signed(r, tenant, chain_id, key),
+            ClientReceipt::Head(r) => {
+                let h = &r.head;
+                unhex32(&h.head_hash).is_some_and(|hash| {
+                    h.key_id == key.id().to_string()
+                        && signature_ok(key, &head_message(&h.tenant, &h.chain_id, h.count, &hash), &h.signature)
+                }) && h.tenant == tenant
+                    && h.chain_id == chain_id
+                    && h.count == r.pos
+                    && h.head_hash == r.hash
+            }
         }
     }
 }
@@ -470,8 +522,13 @@ pub fn seal_pending(conn: &Connection, now_ms: i64) -> ApiResult<Option<std::syn
 fn next_leaf(conn: &Connection, signer: &KeyPair, leaf: [u8; 32]) -> ApiResult<(i64, i64)> {
     let open = PENDING.with(|p| p.borrow().is_some());
     if !open {
+        // One past every number ever handed out (AUTOINCREMENT's counter): a seal id never
+        // names two trees, even after its row was deleted.
         let seal_id: i64 = conn
-            .prepare_cached("SELECT COALESCE(MAX(seal_id), 0) + 1 FROM trace_seals")?
+            .prepare_cached(
+                "SELECT MAX(COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'trace_seals'), 0), \
+                 COALESCE((SELECT MAX(seal_id) FROM trace_seals), 0)) + 1",
+            )?
             .query_row([], |r| r.get(0))?;
         PENDING.with(|p| *p.borrow_mut() = Some(Pending { seal_id, signer: signer.clone(), leaves: Vec::new() }));
     }
@@ -689,27 +746,43 @@ pub fn inclusions(conn: &Connection, records: &[Record]) -> ApiResult<Inclusions
     Ok(out)
 }
 
-/// The receipt of stored event `seq`, made from its seal's stored leaves; `None` for an event
-/// written before seals (its row carries its own signature) or one that does not exist.
-pub fn receipt(conn: &Connection, seq: i64) -> ApiResult<Option<Receipt>> {
+/// The receipt of stored event `seq`, made again from its seal's stored leaves and checked
+/// against `key` before it is handed out (a replayed answer must prove what the first did);
+/// `None` for an event written before seals (its row carries its own signature) or one that
+/// does not exist. A sealed event whose seal is missing or does not prove it is a 500.
+pub fn receipt(conn: &Connection, seq: i64, key: &PublicKey) -> ApiResult<Option<Receipt>> {
     let row = conn
-        .prepare_cached("SELECT pos, hash, seal_id, leaf FROM trace_events WHERE seq = ?1")?
-        .query_row([seq], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, Option<i64>>(2)?, r.get::<_, Option<i64>>(3)?)))
+        .prepare_cached("SELECT tenant_id, chain_id, pos, hash, seal_id, leaf FROM trace_events WHERE seq = ?1")?
+        .query_row([seq], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, i64>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, Option<i64>>(4)?,
+                r.get::<_, Option<i64>>(5)?,
+            ))
+        })
         .optional()?;
-    let Some((pos, hash, Some(seal_id), Some(leaf))) = row else { return Ok(None) };
-    let seal = conn
+    let Some((tenant, chain_id, pos, hash, Some(seal_id), Some(leaf))) = row else { return Ok(None) };
+    let broken = |why: &str| ApiError::internal(format!("trace event {seq}: {why}; its receipt cannot be made"));
+    let (tree_size, root, leaves, key_id, signature) = conn
         .prepare_cached("SELECT tree_size, root, leaves, key_id, signature FROM trace_seals WHERE seal_id = ?1")?
         .query_row([seal_id], |x| {
             Ok((x.get::<_, i64>(0)?, x.get::<_, String>(1)?, x.get::<_, Vec<u8>>(2)?, x.get::<_, String>(3)?, x.get::<_, String>(4)?))
         })
-        .optional()?;
-    let Some((tree_size, root, leaves, key_id, signature)) = seal else { return Ok(None) };
-    if leaves.len() % 32 != 0 || leaves.is_empty() {
-        return Err(ApiError::internal(format!("trace seal {seal_id}: its stored leaves are malformed")));
+        .optional()?
+        .ok_or_else(|| broken("its seal is missing"))?;
+    if leaves.is_empty() || leaves.len() % 32 != 0 || i64::try_from(leaves.len() / 32).ok() != Some(tree_size) {
+        return Err(broken("its seal's stored leaves are malformed"));
     }
     let levels = tree_levels(leaves.chunks(32).map(|c| <[u8; 32]>::try_from(c).unwrap_or([0; 32])).collect());
     let seal = Seal { record: SealRecord { seal_id, tree_size, root, key_id, signature }, levels };
-    Ok(Some(seal.receipt(&Appended { seq, pos, hash, seal_id, leaf })))
+    let receipt = seal.receipt(&Appended { seq, pos, hash, seal_id, leaf });
+    if !receipt_signed(&receipt, &tenant, &chain_id, key) {
+        return Err(broken("its seal does not prove it"));
+    }
+    Ok(Some(receipt))
 }
 
 /// The stored signed head of a chain, if any.
@@ -956,7 +1029,7 @@ pub fn verify_export(export: &Value, key: &PublicKey) -> Result<usize, Break> {
 /// the receipt's hash. This catches what the stored data alone cannot: a rollback to an older,
 /// validly signed prefix (`rolled-back`). The export itself is checked with [`verify_export`]
 /// first.
-pub fn verify_receipts(export: &Value, key: &PublicKey, receipts: &[Receipt]) -> Result<(), Break> {
+pub fn verify_receipts(export: &Value, key: &PublicKey, receipts: &[ClientReceipt]) -> Result<(), Break> {
     verify_export(export, key)?;
     let proof: Proof = serde_json::from_value(export.get("proof").cloned().unwrap_or(Value::Null)).map_err(|e| Break {
         seq: None,
@@ -966,19 +1039,20 @@ pub fn verify_receipts(export: &Value, key: &PublicKey, receipts: &[Receipt]) ->
     })?;
     let (tenant, chain_id) = (export["tenant"].as_str().unwrap_or(""), export["chain_id"].as_str().unwrap_or(""));
     for rc in receipts {
-        let bad = |kind: &str, message: String| Break { seq: Some(rc.seq), pos: rc.pos, kind: kind.into(), message };
-        if !receipt_signed(rc, tenant, chain_id, key) {
-            return Err(bad("receipt", "the receipt is not an event of this chain under a seal signed by the key".into()));
+        let (seq, pos, hash) = rc.event();
+        let bad = |kind: &str, message: String| Break { seq: Some(seq), pos, kind: kind.into(), message };
+        if !rc.signed(tenant, chain_id, key) {
+            return Err(bad("receipt", "the receipt is not an event of this chain signed by the key".into()));
         }
-        match proof.records.iter().find(|r| r.pos == rc.pos) {
-            Some(r) if r.hash == rc.hash && r.seq == rc.seq => {}
+        match proof.records.iter().find(|r| r.pos == pos) {
+            Some(r) if r.hash == hash && r.seq == seq => {}
             Some(_) => {
-                return Err(bad("rolled-back", format!("position {} holds another event than the receipt's", rc.pos)));
+                return Err(bad("rolled-back", format!("position {pos} holds another event than the receipt's")));
             }
             None => {
                 return Err(bad(
                     "rolled-back",
-                    format!("the receipt proves position {} existed; the export has {} events", rc.pos, proof.records.len()),
+                    format!("the receipt proves position {pos} existed; the export has {} events", proof.records.len()),
                 ));
             }
         }
@@ -1167,6 +1241,22 @@ mod tests {
         assert_eq!((b.seq, b.kind.as_str()), (Some(6), "view"));
     }
 
+    #[test]
+    fn a_receipt_kept_from_before_seals_still_proves_its_event() {
+        let key = KeyPair::from_secret(&[9; 32]);
+        let (records, head) = sealed(3, &key);
+        let full = export(&records, Some(head.clone()), Inclusions::default(), "acme", "c1", &key.public());
+        let last = records.last().unwrap();
+        let text = serde_json::to_string(&json!({"seq": last.seq, "pos": last.pos, "hash": last.hash, "head": head})).unwrap();
+        let kept: ClientReceipt = serde_json::from_str(&text).unwrap();
+        assert!(matches!(kept, ClientReceipt::Head(_)), "read as a head receipt: {kept:?}");
+        assert_eq!(verify_receipts(&full, &key.public(), std::slice::from_ref(&kept)), Ok(()));
+        // A consistent shorter prefix (head rolled back with it) is caught by the receipt.
+        let (short_records, short_head) = sealed(2, &key);
+        let shorter = export(&short_records, Some(short_head), Inclusions::default(), "acme", "c1", &key.public());
+        assert_eq!(verify_receipts(&shorter, &key.public(), &[kept]).unwrap_err().kind, "rolled-back");
+    }
+
     /// RFC 9162's definition of the tree hash, recursively: the split at the largest power of
     /// two below the size.
     fn mth(leaves: &[[u8; 32]]) -> [u8; 32] {
@@ -1269,7 +1359,11 @@ mod tests {
             .map(|a| if a.seal_id == first.record.seal_id { first.receipt(a) } else { second.receipt(a) })
             .collect();
         assert!(receipts.iter().all(|r| receipt_signed(r, "acme", "c1", &public)));
-        assert_eq!(verify_receipts(&back, &public, &receipts), Ok(()));
+        let kept: Vec<ClientReceipt> = receipts.iter().cloned().map(ClientReceipt::Sealed).collect();
+        assert_eq!(verify_receipts(&back, &public, &kept), Ok(()));
+        // The receipt handed out again for a replay is the same, checked against the key.
+        assert_eq!(receipt(&conn, appended[6].seq, &public).unwrap(), Some(receipts[6].clone()));
+        assert!(receipt(&conn, appended[6].seq, &KeyPair::from_secret(&[8; 32]).public()).is_err());
         assert!(!receipt_signed(&receipts[0], "acme", "c2", &public), "a receipt names its chain");
         let mut moved = receipts[1].clone();
         moved.pos = 1;

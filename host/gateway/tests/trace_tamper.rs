@@ -15,7 +15,7 @@ use common::Http;
 use reqwest::{Method, StatusCode};
 use rusqlite::Connection;
 use sbd_bundle::PublicKey;
-use sbd_gateway::traces::{self, Receipt};
+use sbd_gateway::traces::{self, ClientReceipt, Receipt};
 use serde_json::{json, Value};
 
 fn now() -> u64 {
@@ -87,24 +87,24 @@ async fn record_chains(http: &Http, key: &str) -> Run {
     let g1 = &r1["verdict"]["allow"];
     let r2 = delegate(http, key, json!({"token": r1["child_token"], "request": hop(("refund-agent", 0), ("ledger-agent", 0), g1["child_mandate"].clone(), mandate(600_000_000, 2), json!([]))})).await;
     assert_eq!(r2["decision"], "allow", "{r2}");
-    receipts.push(serde_json::from_value(r2["receipt"].clone()).unwrap());
+    receipts.push(serde_json::from_value::<Receipt>(r2["receipt"].clone()).unwrap());
 
     let g2 = &r2["verdict"]["allow"];
     let r3 = delegate(http, key, json!({"token": r2["child_token"], "request": hop(("ledger-agent", 0), ("fx-agent", 0), g2["child_mandate"].clone(), mandate(300_000_000, 1), json!([]))})).await;
     assert_eq!(r3["decision"], "allow", "{r3}");
     let warnings = r3["verdict"]["allow"]["warnings"].as_array().unwrap();
     assert!(warnings.iter().any(|w| w["code"] == 1101), "hop 3 of at most 4 warns: {r3}");
-    receipts.push(serde_json::from_value(r3["receipt"].clone()).unwrap());
+    receipts.push(serde_json::from_value::<Receipt>(r3["receipt"].clone()).unwrap());
 
     let g3 = &r3["verdict"]["allow"];
     let r4 = delegate(http, key, json!({"token": r3["child_token"], "request": hop(("fx-agent", 0), ("orchestrator", 0), g3["child_mandate"].clone(), mandate(100_000_000, 0), json!([]))})).await;
     assert_eq!(r4["decision"], "deny", "{r4}");
     assert_eq!(r4["verdict"]["deny"]["code"], 1002);
-    receipts.push(serde_json::from_value(r4["receipt"].clone()).unwrap());
+    receipts.push(serde_json::from_value::<Receipt>(r4["receipt"].clone()).unwrap());
 
     let o = http.tenant(&http.operator(key), Method::POST, &format!("/v1/chains/{chain}/outcome"), Some(json!({"outcome": "success", "magnitude": 5.0}))).await;
     assert_eq!(o.status, StatusCode::OK, "{:?}", o.body);
-    receipts.push(serde_json::from_value(o.body["receipt"].clone()).unwrap());
+    receipts.push(serde_json::from_value::<Receipt>(o.body["receipt"].clone()).unwrap());
 
     // The root grant is the chain's first event.
     let events = http.tenant(key, Method::GET, &format!("/v1/chains/{chain}"), None).await;
@@ -119,6 +119,11 @@ async fn record_chains(http: &Http, key: &str) -> Run {
         receipts[4].seq,
     ];
     Run { chain, other_chain_seq, seqs, receipts }
+}
+
+/// The receipts as a client keeps them.
+fn kept(run: &Run) -> Vec<ClientReceipt> {
+    run.receipts.iter().cloned().map(ClientReceipt::Sealed).collect()
 }
 
 async fn get_chain(http: &Http, key: &str, chain: &str) -> Value {
@@ -206,7 +211,7 @@ async fn direct_database_edits_are_named_by_the_gateway_and_the_offline_verifier
     let text = serde_json::to_string_pretty(&export).unwrap();
     let reread: Value = serde_json::from_str(&text).unwrap();
     assert_eq!(traces::verify_export(&reread, &public), Ok(7));
-    assert_eq!(traces::verify_receipts(&reread, &public, &run.receipts), Ok(()));
+    assert_eq!(traces::verify_receipts(&reread, &public, &kept(&run)), Ok(()));
     // The export checked with another key: refused at the first event.
     let stranger = sbd_bundle::KeyPair::from_secret(&[7; 32]).public();
     assert_eq!(traces::verify_export(&reread, &stranger).unwrap_err().kind, "unsigned");
@@ -328,7 +333,7 @@ async fn direct_database_edits_are_named_by_the_gateway_and_the_offline_verifier
     let http = Http::new(gw.url());
     let served = get_chain(&http, &key, &run.chain).await;
     assert_eq!(served["integrity"], "ok", "a consistent prefix verifies on its own");
-    let b = traces::verify_receipts(&served, &public, &run.receipts).unwrap_err();
+    let b = traces::verify_receipts(&served, &public, &kept(&run)).unwrap_err();
     assert_eq!((b.seq, b.kind.as_str(), b.pos), (Some(s_outcome), "rolled-back", 7), "{b}");
     gw.stop().await;
 }
