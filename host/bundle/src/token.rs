@@ -109,7 +109,7 @@ pub struct Block {
     /// The key that signs this block.
     pub signer: KeyId,
     /// 16 random bytes: two delegations with equal fields still get distinct blocks (a block's
-    /// hash names the grant it records).
+    /// hash, after its issue time, names the grant it records).
     pub nonce: [u8; 16],
 }
 

@@ -538,7 +538,7 @@ def approval_no_token(gw):
     after = t.reserved()
     token = (b.get("delegation") or {}).get("child_token") or b.get("child_token")
     if token:
-        return no(f"200 {b.get('decision')}: child token and grant {(b.get('delegation') or {}).get('grant_id', '')[:12]} issued, "
+        return no(f"200 {b.get('decision')}: child token and grant ...{(b.get('delegation') or {}).get('grant_id', '')[-12:]} issued, "
                   f"escrow {(b.get('delegation') or {}).get('escrow')}")
     return ok(f"200 {b.get('decision')}: no child token; tenant reserved {before} -> {after}")
 

@@ -365,15 +365,18 @@ pub async fn create(
         }
         None => None,
     };
-    // Idempotency: an explicit key, else the token's tip and the request itself (without the
-    // server-set `now`): the same token and request return the original response.
+    // Idempotency: an explicit key, else the token's block and everything the caller sent
+    // (the request without the server-set `now`, the exception, an open root's chain id and
+    // the subject): the same token and request return the original response.
     let mut normalised = claimed.clone();
     normalised.now = 0;
     let request_hash = sha256_hex(
         format!(
-            "{}\n{}\n{}",
-            presented.as_ref().map(grant_id).unwrap_or_default(),
+            "{}\n{}\n{}\n{}\n{}",
+            presented.as_ref().map(tokens::block_hash_id).unwrap_or_default(),
             body.depth_exception_id.as_deref().unwrap_or_default(),
+            body.chain_id.as_deref().unwrap_or_default(),
+            serde_json::to_string(&body.subject).map_err(ApiError::internal)?,
             serde_json::to_string(&normalised).map_err(ApiError::internal)?
         )
         .as_bytes(),
@@ -397,7 +400,7 @@ pub async fn create(
             request_hash.clone(),
             from_id.clone(),
             to_id.clone(),
-            presented.as_ref().map(grant_id),
+            presented.as_ref().map(tokens::grant_ids),
             body.depth_exception_id.clone(),
             chain_id.clone(),
         );
@@ -407,7 +410,7 @@ pub async fn create(
                 from: registry::get(conn, &t, &from)?,
                 to: registry::get(conn, &t, &to)?,
                 parent: match &parent_id {
-                    Some(id) => escrow::load(conn, &t, id)?,
+                    Some(ids) => escrow::load_any(conn, &t, ids)?,
                     None => None,
                 },
                 exception: match &exception_id {
@@ -537,6 +540,9 @@ pub async fn create(
         request_id: ctx.as_ref().map(|c| c.request_id.clone()),
         trace_id: ctx.map(|c| c.trace_id),
         open_root: if parent_grant.is_none() { Some(parent_token.clone()) } else { None },
+        // The id the parent's grant is stored under (a store from before time-ordered ids
+        // keeps the former form); an open root's is minted now.
+        parent_grant_id: parent_grant.as_ref().map_or_else(|| grant_id(&parent_token), |g| g.grant_id.clone()),
         parent_token,
         child,
         idem_key,
@@ -605,6 +611,8 @@ struct Plan {
     trace_id: Option<String>,
     /// The parent's token (the root grant minted for an open root).
     parent_token: VerifiedToken,
+    /// The id of the parent's grant in the escrow.
+    parent_grant_id: String,
     /// Set for an open root: the root grant to record before the hop.
     open_root: Option<VerifiedToken>,
     /// The child's token, for an allow.
@@ -815,7 +823,24 @@ struct DecisionResponse<'a> {
     escalation: Option<&'a Value>,
 }
 
-fn record(conn: &Connection, mut p: Plan) -> ApiResult<Recorded> {
+/// Writes one decided hop. A hop refused by a write (its hold, open root or action mask found
+/// taken) may have lost a race to a concurrent twin of itself: if the twin's response is
+/// stored by now, this job is undone and answers with it, as a replay would.
+fn record(conn: &Connection, p: Plan) -> ApiResult<Recorded> {
+    let (tenant, key, request_hash) = (p.tenant.clone(), p.idem_key.clone(), p.request_hash.clone());
+    match record_hop(conn, p) {
+        Err(e) => match stored_replay(conn, &tenant, &key, &request_hash)? {
+            Some(stored) => {
+                crate::store::rollback_job(conn)?;
+                Ok(Recorded::Replay(stored))
+            }
+            None => Err(e),
+        },
+        recorded => recorded,
+    }
+}
+
+fn record_hop(conn: &Connection, mut p: Plan) -> ApiResult<Recorded> {
     // A concurrent twin may have committed since the facts were read. A hop that changes
     // state finds out at its idempotency insert (below) and rolls back; a denial stores no
     // record under an implicit key, so it looks first.
@@ -827,7 +852,7 @@ fn record(conn: &Connection, mut p: Plan) -> ApiResult<Recorded> {
     if let Some(root) = &p.open_root {
         record_root(conn, &p.tenant, root, &p.subject, &p.policy_version, p.now, &p.signer)?;
     }
-    let parent_id = grant_id(&p.parent_token);
+    let parent_id = p.parent_grant_id.clone();
     let mut granted: Option<Granted> = None;
     let mut escalation: Option<Value> = None;
     match (&p.verdict, &p.child) {

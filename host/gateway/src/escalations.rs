@@ -455,9 +455,9 @@ fn perform(
         .tokens
         .verify(token, tenant, u64::try_from(now).unwrap_or(0))
         .map_err(|e| ApiError::new(ErrorCode::EscalationClosed, format!("the delegator's token can no longer delegate: {}", e.message)))?;
-    let parent_id = grant_id(&parent);
-    let grant = escrow::load(conn, tenant, &parent_id)?
+    let grant = escrow::load_any(conn, tenant, &crate::tokens::grant_ids(&parent))?
         .ok_or_else(|| ApiError::new(ErrorCode::EscalationClosed, "the delegator's grant is gone"))?;
+    let parent_id = grant.grant_id.clone();
     let mut available = parent.mandate().clone();
     for b in &mut available.budgets {
         let left = grant.units.iter().find(|u| u.unit == crate::delegations::unit_of(b.unit)).map_or(0, |u| u.available);

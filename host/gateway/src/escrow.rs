@@ -178,6 +178,17 @@ pub fn load(conn: &Connection, tenant: &str, grant_id: &str) -> ApiResult<Option
     Ok(Some(grant))
 }
 
+/// Loads the first of `ids` that names a grant of `tenant` (a token's grant may be stored under
+/// its current id or, in a store from before time-ordered ids, its former one).
+pub fn load_any(conn: &Connection, tenant: &str, ids: &[String]) -> ApiResult<Option<Grant>> {
+    for id in ids {
+        if let Some(grant) = load(conn, tenant, id)? {
+            return Ok(Some(grant));
+        }
+    }
+    Ok(None)
+}
+
 const GRANT_SQL: &str = "SELECT chain_id, parent_id, holder, depth, status, expires_at_ms, created_at_ms FROM grants \
                          WHERE grant_id = ?1 AND tenant_id = ?2";
 

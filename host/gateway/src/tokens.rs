@@ -140,8 +140,8 @@ pub fn links_of(token: &VerifiedToken) -> Vec<Link> {
 /// The time comes first so that new grants sort after old ones: the grant tables' keys are
 /// appended at the end of their B-trees. A bare hash put every insert on a random page, one
 /// write-ahead-log page per key per commit (docs/performance.md). The hash part (208 bits)
-/// keeps ids unique and unpredictable; only the gateway's key makes blocks, so an id cannot
-/// be chosen by a caller.
+/// keeps ids unique and unpredictable; only the keys of the gateway's trust store sign blocks,
+/// so an id cannot be chosen by a caller.
 pub fn grant_id(token: &VerifiedToken) -> String {
     use std::fmt::Write as _;
     // 12 hex digits hold every millisecond up to the year 10889.
@@ -152,6 +152,19 @@ pub fn grant_id(token: &VerifiedToken) -> String {
         let _ = write!(id, "{b:02x}");
     }
     id
+}
+
+/// The id a token's grant had before ids led with the issue time: the full block hash in hex.
+/// Grants stored then are still found under it ([`grant_ids`]), and a delegation's
+/// idempotency hash uses it (it names the block without the time prefix).
+pub fn block_hash_id(token: &VerifiedToken) -> String {
+    token.tip_hash().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The ids a token's grant may be stored under, current form first: a store written before
+/// time-ordered ids keeps its grants under [`block_hash_id`].
+pub fn grant_ids(token: &VerifiedToken) -> [String; 2] {
+    [grant_id(token), block_hash_id(token)]
 }
 
 /// A chain id from its 32-hex text form.

@@ -500,3 +500,70 @@ async fn concurrent_twins_of_one_delegation_get_one_grant_and_one_response() {
     assert_eq!(allows, 1, "one allow in the trace: {:?}", chain.body);
     audit_sound(&http, &key).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_twins_of_an_open_root_get_one_chain_and_one_response() {
+    // Found by review: a twin refused by a write (here the one-root-per-chain index) after
+    // the first twin committed must answer with the first one's response, not a 409.
+    let (dir, _gw, http, key) = setup().await;
+    let r = http.tenant(&http.operator(&key), Method::PUT, "/v1/authority/settings", Some(json!({"open_roots": true}))).await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    let mut body = rootless("orchestrator", "a", &mandate(1_000, 4), mandate(100, 3));
+    body["chain_id"] = json!("0123456789abcdef0123456789abcdef");
+    let agent = http.agent_key(&key, "orchestrator").await;
+    // Hold the store's write lock while the twins arrive: each reads its facts (WAL readers
+    // are not blocked) and finds no stored answer, and all their writes land in one batch
+    // once the lock is released.
+    let lock = rusqlite::Connection::open(dir.path().join("sbd.sqlite3")).unwrap();
+    lock.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let mut twins = Vec::new();
+    for _ in 0..8 {
+        let (http, body, agent) = (http.clone(), body.clone(), agent.clone());
+        twins.push(tokio::spawn(async move { http.call(Method::POST, "/v1/delegations", &[("x-cycles-api-key", agent.as_str())], Some(body)).await }));
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(800)).await;
+    lock.execute_batch("COMMIT").unwrap();
+    let mut bodies = Vec::new();
+    for t in twins {
+        let r = t.await.unwrap();
+        assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+        bodies.push(r.body);
+    }
+    assert_eq!(bodies[0]["decision"], "allow", "{:?}", bodies[0]);
+    assert!(bodies.iter().all(|b| b == &bodies[0]), "twins got different responses");
+    let tree = http.tenant(&key, Method::GET, "/v1/chains/0123456789abcdef0123456789abcdef/grants", None).await;
+    assert_eq!(tree.body["grants"].as_array().unwrap().len(), 2, "one root, one child: {:?}", tree.body);
+    audit_sound(&http, &key).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_grant_stored_under_the_former_id_form_is_still_found() {
+    // A store from before time-ordered grant ids keeps a grant under its bare block hash; the
+    // token issued then must keep working after the upgrade.
+    let (dir, gw, mut http, key) = setup().await;
+    let root = mandate(1_000, 4);
+    let grant = http.root_grant(&key, "orchestrator", root.clone()).await;
+    let root_token = token(&grant);
+    gw.stop().await;
+    let tenant = sbd_bundle::token::UnverifiedToken::decode(&root_token).unwrap().blocks().last().unwrap().tenant.clone();
+    let authority = sbd_gateway::tokens::TokenAuthority::load_or_create(dir.path(), None).unwrap();
+    let verified = authority.verify(&root_token, &tenant, common::now_ms()).unwrap();
+    let (current, former) = (sbd_gateway::tokens::grant_id(&verified), sbd_gateway::tokens::block_hash_id(&verified));
+    assert_eq!(grant["grant_id"], current.as_str());
+    let db = rusqlite::Connection::open(dir.path().join("sbd.sqlite3")).unwrap();
+    db.execute_batch(&format!(
+        "UPDATE grants SET grant_id = '{former}' WHERE grant_id = '{current}'; \
+         UPDATE grant_units SET grant_id = '{former}' WHERE grant_id = '{current}';"
+    ))
+    .unwrap();
+    drop(db);
+
+    let gw = common::gateway(dir.path()).await;
+    http.base = gw.url();
+    let r = http.delegate(&key, hop(&root_token, "orchestrator", "a", &root, mandate(100, 3))).await;
+    assert_eq!(r.body["decision"], "allow", "{:?}", r.body);
+    assert_eq!(r.body["parent_grant_id"], former.as_str(), "carved from the grant under its former id");
+    let tree = http.tenant(&key, Method::GET, &format!("/v1/chains/{}/grants", grant["chain_id"].as_str().unwrap()), None).await;
+    assert_eq!(tree.body["grants"].as_array().unwrap().len(), 2, "{:?}", tree.body);
+    audit_sound(&http, &key).await;
+}
