@@ -3,7 +3,8 @@
 # directory holding cargo, rustc or rustup removed from PATH (and CARGO_HOME/RUSTUP_HOME
 # unset), install each package from this checkout and run its three-line quickstart; the
 # verdict must be an allow. Needs python3 (3.10+), node (20+) and npm, and the package
-# registries (PyPI for wasmtime and setuptools; npm installs nothing else).
+# registries (PyPI for wasmtime and setuptools; npm for smol-toml, the JS package's one
+# runtime dependency).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 work="$(mktemp -d)"

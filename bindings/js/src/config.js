@@ -1,14 +1,20 @@
-// Policy configurations from JSON, as the component's `create` takes them.
+// Policy configurations from TOML or JSON, as the component's `create` takes them.
 //
 // The component is built from the postcard encoding of `sbd_policy::PolicyConfig` (the WIT
-// `create` takes `list<u8>`). Until the component takes JSON itself, this module writes those
-// bytes from the JSON form of a policy (`schema/policy.schema.json`; the same document as the
-// TOML `sbd` reads), with the Rust side's rules: unknown fields are refused, a missing optional
+// `create` takes `list<u8>`). Until the component takes TOML or JSON itself, this module writes
+// those bytes from the TOML `sbd` reads (parsed with smol-toml, a TOML 1.0 parser without
+// dependencies) or its JSON form (`schema/policy.schema.json`), with the Rust side's rules: unknown fields are refused, a missing optional
 // field takes the Rust default, a wrong type or an integer out of range is refused naming its
 // path (`$.depth.max_depth: expected an integer 0-255, got 300`). The component then checks the
 // ranges it documents (`ConfigError`). The Python twin is `sbd_policy/config.py`; both are
 // checked byte for byte against the Rust encoder (`bindings/shared/configs/default.postcard`,
 // and the digests `sbd info` prints, in bindings/python/tests/configs/digests.json).
+
+import { readFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+import { parse as parseToml } from 'smol-toml';
 
 const MISSING = Symbol('missing');
 
@@ -167,13 +173,26 @@ const MODEL = struct([
   ['delegation', MLP, MISSING],
   ['provenance', PROVENANCE, {}],
 ]);
+/** A model already in postcard form (`sbd.model_file`), spliced in as it is. */
+class ModelBytes {
+  constructor(bytes) {
+    this.bytes = bytes;
+  }
+}
+const MODEL_OR_FILE = (value, at, out) => {
+  if (value instanceof ModelBytes) {
+    for (const b of value.bytes) out.bytes.push(b);
+  } else {
+    MODEL(value, at, out);
+  }
+};
 const SBD = struct([
   ['alpha', riskTable(F64), byRisk([0.9, 0.7, 0.5, 0.3])],
   ['lambda', riskTable(F64), byRisk([0.2, 0.4, 0.7, 0.9])],
   ['review_threshold', F64, 0.25],
   ['state_dim', option(U32), null],
   ['alpha_caps', list(ALPHA_CAP), []],
-  ['model', option(MODEL), null],
+  ['model', option(MODEL_OR_FILE), null],
   ['risk_bands', list(RISK_BAND), []],
 ]);
 const CONFIG = struct([
@@ -186,12 +205,43 @@ const CONFIG = struct([
 ]);
 
 /**
+ * The component's configuration bytes for a configuration already parsed into an object (the
+ * JSON form, or a parsed TOML table). `sbd.model_file` (a postcard model `sbd train` wrote) is
+ * read relative to `baseDir` (default: the working directory), as `sbd` reads it. Throws
+ * `TypeError`/`RangeError` naming the path of the first bad field, or the file system's error
+ * if the model file cannot be read.
+ * @param {object} config
+ * @param {{ baseDir?: string }} [options]
+ * @returns {Uint8Array}
+ */
+export function configFromObject(config, { baseDir } = {}) {
+  if (config === null || typeof config !== 'object' || Array.isArray(config)) {
+    throw new TypeError(`$: expected an object, got ${typeName(config)}`);
+  }
+  let document = config;
+  const sbd = config.sbd;
+  if (sbd !== null && typeof sbd === 'object' && !Array.isArray(sbd) && Object.hasOwn(sbd, 'model_file')) {
+    const { model_file: modelFile, ...rest } = sbd;
+    if (typeof modelFile !== 'string') {
+      throw new TypeError(`$.sbd.model_file: expected a string (a file path), got ${typeName(modelFile)}`);
+    }
+    if (Object.hasOwn(rest, 'model')) throw new RangeError('$.sbd: `model` and `model_file` are both given');
+    const path = resolve(baseDir ?? '.', modelFile);
+    document = { ...config, sbd: { ...rest, model: new ModelBytes(readFileSync(path)) } };
+  }
+  const out = new Writer();
+  CONFIG(document, '$', out);
+  return Uint8Array.from(out.bytes);
+}
+
+/**
  * The component's configuration bytes for a policy in its JSON form (an object, or a JSON
  * string). Throws `TypeError`/`RangeError` naming the path of the first bad field.
  * @param {object | string} config
+ * @param {{ baseDir?: string }} [options]
  * @returns {Uint8Array}
  */
-export function configFromJson(config) {
+export function configFromJson(config, options) {
   let document = config;
   if (typeof config === 'string') {
     try {
@@ -200,7 +250,38 @@ export function configFromJson(config) {
       throw new SyntaxError(`not a valid JSON document: ${error.message}`);
     }
   }
-  const out = new Writer();
-  CONFIG(document, '$', out);
-  return Uint8Array.from(out.bytes);
+  return configFromObject(document, options);
+}
+
+/**
+ * The component's configuration bytes for a TOML policy (the format of
+ * `policies/default.toml` and of the `policy.toml` that `sbd train` writes). Throws
+ * `SyntaxError` on a TOML syntax error, else as `configFromObject`.
+ * @param {string} text
+ * @param {{ baseDir?: string }} [options]
+ * @returns {Uint8Array}
+ */
+export function configFromToml(text, options) {
+  if (typeof text !== 'string') throw new TypeError(`toml: expected a string, got ${typeName(text)}`);
+  let table;
+  try {
+    // Integers past 2^53 stay exact (as BigInt), as the Rust reader keeps them.
+    table = parseToml(text, { integersAsBigInt: 'asNeeded' });
+  } catch (error) {
+    throw new SyntaxError(`not a valid TOML document: ${error.message}`);
+  }
+  return configFromObject(table, options);
+}
+
+/**
+ * Reads a policy file: `.json` as JSON, anything else as TOML (`sbd.model_file` relative to
+ * the file's directory).
+ * @param {string | URL} path
+ * @returns {Uint8Array}
+ */
+export function loadConfig(path) {
+  const file = path instanceof URL ? fileURLToPath(path) : String(path);
+  const text = readFileSync(file, 'utf8');
+  const options = { baseDir: dirname(resolve(file)) };
+  return file.toLowerCase().endsWith('.json') ? configFromJson(text, options) : configFromToml(text, options);
 }

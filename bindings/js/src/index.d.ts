@@ -251,9 +251,29 @@ export declare function verdictToJson(verdict: Verdict): Record<string, unknown>
 /** The JSON form of a mandate. */
 export declare function mandateToJson(mandate: Mandate): Record<string, unknown>;
 
+/** Where `sbd.model_file` is read from (default: the working directory). */
+export interface ConfigOptions {
+  baseDir?: string;
+}
+
 /**
  * The component's configuration bytes for a policy in its JSON form (an object or a JSON
  * string), as the Rust encoder writes them.
  * @throws TypeError or RangeError naming the path of the first bad field.
  */
-export declare function configFromJson(config: Record<string, unknown> | string): Uint8Array;
+export declare function configFromJson(config: Record<string, unknown> | string, options?: ConfigOptions): Uint8Array;
+/**
+ * The configuration bytes for a configuration already parsed into an object (the JSON form or
+ * a parsed TOML table); `sbd.model_file` is read relative to `options.baseDir`.
+ * @throws TypeError or RangeError naming the path of the first bad field.
+ */
+export declare function configFromObject(config: Record<string, unknown>, options?: ConfigOptions): Uint8Array;
+/**
+ * The configuration bytes for a TOML policy (`policies/default.toml`, or the `policy.toml`
+ * that `sbd train` writes).
+ * @throws SyntaxError when the TOML does not parse; TypeError or RangeError naming the path of
+ * the first bad field.
+ */
+export declare function configFromToml(toml: string, options?: ConfigOptions): Uint8Array;
+/** Reads a policy file: `.json` as JSON, anything else as TOML (`model_file` beside the file). */
+export declare function loadConfig(path: string | URL): Uint8Array;

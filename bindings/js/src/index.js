@@ -10,10 +10,10 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { lowerChain, lowerMandate, lowerOutcome, lowerRequest, liftInfo, liftMandate, liftTrustDelta, liftVerdict } from './convert.js';
 import { contractViolation } from './verify.js';
 
-import { configFromJson } from './config.js';
+import { configFromJson, configFromObject, loadConfig } from './config.js';
 
 export { requestFromJson, mandateFromJson, verdictToJson, mandateToJson } from './json.js';
-export { configFromJson } from './config.js';
+export { configFromJson, configFromObject, configFromToml, loadConfig } from './config.js';
 
 /** The code of the `policy-fault` denial a failed evaluation is answered with. */
 export const POLICY_FAULT_CODE = 9001;
@@ -144,8 +144,10 @@ export class Policy {
   /**
    * A policy from a configuration as people write it, on the bundled component: `config` is
    * omitted (the default policy, `policies/default.toml`, which this package carries as
-   * `policy/default.json`), a path to a `.json` policy file, the policy's JSON form as an
-   * object (`schema/policy.schema.json`), or postcard bytes (a `Uint8Array`). Throws
+   * `policy/default.json`), a path to a policy file (`.json` as JSON, anything else as TOML,
+   * such as the `policy.toml` that `sbd train` writes, its `model_file` read beside it), the
+   * policy's JSON form as an object (`schema/policy.schema.json`), or postcard bytes (a
+   * `Uint8Array`). Throws `SyntaxError` for a file that does not parse,
    * `TypeError`/`RangeError` naming the bad field, or `ConfigError` if the component rejects a
    * value.
    * @param {string | URL | object | Uint8Array} [config]
@@ -157,12 +159,9 @@ export class Policy {
     } else if (config instanceof Uint8Array) {
       bytes = config;
     } else if (typeof config === 'string' || config instanceof URL) {
-      if (!String(config).toLowerCase().endsWith('.json')) {
-        throw new RangeError(`config: ${config} is not a .json policy (TOML: convert it to JSON, or use the Python binding)`);
-      }
-      bytes = configFromJson(readFileSync(config, 'utf8'));
+      bytes = loadConfig(config);
     } else {
-      bytes = configFromJson(config);
+      bytes = configFromObject(config);
     }
     const component = await PolicyComponent.bundled();
     return component.instantiate(bytes);

@@ -92,3 +92,41 @@ describe('policies from JSON', () => {
     await assert.rejects(Policy.load({ name: 'x', version: '1', depth: { max_depth: 0 } }), ConfigError);
   });
 });
+
+describe('policies from TOML', () => {
+  const { configFromToml, loadConfig } = sbd;
+
+  // Every TOML policy the Python binding and `sbd info` are checked against, the trained
+  // finance policy (with its model_file) included.
+  for (const path of Object.keys(digests).filter((p) => p.endsWith('.toml'))) {
+    it(`gives the digest sbd prints for ${path}`, () => {
+      assert.equal(sha256(loadConfig(new URL(path, repo))), digests[path]);
+    });
+  }
+
+  it('builds a policy from a TOML file, its model read beside it', async () => {
+    const policy = await Policy.load(fileURLToPath(new URL('policies/finance/policy.toml', repo)));
+    assert.equal(policy.info.name, 'finance-sbd');
+    assert.equal(policy.info.configDigest, digests['policies/finance/policy.toml']);
+    policy.close();
+  });
+
+  it('reads model_file relative to baseDir', () => {
+    const text = readFileSync(new URL('policies/finance/policy.toml', repo), 'utf8');
+    assert.throws(() => configFromToml(text, { baseDir: fileURLToPath(new URL('bindings/', repo)) }), (e) => e.code === 'ENOENT');
+    const bytes = configFromToml(text, { baseDir: fileURLToPath(new URL('policies/finance/', repo)) });
+    assert.equal(sha256(bytes), digests['policies/finance/policy.toml']);
+  });
+
+  for (const [toml, error, message] of [
+    ['name = "x"\nversion = "1"\nfrmo = 1', RangeError, '$: unknown field `frmo`'],
+    ['name = "x"\nversion = "1"\n[depth]\nmax_depth = 300', RangeError, '$.depth.max_depth: expected an integer 0-255, got 300'],
+    ['name = "x"\nversion = "1"\n[trust.required_tier]\nlow = "T1"', RangeError, '$.trust.required_tier: missing field `medium`'],
+    ['name = "x"\nversion = "1"\n[sbd]\nmodel_file = 3', TypeError, '$.sbd.model_file: expected a string'],
+    ['name = ', SyntaxError, 'not a valid TOML document'],
+  ]) {
+    it(`refuses ${JSON.stringify(toml)} naming the path`, () => {
+      assert.throws(() => configFromToml(toml), (e) => e instanceof error && e.message.includes(message));
+    });
+  }
+});
