@@ -370,17 +370,22 @@ pub async fn create(
     // the subject): the same token and request return the original response.
     let mut normalised = claimed.clone();
     normalised.now = 0;
-    let request_hash = sha256_hex(
-        format!(
-            "{}\n{}\n{}\n{}\n{}",
-            presented.as_ref().map(tokens::block_hash_id).unwrap_or_default(),
-            body.depth_exception_id.as_deref().unwrap_or_default(),
-            body.chain_id.as_deref().unwrap_or_default(),
-            serde_json::to_string(&body.subject).map_err(ApiError::internal)?,
-            serde_json::to_string(&normalised).map_err(ApiError::internal)?
-        )
-        .as_bytes(),
+    let mut material = format!(
+        "{}\n{}\n{}",
+        presented.as_ref().map(tokens::block_hash_id).unwrap_or_default(),
+        body.depth_exception_id.as_deref().unwrap_or_default(),
+        serde_json::to_string(&normalised).map_err(ApiError::internal)?
     );
+    // Hashed only when sent, so a request without them keeps the hash an earlier gateway
+    // stored it under: a retry across an upgrade is still a replay, not a second hop.
+    if body.chain_id.is_some() || body.subject.is_some() {
+        material.push_str(&format!(
+            "\n{}\n{}",
+            body.chain_id.as_deref().unwrap_or_default(),
+            serde_json::to_string(&body.subject).map_err(ApiError::internal)?
+        ));
+    }
+    let request_hash = sha256_hex(material.as_bytes());
     let explicit_key = idempotency_header(&headers).map(str::to_string);
     if explicit_key.as_ref().is_some_and(|k| k.is_empty() || k.len() > 256) {
         return Err(ApiError::invalid("`X-Idempotency-Key` must be 1-256 characters"));
