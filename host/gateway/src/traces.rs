@@ -270,10 +270,8 @@ impl ClientReceipt {
             ClientReceipt::Sealed(r) => receipt_signed(r, tenant, chain_id, key),
             ClientReceipt::Head(r) => {
                 let h = &r.head;
-                unhex32(&h.head_hash).is_some_and(|hash| {
-                    h.key_id == key.id().to_string()
-                        && signature_ok(key, &head_message(&h.tenant, &h.chain_id, h.count, &hash), &h.signature)
-                }) && h.tenant == tenant
+                head_signature_ok(h, key)
+                    && h.tenant == tenant
                     && h.chain_id == chain_id
                     && h.count == r.pos
                     && h.head_hash == r.hash
@@ -565,6 +563,13 @@ fn unhex_n<const N: usize>(text: &str) -> Option<[u8; N]> {
     Some(out)
 }
 
+/// Whether `h` (a head signed before seals) carries `key`'s signature over its own fields.
+fn head_signature_ok(h: &SignedHead, key: &PublicKey) -> bool {
+    h.key_id == key.id().to_string()
+        && unhex32(&h.head_hash)
+            .is_some_and(|hash| signature_ok(key, &head_message(&h.tenant, &h.chain_id, h.count, &hash), &h.signature))
+}
+
 fn signature_ok(key: &PublicKey, message: &[u8], signature_hex: &str) -> bool {
     match unhex_n::<64>(signature_hex) {
         Some(bytes) => key.verify(message, &ed25519_dalek::Signature::from_bytes(&bytes)),
@@ -713,33 +718,40 @@ pub fn load(conn: &Connection, tenant: &str, chain_id: &str) -> ApiResult<Vec<Re
     Ok(rows.collect::<Result<Vec<_>, _>>()?)
 }
 
+/// Seal `seal_id` as stored, with its tree rebuilt from the stored leaves; `Err` says why it
+/// cannot be used (missing, or leaves that do not match its size).
+fn stored_seal(conn: &Connection, seal_id: i64) -> ApiResult<Result<Seal, &'static str>> {
+    let row = conn
+        .prepare_cached("SELECT tree_size, root, leaves, key_id, signature FROM trace_seals WHERE seal_id = ?1")?
+        .query_row([seal_id], |x| {
+            Ok((x.get::<_, i64>(0)?, x.get::<_, String>(1)?, x.get::<_, Vec<u8>>(2)?, x.get::<_, String>(3)?, x.get::<_, String>(4)?))
+        })
+        .optional()?;
+    let Some((tree_size, root, leaves, key_id, signature)) = row else { return Ok(Err("its seal is missing")) };
+    if leaves.is_empty() || leaves.len() % 32 != 0 || i64::try_from(leaves.len() / 32).ok() != Some(tree_size) {
+        return Ok(Err("its seal's stored leaves are malformed"));
+    }
+    let levels = tree_levels(leaves.chunks(32).map(|c| <[u8; 32]>::try_from(c).unwrap_or([0; 32])).collect());
+    Ok(Ok(Seal { record: SealRecord { seal_id, tree_size, root, key_id, signature }, levels }))
+}
+
 /// The seals `records` name and each sealed record's audit path, from `trace_seals`. A seal
 /// that is missing or whose stored leaves are malformed is left out: its records then fail
 /// verification.
 pub fn inclusions(conn: &Connection, records: &[Record]) -> ApiResult<Inclusions> {
     let mut out = Inclusions::default();
-    let mut trees: std::collections::BTreeMap<i64, Option<Vec<Vec<[u8; 32]>>>> = std::collections::BTreeMap::new();
-    let mut stmt = conn.prepare_cached("SELECT tree_size, root, leaves, key_id, signature FROM trace_seals WHERE seal_id = ?1")?;
+    let mut seals: std::collections::BTreeMap<i64, Option<Seal>> = std::collections::BTreeMap::new();
     for r in records {
         let (Some(seal_id), Some(leaf)) = (r.seal_id, r.leaf) else { continue };
-        if !trees.contains_key(&seal_id) {
-            let row = stmt
-                .query_row([seal_id], |x| {
-                    Ok((x.get::<_, i64>(0)?, x.get::<_, String>(1)?, x.get::<_, Vec<u8>>(2)?, x.get::<_, String>(3)?, x.get::<_, String>(4)?))
-                })
-                .optional()?;
-            let tree = row.and_then(|(tree_size, root, leaves, key_id, signature)| {
-                if leaves.len() % 32 != 0 || i64::try_from(leaves.len() / 32).ok() != Some(tree_size) || leaves.is_empty() {
-                    return None;
-                }
-                out.seals.push(SealRecord { seal_id, tree_size, root, key_id, signature });
-                let hashes = leaves.chunks(32).map(|c| <[u8; 32]>::try_from(c).unwrap_or([0; 32])).collect();
-                Some(tree_levels(hashes))
-            });
-            trees.insert(seal_id, tree);
+        if !seals.contains_key(&seal_id) {
+            let seal = stored_seal(conn, seal_id)?.ok();
+            if let Some(seal) = &seal {
+                out.seals.push(seal.record.clone());
+            }
+            seals.insert(seal_id, seal);
         }
-        if let Some(Some(levels)) = trees.get(&seal_id) {
-            let path = audit_path(levels, usize::try_from(leaf).unwrap_or(usize::MAX));
+        if let Some(Some(seal)) = seals.get(&seal_id) {
+            let path = audit_path(&seal.levels, usize::try_from(leaf).unwrap_or(usize::MAX));
             out.paths.push(Inclusion { seq: r.seq, path: path.iter().map(|h| hex(h)).collect() });
         }
     }
@@ -766,18 +778,7 @@ pub fn receipt(conn: &Connection, seq: i64, key: &PublicKey) -> ApiResult<Option
         .optional()?;
     let Some((tenant, chain_id, pos, hash, Some(seal_id), Some(leaf))) = row else { return Ok(None) };
     let broken = |why: &str| ApiError::internal(format!("trace event {seq}: {why}; its receipt cannot be made"));
-    let (tree_size, root, leaves, key_id, signature) = conn
-        .prepare_cached("SELECT tree_size, root, leaves, key_id, signature FROM trace_seals WHERE seal_id = ?1")?
-        .query_row([seal_id], |x| {
-            Ok((x.get::<_, i64>(0)?, x.get::<_, String>(1)?, x.get::<_, Vec<u8>>(2)?, x.get::<_, String>(3)?, x.get::<_, String>(4)?))
-        })
-        .optional()?
-        .ok_or_else(|| broken("its seal is missing"))?;
-    if leaves.is_empty() || leaves.len() % 32 != 0 || i64::try_from(leaves.len() / 32).ok() != Some(tree_size) {
-        return Err(broken("its seal's stored leaves are malformed"));
-    }
-    let levels = tree_levels(leaves.chunks(32).map(|c| <[u8; 32]>::try_from(c).unwrap_or([0; 32])).collect());
-    let seal = Seal { record: SealRecord { seal_id, tree_size, root, key_id, signature }, levels };
+    let seal = stored_seal(conn, seal_id)?.map_err(broken)?;
     let receipt = seal.receipt(&Appended { seq, pos, hash, seal_id, leaf });
     if !receipt_signed(&receipt, &tenant, &chain_id, key) {
         return Err(broken("its seal does not prove it"));
@@ -916,7 +917,7 @@ pub fn verify_records(
     let head_hash = unhex32(&head.head_hash).ok_or_else(|| head_bad("head", "the head hash is not 64 hex digits".into()))?;
     // A head written with seals has no signature of its own: it must name the last event,
     // whose seal was checked above. One written before seals must carry its signature.
-    let head_signed = head.signature.is_empty() || signature_ok(key, &head_message(tenant, chain_id, head.count, &head_hash), &head.signature);
+    let head_signed = head.signature.is_empty() || head_signature_ok(head, key);
     if head.tenant != tenant || head.chain_id != chain_id || head.key_id != key_id || !head_signed {
         return Err(head_bad("head", format!("the chain head is not signed by key {key_id} for this chain")));
     }
