@@ -41,6 +41,7 @@
 //! names the first event that does not verify. The tables also refuse UPDATE and DELETE
 //! (triggers); a trace lives in the store file and survives restarts.
 
+use rusqlite::types::ValueRef;
 use rusqlite::{params, Connection, OptionalExtension};
 use sbd_bundle::{KeyPair, PublicKey};
 use serde::{Deserialize, Serialize};
@@ -686,26 +687,50 @@ pub fn append(conn: &Connection, e: &NewEvent<'_>, signer: &KeyPair) -> ApiResul
 const RECORD_COLUMNS: &str = "seq, pos, tenant_id, chain_id, delegator, delegate, depth, at_ms, decision, reason_code, \
                               policy_version, body, prev_hash, hash, key_id, signature, seal_id, leaf";
 
+// Columns are read as the type they were written with. A value of another type can only come
+// from an edit of the file; it reads as a value no sealed event has (so verification names the
+// row as edited or unsigned) instead of failing the read, and the chain is still served.
+
+fn text_col(r: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<String> {
+    Ok(match r.get_ref(i)? {
+        ValueRef::Text(t) => String::from_utf8_lossy(t).into_owned(),
+        ValueRef::Null => String::new(),
+        other => format!("\u{0}<{} where text is stored>", other.data_type()),
+    })
+}
+
+fn opt_int_col(r: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<Option<i64>> {
+    Ok(match r.get_ref(i)? {
+        ValueRef::Integer(v) => Some(v),
+        ValueRef::Null => None,
+        _ => Some(i64::MIN),
+    })
+}
+
+fn int_col(r: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<i64> {
+    Ok(opt_int_col(r, i)?.unwrap_or(i64::MIN))
+}
+
 fn record_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Record> {
     Ok(Record {
         seq: r.get(0)?,
-        pos: r.get::<_, Option<i64>>(1)?.unwrap_or(0),
-        tenant: r.get(2)?,
-        chain_id: r.get(3)?,
-        delegator: r.get(4)?,
-        delegate: r.get(5)?,
-        depth: r.get(6)?,
-        at_ms: r.get(7)?,
-        decision: r.get(8)?,
-        reason_code: r.get(9)?,
-        policy_version: r.get(10)?,
-        body: r.get(11)?,
-        prev_hash: r.get::<_, Option<String>>(12)?.unwrap_or_default(),
-        hash: r.get::<_, Option<String>>(13)?.unwrap_or_default(),
-        key_id: r.get::<_, Option<String>>(14)?.unwrap_or_default(),
-        signature: r.get::<_, Option<String>>(15)?.unwrap_or_default(),
-        seal_id: r.get(16)?,
-        leaf: r.get(17)?,
+        pos: opt_int_col(r, 1)?.unwrap_or(0),
+        tenant: text_col(r, 2)?,
+        chain_id: text_col(r, 3)?,
+        delegator: text_col(r, 4)?,
+        delegate: text_col(r, 5)?,
+        depth: int_col(r, 6)?,
+        at_ms: int_col(r, 7)?,
+        decision: text_col(r, 8)?,
+        reason_code: opt_int_col(r, 9)?,
+        policy_version: text_col(r, 10)?,
+        body: text_col(r, 11)?,
+        prev_hash: text_col(r, 12)?,
+        hash: text_col(r, 13)?,
+        key_id: text_col(r, 14)?,
+        signature: text_col(r, 15)?,
+        seal_id: opt_int_col(r, 16)?,
+        leaf: opt_int_col(r, 17)?,
     })
 }
 
@@ -724,7 +749,11 @@ fn stored_seal(conn: &Connection, seal_id: i64) -> ApiResult<Result<Seal, &'stat
     let row = conn
         .prepare_cached("SELECT tree_size, root, leaves, key_id, signature FROM trace_seals WHERE seal_id = ?1")?
         .query_row([seal_id], |x| {
-            Ok((x.get::<_, i64>(0)?, x.get::<_, String>(1)?, x.get::<_, Vec<u8>>(2)?, x.get::<_, String>(3)?, x.get::<_, String>(4)?))
+            let leaves = match x.get_ref(2)? {
+                ValueRef::Blob(b) => b.to_vec(),
+                _ => Vec::new(), // stored as another type: malformed
+            };
+            Ok((int_col(x, 0)?, text_col(x, 1)?, leaves, text_col(x, 3)?, text_col(x, 4)?))
         })
         .optional()?;
     let Some((tree_size, root, leaves, key_id, signature)) = row else { return Ok(Err("its seal is missing")) };
@@ -794,10 +823,10 @@ pub fn stored_head(conn: &Connection, tenant: &str, chain_id: &str) -> ApiResult
             Ok(SignedHead {
                 tenant: tenant.to_string(),
                 chain_id: chain_id.to_string(),
-                count: r.get(0)?,
-                head_hash: r.get(1)?,
-                key_id: r.get(2)?,
-                signature: r.get(3)?,
+                count: int_col(r, 0)?,
+                head_hash: text_col(r, 1)?,
+                key_id: text_col(r, 2)?,
+                signature: text_col(r, 3)?,
             })
         })
         .optional()?)

@@ -272,6 +272,16 @@ async fn direct_database_edits_are_named_by_the_gateway_and_the_offline_verifier
             "unsigned",
             3,
         ),
+        // Values of another column type (found by a live attack: the export was a 500).
+        ("body-as-blob", format!("UPDATE trace_events SET body = CAST(body AS BLOB) WHERE seq = {s_hop1}"), Some(s_hop1), "edited", 2),
+        ("at-ms-real", format!("UPDATE trace_events SET at_ms = at_ms + 0.5 WHERE seq = {s_deny}"), Some(s_deny), "edited", 6),
+        (
+            "seal-leaves-text",
+            format!("UPDATE trace_seals SET leaves = leaves || zeroblob(32) WHERE seal_id = (SELECT seal_id FROM trace_events WHERE seq = {s_hop2})"),
+            Some(s_hop2),
+            "unsigned",
+            3,
+        ),
         ("seal-delete", format!("DELETE FROM trace_seals WHERE seal_id = (SELECT seal_id FROM trace_events WHERE seq = {s_hop3})"), Some(s_hop3), "unsigned", 4),
         (
             "seal-swap",
