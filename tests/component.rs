@@ -43,12 +43,14 @@ fn the_policy_component_exports_the_policy_interface() {
 
 #[test]
 fn the_policy_component_is_small() {
-    // Size-optimised build (opt-level s, LTO, strip, panic abort). A jump here means
-    // something heavy (formatting machinery, std) slipped into the guest. The canonical agent
-    // id (sbd_policy::identity: NFKC, case folding, general category, scripts) took it from
-    // 139,919 to 317,417 bytes: about 137 KB of Unicode data and 40 KB of code.
+    // LTO, strip, panic abort. A jump here means something heavy (formatting machinery, std)
+    // slipped into the guest. The canonical agent id (sbd_policy::identity: NFKC, case
+    // folding, general category, scripts) took it from 139,919 to 317,417 bytes: about 137 KB
+    // of Unicode data and 40 KB of code. Building for speed (opt-level 3 and simd128 instead
+    // of opt-level s, issue 18: a 1.3x faster allow, 2x faster learned inference) took it from
+    // 335,450 to about 453,000 bytes.
     let size = sbd_runtime::DEFAULT_COMPONENT.len();
-    assert!(size < 384 * 1024, "component is {size} bytes");
+    assert!(size < 480 * 1024, "component is {size} bytes");
 }
 
 /// The Python wheel and the npm package carry the release component so that they work without
