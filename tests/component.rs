@@ -47,10 +47,13 @@ fn the_policy_component_is_small() {
     // slipped into the guest. The canonical agent id (sbd_policy::identity: NFKC, case
     // folding, general category, scripts) took it from 139,919 to 317,417 bytes: about 137 KB
     // of Unicode data and 40 KB of code. Building for speed (opt-level 3 and simd128 instead
-    // of opt-level s, issue 18: a 1.3x faster allow, 2x faster learned inference) took it from
-    // 335,450 to about 453,000 bytes.
+    // of opt-level s, issue 18: a 1.2x faster allow, 2x faster learned inference) took it from
+    // 335,450 to 451,919 bytes. Reading JSON and TOML inside the component (issue 17:
+    // `create-from-text`, `evaluate-json`, `check-verdict`, so the Python and JS bindings keep
+    // no copies of the contract) took it to about 1,080,000: serde_path_to_error's tracking
+    // of every type's reader is the largest part (a quarter of the code), the TOML parser next.
     let size = sbd_runtime::DEFAULT_COMPONENT.len();
-    assert!(size < 480 * 1024, "component is {size} bytes");
+    assert!(size < 1152 * 1024, "component is {size} bytes");
 }
 
 /// The Python wheel and the npm package carry the release component so that they work without

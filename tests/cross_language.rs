@@ -85,10 +85,10 @@ fn native_and_both_wasmtime_paths_give_the_expected_verdicts() {
         let loaded = runtime.instantiate(&component, &bytes).expect("instantiate");
         let requests: Vec<Request> = mine.iter().map(|(_, r)| r.clone()).collect();
         let batches =
-            [CallPath::Typed, CallPath::Encoded].map(|p| (p, loaded.evaluate_batch_via(p, &requests)));
+            [CallPath::Typed, CallPath::Encoded, CallPath::Json].map(|p| (p, loaded.evaluate_batch_via(p, &requests)));
         for (k, (i, request)) in mine.iter().enumerate() {
             let mut answers = vec![("native".to_string(), native.evaluate(request))];
-            for path in [CallPath::Typed, CallPath::Encoded] {
+            for path in [CallPath::Typed, CallPath::Encoded, CallPath::Json] {
                 answers.push((format!("wasmtime {path:?}"), loaded.evaluate_via(path, request)));
             }
             for (path, batch) in &batches {

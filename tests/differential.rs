@@ -46,7 +46,7 @@ proptest! {
     fn component_and_native_verdicts_are_identical(request in request()) {
         for pair in pairs() {
             let native = pair.native.evaluate(&request);
-            for path in [CallPath::Typed, CallPath::Encoded] {
+            for path in [CallPath::Typed, CallPath::Encoded, CallPath::Json] {
                 let through_component = pair.component.evaluate_via(path, &request);
                 prop_assert_eq!(&native, &through_component, "config `{}`, {:?} path", pair.native.info().name, path);
             }
@@ -59,7 +59,7 @@ fn batches_match_single_calls_and_native() {
     let requests: Vec<Request> = sample_requests(500, 7);
     for pair in pairs() {
         let native = pair.native.evaluate_batch(&requests);
-        for path in [CallPath::Typed, CallPath::Encoded] {
+        for path in [CallPath::Typed, CallPath::Encoded, CallPath::Json] {
             let batch = pair.component.evaluate_batch_via(path, &requests);
             assert_eq!(batch, native, "config `{}`, {path:?} path", pair.native.info().name);
         }

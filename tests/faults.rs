@@ -30,7 +30,7 @@ fn expected(request: &Request) -> Verdict {
 fn assert_fails_closed_then_recovers(kind: &str, cause: &str) {
     let runtime = runtime();
     let policy = faulty(&runtime, kind);
-    for path in [CallPath::Typed, CallPath::Encoded] {
+    for path in [CallPath::Typed, CallPath::Encoded, CallPath::Json] {
         let before = policy.stats();
         let verdict = policy.evaluate_via(path, &trigger());
         let Verdict::Deny(denial) = &verdict else {
@@ -106,7 +106,7 @@ fn a_batch_with_too_few_verdicts_denies_the_whole_batch() {
     let runtime = runtime();
     let policy = faulty(&runtime, "short-batch");
     let requests = vec![allowed_request(), allowed_request(), allowed_request()];
-    for path in [CallPath::Typed, CallPath::Encoded] {
+    for path in [CallPath::Typed, CallPath::Encoded, CallPath::Json] {
         let verdicts = policy.evaluate_batch_via(path, &requests);
         assert_eq!(verdicts.len(), 3);
         for verdict in &verdicts {
@@ -121,7 +121,7 @@ fn a_batch_with_too_few_verdicts_denies_the_whole_batch() {
 fn a_fault_in_a_batch_denies_that_batch_only() {
     let runtime = runtime();
     let policy = faulty(&runtime, "trap");
-    for path in [CallPath::Typed, CallPath::Encoded] {
+    for path in [CallPath::Typed, CallPath::Encoded, CallPath::Json] {
         let faults_before = policy.stats().faults;
         let verdicts = policy.evaluate_batch_via(path, &[allowed_request(), trigger()]);
         assert!(verdicts.iter().all(|v| v.reason() == Some(Reason::PolicyFault)), "{path:?}: {verdicts:?}");

@@ -2863,6 +2863,201 @@ export function instantiate(getCoreModule, imports, instantiateCore = WebAssembl
       });
       
     };
+    let policy010StaticDelegationPolicyCreateFromText;
+    
+    DelegationPolicy.createFromText = function createFromText(arg0, arg1, arg2) {
+      
+      const hostProvided = false;
+      getOrCreateAsyncState(0).throwIfTrapped();
+      
+      const [task, _wasm_call_currentTaskID] = createNewCurrentTask({
+        componentIdx: 0,
+        isAsync: false,
+        isManualAsync: false,
+        preserveFutureResult: false,
+        entryFnName: 'policy010StaticDelegationPolicyCreateFromText',
+        getCallbackFn: () => null,
+        callbackFnName: null,
+        errHandling: 'throw-result-err',
+        callingWasmExport: true,
+      });
+      task.setCalleeIsAsync(false);
+      
+      const started = task.enterSync();
+      CURRENT_TASK_MAY_BLOCK.value = task.mayBlock() ? 1 : 0;
+      
+      if (0!== null) {
+        task.setReturnMemoryIdx(0);
+        task.setReturnMemory((() => memory0)());
+      }
+      
+      
+      return _withGlobalCurrentTaskMeta({
+        taskID: task.id(),
+        componentIdx: task.componentIdx(),
+        fn: () => {
+          try {
+            
+            
+            var encodeRes = _utf8AllocateAndEncode(arg0, realloc0, memory0);
+            var ptr0= encodeRes.ptr;
+            var len0 = encodeRes.len;
+            
+            var val1 = arg1;
+            let enum1;
+            switch (val1) {
+              case 'json': {
+                enum1 = 0;
+                break;
+              }
+              case 'toml': {
+                enum1 = 1;
+                break;
+              }
+              default: {
+                if ((arg1) instanceof Error) {
+                  console.error(arg1);
+                }
+                
+                throw new TypeError(`"${val1}" is not one of the cases of config-format`);
+              }
+            }
+            var variant3 = arg2;
+            let variant3_0;
+            let variant3_1;
+            let variant3_2;
+            if (variant3 === null || variant3=== undefined) {
+              variant3_0 = 0;
+              variant3_1 = 0;
+              variant3_2 = 0;
+            } else {
+              const e = variant3;
+              var val2 = e;
+              var len2 = Array.isArray(val2) ? val2.length : val2.byteLength;
+              var ptr2 = realloc0(0, 0, 1, len2 * 1);
+              
+              let valData2;
+              const valLenBytes2 = len2 * 1;
+              if (Array.isArray(val2)) {
+                // Regular array likely containing numbers, write values to memory
+                let offset = 0;
+                const dv2 = new DataView(memory0.buffer);
+                for (const v of val2) {
+                  _requireValidNumericPrimitive.bind(null, 'u8')(v);
+                  dv2.setUint8(ptr2+ offset, v, true);
+                  offset += 1;
+                }
+              } else {
+                // TypedArray / ArrayBuffer-like, direct copy
+                valData2 = new Uint8Array(val2.buffer || val2, val2.byteOffset, valLenBytes2);
+                const out2 = new Uint8Array(memory0.buffer, ptr2, valLenBytes2);
+                out2.set(valData2);
+              }
+              
+              variant3_0 = 1;
+              variant3_1 = ptr2;
+              variant3_2 = len2;
+            }
+            _debugLog('[iface="sbd:delegation/policy@0.1.0", function="[static]delegation-policy.create-from-text"][Instruction::CallWasm] enter', {
+              funcName: '[static]delegation-policy.create-from-text',
+              paramCount: 6,
+              async: false,
+              postReturn: true,
+            });
+            
+            let ret;
+            
+            try {
+              ret =  _withGlobalCurrentTaskMeta({
+                taskID: task.id(),
+                componentIdx: task.componentIdx(),
+                fn: () => policy010StaticDelegationPolicyCreateFromText(ptr0, len0, enum1, variant3_0, variant3_1, variant3_2),
+              });
+            } catch (err) {
+              
+              _debugLog('[Instruction::CallWasm] error during sync call', {
+                taskID: task.id(),
+                err,
+              });
+              getOrCreateAsyncState(0).markTrapped(err);
+              task.setErrored(err);
+              task.reject(err);
+              task.exit();
+              throw err;
+              
+            }
+            
+            let variant7;
+            switch (dataView(memory0).getUint8(ret + 0, true)) {
+              case 0: {
+                var handle5 = dataView(memory0).getInt32(ret + 4, true);
+                var rsc4 = new.target === DelegationPolicy ? this : Object.create(DelegationPolicy.prototype);
+                Object.defineProperty(rsc4, symbolRscHandle, { writable: true, value: handle5});
+                finalizationRegistry0.register(rsc4, handle5, rsc4);
+                Object.defineProperty(rsc4, symbolDispose, { writable: true, value: function () {
+                  finalizationRegistry0.unregister(rsc4);
+                  const handleEntry = rscTableRemove(handleTable0, handle5);
+                  rsc4[symbolDispose] = emptyFunc;
+                  rsc4[symbolRscHandle] = undefined;
+                  exports0['0'](handleEntry.rep);
+                }});
+                variant7= {
+                  tag: 'ok',
+                  val: rsc4
+                };
+                break;
+              }
+              case 1: {
+                var ptr6 = dataView(memory0).getUint32(ret + 4, true);
+                var len6 = dataView(memory0).getUint32(ret + 8, true);
+                var result6 = TEXT_DECODER_UTF8.decode(new Uint8Array(memory0.buffer, ptr6, len6));
+                variant7= {
+                  tag: 'err',
+                  val: {
+                    message: result6,
+                  }
+                };
+                break;
+              }
+              default: {
+                throw new TypeError('invalid variant discriminant for expected');
+              }
+            }
+            _debugLog('[iface="sbd:delegation/policy@0.1.0", function="[static]delegation-policy.create-from-text"][Instruction::Return]', {
+              funcName: '[static]delegation-policy.create-from-text',
+              paramCount: 1,
+              async: false,
+              postReturn: true
+            });
+            const retCopy = variant7;
+            task.resolve([retCopy.val]);
+            
+            let cstate = getOrCreateAsyncState(0);
+            cstate.mayLeave = false;
+            postReturn0(ret);
+            cstate.mayLeave = true;
+            task.exit();
+            
+            
+            
+            if (typeof retCopy === 'object' && retCopy.tag === 'err') {
+              throw new ComponentError(retCopy.val);
+            }
+            return retCopy.val;
+            
+            
+          } catch (err) {
+            if (!task.isResolvedState()) {
+              task.setErrored(err);
+              task.reject(err);
+            }
+            if (!task.isExited()) { task.exit({ skipExclusiveLockCheck: true }); }
+            throw err;
+          }
+        },
+      });
+      
+    };
     let policy010MethodDelegationPolicyEvaluate;
     
     DelegationPolicy.prototype.evaluate = function evaluate(arg1) {
@@ -4257,6 +4452,114 @@ export function instantiate(getCoreModule, imports, instantiateCore = WebAssembl
       });
       
     };
+    let policy010MethodDelegationPolicyEvaluateJson;
+    
+    DelegationPolicy.prototype.evaluateJson = function evaluateJson(arg1) {
+      
+      const hostProvided = false;
+      getOrCreateAsyncState(0).throwIfTrapped();
+      
+      const [task, _wasm_call_currentTaskID] = createNewCurrentTask({
+        componentIdx: 0,
+        isAsync: false,
+        isManualAsync: false,
+        preserveFutureResult: false,
+        entryFnName: 'policy010MethodDelegationPolicyEvaluateJson',
+        getCallbackFn: () => null,
+        callbackFnName: null,
+        errHandling: 'none',
+        callingWasmExport: true,
+      });
+      task.setCalleeIsAsync(false);
+      
+      const started = task.enterSync();
+      CURRENT_TASK_MAY_BLOCK.value = task.mayBlock() ? 1 : 0;
+      
+      if (0!== null) {
+        task.setReturnMemoryIdx(0);
+        task.setReturnMemory((() => memory0)());
+      }
+      
+      
+      return _withGlobalCurrentTaskMeta({
+        taskID: task.id(),
+        componentIdx: task.componentIdx(),
+        fn: () => {
+          try {
+            
+            
+            var handle1 = this[symbolRscHandle];
+            if (!handle1 || (handleTable0[(handle1 << 1) + 1] & T_FLAG) === 0) {
+              throw new TypeError('Resource error: Not a valid \"DelegationPolicy\" resource.');
+            }
+            var handle0 = handleTable0[(handle1 << 1) + 1] & ~T_FLAG;
+            
+            
+            var encodeRes = _utf8AllocateAndEncode(arg1, realloc0, memory0);
+            var ptr2= encodeRes.ptr;
+            var len2 = encodeRes.len;
+            
+            _debugLog('[iface="sbd:delegation/policy@0.1.0", function="[method]delegation-policy.evaluate-json"][Instruction::CallWasm] enter', {
+              funcName: '[method]delegation-policy.evaluate-json',
+              paramCount: 3,
+              async: false,
+              postReturn: true,
+            });
+            
+            let ret;
+            
+            try {
+              ret =  _withGlobalCurrentTaskMeta({
+                taskID: task.id(),
+                componentIdx: task.componentIdx(),
+                fn: () => policy010MethodDelegationPolicyEvaluateJson(handle0, ptr2, len2),
+              });
+            } catch (err) {
+              
+              _debugLog('[Instruction::CallWasm] error during sync call', {
+                taskID: task.id(),
+                err,
+              });
+              getOrCreateAsyncState(0).markTrapped(err);
+              task.setErrored(err);
+              task.reject(err);
+              task.exit();
+              throw err;
+              
+            }
+            
+            var ptr3 = dataView(memory0).getUint32(ret + 0, true);
+            var len3 = dataView(memory0).getUint32(ret + 4, true);
+            var result3 = TEXT_DECODER_UTF8.decode(new Uint8Array(memory0.buffer, ptr3, len3));
+            _debugLog('[iface="sbd:delegation/policy@0.1.0", function="[method]delegation-policy.evaluate-json"][Instruction::Return]', {
+              funcName: '[method]delegation-policy.evaluate-json',
+              paramCount: 1,
+              async: false,
+              postReturn: true
+            });
+            task.resolve([result3]);
+            const retCopy = result3;
+            
+            let cstate = getOrCreateAsyncState(0);
+            cstate.mayLeave = false;
+            postReturn3(ret);
+            cstate.mayLeave = true;
+            task.exit();
+            return retCopy;
+            
+            
+          } catch (err) {
+            if (!task.isResolvedState()) {
+              task.setErrored(err);
+              task.reject(err);
+            }
+            if (!task.isExited()) { task.exit({ skipExclusiveLockCheck: true }); }
+            throw err;
+          }
+        },
+      });
+      
+    };
     let policy010MethodDelegationPolicyNarrow;
     
     DelegationPolicy.prototype.narrow = function narrow(arg1, arg2) {
@@ -4840,6 +5143,138 @@ export function instantiate(getCoreModule, imports, instantiateCore = WebAssembl
       });
       
     };
+    let policy010CheckVerdict;
+    
+    function checkVerdict(arg0, arg1) {
+      
+      const hostProvided = false;
+      getOrCreateAsyncState(0).throwIfTrapped();
+      
+      const [task, _wasm_call_currentTaskID] = createNewCurrentTask({
+        componentIdx: 0,
+        isAsync: false,
+        isManualAsync: false,
+        preserveFutureResult: false,
+        entryFnName: 'policy010CheckVerdict',
+        getCallbackFn: () => null,
+        callbackFnName: null,
+        errHandling: 'throw-result-err',
+        callingWasmExport: true,
+      });
+      task.setCalleeIsAsync(false);
+      
+      const started = task.enterSync();
+      CURRENT_TASK_MAY_BLOCK.value = task.mayBlock() ? 1 : 0;
+      
+      if (0!== null) {
+        task.setReturnMemoryIdx(0);
+        task.setReturnMemory((() => memory0)());
+      }
+      
+      
+      return _withGlobalCurrentTaskMeta({
+        taskID: task.id(),
+        componentIdx: task.componentIdx(),
+        fn: () => {
+          try {
+            
+            
+            var encodeRes = _utf8AllocateAndEncode(arg0, realloc0, memory0);
+            var ptr0= encodeRes.ptr;
+            var len0 = encodeRes.len;
+            
+            
+            var encodeRes = _utf8AllocateAndEncode(arg1, realloc0, memory0);
+            var ptr1= encodeRes.ptr;
+            var len1 = encodeRes.len;
+            
+            _debugLog('[iface="sbd:delegation/policy@0.1.0", function="check-verdict"][Instruction::CallWasm] enter', {
+              funcName: 'check-verdict',
+              paramCount: 4,
+              async: false,
+              postReturn: true,
+            });
+            
+            let ret;
+            
+            try {
+              ret =  _withGlobalCurrentTaskMeta({
+                taskID: task.id(),
+                componentIdx: task.componentIdx(),
+                fn: () => policy010CheckVerdict(ptr0, len0, ptr1, len1),
+              });
+            } catch (err) {
+              
+              _debugLog('[Instruction::CallWasm] error during sync call', {
+                taskID: task.id(),
+                err,
+              });
+              getOrCreateAsyncState(0).markTrapped(err);
+              task.setErrored(err);
+              task.reject(err);
+              task.exit();
+              throw err;
+              
+            }
+            
+            let variant3;
+            switch (dataView(memory0).getUint8(ret + 0, true)) {
+              case 0: {
+                variant3= {
+                  tag: 'ok',
+                  val: undefined
+                };
+                break;
+              }
+              case 1: {
+                var ptr2 = dataView(memory0).getUint32(ret + 4, true);
+                var len2 = dataView(memory0).getUint32(ret + 8, true);
+                var result2 = TEXT_DECODER_UTF8.decode(new Uint8Array(memory0.buffer, ptr2, len2));
+                variant3= {
+                  tag: 'err',
+                  val: result2
+                };
+                break;
+              }
+              default: {
+                throw new TypeError('invalid variant discriminant for expected');
+              }
+            }
+            _debugLog('[iface="sbd:delegation/policy@0.1.0", function="check-verdict"][Instruction::Return]', {
+              funcName: 'check-verdict',
+              paramCount: 1,
+              async: false,
+              postReturn: true
+            });
+            const retCopy = variant3;
+            task.resolve([retCopy.val]);
+            
+            let cstate = getOrCreateAsyncState(0);
+            cstate.mayLeave = false;
+            postReturn0(ret);
+            cstate.mayLeave = true;
+            task.exit();
+            
+            
+            
+            if (typeof retCopy === 'object' && retCopy.tag === 'err') {
+              throw new ComponentError(retCopy.val);
+            }
+            return retCopy.val;
+            
+            
+          } catch (err) {
+            if (!task.isResolvedState()) {
+              task.setErrored(err);
+              task.reject(err);
+            }
+            if (!task.isExited()) { task.exit({ skipExclusiveLockCheck: true }); }
+            throw err;
+          }
+        },
+      });
+      
+    }
     const trampoline0 = rscTableCreateOwn.bind(null, handleTable0);
     function trampoline1(handle) {
       const handleEntry = rscTableRemove(handleTable0, handle);
@@ -4927,14 +5362,18 @@ export function instantiate(getCoreModule, imports, instantiateCore = WebAssembl
     }
     
     policy010StaticDelegationPolicyCreate = exports1['sbd:delegation/policy@0.1.0#[static]delegation-policy.create'];
+    policy010StaticDelegationPolicyCreateFromText = exports1['sbd:delegation/policy@0.1.0#[static]delegation-policy.create-from-text'];
     policy010MethodDelegationPolicyEvaluate = exports1['sbd:delegation/policy@0.1.0#[method]delegation-policy.evaluate'];
     policy010MethodDelegationPolicyEvaluateBatch = exports1['sbd:delegation/policy@0.1.0#[method]delegation-policy.evaluate-batch'];
     policy010MethodDelegationPolicyEvaluateEncoded = exports1['sbd:delegation/policy@0.1.0#[method]delegation-policy.evaluate-encoded'];
+    policy010MethodDelegationPolicyEvaluateJson = exports1['sbd:delegation/policy@0.1.0#[method]delegation-policy.evaluate-json'];
     policy010MethodDelegationPolicyNarrow = exports1['sbd:delegation/policy@0.1.0#[method]delegation-policy.narrow'];
     policy010MethodDelegationPolicyTrustDeltas = exports1['sbd:delegation/policy@0.1.0#[method]delegation-policy.trust-deltas'];
     policy010MethodDelegationPolicyInfo = exports1['sbd:delegation/policy@0.1.0#[method]delegation-policy.info'];
+    policy010CheckVerdict = exports1['sbd:delegation/policy@0.1.0#check-verdict'];
     const policy010 = {
       DelegationPolicy: DelegationPolicy,
+      checkVerdict: checkVerdict,
       
     };
     

@@ -50,6 +50,10 @@ struct Component;
 
 impl Guest for Component {
     type DelegationPolicy = PolicyResource;
+
+    fn check_verdict(request: String, verdict: String) -> Result<(), String> {
+        policy::verify::check_json(&request, &verdict)
+    }
 }
 
 /// The `delegation-policy` resource: one configured [`policy::Policy`].
@@ -70,6 +74,25 @@ impl GuestDelegationPolicy for PolicyResource {
             return Ok(DelegationPolicy::new(PolicyResource { policy, fault: Some(fault) }));
         }
         let policy = policy::Policy::from_bytes(&config)
+            .map_err(|e| wit::ConfigError { message: String::from(e.message()) })?;
+        Ok(DelegationPolicy::new(PolicyResource {
+            policy,
+            #[cfg(feature = "fault-injection")]
+            fault: None,
+        }))
+    }
+
+    fn create_from_text(
+        config: String,
+        format: wit::ConfigFormat,
+        model: Option<Vec<u8>>,
+    ) -> Result<DelegationPolicy, wit::ConfigError> {
+        let format = match format {
+            wit::ConfigFormat::Json => policy::ConfigFormat::Json,
+            wit::ConfigFormat::Toml => policy::ConfigFormat::Toml,
+        };
+        let policy = policy::PolicyConfig::from_text(&config, format, model.as_deref())
+            .and_then(policy::Policy::new)
             .map_err(|e| wit::ConfigError { message: String::from(e.message()) })?;
         Ok(DelegationPolicy::new(PolicyResource {
             policy,
@@ -106,6 +129,14 @@ impl GuestDelegationPolicy for PolicyResource {
             return crate::fault::corrupt_encoded(fault, &self.policy, &requests);
         }
         crate::arena::scoped(|| self.policy.evaluate_encoded(&requests))
+    }
+
+    fn evaluate_json(&self, requests: String) -> String {
+        #[cfg(feature = "fault-injection")]
+        if let Some(fault) = &self.fault {
+            return crate::fault::corrupt_json(fault, &self.policy, &requests);
+        }
+        self.policy.evaluate_json(&requests)
     }
 
     fn narrow(&self, parent: wit::Mandate, requested: wit::Mandate) -> wit::Mandate {

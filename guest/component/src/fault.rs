@@ -109,12 +109,47 @@ fn recurse(depth: u64) -> u64 {
 /// The encoded path with the fault applied to triggered requests; the short-batch fault drops
 /// the last verdict.
 pub(crate) fn corrupt_encoded(fault: &Fault, policy: &sbd_policy::Policy, requests: &[u8]) -> Vec<u8> {
-    use sbd_policy::{Verdict, wire};
+    use sbd_policy::wire;
     let Ok(requests) = wire::decode_requests(requests) else {
         return policy.evaluate_encoded(requests);
     };
+    match corrupt_all(fault, policy, &requests) {
+        Some(verdicts) => wire::encode_verdicts(Ok(&verdicts)).unwrap_or_default(),
+        None => unknown_code_answer(),
+    }
+}
+
+/// [`corrupt_encoded`] for `evaluate-json`: the same faults on the JSON path the Python and JS
+/// bindings take.
+pub(crate) fn corrupt_json(fault: &Fault, policy: &sbd_policy::Policy, text: &str) -> String {
+    let batch = text.trim_start().starts_with('[');
+    let requests: Vec<sbd_policy::Request> = if batch {
+        sbd_policy::json::from_str(text).unwrap_or_default()
+    } else {
+        sbd_policy::json::from_str(text).map(|one| alloc::vec![one]).unwrap_or_default()
+    };
+    if requests.is_empty() {
+        return policy.evaluate_json(text);
+    }
+    let Some(verdicts) = corrupt_all(fault, policy, &requests) else {
+        let made_up = r#"{"deny":{"code":4242,"reason":"made-up","message":"a code from nowhere"}}"#;
+        return if batch { alloc::format!("[{made_up}]") } else { String::from(made_up) };
+    };
+    let written = match (batch, verdicts.first()) {
+        (true, _) => serde_json::to_string(&verdicts),
+        (false, Some(one)) => serde_json::to_string(one),
+        // A single request is no batch to shorten: answered correctly, as the typed path does.
+        (false, None) => return policy.evaluate_json(text),
+    };
+    written.unwrap_or_default()
+}
+
+/// Decides `requests` and corrupts the verdicts of triggered ones; `None` for the fault whose
+/// answer the domain types cannot express (an unknown code).
+fn corrupt_all(fault: &Fault, policy: &sbd_policy::Policy, requests: &[sbd_policy::Request]) -> Option<Vec<sbd_policy::Verdict>> {
+    use sbd_policy::Verdict;
     let mut verdicts = Vec::with_capacity(requests.len());
-    for request in &requests {
+    for request in requests {
         let mut verdict = policy.evaluate(request);
         if is_triggered(request) {
             match (fault, &mut verdict) {
@@ -124,7 +159,7 @@ pub(crate) fn corrupt_encoded(fault: &Fault, policy: &sbd_policy::Policy, reques
                         budget.amount = budget.amount.saturating_mul(10).saturating_add(1);
                     }
                 }
-                (Fault::UnknownCode, _) => return unknown_code_answer(),
+                (Fault::UnknownCode, _) => return None,
                 (Fault::ShortBatch, _) => {}
                 // The remaining kinds never return.
                 (_, _) => {
@@ -137,7 +172,7 @@ pub(crate) fn corrupt_encoded(fault: &Fault, policy: &sbd_policy::Policy, reques
     if matches!(fault, Fault::ShortBatch) {
         verdicts.pop();
     }
-    wire::encode_verdicts(Ok(&verdicts)).unwrap_or_default()
+    Some(verdicts)
 }
 
 /// A well-formed wire answer whose one verdict denies with a code no reason table has; the

@@ -213,6 +213,27 @@ impl Default for SbdConfig {
     }
 }
 
+/// The text formats [`PolicyConfig::from_text`] reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfigFormat {
+    /// JSON, in the form of `schema/policy.schema.json`.
+    Json,
+    /// TOML, as in `policies/*.toml`.
+    Toml,
+}
+
+/// A TOML error on one line: the position, then what is wrong there (toml's own rendering
+/// spans several lines).
+fn toml_error(text: &str, e: &toml::de::Error) -> ConfigError {
+    let position = e.span().map_or_else(String::new, |span| {
+        let before = text.get(..span.start).unwrap_or(text);
+        let line = before.matches('\n').count() + 1;
+        let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+        format!("at line {line}, column {column}: ")
+    });
+    ConfigError::new(format!("{position}{}", e.message().trim()))
+}
+
 /// A whole policy configuration.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
@@ -259,6 +280,73 @@ impl PolicyConfig {
         let config: PolicyConfig = postcard::from_bytes(bytes).map_err(|e| {
             ConfigError::new(format!("configuration bytes are not a postcard policy configuration: {e}"))
         })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Parses a configuration as people write it, strictly (an unknown key is refused, and an
+    /// error names where it is), and validates it: TOML (`policies/*.toml`), or JSON in the
+    /// form of `schema/policy.schema.json`.
+    ///
+    /// `sbd.model_file`, the path of a trained model (`sbd train` writes it), is answered by
+    /// `model`: the postcard bytes of that file, which the caller reads (relative to the
+    /// configuration; this crate does no I/O). One without the other is an error.
+    pub fn from_text(text: &str, format: ConfigFormat, model: Option<&[u8]>) -> Result<PolicyConfig, ConfigError> {
+        let (mut config, names_model) = match format {
+            ConfigFormat::Toml => {
+                let mut table: toml::Table = toml::from_str(text).map_err(|e| toml_error(text, &e))?;
+                let names_model = match table.get_mut("sbd").and_then(toml::Value::as_table_mut) {
+                    Some(sbd) => match sbd.remove("model_file") {
+                        Some(toml::Value::String(_)) => true,
+                        Some(_) => return Err(ConfigError::new("`sbd.model_file` must be a string (a file path)")),
+                        None => false,
+                    },
+                    None => false,
+                };
+                // Read through the JSON value form, so a TOML error names its path as a JSON one
+                // does (`$.sbd.alpha: ...`) and the component carries one reader per type.
+                let value = serde_json::to_value(&table).map_err(|e| ConfigError::new(e.to_string()))?;
+                let config: PolicyConfig =
+                    crate::json::from_value(value).map_err(|e| ConfigError::new(e.to_string()))?;
+                (config, names_model)
+            }
+            ConfigFormat::Json => {
+                let mut value: serde_json::Value =
+                    crate::json::from_str(text).map_err(|e| ConfigError::new(e.to_string()))?;
+                let names_model = match value.get_mut("sbd").and_then(serde_json::Value::as_object_mut) {
+                    Some(sbd) => match sbd.remove("model_file") {
+                        Some(serde_json::Value::String(_)) => true,
+                        Some(_) => {
+                            return Err(ConfigError::new("$.sbd.model_file: must be a string (a file path)"));
+                        }
+                        None => false,
+                    },
+                    None => false,
+                };
+                let config: PolicyConfig =
+                    crate::json::from_value(value).map_err(|e| ConfigError::new(e.to_string()))?;
+                (config, names_model)
+            }
+        };
+        match (names_model, model) {
+            (true, Some(bytes)) => {
+                let model: LearnedModel = postcard::from_bytes(bytes).map_err(|e| {
+                    ConfigError::new(format!("the bytes given for `sbd.model_file` are not a trained SBD model (postcard): {e}"))
+                })?;
+                config.sbd.model = Some(model);
+            }
+            (false, None) => {}
+            (true, None) => {
+                return Err(ConfigError::new(
+                    "the configuration names `sbd.model_file`: pass the bytes of that file with it",
+                ));
+            }
+            (false, Some(_)) => {
+                return Err(ConfigError::new(
+                    "model bytes were given, but the configuration names no `sbd.model_file`",
+                ));
+            }
+        }
         config.validate()?;
         Ok(config)
     }

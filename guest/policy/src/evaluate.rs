@@ -1,7 +1,7 @@
 //! The decision pipeline: structural rules, attenuation, trust, SBD, routing, then the grant.
 
 use alloc::format;
-use alloc::string::String;
+use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use sha2::{Digest, Sha256};
 
@@ -93,6 +93,48 @@ impl Policy {
         // Encoding into a Vec cannot fail for these types; an empty answer is undecodable and
         // so fails closed at the host.
         answer.unwrap_or_default()
+    }
+
+    /// Decides delegations given as JSON text and answers as JSON text: one request (an
+    /// object, the form of `schema/request.schema.json`) gets one verdict, an array of requests
+    /// an array of verdicts (`schema/verdict.schema.json`).
+    ///
+    /// Requests are read strictly ([`crate::json`]): a request that is not JSON, or not a
+    /// request, is answered with a `request-malformed` denial whose message names the JSON path
+    /// (`$.task.risk: unknown variant ...`, `$[2].now: ...`), so every request gets a verdict
+    /// and none is decided on a guess.
+    pub fn evaluate_json(&self, text: &str) -> String {
+        let malformed = |e: crate::json::JsonError| Verdict::deny(Reason::RequestMalformed, e.to_string());
+        let answer = if text.trim_start().starts_with('[') {
+            match crate::json::from_str::<Vec<serde_json::Value>>(text) {
+                Ok(items) => serde_json::to_string(
+                    &items
+                        .into_iter()
+                        .enumerate()
+                        .map(|(i, item)| match crate::json::from_value::<Request>(item) {
+                            Ok(request) => self.evaluate(&request),
+                            Err(e) => malformed(e.under(&format!("$[{i}]"))),
+                        })
+                        .collect::<Vec<_>>(),
+                ),
+                Err(e) => serde_json::to_string(&[malformed(e)]),
+            }
+        } else {
+            let verdict = match crate::json::from_str::<Request>(text) {
+                Ok(request) => self.evaluate(&request),
+                Err(e) => malformed(e),
+            };
+            serde_json::to_string(&verdict)
+        };
+        // Verdicts always serialise (their numbers are finite); should one not, deny.
+        answer.unwrap_or_else(|e| {
+            format!(
+                r#"{{"deny":{{"code":{},"reason":"{}","message":"the verdict could not be written as JSON: {}"}}}}"#,
+                Reason::PolicyFault.code(),
+                Reason::PolicyFault.name(),
+                e.to_string().replace(['"', '\\'], "'")
+            )
+        })
     }
 
     /// The narrowest child mandate within `parent` and `requested`.
@@ -246,6 +288,122 @@ fn hex_sha256(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const DEFAULT_TOML: &str = include_str!("../../../policies/default.toml");
+    const FINANCE_TOML: &str = include_str!("../../../policies/finance/policy.toml");
+    const FINANCE_MODEL: &[u8] = include_bytes!("../../../policies/finance/model.postcard");
+
+    fn request_json() -> serde_json::Value {
+        serde_json::json!({
+            "from": {"id": "planner", "trust": 700},
+            "to": {"id": "worker", "trust": 700},
+            "task": {"id": "t1", "action_kind": "crm.read", "risk": "low"},
+            "parent_mandate": {"value_ceiling": 100, "action_kinds": ["crm.*"], "counterparties": ["*"],
+                               "budgets": [], "remaining_depth": 2, "expires_at": 2000},
+            "requested_mandate": {"value_ceiling": 10, "action_kinds": ["crm.read"], "counterparties": ["*"],
+                                  "budgets": [], "remaining_depth": 1, "expires_at": 1500},
+            "now": 1000
+        })
+    }
+
+    fn policy() -> Policy {
+        Policy::new(PolicyConfig::named("p", "1")).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn evaluate_json_answers_an_object_with_a_verdict_and_an_array_with_verdicts() {
+        let policy = policy();
+        let request: Request = serde_json::from_value(request_json()).unwrap_or_else(|e| panic!("{e}"));
+        let expected = policy.evaluate(&request);
+        let one: Verdict = serde_json::from_str(&policy.evaluate_json(&request_json().to_string()))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(one, expected);
+        let text = serde_json::to_string(&[request_json(), request_json()]).unwrap_or_default();
+        let many: Vec<Verdict> =
+            serde_json::from_str(&policy.evaluate_json(&text)).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(many, [expected.clone(), expected]);
+        assert_eq!(policy.evaluate_json("[]"), "[]");
+    }
+
+    #[test]
+    fn evaluate_json_denies_what_it_cannot_read_naming_the_json_path() {
+        let policy = policy();
+        let denial = |answer: &str| -> Verdict { serde_json::from_str(answer).unwrap_or_else(|e| panic!("{answer}: {e}")) };
+        let mut bad = request_json();
+        bad["task"]["risk"] = "hgh".into();
+        let Verdict::Deny(d) = denial(&policy.evaluate_json(&bad.to_string())) else { panic!("not denied") };
+        assert_eq!(d.reason, Reason::RequestMalformed);
+        assert!(d.message.starts_with("$.task.risk: unknown variant `hgh`"), "{}", d.message);
+        // In an array only the bad request is denied, and its path starts with its index.
+        let mut unknown = request_json();
+        unknown["task"]["completable_localy"] = false.into();
+        let text = serde_json::to_string(&[request_json(), unknown]).unwrap_or_default();
+        let verdicts: Vec<Verdict> = serde_json::from_str(&policy.evaluate_json(&text)).unwrap_or_default();
+        assert!(verdicts[0].is_allow(), "{verdicts:?}");
+        let Verdict::Deny(d) = &verdicts[1] else { panic!("not denied: {verdicts:?}") };
+        assert!(d.message.starts_with("$[1].task.completable_localy: unknown field"), "{}", d.message);
+        // Text that is not JSON: one denial at the document, in the shape asked for.
+        let Verdict::Deny(d) = denial(&policy.evaluate_json("{\"from\": ")) else { panic!("not denied") };
+        assert!(d.message.starts_with("$: EOF"), "{}", d.message);
+        let verdicts: Vec<Verdict> = serde_json::from_str(&policy.evaluate_json("[oops")).unwrap_or_default();
+        assert_eq!(verdicts.len(), 1);
+        assert_eq!(verdicts[0].reason(), Some(Reason::RequestMalformed));
+    }
+
+    #[test]
+    fn configuration_text_reads_as_toml_and_json_alike() {
+        use crate::config::ConfigFormat;
+        let toml = PolicyConfig::from_text(DEFAULT_TOML, ConfigFormat::Toml, None).unwrap_or_else(|e| panic!("{e}"));
+        let json_text = serde_json::to_string(&toml).unwrap_or_default();
+        let json = PolicyConfig::from_text(&json_text, ConfigFormat::Json, None).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(toml, json);
+        assert_eq!(toml.name, "default");
+    }
+
+    #[test]
+    fn configuration_text_errors_name_where() {
+        use crate::config::ConfigFormat;
+        let message = |text: &str, format| match PolicyConfig::from_text(text, format, None) {
+            Ok(_) => String::from("accepted"),
+            Err(e) => String::from(e.message()),
+        };
+        let typo = DEFAULT_TOML.replacen("[depth]", "[depth]\nmax_dept = 3", 1);
+        assert_ne!(typo, DEFAULT_TOML);
+        let error = message(&typo, ConfigFormat::Toml);
+        assert!(error.starts_with("$.depth.max_dept: unknown field `max_dept`"), "{error}");
+        let error = message("name = \"x\"\nversion = ", ConfigFormat::Toml);
+        assert!(error.starts_with("at line 2, column"), "{error}");
+        let error = message(r#"{"name": "x", "version": "1", "sbd": {"review_threshold": "high"}}"#, ConfigFormat::Json);
+        assert!(error.starts_with("$.sbd.review_threshold: invalid type"), "{error}");
+    }
+
+    #[test]
+    fn a_model_file_is_answered_by_its_bytes_and_only_then() {
+        use crate::config::ConfigFormat;
+        let with = PolicyConfig::from_text(FINANCE_TOML, ConfigFormat::Toml, Some(FINANCE_MODEL))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(with.sbd.model.is_some());
+        let missing = PolicyConfig::from_text(FINANCE_TOML, ConfigFormat::Toml, None).err().map(|e| e.to_string());
+        assert!(missing.is_some_and(|e| e.contains("pass the bytes of that file")));
+        let unasked = PolicyConfig::from_text(DEFAULT_TOML, ConfigFormat::Toml, Some(FINANCE_MODEL)).err();
+        assert!(unasked.is_some_and(|e| e.message().contains("names no `sbd.model_file`")));
+        let garbage = PolicyConfig::from_text(FINANCE_TOML, ConfigFormat::Toml, Some(&[0xff; 8])).err();
+        assert!(garbage.is_some_and(|e| e.message().contains("not a trained SBD model")));
+    }
+
+    #[test]
+    fn the_verdict_check_reads_json_and_catches_a_widened_mandate() {
+        let policy = policy();
+        let request = request_json().to_string();
+        let verdict = policy.evaluate_json(&request);
+        assert_eq!(crate::verify::check_json(&request, &verdict), Ok(()));
+        let mut widened: serde_json::Value = serde_json::from_str(&verdict).unwrap_or_default();
+        widened["allow"]["child_mandate"]["value_ceiling"] = 1_000_000.into();
+        let error = crate::verify::check_json(&request, &widened.to_string()).err().unwrap_or_default();
+        assert!(error.contains("wider than the parent"), "{error}");
+        let error = crate::verify::check_json(&request, "{\"allow\": 3}").err().unwrap_or_default();
+        assert!(error.starts_with("verdict $.allow: invalid type"), "{error}");
+    }
 
     #[test]
     fn digest_is_the_sha256_of_the_configuration_bytes() {

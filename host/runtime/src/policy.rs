@@ -49,6 +49,9 @@ pub enum CallPath {
     /// One postcard buffer each way (`evaluate-encoded`); several times cheaper, and only
     /// possible when the component speaks this host's `sbd_policy::wire` version.
     Encoded,
+    /// One JSON string each way (`evaluate-json`), the path the Python and JS bindings take;
+    /// here so that every test and benchmark of the other paths covers it too.
+    Json,
 }
 
 /// Counters of what a loaded policy has done.
@@ -215,6 +218,7 @@ impl LoadedPolicy {
         let verdicts = match path {
             CallPath::Typed => self.call_typed(requests),
             CallPath::Encoded => self.call_encoded(requests),
+            CallPath::Json => self.call_json(requests),
         }?;
         if verdicts.len() != requests.len() {
             return Err(Fault(format!("{} verdicts for {} requests", verdicts.len(), requests.len())));
@@ -246,6 +250,43 @@ impl LoadedPolicy {
             REQUEST_BUFFER.set(bytes);
         }
         wire::decode_verdicts(&answer?).map_err(|e| Fault(format!("malformed verdict: {e}")))
+    }
+
+    /// Decides delegations given as JSON text through the component's `evaluate-json` (one
+    /// string in, one out; see the WIT): a request object gets a verdict object, an array an
+    /// array, and a request that cannot be read a `request-malformed` denial naming its JSON
+    /// path. Like [`LoadedPolicy::evaluate`] it never fails: the answer is re-checked against
+    /// the requests ([`check_verdict`]), and a fault or a malformed answer is answered with
+    /// `policy-fault` denials, one per request.
+    pub fn evaluate_json(&self, requests: &str) -> String {
+        let items = JsonRequests::read(requests);
+        self.decisions.fetch_add(items.count() as u64, Ordering::Relaxed);
+        let answer = self
+            .call(|guest, store, policy| guest.call_evaluate_json(store, policy, requests))
+            .and_then(|text| items.check(&text).map(|()| text));
+        answer.unwrap_or_else(|fault| {
+            let denial = self.fail_closed(fault);
+            let written = match &items {
+                JsonRequests::One(_) => serde_json::to_string(&denial),
+                JsonRequests::Many(list) => serde_json::to_string(&vec![denial; list.len()]),
+                JsonRequests::UnreadableArray => serde_json::to_string(&[denial]),
+            };
+            written.unwrap_or_default()
+        })
+    }
+
+    fn call_json(&self, requests: &[Request]) -> Result<Vec<Verdict>, Fault> {
+        let unwritable = |e: serde_json::Error| Fault(format!("cannot write the requests as JSON: {e}"));
+        let malformed = |e: sbd_policy::json::JsonError| Fault(format!("malformed verdict: {e}"));
+        if let [single] = requests {
+            let text = serde_json::to_string(single).map_err(unwritable)?;
+            let answer = self.call(|guest, store, policy| guest.call_evaluate_json(store, policy, &text))?;
+            Ok(vec![sbd_policy::json::from_str(&answer).map_err(malformed)?])
+        } else {
+            let text = serde_json::to_string(requests).map_err(unwritable)?;
+            let answer = self.call(|guest, store, policy| guest.call_evaluate_json(store, policy, &text))?;
+            sbd_policy::json::from_str(&answer).map_err(malformed)
+        }
     }
 
     /// The narrowest child mandate within `parent` and `requested`, computed by the policy.
@@ -365,5 +406,65 @@ impl LoadedPolicy {
         let policy = created.map_err(|e| RuntimeError::ConfigRejected(e.message))?;
         self.instances_created.fetch_add(1, Ordering::Relaxed);
         Ok(Instance { store, bindings, policy })
+    }
+}
+
+/// The requests of an `evaluate-json` call as the host reads them to check the answer: each
+/// request, or `None` where it cannot be read (its verdict must then be a denial).
+enum JsonRequests {
+    One(Option<Request>),
+    Many(Vec<Option<Request>>),
+    /// Text that opens an array but is not a JSON array: answered with one denial, in an array.
+    UnreadableArray,
+}
+
+impl JsonRequests {
+    fn read(text: &str) -> JsonRequests {
+        if text.trim_start().starts_with('[') {
+            match sbd_policy::json::from_str::<Vec<serde_json::Value>>(text) {
+                Ok(items) => JsonRequests::Many(
+                    items.into_iter().map(|item| sbd_policy::json::from_value(item).ok()).collect(),
+                ),
+                Err(_) => JsonRequests::UnreadableArray,
+            }
+        } else {
+            JsonRequests::One(sbd_policy::json::from_str(text).ok())
+        }
+    }
+
+    fn count(&self) -> usize {
+        match self {
+            JsonRequests::One(_) | JsonRequests::UnreadableArray => 1,
+            JsonRequests::Many(list) => list.len(),
+        }
+    }
+
+    /// Checks the component's answer: its shape, then every verdict against its request.
+    fn check(&self, answer: &str) -> Result<(), Fault> {
+        let malformed = |why: String| Fault(format!("malformed verdict: {why}"));
+        let check_one = |request: &Option<Request>, verdict: &Verdict| match (request, verdict) {
+            (Some(request), verdict) => check_verdict(request, verdict).map_err(malformed),
+            (None, Verdict::Deny(_)) => Ok(()),
+            (None, _) => Err(malformed("an unreadable request was not denied".into())),
+        };
+        match self {
+            JsonRequests::One(request) => {
+                let verdict: Verdict = sbd_policy::json::from_str(answer).map_err(|e| malformed(e.to_string()))?;
+                check_one(request, &verdict)
+            }
+            JsonRequests::Many(requests) => {
+                let verdicts: Vec<Verdict> =
+                    sbd_policy::json::from_str(answer).map_err(|e| malformed(e.to_string()))?;
+                if verdicts.len() != requests.len() {
+                    return Err(Fault(format!("{} verdicts for {} requests", verdicts.len(), requests.len())));
+                }
+                requests.iter().zip(&verdicts).try_for_each(|(r, v)| check_one(r, v))
+            }
+            JsonRequests::UnreadableArray => match sbd_policy::json::from_str::<Vec<Verdict>>(answer) {
+                Ok(verdicts) if verdicts.len() == 1 => check_one(&None, &verdicts[0]),
+                Ok(verdicts) => Err(Fault(format!("{} verdicts for an unreadable array", verdicts.len()))),
+                Err(e) => Err(malformed(e.to_string())),
+            },
+        }
     }
 }

@@ -173,3 +173,11 @@ export interface PolicyInfo {
 export interface ConfigError {
   message: string,
 }
+/**
+ * # Variants
+ * 
+ * ## `"json"`
+ * 
+ * ## `"toml"`
+ */
+export type ConfigFormat = 'json' | 'toml';

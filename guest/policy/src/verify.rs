@@ -1,0 +1,72 @@
+//! Defence in depth: a host re-checks what an allow claims before it trusts it. A component
+//! that returns an allow violating the contract (a widened mandate, a degree outside [0, 1],
+//! weights that do not partition the chain, a wrong depth) is treated as faulty.
+//!
+//! One implementation for every host: the Rust runtime calls [`check_verdict`] natively, and
+//! the component exports it ([`check_json`], the WIT `check-verdict`) for the Python and JS
+//! bindings, which used to carry copies of it.
+
+use alloc::format;
+use alloc::string::String;
+
+use crate::{Request, TrustTier, Verdict, attenuation};
+
+/// Tolerance on the accountability weights' sum.
+const WEIGHT_SUM_TOLERANCE: f64 = 1e-9;
+
+/// Checks an allow against the request it answers; refusals and escalations always pass.
+pub fn check_verdict(request: &Request, verdict: &Verdict) -> Result<(), String> {
+    let Verdict::Allow(grant) = verdict else {
+        return Ok(());
+    };
+    let unit = |name: &str, x: f64| {
+        if (0.0..=1.0).contains(&x) { Ok(()) } else { Err(format!("`{name}` is {x}, outside [0, 1]")) }
+    };
+    unit("alpha", grant.alpha)?;
+    unit("lambda", grant.lambda)?;
+    unit("accountability_ceiling", grant.accountability_ceiling)?;
+    if usize::from(grant.depth) != request.hop_depth() {
+        return Err(format!("`depth` is {} for hop {}", grant.depth, request.hop_depth()));
+    }
+    if grant.depth > grant.max_depth {
+        return Err(format!("`depth` {} exceeds `max_depth` {}", grant.depth, grant.max_depth));
+    }
+    if grant.sub_agent == request.from.id || request.chain.iter().any(|l| l.from == grant.sub_agent) {
+        return Err(format!("`sub_agent` `{}` is already in the chain", grant.sub_agent));
+    }
+    if grant.effective_trust != request.to.trust
+        || grant.effective_tier != TrustTier::of_score(grant.effective_trust)
+    {
+        return Err("the effective trust is not the executor's own".into());
+    }
+    attenuation::check_within(&request.parent_mandate, &grant.child_mandate)
+        .map_err(|d| format!("the child mandate is wider than the parent's: {}", d.message))?;
+    if grant.remaining_depth != grant.child_mandate.remaining_depth {
+        return Err("`remaining_depth` disagrees with the child mandate".into());
+    }
+    if grant.accountability.len() != request.chain.len() + 2 {
+        return Err(format!(
+            "{} accountability shares for a chain of {} agents",
+            grant.accountability.len(),
+            request.chain.len() + 2
+        ));
+    }
+    let mut sum = 0.0;
+    for share in &grant.accountability {
+        unit("accountability weight", share.weight)?;
+        sum += share.weight;
+    }
+    if (sum - 1.0).abs() > WEIGHT_SUM_TOLERANCE {
+        return Err(format!("accountability weights sum to {sum}, not 1"));
+    }
+    Ok(())
+}
+
+/// [`check_verdict`] on the JSON forms of a request and the verdict that answers it (what the
+/// component's `check-verdict` export runs): `Err` names an unreadable document by its JSON
+/// path, or says what the allow violates.
+pub fn check_json(request: &str, verdict: &str) -> Result<(), String> {
+    let request: Request = crate::json::from_str(request).map_err(|e| format!("request {e}"))?;
+    let verdict: Verdict = crate::json::from_str(verdict).map_err(|e| format!("verdict {e}"))?;
+    check_verdict(&request, &verdict)
+}
