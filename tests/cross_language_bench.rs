@@ -1,6 +1,7 @@
 //! Per-decision time in Rust over the cross-language corpus (`bindings/shared/requests.json`):
 //! natively, and through wasmtime on the typed path (the WIT records every other language
-//! host uses) and the encoded path (one postcard buffer each way, what `sbd` uses).
+//! host uses), the encoded path (one postcard buffer each way, what `sbd` uses) and the JSON
+//! path (`evaluate-json`, one string each way, what the Python binding uses).
 //!
 //! ```sh
 //! cargo run --release -p sbd-e2e --example cross_language_bench [-- MIN_SECONDS]
@@ -64,7 +65,7 @@ fn main() {
             }
         }),
     );
-    for (path, label) in [(CallPath::Typed, "typed"), (CallPath::Encoded, "encoded")] {
+    for (path, label) in [(CallPath::Typed, "typed"), (CallPath::Encoded, "encoded"), (CallPath::Json, "JSON")] {
         report(
             &format!("wasmtime {label} evaluate"),
             measure(limit, n, || {

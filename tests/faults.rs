@@ -159,3 +159,38 @@ fn bytes_that_are_not_a_policy_component_are_refused() {
     let error = runtime.load_component(empty_component).err();
     assert!(matches!(error, Some(RuntimeError::WrongInterface(_))), "{error:?}");
 }
+
+#[test]
+fn the_json_text_path_checks_the_answer_and_fails_closed() {
+    let runtime = runtime();
+    let read = |text: &str| -> Vec<Verdict> {
+        if text.starts_with('[') {
+            serde_json::from_str(text).expect("verdicts")
+        } else {
+            vec![serde_json::from_str(text).expect("a verdict")]
+        }
+    };
+    let json = |r: &Request| serde_json::to_string(r).expect("JSON");
+    // A widened mandate passes the component's own rules but not the host's check.
+    let policy = faulty(&runtime, "widened-mandate");
+    let one = read(&policy.evaluate_json(&json(&trigger())));
+    assert_eq!(one.len(), 1);
+    assert_eq!(one[0].reason(), Some(Reason::PolicyFault), "{one:?}");
+    let batch = read(&policy.evaluate_json(&format!("[{},{}]", json(&allowed_request()), json(&trigger()))));
+    assert_eq!(batch.len(), 2);
+    assert!(batch.iter().all(|v| v.reason() == Some(Reason::PolicyFault)), "{batch:?}");
+    // A trap answers every request of the call, and the next call is served.
+    let policy = faulty(&runtime, "trap");
+    let batch = read(&policy.evaluate_json(&format!("[{},{}]", json(&trigger()), json(&allowed_request()))));
+    assert!(batch.iter().all(|v| v.reason() == Some(Reason::PolicyFault)), "{batch:?}");
+    let next = read(&policy.evaluate_json(&json(&allowed_request())));
+    assert_eq!(next, vec![expected(&allowed_request())]);
+    // Unreadable text is denied, not a fault: the check accepts a denial for it.
+    let faults = policy.stats().faults;
+    let unreadable = read(&policy.evaluate_json("[oops"));
+    assert_eq!(unreadable.len(), 1);
+    assert_eq!(unreadable[0].reason(), Some(Reason::RequestMalformed));
+    let bad_field = read(&policy.evaluate_json(r#"{"from": 3}"#));
+    assert_eq!(bad_field[0].reason(), Some(Reason::RequestMalformed), "{bad_field:?}");
+    assert_eq!(policy.stats().faults, faults);
+}

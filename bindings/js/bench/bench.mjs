@@ -23,6 +23,7 @@ const policies = Object.fromEntries(
   Object.entries(corpus.configs).map(([name, file]) => [name, component.instantiate(readFileSync(new URL(file, shared)))]),
 );
 const cases = corpus.cases.map((c) => [c.config, requestFromJson(c.request)]);
+const texts = corpus.cases.map((c) => [c.config, JSON.stringify(c.request)]);
 const byConfig = Object.keys(policies).map((name) => [name, cases.filter(([c]) => c === name).map(([, r]) => r)]);
 
 function measure(round) {
@@ -43,6 +44,7 @@ function measure(round) {
 const paths = [
   ['jco typed evaluate', () => cases.forEach(([config, request]) => policies[config].evaluate(request))],
   ['jco typed evaluate-batch', () => byConfig.forEach(([config, requests]) => policies[config].evaluateBatch(requests))],
+  ['jco JSON evaluateJson (evaluate-json + check-verdict)', () => texts.forEach(([config, text]) => policies[config].evaluateJson(text))],
 ];
 for (const [path, round] of paths) {
   const [ns, rounds] = measure(round);

@@ -16,10 +16,11 @@ const corpus = JSON.parse(readFileSync(new URL('requests.json', shared), 'utf8')
 const requests = corpus.cases.filter((c) => c.config === 'default').map((c) => requestFromJson(c.request));
 const config = readFileSync(new URL(corpus.configs.default, shared));
 const component = await PolicyComponent.load();
-const raw = component.instance().create(new Uint8Array(config)); // jco's resource, no binding around it
+const raw = component.instance().DelegationPolicy.create(new Uint8Array(config)); // jco's resource, no binding around it
 const policy = component.instantiate(config);
 const lowered = requests.map((r) => lowerRequest(r, 'request'));
 const answers = lowered.map((l) => raw.evaluate(l));
+const texts = corpus.cases.filter((c) => c.config === 'default').map((c) => JSON.stringify(c.request));
 
 const parts = {
   'binding: convert and check the input': () => { for (const r of requests) lowerRequest(r, 'request'); },
@@ -28,6 +29,8 @@ const parts = {
   'jco + component: evaluate-batch': () => { raw.evaluateBatch(lowered); },
   'binding: Policy.evaluate': () => { for (const r of requests) policy.evaluate(r); },
   'binding: Policy.evaluateBatch': () => { policy.evaluateBatch(requests); },
+  'binding: Policy.evaluateJson (JSON path, checked by the component)': () => { for (const t of texts) policy.evaluateJson(t); },
+  'jco + component: evaluate-json': () => { for (const t of texts) raw.evaluateJson(t); },
 };
 const rounds = Object.fromEntries(Object.keys(parts).map((k) => [k, []]));
 const end = performance.now() + seconds * 1000;

@@ -211,6 +211,13 @@ export declare class PolicyComponent {
    * @throws ConfigError if the component rejects them.
    */
   instantiate(config: Uint8Array): Policy;
+  /**
+   * A policy built from configuration text as people write it (TOML, or JSON in the form of
+   * `schema/policy.schema.json`), read strictly by the component. `model` is the bytes of the
+   * file `sbd.model_file` names, when it names one.
+   * @throws ConfigError naming the field (`$.depth.max_dept: unknown field ...`).
+   */
+  instantiateText(text: string, options?: { format?: 'toml' | 'json'; model?: Uint8Array }): Policy;
 }
 
 /** A delegation policy: the component instantiated with one configuration. */
@@ -218,8 +225,10 @@ export declare class Policy implements Disposable {
   constructor(component: PolicyComponent, config: Uint8Array);
   /**
    * A policy on the bundled component: the default policy when `config` is omitted, else a
-   * `.json` policy file, the policy's JSON form (`schema/policy.schema.json`) or postcard bytes.
-   * @throws TypeError or RangeError naming the bad field; ConfigError if the component rejects a value.
+   * policy file (`.json` as JSON, anything else as TOML, its `sbd.model_file` read beside it),
+   * the policy's JSON form as an object (`schema/policy.schema.json`) or postcard bytes. The
+   * component reads the configuration.
+   * @throws ConfigError naming the bad field; SyntaxError for a file that does not parse.
    */
   static load(config?: string | URL | Record<string, unknown> | Uint8Array): Promise<Policy>;
   /** Loads the transpiled component and a configuration file (postcard bytes). */
@@ -233,6 +242,12 @@ export declare class Policy implements Disposable {
   evaluate(request: Request): Verdict;
   /** Decides many delegations in one call; verdict i answers request i. */
   evaluateBatch(requests: Request[]): Verdict[];
+  /**
+   * Decides requests given as JSON text (an object, or an array of them) through the
+   * component's `evaluate-json`, the answer checked by its `check-verdict`; a request it cannot
+   * read is denied `request-malformed`, naming its JSON path.
+   */
+  evaluateJson(text: string): Verdict | Verdict[];
   /** The narrowest child mandate that lies within `parent` and `requested`. */
   narrow(parent: MandateInput, requested: MandateInput): Mandate;
   /** Trust changes for `chain` (originator first, executor last) after a task ends. */
@@ -246,34 +261,9 @@ export declare class Policy implements Disposable {
 export declare function requestFromJson(value: unknown, at?: string): Request;
 /** The JSON form of a mandate as a mandate. */
 export declare function mandateFromJson(value: unknown, at?: string): Mandate;
+/** A verdict from its JSON form (what `evaluate-json` answers); `u64` fields as bigint. */
+export declare function verdictFromJson(value: unknown, at?: string): Verdict;
 /** The JSON form of a verdict, as `sbd eval` prints it (integers above 2^53 - 1 stay bigint). */
 export declare function verdictToJson(verdict: Verdict): Record<string, unknown>;
 /** The JSON form of a mandate. */
 export declare function mandateToJson(mandate: Mandate): Record<string, unknown>;
-
-/** Where `sbd.model_file` is read from (default: the working directory). */
-export interface ConfigOptions {
-  baseDir?: string;
-}
-
-/**
- * The component's configuration bytes for a policy in its JSON form (an object or a JSON
- * string), as the Rust encoder writes them.
- * @throws TypeError or RangeError naming the path of the first bad field.
- */
-export declare function configFromJson(config: Record<string, unknown> | string, options?: ConfigOptions): Uint8Array;
-/**
- * The configuration bytes for a configuration already parsed into an object (the JSON form or
- * a parsed TOML table); `sbd.model_file` is read relative to `options.baseDir`.
- * @throws TypeError or RangeError naming the path of the first bad field.
- */
-export declare function configFromObject(config: Record<string, unknown>, options?: ConfigOptions): Uint8Array;
-/**
- * The configuration bytes for a TOML policy (`policies/default.toml`, or the `policy.toml`
- * that `sbd train` writes).
- * @throws SyntaxError when the TOML does not parse; TypeError or RangeError naming the path of
- * the first bad field.
- */
-export declare function configFromToml(toml: string, options?: ConfigOptions): Uint8Array;
-/** Reads a policy file: `.json` as JSON, anything else as TOML (`model_file` beside the file). */
-export declare function loadConfig(path: string | URL): Uint8Array;

@@ -209,3 +209,157 @@ export function verdictToJson(verdict) {
       throw new TypeError(`expected a verdict (kind 'allow', 'escalate' or 'deny'), got ${JSON.stringify(verdict?.kind)}`);
   }
 }
+
+// ---- JSON text with exact u64 integers ----------------------------------------------------
+//
+// `JSON.stringify` cannot write a `bigint` and `JSON.parse` rounds integers above 2^53 - 1,
+// while amounts, value ceilings and timestamps are `u64`. These two keep every integer exact.
+
+/** JSON text for `value`: `bigint`s written as integers, non-finite numbers refused. */
+export function writeJson(value, at = '$') {
+  switch (typeof value) {
+    case 'bigint':
+      return value.toString();
+    case 'number':
+      if (!Number.isFinite(value)) throw new RangeError(`${at}: ${value} cannot be written as JSON`);
+      return JSON.stringify(value);
+    case 'string':
+    case 'boolean':
+      return JSON.stringify(value);
+    case 'undefined':
+      return 'null';
+    case 'object':
+      if (value === null) return 'null';
+      if (Array.isArray(value)) return `[${value.map((v, i) => writeJson(v, `${at}[${i}]`)).join(',')}]`;
+      return `{${Object.entries(value)
+        .filter(([, v]) => v !== undefined)
+        .map(([k, v]) => `${JSON.stringify(k)}:${writeJson(v, `${at}.${k}`)}`)
+        .join(',')}}`;
+    default:
+      throw new TypeError(`${at}: a ${typeof value} cannot be written as JSON`);
+  }
+}
+
+/** Parses JSON text; an integer that a `number` cannot hold exactly becomes a `bigint`. */
+export function parseJson(text) {
+  let i = 0;
+  const fail = (what) => {
+    throw new SyntaxError(`${what} at position ${i} of the JSON text`);
+  };
+  const space = () => {
+    while (i < text.length && ' \t\n\r'.includes(text[i])) i++;
+  };
+  const value = () => {
+    space();
+    const c = text[i];
+    if (c === '{') {
+      i++;
+      const out = {};
+      space();
+      if (text[i] === '}') return i++, out;
+      for (;;) {
+        space();
+        if (text[i] !== '"') fail('expected a key');
+        const key = string();
+        space();
+        if (text[i++] !== ':') fail('expected `:`');
+        out[key] = value();
+        space();
+        if (text[i] === ',') i++;
+        else if (text[i] === '}') return i++, out;
+        else fail('expected `,` or `}`');
+      }
+    }
+    if (c === '[') {
+      i++;
+      const out = [];
+      space();
+      if (text[i] === ']') return i++, out;
+      for (;;) {
+        out.push(value());
+        space();
+        if (text[i] === ',') i++;
+        else if (text[i] === ']') return i++, out;
+        else fail('expected `,` or `]`');
+      }
+    }
+    if (c === '"') return string();
+    const literal = /^(?:true|false|null|-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?)/.exec(text.slice(i, i + 400));
+    if (!literal) fail('expected a value');
+    i += literal[0].length;
+    const token = literal[0];
+    if (token === 'true') return true;
+    if (token === 'false') return false;
+    if (token === 'null') return null;
+    const n = Number(token);
+    return /^-?\d+$/.test(token) && !Number.isSafeInteger(n) ? BigInt(token) : n;
+  };
+  const string = () => {
+    const start = i;
+    i++;
+    while (i < text.length && text[i] !== '"') i += text[i] === '\\' ? 2 : 1;
+    if (i >= text.length) fail('unterminated string');
+    i++;
+    return JSON.parse(text.slice(start, i));
+  };
+  const out = value();
+  space();
+  if (i !== text.length) fail('trailing characters');
+  return out;
+}
+
+function mandateOf(value, at) {
+  return mandateFromJson(value, at);
+}
+
+/**
+ * The package's verdict for the JSON form of one (what the component's `evaluate-json`
+ * answers): `{ kind: 'allow', grant }`, `{ kind: 'escalate', ... }` or `{ kind: 'deny', ... }`,
+ * `u64` fields as `bigint`. Anything else throws, naming the field.
+ */
+export function verdictFromJson(value, at = 'verdict') {
+  const o = object(value, at, ['allow', 'escalate', 'deny']);
+  const cases = Object.keys(o);
+  if (cases.length !== 1) throw new TypeError(`${at}: expected exactly one of allow, escalate, deny`);
+  const kind = cases[0];
+  const where = `${at}.${kind}`;
+  if (kind === 'allow') {
+    const g = object(o.allow, where, [
+      'alpha', 'lambda', 'sub_agent', 'effective_trust', 'effective_tier', 'child_mandate', 'depth',
+      'remaining_depth', 'max_depth', 'accountability', 'accountability_ceiling', 'warnings',
+    ]);
+    const share = (v, w) => {
+      const s = object(v, w, ['agent', 'weight']);
+      return { agent: field(s, 'agent', w, string), weight: field(s, 'weight', w, number) };
+    };
+    const warning = (v, w) => {
+      const s = object(v, w, ['code', 'reason', 'message']);
+      return { code: field(s, 'code', w, integer), name: field(s, 'reason', w, string), message: field(s, 'message', w, string) };
+    };
+    return {
+      kind: 'allow',
+      grant: {
+        alpha: field(g, 'alpha', where, number),
+        lambda: field(g, 'lambda', where, number),
+        subAgent: field(g, 'sub_agent', where, string),
+        effectiveTrust: field(g, 'effective_trust', where, integer),
+        effectiveTier: field(g, 'effective_tier', where, string).toLowerCase(),
+        childMandate: field(g, 'child_mandate', where, mandateOf),
+        depth: field(g, 'depth', where, integer),
+        remainingDepth: field(g, 'remaining_depth', where, integer),
+        maxDepth: field(g, 'max_depth', where, integer),
+        accountability: field(g, 'accountability', where, list(share)),
+        accountabilityCeiling: field(g, 'accountability_ceiling', where, number),
+        warnings: field(g, 'warnings', where, list(warning)),
+      },
+    };
+  }
+  if (kind === 'escalate') {
+    const e = object(o.escalate, where, ['target', 'code', 'reason', 'message']);
+    const t = field(e, 'target', where, (v, w) => object(v, w, ['human', 'agent']));
+    const target = 'human' in t ? { kind: 'human', who: string(t.human, `${where}.target.human`) } : { kind: 'agent', agentId: string(t.agent, `${where}.target.agent`) };
+    return { kind: 'escalate', target, code: field(e, 'code', where, integer), name: field(e, 'reason', where, string), reason: field(e, 'message', where, string) };
+  }
+  const d = object(o.deny, where, ['code', 'reason', 'message']);
+  return { kind: 'deny', code: field(d, 'code', where, integer), name: field(d, 'reason', where, string), message: field(d, 'message', where, string) };
+}

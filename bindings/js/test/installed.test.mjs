@@ -1,17 +1,16 @@
 // The package as installed: it carries the component and the default policy, builds policies
-// from their JSON form with the Rust encoder's bytes, and decides with three lines.
+// from their TOML or JSON text inside the component (`create-from-text`, the Rust reader: the
+// same digests `sbd info` prints), and decides with three lines.
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
 import { modulePath, sbd } from './binding.mjs';
 
-const { Policy, PolicyComponent, ConfigError, configFromJson, requestFromJson } = sbd;
+const { Policy, PolicyComponent, ConfigError, requestFromJson } = sbd;
 const repo = new URL('../../../', import.meta.url);
 const digests = JSON.parse(readFileSync(new URL('bindings/python/tests/configs/digests.json', repo), 'utf8'));
-const sha256 = (bytes) => createHash('sha256').update(bytes).digest('hex');
 
 // One hop on the default policy, as the README's quickstart sends it.
 const REQUEST = {
@@ -56,51 +55,43 @@ describe('the installed package', () => {
 });
 
 describe('policies from JSON', () => {
-  it('encodes the default policy to the committed Rust bytes', () => {
-    const json = readFileSync(new URL('policy/default.json', new URL('.', new URL(modulePath)).href.replace(/src\/$/, '')), 'utf8');
-    const expected = readFileSync(new URL('bindings/shared/configs/default.postcard', repo));
-    assert.deepEqual(Buffer.from(configFromJson(json)), expected);
-  });
-
   it('gives the digest sbd prints for a configuration using every value type', async () => {
     const json = JSON.parse(readFileSync(new URL('partial-policy.json', import.meta.url), 'utf8'));
-    assert.equal(sha256(configFromJson(json)), digests['bindings/python/tests/configs/partial.toml']);
     const policy = await Policy.load(json);
     assert.equal(policy.info.configDigest, digests['bindings/python/tests/configs/partial.toml']);
     policy.close();
   });
 
-  it('fills every default as the Rust side does', () => {
-    assert.equal(sha256(configFromJson({ name: 'minimal', version: '1' })), digests['bindings/python/tests/configs/minimal.toml']);
+  it('fills every default as the Rust side does', async () => {
+    const policy = await Policy.load({ name: 'minimal', version: '1' });
+    assert.equal(policy.info.configDigest, digests['bindings/python/tests/configs/minimal.toml']);
+    policy.close();
   });
 
-  for (const [config, error, message] of [
-    [{ name: 'x', version: '1', frmo: 1 }, RangeError, '$: unknown field `frmo`'],
-    [{ name: 'x', version: '1', depth: { max_dept: 3 } }, RangeError, '$.depth: unknown field `max_dept`'],
-    [{ name: 'x' }, RangeError, '$: missing field `version`'],
-    [{ name: 'x', version: '1', depth: { max_depth: 300 } }, RangeError, '$.depth.max_depth: expected an integer 0-255, got 300'],
-    [{ name: 'x', version: '1', trust: { on_insufficient: 'ignore' } }, RangeError, '$.trust.on_insufficient: expected one of deny, escalate, got "ignore"'],
-    [{ name: 'x', version: '1', sbd: { alpha_caps: [{ feature: 0, above: 'high', alpha_max: 0.2 }] } }, TypeError, '$.sbd.alpha_caps[0].above: expected a number, got "high"'],
-    [{ name: 'x', version: '1', escalation: { agents: [{ id: 'a', trust: 2 ** 53 }] } }, RangeError, '$.escalation.agents[0].trust: expected an integer 0-65535'],
+  for (const [config, message] of [
+    [{ name: 'x', version: '1', frmo: 1 }, '$.frmo: unknown field `frmo`'],
+    [{ name: 'x', version: '1', depth: { max_dept: 3 } }, '$.depth.max_dept: unknown field `max_dept`'],
+    [{ name: 'x' }, '$: missing field `version`'],
+    [{ name: 'x', version: '1', depth: { max_depth: 300 } }, '$.depth.max_depth: invalid value: integer `300`, expected u8'],
+    [{ name: 'x', version: '1', trust: { on_insufficient: 'ignore' } }, '$.trust.on_insufficient: unknown variant `ignore`'],
+    [{ name: 'x', version: '1', sbd: { alpha_caps: [{ feature: 0, above: 'high', alpha_max: 0.2 }] } }, '$.sbd.alpha_caps[0].above: invalid type: string "high", expected f64'],
+    [{ name: 'x', version: '1', escalation: { agents: [{ id: 'a', trust: 2 ** 53 }] } }, '$.escalation.agents[0].trust: invalid value: integer `9007199254740992`, expected u16'],
+    [{ name: 'x', version: '1', depth: { max_depth: 0 } }, 'max_depth'],
   ]) {
-    it(`refuses ${JSON.stringify(config)} naming the path`, () => {
-      assert.throws(() => configFromJson(config), (e) => e instanceof error && e.message.includes(message));
+    it(`refuses ${JSON.stringify(config)} naming the path`, async () => {
+      await assert.rejects(Policy.load(config), (e) => e instanceof ConfigError && e.message.includes(message));
     });
   }
-
-  it('leaves range checks to the component (ConfigError)', async () => {
-    await assert.rejects(Policy.load({ name: 'x', version: '1', depth: { max_depth: 0 } }), ConfigError);
-  });
 });
 
 describe('policies from TOML', () => {
-  const { configFromToml, loadConfig } = sbd;
-
   // Every TOML policy the Python binding and `sbd info` are checked against, the trained
   // finance policy (with its model_file) included.
   for (const path of Object.keys(digests).filter((p) => p.endsWith('.toml'))) {
-    it(`gives the digest sbd prints for ${path}`, () => {
-      assert.equal(sha256(loadConfig(new URL(path, repo))), digests[path]);
+    it(`gives the digest sbd prints for ${path}`, async () => {
+      const policy = await Policy.load(new URL(path, repo));
+      assert.equal(policy.info.configDigest, digests[path]);
+      policy.close();
     });
   }
 
@@ -111,22 +102,43 @@ describe('policies from TOML', () => {
     policy.close();
   });
 
-  it('reads model_file relative to baseDir', () => {
+  it('needs the model bytes exactly when the configuration names a model_file', async () => {
+    const component = await PolicyComponent.bundled();
     const text = readFileSync(new URL('policies/finance/policy.toml', repo), 'utf8');
-    assert.throws(() => configFromToml(text, { baseDir: fileURLToPath(new URL('bindings/', repo)) }), (e) => e.code === 'ENOENT');
-    const bytes = configFromToml(text, { baseDir: fileURLToPath(new URL('policies/finance/', repo)) });
-    assert.equal(sha256(bytes), digests['policies/finance/policy.toml']);
+    assert.throws(() => component.instantiateText(text), (e) => e instanceof ConfigError && e.message.includes('pass the bytes of that file'));
+    assert.throws(
+      () => component.instantiateText('name = "x"\nversion = "1"', { model: new Uint8Array([0]) }),
+      (e) => e instanceof ConfigError && e.message.includes('names no `sbd.model_file`'),
+    );
   });
 
-  for (const [toml, error, message] of [
-    ['name = "x"\nversion = "1"\nfrmo = 1', RangeError, '$: unknown field `frmo`'],
-    ['name = "x"\nversion = "1"\n[depth]\nmax_depth = 300', RangeError, '$.depth.max_depth: expected an integer 0-255, got 300'],
-    ['name = "x"\nversion = "1"\n[trust.required_tier]\nlow = "T1"', RangeError, '$.trust.required_tier: missing field `medium`'],
-    ['name = "x"\nversion = "1"\n[sbd]\nmodel_file = 3', TypeError, '$.sbd.model_file: expected a string'],
-    ['name = ', SyntaxError, 'not a valid TOML document'],
+  for (const [toml, message] of [
+    ['name = "x"\nversion = "1"\nfrmo = 1', '$.frmo: unknown field `frmo`'],
+    ['name = "x"\nversion = "1"\n[depth]\nmax_depth = 300', '$.depth.max_depth: invalid value: integer `300`, expected u8'],
+    ['name = "x"\nversion = "1"\n[trust.required_tier]\nlow = "T1"', '$.trust.required_tier: missing field `medium`'],
+    ['name = "x"\nversion = "1"\n[sbd]\nmodel_file = 3', '`sbd.model_file` must be a string'],
+    ['name = ', 'at line 1, column'],
   ]) {
-    it(`refuses ${JSON.stringify(toml)} naming the path`, () => {
-      assert.throws(() => configFromToml(toml), (e) => e instanceof error && e.message.includes(message));
+    it(`refuses ${JSON.stringify(toml)} naming the path`, async () => {
+      const component = await PolicyComponent.bundled();
+      assert.throws(() => component.instantiateText(toml), (e) => e instanceof ConfigError && e.message.includes(message));
     });
   }
+});
+
+describe('requests as JSON text', () => {
+  it('decides an object and an array, and denies what it cannot read naming the path', async () => {
+    const policy = await Policy.load();
+    const text = JSON.stringify(REQUEST);
+    assert.equal(policy.evaluateJson(text).kind, 'allow');
+    assert.deepEqual(policy.evaluateJson(`[${text},${text}]`).map((v) => v.kind), ['allow', 'allow']);
+    const bad = policy.evaluateJson(JSON.stringify({ ...REQUEST, task: { ...REQUEST.task, risk: 'hgh' } }));
+    assert.equal(bad.name, 'request-malformed');
+    assert.ok(bad.message.startsWith('$.task.risk: unknown variant `hgh`'), bad.message);
+    // u64 values past 2^53 come back exact (as bigint), not rounded by JSON.parse
+    const big = policy.evaluateJson(JSON.stringify(REQUEST).replaceAll('"expires_at":1790003600000', '"expires_at":18446744073709551615'));
+    assert.equal(big.kind, 'allow');
+    assert.equal(big.grant.childMandate.expiresAt, 18446744073709551615n);
+    policy.close();
+  });
 });

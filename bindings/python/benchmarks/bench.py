@@ -7,8 +7,9 @@ Prints one JSON object per line, ``{"language", "path", "ns_per_decision", "deci
 "rounds"}``. Each measurement decides the whole corpus once per round, in file order, after
 0.5 s of warm-up, until MIN_SECONDS (default 2) have passed and at least 5 rounds ran, and
 reports the median round: one ``evaluate`` call per decision, or one ``evaluate_batch`` call
-per configuration. The requests are parsed into dataclasses beforehand; converting them to WIT
-values and the verdicts back is part of every decision, as it is for a caller.
+per configuration. The requests are parsed into dataclasses beforehand; writing them as JSON,
+the component's ``evaluate-json`` and ``check-verdict`` calls, and reading the verdicts back
+are part of every decision, as they are for a caller.
 """
 
 from __future__ import annotations
@@ -65,7 +66,7 @@ def main() -> None:
         for config, requests in by_config.items():
             policies[config].evaluate_batch(requests)
 
-    for path, round_ in [("wasmtime-py typed evaluate", one_by_one), ("wasmtime-py typed evaluate-batch", batches)]:
+    for path, round_ in [("wasmtime-py evaluate (JSON: evaluate-json + check-verdict)", one_by_one), ("wasmtime-py evaluate-batch (JSON, two calls a batch)", batches)]:
         ns, rounds = measure(limit, len(cases), round_)
         print(json.dumps({"language": "python", "path": path, "ns_per_decision": ns, "decisions": len(cases), "rounds": rounds}))
 

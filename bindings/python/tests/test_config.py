@@ -1,11 +1,12 @@
-"""Policy configurations from TOML and JSON: the same bytes as the Rust encoder, strict on
-unknown fields and types, the component's own range checks behind them."""
+"""Policy configurations from TOML and JSON, read by the component itself (`create-from-text`):
+the same digests as the Rust side, strict on unknown fields and types with the JSON path of
+the fault, the component's own range checks behind them."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
+import shutil
 import subprocess
 import tomllib
 from pathlib import Path
@@ -13,17 +14,7 @@ from typing import Any
 
 import pytest
 
-from sbd_policy import (
-    Allow,
-    ConfigError,
-    Policy,
-    PolicyComponent,
-    config_from_json,
-    config_from_mapping,
-    config_from_toml,
-    load_config,
-    request_from_json,
-)
+from sbd_policy import Allow, ConfigError, Policy, PolicyComponent, request_from_json
 
 REPO = Path(__file__).resolve().parents[3]
 SHARED = REPO / "bindings" / "shared"
@@ -34,13 +25,10 @@ DIGESTS: dict[str, str] = {
 }
 
 
-def test_default_toml_encodes_to_the_committed_rust_bytes() -> None:
-    assert load_config(REPO / "policies/default.toml") == (SHARED / "configs/default.postcard").read_bytes()
-
-
 @pytest.mark.parametrize("path", sorted(DIGESTS))
 def test_digest_matches_the_rust_encoding(path: str) -> None:
-    assert hashlib.sha256(load_config(REPO / path)).hexdigest() == DIGESTS[path]
+    with Policy.load(REPO / path) as policy:
+        assert policy.info.config_digest == DIGESTS[path]
 
 
 @pytest.mark.skipif("SBD_BIN" not in os.environ, reason="SBD_BIN (the sbd binary) not set; .ci/run sets it")
@@ -56,10 +44,18 @@ def test_committed_digests_are_what_sbd_prints(path: str) -> None:
 
 
 @pytest.mark.parametrize("path", sorted(p for p in DIGESTS if "model" not in (REPO / p).read_text()))
-def test_json_form_gives_the_same_bytes_as_toml(path: str) -> None:
+def test_json_form_gives_the_same_policy_as_toml(path: str) -> None:
     with open(REPO / path, "rb") as f:
         table = tomllib.load(f)
-    assert config_from_json(json.dumps(table)) == load_config(REPO / path)
+    with Policy.load(table) as policy:
+        assert policy.info.config_digest == DIGESTS[path]
+    json_file = Path(os.environ.get("TMPDIR", "/tmp")) / f"sbd-{os.getpid()}-{Path(path).stem}.json"
+    json_file.write_text(json.dumps(table), encoding="utf-8")
+    try:
+        with Policy.load(json_file) as policy:
+            assert policy.info.config_digest == DIGESTS[path]
+    finally:
+        json_file.unlink()
 
 
 def test_policy_built_from_toml_reports_the_digest(component: PolicyComponent) -> None:
@@ -76,39 +72,48 @@ def test_mapping_config_decides(corpus: dict[str, Any]) -> None:
 
 
 @pytest.mark.parametrize(
-    ("toml", "error", "message"),
+    ("toml", "message"),
     [
-        ('name = "x"\nversion = "1"\nfrmo = 1', ValueError, "$: unknown field `frmo`"),
-        ('name = "x"\nversion = "1"\n[depth]\nmax_dept = 3', ValueError, "$.depth: unknown field `max_dept`"),
-        ('name = "x"', ValueError, "$: missing field `version`"),
-        ('name = "x"\nversion = "1"\n[depth]\nmax_depth = 300', ValueError, "$.depth.max_depth: expected an integer 0-255, got 300"),
-        ('name = "x"\nversion = "1"\n[depth]\nmax_depth = "5"', ValueError, '$.depth.max_depth: expected an integer 0-255, got "5"'),
-        ('name = "x"\nversion = "1"\n[trust]\non_insufficient = "ignore"', ValueError, '$.trust.on_insufficient: expected one of deny, escalate, got "ignore"'),
-        ('name = "x"\nversion = "1"\n[trust.required_tier]\nlow = "T1"', ValueError, "$.trust.required_tier: missing field `medium`"),
-        ('name = "x"\nversion = "1"\n[[sbd.alpha_caps]]\nfeature = 0\nabove = "high"\nalpha_max = 0.2', TypeError, '$.sbd.alpha_caps[0].above: expected a number, got "high"'),
-        ('name = "x"\nversion = "1"\n[escalation]\nagents = [{ id = "a", trust = -1 }]', ValueError, "$.escalation.agents[0].trust: expected an integer 0-65535, got -1"),
-        ("name = ", ValueError, "not a valid TOML document"),
+        ('name = "x"\nversion = "1"\nfrmo = 1', "$.frmo: unknown field `frmo`"),
+        ('name = "x"\nversion = "1"\n[depth]\nmax_dept = 3', "$.depth.max_dept: unknown field `max_dept`"),
+        ('name = "x"', "$: missing field `version`"),
+        ('name = "x"\nversion = "1"\n[depth]\nmax_depth = 300', "$.depth.max_depth: invalid value: integer `300`, expected u8"),
+        ('name = "x"\nversion = "1"\n[depth]\nmax_depth = "5"', '$.depth.max_depth: invalid type: string "5", expected u8'),
+        ('name = "x"\nversion = "1"\n[trust]\non_insufficient = "ignore"', "$.trust.on_insufficient: unknown variant `ignore`"),
+        ('name = "x"\nversion = "1"\n[trust.required_tier]\nlow = "T1"', "$.trust.required_tier: missing field `medium`"),
+        ('name = "x"\nversion = "1"\n[[sbd.alpha_caps]]\nfeature = 0\nabove = "high"\nalpha_max = 0.2', '$.sbd.alpha_caps[0].above: invalid type: string "high", expected f64'),
+        ('name = "x"\nversion = "1"\n[escalation]\nagents = [{ id = "a", trust = -1 }]', "$.escalation.agents[0].trust: invalid value: integer `-1`, expected u16"),
+        ("name = ", "at line 1, column"),
     ],
 )
-def test_bad_configurations_are_refused_naming_the_path(toml: str, error: type[Exception], message: str) -> None:
-    with pytest.raises(error) as caught:
-        config_from_toml(toml)
+def test_bad_configurations_are_refused_naming_the_path(component: PolicyComponent, toml: str, message: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        component.instantiate_text(toml)
     assert message in str(caught.value)
 
 
 def test_values_out_of_their_documented_range_are_refused_by_the_component(component: PolicyComponent) -> None:
     with pytest.raises(ConfigError, match="max_depth"):
-        component.instantiate(config_from_mapping({"name": "x", "version": "1", "depth": {"max_depth": 0}}))
+        Policy.load({"name": "x", "version": "1", "depth": {"max_depth": 0}})
     with pytest.raises(ConfigError, match="review_threshold"):
-        component.instantiate(config_from_mapping({"name": "x", "version": "1", "sbd": {"review_threshold": 1.5}}))
+        component.instantiate_text('{"name": "x", "version": "1", "sbd": {"review_threshold": 1.5}}', format="json")
 
 
 def test_model_file_is_read_relative_to_the_toml(tmp_path: Path) -> None:
+    shutil.copy(REPO / "policies/finance/policy.toml", tmp_path / "policy.toml")
+    with pytest.raises(ValueError, match="cannot read the model"):
+        Policy.load(tmp_path / "policy.toml")  # no model.postcard there
+    shutil.copy(REPO / "policies/finance/model.postcard", tmp_path / "model.postcard")
+    with Policy.load(tmp_path / "policy.toml") as policy:
+        assert policy.info.config_digest == DIGESTS["policies/finance/policy.toml"]
+
+
+def test_a_model_file_needs_its_bytes_and_bytes_need_a_model_file(component: PolicyComponent) -> None:
     text = (REPO / "policies/finance/policy.toml").read_text(encoding="utf-8")
-    with pytest.raises(OSError):
-        config_from_toml(text, base_dir=tmp_path)  # no model.postcard there
-    (tmp_path / "model.postcard").write_bytes((REPO / "policies/finance/model.postcard").read_bytes())
-    assert hashlib.sha256(config_from_toml(text, base_dir=tmp_path)).hexdigest() == DIGESTS["policies/finance/policy.toml"]
+    with pytest.raises(ConfigError, match="pass the bytes of that file"):
+        component.instantiate_text(text)
+    with pytest.raises(ConfigError, match="names no `sbd.model_file`"):
+        component.instantiate_text('name = "x"\nversion = "1"', model=b"\x00")
 
 
 def test_default_policy_allows_a_plain_delegation() -> None:

@@ -138,30 +138,44 @@ def test_trust_deltas_penalise_the_chain_and_reward_the_executor(policy: Policy)
 
 
 @pytest.mark.parametrize(
-    ("change", "error", "field"),
+    ("change", "path"),
     [
-        (lambda r: replace(r, from_=Agent("a", "high")), TypeError, "request.from_.trust"),  # type: ignore[arg-type]
-        (lambda r: replace(r, to=Agent("b", 70_000)), ValueError, "request.to.trust"),
-        (lambda r: replace(r, now=-1), ValueError, "request.now"),
-        (lambda r: replace(r, now=1 << 64), ValueError, "request.now"),
-        (lambda r: replace(r, now=True), TypeError, "request.now"),
-        (lambda r: replace(r, state=[0.1, "x"]), TypeError, "request.state[1]"),
-        (lambda r: replace(r, task=replace(r.task, risk="extreme")), ValueError, "request.task.risk"),
-        (lambda r: replace(r, task=replace(r.task, id="\ud800")), ValueError, "request.task.id"),
-        (lambda r: replace(r, chain="not a list"), TypeError, "request.chain"),
-        (lambda r: replace(r, parent_mandate=None), TypeError, "request.parent_mandate"),
+        (lambda r: replace(r, from_=Agent("a", "high")), "$.from.trust: invalid type: string"),  # type: ignore[arg-type]
+        (lambda r: replace(r, to=Agent("b", 70_000)), "$.to.trust: invalid value: integer `70000`"),
+        (lambda r: replace(r, now=-1), "$.now: invalid value: integer `-1`"),
+        (lambda r: replace(r, now=1 << 64), "$.now:"),
+        (lambda r: replace(r, now=True), "$.now: invalid type: boolean"),
+        (lambda r: replace(r, state=[0.1, "x"]), "$.state[1]: invalid type: string"),
+        (lambda r: replace(r, task=replace(r.task, risk="extreme")), "$.task.risk: unknown variant `extreme`"),
+        (lambda r: replace(r, task=replace(r.task, id="\ud800")), "$: unexpected end of hex escape"),  # a lone surrogate
         (
             lambda r: replace(r, requested_mandate=replace(r.requested_mandate, budgets=[Budget("gold", 1)])),  # type: ignore[arg-type]
-            ValueError,
-            "request.requested_mandate.budgets[0].unit",
+            "$.requested_mandate.budgets[0].unit: unknown variant `gold`",
         ),
     ],
 )
-def test_bad_requests_raise_naming_the_field(policy: Policy, change: Any, error: type, field: str) -> None:
-    with pytest.raises(error, match=field.replace("[", r"\[").replace("]", r"\]")):
-        policy.evaluate(change(allowed_request()))
+def test_bad_request_values_are_denied_naming_the_json_path(policy: Policy, change: Any, path: str) -> None:
+    """The component reads every request strictly: a value it cannot hold is denied
+    (request-malformed) with the JSON path of the value, in one place for every language."""
+    verdict = policy.evaluate(change(allowed_request()))
+    assert isinstance(verdict, Deny) and verdict.name == "request-malformed", verdict
+    assert verdict.message.startswith(path), verdict.message
     # The policy is still usable afterwards.
     assert isinstance(policy.evaluate(allowed_request()), Allow)
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        (lambda r: replace(r, chain="not a list"), "request.chain"),
+        (lambda r: replace(r, parent_mandate=None), "request.parent_mandate"),
+        (lambda r: replace(r, chain=[("a", "b")]), r"request.chain\[0\]"),
+        (lambda r: replace(r, task=replace(r.task, risk=3)), "request.task.risk"),
+    ],
+)
+def test_requests_that_are_not_requests_raise_naming_the_field(policy: Policy, change: Any, field: str) -> None:
+    with pytest.raises(TypeError, match=field):
+        policy.evaluate(change(allowed_request()))
 
 
 def test_bad_arguments_raise_the_normal_errors(component: PolicyComponent, policy: Policy) -> None:

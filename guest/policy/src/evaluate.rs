@@ -403,6 +403,21 @@ mod tests {
         assert!(error.contains("wider than the parent"), "{error}");
         let error = crate::verify::check_json(&request, "{\"allow\": 3}").err().unwrap_or_default();
         assert!(error.starts_with("verdict $.allow: invalid type"), "{error}");
+        // An unreadable request must have been denied, and only denied.
+        let unreadable = r#"{"from": 3}"#;
+        assert_eq!(crate::verify::check_json(unreadable, &policy.evaluate_json(unreadable)), Ok(()));
+        let error = crate::verify::check_json(unreadable, &verdict).err().unwrap_or_default();
+        assert_eq!(error, "a request that cannot be read was not denied");
+        assert_eq!(crate::verify::check_json("[oops", &policy.evaluate_json("[oops")), Ok(()));
+        // Arrays are checked pair by pair, a fault named by its index.
+        let requests = format!("[{request},{request}]");
+        let verdicts = policy.evaluate_json(&requests);
+        assert_eq!(crate::verify::check_json(&requests, &verdicts), Ok(()));
+        let mixed = format!("[{verdict},{widened}]");
+        let error = crate::verify::check_json(&requests, &mixed).err().unwrap_or_default();
+        assert!(error.starts_with("[1] the child mandate is wider"), "{error}");
+        let error = crate::verify::check_json(&requests, &format!("[{verdict}]")).err().unwrap_or_default();
+        assert_eq!(error, "1 verdicts for 2 requests");
     }
 
     #[test]

@@ -8,6 +8,7 @@
 
 use alloc::format;
 use alloc::string::String;
+use alloc::vec::Vec;
 
 use crate::{Request, TrustTier, Verdict, attenuation};
 
@@ -63,10 +64,38 @@ pub fn check_verdict(request: &Request, verdict: &Verdict) -> Result<(), String>
 }
 
 /// [`check_verdict`] on the JSON forms of a request and the verdict that answers it (what the
-/// component's `check-verdict` export runs): `Err` names an unreadable document by its JSON
-/// path, or says what the allow violates.
+/// component's `check-verdict` export runs), or of an array of requests and the array of their
+/// verdicts, checked pair by pair (one call for a batch). A request that cannot be read must
+/// have been denied (`evaluate-json` denies it naming its JSON path), and text that opens an
+/// array but is not one must have been answered with one denial. `Err` says what is wrong,
+/// prefixed with the index of the pair in an array.
 pub fn check_json(request: &str, verdict: &str) -> Result<(), String> {
-    let request: Request = crate::json::from_str(request).map_err(|e| format!("request {e}"))?;
-    let verdict: Verdict = crate::json::from_str(verdict).map_err(|e| format!("verdict {e}"))?;
-    check_verdict(&request, &verdict)
+    if !request.trim_start().starts_with('[') {
+        let verdict: Verdict = crate::json::from_str(verdict).map_err(|e| format!("verdict {e}"))?;
+        return check_read(crate::json::from_str::<Request>(request).ok().as_ref(), &verdict);
+    }
+    let verdicts: Vec<Verdict> = crate::json::from_str(verdict).map_err(|e| format!("verdict {e}"))?;
+    let Ok(items) = crate::json::from_str::<Vec<serde_json::Value>>(request) else {
+        return match verdicts.as_slice() {
+            [only] => check_read(None, only),
+            _ => Err(format!("{} verdicts for text that is not an array of requests", verdicts.len())),
+        };
+    };
+    if items.len() != verdicts.len() {
+        return Err(format!("{} verdicts for {} requests", verdicts.len(), items.len()));
+    }
+    items.into_iter().zip(&verdicts).enumerate().try_for_each(|(i, (item, verdict))| {
+        let request = crate::json::from_value::<Request>(item).ok();
+        check_read(request.as_ref(), verdict).map_err(|e| format!("[{i}] {e}"))
+    })
+}
+
+/// [`check_verdict`] for a request that was read, and for one that was not: its verdict must
+/// be a denial.
+fn check_read(request: Option<&Request>, verdict: &Verdict) -> Result<(), String> {
+    match (request, verdict) {
+        (Some(request), verdict) => check_verdict(request, verdict),
+        (None, Verdict::Deny(_)) => Ok(()),
+        (None, _) => Err("a request that cannot be read was not denied".into()),
+    }
 }

@@ -259,17 +259,22 @@ impl LoadedPolicy {
     /// the requests ([`check_verdict`]), and a fault or a malformed answer is answered with
     /// `policy-fault` denials, one per request.
     pub fn evaluate_json(&self, requests: &str) -> String {
-        let items = JsonRequests::read(requests);
-        self.decisions.fetch_add(items.count() as u64, Ordering::Relaxed);
+        let batch = requests.trim_start().starts_with('[');
+        let count = json_request_count(requests);
+        self.decisions.fetch_add(count.unwrap_or(1) as u64, Ordering::Relaxed);
         let answer = self
             .call(|guest, store, policy| guest.call_evaluate_json(store, policy, requests))
-            .and_then(|text| items.check(&text).map(|()| text));
+            .and_then(|text| match sbd_policy::verify::check_json(requests, &text) {
+                Ok(()) => Ok(text),
+                Err(why) => Err(Fault(format!("malformed verdict: {why}"))),
+            });
         answer.unwrap_or_else(|fault| {
             let denial = self.fail_closed(fault);
-            let written = match &items {
-                JsonRequests::One(_) => serde_json::to_string(&denial),
-                JsonRequests::Many(list) => serde_json::to_string(&vec![denial; list.len()]),
-                JsonRequests::UnreadableArray => serde_json::to_string(&[denial]),
+            let written = if batch {
+                // text that opens an array but is none is answered with one denial
+                serde_json::to_string(&vec![denial; count.unwrap_or(1)])
+            } else {
+                serde_json::to_string(&denial)
             };
             written.unwrap_or_default()
         })
@@ -409,62 +414,11 @@ impl LoadedPolicy {
     }
 }
 
-/// The requests of an `evaluate-json` call as the host reads them to check the answer: each
-/// request, or `None` where it cannot be read (its verdict must then be a denial).
-enum JsonRequests {
-    One(Option<Request>),
-    Many(Vec<Option<Request>>),
-    /// Text that opens an array but is not a JSON array: answered with one denial, in an array.
-    UnreadableArray,
-}
-
-impl JsonRequests {
-    fn read(text: &str) -> JsonRequests {
-        if text.trim_start().starts_with('[') {
-            match sbd_policy::json::from_str::<Vec<serde_json::Value>>(text) {
-                Ok(items) => JsonRequests::Many(
-                    items.into_iter().map(|item| sbd_policy::json::from_value(item).ok()).collect(),
-                ),
-                Err(_) => JsonRequests::UnreadableArray,
-            }
-        } else {
-            JsonRequests::One(sbd_policy::json::from_str(text).ok())
-        }
+/// How many requests `evaluate-json` text holds (an array's length, else one), for counting
+/// decisions and for answering a fault with one denial per request.
+fn json_request_count(text: &str) -> Option<usize> {
+    if !text.trim_start().starts_with('[') {
+        return None;
     }
-
-    fn count(&self) -> usize {
-        match self {
-            JsonRequests::One(_) | JsonRequests::UnreadableArray => 1,
-            JsonRequests::Many(list) => list.len(),
-        }
-    }
-
-    /// Checks the component's answer: its shape, then every verdict against its request.
-    fn check(&self, answer: &str) -> Result<(), Fault> {
-        let malformed = |why: String| Fault(format!("malformed verdict: {why}"));
-        let check_one = |request: &Option<Request>, verdict: &Verdict| match (request, verdict) {
-            (Some(request), verdict) => check_verdict(request, verdict).map_err(malformed),
-            (None, Verdict::Deny(_)) => Ok(()),
-            (None, _) => Err(malformed("an unreadable request was not denied".into())),
-        };
-        match self {
-            JsonRequests::One(request) => {
-                let verdict: Verdict = sbd_policy::json::from_str(answer).map_err(|e| malformed(e.to_string()))?;
-                check_one(request, &verdict)
-            }
-            JsonRequests::Many(requests) => {
-                let verdicts: Vec<Verdict> =
-                    sbd_policy::json::from_str(answer).map_err(|e| malformed(e.to_string()))?;
-                if verdicts.len() != requests.len() {
-                    return Err(Fault(format!("{} verdicts for {} requests", verdicts.len(), requests.len())));
-                }
-                requests.iter().zip(&verdicts).try_for_each(|(r, v)| check_one(r, v))
-            }
-            JsonRequests::UnreadableArray => match sbd_policy::json::from_str::<Vec<Verdict>>(answer) {
-                Ok(verdicts) if verdicts.len() == 1 => check_one(&None, &verdicts[0]),
-                Ok(verdicts) => Err(Fault(format!("{} verdicts for an unreadable array", verdicts.len()))),
-                Err(e) => Err(malformed(e.to_string())),
-            },
-        }
-    }
+    sbd_policy::json::from_str::<Vec<serde_json::Value>>(text).ok().map(|items| items.len())
 }

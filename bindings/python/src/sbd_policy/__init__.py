@@ -12,8 +12,14 @@ The package carries the component and the default policy; no Rust toolchain is n
 >>> verdict = policy.evaluate(request_from_json(request))  # Allow, Escalate or Deny  # doctest: +SKIP
 """
 
-from .config import config_from_json, config_from_mapping, config_from_toml, load_config
-from .jsonform import mandate_from_json, mandate_to_json, request_from_json, request_to_json, verdict_to_json
+from .jsonform import (
+    mandate_from_json,
+    mandate_to_json,
+    request_from_json,
+    request_to_json,
+    verdict_from_json,
+    verdict_to_json,
+)
 from .policy import (
     DEFAULT_MEMORY_LIMIT,
     POLICY_FAULT_CODE,
@@ -86,9 +92,6 @@ __all__ = [
     "mandate_to_json",
     "request_from_json",
     "request_to_json",
+    "verdict_from_json",
     "verdict_to_json",
-    "config_from_json",
-    "config_from_mapping",
-    "config_from_toml",
-    "load_config",
 ]

@@ -1,5 +1,7 @@
 """Lowering the dataclasses of :mod:`sbd_policy.types` to the values ``wasmtime.component``
-passes into the component, and lifting what it returns.
+passes into the component, and lifting what it returns, for the typed calls that have no JSON
+form: ``narrow``, ``trust-deltas`` and ``info``. Requests and verdicts cross as JSON
+(``evaluate-json``), read and checked by the component itself.
 
 ``wasmtime.component`` represents a WIT record as a :class:`wasmtime.component.Record` whose
 attributes are the kebab-case field names, an enum as its case name, a variant whose cases it
@@ -16,35 +18,16 @@ from typing import Any, Sequence, TypeVar
 from wasmtime.component import Record, Variant
 
 from .types import (
-    AccountabilityShare,
-    Agent,
-    AgentTarget,
-    Allow,
     Budget,
     BudgetUnit,
-    Deny,
-    DepthException,
-    Escalate,
-    EscalationTarget,
     Failure,
-    Grant,
-    HumanTarget,
-    Link,
     Mandate,
-    Outcome,
     PolicyInfo,
-    PolicyWarning,
-    Request,
-    RiskLevel,
     Success,
-    Task,
     TrustDelta,
-    TrustTier,
-    Verdict,
 )
 
 _U8 = (1 << 8) - 1
-_U16 = (1 << 16) - 1
 _U64 = (1 << 64) - 1
 
 E = TypeVar("E", bound=Enum)
@@ -69,8 +52,6 @@ def _u8(value: Any, at: str) -> int:
     return _uint(value, _U8, "u8", at)
 
 
-def _u16(value: Any, at: str) -> int:
-    return _uint(value, _U16, "u16", at)
 
 
 def _u64(value: Any, at: str) -> int:
@@ -96,9 +77,6 @@ def _str(value: Any, at: str) -> str:
     return str(value)
 
 
-def _bool(value: Any, at: str) -> bool:
-    _expect(value, bool, "a bool", at)
-    return bool(value)
 
 
 def _enum(value: Any, kind: type[E], at: str) -> str:
@@ -135,9 +113,6 @@ def _instance(value: Any, kind: type, at: str) -> None:
 # ---- Python -> WIT -----------------------------------------------------------------------------
 
 
-def lower_agent(agent: Any, at: str) -> Record:
-    _instance(agent, Agent, at)
-    return _record(id=_str(agent.id, f"{at}.id"), trust=_u16(agent.trust, f"{at}.trust"))
 
 
 def lower_mandate(mandate: Any, at: str) -> Record:
@@ -161,59 +136,12 @@ def lower_mandate(mandate: Any, at: str) -> Record:
     )
 
 
-def _lower_link(link: Any, at: str) -> Record:
-    _instance(link, Link, at)
-    record = _record(
-        to=_str(link.to, f"{at}.to"),
-        depth=_u8(link.depth, f"{at}.depth"),
-        alpha=_f64(link.alpha, f"{at}.alpha"),
-        at=_u64(link.at, f"{at}.at"),
-        reason=_str(link.reason, f"{at}.reason"),
-    )
-    setattr(record, "from", _str(link.from_, f"{at}.from_"))
-    return record
 
 
-def _lower_task(task: Any, at: str) -> Record:
-    _instance(task, Task, at)
-    counterparty = None if task.counterparty is None else _str(task.counterparty, f"{at}.counterparty")
-    return _record(
-        id=_str(task.id, f"{at}.id"),
-        action_kind=_str(task.action_kind, f"{at}.action_kind"),
-        risk=_enum(task.risk, RiskLevel, f"{at}.risk"),
-        value=_u64(task.value, f"{at}.value"),
-        counterparty=counterparty,
-        completable_locally=_bool(task.completable_locally, f"{at}.completable_locally"),
-    )
 
 
-def _lower_exception(exception: Any, at: str) -> Record | None:
-    if exception is None:
-        return None
-    _instance(exception, DepthException, at)
-    return _record(
-        approved_by=_str(exception.approved_by, f"{at}.approved_by"),
-        justification=_str(exception.justification, f"{at}.justification"),
-        extra_depth=_u8(exception.extra_depth, f"{at}.extra_depth"),
-        expires_at=_u64(exception.expires_at, f"{at}.expires_at"),
-    )
 
 
-def lower_request(request: Any, at: str = "request") -> Record:
-    """The WIT ``request`` record for ``request``; ``TypeError``/``ValueError`` name the field."""
-    _instance(request, Request, at)
-    record = _record(
-        to=lower_agent(request.to, f"{at}.to"),
-        task=_lower_task(request.task, f"{at}.task"),
-        parent_mandate=lower_mandate(request.parent_mandate, f"{at}.parent_mandate"),
-        requested_mandate=lower_mandate(request.requested_mandate, f"{at}.requested_mandate"),
-        chain=[_lower_link(link, f"{at}.chain[{i}]") for i, link in enumerate(_seq(request.chain, f"{at}.chain"))],
-        state=[_f64(x, f"{at}.state[{i}]") for i, x in enumerate(_seq(request.state, f"{at}.state"))],
-        depth_exception=_lower_exception(request.depth_exception, f"{at}.depth_exception"),
-        now=_u64(request.now, f"{at}.now"),
-    )
-    setattr(record, "from", lower_agent(request.from_, f"{at}.from_"))
-    return record
 
 
 def lower_outcome(outcome: Any, at: str = "outcome") -> Variant:
@@ -246,46 +174,10 @@ def lift_mandate(record: Any) -> Mandate:
     )
 
 
-def _lift_grant(record: Any) -> Grant:
-    return Grant(
-        alpha=record.alpha,
-        lambda_=record.__dict__["lambda"],
-        sub_agent=_get(record, "sub-agent"),
-        effective_trust=_get(record, "effective-trust"),
-        effective_tier=TrustTier(_get(record, "effective-tier")),
-        child_mandate=lift_mandate(_get(record, "child-mandate")),
-        depth=record.depth,
-        remaining_depth=_get(record, "remaining-depth"),
-        max_depth=_get(record, "max-depth"),
-        accountability=[AccountabilityShare(agent=s.agent, weight=s.weight) for s in record.accountability],
-        accountability_ceiling=_get(record, "accountability-ceiling"),
-        warnings=[PolicyWarning(code=w.code, name=w.name, message=w.message) for w in record.warnings],
-    )
 
 
-def _lift_target(variant: Variant) -> EscalationTarget:
-    who = variant.payload
-    if not isinstance(who, str):
-        raise ValueError(f"escalation target `{variant.tag}` carries {type(who).__name__}, not a string")
-    if variant.tag == "human":
-        return HumanTarget(who=who)
-    if variant.tag == "agent":
-        return AgentTarget(agent_id=who)
-    raise ValueError(f"unknown escalation target `{variant.tag}`")
 
 
-def lift_verdict(variant: Any) -> Verdict:
-    """The dataclass of a WIT ``verdict``."""
-    payload = variant.payload
-    if variant.tag == "allow":
-        return Allow(grant=_lift_grant(payload))
-    if variant.tag == "escalate":
-        return Escalate(
-            target=_lift_target(payload.target), code=payload.code, name=payload.name, reason=payload.reason
-        )
-    if variant.tag == "deny":
-        return Deny(code=payload.code, name=payload.name, message=payload.message)
-    raise ValueError(f"unknown verdict case `{variant.tag}`")
 
 
 def lift_trust_delta(record: Any) -> TrustDelta:

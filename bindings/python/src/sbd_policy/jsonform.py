@@ -18,6 +18,7 @@ from __future__ import annotations
 from typing import Any, Callable, Mapping, TypeVar
 
 from .types import (
+    AccountabilityShare,
     Agent,
     AgentTarget,
     Allow,
@@ -26,16 +27,26 @@ from .types import (
     Deny,
     DepthException,
     Escalate,
+    Grant,
     HumanTarget,
     Link,
     Mandate,
+    PolicyWarning,
     Request,
     RiskLevel,
     Task,
+    TrustTier,
     Verdict,
 )
 
-__all__ = ["request_from_json", "request_to_json", "mandate_from_json", "verdict_to_json", "mandate_to_json"]
+__all__ = [
+    "request_from_json",
+    "request_to_json",
+    "mandate_from_json",
+    "verdict_from_json",
+    "verdict_to_json",
+    "mandate_to_json",
+]
 
 T = TypeVar("T")
 
@@ -231,33 +242,68 @@ def request_from_json(value: Any, at: str = "request") -> Request:
     return request
 
 
-def request_to_json(request: Request) -> dict[str, Any]:
+def _of(value: Any, kind: type[T], at: str) -> T:
+    if not isinstance(value, kind):
+        raise TypeError(f"{at}: expected {kind.__name__}, got {type(value).__name__}")
+    return value
+
+
+def _items(value: Any, at: str) -> list[Any]:
+    if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
+        raise TypeError(f"{at}: expected a list, got {type(value).__name__}")
+    return list(value)
+
+
+def _enum_json(value: Any, names: Mapping[Any, str], at: str) -> str:
+    """An enum member's JSON name; a plain string passes as written, for the component to
+    accept or deny naming the path (one judge of what a request may hold)."""
+    if isinstance(value, str) and value not in names:
+        return value
+    try:
+        return names[value]
+    except (KeyError, TypeError):
+        raise TypeError(f"{at}: expected one of {sorted(set(names.values()))}, got {value!r}") from None
+
+
+_RISKS_JSON = {r: r.value for r in RiskLevel}
+
+
+def request_to_json(request: Request, at: str = "request") -> dict[str, Any]:
     """The JSON form of a request, as ``sbd eval --request`` and ``sbd token issue`` read it;
-    :func:`request_from_json` reads it back to an equal :class:`Request`."""
-    task = request.task
+    :func:`request_from_json` reads it back to an equal :class:`Request`.
+
+    Only the structure is checked here (``TypeError`` naming the field when a part is not the
+    dataclass or list it must be); values are written as given, and the component judges them:
+    a trust score of 70,000 or a risk named ``"extreme"`` is denied ``request-malformed`` with
+    the JSON path of the value."""
+    _of(request, Request, at)
+    task = _of(request.task, Task, f"{at}.task")
     exception = request.depth_exception
+    links = [_of(l, Link, f"{at}.chain[{i}]") for i, l in enumerate(_items(request.chain, f"{at}.chain"))]
+    from_ = _of(request.from_, Agent, f"{at}.from_")
+    to = _of(request.to, Agent, f"{at}.to")
     return {
-        "from": {"id": request.from_.id, "trust": request.from_.trust},
-        "to": {"id": request.to.id, "trust": request.to.trust},
+        "from": {"id": from_.id, "trust": from_.trust},
+        "to": {"id": to.id, "trust": to.trust},
         "task": {
             "id": task.id,
             "action_kind": task.action_kind,
-            "risk": RiskLevel(task.risk).value,
+            "risk": _enum_json(task.risk, _RISKS_JSON, f"{at}.task.risk"),
             "value": task.value,
             "counterparty": task.counterparty,
             "completable_locally": task.completable_locally,
         },
-        "parent_mandate": mandate_to_json(request.parent_mandate),
-        "requested_mandate": mandate_to_json(request.requested_mandate),
+        "parent_mandate": mandate_to_json(request.parent_mandate, f"{at}.parent_mandate"),
+        "requested_mandate": mandate_to_json(request.requested_mandate, f"{at}.requested_mandate"),
         "chain": [
             {"from": l.from_, "to": l.to, "depth": l.depth, "alpha": l.alpha, "at": l.at, "reason": l.reason}
-            for l in request.chain
+            for l in links
         ],
-        "state": list(request.state),
+        "state": _items(request.state, f"{at}.state"),
         "depth_exception": None
         if exception is None
         else {
-            "approved_by": exception.approved_by,
+            "approved_by": _of(exception, DepthException, f"{at}.depth_exception").approved_by,
             "justification": exception.justification,
             "extra_depth": exception.extra_depth,
             "expires_at": exception.expires_at,
@@ -266,13 +312,18 @@ def request_to_json(request: Request) -> dict[str, Any]:
     }
 
 
-def mandate_to_json(mandate: Mandate) -> dict[str, Any]:
+def mandate_to_json(mandate: Mandate, at: str = "mandate") -> dict[str, Any]:
     """The JSON form of a mandate."""
+    _of(mandate, Mandate, at)
+    budgets = [_of(b, Budget, f"{at}.budgets[{i}]") for i, b in enumerate(_items(mandate.budgets, f"{at}.budgets"))]
     return {
         "value_ceiling": mandate.value_ceiling,
-        "action_kinds": list(mandate.action_kinds),
-        "counterparties": list(mandate.counterparties),
-        "budgets": [{"unit": _UNITS_JSON[BudgetUnit(b.unit)], "amount": b.amount} for b in mandate.budgets],
+        "action_kinds": _items(mandate.action_kinds, f"{at}.action_kinds"),
+        "counterparties": _items(mandate.counterparties, f"{at}.counterparties"),
+        "budgets": [
+            {"unit": _enum_json(b.unit, _UNITS_JSON, f"{at}.budgets[{i}].unit"), "amount": b.amount}
+            for i, b in enumerate(budgets)
+        ],
         "remaining_depth": mandate.remaining_depth,
         "expires_at": mandate.expires_at,
     }
@@ -309,3 +360,75 @@ def verdict_to_json(verdict: Verdict) -> dict[str, Any]:
     if isinstance(verdict, Deny):
         return {"deny": {"code": verdict.code, "reason": verdict.name, "message": verdict.message}}
     raise TypeError(f"expected Allow, Escalate or Deny, got {type(verdict).__name__}")
+
+
+def _grant(value: Any, at: str) -> Grant:
+    o = _Object(value, at)
+
+    def tier(v: Any, where: str) -> TrustTier:
+        name = _str(v, where)
+        try:
+            return TrustTier[name]
+        except KeyError:
+            raise ValueError(f"{where}: unknown trust tier {name!r}") from None
+
+    def share(v: Any, where: str) -> AccountabilityShare:
+        s = _Object(v, where)
+        made = AccountabilityShare(agent=s.take("agent", _str), weight=s.take("weight", _float))
+        s.done()
+        return made
+
+    def warning(v: Any, where: str) -> PolicyWarning:
+        w = _Object(v, where)
+        made = PolicyWarning(code=w.take("code", _int), name=w.take("reason", _str), message=w.take("message", _str))
+        w.done()
+        return made
+
+    grant = Grant(
+        alpha=o.take("alpha", _float),
+        lambda_=o.take("lambda", _float),
+        sub_agent=o.take("sub_agent", _str),
+        effective_trust=o.take("effective_trust", _int),
+        effective_tier=o.take("effective_tier", tier),
+        child_mandate=o.take("child_mandate", mandate_from_json),
+        depth=o.take("depth", _int),
+        remaining_depth=o.take("remaining_depth", _int),
+        max_depth=o.take("max_depth", _int),
+        accountability=o.take("accountability", _list(share)),
+        accountability_ceiling=o.take("accountability_ceiling", _float),
+        warnings=o.take("warnings", _list(warning)),
+    )
+    o.done()
+    return grant
+
+
+def verdict_from_json(value: Any, at: str = "verdict") -> Verdict:
+    """Reads the JSON form of a verdict (what the component's ``evaluate-json`` answers and
+    :func:`verdict_to_json` writes) back to :class:`Allow`, :class:`Escalate` or :class:`Deny`;
+    anything else raises ``TypeError``/``ValueError`` naming the field."""
+    if not isinstance(value, Mapping) or len(value) != 1:
+        raise ValueError(f"{at}: expected one of {{\"allow\": ...}}, {{\"escalate\": ...}}, {{\"deny\": ...}}")
+    ((case, body),) = value.items()
+    where = f"{at}.{case}"
+    if case == "allow":
+        return Allow(grant=_grant(body, where))
+    if case == "escalate":
+        o = _Object(body, where)
+        t = _Object(o.take("target", lambda v, _: v), f"{where}.target")
+        target: HumanTarget | AgentTarget
+        if "human" in t.fields:
+            target = HumanTarget(who=t.take("human", _str))
+        else:
+            target = AgentTarget(agent_id=t.take("agent", _str))
+        t.done()
+        made: Verdict = Escalate(
+            target=target, code=o.take("code", _int), name=o.take("reason", _str), reason=o.take("message", _str)
+        )
+        o.done()
+        return made
+    if case == "deny":
+        o = _Object(body, where)
+        made = Deny(code=o.take("code", _int), name=o.take("reason", _str), message=o.take("message", _str))
+        o.done()
+        return made
+    raise ValueError(f"{at}: unknown verdict case {case!r}")

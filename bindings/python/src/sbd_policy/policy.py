@@ -3,17 +3,20 @@ resource."""
 
 from __future__ import annotations
 
+import json
 import os
 import threading
+import tomllib
+from dataclasses import dataclass
 from importlib import resources
-from typing import Any, Callable, Mapping, Sequence, TypeVar
+from pathlib import Path
+from typing import Any, Callable, Literal, Mapping, Sequence, TypeVar
 
 import wasmtime
 from wasmtime import component as wc
 
 from . import _convert as convert
-from .config import config_from_mapping, config_from_toml, load_config
-from ._verify import contract_violation
+from .jsonform import request_to_json, verdict_from_json
 from .types import Deny, Mandate, Outcome, PolicyInfo, Request, TrustDelta, Verdict
 
 __all__ = [
@@ -30,11 +33,12 @@ _INTERFACE = "sbd:delegation/policy@0.1.0"
 _TYPES = "sbd:delegation/types@0.1.0"
 _EXPORTS = {
     "create": "[static]delegation-policy.create",
-    "evaluate": "[method]delegation-policy.evaluate",
-    "evaluate_batch": "[method]delegation-policy.evaluate-batch",
+    "create_from_text": "[static]delegation-policy.create-from-text",
+    "evaluate_json": "[method]delegation-policy.evaluate-json",
     "narrow": "[method]delegation-policy.narrow",
     "trust_deltas": "[method]delegation-policy.trust-deltas",
     "info": "[method]delegation-policy.info",
+    "check_verdict": "check-verdict",
 }
 
 POLICY_FAULT_CODE = 9001
@@ -123,6 +127,40 @@ class PolicyComponent:
         ``policies/default.toml``). Raises :class:`ConfigError` if the component rejects them."""
         return Policy(self, config, memory_limit=memory_limit, fuel_per_decision=fuel_per_decision)
 
+    def instantiate_text(
+        self,
+        text: str,
+        *,
+        format: Literal["toml", "json"] = "toml",
+        model: bytes | None = None,
+        memory_limit: int = DEFAULT_MEMORY_LIMIT,
+        fuel_per_decision: int = DEFAULT_FUEL_PER_DECISION,
+    ) -> Policy:
+        """A :class:`Policy` built from configuration text as people write it: TOML
+        (``policies/*.toml``) or JSON (``schema/policy.schema.json``). The component reads it
+        strictly; :class:`ConfigError` names the field (``$.depth.max_dept: unknown field``).
+        When the configuration names ``sbd.model_file``, ``model`` is that file's bytes."""
+        if not isinstance(text, str):
+            raise TypeError(f"text: expected str, got {type(text).__name__}")
+        if format not in ("toml", "json"):
+            raise ValueError(f"format: {format!r} is not 'toml' or 'json'")
+        if model is not None and not isinstance(model, (bytes, bytearray, memoryview)):
+            raise TypeError(f"model: expected bytes or None, got {type(model).__name__}")
+        source = _TextConfig(text, format, None if model is None else bytes(model))
+        return Policy(self, source, memory_limit=memory_limit, fuel_per_decision=fuel_per_decision)
+
+
+@dataclass(frozen=True)
+class _TextConfig:
+    """A configuration given as text, for ``create-from-text``."""
+
+    text: str
+    format: str
+    model: bytes | None
+
+    def size(self) -> int:
+        return len(self.text.encode()) + len(self.model or b"")
+
 
 _CREATE_FUEL_PER_BYTE = 256
 """Fuel allowed per configuration byte when a policy is built, on top of ``fuel_per_decision``."""
@@ -134,13 +172,14 @@ _BUNDLED_LOCK = threading.Lock()
 class _Instance:
     """One instance of the component in its own store, with the policy resource built in it."""
 
-    def __init__(self, component: PolicyComponent, config: bytes, memory_limit: int, fuel: int) -> None:
+    def __init__(self, component: PolicyComponent, config: bytes | _TextConfig, memory_limit: int, fuel: int) -> None:
         self.fuel = fuel
         self.store = wasmtime.Store(component.engine)
         self.store.set_limits(memory_size=memory_limit)
         # Building the policy decodes and validates the configuration: its fuel grows with the
         # configuration's size (a trained model is about a megabyte; decoding took ~130 fuel a byte).
-        self.store.set_fuel(fuel + _CREATE_FUEL_PER_BYTE * len(config))
+        size = config.size() if isinstance(config, _TextConfig) else len(config)
+        self.store.set_fuel(fuel + _CREATE_FUEL_PER_BYTE * size)
         instance = component._linker.instantiate(self.store, component._component)
         interface = instance.get_export_index(self.store, _INTERFACE)
         self.funcs: dict[str, wc.Func] = {}
@@ -151,7 +190,10 @@ class _Instance:
                 raise ValueError(f"component: `{_INTERFACE}` has no `{name}`")
             self.funcs[key] = func
         try:
-            created = self.funcs["create"](self.store, config)
+            if isinstance(config, _TextConfig):
+                created = self.funcs["create_from_text"](self.store, config.text, config.format, config.model)
+            else:
+                created = self.funcs["create"](self.store, config)
         except (wasmtime.Trap, wasmtime.WasmtimeError) as e:
             raise PolicyFault(f"the component failed while building the policy: {e}") from None
         if isinstance(created, wc.ResourceAny):
@@ -162,6 +204,22 @@ class _Instance:
     def call(self, name: str, *args: Any, decisions: int = 1) -> Any:
         self.store.set_fuel(self.fuel * max(1, decisions))
         return self.funcs[name](self.store, self.resource, *args)
+
+    def decide(self, requests: list[str], batch: bool) -> list[Verdict]:
+        """Decides the JSON texts of ``requests`` with one ``evaluate-json`` call (an array when
+        ``batch``), and checks every verdict against its request with the component's
+        ``check-verdict``: the Rust host's check, compiled once, instead of a Python copy."""
+        text = f"[{','.join(requests)}]" if batch else requests[0]
+        answer = json.loads(self.call("evaluate_json", text, decisions=len(requests)))
+        answers = answer if batch else [answer]
+        if not isinstance(answers, list) or len(answers) != len(requests):
+            count = len(answers) if isinstance(answers, list) else "no list of"
+            raise _Malformed(f"{count} verdicts for {len(requests)} requests")
+        self.store.set_fuel(self.fuel * len(requests))
+        problem = self.funcs["check_verdict"](self.store, text, json.dumps(answer))
+        if problem is not None:
+            raise _Malformed(str(problem))
+        return [verdict_from_json(verdict) for verdict in answers]
 
     def close(self) -> None:
         try:
@@ -183,14 +241,14 @@ class Policy:
     def __init__(
         self,
         component: PolicyComponent,
-        config: bytes,
+        config: bytes | _TextConfig,
         *,
         memory_limit: int = DEFAULT_MEMORY_LIMIT,
         fuel_per_decision: int = DEFAULT_FUEL_PER_DECISION,
     ) -> None:
         if not isinstance(component, PolicyComponent):
             raise TypeError(f"component: expected a PolicyComponent, got {type(component).__name__}")
-        if not isinstance(config, (bytes, bytearray, memoryview)):
+        if not isinstance(config, (bytes, bytearray, memoryview, _TextConfig)):
             raise TypeError(f"config: expected bytes (postcard), got {type(config).__name__}")
         if isinstance(memory_limit, bool) or not isinstance(memory_limit, int) or memory_limit < 1 << 20:
             raise ValueError(f"memory_limit: {memory_limit!r} is not a byte count of at least 1 MiB")
@@ -198,7 +256,7 @@ class Policy:
             raise ValueError(f"fuel_per_decision: {fuel_per_decision!r} is not a positive int")
         self._fuel = fuel_per_decision
         self._component = component
-        self._config = bytes(config)
+        self._config = config if isinstance(config, _TextConfig) else bytes(config)
         self._memory_limit = memory_limit
         self._lock = threading.Lock()
         self._closed = False
@@ -222,15 +280,27 @@ class Policy:
         component with a ``.wasm`` file. Raises ``ValueError``/``TypeError`` naming the bad field,
         or :class:`ConfigError` if the component rejects a value.
         """
-        if config is None:
-            text = resources.files(__package__).joinpath("data/default.toml").read_text(encoding="utf-8")
-            config_bytes = config_from_toml(text)
-        elif isinstance(config, Mapping):
-            config_bytes = config_from_mapping(config)
-        else:
-            config_bytes = load_config(config)
         compiled = PolicyComponent.bundled() if component is None else PolicyComponent.from_file(component)
-        return compiled.instantiate(config_bytes, memory_limit=memory_limit, fuel_per_decision=fuel_per_decision)
+
+        def build(text: str, fmt: Literal["toml", "json"], model: bytes | None = None) -> Policy:
+            return compiled.instantiate_text(
+                text, format=fmt, model=model, memory_limit=memory_limit, fuel_per_decision=fuel_per_decision
+            )
+
+        if config is None:
+            return build(resources.files(__package__).joinpath("data/default.toml").read_text(encoding="utf-8"), "toml")
+        if isinstance(config, Mapping):
+            table = dict(config)
+            model = _model_bytes(table, Path.cwd(), "config")
+            return build(json.dumps(table), "json", model)
+        if not isinstance(config, (str, os.PathLike)):
+            raise TypeError(f"config: expected a path, a mapping or None, got {type(config).__name__}")
+        path = Path(config)
+        text = path.read_text(encoding="utf-8")
+        fmt: Literal["toml", "json"] = "json" if path.suffix.lower() == ".json" else "toml"
+        parsed = json.loads(text) if fmt == "json" else tomllib.loads(text)
+        model = _model_bytes(parsed, path.parent, str(path))
+        return build(text, fmt, model)
 
     @classmethod
     def from_files(cls, component: PathLike, config: PathLike, *, memory_limit: int = DEFAULT_MEMORY_LIMIT) -> Policy:
@@ -247,28 +317,24 @@ class Policy:
     def evaluate(self, request: Request) -> Verdict:
         """Decides one delegation.
 
-        Raises ``TypeError`` or ``ValueError`` (naming the field) if ``request`` cannot be
-        represented in WIT; a policy failure is answered with a ``policy-fault`` denial.
+        A request the component cannot read (a field of the wrong type or out of range) is
+        denied with ``request-malformed``, its message naming the JSON path; a policy failure
+        is answered with a ``policy-fault`` denial. Raises ``TypeError`` only for a value JSON
+        cannot hold.
         """
-        lowered = convert.lower_request(request)
-        return self._decide(lambda i: _checked([request], [convert.lift_verdict(i.call("evaluate", lowered))]), 1)[0]
+        text = json.dumps(request_to_json(_request(request, "request")), allow_nan=False)
+        return self._decide(lambda i: i.decide([text], batch=False), 1)[0]
 
     def evaluate_batch(self, requests: Sequence[Request]) -> list[Verdict]:
         """Decides many delegations in one call; verdict i answers request i."""
         if isinstance(requests, (str, bytes)) or not isinstance(requests, Sequence):
             raise TypeError(f"requests: expected a sequence of Request, got {type(requests).__name__}")
-        lowered = [convert.lower_request(r, f"requests[{i}]") for i, r in enumerate(requests)]
-        if not lowered:
+        texts = [
+            json.dumps(request_to_json(_request(r, f"requests[{i}]")), allow_nan=False) for i, r in enumerate(requests)
+        ]
+        if not texts:
             return []
-
-        def call(instance: _Instance) -> list[Verdict]:
-            answer = instance.call("evaluate_batch", lowered, decisions=len(lowered))
-            verdicts = [convert.lift_verdict(v) for v in answer]
-            if len(verdicts) != len(lowered):
-                raise _Malformed(f"{len(verdicts)} verdicts for {len(lowered)} requests")
-            return _checked(requests, verdicts)
-
-        return self._decide(call, len(lowered))
+        return self._decide(lambda i: i.decide(texts, batch=True), len(texts))
 
     def narrow(self, parent: Mandate, requested: Mandate) -> Mandate:
         """The narrowest child mandate that lies within ``parent`` and ``requested``."""
@@ -329,21 +395,34 @@ class _Malformed(Exception):
     """The component answered with something the contract does not allow."""
 
 
-def _checked(requests: Sequence[Request], verdicts: list[Verdict]) -> list[Verdict]:
-    """``verdicts``, after re-checking every allow against its request (as the Rust host does)."""
-    for request, verdict in zip(requests, verdicts):
-        violation = contract_violation(request, verdict)
-        if violation is not None:
-            raise _Malformed(violation)
-    return verdicts
+def _request(request: Any, at: str) -> Request:
+    if not isinstance(request, Request):
+        raise TypeError(f"{at}: expected Request, got {type(request).__name__}")
+    return request
+
+
+def _model_bytes(config: Any, base: Path, origin: str) -> bytes | None:
+    """The bytes of the trained model ``sbd.model_file`` names (relative to ``base``), if any."""
+    sbd = config.get("sbd") if isinstance(config, Mapping) else None
+    name = sbd.get("model_file") if isinstance(sbd, Mapping) else None
+    if name is None:
+        return None
+    if not isinstance(name, str):
+        raise TypeError(f"{origin}: `sbd.model_file` must be a string (a file path)")
+    try:
+        return (base / name).read_bytes()
+    except OSError as e:
+        raise ValueError(f"{origin}: cannot read the model `{base / name}` named by `sbd.model_file`: {e}") from None
 
 
 def _describe(error: Exception) -> str:
     """One line on why a call failed: the trap's reason without the wasm backtrace."""
     text = error.message if isinstance(error, wasmtime.Trap) else str(error)
     for line in reversed(text.splitlines()):
-        reason = line.strip().removeprefix("wasm trap:").strip()
-        if line.strip().startswith("wasm trap:"):
+        # "wasm trap: ..." alone, or numbered in a "Caused by:" list ("1: wasm trap: ...")
+        at = line.find("wasm trap:")
+        reason = line[at + len("wasm trap:") :].strip()
+        if at >= 0:
             if "fuel" in reason:
                 return f"it ran past its fuel bound ({reason})"
             return f"it trapped: {reason}"
