@@ -103,7 +103,7 @@ impl GuestDelegationPolicy for PolicyResource {
 
     fn evaluate(&self, request: wit::Request) -> wit::Verdict {
         let request = request_from(request);
-        let decided = verdict(self.policy.evaluate(&request));
+        let decided = verdict_to(self.policy.evaluate(&request));
         #[cfg(feature = "fault-injection")]
         if let Some(fault) = &self.fault
             && crate::fault::is_triggered(&request)
@@ -140,189 +140,19 @@ impl GuestDelegationPolicy for PolicyResource {
     }
 
     fn narrow(&self, parent: wit::Mandate, requested: wit::Mandate) -> wit::Mandate {
-        mandate_to(self.policy.narrow(&mandate_from(parent), &mandate_from(requested)))
+        mandate_to(&self.policy.narrow(&mandate_from(parent), &mandate_from(requested)))
     }
 
     fn trust_deltas(&self, chain: Vec<String>, outcome: wit::Outcome) -> Vec<wit::TrustDelta> {
-        let outcome = match outcome {
-            wit::Outcome::Success(gain) => policy::Outcome::Success(gain),
-            wit::Outcome::Failure(penalty) => policy::Outcome::Failure(penalty),
-        };
-        self.policy
-            .trust_deltas(&chain, outcome)
-            .into_iter()
-            .map(|d| wit::TrustDelta { agent: d.agent, delta: d.delta })
-            .collect()
+        self.policy.trust_deltas(&chain, outcome_from(outcome)).into_iter().map(trust_delta_to).collect()
     }
 
     fn info(&self) -> wit::PolicyInfo {
-        let info = self.policy.info();
-        wit::PolicyInfo {
-            name: info.name,
-            version: info.version,
-            config_digest: info.config_digest,
-            max_depth: info.max_depth,
-            wire_version: info.wire_version,
-        }
+        info_to(self.policy.info())
     }
 }
 
 export!(Component);
 
-// ---- WIT -> policy --------------------------------------------------------------------------
-
-fn request_from(r: wit::Request) -> policy::Request {
-    policy::Request {
-        from: agent_from(r.from),
-        to: agent_from(r.to),
-        task: policy::Task {
-            id: r.task.id,
-            action_kind: r.task.action_kind,
-            risk: risk_from(r.task.risk),
-            value: r.task.value,
-            counterparty: r.task.counterparty,
-            completable_locally: r.task.completable_locally,
-        },
-        parent_mandate: mandate_from(r.parent_mandate),
-        requested_mandate: mandate_from(r.requested_mandate),
-        chain: r
-            .chain
-            .into_iter()
-            .map(|l| policy::Link {
-                from: l.from,
-                to: l.to,
-                depth: l.depth,
-                alpha: l.alpha,
-                at: l.at,
-                reason: l.reason,
-            })
-            .collect(),
-        state: r.state,
-        depth_exception: r.depth_exception.map(|e| policy::DepthException {
-            approved_by: e.approved_by,
-            justification: e.justification,
-            extra_depth: e.extra_depth,
-            expires_at: e.expires_at,
-        }),
-        now: r.now,
-    }
-}
-
-fn agent_from(a: wit::Agent) -> policy::Agent {
-    policy::Agent { id: a.id, trust: a.trust }
-}
-
-fn risk_from(r: wit::RiskLevel) -> policy::RiskLevel {
-    match r {
-        wit::RiskLevel::Low => policy::RiskLevel::Low,
-        wit::RiskLevel::Medium => policy::RiskLevel::Medium,
-        wit::RiskLevel::High => policy::RiskLevel::High,
-        wit::RiskLevel::Critical => policy::RiskLevel::Critical,
-    }
-}
-
-fn mandate_from(m: wit::Mandate) -> policy::Mandate {
-    policy::Mandate {
-        value_ceiling: m.value_ceiling,
-        action_kinds: m.action_kinds,
-        counterparties: m.counterparties,
-        budgets: m
-            .budgets
-            .into_iter()
-            .map(|b| policy::Budget {
-                unit: match b.unit {
-                    wit::BudgetUnit::UsdMicrocents => policy::BudgetUnit::UsdMicrocents,
-                    wit::BudgetUnit::Tokens => policy::BudgetUnit::Tokens,
-                    wit::BudgetUnit::Credits => policy::BudgetUnit::Credits,
-                    wit::BudgetUnit::RiskPoints => policy::BudgetUnit::RiskPoints,
-                },
-                amount: b.amount,
-            })
-            .collect(),
-        remaining_depth: m.remaining_depth,
-        expires_at: m.expires_at,
-    }
-}
-
-// ---- policy -> WIT --------------------------------------------------------------------------
-
-fn mandate_to(m: policy::Mandate) -> wit::Mandate {
-    wit::Mandate {
-        value_ceiling: m.value_ceiling,
-        action_kinds: m.action_kinds,
-        counterparties: m.counterparties,
-        budgets: m
-            .budgets
-            .into_iter()
-            .map(|b| wit::Budget {
-                unit: match b.unit {
-                    policy::BudgetUnit::UsdMicrocents => wit::BudgetUnit::UsdMicrocents,
-                    policy::BudgetUnit::Tokens => wit::BudgetUnit::Tokens,
-                    policy::BudgetUnit::Credits => wit::BudgetUnit::Credits,
-                    policy::BudgetUnit::RiskPoints => wit::BudgetUnit::RiskPoints,
-                },
-                amount: b.amount,
-            })
-            .collect(),
-        remaining_depth: m.remaining_depth,
-        expires_at: m.expires_at,
-    }
-}
-
-pub(crate) fn verdict(v: policy::Verdict) -> wit::Verdict {
-    match v {
-        policy::Verdict::Allow(g) => wit::Verdict::Allow(wit::Grant {
-            alpha: g.alpha,
-            lambda: g.lambda,
-            sub_agent: g.sub_agent,
-            effective_trust: g.effective_trust,
-            effective_tier: tier_to(g.effective_tier),
-            child_mandate: mandate_to(g.child_mandate),
-            depth: g.depth,
-            remaining_depth: g.remaining_depth,
-            max_depth: g.max_depth,
-            accountability: g
-                .accountability
-                .into_iter()
-                .map(|s| wit::AccountabilityShare { agent: s.agent, weight: s.weight })
-                .collect(),
-            accountability_ceiling: g.accountability_ceiling,
-            warnings: g
-                .warnings
-                .into_iter()
-                .map(|w| wit::Warning {
-                    code: w.reason.code(),
-                    name: String::from(w.reason.name()),
-                    message: w.message,
-                })
-                .collect(),
-        }),
-        policy::Verdict::Escalate(e) => wit::Verdict::Escalate(wit::Escalation {
-            target: match e.target {
-                policy::EscalationTarget::Human(who) => wit::EscalationTarget::Human(who),
-                policy::EscalationTarget::Agent(who) => wit::EscalationTarget::Agent(who),
-            },
-            code: e.reason.code(),
-            name: String::from(e.reason.name()),
-            reason: e.message,
-        }),
-        policy::Verdict::Deny(d) => wit::Verdict::Deny(wit::Denial {
-            code: d.reason.code(),
-            name: String::from(d.reason.name()),
-            message: d.message,
-        }),
-    }
-}
-
-fn tier_to(t: policy::TrustTier) -> wit::TrustTier {
-    match t {
-        policy::TrustTier::T0 => wit::TrustTier::T0,
-        policy::TrustTier::T1 => wit::TrustTier::T1,
-        policy::TrustTier::T2 => wit::TrustTier::T2,
-        policy::TrustTier::T3 => wit::TrustTier::T3,
-        policy::TrustTier::T4 => wit::TrustTier::T4,
-        policy::TrustTier::T5 => wit::TrustTier::T5,
-        policy::TrustTier::T6 => wit::TrustTier::T6,
-        policy::TrustTier::T7 => wit::TrustTier::T7,
-    }
-}
+// The conversions, written once in `sbd_policy::wit` for this side and the host's.
+policy::wit_conversions!(wit);

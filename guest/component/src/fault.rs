@@ -163,7 +163,7 @@ fn corrupt_all(fault: &Fault, policy: &sbd_policy::Policy, requests: &[sbd_polic
                 (Fault::ShortBatch, _) => {}
                 // The remaining kinds never return.
                 (_, _) => {
-                    fault.corrupt(crate::component::verdict(verdict.clone()));
+                    fault.corrupt(crate::component::verdict_to(verdict.clone()));
                 }
             }
         }

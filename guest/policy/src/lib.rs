@@ -41,6 +41,7 @@ pub mod structural;
 pub mod trust;
 pub mod verify;
 pub mod view;
+pub mod wit;
 pub mod wire;
 
 pub use config::{ConfigError, ConfigFormat, PolicyConfig};
