@@ -178,6 +178,14 @@ def test_requests_that_are_not_requests_raise_naming_the_field(policy: Policy, c
         policy.evaluate(change(allowed_request()))
 
 
+def test_a_number_json_cannot_carry_raises_before_the_call(policy: Policy) -> None:
+    with pytest.raises(ValueError, match="JSON compliant"):
+        policy.evaluate(replace(allowed_request(), state=[float("nan")]))
+    with pytest.raises(ValueError, match="JSON compliant"):
+        policy.evaluate_batch([allowed_request(), replace(allowed_request(), state=[float("inf")])])
+    assert isinstance(policy.evaluate(allowed_request()), Allow)
+
+
 def test_bad_arguments_raise_the_normal_errors(component: PolicyComponent, policy: Policy) -> None:
     with pytest.raises(TypeError, match="request"):
         policy.evaluate({"from": "a"})  # type: ignore[arg-type]

@@ -319,8 +319,9 @@ class Policy:
 
         A request the component cannot read (a field of the wrong type or out of range) is
         denied with ``request-malformed``, its message naming the JSON path; a policy failure
-        is answered with a ``policy-fault`` denial. Raises ``TypeError`` only for a value JSON
-        cannot hold.
+        is answered with a ``policy-fault`` denial. Raises ``TypeError`` for a part that is not
+        the dataclass or list it must be, and ``ValueError`` for a NaN or infinite number,
+        which JSON cannot carry.
         """
         text = json.dumps(request_to_json(_request(request, "request")), allow_nan=False)
         return self._decide(lambda i: i.decide([text], batch=False), 1)[0]
