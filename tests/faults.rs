@@ -193,4 +193,15 @@ fn the_json_text_path_checks_the_answer_and_fails_closed() {
     let bad_field = read(&policy.evaluate_json(r#"{"from": 3}"#));
     assert_eq!(bad_field[0].reason(), Some(Reason::RequestMalformed), "{bad_field:?}");
     assert_eq!(policy.stats().faults, faults);
+    // An array longer than the batch bound is refused whole, not split or sent.
+    let limits = RuntimeLimits { max_batch: 2, ..RuntimeLimits::default() };
+    let small = PolicyRuntime::new(limits).expect("engine");
+    let component = small.load_component(sbd_runtime::DEFAULT_COMPONENT).expect("component");
+    let policy = small.instantiate(&component, &PolicyConfig::named("p", "1").to_bytes().expect("bytes")).expect("policy");
+    let three = format!("[{0},{0},{0}]", json(&allowed_request()));
+    let refused = read(&policy.evaluate_json(&three));
+    assert_eq!(refused.len(), 3);
+    assert!(refused.iter().all(|v| v.reason() == Some(Reason::RequestMalformed)), "{refused:?}");
+    let two = read(&policy.evaluate_json(&format!("[{0},{0}]", json(&allowed_request()))));
+    assert!(two.iter().all(Verdict::is_allow), "{two:?}");
 }

@@ -258,10 +258,22 @@ impl LoadedPolicy {
     /// path. Like [`LoadedPolicy::evaluate`] it never fails: the answer is re-checked against
     /// the requests ([`check_verdict`]), and a fault or a malformed answer is answered with
     /// `policy-fault` denials, one per request.
+    ///
+    /// The text crosses in one call, so an array longer than the runtime's `max_batch` is
+    /// refused (`request-malformed`, every request) rather than split; the host's own chain
+    /// length limit is not applied to text (the component's, 254 links, is).
     pub fn evaluate_json(&self, requests: &str) -> String {
         let batch = requests.trim_start().starts_with('[');
         let count = json_request_count(requests);
         self.decisions.fetch_add(count.unwrap_or(1) as u64, Ordering::Relaxed);
+        let max = self.shared.limits.max_batch.max(1);
+        if let Some(n) = count.filter(|&n| n > max) {
+            let refusal = Verdict::deny(
+                Reason::RequestMalformed,
+                format!("{n} requests in one JSON call; this host accepts at most {max} (`max_batch`)"),
+            );
+            return serde_json::to_string(&vec![refusal; n]).unwrap_or_default();
+        }
         let answer = self
             .call(|guest, store, policy| guest.call_evaluate_json(store, policy, requests))
             .and_then(|text| match sbd_policy::verify::check_json(requests, &text) {
