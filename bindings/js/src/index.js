@@ -240,25 +240,38 @@ export class Policy {
    */
   evaluateJson(text) {
     if (typeof text !== 'string') throw new TypeError(`text: expected a string, got ${describe(text)}`);
-    const batch = text.trimStart().startsWith('[');
-    let count = 1;
+    // The component's test for a batch: `[` after JSON whitespace only (RFC 8259), which is not
+    // what String.prototype.trimStart strips.
+    const batch = /^[ \t\n\r]*\[/.test(text);
+    let items = null;
     if (batch) {
       try {
-        count = Math.max(JSON.parse(text).length ?? 1, 0);
+        items = parseJson(text);
       } catch {
-        count = 1; // text that opens an array but is none is answered with one denial
+        items = null; // text that opens an array but is none is answered with one denial
       }
     }
-    const verdicts = this.#decide((p) => {
-      const answer = p.evaluateJson(text);
+    const count = Array.isArray(items) ? items.length : 1;
+    const decideText = (p, t, isBatch) => {
+      const answer = p.evaluateJson(t);
       try {
-        this.#checkVerdict(text, answer);
+        this.#checkVerdict(t, answer);
       } catch (error) {
         if (error instanceof WebAssembly.RuntimeError) throw error;
         throw new Error(typeof error?.payload === 'string' ? error.payload : String(error?.message ?? error));
       }
       const parsed = parseJson(answer);
-      return (batch ? parsed : [parsed]).map((v) => verdictFromJson(v));
+      return (isBatch ? parsed : [parsed]).map((v) => verdictFromJson(v));
+    };
+    const verdicts = this.#decide((p) => {
+      const answers = decideText(p, text, batch);
+      if (!batch || answers.length === count) return answers;
+      if (Array.isArray(items) && answers.length === 1) {
+        // JavaScript read the array but the component did not (a lone surrogate, a number past
+        // f64, nesting past 128): decide each request on its own, so each gets its verdict.
+        return items.flatMap((item) => decideText(p, writeJson(item), false));
+      }
+      throw new Error(`${answers.length} verdicts for ${count} requests`);
     }, count);
     return batch ? verdicts : verdicts[0];
   }

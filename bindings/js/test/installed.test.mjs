@@ -135,6 +135,11 @@ describe('requests as JSON text', () => {
     const bad = policy.evaluateJson(JSON.stringify({ ...REQUEST, task: { ...REQUEST.task, risk: 'hgh' } }));
     assert.equal(bad.name, 'request-malformed');
     assert.ok(bad.message.startsWith('$.task.risk: unknown variant `hgh`'), bad.message);
+    // One request the component cannot read (a lone surrogate) is denied alone, not the batch.
+    const surrogate = JSON.stringify({ ...REQUEST, task: { ...REQUEST.task, id: 'x\ud800' } });
+    const mixed = policy.evaluateJson(`[${text},${surrogate},${text}]`);
+    assert.deepEqual(mixed.map((v) => v.kind), ['allow', 'deny', 'allow']);
+    assert.equal(mixed[1].name, 'request-malformed');
     // u64 values past 2^53 come back exact (as bigint), not rounded by JSON.parse
     const big = policy.evaluateJson(JSON.stringify(REQUEST).replaceAll('"expires_at":1790003600000', '"expires_at":18446744073709551615'));
     assert.equal(big.kind, 'allow');

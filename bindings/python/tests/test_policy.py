@@ -186,6 +186,15 @@ def test_a_number_json_cannot_carry_raises_before_the_call(policy: Policy) -> No
     assert isinstance(policy.evaluate(allowed_request()), Allow)
 
 
+def test_one_unreadable_request_in_a_batch_is_denied_alone(policy: Policy) -> None:
+    """A lone surrogate makes the whole array text unreadable to the component: each request is
+    then decided on its own, so the good ones are still allowed and only the bad one denied."""
+    bad = replace(allowed_request(), task=replace(allowed_request().task, id="x\ud800"))
+    verdicts = policy.evaluate_batch([allowed_request(), bad, allowed_request()])
+    assert [type(v).__name__ for v in verdicts] == ["Allow", "Deny", "Allow"], verdicts
+    assert isinstance(verdicts[1], Deny) and verdicts[1].name == "request-malformed"
+
+
 def test_bad_arguments_raise_the_normal_errors(component: PolicyComponent, policy: Policy) -> None:
     with pytest.raises(TypeError, match="request"):
         policy.evaluate({"from": "a"})  # type: ignore[arg-type]

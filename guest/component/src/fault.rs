@@ -122,7 +122,7 @@ pub(crate) fn corrupt_encoded(fault: &Fault, policy: &sbd_policy::Policy, reques
 /// [`corrupt_encoded`] for `evaluate-json`: the same faults on the JSON path the Python and JS
 /// bindings take.
 pub(crate) fn corrupt_json(fault: &Fault, policy: &sbd_policy::Policy, text: &str) -> String {
-    let batch = text.trim_start().starts_with('[');
+    let batch = sbd_policy::json::is_array_text(text);
     let requests: Vec<sbd_policy::Request> = if batch {
         sbd_policy::json::from_str(text).unwrap_or_default()
     } else {

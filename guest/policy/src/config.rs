@@ -222,6 +222,22 @@ pub enum ConfigFormat {
     Toml,
 }
 
+/// Refuses a NaN or infinite float anywhere in a TOML value, naming its JSON path.
+fn finite_floats(value: &toml::Value, at: &str) -> Result<(), ConfigError> {
+    match value {
+        toml::Value::Float(x) if !x.is_finite() => {
+            Err(ConfigError::new(format!("{at}: {x} is not a finite number")))
+        }
+        toml::Value::Array(items) => {
+            items.iter().enumerate().try_for_each(|(i, item)| finite_floats(item, &format!("{at}[{i}]")))
+        }
+        toml::Value::Table(table) => {
+            table.iter().try_for_each(|(key, item)| finite_floats(item, &format!("{at}.{key}")))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// A TOML error on one line: the position, then what is wrong there (toml's own rendering
 /// spans several lines).
 fn toml_error(text: &str, e: &toml::de::Error) -> ConfigError {
@@ -303,6 +319,9 @@ impl PolicyConfig {
                     },
                     None => false,
                 };
+                // JSON has no NaN or infinity: converted, they would become null, which reads
+                // as "absent" for an optional number. Refuse them here, naming where.
+                finite_floats(&toml::Value::Table(table.clone()), "$")?;
                 // Read through the JSON value form, so a TOML error names its path as a JSON one
                 // does (`$.sbd.alpha: ...`) and the component carries one reader per type.
                 let value = serde_json::to_value(&table).map_err(|e| ConfigError::new(e.to_string()))?;

@@ -105,7 +105,7 @@ impl Policy {
     /// and none is decided on a guess.
     pub fn evaluate_json(&self, text: &str) -> String {
         let malformed = |e: crate::json::JsonError| Verdict::deny(Reason::RequestMalformed, e.to_string());
-        let answer = if text.trim_start().starts_with('[') {
+        let answer = if crate::json::is_array_text(text) {
             match crate::json::from_str::<Vec<serde_json::Value>>(text) {
                 Ok(items) => serde_json::to_string(
                     &items
@@ -373,6 +373,12 @@ mod tests {
         assert!(error.starts_with("$.depth.max_dept: unknown field `max_dept`"), "{error}");
         let error = message("name = \"x\"\nversion = ", ConfigFormat::Toml);
         assert!(error.starts_with("at line 2, column"), "{error}");
+        for bad in ["nan", "inf", "-inf"] {
+            let band = format!("name = \"x\"\nversion = \"1\"\n[[sbd.risk_bands]]\nat_least = 0.5\nmax_depth = 2\nreview_threshold = {bad}");
+            let error = message(&band, ConfigFormat::Toml);
+            assert!(error.starts_with("$.sbd.risk_bands[0].review_threshold: "), "{bad}: {error}");
+            assert!(error.contains("not a finite number"), "{bad}: {error}");
+        }
         let error = message(r#"{"name": "x", "version": "1", "sbd": {"review_threshold": "high"}}"#, ConfigFormat::Json);
         assert!(error.starts_with("$.sbd.review_threshold: invalid type"), "{error}");
     }
@@ -409,6 +415,14 @@ mod tests {
         let error = crate::verify::check_json(unreadable, &verdict).err().unwrap_or_default();
         assert_eq!(error, "a request that cannot be read was not denied");
         assert_eq!(crate::verify::check_json("[oops", &policy.evaluate_json("[oops")), Ok(()));
+        // A reason of the wrong kind is malformed, as on the typed path.
+        for wrong in [
+            r#"{"deny": {"code": 5001, "reason": "depth-limit-escalation", "message": "m"}}"#,
+            r#"{"escalate": {"target": {"agent": "a"}, "code": 1009, "reason": "request-malformed", "message": "m"}}"#,
+        ] {
+            let error = crate::verify::check_json(&request, wrong).err().unwrap_or_default();
+            assert!(error.contains("reason"), "{wrong}: {error}");
+        }
         // Arrays are checked pair by pair, a fault named by its index.
         let requests = format!("[{request},{request}]");
         let verdicts = policy.evaluate_json(&requests);

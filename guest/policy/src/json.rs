@@ -77,10 +77,96 @@ fn json_path(path: &serde_path_to_error::Path) -> String {
 /// The text is parsed into a [`serde_json::Value`] first and the value converted: every type
 /// is then read through one deserializer, which keeps the component small (reading each type
 /// both from text and from values doubled its size).
+///
+/// A key given twice in one object is refused (`$: duplicate key `now` at line 1 column 80`):
+/// a reader that keeps the first and one that keeps the last would see two different requests.
 pub fn from_str<T: DeserializeOwned>(text: &str) -> Result<T, JsonError> {
-    let value: serde_json::Value =
+    let StrictValue(value) =
         serde_json::from_str(text).map_err(|e| JsonError { path: "$".to_string(), message: e.to_string() })?;
     from_value(value)
+}
+
+/// Whether `text` is a JSON array, judged by its first character after JSON whitespace (space,
+/// tab, line feed, carriage return: RFC 8259 section 2), the one test every host and the
+/// component use to tell one request from a batch.
+pub fn is_array_text(text: &str) -> bool {
+    text.trim_start_matches([' ', '\t', '\n', '\r']).starts_with('[')
+}
+
+/// A [`serde_json::Value`] read from text, refusing duplicate keys (serde_json's own `Value`
+/// keeps the last one).
+struct StrictValue(serde_json::Value);
+
+impl<'de> serde::Deserialize<'de> for StrictValue {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(StrictVisitor).map(StrictValue)
+    }
+}
+
+struct StrictVisitor;
+
+impl<'de> serde::de::Visitor<'de> for StrictVisitor {
+    type Value = serde_json::Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_bool<E>(self, v: bool) -> Result<Self::Value, E> {
+        Ok(serde_json::Value::Bool(v))
+    }
+
+    fn visit_i64<E>(self, v: i64) -> Result<Self::Value, E> {
+        Ok(serde_json::Value::from(v))
+    }
+
+    fn visit_u64<E>(self, v: u64) -> Result<Self::Value, E> {
+        Ok(serde_json::Value::from(v))
+    }
+
+    fn visit_f64<E>(self, v: f64) -> Result<Self::Value, E> {
+        Ok(serde_json::Number::from_f64(v).map_or(serde_json::Value::Null, serde_json::Value::Number))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(serde_json::Value::String(v.to_string()))
+    }
+
+    fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+        Ok(serde_json::Value::String(v))
+    }
+
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(serde_json::Value::Null)
+    }
+
+    fn visit_none<E>(self) -> Result<Self::Value, E> {
+        Ok(serde_json::Value::Null)
+    }
+
+    fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        serde::Deserialize::deserialize(d).map(|StrictValue(v)| v)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut items = alloc::vec::Vec::new();
+        while let Some(StrictValue(item)) = seq.next_element()? {
+            items.push(item);
+        }
+        Ok(serde_json::Value::Array(items))
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut object = serde_json::Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            let StrictValue(value) = map.next_value()?;
+            if object.contains_key(&key) {
+                return Err(serde::de::Error::custom(format!("duplicate key `{key}`")));
+            }
+            object.insert(key, value);
+        }
+        Ok(serde_json::Value::Object(object))
+    }
 }
 
 /// Converts an already parsed JSON value to a `T`, strictly (see the module docs).
@@ -154,6 +240,15 @@ mod tests {
         assert_eq!(nested.to_string(), "$.request.task: m");
         let root = JsonError { path: "$".into(), message: "m".into() }.under("$.request");
         assert_eq!(root.path, "$.request");
+    }
+
+    #[test]
+    fn a_key_given_twice_is_refused_at_any_depth() {
+        let twice = REQUEST.replacen(r#""now": 1000"#, r#""now": 1000, "now": 1"#, 1);
+        assert!(error_of(&twice).starts_with("$: duplicate key `now`"), "{}", error_of(&twice));
+        let nested = REQUEST.replacen(r#""trust": 700}"#, r#""trust": 700, "trust": 1000}"#, 1);
+        assert!(error_of(&nested).starts_with("$: duplicate key `trust`"), "{}", error_of(&nested));
+        assert!(is_array_text(" \n\t[1]") && !is_array_text("\u{feff}[1]") && !is_array_text("{}"));
     }
 
     #[test]

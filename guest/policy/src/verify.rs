@@ -10,16 +10,30 @@ use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 
-use crate::{Request, TrustTier, Verdict, attenuation};
+use crate::{Reason, ReasonKind, Request, TrustTier, Verdict, attenuation};
 
 /// Tolerance on the accountability weights' sum.
 const WEIGHT_SUM_TOLERANCE: f64 = 1e-9;
 
 /// Checks an allow against the request it answers; refusals and escalations always pass.
 pub fn check_verdict(request: &Request, verdict: &Verdict) -> Result<(), String> {
-    let Verdict::Allow(grant) = verdict else {
-        return Ok(());
+    // A reason of the wrong kind (a warning's code on a denial, an escalation's on a denial)
+    // is malformed, as the typed path's lift refuses it.
+    let kinded = |reason: Reason, kind: ReasonKind, case: &str| {
+        if reason.kind() == kind {
+            Ok(())
+        } else {
+            Err(format!("{case} carries `{}` ({}), a {:?} reason", reason.name(), reason.code(), reason.kind()))
+        }
     };
+    let grant = match verdict {
+        Verdict::Deny(denial) => return kinded(denial.reason, ReasonKind::Deny, "a denial"),
+        Verdict::Escalate(escalation) => return kinded(escalation.reason, ReasonKind::Escalate, "an escalation"),
+        Verdict::Allow(grant) => grant,
+    };
+    for warning in &grant.warnings {
+        kinded(warning.reason, ReasonKind::Warn, "a warning")?;
+    }
     let unit = |name: &str, x: f64| {
         if (0.0..=1.0).contains(&x) { Ok(()) } else { Err(format!("`{name}` is {x}, outside [0, 1]")) }
     };
@@ -70,7 +84,7 @@ pub fn check_verdict(request: &Request, verdict: &Verdict) -> Result<(), String>
 /// array but is not one must have been answered with one denial. `Err` says what is wrong,
 /// prefixed with the index of the pair in an array.
 pub fn check_json(request: &str, verdict: &str) -> Result<(), String> {
-    if !request.trim_start().starts_with('[') {
+    if !crate::json::is_array_text(request) {
         let verdict: Verdict = crate::json::from_str(verdict).map_err(|e| format!("verdict {e}"))?;
         return check_read(crate::json::from_str::<Request>(request).ok().as_ref(), &verdict);
     }

@@ -263,7 +263,7 @@ impl LoadedPolicy {
     /// refused (`request-malformed`, every request) rather than split; the host's own chain
     /// length limit is not applied to text (the component's, 254 links, is).
     pub fn evaluate_json(&self, requests: &str) -> String {
-        let batch = requests.trim_start().starts_with('[');
+        let batch = sbd_policy::json::is_array_text(requests);
         let count = json_request_count(requests);
         self.decisions.fetch_add(count.unwrap_or(1) as u64, Ordering::Relaxed);
         let max = self.shared.limits.max_batch.max(1);
@@ -429,7 +429,7 @@ impl LoadedPolicy {
 /// How many requests `evaluate-json` text holds (an array's length, else one), for counting
 /// decisions and for answering a fault with one denial per request.
 fn json_request_count(text: &str) -> Option<usize> {
-    if !text.trim_start().starts_with('[') {
+    if !sbd_policy::json::is_array_text(text) {
         return None;
     }
     sbd_policy::json::from_str::<Vec<serde_json::Value>>(text).ok().map(|items| items.len())

@@ -207,18 +207,26 @@ class _Instance:
 
     def decide(self, requests: list[str], batch: bool) -> list[Verdict]:
         """Decides the JSON texts of ``requests`` with one ``evaluate-json`` call (an array when
-        ``batch``), and checks every verdict against its request with the component's
-        ``check-verdict``: the Rust host's check, compiled once, instead of a Python copy."""
+        ``batch``), and checks the answer against them with the component's ``check-verdict``:
+        the Rust host's check, compiled once, instead of a Python copy. The raw answer is
+        checked before Python parses it (serde bounds its nesting; Python's parser would
+        recurse)."""
         text = f"[{','.join(requests)}]" if batch else requests[0]
-        answer = json.loads(self.call("evaluate_json", text, decisions=len(requests)))
+        raw = self.call("evaluate_json", text, decisions=len(requests))
+        self.store.set_fuel(self.fuel * len(requests))
+        problem = self.funcs["check_verdict"](self.store, text, raw)
+        if problem is not None:
+            raise _Malformed(str(problem))
+        answer = json.loads(raw)
         answers = answer if batch else [answer]
+        if batch and len(answers) == 1 and len(requests) > 1:
+            # The array as a whole did not read (one request held, say, a lone surrogate, which
+            # Python writes as an escape that serde refuses): decide each request on its own,
+            # so each gets its own verdict, the bad one its denial.
+            return [verdict for request in requests for verdict in self.decide([request], batch=False)]
         if not isinstance(answers, list) or len(answers) != len(requests):
             count = len(answers) if isinstance(answers, list) else "no list of"
             raise _Malformed(f"{count} verdicts for {len(requests)} requests")
-        self.store.set_fuel(self.fuel * len(requests))
-        problem = self.funcs["check_verdict"](self.store, text, json.dumps(answer))
-        if problem is not None:
-            raise _Malformed(str(problem))
         return [verdict_from_json(verdict) for verdict in answers]
 
     def close(self) -> None:
@@ -321,7 +329,8 @@ class Policy:
         denied with ``request-malformed``, its message naming the JSON path; a policy failure
         is answered with a ``policy-fault`` denial. Raises ``TypeError`` for a part that is not
         the dataclass or list it must be, and ``ValueError`` for a NaN or infinite number,
-        which JSON cannot carry.
+        which JSON cannot carry (or an integer of more than 4,300 digits, which Python will
+        not write as text).
         """
         text = json.dumps(request_to_json(_request(request, "request")), allow_nan=False)
         return self._decide(lambda i: i.decide([text], batch=False), 1)[0]
@@ -376,7 +385,16 @@ class Policy:
         with self._lock:
             try:
                 return call(self._checkout())
-            except (wasmtime.Trap, wasmtime.WasmtimeError, PolicyFault, _Malformed, ValueError, AttributeError) as e:
+            except (
+                wasmtime.Trap,
+                wasmtime.WasmtimeError,
+                PolicyFault,
+                _Malformed,
+                ValueError,
+                AttributeError,
+                RecursionError,
+                MemoryError,
+            ) as e:
                 # After a trap the instance's state is unknown: drop it, deny, start afresh next time.
                 self._instance = None
                 message = f"policy `{self._info.name}` failed closed: {_describe(e)}"
