@@ -321,7 +321,7 @@ impl PolicyConfig {
                 };
                 // JSON has no NaN or infinity: converted, they would become null, which reads
                 // as "absent" for an optional number. Refuse them here, naming where.
-                finite_floats(&toml::Value::Table(table.clone()), "$")?;
+                table.iter().try_for_each(|(key, item)| finite_floats(item, &format!("$.{key}")))?;
                 // Read through the JSON value form, so a TOML error names its path as a JSON one
                 // does (`$.sbd.alpha: ...`) and the component carries one reader per type.
                 let value = serde_json::to_value(&table).map_err(|e| ConfigError::new(e.to_string()))?;

@@ -294,16 +294,7 @@ mod tests {
     const FINANCE_MODEL: &[u8] = include_bytes!("../../../policies/finance/model.postcard");
 
     fn request_json() -> serde_json::Value {
-        serde_json::json!({
-            "from": {"id": "planner", "trust": 700},
-            "to": {"id": "worker", "trust": 700},
-            "task": {"id": "t1", "action_kind": "crm.read", "risk": "low"},
-            "parent_mandate": {"value_ceiling": 100, "action_kinds": ["crm.*"], "counterparties": ["*"],
-                               "budgets": [], "remaining_depth": 2, "expires_at": 2000},
-            "requested_mandate": {"value_ceiling": 10, "action_kinds": ["crm.read"], "counterparties": ["*"],
-                                  "budgets": [], "remaining_depth": 1, "expires_at": 1500},
-            "now": 1000
-        })
+        serde_json::from_str(crate::json::tests::REQUEST).unwrap_or_else(|e| panic!("{e}"))
     }
 
     fn policy() -> Policy {

@@ -175,12 +175,13 @@ pub fn from_value<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, Js
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::Request;
     use alloc::vec::Vec;
 
-    const REQUEST: &str = r#"{
+    /// A request that every rule allows, shared by the other modules' JSON tests.
+    pub(crate) const REQUEST: &str = r#"{
         "from": {"id": "planner", "trust": 700},
         "to": {"id": "worker", "trust": 700},
         "task": {"id": "t1", "action_kind": "crm.read", "risk": "low"},
