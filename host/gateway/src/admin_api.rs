@@ -11,8 +11,9 @@ use serde_json::{json, Map, Value};
 
 use crate::cycles::{parse_scope, valid_scope_value, Amount, OveragePolicy, Unit};
 use crate::error::{ApiError, ApiResult, ErrorCode};
+use crate::events::{self, EventData, EventType, NewEvent};
 use crate::ledger::{self, BudgetRow};
-use crate::auth::{self, Principal, Role};
+use crate::auth::{self, Role};
 use crate::server::{Admin, Body, Caller, KeyInfo, Shared, Q};
 use crate::util::{new_id, now_ms, random_hex, rfc3339, sha256_hex};
 
@@ -100,6 +101,15 @@ pub async fn create_tenant(
             Some(existing) => Ok((StatusCode::OK, Json(existing))),
             None => {
                 save_tenant(conn, &tenant)?;
+                let data = EventData::TenantLifecycle {
+                    tenant_id: req.tenant_id.clone(),
+                    previous_status: None,
+                    new_status: "ACTIVE".into(),
+                    changed_fields: vec![],
+                };
+                let event = NewEvent::new(EventType::TenantCreated, req.tenant_id.clone(), data)
+                    .scope(format!("tenant:{}", req.tenant_id));
+                events::emit(conn, event, now_ms())?;
                 Ok((StatusCode::CREATED, Json(tenant)))
             }
         })
@@ -166,13 +176,24 @@ pub async fn update_tenant(
             if t.get("status").and_then(Value::as_str) == Some("CLOSED") {
                 return Err(ApiError::new(ErrorCode::TenantClosed, format!("tenant `{id}` is closed")));
             }
+            let previous = t.get("status").and_then(Value::as_str).unwrap_or("ACTIVE").to_string();
+            let mut changed = Vec::new();
             if let Some(n) = req.name {
+                if t.get("name") != Some(&json!(n)) {
+                    changed.push("name".to_string());
+                }
                 t["name"] = json!(n);
             }
             if let Some(m) = req.metadata {
+                if t.get("metadata") != Some(&Value::Object(m.clone())) {
+                    changed.push("metadata".to_string());
+                }
                 t["metadata"] = Value::Object(m);
             }
             if let Some(s) = &req.status {
+                if *s != previous {
+                    changed.push("status".to_string());
+                }
                 t["status"] = json!(s);
                 if s == "CLOSED" {
                     close_cascade(conn, &id, now)?;
@@ -180,6 +201,25 @@ pub async fn update_tenant(
             }
             t["updated_at"] = json!(rfc3339(now));
             save_tenant(conn, &t)?;
+            if !changed.is_empty() {
+                let new = t.get("status").and_then(Value::as_str).unwrap_or("ACTIVE").to_string();
+                let event_type = match (previous.as_str(), new.as_str()) {
+                    (_, "CLOSED") => EventType::TenantClosed,
+                    ("ACTIVE", "SUSPENDED") => EventType::TenantSuspended,
+                    ("SUSPENDED", "ACTIVE") => EventType::TenantReactivated,
+                    _ => EventType::TenantUpdated,
+                };
+                let data = EventData::TenantLifecycle {
+                    tenant_id: id.clone(),
+                    previous_status: Some(previous),
+                    new_status: new,
+                    changed_fields: changed,
+                };
+                let event = NewEvent::new(event_type, id.clone(), data)
+                    .scope(format!("tenant:{id}"))
+                    .correlation(format!("tenant_update:{id}:{now}"));
+                events::emit(conn, event, now)?;
+            }
             Ok(t)
         })
         .await?;
@@ -212,6 +252,32 @@ fn close_cascade(conn: &Connection, tenant: &str, now: i64) -> ApiResult<()> {
     conn.prepare_cached("UPDATE budgets SET status = 'CLOSED', updated_at_ms = ?2 WHERE tenant_id = ?1")?
         .execute(params![tenant, now])?;
     conn.prepare_cached("UPDATE api_keys SET status = 'REVOKED' WHERE tenant_id = ?1")?.execute([tenant])?;
+    // CASCADE Rule 1: the tenant's active and paused subscriptions are disabled.
+    let subs = crate::webhooks::list(
+        conn,
+        &crate::webhooks::ListFilter { tenant_id: Some(tenant.to_string()), limit: usize::MAX, ..Default::default() },
+    )?;
+    for id in subs["subscriptions"].as_array().into_iter().flatten().filter_map(|s| s["subscription_id"].as_str()) {
+        let Some(mut sub) = crate::webhooks::load(conn, id)? else { continue };
+        if sub.status == crate::webhooks::SubscriptionStatus::Disabled {
+            continue;
+        }
+        let prior = sub.status.as_str();
+        sub.status = crate::webhooks::SubscriptionStatus::Disabled;
+        sub.updated_at_ms = now;
+        crate::webhooks::save(conn, &sub)?;
+        let data = EventData::WebhookLifecycle {
+            subscription_id: sub.subscription_id.clone(),
+            tenant_id: tenant.to_string(),
+            previous_status: Some(prior),
+            new_status: Some("DISABLED"),
+            changed_fields: vec!["status".into()],
+            disable_reason: Some("tenant_closed"),
+        };
+        let event = NewEvent::new(EventType::WebhookDisabledViaTenantCascade, tenant, data)
+            .correlation(format!("tenant_close:{tenant}"));
+        events::emit(conn, event, now)?;
+    }
     Ok(())
 }
 
@@ -331,6 +397,7 @@ pub async fn create_budget(
             ])?;
             let b = ledger::load_budget(conn, &tenant, &req.scope, req.unit)?
                 .ok_or_else(|| ApiError::internal("a budget just inserted is missing"))?;
+            ledger::emit_budget_lifecycle(conn, &tenant, EventType::BudgetCreated, "CREATE", None, &b, now)?;
             Ok((StatusCode::CREATED, Json(ledger_json(&tenant, &b))))
         })
         .await
@@ -475,6 +542,14 @@ pub async fn fund_budget(
             }
             b.is_over_limit = b.overdraft_limit > 0 && b.debt > b.overdraft_limit;
             ledger::save_budget(conn, &tenant, &b, now)?;
+            let (event_type, operation) = match req.operation.as_str() {
+                "CREDIT" => (EventType::BudgetFunded, "CREDIT"),
+                "DEBIT" => (EventType::BudgetDebited, "DEBIT"),
+                "RESET" => (EventType::BudgetReset, "RESET"),
+                "REPAY_DEBT" => (EventType::BudgetDebtRepaid, "REPAY_DEBT"),
+                _ => (EventType::BudgetResetSpent, "RESET_SPENT"),
+            };
+            ledger::emit_budget_lifecycle(conn, &tenant, event_type, operation, Some(&before), &b, now)?;
             let amt = |n| Amount::new(unit, n);
             Ok(Json(json!({
                 "operation": req.operation,
@@ -503,9 +578,14 @@ async fn set_budget_status(state: Shared, caller: Caller, target: BudgetTarget, 
             if b.status == "CLOSED" {
                 return Err(ApiError::new(ErrorCode::BudgetClosed, format!("budget at `{}` is closed", b.scope)));
             }
+            let before = b.clone();
             b.status = status.into();
             ledger::save_budget(conn, &tenant, &b, now)?;
             b.updated_at_ms = now;
+            if before.status != b.status {
+                let event_type = if status == "FROZEN" { EventType::BudgetFrozen } else { EventType::BudgetUnfrozen };
+                ledger::emit_budget_lifecycle(conn, &tenant, event_type, "STATUS_CHANGE", Some(&before), &b, now)?;
+            }
             Ok(Json(ledger_json(&tenant, &b)))
         })
         .await
@@ -621,6 +701,7 @@ pub async fn create_api_key(
     }
     let tenant = req.tenant_id.clone();
     let (stored_hash, stored_key, stored_id, stored_name) = (hash.clone(), key.clone(), key_id.clone(), req.name.clone());
+    let event_permissions: Vec<String> = effective.iter().map(|p| p.as_str().to_string()).collect();
     state
         .store
         .run(move |conn| {
@@ -638,6 +719,14 @@ pub async fn create_api_key(
                  VALUES (?1, ?2, ?3, 'ACTIVE', ?4, ?5, ?6, ?7)",
             )?
             .execute(params![stored_id, tenant, stored_hash, expires, stored_key.to_string(), role.as_str(), stored_name])?;
+            let data = EventData::ApiKey {
+                key_id: stored_id.clone(),
+                key_name: Some(stored_name),
+                previous_status: None,
+                new_status: "ACTIVE",
+                permissions: event_permissions,
+            };
+            events::emit(conn, NewEvent::new(EventType::ApiKeyCreated, tenant.clone(), data), now_ms())?;
             Ok(())
         })
         .await?;
@@ -732,10 +821,26 @@ pub async fn revoke_api_key(State(state): State<Shared>, caller: Caller, Path(ke
                 }
                 None => return Err(ApiError::not_found(format!("API key `{id}` not found"))),
             };
+            let was_active = v.get("status").and_then(Value::as_str) != Some("REVOKED");
             v["status"] = json!("REVOKED");
             v["revoked_at"] = json!(rfc3339(now));
             conn.prepare_cached("UPDATE api_keys SET status = 'REVOKED', body = ?2 WHERE key_id = ?1")?
                 .execute(params![id, v.to_string()])?;
+            if was_active {
+                let tenant = v.get("tenant_id").and_then(Value::as_str).unwrap_or_default().to_string();
+                let data = EventData::ApiKey {
+                    key_id: id.clone(),
+                    key_name: v.get("name").and_then(Value::as_str).map(String::from),
+                    previous_status: Some("ACTIVE"),
+                    new_status: "REVOKED",
+                    permissions: v
+                        .get("permissions")
+                        .and_then(Value::as_array)
+                        .map(|a| a.iter().filter_map(|p| p.as_str().map(String::from)).collect())
+                        .unwrap_or_default(),
+                };
+                events::emit(conn, NewEvent::new(EventType::ApiKeyRevoked, tenant, data), now)?;
+            }
             Ok(v)
         })
         .await?;
@@ -745,17 +850,63 @@ pub async fn revoke_api_key(State(state): State<Shared>, caller: Caller, Path(ke
     Ok(Json(body))
 }
 
-/// `GET /v1/auth/introspect` (introspectAuth): who the presented tenant key is: its tenant,
-/// principal, role and effective permissions.
-pub async fn introspect(p: Principal) -> ApiResult<Json<Value>> {
+/// `GET /v1/auth/introspect` (introspectAuth): who the presented key is. The admin key is
+/// `auth_type: admin` with every capability; a tenant key is `auth_type: tenant` with its
+/// tenant, permissions and the capabilities the spec derives from them (the admin-plane ones
+/// are false for any tenant key), plus this gateway's key id, principal and role.
+pub async fn introspect(caller: Caller) -> ApiResult<Json<Value>> {
+    const ADMIN_PLANE: [&str; 6] =
+        ["view_tenants", "view_api_keys", "view_audit", "view_overview", "manage_tenants", "manage_api_keys"];
+    // AuthIntrospectResponse's derivation table: a capability holds when the key has any of
+    // its permissions.
+    const DERIVED: [(&str, &[&str]); 9] = [
+        ("view_budgets", &["budgets:read", "admin:read", "admin:budgets:read"]),
+        ("view_policies", &["policies:read", "admin:read", "admin:policies:read"]),
+        ("view_webhooks", &["webhooks:read", "admin:read", "admin:webhooks:read"]),
+        ("view_events", &["events:read", "admin:read", "admin:events:read"]),
+        (
+            "view_reservations",
+            &["reservations:list", "reservations:create", "reservations:commit", "reservations:release", "reservations:extend", "admin:read"],
+        ),
+        ("manage_budgets", &["budgets:write", "admin:write", "admin:budgets:write"]),
+        ("manage_policies", &["policies:write", "admin:write", "admin:policies:write"]),
+        ("manage_webhooks", &["webhooks:write", "admin:write", "admin:webhooks:write"]),
+        (
+            "manage_reservations",
+            &["reservations:create", "reservations:commit", "reservations:release", "reservations:extend", "admin:write"],
+        ),
+    ];
+    let p = match caller {
+        Caller::Admin => {
+            let mut capabilities = serde_json::Map::new();
+            for name in DERIVED.iter().map(|(n, _)| *n).chain(ADMIN_PLANE) {
+                capabilities.insert(name.into(), json!(true));
+            }
+            return Ok(Json(json!({
+                "authenticated": true,
+                "auth_type": "admin",
+                "permissions": ["*"],
+                "capabilities": capabilities,
+            })));
+        }
+        Caller::Key(p) => p,
+    };
     let permissions: Vec<&str> = p.permissions.iter().map(|x| x.as_str()).collect();
+    let mut capabilities = serde_json::Map::new();
+    for (name, any_of) in DERIVED {
+        capabilities.insert(name.into(), json!(any_of.iter().any(|q| permissions.contains(q))));
+    }
+    for name in ADMIN_PLANE {
+        capabilities.insert(name.into(), json!(false));
+    }
     Ok(Json(json!({
         "authenticated": true,
-        "auth_type": "api_key",
+        "auth_type": "tenant",
         "tenant_id": p.tenant,
+        "permissions": permissions,
+        "capabilities": capabilities,
         "key_id": p.key_id,
         "principal": p.name,
         "role": p.role.as_str(),
-        "permissions": permissions,
     })))
 }

@@ -92,6 +92,9 @@ impl Role {
                 GrantsWrite,
                 GrantsSettle,
                 OutcomesWrite,
+                EventsRead,
+                WebhooksRead,
+                WebhooksWrite,
             ],
             Role::Approver => &[
                 EscalationsRead,
@@ -130,6 +133,7 @@ impl Role {
                 EscalationsRead,
                 EscalationTargetsRead,
                 AgentsRead,
+                EventsRead,
             ],
         }
     }
@@ -225,6 +229,16 @@ permissions! {
     GrantsWrite = "grants:write",
     /// Commit or release a grant one holds (operators: any grant of the tenant).
     GrantsSettle = "grants:settle",
+    /// `GET /v1/events`: the tenant's event stream (spec).
+    EventsRead = "events:read",
+    /// List and read the tenant's webhook subscriptions and deliveries (spec).
+    WebhooksRead = "webhooks:read",
+    /// Create, update, delete and test the tenant's webhook subscriptions (spec).
+    WebhooksWrite = "webhooks:write",
+    /// Every tenant's events (admin key only; spec).
+    AdminEventsRead = "admin:events:read",
+    /// Every webhook subscription, system-wide ones and replays included (admin key only; spec).
+    AdminWebhooksWrite = "admin:webhooks:write",
 }
 
 impl Permission {
@@ -371,7 +385,7 @@ impl FromRequestParts<Shared> for Principal {
 pub enum Access {
     /// No credential (health, metrics, the OpenAPI document).
     Public,
-    /// Any valid tenant key (introspection).
+    /// Any valid tenant key, or the admin key (introspection).
     AnyKey,
     /// A tenant key holding the permission.
     Key(Permission),
@@ -396,6 +410,24 @@ pub fn route_access(method: &Method, route: &str) -> Option<Access> {
         ("GET", "/v1/balances") => Key(P::BalancesRead),
         ("POST", "/v1/events") => Key(P::EventsCreate),
         ("GET", "/v1/auth/introspect") => AnyKey,
+        ("GET", "/v1/events") => Key(P::EventsRead),
+        ("GET", "/v1/admin/events" | "/v1/admin/events/{event_id}") => AdminOrKey(P::AdminEventsRead),
+        (
+            "POST" | "GET" | "PATCH" | "DELETE",
+            "/v1/admin/webhooks"
+            | "/v1/admin/webhooks/{subscription_id}"
+            | "/v1/admin/webhooks/{subscription_id}/test"
+            | "/v1/admin/webhooks/{subscription_id}/replay"
+            | "/v1/admin/webhooks/{subscription_id}/deliveries",
+        ) => AdminOrKey(P::AdminWebhooksWrite),
+        // Creating one is a tenant's own act (the admin creates through /v1/admin/webhooks).
+        ("POST", "/v1/webhooks") => Key(P::WebhooksWrite),
+        ("GET", "/v1/webhooks" | "/v1/webhooks/{subscription_id}" | "/v1/webhooks/{subscription_id}/deliveries") => {
+            AdminOrKey(P::WebhooksRead)
+        }
+        ("PATCH" | "DELETE", "/v1/webhooks/{subscription_id}") | ("POST", "/v1/webhooks/{subscription_id}/test") => {
+            AdminOrKey(P::WebhooksWrite)
+        }
         ("POST", "/v1/admin/tenants") | ("PATCH", "/v1/admin/tenants/{tenant_id}") => AdminOrKey(P::TenantsWrite),
         ("GET", "/v1/admin/tenants" | "/v1/admin/tenants/{tenant_id}") => AdminOrKey(P::TenantsRead),
         ("POST", "/v1/admin/budgets" | "/v1/admin/budgets/freeze" | "/v1/admin/budgets/unfreeze") => {
@@ -454,13 +486,21 @@ async fn check(state: &Arc<AppState>, request: Request) -> ApiResult<Request> {
     let (mut parts, body) = request.into_parts();
     match access {
         Access::Public => {}
-        Access::AdminOrKey(_) if parts.headers.contains_key("x-admin-api-key") => {
+        Access::AdminOrKey(_) | Access::AnyKey if parts.headers.contains_key("x-admin-api-key") => {
             crate::server::Admin::from_request_parts(&mut parts, state).await?;
+            crate::server::RequestContext::note_actor(crate::events::Actor {
+                kind: crate::events::ActorType::Admin,
+                key_id: None,
+            });
             parts.extensions.insert(AdminAuthenticated);
         }
         Access::AnyKey | Access::Key(_) | Access::AdminOrKey(_) => {
             let p = principal_from_headers(&parts, state)?;
             crate::server::RequestContext::note_tenant(&p.tenant);
+            crate::server::RequestContext::note_actor(crate::events::Actor {
+                kind: crate::events::ActorType::ApiKey,
+                key_id: Some(p.key_id.clone()),
+            });
             if let Access::Key(perm) | Access::AdminOrKey(perm) = access {
                 p.require(perm)?;
             }
@@ -504,6 +544,9 @@ mod tests {
                     "grants:write",
                     "grants:settle",
                     "outcomes:write",
+                    "events:read",
+                    "webhooks:read",
+                    "webhooks:write",
                 ],
             ),
             (
@@ -551,6 +594,7 @@ mod tests {
                     "escalations:read",
                     "escalation-targets:read",
                     "agents:read",
+                    "events:read",
                 ],
             ),
         ];
@@ -565,7 +609,13 @@ mod tests {
             assert_eq!(r.grants(Permission::EscalationsDecide), r == Role::Approver);
             assert_eq!(r.grants(Permission::DepthExceptionsCreate), r == Role::Approver);
         }
-        for p in [Permission::TenantsRead, Permission::TenantsWrite, Permission::PoliciesAdminWrite] {
+        for p in [
+            Permission::TenantsRead,
+            Permission::TenantsWrite,
+            Permission::PoliciesAdminWrite,
+            Permission::AdminEventsRead,
+            Permission::AdminWebhooksWrite,
+        ] {
             assert!(p.admin_only(), "{p}");
         }
     }

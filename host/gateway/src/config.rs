@@ -45,6 +45,8 @@ pub struct Config {
     pub limits: Limits,
     /// Log level filter: `error`, `warn`, `info`, `debug`, `trace`.
     pub log_level: String,
+    /// Webhook delivery (`[webhooks]`): where webhooks may point and how they are sent.
+    pub webhooks: crate::webhooks::WebhookSettings,
 }
 
 /// Log output format.
@@ -74,6 +76,7 @@ impl Default for Config {
             escalation_ttl_ms: 5 * 60 * 1000,
             log_format: LogFormat::Text,
             log_level: "info".into(),
+            webhooks: crate::webhooks::WebhookSettings::default(),
         }
     }
 }

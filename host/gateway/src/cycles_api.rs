@@ -28,7 +28,19 @@ pub async fn create_reservation(
     let hash = ledger::request_hash(&req, "")?;
     let now = now_ms();
     let (tenant, owner) = (p.tenant, p.key_id);
-    let result = state.store.run(move |c| ledger::reserve_as(c, &tenant, Some(&owner), &req, &hash, now)).await;
+    let result = state
+        .store
+        .run(move |c| {
+            let outcome = crate::store::attempt(c, |c| ledger::reserve_as(c, &tenant, Some(&owner), &req, &hash, now))?;
+            if let Err(e) = &outcome
+                && ledger::is_denial(e)
+            {
+                ledger::emit_denied(c, &tenant, &req.subject, &req.action, &req.estimate, e, now)?;
+            }
+            Ok(outcome)
+        })
+        .await
+        .and_then(|outcome| outcome);
     let outcome = match &result {
         Ok(r) if r.reservation_id.is_some() => "created",
         Ok(_) => "dry_run",

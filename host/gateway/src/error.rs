@@ -38,8 +38,8 @@ macro_rules! error_codes {
     };
 }
 
-// THE table of the gateway's error codes (the Cycles v0.1.25 `ErrorCode`s, then the gateway's
-// own two), pinned by `tests::error_code_table_is_pinned` and listed in the OpenAPI document.
+// THE table of the gateway's error codes (the Cycles v0.1.25 `ErrorCode`s and the gateway's
+// own `ESCALATION_CLOSED`), pinned by `tests::error_code_table_is_pinned` and listed in the OpenAPI document.
 error_codes! {
     /// The body, a query or a header is malformed or out of bounds; the message names the field.
     InvalidRequest = "INVALID_REQUEST" => BAD_REQUEST,
@@ -77,6 +77,14 @@ error_codes! {
     DuplicateResource = "DUPLICATE_RESOURCE" => CONFLICT,
     /// The escalation was already decided or expired.
     EscalationClosed = "ESCALATION_CLOSED" => CONFLICT,
+    /// No such webhook subscription (or one of another tenant).
+    WebhookNotFound = "WEBHOOK_NOT_FOUND" => NOT_FOUND,
+    /// A webhook URL this gateway will not deliver to (scheme, form, or a blocked address).
+    WebhookUrlInvalid = "WEBHOOK_URL_INVALID" => BAD_REQUEST,
+    /// No such event.
+    EventNotFound = "EVENT_NOT_FOUND" => NOT_FOUND,
+    /// A replay to the subscription is still being delivered.
+    ReplayInProgress = "REPLAY_IN_PROGRESS" => CONFLICT,
     /// A failure of the gateway; the detail is in its log, never in the answer.
     InternalError = "INTERNAL_ERROR" => INTERNAL_SERVER_ERROR,
 }
@@ -204,6 +212,10 @@ mod tests {
             ("TENANT_CLOSED", 409),
             ("DUPLICATE_RESOURCE", 409),
             ("ESCALATION_CLOSED", 409),
+            ("WEBHOOK_NOT_FOUND", 404),
+            ("WEBHOOK_URL_INVALID", 400),
+            ("EVENT_NOT_FOUND", 404),
+            ("REPLAY_IN_PROGRESS", 409),
             ("INTERNAL_ERROR", 500),
         ]);
         for c in ErrorCode::ALL {

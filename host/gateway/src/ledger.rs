@@ -15,7 +15,8 @@ use crate::cycles::{
     ReleaseRequest, ReserveRequest, Subject, Unit,
 };
 use crate::error::{ApiError, ApiResult, ErrorCode};
-use crate::util::{new_id, sha256_hex};
+use crate::events::{self, EventData, EventType, NewEvent};
+use crate::util::{new_id, rfc3339, sha256_hex};
 
 /// Default reservation TTL (`ttl_ms` default in the spec).
 pub const DEFAULT_TTL_MS: i64 = 60_000;
@@ -182,8 +183,14 @@ fn no_budget_error(conn: &Connection, tenant: &str, scopes: &[String], unit: Uni
 fn check_budgets(budgets: &[BudgetRow], amount: i64) -> Result<(), ApiError> {
     for b in budgets {
         match b.status.as_str() {
-            "FROZEN" => return Err(ApiError::new(ErrorCode::BudgetFrozen, format!("budget at `{}` is frozen", b.scope))),
-            "CLOSED" => return Err(ApiError::new(ErrorCode::BudgetClosed, format!("budget at `{}` is closed", b.scope))),
+            "FROZEN" => {
+                return Err(ApiError::new(ErrorCode::BudgetFrozen, format!("budget at `{}` is frozen", b.scope))
+                    .with_details(json!({"scope": b.scope, "remaining": b.remaining()})));
+            }
+            "CLOSED" => {
+                return Err(ApiError::new(ErrorCode::BudgetClosed, format!("budget at `{}` is closed", b.scope))
+                    .with_details(json!({"scope": b.scope, "remaining": b.remaining()})));
+            }
             _ => {}
         }
     }
@@ -192,13 +199,15 @@ fn check_budgets(budgets: &[BudgetRow], amount: i64) -> Result<(), ApiError> {
         return Err(ApiError::new(
             ErrorCode::OverdraftLimitExceeded,
             format!("scope `{}` is over its overdraft limit (debt {}, limit {})", b.scope, b.debt, b.overdraft_limit),
-        ));
+        )
+        .with_details(json!({"scope": b.scope, "remaining": b.remaining()})));
     }
     if let Some(b) = budgets.iter().find(|b| b.debt > 0 && b.overdraft_limit == 0) {
         return Err(ApiError::new(
             ErrorCode::DebtOutstanding,
             format!("scope `{}` has outstanding debt {}", b.scope, b.debt),
-        ));
+        )
+        .with_details(json!({"scope": b.scope, "remaining": b.remaining()})));
     }
     if let Some(b) = budgets.iter().find(|b| b.remaining() < amount) {
         return Err(ApiError::new(
@@ -207,6 +216,155 @@ fn check_budgets(budgets: &[BudgetRow], amount: i64) -> Result<(), ApiError> {
         )
         .with_details(json!({"scope": b.scope, "remaining": b.remaining(), "requested": amount})));
     }
+    Ok(())
+}
+
+/// The events a budget's change causes (`cycles-protocol-v0.yaml` §WEBHOOK EVENT GUIDANCE):
+/// `budget.exhausted` when its remaining reaches zero, `budget.debt_incurred` when its debt
+/// grows, `budget.over_limit_entered` when it goes over its overdraft limit. Runs in the job
+/// that saves `after`.
+fn budget_events(
+    conn: &Connection,
+    tenant: &str,
+    before: &BudgetRow,
+    after: &BudgetRow,
+    reservation_id: Option<&str>,
+    policy: OveragePolicy,
+    now: i64,
+) -> ApiResult<()> {
+    let unit = after.unit.as_str();
+    if before.remaining() > 0 && after.remaining() <= 0 {
+        let used = i128::from(after.spent) + i128::from(after.reserved);
+        let utilization = if after.allocated > 0 { used as f64 / after.allocated as f64 } else { 1.0 };
+        let data = EventData::BudgetThreshold {
+            scope: after.scope.clone(),
+            unit,
+            threshold: 1.0,
+            utilization,
+            allocated: after.allocated,
+            remaining: after.remaining(),
+            spent: after.spent,
+            reserved: after.reserved,
+            direction: "rising",
+        };
+        events::emit(conn, NewEvent::new(EventType::BudgetExhausted, tenant, data).scope(after.scope.clone()), now)?;
+    }
+    if after.debt > before.debt {
+        let data = EventData::BudgetDebtIncurred {
+            scope: after.scope.clone(),
+            unit,
+            reservation_id: reservation_id.map(String::from),
+            debt_incurred: after.debt - before.debt,
+            total_debt: after.debt,
+            overdraft_limit: after.overdraft_limit,
+            overage_policy: policy.as_str(),
+        };
+        events::emit(conn, NewEvent::new(EventType::BudgetDebtIncurred, tenant, data).scope(after.scope.clone()), now)?;
+    }
+    if !before.is_over_limit && after.is_over_limit {
+        let data = EventData::BudgetOverLimit {
+            scope: after.scope.clone(),
+            unit,
+            debt: after.debt,
+            overdraft_limit: after.overdraft_limit,
+            is_over_limit: true,
+            debt_utilization: (after.overdraft_limit > 0).then(|| after.debt as f64 / after.overdraft_limit as f64),
+        };
+        events::emit(conn, NewEvent::new(EventType::BudgetOverLimitEntered, tenant, data).scope(after.scope.clone()), now)?;
+    }
+    Ok(())
+}
+
+impl BudgetRow {
+    /// Its amounts and status, as budget lifecycle events report them.
+    pub fn state(&self) -> events::LedgerState {
+        events::LedgerState {
+            allocated: self.allocated,
+            remaining: self.remaining(),
+            debt: self.debt,
+            spent: self.spent,
+            reserved: self.reserved,
+            status: match self.status.as_str() {
+                "FROZEN" => "FROZEN",
+                "CLOSED" => "CLOSED",
+                _ => "ACTIVE",
+            },
+        }
+    }
+}
+
+/// Emits a budget lifecycle event (`EventDataBudgetLifecycle`) for an operator's change of
+/// `after` (`before` absent on creation), and `budget.over_limit_exited` when the change took
+/// the budget back under its overdraft limit.
+pub fn emit_budget_lifecycle(
+    conn: &Connection,
+    tenant: &str,
+    event_type: EventType,
+    operation: &'static str,
+    before: Option<&BudgetRow>,
+    after: &BudgetRow,
+    now: i64,
+) -> ApiResult<()> {
+    let data = EventData::BudgetLifecycle {
+        ledger_id: after.ledger_id.clone(),
+        scope: after.scope.clone(),
+        unit: after.unit.as_str(),
+        operation,
+        previous_state: before.map(BudgetRow::state),
+        new_state: after.state(),
+        reason: None,
+    };
+    events::emit(conn, NewEvent::new(event_type, tenant, data).scope(after.scope.clone()), now)?;
+    if let Some(before) = before
+        && before.is_over_limit
+        && !after.is_over_limit
+    {
+        let data = EventData::BudgetOverLimit {
+            scope: after.scope.clone(),
+            unit: after.unit.as_str(),
+            debt: after.debt,
+            overdraft_limit: after.overdraft_limit,
+            is_over_limit: false,
+            debt_utilization: (after.overdraft_limit > 0).then(|| after.debt as f64 / after.overdraft_limit as f64),
+        };
+        events::emit(conn, NewEvent::new(EventType::BudgetOverLimitExited, tenant, data).scope(after.scope.clone()), now)?;
+    }
+    Ok(())
+}
+
+/// Whether `e` is a budget-state refusal of a reservation (a `reservation.denied`).
+pub fn is_denial(e: &ApiError) -> bool {
+    matches!(
+        e.code,
+        ErrorCode::BudgetExceeded
+            | ErrorCode::OverdraftLimitExceeded
+            | ErrorCode::DebtOutstanding
+            | ErrorCode::BudgetFrozen
+            | ErrorCode::BudgetClosed
+            | ErrorCode::TenantClosed
+    )
+}
+
+/// Emits `reservation.denied` for a reserve or decide refused with `e` (its `details` name the
+/// blocking scope and what it had left, when a budget blocked).
+pub fn emit_denied(conn: &Connection, tenant: &str, subject: &Subject, action: &Action, estimate: &Amount, e: &ApiError, now: i64) -> ApiResult<()> {
+    let details = e.details.as_ref();
+    let scope = details.and_then(|d| d.get("scope")).and_then(Value::as_str).map(String::from);
+    let data = EventData::ReservationDenied {
+        scope: scope.clone(),
+        unit: estimate.unit.as_str(),
+        reason_code: e.code.as_str(),
+        requested_amount: estimate.amount,
+        remaining: details.and_then(|d| d.get("remaining")).and_then(Value::as_i64),
+        action: serde_json::to_value(action).map_err(ApiError::internal)?,
+        subject: serde_json::to_value(subject).map_err(ApiError::internal)?,
+    };
+    let scope = scope.or_else(|| subject.scopes().last().cloned());
+    let mut event = NewEvent::new(EventType::ReservationDenied, tenant, data);
+    if let Some(scope) = scope {
+        event = event.scope(scope);
+    }
+    events::emit(conn, event, now)?;
     Ok(())
 }
 
@@ -479,8 +637,10 @@ pub fn reserve_as(
         .or_else(|| budgets.iter().rev().find_map(|b| b.commit_overage_policy))
         .unwrap_or_default();
     for b in &mut budgets {
+        let before = b.clone();
         b.reserved = checked_add(b.reserved, amount, "estimate.amount", "reserved")?;
         save_budget(conn, tenant, b, now)?;
+        budget_events(conn, tenant, &before, b, None, policy, now)?;
     }
     let ttl = req.ttl_ms.unwrap_or(DEFAULT_TTL_MS);
     let grace = req.grace_period_ms.unwrap_or(DEFAULT_GRACE_MS);
@@ -547,7 +707,22 @@ fn expire(conn: &Connection, r: &mut Reservation, now: i64) -> ApiResult<()> {
         save_budget(conn, &r.tenant, b, now)?;
     }
     r.status = "EXPIRED".into();
-    set_reservation_state(conn, r)
+    set_reservation_state(conn, r)?;
+    let data = EventData::ReservationExpired {
+        reservation_id: r.id.clone(),
+        scope: r.scope_path.clone(),
+        unit: r.unit.as_str().into(),
+        estimated_amount: r.amount,
+        created_at: rfc3339(r.created_at_ms),
+        expired_at: rfc3339(now),
+        ttl_ms: r.expires_at_ms.saturating_sub(r.created_at_ms),
+        extensions_used: r.extensions,
+    };
+    let event = NewEvent::new(EventType::ReservationExpired, r.tenant.clone(), data)
+        .scope(r.scope_path.clone())
+        .correlation(format!("reservation:{}", r.id));
+    events::emit(conn, event, now)?;
+    Ok(())
 }
 
 /// Checks a live reservation for commit/release (`deadline` = expiry + grace) or extend
@@ -659,12 +834,30 @@ pub fn commit(conn: &Connection, tenant: &str, id: &str, req: &CommitRequest, ha
     let charge = overage(&budgets, actual - r.amount, r.overage_policy, "actual.amount")?;
     let charged = actual.min(r.amount) + charge.charged_delta;
     for (i, b) in budgets.iter_mut().enumerate() {
+        let before = b.clone();
         b.reserved = checked_sub(b.reserved, r.amount, "reserved")?;
         let spent = checked_add(actual.min(r.amount), charge.spent[i], "actual.amount", "spent")?;
         b.spent = checked_add(b.spent, spent, "actual.amount", "spent")?;
         b.debt = checked_add(b.debt, charge.debt[i], "actual.amount", "debt")?;
         b.is_over_limit = b.is_over_limit || charge.over[i] || (b.overdraft_limit > 0 && b.debt > b.overdraft_limit);
         save_budget(conn, tenant, b, now)?;
+        budget_events(conn, tenant, &before, b, Some(&r.id), r.overage_policy, now)?;
+    }
+    if actual > r.amount {
+        let data = EventData::CommitOverage {
+            reservation_id: r.id.clone(),
+            scope: r.scope_path.clone(),
+            unit: r.unit.as_str().into(),
+            estimated_amount: r.amount,
+            actual_amount: actual,
+            overage: actual - r.amount,
+            overage_policy: r.overage_policy.as_str().into(),
+            debt_incurred: charge.debt.iter().copied().max().unwrap_or(0),
+        };
+        let event = NewEvent::new(EventType::ReservationCommitOverage, tenant, data)
+            .scope(r.scope_path.clone())
+            .correlation(format!("reservation:{}", r.id));
+        events::emit(conn, event, now)?;
     }
     r.status = "COMMITTED".into();
     r.committed = Some(charged);
@@ -792,6 +985,9 @@ pub fn decide(conn: &Connection, tenant: &str, req: &DecisionRequest, hash: &str
         Err(e) if e.status().as_u16() == 409 => {
             body["decision"] = json!("DENY");
             body["reason_code"] = json!(e.code.as_str());
+            if is_denial(&e) {
+                emit_denied(conn, tenant, &req.subject, &req.action, &req.estimate, &e, crate::util::now_ms())?;
+            }
         }
         Err(e) => return Err(e),
     }
@@ -814,10 +1010,12 @@ pub fn event(conn: &Connection, tenant: &str, req: &EventRequest, hash: &str, no
         .unwrap_or_default();
     let charge = overage(&budgets, req.actual.amount, policy, "actual.amount")?;
     for (i, b) in budgets.iter_mut().enumerate() {
+        let before = b.clone();
         b.spent = checked_add(b.spent, charge.spent[i], "actual.amount", "spent")?;
         b.debt = checked_add(b.debt, charge.debt[i], "actual.amount", "debt")?;
         b.is_over_limit = b.is_over_limit || charge.over[i];
         save_budget(conn, tenant, b, now)?;
+        budget_events(conn, tenant, &before, b, None, policy, now)?;
     }
     let id = new_id("evt_");
     conn.prepare_cached(

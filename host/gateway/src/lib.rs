@@ -7,6 +7,8 @@
 //! - [`ledger`] and [`cycles_api`]: the Cycles runtime protocol (reserve, commit, release,
 //!   extend, decide, balances, events) on the embedded [`store`];
 //! - [`admin_api`]: tenants, budgets and API keys (the governance admin shapes);
+//! - [`events`], [`webhooks`], [`dispatch`] and [`events_api`]: the Cycles event stream, webhook
+//!   subscriptions, signed delivery with retries, auto-disable and replay;
 //! - [`escalations`], [`traces`], [`metrics`], [`openapi`], [`bundles`];
 //! - [`auth`]: principals, roles and the permission of every endpoint;
 //! - [`server`] (router, ids, auth) and [`serve`] (`sbd serve`).
@@ -19,9 +21,12 @@ pub mod config;
 pub mod cycles;
 pub mod cycles_api;
 pub mod delegations;
+pub mod dispatch;
 pub mod error;
 pub mod escalations;
 pub mod escrow;
+pub mod events;
+pub mod events_api;
 pub mod hot;
 pub mod ledger;
 pub mod limits;
@@ -36,6 +41,7 @@ mod strict_json;
 pub mod tokens;
 pub mod traces;
 pub mod util;
+pub mod webhooks;
 
 pub use config::Config;
 pub use error::{ApiError, ErrorCode};

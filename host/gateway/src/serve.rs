@@ -160,6 +160,7 @@ pub async fn build_state(config: Config) -> Result<Shared, ServeError> {
     let metrics = Metrics::new()?;
     metrics.set_policy(&policy.version());
     let tokens = crate::tokens::TokenAuthority::load_or_create(&config.data_dir, config.token_trust.as_deref())?;
+    let webhooks = crate::dispatch::Sender::new(config.webhooks.clone()).map_err(ServeError::Limits)?;
     Ok(Arc::new(AppState {
         store,
         policy,
@@ -169,6 +170,7 @@ pub async fn build_state(config: Config) -> Result<Shared, ServeError> {
         config,
         tokens,
         bundles,
+        webhooks,
     }))
 }
 
@@ -183,6 +185,7 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
         .map_err(|source| ServeError::Io { addr: addr.to_string(), source })?;
     let local = listener.local_addr().map_err(|source| ServeError::Io { addr: addr.to_string(), source })?;
     let sweeper = spawn_sweeper(Arc::clone(&state), sweep);
+    let dispatcher = crate::dispatch::spawn(Arc::clone(&state), state.webhooks.clone());
     let v = state.policy.version();
     tracing::info!(
         addr = %local,
@@ -197,6 +200,7 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
         .await
         .map_err(|source| ServeError::Io { addr: local.to_string(), source })?;
     sweeper.abort();
+    dispatcher.abort();
     tracing::info!("sbd gateway stopped");
     Ok(())
 }
@@ -263,6 +267,7 @@ pub async fn start(config: Config) -> Result<Running, ServeError> {
     let router = app(Arc::clone(&state));
     let sweeper_state = Arc::clone(&state);
     let task = tokio::spawn(async move {
+        let dispatcher = crate::dispatch::spawn(Arc::clone(&sweeper_state), sweeper_state.webhooks.clone());
         let sweeper = spawn_sweeper(sweeper_state, sweep);
         let _ = axum::serve(listener, router)
             .with_graceful_shutdown(async move {
@@ -270,6 +275,7 @@ pub async fn start(config: Config) -> Result<Running, ServeError> {
             })
             .await;
         sweeper.abort();
+        dispatcher.abort();
     });
     Ok(Running { addr: local, state, stop: Some(tx), task })
 }

@@ -22,7 +22,7 @@ use crate::metrics::Metrics;
 use crate::policy::PolicyHandle;
 use crate::store::Store;
 use crate::util::{now_ms, random_hex, sha256_hex};
-use crate::{admin_api, authority, cycles_api, delegations, escalations, openapi};
+use crate::{admin_api, authority, cycles_api, delegations, escalations, events_api, openapi};
 
 /// A key the gateway accepts for a tenant (cached from the `api_keys` table).
 #[derive(Debug, Clone)]
@@ -59,6 +59,8 @@ pub struct AppState {
     pub tokens: crate::tokens::TokenAuthority,
     /// Bundle management, when the signed-bundle crate is wired in.
     pub bundles: Option<Arc<dyn crate::bundles::BundleManager>>,
+    /// Sends webhook deliveries and test probes.
+    pub webhooks: crate::dispatch::Sender,
 }
 
 /// Shared state as handlers receive it.
@@ -72,6 +74,7 @@ pub struct RequestContext {
     /// `X-Cycles-Trace-Id` (32 lowercase hex).
     pub trace_id: String,
     tenant: Mutex<Option<String>>,
+    actor: Mutex<Option<crate::events::Actor>>,
 }
 
 tokio::task_local! {
@@ -82,8 +85,21 @@ impl RequestContext {
     /// The context of the request being handled on this task, if any.
     pub fn current() -> Option<RequestContextView> {
         CONTEXT
-            .try_with(|c| RequestContextView { request_id: c.request_id.clone(), trace_id: c.trace_id.clone() })
+            .try_with(|c| RequestContextView {
+                request_id: c.request_id.clone(),
+                trace_id: c.trace_id.clone(),
+                actor: c.actor.lock().ok().and_then(|a| a.clone()),
+            })
             .ok()
+    }
+
+    /// Records who is calling (the actor of the events the request causes).
+    pub fn note_actor(actor: crate::events::Actor) {
+        let _ = CONTEXT.try_with(|c| {
+            if let Ok(mut a) = c.actor.lock() {
+                *a = Some(actor);
+            }
+        });
     }
 
     /// Records the authenticated tenant of the current request (the `X-Cycles-Tenant` header).
@@ -107,6 +123,8 @@ pub struct RequestContextView {
     pub request_id: String,
     /// `X-Cycles-Trace-Id`.
     pub trace_id: String,
+    /// Who is calling, once authenticated.
+    pub actor: Option<crate::events::Actor>,
 }
 
 static REQUEST_COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -159,6 +177,7 @@ async fn correlate(State(state): State<Shared>, request: Request, next: Next) ->
         request_id: next_request_id(),
         trace_id: trace_id_of(request.headers()),
         tenant: Mutex::new(None),
+        actor: Mutex::new(None),
     });
     let mut response = CONTEXT.scope(Arc::clone(&context), next.run(request)).await;
     let headers = response.headers_mut();
@@ -351,7 +370,24 @@ pub fn app(state: Shared) -> Router {
         .route("/v1/reservations/{reservation_id}/extend", post(cycles_api::extend_reservation))
         .route("/v1/decide", post(cycles_api::decide))
         .route("/v1/balances", get(cycles_api::get_balances))
-        .route("/v1/events", post(cycles_api::create_event))
+        .route("/v1/events", post(cycles_api::create_event).get(events_api::list_tenant))
+        .route("/v1/admin/events", get(events_api::list_admin))
+        .route("/v1/admin/events/{event_id}", get(events_api::get_admin))
+        .route("/v1/admin/webhooks", post(events_api::admin_create).get(events_api::admin_list))
+        .route(
+            "/v1/admin/webhooks/{subscription_id}",
+            get(events_api::admin_get).patch(events_api::admin_update).delete(events_api::admin_delete),
+        )
+        .route("/v1/admin/webhooks/{subscription_id}/test", post(events_api::admin_test))
+        .route("/v1/admin/webhooks/{subscription_id}/replay", post(events_api::admin_replay))
+        .route("/v1/admin/webhooks/{subscription_id}/deliveries", get(events_api::admin_deliveries))
+        .route("/v1/webhooks", post(events_api::tenant_create).get(events_api::tenant_list))
+        .route(
+            "/v1/webhooks/{subscription_id}",
+            get(events_api::tenant_get).patch(events_api::tenant_update).delete(events_api::tenant_delete),
+        )
+        .route("/v1/webhooks/{subscription_id}/test", post(events_api::tenant_test))
+        .route("/v1/webhooks/{subscription_id}/deliveries", get(events_api::tenant_deliveries))
         .route("/v1/auth/introspect", get(admin_api::introspect))
         .route("/v1/admin/tenants", post(admin_api::create_tenant).get(admin_api::list_tenants))
         .route("/v1/admin/tenants/{tenant_id}", get(admin_api::get_tenant).patch(admin_api::update_tenant))

@@ -269,7 +269,13 @@ impl Store {
         .map_err(sqlite)?;
         migrate_trace_columns(&conn).map_err(sqlite)?;
         conn.execute_batch(SCHEMA).map_err(sqlite)?;
-        for schema in [crate::escrow::SCHEMA, crate::registry::SCHEMA, crate::delegations::SCHEMA] {
+        for schema in [
+            crate::escrow::SCHEMA,
+            crate::registry::SCHEMA,
+            crate::delegations::SCHEMA,
+            crate::events::SCHEMA,
+            crate::webhooks::SCHEMA,
+        ] {
             conn.execute_batch(schema).map_err(sqlite)?;
         }
         add_columns(&conn).map_err(sqlite)?;
@@ -353,9 +359,11 @@ impl Store {
         F: FnOnce(&Connection) -> ApiResult<T> + Send + 'static,
     {
         let (tx, rx) = oneshot::channel::<ApiResult<(T, Option<Arc<Seal>>)>>();
+        // The request's ids and caller, for the events the job emits on the writer thread.
+        let origin = crate::events::Origin::capture();
         let job: Job = Box::new(move |conn: Option<&Connection>| -> Reply {
             let result = match conn {
-                Some(conn) => in_savepoint(conn, f),
+                Some(conn) => origin.scope(|| in_savepoint(conn, f)),
                 None => Err(ApiError::internal("the store could not begin a transaction")),
             };
             Box::new(move |committed: bool, seal: Option<&Arc<Seal>>| {
@@ -471,6 +479,21 @@ fn in_savepoint<T>(conn: &Connection, f: impl FnOnce(&Connection) -> ApiResult<T
         POISONED.with(|p| p.set(true));
     }
     result
+}
+
+/// Runs `f` inside a nested savepoint of the running job: an `Err` from `f` undoes `f`'s writes
+/// only, and is returned as a value, so the job can record why it failed (an event) and still
+/// commit that record.
+pub fn attempt<T>(conn: &Connection, f: impl FnOnce(&Connection) -> ApiResult<T>) -> ApiResult<Result<T, ApiError>> {
+    conn.prepare_cached("SAVEPOINT attempt")?.execute([])?;
+    let mark = traces::pending_len();
+    let result = f(conn);
+    if result.is_err() {
+        traces::truncate_pending(mark);
+        conn.prepare_cached("ROLLBACK TO attempt")?.execute([])?;
+    }
+    conn.prepare_cached("RELEASE attempt")?.execute([])?;
+    Ok(result)
 }
 
 /// Copies the WAL into the database file every 200 ms (PASSIVE: never blocks the writer);

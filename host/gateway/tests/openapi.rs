@@ -24,7 +24,10 @@ async fn served_document_equals_the_committed_file_and_every_operation_is_routed
             .replace("{key_id}", "key_x")
             .replace("{chain_id}", "chn_x")
             .replace("{agent_id}", "a")
-            .replace("{escalation_id}", "esc_x");
+            .replace("{escalation_id}", "esc_x")
+            .replace("{grant_id}", "grant_x")
+            .replace("{event_id}", "evt_x")
+            .replace("{subscription_id}", "whsub_x");
         let m = Method::from_bytes(method.as_bytes()).unwrap();
         let r = http.call(m, &concrete, &[], None).await;
         assert_ne!(r.status, StatusCode::METHOD_NOT_ALLOWED, "{method} {path} is not routed");

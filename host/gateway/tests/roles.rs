@@ -42,7 +42,25 @@ const MATRIX: &[(&str, &str, &str, u8)] = &[
     ("POST", "/v1/decide", "reservations:create", G),
     ("GET", "/v1/balances", "balances:read", ALL_ROLES),
     ("POST", "/v1/events", "events:create", G),
-    ("GET", "/v1/auth/introspect", "", ALL_ROLES),
+    ("GET", "/v1/auth/introspect", "", ALL_ROLES | A),
+    ("GET", "/v1/events", "events:read", O | R),
+    ("GET", "/v1/admin/events", "admin:events:read", A),
+    ("GET", "/v1/admin/events/{event_id}", "admin:events:read", A),
+    ("POST", "/v1/admin/webhooks", "admin:webhooks:write", A),
+    ("GET", "/v1/admin/webhooks", "admin:webhooks:write", A),
+    ("GET", "/v1/admin/webhooks/{subscription_id}", "admin:webhooks:write", A),
+    ("PATCH", "/v1/admin/webhooks/{subscription_id}", "admin:webhooks:write", A),
+    ("DELETE", "/v1/admin/webhooks/{subscription_id}", "admin:webhooks:write", A),
+    ("POST", "/v1/admin/webhooks/{subscription_id}/test", "admin:webhooks:write", A),
+    ("POST", "/v1/admin/webhooks/{subscription_id}/replay", "admin:webhooks:write", A),
+    ("GET", "/v1/admin/webhooks/{subscription_id}/deliveries", "admin:webhooks:write", A),
+    ("POST", "/v1/webhooks", "webhooks:write", O),
+    ("GET", "/v1/webhooks", "webhooks:read", O | A),
+    ("GET", "/v1/webhooks/{subscription_id}", "webhooks:read", O | A),
+    ("PATCH", "/v1/webhooks/{subscription_id}", "webhooks:write", O | A),
+    ("DELETE", "/v1/webhooks/{subscription_id}", "webhooks:write", O | A),
+    ("POST", "/v1/webhooks/{subscription_id}/test", "webhooks:write", O | A),
+    ("GET", "/v1/webhooks/{subscription_id}/deliveries", "webhooks:read", O | A),
     ("POST", "/v1/admin/tenants", "admin:tenants:write", A),
     ("GET", "/v1/admin/tenants", "admin:tenants:read", A),
     ("GET", "/v1/admin/tenants/{tenant_id}", "admin:tenants:read", A),
@@ -92,6 +110,8 @@ fn concrete(path: &str) -> String {
         .replace("{agent_id}", "a")
         .replace("{escalation_id}", "esc_nope")
         .replace("{grant_id}", "grant_nope")
+        .replace("{event_id}", "evt_nope")
+        .replace("{subscription_id}", "whsub_nope")
 }
 
 fn bit(w: Who) -> u8 {

@@ -1,0 +1,214 @@
+//! Webhook delivery: the background dispatcher that sends the queued deliveries
+//! ([`crate::webhooks`]) and the one signed HTTP POST every delivery and test probe makes.
+//!
+//! Each delivery is the event's JSON exactly as the log holds it, signed with the
+//! subscription's secret: `X-Cycles-Signature: sha256=<hex HMAC-SHA256(secret, body)>`
+//! (`cycles-protocol-v0.yaml` §WEBHOOK EVENT GUIDANCE), with `X-Cycles-Event-Id`,
+//! `X-Cycles-Event-Type`, `X-Cycles-Trace-Id` and a `traceparent` carrying the event's trace.
+//! Delivery is at least once: a delivery is leased before it is sent and recorded after, so a
+//! gateway that dies in between sends it again once the lease lapses (receivers deduplicate on
+//! the event id, as the spec says they must).
+//!
+//! Against SSRF the client resolves names itself ([`GuardedResolver`]) and refuses an address
+//! in a blocked range at connect time (so a name that re-resolves to an internal address after
+//! the subscription was checked is still refused), and follows no redirects.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
+use crate::server::Shared;
+use crate::util::{now_ms, random_hex};
+use crate::webhooks::{self, Attempt, Due, WebhookSettings};
+
+/// How many deliveries one dispatcher round leases.
+const BATCH: usize = 32;
+/// How long a leased delivery is kept from other dispatchers.
+const LEASE_MS: i64 = 60_000;
+
+/// `sha256=` and the lowercase hex HMAC-SHA256 of `body` under `secret`.
+pub fn signature(secret: &str, body: &[u8]) -> String {
+    // HMAC accepts a key of any length; `new_from_slice` cannot fail for it.
+    let mut mac = match Hmac::<Sha256>::new_from_slice(secret.as_bytes()) {
+        Ok(mac) => mac,
+        Err(_) => return String::new(),
+    };
+    mac.update(body);
+    format!("sha256={}", crate::util::hex(&mac.finalize().into_bytes()))
+}
+
+/// A DNS resolver that refuses names resolving into a blocked range.
+#[derive(Debug, Clone)]
+pub struct GuardedResolver {
+    settings: Arc<WebhookSettings>,
+}
+
+impl reqwest::dns::Resolve for GuardedResolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let settings = Arc::clone(&self.settings);
+        let host = name.as_str().to_string();
+        Box::pin(async move {
+            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            if let Some(bad) = addrs.iter().find(|a| settings.blocks(a.ip())) {
+                return Err(format!("`{host}` resolves to {}, inside a blocked range", bad.ip()).into());
+            }
+            let addrs: reqwest::dns::Addrs = Box::new(addrs.into_iter());
+            Ok(addrs)
+        })
+    }
+}
+
+/// Sends deliveries: one HTTP client for every subscription.
+#[derive(Debug, Clone)]
+pub struct Sender {
+    client: reqwest::Client,
+    settings: Arc<WebhookSettings>,
+}
+
+impl Sender {
+    /// A sender under `settings`.
+    pub fn new(settings: WebhookSettings) -> Result<Sender, String> {
+        settings.ranges()?;
+        let settings = Arc::new(settings);
+        let client = reqwest::Client::builder()
+            .dns_resolver(Arc::new(GuardedResolver { settings: Arc::clone(&settings) }))
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(Duration::from_millis(settings.delivery_timeout_ms))
+            .user_agent(concat!("sbd-gateway/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| format!("cannot build the webhook HTTP client: {e}"))?;
+        Ok(Sender { client, settings })
+    }
+
+    /// The settings in force.
+    pub fn settings(&self) -> &WebhookSettings {
+        &self.settings
+    }
+
+    /// POSTs `body` (an event's JSON) to `sub`'s URL, signed; never fails, the outcome is the
+    /// [`Attempt`].
+    pub async fn send(
+        &self,
+        sub: &webhooks::Subscription,
+        body: &str,
+        event_id: &str,
+        event_type: &str,
+        trace_id: Option<&str>,
+    ) -> Attempt {
+        let started = Instant::now();
+        let failed = |error: String, started: Instant| Attempt {
+            status: None,
+            elapsed_ms: i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX),
+            error: Some(error),
+        };
+        let url = match self.settings.check_form(&sub.url) {
+            Ok(url) => url,
+            Err(e) => return failed(e.message, started),
+        };
+        // An address literal is never resolved, so the resolver's guard does not see it.
+        if let Some(ip) = url.host_str().and_then(|h| h.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>().ok())
+            && self.settings.blocks(ip)
+        {
+            return failed(format!("{ip} is inside a blocked range"), started);
+        }
+        let trace = trace_id.map_or_else(|| random_hex(16), String::from);
+        let mut request = self
+            .client
+            .post(url)
+            .header("content-type", "application/json")
+            .header("x-cycles-event-id", event_id)
+            .header("x-cycles-event-type", event_type)
+            .header("x-cycles-signature", signature(&sub.signing_secret, body.as_bytes()))
+            .header("x-cycles-trace-id", &trace)
+            .header("traceparent", format!("00-{trace}-{}-01", random_hex(8)));
+        for (name, value) in &sub.headers {
+            request = request.header(name, value);
+        }
+        match request.body(body.to_string()).send().await {
+            Ok(response) => {
+                let status = response.status().as_u16();
+                let elapsed_ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
+                let error = (!(200..300).contains(&status)).then(|| format!("the endpoint answered HTTP {status}"));
+                Attempt { status: Some(status), elapsed_ms, error }
+            }
+            Err(e) => failed(describe(&e), started),
+        }
+    }
+}
+
+/// The error with its causes (reqwest's own message hides the resolver's refusal).
+fn describe(e: &reqwest::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}
+
+/// Sends `due` and records the outcome.
+async fn deliver(state: Shared, sender: Sender, due: Due) {
+    let attempt = sender
+        .send(&due.subscription, &due.event_body, &due.event_id, &due.event_type, due.trace_id.as_deref())
+        .await;
+    let now = now_ms();
+    let id = due.delivery_id.clone();
+    match state.store.run(move |conn| webhooks::record_attempt(conn, &due, &attempt, now)).await {
+        Ok(status) => tracing::debug!(delivery = %id, status, "webhook delivery"),
+        // The lease lapses and the delivery is tried again.
+        Err(e) => tracing::warn!(delivery = %id, error = %e, "webhook delivery: recording the attempt failed"),
+    }
+}
+
+/// Runs one dispatcher round: leases the due deliveries and sends them concurrently. Returns
+/// how many were leased.
+pub async fn round(state: &Shared, sender: &Sender) -> usize {
+    let now = now_ms();
+    let due = match state.store.run(move |conn| webhooks::lease_due(conn, now, BATCH, LEASE_MS)).await {
+        Ok(due) => due,
+        Err(e) => {
+            tracing::warn!(error = %e, "webhook dispatcher: leasing deliveries failed");
+            return 0;
+        }
+    };
+    let leased = due.len();
+    let mut sends = tokio::task::JoinSet::new();
+    for d in due {
+        sends.spawn(deliver(Arc::clone(state), sender.clone(), d));
+    }
+    while sends.join_next().await.is_some() {}
+    leased
+}
+
+/// Starts the dispatcher: a round every `poll_interval_ms`, at once again while rounds come
+/// back full.
+pub fn spawn(state: Shared, sender: Sender) -> tokio::task::JoinHandle<()> {
+    let interval = Duration::from_millis(sender.settings.poll_interval_ms);
+    tokio::spawn(async move {
+        loop {
+            if round(&state, &sender).await < BATCH {
+                tokio::time::sleep(interval).await;
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    /// RFC 4231 test case 2, as the header writes it.
+    #[test]
+    fn the_signature_is_hmac_sha256_in_lowercase_hex() {
+        assert_eq!(
+            signature("Jefe", b"what do ya want for nothing?"),
+            "sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+    }
+}

@@ -1,0 +1,1217 @@
+//! Webhook subscriptions and their deliveries (`cycles-governance-admin-v0.1.25.yaml`, Pillar
+//! 4): the subscription record and the rules every persisted one obeys (the WEBHOOK
+//! SUBSCRIPTION INVARIANTS), which events a subscription receives, the delivery queue the
+//! dispatcher ([`crate::dispatch`]) works through, the retry schedule, auto-disable, and replay.
+//!
+//! Every write path (admin, admin on behalf of a tenant, tenant self-service) goes through
+//! [`SubscriptionDraft::validate`], so no provisioning path can persist a subscription that
+//! matches no event (INVARIANT 1) or a tenant-owned one carrying admin-only selectors
+//! (INVARIANT 2). Delivery re-checks INVARIANT 2 on every event ([`matches`]), so an admin-only
+//! event never reaches a tenant's endpoint even from a record written by another version.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use rusqlite::{params, Connection, OptionalExtension};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::error::{ApiError, ApiResult, ErrorCode};
+use crate::events::{self, EventCategory, EventData, EventType, NewEvent, StoredEvent, SYSTEM_TENANT};
+use crate::util::{new_id, random_hex, rfc3339};
+
+/// The subscription and delivery tables.
+pub const SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS webhook_subscriptions (
+    subscription_id TEXT PRIMARY KEY,
+    tenant_id TEXT NOT NULL,
+    status TEXT NOT NULL,
+    body TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS webhook_subscriptions_tenant ON webhook_subscriptions (tenant_id, status);
+CREATE TABLE IF NOT EXISTS webhook_deliveries (
+    delivery_id TEXT PRIMARY KEY,
+    subscription_id TEXT NOT NULL,
+    event_id TEXT NOT NULL,
+    event_type TEXT NOT NULL,
+    status TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    created_at_ms INTEGER NOT NULL,
+    attempted_at_ms INTEGER,
+    completed_at_ms INTEGER,
+    next_attempt_at_ms INTEGER,
+    lease_until_ms INTEGER,
+    response_status INTEGER,
+    response_time_ms INTEGER,
+    error_message TEXT,
+    trace_id TEXT,
+    replay_id TEXT
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS webhook_deliveries_due ON webhook_deliveries (status, next_attempt_at_ms);
+CREATE INDEX IF NOT EXISTS webhook_deliveries_subscription ON webhook_deliveries (subscription_id, created_at_ms);
+"#;
+
+/// `WebhookSubscription.status`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum SubscriptionStatus {
+    /// Receiving events.
+    Active,
+    /// Paused by an operator: events are not queued.
+    Paused,
+    /// Disabled by the dispatcher after consecutive failures (or the tenant's closing).
+    Disabled,
+}
+
+impl SubscriptionStatus {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SubscriptionStatus::Active => "ACTIVE",
+            SubscriptionStatus::Paused => "PAUSED",
+            SubscriptionStatus::Disabled => "DISABLED",
+        }
+    }
+}
+
+/// `WebhookRetryPolicy`, with the spec's defaults and bounds.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetryPolicy {
+    /// Retries after the first failed attempt (0-10, default 5).
+    pub max_retries: u32,
+    /// Delay before the first retry (100-60000 ms, default 1000).
+    pub initial_delay_ms: u64,
+    /// Growth of the delay per retry (1.0-10.0, default 2.0).
+    pub backoff_multiplier: f64,
+    /// Longest delay (1000-3600000 ms, default 60000).
+    pub max_delay_ms: u64,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy { max_retries: 5, initial_delay_ms: 1000, backoff_multiplier: 2.0, max_delay_ms: 60_000 }
+    }
+}
+
+impl RetryPolicy {
+    fn validate(&self) -> ApiResult<()> {
+        let bad = |field: &str, range: &str| ApiError::invalid(format!("`retry_policy.{field}` must be {range}"));
+        if self.max_retries > 10 {
+            return Err(bad("max_retries", "0 to 10"));
+        }
+        if !(100..=60_000).contains(&self.initial_delay_ms) {
+            return Err(bad("initial_delay_ms", "100 to 60000"));
+        }
+        if !(1.0..=10.0).contains(&self.backoff_multiplier) {
+            return Err(bad("backoff_multiplier", "1.0 to 10.0"));
+        }
+        if !(1000..=3_600_000).contains(&self.max_delay_ms) {
+            return Err(bad("max_delay_ms", "1000 to 3600000"));
+        }
+        Ok(())
+    }
+
+    /// The delay before retry `n` (1-based): `min(initial * multiplier^(n-1), max)`.
+    pub fn delay_ms(&self, n: u32) -> u64 {
+        let exponent = i32::try_from(n.saturating_sub(1)).unwrap_or(i32::MAX);
+        let delay = self.initial_delay_ms as f64 * self.backoff_multiplier.powi(exponent);
+        if delay.is_finite() && delay < self.max_delay_ms as f64 {
+            delay as u64
+        } else {
+            self.max_delay_ms
+        }
+    }
+}
+
+/// `WebhookThresholdConfig`: stored and returned; the gateway's own threshold events
+/// (`budget.exhausted`) use the fixed 1.0 threshold.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct Thresholds {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget_utilization: Option<Vec<f64>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub burn_rate_multiplier: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub burn_rate_window_seconds: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub denial_rate_threshold: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expiry_rate_threshold: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_failure_rate_threshold: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_window_seconds: Option<u32>,
+}
+
+impl Thresholds {
+    fn validate(&self) -> ApiResult<()> {
+        let fraction = |field: &str, v: Option<f64>| match v {
+            Some(x) if !(0.0..=1.0).contains(&x) => {
+                Err(ApiError::invalid(format!("`thresholds.{field}` must be between 0 and 1")))
+            }
+            _ => Ok(()),
+        };
+        for u in self.budget_utilization.iter().flatten() {
+            fraction("budget_utilization[]", Some(*u))?;
+        }
+        fraction("denial_rate_threshold", self.denial_rate_threshold)?;
+        fraction("expiry_rate_threshold", self.expiry_rate_threshold)?;
+        fraction("auth_failure_rate_threshold", self.auth_failure_rate_threshold)?;
+        if self.burn_rate_multiplier.is_some_and(|m| !(m >= 1.5 && m.is_finite())) {
+            return Err(ApiError::invalid("`thresholds.burn_rate_multiplier` must be at least 1.5"));
+        }
+        for (field, v) in [("burn_rate_window_seconds", self.burn_rate_window_seconds), ("rate_window_seconds", self.rate_window_seconds)] {
+            if v.is_some_and(|s| !(60..=86_400).contains(&s)) {
+                return Err(ApiError::invalid(format!("`thresholds.{field}` must be 60 to 86400")));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A subscription as stored (its signing secret included).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Subscription {
+    /// `whsub_...`.
+    pub subscription_id: String,
+    /// The owner; [`SYSTEM_TENANT`] for a system-wide subscription.
+    pub tenant_id: String,
+    /// Its name.
+    pub name: Option<String>,
+    /// Its description.
+    pub description: Option<String>,
+    /// Where events are POSTed.
+    pub url: String,
+    /// Exact types received.
+    pub event_types: Vec<EventType>,
+    /// Whole categories received (with `event_types`, a union).
+    pub event_categories: Vec<EventCategory>,
+    /// Scope pattern (`tenant:acme/*` is a prefix match; otherwise exact).
+    pub scope_filter: Option<String>,
+    /// Alerting thresholds.
+    pub thresholds: Option<Thresholds>,
+    /// The HMAC-SHA256 key (never returned after creation).
+    pub signing_secret: String,
+    /// Extra request headers (values masked when read back).
+    pub headers: BTreeMap<String, String>,
+    /// Its status.
+    pub status: SubscriptionStatus,
+    /// Its retry schedule.
+    pub retry_policy: RetryPolicy,
+    /// Failed deliveries in a row that disable it.
+    pub disable_after_failures: u32,
+    /// Failed deliveries in a row so far.
+    pub consecutive_failures: u32,
+    /// Created (ms).
+    pub created_at_ms: i64,
+    /// Last changed (ms).
+    pub updated_at_ms: i64,
+    /// Last event sent (ms).
+    pub last_triggered_at_ms: Option<i64>,
+    /// Last 2xx (ms).
+    pub last_success_at_ms: Option<i64>,
+    /// Last failed delivery (ms).
+    pub last_failure_at_ms: Option<i64>,
+    /// Operator tags.
+    pub metadata: Option<serde_json::Map<String, Value>>,
+}
+
+impl Subscription {
+    /// Whether it is owned by the operator and receives every tenant's events.
+    pub fn is_system(&self) -> bool {
+        self.tenant_id == SYSTEM_TENANT
+    }
+
+    /// `WebhookSubscription` as the API returns it: no secret, header values masked.
+    pub fn to_json(&self) -> Value {
+        let mut v = serde_json::json!({
+            "subscription_id": self.subscription_id,
+            "tenant_id": self.tenant_id,
+            "url": self.url,
+            "event_types": self.event_types,
+            "event_categories": self.event_categories,
+            "status": self.status,
+            "retry_policy": self.retry_policy,
+            "disable_after_failures": self.disable_after_failures,
+            "consecutive_failures": self.consecutive_failures,
+            "created_at": rfc3339(self.created_at_ms),
+            "updated_at": rfc3339(self.updated_at_ms),
+        });
+        let optional = [
+            ("name", self.name.clone().map(Value::String)),
+            ("description", self.description.clone().map(Value::String)),
+            ("scope_filter", self.scope_filter.clone().map(Value::String)),
+            ("thresholds", self.thresholds.as_ref().and_then(|t| serde_json::to_value(t).ok())),
+            ("metadata", self.metadata.clone().map(Value::Object)),
+            ("last_triggered_at", self.last_triggered_at_ms.map(|t| Value::String(rfc3339(t)))),
+            ("last_success_at", self.last_success_at_ms.map(|t| Value::String(rfc3339(t)))),
+            ("last_failure_at", self.last_failure_at_ms.map(|t| Value::String(rfc3339(t)))),
+        ];
+        for (key, value) in optional {
+            if let Some(value) = value {
+                v[key] = value;
+            }
+        }
+        if !self.headers.is_empty() {
+            let masked: BTreeMap<&str, &str> = self.headers.keys().map(|k| (k.as_str(), "********")).collect();
+            v["headers"] = serde_json::json!(masked);
+        }
+        v
+    }
+}
+
+/// `WebhookCreateRequest`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct CreateRequest {
+    pub url: String,
+    pub event_types: Vec<EventType>,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub event_categories: Option<Vec<EventCategory>>,
+    #[serde(default)]
+    pub scope_filter: Option<String>,
+    #[serde(default)]
+    pub thresholds: Option<Thresholds>,
+    #[serde(default)]
+    pub signing_secret: Option<String>,
+    #[serde(default)]
+    pub headers: Option<BTreeMap<String, String>>,
+    #[serde(default)]
+    pub retry_policy: Option<RetryPolicy>,
+    #[serde(default)]
+    pub disable_after_failures: Option<u32>,
+    #[serde(default)]
+    pub metadata: Option<serde_json::Map<String, Value>>,
+}
+
+/// The statuses a client may set (`DISABLED` is the dispatcher's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum SettableStatus {
+    /// Resume (a paused or disabled subscription).
+    Active,
+    /// Pause.
+    Paused,
+}
+
+/// `WebhookUpdateRequest`: every field optional; arrays replace.
+#[derive(Debug, Clone, Deserialize, Serialize, Default)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct UpdateRequest {
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub url: Option<String>,
+    #[serde(default)]
+    pub event_types: Option<Vec<EventType>>,
+    #[serde(default)]
+    pub event_categories: Option<Vec<EventCategory>>,
+    #[serde(default)]
+    pub scope_filter: Option<String>,
+    #[serde(default)]
+    pub thresholds: Option<Thresholds>,
+    #[serde(default)]
+    pub signing_secret: Option<String>,
+    #[serde(default)]
+    pub headers: Option<BTreeMap<String, String>>,
+    #[serde(default)]
+    pub retry_policy: Option<RetryPolicy>,
+    #[serde(default)]
+    pub disable_after_failures: Option<u32>,
+    #[serde(default)]
+    pub status: Option<SettableStatus>,
+    #[serde(default)]
+    pub metadata: Option<serde_json::Map<String, Value>>,
+}
+
+/// The `[webhooks]` section of the gateway's configuration: where webhooks may point (the
+/// spec's `WebhookSecurityConfig`) and how the dispatcher runs.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebhookSettings {
+    /// Allow `http://` URLs (development only; default false).
+    pub allow_http: bool,
+    /// Address ranges a webhook may not resolve to (default: private, loopback and
+    /// link-local ranges, against SSRF). Empty: any address.
+    pub blocked_cidr_ranges: Vec<String>,
+    /// How long one delivery attempt may take, milliseconds (default 10000).
+    pub delivery_timeout_ms: u64,
+    /// How often the dispatcher looks for due deliveries, milliseconds (default 200).
+    pub poll_interval_ms: u64,
+}
+
+impl Default for WebhookSettings {
+    fn default() -> Self {
+        WebhookSettings {
+            allow_http: false,
+            blocked_cidr_ranges: [
+                "10.0.0.0/8",
+                "172.16.0.0/12",
+                "192.168.0.0/16",
+                "127.0.0.0/8",
+                "169.254.0.0/16",
+                "0.0.0.0/8",
+                "::1/128",
+                "fc00::/7",
+                "fe80::/10",
+            ]
+            .map(String::from)
+            .to_vec(),
+            delivery_timeout_ms: 10_000,
+            poll_interval_ms: 200,
+        }
+    }
+}
+
+/// An address range `a.b.c.d/n` or `x::/n`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cidr {
+    network: IpAddr,
+    prefix: u8,
+}
+
+impl Cidr {
+    /// Parses `addr/prefix`.
+    pub fn parse(s: &str) -> Option<Cidr> {
+        let (addr, prefix) = s.split_once('/')?;
+        let network: IpAddr = addr.parse().ok()?;
+        let prefix: u8 = prefix.parse().ok()?;
+        let max = if network.is_ipv4() { 32 } else { 128 };
+        (prefix <= max).then_some(Cidr { network, prefix })
+    }
+
+    /// Whether `ip` is inside (an IPv4-mapped IPv6 address counts as its IPv4 address).
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+            v4 => v4,
+        };
+        match (self.network, ip) {
+            (IpAddr::V4(n), IpAddr::V4(a)) => {
+                let mask = if self.prefix == 0 { 0 } else { u32::MAX << (32 - u32::from(self.prefix)) };
+                u32::from(n) & mask == u32::from(a) & mask
+            }
+            (IpAddr::V6(n), IpAddr::V6(a)) => {
+                let mask = if self.prefix == 0 { 0 } else { u128::MAX << (128 - u32::from(self.prefix)) };
+                u128::from(n) & mask == u128::from(a) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+impl WebhookSettings {
+    /// The parsed ranges; a bad one is a configuration error naming it.
+    pub fn ranges(&self) -> Result<Vec<Cidr>, String> {
+        self.blocked_cidr_ranges
+            .iter()
+            .map(|r| Cidr::parse(r).ok_or_else(|| format!("`webhooks.blocked_cidr_ranges`: `{r}` is not an address range")))
+            .collect()
+    }
+
+    /// Whether `ip` is in a blocked range.
+    pub fn blocks(&self, ip: IpAddr) -> bool {
+        self.ranges().unwrap_or_default().iter().any(|r| r.contains(ip))
+    }
+
+    /// Checks a URL's form (scheme, host, length); resolving it is the caller's
+    /// ([`check_resolved`]).
+    pub fn check_form(&self, url: &str) -> ApiResult<reqwest::Url> {
+        let bad = |why: String| ApiError::new(ErrorCode::WebhookUrlInvalid, why);
+        if url.len() > 2048 {
+            return Err(bad("`url` is longer than 2048 characters".into()));
+        }
+        let parsed = reqwest::Url::parse(url).map_err(|e| bad(format!("`url` is not a URL: {e}")))?;
+        match parsed.scheme() {
+            "https" => {}
+            "http" if self.allow_http => {}
+            "http" => return Err(bad("`url` must be https (this gateway's `webhooks.allow_http` is off)".into())),
+            other => return Err(bad(format!("`url` has scheme `{other}`; only https is delivered to"))),
+        }
+        if parsed.host_str().is_none_or(str::is_empty) {
+            return Err(bad("`url` has no host".into()));
+        }
+        if !parsed.username().is_empty() || parsed.password().is_some() {
+            return Err(bad("`url` must not carry credentials; use `headers`".into()));
+        }
+        Ok(parsed)
+    }
+}
+
+/// Resolves the URL's host and refuses it when any address is in a blocked range (SSRF).
+pub async fn check_resolved(policy: &WebhookSettings, url: &reqwest::Url) -> ApiResult<()> {
+    let bad = |why: String| ApiError::new(ErrorCode::WebhookUrlInvalid, why);
+    let host = url.host_str().unwrap_or_default().trim_start_matches('[').trim_end_matches(']').to_string();
+    let port = url.port_or_known_default().unwrap_or(443);
+    let addrs: Vec<IpAddr> = match host.parse::<IpAddr>() {
+        Ok(ip) => vec![ip],
+        Err(_) => tokio::net::lookup_host((host.as_str(), port))
+            .await
+            .map_err(|e| bad(format!("`url` host `{host}` does not resolve: {e}")))?
+            .map(|a| a.ip())
+            .collect(),
+    };
+    if let Some(ip) = addrs.iter().find(|ip| policy.blocks(**ip)) {
+        return Err(bad(format!(
+            "`url` host `{host}` resolves to {ip}, inside a range this gateway does not deliver to (`webhooks.blocked_cidr_ranges`)"
+        )));
+    }
+    Ok(())
+}
+
+/// Request headers a subscription may not set (the delivery's own).
+const RESERVED_HEADERS: &[&str] = &[
+    "content-type",
+    "content-length",
+    "host",
+    "user-agent",
+    "traceparent",
+    "x-cycles-event-id",
+    "x-cycles-event-type",
+    "x-cycles-signature",
+    "x-cycles-trace-id",
+    "transfer-encoding",
+    "connection",
+];
+
+/// The merged state of a create or update, checked before anything is written.
+pub struct SubscriptionDraft<'a> {
+    /// The owner.
+    pub tenant_id: &'a str,
+    /// Types.
+    pub event_types: &'a [EventType],
+    /// Categories.
+    pub event_categories: &'a [EventCategory],
+    /// Name.
+    pub name: Option<&'a str>,
+    /// Description.
+    pub description: Option<&'a str>,
+    /// Scope filter.
+    pub scope_filter: Option<&'a str>,
+    /// Secret.
+    pub signing_secret: &'a str,
+    /// Headers.
+    pub headers: &'a BTreeMap<String, String>,
+    /// Retry schedule.
+    pub retry_policy: &'a RetryPolicy,
+    /// Auto-disable threshold.
+    pub disable_after_failures: u32,
+    /// Thresholds.
+    pub thresholds: Option<&'a Thresholds>,
+}
+
+impl SubscriptionDraft<'_> {
+    /// The WEBHOOK SUBSCRIPTION INVARIANTS and the field bounds; a violation is a 400
+    /// `INVALID_REQUEST` naming the field, and nothing is persisted.
+    pub fn validate(&self) -> ApiResult<()> {
+        // INVARIANT 1: selector presence.
+        if self.event_types.is_empty() && self.event_categories.is_empty() {
+            return Err(ApiError::invalid(
+                "a subscription must select events: `event_types` and `event_categories` cannot both be empty",
+            ));
+        }
+        // INVARIANT 2: a tenant-owned subscription carries only tenant-accessible selectors.
+        if self.tenant_id != SYSTEM_TENANT {
+            if let Some(t) = self.event_types.iter().find(|t| !t.category().tenant_accessible()) {
+                return Err(ApiError::invalid(format!(
+                    "`event_types` contains `{}`, an admin-only event type; a subscription owned by tenant `{}` may select only budget.*, reservation.* and tenant.* events",
+                    t.as_str(),
+                    self.tenant_id
+                )));
+            }
+            if let Some(c) = self.event_categories.iter().find(|c| !c.tenant_accessible()) {
+                return Err(ApiError::invalid(format!(
+                    "`event_categories` contains `{}`, an admin-only category; a subscription owned by tenant `{}` may select only budget, reservation and tenant",
+                    c.as_str(),
+                    self.tenant_id
+                )));
+            }
+        }
+        if self.name.is_some_and(|n| n.chars().count() > 256) {
+            return Err(ApiError::invalid("`name` is longer than 256 characters"));
+        }
+        if self.description.is_some_and(|d| d.chars().count() > 1024) {
+            return Err(ApiError::invalid("`description` is longer than 1024 characters"));
+        }
+        if let Some(f) = self.scope_filter {
+            let pattern = f.strip_suffix('*').unwrap_or(f);
+            if f.is_empty() || f.len() > 512 || pattern.contains('*') {
+                return Err(ApiError::invalid(
+                    "`scope_filter` must be a scope path, optionally ending in `*` (e.g. `tenant:acme/*`)",
+                ));
+            }
+        }
+        if !(16..=256).contains(&self.signing_secret.len()) {
+            return Err(ApiError::invalid("`signing_secret` must be 16 to 256 characters"));
+        }
+        if self.headers.len() > 20 {
+            return Err(ApiError::invalid("`headers` has more than 20 entries"));
+        }
+        for (name, value) in self.headers {
+            let lower = name.to_ascii_lowercase();
+            if axum::http::HeaderName::from_bytes(name.as_bytes()).is_err()
+                || axum::http::HeaderValue::from_str(value).is_err()
+            {
+                return Err(ApiError::invalid(format!("`headers.{name}` is not a valid HTTP header")));
+            }
+            if RESERVED_HEADERS.contains(&lower.as_str()) {
+                return Err(ApiError::invalid(format!("`headers.{name}` is set by the delivery itself")));
+            }
+        }
+        self.retry_policy.validate()?;
+        if self.disable_after_failures == 0 {
+            return Err(ApiError::invalid("`disable_after_failures` must be at least 1"));
+        }
+        if let Some(t) = self.thresholds {
+            t.validate()?;
+        }
+        Ok(())
+    }
+}
+
+/// Whether `sub` receives `event`: it is active (unless `any_status`), the event is its
+/// tenant's (a system subscription hears every tenant), a selector matches, the scope filter
+/// matches, and — INVARIANT 2 at delivery time — a tenant-owned subscription never receives
+/// an admin-only event.
+pub fn matches(sub: &Subscription, event: &StoredEvent, any_status: bool) -> bool {
+    if !any_status && sub.status != SubscriptionStatus::Active {
+        return false;
+    }
+    let category = event.event_type.category();
+    if !sub.is_system() && (sub.tenant_id != event.tenant_id || !category.tenant_accessible()) {
+        return false;
+    }
+    if !sub.event_types.contains(&event.event_type) && !sub.event_categories.contains(&category) {
+        return false;
+    }
+    match (&sub.scope_filter, &event.scope) {
+        (None, _) => true,
+        (Some(filter), Some(scope)) => match filter.strip_suffix('*') {
+            Some(prefix) => scope.starts_with(prefix),
+            None => scope == filter,
+        },
+        (Some(_), None) => false,
+    }
+}
+
+/// A new signing secret.
+pub fn new_secret() -> String {
+    format!("whsec_{}", random_hex(32))
+}
+
+fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<String> {
+    r.get(0)
+}
+
+fn decode(body: &str) -> ApiResult<Subscription> {
+    serde_json::from_str(body).map_err(|e| ApiError::internal(format!("a stored webhook subscription is unreadable: {e}")))
+}
+
+/// One subscription.
+pub fn load(conn: &Connection, id: &str) -> ApiResult<Option<Subscription>> {
+    conn.prepare_cached("SELECT body FROM webhook_subscriptions WHERE subscription_id = ?1")?
+        .query_row([id], from_row)
+        .optional()?
+        .map(|b| decode(&b))
+        .transpose()
+}
+
+/// One subscription, or 404 `WEBHOOK_NOT_FOUND`; with `tenant`, one of another tenant is also
+/// a 404 (a tenant key learns nothing of other tenants' subscriptions).
+pub fn load_for(conn: &Connection, id: &str, tenant: Option<&str>) -> ApiResult<Subscription> {
+    match load(conn, id)? {
+        Some(s) if tenant.is_none_or(|t| t == s.tenant_id) => Ok(s),
+        _ => Err(ApiError::new(ErrorCode::WebhookNotFound, format!("no webhook subscription `{id}`"))),
+    }
+}
+
+/// Writes `sub` (insert or replace).
+pub fn save(conn: &Connection, sub: &Subscription) -> ApiResult<()> {
+    let body = serde_json::to_string(sub).map_err(ApiError::internal)?;
+    conn.prepare_cached(
+        "INSERT INTO webhook_subscriptions (subscription_id, tenant_id, status, body) VALUES (?1, ?2, ?3, ?4) \
+         ON CONFLICT (subscription_id) DO UPDATE SET status = excluded.status, body = excluded.body",
+    )?
+    .execute(params![sub.subscription_id, sub.tenant_id, sub.status.as_str(), body])?;
+    Ok(())
+}
+
+/// Deletes `sub` and its undelivered deliveries.
+pub fn delete(conn: &Connection, id: &str) -> ApiResult<()> {
+    conn.prepare_cached("DELETE FROM webhook_subscriptions WHERE subscription_id = ?1")?.execute([id])?;
+    conn.prepare_cached(
+        "DELETE FROM webhook_deliveries WHERE subscription_id = ?1 AND status IN ('PENDING', 'RETRYING')",
+    )?
+    .execute([id])?;
+    Ok(())
+}
+
+/// Filters of the subscription lists.
+#[derive(Debug, Clone, Default)]
+pub struct ListFilter {
+    /// Only this owner's.
+    pub tenant_id: Option<String>,
+    /// Only this status.
+    pub status: Option<SubscriptionStatus>,
+    /// Only those selecting this type.
+    pub event_type: Option<EventType>,
+    /// Page size.
+    pub limit: usize,
+    /// The offset reached.
+    pub cursor: Option<String>,
+}
+
+/// One page of subscriptions (`WebhookListResponse`), oldest first.
+pub fn list(conn: &Connection, f: &ListFilter) -> ApiResult<Value> {
+    let offset = parse_cursor(f.cursor.as_deref())?;
+    let mut stmt = conn.prepare_cached(
+        "SELECT body FROM webhook_subscriptions WHERE (?1 IS NULL OR tenant_id = ?1) AND (?2 IS NULL OR status = ?2) \
+         ORDER BY subscription_id",
+    )?;
+    let rows = stmt.query_map(params![f.tenant_id, f.status.map(SubscriptionStatus::as_str)], from_row)?;
+    let mut all = Vec::new();
+    for row in rows {
+        let sub = decode(&row?)?;
+        if f.event_type.is_none_or(|t| sub.event_types.contains(&t) || sub.event_categories.contains(&t.category())) {
+            all.push(sub);
+        }
+    }
+    let page: Vec<Value> = all.iter().skip(offset).take(f.limit).map(Subscription::to_json).collect();
+    let more = offset + page.len() < all.len();
+    let mut body = serde_json::json!({"subscriptions": page, "has_more": more});
+    if more {
+        body["next_cursor"] = Value::String((offset + page.len()).to_string());
+    }
+    Ok(body)
+}
+
+fn parse_cursor(cursor: Option<&str>) -> ApiResult<usize> {
+    match cursor {
+        None => Ok(0),
+        Some(c) => c.parse().map_err(|_| ApiError::invalid("`cursor` is not a cursor this server issued")),
+    }
+}
+
+/// Queues one delivery of `event` to every subscription that receives it (all of them when
+/// `only` is `None`), except `skip` (a subscription is not told of its own failed delivery).
+/// Runs inside the job that writes the event. Returns how many were queued.
+pub fn enqueue(conn: &Connection, event: &StoredEvent, skip: Option<&str>, now_ms: i64) -> ApiResult<usize> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT body FROM webhook_subscriptions WHERE status = 'ACTIVE' AND tenant_id IN (?1, ?2)",
+    )?;
+    let subs: Vec<String> = stmt.query_map(params![event.tenant_id, SYSTEM_TENANT], from_row)?.collect::<Result<_, _>>()?;
+    let mut queued = 0;
+    for body in subs {
+        let sub = decode(&body)?;
+        if Some(sub.subscription_id.as_str()) == skip || !matches(&sub, event, false) {
+            continue;
+        }
+        insert_delivery(conn, &sub.subscription_id, event, None, now_ms)?;
+        queued += 1;
+    }
+    Ok(queued)
+}
+
+fn insert_delivery(conn: &Connection, subscription_id: &str, event: &StoredEvent, replay_id: Option<&str>, now_ms: i64) -> ApiResult<String> {
+    let id = new_id("whdel_");
+    conn.prepare_cached(
+        "INSERT INTO webhook_deliveries (delivery_id, subscription_id, event_id, event_type, status, created_at_ms, \
+         next_attempt_at_ms, trace_id, replay_id) VALUES (?1, ?2, ?3, ?4, 'PENDING', ?5, ?5, ?6, ?7)",
+    )?
+    .execute(params![id, subscription_id, event.event_id, event.event_type.as_str(), now_ms, event.trace_id, replay_id])?;
+    Ok(id)
+}
+
+/// A delivery the dispatcher has leased: what to send and where.
+#[derive(Debug, Clone)]
+pub struct Due {
+    /// The delivery.
+    pub delivery_id: String,
+    /// Attempts made before this one.
+    pub attempts: u32,
+    /// The subscription (its secret and headers).
+    pub subscription: Subscription,
+    /// The event's JSON.
+    pub event_body: String,
+    /// The event's id.
+    pub event_id: String,
+    /// The event's type.
+    pub event_type: String,
+    /// The event's trace id.
+    pub trace_id: Option<String>,
+}
+
+/// Leases up to `max` deliveries that are due (pending, or retrying with their time come) to
+/// active subscriptions, for `lease_ms`: another dispatcher (another gateway on the same
+/// store) skips them until the lease lapses. A tenant-owned subscription's admin-only event is
+/// failed here, never sent (the last-mile INVARIANT 2 check).
+pub fn lease_due(conn: &Connection, now_ms: i64, max: usize, lease_ms: i64) -> ApiResult<Vec<Due>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT d.delivery_id, d.attempts, s.body, e.body, e.event_id, e.event_type, e.trace_id, e.tenant_id, e.scope, e.at_ms \
+         FROM webhook_deliveries d JOIN webhook_subscriptions s ON s.subscription_id = d.subscription_id \
+         JOIN events e ON e.event_id = d.event_id \
+         WHERE d.status IN ('PENDING', 'RETRYING') AND d.next_attempt_at_ms <= ?1 \
+         AND (d.lease_until_ms IS NULL OR d.lease_until_ms <= ?1) AND s.status = 'ACTIVE' \
+         ORDER BY d.next_attempt_at_ms, d.delivery_id LIMIT ?2",
+    )?;
+    let rows = stmt.query_map(params![now_ms, i64::try_from(max).unwrap_or(64)], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, i64>(1)?,
+            r.get::<_, String>(2)?,
+            r.get::<_, String>(3)?,
+            r.get::<_, String>(4)?,
+            r.get::<_, String>(5)?,
+            r.get::<_, Option<String>>(6)?,
+            r.get::<_, String>(7)?,
+            r.get::<_, Option<String>>(8)?,
+            r.get::<_, i64>(9)?,
+        ))
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (delivery_id, attempts, sub, event_body, event_id, event_type, trace_id, tenant_id, scope, at_ms) = row?;
+        let subscription = decode(&sub)?;
+        let stored = StoredEvent {
+            event_id: event_id.clone(),
+            tenant_id,
+            // An unreadable type is treated as admin-only: no tenant subscription gets it.
+            event_type: EventType::parse(&event_type).unwrap_or(EventType::SystemHighLatency),
+            scope,
+            trace_id: trace_id.clone(),
+            at_ms,
+            body: String::new(),
+        };
+        if !matches(&subscription, &stored, true) {
+            conn.prepare_cached(
+                "UPDATE webhook_deliveries SET status = 'FAILED', completed_at_ms = ?2, \
+                 error_message = 'not delivered: the subscription no longer receives this event' WHERE delivery_id = ?1",
+            )?
+            .execute(params![delivery_id, now_ms])?;
+            continue;
+        }
+        conn.prepare_cached("UPDATE webhook_deliveries SET lease_until_ms = ?2 WHERE delivery_id = ?1")?
+            .execute(params![delivery_id, now_ms.saturating_add(lease_ms)])?;
+        out.push(Due {
+            delivery_id,
+            attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
+            subscription,
+            event_body,
+            event_id,
+            event_type,
+            trace_id,
+        });
+    }
+    Ok(out)
+}
+
+/// The outcome of one attempt to POST an event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attempt {
+    /// The HTTP status, when a response came.
+    pub status: Option<u16>,
+    /// How long the attempt took.
+    pub elapsed_ms: i64,
+    /// Why it failed, when it did.
+    pub error: Option<String>,
+}
+
+impl Attempt {
+    /// A 2xx.
+    pub fn succeeded(&self) -> bool {
+        self.status.is_some_and(|s| (200..300).contains(&s))
+    }
+}
+
+/// Records an attempt of `due`: SUCCESS on a 2xx (the subscription's failure count resets);
+/// otherwise RETRYING with the next retry time, or — retries exhausted — FAILED, which counts
+/// one consecutive failure, emits `system.webhook_delivery_failed` and, at the subscription's
+/// threshold, disables it (`webhook.disabled`). Returns the delivery's new status.
+pub fn record_attempt(conn: &Connection, due: &Due, attempt: &Attempt, now_ms: i64) -> ApiResult<&'static str> {
+    let attempts = due.attempts.saturating_add(1);
+    // The subscription as it is now (it may have changed while the request was in flight).
+    let Some(mut sub) = load(conn, &due.subscription.subscription_id)? else {
+        conn.prepare_cached("DELETE FROM webhook_deliveries WHERE delivery_id = ?1")?.execute([&due.delivery_id])?;
+        return Ok("DELETED");
+    };
+    sub.last_triggered_at_ms = Some(now_ms);
+    let status = if attempt.succeeded() {
+        sub.consecutive_failures = 0;
+        sub.last_success_at_ms = Some(now_ms);
+        "SUCCESS"
+    } else if attempts <= sub.retry_policy.max_retries {
+        "RETRYING"
+    } else {
+        sub.last_failure_at_ms = Some(now_ms);
+        sub.consecutive_failures = sub.consecutive_failures.saturating_add(1);
+        "FAILED"
+    };
+    let next = (status == "RETRYING").then(|| {
+        let delay = i64::try_from(sub.retry_policy.delay_ms(attempts)).unwrap_or(i64::MAX);
+        now_ms.saturating_add(delay)
+    });
+    let completed = matches!(status, "SUCCESS" | "FAILED").then_some(now_ms);
+    conn.prepare_cached(
+        "UPDATE webhook_deliveries SET status = ?2, attempts = ?3, attempted_at_ms = ?4, completed_at_ms = ?5, \
+         next_attempt_at_ms = ?6, lease_until_ms = NULL, response_status = ?7, response_time_ms = ?8, error_message = ?9 \
+         WHERE delivery_id = ?1",
+    )?
+    .execute(params![
+        due.delivery_id,
+        status,
+        attempts,
+        now_ms,
+        completed,
+        next,
+        attempt.status,
+        attempt.elapsed_ms,
+        attempt.error
+    ])?;
+    if status == "FAILED" {
+        let data = EventData::System {
+            component: "webhook_dispatcher",
+            message: format!(
+                "delivery {} of event {} to subscription {} failed after {attempts} attempts",
+                due.delivery_id, due.event_id, sub.subscription_id
+            ),
+            severity: "warning",
+            details: serde_json::json!({
+                "delivery_id": due.delivery_id,
+                "subscription_id": sub.subscription_id,
+                "tenant_id": sub.tenant_id,
+                "event_id": due.event_id,
+                "attempts": attempts,
+                "response_status": attempt.status,
+                "error_message": attempt.error,
+            }),
+        };
+        let event = NewEvent::new(EventType::SystemWebhookDeliveryFailed, SYSTEM_TENANT, data)
+            .correlation(format!("webhook_delivery:{}", due.delivery_id));
+        events::emit_skipping(conn, event, Some(&sub.subscription_id), now_ms)?;
+        if sub.consecutive_failures >= sub.disable_after_failures && sub.status != SubscriptionStatus::Disabled {
+            let previous = sub.status;
+            sub.status = SubscriptionStatus::Disabled;
+            sub.updated_at_ms = now_ms;
+            let data = EventData::WebhookLifecycle {
+                subscription_id: sub.subscription_id.clone(),
+                tenant_id: sub.tenant_id.clone(),
+                previous_status: Some(previous.as_str()),
+                new_status: Some("DISABLED"),
+                changed_fields: vec!["status".into()],
+                disable_reason: Some("consecutive_failures_exceeded_threshold"),
+            };
+            let event = NewEvent::new(EventType::WebhookDisabled, sub.tenant_id.clone(), data)
+                .correlation(format!("webhook_auto_disable:{}:{}", sub.subscription_id, due.delivery_id));
+            events::emit_skipping(conn, event, Some(&sub.subscription_id), now_ms)?;
+        }
+    }
+    save(conn, &sub)?;
+    Ok(status)
+}
+
+/// Filters of the delivery lists.
+#[derive(Debug, Clone, Default)]
+pub struct DeliveryFilter {
+    /// PENDING, SUCCESS, FAILED or RETRYING.
+    pub status: Option<String>,
+    /// Created at or after (ms).
+    pub from_ms: Option<i64>,
+    /// Created at or before (ms).
+    pub to_ms: Option<i64>,
+    /// Page size.
+    pub limit: usize,
+    /// The offset reached.
+    pub cursor: Option<String>,
+}
+
+/// One page of a subscription's deliveries, newest first (`WebhookDeliveryListResponse`).
+pub fn list_deliveries(conn: &Connection, subscription_id: &str, f: &DeliveryFilter) -> ApiResult<Value> {
+    if let Some(s) = &f.status
+        && !matches!(s.as_str(), "PENDING" | "SUCCESS" | "FAILED" | "RETRYING")
+    {
+        return Err(ApiError::invalid(format!("`status` `{s}` is not PENDING, SUCCESS, FAILED or RETRYING")));
+    }
+    let offset = parse_cursor(f.cursor.as_deref())?;
+    let mut stmt = conn.prepare_cached(
+        "SELECT delivery_id, event_id, event_type, status, attempts, created_at_ms, attempted_at_ms, completed_at_ms, \
+         next_attempt_at_ms, response_status, response_time_ms, error_message, trace_id FROM webhook_deliveries \
+         WHERE subscription_id = ?1 AND (?2 IS NULL OR status = ?2) AND (?3 IS NULL OR created_at_ms >= ?3) \
+         AND (?4 IS NULL OR created_at_ms <= ?4) ORDER BY created_at_ms DESC, delivery_id DESC LIMIT ?5 OFFSET ?6",
+    )?;
+    let limit = i64::try_from(f.limit).unwrap_or(50);
+    let rows = stmt.query_map(
+        params![subscription_id, f.status, f.from_ms, f.to_ms, limit + 1, i64::try_from(offset).unwrap_or(0)],
+        |r| {
+            let status: String = r.get(3)?;
+            let mut v = serde_json::json!({
+                "delivery_id": r.get::<_, String>(0)?,
+                "subscription_id": subscription_id,
+                "event_id": r.get::<_, String>(1)?,
+                "event_type": r.get::<_, String>(2)?,
+                "attempts": r.get::<_, i64>(4)?,
+                // Not yet attempted: when it was queued.
+                "attempted_at": rfc3339(r.get::<_, Option<i64>>(6)?.unwrap_or(r.get::<_, i64>(5)?)),
+            });
+            let optional: [(&str, Option<Value>); 6] = [
+                ("completed_at", r.get::<_, Option<i64>>(7)?.map(|t| Value::String(rfc3339(t)))),
+                (
+                    "next_retry_at",
+                    r.get::<_, Option<i64>>(8)?.filter(|_| status == "RETRYING").map(|t| Value::String(rfc3339(t))),
+                ),
+                ("response_status", r.get::<_, Option<i64>>(9)?.map(Value::from)),
+                ("response_time_ms", r.get::<_, Option<i64>>(10)?.map(Value::from)),
+                ("error_message", r.get::<_, Option<String>>(11)?.map(Value::String)),
+                ("trace_id", r.get::<_, Option<String>>(12)?.map(Value::String)),
+            ];
+            v["status"] = Value::String(status);
+            for (k, value) in optional {
+                if let Some(value) = value {
+                    v[k] = value;
+                }
+            }
+            Ok(v)
+        },
+    )?;
+    let mut deliveries: Vec<Value> = rows.collect::<Result<_, _>>()?;
+    let more = deliveries.len() > f.limit;
+    deliveries.truncate(f.limit);
+    let mut body = serde_json::json!({"deliveries": deliveries, "has_more": more});
+    if more {
+        body["next_cursor"] = Value::String((offset + f.limit).to_string());
+    }
+    Ok(body)
+}
+
+/// The most events one replay scans in its window; a larger window is refused.
+pub const REPLAY_SCAN_LIMIT: usize = 10_000;
+
+/// `POST /v1/admin/webhooks/{id}/replay`'s body.
+#[derive(Debug, Clone, Deserialize, Serialize, Default)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct ReplayRequest {
+    #[serde(default)]
+    pub from: Option<String>,
+    #[serde(default)]
+    pub to: Option<String>,
+    #[serde(default)]
+    pub event_types: Option<Vec<EventType>>,
+    #[serde(default)]
+    pub max_events: Option<u32>,
+}
+
+/// Queues a new delivery of every event of `[from_ms, to_ms]` the subscription receives
+/// (oldest first), or refuses: 409 `REPLAY_IN_PROGRESS` while an earlier replay of it is still
+/// being delivered, 400 when the window holds more than `max_events` of them (all or none, per
+/// the spec's COMPLETENESS rule). Returns `(replay_id, events_queued)`.
+pub fn replay(
+    conn: &Connection,
+    sub: &Subscription,
+    from_ms: i64,
+    to_ms: i64,
+    only: Option<&[EventType]>,
+    max_events: usize,
+    now_ms: i64,
+) -> ApiResult<(String, usize)> {
+    let running: bool = conn
+        .prepare_cached(
+            "SELECT EXISTS (SELECT 1 FROM webhook_deliveries WHERE subscription_id = ?1 AND replay_id IS NOT NULL \
+             AND status IN ('PENDING', 'RETRYING'))",
+        )?
+        .query_row([&sub.subscription_id], |r| r.get(0))?;
+    if running {
+        return Err(ApiError::new(
+            ErrorCode::ReplayInProgress,
+            format!("a replay to `{}` is still being delivered", sub.subscription_id),
+        ));
+    }
+    let tenant = (!sub.is_system()).then_some(sub.tenant_id.as_str());
+    let window = events::window(conn, tenant, from_ms, to_ms, REPLAY_SCAN_LIMIT)?;
+    if window.len() > REPLAY_SCAN_LIMIT {
+        return Err(ApiError::invalid(format!(
+            "the window holds more than {REPLAY_SCAN_LIMIT} events, more than one replay scans; narrow `from`/`to`"
+        )));
+    }
+    let selected: Vec<&StoredEvent> = window
+        .iter()
+        .filter(|e| matches(sub, e, true) && only.is_none_or(|types| types.contains(&e.event_type)))
+        .collect();
+    if selected.len() > max_events {
+        return Err(ApiError::invalid(format!(
+            "the window holds {} deliverable events, more than `max_events` ({max_events}); narrow `from`/`to` or raise `max_events` (at most 1000)",
+            selected.len()
+        )));
+    }
+    let replay_id = new_id("rpl_");
+    for event in &selected {
+        insert_delivery(conn, &sub.subscription_id, event, Some(&replay_id), now_ms)?;
+    }
+    Ok((replay_id, selected.len()))
+}
+
+/// Records the test probe's one attempt (it does not count toward the failure threshold).
+pub fn record_test(conn: &Connection, sub: &Subscription, event_id: &str, attempt: &Attempt, now_ms: i64) -> ApiResult<()> {
+    let status = if attempt.succeeded() { "SUCCESS" } else { "FAILED" };
+    conn.prepare_cached(
+        "INSERT INTO webhook_deliveries (delivery_id, subscription_id, event_id, event_type, status, attempts, created_at_ms, \
+         attempted_at_ms, completed_at_ms, response_status, response_time_ms, error_message) \
+         VALUES (?1, ?2, ?3, 'system.webhook_test', ?4, 1, ?5, ?5, ?5, ?6, ?7, ?8)",
+    )?
+    .execute(params![
+        new_id("whdel_"),
+        sub.subscription_id,
+        event_id,
+        status,
+        now_ms,
+        attempt.status,
+        attempt.elapsed_ms,
+        attempt.error
+    ])?;
+    Ok(())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    fn sub(tenant: &str) -> Subscription {
+        Subscription {
+            subscription_id: "whsub_1".into(),
+            tenant_id: tenant.into(),
+            name: None,
+            description: None,
+            url: "https://example.com/hook".into(),
+            event_types: vec![EventType::ReservationDenied],
+            event_categories: vec![],
+            scope_filter: None,
+            thresholds: None,
+            signing_secret: new_secret(),
+            headers: BTreeMap::new(),
+            status: SubscriptionStatus::Active,
+            retry_policy: RetryPolicy::default(),
+            disable_after_failures: 10,
+            consecutive_failures: 0,
+            created_at_ms: 0,
+            updated_at_ms: 0,
+            last_triggered_at_ms: None,
+            last_success_at_ms: None,
+            last_failure_at_ms: None,
+            metadata: None,
+        }
+    }
+
+    fn event(tenant: &str, t: EventType, scope: Option<&str>) -> StoredEvent {
+        StoredEvent {
+            event_id: "evt_1".into(),
+            tenant_id: tenant.into(),
+            event_type: t,
+            scope: scope.map(String::from),
+            trace_id: None,
+            at_ms: 0,
+            body: String::new(),
+        }
+    }
+
+    fn draft<'a>(s: &'a Subscription) -> SubscriptionDraft<'a> {
+        SubscriptionDraft {
+            tenant_id: &s.tenant_id,
+            event_types: &s.event_types,
+            event_categories: &s.event_categories,
+            name: None,
+            description: None,
+            scope_filter: s.scope_filter.as_deref(),
+            signing_secret: &s.signing_secret,
+            headers: &s.headers,
+            retry_policy: &s.retry_policy,
+            disable_after_failures: s.disable_after_failures,
+            thresholds: None,
+        }
+    }
+
+    #[test]
+    fn the_invariants_hold_on_every_draft() {
+        let mut s = sub("acme");
+        assert!(draft(&s).validate().is_ok());
+        // INVARIANT 1.
+        s.event_types.clear();
+        assert!(draft(&s).validate().is_err_and(|e| e.message.contains("cannot both be empty")));
+        s.event_categories = vec![EventCategory::Budget];
+        assert!(draft(&s).validate().is_ok(), "category-only is allowed");
+        // INVARIANT 2, for every admin-only type and category.
+        for t in EventType::ALL.iter().filter(|t| !t.category().tenant_accessible()) {
+            s.event_types = vec![*t];
+            assert!(draft(&s).validate().is_err_and(|e| e.message.contains("admin-only")), "{t:?}");
+            let mut system = s.clone();
+            system.tenant_id = SYSTEM_TENANT.into();
+            assert!(draft(&system).validate().is_ok(), "system subscriptions are exempt: {t:?}");
+        }
+        s.event_types = vec![EventType::BudgetExhausted];
+        for c in EventCategory::ALL.iter().filter(|c| !c.tenant_accessible()) {
+            s.event_categories = vec![*c];
+            assert!(draft(&s).validate().is_err(), "{c:?}");
+        }
+    }
+
+    #[test]
+    fn delivery_matching_keeps_tenants_apart_and_admin_events_from_tenants() {
+        let mut s = sub("acme");
+        s.event_categories = vec![EventCategory::Budget];
+        assert!(matches(&s, &event("acme", EventType::ReservationDenied, None), false));
+        assert!(matches(&s, &event("acme", EventType::BudgetExhausted, None), false));
+        assert!(!matches(&s, &event("other", EventType::ReservationDenied, None), false));
+        assert!(!matches(&s, &event("acme", EventType::TenantCreated, None), false));
+        // A record carrying an admin-only selector (written by some other path) still never
+        // receives the admin-only event.
+        s.event_types.push(EventType::ApiKeyCreated);
+        assert!(!matches(&s, &event("acme", EventType::ApiKeyCreated, None), false));
+        let mut system = s.clone();
+        system.tenant_id = SYSTEM_TENANT.into();
+        assert!(matches(&system, &event("other", EventType::ApiKeyCreated, None), false));
+        s.scope_filter = Some("tenant:acme/app:x*".into());
+        assert!(matches(&s, &event("acme", EventType::ReservationDenied, Some("tenant:acme/app:x/agent:a")), false));
+        assert!(!matches(&s, &event("acme", EventType::ReservationDenied, Some("tenant:acme/app:y")), false));
+        s.status = SubscriptionStatus::Paused;
+        assert!(!matches(&s, &event("acme", EventType::ReservationDenied, Some("tenant:acme/app:x")), false));
+    }
+
+    #[test]
+    fn the_retry_schedule_is_the_specs() {
+        let p = RetryPolicy::default();
+        let delays: Vec<u64> = (1..=6).map(|n| p.delay_ms(n)).collect();
+        assert_eq!(delays, [1000, 2000, 4000, 8000, 16000, 32000]);
+        let capped = RetryPolicy { max_delay_ms: 5000, ..p };
+        assert_eq!(capped.delay_ms(4), 5000);
+        assert_eq!(RetryPolicy { backoff_multiplier: 10.0, ..p }.delay_ms(u32::MAX), 60_000);
+        assert!(RetryPolicy { max_retries: 11, ..p }.validate().is_err());
+        assert!(RetryPolicy { initial_delay_ms: 50, ..p }.validate().is_err());
+    }
+
+    #[test]
+    fn address_ranges_contain_what_they_should() {
+        let policy = WebhookSettings::default();
+        for blocked in ["127.0.0.1", "10.1.2.3", "192.168.0.9", "172.31.255.255", "169.254.169.254", "::1", "::ffff:127.0.0.1", "fd00::1"] {
+            assert!(policy.blocks(blocked.parse().unwrap_or(IpAddr::from([0, 0, 0, 0]))), "{blocked}");
+        }
+        for open in ["8.8.8.8", "172.32.0.1", "2001:db8::1"] {
+            assert!(!policy.blocks(open.parse().unwrap_or(IpAddr::from([127, 0, 0, 1]))), "{open}");
+        }
+        assert!(Cidr::parse("10.0.0.0/33").is_none());
+        assert!(policy.check_form("http://example.com/").is_err());
+        assert!(policy.check_form("https://user:pw@example.com/").is_err());
+        assert!(policy.check_form("ftp://example.com/").is_err());
+        assert!(policy.check_form("https://example.com/hook").is_ok());
+        assert!(WebhookSettings { allow_http: true, ..WebhookSettings::default() }.check_form("http://example.com/").is_ok());
+    }
+}
