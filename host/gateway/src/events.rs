@@ -462,6 +462,9 @@ pub enum EventData {
         action: serde_json::Value,
         /// The request's subject.
         subject: serde_json::Value,
+        /// Why, structured (`DenyDetail`).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        deny_detail: Option<serde_json::Value>,
     },
     /// `EventDataReservationExpired`.
     ReservationExpired {

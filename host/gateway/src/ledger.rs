@@ -178,6 +178,36 @@ fn no_budget_error(conn: &Connection, tenant: &str, scopes: &[String], unit: Uni
     Ok(ApiError::not_found(format!("Budget not found for provided scope: {deepest}")))
 }
 
+/// `ErrorResponse.details` of a budget-state refusal at `b`: the blocking scope, what it has
+/// left, and the v0.1.26 `DenyDetail` (a SHOULD there; `details` is open in v0.1.25, so the
+/// extra key is allowed).
+fn deny_details(code: ErrorCode, b: &BudgetRow, requested: i64) -> Value {
+    let suggested_fix = match code {
+        ErrorCode::BudgetExceeded => format!(
+            "Fund {} by at least {} {}",
+            b.scope,
+            (i128::from(requested) - i128::from(b.remaining())).max(0),
+            b.unit.as_str()
+        ),
+        ErrorCode::BudgetFrozen => format!("Unfreeze the budget at {}", b.scope),
+        ErrorCode::DebtOutstanding | ErrorCode::OverdraftLimitExceeded => {
+            format!("Repay the debt of {} {} at {}", b.debt, b.unit.as_str(), b.scope)
+        }
+        _ => format!("The budget at {} is closed", b.scope),
+    };
+    json!({
+        "scope": b.scope,
+        "remaining": b.remaining(),
+        "requested": requested,
+        "deny_detail": {
+            "reason_code": code.as_str(),
+            "blocked_by_scope": b.scope,
+            "budget_remaining": b.remaining(),
+            "suggested_fix": suggested_fix,
+        },
+    })
+}
+
 /// A budget-state refusal: the error code (409 on the persisting surface) doubling as the
 /// `reason_code` of a DENY decision.
 fn check_budgets(budgets: &[BudgetRow], amount: i64) -> Result<(), ApiError> {
@@ -185,11 +215,11 @@ fn check_budgets(budgets: &[BudgetRow], amount: i64) -> Result<(), ApiError> {
         match b.status.as_str() {
             "FROZEN" => {
                 return Err(ApiError::new(ErrorCode::BudgetFrozen, format!("budget at `{}` is frozen", b.scope))
-                    .with_details(json!({"scope": b.scope, "remaining": b.remaining()})));
+                    .with_details(deny_details(ErrorCode::BudgetFrozen, b, amount)));
             }
             "CLOSED" => {
                 return Err(ApiError::new(ErrorCode::BudgetClosed, format!("budget at `{}` is closed", b.scope))
-                    .with_details(json!({"scope": b.scope, "remaining": b.remaining()})));
+                    .with_details(deny_details(ErrorCode::BudgetClosed, b, amount)));
             }
             _ => {}
         }
@@ -200,21 +230,21 @@ fn check_budgets(budgets: &[BudgetRow], amount: i64) -> Result<(), ApiError> {
             ErrorCode::OverdraftLimitExceeded,
             format!("scope `{}` is over its overdraft limit (debt {}, limit {})", b.scope, b.debt, b.overdraft_limit),
         )
-        .with_details(json!({"scope": b.scope, "remaining": b.remaining()})));
+        .with_details(deny_details(ErrorCode::OverdraftLimitExceeded, b, amount)));
     }
     if let Some(b) = budgets.iter().find(|b| b.debt > 0 && b.overdraft_limit == 0) {
         return Err(ApiError::new(
             ErrorCode::DebtOutstanding,
             format!("scope `{}` has outstanding debt {}", b.scope, b.debt),
         )
-        .with_details(json!({"scope": b.scope, "remaining": b.remaining()})));
+        .with_details(deny_details(ErrorCode::DebtOutstanding, b, amount)));
     }
     if let Some(b) = budgets.iter().find(|b| b.remaining() < amount) {
         return Err(ApiError::new(
             ErrorCode::BudgetExceeded,
             format!("Insufficient remaining budget for scope {}: remaining {}, requested {amount}", b.scope, b.remaining()),
         )
-        .with_details(json!({"scope": b.scope, "remaining": b.remaining(), "requested": amount})));
+        .with_details(deny_details(ErrorCode::BudgetExceeded, b, amount)));
     }
     Ok(())
 }
@@ -358,6 +388,7 @@ pub fn emit_denied(conn: &Connection, tenant: &str, subject: &Subject, action: &
         remaining: details.and_then(|d| d.get("remaining")).and_then(Value::as_i64),
         action: serde_json::to_value(action).map_err(ApiError::internal)?,
         subject: serde_json::to_value(subject).map_err(ApiError::internal)?,
+        deny_detail: Some(details.and_then(|d| d.get("deny_detail")).cloned().unwrap_or_else(|| json!({"reason_code": e.code.as_str()}))),
     };
     let scope = scope.or_else(|| subject.scopes().last().cloned());
     let mut event = NewEvent::new(EventType::ReservationDenied, tenant, data);
@@ -1155,10 +1186,66 @@ pub struct BalanceFilter {
     pub include_children: Option<bool>,
     pub limit: Option<u32>,
     pub cursor: Option<String>,
+    /// The admin plane's view (`cycles-governance-admin-v0.1.25.yaml` getBalances): these
+    /// select `BudgetLedger` items instead of the runtime's `Balance` ones.
+    pub tenant_id: Option<String>,
+    pub scope_prefix: Option<String>,
+    pub unit: Option<String>,
 }
 
-/// GET /v1/balances: the tenant's budgets whose scope carries every level the filter names.
+/// GET /v1/balances. The path is declared twice, with two shapes: the runtime's (subject
+/// filters, `Balance` items, at least one filter required) and the admin plane's (`tenant_id`,
+/// `scope_prefix`, `unit`; full `BudgetLedger` items). The admin plane's parameters select its
+/// shape; otherwise the runtime's rules apply. Mixing the two is a 400.
 pub fn get_balances(conn: &Connection, tenant: &str, f: &BalanceFilter) -> ApiResult<Value> {
+    let admin_view = f.tenant_id.is_some() || f.scope_prefix.is_some() || f.unit.is_some();
+    let runtime_view = [&f.tenant, &f.workspace, &f.app, &f.workflow, &f.agent, &f.toolset].iter().any(|v| v.is_some())
+        || f.include_children.is_some();
+    if admin_view && runtime_view {
+        return Err(ApiError::invalid(
+            "`tenant_id`, `scope_prefix` and `unit` (the admin view) cannot be combined with the subject filters (the runtime view)",
+        ));
+    }
+    if admin_view {
+        return ledger_balances(conn, tenant, f);
+    }
+    runtime_balances(conn, tenant, f)
+}
+
+/// The admin plane's getBalances: the tenant's `BudgetLedger`s under `scope_prefix` in `unit`.
+fn ledger_balances(conn: &Connection, tenant: &str, f: &BalanceFilter) -> ApiResult<Value> {
+    if f.tenant_id.as_deref().is_some_and(|t| t != tenant) {
+        return Err(ApiError::forbidden("`tenant_id` does not match the tenant of the API key"));
+    }
+    let unit = match &f.unit {
+        Some(u) => Some(Unit::parse(u).ok_or_else(|| ApiError::invalid(format!("`unit` `{u}` is not a unit")))?),
+        None => None,
+    };
+    let limit = match f.limit {
+        None => 50,
+        Some(n @ 1..=100) => n as usize,
+        Some(n) => return Err(ApiError::invalid(format!("`limit` must be 1 to 100, not {n}"))),
+    };
+    let offset: usize = match &f.cursor {
+        Some(c) => c.parse().map_err(|_| ApiError::invalid("`cursor` is not a cursor this server issued"))?,
+        None => 0,
+    };
+    let matching: Vec<BudgetRow> = tenant_budgets(conn, tenant)?
+        .into_iter()
+        .filter(|b| f.scope_prefix.as_deref().is_none_or(|p| b.scope.starts_with(p)) && unit.is_none_or(|u| b.unit == u))
+        .collect();
+    let page: Vec<Value> = matching.iter().skip(offset).take(limit).map(|b| crate::admin_api::ledger_json(tenant, b)).collect();
+    let more = offset + page.len() < matching.len();
+    let mut body = json!({"balances": page, "has_more": more});
+    if more {
+        body["next_cursor"] = json!((offset + page.len()).to_string());
+    }
+    Ok(body)
+}
+
+/// The runtime's getBalances: the tenant's budgets whose scope carries every level the filter
+/// names.
+fn runtime_balances(conn: &Connection, tenant: &str, f: &BalanceFilter) -> ApiResult<Value> {
     let wanted: Vec<(&str, &str)> = [
         ("tenant", &f.tenant),
         ("workspace", &f.workspace),

@@ -113,6 +113,19 @@ async fn events_reach_a_signed_webhook_and_replay_resends_them() {
     reserve["estimate"]["amount"] = json!(1);
     let r = http.tenant(&agent, Method::POST, "/v1/reservations", Some(reserve)).await;
     assert_eq!(r.body["error"], "BUDGET_EXCEEDED", "{:?}", r.body);
+    let detail = &r.body["details"]["deny_detail"];
+    assert_eq!((detail["reason_code"].as_str(), detail["budget_remaining"].as_i64()), (Some("BUDGET_EXCEEDED"), Some(0)), "{:?}", r.body);
+    assert_eq!(detail["suggested_fix"], "Fund tenant:acme by at least 1 TOKENS");
+    // The admin plane's getBalances: BudgetLedger items under a scope prefix, in a unit.
+    let r = http.tenant(&op, Method::GET, "/v1/balances?tenant_id=acme&scope_prefix=tenant:acme&unit=TOKENS", None).await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    let ledger = &r.body["balances"][0];
+    assert!(ledger["ledger_id"].as_str().unwrap().starts_with("ldg_"), "{:?}", r.body);
+    assert_eq!((ledger["remaining"]["amount"].as_i64(), ledger["reserved"]["amount"].as_i64()), (Some(0), Some(100)));
+    let r = http.tenant(&op, Method::GET, "/v1/balances?tenant_id=globex", None).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let r = http.tenant(&op, Method::GET, "/v1/balances?tenant_id=acme&workspace=w", None).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
 
     receiver.wait_for(2).await;
     let got = receiver.got.lock().unwrap().clone();
@@ -136,6 +149,7 @@ async fn events_reach_a_signed_webhook_and_replay_resends_them() {
             assert_eq!(event["data"]["reason_code"], "BUDGET_EXCEEDED");
             assert_eq!(event["data"]["requested_amount"], 1);
             assert_eq!(event["data"]["remaining"], 0);
+            assert_eq!(event["data"]["deny_detail"]["blocked_by_scope"], "tenant:acme");
             assert_eq!(event["scope"], "tenant:acme");
         } else {
             assert_eq!(event["data"]["threshold"], 1.0);
