@@ -290,6 +290,10 @@ async fn every_provisioning_path_keeps_the_subscription_invariants() {
     assert_eq!(r.body["status"], "DISABLED");
     let r = http.admin(Method::PATCH, &format!("/v1/admin/webhooks/{id}"), Some(json!({"status": "ACTIVE"}))).await;
     assert_eq!(r.body["error"], "TENANT_CLOSED", "{:?}", r.body);
+    let r = http
+        .admin(Method::POST, "/v1/admin/budgets/fund?tenant_id=acme&scope=tenant:acme&unit=TOKENS", Some(json!({"operation": "CREDIT", "amount": {"unit": "TOKENS", "amount": 1}})))
+        .await;
+    assert_eq!(r.body["error"], "TENANT_CLOSED", "{:?}", r.body);
     let r = http.admin(Method::GET, "/v1/admin/events?tenant_id=acme&event_type=webhook.disabled_via_tenant_cascade", None).await;
     assert_eq!(r.body["events"].as_array().unwrap().len(), 1, "{:?}", r.body);
 
