@@ -114,6 +114,7 @@ impl Config {
     pub fn from_toml(text: &str) -> Result<Config, String> {
         let config: Config = toml::from_str(text).map_err(|e: toml::de::Error| e.message().trim().to_string())?;
         config.limits.validate()?;
+        config.webhooks.validate()?;
         Ok(config)
     }
 }
@@ -136,5 +137,11 @@ mod tests {
         let e = Config::from_toml("[limits]\nmax_body_bytes = 10").unwrap_err();
         assert!(e.contains("`limits.max_body_bytes`"), "{e}");
         assert!(Config::from_toml("[limits.request]\nmax_txt_bytes = 10").is_err(), "unknown limit refused");
+        let c = Config::from_toml("[webhooks]\nallow_http = true\nblocked_cidr_ranges = []").unwrap_or_default();
+        assert!(c.webhooks.allow_http && c.webhooks.blocked_cidr_ranges.is_empty());
+        let e = Config::from_toml("[webhooks]\nblocked_cidr_ranges = [\"10.0.0.0/99\"]").unwrap_err();
+        assert!(e.contains("`webhooks.blocked_cidr_ranges`"), "{e}");
+        let e = Config::from_toml("[webhooks]\npoll_interval_ms = 0").unwrap_err();
+        assert!(e.contains("`webhooks.poll_interval_ms`"), "{e}");
     }
 }

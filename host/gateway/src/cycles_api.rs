@@ -30,14 +30,15 @@ pub async fn create_reservation(
     let (tenant, owner) = (p.tenant, p.key_id);
     let result = state
         .store
-        .run(move |c| {
-            let outcome = crate::store::attempt(c, |c| ledger::reserve_as(c, &tenant, Some(&owner), &req, &hash, now))?;
-            if let Err(e) = &outcome
-                && ledger::is_denial(e)
-            {
-                ledger::emit_denied(c, &tenant, &req.subject, &req.action, &req.estimate, e, now)?;
+        .run(move |c| match ledger::reserve_as(c, &tenant, Some(&owner), &req, &hash, now) {
+            // A denial is reported as an event: undo whatever the refused reservation wrote,
+            // record the event, and answer the refusal once the event is committed.
+            Err(e) if ledger::is_denial(&e) => {
+                crate::store::rollback_job(c)?;
+                ledger::emit_denied(c, &tenant, &req.subject, &req.action, &req.estimate, &e, now)?;
+                Ok(Err(e))
             }
-            Ok(outcome)
+            outcome => outcome.map(Ok),
         })
         .await
         .and_then(|outcome| outcome);

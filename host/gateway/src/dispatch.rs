@@ -26,8 +26,10 @@ use crate::webhooks::{self, Attempt, Due, WebhookSettings};
 
 /// How many deliveries one dispatcher round leases.
 const BATCH: usize = 32;
-/// How long a leased delivery is kept from other dispatchers.
-const LEASE_MS: i64 = 60_000;
+/// How much longer than one attempt's timeout a leased delivery is kept from other
+/// dispatchers (so a lease outlives the attempt it covers; a dispatcher that dies mid-attempt
+/// delays that delivery by at most the timeout plus this).
+const LEASE_MARGIN_MS: i64 = 5_000;
 
 /// `sha256=` and the lowercase hex HMAC-SHA256 of `body` under `secret`.
 pub fn signature(secret: &str, body: &[u8]) -> String {
@@ -71,7 +73,7 @@ pub struct Sender {
 impl Sender {
     /// A sender under `settings`.
     pub fn new(settings: WebhookSettings) -> Result<Sender, String> {
-        settings.ranges()?;
+        settings.validate()?;
         let settings = Arc::new(settings);
         let client = reqwest::Client::builder()
             .dns_resolver(Arc::new(GuardedResolver { settings: Arc::clone(&settings) }))
@@ -169,7 +171,8 @@ async fn deliver(state: Shared, sender: Sender, due: Due) {
 /// how many were leased.
 pub async fn round(state: &Shared, sender: &Sender) -> usize {
     let now = now_ms();
-    let due = match state.store.run(move |conn| webhooks::lease_due(conn, now, BATCH, LEASE_MS)).await {
+    let lease = i64::try_from(sender.settings.delivery_timeout_ms).unwrap_or(i64::MAX / 2).saturating_add(LEASE_MARGIN_MS);
+    let due = match state.store.run(move |conn| webhooks::lease_due(conn, now, BATCH, lease)).await {
         Ok(due) => due,
         Err(e) => {
             tracing::warn!(error = %e, "webhook dispatcher: leasing deliveries failed");

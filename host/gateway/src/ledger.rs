@@ -249,6 +249,20 @@ fn check_budgets(budgets: &[BudgetRow], amount: i64) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// What [`budget_events`] compares of a budget before a change (no allocation on the hot path).
+#[derive(Debug, Clone, Copy)]
+struct Snapshot {
+    remaining: i64,
+    debt: i64,
+    is_over_limit: bool,
+}
+
+impl BudgetRow {
+    fn snapshot(&self) -> Snapshot {
+        Snapshot { remaining: self.remaining(), debt: self.debt, is_over_limit: self.is_over_limit }
+    }
+}
+
 /// The events a budget's change causes (`cycles-protocol-v0.yaml` §WEBHOOK EVENT GUIDANCE):
 /// `budget.exhausted` when its remaining reaches zero, `budget.debt_incurred` when its debt
 /// grows, `budget.over_limit_entered` when it goes over its overdraft limit. Runs in the job
@@ -256,14 +270,14 @@ fn check_budgets(budgets: &[BudgetRow], amount: i64) -> Result<(), ApiError> {
 fn budget_events(
     conn: &Connection,
     tenant: &str,
-    before: &BudgetRow,
+    before: Snapshot,
     after: &BudgetRow,
     reservation_id: Option<&str>,
     policy: OveragePolicy,
     now: i64,
 ) -> ApiResult<()> {
     let unit = after.unit.as_str();
-    if before.remaining() > 0 && after.remaining() <= 0 {
+    if before.remaining > 0 && after.remaining() <= 0 {
         let used = i128::from(after.spent) + i128::from(after.reserved);
         let utilization = if after.allocated > 0 { used as f64 / after.allocated as f64 } else { 1.0 };
         let data = EventData::BudgetThreshold {
@@ -668,10 +682,10 @@ pub fn reserve_as(
         .or_else(|| budgets.iter().rev().find_map(|b| b.commit_overage_policy))
         .unwrap_or_default();
     for b in &mut budgets {
-        let before = b.clone();
+        let before = b.snapshot();
         b.reserved = checked_add(b.reserved, amount, "estimate.amount", "reserved")?;
         save_budget(conn, tenant, b, now)?;
-        budget_events(conn, tenant, &before, b, None, policy, now)?;
+        budget_events(conn, tenant, before, b, None, policy, now)?;
     }
     let ttl = req.ttl_ms.unwrap_or(DEFAULT_TTL_MS);
     let grace = req.grace_period_ms.unwrap_or(DEFAULT_GRACE_MS);
@@ -865,14 +879,14 @@ pub fn commit(conn: &Connection, tenant: &str, id: &str, req: &CommitRequest, ha
     let charge = overage(&budgets, actual - r.amount, r.overage_policy, "actual.amount")?;
     let charged = actual.min(r.amount) + charge.charged_delta;
     for (i, b) in budgets.iter_mut().enumerate() {
-        let before = b.clone();
+        let before = b.snapshot();
         b.reserved = checked_sub(b.reserved, r.amount, "reserved")?;
         let spent = checked_add(actual.min(r.amount), charge.spent[i], "actual.amount", "spent")?;
         b.spent = checked_add(b.spent, spent, "actual.amount", "spent")?;
         b.debt = checked_add(b.debt, charge.debt[i], "actual.amount", "debt")?;
         b.is_over_limit = b.is_over_limit || charge.over[i] || (b.overdraft_limit > 0 && b.debt > b.overdraft_limit);
         save_budget(conn, tenant, b, now)?;
-        budget_events(conn, tenant, &before, b, Some(&r.id), r.overage_policy, now)?;
+        budget_events(conn, tenant, before, b, Some(&r.id), r.overage_policy, now)?;
     }
     if actual > r.amount {
         let data = EventData::CommitOverage {
@@ -1041,12 +1055,12 @@ pub fn event(conn: &Connection, tenant: &str, req: &EventRequest, hash: &str, no
         .unwrap_or_default();
     let charge = overage(&budgets, req.actual.amount, policy, "actual.amount")?;
     for (i, b) in budgets.iter_mut().enumerate() {
-        let before = b.clone();
+        let before = b.snapshot();
         b.spent = checked_add(b.spent, charge.spent[i], "actual.amount", "spent")?;
         b.debt = checked_add(b.debt, charge.debt[i], "actual.amount", "debt")?;
         b.is_over_limit = b.is_over_limit || charge.over[i];
         save_budget(conn, tenant, b, now)?;
-        budget_events(conn, tenant, &before, b, None, policy, now)?;
+        budget_events(conn, tenant, before, b, None, policy, now)?;
     }
     let id = new_id("evt_");
     conn.prepare_cached(

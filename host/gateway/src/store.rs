@@ -481,21 +481,6 @@ fn in_savepoint<T>(conn: &Connection, f: impl FnOnce(&Connection) -> ApiResult<T
     result
 }
 
-/// Runs `f` inside a nested savepoint of the running job: an `Err` from `f` undoes `f`'s writes
-/// only, and is returned as a value, so the job can record why it failed (an event) and still
-/// commit that record.
-pub fn attempt<T>(conn: &Connection, f: impl FnOnce(&Connection) -> ApiResult<T>) -> ApiResult<Result<T, ApiError>> {
-    conn.prepare_cached("SAVEPOINT attempt")?.execute([])?;
-    let mark = traces::pending_len();
-    let result = f(conn);
-    if result.is_err() {
-        traces::truncate_pending(mark);
-        conn.prepare_cached("ROLLBACK TO attempt")?.execute([])?;
-    }
-    conn.prepare_cached("RELEASE attempt")?.execute([])?;
-    Ok(result)
-}
-
 /// Copies the WAL into the database file every 200 ms (PASSIVE: never blocks the writer);
 /// stops once the store and its writer are gone.
 fn checkpoints(conn: Connection, alive: std::sync::Weak<Stats>) {

@@ -412,6 +412,18 @@ impl Cidr {
 }
 
 impl WebhookSettings {
+    /// Checks every field; an error names it.
+    pub fn validate(&self) -> Result<(), String> {
+        self.ranges()?;
+        if !(100..=120_000).contains(&self.delivery_timeout_ms) {
+            return Err(format!("`webhooks.delivery_timeout_ms` must be 100 to 120000, not {}", self.delivery_timeout_ms));
+        }
+        if !(10..=60_000).contains(&self.poll_interval_ms) {
+            return Err(format!("`webhooks.poll_interval_ms` must be 10 to 60000, not {}", self.poll_interval_ms));
+        }
+        Ok(())
+    }
+
     /// The parsed ranges; a bad one is a configuration error naming it.
     pub fn ranges(&self) -> Result<Vec<Cidr>, String> {
         self.blocked_cidr_ranges
