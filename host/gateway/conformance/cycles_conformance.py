@@ -58,7 +58,7 @@ api_key.revoked_via_tenant_cascade api_key.expired api_key.permissions_changed
 api_key.auth_failed api_key.auth_failure_rate_spike policy.created policy.updated policy.deleted
 system.store_connection_lost system.store_connection_restored system.high_latency
 system.webhook_delivery_failed system.webhook_test
-""".split())
+""".split()) | {"reservation.observed_denied", "reservation.observed_allowed"}  # v0.1.26
 TENANT_CATEGORIES = {"budget", "reservation", "tenant"}
 EVENT_KEYS = {"event_id", "event_type", "category", "timestamp", "tenant_id", "scope", "actor", "source",
               "data", "correlation_id", "request_id", "trace_id", "metadata"}
@@ -498,6 +498,20 @@ class Runner:
             detail = (r.get("details") or {}).get("deny_detail") if isinstance(r, dict) else None
             assert status == 409 and detail and detail.get("reason_code") == "BUDGET_EXCEEDED", f"{status} {r}"
         self.check("X1", "v0.1.26 DenyDetail on a live 409 (ErrorResponse.details.deny_detail)", "SHOULD", deny_detail)
+
+        def observe():
+            status, _, before = self.s.call("GET", f"/v1/balances?tenant={a}", key=ka)
+            body = {"idempotency_key": f"obs-{self.run_id}", "subject": {"tenant": a, "agent": "conformance"},
+                    "action": {"kind": "llm.completion", "name": "conformance"},
+                    "estimate": {"unit": UNIT, "amount": 10**6}, "observe_mode": "OBSERVE"}
+            status, _, r = self.s.call("POST", "/v1/reservations", key=ka, body=body)
+            assert status == 200 and r.get("decision") == "DENY" and "reservation_id" not in r, f"{status} {r}"
+            assert (r.get("deny_detail") or {}).get("reason_code") == "BUDGET_EXCEEDED", f"deny_detail: {r}"
+            status, _, after = self.s.call("GET", f"/v1/balances?tenant={a}", key=ka)
+            assert after == before, "an observed reservation changed a balance"
+            status, _, ev = self.s.call("GET", f"/v1/admin/events?tenant_id={a}&event_type=reservation.observed_denied", admin=True)
+            assert status == 200 and ev.get("events"), f"no reservation.observed_denied event: {status} {ev}"
+        self.check("X2", "v0.1.26 observe mode: evaluated, nothing held, reservation.observed_denied emitted", "SHOULD", observe)
 
     def table(self):
         lines = ["| id | requirement | level | result | detail |", "|---|---|---|---|---|"]

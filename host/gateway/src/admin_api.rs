@@ -154,6 +154,10 @@ pub struct TenantUpdateRequest {
     pub status: Option<String>,
     #[serde(default)]
     pub metadata: Option<Map<String, Value>>,
+    /// v0.1.26 `Tenant.observe_mode` (the governance extension's field; set here instead of
+    /// its separate PATCH endpoint, which the spec allows).
+    #[serde(default)]
+    pub observe_mode: Option<crate::cycles::ObserveMode>,
 }
 
 /// `PATCH /v1/admin/tenants/{tenant_id}` (updateTenant). CLOSED is terminal and cascades:
@@ -190,6 +194,12 @@ pub async fn update_tenant(
                 }
                 t["metadata"] = Value::Object(m);
             }
+            if let Some(mode) = req.observe_mode {
+                if t.get("observe_mode").and_then(Value::as_str).unwrap_or("ENFORCE") != mode.as_str() {
+                    changed.push("observe_mode".to_string());
+                }
+                t["observe_mode"] = json!(mode.as_str());
+            }
             if let Some(s) = &req.status {
                 if *s != previous {
                     changed.push("status".to_string());
@@ -204,9 +214,11 @@ pub async fn update_tenant(
             if !changed.is_empty() {
                 let new = t.get("status").and_then(Value::as_str).unwrap_or("ACTIVE").to_string();
                 let event_type = match (previous.as_str(), new.as_str()) {
-                    (_, "CLOSED") => EventType::TenantClosed,
+                    (_, "CLOSED") if previous != "CLOSED" => EventType::TenantClosed,
                     ("ACTIVE", "SUSPENDED") => EventType::TenantSuspended,
                     ("SUSPENDED", "ACTIVE") => EventType::TenantReactivated,
+                    // v0.1.26: an observe-mode change is a settings change.
+                    _ if changed == ["observe_mode"] => EventType::TenantSettingsChanged,
                     _ => EventType::TenantUpdated,
                 };
                 let data = EventData::TenantLifecycle {

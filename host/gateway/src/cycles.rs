@@ -277,6 +277,33 @@ pub struct ReserveRequest {
     pub dry_run: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metadata: Option<Map<String, Value>>,
+    /// v0.1.26 `observe_mode` (a SHOULD for v0.1.25 servers): OBSERVE evaluates without
+    /// mutating and reports the decision as an event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observe_mode: Option<ObserveMode>,
+}
+
+/// v0.1.26 `ObserveModeEnum`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum ObserveMode {
+    /// A synonym of ENFORCE.
+    Disabled,
+    /// Evaluate fully, change nothing, emit `reservation.observed_*`.
+    Observe,
+    /// Normal enforcement (the default).
+    Enforce,
+}
+
+impl ObserveMode {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ObserveMode::Disabled => "DISABLED",
+            ObserveMode::Observe => "OBSERVE",
+            ObserveMode::Enforce => "ENFORCE",
+        }
+    }
 }
 
 impl ReserveRequest {

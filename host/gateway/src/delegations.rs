@@ -686,6 +686,8 @@ fn reserve_mask(conn: &Connection, p: &Plan, expires_at: u64) -> ApiResult<Optio
         grace_period_ms: None,
         overage_policy: None,
         dry_run: None,
+        // The gateway's own holds are always enforced, whatever the tenant's observe mode.
+        observe_mode: Some(crate::cycles::ObserveMode::Enforce),
         metadata: Some(
             json!({"chain_id": p.chain_id, "delegator": p.request.from.id, "delegate": p.request.to.id, "kind": "action-mask"})
                 .as_object()
@@ -746,6 +748,8 @@ pub fn record_root(
             grace_period_ms: None,
             overage_policy: None,
             dry_run: None,
+            // The gateway's own holds are always enforced, whatever the tenant's observe mode.
+            observe_mode: Some(crate::cycles::ObserveMode::Enforce),
             metadata: Some(json!({"chain_id": chain_id, "grant_id": root_id}).as_object().cloned().unwrap_or_default()),
         };
         let hash = ledger::request_hash(&req, "")?;

@@ -97,7 +97,8 @@ impl EventCategory {
 /// Declares [`EventType`] from one table: each type with its wire name and category.
 macro_rules! event_types {
     ($($variant:ident = $wire:literal in $category:ident,)+) => {
-        /// `EventType` (v0.1.25, 51 values): `{category}.{action}`.
+        /// `EventType` (v0.1.25's 51 values and v0.1.26's two observe-mode ones):
+        /// `{category}.{action}`.
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
         pub enum EventType {
             $(#[doc = concat!("`", $wire, "`")] $variant,)+
@@ -124,8 +125,8 @@ macro_rules! event_types {
     };
 }
 
-// THE table of event types (cycles-governance-admin-v0.1.25.yaml `EventType`), pinned by
-// `tests::the_event_type_table_is_the_specs`.
+// THE table of event types (cycles-governance-admin-v0.1.25.yaml `EventType`, then the two
+// observe-mode types of v0.1.26), pinned by `tests::the_event_type_table_is_the_specs`.
 event_types! {
     BudgetCreated = "budget.created" in Budget,
     BudgetUpdated = "budget.updated" in Budget,
@@ -178,6 +179,9 @@ event_types! {
     SystemHighLatency = "system.high_latency" in System,
     SystemWebhookDeliveryFailed = "system.webhook_delivery_failed" in System,
     SystemWebhookTest = "system.webhook_test" in System,
+    // v0.1.26 (cycles-protocol-extensions): observe mode's two reservation events.
+    ReservationObservedDenied = "reservation.observed_denied" in Reservation,
+    ReservationObservedAllowed = "reservation.observed_allowed" in Reservation,
 }
 
 impl EventType {
@@ -465,6 +469,43 @@ pub enum EventData {
         /// Why, structured (`DenyDetail`).
         #[serde(skip_serializing_if = "Option::is_none")]
         deny_detail: Option<serde_json::Value>,
+    },
+    /// `EventDataObservedDenied` (v0.1.26).
+    ObservedDenied {
+        /// The scope evaluated.
+        scope: String,
+        /// Why it would have been denied.
+        deny_detail: serde_json::Value,
+        /// Always OBSERVE.
+        observe_mode: &'static str,
+        /// The unit.
+        unit: &'static str,
+        /// The request's action.
+        action: serde_json::Value,
+        /// The request's subject.
+        subject: serde_json::Value,
+        /// The estimate.
+        estimated_amount: i64,
+        /// The scope that would have blocked it.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        would_have_blocked_at: Option<String>,
+    },
+    /// `EventDataObservedAllowed` (v0.1.26).
+    ObservedAllowed {
+        /// The scope evaluated.
+        scope: String,
+        /// ALLOW.
+        decision: &'static str,
+        /// Always OBSERVE.
+        observe_mode: &'static str,
+        /// The unit.
+        unit: &'static str,
+        /// The request's action.
+        action: serde_json::Value,
+        /// The request's subject.
+        subject: serde_json::Value,
+        /// The estimate.
+        estimated_amount: i64,
     },
     /// `EventDataReservationExpired`.
     ReservationExpired {
@@ -858,14 +899,15 @@ pub fn not_found(event_id: &str) -> ApiError {
 mod tests {
     use super::*;
 
-    /// The 51 v0.1.25 event types, in the spec's order: a change here is a change of the
-    /// contract.
+    /// The 51 v0.1.25 event types in the spec's order, then v0.1.26's two observe-mode ones: a
+    /// change here is a change of the contract.
     #[test]
     fn the_event_type_table_is_the_specs() {
         let names: Vec<&str> = EventType::ALL.iter().map(|t| t.as_str()).collect();
-        assert_eq!(names.len(), 51);
-        let open = EventType::ALL.iter().filter(|t| t.category().tenant_accessible()).count();
-        assert_eq!(open, 29, "tenant-accessible types");
+        assert_eq!(names.len(), 53);
+        assert_eq!(names[50], "system.webhook_test");
+        let open = EventType::ALL[..51].iter().filter(|t| t.category().tenant_accessible()).count();
+        assert_eq!(open, 29, "tenant-accessible v0.1.25 types");
         for t in EventType::ALL {
             let (category, action) = t.as_str().split_once('.').unwrap_or_default();
             assert_eq!(category, t.category().as_str(), "{t:?}");

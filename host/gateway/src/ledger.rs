@@ -11,7 +11,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::cycles::{
-    Action, Amount, Balance, CommitRequest, DecisionRequest, EventRequest, ExtendRequest, OveragePolicy,
+    Action, Amount, Balance, CommitRequest, DecisionRequest, EventRequest, ExtendRequest, ObserveMode, OveragePolicy,
     ReleaseRequest, ReserveRequest, Subject, Unit,
 };
 use crate::error::{ApiError, ApiResult, ErrorCode};
@@ -376,6 +376,56 @@ pub fn emit_budget_lifecycle(
     Ok(())
 }
 
+/// Emits `reservation.observed_denied` (with its DenyDetail and the deterministic correlation id
+/// the spec asks for) or `reservation.observed_allowed` for an OBSERVE-mode evaluation.
+fn emit_observed(
+    conn: &Connection,
+    tenant: &str,
+    req: &ReserveRequest,
+    scope: &str,
+    denied: Option<Value>,
+    now: i64,
+) -> ApiResult<()> {
+    let action = serde_json::to_value(&req.action).map_err(ApiError::internal)?;
+    let subject = serde_json::to_value(&req.subject).map_err(ApiError::internal)?;
+    let unit = req.estimate.unit.as_str();
+    let event = match denied {
+        Some(detail) => {
+            let reason = detail.get("reason_code").and_then(Value::as_str).unwrap_or("").to_string();
+            let blocked = detail.get("blocked_by_scope").and_then(Value::as_str).map(String::from);
+            // A hash over (tenant, scope, action kind, window key, reason code); no quota
+            // windows here, so the window key is empty.
+            let correlation =
+                sha256_hex(format!("{tenant}\u{1f}{scope}\u{1f}{}\u{1f}\u{1f}{reason}", req.action.kind).as_bytes());
+            let data = EventData::ObservedDenied {
+                scope: scope.to_string(),
+                deny_detail: detail,
+                observe_mode: "OBSERVE",
+                unit,
+                action,
+                subject,
+                estimated_amount: req.estimate.amount,
+                would_have_blocked_at: blocked,
+            };
+            NewEvent::new(EventType::ReservationObservedDenied, tenant, data).correlation(correlation)
+        }
+        None => {
+            let data = EventData::ObservedAllowed {
+                scope: scope.to_string(),
+                decision: "ALLOW",
+                observe_mode: "OBSERVE",
+                unit,
+                action,
+                subject,
+                estimated_amount: req.estimate.amount,
+            };
+            NewEvent::new(EventType::ReservationObservedAllowed, tenant, data)
+        }
+    };
+    events::emit(conn, event.scope(scope.to_string()), now)?;
+    Ok(())
+}
+
 /// Whether `e` is a budget-state refusal of a reservation (a `reservation.denied`).
 pub fn is_denial(e: &ApiError) -> bool {
     matches!(
@@ -426,23 +476,46 @@ pub enum TenantState {
     Closed,
 }
 
+/// The state of `tenant` and whether it is in v0.1.26 observe mode, in one lookup.
+pub fn tenant_settings(conn: &Connection, tenant: &str) -> ApiResult<(TenantState, bool)> {
+    let row: Option<(String, Option<String>)> = conn
+        .prepare_cached("SELECT status, json_extract(body, '$.observe_mode') FROM tenants WHERE tenant_id = ?1")?
+        .query_row([tenant], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    match row {
+        None => Ok((TenantState::Unknown, false)),
+        Some((status, observe)) => Ok((parse_state(tenant, &status)?, observe.as_deref() == Some("OBSERVE"))),
+    }
+}
+
+fn parse_state(tenant: &str, status: &str) -> ApiResult<TenantState> {
+    match status {
+        "ACTIVE" => Ok(TenantState::Active),
+        "SUSPENDED" => Ok(TenantState::Suspended),
+        "CLOSED" => Ok(TenantState::Closed),
+        other => Err(ApiError::internal(format!("tenant `{tenant}` has an unreadable status `{other}`"))),
+    }
+}
+
 /// The state of `tenant`; a record whose status is unreadable fails closed (500).
 pub fn tenant_state(conn: &Connection, tenant: &str) -> ApiResult<TenantState> {
     let status: Option<String> = conn
         .prepare_cached("SELECT status FROM tenants WHERE tenant_id = ?1")?
         .query_row([tenant], |r| r.get(0))
         .optional()?;
-    match status.as_deref() {
+    match status {
         None => Ok(TenantState::Unknown),
-        Some("ACTIVE") => Ok(TenantState::Active),
-        Some("SUSPENDED") => Ok(TenantState::Suspended),
-        Some("CLOSED") => Ok(TenantState::Closed),
-        Some(other) => Err(ApiError::internal(format!("tenant `{tenant}` has an unreadable status `{other}`"))),
+        Some(status) => parse_state(tenant, &status),
     }
 }
 
 fn guard_mutation(conn: &Connection, tenant: &str) -> ApiResult<()> {
-    match tenant_state(conn, tenant)? {
+    guard_state(tenant, tenant_state(conn, tenant)?)
+}
+
+/// The closed-tenant (409) and suspended-tenant (403) guard of a mutation.
+fn guard_state(tenant: &str, state: TenantState) -> ApiResult<()> {
+    match state {
         TenantState::Closed => Err(ApiError::new(ErrorCode::TenantClosed, format!("tenant `{tenant}` is closed"))),
         TenantState::Suspended => Err(ApiError::forbidden(format!("tenant `{tenant}` is suspended (read-only)"))),
         TenantState::Active | TenantState::Unknown => Ok(()),
@@ -645,8 +718,14 @@ pub fn reserve_as(
     let scope_path = scopes.last().cloned().unwrap_or_default();
     let unit = req.estimate.unit;
     let amount = req.estimate.amount;
-    if dry {
-        let state = tenant_state(conn, tenant)?;
+    let (state, tenant_observes) = tenant_settings(conn, tenant)?;
+    // v0.1.26 OBSERVE MODE PRECEDENCE: the request's mode, else the tenant's when OBSERVE,
+    // else ENFORCE (DISABLED is ENFORCE).
+    let observe = match req.observe_mode {
+        Some(mode) => mode == ObserveMode::Observe,
+        None => tenant_observes,
+    };
+    if dry || observe {
         let mut body = json!({"affected_scopes": scopes, "scope_path": scope_path});
         let verdict = if state == TenantState::Closed {
             Err(ApiError::new(ErrorCode::TenantClosed, "tenant is closed"))
@@ -656,25 +735,42 @@ pub fn reserve_as(
                 check_budgets(&b, amount)
             })
         };
-        match verdict {
+        let denied = match verdict {
             Ok(()) => {
                 body["decision"] = json!("ALLOW");
                 body["reserved"] = json!(req.estimate);
+                None
             }
             Err(e) if e.code == ErrorCode::NotFound => {
                 body["decision"] = json!("DENY");
                 body["reason_code"] = json!("BUDGET_NOT_FOUND");
+                Some(json!({"reason_code": "BUDGET_NOT_FOUND"}))
             }
             Err(e) if e.status().as_u16() == 409 => {
                 body["decision"] = json!("DENY");
                 body["reason_code"] = json!(e.code.as_str());
+                Some(
+                    e.details
+                        .as_ref()
+                        .and_then(|d| d.get("deny_detail"))
+                        .cloned()
+                        .unwrap_or_else(|| json!({"reason_code": e.code.as_str()})),
+                )
             }
             Err(e) => return Err(e),
+        };
+        if observe {
+            // The v0.1.26 response carries the DenyDetail of an observed denial (only in
+            // OBSERVE mode: a v0.1.25 dry-run body has no such key).
+            if let Some(detail) = &denied {
+                body["deny_detail"] = detail.clone();
+            }
+            emit_observed(conn, tenant, req, &scope_path, denied, now)?;
         }
         idem_store(conn, tenant, "reserve", &req.idempotency_key, hash, &body)?;
         return Ok(Reserved { response: body, reservation_id: None });
     }
-    guard_mutation(conn, tenant)?;
+    guard_state(tenant, state)?;
     let mut budgets = budgets_for(conn, tenant, &scopes, unit)?;
     check_budgets(&budgets, amount)?;
     let policy = req

@@ -439,3 +439,50 @@ async fn kill_dash_nine_loses_no_event_and_no_delivery() {
     child.kill().unwrap();
     child.wait().unwrap();
 }
+
+/// v0.1.26 observe mode: evaluated fully, nothing held, the decision reported as an event; by
+/// request or by tenant setting; the gateway's own holds (a root grant) stay enforced.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn observe_mode_evaluates_without_holding_and_reports_the_decision() {
+    let (_dir, gw, http, key) = common::authority_gateway().await;
+    let balance = |http: Http, key: String| async move { http.balance(&key, "acme", "tenant:acme").await["reserved"]["amount"].as_i64().unwrap() };
+    let mut observed = reserve_body("o1", "acme", 5);
+    observed["estimate"]["unit"] = json!("TOKENS");
+    observed["observe_mode"] = json!("OBSERVE");
+    let r = http.tenant(&key, Method::POST, "/v1/reservations", Some(observed.clone())).await;
+    assert_eq!((r.status, r.body["decision"].as_str()), (StatusCode::OK, Some("ALLOW")), "{:?}", r.body);
+    assert!(r.body.get("reservation_id").is_none() && r.body.get("expires_at_ms").is_none(), "{:?}", r.body);
+    assert!(r.body["affected_scopes"].as_array().is_some_and(|a| !a.is_empty()));
+    assert_eq!(balance(http.clone(), key.clone()).await, 0, "nothing held");
+    observed["idempotency_key"] = json!("o2");
+    observed["estimate"]["amount"] = json!(2_000_000_000_i64);
+    let r = http.tenant(&key, Method::POST, "/v1/reservations", Some(observed)).await;
+    assert_eq!((r.status, r.body["decision"].as_str()), (StatusCode::OK, Some("DENY")), "{:?}", r.body);
+    assert_eq!(r.body["deny_detail"]["reason_code"], "BUDGET_EXCEEDED", "{:?}", r.body);
+    let r = http.admin(Method::GET, "/v1/admin/events?tenant_id=acme&category=reservation&sort_dir=asc", None).await;
+    let kinds: Vec<&str> = r.body["events"].as_array().unwrap().iter().map(|e| e["event_type"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["reservation.observed_allowed", "reservation.observed_denied"], "no reservation.denied for an observed denial");
+    let denied = &r.body["events"][1];
+    assert_eq!(denied["data"]["would_have_blocked_at"], "tenant:acme");
+    assert_eq!(denied["correlation_id"].as_str().map(str::len), Some(64), "a deterministic hash");
+
+    // The tenant's setting: a settings_changed event; a reservation without a mode is observed,
+    // one asking ENFORCE is held; a root grant's hold is the gateway's and always enforced.
+    let r = http.admin(Method::PATCH, "/v1/admin/tenants/acme", Some(json!({"observe_mode": "OBSERVE"}))).await;
+    assert_eq!(r.body["observe_mode"], "OBSERVE", "{:?}", r.body);
+    let r = http.admin(Method::GET, "/v1/admin/events?tenant_id=acme&event_type=tenant.settings_changed", None).await;
+    assert_eq!(r.body["events"][0]["data"]["changed_fields"], json!(["observe_mode"]), "{:?}", r.body);
+    let mut plain = reserve_body("p1", "acme", 5);
+    plain["estimate"]["unit"] = json!("TOKENS");
+    let r = http.tenant(&key, Method::POST, "/v1/reservations", Some(plain.clone())).await;
+    assert!(r.body.get("reservation_id").is_none(), "observed by the tenant's setting: {:?}", r.body);
+    assert_eq!(balance(http.clone(), key.clone()).await, 0);
+    plain["idempotency_key"] = json!("p2");
+    plain["observe_mode"] = json!("ENFORCE");
+    let r = http.tenant(&key, Method::POST, "/v1/reservations", Some(plain)).await;
+    assert!(r.body["reservation_id"].as_str().is_some(), "the request's mode wins: {:?}", r.body);
+    assert_eq!(balance(http.clone(), key.clone()).await, 5);
+    http.root_grant(&key, "orchestrator", common::mandate(100, 2)).await;
+    assert_eq!(balance(http.clone(), key.clone()).await, 105, "the root grant's hold is enforced");
+    gw.stop().await;
+}
