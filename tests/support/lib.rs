@@ -10,6 +10,7 @@ use proptest::strategy::ValueTree;
 use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
 use sbd_policy::config::{AlphaCap, EscalationAgent, InsufficientTrust, RiskBand};
 use sbd_policy::{
+    ActionMask, ToolsetBudget,
     Agent, Budget, BudgetUnit, DepthException, Link, Mandate, PolicyConfig, Request, RiskLevel, Task,
 };
 
@@ -127,6 +128,7 @@ pub fn allowed_request() -> Request {
         chain: vec![link("orchestrator", "refund-agent", 1), link("refund-agent", "ledger-agent", 2)],
         state: vec![0.12, 0.3],
         depth_exception: None,
+        action_mask: None,
         now: NOW,
     }
 }
@@ -260,6 +262,15 @@ pub fn request() -> impl Strategy<Value = Request> {
                 [] => None,
                 parties => Some(party_pick.get(parties).replace('*', "acme")),
             };
+            // The action mask (mischief 15-17): the task's toolset missing from the mask,
+            // holding less than the cost, or enough.
+            let toolset = sbd_policy::attenuation::toolset_of(&action_kind).to_string();
+            let action_mask = match mischief {
+                15 => Some(ActionMask { toolsets: vec![ToolsetBudget { toolset: "other".into(), remaining: 99 }], cost: 2 }),
+                16 => Some(ActionMask { toolsets: vec![ToolsetBudget { toolset, remaining: 4 }], cost: 5 }),
+                17 => Some(ActionMask { toolsets: vec![ToolsetBudget { toolset, remaining: 5 }], cost: 5 }),
+                _ => None,
+            };
             Request {
                 from: Agent { id: from, trust: from_trust },
                 to: Agent { id: to, trust: to_trust },
@@ -274,6 +285,7 @@ pub fn request() -> impl Strategy<Value = Request> {
                     extra_depth,
                     expires_at,
                 }),
+                action_mask,
                 now: NOW,
             }
         })

@@ -3093,7 +3093,7 @@ export function instantiate(getCoreModule, imports, instantiateCore = WebAssembl
         fn: () => {
           try {
             
-            var ptr0 = realloc0(0, 0, 8, 240);
+            var ptr0 = realloc0(0, 0, 8, 264);
             
             var handle2 = this[symbolRscHandle];
             if (!handle2 || (handleTable0[(handle2 << 1) + 1] & T_FLAG) === 0) {
@@ -3102,7 +3102,7 @@ export function instantiate(getCoreModule, imports, instantiateCore = WebAssembl
             var handle1 = handleTable0[(handle2 << 1) + 1] & ~T_FLAG;
             
             dataView(memory0).setInt32(ptr0 + 0, handle1, true);
-            var {from: v3_0, to: v3_1, task: v3_2, parentMandate: v3_3, requestedMandate: v3_4, chain: v3_5, state: v3_6, depthException: v3_7, now: v3_8 } = arg1;
+            var {from: v3_0, to: v3_1, task: v3_2, parentMandate: v3_3, requestedMandate: v3_4, chain: v3_5, state: v3_6, depthException: v3_7, actionMask: v3_8, now: v3_9 } = arg1;
             var {id: v4_0, trust: v4_1 } = v3_0;
             
             var encodeRes = _utf8AllocateAndEncode(v4_0, realloc0, memory0);
@@ -3405,7 +3405,33 @@ export function instantiate(getCoreModule, imports, instantiateCore = WebAssembl
               dataView(memory0).setInt8(ptr0 + 216, toUint8(v36_2), true);
               dataView(memory0).setBigInt64(ptr0 + 224, toUint64(v36_3), true);
             }
-            dataView(memory0).setBigInt64(ptr0 + 232, toUint64(v3_8), true);
+            var variant44 = v3_8;
+            if (variant44 === null || variant44=== undefined) {
+              dataView(memory0).setInt8(ptr0 + 232, 0, true);
+            } else {
+              const e = variant44;
+              dataView(memory0).setInt8(ptr0 + 232, 1, true);
+              var {toolsets: v40_0, cost: v40_1 } = e;
+              var vec43 = v40_0;
+              var len43 = vec43.length;
+              var result43 = realloc0(0, 0, 8, len43 * 16);
+              for (let i = 0; i < vec43.length; i++) {
+                const e = vec43[i];
+                const base = result43 + i * 16;var {toolset: v41_0, remaining: v41_1 } = e;
+                
+                var encodeRes = _utf8AllocateAndEncode(v41_0, realloc0, memory0);
+                var ptr42= encodeRes.ptr;
+                var len42 = encodeRes.len;
+                
+                dataView(memory0).setUint32(base + 4, len42, true);
+                dataView(memory0).setUint32(base + 0, ptr42, true);
+                dataView(memory0).setBigInt64(base + 8, toUint64(v41_1), true);
+              }
+              dataView(memory0).setUint32(ptr0 + 244, len43, true);
+              dataView(memory0).setUint32(ptr0 + 240, result43, true);
+              dataView(memory0).setBigInt64(ptr0 + 248, toUint64(v40_1), true);
+            }
+            dataView(memory0).setBigInt64(ptr0 + 256, toUint64(v3_9), true);
             _debugLog('[iface="sbd:delegation/policy@0.1.0", function="[method]delegation-policy.evaluate"][Instruction::CallWasm] enter', {
               funcName: '[method]delegation-policy.evaluate',
               paramCount: 1,
@@ -3435,183 +3461,183 @@ export function instantiate(getCoreModule, imports, instantiateCore = WebAssembl
               
             }
             
-            let variant60;
+            let variant65;
             switch (dataView(memory0).getUint8(ret + 0, true)) {
               case 0: {
-                var ptr40 = dataView(memory0).getUint32(ret + 24, true);
-                var len40 = dataView(memory0).getUint32(ret + 28, true);
-                var result40 = TEXT_DECODER_UTF8.decode(new Uint8Array(memory0.buffer, ptr40, len40));
-                let enum41;
+                var ptr45 = dataView(memory0).getUint32(ret + 24, true);
+                var len45 = dataView(memory0).getUint32(ret + 28, true);
+                var result45 = TEXT_DECODER_UTF8.decode(new Uint8Array(memory0.buffer, ptr45, len45));
+                let enum46;
                 switch (dataView(memory0).getUint8(ret + 34, true)) {
                   case 0: {
-                    enum41 = 't0';
+                    enum46 = 't0';
                     break;
                   }
                   case 1: {
-                    enum41 = 't1';
+                    enum46 = 't1';
                     break;
                   }
                   case 2: {
-                    enum41 = 't2';
+                    enum46 = 't2';
                     break;
                   }
                   case 3: {
-                    enum41 = 't3';
+                    enum46 = 't3';
                     break;
                   }
                   case 4: {
-                    enum41 = 't4';
+                    enum46 = 't4';
                     break;
                   }
                   case 5: {
-                    enum41 = 't5';
+                    enum46 = 't5';
                     break;
                   }
                   case 6: {
-                    enum41 = 't6';
+                    enum46 = 't6';
                     break;
                   }
                   case 7: {
-                    enum41 = 't7';
+                    enum46 = 't7';
                     break;
                   }
                   default: {
                     throw new TypeError('invalid discriminant specified for TrustTier');
                   }
                 }
-                var len43 = dataView(memory0).getUint32(ret + 52, true);
-                var base43 = dataView(memory0).getUint32(ret + 48, true);
-                if (base43 % 4 !== 0) throw new TypeError(`list pointer [${base43}] is not aligned to 4`);
-                var result43 = [];
-                for (let i = 0; i < len43; i++) {
-                  const base = base43 + i * 8;
-                  var ptr42 = dataView(memory0).getUint32(base + 0, true);
-                  var len42 = dataView(memory0).getUint32(base + 4, true);
-                  var result42 = TEXT_DECODER_UTF8.decode(new Uint8Array(memory0.buffer, ptr42, len42));
-                  result43.push(result42);
+                var len48 = dataView(memory0).getUint32(ret + 52, true);
+                var base48 = dataView(memory0).getUint32(ret + 48, true);
+                if (base48 % 4 !== 0) throw new TypeError(`list pointer [${base48}] is not aligned to 4`);
+                var result48 = [];
+                for (let i = 0; i < len48; i++) {
+                  const base = base48 + i * 8;
+                  var ptr47 = dataView(memory0).getUint32(base + 0, true);
+                  var len47 = dataView(memory0).getUint32(base + 4, true);
+                  var result47 = TEXT_DECODER_UTF8.decode(new Uint8Array(memory0.buffer, ptr47, len47));
+                  result48.push(result47);
                 }
-                var len45 = dataView(memory0).getUint32(ret + 60, true);
-                var base45 = dataView(memory0).getUint32(ret + 56, true);
-                if (base45 % 4 !== 0) throw new TypeError(`list pointer [${base45}] is not aligned to 4`);
-                var result45 = [];
-                for (let i = 0; i < len45; i++) {
-                  const base = base45 + i * 8;
-                  var ptr44 = dataView(memory0).getUint32(base + 0, true);
-                  var len44 = dataView(memory0).getUint32(base + 4, true);
-                  var result44 = TEXT_DECODER_UTF8.decode(new Uint8Array(memory0.buffer, ptr44, len44));
-                  result45.push(result44);
+                var len50 = dataView(memory0).getUint32(ret + 60, true);
+                var base50 = dataView(memory0).getUint32(ret + 56, true);
+                if (base50 % 4 !== 0) throw new TypeError(`list pointer [${base50}] is not aligned to 4`);
+                var result50 = [];
+                for (let i = 0; i < len50; i++) {
+                  const base = base50 + i * 8;
+                  var ptr49 = dataView(memory0).getUint32(base + 0, true);
+                  var len49 = dataView(memory0).getUint32(base + 4, true);
+                  var result49 = TEXT_DECODER_UTF8.decode(new Uint8Array(memory0.buffer, ptr49, len49));
+                  result50.push(result49);
                 }
-                var len47 = dataView(memory0).getUint32(ret + 68, true);
-                var base47 = dataView(memory0).getUint32(ret + 64, true);
-                if (base47 % 8 !== 0) throw new TypeError(`list pointer [${base47}] is not aligned to 8`);
-                var result47 = [];
-                for (let i = 0; i < len47; i++) {
-                  const base = base47 + i * 16;
-                  let enum46;
+                var len52 = dataView(memory0).getUint32(ret + 68, true);
+                var base52 = dataView(memory0).getUint32(ret + 64, true);
+                if (base52 % 8 !== 0) throw new TypeError(`list pointer [${base52}] is not aligned to 8`);
+                var result52 = [];
+                for (let i = 0; i < len52; i++) {
+                  const base = base52 + i * 16;
+                  let enum51;
                   switch (dataView(memory0).getUint8(base + 0, true)) {
                     case 0: {
-                      enum46 = 'usd-microcents';
+                      enum51 = 'usd-microcents';
                       break;
                     }
                     case 1: {
-                      enum46 = 'tokens';
+                      enum51 = 'tokens';
                       break;
                     }
                     case 2: {
-                      enum46 = 'credits';
+                      enum51 = 'credits';
                       break;
                     }
                     case 3: {
-                      enum46 = 'risk-points';
+                      enum51 = 'risk-points';
                       break;
                     }
                     default: {
                       throw new TypeError('invalid discriminant specified for BudgetUnit');
                     }
                   }
-                  result47.push({
-                    unit: enum46,
+                  result52.push({
+                    unit: enum51,
                     amount: BigInt.asUintN(64, BigInt(dataView(memory0).getBigInt64(base + 8, true))),
                   });
                 }
-                var len49 = dataView(memory0).getUint32(ret + 96, true);
-                var base49 = dataView(memory0).getUint32(ret + 92, true);
-                if (base49 % 8 !== 0) throw new TypeError(`list pointer [${base49}] is not aligned to 8`);
-                var result49 = [];
-                for (let i = 0; i < len49; i++) {
-                  const base = base49 + i * 16;
-                  var ptr48 = dataView(memory0).getUint32(base + 0, true);
-                  var len48 = dataView(memory0).getUint32(base + 4, true);
-                  var result48 = TEXT_DECODER_UTF8.decode(new Uint8Array(memory0.buffer, ptr48, len48));
-                  result49.push({
-                    agent: result48,
+                var len54 = dataView(memory0).getUint32(ret + 96, true);
+                var base54 = dataView(memory0).getUint32(ret + 92, true);
+                if (base54 % 8 !== 0) throw new TypeError(`list pointer [${base54}] is not aligned to 8`);
+                var result54 = [];
+                for (let i = 0; i < len54; i++) {
+                  const base = base54 + i * 16;
+                  var ptr53 = dataView(memory0).getUint32(base + 0, true);
+                  var len53 = dataView(memory0).getUint32(base + 4, true);
+                  var result53 = TEXT_DECODER_UTF8.decode(new Uint8Array(memory0.buffer, ptr53, len53));
+                  result54.push({
+                    agent: result53,
                     weight: dataView(memory0).getFloat64(base + 8, true),
                   });
                 }
-                var len52 = dataView(memory0).getUint32(ret + 116, true);
-                var base52 = dataView(memory0).getUint32(ret + 112, true);
-                if (base52 % 4 !== 0) throw new TypeError(`list pointer [${base52}] is not aligned to 4`);
-                var result52 = [];
-                for (let i = 0; i < len52; i++) {
-                  const base = base52 + i * 20;
-                  var ptr50 = dataView(memory0).getUint32(base + 4, true);
-                  var len50 = dataView(memory0).getUint32(base + 8, true);
-                  var result50 = TEXT_DECODER_UTF8.decode(new Uint8Array(memory0.buffer, ptr50, len50));
-                  var ptr51 = dataView(memory0).getUint32(base + 12, true);
-                  var len51 = dataView(memory0).getUint32(base + 16, true);
-                  var result51 = TEXT_DECODER_UTF8.decode(new Uint8Array(memory0.buffer, ptr51, len51));
-                  result52.push({
+                var len57 = dataView(memory0).getUint32(ret + 116, true);
+                var base57 = dataView(memory0).getUint32(ret + 112, true);
+                if (base57 % 4 !== 0) throw new TypeError(`list pointer [${base57}] is not aligned to 4`);
+                var result57 = [];
+                for (let i = 0; i < len57; i++) {
+                  const base = base57 + i * 20;
+                  var ptr55 = dataView(memory0).getUint32(base + 4, true);
+                  var len55 = dataView(memory0).getUint32(base + 8, true);
+                  var result55 = TEXT_DECODER_UTF8.decode(new Uint8Array(memory0.buffer, ptr55, len55));
+                  var ptr56 = dataView(memory0).getUint32(base + 12, true);
+                  var len56 = dataView(memory0).getUint32(base + 16, true);
+                  var result56 = TEXT_DECODER_UTF8.decode(new Uint8Array(memory0.buffer, ptr56, len56));
+                  result57.push({
                     code: clampGuest(dataView(memory0).getUint16(base + 0, true), 0, 65535),
-                    name: result50,
-                    message: result51,
+                    name: result55,
+                    message: result56,
                   });
                 }
-                variant60= {
+                variant65= {
                   tag: 'allow',
                   val: {
                     alpha: dataView(memory0).getFloat64(ret + 8, true),
                     lambda: dataView(memory0).getFloat64(ret + 16, true),
-                    subAgent: result40,
+                    subAgent: result45,
                     effectiveTrust: clampGuest(dataView(memory0).getUint16(ret + 32, true), 0, 65535),
-                    effectiveTier: enum41,
+                    effectiveTier: enum46,
                     childMandate: {
                       valueCeiling: BigInt.asUintN(64, BigInt(dataView(memory0).getBigInt64(ret + 40, true))),
-                      actionKinds: result43,
-                      counterparties: result45,
-                      budgets: result47,
+                      actionKinds: result48,
+                      counterparties: result50,
+                      budgets: result52,
                       remainingDepth: clampGuest(dataView(memory0).getUint8(ret + 72, true), 0, 255),
                       expiresAt: BigInt.asUintN(64, BigInt(dataView(memory0).getBigInt64(ret + 80, true))),
                     },
                     depth: clampGuest(dataView(memory0).getUint8(ret + 88, true), 0, 255),
                     remainingDepth: clampGuest(dataView(memory0).getUint8(ret + 89, true), 0, 255),
                     maxDepth: clampGuest(dataView(memory0).getUint8(ret + 90, true), 0, 255),
-                    accountability: result49,
+                    accountability: result54,
                     accountabilityCeiling: dataView(memory0).getFloat64(ret + 104, true),
-                    warnings: result52,
+                    warnings: result57,
                   }
                 };
                 break;
               }
               case 1: {
-                let variant55;
+                let variant60;
                 switch (dataView(memory0).getUint8(ret + 8, true)) {
                   case 0: {
-                    var ptr53 = dataView(memory0).getUint32(ret + 12, true);
-                    var len53 = dataView(memory0).getUint32(ret + 16, true);
-                    var result53 = TEXT_DECODER_UTF8.decode(new Uint8Array(memory0.buffer, ptr53, len53));
-                    variant55= {
+                    var ptr58 = dataView(memory0).getUint32(ret + 12, true);
+                    var len58 = dataView(memory0).getUint32(ret + 16, true);
+                    var result58 = TEXT_DECODER_UTF8.decode(new Uint8Array(memory0.buffer, ptr58, len58));
+                    variant60= {
                       tag: 'human',
-                      val: result53
+                      val: result58
                     };
                     break;
                   }
                   case 1: {
-                    var ptr54 = dataView(memory0).getUint32(ret + 12, true);
-                    var len54 = dataView(memory0).getUint32(ret + 16, true);
-                    var result54 = TEXT_DECODER_UTF8.decode(new Uint8Array(memory0.buffer, ptr54, len54));
-                    variant55= {
+                    var ptr59 = dataView(memory0).getUint32(ret + 12, true);
+                    var len59 = dataView(memory0).getUint32(ret + 16, true);
+                    var result59 = TEXT_DECODER_UTF8.decode(new Uint8Array(memory0.buffer, ptr59, len59));
+                    variant60= {
                       tag: 'agent',
-                      val: result54
+                      val: result59
                     };
                     break;
                   }
@@ -3619,36 +3645,36 @@ export function instantiate(getCoreModule, imports, instantiateCore = WebAssembl
                     throw new TypeError('invalid variant discriminant for EscalationTarget');
                   }
                 }
-                var ptr56 = dataView(memory0).getUint32(ret + 24, true);
-                var len56 = dataView(memory0).getUint32(ret + 28, true);
-                var result56 = TEXT_DECODER_UTF8.decode(new Uint8Array(memory0.buffer, ptr56, len56));
-                var ptr57 = dataView(memory0).getUint32(ret + 32, true);
-                var len57 = dataView(memory0).getUint32(ret + 36, true);
-                var result57 = TEXT_DECODER_UTF8.decode(new Uint8Array(memory0.buffer, ptr57, len57));
-                variant60= {
+                var ptr61 = dataView(memory0).getUint32(ret + 24, true);
+                var len61 = dataView(memory0).getUint32(ret + 28, true);
+                var result61 = TEXT_DECODER_UTF8.decode(new Uint8Array(memory0.buffer, ptr61, len61));
+                var ptr62 = dataView(memory0).getUint32(ret + 32, true);
+                var len62 = dataView(memory0).getUint32(ret + 36, true);
+                var result62 = TEXT_DECODER_UTF8.decode(new Uint8Array(memory0.buffer, ptr62, len62));
+                variant65= {
                   tag: 'escalate',
                   val: {
-                    target: variant55,
+                    target: variant60,
                     code: clampGuest(dataView(memory0).getUint16(ret + 20, true), 0, 65535),
-                    name: result56,
-                    reason: result57,
+                    name: result61,
+                    reason: result62,
                   }
                 };
                 break;
               }
               case 2: {
-                var ptr58 = dataView(memory0).getUint32(ret + 12, true);
-                var len58 = dataView(memory0).getUint32(ret + 16, true);
-                var result58 = TEXT_DECODER_UTF8.decode(new Uint8Array(memory0.buffer, ptr58, len58));
-                var ptr59 = dataView(memory0).getUint32(ret + 20, true);
-                var len59 = dataView(memory0).getUint32(ret + 24, true);
-                var result59 = TEXT_DECODER_UTF8.decode(new Uint8Array(memory0.buffer, ptr59, len59));
-                variant60= {
+                var ptr63 = dataView(memory0).getUint32(ret + 12, true);
+                var len63 = dataView(memory0).getUint32(ret + 16, true);
+                var result63 = TEXT_DECODER_UTF8.decode(new Uint8Array(memory0.buffer, ptr63, len63));
+                var ptr64 = dataView(memory0).getUint32(ret + 20, true);
+                var len64 = dataView(memory0).getUint32(ret + 24, true);
+                var result64 = TEXT_DECODER_UTF8.decode(new Uint8Array(memory0.buffer, ptr64, len64));
+                variant65= {
                   tag: 'deny',
                   val: {
                     code: clampGuest(dataView(memory0).getUint16(ret + 8, true), 0, 65535),
-                    name: result58,
-                    message: result59,
+                    name: result63,
+                    message: result64,
                   }
                 };
                 break;
@@ -3663,8 +3689,8 @@ export function instantiate(getCoreModule, imports, instantiateCore = WebAssembl
               async: false,
               postReturn: true
             });
-            task.resolve([variant60]);
-            const retCopy = variant60;
+            task.resolve([variant65]);
+            const retCopy = variant65;
             
             let cstate = getOrCreateAsyncState(0);
             cstate.mayLeave = false;
@@ -3728,12 +3754,12 @@ export function instantiate(getCoreModule, imports, instantiateCore = WebAssembl
             }
             var handle0 = handleTable0[(handle1 << 1) + 1] & ~T_FLAG;
             
-            var vec39 = arg1;
-            var len39 = vec39.length;
-            var result39 = realloc0(0, 0, 8, len39 * 232);
-            for (let i = 0; i < vec39.length; i++) {
-              const e = vec39[i];
-              const base = result39 + i * 232;var {from: v2_0, to: v2_1, task: v2_2, parentMandate: v2_3, requestedMandate: v2_4, chain: v2_5, state: v2_6, depthException: v2_7, now: v2_8 } = e;
+            var vec44 = arg1;
+            var len44 = vec44.length;
+            var result44 = realloc0(0, 0, 8, len44 * 256);
+            for (let i = 0; i < vec44.length; i++) {
+              const e = vec44[i];
+              const base = result44 + i * 256;var {from: v2_0, to: v2_1, task: v2_2, parentMandate: v2_3, requestedMandate: v2_4, chain: v2_5, state: v2_6, depthException: v2_7, actionMask: v2_8, now: v2_9 } = e;
               var {id: v3_0, trust: v3_1 } = v2_0;
               
               var encodeRes = _utf8AllocateAndEncode(v3_0, realloc0, memory0);
@@ -4036,7 +4062,33 @@ export function instantiate(getCoreModule, imports, instantiateCore = WebAssembl
                 dataView(memory0).setInt8(base + 208, toUint8(v35_2), true);
                 dataView(memory0).setBigInt64(base + 216, toUint64(v35_3), true);
               }
-              dataView(memory0).setBigInt64(base + 224, toUint64(v2_8), true);
+              var variant43 = v2_8;
+              if (variant43 === null || variant43=== undefined) {
+                dataView(memory0).setInt8(base + 224, 0, true);
+              } else {
+                const e = variant43;
+                dataView(memory0).setInt8(base + 224, 1, true);
+                var {toolsets: v39_0, cost: v39_1 } = e;
+                var vec42 = v39_0;
+                var len42 = vec42.length;
+                var result42 = realloc0(0, 0, 8, len42 * 16);
+                for (let i = 0; i < vec42.length; i++) {
+                  const e = vec42[i];
+                  const base = result42 + i * 16;var {toolset: v40_0, remaining: v40_1 } = e;
+                  
+                  var encodeRes = _utf8AllocateAndEncode(v40_0, realloc0, memory0);
+                  var ptr41= encodeRes.ptr;
+                  var len41 = encodeRes.len;
+                  
+                  dataView(memory0).setUint32(base + 4, len41, true);
+                  dataView(memory0).setUint32(base + 0, ptr41, true);
+                  dataView(memory0).setBigInt64(base + 8, toUint64(v40_1), true);
+                }
+                dataView(memory0).setUint32(base + 236, len42, true);
+                dataView(memory0).setUint32(base + 232, result42, true);
+                dataView(memory0).setBigInt64(base + 240, toUint64(v39_1), true);
+              }
+              dataView(memory0).setBigInt64(base + 248, toUint64(v2_9), true);
             }
             _debugLog('[iface="sbd:delegation/policy@0.1.0", function="[method]delegation-policy.evaluate-batch"][Instruction::CallWasm] enter', {
               funcName: '[method]delegation-policy.evaluate-batch',
@@ -4051,7 +4103,7 @@ export function instantiate(getCoreModule, imports, instantiateCore = WebAssembl
               ret =  _withGlobalCurrentTaskMeta({
                 taskID: task.id(),
                 componentIdx: task.componentIdx(),
-                fn: () => policy010MethodDelegationPolicyEvaluateBatch(handle0, result39, len39),
+                fn: () => policy010MethodDelegationPolicyEvaluateBatch(handle0, result44, len44),
               });
             } catch (err) {
               
@@ -4067,189 +4119,189 @@ export function instantiate(getCoreModule, imports, instantiateCore = WebAssembl
               
             }
             
-            var len61 = dataView(memory0).getUint32(ret + 4, true);
-            var base61 = dataView(memory0).getUint32(ret + 0, true);
-            if (base61 % 8 !== 0) throw new TypeError(`list pointer [${base61}] is not aligned to 8`);
-            var result61 = [];
-            for (let i = 0; i < len61; i++) {
-              const base = base61 + i * 120;
-              let variant60;
+            var len66 = dataView(memory0).getUint32(ret + 4, true);
+            var base66 = dataView(memory0).getUint32(ret + 0, true);
+            if (base66 % 8 !== 0) throw new TypeError(`list pointer [${base66}] is not aligned to 8`);
+            var result66 = [];
+            for (let i = 0; i < len66; i++) {
+              const base = base66 + i * 120;
+              let variant65;
               switch (dataView(memory0).getUint8(base + 0, true)) {
                 case 0: {
-                  var ptr40 = dataView(memory0).getUint32(base + 24, true);
-                  var len40 = dataView(memory0).getUint32(base + 28, true);
-                  var result40 = TEXT_DECODER_UTF8.decode(new Uint8Array(memory0.buffer, ptr40, len40));
-                  let enum41;
+                  var ptr45 = dataView(memory0).getUint32(base + 24, true);
+                  var len45 = dataView(memory0).getUint32(base + 28, true);
+                  var result45 = TEXT_DECODER_UTF8.decode(new Uint8Array(memory0.buffer, ptr45, len45));
+                  let enum46;
                   switch (dataView(memory0).getUint8(base + 34, true)) {
                     case 0: {
-                      enum41 = 't0';
+                      enum46 = 't0';
                       break;
                     }
                     case 1: {
-                      enum41 = 't1';
+                      enum46 = 't1';
                       break;
                     }
                     case 2: {
-                      enum41 = 't2';
+                      enum46 = 't2';
                       break;
                     }
                     case 3: {
-                      enum41 = 't3';
+                      enum46 = 't3';
                       break;
                     }
                     case 4: {
-                      enum41 = 't4';
+                      enum46 = 't4';
                       break;
                     }
                     case 5: {
-                      enum41 = 't5';
+                      enum46 = 't5';
                       break;
                     }
                     case 6: {
-                      enum41 = 't6';
+                      enum46 = 't6';
                       break;
                     }
                     case 7: {
-                      enum41 = 't7';
+                      enum46 = 't7';
                       break;
                     }
                     default: {
                       throw new TypeError('invalid discriminant specified for TrustTier');
                     }
                   }
-                  var len43 = dataView(memory0).getUint32(base + 52, true);
-                  var base43 = dataView(memory0).getUint32(base + 48, true);
-                  if (base43 % 4 !== 0) throw new TypeError(`list pointer [${base43}] is not aligned to 4`);
-                  var result43 = [];
-                  for (let i = 0; i < len43; i++) {
-                    const base = base43 + i * 8;
-                    var ptr42 = dataView(memory0).getUint32(base + 0, true);
-                    var len42 = dataView(memory0).getUint32(base + 4, true);
-                    var result42 = TEXT_DECODER_UTF8.decode(new Uint8Array(memory0.buffer, ptr42, len42));
-                    result43.push(result42);
+                  var len48 = dataView(memory0).getUint32(base + 52, true);
+                  var base48 = dataView(memory0).getUint32(base + 48, true);
+                  if (base48 % 4 !== 0) throw new TypeError(`list pointer [${base48}] is not aligned to 4`);
+                  var result48 = [];
+                  for (let i = 0; i < len48; i++) {
+                    const base = base48 + i * 8;
+                    var ptr47 = dataView(memory0).getUint32(base + 0, true);
+                    var len47 = dataView(memory0).getUint32(base + 4, true);
+                    var result47 = TEXT_DECODER_UTF8.decode(new Uint8Array(memory0.buffer, ptr47, len47));
+                    result48.push(result47);
                   }
-                  var len45 = dataView(memory0).getUint32(base + 60, true);
-                  var base45 = dataView(memory0).getUint32(base + 56, true);
-                  if (base45 % 4 !== 0) throw new TypeError(`list pointer [${base45}] is not aligned to 4`);
-                  var result45 = [];
-                  for (let i = 0; i < len45; i++) {
-                    const base = base45 + i * 8;
-                    var ptr44 = dataView(memory0).getUint32(base + 0, true);
-                    var len44 = dataView(memory0).getUint32(base + 4, true);
-                    var result44 = TEXT_DECODER_UTF8.decode(new Uint8Array(memory0.buffer, ptr44, len44));
-                    result45.push(result44);
+                  var len50 = dataView(memory0).getUint32(base + 60, true);
+                  var base50 = dataView(memory0).getUint32(base + 56, true);
+                  if (base50 % 4 !== 0) throw new TypeError(`list pointer [${base50}] is not aligned to 4`);
+                  var result50 = [];
+                  for (let i = 0; i < len50; i++) {
+                    const base = base50 + i * 8;
+                    var ptr49 = dataView(memory0).getUint32(base + 0, true);
+                    var len49 = dataView(memory0).getUint32(base + 4, true);
+                    var result49 = TEXT_DECODER_UTF8.decode(new Uint8Array(memory0.buffer, ptr49, len49));
+                    result50.push(result49);
                   }
-                  var len47 = dataView(memory0).getUint32(base + 68, true);
-                  var base47 = dataView(memory0).getUint32(base + 64, true);
-                  if (base47 % 8 !== 0) throw new TypeError(`list pointer [${base47}] is not aligned to 8`);
-                  var result47 = [];
-                  for (let i = 0; i < len47; i++) {
-                    const base = base47 + i * 16;
-                    let enum46;
+                  var len52 = dataView(memory0).getUint32(base + 68, true);
+                  var base52 = dataView(memory0).getUint32(base + 64, true);
+                  if (base52 % 8 !== 0) throw new TypeError(`list pointer [${base52}] is not aligned to 8`);
+                  var result52 = [];
+                  for (let i = 0; i < len52; i++) {
+                    const base = base52 + i * 16;
+                    let enum51;
                     switch (dataView(memory0).getUint8(base + 0, true)) {
                       case 0: {
-                        enum46 = 'usd-microcents';
+                        enum51 = 'usd-microcents';
                         break;
                       }
                       case 1: {
-                        enum46 = 'tokens';
+                        enum51 = 'tokens';
                         break;
                       }
                       case 2: {
-                        enum46 = 'credits';
+                        enum51 = 'credits';
                         break;
                       }
                       case 3: {
-                        enum46 = 'risk-points';
+                        enum51 = 'risk-points';
                         break;
                       }
                       default: {
                         throw new TypeError('invalid discriminant specified for BudgetUnit');
                       }
                     }
-                    result47.push({
-                      unit: enum46,
+                    result52.push({
+                      unit: enum51,
                       amount: BigInt.asUintN(64, BigInt(dataView(memory0).getBigInt64(base + 8, true))),
                     });
                   }
-                  var len49 = dataView(memory0).getUint32(base + 96, true);
-                  var base49 = dataView(memory0).getUint32(base + 92, true);
-                  if (base49 % 8 !== 0) throw new TypeError(`list pointer [${base49}] is not aligned to 8`);
-                  var result49 = [];
-                  for (let i = 0; i < len49; i++) {
-                    const base = base49 + i * 16;
-                    var ptr48 = dataView(memory0).getUint32(base + 0, true);
-                    var len48 = dataView(memory0).getUint32(base + 4, true);
-                    var result48 = TEXT_DECODER_UTF8.decode(new Uint8Array(memory0.buffer, ptr48, len48));
-                    result49.push({
-                      agent: result48,
+                  var len54 = dataView(memory0).getUint32(base + 96, true);
+                  var base54 = dataView(memory0).getUint32(base + 92, true);
+                  if (base54 % 8 !== 0) throw new TypeError(`list pointer [${base54}] is not aligned to 8`);
+                  var result54 = [];
+                  for (let i = 0; i < len54; i++) {
+                    const base = base54 + i * 16;
+                    var ptr53 = dataView(memory0).getUint32(base + 0, true);
+                    var len53 = dataView(memory0).getUint32(base + 4, true);
+                    var result53 = TEXT_DECODER_UTF8.decode(new Uint8Array(memory0.buffer, ptr53, len53));
+                    result54.push({
+                      agent: result53,
                       weight: dataView(memory0).getFloat64(base + 8, true),
                     });
                   }
-                  var len52 = dataView(memory0).getUint32(base + 116, true);
-                  var base52 = dataView(memory0).getUint32(base + 112, true);
-                  if (base52 % 4 !== 0) throw new TypeError(`list pointer [${base52}] is not aligned to 4`);
-                  var result52 = [];
-                  for (let i = 0; i < len52; i++) {
-                    const base = base52 + i * 20;
-                    var ptr50 = dataView(memory0).getUint32(base + 4, true);
-                    var len50 = dataView(memory0).getUint32(base + 8, true);
-                    var result50 = TEXT_DECODER_UTF8.decode(new Uint8Array(memory0.buffer, ptr50, len50));
-                    var ptr51 = dataView(memory0).getUint32(base + 12, true);
-                    var len51 = dataView(memory0).getUint32(base + 16, true);
-                    var result51 = TEXT_DECODER_UTF8.decode(new Uint8Array(memory0.buffer, ptr51, len51));
-                    result52.push({
+                  var len57 = dataView(memory0).getUint32(base + 116, true);
+                  var base57 = dataView(memory0).getUint32(base + 112, true);
+                  if (base57 % 4 !== 0) throw new TypeError(`list pointer [${base57}] is not aligned to 4`);
+                  var result57 = [];
+                  for (let i = 0; i < len57; i++) {
+                    const base = base57 + i * 20;
+                    var ptr55 = dataView(memory0).getUint32(base + 4, true);
+                    var len55 = dataView(memory0).getUint32(base + 8, true);
+                    var result55 = TEXT_DECODER_UTF8.decode(new Uint8Array(memory0.buffer, ptr55, len55));
+                    var ptr56 = dataView(memory0).getUint32(base + 12, true);
+                    var len56 = dataView(memory0).getUint32(base + 16, true);
+                    var result56 = TEXT_DECODER_UTF8.decode(new Uint8Array(memory0.buffer, ptr56, len56));
+                    result57.push({
                       code: clampGuest(dataView(memory0).getUint16(base + 0, true), 0, 65535),
-                      name: result50,
-                      message: result51,
+                      name: result55,
+                      message: result56,
                     });
                   }
-                  variant60= {
+                  variant65= {
                     tag: 'allow',
                     val: {
                       alpha: dataView(memory0).getFloat64(base + 8, true),
                       lambda: dataView(memory0).getFloat64(base + 16, true),
-                      subAgent: result40,
+                      subAgent: result45,
                       effectiveTrust: clampGuest(dataView(memory0).getUint16(base + 32, true), 0, 65535),
-                      effectiveTier: enum41,
+                      effectiveTier: enum46,
                       childMandate: {
                         valueCeiling: BigInt.asUintN(64, BigInt(dataView(memory0).getBigInt64(base + 40, true))),
-                        actionKinds: result43,
-                        counterparties: result45,
-                        budgets: result47,
+                        actionKinds: result48,
+                        counterparties: result50,
+                        budgets: result52,
                         remainingDepth: clampGuest(dataView(memory0).getUint8(base + 72, true), 0, 255),
                         expiresAt: BigInt.asUintN(64, BigInt(dataView(memory0).getBigInt64(base + 80, true))),
                       },
                       depth: clampGuest(dataView(memory0).getUint8(base + 88, true), 0, 255),
                       remainingDepth: clampGuest(dataView(memory0).getUint8(base + 89, true), 0, 255),
                       maxDepth: clampGuest(dataView(memory0).getUint8(base + 90, true), 0, 255),
-                      accountability: result49,
+                      accountability: result54,
                       accountabilityCeiling: dataView(memory0).getFloat64(base + 104, true),
-                      warnings: result52,
+                      warnings: result57,
                     }
                   };
                   break;
                 }
                 case 1: {
-                  let variant55;
+                  let variant60;
                   switch (dataView(memory0).getUint8(base + 8, true)) {
                     case 0: {
-                      var ptr53 = dataView(memory0).getUint32(base + 12, true);
-                      var len53 = dataView(memory0).getUint32(base + 16, true);
-                      var result53 = TEXT_DECODER_UTF8.decode(new Uint8Array(memory0.buffer, ptr53, len53));
-                      variant55= {
+                      var ptr58 = dataView(memory0).getUint32(base + 12, true);
+                      var len58 = dataView(memory0).getUint32(base + 16, true);
+                      var result58 = TEXT_DECODER_UTF8.decode(new Uint8Array(memory0.buffer, ptr58, len58));
+                      variant60= {
                         tag: 'human',
-                        val: result53
+                        val: result58
                       };
                       break;
                     }
                     case 1: {
-                      var ptr54 = dataView(memory0).getUint32(base + 12, true);
-                      var len54 = dataView(memory0).getUint32(base + 16, true);
-                      var result54 = TEXT_DECODER_UTF8.decode(new Uint8Array(memory0.buffer, ptr54, len54));
-                      variant55= {
+                      var ptr59 = dataView(memory0).getUint32(base + 12, true);
+                      var len59 = dataView(memory0).getUint32(base + 16, true);
+                      var result59 = TEXT_DECODER_UTF8.decode(new Uint8Array(memory0.buffer, ptr59, len59));
+                      variant60= {
                         tag: 'agent',
-                        val: result54
+                        val: result59
                       };
                       break;
                     }
@@ -4257,36 +4309,36 @@ export function instantiate(getCoreModule, imports, instantiateCore = WebAssembl
                       throw new TypeError('invalid variant discriminant for EscalationTarget');
                     }
                   }
-                  var ptr56 = dataView(memory0).getUint32(base + 24, true);
-                  var len56 = dataView(memory0).getUint32(base + 28, true);
-                  var result56 = TEXT_DECODER_UTF8.decode(new Uint8Array(memory0.buffer, ptr56, len56));
-                  var ptr57 = dataView(memory0).getUint32(base + 32, true);
-                  var len57 = dataView(memory0).getUint32(base + 36, true);
-                  var result57 = TEXT_DECODER_UTF8.decode(new Uint8Array(memory0.buffer, ptr57, len57));
-                  variant60= {
+                  var ptr61 = dataView(memory0).getUint32(base + 24, true);
+                  var len61 = dataView(memory0).getUint32(base + 28, true);
+                  var result61 = TEXT_DECODER_UTF8.decode(new Uint8Array(memory0.buffer, ptr61, len61));
+                  var ptr62 = dataView(memory0).getUint32(base + 32, true);
+                  var len62 = dataView(memory0).getUint32(base + 36, true);
+                  var result62 = TEXT_DECODER_UTF8.decode(new Uint8Array(memory0.buffer, ptr62, len62));
+                  variant65= {
                     tag: 'escalate',
                     val: {
-                      target: variant55,
+                      target: variant60,
                       code: clampGuest(dataView(memory0).getUint16(base + 20, true), 0, 65535),
-                      name: result56,
-                      reason: result57,
+                      name: result61,
+                      reason: result62,
                     }
                   };
                   break;
                 }
                 case 2: {
-                  var ptr58 = dataView(memory0).getUint32(base + 12, true);
-                  var len58 = dataView(memory0).getUint32(base + 16, true);
-                  var result58 = TEXT_DECODER_UTF8.decode(new Uint8Array(memory0.buffer, ptr58, len58));
-                  var ptr59 = dataView(memory0).getUint32(base + 20, true);
-                  var len59 = dataView(memory0).getUint32(base + 24, true);
-                  var result59 = TEXT_DECODER_UTF8.decode(new Uint8Array(memory0.buffer, ptr59, len59));
-                  variant60= {
+                  var ptr63 = dataView(memory0).getUint32(base + 12, true);
+                  var len63 = dataView(memory0).getUint32(base + 16, true);
+                  var result63 = TEXT_DECODER_UTF8.decode(new Uint8Array(memory0.buffer, ptr63, len63));
+                  var ptr64 = dataView(memory0).getUint32(base + 20, true);
+                  var len64 = dataView(memory0).getUint32(base + 24, true);
+                  var result64 = TEXT_DECODER_UTF8.decode(new Uint8Array(memory0.buffer, ptr64, len64));
+                  variant65= {
                     tag: 'deny',
                     val: {
                       code: clampGuest(dataView(memory0).getUint16(base + 8, true), 0, 65535),
-                      name: result58,
-                      message: result59,
+                      name: result63,
+                      message: result64,
                     }
                   };
                   break;
@@ -4295,7 +4347,7 @@ export function instantiate(getCoreModule, imports, instantiateCore = WebAssembl
                   throw new TypeError('invalid variant discriminant for Verdict');
                 }
               }
-              result61.push(variant60);
+              result66.push(variant65);
             }
             _debugLog('[iface="sbd:delegation/policy@0.1.0", function="[method]delegation-policy.evaluate-batch"][Instruction::Return]', {
               funcName: '[method]delegation-policy.evaluate-batch',
@@ -4303,8 +4355,8 @@ export function instantiate(getCoreModule, imports, instantiateCore = WebAssembl
               async: false,
               postReturn: true
             });
-            task.resolve([result61]);
-            const retCopy = result61;
+            task.resolve([result66]);
+            const retCopy = result66;
             
             let cstate = getOrCreateAsyncState(0);
             cstate.mayLeave = false;

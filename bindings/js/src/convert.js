@@ -150,9 +150,21 @@ function lowerException(value, at) {
   };
 }
 
+function lowerMask(value, at) {
+  const m = object(value, at, ['toolsets', 'cost']);
+  return {
+    toolsets: array(m.toolsets, `${at}.toolsets`).map((t, i) => {
+      const where = `${at}.toolsets[${i}]`;
+      const b = object(t, where, ['toolset', 'remaining']);
+      return { toolset: string(b.toolset, `${where}.toolset`), remaining: u64(b.remaining, `${where}.remaining`) };
+    }),
+    cost: u64(m.cost, `${at}.cost`),
+  };
+}
+
 /** The jco value of a WIT `request`; `TypeError`/`RangeError` name the offending field. */
 export function lowerRequest(value, at = 'request') {
-  const r = object(value, at, ['from', 'to', 'task', 'parentMandate', 'requestedMandate', 'chain', 'state', 'depthException', 'now']);
+  const r = object(value, at, ['from', 'to', 'task', 'parentMandate', 'requestedMandate', 'chain', 'state', 'depthException', 'actionMask', 'now']);
   return {
     from: lowerAgent(r.from, `${at}.from`),
     to: lowerAgent(r.to, `${at}.to`),
@@ -162,6 +174,7 @@ export function lowerRequest(value, at = 'request') {
     chain: r.chain === undefined ? [] : array(r.chain, `${at}.chain`).map((l, i) => lowerLink(l, `${at}.chain[${i}]`)),
     state: r.state === undefined ? [] : array(r.state, `${at}.state`).map((x, i) => f64(x, `${at}.state[${i}]`)),
     depthException: optional(r.depthException, lowerException, `${at}.depthException`),
+    actionMask: optional(r.actionMask, lowerMask, `${at}.actionMask`),
     now: u64(r.now, `${at}.now`),
   };
 }

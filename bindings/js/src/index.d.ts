@@ -67,6 +67,21 @@ export interface DepthException {
   expiresAt: U64Input;
 }
 
+/** A toolset's risk-point budget, as the host's ledger holds it. */
+export interface ToolsetBudget {
+  /** The toolset: an action kind's family (`payment` for `payment.refund`). */
+  toolset: string;
+  /** Risk points left (u64). */
+  remaining: U64Input;
+}
+
+/** The action mask of a tenant that permits actions only through toolset budgets (host facts). */
+export interface ActionMask {
+  toolsets: ToolsetBudget[];
+  /** The risk points this task costs (u64). */
+  cost: U64Input;
+}
+
 /** The task being handed over. */
 export interface Task {
   id: string;
@@ -96,6 +111,8 @@ export interface Request {
   state?: number[];
   /** A human-approved temporary depth increase, if one is on file. */
   depthException?: DepthException | null;
+  /** The tenant's action mask, when it has one; absent or null: no mask applies. */
+  actionMask?: ActionMask | null;
   /** The instant of the decision, from the host's clock (Unix ms). */
   now: U64Input;
 }

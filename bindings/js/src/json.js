@@ -137,12 +137,21 @@ function depthException(value, at) {
   };
 }
 
+function actionMask(value, at) {
+  const o = object(value, at, ['toolsets', 'cost']);
+  const toolset = (v, where) => {
+    const t = object(v, where, ['toolset', 'remaining']);
+    return { toolset: field(t, 'toolset', where, string), remaining: field(t, 'remaining', where, U64) };
+  };
+  return { toolsets: field(o, 'toolsets', at, list(toolset)), cost: field(o, 'cost', at, U64) };
+}
+
 /**
  * A request from its JSON form (a parsed object). JSON numbers above 2^53 - 1 are not exact in
  * JavaScript: such a `u64` field throws a `RangeError` rather than decide on a rounded value.
  */
 export function requestFromJson(value, at = 'request') {
-  const o = object(value, at, ['from', 'to', 'task', 'parent_mandate', 'requested_mandate', 'chain', 'state', 'depth_exception', 'now']);
+  const o = object(value, at, ['from', 'to', 'task', 'parent_mandate', 'requested_mandate', 'chain', 'state', 'depth_exception', 'action_mask', 'now']);
   return {
     from: field(o, 'from', at, agent),
     to: field(o, 'to', at, agent),
@@ -152,6 +161,7 @@ export function requestFromJson(value, at = 'request') {
     chain: field(o, 'chain', at, list(link), () => []),
     state: field(o, 'state', at, list(number), () => []),
     depthException: field(o, 'depth_exception', at, nullable(depthException), () => undefined),
+    actionMask: field(o, 'action_mask', at, nullable(actionMask), () => undefined),
     now: field(o, 'now', at, U64),
   };
 }

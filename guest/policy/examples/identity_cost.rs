@@ -47,6 +47,7 @@ fn request(names: [&str; 4]) -> Request {
         chain: vec![link(names[0], names[1], 1), link(names[1], names[2], 2)],
         state: Vec::new(),
         depth_exception: None,
+        action_mask: None,
         now: NOW,
     }
 }

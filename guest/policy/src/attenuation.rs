@@ -10,7 +10,7 @@ use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 
 use crate::action;
-use crate::model::{Budget, Denial, Mandate, Task, TimestampMs};
+use crate::model::{ActionMask, Budget, Denial, Mandate, Task, TimestampMs};
 use crate::reasons::Reason;
 
 /// Whether counterparty pattern `outer` covers `inner` (`*` covers all).
@@ -134,6 +134,37 @@ pub fn check_task(mandate: &Mandate, task: &Task, now: TimestampMs) -> Result<()
         ));
     }
     Ok(())
+}
+
+/// The action mask (a tenant that permits actions only through toolset budgets): the task's
+/// toolset, its action kind's family, must have a budget (`action-mask-missing`) with at least
+/// the task's risk cost left (`action-mask-exhausted`). No mask, no check.
+pub fn check_action_mask(mask: Option<&ActionMask>, task: &Task) -> Result<(), Denial> {
+    let Some(mask) = mask else { return Ok(()) };
+    let toolset = toolset_of(&task.action_kind);
+    match mask.toolsets.iter().find(|t| t.toolset == toolset) {
+        None => Err(denial(
+            Reason::ActionMaskMissing,
+            format!(
+                "`task.action_kind` `{}`: the tenant's action mask has no budget for toolset `{toolset}`",
+                task.action_kind
+            ),
+        )),
+        Some(budget) if budget.remaining < mask.cost => Err(denial(
+            Reason::ActionMaskExhausted,
+            format!(
+                "toolset `{toolset}` has {} risk points left; this {:?} task costs {}",
+                budget.remaining, task.risk, mask.cost
+            ),
+        )),
+        Some(_) => Ok(()),
+    }
+}
+
+/// The toolset of an action kind: its family, the part before the first `.`
+/// (`payment.refund` is in `payment`; a kind without a dot is its own toolset).
+pub fn toolset_of(action_kind: &str) -> &str {
+    action_kind.split('.').next().unwrap_or(action_kind)
 }
 
 /// A pattern list in canonical form: patterns covered by another one dropped (they add

@@ -162,6 +162,7 @@ impl Policy {
             .map_err(Refusal::Deny)?;
         attenuation::check_within(&req.parent_mandate, &req.requested_mandate).map_err(Refusal::Deny)?;
         attenuation::check_task(&req.requested_mandate, &req.task, req.now).map_err(Refusal::Deny)?;
+        attenuation::check_action_mask(req.action_mask.as_ref(), &req.task).map_err(Refusal::Deny)?;
         // 3. trust
         trust::check(config, req)?;
         // 4. SBD

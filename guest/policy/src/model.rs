@@ -228,8 +228,34 @@ pub struct Request {
     /// A human-approved depth exception, if any.
     #[serde(default)]
     pub depth_exception: Option<DepthException>,
+    /// The tenant's action mask, when it masks actions by toolset budgets: the host's facts
+    /// (each toolset's remaining risk points and what this task costs). Absent: no mask.
+    #[serde(default)]
+    pub action_mask: Option<ActionMask>,
     /// The decision instant.
     pub now: TimestampMs,
+}
+
+/// A toolset's risk-point budget, as the host's ledger holds it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct ToolsetBudget {
+    /// The toolset: an action kind's family (`payment` for `payment.refund`).
+    pub toolset: String,
+    /// Risk points left.
+    pub remaining: u64,
+}
+
+/// The action mask of a tenant that permits actions only through toolset budgets.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct ActionMask {
+    /// Every toolset the tenant has a budget for.
+    pub toolsets: Vec<ToolsetBudget>,
+    /// The risk points this task costs (the host's price for its risk level).
+    pub cost: u64,
 }
 
 impl Request {

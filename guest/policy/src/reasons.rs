@@ -194,6 +194,12 @@ reasons! {
     /// The parent's escrowed budget no longer covers the child's (spent by a sibling meanwhile).
     EscrowExhausted = 6003, "escrow-exhausted", Deny,
         "the parent's escrowed budget does not cover the child's";
+    /// The tenant masks actions by toolset budgets and the task's toolset has none.
+    ActionMaskMissing = 6004, "action-mask-missing", Deny,
+        "the tenant's action mask has no budget for the task's toolset";
+    /// The task's toolset budget has fewer risk points left than the task costs.
+    ActionMaskExhausted = 6005, "action-mask-exhausted", Deny,
+        "the task's toolset budget cannot cover the task's risk cost";
 
     // 9xxx host
     /// The policy component failed; the host failed closed.
@@ -294,6 +300,8 @@ mod tests {
                 (6001, "unregistered-agent"),
                 (6002, "delegation-not-registered"),
                 (6003, "escrow-exhausted"),
+                (6004, "action-mask-missing"),
+                (6005, "action-mask-exhausted"),
                 (9001, "policy-fault"),
             ]
         );

@@ -13,7 +13,9 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use serde::Deserialize;
 
-use crate::model::{Agent, Budget, DepthException, Link, Mandate, Request, RiskLevel, Task, TimestampMs};
+use crate::model::{
+    ActionMask, Agent, Budget, DepthException, Link, Mandate, Request, RiskLevel, Task, TimestampMs, ToolsetBudget,
+};
 
 /// An agent, borrowed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -116,8 +118,30 @@ pub struct RequestView<'a> {
     /// A human-approved depth exception, if any.
     #[serde(borrow)]
     pub depth_exception: Option<DepthExceptionView<'a>>,
+    /// The tenant's action mask, if any.
+    #[serde(borrow)]
+    pub action_mask: Option<ActionMaskView<'a>>,
     /// The decision instant.
     pub now: TimestampMs,
+}
+
+/// A toolset budget, borrowed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub struct ToolsetBudgetView<'a> {
+    /// The toolset.
+    pub toolset: &'a str,
+    /// Risk points left.
+    pub remaining: u64,
+}
+
+/// An action mask, borrowed.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct ActionMaskView<'a> {
+    /// Every toolset with a budget.
+    #[serde(borrow)]
+    pub toolsets: Vec<ToolsetBudgetView<'a>>,
+    /// The task's risk cost.
+    pub cost: u64,
 }
 
 fn strings(items: &[&str]) -> Vec<String> {
@@ -173,6 +197,14 @@ impl RequestView<'_> {
                 justification: e.justification.into(),
                 extra_depth: e.extra_depth,
                 expires_at: e.expires_at,
+            }),
+            action_mask: self.action_mask.as_ref().map(|m| ActionMask {
+                toolsets: m
+                    .toolsets
+                    .iter()
+                    .map(|t| ToolsetBudget { toolset: t.toolset.into(), remaining: t.remaining })
+                    .collect(),
+                cost: m.cost,
             }),
             now: self.now,
         }
@@ -423,6 +455,7 @@ mod tests {
                 extra_depth: 1,
                 expires_at: 9,
             }),
+            action_mask: Some(ActionMask { toolsets: vec![ToolsetBudget { toolset: "pay".into(), remaining: 1 }], cost: 1 }),
             now: 5,
         };
         let bytes = postcard::to_allocvec(&request).unwrap_or_default();

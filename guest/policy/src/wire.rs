@@ -14,7 +14,7 @@ use crate::model::{Request, Verdict};
 use crate::view::RequestView;
 
 /// The version of this encoding; bump it whenever a serialized type changes shape.
-pub const WIRE_VERSION: u32 = 1;
+pub const WIRE_VERSION: u32 = 2;
 
 #[derive(Serialize)]
 struct Outgoing<'a, T> {
@@ -125,6 +125,7 @@ mod tests {
                 extra_depth: 1,
                 expires_at: 9,
             }),
+            action_mask: Some(ActionMask { toolsets: vec![ToolsetBudget { toolset: "payment".into(), remaining: 7 }], cost: 5 }),
             now: 5,
         }
     }

@@ -69,6 +69,14 @@ macro_rules! wit_conversions {
                     extra_depth: e.extra_depth,
                     expires_at: e.expires_at,
                 }),
+                action_mask: r.action_mask.as_ref().map(|m| $wit::ActionMask {
+                    toolsets: m
+                        .toolsets
+                        .iter()
+                        .map(|t| $wit::ToolsetBudget { toolset: t.toolset.clone(), remaining: t.remaining })
+                        .collect(),
+                    cost: m.cost,
+                }),
                 now: r.now,
             }
         }
@@ -215,6 +223,14 @@ macro_rules! wit_conversions {
                     justification: e.justification,
                     extra_depth: e.extra_depth,
                     expires_at: e.expires_at,
+                }),
+                action_mask: r.action_mask.map(|m| $crate::ActionMask {
+                    toolsets: m
+                        .toolsets
+                        .into_iter()
+                        .map(|t| $crate::ToolsetBudget { toolset: t.toolset, remaining: t.remaining })
+                        .collect(),
+                    cost: m.cost,
                 }),
                 now: r.now,
             }

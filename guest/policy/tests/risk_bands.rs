@@ -78,6 +78,7 @@ fn hop(links: usize, volatility: f64) -> Request {
             .collect(),
         state: vec![volatility],
         depth_exception: None,
+        action_mask: None,
         now: NOW,
     }
 }

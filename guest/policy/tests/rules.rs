@@ -7,8 +7,8 @@
 
 use sbd_policy::config::{AlphaCap, EscalationAgent, InsufficientTrust};
 use sbd_policy::{
-    Agent, Budget, BudgetUnit, DepthException, Escalation, EscalationTarget, Grant, Link, Mandate, Outcome,
-    Policy, PolicyConfig, Reason, Request, RiskLevel, Task, TrustDelta, Verdict,
+    ActionMask, Agent, Budget, BudgetUnit, DepthException, Escalation, EscalationTarget, Grant, Link, Mandate, Outcome,
+    Policy, PolicyConfig, Reason, Request, RiskLevel, Task, ToolsetBudget, TrustDelta, Verdict,
 };
 
 // ---- helpers ------------------------------------------------------------------------------
@@ -80,6 +80,7 @@ fn base() -> Request {
         chain: Vec::new(),
         state: Vec::new(),
         depth_exception: None,
+        action_mask: None,
         now: NOW,
     }
 }
@@ -1843,4 +1844,27 @@ mod identity_properties {
             );
         }
     }
+}
+
+/// The action mask: a tenant that permits actions only through toolset budgets. The task's
+/// toolset (its action kind's family) needs a budget with its risk cost left; no mask, no check.
+#[test]
+fn the_action_mask_admits_only_toolsets_with_their_cost_left() {
+    let policy = policy_with(config());
+    let with = |toolset: &str, remaining: u64, cost: u64| {
+        let mut req = base();
+        req.action_mask =
+            Some(ActionMask { toolsets: vec![ToolsetBudget { toolset: toolset.into(), remaining }], cost });
+        req
+    };
+    allowed(policy.evaluate(&base()));
+    allowed(policy.evaluate(&with("payment", 5, 5)));
+    let message = denied(policy.evaluate(&with("crm", 99, 1)), Reason::ActionMaskMissing);
+    assert!(message.contains("toolset `payment`"), "{message}");
+    let message = denied(policy.evaluate(&with("payment", 4, 5)), Reason::ActionMaskExhausted);
+    assert!(message.contains("4 risk points left") && message.contains("costs 5"), "{message}");
+    // The rule runs after the mandate's own: an action outside the mandate is refused as such.
+    let mut outside = with("crm", 99, 1);
+    outside.task.action_kind = "crm.delete".into();
+    denied(policy.evaluate(&outside), Reason::ActionNotPermitted);
 }

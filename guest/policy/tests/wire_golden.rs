@@ -57,6 +57,10 @@ fn requests() -> Vec<Request> {
             extra_depth: 1,
             expires_at: 1_790_000_900_000,
         }),
+        action_mask: Some(ActionMask {
+            toolsets: vec![ToolsetBudget { toolset: "payment".into(), remaining: 40 }],
+            cost: 5,
+        }),
         now: 1_790_000_002_000,
     };
     let mut minimal = full.clone();
@@ -65,6 +69,7 @@ fn requests() -> Vec<Request> {
     minimal.chain.clear();
     minimal.state.clear();
     minimal.depth_exception = None;
+    minimal.action_mask = None;
     vec![full, minimal]
 }
 

@@ -210,6 +210,7 @@ impl Scenario {
                 chain: holding.chain.clone(),
                 state: hop.state.clone(),
                 depth_exception: hop.depth_exception.clone(),
+                action_mask: None,
                 now: self.start.saturating_add(hop.at),
             };
             let verdict = decide(&request);

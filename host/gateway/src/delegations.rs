@@ -131,10 +131,9 @@ pub fn risk_points(risk: sbd_policy::RiskLevel) -> i64 {
     }
 }
 
-/// The toolset of an action kind: its family (`payment.refund` -> `payment`).
-pub fn toolset_of(action_kind: &str) -> &str {
-    action_kind.split('.').next().unwrap_or(action_kind)
-}
+/// The toolset of an action kind: the policy's definition (its family, `payment.refund` ->
+/// `payment`), so the mask the gateway holds is the one the rule checked.
+pub use sbd_policy::attenuation::toolset_of;
 
 fn verdict_name(v: &Verdict) -> &'static str {
     match v {
@@ -158,6 +157,9 @@ struct Facts {
     to: Option<AgentRecord>,
     parent: Option<escrow::Grant>,
     exception: Option<DepthException>,
+    /// The tenant's action mask (its toolset RISK_POINTS budgets), the facts of the policy's
+    /// action-mask rule; `None` when the tenant masks nothing.
+    mask: Option<sbd_policy::ActionMask>,
     replay: Option<Stored>,
 }
 
@@ -399,6 +401,7 @@ pub async fn create(
     };
     let chain_id = chain.to_string();
     let facts = {
+        let risk = claimed.task.risk;
         let (t, key, hash, from, to, parent_id, exception_id, chain_id) = (
             tenant.clone(),
             idem_key.clone(),
@@ -422,6 +425,7 @@ pub async fn create(
                     Some(id) => Some(load_exception(conn, &t, &chain_id, id)?),
                     None => None,
                 },
+                mask: action_mask(conn, &t, risk)?,
                 replay: stored_replay(conn, &t, &key, &hash)?,
             })
         })?
@@ -499,6 +503,8 @@ pub async fn create(
     request.to.id = to_id.clone();
     request.chain = links;
     request.depth_exception = facts.exception.clone();
+    // Facts, never the caller's: the mask the tenant's ledger holds (or none).
+    request.action_mask = facts.mask.clone();
     if let Some(grant) = &parent_grant {
         request.parent_mandate = available_mandate(parent_token.mandate(), grant);
     }
@@ -646,29 +652,37 @@ enum Recorded {
     Replay(Stored),
 }
 
-/// Whether `tenant` uses toolset RISK_POINTS budgets as action masks (it has at least one).
-fn masks_enabled(conn: &Connection, tenant: &str) -> ApiResult<bool> {
-    Ok(conn
-        .prepare_cached(
-            "SELECT EXISTS (SELECT 1 FROM budgets WHERE tenant_id = ?1 AND unit = 'RISK_POINTS' AND scope LIKE '%toolset:%')",
-        )?
-        .query_row([tenant], |r| r.get::<_, bool>(0))?)
-}
-
-/// The RISK_POINTS action mask of the task's toolset, when the tenant uses masks.
-fn reserve_mask(conn: &Connection, p: &Plan, expires_at: u64) -> ApiResult<Option<Value>> {
-    if !masks_enabled(conn, &p.tenant)? {
+/// The tenant's action mask: its toolset RISK_POINTS budgets (`tenant:T/toolset:X`) with what
+/// each has left, and the cost of a task of `risk`; `None` when the tenant has no such budget
+/// (it masks nothing). The policy's action-mask rule decides on these facts.
+fn action_mask(conn: &Connection, tenant: &str, risk: sbd_policy::RiskLevel) -> ApiResult<Option<sbd_policy::ActionMask>> {
+    let prefix = format!("tenant:{tenant}/toolset:");
+    let toolsets: Vec<sbd_policy::ToolsetBudget> = ledger::tenant_budgets(conn, tenant)?
+        .into_iter()
+        .filter(|b| b.unit == Unit::RiskPoints)
+        .filter_map(|b| {
+            let toolset = b.scope.strip_prefix(&prefix)?;
+            (!toolset.contains('/')).then(|| sbd_policy::ToolsetBudget {
+                toolset: toolset.to_string(),
+                // An over-spent budget (debt) has nothing left.
+                remaining: u64::try_from(b.remaining()).unwrap_or(0),
+            })
+        })
+        .collect();
+    if toolsets.is_empty() {
         return Ok(None);
     }
+    Ok(Some(sbd_policy::ActionMask { toolsets, cost: risk_points(risk).unsigned_abs() }))
+}
+
+/// Holds the task's risk cost on its toolset budget, when the policy decided under a mask. A
+/// hold refused here (a concurrent delegation took the points after the facts were read) fails
+/// the whole job with the ledger's 409 `BUDGET_EXCEEDED`, and nothing is recorded.
+fn reserve_mask(conn: &Connection, p: &Plan, expires_at: u64) -> ApiResult<Option<Value>> {
+    let Some(mask) = &p.request.action_mask else { return Ok(None) };
+    let cost = i64::try_from(mask.cost).map_err(|_| ApiError::internal("an action-mask cost over int64"))?;
     let task = &p.request.task;
     let toolset = toolset_of(&task.action_kind).to_string();
-    let scope = format!("tenant:{}/toolset:{toolset}", p.tenant);
-    if ledger::load_budget(conn, &p.tenant, &scope, Unit::RiskPoints)?.is_none() {
-        return Err(ApiError::forbidden(format!(
-            "action mask: no RISK_POINTS budget at `{scope}`, so `{}` is not permitted",
-            task.action_kind
-        )));
-    }
     let ttl = i64::try_from(expires_at).unwrap_or(i64::MAX).saturating_sub(p.now).clamp(1000, 86_400_000);
     let req = ReserveRequest {
         idempotency_key: new_id("dlg_"),
@@ -681,7 +695,7 @@ fn reserve_mask(conn: &Connection, p: &Plan, expires_at: u64) -> ApiResult<Optio
             ..Subject::default()
         },
         action: Action { kind: task.action_kind.clone(), name: task.id.clone(), tags: None },
-        estimate: Amount::new(Unit::RiskPoints, risk_points(task.risk)),
+        estimate: Amount::new(Unit::RiskPoints, cost),
         ttl_ms: Some(ttl),
         grace_period_ms: None,
         overage_policy: None,

@@ -291,16 +291,25 @@ async fn toolset_risk_points_budgets_are_action_masks() {
     // No masks configured: allowed.
     assert_eq!(delegate(&http, &key, body("t1")).await["decision"], "allow");
     // A RISK_POINTS budget on another toolset switches masks on: no payment budget, no action.
+    // The policy component decides it, on the gateway's facts, with its reason code.
     http.budget(&key, "tenant:acme/toolset:crm", "RISK_POINTS", 10, json!({})).await;
     let r = http.delegate(&key, body("t2")).await;
-    assert_eq!(r.status, StatusCode::FORBIDDEN, "{:?}", r.body);
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    assert_eq!((r.body["decision"].as_str(), r.body["verdict"]["deny"]["code"].as_u64()), (Some("deny"), Some(6004)), "{:?}", r.body);
     // 3 points on payment: one medium task (2 points) fits, the second does not.
     http.budget(&key, "tenant:acme/toolset:payment", "RISK_POINTS", 3, json!({})).await;
     let r = delegate(&http, &key, body("t3")).await;
     assert_eq!(r["decision"], "allow", "{r}");
     assert_eq!(r["reservations"].as_array().unwrap().len(), 1);
+    assert_eq!(r["reservations"][0]["reserved"]["amount"], 2, "the cost the rule checked is the cost held");
     let r = http.delegate(&key, body("t4")).await;
-    assert_eq!((r.status, r.body["error"].as_str()), (StatusCode::CONFLICT, Some("BUDGET_EXCEEDED")), "{:?}", r.body);
+    assert_eq!(r.body["reason"], "action-mask-exhausted", "{:?}", r.body);
+    assert!(r.body["verdict"]["deny"]["message"].as_str().unwrap().contains("1 risk points left"), "{:?}", r.body);
+    // A caller cannot supply its own mask: the gateway's facts replace it.
+    let mut forged = body("t5");
+    forged["request"]["action_mask"] = json!({"toolsets": [{"toolset": "payment", "remaining": 1000}], "cost": 0});
+    let r = http.delegate(&key, forged).await;
+    assert_eq!(r.body["reason"], "action-mask-exhausted", "{:?}", r.body);
     // The refused hops carved nothing (all or nothing): two children of $1 each.
     let root_node = http.tenant(&key, Method::GET, &format!("/v1/grants/{}", grant["grant_id"].as_str().unwrap()), None).await;
     assert_eq!(root_node.body["units"][0]["carved"], 200_000_000, "{:?}", root_node.body);

@@ -63,6 +63,14 @@ export interface DepthException {
   extraDepth: number,
   expiresAt: TimestampMs,
 }
+export interface ToolsetBudget {
+  toolset: string,
+  remaining: bigint,
+}
+export interface ActionMask {
+  toolsets: Array<ToolsetBudget>,
+  cost: bigint,
+}
 export interface Request {
   from: Agent,
   to: Agent,
@@ -72,6 +80,7 @@ export interface Request {
   chain: Array<Link>,
   state: Float64Array,
   depthException?: DepthException,
+  actionMask?: ActionMask,
   now: TimestampMs,
 }
 /**

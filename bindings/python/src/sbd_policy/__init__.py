@@ -30,6 +30,7 @@ from .policy import (
 )
 from .types import (
     AccountabilityShare,
+    ActionMask,
     Agent,
     AgentTarget,
     Allow,
@@ -51,6 +52,7 @@ from .types import (
     RiskLevel,
     Success,
     Task,
+    ToolsetBudget,
     TrustDelta,
     TrustTier,
     Verdict,
@@ -58,6 +60,7 @@ from .types import (
 
 __all__ = [
     "AccountabilityShare",
+    "ActionMask",
     "Agent",
     "AgentTarget",
     "Allow",
@@ -85,6 +88,7 @@ __all__ = [
     "RiskLevel",
     "Success",
     "Task",
+    "ToolsetBudget",
     "TrustDelta",
     "TrustTier",
     "Verdict",

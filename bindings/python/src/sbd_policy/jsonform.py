@@ -2,8 +2,8 @@
 as ``sbd eval`` prints them (the serde form of ``sbd_policy::Request`` and ``Verdict``).
 
 Requests use snake_case fields and Cycles unit names (``USD_MICROCENTS``); the optional fields
-take the Rust defaults (``chain``, ``state``: empty; ``depth_exception``, ``task.counterparty``:
-null; ``task.value``: 0; ``task.completable_locally``: true; ``link.reason``: ""), and unknown
+take the Rust defaults (``chain``, ``state``: empty; ``depth_exception``, ``action_mask``,
+``task.counterparty``: null; ``task.value``: 0; ``task.completable_locally``: true; ``link.reason``: ""), and unknown
 fields are refused (``ValueError`` naming the field), exactly as ``sbd eval`` reads them. A verdict
 is ``{"allow": grant}``, ``{"escalate": {"target": {"human"|"agent": id}, "code", "reason",
 "message"}}`` or ``{"deny": {"code", "reason", "message"}}``: the shape of
@@ -19,6 +19,7 @@ from typing import Any, Callable, Mapping, TypeVar
 
 from .types import (
     AccountabilityShare,
+    ActionMask,
     Agent,
     AgentTarget,
     Allow,
@@ -35,6 +36,7 @@ from .types import (
     Request,
     RiskLevel,
     Task,
+    ToolsetBudget,
     TrustTier,
     Verdict,
 )
@@ -224,6 +226,20 @@ def _exception(value: Any, at: str) -> DepthException:
     return exception
 
 
+def _toolset(value: Any, at: str) -> ToolsetBudget:
+    o = _Object(value, at)
+    budget = ToolsetBudget(toolset=o.take("toolset", _str), remaining=o.take("remaining", _int))
+    o.done()
+    return budget
+
+
+def _mask(value: Any, at: str) -> ActionMask:
+    o = _Object(value, at)
+    mask = ActionMask(toolsets=o.take("toolsets", _list(_toolset)), cost=o.take("cost", _int))
+    o.done()
+    return mask
+
+
 def request_from_json(value: Any, at: str = "request") -> Request:
     """A :class:`Request` from its JSON form (a parsed JSON object, e.g. from ``json.load``)."""
     o = _Object(value, at)
@@ -236,6 +252,7 @@ def request_from_json(value: Any, at: str = "request") -> Request:
         chain=o.take("chain", _list(_link), []),
         state=o.take("state", _list(_float), []),
         depth_exception=o.take("depth_exception", _optional(_exception), None),
+        action_mask=o.take("action_mask", _optional(_mask), None),
         now=o.take("now", _int),
     )
     o.done()
@@ -279,6 +296,7 @@ def request_to_json(request: Request, at: str = "request") -> dict[str, Any]:
     _of(request, Request, at)
     task = _of(request.task, Task, f"{at}.task")
     exception = request.depth_exception
+    mask = request.action_mask
     links = [_of(l, Link, f"{at}.chain[{i}]") for i, l in enumerate(_items(request.chain, f"{at}.chain"))]
     from_ = _of(request.from_, Agent, f"{at}.from_")
     to = _of(request.to, Agent, f"{at}.to")
@@ -307,6 +325,18 @@ def request_to_json(request: Request, at: str = "request") -> dict[str, Any]:
             "justification": exception.justification,
             "extra_depth": exception.extra_depth,
             "expires_at": exception.expires_at,
+        },
+        "action_mask": None
+        if mask is None
+        else {
+            "toolsets": [
+                {"toolset": t.toolset, "remaining": t.remaining}
+                for t in (
+                    _of(t, ToolsetBudget, f"{at}.action_mask.toolsets[{i}]")
+                    for i, t in enumerate(_items(_of(mask, ActionMask, f"{at}.action_mask").toolsets, f"{at}.action_mask.toolsets"))
+                )
+            ],
+            "cost": mask.cost,
         },
         "now": request.now,
     }

@@ -157,6 +157,27 @@ class DepthException:
 
 
 @dataclass
+class ToolsetBudget:
+    """A toolset's risk-point budget, as the host's ledger holds it."""
+
+    toolset: str
+    """The toolset: an action kind's family (``payment`` for ``payment.refund``)."""
+    remaining: int
+    """Risk points left (u64)."""
+
+
+@dataclass
+class ActionMask:
+    """The action mask of a tenant that permits actions only through toolset budgets: the
+    host's facts, which the policy's action-mask rule decides on."""
+
+    toolsets: list[ToolsetBudget]
+    """Every toolset the tenant has a budget for."""
+    cost: int
+    """The risk points this task costs (the host's price for its risk level, u64)."""
+
+
+@dataclass
 class Task:
     """The task being handed over."""
 
@@ -196,6 +217,8 @@ class Request:
     """The SBD state vector s for this decision."""
     depth_exception: Optional[DepthException] = None
     """A human-approved temporary depth increase, if one is on file."""
+    action_mask: Optional[ActionMask] = None
+    """The tenant's action mask, when it has one; ``None``: no mask applies."""
 
 
 @dataclass
