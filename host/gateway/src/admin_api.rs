@@ -818,6 +818,7 @@ pub async fn revoke_api_key(State(state): State<Shared>, caller: Caller, Path(ke
                 .prepare_cached("SELECT body, tenant_id, role FROM api_keys WHERE key_id = ?1")?
                 .query_row([&id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
                 .optional()?;
+            let key_tenant = row.as_ref().map(|(_, t, _)| t.clone()).unwrap_or_default();
             let mut v: Value = match row {
                 Some((b, tenant, role)) => {
                     if let Caller::Key(p) = &caller {
@@ -839,7 +840,6 @@ pub async fn revoke_api_key(State(state): State<Shared>, caller: Caller, Path(ke
             conn.prepare_cached("UPDATE api_keys SET status = 'REVOKED', body = ?2 WHERE key_id = ?1")?
                 .execute(params![id, v.to_string()])?;
             if was_active {
-                let tenant = v.get("tenant_id").and_then(Value::as_str).unwrap_or_default().to_string();
                 let data = EventData::ApiKey {
                     key_id: id.clone(),
                     key_name: v.get("name").and_then(Value::as_str).map(String::from),
@@ -851,7 +851,7 @@ pub async fn revoke_api_key(State(state): State<Shared>, caller: Caller, Path(ke
                         .map(|a| a.iter().filter_map(|p| p.as_str().map(String::from)).collect())
                         .unwrap_or_default(),
                 };
-                events::emit(conn, NewEvent::new(EventType::ApiKeyRevoked, tenant, data), now)?;
+                events::emit(conn, NewEvent::new(EventType::ApiKeyRevoked, key_tenant, data), now)?;
             }
             Ok(v)
         })

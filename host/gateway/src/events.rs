@@ -818,13 +818,17 @@ pub fn list(conn: &Connection, f: &EventFilter) -> ApiResult<EventPage> {
         SortDir::Desc => "DESC",
     };
     let open: Vec<&str> = EventCategory::ALL.iter().filter(|c| c.tenant_accessible()).map(|c| c.as_str()).collect();
-    let search = f.search.as_ref().map(|s| format!("%{}%", s.to_lowercase().replace(['%', '_'], "")));
+    // A LIKE pattern matching the search text literally (its `%`, `_` and `\` escaped).
+    let search = f.search.as_ref().map(|s| {
+        let escaped = s.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+        format!("%{escaped}%")
+    });
     let sql = format!(
         "SELECT {EVENT_COLUMNS} FROM events WHERE (?1 IS NULL OR tenant_id = ?1) AND (?2 IS NULL OR event_type = ?2) \
          AND (?3 IS NULL OR category = ?3) AND (?4 IS NULL OR substr(scope, 1, length(?4)) = ?4) \
          AND (?5 IS NULL OR correlation_id = ?5) AND (?6 IS NULL OR trace_id = ?6) AND (?7 IS NULL OR request_id = ?7) \
          AND (?8 IS NULL OR at_ms >= ?8) AND (?9 IS NULL OR at_ms <= ?9) \
-         AND (?10 IS NULL OR lower(coalesce(correlation_id, '')) LIKE ?10 OR lower(coalesce(scope, '')) LIKE ?10) \
+         AND (?10 IS NULL OR lower(coalesce(correlation_id, '')) LIKE ?10 ESCAPE '\\' OR lower(coalesce(scope, '')) LIKE ?10 ESCAPE '\\') \
          AND (?11 = 0 OR category IN ('{}')) \
          ORDER BY {column} {dir}, seq {dir} LIMIT ?12 OFFSET ?13",
         open.join("','")
@@ -996,6 +1000,10 @@ mod tests {
         assert_eq!((last.events.len(), last.next_cursor), (1, None));
         let prefix = EventFilter { scope_prefix: Some("tenant:a/app:3".into()), ..tenant.clone() };
         assert_eq!(list(&conn, &prefix).map(|p| p.events.len()).unwrap_or(0), 1);
+        let search = |text: &str| EventFilter { search: Some(text.into()), ..tenant.clone() };
+        assert_eq!(list(&conn, &search("APP:3")).map(|p| p.events.len()).unwrap_or(0), 1, "case-insensitive");
+        assert_eq!(list(&conn, &search("app_3")).map(|p| p.events.len()).unwrap_or(9), 0, "`_` is literal");
+        assert_eq!(list(&conn, &search("%")).map(|p| p.events.len()).unwrap_or(9), 0, "`%` is literal");
         let window_ = EventFilter { from_ms: Some(1), to_ms: Some(2), ..tenant };
         assert_eq!(list(&conn, &window_).map(|p| p.events.len()).unwrap_or(0), 2);
         assert!(list(&conn, &EventFilter { cursor: Some("x".into()), ..all }).is_err());

@@ -257,12 +257,6 @@ struct Snapshot {
     is_over_limit: bool,
 }
 
-impl BudgetRow {
-    fn snapshot(&self) -> Snapshot {
-        Snapshot { remaining: self.remaining(), debt: self.debt, is_over_limit: self.is_over_limit }
-    }
-}
-
 /// The events a budget's change causes (`cycles-protocol-v0.yaml` §WEBHOOK EVENT GUIDANCE):
 /// `budget.exhausted` when its remaining reaches zero, `budget.debt_incurred` when its debt
 /// grows, `budget.over_limit_entered` when it goes over its overdraft limit. Runs in the job
@@ -320,6 +314,11 @@ fn budget_events(
 }
 
 impl BudgetRow {
+    /// What [`budget_events`] compares after a change.
+    fn snapshot(&self) -> Snapshot {
+        Snapshot { remaining: self.remaining(), debt: self.debt, is_over_limit: self.is_over_limit }
+    }
+
     /// Its amounts and status, as budget lifecycle events report them.
     pub fn state(&self) -> events::LedgerState {
         events::LedgerState {
