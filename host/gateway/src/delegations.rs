@@ -656,19 +656,25 @@ enum Recorded {
 /// each has left, and the cost of a task of `risk`; `None` when the tenant has no such budget
 /// (it masks nothing). The policy's action-mask rule decides on these facts.
 fn action_mask(conn: &Connection, tenant: &str, risk: sbd_policy::RiskLevel) -> ApiResult<Option<sbd_policy::ActionMask>> {
-    let prefix = format!("tenant:{tenant}/toolset:");
-    let toolsets: Vec<sbd_policy::ToolsetBudget> = ledger::tenant_budgets(conn, tenant)?
-        .into_iter()
-        .filter(|b| b.unit == Unit::RiskPoints)
-        .filter_map(|b| {
-            let toolset = b.scope.strip_prefix(&prefix)?;
-            (!toolset.contains('/')).then(|| sbd_policy::ToolsetBudget {
-                toolset: toolset.to_string(),
-                // An over-spent budget (debt) has nothing left.
-                remaining: u64::try_from(b.remaining()).unwrap_or(0),
-            })
-        })
-        .collect();
+    // A key range of the primary key (tenant, scope, unit): only the tenant's toolset scopes are
+    // read, and a tenant without masks costs one index probe (`;` sorts right after `:`).
+    let from = format!("tenant:{tenant}/toolset:");
+    let to = format!("tenant:{tenant}/toolset;");
+    let mut stmt = conn.prepare_cached(
+        "SELECT scope, allocated, spent, reserved, debt FROM budgets \
+         WHERE tenant_id = ?1 AND scope >= ?2 AND scope < ?3 AND unit = 'RISK_POINTS'",
+    )?;
+    let rows = stmt.query_map(params![tenant, from, to], |r| {
+        Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?, r.get::<_, i64>(3)?, r.get::<_, i64>(4)?))
+    })?;
+    let mut toolsets = Vec::new();
+    for row in rows {
+        let (scope, allocated, spent, reserved, debt) = row?;
+        let Some(toolset) = scope.strip_prefix(&from).filter(|t| !t.contains('/')) else { continue };
+        let left = i128::from(allocated) - i128::from(spent) - i128::from(reserved) - i128::from(debt);
+        // An over-spent budget (debt) has nothing left.
+        toolsets.push(sbd_policy::ToolsetBudget { toolset: toolset.to_string(), remaining: u64::try_from(left).unwrap_or(0) });
+    }
     if toolsets.is_empty() {
         return Ok(None);
     }
