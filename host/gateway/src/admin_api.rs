@@ -229,7 +229,7 @@ pub async fn update_tenant(
                 };
                 let event = NewEvent::new(event_type, id.clone(), data)
                     .scope(format!("tenant:{id}"))
-                    .correlation(format!("tenant_update:{id}:{now}"));
+                    .correlation(tenant_update_correlation(&id, now));
                 events::emit(conn, event, now)?;
             }
             Ok(t)
@@ -242,6 +242,11 @@ pub async fn update_tenant(
         }
     }
     Ok(Json(tenant))
+}
+
+/// The correlation id of a tenant update's events (and of a close cascade's).
+fn tenant_update_correlation(tenant: &str, now: i64) -> String {
+    format!("tenant_update:{tenant}:{now}")
 }
 
 fn close_cascade(conn: &Connection, tenant: &str, now: i64) -> ApiResult<()> {
@@ -286,8 +291,9 @@ fn close_cascade(conn: &Connection, tenant: &str, now: i64) -> ApiResult<()> {
             changed_fields: vec!["status".into()],
             disable_reason: Some("tenant_closed"),
         };
+        // The cascade's events share the correlation id of the `tenant.closed` they follow.
         let event = NewEvent::new(EventType::WebhookDisabledViaTenantCascade, tenant, data)
-            .correlation(format!("tenant_close:{tenant}"));
+            .correlation(tenant_update_correlation(tenant, now));
         events::emit(conn, event, now)?;
     }
     Ok(())

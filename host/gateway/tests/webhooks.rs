@@ -296,6 +296,10 @@ async fn every_provisioning_path_keeps_the_subscription_invariants() {
     assert_eq!(r.body["error"], "TENANT_CLOSED", "{:?}", r.body);
     let r = http.admin(Method::GET, "/v1/admin/events?tenant_id=acme&event_type=webhook.disabled_via_tenant_cascade", None).await;
     assert_eq!(r.body["events"].as_array().unwrap().len(), 1, "{:?}", r.body);
+    let correlation = r.body["events"][0]["correlation_id"].as_str().unwrap().to_string();
+    let r = http.admin(Method::GET, &format!("/v1/admin/events?correlation_id={correlation}"), None).await;
+    let kinds: Vec<&str> = r.body["events"].as_array().unwrap().iter().map(|e| e["event_type"].as_str().unwrap()).collect();
+    assert!(kinds.contains(&"tenant.closed"), "the cascade shares tenant.closed's correlation id: {kinds:?}");
 
     // Introspection: the admin key, and a tenant key's derived capabilities.
     let r = http.admin(Method::GET, "/v1/auth/introspect", None).await;
