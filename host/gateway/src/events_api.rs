@@ -14,17 +14,8 @@ use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::events::{self, ActorType, EventCategory, EventData, EventFilter, EventType, NewEvent, SortBy, SortDir, SYSTEM_TENANT};
 use crate::ledger::{tenant_state, TenantState};
 use crate::server::{Admin, Body, Caller, RequestContext, Shared, Tenant, Q};
-use crate::util::{new_id, now_ms, rfc3339};
+use crate::util::{new_id, now_ms, page_size, rfc3339};
 use crate::webhooks::{self, CreateRequest, DeliveryFilter, ReplayRequest, Subscription, SubscriptionDraft, SubscriptionStatus, UpdateRequest};
-
-/// A page size of the admin-plane lists: 1 to 100, default 50; anything else is a 400.
-fn page_size(limit: Option<u32>) -> ApiResult<usize> {
-    match limit {
-        None => Ok(50),
-        Some(n @ 1..=100) => Ok(n as usize),
-        Some(n) => Err(ApiError::invalid(format!("`limit` must be 1 to 100, not {n}"))),
-    }
-}
 
 fn event_type(field: &str, value: Option<&str>) -> ApiResult<Option<EventType>> {
     value

@@ -1330,11 +1330,7 @@ fn ledger_balances(conn: &Connection, tenant: &str, f: &BalanceFilter) -> ApiRes
         Some(u) => Some(Unit::parse(u).ok_or_else(|| ApiError::invalid(format!("`unit` `{u}` is not a unit")))?),
         None => None,
     };
-    let limit = match f.limit {
-        None => 50,
-        Some(n @ 1..=100) => n as usize,
-        Some(n) => return Err(ApiError::invalid(format!("`limit` must be 1 to 100, not {n}"))),
-    };
+    let limit = crate::util::page_size(f.limit)?;
     let offset: usize = match &f.cursor {
         Some(c) => c.parse().map_err(|_| ApiError::invalid("`cursor` is not a cursor this server issued"))?,
         None => 0,

@@ -106,6 +106,15 @@ pub fn parse_rfc3339(s: &str) -> Option<i64> {
     secs.checked_mul(1000)?.checked_add(millis)
 }
 
+/// A page size of the admin-plane lists: 1 to 100, default 50; anything else is a 400.
+pub fn page_size(limit: Option<u32>) -> crate::error::ApiResult<usize> {
+    match limit {
+        None => Ok(50),
+        Some(n @ 1..=100) => Ok(n as usize),
+        Some(n) => Err(crate::error::ApiError::invalid(format!("`limit` must be 1 to 100, not {n}"))),
+    }
+}
+
 /// Howard Hinnant's civil-to-days algorithm.
 fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
     let y = if m <= 2 { y - 1 } else { y };
