@@ -68,6 +68,10 @@ pub async fn create_tenant(
     if !valid_scope_value(&req.tenant_id) {
         return Err(ApiError::invalid("`tenant_id` must match ^[a-zA-Z0-9_.-]+$ and be 1-128 characters"));
     }
+    if req.tenant_id == crate::events::SYSTEM_TENANT {
+        // system events and system webhook subscriptions live under this id
+        return Err(ApiError::invalid(format!("`tenant_id` `{}` is reserved", crate::events::SYSTEM_TENANT)));
+    }
     if req.name.is_empty() || req.name.len() > 256 {
         return Err(ApiError::invalid("`name` must be 1-256 characters"));
     }

@@ -28,7 +28,7 @@ use sbd_policy::{Denial, DepthException, Escalation, EscalationTarget, Mandate, 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use crate::cycles::{valid_scope_value, Action, Amount, ReserveRequest, Subject, Unit};
+use crate::cycles::{valid_scope_value, Action, Amount, CommitRequest, ReserveRequest, Subject, Unit};
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::escrow::{self, NewGrant};
 use crate::limits::RequestLimits;
@@ -59,7 +59,8 @@ pub struct DelegationBody {
     /// A depth exception an approver recorded for this chain (`POST /v1/depth-exceptions`).
     #[serde(default)]
     pub depth_exception_id: Option<String>,
-    /// Extra budgeting levels for the action-mask reservation (workspace, app, workflow).
+    /// Extra budgeting levels (workspace, app, workflow) for an open root's reservations. The
+    /// action mask spends on the tenant's own toolset budget whatever these name.
     #[serde(default)]
     pub subject: Option<Subject>,
 }
@@ -661,17 +662,29 @@ fn action_mask(conn: &Connection, tenant: &str, risk: sbd_policy::RiskLevel) -> 
     let from = format!("tenant:{tenant}/toolset:");
     let to = format!("tenant:{tenant}/toolset;");
     let mut stmt = conn.prepare_cached(
-        "SELECT scope, allocated, spent, reserved, debt FROM budgets \
+        "SELECT scope, allocated, spent, reserved, debt, status FROM budgets \
          WHERE tenant_id = ?1 AND scope >= ?2 AND scope < ?3 AND unit = 'RISK_POINTS'",
     )?;
     let rows = stmt.query_map(params![tenant, from, to], |r| {
-        Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?, r.get::<_, i64>(3)?, r.get::<_, i64>(4)?))
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, i64>(1)?,
+            r.get::<_, i64>(2)?,
+            r.get::<_, i64>(3)?,
+            r.get::<_, i64>(4)?,
+            r.get::<_, String>(5)?,
+        ))
     })?;
     let mut toolsets = Vec::new();
     for row in rows {
-        let (scope, allocated, spent, reserved, debt) = row?;
+        let (scope, allocated, spent, reserved, debt, status) = row?;
         let Some(toolset) = scope.strip_prefix(&from).filter(|t| !t.contains('/')) else { continue };
-        let left = i128::from(allocated) - i128::from(spent) - i128::from(reserved) - i128::from(debt);
+        // A frozen or closed toolset budget has nothing to spend: the rule refuses with 6005.
+        let left = if status == "ACTIVE" {
+            i128::from(allocated) - i128::from(spent) - i128::from(reserved) - i128::from(debt)
+        } else {
+            0
+        };
         // An over-spent budget (debt) has nothing left.
         toolsets.push(sbd_policy::ToolsetBudget { toolset: toolset.to_string(), remaining: u64::try_from(left).unwrap_or(0) });
     }
@@ -681,43 +694,57 @@ fn action_mask(conn: &Connection, tenant: &str, risk: sbd_policy::RiskLevel) -> 
     Ok(Some(sbd_policy::ActionMask { toolsets, cost: risk_points(risk).unsigned_abs() }))
 }
 
-/// Holds the task's risk cost on its toolset budget, when the policy decided under a mask. A
-/// hold refused here (a concurrent delegation took the points after the facts were read) fails
-/// the whole job with the ledger's 409 `BUDGET_EXCEEDED`, and nothing is recorded.
-fn reserve_mask(conn: &Connection, p: &Plan, expires_at: u64) -> ApiResult<Option<Value>> {
-    let Some(mask) = &p.request.action_mask else { return Ok(None) };
+/// Spends the task's risk cost on its toolset budget when the policy decided under a mask: a
+/// reservation on exactly `tenant:T/toolset:X` (the budget the rule's facts came from; the
+/// caller's `subject` levels do not move it), committed at once in the same job as the grant,
+/// so the points are gone for good, not held until the grant expires. A spend refused here (a
+/// concurrent delegation took the points after the facts were read) fails the whole job with
+/// the ledger's 409 `BUDGET_EXCEEDED`, and nothing is recorded.
+pub fn spend_mask(conn: &Connection, tenant: &str, chain_id: &str, request: &Request, now: i64) -> ApiResult<Option<Value>> {
+    let Some(mask) = &request.action_mask else { return Ok(None) };
     let cost = i64::try_from(mask.cost).map_err(|_| ApiError::internal("an action-mask cost over int64"))?;
-    let task = &p.request.task;
-    let toolset = toolset_of(&task.action_kind).to_string();
-    let ttl = i64::try_from(expires_at).unwrap_or(i64::MAX).saturating_sub(p.now).clamp(1000, 86_400_000);
+    let task = &request.task;
     let req = ReserveRequest {
         idempotency_key: new_id("dlg_"),
         subject: Subject {
-            tenant: Some(p.tenant.clone()),
-            workspace: p.subject.workspace.clone(),
-            app: p.subject.app.clone(),
-            workflow: p.subject.workflow.clone(),
-            toolset: Some(toolset),
+            tenant: Some(tenant.to_string()),
+            toolset: Some(toolset_of(&task.action_kind).to_string()),
             ..Subject::default()
         },
         action: Action { kind: task.action_kind.clone(), name: task.id.clone(), tags: None },
         estimate: Amount::new(Unit::RiskPoints, cost),
-        ttl_ms: Some(ttl),
+        ttl_ms: Some(60_000),
         grace_period_ms: None,
         overage_policy: None,
         dry_run: None,
         // The gateway's own holds are always enforced, whatever the tenant's observe mode.
         observe_mode: Some(crate::cycles::ObserveMode::Enforce),
         metadata: Some(
-            json!({"chain_id": p.chain_id, "delegator": p.request.from.id, "delegate": p.request.to.id, "kind": "action-mask"})
+            json!({"chain_id": chain_id, "delegator": request.from.id, "delegate": request.to.id, "kind": "action-mask"})
                 .as_object()
                 .cloned()
                 .unwrap_or_default(),
         ),
     };
     let hash = ledger::request_hash(&req, "")?;
-    let r = ledger::reserve(conn, &p.tenant, &req, &hash, p.now)?;
-    Ok(Some(json!({"kind": "action-mask", "reservation_id": r.reservation_id, "reserved": req.estimate})))
+    let reserved = ledger::reserve(conn, tenant, &req, &hash, now)?;
+    let id = reserved.reservation_id.ok_or_else(|| ApiError::internal("an action-mask reservation was not made"))?;
+    let commit = CommitRequest { idempotency_key: new_id("dlg_"), actual: req.estimate.clone(), metrics: None, metadata: None };
+    let hash = ledger::request_hash(&commit, &id)?;
+    ledger::commit(conn, tenant, &id, &commit, &hash, now)?;
+    Ok(Some(json!({"kind": "action-mask", "reservation_id": id, "spent": req.estimate})))
+}
+
+/// The action-mask rule at an approval: the facts are read again (points spent since the hop
+/// escalated count), the policy's own rule decides, and a refusal names its reason code.
+pub fn recheck_mask(conn: &Connection, tenant: &str, request: &mut Request) -> ApiResult<()> {
+    request.action_mask = action_mask(conn, tenant, request.task.risk)?;
+    sbd_policy::attenuation::check_action_mask(request.action_mask.as_ref(), &request.task).map_err(|d| {
+        ApiError::new(
+            ErrorCode::BudgetExceeded,
+            format!("the action mask refuses this delegation now ({} {}): {}", d.reason.code(), d.reason.name(), d.message),
+        )
+    })
 }
 
 /// Records a root grant: its escrow node, the Cycles reservations holding its budgets from the
@@ -902,7 +929,7 @@ fn record_hop(conn: &Connection, mut p: Plan) -> ApiResult<Recorded> {
             match carved {
                 Ok(()) => {
                     // A refused action mask fails the whole job: the carve rolls back with it.
-                    let mask = reserve_mask(conn, &p, grant.child_mandate.expires_at)?;
+                    let mask = spend_mask(conn, &p.tenant, &p.chain_id, &p.request, p.now)?;
                     granted = Some(Granted {
                         grant_id: child_id,
                         child_token: child.encode(),

@@ -54,8 +54,8 @@ impl reqwest::dns::Resolve for GuardedResolver {
         let host = name.as_str().to_string();
         Box::pin(async move {
             let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
-            if let Some(bad) = addrs.iter().find(|a| settings.blocks(a.ip())) {
-                return Err(format!("`{host}` resolves to {}, inside a blocked range", bad.ip()).into());
+            if addrs.iter().any(|a| settings.blocks(a.ip())) {
+                return Err(format!("`{host}` resolves to an address inside a blocked range").into());
             }
             let addrs: reqwest::dns::Addrs = Box::new(addrs.into_iter());
             Ok(addrs)
@@ -78,6 +78,8 @@ impl Sender {
         let client = reqwest::Client::builder()
             .dns_resolver(Arc::new(GuardedResolver { settings: Arc::clone(&settings) }))
             .redirect(reqwest::redirect::Policy::none())
+            // A proxy would resolve the target itself, past the guarded resolver.
+            .no_proxy()
             .timeout(Duration::from_millis(settings.delivery_timeout_ms))
             .user_agent(concat!("sbd-gateway/", env!("CARGO_PKG_VERSION")))
             .build()
@@ -114,7 +116,7 @@ impl Sender {
         if let Some(ip) = url.host_str().and_then(|h| h.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>().ok())
             && self.settings.blocks(ip)
         {
-            return failed(format!("{ip} is inside a blocked range"), started);
+            return failed("the address is inside a blocked range".into(), started);
         }
         let trace = trace_id.map_or_else(|| random_hex(16), String::from);
         let mut request = self

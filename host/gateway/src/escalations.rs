@@ -448,8 +448,12 @@ fn perform(
     use crate::escrow::{self, NewGrant};
     use crate::tokens::grant_id;
 
-    let request: Request = serde_json::from_value(pending["request"].clone())
+    let mut request: Request = serde_json::from_value(pending["request"].clone())
         .map_err(|e| ApiError::internal(format!("stored escalation request: {e}")))?;
+    // An approval overrides the escalating rule, not the tenant's action mask: its rule runs
+    // again on today's facts (a structural escalation never reached it), and the points are
+    // spent with the grant below.
+    crate::delegations::recheck_mask(conn, tenant, &mut request)?;
     let token = pending["parent_token"].as_str().unwrap_or_default();
     let parent = state
         .tokens
@@ -500,9 +504,11 @@ fn perform(
         now,
         budgets: &budgets,
     })?;
+    let chain_id = escalation["chain_id"].as_str().unwrap_or_default();
+    let mask = crate::delegations::spend_mask(conn, tenant, chain_id, &request, now)?;
     traces::append(conn, &NewEvent {
         tenant,
-        chain_id: escalation["chain_id"].as_str().unwrap_or_default(),
+        chain_id,
         delegator: &request.from.id,
         delegate: &request.to.id,
         depth: i64::from(depth),
@@ -513,8 +519,12 @@ fn perform(
         body: json!({"task": request.task, "approved_by": approver, "escalation_id": escalation["id"], "grant_id": child_id,
                      "parent_grant_id": parent_id, "mandate": mandate}).to_string(),
     }, state.tokens.signing_key())?;
-    Ok(json!({"grant_id": child_id, "child_token": child.encode(), "mandate": mandate,
-              "escrow": budgets.iter().map(|(u, a)| json!({"unit": u.as_str(), "amount": a})).collect::<Vec<_>>()}))
+    let mut performed = json!({"grant_id": child_id, "child_token": child.encode(), "mandate": mandate,
+              "escrow": budgets.iter().map(|(u, a)| json!({"unit": u.as_str(), "amount": a})).collect::<Vec<_>>()});
+    if let Some(m) = mask {
+        performed["reservations"] = json!([m]);
+    }
+    Ok(performed)
 }
 
 /// An agent escalation target.

@@ -728,6 +728,10 @@ pub fn reserve_as(
         let mut body = json!({"affected_scopes": scopes, "scope_path": scope_path});
         let verdict = if state == TenantState::Closed {
             Err(ApiError::new(ErrorCode::TenantClosed, "tenant is closed"))
+        } else if state == TenantState::Suspended {
+            // what enforcement would answer (a 403, not a decision): a dry run or an observed
+            // reservation must not tell a suspended tenant ALLOW
+            return Err(ApiError::forbidden(format!("tenant `{tenant}` is suspended (read-only)")));
         } else {
             budgets_for(conn, tenant, &scopes, unit).and_then(|b| {
                 body["balances"] = serde_json::to_value(balances(&b)).map_err(ApiError::internal)?;

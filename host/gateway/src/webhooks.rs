@@ -362,6 +362,10 @@ impl Default for WebhookSettings {
                 "127.0.0.0/8",
                 "169.254.0.0/16",
                 "0.0.0.0/8",
+                "100.64.0.0/10",
+                "192.0.0.0/24",
+                "198.18.0.0/15",
+                "240.0.0.0/4",
                 "::1/128",
                 "fc00::/7",
                 "fe80::/10",
@@ -372,6 +376,21 @@ impl Default for WebhookSettings {
             poll_interval_ms: 200,
         }
     }
+}
+
+/// The IPv4 address an IPv6 one carries: IPv4-mapped `::ffff:a.b.c.d`, the deprecated
+/// IPv4-compatible `::a.b.c.d` (not `::` or `::1`), or NAT64's well-known prefix
+/// `64:ff9b::a.b.c.d` (RFC 6052).
+fn embedded_ipv4(ip: IpAddr) -> Option<std::net::Ipv4Addr> {
+    let IpAddr::V6(v6) = ip else { return None };
+    if let Some(v4) = v6.to_ipv4_mapped() {
+        return Some(v4);
+    }
+    let bits = u128::from(v6);
+    let low = std::net::Ipv4Addr::from((bits & 0xffff_ffff) as u32);
+    let compatible = bits >> 32 == 0 && bits > 1;
+    let nat64 = bits >> 32 == 0x0064_ff9b_0000_0000_0000_0000;
+    (compatible || nat64).then_some(low)
 }
 
 /// An address range `a.b.c.d/n` or `x::/n`.
@@ -433,8 +452,18 @@ impl WebhookSettings {
     }
 
     /// Whether `ip` is in a blocked range.
+    ///
+    /// Besides the configured ranges, an address that names no single host is always refused
+    /// (unspecified, which Linux connects to loopback; multicast; broadcast), and an IPv6
+    /// address carrying an IPv4 one (mapped, compatible `::a.b.c.d`, NAT64 `64:ff9b::/96`) is
+    /// judged as that IPv4 address too. Unparseable ranges block everything (fail closed).
     pub fn blocks(&self, ip: IpAddr) -> bool {
-        self.ranges().unwrap_or_default().iter().any(|r| r.contains(ip))
+        let Ok(ranges) = self.ranges() else { return true };
+        let embedded = embedded_ipv4(ip).map(IpAddr::V4);
+        let never = |ip: IpAddr| {
+            ip.is_unspecified() || ip.is_multicast() || matches!(ip, IpAddr::V4(v4) if v4.is_broadcast())
+        };
+        std::iter::once(ip).chain(embedded).any(|ip| never(ip) || ranges.iter().any(|r| r.contains(ip)))
     }
 
     /// Checks a URL's form (scheme, host, length); resolving it is the caller's
@@ -474,9 +503,10 @@ pub async fn check_resolved(policy: &WebhookSettings, url: &reqwest::Url) -> Api
             .map(|a| a.ip())
             .collect(),
     };
-    if let Some(ip) = addrs.iter().find(|ip| policy.blocks(**ip)) {
+    // The message does not name the address: a tenant must not map the gateway's network.
+    if addrs.iter().any(|ip| policy.blocks(*ip)) {
         return Err(bad(format!(
-            "`url` host `{host}` resolves to {ip}, inside a range this gateway does not deliver to (`webhooks.blocked_cidr_ranges`)"
+            "`url` host `{host}` resolves to an address this gateway does not deliver to (`webhooks.blocked_cidr_ranges`)"
         )));
     }
     Ok(())
@@ -711,7 +741,11 @@ pub fn list(conn: &Connection, f: &ListFilter) -> ApiResult<Value> {
 fn parse_cursor(cursor: Option<&str>) -> ApiResult<usize> {
     match cursor {
         None => Ok(0),
-        Some(c) => c.parse().map_err(|_| ApiError::invalid("`cursor` is not a cursor this server issued")),
+        // An offset SQLite can take (int64), so the next page's offset cannot overflow either.
+        Some(c) => c
+            .parse::<u32>()
+            .map(|n| n as usize)
+            .map_err(|_| ApiError::invalid("`cursor` is not a cursor this server issued")),
     }
 }
 

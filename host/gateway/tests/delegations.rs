@@ -301,7 +301,7 @@ async fn toolset_risk_points_budgets_are_action_masks() {
     let r = delegate(&http, &key, body("t3")).await;
     assert_eq!(r["decision"], "allow", "{r}");
     assert_eq!(r["reservations"].as_array().unwrap().len(), 1);
-    assert_eq!(r["reservations"][0]["reserved"]["amount"], 2, "the cost the rule checked is the cost held");
+    assert_eq!(r["reservations"][0]["spent"]["amount"], 2, "the cost the rule checked is the cost spent");
     let r = http.delegate(&key, body("t4")).await;
     assert_eq!(r.body["reason"], "action-mask-exhausted", "{:?}", r.body);
     assert!(r.body["verdict"]["deny"]["message"].as_str().unwrap().contains("1 risk points left"), "{:?}", r.body);
@@ -313,5 +313,81 @@ async fn toolset_risk_points_budgets_are_action_masks() {
     // The refused hops carved nothing (all or nothing): two children of $1 each.
     let root_node = http.tenant(&key, Method::GET, &format!("/v1/grants/{}", grant["grant_id"].as_str().unwrap()), None).await;
     assert_eq!(root_node.body["units"][0]["carved"], 200_000_000, "{:?}", root_node.body);
+    gw.stop().await;
+}
+
+/// The mask's points are spent on exactly the toolset budget its facts came from: naming other
+/// budgeting levels (`subject.workspace`) does not move the charge elsewhere, and the points do
+/// not come back when the child's grant expires (review finding: the hold landed on
+/// `tenant:T/workspace:W/toolset:X` and only ever expired).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_action_mask_spends_on_its_toolset_whatever_the_subject_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let gw = common::gateway(dir.path()).await;
+    let http = Http::new(gw.url());
+    let key = tenant(&http, "acme").await;
+    http.budget(&key, "tenant:acme", "RISK_POINTS", 100, json!({})).await;
+    http.budget(&key, "tenant:acme/workspace:x", "RISK_POINTS", 100, json!({})).await;
+    http.budget(&key, "tenant:acme/toolset:payment", "RISK_POINTS", 3, json!({})).await;
+    let root = mandate(5_000_000_000, &["payment.*"], 4);
+    let grant = http.root_grant(&key, "orchestrator", root.clone()).await;
+    let body = |task: &str, expires_at: u64| {
+        let mut requested = mandate(100_000_000, &["payment.refund"], 3);
+        requested["expires_at"] = json!(expires_at);
+        let mut h = hop(&grant["token"], "orchestrator", "refund-agent", "medium", root.clone(), requested, 0.12);
+        h["request"]["task"]["id"] = json!(task);
+        h["subject"] = json!({"workspace": "x"});
+        h
+    };
+    // a child that expires in a second: under the old hold its points came back with it
+    let soon = u64::try_from(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis()).unwrap() + 1_000;
+    let r = delegate(&http, &key, body("t1", soon)).await;
+    assert_eq!(r["decision"], "allow", "{r}");
+    let toolset = http.balance(&key, "acme", "tenant:acme/toolset:payment").await;
+    assert_eq!((toolset["spent"]["amount"].as_i64(), toolset["reserved"]["amount"].as_i64()), (Some(2), Some(0)), "{toolset}");
+    tokio::time::sleep(std::time::Duration::from_millis(1_500)).await;
+    let r = http.delegate(&key, body("t2", expiry())).await;
+    assert_eq!((r.body["decision"].as_str(), r.body["reason"].as_str()), (Some("deny"), Some("action-mask-exhausted")), "{:?}", r.body);
+    gw.stop().await;
+}
+
+/// An approval overrides the escalating rule, not the action mask: the rule runs again on the
+/// facts at the approval (a structural escalation never reached it), and an approved hop spends
+/// its points like an allowed one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_approval_meets_the_action_mask_on_the_facts_of_its_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let gw = common::gateway(dir.path()).await;
+    let http = Http::new(gw.url());
+    let key = tenant(&http, "acme").await;
+    http.budget(&key, "tenant:acme/toolset:payment", "RISK_POINTS", 3, json!({})).await;
+    let root = mandate(5_000_000_000, &["payment.*"], 4);
+    let grant = http.root_grant(&key, "orchestrator", root.clone()).await;
+    let escalating = |task: &str| {
+        let mut h = hop(&grant["token"], "orchestrator", "refund-agent", "medium", root.clone(), mandate(500_000_000, &["payment.refund"], 3), 0.38);
+        h["request"]["task"]["id"] = json!(task);
+        h
+    };
+    let first = delegate(&http, &key, escalating("t1")).await;
+    let second = delegate(&http, &key, escalating("t2")).await;
+    assert_eq!((first["decision"].as_str(), second["decision"].as_str()), (Some("escalate"), Some("escalate")), "{first} {second}");
+    let risk_officer = http.key("acme", "approver", "risk-officer").await;
+    let approve = |id: &Value| {
+        let path = format!("/v1/escalations/{}/approve", id.as_str().unwrap());
+        let (http, key) = (&http, risk_officer.clone());
+        async move { http.tenant(&key, Method::POST, &path, Some(json!({}))).await }
+    };
+    // the first approval spends 2 of the 3 points
+    let a = approve(&first["escalation"]["id"]).await;
+    assert_eq!(a.status, StatusCode::OK, "{:?}", a.body);
+    assert_eq!(a.body["delegation"]["reservations"][0]["spent"]["amount"], 2, "{:?}", a.body);
+    let toolset = http.balance(&key, "acme", "tenant:acme/toolset:payment").await;
+    assert_eq!(toolset["spent"]["amount"], 2, "{toolset}");
+    // the second finds 1 point left: refused with the rule's code, nothing performed
+    let b = approve(&second["escalation"]["id"]).await;
+    assert_eq!((b.status, b.body["error"].as_str()), (StatusCode::CONFLICT, Some("BUDGET_EXCEEDED")), "{:?}", b.body);
+    assert!(b.body["message"].as_str().unwrap().contains("6005 action-mask-exhausted"), "{:?}", b.body);
+    let root_node = http.tenant(&key, Method::GET, &format!("/v1/grants/{}", grant["grant_id"].as_str().unwrap()), None).await;
+    assert_eq!(root_node.body["units"][0]["carved"], 500_000_000, "one approved child only: {:?}", root_node.body);
     gw.stop().await;
 }

@@ -366,7 +366,24 @@ async fn urls_inside_blocked_ranges_or_over_http_are_refused_by_default() {
     let dir = tempfile::tempdir().unwrap();
     let gw = sbd_gateway::serve::start(common::config(dir.path())).await.unwrap();
     let http = Http::new(gw.url());
-    for url in ["http://example.com/hook", "https://127.0.0.1/hook", "https://[::1]/hook", "https://10.0.0.8/x", "https://user:pw@example.com/", "ftp://example.com/"] {
+    let urls = [
+        "http://example.com/hook",
+        "https://127.0.0.1/hook",
+        "https://[::1]/hook",
+        "https://10.0.0.8/x",
+        "https://user:pw@example.com/",
+        "ftp://example.com/",
+        // review findings: the unspecified address (Linux connects `::` to loopback) and IPv6
+        // forms that carry a blocked IPv4 address
+        "https://[::]/hook",
+        "https://0.0.0.0/hook",
+        "https://[::ffff:127.0.0.1]/hook",
+        "https://[::7f00:1]/hook",
+        "https://[64:ff9b::a00:8]/hook",
+        "https://100.64.0.1/hook",
+        "https://[ff02::1]/hook",
+    ];
+    for url in urls {
         let r = http.admin(Method::POST, "/v1/admin/webhooks", Some(json!({"url": url, "event_types": ["budget.created"]}))).await;
         assert_eq!((r.status, r.body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("WEBHOOK_URL_INVALID")), "{url}: {:?}", r.body);
     }
@@ -376,6 +393,16 @@ async fn urls_inside_blocked_ranges_or_over_http_are_refused_by_default() {
         .await;
     assert_eq!(r.body["error"], "INVALID_REQUEST", "{:?}", r.body);
     assert!(r.body["message"].as_str().unwrap().contains("headers.X-Cycles-Signature"), "{:?}", r.body);
+    // The refusal does not name the address a host resolves to.
+    let r = http.admin(Method::POST, "/v1/admin/webhooks", Some(json!({"url": "https://localhost/hook", "event_types": ["budget.created"]}))).await;
+    assert_eq!(r.body["error"], "WEBHOOK_URL_INVALID", "{:?}", r.body);
+    assert!(!r.body["message"].as_str().unwrap().contains("127.0.0.1"), "{:?}", r.body);
+    // A cursor past what SQLite's offset can hold is refused, not wrapped.
+    let r = http.admin(Method::GET, "/v1/admin/webhooks?cursor=18446744073709551615", None).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{:?}", r.body);
+    // The system tenant's id is reserved.
+    let r = http.admin(Method::POST, "/v1/admin/tenants", Some(json!({"tenant_id": "__system__", "name": "x"}))).await;
+    assert_eq!((r.status, r.body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("INVALID_REQUEST")), "{:?}", r.body);
     gw.stop().await;
 }
 
@@ -488,5 +515,12 @@ async fn observe_mode_evaluates_without_holding_and_reports_the_decision() {
     assert_eq!(balance(http.clone(), key.clone()).await, 5);
     http.root_grant(&key, "orchestrator", common::mandate(100, 2)).await;
     assert_eq!(balance(http.clone(), key.clone()).await, 105, "the root grant's hold is enforced");
+    // A suspended tenant is read-only: an observed reservation gets enforcement's 403, not ALLOW.
+    let r = http.admin(Method::PATCH, "/v1/admin/tenants/acme", Some(json!({"status": "SUSPENDED"}))).await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    let mut suspended = reserve_body("s1", "acme", 5);
+    suspended["estimate"]["unit"] = json!("TOKENS");
+    let r = http.tenant(&key, Method::POST, "/v1/reservations", Some(suspended)).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{:?}", r.body);
     gw.stop().await;
 }
