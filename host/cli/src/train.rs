@@ -339,8 +339,13 @@ pub fn theory_markdown(report: &TheoryReport, config: &TheoryConfig) -> String {
     );
     s += &format!("- mean alpha: Spearman(lambda, alpha) = {}\n\n", show(m.spearman_alpha));
     s += &format!(
-        "## Theorem 4.6: inner convergence\n\nFull-batch projected gradient descent on {} training samples, eta = {}; pi* = the iterate after {} steps (gradient norm there {:.3e}).\n\n",
-        config.convergence_samples, c.eta, config.reference_steps, c.reference_gradient_norm
+        "## Theorem 4.6: inner convergence\n\nFull-batch projected gradient descent on {} training samples, eta = {}; pi* = the optimum of the basin the path reaches after {} steps, solved by L-BFGS in {} iterations to a gradient norm of {:.3e} ({}).\n\n",
+        config.convergence_samples,
+        c.eta,
+        config.reference_steps,
+        c.reference_iterations,
+        c.reference_gradient_norm,
+        if c.reference_converged { "converged" } else { "NOT converged: the fit is not a verdict" }
     );
     s += &format!(
         "- fit of ln ||pi_t - pi*||^2 on t over {} steps: slope {:.4e}, R^2 = {:.4}; prediction R^2 > 0.95: **{}**\n",

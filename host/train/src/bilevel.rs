@@ -77,7 +77,7 @@ impl Problem<'_> {
 
     /// pi's forward pass on `indices`, in two halves on two threads (deterministic: the halves
     /// and the order they are combined in do not depend on scheduling).
-    fn pi_forward<T: Scalar>(&self, pi: &[T], indices: &[usize]) -> [(Activations<T>, usize); 2] {
+    pub(crate) fn pi_forward<T: Scalar>(&self, pi: &[T], indices: &[usize]) -> [(Activations<T>, usize); 2] {
         let half = indices.len().div_ceil(2);
         let (left, right) = indices.split_at(half);
         let run = |part: &[usize]| (mlp::forward(self.pi, pi, &self.states(part), part.len()), part.len());
@@ -86,7 +86,7 @@ impl Problem<'_> {
     }
 
     /// Per-sample losses and pi's output rows for `indices` at `pi`.
-    fn losses<T: Scalar>(
+    pub(crate) fn losses<T: Scalar>(
         &self,
         halves: &[(Activations<T>, usize); 2],
         indices: &[usize],
@@ -101,7 +101,7 @@ impl Problem<'_> {
     }
 
     /// Adds pi's reverse pass with per-row output cotangents `d_out` (both halves) into `grad`.
-    fn pi_backward<T: Scalar>(&self, pi: &[T], halves: &[(Activations<T>, usize); 2], d_out: &[T]) -> Vec<T> {
+    pub(crate) fn pi_backward<T: Scalar>(&self, pi: &[T], halves: &[(Activations<T>, usize); 2], d_out: &[T]) -> Vec<T> {
         let width = self.pi.outputs();
         let split_at = halves[0].1 * width;
         let run = |acts: &Activations<T>, d: &[T]| {
@@ -142,7 +142,17 @@ impl Problem<'_> {
             loss += (lambda * l.safety + (T::one() - lambda) * l.efficiency) / batch;
             d_out.extend(l.grad_safety.iter().zip(&l.grad_efficiency).map(|(&gs, &ge)| ws * gs + we * ge));
         }
-        let grad = self.pi_backward(pi, &halves, &d_out);
+        let mut grad = self.pi_backward(pi, &halves, &d_out);
+        let kappa = self.objective.weight_decay;
+        if kappa != 0.0 {
+            let k = T::of(kappa);
+            let mut square = T::zero();
+            for (g, &p) in grad.iter_mut().zip(pi) {
+                *g += k * p;
+                square += p * p;
+            }
+            loss += T::of(0.5 * kappa) * square;
+        }
         (grad, BatchStats { safety: mean_safety.f64(), efficiency: mean_eff.f64(), loss: loss.f64() })
     }
 
@@ -153,7 +163,7 @@ impl Problem<'_> {
     }
 
     /// `mean lambda_b l_safe,b + (1 - lambda_b) l_eff,b` on `indices` with given lambdas (eq. 3
-    /// for a fixed weight), and the mean losses; no penalty, no gradients.
+    /// for a fixed weight), and the mean losses; no penalty, no ridge, no gradients.
     pub fn weighted_losses<T: Scalar>(&self, pi: &[T], indices: &[usize], lambdas: &[T]) -> BatchStats {
         let halves = self.pi_forward(pi, indices);
         let losses = self.losses(&halves, indices);

@@ -270,6 +270,9 @@ pub fn markdown(
             let _ = writeln!(md, "| {} | {} |", m.name, cells.join(" | "));
         }
         delta_binding(&mut md, name, config, results);
+        if let Some(domain) = domains.iter().find(|d| d.name == *name) {
+            oracle_section(&mut md, domain, config, results);
+        }
         finance_windows(&mut md, name, config, results);
         let _ = writeln!(md, "\n![SR-TE Pareto curves]({})", pareto_file(name));
     }
@@ -313,6 +316,8 @@ fn delta_binding(md: &mut String, domain: &str, config: &ExperimentConfig, resul
     for method in [
         Method::Sbd,
         Method::SbdAl,
+        Method::SbdAlDirect,
+        Method::TabularContext,
         Method::GlobalLagrangian,
         Method::BestFixedLambda,
         Method::NoOuter,
@@ -339,6 +344,51 @@ fn delta_binding(md: &mut String, domain: &str, config: &ExperimentConfig, resul
                     mean(&|r| r.task_efficiency),
                     mean(&|r| r.chance_multiplier)
                 )
+            })
+            .collect();
+        let _ = writeln!(md, "| {} | {} |", method.name(), cells.join(" | "));
+    }
+}
+
+/// The closed-form oracle frontier on the test split ([`crate::oracle`]), and each method's
+/// TE as a share of the oracle's at the same delta (means over seeds); finance has none.
+fn oracle_section(md: &mut String, domain: &Domain, config: &ExperimentConfig, results: &Results) {
+    if matches!(domain.kind, DomainKind::Finance { .. }) {
+        let _ = writeln!(
+            md,
+            "\nOracle frontier: none for finance (its TE is a Sharpe ratio over the whole test path, not a mean over decisions; see `host/train/src/oracle.rs`)."
+        );
+        return;
+    }
+    let test = &domain.dataset.test;
+    let points = crate::oracle::frontier(test, &config.deltas);
+    let [rest, risky] = crate::oracle::best_safety_rate_by_context(test);
+    let share = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.3}"));
+    let _ = writeln!(
+        md,
+        "\nOracle frontier (closed form on the test split: the best TE any rule reaches at SR >= 1 - delta, knowing every threshold and cost). The best Safety Rate any rule reaches is {} in the rest and {} in the high-risk context (samples with no safe decision at all). Below, each method's test TE as a share of the oracle's at the same delta (means over seeds):\n",
+        share(rest),
+        share(risky)
+    );
+    let header: Vec<String> = config.deltas.iter().map(|d| format!("delta {d}")).collect();
+    let _ = writeln!(md, "| | {} |", header.join(" | "));
+    let _ = writeln!(md, "|---|{}", "---|".repeat(config.deltas.len()));
+    let oracle: Vec<String> = points.iter().map(|p| format!("SR {:.3} / TE {:.3}", p.safety_rate, p.task_efficiency)).collect();
+    let _ = writeln!(md, "| oracle | {} |", oracle.join(" | "));
+    for method in Method::ALL {
+        let cells: Vec<String> = points
+            .iter()
+            .map(|p| {
+                let runs: Vec<_> = results
+                    .runs
+                    .iter()
+                    .filter(|r| r.domain == domain.name && r.method == method && r.delta.is_none_or(|d| d == p.delta))
+                    .collect();
+                if runs.is_empty() || p.task_efficiency <= 0.0 {
+                    return "-".to_string();
+                }
+                let te = runs.iter().map(|r| r.task_efficiency).sum::<f64>() / runs.len() as f64;
+                format!("{:.0}%", 100.0 * te / p.task_efficiency)
             })
             .collect();
         let _ = writeln!(md, "| {} | {} |", method.name(), cells.join(" | "));
@@ -479,10 +529,14 @@ fn plots(
     for d in domains {
         let file = pareto_file(&d.name);
         let title = format!("SR-TE over delta: {}", d.name);
-        let series: Vec<Series<'_>> = summaries(analysis, &d.name)
+        let mut series: Vec<Series<'_>> = summaries(analysis, &d.name)
             .iter()
             .map(|m| Series { label: m.name.as_str(), points: m.curve.iter().map(|&(_, sr, te)| (sr, te)).collect() })
             .collect();
+        if !matches!(d.kind, DomainKind::Finance { .. }) {
+            let oracle = crate::oracle::frontier(&d.dataset.test, &config.deltas);
+            series.push(Series { label: "oracle (closed form)", points: oracle.iter().map(|p| (p.safety_rate, p.task_efficiency)).collect() });
+        }
         line_plot(
             &dir.join(&file),
             &[Panel { title: &title, x_label: "Safety Rate", y_label: "Task Efficiency", log_y: false, series }],

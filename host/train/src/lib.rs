@@ -9,6 +9,7 @@
 //! - [`data`] and [`finance`]: domains in one sample format, the S&P 500 domain on real prices;
 //! - [`theory`]: the section 6.6 validations; [`report`]: logs and plots.
 
+pub mod augmented;
 pub mod backend;
 pub mod bilevel;
 pub mod data;
@@ -17,10 +18,12 @@ pub mod error;
 pub mod experiment;
 pub mod experiment_report;
 pub mod finance;
+pub mod lbfgs;
 pub mod linalg;
 pub mod medical;
 pub mod mlp;
 pub mod objective;
+pub mod oracle;
 pub mod report;
 pub mod stats;
 pub mod summary;

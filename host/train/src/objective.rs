@@ -59,6 +59,11 @@ pub struct Objective {
     pub penalty: f64,
     /// Continuous, discrete or fixed alpha (see the module docs).
     pub alpha: AlphaMode,
+    /// Coefficient kappa of a ridge `kappa / 2 ||pi||^2` on pi's parameters in the inner loss
+    /// (0: none, the paper's). SBD-AL sets it: the efficiency and safety losses are bounded, so
+    /// without it the inner minimiser runs off to infinite logits and `pi*(phi)`, which the
+    /// implicit hypergradient differentiates, does not exist.
+    pub weight_decay: f64,
 }
 
 impl Default for Objective {
@@ -70,6 +75,7 @@ impl Default for Objective {
             delta: 0.05,
             penalty: 10.0,
             alpha: AlphaMode::Continuous,
+            weight_decay: 0.0,
         }
     }
 }

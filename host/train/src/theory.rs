@@ -26,8 +26,12 @@ pub struct TheoryConfig {
     pub convergence_samples: usize,
     /// Steps whose distance to pi* is recorded and fitted.
     pub convergence_steps: usize,
-    /// Steps run to approximate pi*.
+    /// Gradient steps along the same path before pi* is solved for from where they end (so
+    /// that pi* is the minimum of the basin the path is in).
     pub reference_steps: usize,
+    /// The gradient norm pi* is solved to (L-BFGS in f64; F4 needs a true optimum, issue 16:
+    /// a later iterate of the same path makes any constant-speed path look linear).
+    pub reference_tolerance: f64,
     /// Random chains per chain length.
     pub chains: usize,
     /// Chain lengths k.
@@ -43,6 +47,7 @@ impl Default for TheoryConfig {
             convergence_samples: 512,
             convergence_steps: 200,
             reference_steps: 4000,
+            reference_tolerance: 1e-6,
             chains: 10_000,
             chain_lengths: vec![2, 3, 4, 5],
         }
@@ -119,7 +124,14 @@ pub struct Convergence {
     pub predicted_slope: f64,
     /// Norm of the full-batch gradient at the reference point pi*.
     pub reference_gradient_norm: f64,
-    /// The paper's criterion: R^2 > 0.95.
+    /// L-BFGS iterations to pi*.
+    pub reference_iterations: usize,
+    /// Whether pi* reached `reference_tolerance`.
+    pub reference_converged: bool,
+    /// ||pi_T - pi*||^2 / ||pi_0 - pi*||^2 at the last fitted step.
+    pub distance_ratio: f64,
+    /// The paper's criterion, R^2 > 0.95, and only against a converged pi* (otherwise the
+    /// check is not made and does not pass).
     pub pass: bool,
 }
 
@@ -223,16 +235,32 @@ pub fn convergence<B: Backend + Clone>(
     let gradient = |pi: &[f32]| problem.inner_gradient(pi, &samples, &lambdas).0;
     let total = config.reference_steps + config.convergence_steps;
 
-    let mut reference = pi0.to_vec();
+    let mut path_end = pi0.to_vec();
     for step in 0..config.reference_steps {
-        let g = gradient(&reference);
-        reference.iter_mut().zip(&g).for_each(|(p, g)| *p -= eta * g);
+        let g = gradient(&path_end);
+        path_end.iter_mut().zip(&g).for_each(|(p, g)| *p -= eta * g);
         progress(step + 1, total);
     }
-    let reference_gradient = gradient(&reference);
-    if reference.iter().any(|p| !p.is_finite()) {
-        return Err(TrainError::Diverged("the reference run for pi* diverged".into()));
+    if path_end.iter().any(|p| !p.is_finite()) {
+        return Err(TrainError::Diverged("the path towards pi* diverged".into()));
     }
+    // pi*: the minimum of the basin the path is in, solved in f64 to the tolerance
+    let lambdas64: Vec<f64> = lambdas.iter().map(|&l| f64::from(l)).collect();
+    let start: Vec<f64> = path_end.iter().map(|&p| f64::from(p)).collect();
+    let solved = crate::lbfgs::minimise(
+        |pi: &[f64]| {
+            let (g, stats) = problem.inner_gradient(pi, &samples, &lambdas64);
+            (stats.loss, g)
+        },
+        &start,
+        config.reference_tolerance,
+        // past this it gains nothing here: on finance it stalls at 1.9e-5 by 20,000 and is
+        // there still at 100,000 (a kink of the ReLU network or the projection, not a slow tail)
+        20_000,
+        20,
+    );
+    let reference: Vec<f32> = solved.x.iter().map(|&p| p as f32).collect();
+    let reference_gradient = gradient(&reference);
 
     let mut pi = pi0.to_vec();
     let mut distances = Vec::with_capacity(config.convergence_steps + 1);
@@ -263,15 +291,19 @@ pub fn convergence<B: Backend + Clone>(
     } else {
         f64::NAN
     };
+    let distance_ratio = distances.last().copied().unwrap_or(f64::NAN) / distances.first().copied().unwrap_or(f64::NAN);
     Ok(Convergence {
+        distance_ratio,
         eta: config.train.eta_in,
         distances,
         fit,
         mu,
         smoothness,
         predicted_slope,
-        reference_gradient_norm: reference_gradient.iter().map(|g| f64::from(*g).powi(2)).sum::<f64>().sqrt(),
-        pass: fit.r_squared > 0.95,
+        reference_gradient_norm: solved.gradient_norm,
+        reference_iterations: solved.iterations,
+        reference_converged: solved.converged,
+        pass: solved.converged && fit.r_squared > 0.95,
     })
 }
 

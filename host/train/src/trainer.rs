@@ -8,7 +8,7 @@ use sbd_policy::learned::{Dense, LearnedModel, Mlp, Provenance};
 use serde::Serialize;
 
 use crate::backend::Backend;
-use crate::bilevel::Problem;
+use crate::bilevel::{BatchStats, Problem};
 use crate::data::{Dataset, Split, sample_indices};
 use crate::error::TrainError;
 use crate::mlp::{self, Shape};
@@ -41,6 +41,20 @@ pub enum LambdaMode {
     ContextDual {
         /// Confidence of the upper bound on each context's unsafe rate (e.g. 0.95).
         confidence: f64,
+    },
+    /// SBD-AL (ours, not the paper's): lambda(s) = `mu_phi(s) / (1 + mu_phi(s))` trained on the
+    /// validation split's augmented Lagrangian over the per-context chance constraints, with
+    /// the hypergradient by implicit differentiation (see [`crate::augmented`]).
+    ContextAugmented(crate::augmented::AugmentedConfig),
+    /// Tabular per-context multipliers (a baseline for SBD-AL, issue 16 item 3): one
+    /// multiplier `mu_k` per context and no network, `lambda(s) = mu_k / (1 + mu_k)` for `s` in
+    /// context k, with `mu_k <- max(0, mu_k + eta (ucb_k - delta))` after each outer step on the
+    /// validation split's Clopper-Pearson bound (the same measurement as SBD-AL's).
+    TabularContext {
+        /// Confidence of each context's upper bound.
+        confidence: f64,
+        /// Dual step size.
+        eta: f64,
     },
 }
 
@@ -152,10 +166,20 @@ impl TrainConfig {
         {
             return bad("the context bound's confidence must lie in (0, 1)");
         }
-        if let LambdaMode::Lagrangian { eta } = self.lambda
+        if let LambdaMode::Lagrangian { eta } | LambdaMode::TabularContext { eta, .. } = self.lambda
             && !(eta.is_finite() && eta > 0.0)
         {
             return bad("the dual step size must be positive and finite");
+        }
+        if let LambdaMode::TabularContext { confidence, .. } = self.lambda
+            && !(confidence > 0.0 && confidence < 1.0)
+        {
+            return bad("the context bound's confidence must lie in (0, 1)");
+        }
+        if let LambdaMode::ContextAugmented(a) = self.lambda
+            && !(a.confidence > 0.0 && a.confidence < 1.0 && a.rho.is_finite() && a.rho > 0.0 && a.neumann_terms > 0)
+        {
+            return bad("SBD-AL needs a confidence in (0, 1), rho > 0 and at least one Neumann term");
         }
         if let crate::objective::AlphaMode::Fixed(c) = o.alpha
             && !(0.0..=1.0).contains(&c)
@@ -171,7 +195,8 @@ impl TrainConfig {
 pub struct StepRecord {
     /// 1-based outer step.
     pub step: usize,
-    /// L_meta on the meta-batch (SBD eq. 3).
+    /// L_meta on the meta-batch (SBD eq. 3); for SBD-AL its own outer objective, L_out on the
+    /// whole validation split ([`crate::augmented`]).
     pub l_meta: f64,
     /// Mean surrogate safety loss on the meta-batch.
     pub l_safety: f64,
@@ -263,8 +288,14 @@ pub struct Trainer<'a, B: Backend> {
     multiplier: f64,
     /// The multiplier nu of the chance constraint (see [`Trainer::chance_multiplier`]).
     chance: f64,
-    /// [`LambdaMode::ContextDual`]'s last measurement, per context.
+    /// [`LambdaMode::ContextDual`]'s, [`LambdaMode::ContextAugmented`]'s and
+    /// [`LambdaMode::TabularContext`]'s last measurement, per context.
     context_bounds: Vec<ContextBound>,
+    /// [`LambdaMode::ContextAugmented`]'s duals y_k, or [`LambdaMode::TabularContext`]'s
+    /// multipliers mu_k, per context.
+    context_duals: Vec<f64>,
+    /// [`LambdaMode::ContextAugmented`]'s last top direction of the inner Hessian.
+    top_direction: Option<Vec<f64>>,
     /// The best validation L_meta so far and its pi (with `select_checkpoint`).
     selected: Option<(f64, Vec<f32>)>,
 }
@@ -286,7 +317,7 @@ impl<'a, B: Backend> Trainer<'a, B> {
         let (phi_shape, pi_shape) = shapes(dataset.state_dim, agents, &config);
         let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
         let mut phi = mlp::init(&phi_shape, &mut rng, 0.1);
-        if let LambdaMode::ContextDual { .. } = config.lambda {
+        if let LambdaMode::ContextDual { .. } | LambdaMode::ContextAugmented(_) = config.lambda {
             // every multiplier starts near 0 (mu = e^-3, lambda 0.05): it rises only where a
             // constraint is violated
             let (_, bias) = phi_shape.offsets(phi_shape.layers() - 1);
@@ -314,6 +345,8 @@ impl<'a, B: Backend> Trainer<'a, B> {
             multiplier: 0.0,
             chance: 0.0,
             context_bounds: Vec::new(),
+            context_duals: vec![0.0; 2],
+            top_direction: None,
             selected: None,
         })
     }
@@ -377,7 +410,10 @@ impl<'a, B: Backend> Trainer<'a, B> {
         match self.config.lambda {
             LambdaMode::Fixed(l) => Some(l),
             LambdaMode::Lagrangian { .. } => Some(self.multiplier / (1.0 + self.multiplier)),
-            LambdaMode::Learned | LambdaMode::ContextDual { .. } => None,
+            LambdaMode::Learned
+            | LambdaMode::ContextDual { .. }
+            | LambdaMode::ContextAugmented(_)
+            | LambdaMode::TabularContext { .. } => None,
         }
     }
 
@@ -399,7 +435,12 @@ impl<'a, B: Backend> Trainer<'a, B> {
                 let l = self.constant_lambda().unwrap_or(0.5);
                 (vec![self.with_chance(l) as f32; len], l)
             }
-            LambdaMode::Learned | LambdaMode::ContextDual { .. } => {
+            LambdaMode::TabularContext { .. } => {
+                let lambdas = self.tabular_lambdas(&self.dataset.train);
+                let mean = lambdas.iter().sum::<f64>() / len.max(1) as f64;
+                (lambdas.iter().map(|&l| self.with_chance(l) as f32).collect(), mean)
+            }
+            LambdaMode::Learned | LambdaMode::ContextDual { .. } | LambdaMode::ContextAugmented(_) => {
                 let visited: usize = batches.iter().map(Vec::len).sum();
                 let indices: Vec<usize> = if visited < len {
                     let mut seen = vec![false; len];
@@ -416,6 +457,21 @@ impl<'a, B: Backend> Trainer<'a, B> {
                 (lambdas, mean)
             }
         }
+    }
+
+    /// [`LambdaMode::TabularContext`]'s lambda for each sample of `split`.
+    fn tabular_lambdas(&self, split: &Split) -> Vec<f64> {
+        (0..split.len)
+            .map(|i| {
+                let mu = self.context_duals.get(split.context(i)).copied().unwrap_or(0.0);
+                mu / (1.0 + mu)
+            })
+            .collect()
+    }
+
+    /// The per-context measurement of SBD-AL and the tabular baseline on the validation split.
+    fn measure_contexts(&self, pi: &[f32], confidence: f64) -> Vec<ContextBound> {
+        context_bounds(&Problem { split: &self.dataset.validation, ..self.problem() }, pi, confidence)
     }
 
     /// One outer iteration (Algorithm 1 lines 5-22).
@@ -517,6 +573,56 @@ impl<'a, B: Backend> Trainer<'a, B> {
                 }
                 (meta, norm)
             }
+            LambdaMode::ContextAugmented(augmented) => {
+                let to64 = |v: &[f32]| v.iter().map(|&x| f64::from(x)).collect::<Vec<f64>>();
+                let (phi64, pi64) = (to64(&self.phi), to64(&pi));
+                let validation = Problem { split: &self.dataset.validation, ..problem };
+                let delta = self.config.objective.delta;
+                let (outer, outer_gradient) =
+                    crate::augmented::outer_loss(&validation, &pi64, &self.context_duals, delta, augmented.rho);
+                // SBD-AL's log shows its own outer objective, L_out on the whole validation split
+                let meta = BatchStats { loss: outer.value, safety: outer.safety, efficiency: outer.efficiency };
+                let last_batch = batches.last().map(Vec::as_slice).unwrap_or_default();
+                let implicit = crate::augmented::implicit_hypergradient(
+                    &problem,
+                    &phi64,
+                    &pi64,
+                    last_batch,
+                    &outer_gradient,
+                    &augmented,
+                    self.top_direction.as_deref(),
+                );
+                let grad: Vec<f32> = implicit.grad.iter().map(|&g| g as f32).collect();
+                let norm = implicit.grad.iter().map(|g| g * g).sum::<f64>().sqrt();
+                self.top_direction = Some(implicit.top_direction);
+                let mut phi = std::mem::take(&mut self.phi);
+                self.update_phi(&mut phi, &grad);
+                self.phi = phi;
+                let bounds = self.measure_contexts(&pi, augmented.confidence);
+                let ucbs: Vec<f64> = bounds.iter().map(|b| if b.samples > 0 { b.upper_bound } else { f64::NAN }).collect();
+                crate::augmented::ascend_duals(&mut self.context_duals, &ucbs, delta, augmented.rho);
+                self.context_bounds = bounds;
+                if self.phi.iter().any(|p| !p.is_finite()) {
+                    self.pi = pi;
+                    return Err(TrainError::Diverged("phi has a non-finite parameter".into()));
+                }
+                (meta, norm)
+            }
+            LambdaMode::TabularContext { confidence, eta } => {
+                let lambdas: Vec<f32> =
+                    self.tabular_lambdas(meta_split).iter().map(|&l| l as f32).collect();
+                let batch_lambdas: Vec<f32> = meta_batch.iter().map(|&i| lambdas[i]).collect();
+                let meta = Problem { split: meta_split, ..problem }.weighted_losses(&pi, &meta_batch, &batch_lambdas);
+                let bounds = self.measure_contexts(&pi, confidence);
+                let delta = self.config.objective.delta;
+                for (mu, b) in self.context_duals.iter_mut().zip(&bounds) {
+                    if b.samples > 0 {
+                        *mu = (*mu + eta * (b.upper_bound - delta)).max(0.0);
+                    }
+                }
+                self.context_bounds = bounds;
+                (meta, 0.0)
+            }
             LambdaMode::Fixed(_) | LambdaMode::Lagrangian { .. } => {
                 let lambda = self.constant_lambda().unwrap_or(0.5) as f32;
                 let meta = Problem { split: meta_split, ..problem }.weighted_losses(
@@ -607,6 +713,13 @@ impl<'a, B: Backend> Trainer<'a, B> {
     /// Decisions, lambda and the true Safety Rate on a split.
     pub fn evaluate(&self, split: &Split) -> Evaluation {
         match self.config.lambda {
+            LambdaMode::TabularContext { .. } => {
+                let config = TrainConfig { lambda: LambdaMode::Fixed(0.0), ..self.config.clone() };
+                let mut evaluation = evaluate(&self.phi_shape, &self.pi_shape, &self.phi, &self.pi, &config, split);
+                evaluation.lambdas = self.tabular_lambdas(split);
+                evaluation.mean_lambda = evaluation.lambdas.iter().sum::<f64>() / split.len.max(1) as f64;
+                evaluation
+            }
             LambdaMode::Lagrangian { .. } => {
                 let config = TrainConfig {
                     lambda: LambdaMode::Fixed(self.constant_lambda().unwrap_or(0.5)),
@@ -694,7 +807,9 @@ pub fn evaluate(
         // the free function has no multiplier: Trainer::evaluate passes the current lambda
         // as a fixed one
         LambdaMode::Lagrangian { .. } => vec![f64::NAN; split.len],
-        LambdaMode::Learned | LambdaMode::ContextDual { .. } => {
+        // the tabular multipliers live in the trainer: Trainer::evaluate fills them in
+        LambdaMode::TabularContext { .. } => vec![f64::NAN; split.len],
+        LambdaMode::Learned | LambdaMode::ContextDual { .. } | LambdaMode::ContextAugmented(_) => {
             problem.lambdas(phi, &all).1.iter().map(|&l| f64::from(l)).collect()
         }
     };
@@ -769,16 +884,10 @@ pub fn stochastic_unsafe(problem: &Problem<'_>, pi: &[f32], indices: &[usize]) -
 /// nor vanishes beyond recovery.
 pub const LOG_MU_BOUND: f64 = 8.0;
 
-/// [`LambdaMode::ContextDual`]'s phi step direction on the problem's (validation) split: the
-/// gradient to descend, `-sum_k (ucb_k - delta) mean_{s in R_k} d phi(s) / d phi` (phi's
-/// output is `log mu`), and the per-context measurements.
-pub fn context_dual_gradient(
-    problem: &Problem<'_>,
-    phi: &[f32],
-    pi: &[f32],
-    delta: f64,
-    confidence: f64,
-) -> (Vec<f32>, Vec<ContextBound>) {
+/// Per context of the problem's split (0: the rest, 1: the high-risk region), the stochastic
+/// policy's P(unsafe) with the true indicator and its one-sided Clopper-Pearson upper bound at
+/// `confidence`.
+pub fn context_bounds(problem: &Problem<'_>, pi: &[f32], confidence: f64) -> Vec<ContextBound> {
     let split = problem.split;
     let all: Vec<usize> = (0..split.len).collect();
     let unsafe_mass = stochastic_unsafe(problem, pi, &all);
@@ -793,6 +902,22 @@ pub fn context_dual_gradient(
         b.upper_bound = crate::stats::clopper_pearson_upper(x, b.samples, confidence);
         b.unsafe_rate = x / b.samples.max(1) as f64;
     }
+    bounds
+}
+
+/// [`LambdaMode::ContextDual`]'s phi step direction on the problem's (validation) split: the
+/// gradient to descend, `-sum_k (ucb_k - delta) mean_{s in R_k} d phi(s) / d phi` (phi's
+/// output is `log mu`), and the per-context measurements.
+pub fn context_dual_gradient(
+    problem: &Problem<'_>,
+    phi: &[f32],
+    pi: &[f32],
+    delta: f64,
+    confidence: f64,
+) -> (Vec<f32>, Vec<ContextBound>) {
+    let split = problem.split;
+    let all: Vec<usize> = (0..split.len).collect();
+    let bounds = context_bounds(problem, pi, confidence);
     let (acts, _) = problem.lambdas(phi, &all);
     let cotangent: Vec<f32> = (0..split.len)
         .map(|i| {

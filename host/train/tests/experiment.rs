@@ -13,9 +13,9 @@ fn the_quick_protocol_runs_end_to_end_and_reports_every_verdict() -> Result<(), 
 
     let config = ExperimentConfig { seeds: vec![0], ..ExperimentConfig::quick() };
     let results = experiment::run(&domains, &config, &|_, _| {})?;
-    // per domain and seed: 9 delta-dependent methods (SBD-AL, Global-Lagrangian and
-    // Best-fixed-lambda included) x 5 deltas + 3 without
-    assert_eq!(results.runs.len(), domains.len() * (9 * 5 + 3));
+    // per domain and seed: 11 delta-dependent methods (SBD-AL, SBD-AL-direct, Tabular-context,
+    // Global-Lagrangian and Best-fixed-lambda included) x 5 deltas + 3 without
+    assert_eq!(results.runs.len(), domains.len() * (11 * 5 + 3));
     // the random search: the same budget for every tuned method on every domain, candidate 0
     // the defaults, and each run used its method's chosen values
     assert_eq!(results.tuning.len(), domains.len() * Method::TUNED.len() * config.tuning_budget);
@@ -30,6 +30,8 @@ fn the_quick_protocol_runs_end_to_end_and_reports_every_verdict() -> Result<(), 
         // the ablations take SBD's values
         let of = |m: Method| results.chosen.iter().find(|(n, x, _)| n == &d.name && *x == m).map(|c| c.2);
         assert_eq!(of(Method::NoOuter), of(Method::Sbd));
+        // and SBD-AL's direct form, SBD-AL's
+        assert_eq!(of(Method::SbdAlDirect), of(Method::SbdAl));
     }
     for run in &results.runs {
         assert!((0.0..=1.0).contains(&run.safety_rate), "{run:?}");
@@ -49,7 +51,7 @@ fn the_quick_protocol_runs_end_to_end_and_reports_every_verdict() -> Result<(), 
     }
     let analysis = experiment::analyse(&results, &domains, &config);
     let ids: Vec<&str> = analysis.verdicts.iter().map(|v| v.id.as_str()).collect();
-    for id in ["H-Med-1", "H-Med-2", "H-Fin-1", "H-Fin-2", "H-Edu-1", "H-Edu-2", "F1", "F2", "F3", "F4", "Ablation order (6.5)", "C-context", "C-delta", "AL-SEA", "AL-global", "H-Med-1 control: untrained", "H-Fin-1 control: shuffled", "H-Edu-1 control: untrained", "H-Edu-1 control: shuffled"] {
+    for id in ["H-Med-1", "H-Med-2", "H-Fin-1", "H-Fin-2", "H-Edu-1", "H-Edu-2", "F1", "F2", "F3", "F4", "Ablation order (6.5)", "C-context", "C-delta", "AL-SEA", "AL-global", "AL-tabular", "AL-direct", "H-Med-1 control: untrained", "H-Fin-1 control: shuffled", "H-Edu-1 control: untrained", "H-Edu-1 control: shuffled"] {
         assert!(ids.contains(&id), "no verdict for {id}: {ids:?}");
     }
     // both SBD and SBD-AL get every hypothesis; tested verdicts carry a Holm-adjusted p no
@@ -69,6 +71,10 @@ fn the_quick_protocol_runs_end_to_end_and_reports_every_verdict() -> Result<(), 
             assert_eq!(v.holds, v.point_holds, "{v:?}");
         }
     }
+    // SBD-AL and the tabular baseline measured every context they constrain
+    for run in results.runs.iter().filter(|r| matches!(r.method, Method::SbdAl | Method::TabularContext)) {
+        assert!(!run.extras.contexts.is_empty(), "{run:?}");
+    }
     // the H-*-1 controls ran through the same statistic on the SBD runs
     for run in results.runs.iter().filter(|r| r.method == Method::Sbd) {
         assert!(run.extras.h1.is_some() && run.extras.h1_init.is_some() && run.extras.h1_shuffled.is_some(), "{run:?}");
@@ -83,6 +89,7 @@ fn the_quick_protocol_runs_end_to_end_and_reports_every_verdict() -> Result<(), 
     let report = std::fs::read_to_string(dir.join("report.md"))?;
     assert!(report.contains("SYNTHETIC") && report.contains("H-Edu-2") && report.contains("SBD-NoConstraint"));
     assert!(report.contains("SBD-AL (ours)") && report.contains("Does delta bind?"));
+    assert!(report.contains("Oracle frontier (closed form") && report.contains("Oracle frontier: none for finance"));
     assert!(report.contains("Equal tuning on validation") && report.contains("Holm") && report.contains("block-bootstrap"));
     let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("results.json"))?)?;
     assert_eq!(json["results"]["runs"].as_array().map(Vec::len), Some(results.runs.len()));
