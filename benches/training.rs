@@ -9,13 +9,14 @@
 use criterion::{
     BenchmarkGroup, Criterion, Throughput, criterion_group, criterion_main, measurement::WallTime,
 };
-use sbd_train::backend::Backend;
-use sbd_train::bilevel::Problem;
-use sbd_train::data::{Dataset, sample_indices};
-use sbd_train::finance::{self, FinanceOptions};
-use sbd_train::linalg::{MatRef, matmul};
-use sbd_train::trainer::{TrainConfig, Trainer, outer_step_flops};
-use sbd_train::{CpuBackend, mlp};
+use sbd_train::engine::backend::Backend;
+use sbd_train::engine::bilevel::Problem;
+use sbd_train::domains::data::{Dataset, sample_indices};
+use sbd_train::domains::finance::{self, FinanceOptions};
+use sbd_train::engine::linalg::{MatRef, matmul};
+use sbd_train::engine::trainer::{TrainConfig, Trainer, outer_step_flops};
+use sbd_train::CpuBackend;
+use sbd_train::engine::mlp;
 use sbd_train_gpu::{AdapterChoice, GpuBackend, cost};
 
 fn backend_rows<B: Backend>(
@@ -25,7 +26,7 @@ fn backend_rows<B: Backend>(
     mut backend: B,
 ) {
     let config = TrainConfig::default();
-    let (phi_shape, pi_shape) = sbd_train::trainer::shapes(data.state_dim, data.sub_agents.len(), &config);
+    let (phi_shape, pi_shape) = sbd_train::engine::trainer::shapes(data.state_dim, data.sub_agents.len(), &config);
     let problem =
         Problem { phi: &phi_shape, pi: &pi_shape, objective: &config.objective, split: &data.train };
     let mut rng = <rand::rngs::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(0);
@@ -79,7 +80,7 @@ fn training(c: &mut Criterion) {
         Ok(gpu) => {
             eprintln!("GPU rows on {}", gpu.gpu().adapter);
             let config = TrainConfig::default();
-            let (_, pi) = sbd_train::trainer::shapes(data.state_dim, data.sub_agents.len(), &config);
+            let (_, pi) = sbd_train::engine::trainer::shapes(data.state_dim, data.sub_agents.len(), &config);
             let step = cost::inner_step(&pi, config.batch);
             eprintln!(
                 "one inner step: {:.1} MFLOP, {:.2} MB compulsory traffic, {} dispatches; floor on an {}: {:.2} us",

@@ -9,9 +9,9 @@ use sbd_policy::learned::Provenance;
 use sbd_policy::{Policy, PolicyConfig, Request, Verdict};
 use sbd_runtime::{DEFAULT_COMPONENT, PolicyRuntime, RuntimeLimits};
 use sbd_train::CpuBackend;
-use sbd_train::finance::{self, FinanceOptions};
-use sbd_train::mlp;
-use sbd_train::trainer::{TrainConfig, Trainer};
+use sbd_train::domains::finance::{self, FinanceOptions};
+use sbd_train::engine::mlp;
+use sbd_train::engine::trainer::{TrainConfig, Trainer};
 
 const TOLERANCE: f64 = 1e-5;
 

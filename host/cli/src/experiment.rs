@@ -3,8 +3,9 @@
 use std::path::Path;
 
 use anyhow::Context;
-use sbd_train::experiment::{self, DomainChoice, ExperimentConfig};
-use sbd_train::experiment_report::{self, ReportMeta};
+use sbd_train::eval::experiment::{self, DomainChoice, ExperimentConfig};
+use sbd_train::eval::analysis;
+use sbd_train::eval::experiment_report::{self, ReportMeta};
 
 /// What `sbd experiment` prints when it is done.
 pub struct Outcome {
@@ -51,7 +52,7 @@ pub fn run_experiment(
     };
     let results = experiment::run(&domains, config, &progress)?;
     bar.finish_and_clear();
-    let analysis = experiment::analyse(&results, &domains, config);
+    let analysis = analysis::analyse(&results, &domains, config);
     let meta = ReportMeta {
         command,
         started,

@@ -13,11 +13,11 @@ use sbd_cli::{
     load_policy_with, outln, parse_config, read_text, render, train,
 };
 use sbd_policy::{PolicyConfig, Reason, Request};
-use sbd_train::experiment::{DomainChoice, ExperimentConfig};
-use sbd_train::finance::FinanceOptions;
-use sbd_train::objective::Objective;
-use sbd_train::theory::TheoryConfig;
-use sbd_train::trainer::{OuterOptimizer, TrainConfig};
+use sbd_train::eval::experiment::{DomainChoice, ExperimentConfig};
+use sbd_train::domains::finance::FinanceOptions;
+use sbd_train::engine::objective::Objective;
+use sbd_train::eval::theory::TheoryConfig;
+use sbd_train::engine::trainer::{OuterOptimizer, TrainConfig};
 
 /// The runtime safety layer for agent-to-agent delegation.
 ///

@@ -7,16 +7,16 @@
 //! stay on the device; nothing is read back until the loop ends, when pi, pi before the last
 //! step and the first and last steps' losses come back in one copy.
 //!
-//! The outer step's hypergradient is handed to the CPU ([`sbd_train::bilevel`]): it is one
+//! The outer step's hypergradient is handed to the CPU ([`sbd_train::engine::bilevel`]): it is one
 //! forward-backward pass against the inner loop's fifty, and it needs pi_{T-1} and pi_T,
 //! which the read-back already brings.
 
 use sbd_train::TrainError;
-use sbd_train::backend::{Backend, InnerLoop};
-use sbd_train::bilevel::{BatchStats, Hypergradient, Problem};
-use sbd_train::data::Split;
-use sbd_train::mlp::Shape;
-use sbd_train::objective::{AlphaMode, Objective};
+use sbd_train::engine::backend::{Backend, InnerLoop};
+use sbd_train::engine::bilevel::{BatchStats, Hypergradient, Problem};
+use sbd_train::domains::data::Split;
+use sbd_train::engine::mlp::Shape;
+use sbd_train::engine::objective::{AlphaMode, Objective};
 
 use crate::context::{AdapterChoice, Gpu, GpuError};
 use crate::kernels::{self, Dispatch, Kernels, MatmulParams, UpdateParams};
@@ -312,7 +312,7 @@ impl GpuBackend {
         })
     }
 
-    /// Losses of one step as [`sbd_train::bilevel::Problem::inner_gradient`] reports them.
+    /// Losses of one step as [`sbd_train::engine::bilevel::Problem::inner_gradient`] reports them.
     fn stats(
         head: &[f32],
         batch: &[usize],
@@ -358,6 +358,10 @@ impl Backend for GpuBackend {
             // the head kernel implements SBD's continuous alpha only; the discrete and fixed
             // alphas of the section 6 baselines run on the CPU backend
             return Err(TrainError::Config("the GPU backend supports continuous alpha only".into()));
+        }
+        if problem.objective.weight_decay != 0.0 {
+            // the SGD kernel has no ridge term: SBD-AL (which sets one) runs on the CPU backend
+            return Err(TrainError::Config("the GPU backend does not support a weight decay on pi".into()));
         }
         let key = Self::key(problem, batches, eta_in);
         if self.resident.as_ref().is_none_or(|r| r.key != key) {

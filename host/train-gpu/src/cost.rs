@@ -5,7 +5,7 @@
 //! bytes); re-reads a real kernel makes (tiles of A and B are read once per block of C) are not
 //! counted, so the floor is a lower bound.
 
-use sbd_train::mlp::Shape;
+use sbd_train::engine::mlp::Shape;
 
 /// FLOPs and bytes of one inner step.
 #[derive(Debug, Clone, Copy, PartialEq)]

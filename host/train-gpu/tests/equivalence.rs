@@ -2,12 +2,13 @@
 //! parameters after N inner steps and after a few outer steps agree within float tolerance.
 #![allow(clippy::expect_used, clippy::panic, reason = "tests")]
 
-use sbd_train::backend::Backend;
-use sbd_train::bilevel::Problem;
-use sbd_train::data::sample_indices;
-use sbd_train::finance::{self, FinanceOptions};
-use sbd_train::trainer::{TrainConfig, Trainer, shapes};
-use sbd_train::{CpuBackend, mlp};
+use sbd_train::engine::backend::Backend;
+use sbd_train::engine::bilevel::Problem;
+use sbd_train::domains::data::sample_indices;
+use sbd_train::domains::finance::{self, FinanceOptions};
+use sbd_train::engine::trainer::{TrainConfig, Trainer, shapes};
+use sbd_train::CpuBackend;
+use sbd_train::engine::mlp;
 use sbd_train_gpu::{AdapterChoice, GpuBackend};
 
 /// Largest |gpu - cpu| / (1 + |cpu|) over a parameter vector.

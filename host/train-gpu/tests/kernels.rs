@@ -4,8 +4,8 @@
 
 use rand::rngs::ChaCha8Rng;
 use rand::{RngExt, SeedableRng};
-use sbd_train::data::Split;
-use sbd_train::objective::Objective;
+use sbd_train::domains::data::Split;
+use sbd_train::engine::objective::Objective;
 use sbd_train_gpu::context::Gpu;
 use sbd_train_gpu::kernels::{self, Dispatch, Kernels, MatmulParams};
 use sbd_train_gpu::{AdapterChoice, GpuBackend};

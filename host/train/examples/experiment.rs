@@ -7,8 +7,9 @@
 
 use std::path::PathBuf;
 
-use sbd_train::experiment::{self, DomainChoice, ExperimentConfig};
-use sbd_train::experiment_report::{self, ReportMeta};
+use sbd_train::eval::experiment::{self, DomainChoice, ExperimentConfig};
+use sbd_train::eval::analysis;
+use sbd_train::eval::experiment_report::{self, ReportMeta};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
@@ -44,7 +45,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             eprintln!("{done}/{total}");
         }
     })?;
-    let analysis = experiment::analyse(&results, &domains, &config);
+    let analysis = analysis::analyse(&results, &domains, &config);
     let meta = ReportMeta {
         command: args.join(" "),
         started,

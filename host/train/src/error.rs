@@ -14,10 +14,10 @@ pub enum TrainError {
     Device(String),
     /// Domain data could not be read or prepared.
     #[error(transparent)]
-    Data(#[from] crate::finance::DataError),
+    Data(#[from] crate::domains::finance::DataError),
     /// Medical data could not be read or prepared.
     #[error(transparent)]
-    Medical(#[from] crate::medical::MedicalError),
+    Medical(#[from] crate::domains::medical::MedicalError),
     /// The synthetic education data could not be generated or prepared.
     #[error("education domain: {0}")]
     Education(String),

@@ -1,35 +1,24 @@
-//! Safe Bilevel Delegation training (arXiv 2604.27358, sections 3, 5 and 6) on the CPU.
+//! Safe Bilevel Delegation training (arXiv 2604.27358, sections 3, 5 and 6) on the CPU, in
+//! three layers:
 //!
-//! - [`mlp`] and [`linalg`]: the networks over flat parameter vectors, with reverse- and
-//!   forward-mode derivatives on packed GEMM kernels;
-//! - [`objective`]: the per-sample safety surrogate and efficiency cost, and the decision;
-//! - [`bilevel`]: the inner-loss gradient and the truncated hypergradient (SBD 5.2);
-//! - [`backend`]: the boundary a GPU implementation fills; [`backend::CpuBackend`];
-//! - [`trainer`]: Algorithm 1 and export to the policy component's model;
-//! - [`data`] and [`finance`]: domains in one sample format, the S&P 500 domain on real prices;
-//! - [`theory`]: the section 6.6 validations; [`report`]: logs and plots.
+//! - [`domains`]: the data. One sample format ([`domains::data`]: per sample, a state and
+//!   each sub-agent's threshold and costs) and the three domains that fill it: finance on real
+//!   S&P 500 prices, medical on SUPPORT2 and the MIMIC-IV demo, education (synthetic).
+//! - [`engine`]: training. The networks over flat parameter vectors ([`engine::mlp`],
+//!   [`engine::linalg`]), the per-sample losses ([`engine::objective`]), the hypergradients
+//!   ([`engine::bilevel`], and SBD-AL's implicit one in [`engine::augmented`]), the backend
+//!   boundary a GPU fills ([`engine::backend`]), and Algorithm 1 with its export to the policy
+//!   component's model ([`engine::trainer`]).
+//! - [`eval`]: the evaluation. The pre-registered experiment ([`eval::experiment`]) and its
+//!   verdicts ([`eval::analysis`]), the section 6.6 checks ([`eval::theory`]), statistics
+//!   ([`eval::stats`]), the oracle frontier ([`eval::oracle`]), reports and plots.
 
-pub mod augmented;
-pub mod backend;
-pub mod bilevel;
-pub mod data;
-pub mod education;
+pub mod domains;
+pub mod engine;
 pub mod error;
-pub mod experiment;
-pub mod experiment_report;
-pub mod finance;
-pub mod lbfgs;
-pub mod linalg;
-pub mod medical;
-pub mod mlp;
-pub mod objective;
-pub mod oracle;
-pub mod report;
-pub mod stats;
-pub mod summary;
-pub mod theory;
-pub mod trainer;
+pub mod numeric;
+pub mod eval;
 
-pub use backend::{Backend, CpuBackend};
+pub use engine::backend::{Backend, CpuBackend};
+pub use engine::trainer::{LambdaMode, OuterOptimizer, TrainConfig, Trainer};
 pub use error::TrainError;
-pub use trainer::{LambdaMode, OuterOptimizer, TrainConfig, Trainer};

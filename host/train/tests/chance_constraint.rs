@@ -8,9 +8,9 @@ use rand::RngExt;
 use rand::SeedableRng;
 use rand::rngs::ChaCha8Rng;
 use sbd_train::CpuBackend;
-use sbd_train::data::{self, Dataset, Split};
-use sbd_train::objective::Objective;
-use sbd_train::trainer::{LambdaMode, OuterOptimizer, TrainConfig, Trainer};
+use sbd_train::domains::data::{self, Dataset, Split};
+use sbd_train::engine::objective::Objective;
+use sbd_train::engine::trainer::{LambdaMode, OuterOptimizer, TrainConfig, Trainer};
 
 const DIM: usize = 4;
 

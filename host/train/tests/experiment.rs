@@ -1,8 +1,9 @@
 //! The whole pre-registered evaluation at quick sizes: every domain, method, delta and seed
 //! runs, every hypothesis gets a verdict, and the report is written.
 
-use sbd_train::experiment::{self, DomainChoice, ExperimentConfig, Method};
-use sbd_train::experiment_report::{self, ReportMeta};
+use sbd_train::eval::experiment::{self, DomainChoice, ExperimentConfig, Method};
+use sbd_train::eval::analysis;
+use sbd_train::eval::experiment_report::{self, ReportMeta};
 
 #[test]
 fn the_quick_protocol_runs_end_to_end_and_reports_every_verdict() -> Result<(), Box<dyn std::error::Error>> {
@@ -49,7 +50,7 @@ fn the_quick_protocol_runs_end_to_end_and_reports_every_verdict() -> Result<(), 
             _ => {}
         }
     }
-    let analysis = experiment::analyse(&results, &domains, &config);
+    let analysis = analysis::analyse(&results, &domains, &config);
     let ids: Vec<&str> = analysis.verdicts.iter().map(|v| v.id.as_str()).collect();
     for id in ["H-Med-1", "H-Med-2", "H-Fin-1", "H-Fin-2", "H-Edu-1", "H-Edu-2", "F1", "F2", "F3", "F4", "Ablation order (6.5)", "C-context", "C-delta", "AL-SEA", "AL-global", "AL-tabular", "AL-direct", "H-Med-1 control: untrained", "H-Fin-1 control: shuffled", "H-Edu-1 control: untrained", "H-Edu-1 control: shuffled"] {
         assert!(ids.contains(&id), "no verdict for {id}: {ids:?}");
@@ -65,7 +66,7 @@ fn the_quick_protocol_runs_end_to_end_and_reports_every_verdict() -> Result<(), 
         if v.p_value.is_finite() {
             assert!(v.p_holm >= v.p_value - 1e-12 && v.p_holm <= 1.0, "{v:?}");
             if v.holds {
-                assert!(v.p_holm < experiment::ALPHA, "{v:?}");
+                assert!(v.p_holm < analysis::ALPHA, "{v:?}");
             }
         } else {
             assert_eq!(v.holds, v.point_holds, "{v:?}");

@@ -7,10 +7,10 @@
 
 use rand::rngs::ChaCha8Rng;
 use rand::{RngExt, SeedableRng};
-use sbd_train::bilevel::Problem;
-use sbd_train::data::Split;
-use sbd_train::mlp::{self, Shape};
-use sbd_train::objective::Objective;
+use sbd_train::engine::bilevel::Problem;
+use sbd_train::domains::data::Split;
+use sbd_train::engine::mlp::{self, Shape};
+use sbd_train::engine::objective::Objective;
 
 const DIM: usize = 6;
 const AGENTS: usize = 3;

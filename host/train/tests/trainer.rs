@@ -1,8 +1,8 @@
 //! Algorithm 1 end to end on the real finance data, at small sizes.
 #![allow(clippy::expect_used, clippy::panic, reason = "test set-up fails loudly")]
 
-use sbd_train::finance::{self, FinanceOptions};
-use sbd_train::trainer::{LambdaMode, TrainConfig, Trainer};
+use sbd_train::domains::finance::{self, FinanceOptions};
+use sbd_train::engine::trainer::{LambdaMode, TrainConfig, Trainer};
 use sbd_train::{CpuBackend, TrainError};
 
 fn small(seed: u64) -> TrainConfig {

@@ -6,12 +6,12 @@ use rand::rngs::ChaCha8Rng;
 use rand::{RngExt, SeedableRng};
 use serde::Serialize;
 
-use crate::backend::Backend;
-use crate::bilevel::Problem;
-use crate::data::Dataset;
+use crate::engine::backend::Backend;
+use crate::engine::bilevel::Problem;
+use crate::domains::data::Dataset;
 use crate::error::TrainError;
-use crate::stats::{self, LineFit};
-use crate::trainer::{LambdaMode, TrainConfig, Trainer};
+use crate::eval::stats::{self, LineFit};
+use crate::engine::trainer::{LambdaMode, TrainConfig, Trainer};
 
 /// What to run.
 #[derive(Debug, Clone, PartialEq)]
@@ -247,7 +247,7 @@ pub fn convergence<B: Backend + Clone>(
     // pi*: the minimum of the basin the path is in, solved in f64 to the tolerance
     let lambdas64: Vec<f64> = lambdas.iter().map(|&l| f64::from(l)).collect();
     let start: Vec<f64> = path_end.iter().map(|&p| f64::from(p)).collect();
-    let solved = crate::lbfgs::minimise(
+    let solved = crate::engine::lbfgs::minimise(
         |pi: &[f64]| {
             let (g, stats) = problem.inner_gradient(pi, &samples, &lambdas64);
             (stats.loss, g)

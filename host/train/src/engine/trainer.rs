@@ -7,12 +7,12 @@ use rand::rngs::ChaCha8Rng;
 use sbd_policy::learned::{Dense, LearnedModel, Mlp, Provenance};
 use serde::Serialize;
 
-use crate::backend::Backend;
-use crate::bilevel::{BatchStats, Problem};
-use crate::data::{Dataset, Split, sample_indices};
+use crate::engine::backend::Backend;
+use crate::engine::bilevel::{BatchStats, Problem};
+use crate::domains::data::{Dataset, Split, sample_indices};
 use crate::error::TrainError;
-use crate::mlp::{self, Shape};
-use crate::objective::{self, Objective};
+use crate::engine::mlp::{self, Shape};
+use crate::engine::objective::{self, Objective};
 
 /// How lambda is produced.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -44,8 +44,8 @@ pub enum LambdaMode {
     },
     /// SBD-AL (ours, not the paper's): lambda(s) = `mu_phi(s) / (1 + mu_phi(s))` trained on the
     /// validation split's augmented Lagrangian over the per-context chance constraints, with
-    /// the hypergradient by implicit differentiation (see [`crate::augmented`]).
-    ContextAugmented(crate::augmented::AugmentedConfig),
+    /// the hypergradient by implicit differentiation (see [`crate::engine::augmented`]).
+    ContextAugmented(crate::engine::augmented::AugmentedConfig),
     /// Tabular per-context multipliers (a baseline for SBD-AL, issue 16 item 3): one
     /// multiplier `mu_k` per context and no network, `lambda(s) = mu_k / (1 + mu_k)` for `s` in
     /// context k, with `mu_k <- max(0, mu_k + eta (ucb_k - delta))` after each outer step on the
@@ -181,7 +181,7 @@ impl TrainConfig {
         {
             return bad("SBD-AL needs a confidence in (0, 1), rho > 0 and at least one Neumann term");
         }
-        if let crate::objective::AlphaMode::Fixed(c) = o.alpha
+        if let crate::engine::objective::AlphaMode::Fixed(c) = o.alpha
             && !(0.0..=1.0).contains(&c)
         {
             return bad("a fixed alpha must lie in [0, 1]");
@@ -196,7 +196,7 @@ pub struct StepRecord {
     /// 1-based outer step.
     pub step: usize,
     /// L_meta on the meta-batch (SBD eq. 3); for SBD-AL its own outer objective, L_out on the
-    /// whole validation split ([`crate::augmented`]).
+    /// whole validation split ([`crate::engine::augmented`]).
     pub l_meta: f64,
     /// Mean surrogate safety loss on the meta-batch.
     pub l_safety: f64,
@@ -579,11 +579,11 @@ impl<'a, B: Backend> Trainer<'a, B> {
                 let validation = Problem { split: &self.dataset.validation, ..problem };
                 let delta = self.config.objective.delta;
                 let (outer, outer_gradient) =
-                    crate::augmented::outer_loss(&validation, &pi64, &self.context_duals, delta, augmented.rho);
+                    crate::engine::augmented::outer_loss(&validation, &pi64, &self.context_duals, delta, augmented.rho);
                 // SBD-AL's log shows its own outer objective, L_out on the whole validation split
                 let meta = BatchStats { loss: outer.value, safety: outer.safety, efficiency: outer.efficiency };
                 let last_batch = batches.last().map(Vec::as_slice).unwrap_or_default();
-                let implicit = crate::augmented::implicit_hypergradient(
+                let implicit = crate::engine::augmented::implicit_hypergradient(
                     &problem,
                     &phi64,
                     &pi64,
@@ -600,7 +600,7 @@ impl<'a, B: Backend> Trainer<'a, B> {
                 self.phi = phi;
                 let bounds = self.measure_contexts(&pi, augmented.confidence);
                 let ucbs: Vec<f64> = bounds.iter().map(|b| if b.samples > 0 { b.upper_bound } else { f64::NAN }).collect();
-                crate::augmented::ascend_duals(&mut self.context_duals, &ucbs, delta, augmented.rho);
+                crate::engine::augmented::ascend_duals(&mut self.context_duals, &ucbs, delta, augmented.rho);
                 self.context_bounds = bounds;
                 if self.phi.iter().any(|p| !p.is_finite()) {
                     self.pi = pi;
@@ -759,7 +759,7 @@ impl<'a, B: Backend> Trainer<'a, B> {
                     context: k,
                     samples: n,
                     unsafe_rate: x / n as f64,
-                    upper_bound: crate::stats::clopper_pearson_upper(x, n, 0.95),
+                    upper_bound: crate::eval::stats::clopper_pearson_upper(x, n, 0.95),
                     mean_multiplier: mu,
                 })
             })
@@ -899,7 +899,7 @@ pub fn context_bounds(problem: &Problem<'_>, pi: &[f32], confidence: f64) -> Vec
     }
     for b in &mut bounds {
         let x = b.unsafe_rate.clamp(0.0, b.samples as f64);
-        b.upper_bound = crate::stats::clopper_pearson_upper(x, b.samples, confidence);
+        b.upper_bound = crate::eval::stats::clopper_pearson_upper(x, b.samples, confidence);
         b.unsafe_rate = x / b.samples.max(1) as f64;
     }
     bounds

@@ -4,7 +4,7 @@
 //! same seed) and hands a backend the whole inner loop and the hypergradient. [`CpuBackend`]
 //! runs them with `matrixmultiply` on two threads; a GPU backend implements the same trait.
 
-use crate::bilevel::{BatchStats, Hypergradient, Problem};
+use crate::engine::bilevel::{BatchStats, Hypergradient, Problem};
 use crate::error::TrainError;
 
 /// What the inner loop hands back besides the updated pi.
@@ -34,7 +34,7 @@ pub trait Backend {
         eta_in: f64,
     ) -> Result<InnerLoop, TrainError>;
 
-    /// Algorithm 1 line 21: the truncated hypergradient (see [`crate::bilevel`]).
+    /// Algorithm 1 line 21: the truncated hypergradient (see [`crate::engine::bilevel`]).
     #[allow(clippy::too_many_arguments)]
     fn hypergradient(
         &mut self,

@@ -26,8 +26,9 @@
 //! - `Fixed(c)`: alpha is the constant c (projected when the projection is on); the alpha logit
 //!   gets no gradient.
 
-use crate::data::Split;
-use crate::linalg::Scalar;
+use crate::domains::data::Split;
+use crate::engine::linalg::Scalar;
+use crate::numeric::sigmoid;
 
 /// How pi's alpha output becomes the delegation degree.
 #[derive(Debug, Clone, Copy, PartialEq, Default, serde::Serialize)]
@@ -91,10 +92,6 @@ pub struct SampleLoss<T> {
     pub grad_safety: Vec<T>,
     /// d efficiency / d output row.
     pub grad_efficiency: Vec<T>,
-}
-
-fn sigmoid<T: Scalar>(x: T) -> T {
-    T::one() / (T::one() + (-x).exp())
 }
 
 /// A deployed decision: the most probable sub-agent (first on ties) and the projected alpha.

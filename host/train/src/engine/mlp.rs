@@ -9,7 +9,7 @@
 
 use rand::RngExt;
 
-use crate::linalg::{MatRef, Scalar, matmul};
+use crate::engine::linalg::{MatRef, Scalar, matmul};
 
 /// The widths of an MLP, input first.
 #[derive(Debug, Clone, PartialEq, Eq)]

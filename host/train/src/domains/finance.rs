@@ -81,7 +81,7 @@
 //! # Task cost (section 3.2, eq. 2)
 //!
 //! The paper's task efficiency is the test-period Sharpe ratio, a property of a whole
-//! back-test, whereas eq. 2 needs a cost per sample that [`crate::data`] requires to be linear
+//! back-test, whereas eq. 2 needs a cost per sample that [`crate::domains::data`] requires to be linear
 //! in alpha. *Adaptation:* we use a per-sample, risk-adjusted surrogate of the Sharpe objective.
 //! Let `R_a` be the forward `h`-day return of agent `a`'s weights bought at the close of day `t`
 //! and held (`sum_i w_i (P_{t+h,i} / P_{t,i} - 1)`), and `R_ew` the same for equal weight.
@@ -107,7 +107,8 @@ use std::path::Path;
 
 use flate2::read::GzDecoder;
 
-use crate::data::{Dataset, Split};
+use crate::domains::data::{Dataset, Split};
+use crate::numeric::{mean, population_std, sample_std, sigmoid};
 
 /// File name of the constituent prices, in `data/finance/`.
 pub const PRICES_FILE: &str = "sp500_constituents_daily.csv.gz";
@@ -115,9 +116,9 @@ pub const PRICES_FILE: &str = "sp500_constituents_daily.csv.gz";
 pub const INDEX_FILE: &str = "sp500_index_daily.csv.gz";
 
 /// Embedded copy of `data/finance/sp500_constituents_daily.csv.gz`.
-pub const EMBEDDED_PRICES: &[u8] = include_bytes!("../../../data/finance/sp500_constituents_daily.csv.gz");
+pub const EMBEDDED_PRICES: &[u8] = include_bytes!("../../../../data/finance/sp500_constituents_daily.csv.gz");
 /// Embedded copy of `data/finance/sp500_index_daily.csv.gz`.
-pub const EMBEDDED_INDEX: &[u8] = include_bytes!("../../../data/finance/sp500_index_daily.csv.gz");
+pub const EMBEDDED_INDEX: &[u8] = include_bytes!("../../../../data/finance/sp500_index_daily.csv.gz");
 
 /// Sub-agent names, in the order of the policy's logits.
 pub const SUB_AGENTS: [&str; 3] = ["momentum", "mean-reversion", "risk-parity"];
@@ -916,34 +917,8 @@ fn summarize(returns: &[f64], safe_days: usize) -> Backtest {
     }
 }
 
-fn sigmoid(x: f64) -> f64 {
-    1.0 / (1.0 + (-x).exp())
-}
-
 fn dot(a: &[f64], b: &[f64]) -> f64 {
     a.iter().zip(b).map(|(x, y)| x * y).sum()
-}
-
-fn mean(xs: &[f64]) -> f64 {
-    xs.iter().sum::<f64>() / xs.len() as f64
-}
-
-/// Standard deviation with `n` in the denominator (0 for an empty slice).
-fn population_std(xs: &[f64]) -> f64 {
-    if xs.is_empty() {
-        return 0.0;
-    }
-    let m = mean(xs);
-    (xs.iter().map(|x| (x - m).powi(2)).sum::<f64>() / xs.len() as f64).sqrt()
-}
-
-/// Standard deviation with `n - 1` in the denominator (0 for fewer than two values).
-fn sample_std(xs: &[f64]) -> f64 {
-    if xs.len() < 2 {
-        return 0.0;
-    }
-    let m = mean(xs);
-    (xs.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (xs.len() - 1) as f64).sqrt()
 }
 
 #[cfg(test)]

@@ -14,7 +14,7 @@
 
 use serde::Serialize;
 
-use crate::data::{self, Split};
+use crate::domains::data::{self, Split};
 
 /// One point of the frontier.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -114,7 +114,7 @@ mod tests {
                 for &alpha in grid.iter().chain(std::iter::once(&u.clamp(0.0, 1.0))) {
                     let c = data::cost(split, i, a, alpha);
                     best_any[i] = best_any[i].min(c);
-                    if alpha <= u + crate::objective::THRESHOLD_TOLERANCE {
+                    if alpha <= u + crate::engine::objective::THRESHOLD_TOLERANCE {
                         best_safe[i] = best_safe[i].min(c);
                     }
                 }
@@ -128,7 +128,8 @@ mod tests {
             if forced > 0 || unsafe_count > budget.max(best_safe.iter().filter(|c| c.is_infinite()).count()) {
                 continue;
             }
-            let cost: f64 = (0..n).map(|i| if mask & (1 << i) != 0 { best_any[i] } else { best_safe[i] }).sum();
+            let cost: f64 =
+                (0..n).map(|i| if mask & (1 << i) != 0 { best_any[i] } else { best_safe[i] }).sum();
             let te = 1.0 - cost / n as f64;
             if te > best.1 {
                 best = (1.0 - unsafe_count as f64 / n as f64, te);
@@ -159,7 +160,12 @@ mod tests {
         for p in &points {
             let (sr, te) = brute(&s, p.delta);
             // the thresholds are f32: the brute force may sit up to the tolerance above one
-            assert!((te - p.task_efficiency).abs() < 1e-6, "delta {}: TE {} vs brute force {te}", p.delta, p.task_efficiency);
+            assert!(
+                (te - p.task_efficiency).abs() < 1e-6,
+                "delta {}: TE {} vs brute force {te}",
+                p.delta,
+                p.task_efficiency
+            );
             // within the tolerance, or only the unavoidable sample unsafe
             assert!(p.safety_rate >= (1.0 - p.delta).min(5.0 / 6.0) - 1e-9, "{p:?} (brute force SR {sr})");
         }

@@ -13,9 +13,9 @@ use plotters::prelude::*;
 use plotters::style::FontStyle;
 
 use crate::error::TrainError;
-use crate::trainer::StepRecord;
+use crate::engine::trainer::StepRecord;
 
-static FONT: &[u8] = include_bytes!("../assets/DejaVuSans.ttf");
+static FONT: &[u8] = include_bytes!("../../assets/DejaVuSans.ttf");
 static REGISTER: Once = Once::new();
 
 fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> TrainError + '_ {

@@ -7,8 +7,9 @@ use std::path::Path;
 use serde::Serialize;
 
 use crate::error::TrainError;
-use crate::experiment::{Analysis, Domain, DomainKind, ExperimentConfig, Method, MethodSummary, Results};
-use crate::report::{Panel, Series, line_plot};
+use crate::eval::analysis::{Analysis, MethodSummary};
+use crate::eval::experiment::{Domain, DomainKind, ExperimentConfig, Method, Results};
+use crate::eval::report::{Panel, Series, line_plot};
 
 /// How the report was produced, for its header.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -68,7 +69,7 @@ fn io(path: &Path) -> impl Fn(std::io::Error) -> TrainError + '_ {
     move |source| TrainError::Io { path: path.display().to_string(), source }
 }
 
-fn cell(m: &crate::stats::Interval, digits: usize) -> String {
+fn cell(m: &crate::eval::stats::Interval, digits: usize) -> String {
     m.show(digits)
 }
 
@@ -204,8 +205,8 @@ pub fn markdown(
         "Statistics: each claim is turned into a margin per seed (positive where the claim holds on that seed: a paired difference between methods on the same seed, or a statistic minus its threshold); the table gives the margin's mean over the {} seeds with a 95% bootstrap interval, the one-sided t-test p-value of a positive mean and that p adjusted by Holm's step-down method across all {} tested verdicts (family-wise level {}); a tested verdict holds when its Holm-adjusted p is below {}. Claims over several comparisons (F1, the ablation order) take the largest p. Each H-*-1 claim also has to beat two controls through the same statistic: phi and pi at their initialisation (untrained), and the risk labels shuffled. The sign-flip permutation p (exact over the 2^n sign vectors) is given as a distribution-free check. F3, F4 and the cross-domain ablation count are single-seed or derived and keep their point verdict. \"point\" is the verdict on means (or every seed) alone, as earlier reports gave it; rows where it differs from the tested verdict are listed after the table.\n",
         config.seeds.len(),
         analysis.verdicts.iter().filter(|v| v.p_value.is_finite()).count(),
-        crate::experiment::ALPHA,
-        crate::experiment::ALPHA
+        crate::eval::analysis::ALPHA,
+        crate::eval::analysis::ALPHA
     );
     let _ = writeln!(md, "| id | domain | claim of | criterion | measured | margin [95% CI] | p / Holm p | point | verdict |");
     let _ = writeln!(md, "|---|---|---|---|---|---|---|---|---|");
@@ -334,7 +335,7 @@ fn delta_binding(md: &mut String, domain: &str, config: &ExperimentConfig, resul
                     .filter(|r| r.domain == domain && r.method == method && r.delta == Some(delta))
                     .collect();
                 let n = runs.len().max(1) as f64;
-                let mean = |f: &dyn Fn(&crate::experiment::RunResult) -> f64| {
+                let mean = |f: &dyn Fn(&crate::eval::experiment::RunResult) -> f64| {
                     runs.iter().map(|r| f(r)).sum::<f64>() / n
                 };
                 format!(
@@ -350,19 +351,19 @@ fn delta_binding(md: &mut String, domain: &str, config: &ExperimentConfig, resul
     }
 }
 
-/// The closed-form oracle frontier on the test split ([`crate::oracle`]), and each method's
+/// The closed-form oracle frontier on the test split ([`crate::eval::oracle`]), and each method's
 /// TE as a share of the oracle's at the same delta (means over seeds); finance has none.
 fn oracle_section(md: &mut String, domain: &Domain, config: &ExperimentConfig, results: &Results) {
     if matches!(domain.kind, DomainKind::Finance { .. }) {
         let _ = writeln!(
             md,
-            "\nOracle frontier: none for finance (its TE is a Sharpe ratio over the whole test path, not a mean over decisions; see `host/train/src/oracle.rs`)."
+            "\nOracle frontier: none for finance (its TE is a Sharpe ratio over the whole test path, not a mean over decisions; see `host/train/src/eval/oracle.rs`)."
         );
         return;
     }
     let test = &domain.dataset.test;
-    let points = crate::oracle::frontier(test, &config.deltas);
-    let [rest, risky] = crate::oracle::best_safety_rate_by_context(test);
+    let points = crate::eval::oracle::frontier(test, &config.deltas);
+    let [rest, risky] = crate::eval::oracle::best_safety_rate_by_context(test);
     let share = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.3}"));
     let _ = writeln!(
         md,
@@ -460,13 +461,13 @@ fn finance_windows(md: &mut String, domain: &str, config: &ExperimentConfig, res
         if rs.is_empty() {
             continue;
         }
-        let avg = |f: &dyn Fn(&crate::stats::Interval) -> f64| {
-            crate::stats::mean_std(&rs.iter().filter_map(|r| r.extras.te_block_interval.as_ref().map(f)).collect::<Vec<_>>()).0
+        let avg = |f: &dyn Fn(&crate::eval::stats::Interval) -> f64| {
+            crate::eval::stats::mean_std(&rs.iter().filter_map(|r| r.extras.te_block_interval.as_ref().map(f)).collect::<Vec<_>>()).0
         };
         let windows: Vec<String> = (0..3)
             .map(|w| {
                 let v: Vec<f64> = rs.iter().filter_map(|r| r.extras.te_windows.get(w).copied()).collect();
-                format!("{:.3}", crate::stats::mean_std(&v).0)
+                format!("{:.3}", crate::eval::stats::mean_std(&v).0)
             })
             .collect();
         let _ = writeln!(
@@ -523,7 +524,7 @@ fn plots(
 ) -> Result<Vec<String>, TrainError> {
     let mut files = Vec::new();
     let headline = Some(config.headline_delta);
-    let sbd_runs = |domain: &str| -> Vec<&crate::experiment::RunResult> {
+    let sbd_runs = |domain: &str| -> Vec<&crate::eval::experiment::RunResult> {
         results.runs.iter().filter(|r| r.domain == domain && r.method == Method::Sbd && r.delta == headline).collect()
     };
     for d in domains {
@@ -534,7 +535,7 @@ fn plots(
             .map(|m| Series { label: m.name.as_str(), points: m.curve.iter().map(|&(_, sr, te)| (sr, te)).collect() })
             .collect();
         if !matches!(d.kind, DomainKind::Finance { .. }) {
-            let oracle = crate::oracle::frontier(&d.dataset.test, &config.deltas);
+            let oracle = crate::eval::oracle::frontier(&d.dataset.test, &config.deltas);
             series.push(Series { label: "oracle (closed form)", points: oracle.iter().map(|p| (p.safety_rate, p.task_efficiency)).collect() });
         }
         line_plot(
@@ -560,7 +561,7 @@ fn plots(
                 files.push(file);
             }
             DomainKind::Finance { ref market, .. } => {
-                let covid = market.days_between(crate::finance::COVID_WINDOW.0, crate::finance::COVID_WINDOW.1);
+                let covid = market.days_between(crate::domains::finance::COVID_WINDOW.0, crate::domains::finance::COVID_WINDOW.1);
                 let start = market.test_days.start;
                 let (a, b) = (covid.start.saturating_sub(start) as f64, covid.end.saturating_sub(start) as f64);
                 let mut series: Vec<Series<'_>> = runs

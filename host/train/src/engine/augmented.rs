@@ -33,14 +33,14 @@
 //! difference of two inner gradients in f64 (`(grad(pi + h u) - grad(pi - h u)) / 2h`, error
 //! O(h^2)). The mixed term is `sum_b lambda'_b (D_v l_safe,b - D_v l_eff,b) / B`, one
 //! forward-mode pass of pi along `v` and one reverse pass of phi, as in
-//! [`crate::bilevel`]. There is no direct term: `L_out` does not read lambda.
+//! [`crate::engine::bilevel`]. There is no direct term: `L_out` does not read lambda.
 //! `tests::the_implicit_hypergradient_matches_finite_differences` checks the whole chain
 //! against `(L_out(pi*(phi + e)) - L_out(pi*(phi - e))) / 2e` with pi* solved to a gradient
 //! norm below 1e-10.
 
-use crate::bilevel::Problem;
-use crate::data::Split;
-use crate::mlp;
+use crate::domains::data::Split;
+use crate::engine::bilevel::Problem;
+use crate::engine::mlp;
 
 /// The knobs of SBD-AL's outer problem.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
@@ -81,7 +81,13 @@ pub fn psi(g: f64, y: f64, rho: f64) -> (f64, f64) {
 }
 
 /// `L_out` on the problem's split (all of it) at `pi`, and `grad_pi L_out`.
-pub fn outer_loss(problem: &Problem<'_>, pi: &[f64], duals: &[f64], delta: f64, rho: f64) -> (OuterLoss, Vec<f64>) {
+pub fn outer_loss(
+    problem: &Problem<'_>,
+    pi: &[f64],
+    duals: &[f64],
+    delta: f64,
+    rho: f64,
+) -> (OuterLoss, Vec<f64>) {
     let split = problem.split;
     let all: Vec<usize> = (0..split.len).collect();
     let contexts = duals.len();
@@ -136,7 +142,13 @@ fn norm(v: &[f64]) -> f64 {
 }
 
 /// `H u` of the inner loss on `batch` by a central difference of inner gradients.
-fn hessian_vector(problem: &Problem<'_>, pi: &[f64], batch: &[usize], lambdas: &[f64], u: &[f64]) -> Vec<f64> {
+fn hessian_vector(
+    problem: &Problem<'_>,
+    pi: &[f64],
+    batch: &[usize],
+    lambdas: &[f64],
+    u: &[f64],
+) -> Vec<f64> {
     let size = norm(u);
     if size == 0.0 {
         return vec![0.0; u.len()];
@@ -231,8 +243,8 @@ pub fn has_context(split: &Split, k: usize) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mlp::Shape;
-    use crate::objective::Objective;
+    use crate::engine::mlp::Shape;
+    use crate::engine::objective::Objective;
     use rand::rngs::ChaCha8Rng;
     use rand::{RngExt, SeedableRng};
 
@@ -304,7 +316,8 @@ mod tests {
                     hessian_vector(problem, &pi, &all, &lambdas, &e)
                 })
                 .collect();
-            let hessian: Vec<Vec<f64>> = (0..n).map(|r| (0..n).map(|c| 0.5 * (columns[c][r] + columns[r][c])).collect()).collect();
+            let hessian: Vec<Vec<f64>> =
+                (0..n).map(|r| (0..n).map(|c| 0.5 * (columns[c][r] + columns[r][c])).collect()).collect();
             let newton = solve_dense(hessian, g.iter().map(|x| -x).collect());
             let direction = match newton {
                 Some(d) if d.iter().zip(&g).map(|(a, b)| a * b).sum::<f64>() < 0.0 => d,
@@ -354,7 +367,8 @@ mod tests {
         let (_, pi_star) = l_out(&phi, &pi0);
         let (_, g) = outer_loss(&outer, &pi_star, &duals, delta, rho);
         let all: Vec<usize> = (0..train.len).collect();
-        let config = AugmentedConfig { neumann_terms: 4000, power_iterations: 50, ..AugmentedConfig::default() };
+        let config =
+            AugmentedConfig { neumann_terms: 4000, power_iterations: 50, ..AugmentedConfig::default() };
         let implicit = implicit_hypergradient(&problem, &phi, &pi_star, &all, &g, &config, None);
         let mut compared = 0;
         for j in 0..phi.len() {

@@ -14,13 +14,13 @@
 //! `L_inner = (1/B) sum_b lambda_b l_safe,b + (1 - lambda_b) l_eff,b (+ a penalty free of phi)`,
 //! so the bracket is `(1/B) sum_b lambda_phi(s_b) (D_v l_safe,b - D_v l_eff,b) + const`: each
 //! sample needs the directional derivative of its inner losses along v, which one forward-mode
-//! pass of pi gives ([`crate::mlp::jvp`]). Both terms then reach phi through one reverse pass
+//! pass of pi gives ([`crate::engine::mlp::jvp`]). Both terms then reach phi through one reverse pass
 //! of phi with a scalar cotangent per sample. No Hessian is formed.
 
-use crate::data::Split;
-use crate::linalg::Scalar;
-use crate::mlp::{self, Activations, Shape};
-use crate::objective::Objective;
+use crate::domains::data::Split;
+use crate::engine::linalg::Scalar;
+use crate::engine::mlp::{self, Activations, Shape};
+use crate::engine::objective::Objective;
 
 /// The fixed parts of a training problem.
 #[derive(Debug, Clone, Copy)]
@@ -90,7 +90,7 @@ impl Problem<'_> {
         &self,
         halves: &[(Activations<T>, usize); 2],
         indices: &[usize],
-    ) -> Vec<crate::objective::SampleLoss<T>> {
+    ) -> Vec<crate::engine::objective::SampleLoss<T>> {
         let width = self.pi.outputs();
         halves
             .iter()

@@ -44,7 +44,8 @@
 use rand::rngs::ChaCha8Rng;
 use rand::{RngExt, SeedableRng};
 
-use crate::data::{Dataset, Split, sample_indices};
+use crate::domains::data::{Dataset, Split, sample_indices};
+use crate::numeric::sigmoid;
 
 /// Sub-agents in pi's logit order.
 pub const SUB_AGENTS: [&str; 3] = ["worked-examples", "practice-problems", "conceptual-explanation"];
@@ -113,10 +114,6 @@ impl EducationOptions {
         }
         Ok(())
     }
-}
-
-fn sigmoid(x: f64) -> f64 {
-    1.0 / (1.0 + (-x).exp())
 }
 
 fn normal(rng: &mut ChaCha8Rng) -> f64 {
@@ -272,7 +269,7 @@ pub fn build(log: &[Interaction], stride: usize) -> Result<Education, String> {
     let skill_index = |id: u32| skill_ids.binary_search(&id).unwrap_or(0);
     let skills = skill_ids.len();
     // 70/15/15 by student with a fixed seed
-    let mut rng = ChaCha8Rng::seed_from_u64(crate::medical::SPLIT_SEED);
+    let mut rng = ChaCha8Rng::seed_from_u64(crate::domains::medical::SPLIT_SEED);
     let order = sample_indices(&mut rng, students.len(), students.len());
     let (train_n, validation_n) = (students.len() * 70 / 100, students.len() * 15 / 100);
     let mut part = vec![0u8; students.len()];
@@ -415,7 +412,7 @@ pub fn load(options: &EducationOptions) -> Result<Education, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::objective::is_safe;
+    use crate::engine::objective::is_safe;
 
     #[test]
     fn the_generator_matches_the_requested_sizes_and_is_deterministic() -> Result<(), String> {
@@ -492,8 +489,8 @@ mod tests {
             risk: vec![0.0],
             labels: vec![String::new()],
         };
-        assert!((crate::data::task_efficiency(&split, &[(0, 1.0)]) - 1.0).abs() < 1e-6);
-        assert!((crate::data::task_efficiency(&split, &[(1, 0.5)]) - (1.0 - 0.55)).abs() < 1e-6);
+        assert!((crate::domains::data::task_efficiency(&split, &[(0, 1.0)]) - 1.0).abs() < 1e-6);
+        assert!((crate::domains::data::task_efficiency(&split, &[(1, 0.5)]) - (1.0 - 0.55)).abs() < 1e-6);
     }
 
     #[test]

@@ -5,9 +5,10 @@ use std::ops::Range;
 
 use serde::Serialize;
 
-use crate::backend::Backend;
-use crate::finance::{self, CALM_WINDOW, COVID_WINDOW, Finance, FinanceOptions, Market};
-use crate::trainer::{Evaluation, Trainer};
+use crate::engine::backend::Backend;
+use crate::domains::finance::{self, CALM_WINDOW, COVID_WINDOW, Finance, FinanceOptions, Market};
+use crate::engine::trainer::{Evaluation, Trainer};
+use crate::numeric::mean_std;
 
 /// One portfolio's test-period figures.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -95,13 +96,6 @@ pub fn figures(
         max_drawdown: whole.max_drawdown,
         covid_max_drawdown: crash.max_drawdown,
     }
-}
-
-fn mean_std(values: &[f64]) -> (f64, f64) {
-    let n = values.len().max(1) as f64;
-    let mean = values.iter().sum::<f64>() / n;
-    let var = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0).max(1.0);
-    (mean, var.sqrt())
 }
 
 /// Back-tests the trainer's policy and the reference portfolios.

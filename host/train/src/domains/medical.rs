@@ -26,17 +26,17 @@ use std::io::Read;
 use rand::SeedableRng;
 use rand::rngs::ChaCha8Rng;
 
-use crate::data::{Dataset, Split, sample_indices};
+use crate::domains::data::{Dataset, Split, sample_indices};
 
 /// SUPPORT2, embedded (`data/medical/support2`).
-pub const EMBEDDED_SUPPORT2: &[u8] = include_bytes!("../../../data/medical/support2/support2.csv.gz");
+pub const EMBEDDED_SUPPORT2: &[u8] = include_bytes!("../../../../data/medical/support2/support2.csv.gz");
 /// The MIMIC-IV demo tables the check uses, embedded (`data/medical/mimic4-demo`).
 pub const EMBEDDED_DEMO: DemoFiles<'static> = DemoFiles {
-    labs: include_bytes!("../../../data/medical/mimic4-demo/labs.csv.gz"),
-    vitals: include_bytes!("../../../data/medical/mimic4-demo/vitals.csv.gz"),
-    diagnoses: include_bytes!("../../../data/medical/mimic4-demo/hospital_diagnosis.csv.gz"),
-    adt: include_bytes!("../../../data/medical/mimic4-demo/adt.csv.gz"),
-    hospitalizations: include_bytes!("../../../data/medical/mimic4-demo/hospitalization.csv.gz"),
+    labs: include_bytes!("../../../../data/medical/mimic4-demo/labs.csv.gz"),
+    vitals: include_bytes!("../../../../data/medical/mimic4-demo/vitals.csv.gz"),
+    diagnoses: include_bytes!("../../../../data/medical/mimic4-demo/hospital_diagnosis.csv.gz"),
+    adt: include_bytes!("../../../../data/medical/mimic4-demo/adt.csv.gz"),
+    hospitalizations: include_bytes!("../../../../data/medical/mimic4-demo/hospitalization.csv.gz"),
 };
 
 /// The gzip-compressed CSV tables of the MIMIC-IV demo (CLIF form).
@@ -586,7 +586,7 @@ pub fn load_demo(files: &DemoFiles<'_>, high_acuity_share: f64) -> Result<Medica
 
 /// Expected agreement (Task Efficiency) of decisions on a split: `1 - mean cost`.
 pub fn agreement(split: &Split, decisions: &[(usize, f64)]) -> f64 {
-    crate::data::task_efficiency(split, decisions)
+    crate::domains::data::task_efficiency(split, decisions)
 }
 
 #[cfg(test)]
@@ -611,7 +611,7 @@ mod tests {
 
     #[test]
     fn the_safety_indicator_on_hand_made_cases() {
-        use crate::objective::is_safe;
+        use crate::engine::objective::is_safe;
         // patient 0: high acuity, cardiology contraindicated; patient 1: neither
         let split = Split {
             len: 2,

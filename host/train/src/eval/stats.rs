@@ -71,19 +71,7 @@ pub fn line_fit(x: &[f64], y: &[f64]) -> LineFit {
 }
 
 
-/// Mean and sample standard deviation (n - 1; 0 for fewer than two values).
-pub fn mean_std(values: &[f64]) -> (f64, f64) {
-    let n = values.len() as f64;
-    if values.is_empty() {
-        return (f64::NAN, f64::NAN);
-    }
-    let mean = values.iter().sum::<f64>() / n;
-    if values.len() < 2 {
-        return (mean, 0.0);
-    }
-    let var = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0);
-    (mean, var.sqrt())
-}
+pub use crate::numeric::mean_std;
 
 /// Cohen's d of `a` over `b` with the pooled standard deviation (NaN when it is 0).
 pub fn cohens_d(a: &[f64], b: &[f64]) -> f64 {
