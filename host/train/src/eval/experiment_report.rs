@@ -507,7 +507,7 @@ fn plot_list(domains: &[Domain]) -> Vec<(String, String)> {
             )),
         }
     }
-    list.push(("convergence.png".into(), "SBD's and SBD-AL's L_meta per outer step, mean over seeds, each domain".into()));
+    list.push(("convergence.png".into(), "The outer objective per outer step (SBD's L_meta, SBD-AL's L_out), mean over seeds, each domain".into()));
     list
 }
 
@@ -651,9 +651,9 @@ fn plots(
     line_plot(
         &dir.join("convergence.png"),
         &[Panel {
-            title: "L_meta per outer step (mean over seeds, delta 0.05)",
+            title: "Outer objective per step: L_meta (SBD), L_out (SBD-AL); mean over seeds, delta 0.05",
             x_label: "outer step",
-            y_label: "L_meta",
+            y_label: "outer objective",
             log_y: false,
             series,
         }],

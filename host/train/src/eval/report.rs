@@ -72,8 +72,9 @@ pub struct Panel<'a> {
 /// Series of at most this many points are drawn with markers.
 const MARKED_SERIES_POINTS: usize = 12;
 
-/// Distinct colours (the tab10 palette, then black and gold), one per series up to 12.
-const COLOURS: [RGBColor; 12] = [
+/// Distinct colours (the tab10 palette, then black, gold, teal, maroon, navy and olive), one
+/// per series up to 16.
+const COLOURS: [RGBColor; 16] = [
     RGBColor(31, 119, 180),
     RGBColor(214, 39, 40),
     RGBColor(44, 160, 44),
@@ -86,6 +87,10 @@ const COLOURS: [RGBColor; 12] = [
     RGBColor(188, 189, 34),
     RGBColor(0, 0, 0),
     RGBColor(255, 200, 0),
+    RGBColor(0, 128, 128),
+    RGBColor(128, 0, 0),
+    RGBColor(0, 0, 128),
+    RGBColor(128, 128, 0),
 ];
 
 /// A tick label for a linear axis spanning `span`: enough decimals to tell ticks apart,
