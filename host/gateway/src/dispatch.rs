@@ -26,6 +26,8 @@ use crate::webhooks::{self, Attempt, Due, WebhookSettings};
 
 /// How many deliveries one dispatcher round leases.
 const BATCH: usize = 32;
+/// Sends in flight at once, across tenants.
+const IN_FLIGHT: usize = 128;
 /// How much longer than one attempt's timeout a leased delivery is kept from other
 /// dispatchers (so a lease outlives the attempt it covers; a dispatcher that dies mid-attempt
 /// delays that delivery by at most the timeout plus this).
@@ -169,12 +171,17 @@ async fn deliver(state: Shared, sender: Sender, due: Due) {
     }
 }
 
-/// Runs one dispatcher round: leases the due deliveries and sends them concurrently. Returns
-/// how many were leased.
-pub async fn round(state: &Shared, sender: &Sender) -> usize {
+/// Runs one dispatcher round: leases up to `capacity` due deliveries (fair across tenants,
+/// see [`webhooks::lease_due`]) and starts sending them on `sends`; it does not wait for them.
+/// Returns how many were leased.
+pub async fn round(state: &Shared, sender: &Sender, sends: &mut tokio::task::JoinSet<()>, capacity: usize) -> usize {
+    if capacity == 0 {
+        return 0;
+    }
     let now = now_ms();
     let lease = i64::try_from(sender.settings.delivery_timeout_ms).unwrap_or(i64::MAX / 2).saturating_add(LEASE_MARGIN_MS);
-    let due = match state.store.run(move |conn| webhooks::lease_due(conn, now, BATCH, lease)).await {
+    let per_tenant = sender.settings.max_in_flight_per_tenant;
+    let due = match state.store.run(move |conn| webhooks::lease_due(conn, now, capacity, lease, per_tenant)).await {
         Ok(due) => due,
         Err(e) => {
             tracing::warn!(error = %e, "webhook dispatcher: leasing deliveries failed");
@@ -182,22 +189,29 @@ pub async fn round(state: &Shared, sender: &Sender) -> usize {
         }
     };
     let leased = due.len();
-    let mut sends = tokio::task::JoinSet::new();
     for d in due {
         sends.spawn(deliver(Arc::clone(state), sender.clone(), d));
     }
-    while sends.join_next().await.is_some() {}
     leased
 }
 
-/// Starts the dispatcher: a round every `poll_interval_ms`, at once again while rounds come
-/// back full.
+/// Starts the dispatcher. At most `IN_FLIGHT` sends run at once; it leases more as soon as
+/// some finish (a slow endpoint holds its own sends, not the round), and otherwise every
+/// `poll_interval_ms`.
 pub fn spawn(state: Shared, sender: Sender) -> tokio::task::JoinHandle<()> {
     let interval = Duration::from_millis(sender.settings.poll_interval_ms);
     tokio::spawn(async move {
+        let mut sends = tokio::task::JoinSet::new();
         loop {
-            if round(&state, &sender).await < BATCH {
-                tokio::time::sleep(interval).await;
+            while sends.try_join_next().is_some() {}
+            let free = IN_FLIGHT.saturating_sub(sends.len());
+            let leased = round(&state, &sender, &mut sends, free.min(BATCH)).await;
+            if leased < BATCH.min(free) || free == 0 {
+                // nothing more due (or no room): wait for the interval or a send to finish
+                tokio::select! {
+                    _ = tokio::time::sleep(interval) => {}
+                    Some(_) = sends.join_next(), if !sends.is_empty() => {}
+                }
             }
         }
     })

@@ -187,11 +187,19 @@ async fn create(state: Shared, owner: String, req: CreateRequest) -> ApiResult<(
     };
     draft(&sub).validate()?;
     webhooks::check_resolved(state.webhooks.settings(), &url).await?;
+    let max_subscriptions = state.webhooks.settings().max_subscriptions_per_tenant;
     let secret = sub.signing_secret.clone();
     let body = state
         .store
         .run(move |conn| {
             guard_open(conn, &sub.tenant_id)?;
+            let held = webhooks::count_for(conn, &sub.tenant_id)?;
+            if held >= max_subscriptions {
+                return Err(ApiError::invalid(format!(
+                    "tenant `{}` already has {held} webhook subscriptions, the most this gateway allows (`webhooks.max_subscriptions_per_tenant`)",
+                    sub.tenant_id
+                )));
+            }
             webhooks::save(conn, &sub)?;
             let event = NewEvent::new(EventType::WebhookCreated, sub.tenant_id.clone(), lifecycle(&sub, None, Some("ACTIVE"), vec![]))
                 .correlation(format!("webhook_create:{}", sub.subscription_id));

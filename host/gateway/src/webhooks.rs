@@ -349,6 +349,11 @@ pub struct WebhookSettings {
     pub delivery_timeout_ms: u64,
     /// How often the dispatcher looks for due deliveries, milliseconds (default 200).
     pub poll_interval_ms: u64,
+    /// Subscriptions one tenant may hold (default 100): every event fans out to each of them.
+    pub max_subscriptions_per_tenant: usize,
+    /// Deliveries of one tenant's subscriptions in flight at once (default 8), so that slow
+    /// endpoints of one tenant cannot hold the dispatcher for the others.
+    pub max_in_flight_per_tenant: usize,
 }
 
 impl Default for WebhookSettings {
@@ -374,6 +379,8 @@ impl Default for WebhookSettings {
             .to_vec(),
             delivery_timeout_ms: 10_000,
             poll_interval_ms: 200,
+            max_subscriptions_per_tenant: 100,
+            max_in_flight_per_tenant: 8,
         }
     }
 }
@@ -439,6 +446,18 @@ impl WebhookSettings {
         }
         if !(10..=60_000).contains(&self.poll_interval_ms) {
             return Err(format!("`webhooks.poll_interval_ms` must be 10 to 60000, not {}", self.poll_interval_ms));
+        }
+        if !(1..=10_000).contains(&self.max_subscriptions_per_tenant) {
+            return Err(format!(
+                "`webhooks.max_subscriptions_per_tenant` must be 1 to 10000, not {}",
+                self.max_subscriptions_per_tenant
+            ));
+        }
+        if !(1..=1_000).contains(&self.max_in_flight_per_tenant) {
+            return Err(format!(
+                "`webhooks.max_in_flight_per_tenant` must be 1 to 1000, not {}",
+                self.max_in_flight_per_tenant
+            ));
         }
         Ok(())
     }
@@ -678,6 +697,14 @@ pub fn load_for(conn: &Connection, id: &str, tenant: Option<&str>) -> ApiResult<
     }
 }
 
+/// How many subscriptions `tenant` holds (any status).
+pub fn count_for(conn: &Connection, tenant: &str) -> ApiResult<usize> {
+    let n: i64 = conn
+        .prepare_cached("SELECT COUNT(*) FROM webhook_subscriptions WHERE tenant_id = ?1")?
+        .query_row([tenant], |r| r.get(0))?;
+    Ok(usize::try_from(n).unwrap_or(usize::MAX))
+}
+
 /// Writes `sub` (insert or replace).
 pub fn save(conn: &Connection, sub: &Subscription) -> ApiResult<()> {
     let body = serde_json::to_string(sub).map_err(ApiError::internal)?;
@@ -802,16 +829,31 @@ pub struct Due {
 /// active subscriptions, for `lease_ms`: another dispatcher (another gateway on the same
 /// store) skips them until the lease lapses. A tenant-owned subscription's admin-only event is
 /// failed here, never sent (the last-mile INVARIANT 2 check).
-pub fn lease_due(conn: &Connection, now_ms: i64, max: usize, lease_ms: i64) -> ApiResult<Vec<Due>> {
+pub fn lease_due(conn: &Connection, now_ms: i64, max: usize, lease_ms: i64, per_tenant: usize) -> ApiResult<Vec<Due>> {
+    // Fair across tenants: each tenant's due deliveries are ranked oldest first and taken
+    // round by round (every tenant's first, then every tenant's second, ...), and a tenant
+    // with `per_tenant` deliveries already in flight gets no more until some finish.
     let mut stmt = conn.prepare_cached(
-        "SELECT d.delivery_id, d.attempts, s.body, e.body, e.event_id, e.event_type, e.trace_id, e.tenant_id, e.scope, e.at_ms \
-         FROM webhook_deliveries d JOIN webhook_subscriptions s ON s.subscription_id = d.subscription_id \
+        "WITH due AS ( \
+           SELECT d.delivery_id, s.tenant_id AS owner, d.next_attempt_at_ms AS at, \
+                  ROW_NUMBER() OVER (PARTITION BY s.tenant_id ORDER BY d.next_attempt_at_ms, d.delivery_id) AS turn \
+           FROM webhook_deliveries d JOIN webhook_subscriptions s ON s.subscription_id = d.subscription_id \
+           WHERE d.status IN ('PENDING', 'RETRYING') AND d.next_attempt_at_ms <= ?1 \
+           AND (d.lease_until_ms IS NULL OR d.lease_until_ms <= ?1) AND s.status = 'ACTIVE'), \
+         busy AS ( \
+           SELECT s.tenant_id AS owner, COUNT(*) AS n \
+           FROM webhook_deliveries d JOIN webhook_subscriptions s ON s.subscription_id = d.subscription_id \
+           WHERE d.status IN ('PENDING', 'RETRYING') AND d.lease_until_ms > ?1 GROUP BY s.tenant_id) \
+         SELECT d.delivery_id, d.attempts, s.body, e.body, e.event_id, e.event_type, e.trace_id, e.tenant_id, e.scope, e.at_ms \
+         FROM due JOIN webhook_deliveries d ON d.delivery_id = due.delivery_id \
+         JOIN webhook_subscriptions s ON s.subscription_id = d.subscription_id \
          JOIN events e ON e.event_id = d.event_id \
-         WHERE d.status IN ('PENDING', 'RETRYING') AND d.next_attempt_at_ms <= ?1 \
-         AND (d.lease_until_ms IS NULL OR d.lease_until_ms <= ?1) AND s.status = 'ACTIVE' \
-         ORDER BY d.next_attempt_at_ms, d.delivery_id LIMIT ?2",
+         LEFT JOIN busy ON busy.owner = due.owner \
+         WHERE due.turn + COALESCE(busy.n, 0) <= ?3 \
+         ORDER BY due.turn, due.at, due.delivery_id LIMIT ?2",
     )?;
-    let rows = stmt.query_map(params![now_ms, i64::try_from(max).unwrap_or(64)], |r| {
+    let per_tenant = i64::try_from(per_tenant).unwrap_or(8);
+    let rows = stmt.query_map(params![now_ms, i64::try_from(max).unwrap_or(64), per_tenant], |r| {
         Ok((
             r.get::<_, String>(0)?,
             r.get::<_, i64>(1)?,
@@ -1244,13 +1286,71 @@ mod tests {
         assert!(RetryPolicy { initial_delay_ms: 50, ..p }.validate().is_err());
     }
 
+    /// One tenant's backlog (or its tarpit endpoints) cannot hold the dispatcher: leasing
+    /// takes every tenant's oldest due delivery first and caps each tenant's in-flight sends.
+    #[test]
+    fn leasing_is_fair_across_tenants_and_caps_each_tenants_sends_in_flight() {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(crate::events::SCHEMA).unwrap();
+        conn.execute_batch(SCHEMA).unwrap();
+        for (tenant, id) in [("noisy", "whsub_noisy"), ("quiet", "whsub_quiet")] {
+            save(&conn, &Subscription { subscription_id: id.into(), ..sub(tenant) }).unwrap();
+        }
+        // the noisy tenant queued 10 deliveries before the quiet one queued its one
+        let mut n = 0;
+        for (tenant, id, count) in [("noisy", "whsub_noisy", 10), ("quiet", "whsub_quiet", 1)] {
+            for _ in 0..count {
+                n += 1;
+                conn.execute(
+                    "INSERT INTO events (event_id, tenant_id, event_type, category, at_ms, body) \
+                     VALUES (?1, ?2, 'reservation.denied', 'reservation', ?3, '{}')",
+                    params![format!("evt_{n:03}"), tenant, n],
+                )
+                .unwrap();
+                conn.execute(
+                    "INSERT INTO webhook_deliveries (delivery_id, subscription_id, event_id, event_type, status, created_at_ms, next_attempt_at_ms) \
+                     VALUES (?1, ?2, ?3, 'reservation.denied', 'PENDING', ?4, ?4)",
+                    params![format!("whdel_{n:03}"), id, format!("evt_{n:03}"), n],
+                )
+                .unwrap();
+            }
+        }
+        let owners = |due: &[Due]| due.iter().map(|d| d.subscription.tenant_id.clone()).collect::<Vec<_>>();
+        let first = lease_due(&conn, 100, 4, 60_000, 2).unwrap();
+        assert_eq!(owners(&first), ["noisy", "quiet", "noisy"], "oldest of each tenant first, 2 noisy at most");
+        // the noisy tenant has 2 in flight: nothing more for it until they finish
+        let second = lease_due(&conn, 100, 4, 60_000, 2).unwrap();
+        assert!(second.is_empty(), "{:?}", owners(&second));
+        // once the leases lapse (a dispatcher died mid-send) the same three are due again
+        let third = lease_due(&conn, 100 + 60_001, 4, 60_000, 2).unwrap();
+        let ids = |due: &[Due]| due.iter().map(|d| d.delivery_id.clone()).collect::<Vec<_>>();
+        assert_eq!(ids(&third), ids(&first));
+    }
+
     #[test]
     fn address_ranges_contain_what_they_should() {
         let policy = WebhookSettings::default();
-        for blocked in ["127.0.0.1", "10.1.2.3", "192.168.0.9", "172.31.255.255", "169.254.169.254", "::1", "::ffff:127.0.0.1", "fd00::1"] {
+        for blocked in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "192.168.0.9",
+            "172.31.255.255",
+            "169.254.169.254",
+            "::1",
+            "::ffff:127.0.0.1",
+            "fd00::1",
+            // review findings: the unspecified address, multicast, and IPv4 inside IPv6 forms
+            "::",
+            "0.0.0.0",
+            "224.0.0.1",
+            "ff02::1",
+            "255.255.255.255",
+            "::7f00:1",
+            "64:ff9b::a00:1",
+        ] {
             assert!(policy.blocks(blocked.parse().unwrap_or(IpAddr::from([0, 0, 0, 0]))), "{blocked}");
         }
-        for open in ["8.8.8.8", "172.32.0.1", "2001:db8::1"] {
+        for open in ["8.8.8.8", "172.32.0.1", "2001:db8::1", "64:ff9b::808:808"] {
             assert!(!policy.blocks(open.parse().unwrap_or(IpAddr::from([127, 0, 0, 1]))), "{open}");
         }
         assert!(Cidr::parse("10.0.0.0/33").is_none());

@@ -524,3 +524,30 @@ async fn observe_mode_evaluates_without_holding_and_reports_the_decision() {
     assert_eq!(r.status, StatusCode::FORBIDDEN, "{:?}", r.body);
     gw.stop().await;
 }
+
+/// A tenant holds at most `max_subscriptions_per_tenant` subscriptions (each event fans out to
+/// every one, inside the transaction that records it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenant_cannot_hold_more_subscriptions_than_the_gateway_allows() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = common::config(dir.path());
+    config.webhooks.allow_http = true;
+    config.webhooks.blocked_cidr_ranges = vec![];
+    config.webhooks.max_subscriptions_per_tenant = 2;
+    let gw = sbd_gateway::serve::start(config).await.unwrap();
+    let http = Http::new(gw.url());
+    let agent = http.provision("acme").await;
+    let op = http.operator(&agent);
+    let body = json!({"url": "http://127.0.0.1:9/hook", "event_types": ["budget.created"]});
+    for _ in 0..2 {
+        let r = http.tenant(&op, Method::POST, "/v1/webhooks", Some(body.clone())).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    }
+    let r = http.tenant(&op, Method::POST, "/v1/webhooks", Some(body.clone())).await;
+    assert_eq!((r.status, r.body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("INVALID_REQUEST")), "{:?}", r.body);
+    assert!(r.body["message"].as_str().unwrap().contains("max_subscriptions_per_tenant"), "{:?}", r.body);
+    // the admin path for the tenant meets the same cap
+    let r = http.admin(Method::POST, "/v1/admin/webhooks?tenant_id=acme", Some(body)).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{:?}", r.body);
+    gw.stop().await;
+}
