@@ -181,7 +181,8 @@ pub async fn round(state: &Shared, sender: &Sender, sends: &mut tokio::task::Joi
     let now = now_ms();
     let lease = i64::try_from(sender.settings.delivery_timeout_ms).unwrap_or(i64::MAX / 2).saturating_add(LEASE_MARGIN_MS);
     let per_tenant = sender.settings.max_in_flight_per_tenant;
-    let due = match state.store.run(move |conn| webhooks::lease_due(conn, now, capacity, lease, per_tenant)).await {
+    let stale_before = now.saturating_sub(i64::try_from(sender.settings.stale_after_ms).unwrap_or(i64::MAX));
+    let due = match state.store.run(move |conn| webhooks::lease_due_with(conn, now, capacity, lease, per_tenant, stale_before)).await {
         Ok(due) => due,
         Err(e) => {
             tracing::warn!(error = %e, "webhook dispatcher: leasing deliveries failed");

@@ -489,7 +489,8 @@ pub async fn load_keys(store: &Store) -> ApiResult<HashMap<String, KeyInfo>> {
         .await
 }
 
-/// Starts the sweeper: expired reservations and escalations, every `interval`.
+/// Starts the sweeper: expired reservations and escalations, and finished webhook deliveries
+/// past their retention, every `interval`.
 pub fn spawn_sweeper(state: Shared, interval: Duration) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(interval);
@@ -513,6 +514,13 @@ pub fn spawn_sweeper(state: Shared, interval: Duration) -> tokio::task::JoinHand
                 }
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "sweeper: escalation sweep failed"),
+            }
+            let kept = i64::try_from(state.webhooks.settings().delivery_retention_ms).unwrap_or(i64::MAX);
+            let before = now.saturating_sub(kept);
+            match state.store.run(move |conn| crate::webhooks::sweep_deliveries(conn, before, 10_000)).await {
+                Ok(n) if n > 0 => tracing::info!(deleted = n, "sweeper: finished webhook deliveries past their retention"),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "sweeper: delivery retention sweep failed"),
             }
         }
     })

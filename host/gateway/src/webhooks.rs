@@ -354,6 +354,11 @@ pub struct WebhookSettings {
     /// Deliveries of one tenant's subscriptions in flight at once (default 8), so that slow
     /// endpoints of one tenant cannot hold the dispatcher for the others.
     pub max_in_flight_per_tenant: usize,
+    /// A delivery still owed this long after it was queued is failed when the dispatcher would
+    /// pick it up, not sent (the spec's stale-delivery rule; default 24 h).
+    pub stale_after_ms: u64,
+    /// Finished delivery records are kept this long (the spec's recommendation: 14 days).
+    pub delivery_retention_ms: u64,
 }
 
 impl Default for WebhookSettings {
@@ -381,6 +386,8 @@ impl Default for WebhookSettings {
             poll_interval_ms: 200,
             max_subscriptions_per_tenant: 100,
             max_in_flight_per_tenant: 8,
+            stale_after_ms: 86_400_000,
+            delivery_retention_ms: 14 * 86_400_000,
         }
     }
 }
@@ -451,6 +458,15 @@ impl WebhookSettings {
             return Err(format!(
                 "`webhooks.max_subscriptions_per_tenant` must be 1 to 10000, not {}",
                 self.max_subscriptions_per_tenant
+            ));
+        }
+        if !(60_000..=30 * 86_400_000).contains(&self.stale_after_ms) {
+            return Err(format!("`webhooks.stale_after_ms` must be 60000 to 2592000000 (1 min to 30 d), not {}", self.stale_after_ms));
+        }
+        if !(3_600_000..=3_650 * 86_400_000).contains(&self.delivery_retention_ms) {
+            return Err(format!(
+                "`webhooks.delivery_retention_ms` must be 3600000 to 315360000000 (1 h to 10 years), not {}",
+                self.delivery_retention_ms
             ));
         }
         if !(1..=1_000).contains(&self.max_in_flight_per_tenant) {
@@ -697,6 +713,18 @@ pub fn load_for(conn: &Connection, id: &str, tenant: Option<&str>) -> ApiResult<
     }
 }
 
+/// Deletes finished delivery records (delivered or failed) completed before `before_ms`.
+/// Returns how many went.
+pub fn sweep_deliveries(conn: &Connection, before_ms: i64, max: usize) -> ApiResult<usize> {
+    let n = conn
+        .prepare_cached(
+            "DELETE FROM webhook_deliveries WHERE delivery_id IN (SELECT delivery_id FROM webhook_deliveries \
+             WHERE status IN ('SUCCESS', 'FAILED') AND completed_at_ms < ?1 LIMIT ?2)",
+        )?
+        .execute(params![before_ms, i64::try_from(max).unwrap_or(10_000)])?;
+    Ok(n)
+}
+
 /// How many subscriptions `tenant` holds (any status).
 pub fn count_for(conn: &Connection, tenant: &str) -> ApiResult<usize> {
     let n: i64 = conn
@@ -830,6 +858,26 @@ pub struct Due {
 /// store) skips them until the lease lapses. A tenant-owned subscription's admin-only event is
 /// failed here, never sent (the last-mile INVARIANT 2 check).
 pub fn lease_due(conn: &Connection, now_ms: i64, max: usize, lease_ms: i64, per_tenant: usize) -> ApiResult<Vec<Due>> {
+    lease_due_with(conn, now_ms, max, lease_ms, per_tenant, i64::MIN)
+}
+
+/// [`lease_due`], first failing every delivery still owed that was queued before `stale_before_ms`
+/// (it is not sent: an endpoint must not receive day-old events after an outage).
+pub fn lease_due_with(
+    conn: &Connection,
+    now_ms: i64,
+    max: usize,
+    lease_ms: i64,
+    per_tenant: usize,
+    stale_before_ms: i64,
+) -> ApiResult<Vec<Due>> {
+    conn.prepare_cached(
+        "UPDATE webhook_deliveries SET status = 'FAILED', completed_at_ms = ?1, lease_until_ms = NULL, \
+         error_message = 'not delivered: stale (queued longer ago than webhooks.stale_after_ms)' \
+         WHERE status IN ('PENDING', 'RETRYING') AND created_at_ms < ?2 \
+         AND (lease_until_ms IS NULL OR lease_until_ms <= ?1)",
+    )?
+    .execute(params![now_ms, stale_before_ms])?;
     // Fair across tenants: each tenant's due deliveries are ranked oldest first and taken
     // round by round (every tenant's first, then every tenant's second, ...), and a tenant
     // with `per_tenant` deliveries already in flight gets no more until some finish.
@@ -1325,6 +1373,17 @@ mod tests {
         let third = lease_due(&conn, 100 + 60_001, 4, 60_000, 2).unwrap();
         let ids = |due: &[Due]| due.iter().map(|d| d.delivery_id.clone()).collect::<Vec<_>>();
         assert_eq!(ids(&third), ids(&first));
+        // a day later, whatever is still owed is stale: failed, not sent; and once finished
+        // longer than the retention, a record goes
+        let day = 86_400_000;
+        let late = lease_due_with(&conn, day + 1_000, 4, 60_000, 2, 1_000).unwrap();
+        assert!(late.is_empty(), "{:?}", owners(&late));
+        let failed: i64 = conn
+            .query_row("SELECT COUNT(*) FROM webhook_deliveries WHERE status = 'FAILED' AND error_message LIKE '%stale%'", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(failed, 11);
+        assert_eq!(sweep_deliveries(&conn, day + 1_000, 100).unwrap(), 0, "completed just now");
+        assert_eq!(sweep_deliveries(&conn, day + 2_000, 100).unwrap(), 11);
     }
 
     #[test]
