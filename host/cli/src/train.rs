@@ -348,10 +348,12 @@ pub fn theory_markdown(report: &TheoryReport, config: &TheoryConfig) -> String {
         if c.reference_converged { "converged" } else { "NOT converged: the fit is not a verdict" }
     );
     s += &format!(
-        "- fit of ln ||pi_t - pi*||^2 on t over {} steps: slope {:.4e}, R^2 = {:.4}; prediction R^2 > 0.95: **{}**\n",
+        "- fit of ln ||pi_t - pi*||^2 on t over {} steps: slope {:.4e}, R^2 = {:.4}; the distance at the end is {:.3} of the start ({}); prediction R^2 > 0.95: **{}**\n",
         c.distances.len().saturating_sub(1),
         c.fit.slope,
         c.fit.r_squared,
+        c.distance_ratio,
+        if c.informative { "at least one e-fold" } else { "less than one e-fold, where any smooth path is log-linear: not checked" },
         verdict(c.pass)
     );
     s += &format!(

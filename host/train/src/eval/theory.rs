@@ -130,8 +130,12 @@ pub struct Convergence {
     pub reference_converged: bool,
     /// ||pi_T - pi*||^2 / ||pi_0 - pi*||^2 at the last fitted step.
     pub distance_ratio: f64,
-    /// The paper's criterion, R^2 > 0.95, and only against a converged pi* (otherwise the
-    /// check is not made and does not pass).
+    /// Whether the fitted steps cover at least one e-fold of the squared distance
+    /// (`distance_ratio < 1/e`). Over less, any smooth path is log-linear (`ln(1 - x) ~ -x`), so
+    /// the fit says nothing about Theorem 4.6.
+    pub informative: bool,
+    /// The paper's criterion, R^2 > 0.95, checked only against a converged pi* and over an
+    /// informative stretch of the path (otherwise it is not checked and does not pass).
     pub pass: bool,
 }
 
@@ -303,7 +307,8 @@ pub fn convergence<B: Backend + Clone>(
         reference_gradient_norm: solved.gradient_norm,
         reference_iterations: solved.iterations,
         reference_converged: solved.converged,
-        pass: solved.converged && fit.r_squared > 0.95,
+        informative: distance_ratio < (-1.0f64).exp(),
+        pass: solved.converged && distance_ratio < (-1.0f64).exp() && fit.r_squared > 0.95,
     })
 }
 
