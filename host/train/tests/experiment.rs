@@ -12,6 +12,11 @@ fn the_quick_protocol_runs_end_to_end_and_reports_every_verdict() -> Result<(), 
     assert_eq!(names, ["finance", "medical", "medical-mimic4-demo", "education"]);
     assert!(domains.iter().any(|d| d.provenance.starts_with("SYNTHETIC")), "education is labelled synthetic");
 
+    // a candidate is feasible only if its deployed decisions and its stochastic policy both
+    // reach 1 - delta; among infeasible ones the safer ranks higher
+    assert_eq!(experiment::tuning_score(1.0, 0.96, 0.7, 0.05), 0.7);
+    assert!(experiment::tuning_score(1.0, 0.90, 0.9, 0.05) < 0.0, "the stochastic policy breaks the constraint");
+    assert!(experiment::tuning_score(0.90, 1.0, 0.9, 0.05) < experiment::tuning_score(0.94, 1.0, 0.1, 0.05));
     let config = ExperimentConfig { seeds: vec![0], ..ExperimentConfig::quick() };
     let results = experiment::run(&domains, &config, &|_, _| {})?;
     // per domain and seed: 11 delta-dependent methods (SBD-AL, SBD-AL-direct, Tabular-context,

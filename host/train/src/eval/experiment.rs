@@ -359,16 +359,25 @@ pub struct TuningTrial {
     pub hyper: Hyper,
     /// Validation Safety Rate (deployed decisions).
     pub safety_rate: f64,
+    /// Validation P(safe) of the stochastic policy (sub-agent drawn from pi's softmax), the
+    /// quantity the chance constraint bounds.
+    pub stochastic_safety_rate: f64,
     /// Validation Task Efficiency.
     pub task_efficiency: f64,
-    /// The score: TE where SR >= 1 - delta, otherwise SR - 2 (every feasible candidate ranks
-    /// above every infeasible one, and among infeasible ones the safest wins).
+    /// The score: TE where both Safety Rates are at least 1 - delta, otherwise the smaller
+    /// minus 2 (every feasible candidate ranks above every infeasible one, and among
+    /// infeasible ones the safest wins).
     pub score: f64,
 }
 
-/// The validation score of a candidate at `delta`.
-pub fn tuning_score(safety_rate: f64, task_efficiency: f64, delta: f64) -> f64 {
-    if safety_rate >= 1.0 - delta { task_efficiency } else { safety_rate - 2.0 }
+/// The validation score of a candidate at `delta`. Feasibility asks both the deployed Safety
+/// Rate and the stochastic policy's P(safe) to reach `1 - delta`: on the deployed rate alone
+/// (1.0 for almost every candidate here) the search preferred the candidates whose pi had
+/// moved least, whose stochastic policies broke the chance constraint (the sixth session's
+/// finance width sweep found SBD-AL's chosen candidate at 0.38 unsafe where the defaults held).
+pub fn tuning_score(safety_rate: f64, stochastic_safety_rate: f64, task_efficiency: f64, delta: f64) -> f64 {
+    let safest = safety_rate.min(stochastic_safety_rate);
+    if safest >= 1.0 - delta { task_efficiency } else { safest - 2.0 }
 }
 
 /// A domain ready for the experiment.
@@ -899,17 +908,19 @@ fn run_tuning(domain: &Domain, method: Method, candidate: usize, hyper: Hyper, c
         trainer.step()?;
     }
     trainer.restore_selected();
-    let decisions = trainer.evaluate(&data.validation).decisions;
-    let safety_rate = safety_rate(&data.validation, &decisions);
-    let task_efficiency = domain.validation_efficiency(&decisions);
+    let validation = trainer.evaluate(&data.validation);
+    let safety_rate = safety_rate(&data.validation, &validation.decisions);
+    let stochastic_safety_rate = validation.expected_safety_rate;
+    let task_efficiency = domain.validation_efficiency(&validation.decisions);
     Ok(TuningTrial {
         domain: domain.name.clone(),
         method,
         candidate,
         hyper,
         safety_rate,
+        stochastic_safety_rate,
         task_efficiency,
-        score: tuning_score(safety_rate, task_efficiency, delta),
+        score: tuning_score(safety_rate, stochastic_safety_rate, task_efficiency, delta),
     })
 }
 

@@ -402,7 +402,7 @@ fn tuning_section(md: &mut String, config: &ExperimentConfig, results: &Results)
     let _ = writeln!(md, "## Equal tuning on validation\n");
     let _ = writeln!(
         md,
-        "Every tuned method ({}) gets the same random-search budget: {} candidates per domain (candidate 0 the defaults, the others drawn from a ChaCha8 stream seeded {} with the domain and method), each trained with seed {} (not an evaluation seed) at delta = {} for the full T_out and scored on the validation split: validation TE where validation SR >= 1 - delta, otherwise SR - 2 (feasible first). The ablations (SBD-NoOuter, -DiscreteAlpha, -FixedLambda, -NoConstraint) take SBD's chosen values; Fixed-alpha has nothing to tune; MaAS-style picks its (sub-agent, alpha) among 33 on validation. Search space: eta_in log-uniform in [x/2.8, 2.8x]; SBD and SBD-AL eta_out in [x/4, 4x]; SBD's and Best-fixed-lambda's chance-constraint dual step in [0.5, 8]; the CPO-style and Global-Lagrangian dual step in [0.1, 10]; Best-fixed-lambda's lambda uniform in [0.05, 0.95].\n",
+        "Every tuned method ({}) gets the same random-search budget: {} candidates per domain (candidate 0 the defaults, the others drawn from a ChaCha8 stream seeded {} with the domain and method), each trained with seed {} (not an evaluation seed) at delta = {} for the full T_out and scored on the validation split: validation TE where both the deployed SR and the stochastic policy's P(safe) are at least 1 - delta, otherwise the smaller minus 2 (feasible first). The ablations (SBD-NoOuter, -DiscreteAlpha, -FixedLambda, -NoConstraint) take SBD's chosen values; Fixed-alpha has nothing to tune; MaAS-style picks its (sub-agent, alpha) among 33 on validation. Search space: eta_in log-uniform in [x/2.8, 2.8x]; SBD and SBD-AL eta_out in [x/4, 4x]; SBD's and Best-fixed-lambda's chance-constraint dual step in [0.5, 8]; the CPO-style, Global-Lagrangian and Tabular-context dual step in [0.1, 10]; SBD-AL's rho in [2, 50]; Best-fixed-lambda's lambda uniform in [0.05, 0.95]. SBD-AL-direct takes SBD-AL's values.\n",
         Method::TUNED.iter().map(|m| m.name()).collect::<Vec<_>>().join(", "),
         config.tuning_budget,
         config.tuning_seed,
@@ -413,7 +413,7 @@ fn tuning_section(md: &mut String, config: &ExperimentConfig, results: &Results)
         let _ = writeln!(md, "(budget 1: every method ran at its defaults.)\n");
         return;
     }
-    let _ = writeln!(md, "| domain | method | chosen (eta_in, eta_out, chance step, dual step, lambda) | validation SR / TE of the chosen | candidates feasible |");
+    let _ = writeln!(md, "| domain | method | chosen (eta_in, eta_out, chance step, dual step, lambda, rho) | validation SR / stochastic P(safe) / TE of the chosen | candidates feasible |");
     let _ = writeln!(md, "|---|---|---|---|---|");
     for (domain, method, h) in &results.chosen {
         if !Method::TUNED.contains(method) {
@@ -424,14 +424,15 @@ fn tuning_section(md: &mut String, config: &ExperimentConfig, results: &Results)
         let feasible = trials.iter().filter(|t| t.score >= 0.0).count();
         let _ = writeln!(
             md,
-            "| {domain} | {} | {:.2e}, {:.2e}, {:.2}, {:.2}, {:.2} | {} | {feasible} of {} |",
+            "| {domain} | {} | {:.2e}, {:.2e}, {:.2}, {:.2}, {:.2}, {:.1} | {} | {feasible} of {} |",
             method.name(),
             h.eta_in,
             h.eta_out,
             h.chance_dual_step,
             h.dual_step,
             h.fixed_lambda,
-            best.map_or("-".into(), |t| format!("{:.3} / {:.3}", t.safety_rate, t.task_efficiency)),
+            h.rho,
+            best.map_or("-".into(), |t| format!("{:.3} / {:.3} / {:.3}", t.safety_rate, t.stochastic_safety_rate, t.task_efficiency)),
             trials.len()
         );
     }
