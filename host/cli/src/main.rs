@@ -229,8 +229,8 @@ enum Command {
         #[arg(long, default_value_t = 4000)]
         reference_steps: usize,
         /// Most L-BFGS iterations spent solving pi* to a gradient norm of 1e-6 (each one a
-        /// full-batch gradient: about 30 ms at width 256); F4 gives no verdict where pi* is not
-        /// reached.
+        /// full-batch gradient of pi, and more in its line search); F4 gives no verdict where
+        /// pi* is not reached.
         #[arg(long, default_value_t = 2000)]
         reference_iterations: usize,
         /// Random chains per chain length for the accountability bound.
