@@ -38,9 +38,7 @@
 //! against `(L_out(pi*(phi + e)) - L_out(pi*(phi - e))) / 2e` with pi* solved to a gradient
 //! norm below 1e-10.
 
-use crate::domains::data::Split;
-use crate::engine::bilevel::Problem;
-use crate::engine::mlp;
+use crate::engine::bilevel::{MixedTerm, Problem};
 
 /// The knobs of SBD-AL's outer problem.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
@@ -206,22 +204,20 @@ pub fn implicit_hypergradient(
     v.iter_mut().for_each(|x| *x *= eta);
 
     // the mixed term: - sum_b lambda'_b (D_v l_safe,b - D_v l_eff,b) / B, back through phi
-    let width = problem.pi.outputs();
-    let halves = problem.pi_forward(pi, batch);
-    let losses = problem.losses(&halves, batch);
-    let tangents: Vec<f64> = halves.iter().flat_map(|(acts, _)| mlp::jvp(problem.pi, pi, acts, &v)).collect();
     let b = batch.len().max(1) as f64;
-    let cotangent: Vec<f64> = losses
-        .iter()
-        .zip(tangents.chunks_exact(width))
-        .zip(&lambdas)
-        .map(|((l, dout), &lambda)| {
-            let dot = |g: &[f64]| g.iter().zip(dout).map(|(a, b)| a * b).sum::<f64>();
-            -(dot(&l.grad_safety) - dot(&l.grad_efficiency)) * lambda * (1.0 - lambda) / b
-        })
-        .collect();
     let mut grad = vec![0.0; problem.phi.parameters()];
-    mlp::backward(problem.phi, phi, &phi_acts, &cotangent, &mut grad);
+    problem.add_mixed_term(
+        &MixedTerm {
+            phi,
+            phi_acts: &phi_acts,
+            lambdas: &lambdas,
+            pi,
+            batch,
+            v: &v,
+            weight: &|d, lambda| -d * lambda * (1.0 - lambda) / b,
+        },
+        &mut grad,
+    );
     Implicit { grad, curvature, top_direction: top }
 }
 
@@ -235,14 +231,11 @@ pub fn ascend_duals(duals: &mut [f64], upper_bounds: &[f64], delta: f64, rho: f6
     }
 }
 
-/// Whether `split` has a sample in context `k`.
-pub fn has_context(split: &Split, k: usize) -> bool {
-    (0..split.len).any(|i| split.context(i) == k)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domains::data::Split;
+    use crate::engine::mlp;
     use crate::engine::mlp::Shape;
     use crate::engine::objective::Objective;
     use rand::rngs::ChaCha8Rng;

@@ -46,6 +46,25 @@ pub struct BatchStats {
     pub loss: f64,
 }
 
+/// The inputs of [`Problem::add_mixed_term`].
+pub(crate) struct MixedTerm<'a, T> {
+    /// phi's parameters.
+    pub phi: &'a [T],
+    /// phi's forward pass on `batch`.
+    pub phi_acts: &'a Activations<T>,
+    /// lambda on `batch` (from that pass).
+    pub lambdas: &'a [T],
+    /// pi's parameters, where the inner gradient is taken.
+    pub pi: &'a [T],
+    /// The samples of the inner loss.
+    pub batch: &'a [usize],
+    /// The direction `v` in pi's parameters.
+    pub v: &'a [T],
+    /// Each sample's cotangent for phi's output, from `D_v l_safe - D_v l_eff` and its lambda:
+    /// it carries the term's scale and lambda's slope in phi's output.
+    pub weight: &'a dyn Fn(T, T) -> T,
+}
+
 /// The result of [`hypergradient`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct Hypergradient<T> {
@@ -177,6 +196,30 @@ impl Problem<'_> {
         stats
     }
 
+    /// Adds to `grad` the mixed term of a hypergradient, `d/dphi [grad_pi L_inner . v]` up to
+    /// the caller's scale: `L_inner` weighs each sample's losses by lambda, so the bracket is
+    /// `sum_b lambda_b (D_v l_safe,b - D_v l_eff,b)`. One forward-mode pass of pi along `v`
+    /// gives the directional derivatives, and one reverse pass of phi, with the cotangents
+    /// `weight(D_v l_safe,b - D_v l_eff,b, lambda_b)`, carries them to phi. Shared by SBD's
+    /// truncated hypergradient and SBD-AL's implicit one ([`crate::engine::augmented`]).
+    pub(crate) fn add_mixed_term<T: Scalar>(&self, term: &MixedTerm<'_, T>, grad: &mut [T]) {
+        let width = self.pi.outputs();
+        let halves = self.pi_forward(term.pi, term.batch);
+        let losses = self.losses(&halves, term.batch);
+        let tangents: Vec<T> =
+            halves.iter().flat_map(|(acts, _)| mlp::jvp(self.pi, term.pi, acts, term.v)).collect();
+        let cotangent: Vec<T> = losses
+            .iter()
+            .zip(tangents.chunks_exact(width))
+            .zip(term.lambdas)
+            .map(|((l, dout), &lambda)| {
+                let dot = |g: &[T]| g.iter().zip(dout).fold(T::zero(), |s, (&a, &b)| s + a * b);
+                (term.weight)(dot(&l.grad_safety) - dot(&l.grad_efficiency), lambda)
+            })
+            .collect();
+        mlp::backward(self.phi, term.phi, term.phi_acts, &cotangent, grad);
+    }
+
     /// The truncated hypergradient of L_meta with respect to phi (see the module docs).
     ///
     /// `pi_prev` is pi before the last inner step, `pi_last` after it, `last_batch` the
@@ -234,26 +277,20 @@ impl Problem<'_> {
         }
         let v = meta_problem.pi_backward(pi_last, &meta_halves, &d_meta_out);
 
-        // implicit term: per-sample directional derivatives along v at pi_{T-1}, forward mode
-        let prev_halves = self.pi_forward(pi_prev, last_batch);
-        let prev_losses = self.losses(&prev_halves, last_batch);
-        let tangents: Vec<T> =
-            prev_halves.iter().flat_map(|(acts, _)| mlp::jvp(self.pi, pi_prev, acts, &v)).collect();
-        let (last_phi, last_lambdas) = self.lambdas(phi, last_batch);
-        let scale = T::of(-eta_in) / T::of(last_batch.len() as f64);
-        let phi_cotangent_last: Vec<T> = prev_losses
-            .iter()
-            .zip(tangents.chunks_exact(width))
-            .zip(&last_lambdas)
-            .map(|((l, dout), &lambda)| {
-                let dot = |g: &[T]| g.iter().zip(dout).fold(T::zero(), |s, (&a, &b)| s + a * b);
-                scale * (dot(&l.grad_safety) - dot(&l.grad_efficiency)) * sigmoid_slope(lambda)
-            })
-            .collect();
-
+        // implicit term: -eta d/dphi [grad_pi L_inner(pi_{T-1}) . v] on the last inner batch
         let mut grad = vec![T::zero(); self.phi.parameters()];
         mlp::backward(self.phi, phi, &meta_phi, &phi_cotangent_meta, &mut grad);
-        mlp::backward(self.phi, phi, &last_phi, &phi_cotangent_last, &mut grad);
+        let (last_phi, last_lambdas) = self.lambdas(phi, last_batch);
+        let scale = T::of(-eta_in) / T::of(last_batch.len() as f64);
+        self.add_mixed_term(&MixedTerm {
+            phi,
+            phi_acts: &last_phi,
+            lambdas: &last_lambdas,
+            pi: pi_prev,
+            batch: last_batch,
+            v: &v,
+            weight: &|d, lambda| scale * d * sigmoid_slope(lambda),
+        }, &mut grad);
         let mean_lambda = meta_lambdas.iter().map(|l| l.f64()).sum::<f64>() / meta_batch.len().max(1) as f64;
         Hypergradient { grad, meta, mean_lambda }
     }

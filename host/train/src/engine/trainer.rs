@@ -546,10 +546,6 @@ impl<'a, B: Backend> Trainer<'a, B> {
                 let mut phi = std::mem::take(&mut self.phi);
                 self.update_phi(&mut phi, &hyper.grad);
                 self.phi = phi;
-                if self.phi.iter().any(|p| !p.is_finite()) {
-                    self.pi = pi;
-                    return Err(TrainError::Diverged("phi has a non-finite parameter".into()));
-                }
                 (hyper.meta, norm)
             }
             LambdaMode::ContextDual { confidence } => {
@@ -567,10 +563,6 @@ impl<'a, B: Backend> Trainer<'a, B> {
                 self.update_phi(&mut phi, &grad);
                 self.phi = phi;
                 self.context_bounds = bounds;
-                if self.phi.iter().any(|p| !p.is_finite()) {
-                    self.pi = pi;
-                    return Err(TrainError::Diverged("phi has a non-finite parameter".into()));
-                }
                 (meta, norm)
             }
             LambdaMode::ContextAugmented(augmented) => {
@@ -602,10 +594,6 @@ impl<'a, B: Backend> Trainer<'a, B> {
                 let ucbs: Vec<f64> = bounds.iter().map(|b| if b.samples > 0 { b.upper_bound } else { f64::NAN }).collect();
                 crate::engine::augmented::ascend_duals(&mut self.context_duals, &ucbs, delta, augmented.rho);
                 self.context_bounds = bounds;
-                if self.phi.iter().any(|p| !p.is_finite()) {
-                    self.pi = pi;
-                    return Err(TrainError::Diverged("phi has a non-finite parameter".into()));
-                }
                 (meta, norm)
             }
             LambdaMode::TabularContext { confidence, eta } => {
@@ -638,6 +626,11 @@ impl<'a, B: Backend> Trainer<'a, B> {
                 (meta, 0.0)
             }
         };
+        // every mode that steps phi has stepped it: a non-finite parameter ends the run
+        if self.phi.iter().any(|p| !p.is_finite()) {
+            self.pi = pi;
+            return Err(TrainError::Diverged("phi has a non-finite parameter".into()));
+        }
         // the chance constraint on the stochastic policy, measured on the last inner batch at
         // the updated pi (one forward pass of B samples; skipped when the constraint is off)
         let stochastic_unsafe = if self.config.chance_dual_step > 0.0 {
@@ -734,34 +727,29 @@ impl<'a, B: Backend> Trainer<'a, B> {
     /// Per context of `split`, the stochastic policy's P(unsafe) with its upper bound and the
     /// mean multiplier (see [`ContextStat`]).
     pub fn context_stats(&self, split: &Split) -> Vec<ContextStat> {
-        let problem = Problem { split, ..self.problem() };
-        let all: Vec<usize> = (0..split.len).collect();
-        let unsafe_mass = stochastic_unsafe(&problem, &self.pi, &all);
+        let bounds = context_bounds(&Problem { split, ..self.problem() }, &self.pi, 0.95);
         let lambdas = self.evaluate(split).lambdas;
-        (0..2)
-            .filter_map(|k| {
-                let members: Vec<usize> = all.iter().copied().filter(|&i| split.context(i) == k).collect();
-                if members.is_empty() {
-                    return None;
-                }
-                let n = members.len();
-                let x = members.iter().map(|&i| unsafe_mass[i]).sum::<f64>().clamp(0.0, n as f64);
-                let mu = members
-                    .iter()
-                    .map(|&i| {
+        bounds
+            .into_iter()
+            .enumerate()
+            .filter(|(_, b)| b.samples > 0)
+            .map(|(k, b)| {
+                let mu = (0..split.len)
+                    .filter(|&i| split.context(i) == k)
+                    .map(|i| {
                         // lambda reaches 1 in f32 where log mu passes ~17: cap mu at 1e6
                         let l = self.with_chance(lambdas[i]).clamp(0.0, 1.0 - 1e-6);
                         l / (1.0 - l)
                     })
                     .sum::<f64>()
-                    / n as f64;
-                Some(ContextStat {
+                    / b.samples as f64;
+                ContextStat {
                     context: k,
-                    samples: n,
-                    unsafe_rate: x / n as f64,
-                    upper_bound: crate::eval::stats::clopper_pearson_upper(x, n, 0.95),
+                    samples: b.samples,
+                    unsafe_rate: b.unsafe_rate,
+                    upper_bound: b.upper_bound,
                     mean_multiplier: mu,
-                })
+                }
             })
             .collect()
     }
