@@ -112,6 +112,23 @@ pub fn canonicalise(id: &str) -> Result<String, IdRefusal> {
 /// [`canonicalise`] without a copy when the id is already canonical (the common case: a
 /// lowercase ASCII id), for callers that only compare.
 pub fn canonicalise_borrowed(id: &str) -> Result<Cow<'_, str>, IdRefusal> {
+    // The common case in one pass: printable ASCII without spaces or capitals is already
+    // canonical (`canonicalise_fully` would borrow it unchanged; a property test checks that).
+    if is_plainly_canonical(id) {
+        return Ok(Cow::Borrowed(id));
+    }
+    canonicalise_fully(id)
+}
+
+/// Whether `id` is 1-128 bytes of printable ASCII with no space and no capital.
+fn is_plainly_canonical(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= MAX_CANONICAL_BYTES
+        && id.bytes().all(|b| matches!(b, b'!'..=b'~') && !b.is_ascii_uppercase())
+}
+
+/// Every check and fold of [`canonicalise_borrowed`], without its fast path.
+fn canonicalise_fully(id: &str) -> Result<Cow<'_, str>, IdRefusal> {
     if id.is_empty() {
         return Err(IdRefusal::new(Reason::AgentIdLength, String::from("an agent id must not be empty")));
     }
@@ -458,6 +475,17 @@ mod tests {
     }
 
     proptest! {
+        /// The one-pass fast path answers exactly as the full checks and folds would.
+        #[test]
+        fn the_fast_path_agrees_with_the_full_canonicalisation(
+            id in prop_oneof!["[!-~]{0,140}", "[a-z0-9_.:@/-]{1,130}", id_strategy()]
+        ) {
+            if is_plainly_canonical(&id) {
+                prop_assert_eq!(canonicalise_fully(&id), Ok(Cow::Borrowed(id.as_str())));
+            }
+            prop_assert_eq!(canonicalise_borrowed(&id), canonicalise_fully(&id));
+        }
+
         /// The canonical form is its own canonical form.
         #[test]
         fn canonicalisation_is_idempotent(id in id_strategy()) {
