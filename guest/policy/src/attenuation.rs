@@ -10,8 +10,9 @@ use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 
 use crate::action;
-use crate::model::{ActionMask, Budget, Denial, Mandate, Task, TimestampMs};
+use crate::model::{Budget, Denial, Mandate, TimestampMs};
 use crate::reasons::Reason;
+use crate::view::{MandateFields, MaskRef, TaskView, ToolsetFields};
 
 /// Whether counterparty pattern `outer` covers `inner` (`*` covers all).
 fn counterparty_covers(outer: &str, inner: &str) -> bool {
@@ -25,10 +26,11 @@ fn denial(reason: Reason, message: String) -> Denial {
 /// Refuses a mandate that lists a budget unit more than once (`budget-unit-duplicated`): which
 /// of two amounts would bind is ambiguous, and a host that holds each listed budget would hold
 /// twice. Checked on the parent's and on the requested mandate.
-pub fn check_budget_units(parent: &Mandate, requested: &Mandate) -> Result<(), Denial> {
+pub fn check_budget_units<M: MandateFields>(parent: &M, requested: &M) -> Result<(), Denial> {
     for (field, mandate) in [("parent_mandate", parent), ("requested_mandate", requested)] {
-        for (i, budget) in mandate.budgets.iter().enumerate() {
-            if mandate.budgets[..i].iter().any(|b| b.unit == budget.unit) {
+        let budgets = mandate.budgets();
+        for (i, budget) in budgets.iter().enumerate() {
+            if budgets[..i].iter().any(|b| b.unit == budget.unit) {
                 return Err(denial(
                     Reason::BudgetUnitDuplicated,
                     format!("`{field}.budgets[{i}]`: {:?} is listed more than once", budget.unit),
@@ -41,9 +43,9 @@ pub fn check_budget_units(parent: &Mandate, requested: &Mandate) -> Result<(), D
 
 /// Checks that `child` is within `parent` in every dimension: budget per unit, action kinds,
 /// counterparties, value ceiling, expiry, and strictly smaller remaining depth.
-pub fn check_within(parent: &Mandate, child: &Mandate) -> Result<(), Denial> {
-    for budget in &child.budgets {
-        match parent.budget(budget.unit) {
+pub fn check_within<P: MandateFields, C: MandateFields>(parent: &P, child: &C) -> Result<(), Denial> {
+    for budget in child.budgets() {
+        match parent.budget_of(budget.unit) {
             Some(available) if budget.amount <= available => {}
             Some(available) => {
                 return Err(denial(
@@ -62,43 +64,48 @@ pub fn check_within(parent: &Mandate, child: &Mandate) -> Result<(), Denial> {
             }
         }
     }
-    if let Some(kind) =
-        child.action_kinds.iter().find(|kind| !parent.action_kinds.iter().any(|p| action::covers(p, kind)))
+    let (parent_kinds, parent_parties) = (parent.action_kinds(), parent.counterparties());
+    if let Some(kind) = child
+        .action_kinds()
+        .iter()
+        .map(AsRef::as_ref)
+        .find(|kind| !parent_kinds.iter().any(|p| action::covers(p.as_ref(), kind)))
     {
         return Err(denial(
             Reason::ActionKindsWidened,
-            format!("`action_kinds`: `{kind}` is not within the parent's {:?}", parent.action_kinds),
+            format!("`action_kinds`: `{kind}` is not within the parent's {parent_kinds:?}"),
         ));
     }
     if let Some(party) = child
-        .counterparties
+        .counterparties()
         .iter()
-        .find(|party| !parent.counterparties.iter().any(|p| counterparty_covers(p, party)))
+        .map(AsRef::as_ref)
+        .find(|party| !parent_parties.iter().any(|p| counterparty_covers(p.as_ref(), party)))
     {
         return Err(denial(
             Reason::CounterpartiesWidened,
-            format!("`counterparties`: `{party}` is not within the parent's {:?}", parent.counterparties),
+            format!("`counterparties`: `{party}` is not within the parent's {parent_parties:?}"),
         ));
     }
-    if child.value_ceiling > parent.value_ceiling {
+    let (child_ceiling, parent_ceiling) = (child.value_ceiling(), parent.value_ceiling());
+    if child_ceiling > parent_ceiling {
         return Err(denial(
             Reason::ValueCeilingWidened,
-            format!("`value_ceiling`: {} exceeds the parent's {}", child.value_ceiling, parent.value_ceiling),
+            format!("`value_ceiling`: {child_ceiling} exceeds the parent's {parent_ceiling}"),
         ));
     }
-    if child.expires_at > parent.expires_at {
+    let (child_expiry, parent_expiry) = (child.expires_at(), parent.expires_at());
+    if child_expiry > parent_expiry {
         return Err(denial(
             Reason::ExpiryWidened,
-            format!("`expires_at`: {} is later than the parent's {}", child.expires_at, parent.expires_at),
+            format!("`expires_at`: {child_expiry} is later than the parent's {parent_expiry}"),
         ));
     }
-    if child.remaining_depth >= parent.remaining_depth {
+    let (child_depth, parent_depth) = (child.remaining_depth(), parent.remaining_depth());
+    if child_depth >= parent_depth {
         return Err(denial(
             Reason::DepthNotNarrowed,
-            format!(
-                "`remaining_depth`: {} must be smaller than the parent's {}",
-                child.remaining_depth, parent.remaining_depth
-            ),
+            format!("`remaining_depth`: {child_depth} must be smaller than the parent's {parent_depth}"),
         ));
     }
     Ok(())
@@ -106,31 +113,35 @@ pub fn check_within(parent: &Mandate, child: &Mandate) -> Result<(), Denial> {
 
 /// Checks that the task can be carried out under `mandate` at `now`: the mandate is still
 /// valid, and the task's action kind, value and counterparty are all permitted.
-pub fn check_task(mandate: &Mandate, task: &Task, now: TimestampMs) -> Result<(), Denial> {
-    if mandate.expires_at <= now {
+pub fn check_task<M: MandateFields>(mandate: &M, task: &TaskView<'_>, now: TimestampMs) -> Result<(), Denial> {
+    let expires_at = mandate.expires_at();
+    if expires_at <= now {
         return Err(denial(
             Reason::ChildMandateExpired,
-            format!("`requested_mandate.expires_at` {} is not after now ({now})", mandate.expires_at),
+            format!("`requested_mandate.expires_at` {expires_at} is not after now ({now})"),
         ));
     }
-    if !action::any_permits(&mandate.action_kinds, &task.action_kind) {
+    let kinds = mandate.action_kinds();
+    if !action::any_permits(kinds, task.action_kind) {
         return Err(denial(
             Reason::ActionNotPermitted,
-            format!("`task.action_kind`: `{}` is not within {:?}", task.action_kind, mandate.action_kinds),
+            format!("`task.action_kind`: `{}` is not within {kinds:?}", task.action_kind),
         ));
     }
-    if task.value > mandate.value_ceiling {
+    let ceiling = mandate.value_ceiling();
+    if task.value > ceiling {
         return Err(denial(
             Reason::ValueOverCeiling,
-            format!("`task.value`: {} exceeds the value ceiling {}", task.value, mandate.value_ceiling),
+            format!("`task.value`: {} exceeds the value ceiling {ceiling}", task.value),
         ));
     }
-    if let Some(party) = &task.counterparty
-        && !mandate.counterparties.iter().any(|p| counterparty_covers(p, party))
+    let parties = mandate.counterparties();
+    if let Some(party) = task.counterparty
+        && !parties.iter().any(|p| counterparty_covers(p.as_ref(), party))
     {
         return Err(denial(
             Reason::CounterpartyNotPermitted,
-            format!("`task.counterparty`: `{party}` is not within {:?}", mandate.counterparties),
+            format!("`task.counterparty`: `{party}` is not within {parties:?}"),
         ));
     }
     Ok(())
@@ -139,10 +150,10 @@ pub fn check_task(mandate: &Mandate, task: &Task, now: TimestampMs) -> Result<()
 /// The action mask (a tenant that permits actions only through toolset budgets): the task's
 /// toolset, its action kind's family, must have a budget (`action-mask-missing`) with at least
 /// the task's risk cost left (`action-mask-exhausted`). No mask, no check.
-pub fn check_action_mask(mask: Option<&ActionMask>, task: &Task) -> Result<(), Denial> {
+pub fn check_action_mask<T: ToolsetFields>(mask: Option<MaskRef<'_, T>>, task: &TaskView<'_>) -> Result<(), Denial> {
     let Some(mask) = mask else { return Ok(()) };
-    let toolset = toolset_of(&task.action_kind);
-    match mask.toolsets.iter().find(|t| t.toolset == toolset) {
+    let toolset = toolset_of(task.action_kind);
+    match mask.toolsets.iter().find(|t| t.toolset() == toolset) {
         None => Err(denial(
             Reason::ActionMaskMissing,
             format!(
@@ -150,11 +161,13 @@ pub fn check_action_mask(mask: Option<&ActionMask>, task: &Task) -> Result<(), D
                 task.action_kind
             ),
         )),
-        Some(budget) if budget.remaining < mask.cost => Err(denial(
+        Some(budget) if budget.remaining() < mask.cost => Err(denial(
             Reason::ActionMaskExhausted,
             format!(
                 "toolset `{toolset}` has {} risk points left; this {:?} task costs {}",
-                budget.remaining, task.risk, mask.cost
+                budget.remaining(),
+                task.risk,
+                mask.cost
             ),
         )),
         Some(_) => Ok(()),
@@ -227,7 +240,7 @@ pub fn narrow(parent: &Mandate, requested: &Mandate) -> Mandate {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{BudgetUnit, RiskLevel};
+    use crate::model::{BudgetUnit, RiskLevel, Task};
     use alloc::vec;
     use proptest::prelude::*;
 
@@ -322,21 +335,21 @@ mod tests {
     #[test]
     fn the_task_must_fit_the_child_mandate() {
         let c = child();
-        assert_eq!(check_task(&c, &task("crm.read", 10, Some("acme")), 0), Ok(()));
+        assert_eq!(check_task(&c, &task("crm.read", 10, Some("acme")).view(), 0), Ok(()));
         assert_eq!(
-            reason_of(check_task(&c, &task("crm.write", 10, None), 0)),
+            reason_of(check_task(&c, &task("crm.write", 10, None).view(), 0)),
             Some(Reason::ActionNotPermitted)
         );
         assert_eq!(
-            reason_of(check_task(&c, &task("crm.read", 10, None), 5_000)),
+            reason_of(check_task(&c, &task("crm.read", 10, None).view(), 5_000)),
             Some(Reason::ChildMandateExpired)
         );
         assert_eq!(
-            reason_of(check_task(&c, &task("crm.read", 10_001, None), 0)),
+            reason_of(check_task(&c, &task("crm.read", 10_001, None).view(), 0)),
             Some(Reason::ValueOverCeiling)
         );
         assert_eq!(
-            reason_of(check_task(&c, &task("crm.read", 1, Some("globex")), 0)),
+            reason_of(check_task(&c, &task("crm.read", 1, Some("globex")).view(), 0)),
             Some(Reason::CounterpartyNotPermitted)
         );
     }

@@ -11,7 +11,7 @@ use crate::model::{
     Verdict, Warning,
 };
 use crate::reasons::Reason;
-use crate::view::RequestView;
+use crate::view::{ChainLink, Delegation, MandateFields, RequestView};
 use crate::{attenuation, identity, sbd, structural, trust, wire};
 
 /// A configured policy, ready to decide.
@@ -63,9 +63,7 @@ impl Policy {
     /// Decides one delegation read as a borrowed view; the same verdict as
     /// [`Policy::evaluate`] on the owned request (the structural rules run on the view itself).
     pub fn evaluate_view(&self, view: &RequestView<'_>) -> Verdict {
-        let decided = structural::check(&self.config, view)
-            .and_then(|depth| self.after_structural(&view.to_request(), depth));
-        match decided {
+        match self.decide(view) {
             Ok(grant) => Verdict::Allow(grant),
             Err(refusal) => refusal.into(),
         }
@@ -79,9 +77,8 @@ impl Policy {
     /// Decides postcard-encoded requests ([`crate::wire`]) and returns postcard-encoded verdicts:
     /// the same decisions as [`Policy::evaluate_batch`], with one buffer each way.
     ///
-    /// The requests are read as borrowed views ([`crate::view`]): a request refused by a
-    /// structural rule is decided without being copied, and only one that passes them becomes
-    /// an owned [`Request`] for the remaining rules.
+    /// The requests are read as borrowed views ([`crate::view`]) and decided by the same rules
+    /// without being copied into owned requests.
     pub fn evaluate_encoded(&self, requests: &[u8]) -> Vec<u8> {
         let answer = match wire::decode_request_views(requests) {
             Ok(views) => {
@@ -147,26 +144,31 @@ impl Policy {
         trust::trust_deltas(self.config.trust.penalty_propagation, chain, outcome)
     }
 
-    /// Stages 1-5 of the pipeline; `Err` carries the first refusal or escalation.
-    fn decide(&self, req: &Request) -> Result<Grant, Refusal> {
+    /// Stages 1-5 of the pipeline, on an owned request or a borrowed view alike; `Err` carries
+    /// the first refusal or escalation.
+    fn decide<R: Delegation>(&self, req: &R) -> Result<Grant, Refusal> {
         // 1. structural
         let depth = structural::check(&self.config, req)?;
         self.after_structural(req, depth)
     }
 
     /// Stages 2-5 and the grant, for a request the structural rules admitted with `depth`.
-    fn after_structural(&self, req: &Request, depth: structural::DepthDecision) -> Result<Grant, Refusal> {
+    fn after_structural<R: Delegation>(
+        &self,
+        req: &R,
+        depth: structural::DepthDecision,
+    ) -> Result<Grant, Refusal> {
         let config = &self.config;
+        let (parent, requested, task) = (req.parent_mandate(), req.requested_mandate(), req.task());
         // 2. attenuation
-        attenuation::check_budget_units(&req.parent_mandate, &req.requested_mandate)
-            .map_err(Refusal::Deny)?;
-        attenuation::check_within(&req.parent_mandate, &req.requested_mandate).map_err(Refusal::Deny)?;
-        attenuation::check_task(&req.requested_mandate, &req.task, req.now).map_err(Refusal::Deny)?;
-        attenuation::check_action_mask(req.action_mask.as_ref(), &req.task).map_err(Refusal::Deny)?;
+        attenuation::check_budget_units(parent, requested).map_err(Refusal::Deny)?;
+        attenuation::check_within(parent, requested).map_err(Refusal::Deny)?;
+        attenuation::check_task(requested, &task, req.now()).map_err(Refusal::Deny)?;
+        attenuation::check_action_mask(req.action_mask(), &task).map_err(Refusal::Deny)?;
         // 3. trust
         trust::check(config, req)?;
         // 4. SBD
-        let sbd = sbd::decide(&config.sbd, req)?;
+        let sbd = sbd::decide(&config.sbd, req.state(), task.risk)?;
         // 4b. risk-tightened authority: the state's risk signal may lower the depth limit and
         // raise the review threshold (`sbd.risk_bands`; nothing changes without bands).
         let (depth, review_threshold, raised_by) = self.tighten(depth, &sbd)?;
@@ -236,20 +238,20 @@ impl Policy {
         }
     }
 
-    fn grant(&self, req: &Request, depth: structural::DepthDecision, sbd: sbd::SbdDecision) -> Grant {
-        let remaining_depth =
-            req.requested_mandate.remaining_depth.min(depth.max_depth.saturating_sub(depth.depth));
-        let mut child_mandate = req.requested_mandate.clone();
+    fn grant<R: Delegation>(&self, req: &R, depth: structural::DepthDecision, sbd: sbd::SbdDecision) -> Grant {
+        let requested = req.requested_mandate();
+        let remaining_depth = requested.remaining_depth().min(depth.max_depth.saturating_sub(depth.depth));
+        let mut child_mandate = requested.to_mandate();
         child_mandate.remaining_depth = remaining_depth;
 
-        let mut alphas: Vec<f64> = req.chain.iter().map(|l| l.alpha).collect();
+        let mut alphas: Vec<f64> = req.links().iter().map(ChainLink::alpha).collect();
         alphas.push(sbd.alpha);
         let weights = sbd::accountability_weights(&alphas);
         // The structural stage canonicalised every id: the grant names agents as one agent is
         // named everywhere (scopes, registry, traces).
         let sub_agent = match sbd.sub_agent {
             Some(chosen) => identity::canonicalise(&chosen).unwrap_or(chosen),
-            None => depth.agents.last().cloned().unwrap_or_else(|| req.to.id.clone()),
+            None => depth.agents.last().cloned().unwrap_or_else(|| String::from(req.to_id())),
         };
         let accountability = depth
             .agents
@@ -262,7 +264,7 @@ impl Policy {
             alpha: sbd.alpha,
             lambda: sbd.lambda,
             sub_agent,
-            effective_trust: req.to.trust,
+            effective_trust: req.to_trust(),
             effective_tier: trust::effective_tier(req),
             child_mandate,
             depth: depth.depth,

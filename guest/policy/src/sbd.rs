@@ -21,7 +21,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 
 use crate::config::{RiskTable, SbdConfig};
-use crate::model::{Refusal, Request};
+use crate::model::{Refusal, RiskLevel};
 use crate::reasons::Reason;
 
 /// The SBD decision for one hop.
@@ -72,14 +72,14 @@ pub fn project(alpha: f64, alpha_max: f64) -> f64 {
 
 /// The degree and weight for a request, projected: from the learned networks when the
 /// configuration has them, otherwise from the per-risk tables.
-pub fn decide(config: &SbdConfig, req: &Request) -> Result<SbdDecision, Refusal> {
+pub fn decide(config: &SbdConfig, state: &[f64], risk: RiskLevel) -> Result<SbdDecision, Refusal> {
     let expected = config.state_dim.or(config.model.as_ref().map(|m| m.state_dim));
     if let Some(dim) = expected
-        && usize::try_from(dim).ok() != Some(req.state.len())
+        && usize::try_from(dim).ok() != Some(state.len())
     {
         return Err(Refusal::deny(
             Reason::StateInvalid,
-            format!("`state` has {} features; the policy expects {dim}", req.state.len()),
+            format!("`state` has {} features; the policy expects {dim}", state.len()),
         ));
     }
     // The state rule: a state vector must hold every feature the policy reads. With a fixed
@@ -89,23 +89,23 @@ pub fn decide(config: &SbdConfig, req: &Request) -> Result<SbdDecision, Refusal>
     // calm, nor silently as high risk). A policy without alpha caps reads no feature, so any
     // state, the empty one included, is accepted.
     if let Some(needed) = required_state_len(config)
-        && req.state.len() < needed
+        && state.len() < needed
     {
         return Err(Refusal::deny(
             Reason::StateInvalid,
             format!(
                 "`state` has {} features; this policy's safe set (`sbd.alpha_caps`) reads feature {}, so it needs at least {needed}",
-                req.state.len(),
+                state.len(),
                 needed - 1
             ),
         ));
     }
-    if req.state.iter().any(|x| !x.is_finite()) {
+    if state.iter().any(|x| !x.is_finite()) {
         return Err(Refusal::deny(Reason::StateInvalid, "`state` has a non-finite feature"));
     }
-    let cap = alpha_max(&config.alpha_caps, &req.state);
+    let cap = alpha_max(&config.alpha_caps, state);
     if let Some(model) = &config.model {
-        let Some(inference) = model.infer(&req.state) else {
+        let Some(inference) = model.infer(state) else {
             return Err(Refusal::deny(
                 Reason::StateInvalid,
                 "the learned model gives no finite lambda and alpha for this state",
@@ -118,7 +118,6 @@ pub fn decide(config: &SbdConfig, req: &Request) -> Result<SbdDecision, Refusal>
             sub_agent: model.sub_agents.get(inference.sub_agent).cloned(),
         });
     }
-    let risk = req.task.risk;
     Ok(SbdDecision {
         alpha: project(RiskTable::get(&config.alpha, risk), cap),
         lambda: config.lambda.get(risk),
@@ -247,21 +246,6 @@ mod tests {
         assert_eq!(accountability_weights(&[]), [1.0]);
     }
 
-    fn request_with_state(state: &[f64]) -> Request {
-        let text = r#"{
-            "from": {"id": "a", "trust": 700}, "to": {"id": "b", "trust": 700},
-            "task": {"id": "t", "action_kind": "crm.read", "risk": "low"},
-            "parent_mandate": {"value_ceiling": 100, "action_kinds": ["crm.*"], "counterparties": ["*"],
-                               "budgets": [], "remaining_depth": 2, "expires_at": 2000},
-            "requested_mandate": {"value_ceiling": 10, "action_kinds": ["crm.read"], "counterparties": ["*"],
-                                  "budgets": [], "remaining_depth": 1, "expires_at": 1500},
-            "now": 1000
-        }"#;
-        let mut request: Request = serde_json::from_str(text).unwrap_or_else(|e| unreachable!("{e}"));
-        request.state = state.to_vec();
-        request
-    }
-
     #[test]
     fn a_state_shorter_than_the_safe_set_reads_is_refused_not_guessed() {
         let mut config = SbdConfig::default();
@@ -271,7 +255,7 @@ mod tests {
         ];
         assert_eq!(required_state_len(&config), Some(3));
         for state in [&[][..], &[0.1], &[0.1, 0.2]] {
-            let Err(Refusal::Deny(denial)) = decide(&config, &request_with_state(state)) else {
+            let Err(Refusal::Deny(denial)) = decide(&config, state, RiskLevel::Low) else {
                 unreachable!("a state of {} features was not refused", state.len())
             };
             assert_eq!(denial.reason, Reason::StateInvalid);
@@ -282,12 +266,12 @@ mod tests {
                 denial.message
             );
         }
-        let calm = decide(&config, &request_with_state(&[0.1, 9.0, 0.1]));
+        let calm = decide(&config, &[0.1, 9.0, 0.1], RiskLevel::Low);
         assert!(calm.is_ok_and(|d| d.alpha_max == 1.0), "a full, calm state is not capped");
         // Without caps nothing is read: no state is needed.
         let free = SbdConfig::default();
         assert_eq!(required_state_len(&free), None);
-        assert!(decide(&free, &request_with_state(&[])).is_ok());
+        assert!(decide(&free, &[], RiskLevel::Low).is_ok());
     }
 
     #[test]

@@ -8,24 +8,27 @@ use alloc::vec::Vec;
 
 use crate::config::{InsufficientTrust, PolicyConfig};
 use crate::identity;
-use crate::model::{EscalationTarget, Outcome, Refusal, Request, TrustDelta, TrustTier};
+use crate::model::{EscalationTarget, Outcome, Refusal, TrustDelta, TrustTier};
 use crate::reasons::Reason;
+use crate::view::{ChainLink, Delegation};
 
 /// The effective tier of the chain: the executor's own (Vorion "upward escalation").
-pub fn effective_tier(req: &Request) -> TrustTier {
-    TrustTier::of_score(req.to.trust)
+pub fn effective_tier<R: Delegation>(req: &R) -> TrustTier {
+    TrustTier::of_score(req.to_trust())
 }
 
 /// Refuses or escalates when the executor's own tier is below what the task's risk requires.
-pub fn check(config: &PolicyConfig, req: &Request) -> Result<(), Refusal> {
-    let required = config.trust.required_tier.get(req.task.risk);
+pub fn check<R: Delegation>(config: &PolicyConfig, req: &R) -> Result<(), Refusal> {
+    let required = config.trust.required_tier.get(req.risk());
     let actual = effective_tier(req);
     if actual >= required {
         return Ok(());
     }
     let shortfall = format!(
         "`{}` is {actual:?} (trust {}) but {:?}-risk tasks require {required:?} or above",
-        req.to.id, req.to.trust, req.task.risk
+        req.to_id(),
+        req.to_trust(),
+        req.risk()
     );
     Err(match config.trust.on_insufficient {
         InsufficientTrust::Deny => Refusal::deny(Reason::TrustInsufficient, shortfall),
@@ -39,11 +42,11 @@ pub fn check(config: &PolicyConfig, req: &Request) -> Result<(), Refusal> {
 /// The most trusted registered escalation agent that qualifies and is not already part of the
 /// chain under any spelling of its id ([`identity::same_agent`]); the human authority when none
 /// does. An agent target is named by its canonical id.
-fn escalation_target(config: &PolicyConfig, req: &Request, required: TrustTier) -> EscalationTarget {
+fn escalation_target<R: Delegation>(config: &PolicyConfig, req: &R, required: TrustTier) -> EscalationTarget {
     let in_chain = |id: &str| {
-        identity::same_agent(id, &req.from.id)
-            || identity::same_agent(id, &req.to.id)
-            || req.chain.iter().any(|l| identity::same_agent(id, &l.from) || identity::same_agent(id, &l.to))
+        identity::same_agent(id, req.from_id())
+            || identity::same_agent(id, req.to_id())
+            || req.links().iter().any(|l| identity::same_agent(id, l.from()) || identity::same_agent(id, l.to()))
     };
     config
         .escalation

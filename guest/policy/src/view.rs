@@ -144,24 +144,6 @@ pub struct ActionMaskView<'a> {
     pub cost: u64,
 }
 
-fn strings(items: &[&str]) -> Vec<String> {
-    items.iter().map(|s| String::from(*s)).collect()
-}
-
-impl MandateView<'_> {
-    /// The owned mandate.
-    pub fn to_mandate(&self) -> Mandate {
-        Mandate {
-            value_ceiling: self.value_ceiling,
-            action_kinds: strings(&self.action_kinds),
-            counterparties: strings(&self.counterparties),
-            budgets: self.budgets.clone(),
-            remaining_depth: self.remaining_depth,
-            expires_at: self.expires_at,
-        }
-    }
-}
-
 impl RequestView<'_> {
     /// The owned request with the same contents.
     pub fn to_request(&self) -> Request {
@@ -238,11 +220,154 @@ pub struct ExceptionRef<'a> {
     pub expires_at: TimestampMs,
 }
 
-/// What the structural rules read of a request, owned ([`Request`]) or borrowed
-/// ([`RequestView`]): one implementation of the rules serves both.
+/// What the rules read of a mandate, owned ([`Mandate`]) or borrowed ([`MandateView`]).
+pub trait MandateFields {
+    /// How a pattern is held: `String` or `&str`.
+    type Str: AsRef<str> + core::fmt::Debug;
+    /// Largest value of a single action.
+    fn value_ceiling(&self) -> u64;
+    /// Permitted action kinds.
+    fn action_kinds(&self) -> &[Self::Str];
+    /// Permitted counterparties.
+    fn counterparties(&self) -> &[Self::Str];
+    /// Spendable budget per unit.
+    fn budgets(&self) -> &[Budget];
+    /// Further hops the holder may delegate.
+    fn remaining_depth(&self) -> u8;
+    /// Void at or after this instant.
+    fn expires_at(&self) -> TimestampMs;
+
+    /// The amount of `unit` this mandate holds, if it lists that unit.
+    fn budget_of(&self, unit: crate::model::BudgetUnit) -> Option<u64> {
+        self.budgets().iter().find(|b| b.unit == unit).map(|b| b.amount)
+    }
+
+    /// The owned mandate with the same contents.
+    fn to_mandate(&self) -> Mandate {
+        Mandate {
+            value_ceiling: self.value_ceiling(),
+            action_kinds: self.action_kinds().iter().map(|s| String::from(s.as_ref())).collect(),
+            counterparties: self.counterparties().iter().map(|s| String::from(s.as_ref())).collect(),
+            budgets: self.budgets().to_vec(),
+            remaining_depth: self.remaining_depth(),
+            expires_at: self.expires_at(),
+        }
+    }
+}
+
+impl MandateFields for Mandate {
+    type Str = String;
+    fn value_ceiling(&self) -> u64 {
+        self.value_ceiling
+    }
+    fn action_kinds(&self) -> &[String] {
+        &self.action_kinds
+    }
+    fn counterparties(&self) -> &[String] {
+        &self.counterparties
+    }
+    fn budgets(&self) -> &[Budget] {
+        &self.budgets
+    }
+    fn remaining_depth(&self) -> u8 {
+        self.remaining_depth
+    }
+    fn expires_at(&self) -> TimestampMs {
+        self.expires_at
+    }
+    fn to_mandate(&self) -> Mandate {
+        self.clone()
+    }
+}
+
+impl<'a> MandateFields for MandateView<'a> {
+    type Str = &'a str;
+    fn value_ceiling(&self) -> u64 {
+        self.value_ceiling
+    }
+    fn action_kinds(&self) -> &[&'a str] {
+        &self.action_kinds
+    }
+    fn counterparties(&self) -> &[&'a str] {
+        &self.counterparties
+    }
+    fn budgets(&self) -> &[Budget] {
+        &self.budgets
+    }
+    fn remaining_depth(&self) -> u8 {
+        self.remaining_depth
+    }
+    fn expires_at(&self) -> TimestampMs {
+        self.expires_at
+    }
+}
+
+/// A toolset budget of an action mask, owned or borrowed.
+pub trait ToolsetFields {
+    /// The toolset.
+    fn toolset(&self) -> &str;
+    /// Risk points left.
+    fn remaining(&self) -> u64;
+}
+
+impl ToolsetFields for ToolsetBudget {
+    fn toolset(&self) -> &str {
+        &self.toolset
+    }
+    fn remaining(&self) -> u64 {
+        self.remaining
+    }
+}
+
+impl ToolsetFields for ToolsetBudgetView<'_> {
+    fn toolset(&self) -> &str {
+        self.toolset
+    }
+    fn remaining(&self) -> u64 {
+        self.remaining
+    }
+}
+
+/// The action mask as the rules read it: every toolset with a budget, and the task's cost.
+#[derive(Debug, Clone, Copy)]
+pub struct MaskRef<'a, T> {
+    /// Every toolset with a budget.
+    pub toolsets: &'a [T],
+    /// The task's risk cost.
+    pub cost: u64,
+}
+
+impl Task {
+    /// The task, borrowed.
+    pub fn view(&self) -> TaskView<'_> {
+        TaskView {
+            id: &self.id,
+            action_kind: &self.action_kind,
+            risk: self.risk,
+            value: self.value,
+            counterparty: self.counterparty.as_deref(),
+            completable_locally: self.completable_locally,
+        }
+    }
+}
+
+impl ActionMask {
+    /// The mask as the rules read it.
+    pub fn fields(&self) -> MaskRef<'_, ToolsetBudget> {
+        MaskRef { toolsets: &self.toolsets, cost: self.cost }
+    }
+}
+
+/// What the rules read of a request, owned ([`Request`]) or borrowed ([`RequestView`]): one
+/// implementation of the rules serves both, so the encoded path decides on the borrowed view
+/// without building an owned request.
 pub trait Delegation {
     /// The chain's link type.
     type Link: ChainLink;
+    /// The mandates' type.
+    type Mandate: MandateFields;
+    /// The action mask's toolset type.
+    type Toolset: ToolsetFields;
     /// The delegating agent's identifier.
     fn from_id(&self) -> &str;
     /// The delegating agent's trust score.
@@ -261,12 +386,25 @@ pub trait Delegation {
     fn risk(&self) -> RiskLevel;
     /// Whether the delegator could finish the task itself.
     fn completable_locally(&self) -> bool;
-    /// When the delegator's own mandate lapses.
-    fn parent_expires_at(&self) -> TimestampMs;
-    /// Hops the delegator's own mandate still permits.
-    fn parent_remaining_depth(&self) -> u8;
     /// The depth exception on file, if any.
     fn depth_exception(&self) -> Option<ExceptionRef<'_>>;
+    /// The delegator's own mandate.
+    fn parent_mandate(&self) -> &Self::Mandate;
+    /// The mandate asked for the child.
+    fn requested_mandate(&self) -> &Self::Mandate;
+    /// The task, borrowed.
+    fn task(&self) -> TaskView<'_>;
+    /// The tenant's action mask, if any.
+    fn action_mask(&self) -> Option<MaskRef<'_, Self::Toolset>>;
+
+    /// When the delegator's own mandate lapses.
+    fn parent_expires_at(&self) -> TimestampMs {
+        self.parent_mandate().expires_at()
+    }
+    /// Hops the delegator's own mandate still permits.
+    fn parent_remaining_depth(&self) -> u8 {
+        self.parent_mandate().remaining_depth()
+    }
 
     /// The first delegator of the chain (the requester when the chain is empty).
     fn originator(&self) -> &str {
@@ -317,6 +455,20 @@ impl ChainLink for LinkView<'_> {
 
 impl Delegation for Request {
     type Link = Link;
+    type Mandate = Mandate;
+    type Toolset = ToolsetBudget;
+    fn parent_mandate(&self) -> &Mandate {
+        &self.parent_mandate
+    }
+    fn requested_mandate(&self) -> &Mandate {
+        &self.requested_mandate
+    }
+    fn task(&self) -> TaskView<'_> {
+        self.task.view()
+    }
+    fn action_mask(&self) -> Option<MaskRef<'_, ToolsetBudget>> {
+        self.action_mask.as_ref().map(ActionMask::fields)
+    }
     fn from_id(&self) -> &str {
         &self.from.id
     }
@@ -344,12 +496,6 @@ impl Delegation for Request {
     fn completable_locally(&self) -> bool {
         self.task.completable_locally
     }
-    fn parent_expires_at(&self) -> TimestampMs {
-        self.parent_mandate.expires_at
-    }
-    fn parent_remaining_depth(&self) -> u8 {
-        self.parent_mandate.remaining_depth
-    }
     fn depth_exception(&self) -> Option<ExceptionRef<'_>> {
         self.depth_exception.as_ref().map(|e| ExceptionRef {
             approved_by: &e.approved_by,
@@ -362,6 +508,20 @@ impl Delegation for Request {
 
 impl<'a> Delegation for RequestView<'a> {
     type Link = LinkView<'a>;
+    type Mandate = MandateView<'a>;
+    type Toolset = ToolsetBudgetView<'a>;
+    fn parent_mandate(&self) -> &MandateView<'a> {
+        &self.parent_mandate
+    }
+    fn requested_mandate(&self) -> &MandateView<'a> {
+        &self.requested_mandate
+    }
+    fn task(&self) -> TaskView<'_> {
+        self.task
+    }
+    fn action_mask(&self) -> Option<MaskRef<'_, ToolsetBudgetView<'a>>> {
+        self.action_mask.as_ref().map(|m| MaskRef { toolsets: &m.toolsets, cost: m.cost })
+    }
     fn from_id(&self) -> &str {
         self.from.id
     }
@@ -388,12 +548,6 @@ impl<'a> Delegation for RequestView<'a> {
     }
     fn completable_locally(&self) -> bool {
         self.task.completable_locally
-    }
-    fn parent_expires_at(&self) -> TimestampMs {
-        self.parent_mandate.expires_at
-    }
-    fn parent_remaining_depth(&self) -> u8 {
-        self.parent_mandate.remaining_depth
     }
     fn depth_exception(&self) -> Option<ExceptionRef<'_>> {
         self.depth_exception.map(|e| ExceptionRef {

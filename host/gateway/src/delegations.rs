@@ -739,7 +739,8 @@ pub fn spend_mask(conn: &Connection, tenant: &str, chain_id: &str, request: &Req
 /// escalated count), the policy's own rule decides, and a refusal names its reason code.
 pub fn recheck_mask(conn: &Connection, tenant: &str, request: &mut Request) -> ApiResult<()> {
     request.action_mask = action_mask(conn, tenant, request.task.risk)?;
-    sbd_policy::attenuation::check_action_mask(request.action_mask.as_ref(), &request.task).map_err(|d| {
+    let mask = request.action_mask.as_ref().map(sbd_policy::ActionMask::fields);
+    sbd_policy::attenuation::check_action_mask(mask, &request.task.view()).map_err(|d| {
         ApiError::new(
             ErrorCode::BudgetExceeded,
             format!("the action mask refuses this delegation now ({} {}): {}", d.reason.code(), d.reason.name(), d.message),
