@@ -9,6 +9,7 @@ use std::sync::OnceLock;
 
 use proptest::prelude::*;
 use sbd_e2e::{configs, request, sample_requests};
+use sbd_policy::view::RequestView;
 use sbd_policy::{Policy, Reason, Request, Verdict, wire};
 
 fn policies() -> &'static [Policy] {
@@ -94,4 +95,52 @@ fn the_view_rejects_what_the_owned_decoder_rejects() {
     bytes[at] = 0xff;
     assert!(wire::decode_request_views(&bytes).is_err());
     assert!(wire::decode_requests(&bytes).is_err());
+}
+
+/// Postcard's serde decoding of request bytes: the reference the hand-written reader must
+/// match, version check included.
+fn postcard_views(bytes: &[u8]) -> Option<Vec<RequestView<'_>>> {
+    let (version, views): (u32, Vec<RequestView<'_>>) = postcard::from_bytes(bytes).ok()?;
+    (version == wire::WIRE_VERSION).then_some(views)
+}
+
+/// Requests as comparable bytes (a NaN in a state is not equal to itself).
+fn reencoded(views: &[RequestView<'_>]) -> Vec<u8> {
+    let owned: Vec<Request> = views.iter().map(RequestView::to_request).collect();
+    postcard::to_allocvec(&(wire::WIRE_VERSION, owned)).expect("encodes")
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(500))]
+
+    /// The hand-written writer produces postcard's serde bytes for `(WIRE_VERSION, requests)`.
+    #[test]
+    fn the_hand_written_encoding_is_postcards(requests in proptest::collection::vec(request(), 0..4)) {
+        let reference = postcard::to_allocvec(&(wire::WIRE_VERSION, &requests)).expect("encodes");
+        prop_assert_eq!(wire::encode_requests(&requests).expect("encodes"), reference);
+    }
+
+    /// Byte mutations (a changed byte, a cut, an inserted byte): the hand-written reader
+    /// accepts exactly what postcard's deserializer accepts, and reads the same requests.
+    #[test]
+    fn the_hand_written_reader_accepts_what_postcard_accepts(
+        requests in proptest::collection::vec(request(), 1..3),
+        edits in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>(), 0..3u8), 1..4),
+    ) {
+        let mut bytes = wire::encode_requests(&requests).expect("encodes");
+        for (at, value, kind) in edits {
+            let i = at.index(bytes.len().max(1));
+            match kind {
+                0 if !bytes.is_empty() => bytes[i] = value,
+                1 => bytes.truncate(i),
+                _ => bytes.insert(i.min(bytes.len()), value),
+            }
+        }
+        let ours = wire::decode_request_views(&bytes).ok();
+        let reference = postcard_views(&bytes);
+        prop_assert_eq!(ours.is_some(), reference.is_some(), "accepted by one reader only: {:?}", bytes);
+        if let (Some(ours), Some(reference)) = (ours, reference) {
+            prop_assert_eq!(reencoded(&ours), reencoded(&reference));
+        }
+    }
 }

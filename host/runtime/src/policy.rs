@@ -166,9 +166,15 @@ impl LoadedPolicy {
 
     /// [`LoadedPolicy::evaluate`] over a chosen path (tests compare the two).
     pub fn evaluate_via(&self, path: CallPath, request: &Request) -> Verdict {
-        match self.evaluate_batch_via(path, std::slice::from_ref(request)).pop() {
-            Some(verdict) => verdict,
-            None => self.fail_closed(Fault("no verdict".into())),
+        // One request: the batch path's bookkeeping (chunks, refusals, re-assembly) skipped.
+        self.decisions.fetch_add(1, Ordering::Relaxed);
+        if let Some(refusal) = self.refuse_oversized(request) {
+            return refusal;
+        }
+        match self.decide(path, std::slice::from_ref(request)).map(|mut verdicts| verdicts.pop()) {
+            Ok(Some(verdict)) => verdict,
+            Ok(None) => self.fail_closed(Fault("no verdict".into())),
+            Err(fault) => self.fail_closed(fault),
         }
     }
 
