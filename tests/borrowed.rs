@@ -144,3 +144,62 @@ proptest! {
         }
     }
 }
+
+/// Every verdict shape, from the policies deciding generated requests.
+fn verdicts_of(requests: &[Request]) -> Vec<Verdict> {
+    policies().iter().flat_map(|policy| requests.iter().map(|r| policy.evaluate(r))).collect()
+}
+
+/// Verdicts as comparable bytes through postcard's serde encoding.
+fn reencoded_answer(answer: &Result<Vec<Verdict>, String>) -> Vec<u8> {
+    postcard::to_allocvec(&(wire::WIRE_VERSION, answer)).expect("encodes")
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    /// The hand-written answer writer produces postcard's serde bytes, for verdicts of every
+    /// shape and for the unreadable-requests answer.
+    #[test]
+    fn the_hand_written_answer_is_postcards(requests in proptest::collection::vec(request(), 0..3), why in ".{0,20}") {
+        let verdicts = verdicts_of(&requests);
+        let ok: Result<&[Verdict], &str> = Ok(&verdicts);
+        prop_assert_eq!(wire::encode_verdicts(ok).expect("encodes"), postcard::to_allocvec(&(wire::WIRE_VERSION, ok)).expect("encodes"));
+        let err: Result<&[Verdict], &str> = Err(&why);
+        prop_assert_eq!(wire::encode_verdicts(err).expect("encodes"), postcard::to_allocvec(&(wire::WIRE_VERSION, err)).expect("encodes"));
+    }
+
+    /// Byte mutations of an answer: the hand-written reader accepts exactly what postcard's
+    /// deserializer accepts (a reason's code and name must still agree), and reads the same.
+    #[test]
+    fn the_hand_written_answer_reader_accepts_what_postcard_accepts(
+        requests in proptest::collection::vec(request(), 1..3),
+        edits in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>(), 0..3u8), 1..4),
+    ) {
+        let verdicts = verdicts_of(&requests);
+        let mut bytes = wire::encode_verdicts(Ok(&verdicts)).expect("encodes");
+        for (at, value, kind) in edits {
+            let i = at.index(bytes.len().max(1));
+            match kind {
+                0 if !bytes.is_empty() => bytes[i] = value,
+                1 => bytes.truncate(i),
+                _ => bytes.insert(i.min(bytes.len()), value),
+            }
+        }
+        let reference: Option<Result<Vec<Verdict>, String>> = postcard::from_bytes::<(u32, Result<Vec<Verdict>, String>)>(&bytes)
+            .ok()
+            .filter(|(version, _)| *version == wire::WIRE_VERSION)
+            .map(|(_, answer)| answer);
+        let ours = wire::decode_verdicts(&bytes);
+        let undecodable = |answer: &Result<Vec<Verdict>, String>| {
+            answer.as_ref().is_err_and(|e| e.starts_with("undecodable") || e.starts_with("wire version"))
+        };
+        match reference {
+            None => prop_assert!(undecodable(&ours), "only ours accepted {:?}: {:?}", bytes, ours),
+            Some(reference) => {
+                prop_assert!(!undecodable(&ours), "only postcard accepted {:?}: {:?}", bytes, ours);
+                prop_assert_eq!(reencoded_answer(&ours), reencoded_answer(&reference));
+            }
+        }
+    }
+}

@@ -62,6 +62,11 @@ impl PolicyRuntime {
         limits.validate().map_err(RuntimeError::InvalidLimits)?;
         let mut config = Config::new();
         config.epoch_interruption(true);
+        // For profiling only: `SBD_WASM_PERFMAP=1` makes wasmtime write /tmp/perf-PID.map so
+        // `perf report` names the guest's functions (docs/performance.md, "Profiling").
+        if std::env::var_os("SBD_WASM_PERFMAP").is_some_and(|v| v == "1") {
+            config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+        }
         let engine = Engine::new(&config).map_err(RuntimeError::Engine)?;
         let mut linker = Linker::new(&engine);
         // The policy imports only the type-only `types` interface; give it an empty instance.

@@ -2,13 +2,14 @@
 //! postcard bytes in one `list<u8>` each way, instead of the typed WIT records.
 //!
 //! Lowering typed records costs one guest allocation per string and list (about 25 for a
-//! typical request), which dominates a call; one byte buffer costs one. Both sides must be
+//! typical request), which dominates a call; one byte buffer costs one. The bytes are
+//! postcard's encoding of the serde types, written and read by hand ([`bytes`], [`request`],
+//! [`verdict`]) because serde's visitors were most of the codec's cost. Both sides must be
 //! built from the same `sbd-policy` wire version, which the component reports in its
 //! `policy-info`; a host falls back to the typed path when they differ.
 
-use alloc::string::{String, ToString};
+use alloc::string::String;
 use alloc::vec::Vec;
-use serde::{Deserialize, Serialize};
 
 use crate::model::{Request, Verdict};
 use crate::view::RequestView;
@@ -16,15 +17,11 @@ use crate::view::RequestView;
 /// The version of this encoding; bump it whenever a serialized type changes shape.
 pub const WIRE_VERSION: u32 = 2;
 
+mod bytes;
 mod request;
+mod verdict;
 
-pub use request::DecodeError;
-
-#[derive(Deserialize)]
-struct Incoming<T> {
-    version: u32,
-    body: T,
-}
+pub use bytes::DecodeError;
 
 /// Encodes requests for [`crate::Policy::evaluate_encoded`].
 pub fn encode_requests(requests: &[Request]) -> Result<Vec<u8>, String> {
@@ -56,30 +53,21 @@ pub fn decode_request_views(bytes: &[u8]) -> Result<Vec<RequestView<'_>>, String
 }
 
 /// Encodes the answer to an encoded call: the verdicts, or why the requests were unreadable.
+/// Written by hand ([`verdict`]): postcard's bytes for `(WIRE_VERSION, answer)`, without serde.
 pub fn encode_verdicts(verdicts: Result<&[Verdict], &str>) -> Result<Vec<u8>, String> {
-    #[derive(Serialize)]
-    struct Answer<'a> {
-        version: u32,
-        body: Result<&'a [Verdict], &'a str>,
-    }
     // Room for a typical answer up front: growing the buffer measured as 3% of a call.
-    let room = 64 + 320 * verdicts.map_or(0, <[Verdict]>::len);
-    postcard::to_extend(&Answer { version: WIRE_VERSION, body: verdicts }, Vec::with_capacity(room))
-        .map_err(|e| e.to_string())
+    let mut out = Vec::with_capacity(64 + 320 * verdicts.map_or(0, <[Verdict]>::len));
+    verdict::write_answer(&mut out, WIRE_VERSION, verdicts);
+    Ok(out)
 }
 
 /// Decodes what [`encode_verdicts`] wrote; an unreadable-requests answer becomes `Err`.
 pub fn decode_verdicts(bytes: &[u8]) -> Result<Vec<Verdict>, String> {
-    open::<Result<Vec<Verdict>, String>>(bytes)?
-}
-
-fn open<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, String> {
-    let incoming: Incoming<T> =
-        postcard::from_bytes(bytes).map_err(|e| alloc::format!("undecodable: {e}"))?;
-    if incoming.version != WIRE_VERSION {
-        return Err(alloc::format!("wire version {} is not {WIRE_VERSION}", incoming.version));
+    let (version, answer) = verdict::read_answer(bytes).map_err(|e| alloc::format!("undecodable: {e}"))?;
+    if version != WIRE_VERSION {
+        return Err(alloc::format!("wire version {version} is not {WIRE_VERSION}"));
     }
-    Ok(incoming.body)
+    answer
 }
 
 #[cfg(test)]
