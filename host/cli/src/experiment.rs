@@ -3,8 +3,9 @@
 use std::path::Path;
 
 use anyhow::Context;
-use sbd_train::eval::experiment::{self, DomainChoice, ExperimentConfig};
 use sbd_train::eval::analysis;
+use sbd_train::eval::checkpoint::Checkpoint;
+use sbd_train::eval::experiment::{self, DomainChoice, ExperimentConfig};
 use sbd_train::eval::experiment_report::{self, ReportMeta};
 
 /// What `sbd experiment` prints when it is done.
@@ -19,13 +20,21 @@ pub struct Outcome {
     pub files: Vec<String>,
 }
 
+/// The checkpoint's name in the output directory.
+pub const CHECKPOINT_FILE: &str = "checkpoint.postcard";
+
 /// Loads the domains, runs every method, delta and seed, and writes the report into `out`.
+///
+/// Every finished run is recorded in `out/checkpoint.postcard` as it completes; a run of the
+/// same experiment by the same build resumes from it (unless `fresh`), and the file is removed
+/// once the report is written.
 pub fn run_experiment(
     choice: DomainChoice,
     config: &ExperimentConfig,
     quick: bool,
     out: &Path,
     command: String,
+    fresh: bool,
     quiet: bool,
 ) -> anyhow::Result<Outcome> {
     config.validate()?;
@@ -50,7 +59,22 @@ pub fn run_experiment(
         bar.set_length(total as u64);
         bar.set_position(done as u64);
     };
-    let results = experiment::run(&domains, config, &progress)?;
+    let checkpoint_path = out.join(CHECKPOINT_FILE);
+    if fresh && checkpoint_path.exists() {
+        std::fs::remove_file(&checkpoint_path)
+            .with_context(|| format!("cannot delete the checkpoint `{}`", checkpoint_path.display()))?;
+    }
+    let identity = Checkpoint::identity(config, &domains, &build_identity()?);
+    let checkpoint = Checkpoint::open(&checkpoint_path, &identity)
+        .map_err(|e| anyhow::anyhow!("{e} (or pass --fresh)"))?;
+    if checkpoint.resumed() > 0 && !quiet {
+        eprintln!(
+            "resuming: {} finished candidates, runs and checks read from `{}`",
+            checkpoint.resumed(),
+            checkpoint_path.display()
+        );
+    }
+    let results = experiment::run_checkpointed(&domains, config, Some(&checkpoint), &progress)?;
     bar.finish_and_clear();
     let analysis = analysis::analyse(&results, &domains, config);
     let meta = ReportMeta {
@@ -63,10 +87,23 @@ pub fn run_experiment(
         mode: if quick { "quick".into() } else { "full".into() },
     };
     let files = experiment_report::write(out, &domains, config, &results, &analysis, &meta)?;
+    drop(checkpoint);
+    // the report holds every result now
+    std::fs::remove_file(&checkpoint_path)
+        .with_context(|| format!("cannot delete the checkpoint `{}`", checkpoint_path.display()))?;
     Ok(Outcome {
         seconds: results.seconds,
         runs: results.runs.len(),
         verdicts: analysis.verdicts.iter().map(|v| (v.id.clone(), v.domain.clone(), v.holds)).collect(),
         files,
     })
+}
+
+/// The running build, for the checkpoint's identity: the SHA-256 of this executable, so a
+/// checkpoint is never resumed by different code.
+fn build_identity() -> anyhow::Result<String> {
+    use sha2::{Digest, Sha256};
+    let exe = std::env::current_exe().context("cannot locate the running executable")?;
+    let bytes = std::fs::read(&exe).with_context(|| format!("cannot read `{}`", exe.display()))?;
+    Ok(Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect())
 }

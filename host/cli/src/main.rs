@@ -192,6 +192,10 @@ enum Command {
         /// Hidden width of phi and pi [default: 32, or 16 with --quick].
         #[arg(long)]
         width: Option<usize>,
+        /// Start over: delete the checkpoint a previous, interrupted run left in the output
+        /// directory instead of resuming from it.
+        #[arg(long)]
+        fresh: bool,
         /// No progress bar or banner.
         #[arg(long)]
         quiet: bool,
@@ -623,7 +627,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             sbd_cli::output::print(&String::from_utf8_lossy(&script))?;
             Ok(EXIT_OK)
         }
-        Command::Experiment { domain, out, quick, jobs, seeds, deltas, tuning_budget, outer_steps, width, quiet } => {
+        Command::Experiment { domain, out, quick, jobs, seeds, deltas, tuning_budget, outer_steps, width, fresh, quiet } => {
             let (choice, name) = match domain {
                 ExperimentDomain::All => (DomainChoice::All, "all"),
                 ExperimentDomain::Finance => (DomainChoice::Finance, "finance"),
@@ -652,7 +656,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             }
             let out = out.unwrap_or_else(|| train::default_out("experiment", name));
             let command = std::env::args().map(|a| if a.contains(' ') { format!("'{a}'") } else { a }).collect::<Vec<_>>().join(" ");
-            let outcome = sbd_cli::experiment::run_experiment(choice, &config, quick, &out, command, quiet)?;
+            let outcome = sbd_cli::experiment::run_experiment(choice, &config, quick, &out, command, fresh, quiet)?;
             outln!("{} runs in {:.1} min", outcome.runs, outcome.seconds / 60.0)?;
             for (id, domain, holds) in &outcome.verdicts {
                 outln!("  {:<22} {:<20} {}", id, domain, if *holds { "holds" } else { "FAILS" })?;

@@ -5,7 +5,7 @@ use std::time::Instant;
 use rand::SeedableRng;
 use rand::rngs::ChaCha8Rng;
 use sbd_policy::learned::{Dense, LearnedModel, Mlp, Provenance};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::engine::backend::Backend;
 use crate::engine::bilevel::{BatchStats, Problem};
@@ -226,7 +226,7 @@ pub struct StepRecord {
 }
 
 /// A trained policy's chance constraint on one context of a split.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct ContextStat {
     /// Context (0: the rest, 1: the high-risk region; [`Split::context`]).
     pub context: usize,

@@ -48,7 +48,9 @@ use std::time::Instant;
 use rand::rngs::ChaCha8Rng;
 use rand::{RngExt, SeedableRng};
 use rayon::prelude::*;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+
+use super::checkpoint::Checkpoint;
 
 use crate::engine::augmented::AugmentedConfig;
 use crate::engine::backend::CpuBackend;
@@ -66,7 +68,7 @@ use crate::engine::trainer::{LambdaMode, TrainConfig, Trainer};
 pub const SBD_AL_WEIGHT_DECAY: f64 = 1e-4;
 
 /// The methods of section 6.1 and 6.5.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Method {
     /// Safe Bilevel Delegation.
     Sbd,
@@ -289,7 +291,7 @@ impl Method {
 /// The hyperparameters the random search sets (issue 16 item 3): step sizes, the chance
 /// constraint's dual step, the Lagrangian methods' dual step and the constant lambda of
 /// Best-fixed-lambda. A method reads only the ones it uses.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Hyper {
     /// eta_in.
     pub eta_in: f64,
@@ -347,7 +349,7 @@ impl Hyper {
 }
 
 /// One candidate of the random search and its validation score.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TuningTrial {
     /// Domain.
     pub domain: String,
@@ -578,7 +580,7 @@ impl ExperimentConfig {
 }
 
 /// One run's measurements on the test split.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunResult {
     /// Domain name.
     pub domain: String,
@@ -613,7 +615,7 @@ pub struct RunResult {
 }
 
 /// Figures the domain hypotheses need, from one run.
-#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct Extras {
     /// Medical: Spearman rho of (acuity, lambda) on the test split and its p-value.
     pub acuity_lambda_spearman: Option<(f64, f64)>,
@@ -1005,7 +1007,7 @@ fn run_job(domain: &Domain, job: Job, config: &ExperimentConfig, hyper: &Hyper) 
 }
 
 /// The section 6.6 checks used by F3 and F4, on one domain.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DomainTheory {
     /// Domain name.
     pub domain: String,
@@ -1039,6 +1041,19 @@ pub fn run(
     config: &ExperimentConfig,
     progress: &(dyn Fn(usize, usize) + Sync),
 ) -> Result<Results, TrainError> {
+    run_checkpointed(domains, config, None, progress)
+}
+
+/// [`run`], recording every finished candidate, run and check in `checkpoint` and taking
+/// those it already holds from it instead of running them again (each is deterministic in its
+/// inputs, so the results are the same as an uninterrupted run's; `seconds` counts this
+/// process only).
+pub fn run_checkpointed(
+    domains: &[Domain],
+    config: &ExperimentConfig,
+    checkpoint: Option<&Checkpoint>,
+    progress: &(dyn Fn(usize, usize) + Sync),
+) -> Result<Results, TrainError> {
     config.validate()?;
     let started = Instant::now();
     let pool = rayon::ThreadPoolBuilder::new()
@@ -1065,7 +1080,13 @@ pub fn run(
                 .par_iter()
                 .enumerate()
                 .map(|(i, &(domain, method, c, hyper))| {
-                    let trial = run_tuning(domain, method, c, hyper, config);
+                    let trial = match checkpoint.and_then(|k| k.tuning(i)) {
+                        Some(done) => Ok(done),
+                        None => run_tuning(domain, method, c, hyper, config).and_then(|trial| {
+                            checkpoint.map_or(Ok(()), |k| k.record_tuning(i, &trial))?;
+                            Ok(trial)
+                        }),
+                    };
                     progress(i + 1, tuning_total);
                     trial
                 })
@@ -1122,22 +1143,38 @@ pub fn run(
     let (runs, theory) = pool.install(|| {
         let runs: Result<Vec<RunResult>, TrainError> = jobs
             .par_iter()
-            .map(|&job| {
-                let domain = &domains[job.domain];
-                let result = run_job(domain, job, config, &hyper_of(&domain.name, job.method));
+            .enumerate()
+            .map(|(i, &job)| {
+                let result = match checkpoint.and_then(|k| k.run(i)) {
+                    Some(done) => Ok(done),
+                    None => {
+                        let domain = &domains[job.domain];
+                        run_job(domain, job, config, &hyper_of(&domain.name, job.method)).and_then(|result| {
+                            checkpoint.map_or(Ok(()), |k| k.record_run(i, &result))?;
+                            Ok(result)
+                        })
+                    }
+                };
                 tick();
                 result
             })
             .collect();
         let theory: Result<Vec<DomainTheory>, TrainError> = domains
             .par_iter()
-            .map(|domain| {
+            .enumerate()
+            .map(|(i, domain)| {
+                if let Some(done) = checkpoint.and_then(|k| k.theory(i)) {
+                    tick();
+                    return Ok(done);
+                }
                 let mut theory_config = config.theory.clone();
                 theory_config.train.seed = config.seeds[0];
                 let monotonicity = theory::monotonicity(&domain.dataset, &theory_config, &CpuBackend, |_, _| {})?;
                 let convergence = theory::convergence(&domain.dataset, &theory_config, &CpuBackend, |_, _| {})?;
+                let theory = DomainTheory { domain: domain.name.clone(), monotonicity, convergence };
+                checkpoint.map_or(Ok(()), |k| k.record_theory(i, &theory))?;
                 tick();
-                Ok(DomainTheory { domain: domain.name.clone(), monotonicity, convergence })
+                Ok(theory)
             })
             .collect();
         (runs, theory)

@@ -2,6 +2,7 @@
 //! statistics, the oracle frontier, reports and plots.
 
 pub mod analysis;
+pub mod checkpoint;
 pub mod experiment;
 pub mod experiment_report;
 pub mod oracle;

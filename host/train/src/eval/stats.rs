@@ -47,7 +47,7 @@ pub fn spearman(x: &[f64], y: &[f64]) -> f64 {
 }
 
 /// A least-squares line `y = intercept + slope x` and its coefficient of determination.
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct LineFit {
     /// Slope.
     pub slope: f64,
@@ -240,7 +240,7 @@ use rand::{RngExt, SeedableRng};
 pub const BOOTSTRAP_RESAMPLES: usize = 2000;
 
 /// A point estimate with a two-sided confidence interval.
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Interval {
     /// The statistic on the data as observed.
     pub estimate: f64,

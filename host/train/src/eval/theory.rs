@@ -4,7 +4,7 @@
 
 use rand::rngs::ChaCha8Rng;
 use rand::{RngExt, SeedableRng};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::engine::backend::Backend;
 use crate::engine::bilevel::Problem;
@@ -84,7 +84,7 @@ impl TheoryConfig {
 }
 
 /// Theorem 4.4: P(safe) at convergence against a fixed lambda.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Monotonicity {
     /// The lambdas swept.
     pub lambdas: Vec<f64>,
@@ -114,7 +114,7 @@ pub struct Monotonicity {
 }
 
 /// Theorem 4.6: linear convergence of the inner loop.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Convergence {
     /// Step size used (eta_in).
     pub eta: f64,
