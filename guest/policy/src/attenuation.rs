@@ -309,6 +309,27 @@ mod tests {
         }
     }
 
+    /// A parent that lists a unit twice is read at its smaller amount, in whichever order the
+    /// two appear, owned or borrowed (the pipeline refuses such a mandate first; tokens and
+    /// stored mandates are checked with `check_within` alone).
+    #[test]
+    fn a_unit_listed_twice_binds_at_its_smaller_amount() {
+        let usd = |amount| Budget { unit: BudgetUnit::UsdMicrocents, amount };
+        for budgets in [vec![usd(1_000_000_000), usd(10)], vec![usd(10), usd(1_000_000_000)]] {
+            let parent = Mandate { budgets, ..parent() };
+            let refused = check_within(&parent, &child());
+            assert_eq!(reason_of(refused), Some(Reason::BudgetWidened), "{:?}", parent.budgets);
+            let request: Option<crate::model::Request> = serde_json::from_str(crate::json::tests::REQUEST).ok();
+            let request = request.unwrap_or_else(|| panic!("the sample request parses"));
+            let bytes = crate::wire::encode_requests(&[crate::model::Request { parent_mandate: parent.clone(), ..request }])
+                .unwrap_or_default();
+            let views = crate::wire::decode_request_views(&bytes).unwrap_or_default();
+            let view = views.first().map(|v| v.parent_mandate.clone());
+            let view = view.unwrap_or_else(|| panic!("the request decodes"));
+            assert_eq!(reason_of(check_within(&view, &child())), Some(Reason::BudgetWidened));
+        }
+    }
+
     #[test]
     fn a_star_counterparty_in_the_parent_admits_any() {
         let mut p = parent();

@@ -136,7 +136,7 @@ pub struct Mandate {
 impl Mandate {
     /// The budget held in `unit`, if any.
     pub fn budget(&self, unit: BudgetUnit) -> Option<u64> {
-        self.budgets.iter().filter(|b| b.unit == unit).map(|b| b.amount).min()
+        crate::view::MandateFields::budget_of(self, unit)
     }
 }
 

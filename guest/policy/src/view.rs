@@ -4,10 +4,12 @@
 //!
 //! [`RequestView`] has the same postcard encoding as [`Request`] (the same fields in the same
 //! order), so [`crate::wire::decode_request_views`] reads exactly what
-//! [`crate::wire::encode_requests`] wrote. The structural rules, the ones that refuse most
-//! often (self-delegation, cycles, depth), run on the view through [`Delegation`], so a refusal
-//! among them is decided without building an owned request; only a request that passes them is
-//! copied into a [`Request`] for the remaining rules and the grant.
+//! [`crate::wire::encode_requests`] wrote (the serde derives are the reference the
+//! hand-written reader in [`crate::wire`] is tested against). Every rule reads a request
+//! through [`Delegation`] (mandates through [`MandateFields`], the task as a [`TaskView`]),
+//! which both the owned [`Request`] and the view implement, so the encoded path decides on the
+//! view without building an owned request. The rules that refuse most often (self-delegation,
+//! cycles, depth) run first, before anything is built for a grant.
 
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -237,9 +239,12 @@ pub trait MandateFields {
     /// Void at or after this instant.
     fn expires_at(&self) -> TimestampMs;
 
-    /// The amount of `unit` this mandate holds, if it lists that unit.
+    /// The amount of `unit` this mandate holds, if it lists that unit: the smallest, should it
+    /// be listed twice (the pipeline refuses that, `budget-unit-duplicated`, but a token or a
+    /// stored mandate checked with [`crate::attenuation::check_within`] alone must not be
+    /// read at its largest).
     fn budget_of(&self, unit: crate::model::BudgetUnit) -> Option<u64> {
-        self.budgets().iter().find(|b| b.unit == unit).map(|b| b.amount)
+        self.budgets().iter().filter(|b| b.unit == unit).map(|b| b.amount).min()
     }
 
     /// The owned mandate with the same contents.
