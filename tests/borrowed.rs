@@ -2,6 +2,12 @@
 //! request: on generated requests reaching every reason code, the verdict decided from the
 //! view decoded out of the wire bytes equals the verdict of `Policy::evaluate` on the owned
 //! request, for every configuration, and the encoded path built on the view answers the same.
+//!
+//! Both run the same generic rules (`Delegation`), so this checks that the owned and the
+//! borrowed implementations read a request alike; it cannot catch a change in a rule itself.
+//! That is the job of the committed verdicts of `bindings/shared/expected.json`
+//! (`tests/cross_language.rs`) and of the rules' own tests. The hand-written wire codec is held
+//! to postcard's bytes and acceptance by the property tests at the end.
 #![allow(clippy::expect_used, clippy::panic, reason = "test set-up fails loudly")]
 
 use std::collections::BTreeMap;
@@ -71,19 +77,16 @@ fn the_borrowed_path_reaches_every_reason_code() {
     assert!(never.is_empty(), "never produced through the view: {never:?}; seen: {seen:?}");
 }
 
-/// Bytes that are not requests are refused by the view's decoder as by the owned one.
+/// Bytes that are not requests (cut short, another wire version, a string that is not UTF-8)
+/// are refused by the view's decoder, as by postcard's.
 #[test]
-fn the_view_rejects_what_the_owned_decoder_rejects() {
+fn the_view_rejects_what_postcard_rejects() {
     let mut bytes = wire::encode_requests(&sample_requests(3, 5)).expect("encodes");
     assert!(wire::decode_request_views(&bytes).is_ok());
     for cut in [0, 1, bytes.len() / 2, bytes.len() - 1] {
         let short = &bytes[..cut];
-        assert_eq!(
-            wire::decode_request_views(short).is_err(),
-            wire::decode_requests(short).is_err(),
-            "cut {cut}"
-        );
         assert!(wire::decode_request_views(short).is_err(), "cut {cut}");
+        assert!(postcard_views(short).is_none(), "cut {cut}");
     }
     bytes[0] = 9;
     assert!(wire::decode_request_views(&bytes).is_err_and(|e| e.contains("wire version 9")));
@@ -94,7 +97,7 @@ fn the_view_rejects_what_the_owned_decoder_rejects() {
     let at = bytes.windows(4).position(|w| w == "\u{e9}\u{e9}".as_bytes()).expect("the id is in the bytes");
     bytes[at] = 0xff;
     assert!(wire::decode_request_views(&bytes).is_err());
-    assert!(wire::decode_requests(&bytes).is_err());
+    assert!(postcard_views(&bytes).is_none());
 }
 
 /// Postcard's serde decoding of request bytes: the reference the hand-written reader must

@@ -153,7 +153,9 @@ pub fn check_task<M: MandateFields>(mandate: &M, task: &TaskView<'_>, now: Times
 pub fn check_action_mask<T: ToolsetFields>(mask: Option<MaskRef<'_, T>>, task: &TaskView<'_>) -> Result<(), Denial> {
     let Some(mask) = mask else { return Ok(()) };
     let toolset = toolset_of(task.action_kind);
-    match mask.toolsets.iter().find(|t| t.toolset() == toolset) {
+    // A toolset listed twice binds at its smaller balance (fail closed, as `budget_of`).
+    let listed = mask.toolsets.iter().filter(|t| t.toolset() == toolset).min_by_key(|t| t.remaining());
+    match listed {
         None => Err(denial(
             Reason::ActionMaskMissing,
             format!(
@@ -327,6 +329,19 @@ mod tests {
             let view = views.first().map(|v| v.parent_mandate.clone());
             let view = view.unwrap_or_else(|| panic!("the request decodes"));
             assert_eq!(reason_of(check_within(&view, &child())), Some(Reason::BudgetWidened));
+        }
+    }
+
+    /// A toolset listed twice in the action mask binds at its smaller balance, in either order.
+    #[test]
+    fn a_toolset_listed_twice_binds_at_its_smaller_balance() {
+        use crate::model::{ActionMask, ToolsetBudget};
+        let task = task("payment.refund", 1, None);
+        let budget = |remaining| ToolsetBudget { toolset: "payment".into(), remaining };
+        for toolsets in [vec![budget(99), budget(0)], vec![budget(0), budget(99)]] {
+            let mask = ActionMask { toolsets, cost: 5 };
+            let refused = check_action_mask(Some(mask.fields()), &task.view());
+            assert_eq!(reason_of(refused), Some(Reason::ActionMaskExhausted), "{:?}", mask.toolsets);
         }
     }
 

@@ -61,7 +61,7 @@ impl Policy {
     }
 
     /// Decides one delegation read as a borrowed view; the same verdict as
-    /// [`Policy::evaluate`] on the owned request (the structural rules run on the view itself).
+    /// [`Policy::evaluate`] on the owned request (every rule runs on the view itself).
     pub fn evaluate_view(&self, view: &RequestView<'_>) -> Verdict {
         match self.decide(view) {
             Ok(grant) => Verdict::Allow(grant),

@@ -325,8 +325,14 @@ mod tests {
             prop_assert_eq!(reader.u64().ok(), postcard_reads::<u64>(&bytes));
             let mut reader32 = Reader { bytes: &bytes };
             prop_assert_eq!(reader32.u32().ok().map(u64::from), postcard_reads::<u32>(&bytes));
+            if let Ok((_, rest)) = postcard::take_from_bytes::<u32>(&bytes) {
+                prop_assert_eq!(left(&reader32), rest.len());
+            }
             let mut reader16 = Reader { bytes: &bytes };
             prop_assert_eq!(reader16.u16().ok().map(u64::from), postcard_reads::<u16>(&bytes));
+            if let Ok((_, rest)) = postcard::take_from_bytes::<u16>(&bytes) {
+                prop_assert_eq!(left(&reader16), rest.len());
+            }
             if let Ok((read, rest)) = postcard::take_from_bytes::<u64>(&bytes) {
                 if flip.is_none() && cut % 3 == 0 {
                     prop_assert_eq!(read, value);
