@@ -113,7 +113,11 @@ pub fn check_within<P: MandateFields, C: MandateFields>(parent: &P, child: &C) -
 
 /// Checks that the task can be carried out under `mandate` at `now`: the mandate is still
 /// valid, and the task's action kind, value and counterparty are all permitted.
-pub fn check_task<M: MandateFields>(mandate: &M, task: &TaskView<'_>, now: TimestampMs) -> Result<(), Denial> {
+pub fn check_task<M: MandateFields>(
+    mandate: &M,
+    task: &TaskView<'_>,
+    now: TimestampMs,
+) -> Result<(), Denial> {
     let expires_at = mandate.expires_at();
     if expires_at <= now {
         return Err(denial(
@@ -150,7 +154,10 @@ pub fn check_task<M: MandateFields>(mandate: &M, task: &TaskView<'_>, now: Times
 /// The action mask (a tenant that permits actions only through toolset budgets): the task's
 /// toolset, its action kind's family, must have a budget (`action-mask-missing`) with at least
 /// the task's risk cost left (`action-mask-exhausted`). No mask, no check.
-pub fn check_action_mask<T: ToolsetFields>(mask: Option<MaskRef<'_, T>>, task: &TaskView<'_>) -> Result<(), Denial> {
+pub fn check_action_mask<T: ToolsetFields>(
+    mask: Option<MaskRef<'_, T>>,
+    task: &TaskView<'_>,
+) -> Result<(), Denial> {
     let Some(mask) = mask else { return Ok(()) };
     let toolset = toolset_of(task.action_kind);
     // A toolset listed twice binds at its smaller balance (fail closed, as `budget_of`).
@@ -321,10 +328,14 @@ mod tests {
             let parent = Mandate { budgets, ..parent() };
             let refused = check_within(&parent, &child());
             assert_eq!(reason_of(refused), Some(Reason::BudgetWidened), "{:?}", parent.budgets);
-            let request: Option<crate::model::Request> = serde_json::from_str(crate::json::tests::REQUEST).ok();
+            let request: Option<crate::model::Request> =
+                serde_json::from_str(crate::json::tests::REQUEST).ok();
             let request = request.unwrap_or_else(|| panic!("the sample request parses"));
-            let bytes = crate::wire::encode_requests(&[crate::model::Request { parent_mandate: parent.clone(), ..request }])
-                .unwrap_or_default();
+            let bytes = crate::wire::encode_requests(&[crate::model::Request {
+                parent_mandate: parent.clone(),
+                ..request
+            }])
+            .unwrap_or_default();
             let views = crate::wire::decode_request_views(&bytes).unwrap_or_default();
             let view = views.first().map(|v| v.parent_mandate.clone());
             let view = view.unwrap_or_else(|| panic!("the request decodes"));

@@ -46,7 +46,10 @@ fn escalation_target<R: Delegation>(config: &PolicyConfig, req: &R, required: Tr
     let in_chain = |id: &str| {
         identity::same_agent(id, req.from_id())
             || identity::same_agent(id, req.to_id())
-            || req.links().iter().any(|l| identity::same_agent(id, l.from()) || identity::same_agent(id, l.to()))
+            || req
+                .links()
+                .iter()
+                .any(|l| identity::same_agent(id, l.from()) || identity::same_agent(id, l.to()))
     };
     config
         .escalation

@@ -248,7 +248,10 @@ impl<'a> Reader<'a> {
         core::str::from_utf8(text).map_err(|_| DecodeError::BadUtf8)
     }
 
-    pub(super) fn seq<T>(&mut self, mut item: impl FnMut(&mut Self) -> Result<T, DecodeError>) -> Result<Vec<T>, DecodeError> {
+    pub(super) fn seq<T>(
+        &mut self,
+        mut item: impl FnMut(&mut Self) -> Result<T, DecodeError>,
+    ) -> Result<Vec<T>, DecodeError> {
         let len = self.len()?;
         let mut items = Vec::with_capacity(len.min(MAX_RESERVED).min(self.bytes.len()));
         for _ in 0..len {

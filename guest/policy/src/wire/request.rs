@@ -12,7 +12,8 @@ use alloc::vec::Vec;
 use super::bytes::{DecodeError, Reader, put_bool, put_mandate, put_str, put_varint, risk_index};
 use crate::model::{Budget, Request};
 use crate::view::{
-    ActionMaskView, AgentView, DepthExceptionView, LinkView, MandateView, RequestView, TaskView, ToolsetBudgetView,
+    ActionMaskView, AgentView, DepthExceptionView, LinkView, MandateView, RequestView, TaskView,
+    ToolsetBudgetView,
 };
 
 /// Appends the encoding of `version` followed by `requests` to `out`.
@@ -131,7 +132,8 @@ impl<'a> Reader<'a> {
             },
             action_mask: if self.option()? {
                 Some(ActionMaskView {
-                    toolsets: self.seq(|r| Ok(ToolsetBudgetView { toolset: r.str()?, remaining: r.u64()? }))?,
+                    toolsets: self
+                        .seq(|r| Ok(ToolsetBudgetView { toolset: r.str()?, remaining: r.u64()? }))?,
                     cost: self.u64()?,
                 })
             } else {

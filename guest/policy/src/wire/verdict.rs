@@ -108,7 +108,8 @@ impl Reader<'_> {
                 depth: self.byte()?,
                 remaining_depth: self.byte()?,
                 max_depth: self.byte()?,
-                accountability: self.seq(|r| Ok(AccountabilityShare { agent: r.string()?, weight: r.f64()? }))?,
+                accountability: self
+                    .seq(|r| Ok(AccountabilityShare { agent: r.string()?, weight: r.f64()? }))?,
                 accountability_ceiling: self.f64()?,
                 warnings: self.seq(|r| Ok(Warning { reason: r.reason()?, message: r.string()? }))?,
             }),

@@ -67,7 +67,8 @@ impl Checkpoint {
     /// another experiment or build.
     pub fn open(path: &Path, identity: &str) -> Result<Checkpoint, TrainError> {
         let io = |source| TrainError::Io { path: path.display().to_string(), source };
-        let mut file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(path).map_err(io)?;
+        let mut file =
+            OpenOptions::new().read(true).write(true).create(true).truncate(false).open(path).map_err(io)?;
         let mut bytes = Vec::new();
         file.read_to_end(&mut bytes).map_err(io)?;
         let mut done = Done::default();
@@ -154,14 +155,16 @@ impl Checkpoint {
 
     /// Writes one whole record (length and bytes in one write) under the lock.
     fn append(&self, record: &Record) -> Result<(), TrainError> {
-        let body = postcard::to_allocvec(record).map_err(|e| TrainError::Encoding(format!("checkpoint record: {e}")))?;
+        let body = postcard::to_allocvec(record)
+            .map_err(|e| TrainError::Encoding(format!("checkpoint record: {e}")))?;
         let len = u32::try_from(body.len())
             .map_err(|_| TrainError::Encoding(format!("a checkpoint record of {} bytes", body.len())))?;
         let mut framed = Vec::with_capacity(body.len() + 4);
         framed.extend_from_slice(&len.to_le_bytes());
         framed.extend_from_slice(&body);
         let mut file = self.file.lock().unwrap_or_else(PoisonError::into_inner);
-        file.write_all(&framed).map_err(|source| TrainError::Io { path: self.path.display().to_string(), source })
+        file.write_all(&framed)
+            .map_err(|source| TrainError::Io { path: self.path.display().to_string(), source })
     }
 }
 
