@@ -47,6 +47,9 @@ fn a_killed_experiment_resumes_to_the_same_results() -> Result<(), Box<dyn std::
     // The torn record was trimmed and the rest appended: the file now holds everything once more.
     assert_eq!(Checkpoint::open(&path, &identity)?.resumed(), items);
 
+    // Fewer worker threads change no result, so they may resume it.
+    let fewer = ExperimentConfig { jobs: 1, ..config.clone() };
+    assert_eq!(Checkpoint::identity(&fewer, &domains, "test-build"), identity);
     // Another configuration (or build) never reads this file.
     let other = ExperimentConfig { seeds: vec![1], ..config.clone() };
     let refused = Checkpoint::open(&path, &Checkpoint::identity(&other, &domains, "test-build")).err();

@@ -47,9 +47,11 @@ pub struct Checkpoint {
 
 impl Checkpoint {
     /// The identity of an experiment: its whole configuration (`Debug` prints every `f64`
-    /// exactly), its domains with their split sizes, and `build`, which names the code (a
-    /// resumed run must not mix results of two builds).
+    /// exactly) except the number of worker threads, which changes no result, its domains with
+    /// their split sizes, and `build`, which names the code (a resumed run must not mix
+    /// results of two builds).
     pub fn identity(config: &ExperimentConfig, domains: &[Domain], build: &str) -> String {
+        let config = ExperimentConfig { jobs: 0, ..config.clone() };
         let domains: Vec<String> = domains
             .iter()
             .map(|d| {
