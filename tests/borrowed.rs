@@ -100,6 +100,19 @@ fn the_view_rejects_what_postcard_rejects() {
     assert!(postcard_views(&bytes).is_none());
 }
 
+/// Applies byte edits: (where, byte, kind) with kind 0 a changed byte, 1 a cut there, 2 an
+/// inserted byte.
+fn mutate(bytes: &mut Vec<u8>, edits: &[(prop::sample::Index, u8, u8)]) {
+    for &(at, value, kind) in edits {
+        let i = at.index(bytes.len().max(1));
+        match kind {
+            0 if !bytes.is_empty() => bytes[i] = value,
+            1 => bytes.truncate(i),
+            _ => bytes.insert(i.min(bytes.len()), value),
+        }
+    }
+}
+
 /// Postcard's serde decoding of request bytes: the reference the hand-written reader must
 /// match, version check included.
 fn postcard_views(bytes: &[u8]) -> Option<Vec<RequestView<'_>>> {
@@ -131,14 +144,7 @@ proptest! {
         edits in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>(), 0..3u8), 1..4),
     ) {
         let mut bytes = wire::encode_requests(&requests).expect("encodes");
-        for (at, value, kind) in edits {
-            let i = at.index(bytes.len().max(1));
-            match kind {
-                0 if !bytes.is_empty() => bytes[i] = value,
-                1 => bytes.truncate(i),
-                _ => bytes.insert(i.min(bytes.len()), value),
-            }
-        }
+        mutate(&mut bytes, &edits);
         let ours = wire::decode_request_views(&bytes).ok();
         let reference = postcard_views(&bytes);
         prop_assert_eq!(ours.is_some(), reference.is_some(), "accepted by one reader only: {:?}", bytes);
@@ -181,14 +187,7 @@ proptest! {
     ) {
         let verdicts = verdicts_of(&requests);
         let mut bytes = wire::encode_verdicts(Ok(&verdicts)).expect("encodes");
-        for (at, value, kind) in edits {
-            let i = at.index(bytes.len().max(1));
-            match kind {
-                0 if !bytes.is_empty() => bytes[i] = value,
-                1 => bytes.truncate(i),
-                _ => bytes.insert(i.min(bytes.len()), value),
-            }
-        }
+        mutate(&mut bytes, &edits);
         let reference: Option<Result<Vec<Verdict>, String>> = postcard::from_bytes::<(u32, Result<Vec<Verdict>, String>)>(&bytes)
             .ok()
             .filter(|(version, _)| *version == wire::WIRE_VERSION)
