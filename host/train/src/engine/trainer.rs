@@ -291,9 +291,10 @@ pub struct Trainer<'a, B: Backend> {
     /// [`LambdaMode::ContextDual`]'s, [`LambdaMode::ContextAugmented`]'s and
     /// [`LambdaMode::TabularContext`]'s last measurement, per context.
     context_bounds: Vec<ContextBound>,
-    /// [`LambdaMode::ContextAugmented`]'s duals y_k, or [`LambdaMode::TabularContext`]'s
-    /// multipliers mu_k, per context.
+    /// [`LambdaMode::TabularContext`]'s multipliers mu_k, per context.
     context_duals: Vec<f64>,
+    /// [`LambdaMode::ContextAugmented`]'s duals y_k and their controller's state.
+    augmented_duals: crate::engine::augmented::Duals,
     /// [`LambdaMode::ContextAugmented`]'s last top direction of the inner Hessian.
     top_direction: Option<Vec<f64>>,
     /// The best validation L_meta so far and its pi (with `select_checkpoint`).
@@ -346,6 +347,7 @@ impl<'a, B: Backend> Trainer<'a, B> {
             chance: 0.0,
             context_bounds: Vec::new(),
             context_duals: vec![0.0; 2],
+            augmented_duals: crate::engine::augmented::Duals::new(2),
             top_direction: None,
             selected: None,
         })
@@ -392,6 +394,12 @@ impl<'a, B: Backend> Trainer<'a, B> {
     /// binds exactly when the lambda-weighted optimum is less safe than `1 - delta`.
     pub fn chance_multiplier(&self) -> f64 {
         self.chance
+    }
+
+    /// [`LambdaMode::ContextAugmented`]'s duals `y_k` per context (context 0: the rest, 1: the
+    /// high-risk region); zeros in other modes.
+    pub fn augmented_duals(&self) -> &[f64] {
+        &self.augmented_duals.values
     }
 
     /// [`LambdaMode::ContextDual`]'s last per-context measurement on validation (context 0:
@@ -571,7 +579,7 @@ impl<'a, B: Backend> Trainer<'a, B> {
                 let validation = Problem { split: &self.dataset.validation, ..problem };
                 let delta = self.config.objective.delta;
                 let (outer, outer_gradient) =
-                    crate::engine::augmented::outer_loss(&validation, &pi64, &self.context_duals, delta, augmented.rho);
+                    crate::engine::augmented::outer_loss(&validation, &pi64, &self.augmented_duals.values, delta, augmented.rho);
                 // SBD-AL's log shows its own outer objective, L_out on the whole validation split
                 let meta = BatchStats { loss: outer.value, safety: outer.safety, efficiency: outer.efficiency };
                 let last_batch = batches.last().map(Vec::as_slice).unwrap_or_default();
@@ -591,8 +599,8 @@ impl<'a, B: Backend> Trainer<'a, B> {
                 self.update_phi(&mut phi, &grad);
                 self.phi = phi;
                 let bounds = self.measure_contexts(&pi, augmented.confidence);
-                let ucbs: Vec<f64> = bounds.iter().map(|b| if b.samples > 0 { b.upper_bound } else { f64::NAN }).collect();
-                crate::engine::augmented::ascend_duals(&mut self.context_duals, &ucbs, delta, augmented.rho);
+                let violations = crate::engine::augmented::measured_violations(&bounds, delta, augmented.confidence);
+                self.augmented_duals.update(&violations, &augmented);
                 self.context_bounds = bounds;
                 (meta, norm)
             }
