@@ -12,7 +12,7 @@ use serde_json::{json, Map, Value};
 use crate::cycles::{parse_scope, valid_scope_value, Amount, OveragePolicy, Unit};
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::events::{self, EventData, EventType, NewEvent};
-use crate::ledger::{self, BudgetRow};
+use crate::ledger::{self, BudgetRow, LedgerStore};
 use crate::auth::{self, Role};
 use crate::server::{Admin, Body, Caller, KeyInfo, Shared, Q};
 use crate::util::{new_id, now_ms, random_hex, rfc3339, sha256_hex};
@@ -259,11 +259,11 @@ fn close_cascade(conn: &Connection, tenant: &str, now: i64) -> ApiResult<()> {
         .query_map([tenant], |r| r.get(0))?
         .collect::<Result<_, _>>()?;
     for id in ids {
-        if let Some(r) = ledger::load_reservation(conn, &id)? {
+        if let Some(r) = conn.reservation(&id)? {
             for scope in &r.budgeted {
-                if let Some(mut b) = ledger::load_budget(conn, tenant, scope, r.unit)? {
+                if let Some(mut b) = conn.budget(tenant, scope, r.unit)? {
                     b.reserved = ledger::checked_sub(b.reserved, r.amount, "reserved")?;
-                    ledger::save_budget(conn, tenant, &b, now)?;
+                    conn.save_budget(tenant, &b, now)?;
                 }
             }
             conn.prepare_cached("UPDATE reservations SET status = 'RELEASED', finalized_at_ms = ?2 WHERE id = ?1")?
@@ -397,28 +397,28 @@ pub async fn create_budget(
             if ledger::tenant_state(conn, &tenant)? == ledger::TenantState::Closed {
                 return Err(ApiError::new(ErrorCode::TenantClosed, format!("tenant `{tenant}` is closed")));
             }
-            if ledger::load_budget(conn, &tenant, &req.scope, req.unit)?.is_some() {
+            if conn.budget(&tenant, &req.scope, req.unit)?.is_some() {
                 return Err(ApiError::new(
                     ErrorCode::DuplicateResource,
                     format!("a {} budget already exists at `{}`", req.unit.as_str(), req.scope),
                 ));
             }
-            conn.prepare_cached(
-                "INSERT INTO budgets (tenant_id, scope, unit, ledger_id, allocated, overdraft_limit, status, \
-                 commit_overage_policy, created_at_ms, updated_at_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'ACTIVE', ?7, ?8, ?8)",
-            )?
-            .execute(params![
-                tenant,
-                req.scope,
-                req.unit.as_str(),
-                new_id("ldg_"),
-                req.allocated.amount,
-                req.overdraft_limit.map_or(0, |o| o.amount),
-                req.commit_overage_policy.map(OveragePolicy::as_str),
-                now
-            ])?;
-            let b = ledger::load_budget(conn, &tenant, &req.scope, req.unit)?
-                .ok_or_else(|| ApiError::internal("a budget just inserted is missing"))?;
+            let b = BudgetRow {
+                scope: req.scope.clone(),
+                unit: req.unit,
+                ledger_id: new_id("ldg_"),
+                allocated: req.allocated.amount,
+                reserved: 0,
+                spent: 0,
+                debt: 0,
+                overdraft_limit: req.overdraft_limit.map_or(0, |o| o.amount),
+                is_over_limit: false,
+                status: "ACTIVE".into(),
+                commit_overage_policy: req.commit_overage_policy,
+                created_at_ms: now,
+                updated_at_ms: now,
+            };
+            conn.insert_budget(&tenant, &b)?;
             ledger::emit_budget_lifecycle(conn, &tenant, EventType::BudgetCreated, "CREATE", None, &b, now)?;
             Ok((StatusCode::CREATED, Json(ledger_json(&tenant, &b))))
         })
@@ -454,7 +454,7 @@ pub async fn list_budgets(State(state): State<Shared>, caller: Caller, Q(q): Q<B
             };
             let mut ledgers = Vec::new();
             for t in tenants {
-                for b in ledger::tenant_budgets(conn, &t)? {
+                for b in conn.tenant_budgets(&t)? {
                     let prefix_ok = q.scope_prefix.as_deref().is_none_or(|p| b.scope.starts_with(p));
                     let scope_ok = q.scope.as_deref().is_none_or(|s| b.scope == s);
                     let unit_ok = q.unit.as_deref().is_none_or(|u| b.unit.as_str() == u);
@@ -495,7 +495,7 @@ pub struct FundingRequest {
 }
 
 fn target_budget(conn: &Connection, tenant: &str, scope: &str, unit: Unit) -> ApiResult<BudgetRow> {
-    ledger::load_budget(conn, tenant, scope, unit)?
+    conn.budget(tenant, scope, unit)?
         .ok_or_else(|| ApiError::not_found(format!("no {} budget at `{scope}`", unit.as_str())))
 }
 
@@ -563,7 +563,7 @@ pub async fn fund_budget(
                 }
             }
             b.is_over_limit = b.overdraft_limit > 0 && b.debt > b.overdraft_limit;
-            ledger::save_budget(conn, &tenant, &b, now)?;
+            conn.save_budget(&tenant, &b, now)?;
             let (event_type, operation) = match req.operation.as_str() {
                 "CREDIT" => (EventType::BudgetFunded, "CREDIT"),
                 "DEBIT" => (EventType::BudgetDebited, "DEBIT"),
@@ -602,7 +602,7 @@ async fn set_budget_status(state: Shared, caller: Caller, target: BudgetTarget, 
             }
             let before = b.clone();
             b.status = status.into();
-            ledger::save_budget(conn, &tenant, &b, now)?;
+            conn.save_budget(&tenant, &b, now)?;
             b.updated_at_ms = now;
             if before.status != b.status {
                 let event_type = if status == "FROZEN" { EventType::BudgetFrozen } else { EventType::BudgetUnfrozen };

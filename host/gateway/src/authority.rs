@@ -16,7 +16,7 @@ use crate::cycles::{CommitRequest, Amount, ReleaseRequest, Subject, Unit};
 use crate::delegations::{budgets_of, canonical, record_root};
 use crate::error::{ApiError, ApiResult};
 use crate::escrow::{self, GrantStatus, Settled};
-use crate::ledger;
+use crate::ledger::{self, LedgerStore};
 use crate::registry::{self, AgentRecord, AuthoritySettings};
 use crate::auth::{Permission, Principal};
 use crate::server::{Body, Shared};
@@ -213,7 +213,7 @@ pub struct CommitBody {
 /// Settles a root grant's Cycles reservations with what its tree consumed.
 fn settle_root(conn: &rusqlite::Connection, tenant: &str, settled: &Settled, now: i64) -> ApiResult<()> {
     for (unit, reservation, consumed) in &settled.root_reservations {
-        let r = ledger::load_reservation(conn, reservation)?;
+        let r = conn.reservation(reservation)?;
         if r.is_none_or(|r| r.status != "ACTIVE") {
             // Expired by its TTL: the hold already went back to the tenant.
             continue;

@@ -267,18 +267,7 @@ impl Store {
             "PRAGMA journal_mode=WAL; PRAGMA synchronous={sync_pragma}; PRAGMA foreign_keys=ON; {CONNECTION_PRAGMAS}"
         ))
         .map_err(sqlite)?;
-        migrate_trace_columns(&conn).map_err(sqlite)?;
-        conn.execute_batch(SCHEMA).map_err(sqlite)?;
-        for schema in [
-            crate::escrow::SCHEMA,
-            crate::registry::SCHEMA,
-            crate::delegations::SCHEMA,
-            crate::events::SCHEMA,
-            crate::webhooks::SCHEMA,
-        ] {
-            conn.execute_batch(schema).map_err(sqlite)?;
-        }
-        add_columns(&conn).map_err(sqlite)?;
+        migrate(&conn).map_err(sqlite)?;
         // Checkpoints (the only fsync under synchronous=NORMAL) run on their own thread and
         // connection, off the writer's path.
         conn.execute_batch("PRAGMA wal_autocheckpoint=0").map_err(sqlite)?;
@@ -378,6 +367,23 @@ impl Store {
         self.jobs.send(job).map_err(|_| ApiError::internal("the store writer has stopped"))?;
         rx.await.map_err(|_| ApiError::internal("the store writer dropped a job"))?
     }
+}
+
+/// Brings a database to the current schema: every table and index, and the columns added
+/// since the first release.
+pub(crate) fn migrate(conn: &Connection) -> rusqlite::Result<()> {
+    migrate_trace_columns(conn)?;
+    conn.execute_batch(SCHEMA)?;
+    for schema in [
+        crate::escrow::SCHEMA,
+        crate::registry::SCHEMA,
+        crate::delegations::SCHEMA,
+        crate::events::SCHEMA,
+        crate::webhooks::SCHEMA,
+    ] {
+        conn.execute_batch(schema)?;
+    }
+    add_columns(conn)
 }
 
 /// Columns added after the first schema, added idempotently on open (`ALTER TABLE ... ADD

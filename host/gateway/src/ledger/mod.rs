@@ -1,12 +1,19 @@
 //! The authority ledger: the Cycles reservation lifecycle on the store (reserve, commit,
 //! release, extend, decide, events, expiry), atomic across every derived scope.
 //!
-//! Every function here runs on the store's writer thread inside one savepoint
-//! ([`crate::store::Store::run`]), so each operation is atomic and operations are serialised:
-//! concurrent reservations can never oversubscribe a budget. Checks come before writes; an
-//! error leaves the savepoint rolled back.
+//! The rules are written once against [`LedgerStore`], the rows they read and write, and know
+//! nothing of SQL or HTTP's framing. Each operation runs as one atomic unit of work of its
+//! backend: on the embedded store ([`sqlite`]) inside one savepoint on the writer thread
+//! ([`crate::store::Store::run`]), so operations are serialised and concurrent reservations
+//! can never oversubscribe a budget. Checks come before writes; an error leaves nothing behind.
 
-use rusqlite::{Connection, OptionalExtension, params};
+#[cfg(test)]
+mod memory;
+pub mod sqlite;
+pub mod store;
+#[cfg(test)]
+mod tests;
+
 use serde::Serialize;
 use serde_json::{Value, json};
 
@@ -16,6 +23,8 @@ use crate::cycles::{
 };
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::events::{self, EventData, EventType, NewEvent};
+pub use store::LedgerStore;
+use store::{Debit, ReservationScan};
 use crate::util::{new_id, rfc3339, sha256_hex};
 
 /// Default reservation TTL (`ttl_ms` default in the spec).
@@ -84,88 +93,24 @@ pub fn checked_sub(a: i64, b: i64, counter: &str) -> ApiResult<i64> {
         .ok_or_else(|| ApiError::internal(format!("ledger counter `{counter}` would go negative ({a} - {b})")))
 }
 
-const BUDGET_COLUMNS: &str = "scope, unit, ledger_id, allocated, reserved, spent, debt, overdraft_limit, \
-     is_over_limit, status, commit_overage_policy, created_at_ms, updated_at_ms";
-
-fn budget_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<BudgetRow> {
-    let unit: String = r.get(1)?;
-    let policy: Option<String> = r.get(10)?;
-    Ok(BudgetRow {
-        scope: r.get(0)?,
-        unit: Unit::parse(&unit).unwrap_or(Unit::Credits),
-        ledger_id: r.get(2)?,
-        allocated: r.get(3)?,
-        reserved: r.get(4)?,
-        spent: r.get(5)?,
-        debt: r.get(6)?,
-        overdraft_limit: r.get(7)?,
-        is_over_limit: r.get::<_, i64>(8)? != 0,
-        status: r.get(9)?,
-        commit_overage_policy: policy.as_deref().and_then(OveragePolicy::parse),
-        created_at_ms: r.get(11)?,
-        updated_at_ms: r.get(12)?,
-    })
-}
-
-/// The budget at `(tenant, scope, unit)`, if any.
-pub fn load_budget(conn: &Connection, tenant: &str, scope: &str, unit: Unit) -> ApiResult<Option<BudgetRow>> {
-    Ok(conn
-        .prepare_cached(&format!(
-            "SELECT {BUDGET_COLUMNS} FROM budgets WHERE tenant_id = ?1 AND scope = ?2 AND unit = ?3"
-        ))?
-        .query_row(params![tenant, scope, unit.as_str()], budget_from_row)
-        .optional()?)
-}
-
-/// Every budget of `tenant`, in scope order.
-pub fn tenant_budgets(conn: &Connection, tenant: &str) -> ApiResult<Vec<BudgetRow>> {
-    let mut stmt =
-        conn.prepare_cached(&format!("SELECT {BUDGET_COLUMNS} FROM budgets WHERE tenant_id = ?1 ORDER BY scope, unit"))?;
-    let rows = stmt.query_map([tenant], budget_from_row)?.collect::<Result<Vec<_>, _>>()?;
-    Ok(rows)
-}
-
-/// Writes the mutable counters of `b` back.
-pub fn save_budget(conn: &Connection, tenant: &str, b: &BudgetRow, now: i64) -> ApiResult<()> {
-    conn.prepare_cached(
-        "UPDATE budgets SET allocated = ?4, reserved = ?5, spent = ?6, debt = ?7, overdraft_limit = ?8, \
-         is_over_limit = ?9, status = ?10, updated_at_ms = ?11 WHERE tenant_id = ?1 AND scope = ?2 AND unit = ?3",
-    )?
-    .execute(params![
-        tenant,
-        b.scope,
-        b.unit.as_str(),
-        b.allocated,
-        b.reserved,
-        b.spent,
-        b.debt,
-        b.overdraft_limit,
-        i64::from(b.is_over_limit),
-        b.status,
-        now
-    ])?;
-    Ok(())
-}
-
 /// The budgets of the derived `scopes` in `unit`, canonical order. None at all: 400
 /// UNIT_MISMATCH when some scope has a budget in another unit, else 404 NOT_FOUND.
-pub fn budgets_for(conn: &Connection, tenant: &str, scopes: &[String], unit: Unit) -> ApiResult<Vec<BudgetRow>> {
+pub fn budgets_for(store: &dyn LedgerStore, tenant: &str, scopes: &[String], unit: Unit) -> ApiResult<Vec<BudgetRow>> {
     let mut out = Vec::with_capacity(scopes.len());
     for scope in scopes {
-        if let Some(b) = load_budget(conn, tenant, scope, unit)? {
+        if let Some(b) = store.budget(tenant, scope, unit)? {
             out.push(b);
         }
     }
     if out.is_empty() {
-        return Err(no_budget_error(conn, tenant, scopes, unit)?);
+        return Err(no_budget_error(store, tenant, scopes, unit)?);
     }
     Ok(out)
 }
 
-fn no_budget_error(conn: &Connection, tenant: &str, scopes: &[String], unit: Unit) -> ApiResult<ApiError> {
-    let mut stmt = conn.prepare_cached("SELECT unit FROM budgets WHERE tenant_id = ?1 AND scope = ?2")?;
+fn no_budget_error(store: &dyn LedgerStore, tenant: &str, scopes: &[String], unit: Unit) -> ApiResult<ApiError> {
     for scope in scopes.iter().rev() {
-        let units = stmt.query_map(params![tenant, scope], |r| r.get::<_, String>(0))?.collect::<Result<Vec<_>, _>>()?;
+        let units = store.budget_units(tenant, scope)?;
         if !units.is_empty() {
             return Ok(ApiError::new(
                 ErrorCode::UnitMismatch,
@@ -262,7 +207,7 @@ struct Snapshot {
 /// grows, `budget.over_limit_entered` when it goes over its overdraft limit. Runs in the job
 /// that saves `after`.
 fn budget_events(
-    conn: &Connection,
+    store: &dyn LedgerStore,
     tenant: &str,
     before: Snapshot,
     after: &BudgetRow,
@@ -285,7 +230,7 @@ fn budget_events(
             reserved: after.reserved,
             direction: "rising",
         };
-        events::emit(conn, NewEvent::new(EventType::BudgetExhausted, tenant, data).scope(after.scope.clone()), now)?;
+        store.emit(NewEvent::new(EventType::BudgetExhausted, tenant, data).scope(after.scope.clone()), now)?;
     }
     if after.debt > before.debt {
         let data = EventData::BudgetDebtIncurred {
@@ -297,7 +242,7 @@ fn budget_events(
             overdraft_limit: after.overdraft_limit,
             overage_policy: policy.as_str(),
         };
-        events::emit(conn, NewEvent::new(EventType::BudgetDebtIncurred, tenant, data).scope(after.scope.clone()), now)?;
+        store.emit(NewEvent::new(EventType::BudgetDebtIncurred, tenant, data).scope(after.scope.clone()), now)?;
     }
     if !before.is_over_limit && after.is_over_limit {
         let data = EventData::BudgetOverLimit {
@@ -308,7 +253,7 @@ fn budget_events(
             is_over_limit: true,
             debt_utilization: (after.overdraft_limit > 0).then(|| after.debt as f64 / after.overdraft_limit as f64),
         };
-        events::emit(conn, NewEvent::new(EventType::BudgetOverLimitEntered, tenant, data).scope(after.scope.clone()), now)?;
+        store.emit(NewEvent::new(EventType::BudgetOverLimitEntered, tenant, data).scope(after.scope.clone()), now)?;
     }
     Ok(())
 }
@@ -340,7 +285,7 @@ impl BudgetRow {
 /// `after` (`before` absent on creation), and `budget.over_limit_exited` when the change took
 /// the budget back under its overdraft limit.
 pub fn emit_budget_lifecycle(
-    conn: &Connection,
+    store: &dyn LedgerStore,
     tenant: &str,
     event_type: EventType,
     operation: &'static str,
@@ -357,7 +302,7 @@ pub fn emit_budget_lifecycle(
         new_state: after.state(),
         reason: None,
     };
-    events::emit(conn, NewEvent::new(event_type, tenant, data).scope(after.scope.clone()), now)?;
+    store.emit(NewEvent::new(event_type, tenant, data).scope(after.scope.clone()), now)?;
     if let Some(before) = before
         && before.is_over_limit
         && !after.is_over_limit
@@ -370,7 +315,7 @@ pub fn emit_budget_lifecycle(
             is_over_limit: false,
             debt_utilization: (after.overdraft_limit > 0).then(|| after.debt as f64 / after.overdraft_limit as f64),
         };
-        events::emit(conn, NewEvent::new(EventType::BudgetOverLimitExited, tenant, data).scope(after.scope.clone()), now)?;
+        store.emit(NewEvent::new(EventType::BudgetOverLimitExited, tenant, data).scope(after.scope.clone()), now)?;
     }
     Ok(())
 }
@@ -378,7 +323,7 @@ pub fn emit_budget_lifecycle(
 /// Emits `reservation.observed_denied` (with its DenyDetail and the deterministic correlation id
 /// the spec asks for) or `reservation.observed_allowed` for an OBSERVE-mode evaluation.
 fn emit_observed(
-    conn: &Connection,
+    store: &dyn LedgerStore,
     tenant: &str,
     req: &ReserveRequest,
     scope: &str,
@@ -421,7 +366,7 @@ fn emit_observed(
             NewEvent::new(EventType::ReservationObservedAllowed, tenant, data)
         }
     };
-    events::emit(conn, event.scope(scope.to_string()), now)?;
+    store.emit(event.scope(scope.to_string()), now)?;
     Ok(())
 }
 
@@ -440,7 +385,7 @@ pub fn is_denial(e: &ApiError) -> bool {
 
 /// Emits `reservation.denied` for a reserve or decide refused with `e` (its `details` name the
 /// blocking scope and what it had left, when a budget blocked).
-pub fn emit_denied(conn: &Connection, tenant: &str, subject: &Subject, action: &Action, estimate: &Amount, e: &ApiError, now: i64) -> ApiResult<()> {
+pub fn emit_denied(store: &dyn LedgerStore, tenant: &str, subject: &Subject, action: &Action, estimate: &Amount, e: &ApiError, now: i64) -> ApiResult<()> {
     let details = e.details.as_ref();
     let scope = details.and_then(|d| d.get("scope")).and_then(Value::as_str).map(String::from);
     let data = EventData::ReservationDenied {
@@ -458,7 +403,7 @@ pub fn emit_denied(conn: &Connection, tenant: &str, subject: &Subject, action: &
     if let Some(scope) = scope {
         event = event.scope(scope);
     }
-    events::emit(conn, event, now)?;
+    store.emit(event, now)?;
     Ok(())
 }
 
@@ -476,14 +421,10 @@ pub enum TenantState {
 }
 
 /// The state of `tenant` and whether it is in v0.1.26 observe mode, in one lookup.
-pub fn tenant_settings(conn: &Connection, tenant: &str) -> ApiResult<(TenantState, bool)> {
-    let row: Option<(String, Option<String>)> = conn
-        .prepare_cached("SELECT status, json_extract(body, '$.observe_mode') FROM tenants WHERE tenant_id = ?1")?
-        .query_row([tenant], |r| Ok((r.get(0)?, r.get(1)?)))
-        .optional()?;
-    match row {
+pub fn tenant_settings(store: &dyn LedgerStore, tenant: &str) -> ApiResult<(TenantState, bool)> {
+    match store.tenant(tenant)? {
         None => Ok((TenantState::Unknown, false)),
-        Some((status, observe)) => Ok((parse_state(tenant, &status)?, observe.as_deref() == Some("OBSERVE"))),
+        Some(record) => Ok((parse_state(tenant, &record.status)?, record.observe)),
     }
 }
 
@@ -497,19 +438,12 @@ fn parse_state(tenant: &str, status: &str) -> ApiResult<TenantState> {
 }
 
 /// The state of `tenant`; a record whose status is unreadable fails closed (500).
-pub fn tenant_state(conn: &Connection, tenant: &str) -> ApiResult<TenantState> {
-    let status: Option<String> = conn
-        .prepare_cached("SELECT status FROM tenants WHERE tenant_id = ?1")?
-        .query_row([tenant], |r| r.get(0))
-        .optional()?;
-    match status {
-        None => Ok(TenantState::Unknown),
-        Some(status) => parse_state(tenant, &status),
-    }
+pub fn tenant_state(store: &dyn LedgerStore, tenant: &str) -> ApiResult<TenantState> {
+    Ok(tenant_settings(store, tenant)?.0)
 }
 
-fn guard_mutation(conn: &Connection, tenant: &str) -> ApiResult<()> {
-    guard_state(tenant, tenant_state(conn, tenant)?)
+fn guard_mutation(store: &dyn LedgerStore, tenant: &str) -> ApiResult<()> {
+    guard_state(tenant, tenant_state(store, tenant)?)
 }
 
 /// The closed-tenant (409) and suspended-tenant (403) guard of a mutation.
@@ -540,26 +474,20 @@ pub fn request_hash<T: Serialize>(body: &T, path_param: &str) -> ApiResult<Strin
 
 /// IDEMPOTENCY: the stored response of `(tenant, endpoint, key)` when the payload matches;
 /// 409 IDEMPOTENCY_MISMATCH when it does not.
-pub fn idem_lookup(conn: &Connection, tenant: &str, endpoint: &str, key: &str, hash: &str) -> ApiResult<Option<Value>> {
-    let row: Option<(String, String)> = conn
-        .prepare_cached("SELECT request_hash, response FROM idempotency WHERE tenant_id = ?1 AND endpoint = ?2 AND key = ?3")?
-        .query_row(params![tenant, endpoint, key], |r| Ok((r.get(0)?, r.get(1)?)))
-        .optional()?;
-    match row {
+pub fn idem_lookup(store: &dyn LedgerStore, tenant: &str, endpoint: &str, key: &str, hash: &str) -> ApiResult<Option<Value>> {
+    match store.recall(tenant, endpoint, key)? {
         None => Ok(None),
-        Some((stored, _)) if stored != hash => Err(ApiError::new(
+        Some(stored) if stored.request_hash != hash => Err(ApiError::new(
             ErrorCode::IdempotencyMismatch,
             format!("idempotency key `{key}` was already used with a different request payload"),
         )),
-        Some((_, response)) => Ok(Some(serde_json::from_str(&response).map_err(ApiError::internal)?)),
+        Some(stored) => Ok(Some(serde_json::from_str(&stored.response).map_err(ApiError::internal)?)),
     }
 }
 
 /// Stores the successful response of `(tenant, endpoint, key)`.
-pub fn idem_store(conn: &Connection, tenant: &str, endpoint: &str, key: &str, hash: &str, response: &Value) -> ApiResult<()> {
-    conn.prepare_cached("INSERT INTO idempotency (tenant_id, endpoint, key, request_hash, response) VALUES (?1, ?2, ?3, ?4, ?5)")?
-        .execute(params![tenant, endpoint, key, hash, response.to_string()])?;
-    Ok(())
+pub fn idem_store(store: &dyn LedgerStore, tenant: &str, endpoint: &str, key: &str, hash: &str, response: &Value) -> ApiResult<()> {
+    store.remember(tenant, endpoint, key, hash, response)
 }
 
 /// One reservation row.
@@ -588,89 +516,21 @@ pub struct Reservation {
     pub committed_metadata: Option<Value>,
 }
 
-const RES_COLUMNS: &str = "id, tenant_id, status, unit, amount, committed, created_at_ms, expires_at_ms, grace_ms, \
-     finalized_at_ms, extensions, overage_policy, scope_path, scopes, budgeted, idempotency_key, subject, action, \
-     metadata, committed_metadata";
-
-fn json_col(r: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<Value> {
-    let s: String = r.get(i)?;
-    Ok(serde_json::from_str(&s).unwrap_or(Value::Null))
-}
-
-fn opt_json_col(r: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<Option<Value>> {
-    let s: Option<String> = r.get(i)?;
-    Ok(s.and_then(|s| serde_json::from_str(&s).ok()))
-}
-
-fn reservation_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Reservation> {
-    let unit: String = r.get(3)?;
-    let policy: String = r.get(11)?;
-    let strings = |v: Value| -> Vec<String> {
-        v.as_array().map(|a| a.iter().filter_map(|s| s.as_str().map(String::from)).collect()).unwrap_or_default()
-    };
-    Ok(Reservation {
-        id: r.get(0)?,
-        tenant: r.get(1)?,
-        status: r.get(2)?,
-        unit: Unit::parse(&unit).unwrap_or(Unit::Credits),
-        amount: r.get(4)?,
-        committed: r.get(5)?,
-        created_at_ms: r.get(6)?,
-        expires_at_ms: r.get(7)?,
-        grace_ms: r.get(8)?,
-        finalized_at_ms: r.get(9)?,
-        extensions: r.get(10)?,
-        overage_policy: OveragePolicy::parse(&policy).unwrap_or_default(),
-        scope_path: r.get(12)?,
-        scopes: strings(json_col(r, 13)?),
-        budgeted: strings(json_col(r, 14)?),
-        idempotency_key: r.get(15)?,
-        subject: json_col(r, 16)?,
-        action: json_col(r, 17)?,
-        metadata: opt_json_col(r, 18)?,
-        committed_metadata: opt_json_col(r, 19)?,
-    })
-}
-
-/// The reservation `id`, whoever owns it.
-pub fn load_reservation(conn: &Connection, id: &str) -> ApiResult<Option<Reservation>> {
-    Ok(conn
-        .prepare_cached(&format!("SELECT {RES_COLUMNS} FROM reservations WHERE id = ?1"))?
-        .query_row([id], reservation_from_row)
-        .optional()?)
-}
-
 /// The reservation `id` owned by `tenant`: 404 when it never existed, 403 when another
 /// tenant owns it.
-pub fn owned_reservation(conn: &Connection, tenant: &str, id: &str) -> ApiResult<Reservation> {
-    let r = load_reservation(conn, id)?.ok_or_else(|| ApiError::not_found(format!("reservation `{id}` not found")))?;
+pub fn owned_reservation(store: &dyn LedgerStore, tenant: &str, id: &str) -> ApiResult<Reservation> {
+    let r = store.reservation(id)?.ok_or_else(|| ApiError::not_found(format!("reservation `{id}` not found")))?;
     if r.tenant != tenant {
         return Err(ApiError::forbidden(format!("reservation `{id}` belongs to another tenant")));
     }
     Ok(r)
 }
 
-fn set_reservation_state(conn: &Connection, r: &Reservation) -> ApiResult<()> {
-    conn.prepare_cached(
-        "UPDATE reservations SET status = ?2, committed = ?3, expires_at_ms = ?4, finalized_at_ms = ?5, \
-         extensions = ?6, committed_metadata = ?7 WHERE id = ?1",
-    )?
-    .execute(params![
-        r.id,
-        r.status,
-        r.committed,
-        r.expires_at_ms,
-        r.finalized_at_ms,
-        r.extensions,
-        r.committed_metadata.as_ref().map(Value::to_string)
-    ])?;
-    Ok(())
-}
-
-fn reservation_budgets(conn: &Connection, r: &Reservation) -> ApiResult<Vec<BudgetRow>> {
+fn reservation_budgets(store: &dyn LedgerStore, r: &Reservation) -> ApiResult<Vec<BudgetRow>> {
     let mut out = Vec::with_capacity(r.budgeted.len());
     for scope in &r.budgeted {
-        let b = load_budget(conn, &r.tenant, scope, r.unit)?
+        let b = store
+            .budget(&r.tenant, scope, r.unit)?
             .ok_or_else(|| ApiError::internal(format!("budget `{scope}` of reservation `{}` vanished", r.id)))?;
         out.push(b);
     }
@@ -693,14 +553,14 @@ pub struct Reserved {
 /// POST /v1/reservations. `hash` is the idempotency digest of the request. The reservation
 /// has no owning key: any key of the tenant with the permission may act on it (holds the
 /// gateway makes itself); API calls use [`reserve_as`].
-pub fn reserve(conn: &Connection, tenant: &str, req: &ReserveRequest, hash: &str, now: i64) -> ApiResult<Reserved> {
-    reserve_as(conn, tenant, None, req, hash, now)
+pub fn reserve(store: &dyn LedgerStore, tenant: &str, req: &ReserveRequest, hash: &str, now: i64) -> ApiResult<Reserved> {
+    reserve_as(store, tenant, None, req, hash, now)
 }
 
 /// [`reserve`] recording `owner_key`, the API key that created the reservation: only that key
 /// commits, extends or releases it (and an operator releases it).
 pub fn reserve_as(
-    conn: &Connection,
+    store: &dyn LedgerStore,
     tenant: &str,
     owner_key: Option<&str>,
     req: &ReserveRequest,
@@ -709,15 +569,15 @@ pub fn reserve_as(
 ) -> ApiResult<Reserved> {
     check_subject_tenant(&req.subject, tenant)?;
     let dry = req.dry_run.unwrap_or(false);
-    if let Some(stored) = idem_lookup(conn, tenant, "reserve", &req.idempotency_key, hash)? {
+    if let Some(stored) = idem_lookup(store, tenant, "reserve", &req.idempotency_key, hash)? {
         let id = stored.get("reservation_id").and_then(Value::as_str).map(String::from);
-        return Ok(Reserved { response: replay_with_ttl(conn, stored, id.as_deref(), now)?, reservation_id: id });
+        return Ok(Reserved { response: replay_with_ttl(store, stored, id.as_deref(), now)?, reservation_id: id });
     }
     let scopes = req.subject.scopes();
     let scope_path = scopes.last().cloned().unwrap_or_default();
     let unit = req.estimate.unit;
     let amount = req.estimate.amount;
-    let (state, tenant_observes) = tenant_settings(conn, tenant)?;
+    let (state, tenant_observes) = tenant_settings(store, tenant)?;
     // v0.1.26 OBSERVE MODE PRECEDENCE: the request's mode, else the tenant's when OBSERVE,
     // else ENFORCE (DISABLED is ENFORCE).
     let observe = match req.observe_mode {
@@ -733,7 +593,7 @@ pub fn reserve_as(
             // reservation must not tell a suspended tenant ALLOW
             return Err(ApiError::forbidden(format!("tenant `{tenant}` is suspended (read-only)")));
         } else {
-            budgets_for(conn, tenant, &scopes, unit).and_then(|b| {
+            budgets_for(store, tenant, &scopes, unit).and_then(|b| {
                 body["balances"] = serde_json::to_value(balances(&b)).map_err(ApiError::internal)?;
                 check_budgets(&b, amount)
             })
@@ -768,13 +628,13 @@ pub fn reserve_as(
             if let Some(detail) = &denied {
                 body["deny_detail"] = detail.clone();
             }
-            emit_observed(conn, tenant, req, &scope_path, denied, now)?;
+            emit_observed(store, tenant, req, &scope_path, denied, now)?;
         }
-        idem_store(conn, tenant, "reserve", &req.idempotency_key, hash, &body)?;
+        idem_store(store, tenant, "reserve", &req.idempotency_key, hash, &body)?;
         return Ok(Reserved { response: body, reservation_id: None });
     }
     guard_state(tenant, state)?;
-    let mut budgets = budgets_for(conn, tenant, &scopes, unit)?;
+    let mut budgets = budgets_for(store, tenant, &scopes, unit)?;
     check_budgets(&budgets, amount)?;
     let policy = req
         .overage_policy
@@ -783,36 +643,36 @@ pub fn reserve_as(
     for b in &mut budgets {
         let before = b.snapshot();
         b.reserved = checked_add(b.reserved, amount, "estimate.amount", "reserved")?;
-        save_budget(conn, tenant, b, now)?;
-        budget_events(conn, tenant, before, b, None, policy, now)?;
+        store.save_budget(tenant, b, now)?;
+        budget_events(store, tenant, before, b, None, policy, now)?;
     }
     let ttl = req.ttl_ms.unwrap_or(DEFAULT_TTL_MS);
     let grace = req.grace_period_ms.unwrap_or(DEFAULT_GRACE_MS);
-    let id = new_id("rsv_");
     let expires = now.checked_add(ttl).ok_or_else(|| ApiError::invalid("`ttl_ms` would overflow the expiry time"))?;
-    let budgeted: Vec<&str> = budgets.iter().map(|b| b.scope.as_str()).collect();
-    conn.prepare_cached(
-        "INSERT INTO reservations (id, tenant_id, status, unit, amount, created_at_ms, expires_at_ms, grace_ms, \
-         overage_policy, scope_path, scopes, budgeted, idempotency_key, subject, action, metadata) \
-         VALUES (?1, ?2, 'ACTIVE', ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
-    )?
-    .execute(params![
-        id,
-        tenant,
-        unit.as_str(),
+    let reservation = Reservation {
+        id: new_id("rsv_"),
+        tenant: tenant.to_string(),
+        status: "ACTIVE".into(),
+        unit,
         amount,
-        now,
-        expires,
-        grace,
-        policy.as_str(),
-        scope_path,
-        json!(scopes).to_string(),
-        json!(budgeted).to_string(),
-        req.idempotency_key,
-        serde_json::to_string(&req.subject).map_err(ApiError::internal)?,
-        serde_json::to_string(&req.action).map_err(ApiError::internal)?,
-        req.metadata.as_ref().map(|m| Value::Object(m.clone()).to_string()),
-    ])?;
+        committed: None,
+        created_at_ms: now,
+        expires_at_ms: expires,
+        grace_ms: grace,
+        finalized_at_ms: None,
+        extensions: 0,
+        overage_policy: policy,
+        scope_path: scope_path.clone(),
+        scopes: scopes.clone(),
+        budgeted: budgets.iter().map(|b| b.scope.clone()).collect(),
+        idempotency_key: Some(req.idempotency_key.clone()),
+        subject: serde_json::to_value(&req.subject).map_err(ApiError::internal)?,
+        action: serde_json::to_value(&req.action).map_err(ApiError::internal)?,
+        metadata: req.metadata.as_ref().map(|m| Value::Object(m.clone())),
+        committed_metadata: None,
+    };
+    store.insert_reservation(&reservation, owner_key)?;
+    let id = reservation.id;
     let body = json!({
         "decision": "ALLOW",
         "reservation_id": id,
@@ -822,21 +682,18 @@ pub fn reserve_as(
         "scope_path": scope_path,
         "affected_scopes": scopes,
     });
-    if let Some(owner) = owner_key {
-        conn.prepare_cached("UPDATE reservations SET owner_key = ?2 WHERE id = ?1")?.execute(params![id, owner])?;
-    }
-    idem_store(conn, tenant, "reserve", &req.idempotency_key, hash, &body)?;
+    idem_store(store, tenant, "reserve", &req.idempotency_key, hash, &body)?;
     Ok(Reserved { response: body, reservation_id: Some(id) })
 }
 
 /// Recomputes the volatile `remaining_ttl_ms` of a replayed response (IDEMPOTENCY).
-fn replay_with_ttl(conn: &Connection, mut stored: Value, id: Option<&str>, now: i64) -> ApiResult<Value> {
+fn replay_with_ttl(store: &dyn LedgerStore, mut stored: Value, id: Option<&str>, now: i64) -> ApiResult<Value> {
     if stored.get("remaining_ttl_ms").is_none() {
         return Ok(stored);
     }
     let expires = stored.get("expires_at_ms").and_then(Value::as_i64).unwrap_or(0);
     let active = match id {
-        Some(id) => load_reservation(conn, id)?.is_some_and(|r| r.status == "ACTIVE"),
+        Some(id) => store.reservation(id)?.is_some_and(|r| r.status == "ACTIVE"),
         None => false,
     };
     stored["remaining_ttl_ms"] = json!(if active { (expires - now).max(0) } else { 0 });
@@ -844,14 +701,14 @@ fn replay_with_ttl(conn: &Connection, mut stored: Value, id: Option<&str>, now: 
 }
 
 /// A lazily detected expiry: marks the reservation EXPIRED and frees its hold.
-fn expire(conn: &Connection, r: &mut Reservation, now: i64) -> ApiResult<()> {
-    let mut budgets = reservation_budgets(conn, r)?;
+fn expire(store: &dyn LedgerStore, r: &mut Reservation, now: i64) -> ApiResult<()> {
+    let mut budgets = reservation_budgets(store, r)?;
     for b in &mut budgets {
         b.reserved = checked_sub(b.reserved, r.amount, "reserved")?;
-        save_budget(conn, &r.tenant, b, now)?;
+        store.save_budget(&r.tenant, b, now)?;
     }
     r.status = "EXPIRED".into();
-    set_reservation_state(conn, r)?;
+    store.save_reservation(r)?;
     let data = EventData::ReservationExpired {
         reservation_id: r.id.clone(),
         scope: r.scope_path.clone(),
@@ -865,13 +722,13 @@ fn expire(conn: &Connection, r: &mut Reservation, now: i64) -> ApiResult<()> {
     let event = NewEvent::new(EventType::ReservationExpired, r.tenant.clone(), data)
         .scope(r.scope_path.clone())
         .correlation(format!("reservation:{}", r.id));
-    events::emit(conn, event, now)?;
+    store.emit(event, now)?;
     Ok(())
 }
 
 /// Checks a live reservation for commit/release (`deadline` = expiry + grace) or extend
 /// (`deadline` = expiry). An expired one is expired on the spot (and that change is kept).
-fn check_live(conn: &Connection, r: &mut Reservation, deadline: i64, now: i64) -> ApiResult<Option<ApiError>> {
+fn check_live(store: &dyn LedgerStore, r: &mut Reservation, deadline: i64, now: i64) -> ApiResult<Option<ApiError>> {
     match r.status.as_str() {
         "COMMITTED" | "RELEASED" => {
             return Ok(Some(ApiError::new(
@@ -886,7 +743,7 @@ fn check_live(conn: &Connection, r: &mut Reservation, deadline: i64, now: i64) -
     }
     if now > deadline {
         if now > r.expires_at_ms + r.grace_ms {
-            expire(conn, r, now)?;
+            expire(store, r, now)?;
         }
         return Ok(Some(ApiError::new(ErrorCode::ReservationExpired, format!("reservation `{}` has expired", r.id))));
     }
@@ -957,15 +814,15 @@ fn overage(budgets: &[BudgetRow], delta: i64, policy: OveragePolicy, field: &str
 }
 
 /// POST /v1/reservations/{id}/commit.
-pub fn commit(conn: &Connection, tenant: &str, id: &str, req: &CommitRequest, hash: &str, now: i64) -> ApiResult<Value> {
-    let mut r = owned_reservation(conn, tenant, id)?;
-    if let Some(stored) = idem_lookup(conn, tenant, "commit", &req.idempotency_key, hash)? {
+pub fn commit(store: &dyn LedgerStore, tenant: &str, id: &str, req: &CommitRequest, hash: &str, now: i64) -> ApiResult<Value> {
+    let mut r = owned_reservation(store, tenant, id)?;
+    if let Some(stored) = idem_lookup(store, tenant, "commit", &req.idempotency_key, hash)? {
         return Ok(stored);
     }
-    guard_mutation(conn, tenant)?;
+    guard_mutation(store, tenant)?;
     let deadline = r.expires_at_ms + r.grace_ms;
-    if let Some(e) = check_live(conn, &mut r, deadline, now)? {
-        return finish_with_error(conn, e);
+    if let Some(e) = check_live(store, &mut r, deadline, now)? {
+        return finish_with_error(e);
     }
     if req.actual.unit != r.unit {
         return Err(ApiError::new(
@@ -973,7 +830,7 @@ pub fn commit(conn: &Connection, tenant: &str, id: &str, req: &CommitRequest, ha
             format!("actual.unit {} differs from the reservation's {}", req.actual.unit.as_str(), r.unit.as_str()),
         ));
     }
-    let mut budgets = reservation_budgets(conn, &r)?;
+    let mut budgets = reservation_budgets(store, &r)?;
     let actual = req.actual.amount;
     let charge = overage(&budgets, actual - r.amount, r.overage_policy, "actual.amount")?;
     let charged = actual.min(r.amount) + charge.charged_delta;
@@ -984,8 +841,8 @@ pub fn commit(conn: &Connection, tenant: &str, id: &str, req: &CommitRequest, ha
         b.spent = checked_add(b.spent, spent, "actual.amount", "spent")?;
         b.debt = checked_add(b.debt, charge.debt[i], "actual.amount", "debt")?;
         b.is_over_limit = b.is_over_limit || charge.over[i] || (b.overdraft_limit > 0 && b.debt > b.overdraft_limit);
-        save_budget(conn, tenant, b, now)?;
-        budget_events(conn, tenant, before, b, Some(&r.id), r.overage_policy, now)?;
+        store.save_budget(tenant, b, now)?;
+        budget_events(store, tenant, before, b, Some(&r.id), r.overage_policy, now)?;
     }
     if actual > r.amount {
         let data = EventData::CommitOverage {
@@ -1001,13 +858,13 @@ pub fn commit(conn: &Connection, tenant: &str, id: &str, req: &CommitRequest, ha
         let event = NewEvent::new(EventType::ReservationCommitOverage, tenant, data)
             .scope(r.scope_path.clone())
             .correlation(format!("reservation:{}", r.id));
-        events::emit(conn, event, now)?;
+        store.emit(event, now)?;
     }
     r.status = "COMMITTED".into();
     r.committed = Some(charged);
     r.finalized_at_ms = Some(now);
     r.committed_metadata = req.metadata.clone().map(Value::Object);
-    set_reservation_state(conn, &r)?;
+    store.save_reservation(&r)?;
     let mut body = json!({
         "status": "COMMITTED",
         "charged": Amount::new(r.unit, charged),
@@ -1016,13 +873,13 @@ pub fn commit(conn: &Connection, tenant: &str, id: &str, req: &CommitRequest, ha
     if actual < r.amount {
         body["released"] = json!(Amount::new(r.unit, r.amount - actual));
     }
-    idem_store(conn, tenant, "commit", &req.idempotency_key, hash, &body)?;
+    idem_store(store, tenant, "commit", &req.idempotency_key, hash, &body)?;
     Ok(body)
 }
 
 /// An error that must keep the state change made while detecting it (a lazy expiry): the
 /// savepoint would roll it back, so the error is returned as a value the handler raises.
-fn finish_with_error(_conn: &Connection, e: ApiError) -> ApiResult<Value> {
+fn finish_with_error(e: ApiError) -> ApiResult<Value> {
     Ok(json!({"__error": {"code": e.code.as_str(), "message": e.message}}))
 }
 
@@ -1042,30 +899,30 @@ pub fn raise_deferred(v: Value) -> ApiResult<Value> {
 }
 
 /// POST /v1/reservations/{id}/release.
-pub fn release(conn: &Connection, tenant: &str, id: &str, req: &ReleaseRequest, hash: &str, now: i64) -> ApiResult<Value> {
-    let mut r = owned_reservation(conn, tenant, id)?;
-    if let Some(stored) = idem_lookup(conn, tenant, "release", &req.idempotency_key, hash)? {
+pub fn release(store: &dyn LedgerStore, tenant: &str, id: &str, req: &ReleaseRequest, hash: &str, now: i64) -> ApiResult<Value> {
+    let mut r = owned_reservation(store, tenant, id)?;
+    if let Some(stored) = idem_lookup(store, tenant, "release", &req.idempotency_key, hash)? {
         return Ok(stored);
     }
-    guard_mutation(conn, tenant)?;
+    guard_mutation(store, tenant)?;
     let deadline = r.expires_at_ms + r.grace_ms;
-    if let Some(e) = check_live(conn, &mut r, deadline, now)? {
-        return finish_with_error(conn, e);
+    if let Some(e) = check_live(store, &mut r, deadline, now)? {
+        return finish_with_error(e);
     }
-    let mut budgets = reservation_budgets(conn, &r)?;
+    let mut budgets = reservation_budgets(store, &r)?;
     for b in &mut budgets {
         b.reserved = checked_sub(b.reserved, r.amount, "reserved")?;
-        save_budget(conn, tenant, b, now)?;
+        store.save_budget(tenant, b, now)?;
     }
     r.status = "RELEASED".into();
     r.finalized_at_ms = Some(now);
-    set_reservation_state(conn, &r)?;
+    store.save_reservation(&r)?;
     let body = json!({
         "status": "RELEASED",
         "released": Amount::new(r.unit, r.amount),
         "balances": balances(&budgets),
     });
-    idem_store(conn, tenant, "release", &req.idempotency_key, hash, &body)?;
+    idem_store(store, tenant, "release", &req.idempotency_key, hash, &body)?;
     Ok(body)
 }
 
@@ -1073,18 +930,18 @@ pub fn release(conn: &Connection, tenant: &str, id: &str, req: &ReleaseRequest, 
 pub const MAX_EXTENSIONS: i64 = 10;
 
 /// POST /v1/reservations/{id}/extend.
-pub fn extend(conn: &Connection, tenant: &str, id: &str, req: &ExtendRequest, hash: &str, now: i64) -> ApiResult<Value> {
+pub fn extend(store: &dyn LedgerStore, tenant: &str, id: &str, req: &ExtendRequest, hash: &str, now: i64) -> ApiResult<Value> {
     if !(1..=86_400_000).contains(&req.extend_by_ms) {
         return Err(ApiError::invalid(format!("`extend_by_ms` must be 1-86400000, got {}", req.extend_by_ms)));
     }
-    let mut r = owned_reservation(conn, tenant, id)?;
-    if let Some(stored) = idem_lookup(conn, tenant, "extend", &req.idempotency_key, hash)? {
-        return replay_with_ttl(conn, stored, Some(id), now);
+    let mut r = owned_reservation(store, tenant, id)?;
+    if let Some(stored) = idem_lookup(store, tenant, "extend", &req.idempotency_key, hash)? {
+        return replay_with_ttl(store, stored, Some(id), now);
     }
-    guard_mutation(conn, tenant)?;
+    guard_mutation(store, tenant)?;
     let deadline = r.expires_at_ms;
-    if let Some(e) = check_live(conn, &mut r, deadline, now)? {
-        return finish_with_error(conn, e);
+    if let Some(e) = check_live(store, &mut r, deadline, now)? {
+        return finish_with_error(e);
     }
     if r.extensions >= MAX_EXTENSIONS {
         return Err(ApiError::new(
@@ -1097,28 +954,28 @@ pub fn extend(conn: &Connection, tenant: &str, id: &str, req: &ExtendRequest, ha
         .checked_add(req.extend_by_ms)
         .ok_or_else(|| ApiError::invalid("`extend_by_ms` would overflow the reservation's expiry"))?;
     r.extensions += 1;
-    set_reservation_state(conn, &r)?;
+    store.save_reservation(&r)?;
     let body = json!({
         "status": "ACTIVE",
         "expires_at_ms": r.expires_at_ms,
         "remaining_ttl_ms": (r.expires_at_ms - now).max(0),
     });
-    idem_store(conn, tenant, "extend", &req.idempotency_key, hash, &body)?;
+    idem_store(store, tenant, "extend", &req.idempotency_key, hash, &body)?;
     Ok(body)
 }
 
 /// POST /v1/decide: budget-state conditions answer DENY with a reason code, never 409.
-pub fn decide(conn: &Connection, tenant: &str, req: &DecisionRequest, hash: &str) -> ApiResult<Value> {
+pub fn decide(store: &dyn LedgerStore, tenant: &str, req: &DecisionRequest, hash: &str) -> ApiResult<Value> {
     check_subject_tenant(&req.subject, tenant)?;
-    if let Some(stored) = idem_lookup(conn, tenant, "decide", &req.idempotency_key, hash)? {
+    if let Some(stored) = idem_lookup(store, tenant, "decide", &req.idempotency_key, hash)? {
         return Ok(stored);
     }
     let scopes = req.subject.scopes();
     let mut body = json!({"affected_scopes": scopes});
-    let verdict = if tenant_state(conn, tenant)? == TenantState::Closed {
+    let verdict = if tenant_state(store, tenant)? == TenantState::Closed {
         Err(ApiError::new(ErrorCode::TenantClosed, "tenant is closed"))
     } else {
-        budgets_for(conn, tenant, &scopes, req.estimate.unit).and_then(|b| check_budgets(&b, req.estimate.amount))
+        budgets_for(store, tenant, &scopes, req.estimate.unit).and_then(|b| check_budgets(&b, req.estimate.amount))
     };
     match verdict {
         Ok(()) => body["decision"] = json!("ALLOW"),
@@ -1130,24 +987,24 @@ pub fn decide(conn: &Connection, tenant: &str, req: &DecisionRequest, hash: &str
             body["decision"] = json!("DENY");
             body["reason_code"] = json!(e.code.as_str());
             if is_denial(&e) {
-                emit_denied(conn, tenant, &req.subject, &req.action, &req.estimate, &e, crate::util::now_ms())?;
+                emit_denied(store, tenant, &req.subject, &req.action, &req.estimate, &e, crate::util::now_ms())?;
             }
         }
         Err(e) => return Err(e),
     }
-    idem_store(conn, tenant, "decide", &req.idempotency_key, hash, &body)?;
+    idem_store(store, tenant, "decide", &req.idempotency_key, hash, &body)?;
     Ok(body)
 }
 
 /// POST /v1/events: a direct debit, atomic across the derived scopes.
-pub fn event(conn: &Connection, tenant: &str, req: &EventRequest, hash: &str, now: i64) -> ApiResult<Value> {
+pub fn event(store: &dyn LedgerStore, tenant: &str, req: &EventRequest, hash: &str, now: i64) -> ApiResult<Value> {
     check_subject_tenant(&req.subject, tenant)?;
-    if let Some(stored) = idem_lookup(conn, tenant, "event", &req.idempotency_key, hash)? {
+    if let Some(stored) = idem_lookup(store, tenant, "event", &req.idempotency_key, hash)? {
         return Ok(stored);
     }
-    guard_mutation(conn, tenant)?;
+    guard_mutation(store, tenant)?;
     let scopes = req.subject.scopes();
-    let mut budgets = budgets_for(conn, tenant, &scopes, req.actual.unit)?;
+    let mut budgets = budgets_for(store, tenant, &scopes, req.actual.unit)?;
     let policy = req
         .overage_policy
         .or_else(|| budgets.iter().rev().find_map(|b| b.commit_overage_policy))
@@ -1158,29 +1015,25 @@ pub fn event(conn: &Connection, tenant: &str, req: &EventRequest, hash: &str, no
         b.spent = checked_add(b.spent, charge.spent[i], "actual.amount", "spent")?;
         b.debt = checked_add(b.debt, charge.debt[i], "actual.amount", "debt")?;
         b.is_over_limit = b.is_over_limit || charge.over[i];
-        save_budget(conn, tenant, b, now)?;
-        budget_events(conn, tenant, before, b, None, policy, now)?;
+        store.save_budget(tenant, b, now)?;
+        budget_events(store, tenant, before, b, None, policy, now)?;
     }
     let id = new_id("evt_");
-    conn.prepare_cached(
-        "INSERT INTO ledger_events (id, tenant_id, unit, amount, charged, scopes, created_at_ms, body) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-    )?
-    .execute(params![
-        id,
+    store.record_debit(&Debit {
+        id: &id,
         tenant,
-        req.actual.unit.as_str(),
-        req.actual.amount,
-        charge.charged_delta,
-        json!(scopes).to_string(),
-        now,
-        serde_json::to_string(req).map_err(ApiError::internal)?
-    ])?;
+        unit: req.actual.unit,
+        amount: req.actual.amount,
+        charged: charge.charged_delta,
+        scopes: &scopes,
+        at_ms: now,
+        body: serde_json::to_string(req).map_err(ApiError::internal)?,
+    })?;
     let mut body = json!({"status": "APPLIED", "event_id": id, "balances": balances(&budgets)});
     if charge.charged_delta != req.actual.amount {
         body["charged"] = json!(Amount::new(req.actual.unit, charge.charged_delta));
     }
-    idem_store(conn, tenant, "event", &req.idempotency_key, hash, &body)?;
+    idem_store(store, tenant, "event", &req.idempotency_key, hash, &body)?;
     Ok(body)
 }
 
@@ -1235,7 +1088,7 @@ pub struct ListFilter {
 }
 
 /// GET /v1/reservations: newest first, cursor = the offset.
-pub fn list_reservations(conn: &Connection, tenant: &str, f: &ListFilter) -> ApiResult<Value> {
+pub fn list_reservations(store: &dyn LedgerStore, tenant: &str, f: &ListFilter) -> ApiResult<Value> {
     if let Some(t) = &f.tenant
         && t != tenant {
             return Err(ApiError::forbidden("the tenant filter does not match the tenant of the API key"));
@@ -1244,16 +1097,11 @@ pub fn list_reservations(conn: &Connection, tenant: &str, f: &ListFilter) -> Api
         && !matches!(s.as_str(), "ACTIVE" | "COMMITTED" | "RELEASED" | "EXPIRED") {
             return Err(ApiError::invalid(format!("unknown status `{s}`")));
         }
-    let limit = i64::from(f.limit.unwrap_or(50).clamp(1, 1000));
-    let offset: i64 = match &f.cursor {
+    let limit = usize::try_from(f.limit.unwrap_or(50).clamp(1, 1000)).unwrap_or(50);
+    let offset: u64 = match &f.cursor {
         Some(c) => c.parse().map_err(|_| ApiError::invalid("`cursor` is not a cursor this server issued"))?,
         None => 0,
     };
-    let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {RES_COLUMNS} FROM reservations WHERE tenant_id = ?1 AND (?2 IS NULL OR status = ?2) \
-         AND (?3 IS NULL OR idempotency_key = ?3) ORDER BY created_at_ms DESC, id LIMIT -1 OFFSET ?4"
-    ))?;
-    let rows = stmt.query_map(params![tenant, f.status, f.idempotency_key, offset], reservation_from_row)?;
     let wanted: Vec<(&str, &str)> = [
         ("workspace", &f.workspace),
         ("app", &f.app),
@@ -1265,20 +1113,27 @@ pub fn list_reservations(conn: &Connection, tenant: &str, f: &ListFilter) -> Api
     .filter_map(|(k, v)| v.as_deref().map(|v| (k, v)))
     .collect();
     let mut out = Vec::new();
-    let mut scanned = 0i64;
+    let mut scanned = 0u64;
     let mut more = false;
-    for r in rows {
-        let r = r?;
-        scanned += 1;
-        if wanted.iter().all(|(k, v)| r.subject.get(*k).and_then(Value::as_str) == Some(*v)) {
-            if out.len() as i64 == limit {
-                more = true;
-                scanned -= 1;
-                break;
-            }
-            out.push(reservation_json(&r, false));
+    let scan = ReservationScan {
+        tenant,
+        status: f.status.as_deref(),
+        idempotency_key: f.idempotency_key.as_deref(),
+        offset,
+    };
+    store.scan_reservations(scan, &mut |r| {
+        if !wanted.iter().all(|(k, v)| r.subject.get(*k).and_then(Value::as_str) == Some(*v)) {
+            scanned += 1;
+            return true;
         }
-    }
+        if out.len() == limit {
+            more = true;
+            return false;
+        }
+        scanned += 1;
+        out.push(reservation_json(&r, false));
+        true
+    })?;
     let mut body = json!({"reservations": out, "has_more": more});
     if more {
         body["next_cursor"] = json!((offset + scanned).to_string());
@@ -1310,7 +1165,7 @@ pub struct BalanceFilter {
 /// filters, `Balance` items, at least one filter required) and the admin plane's (`tenant_id`,
 /// `scope_prefix`, `unit`; full `BudgetLedger` items). The admin plane's parameters select its
 /// shape; otherwise the runtime's rules apply. Mixing the two is a 400.
-pub fn get_balances(conn: &Connection, tenant: &str, f: &BalanceFilter) -> ApiResult<Value> {
+pub fn get_balances(store: &dyn LedgerStore, tenant: &str, f: &BalanceFilter) -> ApiResult<Value> {
     let admin_view = f.tenant_id.is_some() || f.scope_prefix.is_some() || f.unit.is_some();
     let runtime_view = [&f.tenant, &f.workspace, &f.app, &f.workflow, &f.agent, &f.toolset].iter().any(|v| v.is_some())
         || f.include_children.is_some();
@@ -1320,13 +1175,13 @@ pub fn get_balances(conn: &Connection, tenant: &str, f: &BalanceFilter) -> ApiRe
         ));
     }
     if admin_view {
-        return ledger_balances(conn, tenant, f);
+        return ledger_balances(store, tenant, f);
     }
-    runtime_balances(conn, tenant, f)
+    runtime_balances(store, tenant, f)
 }
 
 /// The admin plane's getBalances: the tenant's `BudgetLedger`s under `scope_prefix` in `unit`.
-fn ledger_balances(conn: &Connection, tenant: &str, f: &BalanceFilter) -> ApiResult<Value> {
+fn ledger_balances(store: &dyn LedgerStore, tenant: &str, f: &BalanceFilter) -> ApiResult<Value> {
     if f.tenant_id.as_deref().is_some_and(|t| t != tenant) {
         return Err(ApiError::forbidden("`tenant_id` does not match the tenant of the API key"));
     }
@@ -1339,7 +1194,7 @@ fn ledger_balances(conn: &Connection, tenant: &str, f: &BalanceFilter) -> ApiRes
         Some(c) => c.parse().map_err(|_| ApiError::invalid("`cursor` is not a cursor this server issued"))?,
         None => 0,
     };
-    let matching: Vec<BudgetRow> = tenant_budgets(conn, tenant)?
+    let matching: Vec<BudgetRow> = store.tenant_budgets(tenant)?
         .into_iter()
         .filter(|b| f.scope_prefix.as_deref().is_none_or(|p| b.scope.starts_with(p)) && unit.is_none_or(|u| b.unit == u))
         .collect();
@@ -1354,7 +1209,7 @@ fn ledger_balances(conn: &Connection, tenant: &str, f: &BalanceFilter) -> ApiRes
 
 /// The runtime's getBalances: the tenant's budgets whose scope carries every level the filter
 /// names.
-fn runtime_balances(conn: &Connection, tenant: &str, f: &BalanceFilter) -> ApiResult<Value> {
+fn runtime_balances(store: &dyn LedgerStore, tenant: &str, f: &BalanceFilter) -> ApiResult<Value> {
     let wanted: Vec<(&str, &str)> = [
         ("tenant", &f.tenant),
         ("workspace", &f.workspace),
@@ -1378,7 +1233,7 @@ fn runtime_balances(conn: &Connection, tenant: &str, f: &BalanceFilter) -> ApiRe
         Some(c) => c.parse().map_err(|_| ApiError::invalid("`cursor` is not a cursor this server issued"))?,
         None => 0,
     };
-    let matching: Vec<Balance> = tenant_budgets(conn, tenant)?
+    let matching: Vec<Balance> = store.tenant_budgets(tenant)?
         .into_iter()
         .filter(|b| {
             let levels: Vec<(&str, &str)> = b.scope.split('/').filter_map(|p| p.split_once(':')).collect();
@@ -1410,18 +1265,15 @@ pub enum OwnerAction {
 /// operator) also releases another key's. A reservation with no owning key (made by the
 /// gateway itself, or before owners were recorded) is open to any key of the tenant.
 pub fn check_owner(
-    conn: &Connection,
+    store: &dyn LedgerStore,
     tenant: &str,
     id: &str,
     key_id: &str,
     may_release_others: bool,
     action: OwnerAction,
 ) -> ApiResult<()> {
-    let r = owned_reservation(conn, tenant, id)?;
-    let owner: Option<String> = conn
-        .prepare_cached("SELECT owner_key FROM reservations WHERE id = ?1")?
-        .query_row([&r.id], |row| row.get(0))?;
-    match owner {
+    let r = owned_reservation(store, tenant, id)?;
+    match store.reservation_owner(&r.id)? {
         Some(o) if o != key_id && !(action == OwnerAction::Release && may_release_others) => {
             let verb = match action {
                 OwnerAction::Commit => "commit",
@@ -1444,15 +1296,11 @@ pub fn check_owner(
 
 /// The expiry sweeper: every ACTIVE reservation past expiry + grace becomes EXPIRED and its
 /// hold returns to the budgets. Returns how many expired.
-pub fn sweep_expired(conn: &Connection, now: i64, max: usize) -> ApiResult<usize> {
-    let ids: Vec<String> = conn
-        .prepare_cached("SELECT id FROM reservations WHERE status = 'ACTIVE' AND expires_at_ms < ?1 \
-             AND expires_at_ms + grace_ms < ?1 LIMIT ?2")?
-        .query_map(params![now, i64::try_from(max).unwrap_or(i64::MAX)], |r| r.get(0))?
-        .collect::<Result<_, _>>()?;
+pub fn sweep_expired(store: &dyn LedgerStore, now: i64, max: usize) -> ApiResult<usize> {
+    let ids = store.expired_reservations(now, max)?;
     for id in &ids {
-        if let Some(mut r) = load_reservation(conn, id)? {
-            expire(conn, &mut r, now)?;
+        if let Some(mut r) = store.reservation(id)? {
+            expire(store, &mut r, now)?;
         }
     }
     Ok(ids.len())

@@ -1,0 +1,162 @@
+//! [`LedgerStore`] in memory: the ledger's rules without SQL, for the unit tests that run the
+//! same checks against every backend ([`super::tests`]). An operation that fails part-way
+//! leaves what it wrote (there is no rollback), so tests read state only after successes.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
+use crate::cycles::Unit;
+use crate::error::ApiResult;
+use crate::events::NewEvent;
+use crate::ledger::store::{Debit, LedgerStore, ReservationScan, StoredResponse, TenantRecord};
+use crate::ledger::{BudgetRow, Reservation};
+
+/// Everything the store holds.
+#[derive(Default)]
+struct Tables {
+    tenants: BTreeMap<String, TenantRecord>,
+    /// By (tenant, scope, unit).
+    budgets: BTreeMap<(String, String, &'static str), BudgetRow>,
+    /// By id, with the owning key.
+    reservations: BTreeMap<String, (Reservation, Option<String>)>,
+    /// By (tenant, endpoint, key).
+    responses: BTreeMap<(String, String, String), StoredResponse>,
+    /// Debit ids with what was charged.
+    debits: Vec<(String, i64)>,
+    events: Vec<NewEvent>,
+}
+
+/// The in-memory ledger store.
+#[derive(Default)]
+pub struct MemoryLedger {
+    tables: RefCell<Tables>,
+}
+
+impl MemoryLedger {
+    /// Sets (or replaces) a tenant's record.
+    pub fn set_tenant(&self, tenant: &str, status: &str) {
+        let record = TenantRecord { status: status.into(), observe: false };
+        self.tables.borrow_mut().tenants.insert(tenant.into(), record);
+    }
+
+    /// The events emitted so far, by type name.
+    pub fn event_types(&self) -> Vec<&'static str> {
+        self.tables.borrow().events.iter().map(|e| e.event_type.as_str()).collect()
+    }
+}
+
+impl LedgerStore for MemoryLedger {
+    fn tenant(&self, tenant: &str) -> ApiResult<Option<TenantRecord>> {
+        Ok(self.tables.borrow().tenants.get(tenant).cloned())
+    }
+
+    fn budget(&self, tenant: &str, scope: &str, unit: Unit) -> ApiResult<Option<BudgetRow>> {
+        Ok(self.tables.borrow().budgets.get(&(tenant.into(), scope.into(), unit.as_str())).cloned())
+    }
+
+    fn budget_units(&self, tenant: &str, scope: &str) -> ApiResult<Vec<String>> {
+        let tables = self.tables.borrow();
+        let units = tables.budgets.keys().filter(|(t, s, _)| t == tenant && s == scope).map(|(_, _, u)| (*u).to_string());
+        Ok(units.collect())
+    }
+
+    fn tenant_budgets(&self, tenant: &str) -> ApiResult<Vec<BudgetRow>> {
+        let tables = self.tables.borrow();
+        Ok(tables.budgets.iter().filter(|((t, _, _), _)| t == tenant).map(|(_, b)| b.clone()).collect())
+    }
+
+    fn insert_budget(&self, tenant: &str, budget: &BudgetRow) -> ApiResult<()> {
+        let key = (tenant.to_string(), budget.scope.clone(), budget.unit.as_str());
+        self.tables.borrow_mut().budgets.insert(key, budget.clone());
+        Ok(())
+    }
+
+    fn save_budget(&self, tenant: &str, budget: &BudgetRow, now: i64) -> ApiResult<()> {
+        let key = (tenant.to_string(), budget.scope.clone(), budget.unit.as_str());
+        if let Some(stored) = self.tables.borrow_mut().budgets.get_mut(&key) {
+            *stored = BudgetRow { updated_at_ms: now, ..budget.clone() };
+        }
+        Ok(())
+    }
+
+    fn reservation(&self, id: &str) -> ApiResult<Option<Reservation>> {
+        Ok(self.tables.borrow().reservations.get(id).map(|(r, _)| r.clone()))
+    }
+
+    fn reservation_owner(&self, id: &str) -> ApiResult<Option<String>> {
+        Ok(self.tables.borrow().reservations.get(id).and_then(|(_, owner)| owner.clone()))
+    }
+
+    fn insert_reservation(&self, reservation: &Reservation, owner_key: Option<&str>) -> ApiResult<()> {
+        let row = (reservation.clone(), owner_key.map(String::from));
+        self.tables.borrow_mut().reservations.insert(reservation.id.clone(), row);
+        Ok(())
+    }
+
+    fn save_reservation(&self, r: &Reservation) -> ApiResult<()> {
+        if let Some((stored, _)) = self.tables.borrow_mut().reservations.get_mut(&r.id) {
+            stored.status.clone_from(&r.status);
+            stored.committed = r.committed;
+            stored.expires_at_ms = r.expires_at_ms;
+            stored.finalized_at_ms = r.finalized_at_ms;
+            stored.extensions = r.extensions;
+            stored.committed_metadata.clone_from(&r.committed_metadata);
+        }
+        Ok(())
+    }
+
+    fn scan_reservations(&self, scan: ReservationScan<'_>, visit: &mut dyn FnMut(Reservation) -> bool) -> ApiResult<()> {
+        let mut matching: Vec<Reservation> = self
+            .tables
+            .borrow()
+            .reservations
+            .values()
+            .map(|(r, _)| r)
+            .filter(|r| {
+                r.tenant == scan.tenant
+                    && scan.status.is_none_or(|s| r.status == s)
+                    && scan.idempotency_key.is_none_or(|k| r.idempotency_key.as_deref() == Some(k))
+            })
+            .cloned()
+            .collect();
+        matching.sort_by(|a, b| b.created_at_ms.cmp(&a.created_at_ms).then_with(|| a.id.cmp(&b.id)));
+        for r in matching.into_iter().skip(usize::try_from(scan.offset).unwrap_or(usize::MAX)) {
+            if !visit(r) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    fn expired_reservations(&self, now: i64, max: usize) -> ApiResult<Vec<String>> {
+        let tables = self.tables.borrow();
+        let expired = tables
+            .reservations
+            .values()
+            .map(|(r, _)| r)
+            .filter(|r| r.status == "ACTIVE" && r.expires_at_ms < now && r.expires_at_ms + r.grace_ms < now);
+        Ok(expired.take(max).map(|r| r.id.clone()).collect())
+    }
+
+    fn recall(&self, tenant: &str, endpoint: &str, key: &str) -> ApiResult<Option<StoredResponse>> {
+        Ok(self.tables.borrow().responses.get(&(tenant.into(), endpoint.into(), key.into())).cloned())
+    }
+
+    fn remember(&self, tenant: &str, endpoint: &str, key: &str, request_hash: &str, response: &Value) -> ApiResult<()> {
+        let stored = StoredResponse { request_hash: request_hash.into(), response: response.to_string() };
+        self.tables.borrow_mut().responses.insert((tenant.into(), endpoint.into(), key.into()), stored);
+        Ok(())
+    }
+
+    fn record_debit(&self, debit: &Debit<'_>) -> ApiResult<()> {
+        self.tables.borrow_mut().debits.push((debit.id.to_string(), debit.charged));
+        Ok(())
+    }
+
+    fn emit(&self, event: NewEvent, _now: i64) -> ApiResult<()> {
+        self.tables.borrow_mut().events.push(event);
+        Ok(())
+    }
+}

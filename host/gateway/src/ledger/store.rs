@@ -1,0 +1,122 @@
+//! What the ledger needs of its storage, as one trait: the rows it reads and writes inside one
+//! operation. The ledger's rules ([`crate::ledger`]) are written once against it; a backend
+//! implements it ([`crate::ledger::sqlite`] on the embedded store's connection).
+//!
+//! A backend runs each ledger operation as one atomic unit of work: every read sees the writes
+//! made before it in the same operation, and an operation that returns an error leaves nothing
+//! behind. The embedded store gets both from its single writer and the savepoint around each
+//! job ([`crate::store::Store::run`]).
+
+use serde_json::Value;
+
+use crate::cycles::Unit;
+use crate::error::ApiResult;
+use crate::events::NewEvent;
+use crate::ledger::{BudgetRow, Reservation};
+
+/// A tenant's record as the ledger reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TenantRecord {
+    /// `ACTIVE`, `SUSPENDED` or `CLOSED` as stored (the ledger parses it and fails closed on
+    /// anything else).
+    pub status: String,
+    /// Whether the tenant is in v0.1.26 observe mode.
+    pub observe: bool,
+}
+
+/// A stored idempotent response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredResponse {
+    /// The digest of the request that produced it.
+    pub request_hash: String,
+    /// The response body, JSON.
+    pub response: String,
+}
+
+/// A direct debit (`POST /v1/events`) as recorded.
+#[derive(Debug, Clone)]
+pub struct Debit<'a> {
+    /// Its id (`evt_...`).
+    pub id: &'a str,
+    /// The tenant.
+    pub tenant: &'a str,
+    /// The unit.
+    pub unit: Unit,
+    /// What the request asked to debit.
+    pub amount: i64,
+    /// What was charged under the overage policy.
+    pub charged: i64,
+    /// The derived scopes it was charged to.
+    pub scopes: &'a [String],
+    /// When.
+    pub at_ms: i64,
+    /// The request, JSON.
+    pub body: String,
+}
+
+/// Which reservations [`LedgerStore::scan_reservations`] visits.
+#[derive(Debug, Clone, Copy)]
+pub struct ReservationScan<'a> {
+    /// The tenant.
+    pub tenant: &'a str,
+    /// Only this status, if set.
+    pub status: Option<&'a str>,
+    /// Only this idempotency key, if set.
+    pub idempotency_key: Option<&'a str>,
+    /// How many of the matching reservations (newest first) to skip.
+    pub offset: u64,
+}
+
+/// The ledger's storage: budgets, reservations, idempotent responses, debits and the events
+/// the ledger emits, read and written inside one atomic operation (module docs).
+pub trait LedgerStore {
+    /// The record of `tenant`, if there is one.
+    fn tenant(&self, tenant: &str) -> ApiResult<Option<TenantRecord>>;
+
+    /// The budget at `(tenant, scope, unit)`, if any.
+    fn budget(&self, tenant: &str, scope: &str, unit: Unit) -> ApiResult<Option<BudgetRow>>;
+
+    /// The units `scope` has budgets in.
+    fn budget_units(&self, tenant: &str, scope: &str) -> ApiResult<Vec<String>>;
+
+    /// Every budget of `tenant`, ordered by scope, then unit.
+    fn tenant_budgets(&self, tenant: &str) -> ApiResult<Vec<BudgetRow>>;
+
+    /// Records a new budget (the caller has checked that none exists at its scope and unit).
+    fn insert_budget(&self, tenant: &str, budget: &BudgetRow) -> ApiResult<()>;
+
+    /// Writes the mutable counters and status of an existing budget, stamped `now`.
+    fn save_budget(&self, tenant: &str, budget: &BudgetRow, now: i64) -> ApiResult<()>;
+
+    /// The reservation `id`, whichever tenant owns it.
+    fn reservation(&self, id: &str) -> ApiResult<Option<Reservation>>;
+
+    /// The API key that created reservation `id` (`None`: no owning key, or no reservation).
+    fn reservation_owner(&self, id: &str) -> ApiResult<Option<String>>;
+
+    /// Records a new reservation, created by `owner_key` if set.
+    fn insert_reservation(&self, reservation: &Reservation, owner_key: Option<&str>) -> ApiResult<()>;
+
+    /// Writes a reservation's lifecycle fields back: status, committed amount, expiry,
+    /// finalisation time, extensions and committed metadata.
+    fn save_reservation(&self, reservation: &Reservation) -> ApiResult<()>;
+
+    /// Visits the matching reservations newest first (then by id), skipping `scan.offset` of
+    /// them, until `visit` returns false.
+    fn scan_reservations(&self, scan: ReservationScan<'_>, visit: &mut dyn FnMut(Reservation) -> bool) -> ApiResult<()>;
+
+    /// Up to `max` ACTIVE reservations whose expiry and grace are both past at `now`.
+    fn expired_reservations(&self, now: i64, max: usize) -> ApiResult<Vec<String>>;
+
+    /// The response stored for `(tenant, endpoint, key)`, if any.
+    fn recall(&self, tenant: &str, endpoint: &str, key: &str) -> ApiResult<Option<StoredResponse>>;
+
+    /// Stores the response of `(tenant, endpoint, key)` for request digest `request_hash`.
+    fn remember(&self, tenant: &str, endpoint: &str, key: &str, request_hash: &str, response: &Value) -> ApiResult<()>;
+
+    /// Records a direct debit.
+    fn record_debit(&self, debit: &Debit<'_>) -> ApiResult<()>;
+
+    /// Appends an event to the tenant's stream (and queues its webhook deliveries).
+    fn emit(&self, event: NewEvent, now: i64) -> ApiResult<()>;
+}
