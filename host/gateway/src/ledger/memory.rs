@@ -19,13 +19,22 @@ struct Tables {
     tenants: BTreeMap<String, TenantRecord>,
     /// By (tenant, scope, unit).
     budgets: BTreeMap<(String, String, &'static str), BudgetRow>,
-    /// By id, with the owning key.
-    reservations: BTreeMap<String, (Reservation, Option<String>)>,
+    /// By id.
+    reservations: BTreeMap<String, Reservation>,
     /// By (tenant, endpoint, key).
     responses: BTreeMap<(String, String, String), StoredResponse>,
     /// Debit ids with what was charged.
     debits: Vec<(String, i64)>,
     events: Vec<NewEvent>,
+}
+
+/// Inserts a row that must be new, like a primary key in SQL.
+fn insert_new<K: Ord + std::fmt::Debug, V>(table: &mut BTreeMap<K, V>, key: K, value: V) -> ApiResult<()> {
+    if table.contains_key(&key) {
+        return Err(crate::error::ApiError::internal(format!("memory store: {key:?} exists")));
+    }
+    table.insert(key, value);
+    Ok(())
 }
 
 /// The in-memory ledger store.
@@ -69,8 +78,7 @@ impl LedgerStore for MemoryLedger {
 
     fn insert_budget(&self, tenant: &str, budget: &BudgetRow) -> ApiResult<()> {
         let key = (tenant.to_string(), budget.scope.clone(), budget.unit.as_str());
-        self.tables.borrow_mut().budgets.insert(key, budget.clone());
-        Ok(())
+        insert_new(&mut self.tables.borrow_mut().budgets, key, budget.clone())
     }
 
     fn save_budget(&self, tenant: &str, budget: &BudgetRow, now: i64) -> ApiResult<()> {
@@ -82,21 +90,15 @@ impl LedgerStore for MemoryLedger {
     }
 
     fn reservation(&self, id: &str) -> ApiResult<Option<Reservation>> {
-        Ok(self.tables.borrow().reservations.get(id).map(|(r, _)| r.clone()))
+        Ok(self.tables.borrow().reservations.get(id).cloned())
     }
 
-    fn reservation_owner(&self, id: &str) -> ApiResult<Option<String>> {
-        Ok(self.tables.borrow().reservations.get(id).and_then(|(_, owner)| owner.clone()))
-    }
-
-    fn insert_reservation(&self, reservation: &Reservation, owner_key: Option<&str>) -> ApiResult<()> {
-        let row = (reservation.clone(), owner_key.map(String::from));
-        self.tables.borrow_mut().reservations.insert(reservation.id.clone(), row);
-        Ok(())
+    fn insert_reservation(&self, reservation: &Reservation) -> ApiResult<()> {
+        insert_new(&mut self.tables.borrow_mut().reservations, reservation.id.clone(), reservation.clone())
     }
 
     fn save_reservation(&self, r: &Reservation) -> ApiResult<()> {
-        if let Some((stored, _)) = self.tables.borrow_mut().reservations.get_mut(&r.id) {
+        if let Some(stored) = self.tables.borrow_mut().reservations.get_mut(&r.id) {
             stored.status.clone_from(&r.status);
             stored.committed = r.committed;
             stored.expires_at_ms = r.expires_at_ms;
@@ -113,7 +115,6 @@ impl LedgerStore for MemoryLedger {
             .borrow()
             .reservations
             .values()
-            .map(|(r, _)| r)
             .filter(|r| {
                 r.tenant == scan.tenant
                     && scan.status.is_none_or(|s| r.status == s)
@@ -135,8 +136,7 @@ impl LedgerStore for MemoryLedger {
         let expired = tables
             .reservations
             .values()
-            .map(|(r, _)| r)
-            .filter(|r| r.status == "ACTIVE" && r.expires_at_ms < now && r.expires_at_ms + r.grace_ms < now);
+            .filter(|r| r.status == "ACTIVE" && r.expires_at_ms < now && r.expires_at_ms.saturating_add(r.grace_ms) < now);
         Ok(expired.take(max).map(|r| r.id.clone()).collect())
     }
 
@@ -146,8 +146,7 @@ impl LedgerStore for MemoryLedger {
 
     fn remember(&self, tenant: &str, endpoint: &str, key: &str, request_hash: &str, response: &Value) -> ApiResult<()> {
         let stored = StoredResponse { request_hash: request_hash.into(), response: response.to_string() };
-        self.tables.borrow_mut().responses.insert((tenant.into(), endpoint.into(), key.into()), stored);
-        Ok(())
+        insert_new(&mut self.tables.borrow_mut().responses, (tenant.into(), endpoint.into(), key.into()), stored)
     }
 
     fn record_debit(&self, debit: &Debit<'_>) -> ApiResult<()> {

@@ -9,6 +9,7 @@
 
 #[cfg(test)]
 mod memory;
+pub mod redis;
 pub mod sqlite;
 pub mod store;
 #[cfg(test)]
@@ -33,7 +34,7 @@ pub const DEFAULT_TTL_MS: i64 = 60_000;
 pub const DEFAULT_GRACE_MS: i64 = 5_000;
 
 /// One `(tenant, scope, unit)` budget row.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 #[allow(missing_docs)]
 pub struct BudgetRow {
     pub scope: String,
@@ -491,7 +492,7 @@ pub fn idem_store(store: &dyn LedgerStore, tenant: &str, endpoint: &str, key: &s
 }
 
 /// One reservation row.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 #[allow(missing_docs)]
 pub struct Reservation {
     pub id: String,
@@ -514,6 +515,9 @@ pub struct Reservation {
     pub action: Value,
     pub metadata: Option<Value>,
     pub committed_metadata: Option<Value>,
+    /// The API key that created it (`None`: made by the gateway itself, or before owners were
+    /// recorded).
+    pub owner_key: Option<String>,
 }
 
 /// The reservation `id` owned by `tenant`: 404 when it never existed, 403 when another
@@ -670,8 +674,9 @@ pub fn reserve_as(
         action: serde_json::to_value(&req.action).map_err(ApiError::internal)?,
         metadata: req.metadata.as_ref().map(|m| Value::Object(m.clone())),
         committed_metadata: None,
+        owner_key: owner_key.map(String::from),
     };
-    store.insert_reservation(&reservation, owner_key)?;
+    store.insert_reservation(&reservation)?;
     let id = reservation.id;
     let body = json!({
         "decision": "ALLOW",
@@ -1273,7 +1278,7 @@ pub fn check_owner(
     action: OwnerAction,
 ) -> ApiResult<()> {
     let r = owned_reservation(store, tenant, id)?;
-    match store.reservation_owner(&r.id)? {
+    match r.owner_key {
         Some(o) if o != key_id && !(action == OwnerAction::Release && may_release_others) => {
             let verb = match action {
                 OwnerAction::Commit => "commit",

@@ -15,7 +15,7 @@ const BUDGET_COLUMNS: &str = "scope, unit, ledger_id, allocated, reserved, spent
 
 const RES_COLUMNS: &str = "id, tenant_id, status, unit, amount, committed, created_at_ms, expires_at_ms, grace_ms, \
      finalized_at_ms, extensions, overage_policy, scope_path, scopes, budgeted, idempotency_key, subject, action, \
-     metadata, committed_metadata";
+     metadata, committed_metadata, owner_key";
 
 fn budget_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<BudgetRow> {
     let unit: String = r.get(1)?;
@@ -74,16 +74,25 @@ fn reservation_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Reservation> 
         action: json_col(r, 17)?,
         metadata: opt_json_col(r, 18)?,
         committed_metadata: opt_json_col(r, 19)?,
+        owner_key: r.get(20)?,
     })
 }
 
 impl LedgerStore for Connection {
     fn tenant(&self, tenant: &str) -> ApiResult<Option<TenantRecord>> {
-        let row: Option<(String, Option<String>)> = self
-            .prepare_cached("SELECT status, json_extract(body, '$.observe_mode') FROM tenants WHERE tenant_id = ?1")?
+        // a body that is not JSON, or an observe_mode that is not a string, reads as not
+        // observing (enforcement, the default) rather than failing every guard of the tenant
+        let row: Option<(String, rusqlite::types::Value)> = self
+            .prepare_cached(
+                "SELECT status, CASE WHEN json_valid(body) THEN json_extract(body, '$.observe_mode') END \
+                 FROM tenants WHERE tenant_id = ?1",
+            )?
             .query_row([tenant], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()?;
-        Ok(row.map(|(status, observe)| TenantRecord { status, observe: observe.as_deref() == Some("OBSERVE") }))
+        Ok(row.map(|(status, observe)| TenantRecord {
+            status,
+            observe: matches!(observe, rusqlite::types::Value::Text(ref mode) if mode == "OBSERVE"),
+        }))
     }
 
     fn budget(&self, tenant: &str, scope: &str, unit: Unit) -> ApiResult<Option<BudgetRow>> {
@@ -161,15 +170,7 @@ impl LedgerStore for Connection {
             .optional()?)
     }
 
-    fn reservation_owner(&self, id: &str) -> ApiResult<Option<String>> {
-        Ok(self
-            .prepare_cached("SELECT owner_key FROM reservations WHERE id = ?1")?
-            .query_row([id], |row| row.get::<_, Option<String>>(0))
-            .optional()?
-            .flatten())
-    }
-
-    fn insert_reservation(&self, r: &Reservation, owner_key: Option<&str>) -> ApiResult<()> {
+    fn insert_reservation(&self, r: &Reservation) -> ApiResult<()> {
         self.prepare_cached(
             "INSERT INTO reservations (id, tenant_id, status, unit, amount, created_at_ms, expires_at_ms, grace_ms, \
              overage_policy, scope_path, scopes, budgeted, idempotency_key, subject, action, metadata, owner_key) \
@@ -192,7 +193,7 @@ impl LedgerStore for Connection {
             r.subject.to_string(),
             r.action.to_string(),
             r.metadata.as_ref().map(Value::to_string),
-            owner_key,
+            r.owner_key,
         ])?;
         Ok(())
     }

@@ -82,7 +82,8 @@ pub trait LedgerStore {
     /// Every budget of `tenant`, ordered by scope, then unit.
     fn tenant_budgets(&self, tenant: &str) -> ApiResult<Vec<BudgetRow>>;
 
-    /// Records a new budget (the caller has checked that none exists at its scope and unit).
+    /// Records a new budget (refused if one exists at its scope and unit; the caller checks
+    /// first, to answer with the right error).
     fn insert_budget(&self, tenant: &str, budget: &BudgetRow) -> ApiResult<()>;
 
     /// Writes the mutable counters and status of an existing budget, stamped `now`.
@@ -91,11 +92,8 @@ pub trait LedgerStore {
     /// The reservation `id`, whichever tenant owns it.
     fn reservation(&self, id: &str) -> ApiResult<Option<Reservation>>;
 
-    /// The API key that created reservation `id` (`None`: no owning key, or no reservation).
-    fn reservation_owner(&self, id: &str) -> ApiResult<Option<String>>;
-
-    /// Records a new reservation, created by `owner_key` if set.
-    fn insert_reservation(&self, reservation: &Reservation, owner_key: Option<&str>) -> ApiResult<()>;
+    /// Records a new reservation (refused if its id exists).
+    fn insert_reservation(&self, reservation: &Reservation) -> ApiResult<()>;
 
     /// Writes a reservation's lifecycle fields back: status, committed amount, expiry,
     /// finalisation time, extensions and committed metadata.
@@ -111,7 +109,8 @@ pub trait LedgerStore {
     /// The response stored for `(tenant, endpoint, key)`, if any.
     fn recall(&self, tenant: &str, endpoint: &str, key: &str) -> ApiResult<Option<StoredResponse>>;
 
-    /// Stores the response of `(tenant, endpoint, key)` for request digest `request_hash`.
+    /// Stores the response of `(tenant, endpoint, key)` for request digest `request_hash`
+    /// (refused if one is stored: a response is never replaced).
     fn remember(&self, tenant: &str, endpoint: &str, key: &str, request_hash: &str, response: &Value) -> ApiResult<()>;
 
     /// Records a direct debit.

@@ -1,21 +1,38 @@
 //! The ledger's rules, checked on every [`LedgerStore`] backend by the same functions: the
-//! embedded SQLite store (an in-memory database with the real schema) and [`MemoryLedger`].
+//! embedded SQLite store (an in-memory database with the real schema, each operation in a
+//! savepoint as on the writer thread), Redis (a `redis-server` started on loopback for the
+//! test; skipped with a notice where none is installed, unless `SBD_REQUIRE_REDIS=1`) and
+//! [`MemoryLedger`].
+
+use std::io::Write as _;
+use std::process::{Child, Command, Stdio};
 
 use rusqlite::Connection;
 use serde_json::{json, Value};
 
 use super::memory::MemoryLedger;
+use super::redis::RedisLedger;
 use super::*;
 use crate::cycles::{CommitRequest, ReleaseRequest, ReserveRequest};
 
-/// A backend under test: the ledger's store plus what the tests need to arrange.
-trait Backend: LedgerStore {
+/// A backend under test: runs one ledger operation atomically, and what the tests arrange.
+trait Backend {
+    /// Runs `op` as one unit of work: all of it or, when it fails, none of it.
+    fn atomically(&self, op: &mut dyn FnMut(&dyn LedgerStore) -> ApiResult<()>) -> ApiResult<()>;
     fn set_tenant(&self, tenant: &str, status: &str);
     /// The types of the events emitted so far.
     fn event_types(&self) -> Vec<String>;
 }
 
 impl Backend for Connection {
+    fn atomically(&self, op: &mut dyn FnMut(&dyn LedgerStore) -> ApiResult<()>) -> ApiResult<()> {
+        self.execute_batch("SAVEPOINT op")?;
+        let outcome = op(self);
+        let end = if outcome.is_ok() { "RELEASE op" } else { "ROLLBACK TO op; RELEASE op" };
+        self.execute_batch(end)?;
+        outcome
+    }
+
     fn set_tenant(&self, tenant: &str, status: &str) {
         self.execute("INSERT OR REPLACE INTO tenants (tenant_id, status, body) VALUES (?1, ?2, '{}')", [tenant, status])
             .expect("tenant row");
@@ -28,6 +45,10 @@ impl Backend for Connection {
 }
 
 impl Backend for MemoryLedger {
+    fn atomically(&self, op: &mut dyn FnMut(&dyn LedgerStore) -> ApiResult<()>) -> ApiResult<()> {
+        op(self)
+    }
+
     fn set_tenant(&self, tenant: &str, status: &str) {
         MemoryLedger::set_tenant(self, tenant, status);
     }
@@ -37,24 +58,127 @@ impl Backend for MemoryLedger {
     }
 }
 
+/// A `redis-server` of the test's own on a free loopback port, stopped when dropped.
+struct RedisServer {
+    child: Child,
+    ledger: RedisLedger,
+    url: String,
+}
+
+/// The variable that turns a missing `redis-server` from a skip into a failure (`.ci/run` sets
+/// it after installing the server).
+const REQUIRE_REDIS_VAR: &str = "SBD_REQUIRE_REDIS";
+
+impl RedisServer {
+    /// Starts one, or says why not (no `redis-server` on the PATH).
+    fn start() -> Result<RedisServer, String> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map_err(|e| format!("no free port: {e}"))?
+            .port();
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("cannot start redis-server: {e}"))?;
+        let url = format!("redis://127.0.0.1:{port}/");
+        let ledger = RedisLedger::open(&url, "sbd-test").map_err(|e| e.message)?;
+        let server = RedisServer { child, ledger, url };
+        for _ in 0..200 {
+            let client = ::redis::Client::open(server.url.as_str()).map_err(|e| e.to_string())?;
+            if client.get_connection().is_ok_and(|mut c| ::redis::cmd("PING").query::<String>(&mut c).is_ok()) {
+                return Ok(server);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(25));
+        }
+        Err("redis-server did not answer within 5 s".into())
+    }
+
+    fn command<T: ::redis::FromRedisValue>(&self, cmd: &mut ::redis::Cmd) -> T {
+        let client = ::redis::Client::open(self.url.as_str()).expect("client");
+        let mut connection = client.get_connection().expect("connection");
+        cmd.query(&mut connection).expect("redis command")
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Backend for RedisServer {
+    fn atomically(&self, op: &mut dyn FnMut(&dyn LedgerStore) -> ApiResult<()>) -> ApiResult<()> {
+        self.ledger.run(|store| op(store))
+    }
+
+    fn set_tenant(&self, tenant: &str, status: &str) {
+        let record = json!({"status": status}).to_string();
+        let () = self.command(::redis::cmd("SET").arg(format!("sbd-test:{{{tenant}}}:tenant")).arg(record));
+    }
+
+    fn event_types(&self) -> Vec<String> {
+        let events: Vec<String> = self.command(::redis::cmd("LRANGE").arg(format!("sbd-test:{{{TENANT}}}:events")).arg(0).arg(-1));
+        events
+            .iter()
+            .filter_map(|e| serde_json::from_str::<Value>(e).ok()?.get("event_type")?.as_str().map(String::from))
+            .collect()
+    }
+}
+
+/// The Redis backend, or `None` after a visible notice when this machine has no
+/// `redis-server` and [`REQUIRE_REDIS_VAR`] is not 1 (then the test fails instead).
+fn redis_backend() -> Option<RedisServer> {
+    match RedisServer::start() {
+        Ok(server) => Some(server),
+        Err(why) if std::env::var(REQUIRE_REDIS_VAR).is_ok_and(|v| v.trim() == "1") => {
+            panic!("{why}, and {REQUIRE_REDIS_VAR}=1 requires the Redis backend (install redis-server)")
+        }
+        Err(why) => {
+            // Straight to the stderr handle: the harness captures `eprintln!` of a passing test.
+            let _ = writeln!(
+                std::io::stderr(),
+                "skipped: the Redis backend ({why}; install redis-server, or set {REQUIRE_REDIS_VAR}=1 to fail instead)"
+            );
+            None
+        }
+    }
+}
+
 /// Runs `check` on every backend, naming the backend in a failure.
 fn on_every_backend(check: fn(&dyn Backend)) {
     let sqlite = Connection::open_in_memory().expect("in-memory SQLite");
     crate::store::migrate(&sqlite).expect("schema");
-    let backends: [(&str, Box<dyn Backend>); 2] = [("sqlite", Box::new(sqlite)), ("memory", Box::new(MemoryLedger::default()))];
+    let mut backends: Vec<(&str, Box<dyn Backend>)> =
+        vec![("sqlite", Box::new(sqlite)), ("memory", Box::new(MemoryLedger::default()))];
+    if let Some(server) = redis_backend() {
+        backends.push(("redis", Box::new(server)));
+    }
     for (name, backend) in backends {
         if let Err(panic) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| check(&*backend))) {
-            eprintln!("the check failed on the {name} backend");
+            let _ = writeln!(std::io::stderr(), "the check failed on the {name} backend");
             std::panic::resume_unwind(panic);
         }
     }
+}
+
+/// `op` as one unit of work on `backend`, with its result.
+fn atomically<T>(backend: &dyn Backend, mut op: impl FnMut(&dyn LedgerStore) -> ApiResult<T>) -> ApiResult<T> {
+    let mut result = None;
+    backend.atomically(&mut |store| {
+        result = Some(op(store)?);
+        Ok(())
+    })?;
+    result.ok_or_else(|| ApiError::internal("the operation did not run"))
 }
 
 const TENANT: &str = "acme";
 const ROOT: &str = "tenant:acme";
 const WORKSPACE: &str = "tenant:acme/workspace:prod";
 
-fn add_budget(store: &dyn LedgerStore, scope: &str, allocated: i64, overdraft: i64, policy: Option<OveragePolicy>) {
+fn add_budget(store: &dyn Backend, scope: &str, allocated: i64, overdraft: i64, policy: Option<OveragePolicy>) {
     let budget = BudgetRow {
         scope: scope.into(),
         unit: Unit::UsdMicrocents,
@@ -70,11 +194,15 @@ fn add_budget(store: &dyn LedgerStore, scope: &str, allocated: i64, overdraft: i
         created_at_ms: 0,
         updated_at_ms: 0,
     };
-    store.insert_budget(TENANT, &budget).expect("budget");
+    atomically(store, |s| s.insert_budget(TENANT, &budget)).expect("budget");
 }
 
-fn budget(store: &dyn LedgerStore, scope: &str) -> BudgetRow {
-    store.budget(TENANT, scope, Unit::UsdMicrocents).expect("read").expect("budget exists")
+fn budget(store: &dyn Backend, scope: &str) -> BudgetRow {
+    atomically(store, |s| s.budget(TENANT, scope, Unit::UsdMicrocents)).expect("read").expect("budget exists")
+}
+
+fn reservation(store: &dyn Backend, id: &str) -> Reservation {
+    atomically(store, |s| s.reservation(id)).expect("read").expect("reservation exists")
 }
 
 fn reserve_request(key: &str, amount: i64, extra: Value) -> ReserveRequest {
@@ -90,15 +218,17 @@ fn reserve_request(key: &str, amount: i64, extra: Value) -> ReserveRequest {
     serde_json::from_value(body).expect("a valid ReserveRequest")
 }
 
-fn reserve_at(store: &dyn LedgerStore, req: &ReserveRequest, now: i64) -> ApiResult<Reserved> {
-    reserve(store, TENANT, req, &request_hash(req, "").expect("hash"), now)
+fn reserve_at(store: &dyn Backend, req: &ReserveRequest, now: i64) -> ApiResult<Reserved> {
+    let hash = request_hash(req, "").expect("hash");
+    atomically(store, |s| reserve(s, TENANT, req, &hash, now))
 }
 
-fn commit_at(store: &dyn LedgerStore, id: &str, key: &str, amount: i64, now: i64) -> ApiResult<Value> {
+fn commit_at(store: &dyn Backend, id: &str, key: &str, amount: i64, now: i64) -> ApiResult<Value> {
     let req: CommitRequest =
         serde_json::from_value(json!({"idempotency_key": key, "actual": {"unit": "USD_MICROCENTS", "amount": amount}}))
             .expect("a valid CommitRequest");
-    commit(store, TENANT, id, &req, &request_hash(&req, id).expect("hash"), now).and_then(raise_deferred)
+    let hash = request_hash(&req, id).expect("hash");
+    atomically(store, |s| commit(s, TENANT, id, &req, &hash, now)).and_then(raise_deferred)
 }
 
 fn code_of<T: std::fmt::Debug>(result: ApiResult<T>) -> ErrorCode {
@@ -123,7 +253,7 @@ fn a_hold_lands_on_every_derived_scope_and_a_smaller_commit_returns_the_rest() {
             assert_eq!((b.reserved, b.spent, b.debt), (0, 200, 0), "{scope}");
             assert_eq!(b.remaining(), allocated - 200, "remaining = allocated - spent - reserved - debt at {scope}");
         }
-        assert_eq!(store.reservation(&id).expect("read").expect("kept").status, "COMMITTED");
+        assert_eq!(reservation(store, &id).status, "COMMITTED");
     });
 }
 
@@ -182,7 +312,7 @@ fn a_commit_over_the_hold_under_reject_is_refused_and_changes_nothing() {
         assert_eq!(code_of(commit_at(store, &id, "c1", 130, 20)), ErrorCode::BudgetExceeded);
         let b = budget(store, ROOT);
         assert_eq!((b.reserved, b.spent, b.debt), (100, 0, 0));
-        assert_eq!(store.reservation(&id).expect("read").expect("kept").status, "ACTIVE");
+        assert_eq!(reservation(store, &id).status, "ACTIVE");
     });
 }
 
@@ -192,10 +322,10 @@ fn an_expired_hold_returns_to_the_budget_and_cannot_be_committed() {
         add_budget(store, ROOT, 1_000, 0, None);
         let req = reserve_request("r1", 300, json!({"ttl_ms": 1_000, "grace_period_ms": 0}));
         let id = reserve_at(store, &req, 0).expect("reserved").reservation_id.expect("not a dry run");
-        assert_eq!(sweep_expired(store, 500, 100).expect("sweep"), 0, "not yet expired");
-        assert_eq!(sweep_expired(store, 1_001, 100).expect("sweep"), 1);
+        assert_eq!(atomically(store, |s| sweep_expired(s, 500, 100)).expect("sweep"), 0, "not yet expired");
+        assert_eq!(atomically(store, |s| sweep_expired(s, 1_001, 100)).expect("sweep"), 1);
         assert_eq!(budget(store, ROOT).reserved, 0);
-        assert_eq!(store.reservation(&id).expect("read").expect("kept").status, "EXPIRED");
+        assert_eq!(reservation(store, &id).status, "EXPIRED");
         assert!(store.event_types().iter().any(|t| t == "reservation.expired"), "{:?}", store.event_types());
         assert_eq!(code_of(commit_at(store, &id, "c1", 100, 1_002)), ErrorCode::ReservationExpired);
     });
@@ -208,7 +338,8 @@ fn a_released_reservation_is_final() {
         let id = reserve_at(store, &reserve_request("r1", 300, json!({})), 0).expect("reserved").reservation_id;
         let id = id.expect("not a dry run");
         let req = ReleaseRequest { idempotency_key: "x1".into(), reason: None };
-        release(store, TENANT, &id, &req, &request_hash(&req, &id).expect("hash"), 5).and_then(raise_deferred).expect("released");
+        let hash = request_hash(&req, &id).expect("hash");
+        atomically(store, |s| release(s, TENANT, &id, &req, &hash, 5)).and_then(raise_deferred).expect("released");
         assert_eq!(budget(store, ROOT).reserved, 0);
         assert_eq!(code_of(commit_at(store, &id, "c1", 100, 6)), ErrorCode::ReservationFinalized);
     });
@@ -240,7 +371,7 @@ fn the_listing_pages_newest_first() {
             .collect();
         let page = |cursor: Option<&str>| {
             let filter = ListFilter { limit: Some(2), cursor: cursor.map(String::from), ..ListFilter::default() };
-            list_reservations(store, TENANT, &filter).expect("listed")
+            atomically(store, |s| list_reservations(s, TENANT, &filter)).expect("listed")
         };
         let listed = |body: &Value| -> Vec<String> {
             body["reservations"].as_array().expect("array").iter().map(|r| r["reservation_id"].as_str().unwrap_or("").to_string()).collect()
@@ -252,4 +383,76 @@ fn the_listing_pages_newest_first() {
         assert_eq!(listed(&second), [ids[0].clone()]);
         assert_eq!(second["has_more"], false);
     });
+}
+
+#[test]
+fn a_retried_commit_answers_the_first_response_and_charges_once() {
+    on_every_backend(|store| {
+        add_budget(store, ROOT, 1_000, 0, None);
+        let id = reserve_at(store, &reserve_request("r1", 300, json!({})), 0).expect("reserved").reservation_id;
+        let id = id.expect("not a dry run");
+        let first = commit_at(store, &id, "c1", 250, 5).expect("committed");
+        let retry = commit_at(store, &id, "c1", 250, 6).expect("replayed");
+        assert_eq!(first, retry);
+        assert_eq!(budget(store, ROOT).spent, 250, "charged once");
+        assert_eq!(code_of(commit_at(store, &id, "c1", 251, 7)), ErrorCode::IdempotencyMismatch);
+    });
+}
+
+#[test]
+fn only_the_key_that_made_a_reservation_commits_it() {
+    on_every_backend(|store| {
+        add_budget(store, ROOT, 1_000, 0, None);
+        let req = reserve_request("r1", 300, json!({}));
+        let hash = request_hash(&req, "").expect("hash");
+        let id = atomically(store, |s| reserve_as(s, TENANT, Some("key_a"), &req, &hash, 0))
+            .expect("reserved")
+            .reservation_id
+            .expect("not a dry run");
+        assert_eq!(reservation(store, &id).owner_key.as_deref(), Some("key_a"));
+        let by = |key: &str, action| atomically(store, |s| check_owner(s, TENANT, &id, key, false, action));
+        assert_eq!(code_of(by("key_b", OwnerAction::Commit)), ErrorCode::Forbidden);
+        assert_eq!(code_of(by("key_b", OwnerAction::Release)), ErrorCode::Forbidden);
+        by("key_a", OwnerAction::Commit).expect("the owner commits");
+        let operator = atomically(store, |s| check_owner(s, TENANT, &id, "key_b", true, OwnerAction::Release));
+        operator.expect("an operator releases another key's reservation");
+        let other_tenant = atomically(store, |s| check_owner(s, "other", &id, "key_a", false, OwnerAction::Commit));
+        assert_eq!(code_of(other_tenant), ErrorCode::Forbidden, "another tenant's reservation");
+    });
+}
+
+/// Several gateways on one Redis: 8 clients, each with its own connection, race 400 holds of
+/// 10 against a budget of 1,000. Exactly 100 succeed and the budget holds exactly 1,000.
+#[test]
+fn gateways_sharing_one_redis_never_oversubscribe_a_budget() {
+    let Some(server) = redis_backend() else { return };
+    add_budget(&server, ROOT, 1_000, 0, None);
+    let url = server.url.clone();
+    let outcomes: Vec<(usize, usize)> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..8)
+            .map(|worker| {
+                let url = url.clone();
+                scope.spawn(move || {
+                    let gateway = RedisLedger::open(&url, "sbd-test").expect("client");
+                    let (mut held, mut refused) = (0, 0);
+                    for i in 0..50 {
+                        let req = reserve_request(&format!("w{worker}-{i}"), 10, json!({}));
+                        let hash = request_hash(&req, "").expect("hash");
+                        match gateway.run(|s| reserve(s, TENANT, &req, &hash, 0)) {
+                            Ok(_) => held += 1,
+                            Err(e) if e.code == ErrorCode::BudgetExceeded => refused += 1,
+                            Err(e) => panic!("worker {worker}: {} {}", e.code.as_str(), e.message),
+                        }
+                    }
+                    (held, refused)
+                })
+            })
+            .collect();
+        workers.into_iter().map(|w| w.join().expect("worker")).collect()
+    });
+    let held: usize = outcomes.iter().map(|o| o.0).sum();
+    let refused: usize = outcomes.iter().map(|o| o.1).sum();
+    assert_eq!((held, refused), (100, 300));
+    let b = budget(&server, ROOT);
+    assert_eq!((b.reserved, b.remaining()), (1_000, 0));
 }
