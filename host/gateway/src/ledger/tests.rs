@@ -111,7 +111,7 @@ impl Drop for RedisServer {
 
 impl Backend for RedisServer {
     fn atomically(&self, op: &mut dyn FnMut(&dyn LedgerStore) -> ApiResult<()>) -> ApiResult<()> {
-        self.ledger.run(|store| op(store))
+        self.ledger.run(TENANT, |store| op(store))
     }
 
     fn set_tenant(&self, tenant: &str, status: &str) {
@@ -438,7 +438,7 @@ fn gateways_sharing_one_redis_never_oversubscribe_a_budget() {
                     for i in 0..50 {
                         let req = reserve_request(&format!("w{worker}-{i}"), 10, json!({}));
                         let hash = request_hash(&req, "").expect("hash");
-                        match gateway.run(|s| reserve(s, TENANT, &req, &hash, 0)) {
+                        match gateway.run(TENANT, |s| reserve(s, TENANT, &req, &hash, 0)) {
                             Ok(_) => held += 1,
                             Err(e) if e.code == ErrorCode::BudgetExceeded => refused += 1,
                             Err(e) => panic!("worker {worker}: {} {}", e.code.as_str(), e.message),

@@ -1,0 +1,211 @@
+//! The ledger's two backends under the same load, in one run: reserve-then-commit pairs per
+//! second (and p50/p99 of a pair) with `clients` concurrent clients on one tenant, on the
+//! embedded SQLite store (its writer thread, as `sbd serve` uses it) and on Redis (one
+//! connection per client, as several gateways would have), plus how many transaction attempts
+//! Redis needed per operation (an attempt reruns when a concurrent change aborted `EXEC`).
+//!
+//! `cargo run --release -p sbd-gateway --example ledger_backends -- [--seconds 5] [--clients 50]
+//!  [--redis redis://127.0.0.1:6379/]`
+//!
+//! Without `--redis` it starts a `redis-server` of its own on a free loopback port (and stops
+//! it at the end). Every reservation holds on the tenant's root budget, so all clients contend
+//! on one budget, as every reservation of a tenant does.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use sbd_gateway::cycles::{CommitRequest, ReserveRequest, Unit};
+use sbd_gateway::ledger::redis::RedisLedger;
+use sbd_gateway::ledger::{self, BudgetRow, LedgerStore};
+use sbd_gateway::store::{Store, SyncMode};
+use serde_json::json;
+
+const TENANT: &str = "acme";
+
+fn budget() -> BudgetRow {
+    BudgetRow {
+        scope: format!("tenant:{TENANT}"),
+        unit: Unit::UsdMicrocents,
+        ledger_id: "ldg_load".into(),
+        allocated: i64::MAX / 4,
+        reserved: 0,
+        spent: 0,
+        debt: 0,
+        overdraft_limit: 0,
+        is_over_limit: false,
+        status: "ACTIVE".into(),
+        commit_overage_policy: None,
+        created_at_ms: 0,
+        updated_at_ms: 0,
+    }
+}
+
+fn requests(client: usize, i: usize) -> (ReserveRequest, CommitRequest) {
+    let reserve = serde_json::from_value(json!({
+        "idempotency_key": format!("r-{client}-{i}"),
+        "subject": {"tenant": TENANT, "workspace": "prod"},
+        "action": {"kind": "llm.call", "name": "load"},
+        "estimate": {"unit": "USD_MICROCENTS", "amount": 10},
+    }))
+    .unwrap();
+    let commit = serde_json::from_value(json!({
+        "idempotency_key": format!("c-{client}-{i}"),
+        "actual": {"unit": "USD_MICROCENTS", "amount": 7},
+    }))
+    .unwrap();
+    (reserve, commit)
+}
+
+/// What one phase measured.
+struct Phase {
+    pairs: usize,
+    seconds: f64,
+    latencies: Vec<Duration>,
+}
+
+impl Phase {
+    fn print(&self, name: &str, extra: &str) {
+        let mut l = self.latencies.clone();
+        l.sort();
+        let pct = |p: f64| l.get(((l.len().max(1) - 1) as f64 * p).round() as usize).map_or(f64::NAN, |d| d.as_secs_f64() * 1e3);
+        println!(
+            "{name:<8} {:>8.0} pairs/s  p50 {:>6.2} ms  p99 {:>6.2} ms  ({} pairs in {:.1} s){extra}",
+            self.pairs as f64 / self.seconds,
+            pct(0.5),
+            pct(0.99),
+            self.pairs,
+            self.seconds
+        );
+    }
+}
+
+fn sqlite_phase(clients: usize, seconds: u64) -> Phase {
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let store = Store::open(dir.path(), SyncMode::Normal).unwrap();
+        store.run(|c| c.insert_budget(TENANT, &budget())).await.unwrap();
+        let stop = Instant::now() + Duration::from_secs(seconds);
+        let started = Instant::now();
+        let tasks: Vec<_> = (0..clients)
+            .map(|client| {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    let mut latencies = Vec::new();
+                    let mut i = 0;
+                    while Instant::now() < stop {
+                        let (reserve, commit) = requests(client, i);
+                        let t = Instant::now();
+                        let id = store
+                            .run(move |c| {
+                                let hash = ledger::request_hash(&reserve, "")?;
+                                ledger::reserve(c, TENANT, &reserve, &hash, sbd_gateway::util::now_ms())
+                            })
+                            .await
+                            .unwrap()
+                            .reservation_id
+                            .unwrap();
+                        store
+                            .run(move |c| {
+                                let hash = ledger::request_hash(&commit, &id)?;
+                                ledger::commit(c, TENANT, &id, &commit, &hash, sbd_gateway::util::now_ms())
+                            })
+                            .await
+                            .unwrap();
+                        latencies.push(t.elapsed());
+                        i += 1;
+                    }
+                    latencies
+                })
+            })
+            .collect();
+        let mut latencies = Vec::new();
+        for t in tasks {
+            latencies.extend(t.await.unwrap());
+        }
+        Phase { pairs: latencies.len(), seconds: started.elapsed().as_secs_f64(), latencies }
+    })
+}
+
+fn redis_phase(url: &str, prefix: &str, clients: usize, seconds: u64) -> (Phase, f64) {
+    let setup = RedisLedger::open(url, prefix).unwrap();
+    setup.run(TENANT, |s| s.insert_budget(TENANT, &budget())).unwrap();
+    let attempts = Arc::new(AtomicU64::new(0));
+    let operations = Arc::new(AtomicU64::new(0));
+    let stop = Instant::now() + Duration::from_secs(seconds);
+    let started = Instant::now();
+    let latencies: Vec<Duration> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..clients)
+            .map(|client| {
+                let (attempts, operations) = (Arc::clone(&attempts), Arc::clone(&operations));
+                scope.spawn(move || {
+                    let gateway = RedisLedger::open(url, prefix).unwrap();
+                    let mut latencies = Vec::new();
+                    let mut i = 0;
+                    while Instant::now() < stop {
+                        let (reserve, commit) = requests(client, i);
+                        let t = Instant::now();
+                        let hash = ledger::request_hash(&reserve, "").unwrap();
+                        let reserved = gateway
+                            .run(TENANT, |s| {
+                                attempts.fetch_add(1, Ordering::Relaxed);
+                                ledger::reserve(s, TENANT, &reserve, &hash, sbd_gateway::util::now_ms())
+                            })
+                            .unwrap();
+                        let id = reserved.reservation_id.unwrap();
+                        let hash = ledger::request_hash(&commit, &id).unwrap();
+                        gateway
+                            .run(TENANT, |s| {
+                                attempts.fetch_add(1, Ordering::Relaxed);
+                                ledger::commit(s, TENANT, &id, &commit, &hash, sbd_gateway::util::now_ms())
+                            })
+                            .unwrap();
+                        operations.fetch_add(2, Ordering::Relaxed);
+                        latencies.push(t.elapsed());
+                        i += 1;
+                    }
+                    latencies
+                })
+            })
+            .collect();
+        workers.into_iter().flat_map(|w| w.join().unwrap()).collect()
+    });
+    let per_operation = attempts.load(Ordering::Relaxed) as f64 / operations.load(Ordering::Relaxed).max(1) as f64;
+    (Phase { pairs: latencies.len(), seconds: started.elapsed().as_secs_f64(), latencies }, per_operation)
+}
+
+fn main() {
+    // the ledger's internal errors are logged, not returned in full
+    tracing_subscriber::fmt().with_writer(std::io::stderr).init();
+    let args: Vec<String> = std::env::args().collect();
+    let value = |flag: &str| args.iter().position(|a| a == flag).and_then(|i| args.get(i + 1)).cloned();
+    let seconds: u64 = value("--seconds").map_or(5, |s| s.parse().expect("--seconds: a number"));
+    let clients: usize = value("--clients").map_or(50, |s| s.parse().expect("--clients: a number"));
+    let mut own_server = None;
+    let url = match value("--redis") {
+        Some(url) => url,
+        None => {
+            let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+            let child = std::process::Command::new("redis-server")
+                .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .expect("redis-server is not installed: install it, or pass --redis URL");
+            own_server = Some(child);
+            std::thread::sleep(Duration::from_millis(300));
+            format!("redis://127.0.0.1:{port}/")
+        }
+    };
+    println!("{clients} clients, {seconds} s per phase, one tenant budget; a pair is one reserve and one commit");
+    sqlite_phase(clients, seconds).print("sqlite", "");
+    let prefix = format!("sbd-load-{}", std::process::id());
+    let (phase, attempts) = redis_phase(&url, &prefix, clients, seconds);
+    phase.print("redis", &format!("  {attempts:.2} attempts per operation"));
+    if let Some(mut child) = own_server {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
