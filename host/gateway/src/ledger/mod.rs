@@ -24,9 +24,9 @@ use crate::cycles::{
 };
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::events::{self, EventData, EventType, NewEvent};
+use crate::util::{new_id, rfc3339, sha256_hex};
 pub use store::LedgerStore;
 use store::{Debit, ReservationScan};
-use crate::util::{new_id, rfc3339, sha256_hex};
 
 /// Default reservation TTL (`ttl_ms` default in the spec).
 pub const DEFAULT_TTL_MS: i64 = 60_000;
