@@ -58,11 +58,13 @@ impl Backend for MemoryLedger {
     }
 }
 
-/// A `redis-server` of the test's own on a free loopback port, stopped when dropped.
+/// A `redis-server` of the test's own on a free loopback port, stopped when dropped. Its keys
+/// are under a prefix of its own too, so tests running in parallel never share state.
 struct RedisServer {
     child: Child,
     ledger: RedisLedger,
     url: String,
+    prefix: String,
 }
 
 /// The variable that turns a missing `redis-server` from a skip into a failure (`.ci/run` sets
@@ -72,27 +74,42 @@ const REQUIRE_REDIS_VAR: &str = "SBD_REQUIRE_REDIS";
 impl RedisServer {
     /// Starts one, or says why not (no `redis-server` on the PATH).
     fn start() -> Result<RedisServer, String> {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map_err(|e| format!("no free port: {e}"))?
-            .port();
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|e| format!("cannot start redis-server: {e}"))?;
-        let url = format!("redis://127.0.0.1:{port}/");
-        let ledger = RedisLedger::open(&url, "sbd-test").map_err(|e| e.message)?;
-        let server = RedisServer { child, ledger, url };
-        for _ in 0..200 {
-            let client = ::redis::Client::open(server.url.as_str()).map_err(|e| e.to_string())?;
-            if client.get_connection().is_ok_and(|mut c| ::redis::cmd("PING").query::<String>(&mut c).is_ok()) {
-                return Ok(server);
+        let mut last = String::new();
+        // a port found free may be taken by a parallel test's server before ours binds it:
+        // then ours exits, and another port is tried
+        for _ in 0..5 {
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .map_err(|e| format!("no free port: {e}"))?
+                .port();
+            let mut child = Command::new("redis-server")
+                .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .map_err(|e| format!("cannot start redis-server: {e}"))?;
+            let url = format!("redis://127.0.0.1:{port}/");
+            let client = ::redis::Client::open(url.as_str()).map_err(|e| e.to_string())?;
+            for _ in 0..200 {
+                if child.try_wait().map_err(|e| e.to_string())?.is_some() {
+                    last = format!("redis-server exited at start on port {port}");
+                    break;
+                }
+                let answered = client.get_connection().is_ok_and(|mut c| ::redis::cmd("PING").query::<String>(&mut c).is_ok());
+                if answered && child.try_wait().map_err(|e| e.to_string())?.is_none() {
+                    let prefix = format!("sbd-test-{port}");
+                    let ledger = RedisLedger::open(&url, &prefix).map_err(|e| e.message)?;
+                    return Ok(RedisServer { child, ledger, url, prefix });
+                }
+                std::thread::sleep(std::time::Duration::from_millis(25));
             }
-            std::thread::sleep(std::time::Duration::from_millis(25));
+            let _ = child.kill();
+            let _ = child.wait();
+            if last.is_empty() {
+                last = "redis-server did not answer within 5 s".into();
+            }
         }
-        Err("redis-server did not answer within 5 s".into())
+        Err(last)
     }
 
     fn command<T: ::redis::FromRedisValue>(&self, cmd: &mut ::redis::Cmd) -> T {
@@ -116,11 +133,11 @@ impl Backend for RedisServer {
 
     fn set_tenant(&self, tenant: &str, status: &str) {
         let record = json!({"status": status}).to_string();
-        let () = self.command(::redis::cmd("SET").arg(format!("sbd-test:{{{tenant}}}:tenant")).arg(record));
+        let () = self.command(::redis::cmd("SET").arg(format!("{}:{{{tenant}}}:tenant", self.prefix)).arg(record));
     }
 
     fn event_types(&self) -> Vec<String> {
-        let events: Vec<String> = self.command(::redis::cmd("LRANGE").arg(format!("sbd-test:{{{TENANT}}}:events")).arg(0).arg(-1));
+        let events: Vec<String> = self.command(::redis::cmd("LRANGE").arg(format!("{}:{{{TENANT}}}:events", self.prefix)).arg(0).arg(-1));
         events
             .iter()
             .filter_map(|e| serde_json::from_str::<Value>(e).ok()?.get("event_type")?.as_str().map(String::from))
@@ -427,13 +444,13 @@ fn only_the_key_that_made_a_reservation_commits_it() {
 fn gateways_sharing_one_redis_never_oversubscribe_a_budget() {
     let Some(server) = redis_backend() else { return };
     add_budget(&server, ROOT, 1_000, 0, None);
-    let url = server.url.clone();
+    let (url, prefix) = (server.url.clone(), server.prefix.clone());
     let outcomes: Vec<(usize, usize)> = std::thread::scope(|scope| {
         let workers: Vec<_> = (0..8)
             .map(|worker| {
-                let url = url.clone();
+                let (url, prefix) = (url.clone(), prefix.clone());
                 scope.spawn(move || {
-                    let gateway = RedisLedger::open(&url, "sbd-test").expect("client");
+                    let gateway = RedisLedger::open(&url, &prefix).expect("client");
                     let (mut held, mut refused) = (0, 0);
                     for i in 0..50 {
                         let req = reserve_request(&format!("w{worker}-{i}"), 10, json!({}));
