@@ -176,6 +176,16 @@ fn redis_phase(url: &str, prefix: &str, clients: usize, seconds: u64) -> (Phase,
     (Phase { pairs: latencies.len(), seconds: started.elapsed().as_secs_f64(), latencies }, per_operation)
 }
 
+/// The example's own `redis-server`, stopped when dropped (also on a panic).
+struct OwnServer(std::process::Child);
+
+impl Drop for OwnServer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 fn main() {
     // the ledger's internal errors are logged, not returned in full
     tracing_subscriber::fmt().with_writer(std::io::stderr).init();
@@ -194,7 +204,7 @@ fn main() {
                 .stderr(std::process::Stdio::null())
                 .spawn()
                 .expect("redis-server is not installed: install it, or pass --redis URL");
-            own_server = Some(child);
+            own_server = Some(OwnServer(child));
             std::thread::sleep(Duration::from_millis(300));
             format!("redis://127.0.0.1:{port}/")
         }
@@ -204,8 +214,5 @@ fn main() {
     let prefix = format!("sbd-load-{}", std::process::id());
     let (phase, attempts) = redis_phase(&url, &prefix, clients, seconds);
     phase.print("redis", &format!("  {attempts:.2} attempts per operation"));
-    if let Some(mut child) = own_server {
-        let _ = child.kill();
-        let _ = child.wait();
-    }
+    drop(own_server);
 }
