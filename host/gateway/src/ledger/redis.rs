@@ -134,8 +134,15 @@ pub const LOCK_WAIT_MS: u64 = 10_000;
 /// still commits only if no watched key changed.
 struct TenantLock {
     key: String,
+    /// `P:{T}:lock:wake`, a list a release pushes to: waiters block on it (`BLPOP`) instead of
+    /// polling, and Redis wakes them one at a time, in the order they began to wait.
+    wake: String,
     token: String,
 }
+
+/// How long a waiter blocks on the wake list before it tries the lock again anyway (a holder
+/// that died wakes nobody; its lease lapses instead).
+const LOCK_POLL_S: f64 = 0.05;
 
 impl TenantLock {
     fn acquire(connection: &mut Connection, prefix: &str, tenant: &str) -> ApiResult<TenantLock> {
@@ -143,11 +150,11 @@ impl TenantLock {
             return Err(ApiError::invalid(format!("tenant id `{tenant}` cannot be stored: it contains a brace")));
         }
         let key = format!("{prefix}:{{{tenant}}}:lock");
+        let wake = format!("{key}:wake");
         let mut bytes = [0u8; 16];
         getrandom::fill(&mut bytes).map_err(|e| ApiError::internal(format!("no randomness for a lock token: {e}")))?;
         let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
         let deadline = std::time::Instant::now() + std::time::Duration::from_millis(LOCK_WAIT_MS);
-        let mut attempt = 0;
         loop {
             let taken: Option<String> = redis::cmd("SET")
                 .arg(&key)
@@ -158,27 +165,29 @@ impl TenantLock {
                 .query(connection)
                 .map_err(redis_error)?;
             if taken.is_some() {
-                return Ok(TenantLock { key, token });
+                return Ok(TenantLock { key, wake, token });
             }
             if std::time::Instant::now() >= deadline {
                 return Err(ApiError::internal(format!(
                     "redis: tenant `{tenant}`'s ledger stayed locked for {LOCK_WAIT_MS} ms; the operation was not applied"
                 )));
             }
-            // a short random pause: the holder is usually done within a millisecond
-            backoff(attempt.min(2));
-            attempt += 1;
+            let _woken: Option<(String, String)> =
+                redis::cmd("BLPOP").arg(&wake).arg(LOCK_POLL_S).query(connection).map_err(redis_error)?;
         }
     }
 
-    /// Deletes the lock if it is still this holder's (a lapsed lease may have passed it on).
+    /// Deletes the lock if it is still this holder's (a lapsed lease may have passed it on),
+    /// and wakes one waiter (the list keeps at most one pending wake-up).
     fn release(self, connection: &mut Connection) -> ApiResult<()> {
-        const COMPARE_AND_DELETE: &str =
-            "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end";
+        const COMPARE_AND_DELETE: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then \
+             redis.call('DEL', KEYS[1]); redis.call('RPUSH', KEYS[2], 1); redis.call('LTRIM', KEYS[2], -1, -1) \
+             end return 0";
         redis::cmd("EVAL")
             .arg(COMPARE_AND_DELETE)
-            .arg(1)
+            .arg(2)
             .arg(&self.key)
+            .arg(&self.wake)
             .arg(&self.token)
             .exec(connection)
             .map_err(redis_error)
