@@ -110,24 +110,8 @@ impl LedgerStore for MemoryLedger {
     }
 
     fn scan_reservations(&self, scan: ReservationScan<'_>, visit: &mut dyn FnMut(Reservation) -> bool) -> ApiResult<()> {
-        let mut matching: Vec<Reservation> = self
-            .tables
-            .borrow()
-            .reservations
-            .values()
-            .filter(|r| {
-                r.tenant == scan.tenant
-                    && scan.status.is_none_or(|s| r.status == s)
-                    && scan.idempotency_key.is_none_or(|k| r.idempotency_key.as_deref() == Some(k))
-            })
-            .cloned()
-            .collect();
-        matching.sort_by(|a, b| b.created_at_ms.cmp(&a.created_at_ms).then_with(|| a.id.cmp(&b.id)));
-        for r in matching.into_iter().skip(usize::try_from(scan.offset).unwrap_or(usize::MAX)) {
-            if !visit(r) {
-                break;
-            }
-        }
+        let candidates: Vec<Reservation> = self.tables.borrow().reservations.values().cloned().collect();
+        scan.visit_matching(candidates, visit);
         Ok(())
     }
 

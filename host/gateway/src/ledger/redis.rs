@@ -61,6 +61,15 @@ pub struct RedisLedger {
 /// How many idle connections a [`RedisLedger`] keeps.
 const MAX_IDLE_CONNECTIONS: usize = 64;
 
+/// `P:{T}`, the start of every key of tenant `T` (the hash tag puts them in one Cluster slot);
+/// a tenant id that could break out of its hash tag is refused.
+fn tenant_tag(prefix: &str, tenant: &str) -> ApiResult<String> {
+    if tenant.contains(['{', '}']) {
+        return Err(ApiError::invalid(format!("tenant id `{tenant}` cannot be stored: it contains a brace")));
+    }
+    Ok(format!("{prefix}:{{{tenant}}}"))
+}
+
 fn redis_error(e: redis::RedisError) -> ApiError {
     ApiError::internal(format!("redis: {e}"))
 }
@@ -146,10 +155,7 @@ const LOCK_POLL_S: f64 = 0.05;
 
 impl TenantLock {
     fn acquire(connection: &mut Connection, prefix: &str, tenant: &str) -> ApiResult<TenantLock> {
-        if tenant.contains(['{', '}']) {
-            return Err(ApiError::invalid(format!("tenant id `{tenant}` cannot be stored: it contains a brace")));
-        }
-        let key = format!("{prefix}:{{{tenant}}}:lock");
+        let key = format!("{}:lock", tenant_tag(prefix, tenant)?);
         let wake = format!("{key}:wake");
         let mut bytes = [0u8; 16];
         getrandom::fill(&mut bytes).map_err(|e| ApiError::internal(format!("no randomness for a lock token: {e}")))?;
@@ -245,12 +251,9 @@ impl<'a> Transaction<'a> {
         }
     }
 
-    /// `P:{T}:rest`; a tenant id that could break out of its hash tag is refused.
+    /// `P:{T}:rest`.
     fn key(&self, tenant: &str, rest: &str) -> ApiResult<String> {
-        if tenant.contains(['{', '}']) {
-            return Err(ApiError::invalid(format!("tenant id `{tenant}` cannot be stored: it contains a brace")));
-        }
-        Ok(format!("{}:{{{tenant}}}:{rest}", self.prefix))
+        Ok(format!("{}:{rest}", tenant_tag(self.prefix, tenant)?))
     }
 
     fn watch(&self, key: &str) -> ApiResult<()> {
@@ -500,24 +503,11 @@ impl LedgerStore for Transaction<'_> {
     }
 
     fn scan_reservations(&self, scan: ReservationScan<'_>, visit: &mut dyn FnMut(Reservation) -> bool) -> ApiResult<()> {
-        let ids = self.members(&self.key(scan.tenant, "rsv:created")?, true)?;
-        let mut matching = Vec::new();
-        for id in ids {
-            let Some(r) = self.get_json::<Reservation>(&self.reservation_key(scan.tenant, &id)?)? else {
-                continue;
-            };
-            if scan.status.is_none_or(|s| r.status == s)
-                && scan.idempotency_key.is_none_or(|k| r.idempotency_key.as_deref() == Some(k))
-            {
-                matching.push(r);
-            }
+        let mut candidates = Vec::new();
+        for id in self.members(&self.key(scan.tenant, "rsv:created")?, true)? {
+            candidates.extend(self.get_json::<Reservation>(&self.reservation_key(scan.tenant, &id)?)?);
         }
-        matching.sort_by(|a, b| b.created_at_ms.cmp(&a.created_at_ms).then_with(|| a.id.cmp(&b.id)));
-        for r in matching.into_iter().skip(usize::try_from(scan.offset).unwrap_or(usize::MAX)) {
-            if !visit(r) {
-                break;
-            }
-        }
+        scan.visit_matching(candidates, visit);
         Ok(())
     }
 

@@ -67,6 +67,32 @@ pub struct ReservationScan<'a> {
     pub offset: u64,
 }
 
+impl ReservationScan<'_> {
+    /// For a backend that filters in memory: visits those of `candidates` that match (tenant,
+    /// status, idempotency key) in the scan's order, newest first and then by id, from
+    /// `offset` on, until `visit` returns false.
+    pub fn visit_matching(
+        &self,
+        candidates: impl IntoIterator<Item = Reservation>,
+        visit: &mut dyn FnMut(Reservation) -> bool,
+    ) {
+        let mut matching: Vec<Reservation> = candidates
+            .into_iter()
+            .filter(|r| {
+                r.tenant == self.tenant
+                    && self.status.is_none_or(|s| r.status == s)
+                    && self.idempotency_key.is_none_or(|k| r.idempotency_key.as_deref() == Some(k))
+            })
+            .collect();
+        matching.sort_by(|a, b| b.created_at_ms.cmp(&a.created_at_ms).then_with(|| a.id.cmp(&b.id)));
+        for r in matching.into_iter().skip(usize::try_from(self.offset).unwrap_or(usize::MAX)) {
+            if !visit(r) {
+                break;
+            }
+        }
+    }
+}
+
 /// The ledger's storage: budgets, reservations, idempotent responses, debits and the events
 /// the ledger emits, read and written inside one atomic operation (module docs).
 pub trait LedgerStore {
