@@ -1302,13 +1302,19 @@ pub fn check_owner(
 /// The expiry sweeper: every ACTIVE reservation past expiry + grace becomes EXPIRED and its
 /// hold returns to the budgets. Returns how many expired.
 pub fn sweep_expired(store: &dyn LedgerStore, now: i64, max: usize) -> ApiResult<usize> {
-    let ids = store.expired_reservations(now, max)?;
-    for id in &ids {
-        if let Some(mut r) = store.reservation(id)? {
+    let mut expired = 0;
+    for id in store.expired_reservations(now, max)? {
+        // the backend's expiry index is trusted to list candidates only: a reservation that is
+        // no longer ACTIVE, or not yet past its grace, never gives its hold back twice
+        if let Some(mut r) = store.reservation(&id)?
+            && r.status == "ACTIVE"
+            && now > r.expires_at_ms.saturating_add(r.grace_ms)
+        {
             expire(store, &mut r, now)?;
+            expired += 1;
         }
     }
-    Ok(ids.len())
+    Ok(expired)
 }
 
 /// Parses an action for stored subjects.
