@@ -1,8 +1,8 @@
 //! The ledger's two backends under the same load, in one run: reserve-then-commit pairs per
 //! second (and p50/p99 of a pair) with `clients` concurrent clients on one tenant, on the
 //! embedded SQLite store (its writer thread, as `sbd serve` uses it) and on Redis (one
-//! connection per client, as several gateways would have), plus how many transaction attempts
-//! Redis needed per operation (an attempt reruns when a concurrent change aborted `EXEC`).
+//! connection per client, as several gateways would have), plus how many attempts Redis needed
+//! per operation (an attempt runs again when its tenant lock lapsed before it committed).
 //!
 //! `cargo run --release -p sbd-gateway --example ledger_backends -- [--seconds 5] [--clients 50]
 //!  [--redis redis://127.0.0.1:6379/]`

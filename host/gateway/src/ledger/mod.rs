@@ -97,12 +97,7 @@ pub fn checked_sub(a: i64, b: i64, counter: &str) -> ApiResult<i64> {
 /// The budgets of the derived `scopes` in `unit`, canonical order. None at all: 400
 /// UNIT_MISMATCH when some scope has a budget in another unit, else 404 NOT_FOUND.
 pub fn budgets_for(store: &dyn LedgerStore, tenant: &str, scopes: &[String], unit: Unit) -> ApiResult<Vec<BudgetRow>> {
-    let mut out = Vec::with_capacity(scopes.len());
-    for scope in scopes {
-        if let Some(b) = store.budget(tenant, scope, unit)? {
-            out.push(b);
-        }
-    }
+    let out: Vec<BudgetRow> = store.budgets(tenant, scopes, unit)?.into_iter().flatten().collect();
     if out.is_empty() {
         return Err(no_budget_error(store, tenant, scopes, unit)?);
     }
@@ -531,14 +526,12 @@ pub fn owned_reservation(store: &dyn LedgerStore, tenant: &str, id: &str) -> Api
 }
 
 fn reservation_budgets(store: &dyn LedgerStore, r: &Reservation) -> ApiResult<Vec<BudgetRow>> {
-    let mut out = Vec::with_capacity(r.budgeted.len());
-    for scope in &r.budgeted {
-        let b = store
-            .budget(&r.tenant, scope, r.unit)?
-            .ok_or_else(|| ApiError::internal(format!("budget `{scope}` of reservation `{}` vanished", r.id)))?;
-        out.push(b);
-    }
-    Ok(out)
+    let found = store.budgets(&r.tenant, &r.budgeted, r.unit)?;
+    r.budgeted
+        .iter()
+        .zip(found)
+        .map(|(scope, b)| b.ok_or_else(|| ApiError::internal(format!("budget `{scope}` of reservation `{}` vanished", r.id))))
+        .collect()
 }
 
 fn balances(budgets: &[BudgetRow]) -> Vec<Balance> {

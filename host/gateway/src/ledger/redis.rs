@@ -1,20 +1,37 @@
-//! The ledger on Redis: [`LedgerStore`] as an optimistic transaction, so the rules in
+//! The ledger on Redis: [`LedgerStore`] inside a fenced per-tenant lock, so the rules in
 //! [`crate::ledger`] run unchanged against a store that several gateways share.
 //!
-//! [`RedisLedger::run`] runs one ledger operation as one unit of work on a dedicated
-//! connection, holding the tenant's lock ([`TenantLock`], for liveness). Every key the operation reads is `WATCH`ed before it is read; its writes are
-//! buffered (and read back by the operation itself) and sent as one `MULTI`/`EXEC`. If another
-//! client changed a watched key in between, `EXEC` applies nothing and the operation runs again
-//! on fresh data, up to [`MAX_ATTEMPTS`] times. An operation that returns an error writes
-//! nothing. Two gateways reserving from one budget therefore serialise on its key: one commits,
-//! the other reruns and sees the first's hold, so a budget is never oversubscribed.
+//! [`RedisLedger::run`] runs one ledger operation as one unit of work on one connection:
+//!
+//! 1. **Lock.** It takes the tenant's lock (`SET P:{T}:lock TOKEN NX PX lease`, in a script
+//!    that also returns the tenant record, which every operation reads). Waiters block on a
+//!    wake list (`BLPOP`) that each release pushes to, so Redis wakes them one at a time.
+//! 2. **Read.** The operation's reads are plain `GET`s (each key at most once per attempt);
+//!    its writes are buffered and read back by its own later reads.
+//! 3. **Commit, fenced.** One script checks that the lock still holds this attempt's token,
+//!    applies every buffered write, deletes the lock and wakes one waiter. A holder whose lease
+//!    lapsed (it stalled past [`LOCK_LEASE_MS`]) finds another token there: the script writes
+//!    nothing and the operation runs again on fresh data, at most [`MAX_ATTEMPTS`] times.
+//!
+//! Every write to a tenant's keys goes through that script under that tenant's lock, so what
+//! an operation read cannot change before its writes land: two gateways reserving from one
+//! budget run one after the other, and a budget is never oversubscribed. An operation that
+//! returns an error writes nothing and releases the lock at once. A connection that fails
+//! mid-operation is dropped (its lock lapses after the lease); when the commit script's reply
+//! is lost the outcome is unknown and the caller is told so, never told it failed.
+//!
+//! One attempt costs two round trips plus one per key read (the `WATCH`/`MULTI` version this
+//! replaces cost two per key read plus four; docs/performance.md).
 //!
 //! ## Keys
 //! Every key of a tenant carries the tenant in a hash tag (`PREFIX:{TENANT}:...`), so one
-//! operation's keys share a Redis Cluster slot and one `MULTI` may hold them all:
+//! operation's keys, its lock and its commit script share a Redis Cluster slot. An operation
+//! may read another tenant's keys (a reservation looked up by id alone, to refuse it), but a
+//! write outside the locked tenant is refused before anything is sent.
 //!
 //! | key | holds |
 //! |---|---|
+//! | `P:{T}:lock`, `P:{T}:lock:wake` | the tenant's lock, and the list its waiters block on |
 //! | `P:{T}:tenant` | the tenant record, JSON |
 //! | `P:{T}:budget:UNIT:SCOPE` | a budget, JSON |
 //! | `P:{T}:budgets` | set of `UNIT SCOPE` of the tenant's budgets |
@@ -27,14 +44,16 @@
 //!
 //! Two indexes cross tenants and so live outside any tenant's slot: `P:rsv-tenant:ID` (which
 //! tenant a reservation id belongs to, for lookups by id alone) and `P:tenants` (the tenants
-//! that hold reservations, for the expiry sweep). They are written before the transaction and
-//! never change afterwards, so a crash between the two leaves at most an index entry that
+//! that hold reservations, for the expiry sweep). They are written before the commit script
+//! and never change afterwards, so a crash between the two leaves at most an index entry that
 //! points at nothing, never a reservation that cannot be found.
 //!
-//! Not yet here: webhook deliveries for the emitted events, and wiring into `sbd serve`.
+//! Needs Redis 6 or later (`BLPOP` with a fractional timeout). Not yet here: webhook
+//! deliveries for the emitted events, and wiring into `sbd serve`.
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
 
 use redis::{Commands, Connection};
 use serde_json::Value;
@@ -45,10 +64,66 @@ use crate::events::NewEvent;
 use crate::ledger::store::{Debit, LedgerStore, ReservationScan, StoredResponse, TenantRecord};
 use crate::ledger::{BudgetRow, Reservation};
 
-/// How many times [`RedisLedger::run`] reruns an operation whose transaction was aborted by a
-/// concurrent change before it gives up (fails closed: the operation is refused, nothing is
-/// written).
+/// How many times [`RedisLedger::run`] runs an operation whose lock lapsed before it could
+/// commit, before it gives up (fails closed: the operation is refused, nothing is written).
 pub const MAX_ATTEMPTS: usize = 64;
+
+/// How long a tenant's lock is held at most before it lapses (a gateway that dies holding it
+/// delays the tenant's operations by this much, no more).
+pub const LOCK_LEASE_MS: u64 = 5_000;
+
+/// How long [`RedisLedger::run`] waits for a tenant's lock before it refuses the operation.
+pub const LOCK_WAIT_MS: u64 = 10_000;
+
+/// How long one command may take to send or answer before the connection is given up (and
+/// with it the operation: refused, or of unknown outcome if it was the commit).
+pub const COMMAND_TIMEOUT_MS: u64 = 2_000;
+
+/// How long a waiter blocks on the wake list before it tries the lock again anyway (a holder
+/// that died wakes nobody; its lease lapses instead).
+const LOCK_POLL_S: f64 = 0.05;
+
+/// How many idle connections a [`RedisLedger`] keeps.
+const MAX_IDLE_CONNECTIONS: usize = 64;
+
+/// Takes the lock (`KEYS[1]`) for token `ARGV[1]` with lease `ARGV[2]` ms if it is free, and
+/// then answers `{'1', tenant record}` (`KEYS[2]`; `{'1'}` when there is none); `{'0'}` if
+/// another holds it.
+const ACQUIRE: &str = r"
+if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return {'0'} end
+local record = redis.call('GET', KEYS[2])
+if record then return {'1', record} end
+return {'1'}
+";
+
+/// The fenced commit. `KEYS[1]` is the lock, `KEYS[2]` its wake list, `KEYS[3..]` the keys
+/// written; `ARGV[1]` is the holder's token, then three arguments per write (`S` value: SET;
+/// `A` member: SADD; `Z` score member: ZADD; `R` member: ZREM; `L` value: RPUSH). Answers 0,
+/// writing nothing, unless the lock holds the token; else applies every write, releases the
+/// lock, wakes one waiter and answers 1. Every write is checked before the first is applied
+/// (Redis does not roll a failed script back), so a key of the wrong type fails it whole.
+const FENCED_COMMIT: &str = r"
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+local types = {S = 'string', A = 'set', Z = 'zset', R = 'zset', L = 'list'}
+for i = 3, #KEYS do
+  local want = types[ARGV[3 * i - 7]]
+  if not want then return redis.error_reply('unknown write ' .. tostring(ARGV[3 * i - 7])) end
+  local have = redis.call('TYPE', KEYS[i]).ok
+  if have ~= 'none' and have ~= want then return redis.error_reply(KEYS[i] .. ' holds a ' .. have) end
+end
+for i = 3, #KEYS do
+  local op, a, b = ARGV[3 * i - 7], ARGV[3 * i - 6], ARGV[3 * i - 5]
+  if op == 'S' then redis.call('SET', KEYS[i], a)
+  elseif op == 'A' then redis.call('SADD', KEYS[i], a)
+  elseif op == 'Z' then redis.call('ZADD', KEYS[i], a, b)
+  elseif op == 'R' then redis.call('ZREM', KEYS[i], a)
+  else redis.call('RPUSH', KEYS[i], a) end
+end
+redis.call('DEL', KEYS[1])
+redis.call('RPUSH', KEYS[2], 1)
+redis.call('LTRIM', KEYS[2], -1, -1)
+return 1
+";
 
 /// A Redis connection string and key prefix.
 pub struct RedisLedger {
@@ -56,10 +131,9 @@ pub struct RedisLedger {
     prefix: String,
     /// Idle connections, reused (an operation holds one for its whole unit of work).
     idle: std::sync::Mutex<Vec<Connection>>,
+    acquire: redis::Script,
+    commit: redis::Script,
 }
-
-/// How many idle connections a [`RedisLedger`] keeps.
-const MAX_IDLE_CONNECTIONS: usize = 64;
 
 /// `P:{T}`, the start of every key of tenant `T` (the hash tag puts them in one Cluster slot);
 /// a tenant id that could break out of its hash tag is refused.
@@ -85,93 +159,111 @@ impl RedisLedger {
             return Err(ApiError::invalid("the Redis key prefix must be non-empty and free of `{` and `}`"));
         }
         let client = redis::Client::open(url).map_err(redis_error)?;
-        Ok(RedisLedger { client, prefix: prefix.to_string(), idle: std::sync::Mutex::default() })
+        Ok(RedisLedger {
+            client,
+            prefix: prefix.to_string(),
+            idle: std::sync::Mutex::default(),
+            acquire: redis::Script::new(ACQUIRE),
+            commit: redis::Script::new(FENCED_COMMIT),
+        })
     }
 
-    /// Runs `op`, an operation on `tenant`'s ledger, as one atomic unit of work (module docs),
-    /// holding the tenant's lock and rerunning it on a concurrent change.
-    pub fn run<T>(&self, tenant: &str, mut op: impl FnMut(&dyn LedgerStore) -> ApiResult<T>) -> ApiResult<T> {
-        let pooled = self.idle.lock().ok().and_then(|mut idle| idle.pop());
-        let mut connection = match pooled {
-            Some(connection) => connection,
-            None => self.client.get_connection().map_err(redis_error)?,
-        };
-        let lock = TenantLock::acquire(&mut connection, &self.prefix, tenant)?;
-        let mut outcome = None;
-        for attempt in 0..MAX_ATTEMPTS {
-            let tx = Transaction::new(&mut connection, &self.prefix);
-            match op(&tx) {
-                Ok(value) => {
-                    if tx.commit()? {
-                        outcome = Some(Ok(value));
-                        break;
-                    }
-                    backoff(attempt);
-                }
-                Err(e) => {
-                    tx.abandon()?;
-                    outcome = Some(Err(e));
-                    break;
-                }
-            }
+    /// An idle connection, or a new one with [`COMMAND_TIMEOUT_MS`] set.
+    fn connection(&self) -> ApiResult<Connection> {
+        if let Some(connection) = self.idle.lock().ok().and_then(|mut idle| idle.pop()) {
+            return Ok(connection);
         }
-        lock.release(&mut connection)?;
-        // a connection that failed mid-operation returned early above and is dropped, not reused
+        let timeout = Some(Duration::from_millis(COMMAND_TIMEOUT_MS));
+        let connection = self.client.get_connection_with_timeout(Duration::from_millis(COMMAND_TIMEOUT_MS)).map_err(redis_error)?;
+        connection.set_read_timeout(timeout).map_err(redis_error)?;
+        connection.set_write_timeout(timeout).map_err(redis_error)?;
+        Ok(connection)
+    }
+
+    /// Keeps a connection that ended its operation cleanly.
+    fn reuse(&self, connection: Connection) {
         if let Ok(mut idle) = self.idle.lock()
             && idle.len() < MAX_IDLE_CONNECTIONS
         {
             idle.push(connection);
         }
-        outcome.unwrap_or_else(|| {
-            Err(ApiError::internal(format!(
-                "redis: the operation met a concurrent change {MAX_ATTEMPTS} times in a row and was not applied"
-            )))
-        })
+    }
+
+    /// Runs `op`, an operation on `tenant`'s ledger, as one atomic unit of work (module docs),
+    /// holding the tenant's lock; runs it again if the lock lapsed before it could commit.
+    pub fn run<T>(&self, tenant: &str, mut op: impl FnMut(&dyn LedgerStore) -> ApiResult<T>) -> ApiResult<T> {
+        let tag = tenant_tag(&self.prefix, tenant)?;
+        let mut connection = self.connection()?;
+        for attempt in 0..MAX_ATTEMPTS {
+            // a Redis error below drops the connection (its lock, if taken, lapses)
+            let lock = TenantLock::acquire(&self.acquire, &mut connection, &tag, tenant)?;
+            let tx = Transaction::new(&mut connection, &self.prefix, tenant, &tag, &lock);
+            match op(&tx) {
+                Ok(value) => {
+                    if tx.commit(&self.commit, &lock)? {
+                        self.reuse(connection);
+                        return Ok(value);
+                    }
+                    backoff(attempt);
+                }
+                Err(e) => {
+                    drop(tx);
+                    if lock.release(&self.commit, &mut connection).is_ok() {
+                        self.reuse(connection);
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        Err(ApiError::internal(format!(
+            "redis: tenant `{tenant}`'s lock lapsed before the operation could commit, {MAX_ATTEMPTS} times; nothing was applied"
+        )))
+    }
+
+    /// The expiry sweeper on Redis: [`crate::ledger::sweep_expired`] for each tenant that holds
+    /// reservations, each under its own tenant's lock (so the sweep is safe with several
+    /// gateways sweeping at once, and each tenant's keys stay in its Cluster slot). Returns how
+    /// many reservations expired, at most `max` per tenant.
+    pub fn sweep_expired(&self, now: i64, max: usize) -> ApiResult<usize> {
+        let tenants: Vec<String> = {
+            let mut connection = self.connection()?;
+            let tenants = connection.smembers(format!("{}:tenants", self.prefix)).map_err(redis_error)?;
+            self.reuse(connection);
+            tenants
+        };
+        let mut expired = 0usize;
+        for tenant in tenants {
+            expired = expired.saturating_add(self.run(&tenant, |s| crate::ledger::sweep_expired(s, now, max))?);
+        }
+        Ok(expired)
     }
 }
 
-/// How long a tenant's lock is held at most before it lapses (a gateway that dies holding it
-/// delays the tenant's operations by this much, no more).
-pub const LOCK_LEASE_MS: u64 = 5_000;
-
-/// How long [`RedisLedger::run`] waits for a tenant's lock before it refuses the operation.
-pub const LOCK_WAIT_MS: u64 = 10_000;
-
-/// A tenant's lock: `SET P:{T}:lock TOKEN NX PX lease`. It is for liveness only. Without it,
-/// clients that contend on one budget abort each other's transactions (measured: 50 clients
-/// on one tenant exhaust 64 attempts). Safety does not rest on it: a holder whose lease lapsed
-/// still commits only if no watched key changed.
+/// A tenant's lock, held by one attempt: `P:{T}:lock` holds the attempt's random token.
 struct TenantLock {
     key: String,
-    /// `P:{T}:lock:wake`, a list a release pushes to: waiters block on it (`BLPOP`) instead of
-    /// polling, and Redis wakes them one at a time, in the order they began to wait.
+    /// `P:{T}:lock:wake`, the list a release pushes to and waiters block on.
     wake: String,
     token: String,
+    /// The tenant record as the lock was taken (`None`: no record).
+    tenant_record: Option<String>,
 }
 
-/// How long a waiter blocks on the wake list before it tries the lock again anyway (a holder
-/// that died wakes nobody; its lease lapses instead).
-const LOCK_POLL_S: f64 = 0.05;
-
 impl TenantLock {
-    fn acquire(connection: &mut Connection, prefix: &str, tenant: &str) -> ApiResult<TenantLock> {
-        let key = format!("{}:lock", tenant_tag(prefix, tenant)?);
+    fn acquire(script: &redis::Script, connection: &mut Connection, tag: &str, tenant: &str) -> ApiResult<TenantLock> {
+        let key = format!("{tag}:lock");
         let wake = format!("{key}:wake");
+        let record = format!("{tag}:tenant");
         let mut bytes = [0u8; 16];
         getrandom::fill(&mut bytes).map_err(|e| ApiError::internal(format!("no randomness for a lock token: {e}")))?;
         let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-        let deadline = std::time::Instant::now() + std::time::Duration::from_millis(LOCK_WAIT_MS);
+        let deadline = std::time::Instant::now() + Duration::from_millis(LOCK_WAIT_MS);
         loop {
-            let taken: Option<String> = redis::cmd("SET")
-                .arg(&key)
-                .arg(&token)
-                .arg("NX")
-                .arg("PX")
-                .arg(LOCK_LEASE_MS)
-                .query(connection)
-                .map_err(redis_error)?;
-            if taken.is_some() {
-                return Ok(TenantLock { key, wake, token });
+            let answer: Vec<String> =
+                script.key(&key).key(&record).arg(&token).arg(LOCK_LEASE_MS).invoke(connection).map_err(redis_error)?;
+            if answer.first().is_some_and(|taken| taken == "1") {
+                let tenant_record = answer.into_iter().nth(1);
+                return Ok(TenantLock { key, wake, token, tenant_record });
             }
             if std::time::Instant::now() >= deadline {
                 return Err(ApiError::internal(format!(
@@ -183,32 +275,22 @@ impl TenantLock {
         }
     }
 
-    /// Deletes the lock if it is still this holder's (a lapsed lease may have passed it on),
-    /// and wakes one waiter (the list keeps at most one pending wake-up).
-    fn release(self, connection: &mut Connection) -> ApiResult<()> {
-        const COMPARE_AND_DELETE: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then \
-             redis.call('DEL', KEYS[1]); redis.call('RPUSH', KEYS[2], 1); redis.call('LTRIM', KEYS[2], -1, -1) \
-             end return 0";
-        redis::cmd("EVAL")
-            .arg(COMPARE_AND_DELETE)
-            .arg(2)
-            .arg(&self.key)
-            .arg(&self.wake)
-            .arg(&self.token)
-            .exec(connection)
-            .map_err(redis_error)
+    /// Releases the lock if it is still this holder's, writing nothing (the fenced commit with
+    /// no writes).
+    fn release(&self, script: &redis::Script, connection: &mut Connection) -> ApiResult<()> {
+        let _released: i64 = script.key(&self.key).key(&self.wake).arg(&self.token).invoke(connection).map_err(redis_error)?;
+        Ok(())
     }
 }
 
-/// After an aborted attempt: a random pause of up to 50 us times 2^attempt, at most 10 ms
-/// (full jitter), so that clients contending on one budget spread out instead of aborting
-/// each other again in lockstep.
+/// After a lapsed lock: a random pause of up to 50 us times 2^attempt, at most 10 ms (full
+/// jitter).
 fn backoff(attempt: usize) {
     let ceiling_us = 50u64.saturating_mul(1 << attempt.min(8)).min(10_000);
     let mut bytes = [0u8; 8];
     // without randomness, the full ceiling (still bounded)
     let draw = getrandom::fill(&mut bytes).map_or(u64::MAX, |()| u64::from_le_bytes(bytes));
-    std::thread::sleep(std::time::Duration::from_micros(draw % (ceiling_us + 1)));
+    std::thread::sleep(Duration::from_micros(draw % (ceiling_us + 1)));
 }
 
 /// A buffered write.
@@ -220,12 +302,25 @@ enum Write {
     ListPush(String, String),
 }
 
-/// One attempt of one operation.
+impl Write {
+    fn key(&self) -> &str {
+        match self {
+            Write::Set(key, _) | Write::SetAdd(key, _) | Write::SortedAdd(key, _, _) | Write::SortedRemove(key, _) | Write::ListPush(key, _) => key,
+        }
+    }
+}
+
+/// One attempt of one operation, under its tenant's lock.
 struct Transaction<'a> {
     connection: RefCell<&'a mut Connection>,
     prefix: &'a str,
-    /// Keys already watched.
-    watched: RefCell<BTreeSet<String>>,
+    /// The locked tenant.
+    tenant: &'a str,
+    /// `P:{T}` of the locked tenant: the only keys this attempt may write.
+    tag: &'a str,
+    /// What this attempt has read (`None`: the key did not exist), by key; the lock keeps it
+    /// current until the commit.
+    read: RefCell<BTreeMap<String, Option<String>>>,
     /// What this attempt has written, by key (read back by its own reads).
     written: RefCell<BTreeMap<String, String>>,
     /// Members this attempt has added to sets and sorted sets, by key.
@@ -233,21 +328,27 @@ struct Transaction<'a> {
     /// Members this attempt has removed from sorted sets, by key.
     removed: RefCell<BTreeMap<String, BTreeSet<String>>>,
     writes: RefCell<Vec<Write>>,
-    /// Cross-tenant index entries, written before the transaction (module docs).
+    /// Cross-tenant index entries, written before the commit (module docs).
     indexes: RefCell<Vec<Write>>,
+    /// A write outside the locked tenant, refused at the commit.
+    stray: RefCell<Option<String>>,
 }
 
 impl<'a> Transaction<'a> {
-    fn new(connection: &'a mut Connection, prefix: &'a str) -> Self {
+    fn new(connection: &'a mut Connection, prefix: &'a str, tenant: &'a str, tag: &'a str, lock: &TenantLock) -> Self {
+        let read = BTreeMap::from([(format!("{tag}:tenant"), lock.tenant_record.clone())]);
         Transaction {
             connection: RefCell::new(connection),
             prefix,
-            watched: RefCell::default(),
+            tenant,
+            tag,
+            read: RefCell::new(read),
             written: RefCell::default(),
             added: RefCell::default(),
             removed: RefCell::default(),
             writes: RefCell::default(),
             indexes: RefCell::default(),
+            stray: RefCell::default(),
         }
     }
 
@@ -256,20 +357,43 @@ impl<'a> Transaction<'a> {
         Ok(format!("{}:{rest}", tenant_tag(self.prefix, tenant)?))
     }
 
-    fn watch(&self, key: &str) -> ApiResult<()> {
-        if self.watched.borrow_mut().insert(key.to_string()) {
-            redis::cmd("WATCH").arg(key).exec(&mut **self.connection.borrow_mut()).map_err(redis_error)?;
+    /// Buffers `write`, remembering it if it falls outside the locked tenant.
+    fn push(&self, write: Write) {
+        let inside = write.key().strip_prefix(self.tag).is_some_and(|rest| rest.starts_with(':'));
+        if !inside {
+            self.stray.borrow_mut().get_or_insert_with(|| write.key().to_string());
         }
-        Ok(())
+        self.writes.borrow_mut().push(write);
     }
 
-    /// GET through this attempt's own writes, watching the key.
+    /// GET through this attempt's own writes and reads.
     fn get(&self, key: &str) -> ApiResult<Option<String>> {
         if let Some(value) = self.written.borrow().get(key) {
             return Ok(Some(value.clone()));
         }
-        self.watch(key)?;
-        self.connection.borrow_mut().get(key).map_err(redis_error)
+        if let Some(value) = self.read.borrow().get(key) {
+            return Ok(value.clone());
+        }
+        let value: Option<String> = self.connection.borrow_mut().get(key).map_err(redis_error)?;
+        self.read.borrow_mut().insert(key.to_string(), value.clone());
+        Ok(value)
+    }
+
+    /// Reads those of `keys` this attempt has not read or written, in one round trip.
+    fn prefetch(&self, keys: &[String]) -> ApiResult<()> {
+        let missing: Vec<&String> = {
+            let (read, written) = (self.read.borrow(), self.written.borrow());
+            keys.iter().filter(|k| !read.contains_key(*k) && !written.contains_key(*k)).collect()
+        };
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let values: Vec<Option<String>> = redis::cmd("MGET").arg(&missing).query(&mut **self.connection.borrow_mut()).map_err(redis_error)?;
+        if values.len() != missing.len() {
+            return Err(ApiError::internal("redis: MGET answered a different number of values"));
+        }
+        self.read.borrow_mut().extend(missing.into_iter().cloned().zip(values));
+        Ok(())
     }
 
     fn get_json<T: serde::de::DeserializeOwned>(&self, key: &str) -> ApiResult<Option<T>> {
@@ -279,14 +403,13 @@ impl<'a> Transaction<'a> {
     fn set_json<T: serde::Serialize>(&self, key: String, value: &T) -> ApiResult<()> {
         let text = serde_json::to_string(value).map_err(json_error)?;
         self.written.borrow_mut().insert(key.clone(), text.clone());
-        self.writes.borrow_mut().push(Write::Set(key, text));
+        self.push(Write::Set(key, text));
         Ok(())
     }
 
     /// The members of a set or sorted set (in no particular order) through this attempt's own
-    /// changes, watching the key.
+    /// changes.
     fn members(&self, key: &str, sorted: bool) -> ApiResult<BTreeSet<String>> {
-        self.watch(key)?;
         let stored: Vec<String> = if sorted {
             self.connection.borrow_mut().zrange(key, 0, -1).map_err(redis_error)?
         } else {
@@ -309,7 +432,7 @@ impl<'a> Transaction<'a> {
             removed.remove(&member);
         }
         self.added.borrow_mut().entry(key).or_default().insert(member);
-        self.writes.borrow_mut().push(write);
+        self.push(write);
     }
 
     fn remove_member(&self, key: String, member: String) {
@@ -317,11 +440,10 @@ impl<'a> Transaction<'a> {
             added.remove(&member);
         }
         self.removed.borrow_mut().entry(key.clone()).or_default().insert(member.clone());
-        self.writes.borrow_mut().push(Write::SortedRemove(key, member));
+        self.push(Write::SortedRemove(key, member));
     }
 
-    /// An insert's primary-key check: the key must not exist (watched, so a concurrent insert
-    /// aborts this attempt).
+    /// An insert's primary-key check: the key must not exist.
     fn refuse_existing(&self, key: &str) -> ApiResult<()> {
         match self.get(key)? {
             Some(_) => Err(ApiError::internal(format!("redis: `{key}` exists"))),
@@ -338,6 +460,10 @@ impl<'a> Transaction<'a> {
     }
 
     fn stored_reservation(&self, id: &str) -> ApiResult<Option<Reservation>> {
+        // most lookups are of the locked tenant's own reservations: one read, no index
+        if let Some(own) = self.get_json(&self.reservation_key(self.tenant, id)?)? {
+            return Ok(Some(own));
+        }
         let index = format!("{}:rsv-tenant:{id}", self.prefix);
         let pending = self.indexes.borrow().iter().find_map(|w| match w {
             Write::Set(key, tenant) if *key == index => Some(tenant.clone()),
@@ -345,7 +471,7 @@ impl<'a> Transaction<'a> {
         });
         let tenant: Option<String> = match pending {
             Some(tenant) => Some(tenant),
-            // written once, before the reservation, and never changed: no need to watch it
+            // written once, before the reservation, and never changed
             None => self.connection.borrow_mut().get(&index).map_err(redis_error)?,
         };
         match tenant {
@@ -354,13 +480,18 @@ impl<'a> Transaction<'a> {
         }
     }
 
-    /// Sends the buffered writes; false when a watched key changed and nothing was applied.
-    fn commit(self) -> ApiResult<bool> {
-        let connection = &mut **self.connection.borrow_mut();
-        let writes = self.writes.into_inner();
-        if writes.is_empty() {
-            redis::cmd("UNWATCH").exec(connection).map_err(redis_error)?;
-            return Ok(true);
+    /// Writes the cross-tenant index entries, then runs the fenced commit (module docs): true
+    /// when every write landed and the lock was released, false when the lock had lapsed and
+    /// nothing was applied. An attempt that wrote outside its tenant is refused instead, and
+    /// releases the lock.
+    fn commit(self, script: &redis::Script, lock: &TenantLock) -> ApiResult<bool> {
+        let connection = self.connection.into_inner();
+        if let Some(key) = self.stray.into_inner() {
+            lock.release(script, connection)?;
+            return Err(ApiError::internal(format!(
+                "redis: an operation under `{}`'s lock tried to write `{key}`, outside that tenant; nothing was applied",
+                self.tenant
+            )));
         }
         let index_writes = self.indexes.into_inner();
         if !index_writes.is_empty() {
@@ -370,18 +501,21 @@ impl<'a> Transaction<'a> {
             }
             indexes.exec(connection).map_err(redis_error)?;
         }
-        let mut transaction = redis::pipe();
-        transaction.atomic();
-        for write in writes {
-            queue(&mut transaction, write);
+        let mut invocation = script.prepare_invoke();
+        invocation.key(&lock.key).key(&lock.wake).arg(&lock.token);
+        for write in self.writes.into_inner() {
+            match write {
+                Write::Set(key, value) => invocation.key(key).arg("S").arg(value).arg(""),
+                Write::SetAdd(key, member) => invocation.key(key).arg("A").arg(member).arg(""),
+                Write::SortedAdd(key, score, member) => invocation.key(key).arg("Z").arg(score).arg(member),
+                Write::SortedRemove(key, member) => invocation.key(key).arg("R").arg(member).arg(""),
+                Write::ListPush(key, value) => invocation.key(key).arg("L").arg(value).arg(""),
+            };
         }
-        let applied: Option<redis::Value> = transaction.query(connection).map_err(redis_error)?;
-        Ok(applied.is_some())
-    }
-
-    /// Ends an attempt that failed: nothing is sent.
-    fn abandon(self) -> ApiResult<()> {
-        redis::cmd("UNWATCH").exec(&mut **self.connection.borrow_mut()).map_err(redis_error)
+        let applied: i64 = invocation
+            .invoke(connection)
+            .map_err(|e| ApiError::internal(format!("redis: the commit failed, or its outcome is unknown: {e}")))?;
+        Ok(applied == 1)
     }
 }
 
@@ -420,6 +554,12 @@ impl LedgerStore for Transaction<'_> {
 
     fn budget(&self, tenant: &str, scope: &str, unit: Unit) -> ApiResult<Option<BudgetRow>> {
         self.get_json(&self.budget_key(tenant, scope, unit)?)
+    }
+
+    fn budgets(&self, tenant: &str, scopes: &[String], unit: Unit) -> ApiResult<Vec<Option<BudgetRow>>> {
+        let keys = scopes.iter().map(|scope| self.budget_key(tenant, scope, unit)).collect::<ApiResult<Vec<_>>>()?;
+        self.prefetch(&keys)?;
+        keys.iter().map(|key| self.get_json(key)).collect()
     }
 
     fn budget_units(&self, tenant: &str, scope: &str) -> ApiResult<Vec<String>> {
@@ -512,27 +652,18 @@ impl LedgerStore for Transaction<'_> {
     }
 
     fn expired_reservations(&self, now: i64, max: usize) -> ApiResult<Vec<String>> {
-        let tenants: Vec<String> = self.connection.borrow_mut().smembers(format!("{}:tenants", self.prefix)).map_err(redis_error)?;
-        let mut out = Vec::new();
-        for tenant in tenants {
-            if out.len() >= max {
-                break;
-            }
-            let key = self.key(&tenant, "rsv:expiry")?;
-            self.watch(&key)?;
-            // expiry + grace strictly before now
-            let due: Vec<String> = redis::cmd("ZRANGEBYSCORE")
-                .arg(&key)
-                .arg("-inf")
-                .arg(format!("({now}"))
-                .arg("LIMIT")
-                .arg(0)
-                .arg(max - out.len())
-                .query(&mut **self.connection.borrow_mut())
-                .map_err(redis_error)?;
-            out.extend(due);
-        }
-        Ok(out)
+        // a unit of work holds one tenant's lock, so it lists that tenant's reservations
+        // (RedisLedger::sweep_expired walks the tenants); expiry + grace strictly before now
+        let due: Vec<String> = redis::cmd("ZRANGEBYSCORE")
+            .arg(format!("{}:rsv:expiry", self.tag))
+            .arg("-inf")
+            .arg(format!("({now}"))
+            .arg("LIMIT")
+            .arg(0)
+            .arg(max)
+            .query(&mut **self.connection.borrow_mut())
+            .map_err(redis_error)?;
+        Ok(due)
     }
 
     fn recall(&self, tenant: &str, endpoint: &str, key: &str) -> ApiResult<Option<StoredResponse>> {

@@ -102,6 +102,12 @@ pub trait LedgerStore {
     /// The budget at `(tenant, scope, unit)`, if any.
     fn budget(&self, tenant: &str, scope: &str, unit: Unit) -> ApiResult<Option<BudgetRow>>;
 
+    /// The budgets at each of `scopes` in `unit`, in order (a backend that pays a round trip
+    /// per read fetches them at once).
+    fn budgets(&self, tenant: &str, scopes: &[String], unit: Unit) -> ApiResult<Vec<Option<BudgetRow>>> {
+        scopes.iter().map(|scope| self.budget(tenant, scope, unit)).collect()
+    }
+
     /// The units `scope` has budgets in.
     fn budget_units(&self, tenant: &str, scope: &str) -> ApiResult<Vec<String>>;
 
@@ -129,7 +135,9 @@ pub trait LedgerStore {
     /// them, until `visit` returns false.
     fn scan_reservations(&self, scan: ReservationScan<'_>, visit: &mut dyn FnMut(Reservation) -> bool) -> ApiResult<()>;
 
-    /// Up to `max` ACTIVE reservations whose expiry and grace are both past at `now`.
+    /// Up to `max` ACTIVE reservations whose expiry and grace are both past at `now` (a
+    /// candidate list: the sweep checks each again). A backend whose unit of work holds one
+    /// tenant's lock (Redis) lists that tenant's only.
     fn expired_reservations(&self, now: i64, max: usize) -> ApiResult<Vec<String>>;
 
     /// The response stored for `(tenant, endpoint, key)`, if any.

@@ -195,8 +195,9 @@ const TENANT: &str = "acme";
 const ROOT: &str = "tenant:acme";
 const WORKSPACE: &str = "tenant:acme/workspace:prod";
 
-fn add_budget(store: &dyn Backend, scope: &str, allocated: i64, overdraft: i64, policy: Option<OveragePolicy>) {
-    let budget = BudgetRow {
+/// An ACTIVE budget of `allocated` at `scope`, nothing held.
+fn budget_row(scope: &str, allocated: i64) -> BudgetRow {
+    BudgetRow {
         scope: scope.into(),
         unit: Unit::UsdMicrocents,
         ledger_id: format!("ldg_{scope}"),
@@ -204,13 +205,17 @@ fn add_budget(store: &dyn Backend, scope: &str, allocated: i64, overdraft: i64, 
         reserved: 0,
         spent: 0,
         debt: 0,
-        overdraft_limit: overdraft,
+        overdraft_limit: 0,
         is_over_limit: false,
         status: "ACTIVE".into(),
-        commit_overage_policy: policy,
+        commit_overage_policy: None,
         created_at_ms: 0,
         updated_at_ms: 0,
-    };
+    }
+}
+
+fn add_budget(store: &dyn Backend, scope: &str, allocated: i64, overdraft: i64, policy: Option<OveragePolicy>) {
+    let budget = BudgetRow { overdraft_limit: overdraft, commit_overage_policy: policy, ..budget_row(scope, allocated) };
     atomically(store, |s| s.insert_budget(TENANT, &budget)).expect("budget");
 }
 
@@ -472,4 +477,86 @@ fn gateways_sharing_one_redis_never_oversubscribe_a_budget() {
     assert_eq!((held, refused), (100, 300));
     let b = budget(&server, ROOT);
     assert_eq!((b.reserved, b.remaining()), (1_000, 0));
+}
+
+impl RedisServer {
+    /// The key `rest` of `tenant`, as the backend names it.
+    fn key(&self, tenant: &str, rest: &str) -> String {
+        format!("{}:{{{tenant}}}:{rest}", self.prefix)
+    }
+}
+
+/// A gateway that stalls past its lease loses the tenant's lock to another, which changes the
+/// budget. The stalled attempt's write, computed from what it read before, must not land: the
+/// commit is fenced on the lock's token, so the operation runs again on fresh data.
+#[test]
+fn a_holder_whose_lock_lapsed_writes_nothing_and_runs_again() {
+    let Some(server) = redis_backend() else { return };
+    add_budget(&server, ROOT, 1_000, 0, None);
+    let budget_key = server.key(TENANT, &format!("budget:USD_MICROCENTS:{ROOT}"));
+    let attempts = std::cell::Cell::new(0);
+    server
+        .ledger
+        .run(TENANT, |s| {
+            attempts.set(attempts.get() + 1);
+            let mut b = s.budget(TENANT, ROOT, Unit::UsdMicrocents)?.expect("budget");
+            if attempts.get() == 1 {
+                // another gateway, holding the lock now for 100 ms, holds 10
+                let () = server.command(::redis::cmd("SET").arg(server.key(TENANT, "lock")).arg("another").arg("PX").arg(100));
+                let theirs = BudgetRow { reserved: b.reserved + 10, ..b.clone() };
+                let () = server.command(::redis::cmd("SET").arg(&budget_key).arg(serde_json::to_string(&theirs).expect("json")));
+            }
+            b.reserved += 100;
+            s.save_budget(TENANT, &b, 0)
+        })
+        .expect("the operation commits at its second attempt");
+    assert_eq!(attempts.get(), 2, "the first attempt's commit was refused");
+    assert_eq!(budget(&server, ROOT).reserved, 110, "both holds, none lost");
+}
+
+/// An operation holds one tenant's lock: a write to another tenant's keys (not serialised by
+/// that tenant's lock, and in another Cluster slot) is refused whole, and the lock is freed.
+#[test]
+fn an_operation_writes_only_inside_its_locked_tenant() {
+    let Some(server) = redis_backend() else { return };
+    let other = BudgetRow { scope: "tenant:globex".into(), ..budget_row(ROOT, 1_000) };
+    let refused = server.ledger.run(TENANT, |s| {
+        s.insert_budget(TENANT, &budget_row(ROOT, 1_000))?;
+        s.insert_budget("globex", &other)
+    });
+    assert_eq!(code_of(refused), ErrorCode::InternalError);
+    for (tenant, scope) in [(TENANT, ROOT), ("globex", "tenant:globex")] {
+        let exists: i64 = server.command(::redis::cmd("EXISTS").arg(server.key(tenant, &format!("budget:USD_MICROCENTS:{scope}"))));
+        assert_eq!(exists, 0, "nothing of the refused operation landed ({scope})");
+    }
+    let locked: i64 = server.command(::redis::cmd("EXISTS").arg(server.key(TENANT, "lock")));
+    assert_eq!(locked, 0, "a refused operation releases the lock at once");
+}
+
+/// The sweep walks every tenant with reservations, each under that tenant's own lock.
+#[test]
+fn the_redis_sweep_expires_every_tenants_holds() {
+    let Some(server) = redis_backend() else { return };
+    for tenant in [TENANT, "globex"] {
+        let root = format!("tenant:{tenant}");
+        server.ledger.run(tenant, |s| s.insert_budget(tenant, &budget_row(&root, 1_000))).expect("budget");
+        let req: ReserveRequest = serde_json::from_value(json!({
+            "idempotency_key": "r1",
+            "subject": {"tenant": tenant},
+            "action": {"kind": "llm.call", "name": "summarise"},
+            "estimate": {"unit": "USD_MICROCENTS", "amount": 300},
+            "ttl_ms": 1_000,
+            "grace_period_ms": 0,
+        }))
+        .expect("a valid ReserveRequest");
+        let hash = request_hash(&req, "").expect("hash");
+        server.ledger.run(tenant, |s| reserve(s, tenant, &req, &hash, 0)).expect("reserved");
+    }
+    assert_eq!(server.ledger.sweep_expired(500, 100).expect("sweep"), 0, "not yet expired");
+    assert_eq!(server.ledger.sweep_expired(1_001, 100).expect("sweep"), 2);
+    for tenant in [TENANT, "globex"] {
+        let root = format!("tenant:{tenant}");
+        let b = server.ledger.run(tenant, |s| s.budget(tenant, &root, Unit::UsdMicrocents)).expect("read").expect("budget");
+        assert_eq!(b.reserved, 0, "{tenant}'s hold came back");
+    }
 }
