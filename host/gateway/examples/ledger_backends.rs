@@ -5,11 +5,12 @@
 //! per operation (an attempt runs again when its tenant lock lapsed before it committed).
 //!
 //! `cargo run --release -p sbd-gateway --example ledger_backends -- [--seconds 5] [--clients 50]
-//!  [--redis redis://127.0.0.1:6379/]`
+//!  [--tenants 1] [--redis redis://127.0.0.1:6379/ | --redis redis+cluster://HOST:PORT,...]`
 //!
 //! Without `--redis` it starts a `redis-server` of its own on a free loopback port (and stops
-//! it at the end). Every reservation holds on the tenant's root budget, so all clients contend
-//! on one budget, as every reservation of a tenant does.
+//! it at the end). Every reservation holds on its tenant's root budget, so the clients of one
+//! tenant contend on one budget, as every reservation of a tenant does; `--tenants N` spreads
+//! the clients over N tenants (client i works for tenant i mod N).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -22,11 +23,14 @@ use sbd_gateway::ledger::{self, BudgetRow, LedgerStore};
 use sbd_gateway::store::{Store, SyncMode};
 use serde_json::json;
 
-const TENANT: &str = "acme";
+/// The tenant client `client` works for, of `tenants`.
+fn tenant_of(client: usize, tenants: usize) -> String {
+    format!("t{}", client % tenants.max(1))
+}
 
-fn budget() -> BudgetRow {
+fn budget(tenant: &str) -> BudgetRow {
     BudgetRow {
-        scope: format!("tenant:{TENANT}"),
+        scope: format!("tenant:{tenant}"),
         unit: Unit::UsdMicrocents,
         ledger_id: "ldg_load".into(),
         allocated: i64::MAX / 4,
@@ -42,10 +46,10 @@ fn budget() -> BudgetRow {
     }
 }
 
-fn requests(client: usize, i: usize) -> (ReserveRequest, CommitRequest) {
+fn requests(tenant: &str, client: usize, i: usize) -> (ReserveRequest, CommitRequest) {
     let reserve = serde_json::from_value(json!({
         "idempotency_key": format!("r-{client}-{i}"),
-        "subject": {"tenant": TENANT, "workspace": "prod"},
+        "subject": {"tenant": tenant, "workspace": "prod"},
         "action": {"kind": "llm.call", "name": "load"},
         "estimate": {"unit": "USD_MICROCENTS", "amount": 10},
     }))
@@ -81,27 +85,32 @@ impl Phase {
     }
 }
 
-fn sqlite_phase(clients: usize, seconds: u64) -> Phase {
+fn sqlite_phase(clients: usize, tenants: usize, seconds: u64) -> Phase {
     let dir = tempfile::tempdir().unwrap();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     runtime.block_on(async {
         let store = Store::open(dir.path(), SyncMode::Normal).unwrap();
-        store.run(|c| c.insert_budget(TENANT, &budget())).await.unwrap();
+        for t in 0..tenants.max(1) {
+            let tenant = tenant_of(t, tenants);
+            store.run(move |c| c.insert_budget(&tenant, &budget(&tenant))).await.unwrap();
+        }
         let stop = Instant::now() + Duration::from_secs(seconds);
         let started = Instant::now();
         let tasks: Vec<_> = (0..clients)
             .map(|client| {
                 let store = store.clone();
+                let tenant = tenant_of(client, tenants);
                 tokio::spawn(async move {
                     let mut latencies = Vec::new();
                     let mut i = 0;
                     while Instant::now() < stop {
-                        let (reserve, commit) = requests(client, i);
+                        let (reserve, commit) = requests(&tenant, client, i);
                         let t = Instant::now();
+                        let (tenant_r, tenant_c) = (tenant.clone(), tenant.clone());
                         let id = store
                             .run(move |c| {
                                 let hash = ledger::request_hash(&reserve, "")?;
-                                ledger::reserve(c, TENANT, &reserve, &hash, sbd_gateway::util::now_ms())
+                                ledger::reserve(c, &tenant_r, &reserve, &hash, sbd_gateway::util::now_ms())
                             })
                             .await
                             .unwrap()
@@ -110,7 +119,7 @@ fn sqlite_phase(clients: usize, seconds: u64) -> Phase {
                         store
                             .run(move |c| {
                                 let hash = ledger::request_hash(&commit, &id)?;
-                                ledger::commit(c, TENANT, &id, &commit, &hash, sbd_gateway::util::now_ms())
+                                ledger::commit(c, &tenant_c, &id, &commit, &hash, sbd_gateway::util::now_ms())
                             })
                             .await
                             .unwrap();
@@ -129,9 +138,12 @@ fn sqlite_phase(clients: usize, seconds: u64) -> Phase {
     })
 }
 
-fn redis_phase(url: &str, prefix: &str, clients: usize, seconds: u64) -> (Phase, f64) {
+fn redis_phase(url: &str, prefix: &str, clients: usize, tenants: usize, seconds: u64) -> (Phase, f64) {
     let setup = RedisLedger::open(url, prefix).unwrap();
-    setup.run(TENANT, |s| s.insert_budget(TENANT, &budget())).unwrap();
+    for t in 0..tenants.max(1) {
+        let tenant = tenant_of(t, tenants);
+        setup.run(&tenant, |s| s.insert_budget(&tenant, &budget(&tenant))).unwrap();
+    }
     let attempts = Arc::new(AtomicU64::new(0));
     let operations = Arc::new(AtomicU64::new(0));
     let stop = Instant::now() + Duration::from_secs(seconds);
@@ -142,24 +154,25 @@ fn redis_phase(url: &str, prefix: &str, clients: usize, seconds: u64) -> (Phase,
                 let (attempts, operations) = (Arc::clone(&attempts), Arc::clone(&operations));
                 scope.spawn(move || {
                     let gateway = RedisLedger::open(url, prefix).unwrap();
+                    let tenant = tenant_of(client, tenants);
                     let mut latencies = Vec::new();
                     let mut i = 0;
                     while Instant::now() < stop {
-                        let (reserve, commit) = requests(client, i);
+                        let (reserve, commit) = requests(&tenant, client, i);
                         let t = Instant::now();
                         let hash = ledger::request_hash(&reserve, "").unwrap();
                         let reserved = gateway
-                            .run(TENANT, |s| {
+                            .run(&tenant, |s| {
                                 attempts.fetch_add(1, Ordering::Relaxed);
-                                ledger::reserve(s, TENANT, &reserve, &hash, sbd_gateway::util::now_ms())
+                                ledger::reserve(s, &tenant, &reserve, &hash, sbd_gateway::util::now_ms())
                             })
                             .unwrap();
                         let id = reserved.reservation_id.unwrap();
                         let hash = ledger::request_hash(&commit, &id).unwrap();
                         gateway
-                            .run(TENANT, |s| {
+                            .run(&tenant, |s| {
                                 attempts.fetch_add(1, Ordering::Relaxed);
-                                ledger::commit(s, TENANT, &id, &commit, &hash, sbd_gateway::util::now_ms())
+                                ledger::commit(s, &tenant, &id, &commit, &hash, sbd_gateway::util::now_ms())
                             })
                             .unwrap();
                         operations.fetch_add(2, Ordering::Relaxed);
@@ -193,6 +206,7 @@ fn main() {
     let value = |flag: &str| args.iter().position(|a| a == flag).and_then(|i| args.get(i + 1)).cloned();
     let seconds: u64 = value("--seconds").map_or(5, |s| s.parse().expect("--seconds: a number"));
     let clients: usize = value("--clients").map_or(50, |s| s.parse().expect("--clients: a number"));
+    let tenants: usize = value("--tenants").map_or(1, |s| s.parse().expect("--tenants: a number"));
     let mut own_server = None;
     let url = match value("--redis") {
         Some(url) => url,
@@ -209,10 +223,10 @@ fn main() {
             format!("redis://127.0.0.1:{port}/")
         }
     };
-    println!("{clients} clients, {seconds} s per phase, one tenant budget; a pair is one reserve and one commit");
-    sqlite_phase(clients, seconds).print("sqlite", "");
+    println!("{clients} clients over {tenants} tenant(s), {seconds} s per phase; a pair is one reserve and one commit");
+    sqlite_phase(clients, tenants, seconds).print("sqlite", "");
     let prefix = format!("sbd-load-{}", std::process::id());
-    let (phase, attempts) = redis_phase(&url, &prefix, clients, seconds);
+    let (phase, attempts) = redis_phase(&url, &prefix, clients, tenants, seconds);
     phase.print("redis", &format!("  {attempts:.2} attempts per operation"));
     drop(own_server);
 }

@@ -48,6 +48,12 @@
 //! and never change afterwards, so a crash between the two leaves at most an index entry that
 //! points at nothing, never a reservation that cannot be found.
 //!
+//! ## Redis Cluster
+//! [`RedisLedger::open`] takes `redis+cluster://HOST:PORT,...` for a Redis Cluster: redis-rs's
+//! cluster client routes each command to the node holding its key's slot. Every lock, read,
+//! `MGET` and commit script of an operation stays in its tenant's slot; the two cross-tenant
+//! index writes are sent one by one (a cluster connection does not pipeline).
+//!
 //! Needs Redis 6 or later (`BLPOP` with a fractional timeout). Not yet here: webhook
 //! deliveries for the emitted events, and wiring into `sbd serve`.
 
@@ -55,7 +61,8 @@ use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use redis::{Commands, Connection};
+use redis::cluster::{ClusterClient, ClusterClientBuilder, ClusterConnection};
+use redis::{Commands, Connection, ConnectionLike};
 use serde_json::Value;
 
 use crate::cycles::Unit;
@@ -125,12 +132,91 @@ redis.call('LTRIM', KEYS[2], -1, -1)
 return 1
 ";
 
-/// A Redis connection string and key prefix.
+/// Where the ledger's Redis is: one server, or a Redis Cluster.
+enum Endpoint {
+    Single(redis::Client),
+    Cluster(ClusterClient),
+}
+
+/// One connection: to a single Redis, or to a Redis Cluster (each command routed to the node
+/// that holds its key's slot).
+enum Link {
+    Single(Connection),
+    Cluster(ClusterConnection),
+}
+
+impl ConnectionLike for Link {
+    fn req_packed_command(&mut self, cmd: &[u8]) -> redis::RedisResult<redis::Value> {
+        match self {
+            Link::Single(c) => c.req_packed_command(cmd),
+            Link::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands(&mut self, cmd: &[u8], offset: usize, count: usize) -> redis::RedisResult<Vec<redis::Value>> {
+        match self {
+            Link::Single(c) => c.req_packed_commands(cmd, offset, count),
+            Link::Cluster(c) => c.req_packed_commands(cmd, offset, count),
+        }
+    }
+
+    fn req_command(&mut self, cmd: &redis::Cmd) -> redis::RedisResult<redis::Value> {
+        match self {
+            Link::Single(c) => c.req_command(cmd),
+            Link::Cluster(c) => c.req_command(cmd),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Link::Single(c) => c.get_db(),
+            Link::Cluster(c) => c.get_db(),
+        }
+    }
+
+    fn check_connection(&mut self) -> bool {
+        match self {
+            Link::Single(c) => c.check_connection(),
+            Link::Cluster(c) => c.check_connection(),
+        }
+    }
+
+    fn is_open(&self) -> bool {
+        match self {
+            Link::Single(c) => c.is_open(),
+            Link::Cluster(c) => c.is_open(),
+        }
+    }
+}
+
+impl Link {
+    /// Sends `writes`, which may fall in different Cluster slots, in order and not atomically:
+    /// one pipeline on a single server, one command after another on a Cluster.
+    fn send_in_order(&mut self, writes: Vec<Write>) -> ApiResult<()> {
+        match self {
+            Link::Single(connection) => {
+                let mut pipeline = redis::pipe();
+                for write in writes {
+                    queue(&mut pipeline, write);
+                }
+                pipeline.exec(connection).map_err(redis_error)
+            }
+            // a cluster connection does not pipeline
+            Link::Cluster(connection) => writes.into_iter().try_for_each(|write| command(write).exec(connection).map_err(redis_error)),
+        }
+    }
+}
+
+/// The URL scheme of a Redis Cluster: `redis+cluster://HOST:PORT[,HOST:PORT...]`, the nodes
+/// to discover the cluster from.
+pub const CLUSTER_SCHEME: &str = "redis+cluster://";
+
+/// The ledger on a Redis (or Redis Cluster) under a key prefix.
 pub struct RedisLedger {
-    client: redis::Client,
+    endpoint: Endpoint,
     prefix: String,
     /// Idle connections, reused (an operation holds one for its whole unit of work).
-    idle: std::sync::Mutex<Vec<Connection>>,
+    idle: std::sync::Mutex<Vec<Link>>,
     acquire: redis::Script,
     commit: redis::Script,
 }
@@ -153,14 +239,26 @@ fn json_error(e: serde_json::Error) -> ApiError {
 }
 
 impl RedisLedger {
-    /// A ledger on the Redis at `url` (`redis://HOST:PORT/DB`), its keys under `prefix`.
+    /// A ledger on the Redis at `url`, its keys under `prefix`: `redis://HOST:PORT/DB` for one
+    /// server, [`CLUSTER_SCHEME`]`HOST:PORT,...` for a Redis Cluster (the nodes to start from).
     pub fn open(url: &str, prefix: &str) -> ApiResult<Self> {
         if prefix.is_empty() || prefix.contains(['{', '}']) {
             return Err(ApiError::invalid("the Redis key prefix must be non-empty and free of `{` and `}`"));
         }
-        let client = redis::Client::open(url).map_err(redis_error)?;
+        let endpoint = match url.strip_prefix(CLUSTER_SCHEME) {
+            Some(nodes) => {
+                let nodes: Vec<String> = nodes.trim_end_matches('/').split(',').map(|node| format!("redis://{}/", node.trim())).collect();
+                if nodes.iter().any(|node| node == "redis:///") {
+                    return Err(ApiError::invalid(format!("`{url}`: a Redis Cluster URL lists its nodes as HOST:PORT, separated by commas")));
+                }
+                let timeout = Duration::from_millis(COMMAND_TIMEOUT_MS);
+                let client = ClusterClientBuilder::new(nodes).connection_timeout(timeout).response_timeout(timeout).build();
+                Endpoint::Cluster(client.map_err(redis_error)?)
+            }
+            None => Endpoint::Single(redis::Client::open(url).map_err(redis_error)?),
+        };
         Ok(RedisLedger {
-            client,
+            endpoint,
             prefix: prefix.to_string(),
             idle: std::sync::Mutex::default(),
             acquire: redis::Script::new(ACQUIRE),
@@ -169,19 +267,31 @@ impl RedisLedger {
     }
 
     /// An idle connection, or a new one with [`COMMAND_TIMEOUT_MS`] set.
-    fn connection(&self) -> ApiResult<Connection> {
+    fn connection(&self) -> ApiResult<Link> {
         if let Some(connection) = self.idle.lock().ok().and_then(|mut idle| idle.pop()) {
             return Ok(connection);
         }
-        let timeout = Some(Duration::from_millis(COMMAND_TIMEOUT_MS));
-        let connection = self.client.get_connection_with_timeout(Duration::from_millis(COMMAND_TIMEOUT_MS)).map_err(redis_error)?;
-        connection.set_read_timeout(timeout).map_err(redis_error)?;
-        connection.set_write_timeout(timeout).map_err(redis_error)?;
-        Ok(connection)
+        let timeout = Duration::from_millis(COMMAND_TIMEOUT_MS);
+        match &self.endpoint {
+            Endpoint::Single(client) => {
+                let connection = client.get_connection_with_timeout(timeout).map_err(redis_error)?;
+                connection.set_read_timeout(Some(timeout)).map_err(redis_error)?;
+                connection.set_write_timeout(Some(timeout)).map_err(redis_error)?;
+                Ok(Link::Single(connection))
+            }
+            Endpoint::Cluster(client) => Ok(Link::Cluster(client.get_connection().map_err(redis_error)?)),
+        }
+    }
+
+    /// Runs one command outside any operation (for tests and tools that inspect the keys).
+    #[cfg(test)]
+    pub(super) fn query<T: redis::FromRedisValue>(&self, command: &redis::Cmd) -> T {
+        let mut connection = self.connection().expect("a Redis connection");
+        command.query(&mut connection).expect("the Redis command")
     }
 
     /// Keeps a connection that ended its operation cleanly.
-    fn reuse(&self, connection: Connection) {
+    fn reuse(&self, connection: Link) {
         if let Ok(mut idle) = self.idle.lock()
             && idle.len() < MAX_IDLE_CONNECTIONS
         {
@@ -250,7 +360,7 @@ struct TenantLock {
 }
 
 impl TenantLock {
-    fn acquire(script: &redis::Script, connection: &mut Connection, tag: &str, tenant: &str) -> ApiResult<TenantLock> {
+    fn acquire(script: &redis::Script, connection: &mut Link, tag: &str, tenant: &str) -> ApiResult<TenantLock> {
         let key = format!("{tag}:lock");
         let wake = format!("{key}:wake");
         let record = format!("{tag}:tenant");
@@ -277,7 +387,7 @@ impl TenantLock {
 
     /// Releases the lock if it is still this holder's, writing nothing (the fenced commit with
     /// no writes).
-    fn release(&self, script: &redis::Script, connection: &mut Connection) -> ApiResult<()> {
+    fn release(&self, script: &redis::Script, connection: &mut Link) -> ApiResult<()> {
         let _released: i64 = script.key(&self.key).key(&self.wake).arg(&self.token).invoke(connection).map_err(redis_error)?;
         Ok(())
     }
@@ -312,7 +422,7 @@ impl Write {
 
 /// One attempt of one operation, under its tenant's lock.
 struct Transaction<'a> {
-    connection: RefCell<&'a mut Connection>,
+    connection: RefCell<&'a mut Link>,
     prefix: &'a str,
     /// The locked tenant.
     tenant: &'a str,
@@ -335,7 +445,7 @@ struct Transaction<'a> {
 }
 
 impl<'a> Transaction<'a> {
-    fn new(connection: &'a mut Connection, prefix: &'a str, tenant: &'a str, tag: &'a str, lock: &TenantLock) -> Self {
+    fn new(connection: &'a mut Link, prefix: &'a str, tenant: &'a str, tag: &'a str, lock: &TenantLock) -> Self {
         let read = BTreeMap::from([(format!("{tag}:tenant"), lock.tenant_record.clone())]);
         Transaction {
             connection: RefCell::new(connection),
@@ -495,11 +605,7 @@ impl<'a> Transaction<'a> {
         }
         let index_writes = self.indexes.into_inner();
         if !index_writes.is_empty() {
-            let mut indexes = redis::pipe();
-            for write in index_writes {
-                queue(&mut indexes, write);
-            }
-            indexes.exec(connection).map_err(redis_error)?;
+            connection.send_in_order(index_writes)?;
         }
         let mut invocation = script.prepare_invoke();
         invocation.key(&lock.key).key(&lock.wake).arg(&lock.token);
@@ -519,14 +625,19 @@ impl<'a> Transaction<'a> {
     }
 }
 
-fn queue(pipe: &mut redis::Pipeline, write: Write) {
+/// The command that makes `write`.
+fn command(write: Write) -> redis::Cmd {
     match write {
-        Write::Set(key, value) => pipe.cmd("SET").arg(key).arg(value).ignore(),
-        Write::SetAdd(key, member) => pipe.cmd("SADD").arg(key).arg(member).ignore(),
-        Write::SortedAdd(key, score, member) => pipe.cmd("ZADD").arg(key).arg(score).arg(member).ignore(),
-        Write::SortedRemove(key, member) => pipe.cmd("ZREM").arg(key).arg(member).ignore(),
-        Write::ListPush(key, value) => pipe.cmd("RPUSH").arg(key).arg(value).ignore(),
-    };
+        Write::Set(key, value) => redis::cmd("SET").arg(key).arg(value).to_owned(),
+        Write::SetAdd(key, member) => redis::cmd("SADD").arg(key).arg(member).to_owned(),
+        Write::SortedAdd(key, score, member) => redis::cmd("ZADD").arg(key).arg(score).arg(member).to_owned(),
+        Write::SortedRemove(key, member) => redis::cmd("ZREM").arg(key).arg(member).to_owned(),
+        Write::ListPush(key, value) => redis::cmd("RPUSH").arg(key).arg(value).to_owned(),
+    }
+}
+
+fn queue(pipe: &mut redis::Pipeline, write: Write) {
+    pipe.add_command(command(write)).ignore();
 }
 
 /// How an emitted event is kept.

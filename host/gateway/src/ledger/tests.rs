@@ -1,8 +1,9 @@
 //! The ledger's rules, checked on every [`LedgerStore`] backend by the same functions: the
 //! embedded SQLite store (an in-memory database with the real schema, each operation in a
 //! savepoint as on the writer thread), Redis (a `redis-server` started on loopback for the
-//! test; skipped with a notice where none is installed, unless `SBD_REQUIRE_REDIS=1`) and
-//! [`MemoryLedger`].
+//! test), a three-node Redis Cluster (started on loopback with `redis-cli --cluster create`)
+//! and [`MemoryLedger`]. Both Redis deployments are skipped with a notice where they cannot be
+//! started, unless `SBD_REQUIRE_REDIS=1`.
 
 use std::io::Write as _;
 use std::process::{Child, Command, Stdio};
@@ -58,71 +59,162 @@ impl Backend for MemoryLedger {
     }
 }
 
-/// A `redis-server` of the test's own on a free loopback port, stopped when dropped. Its keys
-/// are under a prefix of its own too, so tests running in parallel never share state.
+/// A Redis of the test's own on loopback, stopped when dropped: one `redis-server` on a free
+/// port, or a three-node Redis Cluster. Its keys are under a prefix of its own too, so tests
+/// running in parallel never share state.
 struct RedisServer {
-    child: Child,
+    children: Vec<Child>,
     ledger: RedisLedger,
     url: String,
     prefix: String,
+    /// The cluster's node files.
+    _dir: Option<tempfile::TempDir>,
 }
 
-/// The variable that turns a missing `redis-server` from a skip into a failure (`.ci/run` sets
-/// it after installing the server).
+/// The variable that turns a missing `redis-server` (or `redis-cli`, for the cluster) from a
+/// skip into a failure (`.ci/run` sets it after installing them).
 const REQUIRE_REDIS_VAR: &str = "SBD_REQUIRE_REDIS";
 
+/// Stops the servers started so far when a start fails half-way.
+struct Started(Vec<Child>);
+
+impl Drop for Started {
+    fn drop(&mut self) {
+        for child in &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// A free loopback port whose Cluster bus port (+10000) is free too.
+fn free_port() -> Result<u16, String> {
+    for _ in 0..100 {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| format!("no free port: {e}"))?;
+        let port = listener.local_addr().map_err(|e| e.to_string())?.port();
+        if port <= 55_535 && std::net::TcpListener::bind(("127.0.0.1", port + 10_000)).is_ok() {
+            return Ok(port);
+        }
+    }
+    Err("no free pair of loopback ports".into())
+}
+
+/// Starts `redis-server` on `port` with `extra` arguments and waits until it answers.
+fn start_server(port: u16, extra: &[&str]) -> Result<Child, String> {
+    let mut child = Command::new("redis-server")
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+        .args(extra)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("cannot start redis-server: {e}"))?;
+    let client = ::redis::Client::open(format!("redis://127.0.0.1:{port}/")).map_err(|e| e.to_string())?;
+    for _ in 0..200 {
+        if child.try_wait().map_err(|e| e.to_string())?.is_some() {
+            return Err(format!("redis-server exited at start on port {port}"));
+        }
+        if client.get_connection().is_ok_and(|mut c| ::redis::cmd("PING").query::<String>(&mut c).is_ok()) {
+            return Ok(child);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    Err(format!("redis-server on port {port} did not answer within 5 s"))
+}
+
 impl RedisServer {
-    /// Starts one, or says why not (no `redis-server` on the PATH).
+    /// One server, or says why not (no `redis-server` on the PATH).
     fn start() -> Result<RedisServer, String> {
         let mut last = String::new();
         // a port found free may be taken by a parallel test's server before ours binds it:
         // then ours exits, and another port is tried
         for _ in 0..5 {
-            let port = std::net::TcpListener::bind("127.0.0.1:0")
-                .and_then(|l| l.local_addr())
-                .map_err(|e| format!("no free port: {e}"))?
-                .port();
-            let mut child = Command::new("redis-server")
-                .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .map_err(|e| format!("cannot start redis-server: {e}"))?;
-            let url = format!("redis://127.0.0.1:{port}/");
-            let client = ::redis::Client::open(url.as_str()).map_err(|e| e.to_string())?;
-            for _ in 0..200 {
-                if child.try_wait().map_err(|e| e.to_string())?.is_some() {
-                    last = format!("redis-server exited at start on port {port}");
-                    break;
-                }
-                let answered = client.get_connection().is_ok_and(|mut c| ::redis::cmd("PING").query::<String>(&mut c).is_ok());
-                if answered && child.try_wait().map_err(|e| e.to_string())?.is_none() {
+            let port = free_port()?;
+            match start_server(port, &[]) {
+                Ok(child) => {
+                    let url = format!("redis://127.0.0.1:{port}/");
                     let prefix = format!("sbd-test-{port}");
                     let ledger = RedisLedger::open(&url, &prefix).map_err(|e| e.message)?;
-                    return Ok(RedisServer { child, ledger, url, prefix });
+                    return Ok(RedisServer { children: vec![child], ledger, url, prefix, _dir: None });
                 }
-                std::thread::sleep(std::time::Duration::from_millis(25));
-            }
-            let _ = child.kill();
-            let _ = child.wait();
-            if last.is_empty() {
-                last = "redis-server did not answer within 5 s".into();
+                Err(why) => last = why,
             }
         }
         Err(last)
     }
 
+    /// A three-node Redis Cluster (no replicas) made with `redis-cli --cluster create`, or
+    /// says why not.
+    fn start_cluster() -> Result<RedisServer, String> {
+        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let mut last = String::new();
+        'attempt: for _ in 0..5 {
+            let mut started = Started(Vec::new());
+            let mut nodes = Vec::new();
+            for _ in 0..3 {
+                let port = free_port()?;
+                let config = dir.path().join(format!("nodes-{port}.conf"));
+                let config = config.to_string_lossy().into_owned();
+                match start_server(port, &["--cluster-enabled", "yes", "--cluster-config-file", &config]) {
+                    Ok(child) => started.0.push(child),
+                    Err(why) => {
+                        last = why;
+                        continue 'attempt;
+                    }
+                }
+                nodes.push(format!("127.0.0.1:{port}"));
+            }
+            let created = Command::new("redis-cli")
+                .args(["--cluster", "create"])
+                .args(&nodes)
+                .args(["--cluster-replicas", "0", "--cluster-yes"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .map_err(|e| format!("cannot run redis-cli: {e}"))?;
+            if !created.success() {
+                last = format!("redis-cli --cluster create failed: {created}");
+                continue;
+            }
+            // every node must see every slot served before the cluster takes commands
+            for node in &nodes {
+                let client = ::redis::Client::open(format!("redis://{node}/")).map_err(|e| e.to_string())?;
+                let ok = (0..400).any(|_| {
+                    let info: String = client.get_connection().and_then(|mut c| ::redis::cmd("CLUSTER").arg("INFO").query(&mut c)).unwrap_or_default();
+                    let ok = info.contains("cluster_state:ok");
+                    if !ok {
+                        std::thread::sleep(std::time::Duration::from_millis(25));
+                    }
+                    ok
+                });
+                if !ok {
+                    last = format!("the cluster did not reach cluster_state:ok at {node} within 10 s");
+                    continue 'attempt;
+                }
+            }
+            let url = format!("{}{}", super::redis::CLUSTER_SCHEME, nodes.join(","));
+            let prefix = format!("sbd-test-{}", nodes.join("-").replace([':', '.'], ""));
+            let ledger = RedisLedger::open(&url, &prefix).map_err(|e| e.message)?;
+            let children = std::mem::take(&mut started.0);
+            return Ok(RedisServer { children, ledger, url, prefix, _dir: Some(dir) });
+        }
+        Err(last)
+    }
+
     fn command<T: ::redis::FromRedisValue>(&self, cmd: &mut ::redis::Cmd) -> T {
-        let client = ::redis::Client::open(self.url.as_str()).expect("client");
-        let mut connection = client.get_connection().expect("connection");
-        cmd.query(&mut connection).expect("redis command")
+        self.ledger.query(cmd)
+    }
+
+    /// The key `rest` of `tenant`, as the backend names it.
+    fn key(&self, tenant: &str, rest: &str) -> String {
+        format!("{}:{{{tenant}}}:{rest}", self.prefix)
     }
 }
 
 impl Drop for RedisServer {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        drop(Started(std::mem::take(&mut self.children)));
     }
 }
 
@@ -133,11 +225,11 @@ impl Backend for RedisServer {
 
     fn set_tenant(&self, tenant: &str, status: &str) {
         let record = json!({"status": status}).to_string();
-        let () = self.command(::redis::cmd("SET").arg(format!("{}:{{{tenant}}}:tenant", self.prefix)).arg(record));
+        let () = self.command(::redis::cmd("SET").arg(self.key(tenant, "tenant")).arg(record));
     }
 
     fn event_types(&self) -> Vec<String> {
-        let events: Vec<String> = self.command(::redis::cmd("LRANGE").arg(format!("{}:{{{TENANT}}}:events", self.prefix)).arg(0).arg(-1));
+        let events: Vec<String> = self.command(::redis::cmd("LRANGE").arg(self.key(TENANT, "events")).arg(0).arg(-1));
         events
             .iter()
             .filter_map(|e| serde_json::from_str::<Value>(e).ok()?.get("event_type")?.as_str().map(String::from))
@@ -145,23 +237,27 @@ impl Backend for RedisServer {
     }
 }
 
-/// The Redis backend, or `None` after a visible notice when this machine has no
-/// `redis-server` and [`REQUIRE_REDIS_VAR`] is not 1 (then the test fails instead).
-fn redis_backend() -> Option<RedisServer> {
-    match RedisServer::start() {
-        Ok(server) => Some(server),
-        Err(why) if std::env::var(REQUIRE_REDIS_VAR).is_ok_and(|v| v.trim() == "1") => {
-            panic!("{why}, and {REQUIRE_REDIS_VAR}=1 requires the Redis backend (install redis-server)")
-        }
-        Err(why) => {
-            // Straight to the stderr handle: the harness captures `eprintln!` of a passing test.
-            let _ = writeln!(
-                std::io::stderr(),
-                "skipped: the Redis backend ({why}; install redis-server, or set {REQUIRE_REDIS_VAR}=1 to fail instead)"
-            );
-            None
+/// The Redis deployments this machine can start: one server and a three-node cluster, each
+/// named. One that cannot start is left out after a visible notice, unless
+/// [`REQUIRE_REDIS_VAR`] is 1 (then the test fails instead).
+fn redis_backends() -> Vec<(&'static str, RedisServer)> {
+    let mut out = Vec::new();
+    for (name, start) in [("redis", RedisServer::start as fn() -> Result<RedisServer, String>), ("redis-cluster", RedisServer::start_cluster)] {
+        match start() {
+            Ok(server) => out.push((name, server)),
+            Err(why) if std::env::var(REQUIRE_REDIS_VAR).is_ok_and(|v| v.trim() == "1") => {
+                panic!("{name}: {why}, and {REQUIRE_REDIS_VAR}=1 requires the Redis backend (install redis-server and redis-tools)")
+            }
+            Err(why) => {
+                // Straight to the stderr handle: the harness captures `eprintln!` of a passing test.
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "skipped: the {name} backend ({why}; install redis-server and redis-tools, or set {REQUIRE_REDIS_VAR}=1 to fail instead)"
+                );
+            }
         }
     }
+    out
 }
 
 /// Runs `check` on every backend, naming the backend in a failure.
@@ -170,11 +266,21 @@ fn on_every_backend(check: fn(&dyn Backend)) {
     crate::store::migrate(&sqlite).expect("schema");
     let mut backends: Vec<(&str, Box<dyn Backend>)> =
         vec![("sqlite", Box::new(sqlite)), ("memory", Box::new(MemoryLedger::default()))];
-    if let Some(server) = redis_backend() {
-        backends.push(("redis", Box::new(server)));
+    for (name, server) in redis_backends() {
+        backends.push((name, Box::new(server)));
     }
     for (name, backend) in backends {
         if let Err(panic) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| check(&*backend))) {
+            let _ = writeln!(std::io::stderr(), "the check failed on the {name} backend");
+            std::panic::resume_unwind(panic);
+        }
+    }
+}
+
+/// Runs `check` on every Redis deployment (one server, a cluster), naming it in a failure.
+fn on_every_redis(check: fn(&RedisServer)) {
+    for (name, server) in redis_backends() {
+        if let Err(panic) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| check(&server))) {
             let _ = writeln!(std::io::stderr(), "the check failed on the {name} backend");
             std::panic::resume_unwind(panic);
         }
@@ -443,47 +549,41 @@ fn only_the_key_that_made_a_reservation_commits_it() {
     });
 }
 
-/// Several gateways on one Redis: 8 clients, each with its own connection, race 400 holds of
-/// 10 against a budget of 1,000. Exactly 100 succeed and the budget holds exactly 1,000.
+/// Several gateways on one Redis (one server, or a cluster): 8 clients, each with its own
+/// connection, race 400 holds of 10 against a budget of 1,000. Exactly 100 succeed and the budget holds exactly 1,000.
 #[test]
 fn gateways_sharing_one_redis_never_oversubscribe_a_budget() {
-    let Some(server) = redis_backend() else { return };
-    add_budget(&server, ROOT, 1_000, 0, None);
-    let (url, prefix) = (server.url.clone(), server.prefix.clone());
-    let outcomes: Vec<(usize, usize)> = std::thread::scope(|scope| {
-        let workers: Vec<_> = (0..8)
-            .map(|worker| {
-                let (url, prefix) = (url.clone(), prefix.clone());
-                scope.spawn(move || {
-                    let gateway = RedisLedger::open(&url, &prefix).expect("client");
-                    let (mut held, mut refused) = (0, 0);
-                    for i in 0..50 {
-                        let req = reserve_request(&format!("w{worker}-{i}"), 10, json!({}));
-                        let hash = request_hash(&req, "").expect("hash");
-                        match gateway.run(TENANT, |s| reserve(s, TENANT, &req, &hash, 0)) {
-                            Ok(_) => held += 1,
-                            Err(e) if e.code == ErrorCode::BudgetExceeded => refused += 1,
-                            Err(e) => panic!("worker {worker}: {} {}", e.code.as_str(), e.message),
+    on_every_redis(|server| {
+        add_budget(server, ROOT, 1_000, 0, None);
+        let (url, prefix) = (server.url.clone(), server.prefix.clone());
+        let outcomes: Vec<(usize, usize)> = std::thread::scope(|scope| {
+            let workers: Vec<_> = (0..8)
+                .map(|worker| {
+                    let (url, prefix) = (url.clone(), prefix.clone());
+                    scope.spawn(move || {
+                        let gateway = RedisLedger::open(&url, &prefix).expect("client");
+                        let (mut held, mut refused) = (0, 0);
+                        for i in 0..50 {
+                            let req = reserve_request(&format!("w{worker}-{i}"), 10, json!({}));
+                            let hash = request_hash(&req, "").expect("hash");
+                            match gateway.run(TENANT, |s| reserve(s, TENANT, &req, &hash, 0)) {
+                                Ok(_) => held += 1,
+                                Err(e) if e.code == ErrorCode::BudgetExceeded => refused += 1,
+                                Err(e) => panic!("worker {worker}: {} {}", e.code.as_str(), e.message),
+                            }
                         }
-                    }
-                    (held, refused)
+                        (held, refused)
+                    })
                 })
-            })
-            .collect();
-        workers.into_iter().map(|w| w.join().expect("worker")).collect()
+                .collect();
+            workers.into_iter().map(|w| w.join().expect("worker")).collect()
+        });
+        let held: usize = outcomes.iter().map(|o| o.0).sum();
+        let refused: usize = outcomes.iter().map(|o| o.1).sum();
+        assert_eq!((held, refused), (100, 300));
+        let b = budget(server, ROOT);
+        assert_eq!((b.reserved, b.remaining()), (1_000, 0));
     });
-    let held: usize = outcomes.iter().map(|o| o.0).sum();
-    let refused: usize = outcomes.iter().map(|o| o.1).sum();
-    assert_eq!((held, refused), (100, 300));
-    let b = budget(&server, ROOT);
-    assert_eq!((b.reserved, b.remaining()), (1_000, 0));
-}
-
-impl RedisServer {
-    /// The key `rest` of `tenant`, as the backend names it.
-    fn key(&self, tenant: &str, rest: &str) -> String {
-        format!("{}:{{{tenant}}}:{rest}", self.prefix)
-    }
 }
 
 /// A gateway that stalls past its lease loses the tenant's lock to another, which changes the
@@ -491,72 +591,75 @@ impl RedisServer {
 /// commit is fenced on the lock's token, so the operation runs again on fresh data.
 #[test]
 fn a_holder_whose_lock_lapsed_writes_nothing_and_runs_again() {
-    let Some(server) = redis_backend() else { return };
-    add_budget(&server, ROOT, 1_000, 0, None);
-    let budget_key = server.key(TENANT, &format!("budget:USD_MICROCENTS:{ROOT}"));
-    let attempts = std::cell::Cell::new(0);
-    server
-        .ledger
-        .run(TENANT, |s| {
-            attempts.set(attempts.get() + 1);
-            let mut b = s.budget(TENANT, ROOT, Unit::UsdMicrocents)?.expect("budget");
-            if attempts.get() == 1 {
-                // another gateway, holding the lock now for 100 ms, holds 10
-                let () = server.command(::redis::cmd("SET").arg(server.key(TENANT, "lock")).arg("another").arg("PX").arg(100));
-                let theirs = BudgetRow { reserved: b.reserved + 10, ..b.clone() };
-                let () = server.command(::redis::cmd("SET").arg(&budget_key).arg(serde_json::to_string(&theirs).expect("json")));
-            }
-            b.reserved += 100;
-            s.save_budget(TENANT, &b, 0)
-        })
-        .expect("the operation commits at its second attempt");
-    assert_eq!(attempts.get(), 2, "the first attempt's commit was refused");
-    assert_eq!(budget(&server, ROOT).reserved, 110, "both holds, none lost");
+    on_every_redis(|server| {
+        add_budget(server, ROOT, 1_000, 0, None);
+        let budget_key = server.key(TENANT, &format!("budget:USD_MICROCENTS:{ROOT}"));
+        let attempts = std::cell::Cell::new(0);
+        server
+            .ledger
+            .run(TENANT, |s| {
+                attempts.set(attempts.get() + 1);
+                let mut b = s.budget(TENANT, ROOT, Unit::UsdMicrocents)?.expect("budget");
+                if attempts.get() == 1 {
+                    // another gateway, holding the lock now for 100 ms, holds 10
+                    let () = server.command(::redis::cmd("SET").arg(server.key(TENANT, "lock")).arg("another").arg("PX").arg(100));
+                    let theirs = BudgetRow { reserved: b.reserved + 10, ..b.clone() };
+                    let () = server.command(::redis::cmd("SET").arg(&budget_key).arg(serde_json::to_string(&theirs).expect("json")));
+                }
+                b.reserved += 100;
+                s.save_budget(TENANT, &b, 0)
+            })
+            .expect("the operation commits at its second attempt");
+        assert_eq!(attempts.get(), 2, "the first attempt's commit was refused");
+        assert_eq!(budget(server, ROOT).reserved, 110, "both holds, none lost");
+    });
 }
 
 /// An operation holds one tenant's lock: a write to another tenant's keys (not serialised by
 /// that tenant's lock, and in another Cluster slot) is refused whole, and the lock is freed.
 #[test]
 fn an_operation_writes_only_inside_its_locked_tenant() {
-    let Some(server) = redis_backend() else { return };
-    let other = BudgetRow { scope: "tenant:globex".into(), ..budget_row(ROOT, 1_000) };
-    let refused = server.ledger.run(TENANT, |s| {
-        s.insert_budget(TENANT, &budget_row(ROOT, 1_000))?;
-        s.insert_budget("globex", &other)
+    on_every_redis(|server| {
+        let other = BudgetRow { scope: "tenant:globex".into(), ..budget_row(ROOT, 1_000) };
+        let refused = server.ledger.run(TENANT, |s| {
+            s.insert_budget(TENANT, &budget_row(ROOT, 1_000))?;
+            s.insert_budget("globex", &other)
+        });
+        assert_eq!(code_of(refused), ErrorCode::InternalError);
+        for (tenant, scope) in [(TENANT, ROOT), ("globex", "tenant:globex")] {
+            let exists: i64 = server.command(::redis::cmd("EXISTS").arg(server.key(tenant, &format!("budget:USD_MICROCENTS:{scope}"))));
+            assert_eq!(exists, 0, "nothing of the refused operation landed ({scope})");
+        }
+        let locked: i64 = server.command(::redis::cmd("EXISTS").arg(server.key(TENANT, "lock")));
+        assert_eq!(locked, 0, "a refused operation releases the lock at once");
     });
-    assert_eq!(code_of(refused), ErrorCode::InternalError);
-    for (tenant, scope) in [(TENANT, ROOT), ("globex", "tenant:globex")] {
-        let exists: i64 = server.command(::redis::cmd("EXISTS").arg(server.key(tenant, &format!("budget:USD_MICROCENTS:{scope}"))));
-        assert_eq!(exists, 0, "nothing of the refused operation landed ({scope})");
-    }
-    let locked: i64 = server.command(::redis::cmd("EXISTS").arg(server.key(TENANT, "lock")));
-    assert_eq!(locked, 0, "a refused operation releases the lock at once");
 }
 
 /// The sweep walks every tenant with reservations, each under that tenant's own lock.
 #[test]
 fn the_redis_sweep_expires_every_tenants_holds() {
-    let Some(server) = redis_backend() else { return };
-    for tenant in [TENANT, "globex"] {
-        let root = format!("tenant:{tenant}");
-        server.ledger.run(tenant, |s| s.insert_budget(tenant, &budget_row(&root, 1_000))).expect("budget");
-        let req: ReserveRequest = serde_json::from_value(json!({
-            "idempotency_key": "r1",
-            "subject": {"tenant": tenant},
-            "action": {"kind": "llm.call", "name": "summarise"},
-            "estimate": {"unit": "USD_MICROCENTS", "amount": 300},
-            "ttl_ms": 1_000,
-            "grace_period_ms": 0,
-        }))
-        .expect("a valid ReserveRequest");
-        let hash = request_hash(&req, "").expect("hash");
-        server.ledger.run(tenant, |s| reserve(s, tenant, &req, &hash, 0)).expect("reserved");
-    }
-    assert_eq!(server.ledger.sweep_expired(500, 100).expect("sweep"), 0, "not yet expired");
-    assert_eq!(server.ledger.sweep_expired(1_001, 100).expect("sweep"), 2);
-    for tenant in [TENANT, "globex"] {
-        let root = format!("tenant:{tenant}");
-        let b = server.ledger.run(tenant, |s| s.budget(tenant, &root, Unit::UsdMicrocents)).expect("read").expect("budget");
-        assert_eq!(b.reserved, 0, "{tenant}'s hold came back");
-    }
+    on_every_redis(|server| {
+        for tenant in [TENANT, "globex"] {
+            let root = format!("tenant:{tenant}");
+            server.ledger.run(tenant, |s| s.insert_budget(tenant, &budget_row(&root, 1_000))).expect("budget");
+            let req: ReserveRequest = serde_json::from_value(json!({
+                "idempotency_key": "r1",
+                "subject": {"tenant": tenant},
+                "action": {"kind": "llm.call", "name": "summarise"},
+                "estimate": {"unit": "USD_MICROCENTS", "amount": 300},
+                "ttl_ms": 1_000,
+                "grace_period_ms": 0,
+            }))
+            .expect("a valid ReserveRequest");
+            let hash = request_hash(&req, "").expect("hash");
+            server.ledger.run(tenant, |s| reserve(s, tenant, &req, &hash, 0)).expect("reserved");
+        }
+        assert_eq!(server.ledger.sweep_expired(500, 100).expect("sweep"), 0, "not yet expired");
+        assert_eq!(server.ledger.sweep_expired(1_001, 100).expect("sweep"), 2);
+        for tenant in [TENANT, "globex"] {
+            let root = format!("tenant:{tenant}");
+            let b = server.ledger.run(tenant, |s| s.budget(tenant, &root, Unit::UsdMicrocents)).expect("read").expect("budget");
+            assert_eq!(b.reserved, 0, "{tenant}'s hold came back");
+        }
+    });
 }
