@@ -35,7 +35,7 @@
 //! | `P:{T}:tenant` | the tenant record, JSON |
 //! | `P:{T}:budget:UNIT:SCOPE` | a budget, JSON |
 //! | `P:{T}:budgets` | set of `UNIT SCOPE` of the tenant's budgets |
-//! | `P:{T}:rsv:ID` | a reservation and its owning key, JSON |
+//! | `P:{T}:rsv:id:ID` | a reservation and its owning key, JSON |
 //! | `P:{T}:rsv:created` | sorted set of reservation ids by creation time |
 //! | `P:{T}:rsv:expiry` | sorted set of ACTIVE reservation ids by expiry + grace |
 //! | `P:{T}:idem:ENDPOINT:KEY` | a stored idempotent response, JSON |
@@ -53,6 +53,15 @@
 //! cluster client routes each command to the node holding its key's slot. Every lock, read,
 //! `MGET` and commit script of an operation stays in its tenant's slot; the two cross-tenant
 //! index writes are sent one by one (a cluster connection does not pipeline).
+//!
+//! ## What the Redis deployment must provide
+//! The ledger is as durable as the Redis under it. It needs `maxmemory-policy noeviction` (an
+//! evicted idempotency record would let a retry apply twice; an evicted lock, two holders),
+//! and `appendonly yes` with `appendfsync always` for an acknowledged commit to survive a
+//! Redis crash. With replicas, a failover can lose the last acknowledged writes (Redis
+//! replication is asynchronous and the commit does not `WAIT` for replicas): run the ledger's
+//! Redis without automatic failover, or accept that window. The Cluster client does not resend
+//! a command whose reply was lost: it fails the operation (closed) instead.
 //!
 //! Needs Redis 6 or later (`BLPOP` with a fractional timeout). Not yet here: webhook
 //! deliveries for the emitted events, and wiring into `sbd serve`.
@@ -93,11 +102,13 @@ const LOCK_POLL_S: f64 = 0.05;
 /// How many idle connections a [`RedisLedger`] keeps.
 const MAX_IDLE_CONNECTIONS: usize = 64;
 
-/// Takes the lock (`KEYS[1]`) for token `ARGV[1]` with lease `ARGV[2]` ms if it is free, and
-/// then answers `{'1', tenant record}` (`KEYS[2]`; `{'1'}` when there is none); `{'0'}` if
-/// another holds it.
+/// Takes the lock (`KEYS[1]`) for token `ARGV[1]` with lease `ARGV[2]` ms if it is free (or
+/// already this token's: a resent request renews it), and then answers
+/// `{'1', tenant record}` (`KEYS[2]`; `{'1'}` when there is none); `{'0'}` if another holds it.
 const ACQUIRE: &str = r"
-if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return {'0'} end
+local holder = redis.call('GET', KEYS[1])
+if holder and holder ~= ARGV[1] then return {'0'} end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 local record = redis.call('GET', KEYS[2])
 if record then return {'1', record} end
 return {'1'}
@@ -108,15 +119,18 @@ return {'1'}
 /// `A` member: SADD; `Z` score member: ZADD; `R` member: ZREM; `L` value: RPUSH). Answers 0,
 /// writing nothing, unless the lock holds the token; else applies every write, releases the
 /// lock, wakes one waiter and answers 1. Every write is checked before the first is applied
-/// (Redis does not roll a failed script back), so a key of the wrong type fails it whole.
+/// (Redis does not roll a failed script back), against the key's type and the earlier writes
+/// to it, so a key of the wrong type fails it whole.
 const FENCED_COMMIT: &str = r"
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 local types = {S = 'string', A = 'set', Z = 'zset', R = 'zset', L = 'list'}
+local planned = {}
 for i = 3, #KEYS do
   local want = types[ARGV[3 * i - 7]]
   if not want then return redis.error_reply('unknown write ' .. tostring(ARGV[3 * i - 7])) end
-  local have = redis.call('TYPE', KEYS[i]).ok
+  local have = planned[KEYS[i]] or redis.call('TYPE', KEYS[i]).ok
   if have ~= 'none' and have ~= want then return redis.error_reply(KEYS[i] .. ' holds a ' .. have) end
+  planned[KEYS[i]] = want
 end
 for i = 3, #KEYS do
   local op, a, b = ARGV[3 * i - 7], ARGV[3 * i - 6], ARGV[3 * i - 5]
@@ -224,8 +238,9 @@ pub struct RedisLedger {
 /// `P:{T}`, the start of every key of tenant `T` (the hash tag puts them in one Cluster slot);
 /// a tenant id that could break out of its hash tag is refused.
 fn tenant_tag(prefix: &str, tenant: &str) -> ApiResult<String> {
-    if tenant.contains(['{', '}']) {
-        return Err(ApiError::invalid(format!("tenant id `{tenant}` cannot be stored: it contains a brace")));
+    if tenant.is_empty() || tenant.contains(['{', '}']) {
+        // `{}` is no hash tag: the tenant's keys would scatter over Cluster slots
+        return Err(ApiError::invalid(format!("tenant id `{tenant}` cannot be stored: it is empty or contains a brace")));
     }
     Ok(format!("{prefix}:{{{tenant}}}"))
 }
@@ -252,7 +267,9 @@ impl RedisLedger {
                     return Err(ApiError::invalid(format!("`{url}`: a Redis Cluster URL lists its nodes as HOST:PORT, separated by commas")));
                 }
                 let timeout = Duration::from_millis(COMMAND_TIMEOUT_MS);
-                let client = ClusterClientBuilder::new(nodes).connection_timeout(timeout).response_timeout(timeout).build();
+                // no silent resends: a resent commit whose first reply was lost would answer
+                // "lapsed" and rerun an operation that landed; an error fails it closed instead
+                let client = ClusterClientBuilder::new(nodes).connection_timeout(timeout).response_timeout(timeout).retries(0).build();
                 Endpoint::Cluster(client.map_err(redis_error)?)
             }
             None => Endpoint::Single(redis::Client::open(url).map_err(redis_error)?),
@@ -333,7 +350,8 @@ impl RedisLedger {
     /// The expiry sweeper on Redis: [`crate::ledger::sweep_expired`] for each tenant that holds
     /// reservations, each under its own tenant's lock (so the sweep is safe with several
     /// gateways sweeping at once, and each tenant's keys stay in its Cluster slot). Returns how
-    /// many reservations expired, at most `max` per tenant.
+    /// many reservations expired, at most `max` per tenant; a tenant that fails does not stop
+    /// the others, and the first failure is returned after all were tried.
     pub fn sweep_expired(&self, now: i64, max: usize) -> ApiResult<usize> {
         let tenants: Vec<String> = {
             let mut connection = self.connection()?;
@@ -341,11 +359,24 @@ impl RedisLedger {
             self.reuse(connection);
             tenants
         };
-        let mut expired = 0usize;
+        let (mut expired, mut first_error) = (0usize, None);
         for tenant in tenants {
-            expired = expired.saturating_add(self.run(&tenant, |s| crate::ledger::sweep_expired(s, now, max))?);
+            // a tenant with nothing due is not locked; one that fails does not stop the others
+            let due = || -> ApiResult<bool> {
+                let mut connection = self.connection()?;
+                let key = format!("{}:rsv:expiry", tenant_tag(&self.prefix, &tenant)?);
+                let due: u64 = redis::cmd("ZCOUNT").arg(key).arg("-inf").arg(format!("({now}")).query(&mut connection).map_err(redis_error)?;
+                self.reuse(connection);
+                Ok(due > 0)
+            };
+            match due().and_then(|due| if due { self.run(&tenant, |s| crate::ledger::sweep_expired(s, now, max)) } else { Ok(0) }) {
+                Ok(n) => expired = expired.saturating_add(n),
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
         }
-        Ok(expired)
+        first_error.map_or(Ok(expired), Err)
     }
 }
 
@@ -566,7 +597,7 @@ impl<'a> Transaction<'a> {
     }
 
     fn reservation_key(&self, tenant: &str, id: &str) -> ApiResult<String> {
-        self.key(tenant, &format!("rsv:{id}"))
+        self.key(tenant, &format!("rsv:id:{id}"))
     }
 
     fn stored_reservation(&self, id: &str) -> ApiResult<Option<Reservation>> {
@@ -754,9 +785,15 @@ impl LedgerStore for Transaction<'_> {
     }
 
     fn scan_reservations(&self, scan: ReservationScan<'_>, visit: &mut dyn FnMut(Reservation) -> bool) -> ApiResult<()> {
-        let mut candidates = Vec::new();
-        for id in self.members(&self.key(scan.tenant, "rsv:created")?, true)? {
-            candidates.extend(self.get_json::<Reservation>(&self.reservation_key(scan.tenant, &id)?)?);
+        let ids = self.members(&self.key(scan.tenant, "rsv:created")?, true)?;
+        let keys = ids.iter().map(|id| self.reservation_key(scan.tenant, id)).collect::<ApiResult<Vec<_>>>()?;
+        let mut candidates = Vec::with_capacity(keys.len());
+        // a thousand reads a round trip: the listing holds the tenant's lock while it reads
+        for chunk in keys.chunks(1_000) {
+            self.prefetch(chunk)?;
+            for key in chunk {
+                candidates.extend(self.get_json::<Reservation>(key)?);
+            }
         }
         scan.visit_matching(candidates, visit);
         Ok(())
@@ -812,7 +849,7 @@ impl LedgerStore for Transaction<'_> {
             data: &event.data,
         };
         let text = serde_json::to_string(&stored).map_err(json_error)?;
-        self.writes.borrow_mut().push(Write::ListPush(self.key(&event.tenant_id, "events")?, text));
+        self.push(Write::ListPush(self.key(&event.tenant_id, "events")?, text));
         Ok(())
     }
 }

@@ -13,6 +13,7 @@ use serde_json::{json, Value};
 
 use super::memory::MemoryLedger;
 use super::redis::RedisLedger;
+use super::commit as commit_rule;
 use super::*;
 use crate::cycles::{CommitRequest, ReleaseRequest, ReserveRequest};
 
@@ -549,6 +550,19 @@ fn only_the_key_that_made_a_reservation_commits_it() {
     });
 }
 
+/// A reservation id comes from the request path: one that names a backend's own index
+/// (`rsv:created` beside `rsv:<id>` was one on Redis) is simply not found.
+#[test]
+fn a_reservation_id_that_names_an_index_is_simply_not_found() {
+    on_every_backend(|store| {
+        add_budget(store, ROOT, 1_000, 0, None);
+        reserve_at(store, &reserve_request("r1", 1, json!({})), 0).expect("reserved");
+        for id in ["created", "expiry", "id", ""] {
+            assert!(atomically(store, |s| s.reservation(id)).expect("a lookup, not an error").is_none(), "`{id}`");
+        }
+    });
+}
+
 /// Several gateways on one Redis (one server, or a cluster): 8 clients, each with its own
 /// connection, race 400 holds of 10 against a budget of 1,000. Exactly 100 succeed and the budget holds exactly 1,000.
 #[test]
@@ -661,5 +675,155 @@ fn the_redis_sweep_expires_every_tenants_holds() {
             let b = server.ledger.run(tenant, |s| s.budget(tenant, &root, Unit::UsdMicrocents)).expect("read").expect("budget");
             assert_eq!(b.reserved, 0, "{tenant}'s hold came back");
         }
+    });
+}
+
+/// The variable that carries a soak worker's orders (`URL|PREFIX|WORKER|OPS|LOG`) to the
+/// worker process ([`soak_worker`]).
+const SOAK_WORKER_VAR: &str = "SBD_LEDGER_SOAK_WORKER";
+
+/// How many ledger operations the soak test spreads over its gateway processes: 100,000 in CI
+/// (`.ci/run` sets it), 3,000 by default.
+const SOAK_OPS_VAR: &str = "SBD_LEDGER_SOAK_OPS";
+
+/// Not a check of its own: the entry point of one gateway process of
+/// [`gateways_in_separate_processes_lose_nothing_to_a_kill_9`], which runs the test binary
+/// again with `--ignored --exact` and [`SOAK_WORKER_VAR`] set. It reserves 10, then commits 7,
+/// releases, or leaves the hold active (in turn), and appends a line to its log after each
+/// answer, as a client that was told the outcome: `R id`, `C id`, `X id`, or `D` for a hold
+/// refused for lack of budget.
+#[test]
+#[ignore = "run by the soak test as a separate process"]
+fn soak_worker() {
+    let Ok(orders) = std::env::var(SOAK_WORKER_VAR) else { return };
+    let parts: Vec<&str> = orders.split('|').collect();
+    let [url, prefix, worker, ops, log] = parts[..] else { panic!("{SOAK_WORKER_VAR}: URL|PREFIX|WORKER|OPS|LOG") };
+    let ops: usize = ops.parse().expect("OPS");
+    let gateway = RedisLedger::open(url, prefix).expect("client");
+    let mut log = std::fs::OpenOptions::new().create(true).append(true).open(log).expect("log");
+    let mut tell = |line: String| log.write_all(format!("{line}\n").as_bytes()).expect("log line");
+    let (mut done, mut i) = (0, 0);
+    while done < ops {
+        let req = reserve_request(&format!("w{worker}-r{i}"), 10, json!({"ttl_ms": 3_600_000}));
+        let hash = request_hash(&req, "").expect("hash");
+        let now = crate::util::now_ms();
+        match gateway.run(TENANT, |s| reserve(s, TENANT, &req, &hash, now)) {
+            Ok(held) => {
+                let id = held.reservation_id.expect("not a dry run");
+                tell(format!("R {id}"));
+                done += 1;
+                match i % 3 {
+                    0 => {
+                        let commit: CommitRequest = serde_json::from_value(
+                            json!({"idempotency_key": format!("w{worker}-c{i}"), "actual": {"unit": "USD_MICROCENTS", "amount": 7}}),
+                        )
+                        .expect("a valid CommitRequest");
+                        let hash = request_hash(&commit, &id).expect("hash");
+                        gateway.run(TENANT, |s| commit_rule(s, TENANT, &id, &commit, &hash, now)).and_then(raise_deferred).expect("committed");
+                        tell(format!("C {id}"));
+                        done += 1;
+                    }
+                    1 => {
+                        let release_req = ReleaseRequest { idempotency_key: format!("w{worker}-x{i}"), reason: None };
+                        let hash = request_hash(&release_req, &id).expect("hash");
+                        gateway.run(TENANT, |s| release(s, TENANT, &id, &release_req, &hash, now)).and_then(raise_deferred).expect("released");
+                        tell(format!("X {id}"));
+                        done += 1;
+                    }
+                    _ => {}
+                }
+            }
+            Err(e) if e.code == ErrorCode::BudgetExceeded => {
+                tell("D".into());
+                done += 1;
+            }
+            Err(e) => panic!("worker {worker}: {} {}", e.code.as_str(), e.message),
+        }
+        i += 1;
+    }
+}
+
+/// Several gateways for real: three processes share one budget on one Redis (and on a
+/// three-node cluster) through [`soak_worker`], [`SOAK_OPS_VAR`] operations in all, with the
+/// budget running out half-way; one process is killed with SIGKILL under load. Afterwards the
+/// ledger must balance exactly: the budget's `reserved` is the sum of the ACTIVE holds, its
+/// `spent` the sum of the commits, nothing is over the allocation, and every outcome a
+/// process logged (it was told) is in the store as told.
+#[test]
+fn gateways_in_separate_processes_lose_nothing_to_a_kill_9() {
+    on_every_redis(|server| {
+        let ops: usize = std::env::var(SOAK_OPS_VAR).ok().and_then(|v| v.parse().ok()).unwrap_or(3_000);
+        // a reserve is followed by a commit (7 spent), a release, or nothing (10 held): about
+        // 5.7 consumed per 1.7 operations, so this runs out half-way
+        let allocated = i64::try_from(ops).expect("ops") * 5 / 3;
+        add_budget(server, ROOT, allocated, 0, None);
+        let dir = tempfile::tempdir().expect("tempdir");
+        let exe = std::env::current_exe().expect("the test binary");
+        let logs: Vec<std::path::PathBuf> = (0..3).map(|w| dir.path().join(format!("worker-{w}.log"))).collect();
+        let mut workers: Vec<Child> = logs
+            .iter()
+            .enumerate()
+            .map(|(w, log)| {
+                Command::new(&exe)
+                    .args(["--ignored", "--exact", "ledger::tests::soak_worker", "--nocapture", "--test-threads", "1"])
+                    .env(SOAK_WORKER_VAR, format!("{}|{}|{w}|{}|{}", server.url, server.prefix, ops / 3, log.display()))
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .expect("a worker process")
+            })
+            .collect();
+        // SIGKILL worker 0 once it is well under way
+        let lines = |log: &std::path::Path| std::fs::read_to_string(log).map(|t| t.lines().count()).unwrap_or(0);
+        while lines(&logs[0]) < ops / 30 {
+            assert!(workers[0].try_wait().expect("wait").is_none(), "worker 0 ended before it could be killed");
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        workers[0].kill().expect("SIGKILL");
+        let _ = workers[0].wait();
+        for (w, worker) in workers.iter_mut().enumerate().skip(1) {
+            assert!(worker.wait().expect("wait").success(), "worker {w} failed");
+        }
+
+        // the audit, read directly (every gateway has stopped)
+        let ids: Vec<String> = server.command(::redis::cmd("ZRANGE").arg(server.key(TENANT, "rsv:created")).arg(0).arg(-1));
+        let mut stored = std::collections::HashMap::new();
+        for chunk in ids.chunks(1_000) {
+            let keys: Vec<String> = chunk.iter().map(|id| server.key(TENANT, &format!("rsv:id:{id}"))).collect();
+            let values: Vec<Option<String>> = server.command(::redis::cmd("MGET").arg(&keys));
+            for (id, value) in chunk.iter().zip(values) {
+                let r: Reservation = serde_json::from_str(&value.expect("an indexed reservation exists")).expect("stored JSON");
+                stored.insert(id.clone(), r);
+            }
+        }
+        let held: i64 = stored.values().filter(|r| r.status == "ACTIVE").map(|r| r.amount).sum();
+        let spent: i64 = stored.values().filter(|r| r.status == "COMMITTED").map(|r| r.committed.unwrap_or(0)).sum();
+        let b = budget(server, ROOT);
+        assert_eq!(b.reserved, held, "reserved is exactly the ACTIVE holds");
+        assert_eq!(b.spent, spent, "spent is exactly the commits");
+        assert!(b.debt == 0 && b.remaining() >= 0, "nothing over the allocation: {b:?}");
+
+        let (mut told, mut refused) = (0usize, 0usize);
+        for log in &logs {
+            for line in std::fs::read_to_string(log).expect("log").lines() {
+                told += 1;
+                let (status, id) = match line.split_once(' ') {
+                    Some(("R", id)) => (None, id),
+                    Some(("C", id)) => (Some("COMMITTED"), id),
+                    Some(("X", id)) => (Some("RELEASED"), id),
+                    _ => {
+                        assert_eq!(line, "D", "a log line");
+                        refused += 1;
+                        continue;
+                    }
+                };
+                let r = stored.get(id).unwrap_or_else(|| panic!("`{line}` was told but {id} is not stored"));
+                if let Some(status) = status {
+                    assert_eq!(r.status, status, "`{line}` was told");
+                }
+            }
+        }
+        assert!(refused > 0, "the budget ran out during the run");
+        assert!(told >= ops / 2, "{told} outcomes told of {ops}");
     });
 }
