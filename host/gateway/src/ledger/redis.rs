@@ -3,9 +3,10 @@
 //!
 //! [`RedisLedger::run`] runs one ledger operation as one unit of work on one connection:
 //!
-//! 1. **Lock.** It takes the tenant's lock (`SET P:{T}:lock TOKEN NX PX lease`, in a script
-//!    that also returns the tenant record, which every operation reads). Waiters block on a
-//!    wake list (`BLPOP`) that each release pushes to, so Redis wakes them one at a time.
+//! 1. **Lock.** It takes the tenant's lock (`P:{T}:lock` set to a random token with a lease,
+//!    if free or already this token's, in a script that also returns the tenant record, which
+//!    every operation reads). Waiters block on a wake list (`BLPOP`) that each release pushes
+//!    to, so Redis wakes them one at a time.
 //! 2. **Read.** The operation's reads are plain `GET`s (each key at most once per attempt);
 //!    its writes are buffered and read back by its own later reads.
 //! 3. **Commit, fenced.** One script checks that the lock still holds this attempt's token,
