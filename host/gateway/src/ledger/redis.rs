@@ -212,7 +212,7 @@ impl Link {
             Link::Single(connection) => {
                 let mut pipeline = redis::pipe();
                 for write in writes {
-                    queue(&mut pipeline, write);
+                    pipeline.add_command(command(write)).ignore();
                 }
                 pipeline.exec(connection).map_err(redis_error)
             }
@@ -666,10 +666,6 @@ fn command(write: Write) -> redis::Cmd {
         Write::SortedRemove(key, member) => redis::cmd("ZREM").arg(key).arg(member).to_owned(),
         Write::ListPush(key, value) => redis::cmd("RPUSH").arg(key).arg(value).to_owned(),
     }
-}
-
-fn queue(pipe: &mut redis::Pipeline, write: Write) {
-    pipe.add_command(command(write)).ignore();
 }
 
 /// How an emitted event is kept.
