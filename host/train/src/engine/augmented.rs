@@ -24,17 +24,38 @@
 //! I_k <- max(0, I_k + K_I e_k),    y_k = max(0, I_k + K_P e_k),
 //! ```
 //!
-//! with `K_P = proportional_share * rho` and `K_I = integral_share * rho`. The default is plain
-//! dual ascent, `y_k <- max(0, y_k + rho e_k)` (`K_P = 0`, `K_I = rho`). The proportional form
-//! was built to test whether SBD-AL's saturated lambda came from the duals overshooting (they
-//! reach about 125 on SUPPORT2 and 370 on finance): with `K_P = rho, K_I = rho / 10` the duals
-//! stay ten times smaller and the runs end in the same place, lambda at 1 from about step 25
-//! (`examples/sbd_al_trace.rs`; docs/research.md). So it is not the default.
+//! with `K_P = proportional_share * rho` and `K_I = integral_share * rho`. `K_P = 0`, `K_I = rho`
+//! is plain dual ascent, `y_k <- max(0, y_k + rho e_k)` ([`AugmentedConfig::default`]). The
+//! proportional form was first built to test whether SBD-AL's saturated lambda came from the
+//! duals overshooting: alone it kept the duals ten times smaller and the runs ended in the same
+//! place, lambda at 1 from about step 25, because lambda could not come back down (the prior
+//! below is what fixes that).
+//!
+//! SBD-AL itself runs the proportional form, [`AugmentedConfig::sbd_al`]: once lambda could
+//! come back, the integral's windup was what held it high. At delta 0.05 on
+//! SUPPORT2 (seed 0, T_out 300) plain ascent drives the high-acuity dual to 129, and it is
+//! still 113 at the end because it falls by only `rho (ucb - delta)`, about 0.2 per step; with
+//! the proportional form it peaks at 15.7.
 //!
 //! A context with fewer samples than a bound at `confidence` can ever bring below delta
 //! ([`bound_attainable`]: 59 at 95% and delta 0.05) follows its point estimate instead: its
 //! bound stays above delta even with no unsafe sample, so its dual would rise without end.
 //! No guarantee carries from such a context; the report shows its bound.
+//!
+//! ## The prior on log mu
+//! `lambda = sigmoid(z)` with `z = log mu_phi(s)` carries the factor `lambda (1 - lambda)` into
+//! every outer gradient, which vanishes as `|z|` grows. Without anything else, the first steps'
+//! duals drove z to about 14 (mu about 1e6) on every state within 25 to 50 outer steps, and
+//! once the constraints held and the duals were back at 0 nothing brought it down: at delta
+//! 0.2 on SUPPORT2 lambda stayed at 1.000 for the last 150 steps with every validation bound
+//! 6 to 15 times below delta (`examples/sbd_al_trace.rs`). Plain SGD for phi, a step in
+//! lambda's mirror geometry, a five times larger eta_in and five times more inner steps each
+//! left it there. So `L_out` carries a Gaussian prior on the log-multiplier,
+//! `kappa mean_b z_b^2` over the inner batch (centred at mu = 1, lambda = 1/2), whose
+//! gradient `2 kappa z_b / B` grows with z: z settles where the duals' push balances it, and
+//! returns when the push stops. With kappa 0.1 the same run ends at mean lambda 0.55 with the
+//! high-acuity bound at delta and test TE 0.364 instead of 0.118. The prior is a direct term
+//! (it reads phi, not pi) and is checked with the rest against finite differences.
 //!
 //! ## The hypergradient
 //! phi reaches `L_out` only through the inner optimum `pi*(phi)` of
@@ -74,8 +95,21 @@ pub struct AugmentedConfig {
     pub neumann_terms: usize,
     /// Power iterations for `||H||` per outer step.
     pub power_iterations: usize,
+    /// kappa of the prior `kappa mean_b z_b^2` on phi's output `z = log mu` (module docs;
+    /// 0: none).
+    pub logit_decay: f64,
 }
 
+impl AugmentedConfig {
+    /// SBD-AL as the experiment runs it: the proportional-integral dual update with
+    /// `K_P = rho`, `K_I = rho / 10`, and the prior on log mu with kappa 0.1 (module docs).
+    pub fn sbd_al() -> Self {
+        AugmentedConfig { proportional_share: 1.0, integral_share: 0.1, logit_decay: 0.1, ..AugmentedConfig::default() }
+    }
+}
+
+/// Plain dual ascent and no prior on log mu: the textbook method, which the tests check
+/// against; SBD-AL runs [`AugmentedConfig::sbd_al`].
 impl Default for AugmentedConfig {
     fn default() -> Self {
         AugmentedConfig {
@@ -85,6 +119,7 @@ impl Default for AugmentedConfig {
             integral_share: 1.0,
             neumann_terms: 8,
             power_iterations: 3,
+            logit_decay: 0.0,
         }
     }
 }
@@ -248,6 +283,10 @@ pub fn implicit_hypergradient(
         },
         &mut grad,
     );
+    if config.logit_decay > 0.0 {
+        let cotangent: Vec<f64> = phi_acts.output.iter().map(|&z| 2.0 * config.logit_decay * z / b).collect();
+        crate::engine::mlp::backward(problem.phi, phi, &phi_acts, &cotangent, &mut grad);
+    }
     Implicit { grad, curvature, top_direction: top }
 }
 
@@ -405,6 +444,17 @@ mod tests {
 
     #[test]
     fn the_implicit_hypergradient_matches_finite_differences() {
+        hypergradient_matches_finite_differences(0.0);
+    }
+
+    #[test]
+    fn the_log_multiplier_prior_adds_its_exact_gradient() {
+        hypergradient_matches_finite_differences(0.2);
+    }
+
+    /// `dL_out/dphi` against central differences of `L_out(pi*(phi)) + kappa mean_b z_b(phi)^2`
+    /// with pi* solved to 1e-10.
+    fn hypergradient_matches_finite_differences(kappa: f64) {
         let train = split(1);
         let validation = split(2);
         // no projection and a ridge on pi, as SBD-AL trains; a smooth surrogate and a linear pi
@@ -425,15 +475,23 @@ mod tests {
         let problem = Problem { phi: &phi_shape, pi: &pi_shape, objective: &objective, split: &train };
         let outer = Problem { split: &validation, ..problem };
         let (duals, delta, rho) = (vec![0.3, 0.8], 0.1, 5.0);
+        let all: Vec<usize> = (0..train.len).collect();
+        let prior = |phi: &[f64]| {
+            let (acts, _) = problem.lambdas(phi, &all);
+            kappa * acts.output.iter().map(|z| z * z).sum::<f64>() / all.len() as f64
+        };
         let l_out = |phi: &[f64], start: &[f64]| {
             let pi = solve(&problem, phi, start);
-            (outer_loss(&outer, &pi, &duals, delta, rho).0.value, pi)
+            (outer_loss(&outer, &pi, &duals, delta, rho).0.value + prior(phi), pi)
         };
         let (_, pi_star) = l_out(&phi, &pi0);
         let (_, g) = outer_loss(&outer, &pi_star, &duals, delta, rho);
-        let all: Vec<usize> = (0..train.len).collect();
-        let config =
-            AugmentedConfig { neumann_terms: 4000, power_iterations: 50, ..AugmentedConfig::default() };
+        let config = AugmentedConfig {
+            neumann_terms: 4000,
+            power_iterations: 50,
+            logit_decay: kappa,
+            ..AugmentedConfig::default()
+        };
         let implicit = implicit_hypergradient(&problem, &phi, &pi_star, &all, &g, &config, None);
         let mut compared = 0;
         for j in 0..phi.len() {
