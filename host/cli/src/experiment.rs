@@ -45,12 +45,12 @@ pub fn run_experiment(
         for d in &domains {
             eprintln!(
                 "{}: {} train / {} validation / {} test samples, {} sub-agents ({})",
-                d.name,
-                d.dataset.train.len,
-                d.dataset.validation.len,
-                d.dataset.test.len,
-                d.dataset.sub_agents.len(),
-                d.provenance
+                d.name(),
+                d.dataset().train.len,
+                d.dataset().validation.len,
+                d.dataset().test.len,
+                d.dataset().sub_agents.len(),
+                d.provenance()
             );
         }
     }

@@ -13,7 +13,7 @@ use sbd_cli::{
     load_policy_with, outln, parse_config, read_text, render, train,
 };
 use sbd_policy::{PolicyConfig, Reason, Request};
-use sbd_train::eval::experiment::{DomainChoice, ExperimentConfig};
+use sbd_train::eval::experiment::{CapReading, DomainChoice, ExperimentConfig};
 use sbd_train::domains::finance::FinanceOptions;
 use sbd_train::engine::objective::Objective;
 use sbd_train::eval::theory::TheoryConfig;
@@ -192,6 +192,9 @@ enum Command {
         /// Hidden width of phi and pi [default: 32, or 16 with --quick].
         #[arg(long)]
         width: Option<usize>,
+        /// The reading of the projection's caps alpha_max(s) (SBD 5.3).
+        #[arg(long, value_enum, default_value_t = CapsArg::Threshold)]
+        caps: CapsArg,
         /// Start over: delete the checkpoint a previous, interrupted run left in the output
         /// directory instead of resuming from it.
         #[arg(long)]
@@ -307,6 +310,17 @@ enum ExperimentDomain {
     Medical,
     /// ASSISTments skill-builder format (SYNTHETIC).
     Education,
+}
+
+/// The readings of the projection's caps in `sbd experiment` (`CapReading`).
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum CapsArg {
+    /// Each regime's cap is its unsafe threshold, so the projection removes the regime's risk
+    /// (the paper's reading).
+    Threshold,
+    /// No regime cap: the projected methods do not project, and every method must learn the
+    /// regime's risk.
+    Uncapped,
 }
 
 /// The training domains.
@@ -629,7 +643,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             sbd_cli::output::print(&String::from_utf8_lossy(&script))?;
             Ok(EXIT_OK)
         }
-        Command::Experiment { domain, out, quick, jobs, seeds, deltas, tuning_budget, outer_steps, width, fresh, quiet } => {
+        Command::Experiment { domain, out, quick, jobs, seeds, deltas, tuning_budget, outer_steps, width, caps, fresh, quiet } => {
             let (choice, name) = match domain {
                 ExperimentDomain::All => (DomainChoice::All, "all"),
                 ExperimentDomain::Finance => (DomainChoice::Finance, "finance"),
@@ -656,6 +670,10 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                 config.train.width = w;
                 config.theory.train.width = w;
             }
+            config.caps = match caps {
+                CapsArg::Threshold => CapReading::Threshold,
+                CapsArg::Uncapped => CapReading::Uncapped,
+            };
             let out = out.unwrap_or_else(|| train::default_out("experiment", name));
             let command = std::env::args().map(|a| if a.contains(' ') { format!("'{a}'") } else { a }).collect::<Vec<_>>().join(" ");
             let outcome = sbd_cli::experiment::run_experiment(choice, &config, quick, &out, command, fresh, quiet)?;

@@ -240,6 +240,21 @@ fn experiment_quick_writes_the_report_with_every_verdict() {
 }
 
 #[test]
+fn experiment_under_the_uncapped_reading_says_so_and_records_it() {
+    let scratch = ScratchDir::new("experiment-uncapped");
+    let out = scratch.path().join("report");
+    let out_arg = out.to_string_lossy().to_string();
+    let args = ["experiment", "--domain", "education", "--quick", "--seeds", "1", "--caps", "uncapped", "--out", &out_arg, "--quiet"];
+    succeed(&args);
+    let report = std::fs::read_to_string(out.join("report.md")).expect("report.md");
+    assert!(report.contains("caps that are not the thresholds"), "the report names its reading");
+    assert_eq!(read_json(&out.join("results.json"))["config"]["caps"], "Uncapped");
+    let refused = sbd(&["experiment", "--domain", "education", "--quick", "--caps", "none", "--out", &out_arg]);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success() && stderr.contains("--caps") && stderr.contains("uncapped"), "{stderr}");
+}
+
+#[test]
 fn experiment_refuses_bad_sizes_with_one_error_line() {
     let scratch = ScratchDir::new("experiment-bad");
     let out = scratch.path().to_string_lossy().to_string();

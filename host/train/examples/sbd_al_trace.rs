@@ -4,15 +4,17 @@
 //! SBD-AL's saturated lambda was looked for (docs/research.md).
 //!
 //! `cargo run --release -p sbd-train --example sbd_al_trace -- [--domain finance|medical|mimic]
-//!  [--delta 0.05] [--outer-steps 300] [--seed 0] [--eta-out X] [--kp 0] [--ki 1]`
+//!  [--delta 0.05] [--outer-steps 300] [--seed 0] [--eta-out X] [--eta-in X] [--inner-steps N]
+//!  [--optimizer adam|sgd] [--kp 1] [--ki 0.1] [--logit-decay 0.1]`
 //!
 //! `--kp` and `--ki` are the dual controller's gains as multiples of rho
-//! ([`AugmentedConfig::proportional_share`], [`AugmentedConfig::integral_share`]); the defaults
-//! are plain dual ascent, and eta_out defaults to what the experiment gives SBD-AL.
+//! ([`AugmentedConfig::proportional_share`], [`AugmentedConfig::integral_share`]; `--kp 0 --ki 1`
+//! is plain dual ascent), `--logit-decay` the prior's kappa; every default is what the
+//! experiment gives SBD-AL ([`AugmentedConfig::sbd_al`], [`Method::train_config`]).
 
 use sbd_train::engine::augmented::AugmentedConfig;
 use sbd_train::eval::experiment::{self, DomainChoice, ExperimentConfig, Hyper, Method};
-use sbd_train::{CpuBackend, LambdaMode, TrainConfig, Trainer};
+use sbd_train::{CpuBackend, LambdaMode, OuterOptimizer, TrainConfig, Trainer};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
@@ -29,7 +31,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let delta = number("--delta", 0.05)?;
     let steps = number("--outer-steps", 300.0)? as usize;
     let seed = number("--seed", 0.0)? as u64;
-    let defaults = AugmentedConfig::default();
+    let defaults = AugmentedConfig::sbd_al();
     let (kp, ki) = (number("--kp", defaults.proportional_share)?, number("--ki", defaults.integral_share)?);
 
     let config = ExperimentConfig::default();
@@ -39,13 +41,32 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     if let LambdaMode::ContextAugmented(augmented) = &mut train.lambda {
         augmented.proportional_share = kp;
         augmented.integral_share = ki;
+        augmented.logit_decay = number("--logit-decay", defaults.logit_decay)?;
     }
     train.eta_out = number("--eta-out", train.eta_out)?;
+    train.eta_in = number("--eta-in", train.eta_in)?;
+    train.inner_steps = number("--inner-steps", train.inner_steps as f64)? as usize;
+    match value("--optimizer").as_deref() {
+        None => {}
+        Some("adam") => train.outer_optimizer = OuterOptimizer::Adam,
+        Some("sgd") => train.outer_optimizer = OuterOptimizer::Sgd,
+        Some(other) => return Err(format!("--optimizer: unknown `{other}` (adam, sgd)").into()),
+    }
     let wanted = if domain_name == "mimic" { "medical-mimic4-demo" } else { domain_name.as_str() };
     let domains = experiment::load_domains(choice, false)?;
-    let domain = domains.iter().find(|d| d.name == wanted).ok_or("domain not loaded")?;
-    let data = &domain.dataset;
-    println!("{wanted}: SBD-AL, delta {delta}, seed {seed}, T_out {steps}, eta_out {}, K_P {kp} rho, K_I {ki} rho", train.eta_out);
+    let domain = domains.iter().find(|d| d.name() == wanted).ok_or("domain not loaded")?;
+    let data = domain.dataset();
+    println!(
+        "{wanted}: SBD-AL, delta {delta}, seed {seed}, T_out {steps}, eta_out {} ({:?}), eta_in {}, T_in {}, K_P {kp} rho, K_I {ki} rho, kappa {}",
+        train.eta_out,
+        train.outer_optimizer,
+        train.eta_in,
+        train.inner_steps,
+        match train.lambda {
+            LambdaMode::ContextAugmented(a) => a.logit_decay,
+            _ => f64::NAN,
+        }
+    );
     let mut trainer = Trainer::new(data, train, CpuBackend)?;
     for step in 1..=steps {
         let record = trainer.step()?;

@@ -8,9 +8,9 @@ use sbd_train::eval::experiment_report::{self, ReportMeta};
 #[test]
 fn the_quick_protocol_runs_end_to_end_and_reports_every_verdict() -> Result<(), Box<dyn std::error::Error>> {
     let domains = experiment::load_domains(DomainChoice::All, true)?;
-    let names: Vec<&str> = domains.iter().map(|d| d.name.as_str()).collect();
+    let names: Vec<&str> = domains.iter().map(|d| d.name()).collect();
     assert_eq!(names, ["finance", "medical", "medical-mimic4-demo", "education"]);
-    assert!(domains.iter().any(|d| d.provenance.starts_with("SYNTHETIC")), "education is labelled synthetic");
+    assert!(domains.iter().any(|d| d.provenance().starts_with("SYNTHETIC")), "education is labelled synthetic");
 
     // a candidate is feasible only if its deployed decisions and its stochastic policy both
     // reach 1 - delta; among infeasible ones the safer ranks higher
@@ -27,14 +27,14 @@ fn the_quick_protocol_runs_end_to_end_and_reports_every_verdict() -> Result<(), 
     assert_eq!(results.tuning.len(), domains.len() * Method::TUNED.len() * config.tuning_budget);
     for d in &domains {
         for method in Method::TUNED {
-            let trials: Vec<_> = results.tuning.iter().filter(|t| t.domain == d.name && t.method == method).collect();
+            let trials: Vec<_> = results.tuning.iter().filter(|t| t.domain == d.name() && t.method == method).collect();
             assert_eq!(trials.len(), config.tuning_budget);
-            let (_, _, chosen) = results.chosen.iter().find(|(n, m, _)| n == &d.name && *m == method).ok_or("no choice")?;
+            let (_, _, chosen) = results.chosen.iter().find(|(n, m, _)| n == d.name() && *m == method).ok_or("no choice")?;
             let best = trials.iter().map(|t| t.score).fold(f64::NEG_INFINITY, f64::max);
-            assert!(trials.iter().any(|t| t.hyper == *chosen && t.score == best), "{} {:?}", d.name, method);
+            assert!(trials.iter().any(|t| t.hyper == *chosen && t.score == best), "{} {:?}", d.name(), method);
         }
         // the ablations take SBD's values
-        let of = |m: Method| results.chosen.iter().find(|(n, x, _)| n == &d.name && *x == m).map(|c| c.2);
+        let of = |m: Method| results.chosen.iter().find(|(n, x, _)| n == d.name() && *x == m).map(|c| c.2);
         assert_eq!(of(Method::NoOuter), of(Method::Sbd));
         // and SBD-AL's direct form, SBD-AL's
         assert_eq!(of(Method::SbdAlDirect), of(Method::SbdAl));

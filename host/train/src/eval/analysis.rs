@@ -5,6 +5,7 @@
 
 use serde::Serialize;
 
+use crate::eval::domain::{Domain, RiskClaim};
 use crate::eval::experiment::*;
 use crate::eval::stats;
 /// A mean and standard deviation over seeds.
@@ -116,13 +117,13 @@ fn at_delta<'a>(runs: &[&'a RunResult], delta: f64, seed: u64) -> Option<&'a Run
 }
 
 /// Summarises runs and evaluates every hypothesis.
-pub fn analyse(results: &Results, domains: &[Domain], config: &ExperimentConfig) -> Analysis {
+pub fn analyse(results: &Results, domains: &[Box<dyn Domain>], config: &ExperimentConfig) -> Analysis {
     let headline = config.headline_delta;
     let mut summaries = Vec::new();
     for domain in domains {
         let mut list = Vec::new();
         for method in Method::ALL {
-            let runs = runs_of(results, &domain.name, method);
+            let runs = runs_of(results, domain.name(), method);
             let at: Vec<&RunResult> = config.seeds.iter().filter_map(|&s| at_delta(&runs, headline, s)).collect();
             let pick = |f: fn(&RunResult) -> f64| MeanStd::of(&at.iter().map(|r| f(r)).collect::<Vec<_>>());
             let sea_per_seed: Vec<f64> = config
@@ -173,7 +174,7 @@ pub fn analyse(results: &Results, domains: &[Domain], config: &ExperimentConfig)
                 curve,
             });
         }
-        summaries.push((domain.name.clone(), list));
+        summaries.push((domain.name().to_string(), list));
     }
     let verdicts = verdicts(results, domains, config, &summaries);
     Analysis { domains: summaries, verdicts }
@@ -238,7 +239,7 @@ pub const ALPHA: f64 = 0.05;
 
 fn verdicts(
     results: &Results,
-    domains: &[Domain],
+    domains: &[Box<dyn Domain>],
     config: &ExperimentConfig,
     summaries: &[(String, Vec<MethodSummary>)],
 ) -> Vec<Verdict> {
@@ -255,7 +256,7 @@ fn verdicts(
     let ci = |v: &[f64]| stats::mean_interval(v, 17).show(4);
 
     for domain in domains {
-        let name = domain.name.as_str();
+        let name = domain.name();
         // F3 / F4: one seed, no test
         if let Some(t) = results.theory.iter().find(|t| t.domain == name) {
             let m = &t.monotonicity;
@@ -327,9 +328,9 @@ fn verdicts(
                 point_holds: point,
             });
             f1.p_value = worst_p;
-            if matches!(domain.kind, DomainKind::Medical) {
+            if let Some(id) = domain.f1_also() {
                 let mut h = f1.clone();
-                h.id = "H-Med-2".into();
+                h.id = id.into();
                 h.criterion = format!("{who}'s SEA strictly higher than each non-ablated baseline");
                 verdicts.push(h);
             }
@@ -367,35 +368,8 @@ fn verdicts(
             let h1: Vec<f64> = runs.iter().map(|r| r.extras.h1.unwrap_or(f64::NAN)).collect();
             let init: Vec<f64> = runs.iter().map(|r| r.extras.h1_init.unwrap_or(f64::NAN)).collect();
             let shuffled: Vec<f64> = runs.iter().map(|r| r.extras.h1_shuffled.unwrap_or(f64::NAN)).collect();
-            let (h1_id, h1_criterion, threshold, point) = match &domain.kind {
-                DomainKind::Medical => {
-                    let tests: Vec<(f64, f64)> = runs.iter().filter_map(|r| r.extras.acuity_lambda_spearman).collect();
-                    (
-                        "H-Med-1",
-                        format!("Spearman(acuity, {who}'s lambda) on the test split positive (point: p < 0.01 on every seed)"),
-                        0.0,
-                        !tests.is_empty() && tests.iter().all(|&(rho, p)| rho > 0.0 && p < 0.01),
-                    )
-                }
-                DomainKind::Finance { .. } => {
-                    let l: Vec<(f64, f64, f64)> = runs.iter().filter_map(|r| r.extras.covid_lambda).collect();
-                    (
-                        "H-Fin-1",
-                        format!("{who}'s mean lambda on the COVID window exceeds calm 2018 by >= 0.15 (point: also Cohen's d > 0.8, every seed)"),
-                        0.15,
-                        !l.is_empty() && l.iter().all(|&(c, k, d)| c - k >= 0.15 && d > 0.8),
-                    )
-                }
-                DomainKind::Education => {
-                    let a: Vec<(f64, f64, f64)> = runs.iter().filter_map(|r| r.extras.at_risk_alpha).collect();
-                    (
-                        "H-Edu-1",
-                        format!("{who}'s mean alpha lower for at-risk students by > 0.15 (point: Welch p < 0.01, every seed)"),
-                        0.15,
-                        !a.is_empty() && a.iter().all(|&(risk, other, p)| other - risk > 0.15 && p < 0.01),
-                    )
-                }
-            };
+            let RiskClaim { id: h1_id, criterion: h1_criterion, threshold, point_holds: point } =
+                domain.risk_claim(who, &runs);
             if h1.iter().any(|v| v.is_finite()) {
                 let main = verdicts.len();
                 verdicts.push(tested(Claim {
@@ -423,48 +397,16 @@ fn verdicts(
                 }
                 controlled.push((main, [main + 1, main + 2]));
             }
-            match &domain.kind {
-                DomainKind::Finance { .. } => {
-                    let dd: Vec<(f64, f64)> = runs.iter().filter_map(|r| r.extras.covid_drawdown).collect();
-                    let m: Vec<f64> = dd.iter().map(|(ours, rp)| rp - ours).collect();
-                    verdicts.push(tested(Claim {
-                        id: "H-Fin-2",
-                        domain: name,
-                        method: proposed,
-                        criterion: format!("{who}'s COVID-window max drawdown no worse than the risk-parity baseline (tested as: smaller, margin risk parity - ours)"),
-                        measured: format!(
-                            "drawdown {} vs risk parity {}",
-                            ci(&dd.iter().map(|x| x.0).collect::<Vec<_>>()),
-                            dd.first().map_or("-".into(), |x| format!("{:.3}", x.1))
-                        ),
-                        point_holds: !dd.is_empty() && dd.iter().all(|&(o, r)| o <= r),
-                        margins: m,
-                    }));
-                }
-                DomainKind::Education => {
-                    let marl = headline_runs(name, Method::MarlVanilla);
-                    let pairs: Vec<(f64, f64)> = runs
-                        .iter()
-                        .filter_map(|r| {
-                            let theirs = marl.iter().find(|m| m.seed == r.seed)?.extras.not_at_risk_efficiency?;
-                            Some((r.extras.not_at_risk_efficiency?, theirs))
-                        })
-                        .collect();
-                    verdicts.push(tested(Claim {
-                        id: "H-Edu-2",
-                        domain: name,
-                        method: proposed,
-                        criterion: format!("for students not at risk, {who}'s TE within 5% of MARL-vanilla's or above (margin: ours - 0.95 theirs)"),
-                        measured: format!(
-                            "TE {} vs MARL-vanilla {}",
-                            ci(&pairs.iter().map(|p| p.0).collect::<Vec<_>>()),
-                            ci(&pairs.iter().map(|p| p.1).collect::<Vec<_>>())
-                        ),
-                        point_holds: !pairs.is_empty() && pairs.iter().all(|&(o, t)| o >= 0.95 * t),
-                        margins: pairs.iter().map(|(o, t)| o - 0.95 * t).collect(),
-                    }));
-                }
-                DomainKind::Medical => {}
+            if let Some(claim) = domain.further_claim(who, &runs, &|method| headline_runs(name, method), &ci) {
+                verdicts.push(tested(Claim {
+                    id: claim.id,
+                    domain: name,
+                    method: proposed,
+                    criterion: claim.criterion,
+                    measured: claim.measured,
+                    margins: claim.margins,
+                    point_holds: claim.point_holds,
+                }));
             }
             verdicts.extend(constraint_verdicts(results, name, proposed, config));
         }
@@ -501,7 +443,7 @@ fn verdicts(
         verdicts[main].holds &= ok;
     }
     // the MIMIC-IV demo is a second check of the medical domain, not a fourth domain
-    let main: Vec<&str> = domains.iter().map(|d| d.name.as_str()).filter(|n| *n != "medical-mimic4-demo").collect();
+    let main: Vec<&str> = domains.iter().map(|d| d.name()).filter(|n| *n != "medical-mimic4-demo").collect();
     for proposed in [Method::Sbd, Method::SbdAl] {
         let rows = verdicts
             .iter()

@@ -17,7 +17,8 @@ use std::sync::{Mutex, PoisonError};
 
 use serde::{Deserialize, Serialize};
 
-use super::experiment::{Domain, DomainTheory, ExperimentConfig, RunResult, TuningTrial};
+use super::domain::Domain;
+use super::experiment::{DomainTheory, ExperimentConfig, RunResult, TuningTrial};
 use crate::error::TrainError;
 
 /// One line of the checkpoint. The index is the item's place in the experiment's fixed order
@@ -50,14 +51,14 @@ impl Checkpoint {
     /// exactly) except the number of worker threads, which changes no result, its domains with
     /// their split sizes, and `build`, which names the code (a resumed run must not mix
     /// results of two builds).
-    pub fn identity(config: &ExperimentConfig, domains: &[Domain], build: &str) -> String {
+    pub fn identity(config: &ExperimentConfig, domains: &[Box<dyn Domain>], build: &str) -> String {
         let config = ExperimentConfig { jobs: 0, ..config.clone() };
         let domains: Vec<String> = domains
             .iter()
             .map(|d| {
                 format!(
                     "{}:{}/{}/{}",
-                    d.name, d.dataset.train.len, d.dataset.validation.len, d.dataset.test.len
+                    d.name(), d.dataset().train.len, d.dataset().validation.len, d.dataset().test.len
                 )
             })
             .collect();

@@ -42,7 +42,6 @@
 //! least 1 - delta (issue 16: SEA rewarded infeasible points): the area under its Pareto
 //! staircase, with reference point (0, 0). It is defined for any set of points, including a single one (SR x TE).
 
-use std::ops::Range;
 use std::time::Instant;
 
 use rand::rngs::ChaCha8Rng;
@@ -54,12 +53,15 @@ use super::checkpoint::Checkpoint;
 
 use crate::engine::augmented::AugmentedConfig;
 use crate::engine::backend::CpuBackend;
-use crate::domains::data::{self, Dataset, Split};
+use crate::domains::data::{self, Split};
 use crate::error::TrainError;
-use crate::domains::finance::{self, FinanceOptions, Market};
+use crate::domains::finance::{self, FinanceOptions};
+use crate::eval::domain::education::Education;
+use crate::eval::domain::finance::Finance;
+use crate::eval::domain::medical::Medical;
+use crate::eval::domain::{Domain, DomainData};
 use crate::engine::objective::{self, AlphaMode, Objective};
 use crate::eval::stats;
-use crate::eval::summary;
 use crate::eval::theory::{self, Convergence, Monotonicity, TheoryConfig};
 use crate::engine::trainer::{LambdaMode, TrainConfig, Trainer};
 
@@ -203,7 +205,8 @@ impl Method {
     }
 
     /// The training configuration realising the method with its hyperparameters (None: no
-    /// training).
+    /// training). A `base` whose objective does not project ([`CapReading::Uncapped`], see
+    /// [`ExperimentConfig::base`]) turns the projection off for the projected methods too.
     pub fn train_config(self, base: &TrainConfig, delta: f64, hyper: &Hyper) -> Option<TrainConfig> {
         let base = &TrainConfig {
             eta_in: hyper.eta_in,
@@ -213,7 +216,7 @@ impl Method {
         };
         let cpo_dual_step = hyper.dual_step;
         let objective = |project: bool, penalty: f64, delta: f64, alpha: AlphaMode| Objective {
-            project,
+            project: project && base.objective.project,
             penalty,
             delta,
             alpha,
@@ -249,7 +252,11 @@ impl Method {
                     ..objective(false, 0.0, delta, AlphaMode::Continuous)
                 };
                 return Some(TrainConfig {
-                    lambda: LambdaMode::ContextAugmented(AugmentedConfig { rho: hyper.rho, ..AugmentedConfig::default() }),
+                    lambda: LambdaMode::ContextAugmented(AugmentedConfig {
+                        rho: hyper.rho,
+                        logit_decay: hyper.logit_decay,
+                        ..AugmentedConfig::sbd_al()
+                    }),
                     objective,
                     chance_dual_step: 0.0,
                     outer_optimizer: crate::engine::trainer::OuterOptimizer::Adam,
@@ -305,6 +312,8 @@ pub struct Hyper {
     pub fixed_lambda: f64,
     /// SBD-AL's augmented-Lagrangian rho (also its duals' ascent step).
     pub rho: f64,
+    /// SBD-AL's kappa, the weight of its prior on log mu ([`crate::engine::augmented`]).
+    pub logit_decay: f64,
 }
 
 impl Hyper {
@@ -316,14 +325,15 @@ impl Hyper {
             chance_dual_step: base.chance_dual_step,
             dual_step,
             fixed_lambda: 0.5,
-            rho: AugmentedConfig::default().rho,
+            rho: AugmentedConfig::sbd_al().rho,
+            logit_decay: AugmentedConfig::sbd_al().logit_decay,
         }
     }
 
     /// One random-search candidate for `method` around `defaults`: log-uniform eta_in in
     /// [x/2.8, 2.8x]; where the method has them, log-uniform eta_out in [x/4, 4x], chance dual
-    /// step in [0.5, 8], Lagrangian dual step in [0.1, 10], and a uniform fixed lambda in
-    /// [0.05, 0.95]. The rest keep their defaults.
+    /// step in [0.5, 8], Lagrangian dual step in [0.1, 10], SBD-AL's rho in [2, 50] and kappa in
+    /// [0.03, 0.3], and a uniform fixed lambda in [0.05, 0.95]. The rest keep their defaults.
     pub fn sample(method: Method, defaults: &Hyper, rng: &mut ChaCha8Rng) -> Hyper {
         let mut h = *defaults;
         let mut log_uniform = |lo: f64, hi: f64| (lo.ln() + rng.random_range(0.0..1.0) * (hi.ln() - lo.ln())).exp();
@@ -336,6 +346,7 @@ impl Hyper {
             Method::SbdAl => {
                 h.eta_out = defaults.eta_out * log_uniform(0.25, 4.0);
                 h.rho = log_uniform(2.0, 50.0);
+                h.logit_decay = log_uniform(0.03, 0.3);
             }
             Method::Cpo | Method::GlobalLagrangian | Method::TabularContext => h.dual_step = log_uniform(0.1, 10.0),
             Method::BestFixedLambda => {
@@ -382,33 +393,6 @@ pub fn tuning_score(safety_rate: f64, stochastic_safety_rate: f64, task_efficien
     if safest >= 1.0 - delta { task_efficiency } else { safest - 2.0 }
 }
 
-/// A domain ready for the experiment.
-pub struct Domain {
-    /// Short name (`finance`, `medical`, `medical-mimic4-demo`, `education`).
-    pub name: String,
-    /// What the data is, for the report (e.g. "real: SUPPORT2" or "SYNTHETIC").
-    pub provenance: String,
-    /// The samples.
-    pub dataset: Dataset,
-    /// How Task Efficiency and the domain's hypotheses are computed.
-    pub kind: DomainKind,
-}
-
-/// Domain-specific evaluation.
-pub enum DomainKind {
-    /// TE from a back-test (normalised Sharpe); H-Fin-1 and H-Fin-2.
-    Finance {
-        /// Per-day market data.
-        market: Box<Market>,
-        /// Domain options.
-        options: FinanceOptions,
-    },
-    /// TE = expected agreement; H-Med-1 (risk = acuity).
-    Medical,
-    /// TE = normalised knowledge gain; H-Edu-1 and H-Edu-2 (risk = at-risk flag).
-    Education,
-}
-
 /// Which domains to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DomainChoice {
@@ -424,41 +408,46 @@ pub enum DomainChoice {
 
 /// Loads the chosen domains from the embedded data (education: generated, with small sizes
 /// when `quick`).
-pub fn load_domains(choice: DomainChoice, quick: bool) -> Result<Vec<Domain>, TrainError> {
-    let mut domains = Vec::new();
+pub fn load_domains(choice: DomainChoice, quick: bool) -> Result<Vec<Box<dyn Domain>>, TrainError> {
+    let mut domains: Vec<Box<dyn Domain>> = Vec::new();
     if matches!(choice, DomainChoice::All | DomainChoice::Finance) {
         let options = FinanceOptions::default();
         let f = finance::load_embedded(&options)?;
-        domains.push(Domain {
-            name: "finance".into(),
-            provenance: "real: 20 S&P 500 constituents, 2010-2022 (skfolio, BSD-3)".into(),
-            dataset: f.dataset,
-            kind: DomainKind::Finance { market: Box::new(f.market), options },
-        });
+        domains.push(Box::new(Finance {
+            data: DomainData {
+                name: "finance".into(),
+                provenance: "real: 20 S&P 500 constituents, 2010-2022 (skfolio, BSD-3)".into(),
+                dataset: f.dataset,
+            },
+            market: f.market,
+            options,
+        }));
     }
     if matches!(choice, DomainChoice::All | DomainChoice::Medical) {
         let support2 = crate::domains::medical::load_support2(crate::domains::medical::EMBEDDED_SUPPORT2, None)?;
         let share = support2.high_acuity_share;
-        domains.push(Domain {
-            name: "medical".into(),
-            provenance: format!(
-                "real: SUPPORT2, {} ICU-grade patients with an APACHE III score (UCI #880, CC BY 4.0); high acuity = aps > {:.1}",
-                support2.dataset.train.len + support2.dataset.validation.len + support2.dataset.test.len,
-                support2.acuity_threshold
-            ),
-            dataset: support2.dataset,
-            kind: DomainKind::Medical,
-        });
+        domains.push(Box::new(Medical {
+            data: DomainData {
+                name: "medical".into(),
+                provenance: format!(
+                    "real: SUPPORT2, {} ICU-grade patients with an APACHE III score (UCI #880, CC BY 4.0); high acuity = aps > {:.1}",
+                    support2.dataset.train.len + support2.dataset.validation.len + support2.dataset.test.len,
+                    support2.acuity_threshold
+                ),
+                dataset: support2.dataset,
+            },
+        }));
         let demo = crate::domains::medical::load_demo(&crate::domains::medical::EMBEDDED_DEMO, share)?;
-        domains.push(Domain {
-            name: "medical-mimic4-demo".into(),
-            provenance: format!(
-                "real: MIMIC-IV demo, 310 hospitalisations (ODbL); high acuity = ICU stay > {:.1} h",
-                demo.acuity_threshold
-            ),
-            dataset: demo.dataset,
-            kind: DomainKind::Medical,
-        });
+        domains.push(Box::new(Medical {
+            data: DomainData {
+                name: "medical-mimic4-demo".into(),
+                provenance: format!(
+                    "real: MIMIC-IV demo, 310 hospitalisations (ODbL); high acuity = ICU stay > {:.1} h",
+                    demo.acuity_threshold
+                ),
+                dataset: demo.dataset,
+            },
+        }));
     }
     if matches!(choice, DomainChoice::All | DomainChoice::Education) {
         let options = if quick {
@@ -467,17 +456,49 @@ pub fn load_domains(choice: DomainChoice, quick: bool) -> Result<Vec<Domain>, Tr
             crate::domains::education::EducationOptions::default()
         };
         let e = crate::domains::education::load(&options).map_err(TrainError::Education)?;
-        domains.push(Domain {
-            name: "education".into(),
-            provenance: format!(
-                "SYNTHETIC: generated ASSISTments skill-builder format, {} students, {} interactions",
-                e.students, e.interactions
-            ),
-            dataset: e.dataset,
-            kind: DomainKind::Education,
-        });
+        domains.push(Box::new(Education {
+            data: DomainData {
+                name: "education".into(),
+                provenance: format!(
+                    "SYNTHETIC: generated ASSISTments skill-builder format, {} students, {} interactions",
+                    e.students, e.interactions
+                ),
+                dataset: e.dataset,
+            },
+        }));
     }
     Ok(domains)
+}
+
+/// Which reading of SBD 5.3's cap `alpha_max(s)` the projected methods train and decide
+/// under (issue 16 item 1). The unprojected methods (CPO-style, MARL-vanilla, SBD-NoConstraint,
+/// SBD-AL, SBD-AL-direct, Tabular-context) and the untrained baselines are the same under both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CapReading {
+    /// The paper's reading: each regime's cap is its own unsafe threshold (finance 0.8 while
+    /// portfolio volatility is above 25%, medical 0.7 at high acuity, education 0.6 for
+    /// at-risk students), so the projection removes the regime's risk before anything is
+    /// learned.
+    Threshold,
+    /// Caps that are not the thresholds: the projection knows no regime (`alpha_max = 1`
+    /// everywhere), so the regime's risk stays in the problem and the methods must learn it
+    /// from the state, as the constraint asks.
+    Uncapped,
+}
+
+impl CapReading {
+    /// Whether the projected methods project.
+    pub fn projects(self) -> bool {
+        self == CapReading::Threshold
+    }
+
+    /// Short name for reports and the CLI.
+    pub fn name(self) -> &'static str {
+        match self {
+            CapReading::Threshold => "threshold",
+            CapReading::Uncapped => "uncapped",
+        }
+    }
 }
 
 /// What to run.
@@ -503,6 +524,8 @@ pub struct ExperimentConfig {
     pub theory: TheoryConfig,
     /// Concurrent runs.
     pub jobs: usize,
+    /// The reading of the projection's caps.
+    pub caps: CapReading,
 }
 
 impl Default for ExperimentConfig {
@@ -524,6 +547,7 @@ impl Default for ExperimentConfig {
                 ..TheoryConfig::default()
             },
             jobs: 2,
+            caps: CapReading::Threshold,
         }
     }
 }
@@ -553,6 +577,13 @@ impl ExperimentConfig {
             },
             ..ExperimentConfig::default()
         }
+    }
+
+    /// The shared training configuration for `seed`, under the configured [`CapReading`].
+    pub fn base(&self, seed: u64) -> TrainConfig {
+        let mut base = TrainConfig { seed, ..self.train.clone() };
+        base.objective.project = self.caps.projects();
+        base
     }
 
     /// Checks the configuration before any work starts.
@@ -697,173 +728,6 @@ pub fn safety_rate(split: &Split, decisions: &[(usize, f64)]) -> f64 {
         / n as f64
 }
 
-impl Domain {
-    /// Task Efficiency of decisions on the test split.
-    pub fn task_efficiency(&self, decisions: &[(usize, f64)]) -> f64 {
-        match &self.kind {
-            DomainKind::Finance { market, options } => {
-                finance::backtest(market, market.test_days.clone(), decisions, options).task_efficiency
-            }
-            DomainKind::Medical | DomainKind::Education => data::task_efficiency(&self.dataset.test, decisions),
-        }
-    }
-
-    /// Task Efficiency of decisions on the validation split (the random search's objective).
-    pub fn validation_efficiency(&self, decisions: &[(usize, f64)]) -> f64 {
-        match &self.kind {
-            DomainKind::Finance { market, options } => {
-                finance::backtest(market, market.validation_days.clone(), decisions, options).task_efficiency
-            }
-            DomainKind::Medical | DomainKind::Education => data::task_efficiency(&self.dataset.validation, decisions),
-        }
-    }
-
-    /// The statistic of the domain's H-*-1 claim on test decisions and lambdas: finance, mean
-    /// lambda on the COVID window minus calm 2018 (validation days); medical, Spearman's rho of
-    /// (acuity, lambda); education, mean alpha of other students minus at-risk ones. With
-    /// `shuffle`, the risk labels are permuted first (seeded): the COVID and calm days pooled
-    /// and re-split at their sizes, the acuity values or at-risk flags permuted over the test
-    /// samples. None where the statistic needs a lambda the method does not have.
-    pub fn h1_statistic(
-        &self,
-        decisions: &[(usize, f64)],
-        lambdas: &[f64],
-        validation_lambdas: &[f64],
-        shuffle: Option<u64>,
-    ) -> Option<f64> {
-        let has_lambda = !lambdas.is_empty() && lambdas.iter().all(|l| l.is_finite());
-        let mut rng = shuffle.map(ChaCha8Rng::seed_from_u64);
-        let mut permute = |v: &mut Vec<f64>| {
-            if let Some(rng) = rng.as_mut() {
-                for i in (1..v.len()).rev() {
-                    v.swap(i, rng.random_range(0..=i));
-                }
-            }
-        };
-        let mut risk: Vec<f64> = self.dataset.test.risk.iter().map(|&r| f64::from(r)).collect();
-        match &self.kind {
-            DomainKind::Finance { market, .. } => {
-                if !has_lambda {
-                    return None;
-                }
-                let covid = market.days_between(finance::COVID_WINDOW.0, finance::COVID_WINDOW.1);
-                let calm = market.days_between(finance::CALM_WINDOW.0, finance::CALM_WINDOW.1);
-                let covid_l = window(lambdas, market.test_days.start, &covid);
-                let calm_l = window(validation_lambdas, market.validation_days.start, &calm);
-                let mut pooled: Vec<f64> = covid_l.iter().chain(&calm_l).copied().collect();
-                permute(&mut pooled);
-                let (a, b) = pooled.split_at(covid_l.len());
-                Some(stats::mean_std(a).0 - stats::mean_std(b).0)
-            }
-            DomainKind::Medical => {
-                if !has_lambda {
-                    return None;
-                }
-                permute(&mut risk);
-                Some(stats::spearman(&risk, lambdas))
-            }
-            DomainKind::Education => {
-                permute(&mut risk);
-                let (mut at_risk, mut others) = (Vec::new(), Vec::new());
-                for (i, &(_, alpha)) in decisions.iter().enumerate() {
-                    if risk.get(i).is_some_and(|&r| r > 0.5) { at_risk.push(alpha) } else { others.push(alpha) }
-                }
-                Some(stats::mean_std(&others).0 - stats::mean_std(&at_risk).0)
-            }
-        }
-    }
-
-    /// Finance: a moving-block bootstrap 95% interval (blocks of 20 trading days, 1,000
-    /// resamples) of the test Task Efficiency, and the TE of each of `windows` consecutive
-    /// test windows (rolling evaluation origins; the model is trained once).
-    fn finance_intervals(&self, decisions: &[(usize, f64)], windows: usize, seed: u64) -> Option<(stats::Interval, Vec<f64>)> {
-        let DomainKind::Finance { market, .. } = &self.kind else {
-            return None;
-        };
-        let returns = finance::daily_returns(market, market.test_days.clone(), decisions);
-        let interval =
-            stats::block_bootstrap_interval(&returns, 20, finance::returns_task_efficiency, 1000, 0.95, seed);
-        let per = returns.len().div_ceil(windows.max(1)).max(1);
-        let by_window = returns.chunks(per).map(finance::returns_task_efficiency).collect();
-        Some((interval, by_window))
-    }
-
-    /// The domain's extra figures for decisions and lambdas on the test split (and, for the
-    /// finance calm window, lambdas on the validation split).
-    fn extras(&self, decisions: &[(usize, f64)], lambdas: &[f64], validation_lambdas: &[f64]) -> Extras {
-        let test = &self.dataset.test;
-        let risk: Vec<f64> = test.risk.iter().map(|&r| f64::from(r)).collect();
-        let has_lambda = lambdas.iter().all(|l| l.is_finite()) && !lambdas.is_empty();
-        let mut extras = Extras { lambda_by_risk: if has_lambda { binned(&risk, lambdas, 10) } else { vec![] }, ..Extras::default() };
-        match &self.kind {
-            DomainKind::Medical => {
-                if has_lambda {
-                    extras.acuity_lambda_spearman = Some(stats::spearman_test(&risk, lambdas));
-                }
-            }
-            DomainKind::Education => {
-                let (mut at_risk, mut others) = (Vec::new(), Vec::new());
-                let mut not_at_risk = Vec::new();
-                for (i, &(_, alpha)) in decisions.iter().enumerate() {
-                    if risk[i] > 0.5 {
-                        at_risk.push(alpha);
-                    } else {
-                        others.push(alpha);
-                        not_at_risk.push(i);
-                    }
-                }
-                let (_, p) = stats::welch_test(&others, &at_risk);
-                extras.at_risk_alpha = Some((stats::mean_std(&at_risk).0, stats::mean_std(&others).0, p));
-                let sub = test.select(&not_at_risk, self.dataset.state_dim);
-                let sub_decisions: Vec<(usize, f64)> = not_at_risk.iter().map(|&i| decisions[i]).collect();
-                if !not_at_risk.is_empty() {
-                    extras.not_at_risk_efficiency = Some(data::task_efficiency(&sub, &sub_decisions));
-                }
-            }
-            DomainKind::Finance { market, options } => {
-                let covid = market.days_between(finance::COVID_WINDOW.0, finance::COVID_WINDOW.1);
-                let calm = market.days_between(finance::CALM_WINDOW.0, finance::CALM_WINDOW.1);
-                if has_lambda {
-                    let covid_l = window(lambdas, market.test_days.start, &covid);
-                    let calm_l = window(validation_lambdas, market.validation_days.start, &calm);
-                    extras.covid_lambda = Some((
-                        stats::mean_std(&covid_l).0,
-                        stats::mean_std(&calm_l).0,
-                        stats::cohens_d(&covid_l, &calm_l),
-                    ));
-                    extras.lambda_over_time = lambdas.iter().enumerate().map(|(i, &l)| (i as f64, l)).collect();
-                }
-                let method = summary::figures("method", market, options, decisions, &covid);
-                let parity: Vec<(usize, f64)> =
-                    test.alpha_max.iter().map(|&cap| (2, f64::from(cap).min(1.0))).collect();
-                let reference = summary::figures("risk parity", market, options, &parity, &covid);
-                extras.covid_drawdown = Some((method.covid_max_drawdown, reference.covid_max_drawdown));
-            }
-        }
-        extras
-    }
-}
-
-fn window(values: &[f64], start: usize, range: &Range<usize>) -> Vec<f64> {
-    let from = range.start.saturating_sub(start);
-    let to = range.end.saturating_sub(start).min(values.len());
-    values.get(from..to).unwrap_or_default().to_vec()
-}
-
-/// Means of `y` over `bins` quantile bins of `x`: (mean x, mean y) per bin.
-fn binned(x: &[f64], y: &[f64], bins: usize) -> Vec<(f64, f64)> {
-    let mut order: Vec<usize> = (0..x.len().min(y.len())).collect();
-    order.sort_by(|&a, &b| x[a].total_cmp(&x[b]));
-    let per = order.len().div_ceil(bins.max(1)).max(1);
-    order
-        .chunks(per)
-        .map(|chunk| {
-            let n = chunk.len() as f64;
-            (chunk.iter().map(|&i| x[i]).sum::<f64>() / n, chunk.iter().map(|&i| y[i]).sum::<f64>() / n)
-        })
-        .collect()
-}
-
 /// One unit of work.
 #[derive(Debug, Clone, Copy)]
 struct Job {
@@ -898,10 +762,10 @@ pub fn maas_choice(train: &Split, delta: f64) -> (usize, f64) {
 
 /// Trains one candidate of the random search at the headline delta with the tuning seed and
 /// scores it on validation.
-fn run_tuning(domain: &Domain, method: Method, candidate: usize, hyper: Hyper, config: &ExperimentConfig) -> Result<TuningTrial, TrainError> {
-    let data = &domain.dataset;
+fn run_tuning(domain: &dyn Domain, method: Method, candidate: usize, hyper: Hyper, config: &ExperimentConfig) -> Result<TuningTrial, TrainError> {
+    let data = domain.dataset();
     let delta = config.headline_delta;
-    let base = TrainConfig { seed: config.tuning_seed, ..config.train.clone() };
+    let base = config.base(config.tuning_seed);
     let train = method
         .train_config(&base, delta, &hyper)
         .ok_or_else(|| TrainError::Config(format!("{} has nothing to tune", method.name())))?;
@@ -915,7 +779,7 @@ fn run_tuning(domain: &Domain, method: Method, candidate: usize, hyper: Hyper, c
     let stochastic_safety_rate = validation.expected_safety_rate;
     let task_efficiency = domain.validation_efficiency(&validation.decisions);
     Ok(TuningTrial {
-        domain: domain.name.clone(),
+        domain: domain.name().to_string(),
         method,
         candidate,
         hyper,
@@ -926,11 +790,11 @@ fn run_tuning(domain: &Domain, method: Method, candidate: usize, hyper: Hyper, c
     })
 }
 
-fn run_job(domain: &Domain, job: Job, config: &ExperimentConfig, hyper: &Hyper) -> Result<RunResult, TrainError> {
+fn run_job(domain: &dyn Domain, job: Job, config: &ExperimentConfig, hyper: &Hyper) -> Result<RunResult, TrainError> {
     let started = Instant::now();
-    let data = &domain.dataset;
+    let data = domain.dataset();
     let delta = job.delta.unwrap_or(1.0);
-    let base = TrainConfig { seed: job.seed, ..config.train.clone() };
+    let base = config.base(job.seed);
     let mut contexts = Vec::new();
     let mut h1_init = None;
     let (decisions, lambdas, validation_lambdas, l_meta, stochastic, chance) =
@@ -976,12 +840,12 @@ fn run_job(domain: &Domain, job: Job, config: &ExperimentConfig, hyper: &Hyper) 
     let h1 = domain.h1_statistic(&decisions, &lambdas, &validation_lambdas, None);
     let h1_shuffled = domain.h1_statistic(&decisions, &lambdas, &validation_lambdas, Some(job.seed ^ 0x5487_11ed));
     let (te_block_interval, te_windows) = if job.delta.is_none_or(|d| d == config.headline_delta) {
-        domain.finance_intervals(&decisions, 3, job.seed).map_or((None, vec![]), |(i, w)| (Some(i), w))
+        domain.te_intervals(&decisions, 3, job.seed).map_or((None, vec![]), |(i, w)| (Some(i), w))
     } else {
         (None, vec![])
     };
     Ok(RunResult {
-        domain: domain.name.clone(),
+        domain: domain.name().to_string(),
         method: job.method,
         delta: job.delta,
         seed: job.seed,
@@ -1037,7 +901,7 @@ pub struct Results {
 
 /// Runs every (domain, method, delta, seed), `config.jobs` at a time, then the F3/F4 checks.
 pub fn run(
-    domains: &[Domain],
+    domains: &[Box<dyn Domain>],
     config: &ExperimentConfig,
     progress: &(dyn Fn(usize, usize) + Sync),
 ) -> Result<Results, TrainError> {
@@ -1049,7 +913,7 @@ pub fn run(
 /// inputs, so the results are the same as an uninterrupted run's; `seconds` counts this
 /// process only).
 pub fn run_checkpointed(
-    domains: &[Domain],
+    domains: &[Box<dyn Domain>],
     config: &ExperimentConfig,
     checkpoint: Option<&Checkpoint>,
     progress: &(dyn Fn(usize, usize) + Sync),
@@ -1082,7 +946,7 @@ pub fn run_checkpointed(
                 .map(|(i, &(domain, method, c, hyper))| {
                     let trial = match checkpoint.and_then(|k| k.tuning(i)) {
                         Some(done) => Ok(done),
-                        None => run_tuning(domain, method, c, hyper, config).and_then(|trial| {
+                        None => run_tuning(domain.as_ref(), method, c, hyper, config).and_then(|trial| {
                             checkpoint.map_or(Ok(()), |k| k.record_tuning(i, &trial))?;
                             Ok(trial)
                         }),
@@ -1102,7 +966,7 @@ pub fn run_checkpointed(
         let best = |method: Method| {
             tuning
                 .iter()
-                .filter(|t| t.domain == domain.name && t.method == method)
+                .filter(|t| t.domain == domain.name() && t.method == method)
                 .max_by(|a, b| a.score.total_cmp(&b.score).then(b.candidate.cmp(&a.candidate)))
                 .map_or(defaults, |t| t.hyper)
         };
@@ -1115,7 +979,7 @@ pub fn run_checkpointed(
                 Method::SbdAlDirect => best(Method::SbdAl),
                 _ => defaults,
             };
-            chosen.push((domain.name.clone(), method, hyper));
+            chosen.push((domain.name().to_string(), method, hyper));
         }
     }
     let hyper_of = |domain: &str, method: Method| {
@@ -1149,7 +1013,7 @@ pub fn run_checkpointed(
                     Some(done) => Ok(done),
                     None => {
                         let domain = &domains[job.domain];
-                        run_job(domain, job, config, &hyper_of(&domain.name, job.method)).and_then(|result| {
+                        run_job(domain.as_ref(), job, config, &hyper_of(domain.name(), job.method)).and_then(|result| {
                             checkpoint.map_or(Ok(()), |k| k.record_run(i, &result))?;
                             Ok(result)
                         })
@@ -1169,9 +1033,10 @@ pub fn run_checkpointed(
                 }
                 let mut theory_config = config.theory.clone();
                 theory_config.train.seed = config.seeds[0];
-                let monotonicity = theory::monotonicity(&domain.dataset, &theory_config, &CpuBackend, |_, _| {})?;
-                let convergence = theory::convergence(&domain.dataset, &theory_config, &CpuBackend, |_, _| {})?;
-                let theory = DomainTheory { domain: domain.name.clone(), monotonicity, convergence };
+                theory_config.train.objective.project = config.caps.projects();
+                let monotonicity = theory::monotonicity(domain.dataset(), &theory_config, &CpuBackend, |_, _| {})?;
+                let convergence = theory::convergence(domain.dataset(), &theory_config, &CpuBackend, |_, _| {})?;
+                let theory = DomainTheory { domain: domain.name().to_string(), monotonicity, convergence };
                 checkpoint.map_or(Ok(()), |k| k.record_theory(i, &theory))?;
                 tick();
                 Ok(theory)
@@ -1250,5 +1115,31 @@ mod tests {
         };
         assert_eq!(maas_choice(&split, 0.05), (1, 1.0));
         assert_eq!(maas_choice(&split, 0.5), (0, 1.0));
+    }
+
+    #[test]
+    fn the_uncapped_reading_turns_off_every_projection_and_changes_nothing_else() {
+        use super::{CapReading, ExperimentConfig, Hyper, Method};
+        let threshold = ExperimentConfig::default();
+        let uncapped = ExperimentConfig { caps: CapReading::Uncapped, ..ExperimentConfig::default() };
+        let hyper = Hyper::defaults(&threshold.train, threshold.cpo_dual_step);
+        let mut projected = 0;
+        for method in Method::ALL {
+            let (Some(a), Some(b)) = (
+                method.train_config(&threshold.base(3), 0.05, &hyper),
+                method.train_config(&uncapped.base(3), 0.05, &hyper),
+            ) else {
+                continue;
+            };
+            assert!(!b.objective.project, "{} still projects when uncapped", method.name());
+            projected += usize::from(a.objective.project);
+            // the reading changes the projection and nothing else
+            let mut a_without = a.clone();
+            a_without.objective.project = false;
+            assert_eq!(a_without, b, "{}", method.name());
+            assert_eq!(a.seed, 3);
+        }
+        // SBD, Global-Lagrangian, Best-fixed-lambda, NoOuter, DiscreteAlpha, FixedLambda
+        assert_eq!(projected, 6);
     }
 }

@@ -8,7 +8,8 @@ use serde::Serialize;
 
 use crate::error::TrainError;
 use crate::eval::analysis::{Analysis, MethodSummary};
-use crate::eval::experiment::{Domain, DomainKind, ExperimentConfig, Method, Results};
+use crate::eval::domain::Domain;
+use crate::eval::experiment::{CapReading, ExperimentConfig, Method, Results};
 use crate::eval::report::{Panel, Series, line_plot};
 
 /// How the report was produced, for its header.
@@ -52,6 +53,7 @@ struct ConfigJson {
     sweep_lambdas: Vec<f64>,
     sweep_outer_steps: usize,
     jobs: usize,
+    caps: CapReading,
 }
 
 #[derive(Serialize)]
@@ -76,7 +78,7 @@ fn cell(m: &crate::eval::stats::Interval, digits: usize) -> String {
 /// Writes `report.md`, `results.json` and the plots into `dir` (created if missing).
 pub fn write(
     dir: &Path,
-    domains: &[Domain],
+    domains: &[Box<dyn Domain>],
     config: &ExperimentConfig,
     results: &Results,
     analysis: &Analysis,
@@ -114,17 +116,18 @@ pub fn write(
             sweep_lambdas: config.theory.lambdas.clone(),
             sweep_outer_steps: config.theory.sweep_outer_steps,
             jobs: config.jobs,
+            caps: config.caps,
         },
         domains: domains
             .iter()
             .map(|d| DomainJson {
-                name: d.name.clone(),
-                provenance: d.provenance.clone(),
-                sub_agents: d.dataset.sub_agents.clone(),
-                state_dim: d.dataset.state_dim,
-                train: d.dataset.train.len,
-                validation: d.dataset.validation.len,
-                test: d.dataset.test.len,
+                name: d.name().to_string(),
+                provenance: d.provenance().to_string(),
+                sub_agents: d.dataset().sub_agents.clone(),
+                state_dim: d.dataset().state_dim,
+                train: d.dataset().train.len,
+                validation: d.dataset().validation.len,
+                test: d.dataset().test.len,
             })
             .collect(),
         analysis,
@@ -140,7 +143,7 @@ pub fn write(
 
 /// The markdown summary.
 pub fn markdown(
-    domains: &[Domain],
+    domains: &[Box<dyn Domain>],
     config: &ExperimentConfig,
     results: &Results,
     analysis: &Analysis,
@@ -164,7 +167,7 @@ pub fn markdown(
     );
     let _ = writeln!(
         md,
-        "Sizes: phi and pi MLPs of width {} (paper: 256), T_out {}, T_in {}, B {}, eta_out {}, eta_in {}, surrogate temperature {} with margin {}, penalty rho {}, chance-constraint dual step {}, meta-batch from the {} split; delta in {:?} (single-delta figures at {}); seeds {:?}. Every figure is a mean over seeds with its 95% percentile bootstrap interval (2,000 resamples of the seeds) in brackets. The evaluation protocol, the methods' realisation and every deviation from the paper are in docs/research.md (\"The pre-registered evaluation\").\n",
+        "Sizes: phi and pi MLPs of width {} (paper: 256), T_out {}, T_in {}, B {}, eta_out {}, eta_in {}, surrogate temperature {} with margin {}, penalty rho {}, chance-constraint dual step {}, meta-batch from the {} split; delta in {:?} (single-delta figures at {}); seeds {:?}; {}. Every figure is a mean over seeds with its 95% percentile bootstrap interval (2,000 resamples of the seeds) in brackets. The evaluation protocol, the methods' realisation and every deviation from the paper are in docs/research.md (\"The pre-registered evaluation\").\n",
         t.width,
         t.outer_steps,
         t.inner_steps,
@@ -178,7 +181,12 @@ pub fn markdown(
         if t.meta_from_validation { "validation" } else { "training" },
         config.deltas,
         config.headline_delta,
-        config.seeds
+        config.seeds,
+        match config.caps {
+            CapReading::Threshold => "the projection's caps are the regimes' thresholds (the paper's reading)",
+            CapReading::Uncapped =>
+                "**caps that are not the thresholds**: no method projects onto a regime cap, so the regimes' risk stays to be learned (`--caps uncapped`)",
+        }
     );
     let _ = writeln!(md, "## Domains\n");
     let _ = writeln!(md, "| domain | data | sub-agents | train / validation / test |");
@@ -187,12 +195,12 @@ pub fn markdown(
         let _ = writeln!(
             md,
             "| {} | {} | {} | {} / {} / {} |",
-            d.name,
-            d.provenance,
-            d.dataset.sub_agents.join(", "),
-            d.dataset.train.len,
-            d.dataset.validation.len,
-            d.dataset.test.len
+            d.name(),
+            d.provenance(),
+            d.dataset().sub_agents.join(", "),
+            d.dataset().train.len,
+            d.dataset().validation.len,
+            d.dataset().test.len
         );
     }
     let _ = writeln!(md, "\n## Verdicts\n");
@@ -239,7 +247,7 @@ pub fn markdown(
     );
     tuning_section(&mut md, config, results);
     for (name, methods) in &analysis.domains {
-        let provenance = domains.iter().find(|d| &d.name == name).map_or("", |d| d.provenance.as_str());
+        let provenance = domains.iter().find(|d| d.name() == name.as_str()).map_or("", |d| d.provenance());
         let _ = writeln!(md, "\n## {name} ({provenance})\n");
         let _ = writeln!(
             md,
@@ -271,8 +279,8 @@ pub fn markdown(
             let _ = writeln!(md, "| {} | {} |", m.name, cells.join(" | "));
         }
         delta_binding(&mut md, name, config, results);
-        if let Some(domain) = domains.iter().find(|d| d.name == *name) {
-            oracle_section(&mut md, domain, config, results);
+        if let Some(domain) = domains.iter().find(|d| d.name() == *name) {
+            oracle_section(&mut md, domain.as_ref(), config, results);
         }
         finance_windows(&mut md, name, config, results);
         let _ = writeln!(md, "\n![SR-TE Pareto curves]({})", pareto_file(name));
@@ -353,15 +361,15 @@ fn delta_binding(md: &mut String, domain: &str, config: &ExperimentConfig, resul
 
 /// The closed-form oracle frontier on the test split ([`crate::eval::oracle`]), and each method's
 /// TE as a share of the oracle's at the same delta (means over seeds); finance has none.
-fn oracle_section(md: &mut String, domain: &Domain, config: &ExperimentConfig, results: &Results) {
-    if matches!(domain.kind, DomainKind::Finance { .. }) {
+fn oracle_section(md: &mut String, domain: &dyn Domain, config: &ExperimentConfig, results: &Results) {
+    if !domain.has_oracle() {
         let _ = writeln!(
             md,
             "\nOracle frontier: none for finance (its TE is a Sharpe ratio over the whole test path, not a mean over decisions; see `host/train/src/eval/oracle.rs`)."
         );
         return;
     }
-    let test = &domain.dataset.test;
+    let test = &domain.dataset().test;
     let points = crate::eval::oracle::frontier(test, &config.deltas);
     let [rest, risky] = crate::eval::oracle::best_safety_rate_by_context(test);
     let share = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.3}"));
@@ -383,7 +391,7 @@ fn oracle_section(md: &mut String, domain: &Domain, config: &ExperimentConfig, r
                 let runs: Vec<_> = results
                     .runs
                     .iter()
-                    .filter(|r| r.domain == domain.name && r.method == method && r.delta.is_none_or(|d| d == p.delta))
+                    .filter(|r| r.domain == domain.name() && r.method == method && r.delta.is_none_or(|d| d == p.delta))
                     .collect();
                 if runs.is_empty() || p.task_efficiency <= 0.0 {
                     return "-".to_string();
@@ -402,7 +410,7 @@ fn tuning_section(md: &mut String, config: &ExperimentConfig, results: &Results)
     let _ = writeln!(md, "## Equal tuning on validation\n");
     let _ = writeln!(
         md,
-        "Every tuned method ({}) gets the same random-search budget: {} candidates per domain (candidate 0 the defaults, the others drawn from a ChaCha8 stream seeded {} with the domain and method), each trained with seed {} (not an evaluation seed) at delta = {} for the full T_out and scored on the validation split: validation TE where both the deployed SR and the stochastic policy's P(safe) are at least 1 - delta, otherwise the smaller minus 2 (feasible first). The ablations (SBD-NoOuter, -DiscreteAlpha, -FixedLambda, -NoConstraint) take SBD's chosen values; Fixed-alpha has nothing to tune; MaAS-style picks its (sub-agent, alpha) among 33 on validation. Search space: eta_in log-uniform in [x/2.8, 2.8x]; SBD and SBD-AL eta_out in [x/4, 4x]; SBD's and Best-fixed-lambda's chance-constraint dual step in [0.5, 8]; the CPO-style, Global-Lagrangian and Tabular-context dual step in [0.1, 10]; SBD-AL's rho in [2, 50]; Best-fixed-lambda's lambda uniform in [0.05, 0.95]. SBD-AL-direct takes SBD-AL's values.\n",
+        "Every tuned method ({}) gets the same random-search budget: {} candidates per domain (candidate 0 the defaults, the others drawn from a ChaCha8 stream seeded {} with the domain and method), each trained with seed {} (not an evaluation seed) at delta = {} for the full T_out and scored on the validation split: validation TE where both the deployed SR and the stochastic policy's P(safe) are at least 1 - delta, otherwise the smaller minus 2 (feasible first). The ablations (SBD-NoOuter, -DiscreteAlpha, -FixedLambda, -NoConstraint) take SBD's chosen values; Fixed-alpha has nothing to tune; MaAS-style picks its (sub-agent, alpha) among 33 on validation. Search space: eta_in log-uniform in [x/2.8, 2.8x]; SBD and SBD-AL eta_out in [x/4, 4x]; SBD's and Best-fixed-lambda's chance-constraint dual step in [0.5, 8]; the CPO-style, Global-Lagrangian and Tabular-context dual step in [0.1, 10]; SBD-AL's rho in [2, 50] and its prior's kappa log-uniform in [0.03, 0.3]; Best-fixed-lambda's lambda uniform in [0.05, 0.95]. SBD-AL-direct takes SBD-AL's values.\n",
         Method::TUNED.iter().map(|m| m.name()).collect::<Vec<_>>().join(", "),
         config.tuning_budget,
         config.tuning_seed,
@@ -487,27 +495,12 @@ fn pareto_file(domain: &str) -> String {
     format!("pareto-{domain}.png")
 }
 
-fn plot_list(domains: &[Domain]) -> Vec<(String, String)> {
+fn plot_list(domains: &[Box<dyn Domain>]) -> Vec<(String, String)> {
     let mut list: Vec<(String, String)> = domains
         .iter()
-        .map(|d| (pareto_file(&d.name), format!("SR-TE Pareto curves over delta, {} ({})", d.name, d.provenance)))
+        .map(|d| (pareto_file(d.name()), format!("SR-TE Pareto curves over delta, {} ({})", d.name(), d.provenance())))
         .collect();
-    for d in domains {
-        match d.kind {
-            DomainKind::Medical => list.push((
-                format!("lambda-vs-acuity-{}.png", d.name),
-                format!("SBD's lambda against the acuity signal, deciles of the test split, {}", d.name),
-            )),
-            DomainKind::Finance { .. } => list.push((
-                "lambda-covid.png".into(),
-                "SBD's lambda over the 2020-2022 test days, with the COVID window".into(),
-            )),
-            DomainKind::Education => list.push((
-                "alpha-at-risk.png".into(),
-                "mean alpha for at-risk and other students against delta (synthetic data)".into(),
-            )),
-        }
-    }
+    list.extend(domains.iter().map(|d| d.plot_caption()));
     list.push(("convergence.png".into(), "The outer objective per outer step (SBD's L_meta, SBD-AL's L_out), mean over seeds, each domain".into()));
     list
 }
@@ -518,7 +511,7 @@ fn summaries<'a>(analysis: &'a Analysis, domain: &str) -> &'a [MethodSummary] {
 
 fn plots(
     dir: &Path,
-    domains: &[Domain],
+    domains: &[Box<dyn Domain>],
     config: &ExperimentConfig,
     results: &Results,
     analysis: &Analysis,
@@ -529,14 +522,14 @@ fn plots(
         results.runs.iter().filter(|r| r.domain == domain && r.method == Method::Sbd && r.delta == headline).collect()
     };
     for d in domains {
-        let file = pareto_file(&d.name);
-        let title = format!("SR-TE over delta: {}", d.name);
-        let mut series: Vec<Series<'_>> = summaries(analysis, &d.name)
+        let file = pareto_file(d.name());
+        let title = format!("SR-TE over delta: {}", d.name());
+        let mut series: Vec<Series<'_>> = summaries(analysis, d.name())
             .iter()
             .map(|m| Series { label: m.name.as_str(), points: m.curve.iter().map(|&(_, sr, te)| (sr, te)).collect() })
             .collect();
-        if !matches!(d.kind, DomainKind::Finance { .. }) {
-            let oracle = crate::eval::oracle::frontier(&d.dataset.test, &config.deltas);
+        if d.has_oracle() {
+            let oracle = crate::eval::oracle::frontier(&d.dataset().test, &config.deltas);
             series.push(Series { label: "oracle (closed form)", points: oracle.iter().map(|p| (p.safety_rate, p.task_efficiency)).collect() });
         }
         line_plot(
@@ -544,92 +537,9 @@ fn plots(
             &[Panel { title: &title, x_label: "Safety Rate", y_label: "Task Efficiency", log_y: false, series }],
         )?;
         files.push(file);
-        let runs = sbd_runs(&d.name);
-        let seed_labels: Vec<String> = runs.iter().map(|r| format!("seed {}", r.seed)).collect();
-        match d.kind {
-            DomainKind::Medical => {
-                let file = format!("lambda-vs-acuity-{}.png", d.name);
-                let title = format!("SBD lambda by acuity decile: {}", d.name);
-                let series = runs
-                    .iter()
-                    .zip(&seed_labels)
-                    .map(|(r, label)| Series { label: label.as_str(), points: r.extras.lambda_by_risk.clone() })
-                    .collect();
-                line_plot(
-                    &dir.join(&file),
-                    &[Panel { title: &title, x_label: "acuity (decile mean)", y_label: "mean lambda", log_y: false, series }],
-                )?;
-                files.push(file);
-            }
-            DomainKind::Finance { ref market, .. } => {
-                let covid = market.days_between(crate::domains::finance::COVID_WINDOW.0, crate::domains::finance::COVID_WINDOW.1);
-                let start = market.test_days.start;
-                let (a, b) = (covid.start.saturating_sub(start) as f64, covid.end.saturating_sub(start) as f64);
-                let mut series: Vec<Series<'_>> = runs
-                    .iter()
-                    .zip(&seed_labels)
-                    .map(|(r, label)| Series { label: label.as_str(), points: r.extras.lambda_over_time.clone() })
-                    .collect();
-                let (lo, hi) = runs
-                    .iter()
-                    .flat_map(|r| r.extras.lambda_over_time.iter().map(|p| p.1))
-                    .fold((f64::MAX, f64::MIN), |(lo, hi), l| (lo.min(l), hi.max(l)));
-                if lo <= hi {
-                    series.push(Series {
-                        label: "COVID window (2020-02-20 .. 03-23)",
-                        points: vec![(a, lo), (a, hi), (b, hi), (b, lo), (a, lo)],
-                    });
-                }
-                line_plot(
-                    &dir.join("lambda-covid.png"),
-                    &[Panel {
-                        title: "SBD lambda over the test days (2020-2022)",
-                        x_label: "test trading day",
-                        y_label: "lambda",
-                        log_y: false,
-                        series,
-                    }],
-                )?;
-                files.push("lambda-covid.png".into());
-            }
-            DomainKind::Education => {
-                let mut series = Vec::new();
-                let labels: Vec<(Method, String, String)> = [Method::Sbd, Method::NoOuter, Method::MarlVanilla]
-                    .iter()
-                    .map(|m| (*m, format!("{}: at risk", m.name()), format!("{}: others", m.name())))
-                    .collect();
-                for (method, risk_label, other_label) in &labels {
-                    let mut risk = Vec::new();
-                    let mut other = Vec::new();
-                    for &delta in &config.deltas {
-                        let rs: Vec<(f64, f64, f64)> = results
-                            .runs
-                            .iter()
-                            .filter(|r| {
-                                r.domain == d.name && r.method == *method && r.delta.is_none_or(|x| x == delta)
-                            })
-                            .filter_map(|r| r.extras.at_risk_alpha)
-                            .collect();
-                        let n = rs.len().max(1) as f64;
-                        risk.push((delta, rs.iter().map(|x| x.0).sum::<f64>() / n));
-                        other.push((delta, rs.iter().map(|x| x.1).sum::<f64>() / n));
-                    }
-                    series.push(Series { label: risk_label.as_str(), points: risk });
-                    series.push(Series { label: other_label.as_str(), points: other });
-                }
-                line_plot(
-                    &dir.join("alpha-at-risk.png"),
-                    &[Panel {
-                        title: "Mean alpha, at-risk vs other students (SYNTHETIC data)",
-                        x_label: "delta",
-                        y_label: "mean alpha",
-                        log_y: false,
-                        series,
-                    }],
-                )?;
-                files.push("alpha-at-risk.png".into());
-            }
-        }
+        let runs = sbd_runs(d.name());
+        d.plot(dir, config, results, &runs)?;
+        files.push(d.plot_caption().0);
     }
     // L_meta per outer step, mean over seeds, per domain: SBD and SBD-AL (ours)
     let mut labels: Vec<(String, Vec<(f64, f64)>)> = Vec::new();
@@ -638,14 +548,14 @@ fn plots(
             let curves: Vec<&Vec<f64>> = results
                 .runs
                 .iter()
-                .filter(|r| r.domain == d.name && r.method == method && r.delta == headline && !r.l_meta.is_empty())
+                .filter(|r| r.domain == d.name() && r.method == method && r.delta == headline && !r.l_meta.is_empty())
                 .map(|r| &r.l_meta)
                 .collect();
             let steps = curves.iter().map(|c| c.len()).min().unwrap_or(0);
             let points = (0..steps)
                 .map(|i| ((i + 1) as f64, curves.iter().map(|c| c[i]).sum::<f64>() / curves.len() as f64))
                 .collect();
-            labels.push((format!("{} {}", d.name, method.name()), points));
+            labels.push((format!("{} {}", d.name(), method.name()), points));
         }
     }
     let series = labels.iter().map(|(l, p)| Series { label: l.as_str(), points: p.clone() }).collect();

@@ -3,6 +3,7 @@
 
 pub mod analysis;
 pub mod checkpoint;
+pub mod domain;
 pub mod experiment;
 pub mod experiment_report;
 pub mod oracle;
