@@ -83,11 +83,16 @@ pub trait Domain: Send + Sync {
         &self.data().dataset
     }
 
-    /// Task Efficiency of decisions on the test split.
-    fn task_efficiency(&self, decisions: &[(usize, f64)]) -> f64;
+    /// Task Efficiency of decisions on the test split; by default the mean per-decision
+    /// efficiency ([`crate::domains::data::task_efficiency`]).
+    fn task_efficiency(&self, decisions: &[(usize, f64)]) -> f64 {
+        crate::domains::data::task_efficiency(&self.dataset().test, decisions)
+    }
 
     /// Task Efficiency of decisions on the validation split (the random search's objective).
-    fn validation_efficiency(&self, decisions: &[(usize, f64)]) -> f64;
+    fn validation_efficiency(&self, decisions: &[(usize, f64)]) -> f64 {
+        crate::domains::data::task_efficiency(&self.dataset().validation, decisions)
+    }
 
     /// The statistic of the domain's H-*-1 claim on test decisions and lambdas (and, where the
     /// claim compares with a calm period, validation lambdas). With `shuffle`, the risk labels

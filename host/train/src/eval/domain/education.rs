@@ -21,14 +21,6 @@ impl Domain for Education {
         &self.data
     }
 
-    fn task_efficiency(&self, decisions: &[(usize, f64)]) -> f64 {
-        data::task_efficiency(&self.dataset().test, decisions)
-    }
-
-    fn validation_efficiency(&self, decisions: &[(usize, f64)]) -> f64 {
-        data::task_efficiency(&self.dataset().validation, decisions)
-    }
-
     /// Mean alpha of other students minus at-risk ones (every method has an alpha); shuffled,
     /// the at-risk flags are permuted over the test samples.
     fn h1_statistic(

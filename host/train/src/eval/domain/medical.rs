@@ -4,7 +4,6 @@
 use std::path::Path;
 
 use super::{Domain, DomainData, RiskClaim, extras_with_lambda_by_risk, has_lambda, permuter, test_risk};
-use crate::domains::data;
 use crate::error::TrainError;
 use crate::eval::experiment::{ExperimentConfig, Extras, Results, RunResult};
 use crate::eval::report::{Panel, Series, line_plot};
@@ -19,14 +18,6 @@ pub struct Medical {
 impl Domain for Medical {
     fn data(&self) -> &DomainData {
         &self.data
-    }
-
-    fn task_efficiency(&self, decisions: &[(usize, f64)]) -> f64 {
-        data::task_efficiency(&self.dataset().test, decisions)
-    }
-
-    fn validation_efficiency(&self, decisions: &[(usize, f64)]) -> f64 {
-        data::task_efficiency(&self.dataset().validation, decisions)
     }
 
     /// Spearman's rho of (acuity, lambda) on the test split; shuffled, the acuity values are
