@@ -1,11 +1,17 @@
 //! The ledger's two backends under the same load, in one run: reserve-then-commit pairs per
 //! second (and p50/p99 of a pair) with `clients` concurrent clients on one tenant, on the
-//! embedded SQLite store (its writer thread, as `sbd serve` uses it) and on Redis (one
-//! connection per client, as several gateways would have), plus how many attempts Redis needed
-//! per operation (an attempt runs again when its tenant lock lapsed before it committed).
+//! embedded SQLite store (its writer thread, as `sbd serve` uses it) and on Redis, plus how
+//! many attempts Redis needed per operation (an attempt runs again when its tenant lock lapsed
+//! before it committed).
 //!
 //! `cargo run --release -p sbd-gateway --example ledger_backends -- [--seconds 5] [--clients 50]
-//!  [--tenants 1] [--redis redis://127.0.0.1:6379/ | --redis redis+cluster://HOST:PORT,...]`
+//!  [--tenants 1] [--gateways G] [--redis redis://127.0.0.1:6379/ | --redis redis+cluster://HOST:PORT,...]`
+//!
+//! On Redis the clients share `--gateways` ledgers (client i uses ledger i mod G), each as one
+//! gateway process has it: its own connections, and its own gate per tenant through which its
+//! operations pass one at a time and hand the tenant's lock on. The default is one ledger per
+//! client, the worst case: every client is a gateway of its own and every operation takes the
+//! lock afresh.
 //!
 //! Without `--redis` it starts a `redis-server` of its own on a free loopback port (and stops
 //! it at the end). Every reservation holds on its tenant's root budget, so the clients of one
@@ -138,8 +144,11 @@ fn sqlite_phase(clients: usize, tenants: usize, seconds: u64) -> Phase {
     })
 }
 
-fn redis_phase(url: &str, prefix: &str, clients: usize, tenants: usize, seconds: u64) -> (Phase, f64) {
+/// The phase, attempts per operation, and the share of attempts that started under a lock
+/// handed on by the operation before.
+fn redis_phase(url: &str, prefix: &str, clients: usize, tenants: usize, gateways: usize, seconds: u64) -> (Phase, f64, f64) {
     let setup = RedisLedger::open(url, prefix).unwrap();
+    let gateways: Vec<RedisLedger> = (0..gateways.clamp(1, clients.max(1))).map(|_| RedisLedger::open(url, prefix).unwrap()).collect();
     for t in 0..tenants.max(1) {
         let tenant = tenant_of(t, tenants);
         setup.run(&tenant, |s| s.insert_budget(&tenant, &budget(&tenant))).unwrap();
@@ -152,8 +161,8 @@ fn redis_phase(url: &str, prefix: &str, clients: usize, tenants: usize, seconds:
         let workers: Vec<_> = (0..clients)
             .map(|client| {
                 let (attempts, operations) = (Arc::clone(&attempts), Arc::clone(&operations));
+                let gateway = &gateways[client % gateways.len()];
                 scope.spawn(move || {
-                    let gateway = RedisLedger::open(url, prefix).unwrap();
                     let tenant = tenant_of(client, tenants);
                     let mut latencies = Vec::new();
                     let mut i = 0;
@@ -185,8 +194,10 @@ fn redis_phase(url: &str, prefix: &str, clients: usize, tenants: usize, seconds:
             .collect();
         workers.into_iter().flat_map(|w| w.join().unwrap()).collect()
     });
-    let per_operation = attempts.load(Ordering::Relaxed) as f64 / operations.load(Ordering::Relaxed).max(1) as f64;
-    (Phase { pairs: latencies.len(), seconds: started.elapsed().as_secs_f64(), latencies }, per_operation)
+    let attempts = attempts.load(Ordering::Relaxed) as f64;
+    let per_operation = attempts / operations.load(Ordering::Relaxed).max(1) as f64;
+    let handed_on = gateways.iter().map(RedisLedger::handed_on).sum::<u64>() as f64 / attempts.max(1.0);
+    (Phase { pairs: latencies.len(), seconds: started.elapsed().as_secs_f64(), latencies }, per_operation, handed_on)
 }
 
 /// The example's own `redis-server`, stopped when dropped (also on a panic).
@@ -207,6 +218,7 @@ fn main() {
     let seconds: u64 = value("--seconds").map_or(5, |s| s.parse().expect("--seconds: a number"));
     let clients: usize = value("--clients").map_or(50, |s| s.parse().expect("--clients: a number"));
     let tenants: usize = value("--tenants").map_or(1, |s| s.parse().expect("--tenants: a number"));
+    let gateways: usize = value("--gateways").map_or(clients, |s| s.parse().expect("--gateways: a number")).clamp(1, clients.max(1));
     let mut own_server = None;
     let url = match value("--redis") {
         Some(url) => url,
@@ -223,10 +235,12 @@ fn main() {
             format!("redis://127.0.0.1:{port}/")
         }
     };
-    println!("{clients} clients over {tenants} tenant(s), {seconds} s per phase; a pair is one reserve and one commit");
+    println!(
+        "{clients} clients over {tenants} tenant(s) and, on Redis, {gateways} gateway ledger(s); {seconds} s per phase; a pair is one reserve and one commit"
+    );
     sqlite_phase(clients, tenants, seconds).print("sqlite", "");
     let prefix = format!("sbd-load-{}", std::process::id());
-    let (phase, attempts) = redis_phase(&url, &prefix, clients, tenants, seconds);
-    phase.print("redis", &format!("  {attempts:.2} attempts per operation"));
+    let (phase, attempts, handed_on) = redis_phase(&url, &prefix, clients, tenants, gateways, seconds);
+    phase.print("redis", &format!("  {attempts:.2} attempts per operation, {:.0}% under a handed-on lock", handed_on * 100.0));
     drop(own_server);
 }

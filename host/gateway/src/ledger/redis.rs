@@ -24,6 +24,20 @@
 //! One attempt costs two round trips plus one per key read (the `WATCH`/`MULTI` version this
 //! replaces cost two per key read plus four; docs/performance.md).
 //!
+//! ## Lock handoff
+//! A tenant's operations in one process enter one at a time, first come first served, through
+//! the tenant's gate, so they never race each other for the Redis lock. When an operation commits while
+//! another of this process is already waiting at the gate, its commit script renews the lock's
+//! lease instead of releasing it, and the next operation starts under the same lock, with no
+//! acquiring round trip and with the tenant's keys as the operations before it read and wrote
+//! them (no other gateway can have written them: the lock was held throughout). A holding is
+//! used only within [`HANDOFF_WITHIN`] of its last renewal, and it serves at most
+//! [`MAX_HANDOFFS`] operations, or [`HANDOFFS_BEFORE_YIELD`] when another gateway waits (a
+//! gateway that finds the lock taken marks it contended, and the commit script then releases
+//! it): then the lock is released and every gateway's waiters compete for it again. The fence
+//! is unchanged: every commit still checks the token, so a holding that lapsed writes nothing,
+//! and its operation runs again on a fresh lock with nothing cached.
+//!
 //! ## Keys
 //! Every key of a tenant carries the tenant in a hash tag (`PREFIX:{TENANT}:...`), so one
 //! operation's keys, its lock and its commit script share a Redis Cluster slot. An operation
@@ -33,6 +47,7 @@
 //! | key | holds |
 //! |---|---|
 //! | `P:{T}:lock`, `P:{T}:lock:wake` | the tenant's lock, and the list its waiters block on |
+//! | `P:{T}:lock:contended` | set for a moment by a gateway that found the lock taken |
 //! | `P:{T}:tenant` | the tenant record, JSON |
 //! | `P:{T}:budget:UNIT:SCOPE` | a budget, JSON |
 //! | `P:{T}:budgets` | set of `UNIT SCOPE` of the tenant's budgets |
@@ -68,8 +83,11 @@
 //! deliveries for the emitted events, and wiring into `sbd serve`.
 
 use std::cell::RefCell;
-use std::collections::{BTreeMap, BTreeSet};
-use std::time::Duration;
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::Thread;
+use std::time::{Duration, Instant};
 
 use redis::cluster::{ClusterClient, ClusterClientBuilder, ClusterConnection};
 use redis::{Commands, Connection, ConnectionLike};
@@ -103,43 +121,73 @@ const LOCK_POLL_S: f64 = 0.05;
 /// How many idle connections a [`RedisLedger`] keeps.
 const MAX_IDLE_CONNECTIONS: usize = 64;
 
+/// How many operations in a row one holding of a tenant's lock serves at most before it is
+/// given back to every gateway (lock handoff, module docs).
+pub const MAX_HANDOFFS: u32 = 32;
+
+/// How many operations in a row one holding serves before it yields to another gateway that
+/// is waiting for the lock (one that tried to take it marks it contended): the bound on how
+/// long this process keeps the tenant from the others while its own operations queue.
+pub const HANDOFFS_BEFORE_YIELD: u32 = 4;
+
+/// How long a waiter's contended mark lasts (it renews it at every try, at least every
+/// [`LOCK_POLL_S`]).
+const CONTENDED_MARK_MS: u64 = 200;
+
+/// A lock kept for handoff is used only this soon after its lease was last renewed (half the
+/// lease): later it may be about to lapse, and the next operation takes the lock afresh.
+pub const HANDOFF_WITHIN: Duration = Duration::from_millis(LOCK_LEASE_MS / 2);
+
 /// Takes the lock (`KEYS[1]`) for token `ARGV[1]` with lease `ARGV[2]` ms if it is free (or
 /// already this token's: a resent request renews it), and then answers
-/// `{'1', tenant record}` (`KEYS[2]`; `{'1'}` when there is none); `{'0'}` if another holds it.
+/// `{'1', tenant record}` (`KEYS[2]`; `{'1'}` when there is none). If another holds it, it
+/// marks the lock contended (`KEYS[3]`, for `ARGV[3]` ms, so the holder does not hand it on
+/// within its process for long, module docs) and answers `{'0'}`.
 const ACQUIRE: &str = r"
 local holder = redis.call('GET', KEYS[1])
-if holder and holder ~= ARGV[1] then return {'0'} end
+if holder and holder ~= ARGV[1] then
+  redis.call('SET', KEYS[3], '1', 'PX', ARGV[3])
+  return {'0'}
+end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+redis.call('DEL', KEYS[3])
 local record = redis.call('GET', KEYS[2])
 if record then return {'1', record} end
 return {'1'}
 ";
 
-/// The fenced commit. `KEYS[1]` is the lock, `KEYS[2]` its wake list, `KEYS[3..]` the keys
-/// written; `ARGV[1]` is the holder's token, then three arguments per write (`S` value: SET;
-/// `A` member: SADD; `Z` score member: ZADD; `R` member: ZREM; `L` value: RPUSH). Answers 0,
-/// writing nothing, unless the lock holds the token; else applies every write, releases the
-/// lock, wakes one waiter and answers 1. Every write is checked before the first is applied
-/// (Redis does not roll a failed script back), against the key's type and the earlier writes
-/// to it, so a key of the wrong type fails it whole.
+/// The fenced commit. `KEYS[1]` is the lock, `KEYS[2]` its wake list, `KEYS[3]` its contended
+/// mark, `KEYS[4..]` the keys written; `ARGV[1]` is the holder's token, `ARGV[2]` a lease in
+/// ms to keep the lock for (`0`: release it), `ARGV[3]` `1` if it is to be released anyway when
+/// marked contended, then three arguments per write (`S` value: SET; `A` member: SADD; `Z`
+/// score member: ZADD; `R` member: ZREM; `L` value: RPUSH). Answers 0, writing nothing, unless
+/// the lock holds the token; else applies every write, then either renews the lock's lease
+/// and answers 2 (it is handed to the next operation of this process, module docs), or
+/// releases the lock, wakes one waiter and answers 1. Every write is checked before the first
+/// is applied (Redis does not roll a failed script back), against the key's type and the
+/// earlier writes to it, so a key of the wrong type fails it whole.
 const FENCED_COMMIT: &str = r"
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 local types = {S = 'string', A = 'set', Z = 'zset', R = 'zset', L = 'list'}
 local planned = {}
-for i = 3, #KEYS do
-  local want = types[ARGV[3 * i - 7]]
-  if not want then return redis.error_reply('unknown write ' .. tostring(ARGV[3 * i - 7])) end
+for i = 4, #KEYS do
+  local want = types[ARGV[3 * i - 8]]
+  if not want then return redis.error_reply('unknown write ' .. tostring(ARGV[3 * i - 8])) end
   local have = planned[KEYS[i]] or redis.call('TYPE', KEYS[i]).ok
   if have ~= 'none' and have ~= want then return redis.error_reply(KEYS[i] .. ' holds a ' .. have) end
   planned[KEYS[i]] = want
 end
-for i = 3, #KEYS do
-  local op, a, b = ARGV[3 * i - 7], ARGV[3 * i - 6], ARGV[3 * i - 5]
+for i = 4, #KEYS do
+  local op, a, b = ARGV[3 * i - 8], ARGV[3 * i - 7], ARGV[3 * i - 6]
   if op == 'S' then redis.call('SET', KEYS[i], a)
   elseif op == 'A' then redis.call('SADD', KEYS[i], a)
   elseif op == 'Z' then redis.call('ZADD', KEYS[i], a, b)
   elseif op == 'R' then redis.call('ZREM', KEYS[i], a)
   else redis.call('RPUSH', KEYS[i], a) end
+end
+if ARGV[2] ~= '0' and not (ARGV[3] == '1' and redis.call('EXISTS', KEYS[3]) == 1) then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 2
 end
 redis.call('DEL', KEYS[1])
 redis.call('RPUSH', KEYS[2], 1)
@@ -205,19 +253,34 @@ impl ConnectionLike for Link {
 }
 
 impl Link {
-    /// Sends `writes`, which may fall in different Cluster slots, in order and not atomically:
-    /// one pipeline on a single server, one command after another on a Cluster.
-    fn send_in_order(&mut self, writes: Vec<Write>) -> ApiResult<()> {
+    /// Sends the cross-tenant index `writes` (which may fall in other Cluster slots than the
+    /// commit's) and then runs `commit`, in that order, and answers the commit's reply: in one
+    /// pipeline on a single server (one round trip), one command after another on a Cluster.
+    /// The index writes are not part of the commit's atomic unit (module docs).
+    fn indexes_then_commit(&mut self, writes: Vec<Write>, commit: &redis::ScriptInvocation<'_>) -> redis::RedisResult<i64> {
         match self {
-            Link::Single(connection) => {
+            Link::Single(connection) if !writes.is_empty() => {
                 let mut pipeline = redis::pipe();
                 for write in writes {
                     pipeline.add_command(command(write)).ignore();
                 }
-                pipeline.exec(connection).map_err(redis_error)
+                pipeline.invoke_script(commit);
+                match pipeline.query::<(i64,)>(connection) {
+                    Ok((applied,)) => Ok(applied),
+                    // the script was not cached on this server yet: the index writes landed
+                    // (they are idempotent); load it and run the commit alone
+                    Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => commit.invoke(connection),
+                    Err(e) => Err(e),
+                }
             }
+            Link::Single(connection) => commit.invoke(connection),
             // a cluster connection does not pipeline
-            Link::Cluster(connection) => writes.into_iter().try_for_each(|write| command(write).exec(connection).map_err(redis_error)),
+            Link::Cluster(connection) => {
+                for write in writes {
+                    command(write).exec(&mut *connection)?;
+                }
+                commit.invoke(connection)
+            }
         }
     }
 }
@@ -231,9 +294,113 @@ pub struct RedisLedger {
     endpoint: Endpoint,
     prefix: String,
     /// Idle connections, reused (an operation holds one for its whole unit of work).
-    idle: std::sync::Mutex<Vec<Link>>,
+    idle: Mutex<Vec<Link>>,
+    /// This process's gate of each tenant it has served, by tenant tag (lock handoff).
+    gates: Mutex<HashMap<String, Arc<Gate>>>,
+    /// How many attempts started under a lock handed on by the operation before.
+    handed_on: AtomicU64,
     acquire: redis::Script,
     commit: redis::Script,
+}
+
+/// One tenant's operations in this process pass through its gate one at a time, in the order
+/// they arrived; the one inside may find the tenant's Redis lock still held from the
+/// operation before it (module docs).
+#[derive(Default)]
+struct Gate {
+    state: Mutex<GateState>,
+}
+
+#[derive(Default)]
+struct GateState {
+    /// An operation is inside.
+    busy: bool,
+    /// The operations waiting to enter, first come first served: a ticket and the thread.
+    queue: VecDeque<(u64, Thread)>,
+    /// The ticket let in by the operation that left, not yet seen by its thread.
+    admitted: Option<u64>,
+    next_ticket: u64,
+    /// The lock kept for the next operation, if the last one handed it on.
+    held: Option<Held>,
+}
+
+impl Gate {
+    /// Waits for this thread's turn; the turn passes on when the [`Turn`] is dropped.
+    fn enter(&self) -> Turn<'_> {
+        let mut state = self.state();
+        if !state.busy {
+            state.busy = true;
+            return Turn { gate: self };
+        }
+        let ticket = state.next_ticket;
+        state.next_ticket = state.next_ticket.wrapping_add(1);
+        state.queue.push_back((ticket, std::thread::current()));
+        loop {
+            drop(state);
+            std::thread::park();
+            state = self.state();
+            if state.admitted == Some(ticket) {
+                state.admitted = None;
+                return Turn { gate: self };
+            }
+        }
+    }
+
+    /// The state; a thread that panicked inside leaves it consistent (every change is one
+    /// assignment), so a poisoned lock is used as it is.
+    fn state(&self) -> std::sync::MutexGuard<'_, GateState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// An operation's turn at its tenant's gate.
+struct Turn<'a> {
+    gate: &'a Gate,
+}
+
+impl Turn<'_> {
+    /// Whether another operation of this process waits to enter.
+    fn others_waiting(&self) -> bool {
+        !self.gate.state().queue.is_empty()
+    }
+
+    /// The lock the operation before left for this one, if any.
+    fn take_held(&self) -> Option<Held> {
+        self.gate.state().held.take()
+    }
+
+    /// Leaves `held` for the next operation.
+    fn hand_on(&self, held: Held) {
+        self.gate.state().held = Some(held);
+    }
+}
+
+impl Drop for Turn<'_> {
+    /// Lets the next waiting operation in, or opens the gate.
+    fn drop(&mut self) {
+        let mut state = self.gate.state();
+        match state.queue.pop_front() {
+            Some((ticket, thread)) => {
+                state.admitted = Some(ticket);
+                thread.unpark();
+            }
+            None => state.busy = false,
+        }
+    }
+}
+
+/// A tenant's lock kept between two operations of this process (lock handoff).
+struct Held {
+    lock: TenantLock,
+    connection: Link,
+    /// The tenant's string keys as the operations under this holding read or wrote them: no
+    /// other gateway can have written them since, as the lock was held throughout.
+    cache: BTreeMap<String, Option<String>>,
+    /// Operations committed under this holding.
+    served: u32,
+    /// When the lease was last renewed (at the latest; measured before the renewing commit was
+    /// sent).
+    renewed: Instant,
 }
 
 /// `P:{T}`, the start of every key of tenant `T` (the hash tag puts them in one Cluster slot);
@@ -278,7 +445,9 @@ impl RedisLedger {
         Ok(RedisLedger {
             endpoint,
             prefix: prefix.to_string(),
-            idle: std::sync::Mutex::default(),
+            idle: Mutex::default(),
+            gates: Mutex::default(),
+            handed_on: AtomicU64::new(0),
             acquire: redis::Script::new(ACQUIRE),
             commit: redis::Script::new(FENCED_COMMIT),
         })
@@ -317,22 +486,76 @@ impl RedisLedger {
         }
     }
 
+    /// How many attempts so far started under a lock that the operation before handed on
+    /// (lock handoff, module docs), for measurements.
+    pub fn handed_on(&self) -> u64 {
+        self.handed_on.load(Ordering::Relaxed)
+    }
+
+    /// How many operations of this process wait at `tenant`'s gate.
+    #[cfg(test)]
+    pub(super) fn waiting(&self, tenant: &str) -> usize {
+        let tag = tenant_tag(&self.prefix, tenant).expect("a valid tenant");
+        self.gate(&tag).state().queue.len()
+    }
+
+    /// This process's gate of the tenant tagged `tag`.
+    fn gate(&self, tag: &str) -> Arc<Gate> {
+        let mut gates = self.gates.lock().unwrap_or_else(PoisonError::into_inner);
+        Arc::clone(gates.entry(tag.to_string()).or_default())
+    }
+
     /// Runs `op`, an operation on `tenant`'s ledger, as one atomic unit of work (module docs),
     /// holding the tenant's lock; runs it again if the lock lapsed before it could commit.
     pub fn run<T>(&self, tenant: &str, mut op: impl FnMut(&dyn LedgerStore) -> ApiResult<T>) -> ApiResult<T> {
         let tag = tenant_tag(&self.prefix, tenant)?;
-        let mut connection = self.connection()?;
+        let gate = self.gate(&tag);
+        let turn = gate.enter();
+        let mut held = turn.take_held();
+        if let Some(stale) = held.take_if(|h| h.renewed.elapsed() >= HANDOFF_WITHIN) {
+            let Held { lock, mut connection, .. } = stale;
+            if lock.release(&self.commit, &mut connection).is_ok() {
+                self.reuse(connection);
+            }
+        }
         for attempt in 0..MAX_ATTEMPTS {
             // a Redis error below drops the connection (its lock, if taken, lapses)
-            let lock = TenantLock::acquire(&self.acquire, &mut connection, &tag, tenant)?;
-            let tx = Transaction::new(&mut connection, &self.prefix, tenant, &tag, &lock);
+            let (lock, mut connection, cache, served) = match held.take() {
+                Some(Held { lock, connection, cache, served, .. }) => {
+                    self.handed_on.fetch_add(1, Ordering::Relaxed);
+                    (lock, connection, cache, served)
+                }
+                None => {
+                    let mut connection = self.connection()?;
+                    let lock = TenantLock::acquire(&self.acquire, &mut connection, &tag, tenant)?;
+                    let cache = BTreeMap::from([(format!("{tag}:tenant"), lock.tenant_record.clone())]);
+                    (lock, connection, cache, 0)
+                }
+            };
+            let tx = Transaction::new(&mut connection, &self.prefix, tenant, &tag, cache);
             match op(&tx) {
                 Ok(value) => {
-                    if tx.commit(&self.commit, &lock)? {
-                        self.reuse(connection);
-                        return Ok(value);
+                    // hand the lock on only to an operation already waiting, and not forever
+                    let served = served + 1;
+                    let keep = if !turn.others_waiting() || served >= MAX_HANDOFFS {
+                        Keep::Release
+                    } else if served >= HANDOFFS_BEFORE_YIELD {
+                        Keep::UnlessContended
+                    } else {
+                        Keep::Always
+                    };
+                    let renewed = Instant::now();
+                    match tx.commit(&self.commit, &lock, keep)? {
+                        Some(Committed { kept: true, cache }) => {
+                            turn.hand_on(Held { lock, connection, cache, served, renewed });
+                            return Ok(value);
+                        }
+                        Some(Committed { kept: false, .. }) => {
+                            self.reuse(connection);
+                            return Ok(value);
+                        }
+                        None => backoff(attempt),
                     }
-                    backoff(attempt);
                 }
                 Err(e) => {
                     drop(tx);
@@ -386,6 +609,8 @@ struct TenantLock {
     key: String,
     /// `P:{T}:lock:wake`, the list a release pushes to and waiters block on.
     wake: String,
+    /// `P:{T}:lock:contended`, set while another gateway waits for the lock.
+    contended: String,
     token: String,
     /// The tenant record as the lock was taken (`None`: no record).
     tenant_record: Option<String>,
@@ -395,17 +620,25 @@ impl TenantLock {
     fn acquire(script: &redis::Script, connection: &mut Link, tag: &str, tenant: &str) -> ApiResult<TenantLock> {
         let key = format!("{tag}:lock");
         let wake = format!("{key}:wake");
+        let contended = format!("{key}:contended");
         let record = format!("{tag}:tenant");
         let mut bytes = [0u8; 16];
         getrandom::fill(&mut bytes).map_err(|e| ApiError::internal(format!("no randomness for a lock token: {e}")))?;
         let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
         let deadline = std::time::Instant::now() + Duration::from_millis(LOCK_WAIT_MS);
         loop {
-            let answer: Vec<String> =
-                script.key(&key).key(&record).arg(&token).arg(LOCK_LEASE_MS).invoke(connection).map_err(redis_error)?;
+            let answer: Vec<String> = script
+                .key(&key)
+                .key(&record)
+                .key(&contended)
+                .arg(&token)
+                .arg(LOCK_LEASE_MS)
+                .arg(CONTENDED_MARK_MS)
+                .invoke(connection)
+                .map_err(redis_error)?;
             if answer.first().is_some_and(|taken| taken == "1") {
                 let tenant_record = answer.into_iter().nth(1);
-                return Ok(TenantLock { key, wake, token, tenant_record });
+                return Ok(TenantLock { key, wake, contended, token, tenant_record });
             }
             if std::time::Instant::now() >= deadline {
                 return Err(ApiError::internal(format!(
@@ -420,7 +653,8 @@ impl TenantLock {
     /// Releases the lock if it is still this holder's, writing nothing (the fenced commit with
     /// no writes).
     fn release(&self, script: &redis::Script, connection: &mut Link) -> ApiResult<()> {
-        let _released: i64 = script.key(&self.key).key(&self.wake).arg(&self.token).invoke(connection).map_err(redis_error)?;
+        let _released: i64 =
+            script.key(&self.key).key(&self.wake).key(&self.contended).arg(&self.token).arg(0).arg(0).invoke(connection).map_err(redis_error)?;
         Ok(())
     }
 }
@@ -452,6 +686,25 @@ impl Write {
     }
 }
 
+/// What a commit asks of the lock once its writes landed.
+#[derive(Clone, Copy)]
+enum Keep {
+    /// Release it (and wake a waiter).
+    Release,
+    /// Keep it for this process's next operation, unless another gateway waits for it.
+    UnlessContended,
+    /// Keep it for this process's next operation.
+    Always,
+}
+
+/// A commit whose writes landed.
+struct Committed {
+    /// Whether the lock was kept for this process's next operation.
+    kept: bool,
+    /// The locked tenant's string keys as the attempt read and wrote them.
+    cache: BTreeMap<String, Option<String>>,
+}
+
 /// One attempt of one operation, under its tenant's lock.
 struct Transaction<'a> {
     connection: RefCell<&'a mut Link>,
@@ -477,14 +730,15 @@ struct Transaction<'a> {
 }
 
 impl<'a> Transaction<'a> {
-    fn new(connection: &'a mut Link, prefix: &'a str, tenant: &'a str, tag: &'a str, lock: &TenantLock) -> Self {
-        let read = BTreeMap::from([(format!("{tag}:tenant"), lock.tenant_record.clone())]);
+    /// An attempt that starts from `cache`, what is known of the tenant's keys under the lock
+    /// (at least its tenant record).
+    fn new(connection: &'a mut Link, prefix: &'a str, tenant: &'a str, tag: &'a str, cache: BTreeMap<String, Option<String>>) -> Self {
         Transaction {
             connection: RefCell::new(connection),
             prefix,
             tenant,
             tag,
-            read: RefCell::new(read),
+            read: RefCell::new(cache),
             written: RefCell::default(),
             added: RefCell::default(),
             removed: RefCell::default(),
@@ -622,11 +876,12 @@ impl<'a> Transaction<'a> {
         }
     }
 
-    /// Writes the cross-tenant index entries, then runs the fenced commit (module docs): true
-    /// when every write landed and the lock was released, false when the lock had lapsed and
-    /// nothing was applied. An attempt that wrote outside its tenant is refused instead, and
-    /// releases the lock.
-    fn commit(self, script: &redis::Script, lock: &TenantLock) -> ApiResult<bool> {
+    /// Writes the cross-tenant index entries, then runs the fenced commit (module docs). When
+    /// every write landed it answers what this attempt read and wrote of its tenant's string
+    /// keys, and whether the lock was kept for the next operation (as `keep` asks) or
+    /// released; it answers `None` when the lock had lapsed and nothing was applied. An attempt
+    /// that wrote outside its tenant is refused instead, and releases the lock.
+    fn commit(self, script: &redis::Script, lock: &TenantLock, keep: Keep) -> ApiResult<Option<Committed>> {
         let connection = self.connection.into_inner();
         if let Some(key) = self.stray.into_inner() {
             lock.release(script, connection)?;
@@ -636,11 +891,13 @@ impl<'a> Transaction<'a> {
             )));
         }
         let index_writes = self.indexes.into_inner();
-        if !index_writes.is_empty() {
-            connection.send_in_order(index_writes)?;
-        }
         let mut invocation = script.prepare_invoke();
-        invocation.key(&lock.key).key(&lock.wake).arg(&lock.token);
+        invocation.key(&lock.key).key(&lock.wake).key(&lock.contended).arg(&lock.token);
+        match keep {
+            Keep::Release => invocation.arg(0).arg(0),
+            Keep::UnlessContended => invocation.arg(LOCK_LEASE_MS).arg(1),
+            Keep::Always => invocation.arg(LOCK_LEASE_MS).arg(0),
+        };
         for write in self.writes.into_inner() {
             match write {
                 Write::Set(key, value) => invocation.key(key).arg("S").arg(value).arg(""),
@@ -650,10 +907,17 @@ impl<'a> Transaction<'a> {
                 Write::ListPush(key, value) => invocation.key(key).arg("L").arg(value).arg(""),
             };
         }
-        let applied: i64 = invocation
-            .invoke(connection)
+        let applied = connection
+            .indexes_then_commit(index_writes, &invocation)
             .map_err(|e| ApiError::internal(format!("redis: the commit failed, or its outcome is unknown: {e}")))?;
-        Ok(applied == 1)
+        if applied == 0 {
+            return Ok(None);
+        }
+        // only the locked tenant's keys: another tenant's may change while this lock is held
+        let own = |key: &String| key.strip_prefix(self.tag).is_some_and(|rest| rest.starts_with(':'));
+        let mut cache: BTreeMap<String, Option<String>> = self.read.into_inner().into_iter().filter(|(key, _)| own(key)).collect();
+        cache.extend(self.written.into_inner().into_iter().map(|(key, value)| (key, Some(value))));
+        Ok(Some(Committed { kept: applied == 2, cache }))
     }
 }
 

@@ -567,37 +567,48 @@ fn a_reservation_id_that_names_an_index_is_simply_not_found() {
 /// connection, race 400 holds of 10 against a budget of 1,000. Exactly 100 succeed and the budget holds exactly 1,000.
 #[test]
 fn gateways_sharing_one_redis_never_oversubscribe_a_budget() {
-    on_every_redis(|server| {
-        add_budget(server, ROOT, 1_000, 0, None);
-        let (url, prefix) = (server.url.clone(), server.prefix.clone());
-        let outcomes: Vec<(usize, usize)> = std::thread::scope(|scope| {
-            let workers: Vec<_> = (0..8)
-                .map(|worker| {
-                    let (url, prefix) = (url.clone(), prefix.clone());
-                    scope.spawn(move || {
-                        let gateway = RedisLedger::open(&url, &prefix).expect("client");
-                        let (mut held, mut refused) = (0, 0);
-                        for i in 0..50 {
-                            let req = reserve_request(&format!("w{worker}-{i}"), 10, json!({}));
-                            let hash = request_hash(&req, "").expect("hash");
-                            match gateway.run(TENANT, |s| reserve(s, TENANT, &req, &hash, 0)) {
-                                Ok(_) => held += 1,
-                                Err(e) if e.code == ErrorCode::BudgetExceeded => refused += 1,
-                                Err(e) => panic!("worker {worker}: {} {}", e.code.as_str(), e.message),
-                            }
+    on_every_redis(|server| race_for_one_budget(server, 8));
+}
+
+/// The same race with the 8 clients in 2 gateways of 4 each: a gateway's clients queue at
+/// its gate and hand the tenant's lock on between them, with the budget as the last of them
+/// wrote it, while the other gateway waits for the lock (lock handoff).
+#[test]
+fn clients_that_hand_the_lock_on_never_oversubscribe_a_budget() {
+    on_every_redis(|server| race_for_one_budget(server, 2));
+}
+
+/// 8 clients spread over `gateways` ledgers race 400 holds of 10 against a budget of 1,000.
+fn race_for_one_budget(server: &RedisServer, gateways: usize) {
+    add_budget(server, ROOT, 1_000, 0, None);
+    let (url, prefix) = (server.url.clone(), server.prefix.clone());
+    let ledgers: Vec<RedisLedger> = (0..gateways).map(|_| RedisLedger::open(&url, &prefix).expect("client")).collect();
+    let outcomes: Vec<(usize, usize)> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..8)
+            .map(|worker| {
+                let gateway = &ledgers[worker % gateways];
+                scope.spawn(move || {
+                    let (mut held, mut refused) = (0, 0);
+                    for i in 0..50 {
+                        let req = reserve_request(&format!("w{worker}-{i}"), 10, json!({}));
+                        let hash = request_hash(&req, "").expect("hash");
+                        match gateway.run(TENANT, |s| reserve(s, TENANT, &req, &hash, 0)) {
+                            Ok(_) => held += 1,
+                            Err(e) if e.code == ErrorCode::BudgetExceeded => refused += 1,
+                            Err(e) => panic!("worker {worker}: {} {}", e.code.as_str(), e.message),
                         }
-                        (held, refused)
-                    })
+                    }
+                    (held, refused)
                 })
-                .collect();
-            workers.into_iter().map(|w| w.join().expect("worker")).collect()
-        });
-        let held: usize = outcomes.iter().map(|o| o.0).sum();
-        let refused: usize = outcomes.iter().map(|o| o.1).sum();
-        assert_eq!((held, refused), (100, 300));
-        let b = budget(server, ROOT);
-        assert_eq!((b.reserved, b.remaining()), (1_000, 0));
+            })
+            .collect();
+        workers.into_iter().map(|w| w.join().expect("worker")).collect()
     });
+    let held: usize = outcomes.iter().map(|o| o.0).sum();
+    let refused: usize = outcomes.iter().map(|o| o.1).sum();
+    assert_eq!((held, refused), (100, 300));
+    let b = budget(server, ROOT);
+    assert_eq!((b.reserved, b.remaining()), (1_000, 0));
 }
 
 /// A gateway that stalls past its lease loses the tenant's lock to another, which changes the
@@ -626,6 +637,76 @@ fn a_holder_whose_lock_lapsed_writes_nothing_and_runs_again() {
             .expect("the operation commits at its second attempt");
         assert_eq!(attempts.get(), 2, "the first attempt's commit was refused");
         assert_eq!(budget(server, ROOT).reserved, 110, "both holds, none lost");
+    });
+}
+
+/// A lock handed on to the next operation of the same gateway that lapses before that
+/// operation commits (another gateway took it and changed the budget): the operation's
+/// write, computed from the cached budget, must not land, and its second attempt takes the
+/// lock afresh and reads the budget again instead of trusting what was handed on.
+#[test]
+fn a_handed_on_lock_that_lapsed_writes_nothing_and_its_cache_is_dropped() {
+    on_every_redis(|server| {
+        add_budget(server, ROOT, 1_000, 0, None);
+        let budget_key = server.key(TENANT, &format!("budget:USD_MICROCENTS:{ROOT}"));
+        let hold = |s: &dyn LedgerStore, amount: i64| -> ApiResult<()> {
+            let mut b = s.budget(TENANT, ROOT, Unit::UsdMicrocents)?.expect("budget");
+            b.reserved += amount;
+            s.save_budget(TENANT, &b, 0)
+        };
+        let attempts = std::sync::atomic::AtomicUsize::new(0);
+        let before = server.ledger.handed_on();
+        std::thread::scope(|scope| {
+            server
+                .ledger
+                .run(TENANT, |s| {
+                    // the second operation queues at the gate while this one holds the lock
+                    scope.spawn(|| {
+                        let attempts_second = std::cell::Cell::new(0);
+                        server
+                            .ledger
+                            .run(TENANT, |s| {
+                                attempts_second.set(attempts_second.get() + 1);
+                                if attempts_second.get() == 1 {
+                                    // the handed-on lock lapses; another gateway holds 10
+                                    let () = server.command(::redis::cmd("SET").arg(server.key(TENANT, "lock")).arg("another").arg("PX").arg(100));
+                                    let mut theirs: BudgetRow =
+                                        serde_json::from_str(&server.command::<String>(::redis::cmd("GET").arg(&budget_key))).expect("json");
+                                    theirs.reserved += 10;
+                                    let () = server.command(::redis::cmd("SET").arg(&budget_key).arg(serde_json::to_string(&theirs).expect("json")));
+                                }
+                                hold(s, 100)
+                            })
+                            .expect("the second operation commits at its second attempt");
+                        attempts.store(attempts_second.get(), std::sync::atomic::Ordering::SeqCst);
+                    });
+                    let waited = std::time::Instant::now();
+                    while server.ledger.waiting(TENANT) == 0 {
+                        assert!(waited.elapsed() < std::time::Duration::from_secs(10), "the second operation never queued");
+                        std::thread::sleep(std::time::Duration::from_millis(1));
+                    }
+                    hold(s, 1)
+                })
+                .expect("the first operation commits");
+        });
+        assert_eq!(server.ledger.handed_on() - before, 1, "the second operation started under the handed-on lock");
+        assert_eq!(attempts.load(std::sync::atomic::Ordering::SeqCst), 2, "its first attempt's commit was refused");
+        assert_eq!(budget(server, ROOT).reserved, 111, "every hold, none lost, none computed from the stale cache");
+    });
+}
+
+/// A server that has not cached the commit script (a restart, `SCRIPT FLUSH`) still commits a
+/// reservation whose index writes go ahead of the script in one pipeline, exactly once.
+#[test]
+fn a_commit_behind_index_writes_survives_a_server_without_the_script() {
+    on_every_redis(|server| {
+        add_budget(server, ROOT, 1_000, 0, None);
+        let () = server.command(::redis::cmd("SCRIPT").arg("FLUSH"));
+        let req = reserve_request("after-flush", 10, json!({}));
+        let hash = request_hash(&req, "").expect("hash");
+        let id = atomically(server, |s| reserve(s, TENANT, &req, &hash, 0)).expect("reserved").reservation_id.expect("an id");
+        assert_eq!(reservation(server, &id).amount, 10);
+        assert_eq!(budget(server, ROOT).reserved, 10, "held once");
     });
 }
 
@@ -700,11 +781,26 @@ fn soak_worker() {
     let [url, prefix, worker, ops, log] = parts[..] else { panic!("{SOAK_WORKER_VAR}: URL|PREFIX|WORKER|OPS|LOG") };
     let ops: usize = ops.parse().expect("OPS");
     let gateway = RedisLedger::open(url, prefix).expect("client");
-    let mut log = std::fs::OpenOptions::new().create(true).append(true).open(log).expect("log");
-    let mut tell = |line: String| log.write_all(format!("{line}\n").as_bytes()).expect("log line");
+    let log = std::sync::Mutex::new(std::fs::OpenOptions::new().create(true).append(true).open(log).expect("log"));
+    let tell = |line: String| log.lock().expect("log lock").write_all(format!("{line}\n").as_bytes()).expect("log line");
+    // several clients per process, so its operations queue at the tenant's gate and hand the
+    // lock on (the Redis backend's lock handoff)
+    std::thread::scope(|scope| {
+        for thread in 0..SOAK_THREADS {
+            let (gateway, tell) = (&gateway, &tell);
+            scope.spawn(move || soak_client(gateway, &format!("w{worker}-t{thread}"), ops / SOAK_THREADS, tell));
+        }
+    });
+}
+
+/// The client threads of one soak worker process.
+const SOAK_THREADS: usize = 3;
+
+/// One client of a soak worker: `ops` operations, its idempotency keys starting `name`.
+fn soak_client(gateway: &RedisLedger, name: &str, ops: usize, tell: &dyn Fn(String)) {
     let (mut done, mut i) = (0, 0);
     while done < ops {
-        let req = reserve_request(&format!("w{worker}-r{i}"), 10, json!({"ttl_ms": 3_600_000}));
+        let req = reserve_request(&format!("{name}-r{i}"), 10, json!({"ttl_ms": 3_600_000}));
         let hash = request_hash(&req, "").expect("hash");
         let now = crate::util::now_ms();
         match gateway.run(TENANT, |s| reserve(s, TENANT, &req, &hash, now)) {
@@ -715,7 +811,7 @@ fn soak_worker() {
                 match i % 3 {
                     0 => {
                         let commit: CommitRequest = serde_json::from_value(
-                            json!({"idempotency_key": format!("w{worker}-c{i}"), "actual": {"unit": "USD_MICROCENTS", "amount": 7}}),
+                            json!({"idempotency_key": format!("{name}-c{i}"), "actual": {"unit": "USD_MICROCENTS", "amount": 7}}),
                         )
                         .expect("a valid CommitRequest");
                         let hash = request_hash(&commit, &id).expect("hash");
@@ -724,7 +820,7 @@ fn soak_worker() {
                         done += 1;
                     }
                     1 => {
-                        let release_req = ReleaseRequest { idempotency_key: format!("w{worker}-x{i}"), reason: None };
+                        let release_req = ReleaseRequest { idempotency_key: format!("{name}-x{i}"), reason: None };
                         let hash = request_hash(&release_req, &id).expect("hash");
                         gateway.run(TENANT, |s| release(s, TENANT, &id, &release_req, &hash, now)).and_then(raise_deferred).expect("released");
                         tell(format!("X {id}"));
@@ -737,7 +833,7 @@ fn soak_worker() {
                 tell("D".into());
                 done += 1;
             }
-            Err(e) => panic!("worker {worker}: {} {}", e.code.as_str(), e.message),
+            Err(e) => panic!("{name}: {} {}", e.code.as_str(), e.message),
         }
         i += 1;
     }
