@@ -375,7 +375,7 @@ impl FromRequestParts<Shared> for Principal {
             return Ok(p.clone());
         }
         let p = principal_from_headers(parts, state)?;
-        crate::server::RequestContext::note_tenant(&p.tenant);
+        crate::context::RequestContext::note_tenant(&p.tenant);
         Ok(p)
     }
 }
@@ -488,7 +488,7 @@ async fn check(state: &Arc<AppState>, request: Request) -> ApiResult<Request> {
         Access::Public => {}
         Access::AdminOrKey(_) | Access::AnyKey if parts.headers.contains_key("x-admin-api-key") => {
             crate::server::Admin::from_request_parts(&mut parts, state).await?;
-            crate::server::RequestContext::note_actor(crate::events::Actor {
+            crate::context::RequestContext::note_actor(crate::events::Actor {
                 kind: crate::events::ActorType::Admin,
                 key_id: None,
             });
@@ -496,8 +496,8 @@ async fn check(state: &Arc<AppState>, request: Request) -> ApiResult<Request> {
         }
         Access::AnyKey | Access::Key(_) | Access::AdminOrKey(_) => {
             let p = principal_from_headers(&parts, state)?;
-            crate::server::RequestContext::note_tenant(&p.tenant);
-            crate::server::RequestContext::note_actor(crate::events::Actor {
+            crate::context::RequestContext::note_tenant(&p.tenant);
+            crate::context::RequestContext::note_actor(crate::events::Actor {
                 kind: crate::events::ActorType::ApiKey,
                 key_id: Some(p.key_id.clone()),
             });

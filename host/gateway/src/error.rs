@@ -1,11 +1,9 @@
-//! The one API error type: a Cycles `ErrorCode`, an HTTP status and a message, rendered as the
-//! spec's `ErrorResponse` (`cycles-protocol-v0.yaml` §ERROR SEMANTICS).
+//! The one API error type: a Cycles `ErrorCode`, an HTTP status and a message. The HTTP layer
+//! renders it as the spec's `ErrorResponse` (`cycles-protocol-v0.yaml` §ERROR SEMANTICS;
+//! `crate::server`).
 
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
 use serde::Serialize;
-
-use crate::server::RequestContext;
 
 /// Declares [`ErrorCode`] from one table: each code with its wire name and HTTP status.
 macro_rules! error_codes {
@@ -152,31 +150,6 @@ impl ApiError {
 impl From<rusqlite::Error> for ApiError {
     fn from(e: rusqlite::Error) -> Self {
         ApiError::internal(format!("store: {e}"))
-    }
-}
-
-#[derive(Serialize)]
-struct ErrorBody<'a> {
-    error: &'a str,
-    message: &'a str,
-    request_id: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    trace_id: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    details: Option<&'a serde_json::Value>,
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let ctx = RequestContext::current();
-        let body = ErrorBody {
-            error: self.code.as_str(),
-            message: &self.message,
-            request_id: ctx.as_ref().map(|c| c.request_id.clone()).unwrap_or_default(),
-            trace_id: ctx.map(|c| c.trace_id),
-            details: self.details.as_ref(),
-        };
-        (self.status(), axum::Json(body)).into_response()
     }
 }
 

@@ -267,7 +267,7 @@ thread_local! {
 impl Origin {
     /// The origin of the request handled on this task (captured before a job is queued).
     pub fn capture() -> Origin {
-        crate::server::RequestContext::current()
+        crate::context::RequestContext::current()
             .map(|c| Origin { request_id: Some(c.request_id), trace_id: Some(c.trace_id), actor: c.actor })
             .unwrap_or_default()
     }

@@ -13,7 +13,8 @@ use serde_json::{json, Value};
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::events::{self, ActorType, EventCategory, EventData, EventFilter, EventType, NewEvent, SortBy, SortDir, SYSTEM_TENANT};
 use crate::ledger::{tenant_state, TenantState};
-use crate::server::{Admin, Body, Caller, RequestContext, Shared, Tenant, Q};
+use crate::context::RequestContext;
+use crate::server::{Admin, Body, Caller, Shared, Tenant, Q};
 use crate::util::{new_id, now_ms, page_size, rfc3339};
 use crate::webhooks::{self, CreateRequest, DeliveryFilter, ReplayRequest, Subscription, SubscriptionDraft, SubscriptionStatus, UpdateRequest};
 

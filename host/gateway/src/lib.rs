@@ -11,13 +11,15 @@
 //!   subscriptions, signed delivery with retries, auto-disable and replay;
 //! - [`escalations`], [`traces`], [`metrics`], [`openapi`], [`bundles`];
 //! - [`auth`]: principals, roles and the permission of every endpoint;
-//! - [`server`] (router, ids, auth) and [`serve`] (`sbd serve`).
+//! - [`server`] (router, ids, auth, the HTTP form of [`error::ApiError`]) and [`serve`]
+//!   (`sbd serve`); [`context`], the request's correlation ids as the domain reads them.
 
 pub mod admin_api;
 pub mod auth;
 pub mod authority;
 pub mod bundles;
 pub mod config;
+pub mod context;
 pub mod cycles;
 pub mod cycles_api;
 pub mod delegations;

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, MatchedPath, Request, State};
@@ -16,6 +16,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use serde::de::DeserializeOwned;
 
+use crate::context::RequestContext;
 use crate::config::Config;
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::metrics::Metrics;
@@ -66,65 +67,31 @@ pub struct AppState {
 /// Shared state as handlers receive it.
 pub type Shared = Arc<AppState>;
 
-/// Per-request correlation: request id, trace id and, once authenticated, the tenant.
-#[derive(Debug)]
-pub struct RequestContext {
-    /// `X-Request-Id`.
-    pub request_id: String,
-    /// `X-Cycles-Trace-Id` (32 lowercase hex).
-    pub trace_id: String,
-    tenant: Mutex<Option<String>>,
-    actor: Mutex<Option<crate::events::Actor>>,
+/// The spec's `ErrorResponse`.
+#[derive(serde::Serialize)]
+struct ErrorBody<'a> {
+    error: &'a str,
+    message: &'a str,
+    request_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    trace_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    details: Option<&'a serde_json::Value>,
 }
 
-tokio::task_local! {
-    static CONTEXT: Arc<RequestContext>;
-}
-
-impl RequestContext {
-    /// The context of the request being handled on this task, if any.
-    pub fn current() -> Option<RequestContextView> {
-        CONTEXT
-            .try_with(|c| RequestContextView {
-                request_id: c.request_id.clone(),
-                trace_id: c.trace_id.clone(),
-                actor: c.actor.lock().ok().and_then(|a| a.clone()),
-            })
-            .ok()
+/// An [`ApiError`] as the spec's `ErrorResponse`, with the request's ids.
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let ctx = RequestContext::current();
+        let body = ErrorBody {
+            error: self.code.as_str(),
+            message: &self.message,
+            request_id: ctx.as_ref().map(|c| c.request_id.clone()).unwrap_or_default(),
+            trace_id: ctx.map(|c| c.trace_id),
+            details: self.details.as_ref(),
+        };
+        (self.status(), axum::Json(body)).into_response()
     }
-
-    /// Records who is calling (the actor of the events the request causes).
-    pub fn note_actor(actor: crate::events::Actor) {
-        let _ = CONTEXT.try_with(|c| {
-            if let Ok(mut a) = c.actor.lock() {
-                *a = Some(actor);
-            }
-        });
-    }
-
-    /// Records the authenticated tenant of the current request (the `X-Cycles-Tenant` header).
-    pub fn note_tenant(tenant: &str) {
-        Self::set_tenant(tenant);
-    }
-
-    fn set_tenant(tenant: &str) {
-        let _ = CONTEXT.try_with(|c| {
-            if let Ok(mut t) = c.tenant.lock() {
-                *t = Some(tenant.to_string());
-            }
-        });
-    }
-}
-
-/// A copy of the current request's ids.
-#[derive(Debug, Clone)]
-pub struct RequestContextView {
-    /// `X-Request-Id`.
-    pub request_id: String,
-    /// `X-Cycles-Trace-Id`.
-    pub trace_id: String,
-    /// Who is calling, once authenticated.
-    pub actor: Option<crate::events::Actor>,
 }
 
 static REQUEST_COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -173,13 +140,8 @@ async fn correlate(State(state): State<Shared>, request: Request, next: Next) ->
         .map(|p| p.as_str().to_string())
         .unwrap_or_else(|| "unmatched".into());
     let method = request.method().clone();
-    let context = Arc::new(RequestContext {
-        request_id: next_request_id(),
-        trace_id: trace_id_of(request.headers()),
-        tenant: Mutex::new(None),
-        actor: Mutex::new(None),
-    });
-    let mut response = CONTEXT.scope(Arc::clone(&context), next.run(request)).await;
+    let context = Arc::new(RequestContext::new(next_request_id(), trace_id_of(request.headers())));
+    let mut response = RequestContext::scope(Arc::clone(&context), next.run(request)).await;
     let headers = response.headers_mut();
     if let Ok(v) = HeaderValue::from_str(&context.request_id) {
         headers.insert("x-request-id", v);
@@ -187,7 +149,7 @@ async fn correlate(State(state): State<Shared>, request: Request, next: Next) ->
     if let Ok(v) = HeaderValue::from_str(&context.trace_id) {
         headers.insert("x-cycles-trace-id", v);
     }
-    if let Some(t) = context.tenant.lock().ok().and_then(|t| t.clone())
+    if let Some(t) = context.tenant()
         && let Ok(v) = HeaderValue::from_str(&t) {
             headers.insert("x-cycles-tenant", v);
         }
@@ -215,7 +177,7 @@ impl FromRequestParts<Shared> for Tenant {
 
     async fn from_request_parts(parts: &mut Parts, state: &Shared) -> Result<Self, ApiError> {
         let p = crate::auth::Principal::from_request_parts(parts, state).await?;
-        RequestContext::set_tenant(&p.tenant);
+        RequestContext::note_tenant(&p.tenant);
         Ok(Tenant(p.tenant))
     }
 }
