@@ -5,24 +5,31 @@
 //!
 //! 1. **Lock.** It takes the tenant's lock (`P:{T}:lock` set to a random token with a lease,
 //!    if free or already this token's, in a script that also returns the tenant record, which
-//!    every operation reads). Waiters block on a wake list (`BLPOP`) that each release pushes
-//!    to, so Redis wakes them one at a time.
+//!    every operation reads), or starts under the lock the operation before it handed on (lock
+//!    handoff, below). Waiters block on a wake list (`BLPOP`) that each release pushes to, so
+//!    Redis wakes them one at a time.
 //! 2. **Read.** The operation's reads are plain `GET`s (each key at most once per attempt);
 //!    its writes are buffered and read back by its own later reads.
-//! 3. **Commit, fenced.** One script checks that the lock still holds this attempt's token,
-//!    applies every buffered write, deletes the lock and wakes one waiter. A holder whose lease
+//! 3. **Commit, fenced.** One script checks that the lock still holds this attempt's token and
+//!    that the tenant record is the one the attempt read, applies every buffered write, and
+//!    releases the lock (waking one waiter) or renews it for a handoff. A holder whose lease
 //!    lapsed (it stalled past [`LOCK_LEASE_MS`]) finds another token there: the script writes
 //!    nothing and the operation runs again on fresh data, at most [`MAX_ATTEMPTS`] times.
 //!
 //! Every write to a tenant's keys goes through that script under that tenant's lock, so what
 //! an operation read cannot change before its writes land: two gateways reserving from one
-//! budget run one after the other, and a budget is never oversubscribed. An operation that
-//! returns an error writes nothing and releases the lock at once. A connection that fails
-//! mid-operation is dropped (its lock lapses after the lease); when the commit script's reply
-//! is lost the outcome is unknown and the caller is told so, never told it failed.
+//! budget run one after the other, and a budget is never oversubscribed. The one exception is
+//! the tenant record (`P:{T}:tenant`), which provisioning may write without the lock (closing
+//! or suspending a tenant): the commit checks it unchanged, so an operation decided on a
+//! record that changed since runs again and sees the change. An operation that returns an
+//! error writes nothing and releases the lock at once. A connection that fails mid-operation
+//! is dropped (its lock lapses after the lease); when the commit script's reply is lost the
+//! outcome is unknown and the caller is told so, never told it failed.
 //!
-//! One attempt costs two round trips plus one per key read (the `WATCH`/`MULTI` version this
-//! replaces cost two per key read plus four; docs/performance.md).
+//! An attempt that takes the lock costs two round trips plus one per key read (the
+//! `WATCH`/`MULTI` version this replaces cost two per key read plus four;
+//! docs/performance.md); one that starts under a handed-on lock saves the first and the reads
+//! of keys the operations before it read or wrote.
 //!
 //! ## Lock handoff
 //! A tenant's operations in one process enter one at a time, first come first served, through
@@ -30,13 +37,19 @@
 //! another of this process is already waiting at the gate, its commit script renews the lock's
 //! lease instead of releasing it, and the next operation starts under the same lock, with no
 //! acquiring round trip and with the tenant's keys as the operations before it read and wrote
-//! them (no other gateway can have written them: the lock was held throughout). A holding is
+//! them (no other gateway can have written them under the lock, which was held throughout;
+//! the tenant record, which can be written without it, is checked by the commit). A holding is
 //! used only within [`HANDOFF_WITHIN`] of its last renewal, and it serves at most
-//! [`MAX_HANDOFFS`] operations, or [`HANDOFFS_BEFORE_YIELD`] when another gateway waits (a
+//! [`MAX_HANDOFFS`] operations, or [`HANDOFFS_BEFORE_YIELD`] once another gateway waits (a
 //! gateway that finds the lock taken marks it contended, and the commit script then releases
-//! it): then the lock is released and every gateway's waiters compete for it again. The fence
-//! is unchanged: every commit still checks the token, so a holding that lapsed writes nothing,
-//! and its operation runs again on a fresh lock with nothing cached.
+//! it): then the lock is released and every gateway's waiters compete for it again. That
+//! competition is a race, not a queue: this gateway's next operation may win it again, so the
+//! bound on how long another gateway waits is probabilistic, not a hard count. The fence is
+//! unchanged: every commit still checks the token, so a holding that lapsed writes nothing, and
+//! its operation runs again on a fresh lock with nothing cached. An operation that started
+//! under a handed-on lock and returns an error runs again on a freshly taken lock, so every
+//! refusal is decided on data read under a lock taken for it, as without handoff. Waiting at
+//! the gate counts against the same [`LOCK_WAIT_MS`] as waiting for the Redis lock.
 //!
 //! ## Keys
 //! Every key of a tenant carries the tenant in a hash tag (`PREFIX:{TENANT}:...`), so one
@@ -60,9 +73,11 @@
 //!
 //! Two indexes cross tenants and so live outside any tenant's slot: `P:rsv-tenant:ID` (which
 //! tenant a reservation id belongs to, for lookups by id alone) and `P:tenants` (the tenants
-//! that hold reservations, for the expiry sweep). They are written before the commit script
-//! and never change afterwards, so a crash between the two leaves at most an index entry that
-//! points at nothing, never a reservation that cannot be found.
+//! that hold reservations, for the expiry sweep). On one server they are written by the commit
+//! script itself, atomically with the reservation. On a Cluster they fall in other slots, so
+//! they are written before the commit script, and they never change afterwards: a crash
+//! between the two leaves at most an index entry that points at nothing, never a reservation
+//! that cannot be found.
 //!
 //! ## Redis Cluster
 //! [`RedisLedger::open`] takes `redis+cluster://HOST:PORT,...` for a Redis Cluster: redis-rs's
@@ -157,28 +172,39 @@ return {'1'}
 ";
 
 /// The fenced commit. `KEYS[1]` is the lock, `KEYS[2]` its wake list, `KEYS[3]` its contended
-/// mark, `KEYS[4..]` the keys written; `ARGV[1]` is the holder's token, `ARGV[2]` a lease in
-/// ms to keep the lock for (`0`: release it), `ARGV[3]` `1` if it is to be released anyway when
-/// marked contended, then three arguments per write (`S` value: SET; `A` member: SADD; `Z`
-/// score member: ZADD; `R` member: ZREM; `L` value: RPUSH). Answers 0, writing nothing, unless
-/// the lock holds the token; else applies every write, then either renews the lock's lease
-/// and answers 2 (it is handed to the next operation of this process, module docs), or
-/// releases the lock, wakes one waiter and answers 1. Every write is checked before the first
-/// is applied (Redis does not roll a failed script back), against the key's type and the
-/// earlier writes to it, so a key of the wrong type fails it whole.
+/// mark, `KEYS[4]` the tenant record, `KEYS[5..]` the keys written; `ARGV[1]` is the holder's
+/// token, `ARGV[2]` a lease in ms to keep the lock for (`0`: release it), `ARGV[3]` `1` if it
+/// is to be released anyway when marked contended, `ARGV[4]` `1` and `ARGV[5]` the tenant
+/// record as the attempt read it (`0` and empty: there was none; `-`: not checked), then three
+/// arguments per write (`S` value: SET; `A` member: SADD; `Z` score member: ZADD; `R` member:
+/// ZREM; `L` value: RPUSH). Answers 0, writing nothing, unless the lock holds the token (and
+/// releases the lock if it does but the tenant record changed); else applies every write, then
+/// either renews the lock's lease and answers 2 (it is handed to the next operation of this
+/// process, module docs), or releases the lock, wakes one waiter and answers 1. Every write is
+/// checked before the first is applied (Redis does not roll a failed script back), against the
+/// key's type and the earlier writes to it, so a key of the wrong type fails it whole.
 const FENCED_COMMIT: &str = r"
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+if ARGV[4] ~= '-' then
+  local record = redis.call('GET', KEYS[4])
+  if (ARGV[4] == '0' and record) or (ARGV[4] == '1' and record ~= ARGV[5]) then
+    redis.call('DEL', KEYS[1])
+    redis.call('RPUSH', KEYS[2], 1)
+    redis.call('LTRIM', KEYS[2], -1, -1)
+    return 0
+  end
+end
 local types = {S = 'string', A = 'set', Z = 'zset', R = 'zset', L = 'list'}
 local planned = {}
-for i = 4, #KEYS do
-  local want = types[ARGV[3 * i - 8]]
-  if not want then return redis.error_reply('unknown write ' .. tostring(ARGV[3 * i - 8])) end
+for i = 5, #KEYS do
+  local want = types[ARGV[3 * i - 9]]
+  if not want then return redis.error_reply('unknown write ' .. tostring(ARGV[3 * i - 9])) end
   local have = planned[KEYS[i]] or redis.call('TYPE', KEYS[i]).ok
   if have ~= 'none' and have ~= want then return redis.error_reply(KEYS[i] .. ' holds a ' .. have) end
   planned[KEYS[i]] = want
 end
-for i = 4, #KEYS do
-  local op, a, b = ARGV[3 * i - 8], ARGV[3 * i - 7], ARGV[3 * i - 6]
+for i = 5, #KEYS do
+  local op, a, b = ARGV[3 * i - 9], ARGV[3 * i - 8], ARGV[3 * i - 7]
   if op == 'S' then redis.call('SET', KEYS[i], a)
   elseif op == 'A' then redis.call('SADD', KEYS[i], a)
   elseif op == 'Z' then redis.call('ZADD', KEYS[i], a, b)
@@ -253,35 +279,10 @@ impl ConnectionLike for Link {
 }
 
 impl Link {
-    /// Sends the cross-tenant index `writes` (which may fall in other Cluster slots than the
-    /// commit's) and then runs `commit`, in that order, and answers the commit's reply: in one
-    /// pipeline on a single server (one round trip), one command after another on a Cluster.
-    /// The index writes are not part of the commit's atomic unit (module docs).
-    fn indexes_then_commit(&mut self, writes: Vec<Write>, commit: &redis::ScriptInvocation<'_>) -> redis::RedisResult<i64> {
-        match self {
-            Link::Single(connection) if !writes.is_empty() => {
-                let mut pipeline = redis::pipe();
-                for write in writes {
-                    pipeline.add_command(command(write)).ignore();
-                }
-                pipeline.invoke_script(commit);
-                match pipeline.query::<(i64,)>(connection) {
-                    Ok((applied,)) => Ok(applied),
-                    // the script was not cached on this server yet: the index writes landed
-                    // (they are idempotent); load it and run the commit alone
-                    Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => commit.invoke(connection),
-                    Err(e) => Err(e),
-                }
-            }
-            Link::Single(connection) => commit.invoke(connection),
-            // a cluster connection does not pipeline
-            Link::Cluster(connection) => {
-                for write in writes {
-                    command(write).exec(&mut *connection)?;
-                }
-                commit.invoke(connection)
-            }
-        }
+    /// Sends `writes`, which may fall in different Cluster slots, in order and not atomically,
+    /// one command after another (a cluster connection does not pipeline).
+    fn send_in_order(&mut self, writes: Vec<Write>) -> ApiResult<()> {
+        writes.into_iter().try_for_each(|write| command(write).exec(&mut *self).map_err(redis_error))
     }
 }
 
@@ -299,6 +300,9 @@ pub struct RedisLedger {
     gates: Mutex<HashMap<String, Arc<Gate>>>,
     /// How many attempts started under a lock handed on by the operation before.
     handed_on: AtomicU64,
+    /// How long an operation waits for its tenant (at this process's gate, then for the Redis
+    /// lock) before it is refused.
+    lock_wait: Duration,
     acquire: redis::Script,
     commit: redis::Script,
 }
@@ -325,23 +329,29 @@ struct GateState {
 }
 
 impl Gate {
-    /// Waits for this thread's turn; the turn passes on when the [`Turn`] is dropped.
-    fn enter(&self) -> Turn<'_> {
+    /// Waits for this thread's turn until `deadline` (`None`: the deadline passed first, and
+    /// this thread left the queue); the turn passes on when the [`Turn`] is dropped.
+    fn enter(&self, deadline: Instant) -> Option<Turn<'_>> {
         let mut state = self.state();
         if !state.busy {
             state.busy = true;
-            return Turn { gate: self };
+            return Some(Turn { gate: self });
         }
         let ticket = state.next_ticket;
         state.next_ticket = state.next_ticket.wrapping_add(1);
         state.queue.push_back((ticket, std::thread::current()));
         loop {
             drop(state);
-            std::thread::park();
+            std::thread::park_timeout(deadline.saturating_duration_since(Instant::now()));
             state = self.state();
             if state.admitted == Some(ticket) {
                 state.admitted = None;
-                return Turn { gate: self };
+                return Some(Turn { gate: self });
+            }
+            if Instant::now() >= deadline {
+                // still queued (an admitted ticket is taken above): leave the queue
+                state.queue.retain(|(queued, _)| *queued != ticket);
+                return None;
             }
         }
     }
@@ -398,8 +408,8 @@ struct Held {
     cache: BTreeMap<String, Option<String>>,
     /// Operations committed under this holding.
     served: u32,
-    /// When the lease was last renewed (at the latest; measured before the renewing commit was
-    /// sent).
+    /// When the lease was last renewed, or earlier: measured before the renewing commit was
+    /// sent, so the lease lasts at least until `renewed` plus the lease.
     renewed: Instant,
 }
 
@@ -448,6 +458,7 @@ impl RedisLedger {
             idle: Mutex::default(),
             gates: Mutex::default(),
             handed_on: AtomicU64::new(0),
+            lock_wait: Duration::from_millis(LOCK_WAIT_MS),
             acquire: redis::Script::new(ACQUIRE),
             commit: redis::Script::new(FENCED_COMMIT),
         })
@@ -486,6 +497,13 @@ impl RedisLedger {
         }
     }
 
+    /// The same ledger with operations waiting at most `wait` for their tenant (at this
+    /// process's gate, then for the Redis lock) instead of [`LOCK_WAIT_MS`].
+    pub fn with_lock_wait(mut self, wait: Duration) -> Self {
+        self.lock_wait = wait;
+        self
+    }
+
     /// How many attempts so far started under a lock that the operation before handed on
     /// (lock handoff, module docs), for measurements.
     pub fn handed_on(&self) -> u64 {
@@ -509,8 +527,13 @@ impl RedisLedger {
     /// holding the tenant's lock; runs it again if the lock lapsed before it could commit.
     pub fn run<T>(&self, tenant: &str, mut op: impl FnMut(&dyn LedgerStore) -> ApiResult<T>) -> ApiResult<T> {
         let tag = tenant_tag(&self.prefix, tenant)?;
+        let deadline = Instant::now() + self.lock_wait;
         let gate = self.gate(&tag);
-        let turn = gate.enter();
+        let turn = gate.enter(deadline).ok_or_else(|| {
+            ApiError::internal(format!(
+                "redis: tenant `{tenant}`'s operations in this gateway queued longer than an operation may wait; it was not applied"
+            ))
+        })?;
         let mut held = turn.take_held();
         if let Some(stale) = held.take_if(|h| h.renewed.elapsed() >= HANDOFF_WITHIN) {
             let Held { lock, mut connection, .. } = stale;
@@ -527,11 +550,12 @@ impl RedisLedger {
                 }
                 None => {
                     let mut connection = self.connection()?;
-                    let lock = TenantLock::acquire(&self.acquire, &mut connection, &tag, tenant)?;
-                    let cache = BTreeMap::from([(format!("{tag}:tenant"), lock.tenant_record.clone())]);
+                    let lock = TenantLock::acquire(&self.acquire, &mut connection, &tag, tenant, deadline)?;
+                    let cache = BTreeMap::from([(lock.tenant_key.clone(), lock.tenant_record.clone())]);
                     (lock, connection, cache, 0)
                 }
             };
+            let handed_on = served > 0;
             let tx = Transaction::new(&mut connection, &self.prefix, tenant, &tag, cache);
             match op(&tx) {
                 Ok(value) => {
@@ -561,6 +585,10 @@ impl RedisLedger {
                     drop(tx);
                     if lock.release(&self.commit, &mut connection).is_ok() {
                         self.reuse(connection);
+                    }
+                    if handed_on {
+                        // decide the refusal again on data read under a lock taken for it
+                        continue;
                     }
                     return Err(e);
                 }
@@ -611,13 +639,16 @@ struct TenantLock {
     wake: String,
     /// `P:{T}:lock:contended`, set while another gateway waits for the lock.
     contended: String,
+    /// `P:{T}:tenant`, the tenant record.
+    tenant_key: String,
     token: String,
     /// The tenant record as the lock was taken (`None`: no record).
     tenant_record: Option<String>,
 }
 
 impl TenantLock {
-    fn acquire(script: &redis::Script, connection: &mut Link, tag: &str, tenant: &str) -> ApiResult<TenantLock> {
+    /// Takes the lock, waiting for it until `deadline` at most.
+    fn acquire(script: &redis::Script, connection: &mut Link, tag: &str, tenant: &str, deadline: Instant) -> ApiResult<TenantLock> {
         let key = format!("{tag}:lock");
         let wake = format!("{key}:wake");
         let contended = format!("{key}:contended");
@@ -625,7 +656,6 @@ impl TenantLock {
         let mut bytes = [0u8; 16];
         getrandom::fill(&mut bytes).map_err(|e| ApiError::internal(format!("no randomness for a lock token: {e}")))?;
         let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-        let deadline = std::time::Instant::now() + Duration::from_millis(LOCK_WAIT_MS);
         loop {
             let answer: Vec<String> = script
                 .key(&key)
@@ -638,11 +668,11 @@ impl TenantLock {
                 .map_err(redis_error)?;
             if answer.first().is_some_and(|taken| taken == "1") {
                 let tenant_record = answer.into_iter().nth(1);
-                return Ok(TenantLock { key, wake, contended, token, tenant_record });
+                return Ok(TenantLock { key, wake, contended, tenant_key: record, token, tenant_record });
             }
-            if std::time::Instant::now() >= deadline {
+            if Instant::now() >= deadline {
                 return Err(ApiError::internal(format!(
-                    "redis: tenant `{tenant}`'s ledger stayed locked for {LOCK_WAIT_MS} ms; the operation was not applied"
+                    "redis: tenant `{tenant}`'s ledger stayed locked longer than the operation may wait; it was not applied"
                 )));
             }
             let _woken: Option<(String, String)> =
@@ -653,8 +683,18 @@ impl TenantLock {
     /// Releases the lock if it is still this holder's, writing nothing (the fenced commit with
     /// no writes).
     fn release(&self, script: &redis::Script, connection: &mut Link) -> ApiResult<()> {
-        let _released: i64 =
-            script.key(&self.key).key(&self.wake).key(&self.contended).arg(&self.token).arg(0).arg(0).invoke(connection).map_err(redis_error)?;
+        let _released: i64 = script
+            .key(&self.key)
+            .key(&self.wake)
+            .key(&self.contended)
+            .key(&self.tenant_key)
+            .arg(&self.token)
+            .arg(0)
+            .arg(0)
+            .arg("-")
+            .arg("")
+            .invoke(connection)
+            .map_err(redis_error)?;
         Ok(())
     }
 }
@@ -890,15 +930,29 @@ impl<'a> Transaction<'a> {
                 self.tenant
             )));
         }
+        let mut writes = self.writes.into_inner();
         let index_writes = self.indexes.into_inner();
+        match &*connection {
+            // one server: the index entries land in the commit's own script, with its checks
+            Link::Single(_) => writes.splice(0..0, index_writes).for_each(drop),
+            // a Cluster: they fall in other slots, so they go first, one by one (module docs)
+            Link::Cluster(_) if !index_writes.is_empty() => connection.send_in_order(index_writes)?,
+            Link::Cluster(_) => {}
+        }
         let mut invocation = script.prepare_invoke();
-        invocation.key(&lock.key).key(&lock.wake).key(&lock.contended).arg(&lock.token);
+        invocation.key(&lock.key).key(&lock.wake).key(&lock.contended).key(&lock.tenant_key).arg(&lock.token);
         match keep {
             Keep::Release => invocation.arg(0).arg(0),
             Keep::UnlessContended => invocation.arg(LOCK_LEASE_MS).arg(1),
             Keep::Always => invocation.arg(LOCK_LEASE_MS).arg(0),
         };
-        for write in self.writes.into_inner() {
+        // the tenant record as this attempt read it, which provisioning may have changed since
+        match self.read.borrow().get(&lock.tenant_key) {
+            Some(Some(record)) => invocation.arg(1).arg(record),
+            Some(None) => invocation.arg(0).arg(""),
+            None => invocation.arg("-").arg(""),
+        };
+        for write in writes {
             match write {
                 Write::Set(key, value) => invocation.key(key).arg("S").arg(value).arg(""),
                 Write::SetAdd(key, member) => invocation.key(key).arg("A").arg(member).arg(""),
@@ -907,8 +961,8 @@ impl<'a> Transaction<'a> {
                 Write::ListPush(key, value) => invocation.key(key).arg("L").arg(value).arg(""),
             };
         }
-        let applied = connection
-            .indexes_then_commit(index_writes, &invocation)
+        let applied: i64 = invocation
+            .invoke(connection)
             .map_err(|e| ApiError::internal(format!("redis: the commit failed, or its outcome is unknown: {e}")))?;
         if applied == 0 {
             return Ok(None);

@@ -640,6 +640,52 @@ fn a_holder_whose_lock_lapsed_writes_nothing_and_runs_again() {
     });
 }
 
+/// Runs `first` on `ledger`, and `second` on the same ledger from another thread that queues at
+/// the tenant's gate while `first` holds the lock, so `first` hands the lock on to it. Answers
+/// the second operation's result and how many attempts it took (its closure gets the attempt's
+/// number, from 1).
+fn hand_on<T: Send>(
+    ledger: &RedisLedger,
+    mut first: impl FnMut(&dyn LedgerStore) -> ApiResult<()>,
+    second: impl FnMut(&dyn LedgerStore, usize) -> ApiResult<T> + Send,
+) -> (ApiResult<T>, usize) {
+    let before = ledger.handed_on();
+    let mut second = Some(second);
+    let outcome = std::thread::scope(|scope| {
+        let mut queued = None;
+        ledger
+            .run(TENANT, |s| {
+                if let Some(mut second) = second.take() {
+                    queued = Some(scope.spawn(move || {
+                        let mut attempts = 0;
+                        let result = ledger.run(TENANT, |s| {
+                            attempts += 1;
+                            second(s, attempts)
+                        });
+                        (result, attempts)
+                    }));
+                    let waited = std::time::Instant::now();
+                    while ledger.waiting(TENANT) == 0 {
+                        assert!(waited.elapsed() < std::time::Duration::from_secs(10), "the second operation never queued");
+                        std::thread::sleep(std::time::Duration::from_millis(1));
+                    }
+                }
+                first(s)
+            })
+            .expect("the first operation commits");
+        queued.expect("spawned").join().expect("the second operation's thread")
+    });
+    assert!(ledger.handed_on() > before, "the second operation started under the handed-on lock");
+    outcome
+}
+
+/// Adds `amount` to the root budget's `reserved`, as a rule would.
+fn hold_on_root(s: &dyn LedgerStore, amount: i64) -> ApiResult<()> {
+    let mut b = s.budget(TENANT, ROOT, Unit::UsdMicrocents)?.expect("budget");
+    b.reserved += amount;
+    s.save_budget(TENANT, &b, 0)
+}
+
 /// A lock handed on to the next operation of the same gateway that lapses before that
 /// operation commits (another gateway took it and changed the budget): the operation's
 /// write, computed from the cached budget, must not land, and its second attempt takes the
@@ -649,54 +695,91 @@ fn a_handed_on_lock_that_lapsed_writes_nothing_and_its_cache_is_dropped() {
     on_every_redis(|server| {
         add_budget(server, ROOT, 1_000, 0, None);
         let budget_key = server.key(TENANT, &format!("budget:USD_MICROCENTS:{ROOT}"));
-        let hold = |s: &dyn LedgerStore, amount: i64| -> ApiResult<()> {
-            let mut b = s.budget(TENANT, ROOT, Unit::UsdMicrocents)?.expect("budget");
-            b.reserved += amount;
-            s.save_budget(TENANT, &b, 0)
-        };
-        let attempts = std::sync::atomic::AtomicUsize::new(0);
-        let before = server.ledger.handed_on();
-        std::thread::scope(|scope| {
-            server
-                .ledger
-                .run(TENANT, |s| {
-                    // the second operation queues at the gate while this one holds the lock
-                    scope.spawn(|| {
-                        let attempts_second = std::cell::Cell::new(0);
-                        server
-                            .ledger
-                            .run(TENANT, |s| {
-                                attempts_second.set(attempts_second.get() + 1);
-                                if attempts_second.get() == 1 {
-                                    // the handed-on lock lapses; another gateway holds 10
-                                    let () = server.command(::redis::cmd("SET").arg(server.key(TENANT, "lock")).arg("another").arg("PX").arg(100));
-                                    let mut theirs: BudgetRow =
-                                        serde_json::from_str(&server.command::<String>(::redis::cmd("GET").arg(&budget_key))).expect("json");
-                                    theirs.reserved += 10;
-                                    let () = server.command(::redis::cmd("SET").arg(&budget_key).arg(serde_json::to_string(&theirs).expect("json")));
-                                }
-                                hold(s, 100)
-                            })
-                            .expect("the second operation commits at its second attempt");
-                        attempts.store(attempts_second.get(), std::sync::atomic::Ordering::SeqCst);
-                    });
-                    let waited = std::time::Instant::now();
-                    while server.ledger.waiting(TENANT) == 0 {
-                        assert!(waited.elapsed() < std::time::Duration::from_secs(10), "the second operation never queued");
-                        std::thread::sleep(std::time::Duration::from_millis(1));
-                    }
-                    hold(s, 1)
-                })
-                .expect("the first operation commits");
+        let (result, attempts) = hand_on(&server.ledger, |s| hold_on_root(s, 1), |s, attempt| {
+            if attempt == 1 {
+                // the handed-on lock lapses; another gateway holds 10
+                let () = server.command(::redis::cmd("SET").arg(server.key(TENANT, "lock")).arg("another").arg("PX").arg(100));
+                let mut theirs: BudgetRow = serde_json::from_str(&server.command::<String>(::redis::cmd("GET").arg(&budget_key))).expect("json");
+                theirs.reserved += 10;
+                let () = server.command(::redis::cmd("SET").arg(&budget_key).arg(serde_json::to_string(&theirs).expect("json")));
+            }
+            hold_on_root(s, 100)
         });
-        assert_eq!(server.ledger.handed_on() - before, 1, "the second operation started under the handed-on lock");
-        assert_eq!(attempts.load(std::sync::atomic::Ordering::SeqCst), 2, "its first attempt's commit was refused");
+        result.expect("the second operation commits at its second attempt");
+        assert_eq!(attempts, 2, "its first attempt's commit was refused");
         assert_eq!(budget(server, ROOT).reserved, 111, "every hold, none lost, none computed from the stale cache");
     });
 }
 
+/// The tenant record is the one key provisioning writes without the lock. A tenant closed
+/// after an operation handed the lock on, but before the next one commits, must stop that
+/// next one: it decided on the cached record, so its commit is refused, and its second
+/// attempt reads the closed tenant and is refused.
+#[test]
+fn a_tenant_closed_during_a_handoff_holds_nothing_more() {
+    on_every_redis(|server| {
+        add_budget(server, ROOT, 1_000, 0, None);
+        let req = reserve_request("after-close", 10, json!({}));
+        let hash = request_hash(&req, "").expect("hash");
+        let (result, attempts) = hand_on(&server.ledger, |s| hold_on_root(s, 1), |s, attempt| {
+            if attempt == 1 {
+                server.set_tenant(TENANT, "CLOSED");
+            }
+            reserve(s, TENANT, &req, &hash, 0)
+        });
+        assert_eq!(code_of(result), ErrorCode::TenantClosed);
+        assert_eq!(attempts, 2, "the reserve decided on the cached record was not committed");
+        assert_eq!(budget(server, ROOT).reserved, 1, "only the first operation's hold");
+    });
+}
+
+/// A refusal decided under a handed-on lock is decided again under a freshly taken one, so
+/// it never rests on cached data alone.
+#[test]
+fn a_refusal_under_a_handed_on_lock_is_decided_again_on_a_fresh_lock() {
+    on_every_redis(|server| {
+        add_budget(server, ROOT, 1_000, 0, None);
+        let (result, attempts) = hand_on(&server.ledger, |s| hold_on_root(s, 1), |_, attempt| -> ApiResult<()> {
+            Err(ApiError::invalid(format!("refused at attempt {attempt}")))
+        });
+        assert_eq!(result.expect_err("refused").message, "refused at attempt 2");
+        assert_eq!(attempts, 2);
+    });
+}
+
+/// An operation queued at its tenant's gate waits no longer than the ledger's lock wait: it is
+/// refused (nothing applied), it leaves the queue, and the gate keeps working.
+#[test]
+fn an_operation_queued_past_the_lock_wait_is_refused_and_leaves_the_queue() {
+    on_every_redis(|server| {
+        add_budget(server, ROOT, 1_000, 0, None);
+        let ledger = RedisLedger::open(&server.url, &server.prefix).expect("client").with_lock_wait(std::time::Duration::from_millis(200));
+        let refused = std::thread::scope(|scope| {
+            let mut queued = None;
+            ledger
+                .run(TENANT, |s| {
+                    if queued.is_none() {
+                        let ledger = &ledger;
+                        queued = Some(scope.spawn(move || ledger.run(TENANT, |s| hold_on_root(s, 100))));
+                        // hold the gate until the queued operation has given up
+                        while !queued.as_ref().is_some_and(std::thread::ScopedJoinHandle::is_finished) {
+                            std::thread::sleep(std::time::Duration::from_millis(5));
+                        }
+                    }
+                    hold_on_root(s, 1)
+                })
+                .expect("the first operation commits");
+            queued.expect("spawned").join().expect("thread")
+        });
+        assert_eq!(code_of(refused), ErrorCode::InternalError);
+        assert_eq!(ledger.waiting(TENANT), 0, "it left the queue");
+        ledger.run(TENANT, |s| hold_on_root(s, 10)).expect("the gate still admits");
+        assert_eq!(budget(server, ROOT).reserved, 11, "nothing of the refused operation");
+    });
+}
+
 /// A server that has not cached the commit script (a restart, `SCRIPT FLUSH`) still commits a
-/// reservation whose index writes go ahead of the script in one pipeline, exactly once.
+/// reservation, with its cross-tenant index entries, exactly once.
 #[test]
 fn a_commit_behind_index_writes_survives_a_server_without_the_script() {
     on_every_redis(|server| {
@@ -707,6 +790,8 @@ fn a_commit_behind_index_writes_survives_a_server_without_the_script() {
         let id = atomically(server, |s| reserve(s, TENANT, &req, &hash, 0)).expect("reserved").reservation_id.expect("an id");
         assert_eq!(reservation(server, &id).amount, 10);
         assert_eq!(budget(server, ROOT).reserved, 10, "held once");
+        let owner: Option<String> = server.command(::redis::cmd("GET").arg(format!("{}:rsv-tenant:{id}", server.prefix)));
+        assert_eq!(owner.as_deref(), Some(TENANT), "the cross-tenant index landed with it");
     });
 }
 
