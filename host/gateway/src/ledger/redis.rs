@@ -520,6 +520,10 @@ impl RedisLedger {
     /// This process's gate of the tenant tagged `tag`.
     fn gate(&self, tag: &str) -> Arc<Gate> {
         let mut gates = self.gates.lock().unwrap_or_else(PoisonError::into_inner);
+        // the common case, a tenant already served, without allocating its key
+        if let Some(gate) = gates.get(tag) {
+            return Arc::clone(gate);
+        }
         Arc::clone(gates.entry(tag.to_string()).or_default())
     }
 
