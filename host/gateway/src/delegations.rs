@@ -30,7 +30,7 @@ use serde_json::{json, Value};
 
 use crate::cycles::{valid_scope_value, Action, Amount, CommitRequest, ReserveRequest, Subject, Unit};
 use crate::error::{ApiError, ApiResult, ErrorCode};
-use crate::escrow::{self, NewGrant};
+use crate::escrow::{self, Escrowed, NewGrant};
 use crate::limits::RequestLimits;
 use crate::registry::{self, AgentRecord, AuthoritySettings, Unregistered};
 use crate::auth::Principal;
@@ -730,7 +730,7 @@ pub fn spend_mask(conn: &Connection, tenant: &str, chain_id: &str, request: &Req
     let hash = ledger::request_hash(&req, "")?;
     let reserved = ledger::reserve(conn, tenant, &req, &hash, now)?;
     let id = reserved.reservation_id.ok_or_else(|| ApiError::internal("an action-mask reservation was not made"))?;
-    let commit = CommitRequest { idempotency_key: new_id("dlg_"), actual: req.estimate.clone(), metrics: None, metadata: None };
+    let commit = CommitRequest { idempotency_key: new_id("dlg_"), actual: req.estimate, metrics: None, metadata: None };
     let hash = ledger::request_hash(&commit, &id)?;
     ledger::commit(conn, tenant, &id, &commit, &hash, now)?;
     Ok(Some(json!({"kind": "action-mask", "reservation_id": id, "spent": req.estimate})))
@@ -823,13 +823,6 @@ pub fn record_root(
     Ok(json!({"grant_id": root_id, "reservations": reservations}))
 }
 
-/// One budget a granted child holds in escrow.
-#[derive(Serialize)]
-struct Escrowed {
-    unit: &'static str,
-    amount: i64,
-}
-
 /// What a granted hop wrote: the child's grant, token and escrow (and its action-mask hold).
 struct Granted {
     grant_id: String,
@@ -856,7 +849,7 @@ struct DecisionEvent<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     reservations: Option<&'a [Value]>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    escalation_id: Option<&'a Value>,
+    escalation_id: Option<&'a str>,
 }
 
 /// The body of a `POST /v1/delegations` answer (and of its replays, which send the stored text).
@@ -878,7 +871,7 @@ struct DecisionResponse<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     reservations: Option<&'a [Value]>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    escalation: Option<&'a Value>,
+    escalation: Option<&'a escalations::EscalationRecord>,
 }
 
 /// Writes one decided hop. A hop refused by a write (its hold, open root or action mask found
@@ -912,7 +905,7 @@ fn record_hop(conn: &Connection, mut p: Plan) -> ApiResult<Recorded> {
     }
     let parent_id = p.parent_grant_id.clone();
     let mut granted: Option<Granted> = None;
-    let mut escalation: Option<Value> = None;
+    let mut escalation: Option<escalations::EscalationRecord> = None;
     match (&p.verdict, &p.child) {
         (Verdict::Allow(grant), Some(child)) => {
             let child_id = grant_id(child);
@@ -935,7 +928,7 @@ fn record_hop(conn: &Connection, mut p: Plan) -> ApiResult<Recorded> {
                     granted = Some(Granted {
                         grant_id: child_id,
                         child_token: child.encode(),
-                        escrow: budgets.iter().map(|(unit, amount)| Escrowed { unit: unit.as_str(), amount: *amount }).collect(),
+                        escrow: budgets.iter().map(|(unit, amount)| Escrowed { unit: unit.as_str().to_string(), amount: *amount }).collect(),
                         reservations: mask.map(|m| vec![m]),
                     });
                 }
@@ -950,11 +943,11 @@ fn record_hop(conn: &Connection, mut p: Plan) -> ApiResult<Recorded> {
             }
         }
         (Verdict::Escalate(esc), _) => {
-            let pending = json!({
-                "request": p.request,
-                "parent_token": p.parent_token.encode(),
-                "parent_grant_id": parent_id,
-            });
+            let pending = escalations::PendingDelegation {
+                request: p.request.clone(),
+                parent_token: p.parent_token.encode(),
+                parent_grant_id: parent_id.clone(),
+            };
             escalation = Some(escalations::open(conn, &escalations::NewEscalation {
                 tenant: &p.tenant,
                 chain_id: &p.chain_id,
@@ -981,7 +974,7 @@ fn record_hop(conn: &Connection, mut p: Plan) -> ApiResult<Recorded> {
         grant_id: granted.as_ref().map(|g| g.grant_id.as_str()),
         escrow: granted.as_ref().map(|g| g.escrow.as_slice()),
         reservations: granted.as_ref().and_then(|g| g.reservations.as_deref()),
-        escalation_id: escalation.as_ref().map(|e| &e["id"]),
+        escalation_id: escalation.as_ref().map(|e| e.id.as_str()),
     };
     let depth = i64::try_from(r.hop_depth()).unwrap_or(i64::MAX);
     let appended = traces::append(conn, &NewEvent {

@@ -11,12 +11,13 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use rusqlite::{params, Connection, OptionalExtension};
-use sbd_policy::{Escalation, EscalationTarget, Request};
+use sbd_policy::{Escalation, EscalationTarget, Request, Task};
 use sbd_bundle::KeyPair;
-use serde::Deserialize;
-use serde_json::{json, Map, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
 
 use crate::cycles::valid_scope_value;
+use crate::escrow::Escrowed;
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::auth::Principal;
 use crate::server::{Body, Shared, Tenant, Q};
@@ -26,6 +27,211 @@ use crate::util::{new_id, now_ms};
 use std::sync::Arc;
 
 use sbd_policy::Mandate;
+
+/// Where an escalation stands: open, closed by a decision, or closed by its TTL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Status {
+    /// Waiting for its assignee.
+    Pending,
+    /// Decided by its assignee.
+    Decided,
+    /// Undecided past its TTL.
+    Expired,
+}
+
+impl Status {
+    /// The name the API and the `escalations.status` column use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Pending => "PENDING",
+            Status::Decided => "DECIDED",
+            Status::Expired => "EXPIRED",
+        }
+    }
+
+    fn parse(name: &str) -> Option<Status> {
+        [Status::Pending, Status::Decided, Status::Expired].into_iter().find(|s| s.as_str() == name)
+    }
+}
+
+/// How an escalation was closed (the Vorion seed's decisions, and the TTL's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Decision {
+    /// Approved as requested: the delegation was performed.
+    ApprovedAndExecuted,
+    /// Approved with narrower constraints: the delegation was performed within them.
+    ApprovedWithConstraints,
+    /// Refused.
+    Denied,
+    /// Passed to another reviewer or agent (a new escalation).
+    Delegated,
+    /// Not decided within its TTL.
+    Expired,
+}
+
+impl Decision {
+    /// The name the API, the metrics and the trace use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Decision::ApprovedAndExecuted => "APPROVED_AND_EXECUTED",
+            Decision::ApprovedWithConstraints => "APPROVED_WITH_CONSTRAINTS",
+            Decision::Denied => "DENIED",
+            Decision::Delegated => "DELEGATED",
+            Decision::Expired => "EXPIRED",
+        }
+    }
+}
+
+/// Who can resolve an escalation: a human reviewer or an agent target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TargetKind {
+    /// A human reviewer (an approver key's principal).
+    Human,
+    /// A registered agent escalation target.
+    Agent,
+}
+
+/// The target the policy named.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Target {
+    /// Human or agent.
+    pub kind: TargetKind,
+    /// Its id.
+    pub id: String,
+}
+
+/// One resolution path, in the order they are tried.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ResolutionPath {
+    /// Human or agent.
+    pub kind: TargetKind,
+    /// Its id.
+    pub id: String,
+    /// A registered agent target's trust score.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trust: Option<u16>,
+    /// A registered agent target's tier.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tier: Option<String>,
+    /// Whether it had capacity when the escalation opened.
+    pub available: bool,
+}
+
+/// What approving performs: the escalated request and the delegator's token and grant, as
+/// `POST /v1/delegations` evaluated them.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PendingDelegation {
+    /// The request the policy escalated.
+    pub request: Request,
+    /// The delegator's token, verified again at the approval.
+    pub parent_token: String,
+    /// The delegator's grant, carved at the approval.
+    pub parent_grant_id: String,
+}
+
+/// The delegation an approval performed.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Performed {
+    /// The child's grant.
+    pub grant_id: String,
+    /// The child's signed token.
+    pub child_token: String,
+    /// The child's mandate.
+    pub mandate: Mandate,
+    /// What was carved from the parent's escrow, per unit.
+    pub escrow: Vec<Escrowed>,
+    /// The action mask's hold, when the tenant masks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reservations: Option<Vec<Value>>,
+}
+
+/// What a decision adds besides who and when (absent fields are not written).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Outcome {
+    /// An approval's performed delegation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delegation: Option<Performed>,
+    /// An approval's constraints.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub constraints: Option<Constraints>,
+    /// The reviewer's note.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    /// A delegation's new assignee.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delegated_to: Option<String>,
+    /// A delegation's new escalation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_escalation_id: Option<String>,
+}
+
+/// An escalation as stored and as `GET /v1/escalations/{id}` answers it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EscalationRecord {
+    /// `esc_...`.
+    pub id: String,
+    /// The delegation chain it belongs to.
+    pub chain_id: String,
+    /// Where it stands.
+    pub status: Status,
+    /// The target the policy named.
+    pub target: Target,
+    /// Who decides it: the first available path.
+    pub assignee: String,
+    /// The resolution paths, in order.
+    pub paths: Vec<ResolutionPath>,
+    /// The escalating rule's reason code.
+    pub reason_code: u16,
+    /// Its name.
+    pub reason: String,
+    /// The policy's message.
+    pub message: String,
+    /// The delegating agent.
+    pub delegator: String,
+    /// The agent it would delegate to.
+    pub delegate: String,
+    /// The task.
+    pub task: Task,
+    /// Opened at (ms).
+    pub created_at_ms: i64,
+    /// Expires at (ms).
+    pub expires_at_ms: i64,
+    /// What approving performs (absent for an escalation opened without one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_delegation: Option<PendingDelegation>,
+    /// The escalation a DELEGATED decision passed on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delegated_from: Option<String>,
+    /// How it was closed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decision: Option<Decision>,
+    /// By whom (`system:ttl` for an expiry).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decided_by: Option<String>,
+    /// When (ms).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decided_at_ms: Option<i64>,
+    /// What the decision added.
+    #[serde(flatten)]
+    pub outcome: Outcome,
+}
+
+/// The review queue.
+#[derive(Debug, Serialize)]
+pub struct EscalationList {
+    /// Oldest first.
+    pub escalations: Vec<EscalationRecord>,
+}
+
+/// The registered agent escalation targets.
+#[derive(Debug, Serialize)]
+pub struct TargetList {
+    /// By descending trust.
+    pub targets: Vec<TargetBody>,
+}
 
 /// What [`open`] needs.
 pub struct NewEscalation<'a> {
@@ -43,7 +249,7 @@ pub struct NewEscalation<'a> {
     pub ttl_ms: i64,
     /// What approving it performs: the evaluated request, the delegator's token and its grant
     /// (`POST /v1/delegations` stores them; an approval carves and signs from them).
-    pub pending: Option<Value>,
+    pub pending: Option<PendingDelegation>,
 }
 
 fn pending_count(conn: &Connection, tenant: &str, assignee: &str) -> ApiResult<i64> {
@@ -52,109 +258,106 @@ fn pending_count(conn: &Connection, tenant: &str, assignee: &str) -> ApiResult<i
         .query_row(params![tenant, assignee], |r| r.get(0))?)
 }
 
+/// The registered targets of `tenant`, by descending trust. A stored target that cannot be
+/// read is an error, not a target silently skipped.
+fn targets(conn: &Connection, tenant: &str) -> ApiResult<Vec<TargetBody>> {
+    let mut stmt = conn.prepare_cached("SELECT body FROM escalation_targets WHERE tenant_id = ?1 ORDER BY trust DESC, agent")?;
+    let bodies: Vec<String> = stmt.query_map([tenant], |r| r.get::<_, String>(0))?.collect::<Result<_, _>>()?;
+    bodies
+        .iter()
+        .map(|b| serde_json::from_str(b).map_err(|e| ApiError::internal(format!("a stored escalation target is unreadable: {e}"))))
+        .collect()
+}
+
 /// The resolution paths for a task of `kind`: registered agent targets covering it, by
 /// descending trust, with their capacity.
-fn agent_paths(conn: &Connection, tenant: &str, kind: &str) -> ApiResult<Vec<Value>> {
-    let mut stmt = conn.prepare_cached("SELECT body FROM escalation_targets WHERE tenant_id = ?1 ORDER BY trust DESC, agent")?;
-    let targets: Vec<Value> = stmt
-        .query_map([tenant], |r| r.get::<_, String>(0))?
-        .filter_map(|b| b.ok().and_then(|b| serde_json::from_str(&b).ok()))
-        .collect();
+fn agent_paths(conn: &Connection, tenant: &str, kind: &str) -> ApiResult<Vec<ResolutionPath>> {
     let mut out = Vec::new();
-    for t in targets {
-        let caps = t["capabilities"].as_array().cloned().unwrap_or_default();
+    for t in targets(conn, tenant)? {
         // The policy's own pattern rule, so routing and the rules never disagree.
-        if !caps.iter().filter_map(Value::as_str).any(|c| sbd_policy::action::permits(c, kind)) {
+        if !t.capabilities.iter().any(|c| sbd_policy::action::permits(c, kind)) {
             continue;
         }
-        let agent = t["agent_id"].as_str().unwrap_or_default().to_string();
-        let active = pending_count(conn, tenant, &agent)?;
-        let max = t["max_concurrent"].as_i64().unwrap_or(1);
-        out.push(json!({"kind": "agent", "id": agent, "trust": t["trust"], "tier": t["tier"], "available": active < max}));
+        let active = pending_count(conn, tenant, &t.agent_id)?;
+        out.push(ResolutionPath {
+            kind: TargetKind::Agent,
+            available: active < i64::from(t.max_concurrent),
+            id: t.agent_id,
+            trust: Some(t.trust),
+            tier: Some(t.tier),
+        });
     }
     Ok(out)
 }
 
 /// Opens an escalation request; returns it.
-pub fn open(conn: &Connection, e: &NewEscalation<'_>) -> ApiResult<Value> {
+pub fn open(conn: &Connection, e: &NewEscalation<'_>) -> ApiResult<EscalationRecord> {
     let kind = &e.request.task.action_kind;
-    let (target_kind, target_id) = match &e.escalation.target {
-        EscalationTarget::Human(h) => ("human", h.clone()),
-        EscalationTarget::Agent(a) => ("agent", a.clone()),
+    let target = match &e.escalation.target {
+        EscalationTarget::Human(h) => Target { kind: TargetKind::Human, id: h.clone() },
+        EscalationTarget::Agent(a) => Target { kind: TargetKind::Agent, id: a.clone() },
     };
-    let mut paths = vec![json!({"kind": target_kind, "id": target_id, "available": true})];
-    for p in agent_paths(conn, e.tenant, kind)? {
-        if p["id"] != json!(target_id) {
-            paths.push(p);
-        }
-    }
+    let mut paths = vec![ResolutionPath { kind: target.kind, id: target.id.clone(), trust: None, tier: None, available: true }];
+    paths.extend(agent_paths(conn, e.tenant, kind)?.into_iter().filter(|p| p.id != target.id));
     // The first available path takes it; an agent target at capacity passes it on.
-    if target_kind == "agent" {
-        let named_active = pending_count(conn, e.tenant, &target_id)?;
-        let named_max: Option<i64> = conn
-            .prepare_cached("SELECT body FROM escalation_targets WHERE tenant_id = ?1 AND agent = ?2")?
-            .query_row(params![e.tenant, target_id], |r| r.get::<_, String>(0))
-            .optional()?
-            .and_then(|b| serde_json::from_str::<Value>(&b).ok())
-            .and_then(|v| v["max_concurrent"].as_i64());
-        if let (Some(max), Some(first)) = (named_max, paths.first_mut()) {
-            first["available"] = json!(named_active < max);
-        }
+    if target.kind == TargetKind::Agent
+        && let Some(named) = targets(conn, e.tenant)?.into_iter().find(|t| t.agent_id == target.id)
+        && let Some(first) = paths.first_mut()
+    {
+        first.available = pending_count(conn, e.tenant, &target.id)? < i64::from(named.max_concurrent);
     }
-    let assignee = paths
-        .iter()
-        .find(|p| p["available"] == json!(true))
-        .and_then(|p| p["id"].as_str())
-        .unwrap_or(&target_id)
-        .to_string();
-    let id = new_id("esc_");
-    let v = json!({
-        "id": id,
-        "chain_id": e.chain_id,
-        "status": "PENDING",
-        "target": {"kind": target_kind, "id": target_id},
-        "assignee": assignee,
-        "paths": paths,
-        "reason_code": e.escalation.reason.code(),
-        "reason": e.escalation.reason.name(),
-        "message": e.escalation.message,
-        "delegator": e.request.from.id,
-        "delegate": e.request.to.id,
-        "task": e.request.task,
-        "created_at_ms": e.now,
-        "expires_at_ms": e.now + e.ttl_ms,
-    });
-    let mut v = v;
-    if let Some(p) = &e.pending {
-        v["pending_delegation"] = p.clone();
-    }
-    save(conn, e.tenant, &v)?;
-    Ok(v)
+    let assignee = paths.iter().find(|p| p.available).map_or(&target.id, |p| &p.id).clone();
+    let expires_at_ms = e
+        .now
+        .checked_add(e.ttl_ms)
+        .ok_or_else(|| ApiError::internal("the escalation's expiry overflows"))?;
+    let record = EscalationRecord {
+        id: new_id("esc_"),
+        chain_id: e.chain_id.to_string(),
+        status: Status::Pending,
+        target,
+        assignee,
+        paths,
+        reason_code: e.escalation.reason.code(),
+        reason: e.escalation.reason.name().to_string(),
+        message: e.escalation.message.clone(),
+        delegator: e.request.from.id.clone(),
+        delegate: e.request.to.id.clone(),
+        task: e.request.task.clone(),
+        created_at_ms: e.now,
+        expires_at_ms,
+        pending_delegation: e.pending.clone(),
+        delegated_from: None,
+        decision: None,
+        decided_by: None,
+        decided_at_ms: None,
+        outcome: Outcome::default(),
+    };
+    save(conn, e.tenant, &record)?;
+    Ok(record)
 }
 
-fn save(conn: &Connection, tenant: &str, v: &Value) -> ApiResult<()> {
+fn save(conn: &Connection, tenant: &str, record: &EscalationRecord) -> ApiResult<()> {
+    let body = serde_json::to_string(record).map_err(ApiError::internal)?;
     conn.prepare_cached(
         "INSERT INTO escalations (id, tenant_id, status, assignee, expires_at_ms, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
          ON CONFLICT(id) DO UPDATE SET status = excluded.status, assignee = excluded.assignee, body = excluded.body",
     )?
-    .execute(params![
-        v["id"].as_str(),
-        tenant,
-        v["status"].as_str(),
-        v["assignee"].as_str(),
-        v["expires_at_ms"].as_i64(),
-        v.to_string()
-    ])?;
+    .execute(params![record.id, tenant, record.status.as_str(), record.assignee, record.expires_at_ms, body])?;
     Ok(())
 }
 
-fn load(conn: &Connection, tenant: &str, id: &str) -> ApiResult<Value> {
+fn parse(body: &str) -> ApiResult<EscalationRecord> {
+    serde_json::from_str(body).map_err(|e| ApiError::internal(format!("a stored escalation is unreadable: {e}")))
+}
+
+fn load(conn: &Connection, tenant: &str, id: &str) -> ApiResult<EscalationRecord> {
     let row: Option<(String, String)> = conn
         .prepare_cached("SELECT tenant_id, body FROM escalations WHERE id = ?1")?
         .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?;
     match row {
-        Some((owner, body)) if owner == tenant => serde_json::from_str(&body).map_err(ApiError::internal),
+        Some((owner, body)) if owner == tenant => parse(&body),
         _ => Err(ApiError::not_found(format!("escalation `{id}` not found"))),
     }
 }
@@ -166,37 +369,52 @@ pub fn sweep_expired(conn: &Connection, now: i64, signer: &KeyPair) -> ApiResult
         .query_map([now], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<Result<_, _>>()?;
     for (tenant, id) in &rows {
-        let mut v = load(conn, tenant, id)?;
-        finish(conn, tenant, &mut v, "EXPIRED", "system:ttl", now, Map::new(), signer)?;
+        let mut record = load(conn, tenant, id)?;
+        finish(conn, tenant, &mut record, Decision::Expired, "system:ttl", now, Outcome::default(), signer)?;
     }
     Ok(rows.len())
 }
 
+/// The trace entry of a decision.
+#[derive(Serialize)]
+struct DecisionTrace<'a> {
+    escalation_id: &'a str,
+    decision: Decision,
+    decided_by: &'a str,
+    #[serde(flatten)]
+    outcome: &'a Outcome,
+}
+
+/// Closes `record` with `decision` (saved, and appended to the chain's trace).
 #[allow(clippy::too_many_arguments)]
-fn finish(conn: &Connection, tenant: &str, v: &mut Value, decision: &str, by: &str, now: i64, extra: Map<String, Value>, signer: &KeyPair) -> ApiResult<()> {
-    v["status"] = json!(if decision == "EXPIRED" { "EXPIRED" } else { "DECIDED" });
-    v["decision"] = json!(decision);
-    v["decided_by"] = json!(by);
-    v["decided_at_ms"] = json!(now);
-    for (k, x) in &extra {
-        v[k] = x.clone();
-    }
-    save(conn, tenant, v)?;
-    let mut body = json!({"escalation_id": v["id"], "decision": decision, "decided_by": by});
-    for (k, x) in extra {
-        body[k] = x;
-    }
+fn finish(
+    conn: &Connection,
+    tenant: &str,
+    record: &mut EscalationRecord,
+    decision: Decision,
+    by: &str,
+    now: i64,
+    outcome: Outcome,
+    signer: &KeyPair,
+) -> ApiResult<()> {
+    record.status = if decision == Decision::Expired { Status::Expired } else { Status::Decided };
+    record.decision = Some(decision);
+    record.decided_by = Some(by.to_string());
+    record.decided_at_ms = Some(now);
+    record.outcome = outcome;
+    save(conn, tenant, record)?;
+    let body = DecisionTrace { escalation_id: &record.id, decision, decided_by: by, outcome: &record.outcome };
     traces::append(conn, &NewEvent {
         tenant,
-        chain_id: v["chain_id"].as_str().unwrap_or_default(),
-        delegator: v["delegator"].as_str().unwrap_or_default(),
-        delegate: v["delegate"].as_str().unwrap_or_default(),
+        chain_id: &record.chain_id,
+        delegator: &record.delegator,
+        delegate: &record.delegate,
         depth: 0,
         at_ms: now,
         decision: "escalation-decision",
-        reason_code: v["reason_code"].as_u64().and_then(|c| u16::try_from(c).ok()),
+        reason_code: Some(record.reason_code),
         policy_version: "",
-        body: body.to_string(),
+        body: serde_json::to_string(&body).map_err(ApiError::internal)?,
     }, signer)?;
     Ok(())
 }
@@ -211,11 +429,12 @@ pub struct ListQuery {
 }
 
 /// `GET /v1/escalations`: the review queue, oldest first.
-pub async fn list(State(state): State<Shared>, Tenant(tenant): Tenant, Q(q): Q<ListQuery>) -> ApiResult<Json<Value>> {
+pub async fn list(State(state): State<Shared>, Tenant(tenant): Tenant, Q(q): Q<ListQuery>) -> ApiResult<Json<EscalationList>> {
     if let Some(s) = &q.status
-        && !matches!(s.as_str(), "PENDING" | "DECIDED" | "EXPIRED") {
-            return Err(ApiError::invalid("`status` must be PENDING, DECIDED or EXPIRED"));
-        }
+        && Status::parse(s).is_none()
+    {
+        return Err(ApiError::invalid("`status` must be PENDING, DECIDED or EXPIRED"));
+    }
     let now = now_ms();
     let signer = state.tokens.signing_key().clone();
     state
@@ -226,17 +445,17 @@ pub async fn list(State(state): State<Shared>, Tenant(tenant): Tenant, Q(q): Q<L
                 "SELECT body FROM escalations WHERE tenant_id = ?1 AND (?2 IS NULL OR status = ?2) \
                  AND (?3 IS NULL OR assignee = ?3) ORDER BY expires_at_ms, id",
             )?;
-            let items: Vec<Value> = stmt
+            let bodies: Vec<String> = stmt
                 .query_map(params![tenant, q.status, q.assignee], |r| r.get::<_, String>(0))?
-                .filter_map(|b| b.ok().and_then(|b| serde_json::from_str(&b).ok()))
-                .collect();
-            Ok(Json(json!({"escalations": items})))
+                .collect::<Result<_, _>>()?;
+            let escalations = bodies.iter().map(|b| parse(b)).collect::<ApiResult<_>>()?;
+            Ok(Json(EscalationList { escalations }))
         })
         .await
 }
 
 /// `GET /v1/escalations/{id}`.
-pub async fn get_one(State(state): State<Shared>, Tenant(tenant): Tenant, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+pub async fn get_one(State(state): State<Shared>, Tenant(tenant): Tenant, Path(id): Path<String>) -> ApiResult<Json<EscalationRecord>> {
     let now = now_ms();
     let signer = state.tokens.signing_key().clone();
     state
@@ -328,25 +547,33 @@ pub struct DecisionBody {
     pub to: Option<String>,
 }
 
-async fn decide(state: Shared, who: Principal, id: String, body: DecisionBody, kind: &'static str) -> ApiResult<Json<Value>> {
+/// The three decisions a reviewer can post.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verb {
+    Approve,
+    Deny,
+    Delegate,
+}
+
+async fn decide(state: Shared, who: Principal, id: String, body: DecisionBody, verb: Verb) -> ApiResult<Json<EscalationRecord>> {
     if body.decided_by.is_some() {
         return Err(ApiError::invalid(
             "`decided_by` is not accepted: the decision is recorded under the approver key's principal",
         ));
     }
     let (tenant, decided_by) = (who.tenant, who.name);
-    let decision = match kind {
-        "approve" if body.constraints.is_some() => "APPROVED_WITH_CONSTRAINTS",
-        "approve" => "APPROVED_AND_EXECUTED",
-        "deny" => "DENIED",
-        _ => "DELEGATED",
+    let decision = match verb {
+        Verb::Approve if body.constraints.is_some() => Decision::ApprovedWithConstraints,
+        Verb::Approve => Decision::ApprovedAndExecuted,
+        Verb::Deny => Decision::Denied,
+        Verb::Delegate => Decision::Delegated,
     };
-    if kind != "approve" && body.constraints.is_some() {
+    if verb != Verb::Approve && body.constraints.is_some() {
         return Err(ApiError::invalid("`constraints` belong to an approval"));
     }
-    let to = match (kind, &body.to) {
-        ("delegate", Some(t)) if valid_scope_value(t) => Some(t.clone()),
-        ("delegate", _) => return Err(ApiError::invalid("`to` (a reviewer or agent id) is required to delegate")),
+    let to = match (verb, &body.to) {
+        (Verb::Delegate, Some(t)) if valid_scope_value(t) => Some(t.clone()),
+        (Verb::Delegate, _) => return Err(ApiError::invalid("`to` (a reviewer or agent id) is required to delegate")),
         (_, Some(_)) => return Err(ApiError::invalid("`to` belongs to a delegation")),
         _ => None,
     };
@@ -357,75 +584,86 @@ async fn decide(state: Shared, who: Principal, id: String, body: DecisionBody, k
     let result = state
         .store
         .run(move |conn| {
-            let mut v = load(conn, &tenant, &id)?;
-            if v["status"] == json!("PENDING") && v["expires_at_ms"].as_i64().is_some_and(|e| e < now) {
-                finish(conn, &tenant, &mut v, "EXPIRED", "system:ttl", now, Map::new(), &signer)?;
-                return Ok(v);
+            let mut record = load(conn, &tenant, &id)?;
+            if record.status == Status::Pending && record.expires_at_ms < now {
+                finish(conn, &tenant, &mut record, Decision::Expired, "system:ttl", now, Outcome::default(), &signer)?;
+                return Ok(record);
             }
-            if v["status"] != json!("PENDING") {
+            if record.status != Status::Pending {
                 return Err(ApiError::new(
                     ErrorCode::EscalationClosed,
-                    format!("escalation `{id}` is already {}", v["decision"].as_str().unwrap_or("decided")),
+                    format!("escalation `{id}` is already {}", record.decision.map_or("decided", Decision::as_str)),
                 ));
             }
             // Only the one it is assigned to decides it (a named human, or the agent target).
-            if v["assignee"].as_str() != Some(decided_by.as_str()) {
+            if record.assignee != decided_by {
                 return Err(ApiError::forbidden(format!(
                     "escalation `{id}` is assigned to `{}`, not to `{decided_by}`",
-                    v["assignee"].as_str().unwrap_or_default()
+                    record.assignee
                 )));
             }
-            let mut extra = Map::new();
-            if kind == "approve"
-                && let Some(pending) = v.get("pending_delegation").cloned()
+            let mut outcome = Outcome::default();
+            if verb == Verb::Approve
+                && let Some(pending) = &record.pending_delegation
             {
-                let performed = perform(conn, &authority, &tenant, &v, &pending, body.constraints.as_ref(), &decided_by, now)?;
-                extra.insert("delegation".into(), performed);
+                outcome.delegation =
+                    Some(perform(conn, &authority, &tenant, &record, pending, body.constraints.as_ref(), &decided_by, now)?);
             }
-            if let Some(c) = body.constraints {
-                extra.insert("constraints".into(), serde_json::to_value(c).map_err(ApiError::internal)?);
-            }
-            if let Some(n) = body.note {
-                extra.insert("note".into(), json!(n));
-            }
-            if let Some(to) = &to {
-                let mut next = v.clone();
-                let next_id = new_id("esc_");
-                next["id"] = json!(next_id);
-                next["assignee"] = json!(to);
-                next["delegated_from"] = v["id"].clone();
-                next["created_at_ms"] = json!(now);
-                next["expires_at_ms"] = json!(now + ttl);
+            outcome.constraints = body.constraints;
+            outcome.note = body.note;
+            if let Some(to) = to {
+                let mut next = record.clone();
+                next.id = new_id("esc_");
+                next.assignee.clone_from(&to);
+                next.delegated_from = Some(record.id.clone());
+                next.created_at_ms = now;
+                next.expires_at_ms =
+                    now.checked_add(ttl).ok_or_else(|| ApiError::internal("the escalation's expiry overflows"))?;
                 save(conn, &tenant, &next)?;
-                extra.insert("delegated_to".into(), json!(to));
-                extra.insert("next_escalation_id".into(), json!(next_id));
+                outcome.delegated_to = Some(to);
+                outcome.next_escalation_id = Some(next.id);
             }
-            finish(conn, &tenant, &mut v, decision, &decided_by, now, extra, &signer)?;
-            Ok(v)
+            finish(conn, &tenant, &mut record, decision, &decided_by, now, outcome, &signer)?;
+            Ok(record)
         })
         .await?;
-    let d = result["decision"].as_str().unwrap_or("EXPIRED").to_string();
-    state.metrics.escalations.with_label_values(&[d.as_str()]).inc();
-    if d == "EXPIRED" {
+    let closed_as = result.decision.unwrap_or(Decision::Expired);
+    state.metrics.escalations.with_label_values(&[closed_as.as_str()]).inc();
+    if closed_as == Decision::Expired {
         return Err(ApiError::new(ErrorCode::EscalationClosed, "the escalation expired before this decision (EXPIRED)")
-            .with_details(result));
+            .with_details(serde_json::to_value(&result).map_err(ApiError::internal)?));
     }
     Ok(Json(result))
 }
 
 /// `POST /v1/escalations/{id}/approve`.
-pub async fn approve(State(s): State<Shared>, p: Principal, Path(id): Path<String>, Body(b): Body<DecisionBody>) -> ApiResult<Json<Value>> {
-    decide(s, p, id, b, "approve").await
+pub async fn approve(
+    State(s): State<Shared>,
+    p: Principal,
+    Path(id): Path<String>,
+    Body(b): Body<DecisionBody>,
+) -> ApiResult<Json<EscalationRecord>> {
+    decide(s, p, id, b, Verb::Approve).await
 }
 
 /// `POST /v1/escalations/{id}/deny`.
-pub async fn deny(State(s): State<Shared>, p: Principal, Path(id): Path<String>, Body(b): Body<DecisionBody>) -> ApiResult<Json<Value>> {
-    decide(s, p, id, b, "deny").await
+pub async fn deny(
+    State(s): State<Shared>,
+    p: Principal,
+    Path(id): Path<String>,
+    Body(b): Body<DecisionBody>,
+) -> ApiResult<Json<EscalationRecord>> {
+    decide(s, p, id, b, Verb::Deny).await
 }
 
 /// `POST /v1/escalations/{id}/delegate`.
-pub async fn delegate(State(s): State<Shared>, p: Principal, Path(id): Path<String>, Body(b): Body<DecisionBody>) -> ApiResult<Json<Value>> {
-    decide(s, p, id, b, "delegate").await
+pub async fn delegate(
+    State(s): State<Shared>,
+    p: Principal,
+    Path(id): Path<String>,
+    Body(b): Body<DecisionBody>,
+) -> ApiResult<Json<EscalationRecord>> {
+    decide(s, p, id, b, Verb::Delegate).await
 }
 
 /// Performs the delegation an approval decides: the child's mandate is the requested one
@@ -438,26 +676,24 @@ fn perform(
     conn: &Connection,
     state: &crate::server::AppState,
     tenant: &str,
-    escalation: &Value,
-    pending: &Value,
+    escalation: &EscalationRecord,
+    pending: &PendingDelegation,
     constraints: Option<&Constraints>,
     approver: &str,
     now: i64,
-) -> ApiResult<Value> {
+) -> ApiResult<Performed> {
     use crate::delegations::budgets_of;
     use crate::escrow::{self, NewGrant};
     use crate::tokens::grant_id;
 
-    let mut request: Request = serde_json::from_value(pending["request"].clone())
-        .map_err(|e| ApiError::internal(format!("stored escalation request: {e}")))?;
+    let mut request = pending.request.clone();
     // An approval overrides the escalating rule, not the tenant's action mask: its rule runs
     // again on today's facts (a structural escalation never reached it), and the points are
     // spent with the grant below.
     crate::delegations::recheck_mask(conn, tenant, &mut request)?;
-    let token = pending["parent_token"].as_str().unwrap_or_default();
     let parent = state
         .tokens
-        .verify(token, tenant, u64::try_from(now).unwrap_or(0))
+        .verify(&pending.parent_token, tenant, u64::try_from(now).unwrap_or(0))
         .map_err(|e| ApiError::new(ErrorCode::EscalationClosed, format!("the delegator's token can no longer delegate: {}", e.message)))?;
     let grant = escrow::load_any(conn, tenant, &crate::tokens::grant_ids(&parent))?
         .ok_or_else(|| ApiError::new(ErrorCode::EscalationClosed, "the delegator's grant is gone"))?;
@@ -496,7 +732,7 @@ fn perform(
     escrow::insert(conn, &NewGrant {
         tenant,
         grant_id: &child_id,
-        chain_id: escalation["chain_id"].as_str().unwrap_or_default(),
+        chain_id: &escalation.chain_id,
         parent_id: Some(&parent_id),
         holder: &request.to.id,
         depth: i64::from(depth),
@@ -504,7 +740,7 @@ fn perform(
         now,
         budgets: &budgets,
     })?;
-    let chain_id = escalation["chain_id"].as_str().unwrap_or_default();
+    let chain_id = escalation.chain_id.as_str();
     let mask = crate::delegations::spend_mask(conn, tenant, chain_id, &request, now)?;
     traces::append(conn, &NewEvent {
         tenant,
@@ -516,19 +752,20 @@ fn perform(
         decision: "allow",
         reason_code: None,
         policy_version: "",
-        body: json!({"task": request.task, "approved_by": approver, "escalation_id": escalation["id"], "grant_id": child_id,
+        body: json!({"task": request.task, "approved_by": approver, "escalation_id": escalation.id, "grant_id": child_id,
                      "parent_grant_id": parent_id, "mandate": mandate}).to_string(),
     }, state.tokens.signing_key())?;
-    let mut performed = json!({"grant_id": child_id, "child_token": child.encode(), "mandate": mandate,
-              "escrow": budgets.iter().map(|(u, a)| json!({"unit": u.as_str(), "amount": a})).collect::<Vec<_>>()});
-    if let Some(m) = mask {
-        performed["reservations"] = json!([m]);
-    }
-    Ok(performed)
+    Ok(Performed {
+        grant_id: child_id,
+        child_token: child.encode(),
+        mandate,
+        escrow: budgets.iter().map(|(unit, amount)| Escrowed { unit: unit.as_str().to_string(), amount: *amount }).collect(),
+        reservations: mask.map(|m| vec![m]),
+    })
 }
 
-/// An agent escalation target.
-#[derive(Debug, Deserialize)]
+/// An agent escalation target, as registered and as stored.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TargetBody {
     /// The agent.
@@ -544,7 +781,11 @@ pub struct TargetBody {
 }
 
 /// `POST /v1/escalation-targets`: registers or replaces a target.
-pub async fn register_target(State(state): State<Shared>, Tenant(tenant): Tenant, Body(b): Body<TargetBody>) -> ApiResult<(StatusCode, Json<Value>)> {
+pub async fn register_target(
+    State(state): State<Shared>,
+    Tenant(tenant): Tenant,
+    Body(b): Body<TargetBody>,
+) -> ApiResult<(StatusCode, Json<TargetBody>)> {
     if !valid_scope_value(&b.agent_id) {
         return Err(ApiError::invalid("`agent_id` must match ^[a-zA-Z0-9_.-]+$"));
     }
@@ -560,8 +801,8 @@ pub async fn register_target(State(state): State<Shared>, Tenant(tenant): Tenant
     if b.capabilities.is_empty() {
         return Err(ApiError::invalid("`capabilities` must name at least one action kind pattern"));
     }
-    let v = json!({"agent_id": b.agent_id, "capabilities": b.capabilities, "trust": b.trust, "tier": b.tier, "max_concurrent": b.max_concurrent});
-    let out = v.clone();
+    let body = serde_json::to_string(&b).map_err(ApiError::internal)?;
+    let (agent, trust) = (b.agent_id.clone(), b.trust);
     state
         .store
         .run(move |conn| {
@@ -569,31 +810,120 @@ pub async fn register_target(State(state): State<Shared>, Tenant(tenant): Tenant
                 "INSERT INTO escalation_targets (tenant_id, agent, trust, body) VALUES (?1, ?2, ?3, ?4) \
                  ON CONFLICT(tenant_id, agent) DO UPDATE SET trust = excluded.trust, body = excluded.body",
             )?
-            .execute(params![tenant, b.agent_id, b.trust, v.to_string()])?;
+            .execute(params![tenant, agent, trust, body])?;
             Ok(())
         })
         .await?;
-    Ok((StatusCode::CREATED, Json(out)))
+    Ok((StatusCode::CREATED, Json(b)))
 }
 
 /// `GET /v1/escalation-targets`: by descending trust.
-pub async fn list_targets(State(state): State<Shared>, Tenant(tenant): Tenant) -> ApiResult<Json<Value>> {
-    state
-        .store
-        .run(move |conn| {
-            let mut stmt = conn.prepare_cached("SELECT body FROM escalation_targets WHERE tenant_id = ?1 ORDER BY trust DESC, agent")?;
-            let items: Vec<Value> = stmt
-                .query_map([tenant], |r| r.get::<_, String>(0))?
-                .filter_map(|b| b.ok().and_then(|b| serde_json::from_str(&b).ok()))
-                .collect();
-            Ok(Json(json!({"targets": items})))
-        })
-        .await
+pub async fn list_targets(State(state): State<Shared>, Tenant(tenant): Tenant) -> ApiResult<Json<TargetList>> {
+    state.store.run(move |conn| Ok(Json(TargetList { targets: targets(conn, &tenant)? }))).await
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
+    use rusqlite::{params, Connection};
     use sbd_policy::action::permits as covers;
+    use serde_json::{json, Value};
+
+    use super::{parse, targets, Decision, EscalationRecord, Status};
+    use crate::error::ErrorCode;
+
+    fn mandate(depth: u8) -> Value {
+        json!({"value_ceiling": 1000, "action_kinds": ["payment.*"], "counterparties": ["acme"],
+               "budgets": [{"unit": "TOKENS", "amount": 500}], "remaining_depth": depth, "expires_at": 9_000})
+    }
+
+    /// A decided escalation as the untyped code wrote it (`json!` objects): every field the
+    /// queue, an approval and a delegation set.
+    fn stored_before_the_types() -> Value {
+        let task = json!({"id": "t1", "action_kind": "payment.refund", "risk": "high", "value": 500,
+                          "counterparty": "acme", "completable_locally": true});
+        json!({
+            "id": "esc_1", "chain_id": "chain-1", "status": "DECIDED",
+            "target": {"kind": "human", "id": "risk-officer"}, "assignee": "risk-officer",
+            "paths": [{"kind": "human", "id": "risk-officer", "available": true},
+                      {"kind": "agent", "id": "bot", "trust": 800, "tier": "T5", "available": false}],
+            "reason_code": 2002, "reason": "value-review", "message": "over the review threshold",
+            "delegator": "orchestrator", "delegate": "payments", "task": task,
+            "created_at_ms": 1_000, "expires_at_ms": 301_000,
+            "pending_delegation": {
+                "request": {"from": {"id": "orchestrator", "trust": 900}, "to": {"id": "payments", "trust": 700},
+                            "task": task, "parent_mandate": mandate(3), "requested_mandate": mandate(2),
+                            "chain": [], "state": [], "depth_exception": null, "action_mask": null, "now": 1_000},
+                "parent_token": "tok", "parent_grant_id": "grant-root"},
+            "delegated_from": "esc_0",
+            "decision": "APPROVED_WITH_CONSTRAINTS", "decided_by": "risk-officer", "decided_at_ms": 2_000,
+            "delegation": {"grant_id": "grant-1", "child_token": "tok-1", "mandate": mandate(2),
+                           "escrow": [{"unit": "TOKENS", "amount": 500}], "reservations": [{"kind": "action-mask"}]},
+            "constraints": {"value_ceiling": 100, "action_kinds": null, "counterparties": null, "budgets": null,
+                            "remaining_depth": null, "expires_at": null},
+            "note": "fine", "delegated_to": "carol", "next_escalation_id": "esc_2"
+        })
+    }
+
+    #[test]
+    fn a_record_stored_before_the_types_reads_and_writes_back_unchanged() {
+        let stored = stored_before_the_types();
+        let record = parse(&stored.to_string()).expect("the stored shape reads");
+        assert_eq!(record.status, Status::Decided);
+        assert_eq!(serde_json::to_value(&record).unwrap(), stored);
+        // An open one: no decision fields are written.
+        let mut open = stored.clone();
+        let open_map = open.as_object_mut().unwrap();
+        for k in ["delegated_from", "decision", "decided_by", "decided_at_ms", "delegation", "constraints", "note",
+                  "delegated_to", "next_escalation_id"] {
+            open_map.remove(k);
+        }
+        open_map.insert("status".into(), json!("PENDING"));
+        assert_eq!(serde_json::to_value(parse(&open.to_string()).unwrap()).unwrap(), open);
+    }
+
+    #[test]
+    fn the_names_the_column_and_the_metrics_use_are_the_serialised_ones() {
+        for status in [Status::Pending, Status::Decided, Status::Expired] {
+            assert_eq!(serde_json::to_value(status).unwrap(), json!(status.as_str()));
+            assert_eq!(Status::parse(status.as_str()), Some(status));
+        }
+        for decision in [Decision::ApprovedAndExecuted, Decision::ApprovedWithConstraints, Decision::Denied, Decision::Delegated, Decision::Expired] {
+            assert_eq!(serde_json::to_value(decision).unwrap(), json!(decision.as_str()));
+        }
+        assert_eq!(Status::parse("pending"), None);
+    }
+
+    #[test]
+    fn a_status_decision_or_target_kind_outside_the_lists_is_refused() {
+        for (field, value) in [("status", json!("MAYBE")), ("decision", json!("APPROVED")), ("target", json!({"kind": "robot", "id": "x"}))] {
+            let mut v = stored_before_the_types();
+            v[field] = value;
+            let e = parse(&v.to_string()).expect_err(field);
+            assert_eq!(e.code, ErrorCode::InternalError, "{field}: {}", e.message);
+        }
+        assert!(serde_json::from_value::<EscalationRecord>(json!({"id": "esc_1"})).is_err());
+    }
+
+    #[test]
+    fn a_stored_target_that_cannot_be_read_is_an_error_not_a_skipped_path() {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(crate::store::SCHEMA).unwrap();
+        let insert = |agent: &str, trust: u16, body: &str| {
+            conn.execute(
+                "INSERT INTO escalation_targets (tenant_id, agent, trust, body) VALUES ('acme', ?1, ?2, ?3)",
+                params![agent, trust, body],
+            )
+            .unwrap();
+        };
+        insert("bot", 800, r#"{"agent_id":"bot","capabilities":["payment.*"],"trust":800,"tier":"T5","max_concurrent":2}"#);
+        let read = targets(&conn, "acme").unwrap();
+        assert_eq!((read.len(), read[0].agent_id.as_str(), read[0].max_concurrent), (1, "bot", 2));
+        // The untyped reader dropped such a row, and with it a resolution path.
+        insert("broken", 900, r#"{"agent_id":"broken","capabilities":"payment.*"}"#);
+        let e = targets(&conn, "acme").expect_err("an unreadable target");
+        assert_eq!(e.code, ErrorCode::InternalError, "{}", e.message);
+    }
 
     #[test]
     fn capability_patterns() {

@@ -22,10 +22,19 @@
 //! trace event and the idempotency record commit together or not at all.
 
 use rusqlite::{params, Connection, OptionalExtension};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::cycles::Unit;
 use crate::error::{ApiError, ApiResult, ErrorCode};
+
+/// One unit carved into a child's escrow, as `POST /v1/delegations` and an approval answer it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Escrowed {
+    /// The Cycles unit.
+    pub unit: String,
+    /// The amount carved.
+    pub amount: i64,
+}
 
 /// The escrow tables; created with the store's schema.
 pub const SCHEMA: &str = r#"
