@@ -128,6 +128,7 @@ fn sqlite_phase(clients: usize, tenants: usize, seconds: u64) -> Phase {
                                 ledger::commit(c, &tenant_c, &id, &commit, &hash, sbd_gateway::util::now_ms())
                             })
                             .await
+                            .and_then(ledger::Finished::into_result)
                             .unwrap();
                         latencies.push(t.elapsed());
                         i += 1;
@@ -183,6 +184,7 @@ fn redis_phase(url: &str, prefix: &str, clients: usize, tenants: usize, gateways
                                 attempts.fetch_add(1, Ordering::Relaxed);
                                 ledger::commit(s, &tenant, &id, &commit, &hash, sbd_gateway::util::now_ms())
                             })
+                            .and_then(ledger::Finished::into_result)
                             .unwrap();
                         operations.fetch_add(2, Ordering::Relaxed);
                         latencies.push(t.elapsed());

@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 
 use crate::cycles::{CommitRequest, Amount, ReleaseRequest, Subject, Unit};
 use crate::delegations::{budgets_of, canonical, record_root};
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::escrow::{self, GrantStatus, Settled};
 use crate::ledger::{self, LedgerStore};
 use crate::registry::{self, AgentRecord, AuthoritySettings};
@@ -218,14 +218,21 @@ fn settle_root(conn: &rusqlite::Connection, tenant: &str, settled: &Settled, now
             // Expired by its TTL: the hold already went back to the tenant.
             continue;
         }
-        if *consumed > 0 {
+        let finished = if *consumed > 0 {
             let req = CommitRequest { idempotency_key: new_id("root_"), actual: Amount::new(*unit, *consumed), metrics: None, metadata: None };
             let hash = ledger::request_hash(&req, reservation)?;
-            ledger::commit(conn, tenant, reservation, &req, &hash, now)?;
+            ledger::commit(conn, tenant, reservation, &req, &hash, now)?
         } else {
             let req = ReleaseRequest { idempotency_key: new_id("root_"), reason: Some("root grant settled unspent".into()) };
             let hash = ledger::request_hash(&req, reservation)?;
-            ledger::release(conn, tenant, reservation, &req, &hash, now)?;
+            ledger::release(conn, tenant, reservation, &req, &hash, now)?
+        };
+        match finished {
+            ledger::Finished::Done(_) => {}
+            // Found past its TTL and grace just now, and expired on the spot: as above, the
+            // hold went back to the tenant, and the settlement of the tree stands.
+            ledger::Finished::RefusedKeepingChanges(refusal) if refusal.code == ErrorCode::ReservationExpired => {}
+            ledger::Finished::RefusedKeepingChanges(refusal) => return Err(refusal),
         }
     }
     Ok(())

@@ -72,7 +72,7 @@ pub async fn commit_reservation(
             ledger::commit(c, &tenant, &id, &req, &hash, now)
         })
         .await?;
-    let body = ledger::raise_deferred(body)?;
+    let body = body.into_result()?;
     state.metrics.reservations.with_label_values(&["committed"]).inc();
     Ok(Json(body))
 }
@@ -99,7 +99,7 @@ pub async fn release_reservation(
             ledger::release(c, &tenant, &id, &req, &hash, now)
         })
         .await?;
-    let body = ledger::raise_deferred(body)?;
+    let body = body.into_result()?;
     state.metrics.reservations.with_label_values(&["released"]).inc();
     Ok(Json(body))
 }
@@ -123,7 +123,7 @@ pub async fn extend_reservation(
             ledger::extend(c, &tenant, &id, &req, &hash, now)
         })
         .await?;
-    let body = ledger::raise_deferred(body)?;
+    let body = body.into_result()?;
     state.metrics.reservations.with_label_values(&["extended"]).inc();
     Ok(Json(body))
 }

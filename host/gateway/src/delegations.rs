@@ -732,7 +732,8 @@ pub fn spend_mask(conn: &Connection, tenant: &str, chain_id: &str, request: &Req
     let id = reserved.reservation_id.ok_or_else(|| ApiError::internal("an action-mask reservation was not made"))?;
     let commit = CommitRequest { idempotency_key: new_id("dlg_"), actual: req.estimate, metrics: None, metadata: None };
     let hash = ledger::request_hash(&commit, &id)?;
-    ledger::commit(conn, tenant, &id, &commit, &hash, now)?;
+    // Committed right after it was made, so it cannot have expired; a refusal fails the hop.
+    ledger::commit(conn, tenant, &id, &commit, &hash, now)?.into_result()?;
     Ok(Some(json!({"kind": "action-mask", "reservation_id": id, "spent": req.estimate})))
 }
 

@@ -812,15 +812,15 @@ fn overage(budgets: &[BudgetRow], delta: i64, policy: OveragePolicy, field: &str
 }
 
 /// POST /v1/reservations/{id}/commit.
-pub fn commit(store: &dyn LedgerStore, tenant: &str, id: &str, req: &CommitRequest, hash: &str, now: i64) -> ApiResult<Value> {
+pub fn commit(store: &dyn LedgerStore, tenant: &str, id: &str, req: &CommitRequest, hash: &str, now: i64) -> ApiResult<Finished<Value>> {
     let mut r = owned_reservation(store, tenant, id)?;
     if let Some(stored) = idem_lookup(store, tenant, "commit", &req.idempotency_key, hash)? {
-        return Ok(stored);
+        return Ok(Finished::Done(stored));
     }
     guard_mutation(store, tenant)?;
     let deadline = r.expires_at_ms + r.grace_ms;
     if let Some(e) = check_live(store, &mut r, deadline, now)? {
-        return finish_with_error(e);
+        return Ok(Finished::RefusedKeepingChanges(e));
     }
     if req.actual.unit != r.unit {
         return Err(ApiError::new(
@@ -872,40 +872,43 @@ pub fn commit(store: &dyn LedgerStore, tenant: &str, id: &str, req: &CommitReque
         body["released"] = json!(Amount::new(r.unit, r.amount - actual));
     }
     idem_store(store, tenant, "commit", &req.idempotency_key, hash, &body)?;
-    Ok(body)
+    Ok(Finished::Done(body))
 }
 
-/// An error that must keep the state change made while detecting it (a lazy expiry): the
-/// savepoint would roll it back, so the error is returned as a value the handler raises.
-fn finish_with_error(e: ApiError) -> ApiResult<Value> {
-    Ok(json!({"__error": {"code": e.code.as_str(), "message": e.message}}))
+/// The answer of a commit, release or extend. Finding a reservation expired on the way expires it
+/// on the spot (its hold goes back to the budgets), and that change must be kept although the
+/// operation is refused. An `Err` would roll it back with the rest of the unit of work, so the
+/// refusal is returned inside a successful one as [`Finished::RefusedKeepingChanges`], and
+/// [`Finished::into_result`] raises it once the store has committed.
+#[derive(Debug)]
+#[must_use = "a refusal that kept its changes is still a refusal"]
+pub enum Finished<T> {
+    /// The operation's answer.
+    Done(T),
+    /// Refused; the changes made while finding out (a lazy expiry) are kept.
+    RefusedKeepingChanges(ApiError),
 }
 
-/// Turns a value made by [`finish_with_error`] back into the error, after the store kept the
-/// change.
-pub fn raise_deferred(v: Value) -> ApiResult<Value> {
-    if let Some(e) = v.get("__error") {
-        let code = match e.get("code").and_then(Value::as_str) {
-            Some("RESERVATION_FINALIZED") => ErrorCode::ReservationFinalized,
-            Some("RESERVATION_EXPIRED") => ErrorCode::ReservationExpired,
-            _ => ErrorCode::InternalError,
-        };
-        let message = e.get("message").and_then(Value::as_str).unwrap_or("").to_string();
-        return Err(ApiError::new(code, message));
+impl<T> Finished<T> {
+    /// The answer, or the refusal as an error (after the store committed the kept changes).
+    pub fn into_result(self) -> ApiResult<T> {
+        match self {
+            Finished::Done(answer) => Ok(answer),
+            Finished::RefusedKeepingChanges(refusal) => Err(refusal),
+        }
     }
-    Ok(v)
 }
 
 /// POST /v1/reservations/{id}/release.
-pub fn release(store: &dyn LedgerStore, tenant: &str, id: &str, req: &ReleaseRequest, hash: &str, now: i64) -> ApiResult<Value> {
+pub fn release(store: &dyn LedgerStore, tenant: &str, id: &str, req: &ReleaseRequest, hash: &str, now: i64) -> ApiResult<Finished<Value>> {
     let mut r = owned_reservation(store, tenant, id)?;
     if let Some(stored) = idem_lookup(store, tenant, "release", &req.idempotency_key, hash)? {
-        return Ok(stored);
+        return Ok(Finished::Done(stored));
     }
     guard_mutation(store, tenant)?;
     let deadline = r.expires_at_ms + r.grace_ms;
     if let Some(e) = check_live(store, &mut r, deadline, now)? {
-        return finish_with_error(e);
+        return Ok(Finished::RefusedKeepingChanges(e));
     }
     let mut budgets = reservation_budgets(store, &r)?;
     for b in &mut budgets {
@@ -921,25 +924,25 @@ pub fn release(store: &dyn LedgerStore, tenant: &str, id: &str, req: &ReleaseReq
         "balances": balances(&budgets),
     });
     idem_store(store, tenant, "release", &req.idempotency_key, hash, &body)?;
-    Ok(body)
+    Ok(Finished::Done(body))
 }
 
 /// Maximum extensions per reservation (the governance spec's tenant default).
 pub const MAX_EXTENSIONS: i64 = 10;
 
 /// POST /v1/reservations/{id}/extend.
-pub fn extend(store: &dyn LedgerStore, tenant: &str, id: &str, req: &ExtendRequest, hash: &str, now: i64) -> ApiResult<Value> {
+pub fn extend(store: &dyn LedgerStore, tenant: &str, id: &str, req: &ExtendRequest, hash: &str, now: i64) -> ApiResult<Finished<Value>> {
     if !(1..=86_400_000).contains(&req.extend_by_ms) {
         return Err(ApiError::invalid(format!("`extend_by_ms` must be 1-86400000, got {}", req.extend_by_ms)));
     }
     let mut r = owned_reservation(store, tenant, id)?;
     if let Some(stored) = idem_lookup(store, tenant, "extend", &req.idempotency_key, hash)? {
-        return replay_with_ttl(store, stored, Some(id), now);
+        return replay_with_ttl(store, stored, Some(id), now).map(Finished::Done);
     }
     guard_mutation(store, tenant)?;
     let deadline = r.expires_at_ms;
     if let Some(e) = check_live(store, &mut r, deadline, now)? {
-        return finish_with_error(e);
+        return Ok(Finished::RefusedKeepingChanges(e));
     }
     if r.extensions >= MAX_EXTENSIONS {
         return Err(ApiError::new(
@@ -959,7 +962,7 @@ pub fn extend(store: &dyn LedgerStore, tenant: &str, id: &str, req: &ExtendReque
         "remaining_ttl_ms": (r.expires_at_ms - now).max(0),
     });
     idem_store(store, tenant, "extend", &req.idempotency_key, hash, &body)?;
-    Ok(body)
+    Ok(Finished::Done(body))
 }
 
 /// POST /v1/decide: budget-state conditions answer DENY with a reason code, never 409.

@@ -357,7 +357,7 @@ fn commit_at(store: &dyn Backend, id: &str, key: &str, amount: i64, now: i64) ->
         serde_json::from_value(json!({"idempotency_key": key, "actual": {"unit": "USD_MICROCENTS", "amount": amount}}))
             .expect("a valid CommitRequest");
     let hash = request_hash(&req, id).expect("hash");
-    atomically(store, |s| commit(s, TENANT, id, &req, &hash, now)).and_then(raise_deferred)
+    atomically(store, |s| commit(s, TENANT, id, &req, &hash, now)).and_then(Finished::into_result)
 }
 
 fn code_of<T: std::fmt::Debug>(result: ApiResult<T>) -> ErrorCode {
@@ -468,7 +468,7 @@ fn a_released_reservation_is_final() {
         let id = id.expect("not a dry run");
         let req = ReleaseRequest { idempotency_key: "x1".into(), reason: None };
         let hash = request_hash(&req, &id).expect("hash");
-        atomically(store, |s| release(s, TENANT, &id, &req, &hash, 5)).and_then(raise_deferred).expect("released");
+        atomically(store, |s| release(s, TENANT, &id, &req, &hash, 5)).and_then(Finished::into_result).expect("released");
         assert_eq!(budget(store, ROOT).reserved, 0);
         assert_eq!(code_of(commit_at(store, &id, "c1", 100, 6)), ErrorCode::ReservationFinalized);
     });
@@ -900,14 +900,14 @@ fn soak_client(gateway: &RedisLedger, name: &str, ops: usize, tell: &dyn Fn(Stri
                         )
                         .expect("a valid CommitRequest");
                         let hash = request_hash(&commit, &id).expect("hash");
-                        gateway.run(TENANT, |s| commit_rule(s, TENANT, &id, &commit, &hash, now)).and_then(raise_deferred).expect("committed");
+                        gateway.run(TENANT, |s| commit_rule(s, TENANT, &id, &commit, &hash, now)).and_then(Finished::into_result).expect("committed");
                         tell(format!("C {id}"));
                         done += 1;
                     }
                     1 => {
                         let release_req = ReleaseRequest { idempotency_key: format!("{name}-x{i}"), reason: None };
                         let hash = request_hash(&release_req, &id).expect("hash");
-                        gateway.run(TENANT, |s| release(s, TENANT, &id, &release_req, &hash, now)).and_then(raise_deferred).expect("released");
+                        gateway.run(TENANT, |s| release(s, TENANT, &id, &release_req, &hash, now)).and_then(Finished::into_result).expect("released");
                         tell(format!("X {id}"));
                         done += 1;
                     }
