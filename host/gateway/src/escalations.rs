@@ -6,10 +6,9 @@
 //! `max_concurrent`. A decision (APPROVED_AND_EXECUTED, APPROVED_WITH_CONSTRAINTS, DENIED,
 //! DELEGATED) records who and when; an undecided request past its TTL becomes EXPIRED. Each
 //! decision is appended to the chain's trace.
+//!
+//! The rules only: the HTTP endpoints are in [`crate::escalations_api`].
 
-use axum::extract::{Path, State};
-use axum::http::StatusCode;
-use axum::Json;
 use rusqlite::{params, Connection, OptionalExtension};
 use sbd_policy::{Escalation, EscalationTarget, Request, Task};
 use sbd_bundle::KeyPair;
@@ -19,12 +18,9 @@ use serde_json::{json, Value};
 use crate::cycles::valid_scope_value;
 use crate::escrow::Escrowed;
 use crate::error::{ApiError, ApiResult, ErrorCode};
-use crate::auth::Principal;
-use crate::server::{Body, Shared, Tenant, Q};
 use crate::traces::{self, NewEvent};
-use crate::util::{new_id, now_ms};
+use crate::util::new_id;
 
-use std::sync::Arc;
 
 use sbd_policy::Mandate;
 
@@ -50,7 +46,8 @@ impl Status {
         }
     }
 
-    fn parse(name: &str) -> Option<Status> {
+    /// The status named `name` (exactly as written), if any.
+    pub fn parse(name: &str) -> Option<Status> {
         [Status::Pending, Status::Decided, Status::Expired].into_iter().find(|s| s.as_str() == name)
     }
 }
@@ -219,20 +216,6 @@ pub struct EscalationRecord {
     pub outcome: Outcome,
 }
 
-/// The review queue.
-#[derive(Debug, Serialize)]
-pub struct EscalationList {
-    /// Oldest first.
-    pub escalations: Vec<EscalationRecord>,
-}
-
-/// The registered agent escalation targets.
-#[derive(Debug, Serialize)]
-pub struct TargetList {
-    /// By descending trust.
-    pub targets: Vec<TargetBody>,
-}
-
 /// What [`open`] needs.
 pub struct NewEscalation<'a> {
     /// Owner.
@@ -260,7 +243,7 @@ fn pending_count(conn: &Connection, tenant: &str, assignee: &str) -> ApiResult<i
 
 /// The registered targets of `tenant`, by descending trust. A stored target that cannot be
 /// read is an error, not a target silently skipped.
-fn targets(conn: &Connection, tenant: &str) -> ApiResult<Vec<TargetBody>> {
+pub fn targets(conn: &Connection, tenant: &str) -> ApiResult<Vec<TargetBody>> {
     let mut stmt = conn.prepare_cached("SELECT body FROM escalation_targets WHERE tenant_id = ?1 ORDER BY trust DESC, agent")?;
     let bodies: Vec<String> = stmt.query_map([tenant], |r| r.get::<_, String>(0))?.collect::<Result<_, _>>()?;
     bodies
@@ -363,14 +346,26 @@ fn load(conn: &Connection, tenant: &str, id: &str) -> ApiResult<EscalationRecord
 }
 
 /// Marks every PENDING request past its TTL as EXPIRED; returns how many.
+///
+/// The sweep spans every tenant, so one stored escalation that cannot be read must not stop
+/// it: such a row is closed by its status column alone (it can then never be approved) and
+/// logged, without a trace entry, since there is no record to trace.
 pub fn sweep_expired(conn: &Connection, now: i64, signer: &KeyPair) -> ApiResult<usize> {
-    let rows: Vec<(String, String)> = conn
-        .prepare_cached("SELECT tenant_id, id FROM escalations WHERE status = 'PENDING' AND expires_at_ms < ?1 LIMIT 10000")?
-        .query_map([now], |r| Ok((r.get(0)?, r.get(1)?)))?
+    let rows: Vec<(String, String, String)> = conn
+        .prepare_cached(
+            "SELECT tenant_id, id, body FROM escalations WHERE status = 'PENDING' AND expires_at_ms < ?1 LIMIT 10000",
+        )?
+        .query_map([now], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
         .collect::<Result<_, _>>()?;
-    for (tenant, id) in &rows {
-        let mut record = load(conn, tenant, id)?;
-        finish(conn, tenant, &mut record, Decision::Expired, "system:ttl", now, Outcome::default(), signer)?;
+    for (tenant, id, body) in &rows {
+        match serde_json::from_str::<EscalationRecord>(body) {
+            Ok(mut record) => finish(conn, tenant, &mut record, Decision::Expired, "system:ttl", now, Outcome::default(), signer)?,
+            Err(e) => {
+                tracing::error!(tenant = %tenant, escalation = %id, error = %e, "an unreadable escalation past its TTL is closed as EXPIRED without a trace entry");
+                conn.prepare_cached("UPDATE escalations SET status = ?1 WHERE id = ?2")?
+                    .execute(params![Status::Expired.as_str(), id])?;
+            }
+        }
     }
     Ok(rows.len())
 }
@@ -417,54 +412,6 @@ fn finish(
         body: serde_json::to_string(&body).map_err(ApiError::internal)?,
     }, signer)?;
     Ok(())
-}
-
-/// Query of the queue.
-#[derive(Debug, Default, Deserialize)]
-pub struct ListQuery {
-    /// PENDING, DECIDED or EXPIRED.
-    pub status: Option<String>,
-    /// Only those assigned to this reviewer or agent.
-    pub assignee: Option<String>,
-}
-
-/// `GET /v1/escalations`: the review queue, oldest first.
-pub async fn list(State(state): State<Shared>, Tenant(tenant): Tenant, Q(q): Q<ListQuery>) -> ApiResult<Json<EscalationList>> {
-    if let Some(s) = &q.status
-        && Status::parse(s).is_none()
-    {
-        return Err(ApiError::invalid("`status` must be PENDING, DECIDED or EXPIRED"));
-    }
-    let now = now_ms();
-    let signer = state.tokens.signing_key().clone();
-    state
-        .store
-        .run(move |conn| {
-            sweep_expired(conn, now, &signer)?;
-            let mut stmt = conn.prepare_cached(
-                "SELECT body FROM escalations WHERE tenant_id = ?1 AND (?2 IS NULL OR status = ?2) \
-                 AND (?3 IS NULL OR assignee = ?3) ORDER BY expires_at_ms, id",
-            )?;
-            let bodies: Vec<String> = stmt
-                .query_map(params![tenant, q.status, q.assignee], |r| r.get::<_, String>(0))?
-                .collect::<Result<_, _>>()?;
-            let escalations = bodies.iter().map(|b| parse(b)).collect::<ApiResult<_>>()?;
-            Ok(Json(EscalationList { escalations }))
-        })
-        .await
-}
-
-/// `GET /v1/escalations/{id}`.
-pub async fn get_one(State(state): State<Shared>, Tenant(tenant): Tenant, Path(id): Path<String>) -> ApiResult<Json<EscalationRecord>> {
-    let now = now_ms();
-    let signer = state.tokens.signing_key().clone();
-    state
-        .store
-        .run(move |conn| {
-            sweep_expired(conn, now, &signer)?;
-            load(conn, &tenant, &id).map(Json)
-        })
-        .await
 }
 
 /// The constraints of an APPROVED_WITH_CONSTRAINTS decision: each given field replaces the
@@ -547,123 +494,141 @@ pub struct DecisionBody {
     pub to: Option<String>,
 }
 
+/// The review queue of `tenant`, oldest first, after closing what is past its TTL.
+pub fn queue(
+    conn: &Connection,
+    tenant: &str,
+    status: Option<Status>,
+    assignee: Option<&str>,
+    now: i64,
+    signer: &KeyPair,
+) -> ApiResult<Vec<EscalationRecord>> {
+    sweep_expired(conn, now, signer)?;
+    let mut stmt = conn.prepare_cached(
+        "SELECT body FROM escalations WHERE tenant_id = ?1 AND (?2 IS NULL OR status = ?2) \
+         AND (?3 IS NULL OR assignee = ?3) ORDER BY expires_at_ms, id",
+    )?;
+    let bodies: Vec<String> = stmt
+        .query_map(params![tenant, status.map(Status::as_str), assignee], |r| r.get::<_, String>(0))?
+        .collect::<Result<_, _>>()?;
+    bodies.iter().map(|b| parse(b)).collect()
+}
+
+/// One escalation of `tenant`, after closing what is past its TTL.
+pub fn get(conn: &Connection, tenant: &str, id: &str, now: i64, signer: &KeyPair) -> ApiResult<EscalationRecord> {
+    sweep_expired(conn, now, signer)?;
+    load(conn, tenant, id)
+}
+
 /// The three decisions a reviewer can post.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Verb {
+pub enum Verb {
+    /// Approve (with constraints, if the body has them).
     Approve,
+    /// Deny.
     Deny,
+    /// Pass to another reviewer or agent.
     Delegate,
 }
 
-async fn decide(state: Shared, who: Principal, id: String, body: DecisionBody, verb: Verb) -> ApiResult<Json<EscalationRecord>> {
-    if body.decided_by.is_some() {
-        return Err(ApiError::invalid(
-            "`decided_by` is not accepted: the decision is recorded under the approver key's principal",
+/// A reviewer's decision, checked: what [`decide`] records.
+#[derive(Debug)]
+pub struct Ruling {
+    /// The verb.
+    pub verb: Verb,
+    /// What it records.
+    pub decision: Decision,
+    /// An approval's constraints.
+    pub constraints: Option<Constraints>,
+    /// The reviewer's note.
+    pub note: Option<String>,
+    /// A delegation's new assignee.
+    pub to: Option<String>,
+}
+
+impl Ruling {
+    /// Checks a reviewer's body for `verb`: the decider is never a body field, constraints
+    /// belong to an approval and a new assignee to a delegation.
+    pub fn new(verb: Verb, body: DecisionBody) -> ApiResult<Ruling> {
+        if body.decided_by.is_some() {
+            return Err(ApiError::invalid(
+                "`decided_by` is not accepted: the decision is recorded under the approver key's principal",
+            ));
+        }
+        let decision = match verb {
+            Verb::Approve if body.constraints.is_some() => Decision::ApprovedWithConstraints,
+            Verb::Approve => Decision::ApprovedAndExecuted,
+            Verb::Deny => Decision::Denied,
+            Verb::Delegate => Decision::Delegated,
+        };
+        if verb != Verb::Approve && body.constraints.is_some() {
+            return Err(ApiError::invalid("`constraints` belong to an approval"));
+        }
+        let to = match (verb, body.to) {
+            (Verb::Delegate, Some(t)) if valid_scope_value(&t) => Some(t),
+            (Verb::Delegate, _) => return Err(ApiError::invalid("`to` (a reviewer or agent id) is required to delegate")),
+            (_, Some(_)) => return Err(ApiError::invalid("`to` belongs to a delegation")),
+            (_, None) => None,
+        };
+        Ok(Ruling { verb, decision, constraints: body.constraints, note: body.note, to })
+    }
+}
+
+/// Records `ruling` on escalation `id` of `tenant` by `decided_by` (the approver key's
+/// principal). An escalation past its TTL is closed as EXPIRED instead and returned so; the
+/// caller refuses the decision then (the expiry is kept). Only the assignee decides; an
+/// approval performs the pending delegation.
+#[allow(clippy::too_many_arguments)]
+pub fn decide(
+    conn: &Connection,
+    authority: &crate::server::AppState,
+    tenant: &str,
+    id: &str,
+    decided_by: &str,
+    ruling: Ruling,
+    now: i64,
+    ttl_ms: i64,
+) -> ApiResult<EscalationRecord> {
+    let signer = authority.tokens.signing_key();
+    let mut record = load(conn, tenant, id)?;
+    if record.status == Status::Pending && record.expires_at_ms < now {
+        finish(conn, tenant, &mut record, Decision::Expired, "system:ttl", now, Outcome::default(), signer)?;
+        return Ok(record);
+    }
+    if record.status != Status::Pending {
+        return Err(ApiError::new(
+            ErrorCode::EscalationClosed,
+            format!("escalation `{id}` is already {}", record.decision.map_or("decided", Decision::as_str)),
         ));
     }
-    let (tenant, decided_by) = (who.tenant, who.name);
-    let decision = match verb {
-        Verb::Approve if body.constraints.is_some() => Decision::ApprovedWithConstraints,
-        Verb::Approve => Decision::ApprovedAndExecuted,
-        Verb::Deny => Decision::Denied,
-        Verb::Delegate => Decision::Delegated,
-    };
-    if verb != Verb::Approve && body.constraints.is_some() {
-        return Err(ApiError::invalid("`constraints` belong to an approval"));
+    // Only the one it is assigned to decides it (a named human, or the agent target).
+    if record.assignee != decided_by {
+        return Err(ApiError::forbidden(format!(
+            "escalation `{id}` is assigned to `{}`, not to `{decided_by}`",
+            record.assignee
+        )));
     }
-    let to = match (verb, &body.to) {
-        (Verb::Delegate, Some(t)) if valid_scope_value(t) => Some(t.clone()),
-        (Verb::Delegate, _) => return Err(ApiError::invalid("`to` (a reviewer or agent id) is required to delegate")),
-        (_, Some(_)) => return Err(ApiError::invalid("`to` belongs to a delegation")),
-        _ => None,
-    };
-    let now = now_ms();
-    let ttl = state.config.escalation_ttl_ms;
-    let authority = Arc::clone(&state);
-    let signer = state.tokens.signing_key().clone();
-    let result = state
-        .store
-        .run(move |conn| {
-            let mut record = load(conn, &tenant, &id)?;
-            if record.status == Status::Pending && record.expires_at_ms < now {
-                finish(conn, &tenant, &mut record, Decision::Expired, "system:ttl", now, Outcome::default(), &signer)?;
-                return Ok(record);
-            }
-            if record.status != Status::Pending {
-                return Err(ApiError::new(
-                    ErrorCode::EscalationClosed,
-                    format!("escalation `{id}` is already {}", record.decision.map_or("decided", Decision::as_str)),
-                ));
-            }
-            // Only the one it is assigned to decides it (a named human, or the agent target).
-            if record.assignee != decided_by {
-                return Err(ApiError::forbidden(format!(
-                    "escalation `{id}` is assigned to `{}`, not to `{decided_by}`",
-                    record.assignee
-                )));
-            }
-            let mut outcome = Outcome::default();
-            if verb == Verb::Approve
-                && let Some(pending) = &record.pending_delegation
-            {
-                outcome.delegation =
-                    Some(perform(conn, &authority, &tenant, &record, pending, body.constraints.as_ref(), &decided_by, now)?);
-            }
-            outcome.constraints = body.constraints;
-            outcome.note = body.note;
-            if let Some(to) = to {
-                let mut next = record.clone();
-                next.id = new_id("esc_");
-                next.assignee.clone_from(&to);
-                next.delegated_from = Some(record.id.clone());
-                next.created_at_ms = now;
-                next.expires_at_ms =
-                    now.checked_add(ttl).ok_or_else(|| ApiError::internal("the escalation's expiry overflows"))?;
-                save(conn, &tenant, &next)?;
-                outcome.delegated_to = Some(to);
-                outcome.next_escalation_id = Some(next.id);
-            }
-            finish(conn, &tenant, &mut record, decision, &decided_by, now, outcome, &signer)?;
-            Ok(record)
-        })
-        .await?;
-    let closed_as = result.decision.unwrap_or(Decision::Expired);
-    state.metrics.escalations.with_label_values(&[closed_as.as_str()]).inc();
-    if closed_as == Decision::Expired {
-        return Err(ApiError::new(ErrorCode::EscalationClosed, "the escalation expired before this decision (EXPIRED)")
-            .with_details(serde_json::to_value(&result).map_err(ApiError::internal)?));
+    let mut outcome = Outcome::default();
+    if ruling.verb == Verb::Approve
+        && let Some(pending) = &record.pending_delegation
+    {
+        outcome.delegation = Some(perform(conn, authority, tenant, &record, pending, ruling.constraints.as_ref(), decided_by, now)?);
     }
-    Ok(Json(result))
-}
-
-/// `POST /v1/escalations/{id}/approve`.
-pub async fn approve(
-    State(s): State<Shared>,
-    p: Principal,
-    Path(id): Path<String>,
-    Body(b): Body<DecisionBody>,
-) -> ApiResult<Json<EscalationRecord>> {
-    decide(s, p, id, b, Verb::Approve).await
-}
-
-/// `POST /v1/escalations/{id}/deny`.
-pub async fn deny(
-    State(s): State<Shared>,
-    p: Principal,
-    Path(id): Path<String>,
-    Body(b): Body<DecisionBody>,
-) -> ApiResult<Json<EscalationRecord>> {
-    decide(s, p, id, b, Verb::Deny).await
-}
-
-/// `POST /v1/escalations/{id}/delegate`.
-pub async fn delegate(
-    State(s): State<Shared>,
-    p: Principal,
-    Path(id): Path<String>,
-    Body(b): Body<DecisionBody>,
-) -> ApiResult<Json<EscalationRecord>> {
-    decide(s, p, id, b, Verb::Delegate).await
+    outcome.constraints = ruling.constraints;
+    outcome.note = ruling.note;
+    if let Some(to) = ruling.to {
+        let mut next = record.clone();
+        next.id = new_id("esc_");
+        next.assignee.clone_from(&to);
+        next.delegated_from = Some(record.id.clone());
+        next.created_at_ms = now;
+        next.expires_at_ms = now.checked_add(ttl_ms).ok_or_else(|| ApiError::internal("the escalation's expiry overflows"))?;
+        save(conn, tenant, &next)?;
+        outcome.delegated_to = Some(to);
+        outcome.next_escalation_id = Some(next.id);
+    }
+    finish(conn, tenant, &mut record, ruling.decision, decided_by, now, outcome, signer)?;
+    Ok(record)
 }
 
 /// Performs the delegation an approval decides: the child's mandate is the requested one
@@ -780,47 +745,40 @@ pub struct TargetBody {
     pub max_concurrent: u32,
 }
 
-/// `POST /v1/escalation-targets`: registers or replaces a target.
-pub async fn register_target(
-    State(state): State<Shared>,
-    Tenant(tenant): Tenant,
-    Body(b): Body<TargetBody>,
-) -> ApiResult<(StatusCode, Json<TargetBody>)> {
-    if !valid_scope_value(&b.agent_id) {
-        return Err(ApiError::invalid("`agent_id` must match ^[a-zA-Z0-9_.-]+$"));
+impl TargetBody {
+    /// Checks each field, naming the one that is wrong.
+    pub fn validate(&self) -> ApiResult<()> {
+        if !valid_scope_value(&self.agent_id) {
+            return Err(ApiError::invalid("`agent_id` must match ^[a-zA-Z0-9_.-]+$"));
+        }
+        if self.trust > 1000 {
+            return Err(ApiError::invalid("`trust` must be 0-1000"));
+        }
+        if !matches!(self.tier.as_str(), "T0" | "T1" | "T2" | "T3" | "T4" | "T5" | "T6" | "T7") {
+            return Err(ApiError::invalid("`tier` must be one of T0-T7"));
+        }
+        if self.max_concurrent == 0 {
+            return Err(ApiError::invalid("`max_concurrent` must be at least 1"));
+        }
+        if self.capabilities.is_empty() {
+            return Err(ApiError::invalid("`capabilities` must name at least one action kind pattern"));
+        }
+        Ok(())
     }
-    if b.trust > 1000 {
-        return Err(ApiError::invalid("`trust` must be 0-1000"));
-    }
-    if !matches!(b.tier.as_str(), "T0" | "T1" | "T2" | "T3" | "T4" | "T5" | "T6" | "T7") {
-        return Err(ApiError::invalid("`tier` must be one of T0-T7"));
-    }
-    if b.max_concurrent == 0 {
-        return Err(ApiError::invalid("`max_concurrent` must be at least 1"));
-    }
-    if b.capabilities.is_empty() {
-        return Err(ApiError::invalid("`capabilities` must name at least one action kind pattern"));
-    }
-    let body = serde_json::to_string(&b).map_err(ApiError::internal)?;
-    let (agent, trust) = (b.agent_id.clone(), b.trust);
-    state
-        .store
-        .run(move |conn| {
-            conn.prepare_cached(
-                "INSERT INTO escalation_targets (tenant_id, agent, trust, body) VALUES (?1, ?2, ?3, ?4) \
-                 ON CONFLICT(tenant_id, agent) DO UPDATE SET trust = excluded.trust, body = excluded.body",
-            )?
-            .execute(params![tenant, agent, trust, body])?;
-            Ok(())
-        })
-        .await?;
-    Ok((StatusCode::CREATED, Json(b)))
 }
 
-/// `GET /v1/escalation-targets`: by descending trust.
-pub async fn list_targets(State(state): State<Shared>, Tenant(tenant): Tenant) -> ApiResult<Json<TargetList>> {
-    state.store.run(move |conn| Ok(Json(TargetList { targets: targets(conn, &tenant)? }))).await
+/// Registers (or replaces) an agent escalation target of `tenant`, checked.
+pub fn register_target(conn: &Connection, tenant: &str, target: &TargetBody) -> ApiResult<()> {
+    target.validate()?;
+    let body = serde_json::to_string(target).map_err(ApiError::internal)?;
+    conn.prepare_cached(
+        "INSERT INTO escalation_targets (tenant_id, agent, trust, body) VALUES (?1, ?2, ?3, ?4) \
+         ON CONFLICT(tenant_id, agent) DO UPDATE SET trust = excluded.trust, body = excluded.body",
+    )?
+    .execute(params![tenant, target.agent_id, target.trust, body])?;
+    Ok(())
 }
+
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
@@ -903,6 +861,39 @@ mod tests {
             assert_eq!(e.code, ErrorCode::InternalError, "{field}: {}", e.message);
         }
         assert!(serde_json::from_value::<EscalationRecord>(json!({"id": "esc_1"})).is_err());
+    }
+
+    #[test]
+    fn an_unreadable_escalation_past_its_ttl_is_closed_and_does_not_stop_the_sweep() {
+        let conn = Connection::open_in_memory().unwrap();
+        crate::store::migrate(&conn).unwrap();
+        let signer = sbd_bundle::KeyPair::generate().unwrap();
+        let insert = |tenant: &str, id: &str, body: &str| {
+            conn.execute(
+                "INSERT INTO escalations (id, tenant_id, status, assignee, expires_at_ms, body) VALUES (?1, ?2, 'PENDING', 'risk-officer', 301000, ?3)",
+                params![id, tenant, body],
+            )
+            .unwrap();
+        };
+        // Another tenant's row that no longer reads as an escalation (valid JSON, wrong shape).
+        insert("other", "esc_bad", r#"{"id": "esc_bad", "status": "PENDING"}"#);
+        let mut good = stored_before_the_types();
+        for k in ["delegated_from", "decision", "decided_by", "decided_at_ms", "delegation", "constraints", "note",
+                  "delegated_to", "next_escalation_id"] {
+            good.as_object_mut().unwrap().remove(k);
+        }
+        good["status"] = json!("PENDING");
+        insert("acme", "esc_1", &good.to_string());
+
+        assert_eq!(super::sweep_expired(&conn, 400_000, &signer).unwrap(), 2);
+        let status = |id: &str| -> String {
+            conn.query_row("SELECT status FROM escalations WHERE id = ?1", [id], |r| r.get(0)).unwrap()
+        };
+        assert_eq!((status("esc_bad").as_str(), status("esc_1").as_str()), ("EXPIRED", "EXPIRED"));
+        let record = super::load(&conn, "acme", "esc_1").unwrap();
+        assert_eq!((record.decision, record.decided_by.as_deref()), (Some(Decision::Expired), Some("system:ttl")));
+        // Nothing is left to sweep.
+        assert_eq!(super::sweep_expired(&conn, 400_000, &signer).unwrap(), 0);
     }
 
     #[test]

@@ -9,7 +9,9 @@
 //! - [`admin_api`]: tenants, budgets and API keys (the governance admin shapes);
 //! - [`events`], [`webhooks`], [`dispatch`] and [`events_api`]: the Cycles event stream, webhook
 //!   subscriptions, signed delivery with retries, auto-disable and replay;
-//! - [`escalations`], [`traces`], [`metrics`], [`openapi`], [`bundles`];
+//! - [`escalations`] and [`escalations_api`]: the human review queue and agent escalation
+//!   targets (the rules, and their endpoints);
+//! - [`traces`], [`metrics`], [`openapi`], [`bundles`];
 //! - [`auth`]: principals, roles and the permission of every endpoint;
 //! - [`server`] (router, ids, auth, the HTTP form of [`error::ApiError`]) and [`serve`]
 //!   (`sbd serve`); [`context`], the request's correlation ids as the domain reads them.
@@ -26,6 +28,7 @@ pub mod delegations;
 pub mod dispatch;
 pub mod error;
 pub mod escalations;
+pub mod escalations_api;
 pub mod escrow;
 pub mod events;
 pub mod events_api;

@@ -23,7 +23,7 @@ use crate::metrics::Metrics;
 use crate::policy::PolicyHandle;
 use crate::store::Store;
 use crate::util::{now_ms, random_hex, sha256_hex};
-use crate::{admin_api, authority, cycles_api, delegations, escalations, events_api, openapi};
+use crate::{admin_api, authority, cycles_api, delegations, escalations, escalations_api, events_api, openapi};
 
 /// A key the gateway accepts for a tenant (cached from the `api_keys` table).
 #[derive(Debug, Clone)]
@@ -374,12 +374,12 @@ pub fn app(state: Shared) -> Router {
         .route("/v1/chains/{chain_id}/outcome", post(delegations::report_outcome))
         .route("/v1/warnings", get(delegations::list_warnings))
         .route("/v1/agents/{agent_id}/trust", get(delegations::get_trust))
-        .route("/v1/escalations", get(escalations::list))
-        .route("/v1/escalations/{escalation_id}", get(escalations::get_one))
-        .route("/v1/escalations/{escalation_id}/approve", post(escalations::approve))
-        .route("/v1/escalations/{escalation_id}/deny", post(escalations::deny))
-        .route("/v1/escalations/{escalation_id}/delegate", post(escalations::delegate))
-        .route("/v1/escalation-targets", post(escalations::register_target).get(escalations::list_targets))
+        .route("/v1/escalations", get(escalations_api::list))
+        .route("/v1/escalations/{escalation_id}", get(escalations_api::get_one))
+        .route("/v1/escalations/{escalation_id}/approve", post(escalations_api::approve))
+        .route("/v1/escalations/{escalation_id}/deny", post(escalations_api::deny))
+        .route("/v1/escalations/{escalation_id}/delegate", post(escalations_api::delegate))
+        .route("/v1/escalation-targets", post(escalations_api::register_target).get(escalations_api::list_targets))
         .route("/v1/policies", post(crate::bundles::upload).layer(DefaultBodyLimit::max(64 * 1024 * 1024)))
         .route("/v1/policies/active", get(crate::bundles::active))
         .route("/v1/policies/roll-forward", post(crate::bundles::roll_forward))
