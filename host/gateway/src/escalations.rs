@@ -252,11 +252,11 @@ pub fn targets(conn: &Connection, tenant: &str) -> ApiResult<Vec<TargetBody>> {
         .collect()
 }
 
-/// The resolution paths for a task of `kind`: registered agent targets covering it, by
+/// The resolution paths for a task of `kind`: the `registered` agent targets covering it, by
 /// descending trust, with their capacity.
-fn agent_paths(conn: &Connection, tenant: &str, kind: &str) -> ApiResult<Vec<ResolutionPath>> {
+fn agent_paths(conn: &Connection, tenant: &str, registered: &[TargetBody], kind: &str) -> ApiResult<Vec<ResolutionPath>> {
     let mut out = Vec::new();
-    for t in targets(conn, tenant)? {
+    for t in registered {
         // The policy's own pattern rule, so routing and the rules never disagree.
         if !t.capabilities.iter().any(|c| sbd_policy::action::permits(c, kind)) {
             continue;
@@ -265,9 +265,9 @@ fn agent_paths(conn: &Connection, tenant: &str, kind: &str) -> ApiResult<Vec<Res
         out.push(ResolutionPath {
             kind: TargetKind::Agent,
             available: active < i64::from(t.max_concurrent),
-            id: t.agent_id,
+            id: t.agent_id.clone(),
             trust: Some(t.trust),
-            tier: Some(t.tier),
+            tier: Some(t.tier.clone()),
         });
     }
     Ok(out)
@@ -280,11 +280,12 @@ pub fn open(conn: &Connection, e: &NewEscalation<'_>) -> ApiResult<EscalationRec
         EscalationTarget::Human(h) => Target { kind: TargetKind::Human, id: h.clone() },
         EscalationTarget::Agent(a) => Target { kind: TargetKind::Agent, id: a.clone() },
     };
+    let registered = targets(conn, e.tenant)?;
     let mut paths = vec![ResolutionPath { kind: target.kind, id: target.id.clone(), trust: None, tier: None, available: true }];
-    paths.extend(agent_paths(conn, e.tenant, kind)?.into_iter().filter(|p| p.id != target.id));
+    paths.extend(agent_paths(conn, e.tenant, &registered, kind)?.into_iter().filter(|p| p.id != target.id));
     // The first available path takes it; an agent target at capacity passes it on.
     if target.kind == TargetKind::Agent
-        && let Some(named) = targets(conn, e.tenant)?.into_iter().find(|t| t.agent_id == target.id)
+        && let Some(named) = registered.iter().find(|t| t.agent_id == target.id)
         && let Some(first) = paths.first_mut()
     {
         first.available = pending_count(conn, e.tenant, &target.id)? < i64::from(named.max_concurrent);

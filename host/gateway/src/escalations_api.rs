@@ -116,7 +116,6 @@ pub async fn register_target(
     Tenant(tenant): Tenant,
     Body(b): Body<TargetBody>,
 ) -> ApiResult<(StatusCode, Json<TargetBody>)> {
-    b.validate()?;
     let target = b.clone();
     state.store.run(move |conn| escalations::register_target(conn, &tenant, &target)).await?;
     Ok((StatusCode::CREATED, Json(b)))
