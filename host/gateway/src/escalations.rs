@@ -582,7 +582,7 @@ impl Ruling {
 #[allow(clippy::too_many_arguments)]
 pub fn decide(
     conn: &Connection,
-    authority: &crate::server::AppState,
+    tokens: &crate::tokens::TokenAuthority,
     tenant: &str,
     id: &str,
     decided_by: &str,
@@ -590,7 +590,7 @@ pub fn decide(
     now: i64,
     ttl_ms: i64,
 ) -> ApiResult<EscalationRecord> {
-    let signer = authority.tokens.signing_key();
+    let signer = tokens.signing_key();
     let mut record = load(conn, tenant, id)?;
     if record.status == Status::Pending && record.expires_at_ms < now {
         finish(conn, tenant, &mut record, Decision::Expired, "system:ttl", now, Outcome::default(), signer)?;
@@ -613,7 +613,7 @@ pub fn decide(
     if ruling.verb == Verb::Approve
         && let Some(pending) = &record.pending_delegation
     {
-        outcome.delegation = Some(perform(conn, authority, tenant, &record, pending, ruling.constraints.as_ref(), decided_by, now)?);
+        outcome.delegation = Some(perform(conn, tokens, tenant, &record, pending, ruling.constraints.as_ref(), decided_by, now)?);
     }
     outcome.constraints = ruling.constraints;
     outcome.note = ruling.note;
@@ -640,7 +640,7 @@ pub fn decide(
 #[allow(clippy::too_many_arguments)]
 fn perform(
     conn: &Connection,
-    state: &crate::server::AppState,
+    tokens: &crate::tokens::TokenAuthority,
     tenant: &str,
     escalation: &EscalationRecord,
     pending: &PendingDelegation,
@@ -657,8 +657,7 @@ fn perform(
     // again on today's facts (a structural escalation never reached it), and the points are
     // spent with the grant below.
     crate::delegations::recheck_mask(conn, tenant, &mut request)?;
-    let parent = state
-        .tokens
+    let parent = tokens
         .verify(&pending.parent_token, tenant, u64::try_from(now).unwrap_or(0))
         .map_err(|e| ApiError::new(ErrorCode::EscalationClosed, format!("the delegator's token can no longer delegate: {}", e.message)))?;
     let grant = escrow::load_any(conn, tenant, &crate::tokens::grant_ids(&parent))?
@@ -681,7 +680,7 @@ fn perform(
         mandate.remaining_depth = mandate.remaining_depth.min(parent.max_depth() - depth);
         (parent.max_depth(), approver.to_string())
     };
-    let child = state.tokens.append(&parent, sbd_bundle::token::Delegation {
+    let child = tokens.append(&parent, sbd_bundle::token::Delegation {
         tenant: tenant.to_string(),
         // A human took the decision: no delegation degree was granted by the policy.
         alpha: 0.0,
@@ -720,7 +719,7 @@ fn perform(
         policy_version: "",
         body: json!({"task": request.task, "approved_by": approver, "escalation_id": escalation.id, "grant_id": child_id,
                      "parent_grant_id": parent_id, "mandate": mandate}).to_string(),
-    }, state.tokens.signing_key())?;
+    }, tokens.signing_key())?;
     Ok(Performed {
         grant_id: child_id,
         child_token: child.encode(),

@@ -69,7 +69,7 @@ async fn decide(state: Shared, who: Principal, id: String, body: DecisionBody, v
     let authority = Arc::clone(&state);
     let result = state
         .store
-        .run(move |conn| escalations::decide(conn, &authority, &who.tenant, &id, &who.name, ruling, now, ttl))
+        .run(move |conn| escalations::decide(conn, &authority.tokens, &who.tenant, &id, &who.name, ruling, now, ttl))
         .await?;
     let closed_as = result.decision.unwrap_or(Decision::Expired);
     state.metrics.escalations.with_label_values(&[closed_as.as_str()]).inc();
