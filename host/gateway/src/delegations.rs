@@ -15,13 +15,14 @@
 //! Then the policy component decides, and on allow the child's budget is carved from its
 //! parent's escrow, the child's token signed, the trace event and the idempotency record
 //! written: all in one store transaction, or nothing.
+//!
+//! This module holds the rules of the gateway's side and knows nothing of HTTP: the handlers
+//! in [`crate::delegations_api`] turn a request into a [`DelegationCall`] and the answer's
+//! JSON text into a response. The rules that decide are the policy component's
+//! (`guest/policy/src/evaluate.rs`), reached through [`Delegations::policy`].
 
 use std::time::Instant;
 
-use axum::extract::{Path, State};
-use axum::http::{header, HeaderMap};
-use axum::response::{IntoResponse, Response};
-use axum::Json;
 use rusqlite::{params, Connection, OptionalExtension};
 use sbd_bundle::token::VerifiedToken;
 use sbd_policy::{Denial, DepthException, Escalation, EscalationTarget, Mandate, Outcome, Reason, Request, Verdict};
@@ -33,11 +34,13 @@ use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::escrow::{self, Escrowed, NewGrant};
 use crate::limits::RequestLimits;
 use crate::registry::{self, AgentRecord, AuthoritySettings, Unregistered};
-use crate::auth::Principal;
-use crate::context::RequestContext;
-use crate::server::{idempotency_header, Body, Shared, Tenant};
+use crate::auth::{Principal, Role};
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::policy::PolicyHandle;
+use crate::store::Store;
 use crate::traces::{self, NewEvent};
-use crate::tokens::{self, grant_id};
+use crate::tokens::{self, grant_id, TokenAuthority};
 use crate::util::{new_id, now_ms, sha256_hex};
 use crate::{escalations, ledger};
 
@@ -150,6 +153,82 @@ pub fn canonical(field: &str, id: &str) -> ApiResult<String> {
     sbd_policy::identity::canonical_agent_id(id).map_err(|d| {
         ApiError::invalid(format!("`{field}` is not an acceptable agent id: {} ({}): {}", d.reason.name(), d.reason.code(), d.message))
     })
+}
+
+/// A delegation request as the caller sent it, read and checked by [`Delegations::claimed`].
+struct Claimed {
+    /// The request, with the gateway's `now`.
+    request: Request,
+    /// `request.from.id` in canonical form.
+    from_id: String,
+    /// `request.to.id` in canonical form.
+    to_id: String,
+    /// Whether `request.chain` was sent non-empty (it must then equal the token's links).
+    chain_given: bool,
+}
+
+/// What [`Delegations::facts`] looks up.
+struct FactsQuery {
+    tenant: String,
+    from_id: String,
+    to_id: String,
+    /// The task's risk, which prices it against the action mask.
+    risk: sbd_policy::RiskLevel,
+    /// The presented token's grant ids (current and earlier forms).
+    parent_ids: Option<[String; 2]>,
+    exception_id: Option<String>,
+    chain_id: String,
+    idem_key: String,
+    request_hash: String,
+}
+
+/// The digest a delegation's idempotency rests on: an explicit key, else the token's block and
+/// everything the caller sent (the request without the server-set `now`, the exception, an
+/// open root's chain id and the subject): the same token and request return the original
+/// response.
+fn request_hash(
+    presented: Option<&VerifiedToken>,
+    claimed: &Request,
+    depth_exception_id: Option<&str>,
+    open_chain_id: Option<&str>,
+    subject: Option<&Subject>,
+) -> ApiResult<String> {
+    let mut normalised = claimed.clone();
+    normalised.now = 0;
+    let mut material = format!(
+        "{}\n{}\n{}",
+        presented.map(tokens::block_hash_id).unwrap_or_default(),
+        depth_exception_id.unwrap_or_default(),
+        serde_json::to_string(&normalised).map_err(ApiError::internal)?
+    );
+    // Hashed only when sent, so a request without them keeps the hash an earlier gateway
+    // stored it under: a retry across an upgrade is still a replay, not a second hop.
+    if open_chain_id.is_some() || subject.is_some() {
+        material.push_str(&format!(
+            "\n{}\n{}",
+            open_chain_id.unwrap_or_default(),
+            serde_json::to_string(&subject).map_err(ApiError::internal)?
+        ));
+    }
+    Ok(sha256_hex(material.as_bytes()))
+}
+
+/// The request the rules see: the caller's task and requested mandate, with every fact the
+/// gateway verified in place of what the caller claimed (module docs' table).
+fn assembled(claimed: Claimed, facts: &Facts, parent_token: &VerifiedToken, parent_grant: Option<&escrow::Grant>) -> Request {
+    let mut request = claimed.request;
+    request.from.id = claimed.from_id;
+    request.to.id = claimed.to_id;
+    request.chain = tokens::links_of(parent_token);
+    request.depth_exception = facts.exception.clone();
+    // Facts, never the caller's: the mask the tenant's ledger holds (or none).
+    request.action_mask = facts.mask.clone();
+    if let Some(grant) = parent_grant {
+        request.parent_mandate = available_mandate(parent_token.mandate(), grant);
+    }
+    request.from.trust = facts.from.as_ref().map_or(0, AgentRecord::trust_score);
+    request.to.trust = facts.to.as_ref().map_or(0, AgentRecord::trust_score);
+    request
 }
 
 /// What the gateway's records say about one delegation, read in one store job.
@@ -309,306 +388,334 @@ fn available_mandate(token_mandate: &Mandate, parent: &escrow::Grant) -> Mandate
     m
 }
 
-/// `POST /v1/delegations`.
-pub async fn create(
-    State(state): State<Shared>,
-    principal: Principal,
-    headers: HeaderMap,
-    Body(body): Body<DelegationBody>,
-) -> ApiResult<Response> {
-    let tenant = principal.tenant.clone();
-    let now = now_ms();
-    let now_u = u64::try_from(now).unwrap_or(0);
-    let mut raw = body.request;
-    let Some(obj) = raw.as_object_mut() else {
-        return Err(ApiError::invalid("`request` must be a JSON object (an sbd delegation request)"));
-    };
-    if obj.get("depth_exception").is_some_and(|v| !v.is_null()) {
-        return Err(ApiError::invalid(
-            "`request.depth_exception` is set by the gateway from an approver's record: name it with `depth_exception_id`",
-        ));
-    }
-    obj.insert("now".into(), json!(now));
-    let chain_given = obj.get("chain").and_then(Value::as_array).is_some_and(|c| !c.is_empty());
-    if !obj.contains_key("chain") {
-        obj.insert("chain".into(), json!([]));
-    }
-    let claimed: Request = crate::strict_json::from_value(raw)
-        .map_err(|e| ApiError::invalid(format!("invalid `request`: {}", e.under("$.request"))))?;
-    state.config.limits.request.check(&claimed)?;
-    if let Some(s) = &body.subject {
-        if s.tenant.is_some() || s.agent.is_some() || s.toolset.is_some() {
-            return Err(ApiError::invalid("`subject` may carry only workspace, app and workflow"));
-        }
-        for (level, v) in s.levels() {
-            if let Some(v) = v
-                && !valid_scope_value(v)
-            {
-                return Err(ApiError::invalid(format!("`subject.{level}` must match ^[a-zA-Z0-9_.-]+$")));
+/// The gateway's parts that a delegation is decided and recorded with.
+pub struct Delegations<'a> {
+    /// The store: registry, escrow, exceptions, idempotency records, trace.
+    pub store: &'a Store,
+    /// The active policy: the component whose rules decide.
+    pub policy: &'a dyn PolicyHandle,
+    /// Verifies presented tokens, signs children's.
+    pub tokens: &'a TokenAuthority,
+    /// The limits and the escalation TTL.
+    pub config: &'a Config,
+    /// Decision counters and timings.
+    pub metrics: &'a Metrics,
+}
+
+/// One `POST /v1/delegations` as the API layer hands it over.
+pub struct DelegationCall {
+    /// The body.
+    pub body: DelegationBody,
+    /// The caller's `X-Idempotency-Key` as sent, if one was (checked here: 1-256 bytes).
+    pub idempotency_key: Option<String>,
+    /// The HTTP request's id, kept with an escalation this delegation queues.
+    pub request_id: Option<String>,
+    /// The HTTP request's trace id, likewise.
+    pub trace_id: Option<String>,
+}
+
+impl Delegations<'_> {
+    /// Decides one delegation for `principal` and records it: the answer's JSON text (the
+    /// verdict, the grant, the child's token and the trace receipt), the same bytes for the
+    /// first answer and every replay of it.
+    ///
+    /// The steps, in order: read the caller's request ([`Self::claimed`]); verify the presented
+    /// token; read the facts the rules decide on ([`Self::facts`]), answering a replay from
+    /// its stored response; anchor the hop in its parent grant ([`Self::anchor`]); assemble
+    /// the request the rules see ([`Self::assembled`]); decide ([`Self::decide`]); sign the
+    /// child's token on allow; and record everything in one store transaction ([`record`]).
+    pub async fn delegate(&self, principal: &Principal, call: DelegationCall) -> ApiResult<String> {
+        let DelegationCall { body, idempotency_key: explicit_key, request_id, trace_id } = call;
+        let DelegationBody { token, request, chain_id: open_chain_id, depth_exception_id, subject } = body;
+        let tenant = principal.tenant.as_str();
+        let now = now_ms();
+        let now_u = u64::try_from(now).unwrap_or(0);
+        let claimed = self.claimed(principal, request, subject.as_ref(), now)?;
+
+        // The chain's authority: the presented token (or, where the tenant allows open roots, a
+        // root grant minted now from the caller's own parent mandate).
+        let presented = match &token {
+            Some(t) => {
+                if open_chain_id.is_some() {
+                    return Err(ApiError::invalid("`chain_id` comes from the token; send one or the other"));
+                }
+                Some(self.tokens.verify(t, tenant, now_u)?)
             }
+            None => None,
+        };
+        let request_hash =
+            request_hash(presented.as_ref(), &claimed.request, depth_exception_id.as_deref(), open_chain_id.as_deref(), subject.as_ref())?;
+        if explicit_key.as_ref().is_some_and(|k| k.is_empty() || k.len() > 256) {
+            return Err(ApiError::invalid("`X-Idempotency-Key` must be 1-256 characters"));
         }
-    }
-    let from_id = canonical("request.from.id", &claimed.from.id)?;
-    let to_id = canonical("request.to.id", &claimed.to.id)?;
-    // An agent key speaks for one agent: it delegates only as that agent.
-    if principal.role == crate::auth::Role::Agent && canonical("principal", &principal.name).ok().as_deref() != Some(from_id.as_str()) {
-        return Err(ApiError::forbidden(format!(
-            "this API key speaks for agent `{}`; it cannot delegate as `{from_id}`",
-            principal.name
-        )));
+        let idem_key = explicit_key.clone().unwrap_or_else(|| implicit_key(&request_hash));
+        let chain = match (&presented, &open_chain_id) {
+            (Some(t), _) => t.chain_id(),
+            (None, Some(id)) => tokens::parse_chain_id(id).ok_or_else(|| ApiError::invalid("`chain_id` must be 32 lowercase hex characters"))?,
+            (None, None) => tokens::new_chain_id()?,
+        };
+        let chain_id = chain.to_string();
+
+        let mut facts = self.facts(FactsQuery {
+            tenant: tenant.to_string(),
+            from_id: claimed.from_id.clone(),
+            to_id: claimed.to_id.clone(),
+            risk: claimed.request.task.risk,
+            parent_ids: presented.as_ref().map(tokens::grant_ids),
+            exception_id: depth_exception_id,
+            chain_id: chain_id.clone(),
+            idem_key: idem_key.clone(),
+            request_hash: request_hash.clone(),
+        })?;
+        if let Some(stored) = facts.replay.take() {
+            return self.replayed(stored, &request_hash);
+        }
+        let (parent_token, parent_grant) = self.anchor(presented, facts.parent.take(), &facts.settings, &claimed, chain, tenant, now_u)?;
+        let request = assembled(claimed, &facts, &parent_token, parent_grant.as_ref());
+        let (verdict, version) = self.decide(&facts, &request);
+
+        // Sign the child's token before the write (off the store's thread); it is handed out only
+        // if the write commits, and is unusable otherwise (its grant would not exist).
+        let child = match &verdict {
+            Verdict::Allow(grant) => {
+                let approved_by = facts
+                    .exception
+                    .as_ref()
+                    .filter(|_| grant.max_depth > parent_token.max_depth())
+                    .map(|e| e.approved_by.as_str());
+                Some(self.tokens.issue(&parent_token, tenant, &request, grant, approved_by)?)
+            }
+            _ => None,
+        };
+        let plan = Plan {
+            tenant: tenant.to_string(),
+            chain_id,
+            request,
+            verdict,
+            policy_version: version.label(),
+            subject: subject.unwrap_or_default(),
+            now,
+            escalation_ttl_ms: self.config.escalation_ttl_ms,
+            request_id,
+            trace_id,
+            open_root: if parent_grant.is_none() { Some(parent_token.clone()) } else { None },
+            // The id the parent's grant is stored under (a store from before time-ordered ids
+            // keeps the former form); an open root's is minted now.
+            parent_grant_id: parent_grant.as_ref().map_or_else(|| grant_id(&parent_token), |g| g.grant_id.clone()),
+            parent_token,
+            child,
+            idem_key,
+            request_hash: request_hash.clone(),
+            store_idempotency: explicit_key.is_some(),
+            signer: self.tokens.signing_key().clone(),
+        };
+        let (recorded, seal) = self.store.run_sealed(move |conn| record(conn, plan)).await?;
+        let (body, receipt, decision, reason, warnings) = match recorded {
+            Recorded::Replay(stored) => return self.replayed(stored, &request_hash),
+            Recorded::Decided { body, appended, decision, reason, warnings } => {
+                let seal = seal.ok_or_else(|| ApiError::internal("a delegation's trace event was committed without a seal"))?;
+                (body, seal.receipt(&appended), decision, reason, warnings)
+            }
+        };
+        self.metrics.decisions.with_label_values(&[decision, reason.unwrap_or("none")]).inc();
+        if decision == "escalate" {
+            self.metrics.escalations.with_label_values(&["CREATED"]).inc();
+        }
+        // Warnings of a granted hop (1101 depth-warning at 75% of the limit) are trace events
+        // (appended by `record`) and a counter, so operators see them, not only the caller.
+        for name in warnings {
+            self.metrics.delegation_warnings.with_label_values(&[name]).inc();
+        }
+        with_receipt(body, Some(&receipt))
     }
 
-    // The chain's authority: the presented token (or, where the tenant allows open roots, a
-    // root grant minted now from the caller's own parent mandate).
-    let presented = match &body.token {
-        Some(t) => {
-            if body.chain_id.is_some() {
-                return Err(ApiError::invalid("`chain_id` comes from the token; send one or the other"));
-            }
-            Some(state.tokens.verify(t, &tenant, now_u)?)
+    /// Reads and checks the caller's request: strict JSON with the gateway's clock as `now`,
+    /// within the request limits, the subject's levels, canonical agent ids, and an agent key
+    /// delegating only as its own agent.
+    fn claimed(&self, principal: &Principal, mut raw: Value, subject: Option<&Subject>, now: i64) -> ApiResult<Claimed> {
+        let Some(obj) = raw.as_object_mut() else {
+            return Err(ApiError::invalid("`request` must be a JSON object (an sbd delegation request)"));
+        };
+        if obj.get("depth_exception").is_some_and(|v| !v.is_null()) {
+            return Err(ApiError::invalid(
+                "`request.depth_exception` is set by the gateway from an approver's record: name it with `depth_exception_id`",
+            ));
         }
-        None => None,
-    };
-    // Idempotency: an explicit key, else the token's block and everything the caller sent
-    // (the request without the server-set `now`, the exception, an open root's chain id and
-    // the subject): the same token and request return the original response.
-    let mut normalised = claimed.clone();
-    normalised.now = 0;
-    let mut material = format!(
-        "{}\n{}\n{}",
-        presented.as_ref().map(tokens::block_hash_id).unwrap_or_default(),
-        body.depth_exception_id.as_deref().unwrap_or_default(),
-        serde_json::to_string(&normalised).map_err(ApiError::internal)?
-    );
-    // Hashed only when sent, so a request without them keeps the hash an earlier gateway
-    // stored it under: a retry across an upgrade is still a replay, not a second hop.
-    if body.chain_id.is_some() || body.subject.is_some() {
-        material.push_str(&format!(
-            "\n{}\n{}",
-            body.chain_id.as_deref().unwrap_or_default(),
-            serde_json::to_string(&body.subject).map_err(ApiError::internal)?
-        ));
-    }
-    let request_hash = sha256_hex(material.as_bytes());
-    let explicit_key = idempotency_header(&headers).map(str::to_string);
-    if explicit_key.as_ref().is_some_and(|k| k.is_empty() || k.len() > 256) {
-        return Err(ApiError::invalid("`X-Idempotency-Key` must be 1-256 characters"));
-    }
-    let idem_key = explicit_key.clone().unwrap_or_else(|| implicit_key(&request_hash));
-
-    let chain = match (&presented, &body.chain_id) {
-        (Some(t), _) => t.chain_id(),
-        (None, Some(id)) => tokens::parse_chain_id(id).ok_or_else(|| ApiError::invalid("`chain_id` must be 32 lowercase hex characters"))?,
-        (None, None) => tokens::new_chain_id()?,
-    };
-    let chain_id = chain.to_string();
-    let facts = {
-        let risk = claimed.task.risk;
-        let (t, key, hash, from, to, parent_id, exception_id, chain_id) = (
-            tenant.clone(),
-            idem_key.clone(),
-            request_hash.clone(),
-            from_id.clone(),
-            to_id.clone(),
-            presented.as_ref().map(tokens::grant_ids),
-            body.depth_exception_id.clone(),
-            chain_id.clone(),
-        );
-        state.store.read(move |conn| {
-            Ok(Facts {
-                settings: registry::settings(conn, &t)?,
-                from: registry::get(conn, &t, &from)?,
-                to: registry::get(conn, &t, &to)?,
-                parent: match &parent_id {
-                    Some(ids) => escrow::load_any(conn, &t, ids)?,
-                    None => None,
-                },
-                exception: match &exception_id {
-                    Some(id) => Some(load_exception(conn, &t, &chain_id, id)?),
-                    None => None,
-                },
-                mask: action_mask(conn, &t, risk)?,
-                replay: stored_replay(conn, &t, &key, &hash)?,
-            })
-        })?
-    };
-    if let Some(stored) = facts.replay {
-        return replayed(&state, stored, &request_hash);
-    }
-
-    // The parent: the token's tip grant, which must be live in the escrow.
-    let (parent_token, parent_grant) = match (presented, facts.parent) {
-        (Some(token), Some(grant)) => {
-            if grant.status != escrow::GrantStatus::Active {
-                return Err(ApiError::forbidden(format!(
-                    "the delegator's grant `{}` is {}: its token can no longer delegate",
-                    grant.grant_id,
-                    grant.status.as_str()
-                )));
-            }
-            (token, Some(grant))
+        obj.insert("now".into(), json!(now));
+        let chain_given = obj.get("chain").and_then(Value::as_array).is_some_and(|c| !c.is_empty());
+        if !obj.contains_key("chain") {
+            obj.insert("chain".into(), json!([]));
         }
-        (Some(token), None) => {
+        let request: Request = crate::strict_json::from_value(raw)
+            .map_err(|e| ApiError::invalid(format!("invalid `request`: {}", e.under("$.request"))))?;
+        self.config.limits.request.check(&request)?;
+        if let Some(s) = subject {
+            if s.tenant.is_some() || s.agent.is_some() || s.toolset.is_some() {
+                return Err(ApiError::invalid("`subject` may carry only workspace, app and workflow"));
+            }
+            for (level, v) in s.levels() {
+                if let Some(v) = v
+                    && !valid_scope_value(v)
+                {
+                    return Err(ApiError::invalid(format!("`subject.{level}` must match ^[a-zA-Z0-9_.-]+$")));
+                }
+            }
+        }
+        let from_id = canonical("request.from.id", &request.from.id)?;
+        let to_id = canonical("request.to.id", &request.to.id)?;
+        // An agent key speaks for one agent: it delegates only as that agent.
+        if principal.role == Role::Agent && canonical("principal", &principal.name).ok().as_deref() != Some(from_id.as_str()) {
             return Err(ApiError::forbidden(format!(
-                "the token's grant `{}` is not known to this gateway's escrow",
-                grant_id(&token)
+                "this API key speaks for agent `{}`; it cannot delegate as `{from_id}`",
+                principal.name
             )));
         }
-        (None, _) if !facts.settings.open_roots => {
-            return Err(ApiError::forbidden(
-                "a chain starts from a root grant: present the token an operator issued with POST /v1/root-grants \
-                 (or the token of your own delegation)",
-            ));
-        }
-        (None, _) => {
-            if chain_given {
-                return Err(ApiError::invalid("an open root is a first hop: `request.chain` must be empty"));
+        Ok(Claimed { request, from_id, to_id, chain_given })
+    }
+
+    /// The facts of one delegation, read in one snapshot on a reader connection.
+    fn facts(&self, q: FactsQuery) -> ApiResult<Facts> {
+        self.store.read(move |conn| {
+            let t = &q.tenant;
+            Ok(Facts {
+                settings: registry::settings(conn, t)?,
+                from: registry::get(conn, t, &q.from_id)?,
+                to: registry::get(conn, t, &q.to_id)?,
+                parent: match &q.parent_ids {
+                    Some(ids) => escrow::load_any(conn, t, ids)?,
+                    None => None,
+                },
+                exception: match &q.exception_id {
+                    Some(id) => Some(load_exception(conn, t, &q.chain_id, id)?),
+                    None => None,
+                },
+                mask: action_mask(conn, t, q.risk)?,
+                replay: stored_replay(conn, t, &q.idem_key, &q.request_hash)?,
+            })
+        })
+    }
+
+    /// Anchors the hop: the parent is the token's tip grant, live in the escrow (or, where the
+    /// tenant allows open roots and no token was presented, a root grant minted now), held by
+    /// the delegator, with the mandate and, if sent, the chain the request claims.
+    #[allow(clippy::too_many_arguments, reason = "each is one fact of the anchoring, named at the one call")]
+    fn anchor(
+        &self,
+        presented: Option<VerifiedToken>,
+        parent: Option<escrow::Grant>,
+        settings: &AuthoritySettings,
+        claimed: &Claimed,
+        chain: sbd_bundle::token::ChainId,
+        tenant: &str,
+        now_u: u64,
+    ) -> ApiResult<(VerifiedToken, Option<escrow::Grant>)> {
+        let from_id = claimed.from_id.as_str();
+        let (parent_token, parent_grant) = match (presented, parent) {
+            (Some(token), Some(grant)) => {
+                if grant.status != escrow::GrantStatus::Active {
+                    return Err(ApiError::forbidden(format!(
+                        "the delegator's grant `{}` is {}: its token can no longer delegate",
+                        grant.grant_id,
+                        grant.status.as_str()
+                    )));
+                }
+                (token, Some(grant))
             }
-            // The same bound as an operator's root grant: its hold lasts at most this long.
-            let max = state.config.limits.max_root_grant_ms;
-            if claimed.parent_mandate.expires_at > now_u.saturating_add(max) {
-                return Err(ApiError::invalid(format!(
-                    "`request.parent_mandate.expires_at` is more than {max} ms away: an open root lasts at most `limits.max_root_grant_ms`"
+            (Some(token), None) => {
+                return Err(ApiError::forbidden(format!(
+                    "the token's grant `{}` is not known to this gateway's escrow",
+                    grant_id(&token)
                 )));
             }
-            let token = state.tokens.grant_root(chain, &tenant, &format!("open-root:{from_id}"), &from_id, &claimed.parent_mandate, now_u)?;
-            (token, None)
+            (None, _) if !settings.open_roots => {
+                return Err(ApiError::forbidden(
+                    "a chain starts from a root grant: present the token an operator issued with POST /v1/root-grants \
+                     (or the token of your own delegation)",
+                ));
+            }
+            (None, _) => {
+                if claimed.chain_given {
+                    return Err(ApiError::invalid("an open root is a first hop: `request.chain` must be empty"));
+                }
+                // The same bound as an operator's root grant: its hold lasts at most this long.
+                let max = self.config.limits.max_root_grant_ms;
+                if claimed.request.parent_mandate.expires_at > now_u.saturating_add(max) {
+                    return Err(ApiError::invalid(format!(
+                        "`request.parent_mandate.expires_at` is more than {max} ms away: an open root lasts at most `limits.max_root_grant_ms`"
+                    )));
+                }
+                let token =
+                    self.tokens.grant_root(chain, tenant, &format!("open-root:{from_id}"), from_id, &claimed.request.parent_mandate, now_u)?;
+                (token, None)
+            }
+        };
+        if parent_token.holder() != from_id {
+            return Err(ApiError::forbidden(format!(
+                "the delegation token was granted to `{}`, not to `{from_id}`",
+                parent_token.holder()
+            )));
         }
-    };
-    if parent_token.holder() != from_id {
-        return Err(ApiError::forbidden(format!(
-            "the delegation token was granted to `{}`, not to `{from_id}`",
-            parent_token.holder()
-        )));
+        if claimed.request.parent_mandate != *parent_token.mandate() {
+            return Err(ApiError::forbidden("the delegation token does not match the request: the parent mandate is not the token's"));
+        }
+        if claimed.chain_given {
+            let links = tokens::links_of(&parent_token);
+            let same = claimed.request.chain.len() == links.len()
+                && claimed.request.chain.iter().zip(&links).all(|(c, l)| {
+                    canonical("request.chain", &c.from).is_ok_and(|f| f == l.from)
+                        && canonical("request.chain", &c.to).is_ok_and(|t| t == l.to)
+                        && c.depth == l.depth
+                        && c.at == l.at
+                });
+            if !same {
+                return Err(ApiError::forbidden(
+                    "the delegation token does not match the request: `request.chain` differs from the token's signed links (agents, depths or times)",
+                ));
+            }
+        }
+        Ok((parent_token, parent_grant))
     }
-    if claimed.parent_mandate != *parent_token.mandate() {
-        return Err(ApiError::forbidden("the delegation token does not match the request: the parent mandate is not the token's"));
+
+    /// The verdict and the policy version it came from: the registry's refusal of an agent
+    /// it does not admit, else the policy component's rules. Timed per verdict.
+    fn decide(&self, facts: &Facts, request: &Request) -> (Verdict, crate::policy::PolicyVersion) {
+        let started = Instant::now();
+        let (verdict, version) = match registry_refusal(
+            &facts.settings,
+            facts.from.as_ref(),
+            &request.to.id,
+            facts.to.as_ref(),
+            &request.from.id,
+            &facts.settings.reviewer,
+        ) {
+            Some(v) => (v, self.policy.version()),
+            None => self.policy.evaluate(request),
+        };
+        self.metrics.decision_seconds.with_label_values(&[verdict_name(&verdict)]).observe(started.elapsed().as_secs_f64());
+        (verdict, version)
     }
-    let links = tokens::links_of(&parent_token);
-    if chain_given {
-        let same = claimed.chain.len() == links.len()
-            && claimed.chain.iter().zip(&links).all(|(c, l)| {
-                canonical("request.chain", &c.from).is_ok_and(|f| f == l.from)
-                    && canonical("request.chain", &c.to).is_ok_and(|t| t == l.to)
-                    && c.depth == l.depth
-                    && c.at == l.at
-            });
-        if !same {
-            return Err(ApiError::forbidden(
-                "the delegation token does not match the request: `request.chain` differs from the token's signed links (agents, depths or times)",
+
+    /// The stored answer to a replayed delegation, with its receipt made again from the committed
+    /// seal (read after the write that found the replay, so a twin from the same batch is sealed).
+    fn replayed(&self, stored: Stored, request_hash: &str) -> ApiResult<String> {
+        if stored.request_hash != request_hash {
+            return Err(ApiError::new(
+                ErrorCode::IdempotencyMismatch,
+                "this idempotency key was used with a different delegation request",
             ));
         }
+        let key = self.tokens.public_key();
+        let receipt = match stored.trace_seq {
+            Some(seq) => Some(
+                self
+                    .store
+                    .read(move |conn| traces::receipt(conn, seq, &key))?
+                    .ok_or_else(|| ApiError::internal(format!("the trace event {seq} of a stored delegation has no seal")))?,
+            ),
+            None => None,
+        };
+        with_receipt(stored.response, receipt.as_ref())
     }
-
-    let mut request = claimed;
-    request.from.id = from_id.clone();
-    request.to.id = to_id.clone();
-    request.chain = links;
-    request.depth_exception = facts.exception.clone();
-    // Facts, never the caller's: the mask the tenant's ledger holds (or none).
-    request.action_mask = facts.mask.clone();
-    if let Some(grant) = &parent_grant {
-        request.parent_mandate = available_mandate(parent_token.mandate(), grant);
-    }
-    request.from.trust = facts.from.as_ref().map_or(0, AgentRecord::trust_score);
-    request.to.trust = facts.to.as_ref().map_or(0, AgentRecord::trust_score);
-
-    let started = Instant::now();
-    let (verdict, version) = match registry_refusal(
-        &facts.settings,
-        facts.from.as_ref(),
-        &to_id,
-        facts.to.as_ref(),
-        &from_id,
-        &facts.settings.reviewer,
-    ) {
-        Some(v) => (v, state.policy.version()),
-        None => state.policy.evaluate(&request),
-    };
-    state.metrics.decision_seconds.with_label_values(&[verdict_name(&verdict)]).observe(started.elapsed().as_secs_f64());
-
-    // Sign the child's token before the write (off the store's thread); it is handed out only
-    // if the write commits, and is unusable otherwise (its grant would not exist).
-    let child = match &verdict {
-        Verdict::Allow(grant) => {
-            let approved_by = facts
-                .exception
-                .as_ref()
-                .filter(|_| grant.max_depth > parent_token.max_depth())
-                .map(|e| e.approved_by.as_str());
-            Some(state.tokens.issue(&parent_token, &tenant, &request, grant, approved_by)?)
-        }
-        _ => None,
-    };
-    let ctx = RequestContext::current();
-    let plan = Plan {
-        tenant: tenant.clone(),
-        chain_id,
-        request,
-        verdict,
-        policy_version: version.label(),
-        subject: body.subject.unwrap_or_default(),
-        now,
-        escalation_ttl_ms: state.config.escalation_ttl_ms,
-        request_id: ctx.as_ref().map(|c| c.request_id.clone()),
-        trace_id: ctx.map(|c| c.trace_id),
-        open_root: if parent_grant.is_none() { Some(parent_token.clone()) } else { None },
-        // The id the parent's grant is stored under (a store from before time-ordered ids
-        // keeps the former form); an open root's is minted now.
-        parent_grant_id: parent_grant.as_ref().map_or_else(|| grant_id(&parent_token), |g| g.grant_id.clone()),
-        parent_token,
-        child,
-        idem_key,
-        request_hash: request_hash.clone(),
-        store_idempotency: explicit_key.is_some(),
-        signer: state.tokens.signing_key().clone(),
-    };
-    let (recorded, seal) = state.store.run_sealed(move |conn| record(conn, plan)).await?;
-    let (body, receipt, decision, reason, warnings) = match recorded {
-        Recorded::Replay(stored) => return replayed(&state, stored, &request_hash),
-        Recorded::Decided { body, appended, decision, reason, warnings } => {
-            let seal = seal.ok_or_else(|| ApiError::internal("a delegation's trace event was committed without a seal"))?;
-            (body, seal.receipt(&appended), decision, reason, warnings)
-        }
-    };
-    state.metrics.decisions.with_label_values(&[decision, reason.unwrap_or("none")]).inc();
-    if decision == "escalate" {
-        state.metrics.escalations.with_label_values(&["CREATED"]).inc();
-    }
-    // Warnings of a granted hop (1101 depth-warning at 75% of the limit) are trace events
-    // (appended by `record`) and a counter, so operators see them, not only the caller.
-    for name in warnings {
-        state.metrics.delegation_warnings.with_label_values(&[name]).inc();
-    }
-    Ok(json_text(with_receipt(body, Some(&receipt))?))
-}
-
-/// The stored answer to a replayed delegation, with its receipt made again from the committed
-/// seal (read after the write that found the replay, so a twin from the same batch is sealed).
-fn replayed(state: &Shared, stored: Stored, request_hash: &str) -> ApiResult<Response> {
-    if stored.request_hash != request_hash {
-        return Err(ApiError::new(
-            ErrorCode::IdempotencyMismatch,
-            "this idempotency key was used with a different delegation request",
-        ));
-    }
-    let key = state.tokens.public_key();
-    let receipt = match stored.trace_seq {
-        Some(seq) => Some(
-            state
-                .store
-                .read(move |conn| traces::receipt(conn, seq, &key))?
-                .ok_or_else(|| ApiError::internal(format!("the trace event {seq} of a stored delegation has no seal")))?,
-        ),
-        None => None,
-    };
-    Ok(json_text(with_receipt(stored.response, receipt.as_ref())?))
-}
-
-/// A 200 response whose body is JSON text already serialised (the text the idempotency
-/// record keeps, so a first answer and its replays are the same bytes).
-fn json_text(body: String) -> Response {
-    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
 struct Plan {
@@ -1047,30 +1154,6 @@ fn record_hop(conn: &Connection, mut p: Plan) -> ApiResult<Recorded> {
     Ok(Recorded::Decided { body, appended, decision, reason: reason.map(|x| x.name()), warnings })
 }
 
-/// `GET /v1/chains/{chain_id}`: the full chain, oldest event first.
-pub async fn get_chain(
-    State(state): State<Shared>,
-    Tenant(tenant): Tenant,
-    Path(chain_id): Path<String>,
-) -> ApiResult<Json<Value>> {
-    let key = state.tokens.public_key();
-    // One read snapshot: the events and the signed head of the same commit.
-    let export = state.store.read(move |conn| {
-        let records = traces::load(conn, &tenant, &chain_id)?;
-        if records.is_empty() {
-            return Err(ApiError::not_found(format!("chain `{chain_id}` not found")));
-        }
-        let head = traces::stored_head(conn, &tenant, &chain_id)?;
-        let inclusions = traces::inclusions(conn, &records)?;
-        Ok(traces::export(&records, head, inclusions, &tenant, &chain_id, &key))
-    })?;
-    if export["integrity"] != "ok" {
-        state.metrics.trace_integrity_failures.inc();
-        tracing::error!(integrity = %export["integrity"], "GET /v1/chains: the stored trace does not verify");
-    }
-    Ok(Json(export))
-}
-
 /// The body of an outcome report. Who reports is the key's principal, never a body field.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -1121,138 +1204,6 @@ fn outcome_reported(conn: &Connection, tenant: &str, chain_id: &str) -> ApiResul
         .query_row(params![tenant, chain_id], |r| r.get(0))?)
 }
 
-/// `POST /v1/chains/{chain_id}/outcome`: penalty propagation through the policy's
-/// `trust-deltas`, applied to the registry's trust scores; the report is appended to the
-/// trace.
-///
-/// Trust scores decide delegations, so who may move them is bounded: an operator, an approver,
-/// or the agent key of the chain's originator (the holder of its root grant, who is
-/// accountable for the task), and one report per chain. The originator's key reports only on
-/// a chain an operator granted and has not revoked: an open root costs its caller nothing, so
-/// a report on one would let any agent key set other agents' scores. A delegate cannot report
-/// on its own work, and no one can replay reports to walk a score up. Who may report is
-/// checked before the chain is verified (the expensive part), so only those who may report
-/// can make the gateway verify a chain.
-pub async fn report_outcome(
-    State(state): State<Shared>,
-    principal: Principal,
-    Path(chain_id): Path<String>,
-    Body(body): Body<OutcomeBody>,
-) -> ApiResult<Json<Value>> {
-    let tenant = principal.tenant.clone();
-    if !body.magnitude.is_finite() || !(0.0..=1000.0).contains(&body.magnitude) {
-        return Err(ApiError::invalid("`magnitude` must be a number in 0-1000"));
-    }
-    let outcome = match body.outcome.as_str() {
-        "success" => Outcome::Success(body.magnitude),
-        "failure" => Outcome::Failure(body.magnitude),
-        other => return Err(ApiError::invalid(format!("`outcome` must be `success` or `failure`, got `{other}`"))),
-    };
-    let (t, id) = (tenant.clone(), chain_id.clone());
-    let (root, reported) = state.store.read(move |conn| Ok((chain_root(conn, &t, &id)?, outcome_reported(conn, &t, &id)?)))?;
-    if principal.role == crate::auth::Role::Agent {
-        let me = canonical("principal", &principal.name).ok();
-        match &root {
-            Some(r) if me.as_deref() == Some(r.holder.as_str()) && r.active && !r.open => {}
-            Some(r) if me.as_deref() == Some(r.holder.as_str()) => {
-                return Err(ApiError::forbidden(format!(
-                    "chain `{chain_id}` {}: an agent key reports outcomes only on an active root an operator granted",
-                    if r.open { "was opened by its own originator (open roots)" } else { "has a revoked or settled root grant" }
-                )));
-            }
-            _ => {
-                return Err(ApiError::forbidden(format!(
-                    "an agent key reports an outcome only for a chain it originated; chain `{chain_id}` was granted to `{}`",
-                    root.as_ref().map_or("no one (no root grant)", |r| r.holder.as_str())
-                )));
-            }
-        }
-    }
-    let (t, id) = (tenant.clone(), chain_id.clone());
-    let key = state.tokens.public_key();
-    // Nothing is decided on altered history: the chain must verify (before anything else is
-    // said about it, so a tampered chain is reported as such).
-    let events = state.store.read(move |conn| traces::verified_chain(conn, &t, &id, &key))?;
-    if reported {
-        return Err(ApiError::new(
-            ErrorCode::DuplicateResource,
-            format!("an outcome was already reported for chain `{chain_id}`: one report per chain"),
-        ));
-    }
-    // The executed chain: the originator, then every delegate an allowed hop handed to.
-    let mut chain: Vec<String> = Vec::new();
-    for e in events.iter().filter(|e| e["decision"] == "allow") {
-        let (from, to) = (e["delegator"].as_str().unwrap_or(""), e["delegate"].as_str().unwrap_or(""));
-        if chain.is_empty() {
-            chain.push(from.to_string());
-        }
-        if !chain.iter().any(|a| a == to) {
-            chain.push(to.to_string());
-        }
-    }
-    if chain.is_empty() {
-        return Err(ApiError::invalid(format!("chain `{chain_id}` has no allowed hop to report an outcome for")));
-    }
-    let deltas = state.policy.trust_deltas(&chain, outcome).map_err(|e| ApiError::internal(format!("policy: {e}")))?;
-    let version = state.policy.version().label();
-    let now = now_ms();
-    let (t, id) = (tenant.clone(), chain_id.clone());
-    let reported_by = format!("{}:{}", principal.role.as_str(), principal.name);
-    let signer = state.tokens.signing_key().clone();
-    let outcome_name = body.outcome.clone();
-    let magnitude = body.magnitude;
-    let ((appended, scores), seal) = state
-        .store
-        .run_sealed(move |conn| {
-            // Checked in the write itself, so two concurrent reports cannot both pass.
-            if outcome_reported(conn, &t, &id)? {
-                return Err(ApiError::new(
-                    ErrorCode::DuplicateResource,
-                    format!("an outcome was already reported for chain `{id}`: one report per chain"),
-                ));
-            }
-            let mut scores = Vec::new();
-            for d in &deltas {
-                // Only registered agents have a score to move.
-                if let Some(agent) = registry::get(conn, &t, &d.agent)? {
-                    let score = (agent.trust + d.delta).clamp(0.0, 1000.0);
-                    registry::set_trust(conn, &t, &d.agent, score, now)?;
-                    scores.push(json!({"agent": d.agent, "delta": d.delta, "score": score}));
-                }
-            }
-            let appended = traces::append(conn, &NewEvent {
-                tenant: &t,
-                chain_id: &id,
-                delegator: &reported_by,
-                delegate: "",
-                depth: 0,
-                at_ms: now,
-                decision: "outcome",
-                reason_code: None,
-                policy_version: &version,
-                body: json!({"outcome": outcome_name, "magnitude": magnitude, "trust_deltas": scores}).to_string(),
-            }, &signer)?;
-            Ok((appended, scores))
-        })
-        .await?;
-    let seal = seal.ok_or_else(|| ApiError::internal("an outcome's trace event was committed without a seal"))?;
-    Ok(Json(json!({"chain_id": chain_id, "seq": appended.seq, "receipt": seal.receipt(&appended), "chain": chain, "trust_deltas": scores})))
-}
-
-/// `GET /v1/agents/{agent_id}/trust`: the registry's score.
-pub async fn get_trust(
-    State(state): State<Shared>,
-    Tenant(tenant): Tenant,
-    Path(agent): Path<String>,
-) -> ApiResult<Json<Value>> {
-    let id = canonical("agent_id", &agent)?;
-    let record = state.store.run(move |conn| registry::get(conn, &tenant, &id)).await?;
-    match record {
-        Some(a) => Ok(Json(json!({"agent": a.agent_id, "score": a.trust, "tier": a.tier()}))),
-        None => Err(ApiError::not_found(format!("`{agent}` is not in the agent registry"))),
-    }
-}
-
 /// Query of `GET /v1/warnings`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -1262,17 +1213,273 @@ pub struct WarningsQuery {
     pub limit: Option<i64>,
 }
 
-/// `GET /v1/warnings`: the tenant's latest `warning` trace events (1101 depth-warning at 75%
-/// of the depth limit, and any other warning of a granted hop), newest first, for operators.
-pub async fn list_warnings(
-    State(state): State<Shared>,
-    Tenant(tenant): Tenant,
-    crate::server::Q(q): crate::server::Q<WarningsQuery>,
-) -> ApiResult<Json<Value>> {
-    let limit = q.limit.unwrap_or(100);
-    if !(1..=1000).contains(&limit) {
-        return Err(ApiError::invalid("`limit` must be 1-1000"));
+impl Delegations<'_> {
+    /// The export of chain `chain_id` (`GET /v1/chains/{chain_id}`): every event, oldest
+    /// first, with the signed head and each event's inclusion proof, and whether it verifies.
+    pub fn chain(&self, tenant: String, chain_id: String) -> ApiResult<Value> {
+        let key = self.tokens.public_key();
+        // One read snapshot: the events and the signed head of the same commit.
+        let export = self.store.read(move |conn| {
+            let records = traces::load(conn, &tenant, &chain_id)?;
+            if records.is_empty() {
+                return Err(ApiError::not_found(format!("chain `{chain_id}` not found")));
+            }
+            let head = traces::stored_head(conn, &tenant, &chain_id)?;
+            let inclusions = traces::inclusions(conn, &records)?;
+            Ok(traces::export(&records, head, inclusions, &tenant, &chain_id, &key))
+        })?;
+        if export["integrity"] != "ok" {
+            self.metrics.trace_integrity_failures.inc();
+            tracing::error!(integrity = %export["integrity"], "GET /v1/chains: the stored trace does not verify");
+        }
+        Ok(export)
     }
-    let items = state.store.run(move |conn| traces::warnings(conn, &tenant, limit)).await?;
-    Ok(Json(json!({"warnings": items})))
+
+    /// An outcome report on a chain (`POST /v1/chains/{chain_id}/outcome`): penalty propagation through the policy's
+    /// `trust-deltas`, applied to the registry's trust scores; the report is appended to the
+    /// trace.
+    ///
+    /// Trust scores decide delegations, so who may move them is bounded: an operator, an approver,
+    /// or the agent key of the chain's originator (the holder of its root grant, who is
+    /// accountable for the task), and one report per chain. The originator's key reports only on
+    /// a chain an operator granted and has not revoked: an open root costs its caller nothing, so
+    /// a report on one would let any agent key set other agents' scores. A delegate cannot report
+    /// on its own work, and no one can replay reports to walk a score up. Who may report is
+    /// checked before the chain is verified (the expensive part), so only those who may report
+    /// can make the gateway verify a chain.
+    pub async fn report_outcome(&self, principal: &Principal, chain_id: String, body: OutcomeBody) -> ApiResult<Value> {
+        let tenant = principal.tenant.clone();
+        if !body.magnitude.is_finite() || !(0.0..=1000.0).contains(&body.magnitude) {
+            return Err(ApiError::invalid("`magnitude` must be a number in 0-1000"));
+        }
+        let outcome = match body.outcome.as_str() {
+            "success" => Outcome::Success(body.magnitude),
+            "failure" => Outcome::Failure(body.magnitude),
+            other => return Err(ApiError::invalid(format!("`outcome` must be `success` or `failure`, got `{other}`"))),
+        };
+        let (t, id) = (tenant.clone(), chain_id.clone());
+        let (root, reported) = self.store.read(move |conn| Ok((chain_root(conn, &t, &id)?, outcome_reported(conn, &t, &id)?)))?;
+        if principal.role == Role::Agent {
+            let me = canonical("principal", &principal.name).ok();
+            match &root {
+                Some(r) if me.as_deref() == Some(r.holder.as_str()) && r.active && !r.open => {}
+                Some(r) if me.as_deref() == Some(r.holder.as_str()) => {
+                    return Err(ApiError::forbidden(format!(
+                        "chain `{chain_id}` {}: an agent key reports outcomes only on an active root an operator granted",
+                        if r.open { "was opened by its own originator (open roots)" } else { "has a revoked or settled root grant" }
+                    )));
+                }
+                _ => {
+                    return Err(ApiError::forbidden(format!(
+                        "an agent key reports an outcome only for a chain it originated; chain `{chain_id}` was granted to `{}`",
+                        root.as_ref().map_or("no one (no root grant)", |r| r.holder.as_str())
+                    )));
+                }
+            }
+        }
+        let (t, id) = (tenant.clone(), chain_id.clone());
+        let key = self.tokens.public_key();
+        // Nothing is decided on altered history: the chain must verify (before anything else is
+        // said about it, so a tampered chain is reported as such).
+        let events = self.store.read(move |conn| traces::verified_chain(conn, &t, &id, &key))?;
+        if reported {
+            return Err(ApiError::new(
+                ErrorCode::DuplicateResource,
+                format!("an outcome was already reported for chain `{chain_id}`: one report per chain"),
+            ));
+        }
+        // The executed chain: the originator, then every delegate an allowed hop handed to.
+        let mut chain: Vec<String> = Vec::new();
+        for e in events.iter().filter(|e| e["decision"] == "allow") {
+            let (from, to) = (e["delegator"].as_str().unwrap_or(""), e["delegate"].as_str().unwrap_or(""));
+            if chain.is_empty() {
+                chain.push(from.to_string());
+            }
+            if !chain.iter().any(|a| a == to) {
+                chain.push(to.to_string());
+            }
+        }
+        if chain.is_empty() {
+            return Err(ApiError::invalid(format!("chain `{chain_id}` has no allowed hop to report an outcome for")));
+        }
+        let deltas = self.policy.trust_deltas(&chain, outcome).map_err(|e| ApiError::internal(format!("policy: {e}")))?;
+        let version = self.policy.version().label();
+        let now = now_ms();
+        let (t, id) = (tenant.clone(), chain_id.clone());
+        let reported_by = format!("{}:{}", principal.role.as_str(), principal.name);
+        let signer = self.tokens.signing_key().clone();
+        let outcome_name = body.outcome.clone();
+        let magnitude = body.magnitude;
+        let ((appended, scores), seal) = self
+            .store
+            .run_sealed(move |conn| {
+                // Checked in the write itself, so two concurrent reports cannot both pass.
+                if outcome_reported(conn, &t, &id)? {
+                    return Err(ApiError::new(
+                        ErrorCode::DuplicateResource,
+                        format!("an outcome was already reported for chain `{id}`: one report per chain"),
+                    ));
+                }
+                let mut scores = Vec::new();
+                for d in &deltas {
+                    // Only registered agents have a score to move.
+                    if let Some(agent) = registry::get(conn, &t, &d.agent)? {
+                        let score = (agent.trust + d.delta).clamp(0.0, 1000.0);
+                        registry::set_trust(conn, &t, &d.agent, score, now)?;
+                        scores.push(json!({"agent": d.agent, "delta": d.delta, "score": score}));
+                    }
+                }
+                let appended = traces::append(conn, &NewEvent {
+                    tenant: &t,
+                    chain_id: &id,
+                    delegator: &reported_by,
+                    delegate: "",
+                    depth: 0,
+                    at_ms: now,
+                    decision: "outcome",
+                    reason_code: None,
+                    policy_version: &version,
+                    body: json!({"outcome": outcome_name, "magnitude": magnitude, "trust_deltas": scores}).to_string(),
+                }, &signer)?;
+                Ok((appended, scores))
+            })
+            .await?;
+        let seal = seal.ok_or_else(|| ApiError::internal("an outcome's trace event was committed without a seal"))?;
+        Ok(json!({"chain_id": chain_id, "seq": appended.seq, "receipt": seal.receipt(&appended), "chain": chain, "trust_deltas": scores}))
+    }
+
+    /// The registry's trust score of `agent` (`GET /v1/agents/{agent_id}/trust`).
+    pub async fn trust(&self, tenant: String, agent: String) -> ApiResult<Value> {
+        let id = canonical("agent_id", &agent)?;
+        let record = self.store.run(move |conn| registry::get(conn, &tenant, &id)).await?;
+        match record {
+            Some(a) => Ok(json!({"agent": a.agent_id, "score": a.trust, "tier": a.tier()})),
+            None => Err(ApiError::not_found(format!("`{agent}` is not in the agent registry"))),
+        }
+    }
+
+    /// The tenant's latest `warning` trace events (`GET /v1/warnings`: 1101 depth-warning at 75%
+    /// of the depth limit, and any other warning of a granted hop), newest first, for operators.
+    pub async fn warnings(&self, tenant: String, q: WarningsQuery) -> ApiResult<Value> {
+        let limit = q.limit.unwrap_or(100);
+        if !(1..=1000).contains(&limit) {
+            return Err(ApiError::invalid("`limit` must be 1-1000"));
+        }
+        let items = self.store.run(move |conn| traces::warnings(conn, &tenant, limit)).await?;
+        Ok(json!({"warnings": items}))
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::panic, reason = "a test fails by panicking, naming what it expected")]
+mod tests {
+    use super::*;
+    use sbd_bundle::{KeyPair, TrustStore};
+    use sbd_bundle::token::ChainId;
+
+    fn mandate(tokens: u64) -> Mandate {
+        Mandate {
+            value_ceiling: 1_000_000,
+            action_kinds: vec!["payment.*".into()],
+            counterparties: vec!["acme".into()],
+            budgets: vec![sbd_policy::Budget { unit: sbd_policy::BudgetUnit::Tokens, amount: tokens }],
+            remaining_depth: 4,
+            expires_at: 2_000_000_000_000,
+        }
+    }
+
+    /// A request as a caller might send it, claiming facts that are not its to claim.
+    fn claimed_request(json: serde_json::Value) -> Request {
+        crate::strict_json::from_value(json).unwrap_or_else(|e| panic!("a well-formed request: {}", e.under("$")))
+    }
+
+    fn lying_request() -> serde_json::Value {
+        let parent = serde_json::to_value(mandate(1_000)).unwrap_or_default();
+        json!({
+            "from": {"id": "Orchestrator", "trust": 1000},
+            "to": {"id": "worker", "trust": 1000},
+            "task": {"id": "t1", "action_kind": "payment.refund", "risk": "medium", "value": 10, "counterparty": "acme"},
+            "parent_mandate": parent,
+            "requested_mandate": parent,
+            "chain": [{"from": "someone", "to": "orchestrator", "depth": 1, "alpha": 0.5, "at": 5}],
+            "depth_exception": {"approved_by": "me", "justification": "trust me", "extra_depth": 9, "expires_at": 2_000_000_000_000u64},
+            "action_mask": {"toolsets": [], "cost": 0},
+            "state": [0.5],
+            "now": 1_700_000_000_000u64
+        })
+    }
+
+    fn record(agent: &str, trust: f64) -> AgentRecord {
+        AgentRecord { agent_id: agent.into(), trust, capabilities: Vec::new(), delegates: Vec::new() }
+    }
+
+    /// Whatever the caller claims, the request the rules see carries the gateway's facts:
+    /// the registry's trust, the token's chain, the tenant's action mask, the approver's
+    /// exception (none here) and the parent mandate cut to what the escrow still holds.
+    #[test]
+    fn the_request_the_rules_see_takes_every_fact_from_the_records_not_the_caller() {
+        let tokens = TokenAuthority::new(KeyPair::from_secret(&[7; 32]), TrustStore::default());
+        let root = tokens
+            .grant_root(ChainId([1; 16]), "t", "operator:ops", "orchestrator", &mandate(1_000), 1_700_000_000_000)
+            .unwrap_or_else(|e| panic!("a root grant: {}", e.message));
+        let claimed = Claimed {
+            request: claimed_request(lying_request()),
+            from_id: "orchestrator".into(),
+            to_id: "worker".into(),
+            chain_given: true,
+        };
+        let facts = Facts {
+            settings: AuthoritySettings::default(),
+            from: Some(record("orchestrator", 640.4)),
+            to: Some(record("worker", 12.0)),
+            parent: None,
+            exception: None,
+            mask: None,
+            replay: None,
+        };
+        let parent = escrow::Grant {
+            grant_id: "g".into(),
+            chain_id: "c".into(),
+            parent_id: None,
+            holder: "orchestrator".into(),
+            depth: 0,
+            status: escrow::GrantStatus::Active,
+            expires_at_ms: 2_000_000_000_000,
+            created_at_ms: 0,
+            units: vec![escrow::GrantUnit { unit: Unit::Tokens, granted: 1_000, carved: 700, spent: 50, available: 250, reservation_id: None }],
+        };
+        let seen = assembled(claimed, &facts, &root, Some(&parent));
+        assert_eq!((seen.from.id.as_str(), seen.to.id.as_str()), ("orchestrator", "worker"), "canonical ids");
+        assert_eq!((seen.from.trust, seen.to.trust), (640, 12), "the registry's scores, not the claimed 1000s");
+        assert_eq!(seen.chain, tokens::links_of(&root), "the token's signed links, not the claimed chain");
+        assert!(seen.chain.is_empty(), "a root's token has no links");
+        assert_eq!(seen.depth_exception, None, "no approver's record, no exception");
+        assert_eq!(seen.action_mask, None, "the tenant masks nothing: the caller's mask is gone");
+        assert_eq!(seen.parent_mandate.budget(sbd_policy::BudgetUnit::Tokens), Some(250), "cut to the escrow's available");
+        // an unregistered agent has no score at all
+        let facts = Facts { from: None, to: None, ..facts };
+        let claimed = Claimed { request: claimed_request(lying_request()), from_id: "orchestrator".into(), to_id: "worker".into(), chain_given: true };
+        let seen = assembled(claimed, &facts, &root, None);
+        assert_eq!((seen.from.trust, seen.to.trust), (0, 0));
+        assert_eq!(seen.parent_mandate, mandate(1_000), "an open root keeps its own mandate");
+    }
+
+    /// The idempotency digest decides what a retry is, across restarts and upgrades: its
+    /// material is pinned here. A change to it turns every stored delegation's retry into a
+    /// second hop (or a mismatch), so it must be deliberate.
+    #[test]
+    fn the_idempotency_digest_is_pinned_and_ignores_the_gateway_clock() {
+        let request = claimed_request(lying_request());
+        let plain = request_hash(None, &request, None, None, None).unwrap_or_default();
+        assert_eq!(plain, "453ffe88c656b15417f1bcbf50d15d6085bfdd78b851ed75b6e2a7b6d6d9d66e");
+        let later = Request { now: request.now + 60_000, ..request.clone() };
+        assert_eq!(request_hash(None, &later, None, None, None).unwrap_or_default(), plain, "`now` is the gateway's, not the caller's");
+        let with_exception = request_hash(None, &request, Some("dx_1"), None, None).unwrap_or_default();
+        assert_eq!(with_exception, "52944f05e7a28af4a4ac06f308dd583c5a166437e97aa1596975e6971aeced6d");
+        let subject = Subject { workspace: Some("w".into()), ..Subject::default() };
+        let open = request_hash(None, &request, None, Some(&"ab".repeat(16)), Some(&subject)).unwrap_or_default();
+        assert_eq!(open, "d2f11a2356975690d054fb0cfdfd10c9b4ed0c54909f5645b4fd8bc78af935a4");
+        let distinct: std::collections::BTreeSet<_> = [&plain, &with_exception, &open].into_iter().collect();
+        assert_eq!(distinct.len(), 3, "each part of the material counts");
+    }
 }

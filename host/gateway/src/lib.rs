@@ -1,7 +1,8 @@
 //! `sbd-gateway`: the edge gateway users deploy between agents.
 //!
-//! - [`delegations`]: `POST /v1/delegations`, the decision point (verified facts in, policy
-//!   component, escrowed sub-budget, child token, trace, idempotency);
+//! - [`delegations`] and [`delegations_api`]: `POST /v1/delegations`, the decision point
+//!   (verified facts in, policy component, escrowed sub-budget, child token, trace,
+//!   idempotency), outcome reports and trust; the gateway's side, and its endpoints;
 //! - [`authority`], [`registry`], [`escrow`]: the anchored authority: agent registry, root
 //!   grants, the escrowed grant tree with cascade revocation, depth exceptions;
 //! - [`ledger`] and [`cycles_api`]: the Cycles runtime protocol (reserve, commit, release,
@@ -25,6 +26,7 @@ pub mod context;
 pub mod cycles;
 pub mod cycles_api;
 pub mod delegations;
+pub mod delegations_api;
 pub mod dispatch;
 pub mod error;
 pub mod escalations;

@@ -23,7 +23,7 @@ use crate::metrics::Metrics;
 use crate::policy::PolicyHandle;
 use crate::store::Store;
 use crate::util::{now_ms, random_hex, sha256_hex};
-use crate::{admin_api, authority, cycles_api, delegations, escalations, escalations_api, events_api, openapi};
+use crate::{admin_api, authority, cycles_api, delegations_api, escalations, escalations_api, events_api, openapi};
 
 /// A key the gateway accepts for a tenant (cached from the `api_keys` table).
 #[derive(Debug, Clone)]
@@ -359,7 +359,7 @@ pub fn app(state: Shared) -> Router {
         .route("/v1/admin/budgets/unfreeze", post(admin_api::unfreeze_budget))
         .route("/v1/admin/api-keys", post(admin_api::create_api_key).get(admin_api::list_api_keys))
         .route("/v1/admin/api-keys/{key_id}", axum::routing::delete(admin_api::revoke_api_key))
-        .route("/v1/delegations", post(delegations::create))
+        .route("/v1/delegations", post(delegations_api::create))
         .route("/v1/root-grants", post(authority::create_root_grant))
         .route("/v1/grants/{grant_id}", get(authority::get_grant))
         .route("/v1/grants/{grant_id}/commit", post(authority::commit_grant))
@@ -370,10 +370,10 @@ pub fn app(state: Shared) -> Router {
         .route("/v1/agents", post(authority::register_agent).get(authority::list_agents))
         .route("/v1/authority/settings", get(authority::get_settings).put(authority::put_settings))
         .route("/v1/depth-exceptions", post(authority::create_depth_exception))
-        .route("/v1/chains/{chain_id}", get(delegations::get_chain))
-        .route("/v1/chains/{chain_id}/outcome", post(delegations::report_outcome))
-        .route("/v1/warnings", get(delegations::list_warnings))
-        .route("/v1/agents/{agent_id}/trust", get(delegations::get_trust))
+        .route("/v1/chains/{chain_id}", get(delegations_api::get_chain))
+        .route("/v1/chains/{chain_id}/outcome", post(delegations_api::report_outcome))
+        .route("/v1/warnings", get(delegations_api::list_warnings))
+        .route("/v1/agents/{agent_id}/trust", get(delegations_api::get_trust))
         .route("/v1/escalations", get(escalations_api::list))
         .route("/v1/escalations/{escalation_id}", get(escalations_api::get_one))
         .route("/v1/escalations/{escalation_id}/approve", post(escalations_api::approve))
