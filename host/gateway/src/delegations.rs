@@ -313,6 +313,16 @@ fn implicit_key(request_hash: &str) -> String {
     format!("implicit:{request_hash}")
 }
 
+/// Where a delegation sent with `X-Idempotency-Key: key` by API key `key_id` is recorded. An
+/// explicit key is its sender's own: were the names shared by the tenant, one key holder
+/// could take a name another is about to use (every request of the other under it refused as
+/// a mismatch), or send `implicit:<digest>` and take another's token-and-request record.
+/// A hop that changed state is also recorded under its implicit key, so a retry of it is a
+/// replay whatever key it carries.
+fn explicit_key_of(key_id: &str, key: &str) -> String {
+    format!("explicit:{key_id}:{key}")
+}
+
 /// The stored response for `key`, else, for an explicit key, the one stored for the same token
 /// and request: a fresh `X-Idempotency-Key` does not make a replayed delegation new.
 fn stored_replay(conn: &Connection, tenant: &str, key: &str, request_hash: &str) -> ApiResult<Option<Stored>> {
@@ -448,7 +458,10 @@ impl Delegations<'_> {
         if explicit_key.as_ref().is_some_and(|k| k.is_empty() || k.len() > 256) {
             return Err(ApiError::invalid("`X-Idempotency-Key` must be 1-256 characters"));
         }
-        let idem_key = explicit_key.clone().unwrap_or_else(|| implicit_key(&request_hash));
+        let idem_key = match &explicit_key {
+            Some(key) => explicit_key_of(&principal.key_id, key),
+            None => implicit_key(&request_hash),
+        };
         let chain = match (&presented, &open_chain_id) {
             (Some(t), _) => t.chain_id(),
             (None, Some(id)) => tokens::parse_chain_id(id).ok_or_else(|| ApiError::invalid("`chain_id` must be 32 lowercase hex characters"))?,

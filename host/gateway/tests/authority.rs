@@ -104,6 +104,39 @@ async fn a_replayed_delegation_returns_the_original_response_with_no_second_hold
     audit_sound(&http, &key).await;
 }
 
+/// An explicit idempotency key belongs to the API key that sent it: another key of the tenant
+/// naming the same key is not refused as a mismatch (it could otherwise take the names others
+/// are about to use), and each sender's retry is still its own replay. Fails on `030022c`,
+/// where the names were the tenant's: the second sender got 409 IDEMPOTENCY_MISMATCH.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_explicit_idempotency_key_is_its_senders_own() {
+    let (_dir, _gw, http, key) = setup().await;
+    let root = mandate(1_000, 4);
+    let grant = http.root_grant(&key, "orchestrator", root.clone()).await;
+    let task = |id: &str| {
+        let mut b = hop(&token(&grant), "orchestrator", "a", &root, mandate(100, 3));
+        b["request"]["task"]["id"] = json!(id);
+        b
+    };
+    // Two API keys of the tenant (here both for the orchestrator, so both may delegate its hops).
+    let orchestrator = http.agent_key(&key, "orchestrator").await;
+    let second_key = http.key("acme", "agent", "orchestrator").await;
+    let by_agent = [("x-cycles-api-key", orchestrator.as_str()), ("x-idempotency-key", "shared-name")];
+    let by_second_key = [("x-cycles-api-key", second_key.as_str()), ("x-idempotency-key", "shared-name")];
+    let first = http.call(Method::POST, "/v1/delegations", &by_agent, Some(task("t-agent"))).await;
+    assert_eq!((first.status, first.body["decision"].as_str()), (StatusCode::OK, Some("allow")), "{:?}", first.body);
+    let second = http.call(Method::POST, "/v1/delegations", &by_second_key, Some(task("t-second-key"))).await;
+    assert_eq!((second.status, second.body["decision"].as_str()), (StatusCode::OK, Some("allow")), "another key's name is not this one's: {:?}", second.body);
+    assert_ne!(first.body["grant_id"], second.body["grant_id"], "two hops, two grants");
+    for (headers, task_id, original) in [(&by_agent, "t-agent", &first), (&by_second_key, "t-second-key", &second)] {
+        let again = http.call(Method::POST, "/v1/delegations", headers, Some(task(task_id))).await;
+        assert_eq!(again.body, original.body, "each sender's retry replays its own answer");
+    }
+    let mismatch = http.call(Method::POST, "/v1/delegations", &by_agent, Some(task("t-other"))).await;
+    assert_eq!((mismatch.status, mismatch.body["error"].as_str()), (StatusCode::CONFLICT, Some("IDEMPOTENCY_MISMATCH")), "{:?}", mismatch.body);
+    audit_sound(&http, &key).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn another_tenants_token_is_refused() {
     let (_dir, _gw, http, key) = setup().await;
