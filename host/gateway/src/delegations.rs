@@ -923,7 +923,8 @@ pub fn record_root(
             metadata: Some(json!({"chain_id": chain_id, "grant_id": root_id}).as_object().cloned().unwrap_or_default()),
         };
         let hash = ledger::request_hash(&req, "")?;
-        let r = ledger::reserve(conn, tenant, &req, &hash, now)?;
+        // owned by no API key: it settles only with the grant tree (ledger::ROOT_GRANT_HOLD)
+        let r = ledger::reserve_as(conn, tenant, Some(ledger::ROOT_GRANT_HOLD), &req, &hash, now)?;
         let rid = r.reservation_id.ok_or_else(|| ApiError::internal("a root grant reservation was not made"))?;
         escrow::set_reservation(conn, &root_id, *unit, &rid)?;
         reservations.push(json!({"unit": unit.as_str(), "amount": amount, "reservation_id": rid}));

@@ -383,7 +383,20 @@ pub(crate) fn migrate(conn: &Connection) -> rusqlite::Result<()> {
     ] {
         conn.execute_batch(schema)?;
     }
-    add_columns(conn)
+    add_columns(conn)?;
+    own_root_holds(conn)
+}
+
+/// Root-grant holds recorded before they carried an owner get theirs
+/// ([`crate::ledger::ROOT_GRANT_HOLD`]), so no API key can settle them through the reservation
+/// endpoints. A grant unit names the hold of its root grant.
+fn own_root_holds(conn: &Connection) -> rusqlite::Result<()> {
+    conn.execute(
+        "UPDATE reservations SET owner_key = ?1 WHERE owner_key IS NULL \
+         AND id IN (SELECT reservation_id FROM grant_units WHERE reservation_id IS NOT NULL)",
+        [crate::ledger::ROOT_GRANT_HOLD],
+    )?;
+    Ok(())
 }
 
 /// Columns added after the first schema, added idempotently on open (`ALTER TABLE ... ADD
@@ -575,6 +588,35 @@ pub fn set_setting(conn: &Connection, name: &str, value: &str) -> ApiResult<()> 
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    /// A store written before root-grant holds had an owner: opening it gives each such hold
+    /// the gateway's owner, and leaves a key's reservation and an older ownerless one alone.
+    #[test]
+    fn opening_a_store_gives_its_root_grant_holds_their_owner() {
+        let conn = Connection::open_in_memory().unwrap();
+        migrate(&conn).unwrap();
+        let reservation = |id: &str, owner: Option<&str>| {
+            conn.execute(
+                "INSERT INTO reservations (id, tenant_id, status, unit, amount, created_at_ms, expires_at_ms, grace_ms, \
+                 overage_policy, scope_path, scopes, budgeted, subject, action, owner_key) \
+                 VALUES (?1, 't', 'ACTIVE', 'TOKENS', 5, 0, 1, 0, 'REJECT', 'tenant:t', '[]', '[]', '{}', '{}', ?2)",
+                rusqlite::params![id, owner],
+            )
+            .unwrap();
+        };
+        reservation("rsv_root", None);
+        reservation("rsv_key", Some("key_a"));
+        reservation("rsv_old", None);
+        conn.execute("INSERT INTO grant_units (grant_id, unit, granted, reservation_id) VALUES ('g', 'TOKENS', 5, 'rsv_root')", [])
+            .unwrap();
+        migrate(&conn).unwrap();
+        let owner = |id: &str| -> Option<String> {
+            conn.query_row("SELECT owner_key FROM reservations WHERE id = ?1", [id], |r| r.get(0)).unwrap()
+        };
+        assert_eq!(owner("rsv_root").as_deref(), Some(crate::ledger::ROOT_GRANT_HOLD));
+        assert_eq!(owner("rsv_key").as_deref(), Some("key_a"));
+        assert_eq!(owner("rsv_old"), None);
+    }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_job_whose_batch_cannot_begin_writes_nothing() {

@@ -137,6 +137,40 @@ async fn an_explicit_idempotency_key_is_its_senders_own() {
     audit_sound(&http, &key).await;
 }
 
+/// A root grant's Cycles hold settles only with its grant tree. Before it had an owner, any
+/// key of the tenant with reservation permissions could release, commit or extend it through
+/// `/v1/reservations/{id}/...`: the tenant's budget got the hold back while the escrow tree
+/// stayed ACTIVE and went on carving (found by an adversarial review; fails on `6cf5ba8`,
+/// where the other agent's release answers 200).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_root_grants_hold_settles_only_with_its_grant() {
+    let (_dir, _gw, http, key) = setup().await;
+    let root = mandate(1_000, 4);
+    let grant = http.root_grant(&key, "orchestrator", root.clone()).await;
+    let chain = grant["chain_id"].as_str().unwrap().to_string();
+    let tree = http.tenant(&key, Method::GET, &format!("/v1/chains/{chain}/grants"), None).await;
+    let hold = tree.body["grants"][0]["units"][0]["reservation_id"].as_str().expect("a root grant's hold").to_string();
+    let bystander = http.agent_key(&key, "a").await;
+    let holder = http.agent_key(&key, "orchestrator").await;
+    let operator = http.operator(&key);
+    for (who, k) in [("another agent", bystander.as_str()), ("the holder", holder.as_str()), ("an operator", operator.as_str())] {
+        for (verb, body) in [
+            ("release", json!({"idempotency_key": format!("r-{who}")})),
+            ("commit", json!({"idempotency_key": format!("c-{who}"), "actual": {"unit": "TOKENS", "amount": 1}})),
+            ("extend", json!({"idempotency_key": format!("e-{who}"), "extend_by_ms": 1000})),
+        ] {
+            let r = http.tenant(k, Method::POST, &format!("/v1/reservations/{hold}/{verb}"), Some(body)).await;
+            assert_eq!(r.status, StatusCode::FORBIDDEN, "{who} may not {verb} a root grant's hold: {:?}", r.body);
+        }
+    }
+    let listed = http.tenant(&key, Method::GET, &format!("/v1/reservations/{hold}"), None).await;
+    assert_eq!(listed.body["status"], "ACTIVE", "{:?}", listed.body);
+    // The tree still works, and settles its hold itself.
+    let child = http.delegate(&key, hop(&token(&grant), "orchestrator", "a", &root, mandate(100, 3))).await;
+    assert_eq!(child.body["decision"], "allow", "{:?}", child.body);
+    audit_sound(&http, &key).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn another_tenants_token_is_refused() {
     let (_dir, _gw, http, key) = setup().await;

@@ -1262,9 +1262,18 @@ pub enum OwnerAction {
     Extend,
 }
 
+/// The owner recorded on the hold the gateway makes for a root grant's budget. It is no API
+/// key's id (those are `key_...`), so no key can commit, release or extend the hold through
+/// the reservation endpoints, an operator's `reservations:release-others` included: it settles
+/// only with its grant tree (`/v1/grants/{id}/commit`, `release`, `revoke`) or by its TTL.
+/// Were it open, a key could give the tenant its budget back while the escrow tree, which
+/// never reads the hold, went on carving and spending.
+pub const ROOT_GRANT_HOLD: &str = "gateway:root-grant";
+
 /// A key acts only on reservations of its tenant that it created; `may_release_others` (an
-/// operator) also releases another key's. A reservation with no owning key (made by the
-/// gateway itself, or before owners were recorded) is open to any key of the tenant.
+/// operator) also releases another key's. A root grant's hold ([`ROOT_GRANT_HOLD`]) is no
+/// key's. A reservation with no owning key (made before owners were recorded) is open to
+/// any key of the tenant.
 pub fn check_owner(
     store: &dyn LedgerStore,
     tenant: &str,
@@ -1275,6 +1284,9 @@ pub fn check_owner(
 ) -> ApiResult<()> {
     let r = owned_reservation(store, tenant, id)?;
     match r.owner_key {
+        Some(o) if o == ROOT_GRANT_HOLD => Err(ApiError::forbidden(format!(
+            "reservation `{id}` holds a root grant's budget: it settles with its grant (POST /v1/grants/{{grant_id}}/commit, release or revoke), not through the reservation endpoints"
+        ))),
         Some(o) if o != key_id && !(action == OwnerAction::Release && may_release_others) => {
             let verb = match action {
                 OwnerAction::Commit => "commit",
