@@ -1210,12 +1210,31 @@ fn chain_root(conn: &Connection, tenant: &str, chain_id: &str) -> ApiResult<Opti
 }
 
 /// Whether an outcome was already reported for `chain_id`.
-fn outcome_reported(conn: &Connection, tenant: &str, chain_id: &str) -> ApiResult<bool> {
-    Ok(conn
-        .prepare_cached(
-            "SELECT EXISTS (SELECT 1 FROM trace_events WHERE tenant_id = ?1 AND chain_id = ?2 AND decision = 'outcome')",
-        )?
-        .query_row(params![tenant, chain_id], |r| r.get(0))?)
+///
+/// What stands in the way depends on who reports: for the originator's agent key, any report
+/// (it reports once, and first); for an operator or approver, another operator's or
+/// approver's. A human's report may follow the originator's, so an originator cannot report
+/// a success at once and so pre-empt the penalty of a failure a human would report. The
+/// reporter's role is the first part of the trace event's `delegator` (`role:name`), written
+/// from the key, never from the body.
+fn outcome_reported(conn: &Connection, tenant: &str, chain_id: &str, role: Role) -> ApiResult<bool> {
+    let sql = if role == Role::Agent {
+        "SELECT EXISTS (SELECT 1 FROM trace_events WHERE tenant_id = ?1 AND chain_id = ?2 AND decision = 'outcome')"
+    } else {
+        "SELECT EXISTS (SELECT 1 FROM trace_events WHERE tenant_id = ?1 AND chain_id = ?2 AND decision = 'outcome' \
+         AND delegator NOT LIKE 'agent:%')"
+    };
+    Ok(conn.prepare_cached(sql)?.query_row(params![tenant, chain_id], |r| r.get(0))?)
+}
+
+/// The refusal of a report [`outcome_reported`] stands in the way of.
+fn duplicate_report(chain_id: &str, role: Role) -> ApiError {
+    let rule = if role == Role::Agent {
+        "the originator reports once, before anyone else"
+    } else {
+        "one report by an operator or approver per chain"
+    };
+    ApiError::new(ErrorCode::DuplicateResource, format!("an outcome was already reported for chain `{chain_id}`: {rule}"))
 }
 
 /// Query of `GET /v1/warnings`.
@@ -1272,7 +1291,8 @@ impl Delegations<'_> {
             other => return Err(ApiError::invalid(format!("`outcome` must be `success` or `failure`, got `{other}`"))),
         };
         let (t, id) = (tenant.clone(), chain_id.clone());
-        let (root, reported) = self.store.read(move |conn| Ok((chain_root(conn, &t, &id)?, outcome_reported(conn, &t, &id)?)))?;
+        let role = principal.role;
+        let (root, reported) = self.store.read(move |conn| Ok((chain_root(conn, &t, &id)?, outcome_reported(conn, &t, &id, role)?)))?;
         if principal.role == Role::Agent {
             let me = canonical("principal", &principal.name).ok();
             match &root {
@@ -1297,10 +1317,7 @@ impl Delegations<'_> {
         // said about it, so a tampered chain is reported as such).
         let events = self.store.read(move |conn| traces::verified_chain(conn, &t, &id, &key))?;
         if reported {
-            return Err(ApiError::new(
-                ErrorCode::DuplicateResource,
-                format!("an outcome was already reported for chain `{chain_id}`: one report per chain"),
-            ));
+            return Err(duplicate_report(&chain_id, role));
         }
         // The executed chain: the originator, then every delegate an allowed hop handed to.
         let mut chain: Vec<String> = Vec::new();
@@ -1328,11 +1345,8 @@ impl Delegations<'_> {
             .store
             .run_sealed(move |conn| {
                 // Checked in the write itself, so two concurrent reports cannot both pass.
-                if outcome_reported(conn, &t, &id)? {
-                    return Err(ApiError::new(
-                        ErrorCode::DuplicateResource,
-                        format!("an outcome was already reported for chain `{id}`: one report per chain"),
-                    ));
+                if outcome_reported(conn, &t, &id, role)? {
+                    return Err(duplicate_report(&id, role));
                 }
                 let mut scores = Vec::new();
                 for d in &deltas {

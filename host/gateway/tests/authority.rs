@@ -488,19 +488,50 @@ async fn an_agent_cannot_raise_its_own_trust_with_an_outcome_report() {
     assert!(t.body["score"].as_f64().unwrap() < 500.0, "its own report moved it to {:?}", t.body);
     risky["request"]["task"]["id"] = json!("risky-2");
     assert_ne!(http.delegate(&key, risky).await.body["decision"], "allow");
-    // The originator reports once; a second report, by anyone, is refused.
+    // The originator reports once; a second report of its own is refused, and so is one after
+    // a human's (the_originator_cannot_preempt_a_human_outcome_report covers the other order).
     let orchestrator = http.agent_key(&key, "orchestrator").await;
     let first = report(orchestrator.clone(), "failure").await;
     assert_eq!(first.status, StatusCode::OK, "{:?}", first.body);
     assert!(first.body["receipt"].is_object());
-    for again in [orchestrator, http.operator(&key)] {
-        let r = report(again, "success").await;
-        assert_eq!(r.status, StatusCode::CONFLICT, "{:?}", r.body);
-    }
+    let r = report(orchestrator, "success").await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{:?}", r.body);
     let events = http.tenant(&key, Method::GET, &format!("/v1/chains/{chain}"), None).await;
     let reports: Vec<&Value> = events.body["events"].as_array().unwrap().iter().filter(|e| e["decision"] == "outcome").collect();
     assert_eq!(reports.len(), 1);
     assert_eq!(reports[0]["delegator"], "agent:orchestrator", "the reporter is the key's principal");
+}
+
+/// An adversarial review found that the chain's originator could report a success of 1000
+/// right after its first hop and so take the chain's one report: every agent of the chain
+/// gained trust, and the operator's or approver's later `failure` was refused 409 for good.
+/// A human's report may now follow the originator's, once. Fails on `6cf5ba8` (409).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_originator_cannot_preempt_a_human_outcome_report() {
+    let (_dir, _gw, http, key) = setup().await;
+    http.register(&key, "low", 300.0).await;
+    let root = mandate(1_000, 4);
+    let grant = http.root_grant(&key, "orchestrator", root.clone()).await;
+    let mut first = hop(&token(&grant), "orchestrator", "low", &root, mandate(100, 3));
+    first["request"]["task"]["risk"] = json!("low");
+    assert_eq!(http.delegate(&key, first).await.body["decision"], "allow");
+    let chain = grant["chain_id"].as_str().unwrap();
+    let report = |k: String, outcome: &'static str| {
+        let http = &http;
+        let path = format!("/v1/chains/{chain}/outcome");
+        async move { http.tenant(&k, Method::POST, &path, Some(json!({"outcome": outcome, "magnitude": 1000.0}))).await }
+    };
+    let trust = || async { http.tenant(&http.operator(&key), Method::GET, "/v1/agents/low/trust", None).await.body["score"].as_f64().unwrap() };
+    let orchestrator = http.agent_key(&key, "orchestrator").await;
+    let own = report(orchestrator.clone(), "success").await;
+    assert_eq!(own.status, StatusCode::OK, "{:?}", own.body);
+    let lifted = trust().await;
+    let human = report(http.operator(&key), "failure").await;
+    assert_eq!(human.status, StatusCode::OK, "an operator's report after the originator's: {:?}", human.body);
+    assert!(trust().await < lifted, "the failure's penalty applies");
+    for again in [http.operator(&key), orchestrator] {
+        assert_eq!(report(again, "success").await.status, StatusCode::CONFLICT, "each reports once");
+    }
 }
 
 /// Found by host/gateway/attacks/bypasses.py: issue 14 asks that "the same token and request
