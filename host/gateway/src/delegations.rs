@@ -182,10 +182,11 @@ struct FactsQuery {
     request_hash: String,
 }
 
-/// The digest a delegation's idempotency rests on: an explicit key, else the token's block and
-/// everything the caller sent (the request without the server-set `now`, the exception, an
-/// open root's chain id and the subject): the same token and request return the original
-/// response.
+/// The digest of what the caller asked: the token's block and everything it sent (the request
+/// without the server-set `now`, the exception, an open root's chain id and the subject). A
+/// delegation sent without an explicit key is recorded under it, so the same token and
+/// request return the original response; under an explicit key it tells a retry from a reuse
+/// of the key with another request (a mismatch).
 fn request_hash(
     presented: Option<&VerifiedToken>,
     claimed: &Request,
@@ -231,7 +232,7 @@ fn assembled(claimed: Claimed, facts: &Facts, parent_token: &VerifiedToken, pare
     request
 }
 
-/// What the gateway's records say about one delegation, read in one store job.
+/// What the gateway's records say about one delegation, read in one snapshot.
 struct Facts {
     settings: AuthoritySettings,
     from: Option<AgentRecord>,
