@@ -167,9 +167,12 @@ pub fn grant_ids(token: &VerifiedToken) -> [String; 2] {
     [grant_id(token), block_hash_id(token)]
 }
 
-/// A chain id from its 32-hex text form.
+/// A chain id from its text form: exactly 32 lowercase hex digits, the one spelling the
+/// gateway writes. (`from_str_radix` alone also takes `A-F` and a `+` sign, so one id would
+/// have many spellings, and a depth exception recorded under another spelling would never
+/// match its chain.)
 pub fn parse_chain_id(text: &str) -> Option<ChainId> {
-    if text.len() != 32 {
+    if text.len() != 32 || !text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
         return None;
     }
     let mut id = [0u8; 16];
@@ -194,5 +197,11 @@ mod tests {
         assert_eq!(parse_chain_id(&id.to_string()).map(|c| c.0), Some([7; 16]));
         assert!(parse_chain_id("xyz").is_none());
         assert!(parse_chain_id(&"g".repeat(32)).is_none());
+        // one spelling only: no capitals, no sign
+        let lettered = ChainId([0xab; 16]).to_string();
+        assert_eq!(parse_chain_id(&lettered).map(|c| c.0), Some([0xab; 16]));
+        assert!(parse_chain_id(&lettered.to_uppercase()).is_none());
+        assert!(parse_chain_id(&"+7".repeat(16)).is_none());
+        assert_eq!(parse_chain_id(&"07".repeat(16)).map(|c| c.0), Some([7; 16]));
     }
 }
