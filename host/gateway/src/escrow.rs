@@ -51,7 +51,10 @@ CREATE TABLE IF NOT EXISTS grants (
     settled_at_ms INTEGER
 );
 CREATE INDEX IF NOT EXISTS grants_parent ON grants (parent_id);
-CREATE UNIQUE INDEX IF NOT EXISTS grants_one_root_per_chain ON grants (chain_id) WHERE parent_id IS NULL;
+-- One root per chain in each tenant: chain ids are a tenant's own namespace (an open root's
+-- caller names its chain, and a global index told it which ids other tenants use).
+DROP INDEX IF EXISTS grants_one_root_per_chain;
+CREATE UNIQUE INDEX IF NOT EXISTS grants_one_root_per_tenant_chain ON grants (tenant_id, chain_id) WHERE parent_id IS NULL;
 CREATE TABLE IF NOT EXISTS grant_units (
     grant_id TEXT NOT NULL,
     unit TEXT NOT NULL,

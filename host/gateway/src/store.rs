@@ -618,6 +618,32 @@ mod tests {
         assert_eq!(owner("rsv_old"), None);
     }
 
+    /// A store from before chain ids were a tenant's own: opening it replaces the global
+    /// one-root-per-chain index, so another tenant may root a chain of the same id while a
+    /// second root of one tenant's chain is still refused.
+    #[test]
+    fn opening_a_store_scopes_its_one_root_per_chain_index_to_the_tenant() {
+        let conn = Connection::open_in_memory().unwrap();
+        migrate(&conn).unwrap();
+        conn.execute_batch(
+            "DROP INDEX grants_one_root_per_tenant_chain; \
+             CREATE UNIQUE INDEX grants_one_root_per_chain ON grants (chain_id) WHERE parent_id IS NULL;",
+        )
+        .unwrap();
+        let root = |grant: &str, tenant: &str| {
+            conn.execute(
+                "INSERT INTO grants (grant_id, tenant_id, chain_id, parent_id, holder, depth, status, expires_at_ms, created_at_ms) \
+                 VALUES (?1, ?2, 'c', NULL, 'a', 0, 'ACTIVE', 1, 0)",
+                rusqlite::params![grant, tenant],
+            )
+        };
+        root("g1", "t1").unwrap();
+        assert!(root("g2", "t2").is_err(), "the former index is global");
+        migrate(&conn).unwrap();
+        root("g2", "t2").unwrap();
+        assert!(root("g3", "t1").is_err(), "one root per chain within a tenant");
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_job_whose_batch_cannot_begin_writes_nothing() {
         // Outside a transaction a job's own savepoint would commit on its release: the writer

@@ -665,3 +665,34 @@ async fn a_grant_stored_under_the_former_id_form_is_still_found() {
     assert_eq!(tree.body["grants"].as_array().unwrap().len(), 2, "{:?}", tree.body);
     audit_sound(&http, &key).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_open_roots_chain_id_is_its_tenants_own() {
+    // Found by review: chain ids were unique across all tenants, so a 409 on an open root told
+    // a caller that some other tenant had a chain of that id, and a tenant could take an id
+    // another tenant was about to use. Each tenant now has its own namespace of chain ids.
+    let (_dir, _gw, http, acme) = setup().await;
+    let globex = http.authority_tenant("globex", 1_000_000).await;
+    for key in [&acme, &globex] {
+        let r = http.tenant(&http.operator(key), Method::PUT, "/v1/authority/settings", Some(json!({"open_roots": true}))).await;
+        assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    }
+    let id = "00112233445566778899aabbccddeeff";
+    let mut body = rootless("orchestrator", "a", &mandate(1_000, 4), mandate(100, 3));
+    body["chain_id"] = json!(id);
+    for key in [&globex, &acme] {
+        let r = http.delegate(key, body.clone()).await;
+        assert_eq!(r.status, StatusCode::OK, "the same chain id in another tenant: {:?}", r.body);
+        assert_eq!((r.body["decision"].as_str(), r.body["chain_id"].as_str()), (Some("allow"), Some(id)), "{:?}", r.body);
+    }
+    // Each tenant sees its own chain, and within a tenant the id is still never reused.
+    for key in [&acme, &globex] {
+        let tree = http.tenant(key, Method::GET, &format!("/v1/chains/{id}/grants"), None).await;
+        assert_eq!(tree.body["grants"].as_array().map(Vec::len), Some(2), "one root, one child: {:?}", tree.body);
+        let mut again = body.clone();
+        again["request"]["task"]["id"] = json!("another-task");
+        let r = http.delegate(key, again).await;
+        assert_eq!(r.status, StatusCode::CONFLICT, "{:?}", r.body);
+        audit_sound(&http, key).await;
+    }
+}
