@@ -88,25 +88,7 @@ fn decisions(c: &mut Criterion) {
 /// The trained finance policy of `policies/finance` (phi and pi at width 256) deciding an
 /// allow natively and through the component.
 fn learned(c: &mut Criterion, runtime: &PolicyRuntime, component: &sbd_runtime::PolicyComponent) {
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../policies/finance");
-    let text = std::fs::read_to_string(format!("{dir}/policy.toml")).expect("finance policy.toml");
-    let mut table: toml::Table = toml::from_str(&text).expect("TOML");
-    if let Some(sbd) = table.get_mut("sbd").and_then(toml::Value::as_table_mut) {
-        sbd.remove("model_file");
-    }
-    let mut config: PolicyConfig = table.try_into().expect("a policy configuration");
-    let weights = std::fs::read(format!("{dir}/model.postcard")).expect("finance model.postcard");
-    let model: sbd_policy::learned::LearnedModel = postcard::from_bytes(&weights).expect("a trained model");
-    // The state the standardisation maps to zero: every feature at its training mean.
-    let state: Vec<f64> = model.state_shift.iter().map(|&x| f64::from(x)).collect();
-    config.sbd.model = Some(model);
-    let native = Policy::new(config.clone()).expect("valid config");
-    let wasm = runtime.instantiate(component, &config.to_bytes().expect("encode")).expect("instantiate");
-    let request = Request { state, ..allowed_request() };
-    let verdict = native.evaluate(&request);
-    assert!(verdict.is_allow(), "the learned policy should allow the bench request: {verdict:?}");
-    assert_eq!(verdict, wasm.evaluate(&request), "native and component must agree");
-
+    let (native, wasm, request) = sbd_benches::learned_case(runtime, component).expect("the learned case");
     let mut group = c.benchmark_group("learned");
     group.bench_function("native", |b| b.iter(|| native.evaluate(black_box(&request))));
     group.bench_function("component", |b| {

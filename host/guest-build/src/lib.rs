@@ -13,7 +13,17 @@ use std::process::Command;
 pub const GUEST_TARGET: &str = "wasm32-wasip2";
 
 /// Code-generation flags for every guest build.
-pub const GUEST_RUSTFLAGS: &str = "-Ctarget-feature=+simd128";
+///
+/// - `+simd128`: 128-bit SIMD (a finished WebAssembly 2.0 feature that wasmtime, Node and
+///   browsers run), so the learned policy's dense layers vectorise as they do natively.
+/// - `-disable-lsr`: LLVM's loop strength reduction rewrites the dense kernel's addresses
+///   into fresh pointer arithmetic without the `inbounds` that lets the WebAssembly back end
+///   put a constant into a load's `offset`, so every load became `i32.add` + `v128.load`.
+///   Cranelift cannot fold a wrapping 32-bit add into the x86 address and spent an extra
+///   `lea` per load. Without LSR the loads carry their offsets; the learned policy's
+///   component-to-native ratio went from 1.63-1.94x to 1.41-1.65x (the `interleaved` bench,
+///   docs/performance.md), with allows and denials unchanged within the bench's noise.
+pub const GUEST_RUSTFLAGS: &str = "-Ctarget-feature=+simd128 -Cllvm-args=-disable-lsr";
 
 /// Builds workspace package `package` (a `cdylib` under `guest/`) with cargo `features` into a
 /// component and copies it to `$OUT_DIR/<out_name>`, returning that path. Panics with the compiler's message on
@@ -55,9 +65,7 @@ pub fn build_component(package: &str, features: &[&str], out_name: &str) -> Path
     ] {
         command.env_remove(var);
     }
-    // 128-bit SIMD (a finished WebAssembly 2.0 feature that wasmtime, Node and browsers run):
-    // the learned policy's dense layers vectorise as they do natively. Set here, the one build
-    // path, so the committed component and a fresh build agree.
+    // Set here, the one build path, so the committed component and a fresh build agree.
     command.env(format!("CARGO_TARGET_{}_RUSTFLAGS", GUEST_TARGET.to_uppercase().replace('-', "_")), GUEST_RUSTFLAGS);
     let status = command.status().expect("cannot start cargo to build the guest component");
     if !status.success() {
