@@ -221,11 +221,11 @@ fn settle_root(conn: &rusqlite::Connection, tenant: &str, settled: &Settled, now
         let finished = if *consumed > 0 {
             let req = CommitRequest { idempotency_key: new_id("root_"), actual: Amount::new(*unit, *consumed), metrics: None, metadata: None };
             let hash = ledger::request_hash(&req, reservation)?;
-            ledger::commit(conn, tenant, reservation, &req, &hash, now)?
+            ledger::commit(conn, tenant, reservation, &req, &hash, now)?.map(drop)
         } else {
             let req = ReleaseRequest { idempotency_key: new_id("root_"), reason: Some("root grant settled unspent".into()) };
             let hash = ledger::request_hash(&req, reservation)?;
-            ledger::release(conn, tenant, reservation, &req, &hash, now)?
+            ledger::release(conn, tenant, reservation, &req, &hash, now)?.map(drop)
         };
         match finished {
             ledger::Finished::Done(_) => {}

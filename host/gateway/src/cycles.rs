@@ -391,7 +391,7 @@ pub struct EventRequest {
 }
 
 /// `Balance`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[allow(missing_docs)]
 pub struct Balance {
     pub scope: String,
@@ -405,9 +405,125 @@ pub struct Balance {
     pub is_over_limit: bool,
 }
 
+/// The `status` of a settled ledger operation's answer: one value per response schema.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum AnswerStatus {
+    /// `CommitResponse`.
+    Committed,
+    /// `ReleaseResponse`.
+    Released,
+    /// `ReservationExtendResponse`: the reservation stays active.
+    Active,
+    /// `EventCreateResponse`.
+    Applied,
+}
+
+/// `CommitResponse`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommitResponse {
+    /// [`AnswerStatus::Committed`].
+    pub status: AnswerStatus,
+    /// What the budgets were charged (less than the actual amount when an overage was capped).
+    pub charged: Amount,
+    /// What went back from an over-reservation, if anything did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub released: Option<Amount>,
+    /// Every affected scope's balance after the commit.
+    pub balances: Vec<Balance>,
+}
+
+/// `ReleaseResponse`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReleaseResponse {
+    /// [`AnswerStatus::Released`].
+    pub status: AnswerStatus,
+    /// The hold that went back to the budgets.
+    pub released: Amount,
+    /// Every affected scope's balance after the release.
+    pub balances: Vec<Balance>,
+}
+
+/// `ReservationExtendResponse`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExtendResponse {
+    /// [`AnswerStatus::Active`].
+    pub status: AnswerStatus,
+    /// The new expiry (ms).
+    pub expires_at_ms: i64,
+    /// The lifetime left when the answer was made (recomputed on a replay).
+    pub remaining_ttl_ms: i64,
+}
+
+/// `DecisionEnum`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum BudgetDecision {
+    /// Enough budget in every affected scope.
+    Allow,
+    /// Not enough, or the tenant is closed; `reason_code` says which.
+    Deny,
+}
+
+/// `DecisionResponse`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DecisionResponse {
+    /// Allow or deny.
+    pub decision: BudgetDecision,
+    /// Why a denial was made (`DecisionReasonCode`); absent on an allow.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason_code: Option<String>,
+    /// The canonical scopes the decision read, in canonical order.
+    pub affected_scopes: Vec<String>,
+}
+
+/// `EventCreateResponse`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventCreateResponse {
+    /// [`AnswerStatus::Applied`].
+    pub status: AnswerStatus,
+    /// The debit's id.
+    pub event_id: String,
+    /// The amount applied, when an overage was capped below the actual amount.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub charged: Option<Amount>,
+    /// Every affected scope's balance after the debit.
+    pub balances: Vec<Balance>,
+}
+
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    /// The typed answers write the JSON the untyped ones did: optional fields only when set,
+    /// and each status as the schema's one value. (A stored answer is read back into them on a
+    /// replay, so a change here would also break replays across an upgrade.)
+    #[test]
+    fn ledger_answers_keep_the_cycles_wire_shape() {
+        let tokens = |n| Amount::new(Unit::Tokens, n);
+        let commit = CommitResponse { status: AnswerStatus::Committed, charged: tokens(5), released: None, balances: vec![] };
+        assert_eq!(
+            serde_json::to_value(&commit).unwrap(),
+            serde_json::json!({"status": "COMMITTED", "charged": {"unit": "TOKENS", "amount": 5}, "balances": []})
+        );
+        let with_release = CommitResponse { released: Some(tokens(2)), ..commit };
+        assert_eq!(serde_json::to_value(&with_release).unwrap()["released"], serde_json::json!({"unit": "TOKENS", "amount": 2}));
+        let decision = DecisionResponse { decision: BudgetDecision::Deny, reason_code: Some("BUDGET_EXCEEDED".into()), affected_scopes: vec!["tenant:a".into()] };
+        assert_eq!(
+            serde_json::to_value(&decision).unwrap(),
+            serde_json::json!({"decision": "DENY", "reason_code": "BUDGET_EXCEEDED", "affected_scopes": ["tenant:a"]})
+        );
+        let allow = DecisionResponse { decision: BudgetDecision::Allow, reason_code: None, affected_scopes: vec![] };
+        assert_eq!(serde_json::to_value(&allow).unwrap(), serde_json::json!({"decision": "ALLOW", "affected_scopes": []}));
+        let event = EventCreateResponse { status: AnswerStatus::Applied, event_id: "evt_1".into(), charged: None, balances: vec![] };
+        assert_eq!(serde_json::to_value(&event).unwrap(), serde_json::json!({"status": "APPLIED", "event_id": "evt_1", "balances": []}));
+        let extend = ExtendResponse { status: AnswerStatus::Active, expires_at_ms: 9, remaining_ttl_ms: 4 };
+        assert_eq!(serde_json::to_value(&extend).unwrap(), serde_json::json!({"status": "ACTIVE", "expires_at_ms": 9, "remaining_ttl_ms": 4}));
+        let release = ReleaseResponse { status: AnswerStatus::Released, released: tokens(3), balances: vec![] };
+        let round_trip: ReleaseResponse = serde_json::from_value(serde_json::to_value(&release).unwrap()).unwrap();
+        assert_eq!(round_trip, release);
+    }
 
     #[test]
     fn scopes_skip_gaps_in_canonical_order() {

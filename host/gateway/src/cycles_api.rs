@@ -7,7 +7,8 @@ use axum::Json;
 use serde_json::Value;
 
 use crate::cycles::{
-    check_idempotency_key, CommitRequest, DecisionRequest, EventRequest, ExtendRequest, ReleaseRequest, ReserveRequest,
+    check_idempotency_key, CommitRequest, CommitResponse, DecisionRequest, DecisionResponse, EventCreateResponse,
+    EventRequest, ExtendRequest, ExtendResponse, ReleaseRequest, ReleaseResponse, ReserveRequest,
 };
 use crate::error::{ApiResult, ErrorCode};
 use crate::ledger::{self, BalanceFilter, ListFilter};
@@ -59,7 +60,7 @@ pub async fn commit_reservation(
     Path(id): Path<String>,
     headers: HeaderMap,
     Body(req): Body<CommitRequest>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<CommitResponse>> {
     check_idempotency_key(&req.idempotency_key, idempotency_header(&headers))?;
     req.actual.validate("actual")?;
     let hash = ledger::request_hash(&req, &id)?;
@@ -84,7 +85,7 @@ pub async fn release_reservation(
     Path(id): Path<String>,
     headers: HeaderMap,
     Body(req): Body<ReleaseRequest>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<ReleaseResponse>> {
     check_idempotency_key(&req.idempotency_key, idempotency_header(&headers))?;
     if req.reason.as_ref().is_some_and(|r| r.len() > 256) {
         return Err(crate::error::ApiError::invalid("`reason` is longer than 256 characters"));
@@ -111,7 +112,7 @@ pub async fn extend_reservation(
     Path(id): Path<String>,
     headers: HeaderMap,
     Body(req): Body<ExtendRequest>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<ExtendResponse>> {
     check_idempotency_key(&req.idempotency_key, idempotency_header(&headers))?;
     let hash = ledger::request_hash(&req, &id)?;
     let now = now_ms();
@@ -159,7 +160,7 @@ pub async fn decide(
     Tenant(tenant): Tenant,
     headers: HeaderMap,
     Body(req): Body<DecisionRequest>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<DecisionResponse>> {
     check_idempotency_key(&req.idempotency_key, idempotency_header(&headers))?;
     req.subject.validate()?;
     req.action.validate()?;
@@ -183,7 +184,7 @@ pub async fn create_event(
     Tenant(tenant): Tenant,
     headers: HeaderMap,
     Body(req): Body<EventRequest>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<(StatusCode, Json<EventCreateResponse>)> {
     check_idempotency_key(&req.idempotency_key, idempotency_header(&headers))?;
     req.subject.validate()?;
     req.action.validate()?;

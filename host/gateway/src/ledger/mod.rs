@@ -19,8 +19,9 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::cycles::{
-    Action, Amount, Balance, CommitRequest, DecisionRequest, EventRequest, ExtendRequest, ObserveMode, OveragePolicy,
-    ReleaseRequest, ReserveRequest, Subject, Unit,
+    Action, Amount, AnswerStatus, Balance, BudgetDecision, CommitRequest, CommitResponse, DecisionRequest,
+    DecisionResponse, EventCreateResponse, EventRequest, ExtendRequest, ExtendResponse, ObserveMode, OveragePolicy,
+    ReleaseRequest, ReleaseResponse, ReserveRequest, Subject, Unit,
 };
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::events::{self, EventData, EventType, NewEvent};
@@ -470,20 +471,24 @@ pub fn request_hash<T: Serialize>(body: &T, path_param: &str) -> ApiResult<Strin
 
 /// IDEMPOTENCY: the stored response of `(tenant, endpoint, key)` when the payload matches;
 /// 409 IDEMPOTENCY_MISMATCH when it does not.
-pub fn idem_lookup(store: &dyn LedgerStore, tenant: &str, endpoint: &str, key: &str, hash: &str) -> ApiResult<Option<Value>> {
+pub fn idem_lookup<T: serde::de::DeserializeOwned>(store: &dyn LedgerStore, tenant: &str, endpoint: &str, key: &str, hash: &str) -> ApiResult<Option<T>> {
     match store.recall(tenant, endpoint, key)? {
         None => Ok(None),
         Some(stored) if stored.request_hash != hash => Err(ApiError::new(
             ErrorCode::IdempotencyMismatch,
             format!("idempotency key `{key}` was already used with a different request payload"),
         )),
-        Some(stored) => Ok(Some(serde_json::from_str(&stored.response).map_err(ApiError::internal)?)),
+        Some(stored) => Ok(Some(
+            serde_json::from_str(&stored.response)
+                .map_err(|e| ApiError::internal(format!("the stored `{endpoint}` answer for key `{key}` is unreadable: {e}")))?,
+        )),
     }
 }
 
 /// Stores the successful response of `(tenant, endpoint, key)`.
-pub fn idem_store(store: &dyn LedgerStore, tenant: &str, endpoint: &str, key: &str, hash: &str, response: &Value) -> ApiResult<()> {
-    store.remember(tenant, endpoint, key, hash, response)
+pub fn idem_store<T: serde::Serialize>(store: &dyn LedgerStore, tenant: &str, endpoint: &str, key: &str, hash: &str, response: &T) -> ApiResult<()> {
+    let response = serde_json::to_value(response).map_err(ApiError::internal)?;
+    store.remember(tenant, endpoint, key, hash, &response)
 }
 
 /// One reservation row.
@@ -566,7 +571,7 @@ pub fn reserve_as(
 ) -> ApiResult<Reserved> {
     check_subject_tenant(&req.subject, tenant)?;
     let dry = req.dry_run.unwrap_or(false);
-    if let Some(stored) = idem_lookup(store, tenant, "reserve", &req.idempotency_key, hash)? {
+    if let Some(stored) = idem_lookup::<Value>(store, tenant, "reserve", &req.idempotency_key, hash)? {
         let id = stored.get("reservation_id").and_then(Value::as_str).map(String::from);
         return Ok(Reserved { response: replay_with_ttl(store, stored, id.as_deref(), now)?, reservation_id: id });
     }
@@ -812,7 +817,7 @@ fn overage(budgets: &[BudgetRow], delta: i64, policy: OveragePolicy, field: &str
 }
 
 /// POST /v1/reservations/{id}/commit.
-pub fn commit(store: &dyn LedgerStore, tenant: &str, id: &str, req: &CommitRequest, hash: &str, now: i64) -> ApiResult<Finished<Value>> {
+pub fn commit(store: &dyn LedgerStore, tenant: &str, id: &str, req: &CommitRequest, hash: &str, now: i64) -> ApiResult<Finished<CommitResponse>> {
     let mut r = owned_reservation(store, tenant, id)?;
     if let Some(stored) = idem_lookup(store, tenant, "commit", &req.idempotency_key, hash)? {
         return Ok(Finished::Done(stored));
@@ -863,14 +868,12 @@ pub fn commit(store: &dyn LedgerStore, tenant: &str, id: &str, req: &CommitReque
     r.finalized_at_ms = Some(now);
     r.committed_metadata = req.metadata.clone().map(Value::Object);
     store.save_reservation(&r)?;
-    let mut body = json!({
-        "status": "COMMITTED",
-        "charged": Amount::new(r.unit, charged),
-        "balances": balances(&budgets),
-    });
-    if actual < r.amount {
-        body["released"] = json!(Amount::new(r.unit, r.amount - actual));
-    }
+    let body = CommitResponse {
+        status: AnswerStatus::Committed,
+        charged: Amount::new(r.unit, charged),
+        released: (actual < r.amount).then(|| Amount::new(r.unit, r.amount - actual)),
+        balances: balances(&budgets),
+    };
     idem_store(store, tenant, "commit", &req.idempotency_key, hash, &body)?;
     Ok(Finished::Done(body))
 }
@@ -890,6 +893,14 @@ pub enum Finished<T> {
 }
 
 impl<T> Finished<T> {
+    /// The same outcome with the answer mapped by `f`.
+    pub fn map<U>(self, f: impl FnOnce(T) -> U) -> Finished<U> {
+        match self {
+            Finished::Done(answer) => Finished::Done(f(answer)),
+            Finished::RefusedKeepingChanges(refusal) => Finished::RefusedKeepingChanges(refusal),
+        }
+    }
+
     /// The answer, or the refusal as an error (after the store committed the kept changes).
     pub fn into_result(self) -> ApiResult<T> {
         match self {
@@ -900,7 +911,7 @@ impl<T> Finished<T> {
 }
 
 /// POST /v1/reservations/{id}/release.
-pub fn release(store: &dyn LedgerStore, tenant: &str, id: &str, req: &ReleaseRequest, hash: &str, now: i64) -> ApiResult<Finished<Value>> {
+pub fn release(store: &dyn LedgerStore, tenant: &str, id: &str, req: &ReleaseRequest, hash: &str, now: i64) -> ApiResult<Finished<ReleaseResponse>> {
     let mut r = owned_reservation(store, tenant, id)?;
     if let Some(stored) = idem_lookup(store, tenant, "release", &req.idempotency_key, hash)? {
         return Ok(Finished::Done(stored));
@@ -918,11 +929,11 @@ pub fn release(store: &dyn LedgerStore, tenant: &str, id: &str, req: &ReleaseReq
     r.status = "RELEASED".into();
     r.finalized_at_ms = Some(now);
     store.save_reservation(&r)?;
-    let body = json!({
-        "status": "RELEASED",
-        "released": Amount::new(r.unit, r.amount),
-        "balances": balances(&budgets),
-    });
+    let body = ReleaseResponse {
+        status: AnswerStatus::Released,
+        released: Amount::new(r.unit, r.amount),
+        balances: balances(&budgets),
+    };
     idem_store(store, tenant, "release", &req.idempotency_key, hash, &body)?;
     Ok(Finished::Done(body))
 }
@@ -931,13 +942,16 @@ pub fn release(store: &dyn LedgerStore, tenant: &str, id: &str, req: &ReleaseReq
 pub const MAX_EXTENSIONS: i64 = 10;
 
 /// POST /v1/reservations/{id}/extend.
-pub fn extend(store: &dyn LedgerStore, tenant: &str, id: &str, req: &ExtendRequest, hash: &str, now: i64) -> ApiResult<Finished<Value>> {
+pub fn extend(store: &dyn LedgerStore, tenant: &str, id: &str, req: &ExtendRequest, hash: &str, now: i64) -> ApiResult<Finished<ExtendResponse>> {
     if !(1..=86_400_000).contains(&req.extend_by_ms) {
         return Err(ApiError::invalid(format!("`extend_by_ms` must be 1-86400000, got {}", req.extend_by_ms)));
     }
     let mut r = owned_reservation(store, tenant, id)?;
-    if let Some(stored) = idem_lookup(store, tenant, "extend", &req.idempotency_key, hash)? {
-        return replay_with_ttl(store, stored, Some(id), now).map(Finished::Done);
+    if let Some(mut stored) = idem_lookup::<ExtendResponse>(store, tenant, "extend", &req.idempotency_key, hash)? {
+        // A replay says what is left now: nothing once the reservation is no longer active.
+        let active = store.reservation(id)?.is_some_and(|r| r.status == "ACTIVE");
+        stored.remaining_ttl_ms = if active { (stored.expires_at_ms - now).max(0) } else { 0 };
+        return Ok(Finished::Done(stored));
     }
     guard_mutation(store, tenant)?;
     let deadline = r.expires_at_ms;
@@ -956,49 +970,45 @@ pub fn extend(store: &dyn LedgerStore, tenant: &str, id: &str, req: &ExtendReque
         .ok_or_else(|| ApiError::invalid("`extend_by_ms` would overflow the reservation's expiry"))?;
     r.extensions += 1;
     store.save_reservation(&r)?;
-    let body = json!({
-        "status": "ACTIVE",
-        "expires_at_ms": r.expires_at_ms,
-        "remaining_ttl_ms": (r.expires_at_ms - now).max(0),
-    });
+    let body = ExtendResponse {
+        status: AnswerStatus::Active,
+        expires_at_ms: r.expires_at_ms,
+        remaining_ttl_ms: (r.expires_at_ms - now).max(0),
+    };
     idem_store(store, tenant, "extend", &req.idempotency_key, hash, &body)?;
     Ok(Finished::Done(body))
 }
 
 /// POST /v1/decide: budget-state conditions answer DENY with a reason code, never 409.
-pub fn decide(store: &dyn LedgerStore, tenant: &str, req: &DecisionRequest, hash: &str) -> ApiResult<Value> {
+pub fn decide(store: &dyn LedgerStore, tenant: &str, req: &DecisionRequest, hash: &str) -> ApiResult<DecisionResponse> {
     check_subject_tenant(&req.subject, tenant)?;
     if let Some(stored) = idem_lookup(store, tenant, "decide", &req.idempotency_key, hash)? {
         return Ok(stored);
     }
     let scopes = req.subject.scopes();
-    let mut body = json!({"affected_scopes": scopes});
     let verdict = if tenant_state(store, tenant)? == TenantState::Closed {
         Err(ApiError::new(ErrorCode::TenantClosed, "tenant is closed"))
     } else {
         budgets_for(store, tenant, &scopes, req.estimate.unit).and_then(|b| check_budgets(&b, req.estimate.amount))
     };
-    match verdict {
-        Ok(()) => body["decision"] = json!("ALLOW"),
-        Err(e) if e.code == ErrorCode::NotFound => {
-            body["decision"] = json!("DENY");
-            body["reason_code"] = json!("BUDGET_NOT_FOUND");
-        }
+    let (decision, reason_code) = match verdict {
+        Ok(()) => (BudgetDecision::Allow, None),
+        Err(e) if e.code == ErrorCode::NotFound => (BudgetDecision::Deny, Some("BUDGET_NOT_FOUND".to_string())),
         Err(e) if e.status().as_u16() == 409 => {
-            body["decision"] = json!("DENY");
-            body["reason_code"] = json!(e.code.as_str());
             if is_denial(&e) {
                 emit_denied(store, tenant, &req.subject, &req.action, &req.estimate, &e, crate::util::now_ms())?;
             }
+            (BudgetDecision::Deny, Some(e.code.as_str().to_string()))
         }
         Err(e) => return Err(e),
-    }
+    };
+    let body = DecisionResponse { decision, reason_code, affected_scopes: scopes };
     idem_store(store, tenant, "decide", &req.idempotency_key, hash, &body)?;
     Ok(body)
 }
 
 /// POST /v1/events: a direct debit, atomic across the derived scopes.
-pub fn event(store: &dyn LedgerStore, tenant: &str, req: &EventRequest, hash: &str, now: i64) -> ApiResult<Value> {
+pub fn event(store: &dyn LedgerStore, tenant: &str, req: &EventRequest, hash: &str, now: i64) -> ApiResult<EventCreateResponse> {
     check_subject_tenant(&req.subject, tenant)?;
     if let Some(stored) = idem_lookup(store, tenant, "event", &req.idempotency_key, hash)? {
         return Ok(stored);
@@ -1030,10 +1040,12 @@ pub fn event(store: &dyn LedgerStore, tenant: &str, req: &EventRequest, hash: &s
         at_ms: now,
         body: serde_json::to_string(req).map_err(ApiError::internal)?,
     })?;
-    let mut body = json!({"status": "APPLIED", "event_id": id, "balances": balances(&budgets)});
-    if charge.charged_delta != req.actual.amount {
-        body["charged"] = json!(Amount::new(req.actual.unit, charge.charged_delta));
-    }
+    let body = EventCreateResponse {
+        status: AnswerStatus::Applied,
+        event_id: id,
+        charged: (charge.charged_delta != req.actual.amount).then(|| Amount::new(req.actual.unit, charge.charged_delta)),
+        balances: balances(&budgets),
+    };
     idem_store(store, tenant, "event", &req.idempotency_key, hash, &body)?;
     Ok(body)
 }

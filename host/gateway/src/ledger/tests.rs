@@ -352,7 +352,7 @@ fn reserve_at(store: &dyn Backend, req: &ReserveRequest, now: i64) -> ApiResult<
     atomically(store, |s| reserve(s, TENANT, req, &hash, now))
 }
 
-fn commit_at(store: &dyn Backend, id: &str, key: &str, amount: i64, now: i64) -> ApiResult<Value> {
+fn commit_at(store: &dyn Backend, id: &str, key: &str, amount: i64, now: i64) -> ApiResult<crate::cycles::CommitResponse> {
     let req: CommitRequest =
         serde_json::from_value(json!({"idempotency_key": key, "actual": {"unit": "USD_MICROCENTS", "amount": amount}}))
             .expect("a valid CommitRequest");
@@ -375,8 +375,8 @@ fn a_hold_lands_on_every_derived_scope_and_a_smaller_commit_returns_the_rest() {
             assert_eq!(budget(store, scope).reserved, 300, "{scope}");
         }
         let body = commit_at(store, &id, "c1", 200, 20).expect("committed");
-        assert_eq!(body["charged"]["amount"], 200);
-        assert_eq!(body["released"]["amount"], 100);
+        assert_eq!(body.charged.amount, 200);
+        assert_eq!(body.released.map(|a| a.amount), Some(100));
         for (scope, allocated) in [(ROOT, 1_000), (WORKSPACE, 500)] {
             let b = budget(store, scope);
             assert_eq!((b.reserved, b.spent, b.debt), (0, 200, 0), "{scope}");
