@@ -405,6 +405,89 @@ pub struct Balance {
     pub is_over_limit: bool,
 }
 
+/// `ReservationCreateResponse`: a hold (ALLOW with its id), or a dry run's or an observed
+/// reservation's verdict (no id; DENY with its reason).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReservationCreateResponse {
+    /// Allow or deny.
+    pub decision: BudgetDecision,
+    /// The new reservation; absent on a dry run or in observe mode.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reservation_id: Option<String>,
+    /// What is held (or would be, on an allowed dry run).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reserved: Option<Amount>,
+    /// The hold's expiry (ms).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at_ms: Option<i64>,
+    /// The hold's lifetime left when the answer was made (recomputed on a replay).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remaining_ttl_ms: Option<i64>,
+    /// The deepest affected scope.
+    pub scope_path: String,
+    /// Every affected scope, in canonical order.
+    pub affected_scopes: Vec<String>,
+    /// The affected scopes' balances (a dry run's or an observed reservation's answer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub balances: Option<Vec<Balance>>,
+    /// Why a dry run or an observed reservation would be denied.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason_code: Option<String>,
+    /// v0.1.26 `DenyDetail` of an observed denial (observe mode only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deny_detail: Option<Value>,
+}
+
+/// `ReservationDetail` (and, without the metadata, `ReservationSummary`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReservationDetail {
+    /// The reservation's id.
+    pub reservation_id: String,
+    /// `ACTIVE`, `COMMITTED`, `RELEASED` or `EXPIRED`.
+    pub status: String,
+    /// The subject as the client sent it.
+    pub subject: Value,
+    /// The action as the client sent it.
+    pub action: Value,
+    /// The hold.
+    pub reserved: Amount,
+    /// When it was made (ms).
+    pub created_at_ms: i64,
+    /// When it expires (ms).
+    pub expires_at_ms: i64,
+    /// The deepest affected scope.
+    pub scope_path: String,
+    /// Every affected scope, in canonical order.
+    pub affected_scopes: Vec<String>,
+    /// The idempotency key it was created with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idempotency_key: Option<String>,
+    /// What a commit charged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub committed: Option<Amount>,
+    /// When it was committed or released (ms).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finalized_at_ms: Option<i64>,
+    /// The client's metadata (detail only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<Value>,
+    /// The commit's metadata (detail only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub committed_metadata: Option<Value>,
+}
+
+/// `ReservationListResponse`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReservationListResponse {
+    /// One page, newest first.
+    pub reservations: Vec<ReservationDetail>,
+    /// Whether another page follows.
+    pub has_more: bool,
+    /// The next page's cursor, when there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+}
+
 /// The `status` of a settled ledger operation's answer: one value per response schema.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
@@ -520,6 +603,38 @@ mod tests {
         assert_eq!(serde_json::to_value(&event).unwrap(), serde_json::json!({"status": "APPLIED", "event_id": "evt_1", "balances": []}));
         let extend = ExtendResponse { status: AnswerStatus::Active, expires_at_ms: 9, remaining_ttl_ms: 4 };
         assert_eq!(serde_json::to_value(&extend).unwrap(), serde_json::json!({"status": "ACTIVE", "expires_at_ms": 9, "remaining_ttl_ms": 4}));
+        let held = ReservationCreateResponse {
+            decision: BudgetDecision::Allow,
+            reservation_id: Some("rsv_1".into()),
+            reserved: Some(tokens(7)),
+            expires_at_ms: Some(60),
+            remaining_ttl_ms: Some(50),
+            scope_path: "tenant:a".into(),
+            affected_scopes: vec!["tenant:a".into()],
+            balances: None,
+            reason_code: None,
+            deny_detail: None,
+        };
+        assert_eq!(
+            serde_json::to_value(&held).unwrap(),
+            serde_json::json!({"decision": "ALLOW", "reservation_id": "rsv_1", "reserved": {"unit": "TOKENS", "amount": 7},
+                "expires_at_ms": 60, "remaining_ttl_ms": 50, "scope_path": "tenant:a", "affected_scopes": ["tenant:a"]})
+        );
+        let dry_deny = ReservationCreateResponse {
+            decision: BudgetDecision::Deny,
+            reservation_id: None,
+            reserved: None,
+            expires_at_ms: None,
+            remaining_ttl_ms: None,
+            balances: Some(vec![]),
+            reason_code: Some("BUDGET_EXCEEDED".into()),
+            ..held
+        };
+        assert_eq!(
+            serde_json::to_value(&dry_deny).unwrap(),
+            serde_json::json!({"decision": "DENY", "scope_path": "tenant:a", "affected_scopes": ["tenant:a"], "balances": [],
+                "reason_code": "BUDGET_EXCEEDED"})
+        );
         let release = ReleaseResponse { status: AnswerStatus::Released, released: tokens(3), balances: vec![] };
         let round_trip: ReleaseResponse = serde_json::from_value(serde_json::to_value(&release).unwrap()).unwrap();
         assert_eq!(round_trip, release);

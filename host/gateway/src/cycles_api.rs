@@ -8,7 +8,8 @@ use serde_json::Value;
 
 use crate::cycles::{
     check_idempotency_key, CommitRequest, CommitResponse, DecisionRequest, DecisionResponse, EventCreateResponse,
-    EventRequest, ExtendRequest, ExtendResponse, ReleaseRequest, ReleaseResponse, ReserveRequest,
+    EventRequest, ExtendRequest, ExtendResponse, ReleaseRequest, ReleaseResponse, ReservationCreateResponse,
+    ReservationDetail, ReservationListResponse, ReserveRequest,
 };
 use crate::error::{ApiResult, ErrorCode};
 use crate::ledger::{self, BalanceFilter, ListFilter};
@@ -23,7 +24,7 @@ pub async fn create_reservation(
     p: Principal,
     headers: HeaderMap,
     Body(req): Body<ReserveRequest>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<ReservationCreateResponse>> {
     check_idempotency_key(&req.idempotency_key, idempotency_header(&headers))?;
     req.validate()?;
     let hash = ledger::request_hash(&req, "")?;
@@ -134,7 +135,7 @@ pub async fn list_reservations(
     State(state): State<Shared>,
     Tenant(tenant): Tenant,
     Q(filter): Q<ListFilter>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<ReservationListResponse>> {
     Ok(Json(state.store.run(move |c| ledger::list_reservations(c, &tenant, &filter)).await?))
 }
 
@@ -143,7 +144,7 @@ pub async fn get_reservation(
     State(state): State<Shared>,
     Tenant(tenant): Tenant,
     Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<ReservationDetail>> {
     let r = state.store.run(move |c| ledger::owned_reservation(c, &tenant, &id)).await?;
     if r.status == "EXPIRED" {
         return Err(crate::error::ApiError::new(
@@ -151,7 +152,7 @@ pub async fn get_reservation(
             format!("reservation `{}` has expired", r.id),
         ));
     }
-    Ok(Json(ledger::reservation_json(&r, true)))
+    Ok(Json(ledger::reservation_detail(&r, true)))
 }
 
 /// `POST /v1/decide` (decide).

@@ -21,7 +21,8 @@ use serde_json::{Value, json};
 use crate::cycles::{
     Action, Amount, AnswerStatus, Balance, BudgetDecision, CommitRequest, CommitResponse, DecisionRequest,
     DecisionResponse, EventCreateResponse, EventRequest, ExtendRequest, ExtendResponse, ObserveMode, OveragePolicy,
-    ReleaseRequest, ReleaseResponse, ReserveRequest, Subject, Unit,
+    ReleaseRequest, ReleaseResponse, ReservationCreateResponse, ReservationDetail, ReservationListResponse,
+    ReserveRequest, Subject, Unit,
 };
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::events::{self, EventData, EventType, NewEvent};
@@ -546,8 +547,8 @@ fn balances(budgets: &[BudgetRow]) -> Vec<Balance> {
 /// The outcome of a successful reservation, for callers inside the gateway.
 #[derive(Debug, Clone)]
 pub struct Reserved {
-    /// The response body (`ReservationCreateResponse`).
-    pub response: Value,
+    /// The response body.
+    pub response: ReservationCreateResponse,
     /// The new reservation, `None` on a dry run.
     pub reservation_id: Option<String>,
 }
@@ -571,9 +572,17 @@ pub fn reserve_as(
 ) -> ApiResult<Reserved> {
     check_subject_tenant(&req.subject, tenant)?;
     let dry = req.dry_run.unwrap_or(false);
-    if let Some(stored) = idem_lookup::<Value>(store, tenant, "reserve", &req.idempotency_key, hash)? {
-        let id = stored.get("reservation_id").and_then(Value::as_str).map(String::from);
-        return Ok(Reserved { response: replay_with_ttl(store, stored, id.as_deref(), now)?, reservation_id: id });
+    if let Some(mut stored) = idem_lookup::<ReservationCreateResponse>(store, tenant, "reserve", &req.idempotency_key, hash)? {
+        // A replay says what is left now: nothing once the reservation is no longer active.
+        if let (Some(expires), Some(_)) = (stored.expires_at_ms, stored.remaining_ttl_ms) {
+            let active = match &stored.reservation_id {
+                Some(id) => store.reservation(id)?.is_some_and(|r| r.status == "ACTIVE"),
+                None => false,
+            };
+            stored.remaining_ttl_ms = Some(if active { (expires - now).max(0) } else { 0 });
+        }
+        let id = stored.reservation_id.clone();
+        return Ok(Reserved { response: stored, reservation_id: id });
     }
     let scopes = req.subject.scopes();
     let scope_path = scopes.last().cloned().unwrap_or_default();
@@ -587,7 +596,18 @@ pub fn reserve_as(
         None => tenant_observes,
     };
     if dry || observe {
-        let mut body = json!({"affected_scopes": scopes, "scope_path": scope_path});
+        let mut body = ReservationCreateResponse {
+            decision: BudgetDecision::Deny,
+            reservation_id: None,
+            reserved: None,
+            expires_at_ms: None,
+            remaining_ttl_ms: None,
+            scope_path: scope_path.clone(),
+            affected_scopes: scopes.clone(),
+            balances: None,
+            reason_code: None,
+            deny_detail: None,
+        };
         let verdict = if state == TenantState::Closed {
             Err(ApiError::new(ErrorCode::TenantClosed, "tenant is closed"))
         } else if state == TenantState::Suspended {
@@ -596,24 +616,22 @@ pub fn reserve_as(
             return Err(ApiError::forbidden(format!("tenant `{tenant}` is suspended (read-only)")));
         } else {
             budgets_for(store, tenant, &scopes, unit).and_then(|b| {
-                body["balances"] = serde_json::to_value(balances(&b)).map_err(ApiError::internal)?;
+                body.balances = Some(balances(&b));
                 check_budgets(&b, amount)
             })
         };
         let denied = match verdict {
             Ok(()) => {
-                body["decision"] = json!("ALLOW");
-                body["reserved"] = json!(req.estimate);
+                body.decision = BudgetDecision::Allow;
+                body.reserved = Some(req.estimate);
                 None
             }
             Err(e) if e.code == ErrorCode::NotFound => {
-                body["decision"] = json!("DENY");
-                body["reason_code"] = json!("BUDGET_NOT_FOUND");
+                body.reason_code = Some("BUDGET_NOT_FOUND".into());
                 Some(json!({"reason_code": "BUDGET_NOT_FOUND"}))
             }
             Err(e) if e.status().as_u16() == 409 => {
-                body["decision"] = json!("DENY");
-                body["reason_code"] = json!(e.code.as_str());
+                body.reason_code = Some(e.code.as_str().into());
                 Some(
                     e.details
                         .as_ref()
@@ -627,9 +645,7 @@ pub fn reserve_as(
         if observe {
             // The v0.1.26 response carries the DenyDetail of an observed denial (only in
             // OBSERVE mode: a v0.1.25 dry-run body has no such key).
-            if let Some(detail) = &denied {
-                body["deny_detail"] = detail.clone();
-            }
+            body.deny_detail.clone_from(&denied);
             emit_observed(store, tenant, req, &scope_path, denied, now)?;
         }
         idem_store(store, tenant, "reserve", &req.idempotency_key, hash, &body)?;
@@ -676,31 +692,20 @@ pub fn reserve_as(
     };
     store.insert_reservation(&reservation)?;
     let id = reservation.id;
-    let body = json!({
-        "decision": "ALLOW",
-        "reservation_id": id,
-        "reserved": req.estimate,
-        "expires_at_ms": expires,
-        "remaining_ttl_ms": ttl,
-        "scope_path": scope_path,
-        "affected_scopes": scopes,
-    });
+    let body = ReservationCreateResponse {
+        decision: BudgetDecision::Allow,
+        reservation_id: Some(id.clone()),
+        reserved: Some(req.estimate),
+        expires_at_ms: Some(expires),
+        remaining_ttl_ms: Some(ttl),
+        scope_path,
+        affected_scopes: scopes,
+        balances: None,
+        reason_code: None,
+        deny_detail: None,
+    };
     idem_store(store, tenant, "reserve", &req.idempotency_key, hash, &body)?;
     Ok(Reserved { response: body, reservation_id: Some(id) })
-}
-
-/// Recomputes the volatile `remaining_ttl_ms` of a replayed response (IDEMPOTENCY).
-fn replay_with_ttl(store: &dyn LedgerStore, mut stored: Value, id: Option<&str>, now: i64) -> ApiResult<Value> {
-    if stored.get("remaining_ttl_ms").is_none() {
-        return Ok(stored);
-    }
-    let expires = stored.get("expires_at_ms").and_then(Value::as_i64).unwrap_or(0);
-    let active = match id {
-        Some(id) => store.reservation(id)?.is_some_and(|r| r.status == "ACTIVE"),
-        None => false,
-    };
-    stored["remaining_ttl_ms"] = json!(if active { (expires - now).max(0) } else { 0 });
-    Ok(stored)
 }
 
 /// A lazily detected expiry: marks the reservation EXPIRED and frees its hold.
@@ -1050,38 +1055,24 @@ pub fn event(store: &dyn LedgerStore, tenant: &str, req: &EventRequest, hash: &s
     Ok(body)
 }
 
-/// The `ReservationDetail` / `ReservationSummary` of `r`.
-pub fn reservation_json(r: &Reservation, with_metadata: bool) -> Value {
-    let mut v = json!({
-        "reservation_id": r.id,
-        "status": r.status,
-        "subject": r.subject,
-        "action": r.action,
-        "reserved": Amount::new(r.unit, r.amount),
-        "created_at_ms": r.created_at_ms,
-        "expires_at_ms": r.expires_at_ms,
-        "scope_path": r.scope_path,
-        "affected_scopes": r.scopes,
-    });
-    if let Some(k) = &r.idempotency_key {
-        v["idempotency_key"] = json!(k);
+/// The `ReservationDetail` (with its metadata) or `ReservationSummary` of `r`.
+pub fn reservation_detail(r: &Reservation, with_metadata: bool) -> ReservationDetail {
+    ReservationDetail {
+        reservation_id: r.id.clone(),
+        status: r.status.clone(),
+        subject: r.subject.clone(),
+        action: r.action.clone(),
+        reserved: Amount::new(r.unit, r.amount),
+        created_at_ms: r.created_at_ms,
+        expires_at_ms: r.expires_at_ms,
+        scope_path: r.scope_path.clone(),
+        affected_scopes: r.scopes.clone(),
+        idempotency_key: r.idempotency_key.clone(),
+        committed: r.committed.map(|c| Amount::new(r.unit, c)),
+        finalized_at_ms: r.finalized_at_ms.filter(|_| matches!(r.status.as_str(), "COMMITTED" | "RELEASED")),
+        metadata: r.metadata.clone().filter(|_| with_metadata),
+        committed_metadata: r.committed_metadata.clone().filter(|_| with_metadata),
     }
-    if let Some(c) = r.committed {
-        v["committed"] = json!(Amount::new(r.unit, c));
-    }
-    if matches!(r.status.as_str(), "COMMITTED" | "RELEASED")
-        && let Some(f) = r.finalized_at_ms {
-            v["finalized_at_ms"] = json!(f);
-        }
-    if with_metadata {
-        if let Some(m) = &r.metadata {
-            v["metadata"] = m.clone();
-        }
-        if let Some(m) = &r.committed_metadata {
-            v["committed_metadata"] = m.clone();
-        }
-    }
-    v
 }
 
 /// Filters of GET /v1/reservations.
@@ -1101,7 +1092,7 @@ pub struct ListFilter {
 }
 
 /// GET /v1/reservations: newest first, cursor = the offset.
-pub fn list_reservations(store: &dyn LedgerStore, tenant: &str, f: &ListFilter) -> ApiResult<Value> {
+pub fn list_reservations(store: &dyn LedgerStore, tenant: &str, f: &ListFilter) -> ApiResult<ReservationListResponse> {
     if let Some(t) = &f.tenant
         && t != tenant {
             return Err(ApiError::forbidden("the tenant filter does not match the tenant of the API key"));
@@ -1144,14 +1135,14 @@ pub fn list_reservations(store: &dyn LedgerStore, tenant: &str, f: &ListFilter) 
             return false;
         }
         scanned += 1;
-        out.push(reservation_json(&r, false));
+        out.push(reservation_detail(&r, false));
         true
     })?;
-    let mut body = json!({"reservations": out, "has_more": more});
-    if more {
-        body["next_cursor"] = json!((offset + scanned).to_string());
-    }
-    Ok(body)
+    Ok(ReservationListResponse {
+        reservations: out,
+        has_more: more,
+        next_cursor: more.then(|| (offset + scanned).to_string()),
+    })
 }
 
 /// Filters of GET /v1/balances.

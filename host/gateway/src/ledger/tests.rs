@@ -502,15 +502,16 @@ fn the_listing_pages_newest_first() {
             let filter = ListFilter { limit: Some(2), cursor: cursor.map(String::from), ..ListFilter::default() };
             atomically(store, |s| list_reservations(s, TENANT, &filter)).expect("listed")
         };
-        let listed = |body: &Value| -> Vec<String> {
-            body["reservations"].as_array().expect("array").iter().map(|r| r["reservation_id"].as_str().unwrap_or("").to_string()).collect()
+        let listed = |body: &crate::cycles::ReservationListResponse| -> Vec<String> {
+            body.reservations.iter().map(|r| r.reservation_id.clone()).collect()
         };
         let first = page(None);
         assert_eq!(listed(&first), [ids[2].clone(), ids[1].clone()]);
-        assert_eq!(first["has_more"], true);
-        let second = page(first["next_cursor"].as_str());
+        assert!(first.has_more);
+        let second = page(first.next_cursor.as_deref());
         assert_eq!(listed(&second), [ids[0].clone()]);
-        assert_eq!(second["has_more"], false);
+        assert!(!second.has_more);
+        assert_eq!(second.next_cursor, None);
     });
 }
 
