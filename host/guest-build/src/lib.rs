@@ -21,7 +21,7 @@ pub const GUEST_TARGET: &str = "wasm32-wasip2";
 ///   put a constant into a load's `offset`, so every load became `i32.add` + `v128.load`.
 ///   Cranelift cannot fold a wrapping 32-bit add into the x86 address and spent an extra
 ///   `lea` per load. Without LSR the loads carry their offsets; the learned policy's
-///   component-to-native ratio went from 1.63-1.94x to 1.41-1.65x (the `interleaved` bench,
+///   component-to-native ratio went from 1.63-1.94x to 1.41-1.66x (the `interleaved` bench,
 ///   docs/performance.md), with allows and denials unchanged within the bench's noise.
 pub const GUEST_RUSTFLAGS: &str = "-Ctarget-feature=+simd128 -Cllvm-args=-disable-lsr";
 
