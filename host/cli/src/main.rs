@@ -164,6 +164,10 @@ enum Command {
         /// Which domains.
         #[arg(long, value_enum, default_value_t = ExperimentDomain::All)]
         domain: ExperimentDomain,
+        /// With `--domain finance-rolling`: the test years, one origin each, comma-separated
+        /// or as FIRST-LAST, from 2000 to 2022 [default: 2000-2022].
+        #[arg(long, value_parser = parse_years)]
+        origins: Option<Years>,
         /// Output directory [default: runs/experiment-<domain>]
         #[arg(long, short)]
         out: Option<PathBuf>,
@@ -310,6 +314,26 @@ enum ExperimentDomain {
     Medical,
     /// ASSISTments skill-builder format (SYNTHETIC).
     Education,
+    /// Finance, rolling origins: one test year at a time, each with its own train and
+    /// validation years, random search and runs; methods compared across years.
+    FinanceRolling,
+}
+
+/// Test years of `--origins`.
+#[derive(Clone, Debug)]
+struct Years(Vec<u16>);
+
+/// Parses `2016-2022` or `2008,2016,2020`.
+fn parse_years(text: &str) -> Result<Years, String> {
+    let year = |t: &str| t.trim().parse::<u16>().map_err(|_| format!("`{}` is not a year", t.trim()));
+    if let Some((first, last)) = text.split_once('-') {
+        let (first, last) = (year(first)?, year(last)?);
+        if first > last {
+            return Err(format!("{first}-{last}: the first year is after the last"));
+        }
+        return Ok(Years((first..=last).collect()));
+    }
+    text.split(',').map(year).collect::<Result<Vec<_>, _>>().map(Years)
 }
 
 /// The readings of the projection's caps in `sbd experiment` (`CapReading`).
@@ -643,13 +667,17 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             sbd_cli::output::print(&String::from_utf8_lossy(&script))?;
             Ok(EXIT_OK)
         }
-        Command::Experiment { domain, out, quick, jobs, seeds, deltas, tuning_budget, outer_steps, width, caps, fresh, quiet } => {
+        Command::Experiment { domain, origins, out, quick, jobs, seeds, deltas, tuning_budget, outer_steps, width, caps, fresh, quiet } => {
             let (choice, name) = match domain {
                 ExperimentDomain::All => (DomainChoice::All, "all"),
-                ExperimentDomain::Finance => (DomainChoice::Finance, "finance"),
+                ExperimentDomain::Finance | ExperimentDomain::FinanceRolling => (DomainChoice::Finance, "finance"),
                 ExperimentDomain::Medical => (DomainChoice::Medical, "medical"),
                 ExperimentDomain::Education => (DomainChoice::Education, "education"),
             };
+            let rolling = matches!(domain, ExperimentDomain::FinanceRolling);
+            if origins.is_some() && !rolling {
+                anyhow::bail!("--origins needs --domain finance-rolling");
+            }
             let mut config = if quick { ExperimentConfig::quick() } else { ExperimentConfig::default() };
             config.jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, std::num::NonZero::get));
             if let Some(n) = seeds {
@@ -662,6 +690,9 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             }
             if let Some(d) = deltas {
                 config.deltas = d;
+            } else if rolling {
+                // the rolling report reads the headline delta only
+                config.deltas = vec![config.headline_delta];
             }
             if let Some(b) = tuning_budget {
                 config.tuning_budget = b;
@@ -674,8 +705,28 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                 CapsArg::Threshold => CapReading::Threshold,
                 CapsArg::Uncapped => CapReading::Uncapped,
             };
-            let out = out.unwrap_or_else(|| train::default_out("experiment", name));
             let command = std::env::args().map(|a| if a.contains(' ') { format!("'{a}'") } else { a }).collect::<Vec<_>>().join(" ");
+            if rolling {
+                config.theory_checks = false;
+                let years = origins.map_or_else(|| sbd_train::eval::rolling::DEFAULT_ORIGINS.collect(), |y| y.0);
+                let out = out.unwrap_or_else(|| train::default_out("experiment", "finance-rolling"));
+                let outcome = sbd_cli::experiment::run_rolling(&years, &config, quick, &out, command, fresh, quiet)?;
+                outln!("{} runs over {} origins in {:.1} min", outcome.runs, years.len(), outcome.seconds / 60.0)?;
+                for c in &outcome.analysis.comparisons {
+                    outln!(
+                        "  {:<22} vs {:<20} Sharpe {:<26} won {} of {}, Holm p {:.3}",
+                        c.ours.name(),
+                        c.other.name(),
+                        c.difference.show(4),
+                        c.wins,
+                        years.len(),
+                        c.p_holm
+                    )?;
+                }
+                outln!("wrote {}/{{{}}}", out.display(), outcome.files.join(", "))?;
+                return Ok(EXIT_OK);
+            }
+            let out = out.unwrap_or_else(|| train::default_out("experiment", name));
             let outcome = sbd_cli::experiment::run_experiment(choice, &config, quick, &out, command, fresh, quiet)?;
             outln!("{} runs in {:.1} min", outcome.runs, outcome.seconds / 60.0)?;
             for (id, domain, holds) in &outcome.verdicts {

@@ -18,6 +18,11 @@
 //! ends on 2022-12-27 (the last day with a next close). Price history before 2010 serves only
 //! as the 30-day lookback of the first days of 2010.
 //!
+//! Those are [`Periods::PAPER`]; [`FinanceOptions::periods`] sets others, in whole years. The
+//! rolling-origin evaluation ([`Periods::rolling_origin`], issue 16 item 4) moves the same
+//! 8-year train and 2-year validation windows along the file and tests on the one year after
+//! them; the file starting in 1990, the earliest test year is 2000.
+//!
 //! *Adaptation (purge):* every sample carries a forward `horizon`-day return (its task cost,
 //! below), so the train and validation splits each drop their last `horizon` days: no forward
 //! window crosses into the next split. The test split keeps every day except the file's last;
@@ -132,12 +137,57 @@ pub const LOOKBACK: usize = 30;
 /// Trading days per year, for annualising.
 pub const TRADING_DAYS_PER_YEAR: f64 = 252.0;
 
-/// First and last date (inclusive) of the train split.
-pub const TRAIN_PERIOD: (&str, &str) = ("2010-01-01", "2017-12-31");
-/// First and last date (inclusive) of the validation split.
-pub const VALIDATION_PERIOD: (&str, &str) = ("2018-01-01", "2019-12-31");
-/// First and last date (inclusive) of the test split, as in the paper (the data end earlier).
-pub const TEST_PERIOD: (&str, &str) = ("2020-01-01", "2023-12-31");
+/// The calendar years of the three splits: each split runs from 1 January of its first year to
+/// 31 December of its last (inclusive).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Periods {
+    /// First and last year of the train split.
+    pub train: (u16, u16),
+    /// First and last year of the validation split.
+    pub validation: (u16, u16),
+    /// First and last year of the test split.
+    pub test: (u16, u16),
+}
+
+impl Periods {
+    /// The paper's splits (section 6.3): train 2010-2017, validation 2018-2019, test 2020-2023
+    /// (the data end on 2022-12-28).
+    pub const PAPER: Periods = Periods { train: (2010, 2017), validation: (2018, 2019), test: (2020, 2023) };
+
+    /// One origin of a rolling-origin evaluation with recalibration (Tashman 2000, "Out-of-sample
+    /// tests of forecasting accuracy", section 3): the test split is the one year `test_year`,
+    /// validation the two years before it and train the eight years before those, the paper's
+    /// lengths. `rolling_origin(2020)` is the paper's split with a one-year test.
+    pub const fn rolling_origin(test_year: u16) -> Periods {
+        Periods {
+            train: (test_year.saturating_sub(10), test_year.saturating_sub(3)),
+            validation: (test_year.saturating_sub(2), test_year.saturating_sub(1)),
+            test: (test_year, test_year),
+        }
+    }
+
+    /// The splits as `(name, first date, last date)`, in time order.
+    pub fn dates(&self) -> [(&'static str, String, String); 3] {
+        let span = |(first, last): (u16, u16)| (format!("{first:04}-01-01"), format!("{last:04}-12-31"));
+        let (train, validation, test) = (span(self.train), span(self.validation), span(self.test));
+        [("train", train.0, train.1), ("validation", validation.0, validation.1), ("test", test.0, test.1)]
+    }
+
+    /// Checks that each split's years are in order and that the splits follow one another
+    /// without overlapping.
+    pub fn validate(&self) -> Result<(), DataError> {
+        let [train, validation, test] = [self.train, self.validation, self.test];
+        if train.0 > train.1 || validation.0 > validation.1 || test.0 > test.1 {
+            return Err(DataError::Options(format!("periods {self:?}: a split's first year is after its last")));
+        }
+        if train.1 >= validation.0 || validation.1 >= test.0 {
+            return Err(DataError::Options(format!(
+                "periods {self:?}: train, validation and test must follow one another without overlapping"
+            )));
+        }
+        Ok(())
+    }
+}
 /// The COVID stress-test window of appendix B.2 (inclusive).
 pub const COVID_WINDOW: (&str, &str) = ("2020-02-20", "2020-03-23");
 /// The calm baseline window of hypothesis H-Fin-1 (inclusive).
@@ -260,9 +310,9 @@ pub enum DataError {
         /// The price file.
         file: String,
         /// The split's first date.
-        first: &'static str,
+        first: String,
         /// The split's last date.
-        last: &'static str,
+        last: String,
     },
     /// The options are out of range.
     #[error("invalid finance options: {0}")]
@@ -314,6 +364,8 @@ pub struct FinanceOptions {
     pub alpha_cap_when_volatile: f64,
     /// Portfolio volatility above which the cap applies (default 0.25).
     pub volatility_threshold: f64,
+    /// The years of the train, validation and test splits (default [`Periods::PAPER`]).
+    pub periods: Periods,
 }
 
 impl Default for FinanceOptions {
@@ -324,6 +376,7 @@ impl Default for FinanceOptions {
             concentration_limit: 0.10,
             alpha_cap_when_volatile: 0.80,
             volatility_threshold: 0.25,
+            periods: Periods::PAPER,
         }
     }
 }
@@ -356,7 +409,7 @@ impl FinanceOptions {
                 self.volatility_threshold
             ));
         }
-        Ok(())
+        self.periods.validate()
     }
 }
 
@@ -589,16 +642,18 @@ fn load_named(
     check_same_dates(&prices.dates, (index_file, &index.dates), prices_file)?;
 
     let rows = prices.dates.len();
-    let empty = |split: &'static str, (first, last): (&'static str, &'static str)| DataError::EmptySplit {
+    let periods = options.periods.dates();
+    let [train_period, validation_period, test_period] = &periods;
+    let empty = |(split, first, last): &(&'static str, String, String)| DataError::EmptySplit {
         split,
         file: prices_file.into(),
-        first,
-        last,
+        first: first.clone(),
+        last: last.clone(),
     };
     // the market starts at the first train day with a full lookback
     let first_row = (LOOKBACK..rows)
-        .find(|&r| prices.dates[r].as_str() >= TRAIN_PERIOD.0)
-        .ok_or_else(|| empty("train", TRAIN_PERIOD))?;
+        .find(|&r| prices.dates[r] >= train_period.1)
+        .ok_or_else(|| empty(train_period))?;
     let market_rows = first_row..rows;
 
     let days: Vec<DayData> = market_rows.clone().map(|row| day_data(&prices, row)).collect();
@@ -617,17 +672,14 @@ fn load_named(
     // split days, with the purge of the module docs
     let purged =
         |range: Range<usize>| range.start..range.end.saturating_sub(options.horizon).max(range.start);
-    let train_days = purged(date_range(&dates, TRAIN_PERIOD.0, TRAIN_PERIOD.1));
-    let validation_days = purged(date_range(&dates, VALIDATION_PERIOD.0, VALIDATION_PERIOD.1));
-    let test = date_range(&dates, TEST_PERIOD.0, TEST_PERIOD.1);
+    let span = |(_, first, last): &(&'static str, String, String)| date_range(&dates, first, last);
+    let train_days = purged(span(train_period));
+    let validation_days = purged(span(validation_period));
+    let test = span(test_period);
     let test_days = test.start..test.end.min(dates.len() - 1).max(test.start);
-    for (split, range, period) in [
-        ("train", &train_days, TRAIN_PERIOD),
-        ("validation", &validation_days, VALIDATION_PERIOD),
-        ("test", &test_days, TEST_PERIOD),
-    ] {
+    for (range, period) in [(&train_days, train_period), (&validation_days, validation_period), (&test_days, test_period)] {
         if range.is_empty() {
-            return Err(empty(split, period));
+            return Err(empty(period));
         }
     }
 
@@ -1018,6 +1070,34 @@ mod tests {
     }
 
     #[test]
+    fn a_rolling_origin_tests_one_year_after_eight_of_train_and_two_of_validation() -> TestResult {
+        assert_eq!(Periods::rolling_origin(2020), Periods { test: (2020, 2020), ..Periods::PAPER });
+        for year in [2000, 2008, 2016, 2022] {
+            let options = FinanceOptions { periods: Periods::rolling_origin(year), ..FinanceOptions::default() };
+            let Finance { dataset, market } = load_embedded(&options).map_err(|e| e.to_string())?;
+            let year_of = |day: usize| market.dates[day][..4].parse::<u16>().unwrap_or(0);
+            assert_eq!(year_of(market.train_days.start), year - 10);
+            assert_eq!(year_of(market.train_days.end - 1), year - 3);
+            assert_eq!(year_of(market.validation_days.start), year - 2);
+            assert_eq!(year_of(market.validation_days.end - 1), year - 1);
+            assert!(market.test_days.clone().all(|day| year_of(day) == year), "{year}");
+            // a whole year of test days, less the file's last day in 2022
+            assert!(dataset.test.len >= 248, "{year}: {} test days", dataset.test.len);
+            // the purge: no forward window of train or validation reaches the next split
+            assert!(market.train_days.end + options.horizon <= market.validation_days.start);
+            assert!(market.validation_days.end + options.horizon <= market.test_days.start);
+            assert_eq!(dataset.test.labels, market.dates[market.test_days.clone()]);
+        }
+        // before the file's 1990 start (and its 30-day lookback) there is no train split
+        let early = FinanceOptions { periods: Periods::rolling_origin(1995), ..FinanceOptions::default() };
+        assert!(load_embedded(&early).is_ok(), "1995 still has 1990-1992 to train on");
+        let none = FinanceOptions { periods: Periods::rolling_origin(2024), ..FinanceOptions::default() };
+        let message = load_embedded(&none).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(message.contains("test split (2024-01-01 .. 2024-12-31)"), "{message}");
+        Ok(())
+    }
+
+    #[test]
     fn train_states_are_standardised() -> TestResult {
         let dataset = &finance()?.dataset;
         let train = &dataset.train;
@@ -1329,6 +1409,18 @@ mod tests {
             FinanceOptions { concentration_limit: 0.0, ..FinanceOptions::default() },
             FinanceOptions { alpha_cap_when_volatile: 1.5, ..FinanceOptions::default() },
             FinanceOptions { volatility_threshold: f64::NAN, ..FinanceOptions::default() },
+            FinanceOptions {
+                periods: Periods { train: (2012, 2010), ..Periods::PAPER },
+                ..FinanceOptions::default()
+            },
+            FinanceOptions {
+                periods: Periods { validation: (2017, 2019), ..Periods::PAPER },
+                ..FinanceOptions::default()
+            },
+            FinanceOptions {
+                periods: Periods { test: (2019, 2020), ..Periods::PAPER },
+                ..FinanceOptions::default()
+            },
         ] {
             assert!(matches!(load_embedded(&options), Err(DataError::Options(_))), "{options:?}");
         }

@@ -522,6 +522,9 @@ pub struct ExperimentConfig {
     pub tuning_seed: u64,
     /// Theorem 4.4 sweep (F3) and the convergence run (F4), per domain, first seed.
     pub theory: TheoryConfig,
+    /// Whether to run the F3 and F4 checks at all (the rolling-origin evaluation does not: it
+    /// asks how methods compare out of sample, not whether the theorems hold).
+    pub theory_checks: bool,
     /// Concurrent runs.
     pub jobs: usize,
     /// The reading of the projection's caps.
@@ -546,6 +549,7 @@ impl Default for ExperimentConfig {
                 reference_steps: 4000,
                 ..TheoryConfig::default()
             },
+            theory_checks: true,
             jobs: 2,
             caps: CapReading::Threshold,
         }
@@ -675,8 +679,12 @@ pub struct Extras {
     pub h1_shuffled: Option<f64>,
     /// Finance, headline delta: moving-block bootstrap 95% interval of the test TE.
     pub te_block_interval: Option<stats::Interval>,
-    /// Finance, headline delta: TE per consecutive test window (rolling origins).
+    /// Finance, headline delta: TE per consecutive window of the test split, from the one
+    /// model (not refitted per window; the refitted evaluation is [`crate::eval::rolling`]).
     pub te_windows: Vec<f64>,
+    /// Finance: the annualised Sharpe ratio of the test back-test, unclamped (TE is its
+    /// clamped map, which saturates at Sharpe 2 in strong years).
+    pub sharpe: Option<f64>,
 }
 
 /// Shannon entropy in bits of a distribution (zero terms skipped).
@@ -998,7 +1006,8 @@ pub fn run_checkpointed(
         }
     }
     // theory checks run as jobs too, so they share the pool
-    let total = jobs.len() + domains.len();
+    let theory_domains = if config.theory_checks { domains } else { &[] };
+    let total = jobs.len() + theory_domains.len();
     let done = std::sync::atomic::AtomicUsize::new(0);
     let tick = || {
         let n = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
@@ -1023,7 +1032,7 @@ pub fn run_checkpointed(
                 result
             })
             .collect();
-        let theory: Result<Vec<DomainTheory>, TrainError> = domains
+        let theory: Result<Vec<DomainTheory>, TrainError> = theory_domains
             .par_iter()
             .enumerate()
             .map(|(i, domain)| {

@@ -460,7 +460,7 @@ fn finance_windows(md: &mut String, domain: &str, config: &ExperimentConfig, res
     }
     let _ = writeln!(
         md,
-        "\nFinance at delta = {}: test TE with its moving-block bootstrap 95% interval over the 753 test days (blocks of 20 trading days, 1,000 resamples; the bounds are averaged over seeds), and TE on three consecutive test windows (rolling evaluation origins; each model is trained once, not refitted per origin). Means over seeds.\n",
+        "\nFinance at delta = {}: test TE with its moving-block bootstrap 95% interval over the 753 test days (blocks of 20 trading days, 1,000 resamples; the bounds are averaged over seeds), and TE on three consecutive test windows (each model is trained once, not refitted per window; `sbd experiment --domain finance-rolling` refits per test year). Means over seeds.\n",
         config.headline_delta
     );
     let _ = writeln!(md, "| method | TE [block-bootstrap 95%] | window 1 | window 2 | window 3 |");

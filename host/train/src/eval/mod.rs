@@ -8,6 +8,7 @@ pub mod experiment;
 pub mod experiment_report;
 pub mod oracle;
 pub mod report;
+pub mod rolling;
 pub mod stats;
 pub mod summary;
 pub mod theory;

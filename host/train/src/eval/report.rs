@@ -150,6 +150,19 @@ fn draw_panel(
     if y1 <= y0 {
         y1 = y0 + y0.abs().max(1e-9) * 0.1;
     }
+    // x data that are whole numbers (years, steps, days) get whole-number ticks: asking for
+    // no more ticks than there are distinct values makes the tick step at least 1
+    let xs = || panel.series.iter().flat_map(|s| s.points.iter().map(|p| p.0)).filter(|x| x.is_finite());
+    let whole_x = xs().next().is_some() && xs().all(|x| x.fract() == 0.0);
+    let x_ticks = if whole_x {
+        let mut distinct: Vec<f64> = xs().collect();
+        distinct.sort_by(f64::total_cmp);
+        distinct.dedup();
+        distinct.len().clamp(2, 10)
+    } else {
+        10
+    };
+    let x_span = (x1 - x0).abs().max(1e-12);
     let e = |e: &dyn std::fmt::Display| e.to_string();
     let mut builder = ChartBuilder::on(area);
     builder.caption(panel.title, ("sans-serif", 20)).margin(12).x_label_area_size(40).y_label_area_size(64);
@@ -161,6 +174,8 @@ fn draw_panel(
             .configure_mesh()
             .x_desc(panel.x_label)
             .y_desc(panel.y_label)
+            .x_labels(x_ticks)
+            .x_label_formatter(&|v| if whole_x { format!("{v:.0}") } else { tick_label(*v, x_span) })
             .y_labels(10)
             .y_label_formatter(&|v| format!("{v:.2e}"))
             .draw()
@@ -170,14 +185,14 @@ fn draw_panel(
         let pad = (y1 - y0) * 0.05;
         let mut chart = builder.build_cartesian_2d(x0..x1, (y0 - pad)..(y1 + pad)).map_err(|x| e(&x))?;
         let span = (y1 - y0 + 2.0 * pad).abs().max(1e-12);
-        let x_span = (x1 - x0).abs().max(1e-12);
         chart
             .configure_mesh()
             .x_desc(panel.x_label)
             .y_desc(panel.y_label)
             .y_labels(8)
             .y_label_formatter(&|v| tick_label(*v, span))
-            .x_label_formatter(&|v| tick_label(*v, x_span))
+            .x_labels(x_ticks)
+            .x_label_formatter(&|v| if whole_x { format!("{v:.0}") } else { tick_label(*v, x_span) })
             .draw()
             .map_err(|x| e(&x))?;
         draw_curves(&mut chart, panel, |_| true)

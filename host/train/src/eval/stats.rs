@@ -259,8 +259,12 @@ impl Interval {
         if self.estimate.is_nan() {
             return "-".into();
         }
-        // + 0.0 turns -0.0 into 0.0
-        format!("{:.digits$} [{:.digits$}, {:.digits$}]", self.estimate + 0.0, self.low + 0.0, self.high + 0.0)
+        // a value that rounds to zero prints as 0, not -0
+        let show = |v: f64| {
+            let text = format!("{v:.digits$}");
+            if text.starts_with('-') && text[1..].chars().all(|c| c == '0' || c == '.') { text[1..].to_string() } else { text }
+        };
+        format!("{} [{}, {}]", show(self.estimate), show(self.low), show(self.high))
     }
 }
 
@@ -524,6 +528,15 @@ mod tests {
         assert_eq!(one_sided_t_p(&[0.2, 0.2, 0.2]), 0.0);
         assert_eq!(one_sided_t_p(&[0.0, 0.0]), 1.0);
         assert!(one_sided_t_p(&[1.0]).is_nan());
+    }
+
+    #[test]
+    fn an_interval_that_rounds_to_zero_shows_no_minus_sign() {
+        let tiny = Interval { estimate: -0.00001, low: -0.00002, high: -0.0 };
+        assert_eq!(tiny.show(4), "0.0000 [0.0000, 0.0000]");
+        let negative = Interval { estimate: -0.5, low: -0.75, high: -0.00004 };
+        assert_eq!(negative.show(3), "-0.500 [-0.750, 0.000]");
+        assert_eq!(Interval::NAN.show(3), "-");
     }
 
     #[test]

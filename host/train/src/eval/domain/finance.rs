@@ -21,6 +21,18 @@ pub struct Finance {
 }
 
 impl Finance {
+    /// Whether the splits hold the stress test's windows: the COVID crash inside the test
+    /// days and calm 2018 inside the validation days (the paper's splits do; most rolling
+    /// origins do not, and then H-Fin-1 and H-Fin-2 have nothing to measure).
+    pub fn has_stress_windows(&self) -> bool {
+        let market = &self.market;
+        let inside = |window: (&str, &str), days: &std::ops::Range<usize>| {
+            let w = market.days_between(window.0, window.1);
+            !w.is_empty() && days.start <= w.start && w.end <= days.end
+        };
+        inside(finance::COVID_WINDOW, &market.test_days) && inside(finance::CALM_WINDOW, &market.validation_days)
+    }
+
     /// Mean lambda on the COVID window (test days) and on calm 2018 (validation days).
     fn covid_and_calm(&self, lambdas: &[f64], validation_lambdas: &[f64]) -> (Vec<f64>, Vec<f64>) {
         let market = &self.market;
@@ -52,7 +64,7 @@ impl Domain for Finance {
         validation_lambdas: &[f64],
         shuffle: Option<u64>,
     ) -> Option<f64> {
-        if !has_lambda(lambdas) {
+        if !has_lambda(lambdas) || !self.has_stress_windows() {
             return None;
         }
         let (covid_l, calm_l) = self.covid_and_calm(lambdas, validation_lambdas);
@@ -64,6 +76,11 @@ impl Domain for Finance {
 
     fn extras(&self, decisions: &[(usize, f64)], lambdas: &[f64], validation_lambdas: &[f64]) -> Extras {
         let mut extras = extras_with_lambda_by_risk(self.dataset(), lambdas);
+        extras.sharpe =
+            Some(finance::backtest(&self.market, self.market.test_days.clone(), decisions, &self.options).sharpe);
+        if !self.has_stress_windows() {
+            return extras;
+        }
         let (market, options) = (&self.market, &self.options);
         let covid = market.days_between(finance::COVID_WINDOW.0, finance::COVID_WINDOW.1);
         if has_lambda(lambdas) {
@@ -81,8 +98,8 @@ impl Domain for Finance {
     }
 
     /// A moving-block bootstrap 95% interval (blocks of 20 trading days, 1,000 resamples) of
-    /// the test TE, and the TE of each of `windows` consecutive test windows (rolling
-    /// evaluation origins; the model is trained once).
+    /// the test TE, and the TE of each of `windows` consecutive test windows (the model is
+    /// trained once, not refitted per window).
     fn te_intervals(&self, decisions: &[(usize, f64)], windows: usize, seed: u64) -> Option<(stats::Interval, Vec<f64>)> {
         let returns = finance::daily_returns(&self.market, self.market.test_days.clone(), decisions);
         let interval =
