@@ -465,10 +465,12 @@ pub fn write(
             series,
         }],
     )?;
+    // every run's figures, without the per-step and per-decile curves (23 origins of 140 runs)
     let mut trimmed = results.clone();
     for run in &mut trimmed.runs {
         run.l_meta.clear();
         run.extras.lambda_over_time.clear();
+        run.extras.lambda_by_risk.clear();
     }
     let json = Json {
         meta,
@@ -482,7 +484,7 @@ pub fn write(
         results: &trimmed,
     };
     let path = dir.join("results.json");
-    let text = serde_json::to_string_pretty(&json).map_err(|e| TrainError::Encoding(e.to_string()))?;
+    let text = serde_json::to_string(&json).map_err(|e| TrainError::Encoding(e.to_string()))?;
     std::fs::write(&path, text).map_err(io(&path))?;
     let path = dir.join("report.md");
     std::fs::write(&path, markdown(config, results, analysis, meta)).map_err(io(&path))?;
