@@ -182,7 +182,7 @@ enum Command {
         #[arg(long)]
         seeds: Option<u64>,
         /// The delta sweep, comma-separated; it must contain 0.05, the headline delta
-        /// [default: 0.01,0.05,0.1,0.2,0.3].
+        /// [default: 0.01,0.05,0.1,0.2,0.3; finance-rolling runs 0.05 only].
         #[arg(long, value_delimiter = ',')]
         deltas: Option<Vec<f64>>,
         /// Random-search candidates per tuned method and domain on validation, the defaults
@@ -323,17 +323,24 @@ enum ExperimentDomain {
 #[derive(Clone, Debug)]
 struct Years(Vec<u16>);
 
-/// Parses `2016-2022` or `2008,2016,2020`.
+/// Parses a comma-separated list of years and FIRST-LAST ranges: `2016-2022`,
+/// `2008,2016,2020` or `2000-2002,2008`.
 fn parse_years(text: &str) -> Result<Years, String> {
     let year = |t: &str| t.trim().parse::<u16>().map_err(|_| format!("`{}` is not a year", t.trim()));
-    if let Some((first, last)) = text.split_once('-') {
-        let (first, last) = (year(first)?, year(last)?);
-        if first > last {
-            return Err(format!("{first}-{last}: the first year is after the last"));
+    let mut years = Vec::new();
+    for part in text.split(',') {
+        match part.split_once('-') {
+            Some((first, last)) => {
+                let (first, last) = (year(first)?, year(last)?);
+                if first > last {
+                    return Err(format!("{first}-{last}: the first year is after the last"));
+                }
+                years.extend(first..=last);
+            }
+            None => years.push(year(part)?),
         }
-        return Ok(Years((first..=last).collect()));
     }
-    text.split(',').map(year).collect::<Result<Vec<_>, _>>().map(Years)
+    Ok(Years(years))
 }
 
 /// The readings of the projection's caps in `sbd experiment` (`CapReading`).
@@ -688,10 +695,12 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                 // the F3 sweep's fixed-lambda runs at the same size
                 config.theory.sweep_outer_steps = t;
             }
+            if rolling && deltas.is_some() {
+                anyhow::bail!("--deltas does not apply to --domain finance-rolling: it runs and reports delta 0.05 only");
+            }
             if let Some(d) = deltas {
                 config.deltas = d;
             } else if rolling {
-                // the rolling report reads the headline delta only
                 config.deltas = vec![config.headline_delta];
             }
             if let Some(b) = tuning_budget {
@@ -880,4 +889,20 @@ fn unix_ms() -> anyhow::Result<u64> {
         .duration_since(std::time::UNIX_EPOCH)
         .context("the system clock is before 1970")?;
     u64::try_from(elapsed.as_millis()).context("the system clock is past the u64 range")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_years;
+
+    #[test]
+    fn origins_parse_as_lists_and_ranges() {
+        let years = |text: &str| parse_years(text).map(|y| y.0);
+        assert_eq!(years("2016-2018"), Ok(vec![2016, 2017, 2018]));
+        assert_eq!(years(" 2008, 2016 "), Ok(vec![2008, 2016]));
+        assert_eq!(years("2000-2001,2008"), Ok(vec![2000, 2001, 2008]));
+        assert_eq!(years("2022-2016"), Err("2022-2016: the first year is after the last".into()));
+        assert_eq!(years(""), Err("`` is not a year".into()));
+        assert_eq!(years("20x0"), Err("`20x0` is not a year".into()));
+    }
 }

@@ -139,7 +139,7 @@ pub const TRADING_DAYS_PER_YEAR: f64 = 252.0;
 
 /// The calendar years of the three splits: each split runs from 1 January of its first year to
 /// 31 December of its last (inclusive).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
 pub struct Periods {
     /// First and last year of the train split.
     pub train: (u16, u16),

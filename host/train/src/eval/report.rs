@@ -129,13 +129,15 @@ fn draw_panel(
     panel: &Panel<'_>,
     area: &DrawingArea<BitMapBackend<'_>, plotters::coord::Shift>,
 ) -> Result<(), String> {
-    let points =
-        panel.series.iter().flat_map(|s| s.points.iter()).filter(|p| p.0.is_finite() && p.1.is_finite());
+    // the points drawn: finite, and positive y on a log scale
+    let drawn: Vec<(f64, f64)> = panel
+        .series
+        .iter()
+        .flat_map(|s| s.points.iter().copied())
+        .filter(|p| p.0.is_finite() && p.1.is_finite() && !(panel.log_y && p.1 <= 0.0))
+        .collect();
     let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
-    for &(x, y) in points {
-        if panel.log_y && y <= 0.0 {
-            continue;
-        }
+    for &(x, y) in &drawn {
         x0 = x0.min(x);
         x1 = x1.max(x);
         y0 = y0.min(y);
@@ -152,16 +154,11 @@ fn draw_panel(
     }
     // x data that are whole numbers (years, steps, days) get whole-number ticks: asking for
     // no more ticks than there are distinct values makes the tick step at least 1
-    let xs = || panel.series.iter().flat_map(|s| s.points.iter().map(|p| p.0)).filter(|x| x.is_finite());
-    let whole_x = xs().next().is_some() && xs().all(|x| x.fract() == 0.0);
-    let x_ticks = if whole_x {
-        let mut distinct: Vec<f64> = xs().collect();
-        distinct.sort_by(f64::total_cmp);
-        distinct.dedup();
-        distinct.len().clamp(2, 10)
-    } else {
-        10
-    };
+    let mut distinct: Vec<f64> = drawn.iter().map(|p| p.0).collect();
+    distinct.sort_by(f64::total_cmp);
+    distinct.dedup();
+    let whole_x = distinct.len() > 1 && distinct.iter().all(|x| x.fract() == 0.0);
+    let x_ticks = if whole_x { distinct.len().min(10) } else { 10 };
     let x_span = (x1 - x0).abs().max(1e-12);
     let e = |e: &dyn std::fmt::Display| e.to_string();
     let mut builder = ChartBuilder::on(area);

@@ -366,11 +366,15 @@ pub fn block_bootstrap_interval(
     percentile_interval(estimate, replicates, confidence)
 }
 
+/// Most values for which [`sign_flip_p`] enumerates every sign vector (meet in the middle: two
+/// halves of at most 2^20 sums each).
+pub const EXACT_SIGN_FLIP_MAX: usize = 40;
+
 /// One-sided p-value of `mean(values) > 0` by the sign-flip permutation test: under the null
 /// each value is symmetric about 0, so every assignment of signs is equally likely. Exact (all
-/// `2^n` sign vectors) for n <= 16, otherwise 20,000 random ones (seeded, with the observed
-/// one counted). Paired two-method comparisons pass the per-seed differences. NaN for no data;
-/// 1 when every value is 0.
+/// `2^n` sign vectors, counted by meeting in the middle) for n <= [`EXACT_SIGN_FLIP_MAX`],
+/// otherwise 20,000 random ones (seeded, with the observed one counted). Paired two-method
+/// comparisons pass the per-seed differences. NaN for no data; 1 when every value is 0.
 pub fn sign_flip_p(values: &[f64]) -> f64 {
     let values: Vec<f64> = values.iter().copied().filter(|v| v.is_finite()).collect();
     let n = values.len();
@@ -380,27 +384,38 @@ pub fn sign_flip_p(values: &[f64]) -> f64 {
     let observed: f64 = values.iter().sum();
     // a small tolerance so that ties with the observed sum count as "at least as extreme"
     let tolerance = 1e-12 * values.iter().map(|v| v.abs()).sum::<f64>().max(1e-300);
-    let extreme = |sum: f64| sum >= observed - tolerance;
-    if n <= 16 {
-        let total = 1u64 << n;
-        let hits = (0..total)
-            .filter(|mask| {
-                let sum: f64 =
-                    values.iter().enumerate().map(|(i, v)| if mask >> i & 1 == 1 { -v } else { *v }).sum();
-                extreme(sum)
-            })
-            .count();
-        return hits as f64 / total as f64;
+    let threshold = observed - tolerance;
+    if n <= EXACT_SIGN_FLIP_MAX {
+        // every signed sum of a half, each computed afresh from its terms (no drift)
+        let signed_sums = |half: &[f64]| -> Vec<f64> {
+            (0..1u64 << half.len())
+                .map(|mask| half.iter().enumerate().map(|(i, v)| if mask >> i & 1 == 1 { -v } else { *v }).sum())
+                .collect()
+        };
+        let (left, right) = values.split_at(n / 2);
+        let mut right = signed_sums(right);
+        right.sort_by(f64::total_cmp);
+        let hits: u64 = signed_sums(left)
+            .iter()
+            .map(|a| (right.len() - right.partition_point(|b| a + b < threshold)) as u64)
+            .sum();
+        return hits as f64 / (1u64 << n) as f64;
     }
     let mut rng = ChaCha8Rng::seed_from_u64(0x5eed);
     let draws = 20_000;
     let hits = (0..draws)
         .filter(|_| {
             let sum: f64 = values.iter().map(|v| if rng.random_bool(0.5) { -v } else { *v }).sum();
-            extreme(sum)
+            sum >= threshold
         })
         .count();
     (hits + 1) as f64 / (draws + 1) as f64
+}
+
+/// Two-sided sign-flip p-value of `mean(values) != 0`: twice the smaller one-sided p, at most 1.
+pub fn sign_flip_two_sided(values: &[f64]) -> f64 {
+    let negated: Vec<f64> = values.iter().map(|v| -v).collect();
+    (2.0 * sign_flip_p(values).min(sign_flip_p(&negated))).min(1.0)
 }
 
 /// Holm's step-down adjustment of p-values (family-wise error control): sorted ascending,
@@ -585,8 +600,31 @@ mod tests {
         assert!(sign_flip_p(&[]).is_nan());
         // ten seeds all ahead: p = 1/1024 < 0.001
         assert!(sign_flip_p(&[0.1; 10]) < 0.001);
-        // the Monte Carlo branch agrees in order of magnitude
-        let many: Vec<f64> = (0..20).map(|i| if i < 18 { 1.0 } else { -1.0 }).collect();
+        // the Monte Carlo branch (over 40 values) agrees in order of magnitude
+        let many: Vec<f64> = (0..50).map(|i| if i < 45 { 1.0 } else { -1.0 }).collect();
         assert!(sign_flip_p(&many) < 0.001);
+    }
+
+    #[test]
+    fn sign_flip_counts_every_sign_vector_up_to_forty_values() {
+        // brute force over all 2^12 sign vectors of uneven values, ties included
+        let values = [0.3, -1.2, 0.7, 0.7, 2.5, -0.1, 0.0, 1.1, -0.4, 0.9, 0.3, -2.0];
+        let observed: f64 = values.iter().sum();
+        let tolerance = 1e-12 * values.iter().map(|v: &f64| v.abs()).sum::<f64>();
+        let hits = (0..1u32 << 12)
+            .filter(|mask| {
+                let sum: f64 = values.iter().enumerate().map(|(i, v)| if mask >> i & 1 == 1 { -v } else { *v }).sum();
+                sum >= observed - tolerance
+            })
+            .count();
+        assert!((sign_flip_p(&values) - hits as f64 / 4096.0).abs() < 1e-15);
+        // 23 positive values: only the observed vector is as extreme, exactly 2^-23 (a random
+        // draw of 20,000 could never go below 1/20,001)
+        let up: Vec<f64> = (1..=23).map(f64::from).collect();
+        assert_eq!(sign_flip_p(&up), 1.0 / f64::from(1u32 << 23));
+        assert_eq!(sign_flip_two_sided(&up), 2.0 / f64::from(1u32 << 23));
+        let down: Vec<f64> = up.iter().map(|v| -v).collect();
+        assert_eq!(sign_flip_two_sided(&down), sign_flip_two_sided(&up));
+        assert_eq!(sign_flip_two_sided(&[0.1, -0.1]), 1.0);
     }
 }
