@@ -9,7 +9,9 @@ use rusqlite::{params, Connection, OptionalExtension};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use crate::cycles::{parse_scope, valid_scope_value, Amount, OveragePolicy, Unit};
+use crate::cycles::{
+    parse_scope, valid_scope_value, Amount, BudgetLedger, FundingResponse, LedgerList, OveragePolicy, Unit,
+};
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::events::{self, EventData, EventType, NewEvent};
 use crate::ledger::{self, BudgetRow, LedgerStore};
@@ -349,38 +351,12 @@ fn check_scope_for(tenant: &str, scope: &str) -> ApiResult<()> {
     Ok(())
 }
 
-/// The spec's `BudgetLedger` of `b`.
-pub fn ledger_json(tenant: &str, b: &BudgetRow) -> Value {
-    let bal = b.balance();
-    let mut v = json!({
-        "ledger_id": b.ledger_id,
-        "tenant_id": tenant,
-        "scope": b.scope,
-        "scope_path": b.scope,
-        "unit": b.unit,
-        "allocated": bal.allocated,
-        "remaining": bal.remaining,
-        "reserved": bal.reserved,
-        "spent": bal.spent,
-        "debt": bal.debt,
-        "overdraft_limit": bal.overdraft_limit,
-        "is_over_limit": b.is_over_limit,
-        "status": b.status,
-        "created_at": rfc3339(b.created_at_ms),
-        "updated_at": rfc3339(b.updated_at_ms),
-    });
-    if let Some(p) = b.commit_overage_policy {
-        v["commit_overage_policy"] = json!(p);
-    }
-    v
-}
-
 /// `POST /v1/admin/budgets` (createBudget): 201 BudgetLedger; 409 DUPLICATE_RESOURCE.
 pub async fn create_budget(
     State(state): State<Shared>,
     caller: Caller,
     Body(req): Body<BudgetCreateRequest>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<(StatusCode, Json<BudgetLedger>)> {
     let tenant = acting_tenant(&caller, req.tenant_id.as_deref())?;
     check_scope_for(&tenant, &req.scope)?;
     req.allocated.validate("allocated")?;
@@ -420,7 +396,7 @@ pub async fn create_budget(
             };
             conn.insert_budget(&tenant, &b)?;
             ledger::emit_budget_lifecycle(conn, &tenant, EventType::BudgetCreated, "CREATE", None, &b, now)?;
-            Ok((StatusCode::CREATED, Json(ledger_json(&tenant, &b))))
+            Ok((StatusCode::CREATED, Json(b.ledger(&tenant))))
         })
         .await
 }
@@ -436,7 +412,7 @@ pub struct BudgetQuery {
 }
 
 /// `GET /v1/admin/budgets` (listBudgets).
-pub async fn list_budgets(State(state): State<Shared>, caller: Caller, Q(q): Q<BudgetQuery>) -> ApiResult<Json<Value>> {
+pub async fn list_budgets(State(state): State<Shared>, caller: Caller, Q(q): Q<BudgetQuery>) -> ApiResult<Json<LedgerList>> {
     let tenant = match (&caller, &q.tenant_id) {
         (Caller::Key(p), Some(x)) if *x != p.tenant => return Err(ApiError::forbidden("`tenant_id` is not your tenant")),
         (Caller::Key(p), _) => Some(p.tenant.clone()),
@@ -459,11 +435,11 @@ pub async fn list_budgets(State(state): State<Shared>, caller: Caller, Q(q): Q<B
                     let scope_ok = q.scope.as_deref().is_none_or(|s| b.scope == s);
                     let unit_ok = q.unit.as_deref().is_none_or(|u| b.unit.as_str() == u);
                     if prefix_ok && scope_ok && unit_ok {
-                        ledgers.push(ledger_json(&t, &b));
+                        ledgers.push(b.ledger(&t));
                     }
                 }
             }
-            Ok(Json(json!({"ledgers": ledgers, "has_more": false})))
+            Ok(Json(LedgerList { ledgers, has_more: false }))
         })
         .await
 }
@@ -505,7 +481,7 @@ pub async fn fund_budget(
     caller: Caller,
     Q(target): Q<BudgetTarget>,
     Body(req): Body<FundingRequest>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<FundingResponse>> {
     let tenant = acting_tenant(&caller, target.tenant_id.as_deref())?;
     let unit = Unit::parse(&target.unit).ok_or_else(|| ApiError::invalid(format!("unknown unit `{}`", target.unit)))?;
     req.amount.validate("amount")?;
@@ -573,23 +549,23 @@ pub async fn fund_budget(
             };
             ledger::emit_budget_lifecycle(conn, &tenant, event_type, operation, Some(&before), &b, now)?;
             let amt = |n| Amount::new(unit, n);
-            Ok(Json(json!({
-                "operation": req.operation,
-                "previous_allocated": amt(before.allocated),
-                "new_allocated": amt(b.allocated),
-                "previous_remaining": amt(before.remaining()),
-                "new_remaining": amt(b.remaining()),
-                "previous_debt": amt(before.debt),
-                "new_debt": amt(b.debt),
-                "previous_spent": amt(before.spent),
-                "new_spent": amt(b.spent),
-                "timestamp": rfc3339(now),
-            })))
+            Ok(Json(FundingResponse {
+                operation: req.operation,
+                previous_allocated: amt(before.allocated),
+                new_allocated: amt(b.allocated),
+                previous_remaining: amt(before.remaining()),
+                new_remaining: amt(b.remaining()),
+                previous_debt: amt(before.debt),
+                new_debt: amt(b.debt),
+                previous_spent: amt(before.spent),
+                new_spent: amt(b.spent),
+                timestamp: rfc3339(now),
+            }))
         })
         .await
 }
 
-async fn set_budget_status(state: Shared, caller: Caller, target: BudgetTarget, status: &'static str) -> ApiResult<Json<Value>> {
+async fn set_budget_status(state: Shared, caller: Caller, target: BudgetTarget, status: &'static str) -> ApiResult<Json<BudgetLedger>> {
     let tenant = acting_tenant(&caller, target.tenant_id.as_deref())?;
     let unit = Unit::parse(&target.unit).ok_or_else(|| ApiError::invalid(format!("unknown unit `{}`", target.unit)))?;
     let now = now_ms();
@@ -608,18 +584,18 @@ async fn set_budget_status(state: Shared, caller: Caller, target: BudgetTarget, 
                 let event_type = if status == "FROZEN" { EventType::BudgetFrozen } else { EventType::BudgetUnfrozen };
                 ledger::emit_budget_lifecycle(conn, &tenant, event_type, "STATUS_CHANGE", Some(&before), &b, now)?;
             }
-            Ok(Json(ledger_json(&tenant, &b)))
+            Ok(Json(b.ledger(&tenant)))
         })
         .await
 }
 
 /// `POST /v1/admin/budgets/freeze` (freezeBudget).
-pub async fn freeze_budget(State(state): State<Shared>, caller: Caller, Q(t): Q<BudgetTarget>) -> ApiResult<Json<Value>> {
+pub async fn freeze_budget(State(state): State<Shared>, caller: Caller, Q(t): Q<BudgetTarget>) -> ApiResult<Json<BudgetLedger>> {
     set_budget_status(state, caller, t, "FROZEN").await
 }
 
 /// `POST /v1/admin/budgets/unfreeze` (unfreezeBudget).
-pub async fn unfreeze_budget(State(state): State<Shared>, caller: Caller, Q(t): Q<BudgetTarget>) -> ApiResult<Json<Value>> {
+pub async fn unfreeze_budget(State(state): State<Shared>, caller: Caller, Q(t): Q<BudgetTarget>) -> ApiResult<Json<BudgetLedger>> {
     set_budget_status(state, caller, t, "ACTIVE").await
 }
 

@@ -405,6 +405,107 @@ pub struct Balance {
     pub is_over_limit: bool,
 }
 
+/// `BudgetLedger`: one budget as the admin plane shows it (createBudget, listBudgets,
+/// fundBudget's target, freeze and unfreeze, and the admin view of getBalances).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BudgetLedger {
+    /// The budget's id (`ldg_...`).
+    pub ledger_id: String,
+    /// Its tenant.
+    pub tenant_id: String,
+    /// Its scope path.
+    pub scope: String,
+    /// The same path (the spec names it twice).
+    pub scope_path: String,
+    /// Its unit.
+    pub unit: Unit,
+    /// What was allocated.
+    pub allocated: Amount,
+    /// `allocated - spent - reserved - debt`.
+    pub remaining: Amount,
+    /// Held by open reservations.
+    pub reserved: Amount,
+    /// Committed.
+    pub spent: Amount,
+    /// Committed beyond what remained (overdraft).
+    pub debt: Amount,
+    /// How far debt may go.
+    pub overdraft_limit: Amount,
+    /// Whether debt exceeds the overdraft limit.
+    pub is_over_limit: bool,
+    /// `ACTIVE`, `FROZEN` or `CLOSED`.
+    pub status: String,
+    /// The budget's own overage policy, where it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit_overage_policy: Option<OveragePolicy>,
+    /// When it was created (RFC 3339).
+    pub created_at: String,
+    /// When it last changed (RFC 3339).
+    pub updated_at: String,
+}
+
+/// One page of getBalances: `Balance` items in the runtime's view, `BudgetLedger` ones in the
+/// admin plane's.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BalancePage<T> {
+    /// The page's items.
+    pub balances: Vec<T>,
+    /// Whether more follow.
+    pub has_more: bool,
+    /// The cursor of the next page, when there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+}
+
+impl<T> BalancePage<T> {
+    /// The page of `items` starting at `offset`, at most `limit` long; its cursor is the
+    /// offset of the next page.
+    pub fn of(items: Vec<T>, offset: usize, limit: usize) -> Self {
+        let total = items.len();
+        let balances: Vec<T> = items.into_iter().skip(offset).take(limit).collect();
+        let end = offset.saturating_add(balances.len());
+        let has_more = end < total;
+        BalancePage { balances, has_more, next_cursor: has_more.then(|| end.to_string()) }
+    }
+}
+
+/// getBalances' answer, in the view its parameters chose.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum BalancesResponse {
+    /// The runtime's view (subject filters).
+    Runtime(BalancePage<Balance>),
+    /// The admin plane's view (`tenant_id`, `scope_prefix`, `unit`).
+    Admin(BalancePage<BudgetLedger>),
+}
+
+/// listBudgets' answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LedgerList {
+    /// The budgets.
+    pub ledgers: Vec<BudgetLedger>,
+    /// Always false: the list is not paged.
+    pub has_more: bool,
+}
+
+/// `BudgetFundingResponse`: a funding operation's before and after.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[allow(missing_docs)]
+pub struct FundingResponse {
+    /// CREDIT, DEBIT, RESET, REPAY_DEBT or RESET_SPENT.
+    pub operation: String,
+    pub previous_allocated: Amount,
+    pub new_allocated: Amount,
+    pub previous_remaining: Amount,
+    pub new_remaining: Amount,
+    pub previous_debt: Amount,
+    pub new_debt: Amount,
+    pub previous_spent: Amount,
+    pub new_spent: Amount,
+    /// When it was applied (RFC 3339).
+    pub timestamp: String,
+}
+
 /// `ReservationCreateResponse`: a hold (ALLOW with its id), or a dry run's or an observed
 /// reservation's verdict (no id; DENY with its reason).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -638,6 +739,53 @@ mod tests {
         let release = ReleaseResponse { status: AnswerStatus::Released, released: tokens(3), balances: vec![] };
         let round_trip: ReleaseResponse = serde_json::from_value(serde_json::to_value(&release).unwrap()).unwrap();
         assert_eq!(round_trip, release);
+    }
+
+    /// The balance answers write what the hand-built JSON did: a `BudgetLedger` with every
+    /// field of the spec (its overage policy only when set), and a page's cursor only when
+    /// more follow.
+    #[test]
+    fn balance_answers_keep_the_cycles_wire_shape() {
+        let tokens = |n| Amount::new(Unit::Tokens, n);
+        let ledger = BudgetLedger {
+            ledger_id: "ldg_1".into(),
+            tenant_id: "acme".into(),
+            scope: "tenant:acme".into(),
+            scope_path: "tenant:acme".into(),
+            unit: Unit::Tokens,
+            allocated: tokens(100),
+            remaining: tokens(60),
+            reserved: tokens(30),
+            spent: tokens(10),
+            debt: tokens(0),
+            overdraft_limit: tokens(0),
+            is_over_limit: false,
+            status: "ACTIVE".into(),
+            commit_overage_policy: None,
+            created_at: "2026-11-28T00:00:00.000Z".into(),
+            updated_at: "2026-11-28T00:00:01.000Z".into(),
+        };
+        let t = |n| serde_json::json!({"unit": "TOKENS", "amount": n});
+        let expected = serde_json::json!({
+            "ledger_id": "ldg_1", "tenant_id": "acme", "scope": "tenant:acme", "scope_path": "tenant:acme",
+            "unit": "TOKENS", "allocated": t(100), "remaining": t(60), "reserved": t(30), "spent": t(10),
+            "debt": t(0), "overdraft_limit": t(0), "is_over_limit": false, "status": "ACTIVE",
+            "created_at": "2026-11-28T00:00:00.000Z", "updated_at": "2026-11-28T00:00:01.000Z",
+        });
+        assert_eq!(serde_json::to_value(&ledger).unwrap(), expected);
+        let with_policy = BudgetLedger { commit_overage_policy: Some(OveragePolicy::Reject), ..ledger.clone() };
+        assert_eq!(serde_json::to_value(&with_policy).unwrap()["commit_overage_policy"], "REJECT");
+
+        // pages: three items, two per page
+        let first = BalancePage::of(vec![1, 2, 3], 0, 2);
+        assert_eq!(serde_json::to_value(&first).unwrap(), serde_json::json!({"balances": [1, 2], "has_more": true, "next_cursor": "2"}));
+        let last = BalancePage::of(vec![1, 2, 3], 2, 2);
+        assert_eq!(serde_json::to_value(&last).unwrap(), serde_json::json!({"balances": [3], "has_more": false}));
+        let past = BalancePage::of(vec![1, 2, 3], 9, 2);
+        assert_eq!(serde_json::to_value(&past).unwrap(), serde_json::json!({"balances": [], "has_more": false}));
+        // the two views of getBalances carry no tag
+        let admin = BalancesResponse::Admin(BalancePage::of(vec![ledger], 0, 50));
+        assert_eq!(serde_json::to_value(&admin).unwrap(), serde_json::json!({"balances": [expected], "has_more": false}));
     }
 
     #[test]

@@ -4,10 +4,9 @@
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
-use serde_json::Value;
 
 use crate::cycles::{
-    check_idempotency_key, CommitRequest, CommitResponse, DecisionRequest, DecisionResponse, EventCreateResponse,
+    check_idempotency_key, BalancesResponse, CommitRequest, CommitResponse, DecisionRequest, DecisionResponse, EventCreateResponse,
     EventRequest, ExtendRequest, ExtendResponse, ReleaseRequest, ReleaseResponse, ReservationCreateResponse,
     ReservationDetail, ReservationListResponse, ReserveRequest,
 };
@@ -175,7 +174,7 @@ pub async fn get_balances(
     State(state): State<Shared>,
     Tenant(tenant): Tenant,
     Q(filter): Q<BalanceFilter>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<BalancesResponse>> {
     Ok(Json(state.store.run(move |c| ledger::get_balances(c, &tenant, &filter)).await?))
 }
 

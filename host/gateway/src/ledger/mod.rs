@@ -19,7 +19,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::cycles::{
-    Action, Amount, AnswerStatus, Balance, BudgetDecision, CommitRequest, CommitResponse, DecisionRequest,
+    Action, Amount, AnswerStatus, Balance, BalancePage, BalancesResponse, BudgetDecision, BudgetLedger, CommitRequest, CommitResponse, DecisionRequest,
     DecisionResponse, EventCreateResponse, EventRequest, ExtendRequest, ExtendResponse, ObserveMode, OveragePolicy,
     ReleaseRequest, ReleaseResponse, ReservationCreateResponse, ReservationDetail, ReservationListResponse,
     ReserveRequest, Subject, Unit,
@@ -75,6 +75,30 @@ impl BudgetRow {
             debt: a(self.debt),
             overdraft_limit: a(self.overdraft_limit),
             is_over_limit: self.is_over_limit,
+        }
+    }
+
+    /// The admin plane's `BudgetLedger` of this budget of `tenant`.
+    pub fn ledger(&self, tenant: &str) -> BudgetLedger {
+        let Balance { scope, scope_path, remaining, reserved, spent, allocated, debt, overdraft_limit, is_over_limit } =
+            self.balance();
+        BudgetLedger {
+            ledger_id: self.ledger_id.clone(),
+            tenant_id: tenant.to_string(),
+            scope,
+            scope_path,
+            unit: self.unit,
+            allocated,
+            remaining,
+            reserved,
+            spent,
+            debt,
+            overdraft_limit,
+            is_over_limit,
+            status: self.status.clone(),
+            commit_overage_policy: self.commit_overage_policy,
+            created_at: rfc3339(self.created_at_ms),
+            updated_at: rfc3339(self.updated_at_ms),
         }
     }
 }
@@ -1169,7 +1193,7 @@ pub struct BalanceFilter {
 /// filters, `Balance` items, at least one filter required) and the admin plane's (`tenant_id`,
 /// `scope_prefix`, `unit`; full `BudgetLedger` items). The admin plane's parameters select its
 /// shape; otherwise the runtime's rules apply. Mixing the two is a 400.
-pub fn get_balances(store: &dyn LedgerStore, tenant: &str, f: &BalanceFilter) -> ApiResult<Value> {
+pub fn get_balances(store: &dyn LedgerStore, tenant: &str, f: &BalanceFilter) -> ApiResult<BalancesResponse> {
     let admin_view = f.tenant_id.is_some() || f.scope_prefix.is_some() || f.unit.is_some();
     let runtime_view = [&f.tenant, &f.workspace, &f.app, &f.workflow, &f.agent, &f.toolset].iter().any(|v| v.is_some())
         || f.include_children.is_some();
@@ -1179,13 +1203,13 @@ pub fn get_balances(store: &dyn LedgerStore, tenant: &str, f: &BalanceFilter) ->
         ));
     }
     if admin_view {
-        return ledger_balances(store, tenant, f);
+        return ledger_balances(store, tenant, f).map(BalancesResponse::Admin);
     }
-    runtime_balances(store, tenant, f)
+    runtime_balances(store, tenant, f).map(BalancesResponse::Runtime)
 }
 
 /// The admin plane's getBalances: the tenant's `BudgetLedger`s under `scope_prefix` in `unit`.
-fn ledger_balances(store: &dyn LedgerStore, tenant: &str, f: &BalanceFilter) -> ApiResult<Value> {
+fn ledger_balances(store: &dyn LedgerStore, tenant: &str, f: &BalanceFilter) -> ApiResult<BalancePage<BudgetLedger>> {
     if f.tenant_id.as_deref().is_some_and(|t| t != tenant) {
         return Err(ApiError::forbidden("`tenant_id` does not match the tenant of the API key"));
     }
@@ -1198,22 +1222,18 @@ fn ledger_balances(store: &dyn LedgerStore, tenant: &str, f: &BalanceFilter) -> 
         Some(c) => c.parse().map_err(|_| ApiError::invalid("`cursor` is not a cursor this server issued"))?,
         None => 0,
     };
-    let matching: Vec<BudgetRow> = store.tenant_budgets(tenant)?
+    let matching: Vec<BudgetLedger> = store
+        .tenant_budgets(tenant)?
         .into_iter()
         .filter(|b| f.scope_prefix.as_deref().is_none_or(|p| b.scope.starts_with(p)) && unit.is_none_or(|u| b.unit == u))
+        .map(|b| b.ledger(tenant))
         .collect();
-    let page: Vec<Value> = matching.iter().skip(offset).take(limit).map(|b| crate::admin_api::ledger_json(tenant, b)).collect();
-    let more = offset + page.len() < matching.len();
-    let mut body = json!({"balances": page, "has_more": more});
-    if more {
-        body["next_cursor"] = json!((offset + page.len()).to_string());
-    }
-    Ok(body)
+    Ok(BalancePage::of(matching, offset, limit))
 }
 
 /// The runtime's getBalances: the tenant's budgets whose scope carries every level the filter
 /// names.
-fn runtime_balances(store: &dyn LedgerStore, tenant: &str, f: &BalanceFilter) -> ApiResult<Value> {
+fn runtime_balances(store: &dyn LedgerStore, tenant: &str, f: &BalanceFilter) -> ApiResult<BalancePage<Balance>> {
     let wanted: Vec<(&str, &str)> = [
         ("tenant", &f.tenant),
         ("workspace", &f.workspace),
@@ -1245,13 +1265,7 @@ fn runtime_balances(store: &dyn LedgerStore, tenant: &str, f: &BalanceFilter) ->
         })
         .map(|b| b.balance())
         .collect();
-    let page: Vec<&Balance> = matching.iter().skip(offset).take(limit).collect();
-    let more = offset + page.len() < matching.len();
-    let mut body = json!({"balances": page, "has_more": more});
-    if more {
-        body["next_cursor"] = json!((offset + page.len()).to_string());
-    }
-    Ok(body)
+    Ok(BalancePage::of(matching, offset, limit))
 }
 
 /// What a key does to a reservation, for [`check_owner`].
