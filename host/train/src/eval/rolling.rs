@@ -9,8 +9,8 @@
 //! an earlier origin's model, and every origin is an out-of-sample test of its own.
 //!
 //! The compared figure is the test year's annualised Sharpe ratio, unclamped: TE is its map
-//! clamped to [0, 1] at Sharpe -1 and 2, and in strong years (2019, 2021) every method reaches
-//! the clamp, which would hide any difference. The statistical unit of the comparisons is the
+//! clamped to [0, 1] at Sharpe -1 and 2, and in strong years (2013, 2017, 2019, 2021) most
+//! methods pass the clamp, which would hide their differences. The statistical unit of the comparisons is the
 //! origin, not the seed: seeds of one origin share its market, so a method that wins on every
 //! seed of one lucky year has still won one year. For each pair (ours, other) at the headline
 //! delta the report gives the per-origin difference of Sharpe ratios (each origin's mean over
