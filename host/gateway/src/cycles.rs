@@ -444,8 +444,8 @@ pub struct BudgetLedger {
     pub updated_at: String,
 }
 
-/// One page of getBalances: `Balance` items in the runtime's view, `BudgetLedger` ones in the
-/// admin plane's.
+/// One page of getBalances: the runtime's `BalanceResponse` (`Balance` items) or the admin
+/// plane's `BalanceListResponse` (`BudgetLedger` items).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BalancePage<T> {
     /// The page's items.
@@ -458,18 +458,26 @@ pub struct BalancePage<T> {
 }
 
 impl<T> BalancePage<T> {
-    /// The page of `items` starting at `offset`, at most `limit` long; its cursor is the
-    /// offset of the next page.
+    /// The page of `items` starting at `offset`, at most `limit` (at least 1) long; its cursor
+    /// is the offset of the next page.
     pub fn of(items: Vec<T>, offset: usize, limit: usize) -> Self {
+        debug_assert!(limit > 0, "a page of no items never advances");
         let total = items.len();
         let balances: Vec<T> = items.into_iter().skip(offset).take(limit).collect();
         let end = offset.saturating_add(balances.len());
         let has_more = end < total;
         BalancePage { balances, has_more, next_cursor: has_more.then(|| end.to_string()) }
     }
+
+    /// The same page with each item mapped (so a page is cut before its items are built).
+    pub fn map<U>(self, f: impl FnMut(T) -> U) -> BalancePage<U> {
+        BalancePage { balances: self.balances.into_iter().map(f).collect(), has_more: self.has_more, next_cursor: self.next_cursor }
+    }
 }
 
-/// getBalances' answer, in the view its parameters chose.
+/// getBalances' answer, in the view its parameters chose. Serialize only: the two views carry
+/// no tag, and `Balance` accepts unknown fields, so a derived `Deserialize` would read every
+/// admin page as the runtime's.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(untagged)]
 pub enum BalancesResponse {
@@ -479,7 +487,7 @@ pub enum BalancesResponse {
     Admin(BalancePage<BudgetLedger>),
 }
 
-/// listBudgets' answer.
+/// listBudgets' answer (`BudgetListResponse`; not paged, so no `next_cursor`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LedgerList {
     /// The budgets.
@@ -490,17 +498,24 @@ pub struct LedgerList {
 
 /// `BudgetFundingResponse`: a funding operation's before and after.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[allow(missing_docs)]
 pub struct FundingResponse {
     /// CREDIT, DEBIT, RESET, REPAY_DEBT or RESET_SPENT.
     pub operation: String,
+    /// `allocated` before.
     pub previous_allocated: Amount,
+    /// `allocated` after.
     pub new_allocated: Amount,
+    /// `remaining` before.
     pub previous_remaining: Amount,
+    /// `remaining` after.
     pub new_remaining: Amount,
+    /// `debt` before.
     pub previous_debt: Amount,
+    /// `debt` after.
     pub new_debt: Amount,
+    /// `spent` before.
     pub previous_spent: Amount,
+    /// `spent` after.
     pub new_spent: Amount,
     /// When it was applied (RFC 3339).
     pub timestamp: String,

@@ -1222,13 +1222,12 @@ fn ledger_balances(store: &dyn LedgerStore, tenant: &str, f: &BalanceFilter) -> 
         Some(c) => c.parse().map_err(|_| ApiError::invalid("`cursor` is not a cursor this server issued"))?,
         None => 0,
     };
-    let matching: Vec<BudgetLedger> = store
+    let matching: Vec<BudgetRow> = store
         .tenant_budgets(tenant)?
         .into_iter()
         .filter(|b| f.scope_prefix.as_deref().is_none_or(|p| b.scope.starts_with(p)) && unit.is_none_or(|u| b.unit == u))
-        .map(|b| b.ledger(tenant))
         .collect();
-    Ok(BalancePage::of(matching, offset, limit))
+    Ok(BalancePage::of(matching, offset, limit).map(|b| b.ledger(tenant)))
 }
 
 /// The runtime's getBalances: the tenant's budgets whose scope carries every level the filter
@@ -1257,15 +1256,14 @@ fn runtime_balances(store: &dyn LedgerStore, tenant: &str, f: &BalanceFilter) ->
         Some(c) => c.parse().map_err(|_| ApiError::invalid("`cursor` is not a cursor this server issued"))?,
         None => 0,
     };
-    let matching: Vec<Balance> = store.tenant_budgets(tenant)?
+    let matching: Vec<BudgetRow> = store.tenant_budgets(tenant)?
         .into_iter()
         .filter(|b| {
             let levels: Vec<(&str, &str)> = b.scope.split('/').filter_map(|p| p.split_once(':')).collect();
             wanted.iter().all(|w| levels.contains(w))
         })
-        .map(|b| b.balance())
         .collect();
-    Ok(BalancePage::of(matching, offset, limit))
+    Ok(BalancePage::of(matching, offset, limit).map(|b| b.balance()))
 }
 
 /// What a key does to a reservation, for [`check_owner`].

@@ -387,6 +387,42 @@ fn a_hold_lands_on_every_derived_scope_and_a_smaller_commit_returns_the_rest() {
 }
 
 #[test]
+fn both_views_of_the_balances_page_the_tenants_budgets() {
+    on_every_backend(|store| {
+        add_budget(store, ROOT, 1_000, 0, None);
+        add_budget(store, WORKSPACE, 500, 0, Some(OveragePolicy::Reject));
+        reserve_at(store, &reserve_request("r1", 300, json!({})), 10).expect("reserved");
+        let balances = |f: BalanceFilter| atomically(store, |s| get_balances(s, TENANT, &f));
+        // the runtime's view, one item a page
+        let runtime = |cursor: Option<&str>| BalanceFilter {
+            tenant: Some(TENANT.into()),
+            limit: Some(1),
+            cursor: cursor.map(String::from),
+            ..BalanceFilter::default()
+        };
+        let Ok(BalancesResponse::Runtime(first)) = balances(runtime(None)) else { panic!("not the runtime view") };
+        assert_eq!((first.balances.len(), first.has_more, first.next_cursor.as_deref()), (1, true, Some("1")));
+        let Ok(BalancesResponse::Runtime(second)) = balances(runtime(Some("1"))) else { panic!("not the runtime view") };
+        assert_eq!((second.balances.len(), second.has_more, second.next_cursor), (1, false, None));
+        let scopes: Vec<&str> = first.balances.iter().chain(&second.balances).map(|b| b.scope.as_str()).collect();
+        assert_eq!(scopes, [ROOT, WORKSPACE]);
+        // the admin plane's view: the whole BudgetLedger of each
+        let admin = BalanceFilter { scope_prefix: Some(WORKSPACE.into()), ..BalanceFilter::default() };
+        let Ok(BalancesResponse::Admin(page)) = balances(admin) else { panic!("not the admin view") };
+        assert_eq!(page.balances.len(), 1);
+        let ledger = &page.balances[0];
+        assert_eq!((ledger.ledger_id.as_str(), ledger.tenant_id.as_str()), ("ldg_tenant:acme/workspace:prod", TENANT));
+        assert_eq!((ledger.scope.as_str(), ledger.scope_path.as_str()), (WORKSPACE, WORKSPACE));
+        assert_eq!((ledger.allocated.amount, ledger.reserved.amount, ledger.remaining.amount), (500, 300, 200));
+        assert_eq!(ledger.commit_overage_policy, Some(OveragePolicy::Reject));
+        assert_eq!(ledger.status, "ACTIVE");
+        // mixing the views is refused
+        let mixed = BalanceFilter { tenant: Some(TENANT.into()), unit: Some("USD_MICROCENTS".into()), ..BalanceFilter::default() };
+        assert_eq!(code_of(balances(mixed)), ErrorCode::InvalidRequest);
+    });
+}
+
+#[test]
 fn a_hold_beyond_the_tightest_scope_is_refused_and_holds_nothing() {
     on_every_backend(|store| {
         add_budget(store, ROOT, 1_000, 0, None);

@@ -10,17 +10,20 @@
 //!
 //! The compared figure is the test year's annualised Sharpe ratio, unclamped: TE is its map
 //! clamped to [0, 1] at Sharpe -1 and 2, and in strong years (2013, 2017, 2019, 2021) most
-//! methods pass the clamp, which would hide their differences. The statistical unit of the comparisons is the
-//! origin, not the seed: seeds of one origin share its market, so a method that wins on every
-//! seed of one lucky year has still won one year. For each pair (ours, other) at the headline
-//! delta the report gives the per-origin difference of Sharpe ratios (each origin's mean over
-//! seeds), its mean over origins with a 95% bootstrap interval over origins, the number of
-//! origins won, and the two-sided exact sign-flip p over origins with Holm's adjustment across
-//! every pair (exact: every sign vector is counted), with a two-year block version beside it
-//! as a check on the dependence between neighbouring years; a method's feasibility (SR at
-//! least `1 - delta`) qualifies each verdict. The sign-flip p over
-//! (origin, seed) pairs is reported beside it: it tests the same null conditionally on these
-//! years (seed noise only) and is not the verdict.
+//! methods pass the clamp, which would hide their differences.
+//!
+//! The statistical unit of the comparisons is the origin, not the seed: seeds of one origin
+//! share its market, so a method that wins on every seed of one lucky year has still won one
+//! year. For each pair (ours, other) at the headline delta the report gives:
+//! - the per-origin difference of Sharpe ratios (each origin's mean over seeds), and its mean
+//!   over origins with a 95% bootstrap interval over origins;
+//! - the number of origins won;
+//! - the verdict's test: the two-sided exact sign-flip p over origins (every sign vector
+//!   counted), with Holm's adjustment across every pair;
+//! - beside it, the same test over blocks of two neighbouring origins (a check on the
+//!   dependence between neighbouring years), and the p over (origin, seed) pairs, which tests
+//!   the same null conditionally on these years (seed noise only); neither is the verdict;
+//! - both methods' feasibility (SR at least `1 - delta`), which qualifies a win.
 
 use std::fmt::Write as _;
 use std::path::Path;
