@@ -25,6 +25,23 @@ pub struct ReportMeta {
     pub mode: String,
 }
 
+impl ReportMeta {
+    /// A report's first line: the command, when and where it ran, the wall time (the random
+    /// search's share of it) and the runs, `runs` naming what followed the tuning runs.
+    pub fn header(&self, results: &Results, runs: &str, jobs: usize) -> String {
+        format!(
+            "Command: `{}` ({} sizes), started {} on {}; wall time **{:.1} min** ({:.1} min of it the random search) for {} tuning runs{runs}, {jobs} at a time.",
+            self.command,
+            self.mode,
+            self.started,
+            self.machine,
+            results.seconds / 60.0,
+            results.tuning_seconds / 60.0,
+            results.tuning.len(),
+        )
+    }
+}
+
 #[derive(Serialize)]
 struct Json<'a> {
     meta: &'a ReportMeta,
@@ -152,19 +169,8 @@ pub fn markdown(
     let mut md = String::new();
     let t = &config.train;
     let _ = writeln!(md, "# The SBD paper's pre-registered evaluation (section 6), executed\n");
-    let _ = writeln!(
-        md,
-        "Command: `{}` ({} sizes), started {} on {}; wall time **{:.1} min** ({:.1} min of it the random search) for {} tuning runs, {} training and baseline runs and the F3/F4 checks, {} at a time.\n",
-        meta.command,
-        meta.mode,
-        meta.started,
-        meta.machine,
-        results.seconds / 60.0,
-        results.tuning_seconds / 60.0,
-        results.tuning.len(),
-        results.runs.len(),
-        config.jobs
-    );
+    let runs = format!(", {} training and baseline runs and the F3/F4 checks", results.runs.len());
+    let _ = writeln!(md, "{}\n", meta.header(results, &runs, config.jobs));
     let _ = writeln!(
         md,
         "Sizes: phi and pi MLPs of width {} (paper: 256), T_out {}, T_in {}, B {}, eta_out {}, eta_in {}, surrogate temperature {} with margin {}, penalty rho {}, chance-constraint dual step {}, meta-batch from the {} split; delta in {:?} (single-delta figures at {}); seeds {:?}; {}. Every figure is a mean over seeds with its 95% percentile bootstrap interval (2,000 resamples of the seeds) in brackets. The evaluation protocol, the methods' realisation and every deviation from the paper are in docs/research.md (\"The pre-registered evaluation\").\n",

@@ -55,34 +55,25 @@ pub const LAST_ORIGIN: u16 = 2022;
 /// slice of the full run.
 pub const DEFAULT_ORIGINS: std::ops::RangeInclusive<u16> = FIRST_ORIGIN..=LAST_ORIGIN;
 
-/// The pairs compared: each of ours (SBD-AL, then the paper's SBD) against these.
-const COMPARED: [(Method, &[Method]); 2] = [
-    (
-        Method::SbdAl,
-        &[
-            Method::Sbd,
-            Method::GlobalLagrangian,
-            Method::TabularContext,
-            Method::BestFixedLambda,
-            Method::Cpo,
-            Method::Maas,
-            Method::MarlVanilla,
-            Method::FixedAlpha,
-        ],
-    ),
-    (
-        Method::Sbd,
-        &[
-            Method::GlobalLagrangian,
-            Method::TabularContext,
-            Method::BestFixedLambda,
-            Method::Cpo,
-            Method::Maas,
-            Method::MarlVanilla,
-            Method::FixedAlpha,
-        ],
-    ),
+/// The methods each of ours is compared with, in report order.
+const OTHERS: [Method; 7] = [
+    Method::GlobalLagrangian,
+    Method::TabularContext,
+    Method::BestFixedLambda,
+    Method::Cpo,
+    Method::Maas,
+    Method::MarlVanilla,
+    Method::FixedAlpha,
 ];
+
+/// The pairs compared: SBD-AL (ours) against the paper's SBD and [`OTHERS`], then SBD against
+/// [`OTHERS`].
+fn compared() -> [(Method, Vec<Method>); 2] {
+    [
+        (Method::SbdAl, std::iter::once(Method::Sbd).chain(OTHERS).collect()),
+        (Method::Sbd, OTHERS.to_vec()),
+    ]
+}
 
 /// One origin's market, for the report.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -219,7 +210,7 @@ pub struct RollingAnalysis {
     pub origins: Vec<OriginRow>,
     /// Every method, in [`Method::ALL`] order.
     pub methods: Vec<MethodRow>,
-    /// Every comparison of [`COMPARED`].
+    /// Every comparison of [`compared`].
     pub comparisons: Vec<Comparison>,
 }
 
@@ -272,8 +263,8 @@ pub fn analyse(results: &Results, origins: &[OriginRow], config: &ExperimentConf
         methods.iter().find(|m| m.method == method).map_or_else(Vec::new, |m| m.sharpe_by_origin.clone())
     };
     let mut comparisons = Vec::new();
-    for (ours, others) in COMPARED {
-        for &other in others {
+    for (ours, others) in compared() {
+        for other in others {
             let by_origin: Vec<f64> = sharpe_of(ours).iter().zip(sharpe_of(other)).map(|(a, b)| a - b).collect();
             let pairs: Vec<f64> = origins
                 .iter()
@@ -312,19 +303,8 @@ pub fn markdown(config: &ExperimentConfig, results: &Results, analysis: &Rolling
     let t = &config.train;
     let n = analysis.origins.len();
     let _ = writeln!(md, "# Rolling-origin evaluation of the finance domain\n");
-    let _ = writeln!(
-        md,
-        "Command: `{}` ({} sizes), started {} on {}; wall time **{:.1} min** ({:.1} min of it the random search) for {} tuning runs and {} training and baseline runs over {n} origins, {} at a time.\n",
-        meta.command,
-        meta.mode,
-        meta.started,
-        meta.machine,
-        results.seconds / 60.0,
-        results.tuning_seconds / 60.0,
-        results.tuning.len(),
-        results.runs.len(),
-        config.jobs
-    );
+    let runs = format!(" and {} training and baseline runs over {n} origins", results.runs.len());
+    let _ = writeln!(md, "{}\n", meta.header(results, &runs, config.jobs));
     let _ = writeln!(
         md,
         "Each origin is one test year with its own splits: train the eight years ending three years before it, validation the two years before it (the paper's lengths; the last 21 days of each are purged so that no forward return crosses into the next split). Everything is redone per origin: the standardisation, the random search on that origin's validation split ({} candidates per tuned method), and every method on seeds {:?} (rolling-origin recalibration, Tashman 2000). Sizes: width {}, T_out {}, T_in {}, B {}; caps read as `{}`; every figure at delta = {}.\n",
@@ -614,7 +594,7 @@ mod tests {
         assert_eq!(sbd.wins, 2);
         // the two odd years decide: 8 of 32 sign vectors are as extreme on each side
         assert!((sbd.p - 0.5).abs() < 1e-12, "{}", sbd.p);
-        assert_eq!(analysis.comparisons.len(), COMPARED.iter().map(|(_, o)| o.len()).sum::<usize>());
+        assert_eq!(analysis.comparisons.len(), compared().iter().map(|(_, o)| o.len()).sum::<usize>());
         let md = markdown(&config, &results, &analysis, &ReportMeta {
             command: "test".into(),
             started: "now".into(),
