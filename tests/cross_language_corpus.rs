@@ -18,8 +18,9 @@ use serde_json::Value;
 
 /// Cases taken per label (verdict reason, warning, escalation target) before any other.
 const QUOTA_PER_LABEL: usize = 6;
-/// Cases in the corpus.
-const TOTAL_CASES: usize = 240;
+/// Cases in the corpus: room for every label's quota (44 labels since the registry rule)
+/// before the cap.
+const TOTAL_CASES: usize = 300;
 /// The largest integer JavaScript's `JSON.parse` reads exactly (2^53 - 1).
 pub const MAX_SAFE_INTEGER: u64 = (1 << 53) - 1;
 
@@ -111,6 +112,11 @@ fn edge_requests() -> Vec<Request> {
         expires_at: excepted.now + 60_000,
     });
     requests.push(excepted);
+    // A stress state (feature 0 above 0.25) on a third hop: the strict policy's risk bands cut
+    // the depth to 2 there (`risk-depth-escalation`), which random requests reach too rarely.
+    let mut stressed = allowed_request();
+    stressed.state = vec![0.3, 0.3];
+    requests.push(stressed);
     let mut duplicated = allowed_request();
     let unit = duplicated.requested_mandate.budgets[0];
     duplicated.requested_mandate.budgets.push(unit);

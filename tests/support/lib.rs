@@ -10,8 +10,8 @@ use proptest::strategy::ValueTree;
 use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
 use sbd_policy::config::{AlphaCap, EscalationAgent, InsufficientTrust, RiskBand};
 use sbd_policy::{
-    ActionMask, ToolsetBudget,
-    Agent, Budget, BudgetUnit, DepthException, Link, Mandate, PolicyConfig, Request, RiskLevel, Task,
+    ActionMask, Agent, Budget, BudgetUnit, DepthException, Link, Mandate, PolicyConfig, RegistryFacts, Request,
+    RiskLevel, Task, ToolsetBudget, UnregisteredRule,
 };
 
 /// A scratch directory under the system temp dir, unique to this process and test, removed
@@ -129,6 +129,7 @@ pub fn allowed_request() -> Request {
         state: vec![0.12, 0.3],
         depth_exception: None,
         action_mask: None,
+        registry: None,
         now: NOW,
     }
 }
@@ -271,6 +272,27 @@ pub fn request() -> impl Strategy<Value = Request> {
                 17 => Some(ActionMask { toolsets: vec![ToolsetBudget { toolset, remaining: 5 }], cost: 5 }),
                 _ => None,
             };
+            // The tenant's registry (mischief 18-22): an unregistered delegator (refused) or
+            // delegate (escalated), explicit delegation without and with the delegate listed,
+            // and facts without a reviewer (malformed).
+            let registry = |delegator_registered, delegate_registered, unregistered, reviewer: &str, listed| {
+                Some(RegistryFacts {
+                    delegator_registered,
+                    delegate_registered,
+                    unregistered,
+                    reviewer: reviewer.into(),
+                    explicit_delegation: mischief == 20 || mischief == 21,
+                    delegate_listed: listed,
+                })
+            };
+            let registry = match mischief {
+                18 => registry(false, true, UnregisteredRule::Deny, "registry-review", false),
+                19 => registry(true, false, UnregisteredRule::Escalate, "registry-review", false),
+                20 => registry(true, true, UnregisteredRule::Deny, "registry-review", false),
+                21 => registry(true, true, UnregisteredRule::Escalate, "registry-review", true),
+                22 => registry(true, true, UnregisteredRule::Deny, " ", true),
+                _ => None,
+            };
             Request {
                 from: Agent { id: from, trust: from_trust },
                 to: Agent { id: to, trust: to_trust },
@@ -286,6 +308,7 @@ pub fn request() -> impl Strategy<Value = Request> {
                     expires_at,
                 }),
                 action_mask,
+                registry,
                 now: NOW,
             }
         })

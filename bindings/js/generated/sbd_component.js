@@ -3093,7 +3093,7 @@ export function instantiate(getCoreModule, imports, instantiateCore = WebAssembl
         fn: () => {
           try {
             
-            var ptr0 = realloc0(0, 0, 8, 264);
+            var ptr0 = realloc0(0, 0, 8, 288);
             
             var handle2 = this[symbolRscHandle];
             if (!handle2 || (handleTable0[(handle2 << 1) + 1] & T_FLAG) === 0) {
@@ -3102,7 +3102,7 @@ export function instantiate(getCoreModule, imports, instantiateCore = WebAssembl
             var handle1 = handleTable0[(handle2 << 1) + 1] & ~T_FLAG;
             
             dataView(memory0).setInt32(ptr0 + 0, handle1, true);
-            var {from: v3_0, to: v3_1, task: v3_2, parentMandate: v3_3, requestedMandate: v3_4, chain: v3_5, state: v3_6, depthException: v3_7, actionMask: v3_8, now: v3_9 } = arg1;
+            var {from: v3_0, to: v3_1, task: v3_2, parentMandate: v3_3, requestedMandate: v3_4, chain: v3_5, state: v3_6, depthException: v3_7, actionMask: v3_8, registry: v3_9, now: v3_10 } = arg1;
             var {id: v4_0, trust: v4_1 } = v3_0;
             
             var encodeRes = _utf8AllocateAndEncode(v4_0, realloc0, memory0);
@@ -3431,7 +3431,46 @@ export function instantiate(getCoreModule, imports, instantiateCore = WebAssembl
               dataView(memory0).setUint32(ptr0 + 240, result43, true);
               dataView(memory0).setBigInt64(ptr0 + 248, toUint64(v40_1), true);
             }
-            dataView(memory0).setBigInt64(ptr0 + 256, toUint64(v3_9), true);
+            var variant48 = v3_9;
+            if (variant48 === null || variant48=== undefined) {
+              dataView(memory0).setInt8(ptr0 + 256, 0, true);
+            } else {
+              const e = variant48;
+              dataView(memory0).setInt8(ptr0 + 256, 1, true);
+              var {delegatorRegistered: v45_0, delegateRegistered: v45_1, unregistered: v45_2, reviewer: v45_3, explicitDelegation: v45_4, delegateListed: v45_5 } = e;
+              dataView(memory0).setInt8(ptr0 + 260, v45_0 ? 1 : 0, true);
+              dataView(memory0).setInt8(ptr0 + 261, v45_1 ? 1 : 0, true);
+              var val46 = v45_2;
+              let enum46;
+              switch (val46) {
+                case 'deny': {
+                  enum46 = 0;
+                  break;
+                }
+                case 'escalate': {
+                  enum46 = 1;
+                  break;
+                }
+                default: {
+                  if ((v45_2) instanceof Error) {
+                    console.error(v45_2);
+                  }
+                  
+                  throw new TypeError(`"${val46}" is not one of the cases of unregistered-rule`);
+                }
+              }
+              dataView(memory0).setInt8(ptr0 + 262, enum46, true);
+              
+              var encodeRes = _utf8AllocateAndEncode(v45_3, realloc0, memory0);
+              var ptr47= encodeRes.ptr;
+              var len47 = encodeRes.len;
+              
+              dataView(memory0).setUint32(ptr0 + 268, len47, true);
+              dataView(memory0).setUint32(ptr0 + 264, ptr47, true);
+              dataView(memory0).setInt8(ptr0 + 272, v45_4 ? 1 : 0, true);
+              dataView(memory0).setInt8(ptr0 + 273, v45_5 ? 1 : 0, true);
+            }
+            dataView(memory0).setBigInt64(ptr0 + 280, toUint64(v3_10), true);
             _debugLog('[iface="sbd:delegation/policy@0.1.0", function="[method]delegation-policy.evaluate"][Instruction::CallWasm] enter', {
               funcName: '[method]delegation-policy.evaluate',
               paramCount: 1,
@@ -3461,183 +3500,183 @@ export function instantiate(getCoreModule, imports, instantiateCore = WebAssembl
               
             }
             
-            let variant65;
+            let variant69;
             switch (dataView(memory0).getUint8(ret + 0, true)) {
               case 0: {
-                var ptr45 = dataView(memory0).getUint32(ret + 24, true);
-                var len45 = dataView(memory0).getUint32(ret + 28, true);
-                var result45 = TEXT_DECODER_UTF8.decode(new Uint8Array(memory0.buffer, ptr45, len45));
-                let enum46;
+                var ptr49 = dataView(memory0).getUint32(ret + 24, true);
+                var len49 = dataView(memory0).getUint32(ret + 28, true);
+                var result49 = TEXT_DECODER_UTF8.decode(new Uint8Array(memory0.buffer, ptr49, len49));
+                let enum50;
                 switch (dataView(memory0).getUint8(ret + 34, true)) {
                   case 0: {
-                    enum46 = 't0';
+                    enum50 = 't0';
                     break;
                   }
                   case 1: {
-                    enum46 = 't1';
+                    enum50 = 't1';
                     break;
                   }
                   case 2: {
-                    enum46 = 't2';
+                    enum50 = 't2';
                     break;
                   }
                   case 3: {
-                    enum46 = 't3';
+                    enum50 = 't3';
                     break;
                   }
                   case 4: {
-                    enum46 = 't4';
+                    enum50 = 't4';
                     break;
                   }
                   case 5: {
-                    enum46 = 't5';
+                    enum50 = 't5';
                     break;
                   }
                   case 6: {
-                    enum46 = 't6';
+                    enum50 = 't6';
                     break;
                   }
                   case 7: {
-                    enum46 = 't7';
+                    enum50 = 't7';
                     break;
                   }
                   default: {
                     throw new TypeError('invalid discriminant specified for TrustTier');
                   }
                 }
-                var len48 = dataView(memory0).getUint32(ret + 52, true);
-                var base48 = dataView(memory0).getUint32(ret + 48, true);
-                if (base48 % 4 !== 0) throw new TypeError(`list pointer [${base48}] is not aligned to 4`);
-                var result48 = [];
-                for (let i = 0; i < len48; i++) {
-                  const base = base48 + i * 8;
-                  var ptr47 = dataView(memory0).getUint32(base + 0, true);
-                  var len47 = dataView(memory0).getUint32(base + 4, true);
-                  var result47 = TEXT_DECODER_UTF8.decode(new Uint8Array(memory0.buffer, ptr47, len47));
-                  result48.push(result47);
-                }
-                var len50 = dataView(memory0).getUint32(ret + 60, true);
-                var base50 = dataView(memory0).getUint32(ret + 56, true);
-                if (base50 % 4 !== 0) throw new TypeError(`list pointer [${base50}] is not aligned to 4`);
-                var result50 = [];
-                for (let i = 0; i < len50; i++) {
-                  const base = base50 + i * 8;
-                  var ptr49 = dataView(memory0).getUint32(base + 0, true);
-                  var len49 = dataView(memory0).getUint32(base + 4, true);
-                  var result49 = TEXT_DECODER_UTF8.decode(new Uint8Array(memory0.buffer, ptr49, len49));
-                  result50.push(result49);
-                }
-                var len52 = dataView(memory0).getUint32(ret + 68, true);
-                var base52 = dataView(memory0).getUint32(ret + 64, true);
-                if (base52 % 8 !== 0) throw new TypeError(`list pointer [${base52}] is not aligned to 8`);
+                var len52 = dataView(memory0).getUint32(ret + 52, true);
+                var base52 = dataView(memory0).getUint32(ret + 48, true);
+                if (base52 % 4 !== 0) throw new TypeError(`list pointer [${base52}] is not aligned to 4`);
                 var result52 = [];
                 for (let i = 0; i < len52; i++) {
-                  const base = base52 + i * 16;
-                  let enum51;
+                  const base = base52 + i * 8;
+                  var ptr51 = dataView(memory0).getUint32(base + 0, true);
+                  var len51 = dataView(memory0).getUint32(base + 4, true);
+                  var result51 = TEXT_DECODER_UTF8.decode(new Uint8Array(memory0.buffer, ptr51, len51));
+                  result52.push(result51);
+                }
+                var len54 = dataView(memory0).getUint32(ret + 60, true);
+                var base54 = dataView(memory0).getUint32(ret + 56, true);
+                if (base54 % 4 !== 0) throw new TypeError(`list pointer [${base54}] is not aligned to 4`);
+                var result54 = [];
+                for (let i = 0; i < len54; i++) {
+                  const base = base54 + i * 8;
+                  var ptr53 = dataView(memory0).getUint32(base + 0, true);
+                  var len53 = dataView(memory0).getUint32(base + 4, true);
+                  var result53 = TEXT_DECODER_UTF8.decode(new Uint8Array(memory0.buffer, ptr53, len53));
+                  result54.push(result53);
+                }
+                var len56 = dataView(memory0).getUint32(ret + 68, true);
+                var base56 = dataView(memory0).getUint32(ret + 64, true);
+                if (base56 % 8 !== 0) throw new TypeError(`list pointer [${base56}] is not aligned to 8`);
+                var result56 = [];
+                for (let i = 0; i < len56; i++) {
+                  const base = base56 + i * 16;
+                  let enum55;
                   switch (dataView(memory0).getUint8(base + 0, true)) {
                     case 0: {
-                      enum51 = 'usd-microcents';
+                      enum55 = 'usd-microcents';
                       break;
                     }
                     case 1: {
-                      enum51 = 'tokens';
+                      enum55 = 'tokens';
                       break;
                     }
                     case 2: {
-                      enum51 = 'credits';
+                      enum55 = 'credits';
                       break;
                     }
                     case 3: {
-                      enum51 = 'risk-points';
+                      enum55 = 'risk-points';
                       break;
                     }
                     default: {
                       throw new TypeError('invalid discriminant specified for BudgetUnit');
                     }
                   }
-                  result52.push({
-                    unit: enum51,
+                  result56.push({
+                    unit: enum55,
                     amount: BigInt.asUintN(64, BigInt(dataView(memory0).getBigInt64(base + 8, true))),
                   });
                 }
-                var len54 = dataView(memory0).getUint32(ret + 96, true);
-                var base54 = dataView(memory0).getUint32(ret + 92, true);
-                if (base54 % 8 !== 0) throw new TypeError(`list pointer [${base54}] is not aligned to 8`);
-                var result54 = [];
-                for (let i = 0; i < len54; i++) {
-                  const base = base54 + i * 16;
-                  var ptr53 = dataView(memory0).getUint32(base + 0, true);
-                  var len53 = dataView(memory0).getUint32(base + 4, true);
-                  var result53 = TEXT_DECODER_UTF8.decode(new Uint8Array(memory0.buffer, ptr53, len53));
-                  result54.push({
-                    agent: result53,
+                var len58 = dataView(memory0).getUint32(ret + 96, true);
+                var base58 = dataView(memory0).getUint32(ret + 92, true);
+                if (base58 % 8 !== 0) throw new TypeError(`list pointer [${base58}] is not aligned to 8`);
+                var result58 = [];
+                for (let i = 0; i < len58; i++) {
+                  const base = base58 + i * 16;
+                  var ptr57 = dataView(memory0).getUint32(base + 0, true);
+                  var len57 = dataView(memory0).getUint32(base + 4, true);
+                  var result57 = TEXT_DECODER_UTF8.decode(new Uint8Array(memory0.buffer, ptr57, len57));
+                  result58.push({
+                    agent: result57,
                     weight: dataView(memory0).getFloat64(base + 8, true),
                   });
                 }
-                var len57 = dataView(memory0).getUint32(ret + 116, true);
-                var base57 = dataView(memory0).getUint32(ret + 112, true);
-                if (base57 % 4 !== 0) throw new TypeError(`list pointer [${base57}] is not aligned to 4`);
-                var result57 = [];
-                for (let i = 0; i < len57; i++) {
-                  const base = base57 + i * 20;
-                  var ptr55 = dataView(memory0).getUint32(base + 4, true);
-                  var len55 = dataView(memory0).getUint32(base + 8, true);
-                  var result55 = TEXT_DECODER_UTF8.decode(new Uint8Array(memory0.buffer, ptr55, len55));
-                  var ptr56 = dataView(memory0).getUint32(base + 12, true);
-                  var len56 = dataView(memory0).getUint32(base + 16, true);
-                  var result56 = TEXT_DECODER_UTF8.decode(new Uint8Array(memory0.buffer, ptr56, len56));
-                  result57.push({
+                var len61 = dataView(memory0).getUint32(ret + 116, true);
+                var base61 = dataView(memory0).getUint32(ret + 112, true);
+                if (base61 % 4 !== 0) throw new TypeError(`list pointer [${base61}] is not aligned to 4`);
+                var result61 = [];
+                for (let i = 0; i < len61; i++) {
+                  const base = base61 + i * 20;
+                  var ptr59 = dataView(memory0).getUint32(base + 4, true);
+                  var len59 = dataView(memory0).getUint32(base + 8, true);
+                  var result59 = TEXT_DECODER_UTF8.decode(new Uint8Array(memory0.buffer, ptr59, len59));
+                  var ptr60 = dataView(memory0).getUint32(base + 12, true);
+                  var len60 = dataView(memory0).getUint32(base + 16, true);
+                  var result60 = TEXT_DECODER_UTF8.decode(new Uint8Array(memory0.buffer, ptr60, len60));
+                  result61.push({
                     code: clampGuest(dataView(memory0).getUint16(base + 0, true), 0, 65535),
-                    name: result55,
-                    message: result56,
+                    name: result59,
+                    message: result60,
                   });
                 }
-                variant65= {
+                variant69= {
                   tag: 'allow',
                   val: {
                     alpha: dataView(memory0).getFloat64(ret + 8, true),
                     lambda: dataView(memory0).getFloat64(ret + 16, true),
-                    subAgent: result45,
+                    subAgent: result49,
                     effectiveTrust: clampGuest(dataView(memory0).getUint16(ret + 32, true), 0, 65535),
-                    effectiveTier: enum46,
+                    effectiveTier: enum50,
                     childMandate: {
                       valueCeiling: BigInt.asUintN(64, BigInt(dataView(memory0).getBigInt64(ret + 40, true))),
-                      actionKinds: result48,
-                      counterparties: result50,
-                      budgets: result52,
+                      actionKinds: result52,
+                      counterparties: result54,
+                      budgets: result56,
                       remainingDepth: clampGuest(dataView(memory0).getUint8(ret + 72, true), 0, 255),
                       expiresAt: BigInt.asUintN(64, BigInt(dataView(memory0).getBigInt64(ret + 80, true))),
                     },
                     depth: clampGuest(dataView(memory0).getUint8(ret + 88, true), 0, 255),
                     remainingDepth: clampGuest(dataView(memory0).getUint8(ret + 89, true), 0, 255),
                     maxDepth: clampGuest(dataView(memory0).getUint8(ret + 90, true), 0, 255),
-                    accountability: result54,
+                    accountability: result58,
                     accountabilityCeiling: dataView(memory0).getFloat64(ret + 104, true),
-                    warnings: result57,
+                    warnings: result61,
                   }
                 };
                 break;
               }
               case 1: {
-                let variant60;
+                let variant64;
                 switch (dataView(memory0).getUint8(ret + 8, true)) {
                   case 0: {
-                    var ptr58 = dataView(memory0).getUint32(ret + 12, true);
-                    var len58 = dataView(memory0).getUint32(ret + 16, true);
-                    var result58 = TEXT_DECODER_UTF8.decode(new Uint8Array(memory0.buffer, ptr58, len58));
-                    variant60= {
+                    var ptr62 = dataView(memory0).getUint32(ret + 12, true);
+                    var len62 = dataView(memory0).getUint32(ret + 16, true);
+                    var result62 = TEXT_DECODER_UTF8.decode(new Uint8Array(memory0.buffer, ptr62, len62));
+                    variant64= {
                       tag: 'human',
-                      val: result58
+                      val: result62
                     };
                     break;
                   }
                   case 1: {
-                    var ptr59 = dataView(memory0).getUint32(ret + 12, true);
-                    var len59 = dataView(memory0).getUint32(ret + 16, true);
-                    var result59 = TEXT_DECODER_UTF8.decode(new Uint8Array(memory0.buffer, ptr59, len59));
-                    variant60= {
+                    var ptr63 = dataView(memory0).getUint32(ret + 12, true);
+                    var len63 = dataView(memory0).getUint32(ret + 16, true);
+                    var result63 = TEXT_DECODER_UTF8.decode(new Uint8Array(memory0.buffer, ptr63, len63));
+                    variant64= {
                       tag: 'agent',
-                      val: result59
+                      val: result63
                     };
                     break;
                   }
@@ -3645,36 +3684,36 @@ export function instantiate(getCoreModule, imports, instantiateCore = WebAssembl
                     throw new TypeError('invalid variant discriminant for EscalationTarget');
                   }
                 }
-                var ptr61 = dataView(memory0).getUint32(ret + 24, true);
-                var len61 = dataView(memory0).getUint32(ret + 28, true);
-                var result61 = TEXT_DECODER_UTF8.decode(new Uint8Array(memory0.buffer, ptr61, len61));
-                var ptr62 = dataView(memory0).getUint32(ret + 32, true);
-                var len62 = dataView(memory0).getUint32(ret + 36, true);
-                var result62 = TEXT_DECODER_UTF8.decode(new Uint8Array(memory0.buffer, ptr62, len62));
-                variant65= {
+                var ptr65 = dataView(memory0).getUint32(ret + 24, true);
+                var len65 = dataView(memory0).getUint32(ret + 28, true);
+                var result65 = TEXT_DECODER_UTF8.decode(new Uint8Array(memory0.buffer, ptr65, len65));
+                var ptr66 = dataView(memory0).getUint32(ret + 32, true);
+                var len66 = dataView(memory0).getUint32(ret + 36, true);
+                var result66 = TEXT_DECODER_UTF8.decode(new Uint8Array(memory0.buffer, ptr66, len66));
+                variant69= {
                   tag: 'escalate',
                   val: {
-                    target: variant60,
+                    target: variant64,
                     code: clampGuest(dataView(memory0).getUint16(ret + 20, true), 0, 65535),
-                    name: result61,
-                    reason: result62,
+                    name: result65,
+                    reason: result66,
                   }
                 };
                 break;
               }
               case 2: {
-                var ptr63 = dataView(memory0).getUint32(ret + 12, true);
-                var len63 = dataView(memory0).getUint32(ret + 16, true);
-                var result63 = TEXT_DECODER_UTF8.decode(new Uint8Array(memory0.buffer, ptr63, len63));
-                var ptr64 = dataView(memory0).getUint32(ret + 20, true);
-                var len64 = dataView(memory0).getUint32(ret + 24, true);
-                var result64 = TEXT_DECODER_UTF8.decode(new Uint8Array(memory0.buffer, ptr64, len64));
-                variant65= {
+                var ptr67 = dataView(memory0).getUint32(ret + 12, true);
+                var len67 = dataView(memory0).getUint32(ret + 16, true);
+                var result67 = TEXT_DECODER_UTF8.decode(new Uint8Array(memory0.buffer, ptr67, len67));
+                var ptr68 = dataView(memory0).getUint32(ret + 20, true);
+                var len68 = dataView(memory0).getUint32(ret + 24, true);
+                var result68 = TEXT_DECODER_UTF8.decode(new Uint8Array(memory0.buffer, ptr68, len68));
+                variant69= {
                   tag: 'deny',
                   val: {
                     code: clampGuest(dataView(memory0).getUint16(ret + 8, true), 0, 65535),
-                    name: result63,
-                    message: result64,
+                    name: result67,
+                    message: result68,
                   }
                 };
                 break;
@@ -3689,8 +3728,8 @@ export function instantiate(getCoreModule, imports, instantiateCore = WebAssembl
               async: false,
               postReturn: true
             });
-            task.resolve([variant65]);
-            const retCopy = variant65;
+            task.resolve([variant69]);
+            const retCopy = variant69;
             
             let cstate = getOrCreateAsyncState(0);
             cstate.mayLeave = false;
@@ -3754,12 +3793,12 @@ export function instantiate(getCoreModule, imports, instantiateCore = WebAssembl
             }
             var handle0 = handleTable0[(handle1 << 1) + 1] & ~T_FLAG;
             
-            var vec44 = arg1;
-            var len44 = vec44.length;
-            var result44 = realloc0(0, 0, 8, len44 * 256);
-            for (let i = 0; i < vec44.length; i++) {
-              const e = vec44[i];
-              const base = result44 + i * 256;var {from: v2_0, to: v2_1, task: v2_2, parentMandate: v2_3, requestedMandate: v2_4, chain: v2_5, state: v2_6, depthException: v2_7, actionMask: v2_8, now: v2_9 } = e;
+            var vec48 = arg1;
+            var len48 = vec48.length;
+            var result48 = realloc0(0, 0, 8, len48 * 280);
+            for (let i = 0; i < vec48.length; i++) {
+              const e = vec48[i];
+              const base = result48 + i * 280;var {from: v2_0, to: v2_1, task: v2_2, parentMandate: v2_3, requestedMandate: v2_4, chain: v2_5, state: v2_6, depthException: v2_7, actionMask: v2_8, registry: v2_9, now: v2_10 } = e;
               var {id: v3_0, trust: v3_1 } = v2_0;
               
               var encodeRes = _utf8AllocateAndEncode(v3_0, realloc0, memory0);
@@ -4088,7 +4127,46 @@ export function instantiate(getCoreModule, imports, instantiateCore = WebAssembl
                 dataView(memory0).setUint32(base + 232, result42, true);
                 dataView(memory0).setBigInt64(base + 240, toUint64(v39_1), true);
               }
-              dataView(memory0).setBigInt64(base + 248, toUint64(v2_9), true);
+              var variant47 = v2_9;
+              if (variant47 === null || variant47=== undefined) {
+                dataView(memory0).setInt8(base + 248, 0, true);
+              } else {
+                const e = variant47;
+                dataView(memory0).setInt8(base + 248, 1, true);
+                var {delegatorRegistered: v44_0, delegateRegistered: v44_1, unregistered: v44_2, reviewer: v44_3, explicitDelegation: v44_4, delegateListed: v44_5 } = e;
+                dataView(memory0).setInt8(base + 252, v44_0 ? 1 : 0, true);
+                dataView(memory0).setInt8(base + 253, v44_1 ? 1 : 0, true);
+                var val45 = v44_2;
+                let enum45;
+                switch (val45) {
+                  case 'deny': {
+                    enum45 = 0;
+                    break;
+                  }
+                  case 'escalate': {
+                    enum45 = 1;
+                    break;
+                  }
+                  default: {
+                    if ((v44_2) instanceof Error) {
+                      console.error(v44_2);
+                    }
+                    
+                    throw new TypeError(`"${val45}" is not one of the cases of unregistered-rule`);
+                  }
+                }
+                dataView(memory0).setInt8(base + 254, enum45, true);
+                
+                var encodeRes = _utf8AllocateAndEncode(v44_3, realloc0, memory0);
+                var ptr46= encodeRes.ptr;
+                var len46 = encodeRes.len;
+                
+                dataView(memory0).setUint32(base + 260, len46, true);
+                dataView(memory0).setUint32(base + 256, ptr46, true);
+                dataView(memory0).setInt8(base + 264, v44_4 ? 1 : 0, true);
+                dataView(memory0).setInt8(base + 265, v44_5 ? 1 : 0, true);
+              }
+              dataView(memory0).setBigInt64(base + 272, toUint64(v2_10), true);
             }
             _debugLog('[iface="sbd:delegation/policy@0.1.0", function="[method]delegation-policy.evaluate-batch"][Instruction::CallWasm] enter', {
               funcName: '[method]delegation-policy.evaluate-batch',
@@ -4103,7 +4181,7 @@ export function instantiate(getCoreModule, imports, instantiateCore = WebAssembl
               ret =  _withGlobalCurrentTaskMeta({
                 taskID: task.id(),
                 componentIdx: task.componentIdx(),
-                fn: () => policy010MethodDelegationPolicyEvaluateBatch(handle0, result44, len44),
+                fn: () => policy010MethodDelegationPolicyEvaluateBatch(handle0, result48, len48),
               });
             } catch (err) {
               
@@ -4119,189 +4197,189 @@ export function instantiate(getCoreModule, imports, instantiateCore = WebAssembl
               
             }
             
-            var len66 = dataView(memory0).getUint32(ret + 4, true);
-            var base66 = dataView(memory0).getUint32(ret + 0, true);
-            if (base66 % 8 !== 0) throw new TypeError(`list pointer [${base66}] is not aligned to 8`);
-            var result66 = [];
-            for (let i = 0; i < len66; i++) {
-              const base = base66 + i * 120;
-              let variant65;
+            var len70 = dataView(memory0).getUint32(ret + 4, true);
+            var base70 = dataView(memory0).getUint32(ret + 0, true);
+            if (base70 % 8 !== 0) throw new TypeError(`list pointer [${base70}] is not aligned to 8`);
+            var result70 = [];
+            for (let i = 0; i < len70; i++) {
+              const base = base70 + i * 120;
+              let variant69;
               switch (dataView(memory0).getUint8(base + 0, true)) {
                 case 0: {
-                  var ptr45 = dataView(memory0).getUint32(base + 24, true);
-                  var len45 = dataView(memory0).getUint32(base + 28, true);
-                  var result45 = TEXT_DECODER_UTF8.decode(new Uint8Array(memory0.buffer, ptr45, len45));
-                  let enum46;
+                  var ptr49 = dataView(memory0).getUint32(base + 24, true);
+                  var len49 = dataView(memory0).getUint32(base + 28, true);
+                  var result49 = TEXT_DECODER_UTF8.decode(new Uint8Array(memory0.buffer, ptr49, len49));
+                  let enum50;
                   switch (dataView(memory0).getUint8(base + 34, true)) {
                     case 0: {
-                      enum46 = 't0';
+                      enum50 = 't0';
                       break;
                     }
                     case 1: {
-                      enum46 = 't1';
+                      enum50 = 't1';
                       break;
                     }
                     case 2: {
-                      enum46 = 't2';
+                      enum50 = 't2';
                       break;
                     }
                     case 3: {
-                      enum46 = 't3';
+                      enum50 = 't3';
                       break;
                     }
                     case 4: {
-                      enum46 = 't4';
+                      enum50 = 't4';
                       break;
                     }
                     case 5: {
-                      enum46 = 't5';
+                      enum50 = 't5';
                       break;
                     }
                     case 6: {
-                      enum46 = 't6';
+                      enum50 = 't6';
                       break;
                     }
                     case 7: {
-                      enum46 = 't7';
+                      enum50 = 't7';
                       break;
                     }
                     default: {
                       throw new TypeError('invalid discriminant specified for TrustTier');
                     }
                   }
-                  var len48 = dataView(memory0).getUint32(base + 52, true);
-                  var base48 = dataView(memory0).getUint32(base + 48, true);
-                  if (base48 % 4 !== 0) throw new TypeError(`list pointer [${base48}] is not aligned to 4`);
-                  var result48 = [];
-                  for (let i = 0; i < len48; i++) {
-                    const base = base48 + i * 8;
-                    var ptr47 = dataView(memory0).getUint32(base + 0, true);
-                    var len47 = dataView(memory0).getUint32(base + 4, true);
-                    var result47 = TEXT_DECODER_UTF8.decode(new Uint8Array(memory0.buffer, ptr47, len47));
-                    result48.push(result47);
-                  }
-                  var len50 = dataView(memory0).getUint32(base + 60, true);
-                  var base50 = dataView(memory0).getUint32(base + 56, true);
-                  if (base50 % 4 !== 0) throw new TypeError(`list pointer [${base50}] is not aligned to 4`);
-                  var result50 = [];
-                  for (let i = 0; i < len50; i++) {
-                    const base = base50 + i * 8;
-                    var ptr49 = dataView(memory0).getUint32(base + 0, true);
-                    var len49 = dataView(memory0).getUint32(base + 4, true);
-                    var result49 = TEXT_DECODER_UTF8.decode(new Uint8Array(memory0.buffer, ptr49, len49));
-                    result50.push(result49);
-                  }
-                  var len52 = dataView(memory0).getUint32(base + 68, true);
-                  var base52 = dataView(memory0).getUint32(base + 64, true);
-                  if (base52 % 8 !== 0) throw new TypeError(`list pointer [${base52}] is not aligned to 8`);
+                  var len52 = dataView(memory0).getUint32(base + 52, true);
+                  var base52 = dataView(memory0).getUint32(base + 48, true);
+                  if (base52 % 4 !== 0) throw new TypeError(`list pointer [${base52}] is not aligned to 4`);
                   var result52 = [];
                   for (let i = 0; i < len52; i++) {
-                    const base = base52 + i * 16;
-                    let enum51;
+                    const base = base52 + i * 8;
+                    var ptr51 = dataView(memory0).getUint32(base + 0, true);
+                    var len51 = dataView(memory0).getUint32(base + 4, true);
+                    var result51 = TEXT_DECODER_UTF8.decode(new Uint8Array(memory0.buffer, ptr51, len51));
+                    result52.push(result51);
+                  }
+                  var len54 = dataView(memory0).getUint32(base + 60, true);
+                  var base54 = dataView(memory0).getUint32(base + 56, true);
+                  if (base54 % 4 !== 0) throw new TypeError(`list pointer [${base54}] is not aligned to 4`);
+                  var result54 = [];
+                  for (let i = 0; i < len54; i++) {
+                    const base = base54 + i * 8;
+                    var ptr53 = dataView(memory0).getUint32(base + 0, true);
+                    var len53 = dataView(memory0).getUint32(base + 4, true);
+                    var result53 = TEXT_DECODER_UTF8.decode(new Uint8Array(memory0.buffer, ptr53, len53));
+                    result54.push(result53);
+                  }
+                  var len56 = dataView(memory0).getUint32(base + 68, true);
+                  var base56 = dataView(memory0).getUint32(base + 64, true);
+                  if (base56 % 8 !== 0) throw new TypeError(`list pointer [${base56}] is not aligned to 8`);
+                  var result56 = [];
+                  for (let i = 0; i < len56; i++) {
+                    const base = base56 + i * 16;
+                    let enum55;
                     switch (dataView(memory0).getUint8(base + 0, true)) {
                       case 0: {
-                        enum51 = 'usd-microcents';
+                        enum55 = 'usd-microcents';
                         break;
                       }
                       case 1: {
-                        enum51 = 'tokens';
+                        enum55 = 'tokens';
                         break;
                       }
                       case 2: {
-                        enum51 = 'credits';
+                        enum55 = 'credits';
                         break;
                       }
                       case 3: {
-                        enum51 = 'risk-points';
+                        enum55 = 'risk-points';
                         break;
                       }
                       default: {
                         throw new TypeError('invalid discriminant specified for BudgetUnit');
                       }
                     }
-                    result52.push({
-                      unit: enum51,
+                    result56.push({
+                      unit: enum55,
                       amount: BigInt.asUintN(64, BigInt(dataView(memory0).getBigInt64(base + 8, true))),
                     });
                   }
-                  var len54 = dataView(memory0).getUint32(base + 96, true);
-                  var base54 = dataView(memory0).getUint32(base + 92, true);
-                  if (base54 % 8 !== 0) throw new TypeError(`list pointer [${base54}] is not aligned to 8`);
-                  var result54 = [];
-                  for (let i = 0; i < len54; i++) {
-                    const base = base54 + i * 16;
-                    var ptr53 = dataView(memory0).getUint32(base + 0, true);
-                    var len53 = dataView(memory0).getUint32(base + 4, true);
-                    var result53 = TEXT_DECODER_UTF8.decode(new Uint8Array(memory0.buffer, ptr53, len53));
-                    result54.push({
-                      agent: result53,
+                  var len58 = dataView(memory0).getUint32(base + 96, true);
+                  var base58 = dataView(memory0).getUint32(base + 92, true);
+                  if (base58 % 8 !== 0) throw new TypeError(`list pointer [${base58}] is not aligned to 8`);
+                  var result58 = [];
+                  for (let i = 0; i < len58; i++) {
+                    const base = base58 + i * 16;
+                    var ptr57 = dataView(memory0).getUint32(base + 0, true);
+                    var len57 = dataView(memory0).getUint32(base + 4, true);
+                    var result57 = TEXT_DECODER_UTF8.decode(new Uint8Array(memory0.buffer, ptr57, len57));
+                    result58.push({
+                      agent: result57,
                       weight: dataView(memory0).getFloat64(base + 8, true),
                     });
                   }
-                  var len57 = dataView(memory0).getUint32(base + 116, true);
-                  var base57 = dataView(memory0).getUint32(base + 112, true);
-                  if (base57 % 4 !== 0) throw new TypeError(`list pointer [${base57}] is not aligned to 4`);
-                  var result57 = [];
-                  for (let i = 0; i < len57; i++) {
-                    const base = base57 + i * 20;
-                    var ptr55 = dataView(memory0).getUint32(base + 4, true);
-                    var len55 = dataView(memory0).getUint32(base + 8, true);
-                    var result55 = TEXT_DECODER_UTF8.decode(new Uint8Array(memory0.buffer, ptr55, len55));
-                    var ptr56 = dataView(memory0).getUint32(base + 12, true);
-                    var len56 = dataView(memory0).getUint32(base + 16, true);
-                    var result56 = TEXT_DECODER_UTF8.decode(new Uint8Array(memory0.buffer, ptr56, len56));
-                    result57.push({
+                  var len61 = dataView(memory0).getUint32(base + 116, true);
+                  var base61 = dataView(memory0).getUint32(base + 112, true);
+                  if (base61 % 4 !== 0) throw new TypeError(`list pointer [${base61}] is not aligned to 4`);
+                  var result61 = [];
+                  for (let i = 0; i < len61; i++) {
+                    const base = base61 + i * 20;
+                    var ptr59 = dataView(memory0).getUint32(base + 4, true);
+                    var len59 = dataView(memory0).getUint32(base + 8, true);
+                    var result59 = TEXT_DECODER_UTF8.decode(new Uint8Array(memory0.buffer, ptr59, len59));
+                    var ptr60 = dataView(memory0).getUint32(base + 12, true);
+                    var len60 = dataView(memory0).getUint32(base + 16, true);
+                    var result60 = TEXT_DECODER_UTF8.decode(new Uint8Array(memory0.buffer, ptr60, len60));
+                    result61.push({
                       code: clampGuest(dataView(memory0).getUint16(base + 0, true), 0, 65535),
-                      name: result55,
-                      message: result56,
+                      name: result59,
+                      message: result60,
                     });
                   }
-                  variant65= {
+                  variant69= {
                     tag: 'allow',
                     val: {
                       alpha: dataView(memory0).getFloat64(base + 8, true),
                       lambda: dataView(memory0).getFloat64(base + 16, true),
-                      subAgent: result45,
+                      subAgent: result49,
                       effectiveTrust: clampGuest(dataView(memory0).getUint16(base + 32, true), 0, 65535),
-                      effectiveTier: enum46,
+                      effectiveTier: enum50,
                       childMandate: {
                         valueCeiling: BigInt.asUintN(64, BigInt(dataView(memory0).getBigInt64(base + 40, true))),
-                        actionKinds: result48,
-                        counterparties: result50,
-                        budgets: result52,
+                        actionKinds: result52,
+                        counterparties: result54,
+                        budgets: result56,
                         remainingDepth: clampGuest(dataView(memory0).getUint8(base + 72, true), 0, 255),
                         expiresAt: BigInt.asUintN(64, BigInt(dataView(memory0).getBigInt64(base + 80, true))),
                       },
                       depth: clampGuest(dataView(memory0).getUint8(base + 88, true), 0, 255),
                       remainingDepth: clampGuest(dataView(memory0).getUint8(base + 89, true), 0, 255),
                       maxDepth: clampGuest(dataView(memory0).getUint8(base + 90, true), 0, 255),
-                      accountability: result54,
+                      accountability: result58,
                       accountabilityCeiling: dataView(memory0).getFloat64(base + 104, true),
-                      warnings: result57,
+                      warnings: result61,
                     }
                   };
                   break;
                 }
                 case 1: {
-                  let variant60;
+                  let variant64;
                   switch (dataView(memory0).getUint8(base + 8, true)) {
                     case 0: {
-                      var ptr58 = dataView(memory0).getUint32(base + 12, true);
-                      var len58 = dataView(memory0).getUint32(base + 16, true);
-                      var result58 = TEXT_DECODER_UTF8.decode(new Uint8Array(memory0.buffer, ptr58, len58));
-                      variant60= {
+                      var ptr62 = dataView(memory0).getUint32(base + 12, true);
+                      var len62 = dataView(memory0).getUint32(base + 16, true);
+                      var result62 = TEXT_DECODER_UTF8.decode(new Uint8Array(memory0.buffer, ptr62, len62));
+                      variant64= {
                         tag: 'human',
-                        val: result58
+                        val: result62
                       };
                       break;
                     }
                     case 1: {
-                      var ptr59 = dataView(memory0).getUint32(base + 12, true);
-                      var len59 = dataView(memory0).getUint32(base + 16, true);
-                      var result59 = TEXT_DECODER_UTF8.decode(new Uint8Array(memory0.buffer, ptr59, len59));
-                      variant60= {
+                      var ptr63 = dataView(memory0).getUint32(base + 12, true);
+                      var len63 = dataView(memory0).getUint32(base + 16, true);
+                      var result63 = TEXT_DECODER_UTF8.decode(new Uint8Array(memory0.buffer, ptr63, len63));
+                      variant64= {
                         tag: 'agent',
-                        val: result59
+                        val: result63
                       };
                       break;
                     }
@@ -4309,36 +4387,36 @@ export function instantiate(getCoreModule, imports, instantiateCore = WebAssembl
                       throw new TypeError('invalid variant discriminant for EscalationTarget');
                     }
                   }
-                  var ptr61 = dataView(memory0).getUint32(base + 24, true);
-                  var len61 = dataView(memory0).getUint32(base + 28, true);
-                  var result61 = TEXT_DECODER_UTF8.decode(new Uint8Array(memory0.buffer, ptr61, len61));
-                  var ptr62 = dataView(memory0).getUint32(base + 32, true);
-                  var len62 = dataView(memory0).getUint32(base + 36, true);
-                  var result62 = TEXT_DECODER_UTF8.decode(new Uint8Array(memory0.buffer, ptr62, len62));
-                  variant65= {
+                  var ptr65 = dataView(memory0).getUint32(base + 24, true);
+                  var len65 = dataView(memory0).getUint32(base + 28, true);
+                  var result65 = TEXT_DECODER_UTF8.decode(new Uint8Array(memory0.buffer, ptr65, len65));
+                  var ptr66 = dataView(memory0).getUint32(base + 32, true);
+                  var len66 = dataView(memory0).getUint32(base + 36, true);
+                  var result66 = TEXT_DECODER_UTF8.decode(new Uint8Array(memory0.buffer, ptr66, len66));
+                  variant69= {
                     tag: 'escalate',
                     val: {
-                      target: variant60,
+                      target: variant64,
                       code: clampGuest(dataView(memory0).getUint16(base + 20, true), 0, 65535),
-                      name: result61,
-                      reason: result62,
+                      name: result65,
+                      reason: result66,
                     }
                   };
                   break;
                 }
                 case 2: {
-                  var ptr63 = dataView(memory0).getUint32(base + 12, true);
-                  var len63 = dataView(memory0).getUint32(base + 16, true);
-                  var result63 = TEXT_DECODER_UTF8.decode(new Uint8Array(memory0.buffer, ptr63, len63));
-                  var ptr64 = dataView(memory0).getUint32(base + 20, true);
-                  var len64 = dataView(memory0).getUint32(base + 24, true);
-                  var result64 = TEXT_DECODER_UTF8.decode(new Uint8Array(memory0.buffer, ptr64, len64));
-                  variant65= {
+                  var ptr67 = dataView(memory0).getUint32(base + 12, true);
+                  var len67 = dataView(memory0).getUint32(base + 16, true);
+                  var result67 = TEXT_DECODER_UTF8.decode(new Uint8Array(memory0.buffer, ptr67, len67));
+                  var ptr68 = dataView(memory0).getUint32(base + 20, true);
+                  var len68 = dataView(memory0).getUint32(base + 24, true);
+                  var result68 = TEXT_DECODER_UTF8.decode(new Uint8Array(memory0.buffer, ptr68, len68));
+                  variant69= {
                     tag: 'deny',
                     val: {
                       code: clampGuest(dataView(memory0).getUint16(base + 8, true), 0, 65535),
-                      name: result63,
-                      message: result64,
+                      name: result67,
+                      message: result68,
                     }
                   };
                   break;
@@ -4347,7 +4425,7 @@ export function instantiate(getCoreModule, imports, instantiateCore = WebAssembl
                   throw new TypeError('invalid variant discriminant for Verdict');
                 }
               }
-              result66.push(variant65);
+              result70.push(variant69);
             }
             _debugLog('[iface="sbd:delegation/policy@0.1.0", function="[method]delegation-policy.evaluate-batch"][Instruction::Return]', {
               funcName: '[method]delegation-policy.evaluate-batch',
@@ -4355,8 +4433,8 @@ export function instantiate(getCoreModule, imports, instantiateCore = WebAssembl
               async: false,
               postReturn: true
             });
-            task.resolve([result66]);
-            const retCopy = result66;
+            task.resolve([result70]);
+            const retCopy = result70;
             
             let cstate = getOrCreateAsyncState(0);
             cstate.mayLeave = false;

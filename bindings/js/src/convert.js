@@ -10,6 +10,7 @@ const U64 = (1n << 64n) - 1n;
 
 const RISK_LEVELS = new Set(['low', 'medium', 'high', 'critical']);
 const BUDGET_UNITS = new Set(['usd-microcents', 'tokens', 'credits', 'risk-points']);
+const UNREGISTERED_RULES = new Set(['deny', 'escalate']);
 
 function typeName(value) {
   if (value === null) return 'null';
@@ -162,9 +163,22 @@ function lowerMask(value, at) {
   };
 }
 
+function lowerRegistry(value, at) {
+  const f = object(value, at, ['delegatorRegistered', 'delegateRegistered', 'unregistered', 'reviewer', 'explicitDelegation', 'delegateListed']);
+  const flag = (v, name) => (v === undefined ? false : boolean(v, `${at}.${name}`));
+  return {
+    delegatorRegistered: boolean(f.delegatorRegistered, `${at}.delegatorRegistered`),
+    delegateRegistered: boolean(f.delegateRegistered, `${at}.delegateRegistered`),
+    unregistered: f.unregistered === undefined ? 'deny' : oneOf(f.unregistered, UNREGISTERED_RULES, 'unregistered-agent rule', `${at}.unregistered`),
+    reviewer: string(f.reviewer, `${at}.reviewer`),
+    explicitDelegation: flag(f.explicitDelegation, 'explicitDelegation'),
+    delegateListed: flag(f.delegateListed, 'delegateListed'),
+  };
+}
+
 /** The jco value of a WIT `request`; `TypeError`/`RangeError` name the offending field. */
 export function lowerRequest(value, at = 'request') {
-  const r = object(value, at, ['from', 'to', 'task', 'parentMandate', 'requestedMandate', 'chain', 'state', 'depthException', 'actionMask', 'now']);
+  const r = object(value, at, ['from', 'to', 'task', 'parentMandate', 'requestedMandate', 'chain', 'state', 'depthException', 'actionMask', 'registry', 'now']);
   return {
     from: lowerAgent(r.from, `${at}.from`),
     to: lowerAgent(r.to, `${at}.to`),
@@ -175,6 +189,7 @@ export function lowerRequest(value, at = 'request') {
     state: r.state === undefined ? [] : array(r.state, `${at}.state`).map((x, i) => f64(x, `${at}.state[${i}]`)),
     depthException: optional(r.depthException, lowerException, `${at}.depthException`),
     actionMask: optional(r.actionMask, lowerMask, `${at}.actionMask`),
+    registry: optional(r.registry, lowerRegistry, `${at}.registry`),
     now: u64(r.now, `${at}.now`),
   };
 }

@@ -82,6 +82,23 @@ export interface ActionMask {
   cost: U64Input;
 }
 
+/** What a hop naming an agent the tenant's registry does not know gets. */
+export type UnregisteredRule = 'deny' | 'escalate';
+
+/** The tenant's agent registry on this hop, as the host found it in its own records (host facts). */
+export interface RegistryFacts {
+  delegatorRegistered: boolean;
+  delegateRegistered: boolean;
+  /** Default `'deny'` (`unregistered-agent`); `'escalate'` goes to `reviewer`. */
+  unregistered?: UnregisteredRule;
+  /** The human who reviews a hop escalated for an unregistered agent. */
+  reviewer: string;
+  /** Whether each delegator's registry entry must list its delegates; default false. */
+  explicitDelegation?: boolean;
+  /** Whether the delegator's registry entry lists the receiving agent; default false. */
+  delegateListed?: boolean;
+}
+
 /** The task being handed over. */
 export interface Task {
   id: string;
@@ -113,6 +130,8 @@ export interface Request {
   depthException?: DepthException | null;
   /** The tenant's action mask, when it has one; absent or null: no mask applies. */
   actionMask?: ActionMask | null;
+  /** The tenant's agent registry on this hop; absent or null: no registry applies. */
+  registry?: RegistryFacts | null;
   /** The instant of the decision, from the host's clock (Unix ms). */
   now: U64Input;
 }

@@ -146,12 +146,24 @@ function actionMask(value, at) {
   return { toolsets: field(o, 'toolsets', at, list(toolset)), cost: field(o, 'cost', at, U64) };
 }
 
+function registry(value, at) {
+  const o = object(value, at, ['delegator_registered', 'delegate_registered', 'unregistered', 'reviewer', 'explicit_delegation', 'delegate_listed']);
+  return {
+    delegatorRegistered: field(o, 'delegator_registered', at, boolean),
+    delegateRegistered: field(o, 'delegate_registered', at, boolean),
+    unregistered: field(o, 'unregistered', at, string, () => 'deny'),
+    reviewer: field(o, 'reviewer', at, string),
+    explicitDelegation: field(o, 'explicit_delegation', at, boolean, () => false),
+    delegateListed: field(o, 'delegate_listed', at, boolean, () => false),
+  };
+}
+
 /**
  * A request from its JSON form (a parsed object). JSON numbers above 2^53 - 1 are not exact in
  * JavaScript: such a `u64` field throws a `RangeError` rather than decide on a rounded value.
  */
 export function requestFromJson(value, at = 'request') {
-  const o = object(value, at, ['from', 'to', 'task', 'parent_mandate', 'requested_mandate', 'chain', 'state', 'depth_exception', 'action_mask', 'now']);
+  const o = object(value, at, ['from', 'to', 'task', 'parent_mandate', 'requested_mandate', 'chain', 'state', 'depth_exception', 'action_mask', 'registry', 'now']);
   return {
     from: field(o, 'from', at, agent),
     to: field(o, 'to', at, agent),
@@ -162,6 +174,7 @@ export function requestFromJson(value, at = 'request') {
     state: field(o, 'state', at, list(number), () => []),
     depthException: field(o, 'depth_exception', at, nullable(depthException), () => undefined),
     actionMask: field(o, 'action_mask', at, nullable(actionMask), () => undefined),
+    registry: field(o, 'registry', at, nullable(registry), () => undefined),
     now: field(o, 'now', at, U64),
   };
 }

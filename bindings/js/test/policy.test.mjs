@@ -62,7 +62,7 @@ describe('Policy', () => {
     assert.equal(policy.info.name, 'default');
     assert.equal(policy.info.version, '0.1.0');
     assert.equal(policy.info.maxDepth, 5);
-    assert.equal(policy.info.wireVersion, 2);
+    assert.equal(policy.info.wireVersion, 3);
     assert.equal(policy.info.configDigest, createHash('sha256').update(defaultConfig).digest('hex'));
   });
 

@@ -68,7 +68,7 @@ def test_info_reports_the_configuration(policy: Policy, config_bytes: dict[str, 
     assert policy.info.name == "default"
     assert policy.info.version == "0.1.0"
     assert policy.info.max_depth == 5
-    assert policy.info.wire_version == 2
+    assert policy.info.wire_version == 3
     assert policy.info.config_digest == hashlib.sha256(config_bytes["default"]).hexdigest()
 
 

@@ -48,6 +48,7 @@ fn request(names: [&str; 4]) -> Request {
         state: Vec::new(),
         depth_exception: None,
         action_mask: None,
+        registry: None,
         now: NOW,
     }
 }

@@ -7,9 +7,9 @@
 //!
 //! A decision runs the rules cheapest first and stops at the first refusal:
 //!
-//! 1. [`structural`]: request shape, canonical agent ids ([`identity`]), self-delegation,
-//!    cycles, depth metadata, depth limit, expiry and chain deadline (AG-396 4.1-4.5, 4.9,
-//!    4.10, 4.12);
+//! 1. [`structural`]: request shape, canonical agent ids ([`identity`]), the tenant's agent
+//!    registry when the host gives its facts ([`registry`]), self-delegation, cycles, depth
+//!    metadata, depth limit, expiry and chain deadline (AG-396 4.1-4.5, 4.9, 4.10, 4.12);
 //! 2. [`attenuation`]: the requested child mandate lies within the parent's (AG-001,
 //!    AG-396 4.7) and admits the task;
 //! 3. [`trust`]: the executor's own tier covers the task's risk (Vorion upward escalation);
@@ -36,6 +36,7 @@ pub mod json;
 pub mod learned;
 pub mod model;
 pub mod reasons;
+pub mod registry;
 pub mod sbd;
 pub mod structural;
 pub mod trust;

@@ -232,8 +232,47 @@ pub struct Request {
     /// (each toolset's remaining risk points and what this task costs). Absent: no mask.
     #[serde(default)]
     pub action_mask: Option<ActionMask>,
+    /// What the tenant's agent registry says of the two agents: the host's facts, looked up
+    /// in its own registry (never the caller's word). Absent: no registry applies.
+    #[serde(default)]
+    pub registry: Option<RegistryFacts>,
     /// The decision instant.
     pub now: TimestampMs,
+}
+
+/// What a hop naming an agent the registry does not know gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(rename_all = "kebab-case")]
+pub enum UnregisteredRule {
+    /// Refused: `unregistered-agent` (6001).
+    #[default]
+    Deny,
+    /// Escalated to the registry's reviewer: `unregistered-agent-review` (5010).
+    Escalate,
+}
+
+/// The tenant's agent registry on this hop (Vorion: registered agents; AG-396's
+/// `requireExplicitDelegation`), as the host found it in its own records.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct RegistryFacts {
+    /// Whether the delegating agent is registered.
+    pub delegator_registered: bool,
+    /// Whether the receiving agent is registered.
+    pub delegate_registered: bool,
+    /// What a hop with an unregistered agent gets.
+    #[serde(default)]
+    pub unregistered: UnregisteredRule,
+    /// The human who reviews a hop escalated for an unregistered agent.
+    pub reviewer: String,
+    /// Whether the tenant requires each delegator's registry entry to list its delegates.
+    #[serde(default)]
+    pub explicit_delegation: bool,
+    /// Whether the delegator's registry entry lists the receiving agent.
+    #[serde(default)]
+    pub delegate_listed: bool,
 }
 
 /// A toolset's risk-point budget, as the host's ledger holds it.

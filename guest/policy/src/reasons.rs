@@ -179,12 +179,13 @@ reasons! {
     RiskDepthEscalation = 5004, "risk-depth-escalation", Escalate,
         "the state's risk signal tightens the maximum depth below this hop";
 
-    /// A registered agent is unknown to the tenant's registry and the tenant escalates such
-    /// delegations to its designated human.
+    /// An agent is unknown to the tenant's registry and the tenant escalates such delegations
+    /// to its registry's reviewer.
     UnregisteredAgentReview = 5010, "unregistered-agent-review", Escalate,
         "an agent is not in the tenant's registry; a human decides";
 
-    // 6xxx authority: facts the host verified against its own records (registry, escrow)
+    // 6xxx authority: facts the host verified against its own records (registry, toolset
+    // budgets, escrow); the rules decide on them, except escrow-exhausted
     /// The delegator or the delegate is not in the tenant's agent registry.
     UnregisteredAgent = 6001, "unregistered-agent", Deny,
         "an agent is not in the tenant's registry";
@@ -208,11 +209,12 @@ reasons! {
 }
 
 impl Reason {
-    /// Whether only a host gives this reason, from facts it verified outside the rules (its
-    /// registry, its escrow) or for a failed policy: the 6xxx codes, `unregistered-agent-review`
-    /// and `policy-fault`. The rules never produce these.
+    /// Whether only a host gives this reason: `escrow-exhausted` (its escrow found the
+    /// parent's budget spent by a sibling after the rules allowed the hop) and `policy-fault`
+    /// (the policy failed). The rules never produce these; every other refusal, the registry's
+    /// and the action mask's included, is the rules' decision on the host's facts.
     pub const fn decided_by_host(self) -> bool {
-        matches!(self, Reason::UnregisteredAgentReview | Reason::PolicyFault) || self.code() / 1000 == 6
+        matches!(self, Reason::EscrowExhausted | Reason::PolicyFault)
     }
 }
 

@@ -98,6 +98,7 @@ const MAX_CHAIN_LEN: usize = 254;
 pub fn check<R: Delegation>(config: &PolicyConfig, req: &R) -> Result<DepthDecision, Refusal> {
     check_shape(req)?;
     let ids = canonical_ids(req)?;
+    crate::registry::check(req.registry(), &ids.from, &ids.to)?;
     if ids.from == ids.to {
         let same = if req.from_id() == req.to_id() {
             String::new()

@@ -16,7 +16,8 @@ use alloc::vec::Vec;
 use serde::Deserialize;
 
 use crate::model::{
-    ActionMask, Agent, Budget, DepthException, Link, Mandate, Request, RiskLevel, Task, TimestampMs, ToolsetBudget,
+    ActionMask, Agent, Budget, DepthException, Link, Mandate, RegistryFacts, Request, RiskLevel, Task, TimestampMs,
+    ToolsetBudget, UnregisteredRule,
 };
 
 /// An agent, borrowed.
@@ -123,6 +124,9 @@ pub struct RequestView<'a> {
     /// The tenant's action mask, if any.
     #[serde(borrow)]
     pub action_mask: Option<ActionMaskView<'a>>,
+    /// The registry's facts on the two agents, if any.
+    #[serde(borrow)]
+    pub registry: Option<RegistryView<'a>>,
     /// The decision instant.
     pub now: TimestampMs,
 }
@@ -144,6 +148,51 @@ pub struct ActionMaskView<'a> {
     pub toolsets: Vec<ToolsetBudgetView<'a>>,
     /// The task's risk cost.
     pub cost: u64,
+}
+
+/// The registry's facts on a hop, borrowed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub struct RegistryView<'a> {
+    /// Whether the delegating agent is registered.
+    pub delegator_registered: bool,
+    /// Whether the receiving agent is registered.
+    pub delegate_registered: bool,
+    /// What a hop with an unregistered agent gets.
+    pub unregistered: UnregisteredRule,
+    /// The human who reviews a hop escalated for an unregistered agent.
+    pub reviewer: &'a str,
+    /// Whether the tenant requires each delegator's registry entry to list its delegates.
+    pub explicit_delegation: bool,
+    /// Whether the delegator's registry entry lists the receiving agent.
+    pub delegate_listed: bool,
+}
+
+impl RegistryFacts {
+    /// The facts as the rules read them.
+    pub fn view(&self) -> RegistryView<'_> {
+        RegistryView {
+            delegator_registered: self.delegator_registered,
+            delegate_registered: self.delegate_registered,
+            unregistered: self.unregistered,
+            reviewer: &self.reviewer,
+            explicit_delegation: self.explicit_delegation,
+            delegate_listed: self.delegate_listed,
+        }
+    }
+}
+
+impl RegistryView<'_> {
+    /// The owned facts with the same contents.
+    pub fn to_facts(&self) -> RegistryFacts {
+        RegistryFacts {
+            delegator_registered: self.delegator_registered,
+            delegate_registered: self.delegate_registered,
+            unregistered: self.unregistered,
+            reviewer: self.reviewer.into(),
+            explicit_delegation: self.explicit_delegation,
+            delegate_listed: self.delegate_listed,
+        }
+    }
 }
 
 impl RequestView<'_> {
@@ -190,6 +239,7 @@ impl RequestView<'_> {
                     .collect(),
                 cost: m.cost,
             }),
+            registry: self.registry.as_ref().map(RegistryView::to_facts),
             now: self.now,
         }
     }
@@ -401,6 +451,8 @@ pub trait Delegation {
     fn task(&self) -> TaskView<'_>;
     /// The tenant's action mask, if any.
     fn action_mask(&self) -> Option<MaskRef<'_, Self::Toolset>>;
+    /// The registry's facts on the two agents, if any.
+    fn registry(&self) -> Option<RegistryView<'_>>;
 
     /// When the delegator's own mandate lapses.
     fn parent_expires_at(&self) -> TimestampMs {
@@ -474,6 +526,9 @@ impl Delegation for Request {
     fn action_mask(&self) -> Option<MaskRef<'_, ToolsetBudget>> {
         self.action_mask.as_ref().map(ActionMask::fields)
     }
+    fn registry(&self) -> Option<RegistryView<'_>> {
+        self.registry.as_ref().map(RegistryFacts::view)
+    }
     fn from_id(&self) -> &str {
         &self.from.id
     }
@@ -526,6 +581,9 @@ impl<'a> Delegation for RequestView<'a> {
     }
     fn action_mask(&self) -> Option<MaskRef<'_, ToolsetBudgetView<'a>>> {
         self.action_mask.as_ref().map(|m| MaskRef { toolsets: &m.toolsets, cost: m.cost })
+    }
+    fn registry(&self) -> Option<RegistryView<'_>> {
+        self.registry
     }
     fn from_id(&self) -> &str {
         self.from.id
@@ -615,6 +673,14 @@ mod tests {
                 expires_at: 9,
             }),
             action_mask: Some(ActionMask { toolsets: vec![ToolsetBudget { toolset: "pay".into(), remaining: 1 }], cost: 1 }),
+            registry: Some(RegistryFacts {
+                delegator_registered: true,
+                delegate_registered: false,
+                unregistered: UnregisteredRule::Escalate,
+                reviewer: "ops-é".into(),
+                explicit_delegation: true,
+                delegate_listed: false,
+            }),
             now: 5,
         };
         let bytes = postcard::to_allocvec(&request).unwrap_or_default();

@@ -77,6 +77,17 @@ macro_rules! wit_conversions {
                         .collect(),
                     cost: m.cost,
                 }),
+                registry: r.registry.as_ref().map(|f| $wit::RegistryFacts {
+                    delegator_registered: f.delegator_registered,
+                    delegate_registered: f.delegate_registered,
+                    unregistered: match f.unregistered {
+                        $crate::UnregisteredRule::Deny => $wit::UnregisteredRule::Deny,
+                        $crate::UnregisteredRule::Escalate => $wit::UnregisteredRule::Escalate,
+                    },
+                    reviewer: f.reviewer.clone(),
+                    explicit_delegation: f.explicit_delegation,
+                    delegate_listed: f.delegate_listed,
+                }),
                 now: r.now,
             }
         }
@@ -231,6 +242,17 @@ macro_rules! wit_conversions {
                         .map(|t| $crate::ToolsetBudget { toolset: t.toolset, remaining: t.remaining })
                         .collect(),
                     cost: m.cost,
+                }),
+                registry: r.registry.map(|f| $crate::RegistryFacts {
+                    delegator_registered: f.delegator_registered,
+                    delegate_registered: f.delegate_registered,
+                    unregistered: match f.unregistered {
+                        $wit::UnregisteredRule::Deny => $crate::UnregisteredRule::Deny,
+                        $wit::UnregisteredRule::Escalate => $crate::UnregisteredRule::Escalate,
+                    },
+                    reviewer: f.reviewer,
+                    explicit_delegation: f.explicit_delegation,
+                    delegate_listed: f.delegate_listed,
                 }),
                 now: r.now,
             }

@@ -79,6 +79,7 @@ fn hop(links: usize, volatility: f64) -> Request {
         state: vec![volatility],
         depth_exception: None,
         action_mask: None,
+        registry: None,
         now: NOW,
     }
 }

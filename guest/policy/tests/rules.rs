@@ -8,7 +8,8 @@
 use sbd_policy::config::{AlphaCap, EscalationAgent, InsufficientTrust};
 use sbd_policy::{
     ActionMask, Agent, Budget, BudgetUnit, DepthException, Escalation, EscalationTarget, Grant, Link, Mandate, Outcome,
-    Policy, PolicyConfig, Reason, Request, RiskLevel, Task, ToolsetBudget, TrustDelta, Verdict,
+    Policy, PolicyConfig, Reason, RegistryFacts, Request, RiskLevel, Task, ToolsetBudget, TrustDelta,
+    UnregisteredRule, Verdict,
 };
 
 // ---- helpers ------------------------------------------------------------------------------
@@ -81,6 +82,7 @@ fn base() -> Request {
         state: Vec::new(),
         depth_exception: None,
         action_mask: None,
+        registry: None,
         now: NOW,
     }
 }
@@ -1867,4 +1869,64 @@ fn the_action_mask_admits_only_toolsets_with_their_cost_left() {
     let mut outside = with("crm", 99, 1);
     outside.task.action_kind = "crm.delete".into();
     denied(policy.evaluate(&outside), Reason::ActionNotPermitted);
+}
+
+fn registered(delegator: bool, delegate: bool, unregistered: UnregisteredRule) -> RegistryFacts {
+    RegistryFacts {
+        delegator_registered: delegator,
+        delegate_registered: delegate,
+        unregistered,
+        reviewer: "registry-review".into(),
+        explicit_delegation: false,
+        delegate_listed: false,
+    }
+}
+
+/// The tenant's agent registry, on the host's facts: an unregistered agent is refused or goes
+/// to the registry's reviewer, as the tenant chose; explicit delegation needs the delegate
+/// listed; no facts, no check.
+#[test]
+fn the_registry_admits_only_registered_agents_and_listed_delegates() {
+    let policy = policy_with(config());
+    let with = |facts: RegistryFacts| Request { registry: Some(facts), ..base() };
+    allowed(policy.evaluate(&base()));
+    allowed(policy.evaluate(&with(registered(true, true, UnregisteredRule::Deny))));
+    // The delegator is named first when both are missing.
+    let message = denied(policy.evaluate(&with(registered(false, false, UnregisteredRule::Deny))), Reason::UnregisteredAgent);
+    assert!(message.contains("`agent-a` is not in this tenant's agent registry"), "{message}");
+    let message = denied(policy.evaluate(&with(registered(true, false, UnregisteredRule::Deny))), Reason::UnregisteredAgent);
+    assert!(message.contains("`agent-b`"), "{message}");
+    let review = escalated(
+        policy.evaluate(&with(registered(true, false, UnregisteredRule::Escalate))),
+        Reason::UnregisteredAgentReview,
+    );
+    assert_eq!(review.target, human("registry-review"));
+    // Explicit delegation: the delegator's entry must list the delegate.
+    let explicit = |listed| RegistryFacts {
+        explicit_delegation: true,
+        delegate_listed: listed,
+        ..registered(true, true, UnregisteredRule::Escalate)
+    };
+    let message = denied(policy.evaluate(&with(explicit(false))), Reason::DelegationNotRegistered);
+    assert!(message.contains("`agent-a` is not registered to delegate to `agent-b`"), "{message}");
+    allowed(policy.evaluate(&with(explicit(true))));
+    // Facts without a reviewer are refused as malformed, whatever they say.
+    let nobody = RegistryFacts { reviewer: "  ".into(), ..registered(true, true, UnregisteredRule::Deny) };
+    denied_naming(policy.evaluate(&with(nobody)), Reason::RequestMalformed, "registry.reviewer");
+}
+
+/// The registry runs after the request's shape and ids and before every other rule: the ids
+/// it names are canonical, and an unregistered agent is refused before its hop's cycle or
+/// mandate is looked at.
+#[test]
+fn the_registry_runs_on_canonical_ids_before_the_other_rules() {
+    let policy = policy_with(config());
+    let mut req = Request { registry: Some(registered(true, false, UnregisteredRule::Deny)), ..base() };
+    req.to.id = "Agent-B".into();
+    let message = denied(policy.evaluate(&req), Reason::UnregisteredAgent);
+    assert!(message.contains("`agent-b`"), "{message}");
+    req.to.id = "agent-a".into();
+    denied(policy.evaluate(&req), Reason::UnregisteredAgent);
+    req.to.id = String::new();
+    denied(policy.evaluate(&req), Reason::RequestMalformed);
 }

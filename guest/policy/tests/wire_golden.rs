@@ -61,6 +61,14 @@ fn requests() -> Vec<Request> {
             toolsets: vec![ToolsetBudget { toolset: "payment".into(), remaining: 40 }],
             cost: 5,
         }),
+        registry: Some(RegistryFacts {
+            delegator_registered: true,
+            delegate_registered: false,
+            unregistered: UnregisteredRule::Escalate,
+            reviewer: "risk-officer".into(),
+            explicit_delegation: true,
+            delegate_listed: false,
+        }),
         now: 1_790_000_002_000,
     };
     let mut minimal = full.clone();
@@ -70,6 +78,7 @@ fn requests() -> Vec<Request> {
     minimal.state.clear();
     minimal.depth_exception = None;
     minimal.action_mask = None;
+    minimal.registry = None;
     vec![full, minimal]
 }
 

@@ -211,6 +211,7 @@ impl Scenario {
                 state: hop.state.clone(),
                 depth_exception: hop.depth_exception.clone(),
                 action_mask: None,
+                registry: None,
                 now: self.start.saturating_add(hop.at),
             };
             let verdict = decide(&request);

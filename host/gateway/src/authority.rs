@@ -27,8 +27,9 @@ use crate::util::{new_id, now_ms};
 pub async fn put_settings(State(state): State<Shared>, p: Principal, Body(b): Body<AuthoritySettings>) -> ApiResult<Json<Value>> {
     let tenant = p.tenant.clone();
     let max_text = state.config.limits.request.max_text_bytes;
-    if b.reviewer.is_empty() || b.reviewer.len() > max_text {
-        return Err(ApiError::invalid(format!("`reviewer` must be 1-{max_text} bytes")));
+    // Not blank: the policy's registry rule refuses facts without a reviewer as malformed.
+    if b.reviewer.trim().is_empty() || b.reviewer.len() > max_text {
+        return Err(ApiError::invalid(format!("`reviewer` must name a human: 1-{max_text} bytes, not only whitespace")));
     }
     let out = serde_json::to_value(&b).map_err(ApiError::internal)?;
     state.store.run(move |conn| registry::set_settings(conn, &tenant, &b)).await?;

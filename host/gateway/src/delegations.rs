@@ -7,14 +7,16 @@
 //! |---|---|
 //! | chain, link times and degrees, parent mandate, delegator | the presented token (signed, bound to the tenant, anchored in an operator's root grant) |
 //! | what the parent can still hand down | the escrow (its grant minus what its children hold and it spent) |
-//! | trust scores | the agent registry |
+//! | trust scores; whether each agent is registered and the delegator lists the delegate | the agent registry |
+//! | the action mask (toolset risk-point budgets) | the tenant's ledger |
 //! | a depth exception | an approver's stored record, named by id |
 //! | agent identity | the canonical form ([`sbd_policy::identity`]) |
 //! | `now` | the gateway's clock |
 //!
-//! Then the policy component decides, and on allow the child's budget is carved from its
-//! parent's escrow, the child's token signed, the trace event and the idempotency record
-//! written: all in one store transaction, or nothing.
+//! A caller's own claim of any of these (trust, `action_mask`, `registry`) is replaced. Then the
+//! policy component decides (the registry's refusals too: the facts above, its rules), and on
+//! allow the child's budget is carved from its parent's escrow, the child's token signed, the
+//! trace event and the idempotency record written: all in one store transaction, or nothing.
 //!
 //! This module holds the rules of the gateway's side and knows nothing of HTTP: the handlers
 //! in [`crate::delegations_api`] turn a request into a [`DelegationCall`] and the answer's
@@ -25,7 +27,10 @@ use std::time::Instant;
 
 use rusqlite::{params, Connection, OptionalExtension};
 use sbd_bundle::token::VerifiedToken;
-use sbd_policy::{Denial, DepthException, Escalation, EscalationTarget, Mandate, Outcome, Reason, Request, Verdict};
+use sbd_policy::{
+    Denial, DepthException, Mandate, Outcome, Reason, RegistryFacts, Request, UnregisteredRule,
+    Verdict,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
@@ -196,11 +201,20 @@ fn request_hash(
 ) -> ApiResult<String> {
     let mut normalised = claimed.clone();
     normalised.now = 0;
+    // The registry's facts are the gateway's, set after this digest, so a caller's claim of
+    // them changes nothing and is left out: the material is the request's text as it was
+    // before the field existed, and a retry across that upgrade is still a replay.
+    normalised.registry = None;
+    let text = serde_json::to_string(&normalised).map_err(ApiError::internal)?;
+    let text = text
+        .strip_suffix(r#","registry":null,"now":0}"#)
+        .map(|head| format!(r#"{head},"now":0}}"#))
+        .ok_or_else(|| ApiError::internal("a delegation request no longer ends with `registry` and `now`"))?;
     let mut material = format!(
         "{}\n{}\n{}",
         presented.map(tokens::block_hash_id).unwrap_or_default(),
         depth_exception_id.unwrap_or_default(),
-        serde_json::to_string(&normalised).map_err(ApiError::internal)?
+        text
     );
     // Hashed only when sent, so a request without them keeps the hash an earlier gateway
     // stored it under: a retry across an upgrade is still a replay, not a second hop.
@@ -222,8 +236,11 @@ fn assembled(claimed: Claimed, facts: &Facts, parent_token: &VerifiedToken, pare
     request.to.id = claimed.to_id;
     request.chain = tokens::links_of(parent_token);
     request.depth_exception = facts.exception.clone();
-    // Facts, never the caller's: the mask the tenant's ledger holds (or none).
+    // Facts, never the caller's: the mask the tenant's ledger holds (or none), and what the
+    // tenant's registry says of the two agents.
     request.action_mask = facts.mask.clone();
+    let registry = registry_facts(&facts.settings, facts.from.as_ref(), facts.to.as_ref(), &request.to.id);
+    request.registry = Some(registry);
     if let Some(grant) = parent_grant {
         request.parent_mandate = available_mandate(parent_token.mandate(), grant);
     }
@@ -361,31 +378,20 @@ pub fn load_exception(conn: &Connection, tenant: &str, chain: &str, id: &str) ->
     })
 }
 
-/// The registry's verdict on the two agents, before the rules: `None` when both may take part.
-fn registry_refusal(s: &AuthoritySettings, from: Option<&AgentRecord>, to: &str, to_record: Option<&AgentRecord>, from_id: &str, human: &str) -> Option<Verdict> {
-    let missing = match (from, to_record) {
-        (None, _) => Some(from_id),
-        (_, None) => Some(to),
-        _ => None,
-    };
-    if let Some(agent) = missing {
-        let message = format!("`{agent}` is not in this tenant's agent registry");
-        return Some(match s.unregistered {
-            Unregistered::Deny => Verdict::Deny(Denial { reason: Reason::UnregisteredAgent, message }),
-            Unregistered::Escalate => Verdict::Escalate(Escalation {
-                target: EscalationTarget::Human(human.to_string()),
-                reason: Reason::UnregisteredAgentReview,
-                message,
-            }),
-        });
+/// What the tenant's registry says of a hop's two agents (`to`: the delegate's canonical id),
+/// the facts of the policy's registry rule, which decides on them.
+fn registry_facts(s: &AuthoritySettings, from: Option<&AgentRecord>, to_record: Option<&AgentRecord>, to: &str) -> RegistryFacts {
+    RegistryFacts {
+        delegator_registered: from.is_some(),
+        delegate_registered: to_record.is_some(),
+        unregistered: match s.unregistered {
+            Unregistered::Deny => UnregisteredRule::Deny,
+            Unregistered::Escalate => UnregisteredRule::Escalate,
+        },
+        reviewer: s.reviewer.clone(),
+        explicit_delegation: s.require_explicit_delegation,
+        delegate_listed: from.is_some_and(|f| f.delegates.iter().any(|d| d == to)),
     }
-    if s.require_explicit_delegation && !from.is_some_and(|f| f.delegates.iter().any(|d| d == to)) {
-        return Some(Verdict::Deny(Denial {
-            reason: Reason::DelegationNotRegistered,
-            message: format!("`{from_id}` is not registered to delegate to `{to}` (explicit delegation is required)"),
-        }));
-    }
-    None
 }
 
 /// The parent mandate the rules see: the token's, with each budget cut to what the parent's
@@ -486,7 +492,7 @@ impl Delegations<'_> {
         }
         let (parent_token, parent_grant) = self.anchor(presented, facts.parent.take(), &facts.settings, &claimed, chain, tenant, now_u)?;
         let request = assembled(claimed, &facts, &parent_token, parent_grant.as_ref());
-        let (verdict, version) = self.decide(&facts, &request);
+        let (verdict, version) = self.decide(&request);
 
         // Sign the child's token before the write (off the store's thread); it is handed out only
         // if the write commits, and is unusable otherwise (its grant would not exist).
@@ -690,21 +696,10 @@ impl Delegations<'_> {
         Ok((parent_token, parent_grant))
     }
 
-    /// The verdict and the policy version it came from: the registry's refusal of an agent
-    /// it does not admit, else the policy component's rules. Timed per verdict.
-    fn decide(&self, facts: &Facts, request: &Request) -> (Verdict, crate::policy::PolicyVersion) {
+    /// The policy component's verdict and the policy version it came from. Timed per verdict.
+    fn decide(&self, request: &Request) -> (Verdict, crate::policy::PolicyVersion) {
         let started = Instant::now();
-        let (verdict, version) = match registry_refusal(
-            &facts.settings,
-            facts.from.as_ref(),
-            &request.to.id,
-            facts.to.as_ref(),
-            &request.from.id,
-            &facts.settings.reviewer,
-        ) {
-            Some(v) => (v, self.policy.version()),
-            None => self.policy.evaluate(request),
-        };
+        let (verdict, version) = self.policy.evaluate(request);
         self.metrics.decision_seconds.with_label_values(&[verdict_name(&verdict)]).observe(started.elapsed().as_secs_f64());
         (verdict, version)
     }
@@ -1433,6 +1428,8 @@ mod tests {
             "chain": [{"from": "someone", "to": "orchestrator", "depth": 1, "alpha": 0.5, "at": 5}],
             "depth_exception": {"approved_by": "me", "justification": "trust me", "extra_depth": 9, "expires_at": 2_000_000_000_000u64},
             "action_mask": {"toolsets": [], "cost": 0},
+            "registry": {"delegator_registered": true, "delegate_registered": true, "reviewer": "me",
+                         "explicit_delegation": false, "delegate_listed": true},
             "state": [0.5],
             "now": 1_700_000_000_000u64
         })
@@ -1458,7 +1455,7 @@ mod tests {
             chain_given: true,
         };
         let facts = Facts {
-            settings: AuthoritySettings::default(),
+            settings: AuthoritySettings { require_explicit_delegation: true, ..AuthoritySettings::default() },
             from: Some(record("orchestrator", 640.4)),
             to: Some(record("worker", 12.0)),
             parent: None,
@@ -1484,12 +1481,23 @@ mod tests {
         assert!(seen.chain.is_empty(), "a root's token has no links");
         assert_eq!(seen.depth_exception, None, "no approver's record, no exception");
         assert_eq!(seen.action_mask, None, "the tenant masks nothing: the caller's mask is gone");
+        let registry = RegistryFacts {
+            delegator_registered: true,
+            delegate_registered: true,
+            unregistered: UnregisteredRule::Deny,
+            reviewer: "human-oversight".into(),
+            explicit_delegation: true,
+            delegate_listed: false,
+        };
+        assert_eq!(seen.registry.as_ref(), Some(&registry), "the registry's facts: `worker` is not listed, the reviewer is the tenant's");
         assert_eq!(seen.parent_mandate.budget(sbd_policy::BudgetUnit::Tokens), Some(250), "cut to the escrow's available");
         // an unregistered agent has no score at all
         let facts = Facts { from: None, to: None, ..facts };
         let claimed = Claimed { request: claimed_request(lying_request()), from_id: "orchestrator".into(), to_id: "worker".into(), chain_given: true };
         let seen = assembled(claimed, &facts, &root, None);
         assert_eq!((seen.from.trust, seen.to.trust), (0, 0));
+        let unregistered = RegistryFacts { delegator_registered: false, delegate_registered: false, ..registry };
+        assert_eq!(seen.registry, Some(unregistered), "neither agent is registered, whatever the caller says");
         assert_eq!(seen.parent_mandate, mandate(1_000), "an open root keeps its own mandate");
     }
 

@@ -823,12 +823,19 @@ mod tests {
         })
     }
 
+    /// `stored` as written back: unchanged, but for the pending request's `registry` facts
+    /// (added to the policy's request later), written as none.
+    fn written_back(mut stored: Value) -> Value {
+        stored["pending_delegation"]["request"]["registry"] = Value::Null;
+        stored
+    }
+
     #[test]
     fn a_record_stored_before_the_types_reads_and_writes_back_unchanged() {
         let stored = stored_before_the_types();
         let record = parse(&stored.to_string()).expect("the stored shape reads");
         assert_eq!(record.status, Status::Decided);
-        assert_eq!(serde_json::to_value(&record).unwrap(), stored);
+        assert_eq!(serde_json::to_value(&record).unwrap(), written_back(stored.clone()));
         // An open one: no decision fields are written.
         let mut open = stored.clone();
         let open_map = open.as_object_mut().unwrap();
@@ -837,7 +844,7 @@ mod tests {
             open_map.remove(k);
         }
         open_map.insert("status".into(), json!("PENDING"));
-        assert_eq!(serde_json::to_value(parse(&open.to_string()).unwrap()).unwrap(), open);
+        assert_eq!(serde_json::to_value(parse(&open.to_string()).unwrap()).unwrap(), written_back(open));
     }
 
     #[test]

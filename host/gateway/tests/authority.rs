@@ -206,6 +206,45 @@ async fn self_asserted_facts_are_refused_or_replaced() {
     assert_eq!((r.body["decision"].as_str(), r.body["verdict"]["deny"]["code"].as_u64()), (Some("deny"), Some(6001)), "{:?}", r.body);
 }
 
+/// The registry's refusals are the policy component's, on the gateway's facts: a caller's own
+/// `registry` claim is replaced, and each tenant setting reaches the rule that decides.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_registrys_facts_are_the_gateways_and_its_rule_decides() {
+    let (_dir, _gw, http, key) = setup().await;
+    let root = mandate(1_000, 4);
+    let grant = http.root_grant(&key, "orchestrator", root.clone()).await;
+    let settings = |body: Value| {
+        let (http, operator) = (&http, http.operator(&key));
+        async move {
+            let r = http.tenant(&operator, Method::PUT, "/v1/authority/settings", Some(body)).await;
+            assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+        }
+    };
+    // A caller claiming that the stranger is registered and listed.
+    let mut body = hop(&token(&grant), "orchestrator", "stranger", &root, mandate(100, 3));
+    body["request"]["registry"] = json!({"delegator_registered": true, "delegate_registered": true, "reviewer": "me", "delegate_listed": true});
+    let r = http.delegate(&key, body).await;
+    assert_eq!((r.body["decision"].as_str(), r.body["verdict"]["deny"]["code"].as_u64()), (Some("deny"), Some(6001)), "{:?}", r.body);
+    assert!(r.body["verdict"]["deny"]["message"].as_str().unwrap().contains("`stranger`"), "{:?}", r.body);
+    // The tenant escalates unregistered agents to its reviewer.
+    settings(json!({"unregistered": "escalate", "reviewer": "registry-desk"})).await;
+    let r = http.delegate(&key, hop(&token(&grant), "orchestrator", "stranger", &root, mandate(100, 3))).await;
+    assert_eq!(r.body["decision"], "escalate", "{:?}", r.body);
+    assert_eq!(r.body["verdict"]["escalate"]["code"].as_u64(), Some(5010), "{:?}", r.body);
+    assert_eq!(r.body["verdict"]["escalate"]["target"]["human"], "registry-desk", "{:?}", r.body);
+    // Explicit delegation: the delegator's entry must list the delegate.
+    settings(json!({"require_explicit_delegation": true})).await;
+    let r = http.delegate(&key, hop(&token(&grant), "orchestrator", "a", &root, mandate(100, 3))).await;
+    assert_eq!(r.body["verdict"]["deny"]["code"].as_u64(), Some(6002), "{:?}", r.body);
+    let r = http
+        .tenant(&http.operator(&key), Method::POST, "/v1/agents", Some(json!({"agent_id": "orchestrator", "trust": 900.0, "delegates": ["a"]})))
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    let r = http.delegate(&key, hop(&token(&grant), "orchestrator", "a", &root, mandate(100, 3))).await;
+    assert_eq!(r.body["decision"], "allow", "{:?}", r.body);
+    audit_sound(&http, &key).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn link_timestamps_are_bound_to_the_token() {
     let (_dir, _gw, http, key) = setup().await;

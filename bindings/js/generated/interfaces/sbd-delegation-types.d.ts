@@ -71,6 +71,22 @@ export interface ActionMask {
   toolsets: Array<ToolsetBudget>,
   cost: bigint,
 }
+/**
+ * # Variants
+ * 
+ * ## `"deny"`
+ * 
+ * ## `"escalate"`
+ */
+export type UnregisteredRule = 'deny' | 'escalate';
+export interface RegistryFacts {
+  delegatorRegistered: boolean,
+  delegateRegistered: boolean,
+  unregistered: UnregisteredRule,
+  reviewer: string,
+  explicitDelegation: boolean,
+  delegateListed: boolean,
+}
 export interface Request {
   from: Agent,
   to: Agent,
@@ -81,6 +97,7 @@ export interface Request {
   state: Float64Array,
   depthException?: DepthException,
   actionMask?: ActionMask,
+  registry?: RegistryFacts,
   now: TimestampMs,
 }
 /**

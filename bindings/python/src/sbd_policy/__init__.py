@@ -48,6 +48,7 @@ from .types import (
     Outcome,
     PolicyInfo,
     PolicyWarning,
+    RegistryFacts,
     Request,
     RiskLevel,
     Success,
@@ -55,6 +56,7 @@ from .types import (
     ToolsetBudget,
     TrustDelta,
     TrustTier,
+    UnregisteredRule,
     Verdict,
 )
 
@@ -84,6 +86,7 @@ __all__ = [
     "PolicyFault",
     "PolicyInfo",
     "PolicyWarning",
+    "RegistryFacts",
     "Request",
     "RiskLevel",
     "Success",
@@ -91,6 +94,7 @@ __all__ = [
     "ToolsetBudget",
     "TrustDelta",
     "TrustTier",
+    "UnregisteredRule",
     "Verdict",
     "mandate_from_json",
     "mandate_to_json",

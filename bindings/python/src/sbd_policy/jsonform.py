@@ -3,7 +3,8 @@ as ``sbd eval`` prints them (the serde form of ``sbd_policy::Request`` and ``Ver
 
 Requests use snake_case fields and Cycles unit names (``USD_MICROCENTS``); the optional fields
 take the Rust defaults (``chain``, ``state``: empty; ``depth_exception``, ``action_mask``,
-``task.counterparty``: null; ``task.value``: 0; ``task.completable_locally``: true; ``link.reason``: ""), and unknown
+``registry``, ``task.counterparty``: null; ``registry.unregistered``: ``deny``;
+``registry.explicit_delegation``, ``registry.delegate_listed``: false; ``task.value``: 0; ``task.completable_locally``: true; ``link.reason``: ""), and unknown
 fields are refused (``ValueError`` naming the field), exactly as ``sbd eval`` reads them. A verdict
 is ``{"allow": grant}``, ``{"escalate": {"target": {"human"|"agent": id}, "code", "reason",
 "message"}}`` or ``{"deny": {"code", "reason", "message"}}``: the shape of
@@ -33,11 +34,13 @@ from .types import (
     Link,
     Mandate,
     PolicyWarning,
+    RegistryFacts,
     Request,
     RiskLevel,
     Task,
     ToolsetBudget,
     TrustTier,
+    UnregisteredRule,
     Verdict,
 )
 
@@ -240,6 +243,28 @@ def _mask(value: Any, at: str) -> ActionMask:
     return mask
 
 
+def _unregistered(value: Any, at: str) -> UnregisteredRule:
+    name = _str(value, at)
+    try:
+        return UnregisteredRule(name)
+    except ValueError:
+        raise ValueError(f"{at}: `{name}` is not an unregistered-agent rule (deny, escalate)") from None
+
+
+def _registry(value: Any, at: str) -> RegistryFacts:
+    o = _Object(value, at)
+    facts = RegistryFacts(
+        delegator_registered=o.take("delegator_registered", _bool),
+        delegate_registered=o.take("delegate_registered", _bool),
+        unregistered=o.take("unregistered", _unregistered, UnregisteredRule.DENY),
+        reviewer=o.take("reviewer", _str),
+        explicit_delegation=o.take("explicit_delegation", _bool, False),
+        delegate_listed=o.take("delegate_listed", _bool, False),
+    )
+    o.done()
+    return facts
+
+
 def request_from_json(value: Any, at: str = "request") -> Request:
     """A :class:`Request` from its JSON form (a parsed JSON object, e.g. from ``json.load``)."""
     o = _Object(value, at)
@@ -253,6 +278,7 @@ def request_from_json(value: Any, at: str = "request") -> Request:
         state=o.take("state", _list(_float), []),
         depth_exception=o.take("depth_exception", _optional(_exception), None),
         action_mask=o.take("action_mask", _optional(_mask), None),
+        registry=o.take("registry", _optional(_registry), None),
         now=o.take("now", _int),
     )
     o.done()
@@ -283,6 +309,7 @@ def _enum_json(value: Any, names: Mapping[Any, str], at: str) -> str:
 
 
 _RISKS_JSON = {r: r.value for r in RiskLevel}
+_UNREGISTERED_JSON = {r: r.value for r in UnregisteredRule}
 
 
 def request_to_json(request: Request, at: str = "request") -> dict[str, Any]:
@@ -297,6 +324,7 @@ def request_to_json(request: Request, at: str = "request") -> dict[str, Any]:
     task = _of(request.task, Task, f"{at}.task")
     exception = request.depth_exception
     mask = request.action_mask
+    registry = request.registry
     links = [_of(l, Link, f"{at}.chain[{i}]") for i, l in enumerate(_items(request.chain, f"{at}.chain"))]
     from_ = _of(request.from_, Agent, f"{at}.from_")
     to = _of(request.to, Agent, f"{at}.to")
@@ -337,6 +365,16 @@ def request_to_json(request: Request, at: str = "request") -> dict[str, Any]:
                 )
             ],
             "cost": mask.cost,
+        },
+        "registry": None
+        if registry is None
+        else {
+            "delegator_registered": _of(registry, RegistryFacts, f"{at}.registry").delegator_registered,
+            "delegate_registered": registry.delegate_registered,
+            "unregistered": _enum_json(registry.unregistered, _UNREGISTERED_JSON, f"{at}.registry.unregistered"),
+            "reviewer": registry.reviewer,
+            "explicit_delegation": registry.explicit_delegation,
+            "delegate_listed": registry.delegate_listed,
         },
         "now": request.now,
     }

@@ -177,6 +177,34 @@ class ActionMask:
     """The risk points this task costs (the host's price for its risk level, u64)."""
 
 
+class UnregisteredRule(str, Enum):
+    """What a hop naming an agent the tenant's registry does not know gets."""
+
+    DENY = "deny"
+    """Refused: ``unregistered-agent`` (6001)."""
+    ESCALATE = "escalate"
+    """Escalated to the registry's reviewer: ``unregistered-agent-review`` (5010)."""
+
+
+@dataclass
+class RegistryFacts:
+    """The tenant's agent registry on this hop, as the host found it in its own records
+    (never the caller's word): the facts the policy's registry rule decides on."""
+
+    delegator_registered: bool
+    """Whether the delegating agent is registered."""
+    delegate_registered: bool
+    """Whether the receiving agent is registered."""
+    reviewer: str
+    """The human who reviews a hop escalated for an unregistered agent."""
+    unregistered: UnregisteredRule = UnregisteredRule.DENY
+    """What a hop with an unregistered agent gets."""
+    explicit_delegation: bool = False
+    """Whether the tenant requires each delegator's registry entry to list its delegates."""
+    delegate_listed: bool = False
+    """Whether the delegator's registry entry lists the receiving agent."""
+
+
 @dataclass
 class Task:
     """The task being handed over."""
@@ -219,6 +247,8 @@ class Request:
     """A human-approved temporary depth increase, if one is on file."""
     action_mask: Optional[ActionMask] = None
     """The tenant's action mask, when it has one; ``None``: no mask applies."""
+    registry: Optional[RegistryFacts] = None
+    """The tenant's agent registry on this hop; ``None``: no registry applies."""
 
 
 @dataclass

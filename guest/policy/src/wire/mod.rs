@@ -15,7 +15,7 @@ use crate::model::{Request, Verdict};
 use crate::view::RequestView;
 
 /// The version of this encoding; bump it whenever a serialized type changes shape.
-pub const WIRE_VERSION: u32 = 2;
+pub const WIRE_VERSION: u32 = 3;
 
 mod bytes;
 mod request;
@@ -115,6 +115,14 @@ mod tests {
                 expires_at: 9,
             }),
             action_mask: Some(ActionMask { toolsets: vec![ToolsetBudget { toolset: "payment".into(), remaining: 7 }], cost: 5 }),
+            registry: Some(RegistryFacts {
+                delegator_registered: true,
+                delegate_registered: true,
+                unregistered: UnregisteredRule::Escalate,
+                reviewer: "human".into(),
+                explicit_delegation: true,
+                delegate_listed: false,
+            }),
             now: 5,
         }
     }

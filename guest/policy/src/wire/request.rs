@@ -10,11 +10,19 @@
 use alloc::vec::Vec;
 
 use super::bytes::{DecodeError, Reader, put_bool, put_mandate, put_str, put_varint, risk_index};
-use crate::model::{Budget, Request};
+use crate::model::{Budget, Request, UnregisteredRule};
 use crate::view::{
-    ActionMaskView, AgentView, DepthExceptionView, LinkView, MandateView, RequestView, TaskView,
+    ActionMaskView, AgentView, DepthExceptionView, LinkView, MandateView, RegistryView, RequestView, TaskView,
     ToolsetBudgetView,
 };
+
+/// The variant index postcard writes for `rule` (its declaration order).
+fn unregistered_index(rule: UnregisteredRule) -> u64 {
+    match rule {
+        UnregisteredRule::Deny => 0,
+        UnregisteredRule::Escalate => 1,
+    }
+}
 
 /// Appends the encoding of `version` followed by `requests` to `out`.
 pub fn write_requests(out: &mut Vec<u8>, version: u32, requests: &[Request]) {
@@ -75,6 +83,18 @@ pub fn write_requests(out: &mut Vec<u8>, version: u32, requests: &[Request]) {
             }
             None => out.push(0),
         }
+        match &request.registry {
+            Some(registry) => {
+                out.push(1);
+                put_bool(out, registry.delegator_registered);
+                put_bool(out, registry.delegate_registered);
+                put_varint(out, unregistered_index(registry.unregistered));
+                put_str(out, &registry.reviewer);
+                put_bool(out, registry.explicit_delegation);
+                put_bool(out, registry.delegate_listed);
+            }
+            None => out.push(0),
+        }
         put_varint(out, request.now);
     }
 }
@@ -92,6 +112,14 @@ impl<'a> Reader<'a> {
             budgets: self.seq(|r| Ok(Budget { unit: r.unit()?, amount: r.u64()? }))?,
             remaining_depth: self.byte()?,
             expires_at: self.u64()?,
+        })
+    }
+
+    fn unregistered(&mut self) -> Result<UnregisteredRule, DecodeError> {
+        Ok(match self.u32()? {
+            0 => UnregisteredRule::Deny,
+            1 => UnregisteredRule::Escalate,
+            _ => return Err(DecodeError::BadVariant),
         })
     }
 
@@ -135,6 +163,18 @@ impl<'a> Reader<'a> {
                     toolsets: self
                         .seq(|r| Ok(ToolsetBudgetView { toolset: r.str()?, remaining: r.u64()? }))?,
                     cost: self.u64()?,
+                })
+            } else {
+                None
+            },
+            registry: if self.option()? {
+                Some(RegistryView {
+                    delegator_registered: self.bool()?,
+                    delegate_registered: self.bool()?,
+                    unregistered: self.unregistered()?,
+                    reviewer: self.str()?,
+                    explicit_delegation: self.bool()?,
+                    delegate_listed: self.bool()?,
                 })
             } else {
                 None

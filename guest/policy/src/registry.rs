@@ -1,0 +1,53 @@
+//! The tenant's agent registry (Vorion: only registered agents take part; AG-396's
+//! `requireExplicitDelegation`): who may take part in a hop, decided on the host's facts
+//! ([`crate::RegistryFacts`], looked up in its own registry) right after the request's shape
+//! and ids are checked and before any other rule.
+
+use alloc::format;
+use alloc::string::String;
+
+use crate::model::{EscalationTarget, Refusal, UnregisteredRule};
+use crate::reasons::Reason;
+use crate::view::RegistryView;
+
+/// The registry's verdict on a hop from `from` to `to` (canonical ids): `Ok` when both agents
+/// may take part, or when no registry applies (`facts` is `None`).
+///
+/// An unregistered agent (the delegator named first) is refused with `unregistered-agent`
+/// or escalated to the registry's reviewer with `unregistered-agent-review`, as the tenant
+/// chose; a registered pair is refused with `delegation-not-registered` when the tenant
+/// requires explicit delegation and the delegator's entry does not list the delegate.
+pub fn check(facts: Option<RegistryView<'_>>, from: &str, to: &str) -> Result<(), Refusal> {
+    let Some(facts) = facts else { return Ok(()) };
+    if facts.reviewer.trim().is_empty() {
+        return Err(Refusal::deny(
+            Reason::RequestMalformed,
+            "`registry.reviewer` must name the human who reviews a hop with an unregistered agent",
+        ));
+    }
+    let missing = if !facts.delegator_registered {
+        Some(from)
+    } else if !facts.delegate_registered {
+        Some(to)
+    } else {
+        None
+    };
+    if let Some(agent) = missing {
+        let message = format!("`{agent}` is not in this tenant's agent registry");
+        return Err(match facts.unregistered {
+            UnregisteredRule::Deny => Refusal::deny(Reason::UnregisteredAgent, message),
+            UnregisteredRule::Escalate => Refusal::escalate(
+                EscalationTarget::Human(String::from(facts.reviewer)),
+                Reason::UnregisteredAgentReview,
+                message,
+            ),
+        });
+    }
+    if facts.explicit_delegation && !facts.delegate_listed {
+        return Err(Refusal::deny(
+            Reason::DelegationNotRegistered,
+            format!("`{from}` is not registered to delegate to `{to}` (explicit delegation is required)"),
+        ));
+    }
+    Ok(())
+}
