@@ -274,7 +274,7 @@ pub fn request() -> impl Strategy<Value = Request> {
             };
             // The tenant's registry (mischief 18-22): an unregistered delegator (refused) or
             // delegate (escalated), explicit delegation without and with the delegate listed,
-            // and facts without a reviewer (malformed).
+            // and an escalation without a reviewer (malformed).
             let registry = |delegator_registered, delegate_registered, unregistered, reviewer: &str, listed| {
                 Some(RegistryFacts {
                     delegator_registered,
@@ -290,7 +290,7 @@ pub fn request() -> impl Strategy<Value = Request> {
                 19 => registry(true, false, UnregisteredRule::Escalate, "registry-review", false),
                 20 => registry(true, true, UnregisteredRule::Deny, "registry-review", false),
                 21 => registry(true, true, UnregisteredRule::Escalate, "registry-review", true),
-                22 => registry(true, true, UnregisteredRule::Deny, " ", true),
+                22 => registry(true, false, UnregisteredRule::Escalate, " ", true),
                 _ => None,
             };
             Request {

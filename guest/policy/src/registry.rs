@@ -15,16 +15,10 @@ use crate::view::RegistryView;
 ///
 /// An unregistered agent (the delegator named first) is refused with `unregistered-agent`
 /// or escalated to the registry's reviewer with `unregistered-agent-review`, as the tenant
-/// chose; a registered pair is refused with `delegation-not-registered` when the tenant
+/// chose (refused as `request-malformed` when the facts name no reviewer); a registered pair is refused with `delegation-not-registered` when the tenant
 /// requires explicit delegation and the delegator's entry does not list the delegate.
 pub fn check(facts: Option<RegistryView<'_>>, from: &str, to: &str) -> Result<(), Refusal> {
     let Some(facts) = facts else { return Ok(()) };
-    if facts.reviewer.trim().is_empty() {
-        return Err(Refusal::deny(
-            Reason::RequestMalformed,
-            "`registry.reviewer` must name the human who reviews a hop with an unregistered agent",
-        ));
-    }
     let missing = if !facts.delegator_registered {
         Some(from)
     } else if !facts.delegate_registered {
@@ -36,6 +30,11 @@ pub fn check(facts: Option<RegistryView<'_>>, from: &str, to: &str) -> Result<()
         let message = format!("`{agent}` is not in this tenant's agent registry");
         return Err(match facts.unregistered {
             UnregisteredRule::Deny => Refusal::deny(Reason::UnregisteredAgent, message),
+            // An escalation needs someone to escalate to: without a reviewer it fails closed.
+            UnregisteredRule::Escalate if facts.reviewer.trim().is_empty() => Refusal::deny(
+                Reason::RequestMalformed,
+                format!("{message}, and `registry.reviewer` names no human to review the hop"),
+            ),
             UnregisteredRule::Escalate => Refusal::escalate(
                 EscalationTarget::Human(String::from(facts.reviewer)),
                 Reason::UnregisteredAgentReview,

@@ -37,6 +37,11 @@ pub fn check_verdict(request: &Request, verdict: &Verdict) -> Result<(), String>
     let unit = |name: &str, x: f64| {
         if (0.0..=1.0).contains(&x) { Ok(()) } else { Err(format!("`{name}` is {x}, outside [0, 1]")) }
     };
+    // The host's facts refuse this hop: an allow contradicts the rules that decide on them.
+    crate::registry::check(request.registry.as_ref().map(crate::RegistryFacts::view), &request.from.id, &request.to.id)
+        .map_err(|_| String::from("an allow for a hop the registry facts refuse"))?;
+    attenuation::check_action_mask(request.action_mask.as_ref().map(crate::ActionMask::fields), &request.task.view())
+        .map_err(|d| format!("an allow for a task the action mask refuses: {}", d.message))?;
     unit("alpha", grant.alpha)?;
     unit("lambda", grant.lambda)?;
     unit("accountability_ceiling", grant.accountability_ceiling)?;

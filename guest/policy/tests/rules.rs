@@ -1910,9 +1910,10 @@ fn the_registry_admits_only_registered_agents_and_listed_delegates() {
     let message = denied(policy.evaluate(&with(explicit(false))), Reason::DelegationNotRegistered);
     assert!(message.contains("`agent-a` is not registered to delegate to `agent-b`"), "{message}");
     allowed(policy.evaluate(&with(explicit(true))));
-    // Facts without a reviewer are refused as malformed, whatever they say.
-    let nobody = RegistryFacts { reviewer: "  ".into(), ..registered(true, true, UnregisteredRule::Deny) };
-    denied_naming(policy.evaluate(&with(nobody)), Reason::RequestMalformed, "registry.reviewer");
+    // A blank reviewer matters only to an escalation, which then fails closed.
+    let nobody = |delegate| RegistryFacts { reviewer: "  ".into(), ..registered(true, delegate, UnregisteredRule::Escalate) };
+    allowed(policy.evaluate(&with(nobody(true))));
+    denied_naming(policy.evaluate(&with(nobody(false))), Reason::RequestMalformed, "registry.reviewer");
 }
 
 /// The registry runs after the request's shape and ids and before every other rule: the ids
@@ -1929,4 +1930,24 @@ fn the_registry_runs_on_canonical_ids_before_the_other_rules() {
     denied(policy.evaluate(&req), Reason::UnregisteredAgent);
     req.to.id = String::new();
     denied(policy.evaluate(&req), Reason::RequestMalformed);
+}
+
+/// A host re-checks every allow against the facts it gave (`verify::check_verdict`): an allow
+/// for a hop its registry or its action mask refuses is a faulty component's, not a grant.
+#[test]
+fn an_allow_against_the_hosts_registry_or_mask_facts_is_refused_by_the_check() {
+    let verdict = evaluate(&base());
+    allowed(verdict.clone());
+    assert_eq!(sbd_policy::verify::check_verdict(&base(), &verdict), Ok(()));
+    let unregistered = Request { registry: Some(registered(true, false, UnregisteredRule::Escalate)), ..base() };
+    let Err(why) = sbd_policy::verify::check_verdict(&unregistered, &verdict) else { panic!("the registry refuses") };
+    assert!(why.contains("registry"), "{why}");
+    let registered_pair = Request { registry: Some(registered(true, true, UnregisteredRule::Deny)), ..base() };
+    assert_eq!(sbd_policy::verify::check_verdict(&registered_pair, &verdict), Ok(()));
+    let spent = Request {
+        action_mask: Some(ActionMask { toolsets: vec![ToolsetBudget { toolset: "payment".into(), remaining: 1 }], cost: 5 }),
+        ..base()
+    };
+    let Err(why) = sbd_policy::verify::check_verdict(&spent, &verdict) else { panic!("the mask refuses") };
+    assert!(why.contains("action mask"), "{why}");
 }

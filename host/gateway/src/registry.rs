@@ -34,7 +34,7 @@ pub enum Unregistered {
     /// Refused (reason `unregistered-agent`).
     #[default]
     Deny,
-    /// Escalated to the policy's designated human.
+    /// Escalated to the tenant's `reviewer`.
     Escalate,
 }
 
