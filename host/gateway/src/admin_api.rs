@@ -401,47 +401,15 @@ pub async fn create_budget(
         .await
 }
 
-/// Query of listBudgets.
-#[derive(Debug, Default, Deserialize)]
-#[allow(missing_docs)]
-pub struct BudgetQuery {
-    pub tenant_id: Option<String>,
-    pub scope_prefix: Option<String>,
-    pub scope: Option<String>,
-    pub unit: Option<String>,
-}
-
-/// `GET /v1/admin/budgets` (listBudgets).
-pub async fn list_budgets(State(state): State<Shared>, caller: Caller, Q(q): Q<BudgetQuery>) -> ApiResult<Json<LedgerList>> {
+/// `GET /v1/admin/budgets` (listBudgets): an API key lists its own tenant's budgets, the admin
+/// key any one tenant's or every tenant's ([`ledger::list_budgets`]).
+pub async fn list_budgets(State(state): State<Shared>, caller: Caller, Q(q): Q<ledger::BudgetListQuery>) -> ApiResult<Json<LedgerList>> {
     let tenant = match (&caller, &q.tenant_id) {
         (Caller::Key(p), Some(x)) if *x != p.tenant => return Err(ApiError::forbidden("`tenant_id` is not your tenant")),
         (Caller::Key(p), _) => Some(p.tenant.clone()),
         (Caller::Admin, t) => t.clone(),
     };
-    state
-        .store
-        .run(move |conn| {
-            let tenants: Vec<String> = match tenant {
-                Some(t) => vec![t],
-                None => conn
-                    .prepare_cached("SELECT DISTINCT tenant_id FROM budgets ORDER BY tenant_id")?
-                    .query_map([], |r| r.get(0))?
-                    .collect::<Result<_, _>>()?,
-            };
-            let mut ledgers = Vec::new();
-            for t in tenants {
-                for b in conn.tenant_budgets(&t)? {
-                    let prefix_ok = q.scope_prefix.as_deref().is_none_or(|p| b.scope.starts_with(p));
-                    let scope_ok = q.scope.as_deref().is_none_or(|s| b.scope == s);
-                    let unit_ok = q.unit.as_deref().is_none_or(|u| b.unit.as_str() == u);
-                    if prefix_ok && scope_ok && unit_ok {
-                        ledgers.push(b.ledger(&t));
-                    }
-                }
-            }
-            Ok(Json(LedgerList { ledgers, has_more: false }))
-        })
-        .await
+    state.store.run(move |conn| ledger::list_budgets(conn, tenant.as_deref(), &q).map(Json)).await
 }
 
 /// The `(scope, unit)` a budget operation targets.

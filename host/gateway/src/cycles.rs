@@ -487,13 +487,16 @@ pub enum BalancesResponse {
     Admin(BalancePage<BudgetLedger>),
 }
 
-/// listBudgets' answer (`BudgetListResponse`; not paged, so no `next_cursor`).
+/// listBudgets' answer (`BudgetListResponse`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LedgerList {
-    /// The budgets.
+    /// One page of the budgets.
     pub ledgers: Vec<BudgetLedger>,
-    /// Always false: the list is not paged.
+    /// Whether more follow.
     pub has_more: bool,
+    /// The cursor of the next page, when there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
 }
 
 /// `BudgetFundingResponse`: a funding operation's before and after.

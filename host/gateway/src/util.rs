@@ -115,6 +115,15 @@ pub fn page_size(limit: Option<u32>) -> crate::error::ApiResult<usize> {
     }
 }
 
+/// The offset a list's `cursor` names (this server's cursors are offsets into a stable order);
+/// 0 without one, 400 for one it did not issue.
+pub fn page_offset(cursor: Option<&str>) -> crate::error::ApiResult<usize> {
+    match cursor {
+        Some(c) => c.parse().map_err(|_| crate::error::ApiError::invalid("`cursor` is not a cursor this server issued")),
+        None => Ok(0),
+    }
+}
+
 /// Howard Hinnant's civil-to-days algorithm.
 fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
     let y = if m <= 2 { y - 1 } else { y };

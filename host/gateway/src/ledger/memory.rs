@@ -76,6 +76,12 @@ impl LedgerStore for MemoryLedger {
         Ok(tables.budgets.iter().filter(|((t, _, _), _)| t == tenant).map(|(_, b)| b.clone()).collect())
     }
 
+    fn budget_tenants(&self) -> ApiResult<Vec<String>> {
+        let tables = self.tables.borrow();
+        let tenants: std::collections::BTreeSet<&String> = tables.budgets.keys().map(|(t, _, _)| t).collect();
+        Ok(tenants.into_iter().cloned().collect())
+    }
+
     fn insert_budget(&self, tenant: &str, budget: &BudgetRow) -> ApiResult<()> {
         let key = (tenant.to_string(), budget.scope.clone(), budget.unit.as_str());
         insert_new(&mut self.tables.borrow_mut().budgets, key, budget.clone())

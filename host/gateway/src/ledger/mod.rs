@@ -19,7 +19,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::cycles::{
-    Action, Amount, AnswerStatus, Balance, BalancePage, BalancesResponse, BudgetDecision, BudgetLedger, CommitRequest, CommitResponse, DecisionRequest,
+    Action, Amount, AnswerStatus, Balance, BalancePage, BalancesResponse, BudgetDecision, BudgetLedger, CommitRequest, CommitResponse, DecisionRequest, LedgerList,
     DecisionResponse, EventCreateResponse, EventRequest, ExtendRequest, ExtendResponse, ObserveMode, OveragePolicy,
     ReleaseRequest, ReleaseResponse, ReservationCreateResponse, ReservationDetail, ReservationListResponse,
     ReserveRequest, Subject, Unit,
@@ -1218,10 +1218,7 @@ fn ledger_balances(store: &dyn LedgerStore, tenant: &str, f: &BalanceFilter) -> 
         None => None,
     };
     let limit = crate::util::page_size(f.limit)?;
-    let offset: usize = match &f.cursor {
-        Some(c) => c.parse().map_err(|_| ApiError::invalid("`cursor` is not a cursor this server issued"))?,
-        None => 0,
-    };
+    let offset = crate::util::page_offset(f.cursor.as_deref())?;
     let matching: Vec<BudgetRow> = store
         .tenant_budgets(tenant)?
         .into_iter()
@@ -1252,10 +1249,7 @@ fn runtime_balances(store: &dyn LedgerStore, tenant: &str, f: &BalanceFilter) ->
             return Err(ApiError::forbidden("the tenant filter does not match the tenant of the API key"));
         }
     let limit = usize::try_from(f.limit.unwrap_or(50).clamp(1, 1000)).unwrap_or(50);
-    let offset: usize = match &f.cursor {
-        Some(c) => c.parse().map_err(|_| ApiError::invalid("`cursor` is not a cursor this server issued"))?,
-        None => 0,
-    };
+    let offset = crate::util::page_offset(f.cursor.as_deref())?;
     let matching: Vec<BudgetRow> = store.tenant_budgets(tenant)?
         .into_iter()
         .filter(|b| {
@@ -1264,6 +1258,158 @@ fn runtime_balances(store: &dyn LedgerStore, tenant: &str, f: &BalanceFilter) ->
         })
         .collect();
     Ok(BalancePage::of(matching, offset, limit).map(|b| b.balance()))
+}
+
+/// Query of listBudgets (`GET /v1/admin/budgets`, `cycles-governance-admin-v0.1.25.yaml`). The
+/// filters combine with AND and apply before the page is cut, so a cursor walks one stable
+/// order for one filter set.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+pub struct BudgetListQuery {
+    /// The tenant (the admin key's choice; an API key lists its own tenant only).
+    pub tenant_id: Option<String>,
+    /// Only scopes starting with this.
+    pub scope_prefix: Option<String>,
+    /// Only this exact scope (this server's addition).
+    pub scope: Option<String>,
+    /// Only this unit.
+    pub unit: Option<String>,
+    /// Only this status: `ACTIVE`, `FROZEN` or `CLOSED`.
+    pub status: Option<String>,
+    /// Only budgets over (true) or within (false) their overdraft limit.
+    pub over_limit: Option<bool>,
+    /// Only budgets with (true) or without (false) debt.
+    pub has_debt: Option<bool>,
+    /// Inclusive lower bound on `spent / allocated` (0 when nothing is allocated), in [0, 1].
+    pub utilization_min: Option<f64>,
+    /// Inclusive upper bound on the same, in [0, 1].
+    pub utilization_max: Option<f64>,
+    /// A case-insensitive substring of the tenant id or the scope (empty: no filter; at most
+    /// 128 characters).
+    pub search: Option<String>,
+    /// `tenant_id`, `scope`, `unit`, `status`, `commit_overage_policy`, `utilization` or
+    /// `debt`; absent: by tenant, then scope, then unit.
+    pub sort_by: Option<String>,
+    /// `asc` or `desc` (the default when `sort_by` is given).
+    pub sort_dir: Option<String>,
+    /// Where the previous page ended.
+    pub cursor: Option<String>,
+    /// Page size, 1 to 100 (default 50).
+    pub limit: Option<u32>,
+}
+
+/// A budget's `spent / allocated`, 0 when nothing is allocated (listBudgets' utilization).
+fn utilization(b: &BudgetRow) -> f64 {
+    if b.allocated == 0 { 0.0 } else { b.spent as f64 / b.allocated as f64 }
+}
+
+/// A listBudgets `sort_by` key.
+#[derive(Debug, Clone, Copy)]
+enum BudgetSort {
+    Tenant,
+    Scope,
+    Unit,
+    Status,
+    Overage,
+    Utilization,
+    Debt,
+}
+
+impl BudgetSort {
+    fn parse(name: &str) -> ApiResult<BudgetSort> {
+        Ok(match name {
+            "tenant_id" => BudgetSort::Tenant,
+            "scope" => BudgetSort::Scope,
+            "unit" => BudgetSort::Unit,
+            "status" => BudgetSort::Status,
+            "commit_overage_policy" => BudgetSort::Overage,
+            "utilization" => BudgetSort::Utilization,
+            "debt" => BudgetSort::Debt,
+            other => {
+                return Err(ApiError::invalid(format!(
+                    "`sort_by` must be one of tenant_id, scope, unit, status, commit_overage_policy, utilization, debt, not `{other}`"
+                )));
+            }
+        })
+    }
+
+    /// Ascending order of two `(tenant, budget)` rows by this key; policies by their names
+    /// (the spec's "lexicographic enum order"), a budget without one first.
+    fn compare(self, (ta, a): &(String, BudgetRow), (tb, b): &(String, BudgetRow)) -> std::cmp::Ordering {
+        let policy = |r: &BudgetRow| r.commit_overage_policy.map_or("", OveragePolicy::as_str);
+        match self {
+            BudgetSort::Tenant => ta.cmp(tb),
+            BudgetSort::Scope => a.scope.cmp(&b.scope),
+            BudgetSort::Unit => a.unit.as_str().cmp(b.unit.as_str()),
+            BudgetSort::Status => a.status.cmp(&b.status),
+            BudgetSort::Overage => policy(a).cmp(policy(b)),
+            BudgetSort::Utilization => utilization(a).total_cmp(&utilization(b)),
+            BudgetSort::Debt => a.debt.cmp(&b.debt),
+        }
+    }
+}
+
+/// listBudgets: the `BudgetLedger`s of `tenant` (every tenant with budgets when `None`, the
+/// admin key's unscoped listing) that pass `q`'s filters, in `q`'s order, one page of them.
+pub fn list_budgets(store: &dyn LedgerStore, tenant: Option<&str>, q: &BudgetListQuery) -> ApiResult<LedgerList> {
+    let unit = match &q.unit {
+        Some(u) => Some(Unit::parse(u).ok_or_else(|| ApiError::invalid(format!("`unit` `{u}` is not a unit")))?),
+        None => None,
+    };
+    if let Some(s) = &q.status
+        && !matches!(s.as_str(), "ACTIVE" | "FROZEN" | "CLOSED")
+    {
+        return Err(ApiError::invalid(format!("`status` must be ACTIVE, FROZEN or CLOSED, not `{s}`")));
+    }
+    for (name, bound) in [("utilization_min", q.utilization_min), ("utilization_max", q.utilization_max)] {
+        if bound.is_some_and(|x| !(0.0..=1.0).contains(&x)) {
+            return Err(ApiError::invalid(format!("`{name}` must be a number in [0, 1]")));
+        }
+    }
+    if let (Some(min), Some(max)) = (q.utilization_min, q.utilization_max)
+        && min > max
+    {
+        return Err(ApiError::invalid(format!("`utilization_min` ({min}) is above `utilization_max` ({max})")));
+    }
+    let search = q.search.as_deref().filter(|s| !s.is_empty()).map(str::to_lowercase);
+    if search.as_ref().is_some_and(|s| s.chars().count() > 128) {
+        return Err(ApiError::invalid("`search` must be at most 128 characters"));
+    }
+    let descending = match q.sort_dir.as_deref() {
+        None | Some("desc") => true,
+        Some("asc") => false,
+        Some(other) => return Err(ApiError::invalid(format!("`sort_dir` must be asc or desc, not `{other}`"))),
+    };
+    let limit = crate::util::page_size(q.limit)?;
+    let offset = crate::util::page_offset(q.cursor.as_deref())?;
+
+    let tenants = match tenant {
+        Some(t) => vec![t.to_string()],
+        None => store.budget_tenants()?,
+    };
+    let mut rows: Vec<(String, BudgetRow)> = Vec::new();
+    for t in tenants {
+        for b in store.tenant_budgets(&t)? {
+            let kept = q.scope_prefix.as_deref().is_none_or(|p| b.scope.starts_with(p))
+                && q.scope.as_deref().is_none_or(|s| b.scope == s)
+                && unit.is_none_or(|u| b.unit == u)
+                && q.status.as_deref().is_none_or(|s| b.status == s)
+                && q.over_limit.is_none_or(|over| b.is_over_limit == over)
+                && q.has_debt.is_none_or(|debt| (b.debt > 0) == debt)
+                && q.utilization_min.is_none_or(|min| utilization(&b) >= min)
+                && q.utilization_max.is_none_or(|max| utilization(&b) <= max)
+                && search.as_ref().is_none_or(|s| t.to_lowercase().contains(s) || b.scope.to_lowercase().contains(s));
+            if kept {
+                rows.push((t.clone(), b));
+            }
+        }
+    }
+    if let Some(key) = &q.sort_by {
+        let key = BudgetSort::parse(key)?;
+        // A stable sort: ties keep the default order (tenant, scope, unit).
+        rows.sort_by(|a, b| if descending { key.compare(b, a) } else { key.compare(a, b) });
+    }
+    let page = BalancePage::of(rows, offset, limit).map(|(t, b)| b.ledger(&t));
+    Ok(LedgerList { ledgers: page.balances, has_more: page.has_more, next_cursor: page.next_cursor })
 }
 
 /// What a key does to a reservation, for [`check_owner`].

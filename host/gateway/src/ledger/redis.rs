@@ -71,10 +71,11 @@
 //! | `P:{T}:debit:ID` | a direct debit, JSON |
 //! | `P:{T}:events` | list of emitted events, JSON |
 //!
-//! Two indexes cross tenants and so live outside any tenant's slot: `P:rsv-tenant:ID` (which
-//! tenant a reservation id belongs to, for lookups by id alone) and `P:tenants` (the tenants
-//! that hold reservations, for the expiry sweep). On one server they are written by the commit
-//! script itself, atomically with the reservation. On a Cluster they fall in other slots, so
+//! Three indexes cross tenants and so live outside any tenant's slot: `P:rsv-tenant:ID` (which
+//! tenant a reservation id belongs to, for lookups by id alone), `P:tenants` (the tenants
+//! that hold reservations, for the expiry sweep) and `P:budget-tenants` (the tenants that have
+//! budgets, for the admin plane's listings). On one server they are written by the commit
+//! script itself, atomically with the reservation or budget. On a Cluster they fall in other slots, so
 //! they are written before the commit script, and they never change afterwards: a crash
 //! between the two leaves at most an index entry that points at nothing, never a reservation
 //! that cannot be found.
@@ -1051,7 +1052,20 @@ impl LedgerStore for Transaction<'_> {
         self.set_json(key, budget)?;
         let member = format!("{} {}", budget.unit.as_str(), budget.scope);
         self.add_member(Write::SetAdd(self.key(tenant, "budgets")?, member));
+        self.indexes.borrow_mut().push(Write::SetAdd(format!("{}:budget-tenants", self.prefix), tenant.to_string()));
         Ok(())
+    }
+
+    fn budget_tenants(&self) -> ApiResult<Vec<String>> {
+        let index = format!("{}:budget-tenants", self.prefix);
+        let stored: Vec<String> = self.connection.borrow_mut().smembers(&index).map_err(redis_error)?;
+        let mut tenants: BTreeSet<String> = stored.into_iter().collect();
+        // this operation's own budgets, whose index entries are written at its commit
+        tenants.extend(self.indexes.borrow().iter().filter_map(|w| match w {
+            Write::SetAdd(key, tenant) if *key == index => Some(tenant.clone()),
+            _ => None,
+        }));
+        Ok(tenants.into_iter().collect())
     }
 
     fn save_budget(&self, tenant: &str, budget: &BudgetRow, now: i64) -> ApiResult<()> {

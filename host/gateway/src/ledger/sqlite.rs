@@ -117,6 +117,12 @@ impl LedgerStore for Connection {
         Ok(rows)
     }
 
+    fn budget_tenants(&self) -> ApiResult<Vec<String>> {
+        let mut stmt = self.prepare_cached("SELECT DISTINCT tenant_id FROM budgets ORDER BY tenant_id")?;
+        let tenants = stmt.query_map([], |r| r.get(0))?.collect::<Result<Vec<String>, _>>()?;
+        Ok(tenants)
+    }
+
     fn insert_budget(&self, tenant: &str, b: &BudgetRow) -> ApiResult<()> {
         self.prepare_cached(
             "INSERT INTO budgets (tenant_id, scope, unit, ledger_id, allocated, reserved, spent, debt, overdraft_limit, \

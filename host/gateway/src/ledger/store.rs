@@ -114,6 +114,9 @@ pub trait LedgerStore {
     /// Every budget of `tenant`, ordered by scope, then unit.
     fn tenant_budgets(&self, tenant: &str) -> ApiResult<Vec<BudgetRow>>;
 
+    /// Every tenant that has a budget, sorted (the admin plane's listings across tenants).
+    fn budget_tenants(&self) -> ApiResult<Vec<String>>;
+
     /// Records a new budget (refused if one exists at its scope and unit; the caller checks
     /// first, to answer with the right error).
     fn insert_budget(&self, tenant: &str, budget: &BudgetRow) -> ApiResult<()>;

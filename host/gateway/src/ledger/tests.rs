@@ -422,6 +422,103 @@ fn both_views_of_the_balances_page_the_tenants_budgets() {
     });
 }
 
+/// listBudgets' filters (AND, before paging), its sorts and its pages, and the 400s of its
+/// parameters, on every backend.
+#[test]
+fn listing_budgets_filters_sorts_and_pages() {
+    on_every_backend(|store| {
+        let dev = "tenant:acme/workspace:dev";
+        let rows = [
+            BudgetRow { spent: 100, ..budget_row(ROOT, 1_000) },
+            BudgetRow { spent: 400, commit_overage_policy: Some(OveragePolicy::Reject), ..budget_row(WORKSPACE, 500) },
+            BudgetRow {
+                unit: Unit::Tokens,
+                spent: 90,
+                debt: 50,
+                overdraft_limit: 10,
+                is_over_limit: true,
+                status: "FROZEN".into(),
+                ..budget_row(dev, 100)
+            },
+        ];
+        for row in &rows {
+            atomically(store, |s| s.insert_budget(TENANT, row)).expect("budget");
+        }
+        let list = |q: BudgetListQuery| atomically(store, |s| list_budgets(s, Some(TENANT), &q));
+        let scopes = |q: BudgetListQuery| -> Vec<String> {
+            list(q).expect("listed").ledgers.into_iter().map(|l| l.scope).collect()
+        };
+        let q = BudgetListQuery::default;
+        // the default order: scope, then unit
+        assert_eq!(scopes(q()), [ROOT, dev, WORKSPACE]);
+        assert_eq!(scopes(BudgetListQuery { status: Some("FROZEN".into()), ..q() }), [dev]);
+        assert_eq!(scopes(BudgetListQuery { has_debt: Some(true), ..q() }), [dev]);
+        assert_eq!(scopes(BudgetListQuery { over_limit: Some(false), ..q() }), [ROOT, WORKSPACE]);
+        assert_eq!(scopes(BudgetListQuery { unit: Some("TOKENS".into()), ..q() }), [dev]);
+        // utilization: 0.1, 0.9 and 0.8; bounds inclusive
+        assert_eq!(scopes(BudgetListQuery { utilization_min: Some(0.8), ..q() }), [dev, WORKSPACE]);
+        assert_eq!(scopes(BudgetListQuery { utilization_min: Some(0.8), utilization_max: Some(0.8), ..q() }), [WORKSPACE]);
+        // search: case-insensitive, tenant id or scope; empty is no filter
+        assert_eq!(scopes(BudgetListQuery { search: Some("PROD".into()), ..q() }), [WORKSPACE]);
+        assert_eq!(scopes(BudgetListQuery { search: Some("ACME".into()), ..q() }).len(), 3);
+        assert_eq!(scopes(BudgetListQuery { search: Some(String::new()), ..q() }).len(), 3);
+        // sorts: descending by default, ties in the default order
+        let sorted = |key: &str, dir: Option<&str>| {
+            scopes(BudgetListQuery { sort_by: Some(key.into()), sort_dir: dir.map(String::from), ..q() })
+        };
+        assert_eq!(sorted("utilization", None), [dev, WORKSPACE, ROOT]);
+        assert_eq!(sorted("utilization", Some("asc")), [ROOT, WORKSPACE, dev]);
+        assert_eq!(sorted("debt", None), [dev, ROOT, WORKSPACE]);
+        assert_eq!(sorted("commit_overage_policy", Some("asc")), [ROOT, dev, WORKSPACE]);
+        assert_eq!(sorted("unit", Some("asc")), [dev, ROOT, WORKSPACE]);
+        // pages, cut after the filters and the sort
+        let page = |cursor: Option<&str>| {
+            list(BudgetListQuery { sort_by: Some("utilization".into()), limit: Some(2), cursor: cursor.map(String::from), ..q() })
+                .expect("a page")
+        };
+        let first = page(None);
+        assert_eq!((first.ledgers.len(), first.has_more, first.next_cursor.as_deref()), (2, true, Some("2")));
+        let second = page(Some("2"));
+        assert_eq!((second.ledgers.len(), second.has_more, second.next_cursor), (1, false, None));
+        assert_eq!(second.ledgers[0].scope, ROOT);
+        // the admin key's unscoped listing reaches the tenant's budgets too
+        let every = atomically(store, |s| list_budgets(s, None, &q())).expect("listed");
+        assert_eq!(every.ledgers.iter().map(|l| l.tenant_id.as_str()).collect::<Vec<_>>(), [TENANT; 3]);
+        // bad parameters are 400s naming the parameter
+        for (bad, name) in [
+            (BudgetListQuery { utilization_min: Some(0.8), utilization_max: Some(0.2), ..q() }, "utilization_min"),
+            (BudgetListQuery { utilization_max: Some(1.5), ..q() }, "utilization_max"),
+            (BudgetListQuery { utilization_min: Some(f64::NAN), ..q() }, "utilization_min"),
+            (BudgetListQuery { sort_by: Some("size".into()), ..q() }, "sort_by"),
+            (BudgetListQuery { sort_by: Some("debt".into()), sort_dir: Some("up".into()), ..q() }, "sort_dir"),
+            (BudgetListQuery { status: Some("OPEN".into()), ..q() }, "status"),
+            (BudgetListQuery { unit: Some("EUR".into()), ..q() }, "unit"),
+            (BudgetListQuery { search: Some("x".repeat(129)), ..q() }, "search"),
+            (BudgetListQuery { limit: Some(0), ..q() }, "limit"),
+            (BudgetListQuery { cursor: Some("next".into()), ..q() }, "cursor"),
+        ] {
+            let refused = list(bad).expect_err(name);
+            assert_eq!(refused.code, ErrorCode::InvalidRequest, "{name}");
+            assert!(refused.message.contains(&format!("`{name}`")), "{name}: {}", refused.message);
+        }
+    });
+}
+
+/// The admin key's unscoped listBudgets reaches every tenant's budgets on Redis, through the
+/// cross-slot index of tenants with budgets.
+#[test]
+fn the_admin_listing_of_budgets_reaches_every_tenant_on_redis() {
+    on_every_redis(|server| {
+        for tenant in ["globex", TENANT] {
+            let root = format!("tenant:{tenant}");
+            server.ledger.run(tenant, |s| s.insert_budget(tenant, &budget_row(&root, 1_000))).expect("budget");
+        }
+        let every = server.ledger.run(TENANT, |s| list_budgets(s, None, &BudgetListQuery::default())).expect("listed");
+        let listed: Vec<(&str, &str)> = every.ledgers.iter().map(|l| (l.tenant_id.as_str(), l.scope.as_str())).collect();
+        assert_eq!(listed, [(TENANT, ROOT), ("globex", "tenant:globex")]);
+    });
+}
+
 #[test]
 fn a_hold_beyond_the_tightest_scope_is_refused_and_holds_nothing() {
     on_every_backend(|store| {
