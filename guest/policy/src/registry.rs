@@ -13,10 +13,10 @@ use crate::view::RegistryView;
 /// The registry's verdict on a hop from `from` to `to` (canonical ids): `Ok` when both agents
 /// may take part, or when no registry applies (`facts` is `None`).
 ///
-/// An unregistered agent (the delegator named first) is refused with `unregistered-agent`
-/// or escalated to the registry's reviewer with `unregistered-agent-review`, as the tenant
-/// chose (refused as `request-malformed` when the facts name no reviewer); a registered pair is refused with `delegation-not-registered` when the tenant
-/// requires explicit delegation and the delegator's entry does not list the delegate.
+/// An unregistered agent (the delegator named first) is refused with `unregistered-agent` or
+/// escalated to the registry's reviewer with `unregistered-agent-review`, as the tenant chose
+/// (`request-malformed` when the facts name no reviewer); a registered pair is refused with
+/// `delegation-not-registered` under explicit delegation unless the delegator lists the delegate.
 pub fn check(facts: Option<RegistryView<'_>>, from: &str, to: &str) -> Result<(), Refusal> {
     let Some(facts) = facts else { return Ok(()) };
     let missing = if !facts.delegator_registered {

@@ -10,7 +10,8 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use crate::cycles::{
-    parse_scope, valid_scope_value, Amount, BudgetLedger, FundingResponse, LedgerList, OveragePolicy, Unit,
+    parse_scope, valid_scope_value, Amount, BudgetLedger, FundingResponse, LedgerList, ObserveMode, OveragePolicy,
+    Tenant, TenantList, TenantStatus, Unit,
 };
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::events::{self, EventData, EventType, NewEvent};
@@ -42,7 +43,7 @@ pub struct TenantCreateRequest {
     pub reservation_expiry_policy: Option<String>,
 }
 
-fn load_tenant(conn: &Connection, id: &str) -> ApiResult<Option<Value>> {
+fn load_tenant(conn: &Connection, id: &str) -> ApiResult<Option<Tenant>> {
     let body: Option<String> = conn
         .prepare_cached("SELECT body FROM tenants WHERE tenant_id = ?1")?
         .query_row([id], |r| r.get(0))
@@ -50,14 +51,13 @@ fn load_tenant(conn: &Connection, id: &str) -> ApiResult<Option<Value>> {
     body.map(|b| serde_json::from_str(&b).map_err(ApiError::internal)).transpose()
 }
 
-fn save_tenant(conn: &Connection, tenant: &Value) -> ApiResult<()> {
-    let id = tenant.get("tenant_id").and_then(Value::as_str).unwrap_or_default();
-    let status = tenant.get("status").and_then(Value::as_str).unwrap_or("ACTIVE");
+fn save_tenant(conn: &Connection, tenant: &Tenant) -> ApiResult<()> {
+    let body = serde_json::to_string(tenant).map_err(ApiError::internal)?;
     conn.prepare_cached(
         "INSERT INTO tenants (tenant_id, status, body) VALUES (?1, ?2, ?3) \
          ON CONFLICT(tenant_id) DO UPDATE SET status = excluded.status, body = excluded.body",
     )?
-    .execute(params![id, status, tenant.to_string()])?;
+    .execute(params![tenant.tenant_id, tenant.status.as_str(), body])?;
     Ok(())
 }
 
@@ -66,7 +66,7 @@ pub async fn create_tenant(
     State(state): State<Shared>,
     _admin: Admin,
     Body(req): Body<TenantCreateRequest>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<(StatusCode, Json<Tenant>)> {
     if !valid_scope_value(&req.tenant_id) {
         return Err(ApiError::invalid("`tenant_id` must match ^[a-zA-Z0-9_.-]+$ and be 1-128 characters"));
     }
@@ -81,40 +81,37 @@ pub async fn create_tenant(
         && !(1000..=86_400_000).contains(&ttl) {
             return Err(ApiError::invalid("`default_reservation_ttl_ms` must be 1000-86400000"));
         }
-    let now = rfc3339(now_ms());
-    let mut tenant = json!({
-        "tenant_id": req.tenant_id,
-        "name": req.name,
-        "status": "ACTIVE",
-        "default_commit_overage_policy": req.default_commit_overage_policy.unwrap_or_default(),
-        "default_reservation_ttl_ms": req.default_reservation_ttl_ms.unwrap_or(ledger::DEFAULT_TTL_MS),
-        "max_reservation_ttl_ms": req.max_reservation_ttl_ms.unwrap_or(3_600_000),
-        "max_reservation_extensions": req.max_reservation_extensions.unwrap_or(ledger::MAX_EXTENSIONS),
-        "created_at": now,
-    });
-    if let Some(p) = &req.parent_tenant_id {
-        tenant["parent_tenant_id"] = json!(p);
-    }
-    if let Some(m) = &req.metadata {
-        tenant["metadata"] = Value::Object(m.clone());
-    }
-    if let Some(p) = &req.reservation_expiry_policy {
-        tenant["reservation_expiry_policy"] = json!(p);
-    }
+    let tenant = Tenant {
+        tenant_id: req.tenant_id.clone(),
+        name: req.name,
+        status: TenantStatus::Active,
+        parent_tenant_id: req.parent_tenant_id,
+        default_commit_overage_policy: req.default_commit_overage_policy.unwrap_or_default(),
+        default_reservation_ttl_ms: req.default_reservation_ttl_ms.unwrap_or(ledger::DEFAULT_TTL_MS),
+        max_reservation_ttl_ms: req.max_reservation_ttl_ms.unwrap_or(3_600_000),
+        max_reservation_extensions: req.max_reservation_extensions.unwrap_or(ledger::MAX_EXTENSIONS),
+        reservation_expiry_policy: req.reservation_expiry_policy,
+        metadata: req.metadata,
+        observe_mode: None,
+        created_at: rfc3339(now_ms()),
+        updated_at: None,
+        suspended_at: None,
+        closed_at: None,
+    };
     state
         .store
-        .run(move |conn| match load_tenant(conn, &req.tenant_id)? {
+        .run(move |conn| match load_tenant(conn, &tenant.tenant_id)? {
             Some(existing) => Ok((StatusCode::OK, Json(existing))),
             None => {
                 save_tenant(conn, &tenant)?;
                 let data = EventData::TenantLifecycle {
-                    tenant_id: req.tenant_id.clone(),
+                    tenant_id: tenant.tenant_id.clone(),
                     previous_status: None,
-                    new_status: "ACTIVE".into(),
+                    new_status: TenantStatus::Active.as_str().into(),
                     changed_fields: vec![],
                 };
-                let event = NewEvent::new(EventType::TenantCreated, req.tenant_id.clone(), data)
-                    .scope(format!("tenant:{}", req.tenant_id));
+                let event = NewEvent::new(EventType::TenantCreated, tenant.tenant_id.clone(), data)
+                    .scope(format!("tenant:{}", tenant.tenant_id));
                 events::emit(conn, event, now_ms())?;
                 Ok((StatusCode::CREATED, Json(tenant)))
             }
@@ -122,23 +119,87 @@ pub async fn create_tenant(
         .await
 }
 
+/// Query of listTenants (`cycles-governance-admin-v0.1.25.yaml`): the filters combine with AND
+/// and apply before the page is cut.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct TenantListQuery {
+    /// Only this status.
+    pub status: Option<String>,
+    /// Only children of this tenant.
+    pub parent_tenant_id: Option<String>,
+    /// Only tenants in this observe mode (one without a mode is in ENFORCE).
+    pub observe_mode: Option<String>,
+    /// A case-insensitive substring of the tenant id or name (empty: no filter; at most 128
+    /// characters).
+    pub search: Option<String>,
+    /// `tenant_id`, `name`, `status` or `created_at`; absent: by tenant id.
+    pub sort_by: Option<String>,
+    /// `asc` or `desc` (the default when `sort_by` is given).
+    pub sort_dir: Option<String>,
+    /// Where the previous page ended.
+    pub cursor: Option<String>,
+    /// Page size, 1 to 100 (default 50).
+    pub limit: Option<u32>,
+}
+
+/// One page of `tenants` (in tenant-id order) that pass `q`'s filters, in `q`'s order.
+fn tenant_page(tenants: Vec<Tenant>, q: &TenantListQuery) -> ApiResult<TenantList> {
+    let status = q.status.as_deref().map(|s| TenantStatus::parse(s, "status")).transpose()?;
+    let mode = match q.observe_mode.as_deref() {
+        None => None,
+        Some("OBSERVE") => Some(ObserveMode::Observe),
+        Some("ENFORCE" | "DISABLED") => Some(ObserveMode::Enforce),
+        Some(other) => return Err(ApiError::invalid(format!("`observe_mode` must be OBSERVE, ENFORCE or DISABLED, got `{other}`"))),
+    };
+    let search = crate::util::search_term(q.search.as_deref())?;
+    let descending = crate::util::sort_descending(q.sort_dir.as_deref())?;
+    let key: Option<fn(&Tenant, &Tenant) -> std::cmp::Ordering> = match q.sort_by.as_deref() {
+        None => None,
+        Some("tenant_id") => Some(|a, b| a.tenant_id.cmp(&b.tenant_id)),
+        Some("name") => Some(|a, b| a.name.cmp(&b.name)),
+        Some("status") => Some(|a, b| a.status.as_str().cmp(b.status.as_str())),
+        // RFC 3339 in UTC with a fixed width orders as the instants do
+        Some("created_at") => Some(|a, b| a.created_at.cmp(&b.created_at)),
+        Some(other) => {
+            return Err(ApiError::invalid(format!("`sort_by` must be one of tenant_id, name, status, created_at, not `{other}`")));
+        }
+    };
+    let limit = crate::util::page_size(q.limit)?;
+    let offset = crate::util::page_offset(q.cursor.as_deref())?;
+    let mut kept: Vec<Tenant> = tenants
+        .into_iter()
+        .filter(|t| {
+            status.is_none_or(|s| t.status == s)
+                && q.parent_tenant_id.as_deref().is_none_or(|p| t.parent_tenant_id.as_deref() == Some(p))
+                && mode.is_none_or(|m| t.mode() == m)
+                && search.as_ref().is_none_or(|s| t.tenant_id.to_lowercase().contains(s) || t.name.to_lowercase().contains(s))
+        })
+        .collect();
+    if let Some(key) = key {
+        // stable: ties keep the tenant-id order
+        kept.sort_by(|a, b| if descending { key(b, a) } else { key(a, b) });
+    }
+    let page = crate::cycles::BalancePage::of(kept, offset, limit);
+    Ok(TenantList { tenants: page.balances, has_more: page.has_more, next_cursor: page.next_cursor })
+}
+
 /// `GET /v1/admin/tenants` (listTenants).
-pub async fn list_tenants(State(state): State<Shared>, _admin: Admin) -> ApiResult<Json<Value>> {
+pub async fn list_tenants(State(state): State<Shared>, _admin: Admin, Q(q): Q<TenantListQuery>) -> ApiResult<Json<TenantList>> {
     state
         .store
-        .run(|conn| {
+        .run(move |conn| {
             let mut stmt = conn.prepare_cached("SELECT body FROM tenants ORDER BY tenant_id")?;
             let tenants = stmt
                 .query_map([], |r| r.get::<_, String>(0))?
-                .filter_map(|b| b.ok().and_then(|b| serde_json::from_str::<Value>(&b).ok()))
-                .collect::<Vec<_>>();
-            Ok(Json(json!({"tenants": tenants, "has_more": false})))
+                .map(|b| serde_json::from_str::<Tenant>(&b?).map_err(ApiError::internal))
+                .collect::<ApiResult<Vec<Tenant>>>()?;
+            tenant_page(tenants, &q).map(Json)
         })
         .await
 }
 
 /// `GET /v1/admin/tenants/{tenant_id}` (getTenant).
-pub async fn get_tenant(State(state): State<Shared>, _admin: Admin, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+pub async fn get_tenant(State(state): State<Shared>, _admin: Admin, Path(id): Path<String>) -> ApiResult<Json<Tenant>> {
     state
         .store
         .run(move |conn| {
@@ -173,64 +234,65 @@ pub async fn update_tenant(
     _admin: Admin,
     Path(id): Path<String>,
     Body(req): Body<TenantUpdateRequest>,
-) -> ApiResult<Json<Value>> {
-    if let Some(s) = &req.status
-        && !matches!(s.as_str(), "ACTIVE" | "SUSPENDED" | "CLOSED") {
-            return Err(ApiError::invalid(format!("`status` must be ACTIVE, SUSPENDED or CLOSED, got `{s}`")));
-        }
+) -> ApiResult<Json<Tenant>> {
+    let new_status = req.status.as_deref().map(|s| TenantStatus::parse(s, "status")).transpose()?;
     let now = now_ms();
     let tenant = state
         .store
         .run(move |conn| {
             let mut t = load_tenant(conn, &id)?.ok_or_else(|| ApiError::not_found(format!("tenant `{id}` not found")))?;
-            if t.get("status").and_then(Value::as_str) == Some("CLOSED") {
+            if t.status == TenantStatus::Closed {
                 return Err(ApiError::new(ErrorCode::TenantClosed, format!("tenant `{id}` is closed")));
             }
-            let previous = t.get("status").and_then(Value::as_str).unwrap_or("ACTIVE").to_string();
+            let previous = t.status;
             let mut changed = Vec::new();
             if let Some(n) = req.name {
-                if t.get("name") != Some(&json!(n)) {
+                if t.name != n {
                     changed.push("name".to_string());
                 }
-                t["name"] = json!(n);
+                t.name = n;
             }
             if let Some(m) = req.metadata {
-                if t.get("metadata") != Some(&Value::Object(m.clone())) {
+                if t.metadata.as_ref() != Some(&m) {
                     changed.push("metadata".to_string());
                 }
-                t["metadata"] = Value::Object(m);
+                t.metadata = Some(m);
             }
             if let Some(mode) = req.observe_mode {
-                if t.get("observe_mode").and_then(Value::as_str).unwrap_or("ENFORCE") != mode.as_str() {
+                if t.observe_mode.unwrap_or(ObserveMode::Enforce).as_str() != mode.as_str() {
                     changed.push("observe_mode".to_string());
                 }
-                t["observe_mode"] = json!(mode.as_str());
+                t.observe_mode = Some(mode);
             }
-            if let Some(s) = &req.status {
-                if *s != previous {
+            if let Some(s) = new_status {
+                if s != previous {
                     changed.push("status".to_string());
+                    match s {
+                        TenantStatus::Suspended => t.suspended_at = Some(rfc3339(now)),
+                        TenantStatus::Closed => t.closed_at = Some(rfc3339(now)),
+                        TenantStatus::Active => {}
+                    }
                 }
-                t["status"] = json!(s);
-                if s == "CLOSED" {
+                t.status = s;
+                if s == TenantStatus::Closed {
                     close_cascade(conn, &id, now)?;
                 }
             }
-            t["updated_at"] = json!(rfc3339(now));
+            t.updated_at = Some(rfc3339(now));
             save_tenant(conn, &t)?;
             if !changed.is_empty() {
-                let new = t.get("status").and_then(Value::as_str).unwrap_or("ACTIVE").to_string();
-                let event_type = match (previous.as_str(), new.as_str()) {
-                    (_, "CLOSED") if previous != "CLOSED" => EventType::TenantClosed,
-                    ("ACTIVE", "SUSPENDED") => EventType::TenantSuspended,
-                    ("SUSPENDED", "ACTIVE") => EventType::TenantReactivated,
+                let event_type = match (previous, t.status) {
+                    (_, TenantStatus::Closed) if previous != TenantStatus::Closed => EventType::TenantClosed,
+                    (TenantStatus::Active, TenantStatus::Suspended) => EventType::TenantSuspended,
+                    (TenantStatus::Suspended, TenantStatus::Active) => EventType::TenantReactivated,
                     // v0.1.26: an observe-mode change is a settings change.
                     _ if changed == ["observe_mode"] => EventType::TenantSettingsChanged,
                     _ => EventType::TenantUpdated,
                 };
                 let data = EventData::TenantLifecycle {
                     tenant_id: id.clone(),
-                    previous_status: Some(previous),
-                    new_status: new,
+                    previous_status: Some(previous.as_str().into()),
+                    new_status: t.status.as_str().into(),
                     changed_fields: changed,
                 };
                 let event = NewEvent::new(event_type, id.clone(), data)
@@ -241,11 +303,10 @@ pub async fn update_tenant(
             Ok(t)
         })
         .await?;
-    if tenant.get("status").and_then(Value::as_str) == Some("CLOSED") {
-        let closed = tenant.get("tenant_id").and_then(Value::as_str).unwrap_or_default().to_string();
-        if let Ok(mut keys) = state.keys.write() {
-            keys.retain(|_, k| k.tenant != closed);
-        }
+    if tenant.status == TenantStatus::Closed
+        && let Ok(mut keys) = state.keys.write()
+    {
+        keys.retain(|_, k| k.tenant != tenant.tenant_id);
     }
     Ok(Json(tenant))
 }
@@ -875,4 +936,83 @@ pub async fn introspect(caller: Caller) -> ApiResult<Json<Value>> {
         "principal": p.name,
         "role": p.role.as_str(),
     })))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "tests")]
+mod tests {
+    use super::*;
+
+    /// A tenant as the untyped code stored it (`json!`), suspended and in observe mode.
+    fn stored_before_the_types(id: &str, name: &str, created_at: &str) -> Value {
+        json!({
+            "tenant_id": id, "name": name, "status": "SUSPENDED",
+            "default_commit_overage_policy": "ALLOW_IF_AVAILABLE", "default_reservation_ttl_ms": 60_000,
+            "max_reservation_ttl_ms": 3_600_000, "max_reservation_extensions": 10,
+            "created_at": created_at, "parent_tenant_id": "holding", "metadata": {"team": "ops"},
+            "observe_mode": "OBSERVE", "updated_at": "2026-11-02T00:00:00.000Z",
+        })
+    }
+
+    fn tenant(id: &str, name: &str, created_at: &str) -> Tenant {
+        serde_json::from_value(stored_before_the_types(id, name, created_at)).expect("the stored shape reads")
+    }
+
+    #[test]
+    fn a_tenant_stored_before_the_types_reads_and_writes_back_unchanged() {
+        let stored = stored_before_the_types("acme", "Acme", "2026-11-01T00:00:00.000Z");
+        let t: Tenant = serde_json::from_value(stored.clone()).expect("reads");
+        assert_eq!((t.status, t.mode()), (TenantStatus::Suspended, ObserveMode::Observe));
+        assert_eq!(serde_json::to_value(&t).unwrap(), stored);
+        // the minimal record a create wrote: no optional field appears
+        let mut minimal = stored;
+        for k in ["parent_tenant_id", "metadata", "observe_mode", "updated_at"] {
+            minimal.as_object_mut().unwrap().remove(k);
+        }
+        let t: Tenant = serde_json::from_value(minimal.clone()).expect("reads");
+        assert_eq!(t.mode(), ObserveMode::Enforce);
+        assert_eq!(serde_json::to_value(&t).unwrap(), minimal);
+    }
+
+    #[test]
+    fn listing_tenants_filters_sorts_and_pages() {
+        let mut tenants = vec![
+            tenant("acme", "Acme", "2026-11-03T00:00:00.000Z"),
+            tenant("globex", "Globex", "2026-11-01T00:00:00.000Z"),
+            tenant("initech", "Initech", "2026-11-02T00:00:00.000Z"),
+        ];
+        tenants[1].status = TenantStatus::Active;
+        tenants[1].observe_mode = None;
+        tenants[2].parent_tenant_id = None;
+        let ids = |q: TenantListQuery| -> Vec<String> {
+            tenant_page(tenants.clone(), &q).expect("listed").tenants.into_iter().map(|t| t.tenant_id).collect()
+        };
+        let q = TenantListQuery::default;
+        assert_eq!(ids(q()), ["acme", "globex", "initech"]);
+        assert_eq!(ids(TenantListQuery { status: Some("ACTIVE".into()), ..q() }), ["globex"]);
+        assert_eq!(ids(TenantListQuery { parent_tenant_id: Some("holding".into()), ..q() }), ["acme", "globex"]);
+        assert_eq!(ids(TenantListQuery { observe_mode: Some("ENFORCE".into()), ..q() }), ["globex"]);
+        assert_eq!(ids(TenantListQuery { observe_mode: Some("OBSERVE".into()), ..q() }), ["acme", "initech"]);
+        assert_eq!(ids(TenantListQuery { search: Some("TECH".into()), ..q() }), ["initech"]);
+        assert_eq!(ids(TenantListQuery { sort_by: Some("created_at".into()), ..q() }), ["acme", "initech", "globex"]);
+        let asc = TenantListQuery { sort_by: Some("created_at".into()), sort_dir: Some("asc".into()), ..q() };
+        assert_eq!(ids(asc), ["globex", "initech", "acme"]);
+        let first = tenant_page(tenants.clone(), &TenantListQuery { limit: Some(2), ..q() }).expect("a page");
+        assert_eq!((first.tenants.len(), first.has_more, first.next_cursor.as_deref()), (2, true, Some("2")));
+        let last = tenant_page(tenants.clone(), &TenantListQuery { limit: Some(2), cursor: Some("2".into()), ..q() }).expect("a page");
+        assert_eq!((last.tenants.len(), last.has_more, last.next_cursor), (1, false, None));
+        for (bad, name) in [
+            (TenantListQuery { status: Some("GONE".into()), ..q() }, "status"),
+            (TenantListQuery { observe_mode: Some("SHADOW".into()), ..q() }, "observe_mode"),
+            (TenantListQuery { search: Some("x".repeat(129)), ..q() }, "search"),
+            (TenantListQuery { sort_by: Some("size".into()), ..q() }, "sort_by"),
+            (TenantListQuery { sort_dir: Some("up".into()), ..q() }, "sort_dir"),
+            (TenantListQuery { limit: Some(101), ..q() }, "limit"),
+            (TenantListQuery { cursor: Some("x".into()), ..q() }, "cursor"),
+        ] {
+            let refused = tenant_page(tenants.clone(), &bad).expect_err(name);
+            assert_eq!(refused.code, ErrorCode::InvalidRequest, "{name}");
+            assert!(refused.message.contains(&format!("`{name}`")), "{name}: {}", refused.message);
+        }
+    }
 }

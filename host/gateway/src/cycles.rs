@@ -487,6 +487,104 @@ pub enum BalancesResponse {
     Admin(BalancePage<BudgetLedger>),
 }
 
+/// `Tenant.status`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum TenantStatus {
+    /// Normal operations.
+    Active,
+    /// Read-only: no new reservations.
+    Suspended,
+    /// Terminal; its budgets, keys and reservations were closed, revoked and released.
+    Closed,
+}
+
+impl TenantStatus {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TenantStatus::Active => "ACTIVE",
+            TenantStatus::Suspended => "SUSPENDED",
+            TenantStatus::Closed => "CLOSED",
+        }
+    }
+
+    /// The status named `name`, or 400 naming `field`.
+    pub fn parse(name: &str, field: &str) -> Result<TenantStatus, crate::error::ApiError> {
+        match name {
+            "ACTIVE" => Ok(TenantStatus::Active),
+            "SUSPENDED" => Ok(TenantStatus::Suspended),
+            "CLOSED" => Ok(TenantStatus::Closed),
+            other => Err(crate::error::ApiError::invalid(format!("`{field}` must be ACTIVE, SUSPENDED or CLOSED, got `{other}`"))),
+        }
+    }
+}
+
+/// `Tenant` (governance admin v0.1.25, with the v0.1.26 extension's `observe_mode`): the
+/// stored record and every tenant answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Tenant {
+    /// Its id.
+    pub tenant_id: String,
+    /// Its human-readable name.
+    pub name: String,
+    /// ACTIVE, SUSPENDED or CLOSED.
+    pub status: TenantStatus,
+    /// The parent tenant, when it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent_tenant_id: Option<String>,
+    /// The overage policy of reservations that name none.
+    pub default_commit_overage_policy: OveragePolicy,
+    /// The TTL of reservations that name none.
+    pub default_reservation_ttl_ms: i64,
+    /// The longest TTL a reservation gets.
+    pub max_reservation_ttl_ms: i64,
+    /// How many times a reservation may be extended.
+    pub max_reservation_extensions: i64,
+    /// As given at creation (not enforced: expiry always releases after the grace period).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reservation_expiry_policy: Option<String>,
+    /// The integrator's key-value pairs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<serde_json::Map<String, serde_json::Value>>,
+    /// v0.1.26 observe mode; absent: ENFORCE.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observe_mode: Option<ObserveMode>,
+    /// When it was created (RFC 3339).
+    pub created_at: String,
+    /// When it last changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub updated_at: Option<String>,
+    /// When it was last suspended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suspended_at: Option<String>,
+    /// When it was closed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub closed_at: Option<String>,
+}
+
+impl Tenant {
+    /// Its observe mode in force (ENFORCE when none was set; DISABLED reads as ENFORCE).
+    pub fn mode(&self) -> ObserveMode {
+        match self.observe_mode {
+            Some(ObserveMode::Observe) => ObserveMode::Observe,
+            _ => ObserveMode::Enforce,
+        }
+    }
+}
+
+/// listTenants' answer (`TenantListResponse`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TenantList {
+    /// One page of the tenants.
+    pub tenants: Vec<Tenant>,
+    /// Whether more follow.
+    pub has_more: bool,
+    /// The cursor of the next page, when there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+}
+
 /// listBudgets' answer (`BudgetListResponse`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LedgerList {

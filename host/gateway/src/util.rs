@@ -124,6 +124,25 @@ pub fn page_offset(cursor: Option<&str>) -> crate::error::ApiResult<usize> {
     }
 }
 
+/// An admin list's `search`, lowercased for a case-insensitive match: `None` when absent or
+/// empty (the spec treats empty as absent); 400 beyond 128 characters.
+pub fn search_term(search: Option<&str>) -> crate::error::ApiResult<Option<String>> {
+    match search.filter(|s| !s.is_empty()) {
+        Some(s) if s.chars().count() > 128 => Err(crate::error::ApiError::invalid("`search` must be at most 128 characters")),
+        other => Ok(other.map(str::to_lowercase)),
+    }
+}
+
+/// Whether an admin list sorts descending: `sort_dir` `desc` (the spec's default) or `asc`;
+/// 400 for anything else.
+pub fn sort_descending(sort_dir: Option<&str>) -> crate::error::ApiResult<bool> {
+    match sort_dir {
+        None | Some("desc") => Ok(true),
+        Some("asc") => Ok(false),
+        Some(other) => Err(crate::error::ApiError::invalid(format!("`sort_dir` must be asc or desc, not `{other}`"))),
+    }
+}
+
 /// Howard Hinnant's civil-to-days algorithm.
 fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
     let y = if m <= 2 { y - 1 } else { y };

@@ -1370,15 +1370,8 @@ pub fn list_budgets(store: &dyn LedgerStore, tenant: Option<&str>, q: &BudgetLis
     {
         return Err(ApiError::invalid(format!("`utilization_min` ({min}) is above `utilization_max` ({max})")));
     }
-    let search = q.search.as_deref().filter(|s| !s.is_empty()).map(str::to_lowercase);
-    if search.as_ref().is_some_and(|s| s.chars().count() > 128) {
-        return Err(ApiError::invalid("`search` must be at most 128 characters"));
-    }
-    let descending = match q.sort_dir.as_deref() {
-        None | Some("desc") => true,
-        Some("asc") => false,
-        Some(other) => return Err(ApiError::invalid(format!("`sort_dir` must be asc or desc, not `{other}`"))),
-    };
+    let search = crate::util::search_term(q.search.as_deref())?;
+    let descending = crate::util::sort_descending(q.sort_dir.as_deref())?;
     let limit = crate::util::page_size(q.limit)?;
     let offset = crate::util::page_offset(q.cursor.as_deref())?;
 
