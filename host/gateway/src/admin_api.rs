@@ -188,10 +188,15 @@ pub async fn list_tenants(State(state): State<Shared>, _admin: Admin, Q(q): Q<Te
     state
         .store
         .run(move |conn| {
-            let mut stmt = conn.prepare_cached("SELECT body FROM tenants ORDER BY tenant_id")?;
+            let mut stmt = conn.prepare_cached("SELECT tenant_id, body FROM tenants ORDER BY tenant_id")?;
             let tenants = stmt
-                .query_map([], |r| r.get::<_, String>(0))?
-                .map(|b| serde_json::from_str::<Tenant>(&b?).map_err(ApiError::internal))
+                .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?
+                .map(|row| {
+                    let (id, body) = row?;
+                    // a record this server cannot read fails the list, naming it
+                    serde_json::from_str::<Tenant>(&body)
+                        .map_err(|e| ApiError::internal(format!("the stored record of tenant `{id}` is unreadable: {e}")))
+                })
                 .collect::<ApiResult<Vec<Tenant>>>()?;
             tenant_page(tenants, &q).map(Json)
         })
@@ -978,7 +983,7 @@ mod tests {
     fn listing_tenants_filters_sorts_and_pages() {
         let mut tenants = vec![
             tenant("acme", "Acme", "2026-11-03T00:00:00.000Z"),
-            tenant("globex", "Globex", "2026-11-01T00:00:00.000Z"),
+            tenant("globex", "Umbrella", "2026-11-01T00:00:00.000Z"),
             tenant("initech", "Initech", "2026-11-02T00:00:00.000Z"),
         ];
         tenants[1].status = TenantStatus::Active;
@@ -994,6 +999,11 @@ mod tests {
         assert_eq!(ids(TenantListQuery { observe_mode: Some("ENFORCE".into()), ..q() }), ["globex"]);
         assert_eq!(ids(TenantListQuery { observe_mode: Some("OBSERVE".into()), ..q() }), ["acme", "initech"]);
         assert_eq!(ids(TenantListQuery { search: Some("TECH".into()), ..q() }), ["initech"]);
+        // the search matches the id or the name, each on its own
+        assert_eq!(ids(TenantListQuery { search: Some("umbr".into()), ..q() }), ["globex"]);
+        assert_eq!(ids(TenantListQuery { search: Some("GLOB".into()), ..q() }), ["globex"]);
+        let by_name = TenantListQuery { sort_by: Some("name".into()), sort_dir: Some("asc".into()), ..q() };
+        assert_eq!(ids(by_name), ["acme", "initech", "globex"]);
         assert_eq!(ids(TenantListQuery { sort_by: Some("created_at".into()), ..q() }), ["acme", "initech", "globex"]);
         let asc = TenantListQuery { sort_by: Some("created_at".into()), sort_dir: Some("asc".into()), ..q() };
         assert_eq!(ids(asc), ["globex", "initech", "acme"]);

@@ -109,3 +109,42 @@ async fn a_delegation_through_the_router_without_a_socket() {
     assert_eq!(status, StatusCode::FORBIDDEN, "{e}");
     assert_eq!(e["error"], "FORBIDDEN");
 }
+
+/// The admin lists through the router: listTenants and listBudgets read their filters, sorts
+/// and pages from the query string, and a parameter that is not of its type is a 400 naming it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_lists_read_their_filters_from_the_query() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = App::start(dir.path()).await;
+    let admin = ("x-admin-api-key", ADMIN);
+    for (id, name) in [("acme", "Acme"), ("globex", "Umbrella")] {
+        app.admin("/v1/admin/tenants", json!({"tenant_id": id, "name": name})).await;
+        for (scope, amount) in [(format!("tenant:{id}"), 1_000), (format!("tenant:{id}/workspace:prod"), 10)] {
+            let budget = json!({"tenant_id": id, "scope": scope, "unit": "TOKENS", "allocated": {"unit": "TOKENS", "amount": amount}});
+            app.admin("/v1/admin/budgets", budget).await;
+        }
+    }
+    let get = |path: &'static str| app.call(Method::GET, path, admin, None);
+    let (status, page) = get("/v1/admin/tenants?search=umbr").await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert_eq!(page["tenants"].as_array().unwrap().len(), 1, "{page}");
+    assert_eq!(page["tenants"][0]["tenant_id"], "globex");
+    let (_, page) = get("/v1/admin/tenants?sort_by=tenant_id&limit=1").await;
+    assert_eq!((page["tenants"][0]["tenant_id"].as_str(), page["next_cursor"].as_str()), (Some("globex"), Some("1")), "{page}");
+    let (_, page) = get("/v1/admin/budgets?scope_prefix=tenant:globex&sort_by=scope&sort_dir=asc").await;
+    let scopes: Vec<&str> = page["ledgers"].as_array().unwrap().iter().map(|l| l["scope"].as_str().unwrap()).collect();
+    assert_eq!(scopes, ["tenant:globex", "tenant:globex/workspace:prod"], "{page}");
+    let (_, page) = get("/v1/admin/budgets?limit=3").await;
+    assert_eq!((page["ledgers"].as_array().unwrap().len(), page["has_more"].as_bool()), (3, Some(true)), "{page}");
+    for (path, name) in [
+        ("/v1/admin/budgets?utilization_min=abc", "utilization_min"),
+        ("/v1/admin/budgets?has_debt=maybe", "has_debt"),
+        ("/v1/admin/budgets?utilization_min=0.9&utilization_max=0.1", "utilization_min"),
+        ("/v1/admin/tenants?status=GONE", "status"),
+        ("/v1/admin/tenants?limit=x", "limit"),
+    ] {
+        let (status, e) = get(path).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{path}: {e}");
+        assert!(e["message"].as_str().unwrap().contains(name), "{path}: {e}");
+    }
+}

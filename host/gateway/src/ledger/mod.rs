@@ -1293,7 +1293,7 @@ pub struct BudgetListQuery {
     pub sort_dir: Option<String>,
     /// Where the previous page ended.
     pub cursor: Option<String>,
-    /// Page size, 1 to 100 (default 50).
+    /// Page size (default 50; more than 100 is cut to 100).
     pub limit: Option<u32>,
 }
 
@@ -1350,6 +1350,11 @@ impl BudgetSort {
 
 /// listBudgets: the `BudgetLedger`s of `tenant` (every tenant with budgets when `None`, the
 /// admin key's unscoped listing) that pass `q`'s filters, in `q`'s order, one page of them.
+///
+/// The cursor is an offset into that order, as getBalances' is: it walks a stable order while
+/// the budgets do not change, but it does not carry the sort or the filters (the spec's
+/// cursor "encodes the sort key"), so a budget whose sorted value moves between two pages (its
+/// utilization or debt) can be skipped or listed twice.
 pub fn list_budgets(store: &dyn LedgerStore, tenant: Option<&str>, q: &BudgetListQuery) -> ApiResult<LedgerList> {
     let unit = match &q.unit {
         Some(u) => Some(Unit::parse(u).ok_or_else(|| ApiError::invalid(format!("`unit` `{u}` is not a unit")))?),
@@ -1372,7 +1377,8 @@ pub fn list_budgets(store: &dyn LedgerStore, tenant: Option<&str>, q: &BudgetLis
     }
     let search = crate::util::search_term(q.search.as_deref())?;
     let descending = crate::util::sort_descending(q.sort_dir.as_deref())?;
-    let limit = crate::util::page_size(q.limit)?;
+    // The spec sets no maximum here: a larger page is cut to this server's 100, not refused.
+    let limit = crate::util::page_size(q.limit.map(|n| n.min(100)))?;
     let offset = crate::util::page_offset(q.cursor.as_deref())?;
 
     let tenants = match tenant {

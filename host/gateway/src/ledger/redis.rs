@@ -83,8 +83,8 @@
 //! ## Redis Cluster
 //! [`RedisLedger::open`] takes `redis+cluster://HOST:PORT,...` for a Redis Cluster: redis-rs's
 //! cluster client routes each command to the node holding its key's slot. Every lock, read,
-//! `MGET` and commit script of an operation stays in its tenant's slot; the two cross-tenant
-//! index writes are sent one by one (a cluster connection does not pipeline).
+//! `MGET` and commit script of an operation stays in its tenant's slot; the cross-tenant index
+//! writes are sent one by one (a cluster connection does not pipeline).
 //!
 //! ## What the Redis deployment must provide
 //! The ledger is as durable as the Redis under it. It needs `maxmemory-policy noeviction` (an

@@ -501,6 +501,13 @@ fn listing_budgets_filters_sorts_and_pages() {
             assert_eq!(refused.code, ErrorCode::InvalidRequest, "{name}");
             assert!(refused.message.contains(&format!("`{name}`")), "{name}: {}", refused.message);
         }
+        // a budget with nothing allocated has utilization 0
+        let empty = BudgetRow { spent: 5, ..budget_row("tenant:acme/workspace:empty", 0) };
+        atomically(store, |s| s.insert_budget(TENANT, &empty)).expect("budget");
+        let idle = BudgetListQuery { utilization_max: Some(0.0), ..q() };
+        assert_eq!(scopes(idle), ["tenant:acme/workspace:empty"]);
+        let over = list(BudgetListQuery { limit: Some(1_000), ..q() }).expect("a page larger than 100 is cut, not refused");
+        assert_eq!(over.ledgers.len(), 4);
     });
 }
 
