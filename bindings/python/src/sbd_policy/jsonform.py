@@ -16,6 +16,7 @@ A document that is not a request raises ``TypeError`` (wrong JSON type) or ``Val
 
 from __future__ import annotations
 
+from enum import Enum
 from typing import Any, Callable, Mapping, TypeVar
 
 from .types import (
@@ -54,6 +55,7 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+E = TypeVar("E", bound=Enum)
 
 _UNITS_JSON = {
     BudgetUnit.USD_MICROCENTS: "USD_MICROCENTS",
@@ -195,12 +197,22 @@ def _link(value: Any, at: str) -> Link:
     return link
 
 
-def _risk(value: Any, at: str) -> RiskLevel:
-    name = _str(value, at)
-    try:
-        return RiskLevel(name)
-    except ValueError:
-        raise ValueError(f"{at}: `{name}` is not a risk level (low, medium, high, critical)") from None
+def _enum(kind: type[E], what: str) -> Callable[[Any, str], E]:
+    """A reader of `kind` by its value, refusing another name with `what` and every name."""
+    names = ", ".join(str(member.value) for member in kind)
+
+    def read(value: Any, at: str) -> E:
+        name = _str(value, at)
+        try:
+            return kind(name)
+        except ValueError:
+            raise ValueError(f"{at}: `{name}` is not {what} ({names})") from None
+
+    return read
+
+
+_risk = _enum(RiskLevel, "a risk level")
+_unregistered = _enum(UnregisteredRule, "an unregistered-agent rule")
 
 
 def _task(value: Any, at: str) -> Task:
@@ -241,14 +253,6 @@ def _mask(value: Any, at: str) -> ActionMask:
     mask = ActionMask(toolsets=o.take("toolsets", _list(_toolset)), cost=o.take("cost", _int))
     o.done()
     return mask
-
-
-def _unregistered(value: Any, at: str) -> UnregisteredRule:
-    name = _str(value, at)
-    try:
-        return UnregisteredRule(name)
-    except ValueError:
-        raise ValueError(f"{at}: `{name}` is not an unregistered-agent rule (deny, escalate)") from None
 
 
 def _registry(value: Any, at: str) -> RegistryFacts:
