@@ -509,14 +509,21 @@ impl TenantStatus {
         }
     }
 
+    /// The status of wire name `name`, if it is one.
+    pub fn from_name(name: &str) -> Option<TenantStatus> {
+        match name {
+            "ACTIVE" => Some(TenantStatus::Active),
+            "SUSPENDED" => Some(TenantStatus::Suspended),
+            "CLOSED" => Some(TenantStatus::Closed),
+            _ => None,
+        }
+    }
+
     /// The status named `name`, or 400 naming `field`.
     pub fn parse(name: &str, field: &str) -> Result<TenantStatus, crate::error::ApiError> {
-        match name {
-            "ACTIVE" => Ok(TenantStatus::Active),
-            "SUSPENDED" => Ok(TenantStatus::Suspended),
-            "CLOSED" => Ok(TenantStatus::Closed),
-            other => Err(crate::error::ApiError::invalid(format!("`{field}` must be ACTIVE, SUSPENDED or CLOSED, got `{other}`"))),
-        }
+        TenantStatus::from_name(name).ok_or_else(|| {
+            crate::error::ApiError::invalid(format!("`{field}` must be ACTIVE, SUSPENDED or CLOSED, got `{name}`"))
+        })
     }
 }
 

@@ -22,7 +22,7 @@ use crate::cycles::{
     Action, Amount, AnswerStatus, Balance, BalancePage, BalancesResponse, BudgetDecision, BudgetLedger, CommitRequest, CommitResponse, DecisionRequest, LedgerList,
     DecisionResponse, EventCreateResponse, EventRequest, ExtendRequest, ExtendResponse, ObserveMode, OveragePolicy,
     ReleaseRequest, ReleaseResponse, ReservationCreateResponse, ReservationDetail, ReservationListResponse,
-    ReserveRequest, Subject, Unit,
+    ReserveRequest, Subject, TenantStatus, Unit,
 };
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::events::{self, EventData, EventType, NewEvent};
@@ -451,11 +451,11 @@ pub fn tenant_settings(store: &dyn LedgerStore, tenant: &str) -> ApiResult<(Tena
 }
 
 fn parse_state(tenant: &str, status: &str) -> ApiResult<TenantState> {
-    match status {
-        "ACTIVE" => Ok(TenantState::Active),
-        "SUSPENDED" => Ok(TenantState::Suspended),
-        "CLOSED" => Ok(TenantState::Closed),
-        other => Err(ApiError::internal(format!("tenant `{tenant}` has an unreadable status `{other}`"))),
+    match TenantStatus::from_name(status) {
+        Some(TenantStatus::Active) => Ok(TenantState::Active),
+        Some(TenantStatus::Suspended) => Ok(TenantState::Suspended),
+        Some(TenantStatus::Closed) => Ok(TenantState::Closed),
+        None => Err(ApiError::internal(format!("tenant `{tenant}` has an unreadable status `{status}`"))),
     }
 }
 
