@@ -9,10 +9,14 @@ benchmarks were not run is left out (with a note on stderr), so any subset of th
 be reported.
 """
 import json
+import os
 import pathlib
 import sys
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent / "target" / "criterion"
+# criterion's own override of where results go, else cargo's default
+ROOT = pathlib.Path(
+    os.environ.get("CRITERION_HOME") or pathlib.Path(__file__).resolve().parent.parent / "target" / "criterion"
+)
 
 
 class Missing(Exception):
@@ -154,7 +158,41 @@ def training():
         print(f"GPU / CPU, same run: outer step {gpu_step / cpu_step:.1f}x, inner loop of 50 {gpu_loop / cpu_loop:.1f}x")
 
 
+# gpu kernels: `cargo bench -p sbd-benches --bench gpu_kernels`
+def gpu_kernels():
+    """Per-launch time of each dispatch of one inner step, for every way of building the
+    kernels, and the inner loop of 50 against the CPU backend's in the same run."""
+    group = ROOT / "gpu-kernels"
+    runs = {}
+    for path in sorted(group.glob("*/new/benchmark.json")) if group.is_dir() else []:
+        info = json.loads(path.read_text())
+        options, _, what = info["function_id"].partition("/")
+        estimate = json.loads((path.parent / "estimates.json").read_text())["median"]["point_estimate"]
+        runs.setdefault(options, {})[what] = (estimate, info["throughput"]["Elements"])
+    if "cpu" not in runs or len(runs) < 2:
+        raise Missing(str(group))
+    variants = [v for v in runs if v != "cpu"]
+    dispatches = sorted(w for w in runs[variants[0]] if w != "inner-loop-50")
+    print("| one launch at paper sizes (B 256, width 256) | " + " | ".join(variants) + " |")
+    print("|---|" + "---|" * len(variants))
+    for what in dispatches:
+        cells = []
+        for v in variants:
+            value, launches = runs[v].get(what, (None, 1))
+            cells.append(fmt(value / launches) if value is not None else "")
+        print(f"| {what} | " + " | ".join(cells) + " |")
+    step = [sum(runs[v][w][0] / runs[v][w][1] for w in dispatches if w in runs[v]) for v in variants]
+    print("| **one inner step, sum of its launches** | " + " | ".join(f"**{fmt(t)}**" for t in step) + " |")
+    loops = [runs[v].get("inner-loop-50", (None, 1))[0] for v in variants]
+    print("| the inner loop, 50 steps, one `inner_loop` call | " + " | ".join(fmt(t) if t else "" for t in loops) + " |")
+    cpu_loop = runs["cpu"].get("inner-loop-50", (None, 1))[0]
+    if cpu_loop:
+        ratios = [f"{t / cpu_loop:.2f}x" if t else "" for t in loops]
+        print("| the same against the CPU backend's " + fmt(cpu_loop) + " | " + " | ".join(ratios) + " |")
+    print()
+
+
 if not ROOT.is_dir():
     sys.exit(f"error: no criterion results in {ROOT}; run `cargo bench -p sbd-benches` first")
-for table in [decisions, peers, batch, where, learned, tokens, load, training]:
+for table in [decisions, peers, batch, where, learned, tokens, load, training, gpu_kernels]:
     section(table)

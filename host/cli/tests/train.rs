@@ -202,16 +202,23 @@ fn the_committed_finance_policy_replays_with_learned_choices() {
 #[test]
 fn the_backend_flag_names_what_runs_and_both_backends_train() {
     let dir = ScratchDir::new("train-backends");
-    for (backend, expected) in
-        [("cpu", "backend: cpu (chosen)"), ("gpu", "backend: gpu on Vulkan"), ("auto", "backend: ")]
-    {
+    // "" is no flag at all: the default is auto
+    for (backend, expected) in [
+        ("cpu", "backend: cpu (chosen)"),
+        ("gpu", "backend: gpu on Vulkan"),
+        ("auto", "(auto: "),
+        ("", "(auto: "),
+    ] {
         if backend == "gpu" && !sbd_train_gpu::testing::gpu_or_skip("sbd train --backend gpu") {
             continue;
         }
-        let out = dir.path().join(backend);
+        let out = dir.path().join(if backend.is_empty() { "default" } else { backend });
         // Without --quiet: the backend line is part of the banner --quiet silences.
         let mut args: Vec<&str> = SMALL.iter().copied().filter(|a| *a != "--quiet").collect();
-        args.extend(["--backend", backend, "--out", out.to_str().expect("utf-8")]);
+        if !backend.is_empty() {
+            args.extend(["--backend", backend]);
+        }
+        args.extend(["--out", out.to_str().expect("utf-8")]);
         let output = sbd(&args);
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(output.status.success(), "--backend {backend}: {stderr}");

@@ -19,7 +19,7 @@ use sbd_train::engine::mlp::Shape;
 use sbd_train::engine::objective::{AlphaMode, Objective};
 
 use crate::context::{AdapterChoice, Gpu, GpuError};
-use crate::kernels::{self, Dispatch, Kernels, MatmulParams, UpdateParams};
+use crate::kernels::{self, Dispatch, KernelOptions, Kernels, MatmulParams, UpdateParams};
 
 /// What the resident buffers were built for; a change rebuilds them.
 #[derive(Debug, Clone, PartialEq)]
@@ -74,8 +74,13 @@ fn u32_of(value: usize, what: &str) -> Result<u32, GpuError> {
 impl GpuBackend {
     /// Opens a device and compiles the kernels.
     pub fn new(choice: AdapterChoice) -> Result<GpuBackend, GpuError> {
+        GpuBackend::with_options(choice, KernelOptions::default())
+    }
+
+    /// Opens a device and compiles the kernels as `options` say (for benchmarks).
+    pub fn with_options(choice: AdapterChoice, options: KernelOptions) -> Result<GpuBackend, GpuError> {
         let gpu = Gpu::open(choice)?;
-        let kernels = Kernels::new(&gpu)?;
+        let kernels = Kernels::with_options(&gpu, options)?;
         Ok(GpuBackend { gpu, kernels, resident: None })
     }
 
@@ -181,7 +186,8 @@ impl GpuBackend {
                     flags: kernels::ADD_BIAS | if last { 0 } else { kernels::RELU },
                     ..MatmulParams::default()
                 },
-            )?);
+            )?
+            .labelled(format!("forward {l}")));
         }
         let o = problem.objective;
         step.push(k.head(
@@ -245,7 +251,8 @@ impl GpuBackend {
                     c_offset: u32_of(w, "offset")?,
                     ..MatmulParams::default()
                 },
-            )?);
+            )?
+            .labelled(format!("weight gradient {l}")));
             step.push(k.bias_grad(
                 gpu,
                 &deltas[current],
@@ -256,7 +263,8 @@ impl GpuBackend {
                     offset: u32_of(b, "offset")?,
                     ..Default::default()
                 },
-            )?);
+            )?
+            .labelled(format!("bias gradient {l}")));
             if l > 0 {
                 // delta_prev = (delta W^T) masked by ReLU'(h_l)
                 step.push(k.matmul(
@@ -278,7 +286,8 @@ impl GpuBackend {
                         flags: kernels::MASK,
                         ..MatmulParams::default()
                     },
-                )?);
+                )?
+                .labelled(format!("input gradient {l}")));
                 current = 1 - current;
             }
         }
@@ -310,6 +319,89 @@ impl GpuBackend {
             step,
             _buffers: buffers,
         })
+    }
+
+    /// Builds the resident buffers for `problem` unless they already fit it, and uploads pi,
+    /// lambda and the indices of every mini-batch: all an inner loop needs before it is recorded.
+    fn load(
+        &mut self,
+        problem: &Problem<'_>,
+        pi: &[f32],
+        batches: &[Vec<usize>],
+        lambdas: &[f32],
+        eta_in: f64,
+    ) -> Result<(), TrainError> {
+        let batch = batches.first().map_or(0, Vec::len);
+        if batch == 0 || batches.iter().any(|b| b.len() != batch) {
+            return Err(TrainError::Config("the GPU backend needs mini-batches of one non-zero size".into()));
+        }
+        if problem.objective.alpha != AlphaMode::Continuous {
+            // the head kernel implements SBD's continuous alpha only; the discrete and fixed
+            // alphas of the section 6 baselines run on the CPU backend
+            return Err(TrainError::Config("the GPU backend supports continuous alpha only".into()));
+        }
+        if problem.objective.weight_decay != 0.0 {
+            // the SGD kernel has no ridge term: SBD-AL (which sets one) runs on the CPU backend
+            return Err(TrainError::Config("the GPU backend does not support a weight decay on pi".into()));
+        }
+        let key = Self::key(problem, batches, eta_in);
+        if self.resident.as_ref().is_none_or(|r| r.key != key) {
+            self.resident = None;
+            self.resident = Some(self.build(problem, key)?);
+        }
+        let Some(r) = &self.resident else {
+            return Err(TrainError::Device("GPU buffers were not built".into()));
+        };
+        let gpu = &self.gpu;
+        let mut flat = Vec::with_capacity(batches.len() * batch);
+        for b in batches {
+            for &i in b {
+                flat.push(u32_of(i, "sample index")?);
+            }
+        }
+        gpu.write(&r.params, pi);
+        gpu.write(&r.lambdas, lambdas);
+        gpu.write(&r.indices, &flat);
+        gpu.write(&r.counter, &[0u32]);
+        Ok(())
+    }
+
+    /// Prepares a profile of one inner step: loads `problem` as [`Backend::inner_loop`] would
+    /// and returns the labels of the step's dispatches, in the order they run.
+    pub fn profile(
+        &mut self,
+        problem: &Problem<'_>,
+        pi: &[f32],
+        batches: &[Vec<usize>],
+        lambdas: &[f32],
+        eta_in: f64,
+    ) -> Result<Vec<String>, TrainError> {
+        self.load(problem, pi, batches, lambdas, eta_in)?;
+        Ok(self.resident.iter().flat_map(|r| r.step.iter().map(|d| d.label.clone())).collect())
+    }
+
+    /// Runs dispatch `index` of the step [`GpuBackend::profile`] prepared `times` times in one
+    /// compute pass, and waits until the device is done. The step counter is reset first, so
+    /// every launch reads the first mini-batch and stays inside the index buffer.
+    pub fn repeat_dispatch(&self, index: usize, times: usize) -> Result<(), GpuError> {
+        let r = self.resident.as_ref().ok_or_else(|| GpuError::Operation("no step was prepared".into()))?;
+        let dispatch = r.step.get(index).ok_or_else(|| {
+            GpuError::Operation(format!("the step has {} dispatches; there is no {index}", r.step.len()))
+        })?;
+        self.gpu.write(&r.counter, &[0u32]);
+        let mut encoder =
+            self.gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("profile") });
+        {
+            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some(dispatch.label.as_str()),
+                timestamp_writes: None,
+            });
+            for _ in 0..times {
+                dispatch.record(&mut pass);
+            }
+        }
+        self.gpu.queue.submit([encoder.finish()]);
+        self.gpu.wait()
     }
 
     /// Losses of one step as [`sbd_train::engine::bilevel::Problem::inner_gradient`] reports them.
@@ -351,37 +443,11 @@ impl Backend for GpuBackend {
         eta_in: f64,
     ) -> Result<InnerLoop, TrainError> {
         let batch = batches.first().map_or(0, Vec::len);
-        if batch == 0 || batches.iter().any(|b| b.len() != batch) {
-            return Err(TrainError::Config("the GPU backend needs mini-batches of one non-zero size".into()));
-        }
-        if problem.objective.alpha != AlphaMode::Continuous {
-            // the head kernel implements SBD's continuous alpha only; the discrete and fixed
-            // alphas of the section 6 baselines run on the CPU backend
-            return Err(TrainError::Config("the GPU backend supports continuous alpha only".into()));
-        }
-        if problem.objective.weight_decay != 0.0 {
-            // the SGD kernel has no ridge term: SBD-AL (which sets one) runs on the CPU backend
-            return Err(TrainError::Config("the GPU backend does not support a weight decay on pi".into()));
-        }
-        let key = Self::key(problem, batches, eta_in);
-        if self.resident.as_ref().is_none_or(|r| r.key != key) {
-            self.resident = None;
-            self.resident = Some(self.build(problem, key)?);
-        }
+        self.load(problem, pi, batches, lambdas, eta_in)?;
         let Some(r) = &self.resident else {
             return Err(TrainError::Device("GPU buffers were not built".into()));
         };
         let gpu = &self.gpu;
-        let mut flat = Vec::with_capacity(batches.len() * batch);
-        for b in batches {
-            for &i in b {
-                flat.push(u32_of(i, "sample index")?);
-            }
-        }
-        gpu.write(&r.params, pi);
-        gpu.write(&r.lambdas, lambdas);
-        gpu.write(&r.indices, &flat);
-        gpu.write(&r.counter, &[0u32]);
 
         // any validation or memory error while recording or submitting becomes an error here
         // instead of wgpu's default handler (a panic)

@@ -114,6 +114,60 @@ pub fn sample_stride(agents: usize) -> usize {
     3 * agents + 1
 }
 
+/// The form of the matrix-product kernel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MatmulForm {
+    /// `matmul.wgsl`: each invocation's 4 x 4 block of C in an indexed array, filled by loops.
+    Looped,
+    /// `matmul_vec4.wgsl`: the same block in four vec4 registers, no per-element loops.
+    Vector,
+}
+
+/// How the kernels are built. [`KernelOptions::default`] is what training uses;
+/// `benches/gpu_kernels.rs` measures each choice against it on one device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KernelOptions {
+    /// wgpu's loop bounding (`ShaderRuntimeChecks::force_loop_bounding`): Naga gives every loop
+    /// an extra counter so that a driver cannot assume the loop ends. Every loop in
+    /// `src/shaders/` is bounded by its parameters, so turning it off is sound for these
+    /// kernels; bounds checks on buffer accesses stay on either way.
+    pub loop_bounding: bool,
+    /// The matrix-product kernel.
+    pub matmul: MatmulForm,
+}
+
+impl Default for KernelOptions {
+    /// The fastest choice measured on an NVIDIA H200 (docs/performance.md): the vec4 product
+    /// without loop bounding, 25x faster per inner step than the looped product with it.
+    fn default() -> Self {
+        KernelOptions { loop_bounding: false, matmul: MatmulForm::Vector }
+    }
+}
+
+impl KernelOptions {
+    /// Every combination.
+    pub fn all() -> [KernelOptions; 4] {
+        let form = |matmul, loop_bounding| KernelOptions { loop_bounding, matmul };
+        [
+            form(MatmulForm::Looped, true),
+            form(MatmulForm::Looped, false),
+            form(MatmulForm::Vector, true),
+            form(MatmulForm::Vector, false),
+        ]
+    }
+}
+
+impl std::fmt::Display for KernelOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let matmul = match self.matmul {
+            MatmulForm::Looped => "looped",
+            MatmulForm::Vector => "vec4",
+        };
+        let bounding = if self.loop_bounding { "bounded" } else { "unbounded" };
+        write!(f, "{matmul}-{bounding}")
+    }
+}
+
 /// The compiled kernels.
 pub struct Kernels {
     matmul: wgpu::ComputePipeline,
@@ -130,12 +184,20 @@ pub struct Kernels {
 
 /// One recorded kernel launch.
 pub struct Dispatch {
+    /// What it computes, e.g. `forward 2` (for profiles and errors).
+    pub label: String,
     pipeline: wgpu::ComputePipeline,
     bind_group: wgpu::BindGroup,
     workgroups: [u32; 3],
 }
 
 impl Dispatch {
+    /// The same launch under another label.
+    pub fn labelled(mut self, label: impl Into<String>) -> Dispatch {
+        self.label = label.into();
+        self
+    }
+
     /// Records the launch into a compute pass.
     pub fn record(&self, pass: &mut wgpu::ComputePass<'_>) {
         pass.set_pipeline(&self.pipeline);
@@ -165,14 +227,33 @@ fn exact_groups(items: usize, size: u32, what: &str) -> Result<u32, GpuError> {
 }
 
 impl Kernels {
-    /// Compiles every kernel on `gpu`.
+    /// Compiles every kernel on `gpu` with the default options.
     pub fn new(gpu: &Gpu) -> Result<Kernels, GpuError> {
+        Kernels::with_options(gpu, KernelOptions::default())
+    }
+
+    /// Compiles every kernel on `gpu` as `options` say.
+    pub fn with_options(gpu: &Gpu, options: KernelOptions) -> Result<Kernels, GpuError> {
         let scope = gpu.device.push_error_scope(wgpu::ErrorFilter::Validation);
         let pipeline = |name: &str, source: &str, entry: &str| {
-            let module = gpu.device.create_shader_module(wgpu::ShaderModuleDescriptor {
+            let descriptor = wgpu::ShaderModuleDescriptor {
                 label: Some(name),
                 source: wgpu::ShaderSource::Wgsl(source.into()),
-            });
+            };
+            let module = if options.loop_bounding {
+                gpu.device.create_shader_module(descriptor)
+            } else {
+                let checks =
+                    wgpu::ShaderRuntimeChecks { force_loop_bounding: false, ..wgpu::ShaderRuntimeChecks::checked() };
+                // SAFETY: the one check dropped is loop bounding, whose contract is that the
+                // shader has no infinite loop. Every loop in src/shaders/ runs to a bound read
+                // from its parameters, and the grid-stride loops' counters stay far below
+                // u32::MAX (buffers hold at most max_buffer bytes), so none can wrap.
+                #[allow(unsafe_code)]
+                unsafe {
+                    gpu.device.create_shader_module_trusted(descriptor, checks)
+                }
+            };
             gpu.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
                 label: Some(name),
                 layout: None,
@@ -184,7 +265,10 @@ impl Kernels {
         };
         let update = include_str!("shaders/update.wgsl");
         let kernels = Kernels {
-            matmul: pipeline("matmul", include_str!("shaders/matmul.wgsl"), "main"),
+            matmul: match options.matmul {
+                MatmulForm::Looped => pipeline("matmul", include_str!("shaders/matmul.wgsl"), "main"),
+                MatmulForm::Vector => pipeline("matmul", include_str!("shaders/matmul_vec4.wgsl"), "main"),
+            },
             gather: pipeline("gather", include_str!("shaders/gather.wgsl"), "main"),
             head: pipeline("head", include_str!("shaders/head.wgsl"), "main"),
             penalty: pipeline("penalty", include_str!("shaders/penalty.wgsl"), "main"),
@@ -203,7 +287,7 @@ impl Kernels {
     fn dispatch(
         &self,
         gpu: &Gpu,
-        pipeline: &wgpu::ComputePipeline,
+        (name, pipeline): (&str, &wgpu::ComputePipeline),
         buffers: &[&wgpu::Buffer],
         workgroups: [u32; 3],
     ) -> Dispatch {
@@ -217,7 +301,7 @@ impl Kernels {
             layout: &pipeline.get_bind_group_layout(0),
             entries: &entries,
         });
-        Dispatch { pipeline: pipeline.clone(), bind_group, workgroups }
+        Dispatch { label: name.to_string(), pipeline: pipeline.clone(), bind_group, workgroups }
     }
 
     /// `c = op(a) op(b)` with the options in `params` (see `matmul.wgsl`).
@@ -240,7 +324,7 @@ impl Kernels {
             exact_groups(params.m as usize, BLOCK, "a matrix product's rows")?,
             1,
         ];
-        Ok(self.dispatch(gpu, &self.matmul, &[a, b, c, bias, mask, &uniform], workgroups))
+        Ok(self.dispatch(gpu, ("matmul", &self.matmul), &[a, b, c, bias, mask, &uniform], workgroups))
     }
 
     /// Gathers the current step's mini-batch of states.
@@ -257,7 +341,7 @@ impl Kernels {
         let items = params.batch as usize * params.dim as usize;
         Ok(self.dispatch(
             gpu,
-            &self.gather,
+            ("gather", &self.gather),
             &[states, indices, counter, x, &uniform],
             [groups(items, GROUP), 1, 1],
         ))
@@ -278,7 +362,7 @@ impl Kernels {
         let uniform = gpu.uniform("head parameters", &params)?;
         let buffers = [out, indices, counter, samples, head_out, &uniform];
         let workgroups = exact_groups(params.batch as usize, GROUP, "the per-sample head")?;
-        Ok(self.dispatch(gpu, &self.head, &buffers, [workgroups, 1, 1]))
+        Ok(self.dispatch(gpu, ("head", &self.head), &buffers, [workgroups, 1, 1]))
     }
 
     /// The penalty weight from the batch's mean safety loss.
@@ -290,7 +374,7 @@ impl Kernels {
         params: PenaltyParams,
     ) -> Result<Dispatch, GpuError> {
         let uniform = gpu.uniform("penalty parameters", &params)?;
-        Ok(self.dispatch(gpu, &self.penalty, &[head_out, scalars, &uniform], [1, 1, 1]))
+        Ok(self.dispatch(gpu, ("penalty", &self.penalty), &[head_out, scalars, &uniform], [1, 1, 1]))
     }
 
     /// The output cotangent of the inner loss.
@@ -309,7 +393,7 @@ impl Kernels {
         let uniform = gpu.uniform("combine parameters", &params)?;
         let items = params.batch as usize * (params.agents as usize + 1);
         let buffers = [head_out, lambdas, indices, counter, scalars, d_out, &uniform];
-        Ok(self.dispatch(gpu, &self.combine, &buffers, [groups(items, GROUP), 1, 1]))
+        Ok(self.dispatch(gpu, ("combine", &self.combine), &buffers, [groups(items, GROUP), 1, 1]))
     }
 
     /// Column sums of `delta` into `grad[offset..]`.
@@ -323,7 +407,7 @@ impl Kernels {
         let uniform = gpu.uniform("bias-gradient parameters", &params)?;
         Ok(self.dispatch(
             gpu,
-            &self.bias_grad,
+            ("bias_grad", &self.bias_grad),
             &[delta, grad, &uniform],
             [groups(params.cols as usize, GROUP), 1, 1],
         ))
@@ -340,7 +424,7 @@ impl Kernels {
         let uniform = gpu.uniform("sgd parameters", &params)?;
         Ok(self.dispatch(
             gpu,
-            &self.sgd,
+            ("sgd", &self.sgd),
             &[grad, parameters, &uniform],
             [groups(params.cols as usize, GROUP), 1, 1],
         ))
@@ -348,6 +432,6 @@ impl Kernels {
 
     /// `counter += 1`.
     pub fn advance(&self, gpu: &Gpu, counter: &wgpu::Buffer) -> Dispatch {
-        self.dispatch(gpu, &self.advance, &[counter], [1, 1, 1])
+        self.dispatch(gpu, ("advance", &self.advance), &[counter], [1, 1, 1])
     }
 }

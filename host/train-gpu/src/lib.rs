@@ -4,7 +4,8 @@
 //!
 //! - [`context`]: adapter choice, device, buffers, read-back, and the errors they raise;
 //! - [`kernels`]: the kernels of `src/shaders/` (tiled matrix product with bias, ReLU and ReLU
-//!   mask; mini-batch gather; per-sample losses and output gradients; the penalty reduction;
+//!   mask, in vec4 registers by default; compiled without wgpu's loop bounding, see
+//!   [`kernels::KernelOptions`]; mini-batch gather; per-sample losses and output gradients; the penalty reduction;
 //!   the output cotangent; bias gradients; SGD; the step counter) and their parameters;
 //! - [`cost`]: FLOPs, bytes and the floor time of one inner step on a given device;
 //! - [`backend`]: [`GpuBackend`], which keeps parameters, gradients, activations and the split

@@ -9,6 +9,7 @@ use sbd_train::domains::finance::{self, FinanceOptions};
 use sbd_train::engine::trainer::{TrainConfig, Trainer, shapes};
 use sbd_train::CpuBackend;
 use sbd_train::engine::mlp;
+use sbd_train_gpu::kernels::KernelOptions;
 use sbd_train_gpu::{AdapterChoice, GpuBackend};
 
 /// Largest |gpu - cpu| / (1 + |cpu|) over a parameter vector.
@@ -56,36 +57,78 @@ fn the_inner_loop_gives_the_cpu_parameters_and_losses() {
 
     let mut cpu_pi = pi0.clone();
     let cpu = CpuBackend.inner_loop(&problem, &mut cpu_pi, &batches, &lambdas, config.eta_in).expect("cpu");
-    let mut gpu_backend = gpu();
-    let mut gpu_pi = pi0.clone();
-    let gpu = gpu_backend.inner_loop(&problem, &mut gpu_pi, &batches, &lambdas, config.eta_in).expect("gpu");
-
+    let cpu_pi_first = cpu_pi.clone();
     let moved = worst(&cpu_pi, &pi0);
-    eprintln!("inner loop: pi moved {moved:.3e}, GPU vs CPU {:.3e}", worst(&gpu_pi, &cpu_pi));
     assert!(moved > 1e-3, "the inner loop barely moved pi ({moved}): the comparison would prove little");
-    assert!(
-        worst(&gpu_pi, &cpu_pi) < 1e-5,
-        "pi after {} steps: {}",
-        config.inner_steps,
-        worst(&gpu_pi, &cpu_pi)
-    );
-    assert!(worst(&gpu.before_last_step, &cpu.before_last_step) < 1e-5, "pi before the last step");
-    for (g, c, what) in [(gpu.first, cpu.first, "first"), (gpu.last, cpu.last, "last")] {
-        assert!(
-            (g.loss - c.loss).abs() < 1e-4 * (1.0 + c.loss.abs()),
-            "{what} loss {} vs {}",
-            g.loss,
-            c.loss
-        );
-        assert!((g.safety - c.safety).abs() < 1e-4, "{what} safety");
-        assert!((g.efficiency - c.efficiency).abs() < 1e-4, "{what} efficiency");
-    }
-
-    // a second call reuses the resident buffers and must still agree
+    // a second call from there: the GPU's must reuse its resident buffers and still agree
     let cpu2 = CpuBackend.inner_loop(&problem, &mut cpu_pi, &batches, &lambdas, config.eta_in).expect("cpu");
-    let gpu2 = gpu_backend.inner_loop(&problem, &mut gpu_pi, &batches, &lambdas, config.eta_in).expect("gpu");
-    assert!(worst(&gpu_pi, &cpu_pi) < 1e-5, "pi after a second inner loop: {}", worst(&gpu_pi, &cpu_pi));
-    assert!((gpu2.last.loss - cpu2.last.loss).abs() < 1e-4 * (1.0 + cpu2.last.loss.abs()));
+
+    // every way of building the kernels gives the CPU's parameters
+    for options in KernelOptions::all() {
+        let mut gpu_backend = GpuBackend::with_options(AdapterChoice::Any, options)
+            .unwrap_or_else(|e| panic!("GPU tests need a Vulkan adapter: {e}"));
+        let mut gpu_pi = pi0.clone();
+        let gpu = gpu_backend.inner_loop(&problem, &mut gpu_pi, &batches, &lambdas, config.eta_in).expect("gpu");
+        let gap = worst(&gpu_pi, &cpu_pi_first);
+        eprintln!("inner loop ({options}): pi moved {moved:.3e}, GPU vs CPU {gap:.3e}");
+        assert!(gap < 1e-5, "{options}: pi after {} steps: {gap}", config.inner_steps);
+        assert!(worst(&gpu.before_last_step, &cpu.before_last_step) < 1e-5, "{options}: pi before the last step");
+        for (g, c, what) in [(gpu.first, cpu.first, "first"), (gpu.last, cpu.last, "last")] {
+            assert!(
+                (g.loss - c.loss).abs() < 1e-4 * (1.0 + c.loss.abs()),
+                "{options}: {what} loss {} vs {}",
+                g.loss,
+                c.loss
+            );
+            assert!((g.safety - c.safety).abs() < 1e-4, "{options}: {what} safety");
+            assert!((g.efficiency - c.efficiency).abs() < 1e-4, "{options}: {what} efficiency");
+        }
+
+        let gpu2 =
+            gpu_backend.inner_loop(&problem, &mut gpu_pi, &batches, &lambdas, config.eta_in).expect("gpu");
+        let gap = worst(&gpu_pi, &cpu_pi);
+        assert!(gap < 1e-5, "{options}: pi after a second inner loop: {gap}");
+        assert!((gpu2.last.loss - cpu2.last.loss).abs() < 1e-4 * (1.0 + cpu2.last.loss.abs()));
+    }
+}
+
+#[test]
+fn a_step_profile_lists_every_dispatch_in_order_and_refuses_one_past_the_end() {
+    if !sbd_train_gpu::testing::gpu_or_skip("a_step_profile_lists_every_dispatch_in_order_and_refuses_one_past_the_end") {
+        return;
+    }
+    let data = finance::load_embedded(&FinanceOptions::default()).expect("data");
+    let config = config();
+    let (phi_shape, pi_shape) = shapes(data.dataset.state_dim, data.dataset.sub_agents.len(), &config);
+    let mut rng = <rand::rngs::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(5);
+    let pi0: Vec<f32> = mlp::init(&pi_shape, &mut rng, 0.1);
+    let lambdas = vec![0.5f32; data.dataset.train.len];
+    let batches: Vec<Vec<usize>> = (0..config.inner_steps)
+        .map(|_| sample_indices(&mut rng, data.dataset.train.len, config.batch))
+        .collect();
+    let problem =
+        Problem { phi: &phi_shape, pi: &pi_shape, objective: &config.objective, split: &data.dataset.train };
+    let mut backend = gpu();
+    assert!(backend.repeat_dispatch(0, 1).is_err(), "nothing was prepared yet");
+    let labels = backend.profile(&problem, &pi0, &batches, &lambdas, config.eta_in).expect("profile");
+    let layers = pi_shape.layers();
+    let mut want = vec!["gather".to_string()];
+    want.extend((0..layers).map(|l| format!("forward {l}")));
+    want.extend(["head", "penalty", "combine"].map(String::from));
+    for l in (0..layers).rev() {
+        want.push(format!("weight gradient {l}"));
+        want.push(format!("bias gradient {l}"));
+        if l > 0 {
+            want.push(format!("input gradient {l}"));
+        }
+    }
+    want.extend(["sgd", "advance"].map(String::from));
+    assert_eq!(labels, want);
+    for index in 0..labels.len() {
+        backend.repeat_dispatch(index, 3).unwrap_or_else(|e| panic!("dispatch {index}: {e}"));
+    }
+    let past = backend.repeat_dispatch(labels.len(), 1).expect_err("one past the end");
+    assert!(past.to_string().contains(&format!("there is no {}", labels.len())), "{past}");
 }
 
 #[test]

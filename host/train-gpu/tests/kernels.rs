@@ -7,7 +7,7 @@ use rand::{RngExt, SeedableRng};
 use sbd_train::domains::data::Split;
 use sbd_train::engine::objective::Objective;
 use sbd_train_gpu::context::Gpu;
-use sbd_train_gpu::kernels::{self, Dispatch, Kernels, MatmulParams};
+use sbd_train_gpu::kernels::{self, Dispatch, KernelOptions, Kernels, MatmulParams};
 use sbd_train_gpu::{AdapterChoice, GpuBackend};
 
 fn backend() -> GpuBackend {
@@ -64,15 +64,19 @@ fn matmul_matches_the_cpu_for_every_layout_and_option() {
     if !sbd_train_gpu::testing::gpu_or_skip("matmul_matches_the_cpu_for_every_layout_and_option") {
         return;
     }
-    let backend = backend();
-    let mut rng = ChaCha8Rng::seed_from_u64(1);
-    // one partial block, then several blocks in each direction with ragged edges
-    for (m, kk, n) in [(37u32, 45u32, 29u32), (131, 83, 97)] {
-        matmul_case(&backend, &mut rng, m, kk, n);
+    // every form of the kernel and both compilations give the same products
+    for options in KernelOptions::all() {
+        let backend = GpuBackend::with_options(AdapterChoice::Any, options)
+            .unwrap_or_else(|e| panic!("GPU tests need a Vulkan adapter: {e}"));
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        // one partial block, then several blocks in each direction with ragged edges
+        for (m, kk, n) in [(37u32, 45u32, 29u32), (131, 83, 97)] {
+            matmul_case(&backend, &mut rng, m, kk, n, options);
+        }
     }
 }
 
-fn matmul_case(backend: &GpuBackend, rng: &mut ChaCha8Rng, m: u32, kk: u32, n: u32) {
+fn matmul_case(backend: &GpuBackend, rng: &mut ChaCha8Rng, m: u32, kk: u32, n: u32, options: KernelOptions) {
     let (gpu, k) = (backend.gpu(), backend.kernels());
     let a = random(rng, 3 + (m * kk) as usize);
     let b = random(rng, 5 + (kk * n) as usize);
@@ -130,7 +134,7 @@ fn matmul_case(backend: &GpuBackend, rng: &mut ChaCha8Rng, m: u32, kk: u32, n: u
                 &read(gpu, &gc, (m * n) as usize),
                 &want,
                 1e-5,
-                &format!("matmul {m}x{kk}x{n} flags {flags} layout {a_row}/{b_row}"),
+                &format!("matmul ({options}) {m}x{kk}x{n} flags {flags} layout {a_row}/{b_row}"),
             );
         }
     }
