@@ -20,5 +20,8 @@ fi
 if command -v vulkaninfo >/dev/null 2>&1; then
     vulkaninfo --summary 2>/dev/null | grep -E 'deviceName|deviceType' || true
 fi
+# criterion never deletes a result, so an old run's rows (another label, another layer count)
+# would mix into the per-dispatch table
+rm -rf "${CRITERION_HOME:-${CARGO_TARGET_DIR:-target}/criterion}/gpu-kernels"
 cargo bench -p sbd-benches --bench gpu_kernels --bench training
 python3 benches/report.py | sed -n '/SBD training/,$p'

@@ -13,9 +13,11 @@ import os
 import pathlib
 import sys
 
-# criterion's own override of where results go, else cargo's default
+# where criterion writes: CRITERION_HOME, else CARGO_TARGET_DIR/criterion, else cargo's default
 ROOT = pathlib.Path(
-    os.environ.get("CRITERION_HOME") or pathlib.Path(__file__).resolve().parent.parent / "target" / "criterion"
+    os.environ.get("CRITERION_HOME")
+    or pathlib.Path(os.environ.get("CARGO_TARGET_DIR") or pathlib.Path(__file__).resolve().parent.parent / "target")
+    / "criterion"
 )
 
 
@@ -165,14 +167,18 @@ def gpu_kernels():
     group = ROOT / "gpu-kernels"
     runs = {}
     for path in sorted(group.glob("*/new/benchmark.json")) if group.is_dir() else []:
+        estimates = path.parent / "estimates.json"
+        if not estimates.is_file():
+            continue
         info = json.loads(path.read_text())
         options, _, what = info["function_id"].partition("/")
-        estimate = json.loads((path.parent / "estimates.json").read_text())["median"]["point_estimate"]
+        estimate = json.loads(estimates.read_text())["median"]["point_estimate"]
         runs.setdefault(options, {})[what] = (estimate, info["throughput"]["Elements"])
     if "cpu" not in runs or len(runs) < 2:
         raise Missing(str(group))
     variants = [v for v in runs if v != "cpu"]
-    dispatches = sorted(w for w in runs[variants[0]] if w != "inner-loop-50")
+    # every dispatch any build reported; a build missing one gets a blank cell and no sum
+    dispatches = sorted({w for v in variants for w in runs[v] if w != "inner-loop-50"})
     print("| one launch at paper sizes (B 256, width 256) | " + " | ".join(variants) + " |")
     print("|---|" + "---|" * len(variants))
     for what in dispatches:
@@ -181,8 +187,11 @@ def gpu_kernels():
             value, launches = runs[v].get(what, (None, 1))
             cells.append(fmt(value / launches) if value is not None else "")
         print(f"| {what} | " + " | ".join(cells) + " |")
-    step = [sum(runs[v][w][0] / runs[v][w][1] for w in dispatches if w in runs[v]) for v in variants]
-    print("| **one inner step, sum of its launches** | " + " | ".join(f"**{fmt(t)}**" for t in step) + " |")
+    step = [
+        sum(runs[v][w][0] / runs[v][w][1] for w in dispatches) if all(w in runs[v] for w in dispatches) else None
+        for v in variants
+    ]
+    print("| **one inner step, sum of its launches** | " + " | ".join(f"**{fmt(t)}**" if t else "" for t in step) + " |")
     loops = [runs[v].get("inner-loop-50", (None, 1))[0] for v in variants]
     print("| the inner loop, 50 steps, one `inner_loop` call | " + " | ".join(fmt(t) if t else "" for t in loops) + " |")
     cpu_loop = runs["cpu"].get("inner-loop-50", (None, 1))[0]

@@ -370,7 +370,7 @@ struct TrainArgs {
     /// Directory with the domain's data files instead of the embedded copy.
     #[arg(long)]
     data: Option<PathBuf>,
-    /// Seed of initialisation and sampling (runs are deterministic for a seed).
+    /// Seed of initialisation and sampling (runs are deterministic for a seed and a backend).
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// T_out: outer steps.

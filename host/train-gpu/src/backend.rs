@@ -382,13 +382,17 @@ impl GpuBackend {
 
     /// Runs dispatch `index` of the step [`GpuBackend::profile`] prepared `times` times in one
     /// compute pass, and waits until the device is done. The step counter is reset first, so
-    /// every launch reads the first mini-batch and stays inside the index buffer.
+    /// every launch reads the first mini-batch and stays inside the index buffer. Afterwards
+    /// the resident parameters, gradient and activations hold whatever the launches wrote (and
+    /// the counter is at `times` after the step-counter kernel): profile on a backend whose
+    /// next [`Backend::inner_loop`] uploads its own inputs again, as it always does.
     pub fn repeat_dispatch(&self, index: usize, times: usize) -> Result<(), GpuError> {
         let r = self.resident.as_ref().ok_or_else(|| GpuError::Operation("no step was prepared".into()))?;
         let dispatch = r.step.get(index).ok_or_else(|| {
             GpuError::Operation(format!("the step has {} dispatches; there is no {index}", r.step.len()))
         })?;
         self.gpu.write(&r.counter, &[0u32]);
+        let validation = self.gpu.device.push_error_scope(wgpu::ErrorFilter::Validation);
         let mut encoder =
             self.gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("profile") });
         {
@@ -401,6 +405,9 @@ impl GpuBackend {
             }
         }
         self.gpu.queue.submit([encoder.finish()]);
+        if let Some(e) = pollster::block_on(validation.pop()) {
+            return Err(GpuError::Operation(format!("`{}` was rejected: {e}", dispatch.label)));
+        }
         self.gpu.wait()
     }
 

@@ -128,8 +128,9 @@ pub enum MatmulForm {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct KernelOptions {
     /// wgpu's loop bounding (`ShaderRuntimeChecks::force_loop_bounding`): Naga gives every loop
-    /// an extra counter so that a driver cannot assume the loop ends. Every loop in
-    /// `src/shaders/` is bounded by its parameters, so turning it off is sound for these
+    /// an extra counter that forces it to end, because a driver may treat a loop that never
+    /// ends as undefined behaviour. Every loop in `src/shaders/` ends by construction (see the
+    /// `unsafe` block in [`Kernels::with_options`]), so turning it off is sound for these
     /// kernels; bounds checks on buffer accesses stay on either way.
     pub loop_bounding: bool,
     /// The matrix-product kernel.
@@ -215,6 +216,15 @@ fn groups(items: usize, size: u32) -> u32 {
     u32::try_from(items).unwrap_or(u32::MAX).div_ceil(size).clamp(1, MAX_GROUPS)
 }
 
+/// The item count of a grid-stride kernel, which the kernel computes in 32 bits: an error
+/// past `u32::MAX` instead of a product that wraps there.
+fn grid_items(items: usize, what: &str) -> Result<usize, GpuError> {
+    if u32::try_from(items).is_err() {
+        return Err(GpuError::Operation(format!("{what} has {items} items; a kernel covers at most {}", u32::MAX)));
+    }
+    Ok(items)
+}
+
 /// Workgroups for a kernel with one invocation per item: an error past the limit.
 fn exact_groups(items: usize, size: u32, what: &str) -> Result<u32, GpuError> {
     let needed = u32::try_from(items).unwrap_or(u32::MAX).div_ceil(size).max(1);
@@ -245,10 +255,11 @@ impl Kernels {
             } else {
                 let checks =
                     wgpu::ShaderRuntimeChecks { force_loop_bounding: false, ..wgpu::ShaderRuntimeChecks::checked() };
-                // SAFETY: the one check dropped is loop bounding, whose contract is that the
-                // shader has no infinite loop. Every loop in src/shaders/ runs to a bound read
-                // from its parameters, and the grid-stride loops' counters stay far below
-                // u32::MAX (buffers hold at most max_buffer bytes), so none can wrap.
+                // SAFETY: the one check dropped is loop bounding, whose contract is that no
+                // shader loops forever. Every loop in src/shaders/ ends for every parameter a
+                // caller can pass: the counted loops step by 1 (or halve) towards a bound
+                // they cannot step over, and each grid-stride loop breaks before an increment
+                // that could wrap around u32::MAX (`if (total - i <= stride) { break; }`).
                 #[allow(unsafe_code)]
                 unsafe {
                     gpu.device.create_shader_module_trusted(descriptor, checks)
@@ -338,7 +349,7 @@ impl Kernels {
         params: GatherParams,
     ) -> Result<Dispatch, GpuError> {
         let uniform = gpu.uniform("gather parameters", &params)?;
-        let items = params.batch as usize * params.dim as usize;
+        let items = grid_items(params.batch as usize * params.dim as usize, "the mini-batch gather")?;
         Ok(self.dispatch(
             gpu,
             ("gather", &self.gather),
@@ -391,7 +402,7 @@ impl Kernels {
         params: CombineParams,
     ) -> Result<Dispatch, GpuError> {
         let uniform = gpu.uniform("combine parameters", &params)?;
-        let items = params.batch as usize * (params.agents as usize + 1);
+        let items = grid_items(params.batch as usize * (params.agents as usize + 1), "the output cotangent")?;
         let buffers = [head_out, lambdas, indices, counter, scalars, d_out, &uniform];
         Ok(self.dispatch(gpu, ("combine", &self.combine), &buffers, [groups(items, GROUP), 1, 1]))
     }

@@ -355,3 +355,19 @@ fn sgd_covers_more_values_than_one_dispatch_has_invocations() {
         assert!((got[i] - want).abs() < 1e-6, "value {i}: {} vs {want}", got[i]);
     }
 }
+
+#[test]
+fn a_grid_whose_item_count_passes_u32_is_refused_not_wrapped() {
+    if !sbd_train_gpu::testing::gpu_or_skip("a_grid_whose_item_count_passes_u32_is_refused_not_wrapped") {
+        return;
+    }
+    let backend = backend();
+    let (gpu, k) = (backend.gpu(), backend.kernels());
+    let one = gpu.zeros("one", 1).expect("buffer");
+    // 70,000 x 70,000 = 4.9e9 items: the kernel's 32-bit product would wrap to 605 million
+    let error = k
+        .gather(gpu, &one, &one, &one, &one, kernels::GatherParams { batch: 70_000, dim: 70_000, pad: [0; 2] })
+        .err()
+        .expect("refused");
+    assert!(error.to_string().contains("the mini-batch gather has 4900000000 items"), "{error}");
+}

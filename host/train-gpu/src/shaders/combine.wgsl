@@ -15,7 +15,9 @@ struct Params { batch: u32, agents: u32, _pad0: u32, _pad1: u32 }
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
     let width = p.agents + 1u;
     let batch = f32(p.batch);
-    for (var i = gid.x; i < p.batch * width; i = i + groups.x * 64u) {
+    let total = p.batch * width;  // the host refuses a product past u32::MAX
+    let stride = groups.x * 64u;
+    for (var i = gid.x; i < total; i = i + stride) {
         let b = i / width;
         let j = i % width;
         let lambda = lambdas[indices[counter[0] * p.batch + b]];
@@ -23,5 +25,8 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
         let gs = head_out[o + 2u + j];
         let ge = head_out[o + 2u + width + j];
         d_out[i] = (lambda + scalars[0]) / batch * gs + (1.0 - lambda) / batch * ge;
+        if (total - i <= stride) {
+            break;  // the next index is past the end: stop before it can wrap around
+        }
     }
 }

@@ -11,10 +11,15 @@ struct Params { batch: u32, dim: u32, _pad0: u32, _pad1: u32 }
 
 @compute @workgroup_size(64, 1, 1)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
-    for (var i = gid.x; i < p.batch * p.dim; i = i + groups.x * 64u) {
+    let total = p.batch * p.dim;  // the host refuses a product past u32::MAX
+    let stride = groups.x * 64u;
+    for (var i = gid.x; i < total; i = i + stride) {
         let b = i / p.dim;
         let j = i % p.dim;
         let sample = indices[counter[0] * p.batch + b];
         x[i] = states[sample * p.dim + j];
+        if (total - i <= stride) {
+            break;  // the next index is past the end: stop before it can wrap around
+        }
     }
 }

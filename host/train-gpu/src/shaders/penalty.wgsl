@@ -14,6 +14,9 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>) {
     var sum = 0.0;
     for (var b = lid.x; b < p.batch; b = b + 256u) {
         sum = sum + head_out[b * p.stride];
+        if (p.batch - b <= 256u) {
+            break;  // the next index is past the end: stop before it can wrap around
+        }
     }
     partial[lid.x] = sum;
     workgroupBarrier();
