@@ -10,8 +10,8 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use crate::cycles::{
-    parse_scope, valid_scope_value, Amount, BudgetLedger, FundingResponse, LedgerList, ObserveMode, OveragePolicy,
-    Tenant, TenantList, TenantStatus, Unit,
+    parse_scope, valid_scope_value, Amount, ApiKey, ApiKeyCreated, ApiKeyList, ApiKeyStatus, BudgetLedger,
+    FundingResponse, LedgerList, ObserveMode, OveragePolicy, Tenant, TenantList, TenantStatus, Unit,
 };
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::events::{self, EventData, EventType, NewEvent};
@@ -672,20 +672,48 @@ pub const DEFAULT_PERMISSIONS: &[&str] = &[
 /// Keys live a year unless told otherwise (`expires_at` is required in the response).
 const KEY_LIFETIME_MS: i64 = 365 * 24 * 3600 * 1000;
 
+/// `name` of a key: 1-256 characters, no control characters.
+fn check_key_name(name: &str) -> ApiResult<()> {
+    if name.is_empty() || name.chars().count() > 256 {
+        return Err(ApiError::invalid("`name` must be 1-256 characters"));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(ApiError::invalid("`name` must not contain control characters"));
+    }
+    Ok(())
+}
+
+/// `description` of a key: at most 1,024 characters.
+fn check_key_description(description: Option<&str>) -> ApiResult<()> {
+    if description.is_some_and(|d| d.chars().count() > 1024) {
+        return Err(ApiError::invalid("`description` must be at most 1024 characters"));
+    }
+    Ok(())
+}
+
+/// A scope filter would restrict what a key reaches; this server does not enforce one, so it
+/// refuses to create or change a key with one instead of handing out a wider key than asked.
+fn refuse_scope_filter(scope_filter: Option<&[String]>) -> ApiResult<()> {
+    if scope_filter.is_some_and(|f| !f.is_empty()) {
+        return Err(ApiError::invalid(
+            "`scope_filter` is not supported by this server: keys reach their whole tenant; use a role and \
+             `permissions` to narrow a key",
+        ));
+    }
+    Ok(())
+}
+
 /// `POST /v1/admin/api-keys` (createApiKey): the secret is returned once; only its SHA-256 is
-/// stored. The admin key creates keys of any role; an operator key creates approver, agent and
-/// reader keys of its own tenant. `role` defaults to `agent`.
+/// stored. An operator key may create approver, agent and reader keys of its own tenant; an
+/// operator key needs the admin key.
 pub async fn create_api_key(
     State(state): State<Shared>,
     caller: Caller,
     Body(req): Body<ApiKeyCreateRequest>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
-    if req.name.is_empty() || req.name.len() > 256 {
-        return Err(ApiError::invalid("`name` must be 1-256 characters"));
-    }
-    if req.name.chars().any(char::is_control) {
-        return Err(ApiError::invalid("`name` must not contain control characters"));
-    }
+) -> ApiResult<(StatusCode, Json<ApiKeyCreated>)> {
+    check_key_name(&req.name)?;
+    check_key_description(req.description.as_deref())?;
+    refuse_scope_filter(req.scope_filter.as_deref())?;
     let role = match req.role.as_deref() {
         None => auth::DEFAULT_ROLE,
         Some(r) => Role::parse(r).ok_or_else(|| {
@@ -710,34 +738,28 @@ pub async fn create_api_key(
     let now = now_ms();
     let secret = format!("cyc_live_{}", random_hex(24));
     let hash = sha256_hex(secret.as_bytes());
-    let key_id = new_id("key_");
     let expires = now + KEY_LIFETIME_MS;
-    let permissions: Vec<&str> = effective.iter().map(|p| p.as_str()).collect();
-    let prefix: String = secret.chars().take(15).collect();
-    let mut key = json!({
-        "key_id": key_id,
-        "tenant_id": req.tenant_id,
-        "key_prefix": prefix,
-        "name": req.name,
-        "role": role.as_str(),
-        "permissions": permissions,
-        "status": "ACTIVE",
-        "created_at": rfc3339(now),
-        "expires_at": rfc3339(expires),
-    });
-    if let Some(d) = &req.description {
-        key["description"] = json!(d);
-    }
-    if let Some(m) = &req.metadata {
-        key["metadata"] = Value::Object(m.clone());
-    }
-    let tenant = req.tenant_id.clone();
-    let (stored_hash, stored_key, stored_id, stored_name) = (hash.clone(), key.clone(), key_id.clone(), req.name.clone());
-    let event_permissions: Vec<String> = effective.iter().map(|p| p.as_str().to_string()).collect();
+    let key = ApiKey {
+        key_id: new_id("key_"),
+        tenant_id: req.tenant_id.clone(),
+        key_prefix: secret.chars().take(15).collect(),
+        name: req.name.clone(),
+        description: req.description.clone(),
+        role: Some(role.as_str().to_string()),
+        permissions: effective.iter().map(|p| p.as_str().to_string()).collect(),
+        status: ApiKeyStatus::Active,
+        created_at: rfc3339(now),
+        expires_at: rfc3339(expires),
+        revoked_at: None,
+        revoked_reason: None,
+        metadata: req.metadata.clone(),
+    };
+    let (stored_hash, stored) = (hash.clone(), key.clone());
     state
         .store
         .run(move |conn| {
-            match ledger::tenant_state(conn, &tenant)? {
+            let tenant = &stored.tenant_id;
+            match ledger::tenant_state(conn, tenant)? {
                 ledger::TenantState::Unknown => {
                     return Err(ApiError::not_found(format!("tenant `{tenant}` not found")));
                 }
@@ -746,17 +768,18 @@ pub async fn create_api_key(
                 }
                 _ => {}
             }
+            let body = serde_json::to_string(&stored).map_err(ApiError::internal)?;
             conn.prepare_cached(
                 "INSERT INTO api_keys (key_id, tenant_id, key_hash, status, expires_at_ms, body, role, principal) \
                  VALUES (?1, ?2, ?3, 'ACTIVE', ?4, ?5, ?6, ?7)",
             )?
-            .execute(params![stored_id, tenant, stored_hash, expires, stored_key.to_string(), role.as_str(), stored_name])?;
+            .execute(params![stored.key_id, tenant, stored_hash, expires, body, role.as_str(), stored.name])?;
             let data = EventData::ApiKey {
-                key_id: stored_id.clone(),
-                key_name: Some(stored_name),
+                key_id: stored.key_id.clone(),
+                key_name: Some(stored.name.clone()),
                 previous_status: None,
                 new_status: "ACTIVE",
-                permissions: event_permissions,
+                permissions: stored.permissions.clone(),
             };
             events::emit(conn, NewEvent::new(EventType::ApiKeyCreated, tenant.clone(), data), now_ms())?;
             Ok(())
@@ -766,120 +789,307 @@ pub async fn create_api_key(
         keys.insert(
             hash,
             KeyInfo {
-                key_id: key_id.clone(),
-                tenant: req.tenant_id.clone(),
+                key_id: key.key_id.clone(),
+                tenant: key.tenant_id.clone(),
                 expires_at_ms: expires,
                 role,
-                name: req.name.clone(),
+                name: key.name.clone(),
                 permissions: effective,
             },
         );
     }
     Ok((
         StatusCode::CREATED,
-        Json(json!({
-            "key_id": key_id,
-            "key_secret": secret,
-            "key_prefix": key["key_prefix"],
-            "tenant_id": req.tenant_id,
-            "name": req.name,
-            "role": role.as_str(),
-            "permissions": key["permissions"],
-            "created_at": key["created_at"],
-            "expires_at": key["expires_at"],
-        })),
+        Json(ApiKeyCreated {
+            key_id: key.key_id,
+            key_secret: secret,
+            key_prefix: key.key_prefix,
+            tenant_id: key.tenant_id,
+            name: key.name,
+            role: role.as_str().to_string(),
+            permissions: key.permissions,
+            created_at: key.created_at,
+            expires_at: key.expires_at,
+        }),
     ))
+}
+
+/// A stored key as it reads now: the `status` column is the truth (the body's copy may be
+/// older), and an ACTIVE key past `expires_at_ms` reads as EXPIRED.
+fn stored_key(key_id: &str, body: &str, status: &str, expires_at_ms: i64, now: i64) -> ApiResult<ApiKey> {
+    let unreadable = |why: String| ApiError::internal(format!("the stored record of API key `{key_id}` is unreadable: {why}"));
+    let mut key: ApiKey = serde_json::from_str(body).map_err(|e| unreadable(e.to_string()))?;
+    key.status = match ApiKeyStatus::from_name(status) {
+        Some(ApiKeyStatus::Active) if expires_at_ms <= now => ApiKeyStatus::Expired,
+        Some(s) => s,
+        None => return Err(unreadable(format!("status `{status}`"))),
+    };
+    Ok(key)
 }
 
 /// Query of listApiKeys.
 #[derive(Debug, Default, Deserialize)]
-#[allow(missing_docs)]
 pub struct KeyQuery {
+    /// Only this tenant's keys (an operator key's own tenant whatever it says).
     pub tenant_id: Option<String>,
+    /// Only keys in this status.
+    pub status: Option<String>,
+    /// A case-insensitive substring of the key id or name (empty: no filter; at most 128
+    /// characters).
+    pub search: Option<String>,
+    /// `key_id`, `name`, `tenant_id`, `status`, `created_at` or `expires_at`; absent: by key id.
+    pub sort_by: Option<String>,
+    /// `asc` or `desc` (the default when `sort_by` is given).
+    pub sort_dir: Option<String>,
+    /// Where the previous page ended.
+    pub cursor: Option<String>,
+    /// Page size, 1 to 100 (default 50).
+    pub limit: Option<u32>,
+}
+
+/// One page of `keys` (in key-id order) that pass `q`'s filters, in `q`'s order.
+fn key_page(keys: Vec<ApiKey>, q: &KeyQuery) -> ApiResult<ApiKeyList> {
+    let status = q.status.as_deref().map(|s| ApiKeyStatus::parse(s, "status")).transpose()?;
+    let search = crate::util::search_term(q.search.as_deref())?;
+    let descending = crate::util::sort_descending(q.sort_dir.as_deref())?;
+    let key: Option<fn(&ApiKey, &ApiKey) -> std::cmp::Ordering> = match q.sort_by.as_deref() {
+        None => None,
+        Some("key_id") => Some(|a, b| a.key_id.cmp(&b.key_id)),
+        Some("name") => Some(|a, b| a.name.cmp(&b.name)),
+        Some("tenant_id") => Some(|a, b| a.tenant_id.cmp(&b.tenant_id)),
+        Some("status") => Some(|a, b| a.status.as_str().cmp(b.status.as_str())),
+        // RFC 3339 in UTC with a fixed width orders as the instants do
+        Some("created_at") => Some(|a, b| a.created_at.cmp(&b.created_at)),
+        Some("expires_at") => Some(|a, b| a.expires_at.cmp(&b.expires_at)),
+        Some(other) => {
+            return Err(ApiError::invalid(format!(
+                "`sort_by` must be one of key_id, name, tenant_id, status, created_at, expires_at, not `{other}`"
+            )));
+        }
+    };
+    let limit = crate::util::page_size(q.limit)?;
+    let offset = crate::util::page_offset(q.cursor.as_deref())?;
+    let mut kept: Vec<ApiKey> = keys
+        .into_iter()
+        .filter(|k| {
+            status.is_none_or(|s| k.status == s)
+                && search.as_ref().is_none_or(|s| k.key_id.to_lowercase().contains(s) || k.name.to_lowercase().contains(s))
+        })
+        .collect();
+    if let Some(key) = key {
+        // stable: ties keep the key-id order
+        kept.sort_by(|a, b| if descending { key(b, a) } else { key(a, b) });
+    }
+    let page = crate::cycles::BalancePage::of(kept, offset, limit);
+    Ok(ApiKeyList { keys: page.balances, has_more: page.has_more, next_cursor: page.next_cursor })
 }
 
 /// `GET /v1/admin/api-keys` (listApiKeys): an operator key sees its own tenant's keys.
-pub async fn list_api_keys(State(state): State<Shared>, caller: Caller, Q(mut q): Q<KeyQuery>) -> ApiResult<Json<Value>> {
+pub async fn list_api_keys(State(state): State<Shared>, caller: Caller, Q(mut q): Q<KeyQuery>) -> ApiResult<Json<ApiKeyList>> {
     if let Caller::Key(p) = &caller {
         if q.tenant_id.as_ref().is_some_and(|t| *t != p.tenant) {
             return Err(ApiError::forbidden("`tenant_id` is not your tenant"));
         }
         q.tenant_id = Some(p.tenant.clone());
     }
+    let now = now_ms();
     state
         .store
         .run(move |conn| {
             let mut stmt = conn.prepare_cached(
-                "SELECT body, status FROM api_keys WHERE ?1 IS NULL OR tenant_id = ?1 ORDER BY key_id",
+                "SELECT key_id, body, status, expires_at_ms FROM api_keys WHERE ?1 IS NULL OR tenant_id = ?1 ORDER BY key_id",
             )?;
             let keys = stmt
-                .query_map([q.tenant_id], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?
-                .filter_map(|row| {
-                    let (body, status) = row.ok()?;
-                    let mut v: Value = serde_json::from_str(&body).ok()?;
-                    v["status"] = json!(status);
-                    Some(v)
+                .query_map([&q.tenant_id], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, i64>(3)?))
+                })?
+                .map(|row| {
+                    let (id, body, status, expires) = row?;
+                    // a record this server cannot read fails the list, naming it
+                    stored_key(&id, &body, &status, expires, now)
                 })
-                .collect::<Vec<_>>();
-            Ok(Json(json!({"keys": keys, "has_more": false})))
+                .collect::<ApiResult<Vec<ApiKey>>>()?;
+            key_page(keys, &q).map(Json)
         })
         .await
 }
 
+/// Reads key `id` for a change by `caller`: an operator key reaches its own tenant's keys
+/// (another tenant's key is reported as missing, not as forbidden) and no other operator key
+/// than itself; the admin key reaches every key.
+fn key_for_change(conn: &Connection, caller: &Caller, id: &str, now: i64) -> ApiResult<ApiKey> {
+    let row: Option<(String, String, i64)> = conn
+        .prepare_cached("SELECT body, status, expires_at_ms FROM api_keys WHERE key_id = ?1")?
+        .query_row([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .optional()?;
+    let Some((body, status, expires)) = row else {
+        return Err(ApiError::not_found(format!("API key `{id}` not found")));
+    };
+    let key = stored_key(id, &body, &status, expires, now)?;
+    if let Caller::Key(p) = caller {
+        if key.tenant_id != p.tenant {
+            return Err(ApiError::not_found(format!("API key `{id}` not found")));
+        }
+        if key.role.as_deref() == Some(Role::Operator.as_str()) && id != p.key_id {
+            return Err(ApiError::forbidden("only the admin key changes or revokes another operator key"));
+        }
+    }
+    Ok(key)
+}
+
+/// Writes `key` back as the stored record of its id, with `status`.
+fn store_key(conn: &Connection, key: &ApiKey, status: ApiKeyStatus) -> ApiResult<()> {
+    let body = serde_json::to_string(key).map_err(ApiError::internal)?;
+    conn.prepare_cached("UPDATE api_keys SET status = ?2, body = ?3, principal = ?4 WHERE key_id = ?1")?
+        .execute(params![key.key_id, status.as_str(), body, key.name])?;
+    Ok(())
+}
+
+/// Query of revokeApiKey.
+#[derive(Debug, Default, Deserialize)]
+pub struct RevokeQuery {
+    /// Why (at most 512 characters), kept as `revoked_reason`.
+    pub reason: Option<String>,
+}
+
 /// `DELETE /v1/admin/api-keys/{key_id}` (revokeApiKey): an operator key revokes approver,
-/// agent and reader keys of its own tenant (and itself); other operator keys need the admin key.
-pub async fn revoke_api_key(State(state): State<Shared>, caller: Caller, Path(key_id): Path<String>) -> ApiResult<Json<Value>> {
+/// agent and reader keys of its own tenant (and itself); other operator keys need the admin
+/// key. Revoking a revoked key answers it unchanged.
+pub async fn revoke_api_key(
+    State(state): State<Shared>,
+    caller: Caller,
+    Path(key_id): Path<String>,
+    Q(q): Q<RevokeQuery>,
+) -> ApiResult<Json<ApiKey>> {
+    if q.reason.as_deref().is_some_and(|r| r.chars().count() > 512) {
+        return Err(ApiError::invalid("`reason` must be at most 512 characters"));
+    }
     let now = now_ms();
     let id = key_id.clone();
-    let body = state
+    let key = state
         .store
         .run(move |conn| {
-            let row: Option<(String, String, Option<String>)> = conn
-                .prepare_cached("SELECT body, tenant_id, role FROM api_keys WHERE key_id = ?1")?
-                .query_row([&id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-                .optional()?;
-            let key_tenant = row.as_ref().map(|(_, t, _)| t.clone()).unwrap_or_default();
-            let mut v: Value = match row {
-                Some((b, tenant, role)) => {
-                    if let Caller::Key(p) = &caller {
-                        // Another tenant's key is reported as missing, not as forbidden.
-                        if tenant != p.tenant {
-                            return Err(ApiError::not_found(format!("API key `{id}` not found")));
-                        }
-                        if role.as_deref() == Some(Role::Operator.as_str()) && id != p.key_id {
-                            return Err(ApiError::forbidden("only the admin key revokes another operator key"));
-                        }
-                    }
-                    serde_json::from_str(&b).map_err(ApiError::internal)?
-                }
-                None => return Err(ApiError::not_found(format!("API key `{id}` not found"))),
-            };
-            let was_active = v.get("status").and_then(Value::as_str) != Some("REVOKED");
-            v["status"] = json!("REVOKED");
-            v["revoked_at"] = json!(rfc3339(now));
-            conn.prepare_cached("UPDATE api_keys SET status = 'REVOKED', body = ?2 WHERE key_id = ?1")?
-                .execute(params![id, v.to_string()])?;
-            if was_active {
-                let data = EventData::ApiKey {
-                    key_id: id.clone(),
-                    key_name: v.get("name").and_then(Value::as_str).map(String::from),
-                    previous_status: Some("ACTIVE"),
-                    new_status: "REVOKED",
-                    permissions: v
-                        .get("permissions")
-                        .and_then(Value::as_array)
-                        .map(|a| a.iter().filter_map(|p| p.as_str().map(String::from)).collect())
-                        .unwrap_or_default(),
-                };
-                events::emit(conn, NewEvent::new(EventType::ApiKeyRevoked, key_tenant, data), now)?;
+            let mut key = key_for_change(conn, &caller, &id, now)?;
+            if key.status == ApiKeyStatus::Revoked {
+                return Ok(key);
             }
-            Ok(v)
+            key.status = ApiKeyStatus::Revoked;
+            key.revoked_at = Some(rfc3339(now));
+            key.revoked_reason = q.reason.filter(|r| !r.is_empty());
+            store_key(conn, &key, ApiKeyStatus::Revoked)?;
+            let data = EventData::ApiKey {
+                key_id: id.clone(),
+                key_name: Some(key.name.clone()),
+                previous_status: Some("ACTIVE"),
+                new_status: "REVOKED",
+                permissions: key.permissions.clone(),
+            };
+            events::emit(conn, NewEvent::new(EventType::ApiKeyRevoked, key.tenant_id.clone(), data), now)?;
+            Ok(key)
         })
         .await?;
     if let Ok(mut keys) = state.keys.write() {
         keys.retain(|_, k| k.key_id != key_id);
     }
-    Ok(Json(body))
+    Ok(Json(key))
+}
+
+/// updateApiKey's body: the mutable fields, each replaced when present.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiKeyUpdateRequest {
+    /// A new name (1-256 characters).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// A new description (at most 1,024 characters).
+    #[serde(default)]
+    pub description: Option<String>,
+    /// The whole new permission set, within the key's role.
+    #[serde(default)]
+    pub permissions: Option<Vec<String>>,
+    /// Refused unless empty (see `refuse_scope_filter`).
+    #[serde(default)]
+    pub scope_filter: Option<Vec<String>>,
+    /// New key-value pairs, replacing the old.
+    #[serde(default)]
+    pub metadata: Option<Map<String, Value>>,
+}
+
+/// `PATCH /v1/admin/api-keys/{key_id}` (updateApiKey): name, description, permissions and
+/// metadata change in place; the secret, tenant, role and expiry do not. A revoked or expired
+/// key is 409. New permissions stay within the key's role and take effect on the key's next
+/// request; a change of permissions emits `api_key.permissions_changed`. Who may change which
+/// key is as for revocation.
+pub async fn update_api_key(
+    State(state): State<Shared>,
+    caller: Caller,
+    Path(key_id): Path<String>,
+    Body(req): Body<ApiKeyUpdateRequest>,
+) -> ApiResult<Json<ApiKey>> {
+    if let Some(name) = &req.name {
+        check_key_name(name)?;
+    }
+    check_key_description(req.description.as_deref())?;
+    refuse_scope_filter(req.scope_filter.as_deref())?;
+    let now = now_ms();
+    let id = key_id.clone();
+    let (key, effective) = state
+        .store
+        .run(move |conn| {
+            let mut key = key_for_change(conn, &caller, &id, now)?;
+            let closed = match key.status {
+                ApiKeyStatus::Active => None,
+                ApiKeyStatus::Revoked => Some(ErrorCode::KeyRevoked),
+                ApiKeyStatus::Expired => Some(ErrorCode::KeyExpired),
+            };
+            if let Some(code) = closed {
+                return Err(ApiError::new(code, format!("API key `{id}` is {} and cannot be changed", key.status.as_str())));
+            }
+            let role = match key.role.as_deref() {
+                None => auth::DEFAULT_ROLE,
+                Some(r) => Role::parse(r)
+                    .ok_or_else(|| ApiError::internal(format!("API key `{id}` has the unknown role `{r}`")))?,
+            };
+            let effective = match &req.permissions {
+                Some(names) => Some(auth::effective_permissions(role, Some(names))?),
+                None => None,
+            };
+            let before = key.permissions.clone();
+            if let Some(p) = &effective {
+                key.permissions = p.iter().map(|p| p.as_str().to_string()).collect();
+            }
+            if let Some(name) = req.name {
+                key.name = name;
+            }
+            if let Some(description) = req.description {
+                key.description = Some(description);
+            }
+            if let Some(metadata) = req.metadata {
+                key.metadata = Some(metadata);
+            }
+            store_key(conn, &key, ApiKeyStatus::Active)?;
+            if key.permissions != before {
+                let data = EventData::ApiKey {
+                    key_id: id.clone(),
+                    key_name: Some(key.name.clone()),
+                    previous_status: Some("ACTIVE"),
+                    new_status: "ACTIVE",
+                    permissions: key.permissions.clone(),
+                };
+                events::emit(conn, NewEvent::new(EventType::ApiKeyPermissionsChanged, key.tenant_id.clone(), data), now)?;
+            }
+            Ok((key, effective))
+        })
+        .await?;
+    if let Ok(mut keys) = state.keys.write() {
+        for cached in keys.values_mut().filter(|k| k.key_id == key_id) {
+            cached.name = key.name.clone();
+            if let Some(p) = &effective {
+                cached.permissions = p.clone();
+            }
+        }
+    }
+    Ok(Json(key))
 }
 
 /// `GET /v1/auth/introspect` (introspectAuth): who the presented key is. The admin key is
@@ -947,6 +1157,38 @@ pub async fn introspect(caller: Caller) -> ApiResult<Json<Value>> {
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "tests")]
 mod tests {
     use super::*;
+
+    /// A key as the untyped code stored it (`json!`): a revoked one with every optional field,
+    /// and one from before roles.
+    #[test]
+    fn stored_keys_from_before_the_types_read_back_and_expire_by_the_clock() {
+        let revoked = json!({
+            "key_id": "key_1", "tenant_id": "acme", "key_prefix": "cyc_live_0123ab", "name": "ops",
+            "role": "operator", "permissions": ["budgets:read"], "status": "REVOKED",
+            "created_at": "2026-01-01T00:00:00.000Z", "expires_at": "2027-01-01T00:00:00.000Z",
+            "revoked_at": "2026-02-01T00:00:00.000Z", "description": "the ops key", "metadata": {"team": "ops"},
+        });
+        let key = stored_key("key_1", &revoked.to_string(), "REVOKED", i64::MAX, 0).unwrap();
+        assert_eq!(serde_json::to_value(&key).unwrap(), revoked, "every field written back as it was");
+        let before_roles = json!({
+            "key_id": "key_2", "tenant_id": "acme", "key_prefix": "cyc_live_4567cd", "name": "runtime",
+            "permissions": DEFAULT_PERMISSIONS, "status": "ACTIVE",
+            "created_at": "2026-01-01T00:00:00.000Z", "expires_at": "2027-01-01T00:00:00.000Z",
+        });
+        let (expires, now) = (1_000, 999);
+        let key = stored_key("key_2", &before_roles.to_string(), "ACTIVE", expires, now).unwrap();
+        assert_eq!((key.status, key.role), (ApiKeyStatus::Active, None));
+        // the same record a millisecond after its expiry reads EXPIRED; the column decides
+        let key = stored_key("key_2", &before_roles.to_string(), "ACTIVE", expires, expires).unwrap();
+        assert_eq!(key.status, ApiKeyStatus::Expired);
+        let key = stored_key("key_2", &before_roles.to_string(), "REVOKED", expires, now).unwrap();
+        assert_eq!(key.status, ApiKeyStatus::Revoked, "the status column, not the body's copy");
+        // an unreadable record is a 500 (its detail goes to the log, not the answer)
+        for (body, status) in [("{}".to_string(), "ACTIVE"), (before_roles.to_string(), "PAUSED")] {
+            let e = stored_key("key_2", &body, status, expires, now).unwrap_err();
+            assert_eq!(e.code, ErrorCode::InternalError, "{body} {status}");
+        }
+    }
 
     /// A tenant as the untyped code stored it (`json!`), suspended and in observe mode.
     fn stored_before_the_types(id: &str, name: &str, created_at: &str) -> Value {

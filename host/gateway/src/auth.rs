@@ -435,7 +435,8 @@ pub fn route_access(method: &Method, route: &str) -> Option<Access> {
         }
         ("GET", "/v1/admin/budgets") => AdminOrKey(P::BudgetsRead),
         ("POST", "/v1/admin/budgets/fund") => AdminOrKey(P::BudgetsFund),
-        ("POST", "/v1/admin/api-keys") | ("DELETE", "/v1/admin/api-keys/{key_id}") => AdminOrKey(P::ApiKeysWrite),
+        ("POST", "/v1/admin/api-keys")
+        | ("PATCH" | "DELETE", "/v1/admin/api-keys/{key_id}") => AdminOrKey(P::ApiKeysWrite),
         ("GET", "/v1/admin/api-keys") => AdminOrKey(P::ApiKeysRead),
         ("POST", "/v1/delegations") => Key(P::DelegationsCreate),
         ("GET", "/v1/chains/{chain_id}" | "/v1/warnings") => Key(P::ChainsRead),

@@ -580,6 +580,125 @@ impl Tenant {
     }
 }
 
+/// `ApiKey.status`. EXPIRED is never stored: an ACTIVE key reads as EXPIRED once its
+/// `expires_at` has passed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum ApiKeyStatus {
+    /// It authenticates.
+    Active,
+    /// Revoked for good.
+    Revoked,
+    /// Past its `expires_at`.
+    Expired,
+}
+
+impl ApiKeyStatus {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ApiKeyStatus::Active => "ACTIVE",
+            ApiKeyStatus::Revoked => "REVOKED",
+            ApiKeyStatus::Expired => "EXPIRED",
+        }
+    }
+
+    /// The status of wire name `name`, if it is one.
+    pub fn from_name(name: &str) -> Option<ApiKeyStatus> {
+        match name {
+            "ACTIVE" => Some(ApiKeyStatus::Active),
+            "REVOKED" => Some(ApiKeyStatus::Revoked),
+            "EXPIRED" => Some(ApiKeyStatus::Expired),
+            _ => None,
+        }
+    }
+
+    /// The status named `name`, or 400 naming `field`.
+    pub fn parse(name: &str, field: &str) -> Result<ApiKeyStatus, crate::error::ApiError> {
+        ApiKeyStatus::from_name(name).ok_or_else(|| {
+            crate::error::ApiError::invalid(format!("`{field}` must be ACTIVE, REVOKED or EXPIRED, got `{name}`"))
+        })
+    }
+}
+
+/// `ApiKey` (governance admin v0.1.25) plus this gateway's `role`: the stored record (the
+/// `api_keys.body` column) and the answer of listApiKeys, updateApiKey and revokeApiKey. The
+/// secret is never in it, only its prefix. `scope_filter` and `last_used_at` are not kept: a
+/// scope filter is refused when asked for, and use is not tracked.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ApiKey {
+    /// Its id.
+    pub key_id: String,
+    /// The tenant it authenticates.
+    pub tenant_id: String,
+    /// The secret's first 15 characters, to recognise it by.
+    pub key_prefix: String,
+    /// Its human-readable name (the principal's name).
+    #[serde(default)]
+    pub name: String,
+    /// What it is for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// The principal's role (this gateway's extension); absent on keys from before roles,
+    /// which are `agent` keys.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
+    /// What it may do.
+    #[serde(default)]
+    pub permissions: Vec<String>,
+    /// ACTIVE, REVOKED or EXPIRED.
+    pub status: ApiKeyStatus,
+    /// When it was created (RFC 3339).
+    pub created_at: String,
+    /// When it stops working.
+    pub expires_at: String,
+    /// When it was revoked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoked_at: Option<String>,
+    /// Why, as the revoker said.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoked_reason: Option<String>,
+    /// The integrator's key-value pairs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+/// createApiKey's answer (`ApiKeyCreateResponse`, plus the key's name and role): the only
+/// answer that carries the secret.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ApiKeyCreated {
+    /// Its id.
+    pub key_id: String,
+    /// The whole secret, shown once.
+    pub key_secret: String,
+    /// The secret's first 15 characters.
+    pub key_prefix: String,
+    /// The tenant it authenticates.
+    pub tenant_id: String,
+    /// Its name.
+    pub name: String,
+    /// The principal's role.
+    pub role: String,
+    /// What it may do.
+    pub permissions: Vec<String>,
+    /// When it was created.
+    pub created_at: String,
+    /// When it stops working.
+    pub expires_at: String,
+}
+
+/// listApiKeys' answer (`ApiKeyListResponse`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ApiKeyList {
+    /// One page of the keys.
+    pub keys: Vec<ApiKey>,
+    /// Whether more follow.
+    pub has_more: bool,
+    /// The cursor of the next page, when there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+}
+
 /// listTenants' answer (`TenantListResponse`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TenantList {

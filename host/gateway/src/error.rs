@@ -73,6 +73,10 @@ error_codes! {
     TenantClosed = "TENANT_CLOSED" => CONFLICT,
     /// The resource exists already (a chain id, an outcome report, a key name).
     DuplicateResource = "DUPLICATE_RESOURCE" => CONFLICT,
+    /// The API key was revoked and cannot be changed.
+    KeyRevoked = "KEY_REVOKED" => CONFLICT,
+    /// The API key is past its expiry and cannot be changed.
+    KeyExpired = "KEY_EXPIRED" => CONFLICT,
     /// The escalation was already decided or expired.
     EscalationClosed = "ESCALATION_CLOSED" => CONFLICT,
     /// No such webhook subscription (or one of another tenant).
@@ -184,6 +188,8 @@ mod tests {
             ("LIMIT_EXCEEDED", 429),
             ("TENANT_CLOSED", 409),
             ("DUPLICATE_RESOURCE", 409),
+            ("KEY_REVOKED", 409),
+            ("KEY_EXPIRED", 409),
             ("ESCALATION_CLOSED", 409),
             ("WEBHOOK_NOT_FOUND", 404),
             ("WEBHOOK_URL_INVALID", 400),

@@ -358,7 +358,10 @@ pub fn app(state: Shared) -> Router {
         .route("/v1/admin/budgets/freeze", post(admin_api::freeze_budget))
         .route("/v1/admin/budgets/unfreeze", post(admin_api::unfreeze_budget))
         .route("/v1/admin/api-keys", post(admin_api::create_api_key).get(admin_api::list_api_keys))
-        .route("/v1/admin/api-keys/{key_id}", axum::routing::delete(admin_api::revoke_api_key))
+        .route(
+            "/v1/admin/api-keys/{key_id}",
+            axum::routing::delete(admin_api::revoke_api_key).patch(admin_api::update_api_key),
+        )
         .route("/v1/delegations", post(delegations_api::create))
         .route("/v1/root-grants", post(authority::create_root_grant))
         .route("/v1/grants/{grant_id}", get(authority::get_grant))

@@ -47,6 +47,16 @@ impl App {
         body
     }
 
+    /// A GET with the admin key.
+    async fn admin_get(&self, path: &str) -> (StatusCode, Value) {
+        self.call(Method::GET, path, ("x-admin-api-key", ADMIN), None).await
+    }
+
+    /// The status of a GET with tenant key `key`.
+    async fn status_of(&self, key: &str, path: &str) -> StatusCode {
+        self.call(Method::GET, path, ("x-cycles-api-key", key), None).await.0
+    }
+
     async fn key(&self, role: &str, name: &str) -> String {
         let k = self.admin("/v1/admin/api-keys", json!({"tenant_id": "acme", "name": name, "role": role})).await;
         k["key_secret"].as_str().unwrap().to_string()
@@ -147,4 +157,83 @@ async fn the_admin_lists_read_their_filters_from_the_query() {
         assert_eq!(status, StatusCode::BAD_REQUEST, "{path}: {e}");
         assert!(e["message"].as_str().unwrap().contains(name), "{path}: {e}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_keys_are_listed_with_filters_changed_in_place_and_revoked_with_a_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = App::start(dir.path()).await;
+    let admin = ("x-admin-api-key", ADMIN);
+    for (id, name) in [("acme", "Acme"), ("globex", "Globex")] {
+        app.admin("/v1/admin/tenants", json!({"tenant_id": id, "name": name})).await;
+    }
+    // A scope filter would narrow a key; this server does not enforce one, so asking for one is
+    // refused instead of answered with a key that reaches the whole tenant.
+    let narrow = json!({"tenant_id": "acme", "name": "narrow", "role": "agent", "scope_filter": ["workspace:eng"]});
+    let (status, e) = app.call(Method::POST, "/v1/admin/api-keys", admin, Some(narrow)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{e}");
+    assert!(e["message"].as_str().unwrap().contains("scope_filter"), "{e}");
+
+    let alpha = app.key("agent", "alpha-agent").await;
+    app.key("reader", "beta-reader").await;
+    app.admin("/v1/admin/api-keys", json!({"tenant_id": "globex", "name": "gamma", "role": "agent"})).await;
+    let (status, all) = app.admin_get("/v1/admin/api-keys").await;
+    assert_eq!(status, StatusCode::OK, "{all}");
+    let keys = all["keys"].as_array().unwrap();
+    assert_eq!(keys.len(), 3, "the refused key was not stored: {all}");
+    assert!(keys.iter().all(|k| k["status"] == "ACTIVE" && k["key_prefix"].as_str().unwrap().starts_with("cyc_live_")));
+    assert!(keys.iter().all(|k| k.get("key_secret").is_none() && k.get("scope_filter").is_none()), "{all}");
+    let alpha_id = keys.iter().find(|k| k["name"] == "alpha-agent").unwrap()["key_id"].as_str().unwrap().to_string();
+
+    let (_, page) = app.admin_get("/v1/admin/api-keys?search=BETA").await;
+    assert_eq!(page["keys"].as_array().unwrap().len(), 1, "{page}");
+    assert_eq!(page["keys"][0]["name"], "beta-reader");
+    let (_, page) = app.admin_get("/v1/admin/api-keys?tenant_id=acme&sort_by=name&sort_dir=asc&limit=1").await;
+    assert_eq!((page["keys"][0]["name"].as_str(), page["has_more"].as_bool()), (Some("alpha-agent"), Some(true)), "{page}");
+    let (_, page) = app.admin_get(&format!("/v1/admin/api-keys?tenant_id=acme&sort_by=name&sort_dir=asc&limit=1&cursor={}", page["next_cursor"].as_str().unwrap())).await;
+    assert_eq!((page["keys"][0]["name"].as_str(), page["has_more"].as_bool()), (Some("beta-reader"), Some(false)), "{page}");
+    for (path, name) in [
+        ("/v1/admin/api-keys?status=LOST", "status"),
+        ("/v1/admin/api-keys?sort_by=secret", "sort_by"),
+        ("/v1/admin/api-keys?limit=0", "limit"),
+    ] {
+        let (status, e) = app.admin_get(path).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{path}: {e}");
+        assert!(e["message"].as_str().unwrap().contains(name), "{path}: {e}");
+    }
+
+    // updateApiKey: a narrower permission set takes effect on the key's next request
+    const BALANCES: &str = "/v1/balances?tenant=acme";
+    assert_eq!(app.status_of(&alpha, BALANCES).await, StatusCode::OK);
+    let path = format!("/v1/admin/api-keys/{alpha_id}");
+    let change = json!({"name": "alpha-renamed", "description": "settles refunds", "permissions": ["reservations:list"]});
+    let (status, changed) = app.call(Method::PATCH, &path, admin, Some(change)).await;
+    assert_eq!(status, StatusCode::OK, "{changed}");
+    assert_eq!((changed["name"].as_str(), changed["description"].as_str()), (Some("alpha-renamed"), Some("settles refunds")));
+    assert_eq!(changed["permissions"], json!(["reservations:list"]));
+    assert_eq!(app.status_of(&alpha, BALANCES).await, StatusCode::FORBIDDEN, "the cached key lost balances:read");
+    for (body, name) in [
+        (json!({"permissions": ["admin:write"]}), "permissions"),
+        (json!({"scope_filter": ["agent:*"]}), "scope_filter"),
+        (json!({"tenant_id": "globex"}), "tenant_id"),
+        (json!({"name": ""}), "name"),
+    ] {
+        let (status, e) = app.call(Method::PATCH, &path, admin, Some(body.clone())).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}: {e}");
+        assert!(e["message"].as_str().unwrap().contains(name), "{body}: {e}");
+    }
+
+    // revokeApiKey keeps the reason; a second revocation answers the same record
+    let (status, revoked) = app.call(Method::DELETE, &format!("{path}?reason=rotated"), admin, None).await;
+    assert_eq!(status, StatusCode::OK, "{revoked}");
+    assert_eq!((revoked["status"].as_str(), revoked["revoked_reason"].as_str()), (Some("REVOKED"), Some("rotated")));
+    let (_, again) = app.call(Method::DELETE, &path, admin, None).await;
+    assert_eq!(again, revoked);
+    assert_eq!(app.status_of(&alpha, BALANCES).await, StatusCode::UNAUTHORIZED);
+    let (status, e) = app.call(Method::PATCH, &path, admin, Some(json!({"name": "back"}))).await;
+    assert_eq!((status, e["error"].as_str()), (StatusCode::CONFLICT, Some("KEY_REVOKED")), "{e}");
+    let (_, page) = app.admin_get("/v1/admin/api-keys?status=REVOKED").await;
+    assert_eq!(page["keys"].as_array().unwrap().len(), 1, "{page}");
+    let (status, _) = app.call(Method::PATCH, "/v1/admin/api-keys/key_missing", admin, Some(json!({"name": "x"}))).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
 }

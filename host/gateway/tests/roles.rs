@@ -73,6 +73,7 @@ const MATRIX: &[(&str, &str, &str, u8)] = &[
     ("POST", "/v1/admin/api-keys", "admin:apikeys:write", O | A),
     ("GET", "/v1/admin/api-keys", "admin:apikeys:read", O | A),
     ("DELETE", "/v1/admin/api-keys/{key_id}", "admin:apikeys:write", O | A),
+    ("PATCH", "/v1/admin/api-keys/{key_id}", "admin:apikeys:write", O | A),
     ("POST", "/v1/delegations", "delegations:create", G),
     ("GET", "/v1/chains/{chain_id}", "chains:read", ALL_ROLES),
     ("POST", "/v1/chains/{chain_id}/outcome", "outcomes:write", O | P | G),
@@ -363,6 +364,23 @@ async fn operators_mint_non_operator_keys_of_their_own_tenant_only() {
     // Unknown role.
     let r = http.admin(Method::POST, "/v1/admin/api-keys", Some(create("acme", "root"))).await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    // The operator changes its tenant's non-operator keys in place, within their role only.
+    let path = format!("/v1/admin/api-keys/{approver_id}");
+    let r = http.tenant(&op, Method::PATCH, &path, Some(json!({"permissions": ["budgets:fund"]}))).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{:?}", r.body);
+    let r = http.tenant(&op, Method::PATCH, &path, Some(json!({"name": "approver-renamed"}))).await;
+    assert_eq!((r.status, r.body["name"].as_str()), (StatusCode::OK, Some("approver-renamed")), "{:?}", r.body);
+    let me = http.tenant(&approver, Method::GET, "/v1/auth/introspect", None).await;
+    assert_eq!(me.body["principal"], "approver-renamed", "the cached key has its new name");
+    // ... but not another tenant's key (as if it did not exist) nor another operator key.
+    let globex = http.admin(Method::GET, "/v1/admin/api-keys?tenant_id=globex", None).await;
+    let globex_id = globex.body["keys"][0]["key_id"].as_str().unwrap().to_string();
+    let r = http.tenant(&op, Method::PATCH, &format!("/v1/admin/api-keys/{globex_id}"), Some(json!({"name": "mine"}))).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "{:?}", r.body);
+    let other = http.admin(Method::POST, "/v1/admin/api-keys", Some(json!({"tenant_id": "acme", "name": "op-2", "role": "operator"}))).await;
+    let other_id = other.body["key_id"].as_str().unwrap().to_string();
+    let r = http.tenant(&op, Method::PATCH, &format!("/v1/admin/api-keys/{other_id}"), Some(json!({"name": "mine"}))).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{:?}", r.body);
     // The operator lists only its tenant's keys, and revokes the approver.
     let r = http.tenant(&op, Method::GET, "/v1/admin/api-keys", None).await;
     assert!(r.body["keys"].as_array().unwrap().iter().all(|k| k["tenant_id"] == "acme"), "{:?}", r.body);
