@@ -408,6 +408,34 @@ fn acting_tenant(caller: &Caller, tenant_id: Option<&str>) -> ApiResult<String> 
     }
 }
 
+/// The spec's budget periods and rollover, which this server does not keep: a budget here has
+/// no period, so unused allocation never rolls over. `rollover_policy: NONE` says exactly that
+/// and is accepted; a rollover or a period is refused, naming the field, rather than accepted
+/// and silently not honoured.
+fn refuse_budget_periods(req: &BudgetCreateRequest) -> ApiResult<()> {
+    match req.rollover_policy.as_deref() {
+        None | Some("NONE") => {}
+        Some(p @ ("CARRY_FORWARD" | "CAP_AT_ALLOCATED")) => {
+            return Err(ApiError::invalid(format!(
+                "`rollover_policy` {p} is not supported by this server: budgets have no periods here; send NONE or omit it"
+            )));
+        }
+        Some(other) => {
+            return Err(ApiError::invalid(format!(
+                "`rollover_policy` must be NONE, CARRY_FORWARD or CAP_AT_ALLOCATED, got `{other}`"
+            )));
+        }
+    }
+    for (field, value) in [("period_start", &req.period_start), ("period_end", &req.period_end)] {
+        if value.is_some() {
+            return Err(ApiError::invalid(format!(
+                "`{field}` is not supported by this server: budgets have no periods here; omit it"
+            )));
+        }
+    }
+    Ok(())
+}
+
 fn check_scope_for(tenant: &str, scope: &str) -> ApiResult<()> {
     let levels = parse_scope(scope)?;
     if let Some((_, t)) = levels.iter().find(|(l, _)| *l == "tenant")
@@ -425,6 +453,7 @@ pub async fn create_budget(
 ) -> ApiResult<(StatusCode, Json<BudgetLedger>)> {
     let tenant = acting_tenant(&caller, req.tenant_id.as_deref())?;
     check_scope_for(&tenant, &req.scope)?;
+    refuse_budget_periods(&req)?;
     req.allocated.validate("allocated")?;
     if req.allocated.unit != req.unit || req.overdraft_limit.is_some_and(|o| o.unit != req.unit) {
         return Err(ApiError::new(ErrorCode::UnitMismatch, "`allocated` and `overdraft_limit` must be in `unit`"));

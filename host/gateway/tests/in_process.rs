@@ -237,3 +237,32 @@ async fn api_keys_are_listed_with_filters_changed_in_place_and_revoked_with_a_re
     let (status, _) = app.call(Method::PATCH, "/v1/admin/api-keys/key_missing", admin, Some(json!({"name": "x"}))).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn budget_periods_and_rollovers_this_server_does_not_keep_are_refused_naming_the_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = App::start(dir.path()).await;
+    let admin = ("x-admin-api-key", ADMIN);
+    app.admin("/v1/admin/tenants", json!({"tenant_id": "acme", "name": "Acme"})).await;
+    let budget = |extra: Value| {
+        let mut b = json!({"tenant_id": "acme", "scope": "tenant:acme", "unit": "TOKENS", "allocated": {"unit": "TOKENS", "amount": 100}});
+        b.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        b
+    };
+    for (extra, field) in [
+        (json!({"rollover_policy": "CARRY_FORWARD"}), "rollover_policy"),
+        (json!({"rollover_policy": "CAP_AT_ALLOCATED"}), "rollover_policy"),
+        (json!({"rollover_policy": "SOMETIMES"}), "rollover_policy"),
+        (json!({"period_start": "2026-12-01T00:00:00Z"}), "period_start"),
+        (json!({"rollover_policy": "NONE", "period_end": "2026-12-31T00:00:00Z"}), "period_end"),
+    ] {
+        let (status, e) = app.call(Method::POST, "/v1/admin/budgets", admin, Some(budget(extra.clone()))).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{extra}: {e}");
+        assert!(e["message"].as_str().unwrap().contains(field), "{extra}: {e}");
+    }
+    let (_, none) = app.admin_get("/v1/admin/budgets?tenant_id=acme").await;
+    assert_eq!(none["ledgers"].as_array().unwrap().len(), 0, "nothing was created: {none}");
+    // NONE is what this server does, and is accepted
+    let (status, created) = app.call(Method::POST, "/v1/admin/budgets", admin, Some(budget(json!({"rollover_policy": "NONE"})))).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+}
