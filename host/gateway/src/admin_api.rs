@@ -242,9 +242,10 @@ pub async fn update_tenant(
 ) -> ApiResult<Json<Tenant>> {
     let new_status = req.status.as_deref().map(|s| TenantStatus::parse(s, "status")).transpose()?;
     let now = now_ms();
+    let cache = state.clone();
     let tenant = state
         .store
-        .run(move |conn| {
+        .run_then(move |conn| {
             let mut t = load_tenant(conn, &id)?.ok_or_else(|| ApiError::not_found(format!("tenant `{id}` not found")))?;
             if t.status == TenantStatus::Closed {
                 return Err(ApiError::new(ErrorCode::TenantClosed, format!("tenant `{id}` is closed")));
@@ -306,13 +307,15 @@ pub async fn update_tenant(
                 events::emit(conn, event, now)?;
             }
             Ok(t)
+        }, move |t: &Tenant| {
+            // the close cascade revoked the tenant's keys: drop them from the cache in commit order
+            if t.status == TenantStatus::Closed
+                && let Ok(mut keys) = cache.keys.write()
+            {
+                keys.retain(|_, k| k.tenant != t.tenant_id);
+            }
         })
         .await?;
-    if tenant.status == TenantStatus::Closed
-        && let Ok(mut keys) = state.keys.write()
-    {
-        keys.retain(|_, k| k.tenant != tenant.tenant_id);
-    }
     Ok(Json(tenant))
 }
 
@@ -712,10 +715,15 @@ fn check_key_name(name: &str) -> ApiResult<()> {
     Ok(())
 }
 
-/// `description` of a key: at most 1,024 characters.
+/// `description` of a key: at most 1,024 characters, no control characters but line breaks
+/// and tabs.
 fn check_key_description(description: Option<&str>) -> ApiResult<()> {
-    if description.is_some_and(|d| d.chars().count() > 1024) {
+    let Some(d) = description else { return Ok(()) };
+    if d.chars().count() > 1024 {
         return Err(ApiError::invalid("`description` must be at most 1024 characters"));
+    }
+    if d.chars().any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t')) {
+        return Err(ApiError::invalid("`description` must not contain control characters"));
     }
     Ok(())
 }
@@ -784,9 +792,20 @@ pub async fn create_api_key(
         metadata: req.metadata.clone(),
     };
     let (stored_hash, stored) = (hash.clone(), key.clone());
+    let (cache, cached) = (
+        state.clone(),
+        KeyInfo {
+            key_id: key.key_id.clone(),
+            tenant: key.tenant_id.clone(),
+            expires_at_ms: expires,
+            role,
+            name: key.name.clone(),
+            permissions: effective,
+        },
+    );
     state
         .store
-        .run(move |conn| {
+        .run_then(move |conn| {
             let tenant = &stored.tenant_id;
             match ledger::tenant_state(conn, tenant)? {
                 ledger::TenantState::Unknown => {
@@ -812,21 +831,14 @@ pub async fn create_api_key(
             };
             events::emit(conn, NewEvent::new(EventType::ApiKeyCreated, tenant.clone(), data), now_ms())?;
             Ok(())
+        }, move |_| {
+            // in commit order, so a revocation or a tenant close that commits after this
+            // creation cannot be overtaken by this insert
+            if let Ok(mut keys) = cache.keys.write() {
+                keys.insert(hash, cached);
+            }
         })
         .await?;
-    if let Ok(mut keys) = state.keys.write() {
-        keys.insert(
-            hash,
-            KeyInfo {
-                key_id: key.key_id.clone(),
-                tenant: key.tenant_id.clone(),
-                expires_at_ms: expires,
-                role,
-                name: key.name.clone(),
-                permissions: effective,
-            },
-        );
-    }
     Ok((
         StatusCode::CREATED,
         Json(ApiKeyCreated {
@@ -946,24 +958,32 @@ pub async fn list_api_keys(State(state): State<Shared>, caller: Caller, Q(mut q)
 /// Reads key `id` for a change by `caller`: an operator key reaches its own tenant's keys
 /// (another tenant's key is reported as missing, not as forbidden) and no other operator key
 /// than itself; the admin key reaches every key.
-fn key_for_change(conn: &Connection, caller: &Caller, id: &str, now: i64) -> ApiResult<ApiKey> {
-    let row: Option<(String, String, i64)> = conn
-        .prepare_cached("SELECT body, status, expires_at_ms FROM api_keys WHERE key_id = ?1")?
-        .query_row([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+/// Reads key `id` for a change by `caller`, with its role: an operator key reaches its own
+/// tenant's keys (another tenant's key is reported as missing, not as forbidden) and no other
+/// operator key than itself; the admin key reaches every key. The role is the `role` column's,
+/// as at authentication (none: a key from before roles, an `agent`; an unknown one fails).
+fn key_for_change(conn: &Connection, caller: &Caller, id: &str, now: i64) -> ApiResult<(ApiKey, Role)> {
+    let row: Option<(String, String, i64, Option<String>)> = conn
+        .prepare_cached("SELECT body, status, expires_at_ms, role FROM api_keys WHERE key_id = ?1")?
+        .query_row([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
         .optional()?;
-    let Some((body, status, expires)) = row else {
+    let Some((body, status, expires, role)) = row else {
         return Err(ApiError::not_found(format!("API key `{id}` not found")));
     };
     let key = stored_key(id, &body, &status, expires, now)?;
+    let role = match role.as_deref() {
+        None => auth::DEFAULT_ROLE,
+        Some(r) => Role::parse(r).ok_or_else(|| ApiError::internal(format!("API key `{id}` has the unknown role `{r}`")))?,
+    };
     if let Caller::Key(p) = caller {
         if key.tenant_id != p.tenant {
             return Err(ApiError::not_found(format!("API key `{id}` not found")));
         }
-        if key.role.as_deref() == Some(Role::Operator.as_str()) && id != p.key_id {
+        if role == Role::Operator && id != p.key_id {
             return Err(ApiError::forbidden("only the admin key changes or revokes another operator key"));
         }
     }
-    Ok(key)
+    Ok((key, role))
 }
 
 /// Writes `key` back as the stored record of its id, with `status`.
@@ -995,13 +1015,15 @@ pub async fn revoke_api_key(
     }
     let now = now_ms();
     let id = key_id.clone();
+    let cache = state.clone();
     let key = state
         .store
-        .run(move |conn| {
-            let mut key = key_for_change(conn, &caller, &id, now)?;
+        .run_then(move |conn| {
+            let (mut key, _) = key_for_change(conn, &caller, &id, now)?;
             if key.status == ApiKeyStatus::Revoked {
                 return Ok(key);
             }
+            let previous = key.status;
             key.status = ApiKeyStatus::Revoked;
             key.revoked_at = Some(rfc3339(now));
             key.revoked_reason = q.reason.filter(|r| !r.is_empty());
@@ -1009,17 +1031,18 @@ pub async fn revoke_api_key(
             let data = EventData::ApiKey {
                 key_id: id.clone(),
                 key_name: Some(key.name.clone()),
-                previous_status: Some("ACTIVE"),
+                previous_status: Some(previous.as_str()),
                 new_status: "REVOKED",
                 permissions: key.permissions.clone(),
             };
             events::emit(conn, NewEvent::new(EventType::ApiKeyRevoked, key.tenant_id.clone(), data), now)?;
             Ok(key)
+        }, move |_| {
+            if let Ok(mut keys) = cache.keys.write() {
+                keys.retain(|_, k| k.key_id != key_id);
+            }
         })
         .await?;
-    if let Ok(mut keys) = state.keys.write() {
-        keys.retain(|_, k| k.key_id != key_id);
-    }
     Ok(Json(key))
 }
 
@@ -1062,10 +1085,12 @@ pub async fn update_api_key(
     refuse_scope_filter(req.scope_filter.as_deref())?;
     let now = now_ms();
     let id = key_id.clone();
-    let (key, effective) = state
+    let cache = state.clone();
+    let by_admin = matches!(caller, Caller::Admin);
+    let (key, _) = state
         .store
-        .run(move |conn| {
-            let mut key = key_for_change(conn, &caller, &id, now)?;
+        .run_then(move |conn| {
+            let (mut key, role) = key_for_change(conn, &caller, &id, now)?;
             let closed = match key.status {
                 ApiKeyStatus::Active => None,
                 ApiKeyStatus::Revoked => Some(ErrorCode::KeyRevoked),
@@ -1074,11 +1099,11 @@ pub async fn update_api_key(
             if let Some(code) = closed {
                 return Err(ApiError::new(code, format!("API key `{id}` is {} and cannot be changed", key.status.as_str())));
             }
-            let role = match key.role.as_deref() {
-                None => auth::DEFAULT_ROLE,
-                Some(r) => Role::parse(r)
-                    .ok_or_else(|| ApiError::internal(format!("API key `{id}` has the unknown role `{r}`")))?,
-            };
+            // an operator's name is who it acts as (grant issuers, outcome reporters): only the
+            // admin key, which mints operator keys, renames one
+            if req.name.is_some() && role == Role::Operator && !by_admin {
+                return Err(ApiError::forbidden("only the admin key renames an operator key"));
+            }
             let effective = match &req.permissions {
                 Some(names) => Some(auth::effective_permissions(role, Some(names))?),
                 None => None,
@@ -1097,7 +1122,8 @@ pub async fn update_api_key(
                 key.metadata = Some(metadata);
             }
             store_key(conn, &key, ApiKeyStatus::Active)?;
-            if key.permissions != before {
+            let as_set = |p: &[String]| p.iter().cloned().collect::<std::collections::BTreeSet<String>>();
+            if as_set(&key.permissions) != as_set(&before) {
                 let data = EventData::ApiKey {
                     key_id: id.clone(),
                     key_name: Some(key.name.clone()),
@@ -1108,16 +1134,18 @@ pub async fn update_api_key(
                 events::emit(conn, NewEvent::new(EventType::ApiKeyPermissionsChanged, key.tenant_id.clone(), data), now)?;
             }
             Ok((key, effective))
+        }, move |(key, effective)| {
+            // in commit order: two changes of one key leave the cache holding the later one
+            if let Ok(mut keys) = cache.keys.write() {
+                for cached in keys.values_mut().filter(|k| k.key_id == key.key_id) {
+                    cached.name = key.name.clone();
+                    if let Some(p) = effective {
+                        cached.permissions = p.clone();
+                    }
+                }
+            }
         })
         .await?;
-    if let Ok(mut keys) = state.keys.write() {
-        for cached in keys.values_mut().filter(|k| k.key_id == key_id) {
-            cached.name = key.name.clone();
-            if let Some(p) = &effective {
-                cached.permissions = p.clone();
-            }
-        }
-    }
     Ok(Json(key))
 }
 

@@ -337,12 +337,39 @@ impl Store {
         T: Send + 'static,
         F: FnOnce(&Connection) -> ApiResult<T> + Send + 'static,
     {
-        Ok(self.run_sealed(f).await?.0)
+        Ok(self.submit(f, None).await?.0)
+    }
+
+    /// Like [`Store::run`], and once `f`'s batch has committed, runs `after` with `f`'s answer
+    /// on the writer thread, before the answer is sent. Jobs commit in order, so in-memory
+    /// state that `after` changes follows the database in the same order: two handlers that
+    /// change one key cannot leave the cache holding the older change. Not run when `f` fails
+    /// or the batch does not commit.
+    pub async fn run_then<T, F, A>(&self, f: F, after: A) -> ApiResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> ApiResult<T> + Send + 'static,
+        A: FnOnce(&T) + Send + 'static,
+    {
+        Ok(self.submit(f, Some(Box::new(after))).await?.0)
     }
 
     /// Like [`Store::run`], and also returns the seal that signs the trace events of the batch
     /// `f` ran in (`None` when the batch appended none): what a receipt is made from.
     pub async fn run_sealed<T, F>(&self, f: F) -> ApiResult<(T, Option<Arc<Seal>>)>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> ApiResult<T> + Send + 'static,
+    {
+        self.submit(f, None).await
+    }
+
+    /// Queues `f` for the writer and waits for its batch; `after` as in [`Store::run_then`].
+    async fn submit<T, F>(
+        &self,
+        f: F,
+        after: Option<Box<dyn FnOnce(&T) + Send>>,
+    ) -> ApiResult<(T, Option<Arc<Seal>>)>
     where
         T: Send + 'static,
         F: FnOnce(&Connection) -> ApiResult<T> + Send + 'static,
@@ -357,7 +384,12 @@ impl Store {
             };
             Box::new(move |committed: bool, seal: Option<&Arc<Seal>>| {
                 let answer = match (committed, result) {
-                    (true, r) => r.map(|t| (t, seal.cloned())),
+                    (true, r) => r.map(|t| {
+                        if let Some(after) = after {
+                            after(&t);
+                        }
+                        (t, seal.cloned())
+                    }),
                     (false, Ok(_)) => Err(ApiError::internal("the batch transaction did not commit")),
                     (false, Err(e)) => Err(e),
                 };
@@ -642,6 +674,48 @@ mod tests {
         migrate(&conn).unwrap();
         root("g2", "t2").unwrap();
         assert!(root("g3", "t1").is_err(), "one root per chain within a tenant");
+    }
+
+    /// `run_then`'s hook runs after a commit, in commit order, before the answer; never for a
+    /// failed job.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn after_commit_hooks_run_in_commit_order_and_only_for_committed_jobs() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open(dir.path(), SyncMode::Normal).unwrap());
+        let seen = Arc::new(std::sync::Mutex::new(Vec::<i64>::new()));
+        let mut handles = Vec::new();
+        for i in 0..40i64 {
+            let (store, seen) = (store.clone(), seen.clone());
+            handles.push(tokio::spawn(async move {
+                let answer = store
+                    .run_then(
+                        move |conn| {
+                            if i % 10 == 9 {
+                                return Err(ApiError::invalid("refused"));
+                            }
+                            conn.execute("INSERT INTO settings (name, value) VALUES (?1, 'v')", [format!("k{i}")])?;
+                            // the row's position in commit order
+                            Ok(conn.query_row("SELECT COUNT(*) FROM settings WHERE name LIKE 'k%'", [], |r| r.get::<_, i64>(0))?)
+                        },
+                        {
+                            let seen = seen.clone();
+                            move |position: &i64| seen.lock().unwrap().push(*position)
+                        },
+                    )
+                    .await;
+                if let Ok(position) = answer {
+                    assert!(seen.lock().unwrap().contains(&position), "the hook ran before the answer");
+                }
+                answer.is_ok()
+            }));
+        }
+        let mut committed = 0;
+        for h in handles {
+            committed += usize::from(h.await.unwrap());
+        }
+        let seen = seen.lock().unwrap().clone();
+        assert_eq!((committed, seen.len()), (36, 36), "one hook per committed job, none for the 4 refused");
+        assert_eq!(seen, (1..=36).collect::<Vec<i64>>(), "hooks ran in commit order");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -174,13 +174,15 @@ async fn api_keys_are_listed_with_filters_changed_in_place_and_revoked_with_a_re
     assert_eq!(status, StatusCode::BAD_REQUEST, "{e}");
     assert!(e["message"].as_str().unwrap().contains("scope_filter"), "{e}");
 
+    // created out of name order, so the ids' (random) order cannot pass for a sort by name
+    app.key("reader", "carol-reader").await;
     let alpha = app.key("agent", "alpha-agent").await;
     app.key("reader", "beta-reader").await;
     app.admin("/v1/admin/api-keys", json!({"tenant_id": "globex", "name": "gamma", "role": "agent"})).await;
     let (status, all) = app.admin_get("/v1/admin/api-keys").await;
     assert_eq!(status, StatusCode::OK, "{all}");
     let keys = all["keys"].as_array().unwrap();
-    assert_eq!(keys.len(), 3, "the refused key was not stored: {all}");
+    assert_eq!(keys.len(), 4, "the refused key was not stored: {all}");
     assert!(keys.iter().all(|k| k["status"] == "ACTIVE" && k["key_prefix"].as_str().unwrap().starts_with("cyc_live_")));
     assert!(keys.iter().all(|k| k.get("key_secret").is_none() && k.get("scope_filter").is_none()), "{all}");
     let alpha_id = keys.iter().find(|k| k["name"] == "alpha-agent").unwrap()["key_id"].as_str().unwrap().to_string();
@@ -188,10 +190,17 @@ async fn api_keys_are_listed_with_filters_changed_in_place_and_revoked_with_a_re
     let (_, page) = app.admin_get("/v1/admin/api-keys?search=BETA").await;
     assert_eq!(page["keys"].as_array().unwrap().len(), 1, "{page}");
     assert_eq!(page["keys"][0]["name"], "beta-reader");
-    let (_, page) = app.admin_get("/v1/admin/api-keys?tenant_id=acme&sort_by=name&sort_dir=asc&limit=1").await;
-    assert_eq!((page["keys"][0]["name"].as_str(), page["has_more"].as_bool()), (Some("alpha-agent"), Some(true)), "{page}");
-    let (_, page) = app.admin_get(&format!("/v1/admin/api-keys?tenant_id=acme&sort_by=name&sort_dir=asc&limit=1&cursor={}", page["next_cursor"].as_str().unwrap())).await;
-    assert_eq!((page["keys"][0]["name"].as_str(), page["has_more"].as_bool()), (Some("beta-reader"), Some(false)), "{page}");
+    let names = |page: &Value| -> Vec<String> {
+        page["keys"].as_array().unwrap().iter().map(|k| k["name"].as_str().unwrap().to_string()).collect()
+    };
+    let (_, page) = app.admin_get("/v1/admin/api-keys?tenant_id=acme&sort_by=name&sort_dir=asc&limit=2").await;
+    assert_eq!((names(&page), page["has_more"].as_bool()), (vec!["alpha-agent".into(), "beta-reader".into()], Some(true)), "{page}");
+    let next = format!("/v1/admin/api-keys?tenant_id=acme&sort_by=name&sort_dir=asc&limit=2&cursor={}", page["next_cursor"].as_str().unwrap());
+    let (_, page) = app.admin_get(&next).await;
+    assert_eq!((names(&page), page["has_more"].as_bool()), (vec!["carol-reader".to_string()], Some(false)), "{page}");
+    // descending is the default direction of a sort
+    let (_, page) = app.admin_get("/v1/admin/api-keys?tenant_id=acme&sort_by=name").await;
+    assert_eq!(names(&page), ["carol-reader", "beta-reader", "alpha-agent"], "{page}");
     for (path, name) in [
         ("/v1/admin/api-keys?status=LOST", "status"),
         ("/v1/admin/api-keys?sort_by=secret", "sort_by"),

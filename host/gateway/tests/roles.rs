@@ -381,6 +381,13 @@ async fn operators_mint_non_operator_keys_of_their_own_tenant_only() {
     let other_id = other.body["key_id"].as_str().unwrap().to_string();
     let r = http.tenant(&op, Method::PATCH, &format!("/v1/admin/api-keys/{other_id}"), Some(json!({"name": "mine"}))).await;
     assert_eq!(r.status, StatusCode::FORBIDDEN, "{:?}", r.body);
+    // An operator's name is who it acts as (the issuer of its grants): it cannot rename itself
+    // into another principal; the admin key, which minted it, can.
+    let op_id = http.tenant(&op, Method::GET, "/v1/auth/introspect", None).await.body["key_id"].as_str().unwrap().to_string();
+    let r = http.tenant(&op, Method::PATCH, &format!("/v1/admin/api-keys/{op_id}"), Some(json!({"name": "op-2"}))).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{:?}", r.body);
+    let r = http.admin(Method::PATCH, &format!("/v1/admin/api-keys/{op_id}"), Some(json!({"name": "ops-lead"}))).await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
     // The operator lists only its tenant's keys, and revokes the approver.
     let r = http.tenant(&op, Method::GET, "/v1/admin/api-keys", None).await;
     assert!(r.body["keys"].as_array().unwrap().iter().all(|k| k["tenant_id"] == "acme"), "{:?}", r.body);
