@@ -343,7 +343,30 @@ fn close_cascade(conn: &Connection, tenant: &str, now: i64) -> ApiResult<()> {
     }
     conn.prepare_cached("UPDATE budgets SET status = 'CLOSED', updated_at_ms = ?2 WHERE tenant_id = ?1")?
         .execute(params![tenant, now])?;
-    conn.prepare_cached("UPDATE api_keys SET status = 'REVOKED' WHERE tenant_id = ?1")?.execute([tenant])?;
+    // The tenant's keys are revoked like any revocation: stamped, with the reason and an event
+    // each (`api_key.revoked_via_tenant_cascade`), not only flagged in the status column.
+    let keys: Vec<(String, String, String, i64)> = conn
+        .prepare_cached("SELECT key_id, body, status, expires_at_ms FROM api_keys WHERE tenant_id = ?1 AND status = 'ACTIVE'")?
+        .query_map([tenant], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
+        .collect::<Result<_, _>>()?;
+    for (id, body, status, expires) in keys {
+        let mut key = stored_key(&id, &body, &status, expires, now)?;
+        let previous = key.status;
+        key.status = ApiKeyStatus::Revoked;
+        key.revoked_at = Some(rfc3339(now));
+        key.revoked_reason = Some("tenant closed".into());
+        store_key(conn, &key, ApiKeyStatus::Revoked)?;
+        let data = EventData::ApiKey {
+            key_id: id,
+            key_name: Some(key.name),
+            previous_status: Some(previous.as_str()),
+            new_status: "REVOKED",
+            permissions: key.permissions,
+        };
+        let event = NewEvent::new(EventType::ApiKeyRevokedViaTenantCascade, tenant, data)
+            .correlation(tenant_update_correlation(tenant, now));
+        events::emit(conn, event, now)?;
+    }
     // CASCADE Rule 1: the tenant's active and paused subscriptions are disabled.
     let subs = crate::webhooks::list(
         conn,

@@ -245,6 +245,18 @@ async fn api_keys_are_listed_with_filters_changed_in_place_and_revoked_with_a_re
     assert_eq!(page["keys"].as_array().unwrap().len(), 1, "{page}");
     let (status, _) = app.call(Method::PATCH, "/v1/admin/api-keys/key_missing", admin, Some(json!({"name": "x"}))).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // Closing a tenant revokes its keys like any revocation: stamped, with a reason and an event.
+    let (status, e) = app.call(Method::PATCH, "/v1/admin/tenants/globex", admin, Some(json!({"status": "CLOSED"}))).await;
+    assert_eq!(status, StatusCode::OK, "{e}");
+    let (_, page) = app.admin_get("/v1/admin/api-keys?tenant_id=globex").await;
+    let gamma = &page["keys"][0];
+    assert_eq!((gamma["status"].as_str(), gamma["revoked_reason"].as_str()), (Some("REVOKED"), Some("tenant closed")), "{page}");
+    assert!(gamma["revoked_at"].is_string(), "{page}");
+    let (_, events) = app.admin_get("/v1/admin/events?event_type=api_key.revoked_via_tenant_cascade").await;
+    let events = events["events"].as_array().unwrap();
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!((events[0]["tenant_id"].as_str(), events[0]["data"]["key_id"].as_str()), (Some("globex"), gamma["key_id"].as_str()));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -8,21 +8,21 @@ use bytemuck::{Pod, Zeroable};
 
 use crate::context::{Gpu, GpuError};
 
-/// Edge of the block of C one `matmul.wgsl` workgroup computes.
+/// Edge of the block of C one matrix-product workgroup computes (`matmul_common.wgsl`).
 pub const BLOCK: u32 = 64;
 /// Workgroup size of the one-dimensional kernels.
 pub const GROUP: u32 = 64;
 
-/// `matmul.wgsl` flag: add the bias row.
+/// `matmul_common.wgsl` flag: add the bias row.
 pub const ADD_BIAS: u32 = 1;
-/// `matmul.wgsl` flag: add into C.
+/// `matmul_common.wgsl` flag: add into C.
 pub const ACCUMULATE: u32 = 2;
-/// `matmul.wgsl` flag: ReLU the result.
+/// `matmul_common.wgsl` flag: ReLU the result.
 pub const RELU: u32 = 4;
-/// `matmul.wgsl` flag: zero entries where the mask is not positive.
+/// `matmul_common.wgsl` flag: zero entries where the mask is not positive.
 pub const MASK: u32 = 8;
 
-/// Parameters of `matmul.wgsl` (see the shader for their meaning).
+/// Parameters of the matrix product (`matmul_common.wgsl` says what they mean).
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default, Pod, Zeroable)]
 #[allow(missing_docs)]
@@ -117,9 +117,11 @@ pub fn sample_stride(agents: usize) -> usize {
 /// The form of the matrix-product kernel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MatmulForm {
-    /// `matmul.wgsl`: each invocation's 4 x 4 block of C in an indexed array, filled by loops.
+    /// `matmul.wgsl` (after `matmul_common.wgsl`): each invocation's 4 x 4 block of C in an
+    /// indexed array, filled by loops.
     Looped,
-    /// `matmul_vec4.wgsl`: the same block in four vec4 registers, no per-element loops.
+    /// `matmul_vec4.wgsl` (after `matmul_common.wgsl`): the same block in four vec4
+    /// registers, no per-element loops.
     Vector,
 }
 
@@ -276,9 +278,18 @@ impl Kernels {
         };
         let update = include_str!("shaders/update.wgsl");
         let kernels = Kernels {
+            // each form is the shared contract (parameters, bindings, store) and its main
             matmul: match options.matmul {
-                MatmulForm::Looped => pipeline("matmul", include_str!("shaders/matmul.wgsl"), "main"),
-                MatmulForm::Vector => pipeline("matmul", include_str!("shaders/matmul_vec4.wgsl"), "main"),
+                MatmulForm::Looped => pipeline(
+                    "matmul",
+                    concat!(include_str!("shaders/matmul_common.wgsl"), include_str!("shaders/matmul.wgsl")),
+                    "main",
+                ),
+                MatmulForm::Vector => pipeline(
+                    "matmul",
+                    concat!(include_str!("shaders/matmul_common.wgsl"), include_str!("shaders/matmul_vec4.wgsl")),
+                    "main",
+                ),
             },
             gather: pipeline("gather", include_str!("shaders/gather.wgsl"), "main"),
             head: pipeline("head", include_str!("shaders/head.wgsl"), "main"),
@@ -315,7 +326,7 @@ impl Kernels {
         Dispatch { label: name.to_string(), pipeline: pipeline.clone(), bind_group, workgroups }
     }
 
-    /// `c = op(a) op(b)` with the options in `params` (see `matmul.wgsl`).
+    /// `c = op(a) op(b)` with the options in `params` (see `matmul_common.wgsl`).
     #[allow(clippy::too_many_arguments)]
     pub fn matmul(
         &self,

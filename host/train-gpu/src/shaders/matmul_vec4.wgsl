@@ -1,33 +1,11 @@
-// The same product as matmul.wgsl (same parameters, flags and layout of C), written so that
-// nothing per thread is an indexed array: each invocation's 4 x 4 block of C is four vec4
-// accumulators, and the tiles hold vec4s of four rows of A and four columns of B, so the inner
-// product step is four vector multiply-adds on two workgroup loads.
+// The vec4 form of the matrix product (matmul_common.wgsl holds its contract and store),
+// written so that nothing per thread is an indexed array: each invocation's 4 x 4 block of C
+// is four vec4 accumulators, and the tiles hold vec4s of four rows of A and four columns of B,
+// so the inner product step is four vector multiply-adds on two workgroup loads.
 //
-// A workgroup of 16 x 16 invocations computes a 64 x 64 block of C; invocation (x, y) holds
-// rows 4y..4y+3 and columns 4x..4x+3 of it. Slices of depth 16 go through workgroup memory:
-// tile_a[k][y] = A(rows 4y..4y+3, k), tile_b[k][x] = B(k, columns 4x..4x+3). Sizes need not
-// divide the block: out-of-range loads read zero and out-of-range stores are skipped.
+// Invocation (x, y) holds rows 4y..4y+3 and columns 4x..4x+3 of its workgroup's block:
+// tile_a[k][y] = A(rows 4y..4y+3, k), tile_b[k][x] = B(k, columns 4x..4x+3).
 
-struct Params {
-    m: u32, k: u32, n: u32,
-    a_offset: u32, a_row: u32, a_col: u32,
-    b_offset: u32, b_row: u32, b_col: u32,
-    c_offset: u32,
-    bias_offset: u32,
-    flags: u32,
-    mask_offset: u32,
-    _pad0: u32, _pad1: u32, _pad2: u32,
-}
-
-@group(0) @binding(0) var<storage, read> a: array<f32>;
-@group(0) @binding(1) var<storage, read> b: array<f32>;
-@group(0) @binding(2) var<storage, read_write> c: array<f32>;
-@group(0) @binding(3) var<storage, read> bias: array<f32>;
-@group(0) @binding(4) var<storage, read> mask: array<f32>;
-@group(0) @binding(5) var<uniform> p: Params;
-
-const BLOCK: u32 = 64u;
-const DEPTH: u32 = 16u;
 var<workgroup> tile_a: array<array<vec4<f32>, 16>, 16>;   // [k in slice][row group]
 var<workgroup> tile_b: array<array<vec4<f32>, 16>, 16>;   // [k in slice][column group]
 
@@ -43,28 +21,6 @@ fn load_b(k: u32, col: u32) -> f32 {
         return b[p.b_offset + k * p.b_row + col * p.b_col];
     }
     return 0.0;
-}
-
-// C(row, col) = value with the flags' bias, accumulation, ReLU and mask
-fn store(row: u32, col: u32, value: f32) {
-    if (row >= p.m || col >= p.n) {
-        return;
-    }
-    let at = p.c_offset + row * p.n + col;
-    var v = value;
-    if ((p.flags & 1u) != 0u) {
-        v = v + bias[p.bias_offset + col];
-    }
-    if ((p.flags & 2u) != 0u) {
-        v = v + c[at];
-    }
-    if ((p.flags & 4u) != 0u) {
-        v = max(v, 0.0);
-    }
-    if ((p.flags & 8u) != 0u && mask[p.mask_offset + row * p.n + col] <= 0.0) {
-        v = 0.0;
-    }
-    c[at] = v;
 }
 
 fn store_row(row: u32, col: u32, v: vec4<f32>) {
