@@ -280,9 +280,6 @@ pub async fn update_tenant(
                     }
                 }
                 t.status = s;
-                if s == TenantStatus::Closed {
-                    close_cascade(conn, &id, now)?;
-                }
             }
             t.updated_at = Some(rfc3339(now));
             save_tenant(conn, &t)?;
@@ -306,13 +303,15 @@ pub async fn update_tenant(
                     .correlation(tenant_update_correlation(&id, now));
                 events::emit(conn, event, now)?;
             }
+            // after `tenant.closed`, so each cascade event follows the one that caused it
+            if t.status == TenantStatus::Closed && previous != TenantStatus::Closed {
+                close_cascade(conn, &id, now)?;
+            }
             Ok(t)
         }, move |t: &Tenant| {
             // the close cascade revoked the tenant's keys: drop them from the cache in commit order
-            if t.status == TenantStatus::Closed
-                && let Ok(mut keys) = cache.keys.write()
-            {
-                keys.retain(|_, k| k.tenant != t.tenant_id);
+            if t.status == TenantStatus::Closed {
+                cache.keys.write().unwrap_or_else(std::sync::PoisonError::into_inner).retain(|_, k| k.tenant != t.tenant_id);
             }
         })
         .await?;
@@ -343,30 +342,6 @@ fn close_cascade(conn: &Connection, tenant: &str, now: i64) -> ApiResult<()> {
     }
     conn.prepare_cached("UPDATE budgets SET status = 'CLOSED', updated_at_ms = ?2 WHERE tenant_id = ?1")?
         .execute(params![tenant, now])?;
-    // The tenant's keys are revoked like any revocation: stamped, with the reason and an event
-    // each (`api_key.revoked_via_tenant_cascade`), not only flagged in the status column.
-    let keys: Vec<(String, String, String, i64)> = conn
-        .prepare_cached("SELECT key_id, body, status, expires_at_ms FROM api_keys WHERE tenant_id = ?1 AND status = 'ACTIVE'")?
-        .query_map([tenant], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
-        .collect::<Result<_, _>>()?;
-    for (id, body, status, expires) in keys {
-        let mut key = stored_key(&id, &body, &status, expires, now)?;
-        let previous = key.status;
-        key.status = ApiKeyStatus::Revoked;
-        key.revoked_at = Some(rfc3339(now));
-        key.revoked_reason = Some("tenant closed".into());
-        store_key(conn, &key, ApiKeyStatus::Revoked)?;
-        let data = EventData::ApiKey {
-            key_id: id,
-            key_name: Some(key.name),
-            previous_status: Some(previous.as_str()),
-            new_status: "REVOKED",
-            permissions: key.permissions,
-        };
-        let event = NewEvent::new(EventType::ApiKeyRevokedViaTenantCascade, tenant, data)
-            .correlation(tenant_update_correlation(tenant, now));
-        events::emit(conn, event, now)?;
-    }
     // CASCADE Rule 1: the tenant's active and paused subscriptions are disabled.
     let subs = crate::webhooks::list(
         conn,
@@ -391,6 +366,46 @@ fn close_cascade(conn: &Connection, tenant: &str, now: i64) -> ApiResult<()> {
         };
         // The cascade's events share the correlation id of the `tenant.closed` they follow.
         let event = NewEvent::new(EventType::WebhookDisabledViaTenantCascade, tenant, data)
+            .correlation(tenant_update_correlation(tenant, now));
+        events::emit(conn, event, now)?;
+    }
+    // The tenant's keys are revoked like any revocation: stamped, with the reason and an event
+    // each (`api_key.revoked_via_tenant_cascade`), not only flagged in the status column. Last,
+    // so no delivery is queued to a subscription the cascade disables. A key whose stored record
+    // cannot be read is still revoked, by its status column, so that it never blocks a close.
+    let keys: Vec<(String, String, String, i64)> = conn
+        .prepare_cached("SELECT key_id, body, status, expires_at_ms FROM api_keys WHERE tenant_id = ?1 AND status = 'ACTIVE'")?
+        .query_map([tenant], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
+        .collect::<Result<_, _>>()?;
+    for (id, body, status, expires) in keys {
+        let data = match stored_key(&id, &body, &status, expires, now) {
+            Ok(mut key) => {
+                let previous = key.status;
+                key.status = ApiKeyStatus::Revoked;
+                key.revoked_at = Some(rfc3339(now));
+                key.revoked_reason = Some("tenant closed".into());
+                store_key(conn, &key, ApiKeyStatus::Revoked)?;
+                EventData::ApiKey {
+                    key_id: id,
+                    key_name: Some(key.name),
+                    previous_status: Some(previous.as_str()),
+                    new_status: "REVOKED",
+                    permissions: key.permissions,
+                }
+            }
+            Err(_) => {
+                tracing::error!(key_id = %id, "a stored API key record is unreadable; revoked by its status column only");
+                conn.prepare_cached("UPDATE api_keys SET status = 'REVOKED' WHERE key_id = ?1")?.execute([&id])?;
+                EventData::ApiKey {
+                    key_id: id,
+                    key_name: None,
+                    previous_status: Some("ACTIVE"),
+                    new_status: "REVOKED",
+                    permissions: Vec::new(),
+                }
+            }
+        };
+        let event = NewEvent::new(EventType::ApiKeyRevokedViaTenantCascade, tenant, data)
             .correlation(tenant_update_correlation(tenant, now));
         events::emit(conn, event, now)?;
     }
@@ -857,9 +872,7 @@ pub async fn create_api_key(
         }, move |_| {
             // in commit order, so a revocation or a tenant close that commits after this
             // creation cannot be overtaken by this insert
-            if let Ok(mut keys) = cache.keys.write() {
-                keys.insert(hash, cached);
-            }
+            cache.keys.write().unwrap_or_else(std::sync::PoisonError::into_inner).insert(hash, cached);
         })
         .await?;
     Ok((
@@ -1061,9 +1074,7 @@ pub async fn revoke_api_key(
             events::emit(conn, NewEvent::new(EventType::ApiKeyRevoked, key.tenant_id.clone(), data), now)?;
             Ok(key)
         }, move |_| {
-            if let Ok(mut keys) = cache.keys.write() {
-                keys.retain(|_, k| k.key_id != key_id);
-            }
+            cache.keys.write().unwrap_or_else(std::sync::PoisonError::into_inner).retain(|_, k| k.key_id != key_id);
         })
         .await?;
     Ok(Json(key))
@@ -1159,12 +1170,11 @@ pub async fn update_api_key(
             Ok((key, effective))
         }, move |(key, effective)| {
             // in commit order: two changes of one key leave the cache holding the later one
-            if let Ok(mut keys) = cache.keys.write() {
-                for cached in keys.values_mut().filter(|k| k.key_id == key.key_id) {
-                    cached.name = key.name.clone();
-                    if let Some(p) = effective {
-                        cached.permissions = p.clone();
-                    }
+            let mut keys = cache.keys.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+            for cached in keys.values_mut().filter(|k| k.key_id == key.key_id) {
+                cached.name = key.name.clone();
+                if let Some(p) = effective {
+                    cached.permissions = p.clone();
                 }
             }
         })

@@ -582,10 +582,11 @@ impl Tenant {
 
 /// `ApiKey.status`. EXPIRED is never stored: an ACTIVE key reads as EXPIRED once its
 /// `expires_at` has passed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum ApiKeyStatus {
     /// It authenticates.
+    #[default]
     Active,
     /// Revoked for good.
     Revoked,
@@ -624,7 +625,9 @@ impl ApiKeyStatus {
 /// `ApiKey` (governance admin v0.1.25) plus this gateway's `role`: the stored record (the
 /// `api_keys.body` column) and the answer of listApiKeys, updateApiKey and revokeApiKey. The
 /// secret is never in it, only its prefix. `scope_filter` and `last_used_at` are not kept: a
-/// scope filter is refused when asked for, and use is not tracked.
+/// scope filter is refused when asked for, and use is not tracked. Only the ids are required
+/// to read a stored record, so a record missing a display field can still be listed, changed
+/// and revoked (the `api_keys` columns hold the status and expiry that decide).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ApiKey {
     /// Its id.
@@ -632,6 +635,7 @@ pub struct ApiKey {
     /// The tenant it authenticates.
     pub tenant_id: String,
     /// The secret's first 15 characters, to recognise it by.
+    #[serde(default)]
     pub key_prefix: String,
     /// Its human-readable name (the principal's name).
     #[serde(default)]
@@ -647,10 +651,13 @@ pub struct ApiKey {
     #[serde(default)]
     pub permissions: Vec<String>,
     /// ACTIVE, REVOKED or EXPIRED.
+    #[serde(default)]
     pub status: ApiKeyStatus,
     /// When it was created (RFC 3339).
+    #[serde(default)]
     pub created_at: String,
     /// When it stops working.
+    #[serde(default)]
     pub expires_at: String,
     /// When it was revoked.
     #[serde(default, skip_serializing_if = "Option::is_none")]

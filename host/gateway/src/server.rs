@@ -416,7 +416,15 @@ pub async fn load_keys(store: &Store) -> ApiResult<HashMap<String, KeyInfo>> {
             let mut out = HashMap::new();
             for row in rows {
                 let (hash, key_id, tenant, expires_at_ms, role, principal, body) = row?;
-                let body: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+                // An unreadable record fails closed: read as no record, its permission list
+                // would be missing, which means the role's whole set.
+                let body: serde_json::Value = match serde_json::from_str(&body) {
+                    Ok(body) => body,
+                    Err(e) => {
+                        tracing::error!(key_id = %key_id, error = %e, "an API key whose stored record is not JSON; it is disabled");
+                        continue;
+                    }
+                };
                 let role = match role.as_deref() {
                     None => crate::auth::DEFAULT_ROLE,
                     // An unreadable role fails closed: the key gets no permission.

@@ -70,6 +70,9 @@ type Reply = Box<dyn FnOnce(bool, Option<&Arc<Seal>>) + Send>;
 /// must not touch the database then: outside a transaction its own savepoint would commit).
 type Job = Box<dyn FnOnce(Option<&Connection>) -> Reply + Send>;
 
+/// A hook [`Store::run_then`] runs on the writer thread once a job's batch has committed.
+type AfterCommit<T> = Box<dyn FnOnce(&T) + Send>;
+
 /// A handle on the store; cheap to clone. Dropping every handle stops the writer after it has
 /// finished the queued jobs.
 #[derive(Clone)]
@@ -344,7 +347,9 @@ impl Store {
     /// on the writer thread, before the answer is sent. Jobs commit in order, so in-memory
     /// state that `after` changes follows the database in the same order: two handlers that
     /// change one key cannot leave the cache holding the older change. Not run when `f` fails
-    /// or the batch does not commit.
+    /// or the batch does not commit; run when `f` answers `Ok` after undoing its own writes
+    /// ([`rollback_job`]), so such an `f` must answer what `after` should see. A panic in
+    /// `after` is caught and logged, so it cannot stop the writer.
     pub async fn run_then<T, F, A>(&self, f: F, after: A) -> ApiResult<T>
     where
         T: Send + 'static,
@@ -368,7 +373,7 @@ impl Store {
     async fn submit<T, F>(
         &self,
         f: F,
-        after: Option<Box<dyn FnOnce(&T) + Send>>,
+        after: Option<AfterCommit<T>>,
     ) -> ApiResult<(T, Option<Arc<Seal>>)>
     where
         T: Send + 'static,
@@ -385,8 +390,10 @@ impl Store {
             Box::new(move |committed: bool, seal: Option<&Arc<Seal>>| {
                 let answer = match (committed, result) {
                     (true, r) => r.map(|t| {
-                        if let Some(after) = after {
-                            after(&t);
+                        if let Some(after) = after
+                            && std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| after(&t))).is_err()
+                        {
+                            tracing::error!("an after-commit hook panicked; the batch stays committed");
                         }
                         (t, seal.cloned())
                     }),

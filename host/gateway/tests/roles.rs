@@ -509,6 +509,12 @@ async fn keys_from_before_roles_are_agent_keys_after_the_migration() {
             rusqlite::params![hash, i64::MAX, body.to_string()],
         )
         .unwrap();
+        // and one whose stored record is not JSON at all
+        conn.execute(
+            "INSERT INTO api_keys VALUES ('key_bad', 'acme', ?1, 'ACTIVE', ?2, 'not json')",
+            rusqlite::params![BAD_HASH, i64::MAX],
+        )
+        .unwrap();
     }
     let gw = common::gateway(dir.path()).await;
     let http = Http::new(gw.url());
@@ -520,5 +526,29 @@ async fn keys_from_before_roles_are_agent_keys_after_the_migration() {
         .tenant("cyc_live_legacy000000000000000000000000000000", Method::POST, "/v1/admin/budgets", Some(json!({"scope": "tenant:acme", "unit": "TOKENS", "allocated": {"unit": "TOKENS", "amount": 5}})))
         .await;
     assert_forbidden(&r, "budgets:write", "legacy key creates a budget");
+    // A record that is not JSON disables its key (read as no record, it would have meant the
+    // role's whole permission set).
+    let r = http.tenant(BAD_SECRET, Method::GET, "/v1/auth/introspect", None).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{:?}", r.body);
+    // The old record lacks the spec's display fields, and is still changed and revoked.
+    let r = http.admin(Method::PATCH, "/v1/admin/api-keys/key_old", Some(json!({"description": "from before roles"}))).await;
+    assert_eq!((r.status, r.body["description"].as_str()), (StatusCode::OK, Some("from before roles")), "{:?}", r.body);
+    let r = http.admin(Method::DELETE, "/v1/admin/api-keys/key_old", None).await;
+    assert_eq!((r.status, r.body["status"].as_str()), (StatusCode::OK, Some("REVOKED")), "{:?}", r.body);
+    let r = http.tenant("cyc_live_legacy000000000000000000000000000000", Method::GET, "/v1/auth/introspect", None).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    // And the unreadable record does not stop its tenant from closing: it is revoked by its
+    // status column.
+    let r = http.admin(Method::POST, "/v1/admin/tenants", Some(json!({"tenant_id": "acme", "name": "Acme"}))).await;
+    assert!(r.status.is_success(), "{:?}", r.body);
+    let r = http.admin(Method::PATCH, "/v1/admin/tenants/acme", Some(json!({"status": "CLOSED"}))).await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    let conn = rusqlite::Connection::open(dir.path().join("sbd.sqlite3")).unwrap();
+    let status: String = conn.query_row("SELECT status FROM api_keys WHERE key_id = 'key_bad'", [], |r| r.get(0)).unwrap();
+    assert_eq!(status, "REVOKED");
     gw.stop().await;
 }
+
+const BAD_SECRET: &str = "cyc_live_unreadable0000000000000000000000000000";
+/// SHA-256 of `BAD_SECRET`, hex.
+const BAD_HASH: &str = "828baf1bf62501229d2a08f1d49fab2f9955079945aaa88f93f4ece2b6467731";
