@@ -18,7 +18,7 @@ use crate::events::{self, EventData, EventType, NewEvent};
 use crate::ledger::{self, BudgetRow, LedgerStore};
 use crate::auth::{self, Role};
 use crate::server::{Admin, Body, Caller, KeyInfo, Shared, Q};
-use crate::util::{new_id, now_ms, random_hex, rfc3339, sha256_hex};
+use crate::util::{new_id, now_ms, random_hex, rfc3339, sha256_hex, ListControls};
 
 /// `TenantCreateRequest`.
 #[derive(Debug, Deserialize)]
@@ -151,8 +151,7 @@ fn tenant_page(tenants: Vec<Tenant>, q: &TenantListQuery) -> ApiResult<TenantLis
         Some("ENFORCE" | "DISABLED") => Some(ObserveMode::Enforce),
         Some(other) => return Err(ApiError::invalid(format!("`observe_mode` must be OBSERVE, ENFORCE or DISABLED, got `{other}`"))),
     };
-    let search = crate::util::search_term(q.search.as_deref())?;
-    let descending = crate::util::sort_descending(q.sort_dir.as_deref())?;
+    let controls = ListControls::read(q.search.as_deref(), q.sort_dir.as_deref(), q.cursor.as_deref(), q.limit)?;
     let key: Option<fn(&Tenant, &Tenant) -> std::cmp::Ordering> = match q.sort_by.as_deref() {
         None => None,
         Some("tenant_id") => Some(|a, b| a.tenant_id.cmp(&b.tenant_id)),
@@ -164,22 +163,17 @@ fn tenant_page(tenants: Vec<Tenant>, q: &TenantListQuery) -> ApiResult<TenantLis
             return Err(ApiError::invalid(format!("`sort_by` must be one of tenant_id, name, status, created_at, not `{other}`")));
         }
     };
-    let limit = crate::util::page_size(q.limit)?;
-    let offset = crate::util::page_offset(q.cursor.as_deref())?;
-    let mut kept: Vec<Tenant> = tenants
+    let kept: Vec<Tenant> = tenants
         .into_iter()
         .filter(|t| {
             status.is_none_or(|s| t.status == s)
                 && q.parent_tenant_id.as_deref().is_none_or(|p| t.parent_tenant_id.as_deref() == Some(p))
                 && mode.is_none_or(|m| t.mode() == m)
-                && search.as_ref().is_none_or(|s| t.tenant_id.to_lowercase().contains(s) || t.name.to_lowercase().contains(s))
+                && (controls.matches(&t.tenant_id) || controls.matches(&t.name))
         })
         .collect();
-    if let Some(key) = key {
-        // stable: ties keep the tenant-id order
-        kept.sort_by(|a, b| if descending { key(b, a) } else { key(a, b) });
-    }
-    let page = crate::cycles::BalancePage::of(kept, offset, limit);
+    // ties keep the tenant-id order
+    let page = controls.page(kept, key);
     Ok(TenantList { tenants: page.balances, has_more: page.has_more, next_cursor: page.next_cursor })
 }
 
@@ -927,8 +921,7 @@ pub struct KeyQuery {
 /// One page of `keys` (in key-id order) that pass `q`'s filters, in `q`'s order.
 fn key_page(keys: Vec<ApiKey>, q: &KeyQuery) -> ApiResult<ApiKeyList> {
     let status = q.status.as_deref().map(|s| ApiKeyStatus::parse(s, "status")).transpose()?;
-    let search = crate::util::search_term(q.search.as_deref())?;
-    let descending = crate::util::sort_descending(q.sort_dir.as_deref())?;
+    let controls = ListControls::read(q.search.as_deref(), q.sort_dir.as_deref(), q.cursor.as_deref(), q.limit)?;
     let key: Option<fn(&ApiKey, &ApiKey) -> std::cmp::Ordering> = match q.sort_by.as_deref() {
         None => None,
         Some("key_id") => Some(|a, b| a.key_id.cmp(&b.key_id)),
@@ -944,20 +937,12 @@ fn key_page(keys: Vec<ApiKey>, q: &KeyQuery) -> ApiResult<ApiKeyList> {
             )));
         }
     };
-    let limit = crate::util::page_size(q.limit)?;
-    let offset = crate::util::page_offset(q.cursor.as_deref())?;
-    let mut kept: Vec<ApiKey> = keys
+    let kept: Vec<ApiKey> = keys
         .into_iter()
-        .filter(|k| {
-            status.is_none_or(|s| k.status == s)
-                && search.as_ref().is_none_or(|s| k.key_id.to_lowercase().contains(s) || k.name.to_lowercase().contains(s))
-        })
+        .filter(|k| status.is_none_or(|s| k.status == s) && (controls.matches(&k.key_id) || controls.matches(&k.name)))
         .collect();
-    if let Some(key) = key {
-        // stable: ties keep the key-id order
-        kept.sort_by(|a, b| if descending { key(b, a) } else { key(a, b) });
-    }
-    let page = crate::cycles::BalancePage::of(kept, offset, limit);
+    // ties keep the key-id order
+    let page = controls.page(kept, key);
     Ok(ApiKeyList { keys: page.balances, has_more: page.has_more, next_cursor: page.next_cursor })
 }
 

@@ -143,6 +143,56 @@ pub fn sort_descending(sort_dir: Option<&str>) -> crate::error::ApiResult<bool> 
     }
 }
 
+/// What every sorted admin list (listTenants, listBudgets, listApiKeys) reads from its query
+/// besides its own filters, each checked with a 400 naming its parameter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListControls {
+    /// The lowercased `search` term ([`search_term`]).
+    pub search: Option<String>,
+    /// Whether a sort runs descending ([`sort_descending`]).
+    pub descending: bool,
+    /// Where the page starts ([`page_offset`]).
+    pub offset: usize,
+    /// How many items a page holds ([`page_size`]).
+    pub limit: usize,
+}
+
+impl ListControls {
+    /// Reads the four parameters.
+    pub fn read(
+        search: Option<&str>,
+        sort_dir: Option<&str>,
+        cursor: Option<&str>,
+        limit: Option<u32>,
+    ) -> crate::error::ApiResult<ListControls> {
+        Ok(ListControls {
+            search: search_term(search)?,
+            descending: sort_descending(sort_dir)?,
+            offset: page_offset(cursor)?,
+            limit: page_size(limit)?,
+        })
+    }
+
+    /// Whether `text` holds the search term (true without one).
+    pub fn matches(&self, text: &str) -> bool {
+        self.search.as_ref().is_none_or(|s| text.to_lowercase().contains(s))
+    }
+
+    /// The page of `items` (already filtered, in the list's default order) sorted by `order`
+    /// in the requested direction. The sort is stable, so ties keep the default order; without
+    /// an order the items stay as they are.
+    pub fn page<T, O: Fn(&T, &T) -> std::cmp::Ordering>(
+        &self,
+        mut items: Vec<T>,
+        order: Option<O>,
+    ) -> crate::cycles::BalancePage<T> {
+        if let Some(order) = order {
+            items.sort_by(|a, b| if self.descending { order(b, a) } else { order(a, b) });
+        }
+        crate::cycles::BalancePage::of(items, self.offset, self.limit)
+    }
+}
+
 /// Howard Hinnant's civil-to-days algorithm.
 fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
     let y = if m <= 2 { y - 1 } else { y };

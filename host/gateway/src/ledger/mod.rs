@@ -1375,11 +1375,14 @@ pub fn list_budgets(store: &dyn LedgerStore, tenant: Option<&str>, q: &BudgetLis
     {
         return Err(ApiError::invalid(format!("`utilization_min` ({min}) is above `utilization_max` ({max})")));
     }
-    let search = crate::util::search_term(q.search.as_deref())?;
-    let descending = crate::util::sort_descending(q.sort_dir.as_deref())?;
     // The spec sets no maximum here: a larger page is cut to this server's 100, not refused.
-    let limit = crate::util::page_size(q.limit.map(|n| n.min(100)))?;
-    let offset = crate::util::page_offset(q.cursor.as_deref())?;
+    let controls = crate::util::ListControls::read(
+        q.search.as_deref(),
+        q.sort_dir.as_deref(),
+        q.cursor.as_deref(),
+        q.limit.map(|n| n.min(100)),
+    )?;
+    let order = q.sort_by.as_deref().map(BudgetSort::parse).transpose()?;
 
     let tenants = match tenant {
         Some(t) => vec![t.to_string()],
@@ -1396,18 +1399,15 @@ pub fn list_budgets(store: &dyn LedgerStore, tenant: Option<&str>, q: &BudgetLis
                 && q.has_debt.is_none_or(|debt| (b.debt > 0) == debt)
                 && q.utilization_min.is_none_or(|min| utilization(&b) >= min)
                 && q.utilization_max.is_none_or(|max| utilization(&b) <= max)
-                && search.as_ref().is_none_or(|s| t.to_lowercase().contains(s) || b.scope.to_lowercase().contains(s));
+                && (controls.matches(&t) || controls.matches(&b.scope));
             if kept {
                 rows.push((t.clone(), b));
             }
         }
     }
-    if let Some(key) = &q.sort_by {
-        let key = BudgetSort::parse(key)?;
-        // A stable sort: ties keep the default order (tenant, scope, unit).
-        rows.sort_by(|a, b| if descending { key.compare(b, a) } else { key.compare(a, b) });
-    }
-    let page = BalancePage::of(rows, offset, limit).map(|(t, b)| b.ledger(&t));
+    // ties keep the default order (tenant, scope, unit)
+    let page = controls.page(rows, order.map(|key| move |a: &(String, BudgetRow), b: &(String, BudgetRow)| key.compare(a, b)));
+    let page = page.map(|(t, b)| b.ledger(&t));
     Ok(LedgerList { ledgers: page.balances, has_more: page.has_more, next_cursor: page.next_cursor })
 }
 
