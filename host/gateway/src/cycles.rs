@@ -487,43 +487,67 @@ pub enum BalancesResponse {
     Admin(BalancePage<BudgetLedger>),
 }
 
-/// `Tenant.status`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "UPPERCASE")]
-pub enum TenantStatus {
-    /// Normal operations.
-    Active,
-    /// Read-only: no new reservations.
-    Suspended,
-    /// Terminal; its budgets, keys and reservations were closed, revoked and released.
-    Closed,
+/// A status enum of the Cycles admin plane, its wire names written once: the variants with
+/// serde's names, `as_str`, `from_name`, and `parse` (a 400 naming the field and listing every
+/// name).
+macro_rules! wire_status {
+    ($(#[$doc:meta])* $name:ident { $($(#[$vdoc:meta])* $variant:ident = $wire:literal,)+ }) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+        pub enum $name {
+            $($(#[$vdoc])* #[serde(rename = $wire)] $variant,)+
+        }
+
+        impl $name {
+            /// Every wire name, in declaration order.
+            pub const NAMES: &'static [&'static str] = &[$($wire,)+];
+
+            /// The wire name.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $wire,)+
+                }
+            }
+
+            /// The status of wire name `name`, if it is one.
+            pub fn from_name(name: &str) -> Option<$name> {
+                match name {
+                    $($wire => Some($name::$variant),)+
+                    _ => None,
+                }
+            }
+
+            /// The status named `name`, or 400 naming `field` and the names it may be.
+            pub fn parse(name: &str, field: &str) -> Result<$name, crate::error::ApiError> {
+                $name::from_name(name).ok_or_else(|| {
+                    crate::error::ApiError::invalid(format!(
+                        "`{field}` must be {}, got `{name}`",
+                        one_of(Self::NAMES)
+                    ))
+                })
+            }
+        }
+    };
 }
 
-impl TenantStatus {
-    /// The wire name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TenantStatus::Active => "ACTIVE",
-            TenantStatus::Suspended => "SUSPENDED",
-            TenantStatus::Closed => "CLOSED",
-        }
+/// `A, B or C`.
+fn one_of(names: &[&str]) -> String {
+    match names.split_last() {
+        Some((last, [])) => (*last).to_string(),
+        Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+        None => String::new(),
     }
+}
 
-    /// The status of wire name `name`, if it is one.
-    pub fn from_name(name: &str) -> Option<TenantStatus> {
-        match name {
-            "ACTIVE" => Some(TenantStatus::Active),
-            "SUSPENDED" => Some(TenantStatus::Suspended),
-            "CLOSED" => Some(TenantStatus::Closed),
-            _ => None,
-        }
-    }
-
-    /// The status named `name`, or 400 naming `field`.
-    pub fn parse(name: &str, field: &str) -> Result<TenantStatus, crate::error::ApiError> {
-        TenantStatus::from_name(name).ok_or_else(|| {
-            crate::error::ApiError::invalid(format!("`{field}` must be ACTIVE, SUSPENDED or CLOSED, got `{name}`"))
-        })
+wire_status! {
+    /// `Tenant.status`.
+    TenantStatus {
+        /// Normal operations.
+        Active = "ACTIVE",
+        /// Read-only: no new reservations.
+        Suspended = "SUSPENDED",
+        /// Terminal; its budgets, keys and reservations were closed, revoked and released.
+        Closed = "CLOSED",
     }
 }
 
@@ -580,45 +604,23 @@ impl Tenant {
     }
 }
 
-/// `ApiKey.status`. EXPIRED is never stored: an ACTIVE key reads as EXPIRED once its
-/// `expires_at` has passed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "UPPERCASE")]
-pub enum ApiKeyStatus {
-    /// It authenticates.
-    #[default]
-    Active,
-    /// Revoked for good.
-    Revoked,
-    /// Past its `expires_at`.
-    Expired,
+wire_status! {
+    /// `ApiKey.status`. EXPIRED is never stored: an ACTIVE key reads as EXPIRED once its
+    /// `expires_at` has passed.
+    ApiKeyStatus {
+        /// It authenticates.
+        Active = "ACTIVE",
+        /// Revoked for good.
+        Revoked = "REVOKED",
+        /// Past its `expires_at`.
+        Expired = "EXPIRED",
+    }
 }
 
-impl ApiKeyStatus {
-    /// The wire name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ApiKeyStatus::Active => "ACTIVE",
-            ApiKeyStatus::Revoked => "REVOKED",
-            ApiKeyStatus::Expired => "EXPIRED",
-        }
-    }
-
-    /// The status of wire name `name`, if it is one.
-    pub fn from_name(name: &str) -> Option<ApiKeyStatus> {
-        match name {
-            "ACTIVE" => Some(ApiKeyStatus::Active),
-            "REVOKED" => Some(ApiKeyStatus::Revoked),
-            "EXPIRED" => Some(ApiKeyStatus::Expired),
-            _ => None,
-        }
-    }
-
-    /// The status named `name`, or 400 naming `field`.
-    pub fn parse(name: &str, field: &str) -> Result<ApiKeyStatus, crate::error::ApiError> {
-        ApiKeyStatus::from_name(name).ok_or_else(|| {
-            crate::error::ApiError::invalid(format!("`{field}` must be ACTIVE, REVOKED or EXPIRED, got `{name}`"))
-        })
+/// A stored key record without a status reads as ACTIVE (the `status` column decides anyway).
+impl Default for ApiKeyStatus {
+    fn default() -> Self {
+        ApiKeyStatus::Active
     }
 }
 
@@ -928,6 +930,27 @@ pub struct EventCreateResponse {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    /// Each status's one table gives serde, `as_str`, `from_name` and the 400's wording.
+    #[test]
+    fn status_wire_names_agree_everywhere() {
+        for name in TenantStatus::NAMES {
+            let status = TenantStatus::from_name(name).unwrap();
+            assert_eq!((status.as_str(), serde_json::to_value(status).unwrap()), (*name, serde_json::json!(name)));
+        }
+        for name in ApiKeyStatus::NAMES {
+            let status = ApiKeyStatus::from_name(name).unwrap();
+            assert_eq!((status.as_str(), serde_json::to_value(status).unwrap()), (*name, serde_json::json!(name)));
+        }
+        assert_eq!(
+            TenantStatus::parse("GONE", "status").unwrap_err().message,
+            "`status` must be ACTIVE, SUSPENDED or CLOSED, got `GONE`"
+        );
+        assert_eq!(
+            ApiKeyStatus::parse("LOST", "status").unwrap_err().message,
+            "`status` must be ACTIVE, REVOKED or EXPIRED, got `LOST`"
+        );
+    }
 
     /// The typed answers write the JSON the untyped ones did: optional fields only when set,
     /// and each status as the schema's one value. (A stored answer is read back into them on a
