@@ -7,7 +7,6 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
-use rusqlite::params;
 use sbd_policy::Mandate;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -18,6 +17,7 @@ use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::escrow::{self, GrantStatus, Settled};
 use crate::ledger::{self, LedgerStore};
 use crate::registry::{self, AgentRecord, AuthoritySettings};
+use crate::repo::{DelegationStore, DepthExceptionRow, RegistryStore};
 use crate::auth::{Permission, Principal};
 use crate::server::{Body, Shared};
 use crate::tokens;
@@ -32,7 +32,7 @@ pub async fn put_settings(State(state): State<Shared>, p: Principal, Body(b): Bo
         return Err(ApiError::invalid(format!("`reviewer` must name a human: 1-{max_text} bytes, not only whitespace")));
     }
     let out = serde_json::to_value(&b).map_err(ApiError::internal)?;
-    state.store.run(move |conn| registry::set_settings(conn, &tenant, &b)).await?;
+    state.store.run(move |conn| conn.set_authority_settings(&tenant, &b)).await?;
     Ok(Json(out))
 }
 
@@ -71,7 +71,7 @@ pub async fn register_agent(State(state): State<Shared>, p: Principal, Body(mut 
 /// `GET /v1/agents`.
 pub async fn list_agents(State(state): State<Shared>, p: Principal) -> ApiResult<Json<Value>> {
     let tenant = p.tenant.clone();
-    let agents = state.store.run(move |conn| registry::list(conn, &tenant)).await?;
+    let agents = state.store.run(move |conn| conn.agents(&tenant)).await?;
     let items: Vec<Value> = agents
         .iter()
         .map(|a| json!({"agent_id": a.agent_id, "trust": a.trust, "tier": a.tier(), "capabilities": a.capabilities, "delegates": a.delegates}))
@@ -146,7 +146,7 @@ pub async fn create_root_grant(
     let recorded = state
         .store
         .run(move |conn| {
-            if registry::get(conn, &t, &a)?.is_none() {
+            if conn.agent(&t, &a)?.is_none() {
                 return Err(ApiError::forbidden(format!("`{a}` is not in this tenant's agent registry: register it first")));
             }
             record_root(conn, &t, &tok, &subject, &version, now, &signer)
@@ -347,16 +347,15 @@ pub async fn create_depth_exception(
     let id = new_id("dex_");
     let out = json!({"id": id, "chain_id": b.chain_id, "approved_by": approver, "justification": b.justification,
                      "extra_depth": b.extra_depth, "expires_at_ms": now + b.ttl_ms});
-    state
-        .store
-        .run(move |conn| {
-            conn.prepare_cached(
-                "INSERT INTO depth_exceptions (id, tenant_id, chain_id, approved_by, justification, extra_depth, expires_at_ms, created_at_ms) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            )?
-            .execute(params![id, tenant, b.chain_id, approver, b.justification, b.extra_depth, now + b.ttl_ms, now])?;
-            Ok(())
-        })
-        .await?;
+    let row = DepthExceptionRow {
+        id,
+        chain_id: b.chain_id,
+        approved_by: approver,
+        justification: b.justification,
+        extra_depth: i64::from(b.extra_depth),
+        expires_at_ms: now + b.ttl_ms,
+        created_at_ms: now,
+    };
+    state.store.run(move |conn| conn.insert_depth_exception(&tenant, &row)).await?;
     Ok((StatusCode::CREATED, Json(out)))
 }

@@ -39,6 +39,7 @@ use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::escrow::{self, Escrowed, NewGrant};
 use crate::limits::RequestLimits;
 use crate::registry::{self, AgentRecord, AuthoritySettings, Unregistered};
+use crate::repo::{DelegationStore, RegistryStore, StoredDelegation as Stored};
 use crate::auth::{Principal, Role};
 use crate::config::Config;
 use crate::metrics::Metrics;
@@ -262,57 +263,11 @@ struct Facts {
     replay: Option<Stored>,
 }
 
-/// A stored delegation response (idempotency): the exact JSON text first sent, less its
-/// receipt, which is made again from the trace event it names (the seal that signs the event
-/// exists only once its batch commits).
-struct Stored {
-    request_hash: String,
-    response: String,
-    /// The trace event of the receipt (`None`: stored before seals, receipt in the text).
-    trace_seq: Option<i64>,
-}
-
-/// The idempotency table; created with the store's schema.
-pub const SCHEMA: &str = r#"
-CREATE TABLE IF NOT EXISTS delegation_requests (
-    tenant_id TEXT NOT NULL,
-    key TEXT NOT NULL,
-    request_hash TEXT NOT NULL,
-    response TEXT NOT NULL,
-    created_at_ms INTEGER NOT NULL,
-    trace_seq INTEGER,
-    PRIMARY KEY (tenant_id, key)
-);
-CREATE TABLE IF NOT EXISTS depth_exceptions (
-    id TEXT PRIMARY KEY,
-    tenant_id TEXT NOT NULL,
-    chain_id TEXT NOT NULL,
-    approved_by TEXT NOT NULL,
-    justification TEXT NOT NULL,
-    extra_depth INTEGER NOT NULL,
-    expires_at_ms INTEGER NOT NULL,
-    created_at_ms INTEGER NOT NULL
-) WITHOUT ROWID;
-"#;
-
-fn stored_response(conn: &Connection, tenant: &str, key: &str) -> ApiResult<Option<Stored>> {
-    let row = conn
-        .prepare_cached("SELECT request_hash, response, trace_seq FROM delegation_requests WHERE tenant_id = ?1 AND key = ?2")?
-        .query_row(params![tenant, key], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, Option<i64>>(2)?)))
-        .optional()?;
-    Ok(row.map(|(request_hash, response, trace_seq)| Stored { request_hash, response, trace_seq }))
-}
-
 /// Stores the response sent under idempotency `key` and the trace event its receipt is of;
 /// `false` when the key has one already (a concurrent twin committed first).
-fn store_response(conn: &Connection, tenant: &str, key: &str, request_hash: &str, response: &str, trace_seq: i64, now: i64) -> ApiResult<bool> {
-    let inserted = conn
-        .prepare_cached(
-            "INSERT INTO delegation_requests (tenant_id, key, request_hash, response, trace_seq, created_at_ms) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT DO NOTHING",
-        )?
-        .execute(params![tenant, key, request_hash, response, trace_seq, now])?;
-    Ok(inserted == 1)
+fn store_response(store: &dyn DelegationStore, tenant: &str, key: &str, request_hash: &str, response: &str, trace_seq: i64, now: i64) -> ApiResult<bool> {
+    let stored = Stored { request_hash: request_hash.into(), response: response.into(), trace_seq: Some(trace_seq) };
+    store.insert_delegation_response(tenant, key, &stored, now)
 }
 
 /// `body` (a JSON object's text) with `"receipt"` added as its last member.
@@ -343,38 +298,30 @@ fn explicit_key_of(key_id: &str, key: &str) -> String {
 
 /// The stored response for `key`, else, for an explicit key, the one stored for the same token
 /// and request: a fresh `X-Idempotency-Key` does not make a replayed delegation new.
-fn stored_replay(conn: &Connection, tenant: &str, key: &str, request_hash: &str) -> ApiResult<Option<Stored>> {
-    if let Some(stored) = stored_response(conn, tenant, key)? {
+fn stored_replay(store: &dyn DelegationStore, tenant: &str, key: &str, request_hash: &str) -> ApiResult<Option<Stored>> {
+    if let Some(stored) = store.delegation_response(tenant, key)? {
         return Ok(Some(stored));
     }
     let implicit = implicit_key(request_hash);
     if key == implicit {
         return Ok(None);
     }
-    stored_response(conn, tenant, &implicit)
+    store.delegation_response(tenant, &implicit)
 }
 
 /// Loads depth exception `id` for `tenant` and `chain`, as the policy takes it.
-pub fn load_exception(conn: &Connection, tenant: &str, chain: &str, id: &str) -> ApiResult<DepthException> {
-    let row = conn
-        .prepare_cached(
-            "SELECT chain_id, approved_by, justification, extra_depth, expires_at_ms FROM depth_exceptions WHERE id = ?1 AND tenant_id = ?2",
-        )?
-        .query_row(params![id, tenant], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, i64>(3)?, r.get::<_, i64>(4)?))
-        })
-        .optional()?;
-    let Some((exception_chain, approved_by, justification, extra, expires)) = row else {
+pub fn load_exception(store: &dyn DelegationStore, tenant: &str, chain: &str, id: &str) -> ApiResult<DepthException> {
+    let Some(row) = store.depth_exception(tenant, id)? else {
         return Err(ApiError::not_found(format!("depth exception `{id}` not found")));
     };
-    if exception_chain != chain {
+    if row.chain_id != chain {
         return Err(ApiError::forbidden(format!("depth exception `{id}` was approved for another chain")));
     }
     Ok(DepthException {
-        approved_by,
-        justification,
-        extra_depth: u8::try_from(extra).unwrap_or(0),
-        expires_at: u64::try_from(expires).unwrap_or(0),
+        approved_by: row.approved_by,
+        justification: row.justification,
+        extra_depth: u8::try_from(row.extra_depth).unwrap_or(0),
+        expires_at: u64::try_from(row.expires_at_ms).unwrap_or(0),
     })
 }
 
@@ -599,8 +546,8 @@ impl Delegations<'_> {
             let t = &q.tenant;
             Ok(Facts {
                 settings: registry::settings(conn, t)?,
-                from: registry::get(conn, t, &q.from_id)?,
-                to: registry::get(conn, t, &q.to_id)?,
+                from: conn.agent(t, &q.from_id)?,
+                to: conn.agent(t, &q.to_id)?,
                 parent: match &q.parent_ids {
                     Some(ids) => escrow::load_any(conn, t, ids)?,
                     None => None,
@@ -1347,7 +1294,7 @@ impl Delegations<'_> {
                 let mut scores = Vec::new();
                 for d in &deltas {
                     // Only registered agents have a score to move.
-                    if let Some(agent) = registry::get(conn, &t, &d.agent)? {
+                    if let Some(agent) = conn.agent(&t, &d.agent)? {
                         let score = (agent.trust + d.delta).clamp(0.0, 1000.0);
                         registry::set_trust(conn, &t, &d.agent, score, now)?;
                         scores.push(json!({"agent": d.agent, "delta": d.delta, "score": score}));
@@ -1375,7 +1322,7 @@ impl Delegations<'_> {
     /// The registry's trust score of `agent` (`GET /v1/agents/{agent_id}/trust`).
     pub async fn trust(&self, tenant: String, agent: String) -> ApiResult<Value> {
         let id = canonical("agent_id", &agent)?;
-        let record = self.store.run(move |conn| registry::get(conn, &tenant, &id)).await?;
+        let record = self.store.run(move |conn| conn.agent(&tenant, &id)).await?;
         match record {
             Some(a) => Ok(json!({"agent": a.agent_id, "score": a.trust, "tier": a.tier()})),
             None => Err(ApiError::not_found(format!("`{agent}` is not in the agent registry"))),

@@ -41,9 +41,12 @@ pub mod metrics;
 pub mod openapi;
 pub mod policy;
 pub mod registry;
+pub mod repo;
 pub mod serve;
 pub mod server;
 pub mod store;
+#[cfg(test)]
+mod test_redis;
 mod strict_json;
 pub mod tokens;
 pub mod traces;

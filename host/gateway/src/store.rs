@@ -415,8 +415,8 @@ pub(crate) fn migrate(conn: &Connection) -> rusqlite::Result<()> {
     conn.execute_batch(SCHEMA)?;
     for schema in [
         crate::escrow::SCHEMA,
-        crate::registry::SCHEMA,
-        crate::delegations::SCHEMA,
+        crate::repo::sqlite::REGISTRY_SCHEMA,
+        crate::repo::sqlite::DELEGATION_SCHEMA,
         crate::events::SCHEMA,
         crate::webhooks::SCHEMA,
     ] {

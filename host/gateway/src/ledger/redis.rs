@@ -70,6 +70,7 @@
 //! | `P:{T}:idem:ENDPOINT:KEY` | a stored idempotent response, JSON |
 //! | `P:{T}:debit:ID` | a direct debit, JSON |
 //! | `P:{T}:events` | list of emitted events, JSON |
+//! | `P:{T}:authority`, `P:{T}:agent:ID`, `P:{T}:agents`, `P:{T}:dlg:KEY`, `P:{T}:dex:ID` | the registry and the delegation records ([`rows`]) |
 //!
 //! Three indexes cross tenants and so live outside any tenant's slot: `P:rsv-tenant:ID` (which
 //! tenant a reservation id belongs to, for lookups by id alone), `P:tenants` (the tenants
@@ -114,6 +115,9 @@ use crate::error::{ApiError, ApiResult};
 use crate::events::NewEvent;
 use crate::ledger::store::{Debit, LedgerStore, ReservationScan, StoredResponse, TenantRecord};
 use crate::ledger::{BudgetRow, Reservation};
+use crate::repo::Tx;
+
+mod rows;
 
 /// How many times [`RedisLedger::run`] runs an operation whose lock lapsed before it could
 /// commit, before it gives up (fails closed: the operation is refused, nothing is written).
@@ -484,7 +488,7 @@ impl RedisLedger {
 
     /// Runs one command outside any operation (for tests and tools that inspect the keys).
     #[cfg(test)]
-    pub(super) fn query<T: redis::FromRedisValue>(&self, command: &redis::Cmd) -> T {
+    pub(crate) fn query<T: redis::FromRedisValue>(&self, command: &redis::Cmd) -> T {
         let mut connection = self.connection().expect("a Redis connection");
         command.query(&mut connection).expect("the Redis command")
     }
@@ -528,9 +532,10 @@ impl RedisLedger {
         Arc::clone(gates.entry(tag.to_string()).or_default())
     }
 
-    /// Runs `op`, an operation on `tenant`'s ledger, as one atomic unit of work (module docs),
-    /// holding the tenant's lock; runs it again if the lock lapsed before it could commit.
-    pub fn run<T>(&self, tenant: &str, mut op: impl FnMut(&dyn LedgerStore) -> ApiResult<T>) -> ApiResult<T> {
+    /// Runs `op`, an operation on `tenant`'s state (its ledger, registry and delegation
+    /// records: [`Tx`]), as one atomic unit of work (module docs), holding the tenant's lock;
+    /// runs it again if the lock lapsed before it could commit.
+    pub fn run<T>(&self, tenant: &str, mut op: impl FnMut(&dyn Tx) -> ApiResult<T>) -> ApiResult<T> {
         let tag = tenant_tag(&self.prefix, tenant)?;
         let deadline = Instant::now() + self.lock_wait;
         let gate = self.gate(&tag);

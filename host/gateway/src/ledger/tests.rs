@@ -13,6 +13,7 @@ use serde_json::{json, Value};
 
 use super::memory::MemoryLedger;
 use super::redis::RedisLedger;
+use crate::test_redis::{redis_deployments, RedisDeployment};
 use super::commit as commit_rule;
 use super::*;
 use crate::cycles::{CommitRequest, ReleaseRequest, ReserveRequest};
@@ -60,147 +61,18 @@ impl Backend for MemoryLedger {
     }
 }
 
-/// A Redis of the test's own on loopback, stopped when dropped: one `redis-server` on a free
-/// port, or a three-node Redis Cluster. Its keys are under a prefix of its own too, so tests
-/// running in parallel never share state.
+/// A Redis of the test's own ([`RedisDeployment`]) with a ledger on it.
 struct RedisServer {
-    children: Vec<Child>,
     ledger: RedisLedger,
     url: String,
     prefix: String,
-    /// The cluster's node files.
-    _dir: Option<tempfile::TempDir>,
-}
-
-/// The variable that turns a missing `redis-server` (or `redis-cli`, for the cluster) from a
-/// skip into a failure (`.ci/run` sets it after installing them).
-const REQUIRE_REDIS_VAR: &str = "SBD_REQUIRE_REDIS";
-
-/// Stops the servers started so far when a start fails half-way.
-struct Started(Vec<Child>);
-
-impl Drop for Started {
-    fn drop(&mut self) {
-        for child in &mut self.0 {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-/// A free loopback port whose Cluster bus port (+10000) is free too.
-fn free_port() -> Result<u16, String> {
-    for _ in 0..100 {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| format!("no free port: {e}"))?;
-        let port = listener.local_addr().map_err(|e| e.to_string())?.port();
-        if port <= 55_535 && std::net::TcpListener::bind(("127.0.0.1", port + 10_000)).is_ok() {
-            return Ok(port);
-        }
-    }
-    Err("no free pair of loopback ports".into())
-}
-
-/// Starts `redis-server` on `port` with `extra` arguments and waits until it answers.
-fn start_server(port: u16, extra: &[&str]) -> Result<Child, String> {
-    let mut child = Command::new("redis-server")
-        .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-        .args(extra)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|e| format!("cannot start redis-server: {e}"))?;
-    let client = ::redis::Client::open(format!("redis://127.0.0.1:{port}/")).map_err(|e| e.to_string())?;
-    for _ in 0..200 {
-        if child.try_wait().map_err(|e| e.to_string())?.is_some() {
-            return Err(format!("redis-server exited at start on port {port}"));
-        }
-        if client.get_connection().is_ok_and(|mut c| ::redis::cmd("PING").query::<String>(&mut c).is_ok()) {
-            return Ok(child);
-        }
-        std::thread::sleep(std::time::Duration::from_millis(25));
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    Err(format!("redis-server on port {port} did not answer within 5 s"))
+    _deployment: RedisDeployment,
 }
 
 impl RedisServer {
-    /// One server, or says why not (no `redis-server` on the PATH).
-    fn start() -> Result<RedisServer, String> {
-        let mut last = String::new();
-        // a port found free may be taken by a parallel test's server before ours binds it:
-        // then ours exits, and another port is tried
-        for _ in 0..5 {
-            let port = free_port()?;
-            match start_server(port, &[]) {
-                Ok(child) => {
-                    let url = format!("redis://127.0.0.1:{port}/");
-                    let prefix = format!("sbd-test-{port}");
-                    let ledger = RedisLedger::open(&url, &prefix).map_err(|e| e.message)?;
-                    return Ok(RedisServer { children: vec![child], ledger, url, prefix, _dir: None });
-                }
-                Err(why) => last = why,
-            }
-        }
-        Err(last)
-    }
-
-    /// A three-node Redis Cluster (no replicas) made with `redis-cli --cluster create`, or
-    /// says why not.
-    fn start_cluster() -> Result<RedisServer, String> {
-        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-        let mut last = String::new();
-        'attempt: for _ in 0..5 {
-            let mut started = Started(Vec::new());
-            let mut nodes = Vec::new();
-            for _ in 0..3 {
-                let port = free_port()?;
-                let config = dir.path().join(format!("nodes-{port}.conf"));
-                let config = config.to_string_lossy().into_owned();
-                match start_server(port, &["--cluster-enabled", "yes", "--cluster-config-file", &config]) {
-                    Ok(child) => started.0.push(child),
-                    Err(why) => {
-                        last = why;
-                        continue 'attempt;
-                    }
-                }
-                nodes.push(format!("127.0.0.1:{port}"));
-            }
-            let created = Command::new("redis-cli")
-                .args(["--cluster", "create"])
-                .args(&nodes)
-                .args(["--cluster-replicas", "0", "--cluster-yes"])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status()
-                .map_err(|e| format!("cannot run redis-cli: {e}"))?;
-            if !created.success() {
-                last = format!("redis-cli --cluster create failed: {created}");
-                continue;
-            }
-            // every node must see every slot served before the cluster takes commands
-            for node in &nodes {
-                let client = ::redis::Client::open(format!("redis://{node}/")).map_err(|e| e.to_string())?;
-                let ok = (0..400).any(|_| {
-                    let info: String = client.get_connection().and_then(|mut c| ::redis::cmd("CLUSTER").arg("INFO").query(&mut c)).unwrap_or_default();
-                    let ok = info.contains("cluster_state:ok");
-                    if !ok {
-                        std::thread::sleep(std::time::Duration::from_millis(25));
-                    }
-                    ok
-                });
-                if !ok {
-                    last = format!("the cluster did not reach cluster_state:ok at {node} within 10 s");
-                    continue 'attempt;
-                }
-            }
-            let url = format!("{}{}", super::redis::CLUSTER_SCHEME, nodes.join(","));
-            let prefix = format!("sbd-test-{}", nodes.join("-").replace([':', '.'], ""));
-            let ledger = RedisLedger::open(&url, &prefix).map_err(|e| e.message)?;
-            let children = std::mem::take(&mut started.0);
-            return Ok(RedisServer { children, ledger, url, prefix, _dir: Some(dir) });
-        }
-        Err(last)
+    fn on(deployment: RedisDeployment) -> Result<RedisServer, String> {
+        let ledger = RedisLedger::open(&deployment.url, &deployment.prefix).map_err(|e| e.message)?;
+        Ok(RedisServer { ledger, url: deployment.url.clone(), prefix: deployment.prefix.clone(), _deployment: deployment })
     }
 
     fn command<T: ::redis::FromRedisValue>(&self, cmd: &mut ::redis::Cmd) -> T {
@@ -210,12 +82,6 @@ impl RedisServer {
     /// The key `rest` of `tenant`, as the backend names it.
     fn key(&self, tenant: &str, rest: &str) -> String {
         format!("{}:{{{tenant}}}:{rest}", self.prefix)
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        drop(Started(std::mem::take(&mut self.children)));
     }
 }
 
@@ -238,29 +104,13 @@ impl Backend for RedisServer {
     }
 }
 
-/// The Redis deployments this machine can start: one server and a three-node cluster, each
-/// named. One that cannot start is left out after a visible notice, unless
-/// [`REQUIRE_REDIS_VAR`] is 1 (then the test fails instead).
+/// The Redis deployments this machine can start ([`redis_deployments`]), each with a ledger.
 fn redis_backends() -> Vec<(&'static str, RedisServer)> {
-    let mut out = Vec::new();
-    for (name, start) in [("redis", RedisServer::start as fn() -> Result<RedisServer, String>), ("redis-cluster", RedisServer::start_cluster)] {
-        match start() {
-            Ok(server) => out.push((name, server)),
-            Err(why) if std::env::var(REQUIRE_REDIS_VAR).is_ok_and(|v| v.trim() == "1") => {
-                panic!("{name}: {why}, and {REQUIRE_REDIS_VAR}=1 requires the Redis backend (install redis-server and redis-tools)")
-            }
-            Err(why) => {
-                // Straight to the stderr handle: the harness captures `eprintln!` of a passing test.
-                let _ = writeln!(
-                    std::io::stderr(),
-                    "skipped: the {name} backend ({why}; install redis-server and redis-tools, or set {REQUIRE_REDIS_VAR}=1 to fail instead)"
-                );
-            }
-        }
-    }
-    out
+    redis_deployments()
+        .into_iter()
+        .map(|(name, deployment)| (name, RedisServer::on(deployment).unwrap_or_else(|why| panic!("{name}: {why}"))))
+        .collect()
 }
-
 /// Runs `check` on every backend, naming the backend in a failure.
 fn on_every_backend(check: fn(&dyn Backend)) {
     let sqlite = Connection::open_in_memory().expect("in-memory SQLite");

@@ -1,0 +1,99 @@
+//! The gateway's state beyond the ledger as row-level storage traits, so its rules are written
+//! once and run on every backend: the embedded SQLite store ([`sqlite`]) and Redis
+//! ([`crate::ledger::redis`], inside the same fenced per-tenant unit of work as the ledger).
+//!
+//! Each trait method is one of the store's statements; the rules (what a registered agent
+//! may be, when a stored response is a replay, how a depth exception is checked) stay in their
+//! own modules and take `&dyn` of these traits. A backend runs a whole operation as one atomic
+//! unit of work, as for the ledger ([`crate::ledger::store`]): every read sees the operation's
+//! own earlier writes, and an operation that returns an error leaves nothing behind.
+//!
+//! Aggregates are added here one at a time, as `docs/plans/redis-store.md` orders them: today
+//! the agent registry and the delegation records (idempotent responses and depth exceptions).
+
+pub mod sqlite;
+#[cfg(test)]
+mod tests;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::ApiResult;
+use crate::ledger::LedgerStore;
+use crate::registry::{AgentRecord, AuthoritySettings};
+
+/// A tenant's agent registry and authority settings ([`crate::registry`] holds the rules).
+pub trait RegistryStore {
+    /// The tenant's authority settings, if any were ever set.
+    fn authority_settings(&self, tenant: &str) -> ApiResult<Option<AuthoritySettings>>;
+
+    /// Replaces the tenant's authority settings.
+    fn set_authority_settings(&self, tenant: &str, settings: &AuthoritySettings) -> ApiResult<()>;
+
+    /// The agent `agent_id` (canonical), if registered.
+    fn agent(&self, tenant: &str, agent_id: &str) -> ApiResult<Option<AgentRecord>>;
+
+    /// Every agent of the tenant, ordered by id.
+    fn agents(&self, tenant: &str) -> ApiResult<Vec<AgentRecord>>;
+
+    /// Registers or replaces an agent (its trust already checked), stamped `now`.
+    fn upsert_agent(&self, tenant: &str, agent: &AgentRecord, now: i64) -> ApiResult<()>;
+
+    /// Sets a registered agent's trust score (already clamped); `false` when the agent is not
+    /// registered (nothing is written then).
+    fn set_agent_trust(&self, tenant: &str, agent_id: &str, score: f64, now: i64) -> ApiResult<bool>;
+}
+
+/// A stored delegation response (idempotency): the exact JSON text first sent, less its
+/// receipt, which is made again from the trace event it names (the seal that signs the event
+/// exists only once its batch commits).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredDelegation {
+    /// The digest of the request that produced it.
+    pub request_hash: String,
+    /// The response body, JSON text without its receipt.
+    pub response: String,
+    /// The trace event of the receipt (`None`: stored before seals, receipt in the text).
+    pub trace_seq: Option<i64>,
+}
+
+/// A depth exception as stored: a human's approval of extra hops on one chain (AG-396 4.12).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DepthExceptionRow {
+    /// `dex_...`.
+    pub id: String,
+    /// The chain it was approved for.
+    pub chain_id: String,
+    /// The approving principal.
+    pub approved_by: String,
+    /// Why.
+    pub justification: String,
+    /// How many extra hops it permits.
+    pub extra_depth: i64,
+    /// It lapses at this instant.
+    pub expires_at_ms: i64,
+    /// When it was approved.
+    pub created_at_ms: i64,
+}
+
+/// A tenant's delegation records: idempotent responses and depth exceptions
+/// ([`crate::delegations`] holds the rules).
+pub trait DelegationStore {
+    /// The response stored under idempotency `key`, if any.
+    fn delegation_response(&self, tenant: &str, key: &str) -> ApiResult<Option<StoredDelegation>>;
+
+    /// Stores the response sent under idempotency `key`, stamped `now`; `false` (and nothing
+    /// written) when the key has one already: a stored response is never replaced.
+    fn insert_delegation_response(&self, tenant: &str, key: &str, stored: &StoredDelegation, now: i64) -> ApiResult<bool>;
+
+    /// The depth exception `id`, if the tenant has one of that id.
+    fn depth_exception(&self, tenant: &str, id: &str) -> ApiResult<Option<DepthExceptionRow>>;
+
+    /// Records a new depth exception (refused if its id exists).
+    fn insert_depth_exception(&self, tenant: &str, exception: &DepthExceptionRow) -> ApiResult<()>;
+}
+
+/// Everything one unit of work can read and write: what a backend's transaction implements.
+/// A `&dyn Tx` passes where a narrower trait object is wanted (trait upcasting).
+pub trait Tx: LedgerStore + RegistryStore + DelegationStore {}
+
+impl<T: LedgerStore + RegistryStore + DelegationStore + ?Sized> Tx for T {}
