@@ -17,7 +17,7 @@ use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::escrow::{self, GrantStatus, Settled};
 use crate::ledger::{self, LedgerStore};
 use crate::registry::{self, AgentRecord, AuthoritySettings};
-use crate::repo::{DelegationStore, DepthExceptionRow, RegistryStore};
+use crate::repo::{DelegationStore, DepthExceptionRow, EscrowStore, RegistryStore};
 use crate::auth::{Permission, Principal};
 use crate::server::{Body, Shared};
 use crate::tokens;
@@ -168,7 +168,7 @@ pub async fn create_root_grant(
 /// `GET /v1/grants/{grant_id}`.
 pub async fn get_grant(State(state): State<Shared>, p: Principal, Path(id): Path<String>) -> ApiResult<Json<Value>> {
     let tenant = p.tenant.clone();
-    let g = state.store.run(move |conn| escrow::load(conn, &tenant, &id)).await?;
+    let g = state.store.run(move |conn| conn.grant(&tenant, &id)).await?;
     match g {
         Some(g) => Ok(Json(serde_json::to_value(g).map_err(ApiError::internal)?)),
         None => Err(ApiError::not_found("grant not found")),
@@ -282,11 +282,11 @@ pub async fn revoke_grant(State(state): State<Shared>, p: Principal, Path(id): P
 }
 
 /// Whether `p` may settle grant `id`: its holder, or a key that revokes grants (an operator).
-fn may_settle(conn: &rusqlite::Connection, p: &Principal, id: &str) -> ApiResult<()> {
+fn may_settle(conn: &dyn EscrowStore, p: &Principal, id: &str) -> ApiResult<()> {
     if p.has(Permission::GrantsWrite) {
         return Ok(());
     }
-    let grant = escrow::load(conn, &p.tenant, id)?.ok_or_else(|| ApiError::not_found(format!("grant `{id}` not found")))?;
+    let grant = conn.grant(&p.tenant, id)?.ok_or_else(|| ApiError::not_found(format!("grant `{id}` not found")))?;
     let holder = canonical("principal", &p.name).unwrap_or_default();
     if grant.holder != holder {
         return Err(ApiError::forbidden(format!("grant `{id}` is held by `{}`, not by `{}`", grant.holder, p.name)));

@@ -869,7 +869,7 @@ pub fn record_root(
         // owned by no API key: it settles only with the grant tree (ledger::ROOT_GRANT_HOLD)
         let r = ledger::reserve_as(conn, tenant, Some(ledger::ROOT_GRANT_HOLD), &req, &hash, now)?;
         let rid = r.reservation_id.ok_or_else(|| ApiError::internal("a root grant reservation was not made"))?;
-        escrow::set_reservation(conn, &root_id, *unit, &rid)?;
+        escrow::set_reservation(conn, tenant, &root_id, *unit, &rid)?;
         reservations.push(json!({"unit": unit.as_str(), "amount": amount, "reservation_id": rid}));
     }
     let issuer = token.blocks().next().map(|b| b.from.clone()).unwrap_or_default();

@@ -9,7 +9,7 @@
 //!
 //! The rules only: the HTTP endpoints are in [`crate::escalations_api`].
 
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::Connection;
 use sbd_policy::{Escalation, EscalationTarget, Request, Task};
 use sbd_bundle::KeyPair;
 use serde::{Deserialize, Serialize};
@@ -19,6 +19,7 @@ use crate::cycles::valid_scope_value;
 use crate::escrow::Escrowed;
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::traces::{self, NewEvent};
+use crate::repo::EscalationStore;
 use crate::util::new_id;
 
 
@@ -235,36 +236,19 @@ pub struct NewEscalation<'a> {
     pub pending: Option<PendingDelegation>,
 }
 
-fn pending_count(conn: &Connection, tenant: &str, assignee: &str) -> ApiResult<i64> {
-    Ok(conn
-        .prepare_cached("SELECT COUNT(*) FROM escalations WHERE tenant_id = ?1 AND assignee = ?2 AND status = 'PENDING'")?
-        .query_row(params![tenant, assignee], |r| r.get(0))?)
-}
-
-/// The registered targets of `tenant`, by descending trust. A stored target that cannot be
-/// read is an error, not a target silently skipped.
-pub fn targets(conn: &Connection, tenant: &str) -> ApiResult<Vec<TargetBody>> {
-    let mut stmt = conn.prepare_cached("SELECT body FROM escalation_targets WHERE tenant_id = ?1 ORDER BY trust DESC, agent")?;
-    let bodies: Vec<String> = stmt.query_map([tenant], |r| r.get::<_, String>(0))?.collect::<Result<_, _>>()?;
-    bodies
-        .iter()
-        .map(|b| serde_json::from_str(b).map_err(|e| ApiError::internal(format!("a stored escalation target is unreadable: {e}"))))
-        .collect()
-}
-
 /// The resolution paths for a task of `kind`: the `registered` agent targets covering it, by
 /// descending trust, with their capacity.
-fn agent_paths(conn: &Connection, tenant: &str, registered: &[TargetBody], kind: &str) -> ApiResult<Vec<ResolutionPath>> {
+fn agent_paths(store: &dyn EscalationStore, tenant: &str, registered: &[TargetBody], kind: &str) -> ApiResult<Vec<ResolutionPath>> {
     let mut out = Vec::new();
     for t in registered {
         // The policy's own pattern rule, so routing and the rules never disagree.
         if !t.capabilities.iter().any(|c| sbd_policy::action::permits(c, kind)) {
             continue;
         }
-        let active = pending_count(conn, tenant, &t.agent_id)?;
+        let active = store.pending_escalations(tenant, &t.agent_id)?;
         out.push(ResolutionPath {
             kind: TargetKind::Agent,
-            available: active < i64::from(t.max_concurrent),
+            available: below(active, t.max_concurrent),
             id: t.agent_id.clone(),
             trust: Some(t.trust),
             tier: Some(t.tier.clone()),
@@ -273,22 +257,28 @@ fn agent_paths(conn: &Connection, tenant: &str, registered: &[TargetBody], kind:
     Ok(out)
 }
 
-/// Opens an escalation request; returns it.
-pub fn open(conn: &Connection, e: &NewEscalation<'_>) -> ApiResult<EscalationRecord> {
+/// Whether `active` open escalations leave room under a target's `max_concurrent`.
+fn below(active: usize, max_concurrent: u32) -> bool {
+    usize::try_from(max_concurrent).is_ok_and(|max| active < max)
+}
+
+/// Opens an escalation request; returns it. A stored target that cannot be read is an error,
+/// not a target silently skipped.
+pub fn open(store: &dyn EscalationStore, e: &NewEscalation<'_>) -> ApiResult<EscalationRecord> {
     let kind = &e.request.task.action_kind;
     let target = match &e.escalation.target {
         EscalationTarget::Human(h) => Target { kind: TargetKind::Human, id: h.clone() },
         EscalationTarget::Agent(a) => Target { kind: TargetKind::Agent, id: a.clone() },
     };
-    let registered = targets(conn, e.tenant)?;
+    let registered = store.escalation_targets(e.tenant)?;
     let mut paths = vec![ResolutionPath { kind: target.kind, id: target.id.clone(), trust: None, tier: None, available: true }];
-    paths.extend(agent_paths(conn, e.tenant, &registered, kind)?.into_iter().filter(|p| p.id != target.id));
+    paths.extend(agent_paths(store, e.tenant, &registered, kind)?.into_iter().filter(|p| p.id != target.id));
     // The first available path takes it; an agent target at capacity passes it on.
     if target.kind == TargetKind::Agent
         && let Some(named) = registered.iter().find(|t| t.agent_id == target.id)
         && let Some(first) = paths.first_mut()
     {
-        first.available = pending_count(conn, e.tenant, &target.id)? < i64::from(named.max_concurrent);
+        first.available = below(store.pending_escalations(e.tenant, &target.id)?, named.max_concurrent);
     }
     let assignee = paths.iter().find(|p| p.available).map_or(&target.id, |p| &p.id).clone();
     let expires_at_ms = e
@@ -317,58 +307,43 @@ pub fn open(conn: &Connection, e: &NewEscalation<'_>) -> ApiResult<EscalationRec
         decided_at_ms: None,
         outcome: Outcome::default(),
     };
-    save(conn, e.tenant, &record)?;
+    store.save_escalation(e.tenant, &record)?;
     Ok(record)
 }
 
-fn save(conn: &Connection, tenant: &str, record: &EscalationRecord) -> ApiResult<()> {
-    let body = serde_json::to_string(record).map_err(ApiError::internal)?;
-    conn.prepare_cached(
-        "INSERT INTO escalations (id, tenant_id, status, assignee, expires_at_ms, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
-         ON CONFLICT(id) DO UPDATE SET status = excluded.status, assignee = excluded.assignee, body = excluded.body",
-    )?
-    .execute(params![record.id, tenant, record.status.as_str(), record.assignee, record.expires_at_ms, body])?;
-    Ok(())
+fn load(store: &dyn EscalationStore, tenant: &str, id: &str) -> ApiResult<EscalationRecord> {
+    store.escalation(tenant, id)?.ok_or_else(|| ApiError::not_found(format!("escalation `{id}` not found")))
 }
 
-fn parse(body: &str) -> ApiResult<EscalationRecord> {
-    serde_json::from_str(body).map_err(|e| ApiError::internal(format!("a stored escalation is unreadable: {e}")))
-}
+/// How many expired escalations one sweep of a tenant closes at most.
+const SWEEP_MAX: usize = 10_000;
 
-fn load(conn: &Connection, tenant: &str, id: &str) -> ApiResult<EscalationRecord> {
-    let row: Option<(String, String)> = conn
-        .prepare_cached("SELECT tenant_id, body FROM escalations WHERE id = ?1")?
-        .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))
-        .optional()?;
-    match row {
-        Some((owner, body)) if owner == tenant => parse(&body),
-        _ => Err(ApiError::not_found(format!("escalation `{id}` not found"))),
-    }
-}
-
-/// Marks every PENDING request past its TTL as EXPIRED; returns how many.
-///
-/// The sweep spans every tenant, so one stored escalation that cannot be read must not stop
-/// it: such a row is closed by its status column alone (it can then never be approved) and
-/// logged, without a trace entry, since there is no record to trace.
+/// Marks every PENDING request of every tenant past its TTL as EXPIRED; returns how many.
 pub fn sweep_expired(conn: &Connection, now: i64, signer: &KeyPair) -> ApiResult<usize> {
-    let rows: Vec<(String, String, String)> = conn
-        .prepare_cached(
-            "SELECT tenant_id, id, body FROM escalations WHERE status = 'PENDING' AND expires_at_ms < ?1 LIMIT 10000",
-        )?
-        .query_map([now], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
-        .collect::<Result<_, _>>()?;
-    for (tenant, id, body) in &rows {
-        match serde_json::from_str::<EscalationRecord>(body) {
-            Ok(mut record) => finish(conn, tenant, &mut record, Decision::Expired, "system:ttl", now, Outcome::default(), signer)?,
-            Err(e) => {
-                tracing::error!(tenant = %tenant, escalation = %id, error = %e, "an unreadable escalation past its TTL is closed as EXPIRED without a trace entry");
-                conn.prepare_cached("UPDATE escalations SET status = ?1 WHERE id = ?2")?
-                    .execute(params![Status::Expired.as_str(), id])?;
+    let mut closed = 0usize;
+    for tenant in conn.escalation_tenants()? {
+        closed = closed.saturating_add(sweep_tenant(conn, &tenant, now, signer)?);
+    }
+    Ok(closed)
+}
+
+/// Marks `tenant`'s PENDING requests past their TTL as EXPIRED; returns how many.
+///
+/// One stored escalation that cannot be read must not stop the sweep: it is closed by its
+/// status alone (it can then never be approved) and logged, without a trace entry, since
+/// there is no record to trace.
+pub fn sweep_tenant(conn: &Connection, tenant: &str, now: i64, signer: &KeyPair) -> ApiResult<usize> {
+    let expired = conn.expired_escalations(tenant, now, SWEEP_MAX)?;
+    for (id, record) in &expired {
+        match record.clone() {
+            Some(mut record) => finish(conn, tenant, &mut record, Decision::Expired, "system:ttl", now, Outcome::default(), signer)?,
+            None => {
+                tracing::error!(tenant = %tenant, escalation = %id, "an unreadable escalation past its TTL is closed as EXPIRED without a trace entry");
+                conn.expire_unreadable_escalation(tenant, id)?;
             }
         }
     }
-    Ok(rows.len())
+    Ok(expired.len())
 }
 
 /// The trace entry of a decision.
@@ -398,7 +373,7 @@ fn finish(
     record.decided_by = Some(by.to_string());
     record.decided_at_ms = Some(now);
     record.outcome = outcome;
-    save(conn, tenant, record)?;
+    conn.save_escalation(tenant, record)?;
     let body = DecisionTrace { escalation_id: &record.id, decision, decided_by: by, outcome: &record.outcome };
     traces::append(conn, &NewEvent {
         tenant,
@@ -495,7 +470,7 @@ pub struct DecisionBody {
     pub to: Option<String>,
 }
 
-/// The review queue of `tenant`, oldest first, after closing what is past its TTL.
+/// The review queue of `tenant`, by expiry, after closing what of it is past its TTL.
 pub fn queue(
     conn: &Connection,
     tenant: &str,
@@ -504,20 +479,13 @@ pub fn queue(
     now: i64,
     signer: &KeyPair,
 ) -> ApiResult<Vec<EscalationRecord>> {
-    sweep_expired(conn, now, signer)?;
-    let mut stmt = conn.prepare_cached(
-        "SELECT body FROM escalations WHERE tenant_id = ?1 AND (?2 IS NULL OR status = ?2) \
-         AND (?3 IS NULL OR assignee = ?3) ORDER BY expires_at_ms, id",
-    )?;
-    let bodies: Vec<String> = stmt
-        .query_map(params![tenant, status.map(Status::as_str), assignee], |r| r.get::<_, String>(0))?
-        .collect::<Result<_, _>>()?;
-    bodies.iter().map(|b| parse(b)).collect()
+    sweep_tenant(conn, tenant, now, signer)?;
+    conn.escalations(tenant, status, assignee)
 }
 
-/// One escalation of `tenant`, after closing what is past its TTL.
+/// One escalation of `tenant`, after closing what of the tenant's is past its TTL.
 pub fn get(conn: &Connection, tenant: &str, id: &str, now: i64, signer: &KeyPair) -> ApiResult<EscalationRecord> {
-    sweep_expired(conn, now, signer)?;
+    sweep_tenant(conn, tenant, now, signer)?;
     load(conn, tenant, id)
 }
 
@@ -624,7 +592,7 @@ pub fn decide(
         next.delegated_from = Some(record.id.clone());
         next.created_at_ms = now;
         next.expires_at_ms = now.checked_add(ttl_ms).ok_or_else(|| ApiError::internal("the escalation's expiry overflows"))?;
-        save(conn, tenant, &next)?;
+        conn.save_escalation(tenant, &next)?;
         outcome.delegated_to = Some(to);
         outcome.next_escalation_id = Some(next.id);
     }
@@ -768,15 +736,9 @@ impl TargetBody {
 }
 
 /// Registers (or replaces) an agent escalation target of `tenant`, checked.
-pub fn register_target(conn: &Connection, tenant: &str, target: &TargetBody) -> ApiResult<()> {
+pub fn register_target(store: &dyn EscalationStore, tenant: &str, target: &TargetBody) -> ApiResult<()> {
     target.validate()?;
-    let body = serde_json::to_string(target).map_err(ApiError::internal)?;
-    conn.prepare_cached(
-        "INSERT INTO escalation_targets (tenant_id, agent, trust, body) VALUES (?1, ?2, ?3, ?4) \
-         ON CONFLICT(tenant_id, agent) DO UPDATE SET trust = excluded.trust, body = excluded.body",
-    )?
-    .execute(params![tenant, target.agent_id, target.trust, body])?;
-    Ok(())
+    store.save_escalation_target(tenant, target)
 }
 
 
@@ -787,7 +749,17 @@ mod tests {
     use sbd_policy::action::permits as covers;
     use serde_json::{json, Value};
 
-    use super::{parse, targets, Decision, EscalationRecord, Status};
+    use super::{Decision, EscalationRecord, Status};
+    use crate::repo::EscalationStore;
+
+    /// A stored record, read as the store reads it.
+    fn parse(body: &str) -> crate::error::ApiResult<EscalationRecord> {
+        let conn = Connection::open_in_memory().unwrap();
+        crate::store::migrate(&conn).unwrap();
+        conn.execute("INSERT INTO escalations (id, tenant_id, status, assignee, expires_at_ms, body) VALUES ('x', 't', 'PENDING', 'a', 0, ?1)", [body])
+            .unwrap();
+        Ok(conn.escalation("t", "x")?.expect("the row just written"))
+    }
     use crate::error::ErrorCode;
 
     fn mandate(depth: u8) -> Value {
@@ -915,11 +887,11 @@ mod tests {
             .unwrap();
         };
         insert("bot", 800, r#"{"agent_id":"bot","capabilities":["payment.*"],"trust":800,"tier":"T5","max_concurrent":2}"#);
-        let read = targets(&conn, "acme").unwrap();
+        let read = conn.escalation_targets("acme").unwrap();
         assert_eq!((read.len(), read[0].agent_id.as_str(), read[0].max_concurrent), (1, "bot", 2));
         // The untyped reader dropped such a row, and with it a resolution path.
         insert("broken", 900, r#"{"agent_id":"broken","capabilities":"payment.*"}"#);
-        let e = targets(&conn, "acme").expect_err("an unreadable target");
+        let e = conn.escalation_targets("acme").expect_err("an unreadable target");
         assert_eq!(e.code, ErrorCode::InternalError, "{}", e.message);
     }
 

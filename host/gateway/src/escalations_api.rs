@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult, ErrorCode};
+use crate::repo::EscalationStore;
 use crate::escalations::{self, Decision, DecisionBody, EscalationRecord, Ruling, Status, TargetBody, Verb};
 use crate::server::{Body, Shared, Tenant, Q};
 use crate::util::now_ms;
@@ -123,5 +124,5 @@ pub async fn register_target(
 
 /// `GET /v1/escalation-targets`: by descending trust.
 pub async fn list_targets(State(state): State<Shared>, Tenant(tenant): Tenant) -> ApiResult<Json<TargetList>> {
-    state.store.run(move |conn| Ok(Json(TargetList { targets: escalations::targets(conn, &tenant)? }))).await
+    state.store.run(move |conn| Ok(Json(TargetList { targets: conn.escalation_targets(&tenant)? }))).await
 }

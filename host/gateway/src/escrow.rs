@@ -18,14 +18,14 @@
 //! it REVOKED, which makes every descendant's token unusable at once (the gateway refuses a
 //! token whose tip is not ACTIVE).
 //!
-//! Every function runs inside the caller's transaction (the store's writer), so a carve, the
-//! trace event and the idempotency record commit together or not at all.
+//! Every function runs inside the caller's unit of work on the store ([`EscrowStore`]), so a
+//! carve, the trace event and the idempotency record commit together or not at all.
 
-use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
 
 use crate::cycles::Unit;
 use crate::error::{ApiError, ApiResult, ErrorCode};
+use crate::repo::EscrowStore;
 
 /// One unit carved into a child's escrow, as `POST /v1/delegations` and an approval answer it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -35,37 +35,6 @@ pub struct Escrowed {
     /// The amount carved.
     pub amount: i64,
 }
-
-/// The escrow tables; created with the store's schema.
-pub const SCHEMA: &str = r#"
-CREATE TABLE IF NOT EXISTS grants (
-    grant_id TEXT PRIMARY KEY,
-    tenant_id TEXT NOT NULL,
-    chain_id TEXT NOT NULL,
-    parent_id TEXT,
-    holder TEXT NOT NULL,
-    depth INTEGER NOT NULL,
-    status TEXT NOT NULL,
-    expires_at_ms INTEGER NOT NULL,
-    created_at_ms INTEGER NOT NULL,
-    settled_at_ms INTEGER
-);
-CREATE INDEX IF NOT EXISTS grants_parent ON grants (parent_id);
--- One root per chain in each tenant: chain ids are a tenant's own namespace (an open root's
--- caller names its chain, and a global index told it which ids other tenants use).
-DROP INDEX IF EXISTS grants_one_root_per_chain;
-CREATE UNIQUE INDEX IF NOT EXISTS grants_one_root_per_tenant_chain ON grants (tenant_id, chain_id) WHERE parent_id IS NULL;
-CREATE TABLE IF NOT EXISTS grant_units (
-    grant_id TEXT NOT NULL,
-    unit TEXT NOT NULL,
-    granted INTEGER NOT NULL CHECK (granted >= 0),
-    carved INTEGER NOT NULL DEFAULT 0 CHECK (carved >= 0),
-    spent INTEGER NOT NULL DEFAULT 0 CHECK (spent >= 0),
-    reservation_id TEXT,
-    PRIMARY KEY (grant_id, unit),
-    CHECK (carved + spent <= granted)
-);
-"#;
 
 /// A grant's lifecycle state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -92,7 +61,8 @@ impl GrantStatus {
         }
     }
 
-    fn parse(s: &str) -> GrantStatus {
+    /// The status stored as `s`; anything unknown reads as [`GrantStatus::Revoked`].
+    pub fn parse(s: &str) -> GrantStatus {
         match s {
             "ACTIVE" => GrantStatus::Active,
             "COMMITTED" => GrantStatus::Committed,
@@ -167,67 +137,40 @@ pub struct NewGrant<'a> {
     pub budgets: &'a [(Unit, i64)],
 }
 
-/// Loads grant `grant_id` of `tenant`; `None` when absent or another tenant's.
-pub fn load(conn: &Connection, tenant: &str, grant_id: &str) -> ApiResult<Option<Grant>> {
-    let row = conn
-        .prepare_cached(GRANT_SQL)?
-        .query_row(params![grant_id, tenant], |r| {
-            Ok(Grant {
-                grant_id: grant_id.to_string(),
-                chain_id: r.get(0)?,
-                parent_id: r.get(1)?,
-                holder: r.get(2)?,
-                depth: r.get(3)?,
-                status: GrantStatus::parse(&r.get::<_, String>(4)?),
-                expires_at_ms: r.get(5)?,
-                created_at_ms: r.get(6)?,
-                units: Vec::new(),
-            })
-        })
-        .optional()?;
-    let Some(mut grant) = row else { return Ok(None) };
-    grant.units = units(conn, grant_id)?;
-    Ok(Some(grant))
-}
-
 /// Loads the first of `ids` that names a grant of `tenant` (a token's grant may be stored under
 /// its current id or, in a store from before time-ordered ids, its former one).
-pub fn load_any(conn: &Connection, tenant: &str, ids: &[String]) -> ApiResult<Option<Grant>> {
+pub fn load_any(store: &dyn EscrowStore, tenant: &str, ids: &[String]) -> ApiResult<Option<Grant>> {
     for id in ids {
-        if let Some(grant) = load(conn, tenant, id)? {
+        if let Some(grant) = store.grant(tenant, id)? {
             return Ok(Some(grant));
         }
     }
     Ok(None)
 }
 
-const GRANT_SQL: &str = "SELECT chain_id, parent_id, holder, depth, status, expires_at_ms, created_at_ms FROM grants \
-                         WHERE grant_id = ?1 AND tenant_id = ?2";
+fn overflow() -> ApiError {
+    ApiError::internal("escrow amount overflow")
+}
 
-// No `ORDER BY unit` here: with it, this SQLite build (STAT4) prepares the statement again on
-// every run (the test below counts); the units are sorted after reading instead.
-const UNITS_SQL: &str =
-    "SELECT unit, granted, carved, spent, reservation_id FROM grant_units WHERE grant_id = ?1";
-
-fn units(conn: &Connection, grant_id: &str) -> ApiResult<Vec<GrantUnit>> {
-    let mut stmt = conn.prepare_cached(UNITS_SQL)?;
-    let rows = stmt.query_map([grant_id], |r| {
-        Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?, r.get::<_, i64>(3)?, r.get(4)?))
-    })?;
-    let mut out = Vec::new();
-    for row in rows {
-        let (unit, granted, carved, spent, reservation_id) = row?;
-        let unit = Unit::parse(&unit).ok_or_else(|| ApiError::internal(format!("grant unit `{unit}` is unknown")))?;
-        out.push(GrantUnit { unit, granted, carved, spent, available: granted - carved - spent, reservation_id });
+/// `unit` with `carved` and `spent` replaced, after checking the node invariant (`0 <= carved`,
+/// `0 <= spent`, `carved + spent <= granted`): a write that would break it is refused
+/// (fail closed), whatever the backend's own constraints.
+fn with_amounts(grant_id: &str, unit: &GrantUnit, carved: i64, spent: i64) -> ApiResult<GrantUnit> {
+    let used = carved.checked_add(spent).ok_or_else(overflow)?;
+    if carved < 0 || spent < 0 || used > unit.granted {
+        return Err(ApiError::internal(format!(
+            "escrow: grant `{grant_id}` would hold carved {carved} + spent {spent} of {} granted {}",
+            unit.unit.as_str(),
+            unit.granted
+        )));
     }
-    out.sort_by(|a, b| a.unit.as_str().cmp(b.unit.as_str()));
-    Ok(out)
+    Ok(GrantUnit { carved, spent, available: unit.granted - used, ..unit.clone() })
 }
 
 /// Inserts a node. For a child, carves its budgets from the parent's available amounts, all or
 /// nothing: the parent must be ACTIVE and unexpired, hold every unit the child is given, and
 /// have enough left in each; otherwise nothing is written and the error names the unit.
-pub fn insert(conn: &Connection, g: &NewGrant<'_>) -> ApiResult<()> {
+pub fn insert(store: &dyn EscrowStore, g: &NewGrant<'_>) -> ApiResult<()> {
     for (i, (unit, amount)) in g.budgets.iter().enumerate() {
         if *amount < 0 {
             return Err(ApiError::invalid(format!("the {} budget of a grant is negative", unit.as_str())));
@@ -237,7 +180,8 @@ pub fn insert(conn: &Connection, g: &NewGrant<'_>) -> ApiResult<()> {
         }
     }
     if let Some(parent_id) = g.parent_id {
-        let parent = load(conn, g.tenant, parent_id)?
+        let parent = store
+            .grant(g.tenant, parent_id)?
             .ok_or_else(|| ApiError::forbidden(format!("the parent grant `{parent_id}` is not known to this gateway")))?;
         if parent.status != GrantStatus::Active {
             return Err(ApiError::forbidden(format!(
@@ -268,34 +212,48 @@ pub fn insert(conn: &Connection, g: &NewGrant<'_>) -> ApiResult<()> {
             }
         }
         for (unit, amount) in g.budgets {
-            conn.prepare_cached("UPDATE grant_units SET carved = carved + ?3 WHERE grant_id = ?1 AND unit = ?2")?
-                .execute(params![parent_id, unit.as_str(), amount])?;
+            // a unit the parent does not hold is given 0 here (refused above otherwise)
+            if let Some(held) = parent.units.iter().find(|u| u.unit == *unit) {
+                let carved = held.carved.checked_add(*amount).ok_or_else(overflow)?;
+                store.save_grant_unit(g.tenant, parent_id, &with_amounts(parent_id, held, carved, held.spent)?)?;
+            }
         }
     }
-    let inserted = conn
-        .prepare_cached(
-            "INSERT INTO grants (grant_id, tenant_id, chain_id, parent_id, holder, depth, status, expires_at_ms, created_at_ms) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'ACTIVE', ?7, ?8) ON CONFLICT DO NOTHING",
-        )?
-        .execute(params![g.grant_id, g.tenant, g.chain_id, g.parent_id, g.holder, g.depth, g.expires_at_ms, g.now])?;
-    if inserted == 0 {
+    let mut units: Vec<GrantUnit> = g
+        .budgets
+        .iter()
+        .map(|(unit, amount)| GrantUnit { unit: *unit, granted: *amount, carved: 0, spent: 0, available: *amount, reservation_id: None })
+        .collect();
+    units.sort_by(|a, b| a.unit.as_str().cmp(b.unit.as_str()));
+    let grant = Grant {
+        grant_id: g.grant_id.to_string(),
+        chain_id: g.chain_id.to_string(),
+        parent_id: g.parent_id.map(str::to_string),
+        holder: g.holder.to_string(),
+        depth: g.depth,
+        status: GrantStatus::Active,
+        expires_at_ms: g.expires_at_ms,
+        created_at_ms: g.now,
+        units,
+    };
+    if !store.insert_grant(g.tenant, &grant)? {
         return Err(ApiError::new(
             ErrorCode::DuplicateResource,
             format!("grant `{}` or a root of chain `{}` exists already", g.grant_id, g.chain_id),
         ));
     }
-    for (unit, amount) in g.budgets {
-        conn.prepare_cached("INSERT INTO grant_units (grant_id, unit, granted) VALUES (?1, ?2, ?3)")?
-            .execute(params![g.grant_id, unit.as_str(), amount])?;
-    }
     Ok(())
 }
 
 /// Records the Cycles reservation holding a root grant's `unit`.
-pub fn set_reservation(conn: &Connection, grant_id: &str, unit: Unit, reservation_id: &str) -> ApiResult<()> {
-    conn.prepare_cached("UPDATE grant_units SET reservation_id = ?3 WHERE grant_id = ?1 AND unit = ?2")?
-        .execute(params![grant_id, unit.as_str(), reservation_id])?;
-    Ok(())
+pub fn set_reservation(store: &dyn EscrowStore, tenant: &str, grant_id: &str, unit: Unit, reservation_id: &str) -> ApiResult<()> {
+    let grant = store.grant(tenant, grant_id)?.ok_or_else(|| ApiError::internal(format!("grant `{grant_id}` vanished")))?;
+    let held = grant
+        .units
+        .into_iter()
+        .find(|u| u.unit == unit)
+        .ok_or_else(|| ApiError::internal(format!("grant `{grant_id}` holds no {} budget to reserve", unit.as_str())))?;
+    store.save_grant_unit(tenant, grant_id, &GrantUnit { reservation_id: Some(reservation_id.to_string()), ..held })
 }
 
 /// What one settled node consumed per unit (its own spend plus its children's), and the
@@ -311,11 +269,11 @@ pub struct Settled {
 /// Settles one ACTIVE node whose children are all settled: records `spent`, moves its status,
 /// and returns `granted - consumed` to its parent. Returns the root reservations to settle
 /// when the node is a root.
-fn settle_one(conn: &Connection, grant: &Grant, spent: &[(Unit, i64)], status: GrantStatus, now: i64, out: &mut Settled) -> ApiResult<()> {
+fn settle_one(store: &dyn EscrowStore, tenant: &str, grant: &Grant, spent: &[(Unit, i64)], status: GrantStatus, now: i64, out: &mut Settled) -> ApiResult<()> {
+    let mut units = grant.units.clone();
     for (unit, amount) in spent {
-        let held = grant
-            .units
-            .iter()
+        let held = units
+            .iter_mut()
             .find(|u| u.unit == *unit)
             .ok_or_else(|| ApiError::invalid(format!("grant `{}` holds no {} budget", grant.grant_id, unit.as_str())))?;
         if *amount < 0 {
@@ -327,20 +285,25 @@ fn settle_one(conn: &Connection, grant: &Grant, spent: &[(Unit, i64)], status: G
                 format!("grant `{}` has {} {} left to spend, not {amount}", grant.grant_id, held.available, unit.as_str()),
             ));
         }
+        *held = with_amounts(&grant.grant_id, held, held.carved, held.spent.checked_add(*amount).ok_or_else(overflow)?)?;
+        store.save_grant_unit(tenant, &grant.grant_id, held)?;
     }
-    for (unit, amount) in spent {
-        conn.prepare_cached("UPDATE grant_units SET spent = spent + ?3 WHERE grant_id = ?1 AND unit = ?2")?
-            .execute(params![grant.grant_id, unit.as_str(), amount])?;
-    }
-    conn.prepare_cached("UPDATE grants SET status = ?2, settled_at_ms = ?3 WHERE grant_id = ?1")?
-        .execute(params![grant.grant_id, status.as_str(), now])?;
-    for u in units(conn, &grant.grant_id)? {
+    store.set_grant_status(tenant, &grant.grant_id, status, now)?;
+    let mut parent = match &grant.parent_id {
+        Some(id) => Some(store.grant(tenant, id)?.ok_or_else(|| ApiError::internal(format!("the parent grant `{id}` vanished")))?),
+        None => None,
+    };
+    for u in units {
         // `consumed` replaces `granted` in the parent's `carved`: the rest returns.
-        let consumed = u.carved.checked_add(u.spent).ok_or_else(|| ApiError::internal("escrow amount overflow"))?;
-        match &grant.parent_id {
+        let consumed = u.carved.checked_add(u.spent).ok_or_else(overflow)?;
+        match &mut parent {
             Some(parent) => {
-                conn.prepare_cached("UPDATE grant_units SET carved = carved - ?3 + ?4 WHERE grant_id = ?1 AND unit = ?2")?
-                    .execute(params![parent, u.unit.as_str(), u.granted, consumed])?;
+                // a unit the parent does not hold was given 0, and carved nothing there
+                if let Some(held) = parent.units.iter_mut().find(|p| p.unit == u.unit) {
+                    let carved = held.carved.checked_sub(u.granted).and_then(|c| c.checked_add(consumed)).ok_or_else(overflow)?;
+                    *held = with_amounts(&parent.grant_id, held, carved, held.spent)?;
+                    store.save_grant_unit(tenant, &parent.grant_id, held)?;
+                }
             }
             None => {
                 if let Some(r) = u.reservation_id {
@@ -353,23 +316,48 @@ fn settle_one(conn: &Connection, grant: &Grant, spent: &[(Unit, i64)], status: G
     Ok(())
 }
 
-fn active_subtree(conn: &Connection, grant_id: &str) -> ApiResult<Vec<String>> {
-    let mut stmt = conn.prepare_cached(
-        "WITH RECURSIVE sub(id, level) AS (SELECT ?1, 0 UNION ALL \
-           SELECT g.grant_id, sub.level + 1 FROM grants g JOIN sub ON g.parent_id = sub.id) \
-         SELECT g.grant_id FROM grants g JOIN sub ON g.grant_id = sub.id WHERE g.status = 'ACTIVE' ORDER BY sub.level DESC, g.grant_id",
-    )?;
-    let ids = stmt.query_map([grant_id], |r| r.get::<_, String>(0))?.collect::<Result<Vec<_>, _>>()?;
-    Ok(ids)
+/// The ACTIVE nodes of the subtree under `grant_id` (itself included), deepest level first and
+/// by id within a level: the order they settle in.
+fn active_subtree(store: &dyn EscrowStore, tenant: &str, grant_id: &str) -> ApiResult<Vec<String>> {
+    let mut nodes: Vec<(usize, String)> = vec![(0, grant_id.to_string())];
+    let mut seen = std::collections::BTreeSet::from([grant_id.to_string()]);
+    let mut frontier = vec![grant_id.to_string()];
+    let mut level = 0;
+    while !frontier.is_empty() {
+        level += 1;
+        let mut next = Vec::new();
+        for id in &frontier {
+            for child in store.child_grants(tenant, id)? {
+                // a tree has no cycles; a store that says otherwise is not walked forever
+                if !seen.insert(child.clone()) {
+                    return Err(ApiError::internal(format!("escrow: grant `{child}` appears twice under `{grant_id}`")));
+                }
+                next.push(child);
+            }
+        }
+        nodes.extend(next.iter().map(|id| (level, id.clone())));
+        frontier = next;
+    }
+    let mut active = Vec::with_capacity(nodes.len());
+    for (level, id) in nodes {
+        if indexed(store, tenant, &id)?.status == GrantStatus::Active {
+            active.push((level, id));
+        }
+    }
+    active.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
+    Ok(active.into_iter().map(|(_, id)| id).collect())
 }
 
 /// Commits grant `grant_id` with what its holder spent: refused while it has ACTIVE children
 /// (they settle first) or when `spent` exceeds what it has left.
-pub fn commit(conn: &Connection, tenant: &str, grant_id: &str, spent: &[(Unit, i64)], now: i64) -> ApiResult<Settled> {
-    let grant = active(conn, tenant, grant_id)?;
-    let live_children: i64 = conn
-        .prepare_cached("SELECT COUNT(*) FROM grants WHERE parent_id = ?1 AND status = 'ACTIVE'")?
-        .query_row([grant_id], |r| r.get(0))?;
+pub fn commit(store: &dyn EscrowStore, tenant: &str, grant_id: &str, spent: &[(Unit, i64)], now: i64) -> ApiResult<Settled> {
+    let grant = active(store, tenant, grant_id)?;
+    let mut live_children = 0usize;
+    for child in store.child_grants(tenant, grant_id)? {
+        if indexed(store, tenant, &child)?.status == GrantStatus::Active {
+            live_children += 1;
+        }
+    }
     if live_children > 0 {
         return Err(ApiError::new(
             ErrorCode::ReservationFinalized,
@@ -377,24 +365,31 @@ pub fn commit(conn: &Connection, tenant: &str, grant_id: &str, spent: &[(Unit, i
         ));
     }
     let mut out = Settled::default();
-    settle_one(conn, &grant, spent, GrantStatus::Committed, now, &mut out)?;
+    settle_one(store, tenant, &grant, spent, GrantStatus::Committed, now, &mut out)?;
     Ok(out)
 }
 
 /// Releases (`GrantStatus::Released`) or revokes (`GrantStatus::Revoked`) grant `grant_id` and
 /// every ACTIVE node below it, deepest first, each spending nothing more.
-pub fn settle_subtree(conn: &Connection, tenant: &str, grant_id: &str, status: GrantStatus, now: i64) -> ApiResult<Settled> {
-    active(conn, tenant, grant_id)?;
+pub fn settle_subtree(store: &dyn EscrowStore, tenant: &str, grant_id: &str, status: GrantStatus, now: i64) -> ApiResult<Settled> {
+    active(store, tenant, grant_id)?;
     let mut out = Settled::default();
-    for id in active_subtree(conn, grant_id)? {
-        let node = load(conn, tenant, &id)?.ok_or_else(|| ApiError::internal(format!("grant `{id}` vanished")))?;
-        settle_one(conn, &node, &[], status, now, &mut out)?;
+    for id in active_subtree(store, tenant, grant_id)? {
+        // read again: settling its children changed what it holds
+        let node = store.grant(tenant, &id)?.ok_or_else(|| ApiError::internal(format!("grant `{id}` vanished")))?;
+        settle_one(store, tenant, &node, &[], status, now, &mut out)?;
     }
     Ok(out)
 }
 
-fn active(conn: &Connection, tenant: &str, grant_id: &str) -> ApiResult<Grant> {
-    let grant = load(conn, tenant, grant_id)?.ok_or_else(|| ApiError::not_found(format!("grant `{grant_id}` not found")))?;
+/// A grant an index of the store named: its absence is a broken store, refused (an unknown
+/// child is never taken for a settled one).
+fn indexed(store: &dyn EscrowStore, tenant: &str, grant_id: &str) -> ApiResult<Grant> {
+    store.grant(tenant, grant_id)?.ok_or_else(|| ApiError::internal(format!("escrow: grant `{grant_id}` is indexed but missing")))
+}
+
+fn active(store: &dyn EscrowStore, tenant: &str, grant_id: &str) -> ApiResult<Grant> {
+    let grant = store.grant(tenant, grant_id)?.ok_or_else(|| ApiError::not_found(format!("grant `{grant_id}` not found")))?;
     if grant.status != GrantStatus::Active {
         return Err(ApiError::new(
             ErrorCode::ReservationFinalized,
@@ -404,18 +399,14 @@ fn active(conn: &Connection, tenant: &str, grant_id: &str) -> ApiResult<Grant> {
     Ok(grant)
 }
 
-/// Every grant of one chain, root first.
-pub fn chain(conn: &Connection, tenant: &str, chain_id: &str) -> ApiResult<Vec<Grant>> {
-    let ids: Vec<String> = conn
-        .prepare_cached("SELECT grant_id FROM grants WHERE tenant_id = ?1 AND chain_id = ?2 ORDER BY depth, created_at_ms, grant_id")?
-        .query_map(params![tenant, chain_id], |r| r.get(0))?
-        .collect::<Result<_, _>>()?;
+/// Every grant of one chain, root first: by depth, then creation time, then id.
+pub fn chain(store: &dyn EscrowStore, tenant: &str, chain_id: &str) -> ApiResult<Vec<Grant>> {
+    let ids = store.chain_grants(tenant, chain_id)?;
     let mut out = Vec::with_capacity(ids.len());
     for id in ids {
-        if let Some(g) = load(conn, tenant, &id)? {
-            out.push(g);
-        }
+        out.push(indexed(store, tenant, &id)?);
     }
+    out.sort_by(|a, b| (a.depth, a.created_at_ms, &a.grant_id).cmp(&(b.depth, b.created_at_ms, &b.grant_id)));
     Ok(out)
 }
 
@@ -431,111 +422,39 @@ pub struct Violation {
 }
 
 /// Audits `tenant`'s trees: at every node and unit `carved + spent <= granted`, and `carved`
-/// equals what its children hold or consumed. Empty when the escrow is sound.
-pub fn violations(conn: &Connection, tenant: &str) -> ApiResult<Vec<Violation>> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT u.grant_id, u.unit, u.granted, u.carved, u.spent, \
-           COALESCE((SELECT SUM(CASE WHEN c.status = 'ACTIVE' THEN cu.granted ELSE cu.carved + cu.spent END) \
-                     FROM grants c JOIN grant_units cu ON cu.grant_id = c.grant_id \
-                     WHERE c.parent_id = u.grant_id AND cu.unit = u.unit), 0) \
-         FROM grant_units u JOIN grants g ON g.grant_id = u.grant_id WHERE g.tenant_id = ?1",
-    )?;
-    let rows = stmt.query_map([tenant], |r| {
-        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?, r.get::<_, i64>(3)?, r.get::<_, i64>(4)?, r.get::<_, i64>(5)?))
-    })?;
+/// equals what its children hold (a live child's `granted`) or consumed (a settled child's
+/// `carved + spent`); a grant the store indexes but cannot find is reported too. Empty when
+/// the escrow is sound.
+pub fn violations(store: &dyn EscrowStore, tenant: &str) -> ApiResult<Vec<Violation>> {
+    let mut grants = Vec::new();
     let mut out = Vec::new();
-    for row in rows {
-        let (grant_id, unit, granted, carved, spent, children) = row?;
-        if carved.checked_add(spent).is_none_or(|used| used > granted) {
-            out.push(Violation { grant_id: grant_id.clone(), unit: unit.clone(), message: format!("carved {carved} + spent {spent} > granted {granted}") });
+    for id in store.tenant_grants(tenant)? {
+        match store.grant(tenant, &id)? {
+            Some(grant) => grants.push(grant),
+            None => out.push(Violation { grant_id: id, unit: String::new(), message: "indexed but missing".into() }),
         }
-        if carved != children {
-            out.push(Violation { grant_id, unit, message: format!("carved {carved} but the children hold or consumed {children}") });
+    }
+    // per parent and unit: what its children hold or consumed (wide, so no sum overflows)
+    let mut children: std::collections::HashMap<(&str, Unit), i128> = std::collections::HashMap::new();
+    for child in &grants {
+        let Some(parent) = child.parent_id.as_deref() else { continue };
+        for u in &child.units {
+            let held = if child.status == GrantStatus::Active { i128::from(u.granted) } else { i128::from(u.carved) + i128::from(u.spent) };
+            *children.entry((parent, u.unit)).or_default() += held;
+        }
+    }
+    for g in &grants {
+        for u in &g.units {
+            let (grant_id, unit) = (g.grant_id.clone(), u.unit.as_str().to_string());
+            let (granted, carved, spent) = (u.granted, u.carved, u.spent);
+            if carved.checked_add(spent).is_none_or(|used| used > granted) {
+                out.push(Violation { grant_id: grant_id.clone(), unit: unit.clone(), message: format!("carved {carved} + spent {spent} > granted {granted}") });
+            }
+            let held = children.get(&(g.grant_id.as_str(), u.unit)).copied().unwrap_or(0);
+            if i128::from(carved) != held {
+                out.push(Violation { grant_id, unit, message: format!("carved {carved} but the children hold or consumed {held}") });
+            }
         }
     }
     Ok(out)
-}
-
-#[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-    use super::*;
-
-    fn db() -> Connection {
-        let conn = Connection::open_in_memory().unwrap();
-        conn.execute_batch(SCHEMA).unwrap();
-        conn
-    }
-
-    fn grant<'a>(id: &'a str, parent: Option<&'a str>, budgets: &'a [(Unit, i64)]) -> NewGrant<'a> {
-        NewGrant {
-            tenant: "t",
-            grant_id: id,
-            chain_id: "c",
-            parent_id: parent,
-            holder: id,
-            depth: i64::from(parent.is_some()),
-            expires_at_ms: 10_000,
-            now: 1,
-            budgets,
-        }
-    }
-
-    /// Each statement of the hot path is prepared once per connection, not on every run.
-    #[test]
-    fn loading_a_grant_does_not_reprepare_its_statements() {
-        let conn = db();
-        insert(&conn, &grant("root", None, &[(Unit::Tokens, 100), (Unit::Credits, 5)])).unwrap();
-        for id in ["a", "b", "c"] {
-            insert(&conn, &grant(id, Some("root"), &[(Unit::Tokens, 1)])).unwrap();
-        }
-        for _ in 0..5 {
-            assert_eq!(load(&conn, "t", "root").unwrap().unwrap().units.len(), 2);
-        }
-        for sql in [UNITS_SQL, GRANT_SQL] {
-            let stmt = conn.prepare_cached(sql).unwrap();
-            let reprepared = stmt.get_status(rusqlite::StatementStatus::RePrepare);
-            assert_eq!(reprepared, 0, "`{sql}` was prepared again {reprepared} times");
-        }
-    }
-
-    #[test]
-    fn siblings_cannot_spend_one_parent_budget_twice() {
-        let conn = db();
-        insert(&conn, &grant("root", None, &[(Unit::Tokens, 100)])).unwrap();
-        insert(&conn, &grant("a", Some("root"), &[(Unit::Tokens, 60)])).unwrap();
-        let e = insert(&conn, &grant("b", Some("root"), &[(Unit::Tokens, 60)])).unwrap_err();
-        assert_eq!(e.code, ErrorCode::BudgetExceeded, "{}", e.message);
-        insert(&conn, &grant("b", Some("root"), &[(Unit::Tokens, 40)])).unwrap();
-        assert!(violations(&conn, "t").unwrap().is_empty());
-    }
-
-    #[test]
-    fn a_commit_returns_the_rest_and_a_revocation_settles_the_subtree() {
-        let conn = db();
-        insert(&conn, &grant("root", None, &[(Unit::Tokens, 100)])).unwrap();
-        insert(&conn, &grant("a", Some("root"), &[(Unit::Tokens, 60)])).unwrap();
-        insert(&conn, &grant("a1", Some("a"), &[(Unit::Tokens, 50)])).unwrap();
-        assert!(commit(&conn, "t", "a", &[(Unit::Tokens, 5)], 2).is_err(), "a live child blocks the commit");
-        commit(&conn, "t", "a1", &[(Unit::Tokens, 20)], 2).unwrap();
-        commit(&conn, "t", "a", &[(Unit::Tokens, 5)], 3).unwrap();
-        let root = load(&conn, "t", "root").unwrap().unwrap();
-        assert_eq!(root.units[0].carved, 25, "a consumed 5 + its child's 20; 35 returned");
-        insert(&conn, &grant("b", Some("root"), &[(Unit::Tokens, 75)])).unwrap();
-        insert(&conn, &grant("b1", Some("b"), &[(Unit::Tokens, 70)])).unwrap();
-        let settled = settle_subtree(&conn, "t", "b", GrantStatus::Revoked, 4).unwrap();
-        assert_eq!(settled.grants, vec!["b1".to_string(), "b".to_string()]);
-        assert_eq!(load(&conn, "t", "b1").unwrap().unwrap().status, GrantStatus::Revoked);
-        assert!(insert(&conn, &grant("b2", Some("b"), &[(Unit::Tokens, 1)])).is_err(), "a revoked node cannot delegate");
-        assert_eq!(load(&conn, "t", "root").unwrap().unwrap().units[0].carved, 25);
-        assert!(violations(&conn, "t").unwrap().is_empty());
-    }
-
-    #[test]
-    fn a_unit_listed_twice_and_a_second_root_for_a_chain_are_refused() {
-        let conn = db();
-        assert!(insert(&conn, &grant("r", None, &[(Unit::Tokens, 1), (Unit::Tokens, 1)])).is_err());
-        insert(&conn, &grant("r", None, &[(Unit::Tokens, 1)])).unwrap();
-        assert_eq!(insert(&conn, &grant("r2", None, &[(Unit::Tokens, 1)])).unwrap_err().code, ErrorCode::DuplicateResource);
-    }
 }

@@ -414,7 +414,7 @@ pub(crate) fn migrate(conn: &Connection) -> rusqlite::Result<()> {
     migrate_trace_columns(conn)?;
     conn.execute_batch(SCHEMA)?;
     for schema in [
-        crate::escrow::SCHEMA,
+        crate::repo::sqlite::ESCROW_SCHEMA,
         crate::repo::sqlite::REGISTRY_SCHEMA,
         crate::repo::sqlite::DELEGATION_SCHEMA,
         crate::events::SCHEMA,

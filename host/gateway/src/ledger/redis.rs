@@ -70,9 +70,10 @@
 //! | `P:{T}:idem:ENDPOINT:KEY` | a stored idempotent response, JSON |
 //! | `P:{T}:debit:ID` | a direct debit, JSON |
 //! | `P:{T}:events` | list of emitted events, JSON |
-//! | `P:{T}:authority`, `P:{T}:agent:ID`, `P:{T}:agents`, `P:{T}:dlg:KEY`, `P:{T}:dex:ID` | the registry and the delegation records ([`rows`]) |
+//! | `P:{T}:authority`, `P:{T}:agent:ID`, `P:{T}:dlg:KEY`, `P:{T}:grant:ID`, `P:{T}:esc:ID`, ... | the registry, the delegation records, the escrow and the escalations ([`rows`] lists them) |
 //!
-//! Three indexes cross tenants and so live outside any tenant's slot: `P:rsv-tenant:ID` (which
+//! Four indexes cross tenants and so live outside any tenant's slot (the fourth,
+//! `P:esc-tenants`, is [`rows`]'s): `P:rsv-tenant:ID` (which
 //! tenant a reservation id belongs to, for lookups by id alone), `P:tenants` (the tenants
 //! that hold reservations, for the expiry sweep) and `P:budget-tenants` (the tenants that have
 //! budgets, for the admin plane's listings). On one server they are written by the commit
@@ -848,9 +849,14 @@ impl<'a> Transaction<'a> {
 
     fn set_json<T: serde::Serialize>(&self, key: String, value: &T) -> ApiResult<()> {
         let text = serde_json::to_string(value).map_err(json_error)?;
-        self.written.borrow_mut().insert(key.clone(), text.clone());
-        self.push(Write::Set(key, text));
+        self.set_string(key, text);
         Ok(())
+    }
+
+    /// Buffers `SET key value`, read back by this attempt's own later reads.
+    fn set_string(&self, key: String, value: String) {
+        self.written.borrow_mut().insert(key.clone(), value.clone());
+        self.push(Write::Set(key, value));
     }
 
     /// The members of a set or sorted set (in no particular order) through this attempt's own

@@ -9,7 +9,8 @@
 //! own earlier writes, and an operation that returns an error leaves nothing behind.
 //!
 //! Aggregates are added here one at a time, as `docs/plans/redis-store.md` orders them: today
-//! the agent registry and the delegation records (idempotent responses and depth exceptions).
+//! the agent registry, the delegation records (idempotent responses and depth exceptions), the
+//! escrow of the delegation trees and the escalations with their targets.
 
 pub mod sqlite;
 #[cfg(test)]
@@ -18,6 +19,8 @@ mod tests;
 use serde::{Deserialize, Serialize};
 
 use crate::error::ApiResult;
+use crate::escalations::{EscalationRecord, Status as EscalationStatus, TargetBody};
+use crate::escrow::{Grant, GrantStatus, GrantUnit};
 use crate::ledger::LedgerStore;
 use crate::registry::{AgentRecord, AuthoritySettings};
 
@@ -92,8 +95,73 @@ pub trait DelegationStore {
     fn insert_depth_exception(&self, tenant: &str, exception: &DepthExceptionRow) -> ApiResult<()>;
 }
 
+/// A tenant's delegation trees: the grants and their escrowed budgets ([`crate::escrow`] holds
+/// the rules: carving, settling, the audit).
+pub trait EscrowStore {
+    /// The grant `grant_id` with its units in unit order, if the tenant has it.
+    fn grant(&self, tenant: &str, grant_id: &str) -> ApiResult<Option<Grant>>;
+
+    /// Records a new grant with its units (their `granted` amounts; nothing carved, spent or
+    /// held yet). `false`, and nothing written, when its id is taken or, for a root
+    /// (`parent_id` of `None`), when its chain has a root already.
+    fn insert_grant(&self, tenant: &str, grant: &Grant) -> ApiResult<bool>;
+
+    /// Writes one unit's `carved`, `spent` and `reservation_id` back.
+    fn save_grant_unit(&self, tenant: &str, grant_id: &str, unit: &GrantUnit) -> ApiResult<()>;
+
+    /// Moves a grant to `status`, settled at `at_ms`.
+    fn set_grant_status(&self, tenant: &str, grant_id: &str, status: GrantStatus, at_ms: i64) -> ApiResult<()>;
+
+    /// The ids of the grant's children, whatever their status, in id order.
+    fn child_grants(&self, tenant: &str, grant_id: &str) -> ApiResult<Vec<String>>;
+
+    /// The ids of every grant of the chain, in id order.
+    fn chain_grants(&self, tenant: &str, chain_id: &str) -> ApiResult<Vec<String>>;
+
+    /// The ids of every grant of the tenant, in id order.
+    fn tenant_grants(&self, tenant: &str) -> ApiResult<Vec<String>>;
+}
+
+/// A PENDING escalation past its TTL, as the sweep finds it: its record, or `None` when the
+/// stored record cannot be read (the sweep then closes it by its status alone).
+pub type ExpiredEscalation = (String, Option<EscalationRecord>);
+
+/// A tenant's escalations and its registered agent escalation targets
+/// ([`crate::escalations`] holds the rules: routing, decisions, expiry).
+pub trait EscalationStore {
+    /// The escalation `id`, if the tenant has it; an error if its record cannot be read.
+    fn escalation(&self, tenant: &str, id: &str) -> ApiResult<Option<EscalationRecord>>;
+
+    /// Records an escalation, or replaces the record of its id.
+    fn save_escalation(&self, tenant: &str, record: &EscalationRecord) -> ApiResult<()>;
+
+    /// How many PENDING escalations are assigned to `assignee`.
+    fn pending_escalations(&self, tenant: &str, assignee: &str) -> ApiResult<usize>;
+
+    /// The tenant's escalations, optionally of one status and one assignee, by expiry, then
+    /// id; an error if one of them cannot be read.
+    fn escalations(&self, tenant: &str, status: Option<EscalationStatus>, assignee: Option<&str>) -> ApiResult<Vec<EscalationRecord>>;
+
+    /// Up to `max` PENDING escalations of the tenant that expired before `now` (a candidate
+    /// list, by expiry: the sweep checks each again).
+    fn expired_escalations(&self, tenant: &str, now: i64, max: usize) -> ApiResult<Vec<ExpiredEscalation>>;
+
+    /// Closes an escalation whose record cannot be read as EXPIRED, by its status alone.
+    fn expire_unreadable_escalation(&self, tenant: &str, id: &str) -> ApiResult<()>;
+
+    /// Every tenant that has had an escalation (the sweep's list; a superset is harmless).
+    fn escalation_tenants(&self) -> ApiResult<Vec<String>>;
+
+    /// The tenant's registered agent targets, by descending trust, then agent id; an error if
+    /// one cannot be read.
+    fn escalation_targets(&self, tenant: &str) -> ApiResult<Vec<TargetBody>>;
+
+    /// Registers an agent target, or replaces the one of its agent.
+    fn save_escalation_target(&self, tenant: &str, target: &TargetBody) -> ApiResult<()>;
+}
+
 /// Everything one unit of work can read and write: what a backend's transaction implements.
 /// A `&dyn Tx` passes where a narrower trait object is wanted (trait upcasting).
-pub trait Tx: LedgerStore + RegistryStore + DelegationStore {}
+pub trait Tx: LedgerStore + RegistryStore + DelegationStore + EscrowStore + EscalationStore {}
 
-impl<T: LedgerStore + RegistryStore + DelegationStore + ?Sized> Tx for T {}
+impl<T: LedgerStore + RegistryStore + DelegationStore + EscrowStore + EscalationStore + ?Sized> Tx for T {}

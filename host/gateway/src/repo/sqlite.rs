@@ -3,9 +3,12 @@
 
 use rusqlite::{params, Connection, OptionalExtension};
 
+use crate::cycles::Unit;
 use crate::error::{ApiError, ApiResult};
+use crate::escalations::{EscalationRecord, Status as EscalationStatus, TargetBody};
+use crate::escrow::{Grant, GrantStatus, GrantUnit};
 use crate::registry::{AgentRecord, AuthoritySettings};
-use crate::repo::{DelegationStore, DepthExceptionRow, RegistryStore, StoredDelegation};
+use crate::repo::{DelegationStore, DepthExceptionRow, EscalationStore, EscrowStore, ExpiredEscalation, RegistryStore, StoredDelegation};
 
 /// The registry's tables; applied with the store's schema ([`crate::store::migrate`]).
 pub const REGISTRY_SCHEMA: &str = r#"
@@ -44,6 +47,38 @@ CREATE TABLE IF NOT EXISTS depth_exceptions (
     expires_at_ms INTEGER NOT NULL,
     created_at_ms INTEGER NOT NULL
 ) WITHOUT ROWID;
+"#;
+
+/// The escrow tables (the delegation trees); applied with the store's schema. The CHECKs
+/// repeat the node invariant the rules keep ([`crate::escrow`]).
+pub const ESCROW_SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS grants (
+    grant_id TEXT PRIMARY KEY,
+    tenant_id TEXT NOT NULL,
+    chain_id TEXT NOT NULL,
+    parent_id TEXT,
+    holder TEXT NOT NULL,
+    depth INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    expires_at_ms INTEGER NOT NULL,
+    created_at_ms INTEGER NOT NULL,
+    settled_at_ms INTEGER
+);
+CREATE INDEX IF NOT EXISTS grants_parent ON grants (parent_id);
+-- One root per chain in each tenant: chain ids are a tenant's own namespace (an open root's
+-- caller names its chain, and a global index told it which ids other tenants use).
+DROP INDEX IF EXISTS grants_one_root_per_chain;
+CREATE UNIQUE INDEX IF NOT EXISTS grants_one_root_per_tenant_chain ON grants (tenant_id, chain_id) WHERE parent_id IS NULL;
+CREATE TABLE IF NOT EXISTS grant_units (
+    grant_id TEXT NOT NULL,
+    unit TEXT NOT NULL,
+    granted INTEGER NOT NULL CHECK (granted >= 0),
+    carved INTEGER NOT NULL DEFAULT 0 CHECK (carved >= 0),
+    spent INTEGER NOT NULL DEFAULT 0 CHECK (spent >= 0),
+    reservation_id TEXT,
+    PRIMARY KEY (grant_id, unit),
+    CHECK (carved + spent <= granted)
+);
 "#;
 
 /// An agent from its stored body, with the `trust` column (the one outcome reports move).
@@ -155,5 +190,219 @@ impl DelegationStore for Connection {
         )?
         .execute(params![e.id, tenant, e.chain_id, e.approved_by, e.justification, e.extra_depth, e.expires_at_ms, e.created_at_ms])?;
         Ok(())
+    }
+}
+
+const GRANT_SQL: &str = "SELECT chain_id, parent_id, holder, depth, status, expires_at_ms, created_at_ms FROM grants \
+                         WHERE grant_id = ?1 AND tenant_id = ?2";
+
+// No `ORDER BY unit` here: with it, this SQLite build (STAT4) prepares the statement again on
+// every run (a test counts); the units are sorted after reading instead.
+const UNITS_SQL: &str = "SELECT unit, granted, carved, spent, reservation_id FROM grant_units WHERE grant_id = ?1";
+
+fn grant_units(conn: &Connection, grant_id: &str) -> ApiResult<Vec<GrantUnit>> {
+    let mut stmt = conn.prepare_cached(UNITS_SQL)?;
+    let rows = stmt.query_map([grant_id], |r| {
+        Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?, r.get::<_, i64>(3)?, r.get(4)?))
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (unit, granted, carved, spent, reservation_id) = row?;
+        let unit = Unit::parse(&unit).ok_or_else(|| ApiError::internal(format!("grant unit `{unit}` is unknown")))?;
+        out.push(GrantUnit { unit, granted, carved, spent, available: granted - carved - spent, reservation_id });
+    }
+    out.sort_by(|a, b| a.unit.as_str().cmp(b.unit.as_str()));
+    Ok(out)
+}
+
+fn ids(conn: &Connection, sql: &str, params: impl rusqlite::Params) -> ApiResult<Vec<String>> {
+    Ok(conn.prepare_cached(sql)?.query_map(params, |r| r.get(0))?.collect::<Result<_, _>>()?)
+}
+
+impl EscrowStore for Connection {
+    fn grant(&self, tenant: &str, grant_id: &str) -> ApiResult<Option<Grant>> {
+        let row = self
+            .prepare_cached(GRANT_SQL)?
+            .query_row(params![grant_id, tenant], |r| {
+                Ok(Grant {
+                    grant_id: grant_id.to_string(),
+                    chain_id: r.get(0)?,
+                    parent_id: r.get(1)?,
+                    holder: r.get(2)?,
+                    depth: r.get(3)?,
+                    status: GrantStatus::parse(&r.get::<_, String>(4)?),
+                    expires_at_ms: r.get(5)?,
+                    created_at_ms: r.get(6)?,
+                    units: Vec::new(),
+                })
+            })
+            .optional()?;
+        let Some(mut grant) = row else { return Ok(None) };
+        grant.units = grant_units(self, grant_id)?;
+        Ok(Some(grant))
+    }
+
+    fn insert_grant(&self, tenant: &str, g: &Grant) -> ApiResult<bool> {
+        // a taken id, or a second root of the chain (the partial unique index), inserts nothing
+        let inserted = self
+            .prepare_cached(
+                "INSERT INTO grants (grant_id, tenant_id, chain_id, parent_id, holder, depth, status, expires_at_ms, created_at_ms) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT DO NOTHING",
+            )?
+            .execute(params![g.grant_id, tenant, g.chain_id, g.parent_id, g.holder, g.depth, g.status.as_str(), g.expires_at_ms, g.created_at_ms])?;
+        if inserted == 0 {
+            return Ok(false);
+        }
+        for u in &g.units {
+            self.prepare_cached("INSERT INTO grant_units (grant_id, unit, granted, carved, spent, reservation_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?
+                .execute(params![g.grant_id, u.unit.as_str(), u.granted, u.carved, u.spent, u.reservation_id])?;
+        }
+        Ok(true)
+    }
+
+    fn save_grant_unit(&self, tenant: &str, grant_id: &str, u: &GrantUnit) -> ApiResult<()> {
+        self.prepare_cached(
+            "UPDATE grant_units SET carved = ?3, spent = ?4, reservation_id = ?5 WHERE grant_id = ?1 AND unit = ?2 \
+             AND EXISTS (SELECT 1 FROM grants WHERE grant_id = ?1 AND tenant_id = ?6)",
+        )?
+        .execute(params![grant_id, u.unit.as_str(), u.carved, u.spent, u.reservation_id, tenant])?;
+        Ok(())
+    }
+
+    fn set_grant_status(&self, tenant: &str, grant_id: &str, status: GrantStatus, at_ms: i64) -> ApiResult<()> {
+        self.prepare_cached("UPDATE grants SET status = ?3, settled_at_ms = ?4 WHERE grant_id = ?1 AND tenant_id = ?2")?
+            .execute(params![grant_id, tenant, status.as_str(), at_ms])?;
+        Ok(())
+    }
+
+    fn child_grants(&self, tenant: &str, grant_id: &str) -> ApiResult<Vec<String>> {
+        ids(self, "SELECT grant_id FROM grants WHERE parent_id = ?1 AND tenant_id = ?2 ORDER BY grant_id", params![grant_id, tenant])
+    }
+
+    fn chain_grants(&self, tenant: &str, chain_id: &str) -> ApiResult<Vec<String>> {
+        ids(self, "SELECT grant_id FROM grants WHERE tenant_id = ?1 AND chain_id = ?2 ORDER BY grant_id", params![tenant, chain_id])
+    }
+
+    fn tenant_grants(&self, tenant: &str) -> ApiResult<Vec<String>> {
+        ids(self, "SELECT grant_id FROM grants WHERE tenant_id = ?1 ORDER BY grant_id", params![tenant])
+    }
+}
+
+fn escalation_from(body: &str) -> ApiResult<EscalationRecord> {
+    serde_json::from_str(body).map_err(|e| ApiError::internal(format!("a stored escalation is unreadable: {e}")))
+}
+
+impl EscalationStore for Connection {
+    fn escalation(&self, tenant: &str, id: &str) -> ApiResult<Option<EscalationRecord>> {
+        let body: Option<String> = self
+            .prepare_cached("SELECT body FROM escalations WHERE id = ?1 AND tenant_id = ?2")?
+            .query_row(params![id, tenant], |r| r.get(0))
+            .optional()?;
+        body.map(|b| escalation_from(&b)).transpose()
+    }
+
+    fn save_escalation(&self, tenant: &str, record: &EscalationRecord) -> ApiResult<()> {
+        let body = serde_json::to_string(record).map_err(ApiError::internal)?;
+        self.prepare_cached(
+            "INSERT INTO escalations (id, tenant_id, status, assignee, expires_at_ms, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
+             ON CONFLICT(id) DO UPDATE SET status = excluded.status, assignee = excluded.assignee, body = excluded.body",
+        )?
+        .execute(params![record.id, tenant, record.status.as_str(), record.assignee, record.expires_at_ms, body])?;
+        Ok(())
+    }
+
+    fn pending_escalations(&self, tenant: &str, assignee: &str) -> ApiResult<usize> {
+        let n: i64 = self
+            .prepare_cached("SELECT COUNT(*) FROM escalations WHERE tenant_id = ?1 AND assignee = ?2 AND status = 'PENDING'")?
+            .query_row(params![tenant, assignee], |r| r.get(0))?;
+        Ok(usize::try_from(n).unwrap_or(usize::MAX))
+    }
+
+    fn escalations(&self, tenant: &str, status: Option<EscalationStatus>, assignee: Option<&str>) -> ApiResult<Vec<EscalationRecord>> {
+        let mut stmt = self.prepare_cached(
+            "SELECT body FROM escalations WHERE tenant_id = ?1 AND (?2 IS NULL OR status = ?2) \
+             AND (?3 IS NULL OR assignee = ?3) ORDER BY expires_at_ms, id",
+        )?;
+        let bodies: Vec<String> = stmt
+            .query_map(params![tenant, status.map(EscalationStatus::as_str), assignee], |r| r.get::<_, String>(0))?
+            .collect::<Result<_, _>>()?;
+        bodies.iter().map(|b| escalation_from(b)).collect()
+    }
+
+    fn expired_escalations(&self, tenant: &str, now: i64, max: usize) -> ApiResult<Vec<ExpiredEscalation>> {
+        let rows: Vec<(String, String)> = self
+            .prepare_cached(
+                "SELECT id, body FROM escalations WHERE status = 'PENDING' AND expires_at_ms < ?1 AND tenant_id = ?2 \
+                 ORDER BY expires_at_ms, id LIMIT ?3",
+            )?
+            .query_map(params![now, tenant, i64::try_from(max).unwrap_or(i64::MAX)], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<Result<_, _>>()?;
+        Ok(rows.into_iter().map(|(id, body)| (id, serde_json::from_str(&body).ok())).collect())
+    }
+
+    fn expire_unreadable_escalation(&self, tenant: &str, id: &str) -> ApiResult<()> {
+        self.prepare_cached("UPDATE escalations SET status = ?3 WHERE id = ?1 AND tenant_id = ?2")?
+            .execute(params![id, tenant, EscalationStatus::Expired.as_str()])?;
+        Ok(())
+    }
+
+    fn escalation_tenants(&self) -> ApiResult<Vec<String>> {
+        ids(self, "SELECT DISTINCT tenant_id FROM escalations WHERE status = 'PENDING' ORDER BY tenant_id", [])
+    }
+
+    fn escalation_targets(&self, tenant: &str) -> ApiResult<Vec<TargetBody>> {
+        let mut stmt = self.prepare_cached("SELECT body FROM escalation_targets WHERE tenant_id = ?1 ORDER BY trust DESC, agent")?;
+        let bodies: Vec<String> = stmt.query_map([tenant], |r| r.get::<_, String>(0))?.collect::<Result<_, _>>()?;
+        bodies
+            .iter()
+            .map(|b| serde_json::from_str(b).map_err(|e| ApiError::internal(format!("a stored escalation target is unreadable: {e}"))))
+            .collect()
+    }
+
+    fn save_escalation_target(&self, tenant: &str, target: &TargetBody) -> ApiResult<()> {
+        let body = serde_json::to_string(target).map_err(ApiError::internal)?;
+        self.prepare_cached(
+            "INSERT INTO escalation_targets (tenant_id, agent, trust, body) VALUES (?1, ?2, ?3, ?4) \
+             ON CONFLICT(tenant_id, agent) DO UPDATE SET trust = excluded.trust, body = excluded.body",
+        )?
+        .execute(params![tenant, target.agent_id, target.trust, body])?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::escrow::{insert, NewGrant};
+
+    /// Each statement of a grant's lookup is prepared once per connection, not on every run.
+    #[test]
+    fn loading_a_grant_does_not_reprepare_its_statements() {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(ESCROW_SCHEMA).unwrap();
+        let grant = |id: &'static str, parent: Option<&'static str>, budgets: &'static [(Unit, i64)]| NewGrant {
+            tenant: "t",
+            grant_id: id,
+            chain_id: "c",
+            parent_id: parent,
+            holder: id,
+            depth: i64::from(parent.is_some()),
+            expires_at_ms: 10_000,
+            now: 1,
+            budgets,
+        };
+        insert(&conn, &grant("root", None, &[(Unit::Tokens, 100), (Unit::Credits, 5)])).unwrap();
+        for id in ["a", "b", "c"] {
+            insert(&conn, &grant(id, Some("root"), &[(Unit::Tokens, 1)])).unwrap();
+        }
+        for _ in 0..5 {
+            assert_eq!(conn.grant("t", "root").unwrap().unwrap().units.len(), 2);
+        }
+        for sql in [UNITS_SQL, GRANT_SQL] {
+            let stmt = conn.prepare_cached(sql).unwrap();
+            let reprepared = stmt.get_status(rusqlite::StatementStatus::RePrepare);
+            assert_eq!(reprepared, 0, "`{sql}` was prepared again {reprepared} times");
+        }
     }
 }

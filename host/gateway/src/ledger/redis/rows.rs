@@ -1,7 +1,10 @@
-//! The [`crate::repo`] traits on Redis: the agent registry and the delegation records of a
-//! tenant, in the tenant's slot, read and written by the same fenced unit of work as its
-//! ledger ([`super`]), so a delegation's registry reads, its idempotent response and its
-//! ledger holds commit together.
+//! The [`crate::repo`] traits on Redis: a tenant's agent registry, delegation records, escrow
+//! and escalations, in the tenant's slot, read and written by the same fenced unit of work as
+//! its ledger ([`super`]), so a delegation's registry reads, its carve, its idempotent
+//! response and its ledger holds commit together.
+//!
+//! A record's key is its kind and id (`grant:ID`); an index has a name of its own
+//! (`grant-kids:ID`), so no id a caller sends can name an index and read a set as a record.
 //!
 //! | key | holds |
 //! |---|---|
@@ -10,13 +13,29 @@
 //! | `P:{T}:agents` | set of the registered agents' ids |
 //! | `P:{T}:dlg:KEY` | a stored delegation response under idempotency key `KEY`, JSON |
 //! | `P:{T}:dex:ID` | a depth exception, JSON |
+//! | `P:{T}:grant:ID` | a grant of a delegation tree with its units, JSON |
+//! | `P:{T}:grant-kids:ID` | set of the grant's children's ids |
+//! | `P:{T}:chain-grants:C` | set of the ids of chain `C`'s grants |
+//! | `P:{T}:chain-root:C` | the id of chain `C`'s root grant (written once: one root a chain) |
+//! | `P:{T}:grants` | set of the tenant's grant ids (the escrow audit) |
+//! | `P:{T}:esc:ID` | an escalation: its status, assignee and expiry beside the record's JSON text (as SQL's columns, so one whose record cannot be read is still filtered and closed) |
+//! | `P:{T}:esc-all` | sorted set of the tenant's escalation ids by expiry |
+//! | `P:{T}:esc-pending` | sorted set of its PENDING escalation ids by expiry |
+//! | `P:{T}:esctgt:AGENT` | a registered agent escalation target, JSON |
+//! | `P:{T}:esctgts` | set of the agents registered as targets |
+//!
+//! One index crosses tenants: `P:esc-tenants`, the tenants that have had an escalation (for
+//! the expiry sweep), written before the commit like the ledger's indexes and never removed.
 
 use serde::{Deserialize, Serialize};
 
 use super::{Transaction, Write};
+use crate::cycles::Unit;
 use crate::error::{ApiError, ApiResult};
+use crate::escalations::{EscalationRecord, Status as EscalationStatus, TargetBody};
+use crate::escrow::{Grant, GrantStatus, GrantUnit};
 use crate::registry::{AgentRecord, AuthoritySettings};
-use crate::repo::{DelegationStore, DepthExceptionRow, RegistryStore, StoredDelegation};
+use crate::repo::{DelegationStore, DepthExceptionRow, EscalationStore, EscrowStore, ExpiredEscalation, RegistryStore, StoredDelegation};
 
 /// An agent as kept: the record and when it last changed.
 #[derive(Serialize, Deserialize)]
@@ -33,9 +52,109 @@ struct StoredResponse {
     created_at_ms: i64,
 }
 
+/// An escalation as kept: the columns SQL filters on beside the record's text.
+#[derive(Serialize, Deserialize)]
+struct StoredEscalation {
+    id: String,
+    status: String,
+    assignee: String,
+    expires_at_ms: i64,
+    body: String,
+}
+
+impl StoredEscalation {
+    fn record(&self) -> ApiResult<EscalationRecord> {
+        serde_json::from_str(&self.body).map_err(|e| ApiError::internal(format!("a stored escalation is unreadable: {e}")))
+    }
+}
+
+/// A grant as kept; the status by its stored name, as in SQL (an unknown one reads as void).
+#[derive(Serialize, Deserialize)]
+struct StoredGrant {
+    chain_id: String,
+    parent_id: Option<String>,
+    holder: String,
+    depth: i64,
+    status: String,
+    expires_at_ms: i64,
+    created_at_ms: i64,
+    settled_at_ms: Option<i64>,
+    units: Vec<StoredUnit>,
+}
+
+/// One unit of a kept grant.
+#[derive(Serialize, Deserialize)]
+struct StoredUnit {
+    unit: Unit,
+    granted: i64,
+    carved: i64,
+    spent: i64,
+    reservation_id: Option<String>,
+}
+
+impl StoredGrant {
+    fn into_grant(self, grant_id: &str) -> Grant {
+        let mut units: Vec<GrantUnit> = self
+            .units
+            .into_iter()
+            .map(|u| GrantUnit {
+                unit: u.unit,
+                granted: u.granted,
+                carved: u.carved,
+                spent: u.spent,
+                available: u.granted.saturating_sub(u.carved).saturating_sub(u.spent),
+                reservation_id: u.reservation_id,
+            })
+            .collect();
+        units.sort_by(|a, b| a.unit.as_str().cmp(b.unit.as_str()));
+        Grant {
+            grant_id: grant_id.to_string(),
+            chain_id: self.chain_id,
+            parent_id: self.parent_id,
+            holder: self.holder,
+            depth: self.depth,
+            status: GrantStatus::parse(&self.status),
+            expires_at_ms: self.expires_at_ms,
+            created_at_ms: self.created_at_ms,
+            units,
+        }
+    }
+}
+
 impl Transaction<'_> {
     fn agent_key(&self, tenant: &str, agent_id: &str) -> ApiResult<String> {
         self.key(tenant, &format!("agent:{agent_id}"))
+    }
+
+    fn grant_key(&self, tenant: &str, grant_id: &str) -> ApiResult<String> {
+        self.key(tenant, &format!("grant:{grant_id}"))
+    }
+
+    fn stored_grant(&self, tenant: &str, grant_id: &str) -> ApiResult<(String, StoredGrant)> {
+        let key = self.grant_key(tenant, grant_id)?;
+        let stored = self.get_json(&key)?.ok_or_else(|| ApiError::internal(format!("redis: grant `{grant_id}` is missing")))?;
+        Ok((key, stored))
+    }
+
+    /// The escalations named in the sorted set `index`, as stored, read in one round trip a
+    /// thousand.
+    fn escalations_in(&self, tenant: &str, index: &str) -> ApiResult<Vec<StoredEscalation>> {
+        let ids = self.members(&self.key(tenant, index)?, true)?;
+        let keys = ids.iter().map(|id| self.key(tenant, &format!("esc:{id}"))).collect::<ApiResult<Vec<_>>>()?;
+        let mut out = Vec::with_capacity(keys.len());
+        for chunk in keys.chunks(1_000) {
+            self.prefetch(chunk)?;
+            for key in chunk {
+                let stored = self.get_json(key)?;
+                out.push(stored.ok_or_else(|| ApiError::internal(format!("redis: the escalation index names `{key}`, which is missing")))?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The members of the set `rest`, in order.
+    fn sorted_members(&self, tenant: &str, rest: &str) -> ApiResult<Vec<String>> {
+        Ok(self.members(&self.key(tenant, rest)?, false)?.into_iter().collect())
     }
 }
 
@@ -108,5 +227,173 @@ impl DelegationStore for Transaction<'_> {
         let key = self.key(tenant, &format!("dex:{}", exception.id))?;
         self.refuse_existing(&key)?;
         self.set_json(key, exception)
+    }
+}
+
+impl EscrowStore for Transaction<'_> {
+    fn grant(&self, tenant: &str, grant_id: &str) -> ApiResult<Option<Grant>> {
+        Ok(self.get_json::<StoredGrant>(&self.grant_key(tenant, grant_id)?)?.map(|g| g.into_grant(grant_id)))
+    }
+
+    fn insert_grant(&self, tenant: &str, g: &Grant) -> ApiResult<bool> {
+        let key = self.grant_key(tenant, &g.grant_id)?;
+        if self.get(&key)?.is_some() {
+            return Ok(false);
+        }
+        if g.parent_id.is_none() {
+            // one root a chain, as SQL's partial unique index: under the tenant's lock no
+            // other gateway can write the chain's root between this read and the commit
+            let root = self.key(tenant, &format!("chain-root:{}", g.chain_id))?;
+            if self.get(&root)?.is_some() {
+                return Ok(false);
+            }
+            self.set_string(root, g.grant_id.clone());
+        }
+        let stored = StoredGrant {
+            chain_id: g.chain_id.clone(),
+            parent_id: g.parent_id.clone(),
+            holder: g.holder.clone(),
+            depth: g.depth,
+            status: g.status.as_str().to_string(),
+            expires_at_ms: g.expires_at_ms,
+            created_at_ms: g.created_at_ms,
+            settled_at_ms: None,
+            units: g
+                .units
+                .iter()
+                .map(|u| StoredUnit { unit: u.unit, granted: u.granted, carved: u.carved, spent: u.spent, reservation_id: u.reservation_id.clone() })
+                .collect(),
+        };
+        self.set_json(key, &stored)?;
+        if let Some(parent) = &g.parent_id {
+            self.add_member(Write::SetAdd(self.key(tenant, &format!("grant-kids:{parent}"))?, g.grant_id.clone()));
+        }
+        self.add_member(Write::SetAdd(self.key(tenant, &format!("chain-grants:{}", g.chain_id))?, g.grant_id.clone()));
+        self.add_member(Write::SetAdd(self.key(tenant, "grants")?, g.grant_id.clone()));
+        Ok(true)
+    }
+
+    fn save_grant_unit(&self, tenant: &str, grant_id: &str, u: &GrantUnit) -> ApiResult<()> {
+        let (key, mut stored) = self.stored_grant(tenant, grant_id)?;
+        let held = stored
+            .units
+            .iter_mut()
+            .find(|s| s.unit == u.unit)
+            .ok_or_else(|| ApiError::internal(format!("redis: grant `{grant_id}` holds no {} budget", u.unit.as_str())))?;
+        held.carved = u.carved;
+        held.spent = u.spent;
+        held.reservation_id.clone_from(&u.reservation_id);
+        self.set_json(key, &stored)
+    }
+
+    fn set_grant_status(&self, tenant: &str, grant_id: &str, status: GrantStatus, at_ms: i64) -> ApiResult<()> {
+        let (key, mut stored) = self.stored_grant(tenant, grant_id)?;
+        stored.status = status.as_str().to_string();
+        stored.settled_at_ms = Some(at_ms);
+        self.set_json(key, &stored)
+    }
+
+    fn child_grants(&self, tenant: &str, grant_id: &str) -> ApiResult<Vec<String>> {
+        self.sorted_members(tenant, &format!("grant-kids:{grant_id}"))
+    }
+
+    fn chain_grants(&self, tenant: &str, chain_id: &str) -> ApiResult<Vec<String>> {
+        self.sorted_members(tenant, &format!("chain-grants:{chain_id}"))
+    }
+
+    fn tenant_grants(&self, tenant: &str) -> ApiResult<Vec<String>> {
+        self.sorted_members(tenant, "grants")
+    }
+}
+
+impl EscalationStore for Transaction<'_> {
+    fn escalation(&self, tenant: &str, id: &str) -> ApiResult<Option<EscalationRecord>> {
+        self.get_json::<StoredEscalation>(&self.key(tenant, &format!("esc:{id}"))?)?.map(|s| s.record()).transpose()
+    }
+
+    fn save_escalation(&self, tenant: &str, record: &EscalationRecord) -> ApiResult<()> {
+        let stored = StoredEscalation {
+            id: record.id.clone(),
+            status: record.status.as_str().to_string(),
+            assignee: record.assignee.clone(),
+            expires_at_ms: record.expires_at_ms,
+            body: serde_json::to_string(record).map_err(super::json_error)?,
+        };
+        self.set_json(self.key(tenant, &format!("esc:{}", record.id))?, &stored)?;
+        let (all, pending) = (self.key(tenant, "esc-all")?, self.key(tenant, "esc-pending")?);
+        self.add_member(Write::SortedAdd(all, record.expires_at_ms, record.id.clone()));
+        if record.status == EscalationStatus::Pending {
+            self.add_member(Write::SortedAdd(pending, record.expires_at_ms, record.id.clone()));
+        } else {
+            self.remove_member(pending, record.id.clone());
+        }
+        self.indexes.borrow_mut().push(Write::SetAdd(format!("{}:esc-tenants", self.prefix), tenant.to_string()));
+        Ok(())
+    }
+
+    fn pending_escalations(&self, tenant: &str, assignee: &str) -> ApiResult<usize> {
+        let pending = self.escalations_in(tenant, "esc-pending")?;
+        Ok(pending.iter().filter(|e| e.status == EscalationStatus::Pending.as_str() && e.assignee == assignee).count())
+    }
+
+    fn escalations(&self, tenant: &str, status: Option<EscalationStatus>, assignee: Option<&str>) -> ApiResult<Vec<EscalationRecord>> {
+        let mut matching: Vec<StoredEscalation> = self
+            .escalations_in(tenant, "esc-all")?
+            .into_iter()
+            .filter(|e| status.is_none_or(|s| e.status == s.as_str()) && assignee.is_none_or(|a| e.assignee == a))
+            .collect();
+        matching.sort_by(|a, b| (a.expires_at_ms, &a.id).cmp(&(b.expires_at_ms, &b.id)));
+        matching.iter().map(StoredEscalation::record).collect()
+    }
+
+    fn expired_escalations(&self, tenant: &str, now: i64, max: usize) -> ApiResult<Vec<ExpiredEscalation>> {
+        let mut expired: Vec<StoredEscalation> = self
+            .escalations_in(tenant, "esc-pending")?
+            .into_iter()
+            .filter(|e| e.status == EscalationStatus::Pending.as_str() && e.expires_at_ms < now)
+            .collect();
+        expired.sort_by(|a, b| (a.expires_at_ms, &a.id).cmp(&(b.expires_at_ms, &b.id)));
+        Ok(expired.into_iter().take(max).map(|e| (e.id.clone(), e.record().ok())).collect())
+    }
+
+    fn expire_unreadable_escalation(&self, tenant: &str, id: &str) -> ApiResult<()> {
+        let key = self.key(tenant, &format!("esc:{id}"))?;
+        let Some(mut stored) = self.get_json::<StoredEscalation>(&key)? else {
+            return Ok(());
+        };
+        stored.status = EscalationStatus::Expired.as_str().to_string();
+        self.set_json(key, &stored)?;
+        self.remove_member(self.key(tenant, "esc-pending")?, id.to_string());
+        Ok(())
+    }
+
+    fn escalation_tenants(&self) -> ApiResult<Vec<String>> {
+        let index = format!("{}:esc-tenants", self.prefix);
+        let stored: Vec<String> = redis::Commands::smembers(&mut **self.connection.borrow_mut(), &index).map_err(super::redis_error)?;
+        let mut tenants: std::collections::BTreeSet<String> = stored.into_iter().collect();
+        tenants.extend(self.indexes.borrow().iter().filter_map(|w| match w {
+            Write::SetAdd(key, tenant) if *key == index => Some(tenant.clone()),
+            _ => None,
+        }));
+        Ok(tenants.into_iter().collect())
+    }
+
+    fn escalation_targets(&self, tenant: &str) -> ApiResult<Vec<TargetBody>> {
+        let agents = self.members(&self.key(tenant, "esctgts")?, false)?;
+        let keys = agents.iter().map(|a| self.key(tenant, &format!("esctgt:{a}"))).collect::<ApiResult<Vec<_>>>()?;
+        self.prefetch(&keys)?;
+        let mut out = Vec::with_capacity(keys.len());
+        for key in &keys {
+            let text = self.get(key)?.ok_or_else(|| ApiError::internal(format!("redis: the target index names `{key}`, which is missing")))?;
+            out.push(serde_json::from_str::<TargetBody>(&text).map_err(|e| ApiError::internal(format!("a stored escalation target is unreadable: {e}")))?);
+        }
+        out.sort_by(|a, b| b.trust.cmp(&a.trust).then_with(|| a.agent_id.cmp(&b.agent_id)));
+        Ok(out)
+    }
+
+    fn save_escalation_target(&self, tenant: &str, target: &TargetBody) -> ApiResult<()> {
+        self.set_json(self.key(tenant, &format!("esctgt:{}", target.agent_id))?, target)?;
+        self.add_member(Write::SetAdd(self.key(tenant, "esctgts")?, target.agent_id.clone()));
+        Ok(())
     }
 }
