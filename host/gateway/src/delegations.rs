@@ -435,7 +435,7 @@ impl Delegations<'_> {
             request_hash: request_hash.clone(),
         })?;
         if let Some(stored) = facts.replay.take() {
-            return self.replayed(stored, &request_hash);
+            return self.replayed(tenant, stored, &request_hash);
         }
         let (parent_token, parent_grant) = self.anchor(presented, facts.parent.take(), &facts.settings, &claimed, chain, tenant, now_u)?;
         let request = assembled(claimed, &facts, &parent_token, parent_grant.as_ref());
@@ -478,7 +478,7 @@ impl Delegations<'_> {
         };
         let (recorded, seal) = self.store.run_sealed(move |conn| record(conn, plan)).await?;
         let (body, receipt, decision, reason, warnings) = match recorded {
-            Recorded::Replay(stored) => return self.replayed(stored, &request_hash),
+            Recorded::Replay(stored) => return self.replayed(tenant, stored, &request_hash),
             Recorded::Decided { body, appended, decision, reason, warnings } => {
                 let seal = seal.ok_or_else(|| ApiError::internal("a delegation's trace event was committed without a seal"))?;
                 (body, seal.receipt(&appended), decision, reason, warnings)
@@ -653,7 +653,7 @@ impl Delegations<'_> {
 
     /// The stored answer to a replayed delegation, with its receipt made again from the committed
     /// seal (read after the write that found the replay, so a twin from the same batch is sealed).
-    fn replayed(&self, stored: Stored, request_hash: &str) -> ApiResult<String> {
+    fn replayed(&self, tenant: &str, stored: Stored, request_hash: &str) -> ApiResult<String> {
         if stored.request_hash != request_hash {
             return Err(ApiError::new(
                 ErrorCode::IdempotencyMismatch,
@@ -665,7 +665,7 @@ impl Delegations<'_> {
             Some(seq) => Some(
                 self
                     .store
-                    .read(move |conn| traces::receipt(conn, seq, &key))?
+                    .read(move |conn| traces::receipt(conn, tenant, seq, &key))?
                     .ok_or_else(|| ApiError::internal(format!("the trace event {seq} of a stored delegation has no seal")))?,
             ),
             None => None,

@@ -790,11 +790,12 @@ pub fn inclusions(conn: &Connection, records: &[Record]) -> ApiResult<Inclusions
 /// The receipt of stored event `seq`, made again from its seal's stored leaves and checked
 /// against `key` before it is handed out (a replayed answer must prove what the first did);
 /// `None` for an event written before seals (its row carries its own signature) or one that
-/// does not exist. A sealed event whose seal is missing or does not prove it is a 500.
-pub fn receipt(conn: &Connection, seq: i64, key: &PublicKey) -> ApiResult<Option<Receipt>> {
+/// does not exist, or is another tenant's. A sealed event whose seal is missing or does not
+/// prove it is a 500.
+pub fn receipt(conn: &Connection, tenant: &str, seq: i64, key: &PublicKey) -> ApiResult<Option<Receipt>> {
     let row = conn
-        .prepare_cached("SELECT tenant_id, chain_id, pos, hash, seal_id, leaf FROM trace_events WHERE seq = ?1")?
-        .query_row([seq], |r| {
+        .prepare_cached("SELECT tenant_id, chain_id, pos, hash, seal_id, leaf FROM trace_events WHERE seq = ?1 AND tenant_id = ?2")?
+        .query_row(params![seq, tenant], |r| {
             Ok((
                 r.get::<_, String>(0)?,
                 r.get::<_, String>(1)?,
@@ -1392,8 +1393,9 @@ mod tests {
         let kept: Vec<ClientReceipt> = receipts.iter().cloned().map(ClientReceipt::Sealed).collect();
         assert_eq!(verify_receipts(&back, &public, &kept), Ok(()));
         // The receipt handed out again for a replay is the same, checked against the key.
-        assert_eq!(receipt(&conn, appended[6].seq, &public).unwrap(), Some(receipts[6].clone()));
-        assert!(receipt(&conn, appended[6].seq, &KeyPair::from_secret(&[8; 32]).public()).is_err());
+        assert_eq!(receipt(&conn, "acme", appended[6].seq, &public).unwrap(), Some(receipts[6].clone()));
+        assert_eq!(receipt(&conn, "globex", appended[6].seq, &public).unwrap(), None, "another tenant's event");
+        assert!(receipt(&conn, "acme", appended[6].seq, &KeyPair::from_secret(&[8; 32]).public()).is_err());
         assert!(!receipt_signed(&receipts[0], "acme", "c2", &public), "a receipt names its chain");
         let mut moved = receipts[1].clone();
         moved.pos = 1;

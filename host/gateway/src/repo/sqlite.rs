@@ -193,12 +193,12 @@ impl DelegationStore for Connection {
     }
 }
 
-const GRANT_SQL: &str = "SELECT chain_id, parent_id, holder, depth, status, expires_at_ms, created_at_ms FROM grants \
+pub(super) const GRANT_SQL: &str = "SELECT chain_id, parent_id, holder, depth, status, expires_at_ms, created_at_ms FROM grants \
                          WHERE grant_id = ?1 AND tenant_id = ?2";
 
 // No `ORDER BY unit` here: with it, this SQLite build (STAT4) prepares the statement again on
 // every run (a test counts); the units are sorted after reading instead.
-const UNITS_SQL: &str = "SELECT unit, granted, carved, spent, reservation_id FROM grant_units WHERE grant_id = ?1";
+pub(super) const UNITS_SQL: &str = "SELECT unit, granted, carved, spent, reservation_id FROM grant_units WHERE grant_id = ?1";
 
 fn grant_units(conn: &Connection, grant_id: &str) -> ApiResult<Vec<GrantUnit>> {
     let mut stmt = conn.prepare_cached(UNITS_SQL)?;
@@ -367,42 +367,5 @@ impl EscalationStore for Connection {
         )?
         .execute(params![tenant, target.agent_id, target.trust, body])?;
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-    use super::*;
-    use crate::escrow::{insert, NewGrant};
-
-    /// Each statement of a grant's lookup is prepared once per connection, not on every run.
-    #[test]
-    fn loading_a_grant_does_not_reprepare_its_statements() {
-        let conn = Connection::open_in_memory().unwrap();
-        conn.execute_batch(ESCROW_SCHEMA).unwrap();
-        let grant = |id: &'static str, parent: Option<&'static str>, budgets: &'static [(Unit, i64)]| NewGrant {
-            tenant: "t",
-            grant_id: id,
-            chain_id: "c",
-            parent_id: parent,
-            holder: id,
-            depth: i64::from(parent.is_some()),
-            expires_at_ms: 10_000,
-            now: 1,
-            budgets,
-        };
-        insert(&conn, &grant("root", None, &[(Unit::Tokens, 100), (Unit::Credits, 5)])).unwrap();
-        for id in ["a", "b", "c"] {
-            insert(&conn, &grant(id, Some("root"), &[(Unit::Tokens, 1)])).unwrap();
-        }
-        for _ in 0..5 {
-            assert_eq!(conn.grant("t", "root").unwrap().unwrap().units.len(), 2);
-        }
-        for sql in [UNITS_SQL, GRANT_SQL] {
-            let stmt = conn.prepare_cached(sql).unwrap();
-            let reprepared = stmt.get_status(rusqlite::StatementStatus::RePrepare);
-            assert_eq!(reprepared, 0, "`{sql}` was prepared again {reprepared} times");
-        }
     }
 }

@@ -593,3 +593,22 @@ fn an_unreadable_escalation_is_closed_by_its_status_alone() {
         assert!(unit(b, TENANT, |tx| tx.escalations(TENANT, None, None)).is_err(), "a listing that includes it fails closed");
     });
 }
+
+/// Each statement of a grant's lookup is prepared once per SQLite connection, not on every run.
+#[test]
+fn on_sqlite_loading_a_grant_does_not_reprepare_its_statements() {
+    let conn = Connection::open_in_memory().expect("in-memory SQLite");
+    crate::store::migrate(&conn).expect("schema");
+    insert(&conn, &new_grant("root", None, &[(Unit::Tokens, 100), (Unit::Credits, 5)])).expect("root");
+    for id in ["a", "b", "c"] {
+        insert(&conn, &new_grant(id, Some("root"), &[(Unit::Tokens, 1)])).expect("child");
+    }
+    for _ in 0..5 {
+        assert_eq!(load(&conn, "root").units.len(), 2);
+    }
+    for sql in [sqlite::UNITS_SQL, sqlite::GRANT_SQL] {
+        let stmt = conn.prepare_cached(sql).expect("cached");
+        let reprepared = stmt.get_status(rusqlite::StatementStatus::RePrepare);
+        assert_eq!(reprepared, 0, "`{sql}` was prepared again {reprepared} times");
+    }
+}
