@@ -512,6 +512,7 @@ async fn check(state: &Arc<AppState>, request: Request) -> ApiResult<Request> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

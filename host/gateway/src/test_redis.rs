@@ -157,10 +157,11 @@ impl Drop for RedisDeployment {
 /// The Redis deployments this machine can start: one server and a three-node cluster, each
 /// named. One that cannot start is left out after a visible notice, unless
 /// [`REQUIRE_REDIS_VAR`] is 1 (then the test fails instead).
+#[allow(clippy::panic)] // a test that requires Redis fails here when it cannot have one
 pub(crate) fn redis_deployments() -> Vec<(&'static str, RedisDeployment)> {
     let mut out = Vec::new();
-    let starts: [(&'static str, fn() -> Result<RedisDeployment, String>); 2] =
-        [("redis", RedisDeployment::start), ("redis-cluster", RedisDeployment::start_cluster)];
+    type Start = fn() -> Result<RedisDeployment, String>;
+    let starts: [(&'static str, Start); 2] = [("redis", RedisDeployment::start), ("redis-cluster", RedisDeployment::start_cluster)];
     for (name, start) in starts {
         match start() {
             Ok(deployment) => out.push((name, deployment)),

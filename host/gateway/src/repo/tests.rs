@@ -4,6 +4,8 @@
 //! Cluster (each started on loopback for the test; skipped with a notice where they cannot
 //! be, unless `SBD_REQUIRE_REDIS=1`).
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::io::Write as _;
 use std::sync::Arc;
 
@@ -424,7 +426,7 @@ fn random_trees_stay_sound() {
             let amount = i64::try_from(next(400)).unwrap_or(0);
             let kind = next(5);
             let outcome = match kind {
-                0 | 1 | 2 => {
+                0..=2 => {
                     let id = format!("g{step:03}");
                     let budgets = [(Unit::Tokens, amount)];
                     let grant = NewGrant { grant_id: &id, holder: &id, ..new_grant("", Some(&target), &budgets) };
