@@ -39,7 +39,7 @@ use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::escrow::{self, Escrowed, NewGrant};
 use crate::limits::RequestLimits;
 use crate::registry::{self, AgentRecord, AuthoritySettings, Unregistered};
-use crate::repo::{DelegationStore, RegistryStore, StoredDelegation as Stored};
+use crate::repo::{DelegationStore, RegistryStore, StoredDelegation as Stored, TraceStore};
 use crate::auth::{Principal, Role};
 use crate::config::Config;
 use crate::metrics::Metrics;
@@ -1196,12 +1196,12 @@ impl Delegations<'_> {
         let key = self.tokens.public_key();
         // One read snapshot: the events and the signed head of the same commit.
         let export = self.store.read(move |conn| {
-            let records = traces::load(conn, &tenant, &chain_id)?;
+            let records = conn.trace_events(&tenant, &chain_id)?;
             if records.is_empty() {
                 return Err(ApiError::not_found(format!("chain `{chain_id}` not found")));
             }
-            let head = traces::stored_head(conn, &tenant, &chain_id)?;
-            let inclusions = traces::inclusions(conn, &records)?;
+            let head = conn.trace_head(&tenant, &chain_id)?;
+            let inclusions = traces::inclusions(conn, &tenant, &records)?;
             Ok(traces::export(&records, head, inclusions, &tenant, &chain_id, &key))
         })?;
         if export["integrity"] != "ok" {

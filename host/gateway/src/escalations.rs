@@ -19,7 +19,7 @@ use crate::cycles::valid_scope_value;
 use crate::escrow::Escrowed;
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::traces::{self, NewEvent};
-use crate::repo::EscalationStore;
+use crate::repo::{EscalationStore, Tx};
 use crate::util::new_id;
 
 
@@ -332,14 +332,14 @@ pub fn sweep_expired(conn: &Connection, now: i64, signer: &KeyPair) -> ApiResult
 /// One stored escalation that cannot be read must not stop the sweep: it is closed by its
 /// status alone (it can then never be approved) and logged, without a trace entry, since
 /// there is no record to trace.
-pub fn sweep_tenant(conn: &Connection, tenant: &str, now: i64, signer: &KeyPair) -> ApiResult<usize> {
-    let expired = conn.expired_escalations(tenant, now, SWEEP_MAX)?;
+pub fn sweep_tenant(store: &dyn Tx, tenant: &str, now: i64, signer: &KeyPair) -> ApiResult<usize> {
+    let expired = store.expired_escalations(tenant, now, SWEEP_MAX)?;
     for (id, record) in &expired {
         match record.clone() {
-            Some(mut record) => finish(conn, tenant, &mut record, Decision::Expired, "system:ttl", now, Outcome::default(), signer)?,
+            Some(mut record) => finish(store, tenant, &mut record, Decision::Expired, "system:ttl", now, Outcome::default(), signer)?,
             None => {
                 tracing::error!(tenant = %tenant, escalation = %id, "an unreadable escalation past its TTL is closed as EXPIRED without a trace entry");
-                conn.expire_unreadable_escalation(tenant, id)?;
+                store.expire_unreadable_escalation(tenant, id)?;
             }
         }
     }
@@ -359,7 +359,7 @@ struct DecisionTrace<'a> {
 /// Closes `record` with `decision` (saved, and appended to the chain's trace).
 #[allow(clippy::too_many_arguments)]
 fn finish(
-    conn: &Connection,
+    store: &dyn Tx,
     tenant: &str,
     record: &mut EscalationRecord,
     decision: Decision,
@@ -373,9 +373,9 @@ fn finish(
     record.decided_by = Some(by.to_string());
     record.decided_at_ms = Some(now);
     record.outcome = outcome;
-    conn.save_escalation(tenant, record)?;
+    store.save_escalation(tenant, record)?;
     let body = DecisionTrace { escalation_id: &record.id, decision, decided_by: by, outcome: &record.outcome };
-    traces::append(conn, &NewEvent {
+    traces::append(store, &NewEvent {
         tenant,
         chain_id: &record.chain_id,
         delegator: &record.delegator,
@@ -472,21 +472,21 @@ pub struct DecisionBody {
 
 /// The review queue of `tenant`, by expiry, after closing what of it is past its TTL.
 pub fn queue(
-    conn: &Connection,
+    store: &dyn Tx,
     tenant: &str,
     status: Option<Status>,
     assignee: Option<&str>,
     now: i64,
     signer: &KeyPair,
 ) -> ApiResult<Vec<EscalationRecord>> {
-    sweep_tenant(conn, tenant, now, signer)?;
-    conn.escalations(tenant, status, assignee)
+    sweep_tenant(store, tenant, now, signer)?;
+    store.escalations(tenant, status, assignee)
 }
 
 /// One escalation of `tenant`, after closing what of the tenant's is past its TTL.
-pub fn get(conn: &Connection, tenant: &str, id: &str, now: i64, signer: &KeyPair) -> ApiResult<EscalationRecord> {
-    sweep_tenant(conn, tenant, now, signer)?;
-    load(conn, tenant, id)
+pub fn get(store: &dyn Tx, tenant: &str, id: &str, now: i64, signer: &KeyPair) -> ApiResult<EscalationRecord> {
+    sweep_tenant(store, tenant, now, signer)?;
+    load(store, tenant, id)
 }
 
 /// The three decisions a reviewer can post.

@@ -49,6 +49,7 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 use crate::error::{ApiError, ApiResult, ErrorCode};
+use crate::repo::TraceStore;
 use crate::util::hex;
 
 /// The domain-separation prefix of an event hash.
@@ -96,7 +97,8 @@ pub struct NewEvent<'a> {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Record {
-    /// Global sequence number (unique across chains, increasing).
+    /// Sequence number: unique in its tenant and increasing there (on the embedded store,
+    /// across tenants too).
     pub seq: i64,
     /// Position in its chain, from 1.
     pub pos: i64,
@@ -218,6 +220,26 @@ pub struct Seal {
 }
 
 impl Seal {
+    /// Signs the Merkle root of `leaves` as seal `seal_id` with `signer`.
+    pub(crate) fn sign(seal_id: i64, signer: &KeyPair, leaves: Vec<[u8; 32]>) -> ApiResult<Seal> {
+        let tree_size = i64::try_from(leaves.len()).map_err(ApiError::internal)?;
+        let levels = tree_levels(leaves);
+        let root = levels.last().and_then(|l| l.first()).copied().ok_or_else(|| ApiError::internal("an empty seal tree"))?;
+        let record = SealRecord {
+            seal_id,
+            tree_size,
+            root: hex(&root),
+            key_id: signer.id().to_string(),
+            signature: hex(&signer.sign(&seal_message(seal_id, tree_size, &root)).to_bytes()),
+        };
+        Ok(Seal { record, levels })
+    }
+
+    /// The leaves of the sealed tree, in order.
+    pub(crate) fn leaves(&self) -> &[[u8; 32]] {
+        self.levels.first().map_or(&[], Vec::as_slice)
+    }
+
     /// The receipt of an event appended in this seal's batch.
     pub fn receipt(&self, a: &Appended) -> Receipt {
         debug_assert_eq!(a.seal_id, self.record.seal_id, "a receipt from another batch's seal");
@@ -498,27 +520,20 @@ pub fn seal_pending(conn: &Connection, now_ms: i64) -> ApiResult<Option<std::syn
     if pending.leaves.is_empty() {
         return Ok(None);
     }
-    let tree_size = i64::try_from(pending.leaves.len()).map_err(ApiError::internal)?;
-    let levels = tree_levels(pending.leaves);
-    let root = levels.last().and_then(|l| l.first()).copied().ok_or_else(|| ApiError::internal("an empty seal tree"))?;
-    let record = SealRecord {
-        seal_id: pending.seal_id,
-        tree_size,
-        root: hex(&root),
-        key_id: pending.signer.id().to_string(),
-        signature: hex(&pending.signer.sign(&seal_message(pending.seal_id, tree_size, &root)).to_bytes()),
-    };
-    let leaves: Vec<u8> = levels[0].iter().flatten().copied().collect();
+    let seal = Seal::sign(pending.seal_id, &pending.signer, pending.leaves)?;
+    let record = &seal.record;
+    let leaves: Vec<u8> = seal.leaves().iter().flatten().copied().collect();
     conn.prepare_cached(
         "INSERT INTO trace_seals (seal_id, tree_size, root, leaves, key_id, signature, at_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     )?
     .execute(params![record.seal_id, record.tree_size, record.root, leaves, record.key_id, record.signature, now_ms])?;
-    Ok(Some(std::sync::Arc::new(Seal { record, levels })))
+    Ok(Some(std::sync::Arc::new(seal)))
 }
 
 /// The seal and leaf index the next appended event gets, opening this thread's batch (with
-/// the next seal number) at its first event.
-fn next_leaf(conn: &Connection, signer: &KeyPair, leaf: [u8; 32]) -> ApiResult<(i64, i64)> {
+/// the next seal number) at its first event: the embedded store's
+/// [`crate::repo::TraceStore::open_trace_leaf`].
+pub(crate) fn next_leaf(conn: &Connection, signer: &KeyPair, leaf: [u8; 32]) -> ApiResult<(i64, i64)> {
     let open = PENDING.with(|p| p.borrow().is_some());
     if !open {
         // One past every number ever handed out (AUTOINCREMENT's counter): a seal id never
@@ -543,7 +558,7 @@ fn next_leaf(conn: &Connection, signer: &KeyPair, leaf: [u8; 32]) -> ApiResult<(
     })
 }
 
-fn unhex32(text: &str) -> Option<[u8; 32]> {
+pub(crate) fn unhex32(text: &str) -> Option<[u8; 32]> {
     unhex_n::<32>(text)
 }
 
@@ -598,32 +613,20 @@ pub fn seal(r: &mut Record, prev: &[u8; 32], signer: &KeyPair) -> SignedHead {
     }
 }
 
-/// Appends `e` to its chain, hash-chained after the chain's head, as a leaf of this thread's
-/// next seal (signed by `signer` in [`seal_pending`], before the batch commits); returns the
-/// event's sequence number, position, hash and place in the seal.
-pub fn append(conn: &Connection, e: &NewEvent<'_>, signer: &KeyPair) -> ApiResult<Appended> {
-    // The previous head, not the last stored row: a chain whose tail was deleted stays broken
+/// Appends `e` to its chain, hash-chained after the chain's head, as a leaf of the unit of
+/// work's seal (on the embedded store: this thread's batch, signed by `signer` in
+/// [`seal_pending`] before the batch commits); returns the event's sequence number, position,
+/// hash and place in the seal.
+pub fn append(store: &dyn TraceStore, e: &NewEvent<'_>, signer: &KeyPair) -> ApiResult<Appended> {
+    // The previous head, not the last stored event: a chain whose tail was deleted stays broken
     // (a position gap) instead of being silently continued from the truncated tail.
-    let head: Option<(i64, String)> = conn
-        .prepare_cached("SELECT count, head_hash FROM trace_heads WHERE tenant_id = ?1 AND chain_id = ?2")?
-        .query_row(params![e.tenant, e.chain_id], |r| Ok((r.get(0)?, r.get(1)?)))
-        .optional()?;
-    let (count, prev) = match head {
+    let (count, prev) = match store.trace_head(e.tenant, e.chain_id)? {
         None => (0, [0u8; 32]),
-        Some((count, hash)) => {
-            (count, unhex32(&hash).ok_or_else(|| ApiError::internal("trace_heads: a head hash is not 64 hex digits"))?)
-        }
+        Some(head) => (head.count, unhex32(&head.head_hash).ok_or_else(|| ApiError::internal("a chain's head hash is not 64 hex digits"))?),
     };
     let pos = count.checked_add(1).ok_or_else(|| ApiError::internal("trace position overflow"))?;
-    // The sequence number is part of the hash, so it is chosen before the insert: one past
-    // every number ever handed out (AUTOINCREMENT's counter, so deleted rows are never reused).
-    let last: i64 = conn
-        .prepare_cached(
-            "SELECT MAX(COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'trace_events'), 0), \
-             COALESCE((SELECT MAX(seq) FROM trace_events), 0))",
-        )?
-        .query_row([], |r| r.get(0))?;
-    let seq = last.checked_add(1).ok_or_else(|| ApiError::internal("trace sequence overflow"))?;
+    // the sequence number is part of the hash, so it is chosen before the insert
+    let seq = store.next_trace_seq(e.tenant)?;
     let mut record = Record {
         seq,
         pos,
@@ -646,40 +649,10 @@ pub fn append(conn: &Connection, e: &NewEvent<'_>, signer: &KeyPair) -> ApiResul
     };
     let hash = event_hash(&prev, &record);
     record.hash = hex(&hash);
-    let (seal_id, leaf) = next_leaf(conn, signer, leaf_hash(e.tenant, e.chain_id, pos, &hash))?;
-    conn.prepare_cached(
-        "INSERT INTO trace_events (seq, tenant_id, chain_id, delegator, delegate, depth, at_ms, decision, reason_code, \
-         policy_version, body, pos, prev_hash, hash, key_id, signature, seal_id, leaf) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, '', ?16, ?17)",
-    )?
-    .execute(params![
-        record.seq,
-        record.tenant,
-        record.chain_id,
-        record.delegator,
-        record.delegate,
-        record.depth,
-        record.at_ms,
-        record.decision,
-        record.reason_code,
-        record.policy_version,
-        record.body,
-        record.pos,
-        record.prev_hash,
-        record.hash,
-        record.key_id,
-        seal_id,
-        leaf
-    ])?;
-    // The head row carries no signature of its own any more: it is checked against the last
-    // event, whose seal signs it.
-    conn.prepare_cached(
-        "INSERT INTO trace_heads (tenant_id, chain_id, count, head_hash, key_id, signature, at_ms) \
-         VALUES (?1, ?2, ?3, ?4, ?5, '', ?6) ON CONFLICT(tenant_id, chain_id) DO UPDATE SET \
-         count = excluded.count, head_hash = excluded.head_hash, key_id = excluded.key_id, \
-         signature = excluded.signature, at_ms = excluded.at_ms",
-    )?
-    .execute(params![e.tenant, e.chain_id, pos, record.hash, record.key_id, e.at_ms])?;
+    let (seal_id, leaf) = store.open_trace_leaf(e.tenant, signer, leaf_hash(e.tenant, e.chain_id, pos, &hash))?;
+    record.seal_id = Some(seal_id);
+    record.leaf = Some(leaf);
+    store.insert_trace_event(&record)?;
     Ok(Appended { seq, pos, hash: record.hash, seal_id, leaf })
 }
 
@@ -743,9 +716,27 @@ pub fn load(conn: &Connection, tenant: &str, chain_id: &str) -> ApiResult<Vec<Re
     Ok(rows.collect::<Result<Vec<_>, _>>()?)
 }
 
+/// The stored row of event `seq` if `tenant` owns it.
+pub(crate) fn load_at(conn: &Connection, tenant: &str, seq: i64) -> ApiResult<Option<Record>> {
+    Ok(conn
+        .prepare_cached(&format!("SELECT {RECORD_COLUMNS} FROM trace_events WHERE seq = ?1 AND tenant_id = ?2"))?
+        .query_row(params![seq, tenant], record_row)
+        .optional()?)
+}
+
+/// A stored seal with its tree rebuilt from its stored leaves (32 bytes each); `Err` says why
+/// it cannot be used (leaves that do not match its size).
+pub(crate) fn seal_from_leaves(record: SealRecord, leaves: &[u8]) -> Result<Seal, &'static str> {
+    if leaves.is_empty() || leaves.len() % 32 != 0 || i64::try_from(leaves.len() / 32).ok() != Some(record.tree_size) {
+        return Err("its seal's stored leaves are malformed");
+    }
+    let levels = tree_levels(leaves.chunks(32).map(|c| <[u8; 32]>::try_from(c).unwrap_or([0; 32])).collect());
+    Ok(Seal { record, levels })
+}
+
 /// Seal `seal_id` as stored, with its tree rebuilt from the stored leaves; `Err` says why it
 /// cannot be used (missing, or leaves that do not match its size).
-fn stored_seal(conn: &Connection, seal_id: i64) -> ApiResult<Result<Seal, &'static str>> {
+pub(crate) fn stored_seal(conn: &Connection, seal_id: i64) -> ApiResult<Result<Seal, &'static str>> {
     let row = conn
         .prepare_cached("SELECT tree_size, root, leaves, key_id, signature FROM trace_seals WHERE seal_id = ?1")?
         .query_row([seal_id], |x| {
@@ -757,23 +748,19 @@ fn stored_seal(conn: &Connection, seal_id: i64) -> ApiResult<Result<Seal, &'stat
         })
         .optional()?;
     let Some((tree_size, root, leaves, key_id, signature)) = row else { return Ok(Err("its seal is missing")) };
-    if leaves.is_empty() || leaves.len() % 32 != 0 || i64::try_from(leaves.len() / 32).ok() != Some(tree_size) {
-        return Ok(Err("its seal's stored leaves are malformed"));
-    }
-    let levels = tree_levels(leaves.chunks(32).map(|c| <[u8; 32]>::try_from(c).unwrap_or([0; 32])).collect());
-    Ok(Ok(Seal { record: SealRecord { seal_id, tree_size, root, key_id, signature }, levels }))
+    Ok(seal_from_leaves(SealRecord { seal_id, tree_size, root, key_id, signature }, &leaves))
 }
 
-/// The seals `records` name and each sealed record's audit path, from `trace_seals`. A seal
-/// that is missing or whose stored leaves are malformed is left out: its records then fail
+/// The seals `records` (of `tenant`) name and each sealed record's audit path. A seal that is
+/// missing or whose stored leaves are malformed is left out: its records then fail
 /// verification.
-pub fn inclusions(conn: &Connection, records: &[Record]) -> ApiResult<Inclusions> {
+pub fn inclusions(store: &dyn TraceStore, tenant: &str, records: &[Record]) -> ApiResult<Inclusions> {
     let mut out = Inclusions::default();
     let mut seals: std::collections::BTreeMap<i64, Option<Seal>> = std::collections::BTreeMap::new();
     for r in records {
         let (Some(seal_id), Some(leaf)) = (r.seal_id, r.leaf) else { continue };
         if !seals.contains_key(&seal_id) {
-            let seal = stored_seal(conn, seal_id)?.ok();
+            let seal = store.trace_seal(tenant, seal_id)?.ok();
             if let Some(seal) = &seal {
                 out.seals.push(seal.record.clone());
             }
@@ -792,32 +779,21 @@ pub fn inclusions(conn: &Connection, records: &[Record]) -> ApiResult<Inclusions
 /// `None` for an event written before seals (its row carries its own signature) or one that
 /// does not exist, or is another tenant's. A sealed event whose seal is missing or does not
 /// prove it is a 500.
-pub fn receipt(conn: &Connection, tenant: &str, seq: i64, key: &PublicKey) -> ApiResult<Option<Receipt>> {
-    let row = conn
-        .prepare_cached("SELECT tenant_id, chain_id, pos, hash, seal_id, leaf FROM trace_events WHERE seq = ?1 AND tenant_id = ?2")?
-        .query_row(params![seq, tenant], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, i64>(2)?,
-                r.get::<_, String>(3)?,
-                r.get::<_, Option<i64>>(4)?,
-                r.get::<_, Option<i64>>(5)?,
-            ))
-        })
-        .optional()?;
-    let Some((tenant, chain_id, pos, hash, Some(seal_id), Some(leaf))) = row else { return Ok(None) };
+pub fn receipt(store: &dyn TraceStore, tenant: &str, seq: i64, key: &PublicKey) -> ApiResult<Option<Receipt>> {
+    let Some(event) = store.trace_event_at(tenant, seq)? else { return Ok(None) };
+    let (Some(seal_id), Some(leaf)) = (event.seal_id, event.leaf) else { return Ok(None) };
     let broken = |why: &str| ApiError::internal(format!("trace event {seq}: {why}; its receipt cannot be made"));
-    let seal = stored_seal(conn, seal_id)?.map_err(broken)?;
-    let receipt = seal.receipt(&Appended { seq, pos, hash, seal_id, leaf });
-    if !receipt_signed(&receipt, &tenant, &chain_id, key) {
+    let seal = store.trace_seal(tenant, seal_id)?.map_err(broken)?;
+    let receipt = seal.receipt(&Appended { seq, pos: event.pos, hash: event.hash, seal_id, leaf });
+    if !receipt_signed(&receipt, &event.tenant, &event.chain_id, key) {
         return Err(broken("its seal does not prove it"));
     }
     Ok(Some(receipt))
 }
 
-/// The stored signed head of a chain, if any.
-pub fn stored_head(conn: &Connection, tenant: &str, chain_id: &str) -> ApiResult<Option<SignedHead>> {
+/// The stored signed head of a chain, if any: the embedded store's
+/// [`TraceStore::trace_head`].
+pub(crate) fn stored_head(conn: &Connection, tenant: &str, chain_id: &str) -> ApiResult<Option<SignedHead>> {
     Ok(conn
         .prepare_cached("SELECT count, head_hash, key_id, signature FROM trace_heads WHERE tenant_id = ?1 AND chain_id = ?2")?
         .query_row(params![tenant, chain_id], |r| {
@@ -1111,8 +1087,8 @@ pub fn receipt_signed(rc: &Receipt, tenant: &str, chain_id: &str, key: &PublicKe
 
 /// Every event of `chain_id` owned by `tenant`, in order, as readable values; 404 when there is
 /// none. Does not verify: callers that act on the history use [`verified_chain`].
-pub fn chain(conn: &Connection, tenant: &str, chain_id: &str) -> ApiResult<Vec<Value>> {
-    let records = load(conn, tenant, chain_id)?;
+pub fn chain(store: &dyn TraceStore, tenant: &str, chain_id: &str) -> ApiResult<Vec<Value>> {
+    let records = store.trace_events(tenant, chain_id)?;
     if records.is_empty() {
         return Err(ApiError::not_found(format!("chain `{chain_id}` not found")));
     }
@@ -1121,13 +1097,13 @@ pub fn chain(conn: &Connection, tenant: &str, chain_id: &str) -> ApiResult<Vec<V
 
 /// Like [`chain`], but refuses (500 with the break in `details`) a chain that does not verify
 /// against `key`: nothing is decided on altered history.
-pub fn verified_chain(conn: &Connection, tenant: &str, chain_id: &str, key: &PublicKey) -> ApiResult<Vec<Value>> {
-    let records = load(conn, tenant, chain_id)?;
+pub fn verified_chain(store: &dyn TraceStore, tenant: &str, chain_id: &str, key: &PublicKey) -> ApiResult<Vec<Value>> {
+    let records = store.trace_events(tenant, chain_id)?;
     if records.is_empty() {
         return Err(ApiError::not_found(format!("chain `{chain_id}` not found")));
     }
-    let head = stored_head(conn, tenant, chain_id)?;
-    let inclusions = inclusions(conn, &records)?;
+    let head = store.trace_head(tenant, chain_id)?;
+    let inclusions = inclusions(store, tenant, &records)?;
     if let Err(b) = verify_records(&records, tenant, chain_id, key, head.as_ref(), &inclusions) {
         tracing::error!(%tenant, %chain_id, integrity = %b, "trace integrity check failed");
         return Err(ApiError::new(ErrorCode::InternalError, format!("the stored trace of chain `{chain_id}` is {b}"))
@@ -1349,8 +1325,8 @@ mod tests {
 
     fn chain_proof(conn: &Connection, chain: &str) -> (Vec<Record>, Option<SignedHead>, Inclusions) {
         let records = load(conn, "acme", chain).unwrap();
-        let head = stored_head(conn, "acme", chain).unwrap();
-        let inc = inclusions(conn, &records).unwrap();
+        let head = conn.trace_head("acme", chain).unwrap();
+        let inc = inclusions(conn, "acme", &records).unwrap();
         (records, head, inc)
     }
 

@@ -98,7 +98,7 @@
 //! a command whose reply was lost: it fails the operation (closed) instead.
 //!
 //! Needs Redis 6 or later (`BLPOP` with a fractional timeout). Not yet here: webhook
-//! deliveries for the emitted events, and wiring into `sbd serve`.
+//! deliveries for the emitted events, tenants and API keys, and wiring into `sbd serve`.
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
@@ -117,6 +117,7 @@ use crate::events::NewEvent;
 use crate::ledger::store::{Debit, LedgerStore, ReservationScan, StoredResponse, TenantRecord};
 use crate::ledger::{BudgetRow, Reservation};
 use crate::repo::Tx;
+use crate::traces::Seal;
 
 mod rows;
 
@@ -533,10 +534,16 @@ impl RedisLedger {
         Arc::clone(gates.entry(tag.to_string()).or_default())
     }
 
-    /// Runs `op`, an operation on `tenant`'s state (its ledger, registry and delegation
-    /// records: [`Tx`]), as one atomic unit of work (module docs), holding the tenant's lock;
-    /// runs it again if the lock lapsed before it could commit.
-    pub fn run<T>(&self, tenant: &str, mut op: impl FnMut(&dyn Tx) -> ApiResult<T>) -> ApiResult<T> {
+    /// Runs `op`, an operation on `tenant`'s state (everything a [`Tx`] reads and writes), as
+    /// one atomic unit of work (module docs), holding the tenant's lock; runs it again if the
+    /// lock lapsed before it could commit.
+    pub fn run<T>(&self, tenant: &str, op: impl FnMut(&dyn Tx) -> ApiResult<T>) -> ApiResult<T> {
+        Ok(self.run_sealed(tenant, op)?.0)
+    }
+
+    /// Like [`RedisLedger::run`], and also answers the seal that signs the trace events the
+    /// operation appended (`None` when it appended none): what a receipt is made from.
+    pub fn run_sealed<T>(&self, tenant: &str, mut op: impl FnMut(&dyn Tx) -> ApiResult<T>) -> ApiResult<(T, Option<Arc<Seal>>)> {
         let tag = tenant_tag(&self.prefix, tenant)?;
         let deadline = Instant::now() + self.lock_wait;
         let gate = self.gate(&tag);
@@ -581,13 +588,13 @@ impl RedisLedger {
                     };
                     let renewed = Instant::now();
                     match tx.commit(&self.commit, &lock, keep)? {
-                        Some(Committed { kept: true, cache }) => {
+                        Some(Committed { kept: true, cache, seal }) => {
                             turn.hand_on(Held { lock, connection, cache, served, renewed });
-                            return Ok(value);
+                            return Ok((value, seal));
                         }
-                        Some(Committed { kept: false, .. }) => {
+                        Some(Committed { kept: false, seal, .. }) => {
                             self.reuse(connection);
-                            return Ok(value);
+                            return Ok((value, seal));
                         }
                         None => backoff(attempt),
                     }
@@ -754,6 +761,16 @@ struct Committed {
     kept: bool,
     /// The locked tenant's string keys as the attempt read and wrote them.
     cache: BTreeMap<String, Option<String>>,
+    /// The seal signing the trace events the attempt appended, written in its commit.
+    seal: Option<Arc<Seal>>,
+}
+
+/// The trace leaves an attempt appended, sealed at its commit ([`rows`]: the key layout).
+struct TraceBatch {
+    /// Taken from the global counter at the first leaf (a lapsed attempt leaves a gap).
+    seal_id: i64,
+    signer: sbd_bundle::KeyPair,
+    leaves: Vec<[u8; 32]>,
 }
 
 /// One attempt of one operation, under its tenant's lock.
@@ -778,6 +795,8 @@ struct Transaction<'a> {
     indexes: RefCell<Vec<Write>>,
     /// A write outside the locked tenant, refused at the commit.
     stray: RefCell<Option<String>>,
+    /// The trace events' leaves appended so far, sealed at the commit.
+    trace: RefCell<Option<TraceBatch>>,
 }
 
 impl<'a> Transaction<'a> {
@@ -796,6 +815,7 @@ impl<'a> Transaction<'a> {
             writes: RefCell::default(),
             indexes: RefCell::default(),
             stray: RefCell::default(),
+            trace: RefCell::default(),
         }
     }
 
@@ -947,6 +967,17 @@ impl<'a> Transaction<'a> {
             )));
         }
         let mut writes = self.writes.into_inner();
+        // the seal signs this attempt's trace leaves and lands in the same script, in the slot
+        let seal = match self.trace.into_inner() {
+            Some(batch) if !batch.leaves.is_empty() => {
+                let seal = Seal::sign(batch.seal_id, &batch.signer, batch.leaves)?;
+                let stored = rows::StoredSeal::of(&seal);
+                let text = serde_json::to_string(&stored).map_err(json_error)?;
+                writes.push(Write::Set(format!("{}:seal:{}", self.tag, seal.record.seal_id), text));
+                Some(Arc::new(seal))
+            }
+            _ => None,
+        };
         let index_writes = self.indexes.into_inner();
         match &*connection {
             // one server: the index entries land in the commit's own script, with its checks
@@ -987,7 +1018,7 @@ impl<'a> Transaction<'a> {
         let own = |key: &String| key.strip_prefix(self.tag).is_some_and(|rest| rest.starts_with(':'));
         let mut cache: BTreeMap<String, Option<String>> = self.read.into_inner().into_iter().filter(|(key, _)| own(key)).collect();
         cache.extend(self.written.into_inner().into_iter().map(|(key, value)| (key, Some(value))));
-        Ok(Some(Committed { kept: applied == 2, cache }))
+        Ok(Some(Committed { kept: applied == 2, cache, seal }))
     }
 }
 

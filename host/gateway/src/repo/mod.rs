@@ -10,7 +10,8 @@
 //!
 //! Aggregates are added here one at a time, as `docs/plans/redis-store.md` orders them: today
 //! the agent registry, the delegation records (idempotent responses and depth exceptions), the
-//! escrow of the delegation trees and the escalations with their targets.
+//! escrow of the delegation trees, the escalations with their targets, and the hash-chained
+//! trace with its seals (its warnings listing and the outcome checks are still SQLite's).
 
 pub mod sqlite;
 #[cfg(test)]
@@ -23,6 +24,8 @@ use crate::escalations::{EscalationRecord, Status as EscalationStatus, TargetBod
 use crate::escrow::{Grant, GrantStatus, GrantUnit};
 use crate::ledger::LedgerStore;
 use crate::registry::{AgentRecord, AuthoritySettings};
+use crate::traces::{Record, Seal, SignedHead};
+use sbd_bundle::KeyPair;
 
 /// A tenant's agent registry and authority settings ([`crate::registry`] holds the rules).
 pub trait RegistryStore {
@@ -160,8 +163,37 @@ pub trait EscalationStore {
     fn save_escalation_target(&self, tenant: &str, target: &TargetBody) -> ApiResult<()>;
 }
 
+/// The hash-chained trace of each delegation chain, as [`crate::traces::append`] writes it.
+pub trait TraceStore {
+    /// The chain's head: how many events it has and the hash of the last.
+    fn trace_head(&self, tenant: &str, chain_id: &str) -> ApiResult<Option<SignedHead>>;
+
+    /// A sequence number above every one the tenant's events have (the embedded store's is
+    /// above every tenant's).
+    fn next_trace_seq(&self, tenant: &str) -> ApiResult<i64>;
+
+    /// The seal and leaf index of the unit of work's next event, whose leaf hash is `leaf`:
+    /// the unit's seal (the embedded store's: its batch's) is opened at the first, and signed
+    /// by `signer` before the unit commits.
+    fn open_trace_leaf(&self, tenant: &str, signer: &KeyPair, leaf: [u8; 32]) -> ApiResult<(i64, i64)>;
+
+    /// Stores an appended event (refused if its position is taken) and makes it the chain's
+    /// head.
+    fn insert_trace_event(&self, record: &Record) -> ApiResult<()>;
+
+    /// The chain's stored events, in position order.
+    fn trace_events(&self, tenant: &str, chain_id: &str) -> ApiResult<Vec<Record>>;
+
+    /// The stored event `seq`, if the tenant has it.
+    fn trace_event_at(&self, tenant: &str, seq: i64) -> ApiResult<Option<Record>>;
+
+    /// Seal `seal_id` (one that signs events of the tenant) with its tree; `Err` says why it
+    /// cannot be used (missing, or leaves that do not match its size).
+    fn trace_seal(&self, tenant: &str, seal_id: i64) -> ApiResult<Result<Seal, &'static str>>;
+}
+
 /// Everything one unit of work can read and write: what a backend's transaction implements.
 /// A `&dyn Tx` passes where a narrower trait object is wanted (trait upcasting).
-pub trait Tx: LedgerStore + RegistryStore + DelegationStore + EscrowStore + EscalationStore {}
+pub trait Tx: LedgerStore + RegistryStore + DelegationStore + EscrowStore + EscalationStore + TraceStore {}
 
-impl<T: LedgerStore + RegistryStore + DelegationStore + EscrowStore + EscalationStore + ?Sized> Tx for T {}
+impl<T: LedgerStore + RegistryStore + DelegationStore + EscrowStore + EscalationStore + TraceStore + ?Sized> Tx for T {}

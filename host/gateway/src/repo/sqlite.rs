@@ -8,7 +8,9 @@ use crate::error::{ApiError, ApiResult};
 use crate::escalations::{EscalationRecord, Status as EscalationStatus, TargetBody};
 use crate::escrow::{Grant, GrantStatus, GrantUnit};
 use crate::registry::{AgentRecord, AuthoritySettings};
-use crate::repo::{DelegationStore, DepthExceptionRow, EscalationStore, EscrowStore, ExpiredEscalation, RegistryStore, StoredDelegation};
+use crate::repo::{DelegationStore, DepthExceptionRow, EscalationStore, EscrowStore, ExpiredEscalation, RegistryStore, StoredDelegation, TraceStore};
+use crate::traces::{self, Record, Seal, SignedHead};
+use sbd_bundle::KeyPair;
 
 /// The registry's tables; applied with the store's schema ([`crate::store::migrate`]).
 pub const REGISTRY_SCHEMA: &str = r#"
@@ -367,5 +369,78 @@ impl EscalationStore for Connection {
         )?
         .execute(params![tenant, target.agent_id, target.trust, body])?;
         Ok(())
+    }
+}
+
+impl TraceStore for Connection {
+    fn trace_head(&self, tenant: &str, chain_id: &str) -> ApiResult<Option<SignedHead>> {
+        traces::stored_head(self, tenant, chain_id)
+    }
+
+    fn next_trace_seq(&self, _tenant: &str) -> ApiResult<i64> {
+        // one past every number ever handed out (AUTOINCREMENT's counter, so deleted rows are
+        // never reused), across tenants
+        let last: i64 = self
+            .prepare_cached(
+                "SELECT MAX(COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'trace_events'), 0), \
+                 COALESCE((SELECT MAX(seq) FROM trace_events), 0))",
+            )?
+            .query_row([], |r| r.get(0))?;
+        last.checked_add(1).ok_or_else(|| ApiError::internal("trace sequence overflow"))
+    }
+
+    fn open_trace_leaf(&self, _tenant: &str, signer: &KeyPair, leaf: [u8; 32]) -> ApiResult<(i64, i64)> {
+        traces::next_leaf(self, signer, leaf)
+    }
+
+    fn insert_trace_event(&self, r: &Record) -> ApiResult<()> {
+        self.prepare_cached(
+            "INSERT INTO trace_events (seq, tenant_id, chain_id, delegator, delegate, depth, at_ms, decision, reason_code, \
+             policy_version, body, pos, prev_hash, hash, key_id, signature, seal_id, leaf) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
+        )?
+        .execute(params![
+            r.seq,
+            r.tenant,
+            r.chain_id,
+            r.delegator,
+            r.delegate,
+            r.depth,
+            r.at_ms,
+            r.decision,
+            r.reason_code,
+            r.policy_version,
+            r.body,
+            r.pos,
+            r.prev_hash,
+            r.hash,
+            r.key_id,
+            r.signature,
+            r.seal_id,
+            r.leaf
+        ])?;
+        // The head row carries no signature of its own any more: it is checked against the last
+        // event, whose seal signs it.
+        self.prepare_cached(
+            "INSERT INTO trace_heads (tenant_id, chain_id, count, head_hash, key_id, signature, at_ms) \
+             VALUES (?1, ?2, ?3, ?4, ?5, '', ?6) ON CONFLICT(tenant_id, chain_id) DO UPDATE SET \
+             count = excluded.count, head_hash = excluded.head_hash, key_id = excluded.key_id, \
+             signature = excluded.signature, at_ms = excluded.at_ms",
+        )?
+        .execute(params![r.tenant, r.chain_id, r.pos, r.hash, r.key_id, r.at_ms])?;
+        Ok(())
+    }
+
+    fn trace_events(&self, tenant: &str, chain_id: &str) -> ApiResult<Vec<Record>> {
+        traces::load(self, tenant, chain_id)
+    }
+
+    fn trace_event_at(&self, tenant: &str, seq: i64) -> ApiResult<Option<Record>> {
+        traces::load_at(self, tenant, seq)
+    }
+
+    fn trace_seal(&self, _tenant: &str, seal_id: i64) -> ApiResult<Result<Seal, &'static str>> {
+        // a batch's seal signs every tenant's events of the batch
+        traces::stored_seal(self, seal_id)
     }
 }

@@ -20,11 +20,15 @@ use crate::error::{ApiError, ErrorCode};
 use crate::ledger::redis::RedisLedger;
 use crate::registry::{self, Unregistered};
 use crate::test_redis::{redis_deployments, RedisDeployment};
+use crate::traces::{self, event_hash, receipt_signed, Appended, NewEvent, Seal};
+use sbd_bundle::KeyPair;
 
 /// A backend under test: runs one unit of work on a tenant's state.
 trait Backend {
     /// Runs `op` as one unit of work on `tenant`: all of it or, when it fails, none of it.
     fn unit(&self, tenant: &str, op: &mut dyn FnMut(&dyn Tx) -> ApiResult<()>) -> ApiResult<()>;
+    /// Like [`Backend::unit`], and answers the seal that signs the trace events `op` appended.
+    fn unit_sealed(&self, tenant: &str, op: &mut dyn FnMut(&dyn Tx) -> ApiResult<()>) -> ApiResult<Option<Arc<Seal>>>;
     /// Overwrites the stored record of escalation `id` with text that is not a record, as a
     /// damaged store would hold it (its status and assignee kept).
     fn damage_escalation(&self, tenant: &str, id: &str);
@@ -37,6 +41,18 @@ impl Backend for Connection {
         let end = if outcome.is_ok() { "RELEASE op" } else { "ROLLBACK TO op; RELEASE op" };
         self.execute_batch(end)?;
         outcome
+    }
+
+    fn unit_sealed(&self, tenant: &str, op: &mut dyn FnMut(&dyn Tx) -> ApiResult<()>) -> ApiResult<Option<Arc<Seal>>> {
+        // as the writer thread does: the unit's leaves are its batch's, sealed before it ends
+        traces::discard_pending();
+        match self.unit(tenant, op) {
+            Ok(()) => traces::seal_pending(self, 0),
+            Err(e) => {
+                traces::discard_pending();
+                Err(e)
+            }
+        }
     }
 
     fn damage_escalation(&self, tenant: &str, id: &str) {
@@ -54,6 +70,10 @@ struct OnRedis {
 impl Backend for OnRedis {
     fn unit(&self, tenant: &str, op: &mut dyn FnMut(&dyn Tx) -> ApiResult<()>) -> ApiResult<()> {
         self.store.run(tenant, |tx| op(tx))
+    }
+
+    fn unit_sealed(&self, tenant: &str, op: &mut dyn FnMut(&dyn Tx) -> ApiResult<()>) -> ApiResult<Option<Arc<Seal>>> {
+        Ok(self.store.run_sealed(tenant, |tx| op(tx))?.1)
     }
 
     fn damage_escalation(&self, tenant: &str, id: &str) {
@@ -612,5 +632,147 @@ fn on_sqlite_loading_a_grant_does_not_reprepare_its_statements() {
         let stmt = conn.prepare_cached(sql).expect("cached");
         let reprepared = stmt.get_status(rusqlite::StatementStatus::RePrepare);
         assert_eq!(reprepared, 0, "`{sql}` was prepared again {reprepared} times");
+    }
+}
+
+/// `op` as one unit of work on `tenant`, with its result and the seal of its trace events.
+fn sealed<T>(backend: &dyn Backend, tenant: &str, mut op: impl FnMut(&dyn Tx) -> ApiResult<T>) -> ApiResult<(T, Option<Arc<Seal>>)> {
+    let mut result = None;
+    let seal = backend.unit_sealed(tenant, &mut |tx| {
+        result = Some(op(tx)?);
+        Ok(())
+    })?;
+    Ok((result.ok_or_else(|| ApiError::internal("the unit of work did not run"))?, seal))
+}
+
+fn trace_event<'a>(tenant: &'a str, chain: &'a str, n: i64) -> NewEvent<'a> {
+    NewEvent {
+        tenant,
+        chain_id: chain,
+        delegator: "a",
+        delegate: "b",
+        depth: n,
+        at_ms: 1_000 + n,
+        decision: "allow",
+        reason_code: None,
+        policy_version: "p@1",
+        body: format!("{{\"n\":{n}}}"),
+    }
+}
+
+fn unhex32(text: &str) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&text[2 * i..2 * i + 2], 16).expect("hex");
+    }
+    out
+}
+
+/// Events appended in units of work chain per (tenant, chain) on every backend: positions from
+/// 1, each hash over the previous one, sequence numbers increasing; the seal each unit answers
+/// proves its events (a receipt verifies); a unit that fails appends nothing.
+#[test]
+fn appended_trace_events_chain_per_tenant_and_their_seal_proves_them() {
+    on_every_backend(|b| {
+        let signer = KeyPair::from_secret(&[7; 32]);
+        let key = signer.public();
+        let (first, seal) = sealed(b, TENANT, |tx| {
+            Ok(vec![
+                traces::append(tx, &trace_event(TENANT, "c1", 1), &signer)?,
+                traces::append(tx, &trace_event(TENANT, "c1", 2), &signer)?,
+                traces::append(tx, &trace_event(TENANT, "c2", 3), &signer)?,
+            ])
+        })
+        .unwrap();
+        let seal = seal.expect("a unit that appended answers a seal");
+        assert_eq!(seal.record.tree_size, 3);
+        assert_eq!(first.iter().map(|a| a.pos).collect::<Vec<_>>(), [1, 2, 1], "positions per chain");
+        assert!(first.windows(2).all(|w| w[0].seq < w[1].seq), "sequence numbers increase");
+        for (a, chain) in first.iter().zip(["c1", "c1", "c2"]) {
+            assert!(receipt_signed(&seal.receipt(a), TENANT, chain, &key), "the receipt of {a:?}");
+            assert!(!receipt_signed(&seal.receipt(a), OTHER, chain, &key), "a receipt names its tenant");
+        }
+        let failed = sealed(b, TENANT, |tx| {
+            traces::append(tx, &trace_event(TENANT, "c1", 9), &signer)?;
+            Err::<Appended, _>(ApiError::invalid("refused after appending"))
+        });
+        assert!(failed.is_err());
+        let (next, next_seal) = sealed(b, TENANT, |tx| traces::append(tx, &trace_event(TENANT, "c1", 4), &signer)).unwrap();
+        let next_seal = next_seal.expect("a seal");
+        assert_eq!(next.pos, 3, "the failed unit's event is not in the chain");
+        assert!(next.seq > first[2].seq);
+        assert!(next_seal.record.seal_id > seal.record.seal_id, "seal ids increase");
+        assert!(receipt_signed(&next_seal.receipt(&next), TENANT, "c1", &key));
+        let records = unit(b, TENANT, |tx| tx.trace_events(TENANT, "c1")).unwrap();
+        assert_eq!(records.iter().map(|r| r.pos).collect::<Vec<_>>(), [1, 2, 3]);
+        let mut prev = [0u8; 32];
+        for r in &records {
+            assert_eq!(unhex32(&r.prev_hash), prev, "event {} links to the one before", r.pos);
+            assert_eq!(crate::util::hex(&event_hash(&prev, r)), r.hash, "event {} hashes as stored", r.pos);
+            prev = unhex32(&r.hash);
+        }
+        let head = unit(b, TENANT, |tx| tx.trace_head(TENANT, "c1")).unwrap().expect("a head");
+        assert_eq!((head.count, head.head_hash.as_str()), (3, next.hash.as_str()));
+        // the chain verifies from what the store kept: events, head, seals and audit paths
+        let proofs = unit(b, TENANT, |tx| traces::inclusions(tx, TENANT, &records)).unwrap();
+        assert_eq!(proofs.seals.len(), 2, "the two units' seals");
+        assert_eq!(traces::verify_records(&records, TENANT, "c1", &key, Some(&head), &proofs), Ok(()));
+        // a receipt made again from the store is the one the unit's seal gave
+        let again = unit(b, TENANT, |tx| traces::receipt(tx, TENANT, first[1].seq, &key)).unwrap();
+        assert_eq!(again, Some(seal.receipt(&first[1])));
+        assert_eq!(unit(b, OTHER, |tx| traces::receipt(tx, OTHER, first[1].seq, &key)).unwrap(), None, "another tenant's event");
+        let mut edited = records.clone();
+        edited[1].body = "{\"n\":99}".into();
+        assert!(traces::verify_records(&edited, TENANT, "c1", &key, Some(&head), &proofs).is_err(), "an edit is found");
+        // another tenant's chain of the same id is its own
+        let (theirs, _) = sealed(b, OTHER, |tx| traces::append(tx, &trace_event(OTHER, "c1", 1), &signer)).unwrap();
+        assert_eq!(theirs.pos, 1);
+        assert_eq!(unit(b, TENANT, |tx| tx.trace_events(TENANT, "c1")).unwrap().len(), 3);
+        // a unit that appends nothing answers no seal
+        assert!(sealed(b, TENANT, |tx| tx.trace_head(TENANT, "c1")).unwrap().1.is_none());
+    });
+}
+
+/// The escalation sweep closes a PENDING escalation past its TTL once, with one trace event,
+/// on every backend; on Redis two gateways sweeping at once still close it once.
+#[test]
+fn an_expired_escalation_is_closed_once_with_one_trace_event() {
+    let signer = KeyPair::from_secret(&[9; 32]);
+    let decisions = |b: &dyn Backend| -> Vec<String> {
+        unit(b, TENANT, |tx| tx.trace_events(TENANT, "c")).unwrap().into_iter().map(|r| r.decision).collect()
+    };
+    on_every_backend(|b| {
+        let signer = KeyPair::from_secret(&[9; 32]);
+        for e in [escalation("esc_1", "alice", 100), escalation("esc_2", "alice", 500)] {
+            unit(b, TENANT, |tx| tx.save_escalation(TENANT, &e)).unwrap();
+        }
+        let (closed, seal) = sealed(b, TENANT, |tx| escalations::sweep_tenant(tx, TENANT, 200, &signer)).unwrap();
+        assert_eq!(closed, 1);
+        assert!(seal.is_some(), "the expiry's trace event is sealed");
+        let record = unit(b, TENANT, |tx| tx.escalation(TENANT, "esc_1")).unwrap().expect("esc_1");
+        assert_eq!((record.status, record.decided_by.as_deref()), (EscalationStatus::Expired, Some("system:ttl")));
+        assert_eq!(sealed(b, TENANT, |tx| escalations::sweep_tenant(tx, TENANT, 300, &signer)).unwrap().0, 0, "closed once");
+        let events: Vec<String> =
+            unit(b, TENANT, |tx| tx.trace_events(TENANT, "c")).unwrap().into_iter().map(|r| r.decision).collect();
+        assert_eq!(events, ["escalation-decision"]);
+        let queue = unit(b, TENANT, |tx| escalations::queue(tx, TENANT, Some(EscalationStatus::Pending), None, 300, &signer)).unwrap();
+        assert_eq!(escalation_ids(queue), ["esc_2"]);
+    });
+    for (name, deployment) in redis_deployments() {
+        let gateways: Vec<Arc<RedisLedger>> =
+            (0..2).map(|_| Arc::new(RedisLedger::open(&deployment.url, &deployment.prefix).expect("a Redis client"))).collect();
+        let backend = OnRedis { store: Arc::clone(&gateways[0]), deployment };
+        for i in 0..20 {
+            unit(&backend, TENANT, |tx| tx.save_escalation(TENANT, &escalation(&format!("esc_{i:02}"), "alice", 100))).unwrap();
+        }
+        let sweepers: Vec<_> = (0..4)
+            .map(|w| {
+                let (gateway, signer) = (Arc::clone(&gateways[w % 2]), signer.clone());
+                std::thread::spawn(move || gateway.run(TENANT, |tx| escalations::sweep_tenant(tx, TENANT, 200, &signer)).expect("a sweep"))
+            })
+            .collect();
+        let closed: usize = sweepers.into_iter().map(|t| t.join().expect("a sweeper")).sum();
+        assert_eq!(closed, 20, "{name}: each escalation closed by exactly one sweep");
+        assert_eq!(decisions(&backend).len(), 20, "{name}: one trace event each");
     }
 }

@@ -23,6 +23,17 @@
 //! | `P:{T}:esc-pending` | sorted set of its PENDING escalation ids by expiry |
 //! | `P:{T}:esctgt:AGENT` | a registered agent escalation target, JSON |
 //! | `P:{T}:esctgts` | set of the agents registered as targets |
+//! | `P:{T}:thead:C` | chain `C`'s head: its event count and last hash, JSON |
+//! | `P:{T}:tev:C:POS` | the event at position `POS` of chain `C`, JSON (written once) |
+//! | `P:{T}:trace-seq` | the tenant's last trace sequence number |
+//! | `P:{T}:trace-at:SEQ` | where event `SEQ` is: its chain and position, JSON |
+//! | `P:{T}:seal:ID` | a seal: its signed record and its tree's leaves, JSON (written in the commit of the unit whose events it signs) |
+//!
+//! A trace sequence number is the tenant's own (increasing there, read and moved under the
+//! tenant's lock); seal ids come from the global counter `P:ids:seal` (`INCR`, at a unit's
+//! first event, outside the lock: a unit that does not commit leaves a gap, and no id names
+//! two trees). A unit's seal signs only its own events, so every seal lies in one tenant's
+//! slot.
 //!
 //! One index crosses tenants: `P:esc-tenants`, the tenants that have had an escalation (for
 //! the expiry sweep), written before the commit like the ledger's indexes and never removed.
@@ -35,7 +46,9 @@ use crate::error::{ApiError, ApiResult};
 use crate::escalations::{EscalationRecord, Status as EscalationStatus, TargetBody};
 use crate::escrow::{Grant, GrantStatus, GrantUnit};
 use crate::registry::{AgentRecord, AuthoritySettings};
-use crate::repo::{DelegationStore, DepthExceptionRow, EscalationStore, EscrowStore, ExpiredEscalation, RegistryStore, StoredDelegation};
+use crate::repo::{DelegationStore, DepthExceptionRow, EscalationStore, EscrowStore, ExpiredEscalation, RegistryStore, StoredDelegation, TraceStore};
+use crate::traces::{self, Record, Seal, SealRecord, SignedHead};
+use crate::util::hex;
 
 /// An agent as kept: the record and when it last changed.
 #[derive(Serialize, Deserialize)]
@@ -50,6 +63,20 @@ struct StoredResponse {
     #[serde(flatten)]
     stored: StoredDelegation,
     created_at_ms: i64,
+}
+
+/// A seal as kept: its signed record and its tree's leaves (hex), from which receipts are
+/// made again.
+#[derive(Serialize, Deserialize)]
+pub(super) struct StoredSeal {
+    record: SealRecord,
+    leaves: Vec<String>,
+}
+
+impl StoredSeal {
+    pub(super) fn of(seal: &Seal) -> StoredSeal {
+        StoredSeal { record: seal.record.clone(), leaves: seal.leaves().iter().map(|l| hex(l)).collect() }
+    }
 }
 
 /// An escalation as kept: the columns SQL filters on beside the record's text.
@@ -395,5 +422,98 @@ impl EscalationStore for Transaction<'_> {
         self.set_json(self.key(tenant, &format!("esctgt:{}", target.agent_id))?, target)?;
         self.add_member(Write::SetAdd(self.key(tenant, "esctgts")?, target.agent_id.clone()));
         Ok(())
+    }
+}
+
+impl TraceStore for Transaction<'_> {
+    fn trace_head(&self, tenant: &str, chain_id: &str) -> ApiResult<Option<SignedHead>> {
+        self.get_json(&self.key(tenant, &format!("thead:{chain_id}"))?)
+    }
+
+    fn next_trace_seq(&self, tenant: &str) -> ApiResult<i64> {
+        let key = self.key(tenant, "trace-seq")?;
+        let last = match self.get(&key)? {
+            Some(text) => text.parse::<i64>().map_err(|_| ApiError::internal(format!("redis: `{key}` is not a number")))?,
+            None => 0,
+        };
+        let next = last.checked_add(1).ok_or_else(|| ApiError::internal("trace sequence overflow"))?;
+        self.set_string(key, next.to_string());
+        Ok(next)
+    }
+
+    fn open_trace_leaf(&self, tenant: &str, signer: &sbd_bundle::KeyPair, leaf: [u8; 32]) -> ApiResult<(i64, i64)> {
+        if tenant != self.tenant {
+            return Err(ApiError::internal(format!("redis: a trace event of `{tenant}` appended under `{}`'s lock", self.tenant)));
+        }
+        let mut trace = self.trace.borrow_mut();
+        let batch = match trace.as_mut() {
+            Some(batch) => batch,
+            None => {
+                let seal_id: i64 = redis::cmd("INCR")
+                    .arg(format!("{}:ids:seal", self.prefix))
+                    .query(&mut **self.connection.borrow_mut())
+                    .map_err(super::redis_error)?;
+                trace.insert(super::TraceBatch { seal_id, signer: signer.clone(), leaves: Vec::new() })
+            }
+        };
+        if batch.signer.id() != signer.id() {
+            return Err(ApiError::internal("one unit's trace events signed by two keys"));
+        }
+        let index = i64::try_from(batch.leaves.len()).map_err(ApiError::internal)?;
+        batch.leaves.push(leaf);
+        Ok((batch.seal_id, index))
+    }
+
+    fn insert_trace_event(&self, r: &Record) -> ApiResult<()> {
+        let key = self.key(&r.tenant, &format!("tev:{}:{}", r.chain_id, r.pos))?;
+        self.refuse_existing(&key)?;
+        self.set_json(key, r)?;
+        self.set_json(self.key(&r.tenant, &format!("trace-at:{}", r.seq))?, &(&r.chain_id, r.pos))?;
+        // as on the embedded store, the head carries no signature of its own: the last event's
+        // seal signs it
+        let head = SignedHead {
+            tenant: r.tenant.clone(),
+            chain_id: r.chain_id.clone(),
+            count: r.pos,
+            head_hash: r.hash.clone(),
+            key_id: r.key_id.clone(),
+            signature: String::new(),
+        };
+        self.set_json(self.key(&r.tenant, &format!("thead:{}", r.chain_id))?, &head)
+    }
+
+    fn trace_events(&self, tenant: &str, chain_id: &str) -> ApiResult<Vec<Record>> {
+        let Some(SignedHead { count, .. }) = self.trace_head(tenant, chain_id)? else { return Ok(Vec::new()) };
+        let keys = (1..=count).map(|pos| self.key(tenant, &format!("tev:{chain_id}:{pos}"))).collect::<ApiResult<Vec<_>>>()?;
+        let mut out = Vec::with_capacity(keys.len());
+        for chunk in keys.chunks(1_000) {
+            self.prefetch(chunk)?;
+            for key in chunk {
+                // a missing position stays missing: verification reports the chain broken there
+                out.extend(self.get_json::<Record>(key)?);
+            }
+        }
+        Ok(out)
+    }
+
+    fn trace_event_at(&self, tenant: &str, seq: i64) -> ApiResult<Option<Record>> {
+        let Some((chain_id, pos)) = self.get_json::<(String, i64)>(&self.key(tenant, &format!("trace-at:{seq}"))?)? else {
+            return Ok(None);
+        };
+        self.get_json(&self.key(tenant, &format!("tev:{chain_id}:{pos}"))?)
+    }
+
+    fn trace_seal(&self, tenant: &str, seal_id: i64) -> ApiResult<Result<Seal, &'static str>> {
+        let Some(stored) = self.get_json::<StoredSeal>(&self.key(tenant, &format!("seal:{seal_id}"))?)? else {
+            return Ok(Err("its seal is missing"));
+        };
+        let mut leaves = Vec::with_capacity(stored.leaves.len() * 32);
+        for leaf in &stored.leaves {
+            match traces::unhex32(leaf) {
+                Some(bytes) => leaves.extend_from_slice(&bytes),
+                None => return Ok(Err("its seal's stored leaves are malformed")),
+            }
+        }
+        Ok(traces::seal_from_leaves(stored.record, &leaves))
     }
 }
