@@ -315,8 +315,9 @@ fn load(store: &dyn EscalationStore, tenant: &str, id: &str) -> ApiResult<Escala
     store.escalation(tenant, id)?.ok_or_else(|| ApiError::not_found(format!("escalation `{id}` not found")))
 }
 
-/// How many expired escalations one sweep of a tenant closes at most.
-const SWEEP_MAX: usize = 10_000;
+/// How many expired escalations one sweep of a tenant closes at most (in one unit of work,
+/// which on Redis must commit within its lock's lease; the next sweep takes the rest).
+const SWEEP_MAX: usize = 1_000;
 
 /// Marks every PENDING request of every tenant past its TTL as EXPIRED; returns how many.
 pub fn sweep_expired(conn: &Connection, now: i64, signer: &KeyPair) -> ApiResult<usize> {

@@ -162,7 +162,7 @@ pub struct SignedHead {
 /// batch's seal (signed when the batch commits; [`Seal::receipt`] makes the receipt).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Appended {
-    /// Global sequence number.
+    /// Sequence number (increasing in its tenant).
     pub seq: i64,
     /// Position in the chain, from 1.
     pub pos: i64,
@@ -196,7 +196,7 @@ pub struct SealRecord {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Receipt {
-    /// Global sequence number.
+    /// Sequence number (increasing in its tenant).
     pub seq: i64,
     /// Position in the chain, from 1.
     pub pos: i64,
@@ -258,7 +258,7 @@ impl Seal {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HeadReceipt {
-    /// Global sequence number.
+    /// Sequence number (increasing in its tenant).
     pub seq: i64,
     /// Position in the chain, from 1.
     pub pos: i64,
@@ -622,7 +622,10 @@ pub fn append(store: &dyn TraceStore, e: &NewEvent<'_>, signer: &KeyPair) -> Api
     // (a position gap) instead of being silently continued from the truncated tail.
     let (count, prev) = match store.trace_head(e.tenant, e.chain_id)? {
         None => (0, [0u8; 32]),
-        Some(head) => (head.count, unhex32(&head.head_hash).ok_or_else(|| ApiError::internal("a chain's head hash is not 64 hex digits"))?),
+        Some(head) if head.count >= 0 => {
+            (head.count, unhex32(&head.head_hash).ok_or_else(|| ApiError::internal("a chain's head hash is not 64 hex digits"))?)
+        }
+        Some(head) => return Err(ApiError::internal(format!("chain `{}`'s stored head counts {} events", e.chain_id, head.count))),
     };
     let pos = count.checked_add(1).ok_or_else(|| ApiError::internal("trace position overflow"))?;
     // the sequence number is part of the hash, so it is chosen before the insert
@@ -784,7 +787,7 @@ pub fn receipt(store: &dyn TraceStore, tenant: &str, seq: i64, key: &PublicKey) 
     let (Some(seal_id), Some(leaf)) = (event.seal_id, event.leaf) else { return Ok(None) };
     let broken = |why: &str| ApiError::internal(format!("trace event {seq}: {why}; its receipt cannot be made"));
     let seal = store.trace_seal(tenant, seal_id)?.map_err(broken)?;
-    let receipt = seal.receipt(&Appended { seq, pos: event.pos, hash: event.hash, seal_id, leaf });
+    let receipt = seal.receipt(&Appended { seq: event.seq, pos: event.pos, hash: event.hash, seal_id, leaf });
     if !receipt_signed(&receipt, &event.tenant, &event.chain_id, key) {
         return Err(broken("its seal does not prove it"));
     }

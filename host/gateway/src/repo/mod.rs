@@ -177,8 +177,9 @@ pub trait TraceStore {
     /// by `signer` before the unit commits.
     fn open_trace_leaf(&self, tenant: &str, signer: &KeyPair, leaf: [u8; 32]) -> ApiResult<(i64, i64)>;
 
-    /// Stores an appended event (refused if its position is taken) and makes it the chain's
-    /// head.
+    /// Stores an appended event and makes it the chain's head (Redis refuses a position or a
+    /// sequence number that is taken; the embedded store's primary key refuses a taken
+    /// sequence number, and its positions follow the head).
     fn insert_trace_event(&self, record: &Record) -> ApiResult<()>;
 
     /// The chain's stored events, in position order.

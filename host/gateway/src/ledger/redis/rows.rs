@@ -453,6 +453,11 @@ impl TraceStore for Transaction<'_> {
                     .arg(format!("{}:ids:seal", self.prefix))
                     .query(&mut **self.connection.borrow_mut())
                     .map_err(super::redis_error)?;
+                // a counter that went back (a failover lost its last increments) must not let
+                // a seal replace another: the tenant's lock keeps this check true until the commit
+                if self.get(&self.key(tenant, &format!("seal:{seal_id}"))?)?.is_some() {
+                    return Err(ApiError::internal(format!("redis: seal id {seal_id} is taken; the seal counter went back")));
+                }
                 trace.insert(super::TraceBatch { seal_id, signer: signer.clone(), leaves: Vec::new() })
             }
         };
@@ -467,8 +472,11 @@ impl TraceStore for Transaction<'_> {
     fn insert_trace_event(&self, r: &Record) -> ApiResult<()> {
         let key = self.key(&r.tenant, &format!("tev:{}:{}", r.chain_id, r.pos))?;
         self.refuse_existing(&key)?;
+        let at = self.key(&r.tenant, &format!("trace-at:{}", r.seq))?;
+        // a sequence counter that went back must not repoint another event's number
+        self.refuse_existing(&at)?;
         self.set_json(key, r)?;
-        self.set_json(self.key(&r.tenant, &format!("trace-at:{}", r.seq))?, &(&r.chain_id, r.pos))?;
+        self.set_json(at, &(&r.chain_id, r.pos))?;
         // as on the embedded store, the head carries no signature of its own: the last event's
         // seal signs it
         let head = SignedHead {
@@ -484,6 +492,9 @@ impl TraceStore for Transaction<'_> {
 
     fn trace_events(&self, tenant: &str, chain_id: &str) -> ApiResult<Vec<Record>> {
         let Some(SignedHead { count, .. }) = self.trace_head(tenant, chain_id)? else { return Ok(Vec::new()) };
+        if count < 0 {
+            return Err(ApiError::internal(format!("redis: chain `{chain_id}`'s head counts {count} events")));
+        }
         let keys = (1..=count).map(|pos| self.key(tenant, &format!("tev:{chain_id}:{pos}"))).collect::<ApiResult<Vec<_>>>()?;
         let mut out = Vec::with_capacity(keys.len());
         for chunk in keys.chunks(1_000) {
@@ -500,7 +511,8 @@ impl TraceStore for Transaction<'_> {
         let Some((chain_id, pos)) = self.get_json::<(String, i64)>(&self.key(tenant, &format!("trace-at:{seq}"))?)? else {
             return Ok(None);
         };
-        self.get_json(&self.key(tenant, &format!("tev:{chain_id}:{pos}"))?)
+        // the index must name the event of this number, or it names none
+        Ok(self.get_json::<Record>(&self.key(tenant, &format!("tev:{chain_id}:{pos}"))?)?.filter(|r| r.seq == seq))
     }
 
     fn trace_seal(&self, tenant: &str, seal_id: i64) -> ApiResult<Result<Seal, &'static str>> {
