@@ -15,10 +15,10 @@
 
 use std::cell::RefCell;
 
-use rusqlite::{params, Connection, OptionalExtension};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::error::{ApiError, ApiResult, ErrorCode};
+use crate::repo::{EventStore, Tx};
 use crate::util::{new_id, rfc3339};
 
 /// The owner of system-wide events and subscriptions.
@@ -606,13 +606,13 @@ pub enum EventData {
 /// Appends `event` to the log with a new id, the server time and the running job's origin, and
 /// queues a webhook delivery for every active subscription that matches it. Call it inside the
 /// store job that makes the change, so both commit together. Returns the event's id.
-pub fn emit(conn: &Connection, event: NewEvent, now_ms: i64) -> ApiResult<String> {
-    emit_skipping(conn, event, None, now_ms)
+pub fn emit(store: &dyn Tx, event: NewEvent, now_ms: i64) -> ApiResult<String> {
+    emit_skipping(store, event, None, now_ms)
 }
 
 /// [`emit`], queueing no delivery to the subscription `skip` (so a subscription is not told
 /// of its own failed delivery, which would go to the endpoint that is failing).
-pub fn emit_skipping(conn: &Connection, event: NewEvent, skip: Option<&str>, now_ms: i64) -> ApiResult<String> {
+pub fn emit_skipping(store: &dyn Tx, event: NewEvent, skip: Option<&str>, now_ms: i64) -> ApiResult<String> {
     let origin = Origin::current();
     let actor = origin.actor.or_else(|| Some(Actor::system()));
     let event = Event {
@@ -630,37 +630,26 @@ pub fn emit_skipping(conn: &Connection, event: NewEvent, skip: Option<&str>, now
         trace_id: origin.trace_id,
     };
     let body = serde_json::to_string(&event).map_err(ApiError::internal)?;
-    conn.prepare_cached(
-        "INSERT INTO events (event_id, tenant_id, event_type, category, scope, correlation_id, trace_id, request_id, at_ms, body) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-    )?
-    .execute(params![
-        event.event_id,
-        event.tenant_id,
-        event.event_type.as_str(),
-        event.category.as_str(),
-        event.scope,
-        event.correlation_id,
-        event.trace_id,
-        event.request_id,
-        now_ms,
-        body
-    ])?;
-    let stored = StoredEvent {
-        event_id: event.event_id.clone(),
-        tenant_id: event.tenant_id,
-        event_type: event.event_type,
-        scope: event.scope,
-        trace_id: event.trace_id,
-        at_ms: now_ms,
-        body,
+    let row = EventRow {
+        event: StoredEvent {
+            event_id: event.event_id,
+            tenant_id: event.tenant_id,
+            event_type: event.event_type,
+            scope: event.scope,
+            trace_id: event.trace_id,
+            at_ms: now_ms,
+            body,
+        },
+        correlation_id: event.correlation_id,
+        request_id: event.request_id,
     };
-    crate::webhooks::enqueue(conn, &stored, skip, now_ms)?;
-    Ok(event.event_id)
+    store.insert_event(&row)?;
+    crate::webhooks::enqueue(store, &row.event, skip, now_ms)?;
+    Ok(row.event.event_id)
 }
 
 /// An event as the log holds it: the columns deliveries are matched on, and the JSON text.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StoredEvent {
     /// Its id.
     pub event_id: String,
@@ -678,34 +667,22 @@ pub struct StoredEvent {
     pub body: String,
 }
 
-fn stored_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(i64, StoredEvent, String)> {
-    let event_type: String = r.get(3)?;
-    Ok((
-        r.get(0)?,
-        StoredEvent {
-            event_id: r.get(1)?,
-            tenant_id: r.get(2)?,
-            // An unknown stored type cannot be written by this gateway; it reads as a system
-            // event, which no tenant subscription receives (fail closed).
-            event_type: EventType::parse(&event_type).unwrap_or(EventType::SystemHighLatency),
-            scope: r.get(4)?,
-            trace_id: r.get(5)?,
-            at_ms: r.get(6)?,
-            body: r.get(7)?,
-        },
-        event_type,
-    ))
+/// An event with the other columns the listings filter on, as [`EventStore::insert_event`]
+/// stores it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EventRow {
+    /// The event.
+    #[serde(flatten)]
+    pub event: StoredEvent,
+    /// Its correlation id.
+    pub correlation_id: Option<String>,
+    /// The request that caused it.
+    pub request_id: Option<String>,
 }
 
-const EVENT_COLUMNS: &str = "seq, event_id, tenant_id, event_type, scope, trace_id, at_ms, body";
-
-/// One event by id, if any (and, for a tenant reader, only its own tenant-accessible events).
-pub fn get(conn: &Connection, event_id: &str) -> ApiResult<Option<StoredEvent>> {
-    Ok(conn
-        .prepare_cached(&format!("SELECT {EVENT_COLUMNS} FROM events WHERE event_id = ?1"))?
-        .query_row([event_id], stored_from_row)
-        .optional()?
-        .map(|(_, e, _)| e))
+/// One event by id, if any (whichever tenant's: a tenant reader checks it is its own).
+pub fn get(store: &dyn EventStore, event_id: &str) -> ApiResult<Option<StoredEvent>> {
+    store.event(event_id)
 }
 
 /// How a list of events is sorted (`sort_by`).
@@ -796,94 +773,59 @@ impl EventPage {
     }
 }
 
-/// The events matching `f`, one page. The cursor is the offset into the sorted result.
-pub fn list(conn: &Connection, f: &EventFilter) -> ApiResult<EventPage> {
-    let offset: i64 = match &f.cursor {
-        Some(c) => c
-            .parse()
-            .ok()
-            .filter(|o: &i64| *o >= 0)
-            .ok_or_else(|| ApiError::invalid("`cursor` is not a cursor this server issued"))?,
-        None => 0,
-    };
-    let column = match f.sort_by {
-        SortBy::Timestamp => "seq",
-        SortBy::EventType => "event_type",
-        SortBy::Category => "category",
-        SortBy::Scope => "scope",
-        SortBy::TenantId => "tenant_id",
-    };
-    let dir = match f.sort_dir {
-        SortDir::Asc => "ASC",
-        SortDir::Desc => "DESC",
-    };
-    let open: Vec<&str> = EventCategory::ALL.iter().filter(|c| c.tenant_accessible()).map(|c| c.as_str()).collect();
-    // A LIKE pattern matching the search text literally (its `%`, `_` and `\` escaped).
-    let search = f.search.as_ref().map(|s| {
-        let escaped = s.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
-        format!("%{escaped}%")
-    });
-    let sql = format!(
-        "SELECT {EVENT_COLUMNS} FROM events WHERE (?1 IS NULL OR tenant_id = ?1) AND (?2 IS NULL OR event_type = ?2) \
-         AND (?3 IS NULL OR category = ?3) AND (?4 IS NULL OR substr(scope, 1, length(?4)) = ?4) \
-         AND (?5 IS NULL OR correlation_id = ?5) AND (?6 IS NULL OR trace_id = ?6) AND (?7 IS NULL OR request_id = ?7) \
-         AND (?8 IS NULL OR at_ms >= ?8) AND (?9 IS NULL OR at_ms <= ?9) \
-         AND (?10 IS NULL OR lower(coalesce(correlation_id, '')) LIKE ?10 ESCAPE '\\' OR lower(coalesce(scope, '')) LIKE ?10 ESCAPE '\\') \
-         AND (?11 = 0 OR category IN ('{}')) \
-         ORDER BY {column} {dir}, seq {dir} LIMIT ?12 OFFSET ?13",
-        open.join("','")
-    );
-    let limit = i64::try_from(f.limit).unwrap_or(50);
-    let mut stmt = conn.prepare_cached(&sql)?;
-    let rows = stmt.query_map(
-        params![
-            f.tenant_id,
-            f.event_type.map(EventType::as_str),
-            f.category.map(EventCategory::as_str),
-            f.scope_prefix,
-            f.correlation_id,
-            f.trace_id,
-            f.request_id,
-            f.from_ms,
-            f.to_ms,
-            search,
-            i64::from(f.tenant_accessible_only),
-            limit + 1,
-            offset
-        ],
-        stored_from_row,
-    )?;
-    let mut events = Vec::new();
-    for row in rows {
-        events.push(row?.1.body);
+impl EventFilter {
+    /// Whether `row` is one of the events this filter selects (what the embedded store's
+    /// query selects: the search text is lowercased, the columns in ASCII only, as SQLite's
+    /// `lower` does, and `%`, `_` and `\\` are literal).
+    pub fn admits(&self, row: &EventRow) -> bool {
+        let e = &row.event;
+        let exact = |want: &Option<String>, have: &Option<String>| want.is_none() || want == have;
+        let search = self.search.as_ref().is_none_or(|text| {
+            let text = text.to_lowercase();
+            [&row.correlation_id, &e.scope]
+                .into_iter()
+                .any(|column| column.as_deref().unwrap_or_default().to_ascii_lowercase().contains(&text))
+        });
+        self.tenant_id.as_ref().is_none_or(|t| *t == e.tenant_id)
+            && self.event_type.is_none_or(|t| t == e.event_type)
+            && self.category.is_none_or(|c| c == e.event_type.category())
+            && self.scope_prefix.as_ref().is_none_or(|p| e.scope.as_ref().is_some_and(|s| s.starts_with(p.as_str())))
+            && exact(&self.correlation_id, &row.correlation_id)
+            && exact(&self.trace_id, &e.trace_id)
+            && exact(&self.request_id, &row.request_id)
+            && self.from_ms.is_none_or(|from| e.at_ms >= from)
+            && self.to_ms.is_none_or(|to| e.at_ms <= to)
+            && search
+            && (!self.tenant_accessible_only || e.event_type.category().tenant_accessible())
     }
+
+    /// The offset the cursor names (none: 0); a cursor this server did not issue is a 400.
+    pub fn offset(&self) -> ApiResult<usize> {
+        match &self.cursor {
+            Some(c) => c
+                .parse::<u32>()
+                .map(|o| o as usize)
+                .map_err(|_| ApiError::invalid("`cursor` is not a cursor this server issued")),
+            None => Ok(0),
+        }
+    }
+}
+
+/// The events matching `f`, one page. The cursor is the offset into the sorted result.
+pub fn list(store: &dyn EventStore, f: &EventFilter) -> ApiResult<EventPage> {
+    let offset = f.offset()?;
+    let mut events = store.matching_events(f, offset, f.limit.saturating_add(1))?;
     let more = events.len() > f.limit;
     events.truncate(f.limit);
-    let next_cursor = more.then(|| (offset + limit).to_string());
+    let next_cursor = more.then(|| offset.saturating_add(f.limit).to_string());
     Ok(EventPage { events, next_cursor })
 }
 
 /// The events of `tenant_id` (or every tenant's, for a system subscription) in
 /// `[from_ms, to_ms]`, oldest first, at most `cap` + 1 of them (so a caller can tell "more
 /// than `cap`").
-pub fn window(
-    conn: &Connection,
-    tenant_id: Option<&str>,
-    from_ms: i64,
-    to_ms: i64,
-    cap: usize,
-) -> ApiResult<Vec<StoredEvent>> {
-    let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {EVENT_COLUMNS} FROM events WHERE (?1 IS NULL OR tenant_id = ?1) AND at_ms >= ?2 AND at_ms <= ?3 \
-         ORDER BY seq ASC LIMIT ?4"
-    ))?;
-    let cap = i64::try_from(cap).unwrap_or(i64::MAX - 1).saturating_add(1);
-    let rows = stmt.query_map(params![tenant_id, from_ms, to_ms, cap], stored_from_row)?;
-    let mut out = Vec::new();
-    for row in rows {
-        out.push(row?.1);
-    }
-    Ok(out)
+pub fn window(store: &dyn EventStore, tenant_id: Option<&str>, from_ms: i64, to_ms: i64, cap: usize) -> ApiResult<Vec<StoredEvent>> {
+    store.event_window(tenant_id, from_ms, to_ms, cap.saturating_add(1))
 }
 
 /// An RFC 3339 query time as milliseconds; a bad one is a 400 naming `field`.
@@ -901,6 +843,8 @@ pub fn not_found(event_id: &str) -> ApiError {
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::panic)]
 mod tests {
+    use rusqlite::Connection;
+
     use super::*;
 
     /// The 51 v0.1.25 event types in the spec's order, then v0.1.26's two observe-mode ones: a

@@ -314,7 +314,7 @@ async fn delete(state: Shared, id: String, tenant: Option<String>) -> ApiResult<
         .run(move |conn| {
             let sub = webhooks::load_for(conn, &id, tenant.as_deref())?;
             guard_open(conn, &sub.tenant_id)?;
-            webhooks::delete(conn, &id)?;
+            webhooks::delete(conn, &sub)?;
             let event = NewEvent::new(EventType::WebhookDeleted, sub.tenant_id.clone(), lifecycle(&sub, Some(sub.status.as_str()), None, vec![]))
                 .correlation(format!("webhook_delete:{id}"));
             events::emit(conn, event, now)?;
@@ -389,8 +389,8 @@ fn deliveries(state: &Shared, id: &str, tenant: Option<&str>, q: DeliveryQuery) 
         cursor: q.cursor,
     };
     Ok(Json(state.store.read(|c| {
-        webhooks::load_for(c, id, tenant)?;
-        webhooks::list_deliveries(c, id, &filter)
+        let sub = webhooks::load_for(c, id, tenant)?;
+        webhooks::list_deliveries(c, &sub, &filter)
     })?))
 }
 

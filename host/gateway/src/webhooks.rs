@@ -12,12 +12,13 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{params, Connection};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::events::{self, EventCategory, EventData, EventType, NewEvent, StoredEvent, SYSTEM_TENANT};
+use crate::repo::{Tx, WebhookStore};
 use crate::util::{new_id, random_hex, rfc3339};
 
 /// The subscription and delivery tables.
@@ -687,34 +688,22 @@ pub fn new_secret() -> String {
     format!("whsec_{}", random_hex(32))
 }
 
-fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<String> {
-    r.get(0)
-}
-
-fn decode(body: &str) -> ApiResult<Subscription> {
-    serde_json::from_str(body).map_err(|e| ApiError::internal(format!("a stored webhook subscription is unreadable: {e}")))
-}
-
-/// One subscription.
-pub fn load(conn: &Connection, id: &str) -> ApiResult<Option<Subscription>> {
-    conn.prepare_cached("SELECT body FROM webhook_subscriptions WHERE subscription_id = ?1")?
-        .query_row([id], from_row)
-        .optional()?
-        .map(|b| decode(&b))
-        .transpose()
+/// One subscription, whichever tenant owns it.
+pub fn load(store: &dyn WebhookStore, id: &str) -> ApiResult<Option<Subscription>> {
+    store.subscription(id)
 }
 
 /// One subscription, or 404 `WEBHOOK_NOT_FOUND`; with `tenant`, one of another tenant is also
 /// a 404 (a tenant key learns nothing of other tenants' subscriptions).
-pub fn load_for(conn: &Connection, id: &str, tenant: Option<&str>) -> ApiResult<Subscription> {
-    match load(conn, id)? {
+pub fn load_for(store: &dyn WebhookStore, id: &str, tenant: Option<&str>) -> ApiResult<Subscription> {
+    match load(store, id)? {
         Some(s) if tenant.is_none_or(|t| t == s.tenant_id) => Ok(s),
         _ => Err(ApiError::new(ErrorCode::WebhookNotFound, format!("no webhook subscription `{id}`"))),
     }
 }
 
 /// Deletes finished delivery records (delivered or failed) completed before `before_ms`.
-/// Returns how many went.
+/// Returns how many went. (The embedded store's, across tenants.)
 pub fn sweep_deliveries(conn: &Connection, before_ms: i64, max: usize) -> ApiResult<usize> {
     let n = conn
         .prepare_cached(
@@ -726,32 +715,18 @@ pub fn sweep_deliveries(conn: &Connection, before_ms: i64, max: usize) -> ApiRes
 }
 
 /// How many subscriptions `tenant` holds (any status).
-pub fn count_for(conn: &Connection, tenant: &str) -> ApiResult<usize> {
-    let n: i64 = conn
-        .prepare_cached("SELECT COUNT(*) FROM webhook_subscriptions WHERE tenant_id = ?1")?
-        .query_row([tenant], |r| r.get(0))?;
-    Ok(usize::try_from(n).unwrap_or(usize::MAX))
+pub fn count_for(store: &dyn WebhookStore, tenant: &str) -> ApiResult<usize> {
+    Ok(store.subscriptions(Some(tenant), None)?.len())
 }
 
 /// Writes `sub` (insert or replace).
-pub fn save(conn: &Connection, sub: &Subscription) -> ApiResult<()> {
-    let body = serde_json::to_string(sub).map_err(ApiError::internal)?;
-    conn.prepare_cached(
-        "INSERT INTO webhook_subscriptions (subscription_id, tenant_id, status, body) VALUES (?1, ?2, ?3, ?4) \
-         ON CONFLICT (subscription_id) DO UPDATE SET status = excluded.status, body = excluded.body",
-    )?
-    .execute(params![sub.subscription_id, sub.tenant_id, sub.status.as_str(), body])?;
-    Ok(())
+pub fn save(store: &dyn WebhookStore, sub: &Subscription) -> ApiResult<()> {
+    store.save_subscription(sub)
 }
 
 /// Deletes `sub` and its undelivered deliveries.
-pub fn delete(conn: &Connection, id: &str) -> ApiResult<()> {
-    conn.prepare_cached("DELETE FROM webhook_subscriptions WHERE subscription_id = ?1")?.execute([id])?;
-    conn.prepare_cached(
-        "DELETE FROM webhook_deliveries WHERE subscription_id = ?1 AND status IN ('PENDING', 'RETRYING')",
-    )?
-    .execute([id])?;
-    Ok(())
+pub fn delete(store: &dyn WebhookStore, sub: &Subscription) -> ApiResult<()> {
+    store.delete_subscription(sub)
 }
 
 /// Filters of the subscription lists.
@@ -770,20 +745,13 @@ pub struct ListFilter {
 }
 
 /// One page of subscriptions (`WebhookListResponse`), oldest first.
-pub fn list(conn: &Connection, f: &ListFilter) -> ApiResult<Value> {
+pub fn list(store: &dyn WebhookStore, f: &ListFilter) -> ApiResult<Value> {
     let offset = parse_cursor(f.cursor.as_deref())?;
-    let mut stmt = conn.prepare_cached(
-        "SELECT body FROM webhook_subscriptions WHERE (?1 IS NULL OR tenant_id = ?1) AND (?2 IS NULL OR status = ?2) \
-         ORDER BY subscription_id",
-    )?;
-    let rows = stmt.query_map(params![f.tenant_id, f.status.map(SubscriptionStatus::as_str)], from_row)?;
-    let mut all = Vec::new();
-    for row in rows {
-        let sub = decode(&row?)?;
-        if f.event_type.is_none_or(|t| sub.event_types.contains(&t) || sub.event_categories.contains(&t.category())) {
-            all.push(sub);
-        }
-    }
+    let all: Vec<Subscription> = store
+        .subscriptions(f.tenant_id.as_deref(), f.status)?
+        .into_iter()
+        .filter(|sub| f.event_type.is_none_or(|t| sub.event_types.contains(&t) || sub.event_categories.contains(&t.category())))
+        .collect();
     let page: Vec<Value> = all.iter().skip(offset).take(f.limit).map(Subscription::to_json).collect();
     let more = offset + page.len() < all.len();
     let mut body = serde_json::json!({"subscriptions": page, "has_more": more});
@@ -804,34 +772,154 @@ fn parse_cursor(cursor: Option<&str>) -> ApiResult<usize> {
     }
 }
 
-/// Queues one delivery of `event` to every subscription that receives it (all of them when
-/// `only` is `None`), except `skip` (a subscription is not told of its own failed delivery).
-/// Runs inside the job that writes the event. Returns how many were queued.
-pub fn enqueue(conn: &Connection, event: &StoredEvent, skip: Option<&str>, now_ms: i64) -> ApiResult<usize> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT body FROM webhook_subscriptions WHERE status = 'ACTIVE' AND tenant_id IN (?1, ?2)",
-    )?;
-    let subs: Vec<String> = stmt.query_map(params![event.tenant_id, SYSTEM_TENANT], from_row)?.collect::<Result<_, _>>()?;
+/// Queues one delivery of `event` to every active subscription that receives it (its
+/// tenant's and the system ones), except `skip` (a subscription is not told of its own failed
+/// delivery). Runs inside the unit of work that writes the event. Returns how many were
+/// queued.
+pub fn enqueue(store: &dyn WebhookStore, event: &StoredEvent, skip: Option<&str>, now_ms: i64) -> ApiResult<usize> {
+    let mut subs = store.subscriptions(Some(&event.tenant_id), Some(SubscriptionStatus::Active))?;
+    if event.tenant_id != SYSTEM_TENANT {
+        subs.extend(store.subscriptions(Some(SYSTEM_TENANT), Some(SubscriptionStatus::Active))?);
+    }
     let mut queued = 0;
-    for body in subs {
-        let sub = decode(&body)?;
+    for sub in subs {
         if Some(sub.subscription_id.as_str()) == skip || !matches(&sub, event, false) {
             continue;
         }
-        insert_delivery(conn, &sub.subscription_id, event, None, now_ms)?;
+        store.insert_delivery(&event.tenant_id, &Delivery::owed(&sub.subscription_id, event, None, now_ms))?;
         queued += 1;
     }
     Ok(queued)
 }
 
-fn insert_delivery(conn: &Connection, subscription_id: &str, event: &StoredEvent, replay_id: Option<&str>, now_ms: i64) -> ApiResult<String> {
-    let id = new_id("whdel_");
-    conn.prepare_cached(
-        "INSERT INTO webhook_deliveries (delivery_id, subscription_id, event_id, event_type, status, created_at_ms, \
-         next_attempt_at_ms, trace_id, replay_id) VALUES (?1, ?2, ?3, ?4, 'PENDING', ?5, ?5, ?6, ?7)",
-    )?
-    .execute(params![id, subscription_id, event.event_id, event.event_type.as_str(), now_ms, event.trace_id, replay_id])?;
-    Ok(id)
+/// `WebhookDelivery.status`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum DeliveryStatus {
+    /// Queued, not yet attempted.
+    Pending,
+    /// Attempted and failed; tried again at `next_attempt_at_ms`.
+    Retrying,
+    /// Delivered (a 2xx).
+    Success,
+    /// Given up.
+    Failed,
+}
+
+impl DeliveryStatus {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryStatus::Pending => "PENDING",
+            DeliveryStatus::Retrying => "RETRYING",
+            DeliveryStatus::Success => "SUCCESS",
+            DeliveryStatus::Failed => "FAILED",
+        }
+    }
+
+    /// Parses a wire name.
+    pub fn parse(s: &str) -> Option<DeliveryStatus> {
+        [DeliveryStatus::Pending, DeliveryStatus::Retrying, DeliveryStatus::Success, DeliveryStatus::Failed]
+            .into_iter()
+            .find(|d| d.as_str() == s)
+    }
+
+    /// Whether the event is still owed (not yet delivered or given up).
+    pub fn owed(self) -> bool {
+        matches!(self, DeliveryStatus::Pending | DeliveryStatus::Retrying)
+    }
+}
+
+/// A delivery as stored: one event owed (or sent) to one subscription.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Delivery {
+    /// `whdel_...`.
+    pub delivery_id: String,
+    /// To whom.
+    pub subscription_id: String,
+    /// What.
+    pub event_id: String,
+    /// The event's type, as stored.
+    pub event_type: String,
+    /// Where it stands.
+    pub status: DeliveryStatus,
+    /// Attempts made.
+    pub attempts: u32,
+    /// Queued (ms).
+    pub created_at_ms: i64,
+    /// Last attempted (ms).
+    pub attempted_at_ms: Option<i64>,
+    /// Delivered or given up (ms).
+    pub completed_at_ms: Option<i64>,
+    /// When it is due (ms), while owed.
+    pub next_attempt_at_ms: Option<i64>,
+    /// A dispatcher holds it until then (ms).
+    pub lease_until_ms: Option<i64>,
+    /// The last response's HTTP status.
+    pub response_status: Option<i64>,
+    /// The last attempt's duration.
+    pub response_time_ms: Option<i64>,
+    /// Why the last attempt failed.
+    pub error_message: Option<String>,
+    /// The event's trace id.
+    pub trace_id: Option<String>,
+    /// The replay that queued it.
+    pub replay_id: Option<String>,
+}
+
+impl Delivery {
+    /// A new delivery of `event` to `subscription_id`, due now.
+    pub fn owed(subscription_id: &str, event: &StoredEvent, replay_id: Option<&str>, now_ms: i64) -> Delivery {
+        Delivery {
+            delivery_id: new_id("whdel_"),
+            subscription_id: subscription_id.to_string(),
+            event_id: event.event_id.clone(),
+            event_type: event.event_type.as_str().to_string(),
+            status: DeliveryStatus::Pending,
+            attempts: 0,
+            created_at_ms: now_ms,
+            attempted_at_ms: None,
+            completed_at_ms: None,
+            next_attempt_at_ms: Some(now_ms),
+            lease_until_ms: None,
+            response_status: None,
+            response_time_ms: None,
+            error_message: None,
+            trace_id: event.trace_id.clone(),
+            replay_id: replay_id.map(str::to_string),
+        }
+    }
+
+    /// `WebhookDelivery` as the API returns it.
+    pub fn to_json(&self) -> Value {
+        let mut v = serde_json::json!({
+            "delivery_id": self.delivery_id,
+            "subscription_id": self.subscription_id,
+            "event_id": self.event_id,
+            "event_type": self.event_type,
+            "attempts": self.attempts,
+            // Not yet attempted: when it was queued.
+            "attempted_at": rfc3339(self.attempted_at_ms.unwrap_or(self.created_at_ms)),
+            "status": self.status.as_str(),
+        });
+        let optional: [(&str, Option<Value>); 6] = [
+            ("completed_at", self.completed_at_ms.map(|t| Value::String(rfc3339(t)))),
+            (
+                "next_retry_at",
+                self.next_attempt_at_ms.filter(|_| self.status == DeliveryStatus::Retrying).map(|t| Value::String(rfc3339(t))),
+            ),
+            ("response_status", self.response_status.map(Value::from)),
+            ("response_time_ms", self.response_time_ms.map(Value::from)),
+            ("error_message", self.error_message.clone().map(Value::String)),
+            ("trace_id", self.trace_id.clone().map(Value::String)),
+        ];
+        for (k, value) in optional {
+            if let Some(value) = value {
+                v[k] = value;
+            }
+        }
+        v
+    }
 }
 
 /// A delivery the dispatcher has leased: what to send and where.
@@ -851,6 +939,8 @@ pub struct Due {
     pub event_type: String,
     /// The event's trace id.
     pub trace_id: Option<String>,
+    /// The event's tenant (where a backend keeps the delivery).
+    pub event_tenant: String,
 }
 
 /// Leases up to `max` deliveries that are due (pending, or retrying with their time come) to
@@ -918,7 +1008,8 @@ pub fn lease_due_with(
     let mut out = Vec::new();
     for row in rows {
         let (delivery_id, attempts, sub, event_body, event_id, event_type, trace_id, tenant_id, scope, at_ms) = row?;
-        let subscription = decode(&sub)?;
+        let subscription: Subscription = serde_json::from_str(&sub)
+            .map_err(|e| ApiError::internal(format!("a stored webhook subscription is unreadable: {e}")))?;
         let stored = StoredEvent {
             event_id: event_id.clone(),
             tenant_id,
@@ -947,6 +1038,7 @@ pub fn lease_due_with(
             event_id,
             event_type,
             trace_id,
+            event_tenant: stored.tenant_id,
         });
     }
     Ok(out)
@@ -974,46 +1066,43 @@ impl Attempt {
 /// otherwise RETRYING with the next retry time, or — retries exhausted — FAILED, which counts
 /// one consecutive failure, emits `system.webhook_delivery_failed` and, at the subscription's
 /// threshold, disables it (`webhook.disabled`). Returns the delivery's new status.
-pub fn record_attempt(conn: &Connection, due: &Due, attempt: &Attempt, now_ms: i64) -> ApiResult<&'static str> {
+pub fn record_attempt(store: &dyn Tx, due: &Due, attempt: &Attempt, now_ms: i64) -> ApiResult<&'static str> {
     let attempts = due.attempts.saturating_add(1);
+    let Some(mut delivery) = store.delivery(&due.event_tenant, &due.delivery_id)? else {
+        // swept or deleted with its subscription meanwhile: nothing to record
+        return Ok("DELETED");
+    };
     // The subscription as it is now (it may have changed while the request was in flight).
-    let Some(mut sub) = load(conn, &due.subscription.subscription_id)? else {
-        conn.prepare_cached("DELETE FROM webhook_deliveries WHERE delivery_id = ?1")?.execute([&due.delivery_id])?;
+    let Some(mut sub) = load(store, &due.subscription.subscription_id)? else {
+        store.delete_delivery(&due.event_tenant, &delivery)?;
         return Ok("DELETED");
     };
     sub.last_triggered_at_ms = Some(now_ms);
     let status = if attempt.succeeded() {
         sub.consecutive_failures = 0;
         sub.last_success_at_ms = Some(now_ms);
-        "SUCCESS"
+        DeliveryStatus::Success
     } else if attempts <= sub.retry_policy.max_retries {
-        "RETRYING"
+        DeliveryStatus::Retrying
     } else {
         sub.last_failure_at_ms = Some(now_ms);
         sub.consecutive_failures = sub.consecutive_failures.saturating_add(1);
-        "FAILED"
+        DeliveryStatus::Failed
     };
-    let next = (status == "RETRYING").then(|| {
+    delivery.next_attempt_at_ms = (status == DeliveryStatus::Retrying).then(|| {
         let delay = i64::try_from(sub.retry_policy.delay_ms(attempts)).unwrap_or(i64::MAX);
         now_ms.saturating_add(delay)
     });
-    let completed = matches!(status, "SUCCESS" | "FAILED").then_some(now_ms);
-    conn.prepare_cached(
-        "UPDATE webhook_deliveries SET status = ?2, attempts = ?3, attempted_at_ms = ?4, completed_at_ms = ?5, \
-         next_attempt_at_ms = ?6, lease_until_ms = NULL, response_status = ?7, response_time_ms = ?8, error_message = ?9 \
-         WHERE delivery_id = ?1",
-    )?
-    .execute(params![
-        due.delivery_id,
-        status,
-        attempts,
-        now_ms,
-        completed,
-        next,
-        attempt.status,
-        attempt.elapsed_ms,
-        attempt.error
-    ])?;
+    delivery.completed_at_ms = (!status.owed()).then_some(now_ms);
+    delivery.status = status;
+    delivery.attempts = attempts;
+    delivery.attempted_at_ms = Some(now_ms);
+    delivery.lease_until_ms = None;
+    delivery.response_status = attempt.status.map(i64::from);
+    delivery.response_time_ms = Some(attempt.elapsed_ms);
+    delivery.error_message.clone_from(&attempt.error);
+    store.save_delivery(&due.event_tenant, &delivery)?;
+    let status = status.as_str();
     if status == "FAILED" {
         let data = EventData::System {
             component: "webhook_dispatcher",
@@ -1034,7 +1123,7 @@ pub fn record_attempt(conn: &Connection, due: &Due, attempt: &Attempt, now_ms: i
         };
         let event = NewEvent::new(EventType::SystemWebhookDeliveryFailed, SYSTEM_TENANT, data)
             .correlation(format!("webhook_delivery:{}", due.delivery_id));
-        events::emit_skipping(conn, event, Some(&sub.subscription_id), now_ms)?;
+        events::emit_skipping(store, event, Some(&sub.subscription_id), now_ms)?;
         if sub.consecutive_failures >= sub.disable_after_failures && sub.status != SubscriptionStatus::Disabled {
             let previous = sub.status;
             sub.status = SubscriptionStatus::Disabled;
@@ -1049,10 +1138,10 @@ pub fn record_attempt(conn: &Connection, due: &Due, attempt: &Attempt, now_ms: i
             };
             let event = NewEvent::new(EventType::WebhookDisabled, sub.tenant_id.clone(), data)
                 .correlation(format!("webhook_auto_disable:{}:{}", sub.subscription_id, due.delivery_id));
-            events::emit_skipping(conn, event, Some(&sub.subscription_id), now_ms)?;
+            events::emit_skipping(store, event, Some(&sub.subscription_id), now_ms)?;
         }
     }
-    save(conn, &sub)?;
+    save(store, &sub)?;
     Ok(status)
 }
 
@@ -1071,55 +1160,25 @@ pub struct DeliveryFilter {
     pub cursor: Option<String>,
 }
 
+impl DeliveryFilter {
+    /// Whether `d` is one of the deliveries this filter selects.
+    pub fn admits(&self, d: &Delivery) -> bool {
+        self.status.as_ref().is_none_or(|s| s == d.status.as_str())
+            && self.from_ms.is_none_or(|from| d.created_at_ms >= from)
+            && self.to_ms.is_none_or(|to| d.created_at_ms <= to)
+    }
+}
+
 /// One page of a subscription's deliveries, newest first (`WebhookDeliveryListResponse`).
-pub fn list_deliveries(conn: &Connection, subscription_id: &str, f: &DeliveryFilter) -> ApiResult<Value> {
+pub fn list_deliveries(store: &dyn WebhookStore, sub: &Subscription, f: &DeliveryFilter) -> ApiResult<Value> {
     if let Some(s) = &f.status
-        && !matches!(s.as_str(), "PENDING" | "SUCCESS" | "FAILED" | "RETRYING")
+        && DeliveryStatus::parse(s).is_none()
     {
         return Err(ApiError::invalid(format!("`status` `{s}` is not PENDING, SUCCESS, FAILED or RETRYING")));
     }
     let offset = parse_cursor(f.cursor.as_deref())?;
-    let mut stmt = conn.prepare_cached(
-        "SELECT delivery_id, event_id, event_type, status, attempts, created_at_ms, attempted_at_ms, completed_at_ms, \
-         next_attempt_at_ms, response_status, response_time_ms, error_message, trace_id FROM webhook_deliveries \
-         WHERE subscription_id = ?1 AND (?2 IS NULL OR status = ?2) AND (?3 IS NULL OR created_at_ms >= ?3) \
-         AND (?4 IS NULL OR created_at_ms <= ?4) ORDER BY created_at_ms DESC, delivery_id DESC LIMIT ?5 OFFSET ?6",
-    )?;
-    let limit = i64::try_from(f.limit).unwrap_or(50);
-    let rows = stmt.query_map(
-        params![subscription_id, f.status, f.from_ms, f.to_ms, limit + 1, i64::try_from(offset).unwrap_or(0)],
-        |r| {
-            let status: String = r.get(3)?;
-            let mut v = serde_json::json!({
-                "delivery_id": r.get::<_, String>(0)?,
-                "subscription_id": subscription_id,
-                "event_id": r.get::<_, String>(1)?,
-                "event_type": r.get::<_, String>(2)?,
-                "attempts": r.get::<_, i64>(4)?,
-                // Not yet attempted: when it was queued.
-                "attempted_at": rfc3339(r.get::<_, Option<i64>>(6)?.unwrap_or(r.get::<_, i64>(5)?)),
-            });
-            let optional: [(&str, Option<Value>); 6] = [
-                ("completed_at", r.get::<_, Option<i64>>(7)?.map(|t| Value::String(rfc3339(t)))),
-                (
-                    "next_retry_at",
-                    r.get::<_, Option<i64>>(8)?.filter(|_| status == "RETRYING").map(|t| Value::String(rfc3339(t))),
-                ),
-                ("response_status", r.get::<_, Option<i64>>(9)?.map(Value::from)),
-                ("response_time_ms", r.get::<_, Option<i64>>(10)?.map(Value::from)),
-                ("error_message", r.get::<_, Option<String>>(11)?.map(Value::String)),
-                ("trace_id", r.get::<_, Option<String>>(12)?.map(Value::String)),
-            ];
-            v["status"] = Value::String(status);
-            for (k, value) in optional {
-                if let Some(value) = value {
-                    v[k] = value;
-                }
-            }
-            Ok(v)
-        },
-    )?;
-    let mut deliveries: Vec<Value> = rows.collect::<Result<_, _>>()?;
+    let mut deliveries: Vec<Value> =
+        store.subscription_deliveries(sub, f, offset, f.limit.saturating_add(1))?.iter().map(Delivery::to_json).collect();
     let more = deliveries.len() > f.limit;
     deliveries.truncate(f.limit);
     let mut body = serde_json::json!({"deliveries": deliveries, "has_more": more});
@@ -1152,7 +1211,7 @@ pub struct ReplayRequest {
 /// being delivered, 400 when the window holds more than `max_events` of them (all or none, per
 /// the spec's COMPLETENESS rule). Returns `(replay_id, events_queued)`.
 pub fn replay(
-    conn: &Connection,
+    store: &dyn Tx,
     sub: &Subscription,
     from_ms: i64,
     to_ms: i64,
@@ -1160,20 +1219,14 @@ pub fn replay(
     max_events: usize,
     now_ms: i64,
 ) -> ApiResult<(String, usize)> {
-    let running: bool = conn
-        .prepare_cached(
-            "SELECT EXISTS (SELECT 1 FROM webhook_deliveries WHERE subscription_id = ?1 AND replay_id IS NOT NULL \
-             AND status IN ('PENDING', 'RETRYING'))",
-        )?
-        .query_row([&sub.subscription_id], |r| r.get(0))?;
-    if running {
+    if store.replay_owed(sub)? {
         return Err(ApiError::new(
             ErrorCode::ReplayInProgress,
             format!("a replay to `{}` is still being delivered", sub.subscription_id),
         ));
     }
     let tenant = (!sub.is_system()).then_some(sub.tenant_id.as_str());
-    let window = events::window(conn, tenant, from_ms, to_ms, REPLAY_SCAN_LIMIT)?;
+    let window = events::window(store, tenant, from_ms, to_ms, REPLAY_SCAN_LIMIT)?;
     if window.len() > REPLAY_SCAN_LIMIT {
         return Err(ApiError::invalid(format!(
             "the window holds more than {REPLAY_SCAN_LIMIT} events, more than one replay scans; narrow `from`/`to`"
@@ -1191,30 +1244,34 @@ pub fn replay(
     }
     let replay_id = new_id("rpl_");
     for event in &selected {
-        insert_delivery(conn, &sub.subscription_id, event, Some(&replay_id), now_ms)?;
+        store.insert_delivery(&event.tenant_id, &Delivery::owed(&sub.subscription_id, event, Some(&replay_id), now_ms))?;
     }
     Ok((replay_id, selected.len()))
 }
 
 /// Records the test probe's one attempt (it does not count toward the failure threshold).
-pub fn record_test(conn: &Connection, sub: &Subscription, event_id: &str, attempt: &Attempt, now_ms: i64) -> ApiResult<()> {
-    let status = if attempt.succeeded() { "SUCCESS" } else { "FAILED" };
-    conn.prepare_cached(
-        "INSERT INTO webhook_deliveries (delivery_id, subscription_id, event_id, event_type, status, attempts, created_at_ms, \
-         attempted_at_ms, completed_at_ms, response_status, response_time_ms, error_message) \
-         VALUES (?1, ?2, ?3, 'system.webhook_test', ?4, 1, ?5, ?5, ?5, ?6, ?7, ?8)",
-    )?
-    .execute(params![
-        new_id("whdel_"),
-        sub.subscription_id,
-        event_id,
+pub fn record_test(store: &dyn WebhookStore, sub: &Subscription, event_id: &str, attempt: &Attempt, now_ms: i64) -> ApiResult<()> {
+    let status = if attempt.succeeded() { DeliveryStatus::Success } else { DeliveryStatus::Failed };
+    let delivery = Delivery {
+        delivery_id: new_id("whdel_"),
+        subscription_id: sub.subscription_id.clone(),
+        event_id: event_id.to_string(),
+        event_type: EventType::SystemWebhookTest.as_str().to_string(),
         status,
-        now_ms,
-        attempt.status,
-        attempt.elapsed_ms,
-        attempt.error
-    ])?;
-    Ok(())
+        attempts: 1,
+        created_at_ms: now_ms,
+        attempted_at_ms: Some(now_ms),
+        completed_at_ms: Some(now_ms),
+        next_attempt_at_ms: None,
+        lease_until_ms: None,
+        response_status: attempt.status.map(i64::from),
+        response_time_ms: Some(attempt.elapsed_ms),
+        error_message: attempt.error.clone(),
+        trace_id: None,
+        replay_id: None,
+    };
+    // the probe's event is not in the log; its delivery is kept where the owner's events' are
+    store.insert_delivery(&sub.tenant_id, &delivery)
 }
 
 #[cfg(test)]

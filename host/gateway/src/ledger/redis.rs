@@ -69,11 +69,12 @@
 //! | `P:{T}:rsv:expiry` | sorted set of ACTIVE reservation ids by expiry + grace |
 //! | `P:{T}:idem:ENDPOINT:KEY` | a stored idempotent response, JSON |
 //! | `P:{T}:debit:ID` | a direct debit, JSON |
-//! | `P:{T}:events` | list of emitted events, JSON |
+//! | `P:{T}:evt:ID`, `P:{T}:whsub:ID`, `P:{T}:whdel:ID`, ... | the event log, webhook subscriptions and their deliveries ([`outbox`] lists them) |
 //! | `P:{T}:authority`, `P:{T}:agent:ID`, `P:{T}:dlg:KEY`, `P:{T}:grant:ID`, `P:{T}:esc:ID`, ... | the registry, the delegation records, the escrow and the escalations ([`rows`] lists them) |
 //!
-//! Four indexes cross tenants and so live outside any tenant's slot (the fourth,
-//! `P:esc-tenants`, is [`rows`]'s): `P:rsv-tenant:ID` (which
+//! Three indexes of the ledger's cross tenants and so live outside any tenant's slot (those
+//! of the other state, `P:esc-tenants` and `P:evt-tenant:ID` and the like, are [`rows`]'s and
+//! [`outbox`]'s, and written the same way): `P:rsv-tenant:ID` (which
 //! tenant a reservation id belongs to, for lookups by id alone), `P:tenants` (the tenants
 //! that hold reservations, for the expiry sweep) and `P:budget-tenants` (the tenants that have
 //! budgets, for the admin plane's listings). On one server they are written by the commit
@@ -97,8 +98,9 @@
 //! Redis without automatic failover, or accept that window. The Cluster client does not resend
 //! a command whose reply was lost: it fails the operation (closed) instead.
 //!
-//! Needs Redis 6 or later (`BLPOP` with a fractional timeout). Not yet here: webhook
-//! deliveries for the emitted events, tenants and API keys, and wiring into `sbd serve`.
+//! Needs Redis 6 or later (`BLPOP` with a fractional timeout). Not yet here: the webhook
+//! dispatcher's leasing and the retention sweep of deliveries, tenants and API keys, and
+//! wiring into `sbd serve`.
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
@@ -119,6 +121,7 @@ use crate::ledger::{BudgetRow, Reservation};
 use crate::repo::Tx;
 use crate::traces::Seal;
 
+mod outbox;
 mod rows;
 
 /// How many times [`RedisLedger::run`] runs an operation whose lock lapsed before it could
@@ -183,8 +186,8 @@ return {'1'}
 /// token, `ARGV[2]` a lease in ms to keep the lock for (`0`: release it), `ARGV[3]` `1` if it
 /// is to be released anyway when marked contended, `ARGV[4]` `1` and `ARGV[5]` the tenant
 /// record as the attempt read it (`0` and empty: there was none; `-`: not checked), then three
-/// arguments per write (`S` value: SET; `A` member: SADD; `Z` score member: ZADD; `R` member:
-/// ZREM; `L` value: RPUSH). Answers 0, writing nothing, unless the lock holds the token (and
+/// arguments per write (`S` value: SET; `A` member: SADD; `X` member: SREM; `Z` score member:
+/// ZADD; `R` member: ZREM; `D`: DEL, of a key of any type). Answers 0, writing nothing, unless the lock holds the token (and
 /// releases the lock if it does but the tenant record changed); else applies every write, then
 /// either renews the lock's lease and answers 2 (it is handed to the next operation of this
 /// process, module docs), or releases the lock, wakes one waiter and answers 1. Every write is
@@ -201,22 +204,23 @@ if ARGV[4] ~= '-' then
     return 0
   end
 end
-local types = {S = 'string', A = 'set', Z = 'zset', R = 'zset', L = 'list'}
+local types = {S = 'string', A = 'set', X = 'set', Z = 'zset', R = 'zset', D = 'none'}
 local planned = {}
 for i = 5, #KEYS do
   local want = types[ARGV[3 * i - 9]]
   if not want then return redis.error_reply('unknown write ' .. tostring(ARGV[3 * i - 9])) end
   local have = planned[KEYS[i]] or redis.call('TYPE', KEYS[i]).ok
-  if have ~= 'none' and have ~= want then return redis.error_reply(KEYS[i] .. ' holds a ' .. have) end
+  if want ~= 'none' and have ~= 'none' and have ~= want then return redis.error_reply(KEYS[i] .. ' holds a ' .. have) end
   planned[KEYS[i]] = want
 end
 for i = 5, #KEYS do
   local op, a, b = ARGV[3 * i - 9], ARGV[3 * i - 8], ARGV[3 * i - 7]
   if op == 'S' then redis.call('SET', KEYS[i], a)
   elseif op == 'A' then redis.call('SADD', KEYS[i], a)
+  elseif op == 'X' then redis.call('SREM', KEYS[i], a)
+  elseif op == 'D' then redis.call('DEL', KEYS[i])
   elseif op == 'Z' then redis.call('ZADD', KEYS[i], a, b)
-  elseif op == 'R' then redis.call('ZREM', KEYS[i], a)
-  else redis.call('RPUSH', KEYS[i], a) end
+  else redis.call('ZREM', KEYS[i], a) end
 end
 if ARGV[2] ~= '0' and not (ARGV[3] == '1' and redis.call('EXISTS', KEYS[3]) == 1) then
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
@@ -727,19 +731,40 @@ fn backoff(attempt: usize) {
     std::thread::sleep(Duration::from_micros(draw % (ceiling_us + 1)));
 }
 
+/// Whether `member` lies between the lex bounds `min` and `max` (as `ZRANGEBYLEX` reads them).
+fn lex_within(member: &str, min: &str, max: &str) -> bool {
+    let above = match min.split_at_checked(1) {
+        Some(("[", x)) => member >= x,
+        Some(("(", x)) => member > x,
+        _ => true,
+    };
+    let below = match max.split_at_checked(1) {
+        Some(("[", x)) => member <= x,
+        Some(("(", x)) => member < x,
+        _ => true,
+    };
+    above && below
+}
+
 /// A buffered write.
 enum Write {
     Set(String, String),
     SetAdd(String, String),
+    SetRemove(String, String),
     SortedAdd(String, i64, String),
     SortedRemove(String, String),
-    ListPush(String, String),
+    Delete(String),
 }
 
 impl Write {
     fn key(&self) -> &str {
         match self {
-            Write::Set(key, _) | Write::SetAdd(key, _) | Write::SortedAdd(key, _, _) | Write::SortedRemove(key, _) | Write::ListPush(key, _) => key,
+            Write::Set(key, _)
+            | Write::SetAdd(key, _)
+            | Write::SetRemove(key, _)
+            | Write::SortedAdd(key, _, _)
+            | Write::SortedRemove(key, _)
+            | Write::Delete(key) => key,
         }
     }
 }
@@ -907,12 +932,55 @@ impl<'a> Transaction<'a> {
         self.push(write);
     }
 
+    /// Buffers `ZREM key member`, seen by this attempt's own later reads.
     fn remove_member(&self, key: String, member: String) {
-        if let Some(added) = self.added.borrow_mut().get_mut(&key) {
-            added.remove(&member);
-        }
-        self.removed.borrow_mut().entry(key.clone()).or_default().insert(member.clone());
+        self.forget_member(&key, &member);
         self.push(Write::SortedRemove(key, member));
+    }
+
+    /// Buffers `SREM key member`, seen by this attempt's own later reads.
+    fn remove_set_member(&self, key: String, member: String) {
+        self.forget_member(&key, &member);
+        self.push(Write::SetRemove(key, member));
+    }
+
+    fn forget_member(&self, key: &str, member: &str) {
+        if let Some(added) = self.added.borrow_mut().get_mut(key) {
+            added.remove(member);
+        }
+        self.removed.borrow_mut().entry(key.to_string()).or_default().insert(member.to_string());
+    }
+
+    /// Buffers `DEL key` of a string key, read back as missing by this attempt's own reads.
+    fn delete(&self, key: String) {
+        self.written.borrow_mut().remove(&key);
+        self.read.borrow_mut().insert(key.clone(), None);
+        self.push(Write::Delete(key));
+    }
+
+    /// Up to `count` members of a sorted set whose members all score 0 (so they are ordered by
+    /// their bytes) between the lex bounds `min` and `max` (`[x` inclusive, `(x` exclusive,
+    /// `-` and `+` open), ascending or, with `rev`, descending, through this attempt's own
+    /// changes.
+    fn lex_range(&self, key: &str, min: &str, max: &str, rev: bool, count: usize) -> ApiResult<Vec<String>> {
+        let removed: BTreeSet<String> = self.removed.borrow().get(key).cloned().unwrap_or_default();
+        // enough that, with this attempt's removals left out, `count` remain when there are
+        let want = count.saturating_add(removed.len());
+        let mut command = if rev { redis::cmd("ZREVRANGEBYLEX") } else { redis::cmd("ZRANGEBYLEX") };
+        if rev {
+            command.arg(key).arg(max).arg(min);
+        } else {
+            command.arg(key).arg(min).arg(max);
+        }
+        // a count Redis cannot take means all of them (a negative count)
+        command.arg("LIMIT").arg(0).arg(i64::try_from(want).unwrap_or(-1));
+        let stored: Vec<String> = command.query(&mut **self.connection.borrow_mut()).map_err(redis_error)?;
+        let mut members: BTreeSet<String> = stored.into_iter().filter(|m| !removed.contains(m)).collect();
+        // an added member past the last one read is cut below, as an unread stored one would be
+        members.extend(self.added.borrow().get(key).into_iter().flatten().filter(|m| lex_within(m, min, max)).cloned());
+        let mut out: Vec<String> = if rev { members.into_iter().rev().collect() } else { members.into_iter().collect() };
+        out.truncate(count);
+        Ok(out)
     }
 
     /// An insert's primary-key check: the key must not exist.
@@ -1005,7 +1073,8 @@ impl<'a> Transaction<'a> {
                 Write::SetAdd(key, member) => invocation.key(key).arg("A").arg(member).arg(""),
                 Write::SortedAdd(key, score, member) => invocation.key(key).arg("Z").arg(score).arg(member),
                 Write::SortedRemove(key, member) => invocation.key(key).arg("R").arg(member).arg(""),
-                Write::ListPush(key, value) => invocation.key(key).arg("L").arg(value).arg(""),
+                Write::SetRemove(key, member) => invocation.key(key).arg("X").arg(member).arg(""),
+                Write::Delete(key) => invocation.key(key).arg("D").arg("").arg(""),
             };
         }
         let applied: i64 = invocation
@@ -1029,19 +1098,9 @@ fn command(write: Write) -> redis::Cmd {
         Write::SetAdd(key, member) => redis::cmd("SADD").arg(key).arg(member).to_owned(),
         Write::SortedAdd(key, score, member) => redis::cmd("ZADD").arg(key).arg(score).arg(member).to_owned(),
         Write::SortedRemove(key, member) => redis::cmd("ZREM").arg(key).arg(member).to_owned(),
-        Write::ListPush(key, value) => redis::cmd("RPUSH").arg(key).arg(value).to_owned(),
+        Write::SetRemove(key, member) => redis::cmd("SREM").arg(key).arg(member).to_owned(),
+        Write::Delete(key) => redis::cmd("DEL").arg(key).to_owned(),
     }
-}
-
-/// How an emitted event is kept.
-#[derive(serde::Serialize)]
-struct StoredEvent<'a> {
-    event_type: &'static str,
-    tenant_id: &'a str,
-    scope: Option<&'a str>,
-    correlation_id: Option<&'a str>,
-    at_ms: i64,
-    data: &'a crate::events::EventData,
 }
 
 impl LedgerStore for Transaction<'_> {
@@ -1215,16 +1274,7 @@ impl LedgerStore for Transaction<'_> {
     }
 
     fn emit(&self, event: NewEvent, now: i64) -> ApiResult<()> {
-        let stored = StoredEvent {
-            event_type: event.event_type.as_str(),
-            tenant_id: &event.tenant_id,
-            scope: event.scope.as_deref(),
-            correlation_id: event.correlation_id.as_deref(),
-            at_ms: now,
-            data: &event.data,
-        };
-        let text = serde_json::to_string(&stored).map_err(json_error)?;
-        self.push(Write::ListPush(self.key(&event.tenant_id, "events")?, text));
-        Ok(())
+        crate::events::emit(self, event, now).map(drop)
     }
+
 }

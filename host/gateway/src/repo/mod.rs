@@ -11,7 +11,9 @@
 //! Aggregates are added here one at a time, as `docs/plans/redis-store.md` orders them: today
 //! the agent registry, the delegation records (idempotent responses and depth exceptions), the
 //! escrow of the delegation trees, the escalations with their targets, and the hash-chained
-//! trace with its seals (its warnings listing and the outcome checks are still SQLite's).
+//! trace with its seals (its warnings listing and the outcome checks are still SQLite's), the
+//! event log, and the webhook subscriptions with their deliveries (the dispatcher's leasing
+//! and the retention sweep are still SQLite's).
 
 pub mod sqlite;
 #[cfg(test)]
@@ -22,9 +24,11 @@ use serde::{Deserialize, Serialize};
 use crate::error::ApiResult;
 use crate::escalations::{EscalationRecord, Status as EscalationStatus, TargetBody};
 use crate::escrow::{Grant, GrantStatus, GrantUnit};
+use crate::events::{EventFilter, EventRow, StoredEvent};
 use crate::ledger::LedgerStore;
 use crate::registry::{AgentRecord, AuthoritySettings};
 use crate::traces::{Record, Seal, SignedHead};
+use crate::webhooks::{Delivery, DeliveryFilter, Subscription, SubscriptionStatus};
 use sbd_bundle::KeyPair;
 
 /// A tenant's agent registry and authority settings ([`crate::registry`] holds the rules).
@@ -193,8 +197,67 @@ pub trait TraceStore {
     fn trace_seal(&self, tenant: &str, seal_id: i64) -> ApiResult<Result<Seal, &'static str>>;
 }
 
+/// The Cycles event log ([`crate::events`] holds the rules: what an event says, who may read
+/// it, how a listing pages).
+pub trait EventStore {
+    /// Appends an event to its tenant's log (refused if its id is taken).
+    fn insert_event(&self, event: &EventRow) -> ApiResult<()>;
+
+    /// The event `event_id`, whichever tenant's it is.
+    fn event(&self, event_id: &str) -> ApiResult<Option<StoredEvent>>;
+
+    /// The JSON text of the events `filter` admits ([`EventFilter::admits`]), in its order
+    /// (ties by commit order), from the `offset`-th on, at most `count`.
+    fn matching_events(&self, filter: &EventFilter, offset: usize, count: usize) -> ApiResult<Vec<String>>;
+
+    /// The events of `tenant` (every tenant's: `None`) in `[from_ms, to_ms]`, oldest first,
+    /// at most `count`.
+    fn event_window(&self, tenant: Option<&str>, from_ms: i64, to_ms: i64, count: usize) -> ApiResult<Vec<StoredEvent>>;
+}
+
+/// Webhook subscriptions and their deliveries ([`crate::webhooks`] holds the rules: who
+/// receives what, retries, auto-disable, replay). A delivery is kept with its event's tenant
+/// (`tenant` below), so queueing it commits with the event.
+pub trait WebhookStore {
+    /// The subscription `id`, whichever tenant owns it.
+    fn subscription(&self, id: &str) -> ApiResult<Option<Subscription>>;
+
+    /// Records a subscription, or replaces the one of its id.
+    fn save_subscription(&self, sub: &Subscription) -> ApiResult<()>;
+
+    /// Removes a subscription and the deliveries still owed to it that are kept with its own
+    /// tenant (for a tenant's subscription, all of them; a system subscription's owed
+    /// deliveries of other tenants' events are dropped when they come due).
+    fn delete_subscription(&self, sub: &Subscription) -> ApiResult<()>;
+
+    /// The subscriptions of `tenant` (every tenant's: `None`), optionally of one status, by id.
+    fn subscriptions(&self, tenant: Option<&str>, status: Option<SubscriptionStatus>) -> ApiResult<Vec<Subscription>>;
+
+    /// Queues a delivery of an event of `tenant` (refused if its id is taken).
+    fn insert_delivery(&self, tenant: &str, delivery: &Delivery) -> ApiResult<()>;
+
+    /// The delivery `id` of an event of `tenant`, if kept.
+    fn delivery(&self, tenant: &str, id: &str) -> ApiResult<Option<Delivery>>;
+
+    /// Writes a delivery back (its status, attempts, times and last response).
+    fn save_delivery(&self, tenant: &str, delivery: &Delivery) -> ApiResult<()>;
+
+    /// Removes a delivery.
+    fn delete_delivery(&self, tenant: &str, delivery: &Delivery) -> ApiResult<()>;
+
+    /// The deliveries to `sub` that `filter` admits ([`DeliveryFilter::admits`]), newest first
+    /// (by creation, then id, descending), from the `offset`-th on, at most `count`.
+    fn subscription_deliveries(&self, sub: &Subscription, filter: &DeliveryFilter, offset: usize, count: usize) -> ApiResult<Vec<Delivery>>;
+
+    /// Whether a replay to `sub` still has a delivery owed.
+    fn replay_owed(&self, sub: &Subscription) -> ApiResult<bool>;
+}
+
 /// Everything one unit of work can read and write: what a backend's transaction implements.
 /// A `&dyn Tx` passes where a narrower trait object is wanted (trait upcasting).
-pub trait Tx: LedgerStore + RegistryStore + DelegationStore + EscrowStore + EscalationStore + TraceStore {}
+pub trait Tx: LedgerStore + RegistryStore + DelegationStore + EscrowStore + EscalationStore + TraceStore + EventStore + WebhookStore {}
 
-impl<T: LedgerStore + RegistryStore + DelegationStore + EscrowStore + EscalationStore + TraceStore + ?Sized> Tx for T {}
+impl<T: LedgerStore + RegistryStore + DelegationStore + EscrowStore + EscalationStore + TraceStore + EventStore + WebhookStore + ?Sized> Tx
+    for T
+{
+}

@@ -7,9 +7,14 @@ use crate::cycles::Unit;
 use crate::error::{ApiError, ApiResult};
 use crate::escalations::{EscalationRecord, Status as EscalationStatus, TargetBody};
 use crate::escrow::{Grant, GrantStatus, GrantUnit};
+use crate::events::{EventCategory, EventFilter, EventRow, EventType, SortBy, SortDir, StoredEvent};
 use crate::registry::{AgentRecord, AuthoritySettings};
-use crate::repo::{DelegationStore, DepthExceptionRow, EscalationStore, EscrowStore, ExpiredEscalation, RegistryStore, StoredDelegation, TraceStore};
+use crate::repo::{
+    DelegationStore, DepthExceptionRow, EscalationStore, EscrowStore, EventStore, ExpiredEscalation, RegistryStore, StoredDelegation, TraceStore,
+    WebhookStore,
+};
 use crate::traces::{self, Record, Seal, SignedHead};
+use crate::webhooks::{Delivery, DeliveryFilter, DeliveryStatus, Subscription, SubscriptionStatus};
 use sbd_bundle::KeyPair;
 
 /// The registry's tables; applied with the store's schema ([`crate::store::migrate`]).
@@ -442,5 +447,286 @@ impl TraceStore for Connection {
     fn trace_seal(&self, _tenant: &str, seal_id: i64) -> ApiResult<Result<Seal, &'static str>> {
         // a batch's seal signs every tenant's events of the batch
         traces::stored_seal(self, seal_id)
+    }
+}
+
+/// An event row as the listings read it (the event and its seq).
+fn stored_event(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredEvent> {
+    let event_type: String = r.get(2)?;
+    Ok(StoredEvent {
+        event_id: r.get(0)?,
+        tenant_id: r.get(1)?,
+        // An unknown stored type cannot be written by this gateway; it reads as a system
+        // event, which no tenant subscription receives (fail closed).
+        event_type: EventType::parse(&event_type).unwrap_or(EventType::SystemHighLatency),
+        scope: r.get(3)?,
+        trace_id: r.get(4)?,
+        at_ms: r.get(5)?,
+        body: r.get(6)?,
+    })
+}
+
+const EVENT_COLUMNS: &str = "event_id, tenant_id, event_type, scope, trace_id, at_ms, body";
+
+impl EventStore for Connection {
+    fn insert_event(&self, row: &EventRow) -> ApiResult<()> {
+        let e = &row.event;
+        self.prepare_cached(
+            "INSERT INTO events (event_id, tenant_id, event_type, category, scope, correlation_id, trace_id, request_id, at_ms, body) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        )?
+        .execute(params![
+            e.event_id,
+            e.tenant_id,
+            e.event_type.as_str(),
+            e.event_type.category().as_str(),
+            e.scope,
+            row.correlation_id,
+            e.trace_id,
+            row.request_id,
+            e.at_ms,
+            e.body
+        ])?;
+        Ok(())
+    }
+
+    fn event(&self, event_id: &str) -> ApiResult<Option<StoredEvent>> {
+        Ok(self
+            .prepare_cached(&format!("SELECT {EVENT_COLUMNS} FROM events WHERE event_id = ?1"))?
+            .query_row([event_id], stored_event)
+            .optional()?)
+    }
+
+    fn matching_events(&self, f: &EventFilter, offset: usize, count: usize) -> ApiResult<Vec<String>> {
+        let column = match f.sort_by {
+            SortBy::Timestamp => "seq",
+            SortBy::EventType => "event_type",
+            SortBy::Category => "category",
+            SortBy::Scope => "scope",
+            SortBy::TenantId => "tenant_id",
+        };
+        let dir = match f.sort_dir {
+            SortDir::Asc => "ASC",
+            SortDir::Desc => "DESC",
+        };
+        let open: Vec<&str> = EventCategory::ALL.iter().filter(|c| c.tenant_accessible()).map(|c| c.as_str()).collect();
+        // A LIKE pattern matching the search text literally (its `%`, `_` and `\` escaped).
+        let search = f.search.as_ref().map(|s| {
+            let escaped = s.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+            format!("%{escaped}%")
+        });
+        let sql = format!(
+            "SELECT body FROM events WHERE (?1 IS NULL OR tenant_id = ?1) AND (?2 IS NULL OR event_type = ?2) \
+             AND (?3 IS NULL OR category = ?3) AND (?4 IS NULL OR substr(scope, 1, length(?4)) = ?4) \
+             AND (?5 IS NULL OR correlation_id = ?5) AND (?6 IS NULL OR trace_id = ?6) AND (?7 IS NULL OR request_id = ?7) \
+             AND (?8 IS NULL OR at_ms >= ?8) AND (?9 IS NULL OR at_ms <= ?9) \
+             AND (?10 IS NULL OR lower(coalesce(correlation_id, '')) LIKE ?10 ESCAPE '\\' OR lower(coalesce(scope, '')) LIKE ?10 ESCAPE '\\') \
+             AND (?11 = 0 OR category IN ('{}')) \
+             ORDER BY {column} {dir}, seq {dir} LIMIT ?12 OFFSET ?13",
+            open.join("','")
+        );
+        let mut stmt = self.prepare_cached(&sql)?;
+        let rows = stmt.query_map(
+            params![
+                f.tenant_id,
+                f.event_type.map(EventType::as_str),
+                f.category.map(EventCategory::as_str),
+                f.scope_prefix,
+                f.correlation_id,
+                f.trace_id,
+                f.request_id,
+                f.from_ms,
+                f.to_ms,
+                search,
+                i64::from(f.tenant_accessible_only),
+                i64::try_from(count).unwrap_or(i64::MAX),
+                i64::try_from(offset).unwrap_or(i64::MAX)
+            ],
+            |r| r.get::<_, String>(0),
+        )?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn event_window(&self, tenant: Option<&str>, from_ms: i64, to_ms: i64, count: usize) -> ApiResult<Vec<StoredEvent>> {
+        let mut stmt = self.prepare_cached(&format!(
+            "SELECT {EVENT_COLUMNS} FROM events WHERE (?1 IS NULL OR tenant_id = ?1) AND at_ms >= ?2 AND at_ms <= ?3 \
+             ORDER BY seq ASC LIMIT ?4"
+        ))?;
+        let rows = stmt.query_map(params![tenant, from_ms, to_ms, i64::try_from(count).unwrap_or(i64::MAX)], stored_event)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+}
+
+fn subscription_from(body: &str) -> ApiResult<Subscription> {
+    serde_json::from_str(body).map_err(|e| ApiError::internal(format!("a stored webhook subscription is unreadable: {e}")))
+}
+
+const DELIVERY_COLUMNS: &str = "delivery_id, subscription_id, event_id, event_type, status, attempts, created_at_ms, attempted_at_ms, \
+     completed_at_ms, next_attempt_at_ms, lease_until_ms, response_status, response_time_ms, error_message, trace_id, replay_id";
+
+fn delivery_from(r: &rusqlite::Row<'_>) -> rusqlite::Result<(Delivery, String)> {
+    let status: String = r.get(4)?;
+    Ok((
+        Delivery {
+            delivery_id: r.get(0)?,
+            subscription_id: r.get(1)?,
+            event_id: r.get(2)?,
+            event_type: r.get(3)?,
+            // checked below, where an error can say which row
+            status: DeliveryStatus::parse(&status).unwrap_or(DeliveryStatus::Failed),
+            attempts: u32::try_from(r.get::<_, i64>(5)?).unwrap_or(u32::MAX),
+            created_at_ms: r.get(6)?,
+            attempted_at_ms: r.get(7)?,
+            completed_at_ms: r.get(8)?,
+            next_attempt_at_ms: r.get(9)?,
+            lease_until_ms: r.get(10)?,
+            response_status: r.get(11)?,
+            response_time_ms: r.get(12)?,
+            error_message: r.get(13)?,
+            trace_id: r.get(14)?,
+            replay_id: r.get(15)?,
+        },
+        status,
+    ))
+}
+
+/// A read delivery, or an error naming it when its stored status is not one.
+fn checked_delivery((delivery, status): (Delivery, String)) -> ApiResult<Delivery> {
+    match DeliveryStatus::parse(&status) {
+        Some(_) => Ok(delivery),
+        None => Err(ApiError::internal(format!("delivery `{}` has an unknown status `{status}`", delivery.delivery_id))),
+    }
+}
+
+impl WebhookStore for Connection {
+    fn subscription(&self, id: &str) -> ApiResult<Option<Subscription>> {
+        self.prepare_cached("SELECT body FROM webhook_subscriptions WHERE subscription_id = ?1")?
+            .query_row([id], |r| r.get::<_, String>(0))
+            .optional()?
+            .map(|b| subscription_from(&b))
+            .transpose()
+    }
+
+    fn save_subscription(&self, sub: &Subscription) -> ApiResult<()> {
+        let body = serde_json::to_string(sub).map_err(ApiError::internal)?;
+        self.prepare_cached(
+            "INSERT INTO webhook_subscriptions (subscription_id, tenant_id, status, body) VALUES (?1, ?2, ?3, ?4) \
+             ON CONFLICT (subscription_id) DO UPDATE SET status = excluded.status, body = excluded.body",
+        )?
+        .execute(params![sub.subscription_id, sub.tenant_id, sub.status.as_str(), body])?;
+        Ok(())
+    }
+
+    fn delete_subscription(&self, sub: &Subscription) -> ApiResult<()> {
+        self.prepare_cached("DELETE FROM webhook_subscriptions WHERE subscription_id = ?1")?.execute([&sub.subscription_id])?;
+        self.prepare_cached("DELETE FROM webhook_deliveries WHERE subscription_id = ?1 AND status IN ('PENDING', 'RETRYING')")?
+            .execute([&sub.subscription_id])?;
+        Ok(())
+    }
+
+    fn subscriptions(&self, tenant: Option<&str>, status: Option<SubscriptionStatus>) -> ApiResult<Vec<Subscription>> {
+        let mut stmt = self.prepare_cached(
+            "SELECT body FROM webhook_subscriptions WHERE (?1 IS NULL OR tenant_id = ?1) AND (?2 IS NULL OR status = ?2) \
+             ORDER BY subscription_id",
+        )?;
+        let rows = stmt.query_map(params![tenant, status.map(SubscriptionStatus::as_str)], |r| r.get::<_, String>(0))?;
+        let mut out = Vec::new();
+        for row in rows {
+            out.push(subscription_from(&row?)?);
+        }
+        Ok(out)
+    }
+
+    fn insert_delivery(&self, _tenant: &str, d: &Delivery) -> ApiResult<()> {
+        self.prepare_cached(&format!(
+            "INSERT INTO webhook_deliveries ({DELIVERY_COLUMNS}) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)"
+        ))?
+        .execute(params![
+            d.delivery_id,
+            d.subscription_id,
+            d.event_id,
+            d.event_type,
+            d.status.as_str(),
+            d.attempts,
+            d.created_at_ms,
+            d.attempted_at_ms,
+            d.completed_at_ms,
+            d.next_attempt_at_ms,
+            d.lease_until_ms,
+            d.response_status,
+            d.response_time_ms,
+            d.error_message,
+            d.trace_id,
+            d.replay_id
+        ])?;
+        Ok(())
+    }
+
+    fn delivery(&self, _tenant: &str, id: &str) -> ApiResult<Option<Delivery>> {
+        self.prepare_cached(&format!("SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries WHERE delivery_id = ?1"))?
+            .query_row([id], delivery_from)
+            .optional()?
+            .map(checked_delivery)
+            .transpose()
+    }
+
+    fn save_delivery(&self, _tenant: &str, d: &Delivery) -> ApiResult<()> {
+        self.prepare_cached(
+            "UPDATE webhook_deliveries SET status = ?2, attempts = ?3, attempted_at_ms = ?4, completed_at_ms = ?5, \
+             next_attempt_at_ms = ?6, lease_until_ms = ?7, response_status = ?8, response_time_ms = ?9, error_message = ?10 \
+             WHERE delivery_id = ?1",
+        )?
+        .execute(params![
+            d.delivery_id,
+            d.status.as_str(),
+            d.attempts,
+            d.attempted_at_ms,
+            d.completed_at_ms,
+            d.next_attempt_at_ms,
+            d.lease_until_ms,
+            d.response_status,
+            d.response_time_ms,
+            d.error_message
+        ])?;
+        Ok(())
+    }
+
+    fn delete_delivery(&self, _tenant: &str, d: &Delivery) -> ApiResult<()> {
+        self.prepare_cached("DELETE FROM webhook_deliveries WHERE delivery_id = ?1")?.execute([&d.delivery_id])?;
+        Ok(())
+    }
+
+    fn subscription_deliveries(&self, sub: &Subscription, f: &DeliveryFilter, offset: usize, count: usize) -> ApiResult<Vec<Delivery>> {
+        let mut stmt = self.prepare_cached(&format!(
+            "SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries \
+             WHERE subscription_id = ?1 AND (?2 IS NULL OR status = ?2) AND (?3 IS NULL OR created_at_ms >= ?3) \
+             AND (?4 IS NULL OR created_at_ms <= ?4) ORDER BY created_at_ms DESC, delivery_id DESC LIMIT ?5 OFFSET ?6"
+        ))?;
+        let rows = stmt.query_map(
+            params![
+                sub.subscription_id,
+                f.status,
+                f.from_ms,
+                f.to_ms,
+                i64::try_from(count).unwrap_or(i64::MAX),
+                i64::try_from(offset).unwrap_or(i64::MAX)
+            ],
+            delivery_from,
+        )?;
+        let mut out = Vec::new();
+        for row in rows {
+            out.push(checked_delivery(row?)?);
+        }
+        Ok(out)
+    }
+
+    fn replay_owed(&self, sub: &Subscription) -> ApiResult<bool> {
+        Ok(self
+            .prepare_cached(
+                "SELECT EXISTS (SELECT 1 FROM webhook_deliveries WHERE subscription_id = ?1 AND replay_id IS NOT NULL \
+                 AND status IN ('PENDING', 'RETRYING'))",
+            )?
+            .query_row([&sub.subscription_id], |r| r.get(0))?)
     }
 }

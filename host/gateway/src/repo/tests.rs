@@ -801,3 +801,336 @@ fn on_redis_a_counter_that_went_back_is_refused_not_obeyed() {
         assert_eq!(unit(&backend, TENANT, |tx| tx.trace_events(TENANT, "c1")).unwrap().len(), 1, "{name}");
     }
 }
+
+// ---- the event log and the webhook outbox ----
+
+use crate::events::{self as log, EventCategory, EventData, EventFilter, EventType, Origin, SortBy, SortDir, SYSTEM_TENANT};
+use crate::webhooks::{self, Attempt, Delivery, DeliveryFilter, DeliveryStatus, RetryPolicy, Subscription, SubscriptionStatus};
+
+fn data() -> EventData {
+    EventData::System { component: "test", message: "m".into(), severity: "info", details: serde_json::json!({}) }
+}
+
+/// What a test emitted, in commit order: its row as the log must hold it.
+struct Emitted {
+    rows: Vec<crate::events::EventRow>,
+}
+
+/// Emits `event` at `at_ms` in one unit of work of its tenant, with request id `request`,
+/// and records the row the log must hold.
+fn emit(b: &dyn Backend, out: &mut Emitted, event: log::NewEvent, at_ms: i64, request: Option<&str>) -> String {
+    let tenant = event.tenant_id.clone();
+    let origin = Origin { request_id: request.map(String::from), trace_id: request.map(|r| format!("trace-{r}")), actor: None };
+    let id = origin.scope(|| unit(b, &tenant, |tx| log::emit(tx, event.clone(), at_ms))).unwrap();
+    let stored = unit(b, &tenant, |tx| log::get(tx, &id)).unwrap().expect("the emitted event");
+    out.rows.push(crate::events::EventRow {
+        event: stored,
+        correlation_id: event.correlation_id.clone(),
+        request_id: request.map(String::from),
+    });
+    id
+}
+
+/// The log the event tests list: two tenants, times that rise with commit order (pairs of
+/// one tenant's events share a millisecond), scopes in both cases and with non-ASCII letters.
+fn emit_log(b: &dyn Backend) -> Emitted {
+    let mut out = Emitted { rows: Vec::new() };
+    let kinds = [EventType::TenantUpdated, EventType::ReservationDenied, EventType::ApiKeyCreated, EventType::BudgetExhausted];
+    for i in 0..24i64 {
+        let tenant = if i % 3 == 0 { OTHER } else { TENANT };
+        let mut event = log::NewEvent::new(kinds[usize::try_from(i).unwrap() % kinds.len()], tenant, data());
+        match i % 4 {
+            0 => event = event.scope(format!("tenant:{tenant}/App:{i}")),
+            1 => event = event.scope(format!("tenant:{tenant}/Émile_{i}%")),
+            2 => {}
+            _ => event = event.scope(format!("tenant:{tenant}/app:{i}")),
+        }
+        if i % 5 == 0 {
+            event = event.correlation(format!("corr-{}", i / 10));
+        }
+        // events 3k+1 and 3k+2, both the first tenant's, share a millisecond; otherwise time
+        // rises with commit order, across tenants too (whose order within a millisecond the
+        // backends may break differently)
+        let at = 1_000 + 10 * if i % 3 == 2 { i - 1 } else { i };
+        emit(b, &mut out, event, at, (i % 7 == 0).then_some("req-7").or((i % 7 == 1).then_some("req-1")));
+    }
+    out
+}
+
+/// What `f` must list: the rows it admits, in its order, ties in commit order in its
+/// direction (the embedded store's `ORDER BY column, seq`), paged.
+fn expected(out: &Emitted, f: &EventFilter, offset: usize, count: usize) -> Vec<String> {
+    let mut rows: Vec<&crate::events::EventRow> = out.rows.iter().filter(|r| f.admits(r)).collect();
+    if f.sort_dir == SortDir::Desc {
+        rows.reverse();
+    }
+    let key = |r: &crate::events::EventRow| -> Option<String> {
+        match f.sort_by {
+            SortBy::Timestamp => None,
+            SortBy::EventType => Some(r.event.event_type.as_str().into()),
+            SortBy::Category => Some(r.event.event_type.category().as_str().into()),
+            SortBy::Scope => r.event.scope.clone(),
+            SortBy::TenantId => Some(r.event.tenant_id.clone()),
+        }
+    };
+    rows.sort_by(|a, b| if f.sort_dir == SortDir::Desc { key(b).cmp(&key(a)) } else { key(a).cmp(&key(b)) });
+    rows.into_iter().skip(offset).take(count).map(|r| r.event.body.clone()).collect()
+}
+
+#[test]
+fn event_listings_filter_sort_and_page_as_the_embedded_query_does() {
+    on_every_backend(|b| {
+        let out = emit_log(b);
+        let base = EventFilter { limit: 100, ..EventFilter::default() };
+        let mut filters = vec![
+            base.clone(),
+            EventFilter { tenant_id: Some(TENANT.into()), ..base.clone() },
+            EventFilter { tenant_id: Some(OTHER.into()), tenant_accessible_only: true, ..base.clone() },
+            EventFilter { event_type: Some(EventType::ReservationDenied), ..base.clone() },
+            EventFilter { category: Some(EventCategory::ApiKey), ..base.clone() },
+            EventFilter { scope_prefix: Some(format!("tenant:{TENANT}/app:")), ..base.clone() },
+            EventFilter { correlation_id: Some("corr-1".into()), ..base.clone() },
+            EventFilter { request_id: Some("req-7".into()), ..base.clone() },
+            EventFilter { trace_id: Some("trace-req-1".into()), ..base.clone() },
+            EventFilter { from_ms: Some(1_030), to_ms: Some(1_070), ..base.clone() },
+            EventFilter { from_ms: Some(1_075), ..base.clone() },
+            EventFilter { to_ms: Some(999), ..base.clone() },
+            EventFilter { from_ms: Some(2_000), to_ms: Some(1_000), ..base.clone() },
+        ];
+        for search in ["APP:1", "app_", "%", "émile", "ÉMILE", "CORR-2", "_1"] {
+            filters.push(EventFilter { search: Some(search.into()), ..base.clone() });
+        }
+        for sort_by in [SortBy::Timestamp, SortBy::EventType, SortBy::Category, SortBy::Scope, SortBy::TenantId] {
+            for sort_dir in [SortDir::Asc, SortDir::Desc] {
+                filters.push(EventFilter { sort_by, sort_dir, ..base.clone() });
+                filters.push(EventFilter { sort_by, sort_dir, tenant_id: Some(TENANT.into()), from_ms: Some(1_020), ..base.clone() });
+            }
+        }
+        let mut nonempty = 0;
+        for f in &filters {
+            for (offset, count) in [(0, 100), (0, 3), (2, 3), (5, 4), (40, 5)] {
+                let listed = unit(b, TENANT, |tx| tx.matching_events(f, offset, count)).unwrap();
+                assert_eq!(listed, expected(&out, f, offset, count), "{f:?} from {offset}, {count}");
+                nonempty += usize::from(!listed.is_empty());
+            }
+        }
+        assert!(nonempty > 60, "the filters select something ({nonempty} nonempty pages)");
+        // the search reads `%` and `_` literally and lowercases the columns in ASCII only
+        let search = |text: &str| unit(b, TENANT, |tx| tx.matching_events(&EventFilter { search: Some(text.into()), ..base.clone() }, 0, 100)).unwrap().len();
+        assert_eq!(search("%"), 6);
+        assert_eq!(search("ÉMILE"), 0, "É is not folded in the column");
+        assert_eq!(search("émile"), 0, "nor in the search text's lowercase");
+        assert_eq!(search("App:4"), 1);
+        // a page and its cursor
+        let page = unit(b, TENANT, |tx| log::list(tx, &EventFilter { limit: 5, ..base.clone() })).unwrap();
+        assert_eq!((page.events.len(), page.next_cursor.as_deref()), (5, Some("5")));
+        assert_eq!(page.events, expected(&out, &base, 0, 5), "newest first");
+        let last = unit(b, TENANT, |tx| log::list(tx, &EventFilter { limit: 5, cursor: Some("20".into()), ..base.clone() })).unwrap();
+        assert_eq!((last.events.len(), last.next_cursor), (4, None));
+        let e = unit(b, TENANT, |tx| log::list(tx, &EventFilter { cursor: Some("-1".into()), ..base.clone() })).unwrap_err();
+        assert_eq!(code(&e), ErrorCode::InvalidRequest);
+    });
+}
+
+#[test]
+fn an_event_is_found_by_id_and_windows_are_oldest_first_and_capped() {
+    on_every_backend(|b| {
+        let out = emit_log(b);
+        let first = out.rows[0].event.event_id.clone();
+        assert_eq!(out.rows[0].event.tenant_id, OTHER);
+        let found = unit(b, TENANT, |tx| log::get(tx, &first)).unwrap().expect("another tenant's event, by id alone");
+        assert_eq!((found.tenant_id.as_str(), found.body.as_str()), (OTHER, out.rows[0].event.body.as_str()));
+        assert!(unit(b, TENANT, |tx| log::get(tx, "evt_missing")).unwrap().is_none());
+        let ids = |events: Vec<crate::events::StoredEvent>| events.into_iter().map(|e| e.event_id).collect::<Vec<_>>();
+        let want = |tenant: Option<&str>, from: i64, to: i64| -> Vec<String> {
+            out.rows
+                .iter()
+                .filter(|r| tenant.is_none_or(|t| t == r.event.tenant_id) && (from..=to).contains(&r.event.at_ms))
+                .map(|r| r.event.event_id.clone())
+                .collect()
+        };
+        for (tenant, from, to) in [(Some(TENANT), 0, i64::MAX), (Some(OTHER), 1_020, 1_080), (None, 1_010, 1_050), (None, 0, 999)] {
+            let window = unit(b, TENANT, |tx| log::window(tx, tenant, from, to, 100)).unwrap();
+            assert_eq!(ids(window), want(tenant, from, to), "{tenant:?} {from}..={to}");
+        }
+        let capped = unit(b, TENANT, |tx| log::window(tx, None, 0, i64::MAX, 3)).unwrap();
+        assert_eq!(ids(capped), want(None, 0, i64::MAX)[..4], "cap + 1, to tell more than the cap");
+    });
+}
+
+#[test]
+fn a_failed_unit_leaves_no_event_and_no_delivery() {
+    on_every_backend(|b| {
+        unit(b, TENANT, |tx| webhooks::save(tx, &subscription("whsub_t", TENANT, &[EventType::ReservationDenied]))).unwrap();
+        let mut id = String::new();
+        let e = unit(b, TENANT, |tx| {
+            id = log::emit(tx, log::NewEvent::new(EventType::ReservationDenied, TENANT, data()), 5)?;
+            Err::<(), _>(ApiError::invalid("refused after the event"))
+        })
+        .unwrap_err();
+        assert_eq!(code(&e), ErrorCode::InvalidRequest);
+        assert!(unit(b, TENANT, |tx| log::get(tx, &id)).unwrap().is_none(), "no event");
+        let all = EventFilter { limit: 100, ..EventFilter::default() };
+        assert_eq!(unit(b, TENANT, |tx| tx.matching_events(&all, 0, 100)).unwrap().len(), 0);
+        let sub = subscription("whsub_t", TENANT, &[]);
+        assert_eq!(unit(b, TENANT, |tx| tx.subscription_deliveries(&sub, &DeliveryFilter::default(), 0, 100)).unwrap(), []);
+    });
+}
+
+fn subscription(id: &str, tenant: &str, types: &[EventType]) -> Subscription {
+    Subscription {
+        subscription_id: id.into(),
+        tenant_id: tenant.into(),
+        name: None,
+        description: None,
+        url: "https://example.com/hook".into(),
+        event_types: types.to_vec(),
+        event_categories: vec![],
+        scope_filter: None,
+        thresholds: None,
+        signing_secret: webhooks::new_secret(),
+        headers: std::collections::BTreeMap::new(),
+        status: SubscriptionStatus::Active,
+        retry_policy: RetryPolicy::default(),
+        disable_after_failures: 10,
+        consecutive_failures: 0,
+        created_at_ms: 0,
+        updated_at_ms: 0,
+        last_triggered_at_ms: None,
+        last_success_at_ms: None,
+        last_failure_at_ms: None,
+        metadata: None,
+    }
+}
+
+fn deliveries(b: &dyn Backend, sub: &Subscription, f: &DeliveryFilter) -> Vec<Delivery> {
+    unit(b, &sub.tenant_id, |tx| tx.subscription_deliveries(sub, f, 0, 1_000)).unwrap()
+}
+
+#[test]
+fn an_event_queues_a_delivery_to_each_active_subscription_that_receives_it() {
+    on_every_backend(|b| {
+        let denied = [EventType::ReservationDenied];
+        let own = subscription("whsub_own", TENANT, &denied);
+        let paused = Subscription { status: SubscriptionStatus::Paused, ..subscription("whsub_paused", TENANT, &denied) };
+        let other_type = subscription("whsub_type", TENANT, &[EventType::TenantUpdated]);
+        let other_tenant = subscription("whsub_other", OTHER, &denied);
+        let system = subscription("whsub_system", SYSTEM_TENANT, &denied);
+        for sub in [&own, &paused, &other_type, &other_tenant] {
+            unit(b, &sub.tenant_id, |tx| webhooks::save(tx, sub)).unwrap();
+        }
+        unit(b, SYSTEM_TENANT, |tx| webhooks::save(tx, &system)).unwrap();
+        let listed = |tenant: Option<&str>, status| -> Vec<String> {
+            unit(b, TENANT, |tx| tx.subscriptions(tenant, status)).unwrap().into_iter().map(|s| s.subscription_id).collect()
+        };
+        assert_eq!(listed(Some(TENANT), None), ["whsub_own", "whsub_paused", "whsub_type"]);
+        assert_eq!(listed(Some(TENANT), Some(SubscriptionStatus::Active)), ["whsub_own", "whsub_type"]);
+        assert_eq!(listed(None, None), ["whsub_other", "whsub_own", "whsub_paused", "whsub_system", "whsub_type"]);
+        assert_eq!(unit(b, TENANT, |tx| webhooks::count_for(tx, TENANT)).unwrap(), 3);
+        let found = unit(b, TENANT, |tx| webhooks::load(tx, "whsub_system")).unwrap().map(|s| s.tenant_id);
+        assert_eq!(found.as_deref(), Some(SYSTEM_TENANT), "by id alone");
+        let e = unit(b, TENANT, |tx| webhooks::load_for(tx, "whsub_other", Some(TENANT))).unwrap_err();
+        assert_eq!(code(&e), ErrorCode::WebhookNotFound, "another tenant's is not found");
+
+        let mut out = Emitted { rows: Vec::new() };
+        let event = emit(b, &mut out, log::NewEvent::new(EventType::ReservationDenied, TENANT, data()), 100, None);
+        let queued = |sub: &Subscription| deliveries(b, sub, &DeliveryFilter::default()).into_iter().map(|d| d.event_id).collect::<Vec<_>>();
+        assert_eq!(queued(&own), std::slice::from_ref(&event));
+        assert_eq!(queued(&system), std::slice::from_ref(&event), "a system subscription receives every tenant's");
+        for sub in [&paused, &other_type, &other_tenant] {
+            assert_eq!(queued(sub), Vec::<String>::new(), "{}", sub.subscription_id);
+        }
+        let d = &deliveries(b, &own, &DeliveryFilter::default())[0];
+        assert_eq!((d.status, d.attempts, d.next_attempt_at_ms, d.created_at_ms), (DeliveryStatus::Pending, 0, Some(100), 100));
+        assert_eq!(unit(b, TENANT, |tx| tx.delivery(TENANT, &d.delivery_id)).unwrap().as_ref(), Some(d));
+    });
+}
+
+#[test]
+fn attempts_retry_then_succeed_and_a_deleted_subscription_takes_its_owed_deliveries() {
+    on_every_backend(|b| {
+        let own = Subscription {
+            retry_policy: RetryPolicy { max_retries: 2, ..RetryPolicy::default() },
+            ..subscription("whsub_own", TENANT, &[EventType::ReservationDenied])
+        };
+        unit(b, TENANT, |tx| webhooks::save(tx, &own)).unwrap();
+        let mut out = Emitted { rows: Vec::new() };
+        for at in [100, 200, 300] {
+            emit(b, &mut out, log::NewEvent::new(EventType::ReservationDenied, TENANT, data()), at, None);
+        }
+        let all = deliveries(b, &own, &DeliveryFilter::default());
+        assert_eq!(all.iter().map(|d| d.created_at_ms).collect::<Vec<_>>(), [300, 200, 100], "newest first");
+        let due = |d: &Delivery| webhooks::Due {
+            delivery_id: d.delivery_id.clone(),
+            attempts: d.attempts,
+            subscription: own.clone(),
+            event_body: String::new(),
+            event_id: d.event_id.clone(),
+            event_type: d.event_type.clone(),
+            trace_id: None,
+            event_tenant: TENANT.into(),
+        };
+        let failed = Attempt { status: Some(500), elapsed_ms: 7, error: Some("HTTP 500".into()) };
+        let ok = Attempt { status: Some(204), elapsed_ms: 3, error: None };
+        let oldest = all[2].clone();
+        assert_eq!(unit(b, TENANT, |tx| webhooks::record_attempt(tx, &due(&oldest), &failed, 1_000)).unwrap(), "RETRYING");
+        let retrying = unit(b, TENANT, |tx| tx.delivery(TENANT, &oldest.delivery_id)).unwrap().unwrap();
+        assert_eq!((retrying.status, retrying.attempts, retrying.response_status), (DeliveryStatus::Retrying, 1, Some(500)));
+        assert!(retrying.next_attempt_at_ms.unwrap() > 1_000);
+        assert_eq!(unit(b, TENANT, |tx| webhooks::record_attempt(tx, &due(&retrying), &ok, 2_000)).unwrap(), "SUCCESS");
+        let done = unit(b, TENANT, |tx| tx.delivery(TENANT, &oldest.delivery_id)).unwrap().unwrap();
+        assert_eq!((done.status, done.attempts, done.completed_at_ms, done.next_attempt_at_ms), (DeliveryStatus::Success, 2, Some(2_000), None));
+        let sub = unit(b, TENANT, |tx| webhooks::load(tx, "whsub_own")).unwrap().unwrap();
+        assert_eq!((sub.consecutive_failures, sub.last_success_at_ms), (0, Some(2_000)));
+        // filters and pages
+        let only = |status: &str| DeliveryFilter { status: Some(status.into()), ..DeliveryFilter::default() };
+        assert_eq!(deliveries(b, &own, &only("SUCCESS")).len(), 1);
+        assert_eq!(deliveries(b, &own, &only("PENDING")).len(), 2);
+        let window = DeliveryFilter { from_ms: Some(150), to_ms: Some(300), ..DeliveryFilter::default() };
+        assert_eq!(deliveries(b, &own, &window).iter().map(|d| d.created_at_ms).collect::<Vec<_>>(), [300, 200]);
+        let page = unit(b, TENANT, |tx| webhooks::list_deliveries(tx, &own, &DeliveryFilter { limit: 2, ..DeliveryFilter::default() })).unwrap();
+        assert_eq!((page["deliveries"].as_array().map(Vec::len), page["next_cursor"].as_str()), (Some(2), Some("2")));
+        let e = unit(b, TENANT, |tx| webhooks::list_deliveries(tx, &own, &only("LOST"))).unwrap_err();
+        assert_eq!(code(&e), ErrorCode::InvalidRequest);
+        // deleting the subscription takes the two owed deliveries and keeps the finished one
+        unit(b, TENANT, |tx| webhooks::delete(tx, &own)).unwrap();
+        assert!(unit(b, TENANT, |tx| webhooks::load(tx, "whsub_own")).unwrap().is_none());
+        assert_eq!(unit(b, TENANT, |tx| tx.subscriptions(Some(TENANT), None)).unwrap().len(), 0);
+        for d in &all[..2] {
+            assert!(unit(b, TENANT, |tx| tx.delivery(TENANT, &d.delivery_id)).unwrap().is_none(), "owed {}", d.delivery_id);
+        }
+        assert!(unit(b, TENANT, |tx| tx.delivery(TENANT, &oldest.delivery_id)).unwrap().is_some(), "finished");
+        // an attempt recorded after the delete drops its delivery
+        assert_eq!(unit(b, TENANT, |tx| webhooks::record_attempt(tx, &due(&all[0]), &ok, 3_000)).unwrap(), "DELETED");
+    });
+}
+
+#[test]
+fn a_replay_queues_the_windows_events_once_at_a_time() {
+    on_every_backend(|b| {
+        let own = subscription("whsub_own", TENANT, &[EventType::ReservationDenied, EventType::TenantUpdated]);
+        let mut out = Emitted { rows: Vec::new() };
+        for (at, kind) in [(100, EventType::ReservationDenied), (200, EventType::TenantUpdated), (300, EventType::ReservationDenied)] {
+            emit(b, &mut out, log::NewEvent::new(kind, TENANT, data()), at, None);
+        }
+        emit(b, &mut out, log::NewEvent::new(EventType::ReservationDenied, OTHER, data()), 150, None);
+        // created after the events: only a replay delivers them
+        unit(b, TENANT, |tx| webhooks::save(tx, &own)).unwrap();
+        let e = unit(b, TENANT, |tx| webhooks::replay(tx, &own, 0, 1_000, None, 2, 5_000)).unwrap_err();
+        assert_eq!(code(&e), ErrorCode::InvalidRequest, "3 events, at most 2");
+        let only = [EventType::ReservationDenied];
+        let (_, queued) = unit(b, TENANT, |tx| webhooks::replay(tx, &own, 0, 250, Some(&only), 10, 5_000)).unwrap();
+        assert_eq!(queued, 1, "the tenant's denial before 250");
+        assert!(unit(b, TENANT, |tx| tx.replay_owed(&own)).unwrap());
+        let e = unit(b, TENANT, |tx| webhooks::replay(tx, &own, 0, 1_000, None, 10, 5_000)).unwrap_err();
+        assert_eq!(code(&e), ErrorCode::ReplayInProgress);
+        let queued = deliveries(b, &own, &DeliveryFilter::default());
+        assert_eq!(queued.len(), 1);
+        assert_eq!(queued[0].event_id, out.rows[0].event.event_id);
+        assert!(queued[0].replay_id.as_deref().is_some_and(|r| r.starts_with("rpl_")));
+        let probe = Attempt { status: Some(200), elapsed_ms: 1, error: None };
+        unit(b, TENANT, |tx| webhooks::record_test(tx, &own, "evt_probe", &probe, 6_000)).unwrap();
+        let newest = &deliveries(b, &own, &DeliveryFilter::default())[0];
+        assert_eq!((newest.event_type.as_str(), newest.status), ("system.webhook_test", DeliveryStatus::Success));
+    });
+}

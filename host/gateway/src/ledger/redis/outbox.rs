@@ -1,0 +1,457 @@
+//! The event log and the webhook outbox on Redis ([`EventStore`], [`WebhookStore`]): an event
+//! and the deliveries it queues are written in the tenant's slot by the same fenced unit of
+//! work as the change they report, so they commit with it or not at all, as on the embedded
+//! store.
+//!
+//! | key | holds |
+//! |---|---|
+//! | `P:{T}:evt:ID` | an event with its listing columns and its sequence number, JSON |
+//! | `P:{T}:evt-seq` | the tenant's last event sequence number |
+//! | `P:{T}:evts` | the tenant's events in time order: members `AT:SEQ:ID` (zero-padded), all scored 0, so a time window is a lex range |
+//! | `P:{T}:whsub:ID` | a subscription owned by the tenant (`T` = `__system__` for a system one), JSON |
+//! | `P:{T}:whsubs` | set of the tenant's subscription ids |
+//! | `P:{T}:whdel:ID` | a delivery of one of the tenant's events (a system subscription's too), JSON |
+//! | `P:{T}:whdels:SUB` | the deliveries to subscription `SUB` kept here: members `CREATED:ID`, scored 0 |
+//! | `P:{T}:whdue` | sorted set of the owed deliveries' ids by when they are next due |
+//!
+//! Cross-tenant indexes, written before the commit and never changed: `P:evt-tenant:ID` and
+//! `P:whsub-tenant:ID` (the tenant of an event or subscription, for lookups by id alone),
+//! `P:evt-tenants`, `P:whsub-tenants` and `P:wh-tenants` (the tenants with events,
+//! subscriptions and deliveries, for listings across tenants).
+//!
+//! Time order across tenants is by (time, tenant, sequence number): a tenant's own events
+//! keep their commit order, and a listing of every tenant's merges the tenants' ranges. A
+//! listing sorted by another column reads at most [`SORT_SCAN_LIMIT`] events and refuses more.
+
+use std::collections::{BTreeSet, VecDeque};
+
+use serde::{Deserialize, Serialize};
+
+use super::{Transaction, Write};
+use crate::error::{ApiError, ApiResult};
+use crate::events::{EventFilter, EventRow, SortBy, SortDir, StoredEvent};
+use crate::repo::{EventStore, WebhookStore};
+use crate::webhooks::{Delivery, DeliveryFilter, Subscription, SubscriptionStatus};
+
+/// How many events a listing sorted by a column other than time reads at most on Redis
+/// (it sorts them in memory); a larger one is refused with a 400 that says how to narrow it.
+pub const SORT_SCAN_LIMIT: usize = 100_000;
+
+/// How many members a merged range reads from one tenant per round trip.
+const CHUNK: usize = 256;
+
+/// An event as kept.
+#[derive(Serialize, Deserialize)]
+struct KeptEvent {
+    #[serde(flatten)]
+    row: EventRow,
+    seq: i64,
+}
+
+/// `N` zero-padded to 20 digits, so members order by number; a negative `N` cannot be.
+fn padded(field: &str, n: i64) -> ApiResult<String> {
+    if n < 0 {
+        return Err(ApiError::internal(format!("redis: `{field}` {n} is before 1970 and cannot be ordered")));
+    }
+    Ok(format!("{n:020}"))
+}
+
+/// The lex bounds of the members whose first 20 digits lie in `[from, to]` (`None`: when no
+/// member can).
+fn time_bounds(from: Option<i64>, to: Option<i64>) -> Option<(String, String)> {
+    if to.is_some_and(|t| t < 0) || from.zip(to).is_some_and(|(f, t)| f > t) {
+        return None;
+    }
+    let min = from.filter(|f| *f > 0).map_or_else(|| "-".to_string(), |f| format!("[{f:020}:"));
+    // `;` follows `:`, so every member of time `to` sorts before it
+    let max = to.map_or_else(|| "+".to_string(), |t| format!("({t:020};"));
+    Some((min, max))
+}
+
+/// One tenant's sorted set in a merged range.
+struct Lane {
+    tenant: String,
+    key: String,
+    buffer: VecDeque<String>,
+    last: Option<String>,
+    done: bool,
+}
+
+/// A merged range: its lanes, how far members compare before the tenant does, its bounds and
+/// direction, and the key of a member's record.
+struct Merge<'m> {
+    lanes: Vec<Lane>,
+    /// Members compare by their first `split` bytes, then by tenant, then whole.
+    split: usize,
+    min: String,
+    max: String,
+    rev: bool,
+    record: &'m dyn Fn(&str, &str) -> ApiResult<String>,
+}
+
+impl Transaction<'_> {
+    /// Visits the members of every lane in one order (module docs), with each member's tenant,
+    /// until `visit` answers false. Each lane is read [`CHUNK`] members at a time, and their
+    /// records prefetched in one round trip.
+    fn merged(&self, mut m: Merge<'_>, visit: &mut dyn FnMut(&str, &str) -> ApiResult<bool>) -> ApiResult<()> {
+        loop {
+            for lane in m.lanes.iter_mut().filter(|l| l.buffer.is_empty() && !l.done) {
+                let (min, max) = match (&lane.last, m.rev) {
+                    (Some(last), false) => (format!("({last}"), m.max.clone()),
+                    (Some(last), true) => (m.min.clone(), format!("({last}")),
+                    (None, _) => (m.min.clone(), m.max.clone()),
+                };
+                let chunk = self.lex_range(&lane.key, &min, &max, m.rev, CHUNK)?;
+                lane.done = chunk.len() < CHUNK;
+                lane.last = chunk.last().cloned();
+                let records: Vec<String> = chunk.iter().map(|member| (m.record)(&lane.tenant, member)).collect::<ApiResult<_>>()?;
+                self.prefetch(&records)?;
+                lane.buffer.extend(chunk);
+            }
+            let order = |l: &Lane| l.buffer.front().map(|head| (head.get(..m.split).unwrap_or(head).to_string(), l.tenant.clone(), head.clone()));
+            let next = m
+                .lanes
+                .iter()
+                .enumerate()
+                .filter_map(|(i, l)| order(l).map(|o| (o, i)))
+                .reduce(|a, b| if (b.0 < a.0) != m.rev { b } else { a });
+            let Some((_, i)) = next else { return Ok(()) };
+            let lane = &mut m.lanes[i];
+            let Some(member) = lane.buffer.pop_front() else { return Ok(()) };
+            if !visit(&lane.tenant, &member)? {
+                return Ok(());
+            }
+        }
+    }
+
+    /// The tenants in the index `P:NAME`, with those this attempt is adding, in order.
+    fn indexed_tenants(&self, name: &str) -> ApiResult<Vec<String>> {
+        let index = format!("{}:{name}", self.prefix);
+        let mut tenants: BTreeSet<String> = self.members(&index, false)?;
+        tenants.extend(self.indexes.borrow().iter().filter_map(|w| match w {
+            Write::SetAdd(key, tenant) if *key == index => Some(tenant.clone()),
+            _ => None,
+        }));
+        Ok(tenants.into_iter().collect())
+    }
+
+    /// The tenant the write-once index `P:NAME:ID` names, this attempt's own entry first.
+    fn indexed_tenant(&self, name: &str, id: &str) -> ApiResult<Option<String>> {
+        let index = format!("{}:{name}:{id}", self.prefix);
+        let pending = self.indexes.borrow().iter().find_map(|w| match w {
+            Write::Set(key, tenant) if *key == index => Some(tenant.clone()),
+            _ => None,
+        });
+        match pending {
+            Some(tenant) => Ok(Some(tenant)),
+            None => self.get(&index),
+        }
+    }
+
+    /// Sets the write-once index `P:NAME:ID` to `tenant`; refused if it names another.
+    fn index_tenant(&self, name: &str, id: &str, tenant: &str) -> ApiResult<()> {
+        match self.indexed_tenant(name, id)? {
+            Some(owner) if owner == tenant => Ok(()),
+            Some(owner) => Err(ApiError::internal(format!("redis: `{id}` belongs to tenant `{owner}`, not `{tenant}`"))),
+            None => {
+                self.indexes.borrow_mut().push(Write::Set(format!("{}:{name}:{id}", self.prefix), tenant.to_string()));
+                Ok(())
+            }
+        }
+    }
+
+    fn add_indexed_tenant(&self, name: &str, tenant: &str) {
+        self.indexes.borrow_mut().push(Write::SetAdd(format!("{}:{name}", self.prefix), tenant.to_string()));
+    }
+
+    /// The event whose `evts` member is `member` in `tenant`'s slot; an error if the member
+    /// names an event the store lacks.
+    fn kept_event(&self, tenant: &str, member: &str) -> ApiResult<KeptEvent> {
+        let key = self.key(tenant, &format!("evt:{}", event_id(member)))?;
+        self.get_json(&key)?.ok_or_else(|| ApiError::internal(format!("redis: the event index names `{key}`, which is missing")))
+    }
+
+    /// The events of `tenants` in `[from, to]` in time order (module docs), until `visit`
+    /// answers false.
+    fn events_in_order(
+        &self,
+        tenants: Vec<String>,
+        from: Option<i64>,
+        to: Option<i64>,
+        rev: bool,
+        visit: &mut dyn FnMut(KeptEvent) -> ApiResult<bool>,
+    ) -> ApiResult<()> {
+        let Some((min, max)) = time_bounds(from, to) else { return Ok(()) };
+        let lanes = tenants
+            .into_iter()
+            .map(|tenant| Ok(Lane { key: self.key(&tenant, "evts")?, tenant, buffer: VecDeque::new(), last: None, done: false }))
+            .collect::<ApiResult<_>>()?;
+        let record = |tenant: &str, member: &str| self.key(tenant, &format!("evt:{}", event_id(member)));
+        let merge = Merge { lanes, split: 20, min, max, rev, record: &record };
+        self.merged(merge, &mut |tenant, member| visit(self.kept_event(tenant, member)?))
+    }
+
+    fn event_tenants(&self, only: Option<&str>) -> ApiResult<Vec<String>> {
+        match only {
+            Some(tenant) => Ok(vec![tenant.to_string()]),
+            None => self.indexed_tenants("evt-tenants"),
+        }
+    }
+
+    /// The tenants whose slots may hold deliveries to `sub`.
+    fn delivery_tenants(&self, sub: &Subscription) -> ApiResult<Vec<String>> {
+        if sub.is_system() { self.indexed_tenants("wh-tenants") } else { Ok(vec![sub.tenant_id.clone()]) }
+    }
+
+    /// The deliveries to `sub` created in `[from, to]`, newest first, until `visit` answers false.
+    fn deliveries_in_order(&self, sub: &Subscription, from: Option<i64>, to: Option<i64>, visit: &mut dyn FnMut(Delivery) -> ApiResult<bool>) -> ApiResult<()> {
+        let Some((min, max)) = time_bounds(from, to) else { return Ok(()) };
+        let lanes = self
+            .delivery_tenants(sub)?
+            .into_iter()
+            .map(|tenant| {
+                let key = self.key(&tenant, &format!("whdels:{}", sub.subscription_id))?;
+                Ok(Lane { key, tenant, buffer: VecDeque::new(), last: None, done: false })
+            })
+            .collect::<ApiResult<_>>()?;
+        let record = |tenant: &str, member: &str| self.key(tenant, &format!("whdel:{}", delivery_id(member)));
+        // `CREATED:ID` orders as (created, id) across tenants too: ids are unique
+        let merge = Merge { lanes, split: usize::MAX, min, max, rev: true, record: &record };
+        self.merged(merge, &mut |tenant, member| {
+            let key = record(tenant, member)?;
+            let delivery: Delivery =
+                self.get_json(&key)?.ok_or_else(|| ApiError::internal(format!("redis: the delivery index names `{key}`, which is missing")))?;
+            visit(delivery)
+        })
+    }
+
+    /// Keeps `whdue` in step with a delivery: owed ones by when they are next due.
+    fn schedule(&self, tenant: &str, d: &Delivery) -> ApiResult<()> {
+        let due = self.key(tenant, "whdue")?;
+        if d.status.owed() {
+            let at = d.next_attempt_at_ms.unwrap_or(d.created_at_ms).max(d.lease_until_ms.unwrap_or(i64::MIN));
+            self.add_member(Write::SortedAdd(due, at, d.delivery_id.clone()));
+        } else {
+            self.remove_member(due, d.delivery_id.clone());
+        }
+        Ok(())
+    }
+}
+
+/// The event id in an `evts` member (`AT:SEQ:ID`).
+fn event_id(member: &str) -> &str {
+    member.get(42..).unwrap_or_default()
+}
+
+/// The delivery id in a `whdels` member (`CREATED:ID`).
+fn delivery_id(member: &str) -> &str {
+    member.get(21..).unwrap_or_default()
+}
+
+/// The sort key of `e` for a listing sorted by `by` (not by time).
+fn column(by: SortBy, e: &KeptEvent) -> Option<String> {
+    let event = &e.row.event;
+    match by {
+        SortBy::Timestamp => None,
+        SortBy::EventType => Some(event.event_type.as_str().to_string()),
+        SortBy::Category => Some(event.event_type.category().as_str().to_string()),
+        SortBy::Scope => event.scope.clone(),
+        SortBy::TenantId => Some(event.tenant_id.clone()),
+    }
+}
+
+impl EventStore for Transaction<'_> {
+    fn insert_event(&self, row: &EventRow) -> ApiResult<()> {
+        let e = &row.event;
+        let key = self.key(&e.tenant_id, &format!("evt:{}", e.event_id))?;
+        self.refuse_existing(&key)?;
+        let at = padded("at_ms", e.at_ms)?;
+        let counter = self.key(&e.tenant_id, "evt-seq")?;
+        let last: i64 = match self.get(&counter)? {
+            Some(text) => text.parse().map_err(|_| ApiError::internal(format!("redis: `{counter}` is not a number")))?,
+            None => 0,
+        };
+        let seq = last.checked_add(1).ok_or_else(|| ApiError::internal("event sequence overflow"))?;
+        self.set_string(counter, seq.to_string());
+        self.set_json(key, &KeptEvent { row: row.clone(), seq })?;
+        self.add_member(Write::SortedAdd(self.key(&e.tenant_id, "evts")?, 0, format!("{at}:{seq:020}:{}", e.event_id)));
+        self.index_tenant("evt-tenant", &e.event_id, &e.tenant_id)?;
+        self.add_indexed_tenant("evt-tenants", &e.tenant_id);
+        Ok(())
+    }
+
+    fn event(&self, event_id: &str) -> ApiResult<Option<StoredEvent>> {
+        let Some(tenant) = self.indexed_tenant("evt-tenant", event_id)? else { return Ok(None) };
+        let kept: Option<KeptEvent> = self.get_json(&self.key(&tenant, &format!("evt:{event_id}"))?)?;
+        Ok(kept.map(|k| k.row.event))
+    }
+
+    fn matching_events(&self, f: &EventFilter, offset: usize, count: usize) -> ApiResult<Vec<String>> {
+        let tenants = self.event_tenants(f.tenant_id.as_deref())?;
+        let rev = f.sort_dir == SortDir::Desc;
+        let mut out = Vec::new();
+        if f.sort_by == SortBy::Timestamp {
+            let mut skipped = 0;
+            self.events_in_order(tenants, f.from_ms, f.to_ms, rev, &mut |e| {
+                if f.admits(&e.row) {
+                    if skipped < offset {
+                        skipped += 1;
+                    } else {
+                        out.push(e.row.event.body);
+                    }
+                }
+                Ok(out.len() < count)
+            })?;
+            return Ok(out);
+        }
+        // another column: every admitted event in time order, then a stable sort by the column
+        let mut admitted = Vec::new();
+        let mut read = 0usize;
+        self.events_in_order(tenants, f.from_ms, f.to_ms, rev, &mut |e| {
+            read += 1;
+            if read > SORT_SCAN_LIMIT {
+                return Err(ApiError::invalid(format!(
+                    "sorting by a column other than time reads at most {SORT_SCAN_LIMIT} events on this store; narrow `from`/`to` or sort by timestamp"
+                )));
+            }
+            if f.admits(&e.row) {
+                admitted.push((column(f.sort_by, &e), e.row.event.body));
+            }
+            Ok(true)
+        })?;
+        // stable: ties keep time order in the listing's direction
+        admitted.sort_by(|a, b| if rev { b.0.cmp(&a.0) } else { a.0.cmp(&b.0) });
+        Ok(admitted.into_iter().skip(offset).take(count).map(|(_, body)| body).collect())
+    }
+
+    fn event_window(&self, tenant: Option<&str>, from_ms: i64, to_ms: i64, count: usize) -> ApiResult<Vec<StoredEvent>> {
+        let mut out = Vec::new();
+        if count == 0 {
+            return Ok(out);
+        }
+        self.events_in_order(self.event_tenants(tenant)?, Some(from_ms), Some(to_ms), false, &mut |e| {
+            out.push(e.row.event);
+            Ok(out.len() < count)
+        })?;
+        Ok(out)
+    }
+}
+
+impl WebhookStore for Transaction<'_> {
+    fn subscription(&self, id: &str) -> ApiResult<Option<Subscription>> {
+        let Some(tenant) = self.indexed_tenant("whsub-tenant", id)? else { return Ok(None) };
+        self.get_json(&self.key(&tenant, &format!("whsub:{id}"))?)
+    }
+
+    fn save_subscription(&self, sub: &Subscription) -> ApiResult<()> {
+        self.index_tenant("whsub-tenant", &sub.subscription_id, &sub.tenant_id)?;
+        self.add_indexed_tenant("whsub-tenants", &sub.tenant_id);
+        self.set_json(self.key(&sub.tenant_id, &format!("whsub:{}", sub.subscription_id))?, sub)?;
+        self.add_member(Write::SetAdd(self.key(&sub.tenant_id, "whsubs")?, sub.subscription_id.clone()));
+        Ok(())
+    }
+
+    fn delete_subscription(&self, sub: &Subscription) -> ApiResult<()> {
+        let tenant = &sub.tenant_id;
+        let mut owed = Vec::new();
+        let key = self.key(tenant, &format!("whdels:{}", sub.subscription_id))?;
+        for member in self.lex_range(&key, "-", "+", false, usize::MAX)? {
+            let delivery: Option<Delivery> = self.get_json(&self.key(tenant, &format!("whdel:{}", delivery_id(&member)))?)?;
+            if let Some(d) = delivery.filter(|d| d.status.owed()) {
+                owed.push(d);
+            }
+        }
+        for d in &owed {
+            self.delete_delivery(tenant, d)?;
+        }
+        self.delete(self.key(tenant, &format!("whsub:{}", sub.subscription_id))?);
+        self.remove_set_member(self.key(tenant, "whsubs")?, sub.subscription_id.clone());
+        Ok(())
+    }
+
+    fn subscriptions(&self, tenant: Option<&str>, status: Option<SubscriptionStatus>) -> ApiResult<Vec<Subscription>> {
+        let tenants = match tenant {
+            Some(t) => vec![t.to_string()],
+            None => self.indexed_tenants("whsub-tenants")?,
+        };
+        let mut out = Vec::new();
+        for tenant in tenants {
+            let keys: Vec<String> = self
+                .members(&self.key(&tenant, "whsubs")?, false)?
+                .iter()
+                .map(|id| self.key(&tenant, &format!("whsub:{id}")))
+                .collect::<ApiResult<_>>()?;
+            self.prefetch(&keys)?;
+            for key in keys {
+                let sub: Subscription =
+                    self.get_json(&key)?.ok_or_else(|| ApiError::internal(format!("redis: the subscription index names `{key}`, which is missing")))?;
+                if status.is_none_or(|s| s == sub.status) {
+                    out.push(sub);
+                }
+            }
+        }
+        out.sort_by(|a, b| a.subscription_id.cmp(&b.subscription_id));
+        Ok(out)
+    }
+
+    fn insert_delivery(&self, tenant: &str, d: &Delivery) -> ApiResult<()> {
+        let key = self.key(tenant, &format!("whdel:{}", d.delivery_id))?;
+        self.refuse_existing(&key)?;
+        let created = padded("created_at_ms", d.created_at_ms)?;
+        self.set_json(key, d)?;
+        let member = format!("{created}:{}", d.delivery_id);
+        self.add_member(Write::SortedAdd(self.key(tenant, &format!("whdels:{}", d.subscription_id))?, 0, member));
+        self.schedule(tenant, d)?;
+        self.add_indexed_tenant("wh-tenants", tenant);
+        Ok(())
+    }
+
+    fn delivery(&self, tenant: &str, id: &str) -> ApiResult<Option<Delivery>> {
+        self.get_json(&self.key(tenant, &format!("whdel:{id}"))?)
+    }
+
+    fn save_delivery(&self, tenant: &str, d: &Delivery) -> ApiResult<()> {
+        let key = self.key(tenant, &format!("whdel:{}", d.delivery_id))?;
+        if self.get(&key)?.is_none() {
+            return Err(ApiError::internal(format!("redis: delivery `{}` is not kept with tenant `{tenant}`", d.delivery_id)));
+        }
+        self.set_json(key, d)?;
+        self.schedule(tenant, d)
+    }
+
+    fn delete_delivery(&self, tenant: &str, d: &Delivery) -> ApiResult<()> {
+        self.delete(self.key(tenant, &format!("whdel:{}", d.delivery_id))?);
+        let member = format!("{}:{}", padded("created_at_ms", d.created_at_ms)?, d.delivery_id);
+        self.remove_member(self.key(tenant, &format!("whdels:{}", d.subscription_id))?, member);
+        self.remove_member(self.key(tenant, "whdue")?, d.delivery_id.clone());
+        Ok(())
+    }
+
+    fn subscription_deliveries(&self, sub: &Subscription, f: &DeliveryFilter, offset: usize, count: usize) -> ApiResult<Vec<Delivery>> {
+        let mut out = Vec::new();
+        if count == 0 {
+            return Ok(out);
+        }
+        let mut skipped = 0;
+        self.deliveries_in_order(sub, f.from_ms, f.to_ms, &mut |d| {
+            if f.admits(&d) {
+                if skipped < offset {
+                    skipped += 1;
+                } else {
+                    out.push(d);
+                }
+            }
+            Ok(out.len() < count)
+        })?;
+        Ok(out)
+    }
+
+    fn replay_owed(&self, sub: &Subscription) -> ApiResult<bool> {
+        let mut owed = false;
+        self.deliveries_in_order(sub, None, None, &mut |d| {
+            owed = d.replay_id.is_some() && d.status.owed();
+            Ok(!owed)
+        })?;
+        Ok(owed)
+    }
+}
