@@ -1065,28 +1065,49 @@ impl Attempt {
 /// Records an attempt of `due`: SUCCESS on a 2xx (the subscription's failure count resets);
 /// otherwise RETRYING with the next retry time, or — retries exhausted — FAILED, which counts
 /// one consecutive failure, emits `system.webhook_delivery_failed` and, at the subscription's
-/// threshold, disables it (`webhook.disabled`). Returns the delivery's new status.
+/// threshold, disables it (`webhook.disabled`). Returns the delivery's new status (`DELETED`
+/// when the delivery or its subscription is gone). All in one unit of work: the embedded
+/// store's; a shared store runs the three steps ([`record_delivery`],
+/// [`report_failed_delivery`], [`count_attempt`]) each in the unit of the tenant whose state it
+/// writes.
 pub fn record_attempt(store: &dyn Tx, due: &Due, attempt: &Attempt, now_ms: i64) -> ApiResult<&'static str> {
+    let Some(recorded) = record_delivery(store, due, attempt, now_ms)? else { return Ok("DELETED") };
+    if recorded.status == DeliveryStatus::Failed {
+        report_failed_delivery(store, due, &recorded, attempt, now_ms)?;
+    }
+    count_attempt(store, due, recorded.status, now_ms)?;
+    Ok(recorded.status.as_str())
+}
+
+/// What recording an attempt decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Recorded {
+    /// The delivery's new status.
+    pub status: DeliveryStatus,
+    /// Its attempts, this one included.
+    pub attempts: u32,
+}
+
+/// The first step of [`record_attempt`], in the unit of the event's tenant (where the delivery
+/// is kept): the delivery's new status, retry time and last response, by the subscription's
+/// retry policy as it is now. `None` (and the delivery dropped) when the delivery or its
+/// subscription is gone.
+pub fn record_delivery(store: &dyn Tx, due: &Due, attempt: &Attempt, now_ms: i64) -> ApiResult<Option<Recorded>> {
     let attempts = due.attempts.saturating_add(1);
     let Some(mut delivery) = store.delivery(&due.event_tenant, &due.delivery_id)? else {
         // swept or deleted with its subscription meanwhile: nothing to record
-        return Ok("DELETED");
+        return Ok(None);
     };
     // The subscription as it is now (it may have changed while the request was in flight).
-    let Some(mut sub) = load(store, &due.subscription.subscription_id)? else {
+    let Some(sub) = load(store, &due.subscription.subscription_id)? else {
         store.delete_delivery(&due.event_tenant, &delivery)?;
-        return Ok("DELETED");
+        return Ok(None);
     };
-    sub.last_triggered_at_ms = Some(now_ms);
     let status = if attempt.succeeded() {
-        sub.consecutive_failures = 0;
-        sub.last_success_at_ms = Some(now_ms);
         DeliveryStatus::Success
     } else if attempts <= sub.retry_policy.max_retries {
         DeliveryStatus::Retrying
     } else {
-        sub.last_failure_at_ms = Some(now_ms);
-        sub.consecutive_failures = sub.consecutive_failures.saturating_add(1);
         DeliveryStatus::Failed
     };
     delivery.next_attempt_at_ms = (status == DeliveryStatus::Retrying).then(|| {
@@ -1102,47 +1123,158 @@ pub fn record_attempt(store: &dyn Tx, due: &Due, attempt: &Attempt, now_ms: i64)
     delivery.response_time_ms = Some(attempt.elapsed_ms);
     delivery.error_message.clone_from(&attempt.error);
     store.save_delivery(&due.event_tenant, &delivery)?;
-    let status = status.as_str();
-    if status == "FAILED" {
-        let data = EventData::System {
-            component: "webhook_dispatcher",
-            message: format!(
-                "delivery {} of event {} to subscription {} failed after {attempts} attempts",
-                due.delivery_id, due.event_id, sub.subscription_id
-            ),
-            severity: "warning",
-            details: serde_json::json!({
-                "delivery_id": due.delivery_id,
-                "subscription_id": sub.subscription_id,
-                "tenant_id": sub.tenant_id,
-                "event_id": due.event_id,
-                "attempts": attempts,
-                "response_status": attempt.status,
-                "error_message": attempt.error,
-            }),
-        };
-        let event = NewEvent::new(EventType::SystemWebhookDeliveryFailed, SYSTEM_TENANT, data)
-            .correlation(format!("webhook_delivery:{}", due.delivery_id));
-        events::emit_skipping(store, event, Some(&sub.subscription_id), now_ms)?;
-        if sub.consecutive_failures >= sub.disable_after_failures && sub.status != SubscriptionStatus::Disabled {
-            let previous = sub.status;
-            sub.status = SubscriptionStatus::Disabled;
-            sub.updated_at_ms = now_ms;
-            let data = EventData::WebhookLifecycle {
-                subscription_id: sub.subscription_id.clone(),
-                tenant_id: sub.tenant_id.clone(),
-                previous_status: Some(previous.as_str()),
-                new_status: Some("DISABLED"),
-                changed_fields: vec!["status".into()],
-                disable_reason: Some("consecutive_failures_exceeded_threshold"),
-            };
-            let event = NewEvent::new(EventType::WebhookDisabled, sub.tenant_id.clone(), data)
-                .correlation(format!("webhook_auto_disable:{}:{}", sub.subscription_id, due.delivery_id));
-            events::emit_skipping(store, event, Some(&sub.subscription_id), now_ms)?;
+    Ok(Some(Recorded { status, attempts }))
+}
+
+/// The second step of [`record_attempt`] for a delivery given up on, in the unit of
+/// [`SYSTEM_TENANT`]: `system.webhook_delivery_failed` (queued to every system subscription
+/// but the failing one).
+pub fn report_failed_delivery(store: &dyn Tx, due: &Due, recorded: &Recorded, attempt: &Attempt, now_ms: i64) -> ApiResult<()> {
+    let sub = &due.subscription;
+    let data = EventData::System {
+        component: "webhook_dispatcher",
+        message: format!(
+            "delivery {} of event {} to subscription {} failed after {} attempts",
+            due.delivery_id, due.event_id, sub.subscription_id, recorded.attempts
+        ),
+        severity: "warning",
+        details: serde_json::json!({
+            "delivery_id": due.delivery_id,
+            "subscription_id": sub.subscription_id,
+            "tenant_id": sub.tenant_id,
+            "event_id": due.event_id,
+            "attempts": recorded.attempts,
+            "response_status": attempt.status,
+            "error_message": attempt.error,
+        }),
+    };
+    let event = NewEvent::new(EventType::SystemWebhookDeliveryFailed, SYSTEM_TENANT, data).correlation(format!("webhook_delivery:{}", due.delivery_id));
+    events::emit_skipping(store, event, Some(&sub.subscription_id), now_ms)?;
+    Ok(())
+}
+
+/// The last step of [`record_attempt`], in the unit of the subscription's owner: its last
+/// trigger, success or failure, its count of consecutive failures and, at its threshold, its
+/// auto-disable (`webhook.disabled`). Nothing when it is gone.
+pub fn count_attempt(store: &dyn Tx, due: &Due, status: DeliveryStatus, now_ms: i64) -> ApiResult<()> {
+    let Some(mut sub) = load(store, &due.subscription.subscription_id)? else { return Ok(()) };
+    sub.last_triggered_at_ms = Some(now_ms);
+    match status {
+        DeliveryStatus::Success => {
+            sub.consecutive_failures = 0;
+            sub.last_success_at_ms = Some(now_ms);
         }
+        DeliveryStatus::Failed => {
+            sub.last_failure_at_ms = Some(now_ms);
+            sub.consecutive_failures = sub.consecutive_failures.saturating_add(1);
+        }
+        DeliveryStatus::Pending | DeliveryStatus::Retrying => {}
     }
-    save(store, &sub)?;
-    Ok(status)
+    if status == DeliveryStatus::Failed && sub.consecutive_failures >= sub.disable_after_failures && sub.status != SubscriptionStatus::Disabled {
+        let previous = sub.status;
+        sub.status = SubscriptionStatus::Disabled;
+        sub.updated_at_ms = now_ms;
+        let data = EventData::WebhookLifecycle {
+            subscription_id: sub.subscription_id.clone(),
+            tenant_id: sub.tenant_id.clone(),
+            previous_status: Some(previous.as_str()),
+            new_status: Some("DISABLED"),
+            changed_fields: vec!["status".into()],
+            disable_reason: Some("consecutive_failures_exceeded_threshold"),
+        };
+        let event = NewEvent::new(EventType::WebhookDisabled, sub.tenant_id.clone(), data)
+            .correlation(format!("webhook_auto_disable:{}:{}", sub.subscription_id, due.delivery_id));
+        events::emit_skipping(store, event, Some(&sub.subscription_id), now_ms)?;
+    }
+    save(store, &sub)
+}
+
+/// How often a shared store's dispatcher looks again at a delivery to a paused subscription.
+pub const PAUSED_RECHECK_MS: i64 = 1_000;
+
+/// How many stale deliveries one lease of a tenant fails at most.
+const STALE_MAX: usize = 1_000;
+
+/// Leases up to `max` of the deliveries kept with `tenant` that are due, for `lease_ms`, with
+/// at most `per_tenant` of them leased at once; first fails those still owed that were
+/// queued before `stale_before_ms`. The rule a shared store's dispatcher runs in one unit of
+/// work per tenant (the embedded store leases across tenants in one query,
+/// [`lease_due_with`]). Deliveries to a paused subscription wait; one whose subscription is
+/// gone is dropped; one whose event is gone, or that its subscription no longer receives (the
+/// last-mile INVARIANT 2 check), is failed, never sent.
+pub fn lease_tenant(
+    store: &dyn Tx,
+    tenant: &str,
+    now_ms: i64,
+    max: usize,
+    lease_ms: i64,
+    per_tenant: usize,
+    stale_before_ms: i64,
+) -> ApiResult<Vec<Due>> {
+    let give_up = |mut d: Delivery, why: &str| -> ApiResult<()> {
+        d.status = DeliveryStatus::Failed;
+        d.completed_at_ms = Some(now_ms);
+        d.lease_until_ms = None;
+        d.error_message = Some(why.to_string());
+        store.save_delivery(tenant, &d)
+    };
+    for d in store.stale_deliveries(tenant, stale_before_ms, now_ms, STALE_MAX)? {
+        give_up(d, "not delivered: stale (queued longer ago than webhooks.stale_after_ms)")?;
+    }
+    let room = per_tenant.saturating_sub(store.leased_deliveries(tenant, now_ms)?).min(max);
+    let mut out = Vec::new();
+    if room == 0 {
+        return Ok(out);
+    }
+    // more than `room`: some are skipped or failed below
+    for mut d in store.due_deliveries(tenant, now_ms, room.saturating_mul(4).max(16))? {
+        if out.len() == room {
+            break;
+        }
+        let Some(subscription) = load(store, &d.subscription_id)? else {
+            store.delete_delivery(tenant, &d)?;
+            continue;
+        };
+        if subscription.status != SubscriptionStatus::Active {
+            store.defer_delivery(tenant, &d, now_ms.saturating_add(PAUSED_RECHECK_MS))?;
+            continue;
+        }
+        let event = match store.event(&d.event_id)? {
+            Some(event) if event.tenant_id == tenant => event,
+            _ => {
+                give_up(d, "not delivered: the event is not in the log")?;
+                continue;
+            }
+        };
+        if !matches(&subscription, &event, true) {
+            give_up(d, "not delivered: the subscription no longer receives this event")?;
+            continue;
+        }
+        d.lease_until_ms = Some(now_ms.saturating_add(lease_ms));
+        store.save_delivery(tenant, &d)?;
+        out.push(Due {
+            delivery_id: d.delivery_id,
+            attempts: d.attempts,
+            subscription,
+            event_body: event.body,
+            event_id: event.event_id,
+            event_type: d.event_type,
+            trace_id: event.trace_id,
+            event_tenant: tenant.to_string(),
+        });
+    }
+    Ok(out)
+}
+
+/// Deletes up to `max` finished delivery records (delivered or failed) kept with `tenant` that
+/// finished before `before_ms`: a shared store's retention sweep, one tenant's unit at a time.
+/// Returns how many went.
+pub fn sweep_tenant_deliveries(store: &dyn WebhookStore, tenant: &str, before_ms: i64, max: usize) -> ApiResult<usize> {
+    let finished = store.finished_deliveries(tenant, before_ms, max)?;
+    for d in &finished {
+        store.delete_delivery(tenant, d)?;
+    }
+    Ok(finished.len())
 }
 
 /// Filters of the delivery lists.

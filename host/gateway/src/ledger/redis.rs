@@ -98,9 +98,8 @@
 //! Redis without automatic failover, or accept that window. The Cluster client does not resend
 //! a command whose reply was lost: it fails the operation (closed) instead.
 //!
-//! Needs Redis 6 or later (`BLPOP` with a fractional timeout). Not yet here: the webhook
-//! dispatcher's leasing and the retention sweep of deliveries, tenants and API keys, and
-//! wiring into `sbd serve`.
+//! Needs Redis 6 or later (`BLPOP` with a fractional timeout). Not yet here: tenants and API
+//! keys, and wiring into `sbd serve`.
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};

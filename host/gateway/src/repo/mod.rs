@@ -12,8 +12,7 @@
 //! the agent registry, the delegation records (idempotent responses and depth exceptions), the
 //! escrow of the delegation trees, the escalations with their targets, and the hash-chained
 //! trace with its seals (its warnings listing and the outcome checks are still SQLite's), the
-//! event log, and the webhook subscriptions with their deliveries (the dispatcher's leasing
-//! and the retention sweep are still SQLite's).
+//! event log, and the webhook subscriptions with their deliveries.
 
 pub mod sqlite;
 #[cfg(test)]
@@ -251,6 +250,29 @@ pub trait WebhookStore {
 
     /// Whether a replay to `sub` still has a delivery owed.
     fn replay_owed(&self, sub: &Subscription) -> ApiResult<bool>;
+
+    /// Up to `max` owed deliveries kept with `tenant` that are due at `now` (their time
+    /// come, no live lease), oldest first (by when due, then id). May include deliveries to
+    /// a subscription that is not active (the rule skips them).
+    fn due_deliveries(&self, tenant: &str, now: i64, max: usize) -> ApiResult<Vec<Delivery>>;
+
+    /// Keeps an owed delivery out of [`WebhookStore::due_deliveries`] until `until` without
+    /// changing it (one to a paused subscription, so it does not hold the queue's head).
+    fn defer_delivery(&self, tenant: &str, delivery: &Delivery, until: i64) -> ApiResult<()>;
+
+    /// How many owed deliveries kept with `tenant` are under a live lease at `now`.
+    fn leased_deliveries(&self, tenant: &str, now: i64) -> ApiResult<usize>;
+
+    /// Up to `max` owed deliveries kept with `tenant` queued before `before` and not under a
+    /// live lease at `now`.
+    fn stale_deliveries(&self, tenant: &str, before: i64, now: i64, max: usize) -> ApiResult<Vec<Delivery>>;
+
+    /// Up to `max` finished deliveries (delivered or failed) kept with `tenant` that finished
+    /// before `before`.
+    fn finished_deliveries(&self, tenant: &str, before: i64, max: usize) -> ApiResult<Vec<Delivery>>;
+
+    /// Every tenant that keeps deliveries (a superset is harmless).
+    fn delivery_tenants(&self) -> ApiResult<Vec<String>>;
 }
 
 /// Everything one unit of work can read and write: what a backend's transaction implements.

@@ -729,4 +729,70 @@ impl WebhookStore for Connection {
             )?
             .query_row([&sub.subscription_id], |r| r.get(0))?)
     }
+
+    fn due_deliveries(&self, tenant: &str, now: i64, max: usize) -> ApiResult<Vec<Delivery>> {
+        deliveries_where(
+            self,
+            "e.tenant_id = ?1 AND d.status IN ('PENDING', 'RETRYING') AND d.next_attempt_at_ms <= ?2 \
+             AND (d.lease_until_ms IS NULL OR d.lease_until_ms <= ?2) ORDER BY d.next_attempt_at_ms, d.delivery_id LIMIT ?3",
+            params![tenant, now, i64::try_from(max).unwrap_or(i64::MAX)],
+        )
+    }
+
+    fn defer_delivery(&self, _tenant: &str, _delivery: &Delivery, _until: i64) -> ApiResult<()> {
+        // the embedded dispatcher's query leaves out deliveries to inactive subscriptions
+        Ok(())
+    }
+
+    fn leased_deliveries(&self, tenant: &str, now: i64) -> ApiResult<usize> {
+        let n: i64 = self
+            .prepare_cached(
+                "SELECT COUNT(*) FROM webhook_deliveries d JOIN events e ON e.event_id = d.event_id \
+                 WHERE e.tenant_id = ?1 AND d.status IN ('PENDING', 'RETRYING') AND d.lease_until_ms > ?2",
+            )?
+            .query_row(params![tenant, now], |r| r.get(0))?;
+        Ok(usize::try_from(n).unwrap_or(usize::MAX))
+    }
+
+    fn stale_deliveries(&self, tenant: &str, before: i64, now: i64, max: usize) -> ApiResult<Vec<Delivery>> {
+        deliveries_where(
+            self,
+            "e.tenant_id = ?1 AND d.status IN ('PENDING', 'RETRYING') AND d.created_at_ms < ?2 \
+             AND (d.lease_until_ms IS NULL OR d.lease_until_ms <= ?3) ORDER BY d.created_at_ms, d.delivery_id LIMIT ?4",
+            params![tenant, before, now, i64::try_from(max).unwrap_or(i64::MAX)],
+        )
+    }
+
+    fn finished_deliveries(&self, tenant: &str, before: i64, max: usize) -> ApiResult<Vec<Delivery>> {
+        deliveries_where(
+            self,
+            "e.tenant_id = ?1 AND d.status IN ('SUCCESS', 'FAILED') AND d.completed_at_ms < ?2 \
+             ORDER BY d.completed_at_ms, d.delivery_id LIMIT ?3",
+            params![tenant, before, i64::try_from(max).unwrap_or(i64::MAX)],
+        )
+    }
+
+    fn delivery_tenants(&self) -> ApiResult<Vec<String>> {
+        let mut stmt = self.prepare_cached(
+            "SELECT DISTINCT e.tenant_id FROM webhook_deliveries d JOIN events e ON e.event_id = d.event_id ORDER BY 1",
+        )?;
+        let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
 }
+
+/// The deliveries that `filter` selects, over `d` (the deliveries) and `e` (their events: a
+/// test probe has no event and is never selected).
+fn deliveries_where(conn: &Connection, filter: &str, params: &[&dyn rusqlite::ToSql]) -> ApiResult<Vec<Delivery>> {
+    let columns = DELIVERY_COLUMNS.split(", ").map(|c| format!("d.{}", c.trim())).collect::<Vec<_>>().join(", ");
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {columns} FROM webhook_deliveries d JOIN events e ON e.event_id = d.event_id WHERE {filter}"
+    ))?;
+    let rows = stmt.query_map(params, delivery_from)?;
+    let mut out = Vec::new();
+    for row in rows {
+        out.push(checked_delivery(row?)?);
+    }
+    Ok(out)
+}
+

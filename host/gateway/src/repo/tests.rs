@@ -1134,3 +1134,119 @@ fn a_replay_queues_the_windows_events_once_at_a_time() {
         assert_eq!((newest.event_type.as_str(), newest.status), ("system.webhook_test", DeliveryStatus::Success));
     });
 }
+
+fn lease(b: &dyn Backend, now: i64, max: usize, per_tenant: usize, stale_before: i64) -> Vec<webhooks::Due> {
+    unit(b, TENANT, |tx| webhooks::lease_tenant(tx, TENANT, now, max, 60_000, per_tenant, stale_before)).unwrap()
+}
+
+#[test]
+fn leasing_a_tenants_deliveries_caps_its_sends_in_flight_and_skips_paused_and_stale_ones() {
+    on_every_backend(|b| {
+        let denied = [EventType::ReservationDenied];
+        let own = subscription("whsub_own", TENANT, &denied);
+        let paused = subscription("whsub_paused", TENANT, &denied);
+        for sub in [&own, &paused] {
+            unit(b, TENANT, |tx| webhooks::save(tx, sub)).unwrap();
+        }
+        let mut out = Emitted { rows: Vec::new() };
+        for at in [100, 200, 300, 400, 500] {
+            emit(b, &mut out, log::NewEvent::new(EventType::ReservationDenied, TENANT, data()), at, None);
+        }
+        let paused = Subscription { status: SubscriptionStatus::Paused, ..paused };
+        unit(b, TENANT, |tx| webhooks::save(tx, &paused)).unwrap();
+        let at = |due: &[webhooks::Due]| -> Vec<String> { due.iter().map(|d| format!("{}@{}", d.subscription.subscription_id, d.event_id)).collect() };
+        let first = lease(b, 1_000, 10, 3, 0);
+        let want: Vec<String> = out.rows[..3].iter().map(|r| format!("whsub_own@{}", r.event.event_id)).collect();
+        assert_eq!(at(&first), want, "oldest first, 3 in flight at most, none to the paused one");
+        assert_eq!(first[0].event_body, out.rows[0].event.body);
+        assert!(lease(b, 1_000, 10, 3, 0).is_empty(), "3 in flight");
+        assert_eq!(unit(b, TENANT, |tx| tx.leased_deliveries(TENANT, 1_000)).unwrap(), 3);
+        // a lease that lapsed (its dispatcher died mid-send) is due again
+        assert_eq!(at(&lease(b, 61_001, 3, 3, 0)), want);
+        // one delivered: room for one more, the next oldest
+        let ok = Attempt { status: Some(200), elapsed_ms: 1, error: None };
+        assert_eq!(unit(b, TENANT, |tx| webhooks::record_attempt(tx, &first[0], &ok, 61_002)).unwrap(), "SUCCESS");
+        assert_eq!(at(&lease(b, 61_003, 10, 3, 0)), [format!("whsub_own@{}", out.rows[3].event.event_id)]);
+        // the paused subscription's deliveries wait; resumed, they go
+        let resumed = Subscription { status: SubscriptionStatus::Active, ..paused.clone() };
+        unit(b, TENANT, |tx| webhooks::save(tx, &resumed)).unwrap();
+        let later = 61_003 + webhooks::PAUSED_RECHECK_MS + 1;
+        assert_eq!(lease(b, later, 10, 10, 0).iter().filter(|d| d.subscription.subscription_id == "whsub_paused").count(), 5);
+        // a subscription that no longer receives the event: failed, never sent
+        let narrowed = Subscription { event_types: vec![EventType::TenantUpdated], ..own.clone() };
+        unit(b, TENANT, |tx| webhooks::save(tx, &narrowed)).unwrap();
+        let after = later + 60_001;
+        assert!(lease(b, after, 10, 10, 0).iter().all(|d| d.subscription.subscription_id == "whsub_paused"));
+        let failed = deliveries(b, &own, &DeliveryFilter { status: Some("FAILED".into()), ..DeliveryFilter::default() });
+        assert_eq!(failed.len(), 4, "the four still owed to the narrowed subscription");
+        assert!(failed.iter().all(|d| d.error_message.as_deref().is_some_and(|m| m.contains("no longer receives"))));
+        // a day on, what is still owed is stale: failed, not leased; then the retention sweep
+        let day = after + 86_400_000;
+        assert!(lease(b, day, 10, 10, day - 1_000).is_empty());
+        let stale = deliveries(b, &paused, &DeliveryFilter { status: Some("FAILED".into()), ..DeliveryFilter::default() });
+        assert_eq!(stale.len(), 5);
+        assert!(stale.iter().all(|d| d.error_message.as_deref().is_some_and(|m| m.contains("stale"))));
+        assert_eq!(unit(b, TENANT, |tx| tx.delivery_tenants()).unwrap(), [TENANT]);
+        assert_eq!(unit(b, TENANT, |tx| webhooks::sweep_tenant_deliveries(tx, TENANT, day, 100)).unwrap(), 5, "finished before `day`");
+        assert_eq!(unit(b, TENANT, |tx| webhooks::sweep_tenant_deliveries(tx, TENANT, day + 1, 100)).unwrap(), 5, "finished at `day`");
+        assert_eq!(deliveries(b, &own, &DeliveryFilter::default()).len() + deliveries(b, &paused, &DeliveryFilter::default()).len(), 0);
+    });
+}
+
+/// On Redis several gateways dispatch at once: each delivery is leased to one of them; an
+/// attempt to a system subscription and a final failure are recorded in three units.
+#[test]
+fn on_redis_gateways_lease_each_delivery_once_and_record_attempts_across_tenants() {
+    for (name, deployment) in redis_deployments() {
+        let gateways: Vec<Arc<RedisLedger>> =
+            (0..2).map(|_| Arc::new(RedisLedger::open(&deployment.url, &deployment.prefix).expect("a Redis client"))).collect();
+        let backend = OnRedis { store: Arc::clone(&gateways[0]), deployment };
+        let denied = [EventType::ReservationDenied];
+        let own = subscription("whsub_own", TENANT, &denied);
+        unit(&backend, TENANT, |tx| webhooks::save(tx, &own)).unwrap();
+        let system = Subscription { disable_after_failures: 1, ..subscription("whsub_system", SYSTEM_TENANT, &denied) };
+        unit(&backend, SYSTEM_TENANT, |tx| webhooks::save(tx, &system)).unwrap();
+        for (i, tenant) in [TENANT, OTHER].into_iter().cycle().take(40).enumerate() {
+            let at = 100 + i64::try_from(i).unwrap();
+            unit(&backend, tenant, |tx| log::emit(tx, log::NewEvent::new(EventType::ReservationDenied, tenant, data()), at)).unwrap();
+        }
+        // 20 of TENANT's to two subscriptions, 20 of OTHER's to the system one
+        let dispatchers: Vec<_> = (0..4)
+            .map(|w| {
+                let gateway = Arc::clone(&gateways[w % 2]);
+                std::thread::spawn(move || {
+                    let mut leased = Vec::new();
+                    for _ in 0..30 {
+                        leased.extend(gateway.lease_due(1_000, 4, 60_000, 100, 0).expect("a lease").into_iter().map(|d| d.delivery_id));
+                    }
+                    leased
+                })
+            })
+            .collect();
+        let mut leased: Vec<String> = dispatchers.into_iter().flat_map(|t| t.join().expect("a dispatcher")).collect();
+        let total = leased.len();
+        leased.sort();
+        leased.dedup();
+        assert_eq!((total, leased.len()), (60, 60), "{name}: every delivery leased once, by one gateway");
+        // a final failure to the system subscription: the delivery in OTHER's slot, the
+        // event in the system tenant's, the counters and the auto-disable in the system's
+        let due = gateways[1].lease_due(61_001, 100, 60_000, 100, 0).unwrap();
+        let to_system = due.iter().find(|d| d.event_tenant == OTHER).expect("a system delivery of OTHER's event").clone();
+        let exhausted = webhooks::Due { attempts: system.retry_policy.max_retries, ..to_system };
+        let failed = Attempt { status: Some(500), elapsed_ms: 1, error: Some("HTTP 500".into()) };
+        assert_eq!(gateways[1].record_attempt(&exhausted, &failed, 62_000).unwrap(), "FAILED");
+        let stored = unit(&backend, OTHER, |tx| tx.delivery(OTHER, &exhausted.delivery_id)).unwrap().unwrap();
+        assert_eq!(stored.status, DeliveryStatus::Failed);
+        let sub = unit(&backend, SYSTEM_TENANT, |tx| webhooks::load(tx, "whsub_system")).unwrap().unwrap();
+        assert_eq!((sub.status, sub.consecutive_failures), (SubscriptionStatus::Disabled, 1), "{name}");
+        let system_events = EventFilter { tenant_id: Some(SYSTEM_TENANT.into()), limit: 10, ..EventFilter::default() };
+        let types: Vec<String> = unit(&backend, TENANT, |tx| tx.matching_events(&system_events, 0, 10))
+            .unwrap()
+            .iter()
+            .map(|e| serde_json::from_str::<serde_json::Value>(e).unwrap()["event_type"].as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(types, ["webhook.disabled", "system.webhook_delivery_failed"], "{name}: newest first");
+        // the retention sweep across tenants
+        assert_eq!(gateways[0].sweep_deliveries(62_001, 100).unwrap(), 1, "{name}");
+    }
+}

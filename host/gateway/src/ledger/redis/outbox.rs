@@ -12,7 +12,9 @@
 //! | `P:{T}:whsubs` | set of the tenant's subscription ids |
 //! | `P:{T}:whdel:ID` | a delivery of one of the tenant's events (a system subscription's too), JSON |
 //! | `P:{T}:whdels:SUB` | the deliveries to subscription `SUB` kept here: members `CREATED:ID`, scored 0 |
-//! | `P:{T}:whdue` | sorted set of the owed deliveries' ids by when they are next due |
+//! | `P:{T}:whdue` | sorted set of the owed deliveries' ids by when they are next due (or their lease ends) |
+//! | `P:{T}:whowed`, `P:{T}:whleased` | the owed ones by when they were queued, and those leased by when the lease ends |
+//! | `P:{T}:whdone` | the finished ones (delivered or given up) by when they finished, for the retention sweep |
 //!
 //! Cross-tenant indexes, written before the commit and never changed: `P:evt-tenant:ID` and
 //! `P:whsub-tenant:ID` (the tenant of an event or subscription, for lookups by id alone),
@@ -22,6 +24,14 @@
 //! Time order across tenants is by (time, tenant, sequence number): a tenant's own events
 //! keep their commit order, and a listing of every tenant's merges the tenants' ranges. A
 //! listing sorted by another column reads at most [`SORT_SCAN_LIMIT`] events and refuses more.
+//!
+//! The dispatcher ([`RedisLedger::lease_due`](super::RedisLedger::lease_due)) leases each
+//! tenant's due deliveries in that tenant's unit of work, so two gateways never lease one
+//! delivery at once; recording an attempt writes the delivery in its event's tenant's unit,
+//! a final failure's system event in the system tenant's, and the subscription's counters in
+//! its owner's: three units, where the embedded store uses one. A system subscription's
+//! replay is not yet possible here (its deliveries would land in every tenant's slot in one
+//! unit, and the commit refuses a write outside the locked tenant).
 
 use std::collections::{BTreeSet, VecDeque};
 
@@ -29,9 +39,9 @@ use serde::{Deserialize, Serialize};
 
 use super::{Transaction, Write};
 use crate::error::{ApiError, ApiResult};
-use crate::events::{EventFilter, EventRow, SortBy, SortDir, StoredEvent};
+use crate::events::{EventFilter, EventRow, SortBy, SortDir, StoredEvent, SYSTEM_TENANT};
 use crate::repo::{EventStore, WebhookStore};
-use crate::webhooks::{Delivery, DeliveryFilter, Subscription, SubscriptionStatus};
+use crate::webhooks::{Attempt, Delivery, DeliveryFilter, DeliveryStatus, Due, Subscription, SubscriptionStatus};
 
 /// How many events a listing sorted by a column other than time reads at most on Redis
 /// (it sorts them in memory); a larger one is refused with a 400 that says how to narrow it.
@@ -225,17 +235,74 @@ impl Transaction<'_> {
         })
     }
 
-    /// Keeps `whdue` in step with a delivery: owed ones by when they are next due.
+    /// Keeps the schedule's sorted sets in step with a delivery (module docs): an owed one in
+    /// `whdue` by when it is next due, in `whowed` by when it was queued and, while leased, in
+    /// `whleased` by when its lease ends; a finished one in `whdone` by when it finished.
     fn schedule(&self, tenant: &str, d: &Delivery) -> ApiResult<()> {
-        let due = self.key(tenant, "whdue")?;
+        let [due, leased, owed, done] = ["whdue", "whleased", "whowed", "whdone"].map(|name| self.key(tenant, name));
+        let (due, leased, owed, done) = (due?, leased?, owed?, done?);
+        let id = d.delivery_id.clone();
         if d.status.owed() {
             let at = d.next_attempt_at_ms.unwrap_or(d.created_at_ms).max(d.lease_until_ms.unwrap_or(i64::MIN));
-            self.add_member(Write::SortedAdd(due, at, d.delivery_id.clone()));
+            self.add_member(Write::SortedAdd(due, at, id.clone()));
+            self.add_member(Write::SortedAdd(owed, d.created_at_ms, id.clone()));
+            self.remove_member(done, id.clone());
+            match d.lease_until_ms {
+                Some(until) => self.add_member(Write::SortedAdd(leased, until, id)),
+                None => self.remove_member(leased, id),
+            }
         } else {
-            self.remove_member(due, d.delivery_id.clone());
+            for key in [due, leased, owed] {
+                self.remove_member(key, id.clone());
+            }
+            let finished = d.completed_at_ms.or(d.attempted_at_ms).unwrap_or(d.created_at_ms);
+            self.add_member(Write::SortedAdd(done, finished, id));
         }
         Ok(())
     }
+
+    /// The members of the schedule's sorted set `name` of `tenant` scored within `min` and
+    /// `max` (Redis score bounds), at most `limit` of them and this attempt's removals, with
+    /// every member this attempt added whatever its score, less those it removed: candidates
+    /// whose records the caller checks.
+    fn scheduled(&self, tenant: &str, name: &str, min: &str, max: &str, limit: usize) -> ApiResult<Vec<Delivery>> {
+        let key = self.key(tenant, name)?;
+        let removed: BTreeSet<String> = self.removed.borrow().get(&key).cloned().unwrap_or_default();
+        let want = i64::try_from(limit.saturating_add(removed.len())).unwrap_or(-1);
+        let stored: Vec<String> = redis::cmd("ZRANGEBYSCORE")
+            .arg(&key)
+            .arg(min)
+            .arg(max)
+            .arg("LIMIT")
+            .arg(0)
+            .arg(want)
+            .query(&mut **self.connection.borrow_mut())
+            .map_err(super::redis_error)?;
+        let mut ids: BTreeSet<String> = stored.into_iter().filter(|m| !removed.contains(m)).collect();
+        ids.extend(self.added.borrow().get(&key).into_iter().flatten().cloned());
+        let keys: Vec<String> = ids.iter().map(|id| self.key(tenant, &format!("whdel:{id}"))).collect::<ApiResult<_>>()?;
+        self.prefetch(&keys)?;
+        let mut out = Vec::with_capacity(keys.len());
+        for key in keys {
+            // a schedule entry outlives its record only if the store was edited by hand
+            if let Some(d) = self.get_json::<Delivery>(&key)? {
+                out.push(d);
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Whether `d` is under a lease that is live at `now`.
+fn leased_at(d: &Delivery, now: i64) -> bool {
+    d.lease_until_ms.is_some_and(|until| until > now)
+}
+
+/// At most `max` of `deliveries`, by `key` then id.
+fn first_by(mut deliveries: Vec<Delivery>, max: usize, key: impl Fn(&Delivery) -> i64) -> Vec<Delivery> {
+    deliveries.sort_by(|a, b| (key(a), &a.delivery_id).cmp(&(key(b), &b.delivery_id)));
+    deliveries.truncate(max);
+    deliveries
 }
 
 /// The event id in an `evts` member (`AT:SEQ:ID`).
@@ -423,7 +490,9 @@ impl WebhookStore for Transaction<'_> {
         self.delete(self.key(tenant, &format!("whdel:{}", d.delivery_id))?);
         let member = format!("{}:{}", padded("created_at_ms", d.created_at_ms)?, d.delivery_id);
         self.remove_member(self.key(tenant, &format!("whdels:{}", d.subscription_id))?, member);
-        self.remove_member(self.key(tenant, "whdue")?, d.delivery_id.clone());
+        for name in ["whdue", "whleased", "whowed", "whdone"] {
+            self.remove_member(self.key(tenant, name)?, d.delivery_id.clone());
+        }
         Ok(())
     }
 
@@ -446,6 +515,50 @@ impl WebhookStore for Transaction<'_> {
         Ok(out)
     }
 
+    fn due_deliveries(&self, tenant: &str, now: i64, max: usize) -> ApiResult<Vec<Delivery>> {
+        let due = self
+            .scheduled(tenant, "whdue", "-inf", &now.to_string(), max)?
+            .into_iter()
+            .filter(|d| d.status.owed() && d.next_attempt_at_ms.unwrap_or(d.created_at_ms) <= now && !leased_at(d, now))
+            .collect();
+        Ok(first_by(due, max, |d| d.next_attempt_at_ms.unwrap_or(d.created_at_ms)))
+    }
+
+    fn defer_delivery(&self, tenant: &str, d: &Delivery, until: i64) -> ApiResult<()> {
+        if d.status.owed() {
+            self.add_member(Write::SortedAdd(self.key(tenant, "whdue")?, until, d.delivery_id.clone()));
+        }
+        Ok(())
+    }
+
+    fn leased_deliveries(&self, tenant: &str, now: i64) -> ApiResult<usize> {
+        let leased = self.scheduled(tenant, "whleased", &format!("({now}"), "+inf", usize::MAX)?;
+        Ok(leased.iter().filter(|d| d.status.owed() && leased_at(d, now)).count())
+    }
+
+    fn stale_deliveries(&self, tenant: &str, before: i64, now: i64, max: usize) -> ApiResult<Vec<Delivery>> {
+        let stale = self
+            .scheduled(tenant, "whowed", "-inf", &format!("({before}"), max)?
+            .into_iter()
+            .filter(|d| d.status.owed() && d.created_at_ms < before && !leased_at(d, now))
+            .collect();
+        Ok(first_by(stale, max, |d| d.created_at_ms))
+    }
+
+    fn finished_deliveries(&self, tenant: &str, before: i64, max: usize) -> ApiResult<Vec<Delivery>> {
+        let finished_at = |d: &Delivery| d.completed_at_ms.or(d.attempted_at_ms).unwrap_or(d.created_at_ms);
+        let done = self
+            .scheduled(tenant, "whdone", "-inf", &format!("({before}"), max)?
+            .into_iter()
+            .filter(|d| !d.status.owed() && finished_at(d) < before)
+            .collect();
+        Ok(first_by(done, max, finished_at))
+    }
+
+    fn delivery_tenants(&self) -> ApiResult<Vec<String>> {
+        self.indexed_tenants("wh-tenants")
+    }
+
     fn replay_owed(&self, sub: &Subscription) -> ApiResult<bool> {
         let mut owed = false;
         self.deliveries_in_order(sub, None, None, &mut |d| {
@@ -453,5 +566,100 @@ impl WebhookStore for Transaction<'_> {
             Ok(!owed)
         })?;
         Ok(owed)
+    }
+}
+
+/// The webhook dispatcher and the retention sweep on a shared store: each runs the rules of
+/// [`crate::webhooks`] in one unit of work per tenant, so several gateways dispatching at
+/// once lease each delivery to one of them (the lease is written under the tenant's lock).
+impl super::RedisLedger {
+    /// The tenants in the index `P:NAME`, read outside any unit.
+    fn index_members(&self, name: &str) -> ApiResult<Vec<String>> {
+        let mut connection = self.connection()?;
+        let members: Vec<String> = redis::Commands::smembers(&mut connection, format!("{}:{name}", self.prefix)).map_err(super::redis_error)?;
+        self.reuse(connection);
+        Ok(members)
+    }
+
+    /// Whether `tenant`'s schedule set `name` has a member scored below `below`, read outside
+    /// any unit (a tenant with nothing due is not locked).
+    fn any_before(&self, tenant: &str, name: &str, below: i64) -> ApiResult<bool> {
+        let mut connection = self.connection()?;
+        let key = format!("{}:{name}", super::tenant_tag(&self.prefix, tenant)?);
+        let n: u64 = redis::cmd("ZCOUNT").arg(key).arg("-inf").arg(format!("({below}")).query(&mut connection).map_err(super::redis_error)?;
+        self.reuse(connection);
+        Ok(n > 0)
+    }
+
+    /// Leases up to `max` due deliveries across tenants ([`crate::webhooks::lease_tenant`] in
+    /// each tenant's unit, starting from a random tenant so none is always first), failing
+    /// stale ones first. A tenant that fails does not stop the others; its error is returned
+    /// only when nothing could be leased.
+    pub fn lease_due(&self, now: i64, max: usize, lease_ms: i64, per_tenant: usize, stale_before_ms: i64) -> ApiResult<Vec<Due>> {
+        let tenants = self.index_members("wh-tenants")?;
+        let mut bytes = [0u8; 8];
+        let start = getrandom::fill(&mut bytes).map_or(0, |()| u64::from_le_bytes(bytes));
+        let start = usize::try_from(start % u64::try_from(tenants.len().max(1)).unwrap_or(1)).unwrap_or(0);
+        let (mut out, mut first_error) = (Vec::new(), None);
+        for tenant in tenants.iter().cycle().skip(start).take(tenants.len()) {
+            if out.len() >= max {
+                break;
+            }
+            let attempt = || -> ApiResult<Vec<Due>> {
+                let stale = self.any_before(tenant, "whowed", stale_before_ms)?;
+                if !stale && !self.any_before(tenant, "whdue", now.saturating_add(1))? {
+                    return Ok(Vec::new());
+                }
+                let room = max.saturating_sub(out.len());
+                self.run(tenant, |tx| crate::webhooks::lease_tenant(tx, tenant, now, room, lease_ms, per_tenant, stale_before_ms))
+            };
+            match attempt() {
+                Ok(due) => out.extend(due),
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        match first_error {
+            Some(e) if out.is_empty() => Err(e),
+            _ => Ok(out),
+        }
+    }
+
+    /// Records an attempt of `due` ([`crate::webhooks::record_attempt`]'s three steps, each in
+    /// the unit of the tenant whose state it writes: the delivery's, the system tenant's for a
+    /// final failure's event, the subscription owner's). A step that fails after an earlier
+    /// one committed leaves the delivery recorded and the subscription's counters behind by
+    /// this attempt. Returns the delivery's new status.
+    pub fn record_attempt(&self, due: &Due, attempt: &Attempt, now: i64) -> ApiResult<&'static str> {
+        let Some(recorded) = self.run(&due.event_tenant, |tx| crate::webhooks::record_delivery(tx, due, attempt, now))? else {
+            return Ok("DELETED");
+        };
+        if recorded.status == DeliveryStatus::Failed {
+            self.run(SYSTEM_TENANT, |tx| crate::webhooks::report_failed_delivery(tx, due, &recorded, attempt, now))?;
+        }
+        self.run(&due.subscription.tenant_id, |tx| crate::webhooks::count_attempt(tx, due, recorded.status, now))?;
+        Ok(recorded.status.as_str())
+    }
+
+    /// The retention sweep: deletes finished deliveries that finished before `before_ms`, at
+    /// most `max` per tenant, each tenant in its own unit. Returns how many went.
+    pub fn sweep_deliveries(&self, before_ms: i64, max: usize) -> ApiResult<usize> {
+        let (mut swept, mut first_error) = (0usize, None);
+        for tenant in self.index_members("wh-tenants")? {
+            let attempt = || -> ApiResult<usize> {
+                if !self.any_before(&tenant, "whdone", before_ms)? {
+                    return Ok(0);
+                }
+                self.run(&tenant, |tx| crate::webhooks::sweep_tenant_deliveries(tx, &tenant, before_ms, max))
+            };
+            match attempt() {
+                Ok(n) => swept = swept.saturating_add(n),
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        first_error.map_or(Ok(swept), Err)
     }
 }
