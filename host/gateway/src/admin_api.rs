@@ -5,7 +5,6 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
-use rusqlite::{params, Connection, OptionalExtension};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
@@ -16,6 +15,7 @@ use crate::cycles::{
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::events::{self, EventData, EventType, NewEvent};
 use crate::ledger::{self, BudgetRow, LedgerStore};
+use crate::repo::{StoredApiKey, TenantStore, Tx};
 use crate::auth::{self, Role};
 use crate::server::{Admin, Body, Caller, KeyInfo, Shared, Q};
 use crate::util::{new_id, now_ms, random_hex, rfc3339, sha256_hex, ListControls};
@@ -43,23 +43,6 @@ pub struct TenantCreateRequest {
     pub reservation_expiry_policy: Option<String>,
 }
 
-fn load_tenant(conn: &Connection, id: &str) -> ApiResult<Option<Tenant>> {
-    let body: Option<String> = conn
-        .prepare_cached("SELECT body FROM tenants WHERE tenant_id = ?1")?
-        .query_row([id], |r| r.get(0))
-        .optional()?;
-    body.map(|b| serde_json::from_str(&b).map_err(ApiError::internal)).transpose()
-}
-
-fn save_tenant(conn: &Connection, tenant: &Tenant) -> ApiResult<()> {
-    let body = serde_json::to_string(tenant).map_err(ApiError::internal)?;
-    conn.prepare_cached(
-        "INSERT INTO tenants (tenant_id, status, body) VALUES (?1, ?2, ?3) \
-         ON CONFLICT(tenant_id) DO UPDATE SET status = excluded.status, body = excluded.body",
-    )?
-    .execute(params![tenant.tenant_id, tenant.status.as_str(), body])?;
-    Ok(())
-}
 
 /// `POST /v1/admin/tenants` (createTenant): 201, or 200 with the existing tenant.
 pub async fn create_tenant(
@@ -100,10 +83,10 @@ pub async fn create_tenant(
     };
     state
         .store
-        .run(move |conn| match load_tenant(conn, &tenant.tenant_id)? {
+        .run(move |conn| match conn.tenant_record(&tenant.tenant_id)? {
             Some(existing) => Ok((StatusCode::OK, Json(existing))),
             None => {
-                save_tenant(conn, &tenant)?;
+                conn.save_tenant_record(&tenant)?;
                 let data = EventData::TenantLifecycle {
                     tenant_id: tenant.tenant_id.clone(),
                     previous_status: None,
@@ -181,19 +164,7 @@ fn tenant_page(tenants: Vec<Tenant>, q: &TenantListQuery) -> ApiResult<TenantLis
 pub async fn list_tenants(State(state): State<Shared>, _admin: Admin, Q(q): Q<TenantListQuery>) -> ApiResult<Json<TenantList>> {
     state
         .store
-        .run(move |conn| {
-            let mut stmt = conn.prepare_cached("SELECT tenant_id, body FROM tenants ORDER BY tenant_id")?;
-            let tenants = stmt
-                .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?
-                .map(|row| {
-                    let (id, body) = row?;
-                    // a record this server cannot read fails the list, naming it
-                    serde_json::from_str::<Tenant>(&body)
-                        .map_err(|e| ApiError::internal(format!("the stored record of tenant `{id}` is unreadable: {e}")))
-                })
-                .collect::<ApiResult<Vec<Tenant>>>()?;
-            tenant_page(tenants, &q).map(Json)
-        })
+        .run(move |conn| tenant_page(conn.tenant_records()?, &q).map(Json))
         .await
 }
 
@@ -202,7 +173,7 @@ pub async fn get_tenant(State(state): State<Shared>, _admin: Admin, Path(id): Pa
     state
         .store
         .run(move |conn| {
-            load_tenant(conn, &id)?
+            conn.tenant_record(&id)?
                 .map(Json)
                 .ok_or_else(|| ApiError::not_found(format!("tenant `{id}` not found")))
         })
@@ -240,7 +211,7 @@ pub async fn update_tenant(
     let tenant = state
         .store
         .run_then(move |conn| {
-            let mut t = load_tenant(conn, &id)?.ok_or_else(|| ApiError::not_found(format!("tenant `{id}` not found")))?;
+            let mut t = conn.tenant_record(&id)?.ok_or_else(|| ApiError::not_found(format!("tenant `{id}` not found")))?;
             if t.status == TenantStatus::Closed {
                 return Err(ApiError::new(ErrorCode::TenantClosed, format!("tenant `{id}` is closed")));
             }
@@ -276,7 +247,7 @@ pub async fn update_tenant(
                 t.status = s;
             }
             t.updated_at = Some(rfc3339(now));
-            save_tenant(conn, &t)?;
+            conn.save_tenant_record(&t)?;
             if !changed.is_empty() {
                 let event_type = match (previous, t.status) {
                     (_, TenantStatus::Closed) if previous != TenantStatus::Closed => EventType::TenantClosed,
@@ -317,32 +288,33 @@ fn tenant_update_correlation(tenant: &str, now: i64) -> String {
     format!("tenant_update:{tenant}:{now}")
 }
 
-fn close_cascade(conn: &Connection, tenant: &str, now: i64) -> ApiResult<()> {
-    let ids: Vec<String> = conn
-        .prepare_cached("SELECT id FROM reservations WHERE tenant_id = ?1 AND status = 'ACTIVE'")?
-        .query_map([tenant], |r| r.get(0))?
-        .collect::<Result<_, _>>()?;
-    for id in ids {
-        if let Some(r) = conn.reservation(&id)? {
-            for scope in &r.budgeted {
-                if let Some(mut b) = conn.budget(tenant, scope, r.unit)? {
-                    b.reserved = ledger::checked_sub(b.reserved, r.amount, "reserved")?;
-                    conn.save_budget(tenant, &b, now)?;
-                }
+/// What closing a tenant does to its state (`cycles-governance-admin-v0.1.25.yaml`, CASCADE):
+/// its open reservations released, its budgets closed, its subscriptions disabled and its keys
+/// revoked, each with its event. In the unit of work that closes it.
+pub(crate) fn close_cascade(conn: &dyn Tx, tenant: &str, now: i64) -> ApiResult<()> {
+    let mut open = Vec::new();
+    let scan = ledger::store::ReservationScan { tenant, status: Some("ACTIVE"), idempotency_key: None, offset: 0 };
+    conn.scan_reservations(scan, &mut |r| {
+        open.push(r);
+        true
+    })?;
+    for mut r in open {
+        for scope in &r.budgeted {
+            if let Some(mut b) = conn.budget(tenant, scope, r.unit)? {
+                b.reserved = ledger::checked_sub(b.reserved, r.amount, "reserved")?;
+                conn.save_budget(tenant, &b, now)?;
             }
-            conn.prepare_cached("UPDATE reservations SET status = 'RELEASED', finalized_at_ms = ?2 WHERE id = ?1")?
-                .execute(params![id, now])?;
         }
+        r.status = "RELEASED".into();
+        r.finalized_at_ms = Some(now);
+        conn.save_reservation(&r)?;
     }
-    conn.prepare_cached("UPDATE budgets SET status = 'CLOSED', updated_at_ms = ?2 WHERE tenant_id = ?1")?
-        .execute(params![tenant, now])?;
+    for mut b in conn.tenant_budgets(tenant)? {
+        b.status = "CLOSED".into();
+        conn.save_budget(tenant, &b, now)?;
+    }
     // CASCADE Rule 1: the tenant's active and paused subscriptions are disabled.
-    let subs = crate::webhooks::list(
-        conn,
-        &crate::webhooks::ListFilter { tenant_id: Some(tenant.to_string()), limit: usize::MAX, ..Default::default() },
-    )?;
-    for id in subs["subscriptions"].as_array().into_iter().flatten().filter_map(|s| s["subscription_id"].as_str()) {
-        let Some(mut sub) = crate::webhooks::load(conn, id)? else { continue };
+    for mut sub in conn.subscriptions(Some(tenant), None)? {
         if sub.status == crate::webhooks::SubscriptionStatus::Disabled {
             continue;
         }
@@ -367,12 +339,9 @@ fn close_cascade(conn: &Connection, tenant: &str, now: i64) -> ApiResult<()> {
     // each (`api_key.revoked_via_tenant_cascade`), not only flagged in the status column. Last,
     // so no delivery is queued to a subscription the cascade disables. A key whose stored record
     // cannot be read is still revoked, by its status column, so that it never blocks a close.
-    let keys: Vec<(String, String, String, i64)> = conn
-        .prepare_cached("SELECT key_id, body, status, expires_at_ms FROM api_keys WHERE tenant_id = ?1 AND status = 'ACTIVE'")?
-        .query_map([tenant], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
-        .collect::<Result<_, _>>()?;
-    for (id, body, status, expires) in keys {
-        let data = match stored_key(&id, &body, &status, expires, now) {
+    for stored in conn.api_keys(Some(tenant))?.into_iter().filter(|k| k.status == ApiKeyStatus::Active.as_str()) {
+        let id = stored.key_id.clone();
+        let data = match stored_key(&stored, now) {
             Ok(mut key) => {
                 let previous = key.status;
                 key.status = ApiKeyStatus::Revoked;
@@ -389,7 +358,7 @@ fn close_cascade(conn: &Connection, tenant: &str, now: i64) -> ApiResult<()> {
             }
             Err(_) => {
                 tracing::error!(key_id = %id, "a stored API key record is unreadable; revoked by its status column only");
-                conn.prepare_cached("UPDATE api_keys SET status = 'REVOKED' WHERE key_id = ?1")?.execute([&id])?;
+                conn.save_api_key(&StoredApiKey { status: ApiKeyStatus::Revoked.as_str().into(), ..stored })?;
                 EventData::ApiKey {
                     key_id: id,
                     key_name: None,
@@ -568,7 +537,7 @@ pub struct FundingRequest {
     pub metadata: Option<Map<String, Value>>,
 }
 
-fn target_budget(conn: &Connection, tenant: &str, scope: &str, unit: Unit) -> ApiResult<BudgetRow> {
+fn target_budget(conn: &dyn LedgerStore, tenant: &str, scope: &str, unit: Unit) -> ApiResult<BudgetRow> {
     conn.budget(tenant, scope, unit)?
         .ok_or_else(|| ApiError::not_found(format!("no {} budget at `{scope}`", unit.as_str())))
 }
@@ -848,12 +817,16 @@ pub async fn create_api_key(
                 }
                 _ => {}
             }
-            let body = serde_json::to_string(&stored).map_err(ApiError::internal)?;
-            conn.prepare_cached(
-                "INSERT INTO api_keys (key_id, tenant_id, key_hash, status, expires_at_ms, body, role, principal) \
-                 VALUES (?1, ?2, ?3, 'ACTIVE', ?4, ?5, ?6, ?7)",
-            )?
-            .execute(params![stored.key_id, tenant, stored_hash, expires, body, role.as_str(), stored.name])?;
+            conn.insert_api_key(&StoredApiKey {
+                key_id: stored.key_id.clone(),
+                tenant_id: tenant.clone(),
+                key_hash: stored_hash.clone(),
+                status: ApiKeyStatus::Active.as_str().into(),
+                expires_at_ms: expires,
+                role: Some(role.as_str().into()),
+                principal: Some(stored.name.clone()),
+                body: serde_json::to_string(&stored).map_err(ApiError::internal)?,
+            })?;
             let data = EventData::ApiKey {
                 key_id: stored.key_id.clone(),
                 key_name: Some(stored.name.clone()),
@@ -887,11 +860,12 @@ pub async fn create_api_key(
 
 /// A stored key as it reads now: the `status` column is the truth (the body's copy may be
 /// older), and an ACTIVE key past `expires_at_ms` reads as EXPIRED.
-fn stored_key(key_id: &str, body: &str, status: &str, expires_at_ms: i64, now: i64) -> ApiResult<ApiKey> {
-    let unreadable = |why: String| ApiError::internal(format!("the stored record of API key `{key_id}` is unreadable: {why}"));
-    let mut key: ApiKey = serde_json::from_str(body).map_err(|e| unreadable(e.to_string()))?;
+fn stored_key(stored: &StoredApiKey, now: i64) -> ApiResult<ApiKey> {
+    let unreadable = |why: String| ApiError::internal(format!("the stored record of API key `{}` is unreadable: {why}", stored.key_id));
+    let mut key: ApiKey = serde_json::from_str(&stored.body).map_err(|e| unreadable(e.to_string()))?;
+    let status = stored.status.as_str();
     key.status = match ApiKeyStatus::from_name(status) {
-        Some(ApiKeyStatus::Active) if expires_at_ms <= now => ApiKeyStatus::Expired,
+        Some(ApiKeyStatus::Active) if stored.expires_at_ms <= now => ApiKeyStatus::Expired,
         Some(s) => s,
         None => return Err(unreadable(format!("status `{status}`"))),
     };
@@ -958,19 +932,8 @@ pub async fn list_api_keys(State(state): State<Shared>, caller: Caller, Q(mut q)
     state
         .store
         .run(move |conn| {
-            let mut stmt = conn.prepare_cached(
-                "SELECT key_id, body, status, expires_at_ms FROM api_keys WHERE ?1 IS NULL OR tenant_id = ?1 ORDER BY key_id",
-            )?;
-            let keys = stmt
-                .query_map([&q.tenant_id], |r| {
-                    Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, i64>(3)?))
-                })?
-                .map(|row| {
-                    let (id, body, status, expires) = row?;
-                    // a record this server cannot read fails the list, naming it
-                    stored_key(&id, &body, &status, expires, now)
-                })
-                .collect::<ApiResult<Vec<ApiKey>>>()?;
+            // a record this server cannot read fails the list, naming it
+            let keys = conn.api_keys(q.tenant_id.as_deref())?.iter().map(|k| stored_key(k, now)).collect::<ApiResult<Vec<ApiKey>>>()?;
             key_page(keys, &q).map(Json)
         })
         .await
@@ -983,16 +946,12 @@ pub async fn list_api_keys(State(state): State<Shared>, caller: Caller, Q(mut q)
 /// tenant's keys (another tenant's key is reported as missing, not as forbidden) and no other
 /// operator key than itself; the admin key reaches every key. The role is the `role` column's,
 /// as at authentication (none: a key from before roles, an `agent`; an unknown one fails).
-fn key_for_change(conn: &Connection, caller: &Caller, id: &str, now: i64) -> ApiResult<(ApiKey, Role)> {
-    let row: Option<(String, String, i64, Option<String>)> = conn
-        .prepare_cached("SELECT body, status, expires_at_ms, role FROM api_keys WHERE key_id = ?1")?
-        .query_row([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
-        .optional()?;
-    let Some((body, status, expires, role)) = row else {
+fn key_for_change(conn: &dyn Tx, caller: &Caller, id: &str, now: i64) -> ApiResult<(ApiKey, Role)> {
+    let Some(stored) = conn.api_key(id)? else {
         return Err(ApiError::not_found(format!("API key `{id}` not found")));
     };
-    let key = stored_key(id, &body, &status, expires, now)?;
-    let role = match role.as_deref() {
+    let key = stored_key(&stored, now)?;
+    let role = match stored.role.as_deref() {
         None => auth::DEFAULT_ROLE,
         Some(r) => Role::parse(r).ok_or_else(|| ApiError::internal(format!("API key `{id}` has the unknown role `{r}`")))?,
     };
@@ -1008,11 +967,14 @@ fn key_for_change(conn: &Connection, caller: &Caller, id: &str, now: i64) -> Api
 }
 
 /// Writes `key` back as the stored record of its id, with `status`.
-fn store_key(conn: &Connection, key: &ApiKey, status: ApiKeyStatus) -> ApiResult<()> {
-    let body = serde_json::to_string(key).map_err(ApiError::internal)?;
-    conn.prepare_cached("UPDATE api_keys SET status = ?2, body = ?3, principal = ?4 WHERE key_id = ?1")?
-        .execute(params![key.key_id, status.as_str(), body, key.name])?;
-    Ok(())
+fn store_key(conn: &dyn Tx, key: &ApiKey, status: ApiKeyStatus) -> ApiResult<()> {
+    let stored = conn.api_key(&key.key_id)?.ok_or_else(|| ApiError::not_found(format!("API key `{}` not found", key.key_id)))?;
+    conn.save_api_key(&StoredApiKey {
+        status: status.as_str().into(),
+        body: serde_json::to_string(key).map_err(ApiError::internal)?,
+        principal: Some(key.name.clone()),
+        ..stored
+    })
 }
 
 /// Query of revokeApiKey.
@@ -1233,6 +1195,19 @@ pub async fn introspect(caller: Caller) -> ApiResult<Json<Value>> {
 mod tests {
     use super::*;
 
+    fn row(key_id: &str, body: &str, status: &str, expires_at_ms: i64) -> StoredApiKey {
+        StoredApiKey {
+            key_id: key_id.into(),
+            tenant_id: "acme".into(),
+            key_hash: "h".into(),
+            status: status.into(),
+            expires_at_ms,
+            role: None,
+            principal: None,
+            body: body.into(),
+        }
+    }
+
     /// A key as the untyped code stored it (`json!`): a revoked one with every optional field,
     /// and one from before roles.
     #[test]
@@ -1243,7 +1218,7 @@ mod tests {
             "created_at": "2026-01-01T00:00:00.000Z", "expires_at": "2027-01-01T00:00:00.000Z",
             "revoked_at": "2026-02-01T00:00:00.000Z", "description": "the ops key", "metadata": {"team": "ops"},
         });
-        let key = stored_key("key_1", &revoked.to_string(), "REVOKED", i64::MAX, 0).unwrap();
+        let key = stored_key(&row("key_1", &revoked.to_string(), "REVOKED", i64::MAX), 0).unwrap();
         assert_eq!(serde_json::to_value(&key).unwrap(), revoked, "every field written back as it was");
         let before_roles = json!({
             "key_id": "key_2", "tenant_id": "acme", "key_prefix": "cyc_live_4567cd", "name": "runtime",
@@ -1251,16 +1226,16 @@ mod tests {
             "created_at": "2026-01-01T00:00:00.000Z", "expires_at": "2027-01-01T00:00:00.000Z",
         });
         let (expires, now) = (1_000, 999);
-        let key = stored_key("key_2", &before_roles.to_string(), "ACTIVE", expires, now).unwrap();
+        let key = stored_key(&row("key_2", &before_roles.to_string(), "ACTIVE", expires), now).unwrap();
         assert_eq!((key.status, key.role), (ApiKeyStatus::Active, None));
         // the same record a millisecond after its expiry reads EXPIRED; the column decides
-        let key = stored_key("key_2", &before_roles.to_string(), "ACTIVE", expires, expires).unwrap();
+        let key = stored_key(&row("key_2", &before_roles.to_string(), "ACTIVE", expires), expires).unwrap();
         assert_eq!(key.status, ApiKeyStatus::Expired);
-        let key = stored_key("key_2", &before_roles.to_string(), "REVOKED", expires, now).unwrap();
+        let key = stored_key(&row("key_2", &before_roles.to_string(), "REVOKED", expires), now).unwrap();
         assert_eq!(key.status, ApiKeyStatus::Revoked, "the status column, not the body's copy");
         // an unreadable record is a 500 (its detail goes to the log, not the answer)
         for (body, status) in [("{}".to_string(), "ACTIVE"), (before_roles.to_string(), "PAUSED")] {
-            let e = stored_key("key_2", &body, status, expires, now).unwrap_err();
+            let e = stored_key(&row("key_2", &body, status, expires), now).unwrap_err();
             assert_eq!(e.code, ErrorCode::InternalError, "{body} {status}");
         }
     }

@@ -393,73 +393,58 @@ pub fn app(state: Shared) -> Router {
         .with_state(state)
 }
 
-/// Loads the key cache from the store. A key stored without a role (created before roles
-/// existed) is an `agent` key; its stored permission list narrows the role's set, except the
-/// old default list, which means "the role's set".
+/// Loads the key cache from the store: every ACTIVE key that [`key_info`] accepts.
 pub async fn load_keys(store: &Store) -> ApiResult<HashMap<String, KeyInfo>> {
     store
         .run(|conn| {
-            let mut stmt = conn.prepare(
-                "SELECT key_hash, key_id, tenant_id, expires_at_ms, role, principal, body FROM api_keys WHERE status = 'ACTIVE'",
-            )?;
-            let rows = stmt.query_map([], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, String>(2)?,
-                    r.get::<_, i64>(3)?,
-                    r.get::<_, Option<String>>(4)?,
-                    r.get::<_, Option<String>>(5)?,
-                    r.get::<_, String>(6)?,
-                ))
-            })?;
-            let mut out = HashMap::new();
-            for row in rows {
-                let (hash, key_id, tenant, expires_at_ms, role, principal, body) = row?;
-                // An unreadable record fails closed: read as no record, its permission list
-                // would be missing, which means the role's whole set.
-                let body: serde_json::Value = match serde_json::from_str(&body) {
-                    Ok(body) => body,
-                    Err(e) => {
-                        tracing::error!(key_id = %key_id, error = %e, "an API key whose stored record is not JSON; it is disabled");
-                        continue;
-                    }
-                };
-                let role = match role.as_deref() {
-                    None => crate::auth::DEFAULT_ROLE,
-                    // An unreadable role fails closed: the key gets no permission.
-                    Some(r) => match crate::auth::Role::parse(r) {
-                        Some(r) => r,
-                        None => {
-                            tracing::error!(key_id = %key_id, role = r, "an API key with an unknown role; it is disabled");
-                            continue;
-                        }
-                    },
-                };
-                let stored: Option<Vec<String>> = body.get("permissions").and_then(|p| {
-                    p.as_array().map(|a| a.iter().filter_map(|s| s.as_str().map(String::from)).collect())
-                });
-                let legacy_default = stored.as_ref().is_some_and(|s| {
-                    s.len() == crate::admin_api::DEFAULT_PERMISSIONS.len()
-                        && s.iter().zip(crate::admin_api::DEFAULT_PERMISSIONS).all(|(a, b)| a == b)
-                });
-                let permissions = match stored {
-                    Some(s) if !legacy_default => role
-                        .permissions()
-                        .iter()
-                        .copied()
-                        .filter(|p| s.iter().any(|n| n == p.as_str()))
-                        .collect(),
-                    _ => role.permissions().to_vec(),
-                };
-                let name = principal
-                    .or_else(|| body.get("name").and_then(|n| n.as_str()).map(String::from))
-                    .unwrap_or_else(|| key_id.clone());
-                out.insert(hash, KeyInfo { key_id, tenant, expires_at_ms, role, name, permissions });
-            }
-            Ok(out)
+            let keys = crate::repo::TenantStore::api_keys(conn, None)?;
+            Ok(keys.iter().filter(|k| k.status == "ACTIVE").filter_map(|k| Some((k.key_hash.clone(), key_info(k)?))).collect())
         })
         .await
+}
+
+/// What authentication knows of a stored key, or `None` (the key is refused, and why is
+/// logged) when its record or role cannot be read. A key stored without a role (created
+/// before roles existed) is an `agent` key; its stored permission list narrows the role's set,
+/// except the old default list, which means "the role's set".
+pub fn key_info(stored: &crate::repo::StoredApiKey) -> Option<KeyInfo> {
+    let key_id = &stored.key_id;
+    // An unreadable record fails closed: read as no record, its permission list would be
+    // missing, which means the role's whole set.
+    let body: serde_json::Value = match serde_json::from_str(&stored.body) {
+        Ok(body) => body,
+        Err(e) => {
+            tracing::error!(key_id = %key_id, error = %e, "an API key whose stored record is not JSON; it is disabled");
+            return None;
+        }
+    };
+    let role = match stored.role.as_deref() {
+        None => crate::auth::DEFAULT_ROLE,
+        // An unreadable role fails closed: the key gets no permission.
+        Some(r) => match crate::auth::Role::parse(r) {
+            Some(r) => r,
+            None => {
+                tracing::error!(key_id = %key_id, role = r, "an API key with an unknown role; it is disabled");
+                return None;
+            }
+        },
+    };
+    let listed: Option<Vec<String>> = body
+        .get("permissions")
+        .and_then(|p| p.as_array().map(|a| a.iter().filter_map(|s| s.as_str().map(String::from)).collect()));
+    let legacy_default = listed.as_ref().is_some_and(|s| {
+        s.len() == crate::admin_api::DEFAULT_PERMISSIONS.len() && s.iter().zip(crate::admin_api::DEFAULT_PERMISSIONS).all(|(a, b)| a == b)
+    });
+    let permissions = match listed {
+        Some(s) if !legacy_default => role.permissions().iter().copied().filter(|p| s.iter().any(|n| n == p.as_str())).collect(),
+        _ => role.permissions().to_vec(),
+    };
+    let name = stored
+        .principal
+        .clone()
+        .or_else(|| body.get("name").and_then(|n| n.as_str()).map(String::from))
+        .unwrap_or_else(|| key_id.clone());
+    Some(KeyInfo { key_id: key_id.clone(), tenant: stored.tenant_id.clone(), expires_at_ms: stored.expires_at_ms, role, name, permissions })
 }
 
 /// Starts the sweeper: expired reservations and escalations, and finished webhook deliveries

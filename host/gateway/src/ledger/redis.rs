@@ -61,7 +61,7 @@
 //! |---|---|
 //! | `P:{T}:lock`, `P:{T}:lock:wake` | the tenant's lock, and the list its waiters block on |
 //! | `P:{T}:lock:contended` | set for a moment by a gateway that found the lock taken |
-//! | `P:{T}:tenant` | the tenant record, JSON |
+//! | `P:{T}:tenant` | the tenant record, JSON ([`tenants`]: with the provisioning record, and the API keys) |
 //! | `P:{T}:budget:UNIT:SCOPE` | a budget, JSON |
 //! | `P:{T}:budgets` | set of `UNIT SCOPE` of the tenant's budgets |
 //! | `P:{T}:rsv:id:ID` | a reservation and its owning key, JSON |
@@ -98,8 +98,8 @@
 //! Redis without automatic failover, or accept that window. The Cluster client does not resend
 //! a command whose reply was lost: it fails the operation (closed) instead.
 //!
-//! Needs Redis 6 or later (`BLPOP` with a fractional timeout). Not yet here: tenants and API
-//! keys, and wiring into `sbd serve`.
+//! Needs Redis 6 or later (`BLPOP` with a fractional timeout). Not yet here: wiring into
+//! `sbd serve`.
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
@@ -122,6 +122,7 @@ use crate::traces::Seal;
 
 mod outbox;
 mod rows;
+mod tenants;
 
 /// How many times [`RedisLedger::run`] runs an operation whose lock lapsed before it could
 /// commit, before it gives up (fails closed: the operation is refused, nothing is written).

@@ -12,7 +12,8 @@
 //! the agent registry, the delegation records (idempotent responses and depth exceptions), the
 //! escrow of the delegation trees, the escalations with their targets, and the hash-chained
 //! trace with its seals (its warnings listing and the outcome checks are still SQLite's), the
-//! event log, and the webhook subscriptions with their deliveries.
+//! event log, the webhook subscriptions with their deliveries, and the tenants with their API
+//! keys.
 
 pub mod sqlite;
 #[cfg(test)]
@@ -21,6 +22,7 @@ mod tests;
 use serde::{Deserialize, Serialize};
 
 use crate::error::ApiResult;
+use crate::cycles::Tenant;
 use crate::escalations::{EscalationRecord, Status as EscalationStatus, TargetBody};
 use crate::escrow::{Grant, GrantStatus, GrantUnit};
 use crate::events::{EventFilter, EventRow, StoredEvent};
@@ -275,11 +277,66 @@ pub trait WebhookStore {
     fn delivery_tenants(&self) -> ApiResult<Vec<String>>;
 }
 
+/// An API key as stored: the columns authentication and the admin plane decide on, beside
+/// the record's JSON text (which may be unreadable: the columns still revoke it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredApiKey {
+    /// `key_...`.
+    pub key_id: String,
+    /// Its tenant.
+    pub tenant_id: String,
+    /// The SHA-256 of its secret, lowercase hex (the secret is never stored).
+    pub key_hash: String,
+    /// ACTIVE or REVOKED: the truth (the record's copy may be older).
+    pub status: String,
+    /// When it stops working.
+    pub expires_at_ms: i64,
+    /// Its role (`None`: a key from before roles, an `agent`).
+    pub role: Option<String>,
+    /// The name it acts as.
+    pub principal: Option<String>,
+    /// The `ApiKey` record, JSON text.
+    pub body: String,
+}
+
+/// Tenants and their API keys ([`crate::admin_api`] holds the rules: provisioning, the close
+/// cascade, who may change which key; [`crate::auth`] reads keys to authenticate).
+pub trait TenantStore {
+    /// The tenant `tenant`'s record, if it exists; an error if it cannot be read.
+    fn tenant_record(&self, tenant: &str) -> ApiResult<Option<Tenant>>;
+
+    /// Records a tenant, or replaces its record (its status and observe mode with it, as the
+    /// ledger reads them).
+    fn save_tenant_record(&self, tenant: &Tenant) -> ApiResult<()>;
+
+    /// Every tenant's record, by id; an error naming a record that cannot be read.
+    fn tenant_records(&self) -> ApiResult<Vec<Tenant>>;
+
+    /// Records a new key (refused if its id or its hash is taken).
+    fn insert_api_key(&self, key: &StoredApiKey) -> ApiResult<()>;
+
+    /// The key `key_id`, whichever tenant's it is.
+    fn api_key(&self, key_id: &str) -> ApiResult<Option<StoredApiKey>>;
+
+    /// The key whose secret hashes to `key_hash`, whichever tenant's it is.
+    fn api_key_by_hash(&self, key_hash: &str) -> ApiResult<Option<StoredApiKey>>;
+
+    /// Writes a key's status, record and principal back.
+    fn save_api_key(&self, key: &StoredApiKey) -> ApiResult<()>;
+
+    /// The keys of `tenant` (every tenant's: `None`), by id.
+    fn api_keys(&self, tenant: Option<&str>) -> ApiResult<Vec<StoredApiKey>>;
+}
+
 /// Everything one unit of work can read and write: what a backend's transaction implements.
 /// A `&dyn Tx` passes where a narrower trait object is wanted (trait upcasting).
-pub trait Tx: LedgerStore + RegistryStore + DelegationStore + EscrowStore + EscalationStore + TraceStore + EventStore + WebhookStore {}
+pub trait Tx:
+    LedgerStore + RegistryStore + DelegationStore + EscrowStore + EscalationStore + TraceStore + EventStore + WebhookStore + TenantStore
+{
+}
 
-impl<T: LedgerStore + RegistryStore + DelegationStore + EscrowStore + EscalationStore + TraceStore + EventStore + WebhookStore + ?Sized> Tx
-    for T
+impl<
+    T: LedgerStore + RegistryStore + DelegationStore + EscrowStore + EscalationStore + TraceStore + EventStore + WebhookStore + TenantStore + ?Sized,
+> Tx for T
 {
 }

@@ -9,9 +9,10 @@ use crate::escalations::{EscalationRecord, Status as EscalationStatus, TargetBod
 use crate::escrow::{Grant, GrantStatus, GrantUnit};
 use crate::events::{EventCategory, EventFilter, EventRow, EventType, SortBy, SortDir, StoredEvent};
 use crate::registry::{AgentRecord, AuthoritySettings};
+use crate::cycles::Tenant;
 use crate::repo::{
-    DelegationStore, DepthExceptionRow, EscalationStore, EscrowStore, EventStore, ExpiredEscalation, RegistryStore, StoredDelegation, TraceStore,
-    WebhookStore,
+    DelegationStore, DepthExceptionRow, EscalationStore, EscrowStore, EventStore, ExpiredEscalation, RegistryStore, StoredApiKey, StoredDelegation,
+    TenantStore, TraceStore, WebhookStore,
 };
 use crate::traces::{self, Record, Seal, SignedHead};
 use crate::webhooks::{Delivery, DeliveryFilter, DeliveryStatus, Subscription, SubscriptionStatus};
@@ -796,3 +797,77 @@ fn deliveries_where(conn: &Connection, filter: &str, params: &[&dyn rusqlite::To
     Ok(out)
 }
 
+fn tenant_from(id: &str, body: &str) -> ApiResult<Tenant> {
+    // a record this server cannot read fails the caller, naming it
+    serde_json::from_str(body).map_err(|e| ApiError::internal(format!("the stored record of tenant `{id}` is unreadable: {e}")))
+}
+
+const KEY_COLUMNS: &str = "key_id, tenant_id, key_hash, status, expires_at_ms, role, principal, body";
+
+fn key_from(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredApiKey> {
+    Ok(StoredApiKey {
+        key_id: r.get(0)?,
+        tenant_id: r.get(1)?,
+        key_hash: r.get(2)?,
+        status: r.get(3)?,
+        expires_at_ms: r.get(4)?,
+        role: r.get(5)?,
+        principal: r.get(6)?,
+        body: r.get(7)?,
+    })
+}
+
+impl TenantStore for Connection {
+    fn tenant_record(&self, tenant: &str) -> ApiResult<Option<Tenant>> {
+        let body: Option<String> =
+            self.prepare_cached("SELECT body FROM tenants WHERE tenant_id = ?1")?.query_row([tenant], |r| r.get(0)).optional()?;
+        body.map(|b| tenant_from(tenant, &b)).transpose()
+    }
+
+    fn save_tenant_record(&self, tenant: &Tenant) -> ApiResult<()> {
+        let body = serde_json::to_string(tenant).map_err(ApiError::internal)?;
+        self.prepare_cached(
+            "INSERT INTO tenants (tenant_id, status, body) VALUES (?1, ?2, ?3) \
+             ON CONFLICT(tenant_id) DO UPDATE SET status = excluded.status, body = excluded.body",
+        )?
+        .execute(params![tenant.tenant_id, tenant.status.as_str(), body])?;
+        Ok(())
+    }
+
+    fn tenant_records(&self) -> ApiResult<Vec<Tenant>> {
+        let mut stmt = self.prepare_cached("SELECT tenant_id, body FROM tenants ORDER BY tenant_id")?;
+        let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, body) = row?;
+            out.push(tenant_from(&id, &body)?);
+        }
+        Ok(out)
+    }
+
+    fn insert_api_key(&self, k: &StoredApiKey) -> ApiResult<()> {
+        self.prepare_cached(&format!("INSERT INTO api_keys ({KEY_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"))?
+            .execute(params![k.key_id, k.tenant_id, k.key_hash, k.status, k.expires_at_ms, k.role, k.principal, k.body])?;
+        Ok(())
+    }
+
+    fn api_key(&self, key_id: &str) -> ApiResult<Option<StoredApiKey>> {
+        Ok(self.prepare_cached(&format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE key_id = ?1"))?.query_row([key_id], key_from).optional()?)
+    }
+
+    fn api_key_by_hash(&self, key_hash: &str) -> ApiResult<Option<StoredApiKey>> {
+        Ok(self.prepare_cached(&format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE key_hash = ?1"))?.query_row([key_hash], key_from).optional()?)
+    }
+
+    fn save_api_key(&self, k: &StoredApiKey) -> ApiResult<()> {
+        self.prepare_cached("UPDATE api_keys SET status = ?2, body = ?3, principal = ?4 WHERE key_id = ?1")?
+            .execute(params![k.key_id, k.status, k.body, k.principal])?;
+        Ok(())
+    }
+
+    fn api_keys(&self, tenant: Option<&str>) -> ApiResult<Vec<StoredApiKey>> {
+        let mut stmt = self.prepare_cached(&format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE ?1 IS NULL OR tenant_id = ?1 ORDER BY key_id"))?;
+        let rows = stmt.query_map([tenant], key_from)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+}

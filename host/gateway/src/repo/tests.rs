@@ -1250,3 +1250,148 @@ fn on_redis_gateways_lease_each_delivery_once_and_record_attempts_across_tenants
         assert_eq!(gateways[0].sweep_deliveries(62_001, 100).unwrap(), 1, "{name}");
     }
 }
+
+// ---- tenants and API keys ----
+
+use crate::cycles::{Tenant, TenantStatus};
+
+fn tenant_record(id: &str, observe: bool) -> Tenant {
+    let mut record = serde_json::json!({
+        "tenant_id": id, "name": format!("{id} inc"), "status": "ACTIVE",
+        "default_commit_overage_policy": "ALLOW_IF_AVAILABLE", "default_reservation_ttl_ms": 60_000,
+        "max_reservation_ttl_ms": 3_600_000, "max_reservation_extensions": 10,
+        "created_at": "2026-11-29T00:00:00.000Z",
+    });
+    if observe {
+        record["observe_mode"] = "OBSERVE".into();
+    }
+    serde_json::from_value(record).unwrap()
+}
+
+fn api_key(id: &str, tenant: &str, hash: &str) -> StoredApiKey {
+    StoredApiKey {
+        key_id: id.into(),
+        tenant_id: tenant.into(),
+        key_hash: hash.into(),
+        status: "ACTIVE".into(),
+        expires_at_ms: 1_000_000,
+        role: Some("operator".into()),
+        principal: Some(format!("{id}-name")),
+        body: serde_json::json!({"key_id": id, "tenant_id": tenant, "key_prefix": "cyc_live_0123ab", "name": format!("{id}-name"),
+            "permissions": [], "status": "ACTIVE", "created_at": "2026-11-29T00:00:00.000Z", "expires_at": "2026-11-29T00:16:40.000Z"})
+        .to_string(),
+    }
+}
+
+#[test]
+fn tenant_records_are_listed_by_id_and_the_ledger_reads_their_status_and_mode() {
+    on_every_backend(|b| {
+        assert_eq!(unit(b, TENANT, |tx| tx.tenant_record(TENANT)).unwrap(), None);
+        for (id, observe) in [(OTHER, false), (TENANT, true)] {
+            unit(b, id, |tx| tx.save_tenant_record(&tenant_record(id, observe))).unwrap();
+        }
+        assert_eq!(unit(b, TENANT, |tx| tx.tenant_record(TENANT)).unwrap(), Some(tenant_record(TENANT, true)));
+        let ids: Vec<String> = unit(b, TENANT, |tx| tx.tenant_records()).unwrap().into_iter().map(|t| t.tenant_id).collect();
+        assert_eq!(ids, [TENANT, OTHER]);
+        let seen = unit(b, TENANT, |tx| tx.tenant(TENANT)).unwrap().expect("the ledger's view");
+        assert_eq!((seen.status.as_str(), seen.observe), ("ACTIVE", true));
+        let suspended = Tenant { status: TenantStatus::Suspended, observe_mode: None, ..tenant_record(TENANT, true) };
+        unit(b, TENANT, |tx| tx.save_tenant_record(&suspended)).unwrap();
+        let seen = unit(b, TENANT, |tx| tx.tenant(TENANT)).unwrap().expect("the ledger's view");
+        assert_eq!((seen.status.as_str(), seen.observe), ("SUSPENDED", false));
+        assert_eq!(unit(b, TENANT, |tx| tx.tenant_records()).unwrap().len(), 2, "a replacement is not a second tenant");
+    });
+}
+
+#[test]
+fn api_keys_are_found_by_id_and_by_hash_whichever_tenant_and_a_taken_id_or_hash_is_refused() {
+    on_every_backend(|b| {
+        for (id, tenant, hash) in [("key_b", TENANT, "h-b"), ("key_a", TENANT, "h-a"), ("key_c", OTHER, "h-c")] {
+            unit(b, tenant, |tx| tx.insert_api_key(&api_key(id, tenant, hash))).unwrap();
+        }
+        assert!(unit(b, TENANT, |tx| tx.insert_api_key(&api_key("key_a", TENANT, "h-z"))).is_err(), "a taken id");
+        assert!(unit(b, TENANT, |tx| tx.insert_api_key(&api_key("key_z", TENANT, "h-a"))).is_err(), "a taken hash");
+        assert!(unit(b, TENANT, |tx| tx.api_key("key_z")).unwrap().is_none(), "nothing of a refused insert");
+        let ids = |tenant: Option<&'static str>| -> Vec<String> {
+            unit(b, TENANT, |tx| tx.api_keys(tenant)).unwrap().into_iter().map(|k| k.key_id).collect()
+        };
+        assert_eq!(ids(Some(TENANT)), ["key_a", "key_b"]);
+        assert_eq!(ids(None), ["key_a", "key_b", "key_c"]);
+        assert_eq!(unit(b, TENANT, |tx| tx.api_key("key_c")).unwrap(), Some(api_key("key_c", OTHER, "h-c")), "another tenant's, by id");
+        assert_eq!(unit(b, OTHER, |tx| tx.api_key_by_hash("h-a")).unwrap().map(|k| k.key_id).as_deref(), Some("key_a"));
+        assert!(unit(b, TENANT, |tx| tx.api_key_by_hash("h-none")).unwrap().is_none());
+        let revoked = StoredApiKey {
+            status: "REVOKED".into(),
+            body: "{}".into(),
+            principal: Some("renamed".into()),
+            key_hash: "h-forged".into(),
+            expires_at_ms: 9,
+            ..api_key("key_a", TENANT, "h-a")
+        };
+        unit(b, TENANT, |tx| tx.save_api_key(&revoked)).unwrap();
+        let saved = unit(b, TENANT, |tx| tx.api_key("key_a")).unwrap().unwrap();
+        assert_eq!((saved.status.as_str(), saved.body.as_str(), saved.principal.as_deref()), ("REVOKED", "{}", Some("renamed")));
+        assert_eq!((saved.key_hash.as_str(), saved.expires_at_ms), ("h-a", 1_000_000), "a save changes the status, record and principal only");
+    });
+}
+
+#[test]
+fn closing_a_tenant_releases_its_holds_closes_its_budgets_disables_its_webhooks_and_revokes_its_keys() {
+    on_every_backend(|b| {
+        unit(b, TENANT, |tx| tx.save_tenant_record(&tenant_record(TENANT, false))).unwrap();
+        let budget = crate::ledger::BudgetRow {
+            scope: format!("tenant:{TENANT}"),
+            unit: Unit::UsdMicrocents,
+            ledger_id: "ldg_1".into(),
+            allocated: 1_000,
+            reserved: 0,
+            spent: 0,
+            debt: 0,
+            overdraft_limit: 0,
+            is_over_limit: false,
+            status: "ACTIVE".into(),
+            commit_overage_policy: None,
+            created_at_ms: 0,
+            updated_at_ms: 0,
+        };
+        unit(b, TENANT, |tx| tx.insert_budget(TENANT, &budget)).unwrap();
+        let req: crate::cycles::ReserveRequest = serde_json::from_value(serde_json::json!({
+            "idempotency_key": "r1", "subject": {"tenant": TENANT}, "action": {"kind": "llm.call", "name": "x"},
+            "estimate": {"unit": "USD_MICROCENTS", "amount": 300},
+        }))
+        .unwrap();
+        let hash = crate::ledger::request_hash(&req, "").unwrap();
+        let held = unit(b, TENANT, |tx| crate::ledger::reserve(tx, TENANT, &req, &hash, 10)).unwrap();
+        let id = held.reservation_id.expect("a hold");
+        assert_eq!(unit(b, TENANT, |tx| tx.budget(TENANT, &budget.scope, Unit::UsdMicrocents)).unwrap().unwrap().reserved, 300);
+        unit(b, TENANT, |tx| webhooks::save(tx, &subscription("whsub_t", TENANT, &[EventType::ReservationDenied]))).unwrap();
+        unit(b, TENANT, |tx| tx.insert_api_key(&api_key("key_ok", TENANT, "h-ok"))).unwrap();
+        let unreadable = StoredApiKey { body: "not json".into(), ..api_key("key_bad", TENANT, "h-bad") };
+        unit(b, TENANT, |tx| tx.insert_api_key(&unreadable)).unwrap();
+        unit(b, TENANT, |tx| {
+            let mut t = tx.tenant_record(TENANT)?.expect("the tenant");
+            t.status = TenantStatus::Closed;
+            tx.save_tenant_record(&t)?;
+            crate::admin_api::close_cascade(tx, TENANT, 100)
+        })
+        .unwrap();
+        let r = unit(b, TENANT, |tx| tx.reservation(&id)).unwrap().unwrap();
+        assert_eq!((r.status.as_str(), r.finalized_at_ms), ("RELEASED", Some(100)));
+        let after = unit(b, TENANT, |tx| tx.budget(TENANT, &budget.scope, Unit::UsdMicrocents)).unwrap().unwrap();
+        assert_eq!((after.reserved, after.status.as_str()), (0, "CLOSED"));
+        let sub = unit(b, TENANT, |tx| webhooks::load(tx, "whsub_t")).unwrap().unwrap();
+        assert_eq!(sub.status, SubscriptionStatus::Disabled);
+        for key in ["key_ok", "key_bad"] {
+            assert_eq!(unit(b, TENANT, |tx| tx.api_key(key)).unwrap().unwrap().status, "REVOKED", "{key}");
+        }
+        assert_eq!(unit(b, TENANT, |tx| tx.tenant(TENANT)).unwrap().unwrap().status, "CLOSED", "the ledger sees the close");
+        let all = EventFilter { tenant_id: Some(TENANT.into()), sort_dir: SortDir::Asc, limit: 10, ..EventFilter::default() };
+        let types: Vec<String> = unit(b, TENANT, |tx| tx.matching_events(&all, 0, 10))
+            .unwrap()
+            .iter()
+            .map(|e| serde_json::from_str::<serde_json::Value>(e).unwrap()["event_type"].as_str().unwrap().to_string())
+            .filter(|t| t.contains("cascade"))
+            .collect();
+        assert_eq!(types, ["webhook.disabled_via_tenant_cascade", "api_key.revoked_via_tenant_cascade", "api_key.revoked_via_tenant_cascade"]);
+    });
+}

@@ -135,7 +135,7 @@ impl Transaction<'_> {
     }
 
     /// The tenants in the index `P:NAME`, with those this attempt is adding, in order.
-    fn indexed_tenants(&self, name: &str) -> ApiResult<Vec<String>> {
+    pub(super) fn indexed_tenants(&self, name: &str) -> ApiResult<Vec<String>> {
         let index = format!("{}:{name}", self.prefix);
         let mut tenants: BTreeSet<String> = self.members(&index, false)?;
         tenants.extend(self.indexes.borrow().iter().filter_map(|w| match w {
@@ -146,7 +146,7 @@ impl Transaction<'_> {
     }
 
     /// The tenant the write-once index `P:NAME:ID` names, this attempt's own entry first.
-    fn indexed_tenant(&self, name: &str, id: &str) -> ApiResult<Option<String>> {
+    pub(super) fn indexed_tenant(&self, name: &str, id: &str) -> ApiResult<Option<String>> {
         let index = format!("{}:{name}:{id}", self.prefix);
         let pending = self.indexes.borrow().iter().find_map(|w| match w {
             Write::Set(key, tenant) if *key == index => Some(tenant.clone()),
@@ -159,7 +159,7 @@ impl Transaction<'_> {
     }
 
     /// Sets the write-once index `P:NAME:ID` to `tenant`; refused if it names another.
-    fn index_tenant(&self, name: &str, id: &str, tenant: &str) -> ApiResult<()> {
+    pub(super) fn index_tenant(&self, name: &str, id: &str, tenant: &str) -> ApiResult<()> {
         match self.indexed_tenant(name, id)? {
             Some(owner) if owner == tenant => Ok(()),
             Some(owner) => Err(ApiError::internal(format!("redis: `{id}` belongs to tenant `{owner}`, not `{tenant}`"))),
@@ -170,7 +170,7 @@ impl Transaction<'_> {
         }
     }
 
-    fn add_indexed_tenant(&self, name: &str, tenant: &str) {
+    pub(super) fn add_indexed_tenant(&self, name: &str, tenant: &str) {
         self.indexes.borrow_mut().push(Write::SetAdd(format!("{}:{name}", self.prefix), tenant.to_string()));
     }
 
