@@ -15,7 +15,7 @@ use crate::cycles::{CommitRequest, Amount, ReleaseRequest, Subject, Unit};
 use crate::delegations::{budgets_of, canonical, record_root};
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::escrow::{self, GrantStatus, Settled};
-use crate::ledger::{self, LedgerStore};
+use crate::ledger;
 use crate::registry::{self, AgentRecord, AuthoritySettings};
 use crate::repo::{DelegationStore, DepthExceptionRow, EscrowStore, RegistryStore};
 use crate::auth::{Permission, Principal};
@@ -212,7 +212,7 @@ pub struct CommitBody {
 }
 
 /// Settles a root grant's Cycles reservations with what its tree consumed.
-fn settle_root(conn: &rusqlite::Connection, tenant: &str, settled: &Settled, now: i64) -> ApiResult<()> {
+fn settle_root(conn: &dyn crate::repo::Tx, tenant: &str, settled: &Settled, now: i64) -> ApiResult<()> {
     for (unit, reservation, consumed) in &settled.root_reservations {
         let r = conn.reservation(reservation)?;
         if r.is_none_or(|r| r.status != "ACTIVE") {

@@ -35,7 +35,7 @@ pub async fn create_reservation(
             // A denial is reported as an event: undo whatever the refused reservation wrote,
             // record the event, and answer the refusal once the event is committed.
             Err(e) if ledger::is_denial(&e) => {
-                crate::store::rollback_job(c)?;
+                crate::repo::UnitOfWork::rollback(c)?;
                 ledger::emit_denied(c, &tenant, &req.subject, &req.action, &req.estimate, &e, now)?;
                 Ok(Err(e))
             }

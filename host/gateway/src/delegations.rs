@@ -25,7 +25,6 @@
 
 use std::time::Instant;
 
-use rusqlite::{params, Connection, OptionalExtension};
 use sbd_bundle::token::VerifiedToken;
 use sbd_policy::{
     Denial, DepthException, Mandate, Outcome, Reason, RegistryFacts, Request, UnregisteredRule,
@@ -39,7 +38,7 @@ use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::escrow::{self, Escrowed, NewGrant};
 use crate::limits::RequestLimits;
 use crate::registry::{self, AgentRecord, AuthoritySettings, Unregistered};
-use crate::repo::{DelegationStore, RegistryStore, StoredDelegation as Stored, TraceStore};
+use crate::repo::{DelegationStore, RegistryStore, StoredDelegation as Stored, TraceStore, Tx};
 use crate::auth::{Principal, Role};
 use crate::config::Config;
 use crate::metrics::Metrics;
@@ -720,32 +719,14 @@ enum Recorded {
 /// The tenant's action mask: its toolset RISK_POINTS budgets (`tenant:T/toolset:X`) with what
 /// each has left, and the cost of a task of `risk`; `None` when the tenant has no such budget
 /// (it masks nothing). The policy's action-mask rule decides on these facts.
-fn action_mask(conn: &Connection, tenant: &str, risk: sbd_policy::RiskLevel) -> ApiResult<Option<sbd_policy::ActionMask>> {
-    // A key range of the primary key (tenant, scope, unit): only the tenant's toolset scopes are
-    // read, and a tenant without masks costs one index probe (`;` sorts right after `:`).
+fn action_mask(conn: &dyn Tx, tenant: &str, risk: sbd_policy::RiskLevel) -> ApiResult<Option<sbd_policy::ActionMask>> {
     let from = format!("tenant:{tenant}/toolset:");
-    let to = format!("tenant:{tenant}/toolset;");
-    let mut stmt = conn.prepare_cached(
-        "SELECT scope, allocated, spent, reserved, debt, status FROM budgets \
-         WHERE tenant_id = ?1 AND scope >= ?2 AND scope < ?3 AND unit = 'RISK_POINTS'",
-    )?;
-    let rows = stmt.query_map(params![tenant, from, to], |r| {
-        Ok((
-            r.get::<_, String>(0)?,
-            r.get::<_, i64>(1)?,
-            r.get::<_, i64>(2)?,
-            r.get::<_, i64>(3)?,
-            r.get::<_, i64>(4)?,
-            r.get::<_, String>(5)?,
-        ))
-    })?;
     let mut toolsets = Vec::new();
-    for row in rows {
-        let (scope, allocated, spent, reserved, debt, status) = row?;
-        let Some(toolset) = scope.strip_prefix(&from).filter(|t| !t.contains('/')) else { continue };
+    for b in conn.budgets_with_prefix(tenant, Unit::RiskPoints, &from)? {
+        let Some(toolset) = b.scope.strip_prefix(&from).filter(|t| !t.contains('/')) else { continue };
         // A frozen or closed toolset budget has nothing to spend: the rule refuses with 6005.
-        let left = if status == "ACTIVE" {
-            i128::from(allocated) - i128::from(spent) - i128::from(reserved) - i128::from(debt)
+        let left = if b.status == "ACTIVE" {
+            i128::from(b.allocated) - i128::from(b.spent) - i128::from(b.reserved) - i128::from(b.debt)
         } else {
             0
         };
@@ -764,7 +745,7 @@ fn action_mask(conn: &Connection, tenant: &str, risk: sbd_policy::RiskLevel) -> 
 /// so the points are gone for good, not held until the grant expires. A spend refused here (a
 /// concurrent delegation took the points after the facts were read) fails the whole job with
 /// the ledger's 409 `BUDGET_EXCEEDED`, and nothing is recorded.
-pub fn spend_mask(conn: &Connection, tenant: &str, chain_id: &str, request: &Request, now: i64) -> ApiResult<Option<Value>> {
+pub fn spend_mask(conn: &dyn Tx, tenant: &str, chain_id: &str, request: &Request, now: i64) -> ApiResult<Option<Value>> {
     let Some(mask) = &request.action_mask else { return Ok(None) };
     let cost = i64::try_from(mask.cost).map_err(|_| ApiError::internal("an action-mask cost over int64"))?;
     let task = &request.task;
@@ -802,7 +783,7 @@ pub fn spend_mask(conn: &Connection, tenant: &str, chain_id: &str, request: &Req
 
 /// The action-mask rule at an approval: the facts are read again (points spent since the hop
 /// escalated count), the policy's own rule decides, and a refusal names its reason code.
-pub fn recheck_mask(conn: &Connection, tenant: &str, request: &mut Request) -> ApiResult<()> {
+pub fn recheck_mask(conn: &dyn Tx, tenant: &str, request: &mut Request) -> ApiResult<()> {
     request.action_mask = action_mask(conn, tenant, request.task.risk)?;
     let mask = request.action_mask.as_ref().map(sbd_policy::ActionMask::fields);
     sbd_policy::attenuation::check_action_mask(mask, &request.task.view()).map_err(|d| {
@@ -816,7 +797,7 @@ pub fn recheck_mask(conn: &Connection, tenant: &str, request: &mut Request) -> A
 /// Records a root grant: its escrow node, the Cycles reservations holding its budgets from the
 /// tenant's, and the trace's first event. Shared by operator-issued and open roots.
 pub fn record_root(
-    conn: &Connection,
+    conn: &dyn Tx,
     tenant: &str,
     token: &VerifiedToken,
     subject: &Subject,
@@ -942,12 +923,12 @@ struct DecisionResponse<'a> {
 /// Writes one decided hop. A hop refused by a write (its hold, open root or action mask found
 /// taken) may have lost a race to a concurrent twin of itself: if the twin's response is
 /// stored by now, this job is undone and answers with it, as a replay would.
-fn record(conn: &Connection, p: Plan) -> ApiResult<Recorded> {
+fn record(conn: &dyn Tx, p: Plan) -> ApiResult<Recorded> {
     let (tenant, key, request_hash) = (p.tenant.clone(), p.idem_key.clone(), p.request_hash.clone());
     match record_hop(conn, p) {
         Err(e) => match stored_replay(conn, &tenant, &key, &request_hash)? {
             Some(stored) => {
-                crate::store::rollback_job(conn)?;
+                conn.rollback()?;
                 Ok(Recorded::Replay(stored))
             }
             None => Err(e),
@@ -956,7 +937,7 @@ fn record(conn: &Connection, p: Plan) -> ApiResult<Recorded> {
     }
 }
 
-fn record_hop(conn: &Connection, mut p: Plan) -> ApiResult<Recorded> {
+fn record_hop(conn: &dyn Tx, mut p: Plan) -> ApiResult<Recorded> {
     // A concurrent twin may have committed since the facts were read. A hop that changes
     // state finds out at its idempotency insert (below) and rolls back; a denial stores no
     // record under an implicit key, so it looks first.
@@ -1097,7 +1078,7 @@ fn record_hop(conn: &Connection, mut p: Plan) -> ApiResult<Recorded> {
     }
     for key in &keys {
         if !store_response(conn, &p.tenant, key, &p.request_hash, &body, appended.seq, p.now)? {
-            crate::store::rollback_job(conn)?;
+            conn.rollback()?;
             return match stored_replay(conn, &p.tenant, &p.idem_key, &p.request_hash)? {
                 Some(stored) => Ok(Recorded::Replay(stored)),
                 None => Err(ApiError::internal("an idempotency key was taken, and its record is not readable")),
@@ -1133,23 +1114,23 @@ struct ChainRoot {
 }
 
 /// The root grant of `chain_id`, if the chain has one.
-fn chain_root(conn: &Connection, tenant: &str, chain_id: &str) -> ApiResult<Option<ChainRoot>> {
-    Ok(conn
-        .prepare_cached(
-            "SELECT g.holder, g.status, (SELECT e.delegator FROM trace_events e WHERE e.tenant_id = ?1 AND e.chain_id = ?2 \
-             AND e.decision = 'root-grant' ORDER BY e.seq LIMIT 1) \
-             FROM grants g WHERE g.tenant_id = ?1 AND g.chain_id = ?2 AND g.parent_id IS NULL",
-        )?
-        .query_row(params![tenant, chain_id], |r| {
-            let issuer: Option<String> = r.get(2)?;
-            Ok(ChainRoot {
-                holder: r.get(0)?,
-                active: r.get::<_, String>(1)? == escrow::GrantStatus::Active.as_str(),
-                // Open roots are issued as `open-root:<agent>`, operators' as `operator:<name>`.
-                open: issuer.is_none_or(|i| i.starts_with("open-root:")),
-            })
-        })
-        .optional()?)
+fn chain_root(conn: &dyn Tx, tenant: &str, chain_id: &str) -> ApiResult<Option<ChainRoot>> {
+    let mut root = None;
+    for id in conn.chain_grants(tenant, chain_id)? {
+        if let Some(g) = conn.grant(tenant, &id)?.filter(|g| g.parent_id.is_none()) {
+            root = Some(g);
+            break;
+        }
+    }
+    let Some(root) = root else { return Ok(None) };
+    let events = conn.trace_events(tenant, chain_id)?;
+    let issuer = events.iter().find(|e| e.decision == "root-grant").map(|e| e.delegator.as_str());
+    Ok(Some(ChainRoot {
+        holder: root.holder,
+        active: root.status == escrow::GrantStatus::Active,
+        // Open roots are issued as `open-root:<agent>`, operators' as `operator:<name>`.
+        open: issuer.is_none_or(|i| i.starts_with("open-root:")),
+    }))
 }
 
 /// Whether an outcome was already reported for `chain_id`.
@@ -1160,14 +1141,11 @@ fn chain_root(conn: &Connection, tenant: &str, chain_id: &str) -> ApiResult<Opti
 /// a success at once and so pre-empt the penalty of a failure a human would report. The
 /// reporter's role is the first part of the trace event's `delegator` (`role:name`), written
 /// from the key, never from the body.
-fn outcome_reported(conn: &Connection, tenant: &str, chain_id: &str, role: Role) -> ApiResult<bool> {
-    let sql = if role == Role::Agent {
-        "SELECT EXISTS (SELECT 1 FROM trace_events WHERE tenant_id = ?1 AND chain_id = ?2 AND decision = 'outcome')"
-    } else {
-        "SELECT EXISTS (SELECT 1 FROM trace_events WHERE tenant_id = ?1 AND chain_id = ?2 AND decision = 'outcome' \
-         AND delegator NOT LIKE 'agent:%')"
-    };
-    Ok(conn.prepare_cached(sql)?.query_row(params![tenant, chain_id], |r| r.get(0))?)
+fn outcome_reported(conn: &dyn Tx, tenant: &str, chain_id: &str, role: Role) -> ApiResult<bool> {
+    Ok(conn.trace_events(tenant, chain_id)?.iter().any(|e| {
+        // as SQL's `NOT LIKE 'agent:%'` read it: ASCII case does not matter
+        e.decision == "outcome" && (role == Role::Agent || !e.delegator.to_ascii_lowercase().starts_with("agent:"))
+    }))
 }
 
 /// The refusal of a report [`outcome_reported`] stands in the way of.
@@ -1336,6 +1314,7 @@ impl Delegations<'_> {
         if !(1..=1000).contains(&limit) {
             return Err(ApiError::invalid("`limit` must be 1-1000"));
         }
+        let limit = usize::try_from(limit).unwrap_or(100);
         let items = self.store.run(move |conn| traces::warnings(conn, &tenant, limit)).await?;
         Ok(json!({"warnings": items}))
     }

@@ -9,7 +9,6 @@
 //!
 //! The rules only: the HTTP endpoints are in [`crate::escalations_api`].
 
-use rusqlite::Connection;
 use sbd_policy::{Escalation, EscalationTarget, Request, Task};
 use sbd_bundle::KeyPair;
 use serde::{Deserialize, Serialize};
@@ -320,7 +319,7 @@ fn load(store: &dyn EscalationStore, tenant: &str, id: &str) -> ApiResult<Escala
 const SWEEP_MAX: usize = 1_000;
 
 /// Marks every PENDING request of every tenant past its TTL as EXPIRED; returns how many.
-pub fn sweep_expired(conn: &Connection, now: i64, signer: &KeyPair) -> ApiResult<usize> {
+pub fn sweep_expired(conn: &dyn Tx, now: i64, signer: &KeyPair) -> ApiResult<usize> {
     let mut closed = 0usize;
     for tenant in conn.escalation_tenants()? {
         closed = closed.saturating_add(sweep_tenant(conn, &tenant, now, signer)?);
@@ -550,7 +549,7 @@ impl Ruling {
 /// approval performs the pending delegation.
 #[allow(clippy::too_many_arguments)]
 pub fn decide(
-    conn: &Connection,
+    conn: &dyn Tx,
     tokens: &crate::tokens::TokenAuthority,
     tenant: &str,
     id: &str,
@@ -608,7 +607,7 @@ pub fn decide(
 /// terminal hop: the approver extends the chain by this one delegation only.
 #[allow(clippy::too_many_arguments)]
 fn perform(
-    conn: &Connection,
+    conn: &dyn Tx,
     tokens: &crate::tokens::TokenAuthority,
     tenant: &str,
     escalation: &EscalationRecord,

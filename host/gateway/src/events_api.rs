@@ -137,7 +137,7 @@ pub async fn list_tenant(State(state): State<Shared>, Tenant(tenant): Tenant, Q(
 
 /// 409 TENANT_CLOSED when `owner` is a closed tenant (CASCADE Rule 2: a closed tenant's
 /// subscriptions are read-only).
-fn guard_open(conn: &rusqlite::Connection, owner: &str) -> ApiResult<()> {
+fn guard_open(conn: &dyn crate::ledger::LedgerStore, owner: &str) -> ApiResult<()> {
     if owner != SYSTEM_TENANT && tenant_state(conn, owner)? == TenantState::Closed {
         return Err(ApiError::new(ErrorCode::TenantClosed, format!("tenant `{owner}` is closed; its webhooks are read-only")));
     }

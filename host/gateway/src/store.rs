@@ -521,7 +521,9 @@ pub fn rollback_job(conn: &Connection) -> ApiResult<()> {
     Ok(())
 }
 
-fn in_savepoint<T>(conn: &Connection, f: impl FnOnce(&Connection) -> ApiResult<T>) -> ApiResult<T> {
+/// Runs `f` as one job: in a savepoint, undone whole if it fails, with [`rollback_job`]
+/// available to it.
+pub(crate) fn in_savepoint<T>(conn: &Connection, f: impl FnOnce(&Connection) -> ApiResult<T>) -> ApiResult<T> {
     conn.prepare_cached("SAVEPOINT job")?.execute([])?;
     let mark = traces::pending_len();
     JOB_MARK.with(|m| m.set(Some(mark)));

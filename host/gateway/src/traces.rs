@@ -727,6 +727,15 @@ pub(crate) fn load_at(conn: &Connection, tenant: &str, seq: i64) -> ApiResult<Op
         .optional()?)
 }
 
+/// The stored rows of `tenant`'s latest `warning` events, newest first, at most `limit`.
+pub(crate) fn load_warnings(conn: &Connection, tenant: &str, limit: usize) -> ApiResult<Vec<Record>> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {RECORD_COLUMNS} FROM trace_events WHERE tenant_id = ?1 AND decision = 'warning' ORDER BY seq DESC LIMIT ?2"
+    ))?;
+    let rows = stmt.query_map(params![tenant, i64::try_from(limit).unwrap_or(i64::MAX)], record_row)?;
+    Ok(rows.collect::<Result<Vec<_>, _>>()?)
+}
+
 /// A stored seal with its tree rebuilt from its stored leaves (32 bytes each); `Err` says why
 /// it cannot be used (leaves that do not match its size).
 pub(crate) fn seal_from_leaves(record: SealRecord, leaves: &[u8]) -> Result<Seal, &'static str> {
@@ -1115,20 +1124,9 @@ pub fn verified_chain(store: &dyn TraceStore, tenant: &str, chain_id: &str, key:
     Ok(records.iter().map(view).collect())
 }
 
-/// Whether `chain_id` already has events for `tenant`.
-pub fn exists(conn: &Connection, tenant: &str, chain_id: &str) -> ApiResult<bool> {
-    Ok(conn
-        .prepare_cached("SELECT EXISTS (SELECT 1 FROM trace_events WHERE tenant_id = ?1 AND chain_id = ?2)")?
-        .query_row(params![tenant, chain_id], |r| r.get::<_, bool>(0))?)
-}
-
 /// The latest `warning` events of `tenant` (newest first, at most `limit`), for operators.
-pub fn warnings(conn: &Connection, tenant: &str, limit: i64) -> ApiResult<Vec<Value>> {
-    let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {RECORD_COLUMNS} FROM trace_events WHERE tenant_id = ?1 AND decision = 'warning' ORDER BY seq DESC LIMIT ?2"
-    ))?;
-    let rows = stmt.query_map(params![tenant, limit], record_row)?;
-    Ok(rows.map(|r| r.map(|r| view(&r))).collect::<Result<Vec<_>, _>>()?)
+pub fn warnings(store: &dyn TraceStore, tenant: &str, limit: usize) -> ApiResult<Vec<Value>> {
+    Ok(store.warning_events(tenant, limit)?.iter().map(view).collect())
 }
 
 #[cfg(test)]

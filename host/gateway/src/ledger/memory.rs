@@ -76,6 +76,13 @@ impl LedgerStore for MemoryLedger {
         Ok(tables.budgets.iter().filter(|((t, _, _), _)| t == tenant).map(|(_, b)| b.clone()).collect())
     }
 
+    fn budgets_with_prefix(&self, tenant: &str, unit: Unit, prefix: &str) -> ApiResult<Vec<BudgetRow>> {
+        let mut out: Vec<BudgetRow> =
+            self.tenant_budgets(tenant)?.into_iter().filter(|b| b.unit == unit && b.scope.starts_with(prefix)).collect();
+        out.sort_by(|a, b| a.scope.cmp(&b.scope));
+        Ok(out)
+    }
+
     fn budget_tenants(&self) -> ApiResult<Vec<String>> {
         let tables = self.tables.borrow();
         let tenants: std::collections::BTreeSet<&String> = tables.budgets.keys().map(|(t, _, _)| t).collect();

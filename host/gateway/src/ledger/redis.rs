@@ -811,6 +811,8 @@ struct Transaction<'a> {
     read: RefCell<BTreeMap<String, Option<String>>>,
     /// What this attempt has written, by key (read back by its own reads).
     written: RefCell<BTreeMap<String, String>>,
+    /// String keys this attempt has deleted (read back as missing).
+    deleted: RefCell<BTreeSet<String>>,
     /// Members this attempt has added to sets and sorted sets, by key.
     added: RefCell<BTreeMap<String, BTreeSet<String>>>,
     /// Members this attempt has removed from sorted sets, by key.
@@ -835,6 +837,7 @@ impl<'a> Transaction<'a> {
             tag,
             read: RefCell::new(cache),
             written: RefCell::default(),
+            deleted: RefCell::default(),
             added: RefCell::default(),
             removed: RefCell::default(),
             writes: RefCell::default(),
@@ -860,6 +863,9 @@ impl<'a> Transaction<'a> {
 
     /// GET through this attempt's own writes and reads.
     fn get(&self, key: &str) -> ApiResult<Option<String>> {
+        if self.deleted.borrow().contains(key) {
+            return Ok(None);
+        }
         if let Some(value) = self.written.borrow().get(key) {
             return Ok(Some(value.clone()));
         }
@@ -874,8 +880,8 @@ impl<'a> Transaction<'a> {
     /// Reads those of `keys` this attempt has not read or written, in one round trip.
     fn prefetch(&self, keys: &[String]) -> ApiResult<()> {
         let missing: Vec<&String> = {
-            let (read, written) = (self.read.borrow(), self.written.borrow());
-            keys.iter().filter(|k| !read.contains_key(*k) && !written.contains_key(*k)).collect()
+            let (read, written, deleted) = (self.read.borrow(), self.written.borrow(), self.deleted.borrow());
+            keys.iter().filter(|k| !read.contains_key(*k) && !written.contains_key(*k) && !deleted.contains(*k)).collect()
         };
         if missing.is_empty() {
             return Ok(());
@@ -900,6 +906,7 @@ impl<'a> Transaction<'a> {
 
     /// Buffers `SET key value`, read back by this attempt's own later reads.
     fn set_string(&self, key: String, value: String) {
+        self.deleted.borrow_mut().remove(&key);
         self.written.borrow_mut().insert(key.clone(), value.clone());
         self.push(Write::Set(key, value));
     }
@@ -954,7 +961,7 @@ impl<'a> Transaction<'a> {
     /// Buffers `DEL key` of a string key, read back as missing by this attempt's own reads.
     fn delete(&self, key: String) {
         self.written.borrow_mut().remove(&key);
-        self.read.borrow_mut().insert(key.clone(), None);
+        self.deleted.borrow_mut().insert(key.clone());
         self.push(Write::Delete(key));
     }
 
@@ -1087,6 +1094,7 @@ impl<'a> Transaction<'a> {
         let own = |key: &String| key.strip_prefix(self.tag).is_some_and(|rest| rest.starts_with(':'));
         let mut cache: BTreeMap<String, Option<String>> = self.read.into_inner().into_iter().filter(|(key, _)| own(key)).collect();
         cache.extend(self.written.into_inner().into_iter().map(|(key, value)| (key, Some(value))));
+        cache.extend(self.deleted.into_inner().into_iter().map(|key| (key, None)));
         Ok(Some(Committed { kept: applied == 2, cache, seal }))
     }
 }
@@ -1100,6 +1108,22 @@ fn command(write: Write) -> redis::Cmd {
         Write::SortedRemove(key, member) => redis::cmd("ZREM").arg(key).arg(member).to_owned(),
         Write::SetRemove(key, member) => redis::cmd("SREM").arg(key).arg(member).to_owned(),
         Write::Delete(key) => redis::cmd("DEL").arg(key).to_owned(),
+    }
+}
+
+impl crate::repo::UnitOfWork for Transaction<'_> {
+    fn rollback(&self) -> ApiResult<()> {
+        // what was read stays true under the lock; everything buffered goes (a seal id already
+        // taken is left as a gap)
+        self.writes.borrow_mut().clear();
+        self.written.borrow_mut().clear();
+        self.deleted.borrow_mut().clear();
+        self.added.borrow_mut().clear();
+        self.removed.borrow_mut().clear();
+        self.indexes.borrow_mut().clear();
+        self.stray.borrow_mut().take();
+        self.trace.borrow_mut().take();
+        Ok(())
     }
 }
 
@@ -1141,6 +1165,26 @@ impl LedgerStore for Transaction<'_> {
         for (scope, unit) in listed {
             let unit = Unit::parse(&unit).ok_or_else(|| ApiError::internal(format!("redis: unknown unit `{unit}` in the budget index")))?;
             if let Some(b) = self.budget(tenant, &scope, unit)? {
+                out.push(b);
+            }
+        }
+        Ok(out)
+    }
+
+    fn budgets_with_prefix(&self, tenant: &str, unit: Unit, prefix: &str) -> ApiResult<Vec<BudgetRow>> {
+        let wanted = format!("{} {prefix}", unit.as_str());
+        let mut scopes: Vec<String> = self
+            .members(&self.key(tenant, "budgets")?, false)?
+            .into_iter()
+            .filter(|m| m.starts_with(&wanted))
+            .filter_map(|m| m.split_once(' ').map(|(_, s)| s.to_string()))
+            .collect();
+        scopes.sort();
+        let keys = scopes.iter().map(|scope| self.budget_key(tenant, scope, unit)).collect::<ApiResult<Vec<_>>>()?;
+        self.prefetch(&keys)?;
+        let mut out = Vec::with_capacity(scopes.len());
+        for scope in &scopes {
+            if let Some(b) = self.budget(tenant, scope, unit)? {
                 out.push(b);
             }
         }

@@ -117,6 +117,20 @@ impl LedgerStore for Connection {
         Ok(rows)
     }
 
+    fn budgets_with_prefix(&self, tenant: &str, unit: Unit, prefix: &str) -> ApiResult<Vec<BudgetRow>> {
+        // a key range of the primary key (tenant, scope, unit): the scopes from `prefix` up to
+        // its successor (its last character moved one up), so only matching rows are read
+        let Some(last) = prefix.chars().last() else { return self.tenant_budgets(tenant) };
+        let upper = char::from_u32(u32::from(last) + 1).map(|next| format!("{}{next}", &prefix[..prefix.len() - last.len_utf8()]));
+        let mut stmt = self.prepare_cached(&format!(
+            "SELECT {BUDGET_COLUMNS} FROM budgets WHERE tenant_id = ?1 AND scope >= ?2 AND (?3 IS NULL OR scope < ?3) AND unit = ?4 \
+             ORDER BY scope"
+        ))?;
+        let rows = stmt.query_map(params![tenant, prefix, upper, unit.as_str()], budget_from_row)?.collect::<Result<Vec<_>, _>>()?;
+        // the range is by SQLite's byte order; the prefix test is exact
+        Ok(rows.into_iter().filter(|b| b.scope.starts_with(prefix)).collect())
+    }
+
     fn budget_tenants(&self) -> ApiResult<Vec<String>> {
         let mut stmt = self.prepare_cached("SELECT DISTINCT tenant_id FROM budgets ORDER BY tenant_id")?;
         let tenants = stmt.query_map([], |r| r.get(0))?.collect::<Result<Vec<String>, _>>()?;

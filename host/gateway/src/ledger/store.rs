@@ -114,6 +114,10 @@ pub trait LedgerStore {
     /// Every budget of `tenant`, ordered by scope, then unit.
     fn tenant_budgets(&self, tenant: &str) -> ApiResult<Vec<BudgetRow>>;
 
+    /// The budgets of `tenant` in `unit` whose scope starts with `prefix`, ordered by scope
+    /// (the action mask's toolset budgets: a tenant without any costs one index probe).
+    fn budgets_with_prefix(&self, tenant: &str, unit: Unit, prefix: &str) -> ApiResult<Vec<BudgetRow>>;
+
     /// Every tenant that has a budget, sorted (the admin plane's listings across tenants).
     fn budget_tenants(&self) -> ApiResult<Vec<String>>;
 

@@ -193,6 +193,9 @@ pub trait TraceStore {
     /// The stored event `seq`, if the tenant has it.
     fn trace_event_at(&self, tenant: &str, seq: i64) -> ApiResult<Option<Record>>;
 
+    /// The tenant's latest `warning` events, newest first, at most `limit`.
+    fn warning_events(&self, tenant: &str, limit: usize) -> ApiResult<Vec<Record>>;
+
     /// Seal `seal_id` (one that signs events of the tenant) with its tree; `Err` says why it
     /// cannot be used (missing, or leaves that do not match its size).
     fn trace_seal(&self, tenant: &str, seal_id: i64) -> ApiResult<Result<Seal, &'static str>>;
@@ -328,15 +331,33 @@ pub trait TenantStore {
     fn api_keys(&self, tenant: Option<&str>) -> ApiResult<Vec<StoredApiKey>>;
 }
 
+/// The unit of work itself.
+pub trait UnitOfWork {
+    /// Undoes everything the unit of work has written so far (what it read stays read); it
+    /// goes on, and commits only what it writes afterwards. For a unit that finds, part way,
+    /// that another has done its work (a twin delegation's stored response).
+    fn rollback(&self) -> ApiResult<()>;
+}
+
 /// Everything one unit of work can read and write: what a backend's transaction implements.
 /// A `&dyn Tx` passes where a narrower trait object is wanted (trait upcasting).
 pub trait Tx:
-    LedgerStore + RegistryStore + DelegationStore + EscrowStore + EscalationStore + TraceStore + EventStore + WebhookStore + TenantStore
+    UnitOfWork + LedgerStore + RegistryStore + DelegationStore + EscrowStore + EscalationStore + TraceStore + EventStore + WebhookStore + TenantStore
 {
 }
 
 impl<
-    T: LedgerStore + RegistryStore + DelegationStore + EscrowStore + EscalationStore + TraceStore + EventStore + WebhookStore + TenantStore + ?Sized,
+    T: UnitOfWork
+        + LedgerStore
+        + RegistryStore
+        + DelegationStore
+        + EscrowStore
+        + EscalationStore
+        + TraceStore
+        + EventStore
+        + WebhookStore
+        + TenantStore
+        + ?Sized,
 > Tx for T
 {
 }

@@ -12,7 +12,7 @@ use crate::registry::{AgentRecord, AuthoritySettings};
 use crate::cycles::Tenant;
 use crate::repo::{
     DelegationStore, DepthExceptionRow, EscalationStore, EscrowStore, EventStore, ExpiredEscalation, RegistryStore, StoredApiKey, StoredDelegation,
-    TenantStore, TraceStore, WebhookStore,
+    TenantStore, TraceStore, UnitOfWork, WebhookStore,
 };
 use crate::traces::{self, Record, Seal, SignedHead};
 use crate::webhooks::{Delivery, DeliveryFilter, DeliveryStatus, Subscription, SubscriptionStatus};
@@ -445,6 +445,10 @@ impl TraceStore for Connection {
         traces::load_at(self, tenant, seq)
     }
 
+    fn warning_events(&self, tenant: &str, limit: usize) -> ApiResult<Vec<Record>> {
+        traces::load_warnings(self, tenant, limit)
+    }
+
     fn trace_seal(&self, _tenant: &str, seal_id: i64) -> ApiResult<Result<Seal, &'static str>> {
         // a batch's seal signs every tenant's events of the batch
         traces::stored_seal(self, seal_id)
@@ -869,5 +873,12 @@ impl TenantStore for Connection {
         let mut stmt = self.prepare_cached(&format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE ?1 IS NULL OR tenant_id = ?1 ORDER BY key_id"))?;
         let rows = stmt.query_map([tenant], key_from)?;
         Ok(rows.collect::<Result<_, _>>()?)
+    }
+}
+
+impl UnitOfWork for Connection {
+    fn rollback(&self) -> ApiResult<()> {
+        // back to the savepoint the writer opened for this job, its trace leaves with it
+        crate::store::rollback_job(self)
     }
 }

@@ -36,24 +36,18 @@ trait Backend {
 
 impl Backend for Connection {
     fn unit(&self, _tenant: &str, op: &mut dyn FnMut(&dyn Tx) -> ApiResult<()>) -> ApiResult<()> {
-        self.execute_batch("SAVEPOINT op")?;
-        let outcome = op(self);
-        let end = if outcome.is_ok() { "RELEASE op" } else { "ROLLBACK TO op; RELEASE op" };
-        self.execute_batch(end)?;
-        outcome
+        // the writer thread's own job: a savepoint, undone whole on an error
+        crate::store::in_savepoint(self, |c| op(c))
     }
 
     fn unit_sealed(&self, _tenant: &str, op: &mut dyn FnMut(&dyn Tx) -> ApiResult<()>) -> ApiResult<Option<Arc<Seal>>> {
         // as the writer thread does: the unit's leaves are its batch's, sealed inside its
         // transaction before it ends
         traces::discard_pending();
-        self.execute_batch("SAVEPOINT op")?;
-        let outcome = op(self).and_then(|()| traces::seal_pending(self, 0));
+        let outcome = crate::store::in_savepoint(self, |c| op(c).and_then(|()| traces::seal_pending(c, 0)));
         if outcome.is_err() {
             traces::discard_pending();
         }
-        let end = if outcome.is_ok() { "RELEASE op" } else { "ROLLBACK TO op; RELEASE op" };
-        self.execute_batch(end)?;
         outcome
     }
 
@@ -1393,5 +1387,87 @@ fn closing_a_tenant_releases_its_holds_closes_its_budgets_disables_its_webhooks_
             .filter(|t| t.contains("cascade"))
             .collect();
         assert_eq!(types, ["webhook.disabled_via_tenant_cascade", "api_key.revoked_via_tenant_cascade", "api_key.revoked_via_tenant_cascade"]);
+    });
+}
+
+// ---- the unit of work's rollback, the warnings listing and the action mask's budgets ----
+
+#[test]
+fn a_unit_rolled_back_part_way_commits_only_what_it_writes_afterwards() {
+    on_every_backend(|b| {
+        let sub = subscription("whsub_t", TENANT, &[EventType::ReservationDenied]);
+        unit(b, TENANT, |tx| webhooks::save(tx, &sub)).unwrap();
+        unit(b, TENANT, |tx| {
+            registry::upsert(tx, TENANT, &agent("before", 400.0), 1)?;
+            let stored = StoredDelegation { request_hash: "h".into(), response: "{}".into(), trace_seq: None };
+            assert!(tx.insert_delegation_response(TENANT, "k", &stored, 1)?);
+            log::emit(tx, log::NewEvent::new(EventType::ReservationDenied, TENANT, data()), 5)?;
+            webhooks::delete(tx, &sub)?;
+            assert!(webhooks::load(tx, "whsub_t")?.is_none(), "the unit's own delete");
+            tx.rollback()?;
+            assert!(tx.agent(TENANT, "before")?.is_none(), "its writes are gone at once");
+            assert!(webhooks::load(tx, "whsub_t")?.is_some(), "and its delete");
+            registry::upsert(tx, TENANT, &agent("after", 500.0), 1)
+        })
+        .unwrap();
+        let ids: Vec<String> = unit(b, TENANT, |tx| tx.agents(TENANT)).unwrap().into_iter().map(|a| a.agent_id).collect();
+        assert_eq!(ids, ["after"]);
+        assert!(unit(b, TENANT, |tx| tx.delegation_response(TENANT, "k")).unwrap().is_none());
+        let all = EventFilter { limit: 10, ..EventFilter::default() };
+        assert_eq!(unit(b, TENANT, |tx| tx.matching_events(&all, 0, 10)).unwrap().len(), 0, "no event");
+        assert!(unit(b, TENANT, |tx| webhooks::load(tx, "whsub_t")).unwrap().is_some(), "the subscription stands");
+        assert_eq!(deliveries(b, &sub, &DeliveryFilter::default()).len(), 0, "no delivery");
+    });
+}
+
+#[test]
+fn warnings_are_listed_newest_first_per_tenant() {
+    on_every_backend(|b| {
+        let signer = KeyPair::from_secret(&[5; 32]);
+        for (tenant, n, decision) in [(TENANT, 1, "allow"), (TENANT, 2, "warning"), (OTHER, 1, "warning"), (TENANT, 3, "warning"), (TENANT, 4, "deny")] {
+            let event = NewEvent { decision, ..trace_event(tenant, "c1", n) };
+            sealed(b, tenant, |tx| traces::append(tx, &event, &signer)).unwrap();
+        }
+        let depths = |limit: usize| -> Vec<i64> { unit(b, TENANT, |tx| tx.warning_events(TENANT, limit)).unwrap().iter().map(|r| r.depth).collect() };
+        assert_eq!(depths(10), [3, 2]);
+        assert_eq!(depths(1), [3]);
+        assert_eq!(unit(b, OTHER, |tx| traces::warnings(tx, OTHER, 10)).unwrap().len(), 1);
+    });
+}
+
+#[test]
+fn the_action_masks_budgets_are_the_tenants_toolset_budgets_of_the_unit() {
+    on_every_backend(|b| {
+        let budget = |scope: &str, unit: Unit| crate::ledger::BudgetRow {
+            scope: scope.into(),
+            unit,
+            ledger_id: format!("ldg_{scope}_{}", unit.as_str()),
+            allocated: 10,
+            reserved: 0,
+            spent: 0,
+            debt: 0,
+            overdraft_limit: 0,
+            is_over_limit: false,
+            status: "ACTIVE".into(),
+            commit_overage_policy: None,
+            created_at_ms: 0,
+            updated_at_ms: 0,
+        };
+        let prefix = format!("tenant:{TENANT}/toolset:");
+        for (scope, unit) in [
+            (format!("{prefix}web"), Unit::RiskPoints),
+            (format!("{prefix}code"), Unit::RiskPoints),
+            (format!("{prefix}web"), Unit::UsdMicrocents),
+            (format!("tenant:{TENANT}/toolset;x"), Unit::RiskPoints),
+            (format!("tenant:{TENANT}/toolsetx"), Unit::RiskPoints),
+            (format!("tenant:{TENANT}"), Unit::RiskPoints),
+        ] {
+            let row = budget(&scope, unit);
+            self::unit(b, TENANT, |tx| tx.insert_budget(TENANT, &row)).unwrap();
+        }
+        unit(b, OTHER, |tx| tx.insert_budget(OTHER, &budget(&format!("tenant:{OTHER}/toolset:web"), Unit::RiskPoints))).unwrap();
+        let scopes: Vec<String> =
+            unit(b, TENANT, |tx| tx.budgets_with_prefix(TENANT, Unit::RiskPoints, &prefix)).unwrap().into_iter().map(|b| b.scope).collect();
+        assert_eq!(scopes, [format!("{prefix}code"), format!("{prefix}web")]);
     });
 }

@@ -27,6 +27,7 @@
 //! | `P:{T}:tev:C:POS` | the event at position `POS` of chain `C`, JSON (written once) |
 //! | `P:{T}:trace-seq` | the tenant's last trace sequence number |
 //! | `P:{T}:trace-at:SEQ` | where event `SEQ` is: its chain and position, JSON |
+//! | `P:{T}:twarn` | the sequence numbers of the tenant's `warning` events (zero-padded, all scored 0, so newest last by lex order) |
 //! | `P:{T}:seal:ID` | a seal: its signed record and its tree's leaves, JSON (written in the commit of the unit whose events it signs) |
 //!
 //! A trace sequence number is the tenant's own (increasing there, read and moved under the
@@ -477,6 +478,10 @@ impl TraceStore for Transaction<'_> {
         self.refuse_existing(&at)?;
         self.set_json(key, r)?;
         self.set_json(at, &(&r.chain_id, r.pos))?;
+        if r.decision == "warning" {
+            let seq = u64::try_from(r.seq).map_err(|_| ApiError::internal(format!("a trace event numbered {}", r.seq)))?;
+            self.add_member(Write::SortedAdd(self.key(&r.tenant, "twarn")?, 0, format!("{seq:020}")));
+        }
         // as on the embedded store, the head carries no signature of its own: the last event's
         // seal signs it
         let head = SignedHead {
@@ -503,6 +508,15 @@ impl TraceStore for Transaction<'_> {
                 // a missing position stays missing: verification reports the chain broken there
                 out.extend(self.get_json::<Record>(key)?);
             }
+        }
+        Ok(out)
+    }
+
+    fn warning_events(&self, tenant: &str, limit: usize) -> ApiResult<Vec<Record>> {
+        let mut out = Vec::new();
+        for member in self.lex_range(&self.key(tenant, "twarn")?, "-", "+", true, limit)? {
+            let seq: i64 = member.parse().map_err(|_| ApiError::internal(format!("redis: `{member}` in the warning index is not a number")))?;
+            out.extend(self.trace_event_at(tenant, seq)?);
         }
         Ok(out)
     }
