@@ -941,6 +941,10 @@ pub struct Due {
     pub trace_id: Option<String>,
     /// The event's tenant (where a backend keeps the delivery).
     pub event_tenant: String,
+    /// Until when this dispatcher holds the delivery: its attempt is recorded only while the
+    /// stored lease is still this one (a dispatcher that stalled past it lost the delivery to
+    /// another, whose record stands).
+    pub lease_until_ms: i64,
 }
 
 /// Leases up to `max` deliveries that are due (pending, or retrying with their time come) to
@@ -1039,6 +1043,7 @@ pub fn lease_due_with(
             event_type,
             trace_id,
             event_tenant: stored.tenant_id,
+            lease_until_ms: now_ms.saturating_add(lease_ms),
         });
     }
     Ok(out)
@@ -1071,7 +1076,10 @@ impl Attempt {
 /// [`report_failed_delivery`], [`count_attempt`]) each in the unit of the tenant whose state it
 /// writes.
 pub fn record_attempt(store: &dyn Tx, due: &Due, attempt: &Attempt, now_ms: i64) -> ApiResult<&'static str> {
-    let Some(recorded) = record_delivery(store, due, attempt, now_ms)? else { return Ok("DELETED") };
+    let recorded = match record_delivery(store, due, attempt, now_ms)? {
+        Ok(recorded) => recorded,
+        Err(outcome) => return Ok(outcome),
+    };
     if recorded.status == DeliveryStatus::Failed {
         report_failed_delivery(store, due, &recorded, attempt, now_ms)?;
     }
@@ -1090,18 +1098,22 @@ pub struct Recorded {
 
 /// The first step of [`record_attempt`], in the unit of the event's tenant (where the delivery
 /// is kept): the delivery's new status, retry time and last response, by the subscription's
-/// retry policy as it is now. `None` (and the delivery dropped) when the delivery or its
-/// subscription is gone.
-pub fn record_delivery(store: &dyn Tx, due: &Due, attempt: &Attempt, now_ms: i64) -> ApiResult<Option<Recorded>> {
-    let attempts = due.attempts.saturating_add(1);
+/// retry policy as it is now. Nothing is recorded, and `Err` says why, when the delivery is
+/// gone (`DELETED`: swept, or its subscription deleted, which drops it) or when this
+/// dispatcher's lease is no longer the stored one (`LEASE_LOST`: it stalled past its lease,
+/// and another dispatcher leased the delivery again, or recorded it).
+pub fn record_delivery(store: &dyn Tx, due: &Due, attempt: &Attempt, now_ms: i64) -> ApiResult<Result<Recorded, &'static str>> {
     let Some(mut delivery) = store.delivery(&due.event_tenant, &due.delivery_id)? else {
-        // swept or deleted with its subscription meanwhile: nothing to record
-        return Ok(None);
+        return Ok(Err("DELETED"));
     };
+    if !delivery.status.owed() || delivery.lease_until_ms != Some(due.lease_until_ms) {
+        return Ok(Err("LEASE_LOST"));
+    }
+    let attempts = delivery.attempts.saturating_add(1);
     // The subscription as it is now (it may have changed while the request was in flight).
     let Some(sub) = load(store, &due.subscription.subscription_id)? else {
         store.delete_delivery(&due.event_tenant, &delivery)?;
-        return Ok(None);
+        return Ok(Err("DELETED"));
     };
     let status = if attempt.succeeded() {
         DeliveryStatus::Success
@@ -1123,7 +1135,7 @@ pub fn record_delivery(store: &dyn Tx, due: &Due, attempt: &Attempt, now_ms: i64
     delivery.response_time_ms = Some(attempt.elapsed_ms);
     delivery.error_message.clone_from(&attempt.error);
     store.save_delivery(&due.event_tenant, &delivery)?;
-    Ok(Some(Recorded { status, attempts }))
+    Ok(Ok(Recorded { status, attempts }))
 }
 
 /// The second step of [`record_attempt`] for a delivery given up on, in the unit of
@@ -1192,8 +1204,13 @@ pub fn count_attempt(store: &dyn Tx, due: &Due, status: DeliveryStatus, now_ms: 
 /// How often a shared store's dispatcher looks again at a delivery to a paused subscription.
 pub const PAUSED_RECHECK_MS: i64 = 1_000;
 
-/// How many stale deliveries one lease of a tenant fails at most.
+/// How many stale deliveries one lease of a tenant fails at most up front (more are failed as
+/// the lease meets them).
 const STALE_MAX: usize = 1_000;
+
+/// How many due deliveries one lease of a tenant looks at most (in one unit of work, under the
+/// tenant's lock).
+pub const LEASE_SCAN_MAX: usize = 4_096;
 
 /// Leases up to `max` of the deliveries kept with `tenant` that are due, for `lease_ms`, with
 /// at most `per_tenant` of them leased at once; first fails those still owed that were
@@ -1226,42 +1243,63 @@ pub fn lease_tenant(
     if room == 0 {
         return Ok(out);
     }
-    // more than `room`: some are skipped or failed below
-    for mut d in store.due_deliveries(tenant, now_ms, room.saturating_mul(4).max(16))? {
-        if out.len() == room {
-            break;
-        }
-        let Some(subscription) = load(store, &d.subscription_id)? else {
-            store.delete_delivery(tenant, &d)?;
-            continue;
-        };
-        if subscription.status != SubscriptionStatus::Active {
-            store.defer_delivery(tenant, &d, now_ms.saturating_add(PAUSED_RECHECK_MS))?;
-            continue;
-        }
-        let event = match store.event(&d.event_id)? {
-            Some(event) if event.tenant_id == tenant => event,
-            _ => {
-                give_up(d, "not delivered: the event is not in the log")?;
+    // Candidates in growing windows: some are skipped (a paused subscription's), failed or
+    // dropped below, and must not keep the tenant's other deliveries waiting; at most
+    // LEASE_SCAN_MAX are looked at in one unit of work.
+    let mut seen = std::collections::BTreeSet::new();
+    let mut window = room.saturating_mul(4).clamp(16, LEASE_SCAN_MAX);
+    loop {
+        let candidates = store.due_deliveries(tenant, now_ms, window)?;
+        let exhausted = candidates.len() < window;
+        for mut d in candidates {
+            if out.len() == room {
+                break;
+            }
+            if !seen.insert(d.delivery_id.clone()) {
                 continue;
             }
-        };
-        if !matches(&subscription, &event, true) {
-            give_up(d, "not delivered: the subscription no longer receives this event")?;
-            continue;
+            if d.created_at_ms < stale_before_ms {
+                give_up(d, "not delivered: stale (queued longer ago than webhooks.stale_after_ms)")?;
+                continue;
+            }
+            let Some(subscription) = load(store, &d.subscription_id)? else {
+                store.delete_delivery(tenant, &d)?;
+                continue;
+            };
+            if subscription.status != SubscriptionStatus::Active {
+                store.defer_delivery(tenant, &d, now_ms.saturating_add(PAUSED_RECHECK_MS))?;
+                continue;
+            }
+            let event = match store.event(&d.event_id)? {
+                Some(event) if event.tenant_id == tenant => event,
+                _ => {
+                    give_up(d, "not delivered: the event is not in the log")?;
+                    continue;
+                }
+            };
+            if !matches(&subscription, &event, true) {
+                give_up(d, "not delivered: the subscription no longer receives this event")?;
+                continue;
+            }
+            let lease_until_ms = now_ms.saturating_add(lease_ms);
+            d.lease_until_ms = Some(lease_until_ms);
+            store.save_delivery(tenant, &d)?;
+            out.push(Due {
+                delivery_id: d.delivery_id,
+                attempts: d.attempts,
+                subscription,
+                event_body: event.body,
+                event_id: event.event_id,
+                event_type: d.event_type,
+                trace_id: event.trace_id,
+                event_tenant: tenant.to_string(),
+                lease_until_ms,
+            });
         }
-        d.lease_until_ms = Some(now_ms.saturating_add(lease_ms));
-        store.save_delivery(tenant, &d)?;
-        out.push(Due {
-            delivery_id: d.delivery_id,
-            attempts: d.attempts,
-            subscription,
-            event_body: event.body,
-            event_id: event.event_id,
-            event_type: d.event_type,
-            trace_id: event.trace_id,
-            event_tenant: tenant.to_string(),
-        });
+        if out.len() == room || exhausted || window >= LEASE_SCAN_MAX {
+            break;
+        }
+        window = window.saturating_mul(2).min(LEASE_SCAN_MAX);
     }
     Ok(out)
 }

@@ -186,7 +186,8 @@ return {'1'}
 /// token, `ARGV[2]` a lease in ms to keep the lock for (`0`: release it), `ARGV[3]` `1` if it
 /// is to be released anyway when marked contended, `ARGV[4]` `1` and `ARGV[5]` the tenant
 /// record as the attempt read it (`0` and empty: there was none; `-`: not checked), then three
-/// arguments per write (`S` value: SET; `A` member: SADD; `X` member: SREM; `Z` score member:
+/// arguments per write (`S` value: SET; `N` value: SET of a write-once key, refused if it
+/// holds another value; `A` member: SADD; `X` member: SREM; `Z` score member:
 /// ZADD; `R` member: ZREM; `D`: DEL, of a key of any type). Answers 0, writing nothing, unless the lock holds the token (and
 /// releases the lock if it does but the tenant record changed); else applies every write, then
 /// either renews the lock's lease and answers 2 (it is handed to the next operation of this
@@ -204,18 +205,23 @@ if ARGV[4] ~= '-' then
     return 0
   end
 end
-local types = {S = 'string', A = 'set', X = 'set', Z = 'zset', R = 'zset', D = 'none'}
+local types = {S = 'string', N = 'string', A = 'set', X = 'set', Z = 'zset', R = 'zset', D = 'none'}
 local planned = {}
 for i = 5, #KEYS do
-  local want = types[ARGV[3 * i - 9]]
-  if not want then return redis.error_reply('unknown write ' .. tostring(ARGV[3 * i - 9])) end
+  local op = ARGV[3 * i - 9]
+  local want = types[op]
+  if not want then return redis.error_reply('unknown write ' .. tostring(op)) end
   local have = planned[KEYS[i]] or redis.call('TYPE', KEYS[i]).ok
   if want ~= 'none' and have ~= 'none' and have ~= want then return redis.error_reply(KEYS[i] .. ' holds a ' .. have) end
+  if op == 'N' then
+    local held = redis.call('GET', KEYS[i])
+    if held and held ~= ARGV[3 * i - 8] then return redis.error_reply(KEYS[i] .. ' is taken') end
+  end
   planned[KEYS[i]] = want
 end
 for i = 5, #KEYS do
   local op, a, b = ARGV[3 * i - 9], ARGV[3 * i - 8], ARGV[3 * i - 7]
-  if op == 'S' then redis.call('SET', KEYS[i], a)
+  if op == 'S' or op == 'N' then redis.call('SET', KEYS[i], a)
   elseif op == 'A' then redis.call('SADD', KEYS[i], a)
   elseif op == 'X' then redis.call('SREM', KEYS[i], a)
   elseif op == 'D' then redis.call('DEL', KEYS[i])
@@ -293,7 +299,20 @@ impl Link {
     /// Sends `writes`, which may fall in different Cluster slots, in order and not atomically,
     /// one command after another (a cluster connection does not pipeline).
     fn send_in_order(&mut self, writes: Vec<Write>) -> ApiResult<()> {
-        writes.into_iter().try_for_each(|write| command(write).exec(&mut *self).map_err(redis_error))
+        for write in writes {
+            if let Write::SetOnce(key, value) = &write {
+                let set: Option<String> = command(Write::SetOnce(key.clone(), value.clone())).query(&mut *self).map_err(redis_error)?;
+                if set.is_none() {
+                    let held: Option<String> = redis::cmd("GET").arg(key).query(&mut *self).map_err(redis_error)?;
+                    if held.as_deref() != Some(value.as_str()) {
+                        return Err(ApiError::internal(format!("redis: `{key}` is taken")));
+                    }
+                }
+                continue;
+            }
+            command(write).exec(&mut *self).map_err(redis_error)?;
+        }
+        Ok(())
     }
 }
 
@@ -749,6 +768,8 @@ fn lex_within(member: &str, min: &str, max: &str) -> bool {
 /// A buffered write.
 enum Write {
     Set(String, String),
+    /// SET of a write-once key: refused (the whole commit) if it holds another value.
+    SetOnce(String, String),
     SetAdd(String, String),
     SetRemove(String, String),
     SortedAdd(String, i64, String),
@@ -760,6 +781,7 @@ impl Write {
     fn key(&self) -> &str {
         match self {
             Write::Set(key, _)
+            | Write::SetOnce(key, _)
             | Write::SetAdd(key, _)
             | Write::SetRemove(key, _)
             | Write::SortedAdd(key, _, _)
@@ -1077,6 +1099,7 @@ impl<'a> Transaction<'a> {
         for write in writes {
             match write {
                 Write::Set(key, value) => invocation.key(key).arg("S").arg(value).arg(""),
+                Write::SetOnce(key, value) => invocation.key(key).arg("N").arg(value).arg(""),
                 Write::SetAdd(key, member) => invocation.key(key).arg("A").arg(member).arg(""),
                 Write::SortedAdd(key, score, member) => invocation.key(key).arg("Z").arg(score).arg(member),
                 Write::SortedRemove(key, member) => invocation.key(key).arg("R").arg(member).arg(""),
@@ -1103,6 +1126,8 @@ impl<'a> Transaction<'a> {
 fn command(write: Write) -> redis::Cmd {
     match write {
         Write::Set(key, value) => redis::cmd("SET").arg(key).arg(value).to_owned(),
+        // SET NX; a key that held a value is then compared ([`Link::send_in_order`])
+        Write::SetOnce(key, value) => redis::cmd("SET").arg(key).arg(value).arg("NX").to_owned(),
         Write::SetAdd(key, member) => redis::cmd("SADD").arg(key).arg(member).to_owned(),
         Write::SortedAdd(key, score, member) => redis::cmd("ZADD").arg(key).arg(score).arg(member).to_owned(),
         Write::SortedRemove(key, member) => redis::cmd("ZREM").arg(key).arg(member).to_owned(),

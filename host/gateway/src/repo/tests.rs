@@ -998,7 +998,7 @@ fn subscription(id: &str, tenant: &str, types: &[EventType]) -> Subscription {
 }
 
 fn deliveries(b: &dyn Backend, sub: &Subscription, f: &DeliveryFilter) -> Vec<Delivery> {
-    unit(b, &sub.tenant_id, |tx| tx.subscription_deliveries(sub, f, 0, 1_000)).unwrap()
+    unit(b, &sub.tenant_id, |tx| tx.subscription_deliveries(sub, f, 0, 100_000)).unwrap()
 }
 
 #[test]
@@ -1054,24 +1054,21 @@ fn attempts_retry_then_succeed_and_a_deleted_subscription_takes_its_owed_deliver
         }
         let all = deliveries(b, &own, &DeliveryFilter::default());
         assert_eq!(all.iter().map(|d| d.created_at_ms).collect::<Vec<_>>(), [300, 200, 100], "newest first");
-        let due = |d: &Delivery| webhooks::Due {
-            delivery_id: d.delivery_id.clone(),
-            attempts: d.attempts,
-            subscription: own.clone(),
-            event_body: String::new(),
-            event_id: d.event_id.clone(),
-            event_type: d.event_type.clone(),
-            trace_id: None,
-            event_tenant: TENANT.into(),
-        };
         let failed = Attempt { status: Some(500), elapsed_ms: 7, error: Some("HTTP 500".into()) };
         let ok = Attempt { status: Some(204), elapsed_ms: 3, error: None };
         let oldest = all[2].clone();
-        assert_eq!(unit(b, TENANT, |tx| webhooks::record_attempt(tx, &due(&oldest), &failed, 1_000)).unwrap(), "RETRYING");
+        let first = lease(b, 1_000, 1, 10, 0);
+        assert_eq!(first.iter().map(|d| d.delivery_id.clone()).collect::<Vec<_>>(), std::slice::from_ref(&oldest.delivery_id), "the oldest first");
+        assert_eq!(unit(b, TENANT, |tx| webhooks::record_attempt(tx, &first[0], &failed, 1_000)).unwrap(), "RETRYING");
         let retrying = unit(b, TENANT, |tx| tx.delivery(TENANT, &oldest.delivery_id)).unwrap().unwrap();
         assert_eq!((retrying.status, retrying.attempts, retrying.response_status), (DeliveryStatus::Retrying, 1, Some(500)));
-        assert!(retrying.next_attempt_at_ms.unwrap() > 1_000);
-        assert_eq!(unit(b, TENANT, |tx| webhooks::record_attempt(tx, &due(&retrying), &ok, 2_000)).unwrap(), "SUCCESS");
+        let retry_at = retrying.next_attempt_at_ms.unwrap();
+        assert!(retry_at > 1_000);
+        // the same lease cannot record a second attempt
+        assert_eq!(unit(b, TENANT, |tx| webhooks::record_attempt(tx, &first[0], &ok, 1_500)).unwrap(), "LEASE_LOST");
+        let again = lease(b, retry_at, 3, 10, 0);
+        let retry = again.iter().find(|d| d.delivery_id == oldest.delivery_id).expect("due again at its retry time");
+        assert_eq!(unit(b, TENANT, |tx| webhooks::record_attempt(tx, retry, &ok, 2_000)).unwrap(), "SUCCESS");
         let done = unit(b, TENANT, |tx| tx.delivery(TENANT, &oldest.delivery_id)).unwrap().unwrap();
         assert_eq!((done.status, done.attempts, done.completed_at_ms, done.next_attempt_at_ms), (DeliveryStatus::Success, 2, Some(2_000), None));
         let sub = unit(b, TENANT, |tx| webhooks::load(tx, "whsub_own")).unwrap().unwrap();
@@ -1094,8 +1091,9 @@ fn attempts_retry_then_succeed_and_a_deleted_subscription_takes_its_owed_deliver
             assert!(unit(b, TENANT, |tx| tx.delivery(TENANT, &d.delivery_id)).unwrap().is_none(), "owed {}", d.delivery_id);
         }
         assert!(unit(b, TENANT, |tx| tx.delivery(TENANT, &oldest.delivery_id)).unwrap().is_some(), "finished");
-        // an attempt recorded after the delete drops its delivery
-        assert_eq!(unit(b, TENANT, |tx| webhooks::record_attempt(tx, &due(&all[0]), &ok, 3_000)).unwrap(), "DELETED");
+        // an attempt recorded after the delete finds nothing to record
+        let dropped = again.iter().find(|d| d.delivery_id == all[0].delivery_id).expect("leased with the retry");
+        assert_eq!(unit(b, TENANT, |tx| webhooks::record_attempt(tx, dropped, &ok, 3_000)).unwrap(), "DELETED");
     });
 }
 
@@ -1156,10 +1154,17 @@ fn leasing_a_tenants_deliveries_caps_its_sends_in_flight_and_skips_paused_and_st
         assert!(lease(b, 1_000, 10, 3, 0).is_empty(), "3 in flight");
         assert_eq!(unit(b, TENANT, |tx| tx.leased_deliveries(TENANT, 1_000)).unwrap(), 3);
         // a lease that lapsed (its dispatcher died mid-send) is due again
-        assert_eq!(at(&lease(b, 61_001, 3, 3, 0)), want);
-        // one delivered: room for one more, the next oldest
+        let second = lease(b, 61_001, 3, 3, 0);
+        assert_eq!(at(&second), want);
+        // the first dispatcher, back late, records nothing: the delivery is the second's
         let ok = Attempt { status: Some(200), elapsed_ms: 1, error: None };
-        assert_eq!(unit(b, TENANT, |tx| webhooks::record_attempt(tx, &first[0], &ok, 61_002)).unwrap(), "SUCCESS");
+        let failed = Attempt { status: Some(500), elapsed_ms: 1, error: None };
+        assert_eq!(unit(b, TENANT, |tx| webhooks::record_attempt(tx, &first[0], &failed, 61_002)).unwrap(), "LEASE_LOST");
+        // one delivered: room for one more, the next oldest
+        assert_eq!(unit(b, TENANT, |tx| webhooks::record_attempt(tx, &second[0], &ok, 61_002)).unwrap(), "SUCCESS");
+        assert_eq!(unit(b, TENANT, |tx| webhooks::record_attempt(tx, &first[0], &failed, 61_002)).unwrap(), "LEASE_LOST", "nor after it");
+        let delivered = unit(b, TENANT, |tx| tx.delivery(TENANT, &second[0].delivery_id)).unwrap().unwrap();
+        assert_eq!((delivered.status, delivered.attempts), (DeliveryStatus::Success, 1));
         assert_eq!(at(&lease(b, 61_003, 10, 3, 0)), [format!("whsub_own@{}", out.rows[3].event.event_id)]);
         // the paused subscription's deliveries wait; resumed, they go
         let resumed = Subscription { status: SubscriptionStatus::Active, ..paused.clone() };
@@ -1198,7 +1203,11 @@ fn on_redis_gateways_lease_each_delivery_once_and_record_attempts_across_tenants
         let denied = [EventType::ReservationDenied];
         let own = subscription("whsub_own", TENANT, &denied);
         unit(&backend, TENANT, |tx| webhooks::save(tx, &own)).unwrap();
-        let system = Subscription { disable_after_failures: 1, ..subscription("whsub_system", SYSTEM_TENANT, &denied) };
+        let system = Subscription {
+            disable_after_failures: 1,
+            retry_policy: RetryPolicy { max_retries: 0, ..RetryPolicy::default() },
+            ..subscription("whsub_system", SYSTEM_TENANT, &denied)
+        };
         unit(&backend, SYSTEM_TENANT, |tx| webhooks::save(tx, &system)).unwrap();
         for (i, tenant) in [TENANT, OTHER].into_iter().cycle().take(40).enumerate() {
             let at = 100 + i64::try_from(i).unwrap();
@@ -1225,8 +1234,7 @@ fn on_redis_gateways_lease_each_delivery_once_and_record_attempts_across_tenants
         // a final failure to the system subscription: the delivery in OTHER's slot, the
         // event in the system tenant's, the counters and the auto-disable in the system's
         let due = gateways[1].lease_due(61_001, 100, 60_000, 100, 0).unwrap();
-        let to_system = due.iter().find(|d| d.event_tenant == OTHER).expect("a system delivery of OTHER's event").clone();
-        let exhausted = webhooks::Due { attempts: system.retry_policy.max_retries, ..to_system };
+        let exhausted = due.iter().find(|d| d.event_tenant == OTHER).expect("a system delivery of OTHER's event").clone();
         let failed = Attempt { status: Some(500), elapsed_ms: 1, error: Some("HTTP 500".into()) };
         assert_eq!(gateways[1].record_attempt(&exhausted, &failed, 62_000).unwrap(), "FAILED");
         let stored = unit(&backend, OTHER, |tx| tx.delivery(OTHER, &exhausted.delivery_id)).unwrap().unwrap();
@@ -1397,19 +1405,27 @@ fn a_unit_rolled_back_part_way_commits_only_what_it_writes_afterwards() {
     on_every_backend(|b| {
         let sub = subscription("whsub_t", TENANT, &[EventType::ReservationDenied]);
         unit(b, TENANT, |tx| webhooks::save(tx, &sub)).unwrap();
-        unit(b, TENANT, |tx| {
+        let signer = KeyPair::from_secret(&[6; 32]);
+        let ((), seal) = sealed(b, TENANT, |tx| {
             registry::upsert(tx, TENANT, &agent("before", 400.0), 1)?;
             let stored = StoredDelegation { request_hash: "h".into(), response: "{}".into(), trace_seq: None };
             assert!(tx.insert_delegation_response(TENANT, "k", &stored, 1)?);
             log::emit(tx, log::NewEvent::new(EventType::ReservationDenied, TENANT, data()), 5)?;
+            traces::append(tx, &trace_event(TENANT, "c1", 1), &signer)?;
             webhooks::delete(tx, &sub)?;
             assert!(webhooks::load(tx, "whsub_t")?.is_none(), "the unit's own delete");
+            assert_eq!(tx.subscriptions(Some(TENANT), None)?.len(), 0, "and its set change");
             tx.rollback()?;
             assert!(tx.agent(TENANT, "before")?.is_none(), "its writes are gone at once");
             assert!(webhooks::load(tx, "whsub_t")?.is_some(), "and its delete");
+            assert_eq!(tx.subscriptions(Some(TENANT), None)?.len(), 1, "and its set change");
+            assert_eq!(tx.matching_events(&EventFilter { limit: 10, ..EventFilter::default() }, 0, 10)?.len(), 0, "and its event");
+            assert!(tx.trace_head(TENANT, "c1")?.is_none(), "and its trace event");
             registry::upsert(tx, TENANT, &agent("after", 500.0), 1)
         })
         .unwrap();
+        assert!(seal.is_none(), "nothing left to seal");
+        assert!(unit(b, TENANT, |tx| tx.trace_events(TENANT, "c1")).unwrap().is_empty());
         let ids: Vec<String> = unit(b, TENANT, |tx| tx.agents(TENANT)).unwrap().into_iter().map(|a| a.agent_id).collect();
         assert_eq!(ids, ["after"]);
         assert!(unit(b, TENANT, |tx| tx.delegation_response(TENANT, "k")).unwrap().is_none());
@@ -1469,5 +1485,40 @@ fn the_action_masks_budgets_are_the_tenants_toolset_budgets_of_the_unit() {
         let scopes: Vec<String> =
             unit(b, TENANT, |tx| tx.budgets_with_prefix(TENANT, Unit::RiskPoints, &prefix)).unwrap().into_iter().map(|b| b.scope).collect();
         assert_eq!(scopes, [format!("{prefix}code"), format!("{prefix}web")]);
+    });
+}
+
+#[test]
+fn leasing_fails_every_stale_delivery_and_is_not_held_up_by_a_paused_subscription() {
+    on_every_backend(|b| {
+        let denied = [EventType::ReservationDenied];
+        let paused = subscription("whsub_paused", TENANT, &denied);
+        unit(b, TENANT, |tx| webhooks::save(tx, &paused)).unwrap();
+        // more stale deliveries than one lease fails up front
+        unit(b, TENANT, |tx| {
+            for at in 0..1_010 {
+                log::emit(tx, log::NewEvent::new(EventType::ReservationDenied, TENANT, data()), 100 + at)?;
+            }
+            Ok(())
+        })
+        .unwrap();
+        assert!(lease(b, 10_000, 10, 10, 5_000).is_empty(), "none sent");
+        let failed = deliveries(b, &paused, &DeliveryFilter { status: Some("FAILED".into()), ..DeliveryFilter::default() });
+        assert_eq!(failed.len(), 1_010, "every one failed as stale");
+        // 40 owed to a paused subscription ahead of one to an active one
+        unit(b, TENANT, |tx| {
+            for at in 0..40 {
+                log::emit(tx, log::NewEvent::new(EventType::ReservationDenied, TENANT, data()), 20_000 + at)?;
+            }
+            Ok(())
+        })
+        .unwrap();
+        let paused = Subscription { status: SubscriptionStatus::Paused, ..paused };
+        unit(b, TENANT, |tx| webhooks::save(tx, &paused)).unwrap();
+        let active = subscription("whsub_active", TENANT, &denied);
+        unit(b, TENANT, |tx| webhooks::save(tx, &active)).unwrap();
+        unit(b, TENANT, |tx| log::emit(tx, log::NewEvent::new(EventType::ReservationDenied, TENANT, data()), 30_000)).unwrap();
+        let leased = lease(b, 30_001, 1, 1, 0);
+        assert_eq!(leased.iter().map(|d| d.subscription.subscription_id.as_str()).collect::<Vec<_>>(), ["whsub_active"]);
     });
 }

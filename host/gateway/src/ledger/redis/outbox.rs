@@ -23,7 +23,7 @@
 //!
 //! Time order across tenants is by (time, tenant, sequence number): a tenant's own events
 //! keep their commit order, and a listing of every tenant's merges the tenants' ranges. A
-//! listing sorted by another column reads at most [`SORT_SCAN_LIMIT`] events and refuses more.
+//! listing reads at most [`LISTING_SCAN_LIMIT`] events and refuses more.
 //!
 //! The dispatcher ([`RedisLedger::lease_due`](super::RedisLedger::lease_due)) leases each
 //! tenant's due deliveries in that tenant's unit of work, so two gateways never lease one
@@ -43,9 +43,11 @@ use crate::events::{EventFilter, EventRow, SortBy, SortDir, StoredEvent, SYSTEM_
 use crate::repo::{EventStore, WebhookStore};
 use crate::webhooks::{Attempt, Delivery, DeliveryFilter, DeliveryStatus, Due, Subscription, SubscriptionStatus};
 
-/// How many events a listing sorted by a column other than time reads at most on Redis
-/// (it sorts them in memory); a larger one is refused with a 400 that says how to narrow it.
-pub const SORT_SCAN_LIMIT: usize = 100_000;
+/// How many events one listing reads at most on Redis (one sorted by a column other than time
+/// sorts them in memory; one by time stops at its page, but a filter that matches little may
+/// read far): a listing that needs more is refused with a 400 that says how to narrow it, so
+/// no caller holds a tenant's lock for a scan of its whole log.
+pub const LISTING_SCAN_LIMIT: usize = 100_000;
 
 /// How many members a merged range reads from one tenant per round trip.
 const CHUNK: usize = 256;
@@ -149,7 +151,7 @@ impl Transaction<'_> {
     pub(super) fn indexed_tenant(&self, name: &str, id: &str) -> ApiResult<Option<String>> {
         let index = format!("{}:{name}:{id}", self.prefix);
         let pending = self.indexes.borrow().iter().find_map(|w| match w {
-            Write::Set(key, tenant) if *key == index => Some(tenant.clone()),
+            Write::SetOnce(key, tenant) if *key == index => Some(tenant.clone()),
             _ => None,
         });
         match pending {
@@ -164,7 +166,8 @@ impl Transaction<'_> {
             Some(owner) if owner == tenant => Ok(()),
             Some(owner) => Err(ApiError::internal(format!("redis: `{id}` belongs to tenant `{owner}`, not `{tenant}`"))),
             None => {
-                self.indexes.borrow_mut().push(Write::Set(format!("{}:{name}:{id}", self.prefix), tenant.to_string()));
+                // write-once in Redis too: the commit refuses a key another unit set meanwhile
+                self.indexes.borrow_mut().push(Write::SetOnce(format!("{}:{name}:{id}", self.prefix), tenant.to_string()));
                 Ok(())
             }
         }
@@ -357,9 +360,20 @@ impl EventStore for Transaction<'_> {
         let tenants = self.event_tenants(f.tenant_id.as_deref())?;
         let rev = f.sort_dir == SortDir::Desc;
         let mut out = Vec::new();
+        let mut read = 0usize;
+        let mut budget = || {
+            read += 1;
+            if read > LISTING_SCAN_LIMIT {
+                return Err(ApiError::invalid(format!(
+                    "this listing would read more than {LISTING_SCAN_LIMIT} events on this store; narrow `from`/`to` (or sort by timestamp)"
+                )));
+            }
+            Ok(())
+        };
         if f.sort_by == SortBy::Timestamp {
             let mut skipped = 0;
             self.events_in_order(tenants, f.from_ms, f.to_ms, rev, &mut |e| {
+                budget()?;
                 if f.admits(&e.row) {
                     if skipped < offset {
                         skipped += 1;
@@ -373,14 +387,8 @@ impl EventStore for Transaction<'_> {
         }
         // another column: every admitted event in time order, then a stable sort by the column
         let mut admitted = Vec::new();
-        let mut read = 0usize;
         self.events_in_order(tenants, f.from_ms, f.to_ms, rev, &mut |e| {
-            read += 1;
-            if read > SORT_SCAN_LIMIT {
-                return Err(ApiError::invalid(format!(
-                    "sorting by a column other than time reads at most {SORT_SCAN_LIMIT} events on this store; narrow `from`/`to` or sort by timestamp"
-                )));
-            }
+            budget()?;
             if f.admits(&e.row) {
                 admitted.push((column(f.sort_by, &e), e.row.event.body));
             }
@@ -630,15 +638,21 @@ impl super::RedisLedger {
     /// the unit of the tenant whose state it writes: the delivery's, the system tenant's for a
     /// final failure's event, the subscription owner's). A step that fails after an earlier
     /// one committed leaves the delivery recorded and the subscription's counters behind by
-    /// this attempt. Returns the delivery's new status.
+    /// this attempt. Returns the delivery's new status (or `DELETED` / `LEASE_LOST`,
+    /// [`crate::webhooks::record_delivery`]).
     pub fn record_attempt(&self, due: &Due, attempt: &Attempt, now: i64) -> ApiResult<&'static str> {
-        let Some(recorded) = self.run(&due.event_tenant, |tx| crate::webhooks::record_delivery(tx, due, attempt, now))? else {
-            return Ok("DELETED");
+        let recorded = match self.run(&due.event_tenant, |tx| crate::webhooks::record_delivery(tx, due, attempt, now))? {
+            Ok(recorded) => recorded,
+            Err(outcome) => return Ok(outcome),
         };
-        if recorded.status == DeliveryStatus::Failed {
-            self.run(SYSTEM_TENANT, |tx| crate::webhooks::report_failed_delivery(tx, due, &recorded, attempt, now))?;
-        }
-        self.run(&due.subscription.tenant_id, |tx| crate::webhooks::count_attempt(tx, due, recorded.status, now))?;
+        // the two later steps are independent: one that fails does not keep the other
+        let reported = if recorded.status == DeliveryStatus::Failed {
+            self.run(SYSTEM_TENANT, |tx| crate::webhooks::report_failed_delivery(tx, due, &recorded, attempt, now))
+        } else {
+            Ok(())
+        };
+        let counted = self.run(&due.subscription.tenant_id, |tx| crate::webhooks::count_attempt(tx, due, recorded.status, now));
+        reported.and(counted)?;
         Ok(recorded.status.as_str())
     }
 

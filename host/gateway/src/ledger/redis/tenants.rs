@@ -88,7 +88,7 @@ impl TenantStore for Transaction<'_> {
             Some(id) if id == k.key_id => {}
             Some(_) => return Err(ApiError::internal("redis: an API key with this secret's hash exists")),
             None => {
-                self.indexes.borrow_mut().push(Write::Set(format!("{}:apikey-hash:{}", self.prefix, k.key_hash), k.key_id.clone()));
+                self.indexes.borrow_mut().push(Write::SetOnce(format!("{}:apikey-hash:{}", self.prefix, k.key_hash), k.key_id.clone()));
             }
         }
         self.index_tenant("apikey-tenant", &k.key_id, &k.tenant_id)?;
