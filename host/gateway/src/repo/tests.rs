@@ -1257,6 +1257,25 @@ fn on_redis_gateways_lease_each_delivery_once_and_record_attempts_across_tenants
 
 use crate::cycles::{Tenant, TenantStatus};
 
+/// An ACTIVE budget of `allocated` at `scope` in `unit`, nothing held.
+fn budget_row(scope: &str, unit: Unit, allocated: i64) -> crate::ledger::BudgetRow {
+    crate::ledger::BudgetRow {
+        scope: scope.into(),
+        unit,
+        ledger_id: format!("ldg_{scope}_{}", unit.as_str()),
+        allocated,
+        reserved: 0,
+        spent: 0,
+        debt: 0,
+        overdraft_limit: 0,
+        is_over_limit: false,
+        status: "ACTIVE".into(),
+        commit_overage_policy: None,
+        created_at_ms: 0,
+        updated_at_ms: 0,
+    }
+}
+
 fn tenant_record(id: &str, observe: bool) -> Tenant {
     let mut record = serde_json::json!({
         "tenant_id": id, "name": format!("{id} inc"), "status": "ACTIVE",
@@ -1341,21 +1360,7 @@ fn api_keys_are_found_by_id_and_by_hash_whichever_tenant_and_a_taken_id_or_hash_
 fn closing_a_tenant_releases_its_holds_closes_its_budgets_disables_its_webhooks_and_revokes_its_keys() {
     on_every_backend(|b| {
         unit(b, TENANT, |tx| tx.save_tenant_record(&tenant_record(TENANT, false))).unwrap();
-        let budget = crate::ledger::BudgetRow {
-            scope: format!("tenant:{TENANT}"),
-            unit: Unit::UsdMicrocents,
-            ledger_id: "ldg_1".into(),
-            allocated: 1_000,
-            reserved: 0,
-            spent: 0,
-            debt: 0,
-            overdraft_limit: 0,
-            is_over_limit: false,
-            status: "ACTIVE".into(),
-            commit_overage_policy: None,
-            created_at_ms: 0,
-            updated_at_ms: 0,
-        };
+        let budget = budget_row(&format!("tenant:{TENANT}"), Unit::UsdMicrocents, 1_000);
         unit(b, TENANT, |tx| tx.insert_budget(TENANT, &budget)).unwrap();
         let req: crate::cycles::ReserveRequest = serde_json::from_value(serde_json::json!({
             "idempotency_key": "r1", "subject": {"tenant": TENANT}, "action": {"kind": "llm.call", "name": "x"},
@@ -1454,21 +1459,6 @@ fn warnings_are_listed_newest_first_per_tenant() {
 #[test]
 fn the_action_masks_budgets_are_the_tenants_toolset_budgets_of_the_unit() {
     on_every_backend(|b| {
-        let budget = |scope: &str, unit: Unit| crate::ledger::BudgetRow {
-            scope: scope.into(),
-            unit,
-            ledger_id: format!("ldg_{scope}_{}", unit.as_str()),
-            allocated: 10,
-            reserved: 0,
-            spent: 0,
-            debt: 0,
-            overdraft_limit: 0,
-            is_over_limit: false,
-            status: "ACTIVE".into(),
-            commit_overage_policy: None,
-            created_at_ms: 0,
-            updated_at_ms: 0,
-        };
         let prefix = format!("tenant:{TENANT}/toolset:");
         for (scope, unit) in [
             (format!("{prefix}web"), Unit::RiskPoints),
@@ -1478,10 +1468,10 @@ fn the_action_masks_budgets_are_the_tenants_toolset_budgets_of_the_unit() {
             (format!("tenant:{TENANT}/toolsetx"), Unit::RiskPoints),
             (format!("tenant:{TENANT}"), Unit::RiskPoints),
         ] {
-            let row = budget(&scope, unit);
+            let row = budget_row(&scope, unit, 10);
             self::unit(b, TENANT, |tx| tx.insert_budget(TENANT, &row)).unwrap();
         }
-        unit(b, OTHER, |tx| tx.insert_budget(OTHER, &budget(&format!("tenant:{OTHER}/toolset:web"), Unit::RiskPoints))).unwrap();
+        unit(b, OTHER, |tx| tx.insert_budget(OTHER, &budget_row(&format!("tenant:{OTHER}/toolset:web"), Unit::RiskPoints, 10))).unwrap();
         let scopes: Vec<String> =
             unit(b, TENANT, |tx| tx.budgets_with_prefix(TENANT, Unit::RiskPoints, &prefix)).unwrap().into_iter().map(|b| b.scope).collect();
         assert_eq!(scopes, [format!("{prefix}code"), format!("{prefix}web")]);

@@ -127,17 +127,7 @@ impl TenantStore for Transaction<'_> {
         };
         let mut out = Vec::new();
         for tenant in tenants {
-            let keys: Vec<String> = self
-                .members(&self.key(&tenant, "apikeys")?, false)?
-                .iter()
-                .map(|id| self.key(&tenant, &format!("apikey:{id}")))
-                .collect::<ApiResult<_>>()?;
-            self.prefetch(&keys)?;
-            for key in keys {
-                let record: StoredApiKey =
-                    self.get_json(&key)?.ok_or_else(|| ApiError::internal(format!("redis: the key index names `{key}`, which is missing")))?;
-                out.push(record);
-            }
+            out.extend(self.indexed_records::<StoredApiKey>(&tenant, "apikeys", "apikey")?);
         }
         out.sort_by(|a, b| a.key_id.cmp(&b.key_id));
         Ok(out)
