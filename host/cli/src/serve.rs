@@ -1,5 +1,6 @@
 //! `sbd serve`: runs the edge gateway (`sbd-gateway`) with zero setup: an embedded SQLite
-//! store in the data directory, the embedded default policy, an optional configuration file.
+//! store in the data directory (or Redis with `--store`), the embedded default policy, an
+//! optional configuration file.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -16,6 +17,14 @@ pub struct ServeArgs {
     /// A TOML gateway configuration (every key optional; see host/gateway/src/config.rs).
     #[arg(long)]
     pub config: Option<PathBuf>,
+    /// Where the state lives instead of the embedded SQLite file: `redis://HOST:PORT[/DB]`, or
+    /// `redis+cluster://HOST:PORT,HOST:PORT` for a Redis Cluster. Gateways on the same Redis
+    /// (and `--store-prefix`) serve one state together.
+    #[arg(long, value_name = "URL")]
+    pub store: Option<String>,
+    /// The key prefix of the state on Redis [default: sbd].
+    #[arg(long, value_name = "PREFIX")]
+    pub store_prefix: Option<String>,
     /// Address to listen on [default: 127.0.0.1:7878].
     #[arg(long)]
     pub addr: Option<SocketAddr>,
@@ -55,6 +64,12 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     };
     if let Some(d) = args.data_dir {
         config.data_dir = d;
+    }
+    if args.store.is_some() {
+        config.store = args.store;
+    }
+    if let Some(p) = args.store_prefix {
+        config.store_prefix = p;
     }
     if let Some(a) = args.addr {
         config.addr = a;

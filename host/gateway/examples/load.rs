@@ -1,10 +1,13 @@
 //! A bounded load test on loopback: reservations per second and delegation decisions per
 //! second with p50/p99 latency.
 //!
-//! Run with `cargo run --release -p sbd-gateway --example load -- [--seconds 10] [--clients 50]`.
-//! It starts a gateway in this process on a temporary data directory (so client and server
-//! share the machine's cores), provisions a tenant, then runs each phase for the given time
-//! with `clients` concurrent keep-alive connections.
+//! Run with `cargo run --release -p sbd-gateway --example load -- [--seconds 10] [--clients 50]
+//! [--redis redis://127.0.0.1:6379/]`. It starts a gateway in this process on a temporary data
+//! directory (so client and server share the machine's cores), provisions a tenant, then runs
+//! each phase for the given time with `clients` concurrent keep-alive connections. With
+//! `--redis`, the same phases run again in the same process on that Redis (under a key prefix
+//! of their own), first with one gateway, then with two gateways on it, the clients spread
+//! over both: the two backends and the scaling to two gateways, measured in one run.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::time::{Duration, Instant};
@@ -77,28 +80,33 @@ where
 }
 
 
-#[tokio::main]
-async fn main() {
-    let mut seconds = 10u64;
-    let mut clients = 50usize;
-    let mut args = std::env::args().skip(1);
-    while let Some(a) = args.next() {
-        match a.as_str() {
-            "--seconds" => seconds = args.next().and_then(|s| s.parse().ok()).unwrap_or(seconds),
-            "--clients" => clients = args.next().and_then(|s| s.parse().ok()).unwrap_or(clients),
-            other => panic!("unknown argument {other}"),
-        }
-    }
+/// The phases measured on one deployment: the ledger alone, reservations, delegations.
+struct Run {
+    label: String,
+    phases: Vec<Phase>,
+    writer: Option<String>,
+}
+
+/// Starts `gateways` gateways on `store` (`None`: each on SQLite in its own directory; one
+/// gateway then), provisions tenant `acme` and runs the three phases against them.
+async fn measure(label: String, store: Option<&str>, gateways: usize, clients: usize, seconds: u64) -> Run {
     let dir = tempfile::tempdir().unwrap();
-    let config = sbd_gateway::Config {
-        addr: "127.0.0.1:0".parse().unwrap(),
-        data_dir: dir.path().to_path_buf(),
-        admin_key: Some("load-admin".into()),
-        log_level: "warn".into(),
-        ..sbd_gateway::Config::default()
-    };
-    let gw = sbd_gateway::serve::start(config).await.unwrap();
-    let base = gw.url();
+    let prefix = format!("sbd-load-{}", std::process::id()) + &format!("-{}", sbd_gateway::util::now_ms());
+    let mut running = Vec::new();
+    for _ in 0..gateways {
+        let config = sbd_gateway::Config {
+            addr: "127.0.0.1:0".parse().unwrap(),
+            data_dir: dir.path().to_path_buf(),
+            admin_key: Some("load-admin".into()),
+            log_level: "warn".into(),
+            store: store.map(str::to_string),
+            store_prefix: prefix.clone(),
+            ..sbd_gateway::Config::default()
+        };
+        running.push(sbd_gateway::serve::start(config).await.unwrap());
+    }
+    let bases: Vec<String> = running.iter().map(|gw| gw.url()).collect();
+    let base = bases[0].clone();
     let admin = reqwest::Client::new();
     let post = |path: &str, body: Value| {
         admin.post(format!("{base}{path}")).header("x-admin-api-key", "load-admin").json(&body).send()
@@ -121,15 +129,15 @@ async fn main() {
             .unwrap();
     }
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
-    println!("sbd gateway load test: {clients} clients, {seconds} s per phase, loopback, client and server in one process");
 
-    // The ledger alone: the same reservations straight into the store's writer, no HTTP.
+    // The ledger alone: the same reservations straight into the store, no HTTP (the first
+    // gateway's state).
     let ledger = {
         let stop = Instant::now() + Duration::from_secs(seconds);
         let started = Instant::now();
         let mut tasks = Vec::new();
         for c in 0..clients {
-            let state = std::sync::Arc::clone(&gw.state);
+            let state = std::sync::Arc::clone(&running[0].state);
             tasks.push(tokio::spawn(async move {
                 let mut lat = Vec::new();
                 let mut i = 0usize;
@@ -144,13 +152,13 @@ async fn main() {
                     let t = Instant::now();
                     let hash = sbd_gateway::ledger::request_hash(&req, "").unwrap();
                     let now = sbd_gateway::util::now_ms();
-                    state.store.run(move |conn| sbd_gateway::ledger::reserve(conn, "acme", &req, &hash, now)).await.unwrap();
+                    state.store.unit("acme", move |conn| sbd_gateway::ledger::reserve(conn, "acme", &req, &hash, now)).await.unwrap();
                     lat.push(t.elapsed());
                 }
                 lat
             }));
         }
-        let mut phase = Phase { name: "ledger only (store writer, no HTTP)", ok: 0, errors: 0, seconds: 0.0, latencies: Vec::new() };
+        let mut phase = Phase { name: "ledger only (the store, no HTTP)", ok: 0, errors: 0, seconds: 0.0, latencies: Vec::new() };
         for t in tasks {
             let lat = t.await.unwrap();
             phase.ok += lat.len();
@@ -161,9 +169,11 @@ async fn main() {
         phase
     };
 
-    let url = format!("{base}/v1/reservations");
+    // client c talks to gateway c mod n
+    let urls = |path: &'static str| -> Vec<String> { bases.iter().map(|b| format!("{b}{path}")).collect() };
+    let url = urls("/v1/reservations");
     let reservations = run_phase("reservations (POST /v1/reservations)", clients, seconds, key.clone(), move |c, i| {
-        (url.clone(), json!({
+        (url[c % url.len()].clone(), json!({
             "idempotency_key": format!("k{c}-{i}"),
             "subject": {"tenant": "acme", "workspace": "prod", "agent": format!("a{c}")},
             "action": {"kind": "llm.completion", "name": "gpt"},
@@ -185,39 +195,72 @@ async fn main() {
     let grant: Value = tenant_post("/v1/root-grants", json!({"agent_id": "orchestrator", "mandate": mandate(1_000_000_000_000, 4)}))
         .await.unwrap().json().await.unwrap();
     let token = grant["token"].as_str().expect("root grant").to_string();
-    let url = format!("{base}/v1/delegations");
+    let url = urls("/v1/delegations");
     let decisions = run_phase("delegation decisions (POST /v1/delegations)", clients, seconds, orchestrator.clone(), move |c, i| {
-        (url.clone(), json!({"token": token, "request": {
+        (url[c % url.len()].clone(), json!({"token": token, "request": {
             "from": {"id": "orchestrator", "trust": 0}, "to": {"id": format!("worker-{c}"), "trust": 0},
             "task": {"id": format!("t{c}-{i}"), "action_kind": "payment.refund", "risk": "low", "value": 10, "counterparty": "acme"},
             "parent_mandate": mandate(1_000_000_000_000, 4), "requested_mandate": mandate(1, 3), "state": [0.1]}}))
     })
     .await;
 
-    {
+    let writer = running[0].state.store.sqlite().map(|sqlite| {
         use std::sync::atomic::Ordering::Relaxed;
-        let st = gw.state.store.stats();
+        let st = sqlite.stats();
         let (jobs, batches) = (st.jobs.load(Relaxed), st.batches.load(Relaxed));
-        println!(
+        format!(
             "store writer: {jobs} jobs in {batches} transactions ({:.1} per commit), {:.1} us per job, {:.1} us per commit",
             jobs as f64 / batches.max(1) as f64,
             st.job_nanos.load(Relaxed) as f64 / jobs.max(1) as f64 / 1000.0,
             st.commit_nanos.load(Relaxed) as f64 / batches.max(1) as f64 / 1000.0
-        );
+        )
+    });
+    for gw in running {
+        gw.stop().await;
     }
-    println!("| phase | ok | errors | seconds | per second | p50 ms | p99 ms |");
-    println!("|---|---|---|---|---|---|---|");
-    for p in [&ledger, &reservations, &decisions] {
-        println!(
-            "| {} | {} | {} | {:.1} | {:.0} | {:.2} | {:.2} |",
-            p.name,
-            p.ok,
-            p.errors,
-            p.seconds,
-            p.ok as f64 / p.seconds,
-            pct(&p.latencies, 0.50),
-            pct(&p.latencies, 0.99)
-        );
+    Run { label, phases: vec![ledger, reservations, decisions], writer }
+}
+
+#[tokio::main]
+async fn main() {
+    let mut seconds = 10u64;
+    let mut clients = 50usize;
+    let mut redis: Option<String> = None;
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--seconds" => seconds = args.next().and_then(|s| s.parse().ok()).unwrap_or(seconds),
+            "--clients" => clients = args.next().and_then(|s| s.parse().ok()).unwrap_or(clients),
+            "--redis" => redis = args.next(),
+            other => panic!("unknown argument {other} (expected --seconds N, --clients N, --redis URL)"),
+        }
     }
-    gw.stop().await;
+    println!("sbd gateway load test: {clients} clients, {seconds} s per phase, loopback, clients and gateways in one process");
+    let mut runs = vec![measure("SQLite, one gateway".into(), None, 1, clients, seconds).await];
+    if let Some(url) = &redis {
+        runs.push(measure("Redis, one gateway".into(), Some(url), 1, clients, seconds).await);
+        runs.push(measure("Redis, two gateways".into(), Some(url), 2, clients, seconds).await);
+    }
+    for run in &runs {
+        if let Some(writer) = &run.writer {
+            println!("{}: {writer}", run.label);
+        }
+    }
+    println!("| backend | phase | ok | errors | seconds | per second | p50 ms | p99 ms |");
+    println!("|---|---|---|---|---|---|---|---|");
+    for run in &runs {
+        for p in &run.phases {
+            println!(
+                "| {} | {} | {} | {} | {:.1} | {:.0} | {:.2} | {:.2} |",
+                run.label,
+                p.name,
+                p.ok,
+                p.errors,
+                p.seconds,
+                p.ok as f64 / p.seconds,
+                pct(&p.latencies, 0.50),
+                pct(&p.latencies, 0.99)
+            );
+        }
+    }
 }

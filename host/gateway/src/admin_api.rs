@@ -13,9 +13,9 @@ use crate::cycles::{
     FundingResponse, LedgerList, ObserveMode, OveragePolicy, Tenant, TenantList, TenantStatus, Unit,
 };
 use crate::error::{ApiError, ApiResult, ErrorCode};
-use crate::events::{self, EventData, EventType, NewEvent};
+use crate::events::{self, EventData, EventType, NewEvent, SYSTEM_TENANT};
 use crate::ledger::{self, BudgetRow, LedgerStore};
-use crate::repo::{StoredApiKey, TenantStore, Tx};
+use crate::repo::{StoredApiKey, Tx};
 use crate::auth::{self, Role};
 use crate::server::{Admin, Body, Caller, KeyInfo, Shared, Q};
 use crate::util::{new_id, now_ms, random_hex, rfc3339, sha256_hex, ListControls};
@@ -83,7 +83,7 @@ pub async fn create_tenant(
     };
     state
         .store
-        .run(move |conn| match conn.tenant_record(&tenant.tenant_id)? {
+        .unit(&tenant.tenant_id.clone(), move |conn| match conn.tenant_record(&tenant.tenant_id)? {
             Some(existing) => Ok((StatusCode::OK, Json(existing))),
             None => {
                 conn.save_tenant_record(&tenant)?;
@@ -96,7 +96,7 @@ pub async fn create_tenant(
                 let event = NewEvent::new(EventType::TenantCreated, tenant.tenant_id.clone(), data)
                     .scope(format!("tenant:{}", tenant.tenant_id));
                 events::emit(conn, event, now_ms())?;
-                Ok((StatusCode::CREATED, Json(tenant)))
+                Ok((StatusCode::CREATED, Json(tenant.clone())))
             }
         })
         .await
@@ -164,7 +164,7 @@ fn tenant_page(tenants: Vec<Tenant>, q: &TenantListQuery) -> ApiResult<TenantLis
 pub async fn list_tenants(State(state): State<Shared>, _admin: Admin, Q(q): Q<TenantListQuery>) -> ApiResult<Json<TenantList>> {
     state
         .store
-        .run(move |conn| tenant_page(conn.tenant_records()?, &q).map(Json))
+        .read(SYSTEM_TENANT, move |conn| tenant_page(conn.tenant_records()?, &q).map(Json))
         .await
 }
 
@@ -172,7 +172,7 @@ pub async fn list_tenants(State(state): State<Shared>, _admin: Admin, Q(q): Q<Te
 pub async fn get_tenant(State(state): State<Shared>, _admin: Admin, Path(id): Path<String>) -> ApiResult<Json<Tenant>> {
     state
         .store
-        .run(move |conn| {
+        .read(SYSTEM_TENANT, move |conn| {
             conn.tenant_record(&id)?
                 .map(Json)
                 .ok_or_else(|| ApiError::not_found(format!("tenant `{id}` not found")))
@@ -210,20 +210,20 @@ pub async fn update_tenant(
     let cache = state.clone();
     let tenant = state
         .store
-        .run_then(move |conn| {
+        .unit_then(&id.clone(), move |conn| {
             let mut t = conn.tenant_record(&id)?.ok_or_else(|| ApiError::not_found(format!("tenant `{id}` not found")))?;
             if t.status == TenantStatus::Closed {
                 return Err(ApiError::new(ErrorCode::TenantClosed, format!("tenant `{id}` is closed")));
             }
             let previous = t.status;
             let mut changed = Vec::new();
-            if let Some(n) = req.name {
+            if let Some(n) = req.name.clone() {
                 if t.name != n {
                     changed.push("name".to_string());
                 }
                 t.name = n;
             }
-            if let Some(m) = req.metadata {
+            if let Some(m) = req.metadata.clone() {
                 if t.metadata.as_ref() != Some(&m) {
                     changed.push("metadata".to_string());
                 }
@@ -276,7 +276,7 @@ pub async fn update_tenant(
         }, move |t: &Tenant| {
             // the close cascade revoked the tenant's keys: drop them from the cache in commit order
             if t.status == TenantStatus::Closed {
-                cache.keys.write().unwrap_or_else(std::sync::PoisonError::into_inner).retain(|_, k| k.tenant != t.tenant_id);
+                cache.change_keys(|keys| keys.retain(|_, k| k.tenant != t.tenant_id));
             }
         })
         .await?;
@@ -468,7 +468,7 @@ pub async fn create_budget(
     let now = now_ms();
     state
         .store
-        .run(move |conn| {
+        .unit(&tenant.clone(), move |conn| {
             if ledger::tenant_state(conn, &tenant)? == ledger::TenantState::Closed {
                 return Err(ApiError::new(ErrorCode::TenantClosed, format!("tenant `{tenant}` is closed")));
             }
@@ -508,7 +508,8 @@ pub async fn list_budgets(State(state): State<Shared>, caller: Caller, Q(q): Q<l
         (Caller::Key(p), _) => Some(p.tenant.clone()),
         (Caller::Admin, t) => t.clone(),
     };
-    state.store.run(move |conn| ledger::list_budgets(conn, tenant.as_deref(), &q).map(Json)).await
+    let reading = tenant.clone().unwrap_or_else(|| SYSTEM_TENANT.into());
+    state.store.read(&reading, move |conn| ledger::list_budgets(conn, tenant.as_deref(), &q).map(Json)).await
 }
 
 /// The `(scope, unit)` a budget operation targets.
@@ -567,7 +568,7 @@ pub async fn fund_budget(
     let now = now_ms();
     state
         .store
-        .run(move |conn| {
+        .unit(&tenant.clone(), move |conn| {
             if ledger::tenant_state(conn, &tenant)? == ledger::TenantState::Closed {
                 return Err(ApiError::new(ErrorCode::TenantClosed, format!("tenant `{tenant}` is closed")));
             }
@@ -617,7 +618,7 @@ pub async fn fund_budget(
             ledger::emit_budget_lifecycle(conn, &tenant, event_type, operation, Some(&before), &b, now)?;
             let amt = |n| Amount::new(unit, n);
             Ok(Json(FundingResponse {
-                operation: req.operation,
+                operation: req.operation.clone(),
                 previous_allocated: amt(before.allocated),
                 new_allocated: amt(b.allocated),
                 previous_remaining: amt(before.remaining()),
@@ -638,7 +639,7 @@ async fn set_budget_status(state: Shared, caller: Caller, target: BudgetTarget, 
     let now = now_ms();
     state
         .store
-        .run(move |conn| {
+        .unit(&tenant.clone(), move |conn| {
             let mut b = target_budget(conn, &tenant, &target.scope, unit)?;
             if b.status == "CLOSED" {
                 return Err(ApiError::new(ErrorCode::BudgetClosed, format!("budget at `{}` is closed", b.scope)));
@@ -774,7 +775,7 @@ pub async fn create_api_key(
         ));
     }
     let now = now_ms();
-    let secret = format!("cyc_live_{}", random_hex(24));
+    let secret = format!("{KEY_SECRET_PREFIX}{}", random_hex(24));
     let hash = sha256_hex(secret.as_bytes());
     let expires = now + KEY_LIFETIME_MS;
     let key = ApiKey {
@@ -806,7 +807,7 @@ pub async fn create_api_key(
     );
     state
         .store
-        .run_then(move |conn| {
+        .unit_then(&stored.tenant_id.clone(), move |conn| {
             let tenant = &stored.tenant_id;
             match ledger::tenant_state(conn, tenant)? {
                 ledger::TenantState::Unknown => {
@@ -839,7 +840,9 @@ pub async fn create_api_key(
         }, move |_| {
             // in commit order, so a revocation or a tenant close that commits after this
             // creation cannot be overtaken by this insert
-            cache.keys.write().unwrap_or_else(std::sync::PoisonError::into_inner).insert(hash, cached);
+            cache.change_keys(|keys| {
+                keys.insert(hash, cached);
+            });
         })
         .await?;
     Ok((
@@ -931,12 +934,28 @@ pub async fn list_api_keys(State(state): State<Shared>, caller: Caller, Q(mut q)
     let now = now_ms();
     state
         .store
-        .run(move |conn| {
+        .read(&q.tenant_id.clone().unwrap_or_else(|| SYSTEM_TENANT.into()), move |conn| {
             // a record this server cannot read fails the list, naming it
             let keys = conn.api_keys(q.tenant_id.as_deref())?.iter().map(|k| stored_key(k, now)).collect::<ApiResult<Vec<ApiKey>>>()?;
             key_page(keys, &q).map(Json)
         })
         .await
+}
+
+/// What every API key secret this gateway mints starts with (48 hex digits follow).
+pub const KEY_SECRET_PREFIX: &str = "cyc_live_";
+
+/// The tenant whose unit of work changes key `id`: the caller's own, or for the admin key the
+/// key's (not found when there is no such key; the unit checks the key again).
+async fn key_tenant(state: &Shared, caller: &Caller, id: &str) -> ApiResult<String> {
+    match caller {
+        Caller::Key(p) => Ok(p.tenant.clone()),
+        Caller::Admin => {
+            let wanted = id.to_string();
+            let key = state.store.read(SYSTEM_TENANT, move |conn| conn.api_key(&wanted)).await?;
+            key.map(|k| k.tenant_id).ok_or_else(|| ApiError::not_found(format!("API key `{id}` not found")))
+        }
+    }
 }
 
 /// Reads key `id` for a change by `caller`: an operator key reaches its own tenant's keys
@@ -1001,7 +1020,7 @@ pub async fn revoke_api_key(
     let cache = state.clone();
     let key = state
         .store
-        .run_then(move |conn| {
+        .unit_then(&key_tenant(&state, &caller, &key_id).await?, move |conn| {
             let (mut key, _) = key_for_change(conn, &caller, &id, now)?;
             if key.status == ApiKeyStatus::Revoked {
                 return Ok(key);
@@ -1009,7 +1028,7 @@ pub async fn revoke_api_key(
             let previous = key.status;
             key.status = ApiKeyStatus::Revoked;
             key.revoked_at = Some(rfc3339(now));
-            key.revoked_reason = q.reason.filter(|r| !r.is_empty());
+            key.revoked_reason = q.reason.clone().filter(|r| !r.is_empty());
             store_key(conn, &key, ApiKeyStatus::Revoked)?;
             let data = EventData::ApiKey {
                 key_id: id.clone(),
@@ -1021,7 +1040,7 @@ pub async fn revoke_api_key(
             events::emit(conn, NewEvent::new(EventType::ApiKeyRevoked, key.tenant_id.clone(), data), now)?;
             Ok(key)
         }, move |_| {
-            cache.keys.write().unwrap_or_else(std::sync::PoisonError::into_inner).retain(|_, k| k.key_id != key_id);
+            cache.change_keys(|keys| keys.retain(|_, k| k.key_id != key_id));
         })
         .await?;
     Ok(Json(key))
@@ -1070,7 +1089,7 @@ pub async fn update_api_key(
     let by_admin = matches!(caller, Caller::Admin);
     let (key, _) = state
         .store
-        .run_then(move |conn| {
+        .unit_then(&key_tenant(&state, &caller, &key_id).await?, move |conn| {
             let (mut key, role) = key_for_change(conn, &caller, &id, now)?;
             let closed = match key.status {
                 ApiKeyStatus::Active => None,
@@ -1093,13 +1112,13 @@ pub async fn update_api_key(
             if let Some(p) = &effective {
                 key.permissions = p.iter().map(|p| p.as_str().to_string()).collect();
             }
-            if let Some(name) = req.name {
+            if let Some(name) = req.name.clone() {
                 key.name = name;
             }
-            if let Some(description) = req.description {
+            if let Some(description) = req.description.clone() {
                 key.description = Some(description);
             }
-            if let Some(metadata) = req.metadata {
+            if let Some(metadata) = req.metadata.clone() {
                 key.metadata = Some(metadata);
             }
             store_key(conn, &key, ApiKeyStatus::Active)?;
@@ -1117,13 +1136,14 @@ pub async fn update_api_key(
             Ok((key, effective))
         }, move |(key, effective)| {
             // in commit order: two changes of one key leave the cache holding the later one
-            let mut keys = cache.keys.write().unwrap_or_else(std::sync::PoisonError::into_inner);
-            for cached in keys.values_mut().filter(|k| k.key_id == key.key_id) {
-                cached.name = key.name.clone();
-                if let Some(p) = effective {
-                    cached.permissions = p.clone();
+            cache.change_keys(|keys| {
+                for cached in keys.values_mut().filter(|k| k.key_id == key.key_id) {
+                    cached.name = key.name.clone();
+                    if let Some(p) = effective {
+                        cached.permissions = p.clone();
+                    }
                 }
-            }
+            });
         })
         .await?;
     Ok(Json(key))

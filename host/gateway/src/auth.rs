@@ -358,6 +358,34 @@ pub fn principal_of_key(state: &AppState, key: &str) -> ApiResult<Principal> {
     }
 }
 
+/// Looks the request's key up in the store (a key the cache does not hold) and caches it if it
+/// is ACTIVE and readable; the cache is then asked again. A key that is not found is not
+/// remembered: each such request of the minted form costs one lookup (on Redis two GETs,
+/// under no lock).
+async fn look_up_key(state: &AppState, parts: &Parts) -> ApiResult<()> {
+    let Some(key) = parts.headers.get("x-cycles-api-key").and_then(|v| v.to_str().ok()) else {
+        return Ok(());
+    };
+    // only what this gateway could have minted is looked up (`cyc_live_` and 48 hex digits),
+    // and only a key the cache does not hold (an expired one stays refused)
+    let minted = key.strip_prefix(crate::admin_api::KEY_SECRET_PREFIX).is_some_and(|rest| rest.len() == 48 && rest.bytes().all(|b| b.is_ascii_hexdigit()));
+    let hash = sha256_hex(key.as_bytes());
+    if !minted || state.keys.read().map_err(|_| ApiError::internal("key cache poisoned"))?.contains_key(&hash) {
+        return Ok(());
+    }
+    let seen = state.key_change_count();
+    if let Some(stored) = state.store.api_key_by_hash(hash.clone()).await?
+        && stored.status == "ACTIVE"
+        && let Some(info) = crate::server::key_info(&stored)
+    {
+        // not over a revocation or close made here while the key was read
+        state.reload_keys_if_unchanged(seen, |keys| {
+            keys.insert(hash, info);
+        });
+    }
+    Ok(())
+}
+
 fn principal_from_headers(parts: &Parts, state: &AppState) -> ApiResult<Principal> {
     let key = parts
         .headers
@@ -496,7 +524,14 @@ async fn check(state: &Arc<AppState>, request: Request) -> ApiResult<Request> {
             parts.extensions.insert(AdminAuthenticated);
         }
         Access::AnyKey | Access::Key(_) | Access::AdminOrKey(_) => {
-            let p = principal_from_headers(&parts, state)?;
+            let p = match principal_from_headers(&parts, state) {
+                Err(e) if e.code == ErrorCode::Unauthorized && matches!(state.store, crate::backend::Backend::Redis(_)) => {
+                    // maybe a key another gateway created since the cache was loaded
+                    look_up_key(state, &parts).await?;
+                    principal_from_headers(&parts, state)?
+                }
+                found => found?,
+            };
             crate::context::RequestContext::note_tenant(&p.tenant);
             crate::context::RequestContext::note_actor(crate::events::Actor {
                 kind: crate::events::ActorType::ApiKey,

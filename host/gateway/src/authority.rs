@@ -17,7 +17,7 @@ use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::escrow::{self, GrantStatus, Settled};
 use crate::ledger;
 use crate::registry::{self, AgentRecord, AuthoritySettings};
-use crate::repo::{DelegationStore, DepthExceptionRow, EscrowStore, RegistryStore};
+use crate::repo::{DepthExceptionRow, EscrowStore};
 use crate::auth::{Permission, Principal};
 use crate::server::{Body, Shared};
 use crate::tokens;
@@ -32,14 +32,14 @@ pub async fn put_settings(State(state): State<Shared>, p: Principal, Body(b): Bo
         return Err(ApiError::invalid(format!("`reviewer` must name a human: 1-{max_text} bytes, not only whitespace")));
     }
     let out = serde_json::to_value(&b).map_err(ApiError::internal)?;
-    state.store.run(move |conn| conn.set_authority_settings(&tenant, &b)).await?;
+    state.store.unit(&tenant.clone(), move |conn| conn.set_authority_settings(&tenant, &b)).await?;
     Ok(Json(out))
 }
 
 /// `GET /v1/authority/settings`.
 pub async fn get_settings(State(state): State<Shared>, p: Principal) -> ApiResult<Json<Value>> {
     let tenant = p.tenant.clone();
-    let s = state.store.run(move |conn| registry::settings(conn, &tenant)).await?;
+    let s = state.store.unit(&tenant.clone(), move |conn| registry::settings(conn, &tenant)).await?;
     Ok(Json(serde_json::to_value(s).map_err(ApiError::internal)?))
 }
 
@@ -64,14 +64,14 @@ pub async fn register_agent(State(state): State<Shared>, p: Principal, Body(mut 
     }
     let now = now_ms();
     let out = json!({"agent_id": b.agent_id, "trust": b.trust, "tier": b.tier(), "capabilities": b.capabilities, "delegates": b.delegates});
-    state.store.run(move |conn| registry::upsert(conn, &tenant, &b, now)).await?;
+    state.store.unit(&tenant.clone(), move |conn| registry::upsert(conn, &tenant, &b, now)).await?;
     Ok((StatusCode::CREATED, Json(out)))
 }
 
 /// `GET /v1/agents`.
 pub async fn list_agents(State(state): State<Shared>, p: Principal) -> ApiResult<Json<Value>> {
     let tenant = p.tenant.clone();
-    let agents = state.store.run(move |conn| conn.agents(&tenant)).await?;
+    let agents = state.store.unit(&tenant.clone(), move |conn| conn.agents(&tenant)).await?;
     let items: Vec<Value> = agents
         .iter()
         .map(|a| json!({"agent_id": a.agent_id, "trust": a.trust, "tier": a.tier(), "capabilities": a.capabilities, "delegates": a.delegates}))
@@ -145,7 +145,7 @@ pub async fn create_root_grant(
     let signer = state.tokens.signing_key().clone();
     let recorded = state
         .store
-        .run(move |conn| {
+        .unit(&tenant.clone(), move |conn| {
             if conn.agent(&t, &a)?.is_none() {
                 return Err(ApiError::forbidden(format!("`{a}` is not in this tenant's agent registry: register it first")));
             }
@@ -168,7 +168,7 @@ pub async fn create_root_grant(
 /// `GET /v1/grants/{grant_id}`.
 pub async fn get_grant(State(state): State<Shared>, p: Principal, Path(id): Path<String>) -> ApiResult<Json<Value>> {
     let tenant = p.tenant.clone();
-    let g = state.store.run(move |conn| conn.grant(&tenant, &id)).await?;
+    let g = state.store.unit(&tenant.clone(), move |conn| conn.grant(&tenant, &id)).await?;
     match g {
         Some(g) => Ok(Json(serde_json::to_value(g).map_err(ApiError::internal)?)),
         None => Err(ApiError::not_found("grant not found")),
@@ -179,7 +179,7 @@ pub async fn get_grant(State(state): State<Shared>, p: Principal, Path(id): Path
 pub async fn chain_grants(State(state): State<Shared>, p: Principal, Path(id): Path<String>) -> ApiResult<Json<Value>> {
     let tenant = p.tenant.clone();
     let c = id.clone();
-    let grants = state.store.run(move |conn| escrow::chain(conn, &tenant, &c)).await?;
+    let grants = state.store.unit(&tenant.clone(), move |conn| escrow::chain(conn, &tenant, &c)).await?;
     if grants.is_empty() {
         return Err(ApiError::not_found(format!("chain `{id}` has no grants")));
     }
@@ -189,7 +189,7 @@ pub async fn chain_grants(State(state): State<Shared>, p: Principal, Path(id): P
 /// `GET /v1/escrow/audit`: every broken escrow invariant of the tenant (none, when sound).
 pub async fn audit(State(state): State<Shared>, p: Principal) -> ApiResult<Json<Value>> {
     let tenant = p.tenant.clone();
-    let v = state.store.run(move |conn| escrow::violations(conn, &tenant)).await?;
+    let v = state.store.unit(&tenant.clone(), move |conn| escrow::violations(conn, &tenant)).await?;
     Ok(Json(json!({"sound": v.is_empty(), "violations": v})))
 }
 
@@ -259,7 +259,7 @@ pub async fn commit_grant(State(state): State<Shared>, p: Principal, Path(id): P
     }
     let settled = state
         .store
-        .run(move |conn| {
+        .unit(&tenant.clone(), move |conn| {
             may_settle(conn, &p, &id)?;
             let s = escrow::commit(conn, &tenant, &id, &spent, now)?;
             settle_root(conn, &tenant, &s, now)?;
@@ -298,7 +298,7 @@ async fn settle(state: Shared, p: Principal, id: String, status: GrantStatus) ->
     let now = now_ms();
     let settled = state
         .store
-        .run(move |conn| {
+        .unit(&p.tenant.clone(), move |conn| {
             let tenant = p.tenant.clone();
             may_settle(conn, &p, &id)?;
             let s = escrow::settle_subtree(conn, &tenant, &id, status, now)?;
@@ -356,6 +356,6 @@ pub async fn create_depth_exception(
         expires_at_ms: now + b.ttl_ms,
         created_at_ms: now,
     };
-    state.store.run(move |conn| conn.insert_depth_exception(&tenant, &row)).await?;
+    state.store.unit(&tenant.clone(), move |conn| conn.insert_depth_exception(&tenant, &row)).await?;
     Ok((StatusCode::CREATED, Json(out)))
 }

@@ -33,7 +33,15 @@ pub struct Config {
     /// A trust-store file (sbd-bundle format) of other gateways whose delegation tokens this
     /// one accepts; its own key (`<data_dir>/gateway.key`) is always trusted.
     pub token_trust: Option<PathBuf>,
-    /// `normal` (survives a process crash; the default) or `full` (also a power loss).
+    /// Where the state lives: absent (the default), the embedded SQLite file in `data_dir`;
+    /// `redis://HOST:PORT[/DB]` for one Redis server, or `redis+cluster://HOST:PORT,HOST:PORT`
+    /// for a Redis Cluster (the nodes to start from). Gateways given the same Redis and
+    /// `store_prefix` serve one state together.
+    pub store: Option<String>,
+    /// The key prefix of the state on Redis [default `sbd`]; no `{` or `}`.
+    pub store_prefix: String,
+    /// SQLite's sync mode: `normal` (survives a process crash; the default) or `full` (also a
+    /// power loss).
     pub synchronous: SyncMode,
     /// How often the expiry sweeper runs, milliseconds.
     pub sweep_interval_ms: u64,
@@ -70,6 +78,8 @@ impl Default for Config {
             token_trust: None,
             bundle_trust: None,
             bundle: None,
+            store: None,
+            store_prefix: "sbd".into(),
             synchronous: SyncMode::Normal,
             limits: Limits::default(),
             sweep_interval_ms: 1000,

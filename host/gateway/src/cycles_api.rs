@@ -31,7 +31,7 @@ pub async fn create_reservation(
     let (tenant, owner) = (p.tenant, p.key_id);
     let result = state
         .store
-        .run(move |c| match ledger::reserve_as(c, &tenant, Some(&owner), &req, &hash, now) {
+        .unit(&tenant.clone(), move |c| match ledger::reserve_as(c, &tenant, Some(&owner), &req, &hash, now) {
             // A denial is reported as an event: undo whatever the refused reservation wrote,
             // record the event, and answer the refusal once the event is committed.
             Err(e) if ledger::is_denial(&e) => {
@@ -68,7 +68,7 @@ pub async fn commit_reservation(
     let (tenant, key_id, others) = (p.tenant.clone(), p.key_id.clone(), p.has(Permission::ReservationsReleaseOthers));
     let body = state
         .store
-        .run(move |c| {
+        .unit(&tenant.clone(), move |c| {
             ledger::check_owner(c, &tenant, &id, &key_id, others, OwnerAction::Commit)?;
             ledger::commit(c, &tenant, &id, &req, &hash, now)
         })
@@ -95,7 +95,7 @@ pub async fn release_reservation(
     let (tenant, key_id, others) = (p.tenant.clone(), p.key_id.clone(), p.has(Permission::ReservationsReleaseOthers));
     let body = state
         .store
-        .run(move |c| {
+        .unit(&tenant.clone(), move |c| {
             ledger::check_owner(c, &tenant, &id, &key_id, others, OwnerAction::Release)?;
             ledger::release(c, &tenant, &id, &req, &hash, now)
         })
@@ -119,7 +119,7 @@ pub async fn extend_reservation(
     let (tenant, key_id, others) = (p.tenant.clone(), p.key_id.clone(), p.has(Permission::ReservationsReleaseOthers));
     let body = state
         .store
-        .run(move |c| {
+        .unit(&tenant.clone(), move |c| {
             ledger::check_owner(c, &tenant, &id, &key_id, others, OwnerAction::Extend)?;
             ledger::extend(c, &tenant, &id, &req, &hash, now)
         })
@@ -135,7 +135,7 @@ pub async fn list_reservations(
     Tenant(tenant): Tenant,
     Q(filter): Q<ListFilter>,
 ) -> ApiResult<Json<ReservationListResponse>> {
-    Ok(Json(state.store.run(move |c| ledger::list_reservations(c, &tenant, &filter)).await?))
+    Ok(Json(state.store.unit(&tenant.clone(), move |c| ledger::list_reservations(c, &tenant, &filter)).await?))
 }
 
 /// `GET /v1/reservations/{id}` (getReservation): an EXPIRED reservation answers 410.
@@ -144,7 +144,7 @@ pub async fn get_reservation(
     Tenant(tenant): Tenant,
     Path(id): Path<String>,
 ) -> ApiResult<Json<ReservationDetail>> {
-    let r = state.store.run(move |c| ledger::owned_reservation(c, &tenant, &id)).await?;
+    let r = state.store.unit(&tenant.clone(), move |c| ledger::owned_reservation(c, &tenant, &id)).await?;
     if r.status == "EXPIRED" {
         return Err(crate::error::ApiError::new(
             ErrorCode::ReservationExpired,
@@ -166,7 +166,7 @@ pub async fn decide(
     req.action.validate()?;
     req.estimate.validate("estimate")?;
     let hash = ledger::request_hash(&req, "")?;
-    Ok(Json(state.store.run(move |c| ledger::decide(c, &tenant, &req, &hash)).await?))
+    Ok(Json(state.store.unit(&tenant.clone(), move |c| ledger::decide(c, &tenant, &req, &hash)).await?))
 }
 
 /// `GET /v1/balances` (getBalances).
@@ -175,7 +175,7 @@ pub async fn get_balances(
     Tenant(tenant): Tenant,
     Q(filter): Q<BalanceFilter>,
 ) -> ApiResult<Json<BalancesResponse>> {
-    Ok(Json(state.store.run(move |c| ledger::get_balances(c, &tenant, &filter)).await?))
+    Ok(Json(state.store.unit(&tenant.clone(), move |c| ledger::get_balances(c, &tenant, &filter)).await?))
 }
 
 /// `POST /v1/events` (createEvent): 201 APPLIED.
@@ -191,6 +191,6 @@ pub async fn create_event(
     req.actual.validate("actual")?;
     let hash = ledger::request_hash(&req, "")?;
     let now = now_ms();
-    let body = state.store.run(move |c| ledger::event(c, &tenant, &req, &hash, now)).await?;
+    let body = state.store.unit(&tenant.clone(), move |c| ledger::event(c, &tenant, &req, &hash, now)).await?;
     Ok((StatusCode::CREATED, Json(body)))
 }

@@ -38,12 +38,12 @@ use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::escrow::{self, Escrowed, NewGrant};
 use crate::limits::RequestLimits;
 use crate::registry::{self, AgentRecord, AuthoritySettings, Unregistered};
-use crate::repo::{DelegationStore, RegistryStore, StoredDelegation as Stored, TraceStore, Tx};
+use crate::repo::{DelegationStore, StoredDelegation as Stored, Tx};
 use crate::auth::{Principal, Role};
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::policy::PolicyHandle;
-use crate::store::Store;
+use crate::backend::Backend;
 use crate::traces::{self, NewEvent};
 use crate::tokens::{self, grant_id, TokenAuthority};
 use crate::util::{new_id, now_ms, sha256_hex};
@@ -354,7 +354,7 @@ fn available_mandate(token_mandate: &Mandate, parent: &escrow::Grant) -> Mandate
 /// The gateway's parts that a delegation is decided and recorded with.
 pub struct Delegations<'a> {
     /// The store: registry, escrow, exceptions, idempotency records, trace.
-    pub store: &'a Store,
+    pub store: &'a Backend,
     /// The active policy: the component whose rules decide.
     pub policy: &'a dyn PolicyHandle,
     /// Verifies presented tokens, signs children's.
@@ -432,9 +432,10 @@ impl Delegations<'_> {
             chain_id: chain_id.clone(),
             idem_key: idem_key.clone(),
             request_hash: request_hash.clone(),
-        })?;
+        })
+        .await?;
         if let Some(stored) = facts.replay.take() {
-            return self.replayed(tenant, stored, &request_hash);
+            return self.replayed(tenant, stored, &request_hash).await;
         }
         let (parent_token, parent_grant) = self.anchor(presented, facts.parent.take(), &facts.settings, &claimed, chain, tenant, now_u)?;
         let request = assembled(claimed, &facts, &parent_token, parent_grant.as_ref());
@@ -475,9 +476,9 @@ impl Delegations<'_> {
             store_idempotency: explicit_key.is_some(),
             signer: self.tokens.signing_key().clone(),
         };
-        let (recorded, seal) = self.store.run_sealed(move |conn| record(conn, plan)).await?;
+        let (recorded, seal) = self.store.unit_sealed(&plan.tenant.clone(), move |conn| record(conn, &plan)).await?;
         let (body, receipt, decision, reason, warnings) = match recorded {
-            Recorded::Replay(stored) => return self.replayed(tenant, stored, &request_hash),
+            Recorded::Replay(stored) => return self.replayed(tenant, stored, &request_hash).await,
             Recorded::Decided { body, appended, decision, reason, warnings } => {
                 let seal = seal.ok_or_else(|| ApiError::internal("a delegation's trace event was committed without a seal"))?;
                 (body, seal.receipt(&appended), decision, reason, warnings)
@@ -540,8 +541,8 @@ impl Delegations<'_> {
     }
 
     /// The facts of one delegation, read in one snapshot on a reader connection.
-    fn facts(&self, q: FactsQuery) -> ApiResult<Facts> {
-        self.store.read(move |conn| {
+    async fn facts(&self, q: FactsQuery) -> ApiResult<Facts> {
+        self.store.read(&q.tenant.clone(), move |conn| {
             let t = &q.tenant;
             Ok(Facts {
                 settings: registry::settings(conn, t)?,
@@ -559,6 +560,7 @@ impl Delegations<'_> {
                 replay: stored_replay(conn, t, &q.idem_key, &q.request_hash)?,
             })
         })
+        .await
     }
 
     /// Anchors the hop: the parent is the token's tip grant, live in the escrow (or, where the
@@ -652,7 +654,7 @@ impl Delegations<'_> {
 
     /// The stored answer to a replayed delegation, with its receipt made again from the committed
     /// seal (read after the write that found the replay, so a twin from the same batch is sealed).
-    fn replayed(&self, tenant: &str, stored: Stored, request_hash: &str) -> ApiResult<String> {
+    async fn replayed(&self, tenant: &str, stored: Stored, request_hash: &str) -> ApiResult<String> {
         if stored.request_hash != request_hash {
             return Err(ApiError::new(
                 ErrorCode::IdempotencyMismatch,
@@ -662,9 +664,12 @@ impl Delegations<'_> {
         let key = self.tokens.public_key();
         let receipt = match stored.trace_seq {
             Some(seq) => Some(
-                self
-                    .store
-                    .read(move |conn| traces::receipt(conn, tenant, seq, &key))?
+                self.store
+                    .read(tenant, {
+                        let tenant = tenant.to_string();
+                        move |conn| traces::receipt(conn, &tenant, seq, &key)
+                    })
+                    .await?
                     .ok_or_else(|| ApiError::internal(format!("the trace event {seq} of a stored delegation has no seal")))?,
             ),
             None => None,
@@ -923,7 +928,7 @@ struct DecisionResponse<'a> {
 /// Writes one decided hop. A hop refused by a write (its hold, open root or action mask found
 /// taken) may have lost a race to a concurrent twin of itself: if the twin's response is
 /// stored by now, this job is undone and answers with it, as a replay would.
-fn record(conn: &dyn Tx, p: Plan) -> ApiResult<Recorded> {
+fn record(conn: &dyn Tx, p: &Plan) -> ApiResult<Recorded> {
     let (tenant, key, request_hash) = (p.tenant.clone(), p.idem_key.clone(), p.request_hash.clone());
     match record_hop(conn, p) {
         Err(e) => match stored_replay(conn, &tenant, &key, &request_hash)? {
@@ -937,11 +942,14 @@ fn record(conn: &dyn Tx, p: Plan) -> ApiResult<Recorded> {
     }
 }
 
-fn record_hop(conn: &dyn Tx, mut p: Plan) -> ApiResult<Recorded> {
+fn record_hop(conn: &dyn Tx, p: &Plan) -> ApiResult<Recorded> {
+    // the verdict may turn into a refusal below (escrow exhausted); the plan stays as made, so
+    // a unit run again (a Redis lock that lapsed) starts from it
+    let mut verdict = p.verdict.clone();
     // A concurrent twin may have committed since the facts were read. A hop that changes
     // state finds out at its idempotency insert (below) and rolls back; a denial stores no
     // record under an implicit key, so it looks first.
-    if matches!(p.verdict, Verdict::Deny(_))
+    if matches!(verdict, Verdict::Deny(_))
         && let Some(stored) = stored_replay(conn, &p.tenant, &p.idem_key, &p.request_hash)?
     {
         return Ok(Recorded::Replay(stored));
@@ -952,7 +960,7 @@ fn record_hop(conn: &dyn Tx, mut p: Plan) -> ApiResult<Recorded> {
     let parent_id = p.parent_grant_id.clone();
     let mut granted: Option<Granted> = None;
     let mut escalation: Option<escalations::EscalationRecord> = None;
-    match (&p.verdict, &p.child) {
+    match (&verdict, &p.child) {
         (Verdict::Allow(grant), Some(child)) => {
             let child_id = grant_id(child);
             let budgets = budgets_of(&grant.child_mandate)?;
@@ -983,7 +991,7 @@ fn record_hop(conn: &dyn Tx, mut p: Plan) -> ApiResult<Recorded> {
                     if let Some(stored) = stored_replay(conn, &p.tenant, &p.idem_key, &p.request_hash)? {
                         return Ok(Recorded::Replay(stored));
                     }
-                    p.verdict = Verdict::Deny(Denial { reason: Reason::EscrowExhausted, message: e.message });
+                    verdict = Verdict::Deny(Denial { reason: Reason::EscrowExhausted, message: e.message });
                 }
                 Err(e) => return Err(e),
             }
@@ -1006,14 +1014,14 @@ fn record_hop(conn: &dyn Tx, mut p: Plan) -> ApiResult<Recorded> {
         }
         _ => {}
     }
-    let decision = verdict_name(&p.verdict);
-    let reason = p.verdict.reason();
+    let decision = verdict_name(&verdict);
+    let reason = verdict.reason();
     let r = &p.request;
     let event = DecisionEvent {
         task: &r.task,
         delegator_trust: r.from.trust,
         delegate_trust: r.to.trust,
-        verdict: &p.verdict,
+        verdict: &verdict,
         parent_grant_id: &parent_id,
         request_id: p.request_id.as_deref(),
         trace_id: p.trace_id.as_deref(),
@@ -1035,7 +1043,7 @@ fn record_hop(conn: &dyn Tx, mut p: Plan) -> ApiResult<Recorded> {
         policy_version: &p.policy_version,
         body: serde_json::to_string(&event).map_err(ApiError::internal)?,
     }, &p.signer)?;
-    if let Verdict::Allow(grant) = &p.verdict {
+    if let Verdict::Allow(grant) = &verdict {
         for w in &grant.warnings {
             traces::append(conn, &NewEvent {
                 tenant: &p.tenant,
@@ -1056,7 +1064,7 @@ fn record_hop(conn: &dyn Tx, mut p: Plan) -> ApiResult<Recorded> {
         seq: appended.seq,
         decision,
         reason: reason.map(|x| x.name()),
-        verdict: &p.verdict,
+        verdict: &verdict,
         policy_version: &p.policy_version,
         parent_grant_id: &parent_id,
         grant_id: event.grant_id,
@@ -1085,7 +1093,7 @@ fn record_hop(conn: &dyn Tx, mut p: Plan) -> ApiResult<Recorded> {
             };
         }
     }
-    let warnings = match &p.verdict {
+    let warnings = match &verdict {
         Verdict::Allow(grant) => grant.warnings.iter().map(|w| w.reason.name()).collect(),
         _ => Vec::new(),
     };
@@ -1170,10 +1178,10 @@ pub struct WarningsQuery {
 impl Delegations<'_> {
     /// The export of chain `chain_id` (`GET /v1/chains/{chain_id}`): every event, oldest
     /// first, with the signed head and each event's inclusion proof, and whether it verifies.
-    pub fn chain(&self, tenant: String, chain_id: String) -> ApiResult<Value> {
+    pub async fn chain(&self, tenant: String, chain_id: String) -> ApiResult<Value> {
         let key = self.tokens.public_key();
         // One read snapshot: the events and the signed head of the same commit.
-        let export = self.store.read(move |conn| {
+        let export = self.store.read(&tenant.clone(), move |conn| {
             let records = conn.trace_events(&tenant, &chain_id)?;
             if records.is_empty() {
                 return Err(ApiError::not_found(format!("chain `{chain_id}` not found")));
@@ -1181,7 +1189,8 @@ impl Delegations<'_> {
             let head = conn.trace_head(&tenant, &chain_id)?;
             let inclusions = traces::inclusions(conn, &tenant, &records)?;
             Ok(traces::export(&records, head, inclusions, &tenant, &chain_id, &key))
-        })?;
+        })
+        .await?;
         if export["integrity"] != "ok" {
             self.metrics.trace_integrity_failures.inc();
             tracing::error!(integrity = %export["integrity"], "GET /v1/chains: the stored trace does not verify");
@@ -1213,7 +1222,8 @@ impl Delegations<'_> {
         };
         let (t, id) = (tenant.clone(), chain_id.clone());
         let role = principal.role;
-        let (root, reported) = self.store.read(move |conn| Ok((chain_root(conn, &t, &id)?, outcome_reported(conn, &t, &id, role)?)))?;
+        let (root, reported) =
+            self.store.read(&tenant, move |conn| Ok((chain_root(conn, &t, &id)?, outcome_reported(conn, &t, &id, role)?))).await?;
         if principal.role == Role::Agent {
             let me = canonical("principal", &principal.name).ok();
             match &root {
@@ -1236,7 +1246,7 @@ impl Delegations<'_> {
         let key = self.tokens.public_key();
         // Nothing is decided on altered history: the chain must verify (before anything else is
         // said about it, so a tampered chain is reported as such).
-        let events = self.store.read(move |conn| traces::verified_chain(conn, &t, &id, &key))?;
+        let events = self.store.read(&tenant, move |conn| traces::verified_chain(conn, &t, &id, &key)).await?;
         if reported {
             return Err(duplicate_report(&chain_id, role));
         }
@@ -1264,7 +1274,7 @@ impl Delegations<'_> {
         let magnitude = body.magnitude;
         let ((appended, scores), seal) = self
             .store
-            .run_sealed(move |conn| {
+            .unit_sealed(&tenant, move |conn| {
                 // Checked in the write itself, so two concurrent reports cannot both pass.
                 if outcome_reported(conn, &t, &id, role)? {
                     return Err(duplicate_report(&id, role));
@@ -1300,7 +1310,7 @@ impl Delegations<'_> {
     /// The registry's trust score of `agent` (`GET /v1/agents/{agent_id}/trust`).
     pub async fn trust(&self, tenant: String, agent: String) -> ApiResult<Value> {
         let id = canonical("agent_id", &agent)?;
-        let record = self.store.run(move |conn| conn.agent(&tenant, &id)).await?;
+        let record = self.store.read(&tenant.clone(), move |conn| conn.agent(&tenant, &id)).await?;
         match record {
             Some(a) => Ok(json!({"agent": a.agent_id, "score": a.trust, "tier": a.tier()})),
             None => Err(ApiError::not_found(format!("`{agent}` is not in the agent registry"))),
@@ -1315,7 +1325,7 @@ impl Delegations<'_> {
             return Err(ApiError::invalid("`limit` must be 1-1000"));
         }
         let limit = usize::try_from(limit).unwrap_or(100);
-        let items = self.store.run(move |conn| traces::warnings(conn, &tenant, limit)).await?;
+        let items = self.store.read(&tenant.clone(), move |conn| traces::warnings(conn, &tenant, limit)).await?;
         Ok(json!({"warnings": items}))
     }
 }

@@ -46,7 +46,7 @@ pub async fn create(
 
 /// `GET /v1/chains/{chain_id}`: the full chain, oldest event first.
 pub async fn get_chain(State(state): State<Shared>, Tenant(tenant): Tenant, Path(chain_id): Path<String>) -> ApiResult<Json<Value>> {
-    service(&state).chain(tenant, chain_id).map(Json)
+    service(&state).chain(tenant, chain_id).await.map(Json)
 }
 
 /// `POST /v1/chains/{chain_id}/outcome`: who reports is the key's principal, never a body

@@ -164,7 +164,7 @@ async fn deliver(state: Shared, sender: Sender, due: Due) {
         .await;
     let now = now_ms();
     let id = due.delivery_id.clone();
-    match state.store.run(move |conn| webhooks::record_attempt(conn, &due, &attempt, now)).await {
+    match state.store.record_attempt(due, attempt, now).await {
         Ok(status) => tracing::debug!(delivery = %id, status, "webhook delivery"),
         // The lease lapses and the delivery is tried again.
         Err(e) => tracing::warn!(delivery = %id, error = %e, "webhook delivery: recording the attempt failed"),
@@ -182,7 +182,7 @@ pub async fn round(state: &Shared, sender: &Sender, sends: &mut tokio::task::Joi
     let lease = i64::try_from(sender.settings.delivery_timeout_ms).unwrap_or(i64::MAX / 2).saturating_add(LEASE_MARGIN_MS);
     let per_tenant = sender.settings.max_in_flight_per_tenant;
     let stale_before = now.saturating_sub(i64::try_from(sender.settings.stale_after_ms).unwrap_or(i64::MAX));
-    let due = match state.store.run(move |conn| webhooks::lease_due_with(conn, now, capacity, lease, per_tenant, stale_before)).await {
+    let due = match state.store.lease_deliveries(now, capacity, lease, per_tenant, stale_before).await {
         Ok(due) => due,
         Err(e) => {
             tracing::warn!(error = %e, "webhook dispatcher: leasing deliveries failed");

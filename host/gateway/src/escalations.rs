@@ -501,7 +501,7 @@ pub enum Verb {
 }
 
 /// A reviewer's decision, checked: what [`decide`] records.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Ruling {
     /// The verb.
     pub verb: Verb,

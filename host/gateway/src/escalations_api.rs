@@ -10,7 +10,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult, ErrorCode};
-use crate::repo::EscalationStore;
 use crate::escalations::{self, Decision, DecisionBody, EscalationRecord, Ruling, Status, TargetBody, Verb};
 use crate::server::{Body, Shared, Tenant, Q};
 use crate::util::now_ms;
@@ -50,7 +49,7 @@ pub async fn list(State(state): State<Shared>, Tenant(tenant): Tenant, Q(q): Q<L
     let signer = state.tokens.signing_key().clone();
     state
         .store
-        .run(move |conn| {
+        .unit(&tenant.clone(), move |conn| {
             let escalations = escalations::queue(conn, &tenant, status, q.assignee.as_deref(), now, &signer)?;
             Ok(Json(EscalationList { escalations }))
         })
@@ -61,7 +60,7 @@ pub async fn list(State(state): State<Shared>, Tenant(tenant): Tenant, Q(q): Q<L
 pub async fn get_one(State(state): State<Shared>, Tenant(tenant): Tenant, Path(id): Path<String>) -> ApiResult<Json<EscalationRecord>> {
     let now = now_ms();
     let signer = state.tokens.signing_key().clone();
-    state.store.run(move |conn| escalations::get(conn, &tenant, &id, now, &signer).map(Json)).await
+    state.store.unit(&tenant.clone(), move |conn| escalations::get(conn, &tenant, &id, now, &signer).map(Json)).await
 }
 
 async fn decide(state: Shared, who: Principal, id: String, body: DecisionBody, verb: Verb) -> ApiResult<Json<EscalationRecord>> {
@@ -70,7 +69,7 @@ async fn decide(state: Shared, who: Principal, id: String, body: DecisionBody, v
     let authority = Arc::clone(&state);
     let result = state
         .store
-        .run(move |conn| escalations::decide(conn, &authority.tokens, &who.tenant, &id, &who.name, ruling, now, ttl))
+        .unit(&who.tenant.clone(), move |conn| escalations::decide(conn, &authority.tokens, &who.tenant, &id, &who.name, ruling.clone(), now, ttl))
         .await?;
     let closed_as = result.decision.unwrap_or(Decision::Expired);
     state.metrics.escalations.with_label_values(&[closed_as.as_str()]).inc();
@@ -118,11 +117,11 @@ pub async fn register_target(
     Body(b): Body<TargetBody>,
 ) -> ApiResult<(StatusCode, Json<TargetBody>)> {
     let target = b.clone();
-    state.store.run(move |conn| escalations::register_target(conn, &tenant, &target)).await?;
+    state.store.unit(&tenant.clone(), move |conn| escalations::register_target(conn, &tenant, &target)).await?;
     Ok((StatusCode::CREATED, Json(b)))
 }
 
 /// `GET /v1/escalation-targets`: by descending trust.
 pub async fn list_targets(State(state): State<Shared>, Tenant(tenant): Tenant) -> ApiResult<Json<TargetList>> {
-    state.store.run(move |conn| Ok(Json(TargetList { targets: conn.escalation_targets(&tenant)? }))).await
+    state.store.unit(&tenant.clone(), move |conn| Ok(Json(TargetList { targets: conn.escalation_targets(&tenant)? }))).await
 }

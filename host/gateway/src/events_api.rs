@@ -83,13 +83,15 @@ pub async fn list_admin(State(state): State<Shared>, _admin: Admin, Q(q): Q<Admi
         limit: page_size(q.limit)?,
         cursor: q.cursor,
     };
-    let page = state.store.read(|c| events::list(c, &filter))?;
+    let reading = filter.tenant_id.clone().unwrap_or_else(|| SYSTEM_TENANT.into());
+    let page = state.store.read(&reading, move |c| events::list(c, &filter)).await?;
     Ok(json_text(page.to_json()))
 }
 
 /// `GET /v1/admin/events/{event_id}` (getEvent).
 pub async fn get_admin(State(state): State<Shared>, _admin: Admin, Path(id): Path<String>) -> ApiResult<Response> {
-    let event = state.store.read(|c| events::get(c, &id))?.ok_or_else(|| events::not_found(&id))?;
+    let wanted = id.clone();
+    let event = state.store.read(SYSTEM_TENANT, move |c| events::get(c, &wanted)).await?.ok_or_else(|| events::not_found(&id))?;
     Ok(json_text(event.body))
 }
 
@@ -119,7 +121,7 @@ pub async fn list_tenant(State(state): State<Shared>, Tenant(tenant): Tenant, Q(
         return Err(ApiError::invalid(format!("category `{}` is admin-only; a tenant reads budget, reservation and tenant events", c.as_str())));
     }
     let filter = EventFilter {
-        tenant_id: Some(tenant),
+        tenant_id: Some(tenant.clone()),
         tenant_accessible_only: true,
         event_type,
         category,
@@ -131,7 +133,7 @@ pub async fn list_tenant(State(state): State<Shared>, Tenant(tenant): Tenant, Q(
         cursor: q.cursor,
         ..EventFilter::default()
     };
-    let page = state.store.read(|c| events::list(c, &filter))?;
+    let page = state.store.read(&tenant, move |c| events::list(c, &filter)).await?;
     Ok(json_text(page.to_json()))
 }
 
@@ -192,7 +194,7 @@ async fn create(state: Shared, owner: String, req: CreateRequest) -> ApiResult<(
     let secret = sub.signing_secret.clone();
     let body = state
         .store
-        .run(move |conn| {
+        .unit(&sub.tenant_id.clone(), move |conn| {
             guard_open(conn, &sub.tenant_id)?;
             let held = webhooks::count_for(conn, &sub.tenant_id)?;
             if held >= max_subscriptions {
@@ -279,12 +281,13 @@ async fn update(state: Shared, id: String, tenant: Option<String>, req: UpdateRe
     }
     let request_id = RequestContext::current().map(|c| c.request_id).unwrap_or_default();
     let now = now_ms();
+    let owner = owner_of(&state, &id, tenant.as_deref()).await?;
     let body = state
         .store
-        .run(move |conn| {
+        .unit(&owner, move |conn| {
             let mut sub = webhooks::load_for(conn, &id, tenant.as_deref())?;
             guard_open(conn, &sub.tenant_id)?;
-            let (changed, transition) = apply(&mut sub, req);
+            let (changed, transition) = apply(&mut sub, req.clone());
             draft(&sub).validate()?;
             if changed.is_empty() && transition.is_none() {
                 return Ok(sub.to_json());
@@ -309,9 +312,10 @@ async fn update(state: Shared, id: String, tenant: Option<String>, req: UpdateRe
 /// Deletes subscription `id` with its undelivered deliveries; emits `webhook.deleted`.
 async fn delete(state: Shared, id: String, tenant: Option<String>) -> ApiResult<StatusCode> {
     let now = now_ms();
+    let owner = owner_of(&state, &id, tenant.as_deref()).await?;
     state
         .store
-        .run(move |conn| {
+        .unit(&owner, move |conn| {
             let sub = webhooks::load_for(conn, &id, tenant.as_deref())?;
             guard_open(conn, &sub.tenant_id)?;
             webhooks::delete(conn, &sub)?;
@@ -327,11 +331,15 @@ async fn delete(state: Shared, id: String, tenant: Option<String>) -> ApiResult<
 /// Sends the synthetic `system.webhook_test` event to the subscription's endpoint, signed,
 /// outside the queue (it does not count toward auto-disable); answers `WebhookTestResponse`.
 async fn test(state: Shared, id: String, tenant: Option<String>) -> ApiResult<Json<Value>> {
-    let sub = state.store.read(|c| {
-        let sub = webhooks::load_for(c, &id, tenant.as_deref())?;
-        guard_open(c, &sub.tenant_id)?;
-        Ok(sub)
-    })?;
+    let owner = owner_of(&state, &id, tenant.as_deref()).await?;
+    let sub = state
+        .store
+        .read(&owner, move |c| {
+            let sub = webhooks::load_for(c, &id, tenant.as_deref())?;
+            guard_open(c, &sub.tenant_id)?;
+            Ok(sub)
+        })
+        .await?;
     let now = now_ms();
     let origin = events::Origin::capture();
     let event = events::Event {
@@ -358,7 +366,7 @@ async fn test(state: Shared, id: String, tenant: Option<String>) -> ApiResult<Js
     let event_id = event.event_id.clone();
     let recorded = attempt.clone();
     let at = now_ms();
-    state.store.run(move |c| webhooks::record_test(c, &sub, &event_id, &recorded, at)).await?;
+    state.store.unit(&sub.tenant_id.clone(), move |c| webhooks::record_test(c, &sub, &event_id, &recorded, at)).await?;
     let mut out = json!({"success": attempt.succeeded(), "response_time_ms": attempt.elapsed_ms, "event_id": event.event_id});
     if let Some(s) = attempt.status {
         out["response_status"] = json!(s);
@@ -380,7 +388,7 @@ pub struct DeliveryQuery {
     pub limit: Option<u32>,
 }
 
-fn deliveries(state: &Shared, id: &str, tenant: Option<&str>, q: DeliveryQuery) -> ApiResult<Json<Value>> {
+async fn deliveries(state: &Shared, id: &str, tenant: Option<&str>, q: DeliveryQuery) -> ApiResult<Json<Value>> {
     let filter = DeliveryFilter {
         status: q.status,
         from_ms: time("from", q.from.as_deref())?,
@@ -388,10 +396,17 @@ fn deliveries(state: &Shared, id: &str, tenant: Option<&str>, q: DeliveryQuery) 
         limit: page_size(q.limit)?,
         cursor: q.cursor,
     };
-    Ok(Json(state.store.read(|c| {
-        let sub = webhooks::load_for(c, id, tenant)?;
-        webhooks::list_deliveries(c, &sub, &filter)
-    })?))
+    let owner = owner_of(state, id, tenant).await?;
+    let (id, tenant) = (id.to_string(), tenant.map(str::to_string));
+    Ok(Json(
+        state
+            .store
+            .read(&owner, move |c| {
+                let sub = webhooks::load_for(c, &id, tenant.as_deref())?;
+                webhooks::list_deliveries(c, &sub, &filter)
+            })
+            .await?,
+    ))
 }
 
 /// The query of `POST /v1/admin/webhooks`.
@@ -427,12 +442,13 @@ pub async fn admin_list(State(state): State<Shared>, _admin: Admin, Q(q): Q<Subs
         limit: page_size(q.limit)?,
         cursor: q.cursor,
     };
-    Ok(Json(state.store.read(|c| webhooks::list(c, &filter))?))
+    let reading = filter.tenant_id.clone().unwrap_or_else(|| SYSTEM_TENANT.into());
+    Ok(Json(state.store.read(&reading, move |c| webhooks::list(c, &filter)).await?))
 }
 
 /// `GET /v1/admin/webhooks/{id}`.
 pub async fn admin_get(State(state): State<Shared>, _admin: Admin, Path(id): Path<String>) -> ApiResult<Json<Value>> {
-    Ok(Json(state.store.read(|c| webhooks::load_for(c, &id, None))?.to_json()))
+    Ok(Json(state.store.read(SYSTEM_TENANT, move |c| webhooks::load_for(c, &id, None)).await?.to_json()))
 }
 
 /// `PATCH /v1/admin/webhooks/{id}`.
@@ -452,7 +468,7 @@ pub async fn admin_test(State(state): State<Shared>, _admin: Admin, Path(id): Pa
 
 /// `GET /v1/admin/webhooks/{id}/deliveries` (listWebhookDeliveries).
 pub async fn admin_deliveries(State(state): State<Shared>, _admin: Admin, Path(id): Path<String>, Q(q): Q<DeliveryQuery>) -> ApiResult<Json<Value>> {
-    deliveries(&state, &id, None, q)
+    deliveries(&state, &id, None, q).await
 }
 
 /// `POST /v1/admin/webhooks/{id}/replay` (replayEvents): 202 with the replay's id and how
@@ -469,9 +485,18 @@ pub async fn admin_replay(State(state): State<Shared>, _admin: Admin, Path(id): 
         Some(n @ 1..=1000) => n as usize,
         Some(n) => return Err(ApiError::invalid(format!("`max_events` must be 1 to 1000, not {n}"))),
     };
+    let owner = owner_of(&state, &id, None).await?;
+    // a system-wide subscription's events belong to many tenants, and its deliveries are kept
+    // with each event's tenant: on Redis that would be one unit per tenant, and a replay that
+    // failed part way would stay half queued, so it is refused whole instead
+    if owner == SYSTEM_TENANT && matches!(state.store, crate::backend::Backend::Redis(_)) {
+        return Err(ApiError::invalid(format!(
+            "subscription `{id}` is system-wide: replaying its events is not supported on the Redis store yet (replay a tenant's subscription, or use the SQLite store)"
+        )));
+    }
     let (replay_id, queued) = state
         .store
-        .run(move |conn| {
+        .unit(&owner, move |conn| {
             let sub = webhooks::load_for(conn, &id, None)?;
             guard_open(conn, &sub.tenant_id)?;
             webhooks::replay(conn, &sub, from, to, req.event_types.as_deref(), max, now)
@@ -481,6 +506,18 @@ pub async fn admin_replay(State(state): State<Shared>, _admin: Admin, Path(id): 
         StatusCode::ACCEPTED,
         Json(json!({"replay_id": replay_id, "events_queued": queued, "estimated_completion_seconds": queued.div_ceil(32).max(1)})),
     ))
+}
+
+/// The tenant whose unit of work changes subscription `id`: `tenant` when the caller is a
+/// tenant's key, else the subscription's owner (not found when there is no such
+/// subscription; the unit loads it again).
+async fn owner_of(state: &Shared, id: &str, tenant: Option<&str>) -> ApiResult<String> {
+    if let Some(tenant) = tenant {
+        return Ok(tenant.to_string());
+    }
+    let id = id.to_string();
+    let sub = state.store.read(SYSTEM_TENANT, move |c| webhooks::load_for(c, &id, None)).await?;
+    Ok(sub.tenant_id)
 }
 
 /// The tenant a webhook operation acts for: a tenant key's own, or — for the admin key, which
@@ -514,19 +551,20 @@ pub async fn tenant_list(State(state): State<Shared>, caller: Caller, Q(q): Q<Su
         }
     };
     let filter = webhooks::ListFilter {
-        tenant_id: Some(tenant),
+        tenant_id: Some(tenant.clone()),
         status: q.status,
         event_type: event_type("event_type", q.event_type.as_deref())?,
         limit: page_size(q.limit)?,
         cursor: q.cursor,
     };
-    Ok(Json(state.store.read(|c| webhooks::list(c, &filter))?))
+    Ok(Json(state.store.read(&tenant, move |c| webhooks::list(c, &filter)).await?))
 }
 
 /// `GET /v1/webhooks/{id}` (getTenantWebhook): another tenant's is a 404.
 pub async fn tenant_get(State(state): State<Shared>, caller: Caller, Path(id): Path<String>) -> ApiResult<Json<Value>> {
     let tenant = acting(&caller);
-    Ok(Json(state.store.read(|c| webhooks::load_for(c, &id, tenant.as_deref()))?.to_json()))
+    let reading = tenant.clone().unwrap_or_else(|| SYSTEM_TENANT.into());
+    Ok(Json(state.store.read(&reading, move |c| webhooks::load_for(c, &id, tenant.as_deref())).await?.to_json()))
 }
 
 /// `PATCH /v1/webhooks/{id}` (updateTenantWebhook).
@@ -550,5 +588,5 @@ pub async fn tenant_test(State(state): State<Shared>, caller: Caller, Path(id): 
 /// `GET /v1/webhooks/{id}/deliveries` (listTenantWebhookDeliveries).
 pub async fn tenant_deliveries(State(state): State<Shared>, caller: Caller, Path(id): Path<String>, Q(q): Q<DeliveryQuery>) -> ApiResult<Json<Value>> {
     let tenant = acting(&caller);
-    deliveries(&state, &id, tenant.as_deref(), q)
+    deliveries(&state, &id, tenant.as_deref(), q).await
 }

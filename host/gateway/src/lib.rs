@@ -19,6 +19,7 @@
 
 pub mod admin_api;
 pub mod auth;
+pub mod backend;
 pub mod authority;
 pub mod bundles;
 pub mod config;
@@ -45,6 +46,8 @@ pub mod repo;
 pub mod serve;
 pub mod server;
 pub mod store;
+#[cfg(test)]
+mod several_gateways;
 #[cfg(test)]
 mod test_redis;
 mod strict_json;

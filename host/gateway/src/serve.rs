@@ -10,6 +10,7 @@ use crate::config::{Config, LogFormat};
 use crate::metrics::Metrics;
 use crate::policy::{parse_config, PolicyHandle, StaticPolicy, DEFAULT_POLICY_TOML};
 use crate::server::{app, load_keys, spawn_sweeper, AppState, Shared};
+use crate::backend::{Backend, ADMIN_KEY_SETTING, SIGNING_KEY_SETTING};
 use crate::store::{self, Store};
 use crate::util::{random_hex, sha256_hex};
 
@@ -76,23 +77,26 @@ pub fn init_logging(config: &Config) {
 
 /// The admin key: from the configuration, `SBD_ADMIN_KEY`, the stored hash, or minted on
 /// first start (printed once on stderr and written to `<data_dir>/admin.key`, mode 0600).
-async fn admin_key_hash(config: &Config, store: &Store) -> Result<String, ServeError> {
+async fn admin_key_hash(config: &Config, store: &Backend) -> Result<String, ServeError> {
     let given = config.admin_key.clone().or_else(|| std::env::var("SBD_ADMIN_KEY").ok().filter(|k| !k.is_empty()));
     if let Some(key) = given {
         let hash = sha256_hex(key.as_bytes());
-        let h = hash.clone();
-        store.run(move |c| store::set_setting(c, "admin_key_sha256", &h)).await.map_err(ServeError::Startup)?;
+        store.set_setting(ADMIN_KEY_SETTING, hash.clone()).await.map_err(ServeError::Startup)?;
         return Ok(hash);
     }
-    if let Some(hash) = store.run(|c| store::setting(c, "admin_key_sha256")).await.map_err(ServeError::Startup)? {
+    if let Some(hash) = store.setting(ADMIN_KEY_SETTING).await.map_err(ServeError::Startup)? {
         return Ok(hash);
     }
     let key = format!("sbd_admin_{}", random_hex(24));
+    let hash = sha256_hex(key.as_bytes());
+    // gateways starting at once on one Redis agree on the first key minted; one whose key lost
+    // neither writes nor shows it (the winner's data directory has the key)
+    let kept = store.claim_setting(ADMIN_KEY_SETTING, hash.clone()).await.map_err(ServeError::Startup)?;
+    if kept != hash {
+        return Ok(kept);
+    }
     let path = config.data_dir.join("admin.key");
     write_private(&path, &key).map_err(|source| ServeError::AdminKey { path: path.display().to_string(), source })?;
-    let hash = sha256_hex(key.as_bytes());
-    let h = hash.clone();
-    store.run(move |c| store::set_setting(c, "admin_key_sha256", &h)).await.map_err(ServeError::Startup)?;
     eprintln!("sbd: minted the admin key (X-Admin-API-Key), shown once and saved to {}:\n{key}", path.display());
     Ok(hash)
 }
@@ -133,11 +137,46 @@ fn start_hot(config: &Config, trust_path: &Path, cache: &Path) -> Result<crate::
     Ok(crate::hot::HotBundles::new(hot))
 }
 
+/// Opens the configured backend: Redis when `store` names one, else the embedded SQLite file
+/// in the data directory (created if needed).
+fn open_backend(config: &Config) -> Result<Backend, ServeError> {
+    match config.store.as_deref() {
+        None => Ok(Backend::Sqlite(Store::open(&config.data_dir, config.synchronous)?)),
+        Some(url) if url.starts_with("redis://") || url.starts_with(crate::ledger::redis::CLUSTER_SCHEME) => {
+            let redis = crate::ledger::redis::RedisLedger::open(url, &config.store_prefix).map_err(ServeError::Startup)?;
+            // the data directory still holds the admin key file, the token key and the caches
+            std::fs::create_dir_all(&config.data_dir)
+                .map_err(|source| ServeError::Store(store::StoreError::DataDir { path: config.data_dir.clone(), source }))?;
+            Ok(Backend::Redis(Arc::new(redis)))
+        }
+        Some(other) => Err(ServeError::Limits(format!(
+            "`store`: `{}` is not a store URL (expected `redis://HOST:PORT` (no TLS: `rediss://` is not supported), or `{}HOST:PORT,HOST:PORT` for a Cluster; leave it unset for the embedded SQLite store)",
+            crate::ledger::redis::hide_password(other),
+            crate::ledger::redis::CLUSTER_SCHEME
+        ))),
+    }
+}
+
+/// Refuses to start a gateway whose signing key differs from the one the state's trace is
+/// sealed with: gateways sharing one Redis must share the key (seals, receipts and chain
+/// exports verify against it). The first gateway on a state records its key's public half.
+async fn check_signing_key(store: &Backend, tokens: &crate::tokens::TokenAuthority) -> Result<(), ServeError> {
+    let mine = crate::util::hex(&tokens.public_key().to_bytes());
+    let recorded = store.claim_setting(SIGNING_KEY_SETTING, mine.clone()).await.map_err(ServeError::Startup)?;
+    if recorded != mine {
+        return Err(ServeError::Startup(crate::error::ApiError::invalid(format!(
+            "this gateway's signing key (`gateway.key` in the data directory, public key {mine}) is not the key the state is sealed with ({recorded}): gateways that share a store must share `gateway.key`"
+        ))));
+    }
+    Ok(())
+}
+
 /// Builds the shared state: store, keys, trust scores, policy, metrics.
 pub async fn build_state(config: Config) -> Result<Shared, ServeError> {
     // A configuration built in code (not read from a file) is checked here too.
     config.limits.validate().map_err(ServeError::Limits)?;
-    let store = Store::open(&config.data_dir, config.synchronous)?;
+    let store = open_backend(&config)?;
+    store.ping().await.map_err(ServeError::Startup)?;
     let admin_key_hash = admin_key_hash(&config, &store).await?;
     let keys = load_keys(&store).await.map_err(ServeError::Startup)?;
     let policy_config = match &config.policy {
@@ -160,6 +199,7 @@ pub async fn build_state(config: Config) -> Result<Shared, ServeError> {
     let metrics = Metrics::new()?;
     metrics.set_policy(&policy.version());
     let tokens = crate::tokens::TokenAuthority::load_or_create(&config.data_dir, config.token_trust.as_deref())?;
+    check_signing_key(&store, &tokens).await?;
     let webhooks = crate::dispatch::Sender::new(config.webhooks.clone()).map_err(ServeError::Limits)?;
     Ok(Arc::new(AppState {
         store,
@@ -167,6 +207,7 @@ pub async fn build_state(config: Config) -> Result<Shared, ServeError> {
         metrics,
         admin_key_hash,
         keys: RwLock::new(keys),
+        key_changes: std::sync::atomic::AtomicU64::new(0),
         config,
         tokens,
         bundles,
@@ -189,7 +230,7 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
     let v = state.policy.version();
     tracing::info!(
         addr = %local,
-        data = %state.store.path().display(),
+        store = %state.store.describe(),
         policy = %v.label(),
         "sbd gateway listening"
     );

@@ -21,9 +21,10 @@ use crate::config::Config;
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::metrics::Metrics;
 use crate::policy::PolicyHandle;
-use crate::store::Store;
+use crate::backend::Backend;
+use crate::events::SYSTEM_TENANT;
 use crate::util::{now_ms, random_hex, sha256_hex};
-use crate::{admin_api, authority, cycles_api, delegations_api, escalations, escalations_api, events_api, openapi};
+use crate::{admin_api, authority, cycles_api, delegations_api, escalations_api, events_api, openapi};
 
 /// A key the gateway accepts for a tenant (cached from the `api_keys` table).
 #[derive(Debug, Clone)]
@@ -44,16 +45,21 @@ pub struct KeyInfo {
 
 /// Everything a handler needs.
 pub struct AppState {
-    /// The store.
-    pub store: Store,
+    /// The state: the embedded SQLite store or Redis.
+    pub store: Backend,
     /// The active policy.
     pub policy: Arc<dyn PolicyHandle>,
     /// Prometheus metrics.
     pub metrics: Metrics,
     /// SHA-256 of the admin key.
     pub admin_key_hash: String,
-    /// SHA-256 of each ACTIVE tenant key -> what it authenticates.
+    /// SHA-256 of each ACTIVE tenant key -> what it authenticates. Changed through
+    /// [`AppState::change_keys`] (this gateway's own changes) and
+    /// [`AppState::reload_keys_if_unchanged`] (the store's).
     pub keys: RwLock<HashMap<String, KeyInfo>>,
+    /// How many changes this gateway has made to [`AppState::keys`]: a reload or lookup that
+    /// read the store before one of them must not overwrite it.
+    pub key_changes: AtomicU64,
     /// The configuration.
     pub config: Config,
     /// Delegation tokens: verify presented ones, issue children's.
@@ -62,6 +68,34 @@ pub struct AppState {
     pub bundles: Option<Arc<dyn crate::bundles::BundleManager>>,
     /// Sends webhook deliveries and test probes.
     pub webhooks: crate::dispatch::Sender,
+}
+
+impl AppState {
+    /// Applies one of this gateway's own key changes to the cache (after its commit).
+    pub fn change_keys(&self, change: impl FnOnce(&mut HashMap<String, KeyInfo>)) {
+        let mut keys = self.keys.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        change(&mut keys);
+        self.key_changes.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// The count of this gateway's own key changes so far, taken before reading keys from the
+    /// store for [`AppState::reload_keys_if_unchanged`].
+    pub fn key_change_count(&self) -> u64 {
+        self.key_changes.load(Ordering::SeqCst)
+    }
+
+    /// Applies keys read from the store (`update`) unless this gateway changed the cache after
+    /// `seen` (what [`AppState::key_change_count`] said before the read): a read that began
+    /// before a revocation here committed must not bring the revoked key back. Answers whether
+    /// it applied them.
+    pub fn reload_keys_if_unchanged(&self, seen: u64, update: impl FnOnce(&mut HashMap<String, KeyInfo>)) -> bool {
+        let mut keys = self.keys.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if self.key_changes.load(Ordering::SeqCst) != seen {
+            return false;
+        }
+        update(&mut keys);
+        true
+    }
 }
 
 /// Shared state as handlers receive it.
@@ -301,7 +335,7 @@ pub fn idempotency_header(headers: &HeaderMap) -> Option<&str> {
 }
 
 async fn healthz(State(state): State<Shared>) -> ApiResult<axum::Json<serde_json::Value>> {
-    state.store.run(|conn| Ok(conn.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))?)).await?;
+    state.store.ping().await?;
     Ok(axum::Json(serde_json::json!({"status": "ok", "policy": state.policy.version()})))
 }
 
@@ -394,10 +428,10 @@ pub fn app(state: Shared) -> Router {
 }
 
 /// Loads the key cache from the store: every ACTIVE key that [`key_info`] accepts.
-pub async fn load_keys(store: &Store) -> ApiResult<HashMap<String, KeyInfo>> {
+pub async fn load_keys(store: &Backend) -> ApiResult<HashMap<String, KeyInfo>> {
     store
-        .run(|conn| {
-            let keys = crate::repo::TenantStore::api_keys(conn, None)?;
+        .read(SYSTEM_TENANT, |tx| {
+            let keys = tx.api_keys(None)?;
             Ok(keys.iter().filter(|k| k.status == "ACTIVE").filter_map(|k| Some((k.key_hash.clone(), key_info(k)?))).collect())
         })
         .await
@@ -447,8 +481,8 @@ pub fn key_info(stored: &crate::repo::StoredApiKey) -> Option<KeyInfo> {
     Some(KeyInfo { key_id: key_id.clone(), tenant: stored.tenant_id.clone(), expires_at_ms: stored.expires_at_ms, role, name, permissions })
 }
 
-/// Starts the sweeper: expired reservations and escalations, and finished webhook deliveries
-/// past their retention, every `interval`.
+/// Starts the sweeper: expired reservations and escalations, finished webhook deliveries past
+/// their retention and, on Redis, a reload of the API key cache, every `interval`.
 pub fn spawn_sweeper(state: Shared, interval: Duration) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(interval);
@@ -456,7 +490,7 @@ pub fn spawn_sweeper(state: Shared, interval: Duration) -> tokio::task::JoinHand
         loop {
             tick.tick().await;
             let now = now_ms();
-            match state.store.run(move |conn| crate::ledger::sweep_expired(conn, now, 10_000)).await {
+            match state.store.sweep_reservations(now, 10_000).await {
                 Ok(n) if n > 0 => {
                     state.metrics.reservations.with_label_values(&["expired"]).inc_by(n as u64);
                     tracing::info!(expired = n, "sweeper: reservations expired");
@@ -465,7 +499,7 @@ pub fn spawn_sweeper(state: Shared, interval: Duration) -> tokio::task::JoinHand
                 Err(e) => tracing::warn!(error = %e, "sweeper: reservation sweep failed"),
             }
             let signer = state.tokens.signing_key().clone();
-            match state.store.run(move |conn| escalations::sweep_expired(conn, now, &signer)).await {
+            match state.store.sweep_escalations(now, signer).await {
                 Ok(n) if n > 0 => {
                     state.metrics.escalations.with_label_values(&["EXPIRED"]).inc_by(n as u64);
                     tracing::info!(expired = n, "sweeper: escalations expired");
@@ -473,9 +507,19 @@ pub fn spawn_sweeper(state: Shared, interval: Duration) -> tokio::task::JoinHand
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "sweeper: escalation sweep failed"),
             }
+            // On Redis other gateways create and revoke keys too: the cache is reloaded each
+            // sweep, so their changes reach this gateway within one interval.
+            if matches!(state.store, Backend::Redis(_)) {
+                let seen = state.key_change_count();
+                match load_keys(&state.store).await {
+                    // a change made here while the keys were read wins until the next reload
+                    Ok(loaded) => drop(state.reload_keys_if_unchanged(seen, |keys| *keys = loaded)),
+                    Err(e) => tracing::warn!(error = %e, "sweeper: reloading the API keys failed; the cache is kept"),
+                }
+            }
             let kept = i64::try_from(state.webhooks.settings().delivery_retention_ms).unwrap_or(i64::MAX);
             let before = now.saturating_sub(kept);
-            match state.store.run(move |conn| crate::webhooks::sweep_deliveries(conn, before, 10_000)).await {
+            match state.store.sweep_deliveries(before, 10_000).await {
                 Ok(n) if n > 0 => tracing::info!(deleted = n, "sweeper: finished webhook deliveries past their retention"),
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "sweeper: delivery retention sweep failed"),

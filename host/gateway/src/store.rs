@@ -618,6 +618,12 @@ pub fn setting(conn: &Connection, name: &str) -> ApiResult<Option<String>> {
         .optional()?)
 }
 
+/// Writes setting `name` unless it is set already; answers the value it holds afterwards.
+pub fn claim_setting(conn: &Connection, name: &str, value: &str) -> ApiResult<String> {
+    conn.prepare_cached("INSERT INTO settings (name, value) VALUES (?1, ?2) ON CONFLICT(name) DO NOTHING")?.execute([name, value])?;
+    setting(conn, name)?.ok_or_else(|| ApiError::internal(format!("the setting `{name}` was claimed but is not stored")))
+}
+
 /// Writes one setting.
 pub fn set_setting(conn: &Connection, name: &str, value: &str) -> ApiResult<()> {
     conn.prepare_cached("INSERT INTO settings (name, value) VALUES (?1, ?2) ON CONFLICT(name) DO UPDATE SET value = excluded.value")?

@@ -650,16 +650,21 @@ async fn concurrent_twins_of_an_open_root_get_one_chain_and_one_response() {
     let agent = http.agent_key(&key, "orchestrator").await;
     // Hold the store's write lock while the twins arrive: each reads its facts (WAL readers
     // are not blocked) and finds no stored answer, and all their writes land in one batch
-    // once the lock is released.
-    let lock = rusqlite::Connection::open(dir.path().join("sbd.sqlite3")).unwrap();
-    lock.execute_batch("BEGIN IMMEDIATE").unwrap();
+    // once the lock is released. (On Redis the twins race for the tenant's lock instead.)
+    let lock = common::test_store().is_none().then(|| {
+        let lock = rusqlite::Connection::open(dir.path().join("sbd.sqlite3")).unwrap();
+        lock.execute_batch("BEGIN IMMEDIATE").unwrap();
+        lock
+    });
     let mut twins = Vec::new();
     for _ in 0..8 {
         let (http, body, agent) = (http.clone(), body.clone(), agent.clone());
         twins.push(tokio::spawn(async move { http.call(Method::POST, "/v1/delegations", &[("x-cycles-api-key", agent.as_str())], Some(body)).await }));
     }
     tokio::time::sleep(std::time::Duration::from_millis(800)).await;
-    lock.execute_batch("COMMIT").unwrap();
+    if let Some(lock) = lock {
+        lock.execute_batch("COMMIT").unwrap();
+    }
     let mut bodies = Vec::new();
     for t in twins {
         let r = t.await.unwrap();
@@ -677,6 +682,9 @@ async fn concurrent_twins_of_an_open_root_get_one_chain_and_one_response() {
 async fn a_grant_stored_under_the_former_id_form_is_still_found() {
     // A store from before time-ordered grant ids keeps a grant under its bare block hash; the
     // token issued then must keep working after the upgrade.
+    if common::sqlite_only("the former id form exists only in SQLite stores from before time-ordered ids") {
+        return;
+    }
     let (dir, gw, mut http, key) = setup().await;
     let root = mandate(1_000, 4);
     let grant = http.root_grant(&key, "orchestrator", root.clone()).await;

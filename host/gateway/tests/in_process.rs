@@ -8,6 +8,8 @@ use axum::http::{Method, Request, StatusCode};
 use serde_json::{json, Value};
 use tower::ServiceExt;
 
+mod common;
+
 const ADMIN: &str = "in-process-admin";
 
 struct App {
@@ -16,11 +18,8 @@ struct App {
 
 impl App {
     async fn start(dir: &std::path::Path) -> App {
-        let config = sbd_gateway::Config {
-            data_dir: dir.to_path_buf(),
-            admin_key: Some(ADMIN.into()),
-            ..sbd_gateway::Config::default()
-        };
+        // the suites' configuration (its store: SQLite, or Redis when they run on one)
+        let config = sbd_gateway::Config { admin_key: Some(ADMIN.into()), ..common::config(dir) };
         let state = sbd_gateway::serve::build_state(config).await.expect("the gateway's state");
         App { router: sbd_gateway::server::app(state) }
     }

@@ -245,6 +245,15 @@ async fn every_provisioning_path_keeps_the_subscription_invariants() {
         // A system-wide subscription may carry them.
         let r = http.admin(Method::POST, "/v1/admin/webhooks", Some(body)).await;
         assert_eq!((r.status, r.body["subscription"]["tenant_id"].as_str()), (StatusCode::CREATED, Some("__system__")), "{:?}", r.body);
+        // Its replay spans tenants: on Redis it is refused whole, saying why, not half queued.
+        let system = r.body["subscription"]["subscription_id"].as_str().unwrap().to_string();
+        let r = http.admin(Method::POST, &format!("/v1/admin/webhooks/{system}/replay"), Some(json!({}))).await;
+        if common::test_store().is_some() {
+            assert_eq!(r.status, StatusCode::BAD_REQUEST, "{:?}", r.body);
+            assert!(r.body["message"].as_str().unwrap().contains("not supported on the Redis store"), "{:?}", r.body);
+        } else {
+            assert_eq!(r.status, StatusCode::ACCEPTED, "{:?}", r.body);
+        }
     }
     let r = http.tenant(&op, Method::POST, "/v1/webhooks", Some(json!({"url": url, "event_types": []}))).await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST, "create needs an event type: {:?}", r.body);
@@ -419,6 +428,7 @@ async fn kill_dash_nine_loses_no_event_and_no_delivery() {
     let spawn = || {
         std::process::Command::new(env!("CARGO_BIN_EXE_sbd-gateway"))
             .args(["--config", config.to_str().unwrap(), "--data-dir", data.to_str().unwrap(), "--addr", &format!("127.0.0.1:{port}")])
+            .args(common::store_args(&data))
             .env("SBD_ADMIN_KEY", common::ADMIN)
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())

@@ -10,15 +10,26 @@ fn main() -> ExitCode {
     let mut config_file: Option<PathBuf> = None;
     let mut data_dir: Option<PathBuf> = None;
     let mut addr: Option<String> = None;
+    let mut store: Option<String> = None;
+    let mut store_prefix: Option<String> = None;
     while let Some(a) = args.next() {
+        let known = matches!(a.as_str(), "--config" | "--data-dir" | "--addr" | "--store" | "--store-prefix");
+        if !known {
+            eprintln!("sbd-gateway: unknown argument `{a}` (expected --config F, --data-dir D, --addr A, --store URL, --store-prefix P)");
+            return ExitCode::from(2);
+        }
+        // a flag without its value is refused, not ignored (a gateway meant for a shared store
+        // must not start on a store of its own)
+        let Some(value) = args.next() else {
+            eprintln!("sbd-gateway: `{a}` needs a value");
+            return ExitCode::from(2);
+        };
         match a.as_str() {
-            "--config" => config_file = args.next().map(PathBuf::from),
-            "--data-dir" => data_dir = args.next().map(PathBuf::from),
-            "--addr" => addr = args.next(),
-            other => {
-                eprintln!("sbd-gateway: unknown argument `{other}` (expected --config F, --data-dir D, --addr A)");
-                return ExitCode::from(2);
-            }
+            "--config" => config_file = Some(PathBuf::from(value)),
+            "--data-dir" => data_dir = Some(PathBuf::from(value)),
+            "--addr" => addr = Some(value),
+            "--store" => store = Some(value),
+            _ => store_prefix = Some(value),
         }
     }
     if let Some(f) = config_file {
@@ -32,6 +43,12 @@ fn main() -> ExitCode {
     }
     if let Some(d) = data_dir {
         config.data_dir = d;
+    }
+    if store.is_some() {
+        config.store = store;
+    }
+    if let Some(p) = store_prefix {
+        config.store_prefix = p;
     }
     if let Some(a) = addr {
         match a.parse() {

@@ -323,6 +323,8 @@ pub const CLUSTER_SCHEME: &str = "redis+cluster://";
 /// The ledger on a Redis (or Redis Cluster) under a key prefix.
 pub struct RedisLedger {
     endpoint: Endpoint,
+    /// The URL it was opened with, its password (if any) hidden, for logs.
+    shown_url: String,
     prefix: String,
     /// Idle connections, reused (an operation holds one for its whole unit of work).
     idle: Mutex<Vec<Link>>,
@@ -466,13 +468,16 @@ impl RedisLedger {
     /// server, [`CLUSTER_SCHEME`]`HOST:PORT,...` for a Redis Cluster (the nodes to start from).
     pub fn open(url: &str, prefix: &str) -> ApiResult<Self> {
         if prefix.is_empty() || prefix.contains(['{', '}']) {
-            return Err(ApiError::invalid("the Redis key prefix must be non-empty and free of `{` and `}`"));
+            return Err(ApiError::invalid(format!("`store_prefix` `{prefix}`: the Redis key prefix must be non-empty and free of `{{` and `}}`")));
         }
         let endpoint = match url.strip_prefix(CLUSTER_SCHEME) {
             Some(nodes) => {
                 let nodes: Vec<String> = nodes.trim_end_matches('/').split(',').map(|node| format!("redis://{}/", node.trim())).collect();
                 if nodes.iter().any(|node| node == "redis:///") {
-                    return Err(ApiError::invalid(format!("`{url}`: a Redis Cluster URL lists its nodes as HOST:PORT, separated by commas")));
+                    return Err(ApiError::invalid(format!(
+                        "`store` `{}`: a Redis Cluster URL lists its nodes as HOST:PORT, separated by commas",
+                        hide_password(url)
+                    )));
                 }
                 let timeout = Duration::from_millis(COMMAND_TIMEOUT_MS);
                 // no silent resends: a resent commit whose first reply was lost would answer
@@ -484,6 +489,7 @@ impl RedisLedger {
         };
         Ok(RedisLedger {
             endpoint,
+            shown_url: hide_password(url),
             prefix: prefix.to_string(),
             idle: Mutex::default(),
             gates: Mutex::default(),
@@ -516,6 +522,44 @@ impl RedisLedger {
     pub(crate) fn query<T: redis::FromRedisValue>(&self, command: &redis::Cmd) -> T {
         let mut connection = self.connection().expect("a Redis connection");
         command.query(&mut connection).expect("the Redis command")
+    }
+
+    /// Runs one command outside any unit of work.
+    fn command<T: redis::FromRedisValue>(&self, command: &redis::Cmd) -> ApiResult<T> {
+        let mut connection = self.connection()?;
+        let value = command.query(&mut connection).map_err(redis_error)?;
+        self.reuse(connection);
+        Ok(value)
+    }
+
+    /// Checks that Redis answers (`PING`).
+    pub fn ping(&self) -> ApiResult<()> {
+        let pong: String = self.command(&redis::cmd("PING"))?;
+        if pong == "PONG" { Ok(()) } else { Err(ApiError::internal(format!("redis: PING answered `{pong}`"))) }
+    }
+
+    /// The gateway setting `name` (`P:setting:NAME`, outside any tenant), if set.
+    pub fn setting(&self, name: &str) -> ApiResult<Option<String>> {
+        self.command(redis::cmd("GET").arg(format!("{}:setting:{name}", self.prefix)))
+    }
+
+    /// Sets the gateway setting `name`.
+    pub fn set_setting(&self, name: &str, value: &str) -> ApiResult<()> {
+        self.command(redis::cmd("SET").arg(format!("{}:setting:{name}", self.prefix)).arg(value))
+    }
+
+    /// Sets the gateway setting `name` unless it is set already (`SET NX`), so gateways that
+    /// start at once agree on one value; answers the value it holds afterwards.
+    pub fn claim_setting(&self, name: &str, value: &str) -> ApiResult<String> {
+        let key = format!("{}:setting:{name}", self.prefix);
+        let _: Option<String> = self.command(redis::cmd("SET").arg(&key).arg(value).arg("NX"))?;
+        self.command::<Option<String>>(redis::cmd("GET").arg(&key))?
+            .ok_or_else(|| ApiError::internal(format!("redis: the setting `{name}` was claimed but is not stored")))
+    }
+
+    /// Where the state is, for logs: the URL (its password hidden) and the key prefix.
+    pub fn describe(&self) -> String {
+        format!("{} (key prefix `{}`)", self.shown_url, self.prefix)
     }
 
     /// Keeps a connection that ended its operation cleanly.
@@ -566,7 +610,26 @@ impl RedisLedger {
 
     /// Like [`RedisLedger::run`], and also answers the seal that signs the trace events the
     /// operation appended (`None` when it appended none): what a receipt is made from.
-    pub fn run_sealed<T>(&self, tenant: &str, mut op: impl FnMut(&dyn Tx) -> ApiResult<T>) -> ApiResult<(T, Option<Arc<Seal>>)> {
+    pub fn run_sealed<T>(&self, tenant: &str, op: impl FnMut(&dyn Tx) -> ApiResult<T>) -> ApiResult<(T, Option<Arc<Seal>>)> {
+        self.run_inner(tenant, op, |_| ())
+    }
+
+    /// Like [`RedisLedger::run`], and once the operation has committed, runs `after` with its
+    /// answer before the next operation of this process on `tenant` may start: in-memory state
+    /// that `after` changes follows this process's commits on the tenant in order (as
+    /// [`crate::store::Store::run_then`] does on SQLite). Not run when the operation fails.
+    pub fn run_then<T>(&self, tenant: &str, op: impl FnMut(&dyn Tx) -> ApiResult<T>, after: impl FnOnce(&T)) -> ApiResult<T> {
+        Ok(self.run_inner(tenant, op, after)?.0)
+    }
+
+    /// [`RedisLedger::run_sealed`], with `after` run once the operation has committed and while
+    /// this process's turn on the tenant is still held.
+    fn run_inner<T>(
+        &self,
+        tenant: &str,
+        mut op: impl FnMut(&dyn Tx) -> ApiResult<T>,
+        after: impl FnOnce(&T),
+    ) -> ApiResult<(T, Option<Arc<Seal>>)> {
         let tag = tenant_tag(&self.prefix, tenant)?;
         let deadline = Instant::now() + self.lock_wait;
         let gate = self.gate(&tag);
@@ -612,10 +675,12 @@ impl RedisLedger {
                     let renewed = Instant::now();
                     match tx.commit(&self.commit, &lock, keep)? {
                         Some(Committed { kept: true, cache, seal }) => {
+                            after(&value);
                             turn.hand_on(Held { lock, connection, cache, served, renewed });
                             return Ok((value, seal));
                         }
                         Some(Committed { kept: false, seal, .. }) => {
+                            after(&value);
                             self.reuse(connection);
                             return Ok((value, seal));
                         }
@@ -638,6 +703,24 @@ impl RedisLedger {
         Err(ApiError::internal(format!(
             "redis: tenant `{tenant}`'s lock lapsed before the operation could commit, {MAX_ATTEMPTS} times; nothing was applied"
         )))
+    }
+
+    /// Runs the read-only `op` on the store as it stands, without `tenant`'s lock: each key it
+    /// reads is as the last commit left it, but two reads may straddle another commit. For
+    /// lookups of one record (an API key by its hash), never for a view that must be one state.
+    /// Whatever `op` writes is dropped.
+    pub fn peek<T>(&self, tenant: &str, op: impl FnOnce(&dyn Tx) -> ApiResult<T>) -> ApiResult<T> {
+        let tag = tenant_tag(&self.prefix, tenant)?;
+        let mut connection = self.connection()?;
+        let value = {
+            let tx = Transaction::new(&mut connection, &self.prefix, tenant, &tag, BTreeMap::new());
+            op(&tx)
+        };
+        // a Redis error may leave the connection mid-reply: only a clean one is reused
+        if value.is_ok() {
+            self.reuse(connection);
+        }
+        value
     }
 
     /// The expiry sweeper on Redis: [`crate::ledger::sweep_expired`] for each tenant that holds
@@ -670,6 +753,18 @@ impl RedisLedger {
             }
         }
         first_error.map_or(Ok(expired), Err)
+    }
+}
+
+/// `url` with the password of its user part (`redis://user:PASSWORD@host`) replaced by `***`.
+pub(crate) fn hide_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_string() };
+    match rest.rsplit_once('@') {
+        Some((user, host)) => match user.split_once(':') {
+            Some((name, _)) => format!("{scheme}://{name}:***@{host}"),
+            None => format!("{scheme}://***@{host}"),
+        },
+        None => url.to_string(),
     }
 }
 
@@ -1064,13 +1159,18 @@ impl<'a> Transaction<'a> {
             )));
         }
         let mut writes = self.writes.into_inner();
-        // the seal signs this attempt's trace leaves and lands in the same script, in the slot
+        let mut written = self.written.into_inner();
+        // the seal signs this attempt's trace leaves and lands in the same script, in the slot;
+        // it is remembered as written too, so an operation handed the lock (and this attempt's
+        // cache, which saw the seal's key empty) reads it
         let seal = match self.trace.into_inner() {
             Some(batch) if !batch.leaves.is_empty() => {
                 let seal = Seal::sign(batch.seal_id, &batch.signer, batch.leaves)?;
                 let stored = rows::StoredSeal::of(&seal);
                 let text = serde_json::to_string(&stored).map_err(json_error)?;
-                writes.push(Write::Set(format!("{}:seal:{}", self.tag, seal.record.seal_id), text));
+                let key = format!("{}:seal:{}", self.tag, seal.record.seal_id);
+                writes.push(Write::Set(key.clone(), text.clone()));
+                written.insert(key, text);
                 Some(Arc::new(seal))
             }
             _ => None,
@@ -1116,7 +1216,7 @@ impl<'a> Transaction<'a> {
         // only the locked tenant's keys: another tenant's may change while this lock is held
         let own = |key: &String| key.strip_prefix(self.tag).is_some_and(|rest| rest.starts_with(':'));
         let mut cache: BTreeMap<String, Option<String>> = self.read.into_inner().into_iter().filter(|(key, _)| own(key)).collect();
-        cache.extend(self.written.into_inner().into_iter().map(|(key, value)| (key, Some(value))));
+        cache.extend(written.into_iter().map(|(key, value)| (key, Some(value))));
         cache.extend(self.deleted.into_inner().into_iter().map(|key| (key, None)));
         Ok(Some(Committed { kept: applied == 2, cache, seal }))
     }

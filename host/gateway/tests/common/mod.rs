@@ -15,15 +15,55 @@ use serde_json::{json, Value};
 
 pub const ADMIN: &str = "test-admin-key";
 
+/// The variable that runs the HTTP suites on Redis instead of the embedded SQLite store: a
+/// store URL (`.ci/run` starts a `redis-server` and runs the suites again with it set).
+pub const STORE_VAR: &str = "SBD_TEST_STORE";
+
+/// The store URL the suites run on, if not the embedded default ([`STORE_VAR`]).
+pub fn test_store() -> Option<String> {
+    std::env::var(STORE_VAR).ok().filter(|url| !url.trim().is_empty())
+}
+
+/// The key prefix of the gateway over data directory `dir` on a shared Redis: each test's
+/// gateways get a state of their own, named after their directory's path (the test's own).
+fn store_prefix(dir: &Path) -> String {
+    let path: String = dir.to_string_lossy().chars().map(|c| if c.is_ascii_alphanumeric() || c == '.' { c } else { '-' }).collect();
+    format!("sbd-http{path}")
+}
+
+/// The `sbd-gateway` arguments that put the gateway over `dir` on the test store, when the
+/// suites run on one ([`STORE_VAR`]); none on the embedded default.
+pub fn store_args(dir: &Path) -> Vec<String> {
+    match test_store() {
+        Some(url) => vec!["--store".into(), url, "--store-prefix".into(), store_prefix(dir)],
+        None => Vec::new(),
+    }
+}
+
 pub fn config(dir: &Path) -> Config {
+    let store = test_store();
+    let prefix = store_prefix(dir);
     Config {
         addr: "127.0.0.1:0".parse().unwrap(),
         data_dir: dir.to_path_buf(),
         admin_key: Some(ADMIN.into()),
         sweep_interval_ms: 50,
         log_level: "warn".into(),
+        store,
+        store_prefix: prefix,
         ..Config::default()
     }
+}
+
+/// Says on stderr that a test ran only on the embedded store, where the suites run on Redis
+/// ([`STORE_VAR`]); `true` then (the caller returns).
+pub fn sqlite_only(why: &str) -> bool {
+    if test_store().is_none() {
+        return false;
+    }
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stderr(), "skipped on {STORE_VAR}: {why}");
+    true
 }
 
 pub async fn gateway(dir: &Path) -> Running {
@@ -256,6 +296,7 @@ pub fn free_port() -> u16 {
 pub fn spawn(dir: &std::path::Path, port: u16) -> Child {
     Command::new(env!("CARGO_BIN_EXE_sbd-gateway"))
         .args(["--data-dir", dir.to_str().unwrap(), "--addr", &format!("127.0.0.1:{port}")])
+        .args(store_args(dir))
         .env("SBD_ADMIN_KEY", ADMIN)
         .stdout(Stdio::null())
         .stderr(Stdio::null())

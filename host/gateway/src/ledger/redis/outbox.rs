@@ -595,7 +595,7 @@ impl super::RedisLedger {
 
     /// Whether `tenant`'s schedule set `name` has a member scored below `below`, read outside
     /// any unit (a tenant with nothing due is not locked).
-    fn any_before(&self, tenant: &str, name: &str, below: i64) -> ApiResult<bool> {
+    pub(super) fn any_before(&self, tenant: &str, name: &str, below: i64) -> ApiResult<bool> {
         let mut connection = self.connection()?;
         let key = format!("{}:{name}", super::tenant_tag(&self.prefix, tenant)?);
         let n: u64 = redis::cmd("ZCOUNT").arg(key).arg("-inf").arg(format!("({below}")).query(&mut connection).map_err(super::redis_error)?;

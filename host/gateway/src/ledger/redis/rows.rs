@@ -426,6 +426,35 @@ impl EscalationStore for Transaction<'_> {
     }
 }
 
+impl super::RedisLedger {
+    /// The escalation sweep on Redis: [`crate::escalations::sweep_tenant`] for each tenant
+    /// with a PENDING escalation past its TTL, each in its own tenant's unit (a tenant with
+    /// none is not locked; the index of tenants is read outside any unit). A tenant that fails does not
+    /// stop the others; the first failure is answered after all were tried.
+    pub fn sweep_escalations(&self, now: i64, signer: &sbd_bundle::KeyPair) -> ApiResult<usize> {
+        let tenants: Vec<String> = {
+            let mut connection = self.connection()?;
+            let tenants = redis::Commands::smembers(&mut connection, format!("{}:esc-tenants", self.prefix)).map_err(super::redis_error)?;
+            self.reuse(connection);
+            tenants
+        };
+        let (mut closed, mut first_error) = (0usize, None);
+        for tenant in tenants {
+            // the pending set is scored by expiry: a tenant with nothing past its TTL is skipped
+            let swept = self.any_before(&tenant, "esc-pending", now).and_then(|due| {
+                if due { self.run(&tenant, |tx| crate::escalations::sweep_tenant(tx, &tenant, now, signer)) } else { Ok(0) }
+            });
+            match swept {
+                Ok(n) => closed = closed.saturating_add(n),
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        first_error.map_or(Ok(closed), Err)
+    }
+}
+
 impl TraceStore for Transaction<'_> {
     fn trace_head(&self, tenant: &str, chain_id: &str) -> ApiResult<Option<SignedHead>> {
         self.get_json(&self.key(tenant, &format!("thead:{chain_id}"))?)
