@@ -165,6 +165,18 @@ impl Backend {
         }
     }
 
+    /// Removes the gateway setting `name` if it still holds `value` (a claim whose follow-up
+    /// failed); answers whether it did.
+    pub async fn unclaim_setting(&self, name: &'static str, value: String) -> ApiResult<bool> {
+        match self {
+            Backend::Sqlite(store) => store.run(move |conn| crate::store::unclaim_setting(conn, name, &value)).await,
+            Backend::Redis(redis) => {
+                let redis = Arc::clone(redis);
+                blocking(move || redis.unclaim_setting(name, &value)).await
+            }
+        }
+    }
+
     /// Sets the gateway setting `name`.
     pub async fn set_setting(&self, name: &'static str, value: String) -> ApiResult<()> {
         match self {

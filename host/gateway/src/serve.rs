@@ -96,7 +96,12 @@ async fn admin_key_hash(config: &Config, store: &Backend) -> Result<String, Serv
         return Ok(kept);
     }
     let path = config.data_dir.join("admin.key");
-    write_private(&path, &key).map_err(|source| ServeError::AdminKey { path: path.display().to_string(), source })?;
+    if let Err(source) = write_private(&path, &key) {
+        // no one would know the key the store now names: undo the claim, so the next start
+        // mints one again
+        store.unclaim_setting(ADMIN_KEY_SETTING, hash).await.map_err(ServeError::Startup)?;
+        return Err(ServeError::AdminKey { path: path.display().to_string(), source });
+    }
     eprintln!("sbd: minted the admin key (X-Admin-API-Key), shown once and saved to {}:\n{key}", path.display());
     Ok(hash)
 }
@@ -319,4 +324,30 @@ pub async fn start(config: Config) -> Result<Running, ServeError> {
         dispatcher.abort();
     });
     Ok(Running { addr: local, state, stop: Some(tx), task })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    /// A first start whose admin key cannot be written (a stale `admin.key` beside an empty
+    /// store) fails, and leaves no digest of an unknown key in the store: the next start, the
+    /// stale file gone, mints a key that is written and accepted.
+    #[tokio::test]
+    async fn a_minted_admin_key_that_cannot_be_written_is_not_kept() {
+        if std::env::var("SBD_ADMIN_KEY").is_ok_and(|k| !k.is_empty()) {
+            panic!("SBD_ADMIN_KEY is set in the test's environment; this test mints a key");
+        }
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("admin.key"), "stale\n").unwrap();
+        let config = Config { data_dir: dir.path().to_path_buf(), ..Config::default() };
+        let Err(ServeError::AdminKey { .. }) = build_state(config.clone()).await else {
+            panic!("the start went on without writing its admin key");
+        };
+        std::fs::remove_file(dir.path().join("admin.key")).unwrap();
+        let state = build_state(config).await.unwrap();
+        let written = std::fs::read_to_string(dir.path().join("admin.key")).unwrap();
+        assert_eq!(state.admin_key_hash, sha256_hex(written.trim().as_bytes()), "the key on disk is the one the store names");
+    }
 }

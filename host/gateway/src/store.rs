@@ -624,6 +624,11 @@ pub fn claim_setting(conn: &Connection, name: &str, value: &str) -> ApiResult<St
     setting(conn, name)?.ok_or_else(|| ApiError::internal(format!("the setting `{name}` was claimed but is not stored")))
 }
 
+/// Removes setting `name` if it still holds `value` (a claim undone); answers whether it did.
+pub fn unclaim_setting(conn: &Connection, name: &str, value: &str) -> ApiResult<bool> {
+    Ok(conn.prepare_cached("DELETE FROM settings WHERE name = ?1 AND value = ?2")?.execute([name, value])? > 0)
+}
+
 /// Writes one setting.
 pub fn set_setting(conn: &Connection, name: &str, value: &str) -> ApiResult<()> {
     conn.prepare_cached("INSERT INTO settings (name, value) VALUES (?1, ?2) ON CONFLICT(name) DO UPDATE SET value = excluded.value")?

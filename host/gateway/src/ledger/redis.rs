@@ -557,6 +557,17 @@ impl RedisLedger {
             .ok_or_else(|| ApiError::internal(format!("redis: the setting `{name}` was claimed but is not stored")))
     }
 
+    /// Removes the gateway setting `name` if it still holds `value` (a claim undone, in one
+    /// script); answers whether it did.
+    pub fn unclaim_setting(&self, name: &str, value: &str) -> ApiResult<bool> {
+        let script = redis::Script::new("if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end");
+        let mut connection = self.connection()?;
+        let removed: i64 =
+            script.key(format!("{}:setting:{name}", self.prefix)).arg(value).invoke(&mut connection).map_err(redis_error)?;
+        self.reuse(connection);
+        Ok(removed == 1)
+    }
+
     /// Where the state is, for logs: the URL (its password hidden) and the key prefix.
     pub fn describe(&self) -> String {
         format!("{} (key prefix `{}`)", self.shown_url, self.prefix)
