@@ -521,7 +521,7 @@ class Runner:
         return "\n".join(lines)
 
 
-def start_gateway(sbd, root, admin_key):
+def start_gateway(sbd, root, admin_key, store=None):
     data = os.path.join(root, "data")
     os.makedirs(data, exist_ok=True)
     config = os.path.join(root, "gateway.toml")
@@ -530,8 +530,12 @@ def start_gateway(sbd, root, admin_key):
         f.write("[webhooks]\nallow_http = true\nblocked_cidr_ranges = []\npoll_interval_ms = 50\n")
     port = free_port()
     log = open(os.path.join(root, "gateway.log"), "ab")
+    command = [sbd, "serve", "--data-dir", data, "--addr", f"127.0.0.1:{port}", "--config", config, "--quiet"]
+    if store:
+        # a state of its own on a shared Redis
+        command += ["--store", store, "--store-prefix", "conformance-" + secrets.token_hex(8)]
     proc = subprocess.Popen(
-        [sbd, "serve", "--data-dir", data, "--addr", f"127.0.0.1:{port}", "--config", config, "--quiet"],
+        command,
         env=dict(os.environ, SBD_ADMIN_KEY=admin_key), stdout=log, stderr=log, stdin=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
     deadline = time.time() + 120
@@ -555,6 +559,7 @@ def main():
     target.add_argument("--base", help="the server's base URL, e.g. http://127.0.0.1:7878")
     target.add_argument("--sbd", help="start this `sbd` binary's gateway and test it")
     ap.add_argument("--admin-key", help="the server's admin key (X-Admin-API-Key); required with --base")
+    ap.add_argument("--sbd-store", metavar="URL", help="with --sbd: the gateway's state on this Redis (`sbd serve --store URL`) instead of SQLite")
     ap.add_argument("--no-receiver", action="store_true", help="skip the webhook delivery checks")
     ap.add_argument("--json", help="write the rows to this file")
     ap.add_argument("--strict", action="store_true", help="a skipped MUST check fails the run")
@@ -563,8 +568,10 @@ def main():
     if args.sbd:
         admin_key = "conformance-" + secrets.token_hex(16)
         root = tempfile.mkdtemp(prefix="cycles-conformance-")
-        proc, base = start_gateway(args.sbd, root, admin_key)
+        proc, base = start_gateway(args.sbd, root, admin_key, args.sbd_store)
     else:
+        if args.sbd_store:
+            ap.error("--sbd-store goes with --sbd")
         if not args.admin_key:
             ap.error("--admin-key is required with --base")
         base, admin_key = args.base, args.admin_key
