@@ -35,21 +35,7 @@ fn tenant_of(client: usize, tenants: usize) -> String {
 }
 
 fn budget(tenant: &str) -> BudgetRow {
-    BudgetRow {
-        scope: format!("tenant:{tenant}"),
-        unit: Unit::UsdMicrocents,
-        ledger_id: "ldg_load".into(),
-        allocated: i64::MAX / 4,
-        reserved: 0,
-        spent: 0,
-        debt: 0,
-        overdraft_limit: 0,
-        is_over_limit: false,
-        status: "ACTIVE".into(),
-        commit_overage_policy: None,
-        created_at_ms: 0,
-        updated_at_ms: 0,
-    }
+    BudgetRow::active(format!("tenant:{tenant}"), Unit::UsdMicrocents, "ldg_load", i64::MAX / 4, 0)
 }
 
 fn requests(tenant: &str, client: usize, i: usize) -> (ReserveRequest, CommitRequest) {

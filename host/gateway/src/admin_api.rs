@@ -479,19 +479,9 @@ pub async fn create_budget(
                 ));
             }
             let b = BudgetRow {
-                scope: req.scope.clone(),
-                unit: req.unit,
-                ledger_id: new_id("ldg_"),
-                allocated: req.allocated.amount,
-                reserved: 0,
-                spent: 0,
-                debt: 0,
                 overdraft_limit: req.overdraft_limit.map_or(0, |o| o.amount),
-                is_over_limit: false,
-                status: "ACTIVE".into(),
                 commit_overage_policy: req.commit_overage_policy,
-                created_at_ms: now,
-                updated_at_ms: now,
+                ..BudgetRow::active(req.scope.clone(), req.unit, new_id("ldg_"), req.allocated.amount, now)
             };
             conn.insert_budget(&tenant, &b)?;
             ledger::emit_budget_lifecycle(conn, &tenant, EventType::BudgetCreated, "CREATE", None, &b, now)?;

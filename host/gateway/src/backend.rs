@@ -68,8 +68,8 @@ impl Backend {
         match self {
             Backend::Sqlite(store) => store.run_sealed(move |conn| op(conn)).await,
             Backend::Redis(redis) => {
-                let (redis, tenant) = (Arc::clone(redis), tenant.to_string());
-                blocking(move || redis.run_sealed(&tenant, op)).await
+                let tenant = tenant.to_string();
+                on_redis(redis, move |redis| redis.run_sealed(&tenant, op)).await
             }
         }
     }
@@ -89,8 +89,8 @@ impl Backend {
         match self {
             Backend::Sqlite(store) => store.run_then(move |conn| op(conn), after).await,
             Backend::Redis(redis) => {
-                let (redis, tenant) = (Arc::clone(redis), tenant.to_string());
-                blocking(move || redis.run_then(&tenant, op, after)).await
+                let tenant = tenant.to_string();
+                on_redis(redis, move |redis| redis.run_then(&tenant, op, after)).await
             }
         }
     }
@@ -107,13 +107,10 @@ impl Backend {
         match self {
             Backend::Sqlite(store) => store.read(|conn| op(conn)),
             // across tenants there is no one state to hold a lock for
-            Backend::Redis(redis) if tenant == SYSTEM_TENANT => {
-                let redis = Arc::clone(redis);
-                blocking(move || redis.peek(SYSTEM_TENANT, op)).await
-            }
+            Backend::Redis(redis) if tenant == SYSTEM_TENANT => on_redis(redis, move |redis| redis.peek(SYSTEM_TENANT, op)).await,
             Backend::Redis(redis) => {
-                let (redis, tenant) = (Arc::clone(redis), tenant.to_string());
-                blocking(move || redis.run(&tenant, op)).await
+                let tenant = tenant.to_string();
+                on_redis(redis, move |redis| redis.run(&tenant, op)).await
             }
         }
     }
@@ -124,10 +121,7 @@ impl Backend {
     pub async fn api_key_by_hash(&self, key_hash: String) -> ApiResult<Option<StoredApiKey>> {
         match self {
             Backend::Sqlite(store) => store.read(|conn| conn.api_key_by_hash(&key_hash)),
-            Backend::Redis(redis) => {
-                let redis = Arc::clone(redis);
-                blocking(move || redis.peek(SYSTEM_TENANT, |tx| tx.api_key_by_hash(&key_hash))).await
-            }
+            Backend::Redis(redis) => on_redis(redis, move |redis| redis.peek(SYSTEM_TENANT, |tx| tx.api_key_by_hash(&key_hash))).await,
         }
     }
 
@@ -135,10 +129,7 @@ impl Backend {
     pub async fn ping(&self) -> ApiResult<()> {
         match self {
             Backend::Sqlite(store) => store.run(|conn| Ok(conn.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))?)).await.map(drop),
-            Backend::Redis(redis) => {
-                let redis = Arc::clone(redis);
-                blocking(move || redis.ping()).await
-            }
+            Backend::Redis(redis) => on_redis(redis, move |redis| redis.ping()).await,
         }
     }
 
@@ -146,10 +137,7 @@ impl Backend {
     pub async fn setting(&self, name: &'static str) -> ApiResult<Option<String>> {
         match self {
             Backend::Sqlite(store) => store.run(move |conn| crate::store::setting(conn, name)).await,
-            Backend::Redis(redis) => {
-                let redis = Arc::clone(redis);
-                blocking(move || redis.setting(name)).await
-            }
+            Backend::Redis(redis) => on_redis(redis, move |redis| redis.setting(name)).await,
         }
     }
 
@@ -158,10 +146,7 @@ impl Backend {
     pub async fn claim_setting(&self, name: &'static str, value: String) -> ApiResult<String> {
         match self {
             Backend::Sqlite(store) => store.run(move |conn| crate::store::claim_setting(conn, name, &value)).await,
-            Backend::Redis(redis) => {
-                let redis = Arc::clone(redis);
-                blocking(move || redis.claim_setting(name, &value)).await
-            }
+            Backend::Redis(redis) => on_redis(redis, move |redis| redis.claim_setting(name, &value)).await,
         }
     }
 
@@ -170,10 +155,7 @@ impl Backend {
     pub async fn unclaim_setting(&self, name: &'static str, value: String) -> ApiResult<bool> {
         match self {
             Backend::Sqlite(store) => store.run(move |conn| crate::store::unclaim_setting(conn, name, &value)).await,
-            Backend::Redis(redis) => {
-                let redis = Arc::clone(redis);
-                blocking(move || redis.unclaim_setting(name, &value)).await
-            }
+            Backend::Redis(redis) => on_redis(redis, move |redis| redis.unclaim_setting(name, &value)).await,
         }
     }
 
@@ -181,10 +163,7 @@ impl Backend {
     pub async fn set_setting(&self, name: &'static str, value: String) -> ApiResult<()> {
         match self {
             Backend::Sqlite(store) => store.run(move |conn| crate::store::set_setting(conn, name, &value)).await,
-            Backend::Redis(redis) => {
-                let redis = Arc::clone(redis);
-                blocking(move || redis.set_setting(name, &value)).await
-            }
+            Backend::Redis(redis) => on_redis(redis, move |redis| redis.set_setting(name, &value)).await,
         }
     }
 
@@ -193,10 +172,7 @@ impl Backend {
     pub async fn sweep_reservations(&self, now: i64, max: usize) -> ApiResult<usize> {
         match self {
             Backend::Sqlite(store) => store.run(move |conn| crate::ledger::sweep_expired(conn, now, max)).await,
-            Backend::Redis(redis) => {
-                let redis = Arc::clone(redis);
-                blocking(move || redis.sweep_expired(now, max)).await
-            }
+            Backend::Redis(redis) => on_redis(redis, move |redis| redis.sweep_expired(now, max)).await,
         }
     }
 
@@ -206,10 +182,7 @@ impl Backend {
     pub async fn sweep_escalations(&self, now: i64, signer: KeyPair) -> ApiResult<usize> {
         match self {
             Backend::Sqlite(store) => store.run(move |conn| crate::escalations::sweep_expired(conn, now, &signer)).await,
-            Backend::Redis(redis) => {
-                let redis = Arc::clone(redis);
-                blocking(move || redis.sweep_escalations(now, &signer)).await
-            }
+            Backend::Redis(redis) => on_redis(redis, move |redis| redis.sweep_escalations(now, &signer)).await,
         }
     }
 
@@ -218,10 +191,7 @@ impl Backend {
     pub async fn sweep_deliveries(&self, before_ms: i64, max: usize) -> ApiResult<usize> {
         match self {
             Backend::Sqlite(store) => store.run(move |conn| crate::webhooks::sweep_deliveries(conn, before_ms, max)).await,
-            Backend::Redis(redis) => {
-                let redis = Arc::clone(redis);
-                blocking(move || redis.sweep_deliveries(before_ms, max)).await
-            }
+            Backend::Redis(redis) => on_redis(redis, move |redis| redis.sweep_deliveries(before_ms, max)).await,
         }
     }
 
@@ -235,10 +205,7 @@ impl Backend {
                     .run(move |conn| crate::webhooks::lease_due_with(conn, now, max, lease_ms, per_tenant, stale_before_ms))
                     .await
             }
-            Backend::Redis(redis) => {
-                let redis = Arc::clone(redis);
-                blocking(move || redis.lease_due(now, max, lease_ms, per_tenant, stale_before_ms)).await
-            }
+            Backend::Redis(redis) => on_redis(redis, move |redis| redis.lease_due(now, max, lease_ms, per_tenant, stale_before_ms)).await,
         }
     }
 
@@ -247,10 +214,7 @@ impl Backend {
     pub async fn record_attempt(&self, due: Due, attempt: Attempt, now: i64) -> ApiResult<&'static str> {
         match self {
             Backend::Sqlite(store) => store.run(move |conn| crate::webhooks::record_attempt(conn, &due, &attempt, now)).await,
-            Backend::Redis(redis) => {
-                let redis = Arc::clone(redis);
-                blocking(move || redis.record_attempt(&due, &attempt, now)).await
-            }
+            Backend::Redis(redis) => on_redis(redis, move |redis| redis.record_attempt(&due, &attempt, now)).await,
         }
     }
 
@@ -269,6 +233,12 @@ impl Backend {
             Backend::Redis(redis) => redis.describe(),
         }
     }
+}
+
+/// Runs `f` on the Redis ledger through [`blocking`].
+async fn on_redis<T: Send + 'static>(redis: &Arc<RedisLedger>, f: impl FnOnce(&RedisLedger) -> ApiResult<T> + Send + 'static) -> ApiResult<T> {
+    let redis = Arc::clone(redis);
+    blocking(move || f(&redis)).await
 }
 
 /// Runs the blocking `f` (a Redis unit: network round trips, and a wait at the tenant's gate)

@@ -55,6 +55,26 @@ pub struct BudgetRow {
 }
 
 impl BudgetRow {
+    /// A new ACTIVE budget of `allocated` at `scope` in `unit`: nothing held, spent or owed, no
+    /// overdraft, the default overage policy, created and updated `at_ms`.
+    pub fn active(scope: impl Into<String>, unit: Unit, ledger_id: impl Into<String>, allocated: i64, at_ms: i64) -> BudgetRow {
+        BudgetRow {
+            scope: scope.into(),
+            unit,
+            ledger_id: ledger_id.into(),
+            allocated,
+            reserved: 0,
+            spent: 0,
+            debt: 0,
+            overdraft_limit: 0,
+            is_over_limit: false,
+            status: "ACTIVE".into(),
+            commit_overage_policy: None,
+            created_at_ms: at_ms,
+            updated_at_ms: at_ms,
+        }
+    }
+
     /// `remaining = allocated - spent - reserved - debt` (LEDGER INVARIANT), computed without
     /// overflow (in i128) and saturated to the i64 range.
     pub fn remaining(&self) -> i64 {

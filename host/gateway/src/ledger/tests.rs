@@ -159,21 +159,7 @@ const WORKSPACE: &str = "tenant:acme/workspace:prod";
 
 /// An ACTIVE budget of `allocated` at `scope`, nothing held.
 fn budget_row(scope: &str, allocated: i64) -> BudgetRow {
-    BudgetRow {
-        scope: scope.into(),
-        unit: Unit::UsdMicrocents,
-        ledger_id: format!("ldg_{scope}"),
-        allocated,
-        reserved: 0,
-        spent: 0,
-        debt: 0,
-        overdraft_limit: 0,
-        is_over_limit: false,
-        status: "ACTIVE".into(),
-        commit_overage_policy: None,
-        created_at_ms: 0,
-        updated_at_ms: 0,
-    }
+    BudgetRow::active(scope, Unit::UsdMicrocents, format!("ldg_{scope}"), allocated, 0)
 }
 
 fn add_budget(store: &dyn Backend, scope: &str, allocated: i64, overdraft: i64, policy: Option<OveragePolicy>) {

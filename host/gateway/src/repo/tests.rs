@@ -1259,21 +1259,7 @@ use crate::cycles::{Tenant, TenantStatus};
 
 /// An ACTIVE budget of `allocated` at `scope` in `unit`, nothing held.
 fn budget_row(scope: &str, unit: Unit, allocated: i64) -> crate::ledger::BudgetRow {
-    crate::ledger::BudgetRow {
-        scope: scope.into(),
-        unit,
-        ledger_id: format!("ldg_{scope}_{}", unit.as_str()),
-        allocated,
-        reserved: 0,
-        spent: 0,
-        debt: 0,
-        overdraft_limit: 0,
-        is_over_limit: false,
-        status: "ACTIVE".into(),
-        commit_overage_policy: None,
-        created_at_ms: 0,
-        updated_at_ms: 0,
-    }
+    crate::ledger::BudgetRow::active(scope, unit, format!("ldg_{scope}_{}", unit.as_str()), allocated, 0)
 }
 
 fn tenant_record(id: &str, observe: bool) -> Tenant {
