@@ -50,6 +50,9 @@ pub mod store;
 mod several_gateways;
 #[cfg(test)]
 mod test_redis;
+// `src/test_redis.rs` names the library `sbd_gateway` so that `tests/common` can include it too.
+#[cfg(test)]
+extern crate self as sbd_gateway;
 mod strict_json;
 pub mod tokens;
 pub mod traces;

@@ -1,6 +1,10 @@
 //! Redis for the tests: a `redis-server`, or a three-node Redis Cluster, of a test's own on
 //! loopback, started where this machine has the binaries (`.ci/run` installs them and sets
 //! [`REQUIRE_REDIS_VAR`]), shared by every suite that runs its checks on the Redis backend.
+//!
+//! One source for the library's own tests and the HTTP suites in `tests/` (they include this
+//! file as `common::test_redis`): it names the library `sbd_gateway`, the dependency there and
+//! the library itself here (`extern crate self as sbd_gateway` in `lib.rs`).
 
 use std::io::Write as _;
 use std::process::{Child, Command, Stdio};
@@ -10,7 +14,7 @@ use std::process::{Child, Command, Stdio};
 /// running in parallel never share state.
 pub(crate) struct RedisDeployment {
     children: Vec<Child>,
-    /// What [`crate::ledger::redis::RedisLedger::open`] takes.
+    /// What `RedisLedger::open` takes.
     pub url: String,
     /// The key prefix the test's stores use.
     pub prefix: String,
@@ -139,7 +143,7 @@ impl RedisDeployment {
                     continue 'attempt;
                 }
             }
-            let url = format!("{}{}", crate::ledger::redis::CLUSTER_SCHEME, nodes.join(","));
+            let url = format!("{}{}", sbd_gateway::ledger::redis::CLUSTER_SCHEME, nodes.join(","));
             let prefix = format!("sbd-test-{}", nodes.join("-").replace([':', '.'], ""));
             let children = std::mem::take(&mut started.0);
             return Ok(RedisDeployment { children, url, prefix, _dir: Some(dir) });

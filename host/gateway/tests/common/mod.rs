@@ -15,6 +15,11 @@ use serde_json::{json, Value};
 
 pub const ADMIN: &str = "test-admin-key";
 
+/// A `redis-server`, or a three-node Redis Cluster, of a test's own (the library's own tests'
+/// helper: one source).
+#[path = "../../src/test_redis.rs"]
+pub mod test_redis;
+
 /// The variable that runs the HTTP suites on Redis instead of the embedded SQLite store: a
 /// store URL (`.ci/run` starts a `redis-server` and runs the suites again with it set).
 pub const STORE_VAR: &str = "SBD_TEST_STORE";
@@ -294,9 +299,15 @@ pub fn free_port() -> u16 {
 
 /// The `sbd-gateway` binary serving `dir` on `port` (a real process, for kill -9 tests).
 pub fn spawn(dir: &std::path::Path, port: u16) -> Child {
+    spawn_on(dir, port, &store_args(dir))
+}
+
+/// The `sbd-gateway` binary serving `dir` on `port` with `store` arguments of the caller's
+/// (`--store URL --store-prefix P`).
+pub fn spawn_on(dir: &std::path::Path, port: u16, store: &[String]) -> Child {
     Command::new(env!("CARGO_BIN_EXE_sbd-gateway"))
         .args(["--data-dir", dir.to_str().unwrap(), "--addr", &format!("127.0.0.1:{port}")])
-        .args(store_args(dir))
+        .args(store)
         .env("SBD_ADMIN_KEY", ADMIN)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
