@@ -29,7 +29,7 @@ use crate::ledger::redis::RedisLedger;
 use crate::repo::{StoredApiKey, TenantStore as _, Tx};
 use crate::store::Store;
 use crate::traces::Seal;
-use crate::webhooks::{Attempt, Due};
+use crate::webhooks::{Attempt, Due, ReplayWindow};
 
 /// Where the gateway keeps its state; cheap to clone.
 #[derive(Clone)]
@@ -215,6 +215,24 @@ impl Backend {
         match self {
             Backend::Sqlite(store) => store.run(move |conn| crate::webhooks::record_attempt(conn, &due, &attempt, now)).await,
             Backend::Redis(redis) => on_redis(redis, move |redis| redis.record_attempt(&due, &attempt, now)).await,
+        }
+    }
+
+    /// Replays the events of `window` to system-wide webhook subscription `id` (replayEvents):
+    /// one unit on SQLite; on Redis, where each delivery is kept with its event's tenant, the
+    /// selection in the `__system__` unit and the queueing in each tenant's
+    /// ([`RedisLedger::replay_system`]). Answers `(replay_id, events_queued)`.
+    pub async fn replay_system(&self, id: String, window: ReplayWindow, now: i64) -> ApiResult<(String, usize)> {
+        match self {
+            Backend::Sqlite(store) => {
+                store
+                    .run(move |conn| {
+                        let sub = crate::webhooks::load_for(conn, &id, None)?;
+                        crate::webhooks::replay(conn, &sub, &window, now)
+                    })
+                    .await
+            }
+            Backend::Redis(redis) => on_redis(redis, move |redis| redis.replay_system(&id, &window, now)).await,
         }
     }
 

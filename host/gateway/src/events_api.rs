@@ -485,23 +485,21 @@ pub async fn admin_replay(State(state): State<Shared>, _admin: Admin, Path(id): 
         Some(n @ 1..=1000) => n as usize,
         Some(n) => return Err(ApiError::invalid(format!("`max_events` must be 1 to 1000, not {n}"))),
     };
+    let window = webhooks::ReplayWindow { from_ms: from, to_ms: to, only: req.event_types, max_events: max };
     let owner = owner_of(&state, &id, None).await?;
-    // a system-wide subscription's events belong to many tenants, and its deliveries are kept
-    // with each event's tenant: on Redis that would be one unit per tenant, and a replay that
-    // failed part way would stay half queued, so it is refused whole instead
-    if owner == SYSTEM_TENANT && matches!(state.store, crate::backend::Backend::Redis(_)) {
-        return Err(ApiError::invalid(format!(
-            "subscription `{id}` is system-wide: replaying its events is not supported on the Redis store yet (replay a tenant's subscription, or use the SQLite store)"
-        )));
-    }
-    let (replay_id, queued) = state
-        .store
-        .unit(&owner, move |conn| {
-            let sub = webhooks::load_for(conn, &id, None)?;
-            guard_open(conn, &sub.tenant_id)?;
-            webhooks::replay(conn, &sub, from, to, req.event_types.as_deref(), max, now)
-        })
-        .await?;
+    let (replay_id, queued) = if owner == SYSTEM_TENANT {
+        // its events belong to many tenants: on Redis, one unit per tenant
+        state.store.replay_system(id, window, now).await?
+    } else {
+        state
+            .store
+            .unit(&owner, move |conn| {
+                let sub = webhooks::load_for(conn, &id, None)?;
+                guard_open(conn, &sub.tenant_id)?;
+                webhooks::replay(conn, &sub, &window, now)
+            })
+            .await?
+    };
     Ok((
         StatusCode::ACCEPTED,
         Json(json!({"replay_id": replay_id, "events_queued": queued, "estimated_completion_seconds": queued.div_ceil(32).max(1)})),

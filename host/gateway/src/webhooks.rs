@@ -1376,19 +1376,25 @@ pub struct ReplayRequest {
     pub max_events: Option<u32>,
 }
 
-/// Queues a new delivery of every event of `[from_ms, to_ms]` the subscription receives
-/// (oldest first), or refuses: 409 `REPLAY_IN_PROGRESS` while an earlier replay of it is still
-/// being delivered, 400 when the window holds more than `max_events` of them (all or none, per
-/// the spec's COMPLETENESS rule). Returns `(replay_id, events_queued)`.
-pub fn replay(
-    store: &dyn Tx,
-    sub: &Subscription,
-    from_ms: i64,
-    to_ms: i64,
-    only: Option<&[EventType]>,
-    max_events: usize,
-    now_ms: i64,
-) -> ApiResult<(String, usize)> {
+/// What one replay asks for: the window `[from_ms, to_ms]`, the event types (every type the
+/// subscription receives when `None`) and the most deliverable events it may select.
+#[derive(Debug, Clone)]
+pub struct ReplayWindow {
+    /// The window's start, inclusive.
+    pub from_ms: i64,
+    /// The window's end, inclusive.
+    pub to_ms: i64,
+    /// Only these event types, if given.
+    pub only: Option<Vec<EventType>>,
+    /// The most deliverable events the window may hold (1 to 1000).
+    pub max_events: usize,
+}
+
+/// The events of the window that a replay to `sub` selects, oldest first, or the refusal: 409
+/// `REPLAY_IN_PROGRESS` while an earlier replay of it is still being delivered, 400 when the
+/// window holds more than `max_events` of them or more events than one replay scans (all or
+/// narrow, per the spec's COMPLETENESS rule: the selection is never partial).
+pub fn select_replay(store: &dyn Tx, sub: &Subscription, window: &ReplayWindow) -> ApiResult<Vec<StoredEvent>> {
     if store.replay_owed(sub)? {
         return Err(ApiError::new(
             ErrorCode::ReplayInProgress,
@@ -1396,27 +1402,44 @@ pub fn replay(
         ));
     }
     let tenant = (!sub.is_system()).then_some(sub.tenant_id.as_str());
-    let window = events::window(store, tenant, from_ms, to_ms, REPLAY_SCAN_LIMIT)?;
-    if window.len() > REPLAY_SCAN_LIMIT {
+    let scanned = events::window(store, tenant, window.from_ms, window.to_ms, REPLAY_SCAN_LIMIT)?;
+    if scanned.len() > REPLAY_SCAN_LIMIT {
         return Err(ApiError::invalid(format!(
             "the window holds more than {REPLAY_SCAN_LIMIT} events, more than one replay scans; narrow `from`/`to`"
         )));
     }
-    let selected: Vec<&StoredEvent> = window
-        .iter()
-        .filter(|e| matches(sub, e, true) && only.is_none_or(|types| types.contains(&e.event_type)))
+    let selected: Vec<StoredEvent> = scanned
+        .into_iter()
+        .filter(|e| matches(sub, e, true) && window.only.as_deref().is_none_or(|types| types.contains(&e.event_type)))
         .collect();
-    if selected.len() > max_events {
+    if selected.len() > window.max_events {
         return Err(ApiError::invalid(format!(
-            "the window holds {} deliverable events, more than `max_events` ({max_events}); narrow `from`/`to` or raise `max_events` (at most 1000)",
-            selected.len()
+            "the window holds {} deliverable events, more than `max_events` ({}); narrow `from`/`to` or raise `max_events` (at most 1000)",
+            selected.len(),
+            window.max_events
         )));
     }
-    let replay_id = new_id("rpl_");
-    for event in &selected {
-        store.insert_delivery(&event.tenant_id, &Delivery::owed(&sub.subscription_id, event, Some(&replay_id), now_ms))?;
+    Ok(selected)
+}
+
+/// Queues a new delivery of each of `events` to `sub` under replay `replay_id`, each kept with
+/// its event's tenant (on Redis a unit holds one tenant's, so a system-wide subscription's
+/// replay queues each tenant's events in that tenant's unit). Returns how many.
+pub fn enqueue_replay(store: &dyn WebhookStore, sub: &Subscription, events: &[StoredEvent], replay_id: &str, now_ms: i64) -> ApiResult<usize> {
+    for event in events {
+        store.insert_delivery(&event.tenant_id, &Delivery::owed(&sub.subscription_id, event, Some(replay_id), now_ms))?;
     }
-    Ok((replay_id, selected.len()))
+    Ok(events.len())
+}
+
+/// A replay in one unit of work (the embedded store, or a tenant's own subscription): selects
+/// ([`select_replay`]) and queues every selected event ([`enqueue_replay`]), or neither.
+/// Returns `(replay_id, events_queued)`.
+pub fn replay(store: &dyn Tx, sub: &Subscription, window: &ReplayWindow, now_ms: i64) -> ApiResult<(String, usize)> {
+    let selected = select_replay(store, sub, window)?;
+    let replay_id = new_id("rpl_");
+    let queued = enqueue_replay(store, sub, &selected, &replay_id, now_ms)?;
+    Ok((replay_id, queued))
 }
 
 /// Records the test probe's one attempt (it does not count toward the failure threshold).

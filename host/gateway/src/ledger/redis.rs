@@ -560,10 +560,15 @@ impl RedisLedger {
     /// Removes the gateway setting `name` if it still holds `value` (a claim undone, in one
     /// script); answers whether it did.
     pub fn unclaim_setting(&self, name: &str, value: &str) -> ApiResult<bool> {
+        self.delete_if_holds(&format!("{}:setting:{name}", self.prefix), value)
+    }
+
+    /// Deletes `key` if it still holds `value` (a claim ended by its holder, in one script);
+    /// answers whether it did.
+    fn delete_if_holds(&self, key: &str, value: &str) -> ApiResult<bool> {
         let script = redis::Script::new("if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end");
         let mut connection = self.connection()?;
-        let removed: i64 =
-            script.key(format!("{}:setting:{name}", self.prefix)).arg(value).invoke(&mut connection).map_err(redis_error)?;
+        let removed: i64 = script.key(key).arg(value).invoke(&mut connection).map_err(redis_error)?;
         self.reuse(connection);
         Ok(removed == 1)
     }

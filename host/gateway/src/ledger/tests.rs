@@ -826,6 +826,27 @@ fn the_redis_sweep_expires_every_tenants_holds() {
     });
 }
 
+/// A system-wide subscription's replay on Redis (queued tenant by tenant) is refused while
+/// another replay of it holds the claim, and ends its own claim whatever its outcome.
+#[test]
+fn a_system_replay_is_refused_while_another_holds_its_claim() {
+    on_every_redis(|server| {
+        let claim = format!("{}:replay:whsub_x", server.prefix);
+        let window = crate::webhooks::ReplayWindow { from_ms: 0, to_ms: 1_000, only: None, max_events: 10 };
+        let _: () = server.command(::redis::cmd("SET").arg(&claim).arg("rpl_other"));
+        let e = server.ledger.replay_system("whsub_x", &window, 2_000).unwrap_err();
+        assert_eq!(e.code, ErrorCode::ReplayInProgress, "{}", e.message);
+        let held: Option<String> = server.command(::redis::cmd("GET").arg(&claim));
+        assert_eq!(held.as_deref(), Some("rpl_other"), "another's claim is left alone");
+        let _: () = server.command(::redis::cmd("DEL").arg(&claim));
+        // no such subscription: refused at the selection, and the claim taken for it is ended
+        let e = server.ledger.replay_system("whsub_x", &window, 2_000).unwrap_err();
+        assert_eq!(e.code, ErrorCode::WebhookNotFound, "{}", e.message);
+        let held: Option<String> = server.command(::redis::cmd("GET").arg(&claim));
+        assert_eq!(held, None);
+    });
+}
+
 /// The variable that carries a soak worker's orders (`URL|PREFIX|WORKER|OPS|LOG`) to the
 /// worker process ([`soak_worker`]).
 const SOAK_WORKER_VAR: &str = "SBD_LEDGER_SOAK_WORKER";

@@ -1097,6 +1097,10 @@ fn attempts_retry_then_succeed_and_a_deleted_subscription_takes_its_owed_deliver
     });
 }
 
+fn replay_window(from_ms: i64, to_ms: i64, only: Option<&[EventType]>, max_events: usize) -> webhooks::ReplayWindow {
+    webhooks::ReplayWindow { from_ms, to_ms, only: only.map(<[EventType]>::to_vec), max_events }
+}
+
 #[test]
 fn a_replay_queues_the_windows_events_once_at_a_time() {
     on_every_backend(|b| {
@@ -1108,13 +1112,13 @@ fn a_replay_queues_the_windows_events_once_at_a_time() {
         emit(b, &mut out, log::NewEvent::new(EventType::ReservationDenied, OTHER, data()), 150, None);
         // created after the events: only a replay delivers them
         unit(b, TENANT, |tx| webhooks::save(tx, &own)).unwrap();
-        let e = unit(b, TENANT, |tx| webhooks::replay(tx, &own, 0, 1_000, None, 2, 5_000)).unwrap_err();
+        let e = unit(b, TENANT, |tx| webhooks::replay(tx, &own, &replay_window(0, 1_000, None, 2), 5_000)).unwrap_err();
         assert_eq!(code(&e), ErrorCode::InvalidRequest, "3 events, at most 2");
         let only = [EventType::ReservationDenied];
-        let (_, queued) = unit(b, TENANT, |tx| webhooks::replay(tx, &own, 0, 250, Some(&only), 10, 5_000)).unwrap();
+        let (_, queued) = unit(b, TENANT, |tx| webhooks::replay(tx, &own, &replay_window(0, 250, Some(&only), 10), 5_000)).unwrap();
         assert_eq!(queued, 1, "the tenant's denial before 250");
         assert!(unit(b, TENANT, |tx| tx.replay_owed(&own)).unwrap());
-        let e = unit(b, TENANT, |tx| webhooks::replay(tx, &own, 0, 1_000, None, 10, 5_000)).unwrap_err();
+        let e = unit(b, TENANT, |tx| webhooks::replay(tx, &own, &replay_window(0, 1_000, None, 10), 5_000)).unwrap_err();
         assert_eq!(code(&e), ErrorCode::ReplayInProgress);
         let queued = deliveries(b, &own, &DeliveryFilter::default());
         assert_eq!(queued.len(), 1);

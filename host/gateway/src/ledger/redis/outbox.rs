@@ -33,15 +33,15 @@
 //! replay is not yet possible here (its deliveries would land in every tenant's slot in one
 //! unit, and the commit refuses a write outside the locked tenant).
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use serde::{Deserialize, Serialize};
 
 use super::{Transaction, Write};
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::events::{EventFilter, EventRow, SortBy, SortDir, StoredEvent, SYSTEM_TENANT};
 use crate::repo::{EventStore, WebhookStore};
-use crate::webhooks::{Attempt, Delivery, DeliveryFilter, DeliveryStatus, Due, Subscription, SubscriptionStatus};
+use crate::webhooks::{Attempt, Delivery, DeliveryFilter, DeliveryStatus, Due, ReplayWindow, Subscription, SubscriptionStatus};
 
 /// How many events one listing reads at most on Redis (one sorted by a column other than time
 /// sorts them in memory; one by time stops at its page, but a filter that matches little may
@@ -581,6 +581,10 @@ impl WebhookStore for Transaction<'_> {
     }
 }
 
+/// How long a system-wide replay's claim on its subscription lasts if the gateway holding it
+/// dies before it queues (a replay queues in well under a second).
+pub const REPLAY_CLAIM_MS: u64 = 60_000;
+
 /// The webhook dispatcher and the retention sweep on a shared store: each runs the rules of
 /// [`crate::webhooks`] in one unit of work per tenant, so several gateways dispatching at
 /// once lease each delivery to one of them (the lease is written under the tenant's lock).
@@ -658,6 +662,55 @@ impl super::RedisLedger {
         let counted = self.run(&due.subscription.tenant_id, |tx| crate::webhooks::count_attempt(tx, due, recorded.status, now));
         reported.and(counted)?;
         Ok(recorded.status.as_str())
+    }
+
+    /// A system-wide subscription's replay (replayEvents). Its events belong to many tenants
+    /// and each delivery is kept with its event's tenant, so it runs as one unit that selects
+    /// (in the `__system__` unit: the spec's complete selection, or the refusal) and then one
+    /// unit per tenant that queues that tenant's deliveries. Queueing is best effort, as the
+    /// spec's COMPLETENESS rule allows: a tenant's unit that fails, or one that finds the
+    /// subscription deleted meanwhile, leaves its events out of `events_queued`. The claim
+    /// `P:replay:ID` (lapsing after [`REPLAY_CLAIM_MS`], should this gateway die) keeps a
+    /// second replay of the subscription out until this one has queued; from then on its owed
+    /// deliveries do ([`WebhookStore::replay_owed`]).
+    pub fn replay_system(&self, id: &str, window: &ReplayWindow, now: i64) -> ApiResult<(String, usize)> {
+        let replay_id = crate::util::new_id("rpl_");
+        let claim = format!("{}:replay:{id}", self.prefix);
+        let claimed: Option<String> = self.command(redis::cmd("SET").arg(&claim).arg(&replay_id).arg("NX").arg("PX").arg(REPLAY_CLAIM_MS))?;
+        if claimed.is_none() {
+            return Err(ApiError::new(ErrorCode::ReplayInProgress, format!("a replay to `{id}` is being queued")));
+        }
+        let queued = self.queue_system_replay(id, window, &replay_id, now);
+        // the claim ends here, or when it lapses: what was queued stays queued either way
+        if let Err(e) = self.delete_if_holds(&claim, &replay_id) {
+            tracing::warn!(subscription = id, error = %e.message, "a replay's claim was left to lapse");
+        }
+        Ok((replay_id, queued?))
+    }
+
+    /// [`RedisLedger::replay_system`]'s selection and queueing, under its claim.
+    fn queue_system_replay(&self, id: &str, window: &ReplayWindow, replay_id: &str, now: i64) -> ApiResult<usize> {
+        let (sub, selected) = self.run(SYSTEM_TENANT, |tx| {
+            let sub = crate::webhooks::load_for(tx, id, None)?;
+            let selected = crate::webhooks::select_replay(tx, &sub, window)?;
+            Ok((sub, selected))
+        })?;
+        let mut by_tenant: BTreeMap<&str, Vec<StoredEvent>> = BTreeMap::new();
+        for event in &selected {
+            by_tenant.entry(event.tenant_id.as_str()).or_default().push(event.clone());
+        }
+        let mut queued = 0usize;
+        for (tenant, events) in by_tenant {
+            let outcome = self.run(tenant, |tx| match tx.subscription(id)? {
+                Some(_) => crate::webhooks::enqueue_replay(tx, &sub, &events, replay_id, now),
+                None => Ok(0),
+            });
+            match outcome {
+                Ok(n) => queued = queued.saturating_add(n),
+                Err(e) => tracing::warn!(subscription = id, tenant, error = %e.message, "a replay's deliveries to one tenant were not queued"),
+            }
+        }
+        Ok(queued)
     }
 
     /// The retention sweep: deletes finished deliveries that finished before `before_ms`, at
