@@ -21,6 +21,11 @@ exists, and each attack provisions accordingly.
     python3 host/gateway/attacks/bypasses.py --sbd target/release/sbd
     python3 host/gateway/attacks/bypasses.py --sbd target/release/sbd --expect refused
     python3 host/gateway/attacks/bypasses.py --sbd target/release/sbd --json
+    python3 host/gateway/attacks/bypasses.py --sbd target/release/sbd --sbd-store redis://127.0.0.1:6379/
+
+With `--sbd-store URL` the gateway keeps its state on that Redis (`sbd serve --store URL`,
+under a key prefix of the run's own), and the trace rewrite edits the Redis records instead
+of the SQLite file (a few lines of RESP below; one `redis-server`, not a Cluster).
 
 A residual list holds attacks beyond the issue's that this runner found still working on the
 current gateway; `--expect refused` counts them only with `--strict` while they are open.
@@ -33,6 +38,7 @@ import glob
 import json
 import os
 import re
+import secrets
 import socket
 import sqlite3
 import subprocess
@@ -68,9 +74,12 @@ def free_port():
 class Gateway:
     """One `sbd serve` process over a data directory."""
 
-    def __init__(self, sbd, root):
+    def __init__(self, sbd, root, store=None):
         self.sbd = sbd
         self.root = root
+        # a state of its own on a shared Redis, or the embedded SQLite file
+        self.store = store
+        self.prefix = "bypass-" + secrets.token_hex(8) if store else None
         self.data = os.path.join(root, "data")
         os.makedirs(self.data, exist_ok=True)
         self.proc = None
@@ -82,9 +91,10 @@ class Gateway:
         self.base = f"http://127.0.0.1:{self.port}"
         log = open(os.path.join(self.root, "gateway.log"), "ab")
         env = dict(os.environ, SBD_ADMIN_KEY=ADMIN)
-        self.proc = subprocess.Popen(
-            [self.sbd, "serve", "--data-dir", self.data, "--addr", f"127.0.0.1:{self.port}"],
-            env=env, stdout=log, stderr=log, stdin=subprocess.DEVNULL)
+        command = [self.sbd, "serve", "--data-dir", self.data, "--addr", f"127.0.0.1:{self.port}"]
+        if self.store:
+            command += ["--store", self.store, "--store-prefix", self.prefix]
+        self.proc = subprocess.Popen(command, env=env, stdout=log, stderr=log, stdin=subprocess.DEVNULL)
         deadline = time.time() + 120
         while time.time() < deadline:
             if self.proc.poll() is not None:
@@ -677,8 +687,74 @@ def warning_operator(gw):
     return ok(f"caller saw {warnings}; GET /v1/warnings {s}; no warnings metric")
 
 
+class Resp:
+    """Just enough of a Redis client (RESP2 over one socket) to edit records, for the trace
+    rewrite on a gateway whose state is on Redis."""
+
+    def __init__(self, url):
+        m = re.fullmatch(r"redis://([^:/@]+):(\d+)/?", url)
+        if not m:
+            raise RuntimeError(f"the trace rewrite edits one redis-server: redis://HOST:PORT/, not {url}")
+        self.sock = socket.create_connection((m.group(1), int(m.group(2))), timeout=10)
+        self.file = self.sock.makefile("rb")
+
+    def call(self, *args):
+        out = [f"*{len(args)}\r\n".encode()]
+        for a in args:
+            a = a if isinstance(a, bytes) else str(a).encode()
+            out.append(b"$%d\r\n%s\r\n" % (len(a), a))
+        self.sock.sendall(b"".join(out))
+        return self.read()
+
+    def read(self):
+        line = self.file.readline()
+        kind, rest = line[:1], line[1:-2]
+        if kind == b"+":
+            return rest.decode()
+        if kind == b"-":
+            raise RuntimeError(f"redis: {rest.decode()}")
+        if kind == b":":
+            return int(rest)
+        if kind == b"$":
+            n = int(rest)
+            if n < 0:
+                return None
+            data = self.file.read(n + 2)[:-2]
+            return data.decode()
+        if kind == b"*":
+            return [self.read() for _ in range(int(rest))]
+        raise RuntimeError(f"redis: an unexpected reply {line!r}")
+
+    def close(self):
+        self.sock.close()
+
+
+def rewrite_redis_trace(gw, tenant, chain):
+    """The SQLite rewrite below, made to the Redis records (`P:{TENANT}:tev:CHAIN:POS`, the
+    head `thead:CHAIN`): hop 1's delegate renamed, the denial deleted, a copied allow to
+    mallory appended and the head moved on to it."""
+    r = Resp(gw.store)
+    tag = f"{gw.prefix}:{{{tenant}}}"
+    head = json.loads(r.call("GET", f"{tag}:thead:{chain}"))
+    events = [json.loads(r.call("GET", f"{tag}:tev:{chain}:{pos}")) for pos in range(1, head["count"] + 1)]
+    first = min((e for e in events if e["decision"] == "allow"), key=lambda e: e["seq"])
+    first["delegate"] = "mallory"
+    r.call("SET", f"{tag}:tev:{chain}:{first['pos']}", json.dumps(first))
+    for e in events:
+        if e["decision"] == "deny":
+            r.call("DEL", f"{tag}:tev:{chain}:{e['pos']}")
+    last = dict(events[-1])
+    last.update(seq=max(e["seq"] for e in events) + 100, pos=head["count"] + 1,
+                decision="allow", delegator="a", delegate="mallory", reason_code=None)
+    r.call("SET", f"{tag}:tev:{chain}:{last['pos']}", json.dumps(last))
+    head.update(count=last["pos"], head_hash=last["hash"])
+    r.call("SET", f"{tag}:thead:{chain}", json.dumps(head))
+    r.close()
+
+
 def trace_rewrite(gw):
-    """The last attack: stops the gateway, rewrites its SQLite file, restarts it."""
+    """The last attack: stops the gateway, rewrites its SQLite file (or its Redis records),
+    restarts it."""
     t = Tenant(gw)
     h = t.root("orchestrator", mandate(10**6, 4))
     s, b = h.hop("a", mandate(1_000, 3))
@@ -686,6 +762,9 @@ def trace_rewrite(gw):
     sd, bd = a.hop("b", mandate(10**7, 2), task="widen")  # a denial (budget widened)
     chain = a.chain_id
     gw.stop()
+    if gw.store:
+        rewrite_redis_trace(gw, t.id, chain)
+        return served_after_rewrite(gw, t, chain)
     db = glob.glob(os.path.join(gw.data, "*.sqlite3"))[0]
     c = sqlite3.connect(db)
     for (name,) in c.execute("SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'trace_events'").fetchall():
@@ -702,6 +781,11 @@ def trace_rewrite(gw):
     c.execute(f"INSERT INTO trace_events ({', '.join(cols)}) VALUES ({', '.join('?' for _ in cols)})", [last[k] for k in cols])
     c.commit()
     c.close()
+    return served_after_rewrite(gw, t, chain)
+
+
+def served_after_rewrite(gw, t, chain):
+    """Restarts the gateway and reads the rewritten chain: refused when the gateway names it."""
     gw.start()
     s, b = gw.call("GET", f"/v1/chains/{chain}", key=t.op)
     events = b.get("events", []) if isinstance(b, dict) else []
@@ -913,6 +997,8 @@ def compare(old_path, new_path):
         "python3 host/gateway/attacks/bypasses.py --compare /tmp/old.json /tmp/new.json > docs/attacks-before-after.md",
         "# CI (.ci/run): every listed bypass refused, each with a regression test",
         "python3 host/gateway/attacks/bypasses.py --sbd target/release/sbd --expect refused",
+        "# and with the gateway's state on Redis (the trace rewrite edits the Redis records)",
+        "python3 host/gateway/attacks/bypasses.py --sbd target/release/sbd --expect refused --sbd-store redis://127.0.0.1:6379/",
         "```",
         "",
         "The old gateway needs no root grant, registry or roles: the runner detects the generation by",
@@ -934,14 +1020,18 @@ def main():
     ap.add_argument("--strict", action="store_true", help="with --expect: the residual attacks must be refused too")
     ap.add_argument("--json", action="store_true", help="machine-readable results")
     ap.add_argument("--keep", action="store_true", help="keep the data directory")
+    ap.add_argument("--sbd-store", metavar="URL",
+                    help="with --sbd: the gateway's state on this Redis (`sbd serve --store URL`, one redis-server) instead of SQLite")
     args = ap.parse_args()
+    if args.sbd_store and not args.sbd:
+        ap.error("--sbd-store goes with --sbd")
     if args.compare:
         print(compare(*args.compare))
         return 0
     if not args.sbd:
         ap.error("--sbd is required")
     root = tempfile.mkdtemp(prefix="sbd-bypass-")
-    gw = Gateway(os.path.abspath(args.sbd), root)
+    gw = Gateway(os.path.abspath(args.sbd), root, args.sbd_store)
     started = time.time()
     rows = []
     try:
@@ -962,6 +1052,8 @@ def main():
             shutil.rmtree(root, ignore_errors=True)
     elapsed = time.time() - started
     version = "anchored (root grants)" if gw.new else "before anchored authority (no root grants)"
+    if args.sbd_store:
+        version += ", state on Redis"
     if args.json:
         print(json.dumps({"sbd": args.sbd, "gateway": version, "seconds": round(elapsed, 1), "rows": rows}, ensure_ascii=False, indent=1))
     else:
