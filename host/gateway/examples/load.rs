@@ -2,8 +2,9 @@
 //! second with p50/p99 latency.
 //!
 //! Run with `cargo run --release -p sbd-gateway --example load -- [--seconds 10] [--clients 50]
-//! [--redis redis://127.0.0.1:6379/]`. It starts a gateway in this process on a temporary data
-//! directory (so client and server share the machine's cores), provisions a tenant, then runs
+//! [--tenants 1] [--redis redis://127.0.0.1:6379/]`. It starts a gateway in this process on a
+//! temporary data directory (so client and server share the machine's cores), provisions the
+//! tenants (the clients spread over them), then runs
 //! each phase for the given time with `clients` concurrent keep-alive connections. With
 //! `--redis`, the same phases run again in the same process on that Redis (under a key prefix
 //! of their own), first with one gateway, then with two gateways on it, the clients spread
@@ -30,7 +31,9 @@ fn pct(sorted: &[Duration], p: f64) -> f64 {
     sorted[i.min(sorted.len() - 1)].as_secs_f64() * 1000.0
 }
 
-async fn run_phase<F>(name: &'static str, clients: usize, seconds: u64, key: String, make: F) -> Phase
+/// Runs `clients` clients for `seconds`; client `c` sends request `make(c, i)` (its URL and
+/// body) with key `keys[c % keys.len()]`.
+async fn run_phase<F>(name: &'static str, clients: usize, seconds: u64, keys: Vec<String>, make: F) -> Phase
 where
     F: Fn(usize, usize) -> (String, Value) + Send + Sync + Clone + 'static,
 {
@@ -39,7 +42,7 @@ where
     let started = Instant::now();
     let mut tasks = Vec::new();
     for c in 0..clients {
-        let (client, make, key) = (client.clone(), make.clone(), key.clone());
+        let (client, make, key) = (client.clone(), make.clone(), keys[c % keys.len()].clone());
         tasks.push(tokio::spawn(async move {
             let mut lat = Vec::with_capacity(100_000);
             let (mut ok, mut errors) = (0usize, 0usize);
@@ -87,9 +90,52 @@ struct Run {
     writer: Option<String>,
 }
 
+/// One tenant of a run: its name, the keys its clients use and the root grant they delegate
+/// from.
+struct Tenant {
+    name: String,
+    key: String,
+    orchestrator: String,
+    token: String,
+}
+
+/// The delegation mandate every run uses, expiring an hour after `now`.
+fn mandate(now: u64, amount: u64, depth: u8) -> Value {
+    json!({"value_ceiling": 1_000_000u64, "action_kinds": ["payment.*"], "counterparties": ["acme"],
+        "budgets": [{"unit": "TOKENS", "amount": amount}], "remaining_depth": depth, "expires_at": now + 3_600_000})
+}
+
+/// Provisions tenant `name` at the gateway at `base`: keys, budgets, the registry (the
+/// orchestrator and `workers` workers) and a root grant to the orchestrator.
+async fn provision(base: &str, name: &str, workers: usize, now: u64) -> Tenant {
+    let admin = reqwest::Client::new();
+    let post = |path: &str, body: Value| admin.post(format!("{base}{path}")).header("x-admin-api-key", "load-admin").json(&body).send();
+    post("/v1/admin/tenants", json!({"tenant_id": name, "name": name})).await.unwrap();
+    let mint = |key_name: &str, role: &str| post("/v1/admin/api-keys", json!({"tenant_id": name, "name": key_name, "role": role}));
+    let secret = |v: Value| v["key_secret"].as_str().unwrap().to_string();
+    let key = secret(mint("load", "agent").await.unwrap().json().await.unwrap());
+    let operator = secret(mint("load operator", "operator").await.unwrap().json().await.unwrap());
+    let orchestrator = secret(mint("orchestrator", "agent").await.unwrap().json().await.unwrap());
+    let tenant_post = |path: &str, body: Value| admin.post(format!("{base}{path}")).header("x-cycles-api-key", &operator).json(&body).send();
+    for unit in ["USD_MICROCENTS", "TOKENS"] {
+        let budget = json!({"scope": format!("tenant:{name}"), "unit": unit, "allocated": {"unit": unit, "amount": 9_000_000_000_000_000i64}});
+        tenant_post("/v1/admin/budgets", budget).await.unwrap();
+    }
+    tenant_post("/v1/agents", json!({"agent_id": "orchestrator", "trust": 900})).await.unwrap();
+    for w in 0..workers {
+        tenant_post("/v1/agents", json!({"agent_id": format!("worker-{w}"), "trust": 720})).await.unwrap();
+    }
+    let grant: Value = tenant_post("/v1/root-grants", json!({"agent_id": "orchestrator", "mandate": mandate(now, 1_000_000_000_000, 4)}))
+        .await.unwrap().json().await.unwrap();
+    let token = grant["token"].as_str().expect("root grant").to_string();
+    Tenant { name: name.to_string(), key, orchestrator, token }
+}
+
 /// Starts `gateways` gateways on `store` (`None`: each on SQLite in its own directory; one
-/// gateway then), provisions tenant `acme` and runs the three phases against them.
-async fn measure(label: String, store: Option<&str>, gateways: usize, clients: usize, seconds: u64) -> Run {
+/// gateway then), provisions `tenants` tenants and runs the three phases against them:
+/// client `c` acts for tenant `c mod tenants` through gateway `(c / tenants) mod gateways`
+/// (so each tenant is served by every gateway).
+async fn measure(label: String, store: Option<&str>, gateways: usize, tenants: usize, clients: usize, seconds: u64) -> Run {
     let dir = tempfile::tempdir().unwrap();
     let prefix = format!("sbd-load-{}", std::process::id()) + &format!("-{}", sbd_gateway::util::now_ms());
     let mut running = Vec::new();
@@ -106,29 +152,15 @@ async fn measure(label: String, store: Option<&str>, gateways: usize, clients: u
         running.push(sbd_gateway::serve::start(config).await.unwrap());
     }
     let bases: Vec<String> = running.iter().map(|gw| gw.url()).collect();
-    let base = bases[0].clone();
-    let admin = reqwest::Client::new();
-    let post = |path: &str, body: Value| {
-        admin.post(format!("{base}{path}")).header("x-admin-api-key", "load-admin").json(&body).send()
-    };
-    post("/v1/admin/tenants", json!({"tenant_id": "acme", "name": "acme"})).await.unwrap();
-    let key: Value = post("/v1/admin/api-keys", json!({"tenant_id": "acme", "name": "load"})).await.unwrap().json().await.unwrap();
-    let key = key["key_secret"].as_str().unwrap().to_string();
-    let mint = |name: &str, role: &str| post("/v1/admin/api-keys", json!({"tenant_id": "acme", "name": name, "role": role}));
-    let operator: Value = mint("load operator", "operator").await.unwrap().json().await.unwrap();
-    let operator = operator["key_secret"].as_str().unwrap().to_string();
-    let orchestrator: Value = mint("orchestrator", "agent").await.unwrap().json().await.unwrap();
-    let orchestrator = orchestrator["key_secret"].as_str().unwrap().to_string();
-    for unit in ["USD_MICROCENTS", "TOKENS"] {
-        admin
-            .post(format!("{base}/v1/admin/budgets"))
-            .header("x-cycles-api-key", &operator)
-            .json(&json!({"scope": "tenant:acme", "unit": unit, "allocated": {"unit": unit, "amount": 9_000_000_000_000_000i64}}))
-            .send()
-            .await
-            .unwrap();
-    }
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
+    let mut made = Vec::new();
+    for t in 0..tenants {
+        let name = if tenants == 1 { "acme".to_string() } else { format!("acme-{t}") };
+        made.push(provision(&bases[0], &name, clients, now).await);
+    }
+    let made = std::sync::Arc::new(made);
+    let tenant_of = move |c: usize| c % tenants;
+    let gateway_of = move |c: usize| (c / tenants) % gateways;
 
     // The ledger alone: the same reservations straight into the store, no HTTP (the first
     // gateway's state).
@@ -138,13 +170,14 @@ async fn measure(label: String, store: Option<&str>, gateways: usize, clients: u
         let mut tasks = Vec::new();
         for c in 0..clients {
             let state = std::sync::Arc::clone(&running[0].state);
+            let tenant = made[tenant_of(c)].name.clone();
             tasks.push(tokio::spawn(async move {
                 let mut lat = Vec::new();
                 let mut i = 0usize;
                 while Instant::now() < stop {
                     let req: sbd_gateway::cycles::ReserveRequest = serde_json::from_value(json!({
                         "idempotency_key": format!("L{c}-{i}"),
-                        "subject": {"tenant": "acme", "workspace": "prod", "agent": format!("a{c}")},
+                        "subject": {"tenant": tenant, "workspace": "prod", "agent": format!("a{c}")},
                         "action": {"kind": "llm.completion", "name": "gpt"},
                         "estimate": {"unit": "USD_MICROCENTS", "amount": 1000},
                     })).unwrap();
@@ -152,7 +185,8 @@ async fn measure(label: String, store: Option<&str>, gateways: usize, clients: u
                     let t = Instant::now();
                     let hash = sbd_gateway::ledger::request_hash(&req, "").unwrap();
                     let now = sbd_gateway::util::now_ms();
-                    state.store.unit("acme", move |conn| sbd_gateway::ledger::reserve(conn, "acme", &req, &hash, now)).await.unwrap();
+                    let owner = tenant.clone();
+                    state.store.unit(&tenant, move |conn| sbd_gateway::ledger::reserve(conn, &owner, &req, &hash, now)).await.unwrap();
                     lat.push(t.elapsed());
                 }
                 lat
@@ -169,38 +203,32 @@ async fn measure(label: String, store: Option<&str>, gateways: usize, clients: u
         phase
     };
 
-    // client c talks to gateway c mod n
+    // client c's key: its tenant's (the run_phase keys are indexed by c mod their number)
+    let keys: Vec<String> = (0..clients).map(|c| made[tenant_of(c)].key.clone()).collect();
     let urls = |path: &'static str| -> Vec<String> { bases.iter().map(|b| format!("{b}{path}")).collect() };
     let url = urls("/v1/reservations");
-    let reservations = run_phase("reservations (POST /v1/reservations)", clients, seconds, key.clone(), move |c, i| {
-        (url[c % url.len()].clone(), json!({
+    let tenants_now = std::sync::Arc::clone(&made);
+    let reservations = run_phase("reservations (POST /v1/reservations)", clients, seconds, keys, move |c, i| {
+        (url[gateway_of(c)].clone(), json!({
             "idempotency_key": format!("k{c}-{i}"),
-            "subject": {"tenant": "acme", "workspace": "prod", "agent": format!("a{c}")},
+            "subject": {"tenant": tenants_now[tenant_of(c)].name, "workspace": "prod", "agent": format!("a{c}")},
             "action": {"kind": "llm.completion", "name": "gpt"},
             "estimate": {"unit": "USD_MICROCENTS", "amount": 1000},
         }))
     })
     .await;
 
-    // Delegations: an operator's root grant to the orchestrator, then every client delegates a
-    // fresh task from it (token verification, registry, escrow carve, signed child token,
-    // trace event and idempotency record per decision).
-    let tenant_post = |path: &str, body: Value| admin.post(format!("{base}{path}")).header("x-cycles-api-key", &operator).json(&body).send();
-    tenant_post("/v1/agents", json!({"agent_id": "orchestrator", "trust": 900})).await.unwrap();
-    for c in 0..clients {
-        tenant_post("/v1/agents", json!({"agent_id": format!("worker-{c}"), "trust": 720})).await.unwrap();
-    }
-    let mandate = move |amount: u64, depth: u8| json!({"value_ceiling": 1_000_000u64, "action_kinds": ["payment.*"], "counterparties": ["acme"],
-        "budgets": [{"unit": "TOKENS", "amount": amount}], "remaining_depth": depth, "expires_at": now + 3_600_000});
-    let grant: Value = tenant_post("/v1/root-grants", json!({"agent_id": "orchestrator", "mandate": mandate(1_000_000_000_000, 4)}))
-        .await.unwrap().json().await.unwrap();
-    let token = grant["token"].as_str().expect("root grant").to_string();
+    // Delegations: every client delegates a fresh task from its tenant's root grant to the
+    // orchestrator (token verification, registry, escrow carve, signed child token, trace
+    // event and idempotency record per decision).
+    let keys: Vec<String> = (0..clients).map(|c| made[tenant_of(c)].orchestrator.clone()).collect();
     let url = urls("/v1/delegations");
-    let decisions = run_phase("delegation decisions (POST /v1/delegations)", clients, seconds, orchestrator.clone(), move |c, i| {
-        (url[c % url.len()].clone(), json!({"token": token, "request": {
+    let tenants_now = std::sync::Arc::clone(&made);
+    let decisions = run_phase("delegation decisions (POST /v1/delegations)", clients, seconds, keys, move |c, i| {
+        (url[gateway_of(c)].clone(), json!({"token": tenants_now[tenant_of(c)].token, "request": {
             "from": {"id": "orchestrator", "trust": 0}, "to": {"id": format!("worker-{c}"), "trust": 0},
             "task": {"id": format!("t{c}-{i}"), "action_kind": "payment.refund", "risk": "low", "value": 10, "counterparty": "acme"},
-            "parent_mandate": mandate(1_000_000_000_000, 4), "requested_mandate": mandate(1, 3), "state": [0.1]}}))
+            "parent_mandate": mandate(now, 1_000_000_000_000, 4), "requested_mandate": mandate(now, 1, 3), "state": [0.1]}}))
     })
     .await;
 
@@ -209,10 +237,11 @@ async fn measure(label: String, store: Option<&str>, gateways: usize, clients: u
         let st = sqlite.stats();
         let (jobs, batches) = (st.jobs.load(Relaxed), st.batches.load(Relaxed));
         format!(
-            "store writer: {jobs} jobs in {batches} transactions ({:.1} per commit), {:.1} us per job, {:.1} us per commit",
+            "store writer: {jobs} jobs in {batches} transactions ({:.1} per commit), {:.1} us per job, {:.1} us per commit, the WAL started over {} times",
             jobs as f64 / batches.max(1) as f64,
             st.job_nanos.load(Relaxed) as f64 / jobs.max(1) as f64 / 1000.0,
-            st.commit_nanos.load(Relaxed) as f64 / batches.max(1) as f64 / 1000.0
+            st.commit_nanos.load(Relaxed) as f64 / batches.max(1) as f64 / 1000.0,
+            st.wal_restarts.load(Relaxed)
         )
     });
     for gw in running {
@@ -225,21 +254,25 @@ async fn measure(label: String, store: Option<&str>, gateways: usize, clients: u
 async fn main() {
     let mut seconds = 10u64;
     let mut clients = 50usize;
+    let mut tenants = 1usize;
     let mut redis: Option<String> = None;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
             "--seconds" => seconds = args.next().and_then(|s| s.parse().ok()).unwrap_or(seconds),
             "--clients" => clients = args.next().and_then(|s| s.parse().ok()).unwrap_or(clients),
+            "--tenants" => tenants = args.next().and_then(|s| s.parse().ok()).filter(|&n| n >= 1).expect("--tenants N (at least 1)"),
             "--redis" => redis = args.next(),
-            other => panic!("unknown argument {other} (expected --seconds N, --clients N, --redis URL)"),
+            other => panic!("unknown argument {other} (expected --seconds N, --clients N, --tenants N, --redis URL)"),
         }
     }
-    println!("sbd gateway load test: {clients} clients, {seconds} s per phase, loopback, clients and gateways in one process");
-    let mut runs = vec![measure("SQLite, one gateway".into(), None, 1, clients, seconds).await];
+    println!(
+        "sbd gateway load test: {clients} clients over {tenants} tenant(s), {seconds} s per phase, loopback, clients and gateways in one process"
+    );
+    let mut runs = vec![measure("SQLite, one gateway".into(), None, 1, tenants, clients, seconds).await];
     if let Some(url) = &redis {
-        runs.push(measure("Redis, one gateway".into(), Some(url), 1, clients, seconds).await);
-        runs.push(measure("Redis, two gateways".into(), Some(url), 2, clients, seconds).await);
+        runs.push(measure("Redis, one gateway".into(), Some(url), 1, tenants, clients, seconds).await);
+        runs.push(measure("Redis, two gateways".into(), Some(url), 2, tenants, clients, seconds).await);
     }
     for run in &runs {
         if let Some(writer) = &run.writer {
