@@ -86,8 +86,12 @@ pub struct Store {
 /// How many idle read connections the store keeps open.
 const MAX_IDLE_READERS: usize = 8;
 
-/// The settings of every connection: a 16 MiB page cache, temporary tables in memory.
-const CONNECTION_PRAGMAS: &str = "PRAGMA busy_timeout=5000; PRAGMA cache_size=-16384; PRAGMA temp_store=MEMORY;";
+/// How long a connection waits on a lock before it answers busy (`PRAGMA busy_timeout`).
+const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The settings of every connection besides its busy timeout: a 16 MiB page cache,
+/// temporary tables in memory.
+const CONNECTION_PRAGMAS: &str = "PRAGMA cache_size=-16384; PRAGMA temp_store=MEMORY;";
 
 /// What the writer has done: jobs, committed batches, time inside jobs and commits.
 #[derive(Debug, Default)]
@@ -271,6 +275,7 @@ impl Store {
             SyncMode::Normal => "NORMAL",
             SyncMode::Full => "FULL",
         };
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(sqlite)?;
         conn.execute_batch(&format!(
             "PRAGMA journal_mode=WAL; PRAGMA synchronous={sync_pragma}; PRAGMA foreign_keys=ON; {CONNECTION_PRAGMAS}"
         ))
@@ -280,7 +285,7 @@ impl Store {
         // connection, off the writer's path.
         conn.execute_batch(&format!("PRAGMA wal_autocheckpoint=0; PRAGMA journal_size_limit={WAL_SIZE_LIMIT}")).map_err(sqlite)?;
         let checkpointer = Connection::open(&path).map_err(sqlite)?;
-        checkpointer.execute_batch("PRAGMA busy_timeout=5000").map_err(sqlite)?;
+        checkpointer.busy_timeout(BUSY_TIMEOUT).map_err(sqlite)?;
         let stats = Arc::new(Stats::default());
         let alive = Arc::downgrade(&stats);
         thread::Builder::new()
@@ -310,6 +315,7 @@ impl Store {
                     &self.path,
                     rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
                 )?;
+                conn.busy_timeout(BUSY_TIMEOUT)?;
                 conn.execute_batch(CONNECTION_PRAGMAS)?;
                 conn.execute_batch("PRAGMA query_only=1")?;
                 conn
@@ -585,19 +591,30 @@ fn checkpoints(conn: Connection, alive: std::sync::Weak<Stats>) {
     }
 }
 
+/// How long the writer waits for readers to leave the WAL before it gives a restart up until
+/// the next checkpoint (a long read, such as a large export, must not hold every write back).
+const WAL_RESTART_WAIT: std::time::Duration = std::time::Duration::from_millis(50);
+
 /// Starts the WAL over when the checkpointer found it past [`WAL_RESTART_FRAMES`]; run by the
-/// writer between batches.
+/// writer between batches. A restart that readers keep from finishing is tried again after
+/// the next checkpoint, not at the next batch.
 fn restart_wal_if_long(conn: &Connection, stats: &Stats) {
     if stats.wal_frames.load(Ordering::Relaxed) < WAL_RESTART_FRAMES {
         return;
     }
-    match conn.query_row("PRAGMA wal_checkpoint(RESTART)", [], |row| Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?))) {
-        Ok((busy, frames)) => {
-            stats.wal_frames.store(if busy == 0 { 0 } else { u64::try_from(frames).unwrap_or(0) }, Ordering::Relaxed);
-            if busy == 0 {
-                stats.wal_restarts.fetch_add(1, Ordering::Relaxed);
-            }
+    stats.wal_frames.store(0, Ordering::Relaxed);
+    let restart = || -> rusqlite::Result<bool> {
+        conn.busy_timeout(WAL_RESTART_WAIT)?;
+        // (busy, frames in the WAL, frames copied): busy 1 when a reader held on
+        let busy = conn.query_row("PRAGMA wal_checkpoint(RESTART)", [], |row| row.get::<_, i64>(0));
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        Ok(busy? == 0)
+    };
+    match restart() {
+        Ok(true) => {
+            stats.wal_restarts.fetch_add(1, Ordering::Relaxed);
         }
+        Ok(false) => tracing::debug!("store: readers kept the WAL from starting over; tried again after the next checkpoint"),
         Err(e) => tracing::warn!(error = %e, "store: WAL restart failed"),
     }
 }
@@ -735,7 +752,7 @@ mod tests {
         done.store(true, Ordering::Relaxed);
         let reads: u64 = readers.into_iter().map(|r| r.join().unwrap()).sum();
         assert!(reads > 100, "the readers ran throughout: {reads} reads");
-        let wal = std::fs::metadata(dir.path().join("sbd.sqlite3-wal")).map(|m| m.len()).unwrap_or(0);
+        let wal = std::fs::metadata(dir.path().join("sbd.sqlite3-wal")).expect("the store is open, in WAL mode").len();
         let written = WRITES as u64 * BLOB as u64;
         assert!(wal < written / 2, "the WAL is {} MiB after {} MiB written", wal >> 20, written >> 20);
     }

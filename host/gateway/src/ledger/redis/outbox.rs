@@ -30,8 +30,9 @@
 //! delivery at once; recording an attempt writes the delivery in its event's tenant's unit,
 //! a final failure's system event in the system tenant's, and the subscription's counters in
 //! its owner's: three units, where the embedded store uses one. A system subscription's
-//! replay is not yet possible here (its deliveries would land in every tenant's slot in one
-//! unit, and the commit refuses a write outside the locked tenant).
+//! replay ([`RedisLedger::replay_system`](super::RedisLedger::replay_system)) selects in the
+//! system tenant's unit and queues each tenant's deliveries in that tenant's (a commit
+//! refuses a write outside its locked tenant).
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
