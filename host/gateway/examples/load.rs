@@ -109,14 +109,20 @@ fn mandate(now: u64, amount: u64, depth: u8) -> Value {
 /// orchestrator and `workers` workers) and a root grant to the orchestrator.
 async fn provision(base: &str, name: &str, workers: usize, now: u64) -> Tenant {
     let admin = reqwest::Client::new();
-    let post = |path: &str, body: Value| admin.post(format!("{base}{path}")).header("x-admin-api-key", "load-admin").json(&body).send();
+    let post = |path: &str, body: Value| {
+        let request = admin.post(format!("{base}{path}")).header("x-admin-api-key", "load-admin").json(&body).send();
+        async move { request.await.and_then(reqwest::Response::error_for_status) }
+    };
     post("/v1/admin/tenants", json!({"tenant_id": name, "name": name})).await.unwrap();
     let mint = |key_name: &str, role: &str| post("/v1/admin/api-keys", json!({"tenant_id": name, "name": key_name, "role": role}));
     let secret = |v: Value| v["key_secret"].as_str().unwrap().to_string();
     let key = secret(mint("load", "agent").await.unwrap().json().await.unwrap());
     let operator = secret(mint("load operator", "operator").await.unwrap().json().await.unwrap());
     let orchestrator = secret(mint("orchestrator", "agent").await.unwrap().json().await.unwrap());
-    let tenant_post = |path: &str, body: Value| admin.post(format!("{base}{path}")).header("x-cycles-api-key", &operator).json(&body).send();
+    let tenant_post = |path: &str, body: Value| {
+        let request = admin.post(format!("{base}{path}")).header("x-cycles-api-key", &operator).json(&body).send();
+        async move { request.await.and_then(reqwest::Response::error_for_status) }
+    };
     for unit in ["USD_MICROCENTS", "TOKENS"] {
         let budget = json!({"scope": format!("tenant:{name}"), "unit": unit, "allocated": {"unit": unit, "amount": 9_000_000_000_000_000i64}});
         tenant_post("/v1/admin/budgets", budget).await.unwrap();
@@ -156,7 +162,7 @@ async fn measure(label: String, store: Option<&str>, gateways: usize, tenants: u
     let mut made = Vec::new();
     for t in 0..tenants {
         let name = if tenants == 1 { "acme".to_string() } else { format!("acme-{t}") };
-        made.push(provision(&bases[0], &name, clients, now).await);
+        made.push(provision(&bases[0], &name, clients.div_ceil(tenants), now).await);
     }
     let made = std::sync::Arc::new(made);
     let tenant_of = move |c: usize| c % tenants;
@@ -226,7 +232,7 @@ async fn measure(label: String, store: Option<&str>, gateways: usize, tenants: u
     let tenants_now = std::sync::Arc::clone(&made);
     let decisions = run_phase("delegation decisions (POST /v1/delegations)", clients, seconds, keys, move |c, i| {
         (url[gateway_of(c)].clone(), json!({"token": tenants_now[tenant_of(c)].token, "request": {
-            "from": {"id": "orchestrator", "trust": 0}, "to": {"id": format!("worker-{c}"), "trust": 0},
+            "from": {"id": "orchestrator", "trust": 0}, "to": {"id": format!("worker-{}", c / tenants), "trust": 0},
             "task": {"id": format!("t{c}-{i}"), "action_kind": "payment.refund", "risk": "low", "value": 10, "counterparty": "acme"},
             "parent_mandate": mandate(now, 1_000_000_000_000, 4), "requested_mandate": mandate(now, 1, 3), "state": [0.1]}}))
     })

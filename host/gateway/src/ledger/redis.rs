@@ -563,6 +563,16 @@ impl RedisLedger {
         self.delete_if_holds(&format!("{}:setting:{name}", self.prefix), value)
     }
 
+    /// Gives `key` `ms` more milliseconds to live if it still holds `value` (a claim renewed
+    /// by its holder, in one script); answers whether it did.
+    fn extend_if_holds(&self, key: &str, value: &str, ms: u64) -> ApiResult<bool> {
+        let script = redis::Script::new("if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) else return 0 end");
+        let mut connection = self.connection()?;
+        let extended: i64 = script.key(key).arg(value).arg(ms).invoke(&mut connection).map_err(redis_error)?;
+        self.reuse(connection);
+        Ok(extended == 1)
+    }
+
     /// Deletes `key` if it still holds `value` (a claim ended by its holder, in one script);
     /// answers whether it did.
     fn delete_if_holds(&self, key: &str, value: &str) -> ApiResult<bool> {

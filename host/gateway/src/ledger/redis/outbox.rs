@@ -583,7 +583,7 @@ impl WebhookStore for Transaction<'_> {
 }
 
 /// How long a system-wide replay's claim on its subscription lasts if the gateway holding it
-/// dies before it queues (a replay queues in well under a second).
+/// dies before it queues (renewed before each tenant's unit).
 pub const REPLAY_CLAIM_MS: u64 = 60_000;
 
 /// The webhook dispatcher and the retention sweep on a shared store: each runs the rules of
@@ -681,7 +681,7 @@ impl super::RedisLedger {
         if claimed.is_none() {
             return Err(ApiError::new(ErrorCode::ReplayInProgress, format!("a replay to `{id}` is being queued")));
         }
-        let queued = self.queue_system_replay(id, window, &replay_id, now);
+        let queued = self.queue_system_replay(id, window, &claim, &replay_id, now);
         // the claim ends here, or when it lapses: what was queued stays queued either way
         if let Err(e) = self.delete_if_holds(&claim, &replay_id) {
             tracing::warn!(subscription = id, error = %e.message, "a replay's claim was left to lapse");
@@ -689,8 +689,10 @@ impl super::RedisLedger {
         Ok((replay_id, queued?))
     }
 
-    /// [`RedisLedger::replay_system`]'s selection and queueing, under its claim.
-    fn queue_system_replay(&self, id: &str, window: &ReplayWindow, replay_id: &str, now: i64) -> ApiResult<usize> {
+    /// [`RedisLedger::replay_system`]'s selection and queueing, under its claim (renewed before
+    /// each tenant's unit; a claim lost meanwhile stops the queueing, since another replay may
+    /// now be queueing the same events).
+    fn queue_system_replay(&self, id: &str, window: &ReplayWindow, claim: &str, replay_id: &str, now: i64) -> ApiResult<usize> {
         let (sub, selected) = self.run(SYSTEM_TENANT, |tx| {
             let sub = crate::webhooks::load_for(tx, id, None)?;
             let selected = crate::webhooks::select_replay(tx, &sub, window)?;
@@ -702,6 +704,10 @@ impl super::RedisLedger {
         }
         let mut queued = 0usize;
         for (tenant, events) in by_tenant {
+            if !self.extend_if_holds(claim, replay_id, REPLAY_CLAIM_MS)? {
+                tracing::warn!(subscription = id, "a replay's claim lapsed before it had queued every tenant's deliveries; it stopped");
+                break;
+            }
             let outcome = self.run(tenant, |tx| match tx.subscription(id)? {
                 Some(_) => crate::webhooks::enqueue_replay(tx, &sub, &events, replay_id, now),
                 None => Ok(0),
