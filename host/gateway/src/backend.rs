@@ -220,7 +220,7 @@ impl Backend {
 
     /// Replays the events of `window` to system-wide webhook subscription `id` (replayEvents):
     /// one unit on SQLite; on Redis, where each delivery is kept with its event's tenant, the
-    /// selection in the `__system__` unit and the queueing in each tenant's
+    /// selection read under no lock and the queueing in each tenant's unit
     /// ([`RedisLedger::replay_system`]). Answers `(replay_id, events_queued)`.
     pub async fn replay_system(&self, id: String, window: ReplayWindow, now: i64) -> ApiResult<(String, usize)> {
         match self {

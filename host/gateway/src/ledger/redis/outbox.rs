@@ -30,9 +30,9 @@
 //! delivery at once; recording an attempt writes the delivery in its event's tenant's unit,
 //! a final failure's system event in the system tenant's, and the subscription's counters in
 //! its owner's: three units, where the embedded store uses one. A system subscription's
-//! replay ([`RedisLedger::replay_system`](super::RedisLedger::replay_system)) selects in the
-//! system tenant's unit and queues each tenant's deliveries in that tenant's (a commit
-//! refuses a write outside its locked tenant).
+//! replay ([`RedisLedger::replay_system`](super::RedisLedger::replay_system)) selects under
+//! no lock and queues each tenant's deliveries in that tenant's unit (a commit refuses a
+//! write outside its locked tenant).
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -666,9 +666,9 @@ impl super::RedisLedger {
     }
 
     /// A system-wide subscription's replay (replayEvents). Its events belong to many tenants
-    /// and each delivery is kept with its event's tenant, so it runs as one unit that selects
-    /// (in the `__system__` unit: the spec's complete selection, or the refusal) and then one
-    /// unit per tenant that queues that tenant's deliveries. Queueing is best effort, as the
+    /// and each delivery is kept with its event's tenant, so it selects first (read under no
+    /// lock: the spec's complete selection, or the refusal) and then queues each tenant's
+    /// deliveries in one unit of that tenant's. Queueing is best effort, as the
     /// spec's COMPLETENESS rule allows: a tenant's unit that fails, or one that finds the
     /// subscription deleted meanwhile, leaves its events out of `events_queued`. The claim
     /// `P:replay:ID` (lapsing after [`REPLAY_CLAIM_MS`], should this gateway die) keeps a
@@ -693,7 +693,10 @@ impl super::RedisLedger {
     /// each tenant's unit; a claim lost meanwhile stops the queueing, since another replay may
     /// now be queueing the same events).
     fn queue_system_replay(&self, id: &str, window: &ReplayWindow, claim: &str, replay_id: &str, now: i64) -> ApiResult<usize> {
-        let (sub, selected) = self.run(SYSTEM_TENANT, |tx| {
+        // read-only, and across tenants whose keys no one lock covers: read under no lock (the
+        // claim keeps other replays of the subscription out), so a long window cannot outlast
+        // a lock's lease and be read again
+        let (sub, selected) = self.peek(SYSTEM_TENANT, |tx| {
             let sub = crate::webhooks::load_for(tx, id, None)?;
             let selected = crate::webhooks::select_replay(tx, &sub, window)?;
             Ok((sub, selected))
