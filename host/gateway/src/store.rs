@@ -705,7 +705,7 @@ pub fn set_setting(conn: &Connection, name: &str, value: &str) -> ApiResult<()> 
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 
