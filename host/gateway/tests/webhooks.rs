@@ -229,8 +229,9 @@ async fn events_reach_a_signed_webhook_and_replay_resends_them() {
 }
 
 /// A system-wide subscription's replay resends every tenant's events of its window (on Redis
-/// each tenant's deliveries are queued in that tenant's unit), and a window holding more than
-/// `max_events` of them is refused whole.
+/// each tenant's deliveries are queued in that tenant's unit), a window holding more than
+/// `max_events` of them is refused whole, and a second replay while the first's deliveries
+/// are still owed in the tenants' slots is refused.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_system_subscriptions_replay_resends_every_tenants_events() {
     let dir = tempfile::tempdir().unwrap();
@@ -244,19 +245,26 @@ async fn a_system_subscriptions_replay_resends_every_tenants_events() {
         made.push(tenant);
     }
     // created after the budgets: only a replay delivers their events
-    let r = http.admin(Method::POST, "/v1/admin/webhooks", Some(json!({"url": url, "event_types": ["budget.created"]}))).await;
+    let retry = json!({"max_retries": 10, "initial_delay_ms": 500, "backoff_multiplier": 1.0, "max_delay_ms": 1000});
+    let r = http.admin(Method::POST, "/v1/admin/webhooks", Some(json!({"url": url, "event_types": ["budget.created"], "retry_policy": retry}))).await;
     assert_eq!((r.status, r.body["subscription"]["tenant_id"].as_str()), (StatusCode::CREATED, Some("__system__")), "{:?}", r.body);
     let id = r.body["subscription"]["subscription_id"].as_str().unwrap().to_string();
     let r = http.admin(Method::POST, &format!("/v1/admin/webhooks/{id}/replay"), Some(json!({"max_events": 2}))).await;
     assert_eq!((r.status, r.body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("INVALID_REQUEST")), "3 events, at most 2: {:?}", r.body);
+    // the endpoint fails the first attempts: the replay's deliveries stay owed, to be retried
+    receiver.status.store(500, Ordering::SeqCst);
     let r = http.admin(Method::POST, &format!("/v1/admin/webhooks/{id}/replay"), Some(json!({}))).await;
     assert_eq!((r.status, r.body["events_queued"].as_u64()), (StatusCode::ACCEPTED, Some(3)), "{:?}", r.body);
     receiver.wait_for(3).await;
+    let r = http.admin(Method::POST, &format!("/v1/admin/webhooks/{id}/replay"), Some(json!({}))).await;
+    assert_eq!((r.status, r.body["error"].as_str()), (StatusCode::CONFLICT, Some("REPLAY_IN_PROGRESS")), "{:?}", r.body);
+    receiver.status.store(200, Ordering::SeqCst);
     let mut tenants: Vec<String> = receiver
         .got
         .lock()
         .unwrap()
         .iter()
+        .take(3)
         .map(|(_, body)| {
             let event: Value = serde_json::from_str(body).unwrap();
             assert_eq!(event["event_type"], "budget.created", "{event}");
