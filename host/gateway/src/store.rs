@@ -93,6 +93,25 @@ const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 /// temporary tables in memory.
 const CONNECTION_PRAGMAS: &str = "PRAGMA cache_size=-16384; PRAGMA temp_store=MEMORY;";
 
+/// How many prepared statements each connection keeps.
+const STATEMENT_CACHE: usize = 256;
+
+/// Sets up any connection of the store: the busy timeout, the per-connection pragmas, the
+/// statement cache, and the query planner stability guarantee (QPSG). Without QPSG, SQLite
+/// marks a statement whose plan might depend on a bound value (the bundled build enables
+/// STAT4) to be prepared again whenever that value changes, so a cached key-range read
+/// (`budgets_with_prefix`, run by every delegation) was parsed and planned anew on each run.
+/// The store's statements are all key lookups and ranges whose best plan does not depend on
+/// the values.
+fn configure(conn: &Connection) -> rusqlite::Result<()> {
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
+    // every statement the gateway runs stays prepared (rusqlite keeps 16 by default, fewer
+    // than the reads and writes of one delegation, so the least recent were parsed again)
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    conn.execute_batch(CONNECTION_PRAGMAS)
+}
+
 /// What the writer has done: jobs, committed batches, time inside jobs and commits.
 #[derive(Debug, Default)]
 pub struct Stats {
@@ -275,24 +294,21 @@ impl Store {
             SyncMode::Normal => "NORMAL",
             SyncMode::Full => "FULL",
         };
-        conn.busy_timeout(BUSY_TIMEOUT).map_err(sqlite)?;
-        conn.execute_batch(&format!(
-            "PRAGMA journal_mode=WAL; PRAGMA synchronous={sync_pragma}; PRAGMA foreign_keys=ON; {CONNECTION_PRAGMAS}"
-        ))
-        .map_err(sqlite)?;
+        configure(&conn).map_err(sqlite)?;
+        conn.execute_batch(&format!("PRAGMA journal_mode=WAL; PRAGMA synchronous={sync_pragma}; PRAGMA foreign_keys=ON;"))
+            .map_err(sqlite)?;
         migrate(&conn).map_err(sqlite)?;
         // Checkpoints (the only fsync under synchronous=NORMAL) run on their own thread and
         // connection, off the writer's path.
         conn.execute_batch(&format!("PRAGMA wal_autocheckpoint=0; PRAGMA journal_size_limit={WAL_SIZE_LIMIT}")).map_err(sqlite)?;
         let checkpointer = Connection::open(&path).map_err(sqlite)?;
-        checkpointer.busy_timeout(BUSY_TIMEOUT).map_err(sqlite)?;
+        configure(&checkpointer).map_err(sqlite)?;
         let stats = Arc::new(Stats::default());
         let alive = Arc::downgrade(&stats);
         thread::Builder::new()
             .name("sbd-store-checkpoint".into())
             .spawn(move || checkpoints(checkpointer, alive))
             .map_err(StoreError::Thread)?;
-        conn.set_prepared_statement_cache_capacity(128);
         let (jobs, queue) = mpsc::channel::<Job>();
         let writer_stats = Arc::clone(&stats);
         thread::Builder::new()
@@ -315,18 +331,19 @@ impl Store {
                     &self.path,
                     rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
                 )?;
-                conn.busy_timeout(BUSY_TIMEOUT)?;
-                conn.execute_batch(CONNECTION_PRAGMAS)?;
+                configure(&conn)?;
                 conn.execute_batch("PRAGMA query_only=1")?;
                 conn
             }
         };
-        let result = match conn.unchecked_transaction() {
-            // Dropped without a commit: a read-only transaction just ends.
-            Ok(snapshot) => f(&snapshot),
-            Err(e) => Err(e.into()),
-        };
-        if let Ok(mut idle) = self.readers.lock()
+        // BEGIN and ROLLBACK as cached statements: `Connection::unchecked_transaction` parses
+        // both anew on every read
+        conn.prepare_cached("BEGIN")?.execute([])?;
+        let result = f(&conn);
+        // a read-only transaction just ends; a connection that cannot end it is not reused
+        let ended = conn.prepare_cached("ROLLBACK").and_then(|mut s| s.execute([])).is_ok();
+        if ended
+            && let Ok(mut idle) = self.readers.lock()
             && idle.len() < MAX_IDLE_READERS
         {
             idle.push(conn);
@@ -709,6 +726,26 @@ pub fn set_setting(conn: &Connection, name: &str, value: &str) -> ApiResult<()> 
 mod tests {
     use super::*;
 
+    /// A cached statement runs as prepared whatever is bound to it. SQLite re-prepares a
+    /// statement whose plan might depend on a bound value (STAT4, which the bundled build
+    /// enables); the key-range read of the action mask, run by every delegation, was prepared
+    /// again on every run and cost about an eighth of the gateway's CPU under load.
+    #[test]
+    fn a_cached_statement_is_not_prepared_again_for_new_bound_values() {
+        use crate::ledger::store::LedgerStore;
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), SyncMode::Normal).unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let reads = |c: &Connection| -> ApiResult<i32> {
+            for prefix in ["tenant:t/workspace:a", "tenant:t/workspace:b", "tenant:u", "tenant:t/toolset:x", ""] {
+                c.budgets_with_prefix("t", crate::cycles::Unit::Tokens, prefix)?;
+            }
+            Ok(c.prepare_cached(crate::ledger::sqlite::BUDGETS_WITH_PREFIX_SQL)?.get_status(rusqlite::StatementStatus::RePrepare))
+        };
+        assert_eq!(store.read(reads).unwrap(), 0, "on a reader connection");
+        assert_eq!(runtime.block_on(store.run(reads)).unwrap(), 0, "on the writer's connection");
+    }
+
     /// With writes that never pause and readers that always read, the WAL is still started
     /// over: it stays within a few times [`WAL_RESTART_FRAMES`] instead of growing with
     /// everything written (with PASSIVE checkpoints alone, readers that always read kept it
@@ -734,13 +771,15 @@ mod tests {
                 peak
             })
         };
+        // point reads, as the gateway's are (a whole-table count, longer with every write,
+        // outlasted the restart's wait under the suite's load and let the WAL reach 480 MiB)
         let readers: Vec<_> = (0..2)
             .map(|_| {
                 let (store, done) = (Arc::clone(&store), Arc::clone(&done));
                 thread::spawn(move || {
                     let mut reads = 0u64;
                     while !done.load(Ordering::Relaxed) {
-                        store.read(|c| Ok(c.query_row("SELECT COUNT(*) FROM scratch", [], |r| r.get::<_, i64>(0))?)).unwrap();
+                        store.read(|c| Ok(c.query_row("SELECT MAX(id) FROM scratch", [], |r| r.get::<_, Option<i64>>(0))?)).unwrap();
                         reads += 1;
                     }
                     reads

@@ -13,6 +13,11 @@ use crate::ledger::{BudgetRow, Reservation};
 const BUDGET_COLUMNS: &str = "scope, unit, ledger_id, allocated, reserved, spent, debt, overdraft_limit, \
      is_over_limit, status, commit_overage_policy, created_at_ms, updated_at_ms";
 
+/// The budgets of one tenant and unit whose scope lies in a key range (`budgets_with_prefix`).
+pub(crate) const BUDGETS_WITH_PREFIX_SQL: &str = "SELECT scope, unit, ledger_id, allocated, reserved, spent, debt, overdraft_limit, \
+     is_over_limit, status, commit_overage_policy, created_at_ms, updated_at_ms FROM budgets \
+     WHERE tenant_id = ?1 AND scope >= ?2 AND (?3 IS NULL OR scope < ?3) AND unit = ?4 ORDER BY scope";
+
 const RES_COLUMNS: &str = "id, tenant_id, status, unit, amount, committed, created_at_ms, expires_at_ms, grace_ms, \
      finalized_at_ms, extensions, overage_policy, scope_path, scopes, budgeted, idempotency_key, subject, action, \
      metadata, committed_metadata, owner_key";
@@ -122,10 +127,7 @@ impl LedgerStore for Connection {
         // its successor (its last character moved one up), so only matching rows are read
         let Some(last) = prefix.chars().last() else { return self.tenant_budgets(tenant) };
         let upper = char::from_u32(u32::from(last) + 1).map(|next| format!("{}{next}", &prefix[..prefix.len() - last.len_utf8()]));
-        let mut stmt = self.prepare_cached(&format!(
-            "SELECT {BUDGET_COLUMNS} FROM budgets WHERE tenant_id = ?1 AND scope >= ?2 AND (?3 IS NULL OR scope < ?3) AND unit = ?4 \
-             ORDER BY scope"
-        ))?;
+        let mut stmt = self.prepare_cached(BUDGETS_WITH_PREFIX_SQL)?;
         let rows = stmt.query_map(params![tenant, prefix, upper, unit.as_str()], budget_from_row)?.collect::<Result<Vec<_>, _>>()?;
         // the range is by SQLite's byte order; the prefix test is exact
         Ok(rows.into_iter().filter(|b| b.scope.starts_with(prefix)).collect())
