@@ -12,7 +12,8 @@ use crate::cycles::{
     parse_scope, valid_scope_value, Amount, ApiKey, ApiKeyCreated, ApiKeyList, ApiKeyStatus, BudgetLedger,
     FundingResponse, LedgerList, ObserveMode, OveragePolicy, Tenant, TenantList, TenantStatus, Unit,
 };
-use crate::error::{ApiError, ApiResult, ErrorCode};
+use crate::api_error::{ApiError, ApiResult};
+use crate::error::{ErrorCode, GatewayError, GatewayResult};
 use crate::events::{self, EventData, EventType, NewEvent, SYSTEM_TENANT};
 use crate::ledger::{self, BudgetRow, LedgerStore};
 use crate::repo::{StoredApiKey, Tx};
@@ -81,7 +82,7 @@ pub async fn create_tenant(
         suspended_at: None,
         closed_at: None,
     };
-    state
+    Ok(state
         .store
         .unit(&tenant.tenant_id.clone(), move |conn| match conn.tenant_record(&tenant.tenant_id)? {
             Some(existing) => Ok((StatusCode::OK, Json(existing))),
@@ -99,7 +100,7 @@ pub async fn create_tenant(
                 Ok((StatusCode::CREATED, Json(tenant.clone())))
             }
         })
-        .await
+        .await?)
 }
 
 /// Query of listTenants (`cycles-governance-admin-v0.1.25.yaml`): the filters combine with AND
@@ -126,13 +127,13 @@ pub struct TenantListQuery {
 }
 
 /// One page of `tenants` (in tenant-id order) that pass `q`'s filters, in `q`'s order.
-fn tenant_page(tenants: Vec<Tenant>, q: &TenantListQuery) -> ApiResult<TenantList> {
+fn tenant_page(tenants: Vec<Tenant>, q: &TenantListQuery) -> GatewayResult<TenantList> {
     let status = q.status.as_deref().map(|s| TenantStatus::parse(s, "status")).transpose()?;
     let mode = match q.observe_mode.as_deref() {
         None => None,
         Some("OBSERVE") => Some(ObserveMode::Observe),
         Some("ENFORCE" | "DISABLED") => Some(ObserveMode::Enforce),
-        Some(other) => return Err(ApiError::invalid(format!("`observe_mode` must be OBSERVE, ENFORCE or DISABLED, got `{other}`"))),
+        Some(other) => return Err(GatewayError::invalid(format!("`observe_mode` must be OBSERVE, ENFORCE or DISABLED, got `{other}`"))),
     };
     let controls = ListControls::read(q.search.as_deref(), q.sort_dir.as_deref(), q.cursor.as_deref(), q.limit)?;
     let key: Option<fn(&Tenant, &Tenant) -> std::cmp::Ordering> = match q.sort_by.as_deref() {
@@ -143,7 +144,7 @@ fn tenant_page(tenants: Vec<Tenant>, q: &TenantListQuery) -> ApiResult<TenantLis
         // RFC 3339 in UTC with a fixed width orders as the instants do
         Some("created_at") => Some(|a, b| a.created_at.cmp(&b.created_at)),
         Some(other) => {
-            return Err(ApiError::invalid(format!("`sort_by` must be one of tenant_id, name, status, created_at, not `{other}`")));
+            return Err(GatewayError::invalid(format!("`sort_by` must be one of tenant_id, name, status, created_at, not `{other}`")));
         }
     };
     let kept: Vec<Tenant> = tenants
@@ -162,22 +163,22 @@ fn tenant_page(tenants: Vec<Tenant>, q: &TenantListQuery) -> ApiResult<TenantLis
 
 /// `GET /v1/admin/tenants` (listTenants).
 pub async fn list_tenants(State(state): State<Shared>, _admin: Admin, Q(q): Q<TenantListQuery>) -> ApiResult<Json<TenantList>> {
-    state
+    Ok(state
         .store
         .read(SYSTEM_TENANT, move |conn| tenant_page(conn.tenant_records()?, &q).map(Json))
-        .await
+        .await?)
 }
 
 /// `GET /v1/admin/tenants/{tenant_id}` (getTenant).
 pub async fn get_tenant(State(state): State<Shared>, _admin: Admin, Path(id): Path<String>) -> ApiResult<Json<Tenant>> {
-    state
+    Ok(state
         .store
         .read(SYSTEM_TENANT, move |conn| {
             conn.tenant_record(&id)?
                 .map(Json)
-                .ok_or_else(|| ApiError::not_found(format!("tenant `{id}` not found")))
+                .ok_or_else(|| GatewayError::not_found(format!("tenant `{id}` not found")))
         })
-        .await
+        .await?)
 }
 
 /// `TenantUpdateRequest` (the fields this server honours).
@@ -211,9 +212,9 @@ pub async fn update_tenant(
     let tenant = state
         .store
         .unit_then(&id.clone(), move |conn| {
-            let mut t = conn.tenant_record(&id)?.ok_or_else(|| ApiError::not_found(format!("tenant `{id}` not found")))?;
+            let mut t = conn.tenant_record(&id)?.ok_or_else(|| GatewayError::not_found(format!("tenant `{id}` not found")))?;
             if t.status == TenantStatus::Closed {
-                return Err(ApiError::new(ErrorCode::TenantClosed, format!("tenant `{id}` is closed")));
+                return Err(GatewayError::new(ErrorCode::TenantClosed, format!("tenant `{id}` is closed")));
             }
             let previous = t.status;
             let mut changed = Vec::new();
@@ -291,7 +292,7 @@ fn tenant_update_correlation(tenant: &str, now: i64) -> String {
 /// What closing a tenant does to its state (`cycles-governance-admin-v0.1.25.yaml`, CASCADE):
 /// its open reservations released, its budgets closed, its subscriptions disabled and its keys
 /// revoked, each with its event. In the unit of work that closes it.
-pub(crate) fn close_cascade(conn: &dyn Tx, tenant: &str, now: i64) -> ApiResult<()> {
+pub(crate) fn close_cascade(conn: &dyn Tx, tenant: &str, now: i64) -> GatewayResult<()> {
     let mut open = Vec::new();
     let scan = ledger::store::ReservationScan { tenant, status: Some("ACTIVE"), idempotency_key: None, offset: 0 };
     conn.scan_reservations(scan, &mut |r| {
@@ -466,14 +467,14 @@ pub async fn create_budget(
         o.validate("overdraft_limit")?;
     }
     let now = now_ms();
-    state
+    Ok(state
         .store
         .unit(&tenant.clone(), move |conn| {
             if ledger::tenant_state(conn, &tenant)? == ledger::TenantState::Closed {
-                return Err(ApiError::new(ErrorCode::TenantClosed, format!("tenant `{tenant}` is closed")));
+                return Err(GatewayError::new(ErrorCode::TenantClosed, format!("tenant `{tenant}` is closed")));
             }
             if conn.budget(&tenant, &req.scope, req.unit)?.is_some() {
-                return Err(ApiError::new(
+                return Err(GatewayError::new(
                     ErrorCode::DuplicateResource,
                     format!("a {} budget already exists at `{}`", req.unit.as_str(), req.scope),
                 ));
@@ -487,7 +488,7 @@ pub async fn create_budget(
             ledger::emit_budget_lifecycle(conn, &tenant, EventType::BudgetCreated, "CREATE", None, &b, now)?;
             Ok((StatusCode::CREATED, Json(b.ledger(&tenant))))
         })
-        .await
+        .await?)
 }
 
 /// `GET /v1/admin/budgets` (listBudgets): an API key lists its own tenant's budgets, the admin
@@ -499,7 +500,7 @@ pub async fn list_budgets(State(state): State<Shared>, caller: Caller, Q(q): Q<l
         (Caller::Admin, t) => t.clone(),
     };
     let reading = tenant.clone().unwrap_or_else(|| SYSTEM_TENANT.into());
-    state.store.read(&reading, move |conn| ledger::list_budgets(conn, tenant.as_deref(), &q).map(Json)).await
+    Ok(state.store.read(&reading, move |conn| ledger::list_budgets(conn, tenant.as_deref(), &q).map(Json)).await?)
 }
 
 /// The `(scope, unit)` a budget operation targets.
@@ -528,9 +529,9 @@ pub struct FundingRequest {
     pub metadata: Option<Map<String, Value>>,
 }
 
-fn target_budget(conn: &dyn LedgerStore, tenant: &str, scope: &str, unit: Unit) -> ApiResult<BudgetRow> {
+fn target_budget(conn: &dyn LedgerStore, tenant: &str, scope: &str, unit: Unit) -> GatewayResult<BudgetRow> {
     conn.budget(tenant, scope, unit)?
-        .ok_or_else(|| ApiError::not_found(format!("no {} budget at `{scope}`", unit.as_str())))
+        .ok_or_else(|| GatewayError::not_found(format!("no {} budget at `{scope}`", unit.as_str())))
 }
 
 /// `POST /v1/admin/budgets/fund` (fundBudget): CREDIT, DEBIT, RESET, REPAY_DEBT, RESET_SPENT.
@@ -556,17 +557,17 @@ pub async fn fund_budget(
         )));
     }
     let now = now_ms();
-    state
+    Ok(state
         .store
         .unit(&tenant.clone(), move |conn| {
             if ledger::tenant_state(conn, &tenant)? == ledger::TenantState::Closed {
-                return Err(ApiError::new(ErrorCode::TenantClosed, format!("tenant `{tenant}` is closed")));
+                return Err(GatewayError::new(ErrorCode::TenantClosed, format!("tenant `{tenant}` is closed")));
             }
             let mut b = target_budget(conn, &tenant, &target.scope, unit)?;
             let before = b.clone();
             let a = req.amount.amount;
             let over = |what: &str| {
-                ApiError::invalid(format!("`amount.amount` would overflow the budget's {what} ({} max)", i64::MAX))
+                GatewayError::invalid(format!("`amount.amount` would overflow the budget's {what} ({} max)", i64::MAX))
             };
             match req.operation.as_str() {
                 "CREDIT" => {
@@ -578,7 +579,7 @@ pub async fn fund_budget(
                 }
                 "DEBIT" => {
                     if b.remaining() < a {
-                        return Err(ApiError::new(
+                        return Err(GatewayError::new(
                             ErrorCode::BudgetExceeded,
                             format!("DEBIT of {a} would make remaining negative ({})", b.remaining()),
                         ));
@@ -620,19 +621,19 @@ pub async fn fund_budget(
                 timestamp: rfc3339(now),
             }))
         })
-        .await
+        .await?)
 }
 
 async fn set_budget_status(state: Shared, caller: Caller, target: BudgetTarget, status: &'static str) -> ApiResult<Json<BudgetLedger>> {
     let tenant = acting_tenant(&caller, target.tenant_id.as_deref())?;
     let unit = Unit::parse(&target.unit).ok_or_else(|| ApiError::invalid(format!("unknown unit `{}`", target.unit)))?;
     let now = now_ms();
-    state
+    Ok(state
         .store
         .unit(&tenant.clone(), move |conn| {
             let mut b = target_budget(conn, &tenant, &target.scope, unit)?;
             if b.status == "CLOSED" {
-                return Err(ApiError::new(ErrorCode::BudgetClosed, format!("budget at `{}` is closed", b.scope)));
+                return Err(GatewayError::new(ErrorCode::BudgetClosed, format!("budget at `{}` is closed", b.scope)));
             }
             let before = b.clone();
             b.status = status.into();
@@ -644,7 +645,7 @@ async fn set_budget_status(state: Shared, caller: Caller, target: BudgetTarget, 
             }
             Ok(Json(b.ledger(&tenant)))
         })
-        .await
+        .await?)
 }
 
 /// `POST /v1/admin/budgets/freeze` (freezeBudget).
@@ -801,10 +802,10 @@ pub async fn create_api_key(
             let tenant = &stored.tenant_id;
             match ledger::tenant_state(conn, tenant)? {
                 ledger::TenantState::Unknown => {
-                    return Err(ApiError::not_found(format!("tenant `{tenant}` not found")));
+                    return Err(GatewayError::not_found(format!("tenant `{tenant}` not found")));
                 }
                 ledger::TenantState::Closed => {
-                    return Err(ApiError::new(ErrorCode::TenantClosed, format!("tenant `{tenant}` is closed")));
+                    return Err(GatewayError::new(ErrorCode::TenantClosed, format!("tenant `{tenant}` is closed")));
                 }
                 _ => {}
             }
@@ -816,7 +817,7 @@ pub async fn create_api_key(
                 expires_at_ms: expires,
                 role: Some(role.as_str().into()),
                 principal: Some(stored.name.clone()),
-                body: serde_json::to_string(&stored).map_err(ApiError::internal)?,
+                body: serde_json::to_string(&stored).map_err(GatewayError::internal)?,
             })?;
             let data = EventData::ApiKey {
                 key_id: stored.key_id.clone(),
@@ -853,8 +854,8 @@ pub async fn create_api_key(
 
 /// A stored key as it reads now: the `status` column is the truth (the body's copy may be
 /// older), and an ACTIVE key past `expires_at_ms` reads as EXPIRED.
-fn stored_key(stored: &StoredApiKey, now: i64) -> ApiResult<ApiKey> {
-    let unreadable = |why: String| ApiError::internal(format!("the stored record of API key `{}` is unreadable: {why}", stored.key_id));
+fn stored_key(stored: &StoredApiKey, now: i64) -> GatewayResult<ApiKey> {
+    let unreadable = |why: String| GatewayError::internal(format!("the stored record of API key `{}` is unreadable: {why}", stored.key_id));
     let mut key: ApiKey = serde_json::from_str(&stored.body).map_err(|e| unreadable(e.to_string()))?;
     let status = stored.status.as_str();
     key.status = match ApiKeyStatus::from_name(status) {
@@ -886,7 +887,7 @@ pub struct KeyQuery {
 }
 
 /// One page of `keys` (in key-id order) that pass `q`'s filters, in `q`'s order.
-fn key_page(keys: Vec<ApiKey>, q: &KeyQuery) -> ApiResult<ApiKeyList> {
+fn key_page(keys: Vec<ApiKey>, q: &KeyQuery) -> GatewayResult<ApiKeyList> {
     let status = q.status.as_deref().map(|s| ApiKeyStatus::parse(s, "status")).transpose()?;
     let controls = ListControls::read(q.search.as_deref(), q.sort_dir.as_deref(), q.cursor.as_deref(), q.limit)?;
     let key: Option<fn(&ApiKey, &ApiKey) -> std::cmp::Ordering> = match q.sort_by.as_deref() {
@@ -899,7 +900,7 @@ fn key_page(keys: Vec<ApiKey>, q: &KeyQuery) -> ApiResult<ApiKeyList> {
         Some("created_at") => Some(|a, b| a.created_at.cmp(&b.created_at)),
         Some("expires_at") => Some(|a, b| a.expires_at.cmp(&b.expires_at)),
         Some(other) => {
-            return Err(ApiError::invalid(format!(
+            return Err(GatewayError::invalid(format!(
                 "`sort_by` must be one of key_id, name, tenant_id, status, created_at, expires_at, not `{other}`"
             )));
         }
@@ -922,14 +923,14 @@ pub async fn list_api_keys(State(state): State<Shared>, caller: Caller, Q(mut q)
         q.tenant_id = Some(p.tenant.clone());
     }
     let now = now_ms();
-    state
+    Ok(state
         .store
         .read(&q.tenant_id.clone().unwrap_or_else(|| SYSTEM_TENANT.into()), move |conn| {
             // a record this server cannot read fails the list, naming it
-            let keys = conn.api_keys(q.tenant_id.as_deref())?.iter().map(|k| stored_key(k, now)).collect::<ApiResult<Vec<ApiKey>>>()?;
+            let keys = conn.api_keys(q.tenant_id.as_deref())?.iter().map(|k| stored_key(k, now)).collect::<GatewayResult<Vec<ApiKey>>>()?;
             key_page(keys, &q).map(Json)
         })
-        .await
+        .await?)
 }
 
 /// What every API key secret this gateway mints starts with (48 hex digits follow).
@@ -955,32 +956,32 @@ async fn key_tenant(state: &Shared, caller: &Caller, id: &str) -> ApiResult<Stri
 /// tenant's keys (another tenant's key is reported as missing, not as forbidden) and no other
 /// operator key than itself; the admin key reaches every key. The role is the `role` column's,
 /// as at authentication (none: a key from before roles, an `agent`; an unknown one fails).
-fn key_for_change(conn: &dyn Tx, caller: &Caller, id: &str, now: i64) -> ApiResult<(ApiKey, Role)> {
+fn key_for_change(conn: &dyn Tx, caller: &Caller, id: &str, now: i64) -> GatewayResult<(ApiKey, Role)> {
     let Some(stored) = conn.api_key(id)? else {
-        return Err(ApiError::not_found(format!("API key `{id}` not found")));
+        return Err(GatewayError::not_found(format!("API key `{id}` not found")));
     };
     let key = stored_key(&stored, now)?;
     let role = match stored.role.as_deref() {
         None => auth::DEFAULT_ROLE,
-        Some(r) => Role::parse(r).ok_or_else(|| ApiError::internal(format!("API key `{id}` has the unknown role `{r}`")))?,
+        Some(r) => Role::parse(r).ok_or_else(|| GatewayError::internal(format!("API key `{id}` has the unknown role `{r}`")))?,
     };
     if let Caller::Key(p) = caller {
         if key.tenant_id != p.tenant {
-            return Err(ApiError::not_found(format!("API key `{id}` not found")));
+            return Err(GatewayError::not_found(format!("API key `{id}` not found")));
         }
         if role == Role::Operator && id != p.key_id {
-            return Err(ApiError::forbidden("only the admin key changes or revokes another operator key"));
+            return Err(GatewayError::forbidden("only the admin key changes or revokes another operator key"));
         }
     }
     Ok((key, role))
 }
 
 /// Writes `key` back as the stored record of its id, with `status`.
-fn store_key(conn: &dyn Tx, key: &ApiKey, status: ApiKeyStatus) -> ApiResult<()> {
-    let stored = conn.api_key(&key.key_id)?.ok_or_else(|| ApiError::not_found(format!("API key `{}` not found", key.key_id)))?;
+fn store_key(conn: &dyn Tx, key: &ApiKey, status: ApiKeyStatus) -> GatewayResult<()> {
+    let stored = conn.api_key(&key.key_id)?.ok_or_else(|| GatewayError::not_found(format!("API key `{}` not found", key.key_id)))?;
     conn.save_api_key(&StoredApiKey {
         status: status.as_str().into(),
-        body: serde_json::to_string(key).map_err(ApiError::internal)?,
+        body: serde_json::to_string(key).map_err(GatewayError::internal)?,
         principal: Some(key.name.clone()),
         ..stored
     })
@@ -1087,12 +1088,12 @@ pub async fn update_api_key(
                 ApiKeyStatus::Expired => Some(ErrorCode::KeyExpired),
             };
             if let Some(code) = closed {
-                return Err(ApiError::new(code, format!("API key `{id}` is {} and cannot be changed", key.status.as_str())));
+                return Err(GatewayError::new(code, format!("API key `{id}` is {} and cannot be changed", key.status.as_str())));
             }
             // an operator's name is who it acts as (grant issuers, outcome reporters): only the
             // admin key, which mints operator keys, renames one
             if req.name.is_some() && role == Role::Operator && !by_admin {
-                return Err(ApiError::forbidden("only the admin key renames an operator key"));
+                return Err(GatewayError::forbidden("only the admin key renames an operator key"));
             }
             let effective = match &req.permissions {
                 Some(names) => Some(auth::effective_permissions(role, Some(names))?),

@@ -31,7 +31,8 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use crate::error::{ApiError, ApiResult, ErrorCode};
+use crate::api_error::{ApiError, ApiResult};
+use crate::error::{ErrorCode, GatewayError, GatewayResult};
 use crate::server::{Shared, AppState};
 use crate::util::{now_ms, sha256_hex};
 
@@ -265,17 +266,17 @@ pub const DEFAULT_ROLE: Role = Role::Agent;
 
 /// The effective permissions of a key of `role` created with `requested` (None: the role's
 /// set). A requested permission the role does not grant is an error naming it.
-pub fn effective_permissions(role: Role, requested: Option<&[String]>) -> ApiResult<Vec<Permission>> {
+pub fn effective_permissions(role: Role, requested: Option<&[String]>) -> GatewayResult<Vec<Permission>> {
     match requested {
         None => Ok(role.permissions().to_vec()),
         Some(names) => {
             let mut out = Vec::with_capacity(names.len());
             for n in names {
                 let p = Permission::parse(n).ok_or_else(|| {
-                    ApiError::invalid(format!("`permissions` contains `{n}`, which is not a permission of this gateway"))
+                    GatewayError::invalid(format!("`permissions` contains `{n}`, which is not a permission of this gateway"))
                 })?;
                 if !role.grants(p) {
-                    return Err(ApiError::invalid(format!(
+                    return Err(GatewayError::invalid(format!(
                         "`permissions` contains `{n}`, which role `{}` does not grant",
                         role.as_str()
                     )));

@@ -13,7 +13,8 @@ use serde_json::{json, Value};
 
 use crate::cycles::{CommitRequest, Amount, ReleaseRequest, Subject, Unit};
 use crate::delegations::{budgets_of, canonical, record_root};
-use crate::error::{ApiError, ApiResult, ErrorCode};
+use crate::api_error::{ApiError, ApiResult};
+use crate::error::{ErrorCode, GatewayError, GatewayResult};
 use crate::escrow::{self, GrantStatus, Settled};
 use crate::ledger;
 use crate::registry::{self, AgentRecord, AuthoritySettings};
@@ -147,7 +148,7 @@ pub async fn create_root_grant(
         .store
         .unit(&tenant.clone(), move |conn| {
             if conn.agent(&t, &a)?.is_none() {
-                return Err(ApiError::forbidden(format!("`{a}` is not in this tenant's agent registry: register it first")));
+                return Err(GatewayError::forbidden(format!("`{a}` is not in this tenant's agent registry: register it first")));
             }
             record_root(conn, &t, &tok, &subject, &version, now, &signer)
         })
@@ -212,7 +213,7 @@ pub struct CommitBody {
 }
 
 /// Settles a root grant's Cycles reservations with what its tree consumed.
-fn settle_root(conn: &dyn crate::repo::Tx, tenant: &str, settled: &Settled, now: i64) -> ApiResult<()> {
+fn settle_root(conn: &dyn crate::repo::Tx, tenant: &str, settled: &Settled, now: i64) -> GatewayResult<()> {
     for (unit, reservation, consumed) in &settled.root_reservations {
         let r = conn.reservation(reservation)?;
         if r.is_none_or(|r| r.status != "ACTIVE") {
@@ -282,14 +283,14 @@ pub async fn revoke_grant(State(state): State<Shared>, p: Principal, Path(id): P
 }
 
 /// Whether `p` may settle grant `id`: its holder, or a key that revokes grants (an operator).
-fn may_settle(conn: &dyn EscrowStore, p: &Principal, id: &str) -> ApiResult<()> {
+fn may_settle(conn: &dyn EscrowStore, p: &Principal, id: &str) -> GatewayResult<()> {
     if p.has(Permission::GrantsWrite) {
         return Ok(());
     }
-    let grant = conn.grant(&p.tenant, id)?.ok_or_else(|| ApiError::not_found(format!("grant `{id}` not found")))?;
+    let grant = conn.grant(&p.tenant, id)?.ok_or_else(|| GatewayError::not_found(format!("grant `{id}` not found")))?;
     let holder = canonical("principal", &p.name).unwrap_or_default();
     if grant.holder != holder {
-        return Err(ApiError::forbidden(format!("grant `{id}` is held by `{}`, not by `{}`", grant.holder, p.name)));
+        return Err(GatewayError::forbidden(format!("grant `{id}` is held by `{}`, not by `{}`", grant.holder, p.name)));
     }
     Ok(())
 }

@@ -23,7 +23,7 @@ use std::sync::Arc;
 
 use sbd_bundle::KeyPair;
 
-use crate::error::{ApiError, ApiResult};
+use crate::error::{GatewayError, GatewayResult};
 use crate::events::{Origin, SYSTEM_TENANT};
 use crate::ledger::redis::RedisLedger;
 use crate::repo::{StoredApiKey, TenantStore as _, Tx};
@@ -50,20 +50,20 @@ pub const SIGNING_KEY_SETTING: &str = "gateway_public_key";
 impl Backend {
     /// Runs `op` as one unit of work on `tenant`'s state and answers once it is durable (module
     /// docs). An `Err` from `op` leaves nothing behind.
-    pub async fn unit<T, F>(&self, tenant: &str, op: F) -> ApiResult<T>
+    pub async fn unit<T, F>(&self, tenant: &str, op: F) -> GatewayResult<T>
     where
         T: Send + 'static,
-        F: FnMut(&dyn Tx) -> ApiResult<T> + Send + 'static,
+        F: FnMut(&dyn Tx) -> GatewayResult<T> + Send + 'static,
     {
         Ok(self.unit_sealed(tenant, op).await?.0)
     }
 
     /// Like [`Backend::unit`], and also answers the seal that signs the trace events the unit
     /// appended (`None` when it appended none; on SQLite the seal of its writer's batch).
-    pub async fn unit_sealed<T, F>(&self, tenant: &str, mut op: F) -> ApiResult<(T, Option<Arc<Seal>>)>
+    pub async fn unit_sealed<T, F>(&self, tenant: &str, mut op: F) -> GatewayResult<(T, Option<Arc<Seal>>)>
     where
         T: Send + 'static,
-        F: FnMut(&dyn Tx) -> ApiResult<T> + Send + 'static,
+        F: FnMut(&dyn Tx) -> GatewayResult<T> + Send + 'static,
     {
         match self {
             Backend::Sqlite(store) => store.run_sealed(move |conn| op(conn)).await,
@@ -80,10 +80,10 @@ impl Backend {
     /// before this process's next operation on the tenant, so it follows this process's
     /// commits on the tenant in order, not other gateways' (a cache it changes is also
     /// reloaded from the store).
-    pub async fn unit_then<T, F, A>(&self, tenant: &str, mut op: F, after: A) -> ApiResult<T>
+    pub async fn unit_then<T, F, A>(&self, tenant: &str, mut op: F, after: A) -> GatewayResult<T>
     where
         T: Send + 'static,
-        F: FnMut(&dyn Tx) -> ApiResult<T> + Send + 'static,
+        F: FnMut(&dyn Tx) -> GatewayResult<T> + Send + 'static,
         A: FnOnce(&T) + Send + 'static,
     {
         match self {
@@ -99,10 +99,10 @@ impl Backend {
     /// across tenants (module docs; on Redis under no lock, [`RedisLedger::peek`]). A write
     /// `op` attempts is refused on SQLite (`query_only`); on Redis it would commit under a
     /// tenant's lock (and is dropped across tenants), so `op` must only read.
-    pub async fn read<T, F>(&self, tenant: &str, mut op: F) -> ApiResult<T>
+    pub async fn read<T, F>(&self, tenant: &str, mut op: F) -> GatewayResult<T>
     where
         T: Send + 'static,
-        F: FnMut(&dyn Tx) -> ApiResult<T> + Send + 'static,
+        F: FnMut(&dyn Tx) -> GatewayResult<T> + Send + 'static,
     {
         match self {
             Backend::Sqlite(store) => store.read(|conn| op(conn)),
@@ -118,7 +118,7 @@ impl Backend {
     /// The API key whose secret hashes to `key_hash`, as stored now (whatever its status): how
     /// a gateway finds a key another gateway created, before its cache is next reloaded. On
     /// Redis a lookup without any tenant's lock ([`RedisLedger::peek`]).
-    pub async fn api_key_by_hash(&self, key_hash: String) -> ApiResult<Option<StoredApiKey>> {
+    pub async fn api_key_by_hash(&self, key_hash: String) -> GatewayResult<Option<StoredApiKey>> {
         match self {
             Backend::Sqlite(store) => store.read(|conn| conn.api_key_by_hash(&key_hash)),
             Backend::Redis(redis) => on_redis(redis, move |redis| redis.peek(SYSTEM_TENANT, |tx| tx.api_key_by_hash(&key_hash))).await,
@@ -126,7 +126,7 @@ impl Backend {
     }
 
     /// Checks that the backend answers (the health endpoint).
-    pub async fn ping(&self) -> ApiResult<()> {
+    pub async fn ping(&self) -> GatewayResult<()> {
         match self {
             Backend::Sqlite(store) => store.run(|conn| Ok(conn.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))?)).await.map(drop),
             Backend::Redis(redis) => on_redis(redis, move |redis| redis.ping()).await,
@@ -134,7 +134,7 @@ impl Backend {
     }
 
     /// The gateway setting `name` ([`ADMIN_KEY_SETTING`]), if set.
-    pub async fn setting(&self, name: &'static str) -> ApiResult<Option<String>> {
+    pub async fn setting(&self, name: &'static str) -> GatewayResult<Option<String>> {
         match self {
             Backend::Sqlite(store) => store.run(move |conn| crate::store::setting(conn, name)).await,
             Backend::Redis(redis) => on_redis(redis, move |redis| redis.setting(name)).await,
@@ -143,7 +143,7 @@ impl Backend {
 
     /// Sets the gateway setting `name` unless it is set already (several gateways starting at
     /// once agree on the first value); answers the value it holds afterwards.
-    pub async fn claim_setting(&self, name: &'static str, value: String) -> ApiResult<String> {
+    pub async fn claim_setting(&self, name: &'static str, value: String) -> GatewayResult<String> {
         match self {
             Backend::Sqlite(store) => store.run(move |conn| crate::store::claim_setting(conn, name, &value)).await,
             Backend::Redis(redis) => on_redis(redis, move |redis| redis.claim_setting(name, &value)).await,
@@ -152,7 +152,7 @@ impl Backend {
 
     /// Removes the gateway setting `name` if it still holds `value` (a claim whose follow-up
     /// failed); answers whether it did.
-    pub async fn unclaim_setting(&self, name: &'static str, value: String) -> ApiResult<bool> {
+    pub async fn unclaim_setting(&self, name: &'static str, value: String) -> GatewayResult<bool> {
         match self {
             Backend::Sqlite(store) => store.run(move |conn| crate::store::unclaim_setting(conn, name, &value)).await,
             Backend::Redis(redis) => on_redis(redis, move |redis| redis.unclaim_setting(name, &value)).await,
@@ -160,7 +160,7 @@ impl Backend {
     }
 
     /// Sets the gateway setting `name`.
-    pub async fn set_setting(&self, name: &'static str, value: String) -> ApiResult<()> {
+    pub async fn set_setting(&self, name: &'static str, value: String) -> GatewayResult<()> {
         match self {
             Backend::Sqlite(store) => store.run(move |conn| crate::store::set_setting(conn, name, &value)).await,
             Backend::Redis(redis) => on_redis(redis, move |redis| redis.set_setting(name, &value)).await,
@@ -169,7 +169,7 @@ impl Backend {
 
     /// Expires the reservations of every tenant past their TTL, at most `max` at a time (per
     /// tenant on Redis); answers how many.
-    pub async fn sweep_reservations(&self, now: i64, max: usize) -> ApiResult<usize> {
+    pub async fn sweep_reservations(&self, now: i64, max: usize) -> GatewayResult<usize> {
         match self {
             Backend::Sqlite(store) => store.run(move |conn| crate::ledger::sweep_expired(conn, now, max)).await,
             Backend::Redis(redis) => on_redis(redis, move |redis| redis.sweep_expired(now, max)).await,
@@ -179,7 +179,7 @@ impl Backend {
     /// Closes the escalations of every tenant past their TTL as EXPIRED; answers how many. On
     /// Redis each tenant with one due is swept in its own unit
     /// ([`RedisLedger::sweep_escalations`]).
-    pub async fn sweep_escalations(&self, now: i64, signer: KeyPair) -> ApiResult<usize> {
+    pub async fn sweep_escalations(&self, now: i64, signer: KeyPair) -> GatewayResult<usize> {
         match self {
             Backend::Sqlite(store) => store.run(move |conn| crate::escalations::sweep_expired(conn, now, &signer)).await,
             Backend::Redis(redis) => on_redis(redis, move |redis| redis.sweep_escalations(now, &signer)).await,
@@ -188,7 +188,7 @@ impl Backend {
 
     /// Deletes finished webhook deliveries that finished before `before_ms`, at most `max` at
     /// a time (per tenant on Redis); answers how many.
-    pub async fn sweep_deliveries(&self, before_ms: i64, max: usize) -> ApiResult<usize> {
+    pub async fn sweep_deliveries(&self, before_ms: i64, max: usize) -> GatewayResult<usize> {
         match self {
             Backend::Sqlite(store) => store.run(move |conn| crate::webhooks::sweep_deliveries(conn, before_ms, max)).await,
             Backend::Redis(redis) => on_redis(redis, move |redis| redis.sweep_deliveries(before_ms, max)).await,
@@ -198,7 +198,7 @@ impl Backend {
     /// Leases up to `max` due webhook deliveries, fair across tenants, each for `lease_ms`,
     /// after failing those left unsent since `stale_before_ms`
     /// ([`crate::webhooks::lease_due_with`]).
-    pub async fn lease_deliveries(&self, now: i64, max: usize, lease_ms: i64, per_tenant: usize, stale_before_ms: i64) -> ApiResult<Vec<Due>> {
+    pub async fn lease_deliveries(&self, now: i64, max: usize, lease_ms: i64, per_tenant: usize, stale_before_ms: i64) -> GatewayResult<Vec<Due>> {
         match self {
             Backend::Sqlite(store) => {
                 store
@@ -211,7 +211,7 @@ impl Backend {
 
     /// Records a sent (or failed) attempt of a leased delivery; answers the delivery's new
     /// status ([`crate::webhooks::record_attempt`]).
-    pub async fn record_attempt(&self, due: Due, attempt: Attempt, now: i64) -> ApiResult<&'static str> {
+    pub async fn record_attempt(&self, due: Due, attempt: Attempt, now: i64) -> GatewayResult<&'static str> {
         match self {
             Backend::Sqlite(store) => store.run(move |conn| crate::webhooks::record_attempt(conn, &due, &attempt, now)).await,
             Backend::Redis(redis) => on_redis(redis, move |redis| redis.record_attempt(&due, &attempt, now)).await,
@@ -222,7 +222,7 @@ impl Backend {
     /// one unit on SQLite; on Redis, where each delivery is kept with its event's tenant, the
     /// selection read under no lock and the queueing in each tenant's unit
     /// ([`RedisLedger::replay_system`]). Answers `(replay_id, events_queued)`.
-    pub async fn replay_system(&self, id: String, window: ReplayWindow, now: i64) -> ApiResult<(String, usize)> {
+    pub async fn replay_system(&self, id: String, window: ReplayWindow, now: i64) -> GatewayResult<(String, usize)> {
         match self {
             Backend::Sqlite(store) => {
                 store
@@ -254,7 +254,7 @@ impl Backend {
 }
 
 /// Runs `f` on the Redis ledger through [`blocking`].
-async fn on_redis<T: Send + 'static>(redis: &Arc<RedisLedger>, f: impl FnOnce(&RedisLedger) -> ApiResult<T> + Send + 'static) -> ApiResult<T> {
+async fn on_redis<T: Send + 'static>(redis: &Arc<RedisLedger>, f: impl FnOnce(&RedisLedger) -> GatewayResult<T> + Send + 'static) -> GatewayResult<T> {
     let redis = Arc::clone(redis);
     blocking(move || f(&redis)).await
 }
@@ -262,9 +262,9 @@ async fn on_redis<T: Send + 'static>(redis: &Arc<RedisLedger>, f: impl FnOnce(&R
 /// Runs the blocking `f` (a Redis unit: network round trips, and a wait at the tenant's gate)
 /// on tokio's blocking pool, off the async workers, with the calling request's ids and caller
 /// as the origin of the events it emits (as the SQLite writer runs its jobs).
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> ApiResult<T> + Send + 'static) -> ApiResult<T> {
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> GatewayResult<T> + Send + 'static) -> GatewayResult<T> {
     let origin = Origin::capture();
     tokio::task::spawn_blocking(move || origin.scope(f))
         .await
-        .map_err(|e| ApiError::internal(format!("a store operation did not finish: {e}")))?
+        .map_err(|e| GatewayError::internal(format!("a store operation did not finish: {e}")))?
 }

@@ -4,20 +4,23 @@
 
 use axum::body::Bytes;
 use axum::extract::State;
+use axum::http::StatusCode;
 use axum::Json;
 use serde_json::Value;
 
-use crate::error::{ApiError, ApiResult};
+use crate::api_error::{ApiError, ApiResult};
+use crate::error::{ErrorCode, GatewayResult};
 use crate::server::{Admin, Caller, Shared};
 
 /// What the gateway needs from signed-bundle management.
 pub trait BundleManager: Send + Sync + 'static {
     /// Verifies and stages (or activates, per its canary rules) an uploaded bundle.
-    fn upload(&self, bytes: &[u8]) -> ApiResult<Value>;
+    fn upload(&self, bytes: &[u8]) -> GatewayResult<Value>;
     /// The active bundle and its state.
     fn active(&self) -> Value;
-    /// Promotes the staged bundle.
-    fn roll_forward(&self) -> ApiResult<Value>;
+    /// Promotes the staged bundle; INVALID_REQUEST when none is staged or the bundle manager
+    /// refuses it (answered as 409: the request is well formed, the gateway's state refuses it).
+    fn roll_forward(&self) -> GatewayResult<Value>;
 }
 
 fn manager(state: &Shared) -> ApiResult<&dyn BundleManager> {
@@ -41,7 +44,11 @@ pub async fn active(State(state): State<Shared>, _caller: Caller) -> ApiResult<J
 
 /// `POST /v1/policies/roll-forward`.
 pub async fn roll_forward(State(state): State<Shared>, _admin: Admin) -> ApiResult<Json<Value>> {
-    let out = manager(&state)?.roll_forward()?;
+    let out = manager(&state)?.roll_forward().map_err(|e| {
+        let refused = e.code == ErrorCode::InvalidRequest;
+        let e = ApiError::from(e);
+        if refused { e.with_status(StatusCode::CONFLICT) } else { e }
+    })?;
     state.metrics.set_policy(&state.policy.version());
     Ok(Json(out))
 }

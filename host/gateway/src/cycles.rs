@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::error::{ApiError, ApiResult};
+use crate::error::{GatewayError, GatewayResult};
 
 /// `UnitEnum`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -59,9 +59,9 @@ impl Amount {
     }
 
     /// Checks `minimum: 0`.
-    pub fn validate(&self, field: &str) -> ApiResult<()> {
+    pub fn validate(&self, field: &str) -> GatewayResult<()> {
         if self.amount < 0 {
-            return Err(ApiError::invalid(format!("`{field}.amount` must be >= 0, got {}", self.amount)));
+            return Err(GatewayError::invalid(format!("`{field}.amount` must be >= 0, got {}", self.amount)));
         }
         Ok(())
     }
@@ -142,29 +142,29 @@ impl Subject {
     }
 
     /// Checks the schema: at least one standard field, the charset, the dimension bounds.
-    pub fn validate(&self) -> ApiResult<()> {
+    pub fn validate(&self) -> GatewayResult<()> {
         let mut any = false;
         for (level, value) in self.levels() {
             if let Some(v) = value {
                 any = true;
                 if !valid_scope_value(v) {
-                    return Err(ApiError::invalid(format!(
+                    return Err(GatewayError::invalid(format!(
                         "`subject.{level}` must match ^[a-zA-Z0-9_.-]+$ and be 1-128 characters, got `{v}`"
                     )));
                 }
             }
         }
         if !any {
-            return Err(ApiError::invalid(
+            return Err(GatewayError::invalid(
                 "`subject` needs at least one of tenant, workspace, app, workflow, agent, toolset",
             ));
         }
         if let Some(d) = &self.dimensions {
             if d.len() > 16 {
-                return Err(ApiError::invalid("`subject.dimensions` has more than 16 entries"));
+                return Err(GatewayError::invalid("`subject.dimensions` has more than 16 entries"));
             }
             if let Some((k, _)) = d.iter().find(|(_, v)| v.len() > 256) {
-                return Err(ApiError::invalid(format!("`subject.dimensions.{k}` is longer than 256 characters")));
+                return Err(GatewayError::invalid(format!("`subject.dimensions.{k}` is longer than 256 characters")));
             }
         }
         Ok(())
@@ -191,24 +191,24 @@ impl Subject {
 
 /// Parses a canonical scope path (`tenant:acme/workspace:prod`) into its levels, checking the
 /// canonical order and the charset.
-pub fn parse_scope(scope: &str) -> ApiResult<Vec<(&'static str, String)>> {
+pub fn parse_scope(scope: &str) -> GatewayResult<Vec<(&'static str, String)>> {
     let mut out: Vec<(&'static str, String)> = Vec::new();
     let mut last = None::<usize>;
     for part in scope.split('/') {
         let (level, value) = part
             .split_once(':')
-            .ok_or_else(|| ApiError::invalid(format!("scope `{scope}`: `{part}` is not `level:value`")))?;
+            .ok_or_else(|| GatewayError::invalid(format!("scope `{scope}`: `{part}` is not `level:value`")))?;
         let index = LEVELS
             .iter()
             .position(|l| *l == level)
-            .ok_or_else(|| ApiError::invalid(format!("scope `{scope}`: unknown level `{level}`")))?;
+            .ok_or_else(|| GatewayError::invalid(format!("scope `{scope}`: unknown level `{level}`")))?;
         if last.is_some_and(|l| index <= l) {
-            return Err(ApiError::invalid(format!(
+            return Err(GatewayError::invalid(format!(
                 "scope `{scope}`: levels must follow tenant, workspace, app, workflow, agent, toolset"
             )));
         }
         if !valid_scope_value(value) {
-            return Err(ApiError::invalid(format!("scope `{scope}`: `{value}` must match ^[a-zA-Z0-9_.-]+$")));
+            return Err(GatewayError::invalid(format!("scope `{scope}`: `{value}` must match ^[a-zA-Z0-9_.-]+$")));
         }
         last = Some(index);
         out.push((LEVELS[index], value.to_string()));
@@ -229,29 +229,29 @@ pub struct Action {
 
 impl Action {
     /// The schema's bounds.
-    pub fn validate(&self) -> ApiResult<()> {
+    pub fn validate(&self) -> GatewayResult<()> {
         if self.kind.is_empty() || self.kind.len() > 64 {
-            return Err(ApiError::invalid("`action.kind` must be 1-64 characters"));
+            return Err(GatewayError::invalid("`action.kind` must be 1-64 characters"));
         }
         if self.name.is_empty() || self.name.len() > 256 {
-            return Err(ApiError::invalid("`action.name` must be 1-256 characters"));
+            return Err(GatewayError::invalid("`action.name` must be 1-256 characters"));
         }
         if let Some(tags) = &self.tags
             && (tags.len() > 10 || tags.iter().any(|t| t.len() > 64)) {
-                return Err(ApiError::invalid("`action.tags`: at most 10 tags of at most 64 characters"));
+                return Err(GatewayError::invalid("`action.tags`: at most 10 tags of at most 64 characters"));
             }
         Ok(())
     }
 }
 
 /// Checks an `IdempotencyKey` and that the `X-Idempotency-Key` header, if present, matches.
-pub fn check_idempotency_key(body_key: &str, header_key: Option<&str>) -> ApiResult<()> {
+pub fn check_idempotency_key(body_key: &str, header_key: Option<&str>) -> GatewayResult<()> {
     if body_key.is_empty() || body_key.len() > 256 {
-        return Err(ApiError::invalid("`idempotency_key` must be 1-256 characters"));
+        return Err(GatewayError::invalid("`idempotency_key` must be 1-256 characters"));
     }
     if let Some(h) = header_key
         && h != body_key {
-            return Err(ApiError::invalid(
+            return Err(GatewayError::invalid(
                 "the X-Idempotency-Key header and body.idempotency_key must match",
             ));
         }
@@ -308,17 +308,17 @@ impl ObserveMode {
 
 impl ReserveRequest {
     /// The schema's bounds.
-    pub fn validate(&self) -> ApiResult<()> {
+    pub fn validate(&self) -> GatewayResult<()> {
         self.subject.validate()?;
         self.action.validate()?;
         self.estimate.validate("estimate")?;
         if let Some(ttl) = self.ttl_ms
             && !(1000..=86_400_000).contains(&ttl) {
-                return Err(ApiError::invalid(format!("`ttl_ms` must be 1000-86400000, got {ttl}")));
+                return Err(GatewayError::invalid(format!("`ttl_ms` must be 1000-86400000, got {ttl}")));
             }
         if let Some(g) = self.grace_period_ms
             && !(0..=60_000).contains(&g) {
-                return Err(ApiError::invalid(format!("`grace_period_ms` must be 0-60000, got {g}")));
+                return Err(GatewayError::invalid(format!("`grace_period_ms` must be 0-60000, got {g}")));
             }
         Ok(())
     }
@@ -518,9 +518,9 @@ macro_rules! wire_status {
             }
 
             /// The status named `name`, or 400 naming `field` and the names it may be.
-            pub fn parse(name: &str, field: &str) -> Result<$name, crate::error::ApiError> {
+            pub fn parse(name: &str, field: &str) -> Result<$name, crate::error::GatewayError> {
                 $name::from_name(name).ok_or_else(|| {
-                    crate::error::ApiError::invalid(format!(
+                    crate::error::GatewayError::invalid(format!(
                         "`{field}` must be {}, got `{name}`",
                         one_of(Self::NAMES)
                     ))

@@ -10,7 +10,8 @@ use crate::cycles::{
     EventRequest, ExtendRequest, ExtendResponse, ReleaseRequest, ReleaseResponse, ReservationCreateResponse,
     ReservationDetail, ReservationListResponse, ReserveRequest,
 };
-use crate::error::{ApiResult, ErrorCode};
+use crate::api_error::ApiResult;
+use crate::error::ErrorCode;
 use crate::ledger::{self, BalanceFilter, ListFilter};
 use crate::auth::{Permission, Principal};
 use crate::ledger::OwnerAction;
@@ -88,7 +89,7 @@ pub async fn release_reservation(
 ) -> ApiResult<Json<ReleaseResponse>> {
     check_idempotency_key(&req.idempotency_key, idempotency_header(&headers))?;
     if req.reason.as_ref().is_some_and(|r| r.len() > 256) {
-        return Err(crate::error::ApiError::invalid("`reason` is longer than 256 characters"));
+        return Err(crate::api_error::ApiError::invalid("`reason` is longer than 256 characters"));
     }
     let hash = ledger::request_hash(&req, &id)?;
     let now = now_ms();
@@ -146,7 +147,7 @@ pub async fn get_reservation(
 ) -> ApiResult<Json<ReservationDetail>> {
     let r = state.store.unit(&tenant.clone(), move |c| ledger::owned_reservation(c, &tenant, &id)).await?;
     if r.status == "EXPIRED" {
-        return Err(crate::error::ApiError::new(
+        return Err(crate::api_error::ApiError::new(
             ErrorCode::ReservationExpired,
             format!("reservation `{}` has expired", r.id),
         ));

@@ -34,7 +34,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::cycles::{valid_scope_value, Action, Amount, CommitRequest, ReserveRequest, Subject, Unit};
-use crate::error::{ApiError, ApiResult, ErrorCode};
+use crate::error::{GatewayError, GatewayResult, ErrorCode};
 use crate::escrow::{self, Escrowed, NewGrant};
 use crate::limits::RequestLimits;
 use crate::registry::{self, AgentRecord, AuthoritySettings, Unregistered};
@@ -76,10 +76,10 @@ pub struct DelegationBody {
 
 impl RequestLimits {
     /// Refuses a delegation request over any bound, naming the field.
-    pub fn check(&self, r: &Request) -> ApiResult<()> {
+    pub fn check(&self, r: &Request) -> GatewayResult<()> {
         let text = |field: &str, s: &str| {
             if s.len() > self.max_text_bytes {
-                Err(ApiError::invalid(format!("`request.{field}` is {} bytes; at most {} are accepted", s.len(), self.max_text_bytes)))
+                Err(GatewayError::invalid(format!("`request.{field}` is {} bytes; at most {} are accepted", s.len(), self.max_text_bytes)))
             } else {
                 Ok(())
             }
@@ -92,7 +92,7 @@ impl RequestLimits {
         for (name, m) in [("parent_mandate", &r.parent_mandate), ("requested_mandate", &r.requested_mandate)] {
             for (field, len) in [("action_kinds", m.action_kinds.len()), ("counterparties", m.counterparties.len()), ("budgets", m.budgets.len())] {
                 if len > self.max_list_entries {
-                    return Err(ApiError::invalid(format!("`request.{name}.{field}` has {len} entries; at most {} are accepted", self.max_list_entries)));
+                    return Err(GatewayError::invalid(format!("`request.{name}.{field}` has {len} entries; at most {} are accepted", self.max_list_entries)));
                 }
             }
             for s in m.action_kinds.iter().chain(&m.counterparties) {
@@ -100,10 +100,10 @@ impl RequestLimits {
             }
         }
         if r.state.len() > self.max_state_len {
-            return Err(ApiError::invalid(format!("`request.state` has {} entries; at most {}", r.state.len(), self.max_state_len)));
+            return Err(GatewayError::invalid(format!("`request.state` has {} entries; at most {}", r.state.len(), self.max_state_len)));
         }
         if r.chain.len() > self.max_list_entries {
-            return Err(ApiError::invalid(format!("`request.chain` has {} links; at most {}", r.chain.len(), self.max_list_entries)));
+            return Err(GatewayError::invalid(format!("`request.chain` has {} links; at most {}", r.chain.len(), self.max_list_entries)));
         }
         Ok(())
     }
@@ -120,13 +120,13 @@ pub fn unit_of(u: sbd_policy::BudgetUnit) -> Unit {
 }
 
 /// A mandate's budgets as ledger amounts; an amount beyond int64 is refused.
-pub fn budgets_of(m: &Mandate) -> ApiResult<Vec<(Unit, i64)>> {
+pub fn budgets_of(m: &Mandate) -> GatewayResult<Vec<(Unit, i64)>> {
     m.budgets
         .iter()
         .map(|b| {
             i64::try_from(b.amount)
                 .map(|a| (unit_of(b.unit), a))
-                .map_err(|_| ApiError::invalid(format!("a {:?} budget of {} exceeds int64", b.unit, b.amount)))
+                .map_err(|_| GatewayError::invalid(format!("a {:?} budget of {} exceeds int64", b.unit, b.amount)))
         })
         .collect()
 }
@@ -154,9 +154,9 @@ fn verdict_name(v: &Verdict) -> &'static str {
 }
 
 /// The canonical form of an agent id, or a 400 naming the field and the reason.
-pub fn canonical(field: &str, id: &str) -> ApiResult<String> {
+pub fn canonical(field: &str, id: &str) -> GatewayResult<String> {
     sbd_policy::identity::canonical_agent_id(id).map_err(|d| {
-        ApiError::invalid(format!("`{field}` is not an acceptable agent id: {} ({}): {}", d.reason.name(), d.reason.code(), d.message))
+        GatewayError::invalid(format!("`{field}` is not an acceptable agent id: {} ({}): {}", d.reason.name(), d.reason.code(), d.message))
     })
 }
 
@@ -198,18 +198,18 @@ fn request_hash(
     depth_exception_id: Option<&str>,
     open_chain_id: Option<&str>,
     subject: Option<&Subject>,
-) -> ApiResult<String> {
+) -> GatewayResult<String> {
     let mut normalised = claimed.clone();
     normalised.now = 0;
     // The registry's facts are the gateway's, set after this digest, so a caller's claim of
     // them changes nothing and is left out: the material is the request's text as it was
     // before the field existed, and a retry across that upgrade is still a replay.
     normalised.registry = None;
-    let text = serde_json::to_string(&normalised).map_err(ApiError::internal)?;
+    let text = serde_json::to_string(&normalised).map_err(GatewayError::internal)?;
     let text = text
         .strip_suffix(r#","registry":null,"now":0}"#)
         .map(|head| format!(r#"{head},"now":0}}"#))
-        .ok_or_else(|| ApiError::internal("a delegation request no longer ends with `registry` and `now`"))?;
+        .ok_or_else(|| GatewayError::internal("a delegation request no longer ends with `registry` and `now`"))?;
     let mut material = format!(
         "{}\n{}\n{}",
         presented.map(tokens::block_hash_id).unwrap_or_default(),
@@ -222,7 +222,7 @@ fn request_hash(
         material.push_str(&format!(
             "\n{}\n{}",
             open_chain_id.unwrap_or_default(),
-            serde_json::to_string(&subject).map_err(ApiError::internal)?
+            serde_json::to_string(&subject).map_err(GatewayError::internal)?
         ));
     }
     Ok(sha256_hex(material.as_bytes()))
@@ -264,18 +264,18 @@ struct Facts {
 
 /// Stores the response sent under idempotency `key` and the trace event its receipt is of;
 /// `false` when the key has one already (a concurrent twin committed first).
-fn store_response(store: &dyn DelegationStore, tenant: &str, key: &str, request_hash: &str, response: &str, trace_seq: i64, now: i64) -> ApiResult<bool> {
+fn store_response(store: &dyn DelegationStore, tenant: &str, key: &str, request_hash: &str, response: &str, trace_seq: i64, now: i64) -> GatewayResult<bool> {
     let stored = Stored { request_hash: request_hash.into(), response: response.into(), trace_seq: Some(trace_seq) };
     store.insert_delegation_response(tenant, key, &stored, now)
 }
 
 /// `body` (a JSON object's text) with `"receipt"` added as its last member.
-fn with_receipt(body: String, receipt: Option<&traces::Receipt>) -> ApiResult<String> {
+fn with_receipt(body: String, receipt: Option<&traces::Receipt>) -> GatewayResult<String> {
     let Some(receipt) = receipt else { return Ok(body) };
     let Some(open) = body.strip_suffix('}') else {
-        return Err(ApiError::internal("a stored delegation response is not a JSON object"));
+        return Err(GatewayError::internal("a stored delegation response is not a JSON object"));
     };
-    let receipt = serde_json::to_string(receipt).map_err(ApiError::internal)?;
+    let receipt = serde_json::to_string(receipt).map_err(GatewayError::internal)?;
     let separator = if open.trim_end().ends_with('{') { "" } else { "," };
     Ok(format!("{open}{separator}\"receipt\":{receipt}}}"))
 }
@@ -297,7 +297,7 @@ fn explicit_key_of(key_id: &str, key: &str) -> String {
 
 /// The stored response for `key`, else, for an explicit key, the one stored for the same token
 /// and request: a fresh `X-Idempotency-Key` does not make a replayed delegation new.
-fn stored_replay(store: &dyn DelegationStore, tenant: &str, key: &str, request_hash: &str) -> ApiResult<Option<Stored>> {
+fn stored_replay(store: &dyn DelegationStore, tenant: &str, key: &str, request_hash: &str) -> GatewayResult<Option<Stored>> {
     if let Some(stored) = store.delegation_response(tenant, key)? {
         return Ok(Some(stored));
     }
@@ -309,12 +309,12 @@ fn stored_replay(store: &dyn DelegationStore, tenant: &str, key: &str, request_h
 }
 
 /// Loads depth exception `id` for `tenant` and `chain`, as the policy takes it.
-pub fn load_exception(store: &dyn DelegationStore, tenant: &str, chain: &str, id: &str) -> ApiResult<DepthException> {
+pub fn load_exception(store: &dyn DelegationStore, tenant: &str, chain: &str, id: &str) -> GatewayResult<DepthException> {
     let Some(row) = store.depth_exception(tenant, id)? else {
-        return Err(ApiError::not_found(format!("depth exception `{id}` not found")));
+        return Err(GatewayError::not_found(format!("depth exception `{id}` not found")));
     };
     if row.chain_id != chain {
-        return Err(ApiError::forbidden(format!("depth exception `{id}` was approved for another chain")));
+        return Err(GatewayError::forbidden(format!("depth exception `{id}` was approved for another chain")));
     }
     Ok(DepthException {
         approved_by: row.approved_by,
@@ -387,7 +387,7 @@ impl Delegations<'_> {
     /// its stored response; anchor the hop in its parent grant ([`Self::anchor`]); assemble
     /// the request the rules see ([`Self::assembled`]); decide ([`Self::decide`]); sign the
     /// child's token on allow; and record everything in one store transaction ([`record`]).
-    pub async fn delegate(&self, principal: &Principal, call: DelegationCall) -> ApiResult<String> {
+    pub async fn delegate(&self, principal: &Principal, call: DelegationCall) -> GatewayResult<String> {
         let DelegationCall { body, idempotency_key: explicit_key, request_id, trace_id } = call;
         let DelegationBody { token, request, chain_id: open_chain_id, depth_exception_id, subject } = body;
         let tenant = principal.tenant.as_str();
@@ -400,7 +400,7 @@ impl Delegations<'_> {
         let presented = match &token {
             Some(t) => {
                 if open_chain_id.is_some() {
-                    return Err(ApiError::invalid("`chain_id` comes from the token; send one or the other"));
+                    return Err(GatewayError::invalid("`chain_id` comes from the token; send one or the other"));
                 }
                 Some(self.tokens.verify(t, tenant, now_u)?)
             }
@@ -409,7 +409,7 @@ impl Delegations<'_> {
         let request_hash =
             request_hash(presented.as_ref(), &claimed.request, depth_exception_id.as_deref(), open_chain_id.as_deref(), subject.as_ref())?;
         if explicit_key.as_ref().is_some_and(|k| k.is_empty() || k.len() > 256) {
-            return Err(ApiError::invalid("`X-Idempotency-Key` must be 1-256 characters"));
+            return Err(GatewayError::invalid("`X-Idempotency-Key` must be 1-256 characters"));
         }
         let idem_key = match &explicit_key {
             Some(key) => explicit_key_of(&principal.key_id, key),
@@ -417,7 +417,7 @@ impl Delegations<'_> {
         };
         let chain = match (&presented, &open_chain_id) {
             (Some(t), _) => t.chain_id(),
-            (None, Some(id)) => tokens::parse_chain_id(id).ok_or_else(|| ApiError::invalid("`chain_id` must be 32 lowercase hex characters"))?,
+            (None, Some(id)) => tokens::parse_chain_id(id).ok_or_else(|| GatewayError::invalid("`chain_id` must be 32 lowercase hex characters"))?,
             (None, None) => tokens::new_chain_id()?,
         };
         let chain_id = chain.to_string();
@@ -480,7 +480,7 @@ impl Delegations<'_> {
         let (body, receipt, decision, reason, warnings) = match recorded {
             Recorded::Replay(stored) => return self.replayed(tenant, stored, &request_hash).await,
             Recorded::Decided { body, appended, decision, reason, warnings } => {
-                let seal = seal.ok_or_else(|| ApiError::internal("a delegation's trace event was committed without a seal"))?;
+                let seal = seal.ok_or_else(|| GatewayError::internal("a delegation's trace event was committed without a seal"))?;
                 (body, seal.receipt(&appended), decision, reason, warnings)
             }
         };
@@ -499,12 +499,12 @@ impl Delegations<'_> {
     /// Reads and checks the caller's request: strict JSON with the gateway's clock as `now`,
     /// within the request limits, the subject's levels, canonical agent ids, and an agent key
     /// delegating only as its own agent.
-    fn claimed(&self, principal: &Principal, mut raw: Value, subject: Option<&Subject>, now: i64) -> ApiResult<Claimed> {
+    fn claimed(&self, principal: &Principal, mut raw: Value, subject: Option<&Subject>, now: i64) -> GatewayResult<Claimed> {
         let Some(obj) = raw.as_object_mut() else {
-            return Err(ApiError::invalid("`request` must be a JSON object (an sbd delegation request)"));
+            return Err(GatewayError::invalid("`request` must be a JSON object (an sbd delegation request)"));
         };
         if obj.get("depth_exception").is_some_and(|v| !v.is_null()) {
-            return Err(ApiError::invalid(
+            return Err(GatewayError::invalid(
                 "`request.depth_exception` is set by the gateway from an approver's record: name it with `depth_exception_id`",
             ));
         }
@@ -514,17 +514,17 @@ impl Delegations<'_> {
             obj.insert("chain".into(), json!([]));
         }
         let request: Request = crate::strict_json::from_value(raw)
-            .map_err(|e| ApiError::invalid(format!("invalid `request`: {}", e.under("$.request"))))?;
+            .map_err(|e| GatewayError::invalid(format!("invalid `request`: {}", e.under("$.request"))))?;
         self.config.limits.request.check(&request)?;
         if let Some(s) = subject {
             if s.tenant.is_some() || s.agent.is_some() || s.toolset.is_some() {
-                return Err(ApiError::invalid("`subject` may carry only workspace, app and workflow"));
+                return Err(GatewayError::invalid("`subject` may carry only workspace, app and workflow"));
             }
             for (level, v) in s.levels() {
                 if let Some(v) = v
                     && !valid_scope_value(v)
                 {
-                    return Err(ApiError::invalid(format!("`subject.{level}` must match ^[a-zA-Z0-9_.-]+$")));
+                    return Err(GatewayError::invalid(format!("`subject.{level}` must match ^[a-zA-Z0-9_.-]+$")));
                 }
             }
         }
@@ -532,7 +532,7 @@ impl Delegations<'_> {
         let to_id = canonical("request.to.id", &request.to.id)?;
         // An agent key speaks for one agent: it delegates only as that agent.
         if principal.role == Role::Agent && canonical("principal", &principal.name).ok().as_deref() != Some(from_id.as_str()) {
-            return Err(ApiError::forbidden(format!(
+            return Err(GatewayError::forbidden(format!(
                 "this API key speaks for agent `{}`; it cannot delegate as `{from_id}`",
                 principal.name
             )));
@@ -541,7 +541,7 @@ impl Delegations<'_> {
     }
 
     /// The facts of one delegation, read in one snapshot on a reader connection.
-    async fn facts(&self, q: FactsQuery) -> ApiResult<Facts> {
+    async fn facts(&self, q: FactsQuery) -> GatewayResult<Facts> {
         self.store.read(&q.tenant.clone(), move |conn| {
             let t = &q.tenant;
             Ok(Facts {
@@ -576,12 +576,12 @@ impl Delegations<'_> {
         chain: sbd_bundle::token::ChainId,
         tenant: &str,
         now_u: u64,
-    ) -> ApiResult<(VerifiedToken, Option<escrow::Grant>)> {
+    ) -> GatewayResult<(VerifiedToken, Option<escrow::Grant>)> {
         let from_id = claimed.from_id.as_str();
         let (parent_token, parent_grant) = match (presented, parent) {
             (Some(token), Some(grant)) => {
                 if grant.status != escrow::GrantStatus::Active {
-                    return Err(ApiError::forbidden(format!(
+                    return Err(GatewayError::forbidden(format!(
                         "the delegator's grant `{}` is {}: its token can no longer delegate",
                         grant.grant_id,
                         grant.status.as_str()
@@ -590,25 +590,25 @@ impl Delegations<'_> {
                 (token, Some(grant))
             }
             (Some(token), None) => {
-                return Err(ApiError::forbidden(format!(
+                return Err(GatewayError::forbidden(format!(
                     "the token's grant `{}` is not known to this gateway's escrow",
                     grant_id(&token)
                 )));
             }
             (None, _) if !settings.open_roots => {
-                return Err(ApiError::forbidden(
+                return Err(GatewayError::forbidden(
                     "a chain starts from a root grant: present the token an operator issued with POST /v1/root-grants \
                      (or the token of your own delegation)",
                 ));
             }
             (None, _) => {
                 if claimed.chain_given {
-                    return Err(ApiError::invalid("an open root is a first hop: `request.chain` must be empty"));
+                    return Err(GatewayError::invalid("an open root is a first hop: `request.chain` must be empty"));
                 }
                 // The same bound as an operator's root grant: its hold lasts at most this long.
                 let max = self.config.limits.max_root_grant_ms;
                 if claimed.request.parent_mandate.expires_at > now_u.saturating_add(max) {
-                    return Err(ApiError::invalid(format!(
+                    return Err(GatewayError::invalid(format!(
                         "`request.parent_mandate.expires_at` is more than {max} ms away: an open root lasts at most `limits.max_root_grant_ms`"
                     )));
                 }
@@ -618,13 +618,13 @@ impl Delegations<'_> {
             }
         };
         if parent_token.holder() != from_id {
-            return Err(ApiError::forbidden(format!(
+            return Err(GatewayError::forbidden(format!(
                 "the delegation token was granted to `{}`, not to `{from_id}`",
                 parent_token.holder()
             )));
         }
         if claimed.request.parent_mandate != *parent_token.mandate() {
-            return Err(ApiError::forbidden("the delegation token does not match the request: the parent mandate is not the token's"));
+            return Err(GatewayError::forbidden("the delegation token does not match the request: the parent mandate is not the token's"));
         }
         if claimed.chain_given {
             let links = tokens::links_of(&parent_token);
@@ -636,7 +636,7 @@ impl Delegations<'_> {
                         && c.at == l.at
                 });
             if !same {
-                return Err(ApiError::forbidden(
+                return Err(GatewayError::forbidden(
                     "the delegation token does not match the request: `request.chain` differs from the token's signed links (agents, depths or times)",
                 ));
             }
@@ -654,9 +654,9 @@ impl Delegations<'_> {
 
     /// The stored answer to a replayed delegation, with its receipt made again from the committed
     /// seal (read after the write that found the replay, so a twin from the same batch is sealed).
-    async fn replayed(&self, tenant: &str, stored: Stored, request_hash: &str) -> ApiResult<String> {
+    async fn replayed(&self, tenant: &str, stored: Stored, request_hash: &str) -> GatewayResult<String> {
         if stored.request_hash != request_hash {
-            return Err(ApiError::new(
+            return Err(GatewayError::new(
                 ErrorCode::IdempotencyMismatch,
                 "this idempotency key was used with a different delegation request",
             ));
@@ -670,7 +670,7 @@ impl Delegations<'_> {
                         move |conn| traces::receipt(conn, &tenant, seq, &key)
                     })
                     .await?
-                    .ok_or_else(|| ApiError::internal(format!("the trace event {seq} of a stored delegation has no seal")))?,
+                    .ok_or_else(|| GatewayError::internal(format!("the trace event {seq} of a stored delegation has no seal")))?,
             ),
             None => None,
         };
@@ -724,7 +724,7 @@ enum Recorded {
 /// The tenant's action mask: its toolset RISK_POINTS budgets (`tenant:T/toolset:X`) with what
 /// each has left, and the cost of a task of `risk`; `None` when the tenant has no such budget
 /// (it masks nothing). The policy's action-mask rule decides on these facts.
-fn action_mask(conn: &dyn Tx, tenant: &str, risk: sbd_policy::RiskLevel) -> ApiResult<Option<sbd_policy::ActionMask>> {
+fn action_mask(conn: &dyn Tx, tenant: &str, risk: sbd_policy::RiskLevel) -> GatewayResult<Option<sbd_policy::ActionMask>> {
     let from = format!("tenant:{tenant}/toolset:");
     let mut toolsets = Vec::new();
     for b in conn.budgets_with_prefix(tenant, Unit::RiskPoints, &from)? {
@@ -750,9 +750,9 @@ fn action_mask(conn: &dyn Tx, tenant: &str, risk: sbd_policy::RiskLevel) -> ApiR
 /// so the points are gone for good, not held until the grant expires. A spend refused here (a
 /// concurrent delegation took the points after the facts were read) fails the whole job with
 /// the ledger's 409 `BUDGET_EXCEEDED`, and nothing is recorded.
-pub fn spend_mask(conn: &dyn Tx, tenant: &str, chain_id: &str, request: &Request, now: i64) -> ApiResult<Option<Value>> {
+pub fn spend_mask(conn: &dyn Tx, tenant: &str, chain_id: &str, request: &Request, now: i64) -> GatewayResult<Option<Value>> {
     let Some(mask) = &request.action_mask else { return Ok(None) };
-    let cost = i64::try_from(mask.cost).map_err(|_| ApiError::internal("an action-mask cost over int64"))?;
+    let cost = i64::try_from(mask.cost).map_err(|_| GatewayError::internal("an action-mask cost over int64"))?;
     let task = &request.task;
     let req = ReserveRequest {
         idempotency_key: new_id("dlg_"),
@@ -778,7 +778,7 @@ pub fn spend_mask(conn: &dyn Tx, tenant: &str, chain_id: &str, request: &Request
     };
     let hash = ledger::request_hash(&req, "")?;
     let reserved = ledger::reserve(conn, tenant, &req, &hash, now)?;
-    let id = reserved.reservation_id.ok_or_else(|| ApiError::internal("an action-mask reservation was not made"))?;
+    let id = reserved.reservation_id.ok_or_else(|| GatewayError::internal("an action-mask reservation was not made"))?;
     let commit = CommitRequest { idempotency_key: new_id("dlg_"), actual: req.estimate, metrics: None, metadata: None };
     let hash = ledger::request_hash(&commit, &id)?;
     // Committed right after it was made, so it cannot have expired; a refusal fails the hop.
@@ -788,11 +788,11 @@ pub fn spend_mask(conn: &dyn Tx, tenant: &str, chain_id: &str, request: &Request
 
 /// The action-mask rule at an approval: the facts are read again (points spent since the hop
 /// escalated count), the policy's own rule decides, and a refusal names its reason code.
-pub fn recheck_mask(conn: &dyn Tx, tenant: &str, request: &mut Request) -> ApiResult<()> {
+pub fn recheck_mask(conn: &dyn Tx, tenant: &str, request: &mut Request) -> GatewayResult<()> {
     request.action_mask = action_mask(conn, tenant, request.task.risk)?;
     let mask = request.action_mask.as_ref().map(sbd_policy::ActionMask::fields);
     sbd_policy::attenuation::check_action_mask(mask, &request.task.view()).map_err(|d| {
-        ApiError::new(
+        GatewayError::new(
             ErrorCode::BudgetExceeded,
             format!("the action mask refuses this delegation now ({} {}): {}", d.reason.code(), d.reason.name(), d.message),
         )
@@ -809,7 +809,7 @@ pub fn record_root(
     policy_version: &str,
     now: i64,
     signer: &sbd_bundle::KeyPair,
-) -> ApiResult<Value> {
+) -> GatewayResult<Value> {
     let mandate = token.mandate();
     let chain_id = token.chain_id().to_string();
     let root_id = grant_id(token);
@@ -854,7 +854,7 @@ pub fn record_root(
         let hash = ledger::request_hash(&req, "")?;
         // owned by no API key: it settles only with the grant tree (ledger::ROOT_GRANT_HOLD)
         let r = ledger::reserve_as(conn, tenant, Some(ledger::ROOT_GRANT_HOLD), &req, &hash, now)?;
-        let rid = r.reservation_id.ok_or_else(|| ApiError::internal("a root grant reservation was not made"))?;
+        let rid = r.reservation_id.ok_or_else(|| GatewayError::internal("a root grant reservation was not made"))?;
         escrow::set_reservation(conn, tenant, &root_id, *unit, &rid)?;
         reservations.push(json!({"unit": unit.as_str(), "amount": amount, "reservation_id": rid}));
     }
@@ -928,7 +928,7 @@ struct DecisionResponse<'a> {
 /// Writes one decided hop. A hop refused by a write (its hold, open root or action mask found
 /// taken) may have lost a race to a concurrent twin of itself: if the twin's response is
 /// stored by now, this job is undone and answers with it, as a replay would.
-fn record(conn: &dyn Tx, p: &Plan) -> ApiResult<Recorded> {
+fn record(conn: &dyn Tx, p: &Plan) -> GatewayResult<Recorded> {
     let (tenant, key, request_hash) = (p.tenant.clone(), p.idem_key.clone(), p.request_hash.clone());
     match record_hop(conn, p) {
         Err(e) => match stored_replay(conn, &tenant, &key, &request_hash)? {
@@ -942,7 +942,7 @@ fn record(conn: &dyn Tx, p: &Plan) -> ApiResult<Recorded> {
     }
 }
 
-fn record_hop(conn: &dyn Tx, p: &Plan) -> ApiResult<Recorded> {
+fn record_hop(conn: &dyn Tx, p: &Plan) -> GatewayResult<Recorded> {
     // the verdict may turn into a refusal below (escrow exhausted); the plan stays as made, so
     // a unit run again (a Redis lock that lapsed) starts from it
     let mut verdict = p.verdict.clone();
@@ -1041,7 +1041,7 @@ fn record_hop(conn: &dyn Tx, p: &Plan) -> ApiResult<Recorded> {
         decision,
         reason_code: reason.map(|x| x.code()),
         policy_version: &p.policy_version,
-        body: serde_json::to_string(&event).map_err(ApiError::internal)?,
+        body: serde_json::to_string(&event).map_err(GatewayError::internal)?,
     }, &p.signer)?;
     if let Verdict::Allow(grant) = &verdict {
         for w in &grant.warnings {
@@ -1073,7 +1073,7 @@ fn record_hop(conn: &dyn Tx, p: &Plan) -> ApiResult<Recorded> {
         reservations: event.reservations,
         escalation: escalation.as_ref(),
     })
-    .map_err(ApiError::internal)?;
+    .map_err(GatewayError::internal)?;
     // Under an explicit key, a hop that changed state is also the answer to its token and
     // request under any other key. A key taken already means a twin committed first: this
     // job's writes are undone and the twin's response is the answer.
@@ -1089,7 +1089,7 @@ fn record_hop(conn: &dyn Tx, p: &Plan) -> ApiResult<Recorded> {
             conn.rollback()?;
             return match stored_replay(conn, &p.tenant, &p.idem_key, &p.request_hash)? {
                 Some(stored) => Ok(Recorded::Replay(stored)),
-                None => Err(ApiError::internal("an idempotency key was taken, and its record is not readable")),
+                None => Err(GatewayError::internal("an idempotency key was taken, and its record is not readable")),
             };
         }
     }
@@ -1122,7 +1122,7 @@ struct ChainRoot {
 }
 
 /// The root grant of `chain_id`, if the chain has one.
-fn chain_root(conn: &dyn Tx, tenant: &str, chain_id: &str) -> ApiResult<Option<ChainRoot>> {
+fn chain_root(conn: &dyn Tx, tenant: &str, chain_id: &str) -> GatewayResult<Option<ChainRoot>> {
     let mut root = None;
     for id in conn.chain_grants(tenant, chain_id)? {
         if let Some(g) = conn.grant(tenant, &id)?.filter(|g| g.parent_id.is_none()) {
@@ -1149,7 +1149,7 @@ fn chain_root(conn: &dyn Tx, tenant: &str, chain_id: &str) -> ApiResult<Option<C
 /// a success at once and so pre-empt the penalty of a failure a human would report. The
 /// reporter's role is the first part of the trace event's `delegator` (`role:name`), written
 /// from the key, never from the body.
-fn outcome_reported(conn: &dyn Tx, tenant: &str, chain_id: &str, role: Role) -> ApiResult<bool> {
+fn outcome_reported(conn: &dyn Tx, tenant: &str, chain_id: &str, role: Role) -> GatewayResult<bool> {
     Ok(conn.trace_events(tenant, chain_id)?.iter().any(|e| {
         // as SQL's `NOT LIKE 'agent:%'` read it: ASCII case does not matter
         e.decision == "outcome" && (role == Role::Agent || !e.delegator.to_ascii_lowercase().starts_with("agent:"))
@@ -1157,13 +1157,13 @@ fn outcome_reported(conn: &dyn Tx, tenant: &str, chain_id: &str, role: Role) -> 
 }
 
 /// The refusal of a report [`outcome_reported`] stands in the way of.
-fn duplicate_report(chain_id: &str, role: Role) -> ApiError {
+fn duplicate_report(chain_id: &str, role: Role) -> GatewayError {
     let rule = if role == Role::Agent {
         "the originator reports once, before anyone else"
     } else {
         "one report by an operator or approver per chain"
     };
-    ApiError::new(ErrorCode::DuplicateResource, format!("an outcome was already reported for chain `{chain_id}`: {rule}"))
+    GatewayError::new(ErrorCode::DuplicateResource, format!("an outcome was already reported for chain `{chain_id}`: {rule}"))
 }
 
 /// Query of `GET /v1/warnings`.
@@ -1178,13 +1178,13 @@ pub struct WarningsQuery {
 impl Delegations<'_> {
     /// The export of chain `chain_id` (`GET /v1/chains/{chain_id}`): every event, oldest
     /// first, with the signed head and each event's inclusion proof, and whether it verifies.
-    pub async fn chain(&self, tenant: String, chain_id: String) -> ApiResult<Value> {
+    pub async fn chain(&self, tenant: String, chain_id: String) -> GatewayResult<Value> {
         let key = self.tokens.public_key();
         // One read snapshot: the events and the signed head of the same commit.
         let export = self.store.read(&tenant.clone(), move |conn| {
             let records = conn.trace_events(&tenant, &chain_id)?;
             if records.is_empty() {
-                return Err(ApiError::not_found(format!("chain `{chain_id}` not found")));
+                return Err(GatewayError::not_found(format!("chain `{chain_id}` not found")));
             }
             let head = conn.trace_head(&tenant, &chain_id)?;
             let inclusions = traces::inclusions(conn, &tenant, &records)?;
@@ -1210,15 +1210,15 @@ impl Delegations<'_> {
     /// on its own work, and no one can replay reports to walk a score up. Who may report is
     /// checked before the chain is verified (the expensive part), so only those who may report
     /// can make the gateway verify a chain.
-    pub async fn report_outcome(&self, principal: &Principal, chain_id: String, body: OutcomeBody) -> ApiResult<Value> {
+    pub async fn report_outcome(&self, principal: &Principal, chain_id: String, body: OutcomeBody) -> GatewayResult<Value> {
         let tenant = principal.tenant.clone();
         if !body.magnitude.is_finite() || !(0.0..=1000.0).contains(&body.magnitude) {
-            return Err(ApiError::invalid("`magnitude` must be a number in 0-1000"));
+            return Err(GatewayError::invalid("`magnitude` must be a number in 0-1000"));
         }
         let outcome = match body.outcome.as_str() {
             "success" => Outcome::Success(body.magnitude),
             "failure" => Outcome::Failure(body.magnitude),
-            other => return Err(ApiError::invalid(format!("`outcome` must be `success` or `failure`, got `{other}`"))),
+            other => return Err(GatewayError::invalid(format!("`outcome` must be `success` or `failure`, got `{other}`"))),
         };
         let (t, id) = (tenant.clone(), chain_id.clone());
         let role = principal.role;
@@ -1229,13 +1229,13 @@ impl Delegations<'_> {
             match &root {
                 Some(r) if me.as_deref() == Some(r.holder.as_str()) && r.active && !r.open => {}
                 Some(r) if me.as_deref() == Some(r.holder.as_str()) => {
-                    return Err(ApiError::forbidden(format!(
+                    return Err(GatewayError::forbidden(format!(
                         "chain `{chain_id}` {}: an agent key reports outcomes only on an active root an operator granted",
                         if r.open { "was opened by its own originator (open roots)" } else { "has a revoked or settled root grant" }
                     )));
                 }
                 _ => {
-                    return Err(ApiError::forbidden(format!(
+                    return Err(GatewayError::forbidden(format!(
                         "an agent key reports an outcome only for a chain it originated; chain `{chain_id}` was granted to `{}`",
                         root.as_ref().map_or("no one (no root grant)", |r| r.holder.as_str())
                     )));
@@ -1262,9 +1262,9 @@ impl Delegations<'_> {
             }
         }
         if chain.is_empty() {
-            return Err(ApiError::invalid(format!("chain `{chain_id}` has no allowed hop to report an outcome for")));
+            return Err(GatewayError::invalid(format!("chain `{chain_id}` has no allowed hop to report an outcome for")));
         }
-        let deltas = self.policy.trust_deltas(&chain, outcome).map_err(|e| ApiError::internal(format!("policy: {e}")))?;
+        let deltas = self.policy.trust_deltas(&chain, outcome).map_err(|e| GatewayError::internal(format!("policy: {e}")))?;
         let version = self.policy.version().label();
         let now = now_ms();
         let (t, id) = (tenant.clone(), chain_id.clone());
@@ -1303,26 +1303,26 @@ impl Delegations<'_> {
                 Ok((appended, scores))
             })
             .await?;
-        let seal = seal.ok_or_else(|| ApiError::internal("an outcome's trace event was committed without a seal"))?;
+        let seal = seal.ok_or_else(|| GatewayError::internal("an outcome's trace event was committed without a seal"))?;
         Ok(json!({"chain_id": chain_id, "seq": appended.seq, "receipt": seal.receipt(&appended), "chain": chain, "trust_deltas": scores}))
     }
 
     /// The registry's trust score of `agent` (`GET /v1/agents/{agent_id}/trust`).
-    pub async fn trust(&self, tenant: String, agent: String) -> ApiResult<Value> {
+    pub async fn trust(&self, tenant: String, agent: String) -> GatewayResult<Value> {
         let id = canonical("agent_id", &agent)?;
         let record = self.store.read(&tenant.clone(), move |conn| conn.agent(&tenant, &id)).await?;
         match record {
             Some(a) => Ok(json!({"agent": a.agent_id, "score": a.trust, "tier": a.tier()})),
-            None => Err(ApiError::not_found(format!("`{agent}` is not in the agent registry"))),
+            None => Err(GatewayError::not_found(format!("`{agent}` is not in the agent registry"))),
         }
     }
 
     /// The tenant's latest `warning` trace events (`GET /v1/warnings`: 1101 depth-warning at 75%
     /// of the depth limit, and any other warning of a granted hop), newest first, for operators.
-    pub async fn warnings(&self, tenant: String, q: WarningsQuery) -> ApiResult<Value> {
+    pub async fn warnings(&self, tenant: String, q: WarningsQuery) -> GatewayResult<Value> {
         let limit = q.limit.unwrap_or(100);
         if !(1..=1000).contains(&limit) {
-            return Err(ApiError::invalid("`limit` must be 1-1000"));
+            return Err(GatewayError::invalid("`limit` must be 1-1000"));
         }
         let limit = usize::try_from(limit).unwrap_or(100);
         let items = self.store.read(&tenant.clone(), move |conn| traces::warnings(conn, &tenant, limit)).await?;

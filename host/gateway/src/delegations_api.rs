@@ -10,7 +10,7 @@ use serde_json::Value;
 use crate::auth::Principal;
 use crate::context::RequestContext;
 use crate::delegations::{DelegationBody, DelegationCall, Delegations, OutcomeBody, WarningsQuery};
-use crate::error::ApiResult;
+use crate::api_error::ApiResult;
 use crate::server::{idempotency_header, AppState, Body, Shared, Tenant, Q};
 
 /// The delegation service over the gateway's state.
@@ -46,7 +46,7 @@ pub async fn create(
 
 /// `GET /v1/chains/{chain_id}`: the full chain, oldest event first.
 pub async fn get_chain(State(state): State<Shared>, Tenant(tenant): Tenant, Path(chain_id): Path<String>) -> ApiResult<Json<Value>> {
-    service(&state).chain(tenant, chain_id).await.map(Json)
+    Ok(Json(service(&state).chain(tenant, chain_id).await?))
 }
 
 /// `POST /v1/chains/{chain_id}/outcome`: who reports is the key's principal, never a body
@@ -57,15 +57,15 @@ pub async fn report_outcome(
     Path(chain_id): Path<String>,
     Body(body): Body<OutcomeBody>,
 ) -> ApiResult<Json<Value>> {
-    service(&state).report_outcome(&principal, chain_id, body).await.map(Json)
+    Ok(Json(service(&state).report_outcome(&principal, chain_id, body).await?))
 }
 
 /// `GET /v1/agents/{agent_id}/trust`: the registry's score.
 pub async fn get_trust(State(state): State<Shared>, Tenant(tenant): Tenant, Path(agent): Path<String>) -> ApiResult<Json<Value>> {
-    service(&state).trust(tenant, agent).await.map(Json)
+    Ok(Json(service(&state).trust(tenant, agent).await?))
 }
 
 /// `GET /v1/warnings`: the tenant's latest warning trace events, newest first.
 pub async fn list_warnings(State(state): State<Shared>, Tenant(tenant): Tenant, Q(q): Q<WarningsQuery>) -> ApiResult<Json<Value>> {
-    service(&state).warnings(tenant, q).await.map(Json)
+    Ok(Json(service(&state).warnings(tenant, q).await?))
 }

@@ -1,13 +1,14 @@
-//! The one API error type: a Cycles `ErrorCode`, an HTTP status and a message. The HTTP layer
-//! renders it as the spec's `ErrorResponse` (`cycles-protocol-v0.yaml` §ERROR SEMANTICS;
-//! `crate::server`).
+//! The gateway's one error type, [`GatewayError`]: a Cycles `ErrorCode`, a message and
+//! structured detail, returned by the domain (delegations, ledger, escalations, registry,
+//! traces) and its stores. It knows nothing of HTTP: the table below gives each code the HTTP
+//! status the spec pairs with it, as a number, and the HTTP layer (`crate::api_error`) renders
+//! an error as the spec's `ErrorResponse` (`cycles-protocol-v0.yaml` §ERROR SEMANTICS).
 
-use axum::http::StatusCode;
 use serde::Serialize;
 
 /// Declares [`ErrorCode`] from one table: each code with its wire name and HTTP status.
 macro_rules! error_codes {
-    ($($(#[$doc:meta])* $variant:ident = $wire:literal => $status:ident,)+) => {
+    ($($(#[$doc:meta])* $variant:ident = $wire:literal => $status:literal,)+) => {
         /// The code of an error answer: a Cycles v0.1.25 `ErrorCode` or one of the gateway's own.
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
         #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
@@ -20,9 +21,9 @@ macro_rules! error_codes {
             pub const ALL: &'static [ErrorCode] = &[$(ErrorCode::$variant,)+];
 
             /// The HTTP status the spec pairs with this code.
-            pub fn status(self) -> StatusCode {
+            pub fn http_status(self) -> u16 {
                 match self {
-                    $(ErrorCode::$variant => StatusCode::$status,)+
+                    $(ErrorCode::$variant => $status,)+
                 }
             }
 
@@ -40,94 +41,92 @@ macro_rules! error_codes {
 // own `ESCALATION_CLOSED`), pinned by `tests::error_code_table_is_pinned` and listed in the OpenAPI document.
 error_codes! {
     /// The body, a query or a header is malformed or out of bounds; the message names the field.
-    InvalidRequest = "INVALID_REQUEST" => BAD_REQUEST,
+    InvalidRequest = "INVALID_REQUEST" => 400,
     /// No or an unknown API key.
-    Unauthorized = "UNAUTHORIZED" => UNAUTHORIZED,
+    Unauthorized = "UNAUTHORIZED" => 401,
     /// The key's role or principal may not do this.
-    Forbidden = "FORBIDDEN" => FORBIDDEN,
+    Forbidden = "FORBIDDEN" => 403,
     /// No such resource for this tenant.
-    NotFound = "NOT_FOUND" => NOT_FOUND,
+    NotFound = "NOT_FOUND" => 404,
     /// Not enough budget (or escrow) left.
-    BudgetExceeded = "BUDGET_EXCEEDED" => CONFLICT,
+    BudgetExceeded = "BUDGET_EXCEEDED" => 409,
     /// The budget is frozen.
-    BudgetFrozen = "BUDGET_FROZEN" => CONFLICT,
+    BudgetFrozen = "BUDGET_FROZEN" => 409,
     /// The budget is closed.
-    BudgetClosed = "BUDGET_CLOSED" => CONFLICT,
+    BudgetClosed = "BUDGET_CLOSED" => 409,
     /// The reservation expired.
-    ReservationExpired = "RESERVATION_EXPIRED" => GONE,
+    ReservationExpired = "RESERVATION_EXPIRED" => 410,
     /// The reservation was already committed or released.
-    ReservationFinalized = "RESERVATION_FINALIZED" => CONFLICT,
+    ReservationFinalized = "RESERVATION_FINALIZED" => 409,
     /// An idempotency key was reused with another request.
-    IdempotencyMismatch = "IDEMPOTENCY_MISMATCH" => CONFLICT,
+    IdempotencyMismatch = "IDEMPOTENCY_MISMATCH" => 409,
     /// An amount's unit is not the budget's.
-    UnitMismatch = "UNIT_MISMATCH" => BAD_REQUEST,
+    UnitMismatch = "UNIT_MISMATCH" => 400,
     /// The overdraft limit would be exceeded.
-    OverdraftLimitExceeded = "OVERDRAFT_LIMIT_EXCEEDED" => CONFLICT,
+    OverdraftLimitExceeded = "OVERDRAFT_LIMIT_EXCEEDED" => 409,
     /// The scope carries debt that must be repaid first.
-    DebtOutstanding = "DEBT_OUTSTANDING" => CONFLICT,
+    DebtOutstanding = "DEBT_OUTSTANDING" => 409,
     /// A reservation was extended too often.
-    MaxExtensionsExceeded = "MAX_EXTENSIONS_EXCEEDED" => CONFLICT,
+    MaxExtensionsExceeded = "MAX_EXTENSIONS_EXCEEDED" => 409,
     /// A rate or size limit.
-    LimitExceeded = "LIMIT_EXCEEDED" => TOO_MANY_REQUESTS,
+    LimitExceeded = "LIMIT_EXCEEDED" => 429,
     /// The tenant is closed.
-    TenantClosed = "TENANT_CLOSED" => CONFLICT,
+    TenantClosed = "TENANT_CLOSED" => 409,
     /// The resource exists already (a chain id, an outcome report, a key name).
-    DuplicateResource = "DUPLICATE_RESOURCE" => CONFLICT,
+    DuplicateResource = "DUPLICATE_RESOURCE" => 409,
     /// The API key was revoked and cannot be changed.
-    KeyRevoked = "KEY_REVOKED" => CONFLICT,
+    KeyRevoked = "KEY_REVOKED" => 409,
     /// The API key is past its expiry and cannot be changed.
-    KeyExpired = "KEY_EXPIRED" => CONFLICT,
+    KeyExpired = "KEY_EXPIRED" => 409,
     /// The escalation was already decided or expired.
-    EscalationClosed = "ESCALATION_CLOSED" => CONFLICT,
+    EscalationClosed = "ESCALATION_CLOSED" => 409,
     /// No such webhook subscription (or one of another tenant).
-    WebhookNotFound = "WEBHOOK_NOT_FOUND" => NOT_FOUND,
+    WebhookNotFound = "WEBHOOK_NOT_FOUND" => 404,
     /// A webhook URL this gateway will not deliver to (scheme, form, or a blocked address).
-    WebhookUrlInvalid = "WEBHOOK_URL_INVALID" => BAD_REQUEST,
+    WebhookUrlInvalid = "WEBHOOK_URL_INVALID" => 400,
     /// No such event.
-    EventNotFound = "EVENT_NOT_FOUND" => NOT_FOUND,
+    EventNotFound = "EVENT_NOT_FOUND" => 404,
     /// A replay to the subscription is still being delivered.
-    ReplayInProgress = "REPLAY_IN_PROGRESS" => CONFLICT,
+    ReplayInProgress = "REPLAY_IN_PROGRESS" => 409,
     /// A failure of the gateway; the detail is in its log, never in the answer.
-    InternalError = "INTERNAL_ERROR" => INTERNAL_SERVER_ERROR,
+    InternalError = "INTERNAL_ERROR" => 500,
 }
 
-/// An error answer of the API. Internal failures carry a generic message; their detail goes to
-/// the log, never to the caller.
+/// An error of the gateway's domain. Internal failures carry a generic message; their detail
+/// goes to the log, never to the caller.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{code:?}: {message}")]
-pub struct ApiError {
+pub struct GatewayError {
     /// The spec's error code.
     pub code: ErrorCode,
     /// What went wrong, for people.
     pub message: String,
     /// Structured detail (`ErrorResponse.details`).
     pub details: Option<serde_json::Value>,
-    /// Overrides the code's status (413 for a body over the limit).
-    pub status: Option<StatusCode>,
 }
 
-impl ApiError {
+impl GatewayError {
     /// An error with `code` and `message`.
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        ApiError { code, message: message.into(), details: None, status: None }
+        GatewayError { code, message: message.into(), details: None }
     }
 
-    /// 400 INVALID_REQUEST.
+    /// INVALID_REQUEST.
     pub fn invalid(message: impl Into<String>) -> Self {
         Self::new(ErrorCode::InvalidRequest, message)
     }
 
-    /// 404 NOT_FOUND.
+    /// NOT_FOUND.
     pub fn not_found(message: impl Into<String>) -> Self {
         Self::new(ErrorCode::NotFound, message)
     }
 
-    /// 403 FORBIDDEN.
+    /// FORBIDDEN.
     pub fn forbidden(message: impl Into<String>) -> Self {
         Self::new(ErrorCode::Forbidden, message)
     }
 
-    /// 500 INTERNAL_ERROR; `detail` is logged, not returned.
+    /// INTERNAL_ERROR; `detail` is logged, not returned.
     pub fn internal(detail: impl std::fmt::Display) -> Self {
         tracing::error!(error = %detail, "internal error");
         Self::new(ErrorCode::InternalError, "internal error; see the server log")
@@ -138,27 +137,16 @@ impl ApiError {
         self.details = Some(details);
         self
     }
-
-    /// Overrides the HTTP status.
-    pub fn with_status(mut self, status: StatusCode) -> Self {
-        self.status = Some(status);
-        self
-    }
-
-    /// The HTTP status of this error.
-    pub fn status(&self) -> StatusCode {
-        self.status.unwrap_or_else(|| self.code.status())
-    }
 }
 
-impl From<rusqlite::Error> for ApiError {
+impl From<rusqlite::Error> for GatewayError {
     fn from(e: rusqlite::Error) -> Self {
-        ApiError::internal(format!("store: {e}"))
+        GatewayError::internal(format!("store: {e}"))
     }
 }
 
-/// The result type of handlers and ledger operations.
-pub type ApiResult<T> = Result<T, ApiError>;
+/// The result type of the domain and its stores.
+pub type GatewayResult<T> = Result<T, GatewayError>;
 
 #[cfg(test)]
 mod tests {
@@ -169,7 +157,7 @@ mod tests {
     /// must be made on purpose.
     #[test]
     fn error_code_table_is_pinned() {
-        let table: Vec<(&str, u16)> = ErrorCode::ALL.iter().map(|c| (c.as_str(), c.status().as_u16())).collect();
+        let table: Vec<(&str, u16)> = ErrorCode::ALL.iter().map(|c| (c.as_str(), c.http_status())).collect();
         assert_eq!(table, [
             ("INVALID_REQUEST", 400),
             ("UNAUTHORIZED", 401),

@@ -16,7 +16,7 @@ use serde_json::{json, Value};
 
 use crate::cycles::valid_scope_value;
 use crate::escrow::Escrowed;
-use crate::error::{ApiError, ApiResult, ErrorCode};
+use crate::error::{GatewayError, GatewayResult, ErrorCode};
 use crate::traces::{self, NewEvent};
 use crate::repo::{EscalationStore, Tx};
 use crate::util::new_id;
@@ -237,7 +237,7 @@ pub struct NewEscalation<'a> {
 
 /// The resolution paths for a task of `kind`: the `registered` agent targets covering it, by
 /// descending trust, with their capacity.
-fn agent_paths(store: &dyn EscalationStore, tenant: &str, registered: &[TargetBody], kind: &str) -> ApiResult<Vec<ResolutionPath>> {
+fn agent_paths(store: &dyn EscalationStore, tenant: &str, registered: &[TargetBody], kind: &str) -> GatewayResult<Vec<ResolutionPath>> {
     let mut out = Vec::new();
     for t in registered {
         // The policy's own pattern rule, so routing and the rules never disagree.
@@ -263,7 +263,7 @@ fn below(active: usize, max_concurrent: u32) -> bool {
 
 /// Opens an escalation request; returns it. A stored target that cannot be read is an error,
 /// not a target silently skipped.
-pub fn open(store: &dyn EscalationStore, e: &NewEscalation<'_>) -> ApiResult<EscalationRecord> {
+pub fn open(store: &dyn EscalationStore, e: &NewEscalation<'_>) -> GatewayResult<EscalationRecord> {
     let kind = &e.request.task.action_kind;
     let target = match &e.escalation.target {
         EscalationTarget::Human(h) => Target { kind: TargetKind::Human, id: h.clone() },
@@ -283,7 +283,7 @@ pub fn open(store: &dyn EscalationStore, e: &NewEscalation<'_>) -> ApiResult<Esc
     let expires_at_ms = e
         .now
         .checked_add(e.ttl_ms)
-        .ok_or_else(|| ApiError::internal("the escalation's expiry overflows"))?;
+        .ok_or_else(|| GatewayError::internal("the escalation's expiry overflows"))?;
     let record = EscalationRecord {
         id: new_id("esc_"),
         chain_id: e.chain_id.to_string(),
@@ -310,8 +310,8 @@ pub fn open(store: &dyn EscalationStore, e: &NewEscalation<'_>) -> ApiResult<Esc
     Ok(record)
 }
 
-fn load(store: &dyn EscalationStore, tenant: &str, id: &str) -> ApiResult<EscalationRecord> {
-    store.escalation(tenant, id)?.ok_or_else(|| ApiError::not_found(format!("escalation `{id}` not found")))
+fn load(store: &dyn EscalationStore, tenant: &str, id: &str) -> GatewayResult<EscalationRecord> {
+    store.escalation(tenant, id)?.ok_or_else(|| GatewayError::not_found(format!("escalation `{id}` not found")))
 }
 
 /// How many expired escalations one sweep of a tenant closes at most (in one unit of work,
@@ -319,7 +319,7 @@ fn load(store: &dyn EscalationStore, tenant: &str, id: &str) -> ApiResult<Escala
 const SWEEP_MAX: usize = 1_000;
 
 /// Marks every PENDING request of every tenant past its TTL as EXPIRED; returns how many.
-pub fn sweep_expired(conn: &dyn Tx, now: i64, signer: &KeyPair) -> ApiResult<usize> {
+pub fn sweep_expired(conn: &dyn Tx, now: i64, signer: &KeyPair) -> GatewayResult<usize> {
     let mut closed = 0usize;
     for tenant in conn.escalation_tenants()? {
         closed = closed.saturating_add(sweep_tenant(conn, &tenant, now, signer)?);
@@ -332,7 +332,7 @@ pub fn sweep_expired(conn: &dyn Tx, now: i64, signer: &KeyPair) -> ApiResult<usi
 /// One stored escalation that cannot be read must not stop the sweep: it is closed by its
 /// status alone (it can then never be approved) and logged, without a trace entry, since
 /// there is no record to trace.
-pub fn sweep_tenant(store: &dyn Tx, tenant: &str, now: i64, signer: &KeyPair) -> ApiResult<usize> {
+pub fn sweep_tenant(store: &dyn Tx, tenant: &str, now: i64, signer: &KeyPair) -> GatewayResult<usize> {
     let expired = store.expired_escalations(tenant, now, SWEEP_MAX)?;
     for (id, record) in &expired {
         match record.clone() {
@@ -367,7 +367,7 @@ fn finish(
     now: i64,
     outcome: Outcome,
     signer: &KeyPair,
-) -> ApiResult<()> {
+) -> GatewayResult<()> {
     record.status = if decision == Decision::Expired { Status::Expired } else { Status::Decided };
     record.decision = Some(decision);
     record.decided_by = Some(by.to_string());
@@ -385,7 +385,7 @@ fn finish(
         decision: "escalation-decision",
         reason_code: Some(record.reason_code),
         policy_version: "",
-        body: serde_json::to_string(&body).map_err(ApiError::internal)?,
+        body: serde_json::to_string(&body).map_err(GatewayError::internal)?,
     }, signer)?;
     Ok(())
 }
@@ -418,7 +418,7 @@ pub struct Constraints {
 impl Constraints {
     /// `mandate` narrowed by these constraints; refused (naming the field) unless every given
     /// field narrows.
-    pub fn apply(&self, mandate: &Mandate) -> ApiResult<Mandate> {
+    pub fn apply(&self, mandate: &Mandate) -> GatewayResult<Mandate> {
         let mut m = mandate.clone();
         if let Some(v) = self.value_ceiling {
             m.value_ceiling = v;
@@ -443,9 +443,9 @@ impl Constraints {
         let mut reference = mandate.clone();
         reference.remaining_depth = reference.remaining_depth.saturating_add(1);
         sbd_policy::attenuation::check_within(&reference, &m)
-            .map_err(|d| ApiError::invalid(format!("`constraints` must narrow the mandate: {} ({})", d.message, d.reason.name())))?;
+            .map_err(|d| GatewayError::invalid(format!("`constraints` must narrow the mandate: {} ({})", d.message, d.reason.name())))?;
         if m.remaining_depth > mandate.remaining_depth {
-            return Err(ApiError::invalid("`constraints.remaining_depth` must narrow the mandate"));
+            return Err(GatewayError::invalid("`constraints.remaining_depth` must narrow the mandate"));
         }
         Ok(m)
     }
@@ -478,13 +478,13 @@ pub fn queue(
     assignee: Option<&str>,
     now: i64,
     signer: &KeyPair,
-) -> ApiResult<Vec<EscalationRecord>> {
+) -> GatewayResult<Vec<EscalationRecord>> {
     sweep_tenant(store, tenant, now, signer)?;
     store.escalations(tenant, status, assignee)
 }
 
 /// One escalation of `tenant`, after closing what of the tenant's is past its TTL.
-pub fn get(store: &dyn Tx, tenant: &str, id: &str, now: i64, signer: &KeyPair) -> ApiResult<EscalationRecord> {
+pub fn get(store: &dyn Tx, tenant: &str, id: &str, now: i64, signer: &KeyPair) -> GatewayResult<EscalationRecord> {
     sweep_tenant(store, tenant, now, signer)?;
     load(store, tenant, id)
 }
@@ -518,9 +518,9 @@ pub struct Ruling {
 impl Ruling {
     /// Checks a reviewer's body for `verb`: the decider is never a body field, constraints
     /// belong to an approval and a new assignee to a delegation.
-    pub fn new(verb: Verb, body: DecisionBody) -> ApiResult<Ruling> {
+    pub fn new(verb: Verb, body: DecisionBody) -> GatewayResult<Ruling> {
         if body.decided_by.is_some() {
-            return Err(ApiError::invalid(
+            return Err(GatewayError::invalid(
                 "`decided_by` is not accepted: the decision is recorded under the approver key's principal",
             ));
         }
@@ -531,12 +531,12 @@ impl Ruling {
             Verb::Delegate => Decision::Delegated,
         };
         if verb != Verb::Approve && body.constraints.is_some() {
-            return Err(ApiError::invalid("`constraints` belong to an approval"));
+            return Err(GatewayError::invalid("`constraints` belong to an approval"));
         }
         let to = match (verb, body.to) {
             (Verb::Delegate, Some(t)) if valid_scope_value(&t) => Some(t),
-            (Verb::Delegate, _) => return Err(ApiError::invalid("`to` (a reviewer or agent id) is required to delegate")),
-            (_, Some(_)) => return Err(ApiError::invalid("`to` belongs to a delegation")),
+            (Verb::Delegate, _) => return Err(GatewayError::invalid("`to` (a reviewer or agent id) is required to delegate")),
+            (_, Some(_)) => return Err(GatewayError::invalid("`to` belongs to a delegation")),
             (_, None) => None,
         };
         Ok(Ruling { verb, decision, constraints: body.constraints, note: body.note, to })
@@ -557,7 +557,7 @@ pub fn decide(
     ruling: Ruling,
     now: i64,
     ttl_ms: i64,
-) -> ApiResult<EscalationRecord> {
+) -> GatewayResult<EscalationRecord> {
     let signer = tokens.signing_key();
     let mut record = load(conn, tenant, id)?;
     if record.status == Status::Pending && record.expires_at_ms < now {
@@ -565,14 +565,14 @@ pub fn decide(
         return Ok(record);
     }
     if record.status != Status::Pending {
-        return Err(ApiError::new(
+        return Err(GatewayError::new(
             ErrorCode::EscalationClosed,
             format!("escalation `{id}` is already {}", record.decision.map_or("decided", Decision::as_str)),
         ));
     }
     // Only the one it is assigned to decides it (a named human, or the agent target).
     if record.assignee != decided_by {
-        return Err(ApiError::forbidden(format!(
+        return Err(GatewayError::forbidden(format!(
             "escalation `{id}` is assigned to `{}`, not to `{decided_by}`",
             record.assignee
         )));
@@ -591,7 +591,7 @@ pub fn decide(
         next.assignee.clone_from(&to);
         next.delegated_from = Some(record.id.clone());
         next.created_at_ms = now;
-        next.expires_at_ms = now.checked_add(ttl_ms).ok_or_else(|| ApiError::internal("the escalation's expiry overflows"))?;
+        next.expires_at_ms = now.checked_add(ttl_ms).ok_or_else(|| GatewayError::internal("the escalation's expiry overflows"))?;
         conn.save_escalation(tenant, &next)?;
         outcome.delegated_to = Some(to);
         outcome.next_escalation_id = Some(next.id);
@@ -615,7 +615,7 @@ fn perform(
     constraints: Option<&Constraints>,
     approver: &str,
     now: i64,
-) -> ApiResult<Performed> {
+) -> GatewayResult<Performed> {
     use crate::delegations::budgets_of;
     use crate::escrow::{self, NewGrant};
     use crate::tokens::grant_id;
@@ -627,9 +627,9 @@ fn perform(
     crate::delegations::recheck_mask(conn, tenant, &mut request)?;
     let parent = tokens
         .verify(&pending.parent_token, tenant, u64::try_from(now).unwrap_or(0))
-        .map_err(|e| ApiError::new(ErrorCode::EscalationClosed, format!("the delegator's token can no longer delegate: {}", e.message)))?;
+        .map_err(|e| GatewayError::new(ErrorCode::EscalationClosed, format!("the delegator's token can no longer delegate: {}", e.message)))?;
     let grant = escrow::load_any(conn, tenant, &crate::tokens::grant_ids(&parent))?
-        .ok_or_else(|| ApiError::new(ErrorCode::EscalationClosed, "the delegator's grant is gone"))?;
+        .ok_or_else(|| GatewayError::new(ErrorCode::EscalationClosed, "the delegator's grant is gone"))?;
     let parent_id = grant.grant_id.clone();
     let mut available = parent.mandate().clone();
     for b in &mut available.budgets {
@@ -715,28 +715,28 @@ pub struct TargetBody {
 
 impl TargetBody {
     /// Checks each field, naming the one that is wrong.
-    pub fn validate(&self) -> ApiResult<()> {
+    pub fn validate(&self) -> GatewayResult<()> {
         if !valid_scope_value(&self.agent_id) {
-            return Err(ApiError::invalid("`agent_id` must match ^[a-zA-Z0-9_.-]+$"));
+            return Err(GatewayError::invalid("`agent_id` must match ^[a-zA-Z0-9_.-]+$"));
         }
         if self.trust > 1000 {
-            return Err(ApiError::invalid("`trust` must be 0-1000"));
+            return Err(GatewayError::invalid("`trust` must be 0-1000"));
         }
         if !matches!(self.tier.as_str(), "T0" | "T1" | "T2" | "T3" | "T4" | "T5" | "T6" | "T7") {
-            return Err(ApiError::invalid("`tier` must be one of T0-T7"));
+            return Err(GatewayError::invalid("`tier` must be one of T0-T7"));
         }
         if self.max_concurrent == 0 {
-            return Err(ApiError::invalid("`max_concurrent` must be at least 1"));
+            return Err(GatewayError::invalid("`max_concurrent` must be at least 1"));
         }
         if self.capabilities.is_empty() {
-            return Err(ApiError::invalid("`capabilities` must name at least one action kind pattern"));
+            return Err(GatewayError::invalid("`capabilities` must name at least one action kind pattern"));
         }
         Ok(())
     }
 }
 
 /// Registers (or replaces) an agent escalation target of `tenant`, checked.
-pub fn register_target(store: &dyn EscalationStore, tenant: &str, target: &TargetBody) -> ApiResult<()> {
+pub fn register_target(store: &dyn EscalationStore, tenant: &str, target: &TargetBody) -> GatewayResult<()> {
     target.validate()?;
     store.save_escalation_target(tenant, target)
 }
@@ -753,7 +753,7 @@ mod tests {
     use crate::repo::EscalationStore;
 
     /// A stored record, read as the store reads it.
-    fn parse(body: &str) -> crate::error::ApiResult<EscalationRecord> {
+    fn parse(body: &str) -> crate::error::GatewayResult<EscalationRecord> {
         let conn = Connection::open_in_memory().unwrap();
         crate::store::migrate(&conn).unwrap();
         conn.execute("INSERT INTO escalations (id, tenant_id, status, assignee, expires_at_ms, body) VALUES ('x', 't', 'PENDING', 'a', 0, ?1)", [body])

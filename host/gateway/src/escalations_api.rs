@@ -9,7 +9,8 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 
 use crate::auth::Principal;
-use crate::error::{ApiError, ApiResult, ErrorCode};
+use crate::api_error::{ApiError, ApiResult};
+use crate::error::ErrorCode;
 use crate::escalations::{self, Decision, DecisionBody, EscalationRecord, Ruling, Status, TargetBody, Verb};
 use crate::server::{Body, Shared, Tenant, Q};
 use crate::util::now_ms;
@@ -47,20 +48,20 @@ pub async fn list(State(state): State<Shared>, Tenant(tenant): Tenant, Q(q): Q<L
     };
     let now = now_ms();
     let signer = state.tokens.signing_key().clone();
-    state
+    Ok(state
         .store
         .unit(&tenant.clone(), move |conn| {
             let escalations = escalations::queue(conn, &tenant, status, q.assignee.as_deref(), now, &signer)?;
             Ok(Json(EscalationList { escalations }))
         })
-        .await
+        .await?)
 }
 
 /// `GET /v1/escalations/{id}`.
 pub async fn get_one(State(state): State<Shared>, Tenant(tenant): Tenant, Path(id): Path<String>) -> ApiResult<Json<EscalationRecord>> {
     let now = now_ms();
     let signer = state.tokens.signing_key().clone();
-    state.store.unit(&tenant.clone(), move |conn| escalations::get(conn, &tenant, &id, now, &signer).map(Json)).await
+    Ok(state.store.unit(&tenant.clone(), move |conn| escalations::get(conn, &tenant, &id, now, &signer).map(Json)).await?)
 }
 
 async fn decide(state: Shared, who: Principal, id: String, body: DecisionBody, verb: Verb) -> ApiResult<Json<EscalationRecord>> {
@@ -123,5 +124,5 @@ pub async fn register_target(
 
 /// `GET /v1/escalation-targets`: by descending trust.
 pub async fn list_targets(State(state): State<Shared>, Tenant(tenant): Tenant) -> ApiResult<Json<TargetList>> {
-    state.store.unit(&tenant.clone(), move |conn| Ok(Json(TargetList { targets: conn.escalation_targets(&tenant)? }))).await
+    Ok(state.store.unit(&tenant.clone(), move |conn| Ok(Json(TargetList { targets: conn.escalation_targets(&tenant)? }))).await?)
 }

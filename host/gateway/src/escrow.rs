@@ -24,7 +24,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::cycles::Unit;
-use crate::error::{ApiError, ApiResult, ErrorCode};
+use crate::error::{GatewayError, GatewayResult, ErrorCode};
 use crate::repo::EscrowStore;
 
 /// One unit carved into a child's escrow, as `POST /v1/delegations` and an approval answer it.
@@ -139,7 +139,7 @@ pub struct NewGrant<'a> {
 
 /// Loads the first of `ids` that names a grant of `tenant` (a token's grant may be stored under
 /// its current id or, in a store from before time-ordered ids, its former one).
-pub fn load_any(store: &dyn EscrowStore, tenant: &str, ids: &[String]) -> ApiResult<Option<Grant>> {
+pub fn load_any(store: &dyn EscrowStore, tenant: &str, ids: &[String]) -> GatewayResult<Option<Grant>> {
     for id in ids {
         if let Some(grant) = store.grant(tenant, id)? {
             return Ok(Some(grant));
@@ -148,17 +148,17 @@ pub fn load_any(store: &dyn EscrowStore, tenant: &str, ids: &[String]) -> ApiRes
     Ok(None)
 }
 
-fn overflow() -> ApiError {
-    ApiError::internal("escrow amount overflow")
+fn overflow() -> GatewayError {
+    GatewayError::internal("escrow amount overflow")
 }
 
 /// `unit` with `carved` and `spent` replaced, after checking the node invariant (`0 <= carved`,
 /// `0 <= spent`, `carved + spent <= granted`): a write that would break it is refused
 /// (fail closed), whatever the backend's own constraints.
-fn with_amounts(grant_id: &str, unit: &GrantUnit, carved: i64, spent: i64) -> ApiResult<GrantUnit> {
+fn with_amounts(grant_id: &str, unit: &GrantUnit, carved: i64, spent: i64) -> GatewayResult<GrantUnit> {
     let used = carved.checked_add(spent).ok_or_else(overflow)?;
     if carved < 0 || spent < 0 || used > unit.granted {
-        return Err(ApiError::internal(format!(
+        return Err(GatewayError::internal(format!(
             "escrow: grant `{grant_id}` would hold carved {carved} + spent {spent} of {} granted {}",
             unit.unit.as_str(),
             unit.granted
@@ -170,33 +170,33 @@ fn with_amounts(grant_id: &str, unit: &GrantUnit, carved: i64, spent: i64) -> Ap
 /// Inserts a node. For a child, carves its budgets from the parent's available amounts, all or
 /// nothing: the parent must be ACTIVE and unexpired, hold every unit the child is given, and
 /// have enough left in each; otherwise nothing is written and the error names the unit.
-pub fn insert(store: &dyn EscrowStore, g: &NewGrant<'_>) -> ApiResult<()> {
+pub fn insert(store: &dyn EscrowStore, g: &NewGrant<'_>) -> GatewayResult<()> {
     for (i, (unit, amount)) in g.budgets.iter().enumerate() {
         if *amount < 0 {
-            return Err(ApiError::invalid(format!("the {} budget of a grant is negative", unit.as_str())));
+            return Err(GatewayError::invalid(format!("the {} budget of a grant is negative", unit.as_str())));
         }
         if g.budgets.iter().skip(i + 1).any(|(u, _)| u == unit) {
-            return Err(ApiError::invalid(format!("a grant lists the {} budget twice", unit.as_str())));
+            return Err(GatewayError::invalid(format!("a grant lists the {} budget twice", unit.as_str())));
         }
     }
     if let Some(parent_id) = g.parent_id {
         let parent = store
             .grant(g.tenant, parent_id)?
-            .ok_or_else(|| ApiError::forbidden(format!("the parent grant `{parent_id}` is not known to this gateway")))?;
+            .ok_or_else(|| GatewayError::forbidden(format!("the parent grant `{parent_id}` is not known to this gateway")))?;
         if parent.status != GrantStatus::Active {
-            return Err(ApiError::forbidden(format!(
+            return Err(GatewayError::forbidden(format!(
                 "the parent grant `{parent_id}` is {} and can no longer delegate",
                 parent.status.as_str()
             )));
         }
         if parent.expires_at_ms <= g.now {
-            return Err(ApiError::forbidden(format!("the parent grant `{parent_id}` expired at {}", parent.expires_at_ms)));
+            return Err(GatewayError::forbidden(format!("the parent grant `{parent_id}` expired at {}", parent.expires_at_ms)));
         }
         for (unit, amount) in g.budgets {
             let held = parent.units.iter().find(|u| u.unit == *unit);
             let available = held.map_or(0, |u| u.available);
             if *amount > available {
-                return Err(ApiError::new(
+                return Err(GatewayError::new(
                     ErrorCode::BudgetExceeded,
                     format!(
                         "escrow: the child asks {amount} {}, but its parent grant has {available} left (granted {}, held by children {}, spent {})",
@@ -208,7 +208,7 @@ pub fn insert(store: &dyn EscrowStore, g: &NewGrant<'_>) -> ApiResult<()> {
                 ));
             }
             if held.is_none() && *amount > 0 {
-                return Err(ApiError::new(ErrorCode::BudgetExceeded, format!("escrow: the parent grant holds no {}", unit.as_str())));
+                return Err(GatewayError::new(ErrorCode::BudgetExceeded, format!("escrow: the parent grant holds no {}", unit.as_str())));
             }
         }
         for (unit, amount) in g.budgets {
@@ -237,7 +237,7 @@ pub fn insert(store: &dyn EscrowStore, g: &NewGrant<'_>) -> ApiResult<()> {
         units,
     };
     if !store.insert_grant(g.tenant, &grant)? {
-        return Err(ApiError::new(
+        return Err(GatewayError::new(
             ErrorCode::DuplicateResource,
             format!("grant `{}` or a root of chain `{}` exists already", g.grant_id, g.chain_id),
         ));
@@ -246,13 +246,13 @@ pub fn insert(store: &dyn EscrowStore, g: &NewGrant<'_>) -> ApiResult<()> {
 }
 
 /// Records the Cycles reservation holding a root grant's `unit`.
-pub fn set_reservation(store: &dyn EscrowStore, tenant: &str, grant_id: &str, unit: Unit, reservation_id: &str) -> ApiResult<()> {
-    let grant = store.grant(tenant, grant_id)?.ok_or_else(|| ApiError::internal(format!("grant `{grant_id}` vanished")))?;
+pub fn set_reservation(store: &dyn EscrowStore, tenant: &str, grant_id: &str, unit: Unit, reservation_id: &str) -> GatewayResult<()> {
+    let grant = store.grant(tenant, grant_id)?.ok_or_else(|| GatewayError::internal(format!("grant `{grant_id}` vanished")))?;
     let held = grant
         .units
         .into_iter()
         .find(|u| u.unit == unit)
-        .ok_or_else(|| ApiError::internal(format!("grant `{grant_id}` holds no {} budget to reserve", unit.as_str())))?;
+        .ok_or_else(|| GatewayError::internal(format!("grant `{grant_id}` holds no {} budget to reserve", unit.as_str())))?;
     store.save_grant_unit(tenant, grant_id, &GrantUnit { reservation_id: Some(reservation_id.to_string()), ..held })
 }
 
@@ -269,18 +269,18 @@ pub struct Settled {
 /// Settles one ACTIVE node whose children are all settled: records `spent`, moves its status,
 /// and returns `granted - consumed` to its parent. Returns the root reservations to settle
 /// when the node is a root.
-fn settle_one(store: &dyn EscrowStore, tenant: &str, grant: &Grant, spent: &[(Unit, i64)], status: GrantStatus, now: i64, out: &mut Settled) -> ApiResult<()> {
+fn settle_one(store: &dyn EscrowStore, tenant: &str, grant: &Grant, spent: &[(Unit, i64)], status: GrantStatus, now: i64, out: &mut Settled) -> GatewayResult<()> {
     let mut units = grant.units.clone();
     for (unit, amount) in spent {
         let held = units
             .iter_mut()
             .find(|u| u.unit == *unit)
-            .ok_or_else(|| ApiError::invalid(format!("grant `{}` holds no {} budget", grant.grant_id, unit.as_str())))?;
+            .ok_or_else(|| GatewayError::invalid(format!("grant `{}` holds no {} budget", grant.grant_id, unit.as_str())))?;
         if *amount < 0 {
-            return Err(ApiError::invalid(format!("`spent` for {} is negative", unit.as_str())));
+            return Err(GatewayError::invalid(format!("`spent` for {} is negative", unit.as_str())));
         }
         if *amount > held.available {
-            return Err(ApiError::new(
+            return Err(GatewayError::new(
                 ErrorCode::BudgetExceeded,
                 format!("grant `{}` has {} {} left to spend, not {amount}", grant.grant_id, held.available, unit.as_str()),
             ));
@@ -290,7 +290,7 @@ fn settle_one(store: &dyn EscrowStore, tenant: &str, grant: &Grant, spent: &[(Un
     }
     store.set_grant_status(tenant, &grant.grant_id, status, now)?;
     let mut parent = match &grant.parent_id {
-        Some(id) => Some(store.grant(tenant, id)?.ok_or_else(|| ApiError::internal(format!("the parent grant `{id}` vanished")))?),
+        Some(id) => Some(store.grant(tenant, id)?.ok_or_else(|| GatewayError::internal(format!("the parent grant `{id}` vanished")))?),
         None => None,
     };
     for u in units {
@@ -318,7 +318,7 @@ fn settle_one(store: &dyn EscrowStore, tenant: &str, grant: &Grant, spent: &[(Un
 
 /// The ACTIVE nodes of the subtree under `grant_id` (itself included), deepest level first and
 /// by id within a level: the order they settle in.
-fn active_subtree(store: &dyn EscrowStore, tenant: &str, grant_id: &str) -> ApiResult<Vec<String>> {
+fn active_subtree(store: &dyn EscrowStore, tenant: &str, grant_id: &str) -> GatewayResult<Vec<String>> {
     let mut nodes: Vec<(usize, String)> = vec![(0, grant_id.to_string())];
     let mut seen = std::collections::BTreeSet::from([grant_id.to_string()]);
     let mut frontier = vec![grant_id.to_string()];
@@ -330,7 +330,7 @@ fn active_subtree(store: &dyn EscrowStore, tenant: &str, grant_id: &str) -> ApiR
             for child in store.child_grants(tenant, id)? {
                 // a tree has no cycles; a store that says otherwise is not walked forever
                 if !seen.insert(child.clone()) {
-                    return Err(ApiError::internal(format!("escrow: grant `{child}` appears twice under `{grant_id}`")));
+                    return Err(GatewayError::internal(format!("escrow: grant `{child}` appears twice under `{grant_id}`")));
                 }
                 next.push(child);
             }
@@ -350,7 +350,7 @@ fn active_subtree(store: &dyn EscrowStore, tenant: &str, grant_id: &str) -> ApiR
 
 /// Commits grant `grant_id` with what its holder spent: refused while it has ACTIVE children
 /// (they settle first) or when `spent` exceeds what it has left.
-pub fn commit(store: &dyn EscrowStore, tenant: &str, grant_id: &str, spent: &[(Unit, i64)], now: i64) -> ApiResult<Settled> {
+pub fn commit(store: &dyn EscrowStore, tenant: &str, grant_id: &str, spent: &[(Unit, i64)], now: i64) -> GatewayResult<Settled> {
     let grant = active(store, tenant, grant_id)?;
     let mut live_children = 0usize;
     for child in store.child_grants(tenant, grant_id)? {
@@ -359,7 +359,7 @@ pub fn commit(store: &dyn EscrowStore, tenant: &str, grant_id: &str, spent: &[(U
         }
     }
     if live_children > 0 {
-        return Err(ApiError::new(
+        return Err(GatewayError::new(
             ErrorCode::ReservationFinalized,
             format!("grant `{grant_id}` has {live_children} active children; they commit or are released first"),
         ));
@@ -371,12 +371,12 @@ pub fn commit(store: &dyn EscrowStore, tenant: &str, grant_id: &str, spent: &[(U
 
 /// Releases (`GrantStatus::Released`) or revokes (`GrantStatus::Revoked`) grant `grant_id` and
 /// every ACTIVE node below it, deepest first, each spending nothing more.
-pub fn settle_subtree(store: &dyn EscrowStore, tenant: &str, grant_id: &str, status: GrantStatus, now: i64) -> ApiResult<Settled> {
+pub fn settle_subtree(store: &dyn EscrowStore, tenant: &str, grant_id: &str, status: GrantStatus, now: i64) -> GatewayResult<Settled> {
     active(store, tenant, grant_id)?;
     let mut out = Settled::default();
     for id in active_subtree(store, tenant, grant_id)? {
         // read again: settling its children changed what it holds
-        let node = store.grant(tenant, &id)?.ok_or_else(|| ApiError::internal(format!("grant `{id}` vanished")))?;
+        let node = store.grant(tenant, &id)?.ok_or_else(|| GatewayError::internal(format!("grant `{id}` vanished")))?;
         settle_one(store, tenant, &node, &[], status, now, &mut out)?;
     }
     Ok(out)
@@ -384,14 +384,14 @@ pub fn settle_subtree(store: &dyn EscrowStore, tenant: &str, grant_id: &str, sta
 
 /// A grant an index of the store named: its absence is a broken store, refused (an unknown
 /// child is never taken for a settled one).
-fn indexed(store: &dyn EscrowStore, tenant: &str, grant_id: &str) -> ApiResult<Grant> {
-    store.grant(tenant, grant_id)?.ok_or_else(|| ApiError::internal(format!("escrow: grant `{grant_id}` is indexed but missing")))
+fn indexed(store: &dyn EscrowStore, tenant: &str, grant_id: &str) -> GatewayResult<Grant> {
+    store.grant(tenant, grant_id)?.ok_or_else(|| GatewayError::internal(format!("escrow: grant `{grant_id}` is indexed but missing")))
 }
 
-fn active(store: &dyn EscrowStore, tenant: &str, grant_id: &str) -> ApiResult<Grant> {
-    let grant = store.grant(tenant, grant_id)?.ok_or_else(|| ApiError::not_found(format!("grant `{grant_id}` not found")))?;
+fn active(store: &dyn EscrowStore, tenant: &str, grant_id: &str) -> GatewayResult<Grant> {
+    let grant = store.grant(tenant, grant_id)?.ok_or_else(|| GatewayError::not_found(format!("grant `{grant_id}` not found")))?;
     if grant.status != GrantStatus::Active {
-        return Err(ApiError::new(
+        return Err(GatewayError::new(
             ErrorCode::ReservationFinalized,
             format!("grant `{grant_id}` is already {}", grant.status.as_str()),
         ));
@@ -400,7 +400,7 @@ fn active(store: &dyn EscrowStore, tenant: &str, grant_id: &str) -> ApiResult<Gr
 }
 
 /// Every grant of one chain, root first: by depth, then creation time, then id.
-pub fn chain(store: &dyn EscrowStore, tenant: &str, chain_id: &str) -> ApiResult<Vec<Grant>> {
+pub fn chain(store: &dyn EscrowStore, tenant: &str, chain_id: &str) -> GatewayResult<Vec<Grant>> {
     let ids = store.chain_grants(tenant, chain_id)?;
     let mut out = Vec::with_capacity(ids.len());
     for id in ids {
@@ -425,7 +425,7 @@ pub struct Violation {
 /// equals what its children hold (a live child's `granted`) or consumed (a settled child's
 /// `carved + spent`); a grant the store indexes but cannot find is reported too. Empty when
 /// the escrow is sound.
-pub fn violations(store: &dyn EscrowStore, tenant: &str) -> ApiResult<Vec<Violation>> {
+pub fn violations(store: &dyn EscrowStore, tenant: &str) -> GatewayResult<Vec<Violation>> {
     let mut grants = Vec::new();
     let mut out = Vec::new();
     for id in store.tenant_grants(tenant)? {

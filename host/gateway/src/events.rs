@@ -17,7 +17,7 @@ use std::cell::RefCell;
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{ApiError, ApiResult, ErrorCode};
+use crate::error::{GatewayError, GatewayResult, ErrorCode};
 use crate::repo::{EventStore, Tx};
 use crate::util::{new_id, rfc3339};
 
@@ -606,13 +606,13 @@ pub enum EventData {
 /// Appends `event` to the log with a new id, the server time and the running job's origin, and
 /// queues a webhook delivery for every active subscription that matches it. Call it inside the
 /// store job that makes the change, so both commit together. Returns the event's id.
-pub fn emit(store: &dyn Tx, event: NewEvent, now_ms: i64) -> ApiResult<String> {
+pub fn emit(store: &dyn Tx, event: NewEvent, now_ms: i64) -> GatewayResult<String> {
     emit_skipping(store, event, None, now_ms)
 }
 
 /// [`emit`], queueing no delivery to the subscription `skip` (so a subscription is not told
 /// of its own failed delivery, which would go to the endpoint that is failing).
-pub fn emit_skipping(store: &dyn Tx, event: NewEvent, skip: Option<&str>, now_ms: i64) -> ApiResult<String> {
+pub fn emit_skipping(store: &dyn Tx, event: NewEvent, skip: Option<&str>, now_ms: i64) -> GatewayResult<String> {
     let origin = Origin::current();
     let actor = origin.actor.or_else(|| Some(Actor::system()));
     let event = Event {
@@ -629,7 +629,7 @@ pub fn emit_skipping(store: &dyn Tx, event: NewEvent, skip: Option<&str>, now_ms
         request_id: origin.request_id,
         trace_id: origin.trace_id,
     };
-    let body = serde_json::to_string(&event).map_err(ApiError::internal)?;
+    let body = serde_json::to_string(&event).map_err(GatewayError::internal)?;
     let row = EventRow {
         event: StoredEvent {
             event_id: event.event_id,
@@ -681,7 +681,7 @@ pub struct EventRow {
 }
 
 /// One event by id, if any (whichever tenant's: a tenant reader checks it is its own).
-pub fn get(store: &dyn EventStore, event_id: &str) -> ApiResult<Option<StoredEvent>> {
+pub fn get(store: &dyn EventStore, event_id: &str) -> GatewayResult<Option<StoredEvent>> {
     store.event(event_id)
 }
 
@@ -800,19 +800,19 @@ impl EventFilter {
     }
 
     /// The offset the cursor names (none: 0); a cursor this server did not issue is a 400.
-    pub fn offset(&self) -> ApiResult<usize> {
+    pub fn offset(&self) -> GatewayResult<usize> {
         match &self.cursor {
             Some(c) => c
                 .parse::<u32>()
                 .map(|o| o as usize)
-                .map_err(|_| ApiError::invalid("`cursor` is not a cursor this server issued")),
+                .map_err(|_| GatewayError::invalid("`cursor` is not a cursor this server issued")),
             None => Ok(0),
         }
     }
 }
 
 /// The events matching `f`, one page. The cursor is the offset into the sorted result.
-pub fn list(store: &dyn EventStore, f: &EventFilter) -> ApiResult<EventPage> {
+pub fn list(store: &dyn EventStore, f: &EventFilter) -> GatewayResult<EventPage> {
     let offset = f.offset()?;
     let mut events = store.matching_events(f, offset, f.limit.saturating_add(1))?;
     let more = events.len() > f.limit;
@@ -824,20 +824,20 @@ pub fn list(store: &dyn EventStore, f: &EventFilter) -> ApiResult<EventPage> {
 /// The events of `tenant_id` (or every tenant's, for a system subscription) in
 /// `[from_ms, to_ms]`, oldest first, at most `cap` + 1 of them (so a caller can tell "more
 /// than `cap`").
-pub fn window(store: &dyn EventStore, tenant_id: Option<&str>, from_ms: i64, to_ms: i64, cap: usize) -> ApiResult<Vec<StoredEvent>> {
+pub fn window(store: &dyn EventStore, tenant_id: Option<&str>, from_ms: i64, to_ms: i64, cap: usize) -> GatewayResult<Vec<StoredEvent>> {
     store.event_window(tenant_id, from_ms, to_ms, cap.saturating_add(1))
 }
 
 /// An RFC 3339 query time as milliseconds; a bad one is a 400 naming `field`.
-pub fn parse_time(field: &str, value: &str) -> ApiResult<i64> {
+pub fn parse_time(field: &str, value: &str) -> GatewayResult<i64> {
     crate::util::parse_rfc3339(value).ok_or_else(|| {
-        ApiError::invalid(format!("`{field}` is not an RFC 3339 date-time (e.g. 2026-11-27T10:00:00Z): `{value}`"))
+        GatewayError::invalid(format!("`{field}` is not an RFC 3339 date-time (e.g. 2026-11-27T10:00:00Z): `{value}`"))
     })
 }
 
 /// 404 EVENT_NOT_FOUND.
-pub fn not_found(event_id: &str) -> ApiError {
-    ApiError::new(ErrorCode::EventNotFound, format!("no event `{event_id}`"))
+pub fn not_found(event_id: &str) -> GatewayError {
+    GatewayError::new(ErrorCode::EventNotFound, format!("no event `{event_id}`"))
 }
 
 #[cfg(test)]

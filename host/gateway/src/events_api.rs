@@ -10,7 +10,8 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::error::{ApiError, ApiResult, ErrorCode};
+use crate::api_error::{ApiError, ApiResult};
+use crate::error::{ErrorCode, GatewayError, GatewayResult};
 use crate::events::{self, ActorType, EventCategory, EventData, EventFilter, EventType, NewEvent, SortBy, SortDir, SYSTEM_TENANT};
 use crate::ledger::{tenant_state, TenantState};
 use crate::context::RequestContext;
@@ -30,7 +31,7 @@ fn category(value: Option<&str>) -> ApiResult<Option<EventCategory>> {
         .transpose()
 }
 
-fn time(field: &str, value: Option<&str>) -> ApiResult<Option<i64>> {
+fn time(field: &str, value: Option<&str>) -> GatewayResult<Option<i64>> {
     value.map(|v| events::parse_time(field, v)).transpose()
 }
 
@@ -139,9 +140,9 @@ pub async fn list_tenant(State(state): State<Shared>, Tenant(tenant): Tenant, Q(
 
 /// 409 TENANT_CLOSED when `owner` is a closed tenant (CASCADE Rule 2: a closed tenant's
 /// subscriptions are read-only).
-fn guard_open(conn: &dyn crate::ledger::LedgerStore, owner: &str) -> ApiResult<()> {
+fn guard_open(conn: &dyn crate::ledger::LedgerStore, owner: &str) -> GatewayResult<()> {
     if owner != SYSTEM_TENANT && tenant_state(conn, owner)? == TenantState::Closed {
-        return Err(ApiError::new(ErrorCode::TenantClosed, format!("tenant `{owner}` is closed; its webhooks are read-only")));
+        return Err(GatewayError::new(ErrorCode::TenantClosed, format!("tenant `{owner}` is closed; its webhooks are read-only")));
     }
     Ok(())
 }
@@ -198,7 +199,7 @@ async fn create(state: Shared, owner: String, req: CreateRequest) -> ApiResult<(
             guard_open(conn, &sub.tenant_id)?;
             let held = webhooks::count_for(conn, &sub.tenant_id)?;
             if held >= max_subscriptions {
-                return Err(ApiError::invalid(format!(
+                return Err(GatewayError::invalid(format!(
                     "tenant `{}` already has {held} webhook subscriptions, the most this gateway allows (`webhooks.max_subscriptions_per_tenant`)",
                     sub.tenant_id
                 )));

@@ -15,7 +15,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::bundles::BundleManager;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{GatewayError, GatewayResult};
 use crate::policy::{PolicyHandle, PolicyVersion};
 
 /// A [`HotPolicy`] as the gateway's policy and bundle manager.
@@ -81,19 +81,19 @@ struct Upload {
 }
 
 impl BundleManager for HotBundles {
-    fn upload(&self, bytes: &[u8]) -> ApiResult<Value> {
+    fn upload(&self, bytes: &[u8]) -> GatewayResult<Value> {
         let upload: Upload = serde_json::from_slice(bytes)
-            .map_err(|e| ApiError::invalid(format!("invalid JSON body (expected {{\"files\": {{name: base64}}}}): {e}")))?;
+            .map_err(|e| GatewayError::invalid(format!("invalid JSON body (expected {{\"files\": {{name: base64}}}}): {e}")))?;
         let mut files = BTreeMap::new();
         for (name, text) in upload.files {
             let data = base64::engine::general_purpose::STANDARD
                 .decode(text.as_bytes())
-                .map_err(|e| ApiError::invalid(format!("file `{name}` is not base64: {e}")))?;
+                .map_err(|e| GatewayError::invalid(format!("file `{name}` is not base64: {e}")))?;
             files.insert(name, data);
         }
         let verified = UnverifiedBundle::from_files(Path::new("upload"), files)
             .and_then(|b| b.verify(&self.hot.trust_store()))
-            .map_err(|e| ApiError::invalid(format!("bundle refused: {e}")))?;
+            .map_err(|e| GatewayError::invalid(format!("bundle refused: {e}")))?;
         let m = verified.manifest();
         let staged = json!({
             "name": m.name,
@@ -101,7 +101,7 @@ impl BundleManager for HotBundles {
             "digest": verified.digest(),
             "signers": verified.signers().iter().map(|k| k.to_string()).collect::<Vec<_>>(),
         });
-        *self.staged.lock().map_err(|_| ApiError::internal("staging lock poisoned"))? = Some(verified);
+        *self.staged.lock().map_err(|_| GatewayError::internal("staging lock poisoned"))? = Some(verified);
         Ok(json!({"staged": staged, "active": describe(&self.hot.current())}))
     }
 
@@ -112,16 +112,15 @@ impl BundleManager for HotBundles {
         json!({"active": describe(&self.hot.current()), "staged": staged})
     }
 
-    fn roll_forward(&self) -> ApiResult<Value> {
+    fn roll_forward(&self) -> GatewayResult<Value> {
         let staged = self
             .staged
             .lock()
-            .map_err(|_| ApiError::internal("staging lock poisoned"))?
+            .map_err(|_| GatewayError::internal("staging lock poisoned"))?
             .take()
-            .ok_or_else(|| ApiError::invalid("no bundle is staged; upload one first").with_status(axum::http::StatusCode::CONFLICT))?;
-        let activation = self.hot.activate_verified(&staged).map_err(|e| {
-            ApiError::invalid(format!("roll-forward refused: {e}")).with_status(axum::http::StatusCode::CONFLICT)
-        })?;
+            .ok_or_else(|| GatewayError::invalid("no bundle is staged; upload one first"))?;
+        let activation =
+            self.hot.activate_verified(&staged).map_err(|e| GatewayError::invalid(format!("roll-forward refused: {e}")))?;
         Ok(json!({
             "name": activation.name,
             "version": activation.version,

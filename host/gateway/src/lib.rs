@@ -14,10 +14,13 @@
 //!   targets (the rules, and their endpoints);
 //! - [`traces`], [`metrics`], [`openapi`], [`bundles`];
 //! - [`auth`]: principals, roles and the permission of every endpoint;
-//! - [`server`] (router, ids, auth, the HTTP form of [`error::ApiError`]) and [`serve`]
-//!   (`sbd serve`); [`context`], the request's correlation ids as the domain reads them.
+//! - [`error`]: the domain's one error type, [`error::GatewayError`], and the table of error
+//!   codes; [`api_error`]: the HTTP answer it becomes;
+//! - [`server`] (router, ids, auth) and [`serve`] (`sbd serve`); [`context`], the request's
+//!   correlation ids as the domain reads them.
 
 pub mod admin_api;
+pub mod api_error;
 pub mod auth;
 pub mod backend;
 pub mod authority;
@@ -60,5 +63,5 @@ pub mod util;
 pub mod webhooks;
 
 pub use config::Config;
-pub use error::{ApiError, ErrorCode};
+pub use error::{GatewayError, ErrorCode};
 pub use server::app;

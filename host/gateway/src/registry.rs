@@ -8,7 +8,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{ApiError, ApiResult};
+use crate::error::{GatewayError, GatewayResult};
 use crate::repo::RegistryStore;
 
 /// How a delegation naming an agent the registry does not know is decided.
@@ -80,21 +80,21 @@ impl AgentRecord {
 }
 
 /// Reads `tenant`'s settings (the defaults when none were set).
-pub fn settings(store: &dyn RegistryStore, tenant: &str) -> ApiResult<AuthoritySettings> {
+pub fn settings(store: &dyn RegistryStore, tenant: &str) -> GatewayResult<AuthoritySettings> {
     Ok(store.authority_settings(tenant)?.unwrap_or_default())
 }
 
 /// Registers or replaces an agent; its trust must be a score in 0-1000.
-pub fn upsert(store: &dyn RegistryStore, tenant: &str, a: &AgentRecord, now: i64) -> ApiResult<()> {
+pub fn upsert(store: &dyn RegistryStore, tenant: &str, a: &AgentRecord, now: i64) -> GatewayResult<()> {
     if !a.trust.is_finite() || !(0.0..=1000.0).contains(&a.trust) {
-        return Err(ApiError::invalid("`trust` must be a number in 0-1000"));
+        return Err(GatewayError::invalid("`trust` must be a number in 0-1000"));
     }
     store.upsert_agent(tenant, a, now)
 }
 
 /// Moves a registered agent's trust score (outcome reports), clamped to 0-1000 (a score that
 /// is not a number is 0); unregistered agents are skipped (`false`).
-pub fn set_trust(store: &dyn RegistryStore, tenant: &str, agent_id: &str, score: f64, now: i64) -> ApiResult<bool> {
+pub fn set_trust(store: &dyn RegistryStore, tenant: &str, agent_id: &str, score: f64, now: i64) -> GatewayResult<bool> {
     let score = if score.is_finite() { score.clamp(0.0, 1000.0) } else { 0.0 };
     store.set_agent_trust(tenant, agent_id, score, now)
 }

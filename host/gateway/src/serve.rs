@@ -45,7 +45,7 @@ pub enum ServeError {
     Limits(String),
     /// A startup query failed.
     #[error("store: {0}")]
-    Startup(crate::error::ApiError),
+    Startup(crate::error::GatewayError),
     /// The token keys could not be set up.
     #[error(transparent)]
     Tokens(#[from] crate::tokens::TokenSetupError),
@@ -169,7 +169,7 @@ async fn check_signing_key(store: &Backend, tokens: &crate::tokens::TokenAuthori
     let mine = crate::util::hex(&tokens.public_key().to_bytes());
     let recorded = store.claim_setting(SIGNING_KEY_SETTING, mine.clone()).await.map_err(ServeError::Startup)?;
     if recorded != mine {
-        return Err(ServeError::Startup(crate::error::ApiError::invalid(format!(
+        return Err(ServeError::Startup(crate::error::GatewayError::invalid(format!(
             "this gateway's signing key (`gateway.key` in the data directory, public key {mine}) is not the key the state is sealed with ({recorded}): gateways that share a store must share `gateway.key`"
         ))));
     }

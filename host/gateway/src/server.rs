@@ -18,7 +18,8 @@ use serde::de::DeserializeOwned;
 
 use crate::context::RequestContext;
 use crate::config::Config;
-use crate::error::{ApiError, ApiResult, ErrorCode};
+use crate::api_error::{ApiError, ApiResult};
+use crate::error::{ErrorCode, GatewayResult};
 use crate::metrics::Metrics;
 use crate::policy::PolicyHandle;
 use crate::backend::Backend;
@@ -100,33 +101,6 @@ impl AppState {
 
 /// Shared state as handlers receive it.
 pub type Shared = Arc<AppState>;
-
-/// The spec's `ErrorResponse`.
-#[derive(serde::Serialize)]
-struct ErrorBody<'a> {
-    error: &'a str,
-    message: &'a str,
-    request_id: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    trace_id: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    details: Option<&'a serde_json::Value>,
-}
-
-/// An [`ApiError`] as the spec's `ErrorResponse`, with the request's ids.
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let ctx = RequestContext::current();
-        let body = ErrorBody {
-            error: self.code.as_str(),
-            message: &self.message,
-            request_id: ctx.as_ref().map(|c| c.request_id.clone()).unwrap_or_default(),
-            trace_id: ctx.map(|c| c.trace_id),
-            details: self.details.as_ref(),
-        };
-        (self.status(), axum::Json(body)).into_response()
-    }
-}
 
 static REQUEST_COUNTER: AtomicU64 = AtomicU64::new(0);
 static BOOT_PREFIX: std::sync::OnceLock<String> = std::sync::OnceLock::new();
@@ -428,7 +402,7 @@ pub fn app(state: Shared) -> Router {
 }
 
 /// Loads the key cache from the store: every ACTIVE key that [`key_info`] accepts.
-pub async fn load_keys(store: &Backend) -> ApiResult<HashMap<String, KeyInfo>> {
+pub async fn load_keys(store: &Backend) -> GatewayResult<HashMap<String, KeyInfo>> {
     store
         .read(SYSTEM_TENANT, |tx| {
             let keys = tx.api_keys(None)?;

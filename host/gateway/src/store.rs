@@ -19,7 +19,7 @@ use std::thread;
 use rusqlite::Connection;
 use tokio::sync::oneshot;
 
-use crate::error::{ApiError, ApiResult};
+use crate::error::{GatewayError, GatewayResult};
 use crate::traces::{self, Seal};
 use crate::util::now_ms;
 
@@ -322,8 +322,8 @@ impl Store {
     /// lookups cost less than a hand-off to another thread), inside one read transaction: all
     /// of `f`'s statements see the same committed batch (a chain's events and its signed head
     /// never come from two different commits). SQLite refuses a write (`query_only`).
-    pub fn read<T>(&self, f: impl FnOnce(&Connection) -> ApiResult<T>) -> ApiResult<T> {
-        let idle = self.readers.lock().map_err(|_| ApiError::internal("the store's reader pool is poisoned"))?.pop();
+    pub fn read<T>(&self, f: impl FnOnce(&Connection) -> GatewayResult<T>) -> GatewayResult<T> {
+        let idle = self.readers.lock().map_err(|_| GatewayError::internal("the store's reader pool is poisoned"))?.pop();
         let conn = match idle {
             Some(conn) => conn,
             None => {
@@ -363,10 +363,10 @@ impl Store {
 
     /// Runs `f` on the writer thread inside the current batch; answers after the batch is
     /// durable. An `Err` from `f` rolls back `f`'s own changes only.
-    pub async fn run<T, F>(&self, f: F) -> ApiResult<T>
+    pub async fn run<T, F>(&self, f: F) -> GatewayResult<T>
     where
         T: Send + 'static,
-        F: FnOnce(&Connection) -> ApiResult<T> + Send + 'static,
+        F: FnOnce(&Connection) -> GatewayResult<T> + Send + 'static,
     {
         Ok(self.submit(f, None).await?.0)
     }
@@ -378,10 +378,10 @@ impl Store {
     /// or the batch does not commit; run when `f` answers `Ok` after undoing its own writes
     /// ([`rollback_job`]), so such an `f` must answer what `after` should see. A panic in
     /// `after` is caught and logged, so it cannot stop the writer.
-    pub async fn run_then<T, F, A>(&self, f: F, after: A) -> ApiResult<T>
+    pub async fn run_then<T, F, A>(&self, f: F, after: A) -> GatewayResult<T>
     where
         T: Send + 'static,
-        F: FnOnce(&Connection) -> ApiResult<T> + Send + 'static,
+        F: FnOnce(&Connection) -> GatewayResult<T> + Send + 'static,
         A: FnOnce(&T) + Send + 'static,
     {
         Ok(self.submit(f, Some(Box::new(after))).await?.0)
@@ -389,10 +389,10 @@ impl Store {
 
     /// Like [`Store::run`], and also returns the seal that signs the trace events of the batch
     /// `f` ran in (`None` when the batch appended none): what a receipt is made from.
-    pub async fn run_sealed<T, F>(&self, f: F) -> ApiResult<(T, Option<Arc<Seal>>)>
+    pub async fn run_sealed<T, F>(&self, f: F) -> GatewayResult<(T, Option<Arc<Seal>>)>
     where
         T: Send + 'static,
-        F: FnOnce(&Connection) -> ApiResult<T> + Send + 'static,
+        F: FnOnce(&Connection) -> GatewayResult<T> + Send + 'static,
     {
         self.submit(f, None).await
     }
@@ -402,18 +402,18 @@ impl Store {
         &self,
         f: F,
         after: Option<AfterCommit<T>>,
-    ) -> ApiResult<(T, Option<Arc<Seal>>)>
+    ) -> GatewayResult<(T, Option<Arc<Seal>>)>
     where
         T: Send + 'static,
-        F: FnOnce(&Connection) -> ApiResult<T> + Send + 'static,
+        F: FnOnce(&Connection) -> GatewayResult<T> + Send + 'static,
     {
-        let (tx, rx) = oneshot::channel::<ApiResult<(T, Option<Arc<Seal>>)>>();
+        let (tx, rx) = oneshot::channel::<GatewayResult<(T, Option<Arc<Seal>>)>>();
         // The request's ids and caller, for the events the job emits on the writer thread.
         let origin = crate::events::Origin::capture();
         let job: Job = Box::new(move |conn: Option<&Connection>| -> Reply {
             let result = match conn {
                 Some(conn) => origin.scope(|| in_savepoint(conn, f)),
-                None => Err(ApiError::internal("the store could not begin a transaction")),
+                None => Err(GatewayError::internal("the store could not begin a transaction")),
             };
             Box::new(move |committed: bool, seal: Option<&Arc<Seal>>| {
                 let answer = match (committed, result) {
@@ -425,14 +425,14 @@ impl Store {
                         }
                         (t, seal.cloned())
                     }),
-                    (false, Ok(_)) => Err(ApiError::internal("the batch transaction did not commit")),
+                    (false, Ok(_)) => Err(GatewayError::internal("the batch transaction did not commit")),
                     (false, Err(e)) => Err(e),
                 };
                 let _ = tx.send(answer);
             })
         });
-        self.jobs.send(job).map_err(|_| ApiError::internal("the store writer has stopped"))?;
-        rx.await.map_err(|_| ApiError::internal("the store writer dropped a job"))?
+        self.jobs.send(job).map_err(|_| GatewayError::internal("the store writer has stopped"))?;
+        rx.await.map_err(|_| GatewayError::internal("the store writer dropped a job"))?
     }
 }
 
@@ -539,8 +539,8 @@ thread_local! {
 /// Undoes every write the running job made so far; the job then returns normally (its
 /// answer is sent once the batch commits). For a job that finds, at its last write, that a
 /// concurrent twin committed first and answers with the twin's result instead.
-pub fn rollback_job(conn: &Connection) -> ApiResult<()> {
-    let mark = JOB_MARK.with(std::cell::Cell::get).ok_or_else(|| ApiError::internal("rollback_job outside a store job"))?;
+pub fn rollback_job(conn: &Connection) -> GatewayResult<()> {
+    let mark = JOB_MARK.with(std::cell::Cell::get).ok_or_else(|| GatewayError::internal("rollback_job outside a store job"))?;
     traces::truncate_pending(mark);
     if let Err(e) = conn.prepare_cached("ROLLBACK TO job").and_then(|mut s| s.execute([])) {
         POISONED.with(|p| p.set(true));
@@ -551,7 +551,7 @@ pub fn rollback_job(conn: &Connection) -> ApiResult<()> {
 
 /// Runs `f` as one job: in a savepoint, undone whole if it fails, with [`rollback_job`]
 /// available to it.
-pub(crate) fn in_savepoint<T>(conn: &Connection, f: impl FnOnce(&Connection) -> ApiResult<T>) -> ApiResult<T> {
+pub(crate) fn in_savepoint<T>(conn: &Connection, f: impl FnOnce(&Connection) -> GatewayResult<T>) -> GatewayResult<T> {
     conn.prepare_cached("SAVEPOINT job")?.execute([])?;
     let mark = traces::pending_len();
     JOB_MARK.with(|m| m.set(Some(mark)));
@@ -659,7 +659,7 @@ fn writer(conn: Connection, queue: mpsc::Receiver<Job>, stats: &Stats) {
         // One signature for every trace event of the batch, in the batch's transaction.
         let sealed = if POISONED.with(std::cell::Cell::get) {
             traces::discard_pending();
-            Err(ApiError::internal("a job's savepoint could not be undone or released"))
+            Err(GatewayError::internal("a job's savepoint could not be undone or released"))
         } else {
             traces::seal_pending(&conn, now_ms())
         };
@@ -695,7 +695,7 @@ fn nanos(d: std::time::Duration) -> u64 {
 }
 
 /// Reads one optional setting.
-pub fn setting(conn: &Connection, name: &str) -> ApiResult<Option<String>> {
+pub fn setting(conn: &Connection, name: &str) -> GatewayResult<Option<String>> {
     use rusqlite::OptionalExtension;
     Ok(conn
         .prepare_cached("SELECT value FROM settings WHERE name = ?1")?
@@ -704,18 +704,18 @@ pub fn setting(conn: &Connection, name: &str) -> ApiResult<Option<String>> {
 }
 
 /// Writes setting `name` unless it is set already; answers the value it holds afterwards.
-pub fn claim_setting(conn: &Connection, name: &str, value: &str) -> ApiResult<String> {
+pub fn claim_setting(conn: &Connection, name: &str, value: &str) -> GatewayResult<String> {
     conn.prepare_cached("INSERT INTO settings (name, value) VALUES (?1, ?2) ON CONFLICT(name) DO NOTHING")?.execute([name, value])?;
-    setting(conn, name)?.ok_or_else(|| ApiError::internal(format!("the setting `{name}` was claimed but is not stored")))
+    setting(conn, name)?.ok_or_else(|| GatewayError::internal(format!("the setting `{name}` was claimed but is not stored")))
 }
 
 /// Removes setting `name` if it still holds `value` (a claim undone); answers whether it did.
-pub fn unclaim_setting(conn: &Connection, name: &str, value: &str) -> ApiResult<bool> {
+pub fn unclaim_setting(conn: &Connection, name: &str, value: &str) -> GatewayResult<bool> {
     Ok(conn.prepare_cached("DELETE FROM settings WHERE name = ?1 AND value = ?2")?.execute([name, value])? > 0)
 }
 
 /// Writes one setting.
-pub fn set_setting(conn: &Connection, name: &str, value: &str) -> ApiResult<()> {
+pub fn set_setting(conn: &Connection, name: &str, value: &str) -> GatewayResult<()> {
     conn.prepare_cached("INSERT INTO settings (name, value) VALUES (?1, ?2) ON CONFLICT(name) DO UPDATE SET value = excluded.value")?
         .execute([name, value])?;
     Ok(())
@@ -736,7 +736,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path(), SyncMode::Normal).unwrap();
         let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
-        let reads = |c: &Connection| -> ApiResult<i32> {
+        let reads = |c: &Connection| -> GatewayResult<i32> {
             for prefix in ["tenant:t/workspace:a", "tenant:t/workspace:b", "tenant:u", "tenant:t/toolset:x", ""] {
                 c.budgets_with_prefix("t", crate::cycles::Unit::Tokens, prefix)?;
             }
@@ -885,7 +885,7 @@ mod tests {
                     .run_then(
                         move |conn| {
                             if i % 10 == 9 {
-                                return Err(ApiError::invalid("refused"));
+                                return Err(GatewayError::invalid("refused"));
                             }
                             conn.execute("INSERT INTO settings (name, value) VALUES (?1, 'v')", [format!("k{i}")])?;
                             // the row's position in commit order

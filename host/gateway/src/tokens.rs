@@ -12,7 +12,7 @@ use sbd_bundle::token::{ChainId, Delegation, UnverifiedToken, VerifiedPrefixes, 
 use sbd_bundle::{KeyPair, TrustStore};
 use sbd_policy::{Grant, Link, Mandate, Request};
 
-use crate::error::{ApiError, ApiResult, ErrorCode};
+use crate::error::{GatewayError, GatewayResult, ErrorCode};
 
 /// The gateway's signing key and the keys whose tokens it accepts.
 pub struct TokenAuthority {
@@ -73,15 +73,15 @@ impl TokenAuthority {
     /// Verifies `token` at `now` and that it is usable by `tenant`: signed by a trusted
     /// gateway, bound to `tenant`, and anchored in a root grant. A forged, altered, expired or
     /// foreign token is 401; a valid token of another tenant or an unanchored chain is 403.
-    pub fn verify(&self, token: &str, tenant: &str, now: u64) -> ApiResult<VerifiedToken> {
+    pub fn verify(&self, token: &str, tenant: &str, now: u64) -> GatewayResult<VerifiedToken> {
         let verified = UnverifiedToken::decode(token)
             .and_then(|t| t.verify_cached(&self.trust, now, &self.verified))
-            .map_err(|e| ApiError::new(ErrorCode::Unauthorized, format!("delegation token refused ({}): {e}", e.name())))?;
+            .map_err(|e| GatewayError::new(ErrorCode::Unauthorized, format!("delegation token refused ({}): {e}", e.name())))?;
         if verified.tenant() != tenant {
-            return Err(ApiError::forbidden("the delegation token belongs to another tenant"));
+            return Err(GatewayError::forbidden("the delegation token belongs to another tenant"));
         }
         if !verified.is_anchored() {
-            return Err(ApiError::forbidden(
+            return Err(GatewayError::forbidden(
                 "the delegation token is not anchored in a root grant (its chain started from a delegator's own claim)",
             ));
         }
@@ -89,7 +89,7 @@ impl TokenAuthority {
     }
 
     /// A root grant: `issuer` (an operator) gives `holder` the root `mandate` of a new chain.
-    pub fn grant_root(&self, chain_id: ChainId, tenant: &str, issuer: &str, holder: &str, mandate: &Mandate, now: u64) -> ApiResult<VerifiedToken> {
+    pub fn grant_root(&self, chain_id: ChainId, tenant: &str, issuer: &str, holder: &str, mandate: &Mandate, now: u64) -> GatewayResult<VerifiedToken> {
         let grant = Delegation {
             tenant: tenant.to_string(),
             alpha: 0.0,
@@ -104,18 +104,18 @@ impl TokenAuthority {
             expires_at: mandate.expires_at,
         };
         VerifiedToken::grant(&self.key, chain_id, grant)
-            .map_err(|e| ApiError::invalid(format!("cannot grant this root mandate: {e}")))
+            .map_err(|e| GatewayError::invalid(format!("cannot grant this root mandate: {e}")))
     }
 
     /// The child's token: `parent` plus one block for the allowed hop.
-    pub fn append(&self, parent: &VerifiedToken, delegation: Delegation) -> ApiResult<VerifiedToken> {
-        parent.append(&self.key, delegation).map_err(|e| ApiError::internal(format!("cannot issue the child token: {e}")))
+    pub fn append(&self, parent: &VerifiedToken, delegation: Delegation) -> GatewayResult<VerifiedToken> {
+        parent.append(&self.key, delegation).map_err(|e| GatewayError::internal(format!("cannot issue the child token: {e}")))
     }
 
     /// The child's token for an allowed hop (`grant`) of `request` under `parent`, bound to
     /// `tenant`; `approved_by` names the human whose verified approval let the hop exceed the
     /// parent's maximum depth.
-    pub fn issue(&self, parent: &VerifiedToken, tenant: &str, request: &Request, grant: &Grant, approved_by: Option<&str>) -> ApiResult<VerifiedToken> {
+    pub fn issue(&self, parent: &VerifiedToken, tenant: &str, request: &Request, grant: &Grant, approved_by: Option<&str>) -> GatewayResult<VerifiedToken> {
         let mut delegation = Delegation::from_grant(request, grant, grant.child_mandate.expires_at);
         delegation.tenant = tenant.to_string();
         delegation.approved_by = approved_by.unwrap_or_default().to_string();
@@ -183,8 +183,8 @@ pub fn parse_chain_id(text: &str) -> Option<ChainId> {
 }
 
 /// A fresh random chain id.
-pub fn new_chain_id() -> ApiResult<ChainId> {
-    ChainId::random().map_err(|e| ApiError::internal(format!("chain id: {e}")))
+pub fn new_chain_id() -> GatewayResult<ChainId> {
+    ChainId::random().map_err(|e| GatewayError::internal(format!("chain id: {e}")))
 }
 
 #[cfg(test)]

@@ -48,7 +48,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
-use crate::error::{ApiError, ApiResult, ErrorCode};
+use crate::error::{GatewayError, GatewayResult, ErrorCode};
 use crate::repo::TraceStore;
 use crate::util::hex;
 
@@ -221,10 +221,10 @@ pub struct Seal {
 
 impl Seal {
     /// Signs the Merkle root of `leaves` as seal `seal_id` with `signer`.
-    pub(crate) fn sign(seal_id: i64, signer: &KeyPair, leaves: Vec<[u8; 32]>) -> ApiResult<Seal> {
-        let tree_size = i64::try_from(leaves.len()).map_err(ApiError::internal)?;
+    pub(crate) fn sign(seal_id: i64, signer: &KeyPair, leaves: Vec<[u8; 32]>) -> GatewayResult<Seal> {
+        let tree_size = i64::try_from(leaves.len()).map_err(GatewayError::internal)?;
         let levels = tree_levels(leaves);
-        let root = levels.last().and_then(|l| l.first()).copied().ok_or_else(|| ApiError::internal("an empty seal tree"))?;
+        let root = levels.last().and_then(|l| l.first()).copied().ok_or_else(|| GatewayError::internal("an empty seal tree"))?;
         let record = SealRecord {
             seal_id,
             tree_size,
@@ -515,7 +515,7 @@ pub fn discard_pending() {
 /// Signs the Merkle root of every event appended on this thread since the last seal and
 /// stores the seal, in the caller's transaction: to be called once before each commit that
 /// may have appended events. `None` when nothing waits.
-pub fn seal_pending(conn: &Connection, now_ms: i64) -> ApiResult<Option<std::sync::Arc<Seal>>> {
+pub fn seal_pending(conn: &Connection, now_ms: i64) -> GatewayResult<Option<std::sync::Arc<Seal>>> {
     let Some(pending) = PENDING.with(|p| p.borrow_mut().take()) else { return Ok(None) };
     if pending.leaves.is_empty() {
         return Ok(None);
@@ -533,7 +533,7 @@ pub fn seal_pending(conn: &Connection, now_ms: i64) -> ApiResult<Option<std::syn
 /// The seal and leaf index the next appended event gets, opening this thread's batch (with
 /// the next seal number) at its first event: the embedded store's
 /// [`crate::repo::TraceStore::open_trace_leaf`].
-pub(crate) fn next_leaf(conn: &Connection, signer: &KeyPair, leaf: [u8; 32]) -> ApiResult<(i64, i64)> {
+pub(crate) fn next_leaf(conn: &Connection, signer: &KeyPair, leaf: [u8; 32]) -> GatewayResult<(i64, i64)> {
     let open = PENDING.with(|p| p.borrow().is_some());
     if !open {
         // One past every number ever handed out (AUTOINCREMENT's counter): a seal id never
@@ -548,11 +548,11 @@ pub(crate) fn next_leaf(conn: &Connection, signer: &KeyPair, leaf: [u8; 32]) -> 
     }
     PENDING.with(|p| {
         let mut p = p.borrow_mut();
-        let p = p.as_mut().ok_or_else(|| ApiError::internal("no open seal"))?;
+        let p = p.as_mut().ok_or_else(|| GatewayError::internal("no open seal"))?;
         if p.signer.id() != signer.id() {
-            return Err(ApiError::internal("one batch of trace events signed by two keys"));
+            return Err(GatewayError::internal("one batch of trace events signed by two keys"));
         }
-        let index = i64::try_from(p.leaves.len()).map_err(ApiError::internal)?;
+        let index = i64::try_from(p.leaves.len()).map_err(GatewayError::internal)?;
         p.leaves.push(leaf);
         Ok((p.seal_id, index))
     })
@@ -617,17 +617,17 @@ pub fn seal(r: &mut Record, prev: &[u8; 32], signer: &KeyPair) -> SignedHead {
 /// work's seal (on the embedded store: this thread's batch, signed by `signer` in
 /// [`seal_pending`] before the batch commits); returns the event's sequence number, position,
 /// hash and place in the seal.
-pub fn append(store: &dyn TraceStore, e: &NewEvent<'_>, signer: &KeyPair) -> ApiResult<Appended> {
+pub fn append(store: &dyn TraceStore, e: &NewEvent<'_>, signer: &KeyPair) -> GatewayResult<Appended> {
     // The previous head, not the last stored event: a chain whose tail was deleted stays broken
     // (a position gap) instead of being silently continued from the truncated tail.
     let (count, prev) = match store.trace_head(e.tenant, e.chain_id)? {
         None => (0, [0u8; 32]),
         Some(head) if head.count >= 0 => {
-            (head.count, unhex32(&head.head_hash).ok_or_else(|| ApiError::internal("a chain's head hash is not 64 hex digits"))?)
+            (head.count, unhex32(&head.head_hash).ok_or_else(|| GatewayError::internal("a chain's head hash is not 64 hex digits"))?)
         }
-        Some(head) => return Err(ApiError::internal(format!("chain `{}`'s stored head counts {} events", e.chain_id, head.count))),
+        Some(head) => return Err(GatewayError::internal(format!("chain `{}`'s stored head counts {} events", e.chain_id, head.count))),
     };
-    let pos = count.checked_add(1).ok_or_else(|| ApiError::internal("trace position overflow"))?;
+    let pos = count.checked_add(1).ok_or_else(|| GatewayError::internal("trace position overflow"))?;
     // the sequence number is part of the hash, so it is chosen before the insert
     let seq = store.next_trace_seq(e.tenant)?;
     let mut record = Record {
@@ -711,7 +711,7 @@ fn record_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Record> {
 }
 
 /// Every stored row of `chain_id` owned by `tenant`, ordered by `seq` (empty when none).
-pub fn load(conn: &Connection, tenant: &str, chain_id: &str) -> ApiResult<Vec<Record>> {
+pub fn load(conn: &Connection, tenant: &str, chain_id: &str) -> GatewayResult<Vec<Record>> {
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT {RECORD_COLUMNS} FROM trace_events WHERE tenant_id = ?1 AND chain_id = ?2 ORDER BY seq"
     ))?;
@@ -720,7 +720,7 @@ pub fn load(conn: &Connection, tenant: &str, chain_id: &str) -> ApiResult<Vec<Re
 }
 
 /// The stored row of event `seq` if `tenant` owns it.
-pub(crate) fn load_at(conn: &Connection, tenant: &str, seq: i64) -> ApiResult<Option<Record>> {
+pub(crate) fn load_at(conn: &Connection, tenant: &str, seq: i64) -> GatewayResult<Option<Record>> {
     Ok(conn
         .prepare_cached(&format!("SELECT {RECORD_COLUMNS} FROM trace_events WHERE seq = ?1 AND tenant_id = ?2"))?
         .query_row(params![seq, tenant], record_row)
@@ -728,7 +728,7 @@ pub(crate) fn load_at(conn: &Connection, tenant: &str, seq: i64) -> ApiResult<Op
 }
 
 /// The stored rows of `tenant`'s latest `warning` events, newest first, at most `limit`.
-pub(crate) fn load_warnings(conn: &Connection, tenant: &str, limit: usize) -> ApiResult<Vec<Record>> {
+pub(crate) fn load_warnings(conn: &Connection, tenant: &str, limit: usize) -> GatewayResult<Vec<Record>> {
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT {RECORD_COLUMNS} FROM trace_events WHERE tenant_id = ?1 AND decision = 'warning' ORDER BY seq DESC LIMIT ?2"
     ))?;
@@ -748,7 +748,7 @@ pub(crate) fn seal_from_leaves(record: SealRecord, leaves: &[u8]) -> Result<Seal
 
 /// Seal `seal_id` as stored, with its tree rebuilt from the stored leaves; `Err` says why it
 /// cannot be used (missing, or leaves that do not match its size).
-pub(crate) fn stored_seal(conn: &Connection, seal_id: i64) -> ApiResult<Result<Seal, &'static str>> {
+pub(crate) fn stored_seal(conn: &Connection, seal_id: i64) -> GatewayResult<Result<Seal, &'static str>> {
     let row = conn
         .prepare_cached("SELECT tree_size, root, leaves, key_id, signature FROM trace_seals WHERE seal_id = ?1")?
         .query_row([seal_id], |x| {
@@ -766,7 +766,7 @@ pub(crate) fn stored_seal(conn: &Connection, seal_id: i64) -> ApiResult<Result<S
 /// The seals `records` (of `tenant`) name and each sealed record's audit path. A seal that is
 /// missing or whose stored leaves are malformed is left out: its records then fail
 /// verification.
-pub fn inclusions(store: &dyn TraceStore, tenant: &str, records: &[Record]) -> ApiResult<Inclusions> {
+pub fn inclusions(store: &dyn TraceStore, tenant: &str, records: &[Record]) -> GatewayResult<Inclusions> {
     let mut out = Inclusions::default();
     let mut seals: std::collections::BTreeMap<i64, Option<Seal>> = std::collections::BTreeMap::new();
     for r in records {
@@ -791,10 +791,10 @@ pub fn inclusions(store: &dyn TraceStore, tenant: &str, records: &[Record]) -> A
 /// `None` for an event written before seals (its row carries its own signature) or one that
 /// does not exist, or is another tenant's. A sealed event whose seal is missing or does not
 /// prove it is a 500.
-pub fn receipt(store: &dyn TraceStore, tenant: &str, seq: i64, key: &PublicKey) -> ApiResult<Option<Receipt>> {
+pub fn receipt(store: &dyn TraceStore, tenant: &str, seq: i64, key: &PublicKey) -> GatewayResult<Option<Receipt>> {
     let Some(event) = store.trace_event_at(tenant, seq)? else { return Ok(None) };
     let (Some(seal_id), Some(leaf)) = (event.seal_id, event.leaf) else { return Ok(None) };
-    let broken = |why: &str| ApiError::internal(format!("trace event {seq}: {why}; its receipt cannot be made"));
+    let broken = |why: &str| GatewayError::internal(format!("trace event {seq}: {why}; its receipt cannot be made"));
     let seal = store.trace_seal(tenant, seal_id)?.map_err(broken)?;
     let receipt = seal.receipt(&Appended { seq: event.seq, pos: event.pos, hash: event.hash, seal_id, leaf });
     if !receipt_signed(&receipt, &event.tenant, &event.chain_id, key) {
@@ -805,7 +805,7 @@ pub fn receipt(store: &dyn TraceStore, tenant: &str, seq: i64, key: &PublicKey) 
 
 /// The stored signed head of a chain, if any: the embedded store's
 /// [`TraceStore::trace_head`].
-pub(crate) fn stored_head(conn: &Connection, tenant: &str, chain_id: &str) -> ApiResult<Option<SignedHead>> {
+pub(crate) fn stored_head(conn: &Connection, tenant: &str, chain_id: &str) -> GatewayResult<Option<SignedHead>> {
     Ok(conn
         .prepare_cached("SELECT count, head_hash, key_id, signature FROM trace_heads WHERE tenant_id = ?1 AND chain_id = ?2")?
         .query_row(params![tenant, chain_id], |r| {
@@ -1099,33 +1099,33 @@ pub fn receipt_signed(rc: &Receipt, tenant: &str, chain_id: &str, key: &PublicKe
 
 /// Every event of `chain_id` owned by `tenant`, in order, as readable values; 404 when there is
 /// none. Does not verify: callers that act on the history use [`verified_chain`].
-pub fn chain(store: &dyn TraceStore, tenant: &str, chain_id: &str) -> ApiResult<Vec<Value>> {
+pub fn chain(store: &dyn TraceStore, tenant: &str, chain_id: &str) -> GatewayResult<Vec<Value>> {
     let records = store.trace_events(tenant, chain_id)?;
     if records.is_empty() {
-        return Err(ApiError::not_found(format!("chain `{chain_id}` not found")));
+        return Err(GatewayError::not_found(format!("chain `{chain_id}` not found")));
     }
     Ok(records.iter().map(view).collect())
 }
 
 /// Like [`chain`], but refuses (500 with the break in `details`) a chain that does not verify
 /// against `key`: nothing is decided on altered history.
-pub fn verified_chain(store: &dyn TraceStore, tenant: &str, chain_id: &str, key: &PublicKey) -> ApiResult<Vec<Value>> {
+pub fn verified_chain(store: &dyn TraceStore, tenant: &str, chain_id: &str, key: &PublicKey) -> GatewayResult<Vec<Value>> {
     let records = store.trace_events(tenant, chain_id)?;
     if records.is_empty() {
-        return Err(ApiError::not_found(format!("chain `{chain_id}` not found")));
+        return Err(GatewayError::not_found(format!("chain `{chain_id}` not found")));
     }
     let head = store.trace_head(tenant, chain_id)?;
     let inclusions = inclusions(store, tenant, &records)?;
     if let Err(b) = verify_records(&records, tenant, chain_id, key, head.as_ref(), &inclusions) {
         tracing::error!(%tenant, %chain_id, integrity = %b, "trace integrity check failed");
-        return Err(ApiError::new(ErrorCode::InternalError, format!("the stored trace of chain `{chain_id}` is {b}"))
+        return Err(GatewayError::new(ErrorCode::InternalError, format!("the stored trace of chain `{chain_id}` is {b}"))
             .with_details(json!({ "integrity_break": b })));
     }
     Ok(records.iter().map(view).collect())
 }
 
 /// The latest `warning` events of `tenant` (newest first, at most `limit`), for operators.
-pub fn warnings(store: &dyn TraceStore, tenant: &str, limit: usize) -> ApiResult<Vec<Value>> {
+pub fn warnings(store: &dyn TraceStore, tenant: &str, limit: usize) -> GatewayResult<Vec<Value>> {
     Ok(store.warning_events(tenant, limit)?.iter().map(view).collect())
 }
 

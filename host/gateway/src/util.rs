@@ -107,39 +107,39 @@ pub fn parse_rfc3339(s: &str) -> Option<i64> {
 }
 
 /// A page size of the admin-plane lists: 1 to 100, default 50; anything else is a 400.
-pub fn page_size(limit: Option<u32>) -> crate::error::ApiResult<usize> {
+pub fn page_size(limit: Option<u32>) -> crate::error::GatewayResult<usize> {
     match limit {
         None => Ok(50),
         Some(n @ 1..=100) => Ok(n as usize),
-        Some(n) => Err(crate::error::ApiError::invalid(format!("`limit` must be 1 to 100, not {n}"))),
+        Some(n) => Err(crate::error::GatewayError::invalid(format!("`limit` must be 1 to 100, not {n}"))),
     }
 }
 
 /// The offset a list's `cursor` names (this server's cursors are offsets into a stable order);
 /// 0 without one, 400 for one it did not issue.
-pub fn page_offset(cursor: Option<&str>) -> crate::error::ApiResult<usize> {
+pub fn page_offset(cursor: Option<&str>) -> crate::error::GatewayResult<usize> {
     match cursor {
-        Some(c) => c.parse().map_err(|_| crate::error::ApiError::invalid("`cursor` is not a cursor this server issued")),
+        Some(c) => c.parse().map_err(|_| crate::error::GatewayError::invalid("`cursor` is not a cursor this server issued")),
         None => Ok(0),
     }
 }
 
 /// An admin list's `search`, lowercased for a case-insensitive match: `None` when absent or
 /// empty (the spec treats empty as absent); 400 beyond 128 characters.
-pub fn search_term(search: Option<&str>) -> crate::error::ApiResult<Option<String>> {
+pub fn search_term(search: Option<&str>) -> crate::error::GatewayResult<Option<String>> {
     match search.filter(|s| !s.is_empty()) {
-        Some(s) if s.chars().count() > 128 => Err(crate::error::ApiError::invalid("`search` must be at most 128 characters")),
+        Some(s) if s.chars().count() > 128 => Err(crate::error::GatewayError::invalid("`search` must be at most 128 characters")),
         other => Ok(other.map(str::to_lowercase)),
     }
 }
 
 /// Whether an admin list sorts descending: `sort_dir` `desc` (the spec's default) or `asc`;
 /// 400 for anything else.
-pub fn sort_descending(sort_dir: Option<&str>) -> crate::error::ApiResult<bool> {
+pub fn sort_descending(sort_dir: Option<&str>) -> crate::error::GatewayResult<bool> {
     match sort_dir {
         None | Some("desc") => Ok(true),
         Some("asc") => Ok(false),
-        Some(other) => Err(crate::error::ApiError::invalid(format!("`sort_dir` must be asc or desc, not `{other}`"))),
+        Some(other) => Err(crate::error::GatewayError::invalid(format!("`sort_dir` must be asc or desc, not `{other}`"))),
     }
 }
 
@@ -164,7 +164,7 @@ impl ListControls {
         sort_dir: Option<&str>,
         cursor: Option<&str>,
         limit: Option<u32>,
-    ) -> crate::error::ApiResult<ListControls> {
+    ) -> crate::error::GatewayResult<ListControls> {
         Ok(ListControls {
             search: search_term(search)?,
             descending: sort_descending(sort_dir)?,

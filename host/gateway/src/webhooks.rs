@@ -16,7 +16,7 @@ use rusqlite::{params, Connection};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::error::{ApiError, ApiResult, ErrorCode};
+use crate::error::{GatewayError, GatewayResult, ErrorCode};
 use crate::events::{self, EventCategory, EventData, EventType, NewEvent, StoredEvent, SYSTEM_TENANT};
 use crate::repo::{Tx, WebhookStore};
 use crate::util::{new_id, random_hex, rfc3339};
@@ -96,8 +96,8 @@ impl Default for RetryPolicy {
 }
 
 impl RetryPolicy {
-    fn validate(&self) -> ApiResult<()> {
-        let bad = |field: &str, range: &str| ApiError::invalid(format!("`retry_policy.{field}` must be {range}"));
+    fn validate(&self) -> GatewayResult<()> {
+        let bad = |field: &str, range: &str| GatewayError::invalid(format!("`retry_policy.{field}` must be {range}"));
         if self.max_retries > 10 {
             return Err(bad("max_retries", "0 to 10"));
         }
@@ -148,10 +148,10 @@ pub struct Thresholds {
 }
 
 impl Thresholds {
-    fn validate(&self) -> ApiResult<()> {
+    fn validate(&self) -> GatewayResult<()> {
         let fraction = |field: &str, v: Option<f64>| match v {
             Some(x) if !(0.0..=1.0).contains(&x) => {
-                Err(ApiError::invalid(format!("`thresholds.{field}` must be between 0 and 1")))
+                Err(GatewayError::invalid(format!("`thresholds.{field}` must be between 0 and 1")))
             }
             _ => Ok(()),
         };
@@ -162,11 +162,11 @@ impl Thresholds {
         fraction("expiry_rate_threshold", self.expiry_rate_threshold)?;
         fraction("auth_failure_rate_threshold", self.auth_failure_rate_threshold)?;
         if self.burn_rate_multiplier.is_some_and(|m| !(m >= 1.5 && m.is_finite())) {
-            return Err(ApiError::invalid("`thresholds.burn_rate_multiplier` must be at least 1.5"));
+            return Err(GatewayError::invalid("`thresholds.burn_rate_multiplier` must be at least 1.5"));
         }
         for (field, v) in [("burn_rate_window_seconds", self.burn_rate_window_seconds), ("rate_window_seconds", self.rate_window_seconds)] {
             if v.is_some_and(|s| !(60..=86_400).contains(&s)) {
-                return Err(ApiError::invalid(format!("`thresholds.{field}` must be 60 to 86400")));
+                return Err(GatewayError::invalid(format!("`thresholds.{field}` must be 60 to 86400")));
             }
         }
         Ok(())
@@ -504,8 +504,8 @@ impl WebhookSettings {
 
     /// Checks a URL's form (scheme, host, length); resolving it is the caller's
     /// ([`check_resolved`]).
-    pub fn check_form(&self, url: &str) -> ApiResult<reqwest::Url> {
-        let bad = |why: String| ApiError::new(ErrorCode::WebhookUrlInvalid, why);
+    pub fn check_form(&self, url: &str) -> GatewayResult<reqwest::Url> {
+        let bad = |why: String| GatewayError::new(ErrorCode::WebhookUrlInvalid, why);
         if url.len() > 2048 {
             return Err(bad("`url` is longer than 2048 characters".into()));
         }
@@ -527,8 +527,8 @@ impl WebhookSettings {
 }
 
 /// Resolves the URL's host and refuses it when any address is in a blocked range (SSRF).
-pub async fn check_resolved(policy: &WebhookSettings, url: &reqwest::Url) -> ApiResult<()> {
-    let bad = |why: String| ApiError::new(ErrorCode::WebhookUrlInvalid, why);
+pub async fn check_resolved(policy: &WebhookSettings, url: &reqwest::Url) -> GatewayResult<()> {
+    let bad = |why: String| GatewayError::new(ErrorCode::WebhookUrlInvalid, why);
     let host = url.host_str().unwrap_or_default().trim_start_matches('[').trim_end_matches(']').to_string();
     let port = url.port_or_known_default().unwrap_or(443);
     let addrs: Vec<IpAddr> = match host.parse::<IpAddr>() {
@@ -592,24 +592,24 @@ pub struct SubscriptionDraft<'a> {
 impl SubscriptionDraft<'_> {
     /// The WEBHOOK SUBSCRIPTION INVARIANTS and the field bounds; a violation is a 400
     /// `INVALID_REQUEST` naming the field, and nothing is persisted.
-    pub fn validate(&self) -> ApiResult<()> {
+    pub fn validate(&self) -> GatewayResult<()> {
         // INVARIANT 1: selector presence.
         if self.event_types.is_empty() && self.event_categories.is_empty() {
-            return Err(ApiError::invalid(
+            return Err(GatewayError::invalid(
                 "a subscription must select events: `event_types` and `event_categories` cannot both be empty",
             ));
         }
         // INVARIANT 2: a tenant-owned subscription carries only tenant-accessible selectors.
         if self.tenant_id != SYSTEM_TENANT {
             if let Some(t) = self.event_types.iter().find(|t| !t.category().tenant_accessible()) {
-                return Err(ApiError::invalid(format!(
+                return Err(GatewayError::invalid(format!(
                     "`event_types` contains `{}`, an admin-only event type; a subscription owned by tenant `{}` may select only budget.*, reservation.* and tenant.* events",
                     t.as_str(),
                     self.tenant_id
                 )));
             }
             if let Some(c) = self.event_categories.iter().find(|c| !c.tenant_accessible()) {
-                return Err(ApiError::invalid(format!(
+                return Err(GatewayError::invalid(format!(
                     "`event_categories` contains `{}`, an admin-only category; a subscription owned by tenant `{}` may select only budget, reservation and tenant",
                     c.as_str(),
                     self.tenant_id
@@ -617,39 +617,39 @@ impl SubscriptionDraft<'_> {
             }
         }
         if self.name.is_some_and(|n| n.chars().count() > 256) {
-            return Err(ApiError::invalid("`name` is longer than 256 characters"));
+            return Err(GatewayError::invalid("`name` is longer than 256 characters"));
         }
         if self.description.is_some_and(|d| d.chars().count() > 1024) {
-            return Err(ApiError::invalid("`description` is longer than 1024 characters"));
+            return Err(GatewayError::invalid("`description` is longer than 1024 characters"));
         }
         if let Some(f) = self.scope_filter {
             let pattern = f.strip_suffix('*').unwrap_or(f);
             if f.is_empty() || f.len() > 512 || pattern.contains('*') {
-                return Err(ApiError::invalid(
+                return Err(GatewayError::invalid(
                     "`scope_filter` must be a scope path, optionally ending in `*` (e.g. `tenant:acme/*`)",
                 ));
             }
         }
         if !(16..=256).contains(&self.signing_secret.len()) {
-            return Err(ApiError::invalid("`signing_secret` must be 16 to 256 characters"));
+            return Err(GatewayError::invalid("`signing_secret` must be 16 to 256 characters"));
         }
         if self.headers.len() > 20 {
-            return Err(ApiError::invalid("`headers` has more than 20 entries"));
+            return Err(GatewayError::invalid("`headers` has more than 20 entries"));
         }
         for (name, value) in self.headers {
             let lower = name.to_ascii_lowercase();
-            if axum::http::HeaderName::from_bytes(name.as_bytes()).is_err()
-                || axum::http::HeaderValue::from_str(value).is_err()
+            if reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err()
+                || reqwest::header::HeaderValue::from_str(value).is_err()
             {
-                return Err(ApiError::invalid(format!("`headers.{name}` is not a valid HTTP header")));
+                return Err(GatewayError::invalid(format!("`headers.{name}` is not a valid HTTP header")));
             }
             if RESERVED_HEADERS.contains(&lower.as_str()) {
-                return Err(ApiError::invalid(format!("`headers.{name}` is set by the delivery itself")));
+                return Err(GatewayError::invalid(format!("`headers.{name}` is set by the delivery itself")));
             }
         }
         self.retry_policy.validate()?;
         if self.disable_after_failures == 0 {
-            return Err(ApiError::invalid("`disable_after_failures` must be at least 1"));
+            return Err(GatewayError::invalid("`disable_after_failures` must be at least 1"));
         }
         if let Some(t) = self.thresholds {
             t.validate()?;
@@ -689,22 +689,22 @@ pub fn new_secret() -> String {
 }
 
 /// One subscription, whichever tenant owns it.
-pub fn load(store: &dyn WebhookStore, id: &str) -> ApiResult<Option<Subscription>> {
+pub fn load(store: &dyn WebhookStore, id: &str) -> GatewayResult<Option<Subscription>> {
     store.subscription(id)
 }
 
 /// One subscription, or 404 `WEBHOOK_NOT_FOUND`; with `tenant`, one of another tenant is also
 /// a 404 (a tenant key learns nothing of other tenants' subscriptions).
-pub fn load_for(store: &dyn WebhookStore, id: &str, tenant: Option<&str>) -> ApiResult<Subscription> {
+pub fn load_for(store: &dyn WebhookStore, id: &str, tenant: Option<&str>) -> GatewayResult<Subscription> {
     match load(store, id)? {
         Some(s) if tenant.is_none_or(|t| t == s.tenant_id) => Ok(s),
-        _ => Err(ApiError::new(ErrorCode::WebhookNotFound, format!("no webhook subscription `{id}`"))),
+        _ => Err(GatewayError::new(ErrorCode::WebhookNotFound, format!("no webhook subscription `{id}`"))),
     }
 }
 
 /// Deletes finished delivery records (delivered or failed) completed before `before_ms`.
 /// Returns how many went. (The embedded store's, across tenants.)
-pub fn sweep_deliveries(conn: &Connection, before_ms: i64, max: usize) -> ApiResult<usize> {
+pub fn sweep_deliveries(conn: &Connection, before_ms: i64, max: usize) -> GatewayResult<usize> {
     let n = conn
         .prepare_cached(
             "DELETE FROM webhook_deliveries WHERE delivery_id IN (SELECT delivery_id FROM webhook_deliveries \
@@ -715,17 +715,17 @@ pub fn sweep_deliveries(conn: &Connection, before_ms: i64, max: usize) -> ApiRes
 }
 
 /// How many subscriptions `tenant` holds (any status).
-pub fn count_for(store: &dyn WebhookStore, tenant: &str) -> ApiResult<usize> {
+pub fn count_for(store: &dyn WebhookStore, tenant: &str) -> GatewayResult<usize> {
     Ok(store.subscriptions(Some(tenant), None)?.len())
 }
 
 /// Writes `sub` (insert or replace).
-pub fn save(store: &dyn WebhookStore, sub: &Subscription) -> ApiResult<()> {
+pub fn save(store: &dyn WebhookStore, sub: &Subscription) -> GatewayResult<()> {
     store.save_subscription(sub)
 }
 
 /// Deletes `sub` and its undelivered deliveries.
-pub fn delete(store: &dyn WebhookStore, sub: &Subscription) -> ApiResult<()> {
+pub fn delete(store: &dyn WebhookStore, sub: &Subscription) -> GatewayResult<()> {
     store.delete_subscription(sub)
 }
 
@@ -745,7 +745,7 @@ pub struct ListFilter {
 }
 
 /// One page of subscriptions (`WebhookListResponse`), oldest first.
-pub fn list(store: &dyn WebhookStore, f: &ListFilter) -> ApiResult<Value> {
+pub fn list(store: &dyn WebhookStore, f: &ListFilter) -> GatewayResult<Value> {
     let offset = parse_cursor(f.cursor.as_deref())?;
     let all: Vec<Subscription> = store
         .subscriptions(f.tenant_id.as_deref(), f.status)?
@@ -761,14 +761,14 @@ pub fn list(store: &dyn WebhookStore, f: &ListFilter) -> ApiResult<Value> {
     Ok(body)
 }
 
-fn parse_cursor(cursor: Option<&str>) -> ApiResult<usize> {
+fn parse_cursor(cursor: Option<&str>) -> GatewayResult<usize> {
     match cursor {
         None => Ok(0),
         // An offset SQLite can take (int64), so the next page's offset cannot overflow either.
         Some(c) => c
             .parse::<u32>()
             .map(|n| n as usize)
-            .map_err(|_| ApiError::invalid("`cursor` is not a cursor this server issued")),
+            .map_err(|_| GatewayError::invalid("`cursor` is not a cursor this server issued")),
     }
 }
 
@@ -776,7 +776,7 @@ fn parse_cursor(cursor: Option<&str>) -> ApiResult<usize> {
 /// tenant's and the system ones), except `skip` (a subscription is not told of its own failed
 /// delivery). Runs inside the unit of work that writes the event. Returns how many were
 /// queued.
-pub fn enqueue(store: &dyn WebhookStore, event: &StoredEvent, skip: Option<&str>, now_ms: i64) -> ApiResult<usize> {
+pub fn enqueue(store: &dyn WebhookStore, event: &StoredEvent, skip: Option<&str>, now_ms: i64) -> GatewayResult<usize> {
     let mut subs = store.subscriptions(Some(&event.tenant_id), Some(SubscriptionStatus::Active))?;
     if event.tenant_id != SYSTEM_TENANT {
         subs.extend(store.subscriptions(Some(SYSTEM_TENANT), Some(SubscriptionStatus::Active))?);
@@ -951,7 +951,7 @@ pub struct Due {
 /// active subscriptions, for `lease_ms`: another dispatcher (another gateway on the same
 /// store) skips them until the lease lapses. A tenant-owned subscription's admin-only event is
 /// failed here, never sent (the last-mile INVARIANT 2 check).
-pub fn lease_due(conn: &Connection, now_ms: i64, max: usize, lease_ms: i64, per_tenant: usize) -> ApiResult<Vec<Due>> {
+pub fn lease_due(conn: &Connection, now_ms: i64, max: usize, lease_ms: i64, per_tenant: usize) -> GatewayResult<Vec<Due>> {
     lease_due_with(conn, now_ms, max, lease_ms, per_tenant, i64::MIN)
 }
 
@@ -964,7 +964,7 @@ pub fn lease_due_with(
     lease_ms: i64,
     per_tenant: usize,
     stale_before_ms: i64,
-) -> ApiResult<Vec<Due>> {
+) -> GatewayResult<Vec<Due>> {
     conn.prepare_cached(
         "UPDATE webhook_deliveries SET status = 'FAILED', completed_at_ms = ?1, lease_until_ms = NULL, \
          error_message = 'not delivered: stale (queued longer ago than webhooks.stale_after_ms)' \
@@ -1013,7 +1013,7 @@ pub fn lease_due_with(
     for row in rows {
         let (delivery_id, attempts, sub, event_body, event_id, event_type, trace_id, tenant_id, scope, at_ms) = row?;
         let subscription: Subscription = serde_json::from_str(&sub)
-            .map_err(|e| ApiError::internal(format!("a stored webhook subscription is unreadable: {e}")))?;
+            .map_err(|e| GatewayError::internal(format!("a stored webhook subscription is unreadable: {e}")))?;
         let stored = StoredEvent {
             event_id: event_id.clone(),
             tenant_id,
@@ -1075,7 +1075,7 @@ impl Attempt {
 /// store's; a shared store runs the three steps ([`record_delivery`],
 /// [`report_failed_delivery`], [`count_attempt`]) each in the unit of the tenant whose state it
 /// writes.
-pub fn record_attempt(store: &dyn Tx, due: &Due, attempt: &Attempt, now_ms: i64) -> ApiResult<&'static str> {
+pub fn record_attempt(store: &dyn Tx, due: &Due, attempt: &Attempt, now_ms: i64) -> GatewayResult<&'static str> {
     let recorded = match record_delivery(store, due, attempt, now_ms)? {
         Ok(recorded) => recorded,
         Err(outcome) => return Ok(outcome),
@@ -1102,7 +1102,7 @@ pub struct Recorded {
 /// gone (`DELETED`: swept, or its subscription deleted, which drops it) or when this
 /// dispatcher's lease is no longer the stored one (`LEASE_LOST`: it stalled past its lease,
 /// and another dispatcher leased the delivery again, or recorded it).
-pub fn record_delivery(store: &dyn Tx, due: &Due, attempt: &Attempt, now_ms: i64) -> ApiResult<Result<Recorded, &'static str>> {
+pub fn record_delivery(store: &dyn Tx, due: &Due, attempt: &Attempt, now_ms: i64) -> GatewayResult<Result<Recorded, &'static str>> {
     let Some(mut delivery) = store.delivery(&due.event_tenant, &due.delivery_id)? else {
         return Ok(Err("DELETED"));
     };
@@ -1141,7 +1141,7 @@ pub fn record_delivery(store: &dyn Tx, due: &Due, attempt: &Attempt, now_ms: i64
 /// The second step of [`record_attempt`] for a delivery given up on, in the unit of
 /// [`SYSTEM_TENANT`]: `system.webhook_delivery_failed` (queued to every system subscription
 /// but the failing one).
-pub fn report_failed_delivery(store: &dyn Tx, due: &Due, recorded: &Recorded, attempt: &Attempt, now_ms: i64) -> ApiResult<()> {
+pub fn report_failed_delivery(store: &dyn Tx, due: &Due, recorded: &Recorded, attempt: &Attempt, now_ms: i64) -> GatewayResult<()> {
     let sub = &due.subscription;
     let data = EventData::System {
         component: "webhook_dispatcher",
@@ -1168,7 +1168,7 @@ pub fn report_failed_delivery(store: &dyn Tx, due: &Due, recorded: &Recorded, at
 /// The last step of [`record_attempt`], in the unit of the subscription's owner: its last
 /// trigger, success or failure, its count of consecutive failures and, at its threshold, its
 /// auto-disable (`webhook.disabled`). Nothing when it is gone.
-pub fn count_attempt(store: &dyn Tx, due: &Due, status: DeliveryStatus, now_ms: i64) -> ApiResult<()> {
+pub fn count_attempt(store: &dyn Tx, due: &Due, status: DeliveryStatus, now_ms: i64) -> GatewayResult<()> {
     let Some(mut sub) = load(store, &due.subscription.subscription_id)? else { return Ok(()) };
     sub.last_triggered_at_ms = Some(now_ms);
     match status {
@@ -1227,8 +1227,8 @@ pub fn lease_tenant(
     lease_ms: i64,
     per_tenant: usize,
     stale_before_ms: i64,
-) -> ApiResult<Vec<Due>> {
-    let give_up = |mut d: Delivery, why: &str| -> ApiResult<()> {
+) -> GatewayResult<Vec<Due>> {
+    let give_up = |mut d: Delivery, why: &str| -> GatewayResult<()> {
         d.status = DeliveryStatus::Failed;
         d.completed_at_ms = Some(now_ms);
         d.lease_until_ms = None;
@@ -1307,7 +1307,7 @@ pub fn lease_tenant(
 /// Deletes up to `max` finished delivery records (delivered or failed) kept with `tenant` that
 /// finished before `before_ms`: a shared store's retention sweep, one tenant's unit at a time.
 /// Returns how many went.
-pub fn sweep_tenant_deliveries(store: &dyn WebhookStore, tenant: &str, before_ms: i64, max: usize) -> ApiResult<usize> {
+pub fn sweep_tenant_deliveries(store: &dyn WebhookStore, tenant: &str, before_ms: i64, max: usize) -> GatewayResult<usize> {
     let finished = store.finished_deliveries(tenant, before_ms, max)?;
     for d in &finished {
         store.delete_delivery(tenant, d)?;
@@ -1340,11 +1340,11 @@ impl DeliveryFilter {
 }
 
 /// One page of a subscription's deliveries, newest first (`WebhookDeliveryListResponse`).
-pub fn list_deliveries(store: &dyn WebhookStore, sub: &Subscription, f: &DeliveryFilter) -> ApiResult<Value> {
+pub fn list_deliveries(store: &dyn WebhookStore, sub: &Subscription, f: &DeliveryFilter) -> GatewayResult<Value> {
     if let Some(s) = &f.status
         && DeliveryStatus::parse(s).is_none()
     {
-        return Err(ApiError::invalid(format!("`status` `{s}` is not PENDING, SUCCESS, FAILED or RETRYING")));
+        return Err(GatewayError::invalid(format!("`status` `{s}` is not PENDING, SUCCESS, FAILED or RETRYING")));
     }
     let offset = parse_cursor(f.cursor.as_deref())?;
     let mut deliveries: Vec<Value> =
@@ -1394,9 +1394,9 @@ pub struct ReplayWindow {
 /// `REPLAY_IN_PROGRESS` while an earlier replay of it is still being delivered, 400 when the
 /// window holds more than `max_events` of them or more events than one replay scans (all or
 /// narrow, per the spec's COMPLETENESS rule: the selection is never partial).
-pub fn select_replay(store: &dyn Tx, sub: &Subscription, window: &ReplayWindow) -> ApiResult<Vec<StoredEvent>> {
+pub fn select_replay(store: &dyn Tx, sub: &Subscription, window: &ReplayWindow) -> GatewayResult<Vec<StoredEvent>> {
     if store.replay_owed(sub)? {
-        return Err(ApiError::new(
+        return Err(GatewayError::new(
             ErrorCode::ReplayInProgress,
             format!("a replay to `{}` is still being delivered", sub.subscription_id),
         ));
@@ -1404,7 +1404,7 @@ pub fn select_replay(store: &dyn Tx, sub: &Subscription, window: &ReplayWindow) 
     let tenant = (!sub.is_system()).then_some(sub.tenant_id.as_str());
     let scanned = events::window(store, tenant, window.from_ms, window.to_ms, REPLAY_SCAN_LIMIT)?;
     if scanned.len() > REPLAY_SCAN_LIMIT {
-        return Err(ApiError::invalid(format!(
+        return Err(GatewayError::invalid(format!(
             "the window holds more than {REPLAY_SCAN_LIMIT} events, more than one replay scans; narrow `from`/`to`"
         )));
     }
@@ -1413,7 +1413,7 @@ pub fn select_replay(store: &dyn Tx, sub: &Subscription, window: &ReplayWindow) 
         .filter(|e| matches(sub, e, true) && window.only.as_deref().is_none_or(|types| types.contains(&e.event_type)))
         .collect();
     if selected.len() > window.max_events {
-        return Err(ApiError::invalid(format!(
+        return Err(GatewayError::invalid(format!(
             "the window holds {} deliverable events, more than `max_events` ({}); narrow `from`/`to` or raise `max_events` (at most 1000)",
             selected.len(),
             window.max_events
@@ -1425,7 +1425,7 @@ pub fn select_replay(store: &dyn Tx, sub: &Subscription, window: &ReplayWindow) 
 /// Queues a new delivery of each of `events` to `sub` under replay `replay_id`, each kept with
 /// its event's tenant (on Redis a unit holds one tenant's, so a system-wide subscription's
 /// replay queues each tenant's events in that tenant's unit). Returns how many.
-pub fn enqueue_replay(store: &dyn WebhookStore, sub: &Subscription, events: &[StoredEvent], replay_id: &str, now_ms: i64) -> ApiResult<usize> {
+pub fn enqueue_replay(store: &dyn WebhookStore, sub: &Subscription, events: &[StoredEvent], replay_id: &str, now_ms: i64) -> GatewayResult<usize> {
     for event in events {
         store.insert_delivery(&event.tenant_id, &Delivery::owed(&sub.subscription_id, event, Some(replay_id), now_ms))?;
     }
@@ -1435,7 +1435,7 @@ pub fn enqueue_replay(store: &dyn WebhookStore, sub: &Subscription, events: &[St
 /// A replay in one unit of work (the embedded store, or a tenant's own subscription): selects
 /// ([`select_replay`]) and queues every selected event ([`enqueue_replay`]), or neither.
 /// Returns `(replay_id, events_queued)`.
-pub fn replay(store: &dyn Tx, sub: &Subscription, window: &ReplayWindow, now_ms: i64) -> ApiResult<(String, usize)> {
+pub fn replay(store: &dyn Tx, sub: &Subscription, window: &ReplayWindow, now_ms: i64) -> GatewayResult<(String, usize)> {
     let selected = select_replay(store, sub, window)?;
     let replay_id = new_id("rpl_");
     let queued = enqueue_replay(store, sub, &selected, &replay_id, now_ms)?;
@@ -1443,7 +1443,7 @@ pub fn replay(store: &dyn Tx, sub: &Subscription, window: &ReplayWindow, now_ms:
 }
 
 /// Records the test probe's one attempt (it does not count toward the failure threshold).
-pub fn record_test(store: &dyn WebhookStore, sub: &Subscription, event_id: &str, attempt: &Attempt, now_ms: i64) -> ApiResult<()> {
+pub fn record_test(store: &dyn WebhookStore, sub: &Subscription, event_id: &str, attempt: &Attempt, now_ms: i64) -> GatewayResult<()> {
     let status = if attempt.succeeded() { DeliveryStatus::Success } else { DeliveryStatus::Failed };
     let delivery = Delivery {
         delivery_id: new_id("whdel_"),

@@ -88,6 +88,9 @@ async fn upload_activate_and_refuse_signed_bundles_over_http() {
     assert_eq!(r.status, StatusCode::OK, "v1 still verifies: {:?}", r.body);
     let r = http.admin(Method::POST, "/v1/policies/roll-forward", None).await;
     assert_eq!(r.status, StatusCode::CONFLICT, "a rollback is refused: {:?}", r.body);
+    let r = http.admin(Method::POST, "/v1/policies/roll-forward", None).await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "nothing is staged any more: {:?}", r.body);
+    assert_eq!(r.body["error"], "INVALID_REQUEST", "{:?}", r.body);
     assert_eq!(http.call(Method::GET, "/healthz", &[], None).await.body["policy"]["version"], "0.2.0");
     let r = http.admin(Method::POST, "/v1/policies", Some(json!({"files": {"manifest.json": "%%%"}}))).await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);

@@ -24,7 +24,7 @@ use crate::cycles::{
     ReleaseRequest, ReleaseResponse, ReservationCreateResponse, ReservationDetail, ReservationListResponse,
     ReserveRequest, Subject, TenantStatus, Unit,
 };
-use crate::error::{ApiError, ApiResult, ErrorCode};
+use crate::error::{GatewayError, GatewayResult, ErrorCode};
 use crate::events::{self, EventData, EventType, NewEvent};
 use crate::util::{new_id, rfc3339, sha256_hex};
 pub use store::LedgerStore;
@@ -125,24 +125,24 @@ impl BudgetRow {
 
 /// `a + b` for a budget counter, or 400 INVALID_REQUEST naming the request `field` whose
 /// amount would overflow the budget's `counter`.
-pub fn checked_add(a: i64, b: i64, field: &str, counter: &str) -> ApiResult<i64> {
+pub fn checked_add(a: i64, b: i64, field: &str, counter: &str) -> GatewayResult<i64> {
     a.checked_add(b).filter(|v| *v >= 0).ok_or_else(|| {
-        ApiError::invalid(format!("`{field}` would overflow the budget's {counter} ({} max)", i64::MAX))
+        GatewayError::invalid(format!("`{field}` would overflow the budget's {counter} ({} max)", i64::MAX))
             .with_details(json!({"field": field, "counter": counter}))
     })
 }
 
 /// `a - b` for a counter that must stay non-negative: a negative result means the stored
 /// ledger is inconsistent, a 500 (never a silent wrap).
-pub fn checked_sub(a: i64, b: i64, counter: &str) -> ApiResult<i64> {
+pub fn checked_sub(a: i64, b: i64, counter: &str) -> GatewayResult<i64> {
     a.checked_sub(b)
         .filter(|v| *v >= 0)
-        .ok_or_else(|| ApiError::internal(format!("ledger counter `{counter}` would go negative ({a} - {b})")))
+        .ok_or_else(|| GatewayError::internal(format!("ledger counter `{counter}` would go negative ({a} - {b})")))
 }
 
 /// The budgets of the derived `scopes` in `unit`, canonical order. None at all: 400
 /// UNIT_MISMATCH when some scope has a budget in another unit, else 404 NOT_FOUND.
-pub fn budgets_for(store: &dyn LedgerStore, tenant: &str, scopes: &[String], unit: Unit) -> ApiResult<Vec<BudgetRow>> {
+pub fn budgets_for(store: &dyn LedgerStore, tenant: &str, scopes: &[String], unit: Unit) -> GatewayResult<Vec<BudgetRow>> {
     let out: Vec<BudgetRow> = store.budgets(tenant, scopes, unit)?.into_iter().flatten().collect();
     if out.is_empty() {
         return Err(no_budget_error(store, tenant, scopes, unit)?);
@@ -150,11 +150,11 @@ pub fn budgets_for(store: &dyn LedgerStore, tenant: &str, scopes: &[String], uni
     Ok(out)
 }
 
-fn no_budget_error(store: &dyn LedgerStore, tenant: &str, scopes: &[String], unit: Unit) -> ApiResult<ApiError> {
+fn no_budget_error(store: &dyn LedgerStore, tenant: &str, scopes: &[String], unit: Unit) -> GatewayResult<GatewayError> {
     for scope in scopes.iter().rev() {
         let units = store.budget_units(tenant, scope)?;
         if !units.is_empty() {
-            return Ok(ApiError::new(
+            return Ok(GatewayError::new(
                 ErrorCode::UnitMismatch,
                 format!("no {} budget at scope `{scope}`; it has budgets in {}", unit.as_str(), units.join(", ")),
             )
@@ -162,7 +162,7 @@ fn no_budget_error(store: &dyn LedgerStore, tenant: &str, scopes: &[String], uni
         }
     }
     let deepest = scopes.last().map(String::as_str).unwrap_or("");
-    Ok(ApiError::not_found(format!("Budget not found for provided scope: {deepest}")))
+    Ok(GatewayError::not_found(format!("Budget not found for provided scope: {deepest}")))
 }
 
 /// `ErrorResponse.details` of a budget-state refusal at `b`: the blocking scope, what it has
@@ -197,15 +197,15 @@ fn deny_details(code: ErrorCode, b: &BudgetRow, requested: i64) -> Value {
 
 /// A budget-state refusal: the error code (409 on the persisting surface) doubling as the
 /// `reason_code` of a DENY decision.
-fn check_budgets(budgets: &[BudgetRow], amount: i64) -> Result<(), ApiError> {
+fn check_budgets(budgets: &[BudgetRow], amount: i64) -> Result<(), GatewayError> {
     for b in budgets {
         match b.status.as_str() {
             "FROZEN" => {
-                return Err(ApiError::new(ErrorCode::BudgetFrozen, format!("budget at `{}` is frozen", b.scope))
+                return Err(GatewayError::new(ErrorCode::BudgetFrozen, format!("budget at `{}` is frozen", b.scope))
                     .with_details(deny_details(ErrorCode::BudgetFrozen, b, amount)));
             }
             "CLOSED" => {
-                return Err(ApiError::new(ErrorCode::BudgetClosed, format!("budget at `{}` is closed", b.scope))
+                return Err(GatewayError::new(ErrorCode::BudgetClosed, format!("budget at `{}` is closed", b.scope))
                     .with_details(deny_details(ErrorCode::BudgetClosed, b, amount)));
             }
             _ => {}
@@ -213,21 +213,21 @@ fn check_budgets(budgets: &[BudgetRow], amount: i64) -> Result<(), ApiError> {
     }
     // Over-limit takes precedence over DEBT_OUTSTANDING (ERROR SEMANTICS).
     if let Some(b) = budgets.iter().find(|b| b.is_over_limit || (b.overdraft_limit > 0 && b.debt > b.overdraft_limit)) {
-        return Err(ApiError::new(
+        return Err(GatewayError::new(
             ErrorCode::OverdraftLimitExceeded,
             format!("scope `{}` is over its overdraft limit (debt {}, limit {})", b.scope, b.debt, b.overdraft_limit),
         )
         .with_details(deny_details(ErrorCode::OverdraftLimitExceeded, b, amount)));
     }
     if let Some(b) = budgets.iter().find(|b| b.debt > 0 && b.overdraft_limit == 0) {
-        return Err(ApiError::new(
+        return Err(GatewayError::new(
             ErrorCode::DebtOutstanding,
             format!("scope `{}` has outstanding debt {}", b.scope, b.debt),
         )
         .with_details(deny_details(ErrorCode::DebtOutstanding, b, amount)));
     }
     if let Some(b) = budgets.iter().find(|b| b.remaining() < amount) {
-        return Err(ApiError::new(
+        return Err(GatewayError::new(
             ErrorCode::BudgetExceeded,
             format!("Insufficient remaining budget for scope {}: remaining {}, requested {amount}", b.scope, b.remaining()),
         )
@@ -256,7 +256,7 @@ fn budget_events(
     reservation_id: Option<&str>,
     policy: OveragePolicy,
     now: i64,
-) -> ApiResult<()> {
+) -> GatewayResult<()> {
     let unit = after.unit.as_str();
     if before.remaining > 0 && after.remaining() <= 0 {
         let used = i128::from(after.spent) + i128::from(after.reserved);
@@ -334,7 +334,7 @@ pub fn emit_budget_lifecycle(
     before: Option<&BudgetRow>,
     after: &BudgetRow,
     now: i64,
-) -> ApiResult<()> {
+) -> GatewayResult<()> {
     let data = EventData::BudgetLifecycle {
         ledger_id: after.ledger_id.clone(),
         scope: after.scope.clone(),
@@ -371,9 +371,9 @@ fn emit_observed(
     scope: &str,
     denied: Option<Value>,
     now: i64,
-) -> ApiResult<()> {
-    let action = serde_json::to_value(&req.action).map_err(ApiError::internal)?;
-    let subject = serde_json::to_value(&req.subject).map_err(ApiError::internal)?;
+) -> GatewayResult<()> {
+    let action = serde_json::to_value(&req.action).map_err(GatewayError::internal)?;
+    let subject = serde_json::to_value(&req.subject).map_err(GatewayError::internal)?;
     let unit = req.estimate.unit.as_str();
     let event = match denied {
         Some(detail) => {
@@ -413,7 +413,7 @@ fn emit_observed(
 }
 
 /// Whether `e` is a budget-state refusal of a reservation (a `reservation.denied`).
-pub fn is_denial(e: &ApiError) -> bool {
+pub fn is_denial(e: &GatewayError) -> bool {
     matches!(
         e.code,
         ErrorCode::BudgetExceeded
@@ -427,7 +427,7 @@ pub fn is_denial(e: &ApiError) -> bool {
 
 /// Emits `reservation.denied` for a reserve or decide refused with `e` (its `details` name the
 /// blocking scope and what it had left, when a budget blocked).
-pub fn emit_denied(store: &dyn LedgerStore, tenant: &str, subject: &Subject, action: &Action, estimate: &Amount, e: &ApiError, now: i64) -> ApiResult<()> {
+pub fn emit_denied(store: &dyn LedgerStore, tenant: &str, subject: &Subject, action: &Action, estimate: &Amount, e: &GatewayError, now: i64) -> GatewayResult<()> {
     let details = e.details.as_ref();
     let scope = details.and_then(|d| d.get("scope")).and_then(Value::as_str).map(String::from);
     let data = EventData::ReservationDenied {
@@ -436,8 +436,8 @@ pub fn emit_denied(store: &dyn LedgerStore, tenant: &str, subject: &Subject, act
         reason_code: e.code.as_str(),
         requested_amount: estimate.amount,
         remaining: details.and_then(|d| d.get("remaining")).and_then(Value::as_i64),
-        action: serde_json::to_value(action).map_err(ApiError::internal)?,
-        subject: serde_json::to_value(subject).map_err(ApiError::internal)?,
+        action: serde_json::to_value(action).map_err(GatewayError::internal)?,
+        subject: serde_json::to_value(subject).map_err(GatewayError::internal)?,
         deny_detail: Some(details.and_then(|d| d.get("deny_detail")).cloned().unwrap_or_else(|| json!({"reason_code": e.code.as_str()}))),
     };
     let scope = scope.or_else(|| subject.scopes().last().cloned());
@@ -463,44 +463,44 @@ pub enum TenantState {
 }
 
 /// The state of `tenant` and whether it is in v0.1.26 observe mode, in one lookup.
-pub fn tenant_settings(store: &dyn LedgerStore, tenant: &str) -> ApiResult<(TenantState, bool)> {
+pub fn tenant_settings(store: &dyn LedgerStore, tenant: &str) -> GatewayResult<(TenantState, bool)> {
     match store.tenant(tenant)? {
         None => Ok((TenantState::Unknown, false)),
         Some(record) => Ok((parse_state(tenant, &record.status)?, record.observe)),
     }
 }
 
-fn parse_state(tenant: &str, status: &str) -> ApiResult<TenantState> {
+fn parse_state(tenant: &str, status: &str) -> GatewayResult<TenantState> {
     match TenantStatus::from_name(status) {
         Some(TenantStatus::Active) => Ok(TenantState::Active),
         Some(TenantStatus::Suspended) => Ok(TenantState::Suspended),
         Some(TenantStatus::Closed) => Ok(TenantState::Closed),
-        None => Err(ApiError::internal(format!("tenant `{tenant}` has an unreadable status `{status}`"))),
+        None => Err(GatewayError::internal(format!("tenant `{tenant}` has an unreadable status `{status}`"))),
     }
 }
 
 /// The state of `tenant`; a record whose status is unreadable fails closed (500).
-pub fn tenant_state(store: &dyn LedgerStore, tenant: &str) -> ApiResult<TenantState> {
+pub fn tenant_state(store: &dyn LedgerStore, tenant: &str) -> GatewayResult<TenantState> {
     Ok(tenant_settings(store, tenant)?.0)
 }
 
-fn guard_mutation(store: &dyn LedgerStore, tenant: &str) -> ApiResult<()> {
+fn guard_mutation(store: &dyn LedgerStore, tenant: &str) -> GatewayResult<()> {
     guard_state(tenant, tenant_state(store, tenant)?)
 }
 
 /// The closed-tenant (409) and suspended-tenant (403) guard of a mutation.
-fn guard_state(tenant: &str, state: TenantState) -> ApiResult<()> {
+fn guard_state(tenant: &str, state: TenantState) -> GatewayResult<()> {
     match state {
-        TenantState::Closed => Err(ApiError::new(ErrorCode::TenantClosed, format!("tenant `{tenant}` is closed"))),
-        TenantState::Suspended => Err(ApiError::forbidden(format!("tenant `{tenant}` is suspended (read-only)"))),
+        TenantState::Closed => Err(GatewayError::new(ErrorCode::TenantClosed, format!("tenant `{tenant}` is closed"))),
+        TenantState::Suspended => Err(GatewayError::forbidden(format!("tenant `{tenant}` is suspended (read-only)"))),
         TenantState::Active | TenantState::Unknown => Ok(()),
     }
 }
 
 /// Checks `subject.tenant` against the effective tenant (403 on mismatch).
-pub fn check_subject_tenant(subject: &Subject, tenant: &str) -> ApiResult<()> {
+pub fn check_subject_tenant(subject: &Subject, tenant: &str) -> GatewayResult<()> {
     match subject.tenant.as_deref() {
-        Some(t) if t != tenant => Err(ApiError::forbidden(format!(
+        Some(t) if t != tenant => Err(GatewayError::forbidden(format!(
             "subject.tenant `{t}` does not match the tenant of the API key"
         ))),
         _ => Ok(()),
@@ -509,30 +509,30 @@ pub fn check_subject_tenant(subject: &Subject, tenant: &str) -> ApiResult<()> {
 
 /// The request digest that idempotency compares: SHA-256 of the canonical serialisation (keys
 /// sorted) plus the path parameter.
-pub fn request_hash<T: Serialize>(body: &T, path_param: &str) -> ApiResult<String> {
-    let value = serde_json::to_value(body).map_err(ApiError::internal)?;
+pub fn request_hash<T: Serialize>(body: &T, path_param: &str) -> GatewayResult<String> {
+    let value = serde_json::to_value(body).map_err(GatewayError::internal)?;
     Ok(sha256_hex(format!("{path_param}\n{value}").as_bytes()))
 }
 
 /// IDEMPOTENCY: the stored response of `(tenant, endpoint, key)` when the payload matches;
 /// 409 IDEMPOTENCY_MISMATCH when it does not.
-pub fn idem_lookup<T: serde::de::DeserializeOwned>(store: &dyn LedgerStore, tenant: &str, endpoint: &str, key: &str, hash: &str) -> ApiResult<Option<T>> {
+pub fn idem_lookup<T: serde::de::DeserializeOwned>(store: &dyn LedgerStore, tenant: &str, endpoint: &str, key: &str, hash: &str) -> GatewayResult<Option<T>> {
     match store.recall(tenant, endpoint, key)? {
         None => Ok(None),
-        Some(stored) if stored.request_hash != hash => Err(ApiError::new(
+        Some(stored) if stored.request_hash != hash => Err(GatewayError::new(
             ErrorCode::IdempotencyMismatch,
             format!("idempotency key `{key}` was already used with a different request payload"),
         )),
         Some(stored) => Ok(Some(
             serde_json::from_str(&stored.response)
-                .map_err(|e| ApiError::internal(format!("the stored `{endpoint}` answer for key `{key}` is unreadable: {e}")))?,
+                .map_err(|e| GatewayError::internal(format!("the stored `{endpoint}` answer for key `{key}` is unreadable: {e}")))?,
         )),
     }
 }
 
 /// Stores the successful response of `(tenant, endpoint, key)`.
-pub fn idem_store<T: serde::Serialize>(store: &dyn LedgerStore, tenant: &str, endpoint: &str, key: &str, hash: &str, response: &T) -> ApiResult<()> {
-    let response = serde_json::to_value(response).map_err(ApiError::internal)?;
+pub fn idem_store<T: serde::Serialize>(store: &dyn LedgerStore, tenant: &str, endpoint: &str, key: &str, hash: &str, response: &T) -> GatewayResult<()> {
+    let response = serde_json::to_value(response).map_err(GatewayError::internal)?;
     store.remember(tenant, endpoint, key, hash, &response)
 }
 
@@ -567,20 +567,20 @@ pub struct Reservation {
 
 /// The reservation `id` owned by `tenant`: 404 when it never existed, 403 when another
 /// tenant owns it.
-pub fn owned_reservation(store: &dyn LedgerStore, tenant: &str, id: &str) -> ApiResult<Reservation> {
-    let r = store.reservation(id)?.ok_or_else(|| ApiError::not_found(format!("reservation `{id}` not found")))?;
+pub fn owned_reservation(store: &dyn LedgerStore, tenant: &str, id: &str) -> GatewayResult<Reservation> {
+    let r = store.reservation(id)?.ok_or_else(|| GatewayError::not_found(format!("reservation `{id}` not found")))?;
     if r.tenant != tenant {
-        return Err(ApiError::forbidden(format!("reservation `{id}` belongs to another tenant")));
+        return Err(GatewayError::forbidden(format!("reservation `{id}` belongs to another tenant")));
     }
     Ok(r)
 }
 
-fn reservation_budgets(store: &dyn LedgerStore, r: &Reservation) -> ApiResult<Vec<BudgetRow>> {
+fn reservation_budgets(store: &dyn LedgerStore, r: &Reservation) -> GatewayResult<Vec<BudgetRow>> {
     let found = store.budgets(&r.tenant, &r.budgeted, r.unit)?;
     r.budgeted
         .iter()
         .zip(found)
-        .map(|(scope, b)| b.ok_or_else(|| ApiError::internal(format!("budget `{scope}` of reservation `{}` vanished", r.id))))
+        .map(|(scope, b)| b.ok_or_else(|| GatewayError::internal(format!("budget `{scope}` of reservation `{}` vanished", r.id))))
         .collect()
 }
 
@@ -600,7 +600,7 @@ pub struct Reserved {
 /// POST /v1/reservations. `hash` is the idempotency digest of the request. The reservation
 /// has no owning key: any key of the tenant with the permission may act on it (holds the
 /// gateway makes itself); API calls use [`reserve_as`].
-pub fn reserve(store: &dyn LedgerStore, tenant: &str, req: &ReserveRequest, hash: &str, now: i64) -> ApiResult<Reserved> {
+pub fn reserve(store: &dyn LedgerStore, tenant: &str, req: &ReserveRequest, hash: &str, now: i64) -> GatewayResult<Reserved> {
     reserve_as(store, tenant, None, req, hash, now)
 }
 
@@ -613,7 +613,7 @@ pub fn reserve_as(
     req: &ReserveRequest,
     hash: &str,
     now: i64,
-) -> ApiResult<Reserved> {
+) -> GatewayResult<Reserved> {
     check_subject_tenant(&req.subject, tenant)?;
     let dry = req.dry_run.unwrap_or(false);
     if let Some(mut stored) = idem_lookup::<ReservationCreateResponse>(store, tenant, "reserve", &req.idempotency_key, hash)? {
@@ -653,11 +653,11 @@ pub fn reserve_as(
             deny_detail: None,
         };
         let verdict = if state == TenantState::Closed {
-            Err(ApiError::new(ErrorCode::TenantClosed, "tenant is closed"))
+            Err(GatewayError::new(ErrorCode::TenantClosed, "tenant is closed"))
         } else if state == TenantState::Suspended {
             // what enforcement would answer (a 403, not a decision): a dry run or an observed
             // reservation must not tell a suspended tenant ALLOW
-            return Err(ApiError::forbidden(format!("tenant `{tenant}` is suspended (read-only)")));
+            return Err(GatewayError::forbidden(format!("tenant `{tenant}` is suspended (read-only)")));
         } else {
             budgets_for(store, tenant, &scopes, unit).and_then(|b| {
                 body.balances = Some(balances(&b));
@@ -674,7 +674,7 @@ pub fn reserve_as(
                 body.reason_code = Some("BUDGET_NOT_FOUND".into());
                 Some(json!({"reason_code": "BUDGET_NOT_FOUND"}))
             }
-            Err(e) if e.status().as_u16() == 409 => {
+            Err(e) if e.code.http_status() == 409 => {
                 body.reason_code = Some(e.code.as_str().into());
                 Some(
                     e.details
@@ -710,7 +710,7 @@ pub fn reserve_as(
     }
     let ttl = req.ttl_ms.unwrap_or(DEFAULT_TTL_MS);
     let grace = req.grace_period_ms.unwrap_or(DEFAULT_GRACE_MS);
-    let expires = now.checked_add(ttl).ok_or_else(|| ApiError::invalid("`ttl_ms` would overflow the expiry time"))?;
+    let expires = now.checked_add(ttl).ok_or_else(|| GatewayError::invalid("`ttl_ms` would overflow the expiry time"))?;
     let reservation = Reservation {
         id: new_id("rsv_"),
         tenant: tenant.to_string(),
@@ -728,8 +728,8 @@ pub fn reserve_as(
         scopes: scopes.clone(),
         budgeted: budgets.iter().map(|b| b.scope.clone()).collect(),
         idempotency_key: Some(req.idempotency_key.clone()),
-        subject: serde_json::to_value(&req.subject).map_err(ApiError::internal)?,
-        action: serde_json::to_value(&req.action).map_err(ApiError::internal)?,
+        subject: serde_json::to_value(&req.subject).map_err(GatewayError::internal)?,
+        action: serde_json::to_value(&req.action).map_err(GatewayError::internal)?,
         metadata: req.metadata.as_ref().map(|m| Value::Object(m.clone())),
         committed_metadata: None,
         owner_key: owner_key.map(String::from),
@@ -753,7 +753,7 @@ pub fn reserve_as(
 }
 
 /// A lazily detected expiry: marks the reservation EXPIRED and frees its hold.
-fn expire(store: &dyn LedgerStore, r: &mut Reservation, now: i64) -> ApiResult<()> {
+fn expire(store: &dyn LedgerStore, r: &mut Reservation, now: i64) -> GatewayResult<()> {
     let mut budgets = reservation_budgets(store, r)?;
     for b in &mut budgets {
         b.reserved = checked_sub(b.reserved, r.amount, "reserved")?;
@@ -780,16 +780,16 @@ fn expire(store: &dyn LedgerStore, r: &mut Reservation, now: i64) -> ApiResult<(
 
 /// Checks a live reservation for commit/release (`deadline` = expiry + grace) or extend
 /// (`deadline` = expiry). An expired one is expired on the spot (and that change is kept).
-fn check_live(store: &dyn LedgerStore, r: &mut Reservation, deadline: i64, now: i64) -> ApiResult<Option<ApiError>> {
+fn check_live(store: &dyn LedgerStore, r: &mut Reservation, deadline: i64, now: i64) -> GatewayResult<Option<GatewayError>> {
     match r.status.as_str() {
         "COMMITTED" | "RELEASED" => {
-            return Ok(Some(ApiError::new(
+            return Ok(Some(GatewayError::new(
                 ErrorCode::ReservationFinalized,
                 format!("reservation `{}` is already {}", r.id, r.status),
             )));
         }
         "EXPIRED" => {
-            return Ok(Some(ApiError::new(ErrorCode::ReservationExpired, format!("reservation `{}` has expired", r.id))));
+            return Ok(Some(GatewayError::new(ErrorCode::ReservationExpired, format!("reservation `{}` has expired", r.id))));
         }
         _ => {}
     }
@@ -797,7 +797,7 @@ fn check_live(store: &dyn LedgerStore, r: &mut Reservation, deadline: i64, now: 
         if now > r.expires_at_ms + r.grace_ms {
             expire(store, r, now)?;
         }
-        return Ok(Some(ApiError::new(ErrorCode::ReservationExpired, format!("reservation `{}` has expired", r.id))));
+        return Ok(Some(GatewayError::new(ErrorCode::ReservationExpired, format!("reservation `{}` has expired", r.id))));
     }
     Ok(None)
 }
@@ -816,7 +816,7 @@ struct Charge {
 
 /// Applies the overage policy to an extra `delta` over `budgets` (commit overage or event).
 /// `field` names the request amount, for overflow errors.
-fn overage(budgets: &[BudgetRow], delta: i64, policy: OveragePolicy, field: &str) -> ApiResult<Charge> {
+fn overage(budgets: &[BudgetRow], delta: i64, policy: OveragePolicy, field: &str) -> GatewayResult<Charge> {
     let n = budgets.len();
     if delta <= 0 || budgets.iter().all(|b| b.remaining() >= delta) {
         return Ok(Charge { spent: vec![delta.max(0); n], debt: vec![0; n], over: vec![false; n], charged_delta: delta.max(0) });
@@ -824,7 +824,7 @@ fn overage(budgets: &[BudgetRow], delta: i64, policy: OveragePolicy, field: &str
     match policy {
         OveragePolicy::Reject => {
             let b = budgets.iter().find(|b| b.remaining() < delta);
-            Err(ApiError::new(
+            Err(GatewayError::new(
                 ErrorCode::BudgetExceeded,
                 format!(
                     "Insufficient remaining budget for scope {}: {delta} more is needed",
@@ -847,7 +847,7 @@ fn overage(budgets: &[BudgetRow], delta: i64, policy: OveragePolicy, field: &str
                 checked_add(b.debt, *s, field, "debt")?;
             }
             if let Some((b, s)) = budgets.iter().zip(&shortfall).find(|(b, s)| b.debt + **s > b.overdraft_limit) {
-                return Err(ApiError::new(
+                return Err(GatewayError::new(
                     ErrorCode::OverdraftLimitExceeded,
                     format!(
                         "scope `{}`: debt {} + {s} would exceed the overdraft limit {}",
@@ -866,7 +866,7 @@ fn overage(budgets: &[BudgetRow], delta: i64, policy: OveragePolicy, field: &str
 }
 
 /// POST /v1/reservations/{id}/commit.
-pub fn commit(store: &dyn LedgerStore, tenant: &str, id: &str, req: &CommitRequest, hash: &str, now: i64) -> ApiResult<Finished<CommitResponse>> {
+pub fn commit(store: &dyn LedgerStore, tenant: &str, id: &str, req: &CommitRequest, hash: &str, now: i64) -> GatewayResult<Finished<CommitResponse>> {
     let mut r = owned_reservation(store, tenant, id)?;
     if let Some(stored) = idem_lookup(store, tenant, "commit", &req.idempotency_key, hash)? {
         return Ok(Finished::Done(stored));
@@ -877,7 +877,7 @@ pub fn commit(store: &dyn LedgerStore, tenant: &str, id: &str, req: &CommitReque
         return Ok(Finished::RefusedKeepingChanges(e));
     }
     if req.actual.unit != r.unit {
-        return Err(ApiError::new(
+        return Err(GatewayError::new(
             ErrorCode::UnitMismatch,
             format!("actual.unit {} differs from the reservation's {}", req.actual.unit.as_str(), r.unit.as_str()),
         ));
@@ -938,7 +938,7 @@ pub enum Finished<T> {
     /// The operation's answer.
     Done(T),
     /// Refused; the changes made while finding out (a lazy expiry) are kept.
-    RefusedKeepingChanges(ApiError),
+    RefusedKeepingChanges(GatewayError),
 }
 
 impl<T> Finished<T> {
@@ -951,7 +951,7 @@ impl<T> Finished<T> {
     }
 
     /// The answer, or the refusal as an error (after the store committed the kept changes).
-    pub fn into_result(self) -> ApiResult<T> {
+    pub fn into_result(self) -> GatewayResult<T> {
         match self {
             Finished::Done(answer) => Ok(answer),
             Finished::RefusedKeepingChanges(refusal) => Err(refusal),
@@ -960,7 +960,7 @@ impl<T> Finished<T> {
 }
 
 /// POST /v1/reservations/{id}/release.
-pub fn release(store: &dyn LedgerStore, tenant: &str, id: &str, req: &ReleaseRequest, hash: &str, now: i64) -> ApiResult<Finished<ReleaseResponse>> {
+pub fn release(store: &dyn LedgerStore, tenant: &str, id: &str, req: &ReleaseRequest, hash: &str, now: i64) -> GatewayResult<Finished<ReleaseResponse>> {
     let mut r = owned_reservation(store, tenant, id)?;
     if let Some(stored) = idem_lookup(store, tenant, "release", &req.idempotency_key, hash)? {
         return Ok(Finished::Done(stored));
@@ -991,9 +991,9 @@ pub fn release(store: &dyn LedgerStore, tenant: &str, id: &str, req: &ReleaseReq
 pub const MAX_EXTENSIONS: i64 = 10;
 
 /// POST /v1/reservations/{id}/extend.
-pub fn extend(store: &dyn LedgerStore, tenant: &str, id: &str, req: &ExtendRequest, hash: &str, now: i64) -> ApiResult<Finished<ExtendResponse>> {
+pub fn extend(store: &dyn LedgerStore, tenant: &str, id: &str, req: &ExtendRequest, hash: &str, now: i64) -> GatewayResult<Finished<ExtendResponse>> {
     if !(1..=86_400_000).contains(&req.extend_by_ms) {
-        return Err(ApiError::invalid(format!("`extend_by_ms` must be 1-86400000, got {}", req.extend_by_ms)));
+        return Err(GatewayError::invalid(format!("`extend_by_ms` must be 1-86400000, got {}", req.extend_by_ms)));
     }
     let mut r = owned_reservation(store, tenant, id)?;
     if let Some(mut stored) = idem_lookup::<ExtendResponse>(store, tenant, "extend", &req.idempotency_key, hash)? {
@@ -1008,7 +1008,7 @@ pub fn extend(store: &dyn LedgerStore, tenant: &str, id: &str, req: &ExtendReque
         return Ok(Finished::RefusedKeepingChanges(e));
     }
     if r.extensions >= MAX_EXTENSIONS {
-        return Err(ApiError::new(
+        return Err(GatewayError::new(
             ErrorCode::MaxExtensionsExceeded,
             format!("reservation `{id}` has been extended {MAX_EXTENSIONS} times already"),
         ));
@@ -1016,7 +1016,7 @@ pub fn extend(store: &dyn LedgerStore, tenant: &str, id: &str, req: &ExtendReque
     r.expires_at_ms = r
         .expires_at_ms
         .checked_add(req.extend_by_ms)
-        .ok_or_else(|| ApiError::invalid("`extend_by_ms` would overflow the reservation's expiry"))?;
+        .ok_or_else(|| GatewayError::invalid("`extend_by_ms` would overflow the reservation's expiry"))?;
     r.extensions += 1;
     store.save_reservation(&r)?;
     let body = ExtendResponse {
@@ -1029,21 +1029,21 @@ pub fn extend(store: &dyn LedgerStore, tenant: &str, id: &str, req: &ExtendReque
 }
 
 /// POST /v1/decide: budget-state conditions answer DENY with a reason code, never 409.
-pub fn decide(store: &dyn LedgerStore, tenant: &str, req: &DecisionRequest, hash: &str) -> ApiResult<DecisionResponse> {
+pub fn decide(store: &dyn LedgerStore, tenant: &str, req: &DecisionRequest, hash: &str) -> GatewayResult<DecisionResponse> {
     check_subject_tenant(&req.subject, tenant)?;
     if let Some(stored) = idem_lookup(store, tenant, "decide", &req.idempotency_key, hash)? {
         return Ok(stored);
     }
     let scopes = req.subject.scopes();
     let verdict = if tenant_state(store, tenant)? == TenantState::Closed {
-        Err(ApiError::new(ErrorCode::TenantClosed, "tenant is closed"))
+        Err(GatewayError::new(ErrorCode::TenantClosed, "tenant is closed"))
     } else {
         budgets_for(store, tenant, &scopes, req.estimate.unit).and_then(|b| check_budgets(&b, req.estimate.amount))
     };
     let (decision, reason_code) = match verdict {
         Ok(()) => (BudgetDecision::Allow, None),
         Err(e) if e.code == ErrorCode::NotFound => (BudgetDecision::Deny, Some("BUDGET_NOT_FOUND".to_string())),
-        Err(e) if e.status().as_u16() == 409 => {
+        Err(e) if e.code.http_status() == 409 => {
             if is_denial(&e) {
                 emit_denied(store, tenant, &req.subject, &req.action, &req.estimate, &e, crate::util::now_ms())?;
             }
@@ -1057,7 +1057,7 @@ pub fn decide(store: &dyn LedgerStore, tenant: &str, req: &DecisionRequest, hash
 }
 
 /// POST /v1/events: a direct debit, atomic across the derived scopes.
-pub fn event(store: &dyn LedgerStore, tenant: &str, req: &EventRequest, hash: &str, now: i64) -> ApiResult<EventCreateResponse> {
+pub fn event(store: &dyn LedgerStore, tenant: &str, req: &EventRequest, hash: &str, now: i64) -> GatewayResult<EventCreateResponse> {
     check_subject_tenant(&req.subject, tenant)?;
     if let Some(stored) = idem_lookup(store, tenant, "event", &req.idempotency_key, hash)? {
         return Ok(stored);
@@ -1087,7 +1087,7 @@ pub fn event(store: &dyn LedgerStore, tenant: &str, req: &EventRequest, hash: &s
         charged: charge.charged_delta,
         scopes: &scopes,
         at_ms: now,
-        body: serde_json::to_string(req).map_err(ApiError::internal)?,
+        body: serde_json::to_string(req).map_err(GatewayError::internal)?,
     })?;
     let body = EventCreateResponse {
         status: AnswerStatus::Applied,
@@ -1136,18 +1136,18 @@ pub struct ListFilter {
 }
 
 /// GET /v1/reservations: newest first, cursor = the offset.
-pub fn list_reservations(store: &dyn LedgerStore, tenant: &str, f: &ListFilter) -> ApiResult<ReservationListResponse> {
+pub fn list_reservations(store: &dyn LedgerStore, tenant: &str, f: &ListFilter) -> GatewayResult<ReservationListResponse> {
     if let Some(t) = &f.tenant
         && t != tenant {
-            return Err(ApiError::forbidden("the tenant filter does not match the tenant of the API key"));
+            return Err(GatewayError::forbidden("the tenant filter does not match the tenant of the API key"));
         }
     if let Some(s) = &f.status
         && !matches!(s.as_str(), "ACTIVE" | "COMMITTED" | "RELEASED" | "EXPIRED") {
-            return Err(ApiError::invalid(format!("unknown status `{s}`")));
+            return Err(GatewayError::invalid(format!("unknown status `{s}`")));
         }
     let limit = usize::try_from(f.limit.unwrap_or(50).clamp(1, 1000)).unwrap_or(50);
     let offset: u64 = match &f.cursor {
-        Some(c) => c.parse().map_err(|_| ApiError::invalid("`cursor` is not a cursor this server issued"))?,
+        Some(c) => c.parse().map_err(|_| GatewayError::invalid("`cursor` is not a cursor this server issued"))?,
         None => 0,
     };
     let wanted: Vec<(&str, &str)> = [
@@ -1213,12 +1213,12 @@ pub struct BalanceFilter {
 /// filters, `Balance` items, at least one filter required) and the admin plane's (`tenant_id`,
 /// `scope_prefix`, `unit`; full `BudgetLedger` items). The admin plane's parameters select its
 /// shape; otherwise the runtime's rules apply. Mixing the two is a 400.
-pub fn get_balances(store: &dyn LedgerStore, tenant: &str, f: &BalanceFilter) -> ApiResult<BalancesResponse> {
+pub fn get_balances(store: &dyn LedgerStore, tenant: &str, f: &BalanceFilter) -> GatewayResult<BalancesResponse> {
     let admin_view = f.tenant_id.is_some() || f.scope_prefix.is_some() || f.unit.is_some();
     let runtime_view = [&f.tenant, &f.workspace, &f.app, &f.workflow, &f.agent, &f.toolset].iter().any(|v| v.is_some())
         || f.include_children.is_some();
     if admin_view && runtime_view {
-        return Err(ApiError::invalid(
+        return Err(GatewayError::invalid(
             "`tenant_id`, `scope_prefix` and `unit` (the admin view) cannot be combined with the subject filters (the runtime view)",
         ));
     }
@@ -1229,12 +1229,12 @@ pub fn get_balances(store: &dyn LedgerStore, tenant: &str, f: &BalanceFilter) ->
 }
 
 /// The admin plane's getBalances: the tenant's `BudgetLedger`s under `scope_prefix` in `unit`.
-fn ledger_balances(store: &dyn LedgerStore, tenant: &str, f: &BalanceFilter) -> ApiResult<BalancePage<BudgetLedger>> {
+fn ledger_balances(store: &dyn LedgerStore, tenant: &str, f: &BalanceFilter) -> GatewayResult<BalancePage<BudgetLedger>> {
     if f.tenant_id.as_deref().is_some_and(|t| t != tenant) {
-        return Err(ApiError::forbidden("`tenant_id` does not match the tenant of the API key"));
+        return Err(GatewayError::forbidden("`tenant_id` does not match the tenant of the API key"));
     }
     let unit = match &f.unit {
-        Some(u) => Some(Unit::parse(u).ok_or_else(|| ApiError::invalid(format!("`unit` `{u}` is not a unit")))?),
+        Some(u) => Some(Unit::parse(u).ok_or_else(|| GatewayError::invalid(format!("`unit` `{u}` is not a unit")))?),
         None => None,
     };
     let limit = crate::util::page_size(f.limit)?;
@@ -1249,7 +1249,7 @@ fn ledger_balances(store: &dyn LedgerStore, tenant: &str, f: &BalanceFilter) -> 
 
 /// The runtime's getBalances: the tenant's budgets whose scope carries every level the filter
 /// names.
-fn runtime_balances(store: &dyn LedgerStore, tenant: &str, f: &BalanceFilter) -> ApiResult<BalancePage<Balance>> {
+fn runtime_balances(store: &dyn LedgerStore, tenant: &str, f: &BalanceFilter) -> GatewayResult<BalancePage<Balance>> {
     let wanted: Vec<(&str, &str)> = [
         ("tenant", &f.tenant),
         ("workspace", &f.workspace),
@@ -1262,11 +1262,11 @@ fn runtime_balances(store: &dyn LedgerStore, tenant: &str, f: &BalanceFilter) ->
     .filter_map(|(k, v)| v.as_deref().map(|v| (k, v)))
     .collect();
     if wanted.is_empty() {
-        return Err(ApiError::invalid("at least one of tenant, workspace, app, workflow, agent, toolset is required"));
+        return Err(GatewayError::invalid("at least one of tenant, workspace, app, workflow, agent, toolset is required"));
     }
     if let Some(t) = &f.tenant
         && t != tenant {
-            return Err(ApiError::forbidden("the tenant filter does not match the tenant of the API key"));
+            return Err(GatewayError::forbidden("the tenant filter does not match the tenant of the API key"));
         }
     let limit = usize::try_from(f.limit.unwrap_or(50).clamp(1, 1000)).unwrap_or(50);
     let offset = crate::util::page_offset(f.cursor.as_deref())?;
@@ -1335,7 +1335,7 @@ enum BudgetSort {
 }
 
 impl BudgetSort {
-    fn parse(name: &str) -> ApiResult<BudgetSort> {
+    fn parse(name: &str) -> GatewayResult<BudgetSort> {
         Ok(match name {
             "tenant_id" => BudgetSort::Tenant,
             "scope" => BudgetSort::Scope,
@@ -1345,7 +1345,7 @@ impl BudgetSort {
             "utilization" => BudgetSort::Utilization,
             "debt" => BudgetSort::Debt,
             other => {
-                return Err(ApiError::invalid(format!(
+                return Err(GatewayError::invalid(format!(
                     "`sort_by` must be one of tenant_id, scope, unit, status, commit_overage_policy, utilization, debt, not `{other}`"
                 )));
             }
@@ -1375,25 +1375,25 @@ impl BudgetSort {
 /// the budgets do not change, but it does not carry the sort or the filters (the spec's
 /// cursor "encodes the sort key"), so a budget whose sorted value moves between two pages (its
 /// utilization or debt) can be skipped or listed twice.
-pub fn list_budgets(store: &dyn LedgerStore, tenant: Option<&str>, q: &BudgetListQuery) -> ApiResult<LedgerList> {
+pub fn list_budgets(store: &dyn LedgerStore, tenant: Option<&str>, q: &BudgetListQuery) -> GatewayResult<LedgerList> {
     let unit = match &q.unit {
-        Some(u) => Some(Unit::parse(u).ok_or_else(|| ApiError::invalid(format!("`unit` `{u}` is not a unit")))?),
+        Some(u) => Some(Unit::parse(u).ok_or_else(|| GatewayError::invalid(format!("`unit` `{u}` is not a unit")))?),
         None => None,
     };
     if let Some(s) = &q.status
         && !matches!(s.as_str(), "ACTIVE" | "FROZEN" | "CLOSED")
     {
-        return Err(ApiError::invalid(format!("`status` must be ACTIVE, FROZEN or CLOSED, not `{s}`")));
+        return Err(GatewayError::invalid(format!("`status` must be ACTIVE, FROZEN or CLOSED, not `{s}`")));
     }
     for (name, bound) in [("utilization_min", q.utilization_min), ("utilization_max", q.utilization_max)] {
         if bound.is_some_and(|x| !(0.0..=1.0).contains(&x)) {
-            return Err(ApiError::invalid(format!("`{name}` must be a number in [0, 1]")));
+            return Err(GatewayError::invalid(format!("`{name}` must be a number in [0, 1]")));
         }
     }
     if let (Some(min), Some(max)) = (q.utilization_min, q.utilization_max)
         && min > max
     {
-        return Err(ApiError::invalid(format!("`utilization_min` ({min}) is above `utilization_max` ({max})")));
+        return Err(GatewayError::invalid(format!("`utilization_min` ({min}) is above `utilization_max` ({max})")));
     }
     // The spec sets no maximum here: a larger page is cut to this server's 100, not refused.
     let controls = crate::util::ListControls::read(
@@ -1461,10 +1461,10 @@ pub fn check_owner(
     key_id: &str,
     may_release_others: bool,
     action: OwnerAction,
-) -> ApiResult<()> {
+) -> GatewayResult<()> {
     let r = owned_reservation(store, tenant, id)?;
     match r.owner_key {
-        Some(o) if o == ROOT_GRANT_HOLD => Err(ApiError::forbidden(format!(
+        Some(o) if o == ROOT_GRANT_HOLD => Err(GatewayError::forbidden(format!(
             "reservation `{id}` holds a root grant's budget: it settles with its grant (POST /v1/grants/{{grant_id}}/commit, release or revoke), not through the reservation endpoints"
         ))),
         Some(o) if o != key_id && !(action == OwnerAction::Release && may_release_others) => {
@@ -1474,7 +1474,7 @@ pub fn check_owner(
                 OwnerAction::Extend => "extend",
             };
             let need = if action == OwnerAction::Release { " (or an operator key, permission `reservations:release-others`)" } else { "" };
-            let e = ApiError::forbidden(format!(
+            let e = GatewayError::forbidden(format!(
                 "reservation `{id}` was created by another API key; only that key{need} may {verb} it"
             ));
             Err(if action == OwnerAction::Release {
@@ -1489,7 +1489,7 @@ pub fn check_owner(
 
 /// The expiry sweeper: every ACTIVE reservation past expiry + grace becomes EXPIRED and its
 /// hold returns to the budgets. Returns how many expired.
-pub fn sweep_expired(store: &dyn LedgerStore, now: i64, max: usize) -> ApiResult<usize> {
+pub fn sweep_expired(store: &dyn LedgerStore, now: i64, max: usize) -> GatewayResult<usize> {
     let mut expired = 0;
     for id in store.expired_reservations(now, max)? {
         // the backend's expiry index is trusted to list candidates only: a reservation that is

@@ -113,7 +113,7 @@ use redis::{Commands, Connection, ConnectionLike};
 use serde_json::Value;
 
 use crate::cycles::Unit;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{GatewayError, GatewayResult};
 use crate::events::NewEvent;
 use crate::ledger::store::{Debit, LedgerStore, ReservationScan, StoredResponse, TenantRecord};
 use crate::ledger::{BudgetRow, Reservation};
@@ -298,14 +298,14 @@ impl ConnectionLike for Link {
 impl Link {
     /// Sends `writes`, which may fall in different Cluster slots, in order and not atomically,
     /// one command after another (a cluster connection does not pipeline).
-    fn send_in_order(&mut self, writes: Vec<Write>) -> ApiResult<()> {
+    fn send_in_order(&mut self, writes: Vec<Write>) -> GatewayResult<()> {
         for write in writes {
             if let Write::SetOnce(key, value) = &write {
                 let set: Option<String> = command(Write::SetOnce(key.clone(), value.clone())).query(&mut *self).map_err(redis_error)?;
                 if set.is_none() {
                     let held: Option<String> = redis::cmd("GET").arg(key).query(&mut *self).map_err(redis_error)?;
                     if held.as_deref() != Some(value.as_str()) {
-                        return Err(ApiError::internal(format!("redis: `{key}` is taken")));
+                        return Err(GatewayError::internal(format!("redis: `{key}` is taken")));
                     }
                 }
                 continue;
@@ -447,34 +447,34 @@ struct Held {
 
 /// `P:{T}`, the start of every key of tenant `T` (the hash tag puts them in one Cluster slot);
 /// a tenant id that could break out of its hash tag is refused.
-fn tenant_tag(prefix: &str, tenant: &str) -> ApiResult<String> {
+fn tenant_tag(prefix: &str, tenant: &str) -> GatewayResult<String> {
     if tenant.is_empty() || tenant.contains(['{', '}']) {
         // `{}` is no hash tag: the tenant's keys would scatter over Cluster slots
-        return Err(ApiError::invalid(format!("tenant id `{tenant}` cannot be stored: it is empty or contains a brace")));
+        return Err(GatewayError::invalid(format!("tenant id `{tenant}` cannot be stored: it is empty or contains a brace")));
     }
     Ok(format!("{prefix}:{{{tenant}}}"))
 }
 
-fn redis_error(e: redis::RedisError) -> ApiError {
-    ApiError::internal(format!("redis: {e}"))
+fn redis_error(e: redis::RedisError) -> GatewayError {
+    GatewayError::internal(format!("redis: {e}"))
 }
 
-fn json_error(e: serde_json::Error) -> ApiError {
-    ApiError::internal(format!("redis: a stored value is not the expected JSON: {e}"))
+fn json_error(e: serde_json::Error) -> GatewayError {
+    GatewayError::internal(format!("redis: a stored value is not the expected JSON: {e}"))
 }
 
 impl RedisLedger {
     /// A ledger on the Redis at `url`, its keys under `prefix`: `redis://HOST:PORT/DB` for one
     /// server, [`CLUSTER_SCHEME`]`HOST:PORT,...` for a Redis Cluster (the nodes to start from).
-    pub fn open(url: &str, prefix: &str) -> ApiResult<Self> {
+    pub fn open(url: &str, prefix: &str) -> GatewayResult<Self> {
         if prefix.is_empty() || prefix.contains(['{', '}']) {
-            return Err(ApiError::invalid(format!("`store_prefix` `{prefix}`: the Redis key prefix must be non-empty and free of `{{` and `}}`")));
+            return Err(GatewayError::invalid(format!("`store_prefix` `{prefix}`: the Redis key prefix must be non-empty and free of `{{` and `}}`")));
         }
         let endpoint = match url.strip_prefix(CLUSTER_SCHEME) {
             Some(nodes) => {
                 let nodes: Vec<String> = nodes.trim_end_matches('/').split(',').map(|node| format!("redis://{}/", node.trim())).collect();
                 if nodes.iter().any(|node| node == "redis:///") {
-                    return Err(ApiError::invalid(format!(
+                    return Err(GatewayError::invalid(format!(
                         "`store` `{}`: a Redis Cluster URL lists its nodes as HOST:PORT, separated by commas",
                         hide_password(url)
                     )));
@@ -501,7 +501,7 @@ impl RedisLedger {
     }
 
     /// An idle connection, or a new one with [`COMMAND_TIMEOUT_MS`] set.
-    fn connection(&self) -> ApiResult<Link> {
+    fn connection(&self) -> GatewayResult<Link> {
         if let Some(connection) = self.idle.lock().ok().and_then(|mut idle| idle.pop()) {
             return Ok(connection);
         }
@@ -525,7 +525,7 @@ impl RedisLedger {
     }
 
     /// Runs one command outside any unit of work.
-    fn command<T: redis::FromRedisValue>(&self, command: &redis::Cmd) -> ApiResult<T> {
+    fn command<T: redis::FromRedisValue>(&self, command: &redis::Cmd) -> GatewayResult<T> {
         let mut connection = self.connection()?;
         let value = command.query(&mut connection).map_err(redis_error)?;
         self.reuse(connection);
@@ -533,39 +533,39 @@ impl RedisLedger {
     }
 
     /// Checks that Redis answers (`PING`).
-    pub fn ping(&self) -> ApiResult<()> {
+    pub fn ping(&self) -> GatewayResult<()> {
         let pong: String = self.command(&redis::cmd("PING"))?;
-        if pong == "PONG" { Ok(()) } else { Err(ApiError::internal(format!("redis: PING answered `{pong}`"))) }
+        if pong == "PONG" { Ok(()) } else { Err(GatewayError::internal(format!("redis: PING answered `{pong}`"))) }
     }
 
     /// The gateway setting `name` (`P:setting:NAME`, outside any tenant), if set.
-    pub fn setting(&self, name: &str) -> ApiResult<Option<String>> {
+    pub fn setting(&self, name: &str) -> GatewayResult<Option<String>> {
         self.command(redis::cmd("GET").arg(format!("{}:setting:{name}", self.prefix)))
     }
 
     /// Sets the gateway setting `name`.
-    pub fn set_setting(&self, name: &str, value: &str) -> ApiResult<()> {
+    pub fn set_setting(&self, name: &str, value: &str) -> GatewayResult<()> {
         self.command(redis::cmd("SET").arg(format!("{}:setting:{name}", self.prefix)).arg(value))
     }
 
     /// Sets the gateway setting `name` unless it is set already (`SET NX`), so gateways that
     /// start at once agree on one value; answers the value it holds afterwards.
-    pub fn claim_setting(&self, name: &str, value: &str) -> ApiResult<String> {
+    pub fn claim_setting(&self, name: &str, value: &str) -> GatewayResult<String> {
         let key = format!("{}:setting:{name}", self.prefix);
         let _: Option<String> = self.command(redis::cmd("SET").arg(&key).arg(value).arg("NX"))?;
         self.command::<Option<String>>(redis::cmd("GET").arg(&key))?
-            .ok_or_else(|| ApiError::internal(format!("redis: the setting `{name}` was claimed but is not stored")))
+            .ok_or_else(|| GatewayError::internal(format!("redis: the setting `{name}` was claimed but is not stored")))
     }
 
     /// Removes the gateway setting `name` if it still holds `value` (a claim undone, in one
     /// script); answers whether it did.
-    pub fn unclaim_setting(&self, name: &str, value: &str) -> ApiResult<bool> {
+    pub fn unclaim_setting(&self, name: &str, value: &str) -> GatewayResult<bool> {
         self.delete_if_holds(&format!("{}:setting:{name}", self.prefix), value)
     }
 
     /// Gives `key` `ms` more milliseconds to live if it still holds `value` (a claim renewed
     /// by its holder, in one script); answers whether it did.
-    fn extend_if_holds(&self, key: &str, value: &str, ms: u64) -> ApiResult<bool> {
+    fn extend_if_holds(&self, key: &str, value: &str, ms: u64) -> GatewayResult<bool> {
         let script = redis::Script::new("if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) else return 0 end");
         let mut connection = self.connection()?;
         let extended: i64 = script.key(key).arg(value).arg(ms).invoke(&mut connection).map_err(redis_error)?;
@@ -575,7 +575,7 @@ impl RedisLedger {
 
     /// Deletes `key` if it still holds `value` (a claim ended by its holder, in one script);
     /// answers whether it did.
-    fn delete_if_holds(&self, key: &str, value: &str) -> ApiResult<bool> {
+    fn delete_if_holds(&self, key: &str, value: &str) -> GatewayResult<bool> {
         let script = redis::Script::new("if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end");
         let mut connection = self.connection()?;
         let removed: i64 = script.key(key).arg(value).invoke(&mut connection).map_err(redis_error)?;
@@ -630,13 +630,13 @@ impl RedisLedger {
     /// Runs `op`, an operation on `tenant`'s state (everything a [`Tx`] reads and writes), as
     /// one atomic unit of work (module docs), holding the tenant's lock; runs it again if the
     /// lock lapsed before it could commit.
-    pub fn run<T>(&self, tenant: &str, op: impl FnMut(&dyn Tx) -> ApiResult<T>) -> ApiResult<T> {
+    pub fn run<T>(&self, tenant: &str, op: impl FnMut(&dyn Tx) -> GatewayResult<T>) -> GatewayResult<T> {
         Ok(self.run_sealed(tenant, op)?.0)
     }
 
     /// Like [`RedisLedger::run`], and also answers the seal that signs the trace events the
     /// operation appended (`None` when it appended none): what a receipt is made from.
-    pub fn run_sealed<T>(&self, tenant: &str, op: impl FnMut(&dyn Tx) -> ApiResult<T>) -> ApiResult<(T, Option<Arc<Seal>>)> {
+    pub fn run_sealed<T>(&self, tenant: &str, op: impl FnMut(&dyn Tx) -> GatewayResult<T>) -> GatewayResult<(T, Option<Arc<Seal>>)> {
         self.run_inner(tenant, op, |_| ())
     }
 
@@ -644,7 +644,7 @@ impl RedisLedger {
     /// answer before the next operation of this process on `tenant` may start: in-memory state
     /// that `after` changes follows this process's commits on the tenant in order (as
     /// [`crate::store::Store::run_then`] does on SQLite). Not run when the operation fails.
-    pub fn run_then<T>(&self, tenant: &str, op: impl FnMut(&dyn Tx) -> ApiResult<T>, after: impl FnOnce(&T)) -> ApiResult<T> {
+    pub fn run_then<T>(&self, tenant: &str, op: impl FnMut(&dyn Tx) -> GatewayResult<T>, after: impl FnOnce(&T)) -> GatewayResult<T> {
         Ok(self.run_inner(tenant, op, after)?.0)
     }
 
@@ -653,14 +653,14 @@ impl RedisLedger {
     fn run_inner<T>(
         &self,
         tenant: &str,
-        mut op: impl FnMut(&dyn Tx) -> ApiResult<T>,
+        mut op: impl FnMut(&dyn Tx) -> GatewayResult<T>,
         after: impl FnOnce(&T),
-    ) -> ApiResult<(T, Option<Arc<Seal>>)> {
+    ) -> GatewayResult<(T, Option<Arc<Seal>>)> {
         let tag = tenant_tag(&self.prefix, tenant)?;
         let deadline = Instant::now() + self.lock_wait;
         let gate = self.gate(&tag);
         let turn = gate.enter(deadline).ok_or_else(|| {
-            ApiError::internal(format!(
+            GatewayError::internal(format!(
                 "redis: tenant `{tenant}`'s operations in this gateway queued longer than an operation may wait; it was not applied"
             ))
         })?;
@@ -726,7 +726,7 @@ impl RedisLedger {
                 }
             }
         }
-        Err(ApiError::internal(format!(
+        Err(GatewayError::internal(format!(
             "redis: tenant `{tenant}`'s lock lapsed before the operation could commit, {MAX_ATTEMPTS} times; nothing was applied"
         )))
     }
@@ -735,7 +735,7 @@ impl RedisLedger {
     /// reads is as the last commit left it, but two reads may straddle another commit. For
     /// lookups of one record (an API key by its hash), never for a view that must be one state.
     /// Whatever `op` writes is dropped.
-    pub fn peek<T>(&self, tenant: &str, op: impl FnOnce(&dyn Tx) -> ApiResult<T>) -> ApiResult<T> {
+    pub fn peek<T>(&self, tenant: &str, op: impl FnOnce(&dyn Tx) -> GatewayResult<T>) -> GatewayResult<T> {
         let tag = tenant_tag(&self.prefix, tenant)?;
         let mut connection = self.connection()?;
         let value = {
@@ -754,7 +754,7 @@ impl RedisLedger {
     /// gateways sweeping at once, and each tenant's keys stay in its Cluster slot). Returns how
     /// many reservations expired, at most `max` per tenant; a tenant that fails does not stop
     /// the others, and the first failure is returned after all were tried.
-    pub fn sweep_expired(&self, now: i64, max: usize) -> ApiResult<usize> {
+    pub fn sweep_expired(&self, now: i64, max: usize) -> GatewayResult<usize> {
         let tenants: Vec<String> = {
             let mut connection = self.connection()?;
             let tenants = connection.smembers(format!("{}:tenants", self.prefix)).map_err(redis_error)?;
@@ -764,7 +764,7 @@ impl RedisLedger {
         let (mut expired, mut first_error) = (0usize, None);
         for tenant in tenants {
             // a tenant with nothing due is not locked; one that fails does not stop the others
-            let due = || -> ApiResult<bool> {
+            let due = || -> GatewayResult<bool> {
                 let mut connection = self.connection()?;
                 let key = format!("{}:rsv:expiry", tenant_tag(&self.prefix, &tenant)?);
                 let due: u64 = redis::cmd("ZCOUNT").arg(key).arg("-inf").arg(format!("({now}")).query(&mut connection).map_err(redis_error)?;
@@ -810,13 +810,13 @@ struct TenantLock {
 
 impl TenantLock {
     /// Takes the lock, waiting for it until `deadline` at most.
-    fn acquire(script: &redis::Script, connection: &mut Link, tag: &str, tenant: &str, deadline: Instant) -> ApiResult<TenantLock> {
+    fn acquire(script: &redis::Script, connection: &mut Link, tag: &str, tenant: &str, deadline: Instant) -> GatewayResult<TenantLock> {
         let key = format!("{tag}:lock");
         let wake = format!("{key}:wake");
         let contended = format!("{key}:contended");
         let record = format!("{tag}:tenant");
         let mut bytes = [0u8; 16];
-        getrandom::fill(&mut bytes).map_err(|e| ApiError::internal(format!("no randomness for a lock token: {e}")))?;
+        getrandom::fill(&mut bytes).map_err(|e| GatewayError::internal(format!("no randomness for a lock token: {e}")))?;
         let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
         loop {
             let answer: Vec<String> = script
@@ -833,7 +833,7 @@ impl TenantLock {
                 return Ok(TenantLock { key, wake, contended, tenant_key: record, token, tenant_record });
             }
             if Instant::now() >= deadline {
-                return Err(ApiError::internal(format!(
+                return Err(GatewayError::internal(format!(
                     "redis: tenant `{tenant}`'s ledger stayed locked longer than the operation may wait; it was not applied"
                 )));
             }
@@ -844,7 +844,7 @@ impl TenantLock {
 
     /// Releases the lock if it is still this holder's, writing nothing (the fenced commit with
     /// no writes).
-    fn release(&self, script: &redis::Script, connection: &mut Link) -> ApiResult<()> {
+    fn release(&self, script: &redis::Script, connection: &mut Link) -> GatewayResult<()> {
         let _released: i64 = script
             .key(&self.key)
             .key(&self.wake)
@@ -991,7 +991,7 @@ impl<'a> Transaction<'a> {
     }
 
     /// `P:{T}:rest`.
-    fn key(&self, tenant: &str, rest: &str) -> ApiResult<String> {
+    fn key(&self, tenant: &str, rest: &str) -> GatewayResult<String> {
         Ok(format!("{}:{rest}", tenant_tag(self.prefix, tenant)?))
     }
 
@@ -1005,7 +1005,7 @@ impl<'a> Transaction<'a> {
     }
 
     /// GET through this attempt's own writes and reads.
-    fn get(&self, key: &str) -> ApiResult<Option<String>> {
+    fn get(&self, key: &str) -> GatewayResult<Option<String>> {
         if self.deleted.borrow().contains(key) {
             return Ok(None);
         }
@@ -1021,7 +1021,7 @@ impl<'a> Transaction<'a> {
     }
 
     /// Reads those of `keys` this attempt has not read or written, in one round trip.
-    fn prefetch(&self, keys: &[String]) -> ApiResult<()> {
+    fn prefetch(&self, keys: &[String]) -> GatewayResult<()> {
         let missing: Vec<&String> = {
             let (read, written, deleted) = (self.read.borrow(), self.written.borrow(), self.deleted.borrow());
             keys.iter().filter(|k| !read.contains_key(*k) && !written.contains_key(*k) && !deleted.contains(*k)).collect()
@@ -1031,17 +1031,17 @@ impl<'a> Transaction<'a> {
         }
         let values: Vec<Option<String>> = redis::cmd("MGET").arg(&missing).query(&mut **self.connection.borrow_mut()).map_err(redis_error)?;
         if values.len() != missing.len() {
-            return Err(ApiError::internal("redis: MGET answered a different number of values"));
+            return Err(GatewayError::internal("redis: MGET answered a different number of values"));
         }
         self.read.borrow_mut().extend(missing.into_iter().cloned().zip(values));
         Ok(())
     }
 
-    fn get_json<T: serde::de::DeserializeOwned>(&self, key: &str) -> ApiResult<Option<T>> {
+    fn get_json<T: serde::de::DeserializeOwned>(&self, key: &str) -> GatewayResult<Option<T>> {
         self.get(key)?.map(|s| serde_json::from_str(&s).map_err(json_error)).transpose()
     }
 
-    fn set_json<T: serde::Serialize>(&self, key: String, value: &T) -> ApiResult<()> {
+    fn set_json<T: serde::Serialize>(&self, key: String, value: &T) -> GatewayResult<()> {
         let text = serde_json::to_string(value).map_err(json_error)?;
         self.set_string(key, text);
         Ok(())
@@ -1056,7 +1056,7 @@ impl<'a> Transaction<'a> {
 
     /// The members of a set or sorted set (in no particular order) through this attempt's own
     /// changes.
-    fn members(&self, key: &str, sorted: bool) -> ApiResult<BTreeSet<String>> {
+    fn members(&self, key: &str, sorted: bool) -> GatewayResult<BTreeSet<String>> {
         let stored: Vec<String> = if sorted {
             self.connection.borrow_mut().zrange(key, 0, -1).map_err(redis_error)?
         } else {
@@ -1112,7 +1112,7 @@ impl<'a> Transaction<'a> {
     /// their bytes) between the lex bounds `min` and `max` (`[x` inclusive, `(x` exclusive,
     /// `-` and `+` open), ascending or, with `rev`, descending, through this attempt's own
     /// changes.
-    fn lex_range(&self, key: &str, min: &str, max: &str, rev: bool, count: usize) -> ApiResult<Vec<String>> {
+    fn lex_range(&self, key: &str, min: &str, max: &str, rev: bool, count: usize) -> GatewayResult<Vec<String>> {
         let removed: BTreeSet<String> = self.removed.borrow().get(key).cloned().unwrap_or_default();
         // enough that, with this attempt's removals left out, `count` remain when there are
         let want = count.saturating_add(removed.len());
@@ -1134,22 +1134,22 @@ impl<'a> Transaction<'a> {
     }
 
     /// An insert's primary-key check: the key must not exist.
-    fn refuse_existing(&self, key: &str) -> ApiResult<()> {
+    fn refuse_existing(&self, key: &str) -> GatewayResult<()> {
         match self.get(key)? {
-            Some(_) => Err(ApiError::internal(format!("redis: `{key}` exists"))),
+            Some(_) => Err(GatewayError::internal(format!("redis: `{key}` exists"))),
             None => Ok(()),
         }
     }
 
-    fn budget_key(&self, tenant: &str, scope: &str, unit: Unit) -> ApiResult<String> {
+    fn budget_key(&self, tenant: &str, scope: &str, unit: Unit) -> GatewayResult<String> {
         self.key(tenant, &format!("budget:{}:{scope}", unit.as_str()))
     }
 
-    fn reservation_key(&self, tenant: &str, id: &str) -> ApiResult<String> {
+    fn reservation_key(&self, tenant: &str, id: &str) -> GatewayResult<String> {
         self.key(tenant, &format!("rsv:id:{id}"))
     }
 
-    fn stored_reservation(&self, id: &str) -> ApiResult<Option<Reservation>> {
+    fn stored_reservation(&self, id: &str) -> GatewayResult<Option<Reservation>> {
         // most lookups are of the locked tenant's own reservations: one read, no index
         if let Some(own) = self.get_json(&self.reservation_key(self.tenant, id)?)? {
             return Ok(Some(own));
@@ -1175,11 +1175,11 @@ impl<'a> Transaction<'a> {
     /// keys, and whether the lock was kept for the next operation (as `keep` asks) or
     /// released; it answers `None` when the lock had lapsed and nothing was applied. An attempt
     /// that wrote outside its tenant is refused instead, and releases the lock.
-    fn commit(self, script: &redis::Script, lock: &TenantLock, keep: Keep) -> ApiResult<Option<Committed>> {
+    fn commit(self, script: &redis::Script, lock: &TenantLock, keep: Keep) -> GatewayResult<Option<Committed>> {
         let connection = self.connection.into_inner();
         if let Some(key) = self.stray.into_inner() {
             lock.release(script, connection)?;
-            return Err(ApiError::internal(format!(
+            return Err(GatewayError::internal(format!(
                 "redis: an operation under `{}`'s lock tried to write `{key}`, outside that tenant; nothing was applied",
                 self.tenant
             )));
@@ -1235,7 +1235,7 @@ impl<'a> Transaction<'a> {
         }
         let applied: i64 = invocation
             .invoke(connection)
-            .map_err(|e| ApiError::internal(format!("redis: the commit failed, or its outcome is unknown: {e}")))?;
+            .map_err(|e| GatewayError::internal(format!("redis: the commit failed, or its outcome is unknown: {e}")))?;
         if applied == 0 {
             return Ok(None);
         }
@@ -1263,7 +1263,7 @@ fn command(write: Write) -> redis::Cmd {
 }
 
 impl crate::repo::UnitOfWork for Transaction<'_> {
-    fn rollback(&self) -> ApiResult<()> {
+    fn rollback(&self) -> GatewayResult<()> {
         // what was read stays true under the lock; everything buffered goes (a seal id already
         // taken is left as a gap)
         self.writes.borrow_mut().clear();
@@ -1279,7 +1279,7 @@ impl crate::repo::UnitOfWork for Transaction<'_> {
 }
 
 impl LedgerStore for Transaction<'_> {
-    fn tenant(&self, tenant: &str) -> ApiResult<Option<TenantRecord>> {
+    fn tenant(&self, tenant: &str) -> GatewayResult<Option<TenantRecord>> {
         #[derive(serde::Deserialize)]
         struct Stored {
             status: String,
@@ -1290,22 +1290,22 @@ impl LedgerStore for Transaction<'_> {
         Ok(stored.map(|s| TenantRecord { status: s.status, observe: s.observe }))
     }
 
-    fn budget(&self, tenant: &str, scope: &str, unit: Unit) -> ApiResult<Option<BudgetRow>> {
+    fn budget(&self, tenant: &str, scope: &str, unit: Unit) -> GatewayResult<Option<BudgetRow>> {
         self.get_json(&self.budget_key(tenant, scope, unit)?)
     }
 
-    fn budgets(&self, tenant: &str, scopes: &[String], unit: Unit) -> ApiResult<Vec<Option<BudgetRow>>> {
-        let keys = scopes.iter().map(|scope| self.budget_key(tenant, scope, unit)).collect::<ApiResult<Vec<_>>>()?;
+    fn budgets(&self, tenant: &str, scopes: &[String], unit: Unit) -> GatewayResult<Vec<Option<BudgetRow>>> {
+        let keys = scopes.iter().map(|scope| self.budget_key(tenant, scope, unit)).collect::<GatewayResult<Vec<_>>>()?;
         self.prefetch(&keys)?;
         keys.iter().map(|key| self.get_json(key)).collect()
     }
 
-    fn budget_units(&self, tenant: &str, scope: &str) -> ApiResult<Vec<String>> {
+    fn budget_units(&self, tenant: &str, scope: &str) -> GatewayResult<Vec<String>> {
         let members = self.members(&self.key(tenant, "budgets")?, false)?;
         Ok(members.iter().filter_map(|m| m.split_once(' ')).filter(|(_, s)| *s == scope).map(|(u, _)| u.to_string()).collect())
     }
 
-    fn tenant_budgets(&self, tenant: &str) -> ApiResult<Vec<BudgetRow>> {
+    fn tenant_budgets(&self, tenant: &str) -> GatewayResult<Vec<BudgetRow>> {
         let mut listed: Vec<(String, String)> = self
             .members(&self.key(tenant, "budgets")?, false)?
             .iter()
@@ -1314,7 +1314,7 @@ impl LedgerStore for Transaction<'_> {
         listed.sort();
         let mut out = Vec::with_capacity(listed.len());
         for (scope, unit) in listed {
-            let unit = Unit::parse(&unit).ok_or_else(|| ApiError::internal(format!("redis: unknown unit `{unit}` in the budget index")))?;
+            let unit = Unit::parse(&unit).ok_or_else(|| GatewayError::internal(format!("redis: unknown unit `{unit}` in the budget index")))?;
             if let Some(b) = self.budget(tenant, &scope, unit)? {
                 out.push(b);
             }
@@ -1322,7 +1322,7 @@ impl LedgerStore for Transaction<'_> {
         Ok(out)
     }
 
-    fn budgets_with_prefix(&self, tenant: &str, unit: Unit, prefix: &str) -> ApiResult<Vec<BudgetRow>> {
+    fn budgets_with_prefix(&self, tenant: &str, unit: Unit, prefix: &str) -> GatewayResult<Vec<BudgetRow>> {
         let wanted = format!("{} {prefix}", unit.as_str());
         let mut scopes: Vec<String> = self
             .members(&self.key(tenant, "budgets")?, false)?
@@ -1331,7 +1331,7 @@ impl LedgerStore for Transaction<'_> {
             .filter_map(|m| m.split_once(' ').map(|(_, s)| s.to_string()))
             .collect();
         scopes.sort();
-        let keys = scopes.iter().map(|scope| self.budget_key(tenant, scope, unit)).collect::<ApiResult<Vec<_>>>()?;
+        let keys = scopes.iter().map(|scope| self.budget_key(tenant, scope, unit)).collect::<GatewayResult<Vec<_>>>()?;
         self.prefetch(&keys)?;
         let mut out = Vec::with_capacity(scopes.len());
         for scope in &scopes {
@@ -1342,7 +1342,7 @@ impl LedgerStore for Transaction<'_> {
         Ok(out)
     }
 
-    fn insert_budget(&self, tenant: &str, budget: &BudgetRow) -> ApiResult<()> {
+    fn insert_budget(&self, tenant: &str, budget: &BudgetRow) -> GatewayResult<()> {
         let key = self.budget_key(tenant, &budget.scope, budget.unit)?;
         self.refuse_existing(&key)?;
         self.set_json(key, budget)?;
@@ -1352,7 +1352,7 @@ impl LedgerStore for Transaction<'_> {
         Ok(())
     }
 
-    fn budget_tenants(&self) -> ApiResult<Vec<String>> {
+    fn budget_tenants(&self) -> GatewayResult<Vec<String>> {
         let index = format!("{}:budget-tenants", self.prefix);
         let stored: Vec<String> = self.connection.borrow_mut().smembers(&index).map_err(redis_error)?;
         let mut tenants: BTreeSet<String> = stored.into_iter().collect();
@@ -1364,7 +1364,7 @@ impl LedgerStore for Transaction<'_> {
         Ok(tenants.into_iter().collect())
     }
 
-    fn save_budget(&self, tenant: &str, budget: &BudgetRow, now: i64) -> ApiResult<()> {
+    fn save_budget(&self, tenant: &str, budget: &BudgetRow, now: i64) -> GatewayResult<()> {
         let key = self.budget_key(tenant, &budget.scope, budget.unit)?;
         if self.get(&key)?.is_none() {
             // the SQL backend's UPDATE changes nothing either
@@ -1373,11 +1373,11 @@ impl LedgerStore for Transaction<'_> {
         self.set_json(key, &BudgetRow { updated_at_ms: now, ..budget.clone() })
     }
 
-    fn reservation(&self, id: &str) -> ApiResult<Option<Reservation>> {
+    fn reservation(&self, id: &str) -> GatewayResult<Option<Reservation>> {
         self.stored_reservation(id)
     }
 
-    fn insert_reservation(&self, r: &Reservation) -> ApiResult<()> {
+    fn insert_reservation(&self, r: &Reservation) -> GatewayResult<()> {
         let key = self.reservation_key(&r.tenant, &r.id)?;
         self.refuse_existing(&key)?;
         self.set_json(key, r)?;
@@ -1392,7 +1392,7 @@ impl LedgerStore for Transaction<'_> {
         Ok(())
     }
 
-    fn save_reservation(&self, r: &Reservation) -> ApiResult<()> {
+    fn save_reservation(&self, r: &Reservation) -> GatewayResult<()> {
         let key = self.reservation_key(&r.tenant, &r.id)?;
         let Some(mut stored) = self.get_json::<Reservation>(&key)? else {
             return Ok(());
@@ -1413,9 +1413,9 @@ impl LedgerStore for Transaction<'_> {
         self.set_json(key, &stored)
     }
 
-    fn scan_reservations(&self, scan: ReservationScan<'_>, visit: &mut dyn FnMut(Reservation) -> bool) -> ApiResult<()> {
+    fn scan_reservations(&self, scan: ReservationScan<'_>, visit: &mut dyn FnMut(Reservation) -> bool) -> GatewayResult<()> {
         let ids = self.members(&self.key(scan.tenant, "rsv:created")?, true)?;
-        let keys = ids.iter().map(|id| self.reservation_key(scan.tenant, id)).collect::<ApiResult<Vec<_>>>()?;
+        let keys = ids.iter().map(|id| self.reservation_key(scan.tenant, id)).collect::<GatewayResult<Vec<_>>>()?;
         let mut candidates = Vec::with_capacity(keys.len());
         // a thousand reads a round trip: the listing holds the tenant's lock while it reads
         for chunk in keys.chunks(1_000) {
@@ -1428,7 +1428,7 @@ impl LedgerStore for Transaction<'_> {
         Ok(())
     }
 
-    fn expired_reservations(&self, now: i64, max: usize) -> ApiResult<Vec<String>> {
+    fn expired_reservations(&self, now: i64, max: usize) -> GatewayResult<Vec<String>> {
         // a unit of work holds one tenant's lock, so it lists that tenant's reservations
         // (RedisLedger::sweep_expired walks the tenants); expiry + grace strictly before now
         let due: Vec<String> = redis::cmd("ZRANGEBYSCORE")
@@ -1443,7 +1443,7 @@ impl LedgerStore for Transaction<'_> {
         Ok(due)
     }
 
-    fn recall(&self, tenant: &str, endpoint: &str, key: &str) -> ApiResult<Option<StoredResponse>> {
+    fn recall(&self, tenant: &str, endpoint: &str, key: &str) -> GatewayResult<Option<StoredResponse>> {
         #[derive(serde::Deserialize)]
         struct Stored {
             request_hash: String,
@@ -1453,14 +1453,14 @@ impl LedgerStore for Transaction<'_> {
         Ok(stored.map(|s| StoredResponse { request_hash: s.request_hash, response: s.response }))
     }
 
-    fn remember(&self, tenant: &str, endpoint: &str, key: &str, request_hash: &str, response: &Value) -> ApiResult<()> {
+    fn remember(&self, tenant: &str, endpoint: &str, key: &str, request_hash: &str, response: &Value) -> GatewayResult<()> {
         let stored = serde_json::json!({"request_hash": request_hash, "response": response.to_string()});
         let key = self.key(tenant, &format!("idem:{endpoint}:{key}"))?;
         self.refuse_existing(&key)?;
         self.set_json(key, &stored)
     }
 
-    fn record_debit(&self, d: &Debit<'_>) -> ApiResult<()> {
+    fn record_debit(&self, d: &Debit<'_>) -> GatewayResult<()> {
         let stored = serde_json::json!({
             "id": d.id, "unit": d.unit.as_str(), "amount": d.amount, "charged": d.charged,
             "scopes": d.scopes, "at_ms": d.at_ms, "body": d.body,
@@ -1468,7 +1468,7 @@ impl LedgerStore for Transaction<'_> {
         self.set_json(self.key(d.tenant, &format!("debit:{}", d.id))?, &stored)
     }
 
-    fn emit(&self, event: NewEvent, now: i64) -> ApiResult<()> {
+    fn emit(&self, event: NewEvent, now: i64) -> GatewayResult<()> {
         crate::events::emit(self, event, now).map(drop)
     }
 

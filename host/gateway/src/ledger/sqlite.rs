@@ -5,7 +5,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::{json, Value};
 
 use crate::cycles::{OveragePolicy, Unit};
-use crate::error::ApiResult;
+use crate::error::GatewayResult;
 use crate::events::{self, NewEvent};
 use crate::ledger::store::{Debit, LedgerStore, ReservationScan, StoredResponse, TenantRecord};
 use crate::ledger::{BudgetRow, Reservation};
@@ -84,7 +84,7 @@ fn reservation_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Reservation> 
 }
 
 impl LedgerStore for Connection {
-    fn tenant(&self, tenant: &str) -> ApiResult<Option<TenantRecord>> {
+    fn tenant(&self, tenant: &str) -> GatewayResult<Option<TenantRecord>> {
         // a body that is not JSON, or an observe_mode that is not a string, reads as not
         // observing (enforcement, the default) rather than failing every guard of the tenant
         let row: Option<(String, rusqlite::types::Value)> = self
@@ -100,7 +100,7 @@ impl LedgerStore for Connection {
         }))
     }
 
-    fn budget(&self, tenant: &str, scope: &str, unit: Unit) -> ApiResult<Option<BudgetRow>> {
+    fn budget(&self, tenant: &str, scope: &str, unit: Unit) -> GatewayResult<Option<BudgetRow>> {
         Ok(self
             .prepare_cached(&format!(
                 "SELECT {BUDGET_COLUMNS} FROM budgets WHERE tenant_id = ?1 AND scope = ?2 AND unit = ?3"
@@ -109,20 +109,20 @@ impl LedgerStore for Connection {
             .optional()?)
     }
 
-    fn budget_units(&self, tenant: &str, scope: &str) -> ApiResult<Vec<String>> {
+    fn budget_units(&self, tenant: &str, scope: &str) -> GatewayResult<Vec<String>> {
         let mut stmt = self.prepare_cached("SELECT unit FROM budgets WHERE tenant_id = ?1 AND scope = ?2")?;
         let units = stmt.query_map(params![tenant, scope], |r| r.get::<_, String>(0))?.collect::<Result<Vec<_>, _>>()?;
         Ok(units)
     }
 
-    fn tenant_budgets(&self, tenant: &str) -> ApiResult<Vec<BudgetRow>> {
+    fn tenant_budgets(&self, tenant: &str) -> GatewayResult<Vec<BudgetRow>> {
         let mut stmt =
             self.prepare_cached(&format!("SELECT {BUDGET_COLUMNS} FROM budgets WHERE tenant_id = ?1 ORDER BY scope, unit"))?;
         let rows = stmt.query_map([tenant], budget_from_row)?.collect::<Result<Vec<_>, _>>()?;
         Ok(rows)
     }
 
-    fn budgets_with_prefix(&self, tenant: &str, unit: Unit, prefix: &str) -> ApiResult<Vec<BudgetRow>> {
+    fn budgets_with_prefix(&self, tenant: &str, unit: Unit, prefix: &str) -> GatewayResult<Vec<BudgetRow>> {
         // a key range of the primary key (tenant, scope, unit): the scopes from `prefix` up to
         // its successor (its last character moved one up), so only matching rows are read
         let Some(last) = prefix.chars().last() else { return self.tenant_budgets(tenant) };
@@ -133,13 +133,13 @@ impl LedgerStore for Connection {
         Ok(rows.into_iter().filter(|b| b.scope.starts_with(prefix)).collect())
     }
 
-    fn budget_tenants(&self) -> ApiResult<Vec<String>> {
+    fn budget_tenants(&self) -> GatewayResult<Vec<String>> {
         let mut stmt = self.prepare_cached("SELECT DISTINCT tenant_id FROM budgets ORDER BY tenant_id")?;
         let tenants = stmt.query_map([], |r| r.get(0))?.collect::<Result<Vec<String>, _>>()?;
         Ok(tenants)
     }
 
-    fn insert_budget(&self, tenant: &str, b: &BudgetRow) -> ApiResult<()> {
+    fn insert_budget(&self, tenant: &str, b: &BudgetRow) -> GatewayResult<()> {
         self.prepare_cached(
             "INSERT INTO budgets (tenant_id, scope, unit, ledger_id, allocated, reserved, spent, debt, overdraft_limit, \
              is_over_limit, status, commit_overage_policy, created_at_ms, updated_at_ms) \
@@ -164,7 +164,7 @@ impl LedgerStore for Connection {
         Ok(())
     }
 
-    fn save_budget(&self, tenant: &str, b: &BudgetRow, now: i64) -> ApiResult<()> {
+    fn save_budget(&self, tenant: &str, b: &BudgetRow, now: i64) -> GatewayResult<()> {
         self.prepare_cached(
             "UPDATE budgets SET allocated = ?4, reserved = ?5, spent = ?6, debt = ?7, overdraft_limit = ?8, \
              is_over_limit = ?9, status = ?10, updated_at_ms = ?11 WHERE tenant_id = ?1 AND scope = ?2 AND unit = ?3",
@@ -185,14 +185,14 @@ impl LedgerStore for Connection {
         Ok(())
     }
 
-    fn reservation(&self, id: &str) -> ApiResult<Option<Reservation>> {
+    fn reservation(&self, id: &str) -> GatewayResult<Option<Reservation>> {
         Ok(self
             .prepare_cached(&format!("SELECT {RES_COLUMNS} FROM reservations WHERE id = ?1"))?
             .query_row([id], reservation_from_row)
             .optional()?)
     }
 
-    fn insert_reservation(&self, r: &Reservation) -> ApiResult<()> {
+    fn insert_reservation(&self, r: &Reservation) -> GatewayResult<()> {
         self.prepare_cached(
             "INSERT INTO reservations (id, tenant_id, status, unit, amount, created_at_ms, expires_at_ms, grace_ms, \
              overage_policy, scope_path, scopes, budgeted, idempotency_key, subject, action, metadata, owner_key) \
@@ -220,7 +220,7 @@ impl LedgerStore for Connection {
         Ok(())
     }
 
-    fn save_reservation(&self, r: &Reservation) -> ApiResult<()> {
+    fn save_reservation(&self, r: &Reservation) -> GatewayResult<()> {
         self.prepare_cached(
             "UPDATE reservations SET status = ?2, committed = ?3, expires_at_ms = ?4, finalized_at_ms = ?5, \
              extensions = ?6, committed_metadata = ?7 WHERE id = ?1",
@@ -237,7 +237,7 @@ impl LedgerStore for Connection {
         Ok(())
     }
 
-    fn scan_reservations(&self, scan: ReservationScan<'_>, visit: &mut dyn FnMut(Reservation) -> bool) -> ApiResult<()> {
+    fn scan_reservations(&self, scan: ReservationScan<'_>, visit: &mut dyn FnMut(Reservation) -> bool) -> GatewayResult<()> {
         let mut stmt = self.prepare_cached(&format!(
             "SELECT {RES_COLUMNS} FROM reservations WHERE tenant_id = ?1 AND (?2 IS NULL OR status = ?2) \
              AND (?3 IS NULL OR idempotency_key = ?3) ORDER BY created_at_ms DESC, id LIMIT -1 OFFSET ?4"
@@ -252,7 +252,7 @@ impl LedgerStore for Connection {
         Ok(())
     }
 
-    fn expired_reservations(&self, now: i64, max: usize) -> ApiResult<Vec<String>> {
+    fn expired_reservations(&self, now: i64, max: usize) -> GatewayResult<Vec<String>> {
         Ok(self
             .prepare_cached(
                 "SELECT id FROM reservations WHERE status = 'ACTIVE' AND expires_at_ms < ?1 \
@@ -262,7 +262,7 @@ impl LedgerStore for Connection {
             .collect::<Result<_, _>>()?)
     }
 
-    fn recall(&self, tenant: &str, endpoint: &str, key: &str) -> ApiResult<Option<StoredResponse>> {
+    fn recall(&self, tenant: &str, endpoint: &str, key: &str) -> GatewayResult<Option<StoredResponse>> {
         Ok(self
             .prepare_cached("SELECT request_hash, response FROM idempotency WHERE tenant_id = ?1 AND endpoint = ?2 AND key = ?3")?
             .query_row(params![tenant, endpoint, key], |r| {
@@ -271,7 +271,7 @@ impl LedgerStore for Connection {
             .optional()?)
     }
 
-    fn remember(&self, tenant: &str, endpoint: &str, key: &str, request_hash: &str, response: &Value) -> ApiResult<()> {
+    fn remember(&self, tenant: &str, endpoint: &str, key: &str, request_hash: &str, response: &Value) -> GatewayResult<()> {
         self.prepare_cached(
             "INSERT INTO idempotency (tenant_id, endpoint, key, request_hash, response) VALUES (?1, ?2, ?3, ?4, ?5)",
         )?
@@ -279,7 +279,7 @@ impl LedgerStore for Connection {
         Ok(())
     }
 
-    fn record_debit(&self, d: &Debit<'_>) -> ApiResult<()> {
+    fn record_debit(&self, d: &Debit<'_>) -> GatewayResult<()> {
         self.prepare_cached(
             "INSERT INTO ledger_events (id, tenant_id, unit, amount, charged, scopes, created_at_ms, body) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
@@ -297,7 +297,7 @@ impl LedgerStore for Connection {
         Ok(())
     }
 
-    fn emit(&self, event: NewEvent, now: i64) -> ApiResult<()> {
+    fn emit(&self, event: NewEvent, now: i64) -> GatewayResult<()> {
         events::emit(self, event, now).map(drop)
     }
 }

@@ -10,7 +10,7 @@
 use serde_json::Value;
 
 use crate::cycles::Unit;
-use crate::error::ApiResult;
+use crate::error::GatewayResult;
 use crate::events::NewEvent;
 use crate::ledger::{BudgetRow, Reservation};
 
@@ -97,66 +97,66 @@ impl ReservationScan<'_> {
 /// the ledger emits, read and written inside one atomic operation (module docs).
 pub trait LedgerStore {
     /// The record of `tenant`, if there is one.
-    fn tenant(&self, tenant: &str) -> ApiResult<Option<TenantRecord>>;
+    fn tenant(&self, tenant: &str) -> GatewayResult<Option<TenantRecord>>;
 
     /// The budget at `(tenant, scope, unit)`, if any.
-    fn budget(&self, tenant: &str, scope: &str, unit: Unit) -> ApiResult<Option<BudgetRow>>;
+    fn budget(&self, tenant: &str, scope: &str, unit: Unit) -> GatewayResult<Option<BudgetRow>>;
 
     /// The budgets at each of `scopes` in `unit`, in order (a backend that pays a round trip
     /// per read fetches them at once).
-    fn budgets(&self, tenant: &str, scopes: &[String], unit: Unit) -> ApiResult<Vec<Option<BudgetRow>>> {
+    fn budgets(&self, tenant: &str, scopes: &[String], unit: Unit) -> GatewayResult<Vec<Option<BudgetRow>>> {
         scopes.iter().map(|scope| self.budget(tenant, scope, unit)).collect()
     }
 
     /// The units `scope` has budgets in.
-    fn budget_units(&self, tenant: &str, scope: &str) -> ApiResult<Vec<String>>;
+    fn budget_units(&self, tenant: &str, scope: &str) -> GatewayResult<Vec<String>>;
 
     /// Every budget of `tenant`, ordered by scope, then unit.
-    fn tenant_budgets(&self, tenant: &str) -> ApiResult<Vec<BudgetRow>>;
+    fn tenant_budgets(&self, tenant: &str) -> GatewayResult<Vec<BudgetRow>>;
 
     /// The budgets of `tenant` in `unit` whose scope starts with `prefix`, ordered by scope
     /// (the action mask's toolset budgets: a tenant without any costs one index probe).
-    fn budgets_with_prefix(&self, tenant: &str, unit: Unit, prefix: &str) -> ApiResult<Vec<BudgetRow>>;
+    fn budgets_with_prefix(&self, tenant: &str, unit: Unit, prefix: &str) -> GatewayResult<Vec<BudgetRow>>;
 
     /// Every tenant that has a budget, sorted (the admin plane's listings across tenants).
-    fn budget_tenants(&self) -> ApiResult<Vec<String>>;
+    fn budget_tenants(&self) -> GatewayResult<Vec<String>>;
 
     /// Records a new budget (refused if one exists at its scope and unit; the caller checks
     /// first, to answer with the right error).
-    fn insert_budget(&self, tenant: &str, budget: &BudgetRow) -> ApiResult<()>;
+    fn insert_budget(&self, tenant: &str, budget: &BudgetRow) -> GatewayResult<()>;
 
     /// Writes the mutable counters and status of an existing budget, stamped `now`.
-    fn save_budget(&self, tenant: &str, budget: &BudgetRow, now: i64) -> ApiResult<()>;
+    fn save_budget(&self, tenant: &str, budget: &BudgetRow, now: i64) -> GatewayResult<()>;
 
     /// The reservation `id`, whichever tenant owns it.
-    fn reservation(&self, id: &str) -> ApiResult<Option<Reservation>>;
+    fn reservation(&self, id: &str) -> GatewayResult<Option<Reservation>>;
 
     /// Records a new reservation (refused if its id exists).
-    fn insert_reservation(&self, reservation: &Reservation) -> ApiResult<()>;
+    fn insert_reservation(&self, reservation: &Reservation) -> GatewayResult<()>;
 
     /// Writes a reservation's lifecycle fields back: status, committed amount, expiry,
     /// finalisation time, extensions and committed metadata.
-    fn save_reservation(&self, reservation: &Reservation) -> ApiResult<()>;
+    fn save_reservation(&self, reservation: &Reservation) -> GatewayResult<()>;
 
     /// Visits the matching reservations newest first (then by id), skipping `scan.offset` of
     /// them, until `visit` returns false.
-    fn scan_reservations(&self, scan: ReservationScan<'_>, visit: &mut dyn FnMut(Reservation) -> bool) -> ApiResult<()>;
+    fn scan_reservations(&self, scan: ReservationScan<'_>, visit: &mut dyn FnMut(Reservation) -> bool) -> GatewayResult<()>;
 
     /// Up to `max` ACTIVE reservations whose expiry and grace are both past at `now` (a
     /// candidate list: the sweep checks each again). A backend whose unit of work holds one
     /// tenant's lock (Redis) lists that tenant's only.
-    fn expired_reservations(&self, now: i64, max: usize) -> ApiResult<Vec<String>>;
+    fn expired_reservations(&self, now: i64, max: usize) -> GatewayResult<Vec<String>>;
 
     /// The response stored for `(tenant, endpoint, key)`, if any.
-    fn recall(&self, tenant: &str, endpoint: &str, key: &str) -> ApiResult<Option<StoredResponse>>;
+    fn recall(&self, tenant: &str, endpoint: &str, key: &str) -> GatewayResult<Option<StoredResponse>>;
 
     /// Stores the response of `(tenant, endpoint, key)` for request digest `request_hash`
     /// (refused if one is stored: a response is never replaced).
-    fn remember(&self, tenant: &str, endpoint: &str, key: &str, request_hash: &str, response: &Value) -> ApiResult<()>;
+    fn remember(&self, tenant: &str, endpoint: &str, key: &str, request_hash: &str, response: &Value) -> GatewayResult<()>;
 
     /// Records a direct debit.
-    fn record_debit(&self, debit: &Debit<'_>) -> ApiResult<()>;
+    fn record_debit(&self, debit: &Debit<'_>) -> GatewayResult<()>;
 
     /// Appends an event to the tenant's stream (and queues its webhook deliveries).
-    fn emit(&self, event: NewEvent, now: i64) -> ApiResult<()>;
+    fn emit(&self, event: NewEvent, now: i64) -> GatewayResult<()>;
 }

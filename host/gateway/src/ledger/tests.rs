@@ -21,14 +21,14 @@ use crate::cycles::{CommitRequest, ReleaseRequest, ReserveRequest};
 /// A backend under test: runs one ledger operation atomically, and what the tests arrange.
 trait Backend {
     /// Runs `op` as one unit of work: all of it or, when it fails, none of it.
-    fn atomically(&self, op: &mut dyn FnMut(&dyn LedgerStore) -> ApiResult<()>) -> ApiResult<()>;
+    fn atomically(&self, op: &mut dyn FnMut(&dyn LedgerStore) -> GatewayResult<()>) -> GatewayResult<()>;
     fn set_tenant(&self, tenant: &str, status: &str);
     /// The types of the events emitted so far.
     fn event_types(&self) -> Vec<String>;
 }
 
 impl Backend for Connection {
-    fn atomically(&self, op: &mut dyn FnMut(&dyn LedgerStore) -> ApiResult<()>) -> ApiResult<()> {
+    fn atomically(&self, op: &mut dyn FnMut(&dyn LedgerStore) -> GatewayResult<()>) -> GatewayResult<()> {
         self.execute_batch("SAVEPOINT op")?;
         let outcome = op(self);
         let end = if outcome.is_ok() { "RELEASE op" } else { "ROLLBACK TO op; RELEASE op" };
@@ -48,7 +48,7 @@ impl Backend for Connection {
 }
 
 impl Backend for MemoryLedger {
-    fn atomically(&self, op: &mut dyn FnMut(&dyn LedgerStore) -> ApiResult<()>) -> ApiResult<()> {
+    fn atomically(&self, op: &mut dyn FnMut(&dyn LedgerStore) -> GatewayResult<()>) -> GatewayResult<()> {
         op(self)
     }
 
@@ -86,7 +86,7 @@ impl RedisServer {
 }
 
 impl Backend for RedisServer {
-    fn atomically(&self, op: &mut dyn FnMut(&dyn LedgerStore) -> ApiResult<()>) -> ApiResult<()> {
+    fn atomically(&self, op: &mut dyn FnMut(&dyn LedgerStore) -> GatewayResult<()>) -> GatewayResult<()> {
         self.ledger.run(TENANT, |store| op(store))
     }
 
@@ -144,13 +144,13 @@ fn on_every_redis(check: fn(&RedisServer)) {
 }
 
 /// `op` as one unit of work on `backend`, with its result.
-fn atomically<T>(backend: &dyn Backend, mut op: impl FnMut(&dyn LedgerStore) -> ApiResult<T>) -> ApiResult<T> {
+fn atomically<T>(backend: &dyn Backend, mut op: impl FnMut(&dyn LedgerStore) -> GatewayResult<T>) -> GatewayResult<T> {
     let mut result = None;
     backend.atomically(&mut |store| {
         result = Some(op(store)?);
         Ok(())
     })?;
-    result.ok_or_else(|| ApiError::internal("the operation did not run"))
+    result.ok_or_else(|| GatewayError::internal("the operation did not run"))
 }
 
 const TENANT: &str = "acme";
@@ -188,12 +188,12 @@ fn reserve_request(key: &str, amount: i64, extra: Value) -> ReserveRequest {
     serde_json::from_value(body).expect("a valid ReserveRequest")
 }
 
-fn reserve_at(store: &dyn Backend, req: &ReserveRequest, now: i64) -> ApiResult<Reserved> {
+fn reserve_at(store: &dyn Backend, req: &ReserveRequest, now: i64) -> GatewayResult<Reserved> {
     let hash = request_hash(req, "").expect("hash");
     atomically(store, |s| reserve(s, TENANT, req, &hash, now))
 }
 
-fn commit_at(store: &dyn Backend, id: &str, key: &str, amount: i64, now: i64) -> ApiResult<crate::cycles::CommitResponse> {
+fn commit_at(store: &dyn Backend, id: &str, key: &str, amount: i64, now: i64) -> GatewayResult<crate::cycles::CommitResponse> {
     let req: CommitRequest =
         serde_json::from_value(json!({"idempotency_key": key, "actual": {"unit": "USD_MICROCENTS", "amount": amount}}))
             .expect("a valid CommitRequest");
@@ -201,7 +201,7 @@ fn commit_at(store: &dyn Backend, id: &str, key: &str, amount: i64, now: i64) ->
     atomically(store, |s| commit(s, TENANT, id, &req, &hash, now)).and_then(Finished::into_result)
 }
 
-fn code_of<T: std::fmt::Debug>(result: ApiResult<T>) -> ErrorCode {
+fn code_of<T: std::fmt::Debug>(result: GatewayResult<T>) -> ErrorCode {
     result.expect_err("the operation must be refused").code
 }
 
@@ -628,9 +628,9 @@ fn a_holder_whose_lock_lapsed_writes_nothing_and_runs_again() {
 /// number, from 1).
 fn hand_on<T: Send>(
     ledger: &RedisLedger,
-    mut first: impl FnMut(&dyn LedgerStore) -> ApiResult<()>,
-    second: impl FnMut(&dyn LedgerStore, usize) -> ApiResult<T> + Send,
-) -> (ApiResult<T>, usize) {
+    mut first: impl FnMut(&dyn LedgerStore) -> GatewayResult<()>,
+    second: impl FnMut(&dyn LedgerStore, usize) -> GatewayResult<T> + Send,
+) -> (GatewayResult<T>, usize) {
     let before = ledger.handed_on();
     let mut second = Some(second);
     let outcome = std::thread::scope(|scope| {
@@ -662,7 +662,7 @@ fn hand_on<T: Send>(
 }
 
 /// Adds `amount` to the root budget's `reserved`, as a rule would.
-fn hold_on_root(s: &dyn LedgerStore, amount: i64) -> ApiResult<()> {
+fn hold_on_root(s: &dyn LedgerStore, amount: i64) -> GatewayResult<()> {
     let mut b = s.budget(TENANT, ROOT, Unit::UsdMicrocents)?.expect("budget");
     b.reserved += amount;
     s.save_budget(TENANT, &b, 0)
@@ -721,8 +721,8 @@ fn a_tenant_closed_during_a_handoff_holds_nothing_more() {
 fn a_refusal_under_a_handed_on_lock_is_decided_again_on_a_fresh_lock() {
     on_every_redis(|server| {
         add_budget(server, ROOT, 1_000, 0, None);
-        let (result, attempts) = hand_on(&server.ledger, |s| hold_on_root(s, 1), |_, attempt| -> ApiResult<()> {
-            Err(ApiError::invalid(format!("refused at attempt {attempt}")))
+        let (result, attempts) = hand_on(&server.ledger, |s| hold_on_root(s, 1), |_, attempt| -> GatewayResult<()> {
+            Err(GatewayError::invalid(format!("refused at attempt {attempt}")))
         });
         assert_eq!(result.expect_err("refused").message, "refused at attempt 2");
         assert_eq!(attempts, 2);

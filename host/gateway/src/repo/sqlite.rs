@@ -4,7 +4,7 @@
 use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::cycles::Unit;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{GatewayError, GatewayResult};
 use crate::escalations::{EscalationRecord, Status as EscalationStatus, TargetBody};
 use crate::escrow::{Grant, GrantStatus, GrantUnit};
 use crate::events::{EventCategory, EventFilter, EventRow, EventType, SortBy, SortDir, StoredEvent};
@@ -90,23 +90,23 @@ CREATE TABLE IF NOT EXISTS grant_units (
 "#;
 
 /// An agent from its stored body, with the `trust` column (the one outcome reports move).
-fn agent_from(body: &str, trust: f64) -> ApiResult<AgentRecord> {
-    let mut agent: AgentRecord = serde_json::from_str(body).map_err(ApiError::internal)?;
+fn agent_from(body: &str, trust: f64) -> GatewayResult<AgentRecord> {
+    let mut agent: AgentRecord = serde_json::from_str(body).map_err(GatewayError::internal)?;
     agent.trust = trust;
     Ok(agent)
 }
 
 impl RegistryStore for Connection {
-    fn authority_settings(&self, tenant: &str) -> ApiResult<Option<AuthoritySettings>> {
+    fn authority_settings(&self, tenant: &str) -> GatewayResult<Option<AuthoritySettings>> {
         let body: Option<String> = self
             .prepare_cached("SELECT body FROM authority_settings WHERE tenant_id = ?1")?
             .query_row([tenant], |r| r.get(0))
             .optional()?;
-        body.map(|b| serde_json::from_str(&b).map_err(ApiError::internal)).transpose()
+        body.map(|b| serde_json::from_str(&b).map_err(GatewayError::internal)).transpose()
     }
 
-    fn set_authority_settings(&self, tenant: &str, settings: &AuthoritySettings) -> ApiResult<()> {
-        let body = serde_json::to_string(settings).map_err(ApiError::internal)?;
+    fn set_authority_settings(&self, tenant: &str, settings: &AuthoritySettings) -> GatewayResult<()> {
+        let body = serde_json::to_string(settings).map_err(GatewayError::internal)?;
         self.prepare_cached(
             "INSERT INTO authority_settings (tenant_id, body) VALUES (?1, ?2) ON CONFLICT(tenant_id) DO UPDATE SET body = excluded.body",
         )?
@@ -114,7 +114,7 @@ impl RegistryStore for Connection {
         Ok(())
     }
 
-    fn agent(&self, tenant: &str, agent_id: &str) -> ApiResult<Option<AgentRecord>> {
+    fn agent(&self, tenant: &str, agent_id: &str) -> GatewayResult<Option<AgentRecord>> {
         let row: Option<(String, f64)> = self
             .prepare_cached("SELECT body, trust FROM agents WHERE tenant_id = ?1 AND agent_id = ?2")?
             .query_row(params![tenant, agent_id], |r| Ok((r.get(0)?, r.get(1)?)))
@@ -122,7 +122,7 @@ impl RegistryStore for Connection {
         row.map(|(body, trust)| agent_from(&body, trust)).transpose()
     }
 
-    fn agents(&self, tenant: &str) -> ApiResult<Vec<AgentRecord>> {
+    fn agents(&self, tenant: &str) -> GatewayResult<Vec<AgentRecord>> {
         let mut stmt = self.prepare_cached("SELECT body, trust FROM agents WHERE tenant_id = ?1 ORDER BY agent_id")?;
         let rows = stmt.query_map([tenant], |r| Ok((r.get::<_, String>(0)?, r.get::<_, f64>(1)?)))?;
         let mut out = Vec::new();
@@ -133,8 +133,8 @@ impl RegistryStore for Connection {
         Ok(out)
     }
 
-    fn upsert_agent(&self, tenant: &str, agent: &AgentRecord, now: i64) -> ApiResult<()> {
-        let body = serde_json::to_string(agent).map_err(ApiError::internal)?;
+    fn upsert_agent(&self, tenant: &str, agent: &AgentRecord, now: i64) -> GatewayResult<()> {
+        let body = serde_json::to_string(agent).map_err(GatewayError::internal)?;
         self.prepare_cached(
             "INSERT INTO agents (tenant_id, agent_id, trust, body, updated_at_ms) VALUES (?1, ?2, ?3, ?4, ?5) \
              ON CONFLICT(tenant_id, agent_id) DO UPDATE SET trust = excluded.trust, body = excluded.body, updated_at_ms = excluded.updated_at_ms",
@@ -143,7 +143,7 @@ impl RegistryStore for Connection {
         Ok(())
     }
 
-    fn set_agent_trust(&self, tenant: &str, agent_id: &str, score: f64, now: i64) -> ApiResult<bool> {
+    fn set_agent_trust(&self, tenant: &str, agent_id: &str, score: f64, now: i64) -> GatewayResult<bool> {
         let n = self
             .prepare_cached("UPDATE agents SET trust = ?3, updated_at_ms = ?4 WHERE tenant_id = ?1 AND agent_id = ?2")?
             .execute(params![tenant, agent_id, score, now])?;
@@ -152,7 +152,7 @@ impl RegistryStore for Connection {
 }
 
 impl DelegationStore for Connection {
-    fn delegation_response(&self, tenant: &str, key: &str) -> ApiResult<Option<StoredDelegation>> {
+    fn delegation_response(&self, tenant: &str, key: &str) -> GatewayResult<Option<StoredDelegation>> {
         Ok(self
             .prepare_cached("SELECT request_hash, response, trace_seq FROM delegation_requests WHERE tenant_id = ?1 AND key = ?2")?
             .query_row(params![tenant, key], |r| {
@@ -161,7 +161,7 @@ impl DelegationStore for Connection {
             .optional()?)
     }
 
-    fn insert_delegation_response(&self, tenant: &str, key: &str, stored: &StoredDelegation, now: i64) -> ApiResult<bool> {
+    fn insert_delegation_response(&self, tenant: &str, key: &str, stored: &StoredDelegation, now: i64) -> GatewayResult<bool> {
         let inserted = self
             .prepare_cached(
                 "INSERT INTO delegation_requests (tenant_id, key, request_hash, response, trace_seq, created_at_ms) \
@@ -171,7 +171,7 @@ impl DelegationStore for Connection {
         Ok(inserted == 1)
     }
 
-    fn depth_exception(&self, tenant: &str, id: &str) -> ApiResult<Option<DepthExceptionRow>> {
+    fn depth_exception(&self, tenant: &str, id: &str) -> GatewayResult<Option<DepthExceptionRow>> {
         Ok(self
             .prepare_cached(
                 "SELECT id, chain_id, approved_by, justification, extra_depth, expires_at_ms, created_at_ms \
@@ -191,7 +191,7 @@ impl DelegationStore for Connection {
             .optional()?)
     }
 
-    fn insert_depth_exception(&self, tenant: &str, e: &DepthExceptionRow) -> ApiResult<()> {
+    fn insert_depth_exception(&self, tenant: &str, e: &DepthExceptionRow) -> GatewayResult<()> {
         self.prepare_cached(
             "INSERT INTO depth_exceptions (id, tenant_id, chain_id, approved_by, justification, extra_depth, expires_at_ms, created_at_ms) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
@@ -208,7 +208,7 @@ pub(super) const GRANT_SQL: &str = "SELECT chain_id, parent_id, holder, depth, s
 // every run (a test counts); the units are sorted after reading instead.
 pub(super) const UNITS_SQL: &str = "SELECT unit, granted, carved, spent, reservation_id FROM grant_units WHERE grant_id = ?1";
 
-fn grant_units(conn: &Connection, grant_id: &str) -> ApiResult<Vec<GrantUnit>> {
+fn grant_units(conn: &Connection, grant_id: &str) -> GatewayResult<Vec<GrantUnit>> {
     let mut stmt = conn.prepare_cached(UNITS_SQL)?;
     let rows = stmt.query_map([grant_id], |r| {
         Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?, r.get::<_, i64>(3)?, r.get(4)?))
@@ -216,19 +216,19 @@ fn grant_units(conn: &Connection, grant_id: &str) -> ApiResult<Vec<GrantUnit>> {
     let mut out = Vec::new();
     for row in rows {
         let (unit, granted, carved, spent, reservation_id) = row?;
-        let unit = Unit::parse(&unit).ok_or_else(|| ApiError::internal(format!("grant unit `{unit}` is unknown")))?;
+        let unit = Unit::parse(&unit).ok_or_else(|| GatewayError::internal(format!("grant unit `{unit}` is unknown")))?;
         out.push(GrantUnit { unit, granted, carved, spent, available: granted - carved - spent, reservation_id });
     }
     out.sort_by(|a, b| a.unit.as_str().cmp(b.unit.as_str()));
     Ok(out)
 }
 
-fn ids(conn: &Connection, sql: &str, params: impl rusqlite::Params) -> ApiResult<Vec<String>> {
+fn ids(conn: &Connection, sql: &str, params: impl rusqlite::Params) -> GatewayResult<Vec<String>> {
     Ok(conn.prepare_cached(sql)?.query_map(params, |r| r.get(0))?.collect::<Result<_, _>>()?)
 }
 
 impl EscrowStore for Connection {
-    fn grant(&self, tenant: &str, grant_id: &str) -> ApiResult<Option<Grant>> {
+    fn grant(&self, tenant: &str, grant_id: &str) -> GatewayResult<Option<Grant>> {
         let row = self
             .prepare_cached(GRANT_SQL)?
             .query_row(params![grant_id, tenant], |r| {
@@ -250,7 +250,7 @@ impl EscrowStore for Connection {
         Ok(Some(grant))
     }
 
-    fn insert_grant(&self, tenant: &str, g: &Grant) -> ApiResult<bool> {
+    fn insert_grant(&self, tenant: &str, g: &Grant) -> GatewayResult<bool> {
         // a taken id, or a second root of the chain (the partial unique index), inserts nothing
         let inserted = self
             .prepare_cached(
@@ -268,7 +268,7 @@ impl EscrowStore for Connection {
         Ok(true)
     }
 
-    fn save_grant_unit(&self, tenant: &str, grant_id: &str, u: &GrantUnit) -> ApiResult<()> {
+    fn save_grant_unit(&self, tenant: &str, grant_id: &str, u: &GrantUnit) -> GatewayResult<()> {
         self.prepare_cached(
             "UPDATE grant_units SET carved = ?3, spent = ?4, reservation_id = ?5 WHERE grant_id = ?1 AND unit = ?2 \
              AND EXISTS (SELECT 1 FROM grants WHERE grant_id = ?1 AND tenant_id = ?6)",
@@ -277,31 +277,31 @@ impl EscrowStore for Connection {
         Ok(())
     }
 
-    fn set_grant_status(&self, tenant: &str, grant_id: &str, status: GrantStatus, at_ms: i64) -> ApiResult<()> {
+    fn set_grant_status(&self, tenant: &str, grant_id: &str, status: GrantStatus, at_ms: i64) -> GatewayResult<()> {
         self.prepare_cached("UPDATE grants SET status = ?3, settled_at_ms = ?4 WHERE grant_id = ?1 AND tenant_id = ?2")?
             .execute(params![grant_id, tenant, status.as_str(), at_ms])?;
         Ok(())
     }
 
-    fn child_grants(&self, tenant: &str, grant_id: &str) -> ApiResult<Vec<String>> {
+    fn child_grants(&self, tenant: &str, grant_id: &str) -> GatewayResult<Vec<String>> {
         ids(self, "SELECT grant_id FROM grants WHERE parent_id = ?1 AND tenant_id = ?2 ORDER BY grant_id", params![grant_id, tenant])
     }
 
-    fn chain_grants(&self, tenant: &str, chain_id: &str) -> ApiResult<Vec<String>> {
+    fn chain_grants(&self, tenant: &str, chain_id: &str) -> GatewayResult<Vec<String>> {
         ids(self, "SELECT grant_id FROM grants WHERE tenant_id = ?1 AND chain_id = ?2 ORDER BY grant_id", params![tenant, chain_id])
     }
 
-    fn tenant_grants(&self, tenant: &str) -> ApiResult<Vec<String>> {
+    fn tenant_grants(&self, tenant: &str) -> GatewayResult<Vec<String>> {
         ids(self, "SELECT grant_id FROM grants WHERE tenant_id = ?1 ORDER BY grant_id", params![tenant])
     }
 }
 
-fn escalation_from(body: &str) -> ApiResult<EscalationRecord> {
-    serde_json::from_str(body).map_err(|e| ApiError::internal(format!("a stored escalation is unreadable: {e}")))
+fn escalation_from(body: &str) -> GatewayResult<EscalationRecord> {
+    serde_json::from_str(body).map_err(|e| GatewayError::internal(format!("a stored escalation is unreadable: {e}")))
 }
 
 impl EscalationStore for Connection {
-    fn escalation(&self, tenant: &str, id: &str) -> ApiResult<Option<EscalationRecord>> {
+    fn escalation(&self, tenant: &str, id: &str) -> GatewayResult<Option<EscalationRecord>> {
         let body: Option<String> = self
             .prepare_cached("SELECT body FROM escalations WHERE id = ?1 AND tenant_id = ?2")?
             .query_row(params![id, tenant], |r| r.get(0))
@@ -309,8 +309,8 @@ impl EscalationStore for Connection {
         body.map(|b| escalation_from(&b)).transpose()
     }
 
-    fn save_escalation(&self, tenant: &str, record: &EscalationRecord) -> ApiResult<()> {
-        let body = serde_json::to_string(record).map_err(ApiError::internal)?;
+    fn save_escalation(&self, tenant: &str, record: &EscalationRecord) -> GatewayResult<()> {
+        let body = serde_json::to_string(record).map_err(GatewayError::internal)?;
         self.prepare_cached(
             "INSERT INTO escalations (id, tenant_id, status, assignee, expires_at_ms, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
              ON CONFLICT(id) DO UPDATE SET status = excluded.status, assignee = excluded.assignee, body = excluded.body",
@@ -319,14 +319,14 @@ impl EscalationStore for Connection {
         Ok(())
     }
 
-    fn pending_escalations(&self, tenant: &str, assignee: &str) -> ApiResult<usize> {
+    fn pending_escalations(&self, tenant: &str, assignee: &str) -> GatewayResult<usize> {
         let n: i64 = self
             .prepare_cached("SELECT COUNT(*) FROM escalations WHERE tenant_id = ?1 AND assignee = ?2 AND status = 'PENDING'")?
             .query_row(params![tenant, assignee], |r| r.get(0))?;
         Ok(usize::try_from(n).unwrap_or(usize::MAX))
     }
 
-    fn escalations(&self, tenant: &str, status: Option<EscalationStatus>, assignee: Option<&str>) -> ApiResult<Vec<EscalationRecord>> {
+    fn escalations(&self, tenant: &str, status: Option<EscalationStatus>, assignee: Option<&str>) -> GatewayResult<Vec<EscalationRecord>> {
         let mut stmt = self.prepare_cached(
             "SELECT body FROM escalations WHERE tenant_id = ?1 AND (?2 IS NULL OR status = ?2) \
              AND (?3 IS NULL OR assignee = ?3) ORDER BY expires_at_ms, id",
@@ -337,7 +337,7 @@ impl EscalationStore for Connection {
         bodies.iter().map(|b| escalation_from(b)).collect()
     }
 
-    fn expired_escalations(&self, tenant: &str, now: i64, max: usize) -> ApiResult<Vec<ExpiredEscalation>> {
+    fn expired_escalations(&self, tenant: &str, now: i64, max: usize) -> GatewayResult<Vec<ExpiredEscalation>> {
         let rows: Vec<(String, String)> = self
             .prepare_cached(
                 "SELECT id, body FROM escalations WHERE status = 'PENDING' AND expires_at_ms < ?1 AND tenant_id = ?2 \
@@ -348,27 +348,27 @@ impl EscalationStore for Connection {
         Ok(rows.into_iter().map(|(id, body)| (id, serde_json::from_str(&body).ok())).collect())
     }
 
-    fn expire_unreadable_escalation(&self, tenant: &str, id: &str) -> ApiResult<()> {
+    fn expire_unreadable_escalation(&self, tenant: &str, id: &str) -> GatewayResult<()> {
         self.prepare_cached("UPDATE escalations SET status = ?3 WHERE id = ?1 AND tenant_id = ?2")?
             .execute(params![id, tenant, EscalationStatus::Expired.as_str()])?;
         Ok(())
     }
 
-    fn escalation_tenants(&self) -> ApiResult<Vec<String>> {
+    fn escalation_tenants(&self) -> GatewayResult<Vec<String>> {
         ids(self, "SELECT DISTINCT tenant_id FROM escalations WHERE status = 'PENDING' ORDER BY tenant_id", [])
     }
 
-    fn escalation_targets(&self, tenant: &str) -> ApiResult<Vec<TargetBody>> {
+    fn escalation_targets(&self, tenant: &str) -> GatewayResult<Vec<TargetBody>> {
         let mut stmt = self.prepare_cached("SELECT body FROM escalation_targets WHERE tenant_id = ?1 ORDER BY trust DESC, agent")?;
         let bodies: Vec<String> = stmt.query_map([tenant], |r| r.get::<_, String>(0))?.collect::<Result<_, _>>()?;
         bodies
             .iter()
-            .map(|b| serde_json::from_str(b).map_err(|e| ApiError::internal(format!("a stored escalation target is unreadable: {e}"))))
+            .map(|b| serde_json::from_str(b).map_err(|e| GatewayError::internal(format!("a stored escalation target is unreadable: {e}"))))
             .collect()
     }
 
-    fn save_escalation_target(&self, tenant: &str, target: &TargetBody) -> ApiResult<()> {
-        let body = serde_json::to_string(target).map_err(ApiError::internal)?;
+    fn save_escalation_target(&self, tenant: &str, target: &TargetBody) -> GatewayResult<()> {
+        let body = serde_json::to_string(target).map_err(GatewayError::internal)?;
         self.prepare_cached(
             "INSERT INTO escalation_targets (tenant_id, agent, trust, body) VALUES (?1, ?2, ?3, ?4) \
              ON CONFLICT(tenant_id, agent) DO UPDATE SET trust = excluded.trust, body = excluded.body",
@@ -379,11 +379,11 @@ impl EscalationStore for Connection {
 }
 
 impl TraceStore for Connection {
-    fn trace_head(&self, tenant: &str, chain_id: &str) -> ApiResult<Option<SignedHead>> {
+    fn trace_head(&self, tenant: &str, chain_id: &str) -> GatewayResult<Option<SignedHead>> {
         traces::stored_head(self, tenant, chain_id)
     }
 
-    fn next_trace_seq(&self, _tenant: &str) -> ApiResult<i64> {
+    fn next_trace_seq(&self, _tenant: &str) -> GatewayResult<i64> {
         // one past every number ever handed out (AUTOINCREMENT's counter, so deleted rows are
         // never reused), across tenants
         let last: i64 = self
@@ -392,14 +392,14 @@ impl TraceStore for Connection {
                  COALESCE((SELECT MAX(seq) FROM trace_events), 0))",
             )?
             .query_row([], |r| r.get(0))?;
-        last.checked_add(1).ok_or_else(|| ApiError::internal("trace sequence overflow"))
+        last.checked_add(1).ok_or_else(|| GatewayError::internal("trace sequence overflow"))
     }
 
-    fn open_trace_leaf(&self, _tenant: &str, signer: &KeyPair, leaf: [u8; 32]) -> ApiResult<(i64, i64)> {
+    fn open_trace_leaf(&self, _tenant: &str, signer: &KeyPair, leaf: [u8; 32]) -> GatewayResult<(i64, i64)> {
         traces::next_leaf(self, signer, leaf)
     }
 
-    fn insert_trace_event(&self, r: &Record) -> ApiResult<()> {
+    fn insert_trace_event(&self, r: &Record) -> GatewayResult<()> {
         self.prepare_cached(
             "INSERT INTO trace_events (seq, tenant_id, chain_id, delegator, delegate, depth, at_ms, decision, reason_code, \
              policy_version, body, pos, prev_hash, hash, key_id, signature, seal_id, leaf) \
@@ -437,19 +437,19 @@ impl TraceStore for Connection {
         Ok(())
     }
 
-    fn trace_events(&self, tenant: &str, chain_id: &str) -> ApiResult<Vec<Record>> {
+    fn trace_events(&self, tenant: &str, chain_id: &str) -> GatewayResult<Vec<Record>> {
         traces::load(self, tenant, chain_id)
     }
 
-    fn trace_event_at(&self, tenant: &str, seq: i64) -> ApiResult<Option<Record>> {
+    fn trace_event_at(&self, tenant: &str, seq: i64) -> GatewayResult<Option<Record>> {
         traces::load_at(self, tenant, seq)
     }
 
-    fn warning_events(&self, tenant: &str, limit: usize) -> ApiResult<Vec<Record>> {
+    fn warning_events(&self, tenant: &str, limit: usize) -> GatewayResult<Vec<Record>> {
         traces::load_warnings(self, tenant, limit)
     }
 
-    fn trace_seal(&self, _tenant: &str, seal_id: i64) -> ApiResult<Result<Seal, &'static str>> {
+    fn trace_seal(&self, _tenant: &str, seal_id: i64) -> GatewayResult<Result<Seal, &'static str>> {
         // a batch's seal signs every tenant's events of the batch
         traces::stored_seal(self, seal_id)
     }
@@ -474,7 +474,7 @@ fn stored_event(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredEvent> {
 const EVENT_COLUMNS: &str = "event_id, tenant_id, event_type, scope, trace_id, at_ms, body";
 
 impl EventStore for Connection {
-    fn insert_event(&self, row: &EventRow) -> ApiResult<()> {
+    fn insert_event(&self, row: &EventRow) -> GatewayResult<()> {
         let e = &row.event;
         self.prepare_cached(
             "INSERT INTO events (event_id, tenant_id, event_type, category, scope, correlation_id, trace_id, request_id, at_ms, body) \
@@ -495,14 +495,14 @@ impl EventStore for Connection {
         Ok(())
     }
 
-    fn event(&self, event_id: &str) -> ApiResult<Option<StoredEvent>> {
+    fn event(&self, event_id: &str) -> GatewayResult<Option<StoredEvent>> {
         Ok(self
             .prepare_cached(&format!("SELECT {EVENT_COLUMNS} FROM events WHERE event_id = ?1"))?
             .query_row([event_id], stored_event)
             .optional()?)
     }
 
-    fn matching_events(&self, f: &EventFilter, offset: usize, count: usize) -> ApiResult<Vec<String>> {
+    fn matching_events(&self, f: &EventFilter, offset: usize, count: usize) -> GatewayResult<Vec<String>> {
         let column = match f.sort_by {
             SortBy::Timestamp => "seq",
             SortBy::EventType => "event_type",
@@ -552,7 +552,7 @@ impl EventStore for Connection {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    fn event_window(&self, tenant: Option<&str>, from_ms: i64, to_ms: i64, count: usize) -> ApiResult<Vec<StoredEvent>> {
+    fn event_window(&self, tenant: Option<&str>, from_ms: i64, to_ms: i64, count: usize) -> GatewayResult<Vec<StoredEvent>> {
         let mut stmt = self.prepare_cached(&format!(
             "SELECT {EVENT_COLUMNS} FROM events WHERE (?1 IS NULL OR tenant_id = ?1) AND at_ms >= ?2 AND at_ms <= ?3 \
              ORDER BY seq ASC LIMIT ?4"
@@ -562,8 +562,8 @@ impl EventStore for Connection {
     }
 }
 
-fn subscription_from(body: &str) -> ApiResult<Subscription> {
-    serde_json::from_str(body).map_err(|e| ApiError::internal(format!("a stored webhook subscription is unreadable: {e}")))
+fn subscription_from(body: &str) -> GatewayResult<Subscription> {
+    serde_json::from_str(body).map_err(|e| GatewayError::internal(format!("a stored webhook subscription is unreadable: {e}")))
 }
 
 const DELIVERY_COLUMNS: &str = "delivery_id, subscription_id, event_id, event_type, status, attempts, created_at_ms, attempted_at_ms, \
@@ -596,15 +596,15 @@ fn delivery_from(r: &rusqlite::Row<'_>) -> rusqlite::Result<(Delivery, String)> 
 }
 
 /// A read delivery, or an error naming it when its stored status is not one.
-fn checked_delivery((delivery, status): (Delivery, String)) -> ApiResult<Delivery> {
+fn checked_delivery((delivery, status): (Delivery, String)) -> GatewayResult<Delivery> {
     match DeliveryStatus::parse(&status) {
         Some(_) => Ok(delivery),
-        None => Err(ApiError::internal(format!("delivery `{}` has an unknown status `{status}`", delivery.delivery_id))),
+        None => Err(GatewayError::internal(format!("delivery `{}` has an unknown status `{status}`", delivery.delivery_id))),
     }
 }
 
 impl WebhookStore for Connection {
-    fn subscription(&self, id: &str) -> ApiResult<Option<Subscription>> {
+    fn subscription(&self, id: &str) -> GatewayResult<Option<Subscription>> {
         self.prepare_cached("SELECT body FROM webhook_subscriptions WHERE subscription_id = ?1")?
             .query_row([id], |r| r.get::<_, String>(0))
             .optional()?
@@ -612,8 +612,8 @@ impl WebhookStore for Connection {
             .transpose()
     }
 
-    fn save_subscription(&self, sub: &Subscription) -> ApiResult<()> {
-        let body = serde_json::to_string(sub).map_err(ApiError::internal)?;
+    fn save_subscription(&self, sub: &Subscription) -> GatewayResult<()> {
+        let body = serde_json::to_string(sub).map_err(GatewayError::internal)?;
         self.prepare_cached(
             "INSERT INTO webhook_subscriptions (subscription_id, tenant_id, status, body) VALUES (?1, ?2, ?3, ?4) \
              ON CONFLICT (subscription_id) DO UPDATE SET status = excluded.status, body = excluded.body",
@@ -622,14 +622,14 @@ impl WebhookStore for Connection {
         Ok(())
     }
 
-    fn delete_subscription(&self, sub: &Subscription) -> ApiResult<()> {
+    fn delete_subscription(&self, sub: &Subscription) -> GatewayResult<()> {
         self.prepare_cached("DELETE FROM webhook_subscriptions WHERE subscription_id = ?1")?.execute([&sub.subscription_id])?;
         self.prepare_cached("DELETE FROM webhook_deliveries WHERE subscription_id = ?1 AND status IN ('PENDING', 'RETRYING')")?
             .execute([&sub.subscription_id])?;
         Ok(())
     }
 
-    fn subscriptions(&self, tenant: Option<&str>, status: Option<SubscriptionStatus>) -> ApiResult<Vec<Subscription>> {
+    fn subscriptions(&self, tenant: Option<&str>, status: Option<SubscriptionStatus>) -> GatewayResult<Vec<Subscription>> {
         let mut stmt = self.prepare_cached(
             "SELECT body FROM webhook_subscriptions WHERE (?1 IS NULL OR tenant_id = ?1) AND (?2 IS NULL OR status = ?2) \
              ORDER BY subscription_id",
@@ -642,7 +642,7 @@ impl WebhookStore for Connection {
         Ok(out)
     }
 
-    fn insert_delivery(&self, _tenant: &str, d: &Delivery) -> ApiResult<()> {
+    fn insert_delivery(&self, _tenant: &str, d: &Delivery) -> GatewayResult<()> {
         self.prepare_cached(&format!(
             "INSERT INTO webhook_deliveries ({DELIVERY_COLUMNS}) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)"
@@ -668,7 +668,7 @@ impl WebhookStore for Connection {
         Ok(())
     }
 
-    fn delivery(&self, _tenant: &str, id: &str) -> ApiResult<Option<Delivery>> {
+    fn delivery(&self, _tenant: &str, id: &str) -> GatewayResult<Option<Delivery>> {
         self.prepare_cached(&format!("SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries WHERE delivery_id = ?1"))?
             .query_row([id], delivery_from)
             .optional()?
@@ -676,7 +676,7 @@ impl WebhookStore for Connection {
             .transpose()
     }
 
-    fn save_delivery(&self, _tenant: &str, d: &Delivery) -> ApiResult<()> {
+    fn save_delivery(&self, _tenant: &str, d: &Delivery) -> GatewayResult<()> {
         self.prepare_cached(
             "UPDATE webhook_deliveries SET status = ?2, attempts = ?3, attempted_at_ms = ?4, completed_at_ms = ?5, \
              next_attempt_at_ms = ?6, lease_until_ms = ?7, response_status = ?8, response_time_ms = ?9, error_message = ?10 \
@@ -697,12 +697,12 @@ impl WebhookStore for Connection {
         Ok(())
     }
 
-    fn delete_delivery(&self, _tenant: &str, d: &Delivery) -> ApiResult<()> {
+    fn delete_delivery(&self, _tenant: &str, d: &Delivery) -> GatewayResult<()> {
         self.prepare_cached("DELETE FROM webhook_deliveries WHERE delivery_id = ?1")?.execute([&d.delivery_id])?;
         Ok(())
     }
 
-    fn subscription_deliveries(&self, sub: &Subscription, f: &DeliveryFilter, offset: usize, count: usize) -> ApiResult<Vec<Delivery>> {
+    fn subscription_deliveries(&self, sub: &Subscription, f: &DeliveryFilter, offset: usize, count: usize) -> GatewayResult<Vec<Delivery>> {
         let mut stmt = self.prepare_cached(&format!(
             "SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries \
              WHERE subscription_id = ?1 AND (?2 IS NULL OR status = ?2) AND (?3 IS NULL OR created_at_ms >= ?3) \
@@ -726,7 +726,7 @@ impl WebhookStore for Connection {
         Ok(out)
     }
 
-    fn replay_owed(&self, sub: &Subscription) -> ApiResult<bool> {
+    fn replay_owed(&self, sub: &Subscription) -> GatewayResult<bool> {
         Ok(self
             .prepare_cached(
                 "SELECT EXISTS (SELECT 1 FROM webhook_deliveries WHERE subscription_id = ?1 AND replay_id IS NOT NULL \
@@ -735,7 +735,7 @@ impl WebhookStore for Connection {
             .query_row([&sub.subscription_id], |r| r.get(0))?)
     }
 
-    fn due_deliveries(&self, tenant: &str, now: i64, max: usize) -> ApiResult<Vec<Delivery>> {
+    fn due_deliveries(&self, tenant: &str, now: i64, max: usize) -> GatewayResult<Vec<Delivery>> {
         deliveries_where(
             self,
             "e.tenant_id = ?1 AND d.status IN ('PENDING', 'RETRYING') AND d.next_attempt_at_ms <= ?2 \
@@ -744,12 +744,12 @@ impl WebhookStore for Connection {
         )
     }
 
-    fn defer_delivery(&self, _tenant: &str, _delivery: &Delivery, _until: i64) -> ApiResult<()> {
+    fn defer_delivery(&self, _tenant: &str, _delivery: &Delivery, _until: i64) -> GatewayResult<()> {
         // the embedded dispatcher's query leaves out deliveries to inactive subscriptions
         Ok(())
     }
 
-    fn leased_deliveries(&self, tenant: &str, now: i64) -> ApiResult<usize> {
+    fn leased_deliveries(&self, tenant: &str, now: i64) -> GatewayResult<usize> {
         let n: i64 = self
             .prepare_cached(
                 "SELECT COUNT(*) FROM webhook_deliveries d JOIN events e ON e.event_id = d.event_id \
@@ -759,7 +759,7 @@ impl WebhookStore for Connection {
         Ok(usize::try_from(n).unwrap_or(usize::MAX))
     }
 
-    fn stale_deliveries(&self, tenant: &str, before: i64, now: i64, max: usize) -> ApiResult<Vec<Delivery>> {
+    fn stale_deliveries(&self, tenant: &str, before: i64, now: i64, max: usize) -> GatewayResult<Vec<Delivery>> {
         deliveries_where(
             self,
             "e.tenant_id = ?1 AND d.status IN ('PENDING', 'RETRYING') AND d.created_at_ms < ?2 \
@@ -768,7 +768,7 @@ impl WebhookStore for Connection {
         )
     }
 
-    fn finished_deliveries(&self, tenant: &str, before: i64, max: usize) -> ApiResult<Vec<Delivery>> {
+    fn finished_deliveries(&self, tenant: &str, before: i64, max: usize) -> GatewayResult<Vec<Delivery>> {
         deliveries_where(
             self,
             "e.tenant_id = ?1 AND d.status IN ('SUCCESS', 'FAILED') AND d.completed_at_ms < ?2 \
@@ -777,7 +777,7 @@ impl WebhookStore for Connection {
         )
     }
 
-    fn delivery_tenants(&self) -> ApiResult<Vec<String>> {
+    fn delivery_tenants(&self) -> GatewayResult<Vec<String>> {
         let mut stmt = self.prepare_cached(
             "SELECT DISTINCT e.tenant_id FROM webhook_deliveries d JOIN events e ON e.event_id = d.event_id ORDER BY 1",
         )?;
@@ -788,7 +788,7 @@ impl WebhookStore for Connection {
 
 /// The deliveries that `filter` selects, over `d` (the deliveries) and `e` (their events: a
 /// test probe has no event and is never selected).
-fn deliveries_where(conn: &Connection, filter: &str, params: &[&dyn rusqlite::ToSql]) -> ApiResult<Vec<Delivery>> {
+fn deliveries_where(conn: &Connection, filter: &str, params: &[&dyn rusqlite::ToSql]) -> GatewayResult<Vec<Delivery>> {
     let columns = DELIVERY_COLUMNS.split(", ").map(|c| format!("d.{}", c.trim())).collect::<Vec<_>>().join(", ");
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT {columns} FROM webhook_deliveries d JOIN events e ON e.event_id = d.event_id WHERE {filter}"
@@ -801,9 +801,9 @@ fn deliveries_where(conn: &Connection, filter: &str, params: &[&dyn rusqlite::To
     Ok(out)
 }
 
-fn tenant_from(id: &str, body: &str) -> ApiResult<Tenant> {
+fn tenant_from(id: &str, body: &str) -> GatewayResult<Tenant> {
     // a record this server cannot read fails the caller, naming it
-    serde_json::from_str(body).map_err(|e| ApiError::internal(format!("the stored record of tenant `{id}` is unreadable: {e}")))
+    serde_json::from_str(body).map_err(|e| GatewayError::internal(format!("the stored record of tenant `{id}` is unreadable: {e}")))
 }
 
 const KEY_COLUMNS: &str = "key_id, tenant_id, key_hash, status, expires_at_ms, role, principal, body";
@@ -822,14 +822,14 @@ fn key_from(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredApiKey> {
 }
 
 impl TenantStore for Connection {
-    fn tenant_record(&self, tenant: &str) -> ApiResult<Option<Tenant>> {
+    fn tenant_record(&self, tenant: &str) -> GatewayResult<Option<Tenant>> {
         let body: Option<String> =
             self.prepare_cached("SELECT body FROM tenants WHERE tenant_id = ?1")?.query_row([tenant], |r| r.get(0)).optional()?;
         body.map(|b| tenant_from(tenant, &b)).transpose()
     }
 
-    fn save_tenant_record(&self, tenant: &Tenant) -> ApiResult<()> {
-        let body = serde_json::to_string(tenant).map_err(ApiError::internal)?;
+    fn save_tenant_record(&self, tenant: &Tenant) -> GatewayResult<()> {
+        let body = serde_json::to_string(tenant).map_err(GatewayError::internal)?;
         self.prepare_cached(
             "INSERT INTO tenants (tenant_id, status, body) VALUES (?1, ?2, ?3) \
              ON CONFLICT(tenant_id) DO UPDATE SET status = excluded.status, body = excluded.body",
@@ -838,7 +838,7 @@ impl TenantStore for Connection {
         Ok(())
     }
 
-    fn tenant_records(&self) -> ApiResult<Vec<Tenant>> {
+    fn tenant_records(&self) -> GatewayResult<Vec<Tenant>> {
         let mut stmt = self.prepare_cached("SELECT tenant_id, body FROM tenants ORDER BY tenant_id")?;
         let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
         let mut out = Vec::new();
@@ -849,27 +849,27 @@ impl TenantStore for Connection {
         Ok(out)
     }
 
-    fn insert_api_key(&self, k: &StoredApiKey) -> ApiResult<()> {
+    fn insert_api_key(&self, k: &StoredApiKey) -> GatewayResult<()> {
         self.prepare_cached(&format!("INSERT INTO api_keys ({KEY_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"))?
             .execute(params![k.key_id, k.tenant_id, k.key_hash, k.status, k.expires_at_ms, k.role, k.principal, k.body])?;
         Ok(())
     }
 
-    fn api_key(&self, key_id: &str) -> ApiResult<Option<StoredApiKey>> {
+    fn api_key(&self, key_id: &str) -> GatewayResult<Option<StoredApiKey>> {
         Ok(self.prepare_cached(&format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE key_id = ?1"))?.query_row([key_id], key_from).optional()?)
     }
 
-    fn api_key_by_hash(&self, key_hash: &str) -> ApiResult<Option<StoredApiKey>> {
+    fn api_key_by_hash(&self, key_hash: &str) -> GatewayResult<Option<StoredApiKey>> {
         Ok(self.prepare_cached(&format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE key_hash = ?1"))?.query_row([key_hash], key_from).optional()?)
     }
 
-    fn save_api_key(&self, k: &StoredApiKey) -> ApiResult<()> {
+    fn save_api_key(&self, k: &StoredApiKey) -> GatewayResult<()> {
         self.prepare_cached("UPDATE api_keys SET status = ?2, body = ?3, principal = ?4 WHERE key_id = ?1")?
             .execute(params![k.key_id, k.status, k.body, k.principal])?;
         Ok(())
     }
 
-    fn api_keys(&self, tenant: Option<&str>) -> ApiResult<Vec<StoredApiKey>> {
+    fn api_keys(&self, tenant: Option<&str>) -> GatewayResult<Vec<StoredApiKey>> {
         let mut stmt = self.prepare_cached(&format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE ?1 IS NULL OR tenant_id = ?1 ORDER BY key_id"))?;
         let rows = stmt.query_map([tenant], key_from)?;
         Ok(rows.collect::<Result<_, _>>()?)
@@ -877,7 +877,7 @@ impl TenantStore for Connection {
 }
 
 impl UnitOfWork for Connection {
-    fn rollback(&self) -> ApiResult<()> {
+    fn rollback(&self) -> GatewayResult<()> {
         // back to the savepoint the writer opened for this job, its trace leaves with it
         crate::store::rollback_job(self)
     }

@@ -16,7 +16,7 @@ use crate::cycles::Unit;
 use crate::delegations::load_exception;
 use crate::escalations::{self, EscalationRecord, Status as EscalationStatus, TargetBody};
 use crate::escrow::{self, GrantStatus, NewGrant};
-use crate::error::{ApiError, ErrorCode};
+use crate::error::{GatewayError, ErrorCode};
 use crate::ledger::redis::RedisLedger;
 use crate::registry::{self, Unregistered};
 use crate::test_redis::{redis_deployments, RedisDeployment};
@@ -26,21 +26,21 @@ use sbd_bundle::KeyPair;
 /// A backend under test: runs one unit of work on a tenant's state.
 trait Backend {
     /// Runs `op` as one unit of work on `tenant`: all of it or, when it fails, none of it.
-    fn unit(&self, tenant: &str, op: &mut dyn FnMut(&dyn Tx) -> ApiResult<()>) -> ApiResult<()>;
+    fn unit(&self, tenant: &str, op: &mut dyn FnMut(&dyn Tx) -> GatewayResult<()>) -> GatewayResult<()>;
     /// Like [`Backend::unit`], and answers the seal that signs the trace events `op` appended.
-    fn unit_sealed(&self, tenant: &str, op: &mut dyn FnMut(&dyn Tx) -> ApiResult<()>) -> ApiResult<Option<Arc<Seal>>>;
+    fn unit_sealed(&self, tenant: &str, op: &mut dyn FnMut(&dyn Tx) -> GatewayResult<()>) -> GatewayResult<Option<Arc<Seal>>>;
     /// Overwrites the stored record of escalation `id` with text that is not a record, as a
     /// damaged store would hold it (its status and assignee kept).
     fn damage_escalation(&self, tenant: &str, id: &str);
 }
 
 impl Backend for Connection {
-    fn unit(&self, _tenant: &str, op: &mut dyn FnMut(&dyn Tx) -> ApiResult<()>) -> ApiResult<()> {
+    fn unit(&self, _tenant: &str, op: &mut dyn FnMut(&dyn Tx) -> GatewayResult<()>) -> GatewayResult<()> {
         // the writer thread's own job: a savepoint, undone whole on an error
         crate::store::in_savepoint(self, |c| op(c))
     }
 
-    fn unit_sealed(&self, _tenant: &str, op: &mut dyn FnMut(&dyn Tx) -> ApiResult<()>) -> ApiResult<Option<Arc<Seal>>> {
+    fn unit_sealed(&self, _tenant: &str, op: &mut dyn FnMut(&dyn Tx) -> GatewayResult<()>) -> GatewayResult<Option<Arc<Seal>>> {
         // as the writer thread does: the unit's leaves are its batch's, sealed inside its
         // transaction before it ends
         traces::discard_pending();
@@ -64,11 +64,11 @@ struct OnRedis {
 }
 
 impl Backend for OnRedis {
-    fn unit(&self, tenant: &str, op: &mut dyn FnMut(&dyn Tx) -> ApiResult<()>) -> ApiResult<()> {
+    fn unit(&self, tenant: &str, op: &mut dyn FnMut(&dyn Tx) -> GatewayResult<()>) -> GatewayResult<()> {
         self.store.run(tenant, |tx| op(tx))
     }
 
-    fn unit_sealed(&self, tenant: &str, op: &mut dyn FnMut(&dyn Tx) -> ApiResult<()>) -> ApiResult<Option<Arc<Seal>>> {
+    fn unit_sealed(&self, tenant: &str, op: &mut dyn FnMut(&dyn Tx) -> GatewayResult<()>) -> GatewayResult<Option<Arc<Seal>>> {
         Ok(self.store.run_sealed(tenant, |tx| op(tx))?.1)
     }
 
@@ -103,13 +103,13 @@ fn on_every_backend(check: fn(&dyn Backend)) {
 }
 
 /// `op` as one unit of work on `tenant`, with its result.
-fn unit<T>(backend: &dyn Backend, tenant: &str, mut op: impl FnMut(&dyn Tx) -> ApiResult<T>) -> ApiResult<T> {
+fn unit<T>(backend: &dyn Backend, tenant: &str, mut op: impl FnMut(&dyn Tx) -> GatewayResult<T>) -> GatewayResult<T> {
     let mut result = None;
     backend.unit(tenant, &mut |tx| {
         result = Some(op(tx)?);
         Ok(())
     })?;
-    result.ok_or_else(|| ApiError::internal("the unit of work did not run"))
+    result.ok_or_else(|| GatewayError::internal("the unit of work did not run"))
 }
 
 const TENANT: &str = "acme";
@@ -119,7 +119,7 @@ fn agent(id: &str, trust: f64) -> AgentRecord {
     AgentRecord { agent_id: id.into(), trust, capabilities: vec!["payment.*".into()], delegates: vec!["b".into()] }
 }
 
-fn code(e: &ApiError) -> ErrorCode {
+fn code(e: &GatewayError) -> ErrorCode {
     e.code
 }
 
@@ -200,7 +200,7 @@ fn a_unit_of_work_reads_its_own_writes_and_a_failed_one_leaves_nothing() {
             tx.set_authority_settings(TENANT, &AuthoritySettings { open_roots: true, ..AuthoritySettings::default() })?;
             let stored = StoredDelegation { request_hash: "h2".into(), response: "{}".into(), trace_seq: None };
             tx.insert_delegation_response(TENANT, "k2", &stored, 1)?;
-            Err::<(), _>(ApiError::invalid("refused at the end"))
+            Err::<(), _>(GatewayError::invalid("refused at the end"))
         });
         assert!(failed.is_err());
         assert_eq!(unit(b, TENANT, |tx| tx.agent(TENANT, "b")).unwrap(), None);
@@ -337,7 +337,7 @@ fn new_grant<'a>(id: &'a str, parent: Option<&'a str>, budgets: &'a [(Unit, i64)
     }
 }
 
-fn insert(b: &dyn Backend, grant: &NewGrant<'_>) -> ApiResult<()> {
+fn insert(b: &dyn Backend, grant: &NewGrant<'_>) -> GatewayResult<()> {
     unit(b, TENANT, |tx| escrow::insert(tx, grant))
 }
 
@@ -632,13 +632,13 @@ fn on_sqlite_loading_a_grant_does_not_reprepare_its_statements() {
 }
 
 /// `op` as one unit of work on `tenant`, with its result and the seal of its trace events.
-fn sealed<T>(backend: &dyn Backend, tenant: &str, mut op: impl FnMut(&dyn Tx) -> ApiResult<T>) -> ApiResult<(T, Option<Arc<Seal>>)> {
+fn sealed<T>(backend: &dyn Backend, tenant: &str, mut op: impl FnMut(&dyn Tx) -> GatewayResult<T>) -> GatewayResult<(T, Option<Arc<Seal>>)> {
     let mut result = None;
     let seal = backend.unit_sealed(tenant, &mut |tx| {
         result = Some(op(tx)?);
         Ok(())
     })?;
-    Ok((result.ok_or_else(|| ApiError::internal("the unit of work did not run"))?, seal))
+    Ok((result.ok_or_else(|| GatewayError::internal("the unit of work did not run"))?, seal))
 }
 
 fn trace_event<'a>(tenant: &'a str, chain: &'a str, n: i64) -> NewEvent<'a> {
@@ -690,7 +690,7 @@ fn appended_trace_events_chain_per_tenant_and_their_seal_proves_them() {
         }
         let failed = sealed(b, TENANT, |tx| {
             traces::append(tx, &trace_event(TENANT, "c1", 9), &signer)?;
-            Err::<Appended, _>(ApiError::invalid("refused after appending"))
+            Err::<Appended, _>(GatewayError::invalid("refused after appending"))
         });
         assert!(failed.is_err());
         let (next, next_seal) = sealed(b, TENANT, |tx| traces::append(tx, &trace_event(TENANT, "c1", 4), &signer)).unwrap();
@@ -959,7 +959,7 @@ fn a_failed_unit_leaves_no_event_and_no_delivery() {
         let mut id = String::new();
         let e = unit(b, TENANT, |tx| {
             id = log::emit(tx, log::NewEvent::new(EventType::ReservationDenied, TENANT, data()), 5)?;
-            Err::<(), _>(ApiError::invalid("refused after the event"))
+            Err::<(), _>(GatewayError::invalid("refused after the event"))
         })
         .unwrap_err();
         assert_eq!(code(&e), ErrorCode::InvalidRequest);

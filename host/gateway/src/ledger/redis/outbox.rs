@@ -39,7 +39,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use serde::{Deserialize, Serialize};
 
 use super::{Transaction, Write};
-use crate::error::{ApiError, ApiResult, ErrorCode};
+use crate::error::{GatewayError, GatewayResult, ErrorCode};
 use crate::events::{EventFilter, EventRow, SortBy, SortDir, StoredEvent, SYSTEM_TENANT};
 use crate::repo::{EventStore, WebhookStore};
 use crate::webhooks::{Attempt, Delivery, DeliveryFilter, DeliveryStatus, Due, ReplayWindow, Subscription, SubscriptionStatus};
@@ -62,9 +62,9 @@ struct KeptEvent {
 }
 
 /// `N` zero-padded to 20 digits, so members order by number; a negative `N` cannot be.
-fn padded(field: &str, n: i64) -> ApiResult<String> {
+fn padded(field: &str, n: i64) -> GatewayResult<String> {
     if n < 0 {
-        return Err(ApiError::internal(format!("redis: `{field}` {n} is before 1970 and cannot be ordered")));
+        return Err(GatewayError::internal(format!("redis: `{field}` {n} is before 1970 and cannot be ordered")));
     }
     Ok(format!("{n:020}"))
 }
@@ -99,14 +99,14 @@ struct Merge<'m> {
     min: String,
     max: String,
     rev: bool,
-    record: &'m dyn Fn(&str, &str) -> ApiResult<String>,
+    record: &'m dyn Fn(&str, &str) -> GatewayResult<String>,
 }
 
 impl Transaction<'_> {
     /// Visits the members of every lane in one order (module docs), with each member's tenant,
     /// until `visit` answers false. Each lane is read [`CHUNK`] members at a time, and their
     /// records prefetched in one round trip.
-    fn merged(&self, mut m: Merge<'_>, visit: &mut dyn FnMut(&str, &str) -> ApiResult<bool>) -> ApiResult<()> {
+    fn merged(&self, mut m: Merge<'_>, visit: &mut dyn FnMut(&str, &str) -> GatewayResult<bool>) -> GatewayResult<()> {
         loop {
             for lane in m.lanes.iter_mut().filter(|l| l.buffer.is_empty() && !l.done) {
                 let (min, max) = match (&lane.last, m.rev) {
@@ -117,7 +117,7 @@ impl Transaction<'_> {
                 let chunk = self.lex_range(&lane.key, &min, &max, m.rev, CHUNK)?;
                 lane.done = chunk.len() < CHUNK;
                 lane.last = chunk.last().cloned();
-                let records: Vec<String> = chunk.iter().map(|member| (m.record)(&lane.tenant, member)).collect::<ApiResult<_>>()?;
+                let records: Vec<String> = chunk.iter().map(|member| (m.record)(&lane.tenant, member)).collect::<GatewayResult<_>>()?;
                 self.prefetch(&records)?;
                 lane.buffer.extend(chunk);
             }
@@ -138,7 +138,7 @@ impl Transaction<'_> {
     }
 
     /// The tenants in the index `P:NAME`, with those this attempt is adding, in order.
-    pub(super) fn indexed_tenants(&self, name: &str) -> ApiResult<Vec<String>> {
+    pub(super) fn indexed_tenants(&self, name: &str) -> GatewayResult<Vec<String>> {
         let index = format!("{}:{name}", self.prefix);
         let mut tenants: BTreeSet<String> = self.members(&index, false)?;
         tenants.extend(self.indexes.borrow().iter().filter_map(|w| match w {
@@ -149,7 +149,7 @@ impl Transaction<'_> {
     }
 
     /// The tenant the write-once index `P:NAME:ID` names, this attempt's own entry first.
-    pub(super) fn indexed_tenant(&self, name: &str, id: &str) -> ApiResult<Option<String>> {
+    pub(super) fn indexed_tenant(&self, name: &str, id: &str) -> GatewayResult<Option<String>> {
         let index = format!("{}:{name}:{id}", self.prefix);
         let pending = self.indexes.borrow().iter().find_map(|w| match w {
             Write::SetOnce(key, tenant) if *key == index => Some(tenant.clone()),
@@ -162,10 +162,10 @@ impl Transaction<'_> {
     }
 
     /// Sets the write-once index `P:NAME:ID` to `tenant`; refused if it names another.
-    pub(super) fn index_tenant(&self, name: &str, id: &str, tenant: &str) -> ApiResult<()> {
+    pub(super) fn index_tenant(&self, name: &str, id: &str, tenant: &str) -> GatewayResult<()> {
         match self.indexed_tenant(name, id)? {
             Some(owner) if owner == tenant => Ok(()),
-            Some(owner) => Err(ApiError::internal(format!("redis: `{id}` belongs to tenant `{owner}`, not `{tenant}`"))),
+            Some(owner) => Err(GatewayError::internal(format!("redis: `{id}` belongs to tenant `{owner}`, not `{tenant}`"))),
             None => {
                 // write-once in Redis too: the commit refuses a key another unit set meanwhile
                 self.indexes.borrow_mut().push(Write::SetOnce(format!("{}:{name}:{id}", self.prefix), tenant.to_string()));
@@ -180,9 +180,9 @@ impl Transaction<'_> {
 
     /// The event whose `evts` member is `member` in `tenant`'s slot; an error if the member
     /// names an event the store lacks.
-    fn kept_event(&self, tenant: &str, member: &str) -> ApiResult<KeptEvent> {
+    fn kept_event(&self, tenant: &str, member: &str) -> GatewayResult<KeptEvent> {
         let key = self.key(tenant, &format!("evt:{}", event_id(member)))?;
-        self.get_json(&key)?.ok_or_else(|| ApiError::internal(format!("redis: the event index names `{key}`, which is missing")))
+        self.get_json(&key)?.ok_or_else(|| GatewayError::internal(format!("redis: the event index names `{key}`, which is missing")))
     }
 
     /// The events of `tenants` in `[from, to]` in time order (module docs), until `visit`
@@ -193,13 +193,13 @@ impl Transaction<'_> {
         from: Option<i64>,
         to: Option<i64>,
         rev: bool,
-        visit: &mut dyn FnMut(KeptEvent) -> ApiResult<bool>,
-    ) -> ApiResult<()> {
+        visit: &mut dyn FnMut(KeptEvent) -> GatewayResult<bool>,
+    ) -> GatewayResult<()> {
         let Some((min, max)) = time_bounds(from, to) else { return Ok(()) };
         let lanes = tenants
             .into_iter()
             .map(|tenant| Ok(Lane { key: self.key(&tenant, "evts")?, tenant, buffer: VecDeque::new(), last: None, done: false }))
-            .collect::<ApiResult<_>>()?;
+            .collect::<GatewayResult<_>>()?;
         let record = |tenant: &str, member: &str| self.key(tenant, &format!("evt:{}", event_id(member)));
         let merge = Merge { lanes, split: 20, min, max, rev, record: &record };
         self.merged(merge, &mut |tenant, member| visit(self.kept_event(tenant, member)?))
@@ -208,19 +208,19 @@ impl Transaction<'_> {
     /// The records `P:{T}:KIND:ID` of every id in the set `P:{T}:INDEX`, read in one round
     /// trip, in id order; an error names a record the index lists but the store lacks (or
     /// cannot read).
-    pub(super) fn indexed_records<T: serde::de::DeserializeOwned>(&self, tenant: &str, index: &str, kind: &str) -> ApiResult<Vec<T>> {
+    pub(super) fn indexed_records<T: serde::de::DeserializeOwned>(&self, tenant: &str, index: &str, kind: &str) -> GatewayResult<Vec<T>> {
         let keys: Vec<String> = self
             .members(&self.key(tenant, index)?, false)?
             .iter()
             .map(|id| self.key(tenant, &format!("{kind}:{id}")))
-            .collect::<ApiResult<_>>()?;
+            .collect::<GatewayResult<_>>()?;
         self.prefetch(&keys)?;
         keys.iter()
-            .map(|key| self.get_json(key)?.ok_or_else(|| ApiError::internal(format!("redis: the index `{index}` names `{key}`, which is missing"))))
+            .map(|key| self.get_json(key)?.ok_or_else(|| GatewayError::internal(format!("redis: the index `{index}` names `{key}`, which is missing"))))
             .collect()
     }
 
-    fn event_tenants(&self, only: Option<&str>) -> ApiResult<Vec<String>> {
+    fn event_tenants(&self, only: Option<&str>) -> GatewayResult<Vec<String>> {
         match only {
             Some(tenant) => Ok(vec![tenant.to_string()]),
             None => self.indexed_tenants("evt-tenants"),
@@ -228,12 +228,12 @@ impl Transaction<'_> {
     }
 
     /// The tenants whose slots may hold deliveries to `sub`.
-    fn delivery_tenants(&self, sub: &Subscription) -> ApiResult<Vec<String>> {
+    fn delivery_tenants(&self, sub: &Subscription) -> GatewayResult<Vec<String>> {
         if sub.is_system() { self.indexed_tenants("wh-tenants") } else { Ok(vec![sub.tenant_id.clone()]) }
     }
 
     /// The deliveries to `sub` created in `[from, to]`, newest first, until `visit` answers false.
-    fn deliveries_in_order(&self, sub: &Subscription, from: Option<i64>, to: Option<i64>, visit: &mut dyn FnMut(Delivery) -> ApiResult<bool>) -> ApiResult<()> {
+    fn deliveries_in_order(&self, sub: &Subscription, from: Option<i64>, to: Option<i64>, visit: &mut dyn FnMut(Delivery) -> GatewayResult<bool>) -> GatewayResult<()> {
         let Some((min, max)) = time_bounds(from, to) else { return Ok(()) };
         let lanes = self
             .delivery_tenants(sub)?
@@ -242,14 +242,14 @@ impl Transaction<'_> {
                 let key = self.key(&tenant, &format!("whdels:{}", sub.subscription_id))?;
                 Ok(Lane { key, tenant, buffer: VecDeque::new(), last: None, done: false })
             })
-            .collect::<ApiResult<_>>()?;
+            .collect::<GatewayResult<_>>()?;
         let record = |tenant: &str, member: &str| self.key(tenant, &format!("whdel:{}", delivery_id(member)));
         // `CREATED:ID` orders as (created, id) across tenants too: ids are unique
         let merge = Merge { lanes, split: usize::MAX, min, max, rev: true, record: &record };
         self.merged(merge, &mut |tenant, member| {
             let key = record(tenant, member)?;
             let delivery: Delivery =
-                self.get_json(&key)?.ok_or_else(|| ApiError::internal(format!("redis: the delivery index names `{key}`, which is missing")))?;
+                self.get_json(&key)?.ok_or_else(|| GatewayError::internal(format!("redis: the delivery index names `{key}`, which is missing")))?;
             visit(delivery)
         })
     }
@@ -257,7 +257,7 @@ impl Transaction<'_> {
     /// Keeps the schedule's sorted sets in step with a delivery (module docs): an owed one in
     /// `whdue` by when it is next due, in `whowed` by when it was queued and, while leased, in
     /// `whleased` by when its lease ends; a finished one in `whdone` by when it finished.
-    fn schedule(&self, tenant: &str, d: &Delivery) -> ApiResult<()> {
+    fn schedule(&self, tenant: &str, d: &Delivery) -> GatewayResult<()> {
         let [due, leased, owed, done] = ["whdue", "whleased", "whowed", "whdone"].map(|name| self.key(tenant, name));
         let (due, leased, owed, done) = (due?, leased?, owed?, done?);
         let id = d.delivery_id.clone();
@@ -284,7 +284,7 @@ impl Transaction<'_> {
     /// `max` (Redis score bounds), at most `limit` of them and this attempt's removals, with
     /// every member this attempt added whatever its score, less those it removed: candidates
     /// whose records the caller checks.
-    fn scheduled(&self, tenant: &str, name: &str, min: &str, max: &str, limit: usize) -> ApiResult<Vec<Delivery>> {
+    fn scheduled(&self, tenant: &str, name: &str, min: &str, max: &str, limit: usize) -> GatewayResult<Vec<Delivery>> {
         let key = self.key(tenant, name)?;
         let removed: BTreeSet<String> = self.removed.borrow().get(&key).cloned().unwrap_or_default();
         let want = i64::try_from(limit.saturating_add(removed.len())).unwrap_or(-1);
@@ -299,7 +299,7 @@ impl Transaction<'_> {
             .map_err(super::redis_error)?;
         let mut ids: BTreeSet<String> = stored.into_iter().filter(|m| !removed.contains(m)).collect();
         ids.extend(self.added.borrow().get(&key).into_iter().flatten().cloned());
-        let keys: Vec<String> = ids.iter().map(|id| self.key(tenant, &format!("whdel:{id}"))).collect::<ApiResult<_>>()?;
+        let keys: Vec<String> = ids.iter().map(|id| self.key(tenant, &format!("whdel:{id}"))).collect::<GatewayResult<_>>()?;
         self.prefetch(&keys)?;
         let mut out = Vec::with_capacity(keys.len());
         for key in keys {
@@ -347,17 +347,17 @@ fn column(by: SortBy, e: &KeptEvent) -> Option<String> {
 }
 
 impl EventStore for Transaction<'_> {
-    fn insert_event(&self, row: &EventRow) -> ApiResult<()> {
+    fn insert_event(&self, row: &EventRow) -> GatewayResult<()> {
         let e = &row.event;
         let key = self.key(&e.tenant_id, &format!("evt:{}", e.event_id))?;
         self.refuse_existing(&key)?;
         let at = padded("at_ms", e.at_ms)?;
         let counter = self.key(&e.tenant_id, "evt-seq")?;
         let last: i64 = match self.get(&counter)? {
-            Some(text) => text.parse().map_err(|_| ApiError::internal(format!("redis: `{counter}` is not a number")))?,
+            Some(text) => text.parse().map_err(|_| GatewayError::internal(format!("redis: `{counter}` is not a number")))?,
             None => 0,
         };
-        let seq = last.checked_add(1).ok_or_else(|| ApiError::internal("event sequence overflow"))?;
+        let seq = last.checked_add(1).ok_or_else(|| GatewayError::internal("event sequence overflow"))?;
         self.set_string(counter, seq.to_string());
         self.set_json(key, &KeptEvent { row: row.clone(), seq })?;
         self.add_member(Write::SortedAdd(self.key(&e.tenant_id, "evts")?, 0, format!("{at}:{seq:020}:{}", e.event_id)));
@@ -366,13 +366,13 @@ impl EventStore for Transaction<'_> {
         Ok(())
     }
 
-    fn event(&self, event_id: &str) -> ApiResult<Option<StoredEvent>> {
+    fn event(&self, event_id: &str) -> GatewayResult<Option<StoredEvent>> {
         let Some(tenant) = self.indexed_tenant("evt-tenant", event_id)? else { return Ok(None) };
         let kept: Option<KeptEvent> = self.get_json(&self.key(&tenant, &format!("evt:{event_id}"))?)?;
         Ok(kept.map(|k| k.row.event))
     }
 
-    fn matching_events(&self, f: &EventFilter, offset: usize, count: usize) -> ApiResult<Vec<String>> {
+    fn matching_events(&self, f: &EventFilter, offset: usize, count: usize) -> GatewayResult<Vec<String>> {
         let tenants = self.event_tenants(f.tenant_id.as_deref())?;
         let rev = f.sort_dir == SortDir::Desc;
         let mut out = Vec::new();
@@ -380,7 +380,7 @@ impl EventStore for Transaction<'_> {
         let mut budget = || {
             read += 1;
             if read > LISTING_SCAN_LIMIT {
-                return Err(ApiError::invalid(format!(
+                return Err(GatewayError::invalid(format!(
                     "this listing would read more than {LISTING_SCAN_LIMIT} events on this store; narrow `from`/`to` (or sort by timestamp)"
                 )));
             }
@@ -415,7 +415,7 @@ impl EventStore for Transaction<'_> {
         Ok(admitted.into_iter().skip(offset).take(count).map(|(_, body)| body).collect())
     }
 
-    fn event_window(&self, tenant: Option<&str>, from_ms: i64, to_ms: i64, count: usize) -> ApiResult<Vec<StoredEvent>> {
+    fn event_window(&self, tenant: Option<&str>, from_ms: i64, to_ms: i64, count: usize) -> GatewayResult<Vec<StoredEvent>> {
         let mut out = Vec::new();
         if count == 0 {
             return Ok(out);
@@ -429,12 +429,12 @@ impl EventStore for Transaction<'_> {
 }
 
 impl WebhookStore for Transaction<'_> {
-    fn subscription(&self, id: &str) -> ApiResult<Option<Subscription>> {
+    fn subscription(&self, id: &str) -> GatewayResult<Option<Subscription>> {
         let Some(tenant) = self.indexed_tenant("whsub-tenant", id)? else { return Ok(None) };
         self.get_json(&self.key(&tenant, &format!("whsub:{id}"))?)
     }
 
-    fn save_subscription(&self, sub: &Subscription) -> ApiResult<()> {
+    fn save_subscription(&self, sub: &Subscription) -> GatewayResult<()> {
         self.index_tenant("whsub-tenant", &sub.subscription_id, &sub.tenant_id)?;
         self.add_indexed_tenant("whsub-tenants", &sub.tenant_id);
         self.set_json(self.key(&sub.tenant_id, &format!("whsub:{}", sub.subscription_id))?, sub)?;
@@ -442,7 +442,7 @@ impl WebhookStore for Transaction<'_> {
         Ok(())
     }
 
-    fn delete_subscription(&self, sub: &Subscription) -> ApiResult<()> {
+    fn delete_subscription(&self, sub: &Subscription) -> GatewayResult<()> {
         let tenant = &sub.tenant_id;
         let mut owed = Vec::new();
         let key = self.key(tenant, &format!("whdels:{}", sub.subscription_id))?;
@@ -460,7 +460,7 @@ impl WebhookStore for Transaction<'_> {
         Ok(())
     }
 
-    fn subscriptions(&self, tenant: Option<&str>, status: Option<SubscriptionStatus>) -> ApiResult<Vec<Subscription>> {
+    fn subscriptions(&self, tenant: Option<&str>, status: Option<SubscriptionStatus>) -> GatewayResult<Vec<Subscription>> {
         let tenants = match tenant {
             Some(t) => vec![t.to_string()],
             None => self.indexed_tenants("whsub-tenants")?,
@@ -474,7 +474,7 @@ impl WebhookStore for Transaction<'_> {
         Ok(out)
     }
 
-    fn insert_delivery(&self, tenant: &str, d: &Delivery) -> ApiResult<()> {
+    fn insert_delivery(&self, tenant: &str, d: &Delivery) -> GatewayResult<()> {
         let key = self.key(tenant, &format!("whdel:{}", d.delivery_id))?;
         self.refuse_existing(&key)?;
         let created = padded("created_at_ms", d.created_at_ms)?;
@@ -486,20 +486,20 @@ impl WebhookStore for Transaction<'_> {
         Ok(())
     }
 
-    fn delivery(&self, tenant: &str, id: &str) -> ApiResult<Option<Delivery>> {
+    fn delivery(&self, tenant: &str, id: &str) -> GatewayResult<Option<Delivery>> {
         self.get_json(&self.key(tenant, &format!("whdel:{id}"))?)
     }
 
-    fn save_delivery(&self, tenant: &str, d: &Delivery) -> ApiResult<()> {
+    fn save_delivery(&self, tenant: &str, d: &Delivery) -> GatewayResult<()> {
         let key = self.key(tenant, &format!("whdel:{}", d.delivery_id))?;
         if self.get(&key)?.is_none() {
-            return Err(ApiError::internal(format!("redis: delivery `{}` is not kept with tenant `{tenant}`", d.delivery_id)));
+            return Err(GatewayError::internal(format!("redis: delivery `{}` is not kept with tenant `{tenant}`", d.delivery_id)));
         }
         self.set_json(key, d)?;
         self.schedule(tenant, d)
     }
 
-    fn delete_delivery(&self, tenant: &str, d: &Delivery) -> ApiResult<()> {
+    fn delete_delivery(&self, tenant: &str, d: &Delivery) -> GatewayResult<()> {
         self.delete(self.key(tenant, &format!("whdel:{}", d.delivery_id))?);
         let member = format!("{}:{}", padded("created_at_ms", d.created_at_ms)?, d.delivery_id);
         self.remove_member(self.key(tenant, &format!("whdels:{}", d.subscription_id))?, member);
@@ -509,7 +509,7 @@ impl WebhookStore for Transaction<'_> {
         Ok(())
     }
 
-    fn subscription_deliveries(&self, sub: &Subscription, f: &DeliveryFilter, offset: usize, count: usize) -> ApiResult<Vec<Delivery>> {
+    fn subscription_deliveries(&self, sub: &Subscription, f: &DeliveryFilter, offset: usize, count: usize) -> GatewayResult<Vec<Delivery>> {
         let mut out = Vec::new();
         if count == 0 {
             return Ok(out);
@@ -528,7 +528,7 @@ impl WebhookStore for Transaction<'_> {
         Ok(out)
     }
 
-    fn due_deliveries(&self, tenant: &str, now: i64, max: usize) -> ApiResult<Vec<Delivery>> {
+    fn due_deliveries(&self, tenant: &str, now: i64, max: usize) -> GatewayResult<Vec<Delivery>> {
         let due = self
             .scheduled(tenant, "whdue", "-inf", &now.to_string(), max)?
             .into_iter()
@@ -537,19 +537,19 @@ impl WebhookStore for Transaction<'_> {
         Ok(first_by(due, max, |d| d.next_attempt_at_ms.unwrap_or(d.created_at_ms)))
     }
 
-    fn defer_delivery(&self, tenant: &str, d: &Delivery, until: i64) -> ApiResult<()> {
+    fn defer_delivery(&self, tenant: &str, d: &Delivery, until: i64) -> GatewayResult<()> {
         if d.status.owed() {
             self.add_member(Write::SortedAdd(self.key(tenant, "whdue")?, until, d.delivery_id.clone()));
         }
         Ok(())
     }
 
-    fn leased_deliveries(&self, tenant: &str, now: i64) -> ApiResult<usize> {
+    fn leased_deliveries(&self, tenant: &str, now: i64) -> GatewayResult<usize> {
         let leased = self.scheduled(tenant, "whleased", &format!("({now}"), "+inf", usize::MAX)?;
         Ok(leased.iter().filter(|d| d.status.owed() && leased_at(d, now)).count())
     }
 
-    fn stale_deliveries(&self, tenant: &str, before: i64, now: i64, max: usize) -> ApiResult<Vec<Delivery>> {
+    fn stale_deliveries(&self, tenant: &str, before: i64, now: i64, max: usize) -> GatewayResult<Vec<Delivery>> {
         let stale = self
             .scheduled(tenant, "whowed", "-inf", &format!("({before}"), max)?
             .into_iter()
@@ -558,7 +558,7 @@ impl WebhookStore for Transaction<'_> {
         Ok(first_by(stale, max, |d| d.created_at_ms))
     }
 
-    fn finished_deliveries(&self, tenant: &str, before: i64, max: usize) -> ApiResult<Vec<Delivery>> {
+    fn finished_deliveries(&self, tenant: &str, before: i64, max: usize) -> GatewayResult<Vec<Delivery>> {
         let finished_at = |d: &Delivery| d.completed_at_ms.or(d.attempted_at_ms).unwrap_or(d.created_at_ms);
         let done = self
             .scheduled(tenant, "whdone", "-inf", &format!("({before}"), max)?
@@ -568,11 +568,11 @@ impl WebhookStore for Transaction<'_> {
         Ok(first_by(done, max, finished_at))
     }
 
-    fn delivery_tenants(&self) -> ApiResult<Vec<String>> {
+    fn delivery_tenants(&self) -> GatewayResult<Vec<String>> {
         self.indexed_tenants("wh-tenants")
     }
 
-    fn replay_owed(&self, sub: &Subscription) -> ApiResult<bool> {
+    fn replay_owed(&self, sub: &Subscription) -> GatewayResult<bool> {
         let mut owed = false;
         self.deliveries_in_order(sub, None, None, &mut |d| {
             owed = d.replay_id.is_some() && d.status.owed();
@@ -591,7 +591,7 @@ pub const REPLAY_CLAIM_MS: u64 = 60_000;
 /// once lease each delivery to one of them (the lease is written under the tenant's lock).
 impl super::RedisLedger {
     /// The tenants in the index `P:NAME`, read outside any unit.
-    fn index_members(&self, name: &str) -> ApiResult<Vec<String>> {
+    fn index_members(&self, name: &str) -> GatewayResult<Vec<String>> {
         let mut connection = self.connection()?;
         let members: Vec<String> = redis::Commands::smembers(&mut connection, format!("{}:{name}", self.prefix)).map_err(super::redis_error)?;
         self.reuse(connection);
@@ -600,7 +600,7 @@ impl super::RedisLedger {
 
     /// Whether `tenant`'s schedule set `name` has a member scored below `below`, read outside
     /// any unit (a tenant with nothing due is not locked).
-    pub(super) fn any_before(&self, tenant: &str, name: &str, below: i64) -> ApiResult<bool> {
+    pub(super) fn any_before(&self, tenant: &str, name: &str, below: i64) -> GatewayResult<bool> {
         let mut connection = self.connection()?;
         let key = format!("{}:{name}", super::tenant_tag(&self.prefix, tenant)?);
         let n: u64 = redis::cmd("ZCOUNT").arg(key).arg("-inf").arg(format!("({below}")).query(&mut connection).map_err(super::redis_error)?;
@@ -612,7 +612,7 @@ impl super::RedisLedger {
     /// each tenant's unit, starting from a random tenant so none is always first), failing
     /// stale ones first. A tenant that fails does not stop the others; its error is returned
     /// only when nothing could be leased.
-    pub fn lease_due(&self, now: i64, max: usize, lease_ms: i64, per_tenant: usize, stale_before_ms: i64) -> ApiResult<Vec<Due>> {
+    pub fn lease_due(&self, now: i64, max: usize, lease_ms: i64, per_tenant: usize, stale_before_ms: i64) -> GatewayResult<Vec<Due>> {
         let tenants = self.index_members("wh-tenants")?;
         let mut bytes = [0u8; 8];
         let start = getrandom::fill(&mut bytes).map_or(0, |()| u64::from_le_bytes(bytes));
@@ -622,7 +622,7 @@ impl super::RedisLedger {
             if out.len() >= max {
                 break;
             }
-            let attempt = || -> ApiResult<Vec<Due>> {
+            let attempt = || -> GatewayResult<Vec<Due>> {
                 let stale = self.any_before(tenant, "whowed", stale_before_ms)?;
                 if !stale && !self.any_before(tenant, "whdue", now.saturating_add(1))? {
                     return Ok(Vec::new());
@@ -649,7 +649,7 @@ impl super::RedisLedger {
     /// one committed leaves the delivery recorded and the subscription's counters behind by
     /// this attempt. Returns the delivery's new status (or `DELETED` / `LEASE_LOST`,
     /// [`crate::webhooks::record_delivery`]).
-    pub fn record_attempt(&self, due: &Due, attempt: &Attempt, now: i64) -> ApiResult<&'static str> {
+    pub fn record_attempt(&self, due: &Due, attempt: &Attempt, now: i64) -> GatewayResult<&'static str> {
         let recorded = match self.run(&due.event_tenant, |tx| crate::webhooks::record_delivery(tx, due, attempt, now))? {
             Ok(recorded) => recorded,
             Err(outcome) => return Ok(outcome),
@@ -674,12 +674,12 @@ impl super::RedisLedger {
     /// `P:replay:ID` (lapsing after [`REPLAY_CLAIM_MS`], should this gateway die) keeps a
     /// second replay of the subscription out until this one has queued; from then on its owed
     /// deliveries do ([`WebhookStore::replay_owed`]).
-    pub fn replay_system(&self, id: &str, window: &ReplayWindow, now: i64) -> ApiResult<(String, usize)> {
+    pub fn replay_system(&self, id: &str, window: &ReplayWindow, now: i64) -> GatewayResult<(String, usize)> {
         let replay_id = crate::util::new_id("rpl_");
         let claim = format!("{}:replay:{id}", self.prefix);
         let claimed: Option<String> = self.command(redis::cmd("SET").arg(&claim).arg(&replay_id).arg("NX").arg("PX").arg(REPLAY_CLAIM_MS))?;
         if claimed.is_none() {
-            return Err(ApiError::new(ErrorCode::ReplayInProgress, format!("a replay to `{id}` is being queued")));
+            return Err(GatewayError::new(ErrorCode::ReplayInProgress, format!("a replay to `{id}` is being queued")));
         }
         let queued = self.queue_system_replay(id, window, &claim, &replay_id, now);
         // the claim ends here, or when it lapses: what was queued stays queued either way
@@ -692,7 +692,7 @@ impl super::RedisLedger {
     /// [`RedisLedger::replay_system`]'s selection and queueing, under its claim (renewed before
     /// each tenant's unit; a claim lost meanwhile stops the queueing, since another replay may
     /// now be queueing the same events).
-    fn queue_system_replay(&self, id: &str, window: &ReplayWindow, claim: &str, replay_id: &str, now: i64) -> ApiResult<usize> {
+    fn queue_system_replay(&self, id: &str, window: &ReplayWindow, claim: &str, replay_id: &str, now: i64) -> GatewayResult<usize> {
         // read-only, and across tenants whose keys no one lock covers: read under no lock (the
         // claim keeps other replays of the subscription out), so a long window cannot outlast
         // a lock's lease and be read again
@@ -725,10 +725,10 @@ impl super::RedisLedger {
 
     /// The retention sweep: deletes finished deliveries that finished before `before_ms`, at
     /// most `max` per tenant, each tenant in its own unit. Returns how many went.
-    pub fn sweep_deliveries(&self, before_ms: i64, max: usize) -> ApiResult<usize> {
+    pub fn sweep_deliveries(&self, before_ms: i64, max: usize) -> GatewayResult<usize> {
         let (mut swept, mut first_error) = (0usize, None);
         for tenant in self.index_members("wh-tenants")? {
-            let attempt = || -> ApiResult<usize> {
+            let attempt = || -> GatewayResult<usize> {
                 if !self.any_before(&tenant, "whdone", before_ms)? {
                     return Ok(0);
                 }

@@ -43,7 +43,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Transaction, Write};
 use crate::cycles::Unit;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{GatewayError, GatewayResult};
 use crate::escalations::{EscalationRecord, Status as EscalationStatus, TargetBody};
 use crate::escrow::{Grant, GrantStatus, GrantUnit};
 use crate::registry::{AgentRecord, AuthoritySettings};
@@ -91,8 +91,8 @@ struct StoredEscalation {
 }
 
 impl StoredEscalation {
-    fn record(&self) -> ApiResult<EscalationRecord> {
-        serde_json::from_str(&self.body).map_err(|e| ApiError::internal(format!("a stored escalation is unreadable: {e}")))
+    fn record(&self) -> GatewayResult<EscalationRecord> {
+        serde_json::from_str(&self.body).map_err(|e| GatewayError::internal(format!("a stored escalation is unreadable: {e}")))
     }
 }
 
@@ -150,77 +150,77 @@ impl StoredGrant {
 }
 
 impl Transaction<'_> {
-    fn agent_key(&self, tenant: &str, agent_id: &str) -> ApiResult<String> {
+    fn agent_key(&self, tenant: &str, agent_id: &str) -> GatewayResult<String> {
         self.key(tenant, &format!("agent:{agent_id}"))
     }
 
-    fn grant_key(&self, tenant: &str, grant_id: &str) -> ApiResult<String> {
+    fn grant_key(&self, tenant: &str, grant_id: &str) -> GatewayResult<String> {
         self.key(tenant, &format!("grant:{grant_id}"))
     }
 
-    fn stored_grant(&self, tenant: &str, grant_id: &str) -> ApiResult<(String, StoredGrant)> {
+    fn stored_grant(&self, tenant: &str, grant_id: &str) -> GatewayResult<(String, StoredGrant)> {
         let key = self.grant_key(tenant, grant_id)?;
-        let stored = self.get_json(&key)?.ok_or_else(|| ApiError::internal(format!("redis: grant `{grant_id}` is missing")))?;
+        let stored = self.get_json(&key)?.ok_or_else(|| GatewayError::internal(format!("redis: grant `{grant_id}` is missing")))?;
         Ok((key, stored))
     }
 
     /// The escalations named in the sorted set `index`, as stored, read in one round trip a
     /// thousand.
-    fn escalations_in(&self, tenant: &str, index: &str) -> ApiResult<Vec<StoredEscalation>> {
+    fn escalations_in(&self, tenant: &str, index: &str) -> GatewayResult<Vec<StoredEscalation>> {
         let ids = self.members(&self.key(tenant, index)?, true)?;
-        let keys = ids.iter().map(|id| self.key(tenant, &format!("esc:{id}"))).collect::<ApiResult<Vec<_>>>()?;
+        let keys = ids.iter().map(|id| self.key(tenant, &format!("esc:{id}"))).collect::<GatewayResult<Vec<_>>>()?;
         let mut out = Vec::with_capacity(keys.len());
         for chunk in keys.chunks(1_000) {
             self.prefetch(chunk)?;
             for key in chunk {
                 let stored = self.get_json(key)?;
-                out.push(stored.ok_or_else(|| ApiError::internal(format!("redis: the escalation index names `{key}`, which is missing")))?);
+                out.push(stored.ok_or_else(|| GatewayError::internal(format!("redis: the escalation index names `{key}`, which is missing")))?);
             }
         }
         Ok(out)
     }
 
     /// The members of the set `rest`, in order.
-    fn sorted_members(&self, tenant: &str, rest: &str) -> ApiResult<Vec<String>> {
+    fn sorted_members(&self, tenant: &str, rest: &str) -> GatewayResult<Vec<String>> {
         Ok(self.members(&self.key(tenant, rest)?, false)?.into_iter().collect())
     }
 }
 
 impl RegistryStore for Transaction<'_> {
-    fn authority_settings(&self, tenant: &str) -> ApiResult<Option<AuthoritySettings>> {
+    fn authority_settings(&self, tenant: &str) -> GatewayResult<Option<AuthoritySettings>> {
         self.get_json(&self.key(tenant, "authority")?)
     }
 
-    fn set_authority_settings(&self, tenant: &str, settings: &AuthoritySettings) -> ApiResult<()> {
+    fn set_authority_settings(&self, tenant: &str, settings: &AuthoritySettings) -> GatewayResult<()> {
         self.set_json(self.key(tenant, "authority")?, settings)
     }
 
-    fn agent(&self, tenant: &str, agent_id: &str) -> ApiResult<Option<AgentRecord>> {
+    fn agent(&self, tenant: &str, agent_id: &str) -> GatewayResult<Option<AgentRecord>> {
         Ok(self.get_json::<StoredAgent>(&self.agent_key(tenant, agent_id)?)?.map(|s| s.agent))
     }
 
-    fn agents(&self, tenant: &str) -> ApiResult<Vec<AgentRecord>> {
+    fn agents(&self, tenant: &str) -> GatewayResult<Vec<AgentRecord>> {
         // a BTreeSet: in id order, as the SQL backend's ORDER BY agent_id
         let ids = self.members(&self.key(tenant, "agents")?, false)?;
-        let keys = ids.iter().map(|id| self.agent_key(tenant, id)).collect::<ApiResult<Vec<_>>>()?;
+        let keys = ids.iter().map(|id| self.agent_key(tenant, id)).collect::<GatewayResult<Vec<_>>>()?;
         let mut out = Vec::with_capacity(keys.len());
         for chunk in keys.chunks(1_000) {
             self.prefetch(chunk)?;
             for key in chunk {
                 let stored = self.get_json::<StoredAgent>(key)?;
-                out.push(stored.ok_or_else(|| ApiError::internal(format!("redis: the agent index names `{key}`, which is missing")))?.agent);
+                out.push(stored.ok_or_else(|| GatewayError::internal(format!("redis: the agent index names `{key}`, which is missing")))?.agent);
             }
         }
         Ok(out)
     }
 
-    fn upsert_agent(&self, tenant: &str, agent: &AgentRecord, now: i64) -> ApiResult<()> {
+    fn upsert_agent(&self, tenant: &str, agent: &AgentRecord, now: i64) -> GatewayResult<()> {
         self.set_json(self.agent_key(tenant, &agent.agent_id)?, &StoredAgent { agent: agent.clone(), updated_at_ms: now })?;
         self.add_member(Write::SetAdd(self.key(tenant, "agents")?, agent.agent_id.clone()));
         Ok(())
     }
 
-    fn set_agent_trust(&self, tenant: &str, agent_id: &str, score: f64, now: i64) -> ApiResult<bool> {
+    fn set_agent_trust(&self, tenant: &str, agent_id: &str, score: f64, now: i64) -> GatewayResult<bool> {
         let key = self.agent_key(tenant, agent_id)?;
         let Some(mut stored) = self.get_json::<StoredAgent>(&key)? else {
             return Ok(false);
@@ -233,11 +233,11 @@ impl RegistryStore for Transaction<'_> {
 }
 
 impl DelegationStore for Transaction<'_> {
-    fn delegation_response(&self, tenant: &str, key: &str) -> ApiResult<Option<StoredDelegation>> {
+    fn delegation_response(&self, tenant: &str, key: &str) -> GatewayResult<Option<StoredDelegation>> {
         Ok(self.get_json::<StoredResponse>(&self.key(tenant, &format!("dlg:{key}"))?)?.map(|s| s.stored))
     }
 
-    fn insert_delegation_response(&self, tenant: &str, key: &str, stored: &StoredDelegation, now: i64) -> ApiResult<bool> {
+    fn insert_delegation_response(&self, tenant: &str, key: &str, stored: &StoredDelegation, now: i64) -> GatewayResult<bool> {
         let key = self.key(tenant, &format!("dlg:{key}"))?;
         // under the tenant's lock: no other gateway can store this key between read and write
         if self.get(&key)?.is_some() {
@@ -247,11 +247,11 @@ impl DelegationStore for Transaction<'_> {
         Ok(true)
     }
 
-    fn depth_exception(&self, tenant: &str, id: &str) -> ApiResult<Option<DepthExceptionRow>> {
+    fn depth_exception(&self, tenant: &str, id: &str) -> GatewayResult<Option<DepthExceptionRow>> {
         self.get_json(&self.key(tenant, &format!("dex:{id}"))?)
     }
 
-    fn insert_depth_exception(&self, tenant: &str, exception: &DepthExceptionRow) -> ApiResult<()> {
+    fn insert_depth_exception(&self, tenant: &str, exception: &DepthExceptionRow) -> GatewayResult<()> {
         let key = self.key(tenant, &format!("dex:{}", exception.id))?;
         self.refuse_existing(&key)?;
         self.set_json(key, exception)
@@ -259,11 +259,11 @@ impl DelegationStore for Transaction<'_> {
 }
 
 impl EscrowStore for Transaction<'_> {
-    fn grant(&self, tenant: &str, grant_id: &str) -> ApiResult<Option<Grant>> {
+    fn grant(&self, tenant: &str, grant_id: &str) -> GatewayResult<Option<Grant>> {
         Ok(self.get_json::<StoredGrant>(&self.grant_key(tenant, grant_id)?)?.map(|g| g.into_grant(grant_id)))
     }
 
-    fn insert_grant(&self, tenant: &str, g: &Grant) -> ApiResult<bool> {
+    fn insert_grant(&self, tenant: &str, g: &Grant) -> GatewayResult<bool> {
         let key = self.grant_key(tenant, &g.grant_id)?;
         if self.get(&key)?.is_some() {
             return Ok(false);
@@ -301,45 +301,45 @@ impl EscrowStore for Transaction<'_> {
         Ok(true)
     }
 
-    fn save_grant_unit(&self, tenant: &str, grant_id: &str, u: &GrantUnit) -> ApiResult<()> {
+    fn save_grant_unit(&self, tenant: &str, grant_id: &str, u: &GrantUnit) -> GatewayResult<()> {
         let (key, mut stored) = self.stored_grant(tenant, grant_id)?;
         let held = stored
             .units
             .iter_mut()
             .find(|s| s.unit == u.unit)
-            .ok_or_else(|| ApiError::internal(format!("redis: grant `{grant_id}` holds no {} budget", u.unit.as_str())))?;
+            .ok_or_else(|| GatewayError::internal(format!("redis: grant `{grant_id}` holds no {} budget", u.unit.as_str())))?;
         held.carved = u.carved;
         held.spent = u.spent;
         held.reservation_id.clone_from(&u.reservation_id);
         self.set_json(key, &stored)
     }
 
-    fn set_grant_status(&self, tenant: &str, grant_id: &str, status: GrantStatus, at_ms: i64) -> ApiResult<()> {
+    fn set_grant_status(&self, tenant: &str, grant_id: &str, status: GrantStatus, at_ms: i64) -> GatewayResult<()> {
         let (key, mut stored) = self.stored_grant(tenant, grant_id)?;
         stored.status = status.as_str().to_string();
         stored.settled_at_ms = Some(at_ms);
         self.set_json(key, &stored)
     }
 
-    fn child_grants(&self, tenant: &str, grant_id: &str) -> ApiResult<Vec<String>> {
+    fn child_grants(&self, tenant: &str, grant_id: &str) -> GatewayResult<Vec<String>> {
         self.sorted_members(tenant, &format!("grant-kids:{grant_id}"))
     }
 
-    fn chain_grants(&self, tenant: &str, chain_id: &str) -> ApiResult<Vec<String>> {
+    fn chain_grants(&self, tenant: &str, chain_id: &str) -> GatewayResult<Vec<String>> {
         self.sorted_members(tenant, &format!("chain-grants:{chain_id}"))
     }
 
-    fn tenant_grants(&self, tenant: &str) -> ApiResult<Vec<String>> {
+    fn tenant_grants(&self, tenant: &str) -> GatewayResult<Vec<String>> {
         self.sorted_members(tenant, "grants")
     }
 }
 
 impl EscalationStore for Transaction<'_> {
-    fn escalation(&self, tenant: &str, id: &str) -> ApiResult<Option<EscalationRecord>> {
+    fn escalation(&self, tenant: &str, id: &str) -> GatewayResult<Option<EscalationRecord>> {
         self.get_json::<StoredEscalation>(&self.key(tenant, &format!("esc:{id}"))?)?.map(|s| s.record()).transpose()
     }
 
-    fn save_escalation(&self, tenant: &str, record: &EscalationRecord) -> ApiResult<()> {
+    fn save_escalation(&self, tenant: &str, record: &EscalationRecord) -> GatewayResult<()> {
         let stored = StoredEscalation {
             id: record.id.clone(),
             status: record.status.as_str().to_string(),
@@ -359,12 +359,12 @@ impl EscalationStore for Transaction<'_> {
         Ok(())
     }
 
-    fn pending_escalations(&self, tenant: &str, assignee: &str) -> ApiResult<usize> {
+    fn pending_escalations(&self, tenant: &str, assignee: &str) -> GatewayResult<usize> {
         let pending = self.escalations_in(tenant, "esc-pending")?;
         Ok(pending.iter().filter(|e| e.status == EscalationStatus::Pending.as_str() && e.assignee == assignee).count())
     }
 
-    fn escalations(&self, tenant: &str, status: Option<EscalationStatus>, assignee: Option<&str>) -> ApiResult<Vec<EscalationRecord>> {
+    fn escalations(&self, tenant: &str, status: Option<EscalationStatus>, assignee: Option<&str>) -> GatewayResult<Vec<EscalationRecord>> {
         let mut matching: Vec<StoredEscalation> = self
             .escalations_in(tenant, "esc-all")?
             .into_iter()
@@ -374,7 +374,7 @@ impl EscalationStore for Transaction<'_> {
         matching.iter().map(StoredEscalation::record).collect()
     }
 
-    fn expired_escalations(&self, tenant: &str, now: i64, max: usize) -> ApiResult<Vec<ExpiredEscalation>> {
+    fn expired_escalations(&self, tenant: &str, now: i64, max: usize) -> GatewayResult<Vec<ExpiredEscalation>> {
         let mut expired: Vec<StoredEscalation> = self
             .escalations_in(tenant, "esc-pending")?
             .into_iter()
@@ -384,7 +384,7 @@ impl EscalationStore for Transaction<'_> {
         Ok(expired.into_iter().take(max).map(|e| (e.id.clone(), e.record().ok())).collect())
     }
 
-    fn expire_unreadable_escalation(&self, tenant: &str, id: &str) -> ApiResult<()> {
+    fn expire_unreadable_escalation(&self, tenant: &str, id: &str) -> GatewayResult<()> {
         let key = self.key(tenant, &format!("esc:{id}"))?;
         let Some(mut stored) = self.get_json::<StoredEscalation>(&key)? else {
             return Ok(());
@@ -395,7 +395,7 @@ impl EscalationStore for Transaction<'_> {
         Ok(())
     }
 
-    fn escalation_tenants(&self) -> ApiResult<Vec<String>> {
+    fn escalation_tenants(&self) -> GatewayResult<Vec<String>> {
         let index = format!("{}:esc-tenants", self.prefix);
         let stored: Vec<String> = redis::Commands::smembers(&mut **self.connection.borrow_mut(), &index).map_err(super::redis_error)?;
         let mut tenants: std::collections::BTreeSet<String> = stored.into_iter().collect();
@@ -406,20 +406,20 @@ impl EscalationStore for Transaction<'_> {
         Ok(tenants.into_iter().collect())
     }
 
-    fn escalation_targets(&self, tenant: &str) -> ApiResult<Vec<TargetBody>> {
+    fn escalation_targets(&self, tenant: &str) -> GatewayResult<Vec<TargetBody>> {
         let agents = self.members(&self.key(tenant, "esctgts")?, false)?;
-        let keys = agents.iter().map(|a| self.key(tenant, &format!("esctgt:{a}"))).collect::<ApiResult<Vec<_>>>()?;
+        let keys = agents.iter().map(|a| self.key(tenant, &format!("esctgt:{a}"))).collect::<GatewayResult<Vec<_>>>()?;
         self.prefetch(&keys)?;
         let mut out = Vec::with_capacity(keys.len());
         for key in &keys {
-            let text = self.get(key)?.ok_or_else(|| ApiError::internal(format!("redis: the target index names `{key}`, which is missing")))?;
-            out.push(serde_json::from_str::<TargetBody>(&text).map_err(|e| ApiError::internal(format!("a stored escalation target is unreadable: {e}")))?);
+            let text = self.get(key)?.ok_or_else(|| GatewayError::internal(format!("redis: the target index names `{key}`, which is missing")))?;
+            out.push(serde_json::from_str::<TargetBody>(&text).map_err(|e| GatewayError::internal(format!("a stored escalation target is unreadable: {e}")))?);
         }
         out.sort_by(|a, b| b.trust.cmp(&a.trust).then_with(|| a.agent_id.cmp(&b.agent_id)));
         Ok(out)
     }
 
-    fn save_escalation_target(&self, tenant: &str, target: &TargetBody) -> ApiResult<()> {
+    fn save_escalation_target(&self, tenant: &str, target: &TargetBody) -> GatewayResult<()> {
         self.set_json(self.key(tenant, &format!("esctgt:{}", target.agent_id))?, target)?;
         self.add_member(Write::SetAdd(self.key(tenant, "esctgts")?, target.agent_id.clone()));
         Ok(())
@@ -431,7 +431,7 @@ impl super::RedisLedger {
     /// with a PENDING escalation past its TTL, each in its own tenant's unit (a tenant with
     /// none is not locked; the index of tenants is read outside any unit). A tenant that fails does not
     /// stop the others; the first failure is answered after all were tried.
-    pub fn sweep_escalations(&self, now: i64, signer: &sbd_bundle::KeyPair) -> ApiResult<usize> {
+    pub fn sweep_escalations(&self, now: i64, signer: &sbd_bundle::KeyPair) -> GatewayResult<usize> {
         let tenants: Vec<String> = {
             let mut connection = self.connection()?;
             let tenants = redis::Commands::smembers(&mut connection, format!("{}:esc-tenants", self.prefix)).map_err(super::redis_error)?;
@@ -456,24 +456,24 @@ impl super::RedisLedger {
 }
 
 impl TraceStore for Transaction<'_> {
-    fn trace_head(&self, tenant: &str, chain_id: &str) -> ApiResult<Option<SignedHead>> {
+    fn trace_head(&self, tenant: &str, chain_id: &str) -> GatewayResult<Option<SignedHead>> {
         self.get_json(&self.key(tenant, &format!("thead:{chain_id}"))?)
     }
 
-    fn next_trace_seq(&self, tenant: &str) -> ApiResult<i64> {
+    fn next_trace_seq(&self, tenant: &str) -> GatewayResult<i64> {
         let key = self.key(tenant, "trace-seq")?;
         let last = match self.get(&key)? {
-            Some(text) => text.parse::<i64>().map_err(|_| ApiError::internal(format!("redis: `{key}` is not a number")))?,
+            Some(text) => text.parse::<i64>().map_err(|_| GatewayError::internal(format!("redis: `{key}` is not a number")))?,
             None => 0,
         };
-        let next = last.checked_add(1).ok_or_else(|| ApiError::internal("trace sequence overflow"))?;
+        let next = last.checked_add(1).ok_or_else(|| GatewayError::internal("trace sequence overflow"))?;
         self.set_string(key, next.to_string());
         Ok(next)
     }
 
-    fn open_trace_leaf(&self, tenant: &str, signer: &sbd_bundle::KeyPair, leaf: [u8; 32]) -> ApiResult<(i64, i64)> {
+    fn open_trace_leaf(&self, tenant: &str, signer: &sbd_bundle::KeyPair, leaf: [u8; 32]) -> GatewayResult<(i64, i64)> {
         if tenant != self.tenant {
-            return Err(ApiError::internal(format!("redis: a trace event of `{tenant}` appended under `{}`'s lock", self.tenant)));
+            return Err(GatewayError::internal(format!("redis: a trace event of `{tenant}` appended under `{}`'s lock", self.tenant)));
         }
         let mut trace = self.trace.borrow_mut();
         let batch = match trace.as_mut() {
@@ -486,20 +486,20 @@ impl TraceStore for Transaction<'_> {
                 // a counter that went back (a failover lost its last increments) must not let
                 // a seal replace another: the tenant's lock keeps this check true until the commit
                 if self.get(&self.key(tenant, &format!("seal:{seal_id}"))?)?.is_some() {
-                    return Err(ApiError::internal(format!("redis: seal id {seal_id} is taken; the seal counter went back")));
+                    return Err(GatewayError::internal(format!("redis: seal id {seal_id} is taken; the seal counter went back")));
                 }
                 trace.insert(super::TraceBatch { seal_id, signer: signer.clone(), leaves: Vec::new() })
             }
         };
         if batch.signer.id() != signer.id() {
-            return Err(ApiError::internal("one unit's trace events signed by two keys"));
+            return Err(GatewayError::internal("one unit's trace events signed by two keys"));
         }
-        let index = i64::try_from(batch.leaves.len()).map_err(ApiError::internal)?;
+        let index = i64::try_from(batch.leaves.len()).map_err(GatewayError::internal)?;
         batch.leaves.push(leaf);
         Ok((batch.seal_id, index))
     }
 
-    fn insert_trace_event(&self, r: &Record) -> ApiResult<()> {
+    fn insert_trace_event(&self, r: &Record) -> GatewayResult<()> {
         let key = self.key(&r.tenant, &format!("tev:{}:{}", r.chain_id, r.pos))?;
         self.refuse_existing(&key)?;
         let at = self.key(&r.tenant, &format!("trace-at:{}", r.seq))?;
@@ -508,7 +508,7 @@ impl TraceStore for Transaction<'_> {
         self.set_json(key, r)?;
         self.set_json(at, &(&r.chain_id, r.pos))?;
         if r.decision == "warning" {
-            let seq = u64::try_from(r.seq).map_err(|_| ApiError::internal(format!("a trace event numbered {}", r.seq)))?;
+            let seq = u64::try_from(r.seq).map_err(|_| GatewayError::internal(format!("a trace event numbered {}", r.seq)))?;
             self.add_member(Write::SortedAdd(self.key(&r.tenant, "twarn")?, 0, format!("{seq:020}")));
         }
         // as on the embedded store, the head carries no signature of its own: the last event's
@@ -524,12 +524,12 @@ impl TraceStore for Transaction<'_> {
         self.set_json(self.key(&r.tenant, &format!("thead:{}", r.chain_id))?, &head)
     }
 
-    fn trace_events(&self, tenant: &str, chain_id: &str) -> ApiResult<Vec<Record>> {
+    fn trace_events(&self, tenant: &str, chain_id: &str) -> GatewayResult<Vec<Record>> {
         let Some(SignedHead { count, .. }) = self.trace_head(tenant, chain_id)? else { return Ok(Vec::new()) };
         if count < 0 {
-            return Err(ApiError::internal(format!("redis: chain `{chain_id}`'s head counts {count} events")));
+            return Err(GatewayError::internal(format!("redis: chain `{chain_id}`'s head counts {count} events")));
         }
-        let keys = (1..=count).map(|pos| self.key(tenant, &format!("tev:{chain_id}:{pos}"))).collect::<ApiResult<Vec<_>>>()?;
+        let keys = (1..=count).map(|pos| self.key(tenant, &format!("tev:{chain_id}:{pos}"))).collect::<GatewayResult<Vec<_>>>()?;
         let mut out = Vec::with_capacity(keys.len());
         for chunk in keys.chunks(1_000) {
             self.prefetch(chunk)?;
@@ -541,16 +541,16 @@ impl TraceStore for Transaction<'_> {
         Ok(out)
     }
 
-    fn warning_events(&self, tenant: &str, limit: usize) -> ApiResult<Vec<Record>> {
+    fn warning_events(&self, tenant: &str, limit: usize) -> GatewayResult<Vec<Record>> {
         let mut out = Vec::new();
         for member in self.lex_range(&self.key(tenant, "twarn")?, "-", "+", true, limit)? {
-            let seq: i64 = member.parse().map_err(|_| ApiError::internal(format!("redis: `{member}` in the warning index is not a number")))?;
+            let seq: i64 = member.parse().map_err(|_| GatewayError::internal(format!("redis: `{member}` in the warning index is not a number")))?;
             out.extend(self.trace_event_at(tenant, seq)?);
         }
         Ok(out)
     }
 
-    fn trace_event_at(&self, tenant: &str, seq: i64) -> ApiResult<Option<Record>> {
+    fn trace_event_at(&self, tenant: &str, seq: i64) -> GatewayResult<Option<Record>> {
         let Some((chain_id, pos)) = self.get_json::<(String, i64)>(&self.key(tenant, &format!("trace-at:{seq}"))?)? else {
             return Ok(None);
         };
@@ -558,7 +558,7 @@ impl TraceStore for Transaction<'_> {
         Ok(self.get_json::<Record>(&self.key(tenant, &format!("tev:{chain_id}:{pos}"))?)?.filter(|r| r.seq == seq))
     }
 
-    fn trace_seal(&self, tenant: &str, seal_id: i64) -> ApiResult<Result<Seal, &'static str>> {
+    fn trace_seal(&self, tenant: &str, seal_id: i64) -> GatewayResult<Result<Seal, &'static str>> {
         let Some(stored) = self.get_json::<StoredSeal>(&self.key(tenant, &format!("seal:{seal_id}"))?)? else {
             return Ok(Err("its seal is missing"));
         };

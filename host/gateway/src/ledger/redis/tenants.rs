@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Transaction, Write};
 use crate::cycles::{ObserveMode, Tenant};
-use crate::error::{ApiError, ApiResult};
+use crate::error::{GatewayError, GatewayResult};
 use crate::repo::{StoredApiKey, TenantStore};
 
 /// The tenant record as kept: what the ledger reads (`status`, `observe`) and the record.
@@ -31,11 +31,11 @@ struct KeptTenant {
 }
 
 impl Transaction<'_> {
-    fn kept_tenant(&self, tenant: &str) -> ApiResult<Option<Tenant>> {
+    fn kept_tenant(&self, tenant: &str) -> GatewayResult<Option<Tenant>> {
         let kept: Option<KeptTenant> = self
             .get(&self.key(tenant, "tenant")?)?
             .map(|text| {
-                serde_json::from_str(&text).map_err(|e| ApiError::internal(format!("the stored record of tenant `{tenant}` is unreadable: {e}")))
+                serde_json::from_str(&text).map_err(|e| GatewayError::internal(format!("the stored record of tenant `{tenant}` is unreadable: {e}")))
             })
             .transpose()?;
         match kept {
@@ -43,22 +43,22 @@ impl Transaction<'_> {
             Some(KeptTenant { record: Some(record), .. }) => Ok(Some(record)),
             // fail closed: never taken for a tenant that does not exist and created afresh
             Some(KeptTenant { record: None, status, .. }) => {
-                Err(ApiError::internal(format!("tenant `{tenant}` has a ledger record ({status}) but no provisioning record")))
+                Err(GatewayError::internal(format!("tenant `{tenant}` has a ledger record ({status}) but no provisioning record")))
             }
         }
     }
 
-    fn key_record(&self, tenant: &str, key_id: &str) -> ApiResult<Option<StoredApiKey>> {
+    fn key_record(&self, tenant: &str, key_id: &str) -> GatewayResult<Option<StoredApiKey>> {
         self.get_json(&self.key(tenant, &format!("apikey:{key_id}"))?)
     }
 }
 
 impl TenantStore for Transaction<'_> {
-    fn tenant_record(&self, tenant: &str) -> ApiResult<Option<Tenant>> {
+    fn tenant_record(&self, tenant: &str) -> GatewayResult<Option<Tenant>> {
         self.kept_tenant(tenant)
     }
 
-    fn save_tenant_record(&self, tenant: &Tenant) -> ApiResult<()> {
+    fn save_tenant_record(&self, tenant: &Tenant) -> GatewayResult<()> {
         let kept = KeptTenant {
             status: tenant.status.as_str().to_string(),
             observe: tenant.observe_mode.is_some_and(|m| matches!(m, ObserveMode::Observe)),
@@ -69,7 +69,7 @@ impl TenantStore for Transaction<'_> {
         Ok(())
     }
 
-    fn tenant_records(&self) -> ApiResult<Vec<Tenant>> {
+    fn tenant_records(&self) -> GatewayResult<Vec<Tenant>> {
         let mut out = Vec::new();
         for tenant in self.indexed_tenants("tenant-ids")? {
             if let Some(record) = self.kept_tenant(&tenant)? {
@@ -80,13 +80,13 @@ impl TenantStore for Transaction<'_> {
         Ok(out)
     }
 
-    fn insert_api_key(&self, k: &StoredApiKey) -> ApiResult<()> {
+    fn insert_api_key(&self, k: &StoredApiKey) -> GatewayResult<()> {
         let key = self.key(&k.tenant_id, &format!("apikey:{}", k.key_id))?;
         self.refuse_existing(&key)?;
         match self.indexed_tenant("apikey-hash", &k.key_hash)? {
             // the same key again: an attempt that ran again after its lock lapsed
             Some(id) if id == k.key_id => {}
-            Some(_) => return Err(ApiError::internal("redis: an API key with this secret's hash exists")),
+            Some(_) => return Err(GatewayError::internal("redis: an API key with this secret's hash exists")),
             None => {
                 self.indexes.borrow_mut().push(Write::SetOnce(format!("{}:apikey-hash:{}", self.prefix, k.key_hash), k.key_id.clone()));
             }
@@ -98,29 +98,29 @@ impl TenantStore for Transaction<'_> {
         Ok(())
     }
 
-    fn api_key(&self, key_id: &str) -> ApiResult<Option<StoredApiKey>> {
+    fn api_key(&self, key_id: &str) -> GatewayResult<Option<StoredApiKey>> {
         match self.indexed_tenant("apikey-tenant", key_id)? {
             Some(tenant) => self.key_record(&tenant, key_id),
             None => Ok(None),
         }
     }
 
-    fn api_key_by_hash(&self, key_hash: &str) -> ApiResult<Option<StoredApiKey>> {
+    fn api_key_by_hash(&self, key_hash: &str) -> GatewayResult<Option<StoredApiKey>> {
         let Some(key_id) = self.indexed_tenant("apikey-hash", key_hash)? else { return Ok(None) };
         // the record must carry the hash that led to it (an index is never trusted alone)
         Ok(self.api_key(&key_id)?.filter(|k| k.key_hash == key_hash))
     }
 
-    fn save_api_key(&self, k: &StoredApiKey) -> ApiResult<()> {
+    fn save_api_key(&self, k: &StoredApiKey) -> GatewayResult<()> {
         let Some(stored) = self.key_record(&k.tenant_id, &k.key_id)? else {
-            return Err(ApiError::internal(format!("redis: API key `{}` is not kept with tenant `{}`", k.key_id, k.tenant_id)));
+            return Err(GatewayError::internal(format!("redis: API key `{}` is not kept with tenant `{}`", k.key_id, k.tenant_id)));
         };
         // only the status, the record and the principal change
         let saved = StoredApiKey { status: k.status.clone(), body: k.body.clone(), principal: k.principal.clone(), ..stored };
         self.set_json(self.key(&k.tenant_id, &format!("apikey:{}", k.key_id))?, &saved)
     }
 
-    fn api_keys(&self, tenant: Option<&str>) -> ApiResult<Vec<StoredApiKey>> {
+    fn api_keys(&self, tenant: Option<&str>) -> GatewayResult<Vec<StoredApiKey>> {
         let tenants = match tenant {
             Some(t) => vec![t.to_string()],
             None => self.indexed_tenants("apikey-tenants")?,
