@@ -15,7 +15,8 @@ use crate::context::RequestContext;
 pub struct ApiError {
     /// What went wrong, as the domain says it.
     pub error: GatewayError,
-    /// Overrides the code's status (413 for a body over the limit).
+    /// Overrides the code's status where HTTP decides it: 413 for a body over the limit, 409
+    /// for a refused roll-forward.
     pub status: Option<StatusCode>,
 }
 

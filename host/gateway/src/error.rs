@@ -1,4 +1,4 @@
-//! The gateway's one error type, [`GatewayError`]: a Cycles `ErrorCode`, a message and
+//! The domain's error type, [`GatewayError`]: a Cycles `ErrorCode`, a message and
 //! structured detail, returned by the domain (delegations, ledger, escalations, registry,
 //! traces) and its stores. It knows nothing of HTTP: the table below gives each code the HTTP
 //! status the spec pairs with it, as a number, and the HTTP layer (`crate::api_error`) renders

@@ -5,7 +5,6 @@
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 
-use serde_json::Value;
 
 use crate::cycles::Unit;
 use crate::error::GatewayResult;
@@ -141,7 +140,7 @@ impl LedgerStore for MemoryLedger {
         Ok(self.tables.borrow().responses.get(&(tenant.into(), endpoint.into(), key.into())).cloned())
     }
 
-    fn remember(&self, tenant: &str, endpoint: &str, key: &str, request_hash: &str, response: &Value) -> GatewayResult<()> {
+    fn remember(&self, tenant: &str, endpoint: &str, key: &str, request_hash: &str, response: &str) -> GatewayResult<()> {
         let stored = StoredResponse { request_hash: request_hash.into(), response: response.to_string() };
         insert_new(&mut self.tables.borrow_mut().responses, (tenant.into(), endpoint.into(), key.into()), stored)
     }

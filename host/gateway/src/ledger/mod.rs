@@ -532,7 +532,8 @@ pub fn idem_lookup<T: serde::de::DeserializeOwned>(store: &dyn LedgerStore, tena
 
 /// Stores the successful response of `(tenant, endpoint, key)`.
 pub fn idem_store<T: serde::Serialize>(store: &dyn LedgerStore, tenant: &str, endpoint: &str, key: &str, hash: &str, response: &T) -> GatewayResult<()> {
-    let response = serde_json::to_value(response).map_err(GatewayError::internal)?;
+    // straight to text: the stored response is the answer's JSON as first sent
+    let response = serde_json::to_string(response).map_err(GatewayError::internal)?;
     store.remember(tenant, endpoint, key, hash, &response)
 }
 

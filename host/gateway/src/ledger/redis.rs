@@ -110,7 +110,6 @@ use std::time::{Duration, Instant};
 
 use redis::cluster::{ClusterClient, ClusterClientBuilder, ClusterConnection};
 use redis::{Commands, Connection, ConnectionLike};
-use serde_json::Value;
 
 use crate::cycles::Unit;
 use crate::error::{GatewayError, GatewayResult};
@@ -1453,8 +1452,8 @@ impl LedgerStore for Transaction<'_> {
         Ok(stored.map(|s| StoredResponse { request_hash: s.request_hash, response: s.response }))
     }
 
-    fn remember(&self, tenant: &str, endpoint: &str, key: &str, request_hash: &str, response: &Value) -> GatewayResult<()> {
-        let stored = serde_json::json!({"request_hash": request_hash, "response": response.to_string()});
+    fn remember(&self, tenant: &str, endpoint: &str, key: &str, request_hash: &str, response: &str) -> GatewayResult<()> {
+        let stored = serde_json::json!({"request_hash": request_hash, "response": response});
         let key = self.key(tenant, &format!("idem:{endpoint}:{key}"))?;
         self.refuse_existing(&key)?;
         self.set_json(key, &stored)

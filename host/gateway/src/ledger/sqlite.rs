@@ -271,11 +271,11 @@ impl LedgerStore for Connection {
             .optional()?)
     }
 
-    fn remember(&self, tenant: &str, endpoint: &str, key: &str, request_hash: &str, response: &Value) -> GatewayResult<()> {
+    fn remember(&self, tenant: &str, endpoint: &str, key: &str, request_hash: &str, response: &str) -> GatewayResult<()> {
         self.prepare_cached(
             "INSERT INTO idempotency (tenant_id, endpoint, key, request_hash, response) VALUES (?1, ?2, ?3, ?4, ?5)",
         )?
-        .execute(params![tenant, endpoint, key, request_hash, response.to_string()])?;
+        .execute(params![tenant, endpoint, key, request_hash, response])?;
         Ok(())
     }
 

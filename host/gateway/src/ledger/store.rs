@@ -7,7 +7,6 @@
 //! behind. The embedded store gets both from its single writer and the savepoint around each
 //! job ([`crate::store::Store::run`]).
 
-use serde_json::Value;
 
 use crate::cycles::Unit;
 use crate::error::GatewayResult;
@@ -150,9 +149,9 @@ pub trait LedgerStore {
     /// The response stored for `(tenant, endpoint, key)`, if any.
     fn recall(&self, tenant: &str, endpoint: &str, key: &str) -> GatewayResult<Option<StoredResponse>>;
 
-    /// Stores the response of `(tenant, endpoint, key)` for request digest `request_hash`
-    /// (refused if one is stored: a response is never replaced).
-    fn remember(&self, tenant: &str, endpoint: &str, key: &str, request_hash: &str, response: &Value) -> GatewayResult<()>;
+    /// Stores the response (its JSON text) of `(tenant, endpoint, key)` for request digest
+    /// `request_hash` (refused if one is stored: a response is never replaced).
+    fn remember(&self, tenant: &str, endpoint: &str, key: &str, request_hash: &str, response: &str) -> GatewayResult<()>;
 
     /// Records a direct debit.
     fn record_debit(&self, debit: &Debit<'_>) -> GatewayResult<()>;

@@ -204,8 +204,9 @@ impl DelegationStore for Connection {
 pub(super) const GRANT_SQL: &str = "SELECT chain_id, parent_id, holder, depth, status, expires_at_ms, created_at_ms FROM grants \
                          WHERE grant_id = ?1 AND tenant_id = ?2";
 
-// No `ORDER BY unit` here: with it, this SQLite build (STAT4) prepares the statement again on
-// every run (a test counts); the units are sorted after reading instead.
+// No `ORDER BY unit` here: with it, SQLite prepared the statement again on every run on a
+// connection without QPSG (`store::configure` sets it; a test counts on a plain connection);
+// the units are sorted after reading instead.
 pub(super) const UNITS_SQL: &str = "SELECT unit, granted, carved, spent, reservation_id FROM grant_units WHERE grant_id = ?1";
 
 fn grant_units(conn: &Connection, grant_id: &str) -> GatewayResult<Vec<GrantUnit>> {
