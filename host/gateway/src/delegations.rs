@@ -39,7 +39,7 @@ use crate::escrow::{self, Escrowed, NewGrant};
 use crate::limits::RequestLimits;
 use crate::registry::{self, AgentRecord, AuthoritySettings, Unregistered};
 use crate::repo::{DelegationStore, StoredDelegation as Stored, Tx};
-use crate::auth::{Principal, Role};
+use crate::principal::{Principal, Role};
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::policy::PolicyHandle;

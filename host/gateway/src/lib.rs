@@ -13,7 +13,8 @@
 //! - [`escalations`] and [`escalations_api`]: the human review queue and agent escalation
 //!   targets (the rules, and their endpoints);
 //! - [`traces`], [`metrics`], [`openapi`], [`bundles`];
-//! - [`auth`]: principals, roles and the permission of every endpoint;
+//! - [`principal`]: who is calling and what they may do (principals, roles, permissions);
+//!   [`auth`]: API keys authenticated and the permission of every endpoint;
 //! - [`error`]: the domain's one error type, [`error::GatewayError`], and the table of error
 //!   codes; [`api_error`]: the HTTP answer it becomes;
 //! - [`server`] (router, ids, auth) and [`serve`] (`sbd serve`); [`context`], the request's
@@ -44,6 +45,7 @@ pub mod limits;
 pub mod metrics;
 pub mod openapi;
 pub mod policy;
+pub mod principal;
 pub mod registry;
 pub mod repo;
 pub mod serve;

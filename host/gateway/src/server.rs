@@ -235,7 +235,7 @@ impl Caller {
     /// 403 naming `p` unless the caller holds it (the admin key holds every permission).
     pub fn require(&self, p: crate::auth::Permission) -> ApiResult<()> {
         match self {
-            Caller::Key(k) => k.require(p),
+            Caller::Key(k) => Ok(k.require(p)?),
             Caller::Admin => Ok(()),
         }
     }
