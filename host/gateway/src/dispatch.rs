@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use crate::server::Shared;
+use crate::backend::Backend;
 use crate::util::{now_ms, random_hex};
 use crate::webhooks::{self, Attempt, Due, WebhookSettings};
 
@@ -158,13 +158,13 @@ fn describe(e: &reqwest::Error) -> String {
 }
 
 /// Sends `due` and records the outcome.
-async fn deliver(state: Shared, sender: Sender, due: Due) {
+async fn deliver(store: Backend, sender: Sender, due: Due) {
     let attempt = sender
         .send(&due.subscription, &due.event_body, &due.event_id, &due.event_type, due.trace_id.as_deref())
         .await;
     let now = now_ms();
     let id = due.delivery_id.clone();
-    match state.store.record_attempt(due, attempt, now).await {
+    match store.record_attempt(due, attempt, now).await {
         Ok(status) => tracing::debug!(delivery = %id, status, "webhook delivery"),
         // The lease lapses and the delivery is tried again.
         Err(e) => tracing::warn!(delivery = %id, error = %e, "webhook delivery: recording the attempt failed"),
@@ -174,7 +174,7 @@ async fn deliver(state: Shared, sender: Sender, due: Due) {
 /// Runs one dispatcher round: leases up to `capacity` due deliveries (fair across tenants,
 /// see [`webhooks::lease_due`]) and starts sending them on `sends`; it does not wait for them.
 /// Returns how many were leased.
-pub async fn round(state: &Shared, sender: &Sender, sends: &mut tokio::task::JoinSet<()>, capacity: usize) -> usize {
+pub async fn round(store: &Backend, sender: &Sender, sends: &mut tokio::task::JoinSet<()>, capacity: usize) -> usize {
     if capacity == 0 {
         return 0;
     }
@@ -182,7 +182,7 @@ pub async fn round(state: &Shared, sender: &Sender, sends: &mut tokio::task::Joi
     let lease = i64::try_from(sender.settings.delivery_timeout_ms).unwrap_or(i64::MAX / 2).saturating_add(LEASE_MARGIN_MS);
     let per_tenant = sender.settings.max_in_flight_per_tenant;
     let stale_before = now.saturating_sub(i64::try_from(sender.settings.stale_after_ms).unwrap_or(i64::MAX));
-    let due = match state.store.lease_deliveries(now, capacity, lease, per_tenant, stale_before).await {
+    let due = match store.lease_deliveries(now, capacity, lease, per_tenant, stale_before).await {
         Ok(due) => due,
         Err(e) => {
             tracing::warn!(error = %e, "webhook dispatcher: leasing deliveries failed");
@@ -191,7 +191,7 @@ pub async fn round(state: &Shared, sender: &Sender, sends: &mut tokio::task::Joi
     };
     let leased = due.len();
     for d in due {
-        sends.spawn(deliver(Arc::clone(state), sender.clone(), d));
+        sends.spawn(deliver(store.clone(), sender.clone(), d));
     }
     leased
 }
@@ -199,14 +199,14 @@ pub async fn round(state: &Shared, sender: &Sender, sends: &mut tokio::task::Joi
 /// Starts the dispatcher. At most `IN_FLIGHT` sends run at once; it leases more as soon as
 /// some finish (a slow endpoint holds its own sends, not the round), and otherwise every
 /// `poll_interval_ms`.
-pub fn spawn(state: Shared, sender: Sender) -> tokio::task::JoinHandle<()> {
+pub fn spawn(store: Backend, sender: Sender) -> tokio::task::JoinHandle<()> {
     let interval = Duration::from_millis(sender.settings.poll_interval_ms);
     tokio::spawn(async move {
         let mut sends = tokio::task::JoinSet::new();
         loop {
             while sends.try_join_next().is_some() {}
             let free = IN_FLIGHT.saturating_sub(sends.len());
-            let leased = round(&state, &sender, &mut sends, free.min(BATCH)).await;
+            let leased = round(&store, &sender, &mut sends, free.min(BATCH)).await;
             if leased < BATCH.min(free) || free == 0 {
                 // nothing more due (or no room): wait for the interval or a send to finish
                 tokio::select! {

@@ -231,7 +231,7 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
         .map_err(|source| ServeError::Io { addr: addr.to_string(), source })?;
     let local = listener.local_addr().map_err(|source| ServeError::Io { addr: addr.to_string(), source })?;
     let sweeper = spawn_sweeper(Arc::clone(&state), sweep);
-    let dispatcher = crate::dispatch::spawn(Arc::clone(&state), state.webhooks.clone());
+    let dispatcher = crate::dispatch::spawn(state.store.clone(), state.webhooks.clone());
     let v = state.policy.version();
     tracing::info!(
         addr = %local,
@@ -313,7 +313,7 @@ pub async fn start(config: Config) -> Result<Running, ServeError> {
     let router = app(Arc::clone(&state));
     let sweeper_state = Arc::clone(&state);
     let task = tokio::spawn(async move {
-        let dispatcher = crate::dispatch::spawn(Arc::clone(&sweeper_state), sweeper_state.webhooks.clone());
+        let dispatcher = crate::dispatch::spawn(sweeper_state.store.clone(), sweeper_state.webhooks.clone());
         let sweeper = spawn_sweeper(sweeper_state, sweep);
         let _ = axum::serve(listener, router)
             .with_graceful_shutdown(async move {
