@@ -132,6 +132,49 @@ impl IntoResponse for GatewayError {
 mod tests {
     use super::*;
 
+    /// The layers, pinned: the domain and its stores (every module but the HTTP layer's)
+    /// import nothing of HTTP: no axum, and none of the HTTP layer's modules.
+    #[test]
+    fn the_domain_imports_nothing_of_http() {
+        const HTTP_LAYER: &[&str] = &[
+            "admin_api.rs", "api_error.rs", "auth.rs", "authority.rs", "bundles.rs", "cycles_api.rs",
+            "delegations_api.rs", "escalations_api.rs", "events_api.rs", "openapi.rs", "serve.rs",
+            "server.rs", "several_gateways.rs", "lib.rs",
+        ];
+        const HTTP_NAMES: &[&str] = &[
+            "axum", "crate::server", "crate::api_error", "crate::auth", "crate::bundles", "crate::admin_api",
+            "crate::authority", "crate::cycles_api", "crate::delegations_api", "crate::escalations_api",
+            "crate::events_api", "crate::openapi", "crate::serve",
+        ];
+        let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut checked = 0;
+        let mut pending = vec![src.clone()];
+        while let Some(dir) = pending.pop() {
+            for entry in std::fs::read_dir(&dir).expect("the source directory") {
+                let path = entry.expect("an entry").path();
+                if path.is_dir() {
+                    pending.push(path);
+                    continue;
+                }
+                let relative = path.strip_prefix(&src).expect("under src").to_string_lossy().into_owned();
+                let test_only = relative.ends_with("tests.rs") || relative == "test_redis.rs";
+                if !relative.ends_with(".rs") || HTTP_LAYER.contains(&relative.as_str()) || relative.starts_with("bin/") || test_only {
+                    continue;
+                }
+                let text = std::fs::read_to_string(&path).expect("readable source");
+                // the code before its tests: a test may drive the HTTP layer
+                let code = text.split("#[cfg(test)]").next().unwrap_or_default();
+                for line in code.lines().filter(|l| !l.trim_start().starts_with("//")) {
+                    for name in HTTP_NAMES {
+                        assert!(!line.contains(name), "{relative} uses `{name}`: {line}");
+                    }
+                }
+                checked += 1;
+            }
+        }
+        assert!(checked >= 30, "only {checked} domain files found");
+    }
+
     /// Every status in the error table is one HTTP knows, so [`status_of`] never falls back.
     #[test]
     fn every_code_has_a_valid_status() {

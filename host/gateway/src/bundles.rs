@@ -9,19 +9,10 @@ use axum::Json;
 use serde_json::Value;
 
 use crate::api_error::{ApiError, ApiResult};
-use crate::error::{ErrorCode, GatewayResult};
+use crate::error::ErrorCode;
 use crate::server::{Admin, Caller, Shared};
 
-/// What the gateway needs from signed-bundle management.
-pub trait BundleManager: Send + Sync + 'static {
-    /// Verifies and stages (or activates, per its canary rules) an uploaded bundle.
-    fn upload(&self, bytes: &[u8]) -> GatewayResult<Value>;
-    /// The active bundle and its state.
-    fn active(&self) -> Value;
-    /// Promotes the staged bundle; INVALID_REQUEST when none is staged or the bundle manager
-    /// refuses it (answered as 409: the request is well formed, the gateway's state refuses it).
-    fn roll_forward(&self) -> GatewayResult<Value>;
-}
+pub use crate::hot::BundleManager;
 
 fn manager(state: &Shared) -> ApiResult<&dyn BundleManager> {
     state

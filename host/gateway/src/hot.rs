@@ -14,7 +14,6 @@ use sbd_policy::{Outcome, Request, TrustDelta, Verdict};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::bundles::BundleManager;
 use crate::error::{GatewayError, GatewayResult};
 use crate::policy::{PolicyHandle, PolicyVersion};
 
@@ -78,6 +77,17 @@ impl PolicyHandle for HotBundles {
 #[serde(deny_unknown_fields)]
 struct Upload {
     files: BTreeMap<String, String>,
+}
+
+/// What the gateway needs from signed-bundle management.
+pub trait BundleManager: Send + Sync + 'static {
+    /// Verifies and stages (or activates, per its canary rules) an uploaded bundle.
+    fn upload(&self, bytes: &[u8]) -> GatewayResult<Value>;
+    /// The active bundle and its state.
+    fn active(&self) -> Value;
+    /// Promotes the staged bundle; INVALID_REQUEST when none is staged or the bundle manager
+    /// refuses it (answered as 409: the request is well formed, the gateway's state refuses it).
+    fn roll_forward(&self) -> GatewayResult<Value>;
 }
 
 impl BundleManager for HotBundles {
