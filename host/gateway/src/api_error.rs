@@ -85,12 +85,6 @@ impl From<GatewayError> for ApiError {
     }
 }
 
-impl From<rusqlite::Error> for ApiError {
-    fn from(e: rusqlite::Error) -> Self {
-        GatewayError::from(e).into()
-    }
-}
-
 /// The result type of handlers.
 pub type ApiResult<T> = Result<T, ApiError>;
 
@@ -118,13 +112,6 @@ impl IntoResponse for ApiError {
             details: self.error.details.as_ref(),
         };
         (self.status(), axum::Json(body)).into_response()
-    }
-}
-
-/// A domain error as an answer.
-impl IntoResponse for GatewayError {
-    fn into_response(self) -> Response {
-        ApiError::from(self).into_response()
     }
 }
 

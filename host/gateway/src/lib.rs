@@ -15,7 +15,7 @@
 //! - [`traces`], [`metrics`], [`openapi`], [`bundles`];
 //! - [`principal`]: who is calling and what they may do (principals, roles, permissions);
 //!   [`auth`]: API keys authenticated and the permission of every endpoint;
-//! - [`error`]: the domain's one error type, [`error::GatewayError`], and the table of error
+//! - [`error`]: the domain's error type, [`error::GatewayError`], and the table of error
 //!   codes; [`api_error`]: the HTTP answer it becomes;
 //! - [`server`] (router, ids, auth) and [`serve`] (`sbd serve`); [`context`], the request's
 //!   correlation ids as the domain reads them.

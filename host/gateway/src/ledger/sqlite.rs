@@ -10,13 +10,23 @@ use crate::events::{self, NewEvent};
 use crate::ledger::store::{Debit, LedgerStore, ReservationScan, StoredResponse, TenantRecord};
 use crate::ledger::{BudgetRow, Reservation};
 
-const BUDGET_COLUMNS: &str = "scope, unit, ledger_id, allocated, reserved, spent, debt, overdraft_limit, \
-     is_over_limit, status, commit_overage_policy, created_at_ms, updated_at_ms";
+/// The budget columns [`budget_from_row`] reads, in its order (a macro, so that constant
+/// statements can be built from it with `concat!`).
+macro_rules! budget_columns {
+    () => {
+        "scope, unit, ledger_id, allocated, reserved, spent, debt, overdraft_limit, \
+         is_over_limit, status, commit_overage_policy, created_at_ms, updated_at_ms"
+    };
+}
+
+const BUDGET_COLUMNS: &str = budget_columns!();
 
 /// The budgets of one tenant and unit whose scope lies in a key range (`budgets_with_prefix`).
-pub(crate) const BUDGETS_WITH_PREFIX_SQL: &str = "SELECT scope, unit, ledger_id, allocated, reserved, spent, debt, overdraft_limit, \
-     is_over_limit, status, commit_overage_policy, created_at_ms, updated_at_ms FROM budgets \
-     WHERE tenant_id = ?1 AND scope >= ?2 AND (?3 IS NULL OR scope < ?3) AND unit = ?4 ORDER BY scope";
+pub(crate) const BUDGETS_WITH_PREFIX_SQL: &str = concat!(
+    "SELECT ",
+    budget_columns!(),
+    " FROM budgets WHERE tenant_id = ?1 AND scope >= ?2 AND (?3 IS NULL OR scope < ?3) AND unit = ?4 ORDER BY scope"
+);
 
 const RES_COLUMNS: &str = "id, tenant_id, status, unit, amount, committed, created_at_ms, expires_at_ms, grace_ms, \
      finalized_at_ms, extensions, overage_policy, scope_path, scopes, budgeted, idempotency_key, subject, action, \
