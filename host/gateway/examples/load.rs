@@ -2,7 +2,7 @@
 //! second with p50/p99 latency.
 //!
 //! Run with `cargo run --release -p sbd-gateway --example load -- [--seconds 10] [--clients 50]
-//! [--tenants 1] [--redis redis://127.0.0.1:6379/]`. It starts a gateway in this process on a
+//! [--tenants 1] [--redis redis://127.0.0.1:6379/] [--client hyper|reqwest]`. It starts a gateway in this process on a
 //! temporary data directory (so client and server share the machine's cores), provisions the
 //! tenants (the clients spread over them), then runs
 //! each phase for the given time with `clients` concurrent keep-alive connections. With
@@ -31,18 +31,83 @@ fn pct(sorted: &[Duration], p: f64) -> f64 {
     sorted[i.min(sorted.len() - 1)].as_secs_f64() * 1000.0
 }
 
+/// How the load generator's clients speak HTTP/1.1. Both keep one connection per client
+/// open and send the same bytes; they differ only in what the client itself costs, which on
+/// this machine's two cores is CPU the gateway does not get.
+#[derive(Clone, Copy, PartialEq)]
+enum Transport {
+    /// hyper's connection API directly: one connection per client, nothing between the
+    /// request and the socket (the default).
+    Hyper,
+    /// reqwest (a pool, a URL parser, redirect and retry layers): the client of the earlier
+    /// sessions' figures, kept to compare against.
+    Reqwest,
+}
+
+/// A client's connection: sends one POST of a JSON body and answers the status and body.
+enum Connection {
+    Hyper(hyper::client::conn::http1::SendRequest<http_body_util::Full<hyper::body::Bytes>>),
+    Reqwest(reqwest::Client),
+}
+
+impl Connection {
+    /// Opens a client's connection to the gateway that `url` names (reqwest: a handle on the
+    /// phase's one pooled client, as the earlier figures were taken).
+    async fn open(transport: Transport, url: &str, pooled: &reqwest::Client) -> Connection {
+        match transport {
+            Transport::Reqwest => Connection::Reqwest(pooled.clone()),
+            Transport::Hyper => {
+                let uri: hyper::Uri = url.parse().unwrap();
+                let stream = tokio::net::TcpStream::connect(uri.authority().unwrap().as_str()).await.unwrap();
+                stream.set_nodelay(true).unwrap();
+                let (sender, connection) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await.unwrap();
+                tokio::spawn(connection);
+                Connection::Hyper(sender)
+            }
+        }
+    }
+
+    async fn post(&mut self, url: &str, key: &str, body: &Value) -> Result<(hyper::StatusCode, hyper::body::Bytes), String> {
+        match self {
+            Connection::Reqwest(client) => {
+                let resp = client.post(url).header("x-cycles-api-key", key).json(body).send().await.map_err(|e| e.to_string())?;
+                let status = resp.status();
+                Ok((hyper::StatusCode::from_u16(status.as_u16()).unwrap(), resp.bytes().await.map_err(|e| e.to_string())?))
+            }
+            Connection::Hyper(sender) => {
+                use http_body_util::BodyExt;
+                let uri: hyper::Uri = url.parse().map_err(|e: hyper::http::uri::InvalidUri| e.to_string())?;
+                let request = hyper::Request::post(uri.path())
+                    .header(hyper::header::HOST, uri.authority().map(|a| a.as_str()).unwrap_or_default())
+                    .header(hyper::header::CONTENT_TYPE, "application/json")
+                    .header("x-cycles-api-key", key)
+                    .body(http_body_util::Full::new(hyper::body::Bytes::from(serde_json::to_vec(body).unwrap())))
+                    .unwrap();
+                sender.ready().await.map_err(|e| e.to_string())?;
+                let resp = sender.send_request(request).await.map_err(|e| e.to_string())?;
+                let status = resp.status();
+                Ok((status, resp.into_body().collect().await.map_err(|e| e.to_string())?.to_bytes()))
+            }
+        }
+    }
+}
+
 /// Runs `clients` clients for `seconds`; client `c` sends request `make(c, i)` (its URL and
-/// body) with key `keys[c % keys.len()]`.
-async fn run_phase<F>(name: &'static str, clients: usize, seconds: u64, keys: Vec<String>, make: F) -> Phase
+/// body) with key `keys[c % keys.len()]`, over a connection of its own.
+async fn run_phase<F>(name: &'static str, transport: Transport, clients: usize, seconds: u64, keys: Vec<String>, make: F) -> Phase
 where
     F: Fn(usize, usize) -> (String, Value) + Send + Sync + Clone + 'static,
 {
-    let client = reqwest::Client::builder().pool_max_idle_per_host(clients).tcp_nodelay(true).build().unwrap();
+    let pooled = reqwest::Client::builder().pool_max_idle_per_host(clients).tcp_nodelay(true).build().unwrap();
+    let mut connections = Vec::with_capacity(clients);
+    for c in 0..clients {
+        connections.push(Connection::open(transport, &make(c, 0).0, &pooled).await);
+    }
     let stop = Instant::now() + Duration::from_secs(seconds);
     let started = Instant::now();
     let mut tasks = Vec::new();
-    for c in 0..clients {
-        let (client, make, key) = (client.clone(), make.clone(), keys[c % keys.len()].clone());
+    for (c, mut connection) in connections.into_iter().enumerate() {
+        let (make, key) = (make.clone(), keys[c % keys.len()].clone());
         tasks.push(tokio::spawn(async move {
             let mut lat = Vec::with_capacity(100_000);
             let (mut ok, mut errors) = (0usize, 0usize);
@@ -51,20 +116,23 @@ where
                 let (url, body) = make(c, i);
                 i += 1;
                 let t = Instant::now();
-                let r = client.post(&url).header("x-cycles-api-key", key.as_str()).json(&body).send().await;
-                match r {
-                    Ok(resp) if resp.status().is_success() => {
-                        let _ = resp.bytes().await;
+                match connection.post(&url, &key, &body).await {
+                    Ok((status, _)) if status.is_success() => {
                         lat.push(t.elapsed());
                         ok += 1;
                     }
-                    Ok(resp) => {
+                    Ok((status, text)) => {
                         if errors == 0 {
-                            eprintln!("{name}: HTTP {} {}", resp.status(), resp.text().await.unwrap_or_default());
+                            eprintln!("{name}: HTTP {status} {}", String::from_utf8_lossy(&text));
                         }
                         errors += 1;
                     }
-                    Err(_) => errors += 1,
+                    Err(e) => {
+                        if errors == 0 {
+                            eprintln!("{name}: {e}");
+                        }
+                        errors += 1;
+                    }
                 }
             }
             (ok, errors, lat)
@@ -141,7 +209,7 @@ async fn provision(base: &str, name: &str, workers: usize, now: u64) -> Tenant {
 /// gateway then), provisions `tenants` tenants and runs the three phases against them:
 /// client `c` acts for tenant `c mod tenants` through gateway `(c / tenants) mod gateways`
 /// (so each tenant is served by every gateway).
-async fn measure(label: String, store: Option<&str>, gateways: usize, tenants: usize, clients: usize, seconds: u64) -> Run {
+async fn measure(label: String, transport: Transport, store: Option<&str>, gateways: usize, tenants: usize, clients: usize, seconds: u64) -> Run {
     let dir = tempfile::tempdir().unwrap();
     let prefix = format!("sbd-load-{}", std::process::id()) + &format!("-{}", sbd_gateway::util::now_ms());
     let mut running = Vec::new();
@@ -214,7 +282,7 @@ async fn measure(label: String, store: Option<&str>, gateways: usize, tenants: u
     let urls = |path: &'static str| -> Vec<String> { bases.iter().map(|b| format!("{b}{path}")).collect() };
     let url = urls("/v1/reservations");
     let tenants_now = std::sync::Arc::clone(&made);
-    let reservations = run_phase("reservations (POST /v1/reservations)", clients, seconds, keys, move |c, i| {
+    let reservations = run_phase("reservations (POST /v1/reservations)", transport, clients, seconds, keys, move |c, i| {
         (url[gateway_of(c)].clone(), json!({
             "idempotency_key": format!("k{c}-{i}"),
             "subject": {"tenant": tenants_now[tenant_of(c)].name, "workspace": "prod", "agent": format!("a{c}")},
@@ -230,7 +298,7 @@ async fn measure(label: String, store: Option<&str>, gateways: usize, tenants: u
     let keys: Vec<String> = (0..clients).map(|c| made[tenant_of(c)].orchestrator.clone()).collect();
     let url = urls("/v1/delegations");
     let tenants_now = std::sync::Arc::clone(&made);
-    let decisions = run_phase("delegation decisions (POST /v1/delegations)", clients, seconds, keys, move |c, i| {
+    let decisions = run_phase("delegation decisions (POST /v1/delegations)", transport, clients, seconds, keys, move |c, i| {
         (url[gateway_of(c)].clone(), json!({"token": tenants_now[tenant_of(c)].token, "request": {
             "from": {"id": "orchestrator", "trust": 0}, "to": {"id": format!("worker-{}", c / tenants), "trust": 0},
             "task": {"id": format!("t{c}-{i}"), "action_kind": "payment.refund", "risk": "low", "value": 10, "counterparty": "acme"},
@@ -262,6 +330,7 @@ async fn main() {
     let mut clients = 50usize;
     let mut tenants = 1usize;
     let mut redis: Option<String> = None;
+    let mut transport = Transport::Hyper;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
@@ -269,16 +338,24 @@ async fn main() {
             "--clients" => clients = args.next().and_then(|s| s.parse().ok()).unwrap_or(clients),
             "--tenants" => tenants = args.next().and_then(|s| s.parse().ok()).filter(|&n| n >= 1).expect("--tenants N (at least 1)"),
             "--redis" => redis = args.next(),
-            other => panic!("unknown argument {other} (expected --seconds N, --clients N, --tenants N, --redis URL)"),
+            "--client" => {
+                transport = match args.next().as_deref() {
+                    Some("hyper") => Transport::Hyper,
+                    Some("reqwest") => Transport::Reqwest,
+                    _ => panic!("--client hyper|reqwest"),
+                }
+            }
+            other => panic!("unknown argument {other} (expected --seconds N, --clients N, --tenants N, --redis URL, --client hyper|reqwest)"),
         }
     }
     println!(
-        "sbd gateway load test: {clients} clients over {tenants} tenant(s), {seconds} s per phase, loopback, clients and gateways in one process"
+        "sbd gateway load test: {clients} clients over {tenants} tenant(s), {seconds} s per phase, loopback, clients and gateways in one process, {} client",
+        if transport == Transport::Hyper { "hyper" } else { "reqwest" }
     );
-    let mut runs = vec![measure("SQLite, one gateway".into(), None, 1, tenants, clients, seconds).await];
+    let mut runs = vec![measure("SQLite, one gateway".into(), transport, None, 1, tenants, clients, seconds).await];
     if let Some(url) = &redis {
-        runs.push(measure("Redis, one gateway".into(), Some(url), 1, tenants, clients, seconds).await);
-        runs.push(measure("Redis, two gateways".into(), Some(url), 2, tenants, clients, seconds).await);
+        runs.push(measure("Redis, one gateway".into(), transport, Some(url), 1, tenants, clients, seconds).await);
+        runs.push(measure("Redis, two gateways".into(), transport, Some(url), 2, tenants, clients, seconds).await);
     }
     for run in &runs {
         if let Some(writer) = &run.writer {

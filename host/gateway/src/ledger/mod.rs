@@ -510,8 +510,25 @@ pub fn check_subject_tenant(subject: &Subject, tenant: &str) -> GatewayResult<()
 /// The request digest that idempotency compares: SHA-256 of the canonical serialisation (keys
 /// sorted) plus the path parameter.
 pub fn request_hash<T: Serialize>(body: &T, path_param: &str) -> GatewayResult<String> {
+    use sha2::Digest;
+    /// Feeds the serialiser's output straight into the digest (the text is never kept).
+    struct Digesting(sha2::Sha256);
+    impl std::io::Write for Digesting {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.update(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    // through a `Value`, whose maps sort their keys: the canonical form
     let value = serde_json::to_value(body).map_err(GatewayError::internal)?;
-    Ok(sha256_hex(format!("{path_param}\n{value}").as_bytes()))
+    let mut digest = Digesting(sha2::Sha256::new());
+    digest.0.update(path_param.as_bytes());
+    digest.0.update(b"\n");
+    serde_json::to_writer(&mut digest, &value).map_err(GatewayError::internal)?;
+    Ok(crate::util::hex(&digest.0.finalize()))
 }
 
 /// IDEMPOTENCY: the stored response of `(tenant, endpoint, key)` when the payload matches;

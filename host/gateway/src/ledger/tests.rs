@@ -201,6 +201,19 @@ fn commit_at(store: &dyn Backend, id: &str, key: &str, amount: i64, now: i64) ->
     atomically(store, |s| commit(s, TENANT, id, &req, &hash, now)).and_then(Finished::into_result)
 }
 
+/// The idempotency digest is the SHA-256 of the path parameter, a newline and the body's JSON
+/// with sorted keys (the text that `format!("{path}\n{value}")` of its `Value` gives): a
+/// retry stays a replay across a gateway upgrade only while these bytes stay the same.
+#[test]
+fn the_request_digest_is_the_sorted_json_text_after_the_path_parameter() {
+    let req = reserve_request("k1", 100, json!({"metadata": {"z": 1, "a": [true, null, "é\"\n"]}, "ttl_ms": 60000}));
+    let value = serde_json::to_value(&req).expect("json");
+    assert_eq!(request_hash(&req, "rsv_1").expect("hash"), crate::util::sha256_hex(format!("rsv_1\n{value}").as_bytes()));
+    assert_eq!(request_hash(&req, "").expect("hash"), crate::util::sha256_hex(format!("\n{value}").as_bytes()));
+    let text = value.to_string();
+    assert!(text.find("\"action\"") < text.find("\"estimate\"") && text.find("\"a\"") < text.find("\"z\""), "sorted keys: {text}");
+}
+
 fn code_of<T: std::fmt::Debug>(result: GatewayResult<T>) -> ErrorCode {
     result.expect_err("the operation must be refused").code
 }
