@@ -311,11 +311,12 @@ async fn measure(label: String, transport: Transport, store: Option<&str>, gatew
         let st = sqlite.stats();
         let (jobs, batches) = (st.jobs.load(Relaxed), st.batches.load(Relaxed));
         format!(
-            "store writer: {jobs} jobs in {batches} transactions ({:.1} per commit), {:.1} us per job, {:.1} us per commit, the WAL started over {} times",
+            "store writer: {jobs} jobs in {batches} transactions ({:.1} per commit), {:.1} us per job, {:.1} us per commit, the WAL started over {} times ({:.1} ms per restart)",
             jobs as f64 / batches.max(1) as f64,
             st.job_nanos.load(Relaxed) as f64 / jobs.max(1) as f64 / 1000.0,
             st.commit_nanos.load(Relaxed) as f64 / batches.max(1) as f64 / 1000.0,
-            st.wal_restarts.load(Relaxed)
+            st.wal_restarts.load(Relaxed),
+            st.wal_restart_nanos.load(Relaxed) as f64 / st.wal_restarts.load(Relaxed).max(1) as f64 / 1e6
         )
     });
     for gw in running {
