@@ -51,6 +51,7 @@ pub mod repo;
 pub mod serve;
 pub mod server;
 pub mod store;
+pub mod tenancy;
 #[cfg(test)]
 mod several_gateways;
 #[cfg(test)]

@@ -232,6 +232,14 @@ impl Caller {
         }
     }
 
+    /// The key's holder; `None` for the admin key.
+    pub fn principal(&self) -> Option<&crate::auth::Principal> {
+        match self {
+            Caller::Key(p) => Some(p),
+            Caller::Admin => None,
+        }
+    }
+
     /// 403 naming `p` unless the caller holds it (the admin key holds every permission).
     pub fn require(&self, p: crate::auth::Permission) -> ApiResult<()> {
         match self {

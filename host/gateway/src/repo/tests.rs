@@ -1369,7 +1369,7 @@ fn closing_a_tenant_releases_its_holds_closes_its_budgets_disables_its_webhooks_
             let mut t = tx.tenant_record(TENANT)?.expect("the tenant");
             t.status = TenantStatus::Closed;
             tx.save_tenant_record(&t)?;
-            crate::admin_api::close_cascade(tx, TENANT, 100)
+            crate::tenancy::close_cascade(tx, TENANT, 100)
         })
         .unwrap();
         let r = unit(b, TENANT, |tx| tx.reservation(&id)).unwrap().unwrap();
