@@ -9,7 +9,10 @@
 //!    handoff, below). Waiters block on a wake list (`BLPOP`) that each release pushes to, so
 //!    Redis wakes them one at a time.
 //! 2. **Read.** The operation's reads are plain `GET`s (each key at most once per attempt);
-//!    its writes are buffered and read back by its own later reads.
+//!    its writes are buffered and read back by its own later reads. A new record under a
+//!    fresh id (a reservation, an event, a webhook delivery, a trace event) is not read
+//!    first: the commit script checks that its key does not exist, and if it does, writes
+//!    nothing and releases the lock.
 //! 3. **Commit, fenced.** One script checks that the lock still holds this attempt's token and
 //!    that the tenant record is the one the attempt read, applies every buffered write, and
 //!    releases the lock (waking one waiter) or renews it for a handoff. A holder whose lease
@@ -186,8 +189,10 @@ return {'1'}
 /// is to be released anyway when marked contended, `ARGV[4]` `1` and `ARGV[5]` the tenant
 /// record as the attempt read it (`0` and empty: there was none; `-`: not checked), then three
 /// arguments per write (`S` value: SET; `N` value: SET of a write-once key, refused if it
-/// holds another value; `A` member: SADD; `X` member: SREM; `Z` score member:
-/// ZADD; `R` member: ZREM; `D`: DEL, of a key of any type). Answers 0, writing nothing, unless the lock holds the token (and
+/// holds another value; `C` value: SET of a new record's key, refused if it exists, when the
+/// script releases the lock and answers `-n` for the `n`th write, writing nothing; `A` member:
+/// SADD; `X` member: SREM; `Z` score member: ZADD; `R` member: ZREM; `D`: DEL, of a key of any
+/// type). Answers 0, writing nothing, unless the lock holds the token (and
 /// releases the lock if it does but the tenant record changed); else applies every write, then
 /// either renews the lock's lease and answers 2 (it is handed to the next operation of this
 /// process, module docs), or releases the lock, wakes one waiter and answers 1. Every write is
@@ -204,12 +209,21 @@ if ARGV[4] ~= '-' then
     return 0
   end
 end
-local types = {S = 'string', N = 'string', A = 'set', X = 'set', Z = 'zset', R = 'zset', D = 'none'}
+local types = {S = 'string', N = 'string', C = 'string', A = 'set', X = 'set', Z = 'zset', R = 'zset', D = 'none'}
 local planned = {}
 for i = 5, #KEYS do
   local op = ARGV[3 * i - 9]
   local want = types[op]
   if not want then return redis.error_reply('unknown write ' .. tostring(op)) end
+  if op == 'C' then
+    local prior = planned[KEYS[i]]
+    if (prior and prior ~= 'none') or (not prior and redis.call('EXISTS', KEYS[i]) == 1) then
+      redis.call('DEL', KEYS[1])
+      redis.call('RPUSH', KEYS[2], 1)
+      redis.call('LTRIM', KEYS[2], -1, -1)
+      return 4 - i
+    end
+  end
   local have = planned[KEYS[i]] or redis.call('TYPE', KEYS[i]).ok
   if want ~= 'none' and have ~= 'none' and have ~= want then return redis.error_reply(KEYS[i] .. ' holds a ' .. have) end
   if op == 'N' then
@@ -220,7 +234,7 @@ for i = 5, #KEYS do
 end
 for i = 5, #KEYS do
   local op, a, b = ARGV[3 * i - 9], ARGV[3 * i - 8], ARGV[3 * i - 7]
-  if op == 'S' or op == 'N' then redis.call('SET', KEYS[i], a)
+  if op == 'S' or op == 'N' or op == 'C' then redis.call('SET', KEYS[i], a)
   elseif op == 'A' then redis.call('SADD', KEYS[i], a)
   elseif op == 'X' then redis.call('SREM', KEYS[i], a)
   elseif op == 'D' then redis.call('DEL', KEYS[i])
@@ -306,6 +320,14 @@ impl Link {
                     if held.as_deref() != Some(value.as_str()) {
                         return Err(GatewayError::internal(format!("redis: `{key}` is taken")));
                     }
+                }
+                continue;
+            }
+            if let Write::Create(key, _) = &write {
+                let key = key.clone();
+                let set: Option<String> = command(write).query(&mut *self).map_err(redis_error)?;
+                if set.is_none() {
+                    return Err(GatewayError::internal(format!("redis: `{key}` exists")));
                 }
                 continue;
             }
@@ -890,6 +912,10 @@ enum Write {
     Set(String, String),
     /// SET of a write-once key: refused (the whole commit) if it holds another value.
     SetOnce(String, String),
+    /// SET of a new record's key: refused (the whole commit, which releases the lock) if the
+    /// key exists. Checked by the commit script rather than read first: a record made under a
+    /// fresh id costs no round trip of its own.
+    Create(String, String),
     SetAdd(String, String),
     SetRemove(String, String),
     SortedAdd(String, i64, String),
@@ -902,6 +928,7 @@ impl Write {
         match self {
             Write::Set(key, _)
             | Write::SetOnce(key, _)
+            | Write::Create(key, _)
             | Write::SetAdd(key, _)
             | Write::SetRemove(key, _)
             | Write::SortedAdd(key, _, _)
@@ -1133,6 +1160,22 @@ impl<'a> Transaction<'a> {
     }
 
     /// An insert's primary-key check: the key must not exist.
+    /// Buffers the new record `value` under `key`, which must not exist: refused at once if
+    /// this attempt knows the key holds something (its own writes, its reads, a handed-on
+    /// cache), else by the commit script, without a read of its own.
+    fn create_json<T: serde::Serialize>(&self, key: String, value: &T) -> GatewayResult<()> {
+        let known = !self.deleted.borrow().contains(&key)
+            && (self.written.borrow().contains_key(&key) || matches!(self.read.borrow().get(&key), Some(Some(_))));
+        if known {
+            return Err(GatewayError::internal(format!("redis: `{key}` exists")));
+        }
+        let text = serde_json::to_string(value).map_err(json_error)?;
+        self.deleted.borrow_mut().remove(&key);
+        self.written.borrow_mut().insert(key.clone(), text.clone());
+        self.push(Write::Create(key, text));
+        Ok(())
+    }
+
     fn refuse_existing(&self, key: &str) -> GatewayResult<()> {
         match self.get(key)? {
             Some(_) => Err(GatewayError::internal(format!("redis: `{key}` exists"))),
@@ -1221,10 +1264,14 @@ impl<'a> Transaction<'a> {
             Some(None) => invocation.arg(0).arg(""),
             None => invocation.arg("-").arg(""),
         };
+        // the keys written, in order, to name one the script refuses
+        let mut written_keys = Vec::with_capacity(writes.len());
         for write in writes {
+            written_keys.push(write.key().to_string());
             match write {
                 Write::Set(key, value) => invocation.key(key).arg("S").arg(value).arg(""),
                 Write::SetOnce(key, value) => invocation.key(key).arg("N").arg(value).arg(""),
+                Write::Create(key, value) => invocation.key(key).arg("C").arg(value).arg(""),
                 Write::SetAdd(key, member) => invocation.key(key).arg("A").arg(member).arg(""),
                 Write::SortedAdd(key, score, member) => invocation.key(key).arg("Z").arg(score).arg(member),
                 Write::SortedRemove(key, member) => invocation.key(key).arg("R").arg(member).arg(""),
@@ -1237,6 +1284,11 @@ impl<'a> Transaction<'a> {
             .map_err(|e| GatewayError::internal(format!("redis: the commit failed, or its outcome is unknown: {e}")))?;
         if applied == 0 {
             return Ok(None);
+        }
+        if applied < 0 {
+            // a new record's key exists: nothing was written and the lock was released
+            let key = usize::try_from(-applied).ok().and_then(|i| written_keys.get(i - 1)).map_or("?", String::as_str);
+            return Err(GatewayError::internal(format!("redis: `{key}` exists; the operation wrote nothing")));
         }
         // only the locked tenant's keys: another tenant's may change while this lock is held
         let own = |key: &String| key.strip_prefix(self.tag).is_some_and(|rest| rest.starts_with(':'));
@@ -1253,6 +1305,8 @@ fn command(write: Write) -> redis::Cmd {
         Write::Set(key, value) => redis::cmd("SET").arg(key).arg(value).to_owned(),
         // SET NX; a key that held a value is then compared ([`Link::send_in_order`])
         Write::SetOnce(key, value) => redis::cmd("SET").arg(key).arg(value).arg("NX").to_owned(),
+        // SET NX; a key that held anything is refused ([`Link::send_in_order`])
+        Write::Create(key, value) => redis::cmd("SET").arg(key).arg(value).arg("NX").to_owned(),
         Write::SetAdd(key, member) => redis::cmd("SADD").arg(key).arg(member).to_owned(),
         Write::SortedAdd(key, score, member) => redis::cmd("ZADD").arg(key).arg(score).arg(member).to_owned(),
         Write::SortedRemove(key, member) => redis::cmd("ZREM").arg(key).arg(member).to_owned(),
@@ -1378,8 +1432,7 @@ impl LedgerStore for Transaction<'_> {
 
     fn insert_reservation(&self, r: &Reservation) -> GatewayResult<()> {
         let key = self.reservation_key(&r.tenant, &r.id)?;
-        self.refuse_existing(&key)?;
-        self.set_json(key, r)?;
+        self.create_json(key, r)?;
         self.add_member(Write::SortedAdd(self.key(&r.tenant, "rsv:created")?, r.created_at_ms, r.id.clone()));
         if r.status == "ACTIVE" {
             let deadline = r.expires_at_ms.saturating_add(r.grace_ms);

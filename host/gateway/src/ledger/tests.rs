@@ -810,6 +810,40 @@ fn an_operation_writes_only_inside_its_locked_tenant() {
     });
 }
 
+/// A new record's key is not read before it is written: the commit script refuses it if the
+/// key exists. Here another writer (as a bug, or a gateway without the lock, would) takes a
+/// reservation's key after the operation began: the commit writes nothing of the operation,
+/// releases the lock rather than leaving it to lapse, and fails closed.
+#[test]
+fn a_new_record_whose_key_was_taken_meanwhile_writes_nothing_and_frees_the_lock() {
+    on_every_redis(|server| {
+        add_budget(server, ROOT, 1_000, 0, None);
+        let reserved = reserve_at(server, &reserve_request("r1", 100, json!({})), 0).expect("reserved");
+        let mut copy = reservation(server, reserved.reservation_id.as_deref().expect("an id"));
+        copy.id = "rsv_taken".into();
+        let key = server.key(TENANT, "rsv:id:rsv_taken");
+        let refused = server
+            .ledger
+            .run(TENANT, |s| {
+                hold_on_root(s, 10)?;
+                let () = server.command(::redis::cmd("SET").arg(&key).arg("theirs"));
+                s.insert_reservation(&copy)
+            })
+            .expect_err("the commit refuses a taken key");
+        // (the key is named in the server log; the caller sees an internal error)
+        assert_eq!(refused.code, ErrorCode::InternalError);
+        assert_eq!(budget(server, ROOT).reserved, 100, "the operation's hold did not land");
+        let theirs: String = server.command(::redis::cmd("GET").arg(&key));
+        assert_eq!(theirs, "theirs", "the other writer's value stands");
+        let lock: Option<String> = server.command(::redis::cmd("GET").arg(server.key(TENANT, "lock")));
+        assert_eq!(lock, None, "the lock was released, not left to lapse");
+        // the same record under a free id lands
+        copy.id = "rsv_free".into();
+        server.ledger.run(TENANT, |s| s.insert_reservation(&copy)).expect("a free key is created");
+        assert_eq!(reservation(server, "rsv_free").amount, copy.amount);
+    });
+}
+
 /// The sweep walks every tenant with reservations, each under that tenant's own lock.
 #[test]
 fn the_redis_sweep_expires_every_tenants_holds() {

@@ -174,6 +174,13 @@ impl Transaction<'_> {
         }
     }
 
+    /// Sets the write-once index `P:NAME:ID` of a new record to `tenant` without reading it
+    /// first: the commit refuses it if it names another tenant (on a Cluster, the write sent
+    /// before the commit does).
+    pub(super) fn index_new_tenant(&self, name: &str, id: &str, tenant: &str) {
+        self.indexes.borrow_mut().push(Write::SetOnce(format!("{}:{name}:{id}", self.prefix), tenant.to_string()));
+    }
+
     pub(super) fn add_indexed_tenant(&self, name: &str, tenant: &str) {
         self.indexes.borrow_mut().push(Write::SetAdd(format!("{}:{name}", self.prefix), tenant.to_string()));
     }
@@ -350,7 +357,6 @@ impl EventStore for Transaction<'_> {
     fn insert_event(&self, row: &EventRow) -> GatewayResult<()> {
         let e = &row.event;
         let key = self.key(&e.tenant_id, &format!("evt:{}", e.event_id))?;
-        self.refuse_existing(&key)?;
         let at = padded("at_ms", e.at_ms)?;
         let counter = self.key(&e.tenant_id, "evt-seq")?;
         let last: i64 = match self.get(&counter)? {
@@ -359,9 +365,10 @@ impl EventStore for Transaction<'_> {
         };
         let seq = last.checked_add(1).ok_or_else(|| GatewayError::internal("event sequence overflow"))?;
         self.set_string(counter, seq.to_string());
-        self.set_json(key, &KeptEvent { row: row.clone(), seq })?;
+        self.create_json(key, &KeptEvent { row: row.clone(), seq })?;
         self.add_member(Write::SortedAdd(self.key(&e.tenant_id, "evts")?, 0, format!("{at}:{seq:020}:{}", e.event_id)));
-        self.index_tenant("evt-tenant", &e.event_id, &e.tenant_id)?;
+        // the event's key is new (the commit refuses it otherwise), and so is its index entry
+        self.index_new_tenant("evt-tenant", &e.event_id, &e.tenant_id);
         self.add_indexed_tenant("evt-tenants", &e.tenant_id);
         Ok(())
     }
@@ -476,9 +483,8 @@ impl WebhookStore for Transaction<'_> {
 
     fn insert_delivery(&self, tenant: &str, d: &Delivery) -> GatewayResult<()> {
         let key = self.key(tenant, &format!("whdel:{}", d.delivery_id))?;
-        self.refuse_existing(&key)?;
         let created = padded("created_at_ms", d.created_at_ms)?;
-        self.set_json(key, d)?;
+        self.create_json(key, d)?;
         let member = format!("{created}:{}", d.delivery_id);
         self.add_member(Write::SortedAdd(self.key(tenant, &format!("whdels:{}", d.subscription_id))?, 0, member));
         self.schedule(tenant, d)?;

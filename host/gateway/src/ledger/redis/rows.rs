@@ -501,12 +501,11 @@ impl TraceStore for Transaction<'_> {
 
     fn insert_trace_event(&self, r: &Record) -> GatewayResult<()> {
         let key = self.key(&r.tenant, &format!("tev:{}:{}", r.chain_id, r.pos))?;
-        self.refuse_existing(&key)?;
         let at = self.key(&r.tenant, &format!("trace-at:{}", r.seq))?;
-        // a sequence counter that went back must not repoint another event's number
-        self.refuse_existing(&at)?;
-        self.set_json(key, r)?;
-        self.set_json(at, &(&r.chain_id, r.pos))?;
+        // both are new (checked by the commit): a sequence counter that went back must not
+        // repoint another event's number
+        self.create_json(key, r)?;
+        self.create_json(at, &(&r.chain_id, r.pos))?;
         if r.decision == "warning" {
             let seq = u64::try_from(r.seq).map_err(|_| GatewayError::internal(format!("a trace event numbered {}", r.seq)))?;
             self.add_member(Write::SortedAdd(self.key(&r.tenant, "twarn")?, 0, format!("{seq:020}")));
