@@ -618,18 +618,18 @@ fn checkpoints(conn: Connection, alive: std::sync::Weak<Stats>) {
         drop(stats);
         thread::sleep(std::time::Duration::from_millis(200));
         let mut counted = passive();
-        if let Ok((log, mut copied)) = counted {
-            if frames(log) >= WAL_RESTART_FRAMES {
-                for _ in 0..CATCH_UP_PASSES {
-                    counted = passive();
-                    let Ok((_, now_copied)) = counted else { break };
-                    // a pass copies up to what was written when it began; what a reader still
-                    // reads it leaves, and then copies nothing more
-                    let this_pass = frames(now_copied).saturating_sub(frames(copied));
-                    copied = now_copied;
-                    if this_pass < CATCH_UP_FRAMES {
-                        break;
-                    }
+        if let Ok((log, mut copied)) = counted
+            && frames(log) >= WAL_RESTART_FRAMES
+        {
+            for _ in 0..CATCH_UP_PASSES {
+                counted = passive();
+                let Ok((_, now_copied)) = counted else { break };
+                // a pass copies up to what was written when it began; what a reader still
+                // reads it leaves, and then copies nothing more
+                let this_pass = frames(now_copied).saturating_sub(frames(copied));
+                copied = now_copied;
+                if this_pass < CATCH_UP_FRAMES {
+                    break;
                 }
             }
         }

@@ -881,13 +881,13 @@ fn a_system_replay_is_refused_while_another_holds_its_claim() {
         let claim = format!("{}:replay:whsub_x", server.prefix);
         let window = crate::webhooks::ReplayWindow { from_ms: 0, to_ms: 1_000, only: None, max_events: 10 };
         let _: () = server.command(::redis::cmd("SET").arg(&claim).arg("rpl_other"));
-        let e = server.ledger.replay_system("whsub_x", &window, 2_000).unwrap_err();
+        let e = server.ledger.replay_system("whsub_x", &window, 2_000).expect_err("another holds the claim");
         assert_eq!(e.code, ErrorCode::ReplayInProgress, "{}", e.message);
         let held: Option<String> = server.command(::redis::cmd("GET").arg(&claim));
         assert_eq!(held.as_deref(), Some("rpl_other"), "another's claim is left alone");
         let _: () = server.command(::redis::cmd("DEL").arg(&claim));
         // no such subscription: refused at the selection, and the claim taken for it is ended
-        let e = server.ledger.replay_system("whsub_x", &window, 2_000).unwrap_err();
+        let e = server.ledger.replay_system("whsub_x", &window, 2_000).expect_err("no such subscription");
         assert_eq!(e.code, ErrorCode::WebhookNotFound, "{}", e.message);
         let held: Option<String> = server.command(::redis::cmd("GET").arg(&claim));
         assert_eq!(held, None);
