@@ -1159,7 +1159,6 @@ impl<'a> Transaction<'a> {
         Ok(out)
     }
 
-    /// An insert's primary-key check: the key must not exist.
     /// Buffers the new record `value` under `key`, which must not exist: refused at once if
     /// this attempt knows the key holds something (its own writes, its reads, a handed-on
     /// cache), else by the commit script, without a read of its own.
@@ -1176,6 +1175,7 @@ impl<'a> Transaction<'a> {
         Ok(())
     }
 
+    /// An insert's primary-key check: the key must not exist.
     fn refuse_existing(&self, key: &str) -> GatewayResult<()> {
         match self.get(key)? {
             Some(_) => Err(GatewayError::internal(format!("redis: `{key}` exists"))),
