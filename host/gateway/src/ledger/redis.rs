@@ -12,7 +12,9 @@
 //!    its writes are buffered and read back by its own later reads. A new record under a
 //!    fresh id (a reservation, an event, a webhook delivery, a trace event) is not read
 //!    first: the commit script checks that its key does not exist, and if it does, writes
-//!    nothing and releases the lock.
+//!    nothing and releases the lock (so does a write-once index entry that names another
+//!    tenant); an operation that ran under a handed-on lock then runs again under a lock
+//!    taken for it, as an operation that refuses does.
 //! 3. **Commit, fenced.** One script checks that the lock still holds this attempt's token and
 //!    that the tenant record is the one the attempt read, applies every buffered write, and
 //!    releases the lock (waking one waiter) or renews it for a handoff. A holder whose lease
@@ -189,8 +191,9 @@ return {'1'}
 /// is to be released anyway when marked contended, `ARGV[4]` `1` and `ARGV[5]` the tenant
 /// record as the attempt read it (`0` and empty: there was none; `-`: not checked), then three
 /// arguments per write (`S` value: SET; `N` value: SET of a write-once key, refused if it
-/// holds another value; `C` value: SET of a new record's key, refused if it exists, when the
-/// script releases the lock and answers `-n` for the `n`th write, writing nothing; `A` member:
+/// holds another value; `C` value: SET of a new record's key, refused if it exists; a refused
+/// `N` or `C` makes the script release the lock and answer `-n` for the `n`th write, writing
+/// nothing; `A` member:
 /// SADD; `X` member: SREM; `Z` score member: ZADD; `R` member: ZREM; `D`: DEL, of a key of any
 /// type). Answers 0, writing nothing, unless the lock holds the token (and
 /// releases the lock if it does but the tenant record changed); else applies every write, then
@@ -228,7 +231,12 @@ for i = 5, #KEYS do
   if want ~= 'none' and have ~= 'none' and have ~= want then return redis.error_reply(KEYS[i] .. ' holds a ' .. have) end
   if op == 'N' then
     local held = redis.call('GET', KEYS[i])
-    if held and held ~= ARGV[3 * i - 8] then return redis.error_reply(KEYS[i] .. ' is taken') end
+    if held and held ~= ARGV[3 * i - 8] then
+      redis.call('DEL', KEYS[1])
+      redis.call('RPUSH', KEYS[2], 1)
+      redis.call('LTRIM', KEYS[2], -1, -1)
+      return 4 - i
+    end
   end
   planned[KEYS[i]] = want
 end
@@ -721,17 +729,27 @@ impl RedisLedger {
                     };
                     let renewed = Instant::now();
                     match tx.commit(&self.commit, &lock, keep)? {
-                        Some(Committed { kept: true, cache, seal }) => {
+                        Commit::Landed(Committed { kept: true, cache, seal }) => {
                             after(&value);
                             turn.hand_on(Held { lock, connection, cache, served, renewed });
                             return Ok((value, seal));
                         }
-                        Some(Committed { kept: false, seal, .. }) => {
+                        Commit::Landed(Committed { kept: false, seal, .. }) => {
                             after(&value);
                             self.reuse(connection);
                             return Ok((value, seal));
                         }
-                        None => backoff(attempt),
+                        Commit::Lapsed => backoff(attempt),
+                        Commit::Refused(e) => {
+                            // the lock is released; an operation that ran on a handed-on
+                            // cache is decided again under a lock taken for it, as a refusal
+                            // inside the operation is
+                            drop(connection);
+                            if handed_on {
+                                continue;
+                            }
+                            return Err(e);
+                        }
                     }
                 }
                 Err(e) => {
@@ -947,6 +965,17 @@ enum Keep {
     UnlessContended,
     /// Keep it for this process's next operation.
     Always,
+}
+
+/// How a commit ended.
+enum Commit {
+    /// Its writes landed.
+    Landed(Committed),
+    /// The lock had lapsed: nothing was applied.
+    Lapsed,
+    /// A write was refused (a new record's key that exists, a write-once key that holds
+    /// another value): none of the operation's writes was applied and the lock was released.
+    Refused(GatewayError),
 }
 
 /// A commit whose writes landed.
@@ -1217,7 +1246,7 @@ impl<'a> Transaction<'a> {
     /// keys, and whether the lock was kept for the next operation (as `keep` asks) or
     /// released; it answers `None` when the lock had lapsed and nothing was applied. An attempt
     /// that wrote outside its tenant is refused instead, and releases the lock.
-    fn commit(self, script: &redis::Script, lock: &TenantLock, keep: Keep) -> GatewayResult<Option<Committed>> {
+    fn commit(self, script: &redis::Script, lock: &TenantLock, keep: Keep) -> GatewayResult<Commit> {
         let connection = self.connection.into_inner();
         if let Some(key) = self.stray.into_inner() {
             lock.release(script, connection)?;
@@ -1248,7 +1277,14 @@ impl<'a> Transaction<'a> {
             // one server: the index entries land in the commit's own script, with its checks
             Link::Single(_) => writes.splice(0..0, index_writes).for_each(drop),
             // a Cluster: they fall in other slots, so they go first, one by one (module docs)
-            Link::Cluster(_) if !index_writes.is_empty() => connection.send_in_order(index_writes)?,
+            Link::Cluster(_) if !index_writes.is_empty() => {
+                if let Err(refused) = connection.send_in_order(index_writes) {
+                    // an index entry that names another tenant, or a connection that failed:
+                    // the operation's own writes were not sent
+                    lock.release(script, connection)?;
+                    return Ok(Commit::Refused(refused));
+                }
+            }
             Link::Cluster(_) => {}
         }
         let mut invocation = script.prepare_invoke();
@@ -1283,19 +1319,21 @@ impl<'a> Transaction<'a> {
             .invoke(connection)
             .map_err(|e| GatewayError::internal(format!("redis: the commit failed, or its outcome is unknown: {e}")))?;
         if applied == 0 {
-            return Ok(None);
+            return Ok(Commit::Lapsed);
         }
         if applied < 0 {
-            // a new record's key exists: nothing was written and the lock was released
+            // the script released the lock and wrote nothing
             let key = usize::try_from(-applied).ok().and_then(|i| written_keys.get(i - 1)).map_or("?", String::as_str);
-            return Err(GatewayError::internal(format!("redis: `{key}` exists; the operation wrote nothing")));
+            return Ok(Commit::Refused(GatewayError::internal(format!(
+                "redis: `{key}` exists (a new record's key, or a write-once key holding another value); the commit applied none of the operation's writes"
+            ))));
         }
         // only the locked tenant's keys: another tenant's may change while this lock is held
         let own = |key: &String| key.strip_prefix(self.tag).is_some_and(|rest| rest.starts_with(':'));
         let mut cache: BTreeMap<String, Option<String>> = self.read.into_inner().into_iter().filter(|(key, _)| own(key)).collect();
         cache.extend(written.into_iter().map(|(key, value)| (key, Some(value))));
         cache.extend(self.deleted.into_inner().into_iter().map(|key| (key, None)));
-        Ok(Some(Committed { kept: applied == 2, cache, seal }))
+        Ok(Commit::Landed(Committed { kept: applied == 2, cache, seal }))
     }
 }
 

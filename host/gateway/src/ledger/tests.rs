@@ -742,6 +742,31 @@ fn a_refusal_under_a_handed_on_lock_is_decided_again_on_a_fresh_lock() {
     });
 }
 
+/// A new record refused at the commit of an operation that ran under a handed-on lock is
+/// decided again under a lock taken for it, as a refusal inside the operation is: here the
+/// key is taken during the first attempt and free again by the second, which lands.
+#[test]
+fn a_commit_refused_under_a_handed_on_lock_runs_again_on_a_fresh_lock() {
+    on_every_redis(|server| {
+        add_budget(server, ROOT, 1_000, 0, None);
+        let reserved = reserve_at(server, &reserve_request("r1", 100, json!({})), 0).expect("reserved");
+        let mut copy = reservation(server, reserved.reservation_id.as_deref().expect("an id"));
+        copy.id = "rsv_handed".into();
+        let key = server.key(TENANT, "rsv:id:rsv_handed");
+        let (result, attempts) = hand_on(&server.ledger, |s| hold_on_root(s, 1), |s, attempt| {
+            let () = if attempt == 1 {
+                server.command(::redis::cmd("SET").arg(&key).arg("theirs"))
+            } else {
+                server.command(::redis::cmd("DEL").arg(&key))
+            };
+            s.insert_reservation(&copy)
+        });
+        result.expect("the second attempt lands");
+        assert_eq!(attempts, 2, "the refused commit ran again");
+        assert_eq!(reservation(server, "rsv_handed").amount, copy.amount);
+    });
+}
+
 /// An operation queued at its tenant's gate waits no longer than the ledger's lock wait: it is
 /// refused (nothing applied), it leaves the queue, and the gate keeps working.
 #[test]
@@ -830,17 +855,65 @@ fn a_new_record_whose_key_was_taken_meanwhile_writes_nothing_and_frees_the_lock(
                 s.insert_reservation(&copy)
             })
             .expect_err("the commit refuses a taken key");
+        // first, before any other unit of work would wait out a lock left behind
+        let lock: Option<String> = server.command(::redis::cmd("GET").arg(server.key(TENANT, "lock")));
+        assert_eq!(lock, None, "the lock was released, not left to lapse");
         // (the key is named in the server log; the caller sees an internal error)
         assert_eq!(refused.code, ErrorCode::InternalError);
         assert_eq!(budget(server, ROOT).reserved, 100, "the operation's hold did not land");
         let theirs: String = server.command(::redis::cmd("GET").arg(&key));
         assert_eq!(theirs, "theirs", "the other writer's value stands");
-        let lock: Option<String> = server.command(::redis::cmd("GET").arg(server.key(TENANT, "lock")));
-        assert_eq!(lock, None, "the lock was released, not left to lapse");
         // the same record under a free id lands
         copy.id = "rsv_free".into();
         server.ledger.run(TENANT, |s| s.insert_reservation(&copy)).expect("a free key is created");
         assert_eq!(reservation(server, "rsv_free").amount, copy.amount);
+    });
+}
+
+/// An event whose id's tenant index already names another tenant (written without reading it
+/// first, as a new record's is): the commit refuses it whole on one server (the script's
+/// write-once check) and on a Cluster (the index write sent before the script), releases the
+/// lock and writes none of the operation's keys.
+#[test]
+fn an_index_entry_naming_another_tenant_refuses_the_commit_and_frees_the_lock() {
+    on_every_redis(|server| {
+        add_budget(server, ROOT, 1_000, 0, None);
+        let index = format!("{}:evt-tenant:evt_taken", server.prefix);
+        let () = server.command(::redis::cmd("SET").arg(&index).arg("globex"));
+        let row = crate::events::EventRow {
+            event: crate::events::StoredEvent {
+                event_id: "evt_taken".into(),
+                tenant_id: TENANT.into(),
+                event_type: crate::events::EventType::TenantUpdated,
+                scope: None,
+                trace_id: None,
+                at_ms: 1,
+                body: "{}".into(),
+            },
+            correlation_id: None,
+            request_id: None,
+        };
+        let refused = server
+            .ledger
+            .run(TENANT, |s| {
+                hold_on_root(s, 10)?;
+                s.insert_event(&row)
+            })
+            .expect_err("the commit refuses an index entry of another tenant");
+        // first, before any other unit of work would wait out a lock left behind
+        let lock: Option<String> = server.command(::redis::cmd("GET").arg(server.key(TENANT, "lock")));
+        assert_eq!(lock, None, "the lock was released, not left to lapse");
+        assert_eq!(refused.code, ErrorCode::InternalError);
+        assert_eq!(budget(server, ROOT).reserved, 0, "the operation's hold did not land");
+        let event: Option<String> = server.command(::redis::cmd("GET").arg(server.key(TENANT, "evt:evt_taken")));
+        assert_eq!(event, None, "the event was not written");
+        let theirs: String = server.command(::redis::cmd("GET").arg(&index));
+        assert_eq!(theirs, "globex", "the index entry stands");
+        // the same event with its id free lands: the refusal above was the index's
+        let _: () = server.command(::redis::cmd("DEL").arg(&index));
+        server.ledger.run(TENANT, |s| s.insert_event(&row)).expect("the event lands once its index is free");
+        let event: Option<String> = server.command(::redis::cmd("GET").arg(server.key(TENANT, "evt:evt_taken")));
+        assert!(event.is_some(), "the event was written");
     });
 }
 
