@@ -76,6 +76,10 @@ fn the_wal_stays_bounded_under_writes_and_reads_that_never_pause() {
     // busy machine (the suite's other tests) a reader can be descheduled mid-read for longer
     // than the restart waits (one run here peaked at 331 MiB; without restarts, 656 MiB)
     assert!(peak < written / 4 * 3, "the WAL peaked at {} MiB of {} MiB written", peak >> 20, written >> 20);
+    // the bound above already needs a restart (without one the WAL holds everything written);
+    // how many fit in the run depends on how often the checkpointer got the CPU (a CI run
+    // under load fitted one), so only that one is asserted: the retry itself is pinned step by
+    // step in `store::tests`
     let restarts = store.stats().wal_restarts.load(Ordering::Relaxed);
-    assert!(restarts >= 2, "the WAL started over {restarts} times");
+    assert!(restarts >= 1, "the WAL started over {restarts} times");
 }
