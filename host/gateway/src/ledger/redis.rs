@@ -212,6 +212,13 @@ if ARGV[4] ~= '-' then
     return 0
   end
 end
+-- a refused write: release the lock, wake one waiter, name the write (nothing is applied)
+local function refuse(i)
+  redis.call('DEL', KEYS[1])
+  redis.call('RPUSH', KEYS[2], 1)
+  redis.call('LTRIM', KEYS[2], -1, -1)
+  return 4 - i
+end
 local types = {S = 'string', N = 'string', C = 'string', A = 'set', X = 'set', Z = 'zset', R = 'zset', D = 'none'}
 local planned = {}
 for i = 5, #KEYS do
@@ -221,10 +228,7 @@ for i = 5, #KEYS do
   if op == 'C' then
     local prior = planned[KEYS[i]]
     if (prior and prior ~= 'none') or (not prior and redis.call('EXISTS', KEYS[i]) == 1) then
-      redis.call('DEL', KEYS[1])
-      redis.call('RPUSH', KEYS[2], 1)
-      redis.call('LTRIM', KEYS[2], -1, -1)
-      return 4 - i
+      return refuse(i)
     end
   end
   local have = planned[KEYS[i]] or redis.call('TYPE', KEYS[i]).ok
@@ -232,10 +236,7 @@ for i = 5, #KEYS do
   if op == 'N' then
     local held = redis.call('GET', KEYS[i])
     if held and held ~= ARGV[3 * i - 8] then
-      redis.call('DEL', KEYS[1])
-      redis.call('RPUSH', KEYS[2], 1)
-      redis.call('LTRIM', KEYS[2], -1, -1)
-      return 4 - i
+      return refuse(i)
     end
   end
   planned[KEYS[i]] = want
