@@ -157,11 +157,11 @@ pub async fn create_root_grant(
         StatusCode::CREATED,
         Json(json!({
             "chain_id": chain.to_string(),
-            "grant_id": recorded["grant_id"],
+            "grant_id": recorded.grant_id,
             "agent_id": agent,
             "token": token.encode(),
             "expires_at": m.expires_at,
-            "reservations": recorded["reservations"],
+            "reservations": recorded.reservations,
         })),
     ))
 }

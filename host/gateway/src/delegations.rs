@@ -750,7 +750,7 @@ fn action_mask(conn: &dyn Tx, tenant: &str, risk: sbd_policy::RiskLevel) -> Gate
 /// so the points are gone for good, not held until the grant expires. A spend refused here (a
 /// concurrent delegation took the points after the facts were read) fails the whole job with
 /// the ledger's 409 `BUDGET_EXCEEDED`, and nothing is recorded.
-pub fn spend_mask(conn: &dyn Tx, tenant: &str, chain_id: &str, request: &Request, now: i64) -> GatewayResult<Option<Value>> {
+pub fn spend_mask(conn: &dyn Tx, tenant: &str, chain_id: &str, request: &Request, now: i64) -> GatewayResult<Option<MaskSpend>> {
     let Some(mask) = &request.action_mask else { return Ok(None) };
     let cost = i64::try_from(mask.cost).map_err(|_| GatewayError::internal("an action-mask cost over int64"))?;
     let task = &request.task;
@@ -769,12 +769,12 @@ pub fn spend_mask(conn: &dyn Tx, tenant: &str, chain_id: &str, request: &Request
         dry_run: None,
         // The gateway's own holds are always enforced, whatever the tenant's observe mode.
         observe_mode: Some(crate::cycles::ObserveMode::Enforce),
-        metadata: Some(
-            json!({"chain_id": chain_id, "delegator": request.from.id, "delegate": request.to.id, "kind": "action-mask"})
-                .as_object()
-                .cloned()
-                .unwrap_or_default(),
-        ),
+        metadata: Some(metadata(&[
+            ("chain_id", chain_id),
+            ("delegator", &request.from.id),
+            ("delegate", &request.to.id),
+            ("kind", "action-mask"),
+        ])),
     };
     let hash = ledger::request_hash(&req, "")?;
     let reserved = ledger::reserve(conn, tenant, &req, &hash, now)?;
@@ -783,7 +783,71 @@ pub fn spend_mask(conn: &dyn Tx, tenant: &str, chain_id: &str, request: &Request
     let hash = ledger::request_hash(&commit, &id)?;
     // Committed right after it was made, so it cannot have expired; a refusal fails the hop.
     ledger::commit(conn, tenant, &id, &commit, &hash, now)?.into_result()?;
-    Ok(Some(json!({"kind": "action-mask", "reservation_id": id, "spent": req.estimate})))
+    Ok(Some(MaskSpend { kind: HoldKind::ActionMask, reservation_id: id, spent: req.estimate }))
+}
+
+/// What the action mask spent on a granted hop ([`spend_mask`]): the task's risk points,
+/// reserved on its toolset budget and committed at once. Answered under `reservations`, kept
+/// in the hop's trace event and in an approved escalation's record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MaskSpend {
+    /// What the reservation was for.
+    pub kind: HoldKind,
+    /// The committed reservation.
+    pub reservation_id: String,
+    /// The risk points spent.
+    pub spent: Amount,
+}
+
+/// Why the gateway itself holds or spends budget on a hop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum HoldKind {
+    /// The action mask's risk points.
+    ActionMask,
+}
+
+/// One budget of a root grant held from the tenant's own: a Cycles reservation that only the
+/// grant tree settles ([`ledger::ROOT_GRANT_HOLD`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RootHold {
+    /// The amount held.
+    pub amount: i64,
+    /// The reservation holding it.
+    pub reservation_id: String,
+    /// Its unit.
+    pub unit: Unit,
+}
+
+/// What [`record_root`] wrote: the root's grant and its holds on the tenant's budgets.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RootRecorded {
+    /// The root grant's id.
+    pub grant_id: String,
+    /// One hold per non-zero budget of the mandate.
+    pub reservations: Vec<RootHold>,
+}
+
+/// The trace body of a root grant.
+#[derive(Serialize)]
+struct RootGrantEvent<'a> {
+    grant_id: &'a str,
+    mandate: &'a Mandate,
+    reservations: &'a [RootHold],
+}
+
+/// The trace body of a warning a granted hop carried (`of_seq`: the hop's own event).
+#[derive(Serialize)]
+struct WarningEvent<'a> {
+    message: &'a str,
+    of_seq: i64,
+    warning: &'static str,
+}
+
+/// A Cycles `metadata` object of string values, for the reservations the gateway makes itself.
+fn metadata(pairs: &[(&str, &str)]) -> serde_json::Map<String, Value> {
+    pairs.iter().map(|(k, v)| ((*k).to_string(), Value::String((*v).to_string()))).collect()
 }
 
 /// The action-mask rule at an approval: the facts are read again (points spent since the hop
@@ -809,7 +873,7 @@ pub fn record_root(
     policy_version: &str,
     now: i64,
     signer: &sbd_bundle::KeyPair,
-) -> GatewayResult<Value> {
+) -> GatewayResult<RootRecorded> {
     let mandate = token.mandate();
     let chain_id = token.chain_id().to_string();
     let root_id = grant_id(token);
@@ -849,14 +913,14 @@ pub fn record_root(
             dry_run: None,
             // The gateway's own holds are always enforced, whatever the tenant's observe mode.
             observe_mode: Some(crate::cycles::ObserveMode::Enforce),
-            metadata: Some(json!({"chain_id": chain_id, "grant_id": root_id}).as_object().cloned().unwrap_or_default()),
+            metadata: Some(metadata(&[("chain_id", &chain_id), ("grant_id", &root_id)])),
         };
         let hash = ledger::request_hash(&req, "")?;
         // owned by no API key: it settles only with the grant tree (ledger::ROOT_GRANT_HOLD)
         let r = ledger::reserve_as(conn, tenant, Some(ledger::ROOT_GRANT_HOLD), &req, &hash, now)?;
         let rid = r.reservation_id.ok_or_else(|| GatewayError::internal("a root grant reservation was not made"))?;
         escrow::set_reservation(conn, tenant, &root_id, *unit, &rid)?;
-        reservations.push(json!({"unit": unit.as_str(), "amount": amount, "reservation_id": rid}));
+        reservations.push(RootHold { amount: *amount, reservation_id: rid, unit: *unit });
     }
     let issuer = token.blocks().next().map(|b| b.from.clone()).unwrap_or_default();
     traces::append(conn, &NewEvent {
@@ -869,9 +933,10 @@ pub fn record_root(
         decision: "root-grant",
         reason_code: None,
         policy_version,
-        body: json!({"grant_id": root_id, "mandate": mandate, "reservations": reservations}).to_string(),
+        body: serde_json::to_string(&RootGrantEvent { grant_id: &root_id, mandate, reservations: &reservations })
+            .map_err(GatewayError::internal)?,
     }, signer)?;
-    Ok(json!({"grant_id": root_id, "reservations": reservations}))
+    Ok(RootRecorded { grant_id: root_id, reservations })
 }
 
 /// What a granted hop wrote: the child's grant, token and escrow (and its action-mask hold).
@@ -879,7 +944,7 @@ struct Granted {
     grant_id: String,
     child_token: String,
     escrow: Vec<Escrowed>,
-    reservations: Option<Vec<Value>>,
+    reservations: Option<Vec<MaskSpend>>,
 }
 
 /// The trace body of a delegation decision (serialised straight from the decision, without
@@ -898,7 +963,7 @@ struct DecisionEvent<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     escrow: Option<&'a [Escrowed]>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    reservations: Option<&'a [Value]>,
+    reservations: Option<&'a [MaskSpend]>,
     #[serde(skip_serializing_if = "Option::is_none")]
     escalation_id: Option<&'a str>,
 }
@@ -920,7 +985,7 @@ struct DecisionResponse<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     escrow: Option<&'a [Escrowed]>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    reservations: Option<&'a [Value]>,
+    reservations: Option<&'a [MaskSpend]>,
     #[serde(skip_serializing_if = "Option::is_none")]
     escalation: Option<&'a escalations::EscalationRecord>,
 }
@@ -1055,7 +1120,8 @@ fn record_hop(conn: &dyn Tx, p: &Plan) -> GatewayResult<Recorded> {
                 decision: "warning",
                 reason_code: Some(w.reason.code()),
                 policy_version: &p.policy_version,
-                body: json!({"warning": w.reason.name(), "message": w.message, "of_seq": appended.seq}).to_string(),
+                body: serde_json::to_string(&WarningEvent { message: &w.message, of_seq: appended.seq, warning: w.reason.name() })
+                    .map_err(GatewayError::internal)?,
             }, &p.signer)?;
         }
     }
@@ -1108,6 +1174,60 @@ pub struct OutcomeBody {
     pub outcome: String,
     /// Trust gained (success) or the penalty (failure), 0-1000.
     pub magnitude: f64,
+}
+
+/// The answer to an outcome report.
+#[derive(Debug, Clone, Serialize)]
+pub struct OutcomeReport {
+    /// The executed chain the deltas were computed for: the originator, then every delegate an
+    /// allowed hop handed to.
+    pub chain: Vec<String>,
+    /// The chain reported on.
+    pub chain_id: String,
+    /// The report's trace event, proved by its seal.
+    pub receipt: traces::Receipt,
+    /// The report's trace event.
+    pub seq: i64,
+    /// The scores moved: registered agents only.
+    pub trust_deltas: Vec<TrustChange>,
+}
+
+/// One registered agent's trust score moved by an outcome report.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TrustChange {
+    /// The agent.
+    pub agent: String,
+    /// The policy's penalty-propagation delta.
+    pub delta: f64,
+    /// The score after it, within 0-1000.
+    pub score: f64,
+}
+
+/// The trace body of an outcome report.
+#[derive(Serialize)]
+struct OutcomeEvent<'a> {
+    magnitude: f64,
+    outcome: &'a str,
+    trust_deltas: &'a [TrustChange],
+}
+
+/// An agent's score in the registry (`GET /v1/agents/{agent_id}/trust`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TrustScore {
+    /// The agent's canonical id.
+    pub agent: String,
+    /// 0-1000.
+    pub score: f64,
+    /// The Vorion tier of that score.
+    pub tier: sbd_policy::TrustTier,
+}
+
+/// The tenant's latest warning events (`GET /v1/warnings`), each in its readable trace form
+/// ([`traces::view`]).
+#[derive(Debug, Clone, Serialize)]
+pub struct WarningList {
+    /// Newest first.
+    pub warnings: Vec<Value>,
 }
 
 /// What an outcome report needs to know about a chain's root grant.
@@ -1178,7 +1298,7 @@ pub struct WarningsQuery {
 impl Delegations<'_> {
     /// The export of chain `chain_id` (`GET /v1/chains/{chain_id}`): every event, oldest
     /// first, with the signed head and each event's inclusion proof, and whether it verifies.
-    pub async fn chain(&self, tenant: String, chain_id: String) -> GatewayResult<Value> {
+    pub async fn chain(&self, tenant: String, chain_id: String) -> GatewayResult<traces::ChainExport> {
         let key = self.tokens.public_key();
         // One read snapshot: the events and the signed head of the same commit.
         let export = self.store.read(&tenant.clone(), move |conn| {
@@ -1191,9 +1311,9 @@ impl Delegations<'_> {
             Ok(traces::export(&records, head, inclusions, &tenant, &chain_id, &key))
         })
         .await?;
-        if export["integrity"] != "ok" {
+        if !export.verified() {
             self.metrics.trace_integrity_failures.inc();
-            tracing::error!(integrity = %export["integrity"], "GET /v1/chains: the stored trace does not verify");
+            tracing::error!(integrity = %export.integrity, "GET /v1/chains: the stored trace does not verify");
         }
         Ok(export)
     }
@@ -1210,7 +1330,7 @@ impl Delegations<'_> {
     /// on its own work, and no one can replay reports to walk a score up. Who may report is
     /// checked before the chain is verified (the expensive part), so only those who may report
     /// can make the gateway verify a chain.
-    pub async fn report_outcome(&self, principal: &Principal, chain_id: String, body: OutcomeBody) -> GatewayResult<Value> {
+    pub async fn report_outcome(&self, principal: &Principal, chain_id: String, body: OutcomeBody) -> GatewayResult<OutcomeReport> {
         let tenant = principal.tenant.clone();
         if !body.magnitude.is_finite() || !(0.0..=1000.0).contains(&body.magnitude) {
             return Err(GatewayError::invalid("`magnitude` must be a number in 0-1000"));
@@ -1246,19 +1366,18 @@ impl Delegations<'_> {
         let key = self.tokens.public_key();
         // Nothing is decided on altered history: the chain must verify (before anything else is
         // said about it, so a tampered chain is reported as such).
-        let events = self.store.read(&tenant, move |conn| traces::verified_chain(conn, &t, &id, &key)).await?;
+        let events = self.store.read(&tenant, move |conn| traces::verified_records(conn, &t, &id, &key)).await?;
         if reported {
             return Err(duplicate_report(&chain_id, role));
         }
         // The executed chain: the originator, then every delegate an allowed hop handed to.
         let mut chain: Vec<String> = Vec::new();
-        for e in events.iter().filter(|e| e["decision"] == "allow") {
-            let (from, to) = (e["delegator"].as_str().unwrap_or(""), e["delegate"].as_str().unwrap_or(""));
+        for e in events.iter().filter(|e| e.decision == "allow") {
             if chain.is_empty() {
-                chain.push(from.to_string());
+                chain.push(e.delegator.clone());
             }
-            if !chain.iter().any(|a| a == to) {
-                chain.push(to.to_string());
+            if !chain.contains(&e.delegate) {
+                chain.push(e.delegate.clone());
             }
         }
         if chain.is_empty() {
@@ -1285,7 +1404,7 @@ impl Delegations<'_> {
                     if let Some(agent) = conn.agent(&t, &d.agent)? {
                         let score = (agent.trust + d.delta).clamp(0.0, 1000.0);
                         registry::set_trust(conn, &t, &d.agent, score, now)?;
-                        scores.push(json!({"agent": d.agent, "delta": d.delta, "score": score}));
+                        scores.push(TrustChange { agent: d.agent.clone(), delta: d.delta, score });
                     }
                 }
                 let appended = traces::append(conn, &NewEvent {
@@ -1298,35 +1417,36 @@ impl Delegations<'_> {
                     decision: "outcome",
                     reason_code: None,
                     policy_version: &version,
-                    body: json!({"outcome": outcome_name, "magnitude": magnitude, "trust_deltas": scores}).to_string(),
+                    body: serde_json::to_string(&OutcomeEvent { magnitude, outcome: &outcome_name, trust_deltas: &scores })
+                        .map_err(GatewayError::internal)?,
                 }, &signer)?;
                 Ok((appended, scores))
             })
             .await?;
         let seal = seal.ok_or_else(|| GatewayError::internal("an outcome's trace event was committed without a seal"))?;
-        Ok(json!({"chain_id": chain_id, "seq": appended.seq, "receipt": seal.receipt(&appended), "chain": chain, "trust_deltas": scores}))
+        Ok(OutcomeReport { chain, chain_id, receipt: seal.receipt(&appended), seq: appended.seq, trust_deltas: scores })
     }
 
     /// The registry's trust score of `agent` (`GET /v1/agents/{agent_id}/trust`).
-    pub async fn trust(&self, tenant: String, agent: String) -> GatewayResult<Value> {
+    pub async fn trust(&self, tenant: String, agent: String) -> GatewayResult<TrustScore> {
         let id = canonical("agent_id", &agent)?;
         let record = self.store.read(&tenant.clone(), move |conn| conn.agent(&tenant, &id)).await?;
         match record {
-            Some(a) => Ok(json!({"agent": a.agent_id, "score": a.trust, "tier": a.tier()})),
+            Some(a) => Ok(TrustScore { tier: a.tier(), agent: a.agent_id, score: a.trust }),
             None => Err(GatewayError::not_found(format!("`{agent}` is not in the agent registry"))),
         }
     }
 
     /// The tenant's latest `warning` trace events (`GET /v1/warnings`: 1101 depth-warning at 75%
     /// of the depth limit, and any other warning of a granted hop), newest first, for operators.
-    pub async fn warnings(&self, tenant: String, q: WarningsQuery) -> GatewayResult<Value> {
+    pub async fn warnings(&self, tenant: String, q: WarningsQuery) -> GatewayResult<WarningList> {
         let limit = q.limit.unwrap_or(100);
         if !(1..=1000).contains(&limit) {
             return Err(GatewayError::invalid("`limit` must be 1-1000"));
         }
         let limit = usize::try_from(limit).unwrap_or(100);
         let items = self.store.read(&tenant.clone(), move |conn| traces::warnings(conn, &tenant, limit)).await?;
-        Ok(json!({"warnings": items}))
+        Ok(WarningList { warnings: items })
     }
 }
 
@@ -1378,6 +1498,33 @@ mod tests {
     /// Whatever the caller claims, the request the rules see carries the gateway's facts:
     /// the registry's trust, the token's chain, the tenant's action mask, the approver's
     /// exception (none here) and the parent mandate cut to what the escrow still holds.
+    /// The typed answers and trace bodies write the JSON the `json!` trees they replaced
+    /// wrote (the same values; a nested `Amount` now writes `unit` before `amount`): clients
+    /// and stored escalations read them, and views of older trace events must still match.
+    #[test]
+    fn typed_answers_and_trace_bodies_write_the_json_of_the_trees_they_replaced() {
+        fn value(v: &impl Serialize) -> Value {
+            serde_json::to_value(v).unwrap_or_else(|e| panic!("serialises: {e}"))
+        }
+        let spent = Amount::new(Unit::RiskPoints, 40);
+        let spend = MaskSpend { kind: HoldKind::ActionMask, reservation_id: "res_1".into(), spent };
+        assert_eq!(value(&spend), json!({"kind": "action-mask", "reservation_id": "res_1", "spent": spent}));
+        let read: MaskSpend = serde_json::from_value(value(&spend)).unwrap_or_else(|e| panic!("reads back: {e}"));
+        assert_eq!(read, spend);
+        let hold = RootHold { amount: 500, reservation_id: "res_2".into(), unit: Unit::Tokens };
+        assert_eq!(value(&hold), json!({"unit": "TOKENS", "amount": 500, "reservation_id": "res_2"}));
+        let warning = WarningEvent { message: "deep", of_seq: 7, warning: "depth-warning" };
+        assert_eq!(value(&warning), json!({"warning": "depth-warning", "message": "deep", "of_seq": 7}));
+        let change = TrustChange { agent: "bot".into(), delta: -5.5, score: 794.5 };
+        let outcome = OutcomeEvent { magnitude: 5.5, outcome: "failure", trust_deltas: std::slice::from_ref(&change) };
+        assert_eq!(
+            value(&outcome),
+            json!({"outcome": "failure", "magnitude": 5.5, "trust_deltas": [{"agent": "bot", "delta": -5.5, "score": 794.5}]})
+        );
+        let score = TrustScore { agent: "bot".into(), score: 794.5, tier: sbd_policy::TrustTier::of_score(794) };
+        assert_eq!(value(&score), json!({"agent": "bot", "score": 794.5, "tier": "T4"}));
+    }
+
     #[test]
     fn the_request_the_rules_see_takes_every_fact_from_the_records_not_the_caller() {
         let tokens = TokenAuthority::new(KeyPair::from_secret(&[7; 32]), TrustStore::default());

@@ -5,11 +5,13 @@ use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde_json::Value;
 
 use crate::auth::Principal;
 use crate::context::RequestContext;
-use crate::delegations::{DelegationBody, DelegationCall, Delegations, OutcomeBody, WarningsQuery};
+use crate::delegations::{
+    DelegationBody, DelegationCall, Delegations, OutcomeBody, OutcomeReport, TrustScore, WarningList, WarningsQuery,
+};
+use crate::traces::ChainExport;
 use crate::api_error::ApiResult;
 use crate::server::{idempotency_header, AppState, Body, Shared, Tenant, Q};
 
@@ -45,7 +47,7 @@ pub async fn create(
 }
 
 /// `GET /v1/chains/{chain_id}`: the full chain, oldest event first.
-pub async fn get_chain(State(state): State<Shared>, Tenant(tenant): Tenant, Path(chain_id): Path<String>) -> ApiResult<Json<Value>> {
+pub async fn get_chain(State(state): State<Shared>, Tenant(tenant): Tenant, Path(chain_id): Path<String>) -> ApiResult<Json<ChainExport>> {
     Ok(Json(service(&state).chain(tenant, chain_id).await?))
 }
 
@@ -56,16 +58,16 @@ pub async fn report_outcome(
     principal: Principal,
     Path(chain_id): Path<String>,
     Body(body): Body<OutcomeBody>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<OutcomeReport>> {
     Ok(Json(service(&state).report_outcome(&principal, chain_id, body).await?))
 }
 
 /// `GET /v1/agents/{agent_id}/trust`: the registry's score.
-pub async fn get_trust(State(state): State<Shared>, Tenant(tenant): Tenant, Path(agent): Path<String>) -> ApiResult<Json<Value>> {
+pub async fn get_trust(State(state): State<Shared>, Tenant(tenant): Tenant, Path(agent): Path<String>) -> ApiResult<Json<TrustScore>> {
     Ok(Json(service(&state).trust(tenant, agent).await?))
 }
 
 /// `GET /v1/warnings`: the tenant's latest warning trace events, newest first.
-pub async fn list_warnings(State(state): State<Shared>, Tenant(tenant): Tenant, Q(q): Q<WarningsQuery>) -> ApiResult<Json<Value>> {
+pub async fn list_warnings(State(state): State<Shared>, Tenant(tenant): Tenant, Q(q): Q<WarningsQuery>) -> ApiResult<Json<WarningList>> {
     Ok(Json(service(&state).warnings(tenant, q).await?))
 }

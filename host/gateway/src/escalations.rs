@@ -12,7 +12,7 @@
 use sbd_policy::{Escalation, EscalationTarget, Request, Task};
 use sbd_bundle::KeyPair;
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use crate::cycles::valid_scope_value;
 use crate::escrow::Escrowed;
@@ -140,9 +140,9 @@ pub struct Performed {
     pub mandate: Mandate,
     /// What was carved from the parent's escrow, per unit.
     pub escrow: Vec<Escrowed>,
-    /// The action mask's hold, when the tenant masks.
+    /// The action mask's spend, when the tenant masks.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reservations: Option<Vec<Value>>,
+    pub reservations: Option<Vec<crate::delegations::MaskSpend>>,
 }
 
 /// What a decision adds besides who and when (absent fields are not written).
@@ -600,6 +600,17 @@ pub fn decide(
     Ok(record)
 }
 
+/// The trace body of a hop an approver let through.
+#[derive(Serialize)]
+struct ApprovedHopEvent<'a> {
+    approved_by: &'a str,
+    escalation_id: &'a str,
+    grant_id: &'a str,
+    mandate: &'a sbd_policy::Mandate,
+    parent_grant_id: &'a str,
+    task: &'a Task,
+}
+
 /// Performs the delegation an approval decides: the child's mandate is the requested one
 /// narrowed to what the parent's escrow still has (and by `constraints`), carved from the
 /// parent's grant, signed into the child's token with the approver recorded, and traced as an
@@ -685,8 +696,15 @@ fn perform(
         decision: "allow",
         reason_code: None,
         policy_version: "",
-        body: json!({"task": request.task, "approved_by": approver, "escalation_id": escalation.id, "grant_id": child_id,
-                     "parent_grant_id": parent_id, "mandate": mandate}).to_string(),
+        body: serde_json::to_string(&ApprovedHopEvent {
+            approved_by: approver,
+            escalation_id: &escalation.id,
+            grant_id: &child_id,
+            mandate: &mandate,
+            parent_grant_id: &parent_id,
+            task: &request.task,
+        })
+        .map_err(GatewayError::internal)?,
     }, tokens.signing_key())?;
     Ok(Performed {
         grant_id: child_id,
@@ -788,7 +806,9 @@ mod tests {
             "delegated_from": "esc_0",
             "decision": "APPROVED_WITH_CONSTRAINTS", "decided_by": "risk-officer", "decided_at_ms": 2_000,
             "delegation": {"grant_id": "grant-1", "child_token": "tok-1", "mandate": mandate(2),
-                           "escrow": [{"unit": "TOKENS", "amount": 500}], "reservations": [{"kind": "action-mask"}]},
+                           "escrow": [{"unit": "TOKENS", "amount": 500}],
+                           "reservations": [{"kind": "action-mask", "reservation_id": "res_1",
+                                             "spent": {"unit": "RISK_POINTS", "amount": 40}}]},
             "constraints": {"value_ceiling": 100, "action_kinds": null, "counterparties": null, "budgets": null,
                             "remaining_depth": null, "expires_at": null},
             "note": "fine", "delegated_to": "carol", "next_escalation_id": "esc_2"

@@ -978,7 +978,34 @@ pub struct Proof {
     pub public_key: String,
 }
 
-/// A chain export: the body of `GET /v1/chains/{id}`.
+/// A chain export: the body of `GET /v1/chains/{id}`, verifiable offline with
+/// [`verify_export`], which reads it as JSON.
+#[derive(Debug, Clone, Serialize)]
+pub struct ChainExport {
+    /// The chain.
+    pub chain_id: String,
+    /// Each event's readable form ([`view`]: its body's fields and its columns), in order.
+    pub events: Vec<Value>,
+    /// [`EXPORT_FORMAT`].
+    pub format: &'static str,
+    /// `ok`, or the first break, for people.
+    pub integrity: String,
+    /// The first break, when the chain does not verify.
+    pub integrity_break: Option<Break>,
+    /// What a verifier checks: the records as hashed, the head, the seals and audit paths.
+    pub proof: Proof,
+    /// The tenant that owns the chain.
+    pub tenant: String,
+}
+
+impl ChainExport {
+    /// Whether the stored chain verified when the export was made.
+    pub fn verified(&self) -> bool {
+        self.integrity_break.is_none()
+    }
+}
+
+/// Makes the export of a chain's `records` (in stored order), checking them on the way.
 pub fn export(
     records: &[Record],
     head: Option<SignedHead>,
@@ -986,7 +1013,7 @@ pub fn export(
     tenant: &str,
     chain_id: &str,
     key: &PublicKey,
-) -> Value {
+) -> ChainExport {
     let integrity = verify_records(records, tenant, chain_id, key, head.as_ref(), &inclusions);
     let proof = Proof {
         algorithm: "sha256-chain+merkle-seal+ed25519".into(),
@@ -996,15 +1023,18 @@ pub fn export(
         key_id: key.id().to_string(),
         public_key: hex(&key.to_bytes()),
     };
-    json!({
-        "format": EXPORT_FORMAT,
-        "tenant": tenant,
-        "chain_id": chain_id,
-        "integrity": match &integrity { Ok(()) => "ok".to_string(), Err(b) => b.to_string() },
-        "integrity_break": integrity.err(),
-        "events": records.iter().map(view).collect::<Vec<_>>(),
-        "proof": proof,
-    })
+    ChainExport {
+        chain_id: chain_id.to_string(),
+        events: records.iter().map(view).collect(),
+        format: EXPORT_FORMAT,
+        integrity: match &integrity {
+            Ok(()) => "ok".to_string(),
+            Err(b) => b.to_string(),
+        },
+        integrity_break: integrity.err(),
+        proof,
+        tenant: tenant.to_string(),
+    }
 }
 
 /// Verifies an export offline against `key` (never the key the export names): the proof's
@@ -1097,19 +1127,10 @@ pub fn receipt_signed(rc: &Receipt, tenant: &str, chain_id: &str, key: &PublicKe
         })
 }
 
-/// Every event of `chain_id` owned by `tenant`, in order, as readable values; 404 when there is
-/// none. Does not verify: callers that act on the history use [`verified_chain`].
-pub fn chain(store: &dyn TraceStore, tenant: &str, chain_id: &str) -> GatewayResult<Vec<Value>> {
-    let records = store.trace_events(tenant, chain_id)?;
-    if records.is_empty() {
-        return Err(GatewayError::not_found(format!("chain `{chain_id}` not found")));
-    }
-    Ok(records.iter().map(view).collect())
-}
-
-/// Like [`chain`], but refuses (500 with the break in `details`) a chain that does not verify
-/// against `key`: nothing is decided on altered history.
-pub fn verified_chain(store: &dyn TraceStore, tenant: &str, chain_id: &str, key: &PublicKey) -> GatewayResult<Vec<Value>> {
+/// Every event of `chain_id` owned by `tenant`, in order; 404 when there is none, and a 500
+/// (the break in `details`) when the chain does not verify against `key`: nothing is decided
+/// on altered history.
+pub fn verified_records(store: &dyn TraceStore, tenant: &str, chain_id: &str, key: &PublicKey) -> GatewayResult<Vec<Record>> {
     let records = store.trace_events(tenant, chain_id)?;
     if records.is_empty() {
         return Err(GatewayError::not_found(format!("chain `{chain_id}` not found")));
@@ -1121,7 +1142,7 @@ pub fn verified_chain(store: &dyn TraceStore, tenant: &str, chain_id: &str, key:
         return Err(GatewayError::new(ErrorCode::InternalError, format!("the stored trace of chain `{chain_id}` is {b}"))
             .with_details(json!({ "integrity_break": b })));
     }
-    Ok(records.iter().map(view).collect())
+    Ok(records)
 }
 
 /// The latest `warning` events of `tenant` (newest first, at most `limit`), for operators.
@@ -1239,7 +1260,7 @@ mod tests {
         let key = KeyPair::from_secret(&[9; 32]);
         let (records, head) = sealed(3, &key);
         let export = export(&records, Some(head), Inclusions::default(), "acme", "c1", &key.public());
-        assert_eq!(export["integrity"], "ok");
+        assert!(export.verified() && export.integrity == "ok");
         let text = serde_json::to_string(&export).unwrap_or_default();
         let back: Value = serde_json::from_str(&text).unwrap_or_default();
         assert_eq!(verify_export(&back, &key.public()), Ok(3));
@@ -1258,10 +1279,12 @@ mod tests {
         let text = serde_json::to_string(&json!({"seq": last.seq, "pos": last.pos, "hash": last.hash, "head": head})).unwrap();
         let kept: ClientReceipt = serde_json::from_str(&text).unwrap();
         assert!(matches!(kept, ClientReceipt::Head(_)), "read as a head receipt: {kept:?}");
+        let full = serde_json::to_value(&full).unwrap();
         assert_eq!(verify_receipts(&full, &key.public(), std::slice::from_ref(&kept)), Ok(()));
         // A consistent shorter prefix (head rolled back with it) is caught by the receipt.
         let (short_records, short_head) = sealed(2, &key);
         let shorter = export(&short_records, Some(short_head), Inclusions::default(), "acme", "c1", &key.public());
+        let shorter = serde_json::to_value(&shorter).unwrap();
         assert_eq!(verify_receipts(&shorter, &key.public(), &[kept]).unwrap_err().kind, "rolled-back");
     }
 
