@@ -13,7 +13,7 @@ use crate::cycles::{
     FundingResponse, LedgerList, ObserveMode, OveragePolicy, Tenant, TenantList, TenantStatus, Unit,
 };
 use crate::api_error::{ApiError, ApiResult};
-use crate::error::{ErrorCode, GatewayError, GatewayResult};
+use crate::error::{ErrorCode, ErrorDetails, GatewayError, GatewayResult};
 use crate::events::{self, EventData, EventType, NewEvent, SYSTEM_TENANT};
 use crate::ledger::{self, BudgetRow, LedgerStore};
 use crate::repo::StoredApiKey;
@@ -665,7 +665,10 @@ pub async fn create_api_key(
         }
         if role == Role::Operator {
             return Err(ApiError::forbidden("only the admin key (X-Admin-API-Key) creates operator keys")
-                .with_details(json!({"required_permission": "admin:apikeys:write", "role": p.role.as_str()})));
+                .with_details(ErrorDetails::Permission {
+                    required_permission: "admin:apikeys:write".into(),
+                    role: Some(p.role.as_str().to_string()),
+                }));
         }
     }
     let effective = auth::effective_permissions(role, req.permissions.as_deref())?;

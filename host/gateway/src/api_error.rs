@@ -47,8 +47,8 @@ impl ApiError {
     }
 
     /// Adds `details`.
-    pub fn with_details(mut self, details: serde_json::Value) -> Self {
-        self.error.details = Some(details);
+    pub fn with_details(mut self, details: crate::error::ErrorDetails) -> Self {
+        self.error.details = Some(Box::new(details));
         self
     }
 
@@ -97,7 +97,7 @@ struct ErrorBody<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     trace_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    details: Option<&'a serde_json::Value>,
+    details: Option<&'a crate::error::ErrorDetails>,
 }
 
 /// An [`ApiError`] as the spec's `ErrorResponse`, with the request's ids.
@@ -109,7 +109,7 @@ impl IntoResponse for ApiError {
             message: &self.error.message,
             request_id: ctx.as_ref().map(|c| c.request_id.clone()).unwrap_or_default(),
             trace_id: ctx.map(|c| c.trace_id),
-            details: self.error.details.as_ref(),
+            details: self.error.details.as_deref(),
         };
         (self.status(), axum::Json(body)).into_response()
     }

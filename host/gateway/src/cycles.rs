@@ -787,7 +787,33 @@ pub struct ReservationCreateResponse {
     pub reason_code: Option<String>,
     /// v0.1.26 `DenyDetail` of an observed denial (observe mode only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub deny_detail: Option<Value>,
+    pub deny_detail: Option<DenyDetail>,
+}
+
+/// v0.1.26 `DenyDetail`: why a reservation was (or in observe mode would have been) denied.
+/// The fields this ledger can fill; the spec's `quota_violation` and `blocked_by_policy`
+/// belong to action quotas and named policies, which it does not have.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DenyDetail {
+    /// The `DecisionReasonCode`: `BUDGET_EXCEEDED`, `BUDGET_NOT_FOUND`, `TENANT_CLOSED`, ...
+    pub reason_code: String,
+    /// The most specific scope that ran out or is frozen, closed or in debt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blocked_by_scope: Option<String>,
+    /// What that scope has left, in the reservation's unit (negative in overdraft).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget_remaining: Option<i64>,
+    /// What an operator can do about it, for people.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suggested_fix: Option<String>,
+}
+
+impl DenyDetail {
+    /// A detail that names only its reason.
+    pub fn reason(reason_code: &str) -> Self {
+        DenyDetail { reason_code: reason_code.to_string(), blocked_by_scope: None, budget_remaining: None, suggested_fix: None }
+    }
 }
 
 /// `ReservationDetail` (and, without the metadata, `ReservationSummary`).

@@ -101,8 +101,60 @@ pub struct GatewayError {
     pub code: ErrorCode,
     /// What went wrong, for people.
     pub message: String,
-    /// Structured detail (`ErrorResponse.details`).
-    pub details: Option<serde_json::Value>,
+    /// Structured detail (`ErrorResponse.details`), boxed so that a `GatewayResult` stays small.
+    pub details: Option<Box<ErrorDetails>>,
+}
+
+/// `ErrorResponse.details` (an open object in the spec), one shape per kind of error, each
+/// written as a plain object.
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
+pub enum ErrorDetails {
+    /// A budget-state refusal (409): the blocking scope, what it has left, the amount asked
+    /// for, and the v0.1.26 `DenyDetail` (a SHOULD there; `details` is open in v0.1.25).
+    Budget {
+        /// The blocking scope.
+        scope: String,
+        /// What it has left.
+        remaining: i64,
+        /// The amount asked for.
+        requested: i64,
+        /// Why, structured.
+        deny_detail: crate::cycles::DenyDetail,
+    },
+    /// An amount that would overflow a budget counter (400).
+    Overflow {
+        /// The request field.
+        field: String,
+        /// The budget counter it would overflow.
+        counter: String,
+    },
+    /// No budget in the request's unit at the deepest scope that has budgets (400
+    /// `UNIT_MISMATCH`).
+    UnitMismatch {
+        /// That scope.
+        scope: String,
+        /// The request's unit.
+        requested_unit: crate::cycles::Unit,
+        /// The units it has budgets in.
+        expected_units: Vec<String>,
+    },
+    /// A permission the key does not hold (403).
+    Permission {
+        /// The permission.
+        required_permission: String,
+        /// The key's role, when a key was presented.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        role: Option<String>,
+    },
+    /// A stored trace that does not verify (500): nothing is decided on altered history.
+    Integrity {
+        /// The first bad event.
+        integrity_break: crate::traces::Break,
+    },
+    /// The record a conflicting request found, as it stands (an escalation that closed
+    /// before the decision).
+    Escalation(Box<crate::escalations::EscalationRecord>),
 }
 
 impl GatewayError {
@@ -133,8 +185,8 @@ impl GatewayError {
     }
 
     /// Adds `details`.
-    pub fn with_details(mut self, details: serde_json::Value) -> Self {
-        self.details = Some(details);
+    pub fn with_details(mut self, details: ErrorDetails) -> Self {
+        self.details = Some(Box::new(details));
         self
     }
 }

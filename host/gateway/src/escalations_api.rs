@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::auth::Principal;
 use crate::api_error::{ApiError, ApiResult};
-use crate::error::ErrorCode;
+use crate::error::{ErrorCode, ErrorDetails};
 use crate::escalations::{self, Decision, DecisionBody, EscalationRecord, Ruling, Status, TargetBody, Verb};
 use crate::server::{Body, Shared, Tenant, Q};
 use crate::util::now_ms;
@@ -76,7 +76,7 @@ async fn decide(state: Shared, who: Principal, id: String, body: DecisionBody, v
     state.metrics.escalations.with_label_values(&[closed_as.as_str()]).inc();
     if closed_as == Decision::Expired {
         return Err(ApiError::new(ErrorCode::EscalationClosed, "the escalation expired before this decision (EXPIRED)")
-            .with_details(serde_json::to_value(&result).map_err(ApiError::internal)?));
+            .with_details(ErrorDetails::Escalation(Box::new(result))));
     }
     Ok(Json(result))
 }

@@ -463,27 +463,27 @@ pub enum EventData {
         #[serde(skip_serializing_if = "Option::is_none")]
         remaining: Option<i64>,
         /// The request's action.
-        action: serde_json::Value,
+        action: crate::cycles::Action,
         /// The request's subject.
-        subject: serde_json::Value,
-        /// Why, structured (`DenyDetail`).
+        subject: crate::cycles::Subject,
+        /// Why, structured.
         #[serde(skip_serializing_if = "Option::is_none")]
-        deny_detail: Option<serde_json::Value>,
+        deny_detail: Option<crate::cycles::DenyDetail>,
     },
     /// `EventDataObservedDenied` (v0.1.26).
     ObservedDenied {
         /// The scope evaluated.
         scope: String,
         /// Why it would have been denied.
-        deny_detail: serde_json::Value,
+        deny_detail: crate::cycles::DenyDetail,
         /// Always OBSERVE.
         observe_mode: &'static str,
         /// The unit.
         unit: &'static str,
         /// The request's action.
-        action: serde_json::Value,
+        action: crate::cycles::Action,
         /// The request's subject.
-        subject: serde_json::Value,
+        subject: crate::cycles::Subject,
         /// The estimate.
         estimated_amount: i64,
         /// The scope that would have blocked it.
@@ -501,9 +501,9 @@ pub enum EventData {
         /// The unit.
         unit: &'static str,
         /// The request's action.
-        action: serde_json::Value,
+        action: crate::cycles::Action,
         /// The request's subject.
-        subject: serde_json::Value,
+        subject: crate::cycles::Subject,
         /// The estimate.
         estimated_amount: i64,
     },

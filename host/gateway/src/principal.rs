@@ -2,9 +2,8 @@
 //! holder), its [`Role`] and its [`Permission`]s, one table pinned by a test in
 //! `crate::auth`, which authenticates keys and gates every route over HTTP.
 
-use serde_json::json;
 
-use crate::error::{GatewayError, GatewayResult};
+use crate::error::{ErrorDetails, GatewayError, GatewayResult};
 
 /// The role of a principal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -305,9 +304,8 @@ pub fn forbidden_for(p: Permission, who: Option<&Principal>) -> GatewayError {
         ),
         None => format!("permission `{p}` is required"),
     };
-    let mut details = json!({"required_permission": p.as_str()});
-    if let Some(w) = who {
-        details["role"] = json!(w.role.as_str());
-    }
-    GatewayError::forbidden(message).with_details(details)
+    GatewayError::forbidden(message).with_details(ErrorDetails::Permission {
+        required_permission: p.as_str().to_string(),
+        role: who.map(|w| w.role.as_str().to_string()),
+    })
 }

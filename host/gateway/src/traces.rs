@@ -48,7 +48,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
-use crate::error::{GatewayError, GatewayResult, ErrorCode};
+use crate::error::{ErrorCode, ErrorDetails, GatewayError, GatewayResult};
 use crate::repo::TraceStore;
 use crate::util::hex;
 
@@ -1140,7 +1140,7 @@ pub fn verified_records(store: &dyn TraceStore, tenant: &str, chain_id: &str, ke
     if let Err(b) = verify_records(&records, tenant, chain_id, key, head.as_ref(), &inclusions) {
         tracing::error!(%tenant, %chain_id, integrity = %b, "trace integrity check failed");
         return Err(GatewayError::new(ErrorCode::InternalError, format!("the stored trace of chain `{chain_id}` is {b}"))
-            .with_details(json!({ "integrity_break": b })));
+            .with_details(ErrorDetails::Integrity { integrity_break: b }));
     }
     Ok(records)
 }

@@ -16,15 +16,15 @@ pub mod store;
 mod tests;
 
 use serde::Serialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::cycles::{
-    Action, Amount, AnswerStatus, Balance, BalancePage, BalancesResponse, BudgetDecision, BudgetLedger, CommitRequest, CommitResponse, DecisionRequest, LedgerList,
+    Action, Amount, AnswerStatus, Balance, BalancePage, BalancesResponse, BudgetDecision, BudgetLedger, CommitRequest, CommitResponse, DecisionRequest, DenyDetail, LedgerList,
     DecisionResponse, EventCreateResponse, EventRequest, ExtendRequest, ExtendResponse, ObserveMode, OveragePolicy,
     ReleaseRequest, ReleaseResponse, ReservationCreateResponse, ReservationDetail, ReservationListResponse,
     ReserveRequest, Subject, TenantStatus, Unit,
 };
-use crate::error::{GatewayError, GatewayResult, ErrorCode};
+use crate::error::{ErrorCode, ErrorDetails, GatewayError, GatewayResult};
 use crate::events::{self, EventData, EventType, NewEvent};
 use crate::util::{new_id, rfc3339, sha256_hex};
 pub use store::LedgerStore;
@@ -128,7 +128,7 @@ impl BudgetRow {
 pub fn checked_add(a: i64, b: i64, field: &str, counter: &str) -> GatewayResult<i64> {
     a.checked_add(b).filter(|v| *v >= 0).ok_or_else(|| {
         GatewayError::invalid(format!("`{field}` would overflow the budget's {counter} ({} max)", i64::MAX))
-            .with_details(json!({"field": field, "counter": counter}))
+            .with_details(ErrorDetails::Overflow { field: field.to_string(), counter: counter.to_string() })
     })
 }
 
@@ -158,7 +158,7 @@ fn no_budget_error(store: &dyn LedgerStore, tenant: &str, scopes: &[String], uni
                 ErrorCode::UnitMismatch,
                 format!("no {} budget at scope `{scope}`; it has budgets in {}", unit.as_str(), units.join(", ")),
             )
-            .with_details(json!({"scope": scope, "requested_unit": unit.as_str(), "expected_units": units})));
+            .with_details(ErrorDetails::UnitMismatch { scope: scope.clone(), requested_unit: unit, expected_units: units }));
         }
     }
     let deepest = scopes.last().map(String::as_str).unwrap_or("");
@@ -168,7 +168,7 @@ fn no_budget_error(store: &dyn LedgerStore, tenant: &str, scopes: &[String], uni
 /// `ErrorResponse.details` of a budget-state refusal at `b`: the blocking scope, what it has
 /// left, and the v0.1.26 `DenyDetail` (a SHOULD there; `details` is open in v0.1.25, so the
 /// extra key is allowed).
-fn deny_details(code: ErrorCode, b: &BudgetRow, requested: i64) -> Value {
+fn deny_details(code: ErrorCode, b: &BudgetRow, requested: i64) -> ErrorDetails {
     let suggested_fix = match code {
         ErrorCode::BudgetExceeded => format!(
             "Fund {} by at least {} {}",
@@ -182,17 +182,26 @@ fn deny_details(code: ErrorCode, b: &BudgetRow, requested: i64) -> Value {
         }
         _ => format!("The budget at {} is closed", b.scope),
     };
-    json!({
-        "scope": b.scope,
-        "remaining": b.remaining(),
-        "requested": requested,
-        "deny_detail": {
-            "reason_code": code.as_str(),
-            "blocked_by_scope": b.scope,
-            "budget_remaining": b.remaining(),
-            "suggested_fix": suggested_fix,
+    ErrorDetails::Budget {
+        scope: b.scope.clone(),
+        remaining: b.remaining(),
+        requested,
+        deny_detail: DenyDetail {
+            reason_code: code.as_str().to_string(),
+            blocked_by_scope: Some(b.scope.clone()),
+            budget_remaining: Some(b.remaining()),
+            suggested_fix: Some(suggested_fix),
         },
-    })
+    }
+}
+
+/// The `DenyDetail` of a reservation refused with `e`: the budget refusal's own, or one that
+/// names only the error's code.
+fn deny_detail_of(e: &GatewayError) -> DenyDetail {
+    match e.details.as_deref() {
+        Some(ErrorDetails::Budget { deny_detail, .. }) => deny_detail.clone(),
+        _ => DenyDetail::reason(e.code.as_str()),
+    }
 }
 
 /// A budget-state refusal: the error code (409 on the persisting surface) doubling as the
@@ -369,16 +378,15 @@ fn emit_observed(
     tenant: &str,
     req: &ReserveRequest,
     scope: &str,
-    denied: Option<Value>,
+    denied: Option<DenyDetail>,
     now: i64,
 ) -> GatewayResult<()> {
-    let action = serde_json::to_value(&req.action).map_err(GatewayError::internal)?;
-    let subject = serde_json::to_value(&req.subject).map_err(GatewayError::internal)?;
+    let (action, subject) = (req.action.clone(), req.subject.clone());
     let unit = req.estimate.unit.as_str();
     let event = match denied {
         Some(detail) => {
-            let reason = detail.get("reason_code").and_then(Value::as_str).unwrap_or("").to_string();
-            let blocked = detail.get("blocked_by_scope").and_then(Value::as_str).map(String::from);
+            let reason = detail.reason_code.clone();
+            let blocked = detail.blocked_by_scope.clone();
             // A hash over (tenant, scope, action kind, window key, reason code); no quota
             // windows here, so the window key is empty.
             let correlation =
@@ -428,17 +436,19 @@ pub fn is_denial(e: &GatewayError) -> bool {
 /// Emits `reservation.denied` for a reserve or decide refused with `e` (its `details` name the
 /// blocking scope and what it had left, when a budget blocked).
 pub fn emit_denied(store: &dyn LedgerStore, tenant: &str, subject: &Subject, action: &Action, estimate: &Amount, e: &GatewayError, now: i64) -> GatewayResult<()> {
-    let details = e.details.as_ref();
-    let scope = details.and_then(|d| d.get("scope")).and_then(Value::as_str).map(String::from);
+    let (scope, remaining) = match e.details.as_deref() {
+        Some(ErrorDetails::Budget { scope, remaining, .. }) => (Some(scope.clone()), Some(*remaining)),
+        _ => (None, None),
+    };
     let data = EventData::ReservationDenied {
         scope: scope.clone(),
         unit: estimate.unit.as_str(),
         reason_code: e.code.as_str(),
         requested_amount: estimate.amount,
-        remaining: details.and_then(|d| d.get("remaining")).and_then(Value::as_i64),
-        action: serde_json::to_value(action).map_err(GatewayError::internal)?,
-        subject: serde_json::to_value(subject).map_err(GatewayError::internal)?,
-        deny_detail: Some(details.and_then(|d| d.get("deny_detail")).cloned().unwrap_or_else(|| json!({"reason_code": e.code.as_str()}))),
+        remaining,
+        action: action.clone(),
+        subject: subject.clone(),
+        deny_detail: Some(deny_detail_of(e)),
     };
     let scope = scope.or_else(|| subject.scopes().last().cloned());
     let mut event = NewEvent::new(EventType::ReservationDenied, tenant, data);
@@ -690,17 +700,11 @@ pub fn reserve_as(
             }
             Err(e) if e.code == ErrorCode::NotFound => {
                 body.reason_code = Some("BUDGET_NOT_FOUND".into());
-                Some(json!({"reason_code": "BUDGET_NOT_FOUND"}))
+                Some(DenyDetail::reason("BUDGET_NOT_FOUND"))
             }
             Err(e) if e.code.http_status() == 409 => {
                 body.reason_code = Some(e.code.as_str().into());
-                Some(
-                    e.details
-                        .as_ref()
-                        .and_then(|d| d.get("deny_detail"))
-                        .cloned()
-                        .unwrap_or_else(|| json!({"reason_code": e.code.as_str()})),
-                )
+                Some(deny_detail_of(&e))
             }
             Err(e) => return Err(e),
         };
@@ -1496,7 +1500,7 @@ pub fn check_owner(
                 "reservation `{id}` was created by another API key; only that key{need} may {verb} it"
             ));
             Err(if action == OwnerAction::Release {
-                e.with_details(json!({"required_permission": "reservations:release-others"}))
+                e.with_details(ErrorDetails::Permission { required_permission: "reservations:release-others".into(), role: None })
             } else {
                 e
             })

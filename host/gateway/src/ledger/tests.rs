@@ -387,9 +387,12 @@ fn a_hold_beyond_the_tightest_scope_is_refused_and_holds_nothing() {
         add_budget(store, WORKSPACE, 500, 0, None);
         let refused = reserve_at(store, &reserve_request("r1", 600, json!({})), 10).expect_err("over the workspace");
         assert_eq!(refused.code, ErrorCode::BudgetExceeded);
-        let details = refused.details.expect("deny details");
-        assert_eq!(details["deny_detail"]["blocked_by_scope"], WORKSPACE);
-        assert_eq!(details["remaining"], 500);
+        let Some(ErrorDetails::Budget { scope, remaining, requested, deny_detail }) = refused.details.as_deref() else {
+            panic!("budget-refusal details: {:?}", refused.details)
+        };
+        assert_eq!((scope.as_str(), *remaining, *requested), (WORKSPACE, 500, 600));
+        assert_eq!(deny_detail.blocked_by_scope.as_deref(), Some(WORKSPACE));
+        assert_eq!(deny_detail.budget_remaining, Some(500));
         for scope in [ROOT, WORKSPACE] {
             assert_eq!(budget(store, scope).reserved, 0, "{scope}");
         }
