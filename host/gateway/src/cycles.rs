@@ -824,9 +824,9 @@ pub struct ReservationDetail {
     /// `ACTIVE`, `COMMITTED`, `RELEASED` or `EXPIRED`.
     pub status: String,
     /// The subject as the client sent it.
-    pub subject: Value,
+    pub subject: Subject,
     /// The action as the client sent it.
-    pub action: Value,
+    pub action: Action,
     /// The hold.
     pub reserved: Amount,
     /// When it was made (ms).

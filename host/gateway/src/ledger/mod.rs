@@ -584,8 +584,8 @@ pub struct Reservation {
     pub scopes: Vec<String>,
     pub budgeted: Vec<String>,
     pub idempotency_key: Option<String>,
-    pub subject: Value,
-    pub action: Value,
+    pub subject: Subject,
+    pub action: Action,
     pub metadata: Option<Value>,
     pub committed_metadata: Option<Value>,
     /// The API key that created it (`None`: made by the gateway itself, or before owners were
@@ -750,8 +750,8 @@ pub fn reserve_as(
         scopes: scopes.clone(),
         budgeted: budgets.iter().map(|b| b.scope.clone()).collect(),
         idempotency_key: Some(req.idempotency_key.clone()),
-        subject: serde_json::to_value(&req.subject).map_err(GatewayError::internal)?,
-        action: serde_json::to_value(&req.action).map_err(GatewayError::internal)?,
+        subject: req.subject.clone(),
+        action: req.action.clone(),
         metadata: req.metadata.as_ref().map(|m| Value::Object(m.clone())),
         committed_metadata: None,
         owner_key: owner_key.map(String::from),
@@ -1192,7 +1192,8 @@ pub fn list_reservations(store: &dyn LedgerStore, tenant: &str, f: &ListFilter) 
         offset,
     };
     store.scan_reservations(scan, &mut |r| {
-        if !wanted.iter().all(|(k, v)| r.subject.get(*k).and_then(Value::as_str) == Some(*v)) {
+        let levels = r.subject.levels();
+        if !wanted.iter().all(|(k, v)| levels.iter().any(|(level, value)| level == k && *value == Some(*v))) {
             scanned += 1;
             return true;
         }
@@ -1527,7 +1528,3 @@ pub fn sweep_expired(store: &dyn LedgerStore, now: i64, max: usize) -> GatewayRe
     Ok(expired)
 }
 
-/// Parses an action for stored subjects.
-pub fn action_of(v: &Value) -> Option<Action> {
-    serde_json::from_value(v.clone()).ok()
-}

@@ -5,7 +5,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::{json, Value};
 
 use crate::cycles::{OveragePolicy, Unit};
-use crate::error::GatewayResult;
+use crate::error::{GatewayError, GatewayResult};
 use crate::events::{self, NewEvent};
 use crate::ledger::store::{Debit, LedgerStore, ReservationScan, StoredResponse, TenantRecord};
 use crate::ledger::{BudgetRow, Reservation};
@@ -57,6 +57,14 @@ fn json_col(r: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<Value> {
     Ok(serde_json::from_str(&s).unwrap_or(Value::Null))
 }
 
+/// A column of JSON text read as `T`; text that does not read fails the row (it was written
+/// from a `T`).
+fn typed_col<T: serde::de::DeserializeOwned>(r: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<T> {
+    let s: String = r.get(i)?;
+    serde_json::from_str(&s)
+        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e)))
+}
+
 fn opt_json_col(r: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<Option<Value>> {
     let s: Option<String> = r.get(i)?;
     Ok(s.and_then(|s| serde_json::from_str(&s).ok()))
@@ -85,8 +93,8 @@ fn reservation_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Reservation> 
         scopes: strings(json_col(r, 13)?),
         budgeted: strings(json_col(r, 14)?),
         idempotency_key: r.get(15)?,
-        subject: json_col(r, 16)?,
-        action: json_col(r, 17)?,
+        subject: typed_col(r, 16)?,
+        action: typed_col(r, 17)?,
         metadata: opt_json_col(r, 18)?,
         committed_metadata: opt_json_col(r, 19)?,
         owner_key: r.get(20)?,
@@ -222,8 +230,8 @@ impl LedgerStore for Connection {
             json!(r.scopes).to_string(),
             json!(r.budgeted).to_string(),
             r.idempotency_key,
-            r.subject.to_string(),
-            r.action.to_string(),
+            serde_json::to_string(&r.subject).map_err(GatewayError::internal)?,
+            serde_json::to_string(&r.action).map_err(GatewayError::internal)?,
             r.metadata.as_ref().map(Value::to_string),
             r.owner_key,
         ])?;
