@@ -51,7 +51,8 @@ fn sealed(n: i64, key: &KeyPair) -> Value {
         prev = traces::event_hash(&prev, &r);
         records.push(r);
     }
-    traces::export(&records, head, traces::Inclusions::default(), "acme", "c1", &key.public())
+    let export = traces::export(&records, head, traces::Inclusions::default(), "acme", "c1", &key.public());
+    serde_json::to_value(&export).expect("an export serialises")
 }
 
 fn check(dir: &ScratchDir, name: &str, export: &Value, key: &Path) -> (bool, String, String) {
