@@ -17,7 +17,10 @@ use crate::ledger::{tenant_state, TenantState};
 use crate::context::RequestContext;
 use crate::server::{Admin, Body, Caller, Shared, Tenant, Q};
 use crate::util::{new_id, now_ms, page_size, rfc3339};
-use crate::webhooks::{self, CreateRequest, DeliveryFilter, ReplayRequest, Subscription, SubscriptionDraft, SubscriptionStatus, UpdateRequest};
+use crate::webhooks::{
+    self, CreateRequest, DeliveryFilter, DeliveryPage, ReplayRequest, Subscription, SubscriptionDraft, SubscriptionPage,
+    SubscriptionStatus, SubscriptionView, UpdateRequest,
+};
 
 fn event_type(field: &str, value: Option<&str>) -> ApiResult<Option<EventType>> {
     value
@@ -208,7 +211,7 @@ async fn create(state: Shared, owner: String, req: CreateRequest) -> ApiResult<(
             let event = NewEvent::new(EventType::WebhookCreated, sub.tenant_id.clone(), lifecycle(&sub, None, Some("ACTIVE"), vec![]))
                 .correlation(format!("webhook_create:{}", sub.subscription_id));
             events::emit(conn, event, now)?;
-            Ok(sub.to_json())
+            Ok(sub.view())
         })
         .await?;
     Ok((StatusCode::CREATED, Json(json!({"subscription": body, "signing_secret": secret}))))
@@ -272,7 +275,7 @@ fn apply(sub: &mut Subscription, req: UpdateRequest) -> (Vec<String>, Option<(Su
 /// Updates subscription `id` (of `tenant` when a tenant key asks): the merged state must pass
 /// the invariants; emits exactly one of `webhook.updated`, `webhook.paused`, `webhook.resumed`
 /// (none for a PATCH that changes nothing).
-async fn update(state: Shared, id: String, tenant: Option<String>, req: UpdateRequest) -> ApiResult<Json<Value>> {
+async fn update(state: Shared, id: String, tenant: Option<String>, req: UpdateRequest) -> ApiResult<Json<SubscriptionView>> {
     let new_url = match &req.url {
         Some(u) => Some(state.webhooks.settings().check_form(u)?),
         None => None,
@@ -291,7 +294,7 @@ async fn update(state: Shared, id: String, tenant: Option<String>, req: UpdateRe
             let (changed, transition) = apply(&mut sub, req.clone());
             draft(&sub).validate()?;
             if changed.is_empty() && transition.is_none() {
-                return Ok(sub.to_json());
+                return Ok(sub.view());
             }
             sub.updated_at_ms = now;
             webhooks::save(conn, &sub)?;
@@ -304,7 +307,7 @@ async fn update(state: Shared, id: String, tenant: Option<String>, req: UpdateRe
             let event = NewEvent::new(event_type, sub.tenant_id.clone(), data)
                 .correlation(format!("webhook_update:{}:{request_id}", sub.subscription_id));
             events::emit(conn, event, now)?;
-            Ok(sub.to_json())
+            Ok(sub.view())
         })
         .await?;
     Ok(Json(body))
@@ -389,7 +392,7 @@ pub struct DeliveryQuery {
     pub limit: Option<u32>,
 }
 
-async fn deliveries(state: &Shared, id: &str, tenant: Option<&str>, q: DeliveryQuery) -> ApiResult<Json<Value>> {
+async fn deliveries(state: &Shared, id: &str, tenant: Option<&str>, q: DeliveryQuery) -> ApiResult<Json<DeliveryPage>> {
     let filter = DeliveryFilter {
         status: q.status,
         from_ms: time("from", q.from.as_deref())?,
@@ -435,7 +438,7 @@ pub struct SubscriptionQuery {
 }
 
 /// `GET /v1/admin/webhooks` (listWebhookSubscriptions).
-pub async fn admin_list(State(state): State<Shared>, _admin: Admin, Q(q): Q<SubscriptionQuery>) -> ApiResult<Json<Value>> {
+pub async fn admin_list(State(state): State<Shared>, _admin: Admin, Q(q): Q<SubscriptionQuery>) -> ApiResult<Json<SubscriptionPage>> {
     let filter = webhooks::ListFilter {
         tenant_id: q.tenant_id,
         status: q.status,
@@ -448,12 +451,12 @@ pub async fn admin_list(State(state): State<Shared>, _admin: Admin, Q(q): Q<Subs
 }
 
 /// `GET /v1/admin/webhooks/{id}`.
-pub async fn admin_get(State(state): State<Shared>, _admin: Admin, Path(id): Path<String>) -> ApiResult<Json<Value>> {
-    Ok(Json(state.store.read(SYSTEM_TENANT, move |c| webhooks::load_for(c, &id, None)).await?.to_json()))
+pub async fn admin_get(State(state): State<Shared>, _admin: Admin, Path(id): Path<String>) -> ApiResult<Json<SubscriptionView>> {
+    Ok(Json(state.store.read(SYSTEM_TENANT, move |c| webhooks::load_for(c, &id, None)).await?.view()))
 }
 
 /// `PATCH /v1/admin/webhooks/{id}`.
-pub async fn admin_update(State(state): State<Shared>, _admin: Admin, Path(id): Path<String>, Body(req): Body<UpdateRequest>) -> ApiResult<Json<Value>> {
+pub async fn admin_update(State(state): State<Shared>, _admin: Admin, Path(id): Path<String>, Body(req): Body<UpdateRequest>) -> ApiResult<Json<SubscriptionView>> {
     update(state, id, None, req).await
 }
 
@@ -468,7 +471,7 @@ pub async fn admin_test(State(state): State<Shared>, _admin: Admin, Path(id): Pa
 }
 
 /// `GET /v1/admin/webhooks/{id}/deliveries` (listWebhookDeliveries).
-pub async fn admin_deliveries(State(state): State<Shared>, _admin: Admin, Path(id): Path<String>, Q(q): Q<DeliveryQuery>) -> ApiResult<Json<Value>> {
+pub async fn admin_deliveries(State(state): State<Shared>, _admin: Admin, Path(id): Path<String>, Q(q): Q<DeliveryQuery>) -> ApiResult<Json<DeliveryPage>> {
     deliveries(&state, &id, None, q).await
 }
 
@@ -538,7 +541,7 @@ pub async fn tenant_create(State(state): State<Shared>, Tenant(tenant): Tenant, 
 }
 
 /// `GET /v1/webhooks` (listTenantWebhooks); the admin key names the tenant with `tenant`.
-pub async fn tenant_list(State(state): State<Shared>, caller: Caller, Q(q): Q<SubscriptionQuery>) -> ApiResult<Json<Value>> {
+pub async fn tenant_list(State(state): State<Shared>, caller: Caller, Q(q): Q<SubscriptionQuery>) -> ApiResult<Json<SubscriptionPage>> {
     let tenant = match (&caller, q.tenant) {
         (Caller::Key(p), Some(t)) if t != p.tenant => {
             return Err(ApiError::forbidden("the `tenant` filter does not match the tenant of the API key"));
@@ -560,14 +563,14 @@ pub async fn tenant_list(State(state): State<Shared>, caller: Caller, Q(q): Q<Su
 }
 
 /// `GET /v1/webhooks/{id}` (getTenantWebhook): another tenant's is a 404.
-pub async fn tenant_get(State(state): State<Shared>, caller: Caller, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+pub async fn tenant_get(State(state): State<Shared>, caller: Caller, Path(id): Path<String>) -> ApiResult<Json<SubscriptionView>> {
     let tenant = acting(&caller);
     let reading = tenant.clone().unwrap_or_else(|| SYSTEM_TENANT.into());
-    Ok(Json(state.store.read(&reading, move |c| webhooks::load_for(c, &id, tenant.as_deref())).await?.to_json()))
+    Ok(Json(state.store.read(&reading, move |c| webhooks::load_for(c, &id, tenant.as_deref())).await?.view()))
 }
 
 /// `PATCH /v1/webhooks/{id}` (updateTenantWebhook).
-pub async fn tenant_update(State(state): State<Shared>, caller: Caller, Path(id): Path<String>, Body(req): Body<UpdateRequest>) -> ApiResult<Json<Value>> {
+pub async fn tenant_update(State(state): State<Shared>, caller: Caller, Path(id): Path<String>, Body(req): Body<UpdateRequest>) -> ApiResult<Json<SubscriptionView>> {
     let tenant = acting(&caller);
     update(state, id, tenant, req).await
 }
@@ -585,7 +588,7 @@ pub async fn tenant_test(State(state): State<Shared>, caller: Caller, Path(id): 
 }
 
 /// `GET /v1/webhooks/{id}/deliveries` (listTenantWebhookDeliveries).
-pub async fn tenant_deliveries(State(state): State<Shared>, caller: Caller, Path(id): Path<String>, Q(q): Q<DeliveryQuery>) -> ApiResult<Json<Value>> {
+pub async fn tenant_deliveries(State(state): State<Shared>, caller: Caller, Path(id): Path<String>, Q(q): Q<DeliveryQuery>) -> ApiResult<Json<DeliveryPage>> {
     let tenant = acting(&caller);
     deliveries(&state, &id, tenant.as_deref(), q).await
 }

@@ -125,7 +125,7 @@ pub struct Stats {
     /// Nanoseconds spent in COMMIT.
     pub commit_nanos: AtomicU64,
     /// The WAL's length in frames at the last checkpoint (the checkpointer's count; the
-    /// writer starts the WAL over past [`WAL_RESTART_FRAMES`]).
+    /// writer starts the WAL over past its restart length, [`WAL_RESTART_FRAMES`] by default).
     pub wal_frames: AtomicU64,
     /// Times the writer started the WAL over.
     pub wal_restarts: AtomicU64,
@@ -289,6 +289,14 @@ CREATE INDEX IF NOT EXISTS escalations_pending ON escalations (status, expires_a
 impl Store {
     /// Opens (creating if needed) `data_dir/sbd.sqlite3`, migrates it and starts the writer.
     pub fn open(data_dir: &Path, sync: SyncMode) -> Result<Store, StoreError> {
+        Store::open_with_wal_restart(data_dir, sync, WAL_RESTART_FRAMES)
+    }
+
+    /// [`Store::open`] with the WAL started over past `restart_frames` frames (4 KiB each)
+    /// instead of [`WAL_RESTART_FRAMES`], and cut back to that length after a restart. For
+    /// tests that show the WAL bounded without writing gigabytes: at the default length a
+    /// checkpoint's fsync on a slow disk can outlast a fast writer's next 500 MiB.
+    pub fn open_with_wal_restart(data_dir: &Path, sync: SyncMode, restart_frames: u64) -> Result<Store, StoreError> {
         std::fs::create_dir_all(data_dir)
             .map_err(|source| StoreError::DataDir { path: data_dir.to_path_buf(), source })?;
         let path = data_dir.join("sbd.sqlite3");
@@ -304,7 +312,8 @@ impl Store {
         migrate(&conn).map_err(sqlite)?;
         // Checkpoints (the only fsync under synchronous=NORMAL) run on their own thread and
         // connection, off the writer's path.
-        conn.execute_batch(&format!("PRAGMA wal_autocheckpoint=0; PRAGMA journal_size_limit={WAL_SIZE_LIMIT}")).map_err(sqlite)?;
+        let size_limit = restart_frames.saturating_mul(4096);
+        conn.execute_batch(&format!("PRAGMA wal_autocheckpoint=0; PRAGMA journal_size_limit={size_limit}")).map_err(sqlite)?;
         let checkpointer = Connection::open(&path).map_err(sqlite)?;
         configure(&checkpointer).map_err(sqlite)?;
         let stats = Arc::new(Stats::default());
@@ -317,7 +326,7 @@ impl Store {
         let writer_stats = Arc::clone(&stats);
         thread::Builder::new()
             .name("sbd-store-writer".into())
-            .spawn(move || writer(conn, queue, &writer_stats))
+            .spawn(move || writer(conn, queue, &writer_stats, restart_frames))
             .map_err(StoreError::Thread)?;
         Ok(Store { jobs, path, stats, readers: Arc::new(Mutex::new(Vec::new())) })
     }
@@ -588,10 +597,11 @@ pub(crate) fn in_savepoint<T>(conn: &Connection, f: impl FnOnce(&Connection) -> 
 /// The writer waits for the database file's fsync meanwhile, so this runs only this often
 /// (at 32 MiB it stalled every 200 ms under load, and the load example's p99 rose by a
 /// quarter).
-const WAL_RESTART_FRAMES: u64 = 32_768;
+pub const WAL_RESTART_FRAMES: u64 = 32_768;
 
 /// What a reset WAL file is cut back to (`PRAGMA journal_size_limit`), in bytes: the restart
 /// size, so the file's blocks stay allocated for the next round.
+#[cfg(test)]
 const WAL_SIZE_LIMIT: u64 = WAL_RESTART_FRAMES * 4096;
 
 /// Copies the WAL into the database file every 200 ms (PASSIVE: never blocks the writer) and
@@ -621,11 +631,11 @@ fn checkpoints(conn: Connection, alive: std::sync::Weak<Stats>) {
 /// the next checkpoint (a long read, such as a large export, must not hold every write back).
 const WAL_RESTART_WAIT: std::time::Duration = std::time::Duration::from_millis(50);
 
-/// Starts the WAL over when the checkpointer found it past [`WAL_RESTART_FRAMES`]; run by the
-/// writer between batches. A restart that readers keep from finishing is tried again after
-/// the next checkpoint, not at the next batch.
-fn restart_wal_if_long(conn: &Connection, stats: &Stats) {
-    if stats.wal_frames.load(Ordering::Relaxed) < WAL_RESTART_FRAMES {
+/// Starts the WAL over when the checkpointer found it past `restart_frames` (by default
+/// [`WAL_RESTART_FRAMES`]); run by the writer between batches. A restart that readers keep
+/// from finishing is tried again after the next checkpoint, not at the next batch.
+fn restart_wal_if_long(conn: &Connection, stats: &Stats, restart_frames: u64) {
+    if stats.wal_frames.load(Ordering::Relaxed) < restart_frames {
         return;
     }
     stats.wal_frames.store(0, Ordering::Relaxed);
@@ -648,10 +658,10 @@ fn restart_wal_if_long(conn: &Connection, stats: &Stats) {
     }
 }
 
-fn writer(conn: Connection, queue: mpsc::Receiver<Job>, stats: &Stats) {
+fn writer(conn: Connection, queue: mpsc::Receiver<Job>, stats: &Stats, restart_frames: u64) {
     let mut replies: Vec<Reply> = Vec::with_capacity(MAX_BATCH);
     while let Ok(first) = queue.recv() {
-        restart_wal_if_long(&conn, stats);
+        restart_wal_if_long(&conn, stats, restart_frames);
         if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
             tracing::error!(error = %e, "store: cannot begin a transaction");
             first(None)(false, None);

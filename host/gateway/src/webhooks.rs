@@ -227,41 +227,82 @@ impl Subscription {
     }
 
     /// `WebhookSubscription` as the API returns it: no secret, header values masked.
-    pub fn to_json(&self) -> Value {
-        let mut v = serde_json::json!({
-            "subscription_id": self.subscription_id,
-            "tenant_id": self.tenant_id,
-            "url": self.url,
-            "event_types": self.event_types,
-            "event_categories": self.event_categories,
-            "status": self.status,
-            "retry_policy": self.retry_policy,
-            "disable_after_failures": self.disable_after_failures,
-            "consecutive_failures": self.consecutive_failures,
-            "created_at": rfc3339(self.created_at_ms),
-            "updated_at": rfc3339(self.updated_at_ms),
-        });
-        let optional = [
-            ("name", self.name.clone().map(Value::String)),
-            ("description", self.description.clone().map(Value::String)),
-            ("scope_filter", self.scope_filter.clone().map(Value::String)),
-            ("thresholds", self.thresholds.as_ref().and_then(|t| serde_json::to_value(t).ok())),
-            ("metadata", self.metadata.clone().map(Value::Object)),
-            ("last_triggered_at", self.last_triggered_at_ms.map(|t| Value::String(rfc3339(t)))),
-            ("last_success_at", self.last_success_at_ms.map(|t| Value::String(rfc3339(t)))),
-            ("last_failure_at", self.last_failure_at_ms.map(|t| Value::String(rfc3339(t)))),
-        ];
-        for (key, value) in optional {
-            if let Some(value) = value {
-                v[key] = value;
-            }
+    pub fn view(&self) -> SubscriptionView {
+        SubscriptionView {
+            consecutive_failures: self.consecutive_failures,
+            created_at: rfc3339(self.created_at_ms),
+            description: self.description.clone(),
+            disable_after_failures: self.disable_after_failures,
+            event_categories: self.event_categories.clone(),
+            event_types: self.event_types.clone(),
+            headers: self.headers.keys().map(|k| (k.clone(), MASKED)).collect(),
+            last_failure_at: self.last_failure_at_ms.map(rfc3339),
+            last_success_at: self.last_success_at_ms.map(rfc3339),
+            last_triggered_at: self.last_triggered_at_ms.map(rfc3339),
+            metadata: self.metadata.clone(),
+            name: self.name.clone(),
+            retry_policy: self.retry_policy.clone(),
+            scope_filter: self.scope_filter.clone(),
+            status: self.status,
+            subscription_id: self.subscription_id.clone(),
+            tenant_id: self.tenant_id.clone(),
+            thresholds: self.thresholds.clone(),
+            updated_at: rfc3339(self.updated_at_ms),
+            url: self.url.clone(),
         }
-        if !self.headers.is_empty() {
-            let masked: BTreeMap<&str, &str> = self.headers.keys().map(|k| (k.as_str(), "********")).collect();
-            v["headers"] = serde_json::json!(masked);
-        }
-        v
     }
+}
+
+/// What a header's value reads as in a subscription the API returns.
+const MASKED: &str = "********";
+
+/// `WebhookSubscription` as the API returns it (fields in name order): no signing secret,
+/// header values masked, times as RFC 3339.
+#[derive(Debug, Clone, Serialize)]
+#[allow(missing_docs, reason = "the spec's fields, named as in `WebhookSubscription`")]
+pub struct SubscriptionView {
+    pub consecutive_failures: u32,
+    pub created_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    pub disable_after_failures: u32,
+    pub event_categories: Vec<EventCategory>,
+    pub event_types: Vec<EventType>,
+    /// The extra headers' names, each with the value [`MASKED`].
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, &'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_failure_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_success_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_triggered_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<serde_json::Map<String, Value>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    pub retry_policy: RetryPolicy,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scope_filter: Option<String>,
+    pub status: SubscriptionStatus,
+    pub subscription_id: String,
+    pub tenant_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub thresholds: Option<Thresholds>,
+    pub updated_at: String,
+    pub url: String,
+}
+
+/// `WebhookListResponse`: one page of subscriptions.
+#[derive(Debug, Clone, Serialize)]
+pub struct SubscriptionPage {
+    /// Whether more follow.
+    pub has_more: bool,
+    /// The cursor of the next page, when more follow.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+    /// This page, oldest first.
+    pub subscriptions: Vec<SubscriptionView>,
 }
 
 /// `WebhookCreateRequest`.
@@ -745,20 +786,17 @@ pub struct ListFilter {
 }
 
 /// One page of subscriptions (`WebhookListResponse`), oldest first.
-pub fn list(store: &dyn WebhookStore, f: &ListFilter) -> GatewayResult<Value> {
+pub fn list(store: &dyn WebhookStore, f: &ListFilter) -> GatewayResult<SubscriptionPage> {
     let offset = parse_cursor(f.cursor.as_deref())?;
     let all: Vec<Subscription> = store
         .subscriptions(f.tenant_id.as_deref(), f.status)?
         .into_iter()
         .filter(|sub| f.event_type.is_none_or(|t| sub.event_types.contains(&t) || sub.event_categories.contains(&t.category())))
         .collect();
-    let page: Vec<Value> = all.iter().skip(offset).take(f.limit).map(Subscription::to_json).collect();
+    let page: Vec<SubscriptionView> = all.iter().skip(offset).take(f.limit).map(Subscription::view).collect();
     let more = offset + page.len() < all.len();
-    let mut body = serde_json::json!({"subscriptions": page, "has_more": more});
-    if more {
-        body["next_cursor"] = Value::String((offset + page.len()).to_string());
-    }
-    Ok(body)
+    let next_cursor = more.then(|| (offset + page.len()).to_string());
+    Ok(SubscriptionPage { has_more: more, next_cursor, subscriptions: page })
 }
 
 fn parse_cursor(cursor: Option<&str>) -> GatewayResult<usize> {
@@ -891,35 +929,62 @@ impl Delivery {
     }
 
     /// `WebhookDelivery` as the API returns it.
-    pub fn to_json(&self) -> Value {
-        let mut v = serde_json::json!({
-            "delivery_id": self.delivery_id,
-            "subscription_id": self.subscription_id,
-            "event_id": self.event_id,
-            "event_type": self.event_type,
-            "attempts": self.attempts,
+    pub fn view(&self) -> DeliveryView {
+        DeliveryView {
             // Not yet attempted: when it was queued.
-            "attempted_at": rfc3339(self.attempted_at_ms.unwrap_or(self.created_at_ms)),
-            "status": self.status.as_str(),
-        });
-        let optional: [(&str, Option<Value>); 6] = [
-            ("completed_at", self.completed_at_ms.map(|t| Value::String(rfc3339(t)))),
-            (
-                "next_retry_at",
-                self.next_attempt_at_ms.filter(|_| self.status == DeliveryStatus::Retrying).map(|t| Value::String(rfc3339(t))),
-            ),
-            ("response_status", self.response_status.map(Value::from)),
-            ("response_time_ms", self.response_time_ms.map(Value::from)),
-            ("error_message", self.error_message.clone().map(Value::String)),
-            ("trace_id", self.trace_id.clone().map(Value::String)),
-        ];
-        for (k, value) in optional {
-            if let Some(value) = value {
-                v[k] = value;
-            }
+            attempted_at: rfc3339(self.attempted_at_ms.unwrap_or(self.created_at_ms)),
+            attempts: self.attempts,
+            completed_at: self.completed_at_ms.map(rfc3339),
+            delivery_id: self.delivery_id.clone(),
+            error_message: self.error_message.clone(),
+            event_id: self.event_id.clone(),
+            event_type: self.event_type.clone(),
+            next_retry_at: self.next_attempt_at_ms.filter(|_| self.status == DeliveryStatus::Retrying).map(rfc3339),
+            response_status: self.response_status,
+            response_time_ms: self.response_time_ms,
+            status: self.status.as_str(),
+            subscription_id: self.subscription_id.clone(),
+            trace_id: self.trace_id.clone(),
         }
-        v
     }
+}
+
+/// `WebhookDelivery` as the API returns it (fields in name order).
+#[derive(Debug, Clone, Serialize)]
+#[allow(missing_docs, reason = "the spec's fields, named as in `WebhookDelivery`")]
+pub struct DeliveryView {
+    pub attempted_at: String,
+    pub attempts: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub completed_at: Option<String>,
+    pub delivery_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_message: Option<String>,
+    pub event_id: String,
+    pub event_type: String,
+    /// Only while the delivery is RETRYING.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_retry_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub response_status: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub response_time_ms: Option<i64>,
+    pub status: &'static str,
+    pub subscription_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trace_id: Option<String>,
+}
+
+/// `WebhookDeliveryListResponse`: one page of a subscription's deliveries.
+#[derive(Debug, Clone, Serialize)]
+pub struct DeliveryPage {
+    /// This page, newest first.
+    pub deliveries: Vec<DeliveryView>,
+    /// Whether more follow.
+    pub has_more: bool,
+    /// The cursor of the next page, when more follow.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
 }
 
 /// A delivery the dispatcher has leased: what to send and where.
@@ -1340,22 +1405,19 @@ impl DeliveryFilter {
 }
 
 /// One page of a subscription's deliveries, newest first (`WebhookDeliveryListResponse`).
-pub fn list_deliveries(store: &dyn WebhookStore, sub: &Subscription, f: &DeliveryFilter) -> GatewayResult<Value> {
+pub fn list_deliveries(store: &dyn WebhookStore, sub: &Subscription, f: &DeliveryFilter) -> GatewayResult<DeliveryPage> {
     if let Some(s) = &f.status
         && DeliveryStatus::parse(s).is_none()
     {
         return Err(GatewayError::invalid(format!("`status` `{s}` is not PENDING, SUCCESS, FAILED or RETRYING")));
     }
     let offset = parse_cursor(f.cursor.as_deref())?;
-    let mut deliveries: Vec<Value> =
-        store.subscription_deliveries(sub, f, offset, f.limit.saturating_add(1))?.iter().map(Delivery::to_json).collect();
+    let mut deliveries: Vec<DeliveryView> =
+        store.subscription_deliveries(sub, f, offset, f.limit.saturating_add(1))?.iter().map(Delivery::view).collect();
     let more = deliveries.len() > f.limit;
     deliveries.truncate(f.limit);
-    let mut body = serde_json::json!({"deliveries": deliveries, "has_more": more});
-    if more {
-        body["next_cursor"] = Value::String((offset + f.limit).to_string());
-    }
-    Ok(body)
+    let next_cursor = more.then(|| (offset + f.limit).to_string());
+    Ok(DeliveryPage { deliveries, has_more: more, next_cursor })
 }
 
 /// The most events one replay scans in its window; a larger window is refused.

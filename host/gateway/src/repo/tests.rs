@@ -1080,7 +1080,7 @@ fn attempts_retry_then_succeed_and_a_deleted_subscription_takes_its_owed_deliver
         let window = DeliveryFilter { from_ms: Some(150), to_ms: Some(300), ..DeliveryFilter::default() };
         assert_eq!(deliveries(b, &own, &window).iter().map(|d| d.created_at_ms).collect::<Vec<_>>(), [300, 200]);
         let page = unit(b, TENANT, |tx| webhooks::list_deliveries(tx, &own, &DeliveryFilter { limit: 2, ..DeliveryFilter::default() })).unwrap();
-        assert_eq!((page["deliveries"].as_array().map(Vec::len), page["next_cursor"].as_str()), (Some(2), Some("2")));
+        assert_eq!((page.deliveries.len(), page.next_cursor.as_deref()), (2, Some("2")));
         let e = unit(b, TENANT, |tx| webhooks::list_deliveries(tx, &own, &only("LOST"))).unwrap_err();
         assert_eq!(code(&e), ErrorCode::InvalidRequest);
         // deleting the subscription takes the two owed deliveries and keeps the finished one
