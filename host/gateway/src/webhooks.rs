@@ -241,7 +241,7 @@ impl Subscription {
             last_triggered_at: self.last_triggered_at_ms.map(rfc3339),
             metadata: self.metadata.clone(),
             name: self.name.clone(),
-            retry_policy: self.retry_policy.clone(),
+            retry_policy: self.retry_policy,
             scope_filter: self.scope_filter.clone(),
             status: self.status,
             subscription_id: self.subscription_id.clone(),
