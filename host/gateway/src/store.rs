@@ -312,7 +312,7 @@ impl Store {
         migrate(&conn).map_err(sqlite)?;
         // Checkpoints (the only fsync under synchronous=NORMAL) run on their own thread and
         // connection, off the writer's path.
-        let size_limit = restart_frames.saturating_mul(4096);
+        let size_limit = wal_size_limit(restart_frames);
         conn.execute_batch(&format!("PRAGMA wal_autocheckpoint=0; PRAGMA journal_size_limit={size_limit}")).map_err(sqlite)?;
         let checkpointer = Connection::open(&path).map_err(sqlite)?;
         configure(&checkpointer).map_err(sqlite)?;
@@ -600,9 +600,11 @@ pub(crate) fn in_savepoint<T>(conn: &Connection, f: impl FnOnce(&Connection) -> 
 pub const WAL_RESTART_FRAMES: u64 = 32_768;
 
 /// What a reset WAL file is cut back to (`PRAGMA journal_size_limit`), in bytes: the restart
-/// size, so the file's blocks stay allocated for the next round.
-#[cfg(test)]
-const WAL_SIZE_LIMIT: u64 = WAL_RESTART_FRAMES * 4096;
+/// length of `restart_frames` 4 KiB frames, so the file's blocks stay allocated for the next
+/// round.
+fn wal_size_limit(restart_frames: u64) -> u64 {
+    restart_frames.saturating_mul(4096)
+}
 
 /// Copies the WAL into the database file every 200 ms (PASSIVE: never blocks the writer) and
 /// tells the writer how long the WAL is; stops once the store and its writer are gone.
@@ -810,7 +812,8 @@ mod tests {
         assert_eq!(restarts(), 1, "the first batch after the next checkpoint started the WAL over");
         write(0);
         let wal = std::fs::metadata(dir.path().join("sbd.sqlite3-wal")).unwrap().len();
-        assert!(wal <= WAL_SIZE_LIMIT, "the restarted WAL was cut back to {WAL_SIZE_LIMIT} bytes: {wal}");
+        let limit = wal_size_limit(WAL_RESTART_FRAMES);
+        assert!(wal <= limit, "the restarted WAL was cut back to {limit} bytes: {wal}");
     }
 
     /// A store written before root-grant holds had an owner: opening it gives each such hold
