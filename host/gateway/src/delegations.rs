@@ -1495,12 +1495,9 @@ mod tests {
         AgentRecord { agent_id: agent.into(), trust, capabilities: Vec::new(), delegates: Vec::new() }
     }
 
-    /// Whatever the caller claims, the request the rules see carries the gateway's facts:
-    /// the registry's trust, the token's chain, the tenant's action mask, the approver's
-    /// exception (none here) and the parent mandate cut to what the escrow still holds.
-    /// The typed answers and trace bodies write the JSON the `json!` trees they replaced
-    /// wrote (the same values; a nested `Amount` now writes `unit` before `amount`): clients
-    /// and stored escalations read them, and views of older trace events must still match.
+    /// The typed answers and trace bodies write the JSON values the `json!` trees they
+    /// replaced wrote (same names and values; the comparison ignores key order, the one thing
+    /// that changed): clients and stored escalations read them, and a mask spend reads back.
     #[test]
     fn typed_answers_and_trace_bodies_write_the_json_of_the_trees_they_replaced() {
         fn value(v: &impl Serialize) -> Value {
@@ -1508,7 +1505,8 @@ mod tests {
         }
         let spent = Amount::new(Unit::RiskPoints, 40);
         let spend = MaskSpend { kind: HoldKind::ActionMask, reservation_id: "res_1".into(), spent };
-        assert_eq!(value(&spend), json!({"kind": "action-mask", "reservation_id": "res_1", "spent": spent}));
+        let spent_json = json!({"unit": "RISK_POINTS", "amount": 40});
+        assert_eq!(value(&spend), json!({"kind": "action-mask", "reservation_id": "res_1", "spent": spent_json}));
         let read: MaskSpend = serde_json::from_value(value(&spend)).unwrap_or_else(|e| panic!("reads back: {e}"));
         assert_eq!(read, spend);
         let hold = RootHold { amount: 500, reservation_id: "res_2".into(), unit: Unit::Tokens };
@@ -1525,6 +1523,9 @@ mod tests {
         assert_eq!(value(&score), json!({"agent": "bot", "score": 794.5, "tier": "T4"}));
     }
 
+    /// Whatever the caller claims, the request the rules see carries the gateway's facts:
+    /// the registry's trust, the token's chain, the tenant's action mask, the approver's
+    /// exception (none here) and the parent mandate cut to what the escrow still holds.
     #[test]
     fn the_request_the_rules_see_takes_every_fact_from_the_records_not_the_caller() {
         let tokens = TokenAuthority::new(KeyPair::from_secret(&[7; 32]), TrustStore::default());
